@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs dependencies, builds with ASan+UBSan and -Werror, runs every unit and
+# integration test, then builds the libFuzzer harnesses and runs each briefly
+# plus a replay of the committed corpus.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$(pwd)
+jobs=$(nproc)
+
+if [ "${CN_SKIP_DEPS:-0}" != 1 ]; then
+  bash scripts/install-deps.sh
+fi
+
+echo "== build (ASan+UBSan, -Werror)"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCN_ASAN=ON -DCN_WERROR=ON >/dev/null
+cmake --build build-asan -j"$jobs"
+
+echo "== fuzz harnesses (clang + libFuzzer)"
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCN_FUZZ=ON -DCN_TESTS=ON >/dev/null
+cmake --build build-fuzz -j"$jobs" --target all
+bash tests/fuzz/run.sh build-fuzz "${CN_FUZZ_SECONDS:-20}"
+
+echo "== tests"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+cd build-asan
+ctest --output-on-failure -j"$jobs" --timeout 900
