@@ -403,6 +403,47 @@ int hub_store_workspace_get(hub_store_t *st, const char *id, hub_workspace_t *ou
     return st->ops->workspace_get(st, id, out);
 }
 
+/* ---- first run --------------------------------------------------------- */
+
+int hub_store_bootstrap(hub_store_t *st, const char *name,
+                        char token_out[static HUB_TOKEN_STR_SIZE], hub_workspace_t *ws_out)
+{
+    CHECK_ST(st);
+    token_out[0] = '\0';
+    if (!text_ok(name, 1, HUB_NAME_MAX))
+        return hub_store_fail(st, CN_EINVAL, "name: must be 1-%d bytes of text", HUB_NAME_MAX);
+    hub_workspace_t ws = {0};
+    hub_uuid_v4(ws.id);
+    copy_str(ws.name, sizeof(ws.name), name);
+    ws.created_at = hub_store_now(st);
+    hub_token_info_t ti = {0};
+    hub_uuid_v4(ti.id);
+    copy_str(ti.workspace_id, sizeof(ti.workspace_id), ws.id);
+    copy_str(ti.name, sizeof(ti.name), "admin");
+    ti.admin = true;
+    ti.created_at = ws.created_at;
+
+    char token[HUB_TOKEN_STR_SIZE];
+    uint8_t hash[HUB_KEY_BYTES];
+    int rc = hub_token_generate(HUB_TOKEN_PREFIX_API, token);
+    if (rc == 0)
+        rc = hub_token_hash(st->secret_key, token, hash);
+    if (rc < 0) {
+        hub_store_fail(st, rc, "cannot generate a token");
+        goto done;
+    }
+    rc = st->ops->bootstrap(st, &ws, &ti, hash);
+    if (rc == 0) {
+        memcpy(token_out, token, HUB_TOKEN_STR_SIZE);
+        if (ws_out)
+            *ws_out = ws;
+    }
+done:
+    sodium_memzero(token, sizeof(token));
+    sodium_memzero(hash, sizeof(hash));
+    return rc;
+}
+
 /* ---- API tokens -------------------------------------------------------- */
 
 int hub_store_token_create(hub_store_t *st, const char *workspace_id, const char *name, bool admin,

@@ -37,6 +37,9 @@ struct hub_store_ops {
     int (*workspace_list)(hub_store_t *st, hub_workspace_list_t *out);
     int (*workspace_get)(hub_store_t *st, const char *id, hub_workspace_t *out);
 
+    /* Inserts ws and its token unless any workspace exists (HUB_ECONFLICT). */
+    int (*bootstrap)(hub_store_t *st, const hub_workspace_t *ws, const hub_token_info_t *info,
+                     const uint8_t hash[static HUB_KEY_BYTES]);
     int (*token_insert)(hub_store_t *st, const hub_token_info_t *info,
                         const uint8_t hash[static HUB_KEY_BYTES]);
     /* The token whose stored hash equals `hash` (compared in constant time

@@ -146,6 +146,7 @@ enum q {
     Q_WS_INSERT,
     Q_WS_LIST,
     Q_WS_GET,
+    Q_WS_ANY,
     Q_TOKEN_INSERT,
     Q_TOKEN_FIND,
     Q_TOKEN_DELETE,
@@ -200,6 +201,7 @@ static const char *const sql[Q_COUNT] = {
     [Q_WS_INSERT] = "INSERT INTO workspaces (id, name, created_at) VALUES (?1, ?2, ?3)",
     [Q_WS_LIST] = "SELECT id, name, created_at FROM workspaces ORDER BY created_at, rowid LIMIT ?1",
     [Q_WS_GET] = "SELECT id, name, created_at FROM workspaces WHERE id = ?1",
+    [Q_WS_ANY] = "SELECT 1 FROM workspaces LIMIT 1",
 
     [Q_TOKEN_INSERT] = "INSERT INTO api_tokens (id, workspace_id, name, token_hash, admin, "
                        "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -412,6 +414,15 @@ static int step_one(sqlite_store_t *s, sqlite3_stmt *q, int bind_rc)
     int rc = r == SQLITE_DONE ? 0 : db_fail(s, r);
     done(q);
     return rc;
+}
+
+/* 1 when a bound existence query yields a row, 0 when not, <0 on error. */
+static int exists(sqlite_store_t *s, sqlite3_stmt *q, int b)
+{
+    int one = step_one(s, q, b);
+    if (one > 0)
+        done(q);
+    return one;
 }
 
 static int tx_begin(sqlite_store_t *s)
@@ -990,6 +1001,27 @@ static int sqlite_token_delete(hub_store_t *st, const char *ws, const char *id)
     return rc;
 }
 
+static int sqlite_bootstrap(hub_store_t *st, const hub_workspace_t *ws, const hub_token_info_t *ti,
+                            const uint8_t hash[static HUB_KEY_BYTES])
+{
+    sqlite_store_t *s = S(st);
+    int rc = tx_begin(s), b = SQLITE_OK;
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *q = prep(s, Q_WS_ANY, &rc);
+    if (!q)
+        return tx_end(s, rc);
+    int any = exists(s, q, b);
+    if (any != 0)
+        return tx_end(s, any < 0 ? any
+                                 : hub_store_fail(st, HUB_ECONFLICT,
+                                                  "the database is already initialised "
+                                                  "(it holds a workspace)"));
+    if ((rc = sqlite_workspace_insert(st, ws)) == 0)
+        rc = sqlite_token_insert(st, ti, hash);
+    return tx_end(s, rc);
+}
+
 /* ---- agents ------------------------------------------------------------ */
 
 static int sqlite_agent_insert(hub_store_t *st, const hub_agent_t *a,
@@ -1203,15 +1235,6 @@ static int get_tunnel(sqlite_store_t *s, const char *ws, const char *id, hub_tun
     b_text0(q, 1, ws, &b);
     b_text0(q, 2, id, &b);
     return fetch_tunnel(s, q, b, out);
-}
-
-/* 1 when a bound existence query yields a row, 0 when not, <0 on error. */
-static int exists(sqlite_store_t *s, sqlite3_stmt *q, int b)
-{
-    int one = step_one(s, q, b);
-    if (one > 0)
-        done(q);
-    return one;
 }
 
 static int count_tunnels(sqlite_store_t *s, const char *ws, size_t *count)
@@ -1673,6 +1696,7 @@ static const struct hub_store_ops sqlite_ops = {
     .workspace_insert = sqlite_workspace_insert,
     .workspace_list = sqlite_workspace_list,
     .workspace_get = sqlite_workspace_get,
+    .bootstrap = sqlite_bootstrap,
     .token_insert = sqlite_token_insert,
     .token_find = sqlite_token_find,
     .token_delete = sqlite_token_delete,

@@ -400,6 +400,30 @@ static void test_other_workspace_ids_not_found(void **state)
     hub_tunnel_clear(&t);
 }
 
+/* ---- first run --------------------------------------------------------- */
+
+static void test_bootstrap_once(void **state)
+{
+    fx_t *f = *state;
+    char token[HUB_TOKEN_STR_SIZE];
+    hub_workspace_t ws;
+    assert_int_equal(hub_store_bootstrap(f->st, "default", token, &ws), 0);
+    assert_string_equal(ws.name, "default");
+    hub_token_info_t who;
+    assert_int_equal(hub_store_token_authenticate(f->st, token, &who), 0);
+    assert_string_equal(who.workspace_id, ws.id);
+    assert_true(who.admin);
+
+    char again[HUB_TOKEN_STR_SIZE];
+    assert_int_equal(hub_store_bootstrap(f->st, "other", again, NULL), HUB_ECONFLICT);
+    assert_string_equal(again, "");
+    assert_non_null(strstr(hub_store_errmsg(f->st), "already initialised"));
+    hub_workspace_list_t l;
+    assert_int_equal(hub_store_workspace_list(f->st, &l), 0);
+    assert_int_equal(l.count, 1);
+    hub_workspace_list_free(&l);
+}
+
 /* ---- API tokens -------------------------------------------------------- */
 
 static void test_api_token_hashing(void **state)
@@ -1227,6 +1251,7 @@ int main(void)
         T(test_kill9_loses_nothing_committed),
         T(test_workspaces),
         T(test_other_workspace_ids_not_found),
+        T(test_bootstrap_once),
         T(test_api_token_hashing),
         T(test_enroll_single_use),
         T(test_enroll_expiry),
