@@ -59,7 +59,31 @@ int hub_store_open(const hub_store_options_t *opt, hub_store_t **out, char *err,
         set_err(err, errlen, "PostgreSQL is not supported by this build; use a SQLite file path");
         return CN_EUNKNOWN;
     }
-    return hub_store_sqlite_open(opt, out, err, errlen);
+    if (!strcmp(opt->path, ":memory:") || !strncmp(opt->path, "file:", 5)) {
+        set_err(err, errlen, "the hub database must be a plain file path");
+        return CN_EINVAL;
+    }
+    hub_store_t *st = NULL;
+    int rc = hub_store_sqlite_open(opt, &st, err, errlen);
+    if (rc < 0)
+        return rc;
+    /* Refuse a secret key that is not this database's: with the wrong
+     * PATH.secret every token would just fail, one 401 at a time. The
+     * database keeps a keyed hash of a fixed label (no use to an attacker
+     * without the key); the first open records it. */
+    uint8_t check[HUB_KEY_BYTES];
+    rc = hub_token_hash(st->secret_key, "connect-hub secret key check", check);
+    if (rc == 0)
+        rc = st->ops->key_check(st, check);
+    sodium_memzero(check, sizeof(check));
+    if (rc < 0) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: %s", opt->path, st->errmsg);
+        hub_store_close(st);
+        return rc;
+    }
+    *out = st;
+    return 0;
 }
 
 void hub_store_close(hub_store_t *st)

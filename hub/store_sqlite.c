@@ -43,8 +43,13 @@
  * old version. Version 2 (shares, share access log, webhooks) is designed
  * in docs/store.md. */
 static const char *const migrations[] = {
-    /* 1: workspaces, API tokens, agents, tunnels, name/port releases, events */
+    /* 1: meta, workspaces, API tokens, agents, tunnels, name/port releases,
+     *    events */
     "PRAGMA application_id = 1129203778;\n"
+    "CREATE TABLE meta (\n"
+    "  key TEXT PRIMARY KEY NOT NULL,\n"
+    "  value BLOB NOT NULL\n"
+    ") STRICT;\n"
     "CREATE TABLE workspaces (\n"
     "  id TEXT PRIMARY KEY NOT NULL,\n"
     "  name TEXT NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 100),\n"
@@ -143,6 +148,8 @@ enum q {
     Q_COMMIT,
     Q_ROLLBACK,
     Q_USER_VERSION,
+    Q_META_GET,
+    Q_META_INIT,
     Q_WS_INSERT,
     Q_WS_LIST,
     Q_WS_GET,
@@ -197,6 +204,8 @@ static const char *const sql[Q_COUNT] = {
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
     [Q_USER_VERSION] = "PRAGMA user_version",
+    [Q_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [Q_META_INIT] = "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
 
     [Q_WS_INSERT] = "INSERT INTO workspaces (id, name, created_at) VALUES (?1, ?2, ?3)",
     [Q_WS_LIST] = "SELECT id, name, created_at FROM workspaces ORDER BY created_at, rowid LIMIT ?1",
@@ -884,6 +893,42 @@ static int sqlite_db_version(hub_store_t *st, int *version)
     *version = one ? sqlite3_column_int(q, 0) : 0;
     done(q);
     return 0;
+}
+
+static int sqlite_key_check(hub_store_t *st, const uint8_t check[static HUB_KEY_BYTES])
+{
+    sqlite_store_t *s = S(st);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int rc = 0, b = SQLITE_OK;
+        sqlite3_stmt *q = prep(s, Q_META_GET, &rc);
+        if (!q)
+            return rc;
+        b_text0(q, 1, "key_check", &b);
+        int one = step_one(s, q, b);
+        if (one < 0)
+            return one;
+        if (one) {
+            uint8_t stored[HUB_KEY_BYTES];
+            bool present = false;
+            bool ok = col_key(q, 0, stored, &present) && present;
+            done(q);
+            if (!ok)
+                return corrupt(s, "meta");
+            return hub_hash_equal(stored, check)
+                       ? 0
+                       : hub_store_fail(st, CN_EAUTH,
+                                        "the secret key file does not belong to this database");
+        }
+        /* First open: record it (a concurrent first open may win; re-read). */
+        q = prep(s, Q_META_INIT, &rc);
+        if (!q)
+            return rc;
+        b_text0(q, 1, "key_check", &b);
+        b_key(q, 2, check, &b);
+        if ((rc = run(s, q, b)) < 0)
+            return rc;
+    }
+    return hub_store_fail(st, CN_EIO, "cannot record the secret key check");
 }
 
 /* ---- workspaces -------------------------------------------------------- */
@@ -1693,6 +1738,7 @@ static const struct hub_store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sqlite_close,
     .db_version = sqlite_db_version,
+    .key_check = sqlite_key_check,
     .workspace_insert = sqlite_workspace_insert,
     .workspace_list = sqlite_workspace_list,
     .workspace_get = sqlite_workspace_get,

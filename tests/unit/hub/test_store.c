@@ -191,6 +191,9 @@ static void test_missing_db_needs_init(void **state)
     assert_null(g.st);
     assert_non_null(strstr(err, "connect-hub init"));
     assert_int_equal(access(g.db, F_OK), -1); /* nothing was created */
+    snprintf(g.db, sizeof(g.db), ":memory:");
+    assert_int_equal(fx_open(&g, true, err, sizeof(err)), CN_EINVAL);
+    assert_int_equal(access(":memory:", F_OK), -1);
 }
 
 static void test_newer_schema_refused(void **state)
@@ -459,12 +462,15 @@ static void test_api_token_hashing(void **state)
     assert_int_equal(hub_store_token_authenticate(f->st, NULL, &who), CN_EAUTH);
     assert_null(strstr(hub_store_errmsg(f->st), "cnt_"));
 
-    /* Another hub key cannot confirm the token against this database. */
+    /* The database refuses to be opened with another secret key (which
+     * could not confirm any token anyway). */
     hub_store_close(f->st);
     f->st = NULL;
     f->key[0] ^= 1;
-    fx_reopen(f);
-    assert_int_equal(hub_store_token_authenticate(f->st, token, &who), CN_EAUTH);
+    char err[256] = "";
+    assert_int_equal(fx_open(f, false, err, sizeof(err)), CN_EAUTH);
+    assert_null(f->st);
+    assert_non_null(strstr(err, "secret key"));
     f->key[0] ^= 1;
     fx_reopen(f);
     assert_int_equal(hub_store_token_authenticate(f->st, token, &who), 0);
