@@ -2,6 +2,8 @@
  * `init` wrote, open the store, and run the API until SIGINT/SIGTERM. */
 #include "cmd_serve.h"
 
+#include "cmd.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -243,18 +245,18 @@ int hub_cmd_serve(int argc, char **argv)
     int rc = hub_serve_parse_args(argc, argv, &o, err, sizeof(err));
     if (rc == 1) {
         hub_serve_usage(stdout);
-        return 0;
+        return HUB_EXIT_OK;
     }
     if (rc < 0) {
         fprintf(stderr, "connect-hub serve: %s\n", err);
-        return 2;
+        return HUB_EXIT_USAGE;
     }
     if (hub_secrets_init() < 0) {
         fprintf(stderr, "connect-hub serve: libsodium failed to initialise\n");
-        return 1;
+        return HUB_EXIT_FAIL;
     }
 
-    int status = 1;
+    int status = HUB_EXIT_FAIL;
     uint8_t secret[HUB_KEY_BYTES];
     hub_keypair_t kp;
     hub_store_t *store = NULL;
@@ -324,7 +326,7 @@ int hub_cmd_serve(int argc, char **argv)
         goto out;
     }
     cn_log_info("serve: shutting down");
-    status = 0;
+    status = HUB_EXIT_OK;
 out:
     running_server = NULL;
     hub_server_free(server);

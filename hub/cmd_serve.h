@@ -1,4 +1,6 @@
-/* `connect-hub serve`: options and the command. */
+/* `connect-hub serve`'s options (the command itself is in cmd.h:
+ * hub_cmd_serve() returns 0 after a clean SIGINT/SIGTERM shutdown, 1 on a
+ * runtime failure, 2 on bad usage). */
 #ifndef HUB_CMD_SERVE_H
 #define HUB_CMD_SERVE_H
 
@@ -26,9 +28,5 @@ int hub_serve_parse_args(int argc, char **argv, hub_serve_options_t *out, char *
 
 /* Prints `serve`'s usage. */
 void hub_serve_usage(FILE *out);
-
-/* Runs `connect-hub serve`; returns the process exit status (0 after a
- * clean SIGINT/SIGTERM shutdown, 1 on a runtime failure, 2 on bad usage). */
-int hub_cmd_serve(int argc, char **argv);
 
 #endif

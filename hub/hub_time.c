@@ -4,7 +4,6 @@
 #include "hub_time.h"
 
 #include <stdbool.h>
-#include <stdio.h>
 #include <time.h>
 
 #include "cn_err.h"
@@ -56,6 +55,16 @@ static int days_in_month(int64_t y, int m)
     return m == 2 && leap(y) ? 29 : dim[m - 1];
 }
 
+/* Writes `v` (0 <= v < 10^n) as exactly n digits; returns the end. */
+static char *put_digits(char *p, int v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return p + n;
+}
+
 int hub_time_format(int64_t ms, char out[static HUB_TIME_ISO_SIZE])
 {
     out[0] = '\0';
@@ -66,9 +75,24 @@ int hub_time_format(int64_t ms, char out[static HUB_TIME_ISO_SIZE])
     int64_t y;
     int m, d;
     civil_from_days(days, &y, &m, &d);
-    snprintf(out, HUB_TIME_ISO_SIZE, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (int)y, m, d,
-             (int)(rem / 3600000), (int)(rem / 60000 % 60), (int)(rem / 1000 % 60),
-             (int)(rem % 1000));
+    /* Fixed-width fields written digit by digit: the ranges are known, so
+     * nothing can be truncated. */
+    char *p = out;
+    p = put_digits(p, (int)y, 4);
+    *p++ = '-';
+    p = put_digits(p, m, 2);
+    *p++ = '-';
+    p = put_digits(p, d, 2);
+    *p++ = 'T';
+    p = put_digits(p, (int)(rem / 3600000), 2);
+    *p++ = ':';
+    p = put_digits(p, (int)(rem / 60000 % 60), 2);
+    *p++ = ':';
+    p = put_digits(p, (int)(rem / 1000 % 60), 2);
+    *p++ = '.';
+    p = put_digits(p, (int)(rem % 1000), 3);
+    *p++ = 'Z';
+    *p = '\0';
     return 0;
 }
 

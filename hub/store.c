@@ -59,7 +59,31 @@ int hub_store_open(const hub_store_options_t *opt, hub_store_t **out, char *err,
         set_err(err, errlen, "PostgreSQL is not supported by this build; use a SQLite file path");
         return CN_EUNKNOWN;
     }
-    return hub_store_sqlite_open(opt, out, err, errlen);
+    if (!strcmp(opt->path, ":memory:") || !strncmp(opt->path, "file:", 5)) {
+        set_err(err, errlen, "the hub database must be a plain file path");
+        return CN_EINVAL;
+    }
+    hub_store_t *st = NULL;
+    int rc = hub_store_sqlite_open(opt, &st, err, errlen);
+    if (rc < 0)
+        return rc;
+    /* Refuse a secret key that is not this database's: with the wrong
+     * PATH.secret every token would just fail, one 401 at a time. The
+     * database keeps a keyed hash of a fixed label (no use to an attacker
+     * without the key); the first open records it. */
+    uint8_t check[HUB_KEY_BYTES];
+    rc = hub_token_hash(st->secret_key, "connect-hub secret key check", check);
+    if (rc == 0)
+        rc = st->ops->key_check(st, check);
+    sodium_memzero(check, sizeof(check));
+    if (rc < 0) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: %s", opt->path, st->errmsg);
+        hub_store_close(st);
+        return rc;
+    }
+    *out = st;
+    return 0;
 }
 
 void hub_store_close(hub_store_t *st)
@@ -401,6 +425,47 @@ int hub_store_workspace_get(hub_store_t *st, const char *id, hub_workspace_t *ou
         return CN_EINVAL;
     CHECK_ID(st, id, "workspace");
     return st->ops->workspace_get(st, id, out);
+}
+
+/* ---- first run --------------------------------------------------------- */
+
+int hub_store_bootstrap(hub_store_t *st, const char *name,
+                        char token_out[static HUB_TOKEN_STR_SIZE], hub_workspace_t *ws_out)
+{
+    CHECK_ST(st);
+    token_out[0] = '\0';
+    if (!text_ok(name, 1, HUB_NAME_MAX))
+        return hub_store_fail(st, CN_EINVAL, "name: must be 1-%d bytes of text", HUB_NAME_MAX);
+    hub_workspace_t ws = {0};
+    hub_uuid_v4(ws.id);
+    copy_str(ws.name, sizeof(ws.name), name);
+    ws.created_at = hub_store_now(st);
+    hub_token_info_t ti = {0};
+    hub_uuid_v4(ti.id);
+    copy_str(ti.workspace_id, sizeof(ti.workspace_id), ws.id);
+    copy_str(ti.name, sizeof(ti.name), "admin");
+    ti.admin = true;
+    ti.created_at = ws.created_at;
+
+    char token[HUB_TOKEN_STR_SIZE];
+    uint8_t hash[HUB_KEY_BYTES];
+    int rc = hub_token_generate(HUB_TOKEN_PREFIX_API, token);
+    if (rc == 0)
+        rc = hub_token_hash(st->secret_key, token, hash);
+    if (rc < 0) {
+        hub_store_fail(st, rc, "cannot generate a token");
+        goto done;
+    }
+    rc = st->ops->bootstrap(st, &ws, &ti, hash);
+    if (rc == 0) {
+        memcpy(token_out, token, HUB_TOKEN_STR_SIZE);
+        if (ws_out)
+            *ws_out = ws;
+    }
+done:
+    sodium_memzero(token, sizeof(token));
+    sodium_memzero(hash, sizeof(hash));
+    return rc;
 }
 
 /* ---- API tokens -------------------------------------------------------- */

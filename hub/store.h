@@ -127,6 +127,14 @@ int hub_store_workspace_create(hub_store_t *st, const char *name, hub_workspace_
 int hub_store_workspace_list(hub_store_t *st, hub_workspace_list_t *out);
 int hub_store_workspace_get(hub_store_t *st, const char *id, hub_workspace_t *out);
 
+/* ---- first run --------------------------------------------------------- */
+/* `connect-hub init` in one transaction: creates the first workspace
+ * (`name`) and an admin API token for it, written once to `token_out`.
+ * HUB_ECONFLICT, with nothing changed, when the database already holds a
+ * workspace. `ws_out` may be NULL. */
+int hub_store_bootstrap(hub_store_t *st, const char *name,
+                        char token_out[static HUB_TOKEN_STR_SIZE], hub_workspace_t *ws_out);
+
 /* ---- API tokens -------------------------------------------------------- */
 typedef struct hub_token_info {
     char id[HUB_ID_SIZE]; /* the token's id (for revocation), not the secret */

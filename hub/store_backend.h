@@ -32,11 +32,17 @@ struct hub_store_ops {
     const char *name;
     void (*close)(hub_store_t *st);
     int (*db_version)(hub_store_t *st, int *version);
+    /* Records `check` (a keyed hash proving which secret key the database
+     * is used with) on first use; afterwards CN_EAUTH unless it matches. */
+    int (*key_check)(hub_store_t *st, const uint8_t check[static HUB_KEY_BYTES]);
 
     int (*workspace_insert)(hub_store_t *st, const hub_workspace_t *ws);
     int (*workspace_list)(hub_store_t *st, hub_workspace_list_t *out);
     int (*workspace_get)(hub_store_t *st, const char *id, hub_workspace_t *out);
 
+    /* Inserts ws and its token unless any workspace exists (HUB_ECONFLICT). */
+    int (*bootstrap)(hub_store_t *st, const hub_workspace_t *ws, const hub_token_info_t *info,
+                     const uint8_t hash[static HUB_KEY_BYTES]);
     int (*token_insert)(hub_store_t *st, const hub_token_info_t *info,
                         const uint8_t hash[static HUB_KEY_BYTES]);
     /* The token whose stored hash equals `hash` (compared in constant time

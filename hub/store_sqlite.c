@@ -43,8 +43,13 @@
  * old version. Version 2 (shares, share access log, webhooks) is designed
  * in docs/store.md. */
 static const char *const migrations[] = {
-    /* 1: workspaces, API tokens, agents, tunnels, name/port releases, events */
+    /* 1: meta, workspaces, API tokens, agents, tunnels, name/port releases,
+     *    events */
     "PRAGMA application_id = 1129203778;\n"
+    "CREATE TABLE meta (\n"
+    "  key TEXT PRIMARY KEY NOT NULL,\n"
+    "  value BLOB NOT NULL\n"
+    ") STRICT;\n"
     "CREATE TABLE workspaces (\n"
     "  id TEXT PRIMARY KEY NOT NULL,\n"
     "  name TEXT NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 100),\n"
@@ -143,9 +148,12 @@ enum q {
     Q_COMMIT,
     Q_ROLLBACK,
     Q_USER_VERSION,
+    Q_META_GET,
+    Q_META_INIT,
     Q_WS_INSERT,
     Q_WS_LIST,
     Q_WS_GET,
+    Q_WS_ANY,
     Q_TOKEN_INSERT,
     Q_TOKEN_FIND,
     Q_TOKEN_DELETE,
@@ -196,10 +204,13 @@ static const char *const sql[Q_COUNT] = {
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
     [Q_USER_VERSION] = "PRAGMA user_version",
+    [Q_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [Q_META_INIT] = "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
 
     [Q_WS_INSERT] = "INSERT INTO workspaces (id, name, created_at) VALUES (?1, ?2, ?3)",
     [Q_WS_LIST] = "SELECT id, name, created_at FROM workspaces ORDER BY created_at, rowid LIMIT ?1",
     [Q_WS_GET] = "SELECT id, name, created_at FROM workspaces WHERE id = ?1",
+    [Q_WS_ANY] = "SELECT 1 FROM workspaces LIMIT 1",
 
     [Q_TOKEN_INSERT] = "INSERT INTO api_tokens (id, workspace_id, name, token_hash, admin, "
                        "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -412,6 +423,15 @@ static int step_one(sqlite_store_t *s, sqlite3_stmt *q, int bind_rc)
     int rc = r == SQLITE_DONE ? 0 : db_fail(s, r);
     done(q);
     return rc;
+}
+
+/* 1 when a bound existence query yields a row, 0 when not, <0 on error. */
+static int exists(sqlite_store_t *s, sqlite3_stmt *q, int b)
+{
+    int one = step_one(s, q, b);
+    if (one > 0)
+        done(q);
+    return one;
 }
 
 static int tx_begin(sqlite_store_t *s)
@@ -875,6 +895,42 @@ static int sqlite_db_version(hub_store_t *st, int *version)
     return 0;
 }
 
+static int sqlite_key_check(hub_store_t *st, const uint8_t check[static HUB_KEY_BYTES])
+{
+    sqlite_store_t *s = S(st);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int rc = 0, b = SQLITE_OK;
+        sqlite3_stmt *q = prep(s, Q_META_GET, &rc);
+        if (!q)
+            return rc;
+        b_text0(q, 1, "key_check", &b);
+        int one = step_one(s, q, b);
+        if (one < 0)
+            return one;
+        if (one) {
+            uint8_t stored[HUB_KEY_BYTES];
+            bool present = false;
+            bool ok = col_key(q, 0, stored, &present) && present;
+            done(q);
+            if (!ok)
+                return corrupt(s, "meta");
+            return hub_hash_equal(stored, check)
+                       ? 0
+                       : hub_store_fail(st, CN_EAUTH,
+                                        "the secret key file does not belong to this database");
+        }
+        /* First open: record it (a concurrent first open may win; re-read). */
+        q = prep(s, Q_META_INIT, &rc);
+        if (!q)
+            return rc;
+        b_text0(q, 1, "key_check", &b);
+        b_key(q, 2, check, &b);
+        if ((rc = run(s, q, b)) < 0)
+            return rc;
+    }
+    return hub_store_fail(st, CN_EIO, "cannot record the secret key check");
+}
+
 /* ---- workspaces -------------------------------------------------------- */
 
 static int sqlite_workspace_insert(hub_store_t *st, const hub_workspace_t *w)
@@ -988,6 +1044,27 @@ static int sqlite_token_delete(hub_store_t *st, const char *ws, const char *id)
     if (rc == 0 && sqlite3_changes(s->db) == 0)
         rc = hub_store_fail(st, CN_ENOTFOUND, "token not found");
     return rc;
+}
+
+static int sqlite_bootstrap(hub_store_t *st, const hub_workspace_t *ws, const hub_token_info_t *ti,
+                            const uint8_t hash[static HUB_KEY_BYTES])
+{
+    sqlite_store_t *s = S(st);
+    int rc = tx_begin(s), b = SQLITE_OK;
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *q = prep(s, Q_WS_ANY, &rc);
+    if (!q)
+        return tx_end(s, rc);
+    int any = exists(s, q, b);
+    if (any != 0)
+        return tx_end(s, any < 0 ? any
+                                 : hub_store_fail(st, HUB_ECONFLICT,
+                                                  "the database is already initialised "
+                                                  "(it holds a workspace)"));
+    if ((rc = sqlite_workspace_insert(st, ws)) == 0)
+        rc = sqlite_token_insert(st, ti, hash);
+    return tx_end(s, rc);
 }
 
 /* ---- agents ------------------------------------------------------------ */
@@ -1203,15 +1280,6 @@ static int get_tunnel(sqlite_store_t *s, const char *ws, const char *id, hub_tun
     b_text0(q, 1, ws, &b);
     b_text0(q, 2, id, &b);
     return fetch_tunnel(s, q, b, out);
-}
-
-/* 1 when a bound existence query yields a row, 0 when not, <0 on error. */
-static int exists(sqlite_store_t *s, sqlite3_stmt *q, int b)
-{
-    int one = step_one(s, q, b);
-    if (one > 0)
-        done(q);
-    return one;
 }
 
 static int count_tunnels(sqlite_store_t *s, const char *ws, size_t *count)
@@ -1670,9 +1738,11 @@ static const struct hub_store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sqlite_close,
     .db_version = sqlite_db_version,
+    .key_check = sqlite_key_check,
     .workspace_insert = sqlite_workspace_insert,
     .workspace_list = sqlite_workspace_list,
     .workspace_get = sqlite_workspace_get,
+    .bootstrap = sqlite_bootstrap,
     .token_insert = sqlite_token_insert,
     .token_find = sqlite_token_find,
     .token_delete = sqlite_token_delete,

@@ -6,6 +6,7 @@
 #include "cn_test.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <sys/stat.h>
@@ -27,12 +28,10 @@ static inline void hub_test_rmtree(const char *dir)
     if (!d)
         return;
     struct dirent *e;
-    char p[PATH_MAX];
     while ((e = readdir(d)) != NULL) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
             continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        unlink(p);
+        unlinkat(dirfd(d), e->d_name, 0);
     }
     closedir(d);
     rmdir(dir);

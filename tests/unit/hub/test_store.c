@@ -191,6 +191,9 @@ static void test_missing_db_needs_init(void **state)
     assert_null(g.st);
     assert_non_null(strstr(err, "connect-hub init"));
     assert_int_equal(access(g.db, F_OK), -1); /* nothing was created */
+    snprintf(g.db, sizeof(g.db), ":memory:");
+    assert_int_equal(fx_open(&g, true, err, sizeof(err)), CN_EINVAL);
+    assert_int_equal(access(":memory:", F_OK), -1);
 }
 
 static void test_newer_schema_refused(void **state)
@@ -400,6 +403,30 @@ static void test_other_workspace_ids_not_found(void **state)
     hub_tunnel_clear(&t);
 }
 
+/* ---- first run --------------------------------------------------------- */
+
+static void test_bootstrap_once(void **state)
+{
+    fx_t *f = *state;
+    char token[HUB_TOKEN_STR_SIZE];
+    hub_workspace_t ws;
+    assert_int_equal(hub_store_bootstrap(f->st, "default", token, &ws), 0);
+    assert_string_equal(ws.name, "default");
+    hub_token_info_t who;
+    assert_int_equal(hub_store_token_authenticate(f->st, token, &who), 0);
+    assert_string_equal(who.workspace_id, ws.id);
+    assert_true(who.admin);
+
+    char again[HUB_TOKEN_STR_SIZE];
+    assert_int_equal(hub_store_bootstrap(f->st, "other", again, NULL), HUB_ECONFLICT);
+    assert_string_equal(again, "");
+    assert_non_null(strstr(hub_store_errmsg(f->st), "already initialised"));
+    hub_workspace_list_t l;
+    assert_int_equal(hub_store_workspace_list(f->st, &l), 0);
+    assert_int_equal(l.count, 1);
+    hub_workspace_list_free(&l);
+}
+
 /* ---- API tokens -------------------------------------------------------- */
 
 static void test_api_token_hashing(void **state)
@@ -435,12 +462,15 @@ static void test_api_token_hashing(void **state)
     assert_int_equal(hub_store_token_authenticate(f->st, NULL, &who), CN_EAUTH);
     assert_null(strstr(hub_store_errmsg(f->st), "cnt_"));
 
-    /* Another hub key cannot confirm the token against this database. */
+    /* The database refuses to be opened with another secret key (which
+     * could not confirm any token anyway). */
     hub_store_close(f->st);
     f->st = NULL;
     f->key[0] ^= 1;
-    fx_reopen(f);
-    assert_int_equal(hub_store_token_authenticate(f->st, token, &who), CN_EAUTH);
+    char err[256] = "";
+    assert_int_equal(fx_open(f, false, err, sizeof(err)), CN_EAUTH);
+    assert_null(f->st);
+    assert_non_null(strstr(err, "secret key"));
     f->key[0] ^= 1;
     fx_reopen(f);
     assert_int_equal(hub_store_token_authenticate(f->st, token, &who), 0);
@@ -1227,6 +1257,7 @@ int main(void)
         T(test_kill9_loses_nothing_committed),
         T(test_workspaces),
         T(test_other_workspace_ids_not_found),
+        T(test_bootstrap_once),
         T(test_api_token_hashing),
         T(test_enroll_single_use),
         T(test_enroll_expiry),
