@@ -161,6 +161,17 @@ json_t *hub_api_body(hub_api_call_t *c)
     return v;
 }
 
+/* A key safe to echo in an error or a log: printable ASCII, bounded. */
+static void printable(const char *in, char *out, size_t outlen)
+{
+    size_t j = 0;
+    for (size_t i = 0; in[i] && j + 1 < outlen; i++) {
+        unsigned char ch = (unsigned char)in[i];
+        out[j++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+    }
+    out[j] = '\0';
+}
+
 static bool in_list(const char *key, const char *const list[])
 {
     for (size_t i = 0; list[i]; i++)
@@ -179,9 +190,9 @@ bool hub_api_only_fields(hub_api_call_t *c, json_t *obj, const char *const allow
         if (in_list(key, allowed))
             continue;
         ok = false;
-        /* The key is valid UTF-8 (jansson checked) but may be long. */
-        char param[128];
-        snprintf(param, sizeof(param), "%s", key);
+        /* Echo the key bounded and as printable ASCII. */
+        char param[64];
+        printable(key, param, sizeof(param));
         hub_api_invalid(c, param, "unknown field");
     }
     return ok;
@@ -263,17 +274,6 @@ const char *hub_api_query(hub_api_call_t *c, const char *key)
     return NULL;
 }
 
-/* A query key safe to echo in an error (printable ASCII, bounded). */
-static void printable(const char *in, char *out, size_t outlen)
-{
-    size_t j = 0;
-    for (size_t i = 0; in[i] && j + 1 < outlen; i++) {
-        unsigned char ch = (unsigned char)in[i];
-        out[j++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
-    }
-    out[j] = '\0';
-}
-
 bool hub_api_only_query(hub_api_call_t *c, const char *const allowed[])
 {
     bool ok = true;
@@ -333,16 +333,20 @@ static const hub_api_route_t *find_route(hub_api_call_t *c)
 {
     unsigned allow = 0;
     bool path_known = false;
+    /* HEAD is GET without the body (http.c leaves the body out). */
+    unsigned method = c->req->method == HUB_HEAD ? HUB_GET : c->req->method;
     for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
         size_t idx = 0;
-        int r = hub_route_lookup(tables[t].routes, *tables[t].n, sizeof(hub_api_route_t),
-                                 c->req->method, c->req->path, &idx, &c->params, &allow);
+        int r = hub_route_lookup(tables[t].routes, *tables[t].n, sizeof(hub_api_route_t), method,
+                                 c->req->path, &idx, &c->params, &allow);
         if (r == HUB_ROUTE_FOUND)
             return &tables[t].routes[idx];
         if (r == HUB_ROUTE_BAD_METHOD)
             path_known = true;
     }
     if (path_known) {
+        if (allow & HUB_GET)
+            allow |= HUB_HEAD;
         hub_allow_format(allow, c->resp->allow, sizeof(c->resp->allow));
         char msg[160];
         snprintf(msg, sizeof(msg), "method %s is not allowed here; allowed: %s",

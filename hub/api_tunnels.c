@@ -186,6 +186,15 @@ static int allocate_hub_port(hub_api_t *api, const char *ws, uint16_t *out)
     return CN_EEXHAUSTED;
 }
 
+/* 409: the per-workspace tunnel cap (--max-tunnels) is reached. */
+static void fail_cap(hub_api_call_t *c)
+{
+    char msg[96];
+    snprintf(msg, sizeof(msg), "this workspace already has the maximum of %zu tunnels",
+             c->api->cfg.max_tunnels);
+    hub_api_fail(c, 409, "tunnels", msg);
+}
+
 static void tunnel_create(hub_api_call_t *c)
 {
     static const char *const fields[] = {"target",  "agentId", "name",     "protocol", "public",
@@ -272,6 +281,15 @@ static void tunnel_create(hub_api_call_t *c)
         goto out;
     }
 
+    /* The store enforces the cap atomically; checking first spares an
+     * Argon2id hash (httpUser) on requests that cannot succeed. */
+    size_t count = 0;
+    if (api->cfg.max_tunnels && hub_store_tunnel_count(st, ws, &count) == 0 &&
+        count >= api->cfg.max_tunnels) {
+        fail_cap(c);
+        goto out;
+    }
+
     char gen[HUB_NAME_SIZE];
     bool taken = false;
     if (have_name) {
@@ -343,10 +361,7 @@ static void tunnel_create(hub_api_call_t *c)
     hub_tunnel_t t = {0};
     rc = hub_store_tunnel_create(st, ws, &spec, &t, password);
     if (rc == CN_EEXHAUSTED) {
-        char msg[96];
-        snprintf(msg, sizeof(msg), "this workspace already has the maximum of %zu tunnels",
-                 api->cfg.max_tunnels);
-        hub_api_fail(c, 409, "tunnels", msg);
+        fail_cap(c);
         goto out;
     }
     if (rc == HUB_ECONFLICT) {

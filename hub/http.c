@@ -101,8 +101,12 @@ void hub_errors_add(json_t **errors, const char *param, const char *details)
         *errors = json_array();
     if (!*errors)
         return;
-    json_array_append_new(*errors, json_pack("{s:s,s:s}", "param", param ? param : "", "details",
-                                             details ? details : ""));
+    json_t *e =
+        json_pack("{s:s,s:s}", "param", param ? param : "", "details", details ? details : "");
+    /* json_pack refuses invalid UTF-8; never let that empty the list. */
+    if (!e)
+        e = json_pack("{s:s,s:s}", "param", "", "details", "invalid input");
+    json_array_append_new(*errors, e);
 }
 
 int hub_resp_errors(hub_http_resp_t *resp, int status, json_t *errors)
@@ -119,6 +123,48 @@ int hub_resp_error(hub_http_resp_t *resp, int status, const char *param, const c
     json_t *errors = NULL;
     hub_errors_add(&errors, param, details);
     return hub_resp_errors(resp, status, errors);
+}
+
+const char *hub_http_reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return status >= 500 ? "Error" : "Status";
+    }
 }
 
 /* ---- sessions ----------------------------------------------------------- */
@@ -265,6 +311,8 @@ static int respond(struct lws *wsi, http_session_t *s)
 static int respond_error(struct lws *wsi, http_session_t *s, int status, const char *param,
                          const char *details, bool close)
 {
+    cn_log_info("http: %s request from %s -> %d (%s)", hub_method_name(s->req.method), s->peer,
+                status, details);
     hub_resp_error(&s->resp, status, param, details);
     s->resp.close = close;
     return respond(wsi, s);
@@ -294,8 +342,14 @@ static int write_headers(struct lws *wsi, http_session_t *s)
     char num[32];
     const hub_http_resp_t *r = &s->resp;
 
-    if (lws_add_http_common_headers(wsi, (unsigned)r->status, "application/json",
-                                    (lws_filepos_t)r->body_len, &p, end))
+    /* Our own status line: lws 4.1 leaves the reason phrase of 201, 204,
+     * 422 and 429 empty. HTTP/1.1 only (the vhost's ALPN excludes h2). */
+    char status_line[64];
+    int sl = snprintf(status_line, sizeof(status_line), "HTTP/1.1 %d %s", r->status,
+                      hub_http_reason(r->status));
+    if (lws_add_http_header_by_name(wsi, NULL, (const unsigned char *)status_line, sl, &p, end) ||
+        add_header(wsi, "content-type:", "application/json", &p, end) ||
+        lws_add_http_header_content_length(wsi, (lws_filepos_t)r->body_len, &p, end))
         return -1;
     if (add_header(wsi, "cache-control:", "no-store", &p, end) ||
         add_header(wsi, "x-content-type-options:", "nosniff", &p, end))

@@ -93,6 +93,8 @@ int hub_resp_error(hub_http_resp_t *resp, int status, const char *param, const c
 void hub_errors_add(json_t **errors, const char *param, const char *details);
 /* {"errors": errors} with `status`; consumes `errors`. */
 int hub_resp_errors(hub_http_resp_t *resp, int status, json_t *errors);
+/* The reason phrase for a status code ("Created", "Too Many Requests"). */
+const char *hub_http_reason(int status);
 /* Frees the body and zeroes the response. */
 void hub_resp_clear(hub_http_resp_t *resp);
 
