@@ -10,6 +10,9 @@ BUILD=${CN_BUILD_DIR:-build}
 HUB="$BUILD/hub/connect-hub"
 [ -x "$HUB" ] || { echo "FAIL: $HUB not built" >&2; exit 1; }
 
+# The system interpreter: version-manager shims can take half a second to start.
+PY=$(command -v /usr/bin/python3 || command -v python3)
+
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/cn-hubapi-XXXXXX")
 HUB_PID=""
 HELPER_PIDS=()
@@ -39,7 +42,7 @@ fail() { echo "FAIL: $STEP: $*" >&2; exit 1; }
 step() { STEP="$*"; echo "== $STEP"; }
 
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+    "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
 # Starts the hub in the background on $PORT with extra options; waits for
@@ -91,7 +94,7 @@ req() {
 
 # jget EXPR: evaluates a Python expression over the JSON body `b`.
 jget() {
-    python3 -c 'import json,sys; b=json.loads(sys.argv[1]); r=eval(sys.argv[2]); print(json.dumps(r) if not isinstance(r,str) else r)' "$BODY" "$1"
+    "$PY" -c 'import json,sys; b=json.loads(sys.argv[1]); r=eval(sys.argv[2]); print(json.dumps(r) if not isinstance(r,str) else r)' "$BODY" "$1"
 }
 
 header() { printf '%s\n' "$HEADERS" | grep -i "^$1:" | head -1 | cut -d: -f2- | sed 's/^ *//'; }
@@ -106,7 +109,7 @@ expect() {
     clen=$(header content-length)
     [ "$clen" = "$(printf '%s' "$BODY" | wc -c)" ] || fail "content-length $clen does not match body"
     if [ "$want" -ge 400 ]; then
-        python3 - "$BODY" "$param" <<'EOF' || fail "bad error shape for $LAST_REQ: $BODY"
+        "$PY" - "$BODY" "$param" <<'EOF' || fail "bad error shape for $LAST_REQ: $BODY"
 import json, sys
 b = json.loads(sys.argv[1]); param = sys.argv[2]
 assert list(b.keys()) == ["errors"], b
@@ -124,8 +127,8 @@ EOF
 step "init"
 DB="$WORK/hub.db"
 "$HUB" init --db "$DB" --json >"$WORK/init.json" || fail "init failed"
-TOKEN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["token"])' "$WORK/init.json")
-WS1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["workspaceId"])' "$WORK/init.json")
+TOKEN=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["token"])' "$WORK/init.json")
+WS1=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["workspaceId"])' "$WORK/init.json")
 [ -n "$TOKEN" ] && [ -n "$WS1" ] || fail "init --json gave no token/workspaceId"
 
 step "serve --help and bad options"
@@ -187,17 +190,33 @@ step "405 with Allow"
 req PUT /tunnels '{}'
 expect 405
 allow=$(header allow)
-[ "$allow" = "GET, POST" ] || fail "Allow is '$allow'"
+[ "$allow" = "GET, HEAD, POST" ] || fail "Allow is '$allow'"
 req DELETE /health "" -
 expect 405
-[ "$(header allow)" = "GET" ] || fail "Allow for health"
+[ "$(header allow)" = "GET, HEAD" ] || fail "Allow for health"
 req POST /tunnels/00000000-0000-4000-8000-000000000000 '{}'
 expect 405
-[ "$(header allow)" = "GET, PATCH, DELETE" ] || fail "Allow for a tunnel"
+[ "$(header allow)" = "GET, HEAD, PATCH, DELETE" ] || fail "Allow for a tunnel"
+
+step "HTTP details: HEAD, keep-alive, reason phrases, WebSocket upgrade on the API port"
+curl -s -I -m 5 "$BASE/health" | tr -d '\r' >"$WORK/head"
+grep -q "^HTTP/1.1 200 OK" "$WORK/head" && grep -qi "^content-length: [1-9]" "$WORK/head" ||
+    fail "HEAD /health: $(cat "$WORK/head")"
+n=$(curl -s -v -m 10 -H "Authorization: Bearer $TOKEN" "$BASE/health" "$BASE/agents" "$BASE/nope" 2>&1 |
+    grep -c "Re-using existing connection" || true)
+[ "$n" = 2 ] || fail "keep-alive: connection reused $n times, expected 2"
+code=$(curl -s -o /dev/null -w '%{http_code}' --http1.0 "$BASE/health")
+[ "$code" = 200 ] || fail "HTTP/1.0 request gave $code"
+curl -s -m 5 -o /dev/null -H "Connection: Upgrade" -H "Upgrade: websocket" \
+    -H "Sec-WebSocket-Version: 13" -H "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==" \
+    "http://127.0.0.1:$PORT/agent" || true
+req GET /health "" -
+expect 200
 
 step "agents: create, list, get"
 req POST /agents '{"name":"laptop"}'
 expect 201
+head -1 "$WORK/headers" | grep -q "^HTTP/1.1 201 Created" || fail "status line $(head -1 "$WORK/headers")"
 AGENT=$(jget 'b["id"]')
 [[ "$AGENT" =~ ^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$ ]] || fail "agent id $AGENT"
 [[ "$(jget 'b["enrollToken"]')" == cne_* ]] || fail "no enroll token"
@@ -243,11 +262,11 @@ req POST /tunnels "{\"target\":{\"host\":\"db\",\"port\":\"80\"},$A}"
 expect 422 target
 req POST /tunnels "{\"target\":{\"host\":\"bad host\",\"port\":80},$A}"
 expect 422 target
-req POST /tunnels "{\"target\":\"$(python3 -c 'print("a"*254)'):80\",$A}"
+req POST /tunnels "{\"target\":\"$("$PY" -c 'print("a"*254)'):80\",$A}"
 expect 422 target
 req POST /tunnels "{\"target\":12,$A}"
 expect 422 target
-req POST /tunnels "{$T,$A,\"name\":\"$(python3 -c 'print("n"*101)')\"}"
+req POST /tunnels "{$T,$A,\"name\":\"$("$PY" -c 'print("n"*101)')\"}"
 expect 422 name
 req POST /tunnels "{$T,$A,\"name\":\"bad name!\"}"
 expect 422 name
@@ -279,7 +298,7 @@ req POST /tunnels "{$T,\"agentId\":\"00000000-0000-4000-8000-000000000000\"}"
 expect 422 agentId
 
 step "413: body too large"
-python3 -c 'import json; print(json.dumps({"metadata": {"x": "y" * 70000}}))' >"$WORK/big.json"
+"$PY" -c 'import json; print(json.dumps({"metadata": {"x": "y" * 70000}}))' >"$WORK/big.json"
 LAST_REQ="POST /tunnels (70 KB, Expect: 100-continue)"
 STATUS=$(curl -s -m 10 -o "$WORK/body" -D "$WORK/headers" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' --data-binary @"$WORK/big.json" "$BASE/tunnels") || true
 BODY=$(cat "$WORK/body"); HEADERS=$(tr -d '\r' <"$WORK/headers")
@@ -293,7 +312,7 @@ step "tunnels: create with every field"
 req POST /tunnels "{\"target\":{\"host\":\"127.0.0.1\",\"port\":8000},$A,\"name\":\"web\",\"protocol\":\"http\",\"public\":true,\"httpUser\":\"alice\",\"metadata\":{\"team\":\"a\"}}"
 expect 201
 TUN=$(jget 'b["id"]')
-python3 - "$BODY" "$PORT" <<'EOF' || fail "tunnel object: $BODY"
+"$PY" - "$BODY" "$PORT" <<'EOF' || fail "tunnel object: $BODY"
 import json, sys
 t = json.loads(sys.argv[1]); port = sys.argv[2]
 for k in ["id", "name", "agentId", "target", "protocol", "public", "publicUrl", "hubPort",
@@ -380,7 +399,7 @@ expect 404
 step "events record the changes"
 req GET "/events?tunnelId=$TUN"
 expect 200
-python3 - "$BODY" "$TUN" <<'EOF' || fail "events: $BODY"
+"$PY" - "$BODY" "$TUN" <<'EOF' || fail "events: $BODY"
 import json, sys
 ev = json.loads(sys.argv[1])["events"]; tun = sys.argv[2]
 types = [e["type"] for e in ev]
@@ -490,7 +509,7 @@ req GET "/agents/$AGENT2"
 expect 404
 
 step "garbage, stalled and oversized requests do not hurt the hub"
-python3 - "$PORT" <<'EOF' &
+"$PY" - "$PORT" <<'EOF' &
 import os, socket, sys, time
 port = int(sys.argv[1])
 # A connection that sends half a request line and headers, then stalls.
