@@ -416,23 +416,30 @@ int cn_wsc_close(cn_wsc_t *ws, uint16_t code, const char *reason, size_t reason_
 
 /* ---- handshake -------------------------------------------------------- */
 
+/* lws_b64_encode_string() wants a little more room than the output it
+ * writes (it refuses unless out_size >= encoded length + 2). */
+#define B64_SLACK 4
+
 static int compute_accept(const char key_b64[KEY_B64_LEN], char out[ACCEPT_B64_LEN + 1])
 {
     unsigned char cat[KEY_B64_LEN + sizeof(WS_GUID) - 1];
     unsigned char sha[20];
+    char b64[ACCEPT_B64_LEN + B64_SLACK];
     memcpy(cat, key_b64, KEY_B64_LEN);
     memcpy(cat + KEY_B64_LEN, WS_GUID, sizeof(WS_GUID) - 1);
     lws_SHA1(cat, sizeof(cat), sha);
-    if (lws_b64_encode_string((const char *)sha, (int)sizeof(sha), out, ACCEPT_B64_LEN + 1) !=
+    if (lws_b64_encode_string((const char *)sha, (int)sizeof(sha), b64, (int)sizeof(b64)) !=
         ACCEPT_B64_LEN)
         return CN_ECRYPTO;
+    memcpy(out, b64, ACCEPT_B64_LEN);
+    out[ACCEPT_B64_LEN] = 0;
     return 0;
 }
 
 /* Writes the base64 key into the request and derives the expected accept. */
 static int install_key(cn_wsc_t *ws, const uint8_t key[16])
 {
-    char b64[KEY_B64_LEN + 1];
+    char b64[KEY_B64_LEN + B64_SLACK];
     if (lws_b64_encode_string((const char *)key, 16, b64, (int)sizeof(b64)) != KEY_B64_LEN)
         return CN_ECRYPTO;
     memcpy(ws->req + ws->key_off, b64, KEY_B64_LEN);
@@ -755,7 +762,7 @@ static int emit(cn_wsc_t *ws, cn_wsc_event_cb cb, void *user, const cn_wsc_event
 
 static int on_close(cn_wsc_t *ws, cn_wsc_event_cb cb, void *user)
 {
-    cn_wsc_event_t ev = {.type = CN_WSC_EV_CLOSE, .close_code = 1005};
+    cn_wsc_event_t ev = {.type = CN_WSC_EV_CLOSE, .data = ws->ctrl, .close_code = 1005};
     if (ws->ctrl_have == 1)
         return fail(ws, CN_EPROTO, "close frame with a 1-byte body", 1002);
     if (ws->ctrl_have >= 2) {
