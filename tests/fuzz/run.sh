@@ -2,7 +2,7 @@
 # Runs every fuzz harness: a replay of its committed corpus, then a short bounded
 # run from that corpus. usage: run.sh BUILD_DIR SECONDS
 set -euo pipefail
-build=$1
+build=$(cd "$1" && pwd) # absolute: the fuzz step runs from a scratch directory
 secs=${2:-20}
 here=$(cd "$(dirname "$0")" && pwd)
 shopt -s nullglob
