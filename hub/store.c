@@ -1,0 +1,973 @@
+/* The backend-neutral half of the store: validates and normalises inputs,
+ * generates ids, tokens and passwords, hashes secrets, reads the clock, and
+ * hands the result to the backend (store_backend.h). Nothing here speaks
+ * SQL, so a second backend reuses all of it. */
+#include "store_backend.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "cn_err.h"
+
+/* ---- handle ------------------------------------------------------------ */
+
+void hub_store_base_init(hub_store_t *st, const struct hub_store_ops *ops,
+                         const hub_store_options_t *opt)
+{
+    st->ops = ops;
+    memcpy(st->secret_key, opt->secret_key, HUB_KEY_BYTES);
+    st->clock = opt->clock ? opt->clock : hub_time_now_ms;
+    st->clock_ctx = opt->clock ? opt->clock_ctx : NULL;
+    st->release_hold_ms =
+        opt->release_hold_ms > 0 ? opt->release_hold_ms : HUB_RELEASE_HOLD_DEFAULT_MS;
+    st->errmsg[0] = '\0';
+}
+
+int hub_store_fail(hub_store_t *st, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st->errmsg, sizeof(st->errmsg), fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static void set_err(char *err, size_t errlen, const char *msg)
+{
+    if (err && errlen)
+        snprintf(err, errlen, "%s", msg);
+}
+
+int hub_store_open(const hub_store_options_t *opt, hub_store_t **out, char *err, size_t errlen)
+{
+    if (out)
+        *out = NULL;
+    if (!opt || !out || !opt->path || !*opt->path || !opt->secret_key) {
+        set_err(err, errlen, "hub_store_open: path and secret key are required");
+        return CN_EINVAL;
+    }
+    if (hub_secrets_init() < 0) {
+        set_err(err, errlen, "cannot initialise libsodium");
+        return CN_ECRYPTO;
+    }
+    if (!strncmp(opt->path, "postgres://", 11) || !strncmp(opt->path, "postgresql://", 13)) {
+        set_err(err, errlen, "PostgreSQL is not supported by this build; use a SQLite file path");
+        return CN_EUNKNOWN;
+    }
+    if (!strcmp(opt->path, ":memory:") || !strncmp(opt->path, "file:", 5)) {
+        set_err(err, errlen, "the hub database must be a plain file path");
+        return CN_EINVAL;
+    }
+    hub_store_t *st = NULL;
+    int rc = hub_store_sqlite_open(opt, &st, err, errlen);
+    if (rc < 0)
+        return rc;
+    /* Refuse a secret key that is not this database's: with the wrong
+     * PATH.secret every token would just fail, one 401 at a time. The
+     * database keeps a keyed hash of a fixed label (no use to an attacker
+     * without the key); the first open records it. */
+    uint8_t check[HUB_KEY_BYTES];
+    rc = hub_token_hash(st->secret_key, "connect-hub secret key check", check);
+    if (rc == 0)
+        rc = st->ops->key_check(st, check);
+    sodium_memzero(check, sizeof(check));
+    if (rc < 0) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: %s", opt->path, st->errmsg);
+        hub_store_close(st);
+        return rc;
+    }
+    *out = st;
+    return 0;
+}
+
+void hub_store_close(hub_store_t *st)
+{
+    if (!st)
+        return;
+    sodium_memzero(st->secret_key, sizeof(st->secret_key));
+    st->ops->close(st);
+}
+
+const char *hub_store_errmsg(const hub_store_t *st)
+{
+    return st ? st->errmsg : "no store";
+}
+
+int hub_store_schema_version(void)
+{
+    return hub_store_sqlite_schema_version();
+}
+
+int hub_store_db_version(hub_store_t *st, int *version)
+{
+    if (!st || !version)
+        return CN_EINVAL;
+    st->errmsg[0] = '\0';
+    return st->ops->db_version(st, version);
+}
+
+int64_t hub_store_now(const hub_store_t *st)
+{
+    return st->clock(st->clock_ctx);
+}
+
+/* ---- validation helpers ----------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 when invalid
+ * (overlong, surrogate, above U+10FFFF, truncated). */
+static size_t utf8_seq(const unsigned char *p, size_t left)
+{
+    unsigned char c = p[0];
+    if (c < 0x80)
+        return 1;
+    size_t n;
+    uint32_t cp;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (left < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+/* Valid UTF-8, min..max bytes, no control characters. */
+static bool text_ok(const char *s, size_t min, size_t max)
+{
+    if (!s)
+        return min == 0;
+    size_t len = strnlen(s, max + 1);
+    if (len < min || len > max)
+        return false;
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        if (p[i] < 0x20 || p[i] == 0x7f)
+            return false;
+        size_t n = utf8_seq(p + i, len - i);
+        if (!n)
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+/* Printable ASCII without spaces (hosts, users), min..max bytes. */
+static bool ascii_ok(const char *s, size_t min, size_t max, const char *forbidden)
+{
+    if (!s)
+        return min == 0;
+    size_t len = strnlen(s, max + 1);
+    if (len < min || len > max)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] <= 0x20 || s[i] >= 0x7f || (forbidden && strchr(forbidden, s[i])))
+            return false;
+    }
+    return true;
+}
+
+static bool empty(const char *s)
+{
+    return !s || !*s;
+}
+
+/* Copy of free text with control characters turned into spaces, invalid
+ * UTF-8 into '?', cut at `max` bytes on a character boundary. Diagnostic
+ * text (lastError) comes from agents and error paths; it is cleaned, not
+ * refused. NULL when s is NULL or on allocation failure (*oom set). */
+static char *sanitize_text(const char *s, size_t max, bool *oom)
+{
+    *oom = false;
+    if (!s)
+        return NULL;
+    size_t len = strnlen(s, max + 4);
+    char *out = malloc((len < max ? len : max) + 1);
+    if (!out) {
+        *oom = true;
+        return NULL;
+    }
+    const unsigned char *p = (const unsigned char *)s;
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq(p + i, len - i);
+        if (n == 0 || (n == 1 && (p[i] < 0x20 || p[i] == 0x7f))) {
+            if (o + 1 > max)
+                break;
+            out[o++] = n == 0 ? '?' : ' ';
+            i++;
+            continue;
+        }
+        if (o + n > max)
+            break;
+        memcpy(out + o, p + i, n);
+        o += n;
+        i += n;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* Parses `text` as a JSON object and returns it re-serialised compactly
+ * (one spelling per value; duplicate keys refused), or NULL with *rc set. */
+static char *normalize_object(const char *text, size_t max, int *rc)
+{
+    json_error_t jerr;
+    *rc = CN_EINVAL;
+    if (!text)
+        text = "{}";
+    if (strnlen(text, max + 1) > max) {
+        *rc = CN_ETOOBIG;
+        return NULL;
+    }
+    json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    if (!j)
+        return NULL;
+    char *out = NULL;
+    if (json_is_object(j)) {
+        out = json_dumps(j, JSON_COMPACT);
+        *rc = out ? 0 : CN_ENOMEM;
+        if (out && strlen(out) > max) {
+            free(out);
+            out = NULL;
+            *rc = CN_ETOOBIG;
+        }
+    }
+    json_decref(j);
+    return out;
+}
+
+static bool event_type_ok(const char *s)
+{
+    if (!s)
+        return false;
+    size_t len = strnlen(s, HUB_EVENT_TYPE_MAX + 1);
+    if (len == 0 || len > HUB_EVENT_TYPE_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+/* Ids that are not canonical UUIDs cannot exist: answer "not found" without
+ * asking the database. */
+#define CHECK_ID(st, id, what)                                                                     \
+    do {                                                                                           \
+        if (!hub_uuid_valid(id))                                                                   \
+            return hub_store_fail((st), CN_ENOTFOUND, "%s not found", (what));                     \
+    } while (0)
+
+#define CHECK_ST(st)                                                                               \
+    do {                                                                                           \
+        if (!(st))                                                                                 \
+            return CN_EINVAL;                                                                      \
+        (st)->errmsg[0] = '\0';                                                                    \
+    } while (0)
+
+static void copy_str(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src ? src : "");
+}
+
+/* ---- enum names ------------------------------------------------------- */
+
+static const char *const protocol_names[] = {"auto", "tcp", "udp", "http", "https"};
+static const char *const status_names[] = {"connecting", "active", "paused", "error", "expired"};
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+const char *hub_protocol_name(int protocol)
+{
+    return protocol >= 0 && (size_t)protocol < COUNT(protocol_names) ? protocol_names[protocol]
+                                                                     : "?";
+}
+
+int hub_protocol_parse(const char *s, enum hub_protocol *out)
+{
+    for (size_t i = 0; s && i < COUNT(protocol_names); i++) {
+        if (!strcmp(s, protocol_names[i])) {
+            *out = (enum hub_protocol)i;
+            return 0;
+        }
+    }
+    return CN_EINVAL;
+}
+
+const char *hub_tunnel_status_name(int status)
+{
+    return status >= 0 && (size_t)status < COUNT(status_names) ? status_names[status] : "?";
+}
+
+int hub_tunnel_status_parse(const char *s, enum hub_tunnel_status *out)
+{
+    for (size_t i = 0; s && i < COUNT(status_names); i++) {
+        if (!strcmp(s, status_names[i])) {
+            *out = (enum hub_tunnel_status)i;
+            return 0;
+        }
+    }
+    return CN_EINVAL;
+}
+
+/* ---- records ------------------------------------------------------------ */
+
+void hub_workspace_list_free(hub_workspace_list_t *l)
+{
+    if (!l)
+        return;
+    free(l->items);
+    l->items = NULL;
+    l->count = 0;
+}
+
+void hub_agent_list_free(hub_agent_list_t *l)
+{
+    if (!l)
+        return;
+    free(l->items);
+    l->items = NULL;
+    l->count = 0;
+}
+
+void hub_tunnel_clear(hub_tunnel_t *t)
+{
+    if (!t)
+        return;
+    free(t->metadata);
+    free(t->connection_string);
+    free(t->last_error);
+    sodium_memzero(t, sizeof(*t)); /* also the password hash */
+}
+
+void hub_tunnel_list_free(hub_tunnel_list_t *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->count; i++)
+        hub_tunnel_clear(&l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->count = 0;
+}
+
+void hub_event_clear(hub_event_t *e)
+{
+    if (!e)
+        return;
+    free(e->data);
+    memset(e, 0, sizeof(*e));
+}
+
+void hub_event_list_free(hub_event_list_t *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->count; i++)
+        hub_event_clear(&l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->count = 0;
+}
+
+/* ---- workspaces --------------------------------------------------------- */
+
+int hub_store_workspace_create(hub_store_t *st, const char *name, hub_workspace_t *out)
+{
+    CHECK_ST(st);
+    if (!text_ok(name, 1, HUB_NAME_MAX))
+        return hub_store_fail(st, CN_EINVAL, "name: must be 1-%d bytes of text", HUB_NAME_MAX);
+    hub_workspace_t ws = {0};
+    hub_uuid_v4(ws.id);
+    copy_str(ws.name, sizeof(ws.name), name);
+    ws.created_at = hub_store_now(st);
+    int rc = st->ops->workspace_insert(st, &ws);
+    if (rc == 0 && out)
+        *out = ws;
+    return rc;
+}
+
+int hub_store_workspace_list(hub_store_t *st, hub_workspace_list_t *out)
+{
+    CHECK_ST(st);
+    if (!out)
+        return CN_EINVAL;
+    *out = (hub_workspace_list_t){0};
+    return st->ops->workspace_list(st, out);
+}
+
+int hub_store_workspace_get(hub_store_t *st, const char *id, hub_workspace_t *out)
+{
+    CHECK_ST(st);
+    if (!out)
+        return CN_EINVAL;
+    CHECK_ID(st, id, "workspace");
+    return st->ops->workspace_get(st, id, out);
+}
+
+/* ---- first run --------------------------------------------------------- */
+
+int hub_store_bootstrap(hub_store_t *st, const char *name,
+                        char token_out[static HUB_TOKEN_STR_SIZE], hub_workspace_t *ws_out)
+{
+    CHECK_ST(st);
+    token_out[0] = '\0';
+    if (!text_ok(name, 1, HUB_NAME_MAX))
+        return hub_store_fail(st, CN_EINVAL, "name: must be 1-%d bytes of text", HUB_NAME_MAX);
+    hub_workspace_t ws = {0};
+    hub_uuid_v4(ws.id);
+    copy_str(ws.name, sizeof(ws.name), name);
+    ws.created_at = hub_store_now(st);
+    hub_token_info_t ti = {0};
+    hub_uuid_v4(ti.id);
+    copy_str(ti.workspace_id, sizeof(ti.workspace_id), ws.id);
+    copy_str(ti.name, sizeof(ti.name), "admin");
+    ti.admin = true;
+    ti.created_at = ws.created_at;
+
+    char token[HUB_TOKEN_STR_SIZE];
+    uint8_t hash[HUB_KEY_BYTES];
+    int rc = hub_token_generate(HUB_TOKEN_PREFIX_API, token);
+    if (rc == 0)
+        rc = hub_token_hash(st->secret_key, token, hash);
+    if (rc < 0) {
+        hub_store_fail(st, rc, "cannot generate a token");
+        goto done;
+    }
+    rc = st->ops->bootstrap(st, &ws, &ti, hash);
+    if (rc == 0) {
+        memcpy(token_out, token, HUB_TOKEN_STR_SIZE);
+        if (ws_out)
+            *ws_out = ws;
+    }
+done:
+    sodium_memzero(token, sizeof(token));
+    sodium_memzero(hash, sizeof(hash));
+    return rc;
+}
+
+/* ---- API tokens -------------------------------------------------------- */
+
+int hub_store_token_create(hub_store_t *st, const char *workspace_id, const char *name, bool admin,
+                           char token_out[static HUB_TOKEN_STR_SIZE], hub_token_info_t *info)
+{
+    CHECK_ST(st);
+    token_out[0] = '\0';
+    CHECK_ID(st, workspace_id, "workspace");
+    if (!text_ok(name, 0, HUB_NAME_MAX))
+        return hub_store_fail(st, CN_EINVAL, "name: must be at most %d bytes of text",
+                              HUB_NAME_MAX);
+    hub_token_info_t ti = {0};
+    hub_uuid_v4(ti.id);
+    copy_str(ti.workspace_id, sizeof(ti.workspace_id), workspace_id);
+    copy_str(ti.name, sizeof(ti.name), name);
+    ti.admin = admin;
+    ti.created_at = hub_store_now(st);
+
+    char token[HUB_TOKEN_STR_SIZE];
+    uint8_t hash[HUB_KEY_BYTES];
+    int rc = hub_token_generate(HUB_TOKEN_PREFIX_API, token);
+    if (rc == 0)
+        rc = hub_token_hash(st->secret_key, token, hash);
+    if (rc < 0) {
+        hub_store_fail(st, rc, "cannot generate a token");
+        goto done;
+    }
+    rc = st->ops->token_insert(st, &ti, hash);
+    if (rc == 0) {
+        memcpy(token_out, token, HUB_TOKEN_STR_SIZE);
+        if (info)
+            *info = ti;
+    }
+done:
+    sodium_memzero(token, sizeof(token));
+    sodium_memzero(hash, sizeof(hash));
+    return rc;
+}
+
+int hub_store_token_authenticate(hub_store_t *st, const char *token, hub_token_info_t *out)
+{
+    CHECK_ST(st);
+    if (!out)
+        return CN_EINVAL;
+    if (!hub_token_well_formed(HUB_TOKEN_PREFIX_API, token))
+        return hub_store_fail(st, CN_EAUTH, "invalid token");
+    uint8_t hash[HUB_KEY_BYTES];
+    int rc = hub_token_hash(st->secret_key, token, hash);
+    if (rc == 0)
+        rc = st->ops->token_find(st, hash, out);
+    sodium_memzero(hash, sizeof(hash));
+    if (rc == CN_ENOTFOUND || rc == CN_EAUTH)
+        return hub_store_fail(st, CN_EAUTH, "invalid token");
+    return rc;
+}
+
+int hub_store_token_delete(hub_store_t *st, const char *workspace_id, const char *token_id)
+{
+    CHECK_ST(st);
+    CHECK_ID(st, workspace_id, "token");
+    CHECK_ID(st, token_id, "token");
+    return st->ops->token_delete(st, workspace_id, token_id);
+}
+
+/* ---- agents ------------------------------------------------------------ */
+
+int hub_store_agent_create(hub_store_t *st, const char *workspace_id, const char *name,
+                           int64_t enroll_ttl_ms, char enroll_token_out[static HUB_TOKEN_STR_SIZE],
+                           hub_agent_t *out)
+{
+    CHECK_ST(st);
+    enroll_token_out[0] = '\0';
+    CHECK_ID(st, workspace_id, "workspace");
+    if (!text_ok(name, 0, HUB_NAME_MAX))
+        return hub_store_fail(st, CN_EINVAL, "name: must be at most %d bytes of text",
+                              HUB_NAME_MAX);
+    if (enroll_ttl_ms < 0 || enroll_ttl_ms > 366LL * 86400 * 1000)
+        return hub_store_fail(st, CN_EINVAL, "enroll token lifetime must be 0..366 days");
+    hub_agent_t a = {0};
+    hub_uuid_v4(a.id);
+    copy_str(a.workspace_id, sizeof(a.workspace_id), workspace_id);
+    copy_str(a.name, sizeof(a.name), name);
+    a.created_at = a.updated_at = hub_store_now(st);
+    a.enroll_expires_at =
+        a.created_at + (enroll_ttl_ms ? enroll_ttl_ms : HUB_ENROLL_TTL_DEFAULT_MS);
+
+    char token[HUB_TOKEN_STR_SIZE];
+    uint8_t hash[HUB_KEY_BYTES];
+    int rc = hub_token_generate(HUB_TOKEN_PREFIX_ENROLL, token);
+    if (rc == 0)
+        rc = hub_token_hash(st->secret_key, token, hash);
+    if (rc < 0) {
+        hub_store_fail(st, rc, "cannot generate an enroll token");
+        goto done;
+    }
+    rc = st->ops->agent_insert(st, &a, hash);
+    if (rc == 0) {
+        memcpy(enroll_token_out, token, HUB_TOKEN_STR_SIZE);
+        if (out)
+            *out = a;
+    }
+done:
+    sodium_memzero(token, sizeof(token));
+    sodium_memzero(hash, sizeof(hash));
+    return rc;
+}
+
+int hub_store_agent_list(hub_store_t *st, const char *workspace_id, hub_agent_list_t *out)
+{
+    CHECK_ST(st);
+    if (!out)
+        return CN_EINVAL;
+    *out = (hub_agent_list_t){0};
+    if (!hub_uuid_valid(workspace_id))
+        return 0; /* an unknown workspace has no agents */
+    return st->ops->agent_list(st, workspace_id, out);
+}
+
+int hub_store_agent_get(hub_store_t *st, const char *workspace_id, const char *id, hub_agent_t *out)
+{
+    CHECK_ST(st);
+    if (!out)
+        return CN_EINVAL;
+    CHECK_ID(st, workspace_id, "agent");
+    CHECK_ID(st, id, "agent");
+    return st->ops->agent_get(st, workspace_id, id, out);
+}
+
+int hub_store_agent_delete(hub_store_t *st, const char *workspace_id, const char *id)
+{
+    CHECK_ST(st);
+    CHECK_ID(st, workspace_id, "agent");
+    CHECK_ID(st, id, "agent");
+    return st->ops->agent_delete(st, workspace_id, id, hub_store_now(st));
+}
+
+int hub_store_agent_enroll(hub_store_t *st, const char *enroll_token,
+                           const uint8_t public_key[static 32], hub_agent_t *out)
+{
+    CHECK_ST(st);
+    if (!hub_token_well_formed(HUB_TOKEN_PREFIX_ENROLL, enroll_token))
+        return hub_store_fail(st, CN_EAUTH, "invalid enroll token");
+    static const uint8_t zero[HUB_KEY_BYTES];
+    if (hub_hash_equal(public_key, zero))
+        return hub_store_fail(st, CN_EINVAL, "public key: all zero");
+    uint8_t hash[HUB_KEY_BYTES];
+    hub_agent_t a = {0};
+    int rc = hub_token_hash(st->secret_key, enroll_token, hash);
+    if (rc == 0)
+        rc = st->ops->agent_enroll(st, hash, public_key, hub_store_now(st), &a);
+    sodium_memzero(hash, sizeof(hash));
+    if (rc == 0 && out)
+        *out = a;
+    return rc;
+}
+
+int hub_store_agent_find_by_key(hub_store_t *st, const uint8_t public_key[static 32],
+                                hub_agent_t *out)
+{
+    CHECK_ST(st);
+    if (!out)
+        return CN_EINVAL;
+    return st->ops->agent_find_by_key(st, public_key, out);
+}
+
+int hub_store_agent_set_connected(hub_store_t *st, const char *workspace_id, const char *id,
+                                  bool connected)
+{
+    CHECK_ST(st);
+    CHECK_ID(st, workspace_id, "agent");
+    CHECK_ID(st, id, "agent");
+    return st->ops->agent_set_connected(st, workspace_id, id, connected, hub_store_now(st));
+}
+
+int hub_store_agent_reset_connections(hub_store_t *st, size_t *count)
+{
+    CHECK_ST(st);
+    size_t n = 0;
+    int rc = st->ops->agent_reset_connections(st, hub_store_now(st), &n);
+    if (count)
+        *count = rc == 0 ? n : 0;
+    return rc;
+}
+
+/* ---- tunnels ----------------------------------------------------------- */
+
+static int64_t held_after(hub_store_t *st, int64_t now)
+{
+    return now - st->release_hold_ms;
+}
+
+int hub_store_tunnel_create(hub_store_t *st, const char *workspace_id,
+                            const hub_tunnel_spec_t *spec, hub_tunnel_t *out,
+                            char password_out[HUB_PASSWORD_SIZE])
+{
+    CHECK_ST(st);
+    if (!spec)
+        return CN_EINVAL;
+    if (password_out)
+        password_out[0] = '\0';
+    CHECK_ID(st, workspace_id, "workspace");
+    if (!text_ok(spec->name, 1, HUB_NAME_MAX))
+        return hub_store_fail(st, CN_EINVAL, "name: must be 1-%d bytes of text", HUB_NAME_MAX);
+    if (!hub_uuid_valid(spec->agent_id))
+        return hub_store_fail(st, CN_ENOTFOUND, "agentId: agent not found");
+    if (!ascii_ok(spec->target_host, 1, HUB_HOST_MAX, NULL))
+        return hub_store_fail(st, CN_EINVAL, "target: host must be 1-%d printable characters",
+                              HUB_HOST_MAX);
+    if (spec->target_port == 0)
+        return hub_store_fail(st, CN_EINVAL, "target: port must be between 1 and 65535");
+    if ((unsigned)spec->protocol >= COUNT(protocol_names))
+        return hub_store_fail(st, CN_EINVAL, "protocol: unknown");
+    if (spec->ttl_ms < 0 || spec->ttl_ms > 100LL * 366 * 86400 * 1000)
+        return hub_store_fail(st, CN_EINVAL, "ttl: out of range");
+    if (!text_ok(spec->connection_string, 0, HUB_CONNSTR_MAX))
+        return hub_store_fail(st, CN_EINVAL, "connectionString: at most %d bytes of text",
+                              HUB_CONNSTR_MAX);
+    bool with_auth = !empty(spec->http_user);
+    if (with_auth && !ascii_ok(spec->http_user, 1, HUB_USER_MAX, ":"))
+        return hub_store_fail(
+            st, CN_EINVAL, "httpUser: must be 1-%d printable characters without ':'", HUB_USER_MAX);
+    if (with_auth && !password_out)
+        return hub_store_fail(st, CN_EINVAL, "httpUser: no place to return the password");
+
+    int rc;
+    hub_tunnel_t t = {0};
+    char password[HUB_PASSWORD_SIZE] = "";
+    t.metadata = normalize_object(spec->metadata, HUB_METADATA_MAX, &rc);
+    if (!t.metadata) {
+        hub_store_fail(st, rc, "metadata: must be a JSON object of at most %d bytes",
+                       HUB_METADATA_MAX);
+        goto done;
+    }
+    if (!empty(spec->connection_string) &&
+        !(t.connection_string = strdup(spec->connection_string))) {
+        rc = hub_store_fail(st, CN_ENOMEM, "out of memory");
+        goto done;
+    }
+    hub_uuid_v4(t.id);
+    copy_str(t.workspace_id, sizeof(t.workspace_id), workspace_id);
+    copy_str(t.agent_id, sizeof(t.agent_id), spec->agent_id);
+    copy_str(t.name, sizeof(t.name), spec->name);
+    copy_str(t.target_host, sizeof(t.target_host), spec->target_host);
+    t.target_port = spec->target_port;
+    t.protocol = spec->protocol;
+    t.is_public = spec->is_public;
+    t.hub_port = spec->hub_port;
+    t.status = HUB_TUNNEL_CONNECTING;
+    if (with_auth) {
+        copy_str(t.http_user, sizeof(t.http_user), spec->http_user);
+        rc = hub_password_generate(password);
+        if (rc == 0)
+            rc = hub_password_hash(password, t.http_password_hash);
+        if (rc < 0) {
+            hub_store_fail(st, rc, "cannot hash the basic-auth password");
+            goto done;
+        }
+    }
+    int64_t now = hub_store_now(st);
+    t.created_at = t.updated_at = now;
+    t.expires_at = spec->ttl_ms ? now + spec->ttl_ms : HUB_TIME_NONE;
+
+    rc = st->ops->tunnel_insert(st, &t, spec->max_tunnels, held_after(st, now));
+    if (rc == 0) {
+        if (with_auth)
+            memcpy(password_out, password, HUB_PASSWORD_SIZE);
+        if (out) {
+            *out = t;
+            t = (hub_tunnel_t){0};
+        }
+    }
+done:
+    sodium_memzero(password, sizeof(password));
+    hub_tunnel_clear(&t);
+    return rc;
+}
+
+int hub_store_tunnel_list(hub_store_t *st, const char *workspace_id,
+                          const hub_tunnel_filter_t *filter, hub_tunnel_list_t *out)
+{
+    CHECK_ST(st);
+    if (!out)
+        return CN_EINVAL;
+    *out = (hub_tunnel_list_t){0};
+    hub_tunnel_filter_t f = {0};
+    if (filter)
+        f = *filter;
+    if (f.agent_id && !*f.agent_id)
+        f.agent_id = NULL;
+    if (f.by_status && (unsigned)f.status >= COUNT(status_names))
+        return hub_store_fail(st, CN_EINVAL, "status: unknown");
+    if (!hub_uuid_valid(workspace_id) || (f.agent_id && !hub_uuid_valid(f.agent_id)))
+        return 0; /* nothing can match */
+    return st->ops->tunnel_list(st, workspace_id, &f, out);
+}
+
+int hub_store_tunnel_get(hub_store_t *st, const char *workspace_id, const char *id,
+                         hub_tunnel_t *out)
+{
+    CHECK_ST(st);
+    if (!out)
+        return CN_EINVAL;
+    CHECK_ID(st, workspace_id, "tunnel");
+    CHECK_ID(st, id, "tunnel");
+    return st->ops->tunnel_get(st, workspace_id, id, out);
+}
+
+int hub_store_tunnel_get_by_name(hub_store_t *st, const char *workspace_id, const char *name,
+                                 hub_tunnel_t *out)
+{
+    CHECK_ST(st);
+    if (!out)
+        return CN_EINVAL;
+    CHECK_ID(st, workspace_id, "tunnel");
+    if (!text_ok(name, 1, HUB_NAME_MAX))
+        return hub_store_fail(st, CN_ENOTFOUND, "tunnel not found");
+    return st->ops->tunnel_get_by_name(st, workspace_id, name, out);
+}
+
+int hub_store_tunnel_update(hub_store_t *st, const char *workspace_id, const char *id,
+                            const hub_tunnel_update_t *upd, hub_tunnel_t *out)
+{
+    CHECK_ST(st);
+    if (!upd)
+        return CN_EINVAL;
+    CHECK_ID(st, workspace_id, "tunnel");
+    CHECK_ID(st, id, "tunnel");
+    hub_tunnel_update_t p = *upd;
+    char *metadata = NULL, *last_error = NULL;
+    int rc = 0;
+    if ((p.fields & HUB_TUNNEL_SET_NAME) && !text_ok(p.name, 1, HUB_NAME_MAX))
+        return hub_store_fail(st, CN_EINVAL, "name: must be 1-%d bytes of text", HUB_NAME_MAX);
+    if ((p.fields & HUB_TUNNEL_SET_STATUS) && (unsigned)p.status >= COUNT(status_names))
+        return hub_store_fail(st, CN_EINVAL, "status: unknown");
+    if ((p.fields & HUB_TUNNEL_SET_CONNECTION_STRING) &&
+        !text_ok(p.connection_string, 0, HUB_CONNSTR_MAX))
+        return hub_store_fail(st, CN_EINVAL, "connectionString: at most %d bytes of text",
+                              HUB_CONNSTR_MAX);
+    if ((p.fields & HUB_TUNNEL_SET_CONNECTED_AT) && p.connected_at < 0)
+        return hub_store_fail(st, CN_EINVAL, "connectedAt: out of range");
+    if ((p.fields & HUB_TUNNEL_SET_CONNECTION_STRING) && empty(p.connection_string))
+        p.connection_string = NULL;
+    if (p.fields & HUB_TUNNEL_SET_METADATA) {
+        metadata = normalize_object(p.metadata ? p.metadata : "{}", HUB_METADATA_MAX, &rc);
+        if (!metadata)
+            return hub_store_fail(st, rc, "metadata: must be a JSON object of at most %d bytes",
+                                  HUB_METADATA_MAX);
+        p.metadata = metadata;
+    }
+    if ((p.fields & HUB_TUNNEL_SET_LAST_ERROR) && !empty(p.last_error)) {
+        bool oom;
+        last_error = sanitize_text(p.last_error, HUB_LAST_ERROR_MAX, &oom);
+        if (oom) {
+            free(metadata);
+            return hub_store_fail(st, CN_ENOMEM, "out of memory");
+        }
+        p.last_error = last_error;
+    } else if (p.fields & HUB_TUNNEL_SET_LAST_ERROR) {
+        p.last_error = NULL;
+    }
+    int64_t now = hub_store_now(st);
+    hub_tunnel_t t = {0};
+    rc = st->ops->tunnel_update(st, workspace_id, id, &p, now, held_after(st, now), &t);
+    free(metadata);
+    free(last_error);
+    if (rc == 0 && out)
+        *out = t;
+    else
+        hub_tunnel_clear(&t);
+    return rc;
+}
+
+int hub_store_tunnel_delete(hub_store_t *st, const char *workspace_id, const char *id)
+{
+    CHECK_ST(st);
+    CHECK_ID(st, workspace_id, "tunnel");
+    CHECK_ID(st, id, "tunnel");
+    return st->ops->tunnel_delete(st, workspace_id, id, hub_store_now(st));
+}
+
+int hub_store_tunnel_count(hub_store_t *st, const char *workspace_id, size_t *count)
+{
+    CHECK_ST(st);
+    if (!count)
+        return CN_EINVAL;
+    *count = 0;
+    if (!hub_uuid_valid(workspace_id))
+        return 0;
+    return st->ops->tunnel_count(st, workspace_id, count);
+}
+
+int hub_store_tunnel_list_expired(hub_store_t *st, size_t limit, hub_tunnel_list_t *out)
+{
+    CHECK_ST(st);
+    if (!out)
+        return CN_EINVAL;
+    *out = (hub_tunnel_list_t){0};
+    if (limit == 0 || limit > HUB_LIST_MAX)
+        limit = HUB_LIST_MAX;
+    return st->ops->tunnel_list_expired(st, hub_store_now(st), limit, out);
+}
+
+int hub_store_hub_port_available(hub_store_t *st, const char *workspace_id, uint16_t hub_port,
+                                 bool *available)
+{
+    CHECK_ST(st);
+    if (!available)
+        return CN_EINVAL;
+    *available = false;
+    if (hub_port == 0)
+        return hub_store_fail(st, CN_EINVAL, "hubPort: must be between 1 and 65535");
+    CHECK_ID(st, workspace_id, "workspace");
+    return st->ops->hub_port_available(st, workspace_id, hub_port,
+                                       held_after(st, hub_store_now(st)), available);
+}
+
+int hub_store_tunnel_find_public(hub_store_t *st, const char *name, hub_tunnel_t *out)
+{
+    CHECK_ST(st);
+    if (!out)
+        return CN_EINVAL;
+    if (!text_ok(name, 1, HUB_NAME_MAX))
+        return hub_store_fail(st, CN_ENOTFOUND, "tunnel not found");
+    return st->ops->tunnel_find_public(st, name, out);
+}
+
+int hub_store_tunnel_find_by_hub_port(hub_store_t *st, uint16_t hub_port, hub_tunnel_t *out)
+{
+    CHECK_ST(st);
+    if (!out)
+        return CN_EINVAL;
+    if (hub_port == 0)
+        return hub_store_fail(st, CN_ENOTFOUND, "tunnel not found");
+    return st->ops->tunnel_find_by_hub_port(st, hub_port, out);
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+int hub_store_event_append(hub_store_t *st, const char *workspace_id, const hub_event_spec_t *spec,
+                           int64_t *id_out)
+{
+    CHECK_ST(st);
+    if (!spec)
+        return CN_EINVAL;
+    CHECK_ID(st, workspace_id, "workspace");
+    if (!event_type_ok(spec->type))
+        return hub_store_fail(st, CN_EINVAL, "type: must be 1-%d of [a-z0-9._]",
+                              HUB_EVENT_TYPE_MAX);
+    if (!empty(spec->tunnel_id) && !hub_uuid_valid(spec->tunnel_id))
+        return hub_store_fail(st, CN_EINVAL, "tunnelId: not a UUID");
+    if (!empty(spec->agent_id) && !hub_uuid_valid(spec->agent_id))
+        return hub_store_fail(st, CN_EINVAL, "agentId: not a UUID");
+    int rc;
+    hub_event_t e = {0};
+    e.data = normalize_object(spec->data, HUB_EVENT_DATA_MAX, &rc);
+    if (!e.data)
+        return hub_store_fail(st, rc, "data: must be a JSON object of at most %d bytes",
+                              HUB_EVENT_DATA_MAX);
+    copy_str(e.workspace_id, sizeof(e.workspace_id), workspace_id);
+    copy_str(e.type, sizeof(e.type), spec->type);
+    copy_str(e.tunnel_id, sizeof(e.tunnel_id), spec->tunnel_id);
+    copy_str(e.agent_id, sizeof(e.agent_id), spec->agent_id);
+    e.created_at = hub_store_now(st);
+    int64_t id = 0;
+    rc = st->ops->event_insert(st, &e, &id);
+    hub_event_clear(&e);
+    if (rc == 0 && id_out)
+        *id_out = id;
+    return rc;
+}
+
+int hub_store_event_list(hub_store_t *st, const char *workspace_id,
+                         const hub_event_filter_t *filter, hub_event_list_t *out)
+{
+    CHECK_ST(st);
+    if (!out)
+        return CN_EINVAL;
+    *out = (hub_event_list_t){0};
+    hub_event_filter_t q = {0};
+    if (filter)
+        q = *filter;
+    if (q.tunnel_id && !*q.tunnel_id)
+        q.tunnel_id = NULL;
+    if (q.limit == 0)
+        q.limit = HUB_EVENTS_DEFAULT;
+    if (q.limit > HUB_EVENTS_MAX)
+        q.limit = HUB_EVENTS_MAX;
+    if (q.since < 0 || q.after_id < 0)
+        return hub_store_fail(st, CN_EINVAL, "since: out of range");
+    if (!hub_uuid_valid(workspace_id) || (q.tunnel_id && !hub_uuid_valid(q.tunnel_id)))
+        return 0;
+    return st->ops->event_list(st, workspace_id, &q, out);
+}
+
+int hub_store_event_prune(hub_store_t *st, int64_t before, size_t *count)
+{
+    CHECK_ST(st);
+    size_t n = 0;
+    int rc = st->ops->event_prune(st, before, &n);
+    if (count)
+        *count = rc == 0 ? n : 0;
+    return rc;
+}

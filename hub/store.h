@@ -1,0 +1,399 @@
+/* The hub's state, in domain terms: workspaces, API tokens, agents, tunnels
+ * and events. This header is the only way the rest of the hub reaches its
+ * database; SQL lives in hub/store*.c alone. SQLite is the backend today
+ * (store_sqlite.c); a PostgreSQL backend plugs in behind the same calls
+ * (see store_backend.h).
+ *
+ * Conventions
+ * - Functions return 0, a negative CN_E* code or HUB_ECONFLICT (hub_err.h).
+ *   After a failure hub_store_errmsg() says what went wrong in one line,
+ *   naming the parameter when an input was refused ("name: ..."). Secrets
+ *   never appear in messages.
+ * - CN_ENOTFOUND: no such object *in this workspace*. Every call that takes a
+ *   workspace_id is scoped by it, so another workspace's ids (and malformed
+ *   ids) look exactly like ids that never existed.
+ * - HUB_ECONFLICT: a unique name, port or key is taken (the API's 409).
+ * - CN_EINVAL: an input the store refuses (length, range, not a JSON object).
+ *   The API validates user input first; this is the store's own guard.
+ * - Times are int64 ms since the epoch, UTC; HUB_TIME_NONE (0) means "never".
+ *   The store reads "now" from the clock given at open, never from its
+ *   callers, so one injected clock drives every timestamp and expiry.
+ * - Ownership: records are caller-owned structs. Short, bounded fields are
+ *   fixed-size arrays inside the record; the few unbounded ones (JSON text,
+ *   error text, connection strings) are heap strings owned by the record and
+ *   released by its *_clear() function. Lists own their items and are
+ *   released by their *_free() function. Zero-initialised records and lists
+ *   are valid to clear/free; clearing/freeing twice or NULL is fine. An
+ *   output record is overwritten (not cleared) on entry, so clear it before
+ *   reusing it. On failure outputs hold nothing that needs freeing.
+ * - Input strings are borrowed for the duration of the call.
+ * - One hub_store_t serves one thread at a time (the hub's event loop); it is
+ *   not internally locked. Several processes may open the same database.
+ *
+ * Secrets: API and enroll tokens are generated here, returned once in
+ * plaintext, and stored only as keyed BLAKE2b hashes under the hub secret
+ * key handed to hub_store_open() (which lives outside the database, see
+ * secrets.h). Basic-auth passwords are generated here and stored as Argon2id
+ * strings. */
+#ifndef HUB_STORE_H
+#define HUB_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hub_err.h"
+#include "hub_time.h"
+#include "secrets.h"
+
+typedef struct hub_store hub_store_t;
+
+/* ---- sizes (bytes, excluding the terminating NUL) ---------------------- */
+#define HUB_ID_LEN HUB_UUID_LEN /* lowercase UUID v4 */
+#define HUB_ID_SIZE (HUB_ID_LEN + 1)
+#define HUB_NAME_MAX 100 /* workspace, agent, tunnel, token names */
+#define HUB_NAME_SIZE (HUB_NAME_MAX + 1)
+#define HUB_HOST_MAX 253 /* tunnel target host (DNS name or IP) */
+#define HUB_HOST_SIZE (HUB_HOST_MAX + 1)
+#define HUB_USER_MAX 64 /* basic-auth user */
+#define HUB_USER_SIZE (HUB_USER_MAX + 1)
+#define HUB_EVENT_TYPE_MAX 64 /* "tunnel.created", [a-z0-9._]+ */
+#define HUB_EVENT_TYPE_SIZE (HUB_EVENT_TYPE_MAX + 1)
+#define HUB_METADATA_MAX 16384                       /* tunnel metadata JSON text */
+#define HUB_EVENT_DATA_MAX 16384                     /* event data JSON text */
+#define HUB_LAST_ERROR_MAX 1024                      /* tunnel lastError text */
+#define HUB_CONNSTR_MAX 2048                         /* tunnel connectionString */
+#define HUB_LIST_MAX 10000                           /* most rows any list call returns */
+#define HUB_EVENTS_DEFAULT 100                       /* events returned when no limit is given */
+#define HUB_EVENTS_MAX 1000                          /* most events one call returns */
+#define HUB_ENROLL_TTL_DEFAULT_MS (60LL * 60 * 1000) /* 1 hour */
+#define HUB_RELEASE_HOLD_DEFAULT_MS (24LL * 3600 * 1000) /* 24 hours */
+
+/* ---- opening ------------------------------------------------------------ */
+typedef struct hub_store_options {
+    /* SQLite database file. */
+    const char *path;
+    /* The 32-byte hub secret key (secrets.h) that keys token hashes; copied,
+     * and wiped from the store at close. Required. */
+    const uint8_t *secret_key;
+    /* Create the database file when missing (init). Otherwise a missing file
+     * is CN_ENOTFOUND, so `serve` never runs on an empty database by mistake. */
+    bool create;
+    /* synchronous=FULL instead of NORMAL: also survive power loss / OS crash
+     * for the last commits, at the cost of an fsync per commit. */
+    bool sync_full;
+    /* Time source; NULL means hub_time_now_ms. */
+    hub_clock_fn clock;
+    void *clock_ctx;
+    /* How long a released public name or hub port stays reserved to the
+     * workspace that held it; 0 means HUB_RELEASE_HOLD_DEFAULT_MS. */
+    int64_t release_hold_ms;
+} hub_store_options_t;
+
+/* Opens (and, with opt->create, creates) the database, applies pending
+ * migrations in one transaction, and returns the handle in *out.
+ * Errors: CN_ENOTFOUND (no file and !create), CN_EVERSION (the database was
+ * written by a newer connect-hub), CN_EPROTO (not a connect-hub database),
+ * CN_EAUTH (the secret key is not the one this database was first opened
+ * with), CN_EIO, CN_EINVAL (also ":memory:" and "file:" URIs), CN_ENOMEM.
+ * `err` (optional) receives one line. */
+int hub_store_open(const hub_store_options_t *opt, hub_store_t **out, char *err, size_t errlen);
+/* Closes the database and wipes the key. NULL is fine. */
+void hub_store_close(hub_store_t *st);
+/* The message of the last failed call on `st`; "" if none. Valid until the
+ * next call. */
+const char *hub_store_errmsg(const hub_store_t *st);
+/* The schema version this build writes and the one the database is at. */
+int hub_store_schema_version(void);
+int hub_store_db_version(hub_store_t *st, int *version);
+/* The store's notion of now (its clock). */
+int64_t hub_store_now(const hub_store_t *st);
+
+/* ---- workspaces -------------------------------------------------------- */
+typedef struct hub_workspace {
+    char id[HUB_ID_SIZE];
+    char name[HUB_NAME_SIZE];
+    int64_t created_at;
+} hub_workspace_t;
+
+typedef struct hub_workspace_list {
+    hub_workspace_t *items;
+    size_t count;
+} hub_workspace_list_t;
+void hub_workspace_list_free(hub_workspace_list_t *l);
+
+/* Creates a workspace; names (1..100 bytes) are unique hub-wide
+ * (HUB_ECONFLICT). `out` may be NULL. */
+int hub_store_workspace_create(hub_store_t *st, const char *name, hub_workspace_t *out);
+/* Every workspace, oldest first (admin view). */
+int hub_store_workspace_list(hub_store_t *st, hub_workspace_list_t *out);
+int hub_store_workspace_get(hub_store_t *st, const char *id, hub_workspace_t *out);
+
+/* ---- first run --------------------------------------------------------- */
+/* `connect-hub init` in one transaction: creates the first workspace
+ * (`name`) and an admin API token for it, written once to `token_out`.
+ * HUB_ECONFLICT, with nothing changed, when the database already holds a
+ * workspace. `ws_out` may be NULL. */
+int hub_store_bootstrap(hub_store_t *st, const char *name,
+                        char token_out[static HUB_TOKEN_STR_SIZE], hub_workspace_t *ws_out);
+
+/* ---- API tokens -------------------------------------------------------- */
+typedef struct hub_token_info {
+    char id[HUB_ID_SIZE]; /* the token's id (for revocation), not the secret */
+    char workspace_id[HUB_ID_SIZE];
+    char name[HUB_NAME_SIZE];
+    bool admin;
+    int64_t created_at;
+} hub_token_info_t;
+
+/* Mints an API token for a workspace: `name` is a label (may be NULL or "");
+ * `admin` lets it manage workspaces. The plaintext ("cnt_...") is written to
+ * `token_out` and exists nowhere else: show it once, then wipe it. `info`
+ * may be NULL. CN_ENOTFOUND if the workspace does not exist. */
+int hub_store_token_create(hub_store_t *st, const char *workspace_id, const char *name, bool admin,
+                           char token_out[static HUB_TOKEN_STR_SIZE], hub_token_info_t *info);
+/* Resolves a presented bearer token to its workspace and admin flag.
+ * CN_EAUTH for anything that is not a live token (malformed, unknown,
+ * revoked); the comparison is by keyed hash and crypto_verify_32. */
+int hub_store_token_authenticate(hub_store_t *st, const char *token, hub_token_info_t *out);
+/* Revokes a token of the workspace. */
+int hub_store_token_delete(hub_store_t *st, const char *workspace_id, const char *token_id);
+
+/* ---- agents ------------------------------------------------------------ */
+typedef struct hub_agent {
+    char id[HUB_ID_SIZE];
+    char workspace_id[HUB_ID_SIZE];
+    char name[HUB_NAME_SIZE]; /* "" when none was given */
+    bool enrolled;            /* public_key is bound */
+    uint8_t public_key[32];   /* X25519 static key; zero until enrolled */
+    bool connected;
+    int64_t created_at;
+    int64_t enroll_expires_at; /* NONE once enrolled */
+    int64_t enrolled_at;
+    int64_t connected_at;    /* last connect; NONE if never */
+    int64_t disconnected_at; /* last disconnect; NONE if never */
+    int64_t updated_at;
+} hub_agent_t;
+
+typedef struct hub_agent_list {
+    hub_agent_t *items;
+    size_t count;
+} hub_agent_list_t;
+void hub_agent_list_free(hub_agent_list_t *l);
+
+/* Registers an agent (UUID v4 id; `name` optional, NULL or "" for none, not
+ * unique) and mints its single-use enroll token ("cne_..."), valid for
+ * `enroll_ttl_ms` (0 means HUB_ENROLL_TTL_DEFAULT_MS). The plaintext goes to
+ * `enroll_token_out` only. `out` may be NULL. */
+int hub_store_agent_create(hub_store_t *st, const char *workspace_id, const char *name,
+                           int64_t enroll_ttl_ms, char enroll_token_out[static HUB_TOKEN_STR_SIZE],
+                           hub_agent_t *out);
+/* Agents of a workspace, oldest first. */
+int hub_store_agent_list(hub_store_t *st, const char *workspace_id, hub_agent_list_t *out);
+int hub_store_agent_get(hub_store_t *st, const char *workspace_id, const char *id,
+                        hub_agent_t *out);
+/* Deletes an agent and, with it, its tunnels (their public names and hub
+ * ports are held for the workspace as on tunnel delete). Callers that owe
+ * events or listeners for those tunnels list them first. */
+int hub_store_agent_delete(hub_store_t *st, const char *workspace_id, const char *id);
+/* Redeems an enroll token: atomically binds `public_key` to the agent and
+ * burns the token. Not workspace-scoped (the token is the credential); the
+ * agent, with its workspace, is returned in `out` (may be NULL).
+ * CN_EAUTH: malformed, unknown or already used; CN_ETIMEOUT: expired (the
+ * token is burnt as well); HUB_ECONFLICT: the key belongs to another agent. */
+int hub_store_agent_enroll(hub_store_t *st, const char *enroll_token,
+                           const uint8_t public_key[static 32], hub_agent_t *out);
+/* The enrolled agent whose static key this is (the channel's authenticated
+ * peer key). CN_ENOTFOUND if none. Not workspace-scoped, by nature. */
+int hub_store_agent_find_by_key(hub_store_t *st, const uint8_t public_key[static 32],
+                                hub_agent_t *out);
+/* Records a link coming up (connected_at = now) or going down
+ * (disconnected_at = now). */
+int hub_store_agent_set_connected(hub_store_t *st, const char *workspace_id, const char *id,
+                                  bool connected);
+/* Marks every agent disconnected (at now) — for hub start-up, since links
+ * do not survive a restart. `count` (may be NULL) gets how many changed. */
+int hub_store_agent_reset_connections(hub_store_t *st, size_t *count);
+
+/* ---- tunnels ----------------------------------------------------------- */
+enum hub_protocol {
+    HUB_PROTO_AUTO = 0,
+    HUB_PROTO_TCP,
+    HUB_PROTO_UDP,
+    HUB_PROTO_HTTP,
+    HUB_PROTO_HTTPS,
+};
+enum hub_tunnel_status {
+    HUB_TUNNEL_CONNECTING = 0,
+    HUB_TUNNEL_ACTIVE,
+    HUB_TUNNEL_PAUSED,
+    HUB_TUNNEL_ERROR,
+    HUB_TUNNEL_EXPIRED,
+};
+/* Contract spellings ("auto", "tcp", ...; "connecting", "active", ...).
+ * *_name() never returns NULL ("?" for out-of-range); *_parse() returns 0 or
+ * CN_EINVAL. */
+const char *hub_protocol_name(int protocol);
+int hub_protocol_parse(const char *s, enum hub_protocol *out);
+const char *hub_tunnel_status_name(int status);
+int hub_tunnel_status_parse(const char *s, enum hub_tunnel_status *out);
+
+typedef struct hub_tunnel {
+    char id[HUB_ID_SIZE];
+    char workspace_id[HUB_ID_SIZE];
+    char agent_id[HUB_ID_SIZE];
+    char name[HUB_NAME_SIZE];
+    char target_host[HUB_HOST_SIZE];
+    uint16_t target_port;
+    enum hub_protocol protocol;
+    bool is_public;
+    uint16_t hub_port; /* 0 = none */
+    enum hub_tunnel_status status;
+    char *metadata;                /* owned; JSON object text, "{}" by default */
+    char *connection_string;       /* owned; NULL until known */
+    char *last_error;              /* owned; NULL unless set */
+    char http_user[HUB_USER_SIZE]; /* "" = no basic auth */
+    /* Argon2id string for http_user's password ("" if none). For the edge's
+     * check (hub_password_verify) only: never serialise it. */
+    char http_password_hash[HUB_PASSWORD_HASH_SIZE];
+    int64_t created_at;
+    int64_t connected_at; /* NONE until first active */
+    int64_t expires_at;   /* NONE = no TTL */
+    int64_t updated_at;
+} hub_tunnel_t;
+/* Frees the owned strings and zeroes the record. NULL is fine. */
+void hub_tunnel_clear(hub_tunnel_t *t);
+
+typedef struct hub_tunnel_list {
+    hub_tunnel_t *items;
+    size_t count;
+} hub_tunnel_list_t;
+void hub_tunnel_list_free(hub_tunnel_list_t *l);
+
+typedef struct hub_tunnel_spec {
+    const char *name;     /* required, 1..100 bytes; unique per workspace */
+    const char *agent_id; /* an agent of the same workspace */
+    const char *target_host;
+    uint16_t target_port; /* 1..65535 */
+    enum hub_protocol protocol;
+    bool is_public;
+    uint16_t hub_port;             /* 0 = none; else unique hub-wide */
+    int64_t ttl_ms;                /* 0 = none; else expires_at = now + ttl_ms */
+    const char *metadata;          /* JSON object text; NULL = "{}" */
+    const char *connection_string; /* NULL = unknown yet */
+    const char *http_user;         /* NULL/"" = no basic auth; else a password is generated */
+    /* Per-workspace tunnel cap, checked atomically with the insert
+     * (CN_EEXHAUSTED when the workspace already has this many); 0 = none. */
+    size_t max_tunnels;
+} hub_tunnel_spec_t;
+
+/* Creates a tunnel in state "connecting". With spec->http_user a password is
+ * generated, stored as Argon2id, and written once to `password_out` (which
+ * must then be non-NULL). `out` may be NULL.
+ * Errors: CN_ENOTFOUND (agent not in this workspace), HUB_ECONFLICT (name
+ * taken in the workspace; public name or hub port in use or held by another
+ * workspace), CN_EEXHAUSTED (cap), CN_EINVAL. */
+int hub_store_tunnel_create(hub_store_t *st, const char *workspace_id,
+                            const hub_tunnel_spec_t *spec, hub_tunnel_t *out,
+                            char password_out[HUB_PASSWORD_SIZE]);
+
+/* Filter for hub_store_tunnel_list(); zero-initialise, then set. */
+typedef struct hub_tunnel_filter {
+    const char *agent_id; /* NULL = any (this is also "the tunnels of an agent") */
+    bool by_status;
+    enum hub_tunnel_status status;
+} hub_tunnel_filter_t;
+/* Tunnels of a workspace, oldest first. `filter` may be NULL. */
+int hub_store_tunnel_list(hub_store_t *st, const char *workspace_id,
+                          const hub_tunnel_filter_t *filter, hub_tunnel_list_t *out);
+int hub_store_tunnel_get(hub_store_t *st, const char *workspace_id, const char *id,
+                         hub_tunnel_t *out);
+int hub_store_tunnel_get_by_name(hub_store_t *st, const char *workspace_id, const char *name,
+                                 hub_tunnel_t *out);
+
+/* Which fields hub_store_tunnel_update() writes. */
+enum {
+    HUB_TUNNEL_SET_NAME = 1u << 0,
+    HUB_TUNNEL_SET_STATUS = 1u << 1,
+    HUB_TUNNEL_SET_METADATA = 1u << 2,   /* replaces the whole object */
+    HUB_TUNNEL_SET_LAST_ERROR = 1u << 3, /* NULL clears */
+    HUB_TUNNEL_SET_CONNECTED_AT = 1u << 4,
+    HUB_TUNNEL_SET_CONNECTION_STRING = 1u << 5, /* NULL clears */
+};
+typedef struct hub_tunnel_update {
+    unsigned fields; /* HUB_TUNNEL_SET_* */
+    const char *name;
+    enum hub_tunnel_status status;
+    const char *metadata;
+    const char *last_error;
+    int64_t connected_at;
+    const char *connection_string;
+} hub_tunnel_update_t;
+/* Applies the selected fields and sets updated_at = now, in one transaction.
+ * Renaming a public tunnel releases its old public name (held for the
+ * workspace) and claims the new one. `out` (may be NULL) gets the result. */
+int hub_store_tunnel_update(hub_store_t *st, const char *workspace_id, const char *id,
+                            const hub_tunnel_update_t *upd, hub_tunnel_t *out);
+/* Deletes a tunnel; its public name and hub port stay reserved to the
+ * workspace for the release hold. */
+int hub_store_tunnel_delete(hub_store_t *st, const char *workspace_id, const char *id);
+/* Number of tunnels in a workspace (for the cap and metrics). */
+int hub_store_tunnel_count(hub_store_t *st, const char *workspace_id, size_t *count);
+/* Tunnels of every workspace whose expires_at <= now and whose status is
+ * not yet "expired", soonest first, at most `limit` (0 = HUB_LIST_MAX): the
+ * reaper's work list. */
+int hub_store_tunnel_list_expired(hub_store_t *st, size_t limit, hub_tunnel_list_t *out);
+/* Whether `workspace_id` may use `hub_port` now: no tunnel holds it and no
+ * other workspace released it within the hold. */
+int hub_store_hub_port_available(hub_store_t *st, const char *workspace_id, uint16_t hub_port,
+                                 bool *available);
+/* Edge routing, hub-wide by nature: the public tunnel named `name`
+ * (NAME.DOMAIN) or the tunnel listening on `hub_port`. */
+int hub_store_tunnel_find_public(hub_store_t *st, const char *name, hub_tunnel_t *out);
+int hub_store_tunnel_find_by_hub_port(hub_store_t *st, uint16_t hub_port, hub_tunnel_t *out);
+
+/* ---- events ------------------------------------------------------------ */
+typedef struct hub_event {
+    int64_t id; /* increasing; a cursor for "after" */
+    char workspace_id[HUB_ID_SIZE];
+    char type[HUB_EVENT_TYPE_SIZE];
+    char tunnel_id[HUB_ID_SIZE]; /* "" when not about a tunnel */
+    char agent_id[HUB_ID_SIZE];  /* "" when not about an agent */
+    char *data;                  /* owned; JSON object text */
+    int64_t created_at;
+} hub_event_t;
+void hub_event_clear(hub_event_t *e);
+
+typedef struct hub_event_list {
+    hub_event_t *items;
+    size_t count;
+} hub_event_list_t;
+void hub_event_list_free(hub_event_list_t *l);
+
+typedef struct hub_event_spec {
+    const char *type;      /* [a-z0-9._], 1..64 bytes, e.g. "tunnel.created" */
+    const char *tunnel_id; /* NULL/"" = none */
+    const char *agent_id;  /* NULL/"" = none */
+    const char *data;      /* JSON object text; NULL = "{}" */
+} hub_event_spec_t;
+/* Appends an event stamped now. `id_out` may be NULL. The ids are not
+ * checked against tunnels/agents: events outlive what they describe. */
+int hub_store_event_append(hub_store_t *st, const char *workspace_id, const hub_event_spec_t *spec,
+                           int64_t *id_out);
+
+typedef struct hub_event_filter {
+    const char *tunnel_id; /* NULL = any */
+    int64_t since;         /* created_at >= since; NONE = no bound */
+    int64_t after_id;      /* id > after_id (follow cursor); 0 = no bound */
+    size_t limit;          /* 0 = HUB_EVENTS_DEFAULT; capped at HUB_EVENTS_MAX */
+} hub_event_filter_t;
+/* Events of a workspace in increasing id order. With `since` or `after_id`
+ * the first `limit` matches from there; with neither, the latest `limit`.
+ * `filter` may be NULL. */
+int hub_store_event_list(hub_store_t *st, const char *workspace_id,
+                         const hub_event_filter_t *filter, hub_event_list_t *out);
+/* Drops events older than `before` (retention), every workspace. `count`
+ * (may be NULL) gets how many. */
+int hub_store_event_prune(hub_store_t *st, int64_t before, size_t *count);
+
+#endif

@@ -1,0 +1,108 @@
+/* Private to hub/store*.c: the seam between the store's backend-neutral
+ * layer (store.c: validation, ids, tokens and their hashes, passwords, the
+ * clock, error messages) and a database backend (store_sqlite.c today; a
+ * PostgreSQL one later implements the same table of operations).
+ *
+ * A backend receives inputs that store.c has already validated and
+ * normalised (ids generated, JSON re-serialised, secrets hashed, "now"
+ * read from the clock), so it only maps domain operations to its database:
+ * each operation is atomic, scoped by workspace where it takes one, and
+ * reports errors through hub_store_fail(). */
+#ifndef HUB_STORE_BACKEND_H
+#define HUB_STORE_BACKEND_H
+
+#include "store.h"
+
+#define HUB_STORE_ERRMSG_SIZE 256
+
+struct hub_store_ops;
+
+/* The part of every backend's handle that store.c owns; backends embed it
+ * as their first member. */
+struct hub_store {
+    const struct hub_store_ops *ops;
+    uint8_t secret_key[HUB_KEY_BYTES];
+    hub_clock_fn clock;
+    void *clock_ctx;
+    int64_t release_hold_ms;
+    char errmsg[HUB_STORE_ERRMSG_SIZE];
+};
+
+struct hub_store_ops {
+    const char *name;
+    void (*close)(hub_store_t *st);
+    int (*db_version)(hub_store_t *st, int *version);
+    /* Records `check` (a keyed hash proving which secret key the database
+     * is used with) on first use; afterwards CN_EAUTH unless it matches. */
+    int (*key_check)(hub_store_t *st, const uint8_t check[static HUB_KEY_BYTES]);
+
+    int (*workspace_insert)(hub_store_t *st, const hub_workspace_t *ws);
+    int (*workspace_list)(hub_store_t *st, hub_workspace_list_t *out);
+    int (*workspace_get)(hub_store_t *st, const char *id, hub_workspace_t *out);
+
+    /* Inserts ws and its token unless any workspace exists (HUB_ECONFLICT). */
+    int (*bootstrap)(hub_store_t *st, const hub_workspace_t *ws, const hub_token_info_t *info,
+                     const uint8_t hash[static HUB_KEY_BYTES]);
+    int (*token_insert)(hub_store_t *st, const hub_token_info_t *info,
+                        const uint8_t hash[static HUB_KEY_BYTES]);
+    /* The token whose stored hash equals `hash` (compared in constant time
+     * after the indexed lookup). CN_EAUTH if none. */
+    int (*token_find)(hub_store_t *st, const uint8_t hash[static HUB_KEY_BYTES],
+                      hub_token_info_t *out);
+    int (*token_delete)(hub_store_t *st, const char *workspace_id, const char *id);
+
+    int (*agent_insert)(hub_store_t *st, const hub_agent_t *a,
+                        const uint8_t enroll_hash[static HUB_KEY_BYTES]);
+    int (*agent_list)(hub_store_t *st, const char *workspace_id, hub_agent_list_t *out);
+    int (*agent_get)(hub_store_t *st, const char *workspace_id, const char *id, hub_agent_t *out);
+    int (*agent_delete)(hub_store_t *st, const char *workspace_id, const char *id, int64_t now);
+    int (*agent_enroll)(hub_store_t *st, const uint8_t enroll_hash[static HUB_KEY_BYTES],
+                        const uint8_t public_key[static HUB_KEY_BYTES], int64_t now,
+                        hub_agent_t *out);
+    int (*agent_find_by_key)(hub_store_t *st, const uint8_t public_key[static HUB_KEY_BYTES],
+                             hub_agent_t *out);
+    int (*agent_set_connected)(hub_store_t *st, const char *workspace_id, const char *id,
+                               bool connected, int64_t now);
+    int (*agent_reset_connections)(hub_store_t *st, int64_t now, size_t *count);
+
+    /* `held_after`: releases at or before it are stale (now - hold). */
+    int (*tunnel_insert)(hub_store_t *st, const hub_tunnel_t *t, size_t max_tunnels,
+                         int64_t held_after);
+    int (*tunnel_list)(hub_store_t *st, const char *workspace_id, const hub_tunnel_filter_t *f,
+                       hub_tunnel_list_t *out);
+    int (*tunnel_get)(hub_store_t *st, const char *workspace_id, const char *id, hub_tunnel_t *out);
+    int (*tunnel_get_by_name)(hub_store_t *st, const char *workspace_id, const char *name,
+                              hub_tunnel_t *out);
+    /* Every field selected in p->fields is valid; metadata is compact JSON,
+     * last_error sanitised. */
+    int (*tunnel_update)(hub_store_t *st, const char *workspace_id, const char *id,
+                         const hub_tunnel_update_t *p, int64_t now, int64_t held_after,
+                         hub_tunnel_t *out);
+    int (*tunnel_delete)(hub_store_t *st, const char *workspace_id, const char *id, int64_t now);
+    int (*tunnel_count)(hub_store_t *st, const char *workspace_id, size_t *count);
+    int (*tunnel_list_expired)(hub_store_t *st, int64_t now, size_t limit, hub_tunnel_list_t *out);
+    int (*hub_port_available)(hub_store_t *st, const char *workspace_id, uint16_t port,
+                              int64_t held_after, bool *available);
+    int (*tunnel_find_public)(hub_store_t *st, const char *name, hub_tunnel_t *out);
+    int (*tunnel_find_by_hub_port)(hub_store_t *st, uint16_t port, hub_tunnel_t *out);
+
+    int (*event_insert)(hub_store_t *st, const hub_event_t *e, int64_t *id_out);
+    /* q->limit is in 1..HUB_EVENTS_MAX. */
+    int (*event_list)(hub_store_t *st, const char *workspace_id, const hub_event_filter_t *q,
+                      hub_event_list_t *out);
+    int (*event_prune)(hub_store_t *st, int64_t before, size_t *count);
+};
+
+/* Fills the common part of a backend's handle. */
+void hub_store_base_init(hub_store_t *st, const struct hub_store_ops *ops,
+                         const hub_store_options_t *opt);
+/* Records a one-line message for hub_store_errmsg() and returns `rc`. */
+int hub_store_fail(hub_store_t *st, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Backends. */
+int hub_store_sqlite_open(const hub_store_options_t *opt, hub_store_t **out, char *err,
+                          size_t errlen);
+int hub_store_sqlite_schema_version(void);
+
+#endif

@@ -1,0 +1,1771 @@
+/* The SQLite backend of the store: schema, migrations and every query.
+ *
+ * Rules this file keeps:
+ * - Statements are constant text with bound parameters; nothing is built
+ *   from strings. They are prepared once per handle and reset after use.
+ * - Every statement that takes a workspace has it in its WHERE clause.
+ * - Read-then-write operations run in BEGIN IMMEDIATE transactions, so two
+ *   hubs (or a hub and `init`) on one file cannot interleave them.
+ * - Times are INTEGER ms since the epoch (UTC); NULL means "never".
+ *
+ * Durability: journal_mode=WAL with synchronous=NORMAL. A commit appends
+ * the transaction to the -wal file with write() before COMMIT returns, so
+ * once a call here has returned 0 its data is in the operating system's
+ * hands: killing the process (kill -9, a crash, OOM) loses nothing
+ * committed, and the next open replays the WAL. What NORMAL gives up is an
+ * fsync per commit: on power loss or a kernel crash the last commits since
+ * the previous checkpoint may be lost, though the database stays
+ * consistent (never corrupt). hub_store_options_t.sync_full selects
+ * synchronous=FULL for deployments that want those too. */
+#include "store_backend.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "cn_err.h"
+
+/* "CNHB" in the header's application_id: marks a connect-hub database. */
+#define APPLICATION_ID 1129203778
+#define BUSY_TIMEOUT_MS 5000
+
+/* ---- schema -------------------------------------------------------------
+ * migrations[i] takes a database from user_version i to i + 1 and sets it.
+ * Steps are only ever appended; a released step is never edited. They run
+ * in one transaction with the version bump, so a crash mid-way leaves the
+ * old version. Version 2 (shares, share access log, webhooks) is designed
+ * in docs/store.md. */
+static const char *const migrations[] = {
+    /* 1: meta, workspaces, API tokens, agents, tunnels, name/port releases,
+     *    events */
+    "PRAGMA application_id = 1129203778;\n"
+    "CREATE TABLE meta (\n"
+    "  key TEXT PRIMARY KEY NOT NULL,\n"
+    "  value BLOB NOT NULL\n"
+    ") STRICT;\n"
+    "CREATE TABLE workspaces (\n"
+    "  id TEXT PRIMARY KEY NOT NULL,\n"
+    "  name TEXT NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 100),\n"
+    "  created_at INTEGER NOT NULL\n"
+    ") STRICT;\n"
+    "CREATE TABLE api_tokens (\n"
+    "  id TEXT PRIMARY KEY NOT NULL,\n"
+    "  workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,\n"
+    "  name TEXT NOT NULL DEFAULT '',\n"
+    "  token_hash BLOB NOT NULL UNIQUE CHECK (length(token_hash) = 32),\n"
+    "  admin INTEGER NOT NULL CHECK (admin IN (0, 1)),\n"
+    "  created_at INTEGER NOT NULL\n"
+    ") STRICT;\n"
+    "CREATE INDEX api_tokens_workspace ON api_tokens(workspace_id);\n"
+    "CREATE TABLE agents (\n"
+    "  id TEXT PRIMARY KEY NOT NULL,\n"
+    "  workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,\n"
+    "  name TEXT,\n"
+    "  enroll_hash BLOB UNIQUE CHECK (enroll_hash IS NULL OR length(enroll_hash) = 32),\n"
+    "  enroll_expires_at INTEGER,\n"
+    "  public_key BLOB UNIQUE CHECK (public_key IS NULL OR length(public_key) = 32),\n"
+    "  enrolled_at INTEGER,\n"
+    "  connected INTEGER NOT NULL DEFAULT 0 CHECK (connected IN (0, 1)),\n"
+    "  connected_at INTEGER,\n"
+    "  disconnected_at INTEGER,\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  updated_at INTEGER NOT NULL,\n"
+    "  UNIQUE (workspace_id, id)\n"
+    ") STRICT;\n"
+    "CREATE TABLE tunnels (\n"
+    "  id TEXT PRIMARY KEY NOT NULL,\n"
+    "  workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,\n"
+    "  agent_id TEXT NOT NULL,\n"
+    "  name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 100),\n"
+    "  target_host TEXT NOT NULL,\n"
+    "  target_port INTEGER NOT NULL CHECK (target_port BETWEEN 1 AND 65535),\n"
+    "  protocol TEXT NOT NULL CHECK (protocol IN ('auto', 'tcp', 'udp', 'http', 'https')),\n"
+    "  public INTEGER NOT NULL CHECK (public IN (0, 1)),\n"
+    "  hub_port INTEGER UNIQUE CHECK (hub_port IS NULL OR hub_port BETWEEN 1 AND 65535),\n"
+    "  status TEXT NOT NULL\n"
+    "    CHECK (status IN ('connecting', 'active', 'paused', 'error', 'expired')),\n"
+    "  metadata TEXT NOT NULL DEFAULT '{}',\n"
+    "  connection_string TEXT,\n"
+    "  last_error TEXT,\n"
+    "  http_user TEXT,\n"
+    "  http_password_hash TEXT,\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  connected_at INTEGER,\n"
+    "  expires_at INTEGER,\n"
+    "  updated_at INTEGER NOT NULL,\n"
+    "  UNIQUE (workspace_id, name),\n"
+    "  FOREIGN KEY (workspace_id, agent_id) REFERENCES agents(workspace_id, id)\n"
+    "    ON DELETE CASCADE\n"
+    ") STRICT;\n"
+    "CREATE INDEX tunnels_agent ON tunnels(workspace_id, agent_id);\n"
+    "CREATE UNIQUE INDEX tunnels_public_name ON tunnels(name) WHERE public = 1;\n"
+    "CREATE INDEX tunnels_expiry ON tunnels(expires_at) WHERE expires_at IS NOT NULL;\n"
+    /* A public name or hub port a workspace let go of stays its own for the
+     * release hold, so nobody else can take over a URL people still use. */
+    "CREATE TABLE releases (\n"
+    "  kind TEXT NOT NULL CHECK (kind IN ('name', 'port')),\n"
+    "  value TEXT NOT NULL,\n"
+    "  workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,\n"
+    "  released_at INTEGER NOT NULL,\n"
+    "  PRIMARY KEY (kind, value)\n"
+    ") STRICT, WITHOUT ROWID;\n"
+    "CREATE TABLE events (\n"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "  workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,\n"
+    "  type TEXT NOT NULL,\n"
+    "  tunnel_id TEXT,\n"
+    "  agent_id TEXT,\n"
+    "  data TEXT NOT NULL DEFAULT '{}',\n"
+    "  created_at INTEGER NOT NULL\n"
+    ") STRICT;\n"
+    "CREATE INDEX events_workspace ON events(workspace_id, id);\n"
+    "CREATE INDEX events_tunnel ON events(workspace_id, tunnel_id, id);\n"
+    "CREATE INDEX events_created ON events(created_at);\n"
+    "PRAGMA user_version = 1;\n",
+};
+#define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+/* ---- statements -------------------------------------------------------- */
+
+#define A_COLS                                                                                     \
+    "id, workspace_id, name, public_key, connected, created_at, enroll_expires_at, enrolled_at, "  \
+    "connected_at, disconnected_at, updated_at"
+#define T_COLS                                                                                     \
+    "id, workspace_id, agent_id, name, target_host, target_port, protocol, public, hub_port, "     \
+    "status, metadata, connection_string, last_error, http_user, http_password_hash, created_at, " \
+    "connected_at, expires_at, updated_at"
+#define E_COLS "id, workspace_id, type, tunnel_id, agent_id, data, created_at"
+
+enum q {
+    Q_BEGIN,
+    Q_COMMIT,
+    Q_ROLLBACK,
+    Q_USER_VERSION,
+    Q_META_GET,
+    Q_META_INIT,
+    Q_WS_INSERT,
+    Q_WS_LIST,
+    Q_WS_GET,
+    Q_WS_ANY,
+    Q_TOKEN_INSERT,
+    Q_TOKEN_FIND,
+    Q_TOKEN_DELETE,
+    Q_AGENT_INSERT,
+    Q_AGENT_LIST,
+    Q_AGENT_GET,
+    Q_AGENT_IN_WS,
+    Q_AGENT_BY_KEY,
+    Q_AGENT_BY_ENROLL,
+    Q_AGENT_BURN,
+    Q_AGENT_BIND,
+    Q_AGENT_DELETE,
+    Q_AGENT_UP,
+    Q_AGENT_DOWN,
+    Q_AGENT_RESET,
+    Q_RELEASE_AGENT_NAMES,
+    Q_RELEASE_AGENT_PORTS,
+    Q_TUN_INSERT,
+    Q_TUN_LIST,
+    Q_TUN_GET,
+    Q_TUN_GET_NAME,
+    Q_TUN_PUBLIC,
+    Q_TUN_BY_PORT,
+    Q_TUN_COUNT,
+    Q_TUN_EXPIRED,
+    Q_TUN_UPDATE,
+    Q_TUN_DELETE,
+    Q_NAME_USED_WS,
+    Q_PUBLIC_NAME_USED,
+    Q_PORT_USED,
+    Q_RELEASE_TUN_NAME,
+    Q_RELEASE_TUN_PORT,
+    Q_RELEASE_PUT,
+    Q_RELEASE_HELD,
+    Q_RELEASE_CLAIM,
+    Q_RELEASE_PRUNE,
+    Q_EV_INSERT,
+    Q_EV_FROM,
+    Q_EV_FROM_TUNNEL,
+    Q_EV_LATEST,
+    Q_EV_LATEST_TUNNEL,
+    Q_EV_PRUNE,
+    Q_COUNT
+};
+
+static const char *const sql[Q_COUNT] = {
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+    [Q_USER_VERSION] = "PRAGMA user_version",
+    [Q_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [Q_META_INIT] = "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+
+    [Q_WS_INSERT] = "INSERT INTO workspaces (id, name, created_at) VALUES (?1, ?2, ?3)",
+    [Q_WS_LIST] = "SELECT id, name, created_at FROM workspaces ORDER BY created_at, rowid LIMIT ?1",
+    [Q_WS_GET] = "SELECT id, name, created_at FROM workspaces WHERE id = ?1",
+    [Q_WS_ANY] = "SELECT 1 FROM workspaces LIMIT 1",
+
+    [Q_TOKEN_INSERT] = "INSERT INTO api_tokens (id, workspace_id, name, token_hash, admin, "
+                       "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_TOKEN_FIND] = "SELECT id, workspace_id, name, admin, created_at, token_hash "
+                     "FROM api_tokens WHERE token_hash = ?1",
+    [Q_TOKEN_DELETE] = "DELETE FROM api_tokens WHERE workspace_id = ?1 AND id = ?2",
+
+    [Q_AGENT_INSERT] = "INSERT INTO agents (id, workspace_id, name, enroll_hash, "
+                       "enroll_expires_at, created_at, updated_at) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+    [Q_AGENT_LIST] = "SELECT " A_COLS " FROM agents WHERE workspace_id = ?1 "
+                     "ORDER BY created_at, rowid LIMIT ?2",
+    [Q_AGENT_GET] = "SELECT " A_COLS " FROM agents WHERE workspace_id = ?1 AND id = ?2",
+    [Q_AGENT_IN_WS] = "SELECT 1 FROM agents WHERE workspace_id = ?1 AND id = ?2",
+    [Q_AGENT_BY_KEY] = "SELECT " A_COLS " FROM agents WHERE public_key = ?1",
+    [Q_AGENT_BY_ENROLL] = "SELECT " A_COLS ", enroll_hash FROM agents WHERE enroll_hash = ?1",
+    [Q_AGENT_BURN] = "UPDATE agents SET enroll_hash = NULL, updated_at = ?2 WHERE id = ?1",
+    [Q_AGENT_BIND] = "UPDATE agents SET public_key = ?3, enroll_hash = NULL, "
+                     "enroll_expires_at = NULL, enrolled_at = ?4, updated_at = ?4 "
+                     "WHERE id = ?1 AND enroll_hash = ?2 AND public_key IS NULL",
+    [Q_AGENT_DELETE] = "DELETE FROM agents WHERE workspace_id = ?1 AND id = ?2",
+    [Q_AGENT_UP] = "UPDATE agents SET connected = 1, connected_at = ?3, updated_at = ?3 "
+                   "WHERE workspace_id = ?1 AND id = ?2",
+    [Q_AGENT_DOWN] = "UPDATE agents SET connected = 0, disconnected_at = ?3, updated_at = ?3 "
+                     "WHERE workspace_id = ?1 AND id = ?2",
+    [Q_AGENT_RESET] = "UPDATE agents SET connected = 0, disconnected_at = ?1, updated_at = ?1 "
+                      "WHERE connected = 1",
+    [Q_RELEASE_AGENT_NAMES] =
+        "INSERT OR REPLACE INTO releases (kind, value, workspace_id, released_at) "
+        "SELECT 'name', name, workspace_id, ?3 FROM tunnels "
+        "WHERE workspace_id = ?1 AND agent_id = ?2 AND public = 1",
+    [Q_RELEASE_AGENT_PORTS] =
+        "INSERT OR REPLACE INTO releases (kind, value, workspace_id, released_at) "
+        "SELECT 'port', CAST(hub_port AS TEXT), workspace_id, ?3 FROM tunnels "
+        "WHERE workspace_id = ?1 AND agent_id = ?2 AND hub_port IS NOT NULL",
+
+    [Q_TUN_INSERT] = "INSERT INTO tunnels (" T_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+                     "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+    [Q_TUN_LIST] = "SELECT " T_COLS " FROM tunnels WHERE workspace_id = ?1 "
+                   "AND (?2 IS NULL OR agent_id = ?2) AND (?3 IS NULL OR status = ?3) "
+                   "ORDER BY created_at, rowid LIMIT ?4",
+    [Q_TUN_GET] = "SELECT " T_COLS " FROM tunnels WHERE workspace_id = ?1 AND id = ?2",
+    [Q_TUN_GET_NAME] = "SELECT " T_COLS " FROM tunnels WHERE workspace_id = ?1 AND name = ?2",
+    [Q_TUN_PUBLIC] = "SELECT " T_COLS " FROM tunnels WHERE name = ?1 AND public = 1",
+    [Q_TUN_BY_PORT] = "SELECT " T_COLS " FROM tunnels WHERE hub_port = ?1",
+    [Q_TUN_COUNT] = "SELECT count(*) FROM tunnels WHERE workspace_id = ?1",
+    [Q_TUN_EXPIRED] = "SELECT " T_COLS " FROM tunnels WHERE expires_at IS NOT NULL "
+                      "AND expires_at <= ?1 AND status <> 'expired' "
+                      "ORDER BY expires_at, rowid LIMIT ?2",
+    [Q_TUN_UPDATE] = "UPDATE tunnels SET name = ?3, status = ?4, metadata = ?5, last_error = ?6, "
+                     "connected_at = ?7, connection_string = ?8, updated_at = ?9 "
+                     "WHERE workspace_id = ?1 AND id = ?2",
+    [Q_TUN_DELETE] = "DELETE FROM tunnels WHERE workspace_id = ?1 AND id = ?2",
+    [Q_NAME_USED_WS] = "SELECT 1 FROM tunnels WHERE workspace_id = ?1 AND name = ?2 AND id <> ?3",
+    [Q_PUBLIC_NAME_USED] = "SELECT 1 FROM tunnels WHERE name = ?1 AND public = 1 AND id <> ?2",
+    [Q_PORT_USED] = "SELECT 1 FROM tunnels WHERE hub_port = ?1",
+    [Q_RELEASE_TUN_NAME] = "INSERT OR REPLACE INTO releases (kind, value, workspace_id, "
+                           "released_at) SELECT 'name', name, workspace_id, ?3 FROM tunnels "
+                           "WHERE workspace_id = ?1 AND id = ?2 AND public = 1",
+    [Q_RELEASE_TUN_PORT] =
+        "INSERT OR REPLACE INTO releases (kind, value, workspace_id, released_at) "
+        "SELECT 'port', CAST(hub_port AS TEXT), workspace_id, ?3 FROM tunnels "
+        "WHERE workspace_id = ?1 AND id = ?2 AND hub_port IS NOT NULL",
+    [Q_RELEASE_PUT] = "INSERT OR REPLACE INTO releases (kind, value, workspace_id, released_at) "
+                      "VALUES (?1, ?2, ?3, ?4)",
+    [Q_RELEASE_HELD] = "SELECT workspace_id FROM releases WHERE kind = ?1 AND value = ?2 "
+                       "AND released_at > ?3",
+    [Q_RELEASE_CLAIM] = "DELETE FROM releases WHERE kind = ?1 AND value = ?2",
+    [Q_RELEASE_PRUNE] = "DELETE FROM releases WHERE released_at <= ?1",
+
+    [Q_EV_INSERT] = "INSERT INTO events (workspace_id, type, tunnel_id, agent_id, data, "
+                    "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_EV_FROM] = "SELECT " E_COLS " FROM events WHERE workspace_id = ?1 AND created_at >= ?2 "
+                  "AND id > ?3 ORDER BY id LIMIT ?4",
+    [Q_EV_FROM_TUNNEL] = "SELECT " E_COLS " FROM events WHERE workspace_id = ?1 "
+                         "AND tunnel_id = ?5 AND created_at >= ?2 AND id > ?3 "
+                         "ORDER BY id LIMIT ?4",
+    [Q_EV_LATEST] = "SELECT " E_COLS " FROM events WHERE workspace_id = ?1 "
+                    "ORDER BY id DESC LIMIT ?4",
+    [Q_EV_LATEST_TUNNEL] = "SELECT " E_COLS " FROM events WHERE workspace_id = ?1 "
+                           "AND tunnel_id = ?5 ORDER BY id DESC LIMIT ?4",
+    [Q_EV_PRUNE] = "DELETE FROM events WHERE created_at < ?1",
+};
+
+typedef struct sqlite_store {
+    hub_store_t base; /* first: the handle callers hold */
+    sqlite3 *db;
+    sqlite3_stmt *stmt[Q_COUNT];
+} sqlite_store_t;
+
+static sqlite_store_t *S(hub_store_t *st)
+{
+    return (sqlite_store_t *)st;
+}
+
+/* ---- errors ------------------------------------------------------------ */
+
+static int map_rc(int r)
+{
+    switch (r & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return CN_EAGAIN;
+    case SQLITE_NOMEM:
+        return CN_ENOMEM;
+    case SQLITE_TOOBIG:
+        return CN_ETOOBIG;
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+        return CN_EPROTO;
+    case SQLITE_CONSTRAINT:
+        switch (r) {
+        case SQLITE_CONSTRAINT_UNIQUE:
+        case SQLITE_CONSTRAINT_PRIMARYKEY:
+            return HUB_ECONFLICT;
+        case SQLITE_CONSTRAINT_FOREIGNKEY:
+            return CN_ENOTFOUND;
+        default:
+            return CN_EINVAL;
+        }
+    default:
+        return CN_EIO;
+    }
+}
+
+/* Records SQLite's own message (table/column names, never bound values). */
+static int db_fail(sqlite_store_t *s, int r)
+{
+    return hub_store_fail(&s->base, map_rc(r), "database: %s", sqlite3_errmsg(s->db));
+}
+
+/* ---- statement helpers ------------------------------------------------- */
+
+static sqlite3_stmt *prep(sqlite_store_t *s, enum q q, int *rc)
+{
+    if (!s->stmt[q]) {
+        int r = sqlite3_prepare_v3(s->db, sql[q], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[q], NULL);
+        if (r != SQLITE_OK) {
+            *rc = db_fail(s, r);
+            return NULL;
+        }
+    }
+    return s->stmt[q];
+}
+
+static void done(sqlite3_stmt *q)
+{
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+}
+
+/* Binders accumulate the first failure in *r (SQLITE_OK so far). Strings
+ * and blobs are SQLITE_STATIC: they outlive the statement's use. */
+static void b_text(sqlite3_stmt *q, int i, const char *v, int *r)
+{
+    if (*r == SQLITE_OK)
+        *r = v && *v ? sqlite3_bind_text(q, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(q, i);
+}
+/* Like b_text but binds "" as "" (columns where empty is a value). */
+static void b_text0(sqlite3_stmt *q, int i, const char *v, int *r)
+{
+    if (*r == SQLITE_OK)
+        *r = sqlite3_bind_text(q, i, v ? v : "", -1, SQLITE_STATIC);
+}
+static void b_int(sqlite3_stmt *q, int i, int64_t v, int *r)
+{
+    if (*r == SQLITE_OK)
+        *r = sqlite3_bind_int64(q, i, v);
+}
+/* A timestamp: HUB_TIME_NONE binds NULL. */
+static void b_time(sqlite3_stmt *q, int i, int64_t v, int *r)
+{
+    if (*r == SQLITE_OK)
+        *r = v == HUB_TIME_NONE ? sqlite3_bind_null(q, i) : sqlite3_bind_int64(q, i, v);
+}
+static void b_key(sqlite3_stmt *q, int i, const uint8_t *k, int *r)
+{
+    if (*r == SQLITE_OK)
+        *r = sqlite3_bind_blob(q, i, k, HUB_KEY_BYTES, SQLITE_STATIC);
+}
+
+/* Runs a statement that returns no rows; resets it. 0 or an error. */
+static int run(sqlite_store_t *s, sqlite3_stmt *q, int bind_rc)
+{
+    int rc = 0;
+    if (bind_rc != SQLITE_OK) {
+        rc = db_fail(s, bind_rc);
+    } else {
+        int r = sqlite3_step(q);
+        if (r != SQLITE_DONE && r != SQLITE_ROW)
+            rc = db_fail(s, r);
+    }
+    done(q);
+    return rc;
+}
+
+/* Steps a query expected to give at most one row: 1 = row (statement left
+ * positioned on it; caller calls done()), 0 = none (reset), <0 = error
+ * (reset). */
+static int step_one(sqlite_store_t *s, sqlite3_stmt *q, int bind_rc)
+{
+    if (bind_rc != SQLITE_OK) {
+        int rc = db_fail(s, bind_rc);
+        done(q);
+        return rc;
+    }
+    int r = sqlite3_step(q);
+    if (r == SQLITE_ROW)
+        return 1;
+    int rc = r == SQLITE_DONE ? 0 : db_fail(s, r);
+    done(q);
+    return rc;
+}
+
+/* 1 when a bound existence query yields a row, 0 when not, <0 on error. */
+static int exists(sqlite_store_t *s, sqlite3_stmt *q, int b)
+{
+    int one = step_one(s, q, b);
+    if (one > 0)
+        done(q);
+    return one;
+}
+
+static int tx_begin(sqlite_store_t *s)
+{
+    int rc = 0;
+    sqlite3_stmt *q = prep(s, Q_BEGIN, &rc);
+    return q ? run(s, q, SQLITE_OK) : rc;
+}
+
+/* Rolls back if a transaction is open, keeping the failure's message. */
+static void tx_rollback(sqlite_store_t *s)
+{
+    if (sqlite3_get_autocommit(s->db))
+        return; /* SQLite already rolled back (or nothing was begun) */
+    int rc = 0;
+    sqlite3_stmt *q = prep(s, Q_ROLLBACK, &rc);
+    if (q) {
+        sqlite3_step(q);
+        done(q);
+    }
+}
+
+static int tx_commit(sqlite_store_t *s)
+{
+    int rc = 0;
+    sqlite3_stmt *q = prep(s, Q_COMMIT, &rc);
+    if (q)
+        rc = run(s, q, SQLITE_OK);
+    if (rc < 0)
+        tx_rollback(s);
+    return rc;
+}
+
+/* Commits on rc == 0, rolls back otherwise; returns the outcome. */
+static int tx_end(sqlite_store_t *s, int rc)
+{
+    if (rc == 0)
+        return tx_commit(s);
+    tx_rollback(s);
+    return rc;
+}
+
+/* ---- column readers ---------------------------------------------------- */
+
+static int corrupt(sqlite_store_t *s, const char *what)
+{
+    return hub_store_fail(&s->base, CN_EPROTO, "database: malformed %s row", what);
+}
+
+/* Copies a TEXT column (NULL -> "") into a fixed field. */
+static bool col_str(sqlite3_stmt *q, int i, char *dst, size_t size)
+{
+    const unsigned char *t = sqlite3_column_text(q, i);
+    size_t n = (size_t)sqlite3_column_bytes(q, i);
+    dst[0] = '\0';
+    if (!t)
+        return sqlite3_column_type(q, i) == SQLITE_NULL;
+    if (n >= size || memchr(t, '\0', n))
+        return false;
+    memcpy(dst, t, n);
+    dst[n] = '\0';
+    return true;
+}
+
+/* Heap copy of a TEXT column; NULL stays NULL. false only on OOM. */
+static bool col_dup(sqlite3_stmt *q, int i, char **dst)
+{
+    *dst = NULL;
+    const unsigned char *t = sqlite3_column_text(q, i);
+    if (!t)
+        return sqlite3_column_type(q, i) == SQLITE_NULL;
+    *dst = strdup((const char *)t);
+    return *dst != NULL;
+}
+
+static int64_t col_time(sqlite3_stmt *q, int i)
+{
+    return sqlite3_column_type(q, i) == SQLITE_NULL ? HUB_TIME_NONE : sqlite3_column_int64(q, i);
+}
+
+/* A 32-byte BLOB column: true with *present when set, true without when
+ * NULL, false when malformed. */
+static bool col_key(sqlite3_stmt *q, int i, uint8_t out[static HUB_KEY_BYTES], bool *present)
+{
+    *present = false;
+    memset(out, 0, HUB_KEY_BYTES);
+    if (sqlite3_column_type(q, i) == SQLITE_NULL)
+        return true;
+    const void *b = sqlite3_column_blob(q, i);
+    if (!b || sqlite3_column_bytes(q, i) != HUB_KEY_BYTES)
+        return false;
+    memcpy(out, b, HUB_KEY_BYTES);
+    *present = true;
+    return true;
+}
+
+static int read_workspace(sqlite_store_t *s, sqlite3_stmt *q, hub_workspace_t *w)
+{
+    memset(w, 0, sizeof(*w));
+    if (!col_str(q, 0, w->id, sizeof(w->id)) || !col_str(q, 1, w->name, sizeof(w->name)))
+        return corrupt(s, "workspace");
+    w->created_at = col_time(q, 2);
+    return 0;
+}
+
+static int read_agent(sqlite_store_t *s, sqlite3_stmt *q, hub_agent_t *a)
+{
+    memset(a, 0, sizeof(*a));
+    if (!col_str(q, 0, a->id, sizeof(a->id)) ||
+        !col_str(q, 1, a->workspace_id, sizeof(a->workspace_id)) ||
+        !col_str(q, 2, a->name, sizeof(a->name)) || !col_key(q, 3, a->public_key, &a->enrolled))
+        return corrupt(s, "agent");
+    a->connected = sqlite3_column_int(q, 4) != 0;
+    a->created_at = col_time(q, 5);
+    a->enroll_expires_at = col_time(q, 6);
+    a->enrolled_at = col_time(q, 7);
+    a->connected_at = col_time(q, 8);
+    a->disconnected_at = col_time(q, 9);
+    a->updated_at = col_time(q, 10);
+    return 0;
+}
+
+static int read_tunnel(sqlite_store_t *s, sqlite3_stmt *q, hub_tunnel_t *t)
+{
+    memset(t, 0, sizeof(*t));
+    char proto[8], status[16];
+    enum hub_protocol p;
+    enum hub_tunnel_status stt;
+    int64_t port = sqlite3_column_int64(q, 5), hub_port = sqlite3_column_int64(q, 8);
+    if (!col_str(q, 0, t->id, sizeof(t->id)) ||
+        !col_str(q, 1, t->workspace_id, sizeof(t->workspace_id)) ||
+        !col_str(q, 2, t->agent_id, sizeof(t->agent_id)) ||
+        !col_str(q, 3, t->name, sizeof(t->name)) ||
+        !col_str(q, 4, t->target_host, sizeof(t->target_host)) ||
+        !col_str(q, 6, proto, sizeof(proto)) || hub_protocol_parse(proto, &p) < 0 ||
+        !col_str(q, 9, status, sizeof(status)) || hub_tunnel_status_parse(status, &stt) < 0 ||
+        !col_str(q, 13, t->http_user, sizeof(t->http_user)) ||
+        !col_str(q, 14, t->http_password_hash, sizeof(t->http_password_hash)) || port < 1 ||
+        port > 65535 || hub_port < 0 || hub_port > 65535) {
+        hub_tunnel_clear(t);
+        return corrupt(s, "tunnel");
+    }
+    t->target_port = (uint16_t)port;
+    t->protocol = p;
+    t->is_public = sqlite3_column_int(q, 7) != 0;
+    t->hub_port = (uint16_t)hub_port;
+    t->status = stt;
+    if (!col_dup(q, 10, &t->metadata) || !col_dup(q, 11, &t->connection_string) ||
+        !col_dup(q, 12, &t->last_error)) {
+        hub_tunnel_clear(t);
+        return hub_store_fail(&s->base, CN_ENOMEM, "out of memory");
+    }
+    if (!t->metadata && !(t->metadata = strdup("{}"))) {
+        hub_tunnel_clear(t);
+        return hub_store_fail(&s->base, CN_ENOMEM, "out of memory");
+    }
+    t->created_at = col_time(q, 15);
+    t->connected_at = col_time(q, 16);
+    t->expires_at = col_time(q, 17);
+    t->updated_at = col_time(q, 18);
+    return 0;
+}
+
+static int read_event(sqlite_store_t *s, sqlite3_stmt *q, hub_event_t *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->id = sqlite3_column_int64(q, 0);
+    if (!col_str(q, 1, e->workspace_id, sizeof(e->workspace_id)) ||
+        !col_str(q, 2, e->type, sizeof(e->type)) ||
+        !col_str(q, 3, e->tunnel_id, sizeof(e->tunnel_id)) ||
+        !col_str(q, 4, e->agent_id, sizeof(e->agent_id)))
+        return corrupt(s, "event");
+    if (!col_dup(q, 5, &e->data))
+        return hub_store_fail(&s->base, CN_ENOMEM, "out of memory");
+    e->created_at = col_time(q, 6);
+    return 0;
+}
+
+/* Grows a list's item array to hold one more element. */
+static int grow(sqlite_store_t *s, void **items, size_t *cap, size_t count, size_t elem)
+{
+    if (count < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    void *p = realloc(*items, ncap * elem);
+    if (!p)
+        return hub_store_fail(&s->base, CN_ENOMEM, "out of memory");
+    *items = p;
+    *cap = ncap;
+    return 0;
+}
+
+/* Steps a bound query and collects its rows into `list` (items, count),
+ * `read` filling one item; sets `rc`. On failure the list is left empty,
+ * `clear` releasing the items read so far. A macro because the lists'
+ * item types differ. */
+#define COLLECT(rc, s, q, brc, list, type, read, clear)                                            \
+    do {                                                                                           \
+        size_t cap_ = 0;                                                                           \
+        int r_ = SQLITE_DONE;                                                                      \
+        (rc) = (brc) == SQLITE_OK ? 0 : db_fail((s), (brc));                                       \
+        while ((rc) == 0 && (r_ = sqlite3_step(q)) == SQLITE_ROW) {                                \
+            (rc) = grow((s), (void **)&(list)->items, &cap_, (list)->count, sizeof(type));         \
+            if ((rc) == 0)                                                                         \
+                (rc) = read((s), (q), &(list)->items[(list)->count]);                              \
+            if ((rc) == 0)                                                                         \
+                (list)->count++;                                                                   \
+        }                                                                                          \
+        if ((rc) == 0 && r_ != SQLITE_DONE)                                                        \
+            (rc) = db_fail((s), r_);                                                               \
+        done(q);                                                                                   \
+        if ((rc) < 0) {                                                                            \
+            for (size_t i_ = 0; i_ < (list)->count; i_++)                                          \
+                clear(&(list)->items[i_]);                                                         \
+            free((list)->items);                                                                   \
+            (list)->items = NULL;                                                                  \
+            (list)->count = 0;                                                                     \
+        }                                                                                          \
+    } while (0)
+
+static void no_clear(void *p)
+{
+    (void)p;
+}
+
+/* ---- opening and migrations -------------------------------------------- */
+
+static int pragma_int(sqlite3 *db, const char *pragma, int *out)
+{
+    sqlite3_stmt *q = NULL;
+    int r = sqlite3_prepare_v2(db, pragma, -1, &q, NULL);
+    if (r == SQLITE_OK) {
+        r = sqlite3_step(q);
+        if (r == SQLITE_ROW) {
+            *out = sqlite3_column_int(q, 0);
+            r = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(q);
+    return r;
+}
+
+static int pragma_text(sqlite3 *db, const char *pragma, char *out, size_t size)
+{
+    sqlite3_stmt *q = NULL;
+    int r = sqlite3_prepare_v2(db, pragma, -1, &q, NULL);
+    out[0] = '\0';
+    if (r == SQLITE_OK) {
+        r = sqlite3_step(q);
+        if (r == SQLITE_ROW) {
+            const unsigned char *t = sqlite3_column_text(q, 0);
+            snprintf(out, size, "%s", t ? (const char *)t : "");
+            r = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(q);
+    return r;
+}
+
+static int open_fail(sqlite_store_t *s, int r, const char *what)
+{
+    return hub_store_fail(&s->base, map_rc(r), "%s: %s", what, sqlite3_errmsg(s->db));
+}
+
+/* Checks the header of a database at `version` (read inside the migration
+ * transaction when version < SCHEMA_VERSION). */
+static int check_identity(sqlite_store_t *s, int version)
+{
+    int app = 0, tables = 0, r;
+    if ((r = pragma_int(s->db, "PRAGMA application_id", &app)) != SQLITE_OK)
+        return open_fail(s, r, "cannot read the database header");
+    if (version > SCHEMA_VERSION)
+        return hub_store_fail(&s->base, CN_EVERSION,
+                              "database schema version %d is newer than this connect-hub "
+                              "supports (%d); upgrade connect-hub",
+                              version, SCHEMA_VERSION);
+    if (version > 0 && app != APPLICATION_ID)
+        return hub_store_fail(&s->base, CN_EPROTO, "not a connect-hub database");
+    if (version == 0) {
+        if ((r = pragma_int(s->db, "SELECT count(*) FROM sqlite_master", &tables)) != SQLITE_OK)
+            return open_fail(s, r, "cannot read the database schema");
+        if (tables > 0 || (app != 0 && app != APPLICATION_ID))
+            return hub_store_fail(&s->base, CN_EPROTO,
+                                  "not a connect-hub database (it has other tables)");
+    }
+    return 0;
+}
+
+static int migrate(sqlite_store_t *s)
+{
+    int version = 0, r, rc;
+    if ((r = pragma_int(s->db, "PRAGMA user_version", &version)) != SQLITE_OK)
+        return open_fail(s, r, "cannot read the database");
+    if (version == SCHEMA_VERSION)
+        return check_identity(s, version); /* up to date: nothing is written */
+    if (version > SCHEMA_VERSION)
+        return check_identity(s, version);
+
+    if ((rc = tx_begin(s)) < 0)
+        return rc;
+    /* Another process may have migrated while we waited for the lock. */
+    if ((r = pragma_int(s->db, "PRAGMA user_version", &version)) != SQLITE_OK) {
+        rc = open_fail(s, r, "cannot read the database");
+        goto out;
+    }
+    if ((rc = check_identity(s, version)) < 0)
+        goto out;
+    for (int v = version; v < SCHEMA_VERSION; v++) {
+        char *msg = NULL;
+        r = sqlite3_exec(s->db, migrations[v], NULL, NULL, &msg);
+        if (r != SQLITE_OK) {
+            rc = hub_store_fail(&s->base, map_rc(r), "migration to schema version %d failed: %s",
+                                v + 1, msg ? msg : sqlite3_errstr(r));
+            sqlite3_free(msg);
+            goto out;
+        }
+        int now_at = 0;
+        if (pragma_int(s->db, "PRAGMA user_version", &now_at) != SQLITE_OK || now_at != v + 1) {
+            rc = hub_store_fail(&s->base, CN_EPROTO, "migration %d did not set its version", v + 1);
+            goto out;
+        }
+    }
+    /* Steps that rebuild tables must leave every reference intact. */
+    int dangling = 0;
+    r = pragma_int(s->db, "SELECT count(*) FROM pragma_foreign_key_check", &dangling);
+    if (r != SQLITE_OK || dangling != 0) {
+        rc = hub_store_fail(&s->base, CN_EPROTO, "migration left %d dangling references", dangling);
+        goto out;
+    }
+out:
+    return tx_end(s, rc);
+}
+
+static void sqlite_close(hub_store_t *st)
+{
+    sqlite_store_t *s = S(st);
+    for (int i = 0; i < Q_COUNT; i++)
+        sqlite3_finalize(s->stmt[i]);
+    /* The last connection to close checkpoints the WAL into the database. */
+    sqlite3_close(s->db);
+    free(s);
+}
+
+static const struct hub_store_ops sqlite_ops;
+
+static void open_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void open_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+int hub_store_sqlite_schema_version(void)
+{
+    return SCHEMA_VERSION;
+}
+
+int hub_store_sqlite_open(const hub_store_options_t *opt, hub_store_t **out, char *err,
+                          size_t errlen)
+{
+    const char *path = opt->path;
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        int e = errno;
+        if (e != ENOENT) {
+            open_err(err, errlen, "cannot open database %s: %s", path, strerror(e));
+            return CN_EIO;
+        }
+        if (!opt->create) {
+            snprintf(err ? err : (char[1]){0}, err ? errlen : 1,
+                     "database %s does not exist (create it with: connect-hub init --db %s)", path,
+                     path);
+            return CN_ENOTFOUND;
+        }
+        /* Create it 0600 ourselves: SQLite would use 0644, and its -wal and
+         * -shm files copy the database's mode. */
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 && errno != EEXIST) {
+            e = errno;
+            open_err(err, errlen, "cannot create database %s: %s", path, strerror(e));
+            return CN_EIO;
+        }
+        if (fd >= 0)
+            close(fd);
+    } else if (!S_ISREG(sb.st_mode)) {
+        snprintf(err ? err : (char[1]){0}, err ? errlen : 1, "database %s is not a regular file",
+                 path);
+        return CN_EINVAL;
+    }
+
+    sqlite_store_t *s = calloc(1, sizeof(*s));
+    if (!s) {
+        open_err(err, errlen, "out of memory");
+        return CN_ENOMEM;
+    }
+    hub_store_base_init(&s->base, &sqlite_ops, opt);
+    int rc = 0, r;
+    char mode[16];
+    r = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (r != SQLITE_OK) {
+        rc = s->db ? open_fail(s, r, "cannot open database")
+                   : hub_store_fail(&s->base, CN_ENOMEM, "out of memory");
+        goto fail;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    /* Per connection, and only outside a transaction. */
+    int fk = 0;
+    if ((r = sqlite3_exec(s->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL)) != SQLITE_OK ||
+        (r = pragma_int(s->db, "PRAGMA foreign_keys", &fk)) != SQLITE_OK) {
+        rc = open_fail(s, r, "cannot open database");
+        goto fail;
+    }
+    if (fk != 1) {
+        rc = hub_store_fail(&s->base, CN_EINVAL, "this SQLite has no foreign key support");
+        goto fail;
+    }
+    if ((r = pragma_text(s->db, "PRAGMA journal_mode = WAL", mode, sizeof(mode))) != SQLITE_OK) {
+        rc = open_fail(s, r, "cannot open database");
+        goto fail;
+    }
+    if (strcmp(mode, "wal") != 0) {
+        rc = hub_store_fail(&s->base, CN_EIO, "cannot switch the database to WAL mode (%s)", mode);
+        goto fail;
+    }
+    r = sqlite3_exec(s->db,
+                     opt->sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+                     NULL, NULL, NULL);
+    if (r != SQLITE_OK) {
+        rc = open_fail(s, r, "cannot open database");
+        goto fail;
+    }
+    if ((rc = migrate(s)) < 0)
+        goto fail;
+    *out = &s->base;
+    return 0;
+fail:
+    if (err && errlen)
+        snprintf(err, errlen, "%s: %s", path, s->base.errmsg);
+    hub_store_close(&s->base);
+    return rc;
+}
+
+static int sqlite_db_version(hub_store_t *st, int *version)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0;
+    sqlite3_stmt *q = prep(s, Q_USER_VERSION, &rc);
+    if (!q)
+        return rc;
+    int one = step_one(s, q, SQLITE_OK);
+    if (one < 0)
+        return one;
+    *version = one ? sqlite3_column_int(q, 0) : 0;
+    done(q);
+    return 0;
+}
+
+static int sqlite_key_check(hub_store_t *st, const uint8_t check[static HUB_KEY_BYTES])
+{
+    sqlite_store_t *s = S(st);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int rc = 0, b = SQLITE_OK;
+        sqlite3_stmt *q = prep(s, Q_META_GET, &rc);
+        if (!q)
+            return rc;
+        b_text0(q, 1, "key_check", &b);
+        int one = step_one(s, q, b);
+        if (one < 0)
+            return one;
+        if (one) {
+            uint8_t stored[HUB_KEY_BYTES];
+            bool present = false;
+            bool ok = col_key(q, 0, stored, &present) && present;
+            done(q);
+            if (!ok)
+                return corrupt(s, "meta");
+            return hub_hash_equal(stored, check)
+                       ? 0
+                       : hub_store_fail(st, CN_EAUTH,
+                                        "the secret key file does not belong to this database");
+        }
+        /* First open: record it (a concurrent first open may win; re-read). */
+        q = prep(s, Q_META_INIT, &rc);
+        if (!q)
+            return rc;
+        b_text0(q, 1, "key_check", &b);
+        b_key(q, 2, check, &b);
+        if ((rc = run(s, q, b)) < 0)
+            return rc;
+    }
+    return hub_store_fail(st, CN_EIO, "cannot record the secret key check");
+}
+
+/* ---- workspaces -------------------------------------------------------- */
+
+static int sqlite_workspace_insert(hub_store_t *st, const hub_workspace_t *w)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_WS_INSERT, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, w->id, &b);
+    b_text0(q, 2, w->name, &b);
+    b_int(q, 3, w->created_at, &b);
+    rc = run(s, q, b);
+    if (rc == HUB_ECONFLICT)
+        hub_store_fail(st, rc, "name: a workspace with this name already exists");
+    return rc;
+}
+
+static int sqlite_workspace_list(hub_store_t *st, hub_workspace_list_t *out)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_WS_LIST, &rc);
+    if (!q)
+        return rc;
+    b_int(q, 1, HUB_LIST_MAX, &b);
+    COLLECT(rc, s, q, b, out, hub_workspace_t, read_workspace, no_clear);
+    return rc;
+}
+
+static int sqlite_workspace_get(hub_store_t *st, const char *id, hub_workspace_t *out)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_WS_GET, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, id, &b);
+    int one = step_one(s, q, b);
+    if (one <= 0)
+        return one < 0 ? one : hub_store_fail(st, CN_ENOTFOUND, "workspace not found");
+    rc = read_workspace(s, q, out);
+    done(q);
+    return rc;
+}
+
+/* ---- tokens ------------------------------------------------------------ */
+
+static int sqlite_token_insert(hub_store_t *st, const hub_token_info_t *ti,
+                               const uint8_t hash[static HUB_KEY_BYTES])
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_TOKEN_INSERT, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, ti->id, &b);
+    b_text0(q, 2, ti->workspace_id, &b);
+    b_text0(q, 3, ti->name, &b);
+    b_key(q, 4, hash, &b);
+    b_int(q, 5, ti->admin ? 1 : 0, &b);
+    b_int(q, 6, ti->created_at, &b);
+    rc = run(s, q, b);
+    if (rc == CN_ENOTFOUND)
+        hub_store_fail(st, rc, "workspace not found");
+    return rc;
+}
+
+static int sqlite_token_find(hub_store_t *st, const uint8_t hash[static HUB_KEY_BYTES],
+                             hub_token_info_t *out)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_TOKEN_FIND, &rc);
+    if (!q)
+        return rc;
+    b_key(q, 1, hash, &b);
+    int one = step_one(s, q, b);
+    if (one <= 0)
+        return one < 0 ? one : CN_EAUTH;
+    /* The index found the row by hash; confirm in constant time anyway so
+     * no comparison of secret-derived bytes depends on SQLite's memcmp. */
+    uint8_t stored[HUB_KEY_BYTES];
+    bool present = false;
+    hub_token_info_t ti = {0};
+    if (!col_key(q, 5, stored, &present) || !present || !hub_hash_equal(stored, hash)) {
+        rc = CN_EAUTH;
+    } else if (!col_str(q, 0, ti.id, sizeof(ti.id)) ||
+               !col_str(q, 1, ti.workspace_id, sizeof(ti.workspace_id)) ||
+               !col_str(q, 2, ti.name, sizeof(ti.name))) {
+        rc = corrupt(s, "token");
+    } else {
+        ti.admin = sqlite3_column_int(q, 3) != 0;
+        ti.created_at = col_time(q, 4);
+        *out = ti;
+    }
+    done(q);
+    return rc;
+}
+
+static int sqlite_token_delete(hub_store_t *st, const char *ws, const char *id)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_TOKEN_DELETE, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, ws, &b);
+    b_text0(q, 2, id, &b);
+    rc = run(s, q, b);
+    if (rc == 0 && sqlite3_changes(s->db) == 0)
+        rc = hub_store_fail(st, CN_ENOTFOUND, "token not found");
+    return rc;
+}
+
+static int sqlite_bootstrap(hub_store_t *st, const hub_workspace_t *ws, const hub_token_info_t *ti,
+                            const uint8_t hash[static HUB_KEY_BYTES])
+{
+    sqlite_store_t *s = S(st);
+    int rc = tx_begin(s), b = SQLITE_OK;
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *q = prep(s, Q_WS_ANY, &rc);
+    if (!q)
+        return tx_end(s, rc);
+    int any = exists(s, q, b);
+    if (any != 0)
+        return tx_end(s, any < 0 ? any
+                                 : hub_store_fail(st, HUB_ECONFLICT,
+                                                  "the database is already initialised "
+                                                  "(it holds a workspace)"));
+    if ((rc = sqlite_workspace_insert(st, ws)) == 0)
+        rc = sqlite_token_insert(st, ti, hash);
+    return tx_end(s, rc);
+}
+
+/* ---- agents ------------------------------------------------------------ */
+
+static int sqlite_agent_insert(hub_store_t *st, const hub_agent_t *a,
+                               const uint8_t enroll_hash[static HUB_KEY_BYTES])
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_AGENT_INSERT, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, a->id, &b);
+    b_text0(q, 2, a->workspace_id, &b);
+    b_text(q, 3, a->name, &b);
+    b_key(q, 4, enroll_hash, &b);
+    b_time(q, 5, a->enroll_expires_at, &b);
+    b_int(q, 6, a->created_at, &b);
+    rc = run(s, q, b);
+    if (rc == CN_ENOTFOUND)
+        hub_store_fail(st, rc, "workspace not found");
+    return rc;
+}
+
+static int sqlite_agent_list(hub_store_t *st, const char *ws, hub_agent_list_t *out)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_AGENT_LIST, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, ws, &b);
+    b_int(q, 2, HUB_LIST_MAX, &b);
+    COLLECT(rc, s, q, b, out, hub_agent_t, read_agent, no_clear);
+    return rc;
+}
+
+/* Reads the single agent row a bound query yields. */
+static int fetch_agent(sqlite_store_t *s, sqlite3_stmt *q, int b, hub_agent_t *out)
+{
+    int one = step_one(s, q, b);
+    if (one <= 0)
+        return one < 0 ? one : hub_store_fail(&s->base, CN_ENOTFOUND, "agent not found");
+    int rc = read_agent(s, q, out);
+    done(q);
+    return rc;
+}
+
+static int get_agent(sqlite_store_t *s, const char *ws, const char *id, hub_agent_t *out)
+{
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_AGENT_GET, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, ws, &b);
+    b_text0(q, 2, id, &b);
+    return fetch_agent(s, q, b, out);
+}
+
+static int sqlite_agent_get(hub_store_t *st, const char *ws, const char *id, hub_agent_t *out)
+{
+    return get_agent(S(st), ws, id, out);
+}
+
+/* Runs one of the statements bound as (?1 workspace, ?2 id, ?3 time). */
+static int run_ws_id_time(sqlite_store_t *s, enum q which, const char *ws, const char *id,
+                          int64_t t)
+{
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, which, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, ws, &b);
+    b_text0(q, 2, id, &b);
+    b_int(q, 3, t, &b);
+    return run(s, q, b);
+}
+
+static int sqlite_agent_delete(hub_store_t *st, const char *ws, const char *id, int64_t now)
+{
+    sqlite_store_t *s = S(st);
+    int rc = tx_begin(s);
+    if (rc < 0)
+        return rc;
+    /* Its tunnels go with it (ON DELETE CASCADE); their public names and
+     * ports are held for the workspace first. */
+    if ((rc = run_ws_id_time(s, Q_RELEASE_AGENT_NAMES, ws, id, now)) < 0 ||
+        (rc = run_ws_id_time(s, Q_RELEASE_AGENT_PORTS, ws, id, now)) < 0)
+        return tx_end(s, rc);
+    int b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_AGENT_DELETE, &rc);
+    if (q) {
+        b_text0(q, 1, ws, &b);
+        b_text0(q, 2, id, &b);
+        rc = run(s, q, b);
+        if (rc == 0 && sqlite3_changes(s->db) == 0)
+            rc = hub_store_fail(st, CN_ENOTFOUND, "agent not found");
+    }
+    return tx_end(s, rc);
+}
+
+static int sqlite_agent_enroll(hub_store_t *st, const uint8_t hash[static HUB_KEY_BYTES],
+                               const uint8_t pk[static HUB_KEY_BYTES], int64_t now,
+                               hub_agent_t *out)
+{
+    sqlite_store_t *s = S(st);
+    int rc = tx_begin(s), b = SQLITE_OK;
+    if (rc < 0)
+        return rc;
+    hub_agent_t a;
+    uint8_t stored[HUB_KEY_BYTES];
+    bool present = false;
+    sqlite3_stmt *q = prep(s, Q_AGENT_BY_ENROLL, &rc);
+    if (!q)
+        return tx_end(s, rc);
+    b_key(q, 1, hash, &b);
+    int one = step_one(s, q, b);
+    if (one <= 0)
+        return tx_end(s, one < 0 ? one : hub_store_fail(st, CN_EAUTH, "invalid enroll token"));
+    rc = read_agent(s, q, &a);
+    if (rc == 0 && (!col_key(q, 11, stored, &present) || !present || !hub_hash_equal(stored, hash)))
+        rc = hub_store_fail(st, CN_EAUTH, "invalid enroll token");
+    done(q);
+    if (rc < 0)
+        return tx_end(s, rc);
+    if (a.enrolled)
+        return tx_end(s, hub_store_fail(st, CN_EAUTH, "invalid enroll token"));
+
+    if (a.enroll_expires_at <= now) {
+        /* Burn it: an expired token never becomes valid again. */
+        q = prep(s, Q_AGENT_BURN, &rc);
+        if (!q)
+            return tx_end(s, rc);
+        b_text0(q, 1, a.id, &b);
+        b_int(q, 2, now, &b);
+        if ((rc = run(s, q, b)) < 0)
+            return tx_end(s, rc);
+        if ((rc = tx_commit(s)) < 0)
+            return rc;
+        return hub_store_fail(st, CN_ETIMEOUT, "enroll token expired");
+    }
+
+    q = prep(s, Q_AGENT_BIND, &rc);
+    if (!q)
+        return tx_end(s, rc);
+    b_text0(q, 1, a.id, &b);
+    b_key(q, 2, hash, &b);
+    b_key(q, 3, pk, &b);
+    b_int(q, 4, now, &b);
+    rc = run(s, q, b);
+    if (rc == HUB_ECONFLICT)
+        rc = hub_store_fail(st, rc, "public key already belongs to another agent");
+    else if (rc == 0 && sqlite3_changes(s->db) != 1)
+        rc = hub_store_fail(st, CN_EAUTH, "invalid enroll token");
+    if (rc == 0)
+        rc = get_agent(s, a.workspace_id, a.id, out);
+    return tx_end(s, rc);
+}
+
+static int sqlite_agent_find_by_key(hub_store_t *st, const uint8_t pk[static HUB_KEY_BYTES],
+                                    hub_agent_t *out)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_AGENT_BY_KEY, &rc);
+    if (!q)
+        return rc;
+    b_key(q, 1, pk, &b);
+    return fetch_agent(s, q, b, out);
+}
+
+static int sqlite_agent_set_connected(hub_store_t *st, const char *ws, const char *id,
+                                      bool connected, int64_t now)
+{
+    sqlite_store_t *s = S(st);
+    int rc = run_ws_id_time(s, connected ? Q_AGENT_UP : Q_AGENT_DOWN, ws, id, now);
+    if (rc == 0 && sqlite3_changes(s->db) == 0)
+        rc = hub_store_fail(st, CN_ENOTFOUND, "agent not found");
+    return rc;
+}
+
+static int sqlite_agent_reset_connections(hub_store_t *st, int64_t now, size_t *count)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_AGENT_RESET, &rc);
+    if (!q)
+        return rc;
+    b_int(q, 1, now, &b);
+    rc = run(s, q, b);
+    *count = rc == 0 ? (size_t)sqlite3_changes(s->db) : 0;
+    return rc;
+}
+
+/* ---- tunnels ----------------------------------------------------------- */
+
+static int fetch_tunnel(sqlite_store_t *s, sqlite3_stmt *q, int b, hub_tunnel_t *out)
+{
+    int one = step_one(s, q, b);
+    if (one <= 0)
+        return one < 0 ? one : hub_store_fail(&s->base, CN_ENOTFOUND, "tunnel not found");
+    int rc = read_tunnel(s, q, out);
+    done(q);
+    return rc;
+}
+
+static int get_tunnel(sqlite_store_t *s, const char *ws, const char *id, hub_tunnel_t *out)
+{
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_TUN_GET, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, ws, &b);
+    b_text0(q, 2, id, &b);
+    return fetch_tunnel(s, q, b, out);
+}
+
+static int count_tunnels(sqlite_store_t *s, const char *ws, size_t *count)
+{
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_TUN_COUNT, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, ws, &b);
+    int one = step_one(s, q, b);
+    if (one < 0)
+        return one;
+    *count = one ? (size_t)sqlite3_column_int64(q, 0) : 0;
+    if (one)
+        done(q);
+    return 0;
+}
+
+/* Whether `ws` may take (kind, value) given recent releases: another
+ * workspace's release newer than `held_after` blocks it. 1 = may, 0 = held
+ * by another, <0 = error. */
+static int release_allows(sqlite_store_t *s, const char *kind, const char *value, const char *ws,
+                          int64_t held_after)
+{
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_RELEASE_HELD, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, kind, &b);
+    b_text0(q, 2, value, &b);
+    b_int(q, 3, held_after, &b);
+    int one = step_one(s, q, b);
+    if (one <= 0)
+        return one < 0 ? one : 1;
+    char holder[HUB_ID_SIZE];
+    bool ok = col_str(q, 0, holder, sizeof(holder));
+    done(q);
+    if (!ok)
+        return corrupt(s, "release");
+    return strcmp(holder, ws) == 0 ? 1 : 0;
+}
+
+/* Checks and claims (kind, value) for `ws`: drops its release row. */
+static int release_claim(sqlite_store_t *s, const char *kind, const char *value, const char *ws,
+                         int64_t held_after, const char *msg)
+{
+    int ok = release_allows(s, kind, value, ws, held_after);
+    if (ok < 0)
+        return ok;
+    if (ok == 0)
+        return hub_store_fail(&s->base, HUB_ECONFLICT, "%s", msg);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_RELEASE_CLAIM, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, kind, &b);
+    b_text0(q, 2, value, &b);
+    return run(s, q, b);
+}
+
+static int check_public_name(sqlite_store_t *s, const char *name, const char *self_id,
+                             const char *ws, int64_t held_after)
+{
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_PUBLIC_NAME_USED, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, name, &b);
+    b_text0(q, 2, self_id, &b);
+    int used = exists(s, q, b);
+    if (used < 0)
+        return used;
+    if (used)
+        return hub_store_fail(&s->base, HUB_ECONFLICT, "name: this public name is in use");
+    return release_claim(s, "name", name, ws, held_after,
+                         "name: this public name was released recently by another workspace");
+}
+
+static int check_name_in_ws(sqlite_store_t *s, const char *ws, const char *name,
+                            const char *self_id)
+{
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_NAME_USED_WS, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, ws, &b);
+    b_text0(q, 2, name, &b);
+    b_text0(q, 3, self_id, &b);
+    int used = exists(s, q, b);
+    if (used < 0)
+        return used;
+    return used ? hub_store_fail(&s->base, HUB_ECONFLICT,
+                                 "name: a tunnel with this name already exists")
+                : 0;
+}
+
+static int port_in_use(sqlite_store_t *s, uint16_t port)
+{
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_PORT_USED, &rc);
+    if (!q)
+        return rc;
+    b_int(q, 1, port, &b);
+    return exists(s, q, b);
+}
+
+static int insert_tunnel_row(sqlite_store_t *s, const hub_tunnel_t *t)
+{
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_TUN_INSERT, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, t->id, &b);
+    b_text0(q, 2, t->workspace_id, &b);
+    b_text0(q, 3, t->agent_id, &b);
+    b_text0(q, 4, t->name, &b);
+    b_text0(q, 5, t->target_host, &b);
+    b_int(q, 6, t->target_port, &b);
+    b_text0(q, 7, hub_protocol_name(t->protocol), &b);
+    b_int(q, 8, t->is_public ? 1 : 0, &b);
+    if (t->hub_port)
+        b_int(q, 9, t->hub_port, &b);
+    b_text0(q, 10, hub_tunnel_status_name(t->status), &b);
+    b_text0(q, 11, t->metadata ? t->metadata : "{}", &b);
+    b_text(q, 12, t->connection_string, &b);
+    b_text(q, 13, t->last_error, &b);
+    b_text(q, 14, t->http_user, &b);
+    b_text(q, 15, t->http_password_hash, &b);
+    b_int(q, 16, t->created_at, &b);
+    b_time(q, 17, t->connected_at, &b);
+    b_time(q, 18, t->expires_at, &b);
+    b_int(q, 19, t->updated_at, &b);
+    return run(s, q, b);
+}
+
+static int sqlite_tunnel_insert(hub_store_t *st, const hub_tunnel_t *t, size_t max_tunnels,
+                                int64_t held_after)
+{
+    sqlite_store_t *s = S(st);
+    int rc = tx_begin(s), b = SQLITE_OK;
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *q = prep(s, Q_AGENT_IN_WS, &rc);
+    if (!q)
+        goto out;
+    b_text0(q, 1, t->workspace_id, &b);
+    b_text0(q, 2, t->agent_id, &b);
+    if ((rc = exists(s, q, b)) <= 0) {
+        if (rc == 0)
+            rc = hub_store_fail(st, CN_ENOTFOUND, "agentId: agent not found");
+        goto out;
+    }
+    rc = 0;
+    if (max_tunnels) {
+        size_t n = 0;
+        if ((rc = count_tunnels(s, t->workspace_id, &n)) < 0)
+            goto out;
+        if (n >= max_tunnels) {
+            rc = hub_store_fail(st, CN_EEXHAUSTED, "tunnel limit reached (%zu per workspace)",
+                                max_tunnels);
+            goto out;
+        }
+    }
+    if ((rc = check_name_in_ws(s, t->workspace_id, t->name, "")) < 0)
+        goto out;
+    if (t->is_public && (rc = check_public_name(s, t->name, "", t->workspace_id, held_after)) < 0)
+        goto out;
+    if (t->hub_port) {
+        char port[8];
+        snprintf(port, sizeof(port), "%u", (unsigned)t->hub_port);
+        if ((rc = port_in_use(s, t->hub_port)) != 0) {
+            if (rc > 0)
+                rc = hub_store_fail(st, HUB_ECONFLICT, "hubPort: port %s is in use", port);
+            goto out;
+        }
+        rc = release_claim(s, "port", port, t->workspace_id, held_after,
+                           "hubPort: this port was released recently by another workspace");
+        if (rc < 0)
+            goto out;
+    }
+    q = prep(s, Q_RELEASE_PRUNE, &rc);
+    if (!q)
+        goto out;
+    b = SQLITE_OK;
+    b_int(q, 1, held_after, &b);
+    if ((rc = run(s, q, b)) < 0)
+        goto out;
+    rc = insert_tunnel_row(s, t);
+    if (rc == HUB_ECONFLICT) /* a backstop: the checks above name the field */
+        hub_store_fail(st, rc, "tunnel conflicts with an existing one");
+out:
+    return tx_end(s, rc);
+}
+
+static int sqlite_tunnel_list(hub_store_t *st, const char *ws, const hub_tunnel_filter_t *f,
+                              hub_tunnel_list_t *out)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_TUN_LIST, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, ws, &b);
+    b_text(q, 2, f->agent_id, &b);
+    b_text(q, 3, f->by_status ? hub_tunnel_status_name(f->status) : NULL, &b);
+    b_int(q, 4, HUB_LIST_MAX, &b);
+    COLLECT(rc, s, q, b, out, hub_tunnel_t, read_tunnel, hub_tunnel_clear);
+    return rc;
+}
+
+static int sqlite_tunnel_get(hub_store_t *st, const char *ws, const char *id, hub_tunnel_t *out)
+{
+    return get_tunnel(S(st), ws, id, out);
+}
+
+static int sqlite_tunnel_get_by_name(hub_store_t *st, const char *ws, const char *name,
+                                     hub_tunnel_t *out)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_TUN_GET_NAME, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, ws, &b);
+    b_text0(q, 2, name, &b);
+    return fetch_tunnel(s, q, b, out);
+}
+
+/* Replaces a heap string field with a copy of v (NULL allowed). */
+static int set_dup(sqlite_store_t *s, char **field, const char *v)
+{
+    char *c = NULL;
+    if (v && !(c = strdup(v)))
+        return hub_store_fail(&s->base, CN_ENOMEM, "out of memory");
+    free(*field);
+    *field = c;
+    return 0;
+}
+
+static int sqlite_tunnel_update(hub_store_t *st, const char *ws, const char *id,
+                                const hub_tunnel_update_t *p, int64_t now, int64_t held_after,
+                                hub_tunnel_t *out)
+{
+    sqlite_store_t *s = S(st);
+    int rc = tx_begin(s), b = SQLITE_OK;
+    if (rc < 0)
+        return rc;
+    hub_tunnel_t t = {0};
+    if ((rc = get_tunnel(s, ws, id, &t)) < 0)
+        goto out;
+    if ((p->fields & HUB_TUNNEL_SET_NAME) && strcmp(p->name, t.name) != 0) {
+        if ((rc = check_name_in_ws(s, ws, p->name, id)) < 0)
+            goto out;
+        if (t.is_public) {
+            if ((rc = check_public_name(s, p->name, id, ws, held_after)) < 0)
+                goto out;
+            sqlite3_stmt *q = prep(s, Q_RELEASE_PUT, &rc);
+            if (!q)
+                goto out;
+            b_text0(q, 1, "name", &b);
+            b_text0(q, 2, t.name, &b);
+            b_text0(q, 3, ws, &b);
+            b_int(q, 4, now, &b);
+            if ((rc = run(s, q, b)) < 0)
+                goto out;
+        }
+        snprintf(t.name, sizeof(t.name), "%s", p->name);
+    }
+    if (p->fields & HUB_TUNNEL_SET_STATUS)
+        t.status = p->status;
+    if (p->fields & HUB_TUNNEL_SET_CONNECTED_AT)
+        t.connected_at = p->connected_at;
+    if (((p->fields & HUB_TUNNEL_SET_METADATA) &&
+         (rc = set_dup(s, &t.metadata, p->metadata)) < 0) ||
+        ((p->fields & HUB_TUNNEL_SET_LAST_ERROR) &&
+         (rc = set_dup(s, &t.last_error, p->last_error)) < 0) ||
+        ((p->fields & HUB_TUNNEL_SET_CONNECTION_STRING) &&
+         (rc = set_dup(s, &t.connection_string, p->connection_string)) < 0))
+        goto out;
+    t.updated_at = now;
+
+    sqlite3_stmt *q = prep(s, Q_TUN_UPDATE, &rc);
+    if (!q)
+        goto out;
+    b = SQLITE_OK;
+    b_text0(q, 1, ws, &b);
+    b_text0(q, 2, id, &b);
+    b_text0(q, 3, t.name, &b);
+    b_text0(q, 4, hub_tunnel_status_name(t.status), &b);
+    b_text0(q, 5, t.metadata ? t.metadata : "{}", &b);
+    b_text(q, 6, t.last_error, &b);
+    b_time(q, 7, t.connected_at, &b);
+    b_text(q, 8, t.connection_string, &b);
+    b_int(q, 9, now, &b);
+    rc = run(s, q, b);
+    if (rc == HUB_ECONFLICT)
+        hub_store_fail(st, rc, "name: a tunnel with this name already exists");
+out:
+    rc = tx_end(s, rc);
+    if (rc == 0)
+        *out = t;
+    else
+        hub_tunnel_clear(&t);
+    return rc;
+}
+
+static int sqlite_tunnel_delete(hub_store_t *st, const char *ws, const char *id, int64_t now)
+{
+    sqlite_store_t *s = S(st);
+    int rc = tx_begin(s), b = SQLITE_OK;
+    if (rc < 0)
+        return rc;
+    if ((rc = run_ws_id_time(s, Q_RELEASE_TUN_NAME, ws, id, now)) < 0 ||
+        (rc = run_ws_id_time(s, Q_RELEASE_TUN_PORT, ws, id, now)) < 0)
+        return tx_end(s, rc);
+    sqlite3_stmt *q = prep(s, Q_TUN_DELETE, &rc);
+    if (q) {
+        b_text0(q, 1, ws, &b);
+        b_text0(q, 2, id, &b);
+        rc = run(s, q, b);
+        if (rc == 0 && sqlite3_changes(s->db) == 0)
+            rc = hub_store_fail(st, CN_ENOTFOUND, "tunnel not found");
+    }
+    return tx_end(s, rc);
+}
+
+static int sqlite_tunnel_count(hub_store_t *st, const char *ws, size_t *count)
+{
+    return count_tunnels(S(st), ws, count);
+}
+
+static int sqlite_tunnel_list_expired(hub_store_t *st, int64_t now, size_t limit,
+                                      hub_tunnel_list_t *out)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_TUN_EXPIRED, &rc);
+    if (!q)
+        return rc;
+    b_int(q, 1, now, &b);
+    b_int(q, 2, (int64_t)limit, &b);
+    COLLECT(rc, s, q, b, out, hub_tunnel_t, read_tunnel, hub_tunnel_clear);
+    return rc;
+}
+
+static int sqlite_hub_port_available(hub_store_t *st, const char *ws, uint16_t port,
+                                     int64_t held_after, bool *available)
+{
+    sqlite_store_t *s = S(st);
+    int used = port_in_use(s, port);
+    if (used < 0)
+        return used;
+    if (used) {
+        *available = false;
+        return 0;
+    }
+    char value[8];
+    snprintf(value, sizeof(value), "%u", (unsigned)port);
+    int ok = release_allows(s, "port", value, ws, held_after);
+    if (ok < 0)
+        return ok;
+    *available = ok == 1;
+    return 0;
+}
+
+static int sqlite_tunnel_find_public(hub_store_t *st, const char *name, hub_tunnel_t *out)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_TUN_PUBLIC, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, name, &b);
+    return fetch_tunnel(s, q, b, out);
+}
+
+static int sqlite_tunnel_find_by_hub_port(hub_store_t *st, uint16_t port, hub_tunnel_t *out)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_TUN_BY_PORT, &rc);
+    if (!q)
+        return rc;
+    b_int(q, 1, port, &b);
+    return fetch_tunnel(s, q, b, out);
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+static int sqlite_event_insert(hub_store_t *st, const hub_event_t *e, int64_t *id_out)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_EV_INSERT, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, e->workspace_id, &b);
+    b_text0(q, 2, e->type, &b);
+    b_text(q, 3, e->tunnel_id, &b);
+    b_text(q, 4, e->agent_id, &b);
+    b_text0(q, 5, e->data ? e->data : "{}", &b);
+    b_int(q, 6, e->created_at, &b);
+    rc = run(s, q, b);
+    if (rc == CN_ENOTFOUND)
+        hub_store_fail(st, rc, "workspace not found");
+    if (rc == 0)
+        *id_out = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
+static int sqlite_event_list(hub_store_t *st, const char *ws, const hub_event_filter_t *f,
+                             hub_event_list_t *out)
+{
+    sqlite_store_t *s = S(st);
+    bool from = f->since != HUB_TIME_NONE || f->after_id != 0;
+    enum q which = from ? (f->tunnel_id ? Q_EV_FROM_TUNNEL : Q_EV_FROM)
+                        : (f->tunnel_id ? Q_EV_LATEST_TUNNEL : Q_EV_LATEST);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, which, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, ws, &b);
+    if (from) {
+        b_int(q, 2, f->since, &b);
+        b_int(q, 3, f->after_id, &b);
+    }
+    b_int(q, 4, (int64_t)f->limit, &b);
+    if (f->tunnel_id)
+        b_text0(q, 5, f->tunnel_id, &b);
+    COLLECT(rc, s, q, b, out, hub_event_t, read_event, hub_event_clear);
+    if (rc == 0 && !from) {
+        /* Latest-N came newest first; hand them out in id order. */
+        for (size_t i = 0, j = out->count; i + 1 < j; i++, j--) {
+            hub_event_t tmp = out->items[i];
+            out->items[i] = out->items[j - 1];
+            out->items[j - 1] = tmp;
+        }
+    }
+    return rc;
+}
+
+static int sqlite_event_prune(hub_store_t *st, int64_t before, size_t *count)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_EV_PRUNE, &rc);
+    if (!q)
+        return rc;
+    b_int(q, 1, before, &b);
+    rc = run(s, q, b);
+    *count = rc == 0 ? (size_t)sqlite3_changes(s->db) : 0;
+    return rc;
+}
+
+static const struct hub_store_ops sqlite_ops = {
+    .name = "sqlite",
+    .close = sqlite_close,
+    .db_version = sqlite_db_version,
+    .key_check = sqlite_key_check,
+    .workspace_insert = sqlite_workspace_insert,
+    .workspace_list = sqlite_workspace_list,
+    .workspace_get = sqlite_workspace_get,
+    .bootstrap = sqlite_bootstrap,
+    .token_insert = sqlite_token_insert,
+    .token_find = sqlite_token_find,
+    .token_delete = sqlite_token_delete,
+    .agent_insert = sqlite_agent_insert,
+    .agent_list = sqlite_agent_list,
+    .agent_get = sqlite_agent_get,
+    .agent_delete = sqlite_agent_delete,
+    .agent_enroll = sqlite_agent_enroll,
+    .agent_find_by_key = sqlite_agent_find_by_key,
+    .agent_set_connected = sqlite_agent_set_connected,
+    .agent_reset_connections = sqlite_agent_reset_connections,
+    .tunnel_insert = sqlite_tunnel_insert,
+    .tunnel_list = sqlite_tunnel_list,
+    .tunnel_get = sqlite_tunnel_get,
+    .tunnel_get_by_name = sqlite_tunnel_get_by_name,
+    .tunnel_update = sqlite_tunnel_update,
+    .tunnel_delete = sqlite_tunnel_delete,
+    .tunnel_count = sqlite_tunnel_count,
+    .tunnel_list_expired = sqlite_tunnel_list_expired,
+    .hub_port_available = sqlite_hub_port_available,
+    .tunnel_find_public = sqlite_tunnel_find_public,
+    .tunnel_find_by_hub_port = sqlite_tunnel_find_by_hub_port,
+    .event_insert = sqlite_event_insert,
+    .event_list = sqlite_event_list,
+    .event_prune = sqlite_event_prune,
+};

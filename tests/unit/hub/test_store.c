@@ -1,0 +1,1280 @@
+/* store: what the REST API and the agent endpoint rely on. Migrations and
+ * restarts keep everything; each workspace sees only its own objects;
+ * tokens are single-use or revocable and never stored in plaintext; names
+ * and ports cannot be taken over; filters and bounds hold. */
+#include "hub_test.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <sqlite3.h>
+
+#include "cn_err.h"
+#include "store.h"
+
+#define T0 1795442400000LL /* 2026-11-23T14:00:00.000Z */
+#define MINUTE 60000LL
+#define HOUR (60 * MINUTE)
+
+typedef struct fx {
+    char dir[PATH_MAX];
+    char db[PATH_MAX + 16];
+    uint8_t key[HUB_KEY_BYTES];
+    hub_test_clock_t clock;
+    hub_store_t *st;
+} fx_t;
+
+static int fx_open(fx_t *f, bool create, char *err, size_t errlen)
+{
+    hub_store_options_t opt = {
+        .path = f->db,
+        .secret_key = f->key,
+        .create = create,
+        .clock = hub_test_clock_read,
+        .clock_ctx = &f->clock,
+    };
+    return hub_store_open(&opt, &f->st, err, errlen);
+}
+
+static void fx_reopen(fx_t *f)
+{
+    char err[256] = "";
+    hub_store_close(f->st);
+    f->st = NULL;
+    int rc = fx_open(f, false, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("reopen: %s", err);
+}
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    hub_test_tmpdir(f->dir);
+    snprintf(f->db, sizeof(f->db), "%s/hub.db", f->dir);
+    cn_test_fill(f->key, sizeof(f->key), 7);
+    f->clock.now = T0;
+    char err[256] = "";
+    if (fx_open(f, true, err, sizeof(err)) != 0)
+        fail_msg("open: %s", err);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    hub_store_close(f->st);
+    hub_test_rmtree(f->dir);
+    free(f);
+    return 0;
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static void mk_ws(fx_t *f, const char *name, hub_workspace_t *ws)
+{
+    assert_int_equal(hub_store_workspace_create(f->st, name, ws), 0);
+}
+
+static void mk_agent(fx_t *f, const hub_workspace_t *ws, hub_agent_t *a)
+{
+    char tok[HUB_TOKEN_STR_SIZE];
+    assert_int_equal(hub_store_agent_create(f->st, ws->id, "laptop", 0, tok, a), 0);
+}
+
+static hub_tunnel_spec_t spec_for(const char *agent_id, const char *name)
+{
+    return (hub_tunnel_spec_t){
+        .name = name,
+        .agent_id = agent_id,
+        .target_host = "127.0.0.1",
+        .target_port = 5432,
+        .protocol = HUB_PROTO_TCP,
+    };
+}
+
+static void mk_tunnel(fx_t *f, const hub_workspace_t *ws, const hub_agent_t *a, const char *name,
+                      hub_tunnel_t *out)
+{
+    hub_tunnel_spec_t sp = spec_for(a->id, name);
+    int rc = hub_store_tunnel_create(f->st, ws->id, &sp, out, NULL);
+    if (rc != 0)
+        fail_msg("tunnel_create %s: %s", name, hub_store_errmsg(f->st));
+}
+
+/* Whether the database or its WAL/SHM files contain the bytes. */
+static bool db_files_contain(const fx_t *f, const void *needle, size_t n)
+{
+    char p[PATH_MAX + 32];
+    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(p, sizeof(p), "%s%s", f->db, suffix[i]);
+        if (hub_test_file_contains(p, needle, n))
+            return true;
+    }
+    return false;
+}
+
+static void raw_exec(const char *db, const char *sql)
+{
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    char *msg = NULL;
+    int r = sqlite3_exec(h, sql, NULL, NULL, &msg);
+    if (r != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg);
+    sqlite3_close(h);
+}
+
+/* ---- opening and migrations -------------------------------------------- */
+
+static void test_open_creates_current_schema(void **state)
+{
+    fx_t *f = *state;
+    int v = -1;
+    assert_int_equal(hub_store_db_version(f->st, &v), 0);
+    assert_int_equal(v, hub_store_schema_version());
+    assert_true(v >= 1);
+    assert_int_equal(hub_test_mode(f->db), 0600);
+
+    /* WAL is a persistent property of the file; foreign keys are enforced. */
+    sqlite3 *h = NULL;
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(h, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+}
+
+static void test_reopen_up_to_date_is_noop(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    mk_ws(f, "default", &ws);
+    hub_store_close(f->st);
+    f->st = NULL;
+
+    /* Closed: the WAL is checkpointed away. Re-opening must not write. */
+    FILE *fp = fopen(f->db, "rb");
+    assert_non_null(fp);
+    static uint8_t before[1 << 16], after[1 << 16];
+    size_t n1 = fread(before, 1, sizeof(before), fp);
+    fclose(fp);
+
+    fx_reopen(f);
+    int v = 0;
+    assert_int_equal(hub_store_db_version(f->st, &v), 0);
+    assert_int_equal(v, hub_store_schema_version());
+    hub_store_close(f->st);
+    f->st = NULL;
+
+    fp = fopen(f->db, "rb");
+    assert_non_null(fp);
+    size_t n2 = fread(after, 1, sizeof(after), fp);
+    fclose(fp);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(before, after, n1);
+    fx_reopen(f);
+}
+
+static void test_missing_db_needs_init(void **state)
+{
+    fx_t *f = *state;
+    fx_t g = *f;
+    snprintf(g.db, sizeof(g.db), "%s/absent.db", f->dir);
+    g.st = NULL;
+    char err[256] = "";
+    assert_int_equal(fx_open(&g, false, err, sizeof(err)), CN_ENOTFOUND);
+    assert_null(g.st);
+    assert_non_null(strstr(err, "connect-hub init"));
+    assert_int_equal(access(g.db, F_OK), -1); /* nothing was created */
+    snprintf(g.db, sizeof(g.db), ":memory:");
+    assert_int_equal(fx_open(&g, true, err, sizeof(err)), CN_EINVAL);
+    assert_int_equal(access(":memory:", F_OK), -1);
+}
+
+static void test_newer_schema_refused(void **state)
+{
+    fx_t *f = *state;
+    hub_store_close(f->st);
+    f->st = NULL;
+    raw_exec(f->db, "PRAGMA user_version = 99");
+    char err[256] = "";
+    assert_int_equal(fx_open(f, false, err, sizeof(err)), CN_EVERSION);
+    assert_null(f->st);
+    assert_non_null(strstr(err, "newer"));
+    assert_non_null(strstr(err, "99"));
+}
+
+static void test_foreign_db_refused(void **state)
+{
+    fx_t *f = *state;
+    fx_t g = *f;
+    g.st = NULL;
+    char err[256] = "";
+
+    snprintf(g.db, sizeof(g.db), "%s/other.db", f->dir);
+    raw_exec(g.db, "CREATE TABLE notes (x TEXT)");
+    assert_int_equal(fx_open(&g, true, err, sizeof(err)), CN_EPROTO);
+    assert_non_null(strstr(err, "not a connect-hub database"));
+
+    snprintf(g.db, sizeof(g.db), "%s/garbage.db", f->dir);
+    FILE *fp = fopen(g.db, "wb");
+    assert_non_null(fp);
+    for (int i = 0; i < 200; i++)
+        fputs("this is not sqlite ", fp);
+    fclose(fp);
+    assert_int_equal(fx_open(&g, false, err, sizeof(err)), CN_EPROTO);
+    assert_null(g.st);
+}
+
+/* ---- persistence ------------------------------------------------------- */
+
+static void test_restart_keeps_everything(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    hub_agent_t a;
+    hub_tunnel_t t;
+    char api[HUB_TOKEN_STR_SIZE], enroll[HUB_TOKEN_STR_SIZE];
+    uint8_t pk[32];
+    cn_test_fill(pk, sizeof(pk), 3);
+
+    mk_ws(f, "default", &ws);
+    assert_int_equal(hub_store_token_create(f->st, ws.id, "admin", true, api, NULL), 0);
+    assert_int_equal(hub_store_agent_create(f->st, ws.id, "db-host", 0, enroll, &a), 0);
+    assert_int_equal(hub_store_agent_enroll(f->st, enroll, pk, NULL), 0);
+    hub_tunnel_spec_t sp = spec_for(a.id, "orders-db");
+    sp.metadata = "{\"team\": \"payments\", \"n\": [1, 2]}";
+    sp.hub_port = 20001;
+    sp.ttl_ms = HOUR;
+    assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &sp, &t, NULL), 0);
+    hub_event_spec_t ev = {.type = "tunnel.created", .tunnel_id = t.id, .data = "{\"a\":1}"};
+    int64_t evid = 0;
+    assert_int_equal(hub_store_event_append(f->st, ws.id, &ev, &evid), 0);
+
+    fx_reopen(f);
+
+    hub_token_info_t who;
+    assert_int_equal(hub_store_token_authenticate(f->st, api, &who), 0);
+    assert_string_equal(who.workspace_id, ws.id);
+    assert_true(who.admin);
+    hub_agent_t a2;
+    assert_int_equal(hub_store_agent_find_by_key(f->st, pk, &a2), 0);
+    assert_string_equal(a2.id, a.id);
+    assert_string_equal(a2.name, "db-host");
+    hub_tunnel_t t2;
+    assert_int_equal(hub_store_tunnel_get(f->st, ws.id, t.id, &t2), 0);
+    assert_string_equal(t2.name, "orders-db");
+    assert_string_equal(t2.metadata, "{\"team\":\"payments\",\"n\":[1,2]}");
+    assert_int_equal(t2.hub_port, 20001);
+    assert_int_equal(t2.expires_at, T0 + HOUR);
+    assert_int_equal(t2.created_at, T0);
+    hub_event_list_t el;
+    assert_int_equal(hub_store_event_list(f->st, ws.id, NULL, &el), 0);
+    assert_int_equal(el.count, 1);
+    assert_int_equal(el.items[0].id, evid);
+    assert_string_equal(el.items[0].tunnel_id, t.id);
+    hub_event_list_free(&el);
+    hub_tunnel_clear(&t);
+    hub_tunnel_clear(&t2);
+}
+
+/* A hub killed with SIGKILL right after a commit loses nothing. */
+static void test_kill9_loses_nothing_committed(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    mk_ws(f, "default", &ws);
+    hub_agent_t a;
+    mk_agent(f, &ws, &a);
+    hub_store_close(f->st);
+    f->st = NULL;
+
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char err[256];
+        if (fx_open(f, false, err, sizeof(err)) != 0)
+            _exit(3);
+        hub_tunnel_spec_t sp = spec_for(a.id, "survivor");
+        if (hub_store_tunnel_create(f->st, ws.id, &sp, NULL, NULL) != 0)
+            _exit(4);
+        kill(getpid(), SIGKILL); /* no close, no checkpoint */
+        _exit(5);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGKILL);
+
+    fx_reopen(f);
+    hub_tunnel_t t;
+    assert_int_equal(hub_store_tunnel_get_by_name(f->st, ws.id, "survivor", &t), 0);
+    assert_string_equal(t.agent_id, a.id);
+    hub_tunnel_clear(&t);
+}
+
+/* ---- workspaces and scoping -------------------------------------------- */
+
+static void test_workspaces(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t a, b, got;
+    mk_ws(f, "default", &a);
+    f->clock.now += 1;
+    mk_ws(f, "team-b", &b);
+    assert_true(hub_uuid_valid(a.id));
+    assert_int_equal(hub_store_workspace_create(f->st, "default", NULL), HUB_ECONFLICT);
+    assert_non_null(strstr(hub_store_errmsg(f->st), "name"));
+    assert_int_equal(hub_store_workspace_create(f->st, "", NULL), CN_EINVAL);
+    hub_workspace_list_t l;
+    assert_int_equal(hub_store_workspace_list(f->st, &l), 0);
+    assert_int_equal(l.count, 2);
+    assert_string_equal(l.items[0].id, a.id);
+    assert_string_equal(l.items[1].name, "team-b");
+    hub_workspace_list_free(&l);
+    hub_workspace_list_free(&l);
+    assert_int_equal(hub_store_workspace_get(f->st, b.id, &got), 0);
+    assert_string_equal(got.name, "team-b");
+    assert_int_equal(got.created_at, T0 + 1);
+    assert_int_equal(hub_store_workspace_get(f->st, "nope", &got), CN_ENOTFOUND);
+}
+
+static void test_other_workspace_ids_not_found(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t A, B;
+    mk_ws(f, "a", &A);
+    mk_ws(f, "b", &B);
+    hub_agent_t ag;
+    mk_agent(f, &A, &ag);
+    hub_tunnel_t t;
+    mk_tunnel(f, &A, &ag, "web", &t);
+    hub_token_info_t tok;
+    char secret[HUB_TOKEN_STR_SIZE];
+    assert_int_equal(hub_store_token_create(f->st, A.id, "ci", false, secret, &tok), 0);
+    assert_int_equal(hub_store_event_append(
+                         f->st, A.id, &(hub_event_spec_t){.type = "x", .tunnel_id = t.id}, NULL),
+                     0);
+
+    hub_agent_t a2;
+    hub_tunnel_t t2;
+    assert_int_equal(hub_store_agent_get(f->st, B.id, ag.id, &a2), CN_ENOTFOUND);
+    assert_int_equal(hub_store_agent_delete(f->st, B.id, ag.id), CN_ENOTFOUND);
+    assert_int_equal(hub_store_agent_set_connected(f->st, B.id, ag.id, true), CN_ENOTFOUND);
+    assert_int_equal(hub_store_tunnel_get(f->st, B.id, t.id, &t2), CN_ENOTFOUND);
+    assert_int_equal(hub_store_tunnel_get_by_name(f->st, B.id, "web", &t2), CN_ENOTFOUND);
+    hub_tunnel_update_t up = {.fields = HUB_TUNNEL_SET_STATUS, .status = HUB_TUNNEL_PAUSED};
+    assert_int_equal(hub_store_tunnel_update(f->st, B.id, t.id, &up, NULL), CN_ENOTFOUND);
+    assert_int_equal(hub_store_tunnel_delete(f->st, B.id, t.id), CN_ENOTFOUND);
+    assert_int_equal(hub_store_token_delete(f->st, B.id, tok.id), CN_ENOTFOUND);
+    /* B cannot point a tunnel at A's agent. */
+    hub_tunnel_spec_t sp = spec_for(ag.id, "steal");
+    assert_int_equal(hub_store_tunnel_create(f->st, B.id, &sp, NULL, NULL), CN_ENOTFOUND);
+    assert_non_null(strstr(hub_store_errmsg(f->st), "agentId"));
+
+    hub_agent_list_t al;
+    hub_tunnel_list_t tl;
+    hub_event_list_t el;
+    size_t n = 99;
+    assert_int_equal(hub_store_agent_list(f->st, B.id, &al), 0);
+    assert_int_equal(al.count, 0);
+    assert_int_equal(hub_store_tunnel_list(f->st, B.id, NULL, &tl), 0);
+    assert_int_equal(tl.count, 0);
+    assert_int_equal(hub_store_tunnel_count(f->st, B.id, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(hub_store_event_list(f->st, B.id, NULL, &el), 0);
+    assert_int_equal(el.count, 0);
+    hub_event_filter_t ef = {.tunnel_id = t.id};
+    assert_int_equal(hub_store_event_list(f->st, B.id, &ef, &el), 0);
+    assert_int_equal(el.count, 0);
+
+    /* Malformed ids are just "not found". */
+    assert_int_equal(hub_store_tunnel_get(f->st, A.id, "' OR 1=1 --", &t2), CN_ENOTFOUND);
+    assert_int_equal(hub_store_agent_get(f->st, "x", ag.id, &a2), CN_ENOTFOUND);
+
+    /* A still sees its own. */
+    assert_int_equal(hub_store_tunnel_get(f->st, A.id, t.id, &t2), 0);
+    hub_tunnel_clear(&t2);
+    hub_tunnel_clear(&t);
+}
+
+/* ---- first run --------------------------------------------------------- */
+
+static void test_bootstrap_once(void **state)
+{
+    fx_t *f = *state;
+    char token[HUB_TOKEN_STR_SIZE];
+    hub_workspace_t ws;
+    assert_int_equal(hub_store_bootstrap(f->st, "default", token, &ws), 0);
+    assert_string_equal(ws.name, "default");
+    hub_token_info_t who;
+    assert_int_equal(hub_store_token_authenticate(f->st, token, &who), 0);
+    assert_string_equal(who.workspace_id, ws.id);
+    assert_true(who.admin);
+
+    char again[HUB_TOKEN_STR_SIZE];
+    assert_int_equal(hub_store_bootstrap(f->st, "other", again, NULL), HUB_ECONFLICT);
+    assert_string_equal(again, "");
+    assert_non_null(strstr(hub_store_errmsg(f->st), "already initialised"));
+    hub_workspace_list_t l;
+    assert_int_equal(hub_store_workspace_list(f->st, &l), 0);
+    assert_int_equal(l.count, 1);
+    hub_workspace_list_free(&l);
+}
+
+/* ---- API tokens -------------------------------------------------------- */
+
+static void test_api_token_hashing(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    mk_ws(f, "default", &ws);
+    char token[HUB_TOKEN_STR_SIZE], other[HUB_TOKEN_STR_SIZE];
+    hub_token_info_t info, who;
+    assert_int_equal(hub_store_token_create(f->st, ws.id, "admin", true, token, &info), 0);
+    assert_true(hub_token_well_formed(HUB_TOKEN_PREFIX_API, token));
+    assert_int_equal(hub_store_token_create(f->st, ws.id, NULL, false, other, NULL), 0);
+
+    assert_int_equal(hub_store_token_authenticate(f->st, token, &who), 0);
+    assert_string_equal(who.id, info.id);
+    assert_string_equal(who.workspace_id, ws.id);
+    assert_true(who.admin);
+    assert_int_equal(hub_store_token_authenticate(f->st, other, &who), 0);
+    assert_false(who.admin);
+
+    /* Wrong, altered, foreign-prefixed, malformed tokens: all CN_EAUTH. */
+    char wrong[HUB_TOKEN_STR_SIZE];
+    assert_int_equal(hub_token_generate(HUB_TOKEN_PREFIX_API, wrong), 0);
+    assert_int_equal(hub_store_token_authenticate(f->st, wrong, &who), CN_EAUTH);
+    char altered[HUB_TOKEN_STR_SIZE];
+    memcpy(altered, token, sizeof(altered));
+    altered[10] = altered[10] == 'A' ? 'B' : 'A';
+    assert_int_equal(hub_store_token_authenticate(f->st, altered, &who), CN_EAUTH);
+    memcpy(altered, token, sizeof(altered));
+    memcpy(altered, "cne_", 4);
+    assert_int_equal(hub_store_token_authenticate(f->st, altered, &who), CN_EAUTH);
+    assert_int_equal(hub_store_token_authenticate(f->st, "", &who), CN_EAUTH);
+    assert_int_equal(hub_store_token_authenticate(f->st, NULL, &who), CN_EAUTH);
+    assert_null(strstr(hub_store_errmsg(f->st), "cnt_"));
+
+    /* The database refuses to be opened with another secret key (which
+     * could not confirm any token anyway). */
+    hub_store_close(f->st);
+    f->st = NULL;
+    f->key[0] ^= 1;
+    char err[256] = "";
+    assert_int_equal(fx_open(f, false, err, sizeof(err)), CN_EAUTH);
+    assert_null(f->st);
+    assert_non_null(strstr(err, "secret key"));
+    f->key[0] ^= 1;
+    fx_reopen(f);
+    assert_int_equal(hub_store_token_authenticate(f->st, token, &who), 0);
+
+    /* Neither the token nor its random part is in any database file, open
+     * (WAL) or closed (checkpointed). */
+    assert_false(db_files_contain(f, token, strlen(token)));
+    assert_false(db_files_contain(f, token + 4, strlen(token) - 4));
+    hub_store_close(f->st);
+    f->st = NULL;
+    assert_false(db_files_contain(f, token + 4, strlen(token) - 4));
+    assert_false(db_files_contain(f, other + 4, strlen(other) - 4));
+    assert_true(db_files_contain(f, "admin", 5)); /* the check can see content */
+    fx_reopen(f);
+
+    /* Revocation. */
+    assert_int_equal(hub_store_token_delete(f->st, ws.id, info.id), 0);
+    assert_int_equal(hub_store_token_authenticate(f->st, token, &who), CN_EAUTH);
+    assert_int_equal(hub_store_token_delete(f->st, ws.id, info.id), CN_ENOTFOUND);
+    assert_int_equal(hub_store_token_create(f->st, "00000000-0000-4000-8000-000000000000", NULL,
+                                            false, token, NULL),
+                     CN_ENOTFOUND);
+    assert_string_equal(token, "");
+}
+
+/* ---- agents ------------------------------------------------------------ */
+
+static void test_enroll_single_use(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    mk_ws(f, "default", &ws);
+    char tok[HUB_TOKEN_STR_SIZE];
+    hub_agent_t a, got;
+    assert_int_equal(hub_store_agent_create(f->st, ws.id, NULL, 10 * MINUTE, tok, &a), 0);
+    assert_true(hub_uuid_valid(a.id));
+    assert_int_equal(a.id[14], '4');
+    assert_string_equal(a.name, "");
+    assert_false(a.enrolled);
+    assert_int_equal(a.enroll_expires_at, T0 + 10 * MINUTE);
+    assert_true(hub_token_well_formed(HUB_TOKEN_PREFIX_ENROLL, tok));
+    assert_false(db_files_contain(f, tok + 4, strlen(tok) - 4));
+
+    uint8_t pk[32], pk2[32];
+    cn_test_fill(pk, 32, 11);
+    cn_test_fill(pk2, 32, 12);
+    char wrong[HUB_TOKEN_STR_SIZE];
+    assert_int_equal(hub_token_generate(HUB_TOKEN_PREFIX_ENROLL, wrong), 0);
+    assert_int_equal(hub_store_agent_enroll(f->st, wrong, pk, &got), CN_EAUTH);
+    assert_int_equal(hub_store_agent_find_by_key(f->st, pk, &got), CN_ENOTFOUND);
+
+    f->clock.now += 9 * MINUTE;
+    assert_int_equal(hub_store_agent_enroll(f->st, tok, pk, &got), 0);
+    assert_string_equal(got.id, a.id);
+    assert_string_equal(got.workspace_id, ws.id);
+    assert_true(got.enrolled);
+    assert_memory_equal(got.public_key, pk, 32);
+    assert_int_equal(got.enrolled_at, T0 + 9 * MINUTE);
+    assert_int_equal(got.enroll_expires_at, HUB_TIME_NONE);
+
+    /* Used once: gone, even with another key. */
+    assert_int_equal(hub_store_agent_enroll(f->st, tok, pk2, &got), CN_EAUTH);
+    assert_int_equal(hub_store_agent_find_by_key(f->st, pk, &got), 0);
+    assert_string_equal(got.id, a.id);
+    assert_int_equal(hub_store_agent_find_by_key(f->st, pk2, &got), CN_ENOTFOUND);
+
+    /* A key bound to one agent cannot be bound to another; the token
+     * survives that refusal. */
+    char tok2[HUB_TOKEN_STR_SIZE];
+    hub_agent_t b;
+    assert_int_equal(hub_store_agent_create(f->st, ws.id, "b", 0, tok2, &b), 0);
+    assert_int_equal(hub_store_agent_enroll(f->st, tok2, pk, &got), HUB_ECONFLICT);
+    assert_int_equal(hub_store_agent_enroll(f->st, tok2, pk2, &got), 0);
+    assert_string_equal(got.id, b.id);
+    uint8_t zero[32] = {0};
+    assert_int_equal(hub_store_agent_enroll(f->st, tok2, zero, &got), CN_EINVAL);
+}
+
+static void test_enroll_expiry(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    mk_ws(f, "default", &ws);
+    char tok[HUB_TOKEN_STR_SIZE];
+    hub_agent_t a, got;
+    assert_int_equal(hub_store_agent_create(f->st, ws.id, "late", 10 * MINUTE, tok, &a), 0);
+    uint8_t pk[32];
+    cn_test_fill(pk, 32, 21);
+
+    f->clock.now = T0 + 10 * MINUTE; /* the expiry instant itself is too late */
+    assert_int_equal(hub_store_agent_enroll(f->st, tok, pk, &got), CN_ETIMEOUT);
+    assert_non_null(strstr(hub_store_errmsg(f->st), "expired"));
+    /* Burnt: turning the clock back does not revive it. */
+    f->clock.now = T0;
+    assert_int_equal(hub_store_agent_enroll(f->st, tok, pk, &got), CN_EAUTH);
+    assert_int_equal(hub_store_agent_get(f->st, ws.id, a.id, &got), 0);
+    assert_false(got.enrolled);
+
+    /* The default lifetime is an hour. */
+    assert_int_equal(hub_store_agent_create(f->st, ws.id, NULL, 0, tok, &a), 0);
+    assert_int_equal(a.enroll_expires_at, T0 + HUB_ENROLL_TTL_DEFAULT_MS);
+    assert_int_equal(hub_store_agent_create(f->st, ws.id, NULL, -1, tok, &a), CN_EINVAL);
+}
+
+static void test_agent_connections_and_list(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    mk_ws(f, "default", &ws);
+    hub_agent_t a, b, got;
+    mk_agent(f, &ws, &a);
+    f->clock.now += 5;
+    mk_agent(f, &ws, &b);
+
+    f->clock.now = T0 + MINUTE;
+    assert_int_equal(hub_store_agent_set_connected(f->st, ws.id, a.id, true), 0);
+    assert_int_equal(hub_store_agent_get(f->st, ws.id, a.id, &got), 0);
+    assert_true(got.connected);
+    assert_int_equal(got.connected_at, T0 + MINUTE);
+    assert_int_equal(got.disconnected_at, HUB_TIME_NONE);
+
+    f->clock.now = T0 + 2 * MINUTE;
+    assert_int_equal(hub_store_agent_set_connected(f->st, ws.id, a.id, false), 0);
+    assert_int_equal(hub_store_agent_get(f->st, ws.id, a.id, &got), 0);
+    assert_false(got.connected);
+    assert_int_equal(got.connected_at, T0 + MINUTE);
+    assert_int_equal(got.disconnected_at, T0 + 2 * MINUTE);
+
+    assert_int_equal(hub_store_agent_set_connected(f->st, ws.id, a.id, true), 0);
+    assert_int_equal(hub_store_agent_set_connected(f->st, ws.id, b.id, true), 0);
+    size_t n = 0;
+    f->clock.now = T0 + 3 * MINUTE;
+    assert_int_equal(hub_store_agent_reset_connections(f->st, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(hub_store_agent_get(f->st, ws.id, b.id, &got), 0);
+    assert_false(got.connected);
+    assert_int_equal(got.disconnected_at, T0 + 3 * MINUTE);
+
+    hub_agent_list_t l;
+    assert_int_equal(hub_store_agent_list(f->st, ws.id, &l), 0);
+    assert_int_equal(l.count, 2);
+    assert_string_equal(l.items[0].id, a.id);
+    assert_string_equal(l.items[1].id, b.id);
+    hub_agent_list_free(&l);
+}
+
+static void test_agent_delete_takes_its_tunnels(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    mk_ws(f, "default", &ws);
+    hub_agent_t a, b;
+    mk_agent(f, &ws, &a);
+    mk_agent(f, &ws, &b);
+    hub_tunnel_t t1, t2, got;
+    mk_tunnel(f, &ws, &a, "one", &t1);
+    mk_tunnel(f, &ws, &b, "two", &t2);
+    assert_int_equal(hub_store_agent_delete(f->st, ws.id, a.id), 0);
+    assert_int_equal(hub_store_agent_get(f->st, ws.id, a.id, &(hub_agent_t){0}), CN_ENOTFOUND);
+    assert_int_equal(hub_store_tunnel_get(f->st, ws.id, t1.id, &got), CN_ENOTFOUND);
+    assert_int_equal(hub_store_tunnel_get(f->st, ws.id, t2.id, &got), 0);
+    hub_tunnel_clear(&got);
+    size_t n = 0;
+    assert_int_equal(hub_store_tunnel_count(f->st, ws.id, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(hub_store_agent_delete(f->st, ws.id, a.id), CN_ENOTFOUND);
+    hub_tunnel_clear(&t1);
+    hub_tunnel_clear(&t2);
+}
+
+/* ---- tunnels ----------------------------------------------------------- */
+
+static void test_tunnel_create_all_fields(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    mk_ws(f, "default", &ws);
+    hub_agent_t a;
+    mk_agent(f, &ws, &a);
+    hub_tunnel_spec_t sp = {
+        .name = "shop",
+        .agent_id = a.id,
+        .target_host = "localhost",
+        .target_port = 8080,
+        .protocol = HUB_PROTO_HTTP,
+        .is_public = true,
+        .hub_port = 0,
+        .ttl_ms = 30 * MINUTE,
+        .metadata = " { \"env\" : \"staging\" } ",
+        .connection_string = "http://127.0.0.1:18080/",
+        .http_user = "tester",
+    };
+    hub_tunnel_t t;
+    char pw[HUB_PASSWORD_SIZE];
+    assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &sp, &t, pw), 0);
+    assert_true(hub_uuid_valid(t.id));
+    assert_string_equal(t.workspace_id, ws.id);
+    assert_string_equal(t.agent_id, a.id);
+    assert_string_equal(t.name, "shop");
+    assert_string_equal(t.target_host, "localhost");
+    assert_int_equal(t.target_port, 8080);
+    assert_int_equal(t.protocol, HUB_PROTO_HTTP);
+    assert_true(t.is_public);
+    assert_int_equal(t.hub_port, 0);
+    assert_int_equal(t.status, HUB_TUNNEL_CONNECTING);
+    assert_string_equal(t.metadata, "{\"env\":\"staging\"}");
+    assert_string_equal(t.connection_string, "http://127.0.0.1:18080/");
+    assert_null(t.last_error);
+    assert_string_equal(t.http_user, "tester");
+    assert_int_equal(strlen(pw), HUB_PASSWORD_LEN);
+    assert_int_equal(hub_password_verify(t.http_password_hash, pw), 0);
+    assert_int_equal(hub_password_verify(t.http_password_hash, "guess"), CN_EAUTH);
+    assert_int_equal(t.created_at, T0);
+    assert_int_equal(t.updated_at, T0);
+    assert_int_equal(t.connected_at, HUB_TIME_NONE);
+    assert_int_equal(t.expires_at, T0 + 30 * MINUTE);
+    assert_false(db_files_contain(f, pw, strlen(pw)));
+
+    /* Read back the same. */
+    hub_tunnel_t g;
+    assert_int_equal(hub_store_tunnel_get(f->st, ws.id, t.id, &g), 0);
+    assert_string_equal(g.http_password_hash, t.http_password_hash);
+    assert_string_equal(g.metadata, t.metadata);
+    assert_int_equal(g.expires_at, t.expires_at);
+    assert_int_equal(g.protocol, HUB_PROTO_HTTP);
+    hub_tunnel_clear(&g);
+
+    /* Defaults: no metadata is {}, no auth, no password. */
+    hub_tunnel_spec_t plain = spec_for(a.id, "plain");
+    pw[0] = 'x';
+    assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &plain, &g, pw), 0);
+    assert_string_equal(g.metadata, "{}");
+    assert_string_equal(g.http_user, "");
+    assert_string_equal(g.http_password_hash, "");
+    assert_null(g.connection_string);
+    assert_int_equal(g.expires_at, HUB_TIME_NONE);
+    assert_string_equal(pw, "");
+    hub_tunnel_clear(&g);
+    hub_tunnel_clear(&t);
+    hub_tunnel_clear(&t);
+    hub_tunnel_clear(NULL);
+}
+
+static void test_tunnel_rejects_bad_input(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    mk_ws(f, "default", &ws);
+    hub_agent_t a;
+    mk_agent(f, &ws, &a);
+    char pw[HUB_PASSWORD_SIZE];
+    char longname[HUB_NAME_MAX + 2];
+    memset(longname, 'n', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+
+    static const struct {
+        const char *what;
+        const char *name, *host, *metadata, *user;
+        uint16_t port;
+        int protocol, rc;
+    } cases[] = {
+        {"empty name", "", "h", NULL, NULL, 1, HUB_PROTO_TCP, CN_EINVAL},
+        {"long name", NULL, "h", NULL, NULL, 1, HUB_PROTO_TCP, CN_EINVAL},
+        {"control char", "a\nb", "h", NULL, NULL, 1, HUB_PROTO_TCP, CN_EINVAL},
+        {"bad utf-8", "a\xc0\xafz", "h", NULL, NULL, 1, HUB_PROTO_TCP, CN_EINVAL},
+        {"no host", "n", "", NULL, NULL, 1, HUB_PROTO_TCP, CN_EINVAL},
+        {"space in host", "n", "a b", NULL, NULL, 1, HUB_PROTO_TCP, CN_EINVAL},
+        {"port 0", "n", "h", NULL, NULL, 0, HUB_PROTO_TCP, CN_EINVAL},
+        {"protocol", "n", "h", NULL, NULL, 1, 9, CN_EINVAL},
+        {"metadata array", "n", "h", "[1]", NULL, 1, HUB_PROTO_TCP, CN_EINVAL},
+        {"metadata junk", "n", "h", "{", NULL, 1, HUB_PROTO_TCP, CN_EINVAL},
+        {"metadata trailing", "n", "h", "{} x", NULL, 1, HUB_PROTO_TCP, CN_EINVAL},
+        {"metadata dup keys", "n", "h", "{\"a\":1,\"a\":2}", NULL, 1, HUB_PROTO_TCP, CN_EINVAL},
+        {"user with colon", "n", "h", NULL, "a:b", 1, HUB_PROTO_HTTP, CN_EINVAL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        hub_tunnel_spec_t sp = spec_for(a.id, cases[i].name ? cases[i].name : longname);
+        sp.target_host = cases[i].host;
+        sp.metadata = cases[i].metadata;
+        sp.http_user = cases[i].user;
+        sp.target_port = cases[i].port;
+        sp.protocol = (enum hub_protocol)cases[i].protocol;
+        int rc = hub_store_tunnel_create(f->st, ws.id, &sp, NULL, pw);
+        if (rc != cases[i].rc)
+            fail_msg("%s: got %d (%s)", cases[i].what, rc, hub_store_errmsg(f->st));
+        assert_true(strlen(hub_store_errmsg(f->st)) > 0);
+    }
+    hub_tunnel_spec_t sp = spec_for("00000000-0000-4000-8000-000000000000", "n");
+    assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &sp, NULL, NULL), CN_ENOTFOUND);
+    sp = spec_for(a.id, "n");
+    sp.http_user = "u";
+    assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &sp, NULL, NULL), CN_EINVAL);
+
+    /* A 100-byte name and a 100-byte UTF-8 name fit. */
+    longname[HUB_NAME_MAX] = '\0';
+    sp = spec_for(a.id, longname);
+    assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &sp, NULL, NULL), 0);
+    sp = spec_for(a.id, "caf\xc3\xa9");
+    assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &sp, NULL, NULL), 0);
+    size_t n = 0;
+    assert_int_equal(hub_store_tunnel_count(f->st, ws.id, &n), 0);
+    assert_int_equal(n, 2);
+}
+
+static void test_tunnel_names_unique(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t A, B;
+    mk_ws(f, "a", &A);
+    mk_ws(f, "b", &B);
+    hub_agent_t aa, bb;
+    mk_agent(f, &A, &aa);
+    mk_agent(f, &B, &bb);
+
+    hub_tunnel_spec_t sp = spec_for(aa.id, "db");
+    assert_int_equal(hub_store_tunnel_create(f->st, A.id, &sp, NULL, NULL), 0);
+    assert_int_equal(hub_store_tunnel_create(f->st, A.id, &sp, NULL, NULL), HUB_ECONFLICT);
+    assert_non_null(strstr(hub_store_errmsg(f->st), "name"));
+    /* Private names are per workspace. */
+    sp = spec_for(bb.id, "db");
+    assert_int_equal(hub_store_tunnel_create(f->st, B.id, &sp, NULL, NULL), 0);
+
+    /* Public names are hub-wide: they are NAME.DOMAIN. */
+    sp = spec_for(aa.id, "web");
+    sp.is_public = true;
+    assert_int_equal(hub_store_tunnel_create(f->st, A.id, &sp, NULL, NULL), 0);
+    sp = spec_for(bb.id, "web");
+    sp.is_public = true;
+    assert_int_equal(hub_store_tunnel_create(f->st, B.id, &sp, NULL, NULL), HUB_ECONFLICT);
+    assert_non_null(strstr(hub_store_errmsg(f->st), "public name"));
+    sp.is_public = false;
+    assert_int_equal(hub_store_tunnel_create(f->st, B.id, &sp, NULL, NULL), 0);
+
+    /* Hub ports are hub-wide. */
+    sp = spec_for(aa.id, "p1");
+    sp.hub_port = 20000;
+    assert_int_equal(hub_store_tunnel_create(f->st, A.id, &sp, NULL, NULL), 0);
+    sp = spec_for(bb.id, "p2");
+    sp.hub_port = 20000;
+    assert_int_equal(hub_store_tunnel_create(f->st, B.id, &sp, NULL, NULL), HUB_ECONFLICT);
+    assert_non_null(strstr(hub_store_errmsg(f->st), "hubPort"));
+    bool avail = true;
+    assert_int_equal(hub_store_hub_port_available(f->st, B.id, 20000, &avail), 0);
+    assert_false(avail);
+    assert_int_equal(hub_store_hub_port_available(f->st, B.id, 20001, &avail), 0);
+    assert_true(avail);
+
+    /* Renaming into a taken name conflicts. */
+    hub_tunnel_t other;
+    mk_tunnel(f, &A, &aa, "other", &other);
+    hub_tunnel_update_t up = {.fields = HUB_TUNNEL_SET_NAME, .name = "db"};
+    assert_int_equal(hub_store_tunnel_update(f->st, A.id, other.id, &up, NULL), HUB_ECONFLICT);
+    up.name = "other"; /* its own name is fine */
+    assert_int_equal(hub_store_tunnel_update(f->st, A.id, other.id, &up, NULL), 0);
+    hub_tunnel_clear(&other);
+}
+
+static void test_released_names_and_ports_are_held(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t A, B;
+    mk_ws(f, "a", &A);
+    mk_ws(f, "b", &B);
+    hub_agent_t aa, bb;
+    mk_agent(f, &A, &aa);
+    mk_agent(f, &B, &bb);
+    hub_tunnel_spec_t sa = spec_for(aa.id, "web");
+    sa.is_public = true;
+    sa.hub_port = 20080;
+    hub_tunnel_spec_t sb = spec_for(bb.id, "web");
+    sb.is_public = true;
+    hub_tunnel_spec_t sbp = spec_for(bb.id, "port");
+    sbp.hub_port = 20080;
+
+    hub_tunnel_t t;
+    assert_int_equal(hub_store_tunnel_create(f->st, A.id, &sa, &t, NULL), 0);
+    f->clock.now += MINUTE;
+    assert_int_equal(hub_store_tunnel_delete(f->st, A.id, t.id), 0);
+    hub_tunnel_clear(&t);
+
+    /* Right after release, B cannot take A's URL or port... */
+    f->clock.now += HOUR;
+    assert_int_equal(hub_store_tunnel_create(f->st, B.id, &sb, NULL, NULL), HUB_ECONFLICT);
+    assert_non_null(strstr(hub_store_errmsg(f->st), "released recently"));
+    assert_int_equal(hub_store_tunnel_create(f->st, B.id, &sbp, NULL, NULL), HUB_ECONFLICT);
+    bool avail = true;
+    assert_int_equal(hub_store_hub_port_available(f->st, B.id, 20080, &avail), 0);
+    assert_false(avail);
+    assert_int_equal(hub_store_hub_port_available(f->st, A.id, 20080, &avail), 0);
+    assert_true(avail);
+    /* ...but A can, at once. */
+    assert_int_equal(hub_store_tunnel_create(f->st, A.id, &sa, &t, NULL), 0);
+
+    /* Renaming a public tunnel releases its old name to A as well. */
+    hub_tunnel_update_t up = {.fields = HUB_TUNNEL_SET_NAME, .name = "web2"};
+    assert_int_equal(hub_store_tunnel_update(f->st, A.id, t.id, &up, NULL), 0);
+    assert_int_equal(hub_store_tunnel_create(f->st, B.id, &sb, NULL, NULL), HUB_ECONFLICT);
+    hub_tunnel_t found;
+    assert_int_equal(hub_store_tunnel_find_public(f->st, "web2", &found), 0);
+    assert_string_equal(found.id, t.id);
+    hub_tunnel_clear(&found);
+    assert_int_equal(hub_store_tunnel_find_public(f->st, "web", &found), CN_ENOTFOUND);
+
+    /* Deleting the agent releases its tunnels' names and ports too. */
+    assert_int_equal(hub_store_agent_delete(f->st, A.id, aa.id), 0);
+    assert_int_equal(hub_store_tunnel_create(f->st, B.id, &sbp, NULL, NULL), HUB_ECONFLICT);
+
+    /* After the hold, they are free for anyone. */
+    f->clock.now += HUB_RELEASE_HOLD_DEFAULT_MS + 1;
+    assert_int_equal(hub_store_tunnel_create(f->st, B.id, &sb, NULL, NULL), 0);
+    assert_int_equal(hub_store_tunnel_create(f->st, B.id, &sbp, NULL, NULL), 0);
+    hub_tunnel_clear(&t);
+}
+
+static void test_tunnel_cap(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    mk_ws(f, "default", &ws);
+    hub_agent_t a;
+    mk_agent(f, &ws, &a);
+    const char *names[] = {"t1", "t2", "t3"};
+    for (int i = 0; i < 3; i++) {
+        hub_tunnel_spec_t sp = spec_for(a.id, names[i]);
+        sp.max_tunnels = 2;
+        assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &sp, NULL, NULL),
+                         i < 2 ? 0 : CN_EEXHAUSTED);
+    }
+    size_t n = 0;
+    assert_int_equal(hub_store_tunnel_count(f->st, ws.id, &n), 0);
+    assert_int_equal(n, 2);
+}
+
+static void test_tunnel_list_filters(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    mk_ws(f, "default", &ws);
+    hub_agent_t x, y;
+    mk_agent(f, &ws, &x);
+    mk_agent(f, &ws, &y);
+    hub_tunnel_t t1, t2, t3;
+    mk_tunnel(f, &ws, &x, "t1", &t1);
+    f->clock.now += 1;
+    mk_tunnel(f, &ws, &x, "t2", &t2);
+    f->clock.now += 1;
+    mk_tunnel(f, &ws, &y, "t3", &t3);
+    hub_tunnel_update_t up = {.fields = HUB_TUNNEL_SET_STATUS, .status = HUB_TUNNEL_ACTIVE};
+    assert_int_equal(hub_store_tunnel_update(f->st, ws.id, t2.id, &up, NULL), 0);
+    assert_int_equal(hub_store_tunnel_update(f->st, ws.id, t3.id, &up, NULL), 0);
+
+    static const struct {
+        bool by_agent_x, by_agent_y, by_status;
+        enum hub_tunnel_status status;
+        const char *expect; /* names in order */
+    } cases[] = {
+        {false, false, false, 0, "t1,t2,t3"},
+        {true, false, false, 0, "t1,t2"},
+        {false, true, false, 0, "t3"},
+        {false, false, true, HUB_TUNNEL_ACTIVE, "t2,t3"},
+        {false, false, true, HUB_TUNNEL_CONNECTING, "t1"},
+        {true, false, true, HUB_TUNNEL_ACTIVE, "t2"},
+        {false, true, true, HUB_TUNNEL_PAUSED, ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        hub_tunnel_filter_t fl = {
+            .agent_id = cases[i].by_agent_x   ? x.id
+                        : cases[i].by_agent_y ? y.id
+                                              : NULL,
+            .by_status = cases[i].by_status,
+            .status = cases[i].status,
+        };
+        hub_tunnel_list_t l;
+        assert_int_equal(hub_store_tunnel_list(f->st, ws.id, &fl, &l), 0);
+        char got[64] = "";
+        for (size_t j = 0; j < l.count; j++) {
+            if (j)
+                strcat(got, ",");
+            strcat(got, l.items[j].name);
+        }
+        assert_string_equal(got, cases[i].expect);
+        hub_tunnel_list_free(&l);
+    }
+    hub_tunnel_filter_t unknown = {.agent_id = "00000000-0000-4000-8000-000000000000"};
+    hub_tunnel_list_t l;
+    assert_int_equal(hub_store_tunnel_list(f->st, ws.id, &unknown, &l), 0);
+    assert_int_equal(l.count, 0);
+    hub_tunnel_filter_t bad = {.by_status = true, .status = (enum hub_tunnel_status)42};
+    assert_int_equal(hub_store_tunnel_list(f->st, ws.id, &bad, &l), CN_EINVAL);
+    hub_tunnel_clear(&t1);
+    hub_tunnel_clear(&t2);
+    hub_tunnel_clear(&t3);
+}
+
+static void test_tunnel_update_fields(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    mk_ws(f, "default", &ws);
+    hub_agent_t a;
+    mk_agent(f, &ws, &a);
+    hub_tunnel_t t, u;
+    mk_tunnel(f, &ws, &a, "before", &t);
+
+    f->clock.now = T0 + MINUTE;
+    hub_tunnel_update_t up = {
+        .fields = HUB_TUNNEL_SET_NAME | HUB_TUNNEL_SET_STATUS | HUB_TUNNEL_SET_METADATA |
+                  HUB_TUNNEL_SET_LAST_ERROR | HUB_TUNNEL_SET_CONNECTED_AT |
+                  HUB_TUNNEL_SET_CONNECTION_STRING,
+        .name = "after",
+        .status = HUB_TUNNEL_ERROR,
+        .metadata = "{\"owner\": \"ana\", \"tags\": [\"x\"]}",
+        .last_error = "dial 127.0.0.1:5432:\tconnection refused\n\x01",
+        .connected_at = T0 + 30000,
+        .connection_string = "postgresql://127.0.0.1:15432/postgres",
+    };
+    assert_int_equal(hub_store_tunnel_update(f->st, ws.id, t.id, &up, &u), 0);
+    assert_string_equal(u.name, "after");
+    assert_int_equal(u.status, HUB_TUNNEL_ERROR);
+    assert_string_equal(u.metadata, "{\"owner\":\"ana\",\"tags\":[\"x\"]}");
+    assert_string_equal(u.last_error, "dial 127.0.0.1:5432: connection refused  ");
+    assert_int_equal(u.connected_at, T0 + 30000);
+    assert_string_equal(u.connection_string, "postgresql://127.0.0.1:15432/postgres");
+    assert_int_equal(u.updated_at, T0 + MINUTE);
+    assert_int_equal(u.created_at, T0);
+    assert_string_equal(u.target_host, "127.0.0.1"); /* untouched */
+    hub_tunnel_clear(&u);
+
+    hub_tunnel_t g;
+    assert_int_equal(hub_store_tunnel_get_by_name(f->st, ws.id, "after", &g), 0);
+    assert_string_equal(g.id, t.id);
+    assert_string_equal(g.last_error, "dial 127.0.0.1:5432: connection refused  ");
+    hub_tunnel_clear(&g);
+    assert_int_equal(hub_store_tunnel_get_by_name(f->st, ws.id, "before", &g), CN_ENOTFOUND);
+
+    /* Only the selected fields change; NULL clears lastError. */
+    f->clock.now = T0 + 2 * MINUTE;
+    hub_tunnel_update_t up2 = {.fields = HUB_TUNNEL_SET_STATUS | HUB_TUNNEL_SET_LAST_ERROR,
+                               .status = HUB_TUNNEL_ACTIVE};
+    assert_int_equal(hub_store_tunnel_update(f->st, ws.id, t.id, &up2, &u), 0);
+    assert_int_equal(u.status, HUB_TUNNEL_ACTIVE);
+    assert_null(u.last_error);
+    assert_string_equal(u.name, "after");
+    assert_string_equal(u.metadata, "{\"owner\":\"ana\",\"tags\":[\"x\"]}");
+    assert_int_equal(u.updated_at, T0 + 2 * MINUTE);
+    hub_tunnel_clear(&u);
+
+    /* Long lastError is cut on a character boundary. */
+    char big[HUB_LAST_ERROR_MAX + 10];
+    memset(big, 'e', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    memcpy(big + HUB_LAST_ERROR_MAX - 1, "\xc3\xa9", 2);
+    hub_tunnel_update_t up3 = {.fields = HUB_TUNNEL_SET_LAST_ERROR, .last_error = big};
+    assert_int_equal(hub_store_tunnel_update(f->st, ws.id, t.id, &up3, &u), 0);
+    assert_int_equal(strlen(u.last_error), HUB_LAST_ERROR_MAX - 1);
+    hub_tunnel_clear(&u);
+
+    hub_tunnel_update_t bad = {.fields = HUB_TUNNEL_SET_METADATA, .metadata = "\"str\""};
+    assert_int_equal(hub_store_tunnel_update(f->st, ws.id, t.id, &bad, NULL), CN_EINVAL);
+    assert_non_null(strstr(hub_store_errmsg(f->st), "metadata"));
+    hub_tunnel_update_t bad2 = {.fields = HUB_TUNNEL_SET_STATUS, .status = 17};
+    assert_int_equal(hub_store_tunnel_update(f->st, ws.id, t.id, &bad2, NULL), CN_EINVAL);
+
+    assert_int_equal(hub_store_tunnel_delete(f->st, ws.id, t.id), 0);
+    assert_int_equal(hub_store_tunnel_delete(f->st, ws.id, t.id), CN_ENOTFOUND);
+    assert_int_equal(hub_store_tunnel_update(f->st, ws.id, t.id, &up2, NULL), CN_ENOTFOUND);
+    hub_tunnel_clear(&t);
+}
+
+static void test_tunnels_due_to_expire(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t A, B;
+    mk_ws(f, "a", &A);
+    mk_ws(f, "b", &B);
+    hub_agent_t aa, bb;
+    mk_agent(f, &A, &aa);
+    mk_agent(f, &B, &bb);
+    hub_tunnel_spec_t s1 = spec_for(aa.id, "short");
+    s1.ttl_ms = MINUTE;
+    hub_tunnel_spec_t s2 = spec_for(bb.id, "longer");
+    s2.ttl_ms = 2 * MINUTE;
+    hub_tunnel_spec_t s3 = spec_for(aa.id, "forever");
+    hub_tunnel_t t1, t2;
+    assert_int_equal(hub_store_tunnel_create(f->st, A.id, &s1, &t1, NULL), 0);
+    assert_int_equal(hub_store_tunnel_create(f->st, B.id, &s2, &t2, NULL), 0);
+    assert_int_equal(hub_store_tunnel_create(f->st, A.id, &s3, NULL, NULL), 0);
+
+    hub_tunnel_list_t l;
+    assert_int_equal(hub_store_tunnel_list_expired(f->st, 0, &l), 0);
+    assert_int_equal(l.count, 0);
+    f->clock.now = T0 + 90000;
+    assert_int_equal(hub_store_tunnel_list_expired(f->st, 0, &l), 0);
+    assert_int_equal(l.count, 1);
+    assert_string_equal(l.items[0].id, t1.id);
+    hub_tunnel_list_free(&l);
+
+    hub_tunnel_update_t up = {.fields = HUB_TUNNEL_SET_STATUS, .status = HUB_TUNNEL_EXPIRED};
+    assert_int_equal(hub_store_tunnel_update(f->st, A.id, t1.id, &up, NULL), 0);
+    assert_int_equal(hub_store_tunnel_list_expired(f->st, 0, &l), 0);
+    assert_int_equal(l.count, 0);
+
+    f->clock.now = T0 + 10 * MINUTE;
+    assert_int_equal(hub_store_tunnel_list_expired(f->st, 0, &l), 0);
+    assert_int_equal(l.count, 1);
+    assert_string_equal(l.items[0].workspace_id, B.id); /* hub-wide */
+    hub_tunnel_list_free(&l);
+    hub_tunnel_list_free(&l);
+    hub_tunnel_clear(&t1);
+    hub_tunnel_clear(&t2);
+}
+
+static void test_edge_lookups(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    mk_ws(f, "default", &ws);
+    hub_agent_t a;
+    mk_agent(f, &ws, &a);
+    hub_tunnel_spec_t pub = spec_for(a.id, "site");
+    pub.is_public = true;
+    pub.protocol = HUB_PROTO_HTTP;
+    hub_tunnel_spec_t tcp = spec_for(a.id, "pg");
+    tcp.is_public = true;
+    tcp.hub_port = 21000;
+    hub_tunnel_spec_t priv = spec_for(a.id, "private");
+    hub_tunnel_t t1, t2, g;
+    assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &pub, &t1, NULL), 0);
+    assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &tcp, &t2, NULL), 0);
+    assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &priv, NULL, NULL), 0);
+
+    assert_int_equal(hub_store_tunnel_find_public(f->st, "site", &g), 0);
+    assert_string_equal(g.id, t1.id);
+    hub_tunnel_clear(&g);
+    assert_int_equal(hub_store_tunnel_find_public(f->st, "private", &g), CN_ENOTFOUND);
+    assert_int_equal(hub_store_tunnel_find_public(f->st, "nope", &g), CN_ENOTFOUND);
+    assert_int_equal(hub_store_tunnel_find_by_hub_port(f->st, 21000, &g), 0);
+    assert_string_equal(g.id, t2.id);
+    hub_tunnel_clear(&g);
+    assert_int_equal(hub_store_tunnel_find_by_hub_port(f->st, 21001, &g), CN_ENOTFOUND);
+    assert_int_equal(hub_store_tunnel_find_by_hub_port(f->st, 0, &g), CN_ENOTFOUND);
+    hub_tunnel_clear(&t1);
+    hub_tunnel_clear(&t2);
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+static void test_events_filters(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws, other;
+    mk_ws(f, "default", &ws);
+    mk_ws(f, "other", &other);
+    const char *t1 = "11111111-1111-4111-8111-111111111111";
+    const char *t2 = "22222222-2222-4222-8222-222222222222";
+    const char *ag = "33333333-3333-4333-8333-333333333333";
+    struct {
+        int64_t at;
+        const char *type, *tunnel, *agent;
+    } evs[] = {
+        {T0, "agent.connected", NULL, ag},       {T0 + 1000, "tunnel.created", t1, ag},
+        {T0 + 2000, "tunnel.created", t2, ag},   {T0 + 3000, "tunnel.status_changed", t1, NULL},
+        {T0 + 4000, "tunnel.deleted", t2, NULL},
+    };
+    int64_t ids[5];
+    for (int i = 0; i < 5; i++) {
+        f->clock.now = evs[i].at;
+        hub_event_spec_t sp = {.type = evs[i].type,
+                               .tunnel_id = evs[i].tunnel,
+                               .agent_id = evs[i].agent,
+                               .data = "{\"i\": 1}"};
+        assert_int_equal(hub_store_event_append(f->st, ws.id, &sp, &ids[i]), 0);
+        if (i)
+            assert_true(ids[i] > ids[i - 1]);
+    }
+    f->clock.now = T0 + 500;
+    assert_int_equal(hub_store_event_append(f->st, other.id,
+                                            &(hub_event_spec_t){.type = "agent.connected"}, NULL),
+                     0);
+
+    hub_event_list_t l;
+    assert_int_equal(hub_store_event_list(f->st, ws.id, NULL, &l), 0);
+    assert_int_equal(l.count, 5);
+    assert_int_equal(l.items[0].id, ids[0]);
+    assert_string_equal(l.items[0].type, "agent.connected");
+    assert_string_equal(l.items[0].tunnel_id, "");
+    assert_string_equal(l.items[0].agent_id, ag);
+    assert_string_equal(l.items[1].data, "{\"i\":1}");
+    assert_int_equal(l.items[4].created_at, T0 + 4000);
+    hub_event_list_free(&l);
+
+    hub_event_filter_t by_tunnel = {.tunnel_id = t1};
+    assert_int_equal(hub_store_event_list(f->st, ws.id, &by_tunnel, &l), 0);
+    assert_int_equal(l.count, 2);
+    assert_int_equal(l.items[0].id, ids[1]);
+    assert_int_equal(l.items[1].id, ids[3]);
+    hub_event_list_free(&l);
+
+    hub_event_filter_t since = {.since = T0 + 2000};
+    assert_int_equal(hub_store_event_list(f->st, ws.id, &since, &l), 0);
+    assert_int_equal(l.count, 3);
+    assert_int_equal(l.items[0].id, ids[2]);
+    hub_event_list_free(&l);
+
+    hub_event_filter_t both = {.tunnel_id = t2, .since = T0 + 2500};
+    assert_int_equal(hub_store_event_list(f->st, ws.id, &both, &l), 0);
+    assert_int_equal(l.count, 1);
+    assert_string_equal(l.items[0].type, "tunnel.deleted");
+    hub_event_list_free(&l);
+
+    hub_event_filter_t after = {.after_id = ids[3]};
+    assert_int_equal(hub_store_event_list(f->st, ws.id, &after, &l), 0);
+    assert_int_equal(l.count, 1);
+    assert_int_equal(l.items[0].id, ids[4]);
+    hub_event_list_free(&l);
+
+    /* Without a cursor, a limit gives the latest N, oldest first; with one,
+     * the first N from there. */
+    hub_event_filter_t latest = {.limit = 2};
+    assert_int_equal(hub_store_event_list(f->st, ws.id, &latest, &l), 0);
+    assert_int_equal(l.count, 2);
+    assert_int_equal(l.items[0].id, ids[3]);
+    assert_int_equal(l.items[1].id, ids[4]);
+    hub_event_list_free(&l);
+    hub_event_filter_t first = {.since = T0, .limit = 2};
+    assert_int_equal(hub_store_event_list(f->st, ws.id, &first, &l), 0);
+    assert_int_equal(l.count, 2);
+    assert_int_equal(l.items[0].id, ids[0]);
+    hub_event_list_free(&l);
+
+    size_t pruned = 0;
+    assert_int_equal(hub_store_event_prune(f->st, T0 + 2000, &pruned), 0);
+    assert_int_equal(pruned, 3); /* two of ws, one of other */
+    assert_int_equal(hub_store_event_list(f->st, ws.id, NULL, &l), 0);
+    assert_int_equal(l.count, 3);
+    hub_event_list_free(&l);
+}
+
+static void test_events_bounded_and_validated(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    mk_ws(f, "default", &ws);
+    for (int i = 0; i < HUB_EVENTS_MAX + 50; i++)
+        assert_int_equal(hub_store_event_append(
+                             f->st, ws.id, &(hub_event_spec_t){.type = "tunnel.created"}, NULL),
+                         0);
+    hub_event_list_t l;
+    hub_event_filter_t big = {.limit = 1000000};
+    assert_int_equal(hub_store_event_list(f->st, ws.id, &big, &l), 0);
+    assert_int_equal(l.count, HUB_EVENTS_MAX);
+    hub_event_list_free(&l);
+    assert_int_equal(hub_store_event_list(f->st, ws.id, NULL, &l), 0);
+    assert_int_equal(l.count, HUB_EVENTS_DEFAULT);
+    assert_string_equal(l.items[0].data, "{}");
+    hub_event_list_free(&l);
+
+    static const hub_event_spec_t bad[] = {
+        {.type = ""},
+        {.type = "Tunnel.Created"},
+        {.type = "a b"},
+        {.type = "x", .data = "[]"},
+        {.type = "x", .data = "{"},
+        {.type = "x", .tunnel_id = "not-a-uuid"},
+        {.type = "x", .agent_id = "not-a-uuid"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(hub_store_event_append(f->st, ws.id, &bad[i], NULL), CN_EINVAL);
+    assert_int_equal(hub_store_event_append(f->st, "00000000-0000-4000-8000-000000000000",
+                                            &(hub_event_spec_t){.type = "x"}, NULL),
+                     CN_ENOTFOUND);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_open_creates_current_schema),
+        T(test_reopen_up_to_date_is_noop),
+        T(test_missing_db_needs_init),
+        T(test_newer_schema_refused),
+        T(test_foreign_db_refused),
+        T(test_restart_keeps_everything),
+        T(test_kill9_loses_nothing_committed),
+        T(test_workspaces),
+        T(test_other_workspace_ids_not_found),
+        T(test_bootstrap_once),
+        T(test_api_token_hashing),
+        T(test_enroll_single_use),
+        T(test_enroll_expiry),
+        T(test_agent_connections_and_list),
+        T(test_agent_delete_takes_its_tunnels),
+        T(test_tunnel_create_all_fields),
+        T(test_tunnel_rejects_bad_input),
+        T(test_tunnel_names_unique),
+        T(test_released_names_and_ports_are_held),
+        T(test_tunnel_cap),
+        T(test_tunnel_list_filters),
+        T(test_tunnel_update_fields),
+        T(test_tunnels_due_to_expire),
+        T(test_edge_lookups),
+        T(test_events_filters),
+        T(test_events_bounded_and_validated),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
