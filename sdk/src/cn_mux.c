@@ -950,10 +950,17 @@ int cn_mux_output(cn_mux_t *m, uint8_t *out, size_t cap)
     m->resv = NULL;
     pump(m); /* callbacks may queue more to send in this very call */
     m->depth++;
-    size_t pos = frameq_drain(m, &m->ctlq, out, cap, cap, SIZE_MAX);
+    size_t pos = 0;
+    /* A frame split by the previous call must be finished before any other
+     * byte, or the peer would parse the interloper as its payload. (A split
+     * control frame needs no care here: the control queue goes first.) */
+    if (m->dgq.split_left)
+        pos = frameq_drain(m, &m->dgq, out, cap, cap, 1);
+    if (m->dgq.split_left == 0)
+        pos += frameq_drain(m, &m->ctlq, out + pos, cap - pos, cap, SIZE_MAX);
     /* Nothing may overtake a queued control frame: an OPEN_ACK must precede
      * the stream's DATA, an OPEN its DATAGRAMs. */
-    if (m->ctlq.b.len == 0) {
+    if (m->ctlq.b.len == 0 && m->dgq.split_left == 0) {
         /* Datagrams get one quantum per call while streams wait, so a flood
          * of them cannot starve the streams (nor the reverse). */
         size_t budget = m->ring ? m->quantum : SIZE_MAX;

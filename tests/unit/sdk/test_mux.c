@@ -1347,6 +1347,31 @@ static void test_datagrams(void **state)
     pair_free(&w);
 }
 
+/* A datagram larger than the output buffer is split across calls, and
+ * control frames queued meanwhile wait until it is finished. */
+static void test_split_datagram_is_not_interleaved(void **state)
+{
+    pair_t w;
+    pair_init(&w, NULL, NULL);
+    uint32_t id = open_accepted(&w);
+    static uint8_t d[3000];
+    cn_test_fill(d, sizeof(d), 5);
+    assert_int_equal(cn_mux_send_datagram(w.a.mux, id, d, sizeof(d)), 0);
+    w.cap_min = w.cap_max = 100;
+    transfer(&w, &w.a, &w.b); /* the first 100 bytes */
+    assert_int_equal(cn_mux_ping(w.a.mux, 9), 0);
+    json_t *obj = json_pack("{s:i}", "n", 1);
+    assert_int_equal(cn_mux_send_control(w.a.mux, obj), 0);
+    json_decref(obj);
+    run(&w, 100);
+    assert_int_equal(w.b.datagrams, 1);
+    assert_memory_equal(w.b.last_dgram, d, sizeof(w.b.last_dgram));
+    assert_int_equal(w.b.dgram_bytes, sizeof(d));
+    assert_int_equal(w.b.controls, 1);
+    assert_int_equal(w.a.pongs, 1);
+    pair_free(&w);
+}
+
 /* Datagrams share the link with streams but get a quantum per record. */
 static void test_datagrams_do_not_starve_streams(void **state)
 {
@@ -1582,6 +1607,7 @@ int main(void)
         cmocka_unit_test(test_control_round_trip),
         cmocka_unit_test(test_control_queue_bound),
         cmocka_unit_test(test_datagrams),
+        cmocka_unit_test(test_split_datagram_is_not_interleaved),
         cmocka_unit_test(test_datagrams_do_not_starve_streams),
         cmocka_unit_test(test_goaway),
         cmocka_unit_test(test_abort),
