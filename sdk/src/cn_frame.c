@@ -295,7 +295,8 @@ int cn_frame_decode(cn_frame_decoder_t *d, const uint8_t *in, size_t len, size_t
         size_t take = CN_FRAME_HEADER - d->hdr_have;
         if (take > len)
             take = len;
-        memcpy(d->hdr + d->hdr_have, in, take);
+        if (take) /* in may be NULL when len is 0 (an empty cn_buf) */
+            memcpy(d->hdr + d->hdr_have, in, take);
         d->hdr_have += take;
         off += take;
         if (d->hdr_have < CN_FRAME_HEADER) {

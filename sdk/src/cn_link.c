@@ -1,0 +1,790 @@
+/* The agent<->hub link: lws event glue around cn_wsc (client framing),
+ * cn_chan (records) and cn_mux (streams). No protocol logic lives here: it
+ * moves bytes between lws and the sans-IO cores, keeps the timers, and
+ * enforces the buffer bounds the cores report. */
+#include "cn_link.h"
+
+#include "cn_buf.h"
+#include "cn_err.h"
+#include "cn_frame.h"
+#include "cn_log.h"
+#include "cn_wsc.h"
+
+#include <libwebsockets.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DEF_PING_MS 2500u
+#define DEF_DEAD_MS 8000u
+#define DEF_HANDSHAKE_MS 5000u
+/* Above this many bytes buffered in the mux (received, not yet read by the
+ * application) stop reading the WebSocket; resume below half of it. Stream
+ * windows already bound each stream; this bounds their sum per link. */
+#define RX_HIGH_WATER (64u * 1024 * 1024)
+/* Headroom in the tx buffer: lws's own, then room for our WebSocket header. */
+#define TX_HEAD (LWS_PRE + CN_WSC_MAX_HEADER)
+
+enum link_state {
+    LINK_CONNECTING, /* client: TCP connect pending */
+    LINK_UPGRADING,  /* client: upgrade sent, waiting for 101 */
+    LINK_HANDSHAKE,  /* channel handshake in progress */
+    LINK_ESTABLISHED,
+    LINK_CLOSING, /* cn_link_close() or a fatal error: waiting for lws to close */
+};
+
+struct cn_link_server {
+    cn_link_server_config_t cfg;
+    char *path, *binding;
+    uint8_t sk[32];
+    cn_mux_callbacks_t mux_cb;
+    unsigned links;
+    unsigned pending;
+};
+
+struct cn_link {
+    int is_client;
+    int state;
+    struct lws *wsi;
+    struct lws_context *context;
+    cn_link_server_t *srv; /* server links */
+    cn_link_callbacks_t cb;
+    void *ctx;
+    void *user;
+    cn_link_timing_t timing;
+
+    cn_wsc_t *wsc; /* client links */
+    int upgrade_sent;
+    cn_chan_t *chan;
+    cn_mux_t *mux;
+    cn_mux_callbacks_t mux_cb;
+    cn_frame_decoder_t *dec;
+    cn_buf_t plain;  /* decrypted bytes not yet decoded into frames */
+    cn_buf_t hs_out; /* handshake records waiting to be written */
+    uint8_t *tx;     /* TX_HEAD + CN_LINK_TX_MAX */
+
+    int rx_paused;
+    int connecting_sync; /* inside lws_client_connect_via_info() */
+    int sync_failed;     /* ... and it reported a connection error */
+    int counted_pending;
+    int close_err;
+    const char *close_why;
+    int closed_reported;
+    uint64_t last_rx_ms, last_tx_ms;
+    uint64_t bytes_in, bytes_out;
+    uint64_t ping_seq;
+
+    lws_sorted_usec_list_t sul_tick;
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void timing_defaults(cn_link_timing_t *t)
+{
+    if (!t->ping_interval_ms)
+        t->ping_interval_ms = DEF_PING_MS;
+    if (!t->dead_after_ms)
+        t->dead_after_ms = DEF_DEAD_MS;
+    if (!t->handshake_ms)
+        t->handshake_ms = DEF_HANDSHAKE_MS;
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+static void tick_cb(lws_sorted_usec_list_t *sul);
+
+static void schedule_tick(cn_link_t *l)
+{
+    /* One timer does pings, the dead-peer check and the handshake deadline;
+     * a quarter of the ping interval keeps all three accurate enough. */
+    lws_sul_schedule(l->context, 0, &l->sul_tick, tick_cb,
+                     (lws_usec_t)l->timing.ping_interval_ms * 250);
+}
+
+static cn_link_t *link_new(struct lws_context *context, int is_client)
+{
+    cn_link_t *l = calloc(1, sizeof(*l));
+    if (!l)
+        return NULL;
+    l->is_client = is_client;
+    l->context = context;
+    l->tx = malloc(TX_HEAD + CN_LINK_TX_MAX);
+    l->dec = cn_frame_decoder_new();
+    /* A feed of one lws read (<= CN_LINK_LWS_BUF) never yields more
+     * plaintext than it carried; the frame remainder is below one frame. */
+    cn_buf_init(&l->plain, CN_LINK_LWS_BUF + CN_FRAME_HEADER + CN_FRAME_MAX_PAYLOAD, 0);
+    cn_buf_init(&l->hs_out, 16 * 1024, 0);
+    l->last_rx_ms = l->last_tx_ms = now_ms();
+    if (!l->tx || !l->dec) {
+        free(l->tx);
+        cn_frame_decoder_free(l->dec);
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+static void link_free(cn_link_t *l)
+{
+    lws_sul_cancel(&l->sul_tick);
+    cn_wsc_free(l->wsc);
+    cn_chan_free(l->chan);
+    cn_mux_free(l->mux);
+    cn_frame_decoder_free(l->dec);
+    cn_buf_free(&l->plain);
+    cn_buf_free(&l->hs_out);
+    free(l->tx);
+    free(l);
+}
+
+/* Reports the close once, then frees. Called from lws's close callbacks. */
+static void link_finish(cn_link_t *l)
+{
+    /* Streams learn first, so their owners (sockets, relays) can let go. */
+    if (l->mux)
+        cn_mux_abort(l->mux, CN_RST_GONE);
+    if (l->srv) {
+        l->srv->links--;
+        if (l->counted_pending)
+            l->srv->pending--;
+    }
+    if (!l->closed_reported && l->cb.on_closed) {
+        l->closed_reported = 1;
+        l->cb.on_closed(l, l->ctx, l->close_err, l->close_why ? l->close_why : "connection closed");
+    }
+    link_free(l);
+}
+
+/* Marks the link failed and asks lws to close it from the event loop. */
+static void link_fail(cn_link_t *l, int err, const char *why)
+{
+    if (l->state == LINK_CLOSING)
+        return;
+    l->state = LINK_CLOSING;
+    l->close_err = err;
+    l->close_why = why;
+    if (l->wsi)
+        lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+void cn_link_close(cn_link_t *link, const char *why)
+{
+    if (!link || link->state == LINK_CLOSING)
+        return;
+    if (link->state == LINK_ESTABLISHED && link->mux) {
+        cn_mux_goaway(link->mux, CN_RST_NONE, "closing");
+    }
+    link_fail(link, 0, why ? why : "closed locally");
+}
+
+static void pending_done(cn_link_t *l)
+{
+    if (l->srv && l->counted_pending) {
+        l->counted_pending = 0;
+        l->srv->pending--;
+    }
+}
+
+/* ---- receive path ------------------------------------------------------ */
+
+/* Feeds decrypted plaintext to the frame decoder and the mux. */
+static int pump_frames(cn_link_t *l)
+{
+    const uint8_t *p = cn_buf_data(&l->plain);
+    size_t left = l->plain.len;
+    while (left && l->state == LINK_ESTABLISHED) {
+        cn_frame_t f;
+        size_t used = 0;
+        int rc = cn_frame_decode(l->dec, p, left, &used, &f);
+        p += used;
+        left -= used;
+        if (rc < 0) {
+            cn_log_warn("link: bad frame from peer: %s", cn_strerror(rc));
+            link_fail(l, CN_EPROTO, "malformed frame");
+            return rc;
+        }
+        if (rc == 0)
+            break;
+        rc = cn_mux_input(l->mux, &f);
+        if (rc < 0) {
+            cn_log_warn("link: peer broke the stream protocol (%s frame): %s",
+                        cn_frame_type_name(f.type), cn_strerror(rc));
+            link_fail(l, CN_EPROTO, "stream protocol violation");
+            return rc;
+        }
+    }
+    cn_buf_reset(&l->plain);
+    return 0;
+}
+
+static void became_established(cn_link_t *l)
+{
+    l->state = LINK_ESTABLISHED;
+    pending_done(l);
+    if (l->cb.on_established && l->cb.on_established(l, l->ctx) < 0) {
+        link_fail(l, CN_EREFUSED, "refused by application");
+        return;
+    }
+    cn_link_flush(l);
+}
+
+/* Bytes of the channel's byte stream (a WebSocket payload slice). */
+static int link_rx(cn_link_t *l, const uint8_t *in, size_t len)
+{
+    if (l->state != LINK_HANDSHAKE && l->state != LINK_ESTABLISHED)
+        return 0;
+    l->last_rx_ms = now_ms();
+    size_t before = l->plain.len;
+    cn_chan_set_now(l->chan, l->last_rx_ms);
+    int rc = cn_chan_feed(l->chan, in, len, &l->plain, &l->hs_out);
+    if (rc < 0) {
+        cn_log_warn("link: channel failure: %s", cn_strerror(rc));
+        link_fail(l, rc == CN_EAUTH ? CN_EAUTH : CN_EPROTO, "secure channel failure");
+        return rc;
+    }
+    l->bytes_in += l->plain.len - before;
+    if (l->hs_out.len)
+        lws_callback_on_writable(l->wsi);
+    if (l->state == LINK_HANDSHAKE && cn_chan_is_established(l->chan)) {
+        became_established(l);
+        if (l->state != LINK_ESTABLISHED)
+            return 0;
+    }
+    if (l->state == LINK_ESTABLISHED && l->plain.len) {
+        rc = pump_frames(l);
+        if (rc < 0)
+            return rc;
+        cn_link_flush(l);
+        if (!l->rx_paused && cn_mux_buffered_bytes(l->mux) > RX_HIGH_WATER) {
+            l->rx_paused = 1;
+            lws_rx_flow_control(l->wsi, 0);
+        }
+    }
+    return 0;
+}
+
+static int start_handshake(cn_link_t *l)
+{
+    l->state = LINK_HANDSHAKE;
+    if (l->is_client) {
+        int rc = cn_chan_start(l->chan, &l->hs_out);
+        if (rc < 0)
+            return rc;
+        lws_callback_on_writable(l->wsi);
+    }
+    return 0;
+}
+
+static int wsc_event(void *user, const cn_wsc_event_t *ev)
+{
+    cn_link_t *l = user;
+    switch (ev->type) {
+    case CN_WSC_EV_OPEN:
+        return start_handshake(l);
+    case CN_WSC_EV_DATA:
+        return ev->len ? link_rx(l, ev->data, ev->len) : 0;
+    case CN_WSC_EV_PING:
+    case CN_WSC_EV_PONG:
+        l->last_rx_ms = now_ms();
+        return 0;
+    case CN_WSC_EV_CLOSE:
+        link_fail(l, CN_ECLOSED, "hub closed the WebSocket");
+        return 0;
+    }
+    return 0;
+}
+
+/* ---- transmit path ----------------------------------------------------- */
+
+/* Fills tx payload space at `out` (cap bytes) with handshake records or
+ * sealed data records. Returns bytes produced. */
+static size_t fill_records(cn_link_t *l, uint8_t *out, size_t cap)
+{
+    size_t off = 0;
+    if (l->hs_out.len) {
+        size_t n = l->hs_out.len < cap ? l->hs_out.len : cap;
+        memcpy(out, cn_buf_data(&l->hs_out), n);
+        cn_buf_consume(&l->hs_out, n);
+        return n;
+    }
+    if (l->state != LINK_ESTABLISHED)
+        return 0;
+    cn_chan_set_now(l->chan, now_ms());
+    while (cap - off > CN_CHAN_HEADER + CN_CHAN_TAG + CN_FRAME_HEADER + 64) {
+        size_t room = cap - off - CN_CHAN_HEADER - CN_CHAN_TAG;
+        if (room > CN_CHAN_MAX_PLAINTEXT)
+            room = CN_CHAN_MAX_PLAINTEXT;
+        int n = cn_mux_output(l->mux, out + off + CN_CHAN_HEADER, room);
+        if (n <= 0)
+            break;
+        int rec = cn_chan_seal(l->chan, out + off, (size_t)n);
+        if (rec < 0) {
+            link_fail(l, rec,
+                      rec == CN_EEXHAUSTED ? "session too old, reconnecting"
+                                           : "secure channel failure");
+            return 0;
+        }
+        l->bytes_out += (uint64_t)n;
+        off += (size_t)rec;
+    }
+    return off;
+}
+
+static int link_writeable(cn_link_t *l)
+{
+    if (l->state == LINK_CLOSING)
+        return -1;
+    if (lws_partial_buffered(l->wsi)) {
+        lws_callback_on_writable(l->wsi);
+        return 0;
+    }
+    uint8_t *payload = l->tx + TX_HEAD;
+    if (l->is_client) {
+        if (l->state == LINK_UPGRADING && !l->upgrade_sent) {
+            size_t n;
+            const uint8_t *req = cn_wsc_request(l->wsc, &n);
+            memcpy(l->tx + LWS_PRE, req, n);
+            l->upgrade_sent = 1;
+            l->last_tx_ms = now_ms();
+            return lws_write(l->wsi, l->tx + LWS_PRE, n, LWS_WRITE_RAW) < (int)n ? -1 : 0;
+        }
+        if (cn_wsc_pending_len(l->wsc)) {
+            /* Control frames go alone, never inside a data frame. */
+            size_t n = cn_wsc_take_pending(l->wsc, l->tx + LWS_PRE, CN_LINK_TX_MAX);
+            if (lws_write(l->wsi, l->tx + LWS_PRE, n, LWS_WRITE_RAW) < (int)n)
+                return -1;
+            lws_callback_on_writable(l->wsi);
+            return 0;
+        }
+    }
+    size_t n = fill_records(l, payload, CN_LINK_TX_MAX);
+    if (l->state == LINK_CLOSING)
+        return -1;
+    if (n) {
+        int rc;
+        if (l->is_client) {
+            uint8_t *frame;
+            size_t flen;
+            if (cn_wsc_wrap(payload, n, CN_WSC_MAX_HEADER, CN_WSC_OP_BINARY, &frame, &flen) < 0)
+                return -1;
+            rc = lws_write(l->wsi, frame, flen, LWS_WRITE_RAW) < (int)flen ? -1 : 0;
+        } else {
+            rc = lws_write(l->wsi, payload, n, LWS_WRITE_BINARY) < (int)n ? -1 : 0;
+        }
+        if (rc < 0)
+            return -1;
+        l->last_tx_ms = now_ms();
+    }
+    if (l->hs_out.len || (l->state == LINK_ESTABLISHED && cn_mux_has_output(l->mux)))
+        lws_callback_on_writable(l->wsi);
+    return 0;
+}
+
+void cn_link_flush(cn_link_t *link)
+{
+    if (!link || link->state != LINK_ESTABLISHED || !link->wsi)
+        return;
+    if (cn_mux_has_output(link->mux))
+        lws_callback_on_writable(link->wsi);
+    if (link->rx_paused && cn_mux_buffered_bytes(link->mux) < RX_HIGH_WATER / 2) {
+        link->rx_paused = 0;
+        lws_rx_flow_control(link->wsi, 1);
+    }
+}
+
+/* ---- timers ------------------------------------------------------------- */
+
+static void tick_cb(lws_sorted_usec_list_t *sul)
+{
+    cn_link_t *l = lws_container_of(sul, cn_link_t, sul_tick);
+    uint64_t now = now_ms();
+    if (l->state == LINK_CLOSING)
+        return;
+    if (l->state != LINK_ESTABLISHED) {
+        if (now - l->last_tx_ms > l->timing.handshake_ms &&
+            now - l->last_rx_ms > l->timing.handshake_ms) {
+            link_fail(l, CN_ETIMEOUT, "handshake deadline passed");
+            return;
+        }
+    } else {
+        if (now - l->last_rx_ms > l->timing.dead_after_ms) {
+            link_fail(l, CN_ETIMEOUT, "peer silent, link presumed dead");
+            return;
+        }
+        if (now - l->last_tx_ms >= l->timing.ping_interval_ms ||
+            now - l->last_rx_ms >= l->timing.ping_interval_ms) {
+            cn_mux_ping(l->mux, ++l->ping_seq);
+            lws_callback_on_writable(l->wsi);
+        }
+    }
+    schedule_tick(l);
+}
+
+/* ---- client ------------------------------------------------------------ */
+
+static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                           size_t len)
+{
+    cn_link_t *l = lws_get_opaque_user_data(wsi);
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        if (!l)
+            return 0;
+        lws_set_opaque_user_data(wsi, NULL);
+        if (l->connecting_sync) {
+            /* cn_link_connect() reports this one itself. */
+            l->sync_failed = 1;
+            return 0;
+        }
+        if (!l->close_err) {
+            l->close_err = CN_EIO;
+            l->close_why = "could not connect to the hub";
+        }
+        l->wsi = NULL;
+        link_finish(l);
+        return 0;
+    case LWS_CALLBACK_RAW_CONNECTED:
+    case LWS_CALLBACK_RAW_ADOPT:
+        if (!l)
+            return -1;
+        l->state = LINK_UPGRADING;
+        l->last_rx_ms = l->last_tx_ms = now_ms();
+        lws_callback_on_writable(wsi);
+        return 0;
+    case LWS_CALLBACK_RAW_RX:
+        if (!l || l->state == LINK_CLOSING)
+            return 0;
+        if (cn_wsc_feed(l->wsc, in, len, wsc_event, l) < 0) {
+            cn_log_warn("link: WebSocket failure: %s", cn_wsc_error_detail(l->wsc));
+            link_fail(l,
+                      cn_wsc_state(l->wsc) == CN_WSC_FAILED && l->state == LINK_UPGRADING
+                          ? CN_EREFUSED
+                          : CN_EPROTO,
+                      "WebSocket failure");
+            return 0;
+        }
+        if (cn_wsc_pending_len(l->wsc))
+            lws_callback_on_writable(wsi);
+        return 0;
+    case LWS_CALLBACK_RAW_WRITEABLE:
+        if (!l)
+            return -1;
+        return link_writeable(l);
+    case LWS_CALLBACK_RAW_CLOSE:
+        if (!l)
+            return 0;
+        lws_set_opaque_user_data(wsi, NULL);
+        if (!l->close_err && l->state != LINK_CLOSING) {
+            l->close_err = CN_EIO;
+            l->close_why = "connection to the hub lost";
+        }
+        l->wsi = NULL;
+        link_finish(l);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols client_protocol = {
+    .name = CN_LINK_CLIENT_PROTOCOL,
+    .callback = client_callback,
+    .per_session_data_size = 0,
+    .rx_buffer_size = CN_LINK_LWS_BUF,
+    .tx_packet_size = CN_LINK_LWS_BUF,
+};
+
+const struct lws_protocols *cn_link_client_protocol(void)
+{
+    return &client_protocol;
+}
+
+cn_link_t *cn_link_connect(struct lws_context *context, struct lws_vhost *vh,
+                           const cn_link_client_config_t *cfg, int *err)
+{
+    int rc = CN_EINVAL;
+    char hostport[300];
+    cn_link_t *l = NULL;
+    if (!context || !vh || !cfg || !cfg->host || !cfg->path || cfg->port <= 0 ||
+        cfg->port > 65535 || !cfg->static_sk || !cfg->hub_pk)
+        goto fail;
+    rc = CN_ENOMEM;
+    l = link_new(context, 1);
+    if (!l)
+        goto fail;
+    l->cb = cfg->cb;
+    l->ctx = cfg->ctx;
+    l->user = cfg->user;
+    l->timing = cfg->timing;
+    timing_defaults(&l->timing);
+
+    snprintf(hostport, sizeof(hostport), "%s:%d", cfg->host, cfg->port);
+    cn_wsc_config_t wc = {
+        .host = cfg->host_header ? cfg->host_header : hostport,
+        .path = cfg->path,
+        .subprotocol = CN_LINK_SUBPROTOCOL,
+    };
+    l->wsc = cn_wsc_new(&wc, &rc);
+    if (!l->wsc)
+        goto fail;
+
+    cn_chan_config_t cc = {
+        .role = CN_CHAN_INITIATOR,
+        .local_private = cfg->static_sk,
+        .remote_public = cfg->hub_pk,
+        .binding = cfg->binding,
+        .app_payload = cfg->payload,
+        .app_payload_len = cfg->payload_len,
+        .cipher = cfg->cipher,
+        .rekey_bytes = cfg->rekey_bytes,
+        .rekey_seconds = cfg->rekey_seconds,
+        .now_ms = now_ms(),
+    };
+    l->chan = cn_chan_new(&cc, &rc);
+    if (!l->chan)
+        goto fail;
+
+    cn_mux_config_t mc = cfg->mux;
+    mc.initiator = 1;
+    if (cfg->mux_cb)
+        l->mux_cb = *cfg->mux_cb;
+    rc = CN_EINVAL;
+    l->mux = cn_mux_new(&mc, &l->mux_cb, l);
+    if (!l->mux)
+        goto fail;
+
+    struct lws_client_connect_info ci;
+    memset(&ci, 0, sizeof(ci));
+    ci.context = l->context;
+    ci.vhost = vh;
+    ci.address = cfg->host;
+    ci.port = cfg->port;
+    ci.host = wc.host;
+    ci.origin = wc.host;
+    ci.method = "RAW";
+    ci.local_protocol_name = CN_LINK_CLIENT_PROTOCOL;
+    ci.opaque_user_data = l;
+    ci.pwsi = &l->wsi;
+    l->state = LINK_CONNECTING;
+    schedule_tick(l);
+    /* An early failure may or may not come through CLIENT_CONNECTION_ERROR
+     * (lws-notes.md); either way it is reported here, not as on_closed. */
+    l->connecting_sync = 1;
+    struct lws *w = lws_client_connect_via_info(&ci);
+    l->connecting_sync = 0;
+    if (!w || l->sync_failed) {
+        rc = CN_EIO;
+        goto fail;
+    }
+    return l;
+fail:
+    if (l)
+        link_free(l);
+    if (err)
+        *err = rc;
+    return NULL;
+}
+
+/* ---- server ------------------------------------------------------------ */
+
+static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                           size_t len)
+{
+    cn_link_t **slot = user;
+    cn_link_t *l = slot ? *slot : NULL;
+    const struct lws_protocols *proto = lws_get_protocol(wsi);
+    cn_link_server_t *srv = proto ? proto->user : NULL;
+
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+        char uri[128];
+        if (!srv)
+            return -1;
+        if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, srv->path))
+            return -1; /* not our endpoint */
+        if (srv->pending >= srv->cfg.max_pending) {
+            cn_log_warn("link: refusing agent connection, %u handshakes pending", srv->pending);
+            return -1;
+        }
+        return 0;
+    }
+    case LWS_CALLBACK_ESTABLISHED: {
+        int rc = CN_ENOMEM;
+        if (!srv || !slot)
+            return -1;
+        l = link_new(lws_get_context(wsi), 0);
+        if (!l)
+            return -1;
+        l->srv = srv;
+        l->wsi = wsi;
+        l->cb = srv->cfg.cb;
+        l->ctx = srv->cfg.ctx;
+        l->timing = srv->cfg.timing;
+        timing_defaults(&l->timing);
+        cn_chan_config_t cc = {
+            .role = CN_CHAN_RESPONDER,
+            .local_private = srv->sk,
+            .binding = srv->binding,
+            .cipher = srv->cfg.cipher,
+            .now_ms = now_ms(),
+        };
+        l->chan = cn_chan_new(&cc, &rc);
+        cn_mux_config_t mc = srv->cfg.mux;
+        mc.initiator = 0;
+        l->mux_cb = srv->mux_cb;
+        if (l->chan)
+            l->mux = cn_mux_new(&mc, &l->mux_cb, l);
+        if (!l->chan || !l->mux) {
+            link_free(l);
+            return -1;
+        }
+        *slot = l;
+        srv->links++;
+        srv->pending++;
+        l->counted_pending = 1;
+        l->state = LINK_HANDSHAKE;
+        schedule_tick(l);
+        return 0;
+    }
+    case LWS_CALLBACK_RECEIVE:
+        if (!l || l->state == LINK_CLOSING)
+            return 0;
+        link_rx(l, in, len);
+        return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        if (!l)
+            return -1;
+        return link_writeable(l);
+    case LWS_CALLBACK_CLOSED:
+        if (!l)
+            return 0;
+        *slot = NULL;
+        if (!l->close_err && l->state != LINK_CLOSING) {
+            l->close_err = CN_EIO;
+            l->close_why = "agent connection lost";
+        }
+        l->wsi = NULL;
+        link_finish(l);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+cn_link_server_t *cn_link_server_new(const cn_link_server_config_t *cfg, int *err)
+{
+    cn_link_server_t *s = NULL;
+    int rc = CN_EINVAL;
+    if (!cfg || !cfg->static_sk)
+        goto fail;
+    rc = CN_ENOMEM;
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        goto fail;
+    s->cfg = *cfg;
+    s->path = strdup(cfg->path ? cfg->path : "/agent");
+    s->binding = strdup(cfg->binding ? cfg->binding : "");
+    if (!s->path || !s->binding)
+        goto fail;
+    memcpy(s->sk, cfg->static_sk, 32);
+    if (cfg->mux_cb)
+        s->mux_cb = *cfg->mux_cb;
+    s->cfg.path = s->path;
+    s->cfg.binding = s->binding;
+    s->cfg.static_sk = s->sk;
+    s->cfg.mux_cb = &s->mux_cb;
+    if (!s->cfg.max_pending)
+        s->cfg.max_pending = 256;
+    return s;
+fail:
+    cn_link_server_free(s);
+    if (err)
+        *err = rc;
+    return NULL;
+}
+
+void cn_link_server_free(cn_link_server_t *srv)
+{
+    if (!srv)
+        return;
+    free(srv->path);
+    free(srv->binding);
+    sodium_memzero(srv->sk, sizeof(srv->sk));
+    free(srv);
+}
+
+struct lws_protocols cn_link_server_protocol(cn_link_server_t *srv)
+{
+    struct lws_protocols p;
+    memset(&p, 0, sizeof(p));
+    p.name = CN_LINK_SUBPROTOCOL;
+    p.callback = server_callback;
+    p.per_session_data_size = sizeof(cn_link_t *);
+    p.rx_buffer_size = CN_LINK_LWS_BUF;
+    p.tx_packet_size = CN_LINK_LWS_BUF;
+    p.user = srv;
+    return p;
+}
+
+unsigned cn_link_server_count(const cn_link_server_t *srv)
+{
+    return srv ? srv->links : 0;
+}
+
+/* ---- accessors ----------------------------------------------------------- */
+
+cn_mux_t *cn_link_mux(cn_link_t *link)
+{
+    return link->mux;
+}
+
+int cn_link_is_established(const cn_link_t *link)
+{
+    return link && link->state == LINK_ESTABLISHED;
+}
+
+const uint8_t *cn_link_peer_key(const cn_link_t *link)
+{
+    return link->chan && cn_chan_is_established(link->chan) ? cn_chan_remote_static(link->chan)
+                                                            : NULL;
+}
+
+const uint8_t *cn_link_peer_payload(const cn_link_t *link, size_t *len)
+{
+    if (!link->chan || link->is_client || !cn_chan_is_established(link->chan)) {
+        *len = 0;
+        return NULL;
+    }
+    return cn_chan_app_payload(link->chan, len);
+}
+
+const char *cn_link_cipher(const cn_link_t *link)
+{
+    return link->chan ? cn_chan_cipher_name(link->chan) : "none";
+}
+
+void *cn_link_user(const cn_link_t *link)
+{
+    return link->user;
+}
+
+void cn_link_set_user(cn_link_t *link, void *user)
+{
+    link->user = user;
+}
+
+uint64_t cn_link_bytes_in(const cn_link_t *link)
+{
+    return link->bytes_in;
+}
+
+uint64_t cn_link_bytes_out(const cn_link_t *link)
+{
+    return link->bytes_out;
+}

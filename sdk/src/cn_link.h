@@ -1,0 +1,146 @@
+/* cn_link: one agent<->hub link on libwebsockets — the thin glue that joins
+ * the WebSocket transport, the secure channel (cn_chan) and the stream
+ * multiplexer (cn_mux).
+ *
+ *   agent (client)                                hub (server)
+ *   lws raw client + cn_wsc (RFC 6455 by hand)    lws WebSocket server role
+ *        \__ records of cn_chan (Noise_XK) carrying cn_frame frames __/
+ *                         cn_mux streams on both ends
+ *
+ * The WebSocket is used as a byte stream of channel records: message
+ * boundaries carry no meaning, so proxies may re-fragment freely.
+ *
+ * Everything runs on the lws service thread of the context that owns the
+ * link. The application drives streams through cn_link_mux() and must call
+ * cn_link_flush() after it queued anything (writes, reads that return
+ * credit, opens, resets) so the link asks lws for a writeable callback.
+ *
+ * Ownership: a link is owned by lws's connection. It is freed right after
+ * its on_closed callback returns; the application drops every pointer to it
+ * (and to its mux) there. */
+#ifndef CN_LINK_H
+#define CN_LINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cn_chan.h"
+#include "cn_mux.h"
+
+struct lws;
+struct lws_context;
+struct lws_vhost;
+struct lws_protocols;
+
+typedef struct cn_link cn_link_t;
+typedef struct cn_link_server cn_link_server_t;
+
+/* Subprotocol and lws protocol names. */
+#define CN_LINK_SUBPROTOCOL "connect.v1"
+#define CN_LINK_CLIENT_PROTOCOL "cn-link-client"
+/* Bytes handed to one lws_write(): several records per WebSocket frame. */
+#define CN_LINK_TX_MAX (256u * 1024)
+/* lws buffer size to configure (pt_serv_buf_size, rx_buffer_size, tx_packet_size). */
+#define CN_LINK_LWS_BUF (CN_LINK_TX_MAX + 64)
+
+typedef struct cn_link_callbacks {
+    /* The channel handshake completed. On the server, inspect
+     * cn_link_peer_key() / cn_link_peer_payload() and return 0 to admit the
+     * agent or a negative CN_E* code to refuse it (the link then closes and
+     * no stream is ever served). On the client, return 0. */
+    int (*on_established)(cn_link_t *link, void *ctx);
+    /* The link is gone. `err` is 0 after cn_link_close(), else why it died
+     * (CN_ETIMEOUT for a dead peer, CN_EAUTH, CN_EPROTO, CN_EIO, ...), with a
+     * short static description. Before this call every open stream got
+     * on_reset (CN_RST_GONE) and on_closed through the mux callbacks; the mux
+     * is freed after it returns. */
+    void (*on_closed)(cn_link_t *link, void *ctx, int err, const char *why);
+} cn_link_callbacks_t;
+
+/* Settings shared by both roles. Zero means "default". */
+typedef struct cn_link_timing {
+    uint32_t ping_interval_ms; /* default 2500: a PING when nothing was sent for this long */
+    uint32_t dead_after_ms;    /* default 8000: close when nothing was received for this long */
+    uint32_t handshake_ms;     /* default 5000: deadline for upgrade + channel handshake */
+} cn_link_timing_t;
+
+/* Client (agent) side. Strings and keys are copied. */
+typedef struct cn_link_client_config {
+    const char *host; /* address to connect to (IP literal or name) */
+    int port;
+    const char *host_header;  /* Host header; NULL = "host:port" */
+    const char *path;         /* WebSocket path, e.g. "/agent" */
+    const char *binding;      /* hub URL bound into the channel prologue */
+    const uint8_t *static_sk; /* the agent's X25519 private key (32 bytes) */
+    const uint8_t *hub_pk;    /* pinned hub public key (32 bytes) */
+    const uint8_t *payload;   /* handshake payload for the hub (agent id, enroll token) */
+    size_t payload_len;
+    int cipher;                       /* CN_CHAN_CIPHER_* preference, 0 = auto */
+    uint64_t rekey_bytes;             /* 0 = channel default */
+    uint32_t rekey_seconds;           /* 0 = channel default */
+    cn_mux_config_t mux;              /* initiator is forced on */
+    const cn_mux_callbacks_t *mux_cb; /* ctx passed to them is the cn_link_t */
+    cn_link_callbacks_t cb;
+    void *ctx;  /* for cb */
+    void *user; /* initial cn_link_user() */
+    cn_link_timing_t timing;
+} cn_link_client_config_t;
+
+/* Server (hub) side: one per vhost. Strings and keys are copied. */
+typedef struct cn_link_server_config {
+    const char *path;                 /* accepted WebSocket path, e.g. "/agent" */
+    const char *binding;              /* the hub URL agents bind (must match theirs) */
+    const uint8_t *static_sk;         /* the hub's X25519 private key (32 bytes) */
+    int cipher;                       /* CN_CHAN_CIPHER_* preference, 0 = auto */
+    unsigned max_pending;             /* links still in handshake, default 256 */
+    cn_mux_config_t mux;              /* initiator is forced off */
+    const cn_mux_callbacks_t *mux_cb; /* ctx passed to them is the cn_link_t */
+    cn_link_callbacks_t cb;
+    void *ctx;
+    cn_link_timing_t timing;
+} cn_link_server_config_t;
+
+/* The lws protocol entry for the raw client role; put a copy in the
+ * protocols array of the vhost passed to cn_link_connect(). */
+const struct lws_protocols *cn_link_client_protocol(void);
+
+/* Starts connecting. Returns the link (owned by lws: see above) or NULL with
+ * *err set; on NULL no callback fires. Failures after this call arrive as
+ * on_closed. */
+cn_link_t *cn_link_connect(struct lws_context *context, struct lws_vhost *vh,
+                           const cn_link_client_config_t *cfg, int *err);
+
+/* Server: creates the state behind the lws WebSocket protocol entry. */
+cn_link_server_t *cn_link_server_new(const cn_link_server_config_t *cfg, int *err);
+/* Frees the server; call after the lws context is destroyed. NULL is fine. */
+void cn_link_server_free(cn_link_server_t *srv);
+/* The lws protocol entry (name CN_LINK_SUBPROTOCOL) for this server; copy it
+ * into the vhost's protocols array. */
+struct lws_protocols cn_link_server_protocol(cn_link_server_t *srv);
+/* Links currently open on this server (any state). */
+unsigned cn_link_server_count(const cn_link_server_t *srv);
+
+/* The link's multiplexer (valid from creation until on_closed returns). */
+cn_mux_t *cn_link_mux(cn_link_t *link);
+/* Asks for a writeable callback when the mux has output, and resumes reading
+ * when the application drained enough buffered data. Cheap; call freely. */
+void cn_link_flush(cn_link_t *link);
+/* Closes the link (GOAWAY is attempted when established); on_closed follows
+ * from the event loop with err 0. Safe inside any callback, idempotent. */
+void cn_link_close(cn_link_t *link, const char *why);
+
+int cn_link_is_established(const cn_link_t *link);
+/* The peer's static public key (32 bytes) once established, else NULL. */
+const uint8_t *cn_link_peer_key(const cn_link_t *link);
+/* The agent's handshake payload as seen by the server, else NULL/0. */
+const uint8_t *cn_link_peer_payload(const cn_link_t *link, size_t *len);
+/* Negotiated transport cipher name ("aes256gcm", "chacha20poly1305"). */
+const char *cn_link_cipher(const cn_link_t *link);
+/* Application pointer carried by the link. */
+void *cn_link_user(const cn_link_t *link);
+void cn_link_set_user(cn_link_t *link, void *user);
+/* Bytes moved through the channel (plaintext) since the link was created. */
+uint64_t cn_link_bytes_in(const cn_link_t *link);
+uint64_t cn_link_bytes_out(const cn_link_t *link);
+
+#endif

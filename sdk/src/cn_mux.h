@@ -1,0 +1,229 @@
+/* Stream multiplexer: many ordered, flow-controlled byte streams, plus
+ * datagrams and connection-level messages, over one frame stream (cn_frame)
+ * inside the secure channel.
+ *
+ * Sans-IO: the glue decodes frames and hands each to cn_mux_input(), asks
+ * cn_mux_output() for bytes to put in the next record, and moves bytes
+ * between sockets and streams with the read/write calls. No clock, no
+ * sockets, no printing. The rules both peers follow (ids, states, windows,
+ * scheduling, which violations kill a stream and which kill the link) are in
+ * docs/protocol-mux.md.
+ *
+ * Callbacks and re-entrancy. Callbacks run synchronously, and ONLY from inside
+ * cn_mux_input(), cn_mux_output() and cn_mux_abort() (the "pump" calls).
+ * Every other call (read, consume, write, shutdown, reset, accept, ...) only
+ * changes state; events it causes (a stream finishing after the last read, a
+ * reset) are delivered by the next pump call, and cn_mux_has_output() is true
+ * while any are pending. So a caller never sees its per-stream object freed
+ * under it in the middle of its own call on that stream. Callbacks may call
+ * any cn_mux function except cn_mux_free(), including resetting the stream
+ * they are about or any other; the mux defers its own frees so nothing is used
+ * after free. Pointer arguments of callbacks are borrowed for the duration of
+ * the callback only.
+ *
+ * Stream lifetime. A stream is announced to the application either by a
+ * successful cn_mux_open() or by on_open(). From then on on_closed() fires
+ * exactly once for it (also for rejected, refused and reset streams, with
+ * user NULL when it was never accepted); after on_closed() the id is dead and
+ * its user pointer is never used again. The user pointer is borrowed: the mux
+ * never frees it.
+ *
+ * Errors: 0 / non-negative on success, a negative CN_E* code otherwise. A call
+ * that fails changes nothing and fires no callback, except where noted. Calls
+ * on an id that is unknown, closed or reset return CN_ENOTFOUND. CN_ENOMEM
+ * from any call means the link should be dropped. */
+#ifndef CN_MUX_H
+#define CN_MUX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct json_t;
+struct cn_frame;
+
+#define CN_MUX_DEFAULT_WINDOW (512u * 1024u)     /* per-stream receive window */
+#define CN_MUX_MIN_WINDOW 1024u                  /* smallest configurable window */
+#define CN_MUX_DEFAULT_MAX_STREAMS 4096u         /* concurrent streams, both sides together */
+#define CN_MUX_DEFAULT_QUANTUM (16u * 1024u)     /* round-robin DATA bytes per turn */
+#define CN_MUX_DEFAULT_QUEUE_MAX (1024u * 1024u) /* CONTROL+OPEN+PING bytes; DATAGRAM bytes */
+#define CN_MUX_MIN_OUTPUT 64u                    /* smallest `cap` cn_mux_output() accepts */
+
+typedef struct cn_mux cn_mux_t;
+
+/* Zero-initialise and set what you need: every 0 field takes its default. */
+typedef struct cn_mux_config {
+    int initiator;          /* nonzero: our stream ids are odd (1, 3, ...); else even (2, 4, ...).
+                             * The two ends of a link must differ (the agent initiates). */
+    uint32_t window;        /* per-stream receive window we grant the peer; default
+                             * CN_MUX_DEFAULT_WINDOW, range CN_MUX_MIN_WINDOW..CN_FRAME_MAX_WINDOW */
+    uint32_t window_update; /* return credit (WINDOW frame) once this many bytes were consumed;
+                             * default window / 4, at most window */
+    uint32_t send_buffer;   /* per-stream cap on queued outgoing bytes, on top of the peer's
+                             * credit (a peer granting 1 GiB cannot make us buffer 1 GiB);
+                             * default CN_MUX_DEFAULT_WINDOW */
+    uint32_t max_streams;   /* live streams, ours and the peer's together; default 4096 */
+    uint32_t max_stream_id; /* highest id we may use; default CN_FRAME_MAX_STREAM */
+    uint32_t quantum;       /* DATA bytes a stream sends per round-robin turn; default 16 KiB */
+    size_t queue_max;       /* bound on queued CONTROL+OPEN+PING bytes, and separately on queued
+                             * DATAGRAM bytes; default CN_MUX_DEFAULT_QUEUE_MAX */
+} cn_mux_config_t;
+
+/* Event callbacks; any may be NULL (an incoming OPEN is then refused with
+ * CN_RST_REFUSED when on_open is NULL). `ctx` is the pointer given to
+ * cn_mux_new(). */
+typedef struct cn_mux_callbacks {
+    /* The peer opened stream `id`. Call cn_mux_accept() or cn_mux_reject(),
+     * here or later; until then the stream counts against max_streams. */
+    void (*on_open)(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref, size_t ref_len,
+                    const uint8_t *meta, size_t meta_len);
+    /* The peer accepted our stream (OPEN_ACK): writes are possible now. */
+    void (*on_accepted)(void *ctx, uint32_t id, void *user);
+    /* New bytes, or EOF, arrived on the stream (edge-triggered: read until
+     * CN_EAGAIN or remember that data is left). */
+    void (*on_readable)(void *ctx, uint32_t id, void *user);
+    /* Send space reappeared after a write, write_space or pre-accept write
+     * was refused or short. */
+    void (*on_writable)(void *ctx, uint32_t id, void *user);
+    /* The stream died abnormally: the peer reset or refused it, the mux reset
+     * it because the peer broke its rules (CN_RST_FLOW), or cn_mux_abort().
+     * The stream is already dead here (calls on it return CN_ENOTFOUND);
+     * on_closed follows. msg is not NUL-terminated. */
+    void (*on_reset)(void *ctx, uint32_t id, void *user, uint32_t code, const char *msg,
+                     size_t msg_len);
+    /* Exactly once per announced stream, last: both directions finished
+     * (our FIN sent, the peer's FIN read as EOF) or the stream was reset. */
+    void (*on_closed)(void *ctx, uint32_t id, void *user);
+    /* A CONTROL frame: one JSON object (not validated here; parse it with
+     * json_loadb and treat a failure as a link error). */
+    void (*on_control)(void *ctx, const uint8_t *payload, size_t len);
+    /* A datagram on an accepted stream (dropped while the stream is still
+     * pending our accept or our OPEN is unanswered). */
+    void (*on_datagram)(void *ctx, uint32_t id, void *user, const uint8_t *data, size_t len);
+    /* The answer to one of our cn_mux_ping() calls. */
+    void (*on_pong)(void *ctx, uint64_t value);
+    /* The peer is closing the link: cn_mux_open() fails from now on. */
+    void (*on_goaway)(void *ctx, uint32_t code, const char *msg, size_t msg_len);
+} cn_mux_callbacks_t;
+
+/* Creates a multiplexer. cfg may be NULL (defaults, responder); cb is copied
+ * and may be NULL. Returns NULL on an invalid configuration or no memory. */
+cn_mux_t *cn_mux_new(const cn_mux_config_t *cfg, const cn_mux_callbacks_t *cb, void *ctx);
+/* Frees the mux and every stream and buffer, WITHOUT callbacks (call
+ * cn_mux_abort() first when user pointers own resources). NULL is fine. Never
+ * from inside a callback. */
+void cn_mux_free(cn_mux_t *mux);
+
+/* ---- frames in, bytes out ---- */
+
+/* Feeds one decoded frame (borrowed; only read during the call). Returns 0,
+ * or a link-fatal error: CN_EPROTO when the peer broke the protocol (see
+ * docs/protocol-mux.md), CN_EFLOW when the peer makes us queue more replies
+ * (PONG, RST) than the bound allows without reading them, CN_ENOMEM. Link
+ * errors are sticky (every later call returns the same code) and queue a
+ * GOAWAY(CN_RST_PROTOCOL) for the glue to flush before it closes the link.
+ * CN_ECLOSED after cn_mux_abort(). Stream-level violations reset just that
+ * stream and return 0. */
+int cn_mux_input(cn_mux_t *mux, const struct cn_frame *f);
+/* Fills out[0..cap) with whole encoded frames: first the queued control
+ * frames in order (OPEN, OPEN_ACK, WINDOW, RST, FIN without data, PING, PONG,
+ * CONTROL, GOAWAY), then datagrams, then DATA from streams in round-robin,
+ * `quantum` bytes per turn, each frame sized to fit. A single queued frame
+ * larger than cap is split across calls (frames are a byte stream; the peer's
+ * decoder reassembles). Returns bytes written, 0 when there is nothing to
+ * send, CN_EINVAL when cap < CN_MUX_MIN_OUTPUT. Also delivers deferred
+ * events. */
+int cn_mux_output(cn_mux_t *mux, uint8_t *out, size_t cap);
+/* Nonzero when cn_mux_output() would write bytes or deliver deferred events:
+ * the glue asks for a writeable callback when this is true. */
+int cn_mux_has_output(const cn_mux_t *mux);
+/* The link is gone: every live stream gets on_reset(code, "link closed") and
+ * on_closed, queued frames are dropped, and every later call fails with
+ * CN_ECLOSED (cn_mux_output returns 0). Idempotent. */
+void cn_mux_abort(cn_mux_t *mux, uint32_t code);
+
+/* ---- streams ---- */
+
+/* Opens a stream: queues an OPEN carrying our receive window, kind (enum
+ * cn_stream_kind, nonzero), ref (<= CN_FRAME_MAX_REF bytes) and meta (opaque,
+ * the frame must fit CN_FRAME_MAX_PAYLOAD). `user` is borrowed and handed
+ * back in callbacks. Sets *id. No DATA leaves before the peer's OPEN_ACK
+ * (on_accepted); writes before it return CN_EAGAIN and on_writable follows.
+ * Errors: CN_EEXHAUSTED (ids used up: reconnect), CN_EAGAIN (max_streams
+ * live, or the control queue is full), CN_ECLOSED (GOAWAY sent or received,
+ * link failed or aborted), CN_EINVAL, CN_ENOMEM. */
+int cn_mux_open(cn_mux_t *mux, uint8_t kind, const uint8_t *ref, size_t ref_len,
+                const uint8_t *meta, size_t meta_len, void *user, uint32_t *id);
+/* Accepts a stream announced by on_open (queues OPEN_ACK with our window).
+ * `user` is borrowed. CN_ESTATE when it is not pending. */
+int cn_mux_accept(cn_mux_t *mux, uint32_t id, void *user);
+/* Refuses a stream announced by on_open: RST with `code` (e.g.
+ * CN_RST_REFUSED) and msg (NUL-terminated or NULL, truncated to
+ * CN_FRAME_MAX_REASON). on_closed(id, NULL) follows. CN_ESTATE when it is
+ * not pending. */
+int cn_mux_reject(cn_mux_t *mux, uint32_t id, uint32_t code, const char *msg);
+
+/* Copies up to cap received bytes into buf. Returns the count, 0 at EOF (the
+ * peer's FIN, after all its data), CN_EAGAIN when nothing is buffered,
+ * CN_ESTATE before accept. Consuming returns credit to the peer. */
+int cn_mux_read(cn_mux_t *mux, uint32_t id, uint8_t *buf, size_t cap);
+/* Zero-copy read: points *ptr at the next contiguous received bytes (valid
+ * until the next call on this mux) and sets *len. Returns *len (> 0), 0 at
+ * EOF, or the errors of cn_mux_read(). Follow with cn_mux_consume(). */
+int cn_mux_peek(cn_mux_t *mux, uint32_t id, const uint8_t **ptr, size_t *len);
+/* Drops n received bytes (n <= what is buffered, else CN_EINVAL). */
+int cn_mux_consume(cn_mux_t *mux, uint32_t id, size_t n);
+
+/* Queues up to len bytes for sending. Accepts at most the peer's remaining
+ * credit minus what is already queued (and at most send_buffer queued), so
+ * buffering is bounded by windows. Returns the count accepted (> 0; 0 when
+ * len is 0), CN_EAGAIN when nothing fits (on_writable follows), CN_ECLOSED
+ * after cn_mux_shutdown(), CN_ESTATE before accept. */
+int cn_mux_write(cn_mux_t *mux, uint32_t id, const uint8_t *data, size_t len);
+/* Zero-copy write: points *ptr at free send space of *space bytes (> 0) that
+ * the caller fills (e.g. recv() into it) and then commits. Errors as
+ * cn_mux_write(). The space is valid only until the next call on this mux
+ * other than cn_mux_write_commit(). */
+int cn_mux_write_space(cn_mux_t *mux, uint32_t id, uint8_t **ptr, size_t *space);
+/* Queues n bytes written into the space from cn_mux_write_space(). CN_EINVAL
+ * when n exceeds it, CN_ESTATE when no space is outstanding (another call
+ * intervened). n = 0 abandons the space. */
+int cn_mux_write_commit(cn_mux_t *mux, uint32_t id, size_t n);
+/* Half-close: a FIN follows the queued data; the other direction keeps
+ * working. Idempotent. CN_ESTATE before accept. */
+int cn_mux_shutdown(cn_mux_t *mux, uint32_t id);
+/* Aborts the stream: queues RST(code, msg) at once, drops both buffers; the
+ * id is dead on return and on_closed fires from the next pump call. msg as
+ * in cn_mux_reject(). On a stream pending accept this is cn_mux_reject(). */
+int cn_mux_reset(cn_mux_t *mux, uint32_t id, uint32_t code, const char *msg);
+
+/* ---- connection level ---- */
+
+/* Queues a CONTROL frame with `obj` (a JSON object, borrowed). CN_EAGAIN when
+ * the control queue is full, CN_ETOOBIG above the payload limit, CN_EINVAL
+ * when obj is not an object. */
+int cn_mux_send_control(cn_mux_t *mux, const struct json_t *obj);
+/* Queues one datagram on a stream (accepted or opened by us). Like UDP, it
+ * is dropped with CN_EAGAIN when the datagram queue is full. CN_ETOOBIG above
+ * CN_FRAME_MAX_DATAGRAM. */
+int cn_mux_send_datagram(cn_mux_t *mux, uint32_t id, const uint8_t *data, size_t len);
+/* Queues a PING carrying `value` (e.g. the caller's now_ms); on_pong returns
+ * it. The peer's PINGs are answered automatically. CN_EAGAIN when full. */
+int cn_mux_ping(cn_mux_t *mux, uint64_t value);
+/* Queues GOAWAY(code, msg): no new streams either way from now on (our
+ * cn_mux_open fails, the peer's OPENs are refused with CN_RST_GONE); live
+ * streams continue. CN_ESTATE when already sent. */
+int cn_mux_goaway(cn_mux_t *mux, uint32_t code, const char *msg);
+
+/* ---- stats ---- */
+
+/* Live streams (opening, pending accept, or open). */
+size_t cn_mux_stream_count(const cn_mux_t *mux);
+/* Bytes held in stream buffers, received (unread) plus queued to send. */
+size_t cn_mux_buffered_bytes(const cn_mux_t *mux);
+/* One stream's unread received bytes and queued send bytes (NULLs allowed).
+ * CN_ENOTFOUND for a dead id. */
+int cn_mux_stream_buffered(const cn_mux_t *mux, uint32_t id, size_t *rx, size_t *tx);
+/* Bytes waiting for cn_mux_output(): queued frames plus queued stream data. */
+size_t cn_mux_pending_bytes(const cn_mux_t *mux);
+
+#endif

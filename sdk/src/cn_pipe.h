@@ -1,0 +1,97 @@
+/* cn_pipe: joins one TCP socket and one multiplexed stream of a link.
+ *
+ * The hub adopts each accepted public connection into a pipe and opens a
+ * stream to the exposing agent; the agent dials the tunnel's target into a
+ * pipe for each stream the hub opens. Bytes move socket -> stream only while
+ * the stream has send credit, and stream -> socket only as fast as the socket
+ * takes them, so each direction is bounded by the stream window. Half-close
+ * is carried both ways (socket EOF -> FIN, FIN -> shutdown(SHUT_WR)).
+ *
+ * The socket is an lws raw-file wsi (lws polls, the pipe does recv/send), so
+ * EOF, half-close and backpressure are ours to control. Put
+ * cn_pipe_protocol() in the vhost's protocols.
+ *
+ * Stream dispatch: every stream user pointer (cn_mux_open()/cn_mux_accept())
+ * in Connect points to a struct whose first member is a `const cn_stream_ops_t
+ * *`. cn_stream_dispatch_callbacks() fills the per-stream mux callbacks with
+ * functions that forward to those ops; the application supplies the
+ * connection-level ones (on_open, on_control, ...). A pipe is such a struct.
+ *
+ * Ownership: a pipe frees itself once both its socket is closed and its
+ * stream is finished (or was never opened); its done callback fires just
+ * before. The application must not touch it after that. */
+#ifndef CN_PIPE_H
+#define CN_PIPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cn_link.h"
+#include "cn_mux.h"
+
+struct lws_vhost;
+struct lws_protocols;
+
+typedef struct cn_stream_ops {
+    void (*accepted)(void *self);
+    void (*readable)(void *self);
+    void (*writable)(void *self);
+    void (*reset)(void *self, uint32_t code, const char *msg, size_t len);
+    void (*closed)(void *self); /* last call for this stream */
+    void (*datagram)(void *self, const uint8_t *data, size_t len);
+} cn_stream_ops_t;
+
+/* Sets the per-stream members of `cb` (accepted, readable, writable, reset,
+ * closed, datagram) to dispatchers that call the stream user's ops. The mux
+ * ctx must be the cn_link_t (cn_link does that). */
+void cn_stream_dispatch_callbacks(cn_mux_callbacks_t *cb);
+
+typedef struct cn_pipe cn_pipe_t;
+
+/* Called once when the pipe is finished; `err` is 0 for a clean end (both
+ * directions closed normally), else why (CN_EREFUSED: the stream was refused,
+ * CN_EIO: socket error, CN_ECLOSED: the link went away, ...). The pipe is
+ * freed right after. */
+typedef void (*cn_pipe_done_fn)(void *ctx, cn_pipe_t *pipe, int err);
+
+typedef struct cn_pipe_config {
+    cn_pipe_done_fn done; /* optional */
+    void *ctx;
+} cn_pipe_config_t;
+
+/* The lws protocol entry for pipe sockets (raw-file role). */
+const struct lws_protocols *cn_pipe_protocol(void);
+
+/* Hub side: takes ownership of a connected socket `fd` (closed on failure
+ * too), opens a stream of `kind` with reference `ref` and metadata `meta` on
+ * `link`, and starts moving bytes once the agent accepts. Reading from the
+ * socket waits until then. Returns NULL with *err on failure (no callback). */
+cn_pipe_t *cn_pipe_open(struct lws_vhost *vh, int fd, cn_link_t *link, uint8_t kind,
+                        const uint8_t *ref, size_t ref_len, const uint8_t *meta, size_t meta_len,
+                        const cn_pipe_config_t *cfg, int *err);
+
+/* Agent side: for a stream `id` the peer opened (announced by on_open and
+ * not yet accepted), connects to host:port (an IP literal, or a name resolved
+ * with a blocking getaddrinfo()), then accepts the stream on success or
+ * rejects it with CN_RST_UNREACHABLE. Returns NULL with *err when it cannot
+ * even start (then the caller rejects the stream). */
+cn_pipe_t *cn_pipe_dial(struct lws_vhost *vh, cn_link_t *link, uint32_t id, const char *host,
+                        int port, const cn_pipe_config_t *cfg, int *err);
+
+/* Closes the socket and resets the stream (code, e.g. CN_RST_PAUSED or
+ * CN_RST_GONE). Safe to call more than once; done follows. */
+void cn_pipe_abort(cn_pipe_t *pipe, uint32_t code);
+
+/* Bytes moved socket->stream and stream->socket. */
+uint64_t cn_pipe_bytes_up(const cn_pipe_t *pipe);
+uint64_t cn_pipe_bytes_down(const cn_pipe_t *pipe);
+
+/* Socket helpers shared by listeners: non-blocking, close-on-exec,
+ * TCP_NODELAY. 0 or CN_EIO. */
+int cn_sock_tune(int fd);
+/* A non-blocking listening TCP socket on host:port (port 0 = any) with
+ * SO_REUSEADDR and the given backlog; returns the fd or a negative CN_E*.
+ * *bound_port (optional) receives the actual port. */
+int cn_sock_listen(const char *host, int port, int backlog, int *bound_port);
+
+#endif

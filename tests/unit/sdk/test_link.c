@@ -1,0 +1,466 @@
+/* cn_link: an agent-side link and a hub-side link talking over a real
+ * loopback WebSocket (lws server role on one side, lws raw client + cn_wsc on
+ * the other), through the Noise channel and the multiplexer. */
+#include "cn_test.h"
+
+#include "cn_chan.h"
+#include "cn_err.h"
+#include "cn_frame.h"
+#include "cn_link.h"
+#include "cn_mux.h"
+
+#include <libwebsockets.h>
+#include <sodium.h>
+#include <time.h>
+
+#define CHUNK (64 * 1024)
+
+typedef struct side side_t;
+
+typedef struct xfer {
+    side_t *side;
+    uint32_t id;
+    uint64_t to_send, sent;
+    uint64_t rng;
+    uint8_t *pend; /* generated, not yet accepted by the mux */
+    size_t pend_off, pend_len;
+    int fin_sent, eof, closed, reset;
+    uint64_t received;
+    crypto_hash_sha256_state tx_hash, rx_hash;
+    uint8_t tx_digest[32], rx_digest[32];
+} xfer_t;
+
+struct side {
+    const char *name;
+    cn_link_t *link;
+    int established, closed;
+    int close_err;
+    xfer_t *x[256];
+    int nx;
+    int n_closed;
+    uint64_t per_stream;
+};
+
+typedef struct world {
+    side_t client, server;
+    int nstreams;
+    uint64_t per_stream;
+    int refuse;  /* server refuses every agent */
+    int bad_pin; /* client pins the wrong key */
+    struct lws_context *ctx;
+    struct lws_vhost *vh;
+    cn_link_server_t *srv;
+    int port;
+    uint8_t hub_pk[32], hub_sk[32], agent_pk[32], agent_sk[32];
+} world_t;
+
+static world_t *W;
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static side_t *side_of(cn_link_t *l)
+{
+    return cn_link_user(l);
+}
+
+static xfer_t *xfer_new(side_t *s, uint32_t id, uint64_t seed)
+{
+    xfer_t *x = calloc(1, sizeof(*x));
+    assert_non_null(x);
+    x->side = s;
+    x->id = id;
+    x->to_send = s->per_stream + (seed % 7) * 1000; /* uneven sizes */
+    x->rng = seed * 0x9e3779b97f4a7c15ull + 1;
+    x->pend = malloc(CHUNK);
+    assert_non_null(x->pend);
+    crypto_hash_sha256_init(&x->tx_hash);
+    crypto_hash_sha256_init(&x->rx_hash);
+    s->x[s->nx++] = x;
+    return x;
+}
+
+static void pump_send(cn_link_t *l, xfer_t *x)
+{
+    cn_mux_t *m = cn_link_mux(l);
+    for (;;) {
+        if (x->pend_off == x->pend_len) {
+            if (x->sent == x->to_send) {
+                if (!x->fin_sent) {
+                    x->fin_sent = 1;
+                    assert_int_equal(cn_mux_shutdown(m, x->id), 0);
+                }
+                break;
+            }
+            size_t n = CHUNK;
+            if (x->to_send - x->sent < n)
+                n = (size_t)(x->to_send - x->sent);
+            cn_test_fill(x->pend, n, x->rng++);
+            crypto_hash_sha256_update(&x->tx_hash, x->pend, n);
+            x->sent += n;
+            x->pend_off = 0;
+            x->pend_len = n;
+        }
+        int n = cn_mux_write(m, x->id, x->pend + x->pend_off, x->pend_len - x->pend_off);
+        if (n == CN_EAGAIN || n == 0)
+            break;
+        assert_true(n > 0);
+        x->pend_off += (size_t)n;
+    }
+    cn_link_flush(l);
+}
+
+static void pump_recv(cn_link_t *l, xfer_t *x)
+{
+    cn_mux_t *m = cn_link_mux(l);
+    for (;;) {
+        const uint8_t *p;
+        size_t len;
+        int rc = cn_mux_peek(m, x->id, &p, &len);
+        if (rc == CN_EAGAIN)
+            break;
+        assert_true(rc >= 0);
+        if (rc == 0) {
+            x->eof = 1;
+            break;
+        }
+        crypto_hash_sha256_update(&x->rx_hash, p, len);
+        x->received += len;
+        assert_int_equal(cn_mux_consume(m, x->id, len), 0);
+    }
+    cn_link_flush(l);
+}
+
+/* ---- mux callbacks (ctx is the link) ---- */
+
+static void on_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref, size_t ref_len,
+                    const uint8_t *meta, size_t meta_len)
+{
+    cn_link_t *l = ctx;
+    side_t *s = side_of(l);
+    assert_int_equal(kind, CN_KIND_TCP);
+    assert_int_equal(ref_len, 6);
+    assert_memory_equal(ref, "tunnel", 6);
+    xfer_t *x = xfer_new(s, id, 1000 + id);
+    assert_int_equal(cn_mux_accept(cn_link_mux(l), id, x), 0);
+    pump_send(l, x);
+}
+
+static void on_accepted(void *ctx, uint32_t id, void *user)
+{
+    pump_send(ctx, user);
+}
+
+static void on_readable(void *ctx, uint32_t id, void *user)
+{
+    pump_recv(ctx, user);
+}
+
+static void on_writable(void *ctx, uint32_t id, void *user)
+{
+    pump_send(ctx, user);
+}
+
+static void on_reset(void *ctx, uint32_t id, void *user, uint32_t code, const char *msg,
+                     size_t msg_len)
+{
+    xfer_t *x = user;
+    x->reset = 1;
+}
+
+static void on_closed(void *ctx, uint32_t id, void *user)
+{
+    xfer_t *x = user;
+    x->closed = 1;
+    x->side->n_closed++;
+}
+
+static const cn_mux_callbacks_t mux_cb = {
+    .on_open = on_open,
+    .on_accepted = on_accepted,
+    .on_readable = on_readable,
+    .on_writable = on_writable,
+    .on_reset = on_reset,
+    .on_closed = on_closed,
+};
+
+/* ---- link callbacks ---- */
+
+static int server_established(cn_link_t *l, void *ctx)
+{
+    world_t *w = ctx;
+    cn_link_set_user(l, &w->server);
+    w->server.link = l;
+    const uint8_t *peer = cn_link_peer_key(l);
+    assert_non_null(peer);
+    assert_memory_equal(peer, w->agent_pk, 32);
+    size_t plen;
+    const uint8_t *payload = cn_link_peer_payload(l, &plen);
+    assert_int_equal(plen, 5);
+    assert_memory_equal(payload, "hello", 5);
+    if (w->refuse)
+        return CN_EREFUSED;
+    w->server.established = 1;
+    return 0;
+}
+
+static void server_closed(cn_link_t *l, void *ctx, int err, const char *why)
+{
+    world_t *w = ctx;
+    w->server.closed = 1;
+    w->server.close_err = err;
+    w->server.link = NULL;
+}
+
+static int client_established(cn_link_t *l, void *ctx)
+{
+    world_t *w = ctx;
+    side_t *s = &w->client;
+    s->established = 1;
+    for (int i = 0; i < w->nstreams; i++) {
+        uint32_t id;
+        xfer_t *x = xfer_new(s, 0, 0);
+        assert_int_equal(
+            cn_mux_open(cn_link_mux(l), CN_KIND_TCP, (const uint8_t *)"tunnel", 6, NULL, 0, x, &id),
+            0);
+        x->id = id;
+        x->rng = (uint64_t)id * 0x9e3779b97f4a7c15ull + 1;
+        x->to_send = s->per_stream + (id % 7) * 1000;
+    }
+    cn_link_flush(l);
+    return 0;
+}
+
+static void client_closed(cn_link_t *l, void *ctx, int err, const char *why)
+{
+    world_t *w = ctx;
+    w->client.closed = 1;
+    w->client.close_err = err;
+    w->client.link = NULL;
+}
+
+static int http_dummy(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                      size_t len)
+{
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static struct lws_protocols protocols[4];
+
+/* lws 4.1 ignores lws_service()'s timeout when no timer is due: a ticker
+ * keeps the test loop turning so its deadlines are checked. */
+static lws_sorted_usec_list_t ticker;
+static void tick(lws_sorted_usec_list_t *sul)
+{
+    lws_sul_schedule(W->ctx, 0, &ticker, tick, 10 * LWS_US_PER_MS);
+}
+
+static void world_start(world_t *w, int nstreams, uint64_t per_stream)
+{
+    memset(w, 0, sizeof(*w));
+    W = w;
+    w->nstreams = nstreams;
+    w->per_stream = per_stream;
+    w->client.per_stream = w->server.per_stream = per_stream;
+    w->client.name = "agent";
+    w->server.name = "hub";
+    assert_int_equal(cn_chan_keypair(w->hub_pk, w->hub_sk), 0);
+    assert_int_equal(cn_chan_keypair(w->agent_pk, w->agent_sk), 0);
+
+    cn_link_server_config_t sc = {
+        .path = "/agent",
+        .binding = "ws://127.0.0.1/agent",
+        .static_sk = w->hub_sk,
+        .mux_cb = &mux_cb,
+        .cb = {.on_established = server_established, .on_closed = server_closed},
+        .ctx = w,
+    };
+    int err = 0;
+    w->srv = cn_link_server_new(&sc, &err);
+    assert_non_null(w->srv);
+
+    memset(protocols, 0, sizeof(protocols));
+    protocols[0].name = "http";
+    protocols[0].callback = http_dummy;
+    protocols[1] = cn_link_server_protocol(w->srv);
+    protocols[2] = *cn_link_client_protocol();
+
+    lws_set_log_level(LLL_ERR, NULL);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.port = 0;
+    info.iface = "127.0.0.1";
+    info.protocols = protocols;
+    info.pt_serv_buf_size = CN_LINK_LWS_BUF;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    w->ctx = lws_create_context(&info);
+    assert_non_null(w->ctx);
+    memset(&ticker, 0, sizeof(ticker));
+    tick(&ticker);
+    w->vh = lws_get_vhost_by_name(w->ctx, "default");
+    assert_non_null(w->vh);
+    w->port = lws_get_vhost_listen_port(w->vh);
+    assert_true(w->port > 0);
+}
+
+static void world_connect(world_t *w)
+{
+    uint8_t wrong_pk[32], wrong_sk[32];
+    cn_chan_keypair(wrong_pk, wrong_sk);
+    cn_link_client_config_t cc = {
+        .host = "127.0.0.1",
+        .port = w->port,
+        .path = "/agent",
+        .binding = "ws://127.0.0.1/agent",
+        .static_sk = w->agent_sk,
+        .hub_pk = w->bad_pin ? wrong_pk : w->hub_pk,
+        .payload = (const uint8_t *)"hello",
+        .payload_len = 5,
+        .mux_cb = &mux_cb,
+        .cb = {.on_established = client_established, .on_closed = client_closed},
+        .ctx = w,
+        .user = &w->client,
+    };
+    int err = 0;
+    w->client.link = cn_link_connect(w->ctx, w->vh, &cc, &err);
+    assert_non_null(w->client.link);
+}
+
+/* Services the loop until done() or the deadline; returns done(). */
+static int run_until(world_t *w, int (*done)(world_t *), uint64_t ms)
+{
+    uint64_t end = mono_ms() + ms;
+    while (!done(w) && mono_ms() < end)
+        lws_service(w->ctx, 50);
+    return done(w);
+}
+
+static void world_stop(world_t *w)
+{
+    lws_sul_cancel(&ticker);
+    lws_context_destroy(w->ctx);
+    cn_link_server_free(w->srv);
+    for (int i = 0; i < w->client.nx; i++) {
+        free(w->client.x[i]->pend);
+        free(w->client.x[i]);
+    }
+    for (int i = 0; i < w->server.nx; i++) {
+        free(w->server.x[i]->pend);
+        free(w->server.x[i]);
+    }
+}
+
+static int all_closed(world_t *w)
+{
+    return w->client.n_closed == w->nstreams && w->server.n_closed == w->nstreams;
+}
+
+static int links_gone(world_t *w)
+{
+    return w->client.closed && w->server.closed;
+}
+
+static int client_gone(world_t *w)
+{
+    return w->client.closed;
+}
+
+static void check_pairs(world_t *w)
+{
+    for (int i = 0; i < w->client.nx; i++) {
+        xfer_t *c = w->client.x[i];
+        xfer_t *s = NULL;
+        for (int j = 0; j < w->server.nx; j++)
+            if (w->server.x[j]->id == c->id)
+                s = w->server.x[j];
+        assert_non_null(s);
+        assert_false(c->reset);
+        assert_false(s->reset);
+        assert_true(c->eof && s->eof);
+        assert_int_equal(c->sent, s->received);
+        assert_int_equal(s->sent, c->received);
+        crypto_hash_sha256_final(&c->tx_hash, c->tx_digest);
+        crypto_hash_sha256_final(&c->rx_hash, c->rx_digest);
+        crypto_hash_sha256_final(&s->tx_hash, s->tx_digest);
+        crypto_hash_sha256_final(&s->rx_hash, s->rx_digest);
+        assert_memory_equal(c->tx_digest, s->rx_digest, 32);
+        assert_memory_equal(s->tx_digest, c->rx_digest, 32);
+    }
+}
+
+/* 100 MiB in all: 50 MiB each way over 64 streams, SHA-256 checked. */
+static void test_100mib_64_streams(void **state)
+{
+    world_t w;
+    world_start(&w, 64, 800 * 1024);
+    world_connect(&w);
+    assert_true(run_until(&w, all_closed, 240000));
+    check_pairs(&w);
+    uint64_t total = 0;
+    for (int i = 0; i < w.client.nx; i++)
+        total += w.client.x[i]->sent + w.client.x[i]->received;
+    assert_true(total >= 100ull * 1024 * 1024);
+    assert_true(w.client.established && w.server.established);
+    cn_link_close(w.client.link, "done");
+    assert_true(run_until(&w, links_gone, 10000));
+    assert_int_equal(w.client.close_err, 0);
+    world_stop(&w);
+}
+
+/* The hub refuses an agent after the handshake: no stream is served. */
+static void test_refused_agent(void **state)
+{
+    world_t w;
+    world_start(&w, 1, 1024);
+    w.refuse = 1;
+    world_connect(&w);
+    assert_true(run_until(&w, client_gone, 10000));
+    assert_int_equal(w.server.n_closed, 0);
+    assert_int_equal(w.server.nx, 0);
+    world_stop(&w);
+}
+
+/* A wrong pinned hub key never gets a channel. */
+static void test_wrong_pin(void **state)
+{
+    world_t w;
+    world_start(&w, 1, 1024);
+    w.bad_pin = 1;
+    world_connect(&w);
+    assert_true(run_until(&w, client_gone, 10000));
+    assert_false(w.client.established);
+    assert_false(w.server.established);
+    assert_int_not_equal(w.client.close_err, 0);
+    world_stop(&w);
+}
+
+/* Connecting to a closed port reports on_closed, not a crash or a hang. */
+static void test_connect_refused(void **state)
+{
+    world_t w;
+    world_start(&w, 1, 1024);
+    int port = w.port;
+    /* A port nobody listens on: bind and close one. */
+    w.port = port == 65535 ? port - 1 : port + 1;
+    world_connect(&w);
+    assert_true(run_until(&w, client_gone, 10000));
+    assert_int_equal(w.client.close_err, CN_EIO);
+    world_stop(&w);
+}
+
+int main(void)
+{
+    if (sodium_init() < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_100mib_64_streams),
+        cmocka_unit_test(test_refused_agent),
+        cmocka_unit_test(test_wrong_pin),
+        cmocka_unit_test(test_connect_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
