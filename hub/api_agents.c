@@ -5,6 +5,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "tunnels.h"
 #include "validate.h"
 
 static const char *agent_status(const hub_agent_t *a)
@@ -58,7 +59,12 @@ static void agent_create(hub_api_call_t *c)
     cn_log_info("agent %s created in workspace %s", a.id, ws);
     json_t *out = agent_json(&a);
     if (out) {
-        json_object_set_new(out, "enrollToken", json_string(token));
+        /* The agent pins the hub key from the token itself
+         * (docs/agent-protocol.md): SECRET.HUBKEY. */
+        char full[HUB_TOKEN_STR_SIZE + HUB_KEY_B64_SIZE + 1];
+        snprintf(full, sizeof(full), "%s.%s", token, c->api->cfg.hub_public_key);
+        json_object_set_new(out, "enrollToken", json_string(full));
+        sodium_memzero(full, sizeof(full));
         if (c->api->cfg.hub_public_key[0])
             json_object_set_new(out, "hubPublicKey", json_string(c->api->cfg.hub_public_key));
     }
@@ -131,6 +137,7 @@ static void agent_delete(hub_api_call_t *c)
             json_pack("{s:s,s:s}", "name", tl.items[i].name, "reason", "agent deleted"));
     hub_event_record(st, ws, HUB_EV_AGENT_DELETED, NULL, id, json_pack("{s:s}", "name", a.name));
     cn_log_info("agent %s deleted with %zu tunnel(s)", id, tl.count);
+    hub_tunnels_notify(ws, id);
     hub_tunnel_list_free(&tl);
     hub_api_reply(c, 200, json_pack("{s:s,s:b}", "id", id, "deleted", 1));
 }

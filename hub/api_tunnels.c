@@ -380,6 +380,7 @@ static void tunnel_create(hub_api_call_t *c)
                      json_pack("{s:s,s:s,s:b}", "name", t.name, "protocol",
                                hub_protocol_name(t.protocol), "public", t.is_public));
     cn_log_info("tunnel %s (%s) created for agent %s", t.id, t.name, t.agent_id);
+    hub_tunnels_notify(ws, t.agent_id);
     if (agent.connected) {
         hub_tunnel_t now = {0};
         if (hub_tunnels_set_status(st, ws, t.id, HUB_TUNNEL_ACTIVE, "agent online", NULL, &now) ==
@@ -535,6 +536,7 @@ static void tunnel_patch(hub_api_call_t *c)
             json_object_set_new(data, "name", json_string(res.name));
         }
         hub_event_record(st, ws, HUB_EV_TUNNEL_UPDATED, id, res.agent_id, data);
+        hub_tunnels_notify(ws, res.agent_id);
         hub_tunnel_clear(&t);
         t = res;
     }
@@ -585,6 +587,7 @@ static void tunnel_delete(hub_api_call_t *c)
     hub_event_record(st, ws, HUB_EV_TUNNEL_DELETED, id, t.agent_id,
                      json_pack("{s:s}", "name", t.name));
     cn_log_info("tunnel %s (%s) deleted", id, t.name);
+    hub_tunnels_notify(ws, t.agent_id);
     hub_tunnel_clear(&t);
     hub_api_reply(c, 200, json_pack("{s:s,s:b}", "id", id, "deleted", 1));
 }

@@ -10,6 +10,7 @@
 
 #include "cn_log.h"
 #include "http.h"
+#include "runtime.h"
 #include "tunnels.h"
 
 /* Room in the protocols array for everything the hub will serve on this
@@ -22,6 +23,7 @@ struct hub_server {
     hub_server_config_t cfg;
     hub_http_config_t http_cfg;
     struct lws_protocols protocols[MAX_PROTOCOLS];
+    hub_runtime_t *rt; /* agent endpoint and public TCP edge */
     lws_sorted_usec_list_t expiry_sul;
     int port;
 };
@@ -52,17 +54,12 @@ static void build_protocols(hub_server_t *s)
     /* [0] The REST API (and, later, the HTTP edge and dashboard). */
     hub_http_protocol(&s->protocols[n++], &s->http_cfg);
 
-    /* [1] SLOT: the agent WebSocket endpoint, path /agent, subprotocol
-     * "connect.v1". Append its entry here, e.g.
-     *     hub_agent_protocol(&s->protocols[n++], &s->agent_cfg);
-     * lws hands it upgrades whose Sec-WebSocket-Protocol is "connect.v1";
-     * it must check the path itself (WSI_TOKEN_GET_URI == "/agent") in
-     * LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION. When a link is
-     * authenticated / lost it calls hub_tunnels_on_agent_online() /
-     * hub_tunnels_on_agent_offline() (tunnels.h). */
+    /* [1..] The agent WebSocket endpoint (upgrades on /agent with
+     * subprotocol "connect.v1"), public-connection pipes and the public
+     * TCP listeners. */
+    hub_runtime_protocols(s->rt, s->protocols, &n, MAX_PROTOCOLS - 1);
 
     /* Terminator: already zeroed. */
-    (void)n;
 }
 
 static void expiry_tick(lws_sorted_usec_list_t *sul)
@@ -85,6 +82,14 @@ hub_server_t *hub_server_new(const hub_server_config_t *cfg, char *err, size_t e
     s->cfg = *cfg;
     s->http_cfg.handler = hub_api_handle;
     s->http_cfg.ctx = cfg->api;
+    hub_runtime_config_t rc = {
+        .store = cfg->store,
+        .keypair = cfg->keypair,
+        .tcp_host = cfg->listen_host,
+    };
+    s->rt = hub_runtime_new(&rc, err, errlen);
+    if (!s->rt)
+        goto fail;
     build_protocols(s);
 
     lws_set_log_level(cn_log_get_level() >= CN_LOG_DEBUG ? LLL_ERR | LLL_WARN | LLL_NOTICE : 0,
@@ -131,6 +136,10 @@ hub_server_t *hub_server_new(const hub_server_config_t *cfg, char *err, size_t e
         goto fail;
     }
     s->port = lws_get_vhost_listen_port(s->vhost);
+    if (hub_runtime_start(s->rt, s->ctx, s->vhost) < 0) {
+        snprintf(err, errlen, "could not open the public tunnel ports");
+        goto fail;
+    }
     lws_sul_schedule(s->ctx, 0, &s->expiry_sul, expiry_tick,
                      (lws_usec_t)HUB_SERVER_EXPIRY_PERIOD_MS * LWS_US_PER_MS);
     return s;
@@ -167,5 +176,6 @@ void hub_server_free(hub_server_t *s)
         lws_sul_cancel(&s->expiry_sul);
         lws_context_destroy(s->ctx);
     }
+    hub_runtime_free(s->rt);
     free(s);
 }

@@ -9,6 +9,21 @@
 #include "cn_log.h"
 #include "events.h"
 
+static hub_tunnels_observer_fn observer;
+static void *observer_ctx;
+
+void hub_tunnels_set_observer(hub_tunnels_observer_fn fn, void *ctx)
+{
+    observer = fn;
+    observer_ctx = ctx;
+}
+
+void hub_tunnels_notify(const char *workspace_id, const char *agent_id)
+{
+    if (observer && workspace_id && agent_id)
+        observer(observer_ctx, workspace_id, agent_id);
+}
+
 int hub_tunnels_set_status(hub_store_t *st, const char *workspace_id, const char *id,
                            enum hub_tunnel_status to, const char *reason, const char *last_error,
                            hub_tunnel_t *out)
@@ -58,6 +73,8 @@ int hub_tunnels_set_status(hub_store_t *st, const char *workspace_id, const char
         cn_log_info("tunnel %s (%s): %s -> %s%s%s", id, res.name, hub_tunnel_status_name(from),
                     hub_tunnel_status_name(to), reason ? ": " : "", reason ? reason : "");
     }
+    if (from != to)
+        hub_tunnels_notify(workspace_id, res.agent_id);
     if (out)
         *out = res;
     else

@@ -48,4 +48,11 @@ int hub_tunnels_expire_due(hub_store_t *st, size_t *count);
  * every active tunnel connecting (with events). */
 int hub_tunnels_reset_links(hub_store_t *st);
 
+/* One observer (the runtime) hears about every change to an agent's
+ * tunnels: status changes made here, and creations/deletions the API
+ * reports with hub_tunnels_notify(). NULL clears it. */
+typedef void (*hub_tunnels_observer_fn)(void *ctx, const char *workspace_id, const char *agent_id);
+void hub_tunnels_set_observer(hub_tunnels_observer_fn fn, void *ctx);
+void hub_tunnels_notify(const char *workspace_id, const char *agent_id);
+
 #endif
