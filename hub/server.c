@@ -101,7 +101,8 @@ hub_server_t *hub_server_new(const hub_server_config_t *cfg, char *err, size_t e
     info.max_http_header_data = 8192;
     info.max_http_header_pool = 64;
     info.timeout_secs = 10;
-    info.fd_limit_per_thread = 4096;
+    /* fd tables follow RLIMIT_NOFILE, which `serve` raises to its hard
+     * limit at start. */
     s->ctx = lws_create_context(&info);
     if (!s->ctx) {
         snprintf(err, errlen, "could not create the network context");
