@@ -94,7 +94,9 @@ typedef struct hub_store_options {
  * migrations in one transaction, and returns the handle in *out.
  * Errors: CN_ENOTFOUND (no file and !create), CN_EVERSION (the database was
  * written by a newer connect-hub), CN_EPROTO (not a connect-hub database),
- * CN_EIO, CN_EINVAL, CN_ENOMEM. `err` (optional) receives one line. */
+ * CN_EAUTH (the secret key is not the one this database was first opened
+ * with), CN_EIO, CN_EINVAL (also ":memory:" and "file:" URIs), CN_ENOMEM.
+ * `err` (optional) receives one line. */
 int hub_store_open(const hub_store_options_t *opt, hub_store_t **out, char *err, size_t errlen);
 /* Closes the database and wipes the key. NULL is fine. */
 void hub_store_close(hub_store_t *st);
