@@ -86,24 +86,53 @@ void hub_api_not_found(hub_api_call_t *c, const char *what)
     hub_api_fail(c, 404, "id", msg);
 }
 
+/* Splits a store message "param: details" (the store names the refused
+ * input with its contract name). False when it has no such prefix. */
+static bool split_store_msg(const char *msg, char *param, size_t plen, const char **details)
+{
+    size_t n = 0;
+    while (msg[n] && (isalnum((unsigned char)msg[n]) || msg[n] == '_' || msg[n] == '.'))
+        n++;
+    if (n == 0 || n >= plen || msg[n] != ':' || msg[n + 1] != ' ')
+        return false;
+    memcpy(param, msg, n);
+    param[n] = '\0';
+    *details = msg + n + 2;
+    return true;
+}
+
 void hub_api_store_fail(hub_api_call_t *c, int rc, const char *what, const char *param)
 {
     const char *msg = hub_store_errmsg(c->api->store);
+    char p[32];
+    const char *details = NULL;
+    if (!msg)
+        msg = "";
+    if (!split_store_msg(msg, p, sizeof(p), &details)) {
+        snprintf(p, sizeof(p), "%s", param ? param : "");
+        details = msg;
+    }
     switch (rc) {
     case CN_ENOTFOUND:
         hub_api_not_found(c, what);
         return;
     case HUB_ECONFLICT:
-        hub_api_fail(c, 409, param, msg && *msg ? msg : "already exists");
+        hub_api_fail(c, 409, p, *details ? details : "already exists");
         return;
     case CN_EEXHAUSTED:
-        hub_api_fail(c, 409, param, msg && *msg ? msg : "limit reached");
+        hub_api_fail(c, 409, p, *details ? details : "limit reached");
         return;
     case CN_EINVAL:
-        hub_api_fail(c, 422, param, msg && *msg ? msg : "invalid value");
+    case CN_ETOOBIG:
+        hub_api_fail(c, 422, p, *details ? details : "invalid value");
+        return;
+    case CN_EAGAIN:
+        cn_log_warn("api: database busy on %s", what);
+        hub_api_fail(c, 503, "", "the database is busy; retry");
+        c->resp->retry_after = 1;
         return;
     default:
-        cn_log_error("api: store failure on %s: %s (%s)", what, hub_strerror(rc), msg ? msg : "");
+        cn_log_error("api: store failure on %s: %s (%s)", what, hub_strerror(rc), msg);
         hub_api_fail(c, 500, "", "internal error");
         return;
     }

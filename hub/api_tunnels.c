@@ -364,16 +364,9 @@ static void tunnel_create(hub_api_call_t *c)
         fail_cap(c);
         goto out;
     }
-    if (rc == HUB_ECONFLICT) {
-        const char *m = hub_store_errmsg(st);
-        bool port_conflict = m && (strstr(m, "port") != NULL);
-        hub_api_fail(c, 409, port_conflict ? "hubPort" : "name",
-                     port_conflict ? "this hub port is in use or reserved"
-                                   : "this name is in use or reserved");
-        goto out;
-    }
     if (rc < 0) {
-        hub_api_store_fail(c, rc, "tunnel", "");
+        /* The store names the field: "name: ...", "hubPort: ...". */
+        hub_api_store_fail(c, rc, "tunnel", "name");
         goto out;
     }
     hub_event_record(st, ws, HUB_EV_TUNNEL_CREATED, t.id, t.agent_id,
@@ -517,10 +510,6 @@ static void tunnel_patch(hub_api_call_t *c)
         }
         hub_tunnel_t res = {0};
         rc = hub_store_tunnel_update(st, ws, id, &upd, &res);
-        if (rc == HUB_ECONFLICT) {
-            hub_api_fail(c, 409, "name", "this name is in use or reserved");
-            goto out;
-        }
         if (rc < 0) {
             hub_api_store_fail(c, rc, "tunnel", rename ? "name" : "metadata");
             goto out;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -212,6 +213,20 @@ static void install_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* More connections before accept() fails: the soft fd limit up to the hard
+ * one (bounded; lws sizes its tables from it). */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = want;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 static int load_keys(const char *db, uint8_t secret[static HUB_KEY_BYTES], hub_keypair_t *kp)
 {
     char path[4096], err[256];
@@ -305,6 +320,7 @@ int hub_cmd_serve(int argc, char **argv)
         goto out;
     }
     sc.api = api;
+    raise_fd_limit();
     server = hub_server_new(&sc, err, sizeof(err));
     if (!server) {
         fprintf(stderr, "connect-hub serve: %s\n", err);

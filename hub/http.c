@@ -3,9 +3,14 @@
  * Life of a request on one connection (HTTP/1.1 keep-alive reuses the
  * session): LWS_CALLBACK_HTTP collects method, path, query and headers and
  * decides about the body; LWS_CALLBACK_HTTP_BODY accumulates it (bounded);
- * the handler runs once the request is complete; the answer goes out from
- * LWS_CALLBACK_HTTP_WRITEABLE, headers first, then the body in chunks, one
- * lws_write per callback. */
+ * once the request is complete the handler runs and the answer is written
+ * at once, headers and body in one lws_write, and the transaction is
+ * completed (as lws's own lws_return_http_status does for HTTP/1.1). lws
+ * keeps whatever the socket does not take and ends the transaction only
+ * once it has gone. Answering later, from WRITEABLE, would let lws parse a
+ * pipelined next request into the header table of the one being answered,
+ * and rx flow control cannot hold it back: lws 4.1 delivers no WRITEABLE to
+ * a flow-controlled h1 connection. */
 #include "http.h"
 
 #include <stdio.h>
@@ -22,15 +27,12 @@
 #include "router.h"
 
 #define HEADER_BUF_SIZE 2048
-#define WRITE_CHUNK (64 * 1024)
 
 enum phase {
-    PH_IDLE = 0,  /* between requests */
-    PH_BODY,      /* reading a body we will use */
-    PH_DISCARD,   /* reading a too-large body we will answer 413 to */
-    PH_HEADERS,   /* answer ready, headers not sent */
-    PH_SEND_BODY, /* headers sent, body (partly) not */
-    PH_CLOSING,   /* answer sent; close once lws has flushed it */
+    PH_IDLE = 0, /* between requests */
+    PH_BODY,     /* reading a body we will use */
+    PH_DISCARD,  /* reading a too-large body we will answer 413 to */
+    PH_CLOSING,  /* answer sent; close once lws has flushed it */
 };
 
 typedef struct http_session {
@@ -45,9 +47,6 @@ typedef struct http_session {
     time_t started;
     bool head_only;
     hub_http_resp_t resp;
-    uint8_t *out; /* LWS_PRE headroom + body bytes */
-    size_t out_len;
-    size_t sent;
 } http_session_t;
 
 /* ---- responses ---------------------------------------------------------- */
@@ -187,7 +186,6 @@ static void session_reset(http_session_t *s)
         sodium_memzero(s->body.mem, s->body.cap);
     cn_buf_free(&s->body);
     hub_resp_clear(&s->resp);
-    wipe_free(s->out, s->out_len);
     memset(s, 0, sizeof(*s));
     s->resp.ratelimit_limit = -1;
     s->resp.ratelimit_remaining = -1;
@@ -289,23 +287,91 @@ static bool parse_content_length(const char *s, long long *out)
 
 /* ---- answering ---------------------------------------------------------- */
 
-/* Makes the answer ready to send and asks for a writeable callback. */
+static int add_header(struct lws *wsi, const char *name, const char *value, unsigned char **p,
+                      unsigned char *end)
+{
+    return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                       (const unsigned char *)value, (int)strlen(value), p, end);
+}
+
+static int add_headers(struct lws *wsi, const hub_http_resp_t *r, unsigned char **p,
+                       unsigned char *end)
+{
+    char num[32];
+    /* Our own status line: lws 4.1 leaves the reason phrase of 201, 204,
+     * 422 and 429 empty. HTTP/1.1 only (the vhost's ALPN excludes h2). */
+    char status_line[64];
+    int sl = snprintf(status_line, sizeof(status_line), "HTTP/1.1 %d %s", r->status,
+                      hub_http_reason(r->status));
+    if (lws_add_http_header_by_name(wsi, NULL, (const unsigned char *)status_line, sl, p, end) ||
+        add_header(wsi, "content-type:", "application/json", p, end) ||
+        lws_add_http_header_content_length(wsi, (lws_filepos_t)r->body_len, p, end))
+        return -1;
+    if (add_header(wsi, "cache-control:", "no-store", p, end) ||
+        add_header(wsi, "x-content-type-options:", "nosniff", p, end))
+        return -1;
+    if (r->allow[0] && add_header(wsi, "allow:", r->allow, p, end))
+        return -1;
+    if (r->retry_after) {
+        snprintf(num, sizeof(num), "%u", r->retry_after);
+        if (add_header(wsi, "retry-after:", num, p, end))
+            return -1;
+    }
+    if (r->ratelimit_limit >= 0) {
+        snprintf(num, sizeof(num), "%lld", r->ratelimit_limit);
+        if (add_header(wsi, "x-ratelimit-limit:", num, p, end))
+            return -1;
+        snprintf(num, sizeof(num), "%lld", r->ratelimit_remaining < 0 ? 0 : r->ratelimit_remaining);
+        if (add_header(wsi, "x-ratelimit-remaining:", num, p, end))
+            return -1;
+    }
+    if (r->status == 401 &&
+        add_header(wsi, "www-authenticate:", "Bearer realm=\"connect\"", p, end))
+        return -1;
+    if (r->close && add_header(wsi, "connection:", "close", p, end))
+        return -1;
+    return lws_finalize_http_header(wsi, p, end) ? -1 : 0;
+}
+
+/* Writes the whole answer and ends the transaction (or the connection).
+ * Returns what the lws callback must return. */
 static int respond(struct lws *wsi, http_session_t *s)
 {
-    if (!s->resp.body || s->resp.status < 100 || s->resp.status > 599)
-        resp_set_500(&s->resp);
-    if (!s->resp.body)
+    hub_http_resp_t *r = &s->resp;
+    if (!r->body || r->status < 100 || r->status > 599)
+        resp_set_500(r);
+    if (!r->body)
         return -1;
-    size_t n = s->resp.body_len;
-    s->out = malloc(LWS_PRE + n);
-    if (!s->out)
+    size_t cap = LWS_PRE + HEADER_BUF_SIZE + r->body_len;
+    uint8_t *buf = malloc(cap);
+    if (!buf)
         return -1;
-    s->out_len = LWS_PRE + n;
-    memcpy(s->out + LWS_PRE, s->resp.body, n);
-    s->sent = 0;
-    s->phase = PH_HEADERS;
-    lws_callback_on_writable(wsi);
-    return 0;
+    unsigned char *start = buf + LWS_PRE, *p = start;
+    if (add_headers(wsi, r, &p, buf + LWS_PRE + HEADER_BUF_SIZE - 1) < 0) {
+        free(buf);
+        return -1;
+    }
+    if (!s->head_only) {
+        memcpy(p, r->body, r->body_len);
+        p += r->body_len;
+    }
+    size_t n = (size_t)(p - start);
+    /* lws reports the full length even when it buffered part of it. */
+    int w = lws_write(wsi, start, n, LWS_WRITE_HTTP);
+    wipe_free(buf, cap);
+    bool close = r->close;
+    session_reset(s);
+    if (w < (int)n)
+        return -1;
+    if (close) {
+        if (!lws_partial_buffered(wsi))
+            return -1;
+        /* WRITEABLE comes once lws has sent what it buffered. */
+        s->phase = PH_CLOSING;
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
 static int respond_error(struct lws *wsi, http_session_t *s, int status, const char *param,
@@ -326,106 +392,6 @@ static void run_handler(const hub_http_config_t *cfg, http_session_t *s)
     s->req.body_len = s->body.len;
     s->req.peer = s->peer;
     cfg->handler(cfg->ctx, &s->req, &s->resp);
-}
-
-static int add_header(struct lws *wsi, const char *name, const char *value, unsigned char **p,
-                      unsigned char *end)
-{
-    return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
-                                       (const unsigned char *)value, (int)strlen(value), p, end);
-}
-
-static int write_headers(struct lws *wsi, http_session_t *s)
-{
-    unsigned char buf[LWS_PRE + HEADER_BUF_SIZE];
-    unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
-    char num[32];
-    const hub_http_resp_t *r = &s->resp;
-
-    /* Our own status line: lws 4.1 leaves the reason phrase of 201, 204,
-     * 422 and 429 empty. HTTP/1.1 only (the vhost's ALPN excludes h2). */
-    char status_line[64];
-    int sl = snprintf(status_line, sizeof(status_line), "HTTP/1.1 %d %s", r->status,
-                      hub_http_reason(r->status));
-    if (lws_add_http_header_by_name(wsi, NULL, (const unsigned char *)status_line, sl, &p, end) ||
-        add_header(wsi, "content-type:", "application/json", &p, end) ||
-        lws_add_http_header_content_length(wsi, (lws_filepos_t)r->body_len, &p, end))
-        return -1;
-    if (add_header(wsi, "cache-control:", "no-store", &p, end) ||
-        add_header(wsi, "x-content-type-options:", "nosniff", &p, end))
-        return -1;
-    if (r->allow[0] && add_header(wsi, "allow:", r->allow, &p, end))
-        return -1;
-    if (r->retry_after) {
-        snprintf(num, sizeof(num), "%u", r->retry_after);
-        if (add_header(wsi, "retry-after:", num, &p, end))
-            return -1;
-    }
-    if (r->ratelimit_limit >= 0) {
-        snprintf(num, sizeof(num), "%lld", r->ratelimit_limit);
-        if (add_header(wsi, "x-ratelimit-limit:", num, &p, end))
-            return -1;
-        snprintf(num, sizeof(num), "%lld", r->ratelimit_remaining < 0 ? 0 : r->ratelimit_remaining);
-        if (add_header(wsi, "x-ratelimit-remaining:", num, &p, end))
-            return -1;
-    }
-    if (r->status == 401 &&
-        add_header(wsi, "www-authenticate:", "Bearer realm=\"connect\"", &p, end))
-        return -1;
-    if (r->close && add_header(wsi, "connection:", "close", &p, end))
-        return -1;
-    if (lws_finalize_write_http_header(wsi, start, &p, end))
-        return -1;
-    return 0;
-}
-
-/* After the last byte: close or wait for the next request. */
-static int finish(struct lws *wsi, http_session_t *s)
-{
-    if (s->resp.close) {
-        /* Let lws flush anything it buffered, then close. */
-        s->phase = PH_CLOSING;
-        lws_callback_on_writable(wsi);
-        return 0;
-    }
-    session_reset(s);
-    if (lws_http_transaction_completed(wsi))
-        return -1;
-    return 0;
-}
-
-static int on_writeable(struct lws *wsi, http_session_t *s)
-{
-    switch (s->phase) {
-    case PH_HEADERS:
-        if (write_headers(wsi, s))
-            return -1;
-        if (s->head_only || s->resp.body_len == 0)
-            return finish(wsi, s);
-        s->phase = PH_SEND_BODY;
-        lws_callback_on_writable(wsi);
-        return 0;
-    case PH_SEND_BODY: {
-        size_t left = s->resp.body_len - s->sent;
-        size_t n = left > WRITE_CHUNK ? WRITE_CHUNK : left;
-        bool last = n == left;
-        /* Writing in place: bytes before this chunk were already sent, so
-         * lws may use them as its LWS_PRE headroom. */
-        uint8_t *chunk = s->out + LWS_PRE + s->sent;
-        int w = lws_write(wsi, chunk, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
-        if (w < (int)n)
-            return -1;
-        s->sent += n;
-        if (last)
-            return finish(wsi, s);
-        lws_callback_on_writable(wsi);
-        return 0;
-    }
-    case PH_CLOSING:
-        return -1;
-    default:
-        return 0; /* spurious */
-    }
 }
 
 /* ---- the request's head ------------------------------------------------- */
@@ -513,20 +479,18 @@ static int on_http(struct lws *wsi, const hub_http_config_t *cfg, http_session_t
     return respond(wsi, s);
 }
 
-static int on_body(struct lws *wsi, http_session_t *s, const void *in, size_t len)
+static int on_body(http_session_t *s, const void *in, size_t len)
 {
+    if (s->phase != PH_BODY && s->phase != PH_DISCARD)
+        return 0; /* answered already (closing): ignore the rest */
     if (time(NULL) - s->started > HUB_HTTP_REQUEST_DEADLINE_S) {
         cn_log_warn("http: request from %s took too long, closing", s->peer);
         return -1;
     }
     if (s->phase == PH_DISCARD)
         return 0;
-    if (s->phase != PH_BODY)
-        return 0;
-    if (len && cn_buf_append(&s->body, in, len) < 0) {
+    if (len && cn_buf_append(&s->body, in, len) < 0)
         s->phase = PH_DISCARD; /* cannot happen with an honest length; be safe */
-        return 0;
-    }
     return 0;
 }
 
@@ -555,15 +519,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP_BODY:
         if (!s)
             return -1;
-        return on_body(wsi, s, in, len);
+        return on_body(s, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         if (!s || !cfg)
             return -1;
         return on_body_done(wsi, cfg, s);
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        if (!s)
-            return -1;
-        return on_writeable(wsi, s);
+        /* Only a closing answer asks for this; anything else is spurious. */
+        return s && s->phase == PH_CLOSING ? -1 : 0;
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         if (s)

@@ -101,12 +101,13 @@ hub_server_t *hub_server_new(const hub_server_config_t *cfg, char *err, size_t e
     if (cfg->tls_cert)
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.pt_serv_buf_size = 256 * 1024;
-    /* Bounded header parsing: 8 KiB of headers per request, 64 requests
+    /* Bounded header parsing: 8 KiB of headers per request, 256 requests
      * parsing headers at once; stalled ones are dropped after 10 s. */
     info.max_http_header_data = 8192;
-    info.max_http_header_pool = 64;
+    info.max_http_header_pool = 256;
     info.timeout_secs = 10;
-    info.fd_limit_per_thread = 4096;
+    /* fd tables follow RLIMIT_NOFILE, which `serve` raises to its hard
+     * limit at start. */
     s->ctx = lws_create_context(&info);
     if (!s->ctx) {
         snprintf(err, errlen, "could not create the network context");

@@ -213,6 +213,31 @@ curl -s -m 5 -o /dev/null -H "Connection: Upgrade" -H "Upgrade: websocket" \
 req GET /health "" -
 expect 200
 
+"$PY" - "$PORT" "$TOKEN" <<'EOF' || fail "pipelined requests"
+import re, socket, sys
+port, tok = int(sys.argv[1]), sys.argv[2].encode()
+body = b'{"name":"piped"}'
+s = socket.create_connection(("127.0.0.1", port))
+s.settimeout(5)
+# Three requests in one packet: a POST with a body, a GET, a 404.
+s.sendall(b"POST /api/v1/agents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + tok +
+          b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body +
+          b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n"
+          b"GET /api/v1/nope HTTP/1.1\r\nHost: x\r\n\r\n")
+out = b""
+while len(re.findall(rb"HTTP/1\.1 \d{3}", out)) < 3:
+    d = s.recv(65536)
+    if not d:
+        break
+    out += d
+codes = [c.decode() for c in re.findall(rb"HTTP/1\.1 (\d{3})", out)]
+assert codes == ["201", "200", "404"], codes
+EOF
+req GET /agents
+[ "$(jget '[a["name"] for a in b["agents"]]')" = '["piped"]' ] || fail "pipelined POST"
+req DELETE "/agents/$(jget 'b["agents"][0]["id"]')"
+expect 200
+
 step "agents: create, list, get"
 req POST /agents '{"name":"laptop"}'
 expect 201
