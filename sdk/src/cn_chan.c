@@ -21,7 +21,7 @@ static const char prologue_prefix[] = "connect/1"; /* sent with its NUL */
 #define MASK(cipher) (1u << (cipher))
 
 struct cn_chan {
-    cn_noise_cs_t tx, rx; /* first: they hold 16-byte aligned AES state */
+    cn_noise_cs_t tx, rx; /* transport keys, one per direction */
     cn_noise_t *hs;       /* freed once established */
     uint8_t role;
     uint8_t offer;  /* mask of ciphers this side accepts */
