@@ -10,6 +10,7 @@
 #include <libwebsockets.h>
 #include <sodium.h>
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -370,7 +371,8 @@ static int queue_control(cn_wsc_t *ws, int op, const uint8_t *payload, size_t le
     if (f && op != CN_WSC_OP_PONG)
         return CN_EAGAIN;
     if (!f) {
-        /* One slot per kind: cannot overflow. */
+        /* One slot per kind (pong, ping, close): cannot overflow. */
+        assert(ws->n_out < sizeof(ws->out) / sizeof(ws->out[0]));
         f = &ws->out[ws->n_out];
     }
     size_t n;
