@@ -143,14 +143,15 @@ hub_start() {
     wait_for 10 "hub health" curl -sf "$HUB_URL/api/v1/health"
 }
 
-# api METHOD PATH [JSON]: prints the body; sets HTTP_STATUS.
+# api METHOD PATH [JSON]: sets BODY and HTTP_STATUS (call it directly, not
+# in $(...), so they reach the caller).
 api() {
     local method=$1 path=$2 body=${3:-}
     local args=(-s -o "$WORK/api.out" -w '%{http_code}' -X "$method"
         -H "Authorization: Bearer ${TOKEN:-$ADMIN_TOKEN}")
     if [ -n "$body" ]; then args+=(-H 'Content-Type: application/json' --data "$body"); fi
     HTTP_STATUS=$(curl "${args[@]}" "$HUB_URL$path")
-    cat "$WORK/api.out"
+    BODY=$(cat "$WORK/api.out")
 }
 
 json_get() { # json_get FIELD < json
@@ -166,11 +167,11 @@ print("" if v is None else (json.dumps(v) if isinstance(v,(dict,list)) else v))'
 # agent_enroll NAME: creates an agent through the API and enrolls a config
 # $WORK/NAME.json; sets AGENT_ID.
 agent_enroll() {
-    local name=$1 body et
-    body=$(api POST /api/v1/agents "{\"name\":\"$name\"}")
-    [ "$HTTP_STATUS" = 201 ] || fail "create agent: $HTTP_STATUS $body"
-    et=$(echo "$body" | json_get enrollToken)
-    AGENT_ID=$(echo "$body" | json_get id)
+    local name=$1 et
+    api POST /api/v1/agents "{\"name\":\"$name\"}"
+    [ "$HTTP_STATUS" = 201 ] || fail "create agent: $HTTP_STATUS $BODY"
+    et=$(echo "$BODY" | json_get enrollToken)
+    AGENT_ID=$(echo "$BODY" | json_get id)
     "$CLI_BIN" enroll --hub "$HUB_URL" --token "$et" --config "$WORK/$name.json" --json \
         >"$WORK/$name-enroll.out" 2>"$WORK/$name-enroll.log" || fail "connect enroll: $(cat "$WORK/$name-enroll.log")"
 }
@@ -190,7 +191,8 @@ expose() {
 }
 
 tunnel_status() {
-    api GET "/api/v1/tunnels/$1" | json_get status
+    api GET "/api/v1/tunnels/$1"
+    echo "$BODY" | json_get status
 }
 
 status_is() { [ "$(tunnel_status "$1")" = "$2" ]; }
