@@ -215,7 +215,8 @@ pg_start() {
     mkdir -p "$PG_DATA" && chown postgres "$PG_DATA"
     su postgres -s /bin/sh -c "$PG_BIN/initdb -D $PG_DATA --auth=trust -U postgres" \
         >"$WORK/pg-init.log" 2>&1 || fail "initdb"
-    su postgres -s /bin/sh -c "$PG_BIN/pg_ctl -D $PG_DATA -l $WORK/pg.log -w -o \"-p $PG_PORT -k $PG_DATA -c listen_addresses=127.0.0.1\" start" \
-        >/dev/null 2>&1 || fail "pg_ctl start"
+    # The log lives in the data dir: the server runs as postgres, not root.
+    su postgres -s /bin/sh -c "$PG_BIN/pg_ctl -D $PG_DATA -l $PG_DATA/server.log -w -o '-p $PG_PORT -k $PG_DATA -c listen_addresses=127.0.0.1' start" \
+        >"$WORK/pg-ctl.log" 2>&1 || { cat "$PG_DATA/server.log" >>"$WORK/pg-ctl.log" 2>/dev/null; fail "pg_ctl start"; }
     wait_port 127.0.0.1 "$PG_PORT"
 }
