@@ -18,21 +18,30 @@
 #include "cn_link.h"
 #include "cn_log.h"
 #include "cn_pipe.h"
+#include "events.h"
 #include "tunnels.h"
 
 #define LISTEN_PROTOCOL "hub-listen"
 #define ACCEPTS_PER_EVENT 64
 #define LISTEN_BACKLOG 4096
 
-/* One connected agent: owned by its link (freed when the link closes). */
+#define MAX_SERVED 64
+
+/* One link of a connected agent: owned by its link (freed when the link
+ * closes). An agent may hold several links at once (a daemon and a few
+ * `connect expose` processes sharing one identity); each serves either all
+ * of the agent's tunnels or the ones it named in its handshake. */
 typedef struct session {
     struct session *next;
     hub_runtime_t *rt;
     cn_link_t *link;
     char agent_id[HUB_ID_SIZE];
     char workspace_id[HUB_ID_SIZE];
-    int admitted;   /* counted as the agent's live link */
+    int admitted;   /* counted as one of the agent's live links */
     int hello_sent; /* "tunnels" updates only follow "hello" */
+    int serve_all;
+    size_t nserved;
+    char served[MAX_SERVED][HUB_ID_SIZE];
 } session_t;
 
 /* One public TCP port: owned by the runtime, freed when lws closes it. */
@@ -70,12 +79,44 @@ struct hub_runtime {
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static session_t *find_session(hub_runtime_t *rt, const char *agent_id)
+static int serves(const session_t *s, const char *tunnel_id)
+{
+    if (s->serve_all)
+        return 1;
+    for (size_t i = 0; i < s->nserved; i++)
+        if (!strcmp(s->served[i], tunnel_id))
+            return 1;
+    return 0;
+}
+
+/* The newest live link of the agent that serves the tunnel (sessions are
+ * kept newest first, so a reconnecting agent wins over a stale link that
+ * has not timed out yet). tunnel_id NULL: any link of the agent. */
+static session_t *find_route(hub_runtime_t *rt, const char *agent_id, const char *tunnel_id)
 {
     for (session_t *s = rt->sessions; s; s = s->next)
-        if (s->admitted && !strcmp(s->agent_id, agent_id))
+        if (s->admitted && !strcmp(s->agent_id, agent_id) && (!tunnel_id || serves(s, tunnel_id)) &&
+            cn_link_is_established(s->link))
             return s;
     return NULL;
+}
+
+static int agent_links(hub_runtime_t *rt, const char *agent_id, const session_t *except)
+{
+    int n = 0;
+    for (session_t *s = rt->sessions; s; s = s->next)
+        if (s != except && s->admitted && !strcmp(s->agent_id, agent_id))
+            n++;
+    return n;
+}
+
+static int served_elsewhere(hub_runtime_t *rt, const session_t *except, const char *agent_id,
+                            const char *tunnel_id)
+{
+    for (session_t *s = rt->sessions; s; s = s->next)
+        if (s != except && s->admitted && !strcmp(s->agent_id, agent_id) && serves(s, tunnel_id))
+            return 1;
+    return 0;
 }
 
 static listener_t *find_listener(hub_runtime_t *rt, const char *tunnel_id)
@@ -119,8 +160,7 @@ static void send_control(session_t *s, json_t *msg)
         return;
     int rc = cn_mux_send_control(cn_link_mux(s->link), msg);
     if (rc < 0)
-        cn_log_warn("agent %s: could not queue control message: %s", s->agent_id,
-                    cn_strerror(rc));
+        cn_log_warn("agent %s: could not queue control message: %s", s->agent_id, cn_strerror(rc));
     json_decref(msg);
     cn_link_flush(s->link);
 }
@@ -150,8 +190,8 @@ static void refuse(int fd)
 static void accept_one(listener_t *l, int fd, const struct sockaddr_storage *ss)
 {
     hub_runtime_t *rt = l->rt;
-    session_t *s = find_session(rt, l->agent_id);
-    if (l->paused || !s || !cn_link_is_established(s->link) || rt->conns >= rt->cfg.max_conns ||
+    session_t *s = find_route(rt, l->agent_id, l->tunnel_id);
+    if (l->paused || !s || rt->conns >= rt->cfg.max_conns ||
         l->conns >= rt->cfg.max_conns_per_tunnel) {
         refuse(fd);
         return;
@@ -189,8 +229,8 @@ static void accept_one(listener_t *l, int fd, const struct sockaddr_storage *ss)
     l->conns++;
 }
 
-static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                           void *in, size_t len)
+static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                           size_t len)
 {
     listener_t *l = lws_get_opaque_user_data(wsi);
     switch (reason) {
@@ -318,15 +358,37 @@ void hub_runtime_agent_changed(hub_runtime_t *rt, const char *ws, const char *ag
             listener_open(rt, &list.items[i]);
     hub_tunnel_list_free(&list);
 
-    session_t *s = find_session(rt, agent_id);
-    if (s && gone) {
-        cn_log_info("agent %s deleted: closing its link", agent_id);
-        cn_link_close(s->link, "agent deleted");
-        return;
+    for (session_t *s = rt->sessions; s; s = s->next) {
+        if (!s->admitted || strcmp(s->agent_id, agent_id))
+            continue;
+        if (gone) {
+            cn_log_info("agent %s deleted: closing its link", agent_id);
+            cn_link_close(s->link, "agent deleted");
+        } else if (s->hello_sent) {
+            send_control(s, json_pack("{s:s,s:o*}", "type", "tunnels", "tunnels",
+                                      agent_tunnels(rt, ws, agent_id)));
+        }
     }
-    if (s && s->hello_sent)
-        send_control(s, json_pack("{s:s,s:o*}", "type", "tunnels", "tunnels",
-                                  agent_tunnels(rt, ws, agent_id)));
+}
+
+/* Moves the tunnels a link serves to `to` when they are in `from_mask`;
+ * going down, only those no other link of the agent still serves. */
+static void move_served(hub_runtime_t *rt, session_t *s, unsigned from_mask,
+                        enum hub_tunnel_status to, const char *reason)
+{
+    hub_tunnel_filter_t f = {.agent_id = s->agent_id};
+    hub_tunnel_list_t list = {0};
+    if (hub_store_tunnel_list(rt->cfg.store, s->workspace_id, &f, &list) < 0)
+        return;
+    for (size_t i = 0; i < list.count; i++) {
+        const hub_tunnel_t *t = &list.items[i];
+        if (!(from_mask & (1u << t->status)) || !serves(s, t->id))
+            continue;
+        if (to != HUB_TUNNEL_ACTIVE && served_elsewhere(rt, s, s->agent_id, t->id))
+            continue;
+        hub_tunnels_set_status(rt->cfg.store, s->workspace_id, t->id, to, reason, NULL, NULL);
+    }
+    hub_tunnel_list_free(&list);
 }
 
 static void tunnels_observer(void *ctx, const char *ws, const char *agent_id)
@@ -359,8 +421,8 @@ static int admit(hub_runtime_t *rt, cn_link_t *link, session_t *s, char *api_tok
         }
         char name[64];
         snprintf(name, sizeof(name), "agent %s", agent.id);
-        rc = hub_store_token_create(rt->cfg.store, agent.workspace_id, name, false, api_token,
-                                    NULL);
+        rc =
+            hub_store_token_create(rt->cfg.store, agent.workspace_id, name, false, api_token, NULL);
         if (rc < 0)
             goto out;
         cn_log_info("agent %s enrolled in workspace %s", agent.id, agent.workspace_id);
@@ -376,6 +438,19 @@ static int admit(hub_runtime_t *rt, cn_link_t *link, session_t *s, char *api_tok
     }
     memcpy(s->agent_id, agent.id, sizeof(s->agent_id));
     memcpy(s->workspace_id, agent.workspace_id, sizeof(s->workspace_id));
+    /* "tunnels": [ids] narrows what this link serves; absent = all. */
+    json_t *only = json_object_get(hello, "tunnels");
+    s->serve_all = !json_is_array(only);
+    if (!s->serve_all) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(only, i, v)
+        {
+            if (json_is_string(v) && strlen(json_string_value(v)) < HUB_ID_SIZE &&
+                s->nserved < MAX_SERVED)
+                snprintf(s->served[s->nserved++], HUB_ID_SIZE, "%s", json_string_value(v));
+        }
+    }
     rc = 0;
 out:
     json_decref(hello);
@@ -396,25 +471,27 @@ static int link_established(cn_link_t *link, void *ctx)
         free(s);
         return rc;
     }
-    /* A reconnecting agent (dirty disconnect) takes over from its old link. */
-    session_t *old = find_session(rt, s->agent_id);
-    if (old) {
-        old->admitted = 0;
-        cn_log_info("agent %s: new link replaces the old one", s->agent_id);
-        cn_link_close(old->link, "replaced by a new link");
-    } else {
-        rt->online++;
-    }
+    /* Newest first: a reconnecting agent (dirty disconnect) gets the
+     * streams at once, before its stale link times out. */
+    int first = agent_links(rt, s->agent_id, NULL) == 0;
     s->admitted = 1;
     s->next = rt->sessions;
     rt->sessions = s;
+    rt->online++;
     cn_link_set_user(link, s);
-    cn_log_info("agent %s connected (%s)", s->agent_id, cn_link_cipher(link));
-    hub_tunnels_on_agent_online(rt->cfg.store, s->workspace_id, s->agent_id);
+    cn_log_info("agent %s connected (%s, serving %s)", s->agent_id, cn_link_cipher(link),
+                s->serve_all ? "all its tunnels" : "named tunnels");
+    if (first) {
+        hub_store_agent_set_connected(rt->cfg.store, s->workspace_id, s->agent_id, true);
+        hub_event_record(rt->cfg.store, s->workspace_id, HUB_EV_AGENT_CONNECTED, NULL, s->agent_id,
+                         NULL);
+    }
+    move_served(rt, s, (1u << HUB_TUNNEL_CONNECTING) | (1u << HUB_TUNNEL_ERROR), HUB_TUNNEL_ACTIVE,
+                "agent online");
 
-    json_t *hello = json_pack("{s:s,s:s,s:s,s:o*}", "type", "hello", "agentId", s->agent_id,
-                              "workspaceId", s->workspace_id, "tunnels",
-                              agent_tunnels(rt, s->workspace_id, s->agent_id));
+    json_t *hello =
+        json_pack("{s:s,s:s,s:s,s:o*}", "type", "hello", "agentId", s->agent_id, "workspaceId",
+                  s->workspace_id, "tunnels", agent_tunnels(rt, s->workspace_id, s->agent_id));
     if (hello && api_token[0])
         json_object_set_new(hello, "apiToken", json_string(api_token));
     sodium_memzero(api_token, sizeof(api_token));
@@ -437,7 +514,12 @@ static void link_closed(cn_link_t *link, void *ctx, int err, const char *why)
     cn_log_info("agent %s disconnected: %s", s->agent_id, why);
     if (s->admitted) {
         rt->online--;
-        hub_tunnels_on_agent_offline(rt->cfg.store, s->workspace_id, s->agent_id);
+        move_served(rt, s, 1u << HUB_TUNNEL_ACTIVE, HUB_TUNNEL_CONNECTING, "agent offline");
+        if (agent_links(rt, s->agent_id, s) == 0) {
+            hub_store_agent_set_connected(rt->cfg.store, s->workspace_id, s->agent_id, false);
+            hub_event_record(rt->cfg.store, s->workspace_id, HUB_EV_AGENT_DISCONNECTED, NULL,
+                             s->agent_id, NULL);
+        }
     }
     free(s);
 }

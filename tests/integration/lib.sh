@@ -177,15 +177,21 @@ agent_enroll() {
 }
 
 # expose NAME TARGET [args]: runs `connect expose` for agent NAME in the
-# background, waits for its JSON line; sets EXPOSE_PID, TUNNEL_ID, TUNNEL_PORT.
+# background, waits for its JSON line on stdout; sets EXPOSE_PID, TUNNEL_ID,
+# TUNNEL_PORT, EXPOSE_OUT (its stdout file).
+EXPOSES=0
 expose() {
     local name=$1 target=$2
     shift 2
-    bg "expose-$name" "$CLI_BIN" expose "$target" --config "$WORK/$name.json" --json "$@"
-    EXPOSE_PID=$LAST_PID
-    wait_for 15 "expose to print its tunnel" grep -q '"id"' "$WORK/expose-$name.log"
+    EXPOSES=$((EXPOSES + 1))
+    EXPOSE_OUT=$WORK/expose-$name-$EXPOSES.out
+    "$CLI_BIN" expose "$target" --config "$WORK/$name.json" --json "$@" \
+        >"$EXPOSE_OUT" 2>"$WORK/expose-$name-$EXPOSES.log" &
+    PIDS+=($!)
+    EXPOSE_PID=$!
+    wait_for 15 "expose to print its tunnel" grep -q '"id"' "$EXPOSE_OUT"
     local line
-    line=$(grep -m1 '^{' "$WORK/expose-$name.log")
+    line=$(grep -m1 '^{' "$EXPOSE_OUT")
     TUNNEL_ID=$(echo "$line" | json_get id)
     TUNNEL_PORT=$(echo "$line" | json_get hubPort)
 }
