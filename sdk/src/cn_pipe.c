@@ -1,0 +1,534 @@
+/* Socket <-> stream bridge. lws only polls the socket (raw-file role); this
+ * file does recv()/send()/shutdown() itself so that EOF becomes FIN, FIN
+ * becomes a half-close, and reading stops whenever the stream has no credit.
+ * Bytes are received straight into the mux's send queue and sent straight
+ * from its receive buffer: no copy here. */
+#include "cn_pipe.h"
+
+#include "cn_err.h"
+#include "cn_frame.h"
+#include "cn_log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libwebsockets.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define PIPE_PROTOCOL "cn-pipe"
+/* recv() calls per readable callback before yielding to other sockets. */
+#define READS_PER_EVENT 8
+
+struct cn_pipe {
+    const cn_stream_ops_t *ops; /* first: the stream user pointer dispatches through it */
+    struct lws *wsi;
+    cn_link_t *link;
+    cn_mux_t *mux;
+    uint32_t id;
+    cn_pipe_config_t cfg;
+    int dialing;     /* agent: connect() in progress, stream not yet accepted */
+    int attached;    /* the stream is open both ways: bytes may flow */
+    int stream_done; /* the stream is finished (or never was): no more mux calls */
+    int sock_done;   /* the socket wsi is closed */
+    int rd_eof;      /* socket EOF seen and FIN queued */
+    int wr_shut;     /* stream EOF seen and shutdown(SHUT_WR) done */
+    int rx_on;       /* POLLIN wanted */
+    int err;
+    uint64_t up, down;
+};
+
+/* ---- lifetime ---------------------------------------------------------- */
+
+static void maybe_free(cn_pipe_t *p)
+{
+    if (!p->stream_done || !p->sock_done)
+        return;
+    if (p->cfg.done)
+        p->cfg.done(p->cfg.ctx, p, p->err);
+    free(p);
+}
+
+static void close_socket(cn_pipe_t *p)
+{
+    if (p->wsi && !p->sock_done)
+        lws_set_timeout(p->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+static void set_rx(cn_pipe_t *p, int on)
+{
+    if (p->rx_on == on || !p->wsi || p->sock_done)
+        return;
+    p->rx_on = on;
+    lws_rx_flow_control(p->wsi, on);
+}
+
+/* ---- socket -> stream -------------------------------------------------- */
+
+static int pipe_read(cn_pipe_t *p)
+{
+    if (!p->attached || p->stream_done || p->rd_eof) {
+        set_rx(p, 0);
+        return 0;
+    }
+    int fd = lws_get_socket_fd(p->wsi);
+    for (int i = 0; i < READS_PER_EVENT; i++) {
+        uint8_t *dst;
+        size_t space = 0;
+        if (cn_mux_write_space(p->mux, p->id, &dst, &space) < 0 || space == 0) {
+            set_rx(p, 0); /* resumed by the stream's writable event */
+            break;
+        }
+        ssize_t n = recv(fd, dst, space, 0);
+        if (n > 0) {
+            cn_mux_write_commit(p->mux, p->id, (size_t)n);
+            p->up += (uint64_t)n;
+            if ((size_t)n < space)
+                break; /* drained */
+            continue;
+        }
+        if (n == 0) {
+            p->rd_eof = 1;
+            set_rx(p, 0);
+            cn_mux_shutdown(p->mux, p->id);
+            break;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            break;
+        p->err = CN_EIO;
+        cn_link_flush(p->link);
+        return -1;
+    }
+    cn_link_flush(p->link);
+    return 0;
+}
+
+/* ---- stream -> socket -------------------------------------------------- */
+
+static int pipe_write(cn_pipe_t *p)
+{
+    int fd = lws_get_socket_fd(p->wsi);
+    int ret = 0;
+    while (!p->stream_done && !p->wr_shut && p->attached) {
+        const uint8_t *src;
+        size_t len;
+        int rc = cn_mux_peek(p->mux, p->id, &src, &len);
+        if (rc == 0) {
+            /* The peer's FIN, after all its data: pass the half-close on. */
+            p->wr_shut = 1;
+            shutdown(fd, SHUT_WR);
+            break;
+        }
+        if (rc < 0)
+            break;
+        ssize_t n = send(fd, src, len, MSG_NOSIGNAL);
+        if (n > 0) {
+            p->down += (uint64_t)n;
+            cn_mux_consume(p->mux, p->id, (size_t)n);
+            if ((size_t)n < len) {
+                lws_callback_on_writable(p->wsi);
+                break;
+            }
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            lws_callback_on_writable(p->wsi);
+            break;
+        }
+        p->err = CN_EIO;
+        ret = -1;
+        break;
+    }
+    if (!p->stream_done)
+        cn_link_flush(p->link); /* credit went back to the peer */
+    return ret;
+}
+
+/* Agent: the non-blocking connect() finished one way or the other. */
+static int dial_finished(cn_pipe_t *p)
+{
+    int soerr = 0;
+    socklen_t sl = sizeof(soerr);
+    p->dialing = 0;
+    if (getsockopt(lws_get_socket_fd(p->wsi), SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr) {
+        p->err = CN_EREFUSED;
+        cn_mux_reject(p->mux, p->id, CN_RST_UNREACHABLE, "target refused the connection");
+        p->stream_done = 1;
+        cn_link_flush(p->link);
+        return -1;
+    }
+    if (cn_mux_accept(p->mux, p->id, p) < 0) {
+        p->stream_done = 1;
+        p->err = CN_ECLOSED;
+        return -1;
+    }
+    p->attached = 1;
+    set_rx(p, 1);
+    cn_link_flush(p->link);
+    return 0;
+}
+
+static int pipe_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
+{
+    cn_pipe_t *p = lws_get_opaque_user_data(wsi);
+    switch (reason) {
+    case LWS_CALLBACK_RAW_RX_FILE:
+        if (!p)
+            return -1;
+        return pipe_read(p);
+    case LWS_CALLBACK_RAW_WRITEABLE_FILE:
+        if (!p)
+            return -1;
+        if (p->dialing && dial_finished(p) < 0)
+            return -1;
+        return pipe_write(p);
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        if (!p)
+            return 0;
+        lws_set_opaque_user_data(wsi, NULL);
+        p->sock_done = 1;
+        p->wsi = NULL;
+        if (!p->stream_done) {
+            /* The socket died first: abort the stream. Its closed event
+             * frees the pipe, so p is not touched after this. */
+            if (!p->err)
+                p->err = CN_EIO;
+            if (p->dialing) {
+                p->stream_done = 1;
+                cn_mux_reject(p->mux, p->id, CN_RST_UNREACHABLE, "target connection failed");
+                cn_link_flush(p->link);
+                maybe_free(p);
+            } else {
+                cn_link_t *link = p->link;
+                cn_mux_reset(p->mux, p->id, CN_RST_CANCEL, "connection closed");
+                cn_link_flush(link);
+            }
+            return 0;
+        }
+        maybe_free(p);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols pipe_protocol = {
+    .name = PIPE_PROTOCOL,
+    .callback = pipe_callback,
+};
+
+const struct lws_protocols *cn_pipe_protocol(void)
+{
+    return &pipe_protocol;
+}
+
+/* ---- stream events ----------------------------------------------------- */
+
+static void op_accepted(void *self)
+{
+    cn_pipe_t *p = self;
+    p->attached = 1;
+    set_rx(p, 1);
+}
+
+static void op_readable(void *self)
+{
+    cn_pipe_t *p = self;
+    if (p->wsi && !p->sock_done)
+        lws_callback_on_writable(p->wsi);
+}
+
+static void op_writable(void *self)
+{
+    cn_pipe_t *p = self;
+    if (!p->rd_eof && p->attached)
+        set_rx(p, 1);
+}
+
+static void op_reset(void *self, uint32_t code, const char *msg, size_t len)
+{
+    cn_pipe_t *p = self;
+    if (!p->err)
+        p->err = p->attached ? CN_ECLOSED : CN_EREFUSED;
+}
+
+static void op_closed(void *self)
+{
+    cn_pipe_t *p = self;
+    p->stream_done = 1;
+    if (!p->sock_done) {
+        close_socket(p);
+        return; /* freed when lws reports the socket closed */
+    }
+    maybe_free(p);
+}
+
+static const cn_stream_ops_t pipe_ops = {
+    .accepted = op_accepted,
+    .readable = op_readable,
+    .writable = op_writable,
+    .reset = op_reset,
+    .closed = op_closed,
+};
+
+/* ---- stream dispatch --------------------------------------------------- */
+
+#define OPS(user) (*(const cn_stream_ops_t *const *)(user))
+
+static void d_accepted(void *ctx, uint32_t id, void *user)
+{
+    if (user && OPS(user)->accepted)
+        OPS(user)->accepted(user);
+}
+
+static void d_readable(void *ctx, uint32_t id, void *user)
+{
+    if (user && OPS(user)->readable)
+        OPS(user)->readable(user);
+}
+
+static void d_writable(void *ctx, uint32_t id, void *user)
+{
+    if (user && OPS(user)->writable)
+        OPS(user)->writable(user);
+}
+
+static void d_reset(void *ctx, uint32_t id, void *user, uint32_t code, const char *msg, size_t len)
+{
+    if (user && OPS(user)->reset)
+        OPS(user)->reset(user, code, msg, len);
+}
+
+static void d_closed(void *ctx, uint32_t id, void *user)
+{
+    if (user && OPS(user)->closed)
+        OPS(user)->closed(user);
+}
+
+static void d_datagram(void *ctx, uint32_t id, void *user, const uint8_t *data, size_t len)
+{
+    if (user && OPS(user)->datagram)
+        OPS(user)->datagram(user, data, len);
+}
+
+void cn_stream_dispatch_callbacks(cn_mux_callbacks_t *cb)
+{
+    cb->on_accepted = d_accepted;
+    cb->on_readable = d_readable;
+    cb->on_writable = d_writable;
+    cb->on_reset = d_reset;
+    cb->on_closed = d_closed;
+    cb->on_datagram = d_datagram;
+}
+
+/* ---- construction ------------------------------------------------------ */
+
+static cn_pipe_t *pipe_new(cn_link_t *link, const cn_pipe_config_t *cfg)
+{
+    cn_pipe_t *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->ops = &pipe_ops;
+    p->link = link;
+    p->mux = cn_link_mux(link);
+    if (cfg)
+        p->cfg = *cfg;
+    p->rx_on = 1; /* lws starts with POLLIN on */
+    return p;
+}
+
+static struct lws *adopt(struct lws_vhost *vh, int fd, cn_pipe_t *p)
+{
+    lws_sock_file_fd_type u;
+    u.filefd = fd;
+    struct lws *wsi =
+        lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, u, PIPE_PROTOCOL, NULL);
+    if (!wsi)
+        return NULL;
+    lws_set_opaque_user_data(wsi, p);
+    p->wsi = wsi;
+    return wsi;
+}
+
+int cn_sock_tune(int fd)
+{
+    int one = 1;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return CN_EIO;
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+        return CN_EIO;
+    /* Not an error on non-TCP sockets (Unix sockets in tests). */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return 0;
+}
+
+cn_pipe_t *cn_pipe_open(struct lws_vhost *vh, int fd, cn_link_t *link, uint8_t kind,
+                        const uint8_t *ref, size_t ref_len, const uint8_t *meta, size_t meta_len,
+                        const cn_pipe_config_t *cfg, int *err)
+{
+    int rc = CN_EINVAL;
+    cn_pipe_t *p = NULL;
+    if (!vh || fd < 0 || !link || !cn_link_is_established(link))
+        goto fail;
+    rc = CN_ENOMEM;
+    p = pipe_new(link, cfg);
+    if (!p)
+        goto fail;
+    if (cn_sock_tune(fd) < 0) {
+        rc = CN_EIO;
+        goto fail;
+    }
+    rc = cn_mux_open(p->mux, kind, ref, ref_len, meta, meta_len, p, &p->id);
+    if (rc < 0)
+        goto fail;
+    if (!adopt(vh, fd, p)) {
+        /* The stream exists: reset it; its closed event frees p. */
+        p->sock_done = 1;
+        p->cfg.done = NULL;
+        cn_mux_reset(p->mux, p->id, CN_RST_INTERNAL, "socket adoption failed");
+        close(fd);
+        if (err)
+            *err = CN_ENOMEM;
+        return NULL;
+    }
+    /* Nothing is read until the agent accepts: its window is unknown. */
+    set_rx(p, 0);
+    cn_link_flush(link);
+    return p;
+fail:
+    free(p);
+    close(fd);
+    if (err)
+        *err = rc;
+    return NULL;
+}
+
+cn_pipe_t *cn_pipe_dial(struct lws_vhost *vh, cn_link_t *link, uint32_t id, const char *host,
+                        int port, const cn_pipe_config_t *cfg, int *err)
+{
+    int rc = CN_EINVAL;
+    int fd = -1;
+    struct addrinfo hints, *res = NULL, *ai;
+    char portstr[8];
+    cn_pipe_t *p = NULL;
+    if (!vh || !link || !host || port <= 0 || port > 65535)
+        goto fail;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    rc = CN_EREFUSED;
+    if (getaddrinfo(host, portstr, &hints, &res) != 0 || !res)
+        goto fail;
+    for (ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0)
+            continue;
+        cn_sock_tune(fd);
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS)
+            break;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        goto fail;
+    rc = CN_ENOMEM;
+    p = pipe_new(link, cfg);
+    if (!p)
+        goto fail;
+    p->id = id;
+    p->dialing = 1;
+    if (!adopt(vh, fd, p))
+        goto fail;
+    set_rx(p, 0);
+    lws_callback_on_writable(p->wsi); /* POLLOUT = connect() finished */
+    return p;
+fail:
+    free(p);
+    if (fd >= 0)
+        close(fd);
+    if (err)
+        *err = rc;
+    return NULL;
+}
+
+void cn_pipe_abort(cn_pipe_t *p, uint32_t code)
+{
+    if (!p)
+        return;
+    if (!p->err)
+        p->err = CN_ECLOSED;
+    if (p->stream_done) {
+        close_socket(p);
+        return;
+    }
+    if (p->dialing) {
+        p->stream_done = 1;
+        cn_mux_reject(p->mux, p->id, code, "aborted");
+        cn_link_flush(p->link);
+        close_socket(p);
+        return;
+    }
+    /* op_closed closes the socket, or frees p when the socket is gone. */
+    cn_link_t *link = p->link;
+    cn_mux_reset(p->mux, p->id, code, "aborted");
+    cn_link_flush(link);
+}
+
+uint64_t cn_pipe_bytes_up(const cn_pipe_t *p)
+{
+    return p->up;
+}
+
+uint64_t cn_pipe_bytes_down(const cn_pipe_t *p)
+{
+    return p->down;
+}
+
+int cn_sock_listen(const char *host, int port, int backlog, int *bound_port)
+{
+    struct addrinfo hints, *res = NULL;
+    char portstr[8];
+    int fd = -1, one = 1;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    if (port < 0 || port > 65535 || getaddrinfo(host, portstr, &hints, &res) != 0 || !res)
+        return CN_EINVAL;
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        goto fail;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, backlog) < 0)
+        goto fail;
+    if (bound_port) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+            goto fail;
+        *bound_port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                               : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+    freeaddrinfo(res);
+    return fd;
+fail:
+    freeaddrinfo(res);
+    if (fd >= 0)
+        close(fd);
+    return CN_EIO;
+}

@@ -1,0 +1,348 @@
+/* cn_pipe: a hub-side pipe (socket adopted, stream opened to the agent) and an
+ * agent-side pipe (stream accepted by dialing a real TCP echo server), over a
+ * real loopback link. Checks integrity, half-close, refusal and link loss. */
+#include "cn_test.h"
+
+#include "cn_chan.h"
+#include "cn_err.h"
+#include "cn_frame.h"
+#include "cn_link.h"
+#include "cn_pipe.h"
+
+#include <errno.h>
+#include <libwebsockets.h>
+#include <sodium.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct world {
+    struct lws_context *ctx;
+    struct lws_vhost *vh;
+    cn_link_server_t *srv;
+    cn_link_t *hub_link, *agent_link;
+    int agent_closed, hub_closed;
+    int port;
+    int echo_lfd, echo_fd; /* the agent's "target": accept + echo */
+    int target_port;
+    uint8_t echo_buf[65536];
+    size_t echo_have;
+    int echo_eof;
+    int pipes_done, last_err;
+} world_t;
+
+static world_t w;
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void pipe_done(void *ctx, cn_pipe_t *p, int err)
+{
+    w.pipes_done++;
+    w.last_err = err;
+}
+
+static const cn_pipe_config_t pcfg = {.done = pipe_done};
+
+/* Agent: every OPEN dials the target. */
+static void agent_on_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref, size_t rl,
+                          const uint8_t *meta, size_t ml)
+{
+    cn_link_t *l = ctx;
+    int err;
+    if (!cn_pipe_dial(w.vh, l, id, "127.0.0.1", w.target_port, &pcfg, &err))
+        cn_mux_reject(cn_link_mux(l), id, CN_RST_UNREACHABLE, "dial failed");
+}
+
+static int hub_est(cn_link_t *l, void *ctx)
+{
+    w.hub_link = l;
+    return 0;
+}
+
+static void hub_closed(cn_link_t *l, void *ctx, int err, const char *why)
+{
+    w.hub_closed = 1;
+    w.hub_link = NULL;
+}
+
+static int agent_est(cn_link_t *l, void *ctx)
+{
+    return 0;
+}
+
+static void agent_closed(cn_link_t *l, void *ctx, int err, const char *why)
+{
+    w.agent_closed = 1;
+    w.agent_link = NULL;
+}
+
+static int http_dummy(struct lws *wsi, enum lws_callback_reasons r, void *u, void *in, size_t len)
+{
+    return lws_callback_http_dummy(wsi, r, u, in, len);
+}
+
+static struct lws_protocols protos[5];
+
+/* lws 4.1 ignores lws_service()'s timeout when no timer is due: a ticker
+ * keeps the test loop turning so its deadlines are checked. */
+static lws_sorted_usec_list_t ticker;
+static void tick(lws_sorted_usec_list_t *sul)
+{
+    lws_sul_schedule(w.ctx, 0, &ticker, tick, 10 * LWS_US_PER_MS);
+}
+static cn_mux_callbacks_t hub_cb, agent_cb;
+
+/* The echo target: accepts one connection, echoes, half-closes on EOF. */
+static void echo_service(void)
+{
+    if (w.echo_fd < 0 && w.echo_lfd >= 0) {
+        int fd = accept(w.echo_lfd, NULL, NULL);
+        if (fd >= 0) {
+            cn_sock_tune(fd);
+            w.echo_fd = fd;
+        }
+    }
+    if (w.echo_fd < 0)
+        return;
+    for (;;) {
+        if (w.echo_have) {
+            ssize_t n = send(w.echo_fd, w.echo_buf, w.echo_have, MSG_NOSIGNAL);
+            if (n <= 0)
+                break;
+            memmove(w.echo_buf, w.echo_buf + n, w.echo_have - (size_t)n);
+            w.echo_have -= (size_t)n;
+            continue;
+        }
+        if (w.echo_eof)
+            break;
+        ssize_t n = recv(w.echo_fd, w.echo_buf, sizeof(w.echo_buf), 0);
+        if (n > 0) {
+            w.echo_have = (size_t)n;
+            continue;
+        }
+        if (n == 0) {
+            w.echo_eof = 1;
+            shutdown(w.echo_fd, SHUT_WR);
+        }
+        break;
+    }
+}
+
+static void service(void)
+{
+    lws_service(w.ctx, 5);
+    echo_service();
+}
+
+static void world_start(void)
+{
+    uint8_t hpk[32], hsk[32], apk[32], ask[32];
+    memset(&w, 0, sizeof(w));
+    w.echo_fd = -1;
+    cn_chan_keypair(hpk, hsk);
+    cn_chan_keypair(apk, ask);
+    memset(&hub_cb, 0, sizeof(hub_cb));
+    memset(&agent_cb, 0, sizeof(agent_cb));
+    cn_stream_dispatch_callbacks(&hub_cb);
+    cn_stream_dispatch_callbacks(&agent_cb);
+    agent_cb.on_open = agent_on_open;
+    cn_link_server_config_t sc = {.path = "/agent",
+                                  .static_sk = hsk,
+                                  .mux_cb = &hub_cb,
+                                  .cb = {.on_established = hub_est, .on_closed = hub_closed}};
+    w.srv = cn_link_server_new(&sc, NULL);
+    assert_non_null(w.srv);
+    memset(protos, 0, sizeof(protos));
+    protos[0].name = "http";
+    protos[0].callback = http_dummy;
+    protos[1] = cn_link_server_protocol(w.srv);
+    protos[2] = *cn_link_client_protocol();
+    protos[3] = *cn_pipe_protocol();
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.port = 0;
+    info.iface = "127.0.0.1";
+    info.protocols = protos;
+    info.pt_serv_buf_size = CN_LINK_LWS_BUF;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    lws_set_log_level(LLL_ERR, NULL);
+    w.ctx = lws_create_context(&info);
+    assert_non_null(w.ctx);
+    memset(&ticker, 0, sizeof(ticker));
+    tick(&ticker);
+    w.vh = lws_get_vhost_by_name(w.ctx, "default");
+    w.port = lws_get_vhost_listen_port(w.vh);
+    w.echo_lfd = cn_sock_listen("127.0.0.1", 0, 16, &w.target_port);
+    assert_true(w.echo_lfd >= 0);
+
+    cn_link_client_config_t cc = {.host = "127.0.0.1",
+                                  .port = w.port,
+                                  .path = "/agent",
+                                  .static_sk = ask,
+                                  .hub_pk = hpk,
+                                  .mux_cb = &agent_cb,
+                                  .cb = {.on_established = agent_est, .on_closed = agent_closed}};
+    w.agent_link = cn_link_connect(w.ctx, w.vh, &cc, NULL);
+    assert_non_null(w.agent_link);
+    uint64_t end = mono_ms() + 10000;
+    while (!(w.hub_link && cn_link_is_established(w.agent_link)) && mono_ms() < end)
+        service();
+    assert_non_null(w.hub_link);
+}
+
+static void world_stop(void)
+{
+    if (w.agent_link)
+        cn_link_close(w.agent_link, "test over");
+    uint64_t end = mono_ms() + 5000;
+    while ((!w.agent_closed || !w.hub_closed) && mono_ms() < end)
+        service();
+    lws_sul_cancel(&ticker);
+    lws_context_destroy(w.ctx);
+    cn_link_server_free(w.srv);
+    if (w.echo_fd >= 0)
+        close(w.echo_fd);
+    if (w.echo_lfd >= 0)
+        close(w.echo_lfd);
+}
+
+/* A client on the hub side sends 8 MiB, half-closes, and gets every byte back
+ * followed by EOF: integrity and half-close through both pipes. */
+static void test_echo_half_close(void **state)
+{
+    world_start();
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    int err = 0;
+    cn_pipe_t *p = cn_pipe_open(w.vh, sv[0], w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1, NULL,
+                                0, &pcfg, &err);
+    assert_non_null(p);
+
+    const size_t total = 8u << 20;
+    uint8_t *out = malloc(total), *in = malloc(total);
+    cn_test_fill(out, total, 42);
+    size_t sent = 0, got = 0;
+    int shut = 0, eof = 0;
+    uint64_t end = mono_ms() + 60000;
+    while (!eof && mono_ms() < end) {
+        if (sent < total) {
+            ssize_t n = send(sv[1], out + sent, total - sent, MSG_NOSIGNAL);
+            if (n > 0)
+                sent += (size_t)n;
+        } else if (!shut) {
+            shutdown(sv[1], SHUT_WR);
+            shut = 1;
+        }
+        for (;;) {
+            ssize_t n = recv(sv[1], in + got, total - got, 0);
+            if (n > 0) {
+                got += (size_t)n;
+                continue;
+            }
+            if (n == 0)
+                eof = 1;
+            break;
+        }
+        service();
+    }
+    assert_true(eof);
+    assert_int_equal(got, total);
+    assert_memory_equal(in, out, total);
+    /* Both pipes finish cleanly once both directions are closed. */
+    end = mono_ms() + 5000;
+    while (w.pipes_done < 2 && mono_ms() < end)
+        service();
+    assert_int_equal(w.pipes_done, 2);
+    assert_int_equal(w.last_err, 0);
+    close(sv[1]);
+    free(out);
+    free(in);
+    world_stop();
+}
+
+/* The agent cannot reach the target: the hub-side pipe ends, its socket
+ * closes at once (no hang), and done reports the refusal. */
+static void test_target_refused(void **state)
+{
+    world_start();
+    close(w.echo_lfd);
+    w.echo_lfd = -1;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    int err = 0;
+    assert_non_null(cn_pipe_open(w.vh, sv[0], w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1,
+                                 NULL, 0, &pcfg, &err));
+    uint64_t end = mono_ms() + 10000;
+    int eof = 0;
+    while (!eof && mono_ms() < end) {
+        char b[16];
+        ssize_t n = recv(sv[1], b, sizeof(b), 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN))
+            eof = 1;
+        service();
+    }
+    assert_true(eof);
+    end = mono_ms() + 5000;
+    while (w.pipes_done < 2 && mono_ms() < end)
+        service();
+    /* The agent's dial pipe and the hub's pipe both report the refusal. */
+    assert_int_equal(w.pipes_done, 2);
+    assert_int_equal(w.last_err, CN_EREFUSED);
+    close(sv[1]);
+    world_stop();
+}
+
+/* The link dies while a connection is open: both pipes end and their
+ * sockets close; nothing leaks. */
+static void test_link_loss(void **state)
+{
+    world_start();
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    assert_non_null(cn_pipe_open(w.vh, sv[0], w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1,
+                                 NULL, 0, &pcfg, NULL));
+    send(sv[1], "ping", 4, MSG_NOSIGNAL);
+    uint64_t end = mono_ms() + 5000;
+    char b[8];
+    size_t got = 0;
+    while (got < 4 && mono_ms() < end) {
+        ssize_t n = recv(sv[1], b + got, sizeof(b) - got, 0);
+        if (n > 0)
+            got += (size_t)n;
+        service();
+    }
+    assert_int_equal(got, 4);
+    cn_link_close(w.agent_link, "simulated loss");
+    end = mono_ms() + 5000;
+    while (w.pipes_done < 2 && mono_ms() < end)
+        service();
+    assert_int_equal(w.pipes_done, 2);
+    int eof = 0;
+    end = mono_ms() + 2000;
+    while (!eof && mono_ms() < end) {
+        ssize_t n = recv(sv[1], b, sizeof(b), 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN))
+            eof = 1;
+        service();
+    }
+    assert_true(eof);
+    close(sv[1]);
+    world_stop();
+}
+
+int main(void)
+{
+    if (sodium_init() < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_echo_half_close),
+        cmocka_unit_test(test_target_refused),
+        cmocka_unit_test(test_link_loss),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
