@@ -25,6 +25,7 @@ typedef struct enroll_state {
     bool done, down;
     int err;
     char why[160];
+    bool established;
     char agent_id[AGENT_ID_MAX + 1];
     char workspace_id[AGENT_ID_MAX + 1];
     char token[AGENT_TOKEN_MAX + 1];
@@ -48,12 +49,14 @@ static void on_hello(void *ctx, agent_daemon_t *d, const json_t *hello)
     s->done = true;
 }
 
-static void on_down(void *ctx, agent_daemon_t *d, int err, const char *why, bool admitted)
+static void on_down(void *ctx, agent_daemon_t *d, int err, const char *why, bool established,
+                    bool admitted)
 {
     enroll_state_t *s = ctx;
     if (s->done)
         return;
     s->down = true;
+    s->established = established;
     s->err = err;
     snprintf(s->why, sizeof(s->why), "%s", why ? why : "connection closed");
 }
@@ -76,7 +79,7 @@ static bool read_token_stdin(char *out, size_t outlen)
 
 int cmd_enroll(int argc, char **argv)
 {
-    const char *config = NULL, *hub = NULL, *token = NULL;
+    const char *config = NULL, *hub = NULL, *token = NULL, *hub_key = NULL;
     bool json = false, force = false;
     unsigned long timeout = 15;
     const agent_opt_t opts[] = {
@@ -84,6 +87,8 @@ int cmd_enroll(int argc, char **argv)
         {"token", AGENT_OPT_STRING, &token, 0, 0, "ENROLL",
          "the enrollment token from POST /api/v1/agents ('-': read it from stdin; default: "
          "$CONNECT_ENROLL_TOKEN)"},
+        {"hub-key", AGENT_OPT_STRING, &hub_key, 0, 0, "KEY",
+         "the hub's public key (base64url), for a token without '.KEY' at its end"},
         {"config", AGENT_OPT_STRING, &config, 0, 0, "FILE",
          "config file to write (default: $CONNECT_CONFIG, else ~/.config/connect/config.json)"},
         {"force", AGENT_OPT_FLAG, &force, 0, 0, NULL, "replace a config that holds another agent"},
@@ -111,6 +116,7 @@ int cmd_enroll(int argc, char **argv)
     if (!hub)
         return cli_usage_error("enroll", "--hub URL is required");
     char token_buf[AGENT_ENROLL_SECRET_MAX + 64] = "";
+    char joined[AGENT_ENROLL_SECRET_MAX + 64] = "";
     if (token && !strcmp(token, "-")) {
         if (!read_token_stdin(token_buf, sizeof(token_buf)))
             return cli_fail("no enrollment token on standard input");
@@ -141,6 +147,19 @@ int cmd_enroll(int argc, char **argv)
     if (strlen(hub) > AGENT_URL_MAX) {
         cli_fail("the hub URL is too long");
         goto out;
+    }
+    if (hub_key) {
+        /* A bare secret plus the key given apart (the hub's hubPublicKey):
+         * the same checks apply to the two joined. */
+        if (strchr(token, '.')) {
+            cli_fail("give the hub key either in the token or with --hub-key, not both");
+            goto out;
+        }
+        if ((size_t)snprintf(joined, sizeof(joined), "%s.%s", token, hub_key) >= sizeof(joined)) {
+            cli_fail("the enrollment token is too long");
+            goto out;
+        }
+        token = joined;
     }
     if (agent_split_enroll_token(token, secret, hub_pk, err, sizeof(err)) < 0) {
         cli_fail("%s", err);
@@ -225,11 +244,12 @@ int cmd_enroll(int argc, char **argv)
         if (!strcmp(st.why, "could not connect to the hub") ||
             !strcmp(st.why, "could not start connecting"))
             cli_fail("cannot reach the hub at %s", hub);
-        else if (st.err == CN_EREFUSED && !strcmp(st.why, "WebSocket failure"))
-            cli_fail("the hub at %s does not accept agents at %s/agent (is it a Connect hub?)", hub,
-                     u.base);
-        else if (st.err == CN_ETIMEOUT)
+        else if (!st.established && st.err == CN_ETIMEOUT)
             cli_fail("the hub at %s did not complete the handshake in time", hub);
+        else if (!st.established)
+            cli_fail("the hub at %s did not accept the agent connection: it has no agent "
+                     "endpoint at %s/agent, or its key is not the one in the token (%s)",
+                     hub, u.base, st.why);
         else
             cli_fail("the hub at %s refused the enrollment: the token is unknown, used or "
                      "expired, or was made by another hub (%s)",
@@ -247,6 +267,7 @@ out:
     }
     sodium_memzero(secret, sizeof(secret));
     sodium_memzero(token_buf, sizeof(token_buf));
+    sodium_memzero(joined, sizeof(joined));
     sodium_memzero(&st, sizeof(st));
     agent_config_wipe(&cfg);
     agent_config_wipe(&old);

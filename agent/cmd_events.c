@@ -46,7 +46,7 @@ static void print_event(const json_t *e, bool json)
     const char *tid = jstr(e, "tunnelId", NULL);
     const char *aid = jstr(e, "agentId", NULL);
     if (tid)
-        snprintf(who, sizeof(who), "tunnel %s", name ? name : tid);
+        snprintf(who, sizeof(who), "tunnel %.*s", name ? 100 : 8, name ? name : tid);
     else if (aid)
         snprintf(who, sizeof(who), "agent %.8s", aid);
     else

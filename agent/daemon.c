@@ -320,7 +320,7 @@ static void link_down(agent_daemon_t *d, int err, const char *why)
     else if (!d->stopping)
         cn_log_warn("%s: cannot connect to %s: %s", d->who, d->hub_url, why);
     if (d->cfg.on_down)
-        d->cfg.on_down(d->cfg.ctx, d, err, why, admitted);
+        d->cfg.on_down(d->cfg.ctx, d, err, why, established, admitted);
     if (d->stopping || d->enrolling)
         return;
     uint32_t stable = d->cfg.stable_ms ? d->cfg.stable_ms : AGENT_BACKOFF_STABLE_MS;

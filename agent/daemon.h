@@ -50,10 +50,12 @@ typedef struct agent_daemon_config {
     void (*on_hello)(void *ctx, agent_daemon_t *d, const struct json_t *hello);
     /* The allow-list changed (after hello too). */
     void (*on_tunnels)(void *ctx, agent_daemon_t *d);
-    /* The link closed (or could not be opened). `admitted` says whether a
-     * hello had arrived on it. A reconnect is scheduled unless stopping or
-     * enrolling. */
-    void (*on_down)(void *ctx, agent_daemon_t *d, int err, const char *why, bool admitted);
+    /* The link closed (or could not be opened). `established` says whether
+     * the secure channel had come up (so the hub holds the pinned key),
+     * `admitted` whether a hello had arrived. A reconnect is scheduled
+     * unless stopping or enrolling. */
+    void (*on_down)(void *ctx, agent_daemon_t *d, int err, const char *why, bool established,
+                    bool admitted);
     void *ctx;
 } agent_daemon_config_t;
 
