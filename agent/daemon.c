@@ -95,12 +95,15 @@ static void conn_done(void *ctx, cn_pipe_t *pipe, int err)
 {
     agent_conn_t *c = ctx;
     agent_daemon_t *d = c->d;
+    /* up: target -> hub, down: hub -> target */
     unsigned long long up = cn_pipe_bytes_up(pipe), down = cn_pipe_bytes_down(pipe);
-    if (err && err != CN_ECLOSED)
-        cn_log_info("%s: closed (%s), %llu bytes in, %llu bytes out", c->label, cn_strerror(err),
-                    up, down);
+    if (err == CN_EREFUSED)
+        cn_log_info("%s: the target refused the connection", c->label);
+    else if (err && err != CN_ECLOSED)
+        cn_log_info("%s: closed (%s), %llu bytes to the target, %llu back", c->label,
+                    cn_strerror(err), down, up);
     else
-        cn_log_info("%s: closed, %llu bytes in, %llu bytes out", c->label, up, down);
+        cn_log_info("%s: closed, %llu bytes to the target, %llu back", c->label, down, up);
     if (c->dialing) {
         c->finished = true; /* the dialer frees it when cn_pipe_dial() returns */
         return;
@@ -312,7 +315,9 @@ static void link_down(agent_daemon_t *d, int err, const char *why)
     d->admitted = d->established = false;
     if (d->destroying)
         return;
-    if (admitted)
+    if (d->stopping)
+        cn_log_info("%s: link to %s closed", d->who, d->hub_url);
+    else if (admitted)
         cn_log_warn("%s: disconnected from %s: %s", d->who, d->hub_url, why);
     else if (!d->stopping && established)
         cn_log_warn("%s: the hub at %s closed the connection before admitting us: %s", d->who,
