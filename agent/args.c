@@ -65,11 +65,10 @@ int agent_args_parse(const agent_opt_t *opts, int argc, char **argv, const char 
 {
     size_t n = 0;
     bool only_pos = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!only_pos && (!strcmp(a, "-h") || !strcmp(a, "--help")))
+    /* --help anywhere before "--" wins over any error. */
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
             return AGENT_ARGS_HELP;
-    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!only_pos && !strcmp(a, "--")) {
