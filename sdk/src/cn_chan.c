@@ -21,7 +21,7 @@ static const char prologue_prefix[] = "connect/1"; /* sent with its NUL */
 #define MASK(cipher) (1u << (cipher))
 
 struct cn_chan {
-    cn_noise_cs_t tx, rx; /* first: they hold 16-byte aligned AES state */
+    cn_noise_cs_t tx, rx; /* transport keys, one per direction */
     cn_noise_t *hs;       /* freed once established */
     uint8_t role;
     uint8_t offer;  /* mask of ciphers this side accepts */
@@ -55,6 +55,9 @@ static int fail(cn_chan_t *c, int err)
         cn_noise_free(c->hs);
         c->hs = NULL;
         cn_buf_free(&c->partial);
+        sodium_memzero(c->app, sizeof(c->app)); /* may hold an enrollment token */
+        c->app_len = 0;
+        c->has_app = false;
     }
     return c->err;
 }
@@ -230,7 +233,7 @@ int cn_chan_start(cn_chan_t *c, cn_buf_t *send_out)
         return c->err;
     if (c->role == CN_CHAN_RESPONDER)
         return 0;
-    if (!c->hs || !cn_noise_is_my_turn(c->hs) || c->cipher)
+    if (!c->hs || !cn_noise_is_my_turn(c->hs))
         return CN_ESTATE;
     /* Message 1 payload: version, then the offered ciphers, preferred first. */
     uint8_t p[4];

@@ -68,17 +68,20 @@ typedef int (*cn_chan_verify_fn)(void *arg, const uint8_t remote_static[CN_CHAN_
 
 /* Everything cn_chan_new() copies; pointers are borrowed for the call only. */
 typedef struct cn_chan_config {
-    int role;                     /* enum cn_chan_role */
-    const uint8_t *local_private; /* this side's static X25519 private key (32 bytes), required */
-    const uint8_t
-        *remote_public;  /* initiator: the hub's pinned public key (required); responder: NULL */
-    const char *binding; /* NUL-terminated, e.g. the hub URL; both sides must agree. NULL = "" */
-    const uint8_t
-        *app_payload;       /* initiator: sent in message 3 (e.g. enrollment token); may be NULL */
-    size_t app_payload_len; /* <= CN_CHAN_MAX_APP_PAYLOAD */
-    int cipher;             /* enum cn_chan_cipher */
-    uint64_t rekey_bytes;   /* rekey after this many sent plaintext bytes; 0 = 1 GiB */
-    uint32_t rekey_seconds; /* rekey the sending key after this long; 0 = 600 */
+    /* enum cn_chan_role */
+    int role;
+    /* This side's static X25519 private key (32 bytes), required. */
+    const uint8_t *local_private;
+    /* Initiator: the hub's pinned public key (32 bytes), required. Responder: NULL. */
+    const uint8_t *remote_public;
+    /* NUL-terminated, e.g. the hub URL; both sides must use the same string. NULL = "". */
+    const char *binding;
+    /* Initiator only: sent in message 3 (e.g. an enrollment token); the copy is wiped once sent. */
+    const uint8_t *app_payload;
+    size_t app_payload_len;   /* <= CN_CHAN_MAX_APP_PAYLOAD */
+    int cipher;               /* enum cn_chan_cipher */
+    uint64_t rekey_bytes;     /* rekey after this many sent plaintext bytes; 0 = 1 GiB */
+    uint32_t rekey_seconds;   /* rekey the sending key after this long; 0 = 600 */
     uint32_t max_age_seconds; /* session lifetime after establishment; 0 = 24 h */
     uint64_t now_ms;          /* the caller's clock now (any epoch, milliseconds) */
     cn_chan_verify_fn verify; /* responder, optional (see above) */
@@ -152,7 +155,8 @@ int cn_chan_role(const cn_chan_t *chan);            /* enum cn_chan_role */
  * on the responder once message 3 is read), or NULL. Owned by the channel. */
 const uint8_t *cn_chan_remote_static(const cn_chan_t *chan);
 /* Responder, once established: the initiator's message 3 payload (owned by
- * the channel; *len may be 0). NULL before, and on the initiator. */
+ * the channel, wiped on failure and on free; *len may be 0). NULL before, and
+ * on the initiator. */
 const uint8_t *cn_chan_app_payload(const cn_chan_t *chan, size_t *len);
 /* "AES-256-GCM" or "ChaCha20-Poly1305" once negotiated, else NULL. */
 const char *cn_chan_cipher_name(const cn_chan_t *chan);

@@ -10,6 +10,7 @@
 #include <libwebsockets.h>
 #include <sodium.h>
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -149,6 +150,22 @@ static void trim_ows(const char **s, size_t *n)
     }
     while (*n && is_ows((*s)[*n - 1]))
         (*n)--;
+}
+
+/* The first "\r\n" (crlfs = 1) or "\r\n\r\n" (crlfs = 2) in s[0..n), or
+ * NULL. Local rather than memmem(), which is a GNU extension. */
+static const char *find_crlf(const char *s, size_t n, int crlfs)
+{
+    size_t need = crlfs == 2 ? 4 : 2;
+    for (const char *p = s; (size_t)(s + n - p) >= need;) {
+        p = memchr(p, '\r', (size_t)(s + n - p) - (need - 1));
+        if (!p)
+            return NULL;
+        if (p[1] == '\n' && (need == 2 || (p[2] == '\r' && p[3] == '\n')))
+            return p;
+        p++;
+    }
+    return NULL;
 }
 
 /* Strict UTF-8 (no overlongs, surrogates or values above U+10FFFF), as close
@@ -354,7 +371,8 @@ static int queue_control(cn_wsc_t *ws, int op, const uint8_t *payload, size_t le
     if (f && op != CN_WSC_OP_PONG)
         return CN_EAGAIN;
     if (!f) {
-        /* One slot per kind: cannot overflow. */
+        /* One slot per kind (pong, ping, close): cannot overflow. */
+        assert(ws->n_out < sizeof(ws->out) / sizeof(ws->out[0]));
         f = &ws->out[ws->n_out];
     }
     size_t n;
@@ -550,11 +568,13 @@ cn_wsc_t *cn_wsc_new(const cn_wsc_config_t *cfg, int *err)
     ws->rx = RX_HEADER;
     ws->hdr_need = 2;
     if (cfg->subprotocol) {
-        ws->subprotocol = strdup(cfg->subprotocol);
+        size_t n = strlen(cfg->subprotocol) + 1;
+        ws->subprotocol = malloc(n);
         if (!ws->subprotocol) {
             rc = CN_ENOMEM;
             goto fail;
         }
+        memcpy(ws->subprotocol, cfg->subprotocol, n);
     }
     rc = build_request(ws, cfg);
     if (rc)
@@ -654,7 +674,7 @@ static int parse_head(cn_wsc_t *ws)
     bool upgrade_ok = false, conn_ok = false, accept_ok = false, proto_ok = false;
 
     for (bool first = true;; first = false) {
-        const char *eol = memmem(h + pos, n - pos, "\r\n", 2);
+        const char *eol = find_crlf(h + pos, n - pos, 1);
         /* The head ends in CRLFCRLF, so every line has its CRLF. */
         size_t len = (size_t)(eol - (h + pos));
         const char *line = h + pos;
@@ -735,7 +755,7 @@ static long feed_head(cn_wsc_t *ws, const uint8_t *in, size_t len, bool *done)
     ws->head_len = old + take;
     /* Search only where the terminator can newly appear. */
     size_t from = old >= 3 ? old - 3 : 0;
-    const char *end = memmem(ws->head + from, ws->head_len - from, "\r\n\r\n", 4);
+    const char *end = find_crlf(ws->head + from, ws->head_len - from, 2);
     if (!end) {
         if (ws->head_len == CN_WSC_MAX_RESPONSE_HEAD)
             return fail(ws, CN_ETOOBIG, "response head too long", 0);
