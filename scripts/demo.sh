@@ -39,6 +39,7 @@ free_port() {
     "$py" -c 'import socket,sys
 p=int(sys.argv[1])
 try:
+    if not p: raise OSError()
     s=socket.socket(); s.bind(("127.0.0.1",p)); print(p)
 except OSError:
     s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' "$1"
