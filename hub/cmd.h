@@ -10,5 +10,6 @@
 #define HUB_EXIT_USAGE 2
 
 int hub_cmd_init(int argc, char **argv);
+int hub_cmd_serve(int argc, char **argv);
 
 #endif

@@ -11,6 +11,8 @@ static const struct command {
 } commands[] = {
     {"init", hub_cmd_init,
      "--db PATH [--json]   create the database, a workspace and an admin token"},
+    {"serve", hub_cmd_serve,
+     "--db PATH [--listen HOST:PORT] ...   serve the API and agent endpoint"},
 };
 
 static void usage(FILE *out)

@@ -1,0 +1,54 @@
+/* The REST API (/api/v1): routing, bearer-token authentication, per-token
+ * rate limits and the handlers of every resource, on top of the store.
+ * hub_api_handle() is the http.h handler; everything it does is synchronous
+ * on the event-loop thread. */
+#ifndef HUB_API_H
+#define HUB_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http.h"
+#include "secrets.h"
+#include "store.h"
+
+/* Defaults of `connect-hub serve`. */
+#define HUB_API_RATE_LIMIT_DEFAULT 600 /* requests per token per 60 s */
+#define HUB_API_MAX_TUNNELS_DEFAULT 100
+#define HUB_API_TCP_PORTS_DEFAULT_LO 20000
+#define HUB_API_TCP_PORTS_DEFAULT_HI 29999
+
+typedef struct hub_api_config {
+    /* Public domain for tunnel URLs (NAME.DOMAIN); "localhost" by default. */
+    const char *public_domain;
+    /* Port in public URLs (0: none, i.e. the scheme's default). */
+    uint16_t public_http_port;
+    /* Public URLs use https. */
+    bool tls;
+    /* Range hub ports are allocated from (and requested ones must lie in). */
+    uint16_t tcp_port_lo, tcp_port_hi;
+    /* Requests per token per 60 s; 0 = unlimited. */
+    unsigned rate_limit;
+    /* Tunnels per workspace; 0 = unlimited. */
+    size_t max_tunnels;
+    /* The hub's public channel key (base64url), shown to agents. */
+    char hub_public_key[HUB_KEY_B64_SIZE];
+    /* Time source for rate limits (ms); NULL = hub_time_now_ms. */
+    hub_clock_fn clock;
+    void *clock_ctx;
+} hub_api_config_t;
+
+typedef struct hub_api hub_api_t;
+
+/* `store` is borrowed and must outlive the API; cfg is copied (strings
+ * too). NULL on allocation failure. */
+hub_api_t *hub_api_new(hub_store_t *store, const hub_api_config_t *cfg);
+void hub_api_free(hub_api_t *api);
+/* Sets the port shown in public HTTP URLs (known once listening). */
+void hub_api_set_public_http_port(hub_api_t *api, uint16_t port);
+
+/* The hub_http_handler_fn: `ctx` is the hub_api_t. */
+void hub_api_handle(void *ctx, const hub_http_req_t *req, hub_http_resp_t *resp);
+
+#endif

@@ -1,0 +1,592 @@
+/* Tunnels: create (= connect expose), list with filters, show, update
+ * (name, status active/paused, metadata), delete. */
+#include "api_internal.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tunnels.h"
+#include "validate.h"
+
+/* Public tunnels of these protocols are reached by name (NAME.DOMAIN);
+ * every other public tunnel gets a hub port. */
+static bool by_name(enum hub_protocol p)
+{
+    return p == HUB_PROTO_HTTP || p == HUB_PROTO_HTTPS;
+}
+
+static void public_url(const hub_api_t *api, const hub_tunnel_t *t, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    if (!t->is_public)
+        return;
+    if (by_name(t->protocol)) {
+        const char *scheme = api->cfg.tls ? "https" : "http";
+        uint16_t port = api->cfg.public_http_port;
+        bool default_port = port == 0 || (api->cfg.tls ? port == 443 : port == 80);
+        if (default_port)
+            snprintf(out, outlen, "%s://%s.%s/", scheme, t->name, api->cfg.public_domain);
+        else
+            snprintf(out, outlen, "%s://%s.%s:%u/", scheme, t->name, api->cfg.public_domain,
+                     (unsigned)port);
+    } else if (t->hub_port) {
+        snprintf(out, outlen, "tcp://%s:%u", api->cfg.public_domain, (unsigned)t->hub_port);
+    }
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s && *s ? json_string(s) : json_null();
+}
+
+static json_t *tunnel_json(const hub_api_t *api, const hub_tunnel_t *t)
+{
+    char target[HUB_TARGET_TEXT_MAX + 1];
+    hub_format_target(t->target_host, t->target_port, target, sizeof(target));
+    char url[512];
+    public_url(api, t, url, sizeof(url));
+    char conn[512] = "";
+    const char *conn_str = t->connection_string;
+    if (!conn_str || !*conn_str) {
+        if (url[0] && by_name(t->protocol))
+            snprintf(conn, sizeof(conn), "%s", url);
+        else if (t->hub_port)
+            snprintf(conn, sizeof(conn), "%s:%u", api->cfg.public_domain, (unsigned)t->hub_port);
+        conn_str = conn;
+    }
+    json_t *meta = t->metadata ? json_loads(t->metadata, 0, NULL) : NULL;
+    if (!json_is_object(meta)) {
+        json_decref(meta);
+        meta = json_object();
+    }
+    return json_pack(
+        "{s:s,s:s,s:s,s:s,s:s,s:b,s:o,s:o,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "id", t->id,
+        "name", t->name, "agentId", t->agent_id, "target", target, "protocol",
+        hub_protocol_name(t->protocol), "public", t->is_public, "publicUrl", str_or_null(url),
+        "hubPort", t->hub_port ? json_integer(t->hub_port) : json_null(), "status",
+        hub_tunnel_status_name(t->status), "metadata", meta, "connectionString",
+        str_or_null(conn_str), "createdAt", hub_json_time(t->created_at), "connectedAt",
+        hub_json_time(t->connected_at), "expiresAt", hub_json_time(t->expires_at), "updatedAt",
+        hub_json_time(t->updated_at), "lastError", str_or_null(t->last_error), "httpUser",
+        str_or_null(t->http_user));
+}
+
+/* Checks a "metadata" value: a JSON object of bounded size. Returns its
+ * text (caller frees) or NULL after recording an error. */
+static char *metadata_text(hub_api_call_t *c, json_t *v)
+{
+    if (!json_is_object(v)) {
+        hub_api_invalid(c, "metadata", "must be a JSON object");
+        return NULL;
+    }
+    char *text = json_dumps(v, JSON_COMPACT);
+    if (!text) {
+        hub_api_invalid(c, "metadata", "could not be serialised");
+        return NULL;
+    }
+    if (strlen(text) > HUB_METADATA_MAX) {
+        free(text);
+        hub_api_invalid(c, "metadata", "must be at most 16384 bytes as JSON");
+        return NULL;
+    }
+    return text;
+}
+
+/* Reads "target" in either form into host/port. */
+static bool read_target(hub_api_call_t *c, json_t *body, char host[static HUB_HOST_SIZE],
+                        uint16_t *port)
+{
+    json_t *v = json_object_get(body, "target");
+    const char *why = NULL;
+    if (!v || json_is_null(v)) {
+        hub_api_invalid(c, "target", "is required (\"host:port\" or {\"host\",\"port\"})");
+        return false;
+    }
+    if (json_is_string(v)) {
+        if (strlen(json_string_value(v)) != json_string_length(v) ||
+            !hub_parse_target(json_string_value(v), host, port, &why)) {
+            hub_api_invalid(c, "target", why ? why : "must be \"host:port\"");
+            return false;
+        }
+        return true;
+    }
+    if (!json_is_object(v)) {
+        hub_api_invalid(c, "target", "must be \"host:port\" or an object {\"host\",\"port\"}");
+        return false;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(v, key, val)
+    {
+        if (strcmp(key, "host") && strcmp(key, "port")) {
+            hub_api_invalid(c, "target", "unknown field in target (expected host and port)");
+            return false;
+        }
+    }
+    json_t *h = json_object_get(v, "host"), *p = json_object_get(v, "port");
+    if (!json_is_string(h) || strlen(json_string_value(h)) != json_string_length(h)) {
+        hub_api_invalid(c, "target", "host must be a string");
+        return false;
+    }
+    if (!hub_valid_host(json_string_value(h), &why)) {
+        hub_api_invalid(c, "target", why);
+        return false;
+    }
+    if (!json_is_integer(p)) {
+        hub_api_invalid(c, "target", "port must be an integer between 1 and 65535");
+        return false;
+    }
+    if (!hub_valid_port((long long)json_integer_value(p), &why)) {
+        hub_api_invalid(c, "target", why);
+        return false;
+    }
+    snprintf(host, HUB_HOST_SIZE, "%s", json_string_value(h));
+    *port = (uint16_t)json_integer_value(p);
+    return true;
+}
+
+/* Checks a name for a tunnel of this kind (public HTTP names are DNS
+ * labels). */
+static bool check_name(hub_api_call_t *c, const char *name, bool is_public, enum hub_protocol proto)
+{
+    const char *why = NULL;
+    if (!hub_valid_name(name, &why) ||
+        (is_public && by_name(proto) && !hub_valid_dns_label(name, &why))) {
+        hub_api_invalid(c, "name", why);
+        return false;
+    }
+    return true;
+}
+
+/* Whether another tunnel of the workspace already has `name`. */
+static int name_taken(hub_store_t *st, const char *ws, const char *name, const char *except_id,
+                      bool *taken)
+{
+    hub_tunnel_t other = {0};
+    int rc = hub_store_tunnel_get_by_name(st, ws, name, &other);
+    *taken = rc == 0 && (!except_id || strcmp(other.id, except_id) != 0);
+    hub_tunnel_clear(&other);
+    return rc == CN_ENOTFOUND ? 0 : rc;
+}
+
+/* Picks the first hub port of the configured range the workspace may use. */
+static int allocate_hub_port(hub_api_t *api, const char *ws, uint16_t *out)
+{
+    for (unsigned p = api->cfg.tcp_port_lo; p && p <= api->cfg.tcp_port_hi; p++) {
+        bool avail = false;
+        int rc = hub_store_hub_port_available(api->store, ws, (uint16_t)p, &avail);
+        if (rc < 0)
+            return rc;
+        if (avail) {
+            *out = (uint16_t)p;
+            return 0;
+        }
+    }
+    return CN_EEXHAUSTED;
+}
+
+/* 409: the per-workspace tunnel cap (--max-tunnels) is reached. */
+static void fail_cap(hub_api_call_t *c)
+{
+    char msg[96];
+    snprintf(msg, sizeof(msg), "this workspace already has the maximum of %zu tunnels",
+             c->api->cfg.max_tunnels);
+    hub_api_fail(c, 409, "tunnels", msg);
+}
+
+static void tunnel_create(hub_api_call_t *c)
+{
+    static const char *const fields[] = {"target",  "agentId", "name",     "protocol", "public",
+                                         "hubPort", "ttl",     "httpUser", "metadata", NULL};
+    hub_api_t *api = c->api;
+    hub_store_t *st = api->store;
+    const char *ws = c->token.workspace_id;
+    json_t *body = hub_api_body(c);
+    if (!body)
+        return;
+    hub_api_only_fields(c, body, fields);
+
+    char host[HUB_HOST_SIZE] = "";
+    uint16_t port = 0;
+    read_target(c, body, host, &port);
+
+    const char *agent_id = NULL;
+    if (hub_api_get_string(c, body, "agentId", true, &agent_id, NULL) &&
+        !hub_uuid_valid(agent_id)) {
+        hub_api_invalid(c, "agentId", "must be an agent id (UUID)");
+        agent_id = NULL;
+    }
+
+    const char *proto_text = NULL;
+    bool have_proto = false;
+    enum hub_protocol proto = HUB_PROTO_AUTO;
+    if (hub_api_get_string(c, body, "protocol", false, &proto_text, &have_proto) && have_proto &&
+        hub_protocol_parse(proto_text, &proto) < 0)
+        hub_api_invalid(c, "protocol", "must be one of auto, tcp, udp, http, https");
+
+    bool is_public = false;
+    hub_api_get_bool(c, body, "public", &is_public, NULL);
+
+    const char *name = NULL;
+    bool have_name = false;
+    if (hub_api_get_string(c, body, "name", false, &name, &have_name) && have_name)
+        check_name(c, name, is_public, proto);
+
+    long long hub_port = 0;
+    bool have_hub_port = false;
+    const char *why = NULL;
+    if (hub_api_get_int(c, body, "hubPort", &hub_port, &have_hub_port) && have_hub_port) {
+        char msg[96];
+        if (!hub_valid_port(hub_port, &why)) {
+            hub_api_invalid(c, "hubPort", why);
+        } else if (api->cfg.tcp_port_lo &&
+                   (hub_port < api->cfg.tcp_port_lo || hub_port > api->cfg.tcp_port_hi)) {
+            snprintf(msg, sizeof(msg), "must be within the hub's port range %u-%u",
+                     (unsigned)api->cfg.tcp_port_lo, (unsigned)api->cfg.tcp_port_hi);
+            hub_api_invalid(c, "hubPort", msg);
+        }
+    }
+
+    long long ttl = 0;
+    bool have_ttl = false;
+    if (hub_api_get_int(c, body, "ttl", &ttl, &have_ttl) && have_ttl && !hub_valid_ttl(ttl, &why))
+        hub_api_invalid(c, "ttl", why);
+
+    const char *http_user = NULL;
+    bool have_user = false;
+    if (hub_api_get_string(c, body, "httpUser", false, &http_user, &have_user) && have_user) {
+        if (!hub_valid_http_user(http_user, &why))
+            hub_api_invalid(c, "httpUser", why);
+        else if (proto == HUB_PROTO_TCP || proto == HUB_PROTO_UDP)
+            hub_api_invalid(c, "httpUser", "basic auth applies to HTTP tunnels only");
+    }
+
+    char *metadata = NULL;
+    json_t *meta_v = json_object_get(body, "metadata");
+    if (meta_v && !json_is_null(meta_v))
+        metadata = metadata_text(c, meta_v);
+
+    if (hub_api_failed_validation(c))
+        goto out;
+
+    hub_agent_t agent;
+    int rc = hub_store_agent_get(st, ws, agent_id, &agent);
+    if (rc == CN_ENOTFOUND) {
+        hub_api_fail(c, 422, "agentId", "no such agent in this workspace");
+        goto out;
+    }
+    if (rc < 0) {
+        hub_api_store_fail(c, rc, "agent", "agentId");
+        goto out;
+    }
+
+    /* The store enforces the cap atomically; checking first spares an
+     * Argon2id hash (httpUser) on requests that cannot succeed. */
+    size_t count = 0;
+    if (api->cfg.max_tunnels && hub_store_tunnel_count(st, ws, &count) == 0 &&
+        count >= api->cfg.max_tunnels) {
+        fail_cap(c);
+        goto out;
+    }
+
+    char gen[HUB_NAME_SIZE];
+    bool taken = false;
+    if (have_name) {
+        rc = name_taken(st, ws, name, NULL, &taken);
+        if (rc < 0) {
+            hub_api_store_fail(c, rc, "tunnel", "name");
+            goto out;
+        }
+        if (taken) {
+            hub_api_fail(c, 409, "name", "a tunnel with this name already exists");
+            goto out;
+        }
+    } else {
+        for (int attempt = 0;; attempt++) {
+            hub_generate_name(randombytes_random(), gen);
+            rc = name_taken(st, ws, gen, NULL, &taken);
+            if (rc < 0) {
+                hub_api_store_fail(c, rc, "tunnel", "name");
+                goto out;
+            }
+            if (!taken)
+                break;
+            if (attempt == 20) {
+                hub_api_fail(c, 409, "name", "could not generate a free name; give one");
+                goto out;
+            }
+        }
+        name = gen;
+    }
+
+    uint16_t hp = (uint16_t)hub_port;
+    if (have_hub_port) {
+        bool avail = false;
+        rc = hub_store_hub_port_available(st, ws, hp, &avail);
+        if (rc < 0) {
+            hub_api_store_fail(c, rc, "tunnel", "hubPort");
+            goto out;
+        }
+        if (!avail) {
+            hub_api_fail(c, 409, "hubPort", "this hub port is in use or reserved");
+            goto out;
+        }
+    } else if (is_public && !by_name(proto) && api->cfg.tcp_port_lo) {
+        rc = allocate_hub_port(api, ws, &hp);
+        if (rc == CN_EEXHAUSTED) {
+            hub_api_fail(c, 409, "hubPort", "no free hub port left in the hub's range");
+            goto out;
+        }
+        if (rc < 0) {
+            hub_api_store_fail(c, rc, "tunnel", "hubPort");
+            goto out;
+        }
+    }
+
+    hub_tunnel_spec_t spec = {
+        .name = name,
+        .agent_id = agent_id,
+        .target_host = host,
+        .target_port = port,
+        .protocol = proto,
+        .is_public = is_public,
+        .hub_port = hp,
+        .ttl_ms = ttl * 1000,
+        .metadata = metadata,
+        .http_user = have_user ? http_user : NULL,
+        .max_tunnels = api->cfg.max_tunnels,
+    };
+    char password[HUB_PASSWORD_SIZE] = "";
+    hub_tunnel_t t = {0};
+    rc = hub_store_tunnel_create(st, ws, &spec, &t, password);
+    if (rc == CN_EEXHAUSTED) {
+        fail_cap(c);
+        goto out;
+    }
+    if (rc < 0) {
+        /* The store names the field: "name: ...", "hubPort: ...". */
+        hub_api_store_fail(c, rc, "tunnel", "name");
+        goto out;
+    }
+    hub_event_record(st, ws, HUB_EV_TUNNEL_CREATED, t.id, t.agent_id,
+                     json_pack("{s:s,s:s,s:b}", "name", t.name, "protocol",
+                               hub_protocol_name(t.protocol), "public", t.is_public));
+    cn_log_info("tunnel %s (%s) created for agent %s", t.id, t.name, t.agent_id);
+    hub_tunnels_notify(ws, t.agent_id);
+    if (agent.connected) {
+        hub_tunnel_t now = {0};
+        if (hub_tunnels_set_status(st, ws, t.id, HUB_TUNNEL_ACTIVE, "agent online", NULL, &now) ==
+            0) {
+            hub_tunnel_clear(&t);
+            t = now;
+        }
+    }
+    json_t *outj = tunnel_json(api, &t);
+    if (outj && password[0])
+        json_object_set_new(outj, "httpPassword", json_string(password));
+    sodium_memzero(password, sizeof(password));
+    hub_tunnel_clear(&t);
+    hub_api_reply(c, 201, outj);
+out:
+    free(metadata);
+}
+
+static void tunnel_list(hub_api_call_t *c)
+{
+    static const char *const query[] = {"agentId", "status", NULL};
+    hub_tunnel_filter_t f = {0};
+    hub_api_only_query(c, query);
+    const char *agent = hub_api_query(c, "agentId");
+    const char *status = hub_api_query(c, "status");
+    if (agent) {
+        if (!hub_uuid_valid(agent))
+            hub_api_invalid(c, "agentId", "must be an agent id (UUID)");
+        f.agent_id = agent;
+    }
+    if (status) {
+        if (hub_tunnel_status_parse(status, &f.status) < 0)
+            hub_api_invalid(c, "status",
+                            "must be one of connecting, active, paused, error, expired");
+        f.by_status = true;
+    }
+    if (hub_api_failed_validation(c))
+        return;
+    hub_tunnel_list_t l = {0};
+    int rc = hub_store_tunnel_list(c->api->store, c->token.workspace_id, &f, &l);
+    if (rc < 0) {
+        hub_api_store_fail(c, rc, "tunnel", "");
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < l.count; i++)
+        json_array_append_new(arr, tunnel_json(c->api, &l.items[i]));
+    hub_tunnel_list_free(&l);
+    hub_api_reply(c, 200, json_pack("{s:o}", "tunnels", arr));
+}
+
+static void tunnel_get(hub_api_call_t *c)
+{
+    const char *id = c->params.value[0];
+    if (!hub_api_check_id(c, id, "tunnel"))
+        return;
+    hub_tunnel_t t = {0};
+    int rc = hub_store_tunnel_get(c->api->store, c->token.workspace_id, id, &t);
+    if (rc < 0) {
+        hub_api_store_fail(c, rc, "tunnel", "id");
+        return;
+    }
+    hub_api_reply(c, 200, tunnel_json(c->api, &t));
+    hub_tunnel_clear(&t);
+}
+
+static void tunnel_patch(hub_api_call_t *c)
+{
+    static const char *const fields[] = {"name", "status", "metadata", NULL};
+    hub_store_t *st = c->api->store;
+    const char *ws = c->token.workspace_id;
+    const char *id = c->params.value[0];
+    char *metadata = NULL;
+    hub_tunnel_t t = {0};
+    if (!hub_api_check_id(c, id, "tunnel"))
+        return;
+    json_t *body = hub_api_body(c);
+    if (!body)
+        return;
+    int rc = hub_store_tunnel_get(st, ws, id, &t);
+    if (rc < 0) {
+        hub_api_store_fail(c, rc, "tunnel", "id");
+        return;
+    }
+    hub_api_only_fields(c, body, fields);
+    const char *name = NULL, *status_text = NULL;
+    bool have_name = false, have_status = false;
+    if (hub_api_get_string(c, body, "name", false, &name, &have_name) && have_name)
+        check_name(c, name, t.is_public, t.protocol);
+    enum hub_tunnel_status want = t.status;
+    if (hub_api_get_string(c, body, "status", false, &status_text, &have_status) && have_status) {
+        if (!strcmp(status_text, "active"))
+            want = HUB_TUNNEL_ACTIVE;
+        else if (!strcmp(status_text, "paused"))
+            want = HUB_TUNNEL_PAUSED;
+        else
+            hub_api_invalid(c, "status", "can only be set to active or paused");
+    }
+    json_t *meta_v = json_object_get(body, "metadata");
+    bool have_meta = meta_v && !json_is_null(meta_v);
+    if (have_meta)
+        metadata = metadata_text(c, meta_v);
+    if (!c->errors && !have_name && !have_status && !have_meta)
+        hub_api_invalid(c, "body", "nothing to update: give name, status or metadata");
+    if (hub_api_failed_validation(c))
+        goto out;
+
+    if (have_status && t.status == HUB_TUNNEL_EXPIRED) {
+        hub_api_fail(c, 409, "status", "the tunnel has expired; create a new one");
+        goto out;
+    }
+    bool rename = have_name && strcmp(name, t.name) != 0;
+    if (rename) {
+        bool taken = false;
+        rc = name_taken(st, ws, name, id, &taken);
+        if (rc < 0) {
+            hub_api_store_fail(c, rc, "tunnel", "name");
+            goto out;
+        }
+        if (taken) {
+            hub_api_fail(c, 409, "name", "a tunnel with this name already exists");
+            goto out;
+        }
+    }
+    if (rename || have_meta) {
+        hub_tunnel_update_t upd = {.fields = 0};
+        if (rename) {
+            upd.fields |= HUB_TUNNEL_SET_NAME;
+            upd.name = name;
+        }
+        if (have_meta) {
+            upd.fields |= HUB_TUNNEL_SET_METADATA;
+            upd.metadata = metadata;
+        }
+        hub_tunnel_t res = {0};
+        rc = hub_store_tunnel_update(st, ws, id, &upd, &res);
+        if (rc < 0) {
+            hub_api_store_fail(c, rc, "tunnel", rename ? "name" : "metadata");
+            goto out;
+        }
+        json_t *changed = json_array();
+        if (rename)
+            json_array_append_new(changed, json_string("name"));
+        if (have_meta)
+            json_array_append_new(changed, json_string("metadata"));
+        json_t *data = json_pack("{s:o}", "fields", changed);
+        if (data && rename) {
+            json_object_set_new(data, "from", json_string(t.name));
+            json_object_set_new(data, "name", json_string(res.name));
+        }
+        hub_event_record(st, ws, HUB_EV_TUNNEL_UPDATED, id, res.agent_id, data);
+        hub_tunnels_notify(ws, res.agent_id);
+        hub_tunnel_clear(&t);
+        t = res;
+    }
+    if (have_status) {
+        enum hub_tunnel_status to = want;
+        if (want == HUB_TUNNEL_ACTIVE && t.status != HUB_TUNNEL_ACTIVE) {
+            rc = hub_tunnels_resume_status(st, &t, &to);
+            if (rc < 0) {
+                hub_api_store_fail(c, rc, "tunnel", "status");
+                goto out;
+            }
+        }
+        if (to != t.status) {
+            hub_tunnel_t res = {0};
+            rc = hub_tunnels_set_status(
+                st, ws, id, to, want == HUB_TUNNEL_PAUSED ? "paused by user" : "resumed by user",
+                NULL, &res);
+            if (rc < 0) {
+                hub_api_store_fail(c, rc, "tunnel", "status");
+                goto out;
+            }
+            hub_tunnel_clear(&t);
+            t = res;
+        }
+    }
+    hub_api_reply(c, 200, tunnel_json(c->api, &t));
+out:
+    hub_tunnel_clear(&t);
+    free(metadata);
+}
+
+static void tunnel_delete(hub_api_call_t *c)
+{
+    hub_store_t *st = c->api->store;
+    const char *ws = c->token.workspace_id;
+    const char *id = c->params.value[0];
+    if (!hub_api_check_id(c, id, "tunnel"))
+        return;
+    hub_tunnel_t t = {0};
+    int rc = hub_store_tunnel_get(st, ws, id, &t);
+    if (rc == 0)
+        rc = hub_store_tunnel_delete(st, ws, id);
+    if (rc < 0) {
+        hub_tunnel_clear(&t);
+        hub_api_store_fail(c, rc, "tunnel", "id");
+        return;
+    }
+    hub_event_record(st, ws, HUB_EV_TUNNEL_DELETED, id, t.agent_id,
+                     json_pack("{s:s}", "name", t.name));
+    cn_log_info("tunnel %s (%s) deleted", id, t.name);
+    hub_tunnels_notify(ws, t.agent_id);
+    hub_tunnel_clear(&t);
+    hub_api_reply(c, 200, json_pack("{s:s,s:b}", "id", id, "deleted", 1));
+}
+
+const hub_api_route_t hub_api_tunnels_routes[] = {
+    {{HUB_POST, "/api/v1/tunnels"}, tunnel_create, HUB_AUTH_TOKEN},
+    {{HUB_GET, "/api/v1/tunnels"}, tunnel_list, HUB_AUTH_TOKEN},
+    {{HUB_GET, "/api/v1/tunnels/{id}"}, tunnel_get, HUB_AUTH_TOKEN},
+    {{HUB_PATCH, "/api/v1/tunnels/{id}"}, tunnel_patch, HUB_AUTH_TOKEN},
+    {{HUB_DELETE, "/api/v1/tunnels/{id}"}, tunnel_delete, HUB_AUTH_TOKEN},
+};
+const size_t hub_api_tunnels_nroutes =
+    sizeof(hub_api_tunnels_routes) / sizeof(hub_api_tunnels_routes[0]);

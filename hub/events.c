@@ -1,0 +1,54 @@
+/* Recording and rendering lifecycle events (see events.h). */
+#include "events.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cn_err.h"
+#include "cn_log.h"
+
+json_t *hub_json_time(int64_t ms)
+{
+    char iso[HUB_TIME_ISO_SIZE];
+    if (ms == HUB_TIME_NONE || hub_time_format(ms, iso) < 0)
+        return json_null();
+    return json_string(iso);
+}
+
+int hub_event_record(hub_store_t *st, const char *workspace_id, const char *type,
+                     const char *tunnel_id, const char *agent_id, json_t *data)
+{
+    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    json_decref(data);
+    if (data && !text)
+        return CN_ENOMEM;
+    hub_event_spec_t spec = {
+        .type = type,
+        .tunnel_id = tunnel_id,
+        .agent_id = agent_id,
+        .data = text,
+    };
+    int rc = hub_store_event_append(st, workspace_id, &spec, NULL);
+    if (rc < 0)
+        cn_log_warn("events: could not record %s (tunnel %s, agent %s): %s", type,
+                    tunnel_id ? tunnel_id : "-", agent_id ? agent_id : "-", hub_store_errmsg(st));
+    free(text);
+    return rc;
+}
+
+static json_t *id_or_null(const char *id)
+{
+    return id && *id ? json_string(id) : json_null();
+}
+
+json_t *hub_event_to_json(const hub_event_t *e)
+{
+    json_t *data = e->data ? json_loads(e->data, 0, NULL) : NULL;
+    if (!json_is_object(data)) {
+        json_decref(data);
+        data = json_object();
+    }
+    return json_pack("{s:I,s:s,s:o,s:o,s:o,s:o}", "id", (json_int_t)e->id, "type", e->type,
+                     "tunnelId", id_or_null(e->tunnel_id), "agentId", id_or_null(e->agent_id),
+                     "data", data, "createdAt", hub_json_time(e->created_at));
+}

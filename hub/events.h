@@ -1,0 +1,32 @@
+/* Lifecycle events: the one place that records them (so webhooks can hook
+ * in here later) and renders them for the API. */
+#ifndef HUB_EVENTS_H
+#define HUB_EVENTS_H
+
+#include <jansson.h>
+
+#include "store.h"
+
+#define HUB_EV_TUNNEL_CREATED "tunnel.created"
+#define HUB_EV_TUNNEL_UPDATED "tunnel.updated"
+#define HUB_EV_TUNNEL_DELETED "tunnel.deleted"
+#define HUB_EV_TUNNEL_STATUS "tunnel.status_changed"
+#define HUB_EV_AGENT_CREATED "agent.created"
+#define HUB_EV_AGENT_DELETED "agent.deleted"
+#define HUB_EV_AGENT_CONNECTED "agent.connected"
+#define HUB_EV_AGENT_DISCONNECTED "agent.disconnected"
+
+/* Appends an event; `data` (a JSON object, may be NULL) is consumed.
+ * `tunnel_id` / `agent_id` may be NULL. 0 or a store error, which callers
+ * log: a lost event never undoes the change it describes. */
+int hub_event_record(hub_store_t *st, const char *workspace_id, const char *type,
+                     const char *tunnel_id, const char *agent_id, json_t *data);
+
+/* {id, type, tunnelId, agentId, data, createdAt}; NULL on allocation
+ * failure. */
+json_t *hub_event_to_json(const hub_event_t *e);
+
+/* An ISO-8601 string, or JSON null for HUB_TIME_NONE. */
+json_t *hub_json_time(int64_t ms);
+
+#endif

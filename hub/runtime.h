@@ -1,0 +1,51 @@
+/* The hub's live side: the agent endpoint (cn_link server role on /agent),
+ * the registry of connected agents, and the public TCP edge (one listening
+ * socket per public TCP tunnel, each accepted connection piped into a
+ * stream to the exposing agent).
+ *
+ * The store is the truth; the runtime reconciles with it per agent
+ * (hub_runtime_agent_changed) whenever the API or a timer changed one of
+ * that agent's tunnels: listeners opened/closed/paused, and the agent's
+ * allow-list pushed as a CONTROL "tunnels" message (docs/agent-protocol.md).
+ * Everything runs on the lws service thread. */
+#ifndef HUB_RUNTIME_H
+#define HUB_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "secrets.h"
+#include "store.h"
+
+struct lws_context;
+struct lws_vhost;
+struct lws_protocols;
+
+typedef struct hub_runtime hub_runtime_t;
+
+typedef struct hub_runtime_config {
+    hub_store_t *store;           /* borrowed */
+    const hub_keypair_t *keypair; /* borrowed: the hub's channel key */
+    const char *tcp_host;         /* address public TCP ports bind to */
+    unsigned max_conns;           /* public connections at once, all tunnels; default 3000 */
+    unsigned max_conns_per_tunnel; /* default 1024 */
+} hub_runtime_config_t;
+
+hub_runtime_t *hub_runtime_new(const hub_runtime_config_t *cfg, char *err, size_t errlen);
+/* Appends the runtime's lws protocols (agent endpoint, pipes, listeners) to
+ * protos[*n..cap) and advances *n. Returns 0 or CN_ETOOBIG. */
+int hub_runtime_protocols(hub_runtime_t *rt, struct lws_protocols *protos, size_t *n, size_t cap);
+/* Binds to the running context/vhost and opens the listeners of every
+ * public TCP tunnel in the store. */
+int hub_runtime_start(hub_runtime_t *rt, struct lws_context *ctx, struct lws_vhost *vh);
+/* Reconciles one agent with the store (its listeners, its allow-list, and
+ * its link if the agent was deleted). Safe to call at any time. */
+void hub_runtime_agent_changed(hub_runtime_t *rt, const char *workspace_id, const char *agent_id);
+/* Agents connected right now. */
+unsigned hub_runtime_agents_online(const hub_runtime_t *rt);
+/* Closes every link and listener (before the context is destroyed). */
+void hub_runtime_stop(hub_runtime_t *rt);
+/* Frees the runtime after the context is destroyed. NULL is fine. */
+void hub_runtime_free(hub_runtime_t *rt);
+
+#endif

@@ -1,0 +1,182 @@
+/* lws context, the listening vhost and its protocols array, and the hub's
+ * timers (see server.h). */
+#include "server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libwebsockets.h>
+
+#include "cn_log.h"
+#include "http.h"
+#include "runtime.h"
+#include "tunnels.h"
+
+/* Room in the protocols array for everything the hub will serve on this
+ * port (HTTP, the agent endpoint, more later) plus the terminator. */
+#define MAX_PROTOCOLS 8
+
+struct hub_server {
+    struct lws_context *ctx;
+    struct lws_vhost *vhost;
+    hub_server_config_t cfg;
+    hub_http_config_t http_cfg;
+    struct lws_protocols protocols[MAX_PROTOCOLS];
+    hub_runtime_t *rt; /* agent endpoint and public TCP edge */
+    lws_sorted_usec_list_t expiry_sul;
+    int port;
+};
+
+/* lws's own log lines go through ours at debug level only: in 4.1 most of
+ * its "errors" are about bad input from clients, and the failures that
+ * matter to an operator (cannot listen, bad certificate) are reported by
+ * us in one line. */
+static void lws_log_emit(int level, const char *line)
+{
+    (void)level;
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s", line);
+    size_t n = strlen(buf);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    cn_log_debug("lws: %s", buf);
+}
+
+/* The ONE place the vhost's protocols array is built. protocols[0] gets
+ * every plain HTTP request; WebSocket upgrades are matched by subprotocol
+ * name against the entries after it. */
+static void build_protocols(hub_server_t *s)
+{
+    size_t n = 0;
+    memset(s->protocols, 0, sizeof(s->protocols));
+
+    /* [0] The REST API (and, later, the HTTP edge and dashboard). */
+    hub_http_protocol(&s->protocols[n++], &s->http_cfg);
+
+    /* [1..] The agent WebSocket endpoint (upgrades on /agent with
+     * subprotocol "connect.v1"), public-connection pipes and the public
+     * TCP listeners. */
+    hub_runtime_protocols(s->rt, s->protocols, &n, MAX_PROTOCOLS - 1);
+
+    /* Terminator: already zeroed. */
+}
+
+static void expiry_tick(lws_sorted_usec_list_t *sul)
+{
+    hub_server_t *s = lws_container_of(sul, hub_server_t, expiry_sul);
+    size_t n = 0;
+    if (hub_tunnels_expire_due(s->cfg.store, &n) < 0)
+        cn_log_warn("ttl: could not list expired tunnels: %s", hub_store_errmsg(s->cfg.store));
+    lws_sul_schedule(s->ctx, 0, &s->expiry_sul, expiry_tick,
+                     (lws_usec_t)HUB_SERVER_EXPIRY_PERIOD_MS * LWS_US_PER_MS);
+}
+
+hub_server_t *hub_server_new(const hub_server_config_t *cfg, char *err, size_t errlen)
+{
+    hub_server_t *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->cfg = *cfg;
+    s->http_cfg.handler = hub_api_handle;
+    s->http_cfg.ctx = cfg->api;
+    hub_runtime_config_t rc = {
+        .store = cfg->store,
+        .keypair = cfg->keypair,
+        .tcp_host = cfg->listen_host,
+    };
+    s->rt = hub_runtime_new(&rc, err, errlen);
+    if (!s->rt)
+        goto fail;
+    build_protocols(s);
+
+    lws_set_log_level(cn_log_get_level() >= CN_LOG_DEBUG ? LLL_ERR | LLL_WARN | LLL_NOTICE : 0,
+                      lws_log_emit);
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    if (cfg->tls_cert)
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.pt_serv_buf_size = 256 * 1024;
+    /* Bounded header parsing: 8 KiB of headers per request, 256 requests
+     * parsing headers at once; stalled ones are dropped after 10 s. */
+    info.max_http_header_data = 8192;
+    info.max_http_header_pool = 256;
+    info.timeout_secs = 10;
+    /* fd tables follow RLIMIT_NOFILE, which `serve` raises to its hard
+     * limit at start. */
+    s->ctx = lws_create_context(&info);
+    if (!s->ctx) {
+        snprintf(err, errlen, "could not create the network context");
+        goto fail;
+    }
+
+    struct lws_context_creation_info vh;
+    memset(&vh, 0, sizeof(vh));
+    vh.vhost_name = "hub";
+    vh.iface = cfg->listen_host;
+    vh.port = cfg->listen_port;
+    vh.protocols = s->protocols;
+    vh.keepalive_timeout = 30;
+    vh.timeout_secs_ah_idle = 10;
+    /* HTTP/1.1 only: WebSockets over h2 would complicate the agent link. */
+    vh.alpn = "http/1.1";
+    if (cfg->tls_cert) {
+        vh.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        vh.ssl_cert_filepath = cfg->tls_cert;
+        vh.ssl_private_key_filepath = cfg->tls_key;
+    }
+    s->vhost = lws_create_vhost(s->ctx, &vh);
+    if (!s->vhost) {
+        snprintf(err, errlen, "could not listen on %s:%u (address in use or not available%s)",
+                 cfg->listen_host, (unsigned)cfg->listen_port,
+                 cfg->tls_cert ? ", or unusable TLS certificate/key" : "");
+        goto fail;
+    }
+    s->port = lws_get_vhost_listen_port(s->vhost);
+    if (hub_runtime_start(s->rt, s->ctx, s->vhost) < 0) {
+        snprintf(err, errlen, "could not open the public tunnel ports");
+        goto fail;
+    }
+    lws_sul_schedule(s->ctx, 0, &s->expiry_sul, expiry_tick,
+                     (lws_usec_t)HUB_SERVER_EXPIRY_PERIOD_MS * LWS_US_PER_MS);
+    return s;
+fail:
+    hub_server_free(s);
+    return NULL;
+}
+
+int hub_server_port(const hub_server_t *s)
+{
+    return s->port;
+}
+
+int hub_server_run(hub_server_t *s, volatile sig_atomic_t *stop)
+{
+    while (!*stop) {
+        if (lws_service(s->ctx, 0) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+void hub_server_wake(hub_server_t *s)
+{
+    if (s && s->ctx)
+        lws_cancel_service(s->ctx);
+}
+
+void hub_server_free(hub_server_t *s)
+{
+    if (!s)
+        return;
+    if (s->ctx) {
+        lws_sul_cancel(&s->expiry_sul);
+        lws_context_destroy(s->ctx);
+    }
+    hub_runtime_free(s->rt);
+    free(s);
+}

@@ -1,0 +1,48 @@
+/* The hub's network side: one lws context (default poll loop) with one
+ * vhost on the listen address that serves the REST API over HTTP/1.1 and,
+ * on the same port, WebSocket upgrades for protocols appended to its
+ * protocols array (built in one place, server.c). Also the periodic
+ * timers (TTL expiry). Everything runs on the thread that calls
+ * hub_server_run(). */
+#ifndef HUB_SERVER_H
+#define HUB_SERVER_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api.h"
+#include "secrets.h"
+#include "store.h"
+
+/* How often the TTL reaper looks for expired tunnels. */
+#define HUB_SERVER_EXPIRY_PERIOD_MS 1000
+
+typedef struct hub_server_config {
+    const char *listen_host; /* IP literal */
+    uint16_t listen_port;    /* 0: the kernel picks; see hub_server_port() */
+    const char *tls_cert;    /* both or neither */
+    const char *tls_key;
+    hub_store_t *store; /* borrowed, outlives the server */
+    hub_api_t *api;     /* borrowed, outlives the server */
+    /* The hub's static channel keypair, for the agent endpoint. */
+    const hub_keypair_t *keypair; /* borrowed, outlives the server */
+} hub_server_config_t;
+
+typedef struct hub_server hub_server_t;
+
+/* Creates the context and the listening vhost. NULL on failure with one
+ * line in `err`. */
+hub_server_t *hub_server_new(const hub_server_config_t *cfg, char *err, size_t errlen);
+/* The port actually listened on. */
+int hub_server_port(const hub_server_t *s);
+/* Services the loop until *stop becomes non-zero. */
+int hub_server_run(hub_server_t *s, volatile sig_atomic_t *stop);
+/* Wakes hub_server_run() (lws_cancel_service); safe from a signal handler
+ * or another thread. */
+void hub_server_wake(hub_server_t *s);
+/* Cancels timers and destroys the context. NULL is fine. */
+void hub_server_free(hub_server_t *s);
+
+#endif

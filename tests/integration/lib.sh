@@ -1,0 +1,228 @@
+# Shared helpers for the integration tests: a real hub, real agents and real
+# servers on 127.0.0.1, every process stopped by PID. Source it from a test.
+set -euo pipefail
+
+BUILD=${CN_BUILD_DIR:?set CN_BUILD_DIR to the build directory}
+SRC=${CN_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+HUB_BIN=$BUILD/hub/connect-hub
+CLI_BIN=$BUILD/agent/connect
+TCPTOOL=$SRC/tests/integration/tcptool.py
+
+# A python3 with the standard library is enough here.
+PY=python3
+command -v "$PY" >/dev/null 2>&1 || PY=/usr/bin/python3
+
+WORK=$(mktemp -d /tmp/cn-it.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+export CONNECT_LOG=${CONNECT_LOG:-info}
+
+cleanup() {
+    local rc=$?
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 1 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ -n "${PG_DATA:-}" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
+        su postgres -s /bin/sh -c "$PG_BIN/pg_ctl -D $PG_DATA -m immediate stop" >/dev/null 2>&1 || true
+    fi
+    if [ $rc -ne 0 ]; then
+        echo "== logs (last lines)" >&2
+        for f in "$WORK"/*.log; do
+            [ -f "$f" ] || continue
+            echo "--- $f" >&2
+            tail -25 "$f" >&2
+        done
+    fi
+    rm -rf "$WORK"
+    exit $rc
+}
+trap cleanup EXIT
+
+step() { echo "-- $*"; }
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+# Starts a command in the background with its output in $WORK/NAME.log and
+# records its PID. usage: bg NAME CMD...
+bg() {
+    local name=$1
+    shift
+    "$@" >"$WORK/$name.log" 2>&1 &
+    PIDS+=($!)
+    LAST_PID=$!
+}
+
+stop_pid() {
+    kill "$1" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+        kill -0 "$1" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -9 "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+free_port() {
+    "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# A base port with N consecutive free ports after it.
+free_range() {
+    "$PY" - "$1" <<'EOF'
+import random, socket, sys
+n = int(sys.argv[1])
+for _ in range(200):
+    base = random.randint(20000, 60000 - n)
+    socks = []
+    try:
+        for p in range(base, base + n):
+            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
+    except OSError:
+        continue
+    finally:
+        for s in socks: s.close()
+    print(base); break
+EOF
+}
+
+wait_port() { # host port [seconds]
+    "$PY" - "$1" "$2" "${3:-10}" <<'EOF' || fail "nothing listens on $1:$2"
+import socket, sys, time
+h, p, t = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+end = time.time() + t
+while time.time() < end:
+    try:
+        socket.create_connection((h, p), 0.5).close(); sys.exit(0)
+    except OSError:
+        time.sleep(0.05)
+sys.exit(1)
+EOF
+}
+
+# Waits until a shell condition holds. usage: wait_for SECONDS DESCRIPTION CMD...
+wait_for() {
+    local secs=$1 what=$2
+    shift 2
+    local end=$(($(date +%s%N) / 1000000 + secs * 1000))
+    while [ $(($(date +%s%N) / 1000000)) -lt $end ]; do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.1
+    done
+    fail "timed out after ${secs}s waiting for: $what"
+}
+
+# ---- hub ------------------------------------------------------------------
+
+# hub_init: creates $WORK/hub.db, sets ADMIN_TOKEN and WS_ID.
+hub_init() {
+    local out
+    out=$("$HUB_BIN" init --db "$WORK/hub.db" --json) || fail "connect-hub init"
+    ADMIN_TOKEN=$(echo "$out" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+    WS_ID=$(echo "$out" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["workspaceId"])')
+}
+
+# hub_start [extra serve args]: starts the hub on a free port, sets HUB_PORT,
+# HUB_URL, HUB_PID, TCP_BASE (a free range of 40 tunnel ports).
+hub_start() {
+    HUB_PORT=${HUB_PORT:-$(free_port)}
+    TCP_BASE=${TCP_BASE:-$(free_range 40)}
+    HUB_URL=http://127.0.0.1:$HUB_PORT
+    bg hub "$HUB_BIN" serve --db "$WORK/hub.db" --listen "127.0.0.1:$HUB_PORT" \
+        --tcp-ports "$TCP_BASE-$((TCP_BASE + 39))" "$@"
+    HUB_PID=$LAST_PID
+    wait_for 10 "hub health" curl -sf "$HUB_URL/api/v1/health"
+}
+
+# api METHOD PATH [JSON]: sets BODY and HTTP_STATUS (call it directly, not
+# in $(...), so they reach the caller).
+api() {
+    local method=$1 path=$2 body=${3:-}
+    local args=(-s -o "$WORK/api.out" -w '%{http_code}' -X "$method"
+        -H "Authorization: Bearer ${TOKEN:-$ADMIN_TOKEN}")
+    if [ -n "$body" ]; then args+=(-H 'Content-Type: application/json' --data "$body"); fi
+    HTTP_STATUS=$(curl "${args[@]}" "$HUB_URL$path")
+    BODY=$(cat "$WORK/api.out")
+}
+
+json_get() { # json_get FIELD < json
+    "$PY" -c 'import json,sys
+v=json.load(sys.stdin)
+for k in sys.argv[1].split("."):
+    v = v[int(k)] if isinstance(v, list) else v.get(k)
+print("" if v is None else (json.dumps(v) if isinstance(v,(dict,list)) else v))' "$1"
+}
+
+# ---- agent ----------------------------------------------------------------
+
+# agent_enroll NAME: creates an agent through the API and enrolls a config
+# $WORK/NAME.json; sets AGENT_ID.
+agent_enroll() {
+    local name=$1 et
+    api POST /api/v1/agents "{\"name\":\"$name\"}"
+    [ "$HTTP_STATUS" = 201 ] || fail "create agent: $HTTP_STATUS $BODY"
+    et=$(echo "$BODY" | json_get enrollToken)
+    AGENT_ID=$(echo "$BODY" | json_get id)
+    "$CLI_BIN" enroll --hub "$HUB_URL" --token "$et" --config "$WORK/$name.json" --json \
+        >"$WORK/$name-enroll.out" 2>"$WORK/$name-enroll.log" || fail "connect enroll: $(cat "$WORK/$name-enroll.log")"
+}
+
+# expose NAME TARGET [args]: runs `connect expose` for agent NAME in the
+# background, waits for its JSON line on stdout; sets EXPOSE_PID, TUNNEL_ID,
+# TUNNEL_PORT, EXPOSE_OUT (its stdout file).
+EXPOSES=0
+expose() {
+    local name=$1 target=$2
+    shift 2
+    EXPOSES=$((EXPOSES + 1))
+    EXPOSE_OUT=$WORK/expose-$name-$EXPOSES.out
+    "$CLI_BIN" expose "$target" --config "$WORK/$name.json" --json "$@" \
+        >"$EXPOSE_OUT" 2>"$WORK/expose-$name-$EXPOSES.log" &
+    PIDS+=($!)
+    EXPOSE_PID=$!
+    wait_for 15 "expose to print its tunnel" grep -q '"id"' "$EXPOSE_OUT"
+    local line
+    line=$(grep -m1 '^{' "$EXPOSE_OUT")
+    TUNNEL_ID=$(echo "$line" | json_get id)
+    TUNNEL_PORT=$(echo "$line" | json_get hubPort)
+}
+
+tunnel_status() {
+    api GET "/api/v1/tunnels/$1"
+    echo "$BODY" | json_get status
+}
+
+status_is() { [ "$(tunnel_status "$1")" = "$2" ]; }
+
+# ---- servers ----------------------------------------------------------------
+
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+
+# redis_start: sets REDIS_PORT.
+redis_start() {
+    REDIS_PORT=$(free_port)
+    bg redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no
+    wait_port 127.0.0.1 "$REDIS_PORT"
+}
+
+# pg_start: a throwaway PostgreSQL cluster in $WORK; sets PG_PORT.
+pg_start() {
+    PG_PORT=$(free_port)
+    PG_DATA=$WORK/pg
+    mkdir -p "$PG_DATA" && chown postgres "$PG_DATA"
+    su postgres -s /bin/sh -c "$PG_BIN/initdb -D $PG_DATA --auth=trust -U postgres" \
+        >"$WORK/pg-init.log" 2>&1 || fail "initdb"
+    # The log lives in the data dir: the server runs as postgres, not root.
+    su postgres -s /bin/sh -c "$PG_BIN/pg_ctl -D $PG_DATA -l $PG_DATA/server.log -w -o '-p $PG_PORT -k $PG_DATA -c listen_addresses=127.0.0.1' start" \
+        >"$WORK/pg-ctl.log" 2>&1 || { cat "$PG_DATA/server.log" >>"$WORK/pg-ctl.log" 2>/dev/null; fail "pg_ctl start"; }
+    wait_port 127.0.0.1 "$PG_PORT"
+}

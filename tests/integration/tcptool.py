@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""Traffic for the integration tests: a target server and clients that check
+what comes back. Every run is bounded in bytes and time.
+
+  tcptool.py server PORT          threaded server; each connection starts with
+                                  one line: "SINK", "ECHO" or "SOURCE N SEED"
+  tcptool.py sink HOST PORT N SEED     send N bytes, half-close, expect their SHA-256
+  tcptool.py source HOST PORT N SEED   receive N bytes, check their SHA-256
+  tcptool.py echo HOST PORT N SEED     send N bytes, half-close, read the echo to EOF
+  tcptool.py many HOST PORT CONNS N    CONNS concurrent echo connections of N bytes each
+  tcptool.py garbage HOST PORT N       N random bytes, then close
+  tcptool.py refused HOST PORT         exit 0 when the connection is refused or reset at once
+"""
+import hashlib
+import random
+import socket
+import sys
+import threading
+import time
+
+CHUNK = 1 << 20
+DEADLINE = 600
+
+
+def stream(n, seed):
+    """Deterministic bytes in chunks."""
+    rnd = random.Random(seed)
+    left = n
+    while left:
+        k = min(CHUNK, left)
+        yield rnd.randbytes(k)
+        left -= k
+
+
+def digest(n, seed):
+    h = hashlib.sha256()
+    for c in stream(n, seed):
+        h.update(c)
+    return h.hexdigest()
+
+
+def readline(sock):
+    buf = b""
+    while not buf.endswith(b"\n"):
+        c = sock.recv(1)
+        if not c:
+            break
+        buf += c
+        if len(buf) > 200:
+            break
+    return buf.decode(errors="replace").strip()
+
+
+def handle(conn):
+    try:
+        conn.settimeout(DEADLINE)
+        cmd = readline(conn).split()
+        if not cmd:
+            return
+        if cmd[0] == "SINK":
+            h = hashlib.sha256()
+            while True:
+                d = conn.recv(CHUNK)
+                if not d:
+                    break
+                h.update(d)
+            conn.sendall(h.hexdigest().encode() + b"\n")
+        elif cmd[0] == "ECHO":
+            while True:
+                d = conn.recv(CHUNK)
+                if not d:
+                    break
+                conn.sendall(d)
+        elif cmd[0] == "SOURCE":
+            for c in stream(int(cmd[1]), int(cmd[2])):
+                conn.sendall(c)
+        conn.shutdown(socket.SHUT_WR)
+        # Wait for the client to close, so the half-close is observed in order.
+        while conn.recv(65536):
+            pass
+    except OSError:
+        pass
+    finally:
+        conn.close()
+
+
+def server(port):
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", port))
+    ls.listen(1024)
+    while True:
+        c, _ = ls.accept()
+        threading.Thread(target=handle, args=(c,), daemon=True).start()
+
+
+def connect(host, port):
+    s = socket.create_connection((host, port), 10)
+    s.settimeout(DEADLINE)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def sink(host, port, n, seed):
+    s = connect(host, port)
+    t0 = time.time()
+    s.sendall(b"SINK\n")
+    h = hashlib.sha256()
+    for c in stream(n, seed):
+        h.update(c)
+        s.sendall(c)
+    s.shutdown(socket.SHUT_WR)
+    got = readline(s)
+    s.close()
+    dt = time.time() - t0
+    ok = got == h.hexdigest()
+    print(f"sink {n} bytes in {dt:.2f}s ({n / dt / 1e6:.0f} MB/s): {'sha256 equal' if ok else 'MISMATCH ' + got}")
+    return ok
+
+
+def source(host, port, n, seed):
+    s = connect(host, port)
+    t0 = time.time()
+    s.sendall(f"SOURCE {n} {seed}\n".encode())
+    h = hashlib.sha256()
+    got = 0
+    while True:
+        d = s.recv(CHUNK)
+        if not d:
+            break
+        h.update(d)
+        got += len(d)
+    s.close()
+    dt = time.time() - t0
+    ok = got == n and h.hexdigest() == digest(n, seed)
+    print(f"source {got}/{n} bytes in {dt:.2f}s ({got / dt / 1e6:.0f} MB/s): {'sha256 equal' if ok else 'MISMATCH'}")
+    return ok
+
+
+def echo_one(host, port, n, seed, results, i):
+    try:
+        s = connect(host, port)
+        data = b"".join(stream(n, seed))
+        s.sendall(b"ECHO\n")
+
+        def writer():
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)  # half-close: the reply must still arrive whole
+
+        w = threading.Thread(target=writer)
+        w.start()
+        buf = bytearray()
+        while True:
+            d = s.recv(CHUNK)
+            if not d:
+                break
+            buf += d
+        w.join()
+        s.close()
+        results[i] = bytes(buf) == data
+    except OSError as e:
+        print(f"conn {i}: {e}", file=sys.stderr)
+        results[i] = False
+
+
+def echo(host, port, n, seed):
+    r = [False]
+    echo_one(host, port, n, seed, r, 0)
+    print(f"echo {n} bytes after half-close: {'intact' if r[0] else 'BROKEN'}")
+    return r[0]
+
+
+def many(host, port, conns, n):
+    results = [False] * conns
+    ts = [threading.Thread(target=echo_one, args=(host, port, n, 1000 + i, results, i))
+          for i in range(conns)]
+    t0 = time.time()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    ok = sum(results)
+    print(f"{ok}/{conns} concurrent connections intact in {time.time() - t0:.2f}s")
+    return ok == conns
+
+
+def garbage(host, port, n):
+    try:
+        s = connect(host, port)
+        s.sendall(random.randbytes(n))
+        s.close()
+    except OSError:
+        pass
+    return True
+
+
+def refused(host, port):
+    try:
+        s = socket.create_connection((host, port), 3)
+        s.settimeout(3)
+        try:
+            s.sendall(b"SINK\n")
+            d = s.recv(1)
+            return d == b""  # closed at once, nothing served
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False  # hangs: not acceptable
+    except (ConnectionRefusedError, ConnectionResetError):
+        return True
+
+
+def main(a):
+    if a[0] == "server":
+        server(int(a[1]))
+        return 0
+    host, port = a[1], int(a[2])
+    fns = {
+        "sink": lambda: sink(host, port, int(a[3]), int(a[4])),
+        "source": lambda: source(host, port, int(a[3]), int(a[4])),
+        "echo": lambda: echo(host, port, int(a[3]), int(a[4])),
+        "many": lambda: many(host, port, int(a[3]), int(a[4])),
+        "garbage": lambda: garbage(host, port, int(a[3])),
+        "refused": lambda: refused(host, port),
+    }
+    return 0 if fns[a[0]]() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

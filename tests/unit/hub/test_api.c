@@ -1,0 +1,550 @@
+/* api: the REST dispatcher and handlers driven without sockets, against a
+ * real store in a scratch directory and a hand-moved clock: statuses and
+ * error params for bad input, authentication, admin checks, workspace
+ * isolation, rate limits, and the tunnel lifecycle (agent online/offline,
+ * pause/resume, TTL expiry) with its events. */
+#include "hub_test.h"
+
+#include <jansson.h>
+
+#include "api.h"
+#include "cn_err.h"
+#include "cn_log.h"
+#include "router.h"
+#include "store.h"
+#include "tunnels.h"
+
+#define T0 1795442400000LL
+
+typedef struct fx {
+    char dir[PATH_MAX];
+    char db[PATH_MAX + 16];
+    uint8_t key[HUB_KEY_BYTES];
+    hub_test_clock_t clock;
+    hub_store_t *st;
+    hub_api_t *api;
+    char admin[HUB_TOKEN_STR_SIZE];
+    char ws[HUB_ID_SIZE];
+    /* last answer */
+    int status;
+    json_t *body;
+    hub_http_resp_t resp;
+} fx_t;
+
+static void open_api(fx_t *f, unsigned rate_limit, size_t max_tunnels)
+{
+    hub_api_free(f->api);
+    hub_api_config_t cfg = {
+        .public_domain = "example.test",
+        .public_http_port = 8080,
+        .tcp_port_lo = 30000,
+        .tcp_port_hi = 30001,
+        .rate_limit = rate_limit,
+        .max_tunnels = max_tunnels,
+        .clock = hub_test_clock_read,
+        .clock_ctx = &f->clock,
+    };
+    f->api = hub_api_new(f->st, &cfg);
+    assert_non_null(f->api);
+}
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    hub_test_tmpdir(f->dir);
+    snprintf(f->db, sizeof(f->db), "%s/hub.db", f->dir);
+    cn_test_fill(f->key, sizeof(f->key), 11);
+    f->clock.now = T0;
+    hub_store_options_t opt = {
+        .path = f->db,
+        .secret_key = f->key,
+        .create = true,
+        .clock = hub_test_clock_read,
+        .clock_ctx = &f->clock,
+    };
+    char err[256];
+    if (hub_store_open(&opt, &f->st, err, sizeof(err)) != 0)
+        fail_msg("open: %s", err);
+    hub_workspace_t w;
+    assert_int_equal(hub_store_bootstrap(f->st, "default", f->admin, &w), 0);
+    memcpy(f->ws, w.id, sizeof(f->ws));
+    open_api(f, 0, 5);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    json_decref(f->body);
+    hub_resp_clear(&f->resp);
+    hub_api_free(f->api);
+    hub_store_close(f->st);
+    hub_test_rmtree(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Sends one request; `query` is "k=v&k2=v2" or NULL; token NULL = none. */
+static int call(fx_t *f, unsigned method, const char *path, const char *query, const char *token,
+                const char *body)
+{
+    hub_http_req_t req = {.method = method, .path = path, .peer = "test"};
+    char auth[128];
+    if (token) {
+        snprintf(auth, sizeof(auth), "Bearer %s", token);
+        req.authorization = auth;
+    }
+    char qbuf[256];
+    if (query) {
+        snprintf(qbuf, sizeof(qbuf), "%s", query);
+        for (char *save = NULL, *kv = strtok_r(qbuf, "&", &save); kv;
+             kv = strtok_r(NULL, "&", &save)) {
+            char *eq = strchr(kv, '=');
+            if (eq)
+                *eq = '\0';
+            req.query[req.nquery].key = kv;
+            req.query[req.nquery].value = eq ? eq + 1 : "";
+            req.nquery++;
+        }
+    }
+    if (body) {
+        req.body = (const uint8_t *)body;
+        req.body_len = strlen(body);
+    }
+    json_decref(f->body);
+    hub_resp_clear(&f->resp);
+    hub_api_handle(f->api, &req, &f->resp);
+    f->status = f->resp.status;
+    f->body = json_loadb(f->resp.body, f->resp.body_len, 0, NULL);
+    assert_non_null(f->body);
+    return f->status;
+}
+
+/* Whether the last answer is an error naming `param`. */
+static bool names_param(fx_t *f, const char *param)
+{
+    json_t *errs = json_object_get(f->body, "errors");
+    size_t i;
+    json_t *e;
+    json_array_foreach(errs, i, e)
+    {
+        if (!strcmp(json_string_value(json_object_get(e, "param")), param))
+            return true;
+    }
+    return false;
+}
+
+static const char *str(fx_t *f, const char *key)
+{
+    return json_string_value(json_object_get(f->body, key));
+}
+
+#define EXPECT(f, want, param)                                                                     \
+    do {                                                                                           \
+        if ((f)->status != (want) || ((param) && !names_param((f), (param))))                      \
+            fail_msg("expected %d %s, got %d %s", (want), (param) ? (param) : "", (f)->status,     \
+                     (f)->resp.body);                                                              \
+    } while (0)
+
+static void make_agent(fx_t *f, const char *token, char id[static HUB_ID_SIZE])
+{
+    call(f, HUB_POST, "/api/v1/agents", NULL, token, "{\"name\":\"a\"}");
+    EXPECT(f, 201, NULL);
+    snprintf(id, HUB_ID_SIZE, "%s", str(f, "id"));
+}
+
+static void make_tunnel(fx_t *f, const char *agent, const char *extra, char id[static HUB_ID_SIZE])
+{
+    char body[512];
+    snprintf(body, sizeof(body), "{\"target\":\"localhost:80\",\"agentId\":\"%s\"%s%s}", agent,
+             extra ? "," : "", extra ? extra : "");
+    call(f, HUB_POST, "/api/v1/tunnels", NULL, f->admin, body);
+    EXPECT(f, 201, NULL);
+    snprintf(id, HUB_ID_SIZE, "%s", str(f, "id"));
+}
+
+static void test_routing_and_auth(void **state)
+{
+    fx_t *f = *state;
+    call(f, HUB_GET, "/api/v1/health", NULL, NULL, NULL);
+    EXPECT(f, 200, NULL);
+    assert_string_equal(str(f, "status"), "ok");
+    call(f, HUB_HEAD, "/api/v1/health", NULL, NULL, NULL);
+    EXPECT(f, 200, NULL);
+    call(f, HUB_GET, "/api/v1/nothing", NULL, f->admin, NULL);
+    EXPECT(f, 404, "path");
+    call(f, HUB_PUT, "/api/v1/tunnels", NULL, f->admin, "{}");
+    EXPECT(f, 405, "method");
+    assert_string_equal(f->resp.allow, "GET, HEAD, POST");
+    call(f, HUB_GET, "/api/v1/tunnels", NULL, NULL, NULL);
+    EXPECT(f, 401, "Authorization");
+    call(f, HUB_GET, "/api/v1/tunnels", NULL, "cnt_nope", NULL);
+    EXPECT(f, 401, "Authorization");
+    call(f, HUB_GET, "/api/v1/tunnels", "token=abc", f->admin, NULL);
+    EXPECT(f, 401, "token");
+    call(f, HUB_GET, "/api/v1/tunnels", "API_KEY=abc", NULL, NULL);
+    EXPECT(f, 401, "api_key");
+    /* Scheme other than Bearer. */
+    hub_http_req_t req = {.method = HUB_GET, .path = "/api/v1/tunnels", .peer = "t"};
+    char basic[128];
+    snprintf(basic, sizeof(basic), "Basic %s", f->admin);
+    req.authorization = basic;
+    hub_resp_clear(&f->resp);
+    hub_api_handle(f->api, &req, &f->resp);
+    assert_int_equal(f->resp.status, 401);
+    /* Case-insensitive scheme. */
+    snprintf(basic, sizeof(basic), "bearer %s", f->admin);
+    hub_resp_clear(&f->resp);
+    hub_api_handle(f->api, &req, &f->resp);
+    assert_int_equal(f->resp.status, 200);
+    call(f, HUB_GET, "/api/v1/tunnels", NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    assert_true(json_is_array(json_object_get(f->body, "tunnels")));
+}
+
+static void test_bodies(void **state)
+{
+    fx_t *f = *state;
+    call(f, HUB_POST, "/api/v1/tunnels", NULL, f->admin, "{\"target\":");
+    EXPECT(f, 400, "body");
+    call(f, HUB_POST, "/api/v1/tunnels", NULL, f->admin, "\"string\"");
+    EXPECT(f, 400, "body");
+    call(f, HUB_POST, "/api/v1/tunnels", NULL, f->admin, "{\"a\":\"\xc3\x28\"}");
+    EXPECT(f, 400, "body");
+    call(f, HUB_POST, "/api/v1/tunnels", NULL, f->admin, "{\"a\":1,\"a\":1}");
+    EXPECT(f, 400, "body");
+    /* An empty body is an empty object: every required field is named. */
+    call(f, HUB_POST, "/api/v1/tunnels", NULL, f->admin, NULL);
+    EXPECT(f, 422, "target");
+    EXPECT(f, 422, "agentId");
+}
+
+static void test_tunnel_validation(void **state)
+{
+    fx_t *f = *state;
+    char agent[HUB_ID_SIZE];
+    make_agent(f, f->admin, agent);
+    static const struct {
+        const char *extra;
+        const char *param;
+    } bad[] = {
+        {"\"target\":\"h:0\"", "target"},
+        {"\"target\":{\"host\":\"h\",\"port\":65536}", "target"},
+        {"\"target\":{\"host\":\"h\"}", "target"},
+        {"\"target\":{\"host\":\"h\",\"port\":1,\"x\":1}", "target"},
+        {"\"target\":true", "target"},
+        {"\"name\":\"\"", "name"},
+        {"\"name\":\"a b\"", "name"},
+        {"\"name\":[]", "name"},
+        {"\"protocol\":\"TCP\"", "protocol"},
+        {"\"public\":1", "public"},
+        {"\"hubPort\":1.5", "hubPort"},
+        {"\"hubPort\":29999", "hubPort"},
+        {"\"ttl\":-5", "ttl"},
+        {"\"ttl\":2592001", "ttl"},
+        {"\"httpUser\":\"\"", "httpUser"},
+        {"\"httpUser\":\"u\",\"protocol\":\"tcp\"", "httpUser"},
+        {"\"metadata\":\"m\"", "metadata"},
+        {"\"agentId\":\"nope\"", "agentId"},
+        {"\"extra\":null", "extra"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char body[600];
+        /* Later keys win in neither direction: give target/agentId only
+         * when the case does not. */
+        bool has_target = strstr(bad[i].extra, "\"target\"") != NULL;
+        bool has_agent = strstr(bad[i].extra, "\"agentId\"") != NULL;
+        snprintf(body, sizeof(body), "{%s%s%s%s%s%s}", has_target ? "" : "\"target\":\"h:1\",",
+                 has_agent ? "" : "\"agentId\":\"", has_agent ? "" : agent, has_agent ? "" : "\",",
+                 bad[i].extra, "");
+        call(f, HUB_POST, "/api/v1/tunnels", NULL, f->admin, body);
+        if (f->status != 422 || !names_param(f, bad[i].param))
+            fail_msg("case %zu (%s): %d %s", i, body, f->status, f->resp.body);
+    }
+    char body[300];
+    char name[102];
+    memset(name, 'n', 101);
+    name[101] = '\0';
+    snprintf(body, sizeof(body), "{\"target\":\"h:1\",\"agentId\":\"%s\",\"name\":\"%s\"}", agent,
+             name);
+    call(f, HUB_POST, "/api/v1/tunnels", NULL, f->admin, body);
+    EXPECT(f, 422, "name");
+    /* Unknown agent of the right shape: 422 on agentId, not 404. */
+    call(f, HUB_POST, "/api/v1/tunnels", NULL, f->admin,
+         "{\"target\":\"h:1\",\"agentId\":\"00000000-0000-4000-8000-000000000000\"}");
+    EXPECT(f, 422, "agentId");
+}
+
+static void test_tunnel_object_and_conflicts(void **state)
+{
+    fx_t *f = *state;
+    char agent[HUB_ID_SIZE], id[HUB_ID_SIZE];
+    make_agent(f, f->admin, agent);
+    make_tunnel(f, agent, "\"name\":\"app\",\"protocol\":\"http\",\"public\":true,\"ttl\":60", id);
+    static const char *const fields[] = {
+        "id",          "name",      "agentId",          "target",
+        "protocol",    "public",    "publicUrl",        "hubPort",
+        "status",      "metadata",  "connectionString", "createdAt",
+        "connectedAt", "expiresAt", "updatedAt",        "lastError",
+        NULL,
+    };
+    for (size_t i = 0; fields[i]; i++)
+        if (!json_object_get(f->body, fields[i]))
+            fail_msg("missing %s in %s", fields[i], f->resp.body);
+    assert_string_equal(str(f, "publicUrl"), "http://app.example.test:8080/");
+    assert_string_equal(str(f, "status"), "connecting");
+    assert_string_equal(str(f, "expiresAt"), "2026-11-23T14:01:00.000Z");
+    assert_string_equal(str(f, "target"), "localhost:80");
+
+    char body[300];
+    snprintf(body, sizeof(body), "{\"target\":\"h:1\",\"agentId\":\"%s\",\"name\":\"app\"}", agent);
+    call(f, HUB_POST, "/api/v1/tunnels", NULL, f->admin, body);
+    EXPECT(f, 409, "name");
+
+    /* Public TCP tunnels get hub ports from the range, then run out. */
+    char t1[HUB_ID_SIZE], t2[HUB_ID_SIZE];
+    make_tunnel(f, agent, "\"protocol\":\"tcp\",\"public\":true", t1);
+    assert_int_equal(json_integer_value(json_object_get(f->body, "hubPort")), 30000);
+    assert_string_equal(str(f, "publicUrl"), "tcp://example.test:30000");
+    make_tunnel(f, agent, "\"protocol\":\"tcp\",\"public\":true", t2);
+    assert_int_equal(json_integer_value(json_object_get(f->body, "hubPort")), 30001);
+    snprintf(body, sizeof(body),
+             "{\"target\":\"h:1\",\"agentId\":\"%s\",\"protocol\":\"tcp\",\"public\":true}", agent);
+    call(f, HUB_POST, "/api/v1/tunnels", NULL, f->admin, body);
+    EXPECT(f, 409, "hubPort");
+    snprintf(body, sizeof(body), "{\"target\":\"h:1\",\"agentId\":\"%s\",\"hubPort\":30000}",
+             agent);
+    call(f, HUB_POST, "/api/v1/tunnels", NULL, f->admin, body);
+    EXPECT(f, 409, "hubPort");
+
+    /* Cap of 5 per workspace: 3 made, 2 more fit. */
+    char t[HUB_ID_SIZE];
+    make_tunnel(f, agent, NULL, t);
+    make_tunnel(f, agent, NULL, t);
+    snprintf(body, sizeof(body), "{\"target\":\"h:1\",\"agentId\":\"%s\"}", agent);
+    call(f, HUB_POST, "/api/v1/tunnels", NULL, f->admin, body);
+    EXPECT(f, 409, "tunnels");
+}
+
+static void test_isolation_and_admin(void **state)
+{
+    fx_t *f = *state;
+    char agent[HUB_ID_SIZE], tun[HUB_ID_SIZE], path[128];
+    make_agent(f, f->admin, agent);
+    make_tunnel(f, agent, NULL, tun);
+
+    call(f, HUB_POST, "/api/v1/workspaces", NULL, f->admin, "{\"name\":\"other\"}");
+    EXPECT(f, 201, NULL);
+    char ws2[HUB_ID_SIZE];
+    snprintf(ws2, sizeof(ws2), "%s", str(f, "id"));
+    snprintf(path, sizeof(path), "/api/v1/workspaces/%s/tokens", ws2);
+    call(f, HUB_POST, path, NULL, f->admin, "{}");
+    EXPECT(f, 201, NULL);
+    char tok2[HUB_TOKEN_STR_SIZE];
+    snprintf(tok2, sizeof(tok2), "%s", str(f, "token"));
+    assert_true(json_is_false(json_object_get(f->body, "admin")));
+
+    call(f, HUB_GET, "/api/v1/workspaces", NULL, tok2, NULL);
+    EXPECT(f, 403, "Authorization");
+    snprintf(path, sizeof(path), "/api/v1/tunnels/%s", tun);
+    call(f, HUB_GET, path, NULL, tok2, NULL);
+    EXPECT(f, 404, "id");
+    call(f, HUB_DELETE, path, NULL, tok2, NULL);
+    EXPECT(f, 404, "id");
+    call(f, HUB_PATCH, path, NULL, tok2, "{\"status\":\"paused\"}");
+    EXPECT(f, 404, "id");
+    snprintf(path, sizeof(path), "/api/v1/agents/%s", agent);
+    call(f, HUB_GET, path, NULL, tok2, NULL);
+    EXPECT(f, 404, "id");
+    call(f, HUB_GET, "/api/v1/tunnels", NULL, tok2, NULL);
+    EXPECT(f, 200, NULL);
+    assert_int_equal(json_array_size(json_object_get(f->body, "tunnels")), 0);
+    /* The owner still sees it. */
+    snprintf(path, sizeof(path), "/api/v1/tunnels/%s", tun);
+    call(f, HUB_GET, path, NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+}
+
+static void test_rate_limit(void **state)
+{
+    fx_t *f = *state;
+    open_api(f, 3, 5);
+    for (int i = 0; i < 3; i++) {
+        call(f, HUB_GET, "/api/v1/agents", NULL, f->admin, NULL);
+        EXPECT(f, 200, NULL);
+        assert_int_equal(f->resp.ratelimit_limit, 3);
+    }
+    call(f, HUB_GET, "/api/v1/agents", NULL, f->admin, NULL);
+    EXPECT(f, 429, NULL);
+    assert_true(f->resp.retry_after >= 1);
+    /* Health is not limited; other tokens are not affected. */
+    call(f, HUB_GET, "/api/v1/health", NULL, NULL, NULL);
+    EXPECT(f, 200, NULL);
+    f->clock.now += 60 * 1000;
+    call(f, HUB_GET, "/api/v1/agents", NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+}
+
+/* Types of the workspace's events about `tunnel`, joined by spaces. */
+static void event_types(fx_t *f, const char *tunnel, char *out, size_t outlen)
+{
+    char q[80];
+    snprintf(q, sizeof(q), "tunnelId=%s", tunnel);
+    call(f, HUB_GET, "/api/v1/events", q, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    out[0] = '\0';
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(f->body, "events"), i, e)
+    {
+        size_t n = strlen(out);
+        snprintf(out + n, outlen - n, "%s%s", n ? " " : "",
+                 json_string_value(json_object_get(e, "type")));
+        json_t *to = json_object_get(json_object_get(e, "data"), "to");
+        if (to) {
+            n = strlen(out);
+            snprintf(out + n, outlen - n, ":%s", json_string_value(to));
+        }
+    }
+}
+
+static void test_lifecycle(void **state)
+{
+    fx_t *f = *state;
+    char agent[HUB_ID_SIZE], tun[HUB_ID_SIZE], path[128], types[1024];
+    make_agent(f, f->admin, agent);
+    make_tunnel(f, agent, "\"name\":\"svc\"", tun);
+    snprintf(path, sizeof(path), "/api/v1/tunnels/%s", tun);
+
+    /* Agent comes online: connecting -> active. */
+    f->clock.now += 1000;
+    assert_int_equal(hub_tunnels_on_agent_online(f->st, f->ws, agent), 0);
+    call(f, HUB_GET, path, NULL, f->admin, NULL);
+    assert_string_equal(str(f, "status"), "active");
+    assert_string_equal(str(f, "connectedAt"), "2026-11-23T14:00:01.000Z");
+
+    /* Pause, agent drops (paused stays), resume gives connecting. */
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"paused\"}");
+    EXPECT(f, 200, NULL);
+    assert_string_equal(str(f, "status"), "paused");
+    assert_int_equal(hub_tunnels_on_agent_offline(f->st, f->ws, agent), 0);
+    call(f, HUB_GET, path, NULL, f->admin, NULL);
+    assert_string_equal(str(f, "status"), "paused");
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"active\"}");
+    assert_string_equal(str(f, "status"), "connecting");
+    assert_int_equal(hub_tunnels_on_agent_online(f->st, f->ws, agent), 0);
+    call(f, HUB_GET, path, NULL, f->admin, NULL);
+    assert_string_equal(str(f, "status"), "active");
+    /* A new tunnel of an online agent is active at once. */
+    char tun2[HUB_ID_SIZE];
+    make_tunnel(f, agent, NULL, tun2);
+    assert_string_equal(str(f, "status"), "active");
+    assert_int_equal(hub_tunnels_on_agent_offline(f->st, f->ws, agent), 0);
+    call(f, HUB_GET, path, NULL, f->admin, NULL);
+    assert_string_equal(str(f, "status"), "connecting");
+
+    /* Patch validation. */
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"error\"}");
+    EXPECT(f, 422, "status");
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"target\":\"x:1\"}");
+    EXPECT(f, 422, "target");
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"metadata\":[]}");
+    EXPECT(f, 422, "metadata");
+    call(f, HUB_PATCH, path, NULL, f->admin, "{}");
+    EXPECT(f, 422, "body");
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"name\":\"renamed\",\"metadata\":{\"k\":[1]}}");
+    EXPECT(f, 200, NULL);
+    assert_string_equal(str(f, "name"), "renamed");
+
+    event_types(f, tun, types, sizeof(types));
+    assert_string_equal(types, "tunnel.created tunnel.status_changed:active "
+                               "tunnel.status_changed:paused tunnel.status_changed:connecting "
+                               "tunnel.status_changed:active tunnel.status_changed:connecting "
+                               "tunnel.updated");
+
+    call(f, HUB_DELETE, path, NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    call(f, HUB_GET, path, NULL, f->admin, NULL);
+    EXPECT(f, 404, "id");
+    event_types(f, tun, types, sizeof(types));
+    assert_non_null(strstr(types, "tunnel.deleted"));
+}
+
+static void test_ttl_expiry(void **state)
+{
+    fx_t *f = *state;
+    char agent[HUB_ID_SIZE], tun[HUB_ID_SIZE], keep[HUB_ID_SIZE], path[128], types[512];
+    make_agent(f, f->admin, agent);
+    make_tunnel(f, agent, "\"ttl\":5", tun);
+    make_tunnel(f, agent, NULL, keep);
+    size_t n = 99;
+    f->clock.now += 4000;
+    assert_int_equal(hub_tunnels_expire_due(f->st, &n), 0);
+    assert_int_equal(n, 0);
+    f->clock.now += 1000;
+    assert_int_equal(hub_tunnels_expire_due(f->st, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(hub_tunnels_expire_due(f->st, &n), 0);
+    assert_int_equal(n, 0);
+    snprintf(path, sizeof(path), "/api/v1/tunnels/%s", tun);
+    call(f, HUB_GET, path, NULL, f->admin, NULL);
+    assert_string_equal(str(f, "status"), "expired");
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"active\"}");
+    EXPECT(f, 409, "status");
+    event_types(f, tun, types, sizeof(types));
+    assert_string_equal(types, "tunnel.created tunnel.status_changed:expired");
+    call(f, HUB_GET, "/api/v1/tunnels", "status=expired", f->admin, NULL);
+    assert_int_equal(json_array_size(json_object_get(f->body, "tunnels")), 1);
+    call(f, HUB_GET, "/api/v1/tunnels", "status=gone", f->admin, NULL);
+    EXPECT(f, 422, "status");
+    call(f, HUB_GET, "/api/v1/tunnels", "status=active&status=paused", f->admin, NULL);
+    EXPECT(f, 422, "status");
+}
+
+static void test_agents(void **state)
+{
+    fx_t *f = *state;
+    char agent[HUB_ID_SIZE], tun[HUB_ID_SIZE], path[128];
+    make_agent(f, f->admin, agent);
+    assert_non_null(strstr(str(f, "enrollToken"), "cne_"));
+    assert_string_equal(str(f, "status"), "pending");
+    make_tunnel(f, agent, NULL, tun);
+    snprintf(path, sizeof(path), "/api/v1/agents/%s", agent);
+    call(f, HUB_GET, path, NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    assert_null(json_object_get(f->body, "enrollToken"));
+    call(f, HUB_DELETE, path, NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    call(f, HUB_DELETE, path, NULL, f->admin, NULL);
+    EXPECT(f, 404, "id");
+    /* Its tunnel went with it, with an event. */
+    snprintf(path, sizeof(path), "/api/v1/tunnels/%s", tun);
+    call(f, HUB_GET, path, NULL, f->admin, NULL);
+    EXPECT(f, 404, "id");
+    char types[256];
+    event_types(f, tun, types, sizeof(types));
+    assert_string_equal(types, "tunnel.created tunnel.deleted");
+    call(f, HUB_POST, "/api/v1/agents", NULL, f->admin, "{\"name\":\"\\u0001\"}");
+    EXPECT(f, 422, "name");
+    call(f, HUB_GET, "/api/v1/agents", "x=1", f->admin, NULL);
+    EXPECT(f, 422, "x");
+}
+
+int main(void)
+{
+    cn_log_set_level(CN_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_routing_and_auth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bodies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tunnel_validation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tunnel_object_and_conflicts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_isolation_and_admin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ttl_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agents, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,107 @@
+/* connect-hub serve: every option is parsed and checked, with one clear
+ * message naming the option. */
+#include "cn_test.h"
+
+#include "api.h"
+#include "cmd_serve.h"
+
+/* Parses "serve" followed by the NULL-terminated `args`. */
+static int parse_v(hub_serve_options_t *o, char *err, const char *const *args)
+{
+    char *argv[16] = {(char *)"serve"};
+    int argc = 1;
+    for (size_t i = 0; args[i] && argc < 15; i++)
+        argv[argc++] = (char *)args[i];
+    err[0] = '\0';
+    return hub_serve_parse_args(argc, argv, o, err, 256);
+}
+
+#define parse(o, err, ...) parse_v(o, err, (const char *const[]){__VA_ARGS__, NULL})
+
+static void test_defaults(void **state)
+{
+    hub_serve_options_t o;
+    char err[256];
+    assert_int_equal(parse(&o, err, "--db", "/tmp/x.db"), 0);
+    assert_string_equal(o.db, "/tmp/x.db");
+    assert_string_equal(o.listen_host, "127.0.0.1");
+    assert_int_equal(o.listen_port, 8080);
+    assert_string_equal(o.public_domain, "localhost");
+    assert_int_equal(o.http_port, 0);
+    assert_int_equal(o.tcp_port_lo, HUB_API_TCP_PORTS_DEFAULT_LO);
+    assert_int_equal(o.tcp_port_hi, HUB_API_TCP_PORTS_DEFAULT_HI);
+    assert_int_equal(o.rate_limit, HUB_API_RATE_LIMIT_DEFAULT);
+    assert_int_equal(o.max_tunnels, HUB_API_MAX_TUNNELS_DEFAULT);
+    assert_null(o.tls_cert);
+}
+
+static void test_values(void **state)
+{
+    hub_serve_options_t o;
+    char err[256];
+    assert_int_equal(
+        parse(&o, err, "--db=/d", "--listen", "[::1]:0", "--public-domain=tunnels.example.com"), 0);
+    assert_string_equal(o.listen_host, "::1");
+    assert_int_equal(o.listen_port, 0);
+    assert_string_equal(o.public_domain, "tunnels.example.com");
+    assert_int_equal(parse(&o, err, "--db", "/d", "--tcp-ports", "30000-30010"), 0);
+    assert_int_equal(o.tcp_port_lo, 30000);
+    assert_int_equal(o.tcp_port_hi, 30010);
+    assert_int_equal(parse(&o, err, "--db", "/d", "--rate-limit=0", "--max-tunnels=3"), 0);
+    assert_int_equal(o.rate_limit, 0);
+    assert_int_equal(o.max_tunnels, 3);
+    assert_int_equal(parse(&o, err, "--db", "/d", "--http-port", "8081"), 0);
+    assert_int_equal(o.http_port, 8081);
+    assert_int_equal(parse(&o, err, "--db", "/d", "--help"), 1);
+    assert_int_equal(parse(&o, err, "-h"), 1);
+}
+
+static void test_errors(void **state)
+{
+    static const struct {
+        const char *a[6];
+        const char *names;
+    } bad[] = {
+        {{NULL}, "--db"},
+        {{"--db", NULL}, "--db"},
+        {{"--db", "", NULL}, "--db"},
+        {{"--db", "/d", "--db", "/e", NULL}, "--db"},
+        {{"--db", "/d", "--listen", "8080", NULL}, "--listen"},
+        {{"--db", "/d", "--listen", "example.com:80", NULL}, "--listen"},
+        {{"--db", "/d", "--listen", "127.0.0.1:70000", NULL}, "--listen"},
+        {{"--db", "/d", "--public-domain", "bad domain", NULL}, "--public-domain"},
+        {{"--db", "/d", "--public-domain", "Example.com", NULL}, "--public-domain"},
+        {{"--db", "/d", "--http-port", "0", NULL}, "--http-port"},
+        {{"--db", "/d", "--http-port", "x", NULL}, "--http-port"},
+        {{"--db", "/d", "--http-port", "20005", NULL}, "--http-port"},
+        {{"--db", "/d", "--tcp-ports", "5", NULL}, "--tcp-ports"},
+        {{"--db", "/d", "--tcp-ports", "10-5", NULL}, "--tcp-ports"},
+        {{"--db", "/d", "--rate-limit", "-1", NULL}, "--rate-limit"},
+        {{"--db", "/d", "--max-tunnels", "lots", NULL}, "--max-tunnels"},
+        {{"--db", "/d", "--tls-cert", "/nonexistent/cert.pem", NULL}, "--tls-"},
+        {{"--db", "/d", "--tls-key", "/etc/hostname", NULL}, "--tls-cert"},
+        {{"--db", "/d", "--what", NULL}, "--what"},
+        {{"--db", "/d", "stray", NULL}, "stray"},
+        {{"--db", "/d", "--listen", "127.0.0.1:20001", NULL}, "--listen"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        hub_serve_options_t o;
+        char err[256];
+        int rc = parse_v(&o, err, bad[i].a);
+        if (rc != -1)
+            fail_msg("case %zu accepted", i);
+        if (!strstr(err, bad[i].names))
+            fail_msg("case %zu: '%s' does not name %s", i, err, bad[i].names);
+        assert_null(strchr(err, '\n'));
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_values),
+        cmocka_unit_test(test_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
