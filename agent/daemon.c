@@ -290,7 +290,8 @@ static void on_control(void *ctx, const uint8_t *payload, size_t len)
             cn_link_close(link, "malformed tunnel list");
             goto out;
         }
-        cn_log_info("%s: %zu tunnel%s", d->who, d->tunnels.count, d->tunnels.count == 1 ? "" : "s");
+        cn_log_debug("%s: %zu tunnel%s", d->who, d->tunnels.count,
+                     d->tunnels.count == 1 ? "" : "s");
         if (d->cfg.on_tunnels)
             d->cfg.on_tunnels(d->cfg.ctx, d);
     } else {
