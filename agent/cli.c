@@ -1,0 +1,293 @@
+/* Shared CLI plumbing: errors, signals, logging, REST client, output. */
+#include "cli.h"
+
+#include "cn_api.h"
+#include "cn_err.h"
+#include "cn_log.h"
+#include "parse.h"
+
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+volatile sig_atomic_t cli_stop;
+volatile sig_atomic_t cli_force;
+
+int cli_fail(const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    /* One line, whatever the message carried. */
+    for (char *p = line; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    fflush(stdout);
+    fprintf(stderr, "connect: %s\n", line);
+    return AGENT_EXIT_FAIL;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "connect: %s: %s (try 'connect %s --help')\n", cmd, line, cmd);
+    return AGENT_EXIT_USAGE;
+}
+
+static void on_signal(int sig)
+{
+    if (cli_stop)
+        cli_force = 1;
+    cli_stop = 1;
+}
+
+void cli_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: poll() must return */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void lws_emit(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    cn_log_debug("lws: %.*s", (int)n, line);
+}
+
+void cli_logging(int level)
+{
+    if (!getenv("CONNECT_LOG"))
+        cn_log_set_level(level);
+    if (cn_log_get_level() >= CN_LOG_DEBUG)
+        lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
+    else
+        lws_set_log_level(0, NULL);
+}
+
+struct cn_api *cli_api(const agent_config_t *cfg, bool cancellable)
+{
+    char err[256];
+    cn_api_t *api = cn_api_new(cfg->hub, cfg->token, err, sizeof(err));
+    if (!api) {
+        cli_fail("%s", err);
+        return NULL;
+    }
+    if (cancellable)
+        cn_api_set_cancel(api, &cli_stop);
+    return api;
+}
+
+int cli_find_tunnel(struct cn_api *api, const char *ref, json_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (agent_is_uuid(ref))
+        return cn_api_tunnel_get(api, ref, out, err, errlen);
+    json_t *list = NULL;
+    int rc = cn_api_tunnel_list(api, NULL, NULL, &list, err, errlen);
+    if (rc < 0)
+        return rc;
+    size_t i;
+    json_t *t;
+    json_array_foreach(list, i, t)
+    {
+        const char *name = jstr(t, "name", NULL);
+        if (name && !strcmp(name, ref)) {
+            *out = json_incref(t);
+            break;
+        }
+    }
+    json_decref(list);
+    if (!*out) {
+        char safe[128];
+        out_sanitize(ref, safe, sizeof(safe), 100);
+        snprintf(err, errlen, "no tunnel with id or name '%s'", safe);
+        return CN_ENOTFOUND;
+    }
+    return 0;
+}
+
+/* ---- output ---------------------------------------------------------- */
+
+void out_json(const json_t *v)
+{
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (s) {
+        fputs(s, stdout);
+        free(s);
+    }
+    fputc('\n', stdout);
+    fflush(stdout);
+}
+
+const char *jstr(const json_t *obj, const char *key, const char *dflt)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s ? s : dflt;
+}
+
+void out_endpoint(const json_t *t, char *buf, size_t len)
+{
+    const char *url = jstr(t, "publicUrl", NULL);
+    json_t *port = json_object_get(t, "hubPort");
+    if (url && *url)
+        snprintf(buf, len, "%s", url);
+    else if (json_is_integer(port))
+        snprintf(buf, len, "hub port %lld", (long long)json_integer_value(port));
+    else
+        snprintf(buf, len, "-");
+}
+
+void out_sanitize(const char *s, char *out, size_t outlen, size_t max)
+{
+    size_t o = 0, n = 0;
+    if (!outlen)
+        return;
+    if (!s)
+        s = "";
+    for (; *s && o + 1 < outlen; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c & 0xc0) != 0x80) /* count characters, not UTF-8 continuation bytes */
+            n++;
+        if (n > max) {
+            if (o >= 2)
+                o -= 2;
+            while (o > 0 && ((unsigned char)out[o] & 0xc0) == 0x80)
+                o--;
+            out[o++] = '.';
+            out[o++] = '.';
+            break;
+        }
+        out[o++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+    }
+    out[o] = '\0';
+}
+
+static void line(FILE *out, const char *label, const char *value)
+{
+    char safe[512];
+    out_sanitize(value, safe, sizeof(safe), 400);
+    fprintf(out, "  %-12s %s\n", label, safe);
+}
+
+void out_tunnel(FILE *out, const json_t *t)
+{
+    char buf[512];
+    out_sanitize(jstr(t, "name", "?"), buf, sizeof(buf), 100);
+    fprintf(out, "Tunnel %s\n", buf);
+    line(out, "id", jstr(t, "id", "?"));
+    line(out, "status", jstr(t, "status", "?"));
+    snprintf(buf, sizeof(buf), "%s (%s)", jstr(t, "target", "?"), jstr(t, "protocol", "?"));
+    line(out, "target", buf);
+    const char *url = jstr(t, "publicUrl", NULL);
+    if (url)
+        line(out, "public URL", url);
+    json_t *port = json_object_get(t, "hubPort");
+    if (json_is_integer(port)) {
+        snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(port));
+        line(out, "hub port", buf);
+    }
+    if (!url && !json_is_integer(port))
+        line(out, "public", json_is_true(json_object_get(t, "public")) ? "yes" : "no");
+    const char *conn = jstr(t, "connectionString", NULL);
+    if (conn)
+        line(out, "connect", conn);
+    const char *user = jstr(t, "httpUser", NULL);
+    const char *pw = jstr(t, "httpPassword", NULL);
+    if (user && pw) {
+        snprintf(buf, sizeof(buf), "%s / %s  (the password is shown only this once)", user, pw);
+        line(out, "basic auth", buf);
+    } else if (user) {
+        line(out, "basic auth", user);
+    }
+    const char *exp = jstr(t, "expiresAt", NULL);
+    if (exp)
+        line(out, "expires", exp);
+    const char *lerr = jstr(t, "lastError", NULL);
+    if (lerr)
+        line(out, "last error", lerr);
+    line(out, "agent", jstr(t, "agentId", "?"));
+    line(out, "created", jstr(t, "createdAt", "?"));
+    fflush(out);
+}
+
+int out_table_init(out_table_t *t, size_t ncols, const char *const *header)
+{
+    memset(t, 0, sizeof(*t));
+    t->ncols = ncols;
+    return out_table_add(t, header);
+}
+
+int out_table_add(out_table_t *t, const char *const *row)
+{
+    if (t->nrows == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 16;
+        char **c = realloc(t->cells, cap * t->ncols * sizeof(*c));
+        if (!c)
+            return CN_ENOMEM;
+        t->cells = c;
+        t->cap = cap;
+    }
+    for (size_t i = 0; i < t->ncols; i++) {
+        char buf[256];
+        out_sanitize(row[i] ? row[i] : "-", buf, sizeof(buf), 60);
+        t->cells[t->nrows * t->ncols + i] = strdup(buf);
+    }
+    t->nrows++;
+    return 0;
+}
+
+static size_t text_width(const char *s)
+{
+    size_t n = 0;
+    for (; s && *s; s++)
+        if (((unsigned char)*s & 0xc0) != 0x80)
+            n++;
+    return n;
+}
+
+void out_table_print(FILE *out, const out_table_t *t)
+{
+    size_t width[16] = {0};
+    for (size_t r = 0; r < t->nrows; r++)
+        for (size_t c = 0; c < t->ncols && c < 16; c++) {
+            size_t w = text_width(t->cells[r * t->ncols + c]);
+            if (w > width[c])
+                width[c] = w;
+        }
+    for (size_t r = 0; r < t->nrows; r++) {
+        for (size_t c = 0; c < t->ncols && c < 16; c++) {
+            const char *cell = t->cells[r * t->ncols + c];
+            cell = cell ? cell : "";
+            bool last = c + 1 == t->ncols;
+            fputs(cell, out);
+            if (!last)
+                for (size_t pad = text_width(cell); pad < width[c] + 2; pad++)
+                    fputc(' ', out);
+        }
+        fputc('\n', out);
+    }
+    fflush(out);
+}
+
+void out_table_free(out_table_t *t)
+{
+    for (size_t i = 0; i < t->nrows * t->ncols; i++)
+        free(t->cells[i]);
+    free(t->cells);
+    memset(t, 0, sizeof(*t));
+}

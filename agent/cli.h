@@ -1,0 +1,85 @@
+/* What the `connect` subcommands share: exit codes, the one-line error
+ * convention, signals, logging set-up, REST client construction, tunnel
+ * lookup by id or name, and output (JSON lines, tables, tunnel blocks).
+ *
+ * Each command takes the arguments after `connect` (argv[0] is the command
+ * name), prints its result on stdout and, on failure, exactly one line on
+ * stderr ("connect: ..."), and returns the exit status. */
+#ifndef AGENT_CLI_H
+#define AGENT_CLI_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "config.h"
+
+struct json_t;
+struct cn_api;
+
+#define AGENT_EXIT_OK 0
+#define AGENT_EXIT_FAIL 1
+#define AGENT_EXIT_USAGE 2
+
+/* Raised by SIGINT/SIGTERM; cli_force by a second one. */
+extern volatile sig_atomic_t cli_stop;
+extern volatile sig_atomic_t cli_force;
+
+int cmd_enroll(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
+int cmd_expose(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_pause(int argc, char **argv);
+int cmd_resume(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_events(int argc, char **argv);
+int cmd_not_yet(int argc, char **argv);
+
+/* "connect: MSG" on stderr; returns AGENT_EXIT_FAIL. */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "connect: CMD: MSG (try 'connect CMD --help')"; returns AGENT_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Installs SIGINT/SIGTERM handlers (no SA_RESTART, so a blocking poll
+ * returns) and ignores SIGPIPE. */
+void cli_signals(void);
+/* Log threshold for a command: `level` unless CONNECT_LOG says otherwise;
+ * lws's own logging goes through cn_log at debug level only. */
+void cli_logging(int level);
+
+/* A REST client for cfg's hub and token, cancelled by cli_stop when
+ * `cancellable`. NULL after printing the error (returns via *status). */
+struct cn_api *cli_api(const agent_config_t *cfg, bool cancellable);
+
+/* Finds a tunnel by id (UUID) or exact name. 0 and *out, or a negative
+ * CN_E* with err. */
+int cli_find_tunnel(struct cn_api *api, const char *ref, struct json_t **out, char *err,
+                    size_t errlen);
+
+/* ---- output ---- */
+
+/* One compact JSON value and a newline; flushes. */
+void out_json(const struct json_t *v);
+/* The string member `key`, or `dflt` when absent/not a string. */
+const char *jstr(const struct json_t *obj, const char *key, const char *dflt);
+/* "URL", "hub port N" or "-": where a tunnel is reached. */
+void out_endpoint(const struct json_t *t, char *buf, size_t len);
+/* A tunnel as an indented human block. */
+void out_tunnel(FILE *out, const struct json_t *t);
+
+/* A text table with aligned columns; cells are sanitised and truncated. */
+typedef struct out_table {
+    size_t ncols, nrows, cap;
+    char **cells; /* nrows * ncols, row 0 is the header */
+} out_table_t;
+int out_table_init(out_table_t *t, size_t ncols, const char *const *header);
+int out_table_add(out_table_t *t, const char *const *row);
+void out_table_print(FILE *out, const out_table_t *t);
+void out_table_free(out_table_t *t);
+/* Copies s into out, replacing control characters and cutting at max
+ * characters (with ".." at the end). */
+void out_sanitize(const char *s, char *out, size_t outlen, size_t max);
+
+#endif

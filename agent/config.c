@@ -1,0 +1,352 @@
+/* The config file: safe reading (permissions, owner, size), atomic 0600
+ * writing, and the flags > environment > file resolution. */
+#include "config.h"
+
+#include "cn_api.h"
+#include "cn_err.h"
+#include "parse.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int fail(int rc, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(int rc, char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+int agent_config_path(const char *flag, char *out, size_t outlen, char *err, size_t errlen)
+{
+    const char *p = flag;
+    if (!p || !*p)
+        p = getenv("CONNECT_CONFIG");
+    if (p && *p) {
+        if ((size_t)snprintf(out, outlen, "%s", p) >= outlen)
+            return fail(CN_EINVAL, err, errlen, "the config path is too long");
+        return 0;
+    }
+    const char *home = getenv("HOME");
+    if (!home || !*home)
+        return fail(CN_EINVAL, err, errlen,
+                    "HOME is not set: give the config file with --config FILE or CONNECT_CONFIG");
+    if ((size_t)snprintf(out, outlen, "%s/.config/connect/config.json", home) >= outlen)
+        return fail(CN_EINVAL, err, errlen, "the config path is too long");
+    return 0;
+}
+
+void agent_config_wipe(agent_config_t *cfg)
+{
+    sodium_memzero(cfg->token, sizeof(cfg->token));
+    sodium_memzero(cfg->agent_sk, sizeof(cfg->agent_sk));
+}
+
+static bool printable(const char *s)
+{
+    for (; *s; s++)
+        if (*s < 0x21 || *s > 0x7e)
+            return false;
+    return true;
+}
+
+/* Copies an optional string member; false (with err) when it is present but
+ * not a string, too long or not printable. */
+static bool get_str(json_t *doc, const char *key, char *out, size_t outlen, const char *path,
+                    char *err, size_t errlen)
+{
+    json_t *v = json_object_get(doc, key);
+    if (!v || json_is_null(v))
+        return true;
+    const char *s = json_string_value(v);
+    if (!s || strlen(s) >= outlen || !printable(s)) {
+        fail(CN_EINVAL, err, errlen, "%s: \"%s\" is not a valid value", path, key);
+        return false;
+    }
+    memcpy(out, s, strlen(s) + 1);
+    return true;
+}
+
+int agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t errlen)
+{
+    int rc = CN_EINVAL;
+    char *text = NULL;
+    size_t size = 0, got = 0;
+    json_t *doc = NULL;
+    json_error_t jerr;
+    char agent_key[64] = "", hub_key[64] = "", why[128];
+    cn_api_url_t u;
+    struct stat sb;
+
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return fail(CN_ENOTFOUND, err, errlen, "%s does not exist", path);
+        if (errno == ELOOP)
+            return fail(CN_EAUTH, err, errlen, "%s is a symbolic link; refusing to read it", path);
+        return fail(CN_EIO, err, errlen, "cannot open %s: %s", path, strerror(errno));
+    }
+    if (fstat(fd, &sb) < 0) {
+        rc = fail(CN_EIO, err, errlen, "cannot stat %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        rc = fail(CN_EINVAL, err, errlen, "%s is not a regular file", path);
+        goto out;
+    }
+    if (sb.st_uid != geteuid()) {
+        rc = fail(CN_EAUTH, err, errlen, "%s belongs to another user; refusing to read it", path);
+        goto out;
+    }
+    if (sb.st_mode & 077) {
+        rc = fail(CN_EAUTH, err, errlen,
+                  "%s is accessible by group or others (mode %03o); run: chmod 600 %s", path,
+                  (unsigned)(sb.st_mode & 0777), path);
+        goto out;
+    }
+    if (sb.st_size > AGENT_CONFIG_MAX_BYTES) {
+        rc = fail(CN_EINVAL, err, errlen, "%s is larger than 64 KiB", path);
+        goto out;
+    }
+    size = (size_t)sb.st_size;
+    text = malloc(size + 1);
+    if (!text) {
+        rc = fail(CN_ENOMEM, err, errlen, "out of memory");
+        goto out;
+    }
+    while (got < size) {
+        ssize_t n = read(fd, text + got, size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = fail(CN_EIO, err, errlen, "cannot read %s", path);
+            goto out;
+        }
+        got += (size_t)n;
+    }
+    doc = json_loadb(text, size, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(doc)) {
+        if (doc)
+            rc = fail(CN_EINVAL, err, errlen, "%s is not a JSON object", path);
+        else
+            rc = fail(CN_EINVAL, err, errlen, "%s is not valid JSON (line %d: %s)", path, jerr.line,
+                      jerr.text);
+        goto out;
+    }
+    json_t *ver = json_object_get(doc, "version");
+    if (ver && (!json_is_integer(ver) || json_integer_value(ver) != 1)) {
+        rc = fail(CN_EINVAL, err, errlen, "%s: unsupported config version", path);
+        goto out;
+    }
+    if (!get_str(doc, "hub", cfg->hub, sizeof(cfg->hub), path, err, errlen) ||
+        !get_str(doc, "agentId", cfg->agent_id, sizeof(cfg->agent_id), path, err, errlen) ||
+        !get_str(doc, "workspaceId", cfg->workspace_id, sizeof(cfg->workspace_id), path, err,
+                 errlen) ||
+        !get_str(doc, "token", cfg->token, sizeof(cfg->token), path, err, errlen) ||
+        !get_str(doc, "agentKey", agent_key, sizeof(agent_key), path, err, errlen) ||
+        !get_str(doc, "hubKey", hub_key, sizeof(hub_key), path, err, errlen))
+        goto bad;
+    if (cfg->hub[0] && cn_api_parse_url(cfg->hub, &u, why, sizeof(why)) < 0) {
+        fail(CN_EINVAL, err, errlen, "%s: \"hub\": %s", path, why);
+        goto bad;
+    }
+    if (cfg->agent_id[0] && !agent_is_uuid(cfg->agent_id)) {
+        fail(CN_EINVAL, err, errlen, "%s: \"agentId\" is not a UUID", path);
+        goto bad;
+    }
+    if (agent_key[0] || hub_key[0]) {
+        if (agent_key_from_b64(agent_key, cfg->agent_sk) < 0) {
+            fail(CN_EINVAL, err, errlen, "%s: \"agentKey\" is not a base64 X25519 key", path);
+            goto bad;
+        }
+        if (agent_key_from_b64url(hub_key, cfg->hub_pk) < 0) {
+            fail(CN_EINVAL, err, errlen, "%s: \"hubKey\" is not a base64url X25519 key", path);
+            goto bad;
+        }
+        cfg->have_keys = true;
+    }
+    cfg->loaded = true;
+    rc = 0;
+    goto out;
+bad:
+    agent_config_wipe(cfg);
+    rc = CN_EINVAL;
+out:
+    sodium_memzero(agent_key, sizeof(agent_key));
+    if (text)
+        sodium_memzero(text, size);
+    json_decref(doc);
+    free(text);
+    close(fd);
+    return rc;
+}
+
+/* mkdir -p of path's parent directories, each new one 0700. */
+static int make_parents(const char *path, char *err, size_t errlen)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return 0;
+    *slash = '\0';
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+            return fail(CN_EIO, err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+        return fail(CN_EIO, err, errlen, "cannot create %s: %s", dir, strerror(errno));
+    return 0;
+}
+
+int agent_config_save(const char *path, const agent_config_t *cfg, char *err, size_t errlen)
+{
+    int rc = CN_EIO, fd = -1;
+    char tmp[PATH_MAX + 16], agent_key[45] = "", hub_key[44] = "";
+    char *text = NULL;
+    json_t *doc = NULL;
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp))
+        return fail(CN_EINVAL, err, errlen, "the config path is too long");
+    if ((rc = make_parents(path, err, errlen)) < 0)
+        return rc;
+    doc = json_pack("{s:i,s:s}", "version", 1, "hub", cfg->hub);
+    if (!doc)
+        goto nomem;
+    if (cfg->agent_id[0] && json_object_set_new(doc, "agentId", json_string(cfg->agent_id)))
+        goto nomem;
+    if (cfg->workspace_id[0] &&
+        json_object_set_new(doc, "workspaceId", json_string(cfg->workspace_id)))
+        goto nomem;
+    if (cfg->token[0] && json_object_set_new(doc, "token", json_string(cfg->token)))
+        goto nomem;
+    if (cfg->have_keys) {
+        agent_key_to_b64(cfg->agent_sk, agent_key);
+        agent_key_to_b64url(cfg->hub_pk, hub_key);
+        if (json_object_set_new(doc, "agentKey", json_string(agent_key)) ||
+            json_object_set_new(doc, "hubKey", json_string(hub_key)))
+            goto nomem;
+    }
+    text = json_dumps(doc, JSON_INDENT(2));
+    if (!text)
+        goto nomem;
+    /* mkstemp creates the file 0600 whatever the umask. */
+    fd = mkstemp(tmp);
+    if (fd < 0) {
+        rc = fail(CN_EIO, err, errlen, "cannot create a file beside %s: %s", path, strerror(errno));
+        goto out;
+    }
+    size_t len = strlen(text), off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, text + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            goto io;
+        off += (size_t)n;
+    }
+    if (write(fd, "\n", 1) != 1 || fchmod(fd, 0600) < 0 || fsync(fd) < 0)
+        goto io;
+    if (close(fd) < 0) {
+        fd = -1;
+        goto io;
+    }
+    fd = -1;
+    if (rename(tmp, path) < 0)
+        goto io;
+    tmp[0] = '\0';
+    rc = 0;
+    goto out;
+nomem:
+    rc = fail(CN_ENOMEM, err, errlen, "out of memory");
+    goto out;
+io:
+    rc = fail(CN_EIO, err, errlen, "cannot write %s: %s", path, strerror(errno));
+out:
+    if (fd >= 0)
+        close(fd);
+    if (tmp[0] && rc < 0)
+        unlink(tmp);
+    if (text) {
+        sodium_memzero(text, strlen(text));
+        free(text);
+    }
+    sodium_memzero(agent_key, sizeof(agent_key));
+    json_decref(doc);
+    return rc;
+}
+
+int agent_config_resolve(const agent_common_t *c, unsigned need, agent_config_t *cfg, char *err,
+                         size_t errlen)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    int rc = agent_config_path(c->config, cfg->path, sizeof(cfg->path), err, errlen);
+    if (rc < 0)
+        return rc;
+    const char *hub = c->hub && *c->hub ? c->hub : getenv("CONNECT_HUB");
+    const char *token = c->token && *c->token ? c->token : getenv("CONNECT_TOKEN");
+    if (hub && !*hub)
+        hub = NULL;
+    if (token && !*token)
+        token = NULL;
+    bool want_file = (need & AGENT_NEED_AGENT) || ((need & AGENT_NEED_HUB) && !hub) ||
+                     ((need & AGENT_NEED_TOKEN) && !token);
+    if (want_file) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s", cfg->path);
+        rc = agent_config_load(path, cfg, err, errlen);
+        if (rc < 0 && rc != CN_ENOTFOUND)
+            return rc;
+        snprintf(cfg->path, sizeof(cfg->path), "%s", path);
+    }
+    if (hub) {
+        if (strlen(hub) > AGENT_URL_MAX)
+            return fail(CN_EINVAL, err, errlen, "the hub URL is too long");
+        snprintf(cfg->hub, sizeof(cfg->hub), "%s", hub);
+    }
+    if (token) {
+        if (strlen(token) > AGENT_TOKEN_MAX || !printable(token))
+            return fail(CN_EINVAL, err, errlen, "the API token is not valid");
+        snprintf(cfg->token, sizeof(cfg->token), "%s", token);
+    }
+    if (cfg->hub[0]) {
+        cn_api_url_t u;
+        char why[128];
+        if (cn_api_parse_url(cfg->hub, &u, why, sizeof(why)) < 0)
+            return fail(CN_EINVAL, err, errlen, "%s", why);
+    }
+    if ((need & AGENT_NEED_AGENT) && (!cfg->agent_id[0] || !cfg->have_keys)) {
+        agent_config_wipe(cfg);
+        return fail(CN_ENOTFOUND, err, errlen,
+                    "no enrolled agent in %s: run 'connect enroll --hub URL --token TOKEN' first",
+                    cfg->path);
+    }
+    if ((need & AGENT_NEED_HUB) && !cfg->hub[0]) {
+        agent_config_wipe(cfg);
+        return fail(CN_ENOTFOUND, err, errlen,
+                    "no hub URL: pass --hub URL, set CONNECT_HUB, or run 'connect enroll'");
+    }
+    if ((need & AGENT_NEED_TOKEN) && !cfg->token[0]) {
+        agent_config_wipe(cfg);
+        return fail(CN_ENOTFOUND, err, errlen,
+                    "no API token: pass --token TOKEN, set CONNECT_TOKEN, or run 'connect "
+                    "enroll'");
+    }
+    return 0;
+}

@@ -1,0 +1,69 @@
+/* The agent's config file (JSON, mode 0600) and where settings come from.
+ *
+ *   {"version":1, "hub":"http://127.0.0.1:8080", "agentId":"<uuid>",
+ *    "workspaceId":"<uuid>", "token":"cnt_...",
+ *    "agentKey":"<X25519 private key, base64>",
+ *    "hubKey":"<hub X25519 public key, base64url without padding>"}
+ *
+ * Path: --config FILE, else $CONNECT_CONFIG, else
+ * ~/.config/connect/config.json. A file readable or writable by group or
+ * others, or owned by another user, is refused. Hub URL and API token may
+ * also come from --hub/--token and CONNECT_HUB/CONNECT_TOKEN: flags win over
+ * the environment, the environment over the file. */
+#ifndef AGENT_CONFIG_H
+#define AGENT_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "args.h"
+
+#define AGENT_URL_MAX 511
+#define AGENT_ID_MAX 63
+#define AGENT_TOKEN_MAX 511
+#define AGENT_CONFIG_MAX_BYTES (64 * 1024)
+
+typedef struct agent_config {
+    char path[PATH_MAX];
+    bool loaded; /* the file was read */
+    char hub[AGENT_URL_MAX + 1];
+    char agent_id[AGENT_ID_MAX + 1];
+    char workspace_id[AGENT_ID_MAX + 1];
+    char token[AGENT_TOKEN_MAX + 1];
+    bool have_keys;
+    uint8_t agent_sk[32];
+    uint8_t hub_pk[32];
+} agent_config_t;
+
+/* What a command needs resolved. */
+enum {
+    AGENT_NEED_HUB = 1,
+    AGENT_NEED_TOKEN = 2,
+    AGENT_NEED_AGENT = 4, /* agent id and keys: only the config file has them */
+};
+
+/* The config path: flag, else $CONNECT_CONFIG, else $HOME/.config/connect/
+ * config.json. 0 or CN_EINVAL with err. */
+int agent_config_path(const char *flag, char *out, size_t outlen, char *err, size_t errlen);
+
+/* Reads and checks the file. CN_ENOTFOUND when it does not exist; CN_EAUTH
+ * when its permissions or owner are unsafe; CN_EINVAL when it does not
+ * parse or a value is malformed (err says which). */
+int agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t errlen);
+
+/* Writes the file atomically with mode 0600 (temporary file + rename),
+ * creating missing parent directories with mode 0700. */
+int agent_config_save(const char *path, const agent_config_t *cfg, char *err, size_t errlen);
+
+/* Fills cfg from flags, environment and (when something is still missing,
+ * or AGENT_NEED_AGENT) the file, and checks that everything in `need` is
+ * there; err says how to provide what is missing. */
+int agent_config_resolve(const agent_common_t *c, unsigned need, agent_config_t *cfg, char *err,
+                         size_t errlen);
+
+/* Wipes the secrets. */
+void agent_config_wipe(agent_config_t *cfg);
+
+#endif

@@ -1,0 +1,591 @@
+/* The agent daemon: link lifecycle with backoff, the allow-list from the
+ * hub's control messages, and one pipe per admitted stream. */
+#include "daemon.h"
+
+#include "backoff.h"
+#include "cn_api.h"
+#include "cn_err.h"
+#include "cn_frame.h"
+#include "cn_log.h"
+#include "cn_mux.h"
+#include "cn_pipe.h"
+#include "parse.h"
+
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define HEARTBEAT_US (250 * LWS_US_PER_MS)
+#define PAYLOAD_MAX 4096
+
+typedef struct agent_conn agent_conn_t;
+
+/* One stream being served: owned by the daemon's list, freed when its pipe
+ * reports done. */
+struct agent_conn {
+    agent_daemon_t *d;
+    cn_pipe_t *pipe;
+    uint32_t stream;
+    bool dialing;  /* inside cn_pipe_dial() */
+    bool finished; /* done fired while dialing */
+    char tunnel_id[AGENT_TUNNEL_ID_LEN + 1];
+    char label[256]; /* "agent 1234abcd tunnel NAME stream N" for logs */
+    agent_conn_t *prev, *next;
+};
+
+struct agent_daemon {
+    agent_daemon_config_t cfg;
+    char hub_url[CN_API_PATH_MAX];
+    cn_api_url_t url;
+    char host_header[CN_API_HOST_MAX + 16];
+    char path[CN_API_PATH_MAX];
+    char agent_id[64];
+    char who[64]; /* "agent 1234abcd" or "enrollment" */
+    uint8_t sk[32], hub_pk[32];
+    uint8_t payload[PAYLOAD_MAX];
+    size_t payload_len;
+    bool enrolling;
+    char serve[AGENT_DAEMON_MAX_SERVE][AGENT_TUNNEL_ID_LEN + 1];
+    size_t nserve;
+
+    struct lws_context *context;
+    struct lws_vhost *vh;
+    struct lws_protocols protocols[4];
+    cn_mux_callbacks_t mux_cb;
+
+    cn_link_t *link;
+    bool established; /* channel up on the current link */
+    bool admitted;    /* hello received on the current link */
+    uint64_t admitted_at;
+    bool stopping, destroying;
+    unsigned attempt;
+    lws_sorted_usec_list_t sul_reconnect, sul_heartbeat;
+
+    agent_allowlist_t tunnels;
+    char workspace_id[64];
+    agent_conn_t *conns;
+    size_t nconns;
+};
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void connect_now(agent_daemon_t *d);
+
+/* ---- pipes ------------------------------------------------------------ */
+
+static void conn_unlink(agent_daemon_t *d, agent_conn_t *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        d->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    d->nconns--;
+}
+
+static void conn_done(void *ctx, cn_pipe_t *pipe, int err)
+{
+    agent_conn_t *c = ctx;
+    agent_daemon_t *d = c->d;
+    /* up: target -> hub, down: hub -> target */
+    unsigned long long up = cn_pipe_bytes_up(pipe), down = cn_pipe_bytes_down(pipe);
+    if (err == CN_EREFUSED)
+        cn_log_info("%s: the target refused the connection", c->label);
+    else if (err && err != CN_ECLOSED)
+        cn_log_info("%s: closed (%s), %llu bytes to the target, %llu back", c->label,
+                    cn_strerror(err), down, up);
+    else
+        cn_log_info("%s: closed, %llu bytes to the target, %llu back", c->label, down, up);
+    if (c->dialing) {
+        c->finished = true; /* the dialer frees it when cn_pipe_dial() returns */
+        return;
+    }
+    conn_unlink(d, c);
+    free(c);
+}
+
+/* Copies the client address out of the OPEN metadata, for logs only. */
+static void meta_client(const uint8_t *meta, size_t len, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "?");
+    if (!meta || !len || len > 4096)
+        return;
+    json_t *j = json_loadb((const char *)meta, len, 0, NULL);
+    const char *s = json_string_value(json_object_get(j, "client"));
+    if (s) {
+        size_t o = 0;
+        for (; *s && o + 1 < outlen && o < 64; s++)
+            out[o++] = (*s >= 0x21 && *s <= 0x7e) ? *s : '?';
+        out[o] = '\0';
+    }
+    json_decref(j);
+}
+
+/* A printable form of an untrusted stream ref, for logs. */
+static void ref_text(const uint8_t *ref, size_t len, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len && i < 40 && o + 1 < outlen; i++)
+        out[o++] = (ref[i] >= 0x21 && ref[i] <= 0x7e) ? (char)ref[i] : '?';
+    out[o] = '\0';
+}
+
+static bool serves(const agent_daemon_t *d, const char *tunnel_id)
+{
+    for (size_t i = 0; i < d->nserve; i++)
+        if (!strcasecmp(d->serve[i], tunnel_id))
+            return true;
+    return false;
+}
+
+static void on_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref, size_t ref_len,
+                    const uint8_t *meta, size_t meta_len)
+{
+    cn_link_t *link = ctx;
+    agent_daemon_t *d = cn_link_user(link);
+    cn_mux_t *mux = cn_link_mux(link);
+    const agent_tunnel_t *t = NULL;
+    const char *why = "agent stopping";
+    uint32_t code = CN_RST_GONE;
+    if (!d->stopping)
+        code = agent_allowlist_check(&d->tunnels, kind, ref, ref_len, &t, &why);
+    if (!code && d->nserve && !serves(d, t->id)) {
+        code = CN_RST_REFUSED;
+        why = "tunnel not served by this link";
+        t = NULL;
+    }
+    if (code) {
+        char r[48];
+        ref_text(ref, ref_len, r, sizeof(r));
+        cn_log_warn("%s stream %u: refused (kind %u, ref '%s'): %s", d->who, id, kind, r, why);
+        cn_mux_reject(mux, id, code, why);
+        cn_link_flush(link);
+        return;
+    }
+    agent_conn_t *c = calloc(1, sizeof(*c));
+    if (!c) {
+        cn_mux_reject(mux, id, CN_RST_INTERNAL, "out of memory");
+        cn_link_flush(link);
+        return;
+    }
+    c->d = d;
+    c->stream = id;
+    memcpy(c->tunnel_id, t->id, sizeof(c->tunnel_id));
+    snprintf(c->label, sizeof(c->label), "%s tunnel %s stream %u", d->who,
+             t->name[0] ? t->name : t->id, id);
+    char client[80];
+    meta_client(meta, meta_len, client, sizeof(client));
+    cn_log_info("%s: client %s, dialing %s:%u", c->label, client, t->host, (unsigned)t->port);
+
+    c->next = d->conns;
+    if (d->conns)
+        d->conns->prev = c;
+    d->conns = c;
+    d->nconns++;
+
+    cn_pipe_config_t pc = {.done = conn_done, .ctx = c};
+    int err = 0;
+    c->dialing = true;
+    cn_pipe_t *pipe = cn_pipe_dial(d->vh, link, id, t->host, t->port, &pc, &err);
+    c->dialing = false;
+    if (!pipe || c->finished) {
+        if (!pipe) {
+            cn_log_warn("%s: cannot dial %s:%u: %s", c->label, t->host, (unsigned)t->port,
+                        cn_strerror(err));
+            cn_mux_reject(mux, id, CN_RST_UNREACHABLE, "cannot dial the target");
+        }
+        conn_unlink(d, c);
+        free(c);
+    } else {
+        c->pipe = pipe;
+    }
+    cn_link_flush(link);
+}
+
+/* Ends the streams of tunnels that left the list or were paused. */
+static void prune_conns(agent_daemon_t *d)
+{
+    agent_conn_t *next;
+    for (agent_conn_t *c = d->conns; c; c = next) {
+        next = c->next;
+        if (!c->pipe)
+            continue;
+        const agent_tunnel_t *t =
+            agent_allowlist_find(&d->tunnels, c->tunnel_id, strlen(c->tunnel_id));
+        if (t && agent_tunnel_open(t))
+            continue;
+        cn_log_info("%s: tunnel %s, closing the stream", c->label, t ? "paused" : "removed");
+        cn_pipe_abort(c->pipe, t ? CN_RST_PAUSED : CN_RST_GONE);
+    }
+}
+
+/* ---- control messages ------------------------------------------------- */
+
+static int set_tunnels(agent_daemon_t *d, json_t *list)
+{
+    agent_allowlist_t l = {NULL, 0};
+    size_t skipped = 0;
+    int rc = agent_allowlist_parse(list, &l, &skipped);
+    if (rc < 0)
+        return rc;
+    if (skipped)
+        cn_log_warn("%s: ignoring %zu malformed tunnel entr%s from the hub", d->who, skipped,
+                    skipped == 1 ? "y" : "ies");
+    agent_allowlist_free(&d->tunnels);
+    d->tunnels = l;
+    prune_conns(d);
+    return 0;
+}
+
+static void on_control(void *ctx, const uint8_t *payload, size_t len)
+{
+    cn_link_t *link = ctx;
+    agent_daemon_t *d = cn_link_user(link);
+    json_t *msg = json_loadb((const char *)payload, len, JSON_REJECT_DUPLICATES, NULL);
+    const char *type = json_string_value(json_object_get(msg, "type"));
+    if (!type) {
+        cn_log_warn("%s: malformed control message from the hub; reconnecting", d->who);
+        cn_link_close(link, "malformed control message");
+        goto out;
+    }
+    if (!strcmp(type, "hello")) {
+        const char *aid = json_string_value(json_object_get(msg, "agentId"));
+        const char *ws = json_string_value(json_object_get(msg, "workspaceId"));
+        if (d->agent_id[0] && aid && strcasecmp(aid, d->agent_id) != 0)
+            cn_log_warn("%s: the hub calls this agent %s", d->who, aid);
+        if (ws && strlen(ws) < sizeof(d->workspace_id))
+            snprintf(d->workspace_id, sizeof(d->workspace_id), "%s", ws);
+        json_t *tl = json_object_get(msg, "tunnels");
+        json_t *empty = tl ? NULL : json_array();
+        if (set_tunnels(d, tl ? tl : empty) < 0) {
+            json_decref(empty);
+            cn_log_warn("%s: malformed hello from the hub; reconnecting", d->who);
+            cn_link_close(link, "malformed hello");
+            goto out;
+        }
+        json_decref(empty);
+        d->admitted = true;
+        d->admitted_at = mono_ms();
+        cn_log_info("%s: connected to %s (%s, %zu tunnel%s)", d->who, d->hub_url,
+                    cn_link_cipher(link) ? cn_link_cipher(link) : "?", d->tunnels.count,
+                    d->tunnels.count == 1 ? "" : "s");
+        if (d->cfg.on_hello)
+            d->cfg.on_hello(d->cfg.ctx, d, msg);
+        if (d->cfg.on_tunnels)
+            d->cfg.on_tunnels(d->cfg.ctx, d);
+    } else if (!strcmp(type, "tunnels")) {
+        if (set_tunnels(d, json_object_get(msg, "tunnels")) < 0) {
+            cn_log_warn("%s: malformed tunnel list from the hub; reconnecting", d->who);
+            cn_link_close(link, "malformed tunnel list");
+            goto out;
+        }
+        cn_log_debug("%s: %zu tunnel%s", d->who, d->tunnels.count,
+                     d->tunnels.count == 1 ? "" : "s");
+        if (d->cfg.on_tunnels)
+            d->cfg.on_tunnels(d->cfg.ctx, d);
+    } else {
+        cn_log_debug("%s: ignoring control message '%.32s'", d->who, type);
+    }
+out:
+    json_decref(msg);
+}
+
+static void on_goaway(void *ctx, uint32_t code, const char *msg, size_t msg_len)
+{
+    agent_daemon_t *d = cn_link_user(ctx);
+    cn_log_info("%s: the hub is closing the link (%.*s)", d->who,
+                (int)(msg_len > 200 ? 200 : msg_len), msg ? msg : "");
+}
+
+/* ---- link lifecycle --------------------------------------------------- */
+
+static void heartbeat(lws_sorted_usec_list_t *sul)
+{
+    agent_daemon_t *d = lws_container_of(sul, agent_daemon_t, sul_heartbeat);
+    if (!d->destroying)
+        lws_sul_schedule(d->context, 0, &d->sul_heartbeat, heartbeat, HEARTBEAT_US);
+}
+
+static void reconnect_cb(lws_sorted_usec_list_t *sul)
+{
+    agent_daemon_t *d = lws_container_of(sul, agent_daemon_t, sul_reconnect);
+    if (!d->stopping && !d->destroying && !d->link)
+        connect_now(d);
+}
+
+static void link_down(agent_daemon_t *d, int err, const char *why)
+{
+    bool admitted = d->admitted, established = d->established;
+    uint64_t up_ms = admitted ? mono_ms() - d->admitted_at : 0;
+    d->link = NULL;
+    d->admitted = d->established = false;
+    if (d->destroying)
+        return;
+    if (d->stopping)
+        cn_log_info("%s: link to %s closed", d->who, d->hub_url);
+    else if (admitted)
+        cn_log_warn("%s: disconnected from %s: %s", d->who, d->hub_url, why);
+    else if (!d->stopping && established)
+        cn_log_warn("%s: the hub at %s closed the connection before admitting us: %s", d->who,
+                    d->hub_url, why);
+    else if (!d->stopping)
+        cn_log_warn("%s: cannot connect to %s: %s", d->who, d->hub_url, why);
+    if (d->cfg.on_down)
+        d->cfg.on_down(d->cfg.ctx, d, err, why, established, admitted);
+    if (d->stopping || d->enrolling)
+        return;
+    uint32_t stable = d->cfg.stable_ms ? d->cfg.stable_ms : AGENT_BACKOFF_STABLE_MS;
+    if (admitted && up_ms >= stable)
+        d->attempt = 0;
+    uint32_t delay = agent_backoff_delay(
+        d->attempt, d->cfg.backoff_base_ms ? d->cfg.backoff_base_ms : AGENT_BACKOFF_BASE_MS,
+        d->cfg.backoff_cap_ms ? d->cfg.backoff_cap_ms : AGENT_BACKOFF_CAP_MS, randombytes_random());
+    if (d->attempt < 64)
+        d->attempt++;
+    cn_log_info("%s: reconnecting in %.1f s", d->who, delay / 1000.0);
+    lws_sul_schedule(d->context, 0, &d->sul_reconnect, reconnect_cb,
+                     (lws_usec_t)delay * LWS_US_PER_MS);
+}
+
+static int on_established(cn_link_t *link, void *ctx)
+{
+    agent_daemon_t *d = ctx;
+    d->established = true;
+    cn_log_debug("%s: secure channel up (%s), waiting for the hub's hello", d->who,
+                 cn_link_cipher(link) ? cn_link_cipher(link) : "?");
+    return 0;
+}
+
+static void on_closed(cn_link_t *link, void *ctx, int err, const char *why)
+{
+    agent_daemon_t *d = ctx;
+    if (d->link == link)
+        link_down(d, err, why);
+}
+
+static void connect_now(agent_daemon_t *d)
+{
+    cn_link_client_config_t cc = {
+        .host = d->url.host,
+        .port = d->url.port,
+        .host_header = d->host_header,
+        .path = d->path,
+        .binding = "",
+        .static_sk = d->sk,
+        .hub_pk = d->hub_pk,
+        .payload = d->payload,
+        .payload_len = d->payload_len,
+        .mux_cb = &d->mux_cb,
+        .cb = {.on_established = on_established, .on_closed = on_closed},
+        .ctx = d,
+        .user = d,
+        .timing = d->cfg.timing,
+    };
+    int err = 0;
+    d->established = d->admitted = false;
+    cn_link_t *l = cn_link_connect(d->context, d->vh, &cc, &err);
+    if (!l) {
+        d->link = NULL;
+        link_down(d, err, "could not start connecting");
+        return;
+    }
+    d->link = l;
+}
+
+/* ---- public ----------------------------------------------------------- */
+
+static int http_dummy(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                      size_t len)
+{
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, size_t errlen)
+{
+    agent_daemon_t *d = calloc(1, sizeof(*d));
+    json_t *p = NULL;
+    char *text = NULL;
+    if (!d) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    d->cfg = *cfg;
+    if (!cfg->hub_url || strlen(cfg->hub_url) >= sizeof(d->hub_url) ||
+        cn_api_parse_url(cfg->hub_url, &d->url, err, errlen) < 0)
+        goto fail;
+    snprintf(d->hub_url, sizeof(d->hub_url), "%s", cfg->hub_url);
+    if (d->url.ipv6)
+        snprintf(d->host_header, sizeof(d->host_header), "[%s]:%d", d->url.host, d->url.port);
+    else
+        snprintf(d->host_header, sizeof(d->host_header), "%s:%d", d->url.host, d->url.port);
+    snprintf(d->path, sizeof(d->path), "%s/agent", d->url.base);
+    memcpy(d->sk, cfg->agent_sk, 32);
+    memcpy(d->hub_pk, cfg->hub_pk, 32);
+    d->enrolling = cfg->enroll != NULL;
+    if (d->enrolling) {
+        p = json_pack("{s:i,s:s}", "v", 1, "enroll", cfg->enroll);
+        snprintf(d->who, sizeof(d->who), "enrollment");
+    } else {
+        if (!cfg->agent_id || strlen(cfg->agent_id) >= sizeof(d->agent_id)) {
+            snprintf(err, errlen, "no agent id");
+            goto fail;
+        }
+        snprintf(d->agent_id, sizeof(d->agent_id), "%s", cfg->agent_id);
+        snprintf(d->who, sizeof(d->who), "agent %.8s", cfg->agent_id);
+        p = json_pack("{s:i,s:s}", "v", 1, "agentId", cfg->agent_id);
+        if (cfg->nserve > AGENT_DAEMON_MAX_SERVE) {
+            snprintf(err, errlen, "too many tunnels for one link");
+            goto fail;
+        }
+        json_t *ids = cfg->nserve ? json_array() : NULL;
+        for (size_t i = 0; i < cfg->nserve; i++) {
+            if (!agent_is_uuid(cfg->serve[i])) {
+                json_decref(ids);
+                snprintf(err, errlen, "not a tunnel id: %.40s", cfg->serve[i]);
+                goto fail;
+            }
+            snprintf(d->serve[d->nserve++], sizeof(d->serve[0]), "%s", cfg->serve[i]);
+            json_array_append_new(ids, json_string(cfg->serve[i]));
+        }
+        if (ids && p)
+            json_object_set_new(p, "tunnels", ids);
+        else
+            json_decref(ids);
+    }
+    text = p ? json_dumps(p, JSON_COMPACT) : NULL;
+    if (!text || strlen(text) > sizeof(d->payload)) {
+        snprintf(err, errlen, "cannot build the handshake payload");
+        goto fail;
+    }
+    d->payload_len = strlen(text);
+    memcpy(d->payload, text, d->payload_len);
+    sodium_memzero(text, d->payload_len);
+    free(text);
+    text = NULL;
+    json_decref(p);
+    p = NULL;
+    d->cfg.hub_url = d->hub_url;
+    d->cfg.agent_id = d->agent_id;
+    d->cfg.enroll = NULL;
+    d->cfg.serve = NULL;
+    d->cfg.nserve = 0;
+    d->cfg.agent_sk = d->sk;
+    d->cfg.hub_pk = d->hub_pk;
+
+    cn_stream_dispatch_callbacks(&d->mux_cb);
+    d->mux_cb.on_open = on_open;
+    d->mux_cb.on_control = on_control;
+    d->mux_cb.on_goaway = on_goaway;
+
+    d->protocols[0].name = "http";
+    d->protocols[0].callback = http_dummy;
+    d->protocols[1] = *cn_link_client_protocol();
+    d->protocols[2] = *cn_pipe_protocol();
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = d->protocols;
+    info.pt_serv_buf_size = CN_LINK_LWS_BUF;
+    d->context = lws_create_context(&info);
+    if (!d->context) {
+        snprintf(err, errlen, "cannot create the event loop");
+        goto fail;
+    }
+    d->vh = lws_get_vhost_by_name(d->context, "default");
+    if (!d->vh) {
+        snprintf(err, errlen, "cannot create the event loop (no vhost)");
+        goto fail;
+    }
+    lws_sul_schedule(d->context, 0, &d->sul_heartbeat, heartbeat, HEARTBEAT_US);
+    connect_now(d);
+    return d;
+fail:
+    json_decref(p);
+    free(text);
+    agent_daemon_free(d);
+    return NULL;
+}
+
+int agent_daemon_service(agent_daemon_t *d)
+{
+    return lws_service(d->context, 0) < 0 ? CN_EIO : 0;
+}
+
+void agent_daemon_stop(agent_daemon_t *d)
+{
+    if (!d || d->stopping)
+        return;
+    d->stopping = true;
+    lws_sul_cancel(&d->sul_reconnect);
+    agent_conn_t *next;
+    for (agent_conn_t *c = d->conns; c; c = next) {
+        next = c->next;
+        if (c->pipe)
+            cn_pipe_abort(c->pipe, CN_RST_GONE);
+    }
+    if (d->link)
+        cn_link_close(d->link, "agent stopping");
+}
+
+bool agent_daemon_idle(const agent_daemon_t *d)
+{
+    return (d->stopping || d->enrolling) && !d->link && !d->conns;
+}
+
+void agent_daemon_free(agent_daemon_t *d)
+{
+    if (!d)
+        return;
+    d->stopping = d->destroying = true;
+    if (d->context) {
+        lws_sul_cancel(&d->sul_reconnect);
+        lws_sul_cancel(&d->sul_heartbeat);
+        lws_context_destroy(d->context);
+    }
+    while (d->conns) {
+        agent_conn_t *c = d->conns;
+        conn_unlink(d, c);
+        free(c);
+    }
+    agent_allowlist_free(&d->tunnels);
+    sodium_memzero(d->sk, sizeof(d->sk));
+    sodium_memzero(d->payload, sizeof(d->payload));
+    free(d);
+}
+
+void agent_daemon_wake(agent_daemon_t *d)
+{
+    lws_cancel_service(d->context);
+}
+
+const agent_allowlist_t *agent_daemon_tunnels(const agent_daemon_t *d)
+{
+    return &d->tunnels;
+}
+
+bool agent_daemon_connected(const agent_daemon_t *d)
+{
+    return d->link && d->admitted;
+}
+
+size_t agent_daemon_streams(const agent_daemon_t *d)
+{
+    return d->nconns;
+}
+
+const char *agent_daemon_workspace(const agent_daemon_t *d)
+{
+    return d->workspace_id;
+}

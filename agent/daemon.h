@@ -1,0 +1,95 @@
+/* The agent daemon: one link to the hub, kept up with backoff, serving the
+ * streams the hub opens.
+ *
+ * It owns an lws context (no listening port) holding the link (cn_link) and
+ * a pipe (cn_pipe) per stream. It keeps the allow-list from the hub's
+ * `hello` and `tunnels` messages and dials, for each stream, only the
+ * target of the tunnel the stream names (allowlist.h); everything else is
+ * refused. When the link dies it reconnects after agent_backoff_delay()
+ * (reset once a connection stayed up AGENT_BACKOFF_STABLE_MS), unless it is
+ * stopping or enrolling.
+ *
+ * The caller runs the loop: agent_daemon_service() returns at least every
+ * 250 ms (and when a signal interrupts the poll), so the caller can check
+ * its own flags between rounds and make blocking calls (e.g. cn_api) there,
+ * never from inside the callbacks below.
+ *
+ *   d = agent_daemon_new(&cfg, err, sizeof(err));
+ *   while (!stop) agent_daemon_service(d);
+ *   agent_daemon_stop(d);
+ *   while (!agent_daemon_idle(d) && time left) agent_daemon_service(d);
+ *   agent_daemon_free(d);
+ */
+#ifndef AGENT_DAEMON_H
+#define AGENT_DAEMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "allowlist.h"
+#include "cn_link.h"
+
+struct json_t;
+
+typedef struct agent_daemon agent_daemon_t;
+
+#define AGENT_DAEMON_MAX_SERVE 64
+
+typedef struct agent_daemon_config {
+    const char *hub_url;     /* http://HOST:PORT[/BASE]; the link goes to BASE/agent */
+    const uint8_t *agent_sk; /* the agent's static X25519 private key (32 bytes) */
+    const uint8_t *hub_pk;   /* the pinned hub public key (32 bytes) */
+    const char *agent_id;    /* payload {"v":1,"agentId":ID}; also names log lines */
+    const char *enroll;      /* instead: payload {"v":1,"enroll":SECRET}, and no reconnect */
+    /* When set, this link serves only these tunnels: their ids go in the
+     * payload ("tunnels":[...]) so the hub routes only their streams here
+     * (several links may share one agent identity: a daemon and some
+     * `connect expose` processes), and streams for any other tunnel are
+     * refused. At most AGENT_DAEMON_MAX_SERVE. */
+    const char *const *serve;
+    size_t nserve;
+    uint32_t backoff_base_ms; /* 0 = AGENT_BACKOFF_BASE_MS */
+    uint32_t backoff_cap_ms;  /* 0 = AGENT_BACKOFF_CAP_MS */
+    uint32_t stable_ms;       /* 0 = AGENT_BACKOFF_STABLE_MS */
+    cn_link_timing_t timing;
+
+    /* The hub admitted us: its `hello` (borrowed for the call) arrived and
+     * the allow-list is set. */
+    void (*on_hello)(void *ctx, agent_daemon_t *d, const struct json_t *hello);
+    /* The allow-list changed (after hello too). */
+    void (*on_tunnels)(void *ctx, agent_daemon_t *d);
+    /* The link closed (or could not be opened). `established` says whether
+     * the secure channel had come up (so the hub holds the pinned key),
+     * `admitted` whether a hello had arrived. A reconnect is scheduled
+     * unless stopping or enrolling. */
+    void (*on_down)(void *ctx, agent_daemon_t *d, int err, const char *why, bool established,
+                    bool admitted);
+    void *ctx;
+} agent_daemon_config_t;
+
+/* Creates the context and starts the first connection. NULL with err. The
+ * config's strings and keys are copied. */
+agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, size_t errlen);
+/* Runs one service round. Negative on an event loop failure. */
+int agent_daemon_service(agent_daemon_t *d);
+/* Aborts every pipe, closes the link, cancels reconnects. Idempotent. */
+void agent_daemon_stop(agent_daemon_t *d);
+/* True once stopping (or enrolling) and no link or pipe is left. */
+bool agent_daemon_idle(const agent_daemon_t *d);
+/* Destroys the context (closing what is still open) and frees. NULL ok. */
+void agent_daemon_free(agent_daemon_t *d);
+/* Wakes a service round in progress (safe from a signal handler? no: from
+ * another thread only, via lws_cancel_service). */
+void agent_daemon_wake(agent_daemon_t *d);
+
+/* The current allow-list (empty before the first hello). */
+const agent_allowlist_t *agent_daemon_tunnels(const agent_daemon_t *d);
+/* True while a link is admitted (hello received and not closed). */
+bool agent_daemon_connected(const agent_daemon_t *d);
+/* Streams being served right now. */
+size_t agent_daemon_streams(const agent_daemon_t *d);
+/* Workspace id from the last hello ("" before). */
+const char *agent_daemon_workspace(const agent_daemon_t *d);
+
+#endif

@@ -1,0 +1,149 @@
+/* cn_api: a small synchronous client for the hub's REST API (/api/v1).
+ *
+ * Every call runs its own short-lived lws context (HTTP/1.1 client role)
+ * until the response is complete, the deadline passes or the caller's
+ * cancel flag is raised, then destroys it: nothing outlives the call, so a
+ * call may be made between two lws_service() rounds of another context
+ * (never from inside one of its callbacks). lws does all the HTTP; this
+ * module adds the bearer token (a header, never the URL), the JSON body
+ * with its Content-Type and Content-Length, a bound on the response size,
+ * and turns the API's error shape into one human line.
+ *
+ * Scope: plain http:// hub URLs. https:// is refused with a clear error for
+ * now (the agent link has no TLS yet either); redirects are not followed, so
+ * the token never travels to another host.
+ *
+ * Not thread-safe: one client belongs to one thread. */
+#ifndef CN_API_H
+#define CN_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <signal.h>
+
+struct json_t;
+
+#define CN_API_DEFAULT_TIMEOUT_MS 15000u
+#define CN_API_MAX_RESPONSE (4u * 1024 * 1024) /* response body bytes */
+#define CN_API_MAX_REQUEST (1u * 1024 * 1024)  /* request body bytes */
+#define CN_API_HOST_MAX 255                    /* host name or IP literal */
+#define CN_API_PATH_MAX 1024                   /* base path + request path + query */
+#define CN_API_TOKEN_MAX 512
+
+typedef struct cn_api cn_api_t;
+
+/* A parsed hub URL "http://HOST[:PORT][/BASE]". host has no brackets
+ * (an IPv6 literal is bare); base is "" or "/prefix" without a trailing
+ * slash. */
+typedef struct cn_api_url {
+    char host[CN_API_HOST_MAX + 1];
+    int port;
+    bool ipv6;
+    char base[256];
+} cn_api_url_t;
+
+/* Parses a hub URL. Returns 0, or CN_EINVAL with a sentence in err
+ * ("https is not supported yet", "port must be between 1 and 65535", ...).
+ * No query, fragment or user-info is accepted. */
+int cn_api_parse_url(const char *url, cn_api_url_t *out, char *err, size_t errlen);
+
+/* Creates a client for `hub_url` with the API token `token` (may be NULL
+ * or "" for unauthenticated calls such as health). Both are copied; the
+ * token is wiped when the client is freed. Returns NULL with a sentence in
+ * err (bad URL, token too long or with characters not allowed in a header,
+ * no memory). */
+cn_api_t *cn_api_new(const char *hub_url, const char *token, char *err, size_t errlen);
+void cn_api_free(cn_api_t *api);
+
+/* Per-call deadline, covering connect, request and response. 0 = default. */
+void cn_api_set_timeout(cn_api_t *api, unsigned timeout_ms);
+/* A flag (e.g. set by a signal handler) that aborts a call in progress with
+ * CN_ECLOSED when it becomes nonzero. Borrowed; NULL to clear. */
+void cn_api_set_cancel(cn_api_t *api, const volatile sig_atomic_t *flag);
+/* The hub URL as given (for messages). */
+const char *cn_api_url(const cn_api_t *api);
+
+/* One call: `method` ("GET", "POST", "PATCH", "DELETE"), `path` starting
+ * with '/' (already percent-encoded; the URL's base path is prepended),
+ * optional JSON `body` (borrowed). On return:
+ *   - *status (optional) holds the HTTP status, or 0 when no response came;
+ *   - *response (optional) holds the parsed JSON body (owned by the caller,
+ *     json_decref it) whenever one arrived and parsed, also for errors, else
+ *     NULL;
+ *   - err gets one human line on failure.
+ * Returns 0 for a 2xx answer. Otherwise a negative code:
+ *   CN_EIO       the hub could not be reached or the connection failed
+ *   CN_ETIMEOUT  the deadline passed
+ *   CN_ECLOSED   the cancel flag was raised
+ *   CN_ETOOBIG   the response body was larger than CN_API_MAX_RESPONSE
+ *   CN_EPROTO    a 2xx answer whose body is not JSON
+ *   CN_EINVAL    400/422 (bad request), or a bad argument to this call
+ *   CN_EAUTH     401/403
+ *   CN_ENOTFOUND 404/410
+ *   CN_ESTATE    409
+ *   CN_EAGAIN    429 (err says when to retry)
+ *   CN_EREFUSED  any other non-2xx status (3xx included: never followed)
+ * For HTTP errors err is the API's errors turned into one line by
+ * cn_api_format_errors(). */
+int cn_api_call(cn_api_t *api, const char *method, const char *path, const struct json_t *body,
+                int *status, struct json_t **response, char *err, size_t errlen);
+
+/* The CN_E* code cn_api_call() returns for an HTTP status (0 for 2xx). */
+int cn_api_status_error(int status);
+
+/* Turns an error answer into one line: each {"param","details"} of
+ * {"errors":[...]} as "param: details" (just "details" when param is empty),
+ * joined by "; "; without that shape, "HTTP STATUS REASON" (with the body's
+ * "message" or "error" string when there is one). `retry_after` (seconds,
+ * 0 = none) adds " (retry in N s)". Always NUL-terminates; truncates. */
+void cn_api_format_errors(int status, const struct json_t *response, unsigned retry_after,
+                          char *out, size_t outlen);
+
+/* Percent-encodes `in` (RFC 3986 unreserved characters pass) into out.
+ * Returns 0, or CN_ETOOBIG when it does not fit. */
+int cn_api_escape(const char *in, char *out, size_t outlen);
+
+/* ---- typed helpers: thin wrappers over cn_api_call(); on success *out
+ * (owned by the caller) holds the documented JSON value ---- */
+
+/* GET /api/v1/health (no token needed) -> the health object. */
+int cn_api_health(cn_api_t *api, struct json_t **out, char *err, size_t errlen);
+
+/* POST /api/v1/tunnels with `spec` (target, agentId, name, protocol, public,
+ * ttl, httpUser, ...) -> the tunnel object (with httpPassword, once, when
+ * httpUser was given). */
+int cn_api_tunnel_create(cn_api_t *api, const struct json_t *spec, struct json_t **out, char *err,
+                         size_t errlen);
+/* GET /api/v1/tunnels[?agentId=&status=] -> the array of tunnel objects.
+ * agent_id and status may be NULL. */
+int cn_api_tunnel_list(cn_api_t *api, const char *agent_id, const char *status, struct json_t **out,
+                       char *err, size_t errlen);
+/* GET /api/v1/tunnels/{id} -> the tunnel object. */
+int cn_api_tunnel_get(cn_api_t *api, const char *id, struct json_t **out, char *err, size_t errlen);
+/* PATCH /api/v1/tunnels/{id} with `changes` (name, status, metadata) -> the
+ * updated tunnel object. */
+int cn_api_tunnel_patch(cn_api_t *api, const char *id, const struct json_t *changes,
+                        struct json_t **out, char *err, size_t errlen);
+/* DELETE /api/v1/tunnels/{id}. out may be NULL. */
+int cn_api_tunnel_delete(cn_api_t *api, const char *id, struct json_t **out, char *err,
+                         size_t errlen);
+
+/* GET /api/v1/events[?tunnelId=&since=] -> the array of events, oldest
+ * first. tunnel_id and since (RFC 3339) may be NULL. */
+int cn_api_events_list(cn_api_t *api, const char *tunnel_id, const char *since, struct json_t **out,
+                       char *err, size_t errlen);
+
+/* POST /api/v1/agents {name?} -> {id, enrollToken, ...}. */
+int cn_api_agent_create(cn_api_t *api, const char *name, struct json_t **out, char *err,
+                        size_t errlen);
+/* GET /api/v1/agents -> the array of agents. */
+int cn_api_agent_list(cn_api_t *api, struct json_t **out, char *err, size_t errlen);
+/* GET /api/v1/agents/{id} -> the agent object. */
+int cn_api_agent_get(cn_api_t *api, const char *id, struct json_t **out, char *err, size_t errlen);
+/* DELETE /api/v1/agents/{id}. out may be NULL. */
+int cn_api_agent_delete(cn_api_t *api, const char *id, struct json_t **out, char *err,
+                        size_t errlen);
+
+#endif

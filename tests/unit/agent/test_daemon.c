@@ -1,0 +1,734 @@
+/* The agent daemon against a fake hub: a real cn_link server on its own
+ * thread and lws context, speaking the control protocol of
+ * docs/agent-protocol.md, and a TCP echo service as the tunnel target.
+ *
+ * Stories: the agent is admitted and keeps the allow-list from hello; a
+ * stream for an exposed tunnel reaches its target and back; streams for
+ * unknown tunnels, paused tunnels or other kinds are refused (no SSRF);
+ * a tunnels update replaces the list; a dropped link comes back by itself
+ * with backoff; enrollment carries the secret and gets the API token; a
+ * refused enrollment does not retry; stop leaves nothing behind. */
+#include "cn_test.h"
+
+#include "allowlist.h"
+#include "cn_chan.h"
+#include "cn_err.h"
+#include "cn_frame.h"
+#include "cn_link.h"
+#include "cn_log.h"
+#include "cn_mux.h"
+#include "daemon.h"
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define T1 "11111111-1111-4111-8111-111111111111"
+#define T2 "22222222-2222-4222-8222-222222222222"
+#define T3 "33333333-3333-4333-8333-333333333333"
+#define AGENT_ID "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- echo target ------------------------------------------------------ */
+
+static struct {
+    int fd, port;
+    pthread_t th;
+    volatile int served;
+} E;
+
+static void *echo_main(void *arg)
+{
+    for (;;) {
+        int c = accept(E.fd, NULL, NULL);
+        if (c < 0)
+            return NULL;
+        char buf[4096], all[65536];
+        size_t n = 0;
+        for (;;) {
+            ssize_t r = read(c, buf, sizeof(buf));
+            if (r <= 0)
+                break;
+            if (n + (size_t)r <= sizeof(all)) {
+                memcpy(all + n, buf, (size_t)r);
+                n += (size_t)r;
+            }
+        }
+        for (size_t o = 0; o < n;) {
+            ssize_t w = write(c, all + o, n - o);
+            if (w <= 0)
+                break;
+            o += (size_t)w;
+        }
+        close(c);
+        E.served++;
+    }
+}
+
+static void echo_start(void)
+{
+    E.fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    assert_int_equal(bind(E.fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(E.fd, 8), 0);
+    assert_int_equal(getsockname(E.fd, (struct sockaddr *)&sa, &sl), 0);
+    E.port = ntohs(sa.sin_port);
+    E.served = 0;
+    assert_int_equal(pthread_create(&E.th, NULL, echo_main, NULL), 0);
+}
+
+static void echo_stop(void)
+{
+    shutdown(E.fd, SHUT_RDWR);
+    pthread_join(E.th, NULL);
+    close(E.fd);
+}
+
+/* ---- fake hub --------------------------------------------------------- */
+
+typedef struct hub_stream {
+    uint32_t id;
+    int accepted, reset, closed, eof, fin_sent;
+    uint32_t reset_code;
+    char rx[256];
+    size_t rx_len;
+    const char *tx;
+    size_t tx_off;
+} hub_stream_t;
+
+enum { CMD_NONE, CMD_OPEN, CMD_TUNNELS, CMD_KICK };
+
+static struct {
+    pthread_mutex_t mu;
+    struct lws_context *ctx;
+    cn_link_server_t *srv;
+    struct lws_protocols protocols[3];
+    int port;
+    pthread_t th;
+    volatile int stop;
+    uint8_t sk[32], pk[32];
+    uint8_t agent_pk[32];
+    /* behaviour */
+    int refuse;
+    json_t *hello_tunnels; /* sent in hello (owned) */
+    /* observations */
+    cn_link_t *link;
+    int admitted, closed;
+    char payload[512];
+    /* one command at a time from the test thread */
+    int cmd;
+    uint8_t cmd_kind;
+    char cmd_ref[64];
+    const char *cmd_data;
+    json_t *cmd_tunnels;
+    hub_stream_t streams[16];
+    int nstreams;
+} H;
+
+static void lock(void)
+{
+    pthread_mutex_lock(&H.mu);
+}
+
+static void unlock(void)
+{
+    pthread_mutex_unlock(&H.mu);
+}
+
+static void send_tunnels(cn_link_t *l, const char *type, json_t *tunnels)
+{
+    json_t *m = json_pack("{s:s,s:O}", "type", type, "tunnels", tunnels);
+    if (!strcmp(type, "hello")) {
+        json_object_set_new(m, "agentId", json_string(AGENT_ID));
+        json_object_set_new(m, "workspaceId", json_string("ws-1"));
+        if (strstr(H.payload, "enroll"))
+            json_object_set_new(m, "apiToken", json_string("cnt_from_enrollment"));
+    }
+    assert_int_equal(cn_mux_send_control(cn_link_mux(l), m), 0);
+    json_decref(m);
+    cn_link_flush(l);
+}
+
+static void pump(cn_link_t *l, hub_stream_t *s)
+{
+    cn_mux_t *m = cn_link_mux(l);
+    if (s->accepted && s->tx && !s->fin_sent) {
+        size_t left = strlen(s->tx) - s->tx_off;
+        if (left) {
+            int n = cn_mux_write(m, s->id, (const uint8_t *)s->tx + s->tx_off, left);
+            if (n > 0)
+                s->tx_off += (size_t)n;
+        }
+        if (s->tx_off == strlen(s->tx)) {
+            cn_mux_shutdown(m, s->id);
+            s->fin_sent = 1;
+        }
+    }
+    for (;;) {
+        uint8_t buf[256];
+        int n = cn_mux_read(m, s->id, buf, sizeof(buf));
+        if (n == 0) {
+            s->eof = 1;
+            break;
+        }
+        if (n < 0)
+            break;
+        if (s->rx_len + (size_t)n < sizeof(s->rx)) {
+            memcpy(s->rx + s->rx_len, buf, (size_t)n);
+            s->rx_len += (size_t)n;
+        }
+    }
+    cn_link_flush(l);
+}
+
+static void h_accepted(void *ctx, uint32_t id, void *user)
+{
+    lock();
+    ((hub_stream_t *)user)->accepted = 1;
+    pump(ctx, user);
+    unlock();
+}
+
+static void h_readable(void *ctx, uint32_t id, void *user)
+{
+    lock();
+    pump(ctx, user);
+    unlock();
+}
+
+static void h_writable(void *ctx, uint32_t id, void *user)
+{
+    lock();
+    pump(ctx, user);
+    unlock();
+}
+
+static void h_reset(void *ctx, uint32_t id, void *user, uint32_t code, const char *msg, size_t len)
+{
+    lock();
+    hub_stream_t *s = user;
+    s->reset = 1;
+    s->reset_code = code;
+    unlock();
+}
+
+static void h_closed(void *ctx, uint32_t id, void *user)
+{
+    lock();
+    if (user)
+        ((hub_stream_t *)user)->closed = 1;
+    unlock();
+}
+
+static const cn_mux_callbacks_t hub_mux_cb = {
+    .on_accepted = h_accepted,
+    .on_readable = h_readable,
+    .on_writable = h_writable,
+    .on_reset = h_reset,
+    .on_closed = h_closed,
+};
+
+static int h_established(cn_link_t *l, void *ctx)
+{
+    lock();
+    size_t plen = 0;
+    const uint8_t *p = cn_link_peer_payload(l, &plen);
+    snprintf(H.payload, sizeof(H.payload), "%.*s", (int)plen, (const char *)p);
+    memcpy(H.agent_pk, cn_link_peer_key(l), 32);
+    int refuse = H.refuse;
+    if (!refuse) {
+        H.link = l;
+        H.admitted++;
+        send_tunnels(l, "hello", H.hello_tunnels);
+    }
+    unlock();
+    return refuse ? CN_EREFUSED : 0;
+}
+
+static void h_closed_link(cn_link_t *l, void *ctx, int err, const char *why)
+{
+    lock();
+    if (H.link == l)
+        H.link = NULL;
+    H.closed++;
+    unlock();
+}
+
+static void run_cmd(void)
+{
+    lock();
+    cn_link_t *l = H.link;
+    if (H.cmd == CMD_OPEN && l) {
+        hub_stream_t *s = &H.streams[H.nstreams++];
+        memset(s, 0, sizeof(*s));
+        s->tx = H.cmd_data;
+        uint32_t id = 0;
+        const char *meta = "{\"client\":\"203.0.113.7:5555\"}";
+        assert_int_equal(cn_mux_open(cn_link_mux(l), H.cmd_kind, (const uint8_t *)H.cmd_ref,
+                                     strlen(H.cmd_ref), (const uint8_t *)meta, strlen(meta), s,
+                                     &id),
+                         0);
+        s->id = id;
+        cn_link_flush(l);
+    } else if (H.cmd == CMD_TUNNELS && l) {
+        send_tunnels(l, "tunnels", H.cmd_tunnels);
+    } else if (H.cmd == CMD_KICK && l) {
+        cn_link_close(l, "kicked by the test");
+    }
+    json_decref(H.cmd_tunnels);
+    H.cmd_tunnels = NULL;
+    H.cmd = CMD_NONE;
+    unlock();
+}
+
+static int h_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                  size_t len)
+{
+    if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
+        run_cmd();
+        return 0;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static void *hub_main(void *arg)
+{
+    while (!H.stop)
+        lws_service(H.ctx, 0);
+    return NULL;
+}
+
+static void hub_start(json_t *tunnels)
+{
+    memset(&H, 0, sizeof(H));
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&H.mu, &ma);
+    pthread_mutexattr_destroy(&ma);
+    H.hello_tunnels = tunnels;
+    assert_int_equal(cn_chan_keypair(H.pk, H.sk), 0);
+    cn_link_server_config_t sc = {
+        .path = "/agent",
+        .binding = "",
+        .static_sk = H.sk,
+        .mux_cb = &hub_mux_cb,
+        .cb = {.on_established = h_established, .on_closed = h_closed_link},
+    };
+    int err = 0;
+    H.srv = cn_link_server_new(&sc, &err);
+    assert_non_null(H.srv);
+    H.protocols[0].name = "http";
+    H.protocols[0].callback = h_http;
+    H.protocols[1] = cn_link_server_protocol(H.srv);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.port = 0;
+    info.iface = "127.0.0.1";
+    info.protocols = H.protocols;
+    info.pt_serv_buf_size = CN_LINK_LWS_BUF;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    H.ctx = lws_create_context(&info);
+    assert_non_null(H.ctx);
+    H.port = lws_get_vhost_listen_port(lws_get_vhost_by_name(H.ctx, "default"));
+    assert_true(H.port > 0);
+    assert_int_equal(pthread_create(&H.th, NULL, hub_main, NULL), 0);
+}
+
+static void hub_stop(void)
+{
+    H.stop = 1;
+    lws_cancel_service(H.ctx);
+    pthread_join(H.th, NULL);
+    lws_context_destroy(H.ctx);
+    cn_link_server_free(H.srv);
+    json_decref(H.hello_tunnels);
+    json_decref(H.cmd_tunnels);
+    pthread_mutex_destroy(&H.mu);
+}
+
+/* ---- the agent side --------------------------------------------------- */
+
+typedef struct obs {
+    int hellos, tunnel_updates, downs;
+    int last_admitted;
+    char api_token[64];
+} obs_t;
+
+static void on_hello(void *ctx, agent_daemon_t *d, const json_t *hello)
+{
+    obs_t *o = ctx;
+    o->hellos++;
+    const char *t = json_string_value(json_object_get(hello, "apiToken"));
+    if (t)
+        snprintf(o->api_token, sizeof(o->api_token), "%s", t);
+}
+
+static void on_tunnels(void *ctx, agent_daemon_t *d)
+{
+    ((obs_t *)ctx)->tunnel_updates++;
+}
+
+static void on_down(void *ctx, agent_daemon_t *d, int err, const char *why, bool established,
+                    bool admitted)
+{
+    obs_t *o = ctx;
+    o->downs++;
+    o->last_admitted = admitted;
+}
+
+static json_t *tunnel(const char *id, const char *name, int port, const char *status)
+{
+    return json_pack("{s:s,s:s,s:{s:s,s:i},s:s,s:s}", "id", id, "name", name, "target", "host",
+                     "127.0.0.1", "port", port, "protocol", "tcp", "status", status);
+}
+
+/* Runs the daemon until cond() or the deadline. */
+static int run_until(agent_daemon_t *d, int (*cond)(void *), void *arg, uint64_t ms)
+{
+    uint64_t end = mono_ms() + ms;
+    while (!cond(arg) && mono_ms() < end)
+        agent_daemon_service(d);
+    return cond(arg);
+}
+
+static int cmd_done(void *arg)
+{
+    lock();
+    int done = H.cmd == CMD_NONE;
+    unlock();
+    return done;
+}
+
+static void hub_cmd(agent_daemon_t *d, int cmd, uint8_t kind, const char *ref, const char *data,
+                    json_t *tunnels)
+{
+    lock();
+    H.cmd = cmd;
+    H.cmd_kind = kind;
+    snprintf(H.cmd_ref, sizeof(H.cmd_ref), "%s", ref ? ref : "");
+    H.cmd_data = data;
+    H.cmd_tunnels = tunnels;
+    unlock();
+    lws_cancel_service(H.ctx);
+    assert_true(run_until(d, cmd_done, NULL, 5000));
+}
+
+static int stream_over(void *arg)
+{
+    hub_stream_t *s = arg;
+    lock();
+    int done = s->closed;
+    unlock();
+    return done;
+}
+
+static int hellos_at_least(void *arg)
+{
+    obs_t *o = arg;
+    return o->hellos >= 2;
+}
+
+static int first_hello(void *arg)
+{
+    return ((obs_t *)arg)->hellos >= 1;
+}
+
+static int updates_2(void *arg)
+{
+    return ((obs_t *)arg)->tunnel_updates >= 2;
+}
+
+static int is_idle(void *arg)
+{
+    return agent_daemon_idle(arg);
+}
+
+static int got_down(void *arg)
+{
+    return ((obs_t *)arg)->downs >= 1;
+}
+
+/* Opens a stream from the hub and runs until it is over. */
+static hub_stream_t *open_stream(agent_daemon_t *d, uint8_t kind, const char *ref, const char *data)
+{
+    int before = H.nstreams;
+    hub_cmd(d, CMD_OPEN, kind, ref, data, NULL);
+    assert_int_equal(H.nstreams, before + 1);
+    hub_stream_t *s = &H.streams[before];
+    assert_true(run_until(d, stream_over, s, 10000));
+    return s;
+}
+
+static agent_daemon_t *start_agent_serving(obs_t *o, uint8_t sk[32], const char *enroll,
+                                           const char *const *serve, size_t nserve)
+{
+    uint8_t pk[32];
+    assert_int_equal(cn_chan_keypair(pk, sk), 0);
+    char url[64], err[256];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", H.port);
+    agent_daemon_config_t dc = {
+        .hub_url = url,
+        .agent_sk = sk,
+        .hub_pk = H.pk,
+        .agent_id = enroll ? NULL : AGENT_ID,
+        .enroll = enroll,
+        .backoff_base_ms = 100,
+        .backoff_cap_ms = 300,
+        .serve = serve,
+        .nserve = nserve,
+        .on_hello = on_hello,
+        .on_tunnels = on_tunnels,
+        .on_down = on_down,
+        .ctx = o,
+    };
+    agent_daemon_t *d = agent_daemon_new(&dc, err, sizeof(err));
+    if (!d)
+        fail_msg("agent_daemon_new: %s", err);
+    return d;
+}
+
+static agent_daemon_t *start_agent(obs_t *o, uint8_t sk[32], const char *enroll)
+{
+    return start_agent_serving(o, sk, enroll, NULL, 0);
+}
+
+static void stop_agent(agent_daemon_t *d)
+{
+    agent_daemon_stop(d);
+    assert_true(run_until(d, is_idle, d, 5000));
+    agent_daemon_free(d);
+}
+
+static void test_serves_only_its_tunnels(void **state)
+{
+    echo_start();
+    json_t *tl = json_array();
+    json_array_append_new(tl, tunnel(T1, "echo", E.port, "active"));
+    json_array_append_new(tl, tunnel(T2, "sleepy", E.port, "paused"));
+    hub_start(tl);
+    obs_t o = {0};
+    uint8_t sk[32];
+    agent_daemon_t *d = start_agent(&o, sk, NULL);
+    assert_true(run_until(d, first_hello, &o, 10000));
+    assert_true(agent_daemon_connected(d));
+    assert_string_equal(agent_daemon_workspace(d), "ws-1");
+    assert_int_equal(agent_daemon_tunnels(d)->count, 2);
+    assert_string_equal(H.payload, "{\"v\":1,\"agentId\":\"" AGENT_ID "\"}");
+    uint8_t pk[32];
+    cn_chan_public_key(sk, pk);
+    assert_memory_equal(H.agent_pk, pk, 32);
+
+    /* An exposed tunnel: bytes reach the target and come back, both FINs. */
+    hub_stream_t *s = open_stream(d, CN_KIND_TCP, T1, "hello through the tunnel");
+    assert_false(s->reset);
+    assert_true(s->eof);
+    assert_int_equal(s->rx_len, strlen("hello through the tunnel"));
+    assert_memory_equal(s->rx, "hello through the tunnel", s->rx_len);
+
+    /* Everything else is refused before any dial. */
+    int served = E.served;
+    s = open_stream(d, CN_KIND_TCP, T3, "x"); /* unknown tunnel */
+    assert_true(s->reset);
+    assert_int_equal(s->reset_code, CN_RST_REFUSED);
+    s = open_stream(d, CN_KIND_TCP, T2, "x"); /* paused */
+    assert_true(s->reset);
+    assert_int_equal(s->reset_code, CN_RST_REFUSED);
+    s = open_stream(d, CN_KIND_UDP, T1, "x"); /* other kind */
+    assert_true(s->reset);
+    assert_int_equal(s->reset_code, CN_RST_REFUSED);
+    s = open_stream(d, CN_KIND_TCP, "127.0.0.1:22", "x"); /* a target as ref: no SSRF */
+    assert_true(s->reset);
+    assert_int_equal(s->reset_code, CN_RST_REFUSED);
+    assert_int_equal(E.served, served);
+
+    /* A tunnels update replaces the list: T1 is gone, T3 arrives. */
+    json_t *nl = json_array();
+    json_array_append_new(nl, tunnel(T3, "new", E.port, "active"));
+    hub_cmd(d, CMD_TUNNELS, 0, NULL, NULL, nl);
+    assert_true(run_until(d, updates_2, &o, 5000));
+    assert_int_equal(agent_daemon_tunnels(d)->count, 1);
+    s = open_stream(d, CN_KIND_TCP, T1, "x");
+    assert_true(s->reset);
+    assert_int_equal(s->reset_code, CN_RST_REFUSED);
+    s = open_stream(d, CN_KIND_TCP, T3, "again");
+    assert_false(s->reset);
+    assert_int_equal(s->rx_len, 5);
+
+    stop_agent(d);
+    hub_stop();
+    echo_stop();
+}
+
+/* A `connect expose` link names its tunnel: the hub learns it from the
+ * payload, and the link refuses the agent's other tunnels. */
+static void test_named_tunnels_only(void **state)
+{
+    echo_start();
+    json_t *tl = json_array();
+    json_array_append_new(tl, tunnel(T1, "mine", E.port, "active"));
+    json_array_append_new(tl, tunnel(T3, "daemons", E.port, "active"));
+    hub_start(tl);
+    obs_t o = {0};
+    uint8_t sk[32];
+    const char *serve[] = {T1};
+    agent_daemon_t *d = start_agent_serving(&o, sk, NULL, serve, 1);
+    assert_true(run_until(d, first_hello, &o, 10000));
+    assert_string_equal(H.payload,
+                        "{\"v\":1,\"agentId\":\"" AGENT_ID "\",\"tunnels\":[\"" T1 "\"]}");
+    hub_stream_t *s = open_stream(d, CN_KIND_TCP, T1, "mine");
+    assert_false(s->reset);
+    assert_int_equal(s->rx_len, 4);
+    s = open_stream(d, CN_KIND_TCP, T3, "not mine");
+    assert_true(s->reset);
+    assert_int_equal(s->reset_code, CN_RST_REFUSED);
+    stop_agent(d);
+    hub_stop();
+    echo_stop();
+
+    /* Ids are checked before anything is sent. */
+    const char *bad[] = {"not-a-uuid"};
+    char err[128];
+    agent_daemon_config_t dc = {
+        .hub_url = "http://127.0.0.1:1",
+        .agent_sk = sk,
+        .hub_pk = sk,
+        .agent_id = AGENT_ID,
+        .serve = bad,
+        .nserve = 1,
+    };
+    assert_null(agent_daemon_new(&dc, err, sizeof(err)));
+    assert_non_null(strstr(err, "not a tunnel id"));
+}
+
+static void test_target_down_is_unreachable(void **state)
+{
+    /* A port nobody listens on. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    close(fd);
+    json_t *tl = json_array();
+    json_array_append_new(tl, tunnel(T1, "down", ntohs(sa.sin_port), "active"));
+    hub_start(tl);
+    obs_t o = {0};
+    uint8_t sk[32];
+    agent_daemon_t *d = start_agent(&o, sk, NULL);
+    assert_true(run_until(d, first_hello, &o, 10000));
+    hub_stream_t *s = open_stream(d, CN_KIND_TCP, T1, "x");
+    assert_true(s->reset);
+    assert_int_equal(s->reset_code, CN_RST_UNREACHABLE);
+    assert_int_equal(agent_daemon_streams(d), 0);
+    stop_agent(d);
+    hub_stop();
+}
+
+static void test_reconnects_after_link_loss(void **state)
+{
+    hub_start(json_array());
+    obs_t o = {0};
+    uint8_t sk[32];
+    agent_daemon_t *d = start_agent(&o, sk, NULL);
+    assert_true(run_until(d, first_hello, &o, 10000));
+    uint64_t t0 = mono_ms();
+    hub_cmd(d, CMD_KICK, 0, NULL, NULL, NULL);
+    assert_true(run_until(d, hellos_at_least, &o, 10000));
+    /* Backoff: at least half of the 100 ms base, well under the cap. */
+    uint64_t took = mono_ms() - t0;
+    assert_true(took >= 50);
+    assert_true(took < 5000);
+    assert_int_equal(o.downs, 1);
+    assert_true(o.last_admitted);
+    lock();
+    int admitted = H.admitted;
+    unlock();
+    assert_int_equal(admitted, 2);
+    stop_agent(d);
+    hub_stop();
+}
+
+static void test_enrollment(void **state)
+{
+    hub_start(json_array());
+    obs_t o = {0};
+    uint8_t sk[32];
+    agent_daemon_t *d = start_agent(&o, sk, "cne_secret-123");
+    assert_true(run_until(d, first_hello, &o, 10000));
+    assert_string_equal(H.payload, "{\"v\":1,\"enroll\":\"cne_secret-123\"}");
+    assert_string_equal(o.api_token, "cnt_from_enrollment");
+    stop_agent(d);
+    hub_stop();
+}
+
+static void test_refused_enrollment_does_not_retry(void **state)
+{
+    hub_start(json_array());
+    H.refuse = 1;
+    obs_t o = {0};
+    uint8_t sk[32];
+    agent_daemon_t *d = start_agent(&o, sk, "cne_used");
+    assert_true(run_until(d, got_down, &o, 10000));
+    assert_false(o.last_admitted);
+    /* No second attempt: the daemon is idle and stays so. */
+    assert_true(run_until(d, is_idle, d, 2000));
+    uint64_t end = mono_ms() + 600;
+    while (mono_ms() < end)
+        agent_daemon_service(d);
+    assert_int_equal(o.downs, 1);
+    assert_int_equal(o.hellos, 0);
+    agent_daemon_free(d);
+    hub_stop();
+}
+
+static void test_stop_while_hub_unreachable(void **state)
+{
+    /* No hub at all: the daemon keeps retrying with backoff; stop ends it. */
+    hub_start(json_array());
+    int port = H.port;
+    hub_stop();
+    H.port = port;
+    obs_t o = {0};
+    uint8_t sk[32];
+    agent_daemon_t *d = start_agent(&o, sk, NULL);
+    uint64_t end = mono_ms() + 800;
+    while (mono_ms() < end)
+        agent_daemon_service(d);
+    assert_true(o.downs >= 2);
+    assert_false(agent_daemon_connected(d));
+    stop_agent(d);
+}
+
+int main(void)
+{
+    if (sodium_init() < 0)
+        return 1;
+    signal(SIGPIPE, SIG_IGN);
+    lws_set_log_level(0, NULL);
+    cn_log_set_level(getenv("CONNECT_LOG") ? cn_log_get_level() : CN_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_serves_only_its_tunnels),
+        cmocka_unit_test(test_named_tunnels_only),
+        cmocka_unit_test(test_target_down_is_unreachable),
+        cmocka_unit_test(test_reconnects_after_link_loss),
+        cmocka_unit_test(test_enrollment),
+        cmocka_unit_test(test_refused_enrollment_does_not_retry),
+        cmocka_unit_test(test_stop_while_hub_unreachable),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
