@@ -16,9 +16,11 @@
 
 typedef struct expose_state {
     char id[AGENT_TUNNEL_ID_LEN + 1];
-    bool seen;   /* our tunnel was in a list from the hub */
-    bool active; /* ... with status active: time to print */
-    bool gone;   /* ... and then left the list: deleted elsewhere */
+    char status[16];   /* as the hub last reported it */
+    char reported[16]; /* the last status we told the user about */
+    bool seen;         /* our tunnel was in a list from the hub */
+    bool active;       /* ... with status active: time to print */
+    bool gone;         /* ... and then left the list: deleted elsewhere */
     bool expired;
 } expose_state_t;
 
@@ -32,6 +34,7 @@ static void on_tunnels(void *ctx, agent_daemon_t *d)
         return;
     }
     s->seen = true;
+    snprintf(s->status, sizeof(s->status), "%s", t->status);
     if (!strcmp(t->status, "active"))
         s->active = true;
     else if (!strcmp(t->status, "expired"))
@@ -68,6 +71,23 @@ static void print_tunnel(cn_api_t *api, const json_t *created, bool json, bool k
         fflush(stdout);
     }
     json_decref(now);
+}
+
+/* Tells the user why the tunnel is not active, with the hub's lastError. */
+static void report_status(cn_api_t *api, const expose_state_t *s, const char *tname)
+{
+    char err[256];
+    json_t *t = NULL;
+    const char *why = NULL;
+    if (cn_api_tunnel_get(api, s->id, &t, err, sizeof(err)) == 0)
+        why = jstr(t, "lastError", NULL);
+    char safe[256];
+    out_sanitize(why ? why : "", safe, sizeof(safe), 200);
+    if (!strcmp(s->status, "error"))
+        cn_log_warn("tunnel %s is in error%s%s", tname, *safe ? ": " : "", safe);
+    else
+        cn_log_info("tunnel %s is %s%s%s", tname, s->status, *safe ? ": " : "", safe);
+    json_decref(t);
 }
 
 int cmd_expose(int argc, char **argv)
@@ -159,11 +179,16 @@ int cmd_expose(int argc, char **argv)
     out_sanitize(jstr(created, "name", id), tname, sizeof(tname), 100);
     cn_log_info("tunnel %s (%s) created for %s", tname, st.id, pos[0]);
 
+    /* This link serves only this tunnel, so a `connect agent` running with
+     * the same identity keeps serving the others. */
+    const char *serve[1] = {st.id};
     agent_daemon_config_t dc = {
         .hub_url = cfg.hub,
         .agent_sk = cfg.agent_sk,
         .hub_pk = cfg.hub_pk,
         .agent_id = cfg.agent_id,
+        .serve = serve,
+        .nserve = 1,
         .on_tunnels = on_tunnels,
         .ctx = &st,
     };
@@ -181,7 +206,20 @@ int cmd_expose(int argc, char **argv)
         }
         if (st.active && !printed) {
             printed = true;
+            snprintf(st.reported, sizeof(st.reported), "active");
             print_tunnel(api, created, c.json, keep);
+        }
+        if (printed && strcmp(st.status, st.reported) != 0) {
+            /* Status changes after the tunnel was printed, or an error
+             * before it could be: say so on stderr. */
+            snprintf(st.reported, sizeof(st.reported), "%s", st.status);
+            if (strcmp(st.status, "active") != 0)
+                report_status(api, &st, tname);
+            else
+                cn_log_info("tunnel %s is active again", tname);
+        } else if (!printed && !strcmp(st.status, "error") && strcmp(st.reported, "error") != 0) {
+            snprintf(st.reported, sizeof(st.reported), "%s", st.status);
+            report_status(api, &st, tname);
         }
         if (st.gone) {
             status = cli_fail("tunnel %s was deleted", tname);

@@ -9,6 +9,7 @@
 #include "cn_log.h"
 #include "cn_mux.h"
 #include "cn_pipe.h"
+#include "parse.h"
 
 #include <jansson.h>
 #include <libwebsockets.h>
@@ -19,7 +20,7 @@
 #include <time.h>
 
 #define HEARTBEAT_US (250 * LWS_US_PER_MS)
-#define PAYLOAD_MAX 512
+#define PAYLOAD_MAX 4096
 
 typedef struct agent_conn agent_conn_t;
 
@@ -48,6 +49,8 @@ struct agent_daemon {
     uint8_t payload[PAYLOAD_MAX];
     size_t payload_len;
     bool enrolling;
+    char serve[AGENT_DAEMON_MAX_SERVE][AGENT_TUNNEL_ID_LEN + 1];
+    size_t nserve;
 
     struct lws_context *context;
     struct lws_vhost *vh;
@@ -138,6 +141,14 @@ static void ref_text(const uint8_t *ref, size_t len, char *out, size_t outlen)
     out[o] = '\0';
 }
 
+static bool serves(const agent_daemon_t *d, const char *tunnel_id)
+{
+    for (size_t i = 0; i < d->nserve; i++)
+        if (!strcasecmp(d->serve[i], tunnel_id))
+            return true;
+    return false;
+}
+
 static void on_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref, size_t ref_len,
                     const uint8_t *meta, size_t meta_len)
 {
@@ -149,6 +160,11 @@ static void on_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref, si
     uint32_t code = CN_RST_GONE;
     if (!d->stopping)
         code = agent_allowlist_check(&d->tunnels, kind, ref, ref_len, &t, &why);
+    if (!code && d->nserve && !serves(d, t->id)) {
+        code = CN_RST_REFUSED;
+        why = "tunnel not served by this link";
+        t = NULL;
+    }
     if (code) {
         char r[48];
         ref_text(ref, ref_len, r, sizeof(r));
@@ -274,7 +290,8 @@ static void on_control(void *ctx, const uint8_t *payload, size_t len)
             cn_link_close(link, "malformed tunnel list");
             goto out;
         }
-        cn_log_info("%s: %zu tunnel%s", d->who, d->tunnels.count, d->tunnels.count == 1 ? "" : "s");
+        cn_log_debug("%s: %zu tunnel%s", d->who, d->tunnels.count,
+                     d->tunnels.count == 1 ? "" : "s");
         if (d->cfg.on_tunnels)
             d->cfg.on_tunnels(d->cfg.ctx, d);
     } else {
@@ -427,6 +444,24 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
         snprintf(d->agent_id, sizeof(d->agent_id), "%s", cfg->agent_id);
         snprintf(d->who, sizeof(d->who), "agent %.8s", cfg->agent_id);
         p = json_pack("{s:i,s:s}", "v", 1, "agentId", cfg->agent_id);
+        if (cfg->nserve > AGENT_DAEMON_MAX_SERVE) {
+            snprintf(err, errlen, "too many tunnels for one link");
+            goto fail;
+        }
+        json_t *ids = cfg->nserve ? json_array() : NULL;
+        for (size_t i = 0; i < cfg->nserve; i++) {
+            if (!agent_is_uuid(cfg->serve[i])) {
+                json_decref(ids);
+                snprintf(err, errlen, "not a tunnel id: %.40s", cfg->serve[i]);
+                goto fail;
+            }
+            snprintf(d->serve[d->nserve++], sizeof(d->serve[0]), "%s", cfg->serve[i]);
+            json_array_append_new(ids, json_string(cfg->serve[i]));
+        }
+        if (ids && p)
+            json_object_set_new(p, "tunnels", ids);
+        else
+            json_decref(ids);
     }
     text = p ? json_dumps(p, JSON_COMPACT) : NULL;
     if (!text || strlen(text) > sizeof(d->payload)) {
@@ -443,6 +478,8 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
     d->cfg.hub_url = d->hub_url;
     d->cfg.agent_id = d->agent_id;
     d->cfg.enroll = NULL;
+    d->cfg.serve = NULL;
+    d->cfg.nserve = 0;
     d->cfg.agent_sk = d->sk;
     d->cfg.hub_pk = d->hub_pk;
 

@@ -34,12 +34,21 @@ struct json_t;
 
 typedef struct agent_daemon agent_daemon_t;
 
+#define AGENT_DAEMON_MAX_SERVE 64
+
 typedef struct agent_daemon_config {
-    const char *hub_url;      /* http://HOST:PORT[/BASE]; the link goes to BASE/agent */
-    const uint8_t *agent_sk;  /* the agent's static X25519 private key (32 bytes) */
-    const uint8_t *hub_pk;    /* the pinned hub public key (32 bytes) */
-    const char *agent_id;     /* payload {"v":1,"agentId":ID}; also names log lines */
-    const char *enroll;       /* instead: payload {"v":1,"enroll":SECRET}, and no reconnect */
+    const char *hub_url;     /* http://HOST:PORT[/BASE]; the link goes to BASE/agent */
+    const uint8_t *agent_sk; /* the agent's static X25519 private key (32 bytes) */
+    const uint8_t *hub_pk;   /* the pinned hub public key (32 bytes) */
+    const char *agent_id;    /* payload {"v":1,"agentId":ID}; also names log lines */
+    const char *enroll;      /* instead: payload {"v":1,"enroll":SECRET}, and no reconnect */
+    /* When set, this link serves only these tunnels: their ids go in the
+     * payload ("tunnels":[...]) so the hub routes only their streams here
+     * (several links may share one agent identity: a daemon and some
+     * `connect expose` processes), and streams for any other tunnel are
+     * refused. At most AGENT_DAEMON_MAX_SERVE. */
+    const char *const *serve;
+    size_t nserve;
     uint32_t backoff_base_ms; /* 0 = AGENT_BACKOFF_BASE_MS */
     uint32_t backoff_cap_ms;  /* 0 = AGENT_BACKOFF_CAP_MS */
     uint32_t stable_ms;       /* 0 = AGENT_BACKOFF_STABLE_MS */

@@ -47,6 +47,26 @@ check() { # check DESCRIPTION COMMAND...
 free_port() {
   "$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
+# A base port with N free ports after it, below the kernel's ephemeral range
+# (so no outgoing connection of this test can take one of them meanwhile).
+free_range() {
+  "$py" - "$1" <<'EOF'
+import random, socket, sys
+n = int(sys.argv[1])
+lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for _ in range(200):
+    base = random.randint(10000, max(10001, lo - n - 1))
+    socks = []
+    try:
+        for p in range(base, base + n):
+            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
+    except OSError:
+        continue
+    finally:
+        for s in socks: s.close()
+    print(base); break
+EOF
+}
 # wait_for SECONDS COMMAND...: retries every 0.1 s.
 wait_for() {
   local n=$(($1 * 10))
@@ -58,6 +78,7 @@ wait_for() {
   return 1
 }
 one_line() { test "$(wc -l <"$1")" -eq 1; }
+quiet() { "$@" >/dev/null; }
 # A run that must fail: non-zero, one line on stderr starting "connect:".
 fails_cleanly() { # DESCRIPTION COMMAND...
   local d=$1
@@ -74,7 +95,7 @@ db=$tmp/hub.db
 "$hub" init --db "$db" --json >"$tmp/init.json" 2>"$tmp/init.err" || { echo "FAIL hub init"; exit 1; }
 admin=$(jq -r .token "$tmp/init.json")
 api_port=$(free_port)
-tcp_lo=$(( (api_port % 2000) + 41000 ))
+tcp_lo=$(free_range 51)
 hub_url=http://127.0.0.1:$api_port
 "$hub" serve --db "$db" --listen "127.0.0.1:$api_port" --tcp-ports "$tcp_lo-$((tcp_lo + 50))" \
   >"$tmp/hub.log" 2>&1 &
@@ -156,10 +177,10 @@ check "ls --json is an array with the tunnel" \
   test "$(jq -r --arg id "$tunnel_id" '.[] | select(.id == $id) | .name' "$tmp/ls.json")" = web
 check "status by name" bash -c "'$cli' status web | grep -q 'status *active'"
 check "status --json by id" test "$("$cli" status "$tunnel_id" --json | jq -r .name)" = web
-check "pause exits 0" "$cli" pause web
+check "pause exits 0" quiet "$cli" pause web
 check "status shows paused" test "$("$cli" status web --json | jq -r .status)" = paused
-check "a paused tunnel carries no data" bash -c "! curl -fsS --max-time 3 http://127.0.0.1:$hub_port/blob.txt -o /dev/null"
-check "resume exits 0" "$cli" resume "$tunnel_id" --json
+check "a paused tunnel carries no data" bash -c "! curl -fs --max-time 3 http://127.0.0.1:$hub_port/blob.txt -o /dev/null"
+check "resume exits 0" quiet "$cli" resume "$tunnel_id" --json
 check "status shows active again" wait_for 5 bash -c "'$cli' status web --json | jq -e '.status == \"active\"'"
 check "data flows after resume" wait_for 10 through
 fails_cleanly "status of an unknown tunnel" "$cli" status nope
@@ -201,8 +222,8 @@ check "expose --keep becomes active" wait_for 20 test -s "$tmp/keep.out"
 kill -TERM "$keep_pid"
 wait "$keep_pid"
 check "expose --keep exits 0 on SIGTERM" test $? -eq 0
-check "the kept tunnel is still there" "$cli" status kept
-check "rm removes it" "$cli" rm kept
+check "the kept tunnel is still there" quiet "$cli" status kept
+check "rm removes it" quiet "$cli" rm kept
 check "rm'd tunnel is gone" bash -c "! '$cli' status kept >/dev/null 2>&1"
 
 # ---- the daemon ---------------------------------------------------------------------
@@ -215,6 +236,21 @@ check "no secret in the agent's argv" bash -c "! grep -qa -e cnt_ -e cne_ /proc/
 rest POST /api/v1/tunnels "{\"target\":\"127.0.0.1:$svc_port\",\"agentId\":\"$agent_id\",\"public\":true,\"protocol\":\"tcp\",\"name\":\"daemon\"}" >"$tmp/t2.json"
 hub_port=$(jq -r .hubPort "$tmp/t2.json")
 check "a tunnel created over REST is served by the running agent" wait_for 15 through
+daemon_port=$hub_port
+# `connect expose` beside the daemon, same identity: each link serves its own.
+"$cli" expose "$svc_port" --public --protocol tcp --name side --json >"$tmp/side.out" \
+  2>"$tmp/side.err" &
+side_pid=$!
+pids+=("$side_pid")
+check "expose beside the daemon becomes active" wait_for 20 test -s "$tmp/side.out"
+hub_port=$(jq -r .hubPort "$tmp/side.out" 2>/dev/null)
+check "data flows through the expose's port" wait_for 10 through
+hub_port=$daemon_port
+check "and still through the daemon's port" through
+kill -INT "$side_pid"
+wait "$side_pid"
+check "expose beside the daemon exits 0" test $? -eq 0
+check "the daemon's tunnel still works after the expose left" wait_for 10 through
 # The hub restarts: the agent comes back by itself.
 kill -TERM "$hub_pid"
 wait "$hub_pid" 2>/dev/null

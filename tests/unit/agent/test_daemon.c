@@ -474,7 +474,8 @@ static hub_stream_t *open_stream(agent_daemon_t *d, uint8_t kind, const char *re
     return s;
 }
 
-static agent_daemon_t *start_agent(obs_t *o, uint8_t sk[32], const char *enroll)
+static agent_daemon_t *start_agent_serving(obs_t *o, uint8_t sk[32], const char *enroll,
+                                           const char *const *serve, size_t nserve)
 {
     uint8_t pk[32];
     assert_int_equal(cn_chan_keypair(pk, sk), 0);
@@ -488,6 +489,8 @@ static agent_daemon_t *start_agent(obs_t *o, uint8_t sk[32], const char *enroll)
         .enroll = enroll,
         .backoff_base_ms = 100,
         .backoff_cap_ms = 300,
+        .serve = serve,
+        .nserve = nserve,
         .on_hello = on_hello,
         .on_tunnels = on_tunnels,
         .on_down = on_down,
@@ -497,6 +500,11 @@ static agent_daemon_t *start_agent(obs_t *o, uint8_t sk[32], const char *enroll)
     if (!d)
         fail_msg("agent_daemon_new: %s", err);
     return d;
+}
+
+static agent_daemon_t *start_agent(obs_t *o, uint8_t sk[32], const char *enroll)
+{
+    return start_agent_serving(o, sk, enroll, NULL, 0);
 }
 
 static void stop_agent(agent_daemon_t *d)
@@ -564,6 +572,47 @@ static void test_serves_only_its_tunnels(void **state)
     stop_agent(d);
     hub_stop();
     echo_stop();
+}
+
+/* A `connect expose` link names its tunnel: the hub learns it from the
+ * payload, and the link refuses the agent's other tunnels. */
+static void test_named_tunnels_only(void **state)
+{
+    echo_start();
+    json_t *tl = json_array();
+    json_array_append_new(tl, tunnel(T1, "mine", E.port, "active"));
+    json_array_append_new(tl, tunnel(T3, "daemons", E.port, "active"));
+    hub_start(tl);
+    obs_t o = {0};
+    uint8_t sk[32];
+    const char *serve[] = {T1};
+    agent_daemon_t *d = start_agent_serving(&o, sk, NULL, serve, 1);
+    assert_true(run_until(d, first_hello, &o, 10000));
+    assert_string_equal(H.payload,
+                        "{\"v\":1,\"agentId\":\"" AGENT_ID "\",\"tunnels\":[\"" T1 "\"]}");
+    hub_stream_t *s = open_stream(d, CN_KIND_TCP, T1, "mine");
+    assert_false(s->reset);
+    assert_int_equal(s->rx_len, 4);
+    s = open_stream(d, CN_KIND_TCP, T3, "not mine");
+    assert_true(s->reset);
+    assert_int_equal(s->reset_code, CN_RST_REFUSED);
+    stop_agent(d);
+    hub_stop();
+    echo_stop();
+
+    /* Ids are checked before anything is sent. */
+    const char *bad[] = {"not-a-uuid"};
+    char err[128];
+    agent_daemon_config_t dc = {
+        .hub_url = "http://127.0.0.1:1",
+        .agent_sk = sk,
+        .hub_pk = sk,
+        .agent_id = AGENT_ID,
+        .serve = bad,
+        .nserve = 1,
+    };
+    assert_null(agent_daemon_new(&dc, err, sizeof(err)));
+    assert_non_null(strstr(err, "not a tunnel id"));
 }
 
 static void test_target_down_is_unreachable(void **state)
@@ -674,6 +723,7 @@ int main(void)
     cn_log_set_level(getenv("CONNECT_LOG") ? cn_log_get_level() : CN_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_serves_only_its_tunnels),
+        cmocka_unit_test(test_named_tunnels_only),
         cmocka_unit_test(test_target_down_is_unreachable),
         cmocka_unit_test(test_reconnects_after_link_loss),
         cmocka_unit_test(test_enrollment),
