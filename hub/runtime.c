@@ -191,8 +191,13 @@ static void accept_one(listener_t *l, int fd, const struct sockaddr_storage *ss)
 {
     hub_runtime_t *rt = l->rt;
     session_t *s = find_route(rt, l->agent_id, l->tunnel_id);
-    if (l->paused || !s || rt->conns >= rt->cfg.max_conns ||
-        l->conns >= rt->cfg.max_conns_per_tunnel) {
+    const char *why = l->paused                                  ? "tunnel paused"
+                      : !s                                       ? "agent offline"
+                      : rt->conns >= rt->cfg.max_conns           ? "hub connection limit"
+                      : l->conns >= rt->cfg.max_conns_per_tunnel ? "tunnel connection limit"
+                                                                 : NULL;
+    if (why) {
+        cn_log_info("tunnel %s: connection refused: %s", l->tunnel_id, why);
         refuse(fd);
         return;
     }

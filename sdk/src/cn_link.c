@@ -11,7 +11,10 @@
 #include "cn_wsc.h"
 
 #include <libwebsockets.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sodium.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -34,8 +37,15 @@ enum link_state {
     LINK_CLOSING, /* cn_link_close() or a fatal error: waiting for lws to close */
 };
 
+/* Links still in handshake from one address (pre-authentication cap). */
+typedef struct pending_addr {
+    char addr[64];
+    unsigned count;
+} pending_addr_t;
+
 struct cn_link_server {
     cn_link_server_config_t cfg;
+    pending_addr_t *by_addr; /* cfg.max_pending slots */
     char *path, *binding;
     uint8_t sk[32];
     cn_mux_callbacks_t mux_cb;
@@ -68,6 +78,7 @@ struct cn_link {
     int connecting_sync; /* inside lws_client_connect_via_info() */
     int sync_failed;     /* ... and it reported a connection error */
     int counted_pending;
+    char peer[64]; /* server links: the peer address, for the per-address cap */
     int close_err;
     const char *close_why;
     int closed_reported;
@@ -143,6 +154,8 @@ static void link_free(cn_link_t *l)
     free(l);
 }
 
+static void pending_done(cn_link_t *l);
+
 /* Reports the close once, then frees. Called from lws's close callbacks. */
 static void link_finish(cn_link_t *l)
 {
@@ -151,8 +164,7 @@ static void link_finish(cn_link_t *l)
         cn_mux_abort(l->mux, CN_RST_GONE);
     if (l->srv) {
         l->srv->links--;
-        if (l->counted_pending)
-            l->srv->pending--;
+        pending_done(l);
     }
     if (!l->closed_reported && l->cb.on_closed) {
         l->closed_reported = 1;
@@ -183,12 +195,36 @@ void cn_link_close(cn_link_t *link, const char *why)
     link_fail(link, 0, why ? why : "closed locally");
 }
 
+static pending_addr_t *addr_slot(cn_link_server_t *srv, const char *addr, int create)
+{
+    pending_addr_t *free_slot = NULL;
+    for (unsigned i = 0; i < srv->cfg.max_pending; i++) {
+        pending_addr_t *p = &srv->by_addr[i];
+        if (p->count && !strcmp(p->addr, addr))
+            return p;
+        if (!p->count && !free_slot)
+            free_slot = p;
+    }
+    if (create && free_slot)
+        snprintf(free_slot->addr, sizeof(free_slot->addr), "%s", addr);
+    return create ? free_slot : NULL;
+}
+
 static void pending_done(cn_link_t *l)
 {
     if (l->srv && l->counted_pending) {
         l->counted_pending = 0;
         l->srv->pending--;
+        pending_addr_t *p = addr_slot(l->srv, l->peer, 0);
+        if (p && p->count)
+            p->count--;
     }
+}
+
+static void set_nodelay(struct lws *wsi)
+{
+    int one = 1;
+    setsockopt(lws_get_socket_fd(wsi), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 /* ---- receive path ------------------------------------------------------ */
@@ -453,6 +489,7 @@ static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
     case LWS_CALLBACK_RAW_ADOPT:
         if (!l)
             return -1;
+        set_nodelay(wsi);
         l->state = LINK_UPGRADING;
         l->last_rx_ms = l->last_tx_ms = now_ms();
         lws_callback_on_writable(wsi);
@@ -612,6 +649,14 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
             cn_log_warn("link: refusing agent connection, %u handshakes pending", srv->pending);
             return -1;
         }
+        char peer[64] = "?";
+        lws_get_peer_simple(wsi, peer, sizeof(peer));
+        pending_addr_t *p = addr_slot(srv, peer, 0);
+        if (p && p->count >= srv->cfg.max_pending_per_addr) {
+            cn_log_warn("link: refusing agent connection from %s, %u handshakes pending there",
+                        peer, p->count);
+            return -1;
+        }
         return 0;
     }
     case LWS_CALLBACK_ESTABLISHED: {
@@ -648,6 +693,11 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         srv->links++;
         srv->pending++;
         l->counted_pending = 1;
+        lws_get_peer_simple(wsi, l->peer, sizeof(l->peer));
+        pending_addr_t *pa = addr_slot(srv, l->peer, 1);
+        if (pa)
+            pa->count++;
+        set_nodelay(wsi);
         l->state = LINK_HANDSHAKE;
         schedule_tick(l);
         return 0;
@@ -701,6 +751,11 @@ cn_link_server_t *cn_link_server_new(const cn_link_server_config_t *cfg, int *er
     s->cfg.mux_cb = &s->mux_cb;
     if (!s->cfg.max_pending)
         s->cfg.max_pending = 256;
+    if (!s->cfg.max_pending_per_addr)
+        s->cfg.max_pending_per_addr = 16;
+    s->by_addr = calloc(s->cfg.max_pending, sizeof(*s->by_addr));
+    if (!s->by_addr)
+        goto fail;
     return s;
 fail:
     cn_link_server_free(s);
@@ -715,6 +770,7 @@ void cn_link_server_free(cn_link_server_t *srv)
         return;
     free(srv->path);
     free(srv->binding);
+    free(srv->by_addr);
     sodium_memzero(srv->sk, sizeof(srv->sk));
     free(srv);
 }

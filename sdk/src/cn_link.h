@@ -93,6 +93,7 @@ typedef struct cn_link_server_config {
     const uint8_t *static_sk;         /* the hub's X25519 private key (32 bytes) */
     int cipher;                       /* CN_CHAN_CIPHER_* preference, 0 = auto */
     unsigned max_pending;             /* links still in handshake, default 256 */
+    unsigned max_pending_per_addr;    /* ... from one address, default 16 */
     cn_mux_config_t mux;              /* initiator is forced off */
     const cn_mux_callbacks_t *mux_cb; /* ctx passed to them is the cn_link_t */
     cn_link_callbacks_t cb;
