@@ -1,0 +1,556 @@
+#!/usr/bin/env bash
+# End-to-end benchmark of a public TCP tunnel on loopback, side by side with
+# direct loopback, socat -b 131072 and ssh -L (aes128-gcm@openssh.com):
+# iperf3 single stream both ways, 64-byte ping-pong at 1 and 50 connections,
+# wrk keep-alive c=50 against nginx (1 KiB file), new connections per second,
+# PSS per idle connection and CPU seconds per GB. Prints a markdown table.
+#
+# usage: bench/tcp_tunnel.sh            (after a RelWithDebInfo build in build-rel)
+#   CN_BUILD_DIR=DIR    build directory (default: build-rel next to bench/)
+#   BENCH_SECS=10       length of each timed load
+#   BENCH_IDLE=1000     idle connections for the memory measurement
+#   BENCH_IDLE_PP=950   idle connections held open during a second c=50
+#                       ping-pong (950 + 50 stays under the hub's default
+#                       1,024 connections per tunnel); 0 skips it
+#   BENCH_RATE_PAR="1 16"  parallel slots for the connection-rate runs
+#   BENCH_PATHS="direct connect socat ssh"
+#   BENCH_PERF=DIR      also record perf profiles of the hub and the agent
+#                       during the Connect runs and write top-function reports
+#   BENCH_OUT=FILE      also write the table there
+#   CONNECT_LOG=info    log level of the hub and agents (the default; the agent
+#                       logs one line per stream, at no measurable cost)
+#
+# Everything listens on 127.0.0.1; every process is started in the
+# background by PID and stopped by the EXIT trap of tests/integration/lib.sh;
+# every load is bounded in time. Needs iperf3, socat, wrk, nginx, sshd, ssh
+# (bench/install-bench-deps.sh).
+set -euo pipefail
+
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export CN_SOURCE_DIR=$SRC
+export CN_BUILD_DIR=${CN_BUILD_DIR:-$SRC/build-rel}
+export CONNECT_LOG=${CONNECT_LOG:-info}
+SECS=${BENCH_SECS:-10}
+IDLE=${BENCH_IDLE:-1000}
+IDLE_PP=${BENCH_IDLE_PP:-950}
+RATE_PAR=${BENCH_RATE_PAR:-1 16}
+PATHS=${BENCH_PATHS:-direct connect socat ssh}
+PERF_DIR=${BENCH_PERF:-}
+PP=$CN_BUILD_DIR/bench/bench_pingpong
+
+for tool in iperf3 socat wrk nginx ssh ssh-keygen /usr/sbin/sshd python3 curl; do
+    command -v "$tool" >/dev/null 2>&1 || {
+        echo "tcp_tunnel.sh: $tool is missing (bench/install-bench-deps.sh)" >&2
+        exit 2
+    }
+done
+[ -x "$PP" ] || {
+    echo "tcp_tunnel.sh: $PP is missing: cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build build-rel -j2" >&2
+    exit 2
+}
+if [ -n "$PERF_DIR" ]; then
+    command -v perf >/dev/null 2>&1 || { echo "tcp_tunnel.sh: BENCH_PERF needs perf" >&2; exit 2; }
+    mkdir -p "$PERF_DIR"
+    PERF_DIR=$(cd "$PERF_DIR" && pwd)
+fi
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# shellcheck source=../tests/integration/lib.sh
+source "$SRC/tests/integration/lib.sh"
+
+log() { echo "[$(date +%T)] $*" >&2; }
+CLK=$(getconf CLK_TCK)
+
+# ---- process accounting -----------------------------------------------------
+
+# PID and all its descendants.
+tree_pids() {
+    ps -e -o pid=,ppid= | awk -v root="$1" '
+        { parent[$1] = $2 }
+        END { for (p in parent) { x = p; n = 0
+                while (x != root && (x in parent) && n++ < 64) x = parent[x]
+                if (x == root) print p } }'
+}
+
+# Clock ticks (user+system, with reaped children) of the given PIDs and
+# their descendants.
+cpu_ticks() {
+    local total=0 pid s
+    for pid in $(for r in "$@"; do tree_pids "$r"; done | sort -u); do
+        s=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        s=${s##*) }
+        # shellcheck disable=SC2086
+        set -- $s
+        total=$((total + ${12} + ${13} + ${14} + ${15}))
+    done
+    echo "$total"
+}
+
+# PSS in KB of the given PIDs and their descendants.
+pss_kb() {
+    local total=0 pid v
+    for pid in $(for r in "$@"; do tree_pids "$r"; done | sort -u); do
+        v=$(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup" 2>/dev/null) || continue
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
+kv() { # kv KEY < "k=v k=v" line
+    tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2; exit }'
+}
+
+fmt_int() { # 12345.6 -> 12,346
+    awk -v v="${1:-0}" 'BEGIN { printf "%.0f", v }' | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'
+}
+
+# ---- targets --------------------------------------------------------------------
+
+IPERF_PORT=$(free_port)
+ECHO_PORT=$(free_port)
+HTTP_PORT=$(free_port)
+
+start_targets() {
+    bg iperf3-server iperf3 -s -B 127.0.0.1 -p "$IPERF_PORT"
+    bg echo-server "$PP" server "$ECHO_PORT" --host 127.0.0.1 --secs 7200
+    mkdir -p "$WORK/nginx/www" "$WORK/nginx/tmp"
+    head -c 1024 /dev/urandom >"$WORK/nginx/www/1k.bin"
+    chmod -R a+rX "$WORK/nginx"
+    cat >"$WORK/nginx/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/tmp/body;
+    proxy_temp_path $WORK/nginx/tmp/proxy;
+    fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
+    uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
+    scgi_temp_path $WORK/nginx/tmp/scgi;
+    keepalive_requests 10000000;
+    keepalive_timeout 75s;
+    default_type application/octet-stream;
+    server {
+        listen 127.0.0.1:$HTTP_PORT;
+        root $WORK/nginx/www;
+    }
+}
+EOF
+    bg nginx nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf"
+    wait_port 127.0.0.1 "$IPERF_PORT"
+    wait_port 127.0.0.1 "$ECHO_PORT"
+    wait_port 127.0.0.1 "$HTTP_PORT"
+    curl -sf "http://127.0.0.1:$HTTP_PORT/1k.bin" -o /dev/null || fail "nginx does not serve 1k.bin"
+}
+
+# ---- paths ------------------------------------------------------------------------
+# PORT[path:target] is where a client connects; FWD_PIDS[path] are the
+# forwarding processes whose CPU and memory are counted.
+declare -A PORT FWD_PIDS LABEL
+LABEL[direct]="direct"
+LABEL[connect]="Connect tunnel"
+LABEL[socat]="socat -b 131072"
+LABEL[ssh]="ssh -L aes128-gcm"
+
+setup_direct() {
+    PORT[direct:iperf]=$IPERF_PORT
+    PORT[direct:echo]=$ECHO_PORT
+    PORT[direct:http]=$HTTP_PORT
+}
+
+setup_connect() {
+    hub_init
+    hub_start
+    local t
+    for t in iperf echo http; do
+        agent_enroll "bench-$t"
+    done
+    expose bench-iperf "127.0.0.1:$IPERF_PORT" --public --protocol tcp --name bench-iperf
+    PORT[connect:iperf]=$TUNNEL_PORT
+    AGENT_PID[iperf]=$EXPOSE_PID
+    expose bench-echo "127.0.0.1:$ECHO_PORT" --public --protocol tcp --name bench-echo
+    PORT[connect:echo]=$TUNNEL_PORT
+    AGENT_PID[echo]=$EXPOSE_PID
+    expose bench-http "127.0.0.1:$HTTP_PORT" --public --protocol tcp --name bench-http
+    PORT[connect:http]=$TUNNEL_PORT
+    AGENT_PID[http]=$EXPOSE_PID
+    # The hub logs the negotiated cipher at info; otherwise cn_chan's auto
+    # choice: AES-256-GCM where libsodium has it (AES-NI and PCLMUL).
+    CIPHER=$(grep -o 'connected ([^,)]*' "$WORK/hub.log" 2>/dev/null | head -1 | sed 's/connected (//' || true)
+    if [ -z "$CIPHER" ]; then
+        if grep -qw aes /proc/cpuinfo && grep -qw pclmulqdq /proc/cpuinfo; then
+            CIPHER="AES-256-GCM (auto)"
+        else
+            CIPHER="ChaCha20-Poly1305 (auto)"
+        fi
+    fi
+}
+declare -A AGENT_PID
+
+setup_socat() {
+    local t p
+    for t in iperf echo http; do
+        p=$(free_port)
+        case $t in iperf) dst=$IPERF_PORT ;; echo) dst=$ECHO_PORT ;; http) dst=$HTTP_PORT ;; esac
+        bg "socat-$t" socat -b 131072 "TCP4-LISTEN:$p,bind=127.0.0.1,fork,reuseaddr,backlog=4096" \
+            "TCP4:127.0.0.1:$dst"
+        FWD_PIDS[socat:$t]=$LAST_PID
+        wait_port 127.0.0.1 "$p"
+        PORT[socat:$t]=$p
+    done
+}
+
+setup_ssh() {
+    local d=$WORK/ssh
+    mkdir -p "$d" && chmod 700 "$d"
+    ssh-keygen -q -t ed25519 -N '' -f "$d/host_key" -C bench-host
+    ssh-keygen -q -t ed25519 -N '' -f "$d/client_key" -C bench-client
+    cp "$d/client_key.pub" "$d/authorized_keys"
+    SSHD_PORT=$(free_port)
+    cat >"$d/sshd_config" <<EOF
+Port $SSHD_PORT
+ListenAddress 127.0.0.1
+HostKey $d/host_key
+PidFile none
+AuthorizedKeysFile $d/authorized_keys
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+AllowTcpForwarding yes
+AllowAgentForwarding no
+X11Forwarding no
+UsePAM no
+StrictModes no
+UseDNS no
+Compression no
+Ciphers aes128-gcm@openssh.com
+LogLevel ERROR
+EOF
+    # sshd's privilege separation needs its empty directory (as the
+    # openssh-server package would create it at boot).
+    [ -d /run/sshd ] || mkdir -p /run/sshd
+    bg sshd /usr/sbin/sshd -D -e -f "$d/sshd_config"
+    SSHD_PID=$LAST_PID
+    wait_port 127.0.0.1 "$SSHD_PORT"
+    local lp_iperf lp_echo lp_http
+    lp_iperf=$(free_port)
+    lp_echo=$(free_port)
+    lp_http=$(free_port)
+    bg ssh ssh -N -F /dev/null -i "$d/client_key" -o IdentitiesOnly=yes -o BatchMode=yes \
+        -o StrictHostKeyChecking=no -o UserKnownHostsFile="$d/known_hosts" \
+        -o GlobalKnownHostsFile=/dev/null -o ExitOnForwardFailure=yes -o Compression=no \
+        -o ControlMaster=no -o ControlPath=none -c aes128-gcm@openssh.com -p "$SSHD_PORT" \
+        -L "127.0.0.1:$lp_iperf:127.0.0.1:$IPERF_PORT" \
+        -L "127.0.0.1:$lp_echo:127.0.0.1:$ECHO_PORT" \
+        -L "127.0.0.1:$lp_http:127.0.0.1:$HTTP_PORT" \
+        "$(id -un)@127.0.0.1"
+    SSH_PID=$LAST_PID
+    wait_port 127.0.0.1 "$lp_iperf" 15
+    wait_port 127.0.0.1 "$lp_echo" 15
+    wait_port 127.0.0.1 "$lp_http" 15
+    PORT[ssh:iperf]=$lp_iperf
+    PORT[ssh:echo]=$lp_echo
+    PORT[ssh:http]=$lp_http
+}
+
+# The processes that forward for PATH and TARGET (CPU and memory).
+fwd_pids() {
+    case $1 in
+    connect) echo "$HUB_PID ${AGENT_PID[$2]}" ;;
+    socat) echo "${FWD_PIDS[socat:$2]}" ;;
+    ssh) echo "$SSH_PID $SSHD_PID" ;;
+    *) echo "" ;;
+    esac
+}
+
+# ---- perf (optional) ------------------------------------------------------------------
+
+PERF_PIDS=()
+perf_start() { # perf_start TAG (Connect path only)
+    [ -n "$PERF_DIR" ] || return 0
+    local p
+    PERF_PIDS=()
+    for p in hub:$HUB_PID "agent:${AGENT_PID[$2]}"; do
+        perf record -q -F 999 -g -p "${p#*:}" -o "$PERF_DIR/$1-${p%%:*}.data" \
+            >"$PERF_DIR/$1-${p%%:*}.log" 2>&1 &
+        PIDS+=($!)
+        PERF_PIDS+=($!)
+    done
+    sleep 0.5
+}
+perf_stop() {
+    [ -n "$PERF_DIR" ] || return 0
+    local p
+    for p in "${PERF_PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+    for p in "${PERF_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    PERF_PIDS=()
+}
+perf_reports() {
+    [ -n "$PERF_DIR" ] || return 0
+    local f
+    for f in "$PERF_DIR"/*.data; do
+        [ -f "$f" ] || continue
+        perf report -i "$f" --stdio --no-children --sort symbol --percent-limit 0.7 -g none \
+            2>/dev/null | grep -v '^$' | head -60 >"${f%.data}.top.txt" || true
+        perf report -i "$f" --stdio --children --sort symbol --percent-limit 3 -g none \
+            2>/dev/null | grep -v '^$' | head -60 >"${f%.data}.children.txt" || true
+    done
+}
+
+# ---- measurements --------------------------------------------------------------------
+
+declare -A R # R[metric:path] = table cell
+
+iperf_run() { # iperf_run PATH [-R]
+    local path=$1 rev=${2:-} out pids t0 t1 bytes gbps tag
+    tag=up
+    [ -n "$rev" ] && tag=down
+    pids=$(fwd_pids "$path" iperf)
+    [ -n "$pids" ] && t0=$(cpu_ticks $pids)
+    out=$WORK/iperf-$path-$tag.json
+    timeout $((SECS + 30)) iperf3 -c 127.0.0.1 -p "${PORT[$path:iperf]}" -t "$SECS" -J $rev \
+        >"$out" 2>&1 || { log "iperf3 $path $tag failed: $(tail -3 "$out")"; R[iperf-$tag:$path]="failed"; return 0; }
+    sleep 1 # socat's children exit and are reaped
+    read -r bytes gbps < <(python3 -c 'import json,sys
+e=json.load(open(sys.argv[1]))["end"]["sum_received"]
+print(e["bytes"], "%.2f" % (e["bits_per_second"]/1e9))' "$out")
+    R[iperf-$tag:$path]="$gbps"
+    if [ -n "$pids" ]; then
+        t1=$(cpu_ticks $pids)
+        R[cpu-$tag:$path]=$(python3 -c 'import sys
+t,c,b=int(sys.argv[1]),int(sys.argv[2]),int(sys.argv[3])
+print("%.2f" % (t/c/(b/1e9)))' "$((t1 - t0))" "$CLK" "$bytes")
+    fi
+    log "iperf3 $path $tag: $gbps Gbit/s (${R[cpu-$tag:$path]:-} CPU s/GB)"
+}
+
+# Connect: hub and agent CPU separately.
+iperf_connect() { # iperf_connect [-R]
+    local rev=${1:-} tag=up out h0 h1 a0 a1 bytes gbps
+    [ -n "$rev" ] && tag=down
+    h0=$(cpu_ticks "$HUB_PID")
+    a0=$(cpu_ticks "${AGENT_PID[iperf]}")
+    perf_start "iperf-$tag" iperf
+    out=$WORK/iperf-connect-$tag.json
+    if ! timeout $((SECS + 30)) iperf3 -c 127.0.0.1 -p "${PORT[connect:iperf]}" -t "$SECS" -J $rev >"$out" 2>&1; then
+        perf_stop
+        log "iperf3 connect $tag failed: $(tail -3 "$out")"
+        R[iperf-$tag:connect]="failed"
+        return 0
+    fi
+    perf_stop
+    sleep 1
+    h1=$(cpu_ticks "$HUB_PID")
+    a1=$(cpu_ticks "${AGENT_PID[iperf]}")
+    read -r bytes gbps < <(python3 -c 'import json,sys
+e=json.load(open(sys.argv[1]))["end"]["sum_received"]
+print(e["bytes"], "%.2f" % (e["bits_per_second"]/1e9))' "$out")
+    R[iperf-$tag:connect]="$gbps"
+    R[cpu-$tag:connect]=$(python3 -c 'import sys
+h,a,c,b=int(sys.argv[1]),int(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4])
+gb=b/1e9
+print("%.2f (hub %.2f + agent %.2f)" % ((h+a)/c/gb, h/c/gb, a/c/gb))' "$((h1 - h0))" "$((a1 - a0))" "$CLK" "$bytes")
+    log "iperf3 connect $tag: $gbps Gbit/s (${R[cpu-$tag:connect]} CPU s/GB)"
+}
+
+pingpong_run() { # pingpong_run PATH CONNS
+    local path=$1 n=$2 line
+    [ "$path" = connect ] && perf_start "pingpong-c$n" echo
+    line=$(timeout $((SECS + 30)) "$PP" client 127.0.0.1 "${PORT[$path:echo]}" --conns "$n" \
+        --secs "$SECS" --warmup 1 2>&1) || true
+    [ "$path" = connect ] && perf_stop
+    log "ping-pong $path c=$n: $line"
+    if [ "$(kv errors <<<"$line")" = 0 ]; then
+        R[pp$n:$path]="$(fmt_int "$(kv req_s <<<"$line")") ($(kv p50_us <<<"$line") / $(kv p99_us <<<"$line"))"
+    else
+        R[pp$n:$path]="$(fmt_int "$(kv req_s <<<"$line")") ($(kv errors <<<"$line") errors)"
+    fi
+}
+
+wrk_run() { # wrk_run PATH
+    local path=$1 out rps p99
+    out=$WORK/wrk-$path.txt
+    [ "$path" = connect ] && perf_start wrk http
+    timeout $((SECS + 30)) wrk -t2 -c50 -d"${SECS}s" --latency \
+        "http://127.0.0.1:${PORT[$path:http]}/1k.bin" >"$out" 2>&1 || true
+    [ "$path" = connect ] && perf_stop
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+    p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.2f", v}' "$out")
+    local errs
+    errs=$(awk '/Socket errors|Non-2xx/ {print}' "$out" | paste -sd' ')
+    log "wrk $path: $rps req/s, p99 $p99 ms ${errs}"
+    R[wrk:$path]="$(fmt_int "${rps:-0}") (${p99:-?} ms)${errs:+ ⚠}"
+}
+
+connrate_run() { # connrate_run PATH PAR
+    local path=$1 par=$2 line
+    [ "$path" = connect ] && perf_start "connrate-p$par" echo
+    line=$(timeout $((SECS + 30)) "$PP" connrate 127.0.0.1 "${PORT[$path:echo]}" --par "$par" \
+        --secs "$SECS" 2>&1) || true
+    [ "$path" = connect ] && perf_stop
+    log "connrate $path par=$par: $line"
+    local e
+    e=$(kv errors <<<"$line")
+    R[rate$par:$path]="$(fmt_int "$(kv conn_s <<<"$line")") ($(kv p50_us <<<"$line") / $(kv p99_us <<<"$line"))"
+    [ "${e:-1}" = 0 ] || R[rate$par:$path]+=" ${e} errors"
+    sleep 2 # let TIME_WAIT and forked children settle a little
+}
+
+# Idle connections: PSS of the forwarder(s) before and with IDLE connections
+# open through PATH (each has done one 64-byte round trip, so every hop is
+# established), in KB per connection.
+idle_run() { # idle_run PATH
+    local path=$1 out pid before after k ready
+    local -a pids
+    read -r -a pids <<<"$(fwd_pids "$path" echo)"
+    [ ${#pids[@]} -gt 0 ] || return 0
+    sleep 1
+    before=()
+    for pid in "${pids[@]}"; do before+=("$(pss_kb "$pid")"); done
+    out=$WORK/hold-$path.out
+    "$PP" hold 127.0.0.1 "${PORT[$path:echo]}" --conns "$IDLE" --secs 120 >"$out" 2>&1 &
+    local hold=$!
+    PIDS+=($hold)
+    for _ in $(seq 1 600); do
+        grep -q '^ready' "$out" && break
+        kill -0 "$hold" 2>/dev/null || break
+        sleep 0.1
+    done
+    ready=$(awk '/^ready/ {print $2}' "$out")
+    sleep 2
+    after=()
+    for pid in "${pids[@]}"; do after+=("$(pss_kb "$pid")"); done
+    stop_pid "$hold"
+    log "idle $path: $(cat "$out"); PSS before ${before[*]} KB, with connections ${after[*]} KB"
+    [ "${ready:-0}" = "$IDLE" ] || { R[idle:$path]="only ${ready:-0}/$IDLE opened"; return 0; }
+    local cell="" i name
+    for i in "${!pids[@]}"; do
+        case $path:$i in
+        connect:0) name=hub ;; connect:1) name=agent ;; ssh:0) name=ssh ;; ssh:1) name=sshd ;; *) name=$path ;;
+        esac
+        cell+="${cell:+, }$name $(python3 -c 'import sys; print("%.1f" % ((int(sys.argv[2])-int(sys.argv[1]))/int(sys.argv[3])))' "${before[$i]}" "${after[$i]}" "$IDLE")"
+        MEM[$path:$name:before]=${before[$i]}
+        MEM[$path:$name:after]=${after[$i]}
+    done
+    R[idle:$path]="$cell"
+    sleep 2
+}
+declare -A MEM
+
+# The c=50 ping-pong again with IDLE_PP idle connections open through the
+# same path: event loops that scan every socket per wake-up slow down.
+pingpong_idle_run() { # pingpong_idle_run PATH
+    local path=$1 out line hold
+    out=$WORK/hold-pp-$path.out
+    "$PP" hold 127.0.0.1 "${PORT[$path:echo]}" --conns "$IDLE_PP" --secs $((SECS + 120)) >"$out" 2>&1 &
+    hold=$!
+    PIDS+=($hold)
+    for _ in $(seq 1 600); do
+        grep -q '^ready' "$out" && break
+        kill -0 "$hold" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ "$(awk '/^ready/ {print $2}' "$out")" != "$IDLE_PP" ]; then
+        log "ping-pong $path c=50 +idle: could not open $IDLE_PP idle connections: $(cat "$out")"
+        R[pp50idle:$path]="idle open failed"
+        stop_pid "$hold"
+        return 0
+    fi
+    [ "$path" = connect ] && perf_start pingpong-c50-idle echo
+    line=$(timeout $((SECS + 30)) "$PP" client 127.0.0.1 "${PORT[$path:echo]}" --conns 50 \
+        --secs "$SECS" --warmup 1 2>&1) || true
+    [ "$path" = connect ] && perf_stop
+    stop_pid "$hold"
+    log "ping-pong $path c=50 with $IDLE_PP idle: $line"
+    R[pp50idle:$path]="$(fmt_int "$(kv req_s <<<"$line")") ($(kv p50_us <<<"$line") / $(kv p99_us <<<"$line"))"
+    [ "$(kv errors <<<"$line")" = 0 ] || R[pp50idle:$path]+=" $(kv errors <<<"$line") errors"
+    sleep 2
+}
+
+# ---- run ----------------------------------------------------------------------------------
+
+log "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+start_targets
+for p in $PATHS; do
+    log "setting up $p"
+    "setup_$p"
+done
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# Memory first, on freshly started forwarders.
+if [[ " $PATHS " == *" connect "* ]]; then
+    sleep 1
+    IDLE_AGENT_PSS=$(pss_kb "${AGENT_PID[echo]}")
+    IDLE_HUB_PSS=$(pss_kb "$HUB_PID")
+    IDLE_AGENT_RSS=$(awk '/^VmRSS:/ {print $2}' "/proc/${AGENT_PID[echo]}/status")
+    log "idle agent (connected, no streams): PSS $IDLE_AGENT_PSS KB, RSS $IDLE_AGENT_RSS KB; hub PSS $IDLE_HUB_PSS KB"
+fi
+for p in $PATHS; do [ "$p" = direct ] || idle_run "$p"; done
+
+for p in $PATHS; do
+    if [ "$p" = connect ]; then iperf_connect; else iperf_run "$p"; fi
+done
+for p in $PATHS; do
+    if [ "$p" = connect ]; then iperf_connect -R; else iperf_run "$p" -R; fi
+done
+for p in $PATHS; do pingpong_run "$p" 1; done
+for p in $PATHS; do pingpong_run "$p" 50; done
+if [ "$IDLE_PP" -gt 0 ]; then
+    for p in $PATHS; do pingpong_idle_run "$p"; done
+fi
+for p in $PATHS; do wrk_run "$p"; done
+for par in $RATE_PAR; do
+    for p in $PATHS; do connrate_run "$p" "$par"; done
+done
+perf_reports
+
+for p in $PATHS; do
+    case $p in connect) kill -0 "$HUB_PID" || fail "the hub died" ;; esac
+done
+
+# ---- table --------------------------------------------------------------------------------
+
+{
+    echo
+    echo "Loopback, $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), ${SECS} s per load, load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg)."
+    [ -n "${CIPHER:-}" ] && echo "Connect link cipher: $CIPHER; hub and agents at CONNECT_LOG=$CONNECT_LOG."
+    echo
+    hdr="| measurement |"
+    sep="| --- |"
+    for p in $PATHS; do hdr+=" ${LABEL[$p]} |"; sep+=" ---: |"; done
+    echo "$hdr"
+    echo "$sep"
+    row() { # row METRIC TITLE
+        local line="| $2 |" p
+        for p in $PATHS; do line+=" ${R[$1:$p]:-–} |"; done
+        echo "$line"
+    }
+    row iperf-up "iperf3 1 stream, client → server (Gbit/s)"
+    row iperf-down "iperf3 1 stream -R, server → client (Gbit/s)"
+    row pp1 "ping-pong 64 B, 1 conn: req/s (p50 / p99 µs)"
+    row pp50 "ping-pong 64 B, 50 conns: req/s (p50 / p99 µs)"
+    [ "$IDLE_PP" -gt 0 ] && row pp50idle "ping-pong 64 B, 50 conns + $IDLE_PP idle open: req/s (p50 / p99 µs)"
+    row wrk "wrk -t2 -c50 keep-alive, nginx 1 KiB: req/s (p99)"
+    for par in $RATE_PAR; do
+        row "rate$par" "new connections/s, $par in parallel (p50 / p99 µs per connect+1 B+close)"
+    done
+    row cpu-up "forwarder CPU s per GB, iperf3 →"
+    row cpu-down "forwarder CPU s per GB, iperf3 -R"
+    row idle "PSS per idle open connection (KB), $IDLE connections"
+    if [ -n "${IDLE_AGENT_PSS:-}" ]; then
+        echo
+        echo "| Connect memory (PSS, KB) | no connections | $IDLE idle connections | per connection |"
+        echo "| --- | ---: | ---: | ---: |"
+        for n in hub agent; do
+            b=${MEM[connect:$n:before]:-}
+            a=${MEM[connect:$n:after]:-}
+            [ -n "$b" ] && [ -n "$a" ] &&
+                echo "| $n | $(fmt_int "$b") | $(fmt_int "$a") | $(python3 -c "print('%.1f' % (($a-$b)/$IDLE))") |"
+        done
+        echo "| one idle agent (connected, no streams) | $(fmt_int "$IDLE_AGENT_PSS") (RSS $(fmt_int "$IDLE_AGENT_RSS")) | | |"
+    fi
+} | tee ${BENCH_OUT:+"$BENCH_OUT"}
