@@ -45,7 +45,7 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-#define H_FINE 10000 /* 1 µs buckets: 0 .. 10 ms */
+#define H_FINE 10000  /* 1 µs buckets: 0 .. 10 ms */
 #define H_COARSE 9900 /* 100 µs buckets: 10 ms .. 1 s */
 #define H_N (H_FINE + H_COARSE + 1)
 
@@ -565,11 +565,12 @@ static int run_hold(int nconns, int secs)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: bench_pingpong server PORT [--host H] [--secs S]\n"
-            "       bench_pingpong client HOST PORT [--conns N] [--secs T] [--size B] [--warmup W]\n"
-            "       bench_pingpong connrate HOST PORT [--secs T] [--par P]\n"
-            "       bench_pingpong hold HOST PORT [--conns N] [--secs T]\n");
+    fprintf(
+        stderr,
+        "usage: bench_pingpong server PORT [--host H] [--secs S]\n"
+        "       bench_pingpong client HOST PORT [--conns N] [--secs T] [--size B] [--warmup W]\n"
+        "       bench_pingpong connrate HOST PORT [--secs T] [--par P]\n"
+        "       bench_pingpong hold HOST PORT [--conns N] [--secs T]\n");
     exit(2);
 }
 

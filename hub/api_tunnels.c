@@ -374,7 +374,9 @@ static void tunnel_create(hub_api_call_t *c)
                                hub_protocol_name(t.protocol), "public", t.is_public));
     cn_log_info("tunnel %s (%s) created for agent %s", t.id, t.name, t.agent_id);
     hub_tunnels_notify(ws, t.agent_id);
-    if (agent.connected) {
+    /* Active at once only when a live link of the agent serves it (a
+     * `connect expose` process serves only the tunnel it names). */
+    if (hub_tunnels_is_served(t.agent_id, t.id, agent.connected)) {
         hub_tunnel_t now = {0};
         if (hub_tunnels_set_status(st, ws, t.id, HUB_TUNNEL_ACTIVE, "agent online", NULL, &now) ==
             0) {

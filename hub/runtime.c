@@ -396,6 +396,11 @@ static void move_served(hub_runtime_t *rt, session_t *s, unsigned from_mask,
     hub_tunnel_list_free(&list);
 }
 
+static bool served_probe(void *ctx, const char *agent_id, const char *tunnel_id)
+{
+    return find_route(ctx, agent_id, tunnel_id) != NULL;
+}
+
 static void tunnels_observer(void *ctx, const char *ws, const char *agent_id)
 {
     hub_runtime_agent_changed(ctx, ws, agent_id);
@@ -582,6 +587,7 @@ hub_runtime_t *hub_runtime_new(const hub_runtime_config_t *cfg, char *err, size_
         return NULL;
     }
     hub_tunnels_set_observer(tunnels_observer, rt);
+    hub_tunnels_set_served_probe(served_probe, rt);
     return rt;
 }
 
@@ -636,6 +642,7 @@ void hub_runtime_free(hub_runtime_t *rt)
     if (!rt)
         return;
     hub_tunnels_set_observer(NULL, NULL);
+    hub_tunnels_set_served_probe(NULL, NULL);
     /* Links and listeners died with the context; whatever is left was never
      * handed to lws. */
     while (rt->listeners) {

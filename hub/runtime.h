@@ -24,10 +24,10 @@ struct lws_protocols;
 typedef struct hub_runtime hub_runtime_t;
 
 typedef struct hub_runtime_config {
-    hub_store_t *store;           /* borrowed */
-    const hub_keypair_t *keypair; /* borrowed: the hub's channel key */
-    const char *tcp_host;         /* address public TCP ports bind to */
-    unsigned max_conns;           /* public connections at once, all tunnels; default 3000 */
+    hub_store_t *store;            /* borrowed */
+    const hub_keypair_t *keypair;  /* borrowed: the hub's channel key */
+    const char *tcp_host;          /* address public TCP ports bind to */
+    unsigned max_conns;            /* public connections at once, all tunnels; default 3000 */
     unsigned max_conns_per_tunnel; /* default 1024 */
 } hub_runtime_config_t;
 

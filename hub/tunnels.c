@@ -18,6 +18,20 @@ void hub_tunnels_set_observer(hub_tunnels_observer_fn fn, void *ctx)
     observer_ctx = ctx;
 }
 
+static hub_tunnels_served_fn served_probe;
+static void *served_ctx;
+
+void hub_tunnels_set_served_probe(hub_tunnels_served_fn fn, void *ctx)
+{
+    served_probe = fn;
+    served_ctx = ctx;
+}
+
+bool hub_tunnels_is_served(const char *agent_id, const char *tunnel_id, bool agent_connected)
+{
+    return served_probe ? served_probe(served_ctx, agent_id, tunnel_id) : agent_connected;
+}
+
 void hub_tunnels_notify(const char *workspace_id, const char *agent_id)
 {
     if (observer && workspace_id && agent_id)
@@ -92,7 +106,8 @@ int hub_tunnels_resume_status(hub_store_t *st, const hub_tunnel_t *t, enum hub_t
     }
     if (rc < 0)
         return rc;
-    *out = a.connected ? HUB_TUNNEL_ACTIVE : HUB_TUNNEL_CONNECTING;
+    *out = hub_tunnels_is_served(t->agent_id, t->id, a.connected) ? HUB_TUNNEL_ACTIVE
+                                                                  : HUB_TUNNEL_CONNECTING;
     return 0;
 }
 

@@ -55,4 +55,12 @@ typedef void (*hub_tunnels_observer_fn)(void *ctx, const char *workspace_id, con
 void hub_tunnels_set_observer(hub_tunnels_observer_fn fn, void *ctx);
 void hub_tunnels_notify(const char *workspace_id, const char *agent_id);
 
+/* Whether a live agent link serves tunnel `tunnel_id` right now (the
+ * runtime knows; an agent may hold links that serve only some of its
+ * tunnels). Without a probe (no runtime, e.g. unit tests) this is
+ * `agent_connected`. */
+typedef bool (*hub_tunnels_served_fn)(void *ctx, const char *agent_id, const char *tunnel_id);
+void hub_tunnels_set_served_probe(hub_tunnels_served_fn fn, void *ctx);
+bool hub_tunnels_is_served(const char *agent_id, const char *tunnel_id, bool agent_connected);
+
 #endif

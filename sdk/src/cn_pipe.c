@@ -32,13 +32,15 @@ struct cn_pipe {
     cn_mux_t *mux;
     uint32_t id;
     cn_pipe_config_t cfg;
-    int dialing;     /* agent: connect() in progress, stream not yet accepted */
-    int attached;    /* the stream is open both ways: bytes may flow */
-    int stream_done; /* the stream is finished (or never was): no more mux calls */
-    int sock_done;   /* the socket wsi is closed */
-    int rd_eof;      /* socket EOF seen and FIN queued */
-    int wr_shut;     /* stream EOF seen and shutdown(SHUT_WR) done */
-    int rx_on;       /* POLLIN wanted */
+    int dialing;                      /* agent: connect() in progress, stream not yet accepted */
+    int attached;                     /* the stream is open both ways: bytes may flow */
+    int stream_done;                  /* the stream is finished (or never was): no more mux calls */
+    int sock_done;                    /* the socket wsi is closed */
+    int rd_eof;                       /* socket EOF seen and FIN queued */
+    int wr_shut;                      /* stream EOF seen and shutdown(SHUT_WR) done */
+    int rx_on;                        /* POLLIN wanted */
+    int drain_fd;                     /* >= 0: lws dropped the socket on POLLHUP, we drain it */
+    lws_sorted_usec_list_t sul_write; /* deferred writable request, see want_write() */
     int err;
     uint64_t up, down;
 };
@@ -49,6 +51,7 @@ static void maybe_free(cn_pipe_t *p)
 {
     if (!p->stream_done || !p->sock_done)
         return;
+    lws_sul_cancel(&p->sul_write);
     if (p->cfg.done)
         p->cfg.done(p->cfg.ctx, p, p->err);
     free(p);
@@ -68,7 +71,45 @@ static void set_rx(cn_pipe_t *p, int on)
     lws_rx_flow_control(p->wsi, on);
 }
 
+static void write_again(lws_sorted_usec_list_t *sul)
+{
+    cn_pipe_t *p = lws_container_of(sul, cn_pipe_t, sul_write);
+    if (p->wsi && !p->sock_done)
+        lws_callback_on_writable(p->wsi);
+}
+
+/* Asks for another writeable callback. lws's raw-file role clears POLLOUT
+ * after the writeable callback returns, which would cancel a request made
+ * inside it; a zero-delay timer makes the request after that. */
+static void want_write(cn_pipe_t *p)
+{
+    if (p->wsi && !p->sock_done)
+        lws_sul_schedule(lws_get_context(p->wsi), 0, &p->sul_write, write_again, 1);
+}
+
 /* ---- socket -> stream -------------------------------------------------- */
+
+static int pipe_fd(const cn_pipe_t *p)
+{
+    return p->drain_fd >= 0 ? p->drain_fd : lws_get_socket_fd(p->wsi);
+}
+
+static void drain_done(cn_pipe_t *p)
+{
+    close(p->drain_fd);
+    p->drain_fd = -1;
+    p->sock_done = 1;
+}
+
+/* A drained socket failed: give it up and abort the stream (its closed
+ * event frees the pipe). */
+static void drain_fail(cn_pipe_t *p)
+{
+    cn_link_t *link = p->link;
+    drain_done(p);
+    cn_mux_reset(p->mux, p->id, CN_RST_CANCEL, "connection closed");
+    cn_link_flush(link);
+}
 
 static int pipe_read(cn_pipe_t *p)
 {
@@ -76,8 +117,10 @@ static int pipe_read(cn_pipe_t *p)
         set_rx(p, 0);
         return 0;
     }
-    int fd = lws_get_socket_fd(p->wsi);
-    for (int i = 0; i < READS_PER_EVENT; i++) {
+    int fd = pipe_fd(p);
+    /* Polled sockets yield after a few reads; a drained one is never polled
+     * again, so it reads until EOF or until the stream has no credit. */
+    for (int i = 0; p->drain_fd >= 0 || i < READS_PER_EVENT; i++) {
         uint8_t *dst;
         size_t space = 0;
         if (cn_mux_write_space(p->mux, p->id, &dst, &space) < 0 || space == 0) {
@@ -88,20 +131,23 @@ static int pipe_read(cn_pipe_t *p)
         if (n > 0) {
             cn_mux_write_commit(p->mux, p->id, (size_t)n);
             p->up += (uint64_t)n;
-            if ((size_t)n < space)
-                break; /* drained */
+            if ((size_t)n < space && p->drain_fd < 0)
+                break; /* drained for now; POLLIN says when there is more */
             continue;
         }
         if (n == 0) {
             p->rd_eof = 1;
             set_rx(p, 0);
             cn_mux_shutdown(p->mux, p->id);
+            if (p->drain_fd >= 0)
+                drain_done(p); /* freed once the stream finishes */
             break;
         }
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             break;
+        cn_log_debug("pipe %u: recv: %s", p->id, strerror(errno));
         p->err = CN_EIO;
         cn_link_flush(p->link);
         return -1;
@@ -133,7 +179,7 @@ static int pipe_write(cn_pipe_t *p)
             p->down += (uint64_t)n;
             cn_mux_consume(p->mux, p->id, (size_t)n);
             if ((size_t)n < len) {
-                lws_callback_on_writable(p->wsi);
+                want_write(p);
                 break;
             }
             continue;
@@ -141,9 +187,10 @@ static int pipe_write(cn_pipe_t *p)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            lws_callback_on_writable(p->wsi);
+            want_write(p);
             break;
         }
+        cn_log_debug("pipe %u: send: %s", p->id, n < 0 ? strerror(errno) : "wrote nothing");
         p->err = CN_EIO;
         ret = -1;
         break;
@@ -196,8 +243,30 @@ static int pipe_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         if (!p)
             return 0;
         lws_set_opaque_user_data(wsi, NULL);
-        p->sock_done = 1;
+        lws_sul_cancel(&p->sul_write);
         p->wsi = NULL;
+        if (!p->stream_done && p->attached && p->wr_shut && !p->rd_eof && !p->err) {
+            /* POLLHUP while we were not reading (no stream credit): both
+             * sides have shut down, so everything the peer sent is already in
+             * our receive buffer, and lws (raw-file role) closes on a HUP
+             * without POLLIN. Keep a copy of the descriptor and drain it as
+             * credit comes back; no polling is needed any more. */
+            int fd = dup(lws_get_socket_fd(wsi));
+            cn_log_debug("pipe %u: hang-up while paused, draining the socket", p->id);
+            if (fd >= 0) {
+                p->drain_fd = fd;
+                if (pipe_read(p) < 0)
+                    drain_fail(p);
+                return 0;
+            }
+        }
+        p->sock_done = 1;
+        if (!p->stream_done && p->rd_eof && p->wr_shut && !p->err) {
+            /* Both directions ended cleanly on the socket; what is still
+             * queued (data, FIN) goes to the peer and the stream finishes on
+             * its own. Its closed event frees the pipe. */
+            return 0;
+        }
         if (!p->stream_done) {
             /* The socket died first: abort the stream. Its closed event
              * frees the pipe, so p is not touched after this. */
@@ -251,6 +320,11 @@ static void op_readable(void *self)
 static void op_writable(void *self)
 {
     cn_pipe_t *p = self;
+    if (p->drain_fd >= 0) {
+        if (pipe_read(p) < 0)
+            drain_fail(p);
+        return;
+    }
     if (!p->rd_eof && p->attached)
         set_rx(p, 1);
 }
@@ -266,6 +340,8 @@ static void op_closed(void *self)
 {
     cn_pipe_t *p = self;
     p->stream_done = 1;
+    if (p->drain_fd >= 0)
+        drain_done(p);
     if (!p->sock_done) {
         close_socket(p);
         return; /* freed when lws reports the socket closed */
@@ -344,6 +420,7 @@ static cn_pipe_t *pipe_new(cn_link_t *link, const cn_pipe_config_t *cfg)
     if (cfg)
         p->cfg = *cfg;
     p->rx_on = 1; /* lws starts with POLLIN on */
+    p->drain_fd = -1;
     return p;
 }
 

@@ -12,6 +12,7 @@ what comes back. Every run is bounded in bytes and time.
   tcptool.py refused HOST PORT         exit 0 when the connection is refused or reset at once
 """
 import hashlib
+import os
 import random
 import socket
 import sys
@@ -19,7 +20,7 @@ import threading
 import time
 
 CHUNK = 1 << 20
-DEADLINE = 600
+DEADLINE = int(os.environ.get("CN_TCPTOOL_TIMEOUT", "60"))
 
 
 def stream(n, seed):
@@ -158,6 +159,10 @@ def echo_one(host, port, n, seed, results, i):
         w.join()
         s.close()
         results[i] = bytes(buf) == data
+        if not results[i]:
+            bad = next((k for k in range(min(len(buf), len(data))) if buf[k] != data[k]), None)
+            print(f"conn {i}: got {len(buf)} of {len(data)} bytes, first difference at {bad}",
+                  file=sys.stderr)
     except OSError as e:
         print(f"conn {i}: {e}", file=sys.stderr)
         results[i] = False

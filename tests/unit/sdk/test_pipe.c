@@ -32,6 +32,7 @@ typedef struct world {
 } world_t;
 
 static world_t w;
+static uint32_t g_window; /* 0 = default stream windows */
 
 static uint64_t mono_ms(void)
 {
@@ -43,6 +44,9 @@ static uint64_t mono_ms(void)
 static void pipe_done(void *ctx, cn_pipe_t *p, int err)
 {
     w.pipes_done++;
+    if (getenv("CN_TEST_VERBOSE"))
+        fprintf(stderr, "pipe done err=%d up=%llu down=%llu\n", err,
+                (unsigned long long)cn_pipe_bytes_up(p), (unsigned long long)cn_pipe_bytes_down(p));
     w.last_err = err;
 }
 
@@ -265,6 +269,62 @@ static void test_echo_half_close(void **state)
     world_stop();
 }
 
+/* The client half-closes and reads nothing until the target has echoed
+ * everything and shut down: the agent's pipe is paused (no credit) when the
+ * target's FIN arrives, so the socket reports POLLHUP without POLLIN. Every
+ * byte must still arrive, then EOF. */
+static void test_hup_while_paused(void **state)
+{
+    g_window = 16 * 1024; /* the agent's pipe runs out of credit early */
+    world_start();
+    g_window = 0;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    int err = 0;
+    cn_pipe_t *hp = cn_pipe_open(w.vh, sv[0], w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1,
+                                 NULL, 0, &pcfg, &err);
+    assert_non_null(hp);
+    const size_t total = 512u << 10; /* fits the kernel's socket buffers */
+    uint8_t *out = malloc(total), *in = malloc(total);
+    cn_test_fill(out, total, 7);
+    size_t sent = 0, got = 0;
+    uint64_t end = mono_ms() + 30000;
+    while (sent < total && mono_ms() < end) {
+        ssize_t n = send(sv[1], out + sent, total - sent, MSG_NOSIGNAL);
+        if (n > 0)
+            sent += (size_t)n;
+        else
+            service(); /* the client reads nothing yet */
+    }
+    shutdown(sv[1], SHUT_WR);
+    /* Let the target echo all it can and shut down while nobody reads. */
+    while (!(w.echo_eof && w.echo_have == 0) && mono_ms() < end)
+        service();
+    assert_true(w.echo_eof);
+    for (int i = 0; i < 50; i++)
+        service();
+    int eof = 0;
+    end = mono_ms() + 30000;
+    while (!eof && mono_ms() < end) {
+        ssize_t n = recv(sv[1], in + got, total - got, 0);
+        if (n > 0)
+            got += (size_t)n;
+        else if (n == 0)
+            eof = 1;
+        service();
+    }
+    if (!eof)
+        fprintf(stderr, "got %zu of %zu, echo_have %zu, pipes done %d, hub pipe down %llu\n", got,
+                total, w.echo_have, w.pipes_done, (unsigned long long)cn_pipe_bytes_down(hp));
+    assert_true(eof);
+    assert_int_equal(got, total);
+    assert_memory_equal(in, out, total);
+    close(sv[1]);
+    free(out);
+    free(in);
+    world_stop();
+}
+
 /* The agent cannot reach the target: the hub-side pipe ends, its socket
  * closes at once (no hang), and done reports the refusal. */
 static void test_target_refused(void **state)
@@ -341,6 +401,7 @@ int main(void)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_echo_half_close),
+        cmocka_unit_test(test_hup_while_paused),
         cmocka_unit_test(test_target_refused),
         cmocka_unit_test(test_link_loss),
     };

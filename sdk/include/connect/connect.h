@@ -1,0 +1,20 @@
+/* libconnect: the public API of the Connect SDK.
+ *
+ *   #include <connect/connect.h>
+ *   cc app.c $(pkg-config --cflags --libs connect)
+ *
+ * Today it offers the error codes and the REST client for every hub API
+ * call the CLI uses (cn_api.h). The embeddable tunnel API arrives with the
+ * SDK issue. */
+#ifndef CONNECT_CONNECT_H
+#define CONNECT_CONNECT_H
+
+#define CONNECT_VERSION_MAJOR 0
+#define CONNECT_VERSION_MINOR 1
+#define CONNECT_VERSION_PATCH 0
+#define CONNECT_VERSION "0.1.0"
+
+#include <connect/cn_api.h>
+#include <connect/cn_err.h>
+
+#endif
