@@ -215,13 +215,21 @@ static void install_signals(void)
 
 /* More connections before accept() fails: the soft fd limit up to the hard
  * one (bounded; lws sizes its tables from it). */
+/* Sets the soft open-file limit to what the hub's caps need (3,000 public
+ * connections by default, agents, API clients, listeners) with room to
+ * spare: 8,192. Not higher: lws sizes its fd table from this limit and
+ * Debian's lws 4.1.6 (built with _DEBUG) scans the whole table on every
+ * socket close, so a huge limit costs time per connection. */
+#define HUB_FD_LIMIT 8192
+
 static void raise_fd_limit(void)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return;
-    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
-    if (rl.rlim_cur < want) {
+    rlim_t want =
+        rl.rlim_max != RLIM_INFINITY && rl.rlim_max < HUB_FD_LIMIT ? rl.rlim_max : HUB_FD_LIMIT;
+    if (rl.rlim_cur != want) {
         rl.rlim_cur = want;
         setrlimit(RLIMIT_NOFILE, &rl);
     }

@@ -313,8 +313,13 @@ static void op_accepted(void *self)
 static void op_readable(void *self)
 {
     cn_pipe_t *p = self;
-    if (p->wsi && !p->sock_done)
-        lws_callback_on_writable(p->wsi);
+    if (!p->wsi || p->sock_done)
+        return;
+    /* Write at once: waiting for a POLLOUT round would add a poll() per hop
+     * to every request. pipe_write() asks for POLLOUT itself when the socket
+     * is full; a failed socket is closed through lws. */
+    if (p->attached && pipe_write(p) < 0)
+        lws_set_timeout(p->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
 static void op_writable(void *self)
