@@ -291,3 +291,50 @@ void out_table_free(out_table_t *t)
     free(t->cells);
     memset(t, 0, sizeof(*t));
 }
+
+int cli_tunnel_command(const char *cmd, const char *about, int argc, char **argv, agent_common_t *c,
+                       cn_api_t **api, json_t **tunnel, int *exit_status)
+{
+    const agent_opt_t opts[] = {
+        AGENT_COMMON_OPTIONS(c),
+        {NULL, 0, NULL, 0, 0, NULL, NULL},
+    };
+    const char *pos[1];
+    size_t npos = 0;
+    char err[512];
+    *api = NULL;
+    *tunnel = NULL;
+    int rc = agent_args_parse(opts, argc, argv, pos, 0, 1, &npos, err, sizeof(err));
+    if (rc == AGENT_ARGS_HELP) {
+        agent_args_help(stdout, cmd, "ID|NAME [--json]", about, opts);
+        *exit_status = AGENT_EXIT_OK;
+        return 0;
+    }
+    if (rc < 0) {
+        *exit_status = cli_usage_error(cmd, "%s", err);
+        return 0;
+    }
+    if (npos != 1) {
+        *exit_status = cli_usage_error(cmd, "which tunnel? give its id or name");
+        return 0;
+    }
+    cli_logging(CN_LOG_WARN);
+    agent_config_t cfg;
+    if (agent_config_resolve(c, AGENT_NEED_HUB | AGENT_NEED_TOKEN, &cfg, err, sizeof(err)) < 0) {
+        *exit_status = cli_fail("%s", err);
+        return 0;
+    }
+    *api = cli_api(&cfg, true);
+    agent_config_wipe(&cfg);
+    if (!*api) {
+        *exit_status = AGENT_EXIT_FAIL;
+        return 0;
+    }
+    if (cli_find_tunnel(*api, pos[0], tunnel, err, sizeof(err)) < 0) {
+        cn_api_free(*api);
+        *api = NULL;
+        *exit_status = cli_fail("%s", err);
+        return 0;
+    }
+    return 1;
+}

@@ -58,6 +58,14 @@ struct cn_api *cli_api(const agent_config_t *cfg, bool cancellable);
 int cli_find_tunnel(struct cn_api *api, const char *ref, struct json_t **out, char *err,
                     size_t errlen);
 
+/* The shared front of the one-tunnel commands (status, pause, resume, rm):
+ * parses `CMD ID|NAME` with the common options into *c, prints --help
+ * (`about`), resolves the config and finds the tunnel. Returns 1 with *api
+ * and *tunnel set (the caller frees both), or 0 when the command is already
+ * over, with its exit status in *exit_status. */
+int cli_tunnel_command(const char *cmd, const char *about, int argc, char **argv, agent_common_t *c,
+                       struct cn_api **api, struct json_t **tunnel, int *exit_status);
+
 /* ---- output ---- */
 
 /* One compact JSON value and a newline; flushes. */

@@ -12,42 +12,19 @@
 static int set_status(const char *cmd, const char *status, int argc, char **argv)
 {
     agent_common_t c = {0};
-    const agent_opt_t opts[] = {
-        AGENT_COMMON_OPTIONS(&c),
-        {NULL, 0, NULL, 0, 0, NULL, NULL},
-    };
-    const char *pos[1];
-    size_t npos = 0;
+    cn_api_t *api;
+    json_t *t, *upd = NULL;
+    int exit_status;
+    if (!cli_tunnel_command(cmd,
+                            !strcmp(status, "paused")
+                                ? "Pauses a tunnel: the hub stops accepting connections for it\n"
+                                  "until it is resumed. Its name and hub port are kept."
+                                : "Resumes a paused tunnel.",
+                            argc, argv, &c, &api, &t, &exit_status))
+        return exit_status;
     char err[512];
-    int rc = agent_args_parse(opts, argc, argv, pos, 0, 1, &npos, err, sizeof(err));
-    if (rc == AGENT_ARGS_HELP) {
-        agent_args_help(stdout, cmd, "ID|NAME [--json]",
-                        !strcmp(status, "paused")
-                            ? "Pauses a tunnel: the hub stops accepting connections for it\n"
-                              "until it is resumed. Its name and hub port are kept."
-                            : "Resumes a paused tunnel.",
-                        opts);
-        return AGENT_EXIT_OK;
-    }
-    if (rc < 0)
-        return cli_usage_error(cmd, "%s", err);
-    if (npos != 1)
-        return cli_usage_error(cmd, "which tunnel? give its id or name");
-    cli_logging(CN_LOG_WARN);
-
-    agent_config_t cfg;
-    if (agent_config_resolve(&c, AGENT_NEED_HUB | AGENT_NEED_TOKEN, &cfg, err, sizeof(err)) < 0)
-        return cli_fail("%s", err);
-    cn_api_t *api = cli_api(&cfg, true);
-    agent_config_wipe(&cfg);
-    if (!api)
-        return AGENT_EXIT_FAIL;
-    json_t *t = NULL, *upd = NULL, *body = NULL;
-    rc = cli_find_tunnel(api, pos[0], &t, err, sizeof(err));
-    if (rc == 0) {
-        body = json_pack("{s:s}", "status", status);
-        rc = cn_api_tunnel_patch(api, jstr(t, "id", ""), body, &upd, err, sizeof(err));
-    }
+    json_t *body = json_pack("{s:s}", "status", status);
+    int rc = cn_api_tunnel_patch(api, jstr(t, "id", ""), body, &upd, err, sizeof(err));
     cn_api_free(api);
     json_decref(body);
     json_decref(t);
