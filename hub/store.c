@@ -426,6 +426,18 @@ int hub_store_workspace_get(hub_store_t *st, const char *id, hub_workspace_t *ou
     CHECK_ID(st, id, "workspace");
     return st->ops->workspace_get(st, id, out);
 }
+/* A fresh secret token (shown once) and its keyed hash (stored). The caller
+ * wipes both. */
+static int mint_token(hub_store_t *st, const char *prefix, const char *what,
+                      char token[static HUB_TOKEN_STR_SIZE], uint8_t hash[static HUB_KEY_BYTES])
+{
+    int rc = hub_token_generate(prefix, token);
+    if (rc == 0)
+        rc = hub_token_hash(st->secret_key, token, hash);
+    if (rc < 0)
+        hub_store_fail(st, rc, "%s", what);
+    return rc;
+}
 
 /* ---- first run --------------------------------------------------------- */
 
@@ -449,13 +461,9 @@ int hub_store_bootstrap(hub_store_t *st, const char *name,
 
     char token[HUB_TOKEN_STR_SIZE];
     uint8_t hash[HUB_KEY_BYTES];
-    int rc = hub_token_generate(HUB_TOKEN_PREFIX_API, token);
-    if (rc == 0)
-        rc = hub_token_hash(st->secret_key, token, hash);
-    if (rc < 0) {
-        hub_store_fail(st, rc, "cannot generate a token");
+    int rc = mint_token(st, HUB_TOKEN_PREFIX_API, "cannot generate a token", token, hash);
+    if (rc < 0)
         goto done;
-    }
     rc = st->ops->bootstrap(st, &ws, &ti, hash);
     if (rc == 0) {
         memcpy(token_out, token, HUB_TOKEN_STR_SIZE);
@@ -488,13 +496,9 @@ int hub_store_token_create(hub_store_t *st, const char *workspace_id, const char
 
     char token[HUB_TOKEN_STR_SIZE];
     uint8_t hash[HUB_KEY_BYTES];
-    int rc = hub_token_generate(HUB_TOKEN_PREFIX_API, token);
-    if (rc == 0)
-        rc = hub_token_hash(st->secret_key, token, hash);
-    if (rc < 0) {
-        hub_store_fail(st, rc, "cannot generate a token");
+    int rc = mint_token(st, HUB_TOKEN_PREFIX_API, "cannot generate a token", token, hash);
+    if (rc < 0)
         goto done;
-    }
     rc = st->ops->token_insert(st, &ti, hash);
     if (rc == 0) {
         memcpy(token_out, token, HUB_TOKEN_STR_SIZE);
@@ -556,13 +560,10 @@ int hub_store_agent_create(hub_store_t *st, const char *workspace_id, const char
 
     char token[HUB_TOKEN_STR_SIZE];
     uint8_t hash[HUB_KEY_BYTES];
-    int rc = hub_token_generate(HUB_TOKEN_PREFIX_ENROLL, token);
-    if (rc == 0)
-        rc = hub_token_hash(st->secret_key, token, hash);
-    if (rc < 0) {
-        hub_store_fail(st, rc, "cannot generate an enroll token");
+    int rc =
+        mint_token(st, HUB_TOKEN_PREFIX_ENROLL, "cannot generate an enroll token", token, hash);
+    if (rc < 0)
         goto done;
-    }
     rc = st->ops->agent_insert(st, &a, hash);
     if (rc == 0) {
         memcpy(enroll_token_out, token, HUB_TOKEN_STR_SIZE);
