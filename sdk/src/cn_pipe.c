@@ -596,6 +596,10 @@ int cn_sock_listen(const char *host, int port, int backlog, int *bound_port)
     if (fd < 0)
         goto fail;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    /* Exactly the address asked for: "::" or "::1" must not also take IPv4. */
+    if (res->ai_family == AF_INET6 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+        goto fail;
     if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, backlog) < 0)
         goto fail;
     if (bound_port) {
@@ -610,7 +614,10 @@ int cn_sock_listen(const char *host, int port, int backlog, int *bound_port)
     return fd;
 fail:
     freeaddrinfo(res);
-    if (fd >= 0)
+    if (fd >= 0) {
+        int e = errno; /* for the caller's message */
         close(fd);
+        errno = e;
+    }
     return CN_EIO;
 }

@@ -90,7 +90,9 @@ uint64_t cn_pipe_bytes_down(const cn_pipe_t *pipe);
  * TCP_NODELAY. 0 or CN_EIO. */
 int cn_sock_tune(int fd);
 /* A non-blocking listening TCP socket on host:port (port 0 = any) with
- * SO_REUSEADDR and the given backlog; returns the fd or a negative CN_E*.
+ * SO_REUSEADDR and the given backlog, bound to exactly that address (an
+ * IPv6 address with IPV6_V6ONLY); returns the fd or a negative CN_E*
+ * (CN_EINVAL: not an address; CN_EIO: errno says why).
  * *bound_port (optional) receives the actual port. */
 int cn_sock_listen(const char *host, int port, int backlog, int *bound_port);
 
