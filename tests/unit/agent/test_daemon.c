@@ -365,6 +365,7 @@ static void hub_stop(void)
 
 typedef struct obs {
     int hellos, tunnel_updates, downs;
+    int want_hellos; /* for hellos_reached() */
     int last_admitted;
     char api_token[64];
 } obs_t;
@@ -474,6 +475,9 @@ static hub_stream_t *open_stream(agent_daemon_t *d, uint8_t kind, const char *re
     return s;
 }
 
+/* Backoff settings of the agents the tests start: quick, so tests are. */
+static uint32_t backoff_base_ms = 100, backoff_cap_ms = 300;
+
 static agent_daemon_t *start_agent_serving(obs_t *o, uint8_t sk[32], const char *enroll,
                                            const char *const *serve, size_t nserve)
 {
@@ -487,8 +491,8 @@ static agent_daemon_t *start_agent_serving(obs_t *o, uint8_t sk[32], const char 
         .hub_pk = H.pk,
         .agent_id = enroll ? NULL : AGENT_ID,
         .enroll = enroll,
-        .backoff_base_ms = 100,
-        .backoff_cap_ms = 300,
+        .backoff_base_ms = backoff_base_ms,
+        .backoff_cap_ms = backoff_cap_ms,
         .serve = serve,
         .nserve = nserve,
         .on_hello = on_hello,
@@ -663,6 +667,41 @@ static void test_reconnects_after_link_loss(void **state)
     hub_stop();
 }
 
+static int hellos_reached(void *arg)
+{
+    obs_t *o = arg;
+    return o->hellos >= o->want_hellos;
+}
+
+/* A link that the hub admits and that then dies (a noisy path, a hub that
+ * drops it) is back within the base delay every time: the backoff resets
+ * on admission instead of growing towards its 30 s cap. */
+static void test_admitted_link_reconnects_quickly_every_time(void **state)
+{
+    hub_start(json_array());
+    backoff_base_ms = 400;
+    backoff_cap_ms = 30000;
+    obs_t o = {0};
+    uint8_t sk[32];
+    agent_daemon_t *d = start_agent(&o, sk, NULL);
+    backoff_base_ms = 100;
+    backoff_cap_ms = 300;
+    assert_true(run_until(d, first_hello, &o, 10000));
+    for (int i = 0; i < 5; i++) {
+        uint64_t t0 = mono_ms();
+        o.want_hellos = o.hellos + 1;
+        hub_cmd(d, CMD_KICK, 0, NULL, NULL, NULL);
+        assert_true(run_until(d, hellos_reached, &o, 10000));
+        uint64_t took = mono_ms() - t0;
+        /* Without the reset: 0.2-0.4, 0.4-0.8, 0.8-1.6, 1.6-3.2, 3.2-6.4 s. */
+        if (took >= 1000)
+            fail_msg("reconnect %d took %llu ms", i + 1, (unsigned long long)took);
+        assert_int_equal(o.downs, i + 1);
+    }
+    stop_agent(d);
+    hub_stop();
+}
+
 static void test_enrollment(void **state)
 {
     hub_start(json_array());
@@ -726,6 +765,7 @@ int main(void)
         cmocka_unit_test(test_named_tunnels_only),
         cmocka_unit_test(test_target_down_is_unreachable),
         cmocka_unit_test(test_reconnects_after_link_loss),
+        cmocka_unit_test(test_admitted_link_reconnects_quickly_every_time),
         cmocka_unit_test(test_enrollment),
         cmocka_unit_test(test_refused_enrollment_does_not_retry),
         cmocka_unit_test(test_stop_while_hub_unreachable),
