@@ -40,6 +40,7 @@ struct cn_pipe {
     int wr_shut;                      /* stream EOF seen and shutdown(SHUT_WR) done */
     int rx_on;                        /* POLLIN wanted */
     int drain_fd;                     /* >= 0: lws dropped the socket on POLLHUP, we drain it */
+    int aborted;                      /* the stream ended without the peer's FIN: RST the socket */
     lws_sorted_usec_list_t sul_write; /* deferred writable request, see want_write() */
     int err;
     uint64_t up, down;
@@ -57,10 +58,25 @@ static void maybe_free(cn_pipe_t *p)
     free(p);
 }
 
+/* Makes the next close() of fd send RST instead of FIN. */
+static void sock_linger0(int fd)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+/* Closes the socket through lws. A stream that did not end with the peer's
+ * own FIN (reset, refused, link lost, aborted) closes it with RST, so the
+ * client (or the target) sees ECONNRESET and never mistakes a truncated
+ * transfer for a complete one. */
 static void close_socket(cn_pipe_t *p)
 {
-    if (p->wsi && !p->sock_done)
+    if (p->wsi && !p->sock_done) {
+        if (p->aborted)
+            sock_linger0(lws_get_socket_fd(p->wsi));
         lws_set_timeout(p->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
 }
 
 static void set_rx(cn_pipe_t *p, int on)
@@ -337,6 +353,7 @@ static void op_writable(void *self)
 static void op_reset(void *self, uint32_t code, const char *msg, size_t len)
 {
     cn_pipe_t *p = self;
+    p->aborted = 1;
     if (!p->err)
         p->err = p->attached ? CN_ECLOSED : CN_EREFUSED;
 }
@@ -345,8 +362,11 @@ static void op_closed(void *self)
 {
     cn_pipe_t *p = self;
     p->stream_done = 1;
-    if (p->drain_fd >= 0)
+    if (p->drain_fd >= 0) {
+        if (p->aborted)
+            sock_linger0(p->drain_fd);
         drain_done(p);
+    }
     if (!p->sock_done) {
         close_socket(p);
         return; /* freed when lws reports the socket closed */
@@ -553,6 +573,7 @@ void cn_pipe_abort(cn_pipe_t *p, uint32_t code)
         return;
     if (!p->err)
         p->err = CN_ECLOSED;
+    p->aborted = 1;
     if (p->stream_done) {
         close_socket(p);
         return;

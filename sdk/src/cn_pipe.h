@@ -8,7 +8,10 @@
  * is carried both ways (socket EOF -> FIN, FIN -> shutdown(SHUT_WR)).
  *
  * The socket is an lws raw-file wsi (lws polls, the pipe does recv/send), so
- * EOF, half-close and backpressure are ours to control. Put
+ * EOF, half-close and backpressure are ours to control. A stream that ends
+ * without the peer's FIN (reset, refused, link lost, cn_pipe_abort) closes
+ * the socket with RST (SO_LINGER 0), so the far end never mistakes a cut
+ * transfer for a complete one. Put
  * cn_pipe_protocol() in the vhost's protocols.
  *
  * Stream dispatch: every stream user pointer (cn_mux_open()/cn_mux_accept())

@@ -9,8 +9,10 @@
 #include "cn_link.h"
 #include "cn_pipe.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <libwebsockets.h>
+#include <netinet/in.h>
 #include <sodium.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -28,6 +30,7 @@ typedef struct world {
     uint8_t echo_buf[65536];
     size_t echo_have;
     int echo_eof;
+    int echo_err; /* errno of the target socket's failed recv/send, 0 if none */
     int pipes_done, last_err;
 } world_t;
 
@@ -133,6 +136,8 @@ static void echo_service(void)
             w.echo_eof = 1;
             shutdown(w.echo_fd, SHUT_WR);
         }
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            w.echo_err = errno;
         break;
     }
 }
@@ -395,6 +400,120 @@ static void test_link_loss(void **state)
     world_stop();
 }
 
+/* A connected TCP pair on loopback (SO_LINGER, unlike a socketpair, turns
+ * a close into a real RST): *client is ours, *server goes into a pipe. */
+static void tcp_pair(int *client, int *server)
+{
+    int port = 0;
+    int lfd = cn_sock_listen("127.0.0.1", 0, 4, &port);
+    assert_true(lfd >= 0);
+    *client = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(*client, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    uint64_t end = mono_ms() + 2000;
+    do
+        *server = accept(lfd, NULL, NULL);
+    while (*server < 0 && errno == EAGAIN && mono_ms() < end);
+    assert_true(*server >= 0);
+    close(lfd);
+    cn_sock_tune(*client);
+}
+
+/* Reads the client socket until it ends; returns 0 for a clean EOF, else
+ * the errno it failed with (-1: still open at the deadline). */
+static int client_end(int fd, uint64_t ms)
+{
+    uint64_t end = mono_ms() + ms;
+    char b[65536];
+    while (mono_ms() < end) {
+        ssize_t n = recv(fd, b, sizeof(b), 0);
+        if (n == 0)
+            return 0;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return errno;
+        service();
+    }
+    return -1;
+}
+
+/* The link dies in the middle of a transfer: the client must not see a
+ * clean EOF (that would make a truncated download look complete), and
+ * neither must the target: both sockets end with RST. */
+static void test_link_loss_resets_both_sockets(void **state)
+{
+    world_start();
+    int c, sfd;
+    tcp_pair(&c, &sfd);
+    assert_non_null(cn_pipe_open(w.vh, sfd, w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1, NULL,
+                                 0, &pcfg, NULL));
+    /* Some bytes go both ways, and the target keeps its side open. */
+    send(c, "ping", 4, MSG_NOSIGNAL);
+    uint64_t end = mono_ms() + 5000;
+    char b[8];
+    size_t got = 0;
+    while (got < 4 && mono_ms() < end) {
+        ssize_t n = recv(c, b + got, sizeof(b) - got, 0);
+        if (n > 0)
+            got += (size_t)n;
+        service();
+    }
+    assert_int_equal(got, 4);
+    assert_true(w.echo_fd >= 0);
+
+    cn_link_close(w.hub_link, "simulated hub death");
+    end = mono_ms() + 5000;
+    while (w.pipes_done < 2 && mono_ms() < end)
+        service();
+    assert_int_equal(w.pipes_done, 2);
+    assert_int_equal(client_end(c, 3000), ECONNRESET);
+    end = mono_ms() + 3000;
+    while (!w.echo_err && !w.echo_eof && mono_ms() < end)
+        service();
+    assert_false(w.echo_eof);
+    assert_int_equal(w.echo_err, ECONNRESET);
+    close(c);
+    world_stop();
+}
+
+/* The clean counterpart: the target ends with its own FIN, the client gets
+ * every byte and a plain EOF, no reset. */
+static void test_clean_end_is_fin(void **state)
+{
+    world_start();
+    int c, sfd;
+    tcp_pair(&c, &sfd);
+    assert_non_null(cn_pipe_open(w.vh, sfd, w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1, NULL,
+                                 0, &pcfg, NULL));
+    send(c, "hello", 5, MSG_NOSIGNAL);
+    shutdown(c, SHUT_WR);
+    uint64_t end = mono_ms() + 5000;
+    char b[16];
+    size_t got = 0;
+    int rc = -1;
+    while (mono_ms() < end) {
+        ssize_t n = recv(c, b + got, sizeof(b) - got, 0);
+        if (n > 0) {
+            got += (size_t)n;
+            continue;
+        }
+        if (n == 0 || errno != EAGAIN) {
+            rc = n == 0 ? 0 : errno;
+            break;
+        }
+        service();
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(got, 5);
+    end = mono_ms() + 5000;
+    while (w.pipes_done < 2 && mono_ms() < end)
+        service();
+    assert_int_equal(w.last_err, 0);
+    assert_int_equal(w.echo_err, 0);
+    close(c);
+    world_stop();
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -404,6 +523,8 @@ int main(void)
         cmocka_unit_test(test_hup_while_paused),
         cmocka_unit_test(test_target_refused),
         cmocka_unit_test(test_link_loss),
+        cmocka_unit_test(test_link_loss_resets_both_sockets),
+        cmocka_unit_test(test_clean_end_is_fin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
