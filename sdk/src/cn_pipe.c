@@ -42,6 +42,7 @@ struct cn_pipe {
     int drain_fd;                     /* >= 0: lws dropped the socket on POLLHUP, we drain it */
     int aborted;                      /* the stream ended without the peer's FIN: RST the socket */
     lws_sorted_usec_list_t sul_write; /* deferred writable request, see want_write() */
+    lws_sorted_usec_list_t sul_open;  /* hub: deadline for the peer's answer to our OPEN */
     int err;
     uint64_t up, down;
 };
@@ -53,6 +54,7 @@ static void maybe_free(cn_pipe_t *p)
     if (!p->stream_done || !p->sock_done)
         return;
     lws_sul_cancel(&p->sul_write);
+    lws_sul_cancel(&p->sul_open);
     if (p->cfg.done)
         p->cfg.done(p->cfg.ctx, p, p->err);
     free(p);
@@ -260,6 +262,7 @@ static int pipe_callback(struct lws *wsi, enum lws_callback_reasons reason, void
             return 0;
         lws_set_opaque_user_data(wsi, NULL);
         lws_sul_cancel(&p->sul_write);
+        lws_sul_cancel(&p->sul_open);
         p->wsi = NULL;
         if (!p->stream_done && p->attached && p->wr_shut && !p->rd_eof && !p->err) {
             /* POLLHUP while we were not reading (no stream credit): both
@@ -322,6 +325,7 @@ const struct lws_protocols *cn_pipe_protocol(void)
 static void op_accepted(void *self)
 {
     cn_pipe_t *p = self;
+    lws_sul_cancel(&p->sul_open);
     p->attached = 1;
     set_rx(p, 1);
 }
@@ -361,6 +365,7 @@ static void op_reset(void *self, uint32_t code, const char *msg, size_t len)
 static void op_closed(void *self)
 {
     cn_pipe_t *p = self;
+    lws_sul_cancel(&p->sul_open);
     p->stream_done = 1;
     if (p->drain_fd >= 0) {
         if (p->aborted)
@@ -475,6 +480,25 @@ int cn_sock_tune(int fd)
     return 0;
 }
 
+/* Hub: the agent neither accepted nor refused our OPEN in time (frozen,
+ * overloaded, or its link is dying): refuse the client with RST now rather
+ * than let it hang until pings declare the link dead. The stream is reset
+ * so the agent, if it wakes up, drops it too. */
+static void open_timeout(lws_sorted_usec_list_t *sul)
+{
+    cn_pipe_t *p = lws_container_of(sul, cn_pipe_t, sul_open);
+    if (p->attached || p->stream_done || p->sock_done)
+        return;
+    cn_log_warn("pipe %u: no answer from the agent within %u ms, connection refused", p->id,
+                p->cfg.open_timeout_ms);
+    p->err = CN_ETIMEOUT;
+    p->aborted = 1;
+    cn_link_t *link = p->link;
+    cn_mux_reset(p->mux, p->id, CN_RST_CANCEL, "no answer to open");
+    close_socket(p); /* now: the link may be too congested to deliver the close event soon */
+    cn_link_flush(link);
+}
+
 cn_pipe_t *cn_pipe_open(struct lws_vhost *vh, int fd, cn_link_t *link, uint8_t kind,
                         const uint8_t *ref, size_t ref_len, const uint8_t *meta, size_t meta_len,
                         const cn_pipe_config_t *cfg, int *err)
@@ -506,6 +530,10 @@ cn_pipe_t *cn_pipe_open(struct lws_vhost *vh, int fd, cn_link_t *link, uint8_t k
     }
     /* Nothing is read until the agent accepts: its window is unknown. */
     set_rx(p, 0);
+    if (!p->cfg.open_timeout_ms)
+        p->cfg.open_timeout_ms = CN_PIPE_OPEN_TIMEOUT_MS;
+    lws_sul_schedule(lws_get_context(p->wsi), 0, &p->sul_open, open_timeout,
+                     (lws_usec_t)p->cfg.open_timeout_ms * LWS_US_PER_MS);
     cn_link_flush(link);
     return p;
 fail:

@@ -57,9 +57,17 @@ typedef struct cn_pipe cn_pipe_t;
  * freed right after. */
 typedef void (*cn_pipe_done_fn)(void *ctx, cn_pipe_t *pipe, int err);
 
+/* How long cn_pipe_open() waits for the agent to accept its stream. */
+#define CN_PIPE_OPEN_TIMEOUT_MS 2000u
+
 typedef struct cn_pipe_config {
     cn_pipe_done_fn done; /* optional */
     void *ctx;
+    /* cn_pipe_open(): when the peer has not accepted (or refused) the stream
+     * within this many ms, the stream is reset and the socket closed with
+     * RST (done gets CN_ETIMEOUT), so a frozen agent never holds clients.
+     * 0 = CN_PIPE_OPEN_TIMEOUT_MS. */
+    uint32_t open_timeout_ms;
 } cn_pipe_config_t;
 
 /* The lws protocol entry for pipe sockets (raw-file role). */
@@ -68,7 +76,8 @@ const struct lws_protocols *cn_pipe_protocol(void);
 /* Hub side: takes ownership of a connected socket `fd` (closed on failure
  * too), opens a stream of `kind` with reference `ref` and metadata `meta` on
  * `link`, and starts moving bytes once the agent accepts. Reading from the
- * socket waits until then. Returns NULL with *err on failure (no callback). */
+ * socket waits until then, at most cfg->open_timeout_ms. Returns NULL with
+ * *err on failure (no callback). */
 cn_pipe_t *cn_pipe_open(struct lws_vhost *vh, int fd, cn_link_t *link, uint8_t kind,
                         const uint8_t *ref, size_t ref_len, const uint8_t *meta, size_t meta_len,
                         const cn_pipe_config_t *cfg, int *err);

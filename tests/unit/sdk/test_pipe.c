@@ -32,6 +32,7 @@ typedef struct world {
     int echo_eof;
     int echo_err; /* errno of the target socket's failed recv/send, 0 if none */
     int pipes_done, last_err;
+    int agent_silent; /* the agent leaves OPENs unanswered (a frozen agent) */
 } world_t;
 
 static world_t w;
@@ -61,6 +62,8 @@ static void agent_on_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *r
 {
     cn_link_t *l = ctx;
     int err;
+    if (w.agent_silent)
+        return; /* neither accept nor reject */
     if (!cn_pipe_dial(w.vh, l, id, "127.0.0.1", w.target_port, &pcfg, &err))
         cn_mux_reject(cn_link_mux(l), id, CN_RST_UNREACHABLE, "dial failed");
 }
@@ -514,6 +517,74 @@ static void test_clean_end_is_fin(void **state)
     world_stop();
 }
 
+/* The agent never answers an OPEN (frozen, or its link half dead): the
+ * client is refused with RST once the open deadline passes, instead of
+ * hanging until pings declare the link dead; the link itself stays up. */
+static void test_unanswered_open_is_refused(void **state)
+{
+    world_start();
+    w.agent_silent = 1;
+    int c, sfd;
+    tcp_pair(&c, &sfd);
+    cn_pipe_config_t quick = {.done = pipe_done, .open_timeout_ms = 300};
+    uint64_t t0 = mono_ms();
+    assert_non_null(cn_pipe_open(w.vh, sfd, w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1, NULL,
+                                 0, &quick, NULL));
+    send(c, "waiting", 7, MSG_NOSIGNAL);
+    assert_int_equal(client_end(c, 5000), ECONNRESET);
+    uint64_t took = mono_ms() - t0;
+    assert_true(took >= 250);
+    assert_true(took < 2000);
+    uint64_t end = mono_ms() + 2000;
+    while (w.pipes_done < 1 && mono_ms() < end)
+        service();
+    assert_int_equal(w.pipes_done, 1);
+    assert_int_equal(w.last_err, CN_ETIMEOUT);
+    assert_non_null(w.hub_link);
+    assert_true(cn_link_is_established(w.agent_link));
+    close(c);
+    world_stop();
+}
+
+/* An answered open does not trip the deadline, however long the transfer. */
+static void test_open_deadline_only_until_accept(void **state)
+{
+    world_start();
+    int c, sfd;
+    tcp_pair(&c, &sfd);
+    cn_pipe_config_t quick = {.done = pipe_done, .open_timeout_ms = 200};
+    assert_non_null(cn_pipe_open(w.vh, sfd, w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1, NULL,
+                                 0, &quick, NULL));
+    char b[8];
+    size_t got = 0;
+    uint64_t end = mono_ms() + 5000;
+    send(c, "ping", 4, MSG_NOSIGNAL);
+    while (got < 4 && mono_ms() < end) {
+        ssize_t n = recv(c, b + got, sizeof(b) - got, 0);
+        if (n > 0)
+            got += (size_t)n;
+        service();
+    }
+    assert_int_equal(got, 4);
+    end = mono_ms() + 600; /* well past the deadline */
+    while (mono_ms() < end)
+        service();
+    assert_int_equal(w.pipes_done, 0);
+    send(c, "pong", 4, MSG_NOSIGNAL);
+    got = 0;
+    end = mono_ms() + 5000;
+    while (got < 4 && mono_ms() < end) {
+        ssize_t n = recv(c, b + got, sizeof(b) - got, 0);
+        if (n > 0)
+            got += (size_t)n;
+        service();
+    }
+    assert_int_equal(got, 4);
+    assert_memory_equal(b, "pong", 4);
+    close(c);
+    world_stop();
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -525,6 +596,8 @@ int main(void)
         cmocka_unit_test(test_link_loss),
         cmocka_unit_test(test_link_loss_resets_both_sockets),
         cmocka_unit_test(test_clean_end_is_fin),
+        cmocka_unit_test(test_unanswered_open_is_refused),
+        cmocka_unit_test(test_open_deadline_only_until_accept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
