@@ -328,6 +328,17 @@ static void reconnect_cb(lws_sorted_usec_list_t *sul)
 static void link_down(agent_daemon_t *d, int err, const char *why)
 {
     bool admitted = d->admitted, established = d->established;
+    /* A stream still being dialed is pending in the mux, which cannot tell
+     * its pipe that the link is gone (no user pointer yet): abort it here,
+     * while the mux still exists, so it never touches the freed link when
+     * its connect() finishes. The target gets a reset. Accepted streams
+     * already ended through the mux; aborting them again is harmless. */
+    agent_conn_t *next;
+    for (agent_conn_t *c = d->conns; c; c = next) {
+        next = c->next;
+        if (c->pipe)
+            cn_pipe_abort(c->pipe, CN_RST_GONE);
+    }
     d->link = NULL;
     d->admitted = d->established = false;
     if (d->destroying)

@@ -607,6 +607,9 @@ void cn_pipe_abort(cn_pipe_t *p, uint32_t code)
         return;
     }
     if (p->dialing) {
+        /* The connect() result no longer matters: a writeable callback
+         * before lws closes the socket must not accept the stream. */
+        p->dialing = 0;
         p->stream_done = 1;
         cn_mux_reject(p->mux, p->id, code, "aborted");
         cn_link_flush(p->link);

@@ -17,6 +17,8 @@ what comes back. Every run is bounded in bytes and time.
                                        READY and wait for GO to exist; then read to the end:
                                        exit 0 on ECONNRESET, 1 on a clean EOF (truncation hidden)
   tcptool.py hold HOST PORT LINE       send LINE, then wait (bounded) until the connection ends
+  tcptool.py rst HOST PORT SECS        exit 0 when a new connection is reset (or refused) within
+                                       SECS; 1 when it hangs longer or ends with a clean close
 """
 import hashlib
 import os
@@ -280,6 +282,31 @@ def hold(host, port, line):
     return True
 
 
+def rst(host, port, secs):
+    t0 = time.time()
+    how = "hung"
+    try:
+        s = socket.create_connection((host, port), secs)
+        s.settimeout(secs)
+        try:
+            s.sendall(b"SINK\n")
+            how = "clean close" if s.recv(1) == b"" else "served"
+        except (ConnectionResetError, BrokenPipeError):
+            how = "reset"
+        except socket.timeout:
+            how = "hung"
+        s.close()
+    except ConnectionRefusedError:
+        how = "refused"
+    except ConnectionResetError:
+        how = "reset"
+    except socket.timeout:
+        how = "hung"
+    dt = time.time() - t0
+    print(f"rst: {how} after {dt:.2f}s")
+    return how in ("reset", "refused") and dt <= secs
+
+
 def main(a):
     if a[0] == "server":
         server(int(a[1]))
@@ -294,6 +321,7 @@ def main(a):
         "refused": lambda: refused(host, port),
         "cut": lambda: cut(host, port, int(a[3]), int(a[4]), int(a[5]), a[6], a[7]),
         "hold": lambda: hold(host, port, a[3]),
+        "rst": lambda: rst(host, port, float(a[3])),
     }
     return 0 if fns[a[0]]() else 1
 

@@ -702,6 +702,57 @@ static void test_admitted_link_reconnects_quickly_every_time(void **state)
     hub_stop();
 }
 
+/* The link dies while the agent is still dialing a target (its connect()
+ * hangs: the target's accept queue is full, so SYNs are dropped). When the
+ * dial finally completes, the pipe must not touch the dead link; the target
+ * connection is dropped and the agent reconnects. ASan catches a
+ * use-after-free here. */
+static void test_link_loss_while_dialing(void **state)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(lfd, 0), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    /* Fill the accept queue: later SYNs are dropped and retried. */
+    int filler[2];
+    for (int i = 0; i < 2; i++) {
+        filler[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(filler[i], (struct sockaddr *)&sa, sizeof(sa));
+    }
+    usleep(100 * 1000);
+    json_t *tl = json_array();
+    json_array_append_new(tl, tunnel(T1, "stuck", ntohs(sa.sin_port), "active"));
+    hub_start(tl);
+    obs_t o = {0};
+    uint8_t sk[32];
+    agent_daemon_t *d = start_agent(&o, sk, NULL);
+    assert_true(run_until(d, first_hello, &o, 10000));
+    hub_cmd(d, CMD_OPEN, CN_KIND_TCP, T1, "x", NULL);
+    uint64_t end = mono_ms() + 300;
+    while (mono_ms() < end)
+        agent_daemon_service(d);
+    assert_int_equal(agent_daemon_streams(d), 1); /* dialing */
+    o.want_hellos = 2;
+    hub_cmd(d, CMD_KICK, 0, NULL, NULL, NULL);
+    /* Let the queued connections in, so the dial's next SYN succeeds. */
+    for (int i = 0; i < 2; i++) {
+        int a = accept(lfd, NULL, NULL);
+        if (a >= 0)
+            close(a);
+        close(filler[i]);
+    }
+    close(lfd);
+    end = mono_ms() + 3500; /* past the first SYN retransmission (1 s) */
+    while (mono_ms() < end)
+        agent_daemon_service(d);
+    assert_int_equal(agent_daemon_streams(d), 0);
+    assert_true(run_until(d, hellos_reached, &o, 5000));
+    stop_agent(d);
+    hub_stop();
+}
+
 static void test_enrollment(void **state)
 {
     hub_start(json_array());
@@ -766,6 +817,7 @@ int main(void)
         cmocka_unit_test(test_target_down_is_unreachable),
         cmocka_unit_test(test_reconnects_after_link_loss),
         cmocka_unit_test(test_admitted_link_reconnects_quickly_every_time),
+        cmocka_unit_test(test_link_loss_while_dialing),
         cmocka_unit_test(test_enrollment),
         cmocka_unit_test(test_refused_enrollment_does_not_retry),
         cmocka_unit_test(test_stop_while_hub_unreachable),
