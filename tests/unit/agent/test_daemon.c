@@ -78,14 +78,25 @@ static void *echo_main(void *arg)
     }
 }
 
+/* A TCP socket bound to a free loopback port (*sa), listening with
+ * `backlog` unless it is negative. */
+static int loopback_socket(int backlog, struct sockaddr_in *sa)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    *sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(*sa);
+    assert_int_equal(bind(fd, (struct sockaddr *)sa, sizeof(*sa)), 0);
+    if (backlog >= 0)
+        assert_int_equal(listen(fd, backlog), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)sa, &sl), 0);
+    return fd;
+}
+
 static void echo_start(void)
 {
-    E.fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof(sa);
-    assert_int_equal(bind(E.fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(listen(E.fd, 8), 0);
-    assert_int_equal(getsockname(E.fd, (struct sockaddr *)&sa, &sl), 0);
+    struct sockaddr_in sa;
+    E.fd = loopback_socket(8, &sa);
     E.port = ntohs(sa.sin_port);
     E.served = 0;
     assert_int_equal(pthread_create(&E.th, NULL, echo_main, NULL), 0);
@@ -511,6 +522,18 @@ static agent_daemon_t *start_agent(obs_t *o, uint8_t sk[32], const char *enroll)
     return start_agent_serving(o, sk, enroll, NULL, 0);
 }
 
+/* A hub whose allow-list is one active tunnel T1 to 127.0.0.1:port, and an
+ * agent it has admitted. */
+static agent_daemon_t *admitted_with_tunnel(const char *name, int port, obs_t *o, uint8_t sk[32])
+{
+    json_t *tl = json_array();
+    json_array_append_new(tl, tunnel(T1, name, port, "active"));
+    hub_start(tl);
+    agent_daemon_t *d = start_agent(o, sk, NULL);
+    assert_true(run_until(d, first_hello, o, 10000));
+    return d;
+}
+
 static void stop_agent(agent_daemon_t *d)
 {
     agent_daemon_stop(d);
@@ -622,19 +645,11 @@ static void test_named_tunnels_only(void **state)
 static void test_target_down_is_unreachable(void **state)
 {
     /* A port nobody listens on. */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof(sa);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-    close(fd);
-    json_t *tl = json_array();
-    json_array_append_new(tl, tunnel(T1, "down", ntohs(sa.sin_port), "active"));
-    hub_start(tl);
+    struct sockaddr_in sa;
+    close(loopback_socket(-1, &sa));
     obs_t o = {0};
     uint8_t sk[32];
-    agent_daemon_t *d = start_agent(&o, sk, NULL);
-    assert_true(run_until(d, first_hello, &o, 10000));
+    agent_daemon_t *d = admitted_with_tunnel("down", ntohs(sa.sin_port), &o, sk);
     hub_stream_t *s = open_stream(d, CN_KIND_TCP, T1, "x");
     assert_true(s->reset);
     assert_int_equal(s->reset_code, CN_RST_UNREACHABLE);
@@ -709,12 +724,8 @@ static void test_admitted_link_reconnects_quickly_every_time(void **state)
  * use-after-free here. */
 static void test_link_loss_while_dialing(void **state)
 {
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof(sa);
-    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(listen(lfd, 0), 0);
-    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    struct sockaddr_in sa;
+    int lfd = loopback_socket(0, &sa);
     /* Fill the accept queue: later SYNs are dropped and retried. */
     int filler[2];
     for (int i = 0; i < 2; i++) {
@@ -722,13 +733,9 @@ static void test_link_loss_while_dialing(void **state)
         connect(filler[i], (struct sockaddr *)&sa, sizeof(sa));
     }
     usleep(100 * 1000);
-    json_t *tl = json_array();
-    json_array_append_new(tl, tunnel(T1, "stuck", ntohs(sa.sin_port), "active"));
-    hub_start(tl);
     obs_t o = {0};
     uint8_t sk[32];
-    agent_daemon_t *d = start_agent(&o, sk, NULL);
-    assert_true(run_until(d, first_hello, &o, 10000));
+    agent_daemon_t *d = admitted_with_tunnel("stuck", ntohs(sa.sin_port), &o, sk);
     hub_cmd(d, CMD_OPEN, CN_KIND_TCP, T1, "x", NULL);
     uint64_t end = mono_ms() + 300;
     while (mono_ms() < end)

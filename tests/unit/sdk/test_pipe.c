@@ -223,6 +223,25 @@ static void world_stop(void)
         close(w.echo_lfd);
 }
 
+/* Sends `msg` on the client socket and services the loop until its echo
+ * is back (or 5 s pass): the stream is up end to end. */
+static void echo_roundtrip(int fd, const char *msg)
+{
+    size_t len = strlen(msg), got = 0;
+    char b[64];
+    assert_true(len <= sizeof(b));
+    send(fd, msg, len, MSG_NOSIGNAL);
+    uint64_t end = mono_ms() + 5000;
+    while (got < len && mono_ms() < end) {
+        ssize_t n = recv(fd, b + got, sizeof(b) - got, 0);
+        if (n > 0)
+            got += (size_t)n;
+        service();
+    }
+    assert_int_equal(got, len);
+    assert_memory_equal(b, msg, len);
+}
+
 /* A client on the hub side sends 8 MiB, half-closes, and gets every byte back
  * followed by EOF: integrity and half-close through both pipes. */
 static void test_echo_half_close(void **state)
@@ -374,19 +393,10 @@ static void test_link_loss(void **state)
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
     assert_non_null(cn_pipe_open(w.vh, sv[0], w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1,
                                  NULL, 0, &pcfg, NULL));
-    send(sv[1], "ping", 4, MSG_NOSIGNAL);
-    uint64_t end = mono_ms() + 5000;
+    echo_roundtrip(sv[1], "ping");
     char b[8];
-    size_t got = 0;
-    while (got < 4 && mono_ms() < end) {
-        ssize_t n = recv(sv[1], b + got, sizeof(b) - got, 0);
-        if (n > 0)
-            got += (size_t)n;
-        service();
-    }
-    assert_int_equal(got, 4);
     cn_link_close(w.agent_link, "simulated loss");
-    end = mono_ms() + 5000;
+    uint64_t end = mono_ms() + 5000;
     while (w.pipes_done < 2 && mono_ms() < end)
         service();
     assert_int_equal(w.pipes_done, 2);
@@ -451,21 +461,11 @@ static void test_link_loss_resets_both_sockets(void **state)
     assert_non_null(cn_pipe_open(w.vh, sfd, w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1, NULL,
                                  0, &pcfg, NULL));
     /* Some bytes go both ways, and the target keeps its side open. */
-    send(c, "ping", 4, MSG_NOSIGNAL);
-    uint64_t end = mono_ms() + 5000;
-    char b[8];
-    size_t got = 0;
-    while (got < 4 && mono_ms() < end) {
-        ssize_t n = recv(c, b + got, sizeof(b) - got, 0);
-        if (n > 0)
-            got += (size_t)n;
-        service();
-    }
-    assert_int_equal(got, 4);
+    echo_roundtrip(c, "ping");
     assert_true(w.echo_fd >= 0);
 
     cn_link_close(w.hub_link, "simulated hub death");
-    end = mono_ms() + 5000;
+    uint64_t end = mono_ms() + 5000;
     while (w.pipes_done < 2 && mono_ms() < end)
         service();
     assert_int_equal(w.pipes_done, 2);
@@ -555,32 +555,12 @@ static void test_open_deadline_only_until_accept(void **state)
     cn_pipe_config_t quick = {.done = pipe_done, .open_timeout_ms = 200};
     assert_non_null(cn_pipe_open(w.vh, sfd, w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1, NULL,
                                  0, &quick, NULL));
-    char b[8];
-    size_t got = 0;
-    uint64_t end = mono_ms() + 5000;
-    send(c, "ping", 4, MSG_NOSIGNAL);
-    while (got < 4 && mono_ms() < end) {
-        ssize_t n = recv(c, b + got, sizeof(b) - got, 0);
-        if (n > 0)
-            got += (size_t)n;
-        service();
-    }
-    assert_int_equal(got, 4);
-    end = mono_ms() + 600; /* well past the deadline */
+    echo_roundtrip(c, "ping");
+    uint64_t end = mono_ms() + 600; /* well past the deadline */
     while (mono_ms() < end)
         service();
     assert_int_equal(w.pipes_done, 0);
-    send(c, "pong", 4, MSG_NOSIGNAL);
-    got = 0;
-    end = mono_ms() + 5000;
-    while (got < 4 && mono_ms() < end) {
-        ssize_t n = recv(c, b + got, sizeof(b) - got, 0);
-        if (n > 0)
-            got += (size_t)n;
-        service();
-    }
-    assert_int_equal(got, 4);
-    assert_memory_equal(b, "pong", 4);
+    echo_roundtrip(c, "pong");
     close(c);
     world_stop();
 }
