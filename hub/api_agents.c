@@ -1,5 +1,6 @@
 /* Agents: register (with a single-use enroll token, shown once), list,
- * show, delete (with their tunnels). */
+ * show, delete (with their tunnels and their agent token; the runtime
+ * closes their links). Registering and deleting need a workspace admin. */
 #include "api_internal.h"
 
 #include <sodium.h>
@@ -49,7 +50,16 @@ static void agent_create(hub_api_call_t *c)
     char token[HUB_TOKEN_STR_SIZE];
     hub_agent_t a;
     const char *ws = c->token.workspace_id;
-    int rc = hub_store_agent_create(c->api->store, ws, have_name ? name : NULL, 0, token, &a);
+    int rc = hub_store_agent_create(c->api->store, ws, have_name ? name : NULL, 0,
+                                    c->api->cfg.max_agents, token, &a);
+    if (rc == CN_EEXHAUSTED) {
+        /* 409 like the tunnel cap: deleting an agent resolves it. */
+        char msg[96];
+        snprintf(msg, sizeof(msg), "this workspace already has the maximum of %zu agents",
+                 c->api->cfg.max_agents);
+        hub_api_fail(c, 409, "agents", msg);
+        return;
+    }
     if (rc < 0) {
         hub_api_store_fail(c, rc, "agent", "name");
         return;
@@ -143,10 +153,10 @@ static void agent_delete(hub_api_call_t *c)
 }
 
 const hub_api_route_t hub_api_agents_routes[] = {
-    {{HUB_POST, "/api/v1/agents"}, agent_create, HUB_AUTH_TOKEN},
+    {{HUB_POST, "/api/v1/agents"}, agent_create, HUB_AUTH_ADMIN},
     {{HUB_GET, "/api/v1/agents"}, agent_list, HUB_AUTH_TOKEN},
     {{HUB_GET, "/api/v1/agents/{id}"}, agent_get, HUB_AUTH_TOKEN},
-    {{HUB_DELETE, "/api/v1/agents/{id}"}, agent_delete, HUB_AUTH_TOKEN},
+    {{HUB_DELETE, "/api/v1/agents/{id}"}, agent_delete, HUB_AUTH_ADMIN},
 };
 const size_t hub_api_agents_nroutes =
     sizeof(hub_api_agents_routes) / sizeof(hub_api_agents_routes[0]);

@@ -211,12 +211,16 @@ static void tunnel_create(hub_api_call_t *c)
     uint16_t port = 0;
     read_target(c, body, host, &port);
 
+    /* An agent token's tunnels are its own agent's unless it names one. */
     const char *agent_id = NULL;
-    if (hub_api_get_string(c, body, "agentId", true, &agent_id, NULL) &&
+    bool own = c->token.scope == HUB_SCOPE_AGENT, have_agent = false;
+    if (hub_api_get_string(c, body, "agentId", !own, &agent_id, &have_agent) && have_agent &&
         !hub_uuid_valid(agent_id)) {
         hub_api_invalid(c, "agentId", "must be an agent id (UUID)");
         agent_id = NULL;
     }
+    if (own && !have_agent)
+        agent_id = c->token.agent_id;
 
     const char *proto_text = NULL;
     bool have_proto = false;
@@ -267,7 +271,7 @@ static void tunnel_create(hub_api_call_t *c)
     if (meta_v && !json_is_null(meta_v))
         metadata = metadata_text(c, meta_v);
 
-    if (hub_api_failed_validation(c))
+    if (hub_api_failed_validation(c) || !hub_api_acts_for_agent(c, agent_id, "agentId"))
         goto out;
 
     hub_agent_t agent;
@@ -460,6 +464,8 @@ static void tunnel_patch(hub_api_call_t *c)
         hub_api_store_fail(c, rc, "tunnel", "id");
         return;
     }
+    if (!hub_api_acts_for_agent(c, t.agent_id, "id"))
+        goto out;
     hub_api_only_fields(c, body, fields);
     const char *name = NULL, *status_text = NULL;
     bool have_name = false, have_status = false;
@@ -568,6 +574,10 @@ static void tunnel_delete(hub_api_call_t *c)
         return;
     hub_tunnel_t t = {0};
     int rc = hub_store_tunnel_get(st, ws, id, &t);
+    if (rc == 0 && !hub_api_acts_for_agent(c, t.agent_id, "id")) {
+        hub_tunnel_clear(&t);
+        return;
+    }
     if (rc == 0)
         rc = hub_store_tunnel_delete(st, ws, id);
     if (rc < 0) {

@@ -44,9 +44,10 @@ void hub_serve_usage(FILE *out)
             "  --rate-limit N         API requests per token per minute, 0 = unlimited\n"
             "                         (default %u)\n"
             "  --max-tunnels N        tunnels per workspace, 0 = unlimited (default %u)\n"
+            "  --max-agents N         agents per workspace, 0 = unlimited (default %u)\n"
             "  -h, --help             show this help\n",
             HUB_API_TCP_PORTS_DEFAULT_LO, HUB_API_TCP_PORTS_DEFAULT_HI, HUB_API_RATE_LIMIT_DEFAULT,
-            HUB_API_MAX_TUNNELS_DEFAULT);
+            HUB_API_MAX_TUNNELS_DEFAULT, HUB_API_MAX_AGENTS_DEFAULT);
 }
 
 static int usage_error(char *err, size_t errlen, const char *opt, const char *what)
@@ -70,8 +71,9 @@ int hub_serve_parse_args(int argc, char **argv, hub_serve_options_t *o, char *er
     o->tcp_port_hi = HUB_API_TCP_PORTS_DEFAULT_HI;
     o->rate_limit = HUB_API_RATE_LIMIT_DEFAULT;
     o->max_tunnels = HUB_API_MAX_TUNNELS_DEFAULT;
+    o->max_agents = HUB_API_MAX_AGENTS_DEFAULT;
     bool seen_db = false, seen_listen = false, seen_domain = false, seen_http = false,
-         seen_tcp = false, seen_rate = false, seen_max = false;
+         seen_tcp = false, seen_rate = false, seen_max = false, seen_max_agents = false;
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -88,9 +90,9 @@ int hub_serve_parse_args(int argc, char **argv, hub_serve_options_t *o, char *er
             return usage_error(err, errlen, "option", "unknown option (try --help)");
         memcpy(opt, arg, on);
         opt[on] = '\0';
-        static const char *const known[] = {"--db",        "--listen",     "--public-domain",
-                                            "--http-port", "--tcp-ports",  "--tls-cert",
-                                            "--tls-key",   "--rate-limit", "--max-tunnels"};
+        static const char *const known[] = {
+            "--db",       "--listen",  "--public-domain", "--http-port",   "--tcp-ports",
+            "--tls-cert", "--tls-key", "--rate-limit",    "--max-tunnels", "--max-agents"};
         bool is_known = false;
         for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
             if (!strcmp(opt, known[k]))
@@ -169,6 +171,13 @@ int hub_serve_parse_args(int argc, char **argv, hub_serve_options_t *o, char *er
                 return usage_error(err, errlen, opt, "must be a number from 0 to 1000000");
             o->max_tunnels = (size_t)n;
             seen_max = true;
+        } else if (!strcmp(opt, "--max-agents")) {
+            if (seen_max_agents)
+                return usage_error(err, errlen, opt, "given twice");
+            if (!hub_parse_uint(val, 1000000, &n))
+                return usage_error(err, errlen, opt, "must be a number from 0 to 1000000");
+            o->max_agents = (size_t)n;
+            seen_max_agents = true;
         }
     }
     if (!o->db)
@@ -309,6 +318,7 @@ int hub_cmd_serve(int argc, char **argv)
         .tcp_port_hi = o.tcp_port_hi,
         .rate_limit = o.rate_limit,
         .max_tunnels = o.max_tunnels,
+        .max_agents = o.max_agents,
     };
     hub_key_to_b64(kp.public_key, ac.hub_public_key);
 

@@ -431,8 +431,9 @@ static int admit(hub_runtime_t *rt, cn_link_t *link, session_t *s, char *api_tok
         }
         char name[64];
         snprintf(name, sizeof(name), "agent %s", agent.id);
-        rc =
-            hub_store_token_create(rt->cfg.store, agent.workspace_id, name, false, api_token, NULL);
+        /* Scoped to this agent and deleted with it (docs/security.md). */
+        rc = hub_store_token_create(rt->cfg.store, agent.workspace_id, name, HUB_SCOPE_AGENT,
+                                    agent.id, api_token, NULL);
         if (rc < 0)
             goto out;
         cn_log_info("agent %s enrolled in workspace %s", agent.id, agent.workspace_id);

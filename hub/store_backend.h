@@ -50,8 +50,15 @@ struct hub_store_ops {
     int (*token_find)(hub_store_t *st, const uint8_t hash[static HUB_KEY_BYTES],
                       hub_token_info_t *out);
     int (*token_delete)(hub_store_t *st, const char *workspace_id, const char *id);
+    int (*token_list)(hub_store_t *st, const char *workspace_id, hub_token_list_t *out);
+    int (*token_get)(hub_store_t *st, const char *workspace_id, const char *id,
+                     hub_token_info_t *out);
+    /* Sets last_used_at = now unless it is already after `stale_before`
+     * (a conditional write: concurrent hubs write it once). */
+    int (*token_touch)(hub_store_t *st, const char *id, int64_t now, int64_t stale_before);
 
-    int (*agent_insert)(hub_store_t *st, const hub_agent_t *a,
+    /* max_agents: 0 = no cap, else CN_EEXHAUSTED at the cap (atomic). */
+    int (*agent_insert)(hub_store_t *st, const hub_agent_t *a, size_t max_agents,
                         const uint8_t enroll_hash[static HUB_KEY_BYTES]);
     int (*agent_list)(hub_store_t *st, const char *workspace_id, hub_agent_list_t *out);
     int (*agent_get)(hub_store_t *st, const char *workspace_id, const char *id, hub_agent_t *out);
