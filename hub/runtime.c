@@ -543,10 +543,37 @@ static void agent_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref,
     cn_link_flush(ctx);
 }
 
+/* {"type":"tunnel_error","tunnelId":ID,"error":TEXT}: the agent will not
+ * serve one of its tunnels (its local target policy refuses the target):
+ * the tunnel goes to error with that lastError. Only for tunnels of this
+ * agent that this link serves, and not over paused or expired ones. */
+static void agent_tunnel_error(session_t *s, const json_t *msg)
+{
+    const char *id = json_string_value(json_object_get(msg, "tunnelId"));
+    const char *why = json_string_value(json_object_get(msg, "error"));
+    hub_tunnel_t t = {0};
+    if (!id || !why || !hub_uuid_valid(id) || !serves(s, id) ||
+        hub_store_tunnel_get(s->rt->cfg.store, s->workspace_id, id, &t) < 0)
+        return;
+    if (!strcmp(t.agent_id, s->agent_id) &&
+        (t.status == HUB_TUNNEL_ACTIVE || t.status == HUB_TUNNEL_CONNECTING)) {
+        cn_log_warn("agent %s refuses tunnel %s (%s): %.200s", s->agent_id, t.id, t.name, why);
+        hub_tunnels_set_status(s->rt->cfg.store, s->workspace_id, t.id, HUB_TUNNEL_ERROR,
+                               "refused by agent", why, NULL);
+    }
+    hub_tunnel_clear(&t);
+}
+
 static void agent_control(void *ctx, const uint8_t *payload, size_t len)
 {
     session_t *s = cn_link_user(ctx);
-    cn_log_debug("agent %s: control message (%zu bytes) ignored", s ? s->agent_id : "?", len);
+    json_t *msg = s ? json_loadb((const char *)payload, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    const char *type = json_string_value(json_object_get(msg, "type"));
+    if (type && !strcmp(type, "tunnel_error"))
+        agent_tunnel_error(s, msg);
+    else
+        cn_log_debug("agent %s: control message (%zu bytes) ignored", s ? s->agent_id : "?", len);
+    json_decref(msg);
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
