@@ -1,7 +1,8 @@
-/* The hub's live side: the agent endpoint (cn_link server role on /agent),
- * the registry of connected agents, and the public TCP edge (one listening
- * socket per public TCP tunnel, each accepted connection piped into a
- * stream to the exposing agent).
+/* The hub's live side: the agent endpoint (cn_link server role on /agent)
+ * and the registry of connected agents (agents.c), and the public TCP edge
+ * (edge_tcp.c: one listening socket per public TCP tunnel, each accepted
+ * connection piped into a stream to the exposing agent). runtime.c puts
+ * them together; runtime_internal.h is what they share.
  *
  * The store is the truth; the runtime reconciles with it per agent
  * (hub_runtime_agent_changed) whenever the API or a timer changed one of
