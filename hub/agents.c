@@ -39,24 +39,6 @@ session_t *hub_agents_route(hub_runtime_t *rt, const char *agent_id, const char 
     return NULL;
 }
 
-static int agent_links(hub_runtime_t *rt, const char *agent_id, const session_t *except)
-{
-    int n = 0;
-    for (session_t *s = rt->sessions; s; s = s->next)
-        if (s != except && s->admitted && !strcmp(s->agent_id, agent_id))
-            n++;
-    return n;
-}
-
-static int served_elsewhere(hub_runtime_t *rt, const session_t *except, const char *agent_id,
-                            const char *tunnel_id)
-{
-    for (session_t *s = rt->sessions; s; s = s->next)
-        if (s != except && s->admitted && !strcmp(s->agent_id, agent_id) && serves(s, tunnel_id))
-            return 1;
-    return 0;
-}
-
 static json_t *tunnel_json(const hub_tunnel_t *t)
 {
     return json_pack("{s:s,s:s,s:{s:s,s:i},s:s,s:s}", "id", t->id, "name", t->name, "target",
@@ -89,24 +71,34 @@ static void send_control(session_t *s, json_t *msg)
     cn_link_flush(s->link);
 }
 
-/* Moves the tunnels a link serves to `to` when they are in `from_mask`;
- * going down, only those no other link of the agent still serves. */
-static void move_served(hub_runtime_t *rt, session_t *s, unsigned from_mask,
-                        enum hub_tunnel_status to, const char *reason)
+/* Brings the agent's state and tunnels in line with its live links (all
+ * admitted sessions of the agent still in the registry). */
+static void reconcile(hub_runtime_t *rt, const char *ws, const char *agent_id)
 {
-    hub_tunnel_filter_t f = {.agent_id = s->agent_id};
-    hub_tunnel_list_t list = {0};
-    if (hub_store_tunnel_list(rt->cfg.store, s->workspace_id, &f, &list) < 0)
+    size_t n = 0;
+    for (session_t *s = rt->sessions; s; s = s->next)
+        if (s->admitted && !strcmp(s->agent_id, agent_id))
+            n++;
+    hub_reconcile_link_t *links = n ? calloc(n, sizeof(*links)) : NULL;
+    if (n && !links) {
+        cn_log_warn("agent %s: out of memory reconciling its tunnels", agent_id);
         return;
-    for (size_t i = 0; i < list.count; i++) {
-        const hub_tunnel_t *t = &list.items[i];
-        if (!(from_mask & (1u << t->status)) || !serves(s, t->id))
-            continue;
-        if (to != HUB_TUNNEL_ACTIVE && served_elsewhere(rt, s, s->agent_id, t->id))
-            continue;
-        hub_tunnels_set_status(rt->cfg.store, s->workspace_id, t->id, to, reason, NULL, NULL);
     }
-    hub_tunnel_list_free(&list);
+    size_t i = 0;
+    for (session_t *s = rt->sessions; s && i < n; s = s->next)
+        if (s->admitted && !strcmp(s->agent_id, agent_id))
+            links[i++] = (hub_reconcile_link_t){
+                .agent_id = s->agent_id,
+                .serve_all = s->serve_all,
+                .served = (const char(*)[HUB_ID_SIZE])s->served,
+                .nserved = s->nserved,
+            };
+    hub_live_t live;
+    hub_runtime_live(rt, &live);
+    if (hub_tunnels_reconcile_agent(rt->cfg.store, &live, ws, agent_id, links, n) < 0)
+        cn_log_warn("agent %s: could not update its tunnels: %s", agent_id,
+                    hub_store_errmsg(rt->cfg.store));
+    free(links);
 }
 
 bool hub_agents_served_probe(void *ctx, const char *agent_id, const char *tunnel_id)
@@ -191,7 +183,6 @@ static int link_established(cn_link_t *link, void *ctx)
     }
     /* Newest first: a reconnecting agent (dirty disconnect) gets the
      * streams at once, before its stale link times out. */
-    int first = agent_links(rt, s->agent_id, NULL) == 0;
     s->admitted = 1;
     s->next = rt->sessions;
     rt->sessions = s;
@@ -199,13 +190,7 @@ static int link_established(cn_link_t *link, void *ctx)
     cn_link_set_user(link, s);
     cn_log_info("agent %s connected (%s, serving %s)", s->agent_id, cn_link_cipher(link),
                 s->serve_all ? "all its tunnels" : "named tunnels");
-    if (first) {
-        hub_store_agent_set_connected(rt->cfg.store, s->workspace_id, s->agent_id, true);
-        hub_event_record(rt->cfg.store, s->workspace_id, HUB_EV_AGENT_CONNECTED, NULL, s->agent_id,
-                         NULL);
-    }
-    move_served(rt, s, (1u << HUB_TUNNEL_CONNECTING) | (1u << HUB_TUNNEL_ERROR), HUB_TUNNEL_ACTIVE,
-                "agent online");
+    reconcile(rt, s->workspace_id, s->agent_id);
 
     json_t *hello =
         json_pack("{s:s,s:s,s:s,s:o*}", "type", "hello", "agentId", s->agent_id, "workspaceId",
@@ -232,12 +217,8 @@ static void link_closed(cn_link_t *link, void *ctx, int err, const char *why)
     cn_log_info("agent %s disconnected: %s", s->agent_id, why);
     if (s->admitted) {
         rt->online--;
-        move_served(rt, s, 1u << HUB_TUNNEL_ACTIVE, HUB_TUNNEL_CONNECTING, "agent offline");
-        if (agent_links(rt, s->agent_id, s) == 0) {
-            hub_store_agent_set_connected(rt->cfg.store, s->workspace_id, s->agent_id, false);
-            hub_event_record(rt->cfg.store, s->workspace_id, HUB_EV_AGENT_DISCONNECTED, NULL,
-                             s->agent_id, NULL);
-        }
+        /* s has left the registry: the agent's other links decide. */
+        reconcile(rt, s->workspace_id, s->agent_id);
     }
     free(s);
 }

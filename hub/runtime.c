@@ -34,9 +34,14 @@ void hub_runtime_agent_changed(hub_runtime_t *rt, const char *ws, const char *ag
     hub_agents_changed(rt, ws, agent_id, gone);
 }
 
-static void tunnels_observer(void *ctx, const char *ws, const char *agent_id)
+static void live_changed(void *ctx, const char *ws, const char *agent_id)
 {
     hub_runtime_agent_changed(ctx, ws, agent_id);
+}
+
+void hub_runtime_live(hub_runtime_t *rt, hub_live_t *out)
+{
+    *out = (hub_live_t){.changed = live_changed, .served = hub_agents_served_probe, .ctx = rt};
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -60,8 +65,6 @@ hub_runtime_t *hub_runtime_new(const hub_runtime_config_t *cfg, char *err, size_
         hub_runtime_free(rt);
         return NULL;
     }
-    hub_tunnels_set_observer(tunnels_observer, rt);
-    hub_tunnels_set_served_probe(hub_agents_served_probe, rt);
     return rt;
 }
 
@@ -111,8 +114,6 @@ void hub_runtime_free(hub_runtime_t *rt)
 {
     if (!rt)
         return;
-    hub_tunnels_set_observer(NULL, NULL);
-    hub_tunnels_set_served_probe(NULL, NULL);
     /* Links and listeners died with the context; whatever is left was never
      * handed to lws. */
     hub_edge_tcp_free_all(rt);

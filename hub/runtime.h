@@ -17,6 +17,7 @@
 
 #include "secrets.h"
 #include "store.h"
+#include "tunnels.h"
 
 struct lws_context;
 struct lws_vhost;
@@ -42,6 +43,9 @@ int hub_runtime_start(hub_runtime_t *rt, struct lws_context *ctx, struct lws_vho
 /* Reconciles one agent with the store (its listeners, its allow-list, and
  * its link if the agent was deleted). Safe to call at any time. */
 void hub_runtime_agent_changed(hub_runtime_t *rt, const char *workspace_id, const char *agent_id);
+/* The runtime as the lifecycle's live side (tunnels.h): hand it to the
+ * API's configuration and to the TTL reaper. Valid while rt lives. */
+void hub_runtime_live(hub_runtime_t *rt, hub_live_t *out);
 /* Agents connected right now. */
 unsigned hub_runtime_agents_online(const hub_runtime_t *rt);
 /* Closes every link and listener (before the context is destroyed). */
