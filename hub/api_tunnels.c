@@ -170,6 +170,23 @@ static int name_taken(hub_store_t *st, const char *ws, const char *name, const c
     return rc == CN_ENOTFOUND ? 0 : rc;
 }
 
+/* Whether `name` is free for the tunnel `except_id` (NULL: a new one);
+ * false after answering 409 (taken) or the store's error. */
+static bool check_name_free(hub_api_call_t *c, const char *name, const char *except_id)
+{
+    bool taken = false;
+    int rc = name_taken(c->api->store, c->token.workspace_id, name, except_id, &taken);
+    if (rc < 0) {
+        hub_api_store_fail(c, rc, "tunnel", "name");
+        return false;
+    }
+    if (taken) {
+        hub_api_fail(c, 409, "name", "a tunnel with this name already exists");
+        return false;
+    }
+    return true;
+}
+
 /* Picks the first hub port of the configured range the workspace may use. */
 static int allocate_hub_port(hub_api_t *api, const char *ws, uint16_t *out)
 {
@@ -305,15 +322,8 @@ static bool create_check(hub_api_call_t *c, create_req_t *r, hub_agent_t *agent)
 
     bool taken = false;
     if (r->name) {
-        rc = name_taken(st, ws, r->name, NULL, &taken);
-        if (rc < 0) {
-            hub_api_store_fail(c, rc, "tunnel", "name");
+        if (!check_name_free(c, r->name, NULL))
             return false;
-        }
-        if (taken) {
-            hub_api_fail(c, 409, "name", "a tunnel with this name already exists");
-            return false;
-        }
     } else {
         for (int attempt = 0;; attempt++) {
             hub_generate_name(randombytes_random(), r->generated);
@@ -542,19 +552,7 @@ static bool patch_check(hub_api_call_t *c, const hub_tunnel_t *t, patch_req_t *r
     }
     if (r->name && !strcmp(r->name, t->name))
         r->name = NULL;
-    if (!r->name)
-        return true;
-    bool taken = false;
-    int rc = name_taken(c->api->store, c->token.workspace_id, r->name, t->id, &taken);
-    if (rc < 0) {
-        hub_api_store_fail(c, rc, "tunnel", "name");
-        return false;
-    }
-    if (taken) {
-        hub_api_fail(c, 409, "name", "a tunnel with this name already exists");
-        return false;
-    }
-    return true;
+    return !r->name || check_name_free(c, r->name, t->id);
 }
 
 /* Step 3a: the new name and metadata with their tunnel.updated event. */
