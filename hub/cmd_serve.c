@@ -17,6 +17,7 @@
 #include "api.h"
 #include "cn_err.h"
 #include "cn_log.h"
+#include "runtime.h"
 #include "secrets.h"
 #include "server.h"
 #include "store.h"
@@ -293,6 +294,7 @@ int hub_cmd_serve(int argc, char **argv)
     hub_keypair_t kp;
     hub_store_t *store = NULL;
     hub_api_t *api = NULL;
+    hub_runtime_t *runtime = NULL;
     hub_server_t *server = NULL;
     memset(&kp, 0, sizeof(kp));
 
@@ -322,13 +324,26 @@ int hub_cmd_serve(int argc, char **argv)
     };
     hub_key_to_b64(kp.public_key, ac.hub_public_key);
 
+    /* The live side first: the API tells it about changes (ac.live). */
+    hub_runtime_config_t rc_live = {
+        .store = store,
+        .keypair = &kp,
+        .tcp_host = o.listen_host,
+    };
+    runtime = hub_runtime_new(&rc_live, err, sizeof(err));
+    if (!runtime) {
+        fprintf(stderr, "connect-hub serve: %s\n", err);
+        goto out;
+    }
+    hub_runtime_live(runtime, &ac.live);
+
     hub_server_config_t sc = {
         .listen_host = o.listen_host,
         .listen_port = o.listen_port,
         .tls_cert = o.tls_cert,
         .tls_key = o.tls_key,
         .store = store,
-        .keypair = &kp,
+        .runtime = runtime,
     };
     /* The public URL port is only known once listening (port 0); create the
      * API with it afterwards. */
@@ -364,6 +379,7 @@ int hub_cmd_serve(int argc, char **argv)
 out:
     running_server = NULL;
     hub_server_free(server);
+    hub_runtime_free(runtime); /* after the context that used it */
     hub_api_free(api);
     hub_store_close(store);
     hub_keypair_wipe(&kp);

@@ -419,6 +419,25 @@ void hub_event_list_free(hub_event_list_t *l)
     l->count = 0;
 }
 
+/* ---- transactions ------------------------------------------------------ */
+
+int hub_store_tx_begin(hub_store_t *st)
+{
+    CHECK_ST(st);
+    return st->ops->tx_begin(st);
+}
+
+int hub_store_tx_end(hub_store_t *st, int rc)
+{
+    if (!st)
+        return CN_EINVAL;
+    /* Not CHECK_ST: a rollback keeps the message of the failure that
+     * caused it. */
+    if (rc == 0)
+        st->errmsg[0] = '\0';
+    return st->ops->tx_end(st, rc);
+}
+
 /* ---- workspaces --------------------------------------------------------- */
 
 int hub_store_workspace_create(hub_store_t *st, const char *name, hub_workspace_t *out)
