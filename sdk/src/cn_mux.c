@@ -455,15 +455,30 @@ static size_t frameq_drain(cn_mux_t *m, struct frameq *q, uint8_t *out, size_t r
     return pos;
 }
 
-/* Queues a protocol frame. Frames the peer can make us send without limit
- * (PONG, RST refusing its OPENs or punishing its overruns) are bounded: a
- * peer that keeps provoking replies it does not read fails the link. */
+static int link_fail(cn_mux_t *m, int err, const char *why);
+
+/* Hard bound on the control queue for replies the peer provokes. */
+static size_t reply_bound(const cn_mux_t *m)
+{
+    return m->queue_max + (size_t)m->max_streams * REPLY_SLACK_PER_STREAM + REPLY_SLACK;
+}
+
+/* Queues a protocol frame. Every frame the peer can make us send without
+ * limit is a reply (PONG; OPEN_ACK and RST answering its OPENs, whether the
+ * mux or the application answers; WINDOW returning credit for its DATA; RST
+ * punishing its overruns) and is bounded: a peer that keeps provoking
+ * replies it does not read fails the link, sticky, with CN_EFLOW, so the
+ * glue drops it even when the reply came from an application call outside
+ * cn_mux_input(). The glue stops reading well before that
+ * (cn_mux_input_blocked()). */
 static int ctl_push(cn_mux_t *m, const cn_frame_t *f, int peer_triggered)
 {
-    if (peer_triggered) {
-        size_t hard = m->queue_max + (size_t)m->max_streams * REPLY_SLACK_PER_STREAM + REPLY_SLACK;
-        if (m->ctlq.b.len + cn_frame_size(f) > hard)
-            return CN_EFLOW;
+    if (peer_triggered && m->ctlq.b.len + cn_frame_size(f) > reply_bound(m)) {
+        if (!m->fatal) {
+            link_fail(m, CN_EFLOW, "too many unread replies");
+            m->fatal = CN_EFLOW;
+        }
+        return CN_EFLOW;
     }
     int rc = frameq_push(&m->ctlq, f);
     if (rc == CN_ENOMEM && !m->fatal)
@@ -480,11 +495,11 @@ static int push_rst(cn_mux_t *m, uint32_t id, uint32_t code, const char *msg, in
     return ctl_push(m, &f, peer_triggered);
 }
 
-static int push_simple(cn_mux_t *m, uint8_t type, uint32_t id, uint32_t window)
+static int push_simple(cn_mux_t *m, uint8_t type, uint32_t id, uint32_t window, int peer_triggered)
 {
     cn_frame_t f = {.type = type, .stream = id};
     f.u.window = window;
-    return ctl_push(m, &f, 0);
+    return ctl_push(m, &f, peer_triggered);
 }
 
 /* ---- stream lifecycle ---- */
@@ -880,12 +895,11 @@ int cn_mux_input(cn_mux_t *m, const cn_frame_t *f)
     m->depth++;
     int rc = input_frame(m, f);
     m->depth--;
-    if (rc == CN_EFLOW)
-        link_fail(m, rc, "too many unread replies");
     if (rc < 0 && !m->fatal)
         m->fatal = rc;
     pump(m);
-    return rc < 0 ? rc : 0;
+    /* A callback's reply may have failed the link (see ctl_push()). */
+    return m->fatal ? m->fatal : rc < 0 ? rc : 0;
 }
 
 /* ---- output ---- */
@@ -898,7 +912,7 @@ static size_t emit_fin(cn_mux_t *m, struct stream *s, uint8_t *out, size_t room)
     if (room >= CN_FRAME_HEADER)
         n = (size_t)cn_frame_write_header(out, CN_FRAME_FIN, s->id, 0);
     else
-        push_simple(m, CN_FRAME_FIN, s->id, 0);
+        push_simple(m, CN_FRAME_FIN, s->id, 0, 0);
     s->fin_queued = 1;
     return n;
 }
@@ -1069,7 +1083,7 @@ int cn_mux_accept(cn_mux_t *m, uint32_t id, void *user)
         return CN_ENOTFOUND;
     if (s->state != ST_PENDING)
         return CN_ESTATE;
-    int rc = push_simple(m, CN_FRAME_OPEN_ACK, id, s->rx_window);
+    int rc = push_simple(m, CN_FRAME_OPEN_ACK, id, s->rx_window, 1);
     if (rc)
         return rc;
     s->state = ST_OPEN;
@@ -1088,7 +1102,8 @@ int cn_mux_reject(cn_mux_t *m, uint32_t id, uint32_t code, const char *msg)
         return CN_ENOTFOUND;
     if (s->state != ST_PENDING)
         return CN_ESTATE;
-    int rc = push_rst(m, id, code, msg, 0);
+    /* The answer to the peer's OPEN: bounded like every reply. */
+    int rc = push_rst(m, id, code, msg, 1);
     stream_close(m, s);
     return rc;
 }
@@ -1112,7 +1127,7 @@ static int rx_consumed(cn_mux_t *m, struct stream *s, size_t n)
     s->rx_unacked += (uint32_t)n;
     if (s->remote_fin || s->rx_unacked < m->window_update)
         return 0;
-    int rc = push_simple(m, CN_FRAME_WINDOW, s->id, s->rx_unacked);
+    int rc = push_simple(m, CN_FRAME_WINDOW, s->id, s->rx_unacked, 1);
     if (rc)
         return rc;
     s->rx_credit += s->rx_unacked;
@@ -1278,7 +1293,7 @@ int cn_mux_shutdown(cn_mux_t *m, uint32_t id)
     if (m->resv == s)
         m->resv = NULL; /* no data may be committed behind the FIN */
     if (s->tx.len == 0) {
-        rc = push_simple(m, CN_FRAME_FIN, id, 0);
+        rc = push_simple(m, CN_FRAME_FIN, id, 0, 0);
         if (rc)
             return rc;
         s->fin_queued = 1;
@@ -1389,6 +1404,21 @@ int cn_mux_stream_buffered(const cn_mux_t *m, uint32_t id, size_t *rx, size_t *t
     if (tx)
         *tx = s->tx.len;
     return 0;
+}
+
+size_t cn_mux_reply_bytes(const cn_mux_t *m)
+{
+    return m->ctlq.b.len > m->ctl_app ? m->ctlq.b.len - m->ctl_app : 0;
+}
+
+size_t cn_mux_reply_high(const cn_mux_t *m)
+{
+    return m->queue_max / 4;
+}
+
+int cn_mux_error(const cn_mux_t *m)
+{
+    return m->dead ? CN_ECLOSED : m->fatal;
 }
 
 size_t cn_mux_pending_bytes(const cn_mux_t *m)

@@ -118,7 +118,8 @@ void cn_mux_free(cn_mux_t *mux);
 /* Feeds one decoded frame (borrowed; only read during the call). Returns 0,
  * or a link-fatal error: CN_EPROTO when the peer broke the protocol (see
  * docs/protocol-mux.md), CN_EFLOW when the peer makes us queue more replies
- * (PONG, RST) than the bound allows without reading them, CN_ENOMEM. Link
+ * (PONG, OPEN_ACK, RST, WINDOW: also those the callbacks queue) than the
+ * bound allows without reading them, CN_ENOMEM. Link
  * errors are sticky (every later call returns the same code) and queue a
  * GOAWAY(CN_RST_PROTOCOL) for the glue to flush before it closes the link.
  * CN_ECLOSED after cn_mux_abort(). Stream-level violations reset just that
@@ -159,7 +160,9 @@ int cn_mux_accept(cn_mux_t *mux, uint32_t id, void *user);
 /* Refuses a stream announced by on_open: RST with `code` (e.g.
  * CN_RST_REFUSED) and msg (NUL-terminated or NULL, truncated to
  * CN_FRAME_MAX_REASON). on_closed(id, NULL) follows. CN_ESTATE when it is
- * not pending. */
+ * not pending. The RST is a reply the peer provoked: CN_EFLOW (the stream is
+ * closed all the same) when the peer left too many replies unread, which
+ * fails the link (cn_mux_error()); cn_mux_accept() likewise. */
 int cn_mux_reject(cn_mux_t *mux, uint32_t id, uint32_t code, const char *msg);
 
 /* Copies up to cap received bytes into buf. Returns the count, 0 at EOF (the
@@ -225,5 +228,17 @@ size_t cn_mux_buffered_bytes(const cn_mux_t *mux);
 int cn_mux_stream_buffered(const cn_mux_t *mux, uint32_t id, size_t *rx, size_t *tx);
 /* Bytes waiting for cn_mux_output(): queued frames plus queued stream data. */
 size_t cn_mux_pending_bytes(const cn_mux_t *mux);
+/* Bytes of queued replies the peer provoked (PONG, OPEN_ACK, RST, WINDOW)
+ * not yet output. A peer that sends OPENs or PINGs and never reads makes
+ * this grow; the glue stops reading the link above cn_mux_reply_high()
+ * (queue_max / 4) so that it never reaches the hard bound, past which the
+ * link fails with CN_EFLOW. */
+size_t cn_mux_reply_bytes(const cn_mux_t *mux);
+size_t cn_mux_reply_high(const cn_mux_t *mux);
+/* The sticky link error (CN_EFLOW, CN_EPROTO, CN_ENOMEM), CN_ECLOSED after
+ * cn_mux_abort(), else 0. An application call that queues a reply (reject,
+ * accept, a read returning credit) can fail the link outside
+ * cn_mux_input(): the glue checks this after such calls. */
+int cn_mux_error(const cn_mux_t *mux);
 
 #endif

@@ -1582,6 +1582,89 @@ static void test_reply_flood_fails_link(void **state)
     cn_mux_free(m);
 }
 
+/* The hub's answer to an agent's OPEN: refused by the application. */
+static void reject_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref, size_t ref_len,
+                        const uint8_t *meta, size_t meta_len)
+{
+    cn_mux_reject(*(cn_mux_t **)ctx, id, CN_RST_REFUSED, "not supported");
+}
+
+static void accept_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref, size_t ref_len,
+                        const uint8_t *meta, size_t meta_len)
+{
+    cn_mux_accept(*(cn_mux_t **)ctx, id, NULL);
+}
+
+/* OPEN flood: a peer that opens stream after stream and never reads the
+ * answers. Whether the mux or the application answers (reject here, as the
+ * hub does, or accept), the replies are bounded: the glue is told to stop
+ * reading early (reply_bytes > reply_high) and, if it went on, the link
+ * fails with CN_EFLOW long before memory grows without limit. */
+static void open_flood(void (*on_open)(void *, uint32_t, uint8_t, const uint8_t *, size_t,
+                                       const uint8_t *, size_t))
+{
+    cn_mux_config_t c = {.queue_max = 64 * 1024, .max_streams = 1024};
+    cn_mux_callbacks_t cb = {.on_open = on_open};
+    cn_mux_t *m = NULL;
+    m = cn_mux_new(&c, &cb, &m);
+    assert_non_null(m);
+    cn_frame_t f = {.type = CN_FRAME_OPEN};
+    f.u.open.kind = CN_KIND_TCP;
+    f.u.open.window = 65536;
+    int rc = 0;
+    uint32_t id, blocked_at = 0;
+    for (id = 1; id < 4000001 && rc == 0; id += 2) {
+        f.stream = id;
+        rc = inject(m, &f);
+        if (!blocked_at && cn_mux_reply_bytes(m) > cn_mux_reply_high(m))
+            blocked_at = id;
+    }
+    assert_int_equal(rc, CN_EFLOW);
+    assert_int_equal(cn_mux_error(m), CN_EFLOW);
+    assert_true(blocked_at > 0 && blocked_at < id);
+    /* Bounded by queue_max + max_streams * 512 + 64 KiB, never by the flood. */
+    size_t bound = c.queue_max + (size_t)c.max_streams * 512 + 64 * 1024;
+    assert_true(cn_mux_pending_bytes(m) <= bound + 256);
+    /* Sticky: later frames and replies fail too. */
+    f.stream = id + 2;
+    assert_int_equal(inject(m, &f), CN_EFLOW);
+    cn_mux_free(m);
+}
+
+static void test_open_flood_rejected_by_app_fails_link(void **state)
+{
+    open_flood(reject_open);
+}
+
+static void test_open_flood_accepted_by_app_fails_link(void **state)
+{
+    open_flood(accept_open);
+}
+
+/* The hard bound is counted per reply byte, not per frame: with a small
+ * stream cap it trips after few replies, and the reply counter sees them. */
+static void test_reply_bytes_counts_replies_only(void **state)
+{
+    cn_mux_config_t c = {.queue_max = 4096, .max_streams = 4};
+    cn_mux_callbacks_t cb = {.on_open = reject_open};
+    cn_mux_t *m = NULL;
+    m = cn_mux_new(&c, &cb, &m);
+    assert_int_equal(cn_mux_reply_bytes(m), 0);
+    assert_int_equal(cn_mux_reply_high(m), 1024);
+    json_t *obj = json_pack("{s:s}", "type", "hello");
+    assert_int_equal(cn_mux_send_control(m, obj), 0);
+    json_decref(obj);
+    assert_int_equal(cn_mux_reply_bytes(m), 0); /* our own CONTROL is no reply */
+    cn_frame_t ping = {.type = CN_FRAME_PING};
+    assert_int_equal(inject(m, &ping), 0);
+    assert_int_equal(cn_mux_reply_bytes(m), CN_FRAME_HEADER + 8);
+    seen_t seen[4];
+    assert_int_equal(collect(m, seen, 4), 2);
+    assert_int_equal(cn_mux_reply_bytes(m), 0);
+    assert_int_equal(cn_mux_error(m), 0);
+    cn_mux_free(m);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -1615,6 +1698,9 @@ int main(void)
         cmocka_unit_test(test_window_updates_batch),
         cmocka_unit_test(test_config_and_args),
         cmocka_unit_test(test_reply_flood_fails_link),
+        cmocka_unit_test(test_open_flood_rejected_by_app_fails_link),
+        cmocka_unit_test(test_open_flood_accepted_by_app_fails_link),
+        cmocka_unit_test(test_reply_bytes_counts_replies_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
