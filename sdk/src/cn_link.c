@@ -11,18 +11,24 @@
 #include "cn_wsc.h"
 
 #include <libwebsockets.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sodium.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define DEF_PING_MS 1000u
 #define DEF_PROBE_MS 500u
 #define DEF_DEAD_MS 3000u
 #define DEF_HANDSHAKE_MS 5000u
+#define DEF_HS_GRACE_MS 2000u
+#define DEF_HS_MIN_RATE 32u
+#define DEF_STALL_MS 10000u
+#define DEF_MAX_LINKS 1024u
 /* Above this many bytes buffered in the mux (received, not yet read by the
  * application) stop reading the WebSocket; resume below half of it. Stream
  * windows already bound each stream; this bounds their sum per link. */
@@ -79,11 +85,13 @@ struct cn_link {
     int connecting_sync; /* inside lws_client_connect_via_info() */
     int sync_failed;     /* ... and it reported a connection error */
     int counted_pending;
-    char peer[64]; /* server links: the peer address, for the per-address cap */
+    char peer[CN_LINK_ADDR_KEY_SIZE]; /* server links: the peer's address key (IPv6: /64) */
     int close_err;
     const char *close_why;
     int closed_reported;
     uint64_t last_rx_ms, last_tx_ms, last_ping_ms;
+    uint64_t started_ms;  /* creation: the handshake deadline counts from here */
+    uint64_t hs_rx_bytes; /* channel bytes received before the handshake completed */
     uint64_t bytes_in, bytes_out;
     uint64_t ping_seq;
 
@@ -107,6 +115,12 @@ static void timing_defaults(cn_link_timing_t *t)
         t->dead_after_ms = DEF_DEAD_MS;
     if (!t->handshake_ms)
         t->handshake_ms = DEF_HANDSHAKE_MS;
+    if (!t->handshake_grace_ms)
+        t->handshake_grace_ms = DEF_HS_GRACE_MS;
+    if (!t->handshake_min_rate)
+        t->handshake_min_rate = DEF_HS_MIN_RATE;
+    if (!t->stall_ms)
+        t->stall_ms = DEF_STALL_MS;
 }
 
 /* ---- lifecycle --------------------------------------------------------- */
@@ -136,7 +150,7 @@ static cn_link_t *link_new(struct lws_context *context, int is_client)
      * plaintext than it carried; the frame remainder is below one frame. */
     cn_buf_init(&l->plain, CN_LINK_LWS_BUF + CN_FRAME_HEADER + CN_FRAME_MAX_PAYLOAD, 0);
     cn_buf_init(&l->hs_out, 16 * 1024, 0);
-    l->last_rx_ms = l->last_tx_ms = now_ms();
+    l->last_rx_ms = l->last_tx_ms = l->started_ms = now_ms();
     if (!l->tx || !l->dec) {
         free(l->tx);
         cn_frame_decoder_free(l->dec);
@@ -253,6 +267,12 @@ static int pump_frames(cn_link_t *l)
         if (rc == 0)
             break;
         rc = cn_mux_input(l->mux, &f);
+        if (rc == CN_EFLOW) {
+            cn_log_warn("link: peer leaves its replies unread (%s frame), closing",
+                        cn_frame_type_name(f.type));
+            link_fail(l, CN_EFLOW, "peer does not read its replies");
+            return rc;
+        }
         if (rc < 0) {
             cn_log_warn("link: peer broke the stream protocol (%s frame): %s",
                         cn_frame_type_name(f.type), cn_strerror(rc));
@@ -281,6 +301,8 @@ static int link_rx(cn_link_t *l, const uint8_t *in, size_t len)
     if (l->state != LINK_HANDSHAKE && l->state != LINK_ESTABLISHED)
         return 0;
     l->last_rx_ms = now_ms();
+    if (l->state == LINK_HANDSHAKE)
+        l->hs_rx_bytes += len;
     size_t before = l->plain.len;
     cn_chan_set_now(l->chan, l->last_rx_ms);
     int rc = cn_chan_feed(l->chan, in, len, &l->plain, &l->hs_out);
@@ -302,10 +324,6 @@ static int link_rx(cn_link_t *l, const uint8_t *in, size_t len)
         if (rc < 0)
             return rc;
         cn_link_flush(l);
-        if (!l->rx_paused && cn_mux_buffered_bytes(l->mux) > RX_HIGH_WATER) {
-            l->rx_paused = 1;
-            lws_rx_flow_control(l->wsi, 0);
-        }
     }
     return 0;
 }
@@ -377,6 +395,8 @@ static size_t fill_records(cn_link_t *l, uint8_t *out, size_t cap)
     return off;
 }
 
+static void update_rx_pause(cn_link_t *l);
+
 static int link_writeable(cn_link_t *l)
 {
     if (l->state == LINK_CLOSING)
@@ -424,19 +444,46 @@ static int link_writeable(cn_link_t *l)
     }
     if (l->hs_out.len || (l->state == LINK_ESTABLISHED && cn_mux_has_output(l->mux)))
         lws_callback_on_writable(l->wsi);
+    if (l->state == LINK_ESTABLISHED && l->rx_paused)
+        update_rx_pause(l); /* replies went out: read again */
     return 0;
+}
+
+int cn_link_rx_pause(int paused, size_t rx_buffered, size_t rx_high, size_t replies,
+                     size_t reply_high)
+{
+    if (!paused)
+        return rx_buffered > rx_high || replies > reply_high;
+    return !(rx_buffered < rx_high / 2 && replies < reply_high / 2);
+}
+
+/* Pauses or resumes reading the WebSocket: unread stream bytes and unread
+ * replies (a peer flooding OPENs or PINGs without reading) both count. */
+static void update_rx_pause(cn_link_t *l)
+{
+    int want = cn_link_rx_pause(l->rx_paused, cn_mux_buffered_bytes(l->mux), RX_HIGH_WATER,
+                                cn_mux_reply_bytes(l->mux), cn_mux_reply_high(l->mux));
+    if (want != l->rx_paused) {
+        l->rx_paused = want;
+        lws_rx_flow_control(l->wsi, !want);
+    }
 }
 
 void cn_link_flush(cn_link_t *link)
 {
     if (!link || link->state != LINK_ESTABLISHED || !link->wsi)
         return;
+    int err = cn_mux_error(link->mux);
+    if (err) {
+        /* An application call (reject, accept, read) queued a reply past the
+         * bound: the peer does not read what it provokes. */
+        cn_log_warn("link: peer leaves its replies unread (%s), closing", cn_strerror(err));
+        link_fail(link, err, "peer does not read its replies");
+        return;
+    }
     if (cn_mux_has_output(link->mux))
         lws_callback_on_writable(link->wsi);
-    if (link->rx_paused && cn_mux_buffered_bytes(link->mux) < RX_HIGH_WATER / 2) {
-        link->rx_paused = 0;
-        lws_rx_flow_control(link->wsi, 1);
-    }
+    update_rx_pause(link);
 }
 
 /* ---- timers ------------------------------------------------------------- */
@@ -448,12 +495,31 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     if (l->state == LINK_CLOSING)
         return;
     if (l->state != LINK_ESTABLISHED) {
-        if (now - l->last_tx_ms > l->timing.handshake_ms &&
-            now - l->last_rx_ms > l->timing.handshake_ms) {
+        switch (cn_link_handshake_check(&l->timing, now, l->started_ms, l->hs_rx_bytes,
+                                        !l->is_client)) {
+        case CN_LINK_HS_DEADLINE:
+            if (!l->is_client)
+                cn_log_info("link: handshake from %s not done within %u ms, dropped", l->peer,
+                            l->timing.handshake_ms);
             link_fail(l, CN_ETIMEOUT, "handshake deadline passed");
             return;
+        case CN_LINK_HS_TOO_SLOW:
+            cn_log_info("link: handshake from %s too slow (%llu bytes in %llu ms), dropped",
+                        l->peer, (unsigned long long)l->hs_rx_bytes,
+                        (unsigned long long)(now - l->started_ms));
+            link_fail(l, CN_ETIMEOUT, "handshake too slow");
+            return;
+        case CN_LINK_HS_OK:
+            break;
         }
     } else {
+        int waiting = cn_mux_has_output(l->mux) || (l->wsi && lws_partial_buffered(l->wsi));
+        if (cn_link_stalled(&l->timing, now, l->last_tx_ms, waiting)) {
+            cn_log_warn("link: peer read nothing for %llu ms with %zu bytes waiting, closing",
+                        (unsigned long long)(now - l->last_tx_ms), cn_mux_pending_bytes(l->mux));
+            link_fail(l, CN_ETIMEOUT, "peer stopped reading");
+            return;
+        }
         switch (cn_link_liveness(&l->timing, now, l->last_rx_ms, l->last_tx_ms, l->last_ping_ms,
                                  l->rx_paused)) {
         case CN_LINK_DEAD:
@@ -471,6 +537,44 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
         }
     }
     schedule_tick(l);
+}
+
+enum cn_link_handshake cn_link_handshake_check(const cn_link_timing_t *timing, uint64_t now,
+                                               uint64_t started, uint64_t rx_bytes, int server)
+{
+    cn_link_timing_t t = *timing;
+    timing_defaults(&t);
+    uint64_t age = now > started ? now - started : 0;
+    if (age > t.handshake_ms)
+        return CN_LINK_HS_DEADLINE;
+    if (server && age > t.handshake_grace_ms &&
+        rx_bytes * 1000 < (uint64_t)t.handshake_min_rate * age)
+        return CN_LINK_HS_TOO_SLOW;
+    return CN_LINK_HS_OK;
+}
+
+int cn_link_stalled(const cn_link_timing_t *timing, uint64_t now, uint64_t last_tx, int tx_waiting)
+{
+    cn_link_timing_t t = *timing;
+    timing_defaults(&t);
+    return tx_waiting && now > last_tx && now - last_tx > t.stall_ms;
+}
+
+void cn_link_addr_key(const char *addr, char out[static CN_LINK_ADDR_KEY_SIZE])
+{
+    struct in6_addr a6;
+    const char *a = addr ? addr : "";
+    /* lws may hand out IPv4 peers as IPv4-mapped IPv6 ("::ffff:1.2.3.4"). */
+    if (!strncasecmp(a, "::ffff:", 7) && strchr(a + 7, '.'))
+        a += 7;
+    if (strchr(a, ':') && inet_pton(AF_INET6, a, &a6) == 1) {
+        memset(a6.s6_addr + 8, 0, 8);
+        char txt[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &a6, txt, sizeof(txt));
+        snprintf(out, CN_LINK_ADDR_KEY_SIZE, "%s/64", txt);
+        return;
+    }
+    snprintf(out, CN_LINK_ADDR_KEY_SIZE, "%s", a);
 }
 
 enum cn_link_liveness cn_link_liveness(const cn_link_timing_t *timing, uint64_t now,
@@ -682,8 +786,13 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
             cn_log_warn("link: refusing agent connection, %u handshakes pending", srv->pending);
             return -1;
         }
-        char peer[64] = "?";
-        lws_get_peer_simple(wsi, peer, sizeof(peer));
+        if (srv->links >= srv->cfg.max_links) {
+            cn_log_warn("link: refusing agent connection, %u links open", srv->links);
+            return -1;
+        }
+        char addr[64] = "?", peer[CN_LINK_ADDR_KEY_SIZE];
+        lws_get_peer_simple(wsi, addr, sizeof(addr));
+        cn_link_addr_key(addr, peer);
         pending_addr_t *p = addr_slot(srv, peer, 0);
         if (p && p->count >= srv->cfg.max_pending_per_addr) {
             cn_log_warn("link: refusing agent connection from %s, %u handshakes pending there",
@@ -726,7 +835,9 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         srv->links++;
         srv->pending++;
         l->counted_pending = 1;
-        lws_get_peer_simple(wsi, l->peer, sizeof(l->peer));
+        char addr[64] = "?";
+        lws_get_peer_simple(wsi, addr, sizeof(addr));
+        cn_link_addr_key(addr, l->peer);
         pending_addr_t *pa = addr_slot(srv, l->peer, 1);
         if (pa)
             pa->count++;
@@ -786,6 +897,8 @@ cn_link_server_t *cn_link_server_new(const cn_link_server_config_t *cfg, int *er
         s->cfg.max_pending = 256;
     if (!s->cfg.max_pending_per_addr)
         s->cfg.max_pending_per_addr = 16;
+    if (!s->cfg.max_links)
+        s->cfg.max_links = DEF_MAX_LINKS;
     s->by_addr = calloc(s->cfg.max_pending, sizeof(*s->by_addr));
     if (!s->by_addr)
         goto fail;

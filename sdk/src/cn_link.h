@@ -67,10 +67,19 @@ typedef struct cn_link_callbacks {
  * busy link whose PONGs queue behind data is never dropped; nor is one we
  * stopped reading ourselves (backpressure). */
 typedef struct cn_link_timing {
-    uint32_t ping_interval_ms;  /* default 1000: a PING when nothing was sent for this long */
-    uint32_t probe_interval_ms; /* default 500: PINGs this often while the peer is silent */
-    uint32_t dead_after_ms;     /* default 3000: close when nothing was received for this long */
-    uint32_t handshake_ms;      /* default 5000: deadline for upgrade + channel handshake */
+    uint32_t ping_interval_ms;   /* default 1000: a PING when nothing was sent for this long */
+    uint32_t probe_interval_ms;  /* default 500: PINGs this often while the peer is silent */
+    uint32_t dead_after_ms;      /* default 3000: close when nothing was received for this long */
+    uint32_t handshake_ms;       /* default 5000: absolute deadline for upgrade + channel
+                                  * handshake, from the link's creation (a trickle of bytes
+                                  * does not extend it) */
+    uint32_t handshake_grace_ms; /* default 2000: server links, then the minimum rate applies */
+    uint32_t handshake_min_rate; /* default 32 bytes/s: a server link in handshake must have
+                                  * received this many bytes per second of its age once the
+                                  * grace is over (a whole handshake is ~200 bytes, sent at
+                                  * once); a slowloris is dropped at the grace */
+    uint32_t stall_ms;           /* default 10000: close when output is waiting and nothing
+                                  * could be written for this long (the peer stopped reading) */
 } cn_link_timing_t;
 
 /* What the liveness timer should do now (sans-IO, see cn_link_liveness()). */
@@ -87,6 +96,40 @@ enum cn_link_liveness {
 enum cn_link_liveness cn_link_liveness(const cn_link_timing_t *t, uint64_t now_ms,
                                        uint64_t last_rx_ms, uint64_t last_tx_ms,
                                        uint64_t last_ping_ms, int rx_paused);
+
+/* The handshake rule (sans-IO, see cn_link_handshake_check()). */
+enum cn_link_handshake {
+    CN_LINK_HS_OK = 0,       /* still within its time and rate */
+    CN_LINK_HS_DEADLINE = 1, /* the absolute deadline passed */
+    CN_LINK_HS_TOO_SLOW = 2, /* below the minimum rate after the grace (server links) */
+};
+
+/* Whether a link still in handshake may go on, given when it was created,
+ * now and the bytes received from the peer since; `server` applies the
+ * minimum rate. Pure: exposed for tests. */
+enum cn_link_handshake cn_link_handshake_check(const cn_link_timing_t *t, uint64_t now_ms,
+                                               uint64_t started_ms, uint64_t rx_bytes, int server);
+
+/* Whether an established link's peer stopped reading: output is waiting
+ * (`tx_waiting`) and nothing was written since last_tx_ms for stall_ms. Such
+ * a link is closed: its queues would otherwise hold memory for ever. Pure. */
+int cn_link_stalled(const cn_link_timing_t *t, uint64_t now_ms, uint64_t last_tx_ms,
+                    int tx_waiting);
+
+/* The read-pause rule: stop reading the link when the application left more
+ * than rx_high bytes unread, or when the replies the peer provoked and did
+ * not read exceed reply_high (cn_mux_reply_bytes()); resume below half of
+ * both. Returns the new state given the current one. Pure. */
+int cn_link_rx_pause(int paused, size_t rx_buffered, size_t rx_high, size_t replies,
+                     size_t reply_high);
+
+/* The key per-address accounting uses for a peer address (text form, IPv4
+ * or IPv6, or an IPv4-mapped IPv6): an IPv4 address as itself, an IPv6
+ * address as its /64 prefix ("2001:db8:1:2::/64"), since one IPv6 host
+ * usually holds a whole /64. Anything else is kept as given (truncated).
+ * Writes a NUL-terminated string of at most CN_LINK_ADDR_KEY_SIZE bytes. */
+#define CN_LINK_ADDR_KEY_SIZE 64
+void cn_link_addr_key(const char *addr, char out[static CN_LINK_ADDR_KEY_SIZE]);
 
 /* Client (agent) side. Strings and keys are copied. */
 typedef struct cn_link_client_config {
@@ -117,7 +160,9 @@ typedef struct cn_link_server_config {
     const uint8_t *static_sk;         /* the hub's X25519 private key (32 bytes) */
     int cipher;                       /* CN_CHAN_CIPHER_* preference, 0 = auto */
     unsigned max_pending;             /* links still in handshake, default 256 */
-    unsigned max_pending_per_addr;    /* ... from one address, default 16 */
+    unsigned max_pending_per_addr;    /* ... from one address (an IPv6 /64), default 16 */
+    unsigned max_links;               /* links in any state, default 1024; each holds two
+                                       * 256 KiB buffers (ours and lws's) plus its queues */
     cn_mux_config_t mux;              /* initiator is forced off */
     const cn_mux_callbacks_t *mux_cb; /* ctx passed to them is the cn_link_t */
     cn_link_callbacks_t cb;

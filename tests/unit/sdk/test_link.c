@@ -552,6 +552,107 @@ static void test_liveness_rule(void **state)
                      CN_LINK_DEAD);
 }
 
+/* The handshake deadline is absolute: a trickle of bytes (slowloris: one
+ * byte every 4 s) never extends it, and on the server a link below the
+ * minimum rate is dropped once the grace is over. A real handshake sends
+ * its ~200 bytes at once and passes. */
+static void test_handshake_rule(void **state)
+{
+    const cn_link_timing_t t = {0}; /* 5 s deadline, 2 s grace, 32 B/s */
+    const struct {
+        uint64_t age, rx;
+        int server;
+        enum cn_link_handshake want;
+    } v[] = {
+        {0, 0, 1, CN_LINK_HS_OK},
+        {2000, 0, 1, CN_LINK_HS_OK},            /* within the grace */
+        {2001, 0, 1, CN_LINK_HS_TOO_SLOW},      /* silent past the grace */
+        {2001, 1, 1, CN_LINK_HS_TOO_SLOW},      /* one byte in 4 s */
+        {2001, 0, 0, CN_LINK_HS_OK},            /* clients: deadline only */
+        {4999, 200, 1, CN_LINK_HS_OK},          /* a real handshake's bytes */
+        {5000, 200, 1, CN_LINK_HS_OK},          /* at the deadline */
+        {5001, 100000, 1, CN_LINK_HS_DEADLINE}, /* fast bytes do not extend it */
+        {5001, 0, 0, CN_LINK_HS_DEADLINE},
+        {3000, 95, 1, CN_LINK_HS_TOO_SLOW}, /* 32 B/s * 3 s = 96 */
+        {3000, 96, 1, CN_LINK_HS_OK},
+    };
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        uint64_t start = 50000;
+        enum cn_link_handshake got =
+            cn_link_handshake_check(&t, start + v[i].age, start, v[i].rx, v[i].server);
+        if (got != v[i].want)
+            fail_msg("case %zu: got %d, want %d", i, (int)got, (int)v[i].want);
+    }
+    /* One byte every 4 s (the old idle timer's blind spot) on a client with
+     * only the deadline: cut at 5 s all the same. */
+    uint64_t rx = 0, now;
+    for (now = 0; now < 60000; now += 250) {
+        if (now % 4000 == 0)
+            rx++;
+        if (cn_link_handshake_check(&t, now, 0, rx, 0) != CN_LINK_HS_OK)
+            break;
+    }
+    assert_int_equal(now, 5250);
+    const cn_link_timing_t custom = {
+        .handshake_ms = 1000, .handshake_grace_ms = 100, .handshake_min_rate = 1000};
+    assert_int_equal(cn_link_handshake_check(&custom, 200, 0, 150, 1), CN_LINK_HS_TOO_SLOW);
+    assert_int_equal(cn_link_handshake_check(&custom, 200, 0, 200, 1), CN_LINK_HS_OK);
+    assert_int_equal(cn_link_handshake_check(&custom, 1001, 0, 5000, 1), CN_LINK_HS_DEADLINE);
+}
+
+/* A link whose peer reads nothing while we have output is closed after
+ * stall_ms; an idle link (nothing waiting) never is. */
+static void test_stall_rule(void **state)
+{
+    const cn_link_timing_t t = {0};
+    assert_false(cn_link_stalled(&t, 100000, 100000 - 10000, 1));
+    assert_true(cn_link_stalled(&t, 100000, 100000 - 10001, 1));
+    assert_false(cn_link_stalled(&t, 100000, 0, 0)); /* idle for ever: fine */
+    assert_false(cn_link_stalled(&t, 100000, 100000, 1));
+    const cn_link_timing_t quick = {.stall_ms = 500};
+    assert_true(cn_link_stalled(&quick, 1000, 499, 1));
+}
+
+/* Reading stops when the application is behind OR when the peer leaves its
+ * replies unread, and resumes only once both are below half. */
+static void test_rx_pause_rule(void **state)
+{
+    const size_t H = 1000, R = 100;
+    assert_false(cn_link_rx_pause(0, 1000, H, 100, R));
+    assert_true(cn_link_rx_pause(0, 1001, H, 0, R));
+    assert_true(cn_link_rx_pause(0, 0, H, 101, R)); /* an OPEN flood, unread */
+    assert_true(cn_link_rx_pause(1, 0, H, 50, R));  /* not yet below half */
+    assert_true(cn_link_rx_pause(1, 500, H, 0, R));
+    assert_false(cn_link_rx_pause(1, 499, H, 49, R));
+}
+
+static void test_addr_key(void **state)
+{
+    const struct {
+        const char *in, *want;
+    } v[] = {
+        {"192.0.2.7", "192.0.2.7"},
+        {"::ffff:192.0.2.7", "192.0.2.7"},
+        {"2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"},
+        {"2001:db8:1:2::99", "2001:db8:1:2::/64"},
+        {"2001:DB8:1:2:ffff::1", "2001:db8:1:2::/64"},
+        {"::1", "::/64"},
+        {"?", "?"},
+    };
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        char out[CN_LINK_ADDR_KEY_SIZE];
+        cn_link_addr_key(v[i].in, out);
+        assert_string_equal(out, v[i].want);
+    }
+    /* Two hosts of one /64 share a key; another /64 does not. */
+    char a[CN_LINK_ADDR_KEY_SIZE], b[CN_LINK_ADDR_KEY_SIZE], c[CN_LINK_ADDR_KEY_SIZE];
+    cn_link_addr_key("2001:db8::1", a);
+    cn_link_addr_key("2001:db8::ffff:2", b);
+    cn_link_addr_key("2001:db8:0:1::1", c);
+    assert_string_equal(a, b);
+    assert_string_not_equal(a, c);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -559,7 +660,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_liveness_rule),   cmocka_unit_test(test_100mib_64_streams),
         cmocka_unit_test(test_refused_agent),   cmocka_unit_test(test_wrong_pin),
-        cmocka_unit_test(test_connect_refused),
+        cmocka_unit_test(test_connect_refused), cmocka_unit_test(test_handshake_rule),
+        cmocka_unit_test(test_stall_rule),      cmocka_unit_test(test_rx_pause_rule),
+        cmocka_unit_test(test_addr_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
