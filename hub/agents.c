@@ -183,6 +183,19 @@ static int link_established(cn_link_t *link, void *ctx)
         free(s);
         return rc;
     }
+    unsigned mine = 0;
+    for (const session_t *o = rt->sessions; o; o = o->next)
+        if (o->admitted && !strcmp(o->agent_id, s->agent_id))
+            mine++;
+    if (mine >= rt->cfg.max_links_per_agent) {
+        /* A stolen key or a runaway script cannot pile up links (each holds
+         * buffers) nor push the agent's real links out. */
+        cn_log_warn("agent %s: link refused, it already holds %u links (the cap)", s->agent_id,
+                    mine);
+        sodium_memzero(api_token, sizeof(api_token));
+        free(s);
+        return CN_EEXHAUSTED;
+    }
     /* Newest first: a reconnecting agent (dirty disconnect) gets the
      * streams at once, before its stale link times out. */
     s->admitted = 1;
@@ -302,6 +315,7 @@ int hub_agents_init(hub_runtime_t *rt)
         .mux_cb = &rt->mux_cb,
         .cb = {.on_established = link_established, .on_closed = link_closed},
         .ctx = rt,
+        .max_links = rt->cfg.max_links,
     };
     int e = 0;
     rt->links = cn_link_server_new(&lc, &e);

@@ -11,7 +11,13 @@
 #include <sodium.h>
 
 #include "cn_err.h"
+#include "cn_link.h"
 #include "cn_log.h"
+
+/* 401 and throttled lines in the log: at most this many a second, the rest
+ * counted and reported with the next line (a guessing client must not
+ * flood the log). */
+#define AUTH_LOG_PER_S 10
 
 /* Every resource's routes, searched in turn. */
 static const struct {
@@ -47,12 +53,22 @@ hub_api_t *hub_api_new(hub_store_t *store, const hub_api_config_t *cfg)
     if (cfg->rate_limit) {
         /* Keys are token ids; one slot per live token is plenty. */
         api->limiter = hub_ratelimit_new(65536, HUB_RATELIMIT_WINDOW_MS);
-        if (!api->limiter) {
-            free(api);
-            return NULL;
-        }
+        if (!api->limiter)
+            goto fail;
     }
+    if (cfg->auth_fail_rate) {
+        /* Keys are client addresses (IPv6: /64). */
+        api->auth_fails = hub_ratelimit_new(65536, HUB_RATELIMIT_WINDOW_MS);
+        if (!api->auth_fails)
+            goto fail;
+    }
+    api->auth_log = hub_ratelimit_new(1, 1000);
+    if (!api->auth_log)
+        goto fail;
     return api;
+fail:
+    hub_api_free(api);
+    return NULL;
 }
 
 void hub_api_free(hub_api_t *api)
@@ -60,6 +76,8 @@ void hub_api_free(hub_api_t *api)
     if (!api)
         return;
     hub_ratelimit_free(api->limiter);
+    hub_ratelimit_free(api->auth_fails);
+    hub_ratelimit_free(api->auth_log);
     free(api);
 }
 
@@ -396,24 +414,65 @@ static const hub_api_route_t *find_route(hub_api_call_t *c)
     return NULL;
 }
 
+/* The caller's address key for per-address limits (IPv6: its /64). */
+static void caller_key(const hub_api_call_t *c, char key[static CN_LINK_ADDR_KEY_SIZE])
+{
+    cn_link_addr_key(c->req->peer ? c->req->peer : "?", key);
+}
+
+/* Answers 401 and counts the failure against the caller's address: past
+ * auth_fail_rate a minute, the address gets 429 without a token check. */
+static void auth_failed(hub_api_call_t *c, const char *details)
+{
+    hub_api_t *api = c->api;
+    hub_api_fail(c, 401, "Authorization", details);
+    if (!api->auth_fails)
+        return;
+    char key[CN_LINK_ADDR_KEY_SIZE];
+    caller_key(c, key);
+    hub_ratelimit_check(api->auth_fails, key, strlen(key), api->cfg.auth_fail_rate,
+                        api->cfg.clock(api->cfg.clock_ctx));
+}
+
+/* Whether the caller's address used up its failed authentications. */
+static bool auth_throttled(hub_api_call_t *c)
+{
+    hub_api_t *api = c->api;
+    if (!api->auth_fails)
+        return false;
+    char key[CN_LINK_ADDR_KEY_SIZE];
+    caller_key(c, key);
+    hub_ratelimit_result_t r =
+        hub_ratelimit_peek(api->auth_fails, key, strlen(key), api->cfg.auth_fail_rate,
+                           api->cfg.clock(api->cfg.clock_ctx));
+    if (r.allowed)
+        return false;
+    hub_api_fail(c, 429, "Authorization",
+                 "too many failed authentications from this address; retry later");
+    c->resp->retry_after = r.retry_after_s ? r.retry_after_s : 1;
+    return true;
+}
+
 /* Authenticates and rate-limits; false when the request was answered. */
 static bool authenticate(hub_api_call_t *c, enum hub_api_auth need)
 {
     hub_api_t *api = c->api;
     char buf[256];
+    if (auth_throttled(c))
+        return false;
     const char *token = bearer_token(c->req->authorization, buf, sizeof(buf));
     if (!c->req->authorization) {
-        hub_api_fail(c, 401, "Authorization", "missing Authorization: Bearer token");
+        auth_failed(c, "missing Authorization: Bearer token");
         return false;
     }
     if (!token) {
-        hub_api_fail(c, 401, "Authorization", "the Authorization header must be \"Bearer TOKEN\"");
+        auth_failed(c, "the Authorization header must be \"Bearer TOKEN\"");
         return false;
     }
     int rc = hub_store_token_authenticate(api->store, token, &c->token);
     sodium_memzero(buf, sizeof(buf));
     if (rc == CN_EAUTH) {
-        hub_api_fail(c, 401, "Authorization", "invalid or revoked token");
+        auth_failed(c, "invalid or revoked token");
         return false;
     }
     if (rc < 0) {
@@ -446,16 +505,32 @@ static bool authenticate(hub_api_call_t *c, enum hub_api_auth need)
     return true;
 }
 
-/* Path as a log-safe string (no control bytes, bounded). */
+/* Path as a log-safe string (no control bytes, bounded). Refusals of
+ * unauthenticated callers (401, and 429 without a token) share a small
+ * budget of lines a second. */
 static void log_request(const hub_http_req_t *req, const hub_http_resp_t *resp,
                         const hub_api_call_t *c)
 {
+    hub_api_t *api = c->api;
+    char dropped[64] = "";
+    if ((resp->status == 401 || resp->status == 429) && !c->token.id[0]) {
+        hub_ratelimit_result_t r = hub_ratelimit_check(api->auth_log, "401", 3, AUTH_LOG_PER_S,
+                                                       api->cfg.clock(api->cfg.clock_ctx));
+        if (!r.allowed) {
+            api->auth_log_dropped++;
+            return;
+        }
+        if (api->auth_log_dropped)
+            snprintf(dropped, sizeof(dropped), " (%llu similar lines left out)",
+                     (unsigned long long)api->auth_log_dropped);
+        api->auth_log_dropped = 0;
+    }
     char path[128];
     printable(req->path ? req->path : "", path, sizeof(path));
     int level = resp->status >= 500 ? CN_LOG_WARN : CN_LOG_INFO;
-    cn_log(level, "api: %s %s -> %d (peer %s%s%.8s)", hub_method_name(req->method), path,
-           resp->status, req->peer ? req->peer : "?", c->token.id[0] ? ", token " : "",
-           c->token.id);
+    cn_log(level, "api: %s %s -> %d (peer %s%s%.8s)%s", hub_method_name(req->method), path,
+           resp->status, req->peer ? req->peer : "?", c->token.id[0] ? ", token " : "", c->token.id,
+           dropped);
 }
 
 void hub_api_handle(void *ctx, const hub_http_req_t *req, hub_http_resp_t *resp)
@@ -480,6 +555,11 @@ void hub_api_handle(void *ctx, const hub_http_req_t *req, hub_http_resp_t *resp)
         goto done;
     if (route->auth != HUB_AUTH_NONE && !authenticate(&c, route->auth))
         goto done;
+    static const char *const no_query[] = {NULL};
+    if (!hub_api_only_query(&c, route->query ? route->query : no_query)) {
+        hub_api_failed_validation(&c);
+        goto done;
+    }
     route->handler(&c);
     if (c.errors && !resp->body)
         hub_api_failed_validation(&c);

@@ -15,7 +15,8 @@
 #include "tunnels.h"
 
 /* Defaults of `connect-hub serve`. */
-#define HUB_API_RATE_LIMIT_DEFAULT 600 /* requests per token per 60 s */
+#define HUB_API_AUTH_FAIL_RATE_DEFAULT 30 /* 401s per client address per 60 s */
+#define HUB_API_RATE_LIMIT_DEFAULT 600    /* requests per token per 60 s */
 #define HUB_API_MAX_TUNNELS_DEFAULT 100
 #define HUB_API_MAX_AGENTS_DEFAULT 100
 #define HUB_API_TCP_PORTS_DEFAULT_LO 20000
@@ -36,6 +37,10 @@ typedef struct hub_api_config {
     size_t max_tunnels;
     /* Agents per workspace; 0 = unlimited. */
     size_t max_agents;
+    /* Failed authentications (401) per client address per 60 s before the
+     * address gets 429 without its token being checked; 0 = unlimited.
+     * Also bounds the 401 log lines. */
+    unsigned auth_fail_rate;
     /* The hub's public channel key (base64url), shown to agents. */
     char hub_public_key[HUB_KEY_B64_SIZE];
     /* The live side (the runtime): told about every committed change to an

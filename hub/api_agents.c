@@ -92,9 +92,6 @@ static void agent_create(hub_api_call_t *c)
 
 static void agent_list(hub_api_call_t *c)
 {
-    static const char *const query[] = {NULL};
-    if (!hub_api_only_query(c, query) || hub_api_failed_validation(c))
-        return;
     hub_agent_list_t l = {0};
     int rc = hub_store_agent_list(c->api->store, c->token.workspace_id, &l);
     if (rc < 0) {
@@ -165,10 +162,10 @@ static void agent_delete(hub_api_call_t *c)
 }
 
 const hub_api_route_t hub_api_agents_routes[] = {
-    {{HUB_POST, "/api/v1/agents"}, agent_create, HUB_AUTH_ADMIN},
-    {{HUB_GET, "/api/v1/agents"}, agent_list, HUB_AUTH_TOKEN},
-    {{HUB_GET, "/api/v1/agents/{id}"}, agent_get, HUB_AUTH_TOKEN},
-    {{HUB_DELETE, "/api/v1/agents/{id}"}, agent_delete, HUB_AUTH_ADMIN},
+    {{HUB_POST, "/api/v1/agents"}, agent_create, HUB_AUTH_ADMIN, NULL},
+    {{HUB_GET, "/api/v1/agents"}, agent_list, HUB_AUTH_TOKEN, NULL},
+    {{HUB_GET, "/api/v1/agents/{id}"}, agent_get, HUB_AUTH_TOKEN, NULL},
+    {{HUB_DELETE, "/api/v1/agents/{id}"}, agent_delete, HUB_AUTH_ADMIN, NULL},
 };
 const size_t hub_api_agents_nroutes =
     sizeof(hub_api_agents_routes) / sizeof(hub_api_agents_routes[0]);

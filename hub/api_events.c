@@ -6,8 +6,6 @@
 
 static void event_list(hub_api_call_t *c)
 {
-    static const char *const query[] = {"tunnelId", "since", "after", "limit", NULL};
-    hub_api_only_query(c, query);
     hub_event_filter_t f = {0};
     const char *tunnel = hub_api_query(c, "tunnelId");
     const char *since = hub_api_query(c, "since");
@@ -53,8 +51,10 @@ static void event_list(hub_api_call_t *c)
     hub_api_reply(c, 200, json_pack("{s:o}", "events", arr));
 }
 
+static const char *const event_query[] = {"tunnelId", "since", "after", "limit", NULL};
+
 const hub_api_route_t hub_api_events_routes[] = {
-    {{HUB_GET, "/api/v1/events"}, event_list, HUB_AUTH_TOKEN},
+    {{HUB_GET, "/api/v1/events"}, event_list, HUB_AUTH_TOKEN, event_query},
 };
 const size_t hub_api_events_nroutes =
     sizeof(hub_api_events_routes) / sizeof(hub_api_events_routes[0]);

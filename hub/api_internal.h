@@ -22,6 +22,9 @@ struct hub_api {
     hub_api_config_t cfg;
     char public_domain[256];
     hub_ratelimit_t *limiter;
+    hub_ratelimit_t *auth_fails; /* per client address; NULL = unlimited */
+    hub_ratelimit_t *auth_log;   /* one key: 401 log lines a second */
+    uint64_t auth_log_dropped;   /* 401/429 log lines left out since the last one */
 };
 
 /* One request being answered. */
@@ -54,6 +57,10 @@ typedef struct hub_api_route {
     hub_route_t route; /* first: the router walks tables of these */
     hub_api_handler_fn handler;
     enum hub_api_auth auth;
+    /* The query arguments the route takes (NULL-terminated), NULL for none.
+     * The dispatcher answers 422 for any other, and for one given twice,
+     * before the handler runs: no endpoint can forget the check. */
+    const char *const *query;
 } hub_api_route_t;
 
 /* One table per resource file. */
@@ -104,7 +111,8 @@ bool hub_api_get_int(hub_api_call_t *c, json_t *obj, const char *key, long long 
                      bool *present);
 
 /* Query arguments: the value of `key` or NULL; whether only `allowed`
- * (NULL-terminated) keys were given (records 422 for the others). */
+ * (NULL-terminated) keys were given (records 422 for the others; the
+ * dispatcher calls it with the route's `query`). */
 const char *hub_api_query(hub_api_call_t *c, const char *key);
 bool hub_api_only_query(hub_api_call_t *c, const char *const allowed[]);
 

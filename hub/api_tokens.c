@@ -73,9 +73,6 @@ static void token_create(hub_api_call_t *c)
 
 static void token_list(hub_api_call_t *c)
 {
-    static const char *const query[] = {NULL};
-    if (!hub_api_only_query(c, query) || hub_api_failed_validation(c))
-        return;
     hub_token_list_t l = {0};
     int rc = hub_store_token_list(c->api->store, c->token.workspace_id, &l);
     if (rc < 0) {
@@ -116,9 +113,9 @@ static void token_delete(hub_api_call_t *c)
 }
 
 const hub_api_route_t hub_api_tokens_routes[] = {
-    {{HUB_POST, "/api/v1/workspaces/{id}/tokens"}, token_create, HUB_AUTH_ADMIN},
-    {{HUB_GET, "/api/v1/tokens"}, token_list, HUB_AUTH_ADMIN},
-    {{HUB_DELETE, "/api/v1/tokens/{id}"}, token_delete, HUB_AUTH_ADMIN},
+    {{HUB_POST, "/api/v1/workspaces/{id}/tokens"}, token_create, HUB_AUTH_ADMIN, NULL},
+    {{HUB_GET, "/api/v1/tokens"}, token_list, HUB_AUTH_ADMIN, NULL},
+    {{HUB_DELETE, "/api/v1/tokens/{id}"}, token_delete, HUB_AUTH_ADMIN, NULL},
 };
 const size_t hub_api_tokens_nroutes =
     sizeof(hub_api_tokens_routes) / sizeof(hub_api_tokens_routes[0]);

@@ -460,9 +460,7 @@ out:
 
 static void tunnel_list(hub_api_call_t *c)
 {
-    static const char *const query[] = {"agentId", "status", NULL};
     hub_tunnel_filter_t f = {0};
-    hub_api_only_query(c, query);
     const char *agent = hub_api_query(c, "agentId");
     const char *status = hub_api_query(c, "status");
     if (agent) {
@@ -707,12 +705,14 @@ static void tunnel_delete(hub_api_call_t *c)
     hub_api_reply(c, 200, json_pack("{s:s,s:b}", "id", id, "deleted", 1));
 }
 
+static const char *const tunnel_query[] = {"agentId", "status", NULL};
+
 const hub_api_route_t hub_api_tunnels_routes[] = {
-    {{HUB_POST, "/api/v1/tunnels"}, tunnel_create, HUB_AUTH_TOKEN},
-    {{HUB_GET, "/api/v1/tunnels"}, tunnel_list, HUB_AUTH_TOKEN},
-    {{HUB_GET, "/api/v1/tunnels/{id}"}, tunnel_get, HUB_AUTH_TOKEN},
-    {{HUB_PATCH, "/api/v1/tunnels/{id}"}, tunnel_patch, HUB_AUTH_TOKEN},
-    {{HUB_DELETE, "/api/v1/tunnels/{id}"}, tunnel_delete, HUB_AUTH_TOKEN},
+    {{HUB_POST, "/api/v1/tunnels"}, tunnel_create, HUB_AUTH_TOKEN, NULL},
+    {{HUB_GET, "/api/v1/tunnels"}, tunnel_list, HUB_AUTH_TOKEN, tunnel_query},
+    {{HUB_GET, "/api/v1/tunnels/{id}"}, tunnel_get, HUB_AUTH_TOKEN, NULL},
+    {{HUB_PATCH, "/api/v1/tunnels/{id}"}, tunnel_patch, HUB_AUTH_TOKEN, NULL},
+    {{HUB_DELETE, "/api/v1/tunnels/{id}"}, tunnel_delete, HUB_AUTH_TOKEN, NULL},
 };
 const size_t hub_api_tunnels_nroutes =
     sizeof(hub_api_tunnels_routes) / sizeof(hub_api_tunnels_routes[0]);

@@ -40,9 +40,6 @@ static void workspace_create(hub_api_call_t *c)
 
 static void workspace_list(hub_api_call_t *c)
 {
-    static const char *const query[] = {NULL};
-    if (!hub_api_only_query(c, query) || hub_api_failed_validation(c))
-        return;
     hub_workspace_list_t l = {0};
     int rc = hub_store_workspace_list(c->api->store, &l);
     if (rc < 0) {
@@ -57,8 +54,8 @@ static void workspace_list(hub_api_call_t *c)
 }
 
 const hub_api_route_t hub_api_workspaces_routes[] = {
-    {{HUB_POST, "/api/v1/workspaces"}, workspace_create, HUB_AUTH_OPERATOR},
-    {{HUB_GET, "/api/v1/workspaces"}, workspace_list, HUB_AUTH_OPERATOR},
+    {{HUB_POST, "/api/v1/workspaces"}, workspace_create, HUB_AUTH_OPERATOR, NULL},
+    {{HUB_GET, "/api/v1/workspaces"}, workspace_list, HUB_AUTH_OPERATOR, NULL},
 };
 const size_t hub_api_workspaces_nroutes =
     sizeof(hub_api_workspaces_routes) / sizeof(hub_api_workspaces_routes[0]);

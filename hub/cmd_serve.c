@@ -46,9 +46,29 @@ void hub_serve_usage(FILE *out)
             "                         (default %u)\n"
             "  --max-tunnels N        tunnels per workspace, 0 = unlimited (default %u)\n"
             "  --max-agents N         agents per workspace, 0 = unlimited (default %u)\n"
+            "  --public-bind ADDR     address public TCP tunnel ports bind to\n"
+            "                         (default: the --listen address)\n"
+            "\n"
+            "abuse bounds (see docs/security.md):\n"
+            "  --max-links N          agent links at once (default %u)\n"
+            "  --max-links-per-agent N links of one agent (default %u)\n"
+            "  --conn-rate N          new API/agent connections per client address\n"
+            "                         (IPv6: per /64) per minute, 0 = unlimited (default %u)\n"
+            "  --auth-fail-rate N     failed authentications (401) per address per minute\n"
+            "                         before 429, 0 = unlimited (default %u)\n"
+            "  --max-conns N          public TCP connections at once (default %u)\n"
+            "  --max-conns-per-workspace N  ... to one workspace's tunnels (default %u)\n"
+            "  --max-conns-per-client N     ... from one client address to one tunnel\n"
+            "                         (default %u)\n"
+            "  --tcp-idle-timeout S   close a public TCP connection idle for S seconds,\n"
+            "                         0 = never (default %u)\n"
             "  -h, --help             show this help\n",
             HUB_API_TCP_PORTS_DEFAULT_LO, HUB_API_TCP_PORTS_DEFAULT_HI, HUB_API_RATE_LIMIT_DEFAULT,
-            HUB_API_MAX_TUNNELS_DEFAULT, HUB_API_MAX_AGENTS_DEFAULT);
+            HUB_API_MAX_TUNNELS_DEFAULT, HUB_API_MAX_AGENTS_DEFAULT, HUB_RUNTIME_MAX_LINKS_DEFAULT,
+            HUB_RUNTIME_MAX_LINKS_PER_AGENT_DEFAULT, HUB_SERVER_CONN_RATE_DEFAULT,
+            HUB_API_AUTH_FAIL_RATE_DEFAULT, HUB_RUNTIME_MAX_CONNS_DEFAULT,
+            HUB_RUNTIME_MAX_CONNS_PER_WS_DEFAULT, HUB_RUNTIME_MAX_CONNS_PER_CLIENT_DEFAULT,
+            HUB_RUNTIME_TCP_IDLE_TIMEOUT_DEFAULT);
 }
 
 static int usage_error(char *err, size_t errlen, const char *opt, const char *what)
@@ -56,6 +76,13 @@ static int usage_error(char *err, size_t errlen, const char *opt, const char *wh
     snprintf(err, errlen, "%s: %s", opt, what);
     return -1;
 }
+
+/* The numeric abuse bounds: one row each, parsed alike. */
+typedef struct count_opt {
+    const char *name;
+    unsigned *field;
+    unsigned min, max;
+} count_opt_t;
 
 static bool readable_file(const char *path)
 {
@@ -73,6 +100,26 @@ int hub_serve_parse_args(int argc, char **argv, hub_serve_options_t *o, char *er
     o->rate_limit = HUB_API_RATE_LIMIT_DEFAULT;
     o->max_tunnels = HUB_API_MAX_TUNNELS_DEFAULT;
     o->max_agents = HUB_API_MAX_AGENTS_DEFAULT;
+    o->max_links = HUB_RUNTIME_MAX_LINKS_DEFAULT;
+    o->max_links_per_agent = HUB_RUNTIME_MAX_LINKS_PER_AGENT_DEFAULT;
+    o->conn_rate = HUB_SERVER_CONN_RATE_DEFAULT;
+    o->auth_fail_rate = HUB_API_AUTH_FAIL_RATE_DEFAULT;
+    o->max_conns = HUB_RUNTIME_MAX_CONNS_DEFAULT;
+    o->max_conns_per_ws = HUB_RUNTIME_MAX_CONNS_PER_WS_DEFAULT;
+    o->max_conns_per_client = HUB_RUNTIME_MAX_CONNS_PER_CLIENT_DEFAULT;
+    o->tcp_idle_timeout = HUB_RUNTIME_TCP_IDLE_TIMEOUT_DEFAULT;
+    const count_opt_t counts[] = {
+        {"--max-links", &o->max_links, 1, 1000000},
+        {"--max-links-per-agent", &o->max_links_per_agent, 1, 1000000},
+        {"--conn-rate", &o->conn_rate, 0, 1000000},
+        {"--auth-fail-rate", &o->auth_fail_rate, 0, 1000000},
+        {"--max-conns", &o->max_conns, 1, 1000000},
+        {"--max-conns-per-workspace", &o->max_conns_per_ws, 1, 1000000},
+        {"--max-conns-per-client", &o->max_conns_per_client, 1, 1000000},
+        {"--tcp-idle-timeout", &o->tcp_idle_timeout, 0, 7 * 24 * 3600},
+    };
+    bool seen_count[sizeof(counts) / sizeof(counts[0])] = {false};
+    bool seen_public_bind = false;
     bool seen_db = false, seen_listen = false, seen_domain = false, seen_http = false,
          seen_tcp = false, seen_rate = false, seen_max = false, seen_max_agents = false;
 
@@ -83,7 +130,7 @@ int hub_serve_parse_args(int argc, char **argv, hub_serve_options_t *o, char *er
         if (strncmp(arg, "--", 2) != 0)
             return usage_error(err, errlen, arg, "unexpected argument");
         /* --opt=value or --opt value */
-        char opt[32];
+        char opt[40];
         const char *val = NULL;
         const char *eq = strchr(arg, '=');
         size_t on = eq ? (size_t)(eq - arg) : strlen(arg);
@@ -91,13 +138,20 @@ int hub_serve_parse_args(int argc, char **argv, hub_serve_options_t *o, char *er
             return usage_error(err, errlen, "option", "unknown option (try --help)");
         memcpy(opt, arg, on);
         opt[on] = '\0';
-        static const char *const known[] = {
-            "--db",       "--listen",  "--public-domain", "--http-port",   "--tcp-ports",
-            "--tls-cert", "--tls-key", "--rate-limit",    "--max-tunnels", "--max-agents"};
+        static const char *const known[] = {"--db",         "--listen",     "--public-domain",
+                                            "--http-port",  "--tcp-ports",  "--tls-cert",
+                                            "--tls-key",    "--rate-limit", "--max-tunnels",
+                                            "--max-agents", "--public-bind"};
         bool is_known = false;
         for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
             if (!strcmp(opt, known[k]))
                 is_known = true;
+        int count_idx = -1;
+        for (size_t k = 0; k < sizeof(counts) / sizeof(counts[0]); k++)
+            if (!strcmp(opt, counts[k].name)) {
+                is_known = true;
+                count_idx = (int)k;
+            }
         if (!is_known) {
             snprintf(err, errlen, "%s: unknown option (try --help)", opt);
             return -1;
@@ -111,7 +165,30 @@ int hub_serve_parse_args(int argc, char **argv, hub_serve_options_t *o, char *er
         }
         const char *why = NULL;
         unsigned long long n = 0;
-        if (!strcmp(opt, "--db")) {
+        if (count_idx >= 0) {
+            const count_opt_t *c = &counts[count_idx];
+            if (seen_count[count_idx])
+                return usage_error(err, errlen, opt, "given twice");
+            if (!hub_parse_uint(val, c->max, &n) || n < c->min) {
+                snprintf(err, errlen, "%s: must be a number from %u to %u", opt, c->min, c->max);
+                return -1;
+            }
+            *c->field = (unsigned)n;
+            seen_count[count_idx] = true;
+        } else if (!strcmp(opt, "--public-bind")) {
+            if (seen_public_bind)
+                return usage_error(err, errlen, opt, "given twice");
+            /* An address literal, as --listen takes (no port). */
+            char host[64];
+            uint16_t port = 0;
+            char probe[96];
+            snprintf(probe, sizeof(probe), strchr(val, ':') ? "[%s]:1" : "%s:1", val);
+            if (!*val || strlen(val) >= sizeof(o->public_bind) ||
+                !hub_parse_listen(probe, host, sizeof(host), &port, &why))
+                return usage_error(err, errlen, opt, "must be an IP address such as 0.0.0.0 or ::");
+            snprintf(o->public_bind, sizeof(o->public_bind), "%s", host);
+            seen_public_bind = true;
+        } else if (!strcmp(opt, "--db")) {
             if (seen_db)
                 return usage_error(err, errlen, opt, "given twice");
             if (!*val)
@@ -321,6 +398,7 @@ int hub_cmd_serve(int argc, char **argv)
         .rate_limit = o.rate_limit,
         .max_tunnels = o.max_tunnels,
         .max_agents = o.max_agents,
+        .auth_fail_rate = o.auth_fail_rate,
     };
     hub_key_to_b64(kp.public_key, ac.hub_public_key);
 
@@ -328,7 +406,14 @@ int hub_cmd_serve(int argc, char **argv)
     hub_runtime_config_t rc_live = {
         .store = store,
         .keypair = &kp,
-        .tcp_host = o.listen_host,
+        .tcp_host = o.public_bind[0] ? o.public_bind : o.listen_host,
+        .max_conns = o.max_conns,
+        .max_conns_per_tunnel = HUB_RUNTIME_MAX_CONNS_PER_TUNNEL_DEFAULT,
+        .max_conns_per_ws = o.max_conns_per_ws,
+        .max_conns_per_client = o.max_conns_per_client,
+        .tcp_idle_timeout_s = o.tcp_idle_timeout,
+        .max_links = o.max_links,
+        .max_links_per_agent = o.max_links_per_agent,
     };
     runtime = hub_runtime_new(&rc_live, err, sizeof(err));
     if (!runtime) {
@@ -344,6 +429,7 @@ int hub_cmd_serve(int argc, char **argv)
         .tls_key = o.tls_key,
         .store = store,
         .runtime = runtime,
+        .conn_rate = o.conn_rate,
     };
     /* The public URL port is only known once listening (port 0); create the
      * API with it afterwards. */

@@ -21,6 +21,16 @@ typedef struct hub_serve_options {
     unsigned rate_limit;
     size_t max_tunnels;
     size_t max_agents;
+    char public_bind[64]; /* public TCP listeners' address; "" = the --listen host */
+    /* Abuse bounds (docs/security.md argues each default). */
+    unsigned max_links;            /* agent links at once */
+    unsigned max_links_per_agent;  /* links of one agent */
+    unsigned conn_rate;            /* new API/agent connections per address per minute, 0 = off */
+    unsigned auth_fail_rate;       /* 401s per address per minute before 429, 0 = off */
+    unsigned max_conns;            /* public TCP connections, hub-wide */
+    unsigned max_conns_per_ws;     /* ... of one workspace's tunnels */
+    unsigned max_conns_per_client; /* ... from one client address (IPv6 /64), per tunnel */
+    unsigned tcp_idle_timeout;     /* seconds a public TCP connection may stay idle, 0 = never */
 } hub_serve_options_t;
 
 /* Parses `serve`'s arguments (argv[0] is "serve"). Returns 0, 1 when --help

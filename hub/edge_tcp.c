@@ -15,7 +15,9 @@
 
 #include "cn_err.h"
 #include "cn_frame.h"
+#include "cn_link.h"
 #include "cn_log.h"
+#include "hub_time.h"
 #include "cn_pipe.h"
 #include "tunnels.h"
 
@@ -23,11 +25,64 @@
 #define ACCEPTS_PER_EVENT 64
 #define LISTEN_BACKLOG 4096
 
-/* A public connection's bookkeeping, for the connection caps. */
-typedef struct conn {
+/* A public connection's bookkeeping: the caps count these, and pause or
+ * delete of its tunnel aborts them (listener->conn_head). */
+typedef struct edge_conn {
+    struct edge_conn *next, *prev;
     hub_runtime_t *rt;
+    listener_t *l; /* NULL once its listener is gone */
+    cn_pipe_t *pipe;
     char tunnel_id[HUB_ID_SIZE];
+    char client[CN_LINK_ADDR_KEY_SIZE]; /* address key (IPv6: /64) */
 } conn_t;
+
+static void conn_unlink(conn_t *c)
+{
+    if (!c->l)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->l->conn_head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    if (c->l->conns)
+        c->l->conns--;
+    c->l = NULL;
+    c->next = c->prev = NULL;
+}
+
+/* Aborts every public connection of the listener at once (RST to the
+ * client), without waiting for the agent: used on pause and delete. */
+static void abort_conns(listener_t *l, uint32_t code)
+{
+    conn_t *c = l->conn_head;
+    while (c) {
+        conn_t *next = c->next;
+        /* done() may run inside the abort and unlink c; it never frees
+         * another connection of this list. */
+        cn_pipe_abort(c->pipe, code);
+        c = next;
+    }
+}
+
+unsigned hub_edge_tcp_ws_conns(const hub_runtime_t *rt, const char *workspace_id)
+{
+    unsigned n = 0;
+    for (const listener_t *l = rt->listeners; l; l = l->next)
+        if (!strcmp(l->workspace_id, workspace_id))
+            n += l->conns;
+    return n;
+}
+
+static unsigned client_conns(const listener_t *l, const char *client)
+{
+    unsigned n = 0;
+    for (const conn_t *c = l->conn_head; c; c = c->next)
+        if (!strcmp(c->client, client))
+            n++;
+    return n;
+}
 
 static listener_t *find_listener(hub_runtime_t *rt, const char *tunnel_id)
 {
@@ -46,37 +101,15 @@ static int wants_listener(const hub_tunnel_t *t)
 static void conn_done(void *ctx, cn_pipe_t *p, int err)
 {
     conn_t *c = ctx;
-    hub_runtime_t *rt = c->rt;
-    rt->conns--;
-    listener_t *l = find_listener(rt, c->tunnel_id);
-    if (l && l->conns)
-        l->conns--;
+    c->rt->conns--;
+    conn_unlink(c);
     free(c);
-}
-
-/* Refuses a connection at once: RST, so a client never hangs on a tunnel
- * that is paused, offline or over its limits. */
-static void refuse(int fd)
-{
-    struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    close(fd);
 }
 
 static void accept_one(listener_t *l, int fd, const struct sockaddr_storage *ss)
 {
     hub_runtime_t *rt = l->rt;
     session_t *s = hub_agents_route(rt, l->agent_id, l->tunnel_id);
-    const char *why = l->paused                                  ? "tunnel paused"
-                      : !s                                       ? "agent offline"
-                      : rt->conns >= rt->cfg.max_conns           ? "hub connection limit"
-                      : l->conns >= rt->cfg.max_conns_per_tunnel ? "tunnel connection limit"
-                                                                 : NULL;
-    if (why) {
-        cn_log_info("tunnel %s: connection refused: %s", l->tunnel_id, why);
-        refuse(fd);
-        return;
-    }
     char addr[INET6_ADDRSTRLEN] = "?";
     int port = 0;
     if (ss->ss_family == AF_INET) {
@@ -88,26 +121,62 @@ static void accept_one(listener_t *l, int fd, const struct sockaddr_storage *ss)
         inet_ntop(AF_INET6, &a->sin6_addr, addr, sizeof(addr));
         port = ntohs(a->sin6_port);
     }
+    char client[CN_LINK_ADDR_KEY_SIZE];
+    cn_link_addr_key(addr, client);
+    const char *why = l->paused                                  ? "tunnel paused"
+                      : !s                                       ? "agent offline"
+                      : rt->conns >= rt->cfg.max_conns           ? "hub connection limit"
+                      : l->conns >= rt->cfg.max_conns_per_tunnel ? "tunnel connection limit"
+                      : hub_edge_tcp_ws_conns(rt, l->workspace_id) >= rt->cfg.max_conns_per_ws
+                          ? "workspace connection limit"
+                      : client_conns(l, client) >= rt->cfg.max_conns_per_client
+                          ? "client address limit"
+                          : NULL;
+    if (why) {
+        /* Refusals come in floods by nature: one line a second at most. */
+        rt->refused++;
+        uint64_t now = (uint64_t)hub_time_now_ms(NULL);
+        if (now - rt->refused_log_at >= 1000) {
+            cn_log_info("tunnel %s: connection from %s refused: %s (%llu refused since the last "
+                        "line)",
+                        l->tunnel_id, client, why, (unsigned long long)rt->refused);
+            rt->refused_log_at = now;
+            rt->refused = 0;
+        }
+        cn_sock_reset(fd);
+        return;
+    }
     char meta[128];
     int mlen = snprintf(meta, sizeof(meta), "{\"client\":\"%s:%d\"}", addr, port);
     conn_t *c = calloc(1, sizeof(*c));
     if (!c) {
-        refuse(fd);
+        cn_sock_reset(fd);
         return;
     }
     c->rt = rt;
     memcpy(c->tunnel_id, l->tunnel_id, sizeof(c->tunnel_id));
-    cn_pipe_config_t pc = {.done = conn_done, .ctx = c};
+    memcpy(c->client, client, sizeof(c->client));
+    cn_pipe_config_t pc = {
+        .done = conn_done,
+        .ctx = c,
+        .idle_timeout_ms = rt->cfg.tcp_idle_timeout_s * 1000u,
+    };
     int err = 0;
     /* cn_pipe_open owns fd from here, on failure too. */
-    if (!cn_pipe_open(rt->vh, fd, s->link, CN_KIND_TCP, (const uint8_t *)l->tunnel_id,
-                      strlen(l->tunnel_id), (const uint8_t *)meta, (size_t)mlen, &pc, &err)) {
+    c->pipe = cn_pipe_open(rt->vh, fd, s->link, CN_KIND_TCP, (const uint8_t *)l->tunnel_id,
+                           strlen(l->tunnel_id), (const uint8_t *)meta, (size_t)mlen, &pc, &err);
+    if (!c->pipe) {
         cn_log_warn("tunnel %s: could not open a stream: %s", l->tunnel_id, cn_strerror(err));
         free(c);
         return;
     }
     rt->conns++;
     l->conns++;
+    c->l = l;
+    c->next = l->conn_head;
+    if (l->conn_head)
+        l->conn_head->prev = c;
+    l->conn_head = c;
 }
 
 static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -145,6 +214,8 @@ static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
                     break;
                 }
         }
+        while (l->conn_head)
+            conn_unlink(l->conn_head); /* they finish on their own */
         free(l);
         return 0;
     default:
@@ -158,6 +229,8 @@ static void listener_close(listener_t *l)
         return;
     l->closing = 1;
     cn_log_info("tunnel %s: port %u closed", l->tunnel_id, (unsigned)l->port);
+    /* Its clients go now too: a deleted tunnel serves nobody. */
+    abort_conns(l, CN_RST_GONE);
     if (l->wsi) {
         /* Stop listening now (Linux refuses new connections after
          * SHUT_RD on a listener); lws frees the socket on its next turn. */
@@ -218,10 +291,17 @@ void hub_edge_tcp_sync_agent(hub_runtime_t *rt, const char *agent_id, const hub_
         for (size_t i = 0; i < list->count; i++)
             if (!strcmp(list->items[i].id, l->tunnel_id))
                 t = &list->items[i];
-        if (!t || !wants_listener(t) || t->hub_port != l->port)
+        if (!t || !wants_listener(t) || t->hub_port != l->port) {
             listener_close(l);
-        else
+        } else {
+            int was = l->paused;
             l->paused = t->status == HUB_TUNNEL_PAUSED;
+            if (l->paused && !was && l->conn_head) {
+                cn_log_info("tunnel %s: paused, closing its %u connection(s)", l->tunnel_id,
+                            l->conns);
+                abort_conns(l, CN_RST_PAUSED);
+            }
+        }
     }
     for (size_t i = 0; i < list->count; i++)
         if (wants_listener(&list->items[i]) && !find_listener(rt, list->items[i].id) &&

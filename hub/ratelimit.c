@@ -113,12 +113,64 @@ static uint32_t ceil_seconds(int64_t us)
     return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
 }
 
+/* The key's slot if it is tracked, else NULL (nothing is claimed). */
+static const slot_t *lookup_slot(const hub_ratelimit_t *rl, uint64_t h)
+{
+    size_t base = (size_t)h & rl->mask;
+    for (size_t i = 0; i < WAYS; i++) {
+        const slot_t *s = &rl->slots[(base + i) & rl->mask];
+        if (s->key == h)
+            return s;
+    }
+    return NULL;
+}
+
+/* Decides a request at `now` (µs) for a key whose TAT is `tat`: the result,
+ * and the key's next TAT when allowed. */
+static hub_ratelimit_result_t decide(const hub_ratelimit_t *rl, uint32_t limit, int64_t now,
+                                     int64_t tat, int64_t *next_tat);
+
+/* The clock in µs, clamped so that arithmetic on it cannot overflow. */
+static int64_t clock_us(int64_t now_ms)
+{
+    if (now_ms < 0)
+        now_ms = 0;
+    if (now_ms > INT64_MAX / US_PER_MS / 2)
+        now_ms = INT64_MAX / US_PER_MS / 2;
+    return now_ms * US_PER_MS;
+}
+
+hub_ratelimit_result_t hub_ratelimit_peek(const hub_ratelimit_t *rl, const void *key, size_t keylen,
+                                          uint32_t limit, int64_t now_ms)
+{
+    hub_ratelimit_result_t res = {0};
+    if (!rl)
+        return res;
+    int64_t now = clock_us(now_ms), next;
+    const slot_t *s = lookup_slot(rl, key_hash(rl, key, keylen));
+    return decide(rl, limit, now, s ? s->tat : now, &next);
+}
+
 hub_ratelimit_result_t hub_ratelimit_check(hub_ratelimit_t *rl, const void *key, size_t keylen,
                                            uint32_t limit, int64_t now_ms)
 {
     hub_ratelimit_result_t res = {0};
     if (!rl)
         return res;
+    int64_t now = clock_us(now_ms), next = 0;
+    if (limit == 0)
+        return decide(rl, limit, now, now, &next);
+    slot_t *s = find_slot(rl, key_hash(rl, key, keylen), now);
+    res = decide(rl, limit, now, s->tat, &next);
+    if (res.allowed)
+        s->tat = next;
+    return res;
+}
+
+static hub_ratelimit_result_t decide(const hub_ratelimit_t *rl, uint32_t limit, int64_t now,
+                                     int64_t tat, int64_t *next_tat)
+{
+    hub_ratelimit_result_t res = {0};
     if (limit == 0) {
         res.retry_after_s = ceil_seconds(rl->window_us);
         return res;
@@ -127,22 +179,17 @@ hub_ratelimit_result_t hub_ratelimit_check(hub_ratelimit_t *rl, const void *key,
         limit = HUB_RATELIMIT_LIMIT_MAX;
     if ((int64_t)limit > rl->window_us)
         limit = (uint32_t)rl->window_us; /* at most one request per µs */
-    if (now_ms < 0)
-        now_ms = 0;
-    if (now_ms > INT64_MAX / US_PER_MS / 2)
-        now_ms = INT64_MAX / US_PER_MS / 2;
-    int64_t now = now_ms * US_PER_MS;
-    int64_t T = rl->window_us / limit;  /* >= 1 */
-    int64_t burst = T * (int64_t)limit; /* <= window */
+    int64_t T = rl->window_us / limit;   /* >= 1 */
+    int64_t burst = T * (int64_t)limit;  /* <= window */
 
-    slot_t *s = find_slot(rl, key_hash(rl, key, keylen), now);
-    int64_t tat = s->tat > now ? s->tat : now;
+    if (tat < now)
+        tat = now;
     int64_t next = tat + T;
     if (next - now > burst) {
         res.retry_after_s = ceil_seconds(next - burst - now);
         return res;
     }
-    s->tat = next;
+    *next_tat = next;
     res.allowed = true;
     res.remaining = (uint32_t)((burst - (next - now)) / T);
     return res;

@@ -58,6 +58,12 @@ void hub_ratelimit_free(hub_ratelimit_t *rl);
 hub_ratelimit_result_t hub_ratelimit_check(hub_ratelimit_t *rl, const void *key, size_t keylen,
                                            uint32_t limit, int64_t now_ms);
 
+/* Whether one more request for `key` would be allowed now, without
+ * counting it (the result's fields as for hub_ratelimit_check()). Used to
+ * refuse at once what only failures are counted for (failed logins). */
+hub_ratelimit_result_t hub_ratelimit_peek(const hub_ratelimit_t *rl, const void *key, size_t keylen,
+                                          uint32_t limit, int64_t now_ms);
+
 /* Slots in use (keys seen and not yet reused) and the table's size. */
 size_t hub_ratelimit_size(const hub_ratelimit_t *rl);
 size_t hub_ratelimit_capacity(const hub_ratelimit_t *rl);

@@ -55,9 +55,17 @@ hub_runtime_t *hub_runtime_new(const hub_runtime_config_t *cfg, char *err, size_
     }
     rt->cfg = *cfg;
     if (!rt->cfg.max_conns)
-        rt->cfg.max_conns = 3000;
+        rt->cfg.max_conns = HUB_RUNTIME_MAX_CONNS_DEFAULT;
     if (!rt->cfg.max_conns_per_tunnel)
-        rt->cfg.max_conns_per_tunnel = 1024;
+        rt->cfg.max_conns_per_tunnel = HUB_RUNTIME_MAX_CONNS_PER_TUNNEL_DEFAULT;
+    if (!rt->cfg.max_conns_per_ws)
+        rt->cfg.max_conns_per_ws = HUB_RUNTIME_MAX_CONNS_PER_WS_DEFAULT;
+    if (!rt->cfg.max_conns_per_client)
+        rt->cfg.max_conns_per_client = HUB_RUNTIME_MAX_CONNS_PER_CLIENT_DEFAULT;
+    if (!rt->cfg.max_links)
+        rt->cfg.max_links = HUB_RUNTIME_MAX_LINKS_DEFAULT;
+    if (!rt->cfg.max_links_per_agent)
+        rt->cfg.max_links_per_agent = HUB_RUNTIME_MAX_LINKS_PER_AGENT_DEFAULT;
     rt->tcp_host = strdup(cfg->tcp_host ? cfg->tcp_host : "127.0.0.1");
     int e = hub_agents_init(rt);
     if (!rt->tcp_host || !rt->links) {

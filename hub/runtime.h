@@ -25,12 +25,33 @@ struct lws_protocols;
 
 typedef struct hub_runtime hub_runtime_t;
 
+/* Agent links: each holds two 256 KiB buffers (the link's and lws's) and at
+ * most ~1.3 MiB of queued replies before it stops reading (docs/security.md
+ * has the arithmetic), so the total cap bounds their memory. */
+#define HUB_RUNTIME_MAX_LINKS_DEFAULT 1024u
+#define HUB_RUNTIME_MAX_LINKS_PER_AGENT_DEFAULT 16u
+/* Public TCP connections: hub-wide (fits the 8,192 descriptors `serve`
+ * sets, two per connection on a hub whose agents run elsewhere: the client
+ * socket, plus lws's share), per tunnel, per workspace (a third of the hub,
+ * so one tenant cannot fill it), per client address per tunnel. */
+#define HUB_RUNTIME_MAX_CONNS_DEFAULT 3000u
+#define HUB_RUNTIME_MAX_CONNS_PER_TUNNEL_DEFAULT 1024u
+#define HUB_RUNTIME_MAX_CONNS_PER_WS_DEFAULT 1000u
+#define HUB_RUNTIME_MAX_CONNS_PER_CLIENT_DEFAULT 64u
+/* Seconds a public TCP connection may stay idle (no byte either way). */
+#define HUB_RUNTIME_TCP_IDLE_TIMEOUT_DEFAULT 3600u
+
 typedef struct hub_runtime_config {
     hub_store_t *store;            /* borrowed */
     const hub_keypair_t *keypair;  /* borrowed: the hub's channel key */
     const char *tcp_host;          /* address public TCP ports bind to */
     unsigned max_conns;            /* public connections at once, all tunnels; default 3000 */
     unsigned max_conns_per_tunnel; /* default 1024 */
+    unsigned max_conns_per_ws;     /* ... to one workspace's tunnels; default 1000 */
+    unsigned max_conns_per_client; /* ... from one client address (IPv6 /64) per tunnel; 64 */
+    unsigned tcp_idle_timeout_s;   /* idle public connections are closed; 0 = never */
+    unsigned max_links;            /* agent links at once, any state; default 1024 */
+    unsigned max_links_per_agent;  /* admitted links of one agent; default 16 */
 } hub_runtime_config_t;
 
 hub_runtime_t *hub_runtime_new(const hub_runtime_config_t *cfg, char *err, size_t errlen);

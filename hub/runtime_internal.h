@@ -42,6 +42,7 @@ typedef struct listener {
     int paused;
     int closing;
     unsigned conns;
+    struct edge_conn *conn_head; /* its live public connections */
 } listener_t;
 
 struct hub_runtime {
@@ -55,6 +56,8 @@ struct hub_runtime {
     listener_t *listeners;
     unsigned online;
     unsigned conns;
+    uint64_t refused;        /* public connections refused since the last log line */
+    uint64_t refused_log_at; /* ms of that line */
 };
 
 /* ---- agents.c: the agent endpoint and the registry of links ---- */
@@ -87,6 +90,8 @@ void hub_edge_tcp_sync_agent(hub_runtime_t *rt, const char *agent_id,
                              const hub_tunnel_list_t *list);
 /* Closes every listener (shutdown); frees listeners lws never closed. */
 void hub_edge_tcp_close_all(hub_runtime_t *rt);
+/* Public connections open to the workspace's tunnels. */
+unsigned hub_edge_tcp_ws_conns(const hub_runtime_t *rt, const char *workspace_id);
 void hub_edge_tcp_free_all(hub_runtime_t *rt);
 
 #endif

@@ -8,13 +8,18 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <libwebsockets.h>
 
 #include "cn_err.h"
+#include "cn_link.h"
 #include "cn_log.h"
 #include "cn_pipe.h"
 #include "http.h"
+#include "hub_time.h"
+#include "ratelimit.h"
 #include "runtime.h"
 #include "tunnels.h"
 
@@ -36,7 +41,44 @@ struct hub_server {
     lws_sorted_usec_list_t expiry_sul;
     struct lws *listen_wsi;
     int port;
+    hub_ratelimit_t *conn_limiter; /* per-address new connections; NULL = unlimited */
+    int64_t conn_log_at;           /* last "refused" line, for log rate limiting */
+    uint64_t conn_refused;         /* refused since that line */
 };
+
+/* The per-address key of a peer (IPv6 per /64, see cn_link_addr_key()). */
+static void peer_key(const struct sockaddr_storage *ss, char key[static CN_LINK_ADDR_KEY_SIZE])
+{
+    char addr[INET6_ADDRSTRLEN] = "?";
+    if (ss->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, addr, sizeof(addr));
+    else if (ss->ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, addr, sizeof(addr));
+    cn_link_addr_key(addr, key);
+}
+
+/* Whether `ss` may open another connection now (per-address rate). Logs
+ * refusals at most once a second, with how many were dropped. */
+static bool conn_allowed(hub_server_t *s, const struct sockaddr_storage *ss)
+{
+    if (!s->conn_limiter)
+        return true;
+    char key[CN_LINK_ADDR_KEY_SIZE];
+    peer_key(ss, key);
+    int64_t now = hub_time_now_ms(NULL);
+    hub_ratelimit_result_t r =
+        hub_ratelimit_check(s->conn_limiter, key, strlen(key), s->cfg.conn_rate, now);
+    if (r.allowed)
+        return true;
+    s->conn_refused++;
+    if (now - s->conn_log_at >= 1000) {
+        cn_log_warn("api: %llu new connection(s) refused, over %u a minute from %s",
+                    (unsigned long long)s->conn_refused, s->cfg.conn_rate, key);
+        s->conn_log_at = now;
+        s->conn_refused = 0;
+    }
+    return false;
+}
 
 /* lws's own log lines go through ours at debug level only: in 4.1 most of
  * its "errors" are about bad input from clients, and the failures that
@@ -63,11 +105,17 @@ static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         return 0;
     int lfd = lws_get_socket_fd(wsi);
     for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE)
                 cn_log_warn("api: out of file descriptors, connection left queued");
             break;
+        }
+        if (!conn_allowed(s, &ss)) {
+            cn_sock_reset(fd); /* RST: no lws state, no half-open socket left behind */
+            continue;
         }
         /* Closes fd itself on failure. */
         if (!lws_adopt_socket_vhost(s->vhost, fd))
@@ -156,6 +204,16 @@ hub_server_t *hub_server_new(const hub_server_config_t *cfg, char *err, size_t e
     s->http_cfg.handler = hub_api_handle;
     s->http_cfg.ctx = cfg->api;
     s->rt = cfg->runtime;
+    if (cfg->conn_rate) {
+        /* One slot per recently seen address; evicting the least indebted
+         * under pressure keeps the throttled ones throttled. */
+        s->conn_limiter = hub_ratelimit_new(65536, HUB_RATELIMIT_WINDOW_MS);
+        if (!s->conn_limiter) {
+            snprintf(err, errlen, "out of memory");
+            free(s);
+            return NULL;
+        }
+    }
     build_protocols(s);
 
     lws_set_log_level(cn_log_get_level() >= CN_LOG_DEBUG ? LLL_ERR | LLL_WARN | LLL_NOTICE : 0,
@@ -244,5 +302,6 @@ void hub_server_free(hub_server_t *s)
         lws_sul_cancel(&s->expiry_sul);
         lws_context_destroy(s->ctx);
     }
+    hub_ratelimit_free(s->conn_limiter);
     free(s);
 }

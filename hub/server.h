@@ -19,6 +19,10 @@
 
 /* How often the TTL reaper looks for expired tunnels. */
 #define HUB_SERVER_EXPIRY_PERIOD_MS 1000
+/* New connections per client address (IPv6: per /64) per minute on the
+ * API/agent port: a CLI or an agent opens a few; 600 with GCRA's burst
+ * leaves any script room while one address cannot churn sockets. */
+#define HUB_SERVER_CONN_RATE_DEFAULT 600u
 
 typedef struct hub_server_config {
     const char *listen_host; /* IP literal */
@@ -30,6 +34,9 @@ typedef struct hub_server_config {
     /* The agent endpoint and public TCP edge, whose protocols the vhost
      * serves. Borrowed; freed by the caller after hub_server_free(). */
     hub_runtime_t *runtime;
+    /* New connections per address per minute (0 = unlimited): over it the
+     * connection is reset at accept, before lws sees a byte. */
+    unsigned conn_rate;
 } hub_server_config_t;
 
 typedef struct hub_server hub_server_t;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PIPE_PROTOCOL "cn-pipe"
@@ -43,6 +44,8 @@ struct cn_pipe {
     int aborted;                      /* the stream ended without the peer's FIN: RST the socket */
     lws_sorted_usec_list_t sul_write; /* deferred writable request, see want_write() */
     lws_sorted_usec_list_t sul_open;  /* hub: deadline for the peer's answer to our OPEN */
+    lws_sorted_usec_list_t sul_idle;  /* idle timeout, see cn_pipe_config_t */
+    uint64_t last_active_ms;          /* last byte moved either way */
     int err;
     uint64_t up, down;
 };
@@ -55,9 +58,42 @@ static void maybe_free(cn_pipe_t *p)
         return;
     lws_sul_cancel(&p->sul_write);
     lws_sul_cancel(&p->sul_open);
+    lws_sul_cancel(&p->sul_idle);
     if (p->cfg.done)
         p->cfg.done(p->cfg.ctx, p, p->err);
     free(p);
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void idle_check(lws_sorted_usec_list_t *sul)
+{
+    cn_pipe_t *p = lws_container_of(sul, cn_pipe_t, sul_idle);
+    if (p->stream_done || p->sock_done || !p->wsi)
+        return;
+    uint64_t idle = mono_ms() - p->last_active_ms;
+    if (idle < p->cfg.idle_timeout_ms) {
+        lws_sul_schedule(lws_get_context(p->wsi), 0, &p->sul_idle, idle_check,
+                         (lws_usec_t)(p->cfg.idle_timeout_ms - idle) * LWS_US_PER_MS);
+        return;
+    }
+    cn_log_info("pipe %u: idle for %llu ms, closed", p->id, (unsigned long long)idle);
+    p->err = CN_ETIMEOUT;
+    cn_pipe_abort(p, CN_RST_CANCEL);
+}
+
+/* Starts the idle clock once bytes may flow. */
+static void idle_start(cn_pipe_t *p)
+{
+    p->last_active_ms = mono_ms();
+    if (p->cfg.idle_timeout_ms && p->wsi)
+        lws_sul_schedule(lws_get_context(p->wsi), 0, &p->sul_idle, idle_check,
+                         (lws_usec_t)p->cfg.idle_timeout_ms * LWS_US_PER_MS);
 }
 
 /* Makes the next close() of fd send RST instead of FIN. */
@@ -149,6 +185,7 @@ static int pipe_read(cn_pipe_t *p)
         if (n > 0) {
             cn_mux_write_commit(p->mux, p->id, (size_t)n);
             p->up += (uint64_t)n;
+            p->last_active_ms = mono_ms();
             if ((size_t)n < space && p->drain_fd < 0)
                 break; /* drained for now; POLLIN says when there is more */
             continue;
@@ -195,6 +232,7 @@ static int pipe_write(cn_pipe_t *p)
         ssize_t n = send(fd, src, len, MSG_NOSIGNAL);
         if (n > 0) {
             p->down += (uint64_t)n;
+            p->last_active_ms = mono_ms();
             cn_mux_consume(p->mux, p->id, (size_t)n);
             if ((size_t)n < len) {
                 want_write(p);
@@ -237,6 +275,7 @@ static int dial_finished(cn_pipe_t *p)
         return -1;
     }
     p->attached = 1;
+    idle_start(p);
     set_rx(p, 1);
     cn_link_flush(p->link);
     return 0;
@@ -263,6 +302,7 @@ static int pipe_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         lws_set_opaque_user_data(wsi, NULL);
         lws_sul_cancel(&p->sul_write);
         lws_sul_cancel(&p->sul_open);
+        lws_sul_cancel(&p->sul_idle);
         p->wsi = NULL;
         if (!p->stream_done && p->attached && p->wr_shut && !p->rd_eof && !p->err) {
             /* POLLHUP while we were not reading (no stream credit): both
@@ -327,6 +367,7 @@ static void op_accepted(void *self)
     cn_pipe_t *p = self;
     lws_sul_cancel(&p->sul_open);
     p->attached = 1;
+    idle_start(p);
     set_rx(p, 1);
 }
 
@@ -465,6 +506,12 @@ static struct lws *adopt(struct lws_vhost *vh, int fd, cn_pipe_t *p)
     lws_set_opaque_user_data(wsi, p);
     p->wsi = wsi;
     return wsi;
+}
+
+void cn_sock_reset(int fd)
+{
+    sock_linger0(fd);
+    close(fd);
 }
 
 int cn_sock_tune(int fd)

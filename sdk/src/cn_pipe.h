@@ -68,6 +68,10 @@ typedef struct cn_pipe_config {
      * RST (done gets CN_ETIMEOUT), so a frozen agent never holds clients.
      * 0 = CN_PIPE_OPEN_TIMEOUT_MS. */
     uint32_t open_timeout_ms;
+    /* Once attached: when no byte moved either way for this many ms, the
+     * pipe is aborted (socket RST, stream reset with CN_RST_CANCEL; done
+     * gets CN_ETIMEOUT). 0 = never. */
+    uint32_t idle_timeout_ms;
 } cn_pipe_config_t;
 
 /* The lws protocol entry for pipe sockets (raw-file role). */
@@ -103,6 +107,9 @@ uint64_t cn_pipe_bytes_down(const cn_pipe_t *pipe);
 /* Socket helpers shared by listeners: non-blocking, close-on-exec,
  * TCP_NODELAY. 0 or CN_EIO. */
 int cn_sock_tune(int fd);
+/* Closes fd with RST (SO_LINGER 0): a refused client learns at once and
+ * no TIME_WAIT or half-open state stays behind. */
+void cn_sock_reset(int fd);
 /* A non-blocking listening TCP socket on host:port (port 0 = any) with
  * SO_REUSEADDR and the given backlog, bound to exactly that address (an
  * IPv6 address with IPV6_V6ONLY); returns the fd or a negative CN_E*

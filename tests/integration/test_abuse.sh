@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# User story: a shared hub faces an authenticated but hostile agent and
+# anonymous attackers before authentication. Each attack runs against a real
+# hub and must leave it bounded in memory and time, while a real agent still
+# gets in:
+#  - an enrolled agent floods OPEN frames and never reads: the hub stops
+#    reading it, its RSS stays under 64 MiB above the baseline, and the link
+#    is closed once it read nothing for 10 s (main: >700 MiB after 12 s, never
+#    closed);
+#  - a slowloris handshake (one byte every 4 s) is cut at the minimum rate
+#    (2 s), a faster trickle at the absolute 5 s deadline;
+#  - 1,000 silent sockets plus slow-handshake and slow-header attackers: a real
+#    agent still connects (time measured and printed);
+#  - one address opening connections too fast is refused at accept, and
+#    repeated 401s turn into 429 without a token check.
+source "$(dirname "$0")/lib.sh"
+AT=$SRC/tests/integration/abusetool.py
+ABUSE=$BUILD/tests/abuse_agent
+[ -x "$ABUSE" ] || fail "build tests/tools/abuse_agent first"
+
+hub_init
+# --conn-rate is lowered so that the burst step stays short; the silent
+# sockets come from other loopback addresses than the real agent's.
+hub_start --conn-rate 300
+rss() { awk '/VmRSS/{print $2}' "/proc/$HUB_PID/status"; }
+ms() { echo $(($(date +%s%N) / 1000000)); }
+
+step "OPEN flood from an authenticated agent that never reads"
+agent_enroll evil
+BASE=$(rss)
+"$ABUSE" flood 127.0.0.1 "$HUB_PORT" "$WORK/evil.json" 20 >"$WORK/flood.out" 2>"$WORK/flood.log" &
+FLOOD=$!
+PIDS+=($FLOOD)
+PEAK=$BASE
+for _ in $(seq 1 40); do
+    kill -0 "$FLOOD" 2>/dev/null || break
+    r=$(rss)
+    [ "$r" -gt "$PEAK" ] && PEAK=$r
+    sleep 0.5
+done
+wait "$FLOOD" || fail "the flooding agent did not get in: $(cat "$WORK/flood.log")"
+cat "$WORK/flood.out"
+GROWTH=$(((PEAK - BASE) / 1024))
+echo "   hub RSS: baseline $((BASE / 1024)) MiB, peak $((PEAK / 1024)) MiB (+$GROWTH MiB)"
+[ "$GROWTH" -lt 64 ] || fail "hub RSS grew by $GROWTH MiB under an OPEN flood (bound: 64 MiB)"
+[ "$(json_get closed <"$WORK/flood.out")" = True ] || fail "the hub never closed the flooding link"
+grep -q "peer read nothing for" "$WORK/hub.log" || fail "the hub did not say why it closed the link"
+FLOOD_MS=$(json_get ms <"$WORK/flood.out")
+[ "$FLOOD_MS" -lt 16000 ] || fail "the flooding link lived $FLOOD_MS ms (bound: 10 s + slack)"
+
+step "slowloris handshakes are cut: one byte every 4 s at 2 s, 60 bytes/s at 5 s"
+SLOW=$("$PY" "$AT" slow 127.0.0.1 "$HUB_PORT" 0.25)
+echo "   1 byte/4 s: dropped after $SLOW ms"
+[ "$SLOW" -ge 1900 ] && [ "$SLOW" -le 3000 ] || fail "slowloris held its slot $SLOW ms (want ~2 s)"
+FAST=$("$PY" "$AT" slow 127.0.0.1 "$HUB_PORT" 60)
+echo "   60 bytes/s: dropped after $FAST ms"
+[ "$FAST" -ge 4900 ] && [ "$FAST" -le 6000 ] || fail "a trickle held its slot $FAST ms (want 5 s)"
+
+step "1,000 silent sockets plus slow attackers: a real agent still connects"
+agent_enroll good
+GOOD=$AGENT_ID
+bg silent "$PY" "$AT" silent 127.0.0.1 "$HUB_PORT" 1000 10
+wait_for 30 "1,000 silent sockets" grep -q "^ready 1000" "$WORK/silent.log"
+bg slowhdr "$PY" "$AT" slowhdr 127.0.0.1 "$HUB_PORT" 200 127.0.0.20
+wait_for 10 "slow-header clients" grep -q "^ready" "$WORK/slowhdr.log"
+for i in $(seq 1 16); do
+    "$PY" "$AT" slow 127.0.0.1 "$HUB_PORT" 0.25 >/dev/null 2>&1 &
+    PIDS+=($!)
+done
+sleep 0.5
+T0=$(ms)
+bg good "$CLI_BIN" agent --config "$WORK/good.json"
+wait_for 10 "the real agent connects" grep -q "agent $GOOD connected" "$WORK/hub.log"
+T1=$(ms)
+echo "   a real agent connected in $((T1 - T0)) ms (process start included) under the attack"
+[ $((T1 - T0)) -lt 3000 ] || fail "the real agent needed $((T1 - T0)) ms to connect"
+curl -sf "$HUB_URL/api/v1/health" >/dev/null || fail "the API does not answer under the attack"
+
+step "one address opening connections too fast is refused at accept"
+read -r OK REFUSED < <("$PY" "$AT" burst 127.0.0.1 "$HUB_PORT" 500)
+echo "   500 connections from one address: $OK answered, $REFUSED refused"
+[ "$REFUSED" -gt 100 ] || fail "no per-address connection rate limit ($OK answered)"
+grep -q "new connection(s) refused, over 300 a minute from 127.0.0.1" "$WORK/hub.log" ||
+    fail "the refusals were not logged"
+
+step "repeated 401s from one address turn into 429, and the log stays short"
+CODES=$(for _ in $(seq 1 60); do
+    curl -s -o /dev/null -w '%{http_code}\n' --interface 127.0.0.30 \
+        -H "Authorization: Bearer cnt_nope" "$HUB_URL/api/v1/tunnels"
+done | sort | uniq -c | tr '\n' ' ')
+echo "   60 bad tokens: $CODES"
+grep -q " 429" <<<"$CODES" || fail "failed authentications are not limited: $CODES"
+grep -q " 401" <<<"$CODES" || fail "no 401 before the limit: $CODES"
+LINES=$(grep -c "peer 127.0.0.30" "$WORK/hub.log" || true)
+[ "$LINES" -le 40 ] || fail "$LINES log lines for 60 refused requests"
+echo "PASS"
