@@ -5,6 +5,7 @@
 
 #include "cn_log.h"
 #include "daemon.h"
+#include "cn_time.h"
 
 #include <jansson.h>
 #include <string.h>
@@ -26,13 +27,6 @@ static void on_hello(void *ctx, agent_daemon_t *d, const json_t *hello)
                           "tunnels", (json_int_t)agent_daemon_tunnels(d)->count);
     out_json(o);
     json_decref(o);
-}
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 int cmd_agent(int argc, char **argv)
@@ -87,8 +81,8 @@ int cmd_agent(int argc, char **argv)
     cn_log_info("agent %.8s: stopping (%zu stream%s open)", cfg.agent_id, agent_daemon_streams(d),
                 agent_daemon_streams(d) == 1 ? "" : "s");
     agent_daemon_stop(d);
-    uint64_t until = mono_ms() + 3000;
-    while (!agent_daemon_idle(d) && mono_ms() < until && !cli_force)
+    uint64_t until = cn_time_mono_ms() + 3000;
+    while (!agent_daemon_idle(d) && cn_time_mono_ms() < until && !cli_force)
         agent_daemon_service(d);
     agent_daemon_free(d);
     agent_config_wipe(&cfg);

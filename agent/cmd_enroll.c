@@ -14,6 +14,7 @@
 #include "cn_log.h"
 #include "daemon.h"
 #include "parse.h"
+#include "cn_time.h"
 
 #include <jansson.h>
 #include <sodium.h>
@@ -59,13 +60,6 @@ static void on_down(void *ctx, agent_daemon_t *d, int err, const char *why, bool
     s->established = established;
     s->err = err;
     snprintf(s->why, sizeof(s->why), "%s", why ? why : "connection closed");
-}
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* Reads the token from stdin ("--token -"): one line, at most what fits. */
@@ -204,8 +198,8 @@ int cmd_enroll(int argc, char **argv)
         cli_fail("%s", err);
         goto out;
     }
-    uint64_t deadline = mono_ms() + timeout * 1000;
-    while (!st.done && !st.down && !cli_stop && mono_ms() < deadline)
+    uint64_t deadline = cn_time_mono_ms() + timeout * 1000;
+    while (!st.done && !st.down && !cli_stop && cn_time_mono_ms() < deadline)
         if (agent_daemon_service(d) < 0)
             break;
 
@@ -260,8 +254,8 @@ int cmd_enroll(int argc, char **argv)
 out:
     if (d) {
         agent_daemon_stop(d);
-        uint64_t until = mono_ms() + 2000;
-        while (!agent_daemon_idle(d) && mono_ms() < until)
+        uint64_t until = cn_time_mono_ms() + 2000;
+        while (!agent_daemon_idle(d) && cn_time_mono_ms() < until)
             agent_daemon_service(d);
         agent_daemon_free(d);
     }

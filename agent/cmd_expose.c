@@ -9,6 +9,7 @@
 #include "cn_log.h"
 #include "daemon.h"
 #include "parse.h"
+#include "cn_time.h"
 
 #include <jansson.h>
 #include <string.h>
@@ -39,13 +40,6 @@ static void on_tunnels(void *ctx, agent_daemon_t *d)
         s->active = true;
     else if (!strcmp(t->status, "expired"))
         s->expired = true;
-}
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* Prints the tunnel as the hub now describes it (falling back to what the
@@ -234,8 +228,8 @@ int cmd_expose(int argc, char **argv)
 cleanup:
     if (d) {
         agent_daemon_stop(d);
-        uint64_t until = mono_ms() + 3000;
-        while (!agent_daemon_idle(d) && mono_ms() < until && !cli_force)
+        uint64_t until = cn_time_mono_ms() + 3000;
+        while (!agent_daemon_idle(d) && cn_time_mono_ms() < until && !cli_force)
             agent_daemon_service(d);
         agent_daemon_free(d);
         d = NULL;

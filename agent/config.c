@@ -5,30 +5,17 @@
 #include "cn_api.h"
 #include "cn_err.h"
 #include "parse.h"
+#include "cn_errmsg.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static int fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 int agent_config_path(const char *flag, char *out, size_t outlen, char *err, size_t errlen)
 {
@@ -37,15 +24,16 @@ int agent_config_path(const char *flag, char *out, size_t outlen, char *err, siz
         p = getenv("CONNECT_CONFIG");
     if (p && *p) {
         if ((size_t)snprintf(out, outlen, "%s", p) >= outlen)
-            return fail(CN_EINVAL, err, errlen, "the config path is too long");
+            return cn_errf(CN_EINVAL, err, errlen, "the config path is too long");
         return 0;
     }
     const char *home = getenv("HOME");
     if (!home || !*home)
-        return fail(CN_EINVAL, err, errlen,
-                    "HOME is not set: give the config file with --config FILE or CONNECT_CONFIG");
+        return cn_errf(
+            CN_EINVAL, err, errlen,
+            "HOME is not set: give the config file with --config FILE or CONNECT_CONFIG");
     if ((size_t)snprintf(out, outlen, "%s/.config/connect/config.json", home) >= outlen)
-        return fail(CN_EINVAL, err, errlen, "the config path is too long");
+        return cn_errf(CN_EINVAL, err, errlen, "the config path is too long");
     return 0;
 }
 
@@ -73,7 +61,7 @@ static bool get_str(json_t *doc, const char *key, char *out, size_t outlen, cons
         return true;
     const char *s = json_string_value(v);
     if (!s || strlen(s) >= outlen || !printable(s)) {
-        fail(CN_EINVAL, err, errlen, "%s: \"%s\" is not a valid value", path, key);
+        cn_errf(CN_EINVAL, err, errlen, "%s: \"%s\" is not a valid value", path, key);
         return false;
     }
     memcpy(out, s, strlen(s) + 1);
@@ -94,37 +82,39 @@ int agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t e
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT)
-            return fail(CN_ENOTFOUND, err, errlen, "%s does not exist", path);
+            return cn_errf(CN_ENOTFOUND, err, errlen, "%s does not exist", path);
         if (errno == ELOOP)
-            return fail(CN_EAUTH, err, errlen, "%s is a symbolic link; refusing to read it", path);
-        return fail(CN_EIO, err, errlen, "cannot open %s: %s", path, strerror(errno));
+            return cn_errf(CN_EAUTH, err, errlen, "%s is a symbolic link; refusing to read it",
+                           path);
+        return cn_errf(CN_EIO, err, errlen, "cannot open %s: %s", path, strerror(errno));
     }
     if (fstat(fd, &sb) < 0) {
-        rc = fail(CN_EIO, err, errlen, "cannot stat %s: %s", path, strerror(errno));
+        rc = cn_errf(CN_EIO, err, errlen, "cannot stat %s: %s", path, strerror(errno));
         goto out;
     }
     if (!S_ISREG(sb.st_mode)) {
-        rc = fail(CN_EINVAL, err, errlen, "%s is not a regular file", path);
+        rc = cn_errf(CN_EINVAL, err, errlen, "%s is not a regular file", path);
         goto out;
     }
     if (sb.st_uid != geteuid()) {
-        rc = fail(CN_EAUTH, err, errlen, "%s belongs to another user; refusing to read it", path);
+        rc =
+            cn_errf(CN_EAUTH, err, errlen, "%s belongs to another user; refusing to read it", path);
         goto out;
     }
     if (sb.st_mode & 077) {
-        rc = fail(CN_EAUTH, err, errlen,
-                  "%s is accessible by group or others (mode %03o); run: chmod 600 %s", path,
-                  (unsigned)(sb.st_mode & 0777), path);
+        rc = cn_errf(CN_EAUTH, err, errlen,
+                     "%s is accessible by group or others (mode %03o); run: chmod 600 %s", path,
+                     (unsigned)(sb.st_mode & 0777), path);
         goto out;
     }
     if (sb.st_size > AGENT_CONFIG_MAX_BYTES) {
-        rc = fail(CN_EINVAL, err, errlen, "%s is larger than 64 KiB", path);
+        rc = cn_errf(CN_EINVAL, err, errlen, "%s is larger than 64 KiB", path);
         goto out;
     }
     size = (size_t)sb.st_size;
     text = malloc(size + 1);
     if (!text) {
-        rc = fail(CN_ENOMEM, err, errlen, "out of memory");
+        rc = cn_errf(CN_ENOMEM, err, errlen, "out of memory");
         goto out;
     }
     while (got < size) {
@@ -132,7 +122,7 @@ int agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t e
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            rc = fail(CN_EIO, err, errlen, "cannot read %s", path);
+            rc = cn_errf(CN_EIO, err, errlen, "cannot read %s", path);
             goto out;
         }
         got += (size_t)n;
@@ -140,15 +130,15 @@ int agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t e
     doc = json_loadb(text, size, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(doc)) {
         if (doc)
-            rc = fail(CN_EINVAL, err, errlen, "%s is not a JSON object", path);
+            rc = cn_errf(CN_EINVAL, err, errlen, "%s is not a JSON object", path);
         else
-            rc = fail(CN_EINVAL, err, errlen, "%s is not valid JSON (line %d: %s)", path, jerr.line,
-                      jerr.text);
+            rc = cn_errf(CN_EINVAL, err, errlen, "%s is not valid JSON (line %d: %s)", path,
+                         jerr.line, jerr.text);
         goto out;
     }
     json_t *ver = json_object_get(doc, "version");
     if (ver && (!json_is_integer(ver) || json_integer_value(ver) != 1)) {
-        rc = fail(CN_EINVAL, err, errlen, "%s: unsupported config version", path);
+        rc = cn_errf(CN_EINVAL, err, errlen, "%s: unsupported config version", path);
         goto out;
     }
     if (!get_str(doc, "hub", cfg->hub, sizeof(cfg->hub), path, err, errlen) ||
@@ -160,20 +150,20 @@ int agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t e
         !get_str(doc, "hubKey", hub_key, sizeof(hub_key), path, err, errlen))
         goto bad;
     if (cfg->hub[0] && cn_api_parse_url(cfg->hub, &u, why, sizeof(why)) < 0) {
-        fail(CN_EINVAL, err, errlen, "%s: \"hub\": %s", path, why);
+        cn_errf(CN_EINVAL, err, errlen, "%s: \"hub\": %s", path, why);
         goto bad;
     }
     if (cfg->agent_id[0] && !agent_is_uuid(cfg->agent_id)) {
-        fail(CN_EINVAL, err, errlen, "%s: \"agentId\" is not a UUID", path);
+        cn_errf(CN_EINVAL, err, errlen, "%s: \"agentId\" is not a UUID", path);
         goto bad;
     }
     if (agent_key[0] || hub_key[0]) {
         if (agent_key_from_b64(agent_key, cfg->agent_sk) < 0) {
-            fail(CN_EINVAL, err, errlen, "%s: \"agentKey\" is not a base64 X25519 key", path);
+            cn_errf(CN_EINVAL, err, errlen, "%s: \"agentKey\" is not a base64 X25519 key", path);
             goto bad;
         }
         if (agent_key_from_b64url(hub_key, cfg->hub_pk) < 0) {
-            fail(CN_EINVAL, err, errlen, "%s: \"hubKey\" is not a base64url X25519 key", path);
+            cn_errf(CN_EINVAL, err, errlen, "%s: \"hubKey\" is not a base64url X25519 key", path);
             goto bad;
         }
         cfg->have_keys = true;
@@ -208,11 +198,11 @@ static int make_parents(const char *path, char *err, size_t errlen)
             continue;
         *p = '\0';
         if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-            return fail(CN_EIO, err, errlen, "cannot create %s: %s", dir, strerror(errno));
+            return cn_errf(CN_EIO, err, errlen, "cannot create %s: %s", dir, strerror(errno));
         *p = '/';
     }
     if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-        return fail(CN_EIO, err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        return cn_errf(CN_EIO, err, errlen, "cannot create %s: %s", dir, strerror(errno));
     return 0;
 }
 
@@ -223,7 +213,7 @@ int agent_config_save(const char *path, const agent_config_t *cfg, char *err, si
     char *text = NULL;
     json_t *doc = NULL;
     if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp))
-        return fail(CN_EINVAL, err, errlen, "the config path is too long");
+        return cn_errf(CN_EINVAL, err, errlen, "the config path is too long");
     if ((rc = make_parents(path, err, errlen)) < 0)
         return rc;
     doc = json_pack("{s:i,s:s}", "version", 1, "hub", cfg->hub);
@@ -249,7 +239,8 @@ int agent_config_save(const char *path, const agent_config_t *cfg, char *err, si
     /* mkstemp creates the file 0600 whatever the umask. */
     fd = mkstemp(tmp);
     if (fd < 0) {
-        rc = fail(CN_EIO, err, errlen, "cannot create a file beside %s: %s", path, strerror(errno));
+        rc = cn_errf(CN_EIO, err, errlen, "cannot create a file beside %s: %s", path,
+                     strerror(errno));
         goto out;
     }
     size_t len = strlen(text), off = 0;
@@ -274,10 +265,10 @@ int agent_config_save(const char *path, const agent_config_t *cfg, char *err, si
     rc = 0;
     goto out;
 nomem:
-    rc = fail(CN_ENOMEM, err, errlen, "out of memory");
+    rc = cn_errf(CN_ENOMEM, err, errlen, "out of memory");
     goto out;
 io:
-    rc = fail(CN_EIO, err, errlen, "cannot write %s: %s", path, strerror(errno));
+    rc = cn_errf(CN_EIO, err, errlen, "cannot write %s: %s", path, strerror(errno));
 out:
     if (fd >= 0)
         close(fd);
@@ -317,36 +308,37 @@ int agent_config_resolve(const agent_common_t *c, unsigned need, agent_config_t 
     }
     if (hub) {
         if (strlen(hub) > AGENT_URL_MAX)
-            return fail(CN_EINVAL, err, errlen, "the hub URL is too long");
+            return cn_errf(CN_EINVAL, err, errlen, "the hub URL is too long");
         snprintf(cfg->hub, sizeof(cfg->hub), "%s", hub);
     }
     if (token) {
         if (strlen(token) > AGENT_TOKEN_MAX || !printable(token))
-            return fail(CN_EINVAL, err, errlen, "the API token is not valid");
+            return cn_errf(CN_EINVAL, err, errlen, "the API token is not valid");
         snprintf(cfg->token, sizeof(cfg->token), "%s", token);
     }
     if (cfg->hub[0]) {
         cn_api_url_t u;
         char why[128];
         if (cn_api_parse_url(cfg->hub, &u, why, sizeof(why)) < 0)
-            return fail(CN_EINVAL, err, errlen, "%s", why);
+            return cn_errf(CN_EINVAL, err, errlen, "%s", why);
     }
     if ((need & AGENT_NEED_AGENT) && (!cfg->agent_id[0] || !cfg->have_keys)) {
         agent_config_wipe(cfg);
-        return fail(CN_ENOTFOUND, err, errlen,
-                    "no enrolled agent in %s: run 'connect enroll --hub URL --token TOKEN' first",
-                    cfg->path);
+        return cn_errf(
+            CN_ENOTFOUND, err, errlen,
+            "no enrolled agent in %s: run 'connect enroll --hub URL --token TOKEN' first",
+            cfg->path);
     }
     if ((need & AGENT_NEED_HUB) && !cfg->hub[0]) {
         agent_config_wipe(cfg);
-        return fail(CN_ENOTFOUND, err, errlen,
-                    "no hub URL: pass --hub URL, set CONNECT_HUB, or run 'connect enroll'");
+        return cn_errf(CN_ENOTFOUND, err, errlen,
+                       "no hub URL: pass --hub URL, set CONNECT_HUB, or run 'connect enroll'");
     }
     if ((need & AGENT_NEED_TOKEN) && !cfg->token[0]) {
         agent_config_wipe(cfg);
-        return fail(CN_ENOTFOUND, err, errlen,
-                    "no API token: pass --token TOKEN, set CONNECT_TOKEN, or run 'connect "
-                    "enroll'");
+        return cn_errf(CN_ENOTFOUND, err, errlen,
+                       "no API token: pass --token TOKEN, set CONNECT_TOKEN, or run 'connect "
+                       "enroll'");
     }
     return 0;
 }

@@ -10,6 +10,7 @@
 #include "cn_mux.h"
 #include "cn_pipe.h"
 #include "parse.h"
+#include "cn_time.h"
 
 #include <jansson.h>
 #include <libwebsockets.h>
@@ -70,13 +71,6 @@ struct agent_daemon {
     agent_conn_t *conns;
     size_t nconns;
 };
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void connect_now(agent_daemon_t *d);
 
@@ -276,7 +270,7 @@ static void on_control(void *ctx, const uint8_t *payload, size_t len)
         }
         json_decref(empty);
         d->admitted = true;
-        d->admitted_at = mono_ms();
+        d->admitted_at = cn_time_mono_ms();
         cn_log_info("%s: connected to %s (%s, %zu tunnel%s)", d->who, d->hub_url,
                     cn_link_cipher(link) ? cn_link_cipher(link) : "?", d->tunnels.count,
                     d->tunnels.count == 1 ? "" : "s");
@@ -327,7 +321,7 @@ static void reconnect_cb(lws_sorted_usec_list_t *sul)
 static void link_down(agent_daemon_t *d, int err, const char *why)
 {
     bool admitted = d->admitted, established = d->established;
-    uint64_t up_ms = admitted ? mono_ms() - d->admitted_at : 0;
+    uint64_t up_ms = admitted ? cn_time_mono_ms() - d->admitted_at : 0;
     d->link = NULL;
     d->admitted = d->established = false;
     if (d->destroying)

@@ -2,26 +2,13 @@
 #include "parse.h"
 
 #include "cn_err.h"
+#include "cn_errmsg.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return CN_EINVAL;
-}
 
 static bool parse_port(const char *s, size_t len, uint16_t *port)
 {
@@ -69,12 +56,12 @@ int agent_parse_target(const char *s, char host[static AGENT_HOST_MAX + 1], uint
 {
     host[0] = '\0';
     if (!s || !*s)
-        return fail(err, errlen, "the target is empty (expected HOST:PORT or PORT)");
+        return cn_errf(CN_EINVAL, err, errlen, "the target is empty (expected HOST:PORT or PORT)");
     size_t len = strlen(s);
     /* A bare port means a service on this machine. */
     if (strspn(s, "0123456789") == len) {
         if (!parse_port(s, len, port))
-            return fail(err, errlen, "port must be between 1 and 65535");
+            return cn_errf(CN_EINVAL, err, errlen, "port must be between 1 and 65535");
         snprintf(host, AGENT_HOST_MAX + 1, "localhost");
         return 0;
     }
@@ -84,35 +71,39 @@ int agent_parse_target(const char *s, char host[static AGENT_HOST_MAX + 1], uint
     if (s[0] == '[') {
         const char *close = strchr(s, ']');
         if (!close)
-            return fail(err, errlen, "unterminated '[' in the target (expected [IPv6]:PORT)");
+            return cn_errf(CN_EINVAL, err, errlen,
+                           "unterminated '[' in the target (expected [IPv6]:PORT)");
         if (close[1] != ':')
-            return fail(err, errlen, "expected :PORT after the bracketed address");
+            return cn_errf(CN_EINVAL, err, errlen, "expected :PORT after the bracketed address");
         h = s + 1;
         hlen = (size_t)(close - h);
         colon = close + 1;
         if (hlen == 0 || hlen >= INET6_ADDRSTRLEN)
-            return fail(err, errlen, "the bracketed address is not an IPv6 address");
+            return cn_errf(CN_EINVAL, err, errlen, "the bracketed address is not an IPv6 address");
         char tmp[INET6_ADDRSTRLEN];
         memcpy(tmp, h, hlen);
         tmp[hlen] = '\0';
         struct in6_addr a6;
         if (inet_pton(AF_INET6, tmp, &a6) != 1)
-            return fail(err, errlen, "the bracketed address is not an IPv6 address");
+            return cn_errf(CN_EINVAL, err, errlen, "the bracketed address is not an IPv6 address");
     } else {
         colon = strrchr(s, ':');
         if (!colon)
-            return fail(err, errlen, "expected HOST:PORT or PORT");
+            return cn_errf(CN_EINVAL, err, errlen, "expected HOST:PORT or PORT");
         if (memchr(s, ':', (size_t)(colon - s)))
-            return fail(err, errlen, "put IPv6 addresses in brackets, e.g. [::1]:5432");
+            return cn_errf(CN_EINVAL, err, errlen,
+                           "put IPv6 addresses in brackets, e.g. [::1]:5432");
         h = s;
         hlen = (size_t)(colon - s);
         if (hlen == 0)
-            return fail(err, errlen, "the target has no host (expected HOST:PORT or PORT)");
+            return cn_errf(CN_EINVAL, err, errlen,
+                           "the target has no host (expected HOST:PORT or PORT)");
         if (!valid_name(h, hlen))
-            return fail(err, errlen, "the target's host is not a valid name or address");
+            return cn_errf(CN_EINVAL, err, errlen,
+                           "the target's host is not a valid name or address");
     }
     if (!parse_port(colon + 1, strlen(colon + 1), port))
-        return fail(err, errlen, "port must be between 1 and 65535");
+        return cn_errf(CN_EINVAL, err, errlen, "port must be between 1 and 65535");
     memcpy(host, h, hlen);
     host[hlen] = '\0';
     return 0;
@@ -137,26 +128,27 @@ int agent_split_enroll_token(const char *token, char secret[static AGENT_ENROLL_
     secret[0] = '\0';
     const char *dot = token ? strrchr(token, '.') : NULL;
     if (!token || !*token)
-        return fail(err, errlen, "the enrollment token is empty");
+        return cn_errf(CN_EINVAL, err, errlen, "the enrollment token is empty");
     if (!dot)
-        return fail(err, errlen,
-                    "this is not an enrollment token (expected cne_...<dot><hub key>, as "
-                    "returned by POST /api/v1/agents)");
+        return cn_errf(CN_EINVAL, err, errlen,
+                       "this is not an enrollment token (expected cne_...<dot><hub key>, as "
+                       "returned by POST /api/v1/agents)");
     size_t slen = (size_t)(dot - token);
     if (slen <= 4 || strncmp(token, "cne_", 4) != 0)
-        return fail(err, errlen,
-                    "this is not an enrollment token (it must start with cne_; API tokens "
-                    "(cnt_...) cannot enroll)");
+        return cn_errf(CN_EINVAL, err, errlen,
+                       "this is not an enrollment token (it must start with cne_; API tokens "
+                       "(cnt_...) cannot enroll)");
     if (slen > AGENT_ENROLL_SECRET_MAX)
-        return fail(err, errlen, "the enrollment token is too long");
+        return cn_errf(CN_EINVAL, err, errlen, "the enrollment token is too long");
     for (size_t i = 4; i < slen; i++)
         if (!b64url_char(token[i]))
-            return fail(err, errlen, "the enrollment token has a character that is not allowed");
+            return cn_errf(CN_EINVAL, err, errlen,
+                           "the enrollment token has a character that is not allowed");
     const char *key = dot + 1;
     if (strlen(key) != AGENT_KEY_B64URL_LEN || agent_key_from_b64url(key, hub_pk) < 0)
-        return fail(err, errlen,
-                    "the enrollment token's hub key (after the last '.') is not 43 base64url "
-                    "characters; was the token cut short?");
+        return cn_errf(CN_EINVAL, err, errlen,
+                       "the enrollment token's hub key (after the last '.') is not 43 base64url "
+                       "characters; was the token cut short?");
     memcpy(secret, token, slen);
     secret[slen] = '\0';
     return 0;

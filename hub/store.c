@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "cn_err.h"
+#include "cn_errmsg.h"
 
 /* ---- handle ------------------------------------------------------------ */
 
@@ -32,15 +33,9 @@ int hub_store_fail(hub_store_t *st, int rc, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(st->errmsg, sizeof(st->errmsg), fmt, ap);
+    rc = cn_verrf(rc, st->errmsg, sizeof(st->errmsg), fmt, ap);
     va_end(ap);
     return rc;
-}
-
-static void set_err(char *err, size_t errlen, const char *msg)
-{
-    if (err && errlen)
-        snprintf(err, errlen, "%s", msg);
 }
 
 int hub_store_open(const hub_store_options_t *opt, hub_store_t **out, char *err, size_t errlen)
@@ -48,20 +43,17 @@ int hub_store_open(const hub_store_options_t *opt, hub_store_t **out, char *err,
     if (out)
         *out = NULL;
     if (!opt || !out || !opt->path || !*opt->path || !opt->secret_key) {
-        set_err(err, errlen, "hub_store_open: path and secret key are required");
-        return CN_EINVAL;
+        return cn_errf(CN_EINVAL, err, errlen, "hub_store_open: path and secret key are required");
     }
     if (hub_secrets_init() < 0) {
-        set_err(err, errlen, "cannot initialise libsodium");
-        return CN_ECRYPTO;
+        return cn_errf(CN_ECRYPTO, err, errlen, "cannot initialise libsodium");
     }
     if (!strncmp(opt->path, "postgres://", 11) || !strncmp(opt->path, "postgresql://", 13)) {
-        set_err(err, errlen, "PostgreSQL is not supported by this build; use a SQLite file path");
-        return CN_EUNKNOWN;
+        return cn_errf(CN_EUNKNOWN, err, errlen,
+                       "PostgreSQL is not supported by this build; use a SQLite file path");
     }
     if (!strcmp(opt->path, ":memory:") || !strncmp(opt->path, "file:", 5)) {
-        set_err(err, errlen, "the hub database must be a plain file path");
-        return CN_EINVAL;
+        return cn_errf(CN_EINVAL, err, errlen, "the hub database must be a plain file path");
     }
     hub_store_t *st = NULL;
     int rc = hub_store_sqlite_open(opt, &st, err, errlen);

@@ -9,6 +9,7 @@
 #include "cn_frame.h"
 #include "cn_log.h"
 #include "cn_wsc.h"
+#include "cn_time.h"
 
 #include <libwebsockets.h>
 #include <netinet/in.h>
@@ -89,13 +90,6 @@ struct cn_link {
     lws_sorted_usec_list_t sul_tick;
 };
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void timing_defaults(cn_link_timing_t *t)
 {
     if (!t->ping_interval_ms)
@@ -131,7 +125,7 @@ static cn_link_t *link_new(struct lws_context *context, int is_client)
      * plaintext than it carried; the frame remainder is below one frame. */
     cn_buf_init(&l->plain, CN_LINK_LWS_BUF + CN_FRAME_HEADER + CN_FRAME_MAX_PAYLOAD, 0);
     cn_buf_init(&l->hs_out, 16 * 1024, 0);
-    l->last_rx_ms = l->last_tx_ms = now_ms();
+    l->last_rx_ms = l->last_tx_ms = cn_time_mono_ms();
     if (!l->tx || !l->dec) {
         free(l->tx);
         cn_frame_decoder_free(l->dec);
@@ -275,7 +269,7 @@ static int link_rx(cn_link_t *l, const uint8_t *in, size_t len)
 {
     if (l->state != LINK_HANDSHAKE && l->state != LINK_ESTABLISHED)
         return 0;
-    l->last_rx_ms = now_ms();
+    l->last_rx_ms = cn_time_mono_ms();
     size_t before = l->plain.len;
     cn_chan_set_now(l->chan, l->last_rx_ms);
     int rc = cn_chan_feed(l->chan, in, len, &l->plain, &l->hs_out);
@@ -327,7 +321,7 @@ static int wsc_event(void *user, const cn_wsc_event_t *ev)
         return ev->len ? link_rx(l, ev->data, ev->len) : 0;
     case CN_WSC_EV_PING:
     case CN_WSC_EV_PONG:
-        l->last_rx_ms = now_ms();
+        l->last_rx_ms = cn_time_mono_ms();
         return 0;
     case CN_WSC_EV_CLOSE:
         link_fail(l, CN_ECLOSED, "hub closed the WebSocket");
@@ -351,7 +345,7 @@ static size_t fill_records(cn_link_t *l, uint8_t *out, size_t cap)
     }
     if (l->state != LINK_ESTABLISHED)
         return 0;
-    cn_chan_set_now(l->chan, now_ms());
+    cn_chan_set_now(l->chan, cn_time_mono_ms());
     while (cap - off > CN_CHAN_HEADER + CN_CHAN_TAG + CN_FRAME_HEADER + 64) {
         size_t room = cap - off - CN_CHAN_HEADER - CN_CHAN_TAG;
         if (room > CN_CHAN_MAX_PLAINTEXT)
@@ -387,7 +381,7 @@ static int link_writeable(cn_link_t *l)
             const uint8_t *req = cn_wsc_request(l->wsc, &n);
             memcpy(l->tx + LWS_PRE, req, n);
             l->upgrade_sent = 1;
-            l->last_tx_ms = now_ms();
+            l->last_tx_ms = cn_time_mono_ms();
             return lws_write(l->wsi, l->tx + LWS_PRE, n, LWS_WRITE_RAW) < (int)n ? -1 : 0;
         }
         if (cn_wsc_pending_len(l->wsc)) {
@@ -415,7 +409,7 @@ static int link_writeable(cn_link_t *l)
         }
         if (rc < 0)
             return -1;
-        l->last_tx_ms = now_ms();
+        l->last_tx_ms = cn_time_mono_ms();
     }
     if (l->hs_out.len || (l->state == LINK_ESTABLISHED && cn_mux_has_output(l->mux)))
         lws_callback_on_writable(l->wsi);
@@ -439,7 +433,7 @@ void cn_link_flush(cn_link_t *link)
 static void tick_cb(lws_sorted_usec_list_t *sul)
 {
     cn_link_t *l = lws_container_of(sul, cn_link_t, sul_tick);
-    uint64_t now = now_ms();
+    uint64_t now = cn_time_mono_ms();
     if (l->state == LINK_CLOSING)
         return;
     if (l->state != LINK_ESTABLISHED) {
@@ -491,7 +485,7 @@ static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
             return -1;
         set_nodelay(wsi);
         l->state = LINK_UPGRADING;
-        l->last_rx_ms = l->last_tx_ms = now_ms();
+        l->last_rx_ms = l->last_tx_ms = cn_time_mono_ms();
         lws_callback_on_writable(wsi);
         return 0;
     case LWS_CALLBACK_RAW_RX:
@@ -581,7 +575,7 @@ cn_link_t *cn_link_connect(struct lws_context *context, struct lws_vhost *vh,
         .cipher = cfg->cipher,
         .rekey_bytes = cfg->rekey_bytes,
         .rekey_seconds = cfg->rekey_seconds,
-        .now_ms = now_ms(),
+        .now_ms = cn_time_mono_ms(),
     };
     l->chan = cn_chan_new(&cc, &rc);
     if (!l->chan)
@@ -677,7 +671,7 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
             .local_private = srv->sk,
             .binding = srv->binding,
             .cipher = srv->cfg.cipher,
-            .now_ms = now_ms(),
+            .now_ms = cn_time_mono_ms(),
         };
         l->chan = cn_chan_new(&cc, &rc);
         cn_mux_config_t mc = srv->cfg.mux;

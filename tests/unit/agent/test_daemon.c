@@ -18,6 +18,7 @@
 #include "cn_log.h"
 #include "cn_mux.h"
 #include "daemon.h"
+#include "cn_time.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -34,13 +35,6 @@
 #define T2 "22222222-2222-4222-8222-222222222222"
 #define T3 "33333333-3333-4333-8333-333333333333"
 #define AGENT_ID "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* ---- echo target ------------------------------------------------------ */
 
@@ -400,8 +394,8 @@ static json_t *tunnel(const char *id, const char *name, int port, const char *st
 /* Runs the daemon until cond() or the deadline. */
 static int run_until(agent_daemon_t *d, int (*cond)(void *), void *arg, uint64_t ms)
 {
-    uint64_t end = mono_ms() + ms;
-    while (!cond(arg) && mono_ms() < end)
+    uint64_t end = cn_time_mono_ms() + ms;
+    while (!cond(arg) && cn_time_mono_ms() < end)
         agent_daemon_service(d);
     return cond(arg);
 }
@@ -646,11 +640,11 @@ static void test_reconnects_after_link_loss(void **state)
     uint8_t sk[32];
     agent_daemon_t *d = start_agent(&o, sk, NULL);
     assert_true(run_until(d, first_hello, &o, 10000));
-    uint64_t t0 = mono_ms();
+    uint64_t t0 = cn_time_mono_ms();
     hub_cmd(d, CMD_KICK, 0, NULL, NULL, NULL);
     assert_true(run_until(d, hellos_at_least, &o, 10000));
     /* Backoff: at least half of the 100 ms base, well under the cap. */
-    uint64_t took = mono_ms() - t0;
+    uint64_t took = cn_time_mono_ms() - t0;
     assert_true(took >= 50);
     assert_true(took < 5000);
     assert_int_equal(o.downs, 1);
@@ -687,8 +681,8 @@ static void test_refused_enrollment_does_not_retry(void **state)
     assert_false(o.last_admitted);
     /* No second attempt: the daemon is idle and stays so. */
     assert_true(run_until(d, is_idle, d, 2000));
-    uint64_t end = mono_ms() + 600;
-    while (mono_ms() < end)
+    uint64_t end = cn_time_mono_ms() + 600;
+    while (cn_time_mono_ms() < end)
         agent_daemon_service(d);
     assert_int_equal(o.downs, 1);
     assert_int_equal(o.hellos, 0);
@@ -706,8 +700,8 @@ static void test_stop_while_hub_unreachable(void **state)
     obs_t o = {0};
     uint8_t sk[32];
     agent_daemon_t *d = start_agent(&o, sk, NULL);
-    uint64_t end = mono_ms() + 800;
-    while (mono_ms() < end)
+    uint64_t end = cn_time_mono_ms() + 800;
+    while (cn_time_mono_ms() < end)
         agent_daemon_service(d);
     assert_true(o.downs >= 2);
     assert_false(agent_daemon_connected(d));

@@ -8,6 +8,7 @@
 #include "cn_frame.h"
 #include "cn_link.h"
 #include "cn_mux.h"
+#include "cn_time.h"
 
 #include <libwebsockets.h>
 #include <sodium.h>
@@ -55,13 +56,6 @@ typedef struct world {
 } world_t;
 
 static world_t *W;
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static side_t *side_of(cn_link_t *l)
 {
@@ -333,8 +327,8 @@ static void world_connect(world_t *w)
 /* Services the loop until done() or the deadline; returns done(). */
 static int run_until(world_t *w, int (*done)(world_t *), uint64_t ms)
 {
-    uint64_t end = mono_ms() + ms;
-    while (!done(w) && mono_ms() < end)
+    uint64_t end = cn_time_mono_ms() + ms;
+    while (!done(w) && cn_time_mono_ms() < end)
         lws_service(w->ctx, 50);
     return done(w);
 }

@@ -8,6 +8,7 @@
 #include "cn_frame.h"
 #include "cn_link.h"
 #include "cn_pipe.h"
+#include "cn_time.h"
 
 #include <errno.h>
 #include <libwebsockets.h>
@@ -33,13 +34,6 @@ typedef struct world {
 
 static world_t w;
 static uint32_t g_window; /* 0 = default stream windows */
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void pipe_done(void *ctx, cn_pipe_t *p, int err)
 {
@@ -193,8 +187,8 @@ static void world_start(void)
                                   .cb = {.on_established = agent_est, .on_closed = agent_closed}};
     w.agent_link = cn_link_connect(w.ctx, w.vh, &cc, NULL);
     assert_non_null(w.agent_link);
-    uint64_t end = mono_ms() + 10000;
-    while (!(w.hub_link && cn_link_is_established(w.agent_link)) && mono_ms() < end)
+    uint64_t end = cn_time_mono_ms() + 10000;
+    while (!(w.hub_link && cn_link_is_established(w.agent_link)) && cn_time_mono_ms() < end)
         service();
     assert_non_null(w.hub_link);
 }
@@ -203,8 +197,8 @@ static void world_stop(void)
 {
     if (w.agent_link)
         cn_link_close(w.agent_link, "test over");
-    uint64_t end = mono_ms() + 5000;
-    while ((!w.agent_closed || !w.hub_closed) && mono_ms() < end)
+    uint64_t end = cn_time_mono_ms() + 5000;
+    while ((!w.agent_closed || !w.hub_closed) && cn_time_mono_ms() < end)
         service();
     lws_sul_cancel(&ticker);
     lws_context_destroy(w.ctx);
@@ -232,8 +226,8 @@ static void test_echo_half_close(void **state)
     cn_test_fill(out, total, 42);
     size_t sent = 0, got = 0;
     int shut = 0, eof = 0;
-    uint64_t end = mono_ms() + 60000;
-    while (!eof && mono_ms() < end) {
+    uint64_t end = cn_time_mono_ms() + 60000;
+    while (!eof && cn_time_mono_ms() < end) {
         if (sent < total) {
             ssize_t n = send(sv[1], out + sent, total - sent, MSG_NOSIGNAL);
             if (n > 0)
@@ -258,8 +252,8 @@ static void test_echo_half_close(void **state)
     assert_int_equal(got, total);
     assert_memory_equal(in, out, total);
     /* Both pipes finish cleanly once both directions are closed. */
-    end = mono_ms() + 5000;
-    while (w.pipes_done < 2 && mono_ms() < end)
+    end = cn_time_mono_ms() + 5000;
+    while (w.pipes_done < 2 && cn_time_mono_ms() < end)
         service();
     assert_int_equal(w.pipes_done, 2);
     assert_int_equal(w.last_err, 0);
@@ -288,8 +282,8 @@ static void test_hup_while_paused(void **state)
     uint8_t *out = malloc(total), *in = malloc(total);
     cn_test_fill(out, total, 7);
     size_t sent = 0, got = 0;
-    uint64_t end = mono_ms() + 30000;
-    while (sent < total && mono_ms() < end) {
+    uint64_t end = cn_time_mono_ms() + 30000;
+    while (sent < total && cn_time_mono_ms() < end) {
         ssize_t n = send(sv[1], out + sent, total - sent, MSG_NOSIGNAL);
         if (n > 0)
             sent += (size_t)n;
@@ -298,14 +292,14 @@ static void test_hup_while_paused(void **state)
     }
     shutdown(sv[1], SHUT_WR);
     /* Let the target echo all it can and shut down while nobody reads. */
-    while (!(w.echo_eof && w.echo_have == 0) && mono_ms() < end)
+    while (!(w.echo_eof && w.echo_have == 0) && cn_time_mono_ms() < end)
         service();
     assert_true(w.echo_eof);
     for (int i = 0; i < 50; i++)
         service();
     int eof = 0;
-    end = mono_ms() + 30000;
-    while (!eof && mono_ms() < end) {
+    end = cn_time_mono_ms() + 30000;
+    while (!eof && cn_time_mono_ms() < end) {
         ssize_t n = recv(sv[1], in + got, total - got, 0);
         if (n > 0)
             got += (size_t)n;
@@ -337,9 +331,9 @@ static void test_target_refused(void **state)
     int err = 0;
     assert_non_null(cn_pipe_open(w.vh, sv[0], w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1,
                                  NULL, 0, &pcfg, &err));
-    uint64_t end = mono_ms() + 10000;
+    uint64_t end = cn_time_mono_ms() + 10000;
     int eof = 0;
-    while (!eof && mono_ms() < end) {
+    while (!eof && cn_time_mono_ms() < end) {
         char b[16];
         ssize_t n = recv(sv[1], b, sizeof(b), 0);
         if (n == 0 || (n < 0 && errno != EAGAIN))
@@ -347,8 +341,8 @@ static void test_target_refused(void **state)
         service();
     }
     assert_true(eof);
-    end = mono_ms() + 5000;
-    while (w.pipes_done < 2 && mono_ms() < end)
+    end = cn_time_mono_ms() + 5000;
+    while (w.pipes_done < 2 && cn_time_mono_ms() < end)
         service();
     /* The agent's dial pipe and the hub's pipe both report the refusal. */
     assert_int_equal(w.pipes_done, 2);
@@ -367,10 +361,10 @@ static void test_link_loss(void **state)
     assert_non_null(cn_pipe_open(w.vh, sv[0], w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1,
                                  NULL, 0, &pcfg, NULL));
     send(sv[1], "ping", 4, MSG_NOSIGNAL);
-    uint64_t end = mono_ms() + 5000;
+    uint64_t end = cn_time_mono_ms() + 5000;
     char b[8];
     size_t got = 0;
-    while (got < 4 && mono_ms() < end) {
+    while (got < 4 && cn_time_mono_ms() < end) {
         ssize_t n = recv(sv[1], b + got, sizeof(b) - got, 0);
         if (n > 0)
             got += (size_t)n;
@@ -378,13 +372,13 @@ static void test_link_loss(void **state)
     }
     assert_int_equal(got, 4);
     cn_link_close(w.agent_link, "simulated loss");
-    end = mono_ms() + 5000;
-    while (w.pipes_done < 2 && mono_ms() < end)
+    end = cn_time_mono_ms() + 5000;
+    while (w.pipes_done < 2 && cn_time_mono_ms() < end)
         service();
     assert_int_equal(w.pipes_done, 2);
     int eof = 0;
-    end = mono_ms() + 2000;
-    while (!eof && mono_ms() < end) {
+    end = cn_time_mono_ms() + 2000;
+    while (!eof && cn_time_mono_ms() < end) {
         ssize_t n = recv(sv[1], b, sizeof(b), 0);
         if (n == 0 || (n < 0 && errno != EAGAIN))
             eof = 1;
