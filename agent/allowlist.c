@@ -3,6 +3,8 @@
 
 #include "cn_err.h"
 #include "cn_frame.h"
+#include "cn_id.h"
+#include "cn_target.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -31,12 +33,12 @@ static bool read_target(const json_t *v, agent_tunnel_t *t)
         if (p < 1 || p > 65535)
             return false;
         /* Re-check the host as a target would be checked. */
-        char text[AGENT_HOST_MAX + 16];
-        agent_format_target(host, (unsigned)p, text, sizeof(text));
-        return agent_parse_target(text, t->host, &t->port, NULL, 0) == 0;
+        char text[CN_TARGET_TEXT_MAX + 1];
+        cn_target_format(host, (unsigned)p, text, sizeof(text));
+        return cn_target_parse(text, CN_TARGET_BARE_PORT, t->host, &t->port, NULL);
     }
     if (json_is_string(v))
-        return agent_parse_target(json_string_value(v), t->host, &t->port, NULL, 0) == 0;
+        return cn_target_parse(json_string_value(v), CN_TARGET_BARE_PORT, t->host, &t->port, NULL);
     return false;
 }
 
@@ -64,7 +66,7 @@ int agent_allowlist_parse(const json_t *tunnels, agent_allowlist_t *out, size_t 
         memset(t, 0, sizeof(*t));
         bool ok =
             json_is_object(e) && copy_str(json_object_get(e, "id"), t->id, sizeof(t->id), true) &&
-            agent_is_uuid(t->id) &&
+            cn_id_is_uuid(t->id) &&
             copy_str(json_object_get(e, "name"), t->name, sizeof(t->name), false) &&
             copy_str(json_object_get(e, "protocol"), t->protocol, sizeof(t->protocol), false) &&
             copy_str(json_object_get(e, "status"), t->status, sizeof(t->status), false) &&

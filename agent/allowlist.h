@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "parse.h"
+#include "cn_target.h"
 
 struct json_t;
 
@@ -22,7 +22,7 @@ struct json_t;
 typedef struct agent_tunnel {
     char id[AGENT_TUNNEL_ID_LEN + 1];
     char name[AGENT_TUNNEL_NAME_MAX + 1];
-    char host[AGENT_HOST_MAX + 1];
+    char host[CN_TARGET_HOST_SIZE];
     uint16_t port;
     char protocol[16];
     char status[16];

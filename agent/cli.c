@@ -4,7 +4,7 @@
 #include "cn_api.h"
 #include "cn_err.h"
 #include "cn_log.h"
-#include "parse.h"
+#include "cn_id.h"
 
 #include <jansson.h>
 #include <libwebsockets.h>
@@ -95,7 +95,7 @@ struct cn_api *cli_api(const agent_config_t *cfg, bool cancellable)
 int cli_find_tunnel(struct cn_api *api, const char *ref, json_t **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (agent_is_uuid(ref))
+    if (cn_id_is_uuid(ref))
         return cn_api_tunnel_get(api, ref, out, err, errlen);
     json_t *list = NULL;
     int rc = cn_api_tunnel_list(api, NULL, NULL, &list, err, errlen);

@@ -15,6 +15,7 @@
 #include "daemon.h"
 #include "parse.h"
 #include "cn_time.h"
+#include "cn_id.h"
 
 #include <jansson.h>
 #include <sodium.h>
@@ -39,7 +40,7 @@ static void on_hello(void *ctx, agent_daemon_t *d, const json_t *hello)
     const char *id = jstr(hello, "agentId", NULL);
     const char *ws = jstr(hello, "workspaceId", "");
     const char *tok = jstr(hello, "apiToken", "");
-    if (!id || !agent_is_uuid(id) || strlen(ws) > AGENT_ID_MAX || strlen(tok) > AGENT_TOKEN_MAX) {
+    if (!id || !cn_id_is_uuid(id) || strlen(ws) > AGENT_ID_MAX || strlen(tok) > AGENT_TOKEN_MAX) {
         s->bad_hello = true;
         s->done = true;
         return;

@@ -6,7 +6,6 @@
 #include "cn_api.h"
 #include "cn_err.h"
 #include "cn_log.h"
-#include "parse.h"
 
 #include <jansson.h>
 #include <stdlib.h>

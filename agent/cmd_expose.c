@@ -8,8 +8,9 @@
 #include "cn_err.h"
 #include "cn_log.h"
 #include "daemon.h"
-#include "parse.h"
 #include "cn_time.h"
+#include "cn_id.h"
+#include "cn_target.h"
 
 #include <jansson.h>
 #include <string.h>
@@ -124,10 +125,11 @@ int cmd_expose(int argc, char **argv)
         return cli_usage_error("expose", "%s", err);
     if (npos != 1)
         return cli_usage_error("expose", "what should be exposed? give HOST:PORT or PORT");
-    char host[AGENT_HOST_MAX + 1];
+    char host[CN_TARGET_HOST_SIZE];
     uint16_t port = 0;
-    if (agent_parse_target(pos[0], host, &port, err, sizeof(err)) < 0)
-        return cli_usage_error("expose", "target '%s': %s", pos[0], err);
+    const char *why = NULL;
+    if (!cn_target_parse(pos[0], CN_TARGET_BARE_PORT, host, &port, &why))
+        return cli_usage_error("expose", "target '%s': %s", pos[0], why);
     cli_logging(CN_LOG_INFO);
     cli_signals();
 
@@ -164,7 +166,7 @@ int cmd_expose(int argc, char **argv)
         goto out;
     }
     const char *id = jstr(created, "id", "");
-    if (!agent_is_uuid(id)) {
+    if (!cn_id_is_uuid(id)) {
         cli_fail("the hub answered the tunnel creation without an id");
         goto out;
     }

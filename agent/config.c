@@ -4,8 +4,8 @@
 
 #include "cn_api.h"
 #include "cn_err.h"
-#include "parse.h"
 #include "cn_errmsg.h"
+#include "cn_id.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -153,16 +153,16 @@ int agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t e
         cn_errf(CN_EINVAL, err, errlen, "%s: \"hub\": %s", path, why);
         goto bad;
     }
-    if (cfg->agent_id[0] && !agent_is_uuid(cfg->agent_id)) {
+    if (cfg->agent_id[0] && !cn_id_is_uuid(cfg->agent_id)) {
         cn_errf(CN_EINVAL, err, errlen, "%s: \"agentId\" is not a UUID", path);
         goto bad;
     }
     if (agent_key[0] || hub_key[0]) {
-        if (agent_key_from_b64(agent_key, cfg->agent_sk) < 0) {
+        if (cn_id_key_from_b64(agent_key, cfg->agent_sk) < 0) {
             cn_errf(CN_EINVAL, err, errlen, "%s: \"agentKey\" is not a base64 X25519 key", path);
             goto bad;
         }
-        if (agent_key_from_b64url(hub_key, cfg->hub_pk) < 0) {
+        if (cn_id_key_from_b64url(hub_key, cfg->hub_pk) < 0) {
             cn_errf(CN_EINVAL, err, errlen, "%s: \"hubKey\" is not a base64url X25519 key", path);
             goto bad;
         }
@@ -227,8 +227,8 @@ int agent_config_save(const char *path, const agent_config_t *cfg, char *err, si
     if (cfg->token[0] && json_object_set_new(doc, "token", json_string(cfg->token)))
         goto nomem;
     if (cfg->have_keys) {
-        agent_key_to_b64(cfg->agent_sk, agent_key);
-        agent_key_to_b64url(cfg->hub_pk, hub_key);
+        cn_id_key_to_b64(cfg->agent_sk, agent_key);
+        cn_id_key_to_b64url(cfg->hub_pk, hub_key);
         if (json_object_set_new(doc, "agentKey", json_string(agent_key)) ||
             json_object_set_new(doc, "hubKey", json_string(hub_key)))
             goto nomem;

@@ -9,8 +9,8 @@
 #include "cn_log.h"
 #include "cn_mux.h"
 #include "cn_pipe.h"
-#include "parse.h"
 #include "cn_time.h"
+#include "cn_id.h"
 
 #include <jansson.h>
 #include <libwebsockets.h>
@@ -444,7 +444,7 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
         }
         json_t *ids = cfg->nserve ? json_array() : NULL;
         for (size_t i = 0; i < cfg->nserve; i++) {
-            if (!agent_is_uuid(cfg->serve[i])) {
+            if (!cn_id_is_uuid(cfg->serve[i])) {
                 json_decref(ids);
                 snprintf(err, errlen, "not a tunnel id: %.40s", cfg->serve[i]);
                 goto fail;

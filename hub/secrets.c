@@ -14,6 +14,7 @@
 #include "cn_err.h"
 #include "hub_err.h"
 #include "cn_errmsg.h"
+#include "cn_id.h"
 
 _Static_assert(HUB_PASSWORD_HASH_SIZE == crypto_pwhash_STRBYTES, "pwhash string size");
 _Static_assert(HUB_KEY_BYTES == crypto_generichash_BYTES, "token hash size");
@@ -21,6 +22,8 @@ _Static_assert(HUB_KEY_BYTES >= crypto_generichash_KEYBYTES_MIN &&
                    HUB_KEY_BYTES <= crypto_generichash_KEYBYTES_MAX,
                "secret key size");
 _Static_assert(HUB_KEY_BYTES == crypto_scalarmult_BYTES, "X25519 key size");
+_Static_assert(HUB_KEY_B64_SIZE == CN_ID_KEY_B64URL_SIZE && HUB_UUID_LEN == CN_ID_UUID_LEN,
+               "cn_id sizes");
 _Static_assert(HUB_KEY_B64_SIZE ==
                    sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
                "base64url size");
@@ -164,18 +167,7 @@ void hub_uuid_v4(char out[static HUB_UUID_SIZE])
 
 bool hub_uuid_valid(const char *s)
 {
-    if (!s)
-        return false;
-    for (size_t i = 0; i < HUB_UUID_LEN; i++) {
-        char c = s[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (c != '-')
-                return false;
-        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-            return false;
-        }
-    }
-    return s[HUB_UUID_LEN] == '\0';
+    return cn_id_is_uuid_lower(s);
 }
 
 int hub_secret_path(const char *db_path, const char *suffix, char *out, size_t outlen)
@@ -366,5 +358,5 @@ void hub_keypair_wipe(hub_keypair_t *kp)
 
 void hub_key_to_b64(const uint8_t key[static HUB_KEY_BYTES], char out[static HUB_KEY_B64_SIZE])
 {
-    sodium_bin2base64(out, HUB_KEY_B64_SIZE, key, HUB_KEY_BYTES, B64URL);
+    cn_id_key_to_b64url(key, out);
 }
