@@ -32,25 +32,25 @@ static void on_hello(void *ctx, agent_daemon_t *d, const json_t *hello)
 int cmd_agent(int argc, char **argv)
 {
     agent_common_t c = {0};
-    const agent_opt_t opts[] = {
+    const cn_opt_t opts[] = {
         AGENT_COMMON_OPTIONS(&c),
         {NULL, 0, NULL, 0, 0, NULL, NULL},
     };
     char err[512];
     const char *name = argv[0];
-    int rc = agent_args_parse(opts, argc, argv, NULL, 0, 0, NULL, err, sizeof(err));
-    if (rc == AGENT_ARGS_HELP) {
-        agent_args_help(stdout, name, "[--config FILE] [--hub URL] [--json]",
-                        "Runs the agent in the foreground: keeps the encrypted link to the hub\n"
-                        "up (reconnecting with backoff) and serves the connections of this\n"
-                        "agent's tunnels, dialing only their targets. Stops on Ctrl-C or\n"
-                        "SIGTERM. With --json, prints one JSON line once connected.",
-                        opts);
+    int rc = cn_args_parse(opts, argc, argv, NULL, 0, 0, NULL, err, sizeof(err));
+    if (rc == CN_ARGS_HELP) {
+        cn_args_help(stdout, "connect", name, "[--config FILE] [--hub URL] [--json]",
+                     "Runs the agent in the foreground: keeps the encrypted link to the hub\n"
+                     "up (reconnecting with backoff) and serves the connections of this\n"
+                     "agent's tunnels, dialing only their targets. Stops on Ctrl-C or\n"
+                     "SIGTERM. With --json, prints one JSON line once connected.",
+                     opts);
         return AGENT_EXIT_OK;
     }
     if (rc < 0)
         return cli_usage_error(name, "%s", err);
-    cli_logging(CN_LOG_INFO);
+    cli_logging(c.log_level, CN_LOG_INFO);
     cli_signals();
 
     agent_config_t cfg;

@@ -77,31 +77,35 @@ int cmd_enroll(int argc, char **argv)
     const char *config = NULL, *hub = NULL, *token = NULL, *hub_key = NULL;
     bool json = false, force = false;
     unsigned long timeout = 15;
-    const agent_opt_t opts[] = {
-        {"hub", AGENT_OPT_STRING, &hub, 0, 0, "URL", "the hub, e.g. http://127.0.0.1:8080"},
-        {"token", AGENT_OPT_STRING, &token, 0, 0, "ENROLL",
+    int log_level = 0;
+    const cn_opt_t opts[] = {
+        {"hub", CN_OPT_STRING, &hub, 0, 0, "URL", "the hub, e.g. http://127.0.0.1:8080"},
+        {"token", CN_OPT_STRING, &token, 0, 0, "ENROLL",
          "the enrollment token from POST /api/v1/agents ('-': read it from stdin; default: "
          "$CONNECT_ENROLL_TOKEN)"},
-        {"hub-key", AGENT_OPT_STRING, &hub_key, 0, 0, "KEY",
+        {"hub-key", CN_OPT_STRING, &hub_key, 0, 0, "KEY",
          "the hub's public key (base64url), for a token without '.KEY' at its end"},
-        {"config", AGENT_OPT_STRING, &config, 0, 0, "FILE",
+        {"config", CN_OPT_STRING, &config, 0, 0, "FILE",
          "config file to write (default: $CONNECT_CONFIG, else ~/.config/connect/config.json)"},
-        {"force", AGENT_OPT_FLAG, &force, 0, 0, NULL, "replace a config that holds another agent"},
-        {"timeout", AGENT_OPT_UINT, &timeout, 1, 300, "S",
+        {"force", CN_OPT_FLAG, &force, 0, 0, NULL, "replace a config that holds another agent"},
+        {"timeout", CN_OPT_UINT, &timeout, 1, 300, "S",
          "give up after this many seconds (default 15)"},
-        {"json", AGENT_OPT_FLAG, &json, 0, 0, NULL,
+        {"json", CN_OPT_FLAG, &json, 0, 0, NULL,
          "print {\"agentId\",\"workspaceId\",\"hub\",\"config\"} on one line"},
+        {"log-level", CN_OPT_CHOICE, &log_level, 0, 0, AGENT_LOG_LEVELS,
+         "log threshold on stderr (default: $CONNECT_LOG, else error)"},
         {NULL, 0, NULL, 0, 0, NULL, NULL},
     };
     char err[512];
-    int rc = agent_args_parse(opts, argc, argv, NULL, 0, 0, NULL, err, sizeof(err));
-    if (rc == AGENT_ARGS_HELP) {
-        agent_args_help(stdout, "enroll", "--hub URL --token ENROLL [--config FILE] [--json]",
-                        "Enrolls this machine as an agent of the hub: makes a key pair, redeems\n"
-                        "the single-use enrollment token over the encrypted agent link, and\n"
-                        "writes the agent's id, keys and an API token to the config file\n"
-                        "(mode 0600). The token is 'cne_...' followed by '.' and the hub's key.",
-                        opts);
+    int rc = cn_args_parse(opts, argc, argv, NULL, 0, 0, NULL, err, sizeof(err));
+    if (rc == CN_ARGS_HELP) {
+        cn_args_help(stdout, "connect", "enroll",
+                     "--hub URL --token ENROLL [--config FILE] [--json]",
+                     "Enrolls this machine as an agent of the hub: makes a key pair, redeems\n"
+                     "the single-use enrollment token over the encrypted agent link, and\n"
+                     "writes the agent's id, keys and an API token to the config file\n"
+                     "(mode 0600). The token is 'cne_...' followed by '.' and the hub's key.",
+                     opts);
         return AGENT_EXIT_OK;
     }
     if (rc < 0)
@@ -121,7 +125,7 @@ int cmd_enroll(int argc, char **argv)
         token = getenv("CONNECT_ENROLL_TOKEN");
     if (!token)
         return cli_usage_error("enroll", "--token ENROLL is required");
-    cli_logging(CN_LOG_ERROR);
+    cli_logging(log_level, CN_LOG_ERROR);
     cli_signals();
 
     int status = AGENT_EXIT_FAIL;

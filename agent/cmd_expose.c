@@ -91,34 +91,34 @@ int cmd_expose(int argc, char **argv)
     const char *name = NULL, *protocol = NULL, *auth = NULL;
     bool is_public = false, keep = false;
     unsigned long ttl = 0;
-    const agent_opt_t opts[] = {
-        {"name", AGENT_OPT_STRING, &name, 0, 0, "NAME",
+    const cn_opt_t opts[] = {
+        {"name", CN_OPT_STRING, &name, 0, 0, "NAME",
          "tunnel name, 1-100 characters (default: generated)"},
-        {"protocol", AGENT_OPT_STRING, &protocol, 0, 0, "P",
+        {"protocol", CN_OPT_STRING, &protocol, 0, 0, "P",
          "auto, tcp, udp, http or https (default: auto)"},
-        {"public", AGENT_OPT_FLAG, &is_public, 0, 0, NULL,
+        {"public", CN_OPT_FLAG, &is_public, 0, 0, NULL,
          "reachable from outside: a hub port (tcp) or NAME.DOMAIN (http)"},
-        {"ttl", AGENT_OPT_UINT, &ttl, 1, 2592000, "S", "expire the tunnel after S seconds"},
-        {"auth", AGENT_OPT_STRING, &auth, 0, 0, "USER",
+        {"ttl", CN_OPT_UINT, &ttl, 1, 2592000, "S", "expire the tunnel after S seconds"},
+        {"auth", CN_OPT_STRING, &auth, 0, 0, "USER",
          "basic auth for HTTP tunnels; the password is generated and shown once"},
-        {"keep", AGENT_OPT_FLAG, &keep, 0, 0, NULL, "keep the tunnel when this command exits"},
+        {"keep", CN_OPT_FLAG, &keep, 0, 0, NULL, "keep the tunnel when this command exits"},
         AGENT_COMMON_OPTIONS(&c),
         {NULL, 0, NULL, 0, 0, NULL, NULL},
     };
     const char *pos[1];
     size_t npos = 0;
     char err[512];
-    int rc = agent_args_parse(opts, argc, argv, pos, 0, 1, &npos, err, sizeof(err));
-    if (rc == AGENT_ARGS_HELP) {
-        agent_args_help(stdout, "expose",
-                        "HOST:PORT|PORT [--name N] [--protocol P] [--public] [--ttl S] "
-                        "[--auth USER] [--keep] [--json]",
-                        "Exposes a local service through the hub: creates a tunnel for this\n"
-                        "agent, connects to the hub, prints the tunnel (URL or hub port and\n"
-                        "connection string) once it is active, and forwards connections until\n"
-                        "Ctrl-C, which deletes the tunnel (unless --keep). A bare PORT means\n"
-                        "localhost; IPv6 addresses go in brackets: [::1]:5432.",
-                        opts);
+    int rc = cn_args_parse(opts, argc, argv, pos, 0, 1, &npos, err, sizeof(err));
+    if (rc == CN_ARGS_HELP) {
+        cn_args_help(stdout, "connect", "expose",
+                     "HOST:PORT|PORT [--name N] [--protocol P] [--public] [--ttl S] "
+                     "[--auth USER] [--keep] [--json]",
+                     "Exposes a local service through the hub: creates a tunnel for this\n"
+                     "agent, connects to the hub, prints the tunnel (URL or hub port and\n"
+                     "connection string) once it is active, and forwards connections until\n"
+                     "Ctrl-C, which deletes the tunnel (unless --keep). A bare PORT means\n"
+                     "localhost; IPv6 addresses go in brackets: [::1]:5432.",
+                     opts);
         return AGENT_EXIT_OK;
     }
     if (rc < 0)
@@ -130,7 +130,7 @@ int cmd_expose(int argc, char **argv)
     const char *why = NULL;
     if (!cn_target_parse(pos[0], CN_TARGET_BARE_PORT, host, &port, &why))
         return cli_usage_error("expose", "target '%s': %s", pos[0], why);
-    cli_logging(CN_LOG_INFO);
+    cli_logging(c.log_level, CN_LOG_INFO);
     cli_signals();
 
     agent_config_t cfg;
