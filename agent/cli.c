@@ -18,18 +18,11 @@ volatile sig_atomic_t cli_force;
 
 int cli_fail(const char *fmt, ...)
 {
-    char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
+    int rc = cn_args_vfail("connect", fmt, ap);
     va_end(ap);
-    /* One line, whatever the message carried. */
-    for (char *p = line; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
-    fflush(stdout);
-    fprintf(stderr, "connect: %s\n", line);
-    return AGENT_EXIT_FAIL;
+    return rc;
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)

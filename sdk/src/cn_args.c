@@ -188,17 +188,34 @@ void cn_args_help(FILE *out, const char *prog, const char *cmd, const char *syno
     fprintf(out, "  %-*s %s\n", width, "-h, --help", "show this help");
 }
 
+/* vsnprintf with line breaks turned into spaces: one line, whatever the
+ * message carried. */
+static void one_line(char *line, size_t len, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void one_line(char *line, size_t len, const char *fmt, va_list ap)
+{
+    vsnprintf(line, len, fmt, ap);
+    for (char *p = line; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+}
+
+int cn_args_vfail(const char *who, const char *fmt, va_list ap)
+{
+    char line[1024];
+    one_line(line, sizeof(line), fmt, ap);
+    fflush(stdout);
+    fprintf(stderr, "%s: %s\n", who, line);
+    return CN_EXIT_FAIL;
+}
+
 int cn_args_usage_error(const char *prog, const char *cmd, const char *fmt, ...)
 {
     char line[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
+    one_line(line, sizeof(line), fmt, ap);
     va_end(ap);
-    /* One line, whatever the message carried. */
-    for (char *p = line; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
     fflush(stdout);
     fprintf(stderr, "%s: %s: %s (try '%s %s --help')\n", prog, cmd, line, prog, cmd);
     return CN_EXIT_USAGE;

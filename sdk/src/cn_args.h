@@ -14,6 +14,7 @@
 #ifndef CN_ARGS_H
 #define CN_ARGS_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -87,6 +88,12 @@ typedef struct cn_args_cmd {
 int cn_args_front(const cn_args_cmd_t *cmd, int argc, char **argv, const char **pos, size_t *npos);
 /* CN_EXIT_OK for CN_ARGS_HELP (and CN_ARGS_OK), CN_EXIT_USAGE otherwise. */
 int cn_args_exit(int rc);
+
+/* "WHO: MSG" on stderr as one line (line breaks in MSG become spaces),
+ * after flushing stdout; returns CN_EXIT_FAIL. WHO is e.g. "connect" or
+ * "connect-hub serve". */
+int cn_args_vfail(const char *who, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 /* "PROG: CMD: MSG (try 'PROG CMD --help')" on stderr, one line; returns
  * CN_EXIT_USAGE. */
