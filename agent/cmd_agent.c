@@ -5,7 +5,6 @@
 
 #include "cn_log.h"
 #include "daemon.h"
-#include "cn_time.h"
 
 #include <jansson.h>
 #include <string.h>
@@ -80,11 +79,7 @@ int cmd_agent(int argc, char **argv)
     }
     cn_log_info("agent %.8s: stopping (%zu stream%s open)", cfg.agent_id, agent_daemon_streams(d),
                 agent_daemon_streams(d) == 1 ? "" : "s");
-    agent_daemon_stop(d);
-    uint64_t until = cn_time_mono_ms() + 3000;
-    while (!agent_daemon_idle(d) && cn_time_mono_ms() < until && !cli_force)
-        agent_daemon_service(d);
-    agent_daemon_free(d);
+    agent_daemon_shutdown(d, AGENT_DAEMON_DRAIN_MS, &cli_force);
     agent_config_wipe(&cfg);
     return status;
 }

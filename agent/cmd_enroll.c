@@ -257,13 +257,7 @@ int cmd_enroll(int argc, char **argv)
         cli_fail("the hub at %s did not answer within %lu s", hub, timeout);
     }
 out:
-    if (d) {
-        agent_daemon_stop(d);
-        uint64_t until = cn_time_mono_ms() + 2000;
-        while (!agent_daemon_idle(d) && cn_time_mono_ms() < until)
-            agent_daemon_service(d);
-        agent_daemon_free(d);
-    }
+    agent_daemon_shutdown(d, AGENT_DAEMON_DRAIN_MS, &cli_force);
     sodium_memzero(secret, sizeof(secret));
     sodium_memzero(token_buf, sizeof(token_buf));
     sodium_memzero(joined, sizeof(joined));

@@ -8,7 +8,6 @@
 #include "cn_err.h"
 #include "cn_log.h"
 #include "daemon.h"
-#include "cn_time.h"
 #include "cn_id.h"
 #include "cn_target.h"
 
@@ -229,11 +228,7 @@ int cmd_expose(int argc, char **argv)
     }
 cleanup:
     if (d) {
-        agent_daemon_stop(d);
-        uint64_t until = cn_time_mono_ms() + 3000;
-        while (!agent_daemon_idle(d) && cn_time_mono_ms() < until && !cli_force)
-            agent_daemon_service(d);
-        agent_daemon_free(d);
+        agent_daemon_shutdown(d, AGENT_DAEMON_DRAIN_MS, &cli_force);
         d = NULL;
     }
     if (!keep) {

@@ -559,6 +559,20 @@ void agent_daemon_free(agent_daemon_t *d)
     free(d);
 }
 
+int agent_daemon_shutdown(agent_daemon_t *d, unsigned ms, const volatile sig_atomic_t *cut_short)
+{
+    if (!d)
+        return 0;
+    agent_daemon_stop(d);
+    uint64_t until = cn_time_mono_ms() + ms;
+    while (!agent_daemon_idle(d) && cn_time_mono_ms() < until && !(cut_short && *cut_short))
+        if (agent_daemon_service(d) < 0)
+            break;
+    int rc = agent_daemon_idle(d) ? 0 : CN_ETIMEOUT;
+    agent_daemon_free(d);
+    return rc;
+}
+
 void agent_daemon_wake(agent_daemon_t *d)
 {
     lws_cancel_service(d->context);

@@ -16,13 +16,12 @@
  *
  *   d = agent_daemon_new(&cfg, err, sizeof(err));
  *   while (!stop) agent_daemon_service(d);
- *   agent_daemon_stop(d);
- *   while (!agent_daemon_idle(d) && time left) agent_daemon_service(d);
- *   agent_daemon_free(d);
+ *   agent_daemon_shutdown(d, AGENT_DAEMON_DRAIN_MS, &second_ctrl_c);
  */
 #ifndef AGENT_DAEMON_H
 #define AGENT_DAEMON_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -79,6 +78,20 @@ void agent_daemon_stop(agent_daemon_t *d);
 bool agent_daemon_idle(const agent_daemon_t *d);
 /* Destroys the context (closing what is still open) and frees. NULL ok. */
 void agent_daemon_free(agent_daemon_t *d);
+/* How long a command waits, after stopping, for the link's close handshake
+ * to finish: the hub then logs a clean "agent stopping" close at once
+ * instead of finding a dead link by pings seconds later. Pipes are aborted
+ * (RST), not drained, so what is left is one close frame and its answer: a
+ * round trip or two. 2 s covers slow links several times over, and an
+ * impatient user cuts it short with a second Ctrl-C. */
+#define AGENT_DAEMON_DRAIN_MS 2000
+
+/* The one way a command ends a daemon: agent_daemon_stop(), service rounds
+ * until idle, at most `ms` or until *cut_short (optional) is set, then
+ * agent_daemon_free(). 0 when it drained, CN_ETIMEOUT when it gave up
+ * waiting (everything is freed either way). NULL d is fine. */
+int agent_daemon_shutdown(agent_daemon_t *d, unsigned ms, const volatile sig_atomic_t *cut_short);
+
 /* Wakes a service round in progress (safe from a signal handler? no: from
  * another thread only, via lws_cancel_service). */
 void agent_daemon_wake(agent_daemon_t *d);

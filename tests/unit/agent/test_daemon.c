@@ -690,6 +690,44 @@ static void test_refused_enrollment_does_not_retry(void **state)
     hub_stop();
 }
 
+/* agent_daemon_shutdown: drains within the time given and the hub sees the
+ * link close; a cut-short flag ends the wait at once. */
+static void test_shutdown_drains_then_frees(void **state)
+{
+    hub_start(json_array());
+    obs_t o = {0};
+    uint8_t sk[32];
+    agent_daemon_t *d = start_agent(&o, sk, NULL);
+    assert_true(run_until(d, first_hello, &o, 10000));
+    uint64_t t0 = cn_time_mono_ms();
+    assert_int_equal(agent_daemon_shutdown(d, AGENT_DAEMON_DRAIN_MS, NULL), 0);
+    assert_true(cn_time_mono_ms() - t0 < AGENT_DAEMON_DRAIN_MS);
+    /* The hub saw a close, not a dead link (give its thread a moment). */
+    int closed = 0;
+    for (int i = 0; i < 100 && !closed; i++) {
+        lock();
+        closed = H.closed;
+        unlock();
+        if (!closed)
+            usleep(10000);
+    }
+    assert_int_equal(closed, 1);
+    hub_stop();
+
+    /* Cut short: no hub, the link never comes up; the flag wins over ms. */
+    hub_start(json_array());
+    int port = H.port;
+    hub_stop();
+    H.port = port;
+    obs_t o2 = {0};
+    d = start_agent(&o2, sk, NULL);
+    volatile sig_atomic_t cut = 1;
+    t0 = cn_time_mono_ms();
+    agent_daemon_shutdown(d, 60000, &cut);
+    assert_true(cn_time_mono_ms() - t0 < 5000);
+    assert_int_equal(agent_daemon_shutdown(NULL, 10, NULL), 0);
+}
+
 static void test_stop_while_hub_unreachable(void **state)
 {
     /* No hub at all: the daemon keeps retrying with backoff; stop ends it. */
@@ -723,6 +761,7 @@ int main(void)
         cmocka_unit_test(test_enrollment),
         cmocka_unit_test(test_refused_enrollment_does_not_retry),
         cmocka_unit_test(test_stop_while_hub_unreachable),
+        cmocka_unit_test(test_shutdown_drains_then_frees),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
