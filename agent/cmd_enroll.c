@@ -26,6 +26,7 @@
 typedef struct enroll_state {
     bool done, down;
     int err;
+    cn_link_reason_t reason;
     char why[160];
     bool established;
     char agent_id[AGENT_ID_MAX + 1];
@@ -51,16 +52,16 @@ static void on_hello(void *ctx, agent_daemon_t *d, const json_t *hello)
     s->done = true;
 }
 
-static void on_down(void *ctx, agent_daemon_t *d, int err, const char *why, bool established,
-                    bool admitted)
+static void on_down(void *ctx, agent_daemon_t *d, const agent_down_t *down)
 {
     enroll_state_t *s = ctx;
     if (s->done)
         return;
     s->down = true;
-    s->established = established;
-    s->err = err;
-    snprintf(s->why, sizeof(s->why), "%s", why ? why : "connection closed");
+    s->established = down->established;
+    s->err = down->err;
+    s->reason = down->reason;
+    snprintf(s->why, sizeof(s->why), "%s", down->why ? down->why : "connection closed");
 }
 
 /* Reads the token from stdin ("--token -"): one line, at most what fits. */
@@ -240,8 +241,7 @@ int cmd_enroll(int argc, char **argv)
     } else if (cli_stop) {
         cli_fail("interrupted");
     } else if (st.down) {
-        if (!strcmp(st.why, "could not connect to the hub") ||
-            !strcmp(st.why, "could not start connecting"))
+        if (st.reason == CN_LINK_CONNECT_FAILED)
             cli_fail("cannot reach the hub at %s", hub);
         else if (!st.established && st.err == CN_ETIMEOUT)
             cli_fail("the hub at %s did not complete the handshake in time", hub);

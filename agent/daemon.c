@@ -318,7 +318,7 @@ static void reconnect_cb(lws_sorted_usec_list_t *sul)
         connect_now(d);
 }
 
-static void link_down(agent_daemon_t *d, int err, const char *why)
+static void link_down(agent_daemon_t *d, int err, cn_link_reason_t reason, const char *why)
 {
     bool admitted = d->admitted, established = d->established;
     uint64_t up_ms = admitted ? cn_time_mono_ms() - d->admitted_at : 0;
@@ -335,8 +335,10 @@ static void link_down(agent_daemon_t *d, int err, const char *why)
                     d->hub_url, why);
     else if (!d->stopping)
         cn_log_warn("%s: cannot connect to %s: %s", d->who, d->hub_url, why);
-    if (d->cfg.on_down)
-        d->cfg.on_down(d->cfg.ctx, d, err, why, established, admitted);
+    if (d->cfg.on_down) {
+        agent_down_t down = {err, reason, why, established, admitted};
+        d->cfg.on_down(d->cfg.ctx, d, &down);
+    }
     if (d->stopping || d->enrolling)
         return;
     uint32_t stable = d->cfg.stable_ms ? d->cfg.stable_ms : AGENT_BACKOFF_STABLE_MS;
@@ -365,7 +367,7 @@ static void on_closed(cn_link_t *link, void *ctx, int err, const char *why)
 {
     agent_daemon_t *d = ctx;
     if (d->link == link)
-        link_down(d, err, why);
+        link_down(d, err, cn_link_close_reason(link), why);
 }
 
 static void connect_now(agent_daemon_t *d)
@@ -391,7 +393,7 @@ static void connect_now(agent_daemon_t *d)
     cn_link_t *l = cn_link_connect(d->context, d->vh, &cc, &err);
     if (!l) {
         d->link = NULL;
-        link_down(d, err, "could not start connecting");
+        link_down(d, err, CN_LINK_CONNECT_FAILED, cn_link_reason_name(CN_LINK_CONNECT_FAILED));
         return;
     }
     d->link = l;

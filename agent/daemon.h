@@ -35,6 +35,15 @@ typedef struct agent_daemon agent_daemon_t;
 
 #define AGENT_DAEMON_MAX_SERVE 64
 
+/* Why a link went down, for on_down (borrowed for the call). */
+typedef struct agent_down {
+    int err;                 /* CN_E*, 0 after a local close */
+    cn_link_reason_t reason; /* what to branch on */
+    const char *why;         /* words for a log line or message */
+    bool established;        /* the secure channel had come up (the hub holds the pinned key) */
+    bool admitted;           /* a hello had arrived */
+} agent_down_t;
+
 typedef struct agent_daemon_config {
     const char *hub_url;     /* http://HOST:PORT[/BASE]; the link goes to BASE/agent */
     const uint8_t *agent_sk; /* the agent's static X25519 private key (32 bytes) */
@@ -58,12 +67,9 @@ typedef struct agent_daemon_config {
     void (*on_hello)(void *ctx, agent_daemon_t *d, const struct json_t *hello);
     /* The allow-list changed (after hello too). */
     void (*on_tunnels)(void *ctx, agent_daemon_t *d);
-    /* The link closed (or could not be opened). `established` says whether
-     * the secure channel had come up (so the hub holds the pinned key),
-     * `admitted` whether a hello had arrived. A reconnect is scheduled
-     * unless stopping or enrolling. */
-    void (*on_down)(void *ctx, agent_daemon_t *d, int err, const char *why, bool established,
-                    bool admitted);
+    /* The link closed (or could not be opened); see agent_down_t. A
+     * reconnect is scheduled unless stopping or enrolling. */
+    void (*on_down)(void *ctx, agent_daemon_t *d, const agent_down_t *down);
     void *ctx;
 } agent_daemon_config_t;
 

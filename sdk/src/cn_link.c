@@ -81,7 +81,8 @@ struct cn_link {
     int counted_pending;
     char peer[64]; /* server links: the peer address, for the per-address cap */
     int close_err;
-    const char *close_why;
+    cn_link_reason_t close_reason;
+    const char *close_why; /* cn_link_close()'s text, else the reason's name */
     int closed_reported;
     uint64_t last_rx_ms, last_tx_ms;
     uint64_t bytes_in, bytes_out;
@@ -167,14 +168,57 @@ static void link_finish(cn_link_t *l)
     link_free(l);
 }
 
+const char *cn_link_reason_name(cn_link_reason_t reason)
+{
+    switch (reason) {
+    case CN_LINK_CLOSED_LOCALLY:
+        return "closed locally";
+    case CN_LINK_CONNECT_FAILED:
+        return "could not connect to the hub";
+    case CN_LINK_LOST:
+        return "connection lost";
+    case CN_LINK_PEER_CLOSED:
+        return "the peer closed the WebSocket";
+    case CN_LINK_WEBSOCKET_FAILED:
+        return "WebSocket failure";
+    case CN_LINK_HANDSHAKE_TIMEOUT:
+        return "handshake deadline passed";
+    case CN_LINK_PEER_SILENT:
+        return "peer silent, link presumed dead";
+    case CN_LINK_CHANNEL_FAILED:
+        return "secure channel failure";
+    case CN_LINK_SESSION_EXHAUSTED:
+        return "session too old, reconnecting";
+    case CN_LINK_BAD_FRAME:
+        return "malformed frame";
+    case CN_LINK_STREAM_VIOLATION:
+        return "stream protocol violation";
+    case CN_LINK_REFUSED:
+        return "refused by application";
+    }
+    return "closed";
+}
+
+cn_link_reason_t cn_link_close_reason(const cn_link_t *link)
+{
+    return link->close_reason;
+}
+
+/* Records why the link ends: the code, the reason and its words. */
+static void set_reason(cn_link_t *l, int err, cn_link_reason_t reason)
+{
+    l->close_err = err;
+    l->close_reason = reason;
+    l->close_why = cn_link_reason_name(reason);
+}
+
 /* Marks the link failed and asks lws to close it from the event loop. */
-static void link_fail(cn_link_t *l, int err, const char *why)
+static void link_fail(cn_link_t *l, int err, cn_link_reason_t reason)
 {
     if (l->state == LINK_CLOSING)
         return;
     l->state = LINK_CLOSING;
-    l->close_err = err;
-    l->close_why = why;
+    set_reason(l, err, reason);
     if (l->wsi)
         lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
@@ -186,7 +230,9 @@ void cn_link_close(cn_link_t *link, const char *why)
     if (link->state == LINK_ESTABLISHED && link->mux) {
         cn_mux_goaway(link->mux, CN_RST_NONE, "closing");
     }
-    link_fail(link, 0, why ? why : "closed locally");
+    link_fail(link, 0, CN_LINK_CLOSED_LOCALLY);
+    if (why) /* link_fail() just set the reason; the caller's words name it */
+        link->close_why = why;
 }
 
 static pending_addr_t *addr_slot(cn_link_server_t *srv, const char *addr, int create)
@@ -236,7 +282,7 @@ static int pump_frames(cn_link_t *l)
         left -= used;
         if (rc < 0) {
             cn_log_warn("link: bad frame from peer: %s", cn_strerror(rc));
-            link_fail(l, CN_EPROTO, "malformed frame");
+            link_fail(l, CN_EPROTO, CN_LINK_BAD_FRAME);
             return rc;
         }
         if (rc == 0)
@@ -245,7 +291,7 @@ static int pump_frames(cn_link_t *l)
         if (rc < 0) {
             cn_log_warn("link: peer broke the stream protocol (%s frame): %s",
                         cn_frame_type_name(f.type), cn_strerror(rc));
-            link_fail(l, CN_EPROTO, "stream protocol violation");
+            link_fail(l, CN_EPROTO, CN_LINK_STREAM_VIOLATION);
             return rc;
         }
     }
@@ -258,7 +304,7 @@ static void became_established(cn_link_t *l)
     l->state = LINK_ESTABLISHED;
     pending_done(l);
     if (l->cb.on_established && l->cb.on_established(l, l->ctx) < 0) {
-        link_fail(l, CN_EREFUSED, "refused by application");
+        link_fail(l, CN_EREFUSED, CN_LINK_REFUSED);
         return;
     }
     cn_link_flush(l);
@@ -275,7 +321,7 @@ static int link_rx(cn_link_t *l, const uint8_t *in, size_t len)
     int rc = cn_chan_feed(l->chan, in, len, &l->plain, &l->hs_out);
     if (rc < 0) {
         cn_log_warn("link: channel failure: %s", cn_strerror(rc));
-        link_fail(l, rc == CN_EAUTH ? CN_EAUTH : CN_EPROTO, "secure channel failure");
+        link_fail(l, rc == CN_EAUTH ? CN_EAUTH : CN_EPROTO, CN_LINK_CHANNEL_FAILED);
         return rc;
     }
     l->bytes_in += l->plain.len - before;
@@ -324,7 +370,7 @@ static int wsc_event(void *user, const cn_wsc_event_t *ev)
         l->last_rx_ms = cn_time_mono_ms();
         return 0;
     case CN_WSC_EV_CLOSE:
-        link_fail(l, CN_ECLOSED, "hub closed the WebSocket");
+        link_fail(l, CN_ECLOSED, CN_LINK_PEER_CLOSED);
         return 0;
     }
     return 0;
@@ -356,8 +402,7 @@ static size_t fill_records(cn_link_t *l, uint8_t *out, size_t cap)
         int rec = cn_chan_seal(l->chan, out + off, (size_t)n);
         if (rec < 0) {
             link_fail(l, rec,
-                      rec == CN_EEXHAUSTED ? "session too old, reconnecting"
-                                           : "secure channel failure");
+                      rec == CN_EEXHAUSTED ? CN_LINK_SESSION_EXHAUSTED : CN_LINK_CHANNEL_FAILED);
             return 0;
         }
         l->bytes_out += (uint64_t)n;
@@ -439,12 +484,12 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     if (l->state != LINK_ESTABLISHED) {
         if (now - l->last_tx_ms > l->timing.handshake_ms &&
             now - l->last_rx_ms > l->timing.handshake_ms) {
-            link_fail(l, CN_ETIMEOUT, "handshake deadline passed");
+            link_fail(l, CN_ETIMEOUT, CN_LINK_HANDSHAKE_TIMEOUT);
             return;
         }
     } else {
         if (now - l->last_rx_ms > l->timing.dead_after_ms) {
-            link_fail(l, CN_ETIMEOUT, "peer silent, link presumed dead");
+            link_fail(l, CN_ETIMEOUT, CN_LINK_PEER_SILENT);
             return;
         }
         if (now - l->last_tx_ms >= l->timing.ping_interval_ms ||
@@ -472,10 +517,8 @@ static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
             l->sync_failed = 1;
             return 0;
         }
-        if (!l->close_err) {
-            l->close_err = CN_EIO;
-            l->close_why = "could not connect to the hub";
-        }
+        if (!l->close_err)
+            set_reason(l, CN_EIO, CN_LINK_CONNECT_FAILED);
         l->wsi = NULL;
         link_finish(l);
         return 0;
@@ -497,7 +540,7 @@ static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
                       cn_wsc_state(l->wsc) == CN_WSC_FAILED && l->state == LINK_UPGRADING
                           ? CN_EREFUSED
                           : CN_EPROTO,
-                      "WebSocket failure");
+                      CN_LINK_WEBSOCKET_FAILED);
             return 0;
         }
         if (cn_wsc_pending_len(l->wsc))
@@ -511,10 +554,8 @@ static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         if (!l)
             return 0;
         lws_set_opaque_user_data(wsi, NULL);
-        if (!l->close_err && l->state != LINK_CLOSING) {
-            l->close_err = CN_EIO;
-            l->close_why = "connection to the hub lost";
-        }
+        if (!l->close_err && l->state != LINK_CLOSING)
+            set_reason(l, CN_EIO, CN_LINK_LOST);
         l->wsi = NULL;
         link_finish(l);
         return 0;
@@ -709,10 +750,8 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         if (!l)
             return 0;
         *slot = NULL;
-        if (!l->close_err && l->state != LINK_CLOSING) {
-            l->close_err = CN_EIO;
-            l->close_why = "agent connection lost";
-        }
+        if (!l->close_err && l->state != LINK_CLOSING)
+            set_reason(l, CN_EIO, CN_LINK_LOST);
         l->wsi = NULL;
         link_finish(l);
         return 0;

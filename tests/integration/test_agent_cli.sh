@@ -139,6 +139,9 @@ fails_cleanly "enroll with an API token" "$cli" enroll --hub "$hub_url" --token 
   --config "$tmp/other.json"
 fails_cleanly "enroll against nothing" env CONNECT_ENROLL_TOKEN="$enroll_token" "$cli" enroll \
   --hub "http://127.0.0.1:$(free_port)" "${key_args[@]}" --config "$tmp/other.json"
+# Classified by the link's close reason (an enum), not by its words.
+check "enroll against nothing: says the hub cannot be reached" \
+  grep -q "^connect: cannot reach the hub at http://127.0.0.1:" "$tmp/neg.err"
 
 export CONNECT_CONFIG=$cfg
 unset CONNECT_HUB CONNECT_TOKEN

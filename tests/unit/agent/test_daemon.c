@@ -360,6 +360,7 @@ static void hub_stop(void)
 typedef struct obs {
     int hellos, tunnel_updates, downs;
     int last_admitted;
+    cn_link_reason_t last_reason;
     char api_token[64];
 } obs_t;
 
@@ -377,12 +378,14 @@ static void on_tunnels(void *ctx, agent_daemon_t *d)
     ((obs_t *)ctx)->tunnel_updates++;
 }
 
-static void on_down(void *ctx, agent_daemon_t *d, int err, const char *why, bool established,
-                    bool admitted)
+static void on_down(void *ctx, agent_daemon_t *d, const agent_down_t *down)
 {
     obs_t *o = ctx;
     o->downs++;
-    o->last_admitted = admitted;
+    o->last_admitted = down->admitted;
+    o->last_reason = down->reason;
+    if (down->reason != CN_LINK_CLOSED_LOCALLY) /* else the closer's own words */
+        assert_string_equal(down->why, cn_link_reason_name(down->reason));
 }
 
 static json_t *tunnel(const char *id, const char *name, int port, const char *status)
@@ -649,6 +652,8 @@ static void test_reconnects_after_link_loss(void **state)
     assert_true(took < 5000);
     assert_int_equal(o.downs, 1);
     assert_true(o.last_admitted);
+    /* The hub closed it: a close from the peer, not a failed connect. */
+    assert_true(o.last_reason == CN_LINK_PEER_CLOSED || o.last_reason == CN_LINK_LOST);
     lock();
     int admitted = H.admitted;
     unlock();
@@ -742,6 +747,7 @@ static void test_stop_while_hub_unreachable(void **state)
     while (cn_time_mono_ms() < end)
         agent_daemon_service(d);
     assert_true(o.downs >= 2);
+    assert_int_equal(o.last_reason, CN_LINK_CONNECT_FAILED);
     assert_false(agent_daemon_connected(d));
     stop_agent(d);
 }
