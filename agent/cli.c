@@ -137,8 +137,7 @@ int cli_find_tunnel(struct cn_api *api, const char *ref, json_t **out, char *err
     if (!*out) {
         char safe[128];
         out_sanitize(ref, safe, sizeof(safe), 100);
-        snprintf(err, errlen, "no tunnel with id or name '%s'", safe);
-        return CN_ENOTFOUND;
+        return cn_errf(CN_ENOTFOUND, err, errlen, "no tunnel with id or name '%s'", safe);
     }
     return 0;
 }

@@ -5,6 +5,7 @@
 #include "backoff.h"
 #include "cn_api.h"
 #include "cn_err.h"
+#include "cn_errmsg.h"
 #include "cn_frame.h"
 #include "cn_log.h"
 #include "cn_mux.h"
@@ -388,12 +389,12 @@ static void connect_now(agent_daemon_t *d)
         .user = d,
         .timing = d->cfg.timing,
     };
-    int err = 0;
+    char why[160];
     d->established = d->admitted = false;
-    cn_link_t *l = cn_link_connect(d->context, d->vh, &cc, &err);
+    cn_link_t *l = cn_link_connect(d->context, d->vh, &cc, why, sizeof(why));
     if (!l) {
         d->link = NULL;
-        link_down(d, err, CN_LINK_CONNECT_FAILED, cn_link_reason_name(CN_LINK_CONNECT_FAILED));
+        link_down(d, CN_EIO, CN_LINK_CONNECT_FAILED, why);
         return;
     }
     d->link = l;
@@ -413,7 +414,7 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
     json_t *p = NULL;
     char *text = NULL;
     if (!d) {
-        snprintf(err, errlen, "out of memory");
+        cn_errf(CN_ENOMEM, err, errlen, "out of memory");
         return NULL;
     }
     d->cfg = *cfg;
@@ -434,21 +435,21 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
         snprintf(d->who, sizeof(d->who), "enrollment");
     } else {
         if (!cfg->agent_id || strlen(cfg->agent_id) >= sizeof(d->agent_id)) {
-            snprintf(err, errlen, "no agent id");
+            cn_errf(CN_EINVAL, err, errlen, "no agent id");
             goto fail;
         }
         snprintf(d->agent_id, sizeof(d->agent_id), "%s", cfg->agent_id);
         snprintf(d->who, sizeof(d->who), "agent %.8s", cfg->agent_id);
         p = json_pack("{s:i,s:s}", "v", 1, "agentId", cfg->agent_id);
         if (cfg->nserve > AGENT_DAEMON_MAX_SERVE) {
-            snprintf(err, errlen, "too many tunnels for one link");
+            cn_errf(CN_EINVAL, err, errlen, "too many tunnels for one link");
             goto fail;
         }
         json_t *ids = cfg->nserve ? json_array() : NULL;
         for (size_t i = 0; i < cfg->nserve; i++) {
             if (!cn_id_is_uuid(cfg->serve[i])) {
                 json_decref(ids);
-                snprintf(err, errlen, "not a tunnel id: %.40s", cfg->serve[i]);
+                cn_errf(CN_EINVAL, err, errlen, "not a tunnel id: %.40s", cfg->serve[i]);
                 goto fail;
             }
             snprintf(d->serve[d->nserve++], sizeof(d->serve[0]), "%s", cfg->serve[i]);
@@ -461,7 +462,7 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
     }
     text = p ? json_dumps(p, JSON_COMPACT) : NULL;
     if (!text || strlen(text) > sizeof(d->payload)) {
-        snprintf(err, errlen, "cannot build the handshake payload");
+        cn_errf(CN_ENOMEM, err, errlen, "cannot build the handshake payload");
         goto fail;
     }
     d->payload_len = strlen(text);
@@ -496,12 +497,12 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
     info.pt_serv_buf_size = CN_LINK_LWS_BUF;
     d->context = lws_create_context(&info);
     if (!d->context) {
-        snprintf(err, errlen, "cannot create the event loop");
+        cn_errf(CN_EIO, err, errlen, "cannot create the event loop");
         goto fail;
     }
     d->vh = lws_get_vhost_by_name(d->context, "default");
     if (!d->vh) {
-        snprintf(err, errlen, "cannot create the event loop (no vhost)");
+        cn_errf(CN_EIO, err, errlen, "cannot create the event loop (no vhost)");
         goto fail;
     }
     lws_sul_schedule(d->context, 0, &d->sul_heartbeat, heartbeat, HEARTBEAT_US);

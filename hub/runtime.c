@@ -579,10 +579,10 @@ hub_runtime_t *hub_runtime_new(const hub_runtime_config_t *cfg, char *err, size_
         .cb = {.on_established = link_established, .on_closed = link_closed},
         .ctx = rt,
     };
-    int e = 0;
-    rt->links = cn_link_server_new(&lc, &e);
+    char why[128] = "out of memory";
+    rt->links = cn_link_server_new(&lc, why, sizeof(why));
     if (!rt->tcp_host || !rt->links) {
-        snprintf(err, errlen, "cannot set up the agent endpoint: %s", cn_strerror(e));
+        snprintf(err, errlen, "cannot set up the agent endpoint: %s", why);
         hub_runtime_free(rt);
         return NULL;
     }

@@ -10,6 +10,7 @@
 #include "cn_log.h"
 #include "cn_wsc.h"
 #include "cn_time.h"
+#include "cn_errmsg.h"
 
 #include <libwebsockets.h>
 #include <netinet/in.h>
@@ -578,15 +579,17 @@ const struct lws_protocols *cn_link_client_protocol(void)
 }
 
 cn_link_t *cn_link_connect(struct lws_context *context, struct lws_vhost *vh,
-                           const cn_link_client_config_t *cfg, int *err)
+                           const cn_link_client_config_t *cfg, char *err, size_t errlen)
 {
     int rc = CN_EINVAL;
+    const char *why = "invalid configuration";
     char hostport[300];
     cn_link_t *l = NULL;
     if (!context || !vh || !cfg || !cfg->host || !cfg->path || cfg->port <= 0 ||
         cfg->port > 65535 || !cfg->static_sk || !cfg->hub_pk)
         goto fail;
     rc = CN_ENOMEM;
+    why = "out of memory";
     l = link_new(context, 1);
     if (!l)
         goto fail;
@@ -602,9 +605,9 @@ cn_link_t *cn_link_connect(struct lws_context *context, struct lws_vhost *vh,
         .path = cfg->path,
         .subprotocol = CN_LINK_SUBPROTOCOL,
     };
-    l->wsc = cn_wsc_new(&wc, &rc);
+    l->wsc = cn_wsc_new(&wc, err, errlen);
     if (!l->wsc)
-        goto fail;
+        goto fail_reported;
 
     cn_chan_config_t cc = {
         .role = CN_CHAN_INITIATOR,
@@ -618,15 +621,15 @@ cn_link_t *cn_link_connect(struct lws_context *context, struct lws_vhost *vh,
         .rekey_seconds = cfg->rekey_seconds,
         .now_ms = cn_time_mono_ms(),
     };
-    l->chan = cn_chan_new(&cc, &rc);
+    l->chan = cn_chan_new(&cc, err, errlen);
     if (!l->chan)
-        goto fail;
+        goto fail_reported;
 
     cn_mux_config_t mc = cfg->mux;
     mc.initiator = 1;
     if (cfg->mux_cb)
         l->mux_cb = *cfg->mux_cb;
-    rc = CN_EINVAL;
+    why = "invalid multiplexer configuration";
     l->mux = cn_mux_new(&mc, &l->mux_cb, l);
     if (!l->mux)
         goto fail;
@@ -651,15 +654,15 @@ cn_link_t *cn_link_connect(struct lws_context *context, struct lws_vhost *vh,
     struct lws *w = lws_client_connect_via_info(&ci);
     l->connecting_sync = 0;
     if (!w || l->sync_failed) {
-        rc = CN_EIO;
+        why = cn_link_reason_name(CN_LINK_CONNECT_FAILED);
         goto fail;
     }
     return l;
 fail:
+    cn_errf(rc, err, errlen, "link: %s", why);
+fail_reported:
     if (l)
         link_free(l);
-    if (err)
-        *err = rc;
     return NULL;
 }
 
@@ -695,7 +698,6 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         return 0;
     }
     case LWS_CALLBACK_ESTABLISHED: {
-        int rc = CN_ENOMEM;
         if (!srv || !slot)
             return -1;
         l = link_new(lws_get_context(wsi), 0);
@@ -714,7 +716,7 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
             .cipher = srv->cfg.cipher,
             .now_ms = cn_time_mono_ms(),
         };
-        l->chan = cn_chan_new(&cc, &rc);
+        l->chan = cn_chan_new(&cc, NULL, 0);
         cn_mux_config_t mc = srv->cfg.mux;
         mc.initiator = 0;
         l->mux_cb = srv->mux_cb;
@@ -760,7 +762,7 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
     }
 }
 
-cn_link_server_t *cn_link_server_new(const cn_link_server_config_t *cfg, int *err)
+cn_link_server_t *cn_link_server_new(const cn_link_server_config_t *cfg, char *err, size_t errlen)
 {
     cn_link_server_t *s = NULL;
     int rc = CN_EINVAL;
@@ -792,8 +794,7 @@ cn_link_server_t *cn_link_server_new(const cn_link_server_config_t *cfg, int *er
     return s;
 fail:
     cn_link_server_free(s);
-    if (err)
-        *err = rc;
+    cn_errf(rc, err, errlen, "link server: %s", cn_strerror(rc));
     return NULL;
 }
 

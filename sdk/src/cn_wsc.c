@@ -7,6 +7,7 @@
 #include "cn_wsc.h"
 #include "cn_err.h"
 #include "cn_utf8.h"
+#include "cn_errmsg.h"
 
 #include <libwebsockets.h>
 #include <sodium.h>
@@ -508,7 +509,7 @@ static int check_config(const cn_wsc_config_t *cfg)
     return 0;
 }
 
-cn_wsc_t *cn_wsc_new(const cn_wsc_config_t *cfg, int *err)
+cn_wsc_t *cn_wsc_new(const cn_wsc_config_t *cfg, char *err, size_t errlen)
 {
     int rc = check_config(cfg);
     cn_wsc_t *ws = NULL;
@@ -549,8 +550,7 @@ cn_wsc_t *cn_wsc_new(const cn_wsc_config_t *cfg, int *err)
     return ws;
 fail:
     cn_wsc_free(ws);
-    if (err)
-        *err = rc;
+    cn_errf(rc, err, errlen, "WebSocket client: %s", cn_strerror(rc));
     return NULL;
 }
 

@@ -323,8 +323,7 @@ static void hub_start(json_t *tunnels)
         .mux_cb = &hub_mux_cb,
         .cb = {.on_established = h_established, .on_closed = h_closed_link},
     };
-    int err = 0;
-    H.srv = cn_link_server_new(&sc, &err);
+    H.srv = cn_link_server_new(&sc, NULL, 0);
     assert_non_null(H.srv);
     H.protocols[0].name = "http";
     H.protocols[0].callback = h_http;
@@ -385,7 +384,7 @@ static void on_down(void *ctx, agent_daemon_t *d, const agent_down_t *down)
     o->last_admitted = down->admitted;
     o->last_reason = down->reason;
     if (down->reason != CN_LINK_CLOSED_LOCALLY) /* else the closer's own words */
-        assert_string_equal(down->why, cn_link_reason_name(down->reason));
+        assert_non_null(strstr(down->why, cn_link_reason_name(down->reason)));
 }
 
 static json_t *tunnel(const char *id, const char *name, int port, const char *status)

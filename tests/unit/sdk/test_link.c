@@ -279,8 +279,7 @@ static void world_start(world_t *w, int nstreams, uint64_t per_stream)
         .cb = {.on_established = server_established, .on_closed = server_closed},
         .ctx = w,
     };
-    int err = 0;
-    w->srv = cn_link_server_new(&sc, &err);
+    w->srv = cn_link_server_new(&sc, NULL, 0);
     assert_non_null(w->srv);
 
     memset(protocols, 0, sizeof(protocols));
@@ -325,9 +324,10 @@ static void world_connect(world_t *w)
         .ctx = w,
         .user = &w->client,
     };
-    int err = 0;
-    w->client.link = cn_link_connect(w->ctx, w->vh, &cc, &err);
-    assert_non_null(w->client.link);
+    char err[160] = "";
+    w->client.link = cn_link_connect(w->ctx, w->vh, &cc, err, sizeof(err));
+    if (!w->client.link)
+        fail_msg("cn_link_connect: %s", err);
 }
 
 /* Services the loop until done() or the deadline; returns done(). */

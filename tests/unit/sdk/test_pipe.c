@@ -153,7 +153,7 @@ static void world_start(void)
                                   .static_sk = hsk,
                                   .mux_cb = &hub_cb,
                                   .cb = {.on_established = hub_est, .on_closed = hub_closed}};
-    w.srv = cn_link_server_new(&sc, NULL);
+    w.srv = cn_link_server_new(&sc, NULL, 0);
     assert_non_null(w.srv);
     memset(protos, 0, sizeof(protos));
     protos[0].name = "http";
@@ -185,7 +185,7 @@ static void world_start(void)
                                   .hub_pk = hpk,
                                   .mux_cb = &agent_cb,
                                   .cb = {.on_established = agent_est, .on_closed = agent_closed}};
-    w.agent_link = cn_link_connect(w.ctx, w.vh, &cc, NULL);
+    w.agent_link = cn_link_connect(w.ctx, w.vh, &cc, NULL, 0);
     assert_non_null(w.agent_link);
     uint64_t end = cn_time_mono_ms() + 10000;
     while (!(w.hub_link && cn_link_is_established(w.agent_link)) && cn_time_mono_ms() < end)
