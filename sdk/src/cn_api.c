@@ -621,6 +621,79 @@ static int run_request(api_req_t *r, const char *method, const char *full_path)
     return r->completed ? 0 : CN_EIO;
 }
 
+/* Step 1: the request line. The base path of the hub URL plus `path`, into
+ * full; 0 or CN_EINVAL with err. */
+static int build_target(const cn_api_t *api, const char *method, const char *path,
+                        char full[static CN_API_PATH_MAX + 1], char *err, size_t errlen)
+{
+    if (!api || !method_ok(method) || !request_path_ok(path))
+        return cn_errf(CN_EINVAL, err, errlen, "invalid API request");
+    if ((size_t)snprintf(full, CN_API_PATH_MAX + 1, "%s%s", api->u.base, path) > CN_API_PATH_MAX)
+        return cn_errf(CN_EINVAL, err, errlen, "API request path too long");
+    return 0;
+}
+
+/* Step 2: the body, compact JSON, into the request buffer (bounded by
+ * CN_API_MAX_REQUEST). 0 or a negative code with err. */
+static int encode_body(api_req_t *r, const json_t *body, char *err, size_t errlen)
+{
+    if (!body)
+        return 0;
+    char *text = json_dumps(body, JSON_COMPACT);
+    if (!text)
+        return cn_errf(CN_EINVAL, err, errlen, "could not encode the request as JSON");
+    int rc = cn_buf_append(&r->body, text, strlen(text));
+    free(text);
+    if (rc < 0)
+        return cn_errf(rc, err, errlen, "the request is too large");
+    return 0;
+}
+
+/* Step 3 (after run_request): a transport failure in words. Returns the
+ * code callers see: CN_ETIMEOUT, CN_ECLOSED, CN_ETOOBIG, CN_ENOMEM or
+ * CN_EIO. */
+static int describe_failure(const api_req_t *r, int rc, char *err, size_t errlen)
+{
+    const cn_api_t *api = r->api;
+    switch (rc) {
+    case CN_ETIMEOUT:
+        return cn_errf(rc, err, errlen, "the hub at %s did not answer within %u s", api->url,
+                       (api->timeout_ms + 999) / 1000);
+    case CN_ECLOSED:
+        return cn_errf(rc, err, errlen, "interrupted");
+    case CN_ETOOBIG:
+        return cn_errf(rc, err, errlen, "the hub's answer is larger than %u MiB",
+                       CN_API_MAX_RESPONSE >> 20);
+    default:
+        rc = rc == CN_ENOMEM ? rc : CN_EIO;
+        if (r->status)
+            return cn_errf(rc, err, errlen, "the hub at %s: %s", api->url, r->why);
+        return cn_errf(rc, err, errlen, "cannot reach the hub at %s (%s)", api->url, r->why);
+    }
+}
+
+/* Step 4: the answer. Parses the JSON body into *doc (NULL when empty),
+ * maps the status to a code and, for an error status, the API's errors to
+ * one line. */
+static int read_answer(const api_req_t *r, json_t **doc, char *err, size_t errlen)
+{
+    *doc = NULL;
+    if (r->resp.len) {
+        json_error_t jerr;
+        *doc = json_loadb((const char *)cn_buf_data(&r->resp), r->resp.len, JSON_REJECT_DUPLICATES,
+                          &jerr);
+    }
+    int rc = cn_api_status_error(r->status);
+    if (rc < 0) {
+        cn_api_format_errors(r->status, *doc, r->retry_after, err, errlen);
+        return rc;
+    }
+    if (r->resp.len && !*doc)
+        return cn_errf(CN_EPROTO, err, errlen,
+                       "the hub at %s answered with something that is not JSON", r->api->url);
+    return 0;
+}
+
 int cn_api_call(cn_api_t *api, const char *method, const char *path, const struct json_t *body,
                 int *status, struct json_t **response, char *err, size_t errlen)
 {
@@ -630,76 +703,29 @@ int cn_api_call(cn_api_t *api, const char *method, const char *path, const struc
         *response = NULL;
     if (err && errlen)
         err[0] = '\0';
-    if (!api || !method_ok(method) || !request_path_ok(path)) {
-        return cn_errf(CN_EINVAL, err, errlen, "invalid API request");
-    }
     char full[CN_API_PATH_MAX + 1];
-    if ((size_t)snprintf(full, sizeof(full), "%s%s", api->u.base, path) >= sizeof(full)) {
-        return cn_errf(CN_EINVAL, err, errlen, "API request path too long");
-    }
-
+    int rc = build_target(api, method, path, full, err, errlen);
+    if (rc < 0)
+        return rc;
     api_req_t r;
     memset(&r, 0, sizeof(r));
     r.api = api;
     cn_buf_init(&r.body, CN_API_MAX_REQUEST, LWS_PRE);
     cn_buf_init(&r.resp, CN_API_MAX_RESPONSE, 0);
     json_t *doc = NULL;
-    int rc;
-    if (body) {
-        char *text = json_dumps(body, JSON_COMPACT);
-        if (!text) {
-            rc = cn_errf(CN_EINVAL, err, errlen, "could not encode the request as JSON");
-            goto out;
-        }
-        rc = cn_buf_append(&r.body, text, strlen(text));
-        free(text);
-        if (rc < 0) {
-            cn_errf(rc, err, errlen, "the request is too large");
-            goto out;
-        }
-    }
-
+    rc = encode_body(&r, body, err, errlen);
+    if (rc < 0)
+        goto out;
     rc = run_request(&r, method, full);
     if (rc < 0) {
-        switch (rc) {
-        case CN_ETIMEOUT:
-            cn_errf(rc, err, errlen, "the hub at %s did not answer within %u s", api->url,
-                    (api->timeout_ms + 999) / 1000);
-            break;
-        case CN_ECLOSED:
-            cn_errf(rc, err, errlen, "interrupted");
-            break;
-        case CN_ETOOBIG:
-            cn_errf(rc, err, errlen, "the hub's answer is larger than %u MiB",
-                    CN_API_MAX_RESPONSE >> 20);
-            break;
-        default:
-            if (r.status)
-                cn_errf(rc, err, errlen, "the hub at %s: %s", api->url, r.why);
-            else
-                cn_errf(rc, err, errlen, "cannot reach the hub at %s (%s)", api->url, r.why);
-            rc = rc == CN_ENOMEM ? rc : CN_EIO;
-            break;
-        }
+        rc = describe_failure(&r, rc, err, errlen);
         goto out;
     }
     if (status)
         *status = r.status;
-    if (r.resp.len) {
-        json_error_t jerr;
-        doc = json_loadb((const char *)cn_buf_data(&r.resp), r.resp.len, JSON_REJECT_DUPLICATES,
-                         &jerr);
-    }
-    rc = cn_api_status_error(r.status);
-    if (rc == 0) {
-        if (r.resp.len && !doc) {
-            rc = cn_errf(CN_EPROTO, err, errlen,
-                         "the hub at %s answered with something that is not JSON", api->url);
-            goto out;
-        }
-    } else {
-        cn_api_format_errors(r.status, doc, r.retry_after, err, errlen);
-    }
+    rc = read_answer(&r, &doc, err, errlen);
+    /* An error answer hands its body over too: the caller may want more
+     * than the one line. (A body that is not JSON left doc NULL.) */
     if (response) {
         *response = doc;
         doc = NULL;
