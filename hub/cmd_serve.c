@@ -108,12 +108,12 @@ static void set_defaults(hub_serve_options_t *o, serve_raw_t *r)
 static bool valid_public_domain(const char *d, const char **why)
 {
     if (!hub_valid_host(d, why) || strchr(d, ':'))
-        return (*why = "must be a DNS name such as example.com"), false;
+        return cn_why(why, "must be a DNS name such as example.com");
     for (const char *p = d; *p; p++)
         if (*p >= 'A' && *p <= 'Z')
-            return (*why = "must be lowercase"), false;
+            return cn_why(why, "must be lowercase");
     if (strlen(d) > 190)
-        return (*why = "is too long (at most 190 characters)"), false;
+        return cn_why(why, "is too long (at most 190 characters)");
     return true;
 }
 

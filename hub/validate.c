@@ -3,16 +3,10 @@
 #include "validate.h"
 
 #include "cn_target.h"
+#include "cn_errmsg.h"
 
 #include <stdio.h>
 #include <string.h>
-
-static bool fail(const char **why, const char *msg)
-{
-    if (why)
-        *why = msg;
-    return false;
-}
 
 static bool is_digit(char c)
 {
@@ -57,7 +51,7 @@ bool hub_valid_host(const char *host, const char **why)
 bool hub_valid_port(long long v, const char **why)
 {
     if (v < 1 || v > 65535)
-        return fail(why, "port must be between 1 and 65535");
+        return cn_why(why, "port must be between 1 and 65535");
     return true;
 }
 
@@ -75,16 +69,16 @@ void hub_format_target(const char *host, uint16_t port, char *out, size_t outlen
 bool hub_valid_name(const char *name, const char **why)
 {
     if (!name || !*name)
-        return fail(why, "name must be 1-100 characters");
+        return cn_why(why, "name must be 1-100 characters");
     size_t n = strnlen(name, HUB_NAME_MAX + 1);
     if (n > HUB_NAME_MAX)
-        return fail(why, "name must be 1-100 characters");
+        return cn_why(why, "name must be 1-100 characters");
     if (!is_alnum(name[0]))
-        return fail(why, "name must start with a letter or digit");
+        return cn_why(why, "name must start with a letter or digit");
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
         if (!(is_alnum(c) || c == '-' || c == '_' || c == '.'))
-            return fail(why, "name may contain only letters, digits, '-', '_' and '.'");
+            return cn_why(why, "name may contain only letters, digits, '-', '_' and '.'");
     }
     return true;
 }
@@ -92,31 +86,31 @@ bool hub_valid_name(const char *name, const char **why)
 bool hub_valid_dns_label(const char *name, const char **why)
 {
     if (!name || !*name)
-        return fail(why, "name must not be empty");
+        return cn_why(why, "name must not be empty");
     size_t n = strnlen(name, HUB_DNS_LABEL_MAX + 1);
     if (n > HUB_DNS_LABEL_MAX)
-        return fail(why, "a public HTTP tunnel's name becomes a hostname: at most 63 characters");
+        return cn_why(why, "a public HTTP tunnel's name becomes a hostname: at most 63 characters");
     for (size_t i = 0; i < n; i++) {
         if (!(is_lower_alnum(name[i]) || name[i] == '-'))
-            return fail(why, "a public HTTP tunnel's name becomes a hostname: use only "
-                             "lowercase letters, digits and '-'");
+            return cn_why(why, "a public HTTP tunnel's name becomes a hostname: use only "
+                               "lowercase letters, digits and '-'");
     }
     if (name[0] == '-' || name[n - 1] == '-')
-        return fail(why, "a public HTTP tunnel's name must not start or end with '-'");
+        return cn_why(why, "a public HTTP tunnel's name must not start or end with '-'");
     return true;
 }
 
 bool hub_valid_label(const char *label, const char **why)
 {
     if (!label || !*label)
-        return fail(why, "must be 1-100 characters");
+        return cn_why(why, "must be 1-100 characters");
     size_t n = strnlen(label, HUB_NAME_MAX + 1);
     if (n > HUB_NAME_MAX)
-        return fail(why, "must be 1-100 characters");
+        return cn_why(why, "must be 1-100 characters");
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)label[i];
         if (c < 0x20 || c == 0x7f)
-            return fail(why, "must not contain control characters");
+            return cn_why(why, "must not contain control characters");
     }
     return true;
 }
@@ -124,14 +118,14 @@ bool hub_valid_label(const char *label, const char **why)
 bool hub_valid_http_user(const char *user, const char **why)
 {
     if (!user || !*user)
-        return fail(why, "httpUser must be 1-64 characters");
+        return cn_why(why, "httpUser must be 1-64 characters");
     size_t n = strnlen(user, HUB_USER_MAX + 1);
     if (n > HUB_USER_MAX)
-        return fail(why, "httpUser must be 1-64 characters");
+        return cn_why(why, "httpUser must be 1-64 characters");
     for (size_t i = 0; i < n; i++) {
         char c = user[i];
         if (!(is_alnum(c) || c == '.' || c == '_' || c == '-' || c == '@'))
-            return fail(why, "httpUser may contain only letters, digits, '.', '_', '-' and '@'");
+            return cn_why(why, "httpUser may contain only letters, digits, '.', '_', '-' and '@'");
     }
     return true;
 }
@@ -139,7 +133,7 @@ bool hub_valid_http_user(const char *user, const char **why)
 bool hub_valid_ttl(long long seconds, const char **why)
 {
     if (seconds < 1 || seconds > HUB_TTL_MAX_SECONDS)
-        return fail(why, "ttl must be between 1 and 2592000 seconds (30 days)");
+        return cn_why(why, "ttl must be between 1 and 2592000 seconds (30 days)");
     return true;
 }
 
@@ -166,21 +160,21 @@ void hub_generate_name(uint32_t rnd, char out[static HUB_NAME_SIZE])
 bool hub_parse_port_range(const char *s, uint16_t *lo, uint16_t *hi, const char **why)
 {
     if (!s)
-        return fail(why, "port range must be \"A-B\"");
+        return cn_why(why, "port range must be \"A-B\"");
     const char *dash = strchr(s, '-');
     char a[8], b[8];
     if (!dash || dash == s || (size_t)(dash - s) >= sizeof(a) || strlen(dash + 1) >= sizeof(b))
-        return fail(why, "port range must be \"A-B\"");
+        return cn_why(why, "port range must be \"A-B\"");
     memcpy(a, s, (size_t)(dash - s));
     a[dash - s] = '\0';
     snprintf(b, sizeof(b), "%s", dash + 1);
     unsigned long long x = 0, y = 0;
     if (!hub_parse_uint(a, 65535, &x) || !hub_parse_uint(b, 65535, &y))
-        return fail(why, "port range must be two numbers \"A-B\" between 1 and 65535");
+        return cn_why(why, "port range must be two numbers \"A-B\" between 1 and 65535");
     if (x < 1 || y < 1)
-        return fail(why, "port range must be between 1 and 65535");
+        return cn_why(why, "port range must be between 1 and 65535");
     if (x > y)
-        return fail(why, "port range start must not exceed its end");
+        return cn_why(why, "port range start must not exceed its end");
     *lo = (uint16_t)x;
     *hi = (uint16_t)y;
     return true;
@@ -194,7 +188,7 @@ bool hub_parse_listen(const char *s, char *host, size_t hostlen, uint16_t *port,
     /* lws binds to an address, not a name. */
     const char *addr = strcmp(h, "localhost") ? h : "127.0.0.1";
     if (strlen(addr) >= hostlen)
-        return fail(why, "the listen host is too long");
+        return cn_why(why, "the listen host is too long");
     snprintf(host, hostlen, "%s", addr);
     return true;
 }

@@ -18,3 +18,10 @@ int cn_errf(int rc, char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
     return rc;
 }
+
+bool cn_why(const char **why, const char *msg)
+{
+    if (why)
+        *why = msg;
+    return false;
+}

@@ -12,6 +12,7 @@
 #define CN_ERRMSG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Formats into err (when err && errlen; truncated, always terminated) and
@@ -20,5 +21,10 @@ int cn_errf(int rc, char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 int cn_verrf(int rc, char *err, size_t errlen, const char *fmt, va_list ap)
     __attribute__((format(printf, 4, 0)));
+
+/* The same for pure validators that answer bool with a static sentence
+ * (docs/conventions.md): sets *why (when why) and returns false, so that
+ * "return cn_why(why, \"port must be 1-65535\");" reads as one statement. */
+bool cn_why(const char **why, const char *msg);
 
 #endif

@@ -1,16 +1,11 @@
 /* HOST:PORT parsing and formatting (see cn_target.h). */
 #include "cn_target.h"
 
+#include "cn_errmsg.h"
+
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
-
-static bool fail(const char **why, const char *msg)
-{
-    if (why)
-        *why = msg;
-    return false;
-}
 
 static bool is_digit(char c)
 {
@@ -37,38 +32,38 @@ static bool is_ipv6(const char *s)
 bool cn_target_host_valid(const char *host, const char **why)
 {
     if (!host || !*host)
-        return fail(why, "the host is empty");
+        return cn_why(why, "the host is empty");
     size_t n = strnlen(host, CN_TARGET_HOST_MAX + 1);
     if (n > CN_TARGET_HOST_MAX)
-        return fail(why, "the host is longer than 253 characters");
+        return cn_why(why, "the host is longer than 253 characters");
     if (strchr(host, ':'))
-        return is_ipv6(host) ? true : fail(why, "the host is not a valid IPv6 address");
+        return is_ipv6(host) ? true : cn_why(why, "the host is not a valid IPv6 address");
     size_t label = 0;
     bool all_numeric = true;
     for (size_t i = 0; i < n; i++) {
         char c = host[i];
         if (c == '.') {
             if (label == 0)
-                return fail(why, "the host is not a valid name (empty label)");
+                return cn_why(why, "the host is not a valid name (empty label)");
             if (host[i - 1] == '-')
-                return fail(why, "the host is not a valid name (a label ends with '-')");
+                return cn_why(why, "the host is not a valid name (a label ends with '-')");
             label = 0;
             continue;
         }
         if (!is_name_char(c))
-            return fail(why, "the host is not a valid name or address");
+            return cn_why(why, "the host is not a valid name or address");
         if (c == '-' && label == 0)
-            return fail(why, "the host is not a valid name (a label starts with '-')");
+            return cn_why(why, "the host is not a valid name (a label starts with '-')");
         if (!is_digit(c))
             all_numeric = false;
         if (++label > 63)
-            return fail(why, "the host is not a valid name (a label is longer than 63)");
+            return cn_why(why, "the host is not a valid name (a label is longer than 63)");
     }
     if (host[n - 1] == '-')
-        return fail(why, "the host is not a valid name (a label ends with '-')");
+        return cn_why(why, "the host is not a valid name (a label ends with '-')");
     /* "1.2.3" or "999.1.1.1" are broken IPv4 addresses, not names. */
     if (all_numeric && !is_ipv4(host))
-        return fail(why, "the host is not a valid IPv4 address");
+        return cn_why(why, "the host is not a valid IPv4 address");
     return true;
 }
 
@@ -95,10 +90,10 @@ bool cn_target_parse(const char *s, unsigned flags, char host[static CN_TARGET_H
                                                          : "port must be between 1 and 65535";
     unsigned lo = (flags & CN_TARGET_PORT_ZERO) ? 0 : 1;
     if (!s || !*s)
-        return fail(why, "the address is empty (expected HOST:PORT)");
+        return cn_why(why, "the address is empty (expected HOST:PORT)");
     size_t len = strnlen(s, CN_TARGET_TEXT_MAX + 1);
     if (len > CN_TARGET_TEXT_MAX)
-        return fail(why, "the address is too long");
+        return cn_why(why, "the address is too long");
     char h[CN_TARGET_HOST_SIZE];
     const char *port_text;
     if ((flags & CN_TARGET_BARE_PORT) && strspn(s, "0123456789") == len) {
@@ -108,29 +103,29 @@ bool cn_target_parse(const char *s, unsigned flags, char host[static CN_TARGET_H
     } else if (s[0] == '[') {
         const char *close = strchr(s, ']');
         if (!close)
-            return fail(why, "unterminated '[' (expected [IPv6]:PORT)");
+            return cn_why(why, "unterminated '[' (expected [IPv6]:PORT)");
         if (close[1] != ':')
-            return fail(why, "expected :PORT after the bracketed address");
+            return cn_why(why, "expected :PORT after the bracketed address");
         size_t hl = (size_t)(close - s - 1);
         if (hl == 0 || hl >= INET6_ADDRSTRLEN)
-            return fail(why, "the bracketed address is not an IPv6 address");
+            return cn_why(why, "the bracketed address is not an IPv6 address");
         memcpy(h, s + 1, hl);
         h[hl] = '\0';
         if (!is_ipv6(h))
-            return fail(why, "the bracketed address is not an IPv6 address");
+            return cn_why(why, "the bracketed address is not an IPv6 address");
         port_text = close + 2;
     } else {
         const char *colon = strrchr(s, ':');
         if (!colon)
-            return fail(why, (flags & CN_TARGET_BARE_PORT) ? "expected HOST:PORT or PORT"
-                                                           : "expected HOST:PORT");
+            return cn_why(why, (flags & CN_TARGET_BARE_PORT) ? "expected HOST:PORT or PORT"
+                                                             : "expected HOST:PORT");
         if (memchr(s, ':', (size_t)(colon - s)))
-            return fail(why, "put IPv6 addresses in brackets, e.g. [::1]:5432");
+            return cn_why(why, "put IPv6 addresses in brackets, e.g. [::1]:5432");
         size_t hl = (size_t)(colon - s);
         if (hl == 0)
-            return fail(why, "the address has no host (expected HOST:PORT)");
+            return cn_why(why, "the address has no host (expected HOST:PORT)");
         if (hl > CN_TARGET_HOST_MAX)
-            return fail(why, "the host is longer than 253 characters");
+            return cn_why(why, "the host is longer than 253 characters");
         memcpy(h, s, hl);
         h[hl] = '\0';
         if (!cn_target_host_valid(h, why))
@@ -139,9 +134,9 @@ bool cn_target_parse(const char *s, unsigned flags, char host[static CN_TARGET_H
     }
     if ((flags & CN_TARGET_ADDRESS_ONLY) && strcmp(h, "localhost") != 0 && !is_ipv4(h) &&
         !is_ipv6(h))
-        return fail(why, "the host must be an IP address or localhost");
+        return cn_why(why, "the host must be an IP address or localhost");
     if (!parse_port(port_text, lo, port))
-        return fail(why, port_msg);
+        return cn_why(why, port_msg);
     memcpy(host, h, strlen(h) + 1);
     return true;
 }

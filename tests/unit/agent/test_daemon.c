@@ -503,6 +503,24 @@ static agent_daemon_t *start_agent(obs_t *o, uint8_t sk[32], const char *enroll)
     return start_agent_serving(o, sk, enroll, NULL, 0);
 }
 
+/* A hub with no tunnels and an agent it has admitted. */
+static agent_daemon_t *admitted_agent(obs_t *o, uint8_t sk[32])
+{
+    hub_start(json_array());
+    agent_daemon_t *d = start_agent(o, sk, NULL);
+    assert_true(run_until(d, first_hello, o, 10000));
+    return d;
+}
+
+/* A port where a hub was and no longer is: connects fail from now on. */
+static void hub_gone(void)
+{
+    hub_start(json_array());
+    int port = H.port;
+    hub_stop();
+    H.port = port;
+}
+
 static void stop_agent(agent_daemon_t *d)
 {
     agent_daemon_stop(d);
@@ -637,11 +655,9 @@ static void test_target_down_is_unreachable(void **state)
 
 static void test_reconnects_after_link_loss(void **state)
 {
-    hub_start(json_array());
     obs_t o = {0};
     uint8_t sk[32];
-    agent_daemon_t *d = start_agent(&o, sk, NULL);
-    assert_true(run_until(d, first_hello, &o, 10000));
+    agent_daemon_t *d = admitted_agent(&o, sk);
     uint64_t t0 = cn_time_mono_ms();
     hub_cmd(d, CMD_KICK, 0, NULL, NULL, NULL);
     assert_true(run_until(d, hellos_at_least, &o, 10000));
@@ -698,11 +714,9 @@ static void test_refused_enrollment_does_not_retry(void **state)
  * link close; a cut-short flag ends the wait at once. */
 static void test_shutdown_drains_then_frees(void **state)
 {
-    hub_start(json_array());
     obs_t o = {0};
     uint8_t sk[32];
-    agent_daemon_t *d = start_agent(&o, sk, NULL);
-    assert_true(run_until(d, first_hello, &o, 10000));
+    agent_daemon_t *d = admitted_agent(&o, sk);
     uint64_t t0 = cn_time_mono_ms();
     assert_int_equal(agent_daemon_shutdown(d, AGENT_DAEMON_DRAIN_MS, NULL), 0);
     assert_true(cn_time_mono_ms() - t0 < AGENT_DAEMON_DRAIN_MS);
@@ -719,10 +733,7 @@ static void test_shutdown_drains_then_frees(void **state)
     hub_stop();
 
     /* Cut short: no hub, the link never comes up; the flag wins over ms. */
-    hub_start(json_array());
-    int port = H.port;
-    hub_stop();
-    H.port = port;
+    hub_gone();
     obs_t o2 = {0};
     d = start_agent(&o2, sk, NULL);
     volatile sig_atomic_t cut = 1;
@@ -735,10 +746,7 @@ static void test_shutdown_drains_then_frees(void **state)
 static void test_stop_while_hub_unreachable(void **state)
 {
     /* No hub at all: the daemon keeps retrying with backoff; stop ends it. */
-    hub_start(json_array());
-    int port = H.port;
-    hub_stop();
-    H.port = port;
+    hub_gone();
     obs_t o = {0};
     uint8_t sk[32];
     agent_daemon_t *d = start_agent(&o, sk, NULL);

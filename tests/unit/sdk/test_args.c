@@ -5,8 +5,6 @@
 
 #include "cn_args.h"
 
-#include <unistd.h>
-
 typedef struct opts {
     bool flag;
     const char *str, *str2;
@@ -231,31 +229,15 @@ static void test_front(void **state)
     const cn_opt_t opts[] = {{"json", CN_OPT_FLAG, &json, 0, 0, NULL, "print JSON"}, CN_OPT_END};
     const cn_args_cmd_t cmd = {"prog", "thing", "[--json]", "Does a thing.", opts, 0, 0};
     char out[2048] = "", errbuf[2048] = "";
-    fflush(stdout);
-    fflush(stderr);
-    int saved_out = dup(1), saved_err = dup(2);
-    FILE *fo = tmpfile(), *fe = tmpfile();
-    dup2(fileno(fo), 1);
-    dup2(fileno(fe), 2);
+    cn_test_capture_t cap;
+    cn_test_capture_begin(&cap);
     char *help[] = {(char *)"thing", (char *)"--help"};
     char *bad[] = {(char *)"thing", (char *)"--nope"};
     char *good[] = {(char *)"thing", (char *)"--json"};
     int r_help = cn_args_front(&cmd, 2, help, NULL, NULL);
     int r_bad = cn_args_front(&cmd, 2, bad, NULL, NULL);
     int r_good = cn_args_front(&cmd, 2, good, NULL, NULL);
-    fflush(stdout);
-    fflush(stderr);
-    dup2(saved_out, 1);
-    dup2(saved_err, 2);
-    close(saved_out);
-    close(saved_err);
-    rewind(fo);
-    rewind(fe);
-    size_t no = fread(out, 1, sizeof(out) - 1, fo);
-    size_t ne = fread(errbuf, 1, sizeof(errbuf) - 1, fe);
-    out[no] = errbuf[ne] = '\0';
-    fclose(fo);
-    fclose(fe);
+    cn_test_capture_end(&cap, out, sizeof(out), errbuf, sizeof(errbuf));
     assert_int_equal(r_help, CN_ARGS_HELP);
     assert_int_equal(cn_args_exit(r_help), CN_EXIT_OK);
     assert_int_equal(r_bad, CN_ARGS_ERROR);
