@@ -143,10 +143,15 @@ static int parse_args(expose_t *e, int argc, char **argv)
     return -1;
 }
 
-/* Step 2: POST /api/v1/tunnels for this agent. 0, or the exit status. */
+/* Step 2: record the target as this machine's, then POST /api/v1/tunnels
+ * for this agent. 0, or the exit status. */
 static int create_tunnel(expose_t *e)
 {
     char err[512];
+    /* This machine names the target: record it, so that this agent (here
+     * or in a `connect agent`) may dial it whatever the hub says. */
+    if (agent_config_record_exposed(e->cfg.path, e->host, e->port, err, sizeof(err)) < 0)
+        return cli_fail("%s", err);
     json_t *spec = json_pack("{s:{s:s,s:i},s:s,s:b}", "target", "host", e->host, "port",
                              (int)e->port, "agentId", e->cfg.agent_id, "public", e->is_public);
     if (!spec)
@@ -188,6 +193,7 @@ static int serve_tunnel(expose_t *e)
         .agent_id = e->cfg.agent_id,
         .serve = serve,
         .nserve = 1,
+        .policy_config = e->cfg.path,
         .on_tunnels = on_tunnels,
         .ctx = st,
     };

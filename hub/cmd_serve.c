@@ -19,6 +19,7 @@
 #include "cn_args.h"
 #include "cn_errmsg.h"
 #include "cn_target.h"
+#include "runtime.h"
 #include "cn_err.h"
 #include "cn_log.h"
 #include "secrets.h"
@@ -35,16 +36,19 @@
     "Serves the REST API (and, on the same port, the agent endpoint) until\n"                      \
     "SIGINT/SIGTERM. With --json, prints one JSON line on stdout once listening."
 
+/* Rows of serve_table(), the end marker included. */
+#define SERVE_OPTS 13
+
 /* What the table parses before the checks turn it into options. */
 typedef struct serve_raw {
     const char *listen, *tcp_ports;
-    unsigned long http_port, rate_limit, max_tunnels;
+    unsigned long http_port, rate_limit, max_tunnels, max_agents;
     bool json;
     int log_level;
 } serve_raw_t;
 
 /* The table of `serve`'s options; each may be given once. */
-static void serve_table(hub_serve_options_t *o, serve_raw_t *r, cn_opt_t t[static 12])
+static void serve_table(hub_serve_options_t *o, serve_raw_t *r, cn_opt_t t[static SERVE_OPTS])
 {
     const cn_opt_t table[] = {
         {"db", CN_OPT_STRING | CN_OPT_ONCE, &o->db, 0, 0, "PATH",
@@ -67,12 +71,14 @@ static void serve_table(hub_serve_options_t *o, serve_raw_t *r, cn_opt_t t[stati
              HUB_API_RATE_LIMIT_DEFAULT) ")"},
         {"max-tunnels", CN_OPT_UINT | CN_OPT_ONCE, &r->max_tunnels, 0, 1000000, "N",
          "tunnels per workspace, 0 = unlimited (default " STR(HUB_API_MAX_TUNNELS_DEFAULT) ")"},
+        {"max-agents", CN_OPT_UINT | CN_OPT_ONCE, &r->max_agents, 0, 1000000, "N",
+         "agents per workspace, 0 = unlimited (default " STR(HUB_API_MAX_AGENTS_DEFAULT) ")"},
         {"json", CN_OPT_FLAG, &r->json, 0, 0, NULL, "print one JSON line once listening"},
         {"log-level", CN_OPT_CHOICE, &r->log_level, 0, 0, HUB_LOG_LEVELS,
          "log threshold on stderr (default: $CONNECT_LOG, else info)"},
         CN_OPT_END,
     };
-    _Static_assert(sizeof(table) / sizeof(table[0]) == 12, "serve_table size");
+    _Static_assert(sizeof(table) / sizeof(table[0]) == SERVE_OPTS, "serve_table size");
     memcpy(t, table, sizeof(table));
 }
 
@@ -80,7 +86,7 @@ void hub_serve_usage(FILE *out)
 {
     hub_serve_options_t o;
     serve_raw_t r;
-    cn_opt_t t[12];
+    cn_opt_t t[SERVE_OPTS];
     serve_table(&o, &r, t);
     cn_args_help(out, "connect-hub", "serve", SERVE_SYNOPSIS, SERVE_ABOUT, t);
 }
@@ -103,6 +109,7 @@ static void set_defaults(hub_serve_options_t *o, serve_raw_t *r)
     r->listen = "127.0.0.1:8080";
     r->rate_limit = HUB_API_RATE_LIMIT_DEFAULT;
     r->max_tunnels = HUB_API_MAX_TUNNELS_DEFAULT;
+    r->max_agents = HUB_API_MAX_AGENTS_DEFAULT;
 }
 
 static bool valid_public_domain(const char *d, const char **why)
@@ -135,6 +142,7 @@ static int check_options(hub_serve_options_t *o, const serve_raw_t *r, char *err
     o->http_port = (uint16_t)r->http_port;
     o->rate_limit = (unsigned)r->rate_limit;
     o->max_tunnels = (size_t)r->max_tunnels;
+    o->max_agents = (size_t)r->max_agents;
     o->json = r->json;
     o->log_level = r->log_level;
     if (!o->tls_cert != !o->tls_key)
@@ -154,7 +162,7 @@ static int check_options(hub_serve_options_t *o, const serve_raw_t *r, char *err
 int hub_serve_parse_args(int argc, char **argv, hub_serve_options_t *o, char *err, size_t errlen)
 {
     serve_raw_t r;
-    cn_opt_t table[12];
+    cn_opt_t table[SERVE_OPTS];
     set_defaults(o, &r);
     serve_table(o, &r, table);
     int rc = cn_args_parse(table, argc, argv, NULL, 0, 0, NULL, err, errlen);
@@ -216,6 +224,7 @@ typedef struct serve {
     hub_serve_options_t o;
     hub_keypair_t kp;
     hub_store_t *store;
+    hub_runtime_t *runtime; /* the live side: agent links, public listeners */
     hub_api_t *api;
     hub_server_t *server;
 } serve_t;
@@ -253,7 +262,8 @@ static int open_store(serve_t *s)
     return 0;
 }
 
-/* Step 2: the API and the server that listens for it. */
+/* Step 2: the live side, the API (which tells the live side about changes)
+ * and the server that listens for both. */
 static int start_server(serve_t *s)
 {
     const hub_serve_options_t *o = &s->o;
@@ -265,8 +275,18 @@ static int start_server(serve_t *s)
         .tcp_port_hi = o->tcp_port_hi,
         .rate_limit = o->rate_limit,
         .max_tunnels = o->max_tunnels,
+        .max_agents = o->max_agents,
     };
     hub_key_to_b64(s->kp.public_key, ac.hub_public_key);
+    hub_runtime_config_t rc_live = {
+        .store = s->store,
+        .keypair = &s->kp,
+        .tcp_host = o->listen_host,
+    };
+    s->runtime = hub_runtime_new(&rc_live, err, sizeof(err));
+    if (!s->runtime)
+        return hub_cmd_fail("serve", "%s", err);
+    hub_runtime_live(s->runtime, &ac.live);
     /* The public URL port is only known once listening (port 0); the API
      * learns it afterwards. */
     s->api = hub_api_new(s->store, &ac);
@@ -278,7 +298,7 @@ static int start_server(serve_t *s)
         .tls_cert = o->tls_cert,
         .tls_key = o->tls_key,
         .store = s->store,
-        .keypair = &s->kp,
+        .runtime = s->runtime,
         .api = s->api,
     };
     raise_fd_limit();
@@ -316,6 +336,7 @@ static void serve_close(serve_t *s)
 {
     running_server = NULL;
     hub_server_free(s->server);
+    hub_runtime_free(s->runtime); /* after the context that used it */
     hub_api_free(s->api);
     hub_store_close(s->store);
     hub_keypair_wipe(&s->kp);

@@ -20,6 +20,7 @@ typedef struct hub_serve_options {
     const char *tls_key;
     unsigned rate_limit;
     size_t max_tunnels;
+    size_t max_agents;
     bool json;     /* one JSON line on stdout once listening */
     int log_level; /* 0: not given, else 1 + CN_LOG_* */
 } hub_serve_options_t;
