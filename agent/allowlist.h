@@ -97,7 +97,7 @@ typedef struct agent_policy {
 int agent_policy_add(agent_policy_t *p, const char *pattern, char *err, size_t errlen);
 /* Adds exactly HOST:PORT (a target some expose named). */
 int agent_policy_add_target(agent_policy_t *p, const char *host, uint16_t port);
-/* Whether the target (as agent_parse_target() gives it: IPv6 without
+/* Whether the target (as cn_target_parse() gives it: IPv6 without
  * brackets) may be dialled. */
 bool agent_policy_allows(const agent_policy_t *p, const char *host, uint16_t port);
 void agent_policy_free(agent_policy_t *p);
