@@ -317,9 +317,9 @@ int hub_agents_init(hub_runtime_t *rt)
         .ctx = rt,
         .max_links = rt->cfg.max_links,
     };
-    int e = 0;
-    rt->links = cn_link_server_new(&lc, &e);
-    return rt->links ? 0 : e;
+    /* The configuration is ours and complete: only memory can run out. */
+    rt->links = cn_link_server_new(&lc, NULL, 0);
+    return rt->links ? 0 : CN_ENOMEM;
 }
 
 void hub_agents_close_all(hub_runtime_t *rt)

@@ -8,6 +8,7 @@
 #include "cn_err.h"
 #include "cn_frame.h"
 #include "cn_log.h"
+#include "cn_time.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #define PIPE_PROTOCOL "cn-pipe"
@@ -64,19 +64,12 @@ static void maybe_free(cn_pipe_t *p)
     free(p);
 }
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void idle_check(lws_sorted_usec_list_t *sul)
 {
     cn_pipe_t *p = lws_container_of(sul, cn_pipe_t, sul_idle);
     if (p->stream_done || p->sock_done || !p->wsi)
         return;
-    uint64_t idle = mono_ms() - p->last_active_ms;
+    uint64_t idle = cn_time_mono_ms() - p->last_active_ms;
     if (idle < p->cfg.idle_timeout_ms) {
         lws_sul_schedule(lws_get_context(p->wsi), 0, &p->sul_idle, idle_check,
                          (lws_usec_t)(p->cfg.idle_timeout_ms - idle) * LWS_US_PER_MS);
@@ -90,7 +83,7 @@ static void idle_check(lws_sorted_usec_list_t *sul)
 /* Starts the idle clock once bytes may flow. */
 static void idle_start(cn_pipe_t *p)
 {
-    p->last_active_ms = mono_ms();
+    p->last_active_ms = cn_time_mono_ms();
     if (p->cfg.idle_timeout_ms && p->wsi)
         lws_sul_schedule(lws_get_context(p->wsi), 0, &p->sul_idle, idle_check,
                          (lws_usec_t)p->cfg.idle_timeout_ms * LWS_US_PER_MS);
@@ -185,7 +178,7 @@ static int pipe_read(cn_pipe_t *p)
         if (n > 0) {
             cn_mux_write_commit(p->mux, p->id, (size_t)n);
             p->up += (uint64_t)n;
-            p->last_active_ms = mono_ms();
+            p->last_active_ms = cn_time_mono_ms();
             if ((size_t)n < space && p->drain_fd < 0)
                 break; /* drained for now; POLLIN says when there is more */
             continue;
@@ -232,7 +225,7 @@ static int pipe_write(cn_pipe_t *p)
         ssize_t n = send(fd, src, len, MSG_NOSIGNAL);
         if (n > 0) {
             p->down += (uint64_t)n;
-            p->last_active_ms = mono_ms();
+            p->last_active_ms = cn_time_mono_ms();
             cn_mux_consume(p->mux, p->id, (size_t)n);
             if ((size_t)n < len) {
                 want_write(p);

@@ -16,6 +16,7 @@
 #include "cn_chan.h"
 #include "cn_err.h"
 #include "cn_frame.h"
+#include "cn_time.h"
 #include "cn_wsc.h"
 
 #include <jansson.h>
@@ -32,7 +33,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
 #define RBUF (64 * 1024)
@@ -46,13 +46,6 @@ typedef struct agent {
     int open;
     int failed;
 } agent_t;
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static int die(const char *what)
 {
@@ -71,7 +64,7 @@ static int send_all(int fd, const uint8_t *buf, size_t len, uint64_t deadline)
             continue;
         }
         if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (now_ms() >= deadline)
+            if (cn_time_mono_ms() >= deadline)
                 return -1;
             continue;
         }
@@ -155,8 +148,8 @@ static int login(agent_t *a, const char *host, int port, const char *config)
     char hostport[80];
     snprintf(hostport, sizeof(hostport), "%s:%d", host, port);
     cn_wsc_config_t wc = {.host = hostport, .path = "/agent", .subprotocol = "connect.v1"};
-    int err = 0;
-    a->ws = cn_wsc_new(&wc, &err);
+    char why[128];
+    a->ws = cn_wsc_new(&wc, why, sizeof(why));
     cn_chan_config_t cc = {
         .role = CN_CHAN_INITIATOR,
         .local_private = sk,
@@ -164,9 +157,9 @@ static int login(agent_t *a, const char *host, int port, const char *config)
         .binding = "",
         .app_payload = (const uint8_t *)payload,
         .app_payload_len = strlen(payload),
-        .now_ms = now_ms(),
+        .now_ms = cn_time_mono_ms(),
     };
-    a->chan = cn_chan_new(&cc, &err);
+    a->chan = cn_chan_new(&cc, why, sizeof(why));
     sodium_memzero(sk, sizeof(sk));
     free(payload);
     if (!a->ws || !a->chan)
@@ -174,14 +167,14 @@ static int login(agent_t *a, const char *host, int port, const char *config)
     cn_buf_init(&a->plain, 4u << 20, 0);
     cn_buf_init(&a->hs, 64 * 1024, 0);
 
-    uint64_t deadline = now_ms() + 5000;
+    uint64_t deadline = cn_time_mono_ms() + 5000;
     size_t rlen;
     const uint8_t *req = cn_wsc_request(a->ws, &rlen);
     if (send_all(a->fd, req, rlen, deadline) < 0)
         return die("cannot send the upgrade");
     uint8_t *rbuf = malloc(RBUF);
     int started = 0;
-    while (!cn_chan_is_established(a->chan) && !a->failed && now_ms() < deadline) {
+    while (!cn_chan_is_established(a->chan) && !a->failed && cn_time_mono_ms() < deadline) {
         if (a->open && !started) {
             started = 1;
             cn_chan_start(a->chan, &a->hs);
@@ -210,12 +203,12 @@ static int login(agent_t *a, const char *host, int port, const char *config)
 /* OPEN frames, never reading: one record of them at a time. */
 static int flood(agent_t *a, int seconds)
 {
-    uint64_t start = now_ms(), deadline = start + (uint64_t)seconds * 1000u;
+    uint64_t start = cn_time_mono_ms(), deadline = start + (uint64_t)seconds * 1000u;
     uint8_t *rec = malloc(CN_CHAN_HEADER + RECORD_PLAIN + CN_CHAN_TAG);
     uint32_t id = 1;
     uint64_t opens = 0, bytes = 0;
     int closed = 0;
-    while (now_ms() < deadline && id < CN_FRAME_MAX_STREAM - 4096) {
+    while (cn_time_mono_ms() < deadline && id < CN_FRAME_MAX_STREAM - 4096) {
         size_t off = 0;
         for (;;) {
             cn_frame_t f = {.type = CN_FRAME_OPEN, .stream = id};
@@ -230,7 +223,7 @@ static int flood(agent_t *a, int seconds)
             id += 2;
             opens++;
         }
-        cn_chan_set_now(a->chan, now_ms());
+        cn_chan_set_now(a->chan, cn_time_mono_ms());
         int rlen = cn_chan_seal(a->chan, rec, off);
         if (rlen < 0 || send_ws(a, rec, (size_t)rlen, deadline) < 0) {
             /* Time up (blocked: the hub stopped reading) or the hub is gone. */
@@ -242,14 +235,14 @@ static int flood(agent_t *a, int seconds)
     }
     /* Blocked: wait, still reading nothing, until the hub drops us (RST or
      * FIN show as POLLERR/POLLHUP/POLLRDHUP without reading). */
-    while (!closed && now_ms() < deadline) {
+    while (!closed && cn_time_mono_ms() < deadline) {
         struct pollfd pfd = {.fd = a->fd, .events = POLLRDHUP};
         if (poll(&pfd, 1, 100) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)))
             closed = 1;
     }
     printf("{\"opens\":%llu,\"bytes\":%llu,\"closed\":%s,\"ms\":%llu}\n", (unsigned long long)opens,
            (unsigned long long)bytes, closed ? "true" : "false",
-           (unsigned long long)(now_ms() - start));
+           (unsigned long long)(cn_time_mono_ms() - start));
     fflush(stdout);
     free(rec);
     return 0;
