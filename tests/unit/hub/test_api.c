@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "api.h"
+#include "api_internal.h"
 #include "cn_err.h"
 #include "cn_log.h"
 #include "router.h"
@@ -34,6 +35,7 @@ typedef struct fx {
     unsigned changed_calls;
     char changed_agent[HUB_ID_SIZE];
     bool serve;
+    const char *peer; /* the caller's address; NULL = "test" */
 } fx_t;
 
 static void open_api(fx_t *f, unsigned rate_limit, size_t max_tunnels, size_t max_agents)
@@ -97,7 +99,7 @@ static int teardown(void **state)
 static int call(fx_t *f, unsigned method, const char *path, const char *query, const char *token,
                 const char *body)
 {
-    hub_http_req_t req = {.method = method, .path = path, .peer = "test"};
+    hub_http_req_t req = {.method = method, .path = path, .peer = f->peer ? f->peer : "test"};
     char auth[128];
     if (token) {
         snprintf(auth, sizeof(auth), "Bearer %s", token);
@@ -392,6 +394,104 @@ static void test_rate_limit(void **state)
     f->clock.now += 60 * 1000;
     call(f, HUB_GET, "/api/v1/agents", NULL, f->admin, NULL);
     EXPECT(f, 200, NULL);
+}
+
+/* Failed authentications are counted per client address (IPv6: per /64):
+ * past the limit the address gets 429 with Retry-After without its token
+ * being checked, other addresses are unaffected, and the budget comes back
+ * with time. */
+static void test_auth_failures_limited_per_address(void **state)
+{
+    fx_t *f = *state;
+    hub_api_free(f->api);
+    hub_api_config_t cfg = {
+        .auth_fail_rate = 3,
+        .clock = hub_test_clock_read,
+        .clock_ctx = &f->clock,
+    };
+    f->api = hub_api_new(f->st, &cfg);
+    assert_non_null(f->api);
+    f->peer = "2001:db8:1:2::10";
+    for (int i = 0; i < 3; i++) {
+        call(f, HUB_GET, "/api/v1/agents", NULL, "cnt_wrong", NULL);
+        EXPECT(f, 401, "Authorization");
+    }
+    call(f, HUB_GET, "/api/v1/agents", NULL, NULL, NULL); /* no token at all */
+    EXPECT(f, 429, "Authorization");
+    assert_true(f->resp.retry_after >= 1);
+    /* The same /64, another host: still throttled, even with a good token. */
+    f->peer = "2001:db8:1:2::99";
+    call(f, HUB_GET, "/api/v1/agents", NULL, f->admin, NULL);
+    EXPECT(f, 429, "Authorization");
+    /* Another address is not affected; public routes never are. */
+    f->peer = "192.0.2.1";
+    call(f, HUB_GET, "/api/v1/agents", NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    f->peer = "2001:db8:1:2::10";
+    call(f, HUB_GET, "/api/v1/health", NULL, NULL, NULL);
+    EXPECT(f, 200, NULL);
+    f->clock.now += 60 * 1000;
+    call(f, HUB_GET, "/api/v1/agents", NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    f->peer = NULL;
+}
+
+/* Every route of every table answers 422 naming an unknown query argument
+ * (docs/api.md), and the arguments a route takes pass the check; one given
+ * twice is 422 too. The dispatcher checks from the route table, so a new
+ * endpoint cannot forget it. */
+static void test_unknown_query_every_route(void **state)
+{
+    fx_t *f = *state;
+    static const struct {
+        const hub_api_route_t *routes;
+        const size_t *n;
+    } tables[] = {
+        {hub_api_health_routes, &hub_api_health_nroutes},
+        {hub_api_workspaces_routes, &hub_api_workspaces_nroutes},
+        {hub_api_agents_routes, &hub_api_agents_nroutes},
+        {hub_api_tunnels_routes, &hub_api_tunnels_nroutes},
+        {hub_api_events_routes, &hub_api_events_nroutes},
+        {hub_api_tokens_routes, &hub_api_tokens_nroutes},
+    };
+    size_t checked = 0;
+    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+        for (size_t i = 0; i < *tables[t].n; i++) {
+            const hub_api_route_t *r = &tables[t].routes[i];
+            /* Path parameters: a well-formed id of nothing (404 once past
+             * the query check, which comes first). */
+            char path[256];
+            size_t o = 0;
+            for (const char *p = r->route.pattern; *p && o + 40 < sizeof(path);) {
+                if (*p == '{') {
+                    o += (size_t)snprintf(path + o, sizeof(path) - o, "%s", f->ws);
+                    p = strchr(p, '}') + 1;
+                } else {
+                    path[o++] = *p++;
+                }
+            }
+            path[o] = '\0';
+            call(f, r->route.method, path, "bogus=1", f->admin, "{}");
+            if (f->status != 422 || !names_param(f, "bogus"))
+                fail_msg("%s %s?bogus=1 answered %d", hub_method_name(r->route.method), path,
+                         f->status);
+            for (size_t k = 0; r->query && r->query[k]; k++) {
+                char q[64];
+                snprintf(q, sizeof(q), "%s=x&%s=y", r->query[k], r->query[k]);
+                call(f, r->route.method, path, q, f->admin, NULL);
+                if (f->status != 422 || !names_param(f, r->query[k]))
+                    fail_msg("%s %s?%s answered %d", hub_method_name(r->route.method), path, q,
+                             f->status);
+                snprintf(q, sizeof(q), "%s=x", r->query[k]);
+                call(f, r->route.method, path, q, f->admin, NULL);
+                if (names_param(f, "bogus") || (f->status == 422 && !names_param(f, r->query[k])))
+                    fail_msg("%s %s?%s answered %d", hub_method_name(r->route.method), path, q,
+                             f->status);
+            }
+            checked++;
+        }
+    }
+    assert_true(checked >= 15);
 }
 
 /* Types of the workspace's events about `tunnel`, joined by spaces. */
@@ -969,6 +1069,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_agent_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_fails_with_its_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_side_from_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_failures_limited_per_address, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_query_every_route, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,8 @@
 
 #include "api.h"
 #include "cmd_serve.h"
+#include "runtime.h"
+#include "server.h"
 
 /* Parses "serve" followed by the NULL-terminated `args`. */
 static int parse_v(hub_serve_options_t *o, char *err, const char *const *args)
@@ -73,6 +75,37 @@ static void test_values(void **state)
 }
 
 /* --help lists every option the parser takes, from the same table. */
+/* The abuse bounds and --public-bind: defaults, values, refusals. */
+static void test_abuse_bounds(void **state)
+{
+    hub_serve_options_t o;
+    char err[256];
+    assert_int_equal(parse(&o, err, "--db", "/d"), 0);
+    assert_int_equal(o.max_links, HUB_RUNTIME_MAX_LINKS_DEFAULT);
+    assert_int_equal(o.max_links_per_agent, HUB_RUNTIME_MAX_LINKS_PER_AGENT_DEFAULT);
+    assert_int_equal(o.conn_rate, HUB_SERVER_CONN_RATE_DEFAULT);
+    assert_int_equal(o.auth_fail_rate, HUB_API_AUTH_FAIL_RATE_DEFAULT);
+    assert_int_equal(o.max_conns, HUB_RUNTIME_MAX_CONNS_DEFAULT);
+    assert_int_equal(o.max_conns_per_ws, HUB_RUNTIME_MAX_CONNS_PER_WS_DEFAULT);
+    assert_int_equal(o.max_conns_per_client, HUB_RUNTIME_MAX_CONNS_PER_CLIENT_DEFAULT);
+    assert_int_equal(o.tcp_idle_timeout, HUB_RUNTIME_TCP_IDLE_TIMEOUT_DEFAULT);
+    assert_string_equal(o.public_bind, "");
+    assert_int_equal(parse(&o, err, "--db", "/d", "--max-links-per-agent", "2", "--conn-rate=0",
+                           "--tcp-idle-timeout", "30", "--public-bind", "::"),
+                     0);
+    assert_int_equal(o.max_links_per_agent, 2);
+    assert_int_equal(o.conn_rate, 0);
+    assert_int_equal(o.tcp_idle_timeout, 30);
+    assert_string_equal(o.public_bind, "::");
+    assert_int_equal(parse(&o, err, "--db", "/d", "--public-bind", "0.0.0.0"), 0);
+    assert_string_equal(o.public_bind, "0.0.0.0");
+    assert_int_equal(parse(&o, err, "--db", "/d", "--public-bind", "example.com"), -1);
+    assert_non_null(strstr(err, "--public-bind"));
+    assert_int_equal(parse(&o, err, "--db", "/d", "--max-links", "0"), -1);
+    assert_non_null(strstr(err, "max-links"));
+    assert_int_equal(parse(&o, err, "--db", "/d", "--max-conns-per-client", "x"), -1);
+}
+
 static void test_usage_lists_every_option(void **state)
 {
     char buf[4096] = "";
@@ -148,10 +181,9 @@ static void test_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_values),
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_usage_lists_every_option),
+        cmocka_unit_test(test_defaults),     cmocka_unit_test(test_values),
+        cmocka_unit_test(test_errors),       cmocka_unit_test(test_usage_lists_every_option),
+        cmocka_unit_test(test_abuse_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
