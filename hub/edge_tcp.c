@@ -123,25 +123,31 @@ static void accept_one(listener_t *l, int fd, const struct sockaddr_storage *ss)
     }
     char client[CN_LINK_ADDR_KEY_SIZE];
     cn_link_addr_key(addr, client);
-    const char *why = l->paused                                  ? "tunnel paused"
-                      : !s                                       ? "agent offline"
-                      : rt->conns >= rt->cfg.max_conns           ? "hub connection limit"
-                      : l->conns >= rt->cfg.max_conns_per_tunnel ? "tunnel connection limit"
-                      : hub_edge_tcp_ws_conns(rt, l->workspace_id) >= rt->cfg.max_conns_per_ws
-                          ? "workspace connection limit"
-                      : client_conns(l, client) >= rt->cfg.max_conns_per_client
-                          ? "client address limit"
-                          : NULL;
-    if (why) {
-        /* Refusals come in floods by nature: one line a second at most. */
-        rt->refused++;
+    static const char *const reasons[] = {
+        "tunnel paused",
+        "agent offline",
+        "hub connection limit",
+        "tunnel connection limit",
+        "workspace connection limit",
+        "client address limit",
+    };
+    int why = l->paused                                                                ? 0
+              : !s                                                                     ? 1
+              : rt->conns >= rt->cfg.max_conns                                         ? 2
+              : l->conns >= rt->cfg.max_conns_per_tunnel                               ? 3
+              : hub_edge_tcp_ws_conns(rt, l->workspace_id) >= rt->cfg.max_conns_per_ws ? 4
+              : client_conns(l, client) >= rt->cfg.max_conns_per_client                ? 5
+                                                                                       : -1;
+    if (why >= 0) {
+        /* Refusals come in floods by nature: one line a second per reason. */
+        rt->refused[why]++;
         uint64_t now = (uint64_t)hub_time_now_ms(NULL);
-        if (now - rt->refused_log_at >= 1000) {
-            cn_log_info("tunnel %s: connection from %s refused: %s (%llu refused since the last "
+        if (now - rt->refused_log_at[why] >= 1000) {
+            cn_log_info("tunnel %s: connection from %s refused: %s (%llu since the last such "
                         "line)",
-                        l->tunnel_id, client, why, (unsigned long long)rt->refused);
-            rt->refused_log_at = now;
-            rt->refused = 0;
+                        l->tunnel_id, client, reasons[why], (unsigned long long)rt->refused[why]);
+            rt->refused_log_at[why] = now;
+            rt->refused[why] = 0;
         }
         cn_sock_reset(fd);
         return;

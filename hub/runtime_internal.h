@@ -56,8 +56,10 @@ struct hub_runtime {
     listener_t *listeners;
     unsigned online;
     unsigned conns;
-    uint64_t refused;        /* public connections refused since the last log line */
-    uint64_t refused_log_at; /* ms of that line */
+    /* Public connections refused since the last log line, and its time (ms),
+     * per reason (edge_tcp.c's refusal reasons). */
+    uint64_t refused[8];
+    uint64_t refused_log_at[8];
 };
 
 /* ---- agents.c: the agent endpoint and the registry of links ---- */

@@ -12,6 +12,15 @@
                                from 127.0.0.1; prints "<answered> <refused>".
   slowhdr HOST PORT N SRC      N HTTP requests whose headers trickle one byte a
                                second, from SRC; holds them until killed.
+  conns HOST PORT N SRC        N echo connections (tcptool server) to a public
+                               TCP port from SRC, each checked by a round trip;
+                               prints "ready <served> <refused>" and holds the
+                               served ones until killed.
+  idle HOST PORT SECS          one echo connection that works, then stays
+                               silent: prints "<ms> reset|eof" when the hub ends
+                               it, "-1 open" after SECS.
+  watch HOST PORT SECS         one working echo connection, then waits without
+                               sending: prints "<ms> reset|eof" when it ends.
 """
 import base64
 import os
@@ -135,6 +144,61 @@ def slowhdr(host, port, n, src):
         time.sleep(1)
 
 
+def echo_ok(s):
+    s.sendall(b"ECHO\n")
+    s.sendall(b"ping")
+    got = b""
+    while len(got) < 4:
+        d = s.recv(4 - len(got))
+        if not d:
+            return False
+        got += d
+    return got == b"ping"
+
+
+def conns(host, port, n, src):
+    socks, refused = [], 0
+    for _ in range(n):
+        s = socket.socket()
+        s.settimeout(5)
+        try:
+            s.bind((src, 0))
+            s.connect((host, port))
+            if echo_ok(s):
+                socks.append(s)
+                continue
+        except OSError:
+            pass
+        refused += 1
+        s.close()
+    print("ready", len(socks), refused, flush=True)
+    while True:
+        time.sleep(3600)
+
+
+def ended(s, secs):
+    """Waits (reading) until the connection ends: (ms, how)."""
+    start = time.monotonic()
+    s.settimeout(0.05)
+    while time.monotonic() - start < secs:
+        try:
+            if s.recv(4096) == b"":
+                return int((time.monotonic() - start) * 1000), "eof"
+        except socket.timeout:
+            continue
+        except OSError:
+            return int((time.monotonic() - start) * 1000), "reset"
+    return -1, "open"
+
+
+def idle(host, port, secs):
+    s = socket.create_connection((host, port), 5)
+    if not echo_ok(s):
+        raise SystemExit("the tunnel does not echo")
+    ms, how = ended(s, secs)
+    print(ms, how)
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "slow":
@@ -143,6 +207,10 @@ def main():
         silent(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
     elif cmd == "burst":
         burst(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    elif cmd == "conns":
+        conns(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
+    elif cmd in ("idle", "watch"):
+        idle(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
     elif cmd == "slowhdr":
         slowhdr(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
     else:

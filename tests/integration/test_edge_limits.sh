@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# User story: a hub shared by two teams exposes public TCP tunnels on their
+# own address (--public-bind), apart from the API. One client address cannot
+# take a tunnel's connections, one team cannot fill the hub-wide cap, a
+# paused or deleted tunnel drops its clients at once (RST, without waiting
+# for the agent), and an idle connection is closed after --tcp-idle-timeout.
+source "$(dirname "$0")/lib.sh"
+AT=$SRC/tests/integration/abusetool.py
+PUB=127.0.0.2 # public listeners; the API stays on 127.0.0.1
+
+hub_init
+hub_start --public-bind "$PUB" --tcp-idle-timeout 0 --max-conns-per-client 3 \
+    --max-conns-per-workspace 5
+SVC=$(free_port)
+bg svc "$PY" "$TCPTOOL" server "$SVC"
+wait_port 127.0.0.1 "$SVC"
+
+step "public listeners bind to --public-bind, the API to --listen"
+agent_enroll team1
+expose team1 "127.0.0.1:$SVC" --public --protocol tcp --name one
+T1=$TUNNEL_ID
+P1=$TUNNEL_PORT
+listening() { # ADDR PORT: whether something listens exactly there
+    "$PY" - "$1" "$2" <<'EOF'
+import socket, struct, sys
+want = (socket.inet_aton(sys.argv[1]), int(sys.argv[2]))
+for line in open("/proc/net/tcp").read().splitlines()[1:]:
+    f = line.split()
+    addr, port = f[1].split(":")
+    if f[3] == "0A" and struct.pack("<I", int(addr, 16)) == want[0] and int(port, 16) == want[1]:
+        sys.exit(0)
+sys.exit(1)
+EOF
+}
+listening "$PUB" "$P1" || fail "tunnel port $P1 does not listen on $PUB"
+listening 127.0.0.1 "$P1" && fail "tunnel port $P1 also listens on the API's address"
+listening 127.0.0.1 "$HUB_PORT" || fail "the API left --listen"
+listening "$PUB" "$HUB_PORT" && fail "the API listens on the public address"
+"$PY" "$TCPTOOL" echo "$PUB" "$P1" 100000 5 >/dev/null || fail "the tunnel does not serve on $PUB"
+
+step "one client address gets at most 3 connections to a tunnel"
+bg c1 "$PY" "$AT" conns "$PUB" "$P1" 5 127.0.0.11
+wait_for 15 "client 1" grep -q "^ready" "$WORK/c1.log"
+[ "$(cat "$WORK/c1.log")" = "ready 3 2" ] || fail "per-client cap: $(cat "$WORK/c1.log")"
+C1=$LAST_PID
+
+step "one workspace gets at most 5 connections; another workspace is not affected"
+expose team1 "127.0.0.1:$SVC" --public --protocol tcp --name two
+T2=$TUNNEL_ID
+P2=$TUNNEL_PORT
+bg c2 "$PY" "$AT" conns "$PUB" "$P2" 3 127.0.0.12
+wait_for 15 "client 2" grep -q "^ready" "$WORK/c2.log"
+[ "$(cat "$WORK/c2.log")" = "ready 2 1" ] || fail "per-workspace cap: $(cat "$WORK/c2.log")"
+api POST /api/v1/workspaces '{"name":"team2"}'
+[ "$HTTP_STATUS" = 201 ] || fail "create workspace: $HTTP_STATUS $BODY"
+WS2=$(echo "$BODY" | json_get id)
+api POST "/api/v1/workspaces/$WS2/tokens" '{"scope":"admin"}'
+[ "$HTTP_STATUS" = 201 ] || fail "mint: $HTTP_STATUS $BODY"
+TOKEN=$(echo "$BODY" | json_get token) agent_enroll team2
+expose team2 "127.0.0.1:$SVC" --public --protocol tcp --name three
+P3=$TUNNEL_PORT
+bg c3 "$PY" "$AT" conns "$PUB" "$P3" 3 127.0.0.13
+wait_for 15 "client 3" grep -q "^ready" "$WORK/c3.log"
+[ "$(cat "$WORK/c3.log")" = "ready 3 0" ] || fail "the other workspace was capped: $(cat "$WORK/c3.log")"
+grep -q "refused: workspace connection limit" "$WORK/hub.log" || fail "workspace refusal not logged"
+grep -q "refused: client address limit" "$WORK/hub.log" || fail "client refusal not logged"
+stop_pid "$C1"
+
+step "pausing a tunnel drops its live connections at once"
+bg w1 "$PY" "$AT" watch "$PUB" "$P1" 10
+sleep 0.5
+api PATCH "/api/v1/tunnels/$T1" '{"status":"paused"}'
+[ "$HTTP_STATUS" = 200 ] || fail "pause: $HTTP_STATUS $BODY"
+wait_for 5 "the watcher ends" grep -q " " "$WORK/w1.log"
+read -r MS HOW <"$WORK/w1.log"
+echo "   paused: the live connection ended after $MS ms ($HOW)"
+[ "$HOW" = reset ] && [ "$MS" -lt 2000 ] || fail "pause left the connection: $MS $HOW"
+
+step "deleting a tunnel drops its live connections at once"
+api PATCH "/api/v1/tunnels/$T1" '{"status":"active"}'
+wait_for 5 "active again" status_is "$T1" active
+bg w2 "$PY" "$AT" watch "$PUB" "$P1" 10
+sleep 0.5
+api DELETE "/api/v1/tunnels/$T1"
+[ "$HTTP_STATUS" = 200 ] || fail "delete: $HTTP_STATUS $BODY"
+wait_for 5 "the watcher ends" grep -q " " "$WORK/w2.log"
+read -r MS HOW <"$WORK/w2.log"
+echo "   deleted: the live connection ended after $MS ms ($HOW)"
+[ "$HOW" = reset ] && [ "$MS" -lt 2000 ] || fail "delete left the connection: $MS $HOW"
+
+step "an idle public connection is closed after --tcp-idle-timeout"
+stop_pid "$HUB_PID"
+hub_start --public-bind "$PUB" --tcp-idle-timeout 2
+wait_for 15 "tunnel two active again" status_is "$T2" active
+read -r MS HOW < <("$PY" "$AT" idle "$PUB" "$P2" 10)
+echo "   idle: closed after $MS ms ($HOW)"
+[ "$MS" -ge 1900 ] && [ "$MS" -le 3500 ] && [ "$HOW" = reset ] || fail "idle timeout: $MS $HOW"
+"$PY" "$TCPTOOL" echo "$PUB" "$P2" 1000000 7 >/dev/null || fail "a busy connection was cut"
+echo PASS
