@@ -981,6 +981,11 @@ unsigned cn_link_server_count(const cn_link_server_t *srv)
 
 /* ---- accessors ----------------------------------------------------------- */
 
+struct lws_context *cn_link_context(const cn_link_t *link)
+{
+    return link->context;
+}
+
 cn_mux_t *cn_link_mux(cn_link_t *link)
 {
     return link->mux;

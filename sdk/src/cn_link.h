@@ -215,6 +215,8 @@ struct lws_protocols cn_link_server_protocol(cn_link_server_t *srv);
 /* Links currently open on this server (any state). */
 unsigned cn_link_server_count(const cn_link_server_t *srv);
 
+/* The lws context the link runs on. */
+struct lws_context *cn_link_context(const cn_link_t *link);
 /* The link's multiplexer (valid from creation until on_closed returns). */
 cn_mux_t *cn_link_mux(cn_link_t *link);
 /* Asks for a writeable callback when the mux has output, and resumes reading

@@ -8,11 +8,13 @@
 #include "cn_err.h"
 #include "cn_frame.h"
 #include "cn_log.h"
+#include "cn_resolve.h"
 #include "cn_time.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <libwebsockets.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -34,6 +36,8 @@ struct cn_pipe {
     uint32_t id;
     cn_pipe_config_t cfg;
     int dialing;                      /* agent: connect() in progress, stream not yet accepted */
+    struct lws_vhost *vh;             /* agent: where the dialled socket is adopted */
+    cn_resolve_req_t *resolving;      /* agent: the target's name is being resolved */
     int attached;                     /* the stream is open both ways: bytes may flow */
     int stream_done;                  /* the stream is finished (or never was): no more mux calls */
     int sock_done;                    /* the socket wsi is closed */
@@ -279,6 +283,10 @@ static int pipe_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 {
     cn_pipe_t *p = lws_get_opaque_user_data(wsi);
     switch (reason) {
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        /* A resolver thread woke the loop (and, broadcast, other things). */
+        cn_resolve_dispatch(lws_get_context(wsi));
+        return 0;
     case LWS_CALLBACK_RAW_RX_FILE:
         if (!p)
             return -1;
@@ -584,52 +592,108 @@ fail:
     return NULL;
 }
 
-cn_pipe_t *cn_pipe_dial(struct lws_vhost *vh, cn_link_t *link, uint32_t id, const char *host,
-                        int port, const cn_pipe_config_t *cfg, int *err)
+/* Agent: connects to the first address that takes a non-blocking
+ * connect(); the socket or a negative CN_E*. */
+static int connect_any(const struct addrinfo *res)
 {
-    int rc = CN_EINVAL;
-    int fd = -1;
-    struct addrinfo hints, *res = NULL, *ai;
-    char portstr[8];
-    cn_pipe_t *p = NULL;
-    if (!vh || !link || !host || port <= 0 || port > 65535)
-        goto fail;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    snprintf(portstr, sizeof(portstr), "%d", port);
-    rc = CN_EREFUSED;
-    if (getaddrinfo(host, portstr, &hints, &res) != 0 || !res)
-        goto fail;
-    for (ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        int fd =
+            socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0)
             continue;
         cn_sock_tune(fd);
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS)
-            break;
+            return fd;
         close(fd);
-        fd = -1;
     }
-    freeaddrinfo(res);
-    if (fd < 0)
+    return CN_EREFUSED;
+}
+
+/* Agent: the stream cannot be dialled (no address, no socket): refused,
+ * and the pipe (which never had a socket) finishes at once. */
+static void dial_failed(cn_pipe_t *p, int err, const char *why)
+{
+    p->dialing = 0;
+    p->err = err;
+    p->stream_done = 1;
+    p->sock_done = 1;
+    cn_mux_reject(p->mux, p->id, CN_RST_UNREACHABLE, why);
+    cn_link_flush(p->link);
+    maybe_free(p);
+}
+
+/* Agent: a socket is connecting; lws polls it from here. */
+static int dial_started(struct lws_vhost *vh, cn_pipe_t *p, int fd)
+{
+    if (!adopt(vh, fd, p)) {
+        close(fd);
+        return CN_ENOMEM;
+    }
+    set_rx(p, 0);
+    lws_callback_on_writable(p->wsi); /* POLLOUT = connect() finished */
+    return 0;
+}
+
+/* Agent: the resolver thread answered (on the loop thread). */
+static void dial_resolved(void *arg, int err, const struct addrinfo *res)
+{
+    cn_pipe_t *p = arg;
+    p->resolving = NULL;
+    int fd = err ? err : connect_any(res);
+    if (fd < 0) {
+        dial_failed(p, CN_EREFUSED,
+                    err ? "target name does not resolve" : "target refused the connection");
+        return;
+    }
+    int rc = dial_started(p->vh, p, fd);
+    if (rc < 0)
+        dial_failed(p, rc, "out of memory");
+}
+
+cn_pipe_t *cn_pipe_dial(struct lws_vhost *vh, cn_link_t *link, uint32_t id, const char *host,
+                        int port, const cn_pipe_config_t *cfg, int *err)
+{
+    int rc = CN_EINVAL;
+    cn_pipe_t *p = NULL;
+    struct addrinfo hints, *res = NULL;
+    uint8_t probe[16];
+    if (!vh || !link || !host || port <= 0 || port > 65535)
         goto fail;
     rc = CN_ENOMEM;
     p = pipe_new(link, cfg);
     if (!p)
         goto fail;
     p->id = id;
+    p->vh = vh;
     p->dialing = 1;
-    if (!adopt(vh, fd, p))
+    if (inet_pton(AF_INET, host, probe) != 1 && inet_pton(AF_INET6, host, probe) != 1) {
+        /* A name: resolved off the loop (cn_resolve.h); the stream stays
+         * pending meanwhile, and the hub's open deadline bounds the wait. */
+        p->resolving = cn_resolve_start(cn_link_context(link), host, port, dial_resolved, p, &rc);
+        if (!p->resolving)
+            goto fail;
+        return p;
+    }
+    /* An address literal: getaddrinfo() does not block. */
+    char portstr[8];
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST;
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    rc = CN_EREFUSED;
+    if (getaddrinfo(host, portstr, &hints, &res) != 0 || !res)
         goto fail;
-    set_rx(p, 0);
-    lws_callback_on_writable(p->wsi); /* POLLOUT = connect() finished */
+    int fd = connect_any(res);
+    freeaddrinfo(res);
+    if (fd < 0)
+        goto fail;
+    rc = dial_started(vh, p, fd);
+    if (rc < 0)
+        goto fail;
     return p;
 fail:
     free(p);
-    if (fd >= 0)
-        close(fd);
     if (err)
         *err = rc;
     return NULL;
@@ -644,6 +708,13 @@ void cn_pipe_abort(cn_pipe_t *p, uint32_t code)
     p->aborted = 1;
     if (p->stream_done) {
         close_socket(p);
+        return;
+    }
+    if (p->resolving) {
+        /* The name's answer no longer matters: it will never arrive here. */
+        cn_resolve_cancel(p->resolving);
+        p->resolving = NULL;
+        dial_failed(p, p->err, "aborted");
         return;
     }
     if (p->dialing) {

@@ -87,10 +87,12 @@ cn_pipe_t *cn_pipe_open(struct lws_vhost *vh, int fd, cn_link_t *link, uint8_t k
                         const cn_pipe_config_t *cfg, int *err);
 
 /* Agent side: for a stream `id` the peer opened (announced by on_open and
- * not yet accepted), connects to host:port (an IP literal, or a name resolved
- * with a blocking getaddrinfo()), then accepts the stream on success or
- * rejects it with CN_RST_UNREACHABLE. Returns NULL with *err when it cannot
- * even start (then the caller rejects the stream). While it dials, the
+ * not yet accepted), connects to host:port (an IP literal at once; a name
+ * after resolver threads answered, never blocking the loop: cn_resolve.h),
+ * then accepts the stream on success or rejects it with CN_RST_UNREACHABLE
+ * (done follows, possibly from inside cn_pipe_abort()). Returns NULL with
+ * *err when it cannot even start (then the caller rejects the stream):
+ * CN_EAGAIN when the resolver's queue is full. While it dials, the
  * stream is pending and the mux cannot reach the pipe: when the link closes
  * first, the caller must cn_pipe_abort() it from the link's on_closed. */
 cn_pipe_t *cn_pipe_dial(struct lws_vhost *vh, cn_link_t *link, uint32_t id, const char *host,
