@@ -30,6 +30,7 @@
 #define DEF_HS_GRACE_MS 2000u
 #define DEF_HS_MIN_RATE 32u
 #define DEF_STALL_MS 10000u
+#define STALL_QUIET_FACTOR 6u /* see cn_link_timing_t.stall_ms */
 #define DEF_MAX_LINKS 1024u
 /* Above this many bytes buffered in the mux (received, not yet read by the
  * application) stop reading the WebSocket; resume below half of it. Stream
@@ -520,11 +521,15 @@ void cn_link_flush(cn_link_t *link)
     if (!link || link->state != LINK_ESTABLISHED || !link->wsi)
         return;
     int err = cn_mux_error(link->mux);
-    if (err) {
+    if (err == CN_EFLOW) {
         /* An application call (reject, accept, read) queued a reply past the
          * bound: the peer does not read what it provokes. */
-        cn_log_warn("link: peer leaves its replies unread (%s), closing", cn_strerror(err));
+        cn_log_warn("link: peer leaves its replies unread, closing");
         link_fail(link, err, CN_LINK_REPLIES_UNREAD);
+        return;
+    }
+    if (err && err != CN_ECLOSED) {
+        link_fail(link, err, CN_LINK_STREAM_VIOLATION); /* out of memory for a reply */
         return;
     }
     if (cn_mux_has_output(link->mux))
@@ -560,7 +565,8 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
         }
     } else {
         int waiting = cn_mux_has_output(l->mux) || (l->wsi && lws_partial_buffered(l->wsi));
-        if (cn_link_stalled(&l->timing, now, l->last_tx_ms, waiting)) {
+        int piling = cn_mux_reply_bytes(l->mux) > cn_mux_reply_high(l->mux);
+        if (cn_link_stalled(&l->timing, now, l->last_tx_ms, waiting, piling)) {
             cn_log_warn("link: peer read nothing for %llu ms with %zu bytes waiting, closing",
                         (unsigned long long)(now - l->last_tx_ms), cn_mux_pending_bytes(l->mux));
             link_fail(l, CN_ETIMEOUT, CN_LINK_PEER_NOT_READING);
@@ -599,11 +605,13 @@ enum cn_link_handshake cn_link_handshake_check(const cn_link_timing_t *timing, u
     return CN_LINK_HS_OK;
 }
 
-int cn_link_stalled(const cn_link_timing_t *timing, uint64_t now, uint64_t last_tx, int tx_waiting)
+int cn_link_stalled(const cn_link_timing_t *timing, uint64_t now, uint64_t last_tx, int tx_waiting,
+                    int replies_piling)
 {
     cn_link_timing_t t = *timing;
     timing_defaults(&t);
-    return tx_waiting && now > last_tx && now - last_tx > t.stall_ms;
+    uint64_t limit = (uint64_t)t.stall_ms * (replies_piling ? 1u : STALL_QUIET_FACTOR);
+    return tx_waiting && now > last_tx && now - last_tx > limit;
 }
 
 void cn_link_addr_key(const char *addr, char out[static CN_LINK_ADDR_KEY_SIZE])

@@ -102,8 +102,12 @@ typedef struct cn_link_timing {
                                   * received this many bytes per second of its age once the
                                   * grace is over (a whole handshake is ~200 bytes, sent at
                                   * once); a slowloris is dropped at the grace */
-    uint32_t stall_ms;           /* default 10000: close when output is waiting and nothing
-                                  * could be written for this long (the peer stopped reading) */
+    uint32_t stall_ms;           /* default 10000: close when output is waiting, nothing could
+                                  * be written for this long and the peer left more replies
+                                  * unread than cn_mux_reply_high() (it provokes and does not
+                                  * read: the OPEN-flood signature); 6x as long when the
+                                  * replies are few (a peer that paused reading because its
+                                  * own targets are slow gets time to drain them) */
 } cn_link_timing_t;
 
 /* What the liveness timer should do now (sans-IO, see cn_link_liveness()). */
@@ -135,10 +139,12 @@ enum cn_link_handshake cn_link_handshake_check(const cn_link_timing_t *t, uint64
                                                uint64_t started_ms, uint64_t rx_bytes, int server);
 
 /* Whether an established link's peer stopped reading: output is waiting
- * (`tx_waiting`) and nothing was written since last_tx_ms for stall_ms. Such
- * a link is closed: its queues would otherwise hold memory for ever. Pure. */
-int cn_link_stalled(const cn_link_timing_t *t, uint64_t now_ms, uint64_t last_tx_ms,
-                    int tx_waiting);
+ * (`tx_waiting`) and nothing was written since last_tx_ms for stall_ms when
+ * `replies_piling` (unread replies above the high mark), else for
+ * 6 x stall_ms. Such a link is closed: its queues would otherwise hold memory
+ * for ever. Pure. */
+int cn_link_stalled(const cn_link_timing_t *t, uint64_t now_ms, uint64_t last_tx_ms, int tx_waiting,
+                    int replies_piling);
 
 /* The read-pause rule: stop reading the link when the application left more
  * than rx_high bytes unread, or when the replies the peer provoked and did

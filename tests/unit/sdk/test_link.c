@@ -619,15 +619,22 @@ static void test_handshake_rule(void **state)
 
 /* A link whose peer reads nothing while we have output is closed after
  * stall_ms; an idle link (nothing waiting) never is. */
+/* A link whose peer reads nothing while we have output is closed: after
+ * stall_ms when its unread replies pile up (it provokes and does not read),
+ * after 6 x stall_ms otherwise (a peer draining slow targets of its own);
+ * an idle link (nothing waiting) never is. */
 static void test_stall_rule(void **state)
 {
     const cn_link_timing_t t = {0};
-    assert_false(cn_link_stalled(&t, 100000, 100000 - 10000, 1));
-    assert_true(cn_link_stalled(&t, 100000, 100000 - 10001, 1));
-    assert_false(cn_link_stalled(&t, 100000, 0, 0)); /* idle for ever: fine */
-    assert_false(cn_link_stalled(&t, 100000, 100000, 1));
+    assert_false(cn_link_stalled(&t, 100000, 100000 - 10000, 1, 1));
+    assert_true(cn_link_stalled(&t, 100000, 100000 - 10001, 1, 1));
+    assert_false(cn_link_stalled(&t, 100000, 100000 - 10001, 1, 0));
+    assert_false(cn_link_stalled(&t, 100000, 100000 - 60000, 1, 0));
+    assert_true(cn_link_stalled(&t, 100000, 100000 - 60001, 1, 0));
+    assert_false(cn_link_stalled(&t, 100000, 0, 0, 1)); /* idle for ever: fine */
+    assert_false(cn_link_stalled(&t, 100000, 100000, 1, 1));
     const cn_link_timing_t quick = {.stall_ms = 500};
-    assert_true(cn_link_stalled(&quick, 1000, 499, 1));
+    assert_true(cn_link_stalled(&quick, 1000, 499, 1, 1));
 }
 
 /* Reading stops when the application is behind OR when the peer leaves its
