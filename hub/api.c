@@ -20,10 +20,7 @@
 #define AUTH_LOG_PER_S 10
 
 /* Every resource's routes, searched in turn. */
-static const struct {
-    const hub_api_route_t *routes;
-    const size_t *n;
-} tables[] = {
+const hub_api_table_t hub_api_tables[] = {
     {hub_api_health_routes, &hub_api_health_nroutes},
     {hub_api_workspaces_routes, &hub_api_workspaces_nroutes},
     {hub_api_agents_routes, &hub_api_agents_nroutes},
@@ -31,6 +28,7 @@ static const struct {
     {hub_api_events_routes, &hub_api_events_nroutes},
     {hub_api_tokens_routes, &hub_api_tokens_nroutes},
 };
+const size_t hub_api_ntables = sizeof(hub_api_tables) / sizeof(hub_api_tables[0]);
 
 /* Query keys that would carry a credential: refused so that no client gets
  * used to putting tokens in URLs (they end up in logs and histories). */
@@ -391,12 +389,13 @@ static const hub_api_route_t *find_route(hub_api_call_t *c)
     bool path_known = false;
     /* HEAD is GET without the body (http.c leaves the body out). */
     unsigned method = c->req->method == HUB_HEAD ? HUB_GET : c->req->method;
-    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+    for (size_t t = 0; t < hub_api_ntables; t++) {
         size_t idx = 0;
-        int r = hub_route_lookup(tables[t].routes, *tables[t].n, sizeof(hub_api_route_t), method,
-                                 c->req->path, &idx, &c->params, &allow);
+        int r = hub_route_lookup(hub_api_tables[t].routes, *hub_api_tables[t].n,
+                                 sizeof(hub_api_route_t), method, c->req->path, &idx, &c->params,
+                                 &allow);
         if (r == HUB_ROUTE_FOUND)
-            return &tables[t].routes[idx];
+            return &hub_api_tables[t].routes[idx];
         if (r == HUB_ROUTE_BAD_METHOD)
             path_known = true;
     }

@@ -77,6 +77,14 @@ extern const size_t hub_api_events_nroutes;
 extern const hub_api_route_t hub_api_tokens_routes[];
 extern const size_t hub_api_tokens_nroutes;
 
+/* All of them, in the order the dispatcher searches them. */
+typedef struct hub_api_table {
+    const hub_api_route_t *routes;
+    const size_t *n;
+} hub_api_table_t;
+extern const hub_api_table_t hub_api_tables[];
+extern const size_t hub_api_ntables;
+
 /* ---- answering ---- */
 /* 200/201 with `body` (consumed). */
 void hub_api_reply(hub_api_call_t *c, int status, json_t *body);
