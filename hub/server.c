@@ -36,10 +36,12 @@
  * behind them (1,000 silent sockets: 19 s). So the hub counts connections
  * that have not finished their headers ("pre-header"), caps them per
  * address (IPv6: per /64) and in total, below the pool, and resets the rest
- * at accept: nobody ever waits for a table. */
-#define HEADER_POOL 1024
-#define PRE_MAX 768
-#define PRE_PER_ADDR 16
+ * at accept: nobody ever waits for a table. 64 per address leaves a busy
+ * client (or a NAT) room; 24 addresses are needed to fill the total. A
+ * table costs ~8.5 KiB while in use, so the pool is ~17 MiB at worst. */
+#define HEADER_POOL 2048
+#define PRE_MAX 1536
+#define PRE_PER_ADDR 64
 /* A pre-header entry older than this is forgotten (lws drops a connection
  * that holds a header table idle for timeout_secs_ah_idle, 10 s). */
 #define PRE_STALE_MS 15000

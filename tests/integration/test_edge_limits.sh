@@ -84,7 +84,7 @@ drops_live paused PATCH '{"status":"paused"}'
 
 step "deleting a tunnel drops its live connections at once"
 api PATCH "/api/v1/tunnels/$T1" '{"status":"active"}'
-wait_for 5 "active again" status_is "$T1" active
+wait_for 15 "active again" status_is "$T1" active
 drops_live deleted DELETE ""
 
 step "an idle public connection is closed after --tcp-idle-timeout"
