@@ -242,7 +242,7 @@ cleanup:
     }
     if (!keep) {
         /* A first Ctrl-C got us here; a second one cancels the delete. */
-        cn_api_set_cancel(api, &cli_force);
+        cn_api_set_cancel(api, cli_force_raised, NULL);
         rc = cn_api_tunnel_delete(api, st.id, NULL, err, sizeof(err));
         if (rc < 0 && rc != CN_ENOTFOUND)
             status = cli_fail("could not delete tunnel %s: %s (remove it with 'connect rm %s')",
