@@ -455,7 +455,12 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
         }
         if (now - l->last_tx_ms >= l->timing.ping_interval_ms ||
             now - l->last_rx_ms >= l->timing.ping_interval_ms) {
-            cn_mux_ping(l->mux, ++l->ping_seq);
+            /* CN_EAGAIN: the control queue is full, so frames are leaving
+             * anyway; CN_ECLOSED: the mux failed and the link goes down
+             * through its own path. Nothing to undo either way. */
+            int rc = cn_mux_ping(l->mux, ++l->ping_seq);
+            if (rc < 0)
+                cn_log_debug("link: ping not queued: %s", cn_strerror(rc));
             lws_callback_on_writable(l->wsi);
         }
     }

@@ -395,7 +395,9 @@ static int frameq_push(struct frameq *q, const cn_frame_t *f)
     uint8_t *p = cn_buf_reserve(&q->b, n, &err);
     if (!p)
         return err;
-    cn_frame_encode(f, p, n);
+    err = cn_frame_encode(f, p, n);
+    if (err < 0)
+        return err; /* reserved, not committed: the queue is unchanged */
     cn_buf_commit(&q->b, n);
     return 0;
 }
@@ -917,7 +919,8 @@ static size_t output_data(cn_mux_t *m, uint8_t *out, size_t room, size_t written
         size_t n = min_sz(want, room - pos - CN_FRAME_HEADER);
         if (n < want && n < MIN_DATA && written + pos > 0)
             break; /* no runt frame to top up a record; it leads the next one */
-        cn_frame_write_header(out + pos, CN_FRAME_DATA, s->id, (uint32_t)n);
+        if (cn_frame_write_header(out + pos, CN_FRAME_DATA, s->id, (uint32_t)n) < 0)
+            break; /* not reached: n <= CN_FRAME_MAX_PAYLOAD and s->id != 0 */
         cq_take(m, &s->tx, out + pos + CN_FRAME_HEADER, n);
         pos += CN_FRAME_HEADER + n;
         s->tx_credit -= (uint32_t)n;

@@ -129,7 +129,11 @@ static int pipe_read(cn_pipe_t *p)
         }
         ssize_t n = recv(fd, dst, space, 0);
         if (n > 0) {
-            cn_mux_write_commit(p->mux, p->id, (size_t)n);
+            int rc = cn_mux_write_commit(p->mux, p->id, (size_t)n);
+            if (rc < 0) {
+                p->err = rc;
+                return -1;
+            }
             p->up += (uint64_t)n;
             if ((size_t)n < space && p->drain_fd < 0)
                 break; /* drained for now; POLLIN says when there is more */
@@ -138,7 +142,11 @@ static int pipe_read(cn_pipe_t *p)
         if (n == 0) {
             p->rd_eof = 1;
             set_rx(p, 0);
-            cn_mux_shutdown(p->mux, p->id);
+            int rc = cn_mux_shutdown(p->mux, p->id);
+            if (rc < 0) { /* the FIN could not be queued: the peer would wait forever */
+                p->err = rc;
+                return -1;
+            }
             if (p->drain_fd >= 0)
                 drain_done(p); /* freed once the stream finishes */
             break;
@@ -177,7 +185,12 @@ static int pipe_write(cn_pipe_t *p)
         ssize_t n = send(fd, src, len, MSG_NOSIGNAL);
         if (n > 0) {
             p->down += (uint64_t)n;
-            cn_mux_consume(p->mux, p->id, (size_t)n);
+            rc = cn_mux_consume(p->mux, p->id, (size_t)n);
+            if (rc < 0) { /* credit not returned: the peer would stall */
+                p->err = rc;
+                ret = -1;
+                break;
+            }
             if ((size_t)n < len) {
                 want_write(p);
                 break;
@@ -518,8 +531,8 @@ cn_pipe_t *cn_pipe_dial(struct lws_vhost *vh, cn_link_t *link, uint32_t id, cons
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0)
             continue;
-        cn_sock_tune(fd);
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS)
+        if (cn_sock_tune(fd) == 0 &&
+            (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS))
             break;
         close(fd);
         fd = -1;

@@ -107,7 +107,7 @@ static void echo_service(void)
     if (w.echo_fd < 0 && w.echo_lfd >= 0) {
         int fd = accept(w.echo_lfd, NULL, NULL);
         if (fd >= 0) {
-            cn_sock_tune(fd);
+            assert_int_equal(cn_sock_tune(fd), 0);
             w.echo_fd = fd;
         }
     }
@@ -148,8 +148,8 @@ static void world_start(void)
     uint8_t hpk[32], hsk[32], apk[32], ask[32];
     memset(&w, 0, sizeof(w));
     w.echo_fd = -1;
-    cn_chan_keypair(hpk, hsk);
-    cn_chan_keypair(apk, ask);
+    assert_int_equal(cn_chan_keypair(hpk, hsk), 0);
+    assert_int_equal(cn_chan_keypair(apk, ask), 0);
     memset(&hub_cb, 0, sizeof(hub_cb));
     memset(&agent_cb, 0, sizeof(agent_cb));
     cn_stream_dispatch_callbacks(&hub_cb);
