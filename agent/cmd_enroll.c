@@ -111,8 +111,9 @@ int cmd_enroll(int argc, char **argv)
     }
     if (rc < 0)
         return cli_usage_error("enroll", "%s", err);
-    if (!hub && getenv("CONNECT_HUB") && *getenv("CONNECT_HUB"))
-        hub = getenv("CONNECT_HUB");
+    const char *env_hub = getenv("CONNECT_HUB");
+    if (!hub && env_hub && *env_hub)
+        hub = env_hub;
     if (!hub)
         return cli_usage_error("enroll", "--hub URL is required");
     char token_buf[AGENT_ENROLL_SECRET_MAX + 64] = "";
@@ -122,8 +123,9 @@ int cmd_enroll(int argc, char **argv)
             return cli_fail("no enrollment token on standard input");
         token = token_buf;
     }
-    if (!token && getenv("CONNECT_ENROLL_TOKEN") && *getenv("CONNECT_ENROLL_TOKEN"))
-        token = getenv("CONNECT_ENROLL_TOKEN");
+    const char *env_token = getenv("CONNECT_ENROLL_TOKEN");
+    if (!token && env_token && *env_token)
+        token = env_token;
     if (!token)
         return cli_usage_error("enroll", "--token ENROLL is required");
     cli_logging(CN_LOG_ERROR);
