@@ -9,6 +9,7 @@
 #include "cn_err.h"
 #include "cn_frame.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -194,11 +195,14 @@ static size_t cq_append(cn_mux_t *m, struct chunkq *q, const uint8_t *src, size_
 }
 
 /* Drops n bytes from the front (copying them to dst when not NULL); fully
- * read chunks go back to the cache so an idle queue holds no memory. */
+ * read chunks go back to the cache so an idle queue holds no memory.
+ * n <= q->len: every caller bounds it by what the queue holds. */
 static void cq_take(cn_mux_t *m, struct chunkq *q, uint8_t *dst, size_t n)
 {
+    assert(n <= q->len);
     while (n) {
         struct chunk *c = q->head;
+        assert(c); /* q->len counts bytes in chunks, so n > 0 means one is left */
         size_t k = min_sz(c->end - c->off, n);
         if (dst) {
             memcpy(dst, c->data + c->off, k);
