@@ -257,7 +257,7 @@ static int table_grow(cn_mux_t *m)
     size_t n = m->nslots * 2;
     struct stream **old = m->slots;
     size_t oldn = m->nslots;
-    struct stream **slots = calloc(n, sizeof(*slots));
+    struct stream **slots = calloc(n, sizeof(struct stream *));
     if (!slots)
         return CN_ENOMEM;
     m->slots = slots;
@@ -656,7 +656,7 @@ cn_mux_t *cn_mux_new(const cn_mux_config_t *cfg, const cn_mux_callbacks_t *cb, v
     m->next_id = m->initiator ? 1 : 2;
     randombytes_buf(&m->hash_key, sizeof(m->hash_key));
     m->nslots = 16;
-    m->slots = calloc(m->nslots, sizeof(*m->slots));
+    m->slots = calloc(m->nslots, sizeof(struct stream *));
     if (!m->slots) {
         free(m);
         return NULL;
