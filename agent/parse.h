@@ -4,6 +4,8 @@
 #ifndef AGENT_PARSE_H
 #define AGENT_PARSE_H
 
+#include "cn_defs.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,8 +17,8 @@
 /* A target "HOST:PORT", "[IPv6]:PORT" or a bare "PORT" (meaning
  * localhost). host gets the name or address without brackets. An unbracketed
  * IPv6 literal is refused (which colon would be the port?). */
-int agent_parse_target(const char *s, char host[static AGENT_HOST_MAX + 1], uint16_t *port,
-                       char *err, size_t errlen);
+CN_WARN_UNUSED int agent_parse_target(const char *s, char host[static AGENT_HOST_MAX + 1],
+                                      uint16_t *port, char *err, size_t errlen);
 
 /* Formats host:port back, bracketing IPv6 literals. */
 void agent_format_target(const char *host, unsigned port, char *out, size_t outlen);
@@ -24,8 +26,9 @@ void agent_format_target(const char *host, unsigned port, char *out, size_t outl
 /* Splits an enrollment token "<secret>.<hubkey>" at its last '.': the secret
  * (cne_ followed by base64url characters) and the hub's X25519 public key
  * (43 base64url characters). */
-int agent_split_enroll_token(const char *token, char secret[static AGENT_ENROLL_SECRET_MAX + 1],
-                             uint8_t hub_pk[static 32], char *err, size_t errlen);
+CN_WARN_UNUSED int agent_split_enroll_token(const char *token,
+                                            char secret[static AGENT_ENROLL_SECRET_MAX + 1],
+                                            uint8_t hub_pk[static 32], char *err, size_t errlen);
 
 /* A canonical lowercase or uppercase UUID text (8-4-4-4-12 hex digits). */
 bool agent_is_uuid(const char *s);
