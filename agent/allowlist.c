@@ -4,9 +4,12 @@
 #include "cn_err.h"
 #include "cn_frame.h"
 
+#include <arpa/inet.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 static bool copy_str(const json_t *v, char *out, size_t outlen, bool required)
 {
@@ -135,4 +138,239 @@ uint32_t agent_allowlist_check(const agent_allowlist_t *l, uint8_t kind, const u
     *t = found;
     *why = NULL;
     return 0;
+}
+
+/* ---- agent-local target policy ----------------------------------------- */
+
+static int pol_fail(char *err, size_t errlen, const char *pattern, const char *why)
+{
+    if (err && errlen)
+        snprintf(err, errlen, "allow pattern '%.80s': %s", pattern, why);
+    return CN_EINVAL;
+}
+
+/* "*", "N" or "N-M" into [lo, hi]. */
+static bool parse_ports(const char *s, uint16_t *lo, uint16_t *hi)
+{
+    if (!strcmp(s, "*")) {
+        *lo = 1;
+        *hi = 65535;
+        return true;
+    }
+    unsigned long a = 0, b = 0;
+    const char *p = s;
+    int n = 0;
+    for (; *p >= '0' && *p <= '9' && n < 6; p++, n++)
+        a = a * 10 + (unsigned long)(*p - '0');
+    if (n == 0 || n > 5)
+        return false;
+    b = a;
+    if (*p == '-') {
+        p++;
+        n = 0;
+        b = 0;
+        for (; *p >= '0' && *p <= '9' && n < 6; p++, n++)
+            b = b * 10 + (unsigned long)(*p - '0');
+        if (n == 0 || n > 5)
+            return false;
+    }
+    if (*p || a < 1 || b > 65535 || a > b)
+        return false;
+    *lo = (uint16_t)a;
+    *hi = (uint16_t)b;
+    return true;
+}
+
+/* An address with an optional "/prefix" into e. */
+static bool parse_net(const char *s, int family, agent_policy_entry_t *e)
+{
+    char buf[INET6_ADDRSTRLEN + 8];
+    if (strlen(s) >= sizeof(buf))
+        return false;
+    snprintf(buf, sizeof(buf), "%s", s);
+    unsigned max = family == AF_INET ? 32 : 128;
+    unsigned prefix = max;
+    char *slash = strchr(buf, '/');
+    if (slash) {
+        *slash++ = '\0';
+        char *end = NULL;
+        if (!*slash || strlen(slash) > 3)
+            return false;
+        unsigned long v = strtoul(slash, &end, 10);
+        if (*end || v > max)
+            return false;
+        prefix = (unsigned)v;
+    }
+    if (inet_pton(family, buf, e->addr) != 1)
+        return false;
+    e->family = family;
+    e->prefix = prefix;
+    e->kind = AGENT_POL_NET;
+    return true;
+}
+
+static void lower(char *s)
+{
+    for (; *s; s++)
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char)(*s - 'A' + 'a');
+}
+
+/* Drops one trailing dot: "db.internal." and "db.internal" are one name. */
+static void no_root_dot(char *s)
+{
+    size_t n = strlen(s);
+    if (n > 1 && s[n - 1] == '.')
+        s[n - 1] = '\0';
+}
+
+static int policy_push(agent_policy_t *p, const agent_policy_entry_t *e)
+{
+    if (p->count == p->cap) {
+        size_t ncap = p->cap ? p->cap * 2 : 8;
+        agent_policy_entry_t *n = realloc(p->items, ncap * sizeof(*n));
+        if (!n)
+            return CN_ENOMEM;
+        p->items = n;
+        p->cap = ncap;
+    }
+    p->items[p->count++] = *e;
+    return 0;
+}
+
+int agent_policy_add(agent_policy_t *p, const char *pattern, char *err, size_t errlen)
+{
+    if (!pattern || !*pattern)
+        return pol_fail(err, errlen, "", "empty");
+    if (strlen(pattern) > AGENT_POLICY_PATTERN_MAX)
+        return pol_fail(err, errlen, pattern, "too long");
+    char host[AGENT_POLICY_PATTERN_MAX + 1];
+    const char *ports;
+    agent_policy_entry_t e;
+    memset(&e, 0, sizeof(e));
+    if (pattern[0] == '[') {
+        const char *close = strchr(pattern, ']');
+        if (!close || close[1] != ':')
+            return pol_fail(err, errlen, pattern, "an IPv6 host is written [ADDR]:PORTS");
+        size_t n = (size_t)(close - pattern - 1);
+        memcpy(host, pattern + 1, n);
+        host[n] = '\0';
+        ports = close + 2;
+        if (!parse_net(host, AF_INET6, &e))
+            return pol_fail(err, errlen, pattern, "not an IPv6 address or CIDR");
+    } else {
+        const char *colon = strrchr(pattern, ':');
+        if (!colon)
+            return pol_fail(err, errlen, pattern, "needs a port: HOST:PORT, HOST:N-M or HOST:*");
+        size_t n = (size_t)(colon - pattern);
+        memcpy(host, pattern, n);
+        host[n] = '\0';
+        ports = colon + 1;
+        if (strchr(host, ':'))
+            return pol_fail(err, errlen, pattern, "write IPv6 hosts in brackets: [ADDR]:PORTS");
+        if (!strcmp(host, "*")) {
+            e.kind = AGENT_POL_ANY;
+        } else if (host[0] >= '0' && host[0] <= '9' && strspn(host, "0123456789./") == n) {
+            if (!parse_net(host, AF_INET, &e))
+                return pol_fail(err, errlen, pattern, "not an IPv4 address or CIDR");
+        } else {
+            bool suffix = !strncmp(host, "*.", 2);
+            const char *name = suffix ? host + 1 : host;
+            /* The same rules as a target's host: check it as one. */
+            char probe[AGENT_POLICY_PATTERN_MAX + 8], parsed[AGENT_HOST_MAX + 1];
+            uint16_t port;
+            snprintf(probe, sizeof(probe), "%s:1", suffix ? name + 1 : name);
+            if (!*name || agent_parse_target(probe, parsed, &port, NULL, 0) < 0 ||
+                strchr(name + (suffix ? 1 : 0), '*'))
+                return pol_fail(err, errlen, pattern,
+                                "not a host name, *.SUFFIX, address, CIDR or *");
+            size_t nl = strlen(name);
+            if (nl >= sizeof(e.name))
+                return pol_fail(err, errlen, pattern, "host name too long");
+            e.kind = suffix ? AGENT_POL_SUFFIX : AGENT_POL_NAME;
+            memcpy(e.name, name, nl + 1);
+            lower(e.name);
+            no_root_dot(e.name);
+        }
+    }
+    if (!parse_ports(ports, &e.port_lo, &e.port_hi))
+        return pol_fail(err, errlen, pattern, "ports must be *, N or N-M within 1-65535");
+    if (policy_push(p, &e) < 0) {
+        if (err && errlen)
+            snprintf(err, errlen, "out of memory");
+        return CN_ENOMEM;
+    }
+    return 0;
+}
+
+int agent_policy_add_target(agent_policy_t *p, const char *host, uint16_t port)
+{
+    char text[AGENT_HOST_MAX + 16];
+    agent_format_target(host, port, text, sizeof(text));
+    return agent_policy_add(p, text, NULL, 0);
+}
+
+static bool net_contains(const agent_policy_entry_t *e, const uint8_t *addr)
+{
+    unsigned full = e->prefix / 8, rest = e->prefix % 8;
+    if (memcmp(e->addr, addr, full) != 0)
+        return false;
+    if (!rest)
+        return true;
+    uint8_t mask = (uint8_t)(0xff << (8 - rest));
+    return (e->addr[full] & mask) == (addr[full] & mask);
+}
+
+bool agent_policy_allows(const agent_policy_t *p, const char *host, uint16_t port)
+{
+    if (!p || !host || !*host || port == 0)
+        return false;
+    uint8_t addr[16];
+    int family = 0;
+    if (inet_pton(AF_INET, host, addr) == 1)
+        family = AF_INET;
+    else if (inet_pton(AF_INET6, host, addr) == 1)
+        family = AF_INET6;
+    char name[AGENT_HOST_MAX + 1] = "";
+    if (!family) {
+        if (strlen(host) > AGENT_HOST_MAX)
+            return false;
+        snprintf(name, sizeof(name), "%s", host);
+        lower(name);
+        no_root_dot(name);
+    }
+    size_t nlen = strlen(name);
+    for (size_t i = 0; i < p->count; i++) {
+        const agent_policy_entry_t *e = &p->items[i];
+        if (port < e->port_lo || port > e->port_hi)
+            continue;
+        switch (e->kind) {
+        case AGENT_POL_ANY:
+            return true;
+        case AGENT_POL_NAME:
+            if (!family && !strcmp(name, e->name))
+                return true;
+            break;
+        case AGENT_POL_SUFFIX: {
+            size_t slen = strlen(e->name);
+            if (!family && nlen > slen && !strcmp(name + nlen - slen, e->name))
+                return true;
+            break;
+        }
+        case AGENT_POL_NET:
+            if (family == e->family && net_contains(e, addr))
+                return true;
+            break;
+        }
+    }
+    return false;
+}
+
+void agent_policy_free(agent_policy_t *p)
+{
+    if (!p)
+        return;
+    free(p->items);
+    p->items = NULL;
+    p->count = p->cap = 0;
 }

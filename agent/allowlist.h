@@ -3,7 +3,13 @@
  * (docs/agent-protocol.md), and the one decision that guards the agent
  * against being used as a proxy: a stream the hub opens is dialed only when
  * it is a TCP stream whose ref is the id of a listed, not paused, tunnel,
- * and then only to that tunnel's target. */
+ * and then only to that tunnel's target.
+ *
+ * The hub is not trusted to pick targets on the agent's network, so a
+ * second, agent-local policy (agent_policy_t) decides which targets may be
+ * dialled at all: patterns the hub cannot change, from this machine's
+ * config file and its own `connect expose` commands (config.h). Deny by
+ * default; docs/security.md argues it. */
 #ifndef AGENT_ALLOWLIST_H
 #define AGENT_ALLOWLIST_H
 
@@ -56,5 +62,47 @@ bool agent_tunnel_open(const agent_tunnel_t *t);
  * *why. */
 uint32_t agent_allowlist_check(const agent_allowlist_t *l, uint8_t kind, const uint8_t *ref,
                                size_t ref_len, const agent_tunnel_t **t, const char **why);
+
+/* ---- agent-local target policy ----------------------------------------- */
+
+/* The lastError the hub shows for a tunnel this policy refuses. */
+#define AGENT_POLICY_REFUSED "target not allowed by the agent's policy"
+#define AGENT_POLICY_PATTERN_MAX 300
+
+/* One pattern, HOST:PORTS.
+ *   HOST  = "*" (any host) | IPv4 address or CIDR ("10.0.0.0/8") |
+ *           "[" IPv6 address or CIDR "]" ("[fd00::/8]", "[::1]") |
+ *           "*." DNS suffix ("*.internal": names under it, not itself) |
+ *           a DNS name ("db.internal", "localhost"; no case)
+ *   PORTS = "*" | N | N-M
+ * Addresses match IP-literal targets only and names match name targets
+ * only: a name is not resolved to test it against a CIDR (DNS answers are
+ * the hub's to influence as much as anyone's), and an address target is
+ * never allowed by a name. */
+typedef struct agent_policy_entry {
+    enum { AGENT_POL_ANY, AGENT_POL_NAME, AGENT_POL_SUFFIX, AGENT_POL_NET } kind;
+    char name[AGENT_HOST_MAX + 1]; /* NAME: the name; SUFFIX: ".internal" (lowercase) */
+    int family;                    /* NET: AF_INET or AF_INET6 */
+    uint8_t addr[16];
+    unsigned prefix; /* NET: prefix length in bits */
+    uint16_t port_lo, port_hi;
+} agent_policy_entry_t;
+
+/* Owns its entries; zero-initialise, fill with agent_policy_add(), release
+ * with agent_policy_free(). An empty policy allows nothing. */
+typedef struct agent_policy {
+    agent_policy_entry_t *items;
+    size_t count, cap;
+} agent_policy_t;
+
+/* Parses one pattern and appends it. CN_EINVAL with a sentence in `err`
+ * saying what is wrong; CN_ENOMEM. */
+int agent_policy_add(agent_policy_t *p, const char *pattern, char *err, size_t errlen);
+/* Adds exactly HOST:PORT (a target some expose named). */
+int agent_policy_add_target(agent_policy_t *p, const char *host, uint16_t port);
+/* Whether the target (as agent_parse_target() gives it: IPv6 without
+ * brackets) may be dialled. */
+bool agent_policy_allows(const agent_policy_t *p, const char *host, uint16_t port);
+void agent_policy_free(agent_policy_t *p);
 
 #endif

@@ -49,8 +49,10 @@ int cmd_agent(int argc, char **argv)
         agent_args_help(stdout, name, "[--config FILE] [--hub URL] [--json]",
                         "Runs the agent in the foreground: keeps the encrypted link to the hub\n"
                         "up (reconnecting with backoff) and serves the connections of this\n"
-                        "agent's tunnels, dialing only their targets. Stops on Ctrl-C or\n"
-                        "SIGTERM. With --json, prints one JSON line once connected.",
+                        "agent's tunnels, dialing only their targets, and only targets this\n"
+                        "machine allows: those a 'connect expose' here named and the \"allow\"\n"
+                        "patterns of the config file (the hub cannot add any). Stops on\n"
+                        "Ctrl-C or SIGTERM. With --json, prints one JSON line once connected.",
                         opts);
         return AGENT_EXIT_OK;
     }
@@ -68,6 +70,7 @@ int cmd_agent(int argc, char **argv)
         .agent_sk = cfg.agent_sk,
         .hub_pk = cfg.hub_pk,
         .agent_id = cfg.agent_id,
+        .policy_config = cfg.path,
         .on_hello = on_hello,
         .ctx = &st,
     };

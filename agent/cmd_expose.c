@@ -150,6 +150,12 @@ int cmd_expose(int argc, char **argv)
     if (!api)
         goto out;
 
+    /* This machine names the target: record it, so that this agent (here
+     * or in a `connect agent`) may dial it whatever the hub says. */
+    if (agent_config_record_exposed(cfg.path, host, port, err, sizeof(err)) < 0) {
+        cli_fail("%s", err);
+        goto out;
+    }
     spec = json_pack("{s:{s:s,s:i},s:s,s:b}", "target", "host", host, "port", (int)port, "agentId",
                      cfg.agent_id, "public", is_public);
     if (!spec) {
@@ -189,6 +195,7 @@ int cmd_expose(int argc, char **argv)
         .agent_id = cfg.agent_id,
         .serve = serve,
         .nserve = 1,
+        .policy_config = cfg.path,
         .on_tunnels = on_tunnels,
         .ctx = &st,
     };

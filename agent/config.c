@@ -2,6 +2,7 @@
  * writing, and the flags > environment > file resolution. */
 #include "config.h"
 
+#include "allowlist.h"
 #include "cn_api.h"
 #include "cn_err.h"
 #include "parse.h"
@@ -80,17 +81,18 @@ static bool get_str(json_t *doc, const char *key, char *out, size_t outlen, cons
     return true;
 }
 
-int agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t errlen)
+/* Reads a private file whole: no symlink, a regular file of ours, no group
+ * or other bits, at most AGENT_CONFIG_MAX_BYTES. *text is NUL-terminated;
+ * the caller wipes and frees it. CN_ENOTFOUND when missing. */
+static int read_private(const char *path, char **text_out, size_t *size_out, char *err,
+                        size_t errlen)
 {
     int rc = CN_EINVAL;
     char *text = NULL;
     size_t size = 0, got = 0;
-    json_t *doc = NULL;
-    json_error_t jerr;
-    char agent_key[64] = "", hub_key[64] = "", why[128];
-    cn_api_url_t u;
     struct stat sb;
-
+    *text_out = NULL;
+    *size_out = 0;
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT)
@@ -137,6 +139,30 @@ int agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t e
         }
         got += (size_t)n;
     }
+    text[size] = '\0';
+    *text_out = text;
+    *size_out = size;
+    text = NULL;
+    rc = 0;
+out:
+    free(text);
+    close(fd);
+    return rc;
+}
+
+int agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t errlen)
+{
+    int rc = CN_EINVAL;
+    char *text = NULL;
+    size_t size = 0;
+    json_t *doc = NULL;
+    json_error_t jerr;
+    char agent_key[64] = "", hub_key[64] = "", why[128];
+    cn_api_url_t u;
+
+    rc = read_private(path, &text, &size, err, errlen);
+    if (rc < 0)
+        return rc;
     doc = json_loadb(text, size, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(doc)) {
         if (doc)
@@ -190,7 +216,6 @@ out:
         sodium_memzero(text, size);
     json_decref(doc);
     free(text);
-    close(fd);
     return rc;
 }
 
@@ -349,4 +374,157 @@ int agent_config_resolve(const agent_common_t *c, unsigned need, agent_config_t 
                     "enroll'");
     }
     return 0;
+}
+
+/* ---- the agent-local target policy's sources ---------------------------- */
+
+int agent_config_exposed_path(const char *config_path, char *out, size_t outlen)
+{
+    if ((size_t)snprintf(out, outlen, "%s.exposed", config_path) >= outlen)
+        return CN_EINVAL;
+    return 0;
+}
+
+/* Adds each line of FILE.exposed; counts the malformed ones. */
+static int add_exposed_lines(agent_policy_t *p, char *text, size_t *skipped)
+{
+    for (char *save = NULL, *line = strtok_r(text, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        char host[AGENT_HOST_MAX + 1];
+        uint16_t port;
+        size_t n = strlen(line);
+        if (n && line[n - 1] == '\r')
+            line[n - 1] = '\0';
+        if (!*line)
+            continue;
+        if (agent_parse_target(line, host, &port, NULL, 0) < 0) {
+            (*skipped)++;
+            continue;
+        }
+        int rc = agent_policy_add_target(p, host, port);
+        if (rc == CN_ENOMEM)
+            return rc;
+        if (rc < 0)
+            (*skipped)++;
+    }
+    return 0;
+}
+
+int agent_config_record_exposed(const char *config_path, const char *host, uint16_t port, char *err,
+                                size_t errlen)
+{
+    char path[PATH_MAX + 16], line[AGENT_HOST_MAX + 16];
+    if (agent_config_exposed_path(config_path, path, sizeof(path)) < 0)
+        return fail(CN_EINVAL, err, errlen, "the config path is too long");
+    agent_format_target(host, port, line, sizeof(line));
+    /* Already recorded? (A concurrent expose of the same target may add a
+     * second line; that is harmless.) */
+    char *text = NULL;
+    size_t size = 0;
+    int rc = read_private(path, &text, &size, err, errlen);
+    if (rc < 0 && rc != CN_ENOTFOUND)
+        return rc;
+    if (rc == 0) {
+        agent_policy_t p = {0};
+        size_t skipped = 0;
+        rc = add_exposed_lines(&p, text, &skipped);
+        bool known = rc == 0 && agent_policy_allows(&p, host, port);
+        agent_policy_free(&p);
+        free(text);
+        if (rc < 0)
+            return fail(rc, err, errlen, "out of memory");
+        if (known)
+            return 0;
+    }
+    if ((rc = make_parents(path, err, errlen)) < 0)
+        return rc;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return fail(CN_EIO, err, errlen, "cannot write %s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_uid != geteuid() ||
+        (sb.st_mode & 077)) {
+        close(fd);
+        return fail(CN_EAUTH, err, errlen,
+                    "%s is not a private file of this user; run: chmod 600 %s", path, path);
+    }
+    /* One write() with O_APPEND: concurrent exposes never interleave. */
+    size_t n = strlen(line);
+    line[n++] = '\n';
+    ssize_t w = write(fd, line, n);
+    int e = errno;
+    if (close(fd) < 0 || w != (ssize_t)n)
+        return fail(CN_EIO, err, errlen, "cannot write %s: %s", path, strerror(w < 0 ? e : EIO));
+    return 0;
+}
+
+int agent_config_load_policy(const char *config_path, agent_policy_t *out, size_t *skipped,
+                             char *err, size_t errlen)
+{
+    agent_policy_t p = {0};
+    char *text = NULL;
+    size_t size = 0, bad = 0;
+    json_t *doc = NULL;
+    char path[PATH_MAX + 16];
+    int rc = read_private(config_path, &text, &size, err, errlen);
+    if (rc == 0) {
+        json_error_t jerr;
+        doc = json_loadb(text, size, JSON_REJECT_DUPLICATES, &jerr);
+        sodium_memzero(text, size);
+        free(text);
+        text = NULL;
+        json_t *allow = json_object_get(doc, "allow");
+        if (!json_is_object(doc)) {
+            rc = fail(CN_EINVAL, err, errlen, "%s is not a JSON object", config_path);
+            goto out;
+        }
+        if (allow && !json_is_array(allow)) {
+            rc = fail(CN_EINVAL, err, errlen, "%s: \"allow\" must be a list of patterns",
+                      config_path);
+            goto out;
+        }
+        size_t i;
+        json_t *v;
+        json_array_foreach(allow, i, v)
+        {
+            char why[256];
+            const char *pat = json_string_value(v);
+            if (!pat) {
+                rc = fail(CN_EINVAL, err, errlen, "%s: \"allow\" entry %zu is not a string",
+                          config_path, i + 1);
+                goto out;
+            }
+            if ((rc = agent_policy_add(&p, pat, why, sizeof(why))) < 0) {
+                fail(rc, err, errlen, "%s: %s", config_path, why);
+                goto out;
+            }
+        }
+    } else if (rc != CN_ENOTFOUND) {
+        goto out;
+    }
+    if (agent_config_exposed_path(config_path, path, sizeof(path)) < 0) {
+        rc = fail(CN_EINVAL, err, errlen, "the config path is too long");
+        goto out;
+    }
+    rc = read_private(path, &text, &size, err, errlen);
+    if (rc == 0) {
+        rc = add_exposed_lines(&p, text, &bad);
+        if (rc < 0) {
+            fail(rc, err, errlen, "out of memory");
+            goto out;
+        }
+    } else if (rc != CN_ENOTFOUND) {
+        goto out;
+    }
+    rc = 0;
+    agent_policy_free(out);
+    *out = p;
+    p = (agent_policy_t){0};
+    if (skipped)
+        *skipped = bad;
+out:
+    free(text);
+    json_decref(doc);
+    agent_policy_free(&p);
+    return rc;
 }

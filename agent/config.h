@@ -9,7 +9,17 @@
  * ~/.config/connect/config.json. A file readable or writable by group or
  * others, or owned by another user, is refused. Hub URL and API token may
  * also come from --hub/--token and CONNECT_HUB/CONNECT_TOKEN: flags win over
- * the environment, the environment over the file. */
+ * the environment, the environment over the file.
+ *
+ * The agent-local target policy (allowlist.h) comes from two places beside
+ * it, never from the hub:
+ * - "allow": ["10.0.0.0/8:5432", "db.internal:5432", ...] in the file,
+ *   written by hand (`connect enroll --force` writes a fresh file);
+ * - FILE.exposed, one "HOST:PORT" per line: every target a `connect expose`
+ *   with this config named, appended before its tunnel is created, so a
+ *   `connect agent` with the same identity may serve it too. Same safety
+ *   rules as the config (0600, owner, no symlink). Delete a line to forget
+ *   a target. */
 #ifndef AGENT_CONFIG_H
 #define AGENT_CONFIG_H
 
@@ -70,5 +80,18 @@ CN_WARN_UNUSED int agent_config_resolve(const agent_common_t *c, unsigned need, 
 
 /* Wipes the secrets. */
 void agent_config_wipe(agent_config_t *cfg);
+
+struct agent_policy;
+/* FILE.exposed for the config at `config_path`. */
+int agent_config_exposed_path(const char *config_path, char *out, size_t outlen);
+/* Appends HOST:PORT to FILE.exposed (created 0600) unless it is there. */
+int agent_config_record_exposed(const char *config_path, const char *host, uint16_t port, char *err,
+                                size_t errlen);
+/* Builds the policy from the config's "allow" list and FILE.exposed
+ * (either may be missing: then it adds nothing). A bad "allow" entry is
+ * CN_EINVAL naming it; a bad line of FILE.exposed is skipped and counted in
+ * *skipped (optional). `out` is replaced only on success. */
+int agent_config_load_policy(const char *config_path, struct agent_policy *out, size_t *skipped,
+                             char *err, size_t errlen);
 
 #endif

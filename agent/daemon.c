@@ -4,6 +4,7 @@
 
 #include "backoff.h"
 #include "cn_api.h"
+#include "config.h"
 #include "cn_err.h"
 #include "cn_frame.h"
 #include "cn_log.h"
@@ -12,6 +13,7 @@
 #include "parse.h"
 
 #include <jansson.h>
+#include <limits.h>
 #include <libwebsockets.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -66,6 +68,8 @@ struct agent_daemon {
     lws_sorted_usec_list_t sul_reconnect, sul_heartbeat;
 
     agent_allowlist_t tunnels;
+    char policy_config[PATH_MAX];
+    agent_policy_t policy; /* used when policy_config[0] */
     char workspace_id[64];
     agent_conn_t *conns;
     size_t nconns;
@@ -165,6 +169,12 @@ static void on_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref, si
         why = "tunnel not served by this link";
         t = NULL;
     }
+    /* The hub named the tunnel; this machine decides the target. */
+    if (!code && d->policy_config[0] && !agent_policy_allows(&d->policy, t->host, t->port)) {
+        code = CN_RST_REFUSED;
+        why = AGENT_POLICY_REFUSED;
+        t = NULL;
+    }
     if (code) {
         char r[48];
         ref_text(ref, ref_len, r, sizeof(r));
@@ -232,7 +242,44 @@ static void prune_conns(agent_daemon_t *d)
 
 /* ---- control messages ------------------------------------------------- */
 
-static int set_tunnels(agent_daemon_t *d, json_t *list)
+/* Re-reads the local policy (an expose may have added a target since);
+ * on failure the previous one stays. */
+static void reload_policy(agent_daemon_t *d)
+{
+    char err[512];
+    size_t skipped = 0;
+    if (agent_config_load_policy(d->policy_config, &d->policy, &skipped, err, sizeof(err)) < 0)
+        cn_log_warn("%s: keeping the previous target policy: %s", d->who, err);
+    else if (skipped)
+        cn_log_warn("%s: ignoring %zu malformed line%s of the exposed-target record", d->who,
+                    skipped, skipped == 1 ? "" : "s");
+}
+
+/* Tells the hub about listed tunnels this link serves whose target the
+ * local policy refuses, so they show "error" rather than a silent RST per
+ * connection. Those already in error (or paused, expired) are not told
+ * again. */
+static void report_refused(agent_daemon_t *d, cn_link_t *link)
+{
+    for (size_t i = 0; i < d->tunnels.count; i++) {
+        const agent_tunnel_t *t = &d->tunnels.items[i];
+        if ((d->nserve && !serves(d, t->id)) || !agent_tunnel_open(t) ||
+            !strcmp(t->status, "error") || agent_policy_allows(&d->policy, t->host, t->port))
+            continue;
+        cn_log_warn("%s: tunnel %s targets %s:%u, which this agent's policy does not allow "
+                    "(add it to \"allow\" in %s)",
+                    d->who, t->name[0] ? t->name : t->id, t->host, (unsigned)t->port,
+                    d->policy_config);
+        json_t *msg = json_pack("{s:s,s:s,s:s}", "type", "tunnel_error", "tunnelId", t->id, "error",
+                                AGENT_POLICY_REFUSED);
+        if (msg && cn_mux_send_control(cn_link_mux(link), msg) < 0)
+            cn_log_warn("%s: could not report tunnel %s to the hub", d->who, t->id);
+        json_decref(msg);
+    }
+    cn_link_flush(link);
+}
+
+static int set_tunnels(agent_daemon_t *d, cn_link_t *link, json_t *list)
 {
     agent_allowlist_t l = {NULL, 0};
     size_t skipped = 0;
@@ -245,6 +292,10 @@ static int set_tunnels(agent_daemon_t *d, json_t *list)
     agent_allowlist_free(&d->tunnels);
     d->tunnels = l;
     prune_conns(d);
+    if (d->policy_config[0]) {
+        reload_policy(d);
+        report_refused(d, link);
+    }
     return 0;
 }
 
@@ -268,7 +319,7 @@ static void on_control(void *ctx, const uint8_t *payload, size_t len)
             snprintf(d->workspace_id, sizeof(d->workspace_id), "%s", ws);
         json_t *tl = json_object_get(msg, "tunnels");
         json_t *empty = tl ? NULL : json_array();
-        if (set_tunnels(d, tl ? tl : empty) < 0) {
+        if (set_tunnels(d, link, tl ? tl : empty) < 0) {
             json_decref(empty);
             cn_log_warn("%s: malformed hello from the hub; reconnecting", d->who);
             cn_link_close(link, "malformed hello");
@@ -285,7 +336,7 @@ static void on_control(void *ctx, const uint8_t *payload, size_t len)
         if (d->cfg.on_tunnels)
             d->cfg.on_tunnels(d->cfg.ctx, d);
     } else if (!strcmp(type, "tunnels")) {
-        if (set_tunnels(d, json_object_get(msg, "tunnels")) < 0) {
+        if (set_tunnels(d, link, json_object_get(msg, "tunnels")) < 0) {
             cn_log_warn("%s: malformed tunnel list from the hub; reconnecting", d->who);
             cn_link_close(link, "malformed tunnel list");
             goto out;
@@ -463,6 +514,15 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
         else
             json_decref(ids);
     }
+    if (cfg->policy_config) {
+        if (!*cfg->policy_config || strlen(cfg->policy_config) >= sizeof(d->policy_config)) {
+            snprintf(err, errlen, "bad policy config path");
+            goto fail;
+        }
+        snprintf(d->policy_config, sizeof(d->policy_config), "%s", cfg->policy_config);
+        if (agent_config_load_policy(d->policy_config, &d->policy, NULL, err, errlen) < 0)
+            goto fail;
+    }
     text = p ? json_dumps(p, JSON_COMPACT) : NULL;
     if (!text || strlen(text) > sizeof(d->payload)) {
         snprintf(err, errlen, "cannot build the handshake payload");
@@ -480,6 +540,7 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
     d->cfg.enroll = NULL;
     d->cfg.serve = NULL;
     d->cfg.nserve = 0;
+    d->cfg.policy_config = NULL;
     d->cfg.agent_sk = d->sk;
     d->cfg.hub_pk = d->hub_pk;
 
@@ -560,6 +621,7 @@ void agent_daemon_free(agent_daemon_t *d)
         free(c);
     }
     agent_allowlist_free(&d->tunnels);
+    agent_policy_free(&d->policy);
     sodium_memzero(d->sk, sizeof(d->sk));
     sodium_memzero(d->payload, sizeof(d->payload));
     free(d);

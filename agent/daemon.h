@@ -4,9 +4,11 @@
  * It owns an lws context (no listening port) holding the link (cn_link) and
  * a pipe (cn_pipe) per stream. It keeps the allow-list from the hub's
  * `hello` and `tunnels` messages and dials, for each stream, only the
- * target of the tunnel the stream names (allowlist.h); everything else is
- * refused. When the link dies it reconnects after agent_backoff_delay()
- * (reset once a connection stayed up AGENT_BACKOFF_STABLE_MS), unless it is
+ * target of the tunnel the stream names (allowlist.h), and only when the
+ * agent-local policy allows that target; everything else is refused. A
+ * listed tunnel whose target the policy refuses is reported to the hub
+ * (CONTROL "tunnel_error"), which puts it in error. When the link dies it reconnects after
+ * agent_backoff_delay() (reset once a connection stayed up AGENT_BACKOFF_STABLE_MS), unless it is
  * stopping or enrolling.
  *
  * The caller runs the loop: agent_daemon_service() returns at least every
@@ -49,6 +51,11 @@ typedef struct agent_daemon_config {
      * refused. At most AGENT_DAEMON_MAX_SERVE. */
     const char *const *serve;
     size_t nserve;
+    /* The config file whose "allow" list and exposed-target record form the
+     * agent-local target policy (config.h), re-read with every tunnel list
+     * from the hub. NULL: no local policy, every target the hub lists may
+     * be dialled (tests and embedders that check targets themselves). */
+    const char *policy_config;
     uint32_t backoff_base_ms; /* 0 = AGENT_BACKOFF_BASE_MS */
     uint32_t backoff_cap_ms;  /* 0 = AGENT_BACKOFF_CAP_MS */
     uint32_t stable_ms;       /* 0 = AGENT_BACKOFF_STABLE_MS */

@@ -23,6 +23,7 @@ static const struct {
     {hub_api_agents_routes, &hub_api_agents_nroutes},
     {hub_api_tunnels_routes, &hub_api_tunnels_nroutes},
     {hub_api_events_routes, &hub_api_events_nroutes},
+    {hub_api_tokens_routes, &hub_api_tokens_nroutes},
 };
 
 /* Query keys that would carry a credential: refused so that no client gets
@@ -325,6 +326,14 @@ bool hub_api_only_query(hub_api_call_t *c, const char *const allowed[])
     return ok;
 }
 
+bool hub_api_acts_for_agent(hub_api_call_t *c, const char *agent_id, const char *param)
+{
+    if (c->token.scope != HUB_SCOPE_AGENT || (agent_id && !strcmp(agent_id, c->token.agent_id)))
+        return true;
+    hub_api_fail(c, 403, param, "an agent token may only act for its own agent");
+    return false;
+}
+
 bool hub_api_check_id(hub_api_call_t *c, const char *id, const char *what)
 {
     if (hub_uuid_valid(id))
@@ -423,8 +432,15 @@ static bool authenticate(hub_api_call_t *c, enum hub_api_auth need)
             return false;
         }
     }
-    if (need == HUB_AUTH_ADMIN && !c->token.admin) {
+    bool operator= c->token.scope == HUB_SCOPE_OPERATOR;
+    if (need == HUB_AUTH_ADMIN && !operator&& c->token.scope != HUB_SCOPE_ADMIN) {
         hub_api_fail(c, 403, "Authorization", "this endpoint needs an admin token");
+        return false;
+    }
+    if (need == HUB_AUTH_OPERATOR && !operator) {
+        hub_api_fail(c, 403, "Authorization",
+                     "this endpoint needs the hub operator's token (the one 'connect-hub init' "
+                     "printed)");
         return false;
     }
     return true;

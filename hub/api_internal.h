@@ -40,10 +40,14 @@ typedef struct hub_api_call {
 
 typedef void (*hub_api_handler_fn)(hub_api_call_t *c);
 
+/* Who may call a route (403 otherwise); the roles are in docs/security.md.
+ * Agent-scoped tokens pass HUB_AUTH_TOKEN but handlers that act on one
+ * agent's objects also check hub_api_acts_for_agent(). */
 enum hub_api_auth {
     HUB_AUTH_NONE = 0, /* public (health) */
     HUB_AUTH_TOKEN,    /* any valid API token */
-    HUB_AUTH_ADMIN,    /* an admin token */
+    HUB_AUTH_ADMIN,    /* a workspace admin (admin or operator scope) */
+    HUB_AUTH_OPERATOR, /* the hub operator (operator scope) */
 };
 
 typedef struct hub_api_route {
@@ -63,6 +67,8 @@ extern const hub_api_route_t hub_api_tunnels_routes[];
 extern const size_t hub_api_tunnels_nroutes;
 extern const hub_api_route_t hub_api_events_routes[];
 extern const size_t hub_api_events_nroutes;
+extern const hub_api_route_t hub_api_tokens_routes[];
+extern const size_t hub_api_tokens_nroutes;
 
 /* ---- answering ---- */
 /* 200/201 with `body` (consumed). */
@@ -101,6 +107,11 @@ bool hub_api_get_int(hub_api_call_t *c, json_t *obj, const char *key, long long 
  * (NULL-terminated) keys were given (records 422 for the others). */
 const char *hub_api_query(hub_api_call_t *c, const char *key);
 bool hub_api_only_query(hub_api_call_t *c, const char *const allowed[]);
+
+/* Whether the caller may act for agent `agent_id` (create, change or
+ * delete its tunnels): every scope but agent may, an agent token only for
+ * its own agent. False after answering 403 naming `param`. */
+bool hub_api_acts_for_agent(hub_api_call_t *c, const char *agent_id, const char *param);
 
 /* A path id that is not a canonical UUID cannot exist: 404 without asking
  * the store. True when `id` looks valid. */

@@ -1,6 +1,6 @@
 /* `connect-hub init --db PATH [--json]`: creates the database, the hub
  * secret key (PATH.secret), the hub key pair (PATH.key), a first workspace
- * "default" and an admin API token, which is printed once and stored only
+ * "default" and the operator API token (docs/security.md), which is printed once and stored only
  * as a keyed hash.
  *
  * Not idempotent, on purpose: on a database that already holds a workspace
@@ -32,7 +32,8 @@ static void usage(FILE *out)
     fputs("usage: connect-hub init --db PATH [--json]\n"
           "\n"
           "Creates the hub database at PATH with a first workspace (\"default\") and an\n"
-          "admin API token, plus two private files beside it: PATH.secret (the key that\n"
+          "operator API token (admin of it, and the only token that may create\n"
+          "workspaces), plus two private files beside it: PATH.secret (the key that\n"
           "token hashes are made with) and PATH.key (the hub's key pair for agents).\n"
           "The token is printed once and never stored: keep it. Fails, changing\n"
           "nothing, if PATH already holds a workspace.\n"
@@ -181,11 +182,11 @@ int hub_cmd_init(int argc, char **argv)
         hub_key_to_b64(kp.public_key, pub);
         printf("Initialised the hub database %s\n"
                "\n"
-               "  workspace     %s (%s)\n"
-               "  admin token   %s\n"
-               "  hub key       %s\n"
+               "  workspace      %s (%s)\n"
+               "  operator token %s\n"
+               "  hub key        %s\n"
                "\n"
-               "The admin token is shown only this once and is not stored: keep it now.\n"
+               "The operator token is shown only this once and is not stored: keep it now.\n"
                "Secret files (keep them with the database, mode 0600): %s, %s\n",
                db, ws.name, ws.id, token, pub, secret_path, key_path);
     }

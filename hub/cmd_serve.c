@@ -17,6 +17,7 @@
 #include "api.h"
 #include "cn_err.h"
 #include "cn_log.h"
+#include "runtime.h"
 #include "secrets.h"
 #include "server.h"
 #include "store.h"
@@ -44,9 +45,10 @@ void hub_serve_usage(FILE *out)
             "  --rate-limit N         API requests per token per minute, 0 = unlimited\n"
             "                         (default %u)\n"
             "  --max-tunnels N        tunnels per workspace, 0 = unlimited (default %u)\n"
+            "  --max-agents N         agents per workspace, 0 = unlimited (default %u)\n"
             "  -h, --help             show this help\n",
             HUB_API_TCP_PORTS_DEFAULT_LO, HUB_API_TCP_PORTS_DEFAULT_HI, HUB_API_RATE_LIMIT_DEFAULT,
-            HUB_API_MAX_TUNNELS_DEFAULT);
+            HUB_API_MAX_TUNNELS_DEFAULT, HUB_API_MAX_AGENTS_DEFAULT);
 }
 
 static int usage_error(char *err, size_t errlen, const char *opt, const char *what)
@@ -70,8 +72,9 @@ int hub_serve_parse_args(int argc, char **argv, hub_serve_options_t *o, char *er
     o->tcp_port_hi = HUB_API_TCP_PORTS_DEFAULT_HI;
     o->rate_limit = HUB_API_RATE_LIMIT_DEFAULT;
     o->max_tunnels = HUB_API_MAX_TUNNELS_DEFAULT;
+    o->max_agents = HUB_API_MAX_AGENTS_DEFAULT;
     bool seen_db = false, seen_listen = false, seen_domain = false, seen_http = false,
-         seen_tcp = false, seen_rate = false, seen_max = false;
+         seen_tcp = false, seen_rate = false, seen_max = false, seen_max_agents = false;
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -88,9 +91,9 @@ int hub_serve_parse_args(int argc, char **argv, hub_serve_options_t *o, char *er
             return usage_error(err, errlen, "option", "unknown option (try --help)");
         memcpy(opt, arg, on);
         opt[on] = '\0';
-        static const char *const known[] = {"--db",        "--listen",     "--public-domain",
-                                            "--http-port", "--tcp-ports",  "--tls-cert",
-                                            "--tls-key",   "--rate-limit", "--max-tunnels"};
+        static const char *const known[] = {
+            "--db",       "--listen",  "--public-domain", "--http-port",   "--tcp-ports",
+            "--tls-cert", "--tls-key", "--rate-limit",    "--max-tunnels", "--max-agents"};
         bool is_known = false;
         for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
             if (!strcmp(opt, known[k]))
@@ -169,6 +172,13 @@ int hub_serve_parse_args(int argc, char **argv, hub_serve_options_t *o, char *er
                 return usage_error(err, errlen, opt, "must be a number from 0 to 1000000");
             o->max_tunnels = (size_t)n;
             seen_max = true;
+        } else if (!strcmp(opt, "--max-agents")) {
+            if (seen_max_agents)
+                return usage_error(err, errlen, opt, "given twice");
+            if (!hub_parse_uint(val, 1000000, &n))
+                return usage_error(err, errlen, opt, "must be a number from 0 to 1000000");
+            o->max_agents = (size_t)n;
+            seen_max_agents = true;
         }
     }
     if (!o->db)
@@ -284,6 +294,7 @@ int hub_cmd_serve(int argc, char **argv)
     hub_keypair_t kp;
     hub_store_t *store = NULL;
     hub_api_t *api = NULL;
+    hub_runtime_t *runtime = NULL;
     hub_server_t *server = NULL;
     memset(&kp, 0, sizeof(kp));
 
@@ -309,8 +320,22 @@ int hub_cmd_serve(int argc, char **argv)
         .tcp_port_hi = o.tcp_port_hi,
         .rate_limit = o.rate_limit,
         .max_tunnels = o.max_tunnels,
+        .max_agents = o.max_agents,
     };
     hub_key_to_b64(kp.public_key, ac.hub_public_key);
+
+    /* The live side first: the API tells it about changes (ac.live). */
+    hub_runtime_config_t rc_live = {
+        .store = store,
+        .keypair = &kp,
+        .tcp_host = o.listen_host,
+    };
+    runtime = hub_runtime_new(&rc_live, err, sizeof(err));
+    if (!runtime) {
+        fprintf(stderr, "connect-hub serve: %s\n", err);
+        goto out;
+    }
+    hub_runtime_live(runtime, &ac.live);
 
     hub_server_config_t sc = {
         .listen_host = o.listen_host,
@@ -318,7 +343,7 @@ int hub_cmd_serve(int argc, char **argv)
         .tls_cert = o.tls_cert,
         .tls_key = o.tls_key,
         .store = store,
-        .keypair = &kp,
+        .runtime = runtime,
     };
     /* The public URL port is only known once listening (port 0); create the
      * API with it afterwards. */
@@ -354,6 +379,7 @@ int hub_cmd_serve(int argc, char **argv)
 out:
     running_server = NULL;
     hub_server_free(server);
+    hub_runtime_free(runtime); /* after the context that used it */
     hub_api_free(api);
     hub_store_close(store);
     hub_keypair_wipe(&kp);

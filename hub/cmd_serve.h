@@ -20,6 +20,7 @@ typedef struct hub_serve_options {
     const char *tls_key;
     unsigned rate_limit;
     size_t max_tunnels;
+    size_t max_agents;
 } hub_serve_options_t;
 
 /* Parses `serve`'s arguments (argv[0] is "serve"). Returns 0, 1 when --help

@@ -23,7 +23,7 @@ struct hub_server {
     hub_server_config_t cfg;
     hub_http_config_t http_cfg;
     struct lws_protocols protocols[MAX_PROTOCOLS];
-    hub_runtime_t *rt; /* agent endpoint and public TCP edge */
+    hub_runtime_t *rt; /* borrowed: agent endpoint and public TCP edge */
     lws_sorted_usec_list_t expiry_sul;
     int port;
 };
@@ -66,7 +66,9 @@ static void expiry_tick(lws_sorted_usec_list_t *sul)
 {
     hub_server_t *s = lws_container_of(sul, hub_server_t, expiry_sul);
     size_t n = 0;
-    if (hub_tunnels_expire_due(s->cfg.store, &n) < 0)
+    hub_live_t live;
+    hub_runtime_live(s->rt, &live);
+    if (hub_tunnels_expire_due(s->cfg.store, &live, &n) < 0)
         cn_log_warn("ttl: could not list expired tunnels: %s", hub_store_errmsg(s->cfg.store));
     lws_sul_schedule(s->ctx, 0, &s->expiry_sul, expiry_tick,
                      (lws_usec_t)HUB_SERVER_EXPIRY_PERIOD_MS * LWS_US_PER_MS);
@@ -82,14 +84,7 @@ hub_server_t *hub_server_new(const hub_server_config_t *cfg, char *err, size_t e
     s->cfg = *cfg;
     s->http_cfg.handler = hub_api_handle;
     s->http_cfg.ctx = cfg->api;
-    hub_runtime_config_t rc = {
-        .store = cfg->store,
-        .keypair = cfg->keypair,
-        .tcp_host = cfg->listen_host,
-    };
-    s->rt = hub_runtime_new(&rc, err, errlen);
-    if (!s->rt)
-        goto fail;
+    s->rt = cfg->runtime;
     build_protocols(s);
 
     lws_set_log_level(cn_log_get_level() >= CN_LOG_DEBUG ? LLL_ERR | LLL_WARN | LLL_NOTICE : 0,
@@ -177,6 +172,5 @@ void hub_server_free(hub_server_t *s)
         lws_sul_cancel(&s->expiry_sul);
         lws_context_destroy(s->ctx);
     }
-    hub_runtime_free(s->rt);
     free(s);
 }

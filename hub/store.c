@@ -316,6 +316,24 @@ int hub_protocol_parse(const char *s, enum hub_protocol *out)
     return CN_EINVAL;
 }
 
+static const char *const scope_names[] = {"member", "agent", "admin", "operator"};
+
+const char *hub_token_scope_name(int scope)
+{
+    return scope >= 0 && (size_t)scope < COUNT(scope_names) ? scope_names[scope] : "?";
+}
+
+int hub_token_scope_parse(const char *s, enum hub_token_scope *out)
+{
+    for (size_t i = 0; s && i < COUNT(scope_names); i++) {
+        if (!strcmp(s, scope_names[i])) {
+            *out = (enum hub_token_scope)i;
+            return 0;
+        }
+    }
+    return CN_EINVAL;
+}
+
 const char *hub_tunnel_status_name(int status)
 {
     return status >= 0 && (size_t)status < COUNT(status_names) ? status_names[status] : "?";
@@ -335,6 +353,15 @@ int hub_tunnel_status_parse(const char *s, enum hub_tunnel_status *out)
 /* ---- records ------------------------------------------------------------ */
 
 void hub_workspace_list_free(hub_workspace_list_t *l)
+{
+    if (!l)
+        return;
+    free(l->items);
+    l->items = NULL;
+    l->count = 0;
+}
+
+void hub_token_list_free(hub_token_list_t *l)
 {
     if (!l)
         return;
@@ -390,6 +417,25 @@ void hub_event_list_free(hub_event_list_t *l)
     free(l->items);
     l->items = NULL;
     l->count = 0;
+}
+
+/* ---- transactions ------------------------------------------------------ */
+
+int hub_store_tx_begin(hub_store_t *st)
+{
+    CHECK_ST(st);
+    return st->ops->tx_begin(st);
+}
+
+int hub_store_tx_end(hub_store_t *st, int rc)
+{
+    if (!st)
+        return CN_EINVAL;
+    /* Not CHECK_ST: a rollback keeps the message of the failure that
+     * caused it. */
+    if (rc == 0)
+        st->errmsg[0] = '\0';
+    return st->ops->tx_end(st, rc);
 }
 
 /* ---- workspaces --------------------------------------------------------- */
@@ -455,8 +501,8 @@ int hub_store_bootstrap(hub_store_t *st, const char *name,
     hub_token_info_t ti = {0};
     hub_uuid_v4(ti.id);
     copy_str(ti.workspace_id, sizeof(ti.workspace_id), ws.id);
-    copy_str(ti.name, sizeof(ti.name), "admin");
-    ti.admin = true;
+    copy_str(ti.name, sizeof(ti.name), "operator");
+    ti.scope = HUB_SCOPE_OPERATOR;
     ti.created_at = ws.created_at;
 
     char token[HUB_TOKEN_STR_SIZE];
@@ -478,7 +524,8 @@ done:
 
 /* ---- API tokens -------------------------------------------------------- */
 
-int hub_store_token_create(hub_store_t *st, const char *workspace_id, const char *name, bool admin,
+int hub_store_token_create(hub_store_t *st, const char *workspace_id, const char *name,
+                           enum hub_token_scope scope, const char *agent_id,
                            char token_out[static HUB_TOKEN_STR_SIZE], hub_token_info_t *info)
 {
     CHECK_ST(st);
@@ -487,11 +534,19 @@ int hub_store_token_create(hub_store_t *st, const char *workspace_id, const char
     if (!text_ok(name, 0, HUB_NAME_MAX))
         return hub_store_fail(st, CN_EINVAL, "name: must be at most %d bytes of text",
                               HUB_NAME_MAX);
+    if ((unsigned)scope >= COUNT(scope_names))
+        return hub_store_fail(st, CN_EINVAL, "scope: unknown");
+    if ((scope == HUB_SCOPE_AGENT) != !empty(agent_id))
+        return hub_store_fail(st, CN_EINVAL,
+                              "agentId: an agent token needs its agent, and only it");
+    if (scope == HUB_SCOPE_AGENT && !hub_uuid_valid(agent_id))
+        return hub_store_fail(st, CN_ENOTFOUND, "agentId: agent not found");
     hub_token_info_t ti = {0};
     hub_uuid_v4(ti.id);
     copy_str(ti.workspace_id, sizeof(ti.workspace_id), workspace_id);
     copy_str(ti.name, sizeof(ti.name), name);
-    ti.admin = admin;
+    ti.scope = scope;
+    copy_str(ti.agent_id, sizeof(ti.agent_id), agent_id);
     ti.created_at = hub_store_now(st);
 
     char token[HUB_TOKEN_STR_SIZE];
@@ -525,7 +580,41 @@ int hub_store_token_authenticate(hub_store_t *st, const char *token, hub_token_i
     sodium_memzero(hash, sizeof(hash));
     if (rc == CN_ENOTFOUND || rc == CN_EAUTH)
         return hub_store_fail(st, CN_EAUTH, "invalid token");
-    return rc;
+    if (rc < 0)
+        return rc;
+    /* Record the use, but at most once a minute per token: a write per
+     * request would make every API call a database write. */
+    int64_t now = hub_store_now(st);
+    int64_t stale_before = now - HUB_TOKEN_LAST_USED_EVERY_MS;
+    if (out->last_used_at == HUB_TIME_NONE || out->last_used_at <= stale_before) {
+        rc = st->ops->token_touch(st, out->id, now, stale_before);
+        if (rc < 0)
+            return rc;
+        out->last_used_at = now;
+    }
+    return 0;
+}
+
+int hub_store_token_list(hub_store_t *st, const char *workspace_id, hub_token_list_t *out)
+{
+    CHECK_ST(st);
+    if (!out)
+        return CN_EINVAL;
+    *out = (hub_token_list_t){0};
+    if (!hub_uuid_valid(workspace_id))
+        return 0;
+    return st->ops->token_list(st, workspace_id, out);
+}
+
+int hub_store_token_get(hub_store_t *st, const char *workspace_id, const char *token_id,
+                        hub_token_info_t *out)
+{
+    CHECK_ST(st);
+    if (!out)
+        return CN_EINVAL;
+    CHECK_ID(st, workspace_id, "token");
+    CHECK_ID(st, token_id, "token");
+    return st->ops->token_get(st, workspace_id, token_id, out);
 }
 
 int hub_store_token_delete(hub_store_t *st, const char *workspace_id, const char *token_id)
@@ -539,8 +628,8 @@ int hub_store_token_delete(hub_store_t *st, const char *workspace_id, const char
 /* ---- agents ------------------------------------------------------------ */
 
 int hub_store_agent_create(hub_store_t *st, const char *workspace_id, const char *name,
-                           int64_t enroll_ttl_ms, char enroll_token_out[static HUB_TOKEN_STR_SIZE],
-                           hub_agent_t *out)
+                           int64_t enroll_ttl_ms, size_t max_agents,
+                           char enroll_token_out[static HUB_TOKEN_STR_SIZE], hub_agent_t *out)
 {
     CHECK_ST(st);
     enroll_token_out[0] = '\0';
@@ -564,7 +653,7 @@ int hub_store_agent_create(hub_store_t *st, const char *workspace_id, const char
         mint_token(st, HUB_TOKEN_PREFIX_ENROLL, "cannot generate an enroll token", token, hash);
     if (rc < 0)
         goto done;
-    rc = st->ops->agent_insert(st, &a, hash);
+    rc = st->ops->agent_insert(st, &a, max_agents, hash);
     if (rc == 0) {
         memcpy(enroll_token_out, token, HUB_TOKEN_STR_SIZE);
         if (out)

@@ -27,6 +27,8 @@
  *   output record is overwritten (not cleared) on entry, so clear it before
  *   reusing it. On failure outputs hold nothing that needs freeing.
  * - Input strings are borrowed for the duration of the call.
+ * - A change and the event that records it commit together: callers wrap
+ *   them in hub_store_tx_begin() / hub_store_tx_end() (below).
  * - One hub_store_t serves one thread at a time (the hub's event loop); it is
  *   not internally locked. Several processes may open the same database.
  *
@@ -109,6 +111,24 @@ int hub_store_db_version(hub_store_t *st, int *version);
 /* The store's notion of now (its clock). */
 int64_t hub_store_now(const hub_store_t *st);
 
+/* ---- transactions ------------------------------------------------------
+ * A change and the event that records it are kept together or not at all
+ * (a crash between two commits would leave one without the other).
+ * hub_store_tx_begin() opens a transaction; every store call until the
+ * matching hub_store_tx_end() joins it. hub_store_tx_end(st, rc) commits
+ * when rc is 0 and rolls back everything since the begin otherwise; it
+ * returns the outcome: rc itself when rc < 0 (hub_store_errmsg() still
+ * describes that failure), else 0 or the commit's error.
+ * Transactions nest: an inner begin/end pair is a savepoint whose rollback
+ * undoes only its own part. The outermost begin takes the database's write
+ * lock (BEGIN IMMEDIATE; CN_EAGAIN past the busy timeout), so keep
+ * transactions short and never wait inside one. A store call that fails
+ * inside a transaction may have lost all of it (SQLite rolls back by itself
+ * on I/O errors and a full disk): hand its error to hub_store_tx_end()
+ * instead of carrying on. Every tx_begin that returned 0 needs its tx_end. */
+int hub_store_tx_begin(hub_store_t *st);
+int hub_store_tx_end(hub_store_t *st, int rc);
+
 /* ---- workspaces -------------------------------------------------------- */
 typedef struct hub_workspace {
     char id[HUB_ID_SIZE];
@@ -131,31 +151,74 @@ int hub_store_workspace_get(hub_store_t *st, const char *id, hub_workspace_t *ou
 
 /* ---- first run --------------------------------------------------------- */
 /* `connect-hub init` in one transaction: creates the first workspace
- * (`name`) and an admin API token for it, written once to `token_out`.
+ * (`name`) and an operator API token for it, written once to `token_out`.
  * HUB_ECONFLICT, with nothing changed, when the database already holds a
  * workspace. `ws_out` may be NULL. */
 int hub_store_bootstrap(hub_store_t *st, const char *name,
                         char token_out[static HUB_TOKEN_STR_SIZE], hub_workspace_t *ws_out);
 
 /* ---- API tokens -------------------------------------------------------- */
+/* What a token may do (docs/security.md has the full table):
+ * - operator: the token `connect-hub init` prints. Admin of its workspace,
+ *   and the only scope that may create and list workspaces and mint tokens
+ *   in any workspace. Never minted through the API.
+ * - admin: everything inside its workspace (agents, tokens, tunnels).
+ * - member: the workspace's tunnels, events and agents (read); no agent or
+ *   token administration.
+ * - agent: bound to one agent (agent_id) and revoked with it: reads the
+ *   workspace's tunnels and events, manages only its own agent's tunnels. */
+enum hub_token_scope {
+    HUB_SCOPE_MEMBER = 0,
+    HUB_SCOPE_AGENT,
+    HUB_SCOPE_ADMIN,
+    HUB_SCOPE_OPERATOR,
+};
+/* "member", "agent", "admin", "operator"; *_name() never returns NULL ("?"
+ * out of range); *_parse() returns 0 or CN_EINVAL. */
+const char *hub_token_scope_name(int scope);
+int hub_token_scope_parse(const char *s, enum hub_token_scope *out);
+
+/* lastUsedAt is written at most once per this interval per token, so
+ * authentication does not cost a database write per request. */
+#define HUB_TOKEN_LAST_USED_EVERY_MS (60LL * 1000)
+
 typedef struct hub_token_info {
     char id[HUB_ID_SIZE]; /* the token's id (for revocation), not the secret */
     char workspace_id[HUB_ID_SIZE];
     char name[HUB_NAME_SIZE];
-    bool admin;
+    enum hub_token_scope scope;
+    char agent_id[HUB_ID_SIZE]; /* scope agent: the agent it is bound to; else "" */
     int64_t created_at;
+    int64_t last_used_at; /* NONE until first used; at most a minute stale */
 } hub_token_info_t;
 
+typedef struct hub_token_list {
+    hub_token_info_t *items;
+    size_t count;
+} hub_token_list_t;
+void hub_token_list_free(hub_token_list_t *l);
+
 /* Mints an API token for a workspace: `name` is a label (may be NULL or "");
- * `admin` lets it manage workspaces. The plaintext ("cnt_...") is written to
- * `token_out` and exists nowhere else: show it once, then wipe it. `info`
- * may be NULL. CN_ENOTFOUND if the workspace does not exist. */
-int hub_store_token_create(hub_store_t *st, const char *workspace_id, const char *name, bool admin,
+ * `scope` says what it may do; `agent_id` names the agent of this workspace
+ * an agent-scoped token is bound to (required for HUB_SCOPE_AGENT, NULL
+ * otherwise). The token is deleted with its agent (same transaction). The
+ * plaintext ("cnt_...") is written to `token_out` and exists nowhere else:
+ * show it once, then wipe it. `info` may be NULL. CN_ENOTFOUND if the
+ * workspace (or the agent) does not exist; CN_EINVAL for a bad scope/agent
+ * combination. */
+int hub_store_token_create(hub_store_t *st, const char *workspace_id, const char *name,
+                           enum hub_token_scope scope, const char *agent_id,
                            char token_out[static HUB_TOKEN_STR_SIZE], hub_token_info_t *info);
-/* Resolves a presented bearer token to its workspace and admin flag.
- * CN_EAUTH for anything that is not a live token (malformed, unknown,
- * revoked); the comparison is by keyed hash and crypto_verify_32. */
+/* Resolves a presented bearer token to its workspace, scope and agent, and
+ * records its use (last_used_at, at most once per
+ * HUB_TOKEN_LAST_USED_EVERY_MS). CN_EAUTH for anything that is not a live
+ * token (malformed, unknown, revoked, its agent deleted); the comparison is
+ * by keyed hash and crypto_verify_32. */
 int hub_store_token_authenticate(hub_store_t *st, const char *token, hub_token_info_t *out);
+/* The workspace's tokens, oldest first (never their secrets). */
+int hub_store_token_list(hub_store_t *st, const char *workspace_id, hub_token_list_t *out);
+int hub_store_token_get(hub_store_t *st, const char *workspace_id, const char *token_id,
+                        hub_token_info_t *out);
 /* Revokes a token of the workspace. */
 int hub_store_token_delete(hub_store_t *st, const char *workspace_id, const char *token_id);
 
@@ -184,17 +247,20 @@ void hub_agent_list_free(hub_agent_list_t *l);
 /* Registers an agent (UUID v4 id; `name` optional, NULL or "" for none, not
  * unique) and mints its single-use enroll token ("cne_..."), valid for
  * `enroll_ttl_ms` (0 means HUB_ENROLL_TTL_DEFAULT_MS). The plaintext goes to
- * `enroll_token_out` only. `out` may be NULL. */
+ * `enroll_token_out` only. `max_agents` caps the workspace's agents,
+ * checked atomically with the insert (CN_EEXHAUSTED when it already has
+ * that many); 0 = no cap. `out` may be NULL. */
 int hub_store_agent_create(hub_store_t *st, const char *workspace_id, const char *name,
-                           int64_t enroll_ttl_ms, char enroll_token_out[static HUB_TOKEN_STR_SIZE],
-                           hub_agent_t *out);
+                           int64_t enroll_ttl_ms, size_t max_agents,
+                           char enroll_token_out[static HUB_TOKEN_STR_SIZE], hub_agent_t *out);
 /* Agents of a workspace, oldest first. */
 int hub_store_agent_list(hub_store_t *st, const char *workspace_id, hub_agent_list_t *out);
 int hub_store_agent_get(hub_store_t *st, const char *workspace_id, const char *id,
                         hub_agent_t *out);
 /* Deletes an agent and, with it, its tunnels (their public names and hub
- * ports are held for the workspace as on tunnel delete). Callers that owe
- * events or listeners for those tunnels list them first. */
+ * ports are held for the workspace as on tunnel delete) and its
+ * agent-scoped API tokens, in one transaction. Callers that owe events or
+ * listeners for those tunnels list them first. */
 int hub_store_agent_delete(hub_store_t *st, const char *workspace_id, const char *id);
 /* Redeems an enroll token: atomically binds `public_key` to the agent and
  * burns the token. Not workspace-scoped (the token is the credential); the

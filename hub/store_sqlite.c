@@ -40,8 +40,8 @@
  * migrations[i] takes a database from user_version i to i + 1 and sets it.
  * Steps are only ever appended; a released step is never edited. They run
  * in one transaction with the version bump, so a crash mid-way leaves the
- * old version. Version 2 (shares, share access log, webhooks) is designed
- * in docs/store.md. */
+ * old version. The next one (shares, share access log, webhooks) is
+ * designed in docs/store.md. */
 static const char *const migrations[] = {
     /* 1: meta, workspaces, API tokens, agents, tunnels, name/port releases,
      *    events */
@@ -129,6 +129,48 @@ static const char *const migrations[] = {
     "CREATE INDEX events_tunnel ON events(workspace_id, tunnel_id, id);\n"
     "CREATE INDEX events_created ON events(created_at);\n"
     "PRAGMA user_version = 1;\n",
+    /* 2: token scopes (operator, admin, member, agent), agent-bound tokens
+     *    that die with their agent, lastUsedAt. The table is rebuilt: the
+     *    composite foreign key to agents cannot be added by ALTER TABLE.
+     *    Existing tokens: the one `init` made (named "admin", minted in the
+     *    first workspace's own transaction, so with its creation time)
+     *    becomes operator; other admin tokens become workspace admins;
+     *    tokens that enrollment minted ("agent <id>") become agent tokens
+     *    of that agent, or are dropped when the agent is gone (they should
+     *    have died with it); the rest become members. */
+    "CREATE TABLE api_tokens_v2 (\n"
+    "  id TEXT PRIMARY KEY NOT NULL,\n"
+    "  workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,\n"
+    "  name TEXT NOT NULL DEFAULT '',\n"
+    "  token_hash BLOB NOT NULL UNIQUE CHECK (length(token_hash) = 32),\n"
+    "  scope TEXT NOT NULL CHECK (scope IN ('operator', 'admin', 'member', 'agent')),\n"
+    "  agent_id TEXT,\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  last_used_at INTEGER,\n"
+    "  CHECK ((scope = 'agent') = (agent_id IS NOT NULL)),\n"
+    "  FOREIGN KEY (workspace_id, agent_id) REFERENCES agents(workspace_id, id)\n"
+    "    ON DELETE CASCADE\n"
+    ") STRICT;\n"
+    "INSERT INTO api_tokens_v2 (id, workspace_id, name, token_hash, scope, agent_id, created_at)\n"
+    "  SELECT t.id, t.workspace_id, t.name, t.token_hash,\n"
+    "    CASE WHEN t.admin = 1 AND t.name = 'admin' AND t.created_at = w.created_at\n"
+    "              AND w.id = (SELECT id FROM workspaces ORDER BY created_at, rowid LIMIT 1)\n"
+    "           THEN 'operator'\n"
+    "         WHEN t.admin = 1 THEN 'admin'\n"
+    "         WHEN a.id IS NOT NULL THEN 'agent'\n"
+    "         ELSE 'member' END,\n"
+    "    a.id, t.created_at\n"
+    "  FROM api_tokens t JOIN workspaces w ON w.id = t.workspace_id\n"
+    "  LEFT JOIN agents a ON t.admin = 0 AND a.workspace_id = t.workspace_id\n"
+    "    AND t.name = 'agent ' || a.id\n"
+    "  WHERE NOT (t.admin = 0 AND a.id IS NULL\n"
+    "    AND length(t.name) = 42 AND substr(t.name, 1, 6) = 'agent ');\n"
+    "DROP TABLE api_tokens;\n"
+    "ALTER TABLE api_tokens_v2 RENAME TO api_tokens;\n"
+    "CREATE INDEX api_tokens_workspace ON api_tokens(workspace_id, created_at);\n"
+    "CREATE INDEX api_tokens_agent ON api_tokens(workspace_id, agent_id) "
+    "WHERE agent_id IS NOT NULL;\n"
+    "PRAGMA user_version = 2;\n",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -142,11 +184,15 @@ static const char *const migrations[] = {
     "status, metadata, connection_string, last_error, http_user, http_password_hash, created_at, " \
     "connected_at, expires_at, updated_at"
 #define E_COLS "id, workspace_id, type, tunnel_id, agent_id, data, created_at"
+#define K_COLS "id, workspace_id, name, scope, agent_id, created_at, last_used_at"
 
 enum q {
     Q_BEGIN,
     Q_COMMIT,
     Q_ROLLBACK,
+    Q_SAVEPOINT,
+    Q_SAVEPOINT_RELEASE,
+    Q_SAVEPOINT_ROLLBACK,
     Q_USER_VERSION,
     Q_META_GET,
     Q_META_INIT,
@@ -157,6 +203,10 @@ enum q {
     Q_TOKEN_INSERT,
     Q_TOKEN_FIND,
     Q_TOKEN_DELETE,
+    Q_TOKEN_LIST,
+    Q_TOKEN_GET,
+    Q_TOKEN_TOUCH,
+    Q_AGENT_COUNT,
     Q_AGENT_INSERT,
     Q_AGENT_LIST,
     Q_AGENT_GET,
@@ -203,6 +253,9 @@ static const char *const sql[Q_COUNT] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
+    [Q_SAVEPOINT] = "SAVEPOINT cn",
+    [Q_SAVEPOINT_RELEASE] = "RELEASE cn",
+    [Q_SAVEPOINT_ROLLBACK] = "ROLLBACK TO cn",
     [Q_USER_VERSION] = "PRAGMA user_version",
     [Q_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [Q_META_INIT] = "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
@@ -212,11 +265,16 @@ static const char *const sql[Q_COUNT] = {
     [Q_WS_GET] = "SELECT id, name, created_at FROM workspaces WHERE id = ?1",
     [Q_WS_ANY] = "SELECT 1 FROM workspaces LIMIT 1",
 
-    [Q_TOKEN_INSERT] = "INSERT INTO api_tokens (id, workspace_id, name, token_hash, admin, "
-                       "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [Q_TOKEN_FIND] = "SELECT id, workspace_id, name, admin, created_at, token_hash "
-                     "FROM api_tokens WHERE token_hash = ?1",
+    [Q_TOKEN_INSERT] = "INSERT INTO api_tokens (id, workspace_id, name, token_hash, scope, "
+                       "agent_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [Q_TOKEN_FIND] = "SELECT " K_COLS ", token_hash FROM api_tokens WHERE token_hash = ?1",
     [Q_TOKEN_DELETE] = "DELETE FROM api_tokens WHERE workspace_id = ?1 AND id = ?2",
+    [Q_TOKEN_LIST] = "SELECT " K_COLS " FROM api_tokens WHERE workspace_id = ?1 "
+                     "ORDER BY created_at, rowid LIMIT ?2",
+    [Q_TOKEN_GET] = "SELECT " K_COLS " FROM api_tokens WHERE workspace_id = ?1 AND id = ?2",
+    [Q_TOKEN_TOUCH] = "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1 "
+                      "AND (last_used_at IS NULL OR last_used_at <= ?3)",
+    [Q_AGENT_COUNT] = "SELECT count(*) FROM agents WHERE workspace_id = ?1",
 
     [Q_AGENT_INSERT] = "INSERT INTO agents (id, workspace_id, name, enroll_hash, "
                        "enroll_expires_at, created_at, updated_at) "
@@ -299,6 +357,7 @@ typedef struct sqlite_store {
     hub_store_t base; /* first: the handle callers hold */
     sqlite3 *db;
     sqlite3_stmt *stmt[Q_COUNT];
+    unsigned depth; /* open transaction levels: BEGIN, then savepoints */
 } sqlite_store_t;
 
 static sqlite_store_t *S(hub_store_t *st)
@@ -434,35 +493,67 @@ static int exists(sqlite_store_t *s, sqlite3_stmt *q, int b)
     return one;
 }
 
+/* Transactions nest. The outermost level is BEGIN IMMEDIATE ... COMMIT;
+ * inner ones (an operation inside hub_store_tx_begin(), or one operation
+ * inside another) are savepoints, so a failed inner step undoes only
+ * itself and its caller decides about the rest. */
 static int tx_begin(sqlite_store_t *s)
 {
     int rc = 0;
-    sqlite3_stmt *q = prep(s, Q_BEGIN, &rc);
-    return q ? run(s, q, SQLITE_OK) : rc;
+    /* SQLite rolls the whole transaction back by itself after some errors
+     * (full disk, I/O): never carry on outside it as if it were open. */
+    if (s->depth && sqlite3_get_autocommit(s->db))
+        return hub_store_fail(&s->base, CN_EIO, "database: the transaction was rolled back");
+    sqlite3_stmt *q = prep(s, s->depth ? Q_SAVEPOINT : Q_BEGIN, &rc);
+    if (q)
+        rc = run(s, q, SQLITE_OK);
+    if (rc == 0)
+        s->depth++;
+    return rc;
 }
 
-/* Rolls back if a transaction is open, keeping the failure's message. */
-static void tx_rollback(sqlite_store_t *s)
+static void step_keep_msg(sqlite_store_t *s, enum q which)
 {
-    if (sqlite3_get_autocommit(s->db))
-        return; /* SQLite already rolled back (or nothing was begun) */
     int rc = 0;
-    sqlite3_stmt *q = prep(s, Q_ROLLBACK, &rc);
+    sqlite3_stmt *q = prep(s, which, &rc);
     if (q) {
         sqlite3_step(q);
         done(q);
     }
 }
 
+/* Rolls back the innermost level, keeping the failure's message. */
+static void tx_rollback(sqlite_store_t *s)
+{
+    if (!s->depth)
+        return;
+    s->depth--;
+    if (sqlite3_get_autocommit(s->db))
+        return; /* SQLite already rolled everything back */
+    if (s->depth) {
+        step_keep_msg(s, Q_SAVEPOINT_ROLLBACK);
+        step_keep_msg(s, Q_SAVEPOINT_RELEASE);
+    } else {
+        step_keep_msg(s, Q_ROLLBACK);
+    }
+}
+
 static int tx_commit(sqlite_store_t *s)
 {
     int rc = 0;
-    sqlite3_stmt *q = prep(s, Q_COMMIT, &rc);
-    if (q)
-        rc = run(s, q, SQLITE_OK);
-    if (rc < 0)
+    if (s->depth && sqlite3_get_autocommit(s->db)) {
+        rc = hub_store_fail(&s->base, CN_EIO, "database: the transaction was rolled back");
+    } else {
+        sqlite3_stmt *q = prep(s, s->depth > 1 ? Q_SAVEPOINT_RELEASE : Q_COMMIT, &rc);
+        if (q)
+            rc = run(s, q, SQLITE_OK);
+    }
+    if (rc < 0) {
         tx_rollback(s);
-    return rc;
+        return rc;
+    }
+    s->depth--;
+    return 0;
 }
 
 /* Commits on rc == 0, rolls back otherwise; returns the outcome. */
@@ -472,6 +563,19 @@ static int tx_end(sqlite_store_t *s, int rc)
         return tx_commit(s);
     tx_rollback(s);
     return rc;
+}
+
+static int sqlite_tx_begin(hub_store_t *st)
+{
+    return tx_begin(S(st));
+}
+
+static int sqlite_tx_end(hub_store_t *st, int rc)
+{
+    sqlite_store_t *s = S(st);
+    if (!s->depth)
+        return hub_store_fail(st, CN_EINVAL, "no transaction is open");
+    return tx_end(s, rc);
 }
 
 /* ---- column readers ---------------------------------------------------- */
@@ -991,12 +1095,31 @@ static int sqlite_token_insert(hub_store_t *st, const hub_token_info_t *ti,
     b_text0(q, 2, ti->workspace_id, &b);
     b_text0(q, 3, ti->name, &b);
     b_key(q, 4, hash, &b);
-    b_int(q, 5, ti->admin ? 1 : 0, &b);
-    b_int(q, 6, ti->created_at, &b);
+    b_text0(q, 5, hub_token_scope_name(ti->scope), &b);
+    b_text(q, 6, ti->agent_id, &b);
+    b_int(q, 7, ti->created_at, &b);
     rc = run(s, q, b);
     if (rc == CN_ENOTFOUND)
-        hub_store_fail(st, rc, "workspace not found");
+        hub_store_fail(st, rc,
+                       ti->agent_id[0] ? "agentId: agent not found" : "workspace not found");
     return rc;
+}
+
+/* One K_COLS row. */
+static int read_token(sqlite_store_t *s, sqlite3_stmt *q, hub_token_info_t *t)
+{
+    memset(t, 0, sizeof(*t));
+    char scope[16];
+    enum hub_token_scope sc;
+    if (!col_str(q, 0, t->id, sizeof(t->id)) ||
+        !col_str(q, 1, t->workspace_id, sizeof(t->workspace_id)) ||
+        !col_str(q, 2, t->name, sizeof(t->name)) || !col_str(q, 3, scope, sizeof(scope)) ||
+        hub_token_scope_parse(scope, &sc) < 0 || !col_str(q, 4, t->agent_id, sizeof(t->agent_id)))
+        return corrupt(s, "token");
+    t->scope = sc;
+    t->created_at = col_time(q, 5);
+    t->last_used_at = col_time(q, 6);
+    return 0;
 }
 
 static int sqlite_token_find(hub_store_t *st, const uint8_t hash[static HUB_KEY_BYTES],
@@ -1015,18 +1138,11 @@ static int sqlite_token_find(hub_store_t *st, const uint8_t hash[static HUB_KEY_
      * no comparison of secret-derived bytes depends on SQLite's memcmp. */
     uint8_t stored[HUB_KEY_BYTES];
     bool present = false;
-    hub_token_info_t ti = {0};
-    if (!col_key(q, 5, stored, &present) || !present || !hub_hash_equal(stored, hash)) {
+    hub_token_info_t ti;
+    if (!col_key(q, 7, stored, &present) || !present || !hub_hash_equal(stored, hash))
         rc = CN_EAUTH;
-    } else if (!col_str(q, 0, ti.id, sizeof(ti.id)) ||
-               !col_str(q, 1, ti.workspace_id, sizeof(ti.workspace_id)) ||
-               !col_str(q, 2, ti.name, sizeof(ti.name))) {
-        rc = corrupt(s, "token");
-    } else {
-        ti.admin = sqlite3_column_int(q, 3) != 0;
-        ti.created_at = col_time(q, 4);
+    else if ((rc = read_token(s, q, &ti)) == 0)
         *out = ti;
-    }
     done(q);
     return rc;
 }
@@ -1044,6 +1160,49 @@ static int sqlite_token_delete(hub_store_t *st, const char *ws, const char *id)
     if (rc == 0 && sqlite3_changes(s->db) == 0)
         rc = hub_store_fail(st, CN_ENOTFOUND, "token not found");
     return rc;
+}
+
+static int sqlite_token_list(hub_store_t *st, const char *ws, hub_token_list_t *out)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_TOKEN_LIST, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, ws, &b);
+    b_int(q, 2, HUB_LIST_MAX, &b);
+    COLLECT(rc, s, q, b, out, hub_token_info_t, read_token, no_clear);
+    return rc;
+}
+
+static int sqlite_token_get(hub_store_t *st, const char *ws, const char *id, hub_token_info_t *out)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_TOKEN_GET, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, ws, &b);
+    b_text0(q, 2, id, &b);
+    int one = step_one(s, q, b);
+    if (one <= 0)
+        return one < 0 ? one : hub_store_fail(st, CN_ENOTFOUND, "token not found");
+    rc = read_token(s, q, out);
+    done(q);
+    return rc;
+}
+
+static int sqlite_token_touch(hub_store_t *st, const char *id, int64_t now, int64_t stale_before)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_TOKEN_TOUCH, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, id, &b);
+    b_int(q, 2, now, &b);
+    b_int(q, 3, stale_before, &b);
+    return run(s, q, b);
 }
 
 static int sqlite_bootstrap(hub_store_t *st, const hub_workspace_t *ws, const hub_token_info_t *ti,
@@ -1069,14 +1228,38 @@ static int sqlite_bootstrap(hub_store_t *st, const hub_workspace_t *ws, const hu
 
 /* ---- agents ------------------------------------------------------------ */
 
-static int sqlite_agent_insert(hub_store_t *st, const hub_agent_t *a,
+static int sqlite_agent_insert(hub_store_t *st, const hub_agent_t *a, size_t max_agents,
                                const uint8_t enroll_hash[static HUB_KEY_BYTES])
 {
     sqlite_store_t *s = S(st);
-    int rc = 0, b = SQLITE_OK;
-    sqlite3_stmt *q = prep(s, Q_AGENT_INSERT, &rc);
-    if (!q)
+    int rc = tx_begin(s), b = SQLITE_OK;
+    if (rc < 0)
         return rc;
+    sqlite3_stmt *q;
+    if (max_agents) {
+        /* Inside the transaction, so two creates cannot both slip under. */
+        if (!(q = prep(s, Q_AGENT_COUNT, &rc)))
+            goto out;
+        b_text0(q, 1, a->workspace_id, &b);
+        int one = step_one(s, q, b);
+        if (one < 0) {
+            rc = one;
+            goto out;
+        }
+        size_t n = one ? (size_t)sqlite3_column_int64(q, 0) : 0;
+        if (one)
+            done(q);
+        if (n >= max_agents) {
+            rc = hub_store_fail(st, CN_EEXHAUSTED,
+                                "agents: this workspace already has the "
+                                "maximum of %zu agents",
+                                max_agents);
+            goto out;
+        }
+    }
+    if (!(q = prep(s, Q_AGENT_INSERT, &rc)))
+        goto out;
+    b = SQLITE_OK;
     b_text0(q, 1, a->id, &b);
     b_text0(q, 2, a->workspace_id, &b);
     b_text(q, 3, a->name, &b);
@@ -1086,7 +1269,8 @@ static int sqlite_agent_insert(hub_store_t *st, const hub_agent_t *a,
     rc = run(s, q, b);
     if (rc == CN_ENOTFOUND)
         hub_store_fail(st, rc, "workspace not found");
-    return rc;
+out:
+    return tx_end(s, rc);
 }
 
 static int sqlite_agent_list(hub_store_t *st, const char *ws, hub_agent_list_t *out)
@@ -1746,6 +1930,9 @@ static const struct hub_store_ops sqlite_ops = {
     .token_insert = sqlite_token_insert,
     .token_find = sqlite_token_find,
     .token_delete = sqlite_token_delete,
+    .token_list = sqlite_token_list,
+    .token_get = sqlite_token_get,
+    .token_touch = sqlite_token_touch,
     .agent_insert = sqlite_agent_insert,
     .agent_list = sqlite_agent_list,
     .agent_get = sqlite_agent_get,
@@ -1768,4 +1955,6 @@ static const struct hub_store_ops sqlite_ops = {
     .event_insert = sqlite_event_insert,
     .event_list = sqlite_event_list,
     .event_prune = sqlite_event_prune,
+    .tx_begin = sqlite_tx_begin,
+    .tx_end = sqlite_tx_end,
 };

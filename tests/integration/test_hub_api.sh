@@ -491,8 +491,14 @@ expect 200
 req POST /tunnels "{$T,$A}" "$TOKEN2"
 expect 422 agentId
 
-step "per-workspace tunnel cap (--max-tunnels 10)"
 req POST /agents '{}' "$TOKEN2"
+expect 403 Authorization
+
+step "per-workspace tunnel cap (--max-tunnels 10)"
+# Registering agents takes a workspace admin (docs/security.md).
+req POST "/workspaces/$WS2/tokens" '{"name":"owner","scope":"admin"}'
+expect 201
+req POST /agents '{}' "$(jget 'b["token"]')"
 expect 201
 A2="\"agentId\":\"$(jget 'b["id"]')\""
 for i in $(seq 1 10); do

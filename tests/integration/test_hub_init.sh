@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # User story: an operator runs `connect-hub init --db PATH --json` once on a
-# fresh machine and gets a workspace id and an admin token, shown once; the
+# fresh machine and gets a workspace id and the operator token, shown once; the
 # database and its key files are private, the token is stored only as a
 # keyed hash, and running init again changes nothing and says why.
 set -euo pipefail
@@ -69,7 +69,7 @@ if command -v sqlite3 >/dev/null; then
     test "$(sqlite3 "$db" "SELECT id || ' ' || name FROM workspaces")" = "$ws default"
   check "journal is WAL" test "$(sqlite3 "$db" 'PRAGMA journal_mode')" = wal
   check "schema is versioned" test "$(sqlite3 "$db" 'PRAGMA user_version')" -ge 1
-  stored=$(sqlite3 "$db" "SELECT lower(hex(token_hash)) FROM api_tokens WHERE admin = 1")
+  stored=$(sqlite3 "$db" "SELECT lower(hex(token_hash)) FROM api_tokens WHERE scope = 'operator'")
   expected=$(python3 - "$db.secret" "$token" <<'PY'
 import hashlib, sys
 key = open(sys.argv[1], "rb").read()

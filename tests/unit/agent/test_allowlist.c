@@ -134,11 +134,130 @@ static void test_admission(void **state)
     json_decref(j);
 }
 
+/* ---- the agent-local target policy ----------------------------------- */
+
+/* Every pattern against every target it should and should not allow. */
+static void test_policy_patterns(void **state)
+{
+    static const struct {
+        const char *pattern;
+        const char *host;
+        uint16_t port;
+        bool allowed;
+    } cases[] = {
+        /* exact address and port */
+        {"127.0.0.1:5432", "127.0.0.1", 5432, true},
+        {"127.0.0.1:5432", "127.0.0.1", 5433, false},
+        {"127.0.0.1:5432", "127.0.0.2", 5432, false},
+        {"127.0.0.1:5432", "localhost", 5432, false}, /* names never match addresses */
+        /* any port, ranges */
+        {"127.0.0.1:*", "127.0.0.1", 1, true},
+        {"127.0.0.1:*", "127.0.0.1", 65535, true},
+        {"10.0.0.1:8000-8010", "10.0.0.1", 8000, true},
+        {"10.0.0.1:8000-8010", "10.0.0.1", 8010, true},
+        {"10.0.0.1:8000-8010", "10.0.0.1", 7999, false},
+        {"10.0.0.1:8000-8010", "10.0.0.1", 8011, false},
+        /* IPv4 CIDRs, with prefixes on and off byte boundaries */
+        {"10.0.0.0/8:5432", "10.200.3.4", 5432, true},
+        {"10.0.0.0/8:5432", "11.0.0.1", 5432, false},
+        {"10.0.0.0/8:5432", "10.0.0.1", 22, false},
+        {"192.168.4.0/22:*", "192.168.7.255", 80, true},
+        {"192.168.4.0/22:*", "192.168.8.0", 80, false},
+        {"192.168.4.0/22:*", "192.168.3.255", 80, false},
+        {"0.0.0.0/0:443", "8.8.8.8", 443, true},
+        {"0.0.0.0/0:443", "::1", 443, false},
+        /* IPv6 */
+        {"[::1]:6379", "::1", 6379, true},
+        {"[::1]:6379", "::2", 6379, false},
+        {"[fd00::/8]:*", "fd12:3456::1", 9, true},
+        {"[fd00::/8]:*", "fe80::1", 9, false},
+        {"[::ffff:0:0/96]:*", "10.0.0.1", 1, false}, /* v4 targets match v4 entries only */
+        /* names: exact (no case, root dot) and suffixes */
+        {"db.internal:5432", "db.internal", 5432, true},
+        {"db.internal:5432", "DB.Internal", 5432, true},
+        {"db.internal:5432", "db.internal.", 5432, true},
+        {"db.internal:5432", "xdb.internal", 5432, false},
+        {"db.internal:5432", "db.internal.evil.com", 5432, false},
+        {"localhost:*", "localhost", 8080, true},
+        {"*.internal:5432", "db.internal", 5432, true},
+        {"*.internal:5432", "a.b.internal", 5432, true},
+        {"*.internal:5432", "internal", 5432, false},
+        {"*.internal:5432", "evilinternal", 5432, false},
+        {"*.internal:5432", "10.0.0.1", 5432, false},
+        /* everything, on request only */
+        {"*:*", "anything.example", 1, true},
+        {"*:*", "::1", 65535, true},
+        {"*:22", "10.0.0.1", 22, true},
+        {"*:22", "10.0.0.1", 23, false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        agent_policy_t p = {0};
+        char err[256] = "";
+        if (agent_policy_add(&p, cases[i].pattern, err, sizeof(err)) != 0)
+            fail_msg("case %zu: '%s' refused: %s", i, cases[i].pattern, err);
+        if (agent_policy_allows(&p, cases[i].host, cases[i].port) != cases[i].allowed)
+            fail_msg("case %zu: '%s' %s %s:%u", i, cases[i].pattern,
+                     cases[i].allowed ? "refuses" : "allows", cases[i].host,
+                     (unsigned)cases[i].port);
+        agent_policy_free(&p);
+    }
+}
+
+static void test_policy_bad_patterns(void **state)
+{
+    static const char *const bad[] = {
+        "",           "5432",          "host",           "host:",       "host:0",
+        "host:65536", "host:10-5",     "host:x",         "host:1-",     "host:-1",
+        ":80",        "10.0.0.0/33:1", "10.0.0.256:1",   "1.2.3:1",     "::1:80",
+        "[::1]80",    "[::1:80",       "[fd00::/129]:1", "[nothost]:1", "a b:1",
+        "*.:1",       "*.*.x:1",       "a*b:1",          "-bad-.x:1",   "10.0.0.0/8/8:1",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        agent_policy_t p = {0};
+        char err[256] = "";
+        if (agent_policy_add(&p, bad[i], err, sizeof(err)) != CN_EINVAL)
+            fail_msg("'%s' accepted", bad[i]);
+        assert_non_null(strstr(err, "allow pattern"));
+        assert_int_equal(p.count, 0);
+        agent_policy_free(&p);
+    }
+}
+
+static void test_policy_default_denies_and_targets_add(void **state)
+{
+    agent_policy_t p = {0};
+    /* Empty: nothing at all, not even loopback. */
+    assert_false(agent_policy_allows(&p, "127.0.0.1", 22));
+    assert_false(agent_policy_allows(&p, "localhost", 5432));
+    /* What an expose named: exactly that target. */
+    assert_int_equal(agent_policy_add_target(&p, "localhost", 5432), 0);
+    assert_int_equal(agent_policy_add_target(&p, "::1", 6379), 0);
+    assert_true(agent_policy_allows(&p, "localhost", 5432));
+    assert_false(agent_policy_allows(&p, "localhost", 5433));
+    assert_true(agent_policy_allows(&p, "::1", 6379));
+    assert_false(agent_policy_allows(&p, "127.0.0.1", 6379));
+    assert_false(agent_policy_allows(&p, NULL, 1));
+    assert_false(agent_policy_allows(&p, "localhost", 0));
+    /* Many entries: any one allows. */
+    char err[128];
+    assert_int_equal(agent_policy_add(&p, "10.0.0.0/8:*", err, sizeof(err)), 0);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(agent_policy_add_target(&p, "h.example", (uint16_t)(1000 + i)), 0);
+    assert_true(agent_policy_allows(&p, "10.1.2.3", 1));
+    assert_true(agent_policy_allows(&p, "h.example", 1019));
+    assert_false(agent_policy_allows(&p, "h.example", 1020));
+    agent_policy_free(&p);
+    agent_policy_free(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_keeps_good_entries),
         cmocka_unit_test(test_admission),
+        cmocka_unit_test(test_policy_patterns),
+        cmocka_unit_test(test_policy_bad_patterns),
+        cmocka_unit_test(test_policy_default_denies_and_targets_add),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,9 +29,14 @@ typedef struct fx {
     int status;
     json_t *body;
     hub_http_resp_t resp;
+    /* the live side handed to the API (zeroed: none) */
+    hub_live_t live;
+    unsigned changed_calls;
+    char changed_agent[HUB_ID_SIZE];
+    bool serve;
 } fx_t;
 
-static void open_api(fx_t *f, unsigned rate_limit, size_t max_tunnels)
+static void open_api(fx_t *f, unsigned rate_limit, size_t max_tunnels, size_t max_agents)
 {
     hub_api_free(f->api);
     hub_api_config_t cfg = {
@@ -41,6 +46,8 @@ static void open_api(fx_t *f, unsigned rate_limit, size_t max_tunnels)
         .tcp_port_hi = 30001,
         .rate_limit = rate_limit,
         .max_tunnels = max_tunnels,
+        .max_agents = max_agents,
+        .live = f->live,
         .clock = hub_test_clock_read,
         .clock_ctx = &f->clock,
     };
@@ -69,7 +76,7 @@ static int setup(void **state)
     hub_workspace_t w;
     assert_int_equal(hub_store_bootstrap(f->st, "default", f->admin, &w), 0);
     memcpy(f->ws, w.id, sizeof(f->ws));
-    open_api(f, 0, 5);
+    open_api(f, 0, 5, 0);
     *state = f;
     return 0;
 }
@@ -370,7 +377,7 @@ static void test_isolation_and_admin(void **state)
 static void test_rate_limit(void **state)
 {
     fx_t *f = *state;
-    open_api(f, 3, 5);
+    open_api(f, 3, 5, 0);
     for (int i = 0; i < 3; i++) {
         call(f, HUB_GET, "/api/v1/agents", NULL, f->admin, NULL);
         EXPECT(f, 200, NULL);
@@ -420,7 +427,7 @@ static void test_lifecycle(void **state)
 
     /* Agent comes online: connecting -> active. */
     f->clock.now += 1000;
-    assert_int_equal(hub_tunnels_on_agent_online(f->st, f->ws, agent), 0);
+    assert_int_equal(hub_tunnels_on_agent_online(f->st, NULL, f->ws, agent), 0);
     call(f, HUB_GET, path, NULL, f->admin, NULL);
     assert_string_equal(str(f, "status"), "active");
     assert_string_equal(str(f, "connectedAt"), "2026-11-23T14:00:01.000Z");
@@ -429,19 +436,19 @@ static void test_lifecycle(void **state)
     call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"paused\"}");
     EXPECT(f, 200, NULL);
     assert_string_equal(str(f, "status"), "paused");
-    assert_int_equal(hub_tunnels_on_agent_offline(f->st, f->ws, agent), 0);
+    assert_int_equal(hub_tunnels_on_agent_offline(f->st, NULL, f->ws, agent), 0);
     call(f, HUB_GET, path, NULL, f->admin, NULL);
     assert_string_equal(str(f, "status"), "paused");
     call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"active\"}");
     assert_string_equal(str(f, "status"), "connecting");
-    assert_int_equal(hub_tunnels_on_agent_online(f->st, f->ws, agent), 0);
+    assert_int_equal(hub_tunnels_on_agent_online(f->st, NULL, f->ws, agent), 0);
     call(f, HUB_GET, path, NULL, f->admin, NULL);
     assert_string_equal(str(f, "status"), "active");
     /* A new tunnel of an online agent is active at once. */
     char tun2[HUB_ID_SIZE];
     make_tunnel(f, agent, NULL, tun2);
     assert_string_equal(str(f, "status"), "active");
-    assert_int_equal(hub_tunnels_on_agent_offline(f->st, f->ws, agent), 0);
+    assert_int_equal(hub_tunnels_on_agent_offline(f->st, NULL, f->ws, agent), 0);
     call(f, HUB_GET, path, NULL, f->admin, NULL);
     assert_string_equal(str(f, "status"), "connecting");
 
@@ -481,12 +488,12 @@ static void test_ttl_expiry(void **state)
     make_tunnel(f, agent, NULL, keep);
     size_t n = 99;
     f->clock.now += 4000;
-    assert_int_equal(hub_tunnels_expire_due(f->st, &n), 0);
+    assert_int_equal(hub_tunnels_expire_due(f->st, NULL, &n), 0);
     assert_int_equal(n, 0);
     f->clock.now += 1000;
-    assert_int_equal(hub_tunnels_expire_due(f->st, &n), 0);
+    assert_int_equal(hub_tunnels_expire_due(f->st, NULL, &n), 0);
     assert_int_equal(n, 1);
-    assert_int_equal(hub_tunnels_expire_due(f->st, &n), 0);
+    assert_int_equal(hub_tunnels_expire_due(f->st, NULL, &n), 0);
     assert_int_equal(n, 0);
     snprintf(path, sizeof(path), "/api/v1/tunnels/%s", tun);
     call(f, HUB_GET, path, NULL, f->admin, NULL);
@@ -532,6 +539,384 @@ static void test_agents(void **state)
     EXPECT(f, 422, "x");
 }
 
+/* ---- scopes: operator, admin, member, agent ------------------------------ */
+
+/* What enrollment does: an API token bound to `agent`. */
+static void agent_token(fx_t *f, const char *agent, char tok[static HUB_TOKEN_STR_SIZE])
+{
+    assert_int_equal(
+        hub_store_token_create(f->st, f->ws, "agent", HUB_SCOPE_AGENT, agent, tok, NULL), 0);
+}
+
+/* Mints a token in workspace `ws` with `body`, as `as`; returns its id. */
+static void mint(fx_t *f, const char *as, const char *ws, const char *body,
+                 char tok[static HUB_TOKEN_STR_SIZE], char id[static HUB_ID_SIZE])
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/api/v1/workspaces/%s/tokens", ws);
+    call(f, HUB_POST, path, NULL, as, body);
+    EXPECT(f, 201, NULL);
+    snprintf(tok, HUB_TOKEN_STR_SIZE, "%s", str(f, "token"));
+    snprintf(id, HUB_ID_SIZE, "%s", str(f, "id"));
+}
+
+static void test_agent_token_acts_only_for_its_agent(void **state)
+{
+    fx_t *f = *state;
+    char a[HUB_ID_SIZE], b[HUB_ID_SIZE], ta[HUB_TOKEN_STR_SIZE], body[256], path[128];
+    char mine[HUB_ID_SIZE], theirs[HUB_ID_SIZE];
+    make_agent(f, f->admin, a);
+    make_agent(f, f->admin, b);
+    agent_token(f, a, ta);
+    make_tunnel(f, b, "\"name\":\"theirs\"", theirs);
+
+    /* Tunnels for another agent: 403, whatever the target. */
+    snprintf(body, sizeof(body), "{\"target\":\"10.0.0.5:22\",\"agentId\":\"%s\"}", b);
+    call(f, HUB_POST, "/api/v1/tunnels", NULL, ta, body);
+    EXPECT(f, 403, "agentId");
+    /* Its own, named or by default. */
+    snprintf(body, sizeof(body), "{\"target\":\"localhost:5432\",\"agentId\":\"%s\"}", a);
+    call(f, HUB_POST, "/api/v1/tunnels", NULL, ta, body);
+    EXPECT(f, 201, NULL);
+    assert_string_equal(str(f, "agentId"), a);
+    call(f, HUB_POST, "/api/v1/tunnels", NULL, ta, "{\"target\":\"localhost:6379\"}");
+    EXPECT(f, 201, NULL);
+    assert_string_equal(str(f, "agentId"), a);
+    snprintf(mine, sizeof(mine), "%s", str(f, "id"));
+    /* Other scopes still must name the agent. */
+    call(f, HUB_POST, "/api/v1/tunnels", NULL, f->admin, "{\"target\":\"localhost:6379\"}");
+    EXPECT(f, 422, "agentId");
+
+    /* It reads the workspace's tunnels, but changes only its own. */
+    call(f, HUB_GET, "/api/v1/tunnels", NULL, ta, NULL);
+    EXPECT(f, 200, NULL);
+    assert_int_equal(json_array_size(json_object_get(f->body, "tunnels")), 3);
+    snprintf(path, sizeof(path), "/api/v1/tunnels/%s", theirs);
+    call(f, HUB_GET, path, NULL, ta, NULL);
+    EXPECT(f, 200, NULL);
+    call(f, HUB_PATCH, path, NULL, ta, "{\"status\":\"paused\"}");
+    EXPECT(f, 403, "id");
+    call(f, HUB_DELETE, path, NULL, ta, NULL);
+    EXPECT(f, 403, "id");
+    call(f, HUB_GET, path, NULL, f->admin, NULL);
+    assert_string_equal(str(f, "status"), "connecting"); /* untouched */
+    snprintf(path, sizeof(path), "/api/v1/tunnels/%s", mine);
+    call(f, HUB_PATCH, path, NULL, ta, "{\"status\":\"paused\"}");
+    EXPECT(f, 200, NULL);
+    call(f, HUB_DELETE, path, NULL, ta, NULL);
+    EXPECT(f, 200, NULL);
+    call(f, HUB_GET, "/api/v1/events", NULL, ta, NULL);
+    EXPECT(f, 200, NULL);
+
+    /* No agent, token or workspace administration. */
+    call(f, HUB_POST, "/api/v1/agents", NULL, ta, "{}");
+    EXPECT(f, 403, "Authorization");
+    snprintf(path, sizeof(path), "/api/v1/agents/%s", b);
+    call(f, HUB_DELETE, path, NULL, ta, NULL);
+    EXPECT(f, 403, "Authorization");
+    call(f, HUB_GET, "/api/v1/tokens", NULL, ta, NULL);
+    EXPECT(f, 403, "Authorization");
+    snprintf(path, sizeof(path), "/api/v1/workspaces/%s/tokens", f->ws);
+    call(f, HUB_POST, path, NULL, ta, "{}");
+    EXPECT(f, 403, "Authorization");
+    call(f, HUB_POST, "/api/v1/workspaces", NULL, ta, "{\"name\":\"x\"}");
+    EXPECT(f, 403, "Authorization");
+
+    /* Deleting the agent revokes its token at once. */
+    call(f, HUB_GET, "/api/v1/agents", NULL, ta, NULL);
+    EXPECT(f, 200, NULL);
+    snprintf(path, sizeof(path), "/api/v1/agents/%s", a);
+    call(f, HUB_DELETE, path, NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    call(f, HUB_GET, "/api/v1/tunnels", NULL, ta, NULL);
+    EXPECT(f, 401, "Authorization");
+}
+
+static void test_roles(void **state)
+{
+    fx_t *f = *state;
+    char path[128], ws2[HUB_ID_SIZE], adm2[HUB_TOKEN_STR_SIZE], mem2[HUB_TOKEN_STR_SIZE];
+    char id[HUB_ID_SIZE], agent[HUB_ID_SIZE], tun[HUB_ID_SIZE];
+    /* The operator (init's token) creates workspaces and mints in any. */
+    call(f, HUB_POST, "/api/v1/workspaces", NULL, f->admin, "{\"name\":\"two\"}");
+    EXPECT(f, 201, NULL);
+    snprintf(ws2, sizeof(ws2), "%s", str(f, "id"));
+    mint(f, f->admin, ws2, "{\"name\":\"boss\",\"scope\":\"admin\"}", adm2, id);
+    assert_string_equal(str(f, "scope"), "admin");
+    assert_true(json_is_true(json_object_get(f->body, "admin")));
+    assert_true(json_is_null(json_object_get(f->body, "lastUsedAt")));
+    /* The older boolean still works. */
+    mint(f, f->admin, ws2, "{\"admin\":false}", mem2, id);
+    assert_string_equal(str(f, "scope"), "member");
+
+    /* A workspace admin: everything in its workspace, nothing beyond. */
+    call(f, HUB_POST, "/api/v1/workspaces", NULL, adm2, "{\"name\":\"three\"}");
+    EXPECT(f, 403, "Authorization");
+    call(f, HUB_GET, "/api/v1/workspaces", NULL, adm2, NULL);
+    EXPECT(f, 403, "Authorization");
+    snprintf(path, sizeof(path), "/api/v1/workspaces/%s/tokens", f->ws);
+    call(f, HUB_POST, path, NULL, adm2, "{}");
+    EXPECT(f, 404, "id");
+    char t3[HUB_TOKEN_STR_SIZE];
+    mint(f, adm2, ws2, "{\"name\":\"ci\",\"scope\":\"member\"}", t3, id);
+    make_agent(f, adm2, agent);
+    snprintf(path, sizeof(path), "/api/v1/agents/%s", agent);
+    call(f, HUB_GET, path, NULL, adm2, NULL);
+    EXPECT(f, 200, NULL);
+
+    /* Scopes the API does not mint, and contradictions. */
+    static const char *const bad[] = {
+        "{\"scope\":\"operator\"}",
+        "{\"scope\":\"agent\"}",
+        "{\"scope\":\"root\"}",
+        "{\"scope\":1}",
+        "{\"scope\":\"member\",\"admin\":true}",
+    };
+    snprintf(path, sizeof(path), "/api/v1/workspaces/%s/tokens", ws2);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        call(f, HUB_POST, path, NULL, f->admin, bad[i]);
+        if (f->status != 422)
+            fail_msg("%s: %d %s", bad[i], f->status, f->resp.body);
+    }
+
+    /* A member: the workspace's tunnels, no agent or token administration. */
+    call(f, HUB_POST, "/api/v1/agents", NULL, mem2, "{}");
+    EXPECT(f, 403, "Authorization");
+    call(f, HUB_DELETE, path, NULL, mem2, NULL);
+    EXPECT(f, 405, "method");
+    snprintf(path, sizeof(path), "/api/v1/agents/%s", agent);
+    call(f, HUB_DELETE, path, NULL, mem2, NULL);
+    EXPECT(f, 403, "Authorization");
+    call(f, HUB_GET, "/api/v1/tokens", NULL, mem2, NULL);
+    EXPECT(f, 403, "Authorization");
+    call(f, HUB_GET, "/api/v1/agents", NULL, mem2, NULL);
+    EXPECT(f, 200, NULL);
+    char body[200];
+    snprintf(body, sizeof(body), "{\"target\":\"h:1\",\"agentId\":\"%s\"}", agent);
+    call(f, HUB_POST, "/api/v1/tunnels", NULL, mem2, body);
+    EXPECT(f, 201, NULL);
+    snprintf(tun, sizeof(tun), "%s", str(f, "id"));
+    snprintf(path, sizeof(path), "/api/v1/tunnels/%s", tun);
+    call(f, HUB_DELETE, path, NULL, mem2, NULL);
+    EXPECT(f, 200, NULL);
+}
+
+static void test_token_list_and_revoke(void **state)
+{
+    fx_t *f = *state;
+    char path[128], adm[HUB_TOKEN_STR_SIZE], adm_id[HUB_ID_SIZE], ci[HUB_TOKEN_STR_SIZE];
+    char ci_id[HUB_ID_SIZE], agent[HUB_ID_SIZE], ta[HUB_TOKEN_STR_SIZE];
+    mint(f, f->admin, f->ws, "{\"name\":\"ops\",\"scope\":\"admin\"}", adm, adm_id);
+    f->clock.now += 1000;
+    mint(f, f->admin, f->ws, "{\"name\":\"ci\"}", ci, ci_id);
+    make_agent(f, f->admin, agent);
+    agent_token(f, agent, ta);
+    call(f, HUB_GET, "/api/v1/agents", NULL, ci, NULL); /* ci used once */
+
+    call(f, HUB_GET, "/api/v1/tokens", NULL, adm, NULL);
+    EXPECT(f, 200, NULL);
+    json_t *list = json_object_get(f->body, "tokens");
+    assert_int_equal(json_array_size(list), 4); /* operator, ops, ci, agent */
+    static const char *const scopes[] = {"operator", "admin", "member", "agent"};
+    for (size_t i = 0; i < 4; i++) {
+        json_t *t = json_array_get(list, i);
+        assert_string_equal(json_string_value(json_object_get(t, "scope")), scopes[i]);
+        assert_null(json_object_get(t, "token"));
+        static const char *const keys[] = {"id",        "name",        "scope",      "agentId",
+                                           "createdAt", "workspaceId", "lastUsedAt", NULL};
+        for (size_t k = 0; keys[k]; k++)
+            if (!json_object_get(t, keys[k]))
+                fail_msg("token %zu lacks %s", i, keys[k]);
+    }
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 3), "agentId")),
+                        agent);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 2), "lastUsedAt")),
+                        "2026-11-23T14:00:01.000Z");
+    assert_true(json_is_null(json_object_get(json_array_get(list, 3), "lastUsedAt")));
+    /* No secret anywhere in the answer. */
+    assert_null(strstr(f->resp.body, ci + 4));
+    assert_null(strstr(f->resp.body, f->admin + 4));
+
+    /* Revocation is immediate; the id is gone afterwards. */
+    snprintf(path, sizeof(path), "/api/v1/tokens/%s", ci_id);
+    call(f, HUB_DELETE, path, NULL, adm, NULL);
+    EXPECT(f, 200, NULL);
+    call(f, HUB_GET, "/api/v1/agents", NULL, ci, NULL);
+    EXPECT(f, 401, "Authorization");
+    call(f, HUB_DELETE, path, NULL, adm, NULL);
+    EXPECT(f, 404, "id");
+    /* Another workspace's token id is "not found". */
+    call(f, HUB_POST, "/api/v1/workspaces", NULL, f->admin, "{\"name\":\"two\"}");
+    char ws2[HUB_ID_SIZE], other[HUB_TOKEN_STR_SIZE], other_id[HUB_ID_SIZE];
+    snprintf(ws2, sizeof(ws2), "%s", str(f, "id"));
+    mint(f, f->admin, ws2, "{\"scope\":\"admin\"}", other, other_id);
+    snprintf(path, sizeof(path), "/api/v1/tokens/%s", other_id);
+    call(f, HUB_DELETE, path, NULL, adm, NULL);
+    EXPECT(f, 404, "id");
+    call(f, HUB_GET, "/api/v1/tokens", NULL, other, NULL);
+    assert_int_equal(json_array_size(json_object_get(f->body, "tokens")), 1);
+    /* A workspace admin cannot revoke the operator; the operator can
+     * revoke anything in its workspace, itself included. */
+    call(f, HUB_GET, "/api/v1/tokens", NULL, adm, NULL);
+    char op_id[HUB_ID_SIZE];
+    snprintf(op_id, sizeof(op_id), "%s",
+             json_string_value(
+                 json_object_get(json_array_get(json_object_get(f->body, "tokens"), 0), "id")));
+    snprintf(path, sizeof(path), "/api/v1/tokens/%s", op_id);
+    call(f, HUB_DELETE, path, NULL, adm, NULL);
+    EXPECT(f, 403, "id");
+    call(f, HUB_GET, "/api/v1/tokens", NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    snprintf(path, sizeof(path), "/api/v1/tokens/%s", adm_id);
+    call(f, HUB_DELETE, path, NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    call(f, HUB_GET, "/api/v1/tokens", NULL, adm, NULL);
+    EXPECT(f, 401, "Authorization");
+}
+
+static void test_agent_cap(void **state)
+{
+    fx_t *f = *state;
+    open_api(f, 0, 5, 2);
+    char a[HUB_ID_SIZE], b[HUB_ID_SIZE], path[128];
+    make_agent(f, f->admin, a);
+    make_agent(f, f->admin, b);
+    call(f, HUB_POST, "/api/v1/agents", NULL, f->admin, "{}");
+    EXPECT(f, 409, "agents");
+    assert_non_null(strstr(f->resp.body, "maximum of 2 agents"));
+    snprintf(path, sizeof(path), "/api/v1/agents/%s", a);
+    call(f, HUB_DELETE, path, NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    make_agent(f, f->admin, a);
+}
+
+/* Makes every event insert fail inside the database (as a full disk or an
+ * I/O error would), between a change and its event. */
+#define FAIL_EVENTS                                                                                \
+    "CREATE TRIGGER test_fail_events BEFORE INSERT ON events "                                     \
+    "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+
+static size_t tunnel_count(fx_t *f)
+{
+    size_t n = 0;
+    assert_int_equal(hub_store_tunnel_count(f->st, f->ws, &n), 0);
+    return n;
+}
+
+/* A write whose event cannot be recorded is not made: the client gets an
+ * error and the store is as before (no tunnel without tunnel.created, no
+ * rename without tunnel.updated, no deletion without tunnel.deleted). */
+static void test_write_fails_with_its_event(void **state)
+{
+    fx_t *f = *state;
+    char agent[HUB_ID_SIZE], tun[HUB_ID_SIZE], path[128];
+    make_agent(f, f->admin, agent);
+    make_tunnel(f, agent, "\"name\":\"svc\"", tun);
+    snprintf(path, sizeof(path), "/api/v1/tunnels/%s", tun);
+    hub_test_sql(f->db, FAIL_EVENTS);
+
+    char body[256];
+    snprintf(body, sizeof(body), "{\"target\":\"localhost:81\",\"agentId\":\"%s\"}", agent);
+    call(f, HUB_POST, "/api/v1/tunnels", NULL, f->admin, body);
+    assert_true(f->status >= 400);
+    assert_int_equal(tunnel_count(f), 1);
+
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"name\":\"renamed\"}");
+    assert_true(f->status >= 400);
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"paused\"}");
+    assert_true(f->status >= 400);
+    call(f, HUB_GET, path, NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    assert_string_equal(str(f, "name"), "svc");
+    assert_string_equal(str(f, "status"), "connecting");
+
+    call(f, HUB_DELETE, path, NULL, f->admin, NULL);
+    assert_true(f->status >= 400);
+    snprintf(path, sizeof(path), "/api/v1/agents/%s", agent);
+    call(f, HUB_DELETE, path, NULL, f->admin, NULL);
+    assert_true(f->status >= 400);
+    assert_int_equal(tunnel_count(f), 1);
+    call(f, HUB_GET, path, NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    call(f, HUB_POST, "/api/v1/agents", NULL, f->admin, "{}");
+    assert_true(f->status >= 400);
+
+    /* Once events can be written again, so can everything else. */
+    hub_test_sql(f->db, "DROP TRIGGER test_fail_events");
+    call(f, HUB_DELETE, path, NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    assert_int_equal(tunnel_count(f), 0);
+}
+
+static void live_changed(void *ctx, const char *ws, const char *agent_id)
+{
+    fx_t *f = ctx;
+    assert_string_equal(ws, f->ws);
+    f->changed_calls++;
+    snprintf(f->changed_agent, sizeof(f->changed_agent), "%s", agent_id);
+}
+
+static bool live_served(void *ctx, const char *agent_id, const char *tunnel_id)
+{
+    return ((fx_t *)ctx)->serve;
+}
+
+/* The live side comes through the API's configuration: it is told about
+ * every committed change and asked whether a link serves a tunnel. */
+static void test_live_side_from_config(void **state)
+{
+    fx_t *f = *state;
+    f->live = (hub_live_t){.changed = live_changed, .served = live_served, .ctx = f};
+    open_api(f, 0, 5, 0);
+    char agent[HUB_ID_SIZE], tun[HUB_ID_SIZE], path[128];
+    make_agent(f, f->admin, agent);
+    assert_int_equal(f->changed_calls, 0);
+
+    /* The agent is not connected, but a live link serves the tunnel. */
+    f->serve = true;
+    make_tunnel(f, agent, NULL, tun);
+    assert_string_equal(str(f, "status"), "active");
+    assert_int_equal(f->changed_calls, 1);
+    assert_string_equal(f->changed_agent, agent);
+
+    snprintf(path, sizeof(path), "/api/v1/tunnels/%s", tun);
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"paused\"}");
+    EXPECT(f, 200, NULL);
+    assert_int_equal(f->changed_calls, 2);
+    f->serve = false;
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"active\"}");
+    assert_string_equal(str(f, "status"), "connecting");
+    assert_int_equal(f->changed_calls, 3);
+    /* Nothing changed, nobody told. */
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"active\"}");
+    EXPECT(f, 200, NULL);
+    assert_int_equal(f->changed_calls, 3);
+
+    /* A failed write tells nobody. */
+    hub_test_sql(f->db, FAIL_EVENTS);
+    call(f, HUB_DELETE, path, NULL, f->admin, NULL);
+    assert_true(f->status >= 400);
+    assert_int_equal(f->changed_calls, 3);
+    hub_test_sql(f->db, "DROP TRIGGER test_fail_events");
+    call(f, HUB_DELETE, path, NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    assert_int_equal(f->changed_calls, 4);
+
+    /* The reaper and the link hooks tell the same live side. */
+    make_tunnel(f, agent, "\"ttl\":1", tun);
+    assert_int_equal(f->changed_calls, 5);
+    f->clock.now += 1000;
+    size_t n = 0;
+    assert_int_equal(hub_tunnels_expire_due(f->st, &f->live, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(f->changed_calls, 6);
+    make_tunnel(f, agent, NULL, tun);
+    assert_int_equal(hub_tunnels_on_agent_online(f->st, &f->live, f->ws, agent), 0);
+    assert_int_equal(f->changed_calls, 8);
+    assert_int_equal(hub_tunnels_on_agent_online(f->st, &f->live, f->ws, agent), 0);
+    assert_int_equal(f->changed_calls, 8);
+}
+
 int main(void)
 {
     cn_log_set_level(CN_LOG_ERROR);
@@ -545,6 +930,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agents, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_token_acts_only_for_its_agent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_roles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_list_and_revoke, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_fails_with_its_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_side_from_config, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

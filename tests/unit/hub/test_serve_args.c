@@ -32,6 +32,7 @@ static void test_defaults(void **state)
     assert_int_equal(o.tcp_port_hi, HUB_API_TCP_PORTS_DEFAULT_HI);
     assert_int_equal(o.rate_limit, HUB_API_RATE_LIMIT_DEFAULT);
     assert_int_equal(o.max_tunnels, HUB_API_MAX_TUNNELS_DEFAULT);
+    assert_int_equal(o.max_agents, HUB_API_MAX_AGENTS_DEFAULT);
     assert_null(o.tls_cert);
 }
 
@@ -50,6 +51,12 @@ static void test_values(void **state)
     assert_int_equal(parse(&o, err, "--db", "/d", "--rate-limit=0", "--max-tunnels=3"), 0);
     assert_int_equal(o.rate_limit, 0);
     assert_int_equal(o.max_tunnels, 3);
+    assert_int_equal(parse(&o, err, "--db", "/d", "--max-agents", "0"), 0);
+    assert_int_equal(o.max_agents, 0);
+    assert_int_equal(parse(&o, err, "--db", "/d", "--max-agents=7"), 0);
+    assert_int_equal(o.max_agents, 7);
+    assert_int_equal(parse(&o, err, "--db", "/d", "--max-agents", "x"), -1);
+    assert_non_null(strstr(err, "--max-agents"));
     assert_int_equal(parse(&o, err, "--db", "/d", "--http-port", "8081"), 0);
     assert_int_equal(o.http_port, 8081);
     assert_int_equal(parse(&o, err, "--db", "/d", "--help"), 1);

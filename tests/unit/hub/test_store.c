@@ -7,8 +7,6 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-#include <sqlite3.h>
-
 #include "cn_err.h"
 #include "store.h"
 
@@ -80,7 +78,7 @@ static void mk_ws(fx_t *f, const char *name, hub_workspace_t *ws)
 static void mk_agent(fx_t *f, const hub_workspace_t *ws, hub_agent_t *a)
 {
     char tok[HUB_TOKEN_STR_SIZE];
-    assert_int_equal(hub_store_agent_create(f->st, ws->id, "laptop", 0, tok, a), 0);
+    assert_int_equal(hub_store_agent_create(f->st, ws->id, "laptop", 0, 0, tok, a), 0);
 }
 
 static hub_tunnel_spec_t spec_for(const char *agent_id, const char *name)
@@ -114,17 +112,6 @@ static bool db_files_contain(const fx_t *f, const void *needle, size_t n)
             return true;
     }
     return false;
-}
-
-static void raw_exec(const char *db, const char *sql)
-{
-    sqlite3 *h = NULL;
-    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
-    char *msg = NULL;
-    int r = sqlite3_exec(h, sql, NULL, NULL, &msg);
-    if (r != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg);
-    sqlite3_close(h);
 }
 
 /* ---- opening and migrations -------------------------------------------- */
@@ -201,7 +188,7 @@ static void test_newer_schema_refused(void **state)
     fx_t *f = *state;
     hub_store_close(f->st);
     f->st = NULL;
-    raw_exec(f->db, "PRAGMA user_version = 99");
+    hub_test_sql(f->db, "PRAGMA user_version = 99");
     char err[256] = "";
     assert_int_equal(fx_open(f, false, err, sizeof(err)), CN_EVERSION);
     assert_null(f->st);
@@ -217,7 +204,7 @@ static void test_foreign_db_refused(void **state)
     char err[256] = "";
 
     snprintf(g.db, sizeof(g.db), "%s/other.db", f->dir);
-    raw_exec(g.db, "CREATE TABLE notes (x TEXT)");
+    hub_test_sql(g.db, "CREATE TABLE notes (x TEXT)");
     assert_int_equal(fx_open(&g, true, err, sizeof(err)), CN_EPROTO);
     assert_non_null(strstr(err, "not a connect-hub database"));
 
@@ -244,8 +231,9 @@ static void test_restart_keeps_everything(void **state)
     cn_test_fill(pk, sizeof(pk), 3);
 
     mk_ws(f, "default", &ws);
-    assert_int_equal(hub_store_token_create(f->st, ws.id, "admin", true, api, NULL), 0);
-    assert_int_equal(hub_store_agent_create(f->st, ws.id, "db-host", 0, enroll, &a), 0);
+    assert_int_equal(
+        hub_store_token_create(f->st, ws.id, "admin", HUB_SCOPE_ADMIN, NULL, api, NULL), 0);
+    assert_int_equal(hub_store_agent_create(f->st, ws.id, "db-host", 0, 0, enroll, &a), 0);
     assert_int_equal(hub_store_agent_enroll(f->st, enroll, pk, NULL), 0);
     hub_tunnel_spec_t sp = spec_for(a.id, "orders-db");
     sp.metadata = "{\"team\": \"payments\", \"n\": [1, 2]}";
@@ -261,7 +249,7 @@ static void test_restart_keeps_everything(void **state)
     hub_token_info_t who;
     assert_int_equal(hub_store_token_authenticate(f->st, api, &who), 0);
     assert_string_equal(who.workspace_id, ws.id);
-    assert_true(who.admin);
+    assert_int_equal(who.scope, HUB_SCOPE_ADMIN);
     hub_agent_t a2;
     assert_int_equal(hub_store_agent_find_by_key(f->st, pk, &a2), 0);
     assert_string_equal(a2.id, a.id);
@@ -356,7 +344,8 @@ static void test_other_workspace_ids_not_found(void **state)
     mk_tunnel(f, &A, &ag, "web", &t);
     hub_token_info_t tok;
     char secret[HUB_TOKEN_STR_SIZE];
-    assert_int_equal(hub_store_token_create(f->st, A.id, "ci", false, secret, &tok), 0);
+    assert_int_equal(
+        hub_store_token_create(f->st, A.id, "ci", HUB_SCOPE_MEMBER, NULL, secret, &tok), 0);
     assert_int_equal(hub_store_event_append(
                          f->st, A.id, &(hub_event_spec_t){.type = "x", .tunnel_id = t.id}, NULL),
                      0);
@@ -415,7 +404,7 @@ static void test_bootstrap_once(void **state)
     hub_token_info_t who;
     assert_int_equal(hub_store_token_authenticate(f->st, token, &who), 0);
     assert_string_equal(who.workspace_id, ws.id);
-    assert_true(who.admin);
+    assert_int_equal(who.scope, HUB_SCOPE_OPERATOR);
 
     char again[HUB_TOKEN_STR_SIZE];
     assert_int_equal(hub_store_bootstrap(f->st, "other", again, NULL), HUB_ECONFLICT);
@@ -436,16 +425,18 @@ static void test_api_token_hashing(void **state)
     mk_ws(f, "default", &ws);
     char token[HUB_TOKEN_STR_SIZE], other[HUB_TOKEN_STR_SIZE];
     hub_token_info_t info, who;
-    assert_int_equal(hub_store_token_create(f->st, ws.id, "admin", true, token, &info), 0);
+    assert_int_equal(
+        hub_store_token_create(f->st, ws.id, "admin", HUB_SCOPE_ADMIN, NULL, token, &info), 0);
     assert_true(hub_token_well_formed(HUB_TOKEN_PREFIX_API, token));
-    assert_int_equal(hub_store_token_create(f->st, ws.id, NULL, false, other, NULL), 0);
+    assert_int_equal(
+        hub_store_token_create(f->st, ws.id, NULL, HUB_SCOPE_MEMBER, NULL, other, NULL), 0);
 
     assert_int_equal(hub_store_token_authenticate(f->st, token, &who), 0);
     assert_string_equal(who.id, info.id);
     assert_string_equal(who.workspace_id, ws.id);
-    assert_true(who.admin);
+    assert_int_equal(who.scope, HUB_SCOPE_ADMIN);
     assert_int_equal(hub_store_token_authenticate(f->st, other, &who), 0);
-    assert_false(who.admin);
+    assert_int_equal(who.scope, HUB_SCOPE_MEMBER);
 
     /* Wrong, altered, foreign-prefixed, malformed tokens: all CN_EAUTH. */
     char wrong[HUB_TOKEN_STR_SIZE];
@@ -491,7 +482,7 @@ static void test_api_token_hashing(void **state)
     assert_int_equal(hub_store_token_authenticate(f->st, token, &who), CN_EAUTH);
     assert_int_equal(hub_store_token_delete(f->st, ws.id, info.id), CN_ENOTFOUND);
     assert_int_equal(hub_store_token_create(f->st, "00000000-0000-4000-8000-000000000000", NULL,
-                                            false, token, NULL),
+                                            HUB_SCOPE_MEMBER, NULL, token, NULL),
                      CN_ENOTFOUND);
     assert_string_equal(token, "");
 }
@@ -505,7 +496,7 @@ static void test_enroll_single_use(void **state)
     mk_ws(f, "default", &ws);
     char tok[HUB_TOKEN_STR_SIZE];
     hub_agent_t a, got;
-    assert_int_equal(hub_store_agent_create(f->st, ws.id, NULL, 10 * MINUTE, tok, &a), 0);
+    assert_int_equal(hub_store_agent_create(f->st, ws.id, NULL, 10 * MINUTE, 0, tok, &a), 0);
     assert_true(hub_uuid_valid(a.id));
     assert_int_equal(a.id[14], '4');
     assert_string_equal(a.name, "");
@@ -541,7 +532,7 @@ static void test_enroll_single_use(void **state)
      * survives that refusal. */
     char tok2[HUB_TOKEN_STR_SIZE];
     hub_agent_t b;
-    assert_int_equal(hub_store_agent_create(f->st, ws.id, "b", 0, tok2, &b), 0);
+    assert_int_equal(hub_store_agent_create(f->st, ws.id, "b", 0, 0, tok2, &b), 0);
     assert_int_equal(hub_store_agent_enroll(f->st, tok2, pk, &got), HUB_ECONFLICT);
     assert_int_equal(hub_store_agent_enroll(f->st, tok2, pk2, &got), 0);
     assert_string_equal(got.id, b.id);
@@ -556,7 +547,7 @@ static void test_enroll_expiry(void **state)
     mk_ws(f, "default", &ws);
     char tok[HUB_TOKEN_STR_SIZE];
     hub_agent_t a, got;
-    assert_int_equal(hub_store_agent_create(f->st, ws.id, "late", 10 * MINUTE, tok, &a), 0);
+    assert_int_equal(hub_store_agent_create(f->st, ws.id, "late", 10 * MINUTE, 0, tok, &a), 0);
     uint8_t pk[32];
     cn_test_fill(pk, 32, 21);
 
@@ -570,9 +561,9 @@ static void test_enroll_expiry(void **state)
     assert_false(got.enrolled);
 
     /* The default lifetime is an hour. */
-    assert_int_equal(hub_store_agent_create(f->st, ws.id, NULL, 0, tok, &a), 0);
+    assert_int_equal(hub_store_agent_create(f->st, ws.id, NULL, 0, 0, tok, &a), 0);
     assert_int_equal(a.enroll_expires_at, T0 + HUB_ENROLL_TTL_DEFAULT_MS);
-    assert_int_equal(hub_store_agent_create(f->st, ws.id, NULL, -1, tok, &a), CN_EINVAL);
+    assert_int_equal(hub_store_agent_create(f->st, ws.id, NULL, -1, 0, tok, &a), CN_EINVAL);
 }
 
 static void test_agent_connections_and_list(void **state)
@@ -639,6 +630,282 @@ static void test_agent_delete_takes_its_tunnels(void **state)
     assert_int_equal(hub_store_agent_delete(f->st, ws.id, a.id), CN_ENOTFOUND);
     hub_tunnel_clear(&t1);
     hub_tunnel_clear(&t2);
+}
+
+/* ---- token scopes, lifetime, caps ---------------------------------------- */
+
+/* The hex of the keyed hash the store keeps for `token` (for hand-written
+ * rows of an older schema). */
+static void token_hash_hex(const fx_t *f, const char *token, char hex[65])
+{
+    uint8_t h[HUB_KEY_BYTES];
+    assert_int_equal(hub_token_hash(f->key, token, h), 0);
+    for (int i = 0; i < HUB_KEY_BYTES; i++)
+        snprintf(hex + 2 * i, 3, "%02x", h[i]);
+}
+
+/* A token by id in the workspace's list (fails the test when absent). */
+static hub_token_info_t find_token(fx_t *f, const char *ws, const char *id, bool *present)
+{
+    hub_token_list_t l = {0};
+    hub_token_info_t out = {0};
+    assert_int_equal(hub_store_token_list(f->st, ws, &l), 0);
+    *present = false;
+    for (size_t i = 0; i < l.count; i++)
+        if (!strcmp(l.items[i].id, id)) {
+            out = l.items[i];
+            *present = true;
+        }
+    hub_token_list_free(&l);
+    return out;
+}
+
+#define WS1 "11111111-1111-4111-8111-111111111111"
+#define WS2 "22222222-2222-4222-8222-222222222222"
+#define AG1 "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
+#define GONE "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
+#define TOK(n) "0000000" n "-0000-4000-8000-000000000000"
+
+static void test_migration_to_token_scopes(void **state)
+{
+    fx_t *f = *state;
+    hub_store_close(f->st);
+    f->st = NULL;
+    hub_test_rmtree(f->dir);
+    assert_int_equal(mkdir(f->dir, 0700), 0);
+    /* A version-1 database as the previous release wrote it (its tables,
+     * less some CHECKs and indexes), with the rows each rule is about. */
+    char init_tok[HUB_TOKEN_STR_SIZE], agent_tok[HUB_TOKEN_STR_SIZE];
+    assert_int_equal(hub_token_generate(HUB_TOKEN_PREFIX_API, init_tok), 0);
+    assert_int_equal(hub_token_generate(HUB_TOKEN_PREFIX_API, agent_tok), 0);
+    char h_init[65], h_agent[65];
+    token_hash_hex(f, init_tok, h_init);
+    token_hash_hex(f, agent_tok, h_agent);
+    char sql[16384];
+    snprintf(
+        sql, sizeof(sql),
+        "PRAGMA application_id = 1129203778;"
+        "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL) STRICT;"
+        "CREATE TABLE workspaces (id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL UNIQUE "
+        "  CHECK (length(name) BETWEEN 1 AND 100), created_at INTEGER NOT NULL) STRICT;"
+        "CREATE TABLE api_tokens (id TEXT PRIMARY KEY NOT NULL,"
+        "  workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,"
+        "  name TEXT NOT NULL DEFAULT '',"
+        "  token_hash BLOB NOT NULL UNIQUE CHECK (length(token_hash) = 32),"
+        "  admin INTEGER NOT NULL CHECK (admin IN (0, 1)), created_at INTEGER NOT NULL) STRICT;"
+        "CREATE INDEX api_tokens_workspace ON api_tokens(workspace_id);"
+        "CREATE TABLE agents (id TEXT PRIMARY KEY NOT NULL,"
+        "  workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE, name TEXT,"
+        "  enroll_hash BLOB UNIQUE, enroll_expires_at INTEGER, public_key BLOB UNIQUE,"
+        "  enrolled_at INTEGER, connected INTEGER NOT NULL DEFAULT 0, connected_at INTEGER,"
+        "  disconnected_at INTEGER, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+        "  UNIQUE (workspace_id, id)) STRICT;"
+        "CREATE TABLE tunnels (id TEXT PRIMARY KEY NOT NULL,"
+        "  workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,"
+        "  agent_id TEXT NOT NULL, name TEXT NOT NULL, target_host TEXT NOT NULL,"
+        "  target_port INTEGER NOT NULL, protocol TEXT NOT NULL, public INTEGER NOT NULL,"
+        "  hub_port INTEGER UNIQUE, status TEXT NOT NULL, metadata TEXT NOT NULL DEFAULT '{}',"
+        "  connection_string TEXT, last_error TEXT, http_user TEXT, http_password_hash TEXT,"
+        "  created_at INTEGER NOT NULL, connected_at INTEGER, expires_at INTEGER,"
+        "  updated_at INTEGER NOT NULL, UNIQUE (workspace_id, name),"
+        "  FOREIGN KEY (workspace_id, agent_id) REFERENCES agents(workspace_id, id)"
+        "    ON DELETE CASCADE) STRICT;"
+        "CREATE TABLE releases (kind TEXT NOT NULL, value TEXT NOT NULL,"
+        "  workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,"
+        "  released_at INTEGER NOT NULL, PRIMARY KEY (kind, value)) STRICT, WITHOUT ROWID;"
+        "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "  workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,"
+        "  type TEXT NOT NULL, tunnel_id TEXT, agent_id TEXT, data TEXT NOT NULL DEFAULT '{}',"
+        "  created_at INTEGER NOT NULL) STRICT;"
+        "INSERT INTO workspaces VALUES ('" WS1 "', 'default', 1000), ('" WS2 "', 'two', 1500);"
+        "INSERT INTO agents (id, workspace_id, created_at, updated_at) "
+        "  VALUES ('" AG1 "', '" WS1 "', 1100, 1100);"
+        "INSERT INTO api_tokens VALUES "
+        /* init's token: named admin, same instant as the first workspace */
+        "  ('" TOK(
+            "1") "', '" WS1 "', 'admin', X'%s', 1, 1000),"
+                 /* a later admin token of the first workspace */
+                 "  ('" TOK(
+                     "2") "', '" WS1 "', 'admin', X'%064d', 1, 2000),"
+                          /* an admin token minted with its workspace's creation time elsewhere */
+                          "  ('" TOK(
+                              "3") "', '" WS2 "', 'admin', X'%063d1', 1, 1500),"
+                                   /* enrollment's token of a live agent, and of a deleted one */
+                                   "  ('" TOK(
+                                       "4") "', '" WS1 "', 'agent " AG1 "', X'%s', 0, 1200),"
+                                            "  ('" TOK(
+                                                "5") "', '" WS1 "', 'agent " GONE
+                                                     "', X'%063d2', 0, 1300),"
+                                                     /* plain tokens, one named like an agent token
+                                                        but not one */
+                                                     "  ('" TOK(
+                                                         "6") "', '" WS1
+                                                              "', 'ci', X'%063d3', 0, 1400),"
+                                                              "  ('" TOK(
+                                                                  "7") "', '" WS1
+                                                                       "', 'agent smith', "
+                                                                       "X'%063d4', 0, 1400);"
+                                                                       "PRAGMA user_version = 1;",
+        h_init, 0, 0, h_agent, 0, 0, 0);
+    hub_test_sql(f->db, sql);
+    chmod(f->db, 0600);
+
+    fx_reopen(f);
+    int v = 0;
+    assert_int_equal(hub_store_db_version(f->st, &v), 0);
+    assert_int_equal(v, hub_store_schema_version());
+
+    static const struct {
+        const char *ws, *id;
+        bool kept;
+        enum hub_token_scope scope;
+        const char *agent;
+    } want[] = {
+        {WS1, TOK("1"), true, HUB_SCOPE_OPERATOR, ""}, {WS1, TOK("2"), true, HUB_SCOPE_ADMIN, ""},
+        {WS2, TOK("3"), true, HUB_SCOPE_ADMIN, ""},    {WS1, TOK("4"), true, HUB_SCOPE_AGENT, AG1},
+        {WS1, TOK("5"), false, HUB_SCOPE_MEMBER, ""},  {WS1, TOK("6"), true, HUB_SCOPE_MEMBER, ""},
+        {WS1, TOK("7"), true, HUB_SCOPE_MEMBER, ""},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        bool present = false;
+        hub_token_info_t t = find_token(f, want[i].ws, want[i].id, &present);
+        if (present != want[i].kept)
+            fail_msg("token %zu: %s after migration", i, present ? "kept" : "dropped");
+        if (!present)
+            continue;
+        if (t.scope != want[i].scope || strcmp(t.agent_id, want[i].agent))
+            fail_msg("token %zu: scope %s agent '%s'", i, hub_token_scope_name(t.scope),
+                     t.agent_id);
+        assert_int_equal(t.last_used_at, HUB_TIME_NONE);
+    }
+    /* The migrated secrets still authenticate, with their new scopes. */
+    hub_token_info_t who;
+    assert_int_equal(hub_store_token_authenticate(f->st, init_tok, &who), 0);
+    assert_int_equal(who.scope, HUB_SCOPE_OPERATOR);
+    assert_int_equal(hub_store_token_authenticate(f->st, agent_tok, &who), 0);
+    assert_int_equal(who.scope, HUB_SCOPE_AGENT);
+    assert_string_equal(who.agent_id, AG1);
+    /* ... and the migrated agent token now dies with its agent. */
+    assert_int_equal(hub_store_agent_delete(f->st, WS1, AG1), 0);
+    assert_int_equal(hub_store_token_authenticate(f->st, agent_tok, &who), CN_EAUTH);
+}
+
+static void test_agent_token_dies_with_its_agent(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws, other;
+    mk_ws(f, "default", &ws);
+    mk_ws(f, "other", &other);
+    hub_agent_t a, b;
+    mk_agent(f, &ws, &a);
+    mk_agent(f, &ws, &b);
+    char ta[HUB_TOKEN_STR_SIZE], tb[HUB_TOKEN_STR_SIZE], tx[HUB_TOKEN_STR_SIZE];
+    hub_token_info_t ia, who;
+    assert_int_equal(
+        hub_store_token_create(f->st, ws.id, "agent a", HUB_SCOPE_AGENT, a.id, ta, &ia), 0);
+    assert_int_equal(hub_store_token_create(f->st, ws.id, NULL, HUB_SCOPE_AGENT, b.id, tb, NULL),
+                     0);
+    assert_int_equal(hub_store_token_authenticate(f->st, ta, &who), 0);
+    assert_int_equal(who.scope, HUB_SCOPE_AGENT);
+    assert_string_equal(who.agent_id, a.id);
+    /* An agent token needs an agent of the same workspace, and only agent
+     * tokens name one. */
+    assert_int_equal(hub_store_token_create(f->st, other.id, NULL, HUB_SCOPE_AGENT, a.id, tx, NULL),
+                     CN_ENOTFOUND);
+    assert_non_null(strstr(hub_store_errmsg(f->st), "agentId"));
+    assert_int_equal(hub_store_token_create(f->st, ws.id, NULL, HUB_SCOPE_AGENT, NULL, tx, NULL),
+                     CN_EINVAL);
+    assert_int_equal(hub_store_token_create(f->st, ws.id, NULL, HUB_SCOPE_ADMIN, a.id, tx, NULL),
+                     CN_EINVAL);
+    assert_int_equal(
+        hub_store_token_create(f->st, ws.id, NULL, (enum hub_token_scope)9, NULL, tx, NULL),
+        CN_EINVAL);
+
+    /* Deleting the agent revokes its token in the same transaction; the
+     * other agent's token lives on. */
+    assert_int_equal(hub_store_agent_delete(f->st, ws.id, a.id), 0);
+    assert_int_equal(hub_store_token_authenticate(f->st, ta, &who), CN_EAUTH);
+    bool present = true;
+    find_token(f, ws.id, ia.id, &present);
+    assert_false(present);
+    assert_int_equal(hub_store_token_authenticate(f->st, tb, &who), 0);
+    fx_reopen(f);
+    assert_int_equal(hub_store_token_authenticate(f->st, ta, &who), CN_EAUTH);
+    assert_int_equal(hub_store_token_authenticate(f->st, tb, &who), 0);
+}
+
+static void test_token_list_get_and_last_used(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws, other;
+    mk_ws(f, "default", &ws);
+    mk_ws(f, "other", &other);
+    char t1[HUB_TOKEN_STR_SIZE], t2[HUB_TOKEN_STR_SIZE], t3[HUB_TOKEN_STR_SIZE];
+    hub_token_info_t i1, i2, i3, who;
+    assert_int_equal(hub_store_token_create(f->st, ws.id, "ci", HUB_SCOPE_MEMBER, NULL, t1, &i1),
+                     0);
+    f->clock.now += 1;
+    assert_int_equal(hub_store_token_create(f->st, ws.id, "ops", HUB_SCOPE_ADMIN, NULL, t2, &i2),
+                     0);
+    assert_int_equal(hub_store_token_create(f->st, other.id, "x", HUB_SCOPE_ADMIN, NULL, t3, &i3),
+                     0);
+
+    hub_token_list_t l = {0};
+    assert_int_equal(hub_store_token_list(f->st, ws.id, &l), 0);
+    assert_int_equal(l.count, 2);
+    assert_string_equal(l.items[0].id, i1.id); /* oldest first */
+    assert_string_equal(l.items[0].name, "ci");
+    assert_int_equal(l.items[0].scope, HUB_SCOPE_MEMBER);
+    assert_int_equal(l.items[1].scope, HUB_SCOPE_ADMIN);
+    assert_int_equal(l.items[0].last_used_at, HUB_TIME_NONE);
+    hub_token_list_free(&l);
+    hub_token_info_t got;
+    assert_int_equal(hub_store_token_get(f->st, ws.id, i2.id, &got), 0);
+    assert_string_equal(got.name, "ops");
+    assert_int_equal(hub_store_token_get(f->st, ws.id, i3.id, &got), CN_ENOTFOUND);
+    assert_int_equal(hub_store_token_get(f->st, ws.id, "nope", &got), CN_ENOTFOUND);
+    assert_int_equal(hub_store_token_list(f->st, "nope", &l), 0);
+    assert_int_equal(l.count, 0);
+
+    /* lastUsedAt: set on first use, then written at most once a minute. */
+    int64_t first = f->clock.now;
+    assert_int_equal(hub_store_token_authenticate(f->st, t1, &who), 0);
+    assert_int_equal(who.last_used_at, first);
+    f->clock.now += 59 * 1000;
+    assert_int_equal(hub_store_token_authenticate(f->st, t1, &who), 0);
+    assert_int_equal(who.last_used_at, first);
+    fx_reopen(f); /* what the database holds, not a cached value */
+    bool present = false;
+    assert_int_equal(find_token(f, ws.id, i1.id, &present).last_used_at, first);
+    f->clock.now += 1000; /* a full minute after the recorded use */
+    assert_int_equal(hub_store_token_authenticate(f->st, t1, &who), 0);
+    assert_int_equal(who.last_used_at, f->clock.now);
+    assert_int_equal(find_token(f, ws.id, i1.id, &present).last_used_at, f->clock.now);
+    assert_int_equal(find_token(f, ws.id, i2.id, &present).last_used_at, HUB_TIME_NONE);
+}
+
+static void test_agent_cap(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws, other;
+    mk_ws(f, "default", &ws);
+    mk_ws(f, "other", &other);
+    char tok[HUB_TOKEN_STR_SIZE];
+    hub_agent_t a, b;
+    assert_int_equal(hub_store_agent_create(f->st, ws.id, "a", 0, 2, tok, &a), 0);
+    assert_int_equal(hub_store_agent_create(f->st, ws.id, "b", 0, 2, tok, &b), 0);
+    assert_int_equal(hub_store_agent_create(f->st, ws.id, "c", 0, 2, tok, NULL), CN_EEXHAUSTED);
+    assert_string_equal(tok, "");
+    assert_non_null(strstr(hub_store_errmsg(f->st), "agents"));
+    /* Per workspace, and freed by a delete; 0 means no cap. */
+    assert_int_equal(hub_store_agent_create(f->st, other.id, "c", 0, 2, tok, NULL), 0);
+    assert_int_equal(hub_store_agent_delete(f->st, ws.id, a.id), 0);
+    assert_int_equal(hub_store_agent_create(f->st, ws.id, "c", 0, 2, tok, NULL), 0);
+    assert_int_equal(hub_store_agent_create(f->st, ws.id, "d", 0, 0, tok, NULL), 0);
+    hub_agent_list_t l = {0};
+    assert_int_equal(hub_store_agent_list(f->st, ws.id, &l), 0);
+    assert_int_equal(l.count, 3);
+    hub_agent_list_free(&l);
 }
 
 /* ---- tunnels ----------------------------------------------------------- */
@@ -1244,6 +1511,115 @@ static void test_events_bounded_and_validated(void **state)
                      CN_ENOTFOUND);
 }
 
+/* ---- transactions ------------------------------------------------------- */
+
+/* Makes every event insert fail inside the database, as a full disk or an
+ * I/O error would, between a change and its event. */
+#define FAIL_EVENTS                                                                                \
+    "CREATE TRIGGER test_fail_events BEFORE INSERT ON events "                                     \
+    "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+
+static size_t count_events(fx_t *f, const hub_workspace_t *ws)
+{
+    hub_event_list_t el = {0};
+    assert_int_equal(hub_store_event_list(f->st, ws->id, NULL, &el), 0);
+    size_t n = el.count;
+    hub_event_list_free(&el);
+    return n;
+}
+
+static int change_and_event(fx_t *f, const hub_workspace_t *ws, const hub_agent_t *a,
+                            const char *name)
+{
+    int rc = hub_store_tx_begin(f->st);
+    if (rc < 0)
+        return rc;
+    hub_tunnel_spec_t sp = spec_for(a->id, name);
+    hub_tunnel_t t = {0};
+    rc = hub_store_tunnel_create(f->st, ws->id, &sp, &t, NULL);
+    if (rc == 0)
+        rc = hub_store_event_append(
+            f->st, ws->id, &(hub_event_spec_t){.type = "tunnel.created", .tunnel_id = t.id}, NULL);
+    hub_tunnel_clear(&t);
+    return hub_store_tx_end(f->st, rc);
+}
+
+static void test_change_and_event_commit_together(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    hub_agent_t a;
+    hub_tunnel_t t = {0};
+    mk_ws(f, "w", &ws);
+    mk_agent(f, &ws, &a);
+
+    /* Both kept, across a restart. */
+    assert_int_equal(change_and_event(f, &ws, &a, "kept"), 0);
+    fx_reopen(f);
+    assert_int_equal(hub_store_tunnel_get_by_name(f->st, ws.id, "kept", &t), 0);
+    hub_tunnel_clear(&t);
+    assert_int_equal(count_events(f, &ws), 1);
+
+    /* The event fails in the database: the tunnel goes with it, and the
+     * failure's message survives the rollback. */
+    hub_test_sql(f->db, FAIL_EVENTS);
+    assert_int_not_equal(change_and_event(f, &ws, &a, "lost"), 0);
+    assert_non_null(strstr(hub_store_errmsg(f->st), "injected failure"));
+    assert_int_equal(hub_store_tunnel_get_by_name(f->st, ws.id, "lost", &t), CN_ENOTFOUND);
+    fx_reopen(f);
+    assert_int_equal(hub_store_tunnel_get_by_name(f->st, ws.id, "lost", &t), CN_ENOTFOUND);
+    assert_int_equal(count_events(f, &ws), 1);
+
+    /* Writes after a rollback are not stuck in a dead transaction. */
+    hub_test_sql(f->db, "DROP TRIGGER test_fail_events");
+    assert_int_equal(change_and_event(f, &ws, &a, "after"), 0);
+    fx_reopen(f);
+    assert_int_equal(hub_store_tunnel_get_by_name(f->st, ws.id, "after", &t), 0);
+    hub_tunnel_clear(&t);
+    assert_int_equal(count_events(f, &ws), 2);
+}
+
+static void test_transactions_nest(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    hub_agent_t a;
+    hub_tunnel_t t = {0};
+    mk_ws(f, "w", &ws);
+    mk_agent(f, &ws, &a);
+
+    /* An inner level that fails undoes only itself; the outer commits. */
+    assert_int_equal(hub_store_tx_begin(f->st), 0);
+    mk_tunnel(f, &ws, &a, "outer", &t);
+    hub_tunnel_clear(&t);
+    assert_int_equal(hub_store_tx_begin(f->st), 0);
+    mk_tunnel(f, &ws, &a, "inner", &t);
+    hub_tunnel_clear(&t);
+    assert_int_equal(hub_store_tx_end(f->st, CN_EINVAL), CN_EINVAL);
+    assert_int_equal(hub_store_tx_end(f->st, 0), 0);
+    fx_reopen(f);
+    assert_int_equal(hub_store_tunnel_get_by_name(f->st, ws.id, "outer", &t), 0);
+    hub_tunnel_clear(&t);
+    assert_int_equal(hub_store_tunnel_get_by_name(f->st, ws.id, "inner", &t), CN_ENOTFOUND);
+
+    /* A committed inner level is still undone by the outer rollback; a
+     * store call's own failure (a taken name) inside leaves the rest. */
+    assert_int_equal(hub_store_tx_begin(f->st), 0);
+    assert_int_equal(hub_store_tx_begin(f->st), 0);
+    mk_tunnel(f, &ws, &a, "inner2", &t);
+    hub_tunnel_clear(&t);
+    assert_int_equal(hub_store_tx_end(f->st, 0), 0);
+    hub_tunnel_spec_t dup = spec_for(a.id, "outer");
+    assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &dup, NULL, NULL), HUB_ECONFLICT);
+    assert_int_equal(hub_store_tunnel_get_by_name(f->st, ws.id, "inner2", &t), 0);
+    hub_tunnel_clear(&t);
+    assert_int_equal(hub_store_tx_end(f->st, CN_EIO), CN_EIO);
+    assert_int_equal(hub_store_tunnel_get_by_name(f->st, ws.id, "inner2", &t), CN_ENOTFOUND);
+
+    /* An end without a begin is a caller's bug, refused. */
+    assert_int_equal(hub_store_tx_end(f->st, 0), CN_EINVAL);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1263,6 +1639,10 @@ int main(void)
         T(test_enroll_expiry),
         T(test_agent_connections_and_list),
         T(test_agent_delete_takes_its_tunnels),
+        T(test_migration_to_token_scopes),
+        T(test_agent_token_dies_with_its_agent),
+        T(test_token_list_get_and_last_used),
+        T(test_agent_cap),
         T(test_tunnel_create_all_fields),
         T(test_tunnel_rejects_bad_input),
         T(test_tunnel_names_unique),
@@ -1274,6 +1654,8 @@ int main(void)
         T(test_edge_lookups),
         T(test_events_filters),
         T(test_events_bounded_and_validated),
+        T(test_change_and_event_commit_together),
+        T(test_transactions_nest),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
