@@ -62,9 +62,8 @@ struct agent_daemon {
     cn_link_t *link;
     bool established; /* channel up on the current link */
     bool admitted;    /* hello received on the current link */
-    uint64_t admitted_at;
     bool stopping, destroying;
-    unsigned attempt;
+    agent_backoff_t backoff;
     lws_sorted_usec_list_t sul_reconnect, sul_heartbeat;
 
     agent_allowlist_t tunnels;
@@ -327,7 +326,9 @@ static void on_control(void *ctx, const uint8_t *payload, size_t len)
         }
         json_decref(empty);
         d->admitted = true;
-        d->admitted_at = mono_ms();
+        /* The whole handshake worked: if this link dies, retry at once
+         * (the rate cap still bounds a link that keeps dying). */
+        agent_backoff_reset(&d->backoff);
         cn_log_info("%s: connected to %s (%s, %zu tunnel%s)", d->who, d->hub_url,
                     cn_link_cipher(link) ? cn_link_cipher(link) : "?", d->tunnels.count,
                     d->tunnels.count == 1 ? "" : "s");
@@ -378,7 +379,17 @@ static void reconnect_cb(lws_sorted_usec_list_t *sul)
 static void link_down(agent_daemon_t *d, int err, const char *why)
 {
     bool admitted = d->admitted, established = d->established;
-    uint64_t up_ms = admitted ? mono_ms() - d->admitted_at : 0;
+    /* A stream still being dialed is pending in the mux, which cannot tell
+     * its pipe that the link is gone (no user pointer yet): abort it here,
+     * while the mux still exists, so it never touches the freed link when
+     * its connect() finishes. The target gets a reset. Accepted streams
+     * already ended through the mux; aborting them again is harmless. */
+    agent_conn_t *next;
+    for (agent_conn_t *c = d->conns; c; c = next) {
+        next = c->next;
+        if (c->pipe)
+            cn_pipe_abort(c->pipe, CN_RST_GONE);
+    }
     d->link = NULL;
     d->admitted = d->established = false;
     if (d->destroying)
@@ -396,14 +407,7 @@ static void link_down(agent_daemon_t *d, int err, const char *why)
         d->cfg.on_down(d->cfg.ctx, d, err, why, established, admitted);
     if (d->stopping || d->enrolling)
         return;
-    uint32_t stable = d->cfg.stable_ms ? d->cfg.stable_ms : AGENT_BACKOFF_STABLE_MS;
-    if (admitted && up_ms >= stable)
-        d->attempt = 0;
-    uint32_t delay = agent_backoff_delay(
-        d->attempt, d->cfg.backoff_base_ms ? d->cfg.backoff_base_ms : AGENT_BACKOFF_BASE_MS,
-        d->cfg.backoff_cap_ms ? d->cfg.backoff_cap_ms : AGENT_BACKOFF_CAP_MS, randombytes_random());
-    if (d->attempt < 64)
-        d->attempt++;
+    uint32_t delay = agent_backoff_next(&d->backoff, mono_ms(), randombytes_random());
     cn_log_info("%s: reconnecting in %.1f s", d->who, delay / 1000.0);
     lws_sul_schedule(d->context, 0, &d->sul_reconnect, reconnect_cb,
                      (lws_usec_t)delay * LWS_US_PER_MS);
@@ -445,6 +449,7 @@ static void connect_now(agent_daemon_t *d)
     };
     int err = 0;
     d->established = d->admitted = false;
+    agent_backoff_started(&d->backoff, mono_ms());
     cn_link_t *l = cn_link_connect(d->context, d->vh, &cc, &err);
     if (!l) {
         d->link = NULL;
@@ -472,6 +477,8 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
         return NULL;
     }
     d->cfg = *cfg;
+    agent_backoff_init(&d->backoff, cfg->backoff_base_ms, cfg->backoff_cap_ms,
+                       cfg->reconnects_per_min, cfg->reconnect_burst);
     if (!cfg->hub_url || strlen(cfg->hub_url) >= sizeof(d->hub_url) ||
         cn_api_parse_url(cfg->hub_url, &d->url, err, errlen) < 0)
         goto fail;

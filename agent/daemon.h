@@ -7,9 +7,11 @@
  * target of the tunnel the stream names (allowlist.h), and only when the
  * agent-local policy allows that target; everything else is refused. A
  * listed tunnel whose target the policy refuses is reported to the hub
- * (CONTROL "tunnel_error"), which puts it in error. When the link dies it reconnects after
- * agent_backoff_delay() (reset once a connection stayed up AGENT_BACKOFF_STABLE_MS), unless it is
- * stopping or enrolling.
+ * (CONTROL "tunnel_error"), which puts it in error. When the link dies it
+ * reconnects after a backoff delay (backoff.h), unless it is stopping or
+ * enrolling. The hub's hello resets the backoff, so a link that was
+ * admitted and then died comes back within the base delay; a cap on
+ * attempts a minute keeps a flapping link from hammering the hub.
  *
  * The caller runs the loop: agent_daemon_service() returns at least every
  * 250 ms (and when a signal interrupts the poll), so the caller can check
@@ -56,9 +58,10 @@ typedef struct agent_daemon_config {
      * from the hub. NULL: no local policy, every target the hub lists may
      * be dialled (tests and embedders that check targets themselves). */
     const char *policy_config;
-    uint32_t backoff_base_ms; /* 0 = AGENT_BACKOFF_BASE_MS */
-    uint32_t backoff_cap_ms;  /* 0 = AGENT_BACKOFF_CAP_MS */
-    uint32_t stable_ms;       /* 0 = AGENT_BACKOFF_STABLE_MS */
+    uint32_t backoff_base_ms;    /* 0 = AGENT_BACKOFF_BASE_MS */
+    uint32_t backoff_cap_ms;     /* 0 = AGENT_BACKOFF_CAP_MS */
+    uint32_t reconnects_per_min; /* 0 = AGENT_BACKOFF_PER_MIN (on average) */
+    uint32_t reconnect_burst;    /* 0 = AGENT_BACKOFF_BURST (at once, before the cap) */
     cn_link_timing_t timing;
 
     /* The hub admitted us: its `hello` (borrowed for the call) arrived and

@@ -450,11 +450,13 @@ int hub_store_event_append(hub_store_t *st, const char *workspace_id, const hub_
 typedef struct hub_event_filter {
     const char *tunnel_id; /* NULL = any */
     int64_t since;         /* created_at >= since; NONE = no bound */
-    int64_t after_id;      /* id > after_id (follow cursor); 0 = no bound */
+    bool has_after;        /* apply after_id; false = no cursor */
+    int64_t after_id;      /* id > after_id (follow cursor); 0 = from the first event */
     size_t limit;          /* 0 = HUB_EVENTS_DEFAULT; capped at HUB_EVENTS_MAX */
 } hub_event_filter_t;
-/* Events of a workspace in increasing id order. With `since` or `after_id`
- * the first `limit` matches from there; with neither, the latest `limit`.
+/* Events of a workspace in increasing id order. With `since` or a cursor
+ * (`has_after`, even `after_id` 0) the first `limit` matches from there;
+ * with neither, the latest `limit`.
  * `filter` may be NULL. */
 int hub_store_event_list(hub_store_t *st, const char *workspace_id,
                          const hub_event_filter_t *filter, hub_event_list_t *out);

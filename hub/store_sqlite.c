@@ -1878,7 +1878,7 @@ static int sqlite_event_list(hub_store_t *st, const char *ws, const hub_event_fi
                              hub_event_list_t *out)
 {
     sqlite_store_t *s = S(st);
-    bool from = f->since != HUB_TIME_NONE || f->after_id != 0;
+    bool from = f->since != HUB_TIME_NONE || f->has_after;
     enum q which = from ? (f->tunnel_id ? Q_EV_FROM_TUNNEL : Q_EV_FROM)
                         : (f->tunnel_id ? Q_EV_LATEST_TUNNEL : Q_EV_LATEST);
     int rc = 0, b = SQLITE_OK;

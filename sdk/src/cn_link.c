@@ -19,8 +19,9 @@
 #include <string.h>
 #include <time.h>
 
-#define DEF_PING_MS 2500u
-#define DEF_DEAD_MS 8000u
+#define DEF_PING_MS 1000u
+#define DEF_PROBE_MS 500u
+#define DEF_DEAD_MS 3000u
 #define DEF_HANDSHAKE_MS 5000u
 /* Above this many bytes buffered in the mux (received, not yet read by the
  * application) stop reading the WebSocket; resume below half of it. Stream
@@ -82,7 +83,7 @@ struct cn_link {
     int close_err;
     const char *close_why;
     int closed_reported;
-    uint64_t last_rx_ms, last_tx_ms;
+    uint64_t last_rx_ms, last_tx_ms, last_ping_ms;
     uint64_t bytes_in, bytes_out;
     uint64_t ping_seq;
 
@@ -100,6 +101,8 @@ static void timing_defaults(cn_link_timing_t *t)
 {
     if (!t->ping_interval_ms)
         t->ping_interval_ms = DEF_PING_MS;
+    if (!t->probe_interval_ms)
+        t->probe_interval_ms = DEF_PROBE_MS;
     if (!t->dead_after_ms)
         t->dead_after_ms = DEF_DEAD_MS;
     if (!t->handshake_ms)
@@ -112,10 +115,12 @@ static void tick_cb(lws_sorted_usec_list_t *sul);
 
 static void schedule_tick(cn_link_t *l)
 {
-    /* One timer does pings, the dead-peer check and the handshake deadline;
-     * a quarter of the ping interval keeps all three accurate enough. */
-    lws_sul_schedule(l->context, 0, &l->sul_tick, tick_cb,
-                     (lws_usec_t)l->timing.ping_interval_ms * 250);
+    /* One timer does pings, probes, the dead-peer check and the handshake
+     * deadline; half the shorter interval keeps them accurate enough. */
+    uint32_t every = l->timing.probe_interval_ms < l->timing.ping_interval_ms
+                         ? l->timing.probe_interval_ms
+                         : l->timing.ping_interval_ms;
+    lws_sul_schedule(l->context, 0, &l->sul_tick, tick_cb, (lws_usec_t)every * 500);
 }
 
 static cn_link_t *link_new(struct lws_context *context, int is_client)
@@ -449,22 +454,45 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
             return;
         }
     } else {
-        if (now - l->last_rx_ms > l->timing.dead_after_ms) {
+        switch (cn_link_liveness(&l->timing, now, l->last_rx_ms, l->last_tx_ms, l->last_ping_ms,
+                                 l->rx_paused)) {
+        case CN_LINK_DEAD:
+            cn_log_warn("link: peer silent for %llu ms, link presumed dead",
+                        (unsigned long long)(now - l->last_rx_ms));
             link_fail(l, CN_ETIMEOUT, "peer silent, link presumed dead");
             return;
-        }
-        if (now - l->last_tx_ms >= l->timing.ping_interval_ms ||
-            now - l->last_rx_ms >= l->timing.ping_interval_ms) {
-            /* CN_EAGAIN: the control queue is full, so frames are leaving
-             * anyway; CN_ECLOSED: the mux failed and the link goes down
-             * through its own path. Nothing to undo either way. */
-            int rc = cn_mux_ping(l->mux, ++l->ping_seq);
-            if (rc < 0)
-                cn_log_debug("link: ping not queued: %s", cn_strerror(rc));
+        case CN_LINK_PING:
+            if (cn_mux_ping(l->mux, ++l->ping_seq) == 0)
+                l->last_ping_ms = now;
             lws_callback_on_writable(l->wsi);
+            break;
+        case CN_LINK_ALIVE:
+            break;
         }
     }
     schedule_tick(l);
+}
+
+enum cn_link_liveness cn_link_liveness(const cn_link_timing_t *timing, uint64_t now,
+                                       uint64_t last_rx, uint64_t last_tx, uint64_t last_ping,
+                                       int rx_paused)
+{
+    cn_link_timing_t t = *timing;
+    timing_defaults(&t);
+    uint64_t silent = now > last_rx ? now - last_rx : 0;
+    /* We stopped reading (the application is slow): the peer's silence is
+     * ours, not its death. Keep the keepalive going only. */
+    if (!rx_paused) {
+        if (silent > t.dead_after_ms)
+            return CN_LINK_DEAD;
+        /* Missed traffic: a live peer would have sent something by now
+         * (its own keepalive). Probe it, tightly, until it answers. */
+        if (silent >= t.ping_interval_ms && (!last_ping || now - last_ping >= t.probe_interval_ms))
+            return CN_LINK_PING;
+    }
+    if (now - last_tx >= t.ping_interval_ms)
+        return CN_LINK_PING;
+    return CN_LINK_ALIVE;
 }
 
 /* ---- client ------------------------------------------------------------ */

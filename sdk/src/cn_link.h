@@ -59,12 +59,36 @@ typedef struct cn_link_callbacks {
     void (*on_closed)(cn_link_t *link, void *ctx, int err, const char *why);
 } cn_link_callbacks_t;
 
-/* Settings shared by both roles. Zero means "default". */
+/* Settings shared by both roles. Zero means "default".
+ *
+ * Liveness: each side sends a PING when it has sent nothing for
+ * ping_interval_ms, so a live peer is never silent much longer than that.
+ * Once nothing was received for ping_interval_ms ("missed traffic"), probes
+ * (PINGs) go out every probe_interval_ms; a peer silent for dead_after_ms
+ * while probed is declared dead. Any received byte counts as life, so a
+ * busy link whose PONGs queue behind data is never dropped; nor is one we
+ * stopped reading ourselves (backpressure). */
 typedef struct cn_link_timing {
-    uint32_t ping_interval_ms; /* default 2500: a PING when nothing was sent for this long */
-    uint32_t dead_after_ms;    /* default 8000: close when nothing was received for this long */
-    uint32_t handshake_ms;     /* default 5000: deadline for upgrade + channel handshake */
+    uint32_t ping_interval_ms;  /* default 1000: a PING when nothing was sent for this long */
+    uint32_t probe_interval_ms; /* default 500: PINGs this often while the peer is silent */
+    uint32_t dead_after_ms;     /* default 3000: close when nothing was received for this long */
+    uint32_t handshake_ms;      /* default 5000: deadline for upgrade + channel handshake */
 } cn_link_timing_t;
+
+/* What the liveness timer should do now (sans-IO, see cn_link_liveness()). */
+enum cn_link_liveness {
+    CN_LINK_ALIVE = 0, /* nothing to do */
+    CN_LINK_PING = 1,  /* send a PING (keepalive or probe) */
+    CN_LINK_DEAD = 2,  /* close: the peer is presumed dead */
+};
+
+/* The liveness rule for an established link, given the last time anything
+ * was received, sent, and the last PING sent (0 = none), all in ms on one
+ * monotonic clock, and whether we paused reading. Timing fields left 0 take
+ * their defaults. Pure: exposed for tests. */
+enum cn_link_liveness cn_link_liveness(const cn_link_timing_t *t, uint64_t now_ms,
+                                       uint64_t last_rx_ms, uint64_t last_tx_ms,
+                                       uint64_t last_ping_ms, int rx_paused);
 
 /* Client (agent) side. Strings and keys are copied. */
 typedef struct cn_link_client_config {

@@ -40,7 +40,9 @@ struct cn_pipe {
     int wr_shut;                      /* stream EOF seen and shutdown(SHUT_WR) done */
     int rx_on;                        /* POLLIN wanted */
     int drain_fd;                     /* >= 0: lws dropped the socket on POLLHUP, we drain it */
+    int aborted;                      /* the stream ended without the peer's FIN: RST the socket */
     lws_sorted_usec_list_t sul_write; /* deferred writable request, see want_write() */
+    lws_sorted_usec_list_t sul_open;  /* hub: deadline for the peer's answer to our OPEN */
     int err;
     uint64_t up, down;
 };
@@ -52,15 +54,31 @@ static void maybe_free(cn_pipe_t *p)
     if (!p->stream_done || !p->sock_done)
         return;
     lws_sul_cancel(&p->sul_write);
+    lws_sul_cancel(&p->sul_open);
     if (p->cfg.done)
         p->cfg.done(p->cfg.ctx, p, p->err);
     free(p);
 }
 
+/* Makes the next close() of fd send RST instead of FIN. */
+static void sock_linger0(int fd)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+/* Closes the socket through lws. A stream that did not end with the peer's
+ * own FIN (reset, refused, link lost, aborted) closes it with RST, so the
+ * client (or the target) sees ECONNRESET and never mistakes a truncated
+ * transfer for a complete one. */
 static void close_socket(cn_pipe_t *p)
 {
-    if (p->wsi && !p->sock_done)
+    if (p->wsi && !p->sock_done) {
+        if (p->aborted)
+            sock_linger0(lws_get_socket_fd(p->wsi));
         lws_set_timeout(p->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
 }
 
 static void set_rx(cn_pipe_t *p, int on)
@@ -257,6 +275,7 @@ static int pipe_callback(struct lws *wsi, enum lws_callback_reasons reason, void
             return 0;
         lws_set_opaque_user_data(wsi, NULL);
         lws_sul_cancel(&p->sul_write);
+        lws_sul_cancel(&p->sul_open);
         p->wsi = NULL;
         if (!p->stream_done && p->attached && p->wr_shut && !p->rd_eof && !p->err) {
             /* POLLHUP while we were not reading (no stream credit): both
@@ -319,6 +338,7 @@ const struct lws_protocols *cn_pipe_protocol(void)
 static void op_accepted(void *self)
 {
     cn_pipe_t *p = self;
+    lws_sul_cancel(&p->sul_open);
     p->attached = 1;
     set_rx(p, 1);
 }
@@ -350,6 +370,7 @@ static void op_writable(void *self)
 static void op_reset(void *self, uint32_t code, const char *msg, size_t len)
 {
     cn_pipe_t *p = self;
+    p->aborted = 1;
     if (!p->err)
         p->err = p->attached ? CN_ECLOSED : CN_EREFUSED;
 }
@@ -357,9 +378,13 @@ static void op_reset(void *self, uint32_t code, const char *msg, size_t len)
 static void op_closed(void *self)
 {
     cn_pipe_t *p = self;
+    lws_sul_cancel(&p->sul_open);
     p->stream_done = 1;
-    if (p->drain_fd >= 0)
+    if (p->drain_fd >= 0) {
+        if (p->aborted)
+            sock_linger0(p->drain_fd);
         drain_done(p);
+    }
     if (!p->sock_done) {
         close_socket(p);
         return; /* freed when lws reports the socket closed */
@@ -468,6 +493,25 @@ int cn_sock_tune(int fd)
     return 0;
 }
 
+/* Hub: the agent neither accepted nor refused our OPEN in time (frozen,
+ * overloaded, or its link is dying): refuse the client with RST now rather
+ * than let it hang until pings declare the link dead. The stream is reset
+ * so the agent, if it wakes up, drops it too. */
+static void open_timeout(lws_sorted_usec_list_t *sul)
+{
+    cn_pipe_t *p = lws_container_of(sul, cn_pipe_t, sul_open);
+    if (p->attached || p->stream_done || p->sock_done)
+        return;
+    cn_log_warn("pipe %u: no answer from the agent within %u ms, connection refused", p->id,
+                p->cfg.open_timeout_ms);
+    p->err = CN_ETIMEOUT;
+    p->aborted = 1;
+    cn_link_t *link = p->link;
+    cn_mux_reset(p->mux, p->id, CN_RST_CANCEL, "no answer to open");
+    close_socket(p); /* now: the link may be too congested to deliver the close event soon */
+    cn_link_flush(link);
+}
+
 cn_pipe_t *cn_pipe_open(struct lws_vhost *vh, int fd, cn_link_t *link, uint8_t kind,
                         const uint8_t *ref, size_t ref_len, const uint8_t *meta, size_t meta_len,
                         const cn_pipe_config_t *cfg, int *err)
@@ -499,6 +543,10 @@ cn_pipe_t *cn_pipe_open(struct lws_vhost *vh, int fd, cn_link_t *link, uint8_t k
     }
     /* Nothing is read until the agent accepts: its window is unknown. */
     set_rx(p, 0);
+    if (!p->cfg.open_timeout_ms)
+        p->cfg.open_timeout_ms = CN_PIPE_OPEN_TIMEOUT_MS;
+    lws_sul_schedule(lws_get_context(p->wsi), 0, &p->sul_open, open_timeout,
+                     (lws_usec_t)p->cfg.open_timeout_ms * LWS_US_PER_MS);
     cn_link_flush(link);
     return p;
 fail:
@@ -566,11 +614,15 @@ void cn_pipe_abort(cn_pipe_t *p, uint32_t code)
         return;
     if (!p->err)
         p->err = CN_ECLOSED;
+    p->aborted = 1;
     if (p->stream_done) {
         close_socket(p);
         return;
     }
     if (p->dialing) {
+        /* The connect() result no longer matters: a writeable callback
+         * before lws closes the socket must not accept the stream. */
+        p->dialing = 0;
         p->stream_done = 1;
         cn_mux_reject(p->mux, p->id, code, "aborted");
         cn_link_flush(p->link);
@@ -609,6 +661,10 @@ int cn_sock_listen(const char *host, int port, int backlog, int *bound_port)
     if (fd < 0)
         goto fail;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    /* Exactly the address asked for: "::" or "::1" must not also take IPv4. */
+    if (res->ai_family == AF_INET6 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+        goto fail;
     if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, backlog) < 0)
         goto fail;
     if (bound_port) {
@@ -625,7 +681,10 @@ int cn_sock_listen(const char *host, int port, int backlog, int *bound_port)
     return fd;
 fail:
     freeaddrinfo(res);
-    if (fd >= 0)
+    if (fd >= 0) {
+        int e = errno; /* for the caller's message */
         close(fd);
+        errno = e;
+    }
     return CN_EIO;
 }

@@ -444,6 +444,17 @@ jget '[e["type"] for e in b["events"]]' | grep -q agent.created || fail "agent.c
 req GET "/events?since=2000-01-01T00:00:00Z&limit=2"
 expect 200
 [ "$(jget 'len(b["events"])')" = 2 ] || fail "since+limit"
+# after=0 is a cursor from the very first event, not "the latest page".
+req GET "/events?limit=1"
+expect 200
+LATEST_EV=$(jget 'b["events"][0]["id"]')
+req GET "/events?after=0&limit=1"
+expect 200
+FIRST_EV=$(jget 'b["events"][0]["id"]')
+[ "$FIRST_EV" -lt "$LATEST_EV" ] || fail "after=0 gave event $FIRST_EV, the latest is $LATEST_EV"
+req GET "/events?after=$FIRST_EV&limit=1"
+expect 200
+[ "$(jget 'b["events"][0]["id"]')" -gt "$FIRST_EV" ] || fail "after=$FIRST_EV"
 req GET "/events?since=yesterday"
 expect 422 since
 req GET "/events?limit=0"

@@ -78,14 +78,25 @@ static void *echo_main(void *arg)
     }
 }
 
+/* A TCP socket bound to a free loopback port (*sa), listening with
+ * `backlog` unless it is negative. */
+static int loopback_socket(int backlog, struct sockaddr_in *sa)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    *sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(*sa);
+    assert_int_equal(bind(fd, (struct sockaddr *)sa, sizeof(*sa)), 0);
+    if (backlog >= 0)
+        assert_int_equal(listen(fd, backlog), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)sa, &sl), 0);
+    return fd;
+}
+
 static void echo_start(void)
 {
-    E.fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof(sa);
-    assert_int_equal(bind(E.fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(listen(E.fd, 8), 0);
-    assert_int_equal(getsockname(E.fd, (struct sockaddr *)&sa, &sl), 0);
+    struct sockaddr_in sa;
+    E.fd = loopback_socket(8, &sa);
     E.port = ntohs(sa.sin_port);
     E.served = 0;
     assert_int_equal(pthread_create(&E.th, NULL, echo_main, NULL), 0);
@@ -365,6 +376,7 @@ static void hub_stop(void)
 
 typedef struct obs {
     int hellos, tunnel_updates, downs;
+    int want_hellos; /* for hellos_reached() */
     int last_admitted;
     char api_token[64];
 } obs_t;
@@ -474,6 +486,9 @@ static hub_stream_t *open_stream(agent_daemon_t *d, uint8_t kind, const char *re
     return s;
 }
 
+/* Backoff settings of the agents the tests start: quick, so tests are. */
+static uint32_t backoff_base_ms = 100, backoff_cap_ms = 300;
+
 static agent_daemon_t *start_agent_serving(obs_t *o, uint8_t sk[32], const char *enroll,
                                            const char *const *serve, size_t nserve)
 {
@@ -487,8 +502,8 @@ static agent_daemon_t *start_agent_serving(obs_t *o, uint8_t sk[32], const char 
         .hub_pk = H.pk,
         .agent_id = enroll ? NULL : AGENT_ID,
         .enroll = enroll,
-        .backoff_base_ms = 100,
-        .backoff_cap_ms = 300,
+        .backoff_base_ms = backoff_base_ms,
+        .backoff_cap_ms = backoff_cap_ms,
         .serve = serve,
         .nserve = nserve,
         .on_hello = on_hello,
@@ -505,6 +520,18 @@ static agent_daemon_t *start_agent_serving(obs_t *o, uint8_t sk[32], const char 
 static agent_daemon_t *start_agent(obs_t *o, uint8_t sk[32], const char *enroll)
 {
     return start_agent_serving(o, sk, enroll, NULL, 0);
+}
+
+/* A hub whose allow-list is one active tunnel T1 to 127.0.0.1:port, and an
+ * agent it has admitted. */
+static agent_daemon_t *admitted_with_tunnel(const char *name, int port, obs_t *o, uint8_t sk[32])
+{
+    json_t *tl = json_array();
+    json_array_append_new(tl, tunnel(T1, name, port, "active"));
+    hub_start(tl);
+    agent_daemon_t *d = start_agent(o, sk, NULL);
+    assert_true(run_until(d, first_hello, o, 10000));
+    return d;
 }
 
 static void stop_agent(agent_daemon_t *d)
@@ -618,19 +645,11 @@ static void test_named_tunnels_only(void **state)
 static void test_target_down_is_unreachable(void **state)
 {
     /* A port nobody listens on. */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof(sa);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-    close(fd);
-    json_t *tl = json_array();
-    json_array_append_new(tl, tunnel(T1, "down", ntohs(sa.sin_port), "active"));
-    hub_start(tl);
+    struct sockaddr_in sa;
+    close(loopback_socket(-1, &sa));
     obs_t o = {0};
     uint8_t sk[32];
-    agent_daemon_t *d = start_agent(&o, sk, NULL);
-    assert_true(run_until(d, first_hello, &o, 10000));
+    agent_daemon_t *d = admitted_with_tunnel("down", ntohs(sa.sin_port), &o, sk);
     hub_stream_t *s = open_stream(d, CN_KIND_TCP, T1, "x");
     assert_true(s->reset);
     assert_int_equal(s->reset_code, CN_RST_UNREACHABLE);
@@ -659,6 +678,84 @@ static void test_reconnects_after_link_loss(void **state)
     int admitted = H.admitted;
     unlock();
     assert_int_equal(admitted, 2);
+    stop_agent(d);
+    hub_stop();
+}
+
+static int hellos_reached(void *arg)
+{
+    obs_t *o = arg;
+    return o->hellos >= o->want_hellos;
+}
+
+/* A link that the hub admits and that then dies (a noisy path, a hub that
+ * drops it) is back within the base delay every time: the backoff resets
+ * on admission instead of growing towards its 30 s cap. */
+static void test_admitted_link_reconnects_quickly_every_time(void **state)
+{
+    hub_start(json_array());
+    backoff_base_ms = 400;
+    backoff_cap_ms = 30000;
+    obs_t o = {0};
+    uint8_t sk[32];
+    agent_daemon_t *d = start_agent(&o, sk, NULL);
+    backoff_base_ms = 100;
+    backoff_cap_ms = 300;
+    assert_true(run_until(d, first_hello, &o, 10000));
+    for (int i = 0; i < 5; i++) {
+        uint64_t t0 = mono_ms();
+        o.want_hellos = o.hellos + 1;
+        hub_cmd(d, CMD_KICK, 0, NULL, NULL, NULL);
+        assert_true(run_until(d, hellos_reached, &o, 10000));
+        uint64_t took = mono_ms() - t0;
+        /* Without the reset: 0.2-0.4, 0.4-0.8, 0.8-1.6, 1.6-3.2, 3.2-6.4 s. */
+        if (took >= 1000)
+            fail_msg("reconnect %d took %llu ms", i + 1, (unsigned long long)took);
+        assert_int_equal(o.downs, i + 1);
+    }
+    stop_agent(d);
+    hub_stop();
+}
+
+/* The link dies while the agent is still dialing a target (its connect()
+ * hangs: the target's accept queue is full, so SYNs are dropped). When the
+ * dial finally completes, the pipe must not touch the dead link; the target
+ * connection is dropped and the agent reconnects. ASan catches a
+ * use-after-free here. */
+static void test_link_loss_while_dialing(void **state)
+{
+    struct sockaddr_in sa;
+    int lfd = loopback_socket(0, &sa);
+    /* Fill the accept queue: later SYNs are dropped and retried. */
+    int filler[2];
+    for (int i = 0; i < 2; i++) {
+        filler[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(filler[i], (struct sockaddr *)&sa, sizeof(sa));
+    }
+    usleep(100 * 1000);
+    obs_t o = {0};
+    uint8_t sk[32];
+    agent_daemon_t *d = admitted_with_tunnel("stuck", ntohs(sa.sin_port), &o, sk);
+    hub_cmd(d, CMD_OPEN, CN_KIND_TCP, T1, "x", NULL);
+    uint64_t end = mono_ms() + 300;
+    while (mono_ms() < end)
+        agent_daemon_service(d);
+    assert_int_equal(agent_daemon_streams(d), 1); /* dialing */
+    o.want_hellos = 2;
+    hub_cmd(d, CMD_KICK, 0, NULL, NULL, NULL);
+    /* Let the queued connections in, so the dial's next SYN succeeds. */
+    for (int i = 0; i < 2; i++) {
+        int a = accept(lfd, NULL, NULL);
+        if (a >= 0)
+            close(a);
+        close(filler[i]);
+    }
+    close(lfd);
+    end = mono_ms() + 3500; /* past the first SYN retransmission (1 s) */
+    while (mono_ms() < end)
+        agent_daemon_service(d);
+    assert_int_equal(agent_daemon_streams(d), 0);
+    assert_true(run_until(d, hellos_reached, &o, 5000));
     stop_agent(d);
     hub_stop();
 }
@@ -726,6 +823,8 @@ int main(void)
         cmocka_unit_test(test_named_tunnels_only),
         cmocka_unit_test(test_target_down_is_unreachable),
         cmocka_unit_test(test_reconnects_after_link_loss),
+        cmocka_unit_test(test_admitted_link_reconnects_quickly_every_time),
+        cmocka_unit_test(test_link_loss_while_dialing),
         cmocka_unit_test(test_enrollment),
         cmocka_unit_test(test_refused_enrollment_does_not_retry),
         cmocka_unit_test(test_stop_while_hub_unreachable),

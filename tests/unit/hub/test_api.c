@@ -510,6 +510,38 @@ static void test_ttl_expiry(void **state)
     EXPECT(f, 422, "status");
 }
 
+/* GET /events?after=N is a cursor from event N, and after=0 starts at the
+ * first event (not the latest page, which is what no cursor means). */
+static void test_events_cursor(void **state)
+{
+    fx_t *f = *state;
+    char agent[HUB_ID_SIZE];
+    for (int i = 0; i < 4; i++)
+        make_agent(f, f->admin, agent); /* one agent.created event each */
+    call(f, HUB_GET, "/api/v1/events", "limit=2", f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    json_t *ev = json_object_get(f->body, "events");
+    assert_int_equal(json_array_size(ev), 2);
+    json_int_t latest = json_integer_value(json_object_get(json_array_get(ev, 0), "id"));
+
+    call(f, HUB_GET, "/api/v1/events", "after=0&limit=2", f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    ev = json_object_get(f->body, "events");
+    assert_int_equal(json_array_size(ev), 2);
+    json_int_t first = json_integer_value(json_object_get(json_array_get(ev, 0), "id"));
+    json_int_t second = json_integer_value(json_object_get(json_array_get(ev, 1), "id"));
+    assert_true(first < second);
+    assert_true(first < latest);
+
+    char q[64];
+    snprintf(q, sizeof(q), "after=%lld&limit=1", (long long)first);
+    call(f, HUB_GET, "/api/v1/events", q, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    ev = json_object_get(f->body, "events");
+    assert_int_equal(json_array_size(ev), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(ev, 0), "id")), second);
+}
+
 static void test_agents(void **state)
 {
     fx_t *f = *state;
@@ -929,6 +961,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_cursor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_token_acts_only_for_its_agent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roles, setup, teardown),

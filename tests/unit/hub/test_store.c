@@ -1448,10 +1448,18 @@ static void test_events_filters(void **state)
     assert_string_equal(l.items[0].type, "tunnel.deleted");
     hub_event_list_free(&l);
 
-    hub_event_filter_t after = {.after_id = ids[3]};
+    hub_event_filter_t after = {.has_after = true, .after_id = ids[3]};
     assert_int_equal(hub_store_event_list(f->st, ws.id, &after, &l), 0);
     assert_int_equal(l.count, 1);
     assert_int_equal(l.items[0].id, ids[4]);
+    hub_event_list_free(&l);
+
+    /* A cursor of 0 is a cursor: the first events, not the latest. */
+    hub_event_filter_t from_start = {.has_after = true, .after_id = 0, .limit = 2};
+    assert_int_equal(hub_store_event_list(f->st, ws.id, &from_start, &l), 0);
+    assert_int_equal(l.count, 2);
+    assert_int_equal(l.items[0].id, ids[0]);
+    assert_int_equal(l.items[1].id, ids[1]);
     hub_event_list_free(&l);
 
     /* Without a cursor, a limit gives the latest N, oldest first; with one,

@@ -9,8 +9,10 @@
 #include "cn_link.h"
 #include "cn_pipe.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <libwebsockets.h>
+#include <netinet/in.h>
 #include <sodium.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -28,7 +30,9 @@ typedef struct world {
     uint8_t echo_buf[65536];
     size_t echo_have;
     int echo_eof;
+    int echo_err; /* errno of the target socket's failed recv/send, 0 if none */
     int pipes_done, last_err;
+    int agent_silent; /* the agent leaves OPENs unanswered (a frozen agent) */
 } world_t;
 
 static world_t w;
@@ -58,6 +62,8 @@ static void agent_on_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *r
 {
     cn_link_t *l = ctx;
     int err;
+    if (w.agent_silent)
+        return; /* neither accept nor reject */
     if (!cn_pipe_dial(w.vh, l, id, "127.0.0.1", w.target_port, &pcfg, &err))
         cn_mux_reject(cn_link_mux(l), id, CN_RST_UNREACHABLE, "dial failed");
 }
@@ -133,6 +139,8 @@ static void echo_service(void)
             w.echo_eof = 1;
             shutdown(w.echo_fd, SHUT_WR);
         }
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            w.echo_err = errno;
         break;
     }
 }
@@ -213,6 +221,25 @@ static void world_stop(void)
         close(w.echo_fd);
     if (w.echo_lfd >= 0)
         close(w.echo_lfd);
+}
+
+/* Sends `msg` on the client socket and services the loop until its echo
+ * is back (or 5 s pass): the stream is up end to end. */
+static void echo_roundtrip(int fd, const char *msg)
+{
+    size_t len = strlen(msg), got = 0;
+    char b[64];
+    assert_true(len <= sizeof(b));
+    send(fd, msg, len, MSG_NOSIGNAL);
+    uint64_t end = mono_ms() + 5000;
+    while (got < len && mono_ms() < end) {
+        ssize_t n = recv(fd, b + got, sizeof(b) - got, 0);
+        if (n > 0)
+            got += (size_t)n;
+        service();
+    }
+    assert_int_equal(got, len);
+    assert_memory_equal(b, msg, len);
 }
 
 /* A client on the hub side sends 8 MiB, half-closes, and gets every byte back
@@ -366,19 +393,10 @@ static void test_link_loss(void **state)
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
     assert_non_null(cn_pipe_open(w.vh, sv[0], w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1,
                                  NULL, 0, &pcfg, NULL));
-    send(sv[1], "ping", 4, MSG_NOSIGNAL);
-    uint64_t end = mono_ms() + 5000;
+    echo_roundtrip(sv[1], "ping");
     char b[8];
-    size_t got = 0;
-    while (got < 4 && mono_ms() < end) {
-        ssize_t n = recv(sv[1], b + got, sizeof(b) - got, 0);
-        if (n > 0)
-            got += (size_t)n;
-        service();
-    }
-    assert_int_equal(got, 4);
     cn_link_close(w.agent_link, "simulated loss");
-    end = mono_ms() + 5000;
+    uint64_t end = mono_ms() + 5000;
     while (w.pipes_done < 2 && mono_ms() < end)
         service();
     assert_int_equal(w.pipes_done, 2);
@@ -395,6 +413,158 @@ static void test_link_loss(void **state)
     world_stop();
 }
 
+/* A connected TCP pair on loopback (SO_LINGER, unlike a socketpair, turns
+ * a close into a real RST): *client is ours, *server goes into a pipe. */
+static void tcp_pair(int *client, int *server)
+{
+    int port = 0;
+    int lfd = cn_sock_listen("127.0.0.1", 0, 4, &port);
+    assert_true(lfd >= 0);
+    *client = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(*client, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    uint64_t end = mono_ms() + 2000;
+    do
+        *server = accept(lfd, NULL, NULL);
+    while (*server < 0 && errno == EAGAIN && mono_ms() < end);
+    assert_true(*server >= 0);
+    close(lfd);
+    assert_int_equal(cn_sock_tune(*client), 0);
+}
+
+/* Reads the client socket until it ends; returns 0 for a clean EOF, else
+ * the errno it failed with (-1: still open at the deadline). */
+static int client_end(int fd, uint64_t ms)
+{
+    uint64_t end = mono_ms() + ms;
+    char b[65536];
+    while (mono_ms() < end) {
+        ssize_t n = recv(fd, b, sizeof(b), 0);
+        if (n == 0)
+            return 0;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return errno;
+        service();
+    }
+    return -1;
+}
+
+/* The link dies in the middle of a transfer: the client must not see a
+ * clean EOF (that would make a truncated download look complete), and
+ * neither must the target: both sockets end with RST. */
+static void test_link_loss_resets_both_sockets(void **state)
+{
+    world_start();
+    int c, sfd;
+    tcp_pair(&c, &sfd);
+    assert_non_null(cn_pipe_open(w.vh, sfd, w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1, NULL,
+                                 0, &pcfg, NULL));
+    /* Some bytes go both ways, and the target keeps its side open. */
+    echo_roundtrip(c, "ping");
+    assert_true(w.echo_fd >= 0);
+
+    cn_link_close(w.hub_link, "simulated hub death");
+    uint64_t end = mono_ms() + 5000;
+    while (w.pipes_done < 2 && mono_ms() < end)
+        service();
+    assert_int_equal(w.pipes_done, 2);
+    assert_int_equal(client_end(c, 3000), ECONNRESET);
+    end = mono_ms() + 3000;
+    while (!w.echo_err && !w.echo_eof && mono_ms() < end)
+        service();
+    assert_false(w.echo_eof);
+    assert_int_equal(w.echo_err, ECONNRESET);
+    close(c);
+    world_stop();
+}
+
+/* The clean counterpart: the target ends with its own FIN, the client gets
+ * every byte and a plain EOF, no reset. */
+static void test_clean_end_is_fin(void **state)
+{
+    world_start();
+    int c, sfd;
+    tcp_pair(&c, &sfd);
+    assert_non_null(cn_pipe_open(w.vh, sfd, w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1, NULL,
+                                 0, &pcfg, NULL));
+    send(c, "hello", 5, MSG_NOSIGNAL);
+    shutdown(c, SHUT_WR);
+    uint64_t end = mono_ms() + 5000;
+    char b[16];
+    size_t got = 0;
+    int rc = -1;
+    while (mono_ms() < end) {
+        ssize_t n = recv(c, b + got, sizeof(b) - got, 0);
+        if (n > 0) {
+            got += (size_t)n;
+            continue;
+        }
+        if (n == 0 || errno != EAGAIN) {
+            rc = n == 0 ? 0 : errno;
+            break;
+        }
+        service();
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(got, 5);
+    end = mono_ms() + 5000;
+    while (w.pipes_done < 2 && mono_ms() < end)
+        service();
+    assert_int_equal(w.last_err, 0);
+    assert_int_equal(w.echo_err, 0);
+    close(c);
+    world_stop();
+}
+
+/* The agent never answers an OPEN (frozen, or its link half dead): the
+ * client is refused with RST once the open deadline passes, instead of
+ * hanging until pings declare the link dead; the link itself stays up. */
+static void test_unanswered_open_is_refused(void **state)
+{
+    world_start();
+    w.agent_silent = 1;
+    int c, sfd;
+    tcp_pair(&c, &sfd);
+    cn_pipe_config_t quick = {.done = pipe_done, .open_timeout_ms = 300};
+    uint64_t t0 = mono_ms();
+    assert_non_null(cn_pipe_open(w.vh, sfd, w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1, NULL,
+                                 0, &quick, NULL));
+    send(c, "waiting", 7, MSG_NOSIGNAL);
+    assert_int_equal(client_end(c, 5000), ECONNRESET);
+    uint64_t took = mono_ms() - t0;
+    assert_true(took >= 250);
+    assert_true(took < 2000);
+    uint64_t end = mono_ms() + 2000;
+    while (w.pipes_done < 1 && mono_ms() < end)
+        service();
+    assert_int_equal(w.pipes_done, 1);
+    assert_int_equal(w.last_err, CN_ETIMEOUT);
+    assert_non_null(w.hub_link);
+    assert_true(cn_link_is_established(w.agent_link));
+    close(c);
+    world_stop();
+}
+
+/* An answered open does not trip the deadline, however long the transfer. */
+static void test_open_deadline_only_until_accept(void **state)
+{
+    world_start();
+    int c, sfd;
+    tcp_pair(&c, &sfd);
+    cn_pipe_config_t quick = {.done = pipe_done, .open_timeout_ms = 200};
+    assert_non_null(cn_pipe_open(w.vh, sfd, w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1, NULL,
+                                 0, &quick, NULL));
+    echo_roundtrip(c, "ping");
+    uint64_t end = mono_ms() + 600; /* well past the deadline */
+    while (mono_ms() < end)
+        service();
+    assert_int_equal(w.pipes_done, 0);
+    echo_roundtrip(c, "pong");
+    close(c);
+    world_stop();
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -404,6 +574,10 @@ int main(void)
         cmocka_unit_test(test_hup_while_paused),
         cmocka_unit_test(test_target_refused),
         cmocka_unit_test(test_link_loss),
+        cmocka_unit_test(test_link_loss_resets_both_sockets),
+        cmocka_unit_test(test_clean_end_is_fin),
+        cmocka_unit_test(test_unanswered_open_is_refused),
+        cmocka_unit_test(test_open_deadline_only_until_accept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
