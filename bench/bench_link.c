@@ -217,7 +217,7 @@ int main(int argc, char **argv)
                                   .mux = {.window = window},
                                   .mux_cb = &mcb,
                                   .cb = {.on_established = server_est, .on_closed = closed}};
-    cn_link_server_t *srv = cn_link_server_new(&sc, NULL);
+    cn_link_server_t *srv = cn_link_server_new(&sc, NULL, 0);
     ctx = make_ctx(0, srv);
     if (!ctx)
         return 1;
@@ -242,7 +242,7 @@ int main(int argc, char **argv)
                                       .mux = {.window = window},
                                       .mux_cb = &mcb,
                                       .cb = {.on_established = client_est, .on_closed = closed}};
-        cn_link_t *l = cn_link_connect(ctx, lws_get_vhost_by_name(ctx, "default"), &cc, NULL);
+        cn_link_t *l = cn_link_connect(ctx, lws_get_vhost_by_name(ctx, "default"), &cc, NULL, 0);
         if (!l)
             _exit(1);
         double t0 = now_s(), c0 = cpu_s();

@@ -303,9 +303,9 @@ int hub_agents_init(hub_runtime_t *rt)
         .cb = {.on_established = link_established, .on_closed = link_closed},
         .ctx = rt,
     };
-    int e = 0;
-    rt->links = cn_link_server_new(&lc, &e);
-    return rt->links ? 0 : e;
+    /* The configuration is ours and complete: only memory can run out. */
+    rt->links = cn_link_server_new(&lc, NULL, 0);
+    return rt->links ? 0 : CN_ENOMEM;
 }
 
 void hub_agents_close_all(hub_runtime_t *rt)

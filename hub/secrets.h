@@ -66,7 +66,8 @@ int hub_password_verify(const char *hash, const char *password);
 /* A random (version 4, RFC 9562) UUID in lowercase, e.g.
  * "0b6b0f3c-8a57-4d35-9c52-6f0e1e2b8c41". */
 void hub_uuid_v4(char out[static HUB_UUID_SIZE]);
-/* Whether `s` is a UUID in that canonical lowercase 8-4-4-4-12 form. */
+/* Whether `s` is a UUID in that canonical lowercase 8-4-4-4-12 form
+ * (cn_id_is_uuid_lower under the hub's name). */
 bool hub_uuid_valid(const char *s);
 
 /* out = db_path + suffix (HUB_SECRET_SUFFIX or HUB_KEYPAIR_SUFFIX).
@@ -97,7 +98,7 @@ CN_WARN_UNUSED int hub_keypair_load(const char *path, hub_keypair_t *kp, char *e
 /* Wipes both halves. NULL is fine. */
 void hub_keypair_wipe(hub_keypair_t *kp);
 /* The public key as unpadded base64url (43 characters), the form agents
- * pin. */
+ * pin (cn_id_key_to_b64url under the hub's name). */
 void hub_key_to_b64(const uint8_t key[static HUB_KEY_BYTES], char out[static HUB_KEY_B64_SIZE]);
 
 #endif

@@ -21,7 +21,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +30,7 @@
 #include <sqlite3.h>
 
 #include "cn_err.h"
+#include "cn_errmsg.h"
 
 /* "CNHB" in the header's application_id: marks a connect-hub database. */
 #define APPLICATION_ID 1129203778
@@ -881,18 +881,6 @@ static void sqlite_close(hub_store_t *st)
 
 static const struct hub_store_ops sqlite_ops;
 
-static void open_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void open_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 int hub_store_sqlite_schema_version(void)
 {
     return SCHEMA_VERSION;
@@ -906,8 +894,7 @@ int hub_store_sqlite_open(const hub_store_options_t *opt, hub_store_t **out, cha
     if (stat(path, &sb) != 0) {
         int e = errno;
         if (e != ENOENT) {
-            open_err(err, errlen, "cannot open database %s: %s", path, strerror(e));
-            return CN_EIO;
+            return cn_errf(CN_EIO, err, errlen, "cannot open database %s: %s", path, strerror(e));
         }
         if (!opt->create) {
             snprintf(err ? err : (char[1]){0}, err ? errlen : 1,
@@ -920,8 +907,7 @@ int hub_store_sqlite_open(const hub_store_options_t *opt, hub_store_t **out, cha
         int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0 && errno != EEXIST) {
             e = errno;
-            open_err(err, errlen, "cannot create database %s: %s", path, strerror(e));
-            return CN_EIO;
+            return cn_errf(CN_EIO, err, errlen, "cannot create database %s: %s", path, strerror(e));
         }
         if (fd >= 0)
             close(fd);
@@ -933,8 +919,7 @@ int hub_store_sqlite_open(const hub_store_options_t *opt, hub_store_t **out, cha
 
     sqlite_store_t *s = calloc(1, sizeof(*s));
     if (!s) {
-        open_err(err, errlen, "out of memory");
-        return CN_ENOMEM;
+        return cn_errf(CN_ENOMEM, err, errlen, "out of memory");
     }
     hub_store_base_init(&s->base, &sqlite_ops, opt);
     int rc = 0, r;

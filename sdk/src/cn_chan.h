@@ -99,10 +99,11 @@ typedef struct cn_chan_stats {
 
 typedef struct cn_chan cn_chan_t;
 
-/* Creates a channel, or returns NULL and sets *err (when not NULL): CN_EINVAL
- * for a bad config (missing key, payload or binding too long, AES-256-GCM
- * required but not available), CN_ECRYPTO, CN_ENOMEM. */
-CN_WARN_UNUSED cn_chan_t *cn_chan_new(const cn_chan_config_t *cfg, int *err);
+/* Creates a channel, or returns NULL with one line in err (optional) naming
+ * the cause: cn_strerror() of CN_EINVAL for a bad config (missing key,
+ * payload or binding too long, AES-256-GCM required but not available),
+ * CN_ECRYPTO, CN_ENOMEM. */
+CN_WARN_UNUSED cn_chan_t *cn_chan_new(const cn_chan_config_t *cfg, char *err, size_t errlen);
 /* Wipes keys and frees; NULL is fine. */
 void cn_chan_free(cn_chan_t *chan);
 

@@ -67,10 +67,11 @@ typedef struct cn_noise_cs {
     uint8_t has_key; /* 0 until a key is set */
 } cn_noise_cs_t;
 
-/* Creates a handshake, or returns NULL and sets *err (when err is not NULL):
- * CN_EINVAL for a missing/superfluous key or unknown pattern/cipher/role,
- * CN_ECRYPTO when libsodium cannot start or AESGCM is unavailable, CN_ENOMEM. */
-CN_WARN_UNUSED cn_noise_t *cn_noise_new(const cn_noise_config_t *cfg, int *err);
+/* Creates a handshake, or returns NULL with one line in err (optional) naming
+ * the cause: cn_strerror() of CN_EINVAL for a missing/superfluous key or
+ * unknown pattern/cipher/role, CN_ECRYPTO when libsodium cannot start or
+ * AESGCM is unavailable, CN_ENOMEM. */
+CN_WARN_UNUSED cn_noise_t *cn_noise_new(const cn_noise_config_t *cfg, char *err, size_t errlen);
 /* Wipes and frees; NULL is fine. */
 void cn_noise_free(cn_noise_t *hs);
 

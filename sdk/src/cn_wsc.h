@@ -121,10 +121,11 @@ typedef struct cn_wsc_event {
 typedef int (*cn_wsc_event_cb)(void *user, const cn_wsc_event_t *ev);
 
 /* Creates a client and builds its upgrade request with a fresh random
- * Sec-WebSocket-Key (libsodium). Returns NULL on failure with *err (when err is
- * not NULL) set: CN_EINVAL for a bad config, CN_ETOOBIG for a request longer
- * than CN_WSC_MAX_REQUEST, CN_ENOMEM, CN_ECRYPTO. The config is borrowed. */
-CN_WARN_UNUSED cn_wsc_t *cn_wsc_new(const cn_wsc_config_t *cfg, int *err);
+ * Sec-WebSocket-Key (libsodium). Returns NULL on failure with one line in err
+ * (optional) naming the cause: cn_strerror() of CN_EINVAL for a bad config,
+ * CN_ETOOBIG for a request longer than CN_WSC_MAX_REQUEST, CN_ENOMEM,
+ * CN_ECRYPTO. The config is borrowed. */
+CN_WARN_UNUSED cn_wsc_t *cn_wsc_new(const cn_wsc_config_t *cfg, char *err, size_t errlen);
 /* Frees the client; NULL is fine. */
 void cn_wsc_free(cn_wsc_t *ws);
 

@@ -18,6 +18,7 @@
 #include "cn_log.h"
 #include "cn_mux.h"
 #include "daemon.h"
+#include "cn_time.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -34,13 +35,6 @@
 #define T2 "22222222-2222-4222-8222-222222222222"
 #define T3 "33333333-3333-4333-8333-333333333333"
 #define AGENT_ID "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* ---- echo target ------------------------------------------------------ */
 
@@ -340,8 +334,7 @@ static void hub_start(json_t *tunnels)
         .mux_cb = &hub_mux_cb,
         .cb = {.on_established = h_established, .on_closed = h_closed_link},
     };
-    int err = 0;
-    H.srv = cn_link_server_new(&sc, &err);
+    H.srv = cn_link_server_new(&sc, NULL, 0);
     assert_non_null(H.srv);
     H.protocols[0].name = "http";
     H.protocols[0].callback = h_http;
@@ -378,6 +371,7 @@ typedef struct obs {
     int hellos, tunnel_updates, downs;
     int want_hellos; /* for hellos_reached() */
     int last_admitted;
+    cn_link_reason_t last_reason;
     char api_token[64];
 } obs_t;
 
@@ -395,12 +389,14 @@ static void on_tunnels(void *ctx, agent_daemon_t *d)
     ((obs_t *)ctx)->tunnel_updates++;
 }
 
-static void on_down(void *ctx, agent_daemon_t *d, int err, const char *why, bool established,
-                    bool admitted)
+static void on_down(void *ctx, agent_daemon_t *d, const agent_down_t *down)
 {
     obs_t *o = ctx;
     o->downs++;
-    o->last_admitted = admitted;
+    o->last_admitted = down->admitted;
+    o->last_reason = down->reason;
+    if (down->reason != CN_LINK_CLOSED_LOCALLY) /* else the closer's own words */
+        assert_non_null(strstr(down->why, cn_link_reason_name(down->reason)));
 }
 
 static json_t *tunnel(const char *id, const char *name, int port, const char *status)
@@ -412,8 +408,8 @@ static json_t *tunnel(const char *id, const char *name, int port, const char *st
 /* Runs the daemon until cond() or the deadline. */
 static int run_until(agent_daemon_t *d, int (*cond)(void *), void *arg, uint64_t ms)
 {
-    uint64_t end = mono_ms() + ms;
-    while (!cond(arg) && mono_ms() < end)
+    uint64_t end = cn_time_mono_ms() + ms;
+    while (!cond(arg) && cn_time_mono_ms() < end)
         agent_daemon_service(d);
     return cond(arg);
 }
@@ -522,6 +518,15 @@ static agent_daemon_t *start_agent(obs_t *o, uint8_t sk[32], const char *enroll)
     return start_agent_serving(o, sk, enroll, NULL, 0);
 }
 
+/* A hub with no tunnels and an agent it has admitted. */
+static agent_daemon_t *admitted_agent(obs_t *o, uint8_t sk[32])
+{
+    hub_start(json_array());
+    agent_daemon_t *d = start_agent(o, sk, NULL);
+    assert_true(run_until(d, first_hello, o, 10000));
+    return d;
+}
+
 /* A hub whose allow-list is one active tunnel T1 to 127.0.0.1:port, and an
  * agent it has admitted. */
 static agent_daemon_t *admitted_with_tunnel(const char *name, int port, obs_t *o, uint8_t sk[32])
@@ -532,6 +537,15 @@ static agent_daemon_t *admitted_with_tunnel(const char *name, int port, obs_t *o
     agent_daemon_t *d = start_agent(o, sk, NULL);
     assert_true(run_until(d, first_hello, o, 10000));
     return d;
+}
+
+/* A port where a hub was and no longer is: connects fail from now on. */
+static void hub_gone(void)
+{
+    hub_start(json_array());
+    int port = H.port;
+    hub_stop();
+    H.port = port;
 }
 
 static void stop_agent(agent_daemon_t *d)
@@ -660,20 +674,20 @@ static void test_target_down_is_unreachable(void **state)
 
 static void test_reconnects_after_link_loss(void **state)
 {
-    hub_start(json_array());
     obs_t o = {0};
     uint8_t sk[32];
-    agent_daemon_t *d = start_agent(&o, sk, NULL);
-    assert_true(run_until(d, first_hello, &o, 10000));
-    uint64_t t0 = mono_ms();
+    agent_daemon_t *d = admitted_agent(&o, sk);
+    uint64_t t0 = cn_time_mono_ms();
     hub_cmd(d, CMD_KICK, 0, NULL, NULL, NULL);
     assert_true(run_until(d, hellos_at_least, &o, 10000));
     /* Backoff: at least half of the 100 ms base, well under the cap. */
-    uint64_t took = mono_ms() - t0;
+    uint64_t took = cn_time_mono_ms() - t0;
     assert_true(took >= 50);
     assert_true(took < 5000);
     assert_int_equal(o.downs, 1);
     assert_true(o.last_admitted);
+    /* The hub closed it: a close from the peer, not a failed connect. */
+    assert_true(o.last_reason == CN_LINK_PEER_CLOSED || o.last_reason == CN_LINK_LOST);
     lock();
     int admitted = H.admitted;
     unlock();
@@ -703,11 +717,11 @@ static void test_admitted_link_reconnects_quickly_every_time(void **state)
     backoff_cap_ms = 300;
     assert_true(run_until(d, first_hello, &o, 10000));
     for (int i = 0; i < 5; i++) {
-        uint64_t t0 = mono_ms();
+        uint64_t t0 = cn_time_mono_ms();
         o.want_hellos = o.hellos + 1;
         hub_cmd(d, CMD_KICK, 0, NULL, NULL, NULL);
         assert_true(run_until(d, hellos_reached, &o, 10000));
-        uint64_t took = mono_ms() - t0;
+        uint64_t took = cn_time_mono_ms() - t0;
         /* Without the reset: 0.2-0.4, 0.4-0.8, 0.8-1.6, 1.6-3.2, 3.2-6.4 s. */
         if (took >= 1000)
             fail_msg("reconnect %d took %llu ms", i + 1, (unsigned long long)took);
@@ -737,8 +751,8 @@ static void test_link_loss_while_dialing(void **state)
     uint8_t sk[32];
     agent_daemon_t *d = admitted_with_tunnel("stuck", ntohs(sa.sin_port), &o, sk);
     hub_cmd(d, CMD_OPEN, CN_KIND_TCP, T1, "x", NULL);
-    uint64_t end = mono_ms() + 300;
-    while (mono_ms() < end)
+    uint64_t end = cn_time_mono_ms() + 300;
+    while (cn_time_mono_ms() < end)
         agent_daemon_service(d);
     assert_int_equal(agent_daemon_streams(d), 1); /* dialing */
     o.want_hellos = 2;
@@ -751,8 +765,8 @@ static void test_link_loss_while_dialing(void **state)
         close(filler[i]);
     }
     close(lfd);
-    end = mono_ms() + 3500; /* past the first SYN retransmission (1 s) */
-    while (mono_ms() < end)
+    end = cn_time_mono_ms() + 3500; /* past the first SYN retransmission (1 s) */
+    while (cn_time_mono_ms() < end)
         agent_daemon_service(d);
     assert_int_equal(agent_daemon_streams(d), 0);
     assert_true(run_until(d, hellos_reached, &o, 5000));
@@ -784,8 +798,8 @@ static void test_refused_enrollment_does_not_retry(void **state)
     assert_false(o.last_admitted);
     /* No second attempt: the daemon is idle and stays so. */
     assert_true(run_until(d, is_idle, d, 2000));
-    uint64_t end = mono_ms() + 600;
-    while (mono_ms() < end)
+    uint64_t end = cn_time_mono_ms() + 600;
+    while (cn_time_mono_ms() < end)
         agent_daemon_service(d);
     assert_int_equal(o.downs, 1);
     assert_int_equal(o.hellos, 0);
@@ -793,20 +807,51 @@ static void test_refused_enrollment_does_not_retry(void **state)
     hub_stop();
 }
 
+/* agent_daemon_shutdown: drains within the time given and the hub sees the
+ * link close; a cut-short flag ends the wait at once. */
+static void test_shutdown_drains_then_frees(void **state)
+{
+    obs_t o = {0};
+    uint8_t sk[32];
+    agent_daemon_t *d = admitted_agent(&o, sk);
+    uint64_t t0 = cn_time_mono_ms();
+    assert_int_equal(agent_daemon_shutdown(d, AGENT_DAEMON_DRAIN_MS, NULL), 0);
+    assert_true(cn_time_mono_ms() - t0 < AGENT_DAEMON_DRAIN_MS);
+    /* The hub saw a close, not a dead link (give its thread a moment). */
+    int closed = 0;
+    for (int i = 0; i < 100 && !closed; i++) {
+        lock();
+        closed = H.closed;
+        unlock();
+        if (!closed)
+            usleep(10000);
+    }
+    assert_int_equal(closed, 1);
+    hub_stop();
+
+    /* Cut short: no hub, the link never comes up; the flag wins over ms. */
+    hub_gone();
+    obs_t o2 = {0};
+    d = start_agent(&o2, sk, NULL);
+    volatile sig_atomic_t cut = 1;
+    t0 = cn_time_mono_ms();
+    agent_daemon_shutdown(d, 60000, &cut);
+    assert_true(cn_time_mono_ms() - t0 < 5000);
+    assert_int_equal(agent_daemon_shutdown(NULL, 10, NULL), 0);
+}
+
 static void test_stop_while_hub_unreachable(void **state)
 {
     /* No hub at all: the daemon keeps retrying with backoff; stop ends it. */
-    hub_start(json_array());
-    int port = H.port;
-    hub_stop();
-    H.port = port;
+    hub_gone();
     obs_t o = {0};
     uint8_t sk[32];
     agent_daemon_t *d = start_agent(&o, sk, NULL);
-    uint64_t end = mono_ms() + 800;
-    while (mono_ms() < end)
+    uint64_t end = cn_time_mono_ms() + 800;
+    while (cn_time_mono_ms() < end)
         agent_daemon_service(d);
     assert_true(o.downs >= 2);
+    assert_int_equal(o.last_reason, CN_LINK_CONNECT_FAILED);
     assert_false(agent_daemon_connected(d));
     stop_agent(d);
 }
@@ -828,6 +873,7 @@ int main(void)
         cmocka_unit_test(test_enrollment),
         cmocka_unit_test(test_refused_enrollment_does_not_retry),
         cmocka_unit_test(test_stop_while_hub_unreachable),
+        cmocka_unit_test(test_shutdown_drains_then_frees),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

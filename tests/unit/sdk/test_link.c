@@ -8,6 +8,7 @@
 #include "cn_frame.h"
 #include "cn_link.h"
 #include "cn_mux.h"
+#include "cn_time.h"
 
 #include <libwebsockets.h>
 #include <sodium.h>
@@ -35,6 +36,8 @@ struct side {
     cn_link_t *link;
     int established, closed;
     int close_err;
+    cn_link_reason_t reason;
+    char why[80];
     xfer_t *x[256];
     int nx;
     int n_closed;
@@ -55,13 +58,6 @@ typedef struct world {
 } world_t;
 
 static world_t *W;
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static side_t *side_of(cn_link_t *l)
 {
@@ -213,6 +209,8 @@ static void server_closed(cn_link_t *l, void *ctx, int err, const char *why)
     world_t *w = ctx;
     w->server.closed = 1;
     w->server.close_err = err;
+    w->server.reason = cn_link_close_reason(l);
+    snprintf(w->server.why, sizeof(w->server.why), "%s", why);
     w->server.link = NULL;
 }
 
@@ -240,6 +238,8 @@ static void client_closed(cn_link_t *l, void *ctx, int err, const char *why)
     world_t *w = ctx;
     w->client.closed = 1;
     w->client.close_err = err;
+    w->client.reason = cn_link_close_reason(l);
+    snprintf(w->client.why, sizeof(w->client.why), "%s", why);
     w->client.link = NULL;
 }
 
@@ -279,8 +279,7 @@ static void world_start(world_t *w, int nstreams, uint64_t per_stream)
         .cb = {.on_established = server_established, .on_closed = server_closed},
         .ctx = w,
     };
-    int err = 0;
-    w->srv = cn_link_server_new(&sc, &err);
+    w->srv = cn_link_server_new(&sc, NULL, 0);
     assert_non_null(w->srv);
 
     memset(protocols, 0, sizeof(protocols));
@@ -325,16 +324,17 @@ static void world_connect(world_t *w)
         .ctx = w,
         .user = &w->client,
     };
-    int err = 0;
-    w->client.link = cn_link_connect(w->ctx, w->vh, &cc, &err);
-    assert_non_null(w->client.link);
+    char err[160] = "";
+    w->client.link = cn_link_connect(w->ctx, w->vh, &cc, err, sizeof(err));
+    if (!w->client.link)
+        fail_msg("cn_link_connect: %s", err);
 }
 
 /* Services the loop until done() or the deadline; returns done(). */
 static int run_until(world_t *w, int (*done)(world_t *), uint64_t ms)
 {
-    uint64_t end = mono_ms() + ms;
-    while (!done(w) && mono_ms() < end)
+    uint64_t end = cn_time_mono_ms() + ms;
+    while (!done(w) && cn_time_mono_ms() < end)
         lws_service(w->ctx, 50);
     return done(w);
 }
@@ -408,6 +408,8 @@ static void test_100mib_64_streams(void **state)
     cn_link_close(w.client.link, "done");
     assert_true(run_until(&w, links_gone, 10000));
     assert_int_equal(w.client.close_err, 0);
+    assert_int_equal(w.client.reason, CN_LINK_CLOSED_LOCALLY);
+    assert_string_equal(w.client.why, "done"); /* the caller's words */
     world_stop(&w);
 }
 
@@ -435,6 +437,7 @@ static void test_wrong_pin(void **state)
     assert_false(w.client.established);
     assert_false(w.server.established);
     assert_int_not_equal(w.client.close_err, 0);
+    assert_int_equal(w.server.reason, CN_LINK_CHANNEL_FAILED);
     world_stop(&w);
 }
 
@@ -449,7 +452,21 @@ static void test_connect_refused(void **state)
     world_connect(&w);
     assert_true(run_until(&w, client_gone, 10000));
     assert_int_equal(w.client.close_err, CN_EIO);
+    assert_int_equal(w.client.reason, CN_LINK_CONNECT_FAILED);
+    assert_string_equal(w.client.why, "could not connect to the hub");
     world_stop(&w);
+}
+
+/* Every reason has its own words. */
+static void test_reason_names(void **state)
+{
+    for (int a = CN_LINK_CLOSED_LOCALLY; a <= CN_LINK_REFUSED; a++) {
+        const char *na = cn_link_reason_name((cn_link_reason_t)a);
+        assert_non_null(na);
+        assert_string_not_equal(na, "closed");
+        for (int b = a + 1; b <= CN_LINK_REFUSED; b++)
+            assert_string_not_equal(na, cn_link_reason_name((cn_link_reason_t)b));
+    }
 }
 
 /* ---- liveness rule (sans-IO) ---- */
@@ -559,7 +576,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_liveness_rule),   cmocka_unit_test(test_100mib_64_streams),
         cmocka_unit_test(test_refused_agent),   cmocka_unit_test(test_wrong_pin),
-        cmocka_unit_test(test_connect_refused),
+        cmocka_unit_test(test_connect_refused), cmocka_unit_test(test_reason_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #include "cn_frame.h"
 #include "cn_link.h"
 #include "cn_pipe.h"
+#include "cn_time.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,13 +38,6 @@ typedef struct world {
 
 static world_t w;
 static uint32_t g_window; /* 0 = default stream windows */
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void pipe_done(void *ctx, cn_pipe_t *p, int err)
 {
@@ -167,7 +161,7 @@ static void world_start(void)
                                   .static_sk = hsk,
                                   .mux_cb = &hub_cb,
                                   .cb = {.on_established = hub_est, .on_closed = hub_closed}};
-    w.srv = cn_link_server_new(&sc, NULL);
+    w.srv = cn_link_server_new(&sc, NULL, 0);
     assert_non_null(w.srv);
     memset(protos, 0, sizeof(protos));
     protos[0].name = "http";
@@ -199,10 +193,10 @@ static void world_start(void)
                                   .hub_pk = hpk,
                                   .mux_cb = &agent_cb,
                                   .cb = {.on_established = agent_est, .on_closed = agent_closed}};
-    w.agent_link = cn_link_connect(w.ctx, w.vh, &cc, NULL);
+    w.agent_link = cn_link_connect(w.ctx, w.vh, &cc, NULL, 0);
     assert_non_null(w.agent_link);
-    uint64_t end = mono_ms() + 10000;
-    while (!(w.hub_link && cn_link_is_established(w.agent_link)) && mono_ms() < end)
+    uint64_t end = cn_time_mono_ms() + 10000;
+    while (!(w.hub_link && cn_link_is_established(w.agent_link)) && cn_time_mono_ms() < end)
         service();
     assert_non_null(w.hub_link);
 }
@@ -211,8 +205,8 @@ static void world_stop(void)
 {
     if (w.agent_link)
         cn_link_close(w.agent_link, "test over");
-    uint64_t end = mono_ms() + 5000;
-    while ((!w.agent_closed || !w.hub_closed) && mono_ms() < end)
+    uint64_t end = cn_time_mono_ms() + 5000;
+    while ((!w.agent_closed || !w.hub_closed) && cn_time_mono_ms() < end)
         service();
     lws_sul_cancel(&ticker);
     lws_context_destroy(w.ctx);
@@ -231,8 +225,8 @@ static void echo_roundtrip(int fd, const char *msg)
     char b[64];
     assert_true(len <= sizeof(b));
     send(fd, msg, len, MSG_NOSIGNAL);
-    uint64_t end = mono_ms() + 5000;
-    while (got < len && mono_ms() < end) {
+    uint64_t end = cn_time_mono_ms() + 5000;
+    while (got < len && cn_time_mono_ms() < end) {
         ssize_t n = recv(fd, b + got, sizeof(b) - got, 0);
         if (n > 0)
             got += (size_t)n;
@@ -259,8 +253,8 @@ static void test_echo_half_close(void **state)
     cn_test_fill(out, total, 42);
     size_t sent = 0, got = 0;
     int shut = 0, eof = 0;
-    uint64_t end = mono_ms() + 60000;
-    while (!eof && mono_ms() < end) {
+    uint64_t end = cn_time_mono_ms() + 60000;
+    while (!eof && cn_time_mono_ms() < end) {
         if (sent < total) {
             ssize_t n = send(sv[1], out + sent, total - sent, MSG_NOSIGNAL);
             if (n > 0)
@@ -285,8 +279,8 @@ static void test_echo_half_close(void **state)
     assert_int_equal(got, total);
     assert_memory_equal(in, out, total);
     /* Both pipes finish cleanly once both directions are closed. */
-    end = mono_ms() + 5000;
-    while (w.pipes_done < 2 && mono_ms() < end)
+    end = cn_time_mono_ms() + 5000;
+    while (w.pipes_done < 2 && cn_time_mono_ms() < end)
         service();
     assert_int_equal(w.pipes_done, 2);
     assert_int_equal(w.last_err, 0);
@@ -315,8 +309,8 @@ static void test_hup_while_paused(void **state)
     uint8_t *out = malloc(total), *in = malloc(total);
     cn_test_fill(out, total, 7);
     size_t sent = 0, got = 0;
-    uint64_t end = mono_ms() + 30000;
-    while (sent < total && mono_ms() < end) {
+    uint64_t end = cn_time_mono_ms() + 30000;
+    while (sent < total && cn_time_mono_ms() < end) {
         ssize_t n = send(sv[1], out + sent, total - sent, MSG_NOSIGNAL);
         if (n > 0)
             sent += (size_t)n;
@@ -325,14 +319,14 @@ static void test_hup_while_paused(void **state)
     }
     shutdown(sv[1], SHUT_WR);
     /* Let the target echo all it can and shut down while nobody reads. */
-    while (!(w.echo_eof && w.echo_have == 0) && mono_ms() < end)
+    while (!(w.echo_eof && w.echo_have == 0) && cn_time_mono_ms() < end)
         service();
     assert_true(w.echo_eof);
     for (int i = 0; i < 50; i++)
         service();
     int eof = 0;
-    end = mono_ms() + 30000;
-    while (!eof && mono_ms() < end) {
+    end = cn_time_mono_ms() + 30000;
+    while (!eof && cn_time_mono_ms() < end) {
         ssize_t n = recv(sv[1], in + got, total - got, 0);
         if (n > 0)
             got += (size_t)n;
@@ -364,9 +358,9 @@ static void test_target_refused(void **state)
     int err = 0;
     assert_non_null(cn_pipe_open(w.vh, sv[0], w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1,
                                  NULL, 0, &pcfg, &err));
-    uint64_t end = mono_ms() + 10000;
+    uint64_t end = cn_time_mono_ms() + 10000;
     int eof = 0;
-    while (!eof && mono_ms() < end) {
+    while (!eof && cn_time_mono_ms() < end) {
         char b[16];
         ssize_t n = recv(sv[1], b, sizeof(b), 0);
         if (n == 0 || (n < 0 && errno != EAGAIN))
@@ -374,8 +368,8 @@ static void test_target_refused(void **state)
         service();
     }
     assert_true(eof);
-    end = mono_ms() + 5000;
-    while (w.pipes_done < 2 && mono_ms() < end)
+    end = cn_time_mono_ms() + 5000;
+    while (w.pipes_done < 2 && cn_time_mono_ms() < end)
         service();
     /* The agent's dial pipe and the hub's pipe both report the refusal. */
     assert_int_equal(w.pipes_done, 2);
@@ -396,13 +390,13 @@ static void test_link_loss(void **state)
     echo_roundtrip(sv[1], "ping");
     char b[8];
     cn_link_close(w.agent_link, "simulated loss");
-    uint64_t end = mono_ms() + 5000;
-    while (w.pipes_done < 2 && mono_ms() < end)
+    uint64_t end = cn_time_mono_ms() + 5000;
+    while (w.pipes_done < 2 && cn_time_mono_ms() < end)
         service();
     assert_int_equal(w.pipes_done, 2);
     int eof = 0;
-    end = mono_ms() + 2000;
-    while (!eof && mono_ms() < end) {
+    end = cn_time_mono_ms() + 2000;
+    while (!eof && cn_time_mono_ms() < end) {
         ssize_t n = recv(sv[1], b, sizeof(b), 0);
         if (n == 0 || (n < 0 && errno != EAGAIN))
             eof = 1;
@@ -424,10 +418,10 @@ static void tcp_pair(int *client, int *server)
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(connect(*client, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    uint64_t end = mono_ms() + 2000;
+    uint64_t end = cn_time_mono_ms() + 2000;
     do
         *server = accept(lfd, NULL, NULL);
-    while (*server < 0 && errno == EAGAIN && mono_ms() < end);
+    while (*server < 0 && errno == EAGAIN && cn_time_mono_ms() < end);
     assert_true(*server >= 0);
     close(lfd);
     assert_int_equal(cn_sock_tune(*client), 0);
@@ -437,9 +431,9 @@ static void tcp_pair(int *client, int *server)
  * the errno it failed with (-1: still open at the deadline). */
 static int client_end(int fd, uint64_t ms)
 {
-    uint64_t end = mono_ms() + ms;
+    uint64_t end = cn_time_mono_ms() + ms;
     char b[65536];
-    while (mono_ms() < end) {
+    while (cn_time_mono_ms() < end) {
         ssize_t n = recv(fd, b, sizeof(b), 0);
         if (n == 0)
             return 0;
@@ -465,13 +459,13 @@ static void test_link_loss_resets_both_sockets(void **state)
     assert_true(w.echo_fd >= 0);
 
     cn_link_close(w.hub_link, "simulated hub death");
-    uint64_t end = mono_ms() + 5000;
-    while (w.pipes_done < 2 && mono_ms() < end)
+    uint64_t end = cn_time_mono_ms() + 5000;
+    while (w.pipes_done < 2 && cn_time_mono_ms() < end)
         service();
     assert_int_equal(w.pipes_done, 2);
     assert_int_equal(client_end(c, 3000), ECONNRESET);
-    end = mono_ms() + 3000;
-    while (!w.echo_err && !w.echo_eof && mono_ms() < end)
+    end = cn_time_mono_ms() + 3000;
+    while (!w.echo_err && !w.echo_eof && cn_time_mono_ms() < end)
         service();
     assert_false(w.echo_eof);
     assert_int_equal(w.echo_err, ECONNRESET);
@@ -490,11 +484,11 @@ static void test_clean_end_is_fin(void **state)
                                  0, &pcfg, NULL));
     send(c, "hello", 5, MSG_NOSIGNAL);
     shutdown(c, SHUT_WR);
-    uint64_t end = mono_ms() + 5000;
+    uint64_t end = cn_time_mono_ms() + 5000;
     char b[16];
     size_t got = 0;
     int rc = -1;
-    while (mono_ms() < end) {
+    while (cn_time_mono_ms() < end) {
         ssize_t n = recv(c, b + got, sizeof(b) - got, 0);
         if (n > 0) {
             got += (size_t)n;
@@ -508,8 +502,8 @@ static void test_clean_end_is_fin(void **state)
     }
     assert_int_equal(rc, 0);
     assert_int_equal(got, 5);
-    end = mono_ms() + 5000;
-    while (w.pipes_done < 2 && mono_ms() < end)
+    end = cn_time_mono_ms() + 5000;
+    while (w.pipes_done < 2 && cn_time_mono_ms() < end)
         service();
     assert_int_equal(w.last_err, 0);
     assert_int_equal(w.echo_err, 0);
@@ -527,16 +521,16 @@ static void test_unanswered_open_is_refused(void **state)
     int c, sfd;
     tcp_pair(&c, &sfd);
     cn_pipe_config_t quick = {.done = pipe_done, .open_timeout_ms = 300};
-    uint64_t t0 = mono_ms();
+    uint64_t t0 = cn_time_mono_ms();
     assert_non_null(cn_pipe_open(w.vh, sfd, w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1, NULL,
                                  0, &quick, NULL));
     send(c, "waiting", 7, MSG_NOSIGNAL);
     assert_int_equal(client_end(c, 5000), ECONNRESET);
-    uint64_t took = mono_ms() - t0;
+    uint64_t took = cn_time_mono_ms() - t0;
     assert_true(took >= 250);
     assert_true(took < 2000);
-    uint64_t end = mono_ms() + 2000;
-    while (w.pipes_done < 1 && mono_ms() < end)
+    uint64_t end = cn_time_mono_ms() + 2000;
+    while (w.pipes_done < 1 && cn_time_mono_ms() < end)
         service();
     assert_int_equal(w.pipes_done, 1);
     assert_int_equal(w.last_err, CN_ETIMEOUT);
@@ -556,8 +550,8 @@ static void test_open_deadline_only_until_accept(void **state)
     assert_non_null(cn_pipe_open(w.vh, sfd, w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1, NULL,
                                  0, &quick, NULL));
     echo_roundtrip(c, "ping");
-    uint64_t end = mono_ms() + 600; /* well past the deadline */
-    while (mono_ms() < end)
+    uint64_t end = cn_time_mono_ms() + 600; /* well past the deadline */
+    while (cn_time_mono_ms() < end)
         service();
     assert_int_equal(w.pipes_done, 0);
     echo_roundtrip(c, "pong");
