@@ -6,6 +6,7 @@
 
 #include "cn_api.h"
 #include "cn_err.h"
+#include "cn_errmsg.h"
 #include "cn_log.h"
 #include "daemon.h"
 #include "cn_id.h"
@@ -143,6 +144,56 @@ static int parse_args(expose_t *e, int argc, char **argv)
     return -1;
 }
 
+/* Whether tunnel object `t` is what this command would have created: this
+ * agent's, the same target, the same public flag, and the same protocol
+ * (an unset or "auto" protocol accepts the one the hub recorded). NULL, or
+ * why not. */
+static const char *adoption_mismatch(const expose_t *e, const json_t *t)
+{
+    char host[CN_TARGET_HOST_SIZE];
+    uint16_t port = 0;
+    const char *why = NULL;
+    if (strcmp(jstr(t, "agentId", ""), e->cfg.agent_id) != 0)
+        return "it belongs to another agent";
+    if (!cn_target_parse(jstr(t, "target", ""), 0, host, &port, &why) || strcmp(host, e->host) ||
+        port != e->port)
+        return "its target differs";
+    if (json_is_true(json_object_get(t, "public")) != e->is_public)
+        return e->is_public ? "it is not public" : "it is public";
+    if (e->protocol && strcmp(e->protocol, "auto") && strcmp(e->protocol, jstr(t, "protocol", "")))
+        return "its protocol differs";
+    if (!strcmp(jstr(t, "status", ""), "expired"))
+        return "it has expired";
+    return NULL;
+}
+
+/* The name is taken: adopt the tunnel when it is the one this command
+ * would create (a re-run after a crash keeps its id and hub port), else
+ * refuse with one line saying what differs. 0 or a CN_E* code. */
+static int adopt_tunnel(expose_t *e, char *err, size_t errlen)
+{
+    json_t *t = NULL;
+    int rc = cli_find_tunnel(e->api, e->name, &t, err, errlen);
+    if (rc < 0)
+        return rc;
+    const char *why = adoption_mismatch(e, t);
+    if (why) {
+        char safe[128], target[160];
+        out_sanitize(e->name, safe, sizeof(safe), 100);
+        out_sanitize(jstr(t, "target", "?"), target, sizeof(target), 150);
+        rc = cn_errf(CN_ESTATE, err, errlen,
+                     "a tunnel named '%s' already exists (%s %s, %s): %s; "
+                     "choose another --name or remove it with 'connect rm %s'",
+                     safe, jstr(t, "protocol", "?"), target, jstr(t, "status", "?"), why, safe);
+        json_decref(t);
+        return rc;
+    }
+    cn_log_info("tunnel '%s' exists with this target: adopting it (%s)", e->name,
+                jstr(t, "id", ""));
+    e->created = t;
+    return 0;
+}
+
 /* Step 2: record the target as this machine's, then POST /api/v1/tunnels
  * for this agent. 0, or the exit status. */
 static int create_tunnel(expose_t *e)
@@ -166,8 +217,14 @@ static int create_tunnel(expose_t *e)
         json_object_set_new(spec, "httpUser", json_string(e->auth));
     int rc = cn_api_tunnel_create(e->api, spec, &e->created, err, sizeof(err));
     json_decref(spec);
-    if (rc < 0)
+    if (rc == CN_ESTATE && e->name) {
+        /* 409: the name is taken. After a crash it is our own tunnel. */
+        rc = adopt_tunnel(e, err, sizeof(err));
+        if (rc < 0)
+            return cli_fail("%s", err);
+    } else if (rc < 0) {
         return cli_fail("cannot create the tunnel: %s", err);
+    }
     const char *id = jstr(e->created, "id", "");
     if (!cn_id_is_uuid(id))
         return cli_fail("the hub answered the tunnel creation without an id");
