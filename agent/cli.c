@@ -16,6 +16,16 @@
 volatile sig_atomic_t cli_stop;
 volatile sig_atomic_t cli_force;
 
+int cli_stop_raised(void *unused)
+{
+    return cli_stop != 0;
+}
+
+int cli_force_raised(void *unused)
+{
+    return cli_force != 0;
+}
+
 int cli_fail(const char *fmt, ...)
 {
     va_list ap;
@@ -110,7 +120,7 @@ struct cn_api *cli_api(const agent_config_t *cfg, bool cancellable)
         return NULL;
     }
     if (cancellable)
-        cn_api_set_cancel(api, &cli_stop);
+        cn_api_set_cancel(api, cli_stop_raised, NULL);
     return api;
 }
 

@@ -25,6 +25,10 @@ struct cn_api;
 /* Raised by SIGINT/SIGTERM; cli_force by a second one. */
 extern volatile sig_atomic_t cli_stop;
 extern volatile sig_atomic_t cli_force;
+/* cn_api cancel checks (cn_api_cancel_fn): nonzero once cli_stop,
+ * respectively cli_force, is raised. The argument is unused. */
+int cli_stop_raised(void *unused);
+int cli_force_raised(void *unused);
 
 int cmd_enroll(int argc, char **argv);
 int cmd_agent(int argc, char **argv);

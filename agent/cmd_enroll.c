@@ -131,8 +131,9 @@ static int parse_args(enroll_t *e, int argc, char **argv)
  * -1 to go on, else the exit status. */
 static int resolve_inputs(enroll_t *e)
 {
-    if (!e->hub && getenv("CONNECT_HUB") && *getenv("CONNECT_HUB"))
-        e->hub = getenv("CONNECT_HUB");
+    const char *env_hub = getenv("CONNECT_HUB");
+    if (!e->hub && env_hub && *env_hub)
+        e->hub = env_hub;
     if (!e->hub)
         return cli_usage_error("enroll", "--hub URL is required");
     if (e->token && !strcmp(e->token, "-")) {
@@ -140,8 +141,9 @@ static int resolve_inputs(enroll_t *e)
             return cli_fail("no enrollment token on standard input");
         e->token = e->token_buf;
     }
-    if (!e->token && getenv("CONNECT_ENROLL_TOKEN") && *getenv("CONNECT_ENROLL_TOKEN"))
-        e->token = getenv("CONNECT_ENROLL_TOKEN");
+    const char *env_token = getenv("CONNECT_ENROLL_TOKEN");
+    if (!e->token && env_token && *env_token)
+        e->token = env_token;
     if (!e->token)
         return cli_usage_error("enroll", "--token ENROLL is required");
     return -1;

@@ -306,7 +306,7 @@ static int remove_tunnel(expose_t *e, int status)
         return status;
     }
     /* A first Ctrl-C got us here; a second one cancels the delete. */
-    cn_api_set_cancel(e->api, &cli_force);
+    cn_api_set_cancel(e->api, cli_force_raised, NULL);
     int rc = cn_api_tunnel_delete(e->api, e->st.id, NULL, err, sizeof(err));
     if (rc < 0 && rc != CN_ENOTFOUND)
         return cli_fail("could not delete tunnel %s: %s (remove it with 'connect rm %s')", e->tname,

@@ -619,9 +619,9 @@ void agent_daemon_free(agent_daemon_t *d)
         lws_sul_cancel(&d->sul_heartbeat);
         lws_context_destroy(d->context);
     }
-    while (d->conns) {
-        agent_conn_t *c = d->conns;
-        conn_unlink(d, c);
+    /* Connections lws did not close (no context): freed in one walk. */
+    for (agent_conn_t *c = d->conns, *next; c; c = next) {
+        next = c->next;
         free(c);
     }
     agent_allowlist_free(&d->tunnels);

@@ -281,7 +281,7 @@ static void agent_control(void *ctx, const uint8_t *payload, size_t len)
     session_t *s = cn_link_user(ctx);
     json_t *msg = s ? json_loadb((const char *)payload, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
     const char *type = json_string_value(json_object_get(msg, "type"));
-    if (type && !strcmp(type, "tunnel_error"))
+    if (s && type && !strcmp(type, "tunnel_error"))
         agent_tunnel_error(s, msg);
     else
         cn_log_debug("agent %s: control message (%zu bytes) ignored", s ? s->agent_id : "?", len);

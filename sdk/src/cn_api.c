@@ -28,7 +28,8 @@ struct cn_api {
     char host_header[CN_API_HOST_MAX + 16];
     char token[CN_API_TOKEN_MAX + 1];
     unsigned timeout_ms;
-    const volatile sig_atomic_t *cancel;
+    cn_api_cancel_fn cancel;
+    void *cancel_arg;
 };
 
 /* One call in flight; lives on cn_api_call()'s stack. */
@@ -249,9 +250,10 @@ void cn_api_set_timeout(cn_api_t *api, unsigned timeout_ms)
     api->timeout_ms = timeout_ms ? timeout_ms : CN_API_DEFAULT_TIMEOUT_MS;
 }
 
-void cn_api_set_cancel(cn_api_t *api, const volatile sig_atomic_t *flag)
+void cn_api_set_cancel(cn_api_t *api, cn_api_cancel_fn fn, void *arg)
 {
-    api->cancel = flag;
+    api->cancel = fn;
+    api->cancel_arg = arg;
 }
 
 const char *cn_api_url(const cn_api_t *api)
@@ -402,7 +404,7 @@ static void req_fail(api_req_t *r, int err, const char *why)
 static void tick(lws_sorted_usec_list_t *sul)
 {
     api_req_t *r = lws_container_of(sul, api_req_t, sul);
-    if (r->api->cancel && *r->api->cancel)
+    if (r->api->cancel && r->api->cancel(r->api->cancel_arg))
         req_fail(r, CN_ECLOSED, "interrupted");
     else if (cn_time_mono_ms() >= r->deadline_ms)
         req_fail(r, CN_ETIMEOUT, "timed out");

@@ -21,6 +21,8 @@
 #ifndef CN_LINK_H
 #define CN_LINK_H
 
+#include "cn_defs.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -207,12 +209,14 @@ const struct lws_protocols *cn_link_client_protocol(void);
 /* Starts connecting. Returns the link (owned by lws: see above) or NULL with
  * one line in err (optional); on NULL no callback fires. Failures after this
  * call arrive as on_closed. */
-cn_link_t *cn_link_connect(struct lws_context *context, struct lws_vhost *vh,
-                           const cn_link_client_config_t *cfg, char *err, size_t errlen);
+CN_WARN_UNUSED cn_link_t *cn_link_connect(struct lws_context *context, struct lws_vhost *vh,
+                                          const cn_link_client_config_t *cfg, char *err,
+                                          size_t errlen);
 
 /* Server: creates the state behind the lws WebSocket protocol entry, or
  * NULL with one line in err (optional). */
-cn_link_server_t *cn_link_server_new(const cn_link_server_config_t *cfg, char *err, size_t errlen);
+CN_WARN_UNUSED cn_link_server_t *cn_link_server_new(const cn_link_server_config_t *cfg, char *err,
+                                                    size_t errlen);
 /* Frees the server; call after the lws context is destroyed. NULL is fine. */
 void cn_link_server_free(cn_link_server_t *srv);
 /* The lws protocol entry (name CN_LINK_SUBPROTOCOL) for this server; copy it

@@ -7,8 +7,9 @@
 # agent as a daemon that reconnects and stops cleanly. Every failure is one
 # line on stderr and a non-zero exit; secrets stay out of argv and stdout.
 #
-# Runs the REAL hub (connect-hub serve). Skips (exit 77) while the build has
-# no `serve`. CN_HUB_BIN overrides the hub binary.
+# Runs the REAL hub (connect-hub serve); a hub whose `serve --help` fails is a
+# broken build and fails the test (it never skips). CN_HUB_BIN overrides the
+# hub binary.
 set -uo pipefail
 
 build=${CN_BUILD_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/build-asan}
@@ -17,8 +18,8 @@ cli=$build/agent/connect
 [ -x "$cli" ] || { echo "test_agent_cli: $cli not built" >&2; exit 1; }
 [ -x "$hub" ] || { echo "test_agent_cli: $hub not built" >&2; exit 1; }
 if ! "$hub" serve --help >/dev/null 2>&1; then
-  echo "test_agent_cli: SKIP: $hub has no 'serve' command yet"
-  exit 77
+  echo "test_agent_cli: FAIL: '$hub serve --help' failed: the hub cannot serve" >&2
+  exit 1
 fi
 py=$(command -v python3 || echo /usr/bin/python3)
 

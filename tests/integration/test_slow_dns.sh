@@ -6,11 +6,14 @@
 # the agent for 1.5 s in turn).
 #
 # The agent runs in its own mount namespace with a resolv.conf pointing at
-# slowdns.py on 127.77.0.53 (root and unshare(1) needed; exit 77 otherwise).
+# slowdns.py on 127.77.0.53 (root and unshare(1) needed: exit 77 otherwise,
+# a failure under CI).
 source "$(dirname "$0")/lib.sh"
 
 DNS_ADDR=127.77.0.53
 if [ "$(id -u)" != 0 ] || ! unshare -m true 2>/dev/null; then
+    # Under CI (.ci/run sets CI) a missing prerequisite fails instead.
+    [ -n "${CI:-}" ] && fail "needs root and unshare -m to point the agent at a test DNS server"
     echo "SKIP: needs root and unshare -m to point the agent at a test DNS server" >&2
     exit 77
 fi

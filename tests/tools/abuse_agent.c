@@ -177,7 +177,8 @@ static int login(agent_t *a, const char *host, int port, const char *config)
     while (!cn_chan_is_established(a->chan) && !a->failed && cn_time_mono_ms() < deadline) {
         if (a->open && !started) {
             started = 1;
-            cn_chan_start(a->chan, &a->hs);
+            if (cn_chan_start(a->chan, &a->hs) < 0)
+                break;
         }
         if (a->hs.len) {
             if (send_ws(a, cn_buf_data(&a->hs), a->hs.len, deadline) < 0)

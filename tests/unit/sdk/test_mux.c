@@ -1582,17 +1582,20 @@ static void test_reply_flood_fails_link(void **state)
     cn_mux_free(m);
 }
 
+/* What the application's last answer to an OPEN returned. */
+static int app_rc;
+
 /* The hub's answer to an agent's OPEN: refused by the application. */
 static void reject_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref, size_t ref_len,
                         const uint8_t *meta, size_t meta_len)
 {
-    cn_mux_reject(*(cn_mux_t **)ctx, id, CN_RST_REFUSED, "not supported");
+    app_rc = cn_mux_reject(*(cn_mux_t **)ctx, id, CN_RST_REFUSED, "not supported");
 }
 
 static void accept_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref, size_t ref_len,
                         const uint8_t *meta, size_t meta_len)
 {
-    cn_mux_accept(*(cn_mux_t **)ctx, id, NULL);
+    app_rc = cn_mux_accept(*(cn_mux_t **)ctx, id, NULL);
 }
 
 /* OPEN flood: a peer that opens stream after stream and never reads the
@@ -1601,8 +1604,10 @@ static void accept_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref
  * reading early (reply_bytes > reply_high) and, if it went on, the link
  * fails with CN_EFLOW long before memory grows without limit. */
 static void open_flood(void (*on_open)(void *, uint32_t, uint8_t, const uint8_t *, size_t,
-                                       const uint8_t *, size_t))
+                                       const uint8_t *, size_t),
+                       int want_app_rc)
 {
+    app_rc = 0;
     cn_mux_config_t c = {.queue_max = 64 * 1024, .max_streams = 1024};
     cn_mux_callbacks_t cb = {.on_open = on_open};
     cn_mux_t *m = NULL;
@@ -1622,6 +1627,9 @@ static void open_flood(void (*on_open)(void *, uint32_t, uint8_t, const uint8_t 
     assert_int_equal(rc, CN_EFLOW);
     assert_int_equal(cn_mux_error(m), CN_EFLOW);
     assert_true(blocked_at > 0 && blocked_at < id);
+    /* Rejects tip the bound themselves (the stream count stays 0); accepted
+     * streams reach max_streams first and the mux's own refusals tip it. */
+    assert_int_equal(app_rc, want_app_rc);
     /* Bounded by queue_max + max_streams * 512 + 64 KiB, never by the flood. */
     size_t bound = c.queue_max + (size_t)c.max_streams * 512 + 64 * 1024;
     assert_true(cn_mux_pending_bytes(m) <= bound + 256);
@@ -1633,12 +1641,12 @@ static void open_flood(void (*on_open)(void *, uint32_t, uint8_t, const uint8_t 
 
 static void test_open_flood_rejected_by_app_fails_link(void **state)
 {
-    open_flood(reject_open);
+    open_flood(reject_open, CN_EFLOW);
 }
 
 static void test_open_flood_accepted_by_app_fails_link(void **state)
 {
-    open_flood(accept_open);
+    open_flood(accept_open, 0);
 }
 
 /* The hard bound is counted per reply byte, not per frame: with a small
