@@ -123,6 +123,9 @@ int plugins_load_file(plugins_t *ps, const char *path, char *err, size_t errlen)
     h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
         const char *e = dlerror();
+        size_t n = strlen(path);
+        if (e && !strncmp(e, path, n) && !strncmp(e + n, ": ", 2))
+            e += n + 2; /* dlerror() names the file too: say it once */
         snprintf(err, errlen, "%s: not a loadable shared object (%s)", path, e ? e : "?");
         return CN_EINVAL;
     }

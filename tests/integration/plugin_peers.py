@@ -2,7 +2,7 @@
 """Peers for the plugin tests (tests/integration/test_plugins.sh). Every
 mode is bounded in time and bytes and listens on 127.0.0.1 only.
 
-  plugin_peers.py record PORT FILE [IDLE_MS]  accept one connection, save what the
+  plugin_peers.py record PORT FILE [IDLE_MS]  accept a connection, save what the
                                               client sends first (until IDLE_MS of
                                               silence, 64 KiB or EOF), then close
   plugin_peers.py greet PORT FILE             a server that sends FILE's bytes on
@@ -35,21 +35,27 @@ def listen(port):
 
 
 def record(port, path, idle_ms=700):
+    """A connection that closes without sending anything (a readiness check
+    such as lib.sh's wait_port) is not recorded: wait for the next one."""
     s = listen(port)
-    conn, _ = s.accept()
-    conn.settimeout(idle_ms / 1000.0)
-    data = b""
-    try:
-        while len(data) < LIMIT:
-            c = conn.recv(LIMIT - len(data))
-            if not c:
-                break
-            data += c
-    except socket.timeout:
-        pass
+    while True:
+        conn, _ = s.accept()
+        conn.settimeout(idle_ms / 1000.0)
+        data, eof = b"", False
+        try:
+            while len(data) < LIMIT:
+                c = conn.recv(LIMIT - len(data))
+                if not c:
+                    eof = True
+                    break
+                data += c
+        except socket.timeout:
+            pass
+        conn.close()
+        if data or not eof:
+            break
     with open(path, "wb") as f:
         f.write(data)
-    conn.close()
 
 
 def serve(port, handler):
