@@ -5,31 +5,19 @@
 #include "allowlist.h"
 #include "cn_api.h"
 #include "cn_err.h"
-#include "parse.h"
+#include "cn_errmsg.h"
+#include "cn_target.h"
+#include "cn_id.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static int fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 int agent_config_path(const char *flag, char *out, size_t outlen, char *err, size_t errlen)
 {
@@ -38,15 +26,16 @@ int agent_config_path(const char *flag, char *out, size_t outlen, char *err, siz
         p = getenv("CONNECT_CONFIG");
     if (p && *p) {
         if ((size_t)snprintf(out, outlen, "%s", p) >= outlen)
-            return fail(CN_EINVAL, err, errlen, "the config path is too long");
+            return cn_errf(CN_EINVAL, err, errlen, "the config path is too long");
         return 0;
     }
     const char *home = getenv("HOME");
     if (!home || !*home)
-        return fail(CN_EINVAL, err, errlen,
-                    "HOME is not set: give the config file with --config FILE or CONNECT_CONFIG");
+        return cn_errf(
+            CN_EINVAL, err, errlen,
+            "HOME is not set: give the config file with --config FILE or CONNECT_CONFIG");
     if ((size_t)snprintf(out, outlen, "%s/.config/connect/config.json", home) >= outlen)
-        return fail(CN_EINVAL, err, errlen, "the config path is too long");
+        return cn_errf(CN_EINVAL, err, errlen, "the config path is too long");
     return 0;
 }
 
@@ -74,7 +63,7 @@ static bool get_str(json_t *doc, const char *key, char *out, size_t outlen, cons
         return true;
     const char *s = json_string_value(v);
     if (!s || strlen(s) >= outlen || !printable(s)) {
-        fail(CN_EINVAL, err, errlen, "%s: \"%s\" is not a valid value", path, key);
+        cn_errf(CN_EINVAL, err, errlen, "%s: \"%s\" is not a valid value", path, key);
         return false;
     }
     memcpy(out, s, strlen(s) + 1);
@@ -96,37 +85,39 @@ static int read_private(const char *path, char **text_out, size_t *size_out, cha
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT)
-            return fail(CN_ENOTFOUND, err, errlen, "%s does not exist", path);
+            return cn_errf(CN_ENOTFOUND, err, errlen, "%s does not exist", path);
         if (errno == ELOOP)
-            return fail(CN_EAUTH, err, errlen, "%s is a symbolic link; refusing to read it", path);
-        return fail(CN_EIO, err, errlen, "cannot open %s: %s", path, strerror(errno));
+            return cn_errf(CN_EAUTH, err, errlen, "%s is a symbolic link; refusing to read it",
+                           path);
+        return cn_errf(CN_EIO, err, errlen, "cannot open %s: %s", path, strerror(errno));
     }
     if (fstat(fd, &sb) < 0) {
-        rc = fail(CN_EIO, err, errlen, "cannot stat %s: %s", path, strerror(errno));
+        rc = cn_errf(CN_EIO, err, errlen, "cannot stat %s: %s", path, strerror(errno));
         goto out;
     }
     if (!S_ISREG(sb.st_mode)) {
-        rc = fail(CN_EINVAL, err, errlen, "%s is not a regular file", path);
+        rc = cn_errf(CN_EINVAL, err, errlen, "%s is not a regular file", path);
         goto out;
     }
     if (sb.st_uid != geteuid()) {
-        rc = fail(CN_EAUTH, err, errlen, "%s belongs to another user; refusing to read it", path);
+        rc =
+            cn_errf(CN_EAUTH, err, errlen, "%s belongs to another user; refusing to read it", path);
         goto out;
     }
     if (sb.st_mode & 077) {
-        rc = fail(CN_EAUTH, err, errlen,
-                  "%s is accessible by group or others (mode %03o); run: chmod 600 %s", path,
-                  (unsigned)(sb.st_mode & 0777), path);
+        rc = cn_errf(CN_EAUTH, err, errlen,
+                     "%s is accessible by group or others (mode %03o); run: chmod 600 %s", path,
+                     (unsigned)(sb.st_mode & 0777), path);
         goto out;
     }
     if (sb.st_size > AGENT_CONFIG_MAX_BYTES) {
-        rc = fail(CN_EINVAL, err, errlen, "%s is larger than 64 KiB", path);
+        rc = cn_errf(CN_EINVAL, err, errlen, "%s is larger than 64 KiB", path);
         goto out;
     }
     size = (size_t)sb.st_size;
     text = malloc(size + 1);
     if (!text) {
-        rc = fail(CN_ENOMEM, err, errlen, "out of memory");
+        rc = cn_errf(CN_ENOMEM, err, errlen, "out of memory");
         goto out;
     }
     while (got < size) {
@@ -134,7 +125,7 @@ static int read_private(const char *path, char **text_out, size_t *size_out, cha
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            rc = fail(CN_EIO, err, errlen, "cannot read %s", path);
+            rc = cn_errf(CN_EIO, err, errlen, "cannot read %s", path);
             goto out;
         }
         got += (size_t)n;
@@ -166,15 +157,15 @@ int agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t e
     doc = json_loadb(text, size, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(doc)) {
         if (doc)
-            rc = fail(CN_EINVAL, err, errlen, "%s is not a JSON object", path);
+            rc = cn_errf(CN_EINVAL, err, errlen, "%s is not a JSON object", path);
         else
-            rc = fail(CN_EINVAL, err, errlen, "%s is not valid JSON (line %d: %s)", path, jerr.line,
-                      jerr.text);
+            rc = cn_errf(CN_EINVAL, err, errlen, "%s is not valid JSON (line %d: %s)", path,
+                         jerr.line, jerr.text);
         goto out;
     }
     json_t *ver = json_object_get(doc, "version");
     if (ver && (!json_is_integer(ver) || json_integer_value(ver) != 1)) {
-        rc = fail(CN_EINVAL, err, errlen, "%s: unsupported config version", path);
+        rc = cn_errf(CN_EINVAL, err, errlen, "%s: unsupported config version", path);
         goto out;
     }
     if (!get_str(doc, "hub", cfg->hub, sizeof(cfg->hub), path, err, errlen) ||
@@ -186,20 +177,20 @@ int agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t e
         !get_str(doc, "hubKey", hub_key, sizeof(hub_key), path, err, errlen))
         goto bad;
     if (cfg->hub[0] && cn_api_parse_url(cfg->hub, &u, why, sizeof(why)) < 0) {
-        fail(CN_EINVAL, err, errlen, "%s: \"hub\": %s", path, why);
+        cn_errf(CN_EINVAL, err, errlen, "%s: \"hub\": %s", path, why);
         goto bad;
     }
-    if (cfg->agent_id[0] && !agent_is_uuid(cfg->agent_id)) {
-        fail(CN_EINVAL, err, errlen, "%s: \"agentId\" is not a UUID", path);
+    if (cfg->agent_id[0] && !cn_id_is_uuid(cfg->agent_id)) {
+        cn_errf(CN_EINVAL, err, errlen, "%s: \"agentId\" is not a UUID", path);
         goto bad;
     }
     if (agent_key[0] || hub_key[0]) {
-        if (agent_key_from_b64(agent_key, cfg->agent_sk) < 0) {
-            fail(CN_EINVAL, err, errlen, "%s: \"agentKey\" is not a base64 X25519 key", path);
+        if (cn_id_key_from_b64(agent_key, cfg->agent_sk) < 0) {
+            cn_errf(CN_EINVAL, err, errlen, "%s: \"agentKey\" is not a base64 X25519 key", path);
             goto bad;
         }
-        if (agent_key_from_b64url(hub_key, cfg->hub_pk) < 0) {
-            fail(CN_EINVAL, err, errlen, "%s: \"hubKey\" is not a base64url X25519 key", path);
+        if (cn_id_key_from_b64url(hub_key, cfg->hub_pk) < 0) {
+            cn_errf(CN_EINVAL, err, errlen, "%s: \"hubKey\" is not a base64url X25519 key", path);
             goto bad;
         }
         cfg->have_keys = true;
@@ -233,11 +224,11 @@ static int make_parents(const char *path, char *err, size_t errlen)
             continue;
         *p = '\0';
         if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-            return fail(CN_EIO, err, errlen, "cannot create %s: %s", dir, strerror(errno));
+            return cn_errf(CN_EIO, err, errlen, "cannot create %s: %s", dir, strerror(errno));
         *p = '/';
     }
     if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-        return fail(CN_EIO, err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        return cn_errf(CN_EIO, err, errlen, "cannot create %s: %s", dir, strerror(errno));
     return 0;
 }
 
@@ -248,7 +239,7 @@ int agent_config_save(const char *path, const agent_config_t *cfg, char *err, si
     char *text = NULL;
     json_t *doc = NULL;
     if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp))
-        return fail(CN_EINVAL, err, errlen, "the config path is too long");
+        return cn_errf(CN_EINVAL, err, errlen, "the config path is too long");
     if ((rc = make_parents(path, err, errlen)) < 0)
         return rc;
     doc = json_pack("{s:i,s:s}", "version", 1, "hub", cfg->hub);
@@ -262,8 +253,8 @@ int agent_config_save(const char *path, const agent_config_t *cfg, char *err, si
     if (cfg->token[0] && json_object_set_new(doc, "token", json_string(cfg->token)))
         goto nomem;
     if (cfg->have_keys) {
-        agent_key_to_b64(cfg->agent_sk, agent_key);
-        agent_key_to_b64url(cfg->hub_pk, hub_key);
+        cn_id_key_to_b64(cfg->agent_sk, agent_key);
+        cn_id_key_to_b64url(cfg->hub_pk, hub_key);
         if (json_object_set_new(doc, "agentKey", json_string(agent_key)) ||
             json_object_set_new(doc, "hubKey", json_string(hub_key)))
             goto nomem;
@@ -274,7 +265,8 @@ int agent_config_save(const char *path, const agent_config_t *cfg, char *err, si
     /* mkstemp creates the file 0600 whatever the umask. */
     fd = mkstemp(tmp);
     if (fd < 0) {
-        rc = fail(CN_EIO, err, errlen, "cannot create a file beside %s: %s", path, strerror(errno));
+        rc = cn_errf(CN_EIO, err, errlen, "cannot create a file beside %s: %s", path,
+                     strerror(errno));
         goto out;
     }
     size_t len = strlen(text), off = 0;
@@ -299,10 +291,10 @@ int agent_config_save(const char *path, const agent_config_t *cfg, char *err, si
     rc = 0;
     goto out;
 nomem:
-    rc = fail(CN_ENOMEM, err, errlen, "out of memory");
+    rc = cn_errf(CN_ENOMEM, err, errlen, "out of memory");
     goto out;
 io:
-    rc = fail(CN_EIO, err, errlen, "cannot write %s: %s", path, strerror(errno));
+    rc = cn_errf(CN_EIO, err, errlen, "cannot write %s: %s", path, strerror(errno));
 out:
     if (fd >= 0)
         close(fd);
@@ -342,36 +334,37 @@ int agent_config_resolve(const agent_common_t *c, unsigned need, agent_config_t 
     }
     if (hub) {
         if (strlen(hub) > AGENT_URL_MAX)
-            return fail(CN_EINVAL, err, errlen, "the hub URL is too long");
+            return cn_errf(CN_EINVAL, err, errlen, "the hub URL is too long");
         snprintf(cfg->hub, sizeof(cfg->hub), "%s", hub);
     }
     if (token) {
         if (strlen(token) > AGENT_TOKEN_MAX || !printable(token))
-            return fail(CN_EINVAL, err, errlen, "the API token is not valid");
+            return cn_errf(CN_EINVAL, err, errlen, "the API token is not valid");
         snprintf(cfg->token, sizeof(cfg->token), "%s", token);
     }
     if (cfg->hub[0]) {
         cn_api_url_t u;
         char why[128];
         if (cn_api_parse_url(cfg->hub, &u, why, sizeof(why)) < 0)
-            return fail(CN_EINVAL, err, errlen, "%s", why);
+            return cn_errf(CN_EINVAL, err, errlen, "%s", why);
     }
     if ((need & AGENT_NEED_AGENT) && (!cfg->agent_id[0] || !cfg->have_keys)) {
         agent_config_wipe(cfg);
-        return fail(CN_ENOTFOUND, err, errlen,
-                    "no enrolled agent in %s: run 'connect enroll --hub URL --token TOKEN' first",
-                    cfg->path);
+        return cn_errf(
+            CN_ENOTFOUND, err, errlen,
+            "no enrolled agent in %s: run 'connect enroll --hub URL --token TOKEN' first",
+            cfg->path);
     }
     if ((need & AGENT_NEED_HUB) && !cfg->hub[0]) {
         agent_config_wipe(cfg);
-        return fail(CN_ENOTFOUND, err, errlen,
-                    "no hub URL: pass --hub URL, set CONNECT_HUB, or run 'connect enroll'");
+        return cn_errf(CN_ENOTFOUND, err, errlen,
+                       "no hub URL: pass --hub URL, set CONNECT_HUB, or run 'connect enroll'");
     }
     if ((need & AGENT_NEED_TOKEN) && !cfg->token[0]) {
         agent_config_wipe(cfg);
-        return fail(CN_ENOTFOUND, err, errlen,
-                    "no API token: pass --token TOKEN, set CONNECT_TOKEN, or run 'connect "
-                    "enroll'");
+        return cn_errf(CN_ENOTFOUND, err, errlen,
+                       "no API token: pass --token TOKEN, set CONNECT_TOKEN, or run 'connect "
+                       "enroll'");
     }
     return 0;
 }
@@ -390,14 +383,14 @@ static int add_exposed_lines(agent_policy_t *p, char *text, size_t *skipped)
 {
     for (char *save = NULL, *line = strtok_r(text, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save)) {
-        char host[AGENT_HOST_MAX + 1];
+        char host[CN_TARGET_HOST_SIZE];
         uint16_t port;
         size_t n = strlen(line);
         if (n && line[n - 1] == '\r')
             line[n - 1] = '\0';
         if (!*line)
             continue;
-        if (agent_parse_target(line, host, &port, NULL, 0) < 0) {
+        if (!cn_target_parse(line, CN_TARGET_BARE_PORT, host, &port, NULL)) {
             (*skipped)++;
             continue;
         }
@@ -413,10 +406,10 @@ static int add_exposed_lines(agent_policy_t *p, char *text, size_t *skipped)
 int agent_config_record_exposed(const char *config_path, const char *host, uint16_t port, char *err,
                                 size_t errlen)
 {
-    char path[PATH_MAX + 16], line[AGENT_HOST_MAX + 16];
+    char path[PATH_MAX + 16], line[CN_TARGET_TEXT_MAX + 1];
     if (agent_config_exposed_path(config_path, path, sizeof(path)) < 0)
-        return fail(CN_EINVAL, err, errlen, "the config path is too long");
-    agent_format_target(host, port, line, sizeof(line));
+        return cn_errf(CN_EINVAL, err, errlen, "the config path is too long");
+    cn_target_format(host, port, line, sizeof(line));
     /* Already recorded? (A concurrent expose of the same target may add a
      * second line; that is harmless.) */
     char *text = NULL;
@@ -432,7 +425,7 @@ int agent_config_record_exposed(const char *config_path, const char *host, uint1
         agent_policy_free(&p);
         free(text);
         if (rc < 0)
-            return fail(rc, err, errlen, "out of memory");
+            return cn_errf(rc, err, errlen, "out of memory");
         if (known)
             return 0;
     }
@@ -440,13 +433,13 @@ int agent_config_record_exposed(const char *config_path, const char *host, uint1
         return rc;
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
-        return fail(CN_EIO, err, errlen, "cannot write %s: %s", path, strerror(errno));
+        return cn_errf(CN_EIO, err, errlen, "cannot write %s: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_uid != geteuid() ||
         (sb.st_mode & 077)) {
         close(fd);
-        return fail(CN_EAUTH, err, errlen,
-                    "%s is not a private file of this user; run: chmod 600 %s", path, path);
+        return cn_errf(CN_EAUTH, err, errlen,
+                       "%s is not a private file of this user; run: chmod 600 %s", path, path);
     }
     /* One write() with O_APPEND: concurrent exposes never interleave. */
     size_t n = strlen(line);
@@ -454,7 +447,7 @@ int agent_config_record_exposed(const char *config_path, const char *host, uint1
     ssize_t w = write(fd, line, n);
     int e = errno;
     if (close(fd) < 0 || w != (ssize_t)n)
-        return fail(CN_EIO, err, errlen, "cannot write %s: %s", path, strerror(w < 0 ? e : EIO));
+        return cn_errf(CN_EIO, err, errlen, "cannot write %s: %s", path, strerror(w < 0 ? e : EIO));
     return 0;
 }
 
@@ -475,12 +468,12 @@ int agent_config_load_policy(const char *config_path, agent_policy_t *out, size_
         text = NULL;
         json_t *allow = json_object_get(doc, "allow");
         if (!json_is_object(doc)) {
-            rc = fail(CN_EINVAL, err, errlen, "%s is not a JSON object", config_path);
+            rc = cn_errf(CN_EINVAL, err, errlen, "%s is not a JSON object", config_path);
             goto out;
         }
         if (allow && !json_is_array(allow)) {
-            rc = fail(CN_EINVAL, err, errlen, "%s: \"allow\" must be a list of patterns",
-                      config_path);
+            rc = cn_errf(CN_EINVAL, err, errlen, "%s: \"allow\" must be a list of patterns",
+                         config_path);
             goto out;
         }
         size_t i;
@@ -490,12 +483,12 @@ int agent_config_load_policy(const char *config_path, agent_policy_t *out, size_
             char why[256];
             const char *pat = json_string_value(v);
             if (!pat) {
-                rc = fail(CN_EINVAL, err, errlen, "%s: \"allow\" entry %zu is not a string",
-                          config_path, i + 1);
+                rc = cn_errf(CN_EINVAL, err, errlen, "%s: \"allow\" entry %zu is not a string",
+                             config_path, i + 1);
                 goto out;
             }
             if ((rc = agent_policy_add(&p, pat, why, sizeof(why))) < 0) {
-                fail(rc, err, errlen, "%s: %s", config_path, why);
+                cn_errf(rc, err, errlen, "%s: %s", config_path, why);
                 goto out;
             }
         }
@@ -503,14 +496,14 @@ int agent_config_load_policy(const char *config_path, agent_policy_t *out, size_
         goto out;
     }
     if (agent_config_exposed_path(config_path, path, sizeof(path)) < 0) {
-        rc = fail(CN_EINVAL, err, errlen, "the config path is too long");
+        rc = cn_errf(CN_EINVAL, err, errlen, "the config path is too long");
         goto out;
     }
     rc = read_private(path, &text, &size, err, errlen);
     if (rc == 0) {
         rc = add_exposed_lines(&p, text, &bad);
         if (rc < 0) {
-            fail(rc, err, errlen, "out of memory");
+            cn_errf(rc, err, errlen, "out of memory");
             goto out;
         }
     } else if (rc != CN_ENOTFOUND) {

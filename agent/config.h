@@ -23,6 +23,8 @@
 #ifndef AGENT_CONFIG_H
 #define AGENT_CONFIG_H
 
+#include "cn_defs.h"
+
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -56,22 +58,25 @@ enum {
 
 /* The config path: flag, else $CONNECT_CONFIG, else $HOME/.config/connect/
  * config.json. 0 or CN_EINVAL with err. */
-int agent_config_path(const char *flag, char *out, size_t outlen, char *err, size_t errlen);
+CN_WARN_UNUSED int agent_config_path(const char *flag, char *out, size_t outlen, char *err,
+                                     size_t errlen);
 
 /* Reads and checks the file. CN_ENOTFOUND when it does not exist; CN_EAUTH
  * when its permissions or owner are unsafe; CN_EINVAL when it does not
  * parse or a value is malformed (err says which). */
-int agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t errlen);
+CN_WARN_UNUSED int agent_config_load(const char *path, agent_config_t *cfg, char *err,
+                                     size_t errlen);
 
 /* Writes the file atomically with mode 0600 (temporary file + rename),
  * creating missing parent directories with mode 0700. */
-int agent_config_save(const char *path, const agent_config_t *cfg, char *err, size_t errlen);
+CN_WARN_UNUSED int agent_config_save(const char *path, const agent_config_t *cfg, char *err,
+                                     size_t errlen);
 
 /* Fills cfg from flags, environment and (when something is still missing,
  * or AGENT_NEED_AGENT) the file, and checks that everything in `need` is
  * there; err says how to provide what is missing. */
-int agent_config_resolve(const agent_common_t *c, unsigned need, agent_config_t *cfg, char *err,
-                         size_t errlen);
+CN_WARN_UNUSED int agent_config_resolve(const agent_common_t *c, unsigned need, agent_config_t *cfg,
+                                        char *err, size_t errlen);
 
 /* Wipes the secrets. */
 void agent_config_wipe(agent_config_t *cfg);

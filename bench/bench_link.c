@@ -5,6 +5,7 @@
  * usage: bench_link [--dir up|down] [--streams N] [--mib M] [--cipher auto|aes|chacha]
  * up = agent -> hub (the agent masks), down = hub -> agent (the agent parses).
  * Prints wall time, throughput and CPU seconds per GB for each process. */
+#include "bench.h"
 #include "cn_chan.h"
 #include "cn_err.h"
 #include "cn_frame.h"
@@ -67,7 +68,7 @@ static void pump(cn_link_t *l, st_t *s)
     }
     if (!s->fin && (!s->sending || s->sent == per_stream)) {
         s->fin = 1;
-        cn_mux_shutdown(m, s->id);
+        bench_check(cn_mux_shutdown(m, s->id), "cn_mux_shutdown");
     }
     cn_link_flush(l);
 }
@@ -85,7 +86,7 @@ static void drain(cn_link_t *l, st_t *s)
             break;
         }
         s->recvd += len;
-        cn_mux_consume(m, s->id, len);
+        bench_check(cn_mux_consume(m, s->id, len), "cn_mux_consume");
     }
     cn_link_flush(l);
 }
@@ -96,7 +97,7 @@ static void on_open(void *c, uint32_t id, uint8_t kind, const uint8_t *ref, size
     st_t *s = calloc(1, sizeof(*s));
     s->id = id;
     s->sending = !up; /* the hub sends when the direction is down */
-    cn_mux_accept(cn_link_mux(c), id, s);
+    bench_check(cn_mux_accept(cn_link_mux(c), id, s), "cn_mux_accept");
     pump(c, s);
 }
 
@@ -134,7 +135,8 @@ static int client_est(cn_link_t *l, void *c)
     for (int i = 0; i < nstreams; i++) {
         st_t *s = calloc(1, sizeof(*s));
         s->sending = up;
-        cn_mux_open(cn_link_mux(l), CN_KIND_TCP, NULL, 0, NULL, 0, s, &s->id);
+        bench_check(cn_mux_open(cn_link_mux(l), CN_KIND_TCP, NULL, 0, NULL, 0, s, &s->id),
+                    "cn_mux_open");
     }
     cn_link_flush(l);
     return 0;
@@ -204,8 +206,8 @@ int main(int argc, char **argv)
         return 1;
     per_stream = mib * 1024 * 1024 / (uint64_t)nstreams;
     uint8_t hpk[32], hsk[32], apk[32], ask[32];
-    cn_chan_keypair(hpk, hsk);
-    cn_chan_keypair(apk, ask);
+    bench_check(cn_chan_keypair(hpk, hsk), "cn_chan_keypair");
+    bench_check(cn_chan_keypair(apk, ask), "cn_chan_keypair");
 
     /* Hub side: listen first, learn the port, then fork the agent. */
     cn_link_server_config_t sc = {.path = "/agent",
@@ -215,7 +217,7 @@ int main(int argc, char **argv)
                                   .mux = {.window = window},
                                   .mux_cb = &mcb,
                                   .cb = {.on_established = server_est, .on_closed = closed}};
-    cn_link_server_t *srv = cn_link_server_new(&sc, NULL);
+    cn_link_server_t *srv = cn_link_server_new(&sc, NULL, 0);
     ctx = make_ctx(0, srv);
     if (!ctx)
         return 1;
@@ -240,7 +242,7 @@ int main(int argc, char **argv)
                                       .mux = {.window = window},
                                       .mux_cb = &mcb,
                                       .cb = {.on_established = client_est, .on_closed = closed}};
-        cn_link_t *l = cn_link_connect(ctx, lws_get_vhost_by_name(ctx, "default"), &cc, NULL);
+        cn_link_t *l = cn_link_connect(ctx, lws_get_vhost_by_name(ctx, "default"), &cc, NULL, 0);
         if (!l)
             _exit(1);
         double t0 = now_s(), c0 = cpu_s();

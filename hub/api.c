@@ -231,7 +231,7 @@ bool hub_api_only_fields(hub_api_call_t *c, json_t *obj, const char *const allow
 static json_t *field(json_t *obj, const char *key, bool *present)
 {
     json_t *v = json_object_get(obj, key);
-    if (v && json_is_null(v))
+    if (json_is_null(v)) /* json_is_null() tests v for NULL itself */
         v = NULL;
     if (present)
         *present = v != NULL;

@@ -12,6 +12,7 @@
 #include "http.h"
 #include "secrets.h"
 #include "store.h"
+#include "tunnels.h"
 
 /* Defaults of `connect-hub serve`. */
 #define HUB_API_RATE_LIMIT_DEFAULT 600 /* requests per token per 60 s */
@@ -37,6 +38,10 @@ typedef struct hub_api_config {
     size_t max_agents;
     /* The hub's public channel key (base64url), shown to agents. */
     char hub_public_key[HUB_KEY_B64_SIZE];
+    /* The live side (the runtime): told about every committed change to an
+     * agent's tunnels, and asked whether a link serves a tunnel. Zeroed:
+     * none (a tunnel counts as served while its agent is connected). */
+    hub_live_t live;
     /* Time source for rate limits (ms); NULL = hub_time_now_ms. */
     hub_clock_fn clock;
     void *clock_ctx;

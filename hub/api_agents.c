@@ -50,22 +50,30 @@ static void agent_create(hub_api_call_t *c)
     char token[HUB_TOKEN_STR_SIZE];
     hub_agent_t a;
     const char *ws = c->token.workspace_id;
-    int rc = hub_store_agent_create(c->api->store, ws, have_name ? name : NULL, 0,
-                                    c->api->cfg.max_agents, token, &a);
+    hub_store_t *st = c->api->store;
+    int rc = hub_store_tx_begin(st);
+    if (rc == 0) {
+        rc = hub_store_agent_create(st, ws, have_name ? name : NULL, 0, c->api->cfg.max_agents,
+                                    token, &a);
+        if (rc == 0)
+            rc = hub_event_record(st, ws, HUB_EV_AGENT_CREATED, NULL, a.id,
+                                  json_pack("{s:s}", "name", a.name));
+        rc = hub_store_tx_end(st, rc);
+    }
     if (rc == CN_EEXHAUSTED) {
         /* 409 like the tunnel cap: deleting an agent resolves it. */
         char msg[96];
         snprintf(msg, sizeof(msg), "this workspace already has the maximum of %zu agents",
                  c->api->cfg.max_agents);
+        sodium_memzero(token, sizeof(token));
         hub_api_fail(c, 409, "agents", msg);
         return;
     }
     if (rc < 0) {
+        sodium_memzero(token, sizeof(token));
         hub_api_store_fail(c, rc, "agent", "name");
         return;
     }
-    hub_event_record(c->api->store, ws, HUB_EV_AGENT_CREATED, NULL, a.id,
-                     json_pack("{s:s}", "name", a.name));
     cn_log_info("agent %s created in workspace %s", a.id, ws);
     json_t *out = agent_json(&a);
     if (out) {
@@ -127,27 +135,31 @@ static void agent_delete(hub_api_call_t *c)
         hub_api_store_fail(c, rc, "agent", "id");
         return;
     }
-    /* The store deletes the agent's tunnels with it; their events are ours. */
+    /* The store deletes the agent's tunnels with it; their events are ours,
+     * in the same transaction. */
     hub_tunnel_filter_t f = {.agent_id = id};
     hub_tunnel_list_t tl = {0};
-    rc = hub_store_tunnel_list(st, ws, &f, &tl);
-    if (rc < 0) {
-        hub_api_store_fail(c, rc, "agent", "id");
-        return;
+    rc = hub_store_tx_begin(st);
+    if (rc == 0) {
+        rc = hub_store_tunnel_list(st, ws, &f, &tl);
+        if (rc == 0)
+            rc = hub_store_agent_delete(st, ws, id);
+        for (size_t i = 0; rc == 0 && i < tl.count; i++)
+            rc = hub_event_record(
+                st, ws, HUB_EV_TUNNEL_DELETED, tl.items[i].id, id,
+                json_pack("{s:s,s:s}", "name", tl.items[i].name, "reason", "agent deleted"));
+        if (rc == 0)
+            rc = hub_event_record(st, ws, HUB_EV_AGENT_DELETED, NULL, id,
+                                  json_pack("{s:s}", "name", a.name));
+        rc = hub_store_tx_end(st, rc);
     }
-    rc = hub_store_agent_delete(st, ws, id);
     if (rc < 0) {
         hub_tunnel_list_free(&tl);
         hub_api_store_fail(c, rc, "agent", "id");
         return;
     }
-    for (size_t i = 0; i < tl.count; i++)
-        hub_event_record(
-            st, ws, HUB_EV_TUNNEL_DELETED, tl.items[i].id, id,
-            json_pack("{s:s,s:s}", "name", tl.items[i].name, "reason", "agent deleted"));
-    hub_event_record(st, ws, HUB_EV_AGENT_DELETED, NULL, id, json_pack("{s:s}", "name", a.name));
     cn_log_info("agent %s deleted with %zu tunnel(s)", id, tl.count);
-    hub_tunnels_notify(ws, id);
+    hub_live_changed(&c->api->cfg.live, ws, id);
     hub_tunnel_list_free(&tl);
     hub_api_reply(c, 200, json_pack("{s:s,s:b}", "id", id, "deleted", 1));
 }

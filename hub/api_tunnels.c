@@ -170,6 +170,23 @@ static int name_taken(hub_store_t *st, const char *ws, const char *name, const c
     return rc == CN_ENOTFOUND ? 0 : rc;
 }
 
+/* Whether `name` is free for the tunnel `except_id` (NULL: a new one);
+ * false after answering 409 (taken) or the store's error. */
+static bool check_name_free(hub_api_call_t *c, const char *name, const char *except_id)
+{
+    bool taken = false;
+    int rc = name_taken(c->api->store, c->token.workspace_id, name, except_id, &taken);
+    if (rc < 0) {
+        hub_api_store_fail(c, rc, "tunnel", "name");
+        return false;
+    }
+    if (taken) {
+        hub_api_fail(c, 409, "name", "a tunnel with this name already exists");
+        return false;
+    }
+    return true;
+}
+
 /* Picks the first hub port of the configured range the workspace may use. */
 static int allocate_hub_port(hub_api_t *api, const char *ws, uint16_t *out)
 {
@@ -195,94 +212,107 @@ static void fail_cap(hub_api_call_t *c)
     hub_api_fail(c, 409, "tunnels", msg);
 }
 
-static void tunnel_create(hub_api_call_t *c)
+/* A create request once parsed. Strings point into the request body. */
+typedef struct create_req {
+    char host[HUB_HOST_SIZE];
+    uint16_t port;
+    const char *agent_id;
+    enum hub_protocol proto;
+    bool is_public;
+    const char *name; /* NULL: generate one */
+    char generated[HUB_NAME_SIZE];
+    long long hub_port;
+    bool have_hub_port;
+    long long ttl;
+    const char *http_user; /* NULL: no basic auth */
+    char *metadata;        /* owned: JSON text or NULL */
+} create_req_t;
+
+/* Step 1: reads every field, collecting a 422 per bad one. False when the
+ * request was answered. */
+static bool create_parse(hub_api_call_t *c, json_t *body, create_req_t *r)
 {
     static const char *const fields[] = {"target",  "agentId", "name",     "protocol", "public",
                                          "hubPort", "ttl",     "httpUser", "metadata", NULL};
     hub_api_t *api = c->api;
-    hub_store_t *st = api->store;
-    const char *ws = c->token.workspace_id;
-    json_t *body = hub_api_body(c);
-    if (!body)
-        return;
+    const char *why = NULL;
     hub_api_only_fields(c, body, fields);
-
-    char host[HUB_HOST_SIZE] = "";
-    uint16_t port = 0;
-    read_target(c, body, host, &port);
+    read_target(c, body, r->host, &r->port);
 
     /* An agent token's tunnels are its own agent's unless it names one. */
-    const char *agent_id = NULL;
     bool own = c->token.scope == HUB_SCOPE_AGENT, have_agent = false;
-    if (hub_api_get_string(c, body, "agentId", !own, &agent_id, &have_agent) && have_agent &&
-        !hub_uuid_valid(agent_id)) {
+    if (hub_api_get_string(c, body, "agentId", !own, &r->agent_id, &have_agent) && have_agent &&
+        !hub_uuid_valid(r->agent_id)) {
         hub_api_invalid(c, "agentId", "must be an agent id (UUID)");
-        agent_id = NULL;
+        r->agent_id = NULL;
     }
     if (own && !have_agent)
-        agent_id = c->token.agent_id;
+        r->agent_id = c->token.agent_id;
 
     const char *proto_text = NULL;
     bool have_proto = false;
-    enum hub_protocol proto = HUB_PROTO_AUTO;
     if (hub_api_get_string(c, body, "protocol", false, &proto_text, &have_proto) && have_proto &&
-        hub_protocol_parse(proto_text, &proto) < 0)
+        hub_protocol_parse(proto_text, &r->proto) < 0)
         hub_api_invalid(c, "protocol", "must be one of auto, tcp, udp, http, https");
 
-    bool is_public = false;
-    hub_api_get_bool(c, body, "public", &is_public, NULL);
+    hub_api_get_bool(c, body, "public", &r->is_public, NULL);
 
-    const char *name = NULL;
     bool have_name = false;
-    if (hub_api_get_string(c, body, "name", false, &name, &have_name) && have_name)
-        check_name(c, name, is_public, proto);
+    if (hub_api_get_string(c, body, "name", false, &r->name, &have_name) && have_name)
+        check_name(c, r->name, r->is_public, r->proto);
+    if (!have_name)
+        r->name = NULL;
 
-    long long hub_port = 0;
-    bool have_hub_port = false;
-    const char *why = NULL;
-    if (hub_api_get_int(c, body, "hubPort", &hub_port, &have_hub_port) && have_hub_port) {
+    if (hub_api_get_int(c, body, "hubPort", &r->hub_port, &r->have_hub_port) && r->have_hub_port) {
         char msg[96];
-        if (!hub_valid_port(hub_port, &why)) {
+        if (!hub_valid_port(r->hub_port, &why)) {
             hub_api_invalid(c, "hubPort", why);
         } else if (api->cfg.tcp_port_lo &&
-                   (hub_port < api->cfg.tcp_port_lo || hub_port > api->cfg.tcp_port_hi)) {
+                   (r->hub_port < api->cfg.tcp_port_lo || r->hub_port > api->cfg.tcp_port_hi)) {
             snprintf(msg, sizeof(msg), "must be within the hub's port range %u-%u",
                      (unsigned)api->cfg.tcp_port_lo, (unsigned)api->cfg.tcp_port_hi);
             hub_api_invalid(c, "hubPort", msg);
         }
     }
 
-    long long ttl = 0;
     bool have_ttl = false;
-    if (hub_api_get_int(c, body, "ttl", &ttl, &have_ttl) && have_ttl && !hub_valid_ttl(ttl, &why))
+    if (hub_api_get_int(c, body, "ttl", &r->ttl, &have_ttl) && have_ttl &&
+        !hub_valid_ttl(r->ttl, &why))
         hub_api_invalid(c, "ttl", why);
 
-    const char *http_user = NULL;
     bool have_user = false;
-    if (hub_api_get_string(c, body, "httpUser", false, &http_user, &have_user) && have_user) {
-        if (!hub_valid_http_user(http_user, &why))
+    if (hub_api_get_string(c, body, "httpUser", false, &r->http_user, &have_user) && have_user) {
+        if (!hub_valid_http_user(r->http_user, &why))
             hub_api_invalid(c, "httpUser", why);
-        else if (proto == HUB_PROTO_TCP || proto == HUB_PROTO_UDP)
+        else if (r->proto == HUB_PROTO_TCP || r->proto == HUB_PROTO_UDP)
             hub_api_invalid(c, "httpUser", "basic auth applies to HTTP tunnels only");
     }
+    if (!have_user)
+        r->http_user = NULL;
 
-    char *metadata = NULL;
     json_t *meta_v = json_object_get(body, "metadata");
     if (meta_v && !json_is_null(meta_v))
-        metadata = metadata_text(c, meta_v);
+        r->metadata = metadata_text(c, meta_v);
 
-    if (hub_api_failed_validation(c) || !hub_api_acts_for_agent(c, agent_id, "agentId"))
-        goto out;
+    return !hub_api_failed_validation(c) && hub_api_acts_for_agent(c, r->agent_id, "agentId");
+}
 
-    hub_agent_t agent;
-    int rc = hub_store_agent_get(st, ws, agent_id, &agent);
+/* Step 2: checks the request against the store (the agent, the cap, the
+ * name, the hub port), choosing a name and a port when none was given.
+ * False when the request was answered. */
+static bool create_check(hub_api_call_t *c, create_req_t *r, hub_agent_t *agent)
+{
+    hub_api_t *api = c->api;
+    hub_store_t *st = api->store;
+    const char *ws = c->token.workspace_id;
+    int rc = hub_store_agent_get(st, ws, r->agent_id, agent);
     if (rc == CN_ENOTFOUND) {
         hub_api_fail(c, 422, "agentId", "no such agent in this workspace");
-        goto out;
+        return false;
     }
     if (rc < 0) {
         hub_api_store_fail(c, rc, "agent", "agentId");
-        goto out;
+        return false;
     }
 
     /* The store enforces the cap atomically; checking first spares an
@@ -291,79 +321,120 @@ static void tunnel_create(hub_api_call_t *c)
     if (api->cfg.max_tunnels && hub_store_tunnel_count(st, ws, &count) == 0 &&
         count >= api->cfg.max_tunnels) {
         fail_cap(c);
-        goto out;
+        return false;
     }
 
-    char gen[HUB_NAME_SIZE];
     bool taken = false;
-    if (have_name) {
-        rc = name_taken(st, ws, name, NULL, &taken);
-        if (rc < 0) {
-            hub_api_store_fail(c, rc, "tunnel", "name");
-            goto out;
-        }
-        if (taken) {
-            hub_api_fail(c, 409, "name", "a tunnel with this name already exists");
-            goto out;
-        }
+    if (r->name) {
+        if (!check_name_free(c, r->name, NULL))
+            return false;
     } else {
         for (int attempt = 0;; attempt++) {
-            hub_generate_name(randombytes_random(), gen);
-            rc = name_taken(st, ws, gen, NULL, &taken);
+            hub_generate_name(randombytes_random(), r->generated);
+            rc = name_taken(st, ws, r->generated, NULL, &taken);
             if (rc < 0) {
                 hub_api_store_fail(c, rc, "tunnel", "name");
-                goto out;
+                return false;
             }
             if (!taken)
                 break;
             if (attempt == 20) {
                 hub_api_fail(c, 409, "name", "could not generate a free name; give one");
-                goto out;
+                return false;
             }
         }
-        name = gen;
+        r->name = r->generated;
     }
 
-    uint16_t hp = (uint16_t)hub_port;
-    if (have_hub_port) {
+    if (r->have_hub_port) {
         bool avail = false;
-        rc = hub_store_hub_port_available(st, ws, hp, &avail);
+        rc = hub_store_hub_port_available(st, ws, (uint16_t)r->hub_port, &avail);
         if (rc < 0) {
             hub_api_store_fail(c, rc, "tunnel", "hubPort");
-            goto out;
+            return false;
         }
         if (!avail) {
             hub_api_fail(c, 409, "hubPort", "this hub port is in use or reserved");
-            goto out;
+            return false;
         }
-    } else if (is_public && !by_name(proto) && api->cfg.tcp_port_lo) {
+    } else if (r->is_public && !by_name(r->proto) && api->cfg.tcp_port_lo) {
+        uint16_t hp = 0;
         rc = allocate_hub_port(api, ws, &hp);
         if (rc == CN_EEXHAUSTED) {
             hub_api_fail(c, 409, "hubPort", "no free hub port left in the hub's range");
-            goto out;
+            return false;
         }
         if (rc < 0) {
             hub_api_store_fail(c, rc, "tunnel", "hubPort");
-            goto out;
+            return false;
         }
+        r->hub_port = hp;
     }
+    return true;
+}
 
+/* Step 3: stores the tunnel, its tunnel.created event and, when a live
+ * link already serves it, its activation, in one transaction. */
+static int create_persist(hub_api_call_t *c, const create_req_t *r, const hub_agent_t *agent,
+                          hub_tunnel_t *t, char password[static HUB_PASSWORD_SIZE])
+{
+    hub_api_t *api = c->api;
+    hub_store_t *st = api->store;
+    const char *ws = c->token.workspace_id;
     hub_tunnel_spec_t spec = {
-        .name = name,
-        .agent_id = agent_id,
-        .target_host = host,
-        .target_port = port,
-        .protocol = proto,
-        .is_public = is_public,
-        .hub_port = hp,
-        .ttl_ms = ttl * 1000,
-        .metadata = metadata,
-        .http_user = have_user ? http_user : NULL,
+        .name = r->name,
+        .agent_id = r->agent_id,
+        .target_host = r->host,
+        .target_port = r->port,
+        .protocol = r->proto,
+        .is_public = r->is_public,
+        .hub_port = (uint16_t)r->hub_port,
+        .ttl_ms = r->ttl * 1000,
+        .metadata = r->metadata,
+        .http_user = r->http_user,
         .max_tunnels = api->cfg.max_tunnels,
     };
+    int rc = hub_store_tx_begin(st);
+    if (rc < 0)
+        return rc;
+    rc = hub_store_tunnel_create(st, ws, &spec, t, password);
+    if (rc == 0)
+        rc = hub_event_record(st, ws, HUB_EV_TUNNEL_CREATED, t->id, t->agent_id,
+                              json_pack("{s:s,s:s,s:b}", "name", t->name, "protocol",
+                                        hub_protocol_name(t->protocol), "public", t->is_public));
+    /* Active at once only when a live link of the agent serves it (a
+     * `connect expose` process serves only the tunnel it names). */
+    if (rc == 0 && hub_live_served(&api->cfg.live, t->agent_id, t->id, agent->connected)) {
+        hub_tunnel_t now = {0};
+        rc = hub_tunnels_set_status(st, ws, t->id, HUB_TUNNEL_ACTIVE, "agent online", NULL, &now,
+                                    NULL);
+        if (rc == 0) {
+            hub_tunnel_clear(t);
+            *t = now;
+        }
+    }
+    rc = hub_store_tx_end(st, rc);
+    if (rc < 0) {
+        hub_tunnel_clear(t);
+        sodium_memzero(password, HUB_PASSWORD_SIZE);
+    }
+    return rc;
+}
+
+static void tunnel_create(hub_api_call_t *c)
+{
+    const char *ws = c->token.workspace_id;
+    json_t *body = hub_api_body(c);
+    if (!body)
+        return;
+    create_req_t r = {.proto = HUB_PROTO_AUTO};
+    hub_agent_t agent;
+    if (!create_parse(c, body, &r) || !create_check(c, &r, &agent))
+        goto out;
+
     char password[HUB_PASSWORD_SIZE] = "";
     hub_tunnel_t t = {0};
-    rc = hub_store_tunnel_create(st, ws, &spec, &t, password);
+    int rc = create_persist(c, &r, &agent, &t, password);
     if (rc == CN_EEXHAUSTED) {
         fail_cap(c);
         goto out;
@@ -373,29 +444,18 @@ static void tunnel_create(hub_api_call_t *c)
         hub_api_store_fail(c, rc, "tunnel", "name");
         goto out;
     }
-    hub_event_record(st, ws, HUB_EV_TUNNEL_CREATED, t.id, t.agent_id,
-                     json_pack("{s:s,s:s,s:b}", "name", t.name, "protocol",
-                               hub_protocol_name(t.protocol), "public", t.is_public));
     cn_log_info("tunnel %s (%s) created for agent %s", t.id, t.name, t.agent_id);
-    hub_tunnels_notify(ws, t.agent_id);
-    /* Active at once only when a live link of the agent serves it (a
-     * `connect expose` process serves only the tunnel it names). */
-    if (hub_tunnels_is_served(t.agent_id, t.id, agent.connected)) {
-        hub_tunnel_t now = {0};
-        if (hub_tunnels_set_status(st, ws, t.id, HUB_TUNNEL_ACTIVE, "agent online", NULL, &now) ==
-            0) {
-            hub_tunnel_clear(&t);
-            t = now;
-        }
-    }
-    json_t *outj = tunnel_json(api, &t);
+    hub_live_changed(&c->api->cfg.live, ws, t.agent_id);
+
+    /* Step 4: the answer, with the basic-auth password shown once. */
+    json_t *outj = tunnel_json(c->api, &t);
     if (outj && password[0])
         json_object_set_new(outj, "httpPassword", json_string(password));
     sodium_memzero(password, sizeof(password));
     hub_tunnel_clear(&t);
     hub_api_reply(c, 201, outj);
 out:
-    free(metadata);
+    free(r.metadata);
 }
 
 static void tunnel_list(hub_api_call_t *c)
@@ -446,13 +506,142 @@ static void tunnel_get(hub_api_call_t *c)
     hub_tunnel_clear(&t);
 }
 
-static void tunnel_patch(hub_api_call_t *c)
+/* A PATCH request once parsed. Strings point into the request body. */
+typedef struct patch_req {
+    const char *name; /* NULL: unchanged */
+    bool have_status;
+    enum hub_tunnel_status want; /* active or paused */
+    char *metadata;              /* owned: JSON text, NULL: unchanged */
+} patch_req_t;
+
+/* Step 1: reads name, status and metadata, collecting a 422 per bad one.
+ * False when the request was answered. */
+static bool patch_parse(hub_api_call_t *c, json_t *body, const hub_tunnel_t *t, patch_req_t *r)
 {
     static const char *const fields[] = {"name", "status", "metadata", NULL};
+    hub_api_only_fields(c, body, fields);
+    const char *status_text = NULL;
+    bool have_name = false;
+    if (hub_api_get_string(c, body, "name", false, &r->name, &have_name) && have_name)
+        check_name(c, r->name, t->is_public, t->protocol);
+    if (!have_name)
+        r->name = NULL;
+    r->want = t->status;
+    if (hub_api_get_string(c, body, "status", false, &status_text, &r->have_status) &&
+        r->have_status) {
+        if (!strcmp(status_text, "active"))
+            r->want = HUB_TUNNEL_ACTIVE;
+        else if (!strcmp(status_text, "paused"))
+            r->want = HUB_TUNNEL_PAUSED;
+        else
+            hub_api_invalid(c, "status", "can only be set to active or paused");
+    }
+    json_t *meta_v = json_object_get(body, "metadata");
+    bool have_meta = meta_v && !json_is_null(meta_v);
+    if (have_meta)
+        r->metadata = metadata_text(c, meta_v);
+    if (!c->errors && !have_name && !r->have_status && !have_meta)
+        hub_api_invalid(c, "body", "nothing to update: give name, status or metadata");
+    return !hub_api_failed_validation(c);
+}
+
+/* Step 2: checks the change against the tunnel and the store (an expired
+ * tunnel cannot be resumed or paused; a new name must be free). Drops a
+ * "rename" to the current name. False when the request was answered. */
+static bool patch_check(hub_api_call_t *c, const hub_tunnel_t *t, patch_req_t *r)
+{
+    if (r->have_status && t->status == HUB_TUNNEL_EXPIRED) {
+        hub_api_fail(c, 409, "status", "the tunnel has expired; create a new one");
+        return false;
+    }
+    if (r->name && !strcmp(r->name, t->name))
+        r->name = NULL;
+    return !r->name || check_name_free(c, r->name, t->id);
+}
+
+/* Step 3a: the new name and metadata with their tunnel.updated event. */
+static int patch_fields_tx(hub_api_call_t *c, const patch_req_t *r, hub_tunnel_t *t)
+{
+    hub_store_t *st = c->api->store;
+    const char *ws = c->token.workspace_id;
+    hub_tunnel_update_t upd = {.fields = 0};
+    json_t *changed = json_array();
+    if (r->name) {
+        upd.fields |= HUB_TUNNEL_SET_NAME;
+        upd.name = r->name;
+        json_array_append_new(changed, json_string("name"));
+    }
+    if (r->metadata) {
+        upd.fields |= HUB_TUNNEL_SET_METADATA;
+        upd.metadata = r->metadata;
+        json_array_append_new(changed, json_string("metadata"));
+    }
+    hub_tunnel_t res = {0};
+    int rc = hub_store_tunnel_update(st, ws, t->id, &upd, &res);
+    if (rc < 0) {
+        json_decref(changed);
+        return rc;
+    }
+    json_t *data = json_pack("{s:o}", "fields", changed);
+    if (data && r->name) {
+        json_object_set_new(data, "from", json_string(t->name));
+        json_object_set_new(data, "name", json_string(res.name));
+    }
+    rc = hub_event_record(st, ws, HUB_EV_TUNNEL_UPDATED, t->id, res.agent_id, data);
+    hub_tunnel_clear(t);
+    *t = res;
+    return rc;
+}
+
+/* Step 3b: pause or resume with its tunnel.status_changed event. */
+static int patch_status_tx(hub_api_call_t *c, const patch_req_t *r, hub_tunnel_t *t)
+{
+    hub_store_t *st = c->api->store;
+    enum hub_tunnel_status to = r->want;
+    if (r->want == HUB_TUNNEL_ACTIVE && t->status != HUB_TUNNEL_ACTIVE) {
+        int rc = hub_tunnels_resume_status(st, &c->api->cfg.live, t, &to);
+        if (rc < 0)
+            return rc;
+    }
+    if (to == t->status)
+        return 0;
+    hub_tunnel_t res = {0};
+    int rc = hub_tunnels_set_status(
+        st, c->token.workspace_id, t->id, to,
+        r->want == HUB_TUNNEL_PAUSED ? "paused by user" : "resumed by user", NULL, &res, NULL);
+    if (rc < 0)
+        return rc;
+    hub_tunnel_clear(t);
+    *t = res;
+    return 0;
+}
+
+/* Step 3: every change of the request and its events in one transaction;
+ * `t` becomes the stored result. *param names the field of a failure. */
+static int patch_persist(hub_api_call_t *c, const patch_req_t *r, hub_tunnel_t *t,
+                         const char **param)
+{
+    hub_store_t *st = c->api->store;
+    int rc = hub_store_tx_begin(st);
+    if (rc < 0)
+        return rc;
+    if (r->name || r->metadata) {
+        *param = r->name ? "name" : "metadata";
+        rc = patch_fields_tx(c, r, t);
+    }
+    if (rc == 0 && r->have_status) {
+        *param = "status";
+        rc = patch_status_tx(c, r, t);
+    }
+    return hub_store_tx_end(st, rc);
+}
+
+static void tunnel_patch(hub_api_call_t *c)
+{
     hub_store_t *st = c->api->store;
     const char *ws = c->token.workspace_id;
     const char *id = c->params.value[0];
-    char *metadata = NULL;
+    patch_req_t r = {0};
     hub_tunnel_t t = {0};
     if (!hub_api_check_id(c, id, "tunnel"))
         return;
@@ -464,105 +653,23 @@ static void tunnel_patch(hub_api_call_t *c)
         hub_api_store_fail(c, rc, "tunnel", "id");
         return;
     }
-    if (!hub_api_acts_for_agent(c, t.agent_id, "id"))
+    if (!hub_api_acts_for_agent(c, t.agent_id, "id") || !patch_parse(c, body, &t, &r) ||
+        !patch_check(c, &t, &r))
         goto out;
-    hub_api_only_fields(c, body, fields);
-    const char *name = NULL, *status_text = NULL;
-    bool have_name = false, have_status = false;
-    if (hub_api_get_string(c, body, "name", false, &name, &have_name) && have_name)
-        check_name(c, name, t.is_public, t.protocol);
-    enum hub_tunnel_status want = t.status;
-    if (hub_api_get_string(c, body, "status", false, &status_text, &have_status) && have_status) {
-        if (!strcmp(status_text, "active"))
-            want = HUB_TUNNEL_ACTIVE;
-        else if (!strcmp(status_text, "paused"))
-            want = HUB_TUNNEL_PAUSED;
-        else
-            hub_api_invalid(c, "status", "can only be set to active or paused");
-    }
-    json_t *meta_v = json_object_get(body, "metadata");
-    bool have_meta = meta_v && !json_is_null(meta_v);
-    if (have_meta)
-        metadata = metadata_text(c, meta_v);
-    if (!c->errors && !have_name && !have_status && !have_meta)
-        hub_api_invalid(c, "body", "nothing to update: give name, status or metadata");
-    if (hub_api_failed_validation(c))
-        goto out;
-
-    if (have_status && t.status == HUB_TUNNEL_EXPIRED) {
-        hub_api_fail(c, 409, "status", "the tunnel has expired; create a new one");
+    enum hub_tunnel_status before = t.status;
+    const char *param = "id";
+    rc = patch_persist(c, &r, &t, &param);
+    if (rc < 0) {
+        hub_api_store_fail(c, rc, "tunnel", param);
         goto out;
     }
-    bool rename = have_name && strcmp(name, t.name) != 0;
-    if (rename) {
-        bool taken = false;
-        rc = name_taken(st, ws, name, id, &taken);
-        if (rc < 0) {
-            hub_api_store_fail(c, rc, "tunnel", "name");
-            goto out;
-        }
-        if (taken) {
-            hub_api_fail(c, 409, "name", "a tunnel with this name already exists");
-            goto out;
-        }
-    }
-    if (rename || have_meta) {
-        hub_tunnel_update_t upd = {.fields = 0};
-        if (rename) {
-            upd.fields |= HUB_TUNNEL_SET_NAME;
-            upd.name = name;
-        }
-        if (have_meta) {
-            upd.fields |= HUB_TUNNEL_SET_METADATA;
-            upd.metadata = metadata;
-        }
-        hub_tunnel_t res = {0};
-        rc = hub_store_tunnel_update(st, ws, id, &upd, &res);
-        if (rc < 0) {
-            hub_api_store_fail(c, rc, "tunnel", rename ? "name" : "metadata");
-            goto out;
-        }
-        json_t *changed = json_array();
-        if (rename)
-            json_array_append_new(changed, json_string("name"));
-        if (have_meta)
-            json_array_append_new(changed, json_string("metadata"));
-        json_t *data = json_pack("{s:o}", "fields", changed);
-        if (data && rename) {
-            json_object_set_new(data, "from", json_string(t.name));
-            json_object_set_new(data, "name", json_string(res.name));
-        }
-        hub_event_record(st, ws, HUB_EV_TUNNEL_UPDATED, id, res.agent_id, data);
-        hub_tunnels_notify(ws, res.agent_id);
-        hub_tunnel_clear(&t);
-        t = res;
-    }
-    if (have_status) {
-        enum hub_tunnel_status to = want;
-        if (want == HUB_TUNNEL_ACTIVE && t.status != HUB_TUNNEL_ACTIVE) {
-            rc = hub_tunnels_resume_status(st, &t, &to);
-            if (rc < 0) {
-                hub_api_store_fail(c, rc, "tunnel", "status");
-                goto out;
-            }
-        }
-        if (to != t.status) {
-            hub_tunnel_t res = {0};
-            rc = hub_tunnels_set_status(
-                st, ws, id, to, want == HUB_TUNNEL_PAUSED ? "paused by user" : "resumed by user",
-                NULL, &res);
-            if (rc < 0) {
-                hub_api_store_fail(c, rc, "tunnel", "status");
-                goto out;
-            }
-            hub_tunnel_clear(&t);
-            t = res;
-        }
-    }
+    if (r.name || r.metadata || t.status != before)
+        hub_live_changed(&c->api->cfg.live, ws, t.agent_id);
+    /* Step 4: the answer. */
     hub_api_reply(c, 200, tunnel_json(c->api, &t));
 out:
     hub_tunnel_clear(&t);
-    free(metadata);
+    free(r.metadata);
 }
 
 static void tunnel_delete(hub_api_call_t *c)
@@ -573,22 +680,29 @@ static void tunnel_delete(hub_api_call_t *c)
     if (!hub_api_check_id(c, id, "tunnel"))
         return;
     hub_tunnel_t t = {0};
-    int rc = hub_store_tunnel_get(st, ws, id, &t);
-    if (rc == 0 && !hub_api_acts_for_agent(c, t.agent_id, "id")) {
-        hub_tunnel_clear(&t);
-        return;
+    int rc = hub_store_tx_begin(st);
+    if (rc == 0) {
+        rc = hub_store_tunnel_get(st, ws, id, &t);
+        if (rc == 0 && !hub_api_acts_for_agent(c, t.agent_id, "id")) {
+            /* Answered 403; nothing changes. */
+            (void)hub_store_tx_end(st, CN_EREFUSED);
+            hub_tunnel_clear(&t);
+            return;
+        }
+        if (rc == 0)
+            rc = hub_store_tunnel_delete(st, ws, id);
+        if (rc == 0)
+            rc = hub_event_record(st, ws, HUB_EV_TUNNEL_DELETED, id, t.agent_id,
+                                  json_pack("{s:s}", "name", t.name));
+        rc = hub_store_tx_end(st, rc);
     }
-    if (rc == 0)
-        rc = hub_store_tunnel_delete(st, ws, id);
     if (rc < 0) {
         hub_tunnel_clear(&t);
         hub_api_store_fail(c, rc, "tunnel", "id");
         return;
     }
-    hub_event_record(st, ws, HUB_EV_TUNNEL_DELETED, id, t.agent_id,
-                     json_pack("{s:s}", "name", t.name));
     cn_log_info("tunnel %s (%s) deleted", id, t.name);
-    hub_tunnels_notify(ws, t.agent_id);
+    hub_live_changed(&c->api->cfg.live, ws, t.agent_id);
     hub_tunnel_clear(&t);
     hub_api_reply(c, 200, json_pack("{s:s,s:b}", "id", id, "deleted", 1));
 }

@@ -21,10 +21,14 @@ typedef struct hub_serve_options {
     unsigned rate_limit;
     size_t max_tunnels;
     size_t max_agents;
+    bool json;     /* one JSON line on stdout once listening */
+    int log_level; /* 0: not given, else 1 + CN_LOG_* */
 } hub_serve_options_t;
 
-/* Parses `serve`'s arguments (argv[0] is "serve"). Returns 0, 1 when --help
- * was asked for, or -1 with one line in `err`. Strings point into argv. */
+/* Parses `serve`'s arguments (argv[0] is "serve") with cn_args and checks
+ * them, alone and together. Returns CN_ARGS_OK (0), CN_ARGS_HELP (1) when
+ * --help was asked for, or CN_ARGS_ERROR (-1) with one line in `err` that
+ * names the option. Strings point into argv. */
 int hub_serve_parse_args(int argc, char **argv, hub_serve_options_t *out, char *err, size_t errlen);
 
 /* Prints `serve`'s usage. */

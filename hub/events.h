@@ -17,8 +17,10 @@
 #define HUB_EV_AGENT_DISCONNECTED "agent.disconnected"
 
 /* Appends an event; `data` (a JSON object, may be NULL) is consumed.
- * `tunnel_id` / `agent_id` may be NULL. 0 or a store error, which callers
- * log: a lost event never undoes the change it describes. */
+ * `tunnel_id` / `agent_id` may be NULL. Record it inside the transaction
+ * of the change it describes (hub_store_tx_begin/end) and hand a failure
+ * to hub_store_tx_end(): the change and its event are kept together or
+ * not at all. 0 or a store error (also logged here). */
 int hub_event_record(hub_store_t *st, const char *workspace_id, const char *type,
                      const char *tunnel_id, const char *agent_id, json_t *data);
 

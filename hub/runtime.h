@@ -1,7 +1,8 @@
-/* The hub's live side: the agent endpoint (cn_link server role on /agent),
- * the registry of connected agents, and the public TCP edge (one listening
- * socket per public TCP tunnel, each accepted connection piped into a
- * stream to the exposing agent).
+/* The hub's live side: the agent endpoint (cn_link server role on /agent)
+ * and the registry of connected agents (agents.c), and the public TCP edge
+ * (edge_tcp.c: one listening socket per public TCP tunnel, each accepted
+ * connection piped into a stream to the exposing agent). runtime.c puts
+ * them together; runtime_internal.h is what they share.
  *
  * The store is the truth; the runtime reconciles with it per agent
  * (hub_runtime_agent_changed) whenever the API or a timer changed one of
@@ -16,6 +17,7 @@
 
 #include "secrets.h"
 #include "store.h"
+#include "tunnels.h"
 
 struct lws_context;
 struct lws_vhost;
@@ -41,6 +43,9 @@ int hub_runtime_start(hub_runtime_t *rt, struct lws_context *ctx, struct lws_vho
 /* Reconciles one agent with the store (its listeners, its allow-list, and
  * its link if the agent was deleted). Safe to call at any time. */
 void hub_runtime_agent_changed(hub_runtime_t *rt, const char *workspace_id, const char *agent_id);
+/* The runtime as the lifecycle's live side (tunnels.h): hand it to the
+ * API's configuration and to the TTL reaper. Valid while rt lives. */
+void hub_runtime_live(hub_runtime_t *rt, hub_live_t *out);
 /* Agents connected right now. */
 unsigned hub_runtime_agents_online(const hub_runtime_t *rt);
 /* Closes every link and listener (before the context is destroyed). */

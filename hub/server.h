@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "api.h"
+#include "runtime.h"
 #include "secrets.h"
 #include "store.h"
 
@@ -26,8 +27,9 @@ typedef struct hub_server_config {
     const char *tls_key;
     hub_store_t *store; /* borrowed, outlives the server */
     hub_api_t *api;     /* borrowed, outlives the server */
-    /* The hub's static channel keypair, for the agent endpoint. */
-    const hub_keypair_t *keypair; /* borrowed, outlives the server */
+    /* The agent endpoint and public TCP edge, whose protocols the vhost
+     * serves. Borrowed; freed by the caller after hub_server_free(). */
+    hub_runtime_t *runtime;
 } hub_server_config_t;
 
 typedef struct hub_server hub_server_t;

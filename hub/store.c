@@ -13,6 +13,8 @@
 #include <sodium.h>
 
 #include "cn_err.h"
+#include "cn_errmsg.h"
+#include "cn_utf8.h"
 
 /* ---- handle ------------------------------------------------------------ */
 
@@ -32,15 +34,9 @@ int hub_store_fail(hub_store_t *st, int rc, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(st->errmsg, sizeof(st->errmsg), fmt, ap);
+    rc = cn_verrf(rc, st->errmsg, sizeof(st->errmsg), fmt, ap);
     va_end(ap);
     return rc;
-}
-
-static void set_err(char *err, size_t errlen, const char *msg)
-{
-    if (err && errlen)
-        snprintf(err, errlen, "%s", msg);
 }
 
 int hub_store_open(const hub_store_options_t *opt, hub_store_t **out, char *err, size_t errlen)
@@ -48,20 +44,17 @@ int hub_store_open(const hub_store_options_t *opt, hub_store_t **out, char *err,
     if (out)
         *out = NULL;
     if (!opt || !out || !opt->path || !*opt->path || !opt->secret_key) {
-        set_err(err, errlen, "hub_store_open: path and secret key are required");
-        return CN_EINVAL;
+        return cn_errf(CN_EINVAL, err, errlen, "hub_store_open: path and secret key are required");
     }
     if (hub_secrets_init() < 0) {
-        set_err(err, errlen, "cannot initialise libsodium");
-        return CN_ECRYPTO;
+        return cn_errf(CN_ECRYPTO, err, errlen, "cannot initialise libsodium");
     }
     if (!strncmp(opt->path, "postgres://", 11) || !strncmp(opt->path, "postgresql://", 13)) {
-        set_err(err, errlen, "PostgreSQL is not supported by this build; use a SQLite file path");
-        return CN_EUNKNOWN;
+        return cn_errf(CN_EUNKNOWN, err, errlen,
+                       "PostgreSQL is not supported by this build; use a SQLite file path");
     }
     if (!strcmp(opt->path, ":memory:") || !strncmp(opt->path, "file:", 5)) {
-        set_err(err, errlen, "the hub database must be a plain file path");
-        return CN_EINVAL;
+        return cn_errf(CN_EINVAL, err, errlen, "the hub database must be a plain file path");
     }
     hub_store_t *st = NULL;
     int rc = hub_store_sqlite_open(opt, &st, err, errlen);
@@ -119,40 +112,6 @@ int64_t hub_store_now(const hub_store_t *st)
 
 /* ---- validation helpers ----------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 when invalid
- * (overlong, surrogate, above U+10FFFF, truncated). */
-static size_t utf8_seq(const unsigned char *p, size_t left)
-{
-    unsigned char c = p[0];
-    if (c < 0x80)
-        return 1;
-    size_t n;
-    uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (left < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
 /* Valid UTF-8, min..max bytes, no control characters. */
 static bool text_ok(const char *s, size_t min, size_t max)
 {
@@ -165,7 +124,7 @@ static bool text_ok(const char *s, size_t min, size_t max)
     for (size_t i = 0; i < len;) {
         if (p[i] < 0x20 || p[i] == 0x7f)
             return false;
-        size_t n = utf8_seq(p + i, len - i);
+        size_t n = cn_utf8_seq(p + i, len - i);
         if (!n)
             return false;
         i += n;
@@ -211,7 +170,7 @@ static char *sanitize_text(const char *s, size_t max, bool *oom)
     const unsigned char *p = (const unsigned char *)s;
     size_t o = 0;
     for (size_t i = 0; i < len;) {
-        size_t n = utf8_seq(p + i, len - i);
+        size_t n = cn_utf8_seq(p + i, len - i);
         if (n == 0 || (n == 1 && (p[i] < 0x20 || p[i] == 0x7f))) {
             if (o + 1 > max)
                 break;
@@ -417,6 +376,25 @@ void hub_event_list_free(hub_event_list_t *l)
     free(l->items);
     l->items = NULL;
     l->count = 0;
+}
+
+/* ---- transactions ------------------------------------------------------ */
+
+int hub_store_tx_begin(hub_store_t *st)
+{
+    CHECK_ST(st);
+    return st->ops->tx_begin(st);
+}
+
+int hub_store_tx_end(hub_store_t *st, int rc)
+{
+    if (!st)
+        return CN_EINVAL;
+    /* Not CHECK_ST: a rollback keeps the message of the failure that
+     * caused it. */
+    if (rc == 0)
+        st->errmsg[0] = '\0';
+    return st->ops->tx_end(st, rc);
 }
 
 /* ---- workspaces --------------------------------------------------------- */

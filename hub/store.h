@@ -27,6 +27,8 @@
  *   output record is overwritten (not cleared) on entry, so clear it before
  *   reusing it. On failure outputs hold nothing that needs freeing.
  * - Input strings are borrowed for the duration of the call.
+ * - A change and the event that records it commit together: callers wrap
+ *   them in hub_store_tx_begin() / hub_store_tx_end() (below).
  * - One hub_store_t serves one thread at a time (the hub's event loop); it is
  *   not internally locked. Several processes may open the same database.
  *
@@ -108,6 +110,24 @@ int hub_store_schema_version(void);
 int hub_store_db_version(hub_store_t *st, int *version);
 /* The store's notion of now (its clock). */
 int64_t hub_store_now(const hub_store_t *st);
+
+/* ---- transactions ------------------------------------------------------
+ * A change and the event that records it are kept together or not at all
+ * (a crash between two commits would leave one without the other).
+ * hub_store_tx_begin() opens a transaction; every store call until the
+ * matching hub_store_tx_end() joins it. hub_store_tx_end(st, rc) commits
+ * when rc is 0 and rolls back everything since the begin otherwise; it
+ * returns the outcome: rc itself when rc < 0 (hub_store_errmsg() still
+ * describes that failure), else 0 or the commit's error.
+ * Transactions nest: an inner begin/end pair is a savepoint whose rollback
+ * undoes only its own part. The outermost begin takes the database's write
+ * lock (BEGIN IMMEDIATE; CN_EAGAIN past the busy timeout), so keep
+ * transactions short and never wait inside one. A store call that fails
+ * inside a transaction may have lost all of it (SQLite rolls back by itself
+ * on I/O errors and a full disk): hand its error to hub_store_tx_end()
+ * instead of carrying on. Every tx_begin that returned 0 needs its tx_end. */
+int hub_store_tx_begin(hub_store_t *st);
+int hub_store_tx_end(hub_store_t *st, int rc);
 
 /* ---- workspaces -------------------------------------------------------- */
 typedef struct hub_workspace {
@@ -430,11 +450,13 @@ int hub_store_event_append(hub_store_t *st, const char *workspace_id, const hub_
 typedef struct hub_event_filter {
     const char *tunnel_id; /* NULL = any */
     int64_t since;         /* created_at >= since; NONE = no bound */
-    int64_t after_id;      /* id > after_id (follow cursor); 0 = no bound */
+    bool has_after;        /* apply after_id; false = no cursor */
+    int64_t after_id;      /* id > after_id (follow cursor); 0 = from the first event */
     size_t limit;          /* 0 = HUB_EVENTS_DEFAULT; capped at HUB_EVENTS_MAX */
 } hub_event_filter_t;
-/* Events of a workspace in increasing id order. With `since` or `after_id`
- * the first `limit` matches from there; with neither, the latest `limit`.
+/* Events of a workspace in increasing id order. With `since` or a cursor
+ * (`has_after`, even `after_id` 0) the first `limit` matches from there;
+ * with neither, the latest `limit`.
  * `filter` may be NULL. */
 int hub_store_event_list(hub_store_t *st, const char *workspace_id,
                          const hub_event_filter_t *filter, hub_event_list_t *out);

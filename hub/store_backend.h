@@ -6,8 +6,9 @@
  * A backend receives inputs that store.c has already validated and
  * normalised (ids generated, JSON re-serialised, secrets hashed, "now"
  * read from the clock), so it only maps domain operations to its database:
- * each operation is atomic, scoped by workspace where it takes one, and
- * reports errors through hub_store_fail(). */
+ * each operation is atomic (and nests inside an open tx_begin), scoped by
+ * workspace where it takes one, and reports errors through
+ * hub_store_fail(). */
 #ifndef HUB_STORE_BACKEND_H
 #define HUB_STORE_BACKEND_H
 
@@ -98,6 +99,12 @@ struct hub_store_ops {
     int (*event_list)(hub_store_t *st, const char *workspace_id, const hub_event_filter_t *q,
                       hub_event_list_t *out);
     int (*event_prune)(hub_store_t *st, int64_t before, size_t *count);
+
+    /* hub_store_tx_begin/end (store.h): nesting levels; every operation
+     * above joins the open transaction. tx_end commits the innermost level
+     * when rc == 0, else rolls it back, and returns the outcome. */
+    int (*tx_begin)(hub_store_t *st);
+    int (*tx_end)(hub_store_t *st, int rc);
 };
 
 /* Fills the common part of a backend's handle. */

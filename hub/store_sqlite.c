@@ -21,7 +21,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +30,7 @@
 #include <sqlite3.h>
 
 #include "cn_err.h"
+#include "cn_errmsg.h"
 
 /* "CNHB" in the header's application_id: marks a connect-hub database. */
 #define APPLICATION_ID 1129203778
@@ -190,6 +190,9 @@ enum q {
     Q_BEGIN,
     Q_COMMIT,
     Q_ROLLBACK,
+    Q_SAVEPOINT,
+    Q_SAVEPOINT_RELEASE,
+    Q_SAVEPOINT_ROLLBACK,
     Q_USER_VERSION,
     Q_META_GET,
     Q_META_INIT,
@@ -250,6 +253,9 @@ static const char *const sql[Q_COUNT] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
+    [Q_SAVEPOINT] = "SAVEPOINT cn",
+    [Q_SAVEPOINT_RELEASE] = "RELEASE cn",
+    [Q_SAVEPOINT_ROLLBACK] = "ROLLBACK TO cn",
     [Q_USER_VERSION] = "PRAGMA user_version",
     [Q_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [Q_META_INIT] = "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
@@ -351,6 +357,7 @@ typedef struct sqlite_store {
     hub_store_t base; /* first: the handle callers hold */
     sqlite3 *db;
     sqlite3_stmt *stmt[Q_COUNT];
+    unsigned depth; /* open transaction levels: BEGIN, then savepoints */
 } sqlite_store_t;
 
 static sqlite_store_t *S(hub_store_t *st)
@@ -486,35 +493,67 @@ static int exists(sqlite_store_t *s, sqlite3_stmt *q, int b)
     return one;
 }
 
+/* Transactions nest. The outermost level is BEGIN IMMEDIATE ... COMMIT;
+ * inner ones (an operation inside hub_store_tx_begin(), or one operation
+ * inside another) are savepoints, so a failed inner step undoes only
+ * itself and its caller decides about the rest. */
 static int tx_begin(sqlite_store_t *s)
 {
     int rc = 0;
-    sqlite3_stmt *q = prep(s, Q_BEGIN, &rc);
-    return q ? run(s, q, SQLITE_OK) : rc;
+    /* SQLite rolls the whole transaction back by itself after some errors
+     * (full disk, I/O): never carry on outside it as if it were open. */
+    if (s->depth && sqlite3_get_autocommit(s->db))
+        return hub_store_fail(&s->base, CN_EIO, "database: the transaction was rolled back");
+    sqlite3_stmt *q = prep(s, s->depth ? Q_SAVEPOINT : Q_BEGIN, &rc);
+    if (q)
+        rc = run(s, q, SQLITE_OK);
+    if (rc == 0)
+        s->depth++;
+    return rc;
 }
 
-/* Rolls back if a transaction is open, keeping the failure's message. */
-static void tx_rollback(sqlite_store_t *s)
+static void step_keep_msg(sqlite_store_t *s, enum q which)
 {
-    if (sqlite3_get_autocommit(s->db))
-        return; /* SQLite already rolled back (or nothing was begun) */
     int rc = 0;
-    sqlite3_stmt *q = prep(s, Q_ROLLBACK, &rc);
+    sqlite3_stmt *q = prep(s, which, &rc);
     if (q) {
         sqlite3_step(q);
         done(q);
     }
 }
 
+/* Rolls back the innermost level, keeping the failure's message. */
+static void tx_rollback(sqlite_store_t *s)
+{
+    if (!s->depth)
+        return;
+    s->depth--;
+    if (sqlite3_get_autocommit(s->db))
+        return; /* SQLite already rolled everything back */
+    if (s->depth) {
+        step_keep_msg(s, Q_SAVEPOINT_ROLLBACK);
+        step_keep_msg(s, Q_SAVEPOINT_RELEASE);
+    } else {
+        step_keep_msg(s, Q_ROLLBACK);
+    }
+}
+
 static int tx_commit(sqlite_store_t *s)
 {
     int rc = 0;
-    sqlite3_stmt *q = prep(s, Q_COMMIT, &rc);
-    if (q)
-        rc = run(s, q, SQLITE_OK);
-    if (rc < 0)
+    if (s->depth && sqlite3_get_autocommit(s->db)) {
+        rc = hub_store_fail(&s->base, CN_EIO, "database: the transaction was rolled back");
+    } else {
+        sqlite3_stmt *q = prep(s, s->depth > 1 ? Q_SAVEPOINT_RELEASE : Q_COMMIT, &rc);
+        if (q)
+            rc = run(s, q, SQLITE_OK);
+    }
+    if (rc < 0) {
         tx_rollback(s);
-    return rc;
+        return rc;
+    }
+    s->depth--;
+    return 0;
 }
 
 /* Commits on rc == 0, rolls back otherwise; returns the outcome. */
@@ -524,6 +563,19 @@ static int tx_end(sqlite_store_t *s, int rc)
         return tx_commit(s);
     tx_rollback(s);
     return rc;
+}
+
+static int sqlite_tx_begin(hub_store_t *st)
+{
+    return tx_begin(S(st));
+}
+
+static int sqlite_tx_end(hub_store_t *st, int rc)
+{
+    sqlite_store_t *s = S(st);
+    if (!s->depth)
+        return hub_store_fail(st, CN_EINVAL, "no transaction is open");
+    return tx_end(s, rc);
 }
 
 /* ---- column readers ---------------------------------------------------- */
@@ -829,18 +881,6 @@ static void sqlite_close(hub_store_t *st)
 
 static const struct hub_store_ops sqlite_ops;
 
-static void open_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void open_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 int hub_store_sqlite_schema_version(void)
 {
     return SCHEMA_VERSION;
@@ -854,8 +894,7 @@ int hub_store_sqlite_open(const hub_store_options_t *opt, hub_store_t **out, cha
     if (stat(path, &sb) != 0) {
         int e = errno;
         if (e != ENOENT) {
-            open_err(err, errlen, "cannot open database %s: %s", path, strerror(e));
-            return CN_EIO;
+            return cn_errf(CN_EIO, err, errlen, "cannot open database %s: %s", path, strerror(e));
         }
         if (!opt->create) {
             snprintf(err ? err : (char[1]){0}, err ? errlen : 1,
@@ -868,8 +907,7 @@ int hub_store_sqlite_open(const hub_store_options_t *opt, hub_store_t **out, cha
         int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0 && errno != EEXIST) {
             e = errno;
-            open_err(err, errlen, "cannot create database %s: %s", path, strerror(e));
-            return CN_EIO;
+            return cn_errf(CN_EIO, err, errlen, "cannot create database %s: %s", path, strerror(e));
         }
         if (fd >= 0)
             close(fd);
@@ -881,8 +919,7 @@ int hub_store_sqlite_open(const hub_store_options_t *opt, hub_store_t **out, cha
 
     sqlite_store_t *s = calloc(1, sizeof(*s));
     if (!s) {
-        open_err(err, errlen, "out of memory");
-        return CN_ENOMEM;
+        return cn_errf(CN_ENOMEM, err, errlen, "out of memory");
     }
     hub_store_base_init(&s->base, &sqlite_ops, opt);
     int rc = 0, r;
@@ -1826,7 +1863,7 @@ static int sqlite_event_list(hub_store_t *st, const char *ws, const hub_event_fi
                              hub_event_list_t *out)
 {
     sqlite_store_t *s = S(st);
-    bool from = f->since != HUB_TIME_NONE || f->after_id != 0;
+    bool from = f->since != HUB_TIME_NONE || f->has_after;
     enum q which = from ? (f->tunnel_id ? Q_EV_FROM_TUNNEL : Q_EV_FROM)
                         : (f->tunnel_id ? Q_EV_LATEST_TUNNEL : Q_EV_LATEST);
     int rc = 0, b = SQLITE_OK;
@@ -1903,4 +1940,6 @@ static const struct hub_store_ops sqlite_ops = {
     .event_insert = sqlite_event_insert,
     .event_list = sqlite_event_list,
     .event_prune = sqlite_event_prune,
+    .tx_begin = sqlite_tx_begin,
+    .tx_end = sqlite_tx_end,
 };

@@ -1,7 +1,8 @@
 /* Tunnel lifecycle: every status change goes through here, through the
- * store, and leaves an event. The API (PATCH, create) and the agent
- * endpoint (links coming up and going down) share these functions, and the
- * TTL reaper runs hub_tunnels_expire_due() from a timer.
+ * store, and leaves an event in the same transaction. The API (PATCH,
+ * create) and the agent endpoint (links coming up and going down) share
+ * these functions, and the TTL reaper runs hub_tunnels_expire_due() from a
+ * timer.
  *
  * Status rules
  * - A new tunnel is "connecting" until its agent is online, then "active".
@@ -16,51 +17,76 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "reconcile.h"
 #include "store.h"
+
+/* What the lifecycle needs from the live side (the runtime: agent links,
+ * listeners), handed in explicitly by whoever calls it. A zeroed value or
+ * NULL means no live side (unit tests, start-up). */
+typedef struct hub_live {
+    /* Hears about every committed change to an agent's tunnels (created,
+     * deleted, renamed, status): the runtime reconciles that agent. */
+    void (*changed)(void *ctx, const char *workspace_id, const char *agent_id);
+    /* Whether a live agent link serves the tunnel right now (an agent may
+     * hold links that serve only some of its tunnels). */
+    bool (*served)(void *ctx, const char *agent_id, const char *tunnel_id);
+    void *ctx;
+} hub_live_t;
+
+/* Tells the live side (if any) that the agent's tunnels changed. Call it
+ * after the change committed. */
+void hub_live_changed(const hub_live_t *live, const char *workspace_id, const char *agent_id);
+/* Whether a live link serves the tunnel; without a live side, whether the
+ * agent is connected (`agent_connected`). */
+bool hub_live_served(const hub_live_t *live, const char *agent_id, const char *tunnel_id,
+                     bool agent_connected);
 
 /* Moves tunnel `id` to status `to` (recording connectedAt when it becomes
  * active and lastError when `to` is error, clearing it otherwise) and, if
  * that changed anything, records a tunnel.status_changed event whose data
- * carries from, to and `reason`. `out` (may be NULL) gets the tunnel.
- * Errors are the store's. */
+ * carries from, to and `reason`, in one transaction (nested in the
+ * caller's when one is open). `out` (may be NULL) gets the tunnel;
+ * `changed` (may be NULL) whether the status changed. It tells no live
+ * side: the caller does, once its transaction committed. Errors are the
+ * store's. */
 int hub_tunnels_set_status(hub_store_t *st, const char *workspace_id, const char *id,
                            enum hub_tunnel_status to, const char *reason, const char *last_error,
-                           hub_tunnel_t *out);
+                           hub_tunnel_t *out, bool *changed);
 
-/* The status an explicit resume gives: active if the tunnel's agent is
- * online, else connecting. */
-int hub_tunnels_resume_status(hub_store_t *st, const hub_tunnel_t *t, enum hub_tunnel_status *out);
+/* The status an explicit resume gives: active if a live link serves the
+ * tunnel, else connecting. */
+int hub_tunnels_resume_status(hub_store_t *st, const hub_live_t *live, const hub_tunnel_t *t,
+                              enum hub_tunnel_status *out);
 
-/* An agent's authenticated link came up: marks the agent connected,
- * records agent.connected and activates its connecting/error tunnels.
- * Called by the agent endpoint. */
-int hub_tunnels_on_agent_online(hub_store_t *st, const char *workspace_id, const char *agent_id);
+/* Brings the agent in line with its live links (`links`, nlinks of them;
+ * NULL/0: none): its connected flag (with agent.connected or
+ * agent.disconnected when it flips) and every tunnel's status as
+ * hub_reconcile decides (with a tunnel.status_changed each), in one
+ * transaction; then tells the live side if a status changed. The runtime
+ * calls it whenever one of the agent's links comes up or goes down. */
+int hub_tunnels_reconcile_agent(hub_store_t *st, const hub_live_t *live, const char *workspace_id,
+                                const char *agent_id, const hub_reconcile_link_t *links,
+                                size_t nlinks);
 
-/* An agent's link went down: marks it disconnected, records
- * agent.disconnected and returns its active tunnels to connecting. */
-int hub_tunnels_on_agent_offline(hub_store_t *st, const char *workspace_id, const char *agent_id);
+/* hub_tunnels_reconcile_agent() with one link serving all the agent's
+ * tunnels: marks the agent connected (agent.connected) and activates its
+ * connecting/error tunnels. */
+int hub_tunnels_on_agent_online(hub_store_t *st, const hub_live_t *live, const char *workspace_id,
+                                const char *agent_id);
 
-/* Marks every tunnel whose TTL has passed "expired" (with an event each).
- * `count` (may be NULL) gets how many. */
-int hub_tunnels_expire_due(hub_store_t *st, size_t *count);
+/* hub_tunnels_reconcile_agent() with no link: marks the agent
+ * disconnected (agent.disconnected) and returns its active tunnels to
+ * connecting. */
+int hub_tunnels_on_agent_offline(hub_store_t *st, const hub_live_t *live, const char *workspace_id,
+                                 const char *agent_id);
+
+/* Marks every tunnel whose TTL has passed "expired" (with an event each,
+ * each in its own transaction) and tells the live side. `count` (may be
+ * NULL) gets how many. */
+int hub_tunnels_expire_due(hub_store_t *st, const hub_live_t *live, size_t *count);
 
 /* At start-up no agent link exists: marks every agent disconnected and
- * every active tunnel connecting (with events). */
+ * every active tunnel connecting (with events), in one transaction. */
 int hub_tunnels_reset_links(hub_store_t *st);
-
-/* One observer (the runtime) hears about every change to an agent's
- * tunnels: status changes made here, and creations/deletions the API
- * reports with hub_tunnels_notify(). NULL clears it. */
-typedef void (*hub_tunnels_observer_fn)(void *ctx, const char *workspace_id, const char *agent_id);
-void hub_tunnels_set_observer(hub_tunnels_observer_fn fn, void *ctx);
-void hub_tunnels_notify(const char *workspace_id, const char *agent_id);
-
-/* Whether a live agent link serves tunnel `tunnel_id` right now (the
- * runtime knows; an agent may hold links that serve only some of its
- * tunnels). Without a probe (no runtime, e.g. unit tests) this is
- * `agent_connected`. */
-typedef bool (*hub_tunnels_served_fn)(void *ctx, const char *agent_id, const char *tunnel_id);
-void hub_tunnels_set_served_probe(hub_tunnels_served_fn fn, void *ctx);
-bool hub_tunnels_is_served(const char *agent_id, const char *tunnel_id, bool agent_connected);
 
 #endif

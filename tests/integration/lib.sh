@@ -41,7 +41,7 @@ cleanup() {
             tail -25 "$f" >&2
         done
     fi
-    rm -rf "$WORK"
+    [ -n "${CN_KEEP_WORK:-}" ] || rm -rf "$WORK"
     exit $rc
 }
 trap cleanup EXIT

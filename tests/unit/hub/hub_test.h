@@ -1,5 +1,6 @@
 /* Helpers shared by the hub's unit tests: scratch directories, file bytes,
- * and a clock the test moves by hand. */
+ * raw SQL on a database file (to set up what the store would refuse, or to
+ * inject failures), and a clock the test moves by hand. */
 #ifndef HUB_TEST_H
 #define HUB_TEST_H
 
@@ -11,6 +12,8 @@
 #include <stdbool.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <sqlite3.h>
 
 /* Creates a fresh private directory; the caller removes it with
  * hub_test_rmtree(). */
@@ -66,6 +69,18 @@ static inline mode_t hub_test_mode(const char *path)
     struct stat sb;
     assert_int_equal(stat(path, &sb), 0);
     return sb.st_mode & 07777;
+}
+
+/* Runs `sql` on the database file through a connection of its own. */
+static inline void hub_test_sql(const char *db, const char *sql)
+{
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    char *msg = NULL;
+    int r = sqlite3_exec(h, sql, NULL, NULL, &msg);
+    if (r != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg);
+    sqlite3_close(h);
 }
 
 /* A hand-driven clock for hub_clock_fn. */

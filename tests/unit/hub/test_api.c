@@ -29,6 +29,11 @@ typedef struct fx {
     int status;
     json_t *body;
     hub_http_resp_t resp;
+    /* the live side handed to the API (zeroed: none) */
+    hub_live_t live;
+    unsigned changed_calls;
+    char changed_agent[HUB_ID_SIZE];
+    bool serve;
 } fx_t;
 
 static void open_api(fx_t *f, unsigned rate_limit, size_t max_tunnels, size_t max_agents)
@@ -42,6 +47,7 @@ static void open_api(fx_t *f, unsigned rate_limit, size_t max_tunnels, size_t ma
         .rate_limit = rate_limit,
         .max_tunnels = max_tunnels,
         .max_agents = max_agents,
+        .live = f->live,
         .clock = hub_test_clock_read,
         .clock_ctx = &f->clock,
     };
@@ -421,7 +427,7 @@ static void test_lifecycle(void **state)
 
     /* Agent comes online: connecting -> active. */
     f->clock.now += 1000;
-    assert_int_equal(hub_tunnels_on_agent_online(f->st, f->ws, agent), 0);
+    assert_int_equal(hub_tunnels_on_agent_online(f->st, NULL, f->ws, agent), 0);
     call(f, HUB_GET, path, NULL, f->admin, NULL);
     assert_string_equal(str(f, "status"), "active");
     assert_string_equal(str(f, "connectedAt"), "2026-11-23T14:00:01.000Z");
@@ -430,19 +436,19 @@ static void test_lifecycle(void **state)
     call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"paused\"}");
     EXPECT(f, 200, NULL);
     assert_string_equal(str(f, "status"), "paused");
-    assert_int_equal(hub_tunnels_on_agent_offline(f->st, f->ws, agent), 0);
+    assert_int_equal(hub_tunnels_on_agent_offline(f->st, NULL, f->ws, agent), 0);
     call(f, HUB_GET, path, NULL, f->admin, NULL);
     assert_string_equal(str(f, "status"), "paused");
     call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"active\"}");
     assert_string_equal(str(f, "status"), "connecting");
-    assert_int_equal(hub_tunnels_on_agent_online(f->st, f->ws, agent), 0);
+    assert_int_equal(hub_tunnels_on_agent_online(f->st, NULL, f->ws, agent), 0);
     call(f, HUB_GET, path, NULL, f->admin, NULL);
     assert_string_equal(str(f, "status"), "active");
     /* A new tunnel of an online agent is active at once. */
     char tun2[HUB_ID_SIZE];
     make_tunnel(f, agent, NULL, tun2);
     assert_string_equal(str(f, "status"), "active");
-    assert_int_equal(hub_tunnels_on_agent_offline(f->st, f->ws, agent), 0);
+    assert_int_equal(hub_tunnels_on_agent_offline(f->st, NULL, f->ws, agent), 0);
     call(f, HUB_GET, path, NULL, f->admin, NULL);
     assert_string_equal(str(f, "status"), "connecting");
 
@@ -482,12 +488,12 @@ static void test_ttl_expiry(void **state)
     make_tunnel(f, agent, NULL, keep);
     size_t n = 99;
     f->clock.now += 4000;
-    assert_int_equal(hub_tunnels_expire_due(f->st, &n), 0);
+    assert_int_equal(hub_tunnels_expire_due(f->st, NULL, &n), 0);
     assert_int_equal(n, 0);
     f->clock.now += 1000;
-    assert_int_equal(hub_tunnels_expire_due(f->st, &n), 0);
+    assert_int_equal(hub_tunnels_expire_due(f->st, NULL, &n), 0);
     assert_int_equal(n, 1);
-    assert_int_equal(hub_tunnels_expire_due(f->st, &n), 0);
+    assert_int_equal(hub_tunnels_expire_due(f->st, NULL, &n), 0);
     assert_int_equal(n, 0);
     snprintf(path, sizeof(path), "/api/v1/tunnels/%s", tun);
     call(f, HUB_GET, path, NULL, f->admin, NULL);
@@ -502,6 +508,38 @@ static void test_ttl_expiry(void **state)
     EXPECT(f, 422, "status");
     call(f, HUB_GET, "/api/v1/tunnels", "status=active&status=paused", f->admin, NULL);
     EXPECT(f, 422, "status");
+}
+
+/* GET /events?after=N is a cursor from event N, and after=0 starts at the
+ * first event (not the latest page, which is what no cursor means). */
+static void test_events_cursor(void **state)
+{
+    fx_t *f = *state;
+    char agent[HUB_ID_SIZE];
+    for (int i = 0; i < 4; i++)
+        make_agent(f, f->admin, agent); /* one agent.created event each */
+    call(f, HUB_GET, "/api/v1/events", "limit=2", f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    json_t *ev = json_object_get(f->body, "events");
+    assert_int_equal(json_array_size(ev), 2);
+    json_int_t latest = json_integer_value(json_object_get(json_array_get(ev, 0), "id"));
+
+    call(f, HUB_GET, "/api/v1/events", "after=0&limit=2", f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    ev = json_object_get(f->body, "events");
+    assert_int_equal(json_array_size(ev), 2);
+    json_int_t first = json_integer_value(json_object_get(json_array_get(ev, 0), "id"));
+    json_int_t second = json_integer_value(json_object_get(json_array_get(ev, 1), "id"));
+    assert_true(first < second);
+    assert_true(first < latest);
+
+    char q[64];
+    snprintf(q, sizeof(q), "after=%lld&limit=1", (long long)first);
+    call(f, HUB_GET, "/api/v1/events", q, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    ev = json_object_get(f->body, "events");
+    assert_int_equal(json_array_size(ev), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(ev, 0), "id")), second);
 }
 
 static void test_agents(void **state)
@@ -784,6 +822,133 @@ static void test_agent_cap(void **state)
     make_agent(f, f->admin, a);
 }
 
+/* Makes every event insert fail inside the database (as a full disk or an
+ * I/O error would), between a change and its event. */
+#define FAIL_EVENTS                                                                                \
+    "CREATE TRIGGER test_fail_events BEFORE INSERT ON events "                                     \
+    "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+
+static size_t tunnel_count(fx_t *f)
+{
+    size_t n = 0;
+    assert_int_equal(hub_store_tunnel_count(f->st, f->ws, &n), 0);
+    return n;
+}
+
+/* A write whose event cannot be recorded is not made: the client gets an
+ * error and the store is as before (no tunnel without tunnel.created, no
+ * rename without tunnel.updated, no deletion without tunnel.deleted). */
+static void test_write_fails_with_its_event(void **state)
+{
+    fx_t *f = *state;
+    char agent[HUB_ID_SIZE], tun[HUB_ID_SIZE], path[128];
+    make_agent(f, f->admin, agent);
+    make_tunnel(f, agent, "\"name\":\"svc\"", tun);
+    snprintf(path, sizeof(path), "/api/v1/tunnels/%s", tun);
+    hub_test_sql(f->db, FAIL_EVENTS);
+
+    char body[256];
+    snprintf(body, sizeof(body), "{\"target\":\"localhost:81\",\"agentId\":\"%s\"}", agent);
+    call(f, HUB_POST, "/api/v1/tunnels", NULL, f->admin, body);
+    assert_true(f->status >= 400);
+    assert_int_equal(tunnel_count(f), 1);
+
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"name\":\"renamed\"}");
+    assert_true(f->status >= 400);
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"paused\"}");
+    assert_true(f->status >= 400);
+    call(f, HUB_GET, path, NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    assert_string_equal(str(f, "name"), "svc");
+    assert_string_equal(str(f, "status"), "connecting");
+
+    call(f, HUB_DELETE, path, NULL, f->admin, NULL);
+    assert_true(f->status >= 400);
+    snprintf(path, sizeof(path), "/api/v1/agents/%s", agent);
+    call(f, HUB_DELETE, path, NULL, f->admin, NULL);
+    assert_true(f->status >= 400);
+    assert_int_equal(tunnel_count(f), 1);
+    call(f, HUB_GET, path, NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    call(f, HUB_POST, "/api/v1/agents", NULL, f->admin, "{}");
+    assert_true(f->status >= 400);
+
+    /* Once events can be written again, so can everything else. */
+    hub_test_sql(f->db, "DROP TRIGGER test_fail_events");
+    call(f, HUB_DELETE, path, NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    assert_int_equal(tunnel_count(f), 0);
+}
+
+static void live_changed(void *ctx, const char *ws, const char *agent_id)
+{
+    fx_t *f = ctx;
+    assert_string_equal(ws, f->ws);
+    f->changed_calls++;
+    snprintf(f->changed_agent, sizeof(f->changed_agent), "%s", agent_id);
+}
+
+static bool live_served(void *ctx, const char *agent_id, const char *tunnel_id)
+{
+    return ((fx_t *)ctx)->serve;
+}
+
+/* The live side comes through the API's configuration: it is told about
+ * every committed change and asked whether a link serves a tunnel. */
+static void test_live_side_from_config(void **state)
+{
+    fx_t *f = *state;
+    f->live = (hub_live_t){.changed = live_changed, .served = live_served, .ctx = f};
+    open_api(f, 0, 5, 0);
+    char agent[HUB_ID_SIZE], tun[HUB_ID_SIZE], path[128];
+    make_agent(f, f->admin, agent);
+    assert_int_equal(f->changed_calls, 0);
+
+    /* The agent is not connected, but a live link serves the tunnel. */
+    f->serve = true;
+    make_tunnel(f, agent, NULL, tun);
+    assert_string_equal(str(f, "status"), "active");
+    assert_int_equal(f->changed_calls, 1);
+    assert_string_equal(f->changed_agent, agent);
+
+    snprintf(path, sizeof(path), "/api/v1/tunnels/%s", tun);
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"paused\"}");
+    EXPECT(f, 200, NULL);
+    assert_int_equal(f->changed_calls, 2);
+    f->serve = false;
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"active\"}");
+    assert_string_equal(str(f, "status"), "connecting");
+    assert_int_equal(f->changed_calls, 3);
+    /* Nothing changed, nobody told. */
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"active\"}");
+    EXPECT(f, 200, NULL);
+    assert_int_equal(f->changed_calls, 3);
+
+    /* A failed write tells nobody. */
+    hub_test_sql(f->db, FAIL_EVENTS);
+    call(f, HUB_DELETE, path, NULL, f->admin, NULL);
+    assert_true(f->status >= 400);
+    assert_int_equal(f->changed_calls, 3);
+    hub_test_sql(f->db, "DROP TRIGGER test_fail_events");
+    call(f, HUB_DELETE, path, NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    assert_int_equal(f->changed_calls, 4);
+
+    /* The reaper and the link hooks tell the same live side. */
+    make_tunnel(f, agent, "\"ttl\":1", tun);
+    assert_int_equal(f->changed_calls, 5);
+    f->clock.now += 1000;
+    size_t n = 0;
+    assert_int_equal(hub_tunnels_expire_due(f->st, &f->live, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(f->changed_calls, 6);
+    make_tunnel(f, agent, NULL, tun);
+    assert_int_equal(hub_tunnels_on_agent_online(f->st, &f->live, f->ws, agent), 0);
+    assert_int_equal(f->changed_calls, 8);
+    assert_int_equal(hub_tunnels_on_agent_online(f->st, &f->live, f->ws, agent), 0);
+    assert_int_equal(f->changed_calls, 8);
+}
+
 int main(void)
 {
     cn_log_set_level(CN_LOG_ERROR);
@@ -796,11 +961,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_cursor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_token_acts_only_for_its_agent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_list_and_revoke, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_fails_with_its_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_side_from_config, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -61,12 +61,50 @@ static void test_values(void **state)
     assert_int_equal(o.http_port, 8081);
     assert_int_equal(parse(&o, err, "--db", "/d", "--help"), 1);
     assert_int_equal(parse(&o, err, "-h"), 1);
+    assert_int_equal(parse(&o, err, "--db", "/d"), 0);
+    assert_false(o.json);
+    assert_int_equal(o.log_level, 0);
+    assert_int_equal(parse(&o, err, "--db", "/d", "--json", "--log-level=debug"), 0);
+    assert_true(o.json);
+    assert_int_equal(o.log_level, 1 + 3); /* 1 + CN_LOG_DEBUG */
+    assert_int_equal(parse(&o, err, "--listen=localhost:9", "--db", "/d"), 0);
+    assert_string_equal(o.listen_host, "127.0.0.1");
+    assert_int_equal(o.listen_port, 9);
+}
+
+/* --help lists every option the parser takes, from the same table. */
+static void test_usage_lists_every_option(void **state)
+{
+    char buf[4096] = "";
+    FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
+    hub_serve_usage(f);
+    fclose(f);
+    static const char *const want[] = {
+        "usage: connect-hub serve --db PATH",
+        "--db PATH",
+        "--listen HOST:PORT",
+        "--public-domain DOMAIN",
+        "--http-port N",
+        "--tcp-ports A-B",
+        "--tls-cert FILE",
+        "--tls-key FILE",
+        "--rate-limit N",
+        "--max-tunnels N",
+        "--max-agents N",
+        "--json",
+        "--log-level error|warn|info|debug",
+        "-h, --help",
+        "(default 20000-29999)",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        if (!strstr(buf, want[i]))
+            fail_msg("serve --help lacks '%s'", want[i]);
 }
 
 static void test_errors(void **state)
 {
     static const struct {
-        const char *a[6];
+        const char *a[7];
         const char *names;
     } bad[] = {
         {{NULL}, "--db"},
@@ -90,6 +128,10 @@ static void test_errors(void **state)
         {{"--db", "/d", "--what", NULL}, "--what"},
         {{"--db", "/d", "stray", NULL}, "stray"},
         {{"--db", "/d", "--listen", "127.0.0.1:20001", NULL}, "--listen"},
+        {{"--db", "/d", "--listen", "127.0.0.1:1", "--listen", "127.0.0.1:2", NULL}, "--listen"},
+        {{"--db", "/d", "--rate-limit", "1000001", NULL}, "--rate-limit"},
+        {{"--db", "/d", "--log-level", "loud", NULL}, "--log-level"},
+        {{"--db", "/d", "--json=yes", NULL}, "--json"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         hub_serve_options_t o;
@@ -109,6 +151,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_usage_lists_every_option),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

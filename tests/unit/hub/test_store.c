@@ -7,8 +7,6 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-#include <sqlite3.h>
-
 #include "cn_err.h"
 #include "store.h"
 
@@ -116,17 +114,6 @@ static bool db_files_contain(const fx_t *f, const void *needle, size_t n)
     return false;
 }
 
-static void raw_exec(const char *db, const char *sql)
-{
-    sqlite3 *h = NULL;
-    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
-    char *msg = NULL;
-    int r = sqlite3_exec(h, sql, NULL, NULL, &msg);
-    if (r != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg);
-    sqlite3_close(h);
-}
-
 /* ---- opening and migrations -------------------------------------------- */
 
 static void test_open_creates_current_schema(void **state)
@@ -201,7 +188,7 @@ static void test_newer_schema_refused(void **state)
     fx_t *f = *state;
     hub_store_close(f->st);
     f->st = NULL;
-    raw_exec(f->db, "PRAGMA user_version = 99");
+    hub_test_sql(f->db, "PRAGMA user_version = 99");
     char err[256] = "";
     assert_int_equal(fx_open(f, false, err, sizeof(err)), CN_EVERSION);
     assert_null(f->st);
@@ -217,7 +204,7 @@ static void test_foreign_db_refused(void **state)
     char err[256] = "";
 
     snprintf(g.db, sizeof(g.db), "%s/other.db", f->dir);
-    raw_exec(g.db, "CREATE TABLE notes (x TEXT)");
+    hub_test_sql(g.db, "CREATE TABLE notes (x TEXT)");
     assert_int_equal(fx_open(&g, true, err, sizeof(err)), CN_EPROTO);
     assert_non_null(strstr(err, "not a connect-hub database"));
 
@@ -760,7 +747,7 @@ static void test_migration_to_token_scopes(void **state)
                                                                        "X'%063d4', 0, 1400);"
                                                                        "PRAGMA user_version = 1;",
         h_init, 0, 0, h_agent, 0, 0, 0);
-    raw_exec(f->db, sql);
+    hub_test_sql(f->db, sql);
     chmod(f->db, 0600);
 
     fx_reopen(f);
@@ -1461,10 +1448,18 @@ static void test_events_filters(void **state)
     assert_string_equal(l.items[0].type, "tunnel.deleted");
     hub_event_list_free(&l);
 
-    hub_event_filter_t after = {.after_id = ids[3]};
+    hub_event_filter_t after = {.has_after = true, .after_id = ids[3]};
     assert_int_equal(hub_store_event_list(f->st, ws.id, &after, &l), 0);
     assert_int_equal(l.count, 1);
     assert_int_equal(l.items[0].id, ids[4]);
+    hub_event_list_free(&l);
+
+    /* A cursor of 0 is a cursor: the first events, not the latest. */
+    hub_event_filter_t from_start = {.has_after = true, .after_id = 0, .limit = 2};
+    assert_int_equal(hub_store_event_list(f->st, ws.id, &from_start, &l), 0);
+    assert_int_equal(l.count, 2);
+    assert_int_equal(l.items[0].id, ids[0]);
+    assert_int_equal(l.items[1].id, ids[1]);
     hub_event_list_free(&l);
 
     /* Without a cursor, a limit gives the latest N, oldest first; with one,
@@ -1524,6 +1519,115 @@ static void test_events_bounded_and_validated(void **state)
                      CN_ENOTFOUND);
 }
 
+/* ---- transactions ------------------------------------------------------- */
+
+/* Makes every event insert fail inside the database, as a full disk or an
+ * I/O error would, between a change and its event. */
+#define FAIL_EVENTS                                                                                \
+    "CREATE TRIGGER test_fail_events BEFORE INSERT ON events "                                     \
+    "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+
+static size_t count_events(fx_t *f, const hub_workspace_t *ws)
+{
+    hub_event_list_t el = {0};
+    assert_int_equal(hub_store_event_list(f->st, ws->id, NULL, &el), 0);
+    size_t n = el.count;
+    hub_event_list_free(&el);
+    return n;
+}
+
+static int change_and_event(fx_t *f, const hub_workspace_t *ws, const hub_agent_t *a,
+                            const char *name)
+{
+    int rc = hub_store_tx_begin(f->st);
+    if (rc < 0)
+        return rc;
+    hub_tunnel_spec_t sp = spec_for(a->id, name);
+    hub_tunnel_t t = {0};
+    rc = hub_store_tunnel_create(f->st, ws->id, &sp, &t, NULL);
+    if (rc == 0)
+        rc = hub_store_event_append(
+            f->st, ws->id, &(hub_event_spec_t){.type = "tunnel.created", .tunnel_id = t.id}, NULL);
+    hub_tunnel_clear(&t);
+    return hub_store_tx_end(f->st, rc);
+}
+
+static void test_change_and_event_commit_together(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    hub_agent_t a;
+    hub_tunnel_t t = {0};
+    mk_ws(f, "w", &ws);
+    mk_agent(f, &ws, &a);
+
+    /* Both kept, across a restart. */
+    assert_int_equal(change_and_event(f, &ws, &a, "kept"), 0);
+    fx_reopen(f);
+    assert_int_equal(hub_store_tunnel_get_by_name(f->st, ws.id, "kept", &t), 0);
+    hub_tunnel_clear(&t);
+    assert_int_equal(count_events(f, &ws), 1);
+
+    /* The event fails in the database: the tunnel goes with it, and the
+     * failure's message survives the rollback. */
+    hub_test_sql(f->db, FAIL_EVENTS);
+    assert_int_not_equal(change_and_event(f, &ws, &a, "lost"), 0);
+    assert_non_null(strstr(hub_store_errmsg(f->st), "injected failure"));
+    assert_int_equal(hub_store_tunnel_get_by_name(f->st, ws.id, "lost", &t), CN_ENOTFOUND);
+    fx_reopen(f);
+    assert_int_equal(hub_store_tunnel_get_by_name(f->st, ws.id, "lost", &t), CN_ENOTFOUND);
+    assert_int_equal(count_events(f, &ws), 1);
+
+    /* Writes after a rollback are not stuck in a dead transaction. */
+    hub_test_sql(f->db, "DROP TRIGGER test_fail_events");
+    assert_int_equal(change_and_event(f, &ws, &a, "after"), 0);
+    fx_reopen(f);
+    assert_int_equal(hub_store_tunnel_get_by_name(f->st, ws.id, "after", &t), 0);
+    hub_tunnel_clear(&t);
+    assert_int_equal(count_events(f, &ws), 2);
+}
+
+static void test_transactions_nest(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    hub_agent_t a;
+    hub_tunnel_t t = {0};
+    mk_ws(f, "w", &ws);
+    mk_agent(f, &ws, &a);
+
+    /* An inner level that fails undoes only itself; the outer commits. */
+    assert_int_equal(hub_store_tx_begin(f->st), 0);
+    mk_tunnel(f, &ws, &a, "outer", &t);
+    hub_tunnel_clear(&t);
+    assert_int_equal(hub_store_tx_begin(f->st), 0);
+    mk_tunnel(f, &ws, &a, "inner", &t);
+    hub_tunnel_clear(&t);
+    assert_int_equal(hub_store_tx_end(f->st, CN_EINVAL), CN_EINVAL);
+    assert_int_equal(hub_store_tx_end(f->st, 0), 0);
+    fx_reopen(f);
+    assert_int_equal(hub_store_tunnel_get_by_name(f->st, ws.id, "outer", &t), 0);
+    hub_tunnel_clear(&t);
+    assert_int_equal(hub_store_tunnel_get_by_name(f->st, ws.id, "inner", &t), CN_ENOTFOUND);
+
+    /* A committed inner level is still undone by the outer rollback; a
+     * store call's own failure (a taken name) inside leaves the rest. */
+    assert_int_equal(hub_store_tx_begin(f->st), 0);
+    assert_int_equal(hub_store_tx_begin(f->st), 0);
+    mk_tunnel(f, &ws, &a, "inner2", &t);
+    hub_tunnel_clear(&t);
+    assert_int_equal(hub_store_tx_end(f->st, 0), 0);
+    hub_tunnel_spec_t dup = spec_for(a.id, "outer");
+    assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &dup, NULL, NULL), HUB_ECONFLICT);
+    assert_int_equal(hub_store_tunnel_get_by_name(f->st, ws.id, "inner2", &t), 0);
+    hub_tunnel_clear(&t);
+    assert_int_equal(hub_store_tx_end(f->st, CN_EIO), CN_EIO);
+    assert_int_equal(hub_store_tunnel_get_by_name(f->st, ws.id, "inner2", &t), CN_ENOTFOUND);
+
+    /* An end without a begin is a caller's bug, refused. */
+    assert_int_equal(hub_store_tx_end(f->st, 0), CN_EINVAL);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1558,6 +1662,8 @@ int main(void)
         T(test_edge_lookups),
         T(test_events_filters),
         T(test_events_bounded_and_validated),
+        T(test_change_and_event_commit_together),
+        T(test_transactions_nest),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,324 @@
+/* The agent endpoint (cn_link server role on /agent) and the registry of
+ * connected agents' links (see runtime.h). */
+#include "runtime_internal.h"
+
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cn_err.h"
+#include "cn_frame.h"
+#include "cn_link.h"
+#include "cn_log.h"
+#include "cn_pipe.h"
+#include "events.h"
+#include "secrets.h"
+#include "tunnels.h"
+
+static int serves(const session_t *s, const char *tunnel_id)
+{
+    if (s->serve_all)
+        return 1;
+    for (size_t i = 0; i < s->nserved; i++)
+        if (!strcmp(s->served[i], tunnel_id))
+            return 1;
+    return 0;
+}
+
+/* The newest live link of the agent that serves the tunnel (sessions are
+ * kept newest first, so a reconnecting agent wins over a stale link that
+ * has not timed out yet). tunnel_id NULL: any link of the agent. */
+session_t *hub_agents_route(hub_runtime_t *rt, const char *agent_id, const char *tunnel_id)
+{
+    for (session_t *s = rt->sessions; s; s = s->next)
+        if (s->admitted && !strcmp(s->agent_id, agent_id) && (!tunnel_id || serves(s, tunnel_id)) &&
+            cn_link_is_established(s->link))
+            return s;
+    return NULL;
+}
+
+static json_t *tunnel_json(const hub_tunnel_t *t)
+{
+    return json_pack("{s:s,s:s,s:{s:s,s:i},s:s,s:s}", "id", t->id, "name", t->name, "target",
+                     "host", t->target_host, "port", (int)t->target_port, "protocol",
+                     hub_protocol_name(t->protocol), "status", hub_tunnel_status_name(t->status));
+}
+
+/* The agent's allow-list as a JSON array (NULL on store failure). */
+static json_t *agent_tunnels(hub_runtime_t *rt, const char *ws, const char *agent_id)
+{
+    hub_tunnel_filter_t f = {.agent_id = agent_id};
+    hub_tunnel_list_t list = {0};
+    if (hub_store_tunnel_list(rt->cfg.store, ws, &f, &list) < 0)
+        return NULL;
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < list.count; i++)
+        json_array_append_new(arr, tunnel_json(&list.items[i]));
+    hub_tunnel_list_free(&list);
+    return arr;
+}
+
+static void send_control(session_t *s, json_t *msg)
+{
+    if (!msg)
+        return;
+    int rc = cn_mux_send_control(cn_link_mux(s->link), msg);
+    if (rc < 0)
+        cn_log_warn("agent %s: could not queue control message: %s", s->agent_id, cn_strerror(rc));
+    json_decref(msg);
+    cn_link_flush(s->link);
+}
+
+/* Brings the agent's state and tunnels in line with its live links (all
+ * admitted sessions of the agent still in the registry). */
+static void reconcile(hub_runtime_t *rt, const char *ws, const char *agent_id)
+{
+    size_t n = 0;
+    for (session_t *s = rt->sessions; s; s = s->next)
+        if (s->admitted && !strcmp(s->agent_id, agent_id))
+            n++;
+    hub_reconcile_link_t *links = n ? calloc(n, sizeof(*links)) : NULL;
+    if (n && !links) {
+        cn_log_warn("agent %s: out of memory reconciling its tunnels", agent_id);
+        return;
+    }
+    size_t i = 0;
+    for (session_t *s = rt->sessions; s && i < n; s = s->next)
+        if (s->admitted && !strcmp(s->agent_id, agent_id))
+            links[i++] = (hub_reconcile_link_t){
+                .agent_id = s->agent_id,
+                .serve_all = s->serve_all,
+                .served = (const char(*)[HUB_ID_SIZE])s->served,
+                .nserved = s->nserved,
+            };
+    hub_live_t live;
+    hub_runtime_live(rt, &live);
+    if (hub_tunnels_reconcile_agent(rt->cfg.store, &live, ws, agent_id, links, n) < 0)
+        cn_log_warn("agent %s: could not update its tunnels: %s", agent_id,
+                    hub_store_errmsg(rt->cfg.store));
+    free(links);
+}
+
+bool hub_agents_served_probe(void *ctx, const char *agent_id, const char *tunnel_id)
+{
+    return hub_agents_route(ctx, agent_id, tunnel_id) != NULL;
+}
+
+/* ---- agent endpoint ----------------------------------------------------- */
+
+/* Checks who the agent is: an enrollment or a known key. Fills s and, for
+ * an enrollment, a fresh API token for the agent's CLI. */
+static int admit(hub_runtime_t *rt, cn_link_t *link, session_t *s, char *api_token)
+{
+    size_t plen = 0;
+    const uint8_t *payload = cn_link_peer_payload(link, &plen);
+    const uint8_t *pk = cn_link_peer_key(link);
+    json_error_t jerr;
+    json_t *hello = payload && plen ? json_loadb((const char *)payload, plen, 0, &jerr) : NULL;
+    int rc = CN_EREFUSED;
+    hub_agent_t agent;
+    const char *enroll = json_string_value(json_object_get(hello, "enroll"));
+    const char *want_id = json_string_value(json_object_get(hello, "agentId"));
+    if (!pk || !json_is_object(hello))
+        goto out;
+    if (enroll) {
+        rc = hub_store_agent_enroll(rt->cfg.store, enroll, pk, &agent);
+        if (rc < 0) {
+            cn_log_warn("agent endpoint: enrollment refused: %s", hub_store_errmsg(rt->cfg.store));
+            goto out;
+        }
+        char name[64];
+        snprintf(name, sizeof(name), "agent %s", agent.id);
+        /* Scoped to this agent and deleted with it (docs/security.md). */
+        rc = hub_store_token_create(rt->cfg.store, agent.workspace_id, name, HUB_SCOPE_AGENT,
+                                    agent.id, api_token, NULL);
+        if (rc < 0)
+            goto out;
+        cn_log_info("agent %s enrolled in workspace %s", agent.id, agent.workspace_id);
+    } else {
+        rc = hub_store_agent_find_by_key(rt->cfg.store, pk, &agent);
+        if (rc < 0 || !want_id || strcmp(want_id, agent.id)) {
+            char fp[CN_CHAN_FINGERPRINT_SIZE];
+            cn_chan_fingerprint(pk, fp);
+            cn_log_warn("agent endpoint: unknown agent key %s refused", fp);
+            rc = CN_EREFUSED;
+            goto out;
+        }
+    }
+    memcpy(s->agent_id, agent.id, sizeof(s->agent_id));
+    memcpy(s->workspace_id, agent.workspace_id, sizeof(s->workspace_id));
+    /* "tunnels": [ids] narrows what this link serves; absent = all. */
+    json_t *only = json_object_get(hello, "tunnels");
+    s->serve_all = !json_is_array(only);
+    if (!s->serve_all) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(only, i, v)
+        {
+            if (json_is_string(v) && strlen(json_string_value(v)) < HUB_ID_SIZE &&
+                s->nserved < MAX_SERVED)
+                snprintf(s->served[s->nserved++], HUB_ID_SIZE, "%s", json_string_value(v));
+        }
+    }
+    rc = 0;
+out:
+    json_decref(hello);
+    return rc;
+}
+
+static int link_established(cn_link_t *link, void *ctx)
+{
+    hub_runtime_t *rt = ctx;
+    char api_token[HUB_TOKEN_STR_SIZE] = "";
+    session_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return CN_ENOMEM;
+    s->rt = rt;
+    s->link = link;
+    int rc = admit(rt, link, s, api_token);
+    if (rc < 0) {
+        free(s);
+        return rc;
+    }
+    /* Newest first: a reconnecting agent (dirty disconnect) gets the
+     * streams at once, before its stale link times out. */
+    s->admitted = 1;
+    s->next = rt->sessions;
+    rt->sessions = s;
+    rt->online++;
+    cn_link_set_user(link, s);
+    cn_log_info("agent %s connected (%s, serving %s)", s->agent_id, cn_link_cipher(link),
+                s->serve_all ? "all its tunnels" : "named tunnels");
+    reconcile(rt, s->workspace_id, s->agent_id);
+
+    json_t *hello =
+        json_pack("{s:s,s:s,s:s,s:o*}", "type", "hello", "agentId", s->agent_id, "workspaceId",
+                  s->workspace_id, "tunnels", agent_tunnels(rt, s->workspace_id, s->agent_id));
+    if (hello && api_token[0])
+        json_object_set_new(hello, "apiToken", json_string(api_token));
+    sodium_memzero(api_token, sizeof(api_token));
+    send_control(s, hello);
+    s->hello_sent = 1;
+    return 0;
+}
+
+static void link_closed(cn_link_t *link, void *ctx, int err, const char *why)
+{
+    hub_runtime_t *rt = ctx;
+    session_t *s = cn_link_user(link);
+    if (!s)
+        return;
+    for (session_t **pp = &rt->sessions; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    cn_log_info("agent %s disconnected: %s", s->agent_id, why);
+    if (s->admitted) {
+        rt->online--;
+        /* s has left the registry: the agent's other links decide. */
+        reconcile(rt, s->workspace_id, s->agent_id);
+    }
+    free(s);
+}
+
+/* Agents may not open streams to the hub yet (reach arrives later). */
+static void agent_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref, size_t ref_len,
+                       const uint8_t *meta, size_t meta_len)
+{
+    cn_mux_reject(cn_link_mux(ctx), id, CN_RST_REFUSED, "not supported");
+    cn_link_flush(ctx);
+}
+
+/* {"type":"tunnel_error","tunnelId":ID,"error":TEXT}: the agent will not
+ * serve one of its tunnels (its local target policy refuses the target):
+ * the tunnel goes to error with that lastError. Only for tunnels of this
+ * agent that this link serves, and not over paused or expired ones. */
+static void agent_tunnel_error(session_t *s, const json_t *msg)
+{
+    const char *id = json_string_value(json_object_get(msg, "tunnelId"));
+    const char *why = json_string_value(json_object_get(msg, "error"));
+    hub_tunnel_t t = {0};
+    if (!id || !why || !hub_uuid_valid(id) || !serves(s, id) ||
+        hub_store_tunnel_get(s->rt->cfg.store, s->workspace_id, id, &t) < 0)
+        return;
+    bool changed = false;
+    if (!strcmp(t.agent_id, s->agent_id) &&
+        (t.status == HUB_TUNNEL_ACTIVE || t.status == HUB_TUNNEL_CONNECTING)) {
+        cn_log_warn("agent %s refuses tunnel %s (%s): %.200s", s->agent_id, t.id, t.name, why);
+        if (hub_tunnels_set_status(s->rt->cfg.store, s->workspace_id, t.id, HUB_TUNNEL_ERROR,
+                                   "refused by agent", why, NULL, &changed) < 0)
+            cn_log_warn("tunnel %s: cannot record the agent's refusal: %s", t.id,
+                        hub_store_errmsg(s->rt->cfg.store));
+    }
+    /* Copy before clearing: the live side lists the agent's tunnels again. */
+    char ws[HUB_ID_SIZE], agent_id[HUB_ID_SIZE];
+    memcpy(ws, s->workspace_id, sizeof(ws));
+    memcpy(agent_id, s->agent_id, sizeof(agent_id));
+    hub_tunnel_clear(&t);
+    if (changed)
+        hub_runtime_agent_changed(s->rt, ws, agent_id);
+}
+
+static void agent_control(void *ctx, const uint8_t *payload, size_t len)
+{
+    session_t *s = cn_link_user(ctx);
+    json_t *msg = s ? json_loadb((const char *)payload, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    const char *type = json_string_value(json_object_get(msg, "type"));
+    if (s && type && !strcmp(type, "tunnel_error"))
+        agent_tunnel_error(s, msg);
+    else
+        cn_log_debug("agent %s: control message (%zu bytes) ignored", s ? s->agent_id : "?", len);
+    json_decref(msg);
+}
+
+void hub_agents_changed(hub_runtime_t *rt, const char *ws, const char *agent_id, bool gone)
+{
+    for (session_t *s = rt->sessions; s; s = s->next) {
+        if (!s->admitted || strcmp(s->agent_id, agent_id))
+            continue;
+        if (gone) {
+            cn_log_info("agent %s deleted: closing its link", agent_id);
+            cn_link_close(s->link, "agent deleted");
+        } else if (s->hello_sent) {
+            send_control(s, json_pack("{s:s,s:o*}", "type", "tunnels", "tunnels",
+                                      agent_tunnels(rt, ws, agent_id)));
+        }
+    }
+}
+
+int hub_agents_init(hub_runtime_t *rt)
+{
+    cn_stream_dispatch_callbacks(&rt->mux_cb);
+    rt->mux_cb.on_open = agent_open;
+    rt->mux_cb.on_control = agent_control;
+    cn_link_server_config_t lc = {
+        .path = "/agent",
+        .binding = "",
+        .static_sk = rt->cfg.keypair->secret_key,
+        .mux_cb = &rt->mux_cb,
+        .cb = {.on_established = link_established, .on_closed = link_closed},
+        .ctx = rt,
+    };
+    /* The configuration is ours and complete: only memory can run out. */
+    rt->links = cn_link_server_new(&lc, NULL, 0);
+    return rt->links ? 0 : CN_ENOMEM;
+}
+
+void hub_agents_close_all(hub_runtime_t *rt)
+{
+    for (session_t *s = rt->sessions; s; s = s->next)
+        cn_link_close(s->link, "hub shutting down");
+}
+
+void hub_agents_free_all(hub_runtime_t *rt)
+{
+    while (rt->sessions) {
+        session_t *s = rt->sessions;
+        rt->sessions = s->next;
+        free(s);
+    }
+}

@@ -1,0 +1,257 @@
+/* The public TCP edge: one listening socket per public TCP tunnel, each
+ * accepted connection piped into a stream to the exposing agent (see
+ * runtime.h). */
+#include "runtime_internal.h"
+
+#include <errno.h>
+#include <libwebsockets.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "cn_err.h"
+#include "cn_frame.h"
+#include "cn_log.h"
+#include "cn_pipe.h"
+#include "tunnels.h"
+
+#define LISTEN_PROTOCOL "hub-listen"
+#define ACCEPTS_PER_EVENT 64
+#define LISTEN_BACKLOG 4096
+
+/* A public connection's bookkeeping, for the connection caps. */
+typedef struct conn {
+    hub_runtime_t *rt;
+    char tunnel_id[HUB_ID_SIZE];
+} conn_t;
+
+static listener_t *find_listener(hub_runtime_t *rt, const char *tunnel_id)
+{
+    for (listener_t *l = rt->listeners; l; l = l->next)
+        if (!l->closing && !strcmp(l->tunnel_id, tunnel_id))
+            return l;
+    return NULL;
+}
+
+static int wants_listener(const hub_tunnel_t *t)
+{
+    return t->is_public && t->hub_port && t->status != HUB_TUNNEL_EXPIRED &&
+           (t->protocol == HUB_PROTO_TCP || t->protocol == HUB_PROTO_AUTO);
+}
+
+static void conn_done(void *ctx, cn_pipe_t *p, int err)
+{
+    conn_t *c = ctx;
+    hub_runtime_t *rt = c->rt;
+    rt->conns--;
+    listener_t *l = find_listener(rt, c->tunnel_id);
+    if (l && l->conns)
+        l->conns--;
+    free(c);
+}
+
+/* Refuses a connection at once: RST, so a client never hangs on a tunnel
+ * that is paused, offline or over its limits. */
+static void refuse(int fd)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);
+}
+
+static void accept_one(listener_t *l, int fd, const struct sockaddr_storage *ss)
+{
+    hub_runtime_t *rt = l->rt;
+    session_t *s = hub_agents_route(rt, l->agent_id, l->tunnel_id);
+    const char *why = l->paused                                  ? "tunnel paused"
+                      : !s                                       ? "agent offline"
+                      : rt->conns >= rt->cfg.max_conns           ? "hub connection limit"
+                      : l->conns >= rt->cfg.max_conns_per_tunnel ? "tunnel connection limit"
+                                                                 : NULL;
+    if (why) {
+        cn_log_info("tunnel %s: connection refused: %s", l->tunnel_id, why);
+        refuse(fd);
+        return;
+    }
+    char addr[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, addr, sizeof(addr));
+        port = ntohs(a->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, addr, sizeof(addr));
+        port = ntohs(a->sin6_port);
+    }
+    char meta[128];
+    int mlen = snprintf(meta, sizeof(meta), "{\"client\":\"%s:%d\"}", addr, port);
+    conn_t *c = calloc(1, sizeof(*c));
+    if (!c) {
+        refuse(fd);
+        return;
+    }
+    c->rt = rt;
+    memcpy(c->tunnel_id, l->tunnel_id, sizeof(c->tunnel_id));
+    cn_pipe_config_t pc = {.done = conn_done, .ctx = c};
+    int err = 0;
+    /* cn_pipe_open owns fd from here, on failure too. */
+    if (!cn_pipe_open(rt->vh, fd, s->link, CN_KIND_TCP, (const uint8_t *)l->tunnel_id,
+                      strlen(l->tunnel_id), (const uint8_t *)meta, (size_t)mlen, &pc, &err)) {
+        cn_log_warn("tunnel %s: could not open a stream: %s", l->tunnel_id, cn_strerror(err));
+        free(c);
+        return;
+    }
+    rt->conns++;
+    l->conns++;
+}
+
+static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                           size_t len)
+{
+    listener_t *l = lws_get_opaque_user_data(wsi);
+    switch (reason) {
+    case LWS_CALLBACK_RAW_RX_FILE: {
+        if (!l || l->closing)
+            return 0;
+        int lfd = lws_get_socket_fd(wsi);
+        for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+            struct sockaddr_storage ss = {0};
+            socklen_t sl = sizeof(ss);
+            int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0) {
+                if (errno == EMFILE || errno == ENFILE)
+                    cn_log_warn("tunnel %s: out of file descriptors, connection left queued",
+                                l->tunnel_id);
+                break;
+            }
+            accept_one(l, fd, &ss);
+        }
+        return 0;
+    }
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        if (!l)
+            return 0;
+        lws_set_opaque_user_data(wsi, NULL);
+        {
+            hub_runtime_t *rt = l->rt;
+            for (listener_t **pp = &rt->listeners; *pp; pp = &(*pp)->next)
+                if (*pp == l) {
+                    *pp = l->next;
+                    break;
+                }
+        }
+        free(l);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static void listener_close(listener_t *l)
+{
+    if (l->closing)
+        return;
+    l->closing = 1;
+    cn_log_info("tunnel %s: port %u closed", l->tunnel_id, (unsigned)l->port);
+    if (l->wsi) {
+        /* Stop listening now (Linux refuses new connections after
+         * SHUT_RD on a listener); lws frees the socket on its next turn. */
+        shutdown(lws_get_socket_fd(l->wsi), SHUT_RD);
+        lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
+}
+
+static void listener_open(hub_runtime_t *rt, const hub_tunnel_t *t)
+{
+    int bound = 0;
+    int fd = cn_sock_listen(rt->tcp_host, t->hub_port, LISTEN_BACKLOG, &bound);
+    if (fd < 0) {
+        char why[128];
+        snprintf(why, sizeof(why), "cannot listen on %s:%u: %s", rt->tcp_host,
+                 (unsigned)t->hub_port, strerror(errno));
+        cn_log_warn("tunnel %s: %s", t->id, why);
+        bool changed = false;
+        if (hub_tunnels_set_status(rt->cfg.store, t->workspace_id, t->id, HUB_TUNNEL_ERROR,
+                                   "port unavailable", why, NULL, &changed) == 0 &&
+            changed)
+            hub_runtime_agent_changed(rt, t->workspace_id, t->agent_id);
+        return;
+    }
+    listener_t *l = calloc(1, sizeof(*l));
+    if (!l) {
+        close(fd);
+        return;
+    }
+    l->rt = rt;
+    l->port = t->hub_port;
+    snprintf(l->tunnel_id, sizeof(l->tunnel_id), "%s", t->id);
+    snprintf(l->workspace_id, sizeof(l->workspace_id), "%s", t->workspace_id);
+    snprintf(l->agent_id, sizeof(l->agent_id), "%s", t->agent_id);
+    l->paused = t->status == HUB_TUNNEL_PAUSED;
+    lws_sock_file_fd_type u;
+    u.filefd = fd;
+    l->wsi = lws_adopt_descriptor_vhost(rt->vh, LWS_ADOPT_RAW_FILE_DESC, u, LISTEN_PROTOCOL, NULL);
+    if (!l->wsi) {
+        close(fd);
+        free(l);
+        return;
+    }
+    lws_set_opaque_user_data(l->wsi, l);
+    l->next = rt->listeners;
+    rt->listeners = l;
+    cn_log_info("tunnel %s (%s): listening on %s:%u", t->id, t->name, rt->tcp_host,
+                (unsigned)t->hub_port);
+}
+
+void hub_edge_tcp_sync_agent(hub_runtime_t *rt, const char *agent_id, const hub_tunnel_list_t *list)
+{
+    /* Close listeners whose tunnel is gone or no longer public TCP. */
+    for (listener_t *l = rt->listeners; l; l = l->next) {
+        if (l->closing || strcmp(l->agent_id, agent_id))
+            continue;
+        const hub_tunnel_t *t = NULL;
+        for (size_t i = 0; i < list->count; i++)
+            if (!strcmp(list->items[i].id, l->tunnel_id))
+                t = &list->items[i];
+        if (!t || !wants_listener(t) || t->hub_port != l->port)
+            listener_close(l);
+        else
+            l->paused = t->status == HUB_TUNNEL_PAUSED;
+    }
+    for (size_t i = 0; i < list->count; i++)
+        if (wants_listener(&list->items[i]) && !find_listener(rt, list->items[i].id) &&
+            list->items[i].status != HUB_TUNNEL_ERROR)
+            listener_open(rt, &list->items[i]);
+}
+
+void hub_edge_tcp_open_all(hub_runtime_t *rt, const hub_tunnel_list_t *tl)
+{
+    for (size_t i = 0; i < tl->count; i++)
+        if (wants_listener(&tl->items[i]) && !find_listener(rt, tl->items[i].id))
+            listener_open(rt, &tl->items[i]);
+}
+
+const struct lws_protocols hub_edge_tcp_protocol = {
+    .name = LISTEN_PROTOCOL,
+    .callback = listen_callback,
+};
+
+void hub_edge_tcp_close_all(hub_runtime_t *rt)
+{
+    for (listener_t *l = rt->listeners; l; l = l->next)
+        listener_close(l);
+}
+
+void hub_edge_tcp_free_all(hub_runtime_t *rt)
+{
+    while (rt->listeners) {
+        listener_t *l = rt->listeners;
+        rt->listeners = l->next;
+        free(l);
+    }
+}

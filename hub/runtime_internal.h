@@ -1,0 +1,92 @@
+/* Private to the hub's live side (runtime.c, agents.c, edge_tcp.c): the
+ * runtime's state and the calls its parts make on each other. Everything
+ * runs on the lws service thread. */
+#ifndef HUB_RUNTIME_INTERNAL_H
+#define HUB_RUNTIME_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cn_link.h"
+#include "runtime.h"
+#include "store.h"
+
+#define MAX_SERVED 64
+
+/* One link of a connected agent: owned by its link (freed when the link
+ * closes). An agent may hold several links at once (a daemon and a few
+ * `connect expose` processes sharing one identity); each serves either all
+ * of the agent's tunnels or the ones it named in its handshake. */
+typedef struct session {
+    struct session *next;
+    hub_runtime_t *rt;
+    cn_link_t *link;
+    char agent_id[HUB_ID_SIZE];
+    char workspace_id[HUB_ID_SIZE];
+    int admitted;   /* counted as one of the agent's live links */
+    int hello_sent; /* "tunnels" updates only follow "hello" */
+    int serve_all;
+    size_t nserved;
+    char served[MAX_SERVED][HUB_ID_SIZE];
+} session_t;
+
+/* One public TCP port: owned by the runtime, freed when lws closes it. */
+typedef struct listener {
+    struct listener *next;
+    hub_runtime_t *rt;
+    struct lws *wsi;
+    char tunnel_id[HUB_ID_SIZE];
+    char workspace_id[HUB_ID_SIZE];
+    char agent_id[HUB_ID_SIZE];
+    uint16_t port;
+    int paused;
+    int closing;
+    unsigned conns;
+} listener_t;
+
+struct hub_runtime {
+    hub_runtime_config_t cfg;
+    char *tcp_host;
+    struct lws_context *ctx;
+    struct lws_vhost *vh;
+    cn_link_server_t *links;
+    cn_mux_callbacks_t mux_cb;
+    session_t *sessions;
+    listener_t *listeners;
+    unsigned online;
+    unsigned conns;
+};
+
+/* ---- agents.c: the agent endpoint and the registry of links ---- */
+
+/* Creates the link server (the /agent endpoint) into rt->links. 0 or a
+ * CN_E* code. */
+int hub_agents_init(hub_runtime_t *rt);
+/* The newest live link of the agent that serves the tunnel (tunnel_id
+ * NULL: any link of the agent); NULL if none. */
+session_t *hub_agents_route(hub_runtime_t *rt, const char *agent_id, const char *tunnel_id);
+/* Tells the agent's links about a change: closes them when the agent is
+ * `gone`, else pushes the agent's current tunnels. */
+void hub_agents_changed(hub_runtime_t *rt, const char *ws, const char *agent_id, bool gone);
+/* Whether a live link serves the tunnel (`ctx` is the runtime). */
+bool hub_agents_served_probe(void *ctx, const char *agent_id, const char *tunnel_id);
+/* Closes every link (shutdown); frees sessions lws never closed. */
+void hub_agents_close_all(hub_runtime_t *rt);
+void hub_agents_free_all(hub_runtime_t *rt);
+
+/* ---- edge_tcp.c: public TCP listeners ---- */
+
+/* The lws protocol the listeners are adopted into. */
+extern const struct lws_protocols hub_edge_tcp_protocol;
+/* Opens a listener for every tunnel of the list that wants one and has
+ * none (start-up). */
+void hub_edge_tcp_open_all(hub_runtime_t *rt, const hub_tunnel_list_t *list);
+/* Brings the agent's listeners in line with its tunnels (`list`): closes
+ * those whose tunnel is gone or changed, updates pauses, opens new ones. */
+void hub_edge_tcp_sync_agent(hub_runtime_t *rt, const char *agent_id,
+                             const hub_tunnel_list_t *list);
+/* Closes every listener (shutdown); frees listeners lws never closed. */
+void hub_edge_tcp_close_all(hub_runtime_t *rt);
+void hub_edge_tcp_free_all(hub_runtime_t *rt);
+
+#endif
