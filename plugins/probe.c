@@ -6,6 +6,7 @@
 
 #include "cn_buf.h"
 #include "cn_err.h"
+#include "cn_time.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -15,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 enum probe_state { P_CONNECTING, P_SENDING, P_READING, P_DONE };
@@ -43,13 +43,6 @@ struct probe_runner {
     probe_t **v;
     size_t n, cap;
 };
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 probe_runner_t *probe_runner_new(void)
 {
@@ -165,7 +158,7 @@ static int start(probe_runner_t *r, probe_t *p, const char *key, const char *hos
     snprintf(p->key, sizeof(p->key), "%s", key);
     p->fd = -1;
     p->timeout_ms = timeout_ms;
-    p->started = mono_ms();
+    p->started = cn_time_mono_ms();
     p->deadline = p->started + timeout_ms;
     cn_buf_init(&p->reply, CN_PLUGIN_REPLY_MAX, 0);
     r->v[r->n++] = p;
@@ -239,7 +232,7 @@ void probe_runner_cancel(probe_runner_t *r, const char *key)
 
 int probe_runner_next_ms(const probe_runner_t *r)
 {
-    uint64_t now = mono_ms(), best = UINT64_MAX;
+    uint64_t now = cn_time_mono_ms(), best = UINT64_MAX;
     for (size_t i = 0; i < r->n; i++) {
         if (r->v[i]->st == P_DONE)
             return 0;
@@ -369,7 +362,7 @@ size_t probe_runner_step(probe_runner_t *r, int wait_ms)
         free(fds);
         return r->n;
     }
-    uint64_t now = mono_ms();
+    uint64_t now = cn_time_mono_ms();
     for (size_t i = 0; i < n; i++) {
         probe_t *p = r->v[i];
         short ev = fds[i].revents;
