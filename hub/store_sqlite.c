@@ -171,6 +171,10 @@ static const char *const migrations[] = {
     "CREATE INDEX api_tokens_agent ON api_tokens(workspace_id, agent_id) "
     "WHERE agent_id IS NOT NULL;\n"
     "PRAGMA user_version = 2;\n",
+    /* 3: the protocol plugin of a tunnel (protocol auto, plugin names) */
+    "ALTER TABLE tunnels ADD COLUMN plugin TEXT\n"
+    "  CHECK (plugin IS NULL OR length(plugin) BETWEEN 1 AND 31);\n"
+    "PRAGMA user_version = 3;\n",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -182,7 +186,7 @@ static const char *const migrations[] = {
 #define T_COLS                                                                                     \
     "id, workspace_id, agent_id, name, target_host, target_port, protocol, public, hub_port, "     \
     "status, metadata, connection_string, last_error, http_user, http_password_hash, created_at, " \
-    "connected_at, expires_at, updated_at"
+    "connected_at, expires_at, updated_at, plugin"
 #define E_COLS "id, workspace_id, type, tunnel_id, agent_id, data, created_at"
 #define K_COLS "id, workspace_id, name, scope, agent_id, created_at, last_used_at"
 
@@ -306,7 +310,7 @@ static const char *const sql[Q_COUNT] = {
         "WHERE workspace_id = ?1 AND agent_id = ?2 AND hub_port IS NOT NULL",
 
     [Q_TUN_INSERT] = "INSERT INTO tunnels (" T_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-                     "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                     "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
     [Q_TUN_LIST] = "SELECT " T_COLS " FROM tunnels WHERE workspace_id = ?1 "
                    "AND (?2 IS NULL OR agent_id = ?2) AND (?3 IS NULL OR status = ?3) "
                    "ORDER BY created_at, rowid LIMIT ?4",
@@ -319,7 +323,7 @@ static const char *const sql[Q_COUNT] = {
                       "AND expires_at <= ?1 AND status <> 'expired' "
                       "ORDER BY expires_at, rowid LIMIT ?2",
     [Q_TUN_UPDATE] = "UPDATE tunnels SET name = ?3, status = ?4, metadata = ?5, last_error = ?6, "
-                     "connected_at = ?7, connection_string = ?8, updated_at = ?9 "
+                     "connected_at = ?7, connection_string = ?8, updated_at = ?9, plugin = ?10 "
                      "WHERE workspace_id = ?1 AND id = ?2",
     [Q_TUN_DELETE] = "DELETE FROM tunnels WHERE workspace_id = ?1 AND id = ?2",
     [Q_NAME_USED_WS] = "SELECT 1 FROM tunnels WHERE workspace_id = ?1 AND name = ?2 AND id <> ?3",
@@ -696,6 +700,10 @@ static int read_tunnel(sqlite_store_t *s, sqlite3_stmt *q, hub_tunnel_t *t)
     t->connected_at = col_time(q, 16);
     t->expires_at = col_time(q, 17);
     t->updated_at = col_time(q, 18);
+    if (!col_str(q, 19, t->plugin, sizeof(t->plugin))) {
+        hub_tunnel_clear(t);
+        return corrupt(s, "tunnel");
+    }
     return 0;
 }
 
@@ -1581,6 +1589,7 @@ static int insert_tunnel_row(sqlite_store_t *s, const hub_tunnel_t *t)
     b_time(q, 17, t->connected_at, &b);
     b_time(q, 18, t->expires_at, &b);
     b_int(q, 19, t->updated_at, &b);
+    b_text(q, 20, t->plugin, &b);
     return run(s, q, b);
 }
 
@@ -1728,6 +1737,8 @@ static int sqlite_tunnel_update(hub_store_t *st, const char *ws, const char *id,
         ((p->fields & HUB_TUNNEL_SET_CONNECTION_STRING) &&
          (rc = set_dup(s, &t.connection_string, p->connection_string)) < 0))
         goto out;
+    if (p->fields & HUB_TUNNEL_SET_PLUGIN)
+        snprintf(t.plugin, sizeof(t.plugin), "%s", p->plugin ? p->plugin : "");
     t.updated_at = now;
 
     sqlite3_stmt *q = prep(s, Q_TUN_UPDATE, &rc);
@@ -1743,6 +1754,7 @@ static int sqlite_tunnel_update(hub_store_t *st, const char *ws, const char *id,
     b_time(q, 7, t.connected_at, &b);
     b_text(q, 8, t.connection_string, &b);
     b_int(q, 9, now, &b);
+    b_text(q, 10, t.plugin, &b);
     rc = run(s, q, b);
     if (rc == HUB_ECONFLICT)
         hub_store_fail(st, rc, "name: a tunnel with this name already exists");

@@ -1628,6 +1628,52 @@ static void test_transactions_nest(void **state)
     assert_int_equal(hub_store_tx_end(f->st, 0), CN_EINVAL);
 }
 
+/* The protocol plugin of a tunnel: set at creation, reported later
+ * (protocol auto), cleared, kept across a reopen; bad names refused. */
+static void test_tunnel_plugin(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    hub_agent_t a;
+    hub_tunnel_t t = {0};
+    mk_ws(f, "plugins", &ws);
+    mk_agent(f, &ws, &a);
+    hub_tunnel_spec_t sp = spec_for(a.id, "db");
+    sp.plugin = "postgresql";
+    assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &sp, &t, NULL), 0);
+    assert_string_equal(t.plugin, "postgresql");
+    char id[HUB_ID_SIZE];
+    memcpy(id, t.id, sizeof(id));
+    hub_tunnel_clear(&t);
+
+    mk_tunnel(f, &ws, &a, "auto", &t);
+    assert_string_equal(t.plugin, "");
+    hub_tunnel_update_t u = {.fields = HUB_TUNNEL_SET_PLUGIN, .plugin = "my_proto-2"};
+    char auto_id[HUB_ID_SIZE];
+    memcpy(auto_id, t.id, sizeof(auto_id));
+    hub_tunnel_clear(&t);
+    assert_int_equal(hub_store_tunnel_update(f->st, ws.id, auto_id, &u, &t), 0);
+    assert_string_equal(t.plugin, "my_proto-2");
+    hub_tunnel_clear(&t);
+
+    const char *bad[] = {"Postgres", "1x", "a b", "abcdefghijklmnopqrstuvwxyz0123456"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        u.plugin = bad[i];
+        assert_int_equal(hub_store_tunnel_update(f->st, ws.id, auto_id, &u, NULL), CN_EINVAL);
+        sp.name = "bad";
+        sp.plugin = bad[i];
+        assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &sp, NULL, NULL), CN_EINVAL);
+    }
+    fx_reopen(f);
+    assert_int_equal(hub_store_tunnel_get(f->st, ws.id, id, &t), 0);
+    assert_string_equal(t.plugin, "postgresql");
+    hub_tunnel_clear(&t);
+    u.plugin = NULL;
+    assert_int_equal(hub_store_tunnel_update(f->st, ws.id, auto_id, &u, &t), 0);
+    assert_string_equal(t.plugin, "");
+    hub_tunnel_clear(&t);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1658,6 +1704,7 @@ int main(void)
         T(test_tunnel_cap),
         T(test_tunnel_list_filters),
         T(test_tunnel_update_fields),
+        T(test_tunnel_plugin),
         T(test_tunnels_due_to_expire),
         T(test_edge_lookups),
         T(test_events_filters),
