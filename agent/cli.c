@@ -6,12 +6,14 @@
 #include "cn_errmsg.h"
 #include "cn_log.h"
 #include "cn_id.h"
+#include "plugins.h"
 
 #include <jansson.h>
 #include <libwebsockets.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 volatile sig_atomic_t cli_stop;
 volatile sig_atomic_t cli_force;
@@ -368,4 +370,18 @@ int cli_tunnel_command(const char *cmd, const char *about, int argc, char **argv
         return 0;
     }
     return 1;
+}
+
+static void plugin_skipped(void *user, const char *line)
+{
+    cn_log_warn("plugin skipped: %s", line);
+}
+
+struct plugins *cli_plugins(const char *dir)
+{
+    plugins_t *ps = plugins_new();
+    const char *d = dir ? dir : plugins_default_dir();
+    if (ps && (dir || access(d, F_OK) == 0))
+        plugins_load_dir(ps, d, plugin_skipped, NULL);
+    return ps;
 }

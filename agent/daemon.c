@@ -5,6 +5,7 @@
 #include "backoff.h"
 #include "cn_api.h"
 #include "config.h"
+#include "health.h"
 #include "cn_err.h"
 #include "cn_errmsg.h"
 #include "cn_frame.h"
@@ -24,6 +25,7 @@
 #include <time.h>
 
 #define HEARTBEAT_US (250 * LWS_US_PER_MS)
+#define HEALTH_TICK_US (10 * LWS_US_PER_MS)
 #define PAYLOAD_MAX 4096
 
 typedef struct agent_conn agent_conn_t;
@@ -74,6 +76,7 @@ struct agent_daemon {
     char workspace_id[64];
     agent_conn_t *conns;
     size_t nconns;
+    agent_health_t *health; /* NULL without plugins */
 };
 
 static void connect_now(agent_daemon_t *d);
@@ -321,6 +324,8 @@ static void on_control(void *ctx, const uint8_t *payload, size_t len)
         }
         json_decref(empty);
         d->admitted = true;
+        if (d->health)
+            agent_health_reset(d->health); /* tell this link afresh */
         /* The whole handshake worked: if this link dies, retry at once
          * (the rate cap still bounds a link that keeps dying). */
         agent_backoff_reset(&d->backoff);
@@ -357,11 +362,45 @@ static void on_goaway(void *ctx, uint32_t code, const char *msg, size_t msg_len)
 
 /* ---- link lifecycle --------------------------------------------------- */
 
+/* Health probes: this link's open tunnels whose target the policy allows. */
+static bool health_wanted(void *ctx, const agent_tunnel_t *t)
+{
+    agent_daemon_t *d = ctx;
+    return (!d->nserve || serves(d, t->id)) && agent_tunnel_open(t) &&
+           (!d->policy_config[0] || agent_policy_allows(&d->policy, t->host, t->port));
+}
+
+/* {"type":"tunnel_health","tunnelId":ID,"ok":BOOL,"error":TEXT?} */
+static void health_report(void *ctx, const agent_tunnel_t *t, bool ok, const char *why)
+{
+    agent_daemon_t *d = ctx;
+    if (!d->link)
+        return;
+    if (ok)
+        cn_log_info("%s: tunnel %s: target %s:%u is healthy again", d->who,
+                    t->name[0] ? t->name : t->id, t->host, (unsigned)t->port);
+    else
+        cn_log_warn("%s: tunnel %s: target %s:%u is down: %s", d->who, t->name[0] ? t->name : t->id,
+                    t->host, (unsigned)t->port, why);
+    json_t *msg = json_pack("{s:s,s:s,s:b}", "type", "tunnel_health", "tunnelId", t->id, "ok", ok);
+    if (msg && !ok)
+        json_object_set_new(msg, "error", json_string(why));
+    if (!msg || cn_mux_send_control(cn_link_mux(d->link), msg) < 0)
+        cn_log_warn("%s: could not report tunnel %s's health to the hub", d->who, t->id);
+    json_decref(msg);
+    cn_link_flush(d->link);
+}
+
 static void heartbeat(lws_sorted_usec_list_t *sul)
 {
     agent_daemon_t *d = lws_container_of(sul, agent_daemon_t, sul_heartbeat);
+    if (d->health && d->link && d->admitted && !d->stopping && !d->destroying)
+        agent_health_tick(d->health, d->tunnels.items, d->tunnels.count, health_wanted,
+                          health_report, d);
+    /* Probes in flight advance on every tick: tick often until they end. */
+    lws_usec_t next = d->health && agent_health_busy(d->health) ? HEALTH_TICK_US : HEARTBEAT_US;
     if (!d->destroying)
-        lws_sul_schedule(d->context, 0, &d->sul_heartbeat, heartbeat, HEARTBEAT_US);
+        lws_sul_schedule(d->context, 0, &d->sul_heartbeat, heartbeat, next);
 }
 
 static void reconnect_cb(lws_sorted_usec_list_t *sul)
@@ -573,6 +612,11 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
         cn_errf(CN_EIO, err, errlen, "cannot create the event loop (no vhost)");
         goto fail;
     }
+    if (cfg->plugins && !d->enrolling &&
+        !(d->health = agent_health_new(cfg->plugins, agent_health_interval_from_env()))) {
+        cn_errf(CN_ENOMEM, err, errlen, "out of memory");
+        goto fail;
+    }
     lws_sul_schedule(d->context, 0, &d->sul_heartbeat, heartbeat, HEARTBEAT_US);
     connect_now(d);
     return d;
@@ -624,6 +668,7 @@ void agent_daemon_free(agent_daemon_t *d)
         next = c->next;
         free(c);
     }
+    agent_health_free(d->health);
     agent_allowlist_free(&d->tunnels);
     agent_policy_free(&d->policy);
     sodium_memzero(d->sk, sizeof(d->sk));

@@ -17,6 +17,7 @@
 
 #include "api.h"
 #include "cn_args.h"
+#include "plugins.h"
 #include "cn_errmsg.h"
 #include "cn_target.h"
 #include "runtime.h"
@@ -37,7 +38,7 @@
     "SIGINT/SIGTERM. With --json, prints one JSON line on stdout once listening."
 
 /* Rows of serve_table(), the end marker included. */
-#define SERVE_OPTS 13
+#define SERVE_OPTS 14
 
 /* What the table parses before the checks turn it into options. */
 typedef struct serve_raw {
@@ -73,6 +74,8 @@ static void serve_table(hub_serve_options_t *o, serve_raw_t *r, cn_opt_t t[stati
          "tunnels per workspace, 0 = unlimited (default " STR(HUB_API_MAX_TUNNELS_DEFAULT) ")"},
         {"max-agents", CN_OPT_UINT | CN_OPT_ONCE, &r->max_agents, 0, 1000000, "N",
          "agents per workspace, 0 = unlimited (default " STR(HUB_API_MAX_AGENTS_DEFAULT) ")"},
+        {"plugin-dir", CN_OPT_STRING | CN_OPT_ONCE, &o->plugin_dir, 0, 0, "DIR",
+         "protocol plugins (*.so) to load (default: the install directory)"},
         {"json", CN_OPT_FLAG, &r->json, 0, 0, NULL, "print one JSON line once listening"},
         {"log-level", CN_OPT_CHOICE, &r->log_level, 0, 0, HUB_LOG_LEVELS,
          "log threshold on stderr (default: $CONNECT_LOG, else info)"},
@@ -227,6 +230,7 @@ typedef struct serve {
     hub_runtime_t *runtime; /* the live side: agent links, public listeners */
     hub_api_t *api;
     hub_server_t *server;
+    plugins_t *plugins; /* built-ins and --plugin-dir */
 } serve_t;
 
 static int load_key_file(const char *db, const char *suffix, uint8_t *secret /* or NULL */,
@@ -262,7 +266,33 @@ static int open_store(serve_t *s)
     return 0;
 }
 
-/* Step 2: the live side, the API (which tells the live side about changes)
+static void plugin_error(void *user, const char *line)
+{
+    cn_log_warn("plugin skipped: %s", line);
+}
+
+/* Step 2: the protocol plugins: the built-ins, then the plugin directory.
+ * Each file that cannot be loaded is one warning and is skipped; a
+ * --plugin-dir that cannot be opened is an error, a missing install
+ * directory is not. */
+static int load_plugins(serve_t *s)
+{
+    s->plugins = plugins_new();
+    if (!s->plugins)
+        return hub_cmd_fail("serve", "out of memory");
+    const char *dir = s->o.plugin_dir ? s->o.plugin_dir : plugins_default_dir();
+    if (!s->o.plugin_dir && access(dir, F_OK) != 0)
+        return 0; /* nothing installed there: the built-ins alone */
+    if (access(dir, R_OK | X_OK) != 0)
+        return hub_cmd_fail("serve", "--plugin-dir: cannot open %s", dir);
+    int n = plugins_load_dir(s->plugins, dir, plugin_error, NULL);
+    if (n < 0)
+        return hub_cmd_fail("serve", "--plugin-dir: cannot read %s", dir);
+    cn_log_info("plugins: %d loaded from %s, %zu known", n, dir, plugins_count(s->plugins));
+    return 0;
+}
+
+/* Step 3: the live side, the API (which tells the live side about changes)
  * and the server that listens for both. */
 static int start_server(serve_t *s)
 {
@@ -276,6 +306,7 @@ static int start_server(serve_t *s)
         .rate_limit = o->rate_limit,
         .max_tunnels = o->max_tunnels,
         .max_agents = o->max_agents,
+        .plugins = s->plugins,
     };
     hub_key_to_b64(s->kp.public_key, ac.hub_public_key);
     hub_runtime_config_t rc_live = {
@@ -310,7 +341,7 @@ static int start_server(serve_t *s)
     return 0;
 }
 
-/* Step 3: say where it listens: one line on stderr, and with --json one
+/* Step 4: say where it listens: one line on stderr, and with --json one
  * JSON line on stdout (as the agent's long-running commands do). */
 static void announce(const serve_t *s)
 {
@@ -338,6 +369,7 @@ static void serve_close(serve_t *s)
     hub_server_free(s->server);
     hub_runtime_free(s->runtime); /* after the context that used it */
     hub_api_free(s->api);
+    plugins_free(s->plugins); /* after the API that borrowed it */
     hub_store_close(s->store);
     hub_keypair_wipe(&s->kp);
 }
@@ -358,6 +390,8 @@ int hub_cmd_serve(int argc, char **argv)
         return hub_cmd_fail("serve", "libsodium failed to initialise");
 
     int status = open_store(&s);
+    if (status == 0)
+        status = load_plugins(&s);
     if (status == 0)
         status = start_server(&s);
     if (status == 0) {

@@ -264,6 +264,8 @@ static void on_connected(probe_t *p)
         finish(p, true, 0, NULL);
 }
 
+static void do_send(probe_t *p);
+
 static void do_connect(probe_t *p)
 {
     int soerr = 0;
@@ -272,6 +274,8 @@ static void do_connect(probe_t *p)
         soerr = errno;
     if (soerr == 0) {
         on_connected(p);
+        if (p->st == P_SENDING)
+            do_send(p); /* the socket is writable now: no need to wait a step */
         return;
     }
     if (p->next_addr) {
