@@ -39,6 +39,7 @@ step "servers: PostgreSQL, MariaDB, Redis, HTTP, a MongoDB stand-in, a closed po
 pg_start
 mariadb_start
 redis_start
+REDIS_PID=$LAST_PID
 http_start
 MONGO_PORT=$(free_port)
 bg mongo "$PY" "$PEERS" mongo "$MONGO_PORT"
@@ -248,5 +249,108 @@ expect_choice "$SSH_PORT" ssh greeting --plugin-dir "$WORK/pd"
 expect_choice "$SSH_PORT" tcp fallback
 [ "$("$TOOL" --plugin-dir "$WORK/pd" connstr ssh ::1 "$SSH_PORT" '{"user":"git"}' 2>/dev/null)" = "ssh://git@[::1]:$SSH_PORT" ] ||
     fail "ssh connection string"
+
+step "connect-hub serve --plugin-dir: one line per bad file, and it serves"
+if "$HUB_BIN" serve --db "$WORK/none.db" --listen 127.0.0.1:0 --plugin-dir "$WORK/no-such-dir" \
+    >/dev/null 2>"$WORK/nodir.err"; then
+    fail "serve started with a missing --plugin-dir"
+fi
+hub_init
+# Hub ports below the ephemeral range, so that no client socket of this
+# test's many connections takes one first.
+TCP_BASE=$("$PY" -c '
+import random, socket
+for _ in range(200):
+    base = random.randint(20000, 32000)
+    try:
+        socks = [socket.socket() for _ in range(40)]
+        for i, s in enumerate(socks): s.bind(("127.0.0.1", base + i))
+    except OSError:
+        continue
+    finally:
+        for s in socks: s.close()
+    print(base); break')
+hub_start --plugin-dir "$WORK/pd"
+grep -q "plugin skipped: $WORK/pd/garbage.so: not a loadable shared object" "$WORK/hub.log" ||
+    fail "the hub log lacks the garbage.so line"
+grep -q "plugin skipped: $WORK/pd/wrong_abi.so: plugin ABI version 2" "$WORK/hub.log" ||
+    fail "the hub log lacks the wrong_abi.so line"
+[ "$(grep -c "plugin skipped" "$WORK/hub.log")" = 2 ] || fail "want exactly two skipped-plugin lines"
+agent_enroll dev
+export CONNECT_HEALTH_INTERVAL_MS=300
+
+tunnel_field() { # tunnel_field ID FIELD
+    api GET "/api/v1/tunnels/$1"
+    echo "$BODY" | json_get "$2"
+}
+
+step "protocol auto through the hub: PostgreSQL, with its connection string"
+expose dev "127.0.0.1:$PG_PORT" --public --name pg
+PG_TUNNEL=$TUNNEL_ID
+[ "$(grep -m1 '^{' "$EXPOSE_OUT" | json_get protocol)" = postgresql ] || fail "auto did not choose postgresql"
+[ "$(grep -m1 '^{' "$EXPOSE_OUT" | json_get connectionString)" = "postgresql://localhost:$TUNNEL_PORT/postgres" ] ||
+    fail "expose printed $(grep -m1 '^{' "$EXPOSE_OUT" | json_get connectionString)"
+api PATCH "/api/v1/tunnels/$PG_TUNNEL" '{"metadata":{"user":"postgres","database":"postgres","tls":false,"options":{"application_name":"connect test"}}}'
+[ "$HTTP_STATUS" = 200 ] || fail "PATCH metadata: $HTTP_STATUS $BODY"
+CONN=$(echo "$BODY" | json_get connectionString)
+[ "$CONN" = "postgresql://postgres@localhost:$TUNNEL_PORT/postgres?sslmode=disable&application_name=connect%20test" ] ||
+    fail "connection string with metadata: $CONN"
+[ "$(psql "$CONN" -Atc "select current_setting('application_name')")" = "connect test" ] ||
+    fail "psql through the tunnel with its connection string"
+"$CLI_BIN" status pg --config "$WORK/dev.json" >"$WORK/status.out" || fail "connect status"
+grep -q "postgresql://postgres@localhost:$TUNNEL_PORT/postgres" "$WORK/status.out" ||
+    fail "connect status does not print the connection string: $(cat "$WORK/status.out")"
+
+step "protocol auto through the hub: MariaDB, Redis, the MongoDB stand-in"
+expose dev "127.0.0.1:$MY_PORT" --public --name shop
+[ "$(tunnel_field "$TUNNEL_ID" protocol)" = mysql ] || fail "auto did not choose mysql"
+[ "$(tunnel_field "$TUNNEL_ID" connectionString)" = "mysql://localhost:$TUNNEL_PORT/" ] || fail "mysql connection string"
+[ "$(mariadb --no-defaults -h 127.0.0.1 -P "$TUNNEL_PORT" -u root -N -e 'select 6*7')" = 42 ] ||
+    fail "mariadb through the tunnel"
+expose dev "127.0.0.1:$REDIS_PORT" --public --name cache
+REDIS_TUNNEL=$TUNNEL_ID
+[ "$(tunnel_field "$REDIS_TUNNEL" protocol)" = redis ] || fail "auto did not choose redis"
+api PATCH "/api/v1/tunnels/$REDIS_TUNNEL" '{"metadata":{"database":0}}'
+CONN=$(echo "$BODY" | json_get connectionString)
+[ "$CONN" = "redis://localhost:$TUNNEL_PORT/0" ] || fail "redis connection string: $CONN"
+[ "$(redis-cli -u "$CONN" PING)" = PONG ] || fail "redis-cli -u through the tunnel"
+expose dev "127.0.0.1:$MONGO_PORT" --public --name docs
+[ "$(tunnel_field "$TUNNEL_ID" protocol)" = mongodb ] || fail "auto did not choose mongodb"
+[ "$(tunnel_field "$TUNNEL_ID" connectionString)" = "mongodb://localhost:$TUNNEL_PORT/?directConnection=true" ] ||
+    fail "mongodb connection string"
+(cd "$WORK/node" && timeout 20 node ping.js "$TUNNEL_PORT") || fail "the Node.js driver through the tunnel"
+
+step "the API takes a plugin name as the protocol, and names them all when it does not know one"
+api POST /api/v1/tunnels "{\"target\":\"127.0.0.1:1\",\"agentId\":\"$AGENT_ID\",\"protocol\":\"nosuch\"}"
+[ "$HTTP_STATUS" = 422 ] || fail "unknown protocol: $HTTP_STATUS"
+[[ $BODY == *"postgresql, mysql, redis, mongodb, http, tcp, ssh"* ]] || fail "422 does not list the plugins: $BODY"
+api POST /api/v1/tunnels "{\"target\":\"127.0.0.1:22\",\"agentId\":\"$AGENT_ID\",\"protocol\":\"ssh\",\"public\":true,\"metadata\":{\"user\":\"git\"}}"
+[ "$HTTP_STATUS" = 201 ] || fail "protocol ssh: $HTTP_STATUS $BODY"
+[ "$(echo "$BODY" | json_get protocol)" = ssh ] || fail "protocol ssh not stored"
+SSH_HUB_PORT=$(echo "$BODY" | json_get hubPort)
+[ "$(echo "$BODY" | json_get connectionString)" = "ssh://git@localhost:$SSH_HUB_PORT" ] ||
+    fail "the loaded plugin's connection string: $BODY"
+
+step "health: a target that goes down puts its tunnel in error, and back when it recovers"
+stop_pid "$REDIS_PID"
+wait_for 15 "the redis tunnel in error" status_is "$REDIS_TUNNEL" error
+LAST_ERROR=$(tunnel_field "$REDIS_TUNNEL" lastError)
+[[ $LAST_ERROR == "target unhealthy: "*"refused"* ]] || fail "lastError: $LAST_ERROR"
+bg redis2 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no
+wait_port 127.0.0.1 "$REDIS_PORT"
+wait_for 15 "the redis tunnel active again" status_is "$REDIS_TUNNEL" active
+api GET "/api/v1/events?tunnelId=$REDIS_TUNNEL"
+echo "$BODY" | "$PY" -c '
+import json, sys
+ev = json.load(sys.stdin)
+ev = ev.get("events", ev) if isinstance(ev, dict) else ev
+changes = [(e["data"].get("from"), e["data"].get("to"), e["data"].get("reason")) for e in ev
+           if e["type"] == "tunnel.status_changed"]
+assert ("active", "error", "target unhealthy") in changes, changes
+assert ("error", "active", "target healthy") in changes, changes
+' || fail "the health changes are not events: $BODY"
+[ "$(redis-cli -u "redis://localhost:$(tunnel_field "$REDIS_TUNNEL" hubPort)" PING)" = PONG ] ||
+    fail "redis through the recovered tunnel"
+[ "$(tunnel_field "$PG_TUNNEL" status)" = active ] || fail "a healthy tunnel left active"
 
 echo "test_plugins: all checks passed"
