@@ -105,28 +105,7 @@ static int my_probe_reply(const uint8_t *reply, size_t len, char *why, size_t ca
 static int my_connection_string(const cn_plugin_target_t *t, const cn_plugin_meta_t *meta,
                                 char *out, size_t cap)
 {
-    plug_str_t s;
-    const char *user = plug_meta_user(meta), *db = plug_meta_database(meta);
-    int tls = plug_meta_tls(meta);
-    char sep = '?';
-    if (!plug_target_ok(t))
-        return CN_PLUGIN_EINVAL;
-    plug_str_init(&s, out, cap);
-    plug_str_puts(&s, "mysql://");
-    if (user) {
-        plug_str_escape(&s, user);
-        plug_str_puts(&s, "@");
-    }
-    plug_str_hostport(&s, t);
-    plug_str_puts(&s, "/");
-    if (db)
-        plug_str_escape(&s, db);
-    if (tls >= 0) {
-        plug_str_puts(&s, tls ? "?ssl-mode=REQUIRED" : "?ssl-mode=DISABLED");
-        sep = '&';
-    }
-    plug_str_options(&s, meta, sep);
-    return plug_str_done(&s);
+    return plug_db_url(t, meta, "mysql", NULL, "ssl-mode=REQUIRED", "ssl-mode=DISABLED", out, cap);
 }
 
 const cn_plugin_t cn_plugin_mysql = {

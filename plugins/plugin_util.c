@@ -63,6 +63,18 @@ void plug_str_hostport(plug_str_t *s, const cn_plugin_target_t *t)
     plug_str_puts(s, port);
 }
 
+void plug_str_authority(plug_str_t *s, const char *scheme, const cn_plugin_target_t *t,
+                        const char *user)
+{
+    plug_str_puts(s, scheme);
+    plug_str_puts(s, "://");
+    if (user) {
+        plug_str_escape(s, user);
+        plug_str_puts(s, "@");
+    }
+    plug_str_hostport(s, t);
+}
+
 char plug_str_options(plug_str_t *s, const cn_plugin_meta_t *meta, char first_sep)
 {
     char sep = first_sep;
@@ -79,6 +91,30 @@ char plug_str_options(plug_str_t *s, const cn_plugin_meta_t *meta, char first_se
         sep = '&';
     }
     return sep;
+}
+
+int plug_db_url(const cn_plugin_target_t *t, const cn_plugin_meta_t *meta, const char *scheme,
+                const char *default_db, const char *tls_on, const char *tls_off, char *out,
+                size_t cap)
+{
+    plug_str_t s;
+    const char *db = plug_meta_database(meta);
+    int tls = plug_meta_tls(meta);
+    char sep = '?';
+    if (!plug_target_ok(t))
+        return CN_PLUGIN_EINVAL;
+    plug_str_init(&s, out, cap);
+    plug_str_authority(&s, scheme, t, plug_meta_user(meta));
+    plug_str_puts(&s, "/");
+    if (db || default_db)
+        plug_str_escape(&s, db ? db : default_db);
+    if (tls >= 0) {
+        plug_str_puts(&s, "?");
+        plug_str_puts(&s, tls ? tls_on : tls_off);
+        sep = '&';
+    }
+    plug_str_options(&s, meta, sep);
+    return plug_str_done(&s);
 }
 
 int plug_str_done(const plug_str_t *s)

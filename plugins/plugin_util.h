@@ -28,11 +28,21 @@ void plug_str_puts(plug_str_t *s, const char *text);
 void plug_str_escape(plug_str_t *s, const char *text);
 /* Appends "host:port", with an IPv6 literal in brackets. */
 void plug_str_hostport(plug_str_t *s, const cn_plugin_target_t *t);
+/* Appends "SCHEME://[USER@]HOST:PORT", the user escaped (none when NULL). */
+void plug_str_authority(plug_str_t *s, const char *scheme, const cn_plugin_target_t *t,
+                        const char *user);
 /* Appends meta->options as "k=v&k=v", each key and value escaped, starting
  * with `first_sep` ('?' or '&') when at least one is written. Returns the
  * separator the next parameter takes ('&' after any output). Options with a
  * NULL or empty key are skipped. */
 char plug_str_options(plug_str_t *s, const cn_plugin_meta_t *meta, char first_sep);
+/* The URL of a database server, SCHEME://[USER@]HOST:PORT/[DB][?TLS&OPTIONS]:
+ * DB is meta's database, else default_db (NULL: none); TLS is tls_on or
+ * tls_off ("sslmode=require", ...) when meta sets tls. 0, CN_PLUGIN_EINVAL
+ * (no host or port) or CN_PLUGIN_ETOOBIG. */
+int plug_db_url(const cn_plugin_target_t *t, const cn_plugin_meta_t *meta, const char *scheme,
+                const char *default_db, const char *tls_on, const char *tls_off, char *out,
+                size_t cap);
 /* 0, or the error of the first write that did not fit. */
 int plug_str_done(const plug_str_t *s);
 

@@ -98,27 +98,8 @@ static int pg_probe_reply(const uint8_t *reply, size_t len, char *why, size_t ca
 static int pg_connection_string(const cn_plugin_target_t *t, const cn_plugin_meta_t *meta,
                                 char *out, size_t cap)
 {
-    plug_str_t s;
-    const char *user = plug_meta_user(meta), *db = plug_meta_database(meta);
-    int tls = plug_meta_tls(meta);
-    char sep = '?';
-    if (!plug_target_ok(t))
-        return CN_PLUGIN_EINVAL;
-    plug_str_init(&s, out, cap);
-    plug_str_puts(&s, "postgresql://");
-    if (user) {
-        plug_str_escape(&s, user);
-        plug_str_puts(&s, "@");
-    }
-    plug_str_hostport(&s, t);
-    plug_str_puts(&s, "/");
-    plug_str_escape(&s, db ? db : "postgres");
-    if (tls >= 0) {
-        plug_str_puts(&s, tls ? "?sslmode=require" : "?sslmode=disable");
-        sep = '&';
-    }
-    plug_str_options(&s, meta, sep);
-    return plug_str_done(&s);
+    return plug_db_url(t, meta, "postgresql", "postgres", "sslmode=require", "sslmode=disable", out,
+                       cap);
 }
 
 const cn_plugin_t cn_plugin_postgresql = {

@@ -113,12 +113,7 @@ static int redis_connection_string(const cn_plugin_target_t *t, const cn_plugin_
     if (!plug_target_ok(t))
         return CN_PLUGIN_EINVAL;
     plug_str_init(&s, out, cap);
-    plug_str_puts(&s, plug_meta_tls(meta) == 1 ? "rediss://" : "redis://");
-    if (user) {
-        plug_str_escape(&s, user);
-        plug_str_puts(&s, "@");
-    }
-    plug_str_hostport(&s, t);
+    plug_str_authority(&s, plug_meta_tls(meta) == 1 ? "rediss" : "redis", t, user);
     if (db) {
         plug_str_puts(&s, "/");
         plug_str_escape(&s, db);

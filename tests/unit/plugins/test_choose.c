@@ -6,6 +6,7 @@
 #include "cn_err.h"
 #include "peer.h"
 #include "plugins.h"
+#include "vectors.h"
 
 #define S(x) (const uint8_t *)(x), sizeof(x) - 1
 
@@ -108,15 +109,8 @@ static void test_silent_servers_are_probed(void **state)
 
 static void test_mongodb_by_probe(void **state)
 {
-    const char *src = getenv("CN_SOURCE_DIR");
-    char path[1024];
-    static uint8_t reply[1024];
-    snprintf(path, sizeof(path), "%s/tests/unit/plugins/vectors/mongodb_hello_reply.bin",
-             src ? src : ".");
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    size_t len = fread(reply, 1, sizeof(reply), f);
-    fclose(f);
+    size_t len;
+    uint8_t *reply = vector_load("mongodb_hello_reply.bin", &len);
     /* A stand-in that answers OP_MSG with the constructed hello reply, and
      * closes on anything else, as mongod does on a bad message header. */
     peer_t pe = {.reply = reply, .reply_len = len};
@@ -129,6 +123,7 @@ static void test_mongodb_by_probe(void **state)
     assert_string_equal(c.how, "probe");
     peer_stop(&pe);
     plugins_free(ps);
+    free(reply);
 }
 
 static void test_down_target_goes_by_port(void **state)

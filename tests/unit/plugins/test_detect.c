@@ -5,6 +5,7 @@
 #include "cn_test.h"
 
 #include "plugins.h"
+#include "vectors.h"
 
 typedef struct recorded {
     const char *file;
@@ -27,26 +28,6 @@ static const cn_plugin_t *const all[] = {&cn_plugin_postgresql, &cn_plugin_mysql
                                          &cn_plugin_mongodb,    &cn_plugin_http,  &cn_plugin_tcp};
 #define NALL (sizeof(all) / sizeof(all[0]))
 
-/* Reads a vector into an exact-size heap block (so ASan sees any overread). */
-static uint8_t *load(const char *name, size_t *len)
-{
-    const char *src = getenv("CN_SOURCE_DIR");
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/tests/unit/plugins/vectors/%s", src ? src : ".", name);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s (set CN_SOURCE_DIR)", path);
-    uint8_t buf[65536];
-    *len = fread(buf, 1, sizeof(buf), f);
-    fclose(f);
-    if (*len == 0)
-        fail_msg("%s is empty", path);
-    uint8_t *p = malloc(*len);
-    assert_non_null(p);
-    memcpy(p, buf, *len);
-    return p;
-}
-
 static int detect(const cn_plugin_t *p, const uint8_t *data, size_t len, int from)
 {
     if (!p->detect)
@@ -65,7 +46,7 @@ static void test_recorded_bytes_match_their_plugin_only(void **state)
 {
     for (size_t i = 0; i < sizeof(recorded) / sizeof(recorded[0]); i++) {
         size_t len;
-        uint8_t *data = load(recorded[i].file, &len);
+        uint8_t *data = vector_load(recorded[i].file, &len);
         for (size_t k = 0; k < NALL; k++) {
             int want = all[k] == recorded[i].plugin ? CN_PLUGIN_MATCH : CN_PLUGIN_NO;
             int got = detect(all[k], data, len, recorded[i].from);
@@ -85,7 +66,7 @@ static void test_prefixes_never_say_no(void **state)
 {
     for (size_t i = 0; i < sizeof(recorded) / sizeof(recorded[0]); i++) {
         size_t len;
-        uint8_t *data = load(recorded[i].file, &len);
+        uint8_t *data = vector_load(recorded[i].file, &len);
         bool matched = false;
         for (size_t n = 0; n <= len; n++) {
             int v = detect(recorded[i].plugin, data, n, recorded[i].from);
@@ -108,7 +89,7 @@ static void test_registry_detects_recorded_bytes(void **state)
     for (size_t i = 0; i < sizeof(recorded) / sizeof(recorded[0]); i++) {
         size_t len;
         bool more = true;
-        uint8_t *data = load(recorded[i].file, &len);
+        uint8_t *data = vector_load(recorded[i].file, &len);
         assert_ptr_equal(plugins_detect(ps, data, len, recorded[i].from, &more),
                          recorded[i].plugin);
         assert_false(more);

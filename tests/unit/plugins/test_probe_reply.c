@@ -4,23 +4,7 @@
 #include "cn_test.h"
 
 #include "plugins.h"
-
-static uint8_t *load(const char *name, size_t *len)
-{
-    const char *src = getenv("CN_SOURCE_DIR");
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/tests/unit/plugins/vectors/%s", src ? src : ".", name);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s (set CN_SOURCE_DIR)", path);
-    uint8_t buf[65536];
-    *len = fread(buf, 1, sizeof(buf), f);
-    fclose(f);
-    uint8_t *p = malloc(*len ? *len : 1);
-    assert_non_null(p);
-    memcpy(p, buf, *len);
-    return p;
-}
+#include "vectors.h"
 
 /* The verdict on an exact-size heap copy; `why` gets the reason. */
 static int judge(const cn_plugin_t *p, const void *bytes, size_t len, char *why, size_t cap)
@@ -165,7 +149,7 @@ static void test_mysql_recorded_greeting_is_up(void **state)
 {
     size_t len;
     char why[CN_PLUGIN_WHY_MAX];
-    uint8_t *g = load("mysql_mariadb_greeting.bin", &len);
+    uint8_t *g = vector_load("mysql_mariadb_greeting.bin", &len);
     assert_int_equal(judge(&cn_plugin_mysql, g, len, why, sizeof(why)), CN_PLUGIN_UP);
     for (size_t n = 0; n < len; n++)
         if (judge(&cn_plugin_mysql, g, n, why, sizeof(why)) != CN_PLUGIN_PARTIAL)
@@ -180,7 +164,7 @@ static void test_mongodb_reply(void **state)
 {
     size_t len;
     char why[CN_PLUGIN_WHY_MAX];
-    uint8_t *r = load("mongodb_hello_reply.bin", &len);
+    uint8_t *r = vector_load("mongodb_hello_reply.bin", &len);
     assert_int_equal(judge(&cn_plugin_mongodb, r, len, why, sizeof(why)), CN_PLUGIN_UP);
     for (size_t n = 0; n < len; n++)
         if (judge(&cn_plugin_mongodb, r, n, why, sizeof(why)) != CN_PLUGIN_PARTIAL)
