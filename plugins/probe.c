@@ -147,7 +147,8 @@ static int start(probe_runner_t *r, probe_t *p, const char *key, const char *hos
     }
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 8;
-        probe_t **v = realloc(r->v, cap * sizeof(*v));
+        /* An array of pointers to probes (they stay put while it grows). */
+        probe_t **v = realloc(r->v, cap * sizeof(probe_t *)); // NOLINT(bugprone-sizeof-expression)
         if (!v) {
             free(p);
             return CN_ENOMEM;
