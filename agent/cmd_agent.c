@@ -60,6 +60,8 @@ int cmd_agent(int argc, char **argv)
     agent_state_t st = {.json = c.json, .cfg = &cfg};
     agent_daemon_config_t dc = {
         .hub_url = cfg.hub,
+        .ca_file = cfg.ca_file,
+        .allow_insecure = cfg.allow_insecure,
         .agent_sk = cfg.agent_sk,
         .hub_pk = cfg.hub_pk,
         .agent_id = cfg.agent_id,

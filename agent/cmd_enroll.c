@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 #include <sodium.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -76,8 +77,8 @@ static bool read_token_stdin(char *out, size_t outlen)
 /* Everything one enrollment holds; wiped by enroll_close(). */
 typedef struct enroll {
     /* options */
-    const char *config, *hub, *token, *hub_key;
-    bool json, force;
+    const char *config, *hub, *token, *hub_key, *ca_file;
+    bool json, force, allow_insecure;
     unsigned long timeout;
     int log_level;
     /* inputs, checked */
@@ -104,6 +105,11 @@ static int parse_args(enroll_t *e, int argc, char **argv)
          "the hub's public key (base64url), for a token without '.KEY' at its end"},
         {"config", CN_OPT_STRING, &e->config, 0, 0, "FILE",
          "config file to write (default: $CONNECT_CONFIG, else ~/.config/connect/config.json)"},
+        {"ca-file", CN_OPT_STRING, &e->ca_file, 0, 0, "FILE",
+         "verify an https hub against these CA certificates (PEM) instead of the system's, "
+         "and remember it in the config (default: $CONNECT_CA_FILE)"},
+        {"allow-insecure", CN_OPT_FLAG, &e->allow_insecure, 0, 0, NULL,
+         "permit a plain http:// hub that is not on loopback, and remember it in the config"},
         {"force", CN_OPT_FLAG, &e->force, 0, 0, NULL, "replace a config that holds another agent"},
         {"timeout", CN_OPT_UINT, &e->timeout, 1, 300, "S",
          "give up after this many seconds (default 15)"},
@@ -144,6 +150,8 @@ static int resolve_inputs(enroll_t *e)
         e->token = getenv("CONNECT_ENROLL_TOKEN");
     if (!e->token)
         return cli_usage_error("enroll", "--token ENROLL is required");
+    if (!e->ca_file && getenv("CONNECT_CA_FILE") && *getenv("CONNECT_CA_FILE"))
+        e->ca_file = getenv("CONNECT_CA_FILE");
     return -1;
 }
 
@@ -182,6 +190,12 @@ static int check_inputs(enroll_t *e)
     memcpy(e->cfg.hub_pk, e->hub_pk, 32);
     e->cfg.have_keys = true;
     snprintf(e->cfg.hub, sizeof(e->cfg.hub), "%s", e->hub);
+    if (e->ca_file) {
+        /* Stored absolute, so the agent finds it from any directory. */
+        if (!realpath(e->ca_file, e->cfg.ca_file))
+            return cli_fail("cannot read the CA file %s", e->ca_file);
+    }
+    e->cfg.allow_insecure = e->allow_insecure;
     return 0;
 }
 
@@ -192,6 +206,8 @@ static int redeem(enroll_t *e)
     char err[512];
     agent_daemon_config_t dc = {
         .hub_url = e->hub,
+        .ca_file = e->cfg.ca_file,
+        .allow_insecure = e->allow_insecure,
         .agent_sk = e->cfg.agent_sk,
         .hub_pk = e->hub_pk,
         .enroll = e->secret,
@@ -255,6 +271,8 @@ static int explain_failure(const enroll_t *e)
         return cli_fail("the hub at %s did not answer within %lu s", e->hub, e->timeout);
     if (st->reason == CN_LINK_CONNECT_FAILED)
         return cli_fail("cannot reach the hub at %s", e->hub);
+    if (st->reason == CN_LINK_TLS_FAILED)
+        return cli_fail("cannot reach the hub at %s: %s", e->hub, st->why);
     if (!st->established && st->err == CN_ETIMEOUT)
         return cli_fail("the hub at %s did not complete the handshake in time", e->hub);
     if (!st->established)

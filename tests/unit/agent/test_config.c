@@ -149,7 +149,7 @@ static void test_rejects_malformed(void **state)
         {"{\"a\":1,\"a\":2}", "not valid JSON"},
         {"{\"version\":2}", "unsupported config version"},
         {"{\"hub\":5}", "\"hub\""},
-        {"{\"hub\":\"https://x\"}", "https"},
+        {"{\"hub\":\"https://[::1]\"}", "IPv6"},
         {"{\"hub\":\"http://x y\"}", "\"hub\""},
         {"{\"agentId\":\"nope\"}", "not a UUID"},
         {"{\"token\":\"has space\"}", "\"token\""},
@@ -245,7 +245,7 @@ static void test_precedence(void **state)
     assert_int_equal(agent_config_resolve(&flags, AGENT_NEED_AGENT, &r, err, sizeof(err)),
                      CN_EAUTH);
     assert_int_equal(chmod(path, 0600), 0);
-    flags.hub = "https://nope";
+    flags.hub = "ftp://nope";
     assert_int_equal(agent_config_resolve(&flags, AGENT_NEED_HUB, &r, err, sizeof(err)), CN_EINVAL);
     unsetenv("CONNECT_HUB");
     unsetenv("CONNECT_TOKEN");
