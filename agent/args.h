@@ -12,6 +12,7 @@ typedef struct agent_common {
     const char *config;
     const char *hub;
     const char *token;
+    const char *token_file;
     const char *ca_file;
     bool allow_insecure;
     bool json;
@@ -37,12 +38,20 @@ typedef struct agent_common {
          "URL",                                                                                    \
          "hub URL, e.g. http://127.0.0.1:8080 (default: $CONNECT_HUB, else the config)"},          \
         {"token",                                                                                  \
-         CN_OPT_STRING,                                                                            \
+         CN_OPT_STRING | CN_OPT_SECRET,                                                            \
          &(c)->token,                                                                              \
          0,                                                                                        \
          0,                                                                                        \
          "TOKEN",                                                                                  \
-         "API token (default: $CONNECT_TOKEN, else the config; argv is visible to other users)"},  \
+         "API token, '-' to read it from stdin (default: $CONNECT_TOKEN, else the config's for "   \
+         "its hub; argv is visible to other users)"},                                              \
+        {"token-file",                                                                             \
+         CN_OPT_STRING,                                                                            \
+         &(c)->token_file,                                                                         \
+         0,                                                                                        \
+         0,                                                                                        \
+         "FILE",                                                                                   \
+         "read the API token from the first line of FILE"},                                        \
         {"ca-file",                                                                                \
          CN_OPT_STRING,                                                                            \
          &(c)->ca_file,                                                                            \

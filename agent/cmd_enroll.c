@@ -65,19 +65,10 @@ static void on_down(void *ctx, agent_daemon_t *d, const agent_down_t *down)
     snprintf(s->why, sizeof(s->why), "%s", down->why ? down->why : "connection closed");
 }
 
-/* Reads the token from stdin ("--token -"): one line, at most what fits. */
-static bool read_token_stdin(char *out, size_t outlen)
-{
-    if (!fgets(out, (int)outlen, stdin))
-        return false;
-    out[strcspn(out, "\r\n")] = '\0';
-    return out[0] != '\0';
-}
-
 /* Everything one enrollment holds; wiped by enroll_close(). */
 typedef struct enroll {
     /* options */
-    const char *config, *hub, *token, *hub_key, *ca_file;
+    const char *config, *hub, *token, *token_file, *hub_key, *ca_file;
     bool json, force, allow_insecure;
     unsigned long timeout;
     int log_level;
@@ -98,9 +89,11 @@ static int parse_args(enroll_t *e, int argc, char **argv)
 {
     const cn_opt_t opts[] = {
         {"hub", CN_OPT_STRING, &e->hub, 0, 0, "URL", "the hub, e.g. http://127.0.0.1:8080"},
-        {"token", CN_OPT_STRING, &e->token, 0, 0, "ENROLL",
+        {"token", CN_OPT_STRING | CN_OPT_SECRET, &e->token, 0, 0, "ENROLL",
          "the enrollment token from POST /api/v1/agents ('-': read it from stdin; default: "
          "$CONNECT_ENROLL_TOKEN)"},
+        {"token-file", CN_OPT_STRING, &e->token_file, 0, 0, "FILE",
+         "read the enrollment token from the first line of FILE"},
         {"hub-key", CN_OPT_STRING, &e->hub_key, 0, 0, "KEY",
          "the hub's public key (base64url), for a token without '.KEY' at its end"},
         {"config", CN_OPT_STRING, &e->config, 0, 0, "FILE",
@@ -141,9 +134,13 @@ static int resolve_inputs(enroll_t *e)
         e->hub = getenv("CONNECT_HUB");
     if (!e->hub)
         return cli_usage_error("enroll", "--hub URL is required");
-    if (e->token && !strcmp(e->token, "-")) {
-        if (!read_token_stdin(e->token_buf, sizeof(e->token_buf)))
-            return cli_fail("no enrollment token on standard input");
+    if (e->token && e->token_file)
+        return cli_usage_error("enroll", "give --token or --token-file, not both");
+    if (e->token_file || (e->token && !strcmp(e->token, "-"))) {
+        char err[512];
+        if (agent_read_secret(e->token_file ? e->token_file : "-", e->token_buf,
+                              sizeof(e->token_buf), err, sizeof(err)) < 0)
+            return cli_fail("%s", err);
         e->token = e->token_buf;
     }
     if (!e->token && getenv("CONNECT_ENROLL_TOKEN") && *getenv("CONNECT_ENROLL_TOKEN"))

@@ -340,6 +340,39 @@ out:
     return rc;
 }
 
+int agent_read_secret(const char *path, char *out, size_t outlen, char *err, size_t errlen)
+{
+    bool is_stdin = !strcmp(path, "-");
+    const char *what = is_stdin ? "standard input" : path;
+    FILE *f = is_stdin ? stdin : fopen(path, "r");
+    if (!f)
+        return cn_errf(CN_EIO, err, errlen, "cannot read %s: %s", path, strerror(errno));
+    char line[1024];
+    bool got = fgets(line, sizeof(line), f) != NULL;
+    if (!is_stdin)
+        fclose(f);
+    int rc = 0;
+    char *p = line, *end;
+    if (!got) {
+        rc = cn_errf(CN_EINVAL, err, errlen, "no token in %s", what);
+        goto out;
+    }
+    while (*p == ' ' || *p == '\t')
+        p++;
+    end = p + strlen(p);
+    while (end > p && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
+        *--end = '\0';
+    if (!*p)
+        rc = cn_errf(CN_EINVAL, err, errlen, "no token in %s", what);
+    else if ((size_t)(end - p) >= outlen || !printable(p))
+        rc = cn_errf(CN_EINVAL, err, errlen, "the token in %s is not valid", what);
+    else
+        memcpy(out, p, (size_t)(end - p) + 1);
+out:
+    sodium_memzero(line, sizeof(line));
+    return rc;
+}
+
 bool agent_config_same_hub(const char *a, const char *b)
 {
     cn_api_url_t ua, ub;
@@ -358,6 +391,16 @@ int agent_config_resolve(const agent_common_t *c, unsigned need, agent_config_t 
         return rc;
     const char *hub = c->hub && *c->hub ? c->hub : getenv("CONNECT_HUB");
     const char *token = c->token && *c->token ? c->token : getenv("CONNECT_TOKEN");
+    char given[AGENT_TOKEN_MAX + 1];
+    if (c->token && c->token_file)
+        return cn_errf(CN_EINVAL, err, errlen, "give --token or --token-file, not both");
+    if (c->token_file || (c->token && !strcmp(c->token, "-"))) {
+        rc = agent_read_secret(c->token_file ? c->token_file : "-", given, sizeof(given), err,
+                               errlen);
+        if (rc < 0)
+            return rc;
+        token = given;
+    }
     if (hub && !*hub)
         hub = NULL;
     if (token && !*token)
@@ -397,6 +440,7 @@ int agent_config_resolve(const agent_common_t *c, unsigned need, agent_config_t 
         if (strlen(token) > AGENT_TOKEN_MAX || !printable(token))
             return cn_errf(CN_EINVAL, err, errlen, "the API token is not valid");
         snprintf(cfg->token, sizeof(cfg->token), "%s", token);
+        sodium_memzero(given, sizeof(given));
     }
     if (cfg->hub[0]) {
         cn_api_url_t u;

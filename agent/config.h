@@ -85,6 +85,12 @@ int agent_config_save(const char *path, const agent_config_t *cfg, char *err, si
 int agent_config_resolve(const agent_common_t *c, unsigned need, agent_config_t *cfg, char *err,
                          size_t errlen);
 
+/* Reads a secret (token) from the first line of `path`, or of stdin when
+ * path is "-": surrounding blanks and the line end dropped, at most
+ * outlen - 1 bytes, printable ASCII only. 0, or CN_EINVAL/CN_EIO with err
+ * ("... is empty", "cannot read ..."). */
+int agent_read_secret(const char *path, char *out, size_t outlen, char *err, size_t errlen);
+
 /* True when two hub URLs name the same hub: scheme, host (any case), port
  * (defaults included) and base path. False when either does not parse. */
 bool agent_config_same_hub(const char *a, const char *b);
