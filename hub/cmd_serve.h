@@ -21,8 +21,10 @@ typedef struct hub_serve_options {
     unsigned rate_limit;
     size_t max_tunnels;
     size_t max_agents;
-    bool json;     /* one JSON line on stdout once listening */
-    int log_level; /* 0: not given, else 1 + CN_LOG_* */
+    unsigned event_days; /* --event-retention, 0 = keep */
+    size_t event_max;    /* --event-max per workspace, 0 = no cap */
+    bool json;           /* one JSON line on stdout once listening */
+    int log_level;       /* 0: not given, else 1 + CN_LOG_* */
 } hub_serve_options_t;
 
 /* Parses `serve`'s arguments (argv[0] is "serve") with cn_args and checks

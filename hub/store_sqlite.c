@@ -246,6 +246,7 @@ enum q {
     Q_EV_LATEST,
     Q_EV_LATEST_TUNNEL,
     Q_EV_PRUNE,
+    Q_EV_CAP,
     Q_COUNT
 };
 
@@ -351,6 +352,9 @@ static const char *const sql[Q_COUNT] = {
     [Q_EV_LATEST_TUNNEL] = "SELECT " E_COLS " FROM events WHERE workspace_id = ?1 "
                            "AND tunnel_id = ?5 ORDER BY id DESC LIMIT ?4",
     [Q_EV_PRUNE] = "DELETE FROM events WHERE created_at < ?1",
+    /* Keeps the newest ?1 of each workspace. */
+    [Q_EV_CAP] = "DELETE FROM events WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER "
+                 "(PARTITION BY workspace_id ORDER BY id DESC) AS n FROM events) WHERE n > ?1)",
 };
 
 typedef struct sqlite_store {
@@ -1903,6 +1907,19 @@ static int sqlite_event_prune(hub_store_t *st, int64_t before, size_t *count)
     return rc;
 }
 
+static int sqlite_event_cap(hub_store_t *st, size_t keep, size_t *count)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_EV_CAP, &rc);
+    if (!q)
+        return rc;
+    b_int(q, 1, (int64_t)keep, &b);
+    rc = run(s, q, b);
+    *count = rc == 0 ? (size_t)sqlite3_changes(s->db) : 0;
+    return rc;
+}
+
 static const struct hub_store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sqlite_close,
@@ -1940,6 +1957,7 @@ static const struct hub_store_ops sqlite_ops = {
     .event_insert = sqlite_event_insert,
     .event_list = sqlite_event_list,
     .event_prune = sqlite_event_prune,
+    .event_cap = sqlite_event_cap,
     .tx_begin = sqlite_tx_begin,
     .tx_end = sqlite_tx_end,
 };

@@ -88,4 +88,20 @@ env -u CONNECT_LOG "$CLI_BIN" enroll --hub "$HUB_URL" --token "$ET" --config "$W
     >/dev/null 2>"$WORK/enroll-argv.err" || fail "enroll --token VALUE: $(cat "$WORK/enroll-argv.err")"
 grep -q "warning: --token on the command line" "$WORK/enroll-argv.err" || fail "enroll did not warn"
 
+step "events are pruned under the retention (--event-max), at start and on a timer"
+for i in 1 2 3 4 5 6; do
+    api POST /api/v1/agents "{\"name\":\"filler-$i\"}"
+    [ "$HTTP_STATUS" = 201 ] || fail "create agent: $HTTP_STATUS $BODY"
+done
+count_events() {
+    api GET "/api/v1/events?limit=1000"
+    echo "$BODY" | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["events"]))'
+}
+before=$(count_events)
+[ "$before" -gt 6 ] || fail "expected more than 6 events, got $before"
+stop_pid "$HUB_PID"
+hub_start --event-max 3 --event-retention 30
+[ "$(count_events)" = 3 ] || fail "events not capped at 3 (had $before): $(count_events)"
+grep -q "events: pruned" "$WORK/hub.log" || fail "the hub did not log its pruning"
+
 echo "PASS test_secrets"
