@@ -1419,17 +1419,23 @@ static int sqlite_agent_set_connected(hub_store_t *st, const char *ws, const cha
     return rc;
 }
 
-static int sqlite_agent_reset_connections(hub_store_t *st, int64_t now, size_t *count)
+/* Runs statement `which` with one integer parameter; *count gets the rows
+ * it changed. */
+static int run_int_count(sqlite_store_t *s, enum q which, int64_t v, size_t *count)
 {
-    sqlite_store_t *s = S(st);
     int rc = 0, b = SQLITE_OK;
-    sqlite3_stmt *q = prep(s, Q_AGENT_RESET, &rc);
+    sqlite3_stmt *q = prep(s, which, &rc);
     if (!q)
         return rc;
-    b_int(q, 1, now, &b);
+    b_int(q, 1, v, &b);
     rc = run(s, q, b);
     *count = rc == 0 ? (size_t)sqlite3_changes(s->db) : 0;
     return rc;
+}
+
+static int sqlite_agent_reset_connections(hub_store_t *st, int64_t now, size_t *count)
+{
+    return run_int_count(S(st), Q_AGENT_RESET, now, count);
 }
 
 /* ---- tunnels ----------------------------------------------------------- */
@@ -1896,28 +1902,12 @@ static int sqlite_event_list(hub_store_t *st, const char *ws, const hub_event_fi
 
 static int sqlite_event_prune(hub_store_t *st, int64_t before, size_t *count)
 {
-    sqlite_store_t *s = S(st);
-    int rc = 0, b = SQLITE_OK;
-    sqlite3_stmt *q = prep(s, Q_EV_PRUNE, &rc);
-    if (!q)
-        return rc;
-    b_int(q, 1, before, &b);
-    rc = run(s, q, b);
-    *count = rc == 0 ? (size_t)sqlite3_changes(s->db) : 0;
-    return rc;
+    return run_int_count(S(st), Q_EV_PRUNE, before, count);
 }
 
 static int sqlite_event_cap(hub_store_t *st, size_t keep, size_t *count)
 {
-    sqlite_store_t *s = S(st);
-    int rc = 0, b = SQLITE_OK;
-    sqlite3_stmt *q = prep(s, Q_EV_CAP, &rc);
-    if (!q)
-        return rc;
-    b_int(q, 1, (int64_t)keep, &b);
-    rc = run(s, q, b);
-    *count = rc == 0 ? (size_t)sqlite3_changes(s->db) : 0;
-    return rc;
+    return run_int_count(S(st), Q_EV_CAP, (int64_t)keep, count);
 }
 
 static const struct hub_store_ops sqlite_ops = {

@@ -103,7 +103,7 @@ ET=$(echo "$BODY" | json_get enrollToken)
 step "API calls over https from the CLI (config's CA, then CONNECT_CA_FILE by name)"
 "$CLI_BIN" ls --config "$WORK/dev.json" >"$WORK/ls.out" 2>"$WORK/ls.err" ||
     fail "connect ls over https: $(cat "$WORK/ls.err")"
-CONNECT_CA_FILE=$PKI/ca.pem "$CLI_BIN" ls --hub "https://localhost:$HUB_PORT" --token "$ADMIN_TOKEN" \
+CONNECT_CA_FILE=$PKI/ca.pem "$CLI_BIN" ls --hub "https://localhost:$HUB_PORT" --token-file <(echo "$ADMIN_TOKEN") \
     --json >"$WORK/ls2.out" 2>"$WORK/ls2.err" || fail "connect ls with CONNECT_CA_FILE: $(cat "$WORK/ls2.err")"
 
 step "expose over wss; a client reaches the service through the hub"
@@ -133,7 +133,7 @@ refused() {
 # (connect enroll) refuse the hub now running, each with one line.
 both_refuse() {
     local case=$1 want=$2 et
-    if cli ls --hub "$HUB_URL" --token "$ADMIN_TOKEN" --ca-file "$PKI/ca.pem" \
+    if CONNECT_TOKEN=$ADMIN_TOKEN cli ls --hub "$HUB_URL" --ca-file "$PKI/ca.pem" \
         >/dev/null 2>"$WORK/$case-ls.err"; then
         fail "connect ls trusted the $case certificate"
     fi
@@ -172,7 +172,7 @@ stop_pid "$AGENT_PID"
 
 step "plain http:// to a host that is not loopback: refused before anything is sent"
 start=$(date +%s%N)
-if cli ls --hub http://192.0.2.1:8080 --token "$ADMIN_TOKEN" >/dev/null 2>"$WORK/plain.err"; then
+if CONNECT_TOKEN=$ADMIN_TOKEN cli ls --hub http://192.0.2.1:8080 >/dev/null 2>"$WORK/plain.err"; then
     fail "connect ls used plain http to a non-loopback hub"
 fi
 refused "$WORK/plain.err" "--allow-insecure"
@@ -184,7 +184,7 @@ fi
 refused "$WORK/plain-enroll.err" "--allow-insecure"
 # With consent it tries (and, TEST-NET being unroutable, times out).
 rc=0
-timeout 20 env -u CONNECT_LOG "$CLI_BIN" ls --hub http://192.0.2.1:8080 --token x --allow-insecure >/dev/null \
+timeout 20 env -u CONNECT_LOG CONNECT_TOKEN=x "$CLI_BIN" ls --hub http://192.0.2.1:8080 --allow-insecure >/dev/null \
     2>"$WORK/insecure.err" || rc=$?
 grep -q "refusing plain http" "$WORK/insecure.err" && fail "--allow-insecure did not allow"
 [ "$rc" != 0 ] || fail "an unroutable hub answered"
