@@ -32,7 +32,7 @@ typedef struct agent_tunnel {
     char name[AGENT_TUNNEL_NAME_MAX + 1];
     char host[CN_TARGET_HOST_SIZE];
     uint16_t port;
-    char protocol[16];
+    char protocol[32]; /* "tcp", "http", ... or a plugin name (at most 31) */
     char status[16];
 } agent_tunnel_t;
 

@@ -6,12 +6,14 @@
 #include "cn_errmsg.h"
 #include "cn_log.h"
 #include "cn_id.h"
+#include "plugins.h"
 
 #include <jansson.h>
 #include <libwebsockets.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 volatile sig_atomic_t cli_stop;
 volatile sig_atomic_t cli_force;
@@ -116,6 +118,12 @@ struct cn_api *cli_api(const agent_config_t *cfg, bool cancellable)
     char err[256];
     cn_api_t *api = cn_api_new(cfg->hub, cfg->token, err, sizeof(err));
     if (!api) {
+        cli_fail("%s", err);
+        return NULL;
+    }
+    cn_api_set_allow_insecure(api, cfg->allow_insecure);
+    if (cn_api_set_ca_file(api, cfg->ca_file, err, sizeof(err)) < 0) {
+        cn_api_free(api);
         cli_fail("%s", err);
         return NULL;
     }
@@ -368,4 +376,18 @@ int cli_tunnel_command(const char *cmd, const char *about, int argc, char **argv
         return 0;
     }
     return 1;
+}
+
+static void plugin_skipped(void *user, const char *line)
+{
+    cn_log_warn("plugin skipped: %s", line);
+}
+
+struct plugins *cli_plugins(const char *dir)
+{
+    plugins_t *ps = plugins_new();
+    const char *d = dir ? dir : plugins_default_dir();
+    if (ps && (dir || access(d, F_OK) == 0))
+        plugins_load_dir(ps, d, plugin_skipped, NULL);
+    return ps;
 }

@@ -105,4 +105,9 @@ void out_table_free(out_table_t *t);
  * characters (with ".." at the end). */
 void out_sanitize(const char *s, char *out, size_t outlen, size_t max);
 
+/* The protocol plugins: the built-ins, then the *.so files of `dir` (NULL:
+ * the install directory, when it exists); each file skipped is one warning.
+ * NULL when out of memory; free with plugins_free(). */
+struct plugins *cli_plugins(const char *dir);
+
 #endif

@@ -5,6 +5,7 @@
 
 #include "cn_log.h"
 #include "daemon.h"
+#include "plugins.h"
 
 #include <jansson.h>
 #include <string.h>
@@ -31,7 +32,10 @@ static void on_hello(void *ctx, agent_daemon_t *d, const json_t *hello)
 int cmd_agent(int argc, char **argv)
 {
     agent_common_t c = {0};
+    const char *plugin_dir = NULL;
     const cn_opt_t opts[] = {
+        {"plugin-dir", CN_OPT_STRING, &plugin_dir, 0, 0, "DIR",
+         "protocol plugins (*.so) for health probes (default: the install directory)"},
         AGENT_COMMON_OPTIONS(&c),
         {NULL, 0, NULL, 0, 0, NULL, NULL},
     };
@@ -58,17 +62,23 @@ int cmd_agent(int argc, char **argv)
     if (agent_config_resolve(&c, AGENT_NEED_AGENT | AGENT_NEED_HUB, &cfg, err, sizeof(err)) < 0)
         return cli_fail("%s", err);
     agent_state_t st = {.json = c.json, .cfg = &cfg};
+    /* Health probes of the targets use the protocol plugins. */
+    plugins_t *plugins = cli_plugins(plugin_dir);
     agent_daemon_config_t dc = {
         .hub_url = cfg.hub,
+        .ca_file = cfg.ca_file,
+        .allow_insecure = cfg.allow_insecure,
         .agent_sk = cfg.agent_sk,
         .hub_pk = cfg.hub_pk,
         .agent_id = cfg.agent_id,
         .policy_config = cfg.path,
+        .plugins = plugins,
         .on_hello = on_hello,
         .ctx = &st,
     };
     agent_daemon_t *d = agent_daemon_new(&dc, err, sizeof(err));
     if (!d) {
+        plugins_free(plugins);
         agent_config_wipe(&cfg);
         return cli_fail("%s", err);
     }
@@ -83,6 +93,7 @@ int cmd_agent(int argc, char **argv)
     cn_log_info("agent %.8s: stopping (%zu stream%s open)", cfg.agent_id, agent_daemon_streams(d),
                 agent_daemon_streams(d) == 1 ? "" : "s");
     agent_daemon_shutdown(d, AGENT_DAEMON_DRAIN_MS, &cli_force);
+    plugins_free(plugins);
     agent_config_wipe(&cfg);
     return status;
 }

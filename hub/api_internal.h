@@ -25,6 +25,7 @@ struct hub_api {
     hub_ratelimit_t *auth_fails; /* per client address; NULL = unlimited */
     hub_ratelimit_t *auth_log;   /* one key: 401 log lines a second */
     uint64_t auth_log_dropped;   /* 401/429 log lines left out since the last one */
+    struct plugins *own_plugins; /* the built-ins, when cfg.plugins was NULL */
 };
 
 /* One request being answered. */

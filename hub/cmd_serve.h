@@ -21,9 +21,12 @@ typedef struct hub_serve_options {
     unsigned rate_limit;
     size_t max_tunnels;
     size_t max_agents;
-    bool json;            /* one JSON line on stdout once listening */
-    int log_level;        /* 0: not given, else 1 + CN_LOG_* */
-    char public_bind[64]; /* public TCP listeners' address; "" = the --listen host */
+    const char *plugin_dir; /* NULL: the install directory, if it exists */
+    unsigned event_days;    /* --event-retention, 0 = keep */
+    size_t event_max;       /* --event-max per workspace, 0 = no cap */
+    bool json;              /* one JSON line on stdout once listening */
+    int log_level;          /* 0: not given, else 1 + CN_LOG_* */
+    char public_bind[64];   /* public TCP listeners' address; "" = the --listen host */
     /* Abuse bounds (docs/security.md argues each default). */
     unsigned max_links;            /* agent links at once */
     unsigned max_links_per_agent;  /* links of one agent */

@@ -62,8 +62,6 @@ api POST /api/v1/tunnels "{\"target\":\"127.0.0.1:9\",\"agentId\":\"$AGENT_ID\",
 PUB_PORT=$(echo "$BODY" | json_get hubPort)
 wait_port 127.0.0.1 "$PUB_PORT"
 only_on "$HUB_PID" 127.0.0.1 "IPv4 loopback"
-# grep without -q reads all the lines: an early exit would break the
-# listing's pipe and, with pipefail, fail the check by accident.
 listening "$HUB_PID" | grep "^127.0.0.1 $HUB_PORT\$" >/dev/null || fail "the API port is not among the sockets"
 listening "$HUB_PID" | grep "^127.0.0.1 $PUB_PORT\$" >/dev/null || fail "the tunnel port is not among the sockets"
 stop_pid "$HUB_PID"
