@@ -6,8 +6,10 @@
 
 #include "cn_buf.h"
 #include "cn_err.h"
+#include "cn_resolve.h"
 #include "cn_time.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
@@ -18,13 +20,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum probe_state { P_CONNECTING, P_SENDING, P_READING, P_DONE };
+enum probe_state { P_RESOLVING, P_CONNECTING, P_SENDING, P_READING, P_DONE };
 
 typedef struct probe {
     char key[PROBE_KEY_MAX + 1];
     enum probe_state st;
     int fd;
     struct addrinfo *addrs, *next_addr; /* addresses still to try */
+    cn_resolve_req_t *resolving;        /* a name being resolved off the thread */
+    char host[256];
     uint8_t req[CN_PLUGIN_REQUEST_MAX];
     size_t req_len, req_off;
     cn_buf_t reply;
@@ -51,6 +55,7 @@ probe_runner_t *probe_runner_new(void)
 
 static void probe_free(probe_t *p)
 {
+    cn_resolve_cancel(p->resolving);
     if (p->fd >= 0)
         close(p->fd);
     if (p->addrs)
@@ -131,6 +136,24 @@ static void connect_next(probe_t *p)
     finish(p, false, last == ECONNREFUSED ? CN_EREFUSED : CN_EIO, "connect: %s", strerror(last));
 }
 
+/* The resolver threads answered (from probe_runner_step()). */
+static void resolved(void *arg, int err, struct addrinfo *res)
+{
+    probe_t *p = arg;
+    p->resolving = NULL;
+    if (p->st != P_RESOLVING) { /* timed out meanwhile */
+        if (res)
+            freeaddrinfo(res);
+        return;
+    }
+    if (err || !res) {
+        finish(p, false, CN_EINVAL, "cannot resolve %s", p->host);
+        return;
+    }
+    p->addrs = p->next_addr = res;
+    connect_next(p);
+}
+
 static int start(probe_runner_t *r, probe_t *p, const char *key, const char *host, uint16_t port,
                  unsigned timeout_ms)
 {
@@ -164,10 +187,23 @@ static int start(probe_runner_t *r, probe_t *p, const char *key, const char *hos
     cn_buf_init(&p->reply, CN_PLUGIN_REPLY_MAX, 0);
     r->v[r->n++] = p;
 
+    snprintf(p->host, sizeof(p->host), "%s", host);
+    uint8_t lit[16];
+    if (inet_pton(AF_INET, host, lit) != 1 && inet_pton(AF_INET6, host, lit) != 1) {
+        /* A name: resolved by the resolver threads, never here (a slow DNS
+         * answer would stall the agent's loop); polled from step(). */
+        int err = 0;
+        p->st = P_RESOLVING;
+        p->resolving = cn_resolve_start(NULL, host, port, resolved, p, &err);
+        if (!p->resolving)
+            finish(p, false, err == CN_EAGAIN ? CN_ETIMEOUT : CN_EIO, "cannot resolve %s now: %s",
+                   host, cn_strerror(err));
+        return 0;
+    }
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
+    hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST;
     snprintf(portstr, sizeof(portstr), "%u", (unsigned)port);
     gai = getaddrinfo(host, portstr, &hints, &p->addrs);
     if (gai != 0) {
@@ -348,6 +384,9 @@ size_t probe_runner_step(probe_runner_t *r, int wait_ms)
     size_t n = r->n, nf = 0;
     if (!n)
         return 0;
+    /* Answers of the resolver threads (names being resolved). */
+    cn_resolve_dispatch(NULL);
+    n = r->n;
     fds = calloc(n, sizeof(*fds));
     if (!fds)
         return r->n; /* try again at the next step; deadlines still hold */
@@ -367,6 +406,8 @@ size_t probe_runner_step(probe_runner_t *r, int wait_ms)
         free(fds);
         return r->n;
     }
+    if (!nf && wait_ms > 0)
+        usleep((useconds_t)(wait_ms < 10 ? wait_ms : 10) * 1000); /* only names resolving */
     uint64_t now = cn_time_mono_ms();
     for (size_t i = 0; i < n; i++) {
         probe_t *p = r->v[i];

@@ -11,8 +11,9 @@
  *   fails never calls its callback; every probe that started calls it
  *   exactly once, from probe_runner_step(), unless it is cancelled or the
  *   runner freed first.
- * - Names are resolved with getaddrinfo() when the probe starts (IP
- *   literals never block; a name may, as for every target the agent dials).
+ * - IP literals are used at once; names are resolved by cn_resolve's
+ *   threads and the answer is collected by probe_runner_step(), so a slow
+ *   DNS server never blocks the caller (the agent's event loop).
  * - One thread uses a runner at a time. Inside a callback the caller may
  *   start or cancel probes but not free the runner.
  * - Strings passed in are copied; the plugin vtable is borrowed and must

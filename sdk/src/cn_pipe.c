@@ -648,11 +648,13 @@ static int dial_started(struct lws_vhost *vh, cn_pipe_t *p, int fd)
 }
 
 /* Agent: the resolver thread answered (on the loop thread). */
-static void dial_resolved(void *arg, int err, const struct addrinfo *res)
+static void dial_resolved(void *arg, int err, struct addrinfo *res)
 {
     cn_pipe_t *p = arg;
     p->resolving = NULL;
     int fd = err ? err : connect_any(res);
+    if (res)
+        freeaddrinfo(res);
     if (fd < 0) {
         dial_failed(p, CN_EREFUSED,
                     err ? "target name does not resolve" : "target refused the connection");

@@ -78,7 +78,8 @@ static void *worker(void *unused)
         done_head = r;
         /* Under the lock: a cancel (which must precede the context's end)
          * cannot slip between the check above and this wake-up. */
-        lws_cancel_service(r->ctx);
+        if (r->ctx)
+            lws_cancel_service(r->ctx);
     }
     return NULL;
 }
@@ -106,7 +107,7 @@ cn_resolve_req_t *cn_resolve_start(struct lws_context *ctx, const char *host, in
 {
     int rc = CN_EINVAL;
     cn_resolve_req_t *r = NULL;
-    if (!ctx || !host || !*host || !cb || port <= 0 || port > 65535 || strlen(host) >= 256)
+    if (!host || !*host || !cb || port <= 0 || port > 65535 || strlen(host) >= 256)
         goto fail;
     rc = CN_ENOMEM;
     r = calloc(1, sizeof(*r));
@@ -196,7 +197,9 @@ void cn_resolve_dispatch(struct lws_context *ctx)
         pthread_mutex_unlock(&lock);
         if (!r)
             return;
-        r->cb(r->arg, r->err, r->res);
+        struct addrinfo *res = r->res;
+        r->res = NULL; /* the callback's now */
+        r->cb(r->arg, r->err, res);
         req_free(r);
     }
 }

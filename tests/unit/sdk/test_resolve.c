@@ -16,7 +16,7 @@ typedef struct answer {
     int calls, err, port;
 } answer_t;
 
-static void on_answer(void *arg, int err, const struct addrinfo *res)
+static void on_answer(void *arg, int err, struct addrinfo *res)
 {
     answer_t *a = arg;
     a->calls++;
@@ -25,6 +25,8 @@ static void on_answer(void *arg, int err, const struct addrinfo *res)
         a->port = ntohs(((const struct sockaddr_in *)res->ai_addr)->sin_port);
     else if (res && res->ai_family == AF_INET6)
         a->port = ntohs(((const struct sockaddr_in6 *)res->ai_addr)->sin6_port);
+    if (res)
+        freeaddrinfo(res);
 }
 
 static struct lws_context *context(void)
@@ -97,8 +99,27 @@ static void test_cancel_and_bad_arguments(void **state)
     assert_null(cn_resolve_start(ctx, "", 22, on_answer, &a, &err));
     assert_int_equal(err, CN_EINVAL);
     assert_null(cn_resolve_start(ctx, "localhost", 0, on_answer, &a, &err));
-    assert_null(cn_resolve_start(NULL, "localhost", 22, on_answer, &a, &err));
+    assert_null(cn_resolve_start(ctx, "localhost", 22, NULL, &a, &err));
     assert_int_equal(a.calls, 0);
+    lws_context_destroy(ctx);
+}
+
+/* No context: nothing wakes anyone; the owner polls with dispatch(NULL),
+ * and a context's dispatch never takes a polled request. */
+static void test_polled(void **state)
+{
+    struct lws_context *ctx = context();
+    answer_t a = {0};
+    int err = 0;
+    assert_non_null(cn_resolve_start(NULL, "localhost", 5432, on_answer, &a, &err));
+    for (int i = 0; i < 50; i++) {
+        cn_resolve_dispatch(ctx);
+        usleep(2000);
+    }
+    assert_int_equal(a.calls, 0);
+    wait_answer(NULL, &a);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(a.port, 5432);
     lws_context_destroy(ctx);
 }
 
@@ -107,6 +128,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resolves_off_thread),
         cmocka_unit_test(test_cancel_and_bad_arguments),
+        cmocka_unit_test(test_polled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
