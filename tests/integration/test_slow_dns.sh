@@ -67,7 +67,10 @@ for i in 1 2 3 4 5; do
     sleep 0.1
 done
 echo "   fast tunnel during the slow answers: worst round trip $WORST ms"
-[ "$WORST" -lt 700 ] || fail "a slow DNS answer stalled the agent: $WORST ms"
+# Blocking resolution would hold every fast round trip behind a 1.5 s
+# answer (or fail it at the hub's 2 s open deadline); 1.2 s leaves room for
+# a loaded machine (150-300 ms alone, up to 900 ms under a full parallel run).
+[ "$WORST" -lt 1200 ] || fail "a slow DNS answer stalled the agent: $WORST ms"
 for pid in "${SLOWPIDS[@]}"; do
     wait "$pid" || fail "a slow-name connection failed: $(cat "$WORK"/slow*.out)"
 done
