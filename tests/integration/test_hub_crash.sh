@@ -5,14 +5,15 @@
 # event log tells the truth: every stored tunnel has its tunnel.created,
 # every rename its tunnel.updated, every tunnel that is gone its
 # tunnel.deleted (a change and its event commit together).
-# CN_CRASH_CYCLES (default 50) kill cycles of 0.3-1 s of writes each.
+# CN_CRASH_CYCLES (default 100: about 85 s under ASan) kill cycles of 0.3-1 s
+# of writes each.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 # The system interpreter: version-manager shims take long to start, twice
 # per cycle.
 [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 CRASHTOOL=$SRC/tests/integration/crashtool.py
-CYCLES=${CN_CRASH_CYCLES:-50}
+CYCLES=${CN_CRASH_CYCLES:-100}
 WRITERS=4
 
 # Drops a PID we stopped ourselves from the cleanup list, so that cleanup
