@@ -76,6 +76,14 @@ bg() {
     LAST_PID=$!
 }
 
+# Drops a PID the test stopped (or saw die) from the cleanup list, so that
+# cleanup never signals a recycled PID.
+forget_pid() {
+    local keep=() p
+    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
 stop_pid() {
     kill "$1" 2>/dev/null || true
     for _ in $(seq 1 100); do
@@ -223,6 +231,19 @@ tunnel_status() {
 status_is() { [ "$(tunnel_status "$1")" = "$2" ]; }
 
 # ---- servers ----------------------------------------------------------------
+
+# tcptool_start: tcptool.py's target server on a free port, its files in
+# $WORK; sets SVC.
+tcptool_start() {
+    SVC=$(free_port)
+    export CN_TCPTOOL_DIR=$WORK
+    bg svc "$PY" "$TCPTOOL" server "$SVC"
+    wait_port 127.0.0.1 "$SVC"
+}
+
+# serves PORT: a 64 KiB upload through a public TCP tunnel comes back with
+# its SHA-256.
+serves() { "$PY" "$TCPTOOL" sink 127.0.0.1 "$1" 65536 9 >/dev/null 2>&1; }
 
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
 

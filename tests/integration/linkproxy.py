@@ -150,6 +150,27 @@ def pump(src, dst, on_chunk, done):
         done.set()
 
 
+def relay(client, hub_port, up, down, on_open=None):
+    """Relays one client to the hub through the chunk filters up and down
+    until either side ends; False when the hub cannot be reached."""
+    try:
+        hub = dial(hub_port)
+    except OSError:
+        client.close()
+        return False
+    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if on_open:
+        on_open()
+    done = (threading.Event(), threading.Event())
+    threading.Thread(target=pump, args=(client, hub, up, done[0]), daemon=True).start()
+    threading.Thread(target=pump, args=(hub, client, down, done[1]), daemon=True).start()
+    done[0].wait()
+    done[1].wait()
+    client.close()
+    hub.close()
+    return True
+
+
 def flip(port, hub_port, every_kib, log_path, max_flips):
     log = Log(log_path)
     flips = [0]
@@ -157,13 +178,6 @@ def flip(port, hub_port, every_kib, log_path, max_flips):
     lock = threading.Lock()
 
     def handle(client, conn):
-        try:
-            hub = dial(hub_port)
-        except OSError:
-            client.close()
-            return
-        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        log.line("open", conn)
         with lock:
             direction = conn % 2
             at = int(every_kib * 1024 * rnd.uniform(0.5, 1.5))
@@ -186,6 +200,7 @@ def flip(port, hub_port, every_kib, log_path, max_flips):
                 with lock:
                     target = rnd.randrange(total)
                     flips[0] += 1
+                offset = state["seen"] + target  # in this direction's payload
                 for s, e in ranges:
                     if target < e - s:
                         pos = s + target
@@ -194,18 +209,14 @@ def flip(port, hub_port, every_kib, log_path, max_flips):
                 b = bytearray(chunk)
                 b[pos] ^= mask
                 state["flipped_at"] = time.time()
-                log.line("flip", conn, "up" if d == UPSTREAM else "down", state["seen"] + pos)
+                log.line("flip", conn, "up" if d == UPSTREAM else "down", offset)
                 state["seen"] += total
                 return bytes(b)
             return on_chunk
 
-        done = (threading.Event(), threading.Event())
-        threading.Thread(target=pump, args=(client, hub, make(UPSTREAM), done[0]), daemon=True).start()
-        threading.Thread(target=pump, args=(hub, client, make(DOWNSTREAM), done[1]), daemon=True).start()
-        done[0].wait()
-        done[1].wait()
-        client.close()
-        hub.close()
+        if not relay(client, hub_port, make(UPSTREAM), make(DOWNSTREAM),
+                     lambda: log.line("open", conn)):
+            return
         if state["flipped_at"] is not None:
             log.line("close", conn, "flipped", int((time.time() - state["flipped_at"]) * 1000))
         elif not state["bytes"]:
@@ -218,11 +229,6 @@ def flip(port, hub_port, every_kib, log_path, max_flips):
 
 def record(port, hub_port, outdir):
     def handle(client, conn):
-        try:
-            hub = dial(hub_port)
-        except OSError:
-            client.close()
-            return
         chunks = []
         path = os.path.join(outdir, "conn-%d.json" % conn)
 
@@ -235,13 +241,7 @@ def record(port, hub_port, outdir):
             os.replace(tmp, path)
             return d
 
-        done = (threading.Event(), threading.Event())
-        threading.Thread(target=pump, args=(client, hub, keep, done[0]), daemon=True).start()
-        threading.Thread(target=pump, args=(hub, client, lambda d: d, done[1]), daemon=True).start()
-        done[0].wait()
-        done[1].wait()
-        client.close()
-        hub.close()
+        relay(client, hub_port, keep, lambda d: d)
 
     serve(port, handle)
 

@@ -369,48 +369,44 @@ def soak(host, port, stop, secs):
     def running():
         return not os.path.exists(stop) and time.time() < end
 
-    def up(base):
+    def loop(name, base, one):
+        """Connections one after the other until stopped, each cut when the
+        link dies; `one` moves the data of one connection."""
         k = 0
         while running():
             k += 1
             try:
                 s = connect(host, port)
-                add("up_conns")
-                s.sendall(f"VERIFY {base + k}\n".encode())
-                for c in stream(1 << 30, base + k):
-                    if not running():
-                        break
-                    s.sendall(c)
-                    add("up_bytes", len(c))
+                add(name + "_conns")
+                one(s, base + k)
                 s.close()
             except OSError:
                 add("refused")
                 time.sleep(0.05)
 
-    def down(base):
-        k = 0
+    def up(s, seed):
+        s.sendall(f"VERIFY {seed}\n".encode())
+        for c in stream(1 << 30, seed):
+            if not running():
+                break
+            s.sendall(c)
+            add("up_bytes", len(c))
+
+    def down(s, seed):
+        s.sendall(f"SOURCE {1 << 30} {seed}\n".encode())
+        exp = Expected(seed)
         while running():
-            k += 1
-            try:
-                s = connect(host, port)
-                add("down_conns")
-                s.sendall(f"SOURCE {1 << 30} {base + k}\n".encode())
-                exp = Expected(base + k)
-                while running():
-                    d = s.recv(CHUNK)
-                    if not d:
-                        break
-                    if exp.matches(d) >= 0:
-                        add("down_corrupt")
-                        print(f"soak: download {base + k} differs from its stream", file=sys.stderr)
-                        break
-                    add("down_bytes", len(d))
-                s.close()
-            except OSError:
-                add("refused")
-                time.sleep(0.05)
+            d = s.recv(CHUNK)
+            if not d:
+                break
+            if exp.matches(d) >= 0:
+                add("down_corrupt")
+                print(f"soak: download {seed} differs from its stream", file=sys.stderr)
+                break
+            add("down_bytes", len(d))
 
-    ts = [threading.Thread(target=up, args=(100000,)), threading.Thread(target=down, args=(200000,))]
+    ts = [threading.Thread(target=loop, args=("up", 100000, up)),
+          threading.Thread(target=loop, args=("down", 200000, down))]
     for t in ts:
         t.start()
     for t in ts:

@@ -20,20 +20,11 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}quarantine_size_mb=4"
 hub_init
 hub_start
 agent_enroll victim
-SVC=$(free_port)
-export CN_TCPTOOL_DIR=$WORK
-bg svc "$PY" "$TCPTOOL" server "$SVC"
-wait_port 127.0.0.1 "$SVC"
+tcptool_start
 
-works() { "$PY" "$TCPTOOL" sink 127.0.0.1 "$1" 65536 9 >/dev/null 2>&1; }
 ms() { echo $(($(date +%s%N) / 1000000)); }
 hub_fds() { ls "/proc/$HUB_PID/fd" | wc -l; }
 hub_rss() { awk '/^VmRSS/{print $2}' "/proc/$HUB_PID/status"; }
-forget_pid() {
-    local keep=() p
-    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-    PIDS=("${keep[@]}")
-}
 fds_settle() { [ "$(hub_fds)" = "$1" ]; }
 
 step "a kept tunnel, served by the agent daemon"
@@ -43,7 +34,7 @@ stop_pid "$EXPOSE_PID"
 forget_pid "$EXPOSE_PID"
 bg agent-0 "$CLI_BIN" agent --config "$WORK/victim.json"
 AGENT_PID=$LAST_PID
-wait_for 15 "the daemon serving the tunnel" works "$PORT"
+wait_for 15 "the daemon serving the tunnel" serves "$PORT"
 # Warm-up: the first transfers allocate what the hub keeps for good (lws
 # pools, SQLite's page cache, the tunnel listener's buffers).
 for i in 1 2 3; do
@@ -86,7 +77,7 @@ for cycle in $(seq 1 "$CYCLES"); do
     T0=$(ms)
     bg "agent-$cycle" "$CLI_BIN" agent --config "$WORK/victim.json"
     AGENT_PID=$LAST_PID
-    wait_for 15 "cycle $cycle: the tunnel serving again" works "$PORT"
+    wait_for 15 "cycle $cycle: the tunnel serving again" serves "$PORT"
     RECOVER+=($(($(ms) - T0)))
 done
 "$PY" "$TCPTOOL" source 127.0.0.1 "$PORT" $((16 << 20)) 77 >/dev/null || fail "a whole transfer after the kills"

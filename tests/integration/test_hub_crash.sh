@@ -16,14 +16,6 @@ CRASHTOOL=$SRC/tests/integration/crashtool.py
 CYCLES=${CN_CRASH_CYCLES:-100}
 WRITERS=4
 
-# Drops a PID we stopped ourselves from the cleanup list, so that cleanup
-# never signals a recycled PID.
-forget_pid() {
-    local keep=() p
-    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-    PIDS=("${keep[@]}")
-}
-
 start_hub() {
     bg hub "$HUB_BIN" serve --db "$WORK/hub.db" --listen "127.0.0.1:$HUB_PORT" \
         --tcp-ports "$TCP_BASE-$((TCP_BASE + 39))" --rate-limit 0 --max-tunnels 0

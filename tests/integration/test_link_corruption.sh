@@ -17,11 +17,7 @@ EVERY_KIB=${CN_FLIP_EVERY_KIB:-256}
 hub_init
 hub_start
 agent_enroll noisy
-SVC=$(free_port)
-export CN_TCPTOOL_DIR=$WORK
-bg svc "$PY" "$TCPTOOL" server "$SVC"
-wait_port 127.0.0.1 "$SVC"
-works() { "$PY" "$TCPTOOL" sink 127.0.0.1 "$1" 65536 9 >/dev/null 2>&1; }
+tcptool_start
 flips() { grep -c " flip " "$WORK/flips.log" || true; }
 
 step "a kept tunnel; the agent daemon reaches the hub through a byte-flipping proxy"
@@ -44,7 +40,7 @@ os.replace(path + ".new", path)
 EOF
 bg agent "$CLI_BIN" agent --config "$WORK/noisy.json"
 AGENT_LOG=$WORK/agent.log
-wait_for 15 "the tunnel serving through the proxy" works "$PORT"
+wait_for 15 "the tunnel serving through the proxy" serves "$PORT"
 
 step "$FLIPS flips under traffic in both directions"
 T0=$(date +%s)
@@ -52,7 +48,7 @@ bg soak "$PY" "$TCPTOOL" soak 127.0.0.1 "$PORT" "$WORK/stop" 300
 SOAK_PID=$LAST_PID
 enough_flips() { [ "$(flips)" -ge "$FLIPS" ]; }
 wait_for 240 "$FLIPS flips" enough_flips
-wait_for 30 "the tunnel serving after the last flip" works "$PORT"
+wait_for 30 "the tunnel serving after the last flip" serves "$PORT"
 touch "$WORK/stop"
 set +e
 wait "$SOAK_PID"
@@ -94,7 +90,8 @@ UPLOADS=$(wc -l <"$WORK/verify.log")
 DOWN_BYTES=$("$PY" -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["down_bytes"])' "$WORK/soak.log")
 echo "   target: $UPLOADS uploads, $VERIFIED bytes compared, $CORRUPT corrupted; client: $DOWN_BYTES downloaded bytes compared, 0 corrupted"
 [ "$CORRUPT" = 0 ] || fail "the target received corrupted bytes: $(grep CORRUPT "$WORK/verify.log" | head -3)"
-[ "$VERIFIED" -gt $((F * EVERY_KIB * 256)) ] || fail "too little data reached the target ($VERIFIED bytes)"
+# Not a vacuous pass: data did flow to the target between the flips.
+[ "$VERIFIED" -gt $((F * 16 * 1024)) ] || fail "too little data reached the target ($VERIFIED bytes)"
 [ "$DOWN_BYTES" -gt 0 ] || fail "nothing was downloaded"
 kill -0 "$HUB_PID" || fail "hub died"
 echo "PASS test_link_corruption ($F flips, $HUB_DET + $AGENT_DET detected, 0 corrupted bytes delivered)"
