@@ -149,8 +149,9 @@ static int resolve_inputs(enroll_t *e)
         e->token = env_token;
     if (!e->token)
         return cli_usage_error("enroll", "--token ENROLL is required");
-    if (!e->ca_file && getenv("CONNECT_CA_FILE") && *getenv("CONNECT_CA_FILE"))
-        e->ca_file = getenv("CONNECT_CA_FILE");
+    const char *env_ca = getenv("CONNECT_CA_FILE");
+    if (!e->ca_file && env_ca && *env_ca)
+        e->ca_file = env_ca;
     return -1;
 }
 
