@@ -276,6 +276,8 @@ static int serve_tunnel(expose_t *e)
     const char *serve[1] = {st->id};
     agent_daemon_config_t dc = {
         .hub_url = e->cfg.hub,
+        .ca_file = e->cfg.ca_file,
+        .allow_insecure = e->cfg.allow_insecure,
         .agent_sk = e->cfg.agent_sk,
         .hub_pk = e->cfg.hub_pk,
         .agent_id = e->cfg.agent_id,

@@ -23,6 +23,7 @@
 #include "runtime.h"
 #include "cn_err.h"
 #include "cn_log.h"
+#include "events.h"
 #include "secrets.h"
 #include "server.h"
 #include "store.h"
@@ -38,12 +39,12 @@
     "SIGINT/SIGTERM. With --json, prints one JSON line on stdout once listening."
 
 /* Rows of serve_table(), the end marker included. */
-#define SERVE_OPTS 14
+#define SERVE_OPTS 16
 
 /* What the table parses before the checks turn it into options. */
 typedef struct serve_raw {
     const char *listen, *tcp_ports;
-    unsigned long http_port, rate_limit, max_tunnels, max_agents;
+    unsigned long http_port, rate_limit, max_tunnels, max_agents, event_days, event_max;
     bool json;
     int log_level;
 } serve_raw_t;
@@ -76,6 +77,12 @@ static void serve_table(hub_serve_options_t *o, serve_raw_t *r, cn_opt_t t[stati
          "agents per workspace, 0 = unlimited (default " STR(HUB_API_MAX_AGENTS_DEFAULT) ")"},
         {"plugin-dir", CN_OPT_STRING | CN_OPT_ONCE, &o->plugin_dir, 0, 0, "DIR",
          "protocol plugins (*.so) to load (default: the install directory)"},
+        {"event-retention", CN_OPT_UINT | CN_OPT_ONCE, &r->event_days, 0, 36500, "DAYS",
+         "drop events older than this, 0 = keep them (default " STR(
+             HUB_EVENT_RETENTION_DAYS_DEFAULT) ")"},
+        {"event-max", CN_OPT_UINT | CN_OPT_ONCE, &r->event_max, 0, 100000000, "N",
+         "keep at most N events per workspace, newest first, 0 = no cap (default " STR(
+             HUB_EVENT_MAX_DEFAULT) ")"},
         {"json", CN_OPT_FLAG, &r->json, 0, 0, NULL, "print one JSON line once listening"},
         {"log-level", CN_OPT_CHOICE, &r->log_level, 0, 0, HUB_LOG_LEVELS,
          "log threshold on stderr (default: $CONNECT_LOG, else info)"},
@@ -113,6 +120,8 @@ static void set_defaults(hub_serve_options_t *o, serve_raw_t *r)
     r->rate_limit = HUB_API_RATE_LIMIT_DEFAULT;
     r->max_tunnels = HUB_API_MAX_TUNNELS_DEFAULT;
     r->max_agents = HUB_API_MAX_AGENTS_DEFAULT;
+    r->event_days = HUB_EVENT_RETENTION_DAYS_DEFAULT;
+    r->event_max = HUB_EVENT_MAX_DEFAULT;
 }
 
 static bool valid_public_domain(const char *d, const char **why)
@@ -146,6 +155,8 @@ static int check_options(hub_serve_options_t *o, const serve_raw_t *r, char *err
     o->rate_limit = (unsigned)r->rate_limit;
     o->max_tunnels = (size_t)r->max_tunnels;
     o->max_agents = (size_t)r->max_agents;
+    o->event_days = (unsigned)r->event_days;
+    o->event_max = (size_t)r->event_max;
     o->json = r->json;
     o->log_level = r->log_level;
     if (!o->tls_cert != !o->tls_key)
@@ -328,6 +339,7 @@ static int start_server(serve_t *s)
         .listen_port = o->listen_port,
         .tls_cert = o->tls_cert,
         .tls_key = o->tls_key,
+        .retention = {.days = o->event_days, .max_per_ws = o->event_max},
         .store = s->store,
         .runtime = s->runtime,
         .api = s->api,

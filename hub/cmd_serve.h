@@ -22,6 +22,8 @@ typedef struct hub_serve_options {
     size_t max_tunnels;
     size_t max_agents;
     const char *plugin_dir; /* NULL: the install directory, if it exists */
+    unsigned event_days;    /* --event-retention, 0 = keep */
+    size_t event_max;       /* --event-max per workspace, 0 = no cap */
     bool json;              /* one JSON line on stdout once listening */
     int log_level;          /* 0: not given, else 1 + CN_LOG_* */
 } hub_serve_options_t;

@@ -1029,6 +1029,16 @@ int hub_store_event_list(hub_store_t *st, const char *workspace_id,
     return st->ops->event_list(st, workspace_id, &q, out);
 }
 
+int hub_store_event_cap(hub_store_t *st, size_t keep, size_t *count)
+{
+    CHECK_ST(st);
+    size_t n = 0;
+    int rc = keep ? st->ops->event_cap(st, keep, &n) : CN_EINVAL;
+    if (count)
+        *count = rc == 0 ? n : 0;
+    return rc;
+}
+
 int hub_store_event_prune(hub_store_t *st, int64_t before, size_t *count)
 {
     CHECK_ST(st);

@@ -471,5 +471,9 @@ int hub_store_event_list(hub_store_t *st, const char *workspace_id,
 /* Drops events older than `before` (retention), every workspace. `count`
  * (may be NULL) gets how many. */
 int hub_store_event_prune(hub_store_t *st, int64_t before, size_t *count);
+/* Keeps only the newest `keep` events of each workspace (keep > 0), so a
+ * reconnect loop cannot fill the disk. `count` (optional) gets how many
+ * were dropped. */
+int hub_store_event_cap(hub_store_t *st, size_t keep, size_t *count);
 
 #endif

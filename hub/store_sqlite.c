@@ -250,6 +250,7 @@ enum q {
     Q_EV_LATEST,
     Q_EV_LATEST_TUNNEL,
     Q_EV_PRUNE,
+    Q_EV_CAP,
     Q_COUNT
 };
 
@@ -355,6 +356,9 @@ static const char *const sql[Q_COUNT] = {
     [Q_EV_LATEST_TUNNEL] = "SELECT " E_COLS " FROM events WHERE workspace_id = ?1 "
                            "AND tunnel_id = ?5 ORDER BY id DESC LIMIT ?4",
     [Q_EV_PRUNE] = "DELETE FROM events WHERE created_at < ?1",
+    /* Keeps the newest ?1 of each workspace. */
+    [Q_EV_CAP] = "DELETE FROM events WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER "
+                 "(PARTITION BY workspace_id ORDER BY id DESC) AS n FROM events) WHERE n > ?1)",
 };
 
 typedef struct sqlite_store {
@@ -1423,17 +1427,23 @@ static int sqlite_agent_set_connected(hub_store_t *st, const char *ws, const cha
     return rc;
 }
 
-static int sqlite_agent_reset_connections(hub_store_t *st, int64_t now, size_t *count)
+/* Runs statement `which` with one integer parameter; *count gets the rows
+ * it changed. */
+static int run_int_count(sqlite_store_t *s, enum q which, int64_t v, size_t *count)
 {
-    sqlite_store_t *s = S(st);
     int rc = 0, b = SQLITE_OK;
-    sqlite3_stmt *q = prep(s, Q_AGENT_RESET, &rc);
+    sqlite3_stmt *q = prep(s, which, &rc);
     if (!q)
         return rc;
-    b_int(q, 1, now, &b);
+    b_int(q, 1, v, &b);
     rc = run(s, q, b);
     *count = rc == 0 ? (size_t)sqlite3_changes(s->db) : 0;
     return rc;
+}
+
+static int sqlite_agent_reset_connections(hub_store_t *st, int64_t now, size_t *count)
+{
+    return run_int_count(S(st), Q_AGENT_RESET, now, count);
 }
 
 /* ---- tunnels ----------------------------------------------------------- */
@@ -1904,15 +1914,12 @@ static int sqlite_event_list(hub_store_t *st, const char *ws, const hub_event_fi
 
 static int sqlite_event_prune(hub_store_t *st, int64_t before, size_t *count)
 {
-    sqlite_store_t *s = S(st);
-    int rc = 0, b = SQLITE_OK;
-    sqlite3_stmt *q = prep(s, Q_EV_PRUNE, &rc);
-    if (!q)
-        return rc;
-    b_int(q, 1, before, &b);
-    rc = run(s, q, b);
-    *count = rc == 0 ? (size_t)sqlite3_changes(s->db) : 0;
-    return rc;
+    return run_int_count(S(st), Q_EV_PRUNE, before, count);
+}
+
+static int sqlite_event_cap(hub_store_t *st, size_t keep, size_t *count)
+{
+    return run_int_count(S(st), Q_EV_CAP, (int64_t)keep, count);
 }
 
 static const struct hub_store_ops sqlite_ops = {
@@ -1952,6 +1959,7 @@ static const struct hub_store_ops sqlite_ops = {
     .event_insert = sqlite_event_insert,
     .event_list = sqlite_event_list,
     .event_prune = sqlite_event_prune,
+    .event_cap = sqlite_event_cap,
     .tx_begin = sqlite_tx_begin,
     .tx_end = sqlite_tx_end,
 };

@@ -199,7 +199,7 @@ agent_enroll() {
     [ "$HTTP_STATUS" = 201 ] || fail "create agent: $HTTP_STATUS $BODY"
     et=$(echo "$BODY" | json_get enrollToken)
     AGENT_ID=$(echo "$BODY" | json_get id)
-    "$CLI_BIN" enroll --hub "$HUB_URL" --token "$et" --config "$WORK/$name.json" --json \
+    "$CLI_BIN" enroll --hub "$HUB_URL" --token - --config "$WORK/$name.json" --json <<<"$et" \
         >"$WORK/$name-enroll.out" 2>"$WORK/$name-enroll.log" || fail "connect enroll: $(cat "$WORK/$name-enroll.log")"
 }
 
