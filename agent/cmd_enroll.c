@@ -149,7 +149,7 @@ static int resolve_inputs(enroll_t *e)
         e->token = env_token;
     if (!e->token)
         return cli_usage_error("enroll", "--token ENROLL is required");
-    const char *env_ca = getenv("CONNECT_CA_FILE"); /* read once: the analyser asks */
+    const char *env_ca = getenv("CONNECT_CA_FILE");
     if (!e->ca_file && env_ca && *env_ca)
         e->ca_file = env_ca;
     return -1;

@@ -391,7 +391,7 @@ int agent_config_resolve(const agent_common_t *c, unsigned need, agent_config_t 
         return rc;
     const char *hub = c->hub && *c->hub ? c->hub : getenv("CONNECT_HUB");
     const char *token = c->token && *c->token ? c->token : getenv("CONNECT_TOKEN");
-    char given[AGENT_TOKEN_MAX + 1] = ""; /* clang-tidy cannot see every path fill it */
+    char given[AGENT_TOKEN_MAX + 1] = "";
     if (c->token && c->token_file)
         return cn_errf(CN_EINVAL, err, errlen, "give --token or --token-file, not both");
     if (c->token_file || (c->token && !strcmp(c->token, "-"))) {

@@ -32,6 +32,9 @@ cleanup() {
         echo "--- hub log (tail):" >&2
         tail -n 40 "$WORK"/hub*.log 2>/dev/null >&2 || true
     fi
+    # The secrets grep (tests/integration/secrets.py, as lib.sh does).
+    "$PY" "$(dirname "$0")/secrets.py" check "$WORK" test_hub_api "$BUILD/tests/secrets" \
+        "${TOKEN:-}" "${TOKEN2:-}" || rc=1
     rm -rf "$WORK"
     exit $rc
 }
@@ -90,6 +93,9 @@ req() {
     STATUS=$(curl "${args[@]}" "$BASE$path") || STATUS="curl-error"
     BODY=$(cat "$WORK/body")
     HEADERS=$(tr -d '\r' <"$WORK/headers")
+    # Minted secrets, kept for the secrets grep (the next call overwrites body).
+    grep -oE 'cn[a-z]_[A-Za-z0-9_-]{32,}|"(httpPassword|password)" *: *"[^"]{8,}"' "$WORK/body" \
+        >>"$WORK/.secrets" 2>/dev/null || true
 }
 
 # jget EXPR: evaluates a Python expression over the JSON body `b`.
