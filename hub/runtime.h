@@ -33,11 +33,12 @@ typedef struct hub_runtime hub_runtime_t;
 /* Public TCP connections: hub-wide (fits the 8,192 descriptors `serve`
  * sets, two per connection on a hub whose agents run elsewhere: the client
  * socket, plus lws's share), per tunnel, per workspace (a third of the hub,
- * so one tenant cannot fill it), per client address per tunnel. */
+ * so one tenant cannot fill it), per client address per tunnel (half a
+ * tunnel: a client address is often a NAT or a load generator). */
 #define HUB_RUNTIME_MAX_CONNS_DEFAULT 3000u
 #define HUB_RUNTIME_MAX_CONNS_PER_TUNNEL_DEFAULT 1024u
 #define HUB_RUNTIME_MAX_CONNS_PER_WS_DEFAULT 1000u
-#define HUB_RUNTIME_MAX_CONNS_PER_CLIENT_DEFAULT 64u
+#define HUB_RUNTIME_MAX_CONNS_PER_CLIENT_DEFAULT 512u
 /* Seconds a public TCP connection may stay idle (no byte either way). */
 #define HUB_RUNTIME_TCP_IDLE_TIMEOUT_DEFAULT 3600u
 
@@ -48,7 +49,7 @@ typedef struct hub_runtime_config {
     unsigned max_conns;            /* public connections at once, all tunnels; default 3000 */
     unsigned max_conns_per_tunnel; /* default 1024 */
     unsigned max_conns_per_ws;     /* ... to one workspace's tunnels; default 1000 */
-    unsigned max_conns_per_client; /* ... from one client address (IPv6 /64) per tunnel; 64 */
+    unsigned max_conns_per_client; /* ... from one client address (IPv6 /64) per tunnel; 512 */
     unsigned tcp_idle_timeout_s;   /* idle public connections are closed; 0 = never */
     unsigned max_links;            /* agent links at once, any state; default 1024 */
     unsigned max_links_per_agent;  /* admitted links of one agent; default 16 */
