@@ -37,7 +37,11 @@ void hub_serve_usage(FILE *out)
             "                         port 0 picks a free port)\n"
             "  --public-domain DOMAIN domain of public tunnel URLs, NAME.DOMAIN\n"
             "                         (default localhost)\n"
-            "  --http-port N          port of public HTTP URLs (default: the listen port)\n"
+            "  --http-port N          port of the HTTP edge (public HTTP tunnels and\n"
+            "                         shares at NAME.DOMAIN:N); default: the listen\n"
+            "                         port + 1; 0 picks a free port\n"
+            "  --http-timeout S       seconds a target may take to answer before the\n"
+            "                         edge answers 504 (default 30)\n"
             "  --tcp-ports A-B        range of hub ports for public TCP tunnels\n"
             "                         (default %u-%u)\n"
             "  --tls-cert FILE        TLS certificate (PEM); needs --tls-key\n"
@@ -91,9 +95,10 @@ int hub_serve_parse_args(int argc, char **argv, hub_serve_options_t *o, char *er
             return usage_error(err, errlen, "option", "unknown option (try --help)");
         memcpy(opt, arg, on);
         opt[on] = '\0';
-        static const char *const known[] = {
-            "--db",       "--listen",  "--public-domain", "--http-port",   "--tcp-ports",
-            "--tls-cert", "--tls-key", "--rate-limit",    "--max-tunnels", "--max-agents"};
+        static const char *const known[] = {"--db",         "--listen",      "--public-domain",
+                                            "--http-port",  "--tcp-ports",   "--tls-cert",
+                                            "--tls-key",    "--rate-limit",  "--max-tunnels",
+                                            "--max-agents", "--http-timeout"};
         bool is_known = false;
         for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
             if (!strcmp(opt, known[k]))
@@ -140,10 +145,11 @@ int hub_serve_parse_args(int argc, char **argv, hub_serve_options_t *o, char *er
         } else if (!strcmp(opt, "--http-port")) {
             if (seen_http)
                 return usage_error(err, errlen, opt, "given twice");
-            if (!hub_parse_uint(val, 65535, &n) || n < 1)
-                return usage_error(err, errlen, opt, "must be a port between 1 and 65535");
+            if (!hub_parse_uint(val, 65535, &n))
+                return usage_error(err, errlen, opt, "must be a port between 0 and 65535");
             o->http_port = (uint16_t)n;
             seen_http = true;
+            o->http_port_set = true;
         } else if (!strcmp(opt, "--tcp-ports")) {
             if (seen_tcp)
                 return usage_error(err, errlen, opt, "given twice");
@@ -172,6 +178,12 @@ int hub_serve_parse_args(int argc, char **argv, hub_serve_options_t *o, char *er
                 return usage_error(err, errlen, opt, "must be a number from 0 to 1000000");
             o->max_tunnels = (size_t)n;
             seen_max = true;
+        } else if (!strcmp(opt, "--http-timeout")) {
+            if (o->http_timeout_s)
+                return usage_error(err, errlen, opt, "given twice");
+            if (!hub_parse_uint(val, 3600, &n) || n < 1)
+                return usage_error(err, errlen, opt, "must be 1 to 3600 seconds");
+            o->http_timeout_s = (unsigned)n;
         } else if (!strcmp(opt, "--max-agents")) {
             if (seen_max_agents)
                 return usage_error(err, errlen, opt, "given twice");
@@ -325,10 +337,19 @@ int hub_cmd_serve(int argc, char **argv)
     hub_key_to_b64(kp.public_key, ac.hub_public_key);
 
     /* The live side first: the API tells it about changes (ac.live). */
+    /* The HTTP edge: --http-port, else the port after the API's (the
+     * kernel's choice when the API's is). */
+    int edge_port = o.http_port_set ? (int)o.http_port
+                    : o.listen_port ? (o.listen_port < 65535 ? o.listen_port + 1 : 0)
+                                    : 0;
     hub_runtime_config_t rc_live = {
         .store = store,
         .keypair = &kp,
         .tcp_host = o.listen_host,
+        .http_port = edge_port,
+        .http_port_fallback = !o.http_port_set,
+        .public_domain = o.public_domain,
+        .http_timeout_ms = o.http_timeout_s * 1000u,
     };
     runtime = hub_runtime_new(&rc_live, err, sizeof(err));
     if (!runtime) {
@@ -360,14 +381,16 @@ int hub_cmd_serve(int argc, char **argv)
         goto out;
     }
     int port = hub_server_port(server);
-    hub_api_set_public_http_port(api, o.http_port ? o.http_port : (uint16_t)port);
+    int http_port = hub_runtime_http_port(runtime);
+    hub_api_set_public_http_port(api, (uint16_t)(http_port > 0 ? http_port : port));
 
     running_server = server;
     install_signals();
     const char *scheme = o.tls_cert ? "https" : "http";
     bool v6 = strchr(o.listen_host, ':') != NULL;
-    fprintf(stderr, "connect-hub: listening on %s://%s%s%s:%d (public domain %s)\n", scheme,
-            v6 ? "[" : "", o.listen_host, v6 ? "]" : "", port, o.public_domain);
+    fprintf(stderr,
+            "connect-hub: listening on %s://%s%s%s:%d (public domain %s, HTTP edge port %d)\n",
+            scheme, v6 ? "[" : "", o.listen_host, v6 ? "]" : "", port, o.public_domain, http_port);
     fflush(stderr);
 
     if (hub_server_run(server, &stop_flag) < 0) {

@@ -59,6 +59,12 @@ static void test_values(void **state)
     assert_non_null(strstr(err, "--max-agents"));
     assert_int_equal(parse(&o, err, "--db", "/d", "--http-port", "8081"), 0);
     assert_int_equal(o.http_port, 8081);
+    assert_true(o.http_port_set);
+    /* 0: the kernel picks the HTTP edge's port. */
+    assert_int_equal(parse(&o, err, "--db", "/d", "--http-port", "0", "--http-timeout", "5"), 0);
+    assert_true(o.http_port_set);
+    assert_int_equal(o.http_port, 0);
+    assert_int_equal(o.http_timeout_s, 5);
     assert_int_equal(parse(&o, err, "--db", "/d", "--help"), 1);
     assert_int_equal(parse(&o, err, "-h"), 1);
 }
@@ -78,7 +84,7 @@ static void test_errors(void **state)
         {{"--db", "/d", "--listen", "127.0.0.1:70000", NULL}, "--listen"},
         {{"--db", "/d", "--public-domain", "bad domain", NULL}, "--public-domain"},
         {{"--db", "/d", "--public-domain", "Example.com", NULL}, "--public-domain"},
-        {{"--db", "/d", "--http-port", "0", NULL}, "--http-port"},
+        {{"--db", "/d", "--http-timeout", "0", NULL}, "--http-timeout"},
         {{"--db", "/d", "--http-port", "x", NULL}, "--http-port"},
         {{"--db", "/d", "--http-port", "20005", NULL}, "--http-port"},
         {{"--db", "/d", "--tcp-ports", "5", NULL}, "--tcp-ports"},
