@@ -477,6 +477,16 @@ static void req_timeout_cb(lws_sorted_usec_list_t *sul)
     fail_request(c, 504, "the target did not answer in time");
 }
 
+/* The target's time to answer runs from the end of the request: an upload
+ * takes as long as the client takes. */
+static void arm_response_timer(edge_conn_t *c)
+{
+    edge_req_t *r = c->req;
+    if (r && c->wsi)
+        lws_sul_schedule(lws_get_context(c->wsi), 0, &r->timer, req_timeout_cb,
+                         (lws_usec_t)c->rt->cfg.http_timeout_ms * LWS_US_PER_MS);
+}
+
 static void op_accepted(void *self)
 {
     edge_req_t *r = self;
@@ -615,6 +625,7 @@ static void pump_request(edge_conn_t *c)
     if (c->state == C_BODY && r->reqbody.done) {
         c->state = C_WAIT;
         set_rx(c, false);
+        arm_response_timer(c);
     }
     if (c->state != C_BODY && c->state != C_TUNNEL) {
         cn_link_flush(r->link);
@@ -626,7 +637,8 @@ static void pump_request(edge_conn_t *c)
         return;
     }
     int fd = lws_get_socket_fd(c->wsi);
-    for (int i = 0; i < 8; i++) {
+    int i;
+    for (i = 0; i < 8; i++) {
         uint8_t *dst;
         size_t space = 0;
         if (cn_mux_write_space(r->mux, r->id, &dst, &space) < 0 || !space) {
@@ -678,11 +690,16 @@ static void pump_request(edge_conn_t *c)
         if (c->state == C_BODY && r->reqbody.done) {
             c->state = C_WAIT;
             set_rx(c, false);
+            arm_response_timer(c);
             break;
         }
-        if ((size_t)n < space)
+        if ((size_t)n < space) {
+            set_rx(c, true); /* drained for now: POLLIN says when there is more */
             break;
+        }
     }
+    if (i == 8)
+        set_rx(c, true); /* more to read: yield to other sockets, come back on POLLIN */
     cn_link_flush(r->link);
 }
 
@@ -1001,7 +1018,7 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
     int status = 0;
     const char *msg = NULL;
     err_extra_t extra = {0};
-    char allow[96] = "";
+    char allow[96] = "", realm[HUB_NAME_SIZE] = ""; /* outlive t and share */
 
     memset(&c->info, 0, sizeof(c->info));
     c->info.started = now_ms(rt);
@@ -1121,7 +1138,8 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
                 break;
             case HUB_SHARE_AUTH:
                 msg = "this share needs a user name and password";
-                extra.www_auth_realm = share->name;
+                snprintf(realm, sizeof(realm), "%s", share->name);
+                extra.www_auth_realm = realm;
                 break;
             case HUB_SHARE_METHOD:
                 msg = "this share does not allow this method";
@@ -1143,7 +1161,8 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
     } else if (t.http_user[0] && !auth_ok(rt, h, t.http_user, t.http_password_hash)) {
         status = 401;
         msg = "this tunnel needs a user name and password";
-        extra.www_auth_realm = t.name;
+        snprintf(realm, sizeof(realm), "%s", t.name);
+        extra.www_auth_realm = realm;
         goto refuse_body;
     }
 
@@ -1232,8 +1251,8 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
     lws_sul_cancel(&c->deadline);
     if (expect && !body.done && h->minor >= 1)
         out_printf(c, "HTTP/1.1 100 Continue\r\n\r\n"); /* we checked; send the body */
-    lws_sul_schedule(lws_get_context(c->wsi), 0, &r->timer, req_timeout_cb,
-                     (lws_usec_t)rt->cfg.http_timeout_ms * LWS_US_PER_MS);
+    if (body.done)
+        arm_response_timer(c);
     cn_link_flush(r->link);
     if (c->out.len)
         flush_out(c);
