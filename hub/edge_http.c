@@ -1050,13 +1050,7 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
         msg = "only origin-form request targets (/path) are served";
         goto refuse_body;
     }
-    int nrc = hub_path_normalize(h->target, plen, norm, sizeof(norm), &nlen);
-    if (nrc < 0) {
-        status = nrc == CN_ETOOBIG ? 414 : 400;
-        msg = "malformed request path";
-        goto refuse_body;
-    }
-    snprintf(c->info.path, sizeof(c->info.path), "%.*s", (int)(nlen < 512 ? nlen : 512), norm);
+    snprintf(c->info.path, sizeof(c->info.path), "%.*s", (int)(plen < 512 ? plen : 512), h->target);
     if (!host_name(h, host, sizeof(host))) {
         status = 400;
         msg = "a Host header naming the tunnel is required";
@@ -1106,6 +1100,14 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
         }
     }
 
+    int nrc = hub_path_normalize(h->target, plen, norm, sizeof(norm), &nlen);
+    if (nrc < 0) {
+        status = nrc == CN_ETOOBIG ? 414 : 400;
+        msg = "malformed request path";
+        goto refuse_body;
+    }
+    /* Normalised after routing, so that a share logs malformed paths. */
+    snprintf(c->info.path, sizeof(c->info.path), "%.*s", (int)(nlen < 512 ? nlen : 512), norm);
     /* Who asks, and for what: a share's policy, or the tunnel's own
      * basic auth. */
     if (share) {
