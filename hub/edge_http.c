@@ -1433,9 +1433,7 @@ static void accept_one(hub_runtime_t *rt, int fd, const struct sockaddr_storage 
 {
     struct hub_edge_http *e = rt->edge;
     if (rt->conns >= rt->cfg.max_conns) {
-        struct linger lg = {.l_onoff = 1, .l_linger = 0};
-        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-        close(fd);
+        hub_edge_refuse(fd);
         return;
     }
     edge_conn_t *c = calloc(1, sizeof(*c));
@@ -1444,17 +1442,9 @@ static void accept_one(hub_runtime_t *rt, int fd, const struct sockaddr_storage 
         return;
     }
     c->rt = rt;
-    char addr[INET6_ADDRSTRLEN] = "?";
+    char addr[INET6_ADDRSTRLEN];
     int port = 0;
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &a->sin_addr, addr, sizeof(addr));
-        port = ntohs(a->sin_port);
-    } else if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, addr, sizeof(addr));
-        port = ntohs(a->sin6_port);
-    }
+    hub_edge_peer(ss, addr, sizeof(addr), &port);
     snprintf(c->client_ip, sizeof(c->client_ip), "%s", addr);
     snprintf(c->client, sizeof(c->client), "%s:%d", addr, port);
     cn_buf_init(&c->in, IN_MAX, 0);

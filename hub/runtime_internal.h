@@ -91,6 +91,11 @@ void hub_edge_tcp_sync_agent(hub_runtime_t *rt, const char *agent_id,
                              const hub_tunnel_list_t *list);
 /* Closes every listener (shutdown); frees listeners lws never closed. */
 void hub_edge_tcp_close_all(hub_runtime_t *rt);
+/* Both edges: a peer's address as text and port; closing a socket with an
+ * RST (SO_LINGER 0) so that a refused client never hangs. */
+struct sockaddr_storage;
+void hub_edge_peer(const struct sockaddr_storage *ss, char *ip, size_t iplen, int *port);
+void hub_edge_refuse(int fd);
 void hub_edge_tcp_free_all(hub_runtime_t *rt);
 
 /* ---- edge_http.c: the public HTTP edge and shares' data path ---- */
