@@ -2,7 +2,10 @@
 #include "allowlist.h"
 
 #include "cn_err.h"
+#include "cn_errmsg.h"
 #include "cn_frame.h"
+#include "cn_id.h"
+#include "cn_target.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -34,12 +37,12 @@ static bool read_target(const json_t *v, agent_tunnel_t *t)
         if (p < 1 || p > 65535)
             return false;
         /* Re-check the host as a target would be checked. */
-        char text[AGENT_HOST_MAX + 16];
-        agent_format_target(host, (unsigned)p, text, sizeof(text));
-        return agent_parse_target(text, t->host, &t->port, NULL, 0) == 0;
+        char text[CN_TARGET_TEXT_MAX + 1];
+        cn_target_format(host, (unsigned)p, text, sizeof(text));
+        return cn_target_parse(text, CN_TARGET_BARE_PORT, t->host, &t->port, NULL);
     }
     if (json_is_string(v))
-        return agent_parse_target(json_string_value(v), t->host, &t->port, NULL, 0) == 0;
+        return cn_target_parse(json_string_value(v), CN_TARGET_BARE_PORT, t->host, &t->port, NULL);
     return false;
 }
 
@@ -67,7 +70,7 @@ int agent_allowlist_parse(const json_t *tunnels, agent_allowlist_t *out, size_t 
         memset(t, 0, sizeof(*t));
         bool ok =
             json_is_object(e) && copy_str(json_object_get(e, "id"), t->id, sizeof(t->id), true) &&
-            agent_is_uuid(t->id) &&
+            cn_id_is_uuid(t->id) &&
             copy_str(json_object_get(e, "name"), t->name, sizeof(t->name), false) &&
             copy_str(json_object_get(e, "protocol"), t->protocol, sizeof(t->protocol), false) &&
             copy_str(json_object_get(e, "status"), t->status, sizeof(t->status), false) &&
@@ -144,9 +147,7 @@ uint32_t agent_allowlist_check(const agent_allowlist_t *l, uint8_t kind, const u
 
 static int pol_fail(char *err, size_t errlen, const char *pattern, const char *why)
 {
-    if (err && errlen)
-        snprintf(err, errlen, "allow pattern '%.80s': %s", pattern, why);
-    return CN_EINVAL;
+    return cn_errf(CN_EINVAL, err, errlen, "allow pattern '%.80s': %s", pattern, why);
 }
 
 /* "*", "N" or "N-M" into [lo, hi]. */
@@ -277,10 +278,10 @@ int agent_policy_add(agent_policy_t *p, const char *pattern, char *err, size_t e
             bool suffix = !strncmp(host, "*.", 2);
             const char *name = suffix ? host + 1 : host;
             /* The same rules as a target's host: check it as one. */
-            char probe[AGENT_POLICY_PATTERN_MAX + 8], parsed[AGENT_HOST_MAX + 1];
+            char probe[AGENT_POLICY_PATTERN_MAX + 8], parsed[CN_TARGET_HOST_SIZE];
             uint16_t port;
             snprintf(probe, sizeof(probe), "%s:1", suffix ? name + 1 : name);
-            if (!*name || agent_parse_target(probe, parsed, &port, NULL, 0) < 0 ||
+            if (!*name || !cn_target_parse(probe, 0, parsed, &port, NULL) ||
                 strchr(name + (suffix ? 1 : 0), '*'))
                 return pol_fail(err, errlen, pattern,
                                 "not a host name, *.SUFFIX, address, CIDR or *");
@@ -295,18 +296,15 @@ int agent_policy_add(agent_policy_t *p, const char *pattern, char *err, size_t e
     }
     if (!parse_ports(ports, &e.port_lo, &e.port_hi))
         return pol_fail(err, errlen, pattern, "ports must be *, N or N-M within 1-65535");
-    if (policy_push(p, &e) < 0) {
-        if (err && errlen)
-            snprintf(err, errlen, "out of memory");
-        return CN_ENOMEM;
-    }
+    if (policy_push(p, &e) < 0)
+        return cn_errf(CN_ENOMEM, err, errlen, "out of memory");
     return 0;
 }
 
 int agent_policy_add_target(agent_policy_t *p, const char *host, uint16_t port)
 {
-    char text[AGENT_HOST_MAX + 16];
-    agent_format_target(host, port, text, sizeof(text));
+    char text[CN_TARGET_TEXT_MAX + 1];
+    cn_target_format(host, port, text, sizeof(text));
     return agent_policy_add(p, text, NULL, 0);
 }
 
@@ -331,9 +329,9 @@ bool agent_policy_allows(const agent_policy_t *p, const char *host, uint16_t por
         family = AF_INET;
     else if (inet_pton(AF_INET6, host, addr) == 1)
         family = AF_INET6;
-    char name[AGENT_HOST_MAX + 1] = "";
+    char name[CN_TARGET_HOST_SIZE] = "";
     if (!family) {
-        if (strlen(host) > AGENT_HOST_MAX)
+        if (strlen(host) > CN_TARGET_HOST_MAX)
             return false;
         snprintf(name, sizeof(name), "%s", host);
         lower(name);

@@ -13,11 +13,13 @@
 #ifndef AGENT_ALLOWLIST_H
 #define AGENT_ALLOWLIST_H
 
+#include "cn_defs.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "parse.h"
+#include "cn_target.h"
 
 struct json_t;
 
@@ -28,9 +30,9 @@ struct json_t;
 typedef struct agent_tunnel {
     char id[AGENT_TUNNEL_ID_LEN + 1];
     char name[AGENT_TUNNEL_NAME_MAX + 1];
-    char host[AGENT_HOST_MAX + 1];
+    char host[CN_TARGET_HOST_SIZE];
     uint16_t port;
-    char protocol[16];
+    char protocol[32]; /* "tcp", "http", ... or a plugin name (at most 31) */
     char status[16];
 } agent_tunnel_t;
 
@@ -44,7 +46,8 @@ typedef struct agent_allowlist {
  * skipped and counted in *skipped (optional): an entry we cannot read is an
  * entry we do not dial. Returns 0, CN_EINVAL when `tunnels` is not an
  * array, CN_ENOMEM. *out is replaced only on success. */
-int agent_allowlist_parse(const struct json_t *tunnels, agent_allowlist_t *out, size_t *skipped);
+CN_WARN_UNUSED int agent_allowlist_parse(const struct json_t *tunnels, agent_allowlist_t *out,
+                                         size_t *skipped);
 void agent_allowlist_free(agent_allowlist_t *l);
 
 const agent_tunnel_t *agent_allowlist_find(const agent_allowlist_t *l, const char *id,
@@ -78,8 +81,8 @@ uint32_t agent_allowlist_check(const agent_allowlist_t *l, uint8_t kind, const u
  * never allowed by a name. */
 typedef struct agent_policy_entry {
     enum { AGENT_POL_ANY, AGENT_POL_NAME, AGENT_POL_SUFFIX, AGENT_POL_NET } kind;
-    char name[AGENT_HOST_MAX + 1]; /* NAME: the name; SUFFIX: ".internal" (lowercase) */
-    int family;                    /* NET: AF_INET or AF_INET6 */
+    char name[CN_TARGET_HOST_SIZE]; /* NAME: the name; SUFFIX: ".internal" (lowercase) */
+    int family;                     /* NET: AF_INET or AF_INET6 */
     uint8_t addr[16];
     unsigned prefix; /* NET: prefix length in bits */
     uint16_t port_lo, port_hi;
@@ -97,7 +100,7 @@ typedef struct agent_policy {
 int agent_policy_add(agent_policy_t *p, const char *pattern, char *err, size_t errlen);
 /* Adds exactly HOST:PORT (a target some expose named). */
 int agent_policy_add_target(agent_policy_t *p, const char *host, uint16_t port);
-/* Whether the target (as agent_parse_target() gives it: IPv6 without
+/* Whether the target (as cn_target_parse() gives it: IPv6 without
  * brackets) may be dialled. */
 bool agent_policy_allows(const agent_policy_t *p, const char *host, uint16_t port);
 void agent_policy_free(agent_policy_t *p);

@@ -3,32 +3,38 @@
 
 #include "cn_api.h"
 #include "cn_err.h"
+#include "cn_errmsg.h"
 #include "cn_log.h"
-#include "parse.h"
+#include "cn_id.h"
+#include "plugins.h"
 
 #include <jansson.h>
 #include <libwebsockets.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 volatile sig_atomic_t cli_stop;
 volatile sig_atomic_t cli_force;
 
+int cli_stop_raised(void *unused)
+{
+    return cli_stop != 0;
+}
+
+int cli_force_raised(void *unused)
+{
+    return cli_force != 0;
+}
+
 int cli_fail(const char *fmt, ...)
 {
-    char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
+    int rc = cn_args_vfail("connect", fmt, ap);
     va_end(ap);
-    /* One line, whatever the message carried. */
-    for (char *p = line; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
-    fflush(stdout);
-    fprintf(stderr, "connect: %s\n", line);
-    return AGENT_EXIT_FAIL;
+    return rc;
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)
@@ -38,8 +44,34 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    fprintf(stderr, "connect: %s: %s (try 'connect %s --help')\n", cmd, line, cmd);
-    return AGENT_EXIT_USAGE;
+    return cn_args_usage_error("connect", cmd, "%s", line);
+}
+
+int cli_hoist_global_options(int argc, char **argv, char ***out, int *out_argc, char *err,
+                             size_t errlen)
+{
+    agent_common_t c = {0};
+    const cn_opt_t common[] = {AGENT_COMMON_OPTIONS(&c), CN_OPT_END};
+    int at = argc;
+    *out = NULL;
+    *out_argc = 0;
+    int rc = cn_args_leading(common, argc, argv, &at, err, errlen);
+    if (rc != CN_ARGS_OK)
+        return rc;
+    if (at >= argc)
+        return cn_errf(CN_ARGS_ERROR, err, errlen, "missing command");
+    char **v = calloc((size_t)argc + 1, sizeof(*v));
+    if (!v)
+        return cn_errf(CN_ENOMEM, err, errlen, "out of memory");
+    int n = 0;
+    v[n++] = argv[at];
+    for (int i = 1; i < at; i++) /* the global options, in their order */
+        v[n++] = argv[i];
+    for (int i = at + 1; i < argc; i++)
+        v[n++] = argv[i];
+    *out = v;
+    *out_argc = n;
+    return CN_ARGS_OK;
 }
 
 static void on_signal(int sig)
@@ -69,9 +101,11 @@ static void lws_emit(int level, const char *line)
     cn_log_debug("lws: %.*s", (int)n, line);
 }
 
-void cli_logging(int level)
+void cli_logging(int given, int level)
 {
-    if (!getenv("CONNECT_LOG"))
+    if (given > 0)
+        cn_log_set_level(given - 1);
+    else if (!getenv("CONNECT_LOG"))
         cn_log_set_level(level);
     if (cn_log_get_level() >= CN_LOG_DEBUG)
         lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
@@ -87,15 +121,21 @@ struct cn_api *cli_api(const agent_config_t *cfg, bool cancellable)
         cli_fail("%s", err);
         return NULL;
     }
+    cn_api_set_allow_insecure(api, cfg->allow_insecure);
+    if (cn_api_set_ca_file(api, cfg->ca_file, err, sizeof(err)) < 0) {
+        cn_api_free(api);
+        cli_fail("%s", err);
+        return NULL;
+    }
     if (cancellable)
-        cn_api_set_cancel(api, &cli_stop);
+        cn_api_set_cancel(api, cli_stop_raised, NULL);
     return api;
 }
 
 int cli_find_tunnel(struct cn_api *api, const char *ref, json_t **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (agent_is_uuid(ref))
+    if (cn_id_is_uuid(ref))
         return cn_api_tunnel_get(api, ref, out, err, errlen);
     json_t *list = NULL;
     int rc = cn_api_tunnel_list(api, NULL, NULL, &list, err, errlen);
@@ -115,8 +155,7 @@ int cli_find_tunnel(struct cn_api *api, const char *ref, json_t **out, char *err
     if (!*out) {
         char safe[128];
         out_sanitize(ref, safe, sizeof(safe), 100);
-        snprintf(err, errlen, "no tunnel with id or name '%s'", safe);
-        return CN_ENOTFOUND;
+        return cn_errf(CN_ENOTFOUND, err, errlen, "no tunnel with id or name '%s'", safe);
     }
     return 0;
 }
@@ -295,7 +334,7 @@ void out_table_free(out_table_t *t)
 int cli_tunnel_command(const char *cmd, const char *about, int argc, char **argv, agent_common_t *c,
                        cn_api_t **api, json_t **tunnel, int *exit_status)
 {
-    const agent_opt_t opts[] = {
+    const cn_opt_t opts[] = {
         AGENT_COMMON_OPTIONS(c),
         {NULL, 0, NULL, 0, 0, NULL, NULL},
     };
@@ -304,9 +343,9 @@ int cli_tunnel_command(const char *cmd, const char *about, int argc, char **argv
     char err[512];
     *api = NULL;
     *tunnel = NULL;
-    int rc = agent_args_parse(opts, argc, argv, pos, 0, 1, &npos, err, sizeof(err));
-    if (rc == AGENT_ARGS_HELP) {
-        agent_args_help(stdout, cmd, "ID|NAME [--json]", about, opts);
+    int rc = cn_args_parse(opts, argc, argv, pos, 0, 1, &npos, err, sizeof(err));
+    if (rc == CN_ARGS_HELP) {
+        cn_args_help(stdout, "connect", cmd, "ID|NAME [--json]", about, opts);
         *exit_status = AGENT_EXIT_OK;
         return 0;
     }
@@ -318,7 +357,7 @@ int cli_tunnel_command(const char *cmd, const char *about, int argc, char **argv
         *exit_status = cli_usage_error(cmd, "which tunnel? give its id or name");
         return 0;
     }
-    cli_logging(CN_LOG_WARN);
+    cli_logging(c->log_level, CN_LOG_WARN);
     agent_config_t cfg;
     if (agent_config_resolve(c, AGENT_NEED_HUB | AGENT_NEED_TOKEN, &cfg, err, sizeof(err)) < 0) {
         *exit_status = cli_fail("%s", err);
@@ -337,4 +376,18 @@ int cli_tunnel_command(const char *cmd, const char *about, int argc, char **argv
         return 0;
     }
     return 1;
+}
+
+static void plugin_skipped(void *user, const char *line)
+{
+    cn_log_warn("plugin skipped: %s", line);
+}
+
+struct plugins *cli_plugins(const char *dir)
+{
+    plugins_t *ps = plugins_new();
+    const char *d = dir ? dir : plugins_default_dir();
+    if (ps && (dir || access(d, F_OK) == 0))
+        plugins_load_dir(ps, d, plugin_skipped, NULL);
+    return ps;
 }

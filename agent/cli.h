@@ -18,13 +18,17 @@
 struct json_t;
 struct cn_api;
 
-#define AGENT_EXIT_OK 0
-#define AGENT_EXIT_FAIL 1
-#define AGENT_EXIT_USAGE 2
+#define AGENT_EXIT_OK CN_EXIT_OK
+#define AGENT_EXIT_FAIL CN_EXIT_FAIL
+#define AGENT_EXIT_USAGE CN_EXIT_USAGE
 
 /* Raised by SIGINT/SIGTERM; cli_force by a second one. */
 extern volatile sig_atomic_t cli_stop;
 extern volatile sig_atomic_t cli_force;
+/* cn_api cancel checks (cn_api_cancel_fn): nonzero once cli_stop,
+ * respectively cli_force, is raised. The argument is unused. */
+int cli_stop_raised(void *unused);
+int cli_force_raised(void *unused);
 
 int cmd_enroll(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
@@ -38,6 +42,16 @@ int cmd_events(int argc, char **argv);
 int cmd_share(int argc, char **argv);
 int cmd_not_yet(int argc, char **argv);
 
+/* `connect [GLOBAL OPTIONS] COMMAND [ARGS]`, as git, docker and kubectl
+ * read it: every command's table takes the common options, so those given
+ * before the command move behind its name ("connect --config F ls" runs as
+ * "connect ls --config F"). CN_ARGS_OK with *out (argv[0] the command; the
+ * caller frees the array, not the strings) and *out_argc; CN_ARGS_HELP for
+ * a --help before the command; CN_ARGS_ERROR (usage: unknown or bad
+ * option, no command) or CN_ENOMEM with err. */
+int cli_hoist_global_options(int argc, char **argv, char ***out, int *out_argc, char *err,
+                             size_t errlen);
+
 /* "connect: MSG" on stderr; returns AGENT_EXIT_FAIL. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "connect: CMD: MSG (try 'connect CMD --help')"; returns AGENT_EXIT_USAGE. */
@@ -46,9 +60,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 /* Installs SIGINT/SIGTERM handlers (no SA_RESTART, so a blocking poll
  * returns) and ignores SIGPIPE. */
 void cli_signals(void);
-/* Log threshold for a command: `level` unless CONNECT_LOG says otherwise;
- * lws's own logging goes through cn_log at debug level only. */
-void cli_logging(int level);
+/* Log threshold for a command: --log-level (`given`, agent_common_t's
+ * 1 + CN_LOG_* or 0), else CONNECT_LOG, else `level`; lws's own logging
+ * goes through cn_log at debug level only. */
+void cli_logging(int given, int level);
 
 /* A REST client for cfg's hub and token, cancelled by cli_stop when
  * `cancellable`. NULL after printing the error (returns via *status). */
@@ -90,5 +105,10 @@ void out_table_free(out_table_t *t);
 /* Copies s into out, replacing control characters and cutting at max
  * characters (with ".." at the end). */
 void out_sanitize(const char *s, char *out, size_t outlen, size_t max);
+
+/* The protocol plugins: the built-ins, then the *.so files of `dir` (NULL:
+ * the install directory, when it exists); each file skipped is one warning.
+ * NULL when out of memory; free with plugins_free(). */
+struct plugins *cli_plugins(const char *dir);
 
 #endif

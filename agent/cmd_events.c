@@ -6,7 +6,6 @@
 #include "cn_api.h"
 #include "cn_err.h"
 #include "cn_log.h"
-#include "parse.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -74,29 +73,30 @@ int cmd_events(int argc, char **argv)
     const char *tunnel = NULL, *since = NULL;
     bool follow = false;
     unsigned long interval = 2;
-    const agent_opt_t opts[] = {
-        {"tunnel", AGENT_OPT_STRING, &tunnel, 0, 0, "ID|NAME", "only this tunnel's events"},
-        {"since", AGENT_OPT_STRING, &since, 0, 0, "TIME",
+    const cn_opt_t opts[] = {
+        {"tunnel", CN_OPT_STRING, &tunnel, 0, 0, "ID|NAME", "only this tunnel's events"},
+        {"since", CN_OPT_STRING, &since, 0, 0, "TIME",
          "only events at or after this RFC 3339 time"},
-        {"follow", AGENT_OPT_FLAG, &follow, 0, 0, NULL,
+        {"follow", CN_OPT_FLAG, &follow, 0, 0, NULL,
          "keep polling for new events until interrupted"},
-        {"interval", AGENT_OPT_UINT, &interval, 1, 60, "S", "seconds between polls (default 2)"},
+        {"interval", CN_OPT_UINT, &interval, 1, 60, "S", "seconds between polls (default 2)"},
         AGENT_COMMON_OPTIONS(&c),
         {NULL, 0, NULL, 0, 0, NULL, NULL},
     };
     char err[512];
-    int rc = agent_args_parse(opts, argc, argv, NULL, 0, 0, NULL, err, sizeof(err));
-    if (rc == AGENT_ARGS_HELP) {
-        agent_args_help(stdout, "events", "[--follow] [--tunnel ID|NAME] [--since TIME] [--json]",
-                        "Lists lifecycle events (tunnels created, deleted, paused; agents\n"
-                        "connected and disconnected; ...), oldest first. With --json, one JSON\n"
-                        "object per line.",
-                        opts);
+    int rc = cn_args_parse(opts, argc, argv, NULL, 0, 0, NULL, err, sizeof(err));
+    if (rc == CN_ARGS_HELP) {
+        cn_args_help(stdout, "connect", "events",
+                     "[--follow] [--tunnel ID|NAME] [--since TIME] [--json]",
+                     "Lists lifecycle events (tunnels created, deleted, paused; agents\n"
+                     "connected and disconnected; ...), oldest first. With --json, one JSON\n"
+                     "object per line.",
+                     opts);
         return AGENT_EXIT_OK;
     }
     if (rc < 0)
         return cli_usage_error("events", "%s", err);
-    cli_logging(CN_LOG_WARN);
+    cli_logging(c.log_level, CN_LOG_WARN);
     cli_signals();
 
     agent_config_t cfg;

@@ -11,23 +11,23 @@ int cmd_ls(int argc, char **argv)
 {
     agent_common_t c = {0};
     const char *agent = NULL, *status = NULL;
-    const agent_opt_t opts[] = {
-        {"agent", AGENT_OPT_STRING, &agent, 0, 0, "ID", "only the tunnels of this agent"},
-        {"status", AGENT_OPT_STRING, &status, 0, 0, "STATUS",
+    const cn_opt_t opts[] = {
+        {"agent", CN_OPT_STRING, &agent, 0, 0, "ID", "only the tunnels of this agent"},
+        {"status", CN_OPT_STRING, &status, 0, 0, "STATUS",
          "only tunnels in this status (connecting, active, paused, error, expired)"},
         AGENT_COMMON_OPTIONS(&c),
         {NULL, 0, NULL, 0, 0, NULL, NULL},
     };
     char err[512];
-    int rc = agent_args_parse(opts, argc, argv, NULL, 0, 0, NULL, err, sizeof(err));
-    if (rc == AGENT_ARGS_HELP) {
-        agent_args_help(stdout, "ls", "[--agent ID] [--status STATUS] [--json]",
-                        "Lists the tunnels of the workspace the API token belongs to.", opts);
+    int rc = cn_args_parse(opts, argc, argv, NULL, 0, 0, NULL, err, sizeof(err));
+    if (rc == CN_ARGS_HELP) {
+        cn_args_help(stdout, "connect", "ls", "[--agent ID] [--status STATUS] [--json]",
+                     "Lists the tunnels of the workspace the API token belongs to.", opts);
         return AGENT_EXIT_OK;
     }
     if (rc < 0)
         return cli_usage_error("ls", "%s", err);
-    cli_logging(CN_LOG_WARN);
+    cli_logging(c.log_level, CN_LOG_WARN);
 
     agent_config_t cfg;
     if (agent_config_resolve(&c, AGENT_NEED_HUB | AGENT_NEED_TOKEN, &cfg, err, sizeof(err)) < 0)

@@ -4,7 +4,6 @@
  * The link's token exists only in this output: the hub keeps its hash. */
 #include "cli.h"
 
-#include "args.h"
 #include "cn_api.h"
 #include "cn_log.h"
 
@@ -39,18 +38,18 @@ int cmd_share(int argc, char **argv)
     const char *expires = NULL, *methods = NULL, *paths = NULL, *auth = NULL, *name = NULL,
                *description = NULL;
     unsigned long rate = 0;
-    const agent_opt_t opts[] = {
-        {"expires", AGENT_OPT_STRING, &expires, 0, 0, "1h|24h|7d|30d|never",
+    const cn_opt_t opts[] = {
+        {"expires", CN_OPT_STRING, &expires, 0, 0, "1h|24h|7d|30d|never",
          "when the link stops working (default 24h)"},
-        {"methods", AGENT_OPT_STRING, &methods, 0, 0, "GET,POST",
+        {"methods", CN_OPT_STRING, &methods, 0, 0, "GET,POST",
          "the HTTP methods allowed (default: all)"},
-        {"paths", AGENT_OPT_STRING, &paths, 0, 0, "/api/*,...",
+        {"paths", CN_OPT_STRING, &paths, 0, 0, "/api/*,...",
          "path prefixes allowed, '*' within a segment (default: all)"},
-        {"rate-limit", AGENT_OPT_UINT, &rate, 1, 1000, "N", "requests per minute (default 60)"},
-        {"auth", AGENT_OPT_STRING, &auth, 0, 0, "USER",
+        {"rate-limit", CN_OPT_UINT, &rate, 1, 1000, "N", "requests per minute (default 60)"},
+        {"auth", CN_OPT_STRING, &auth, 0, 0, "USER",
          "basic auth; the password is generated and shown once"},
-        {"name", AGENT_OPT_STRING, &name, 0, 0, "NAME", "a label for the share"},
-        {"description", AGENT_OPT_STRING, &description, 0, 0, "TEXT", "up to 500 characters"},
+        {"name", CN_OPT_STRING, &name, 0, 0, "NAME", "a label for the share"},
+        {"description", CN_OPT_STRING, &description, 0, 0, "TEXT", "up to 500 characters"},
         AGENT_COMMON_OPTIONS(&c),
         {NULL, 0, NULL, 0, 0, NULL, NULL},
     };
@@ -58,26 +57,26 @@ int cmd_share(int argc, char **argv)
     size_t npos = 0;
     char err[512];
     const char *cmd = argv[0];
-    int rc = agent_args_parse(opts, argc, argv, pos, 0, 1, &npos, err, sizeof(err));
-    if (rc == AGENT_ARGS_HELP) {
-        agent_args_help(stdout, cmd,
-                        "TUNNEL [--expires 1h|24h|7d|30d|never] [--methods GET,POST] "
-                        "[--paths /api/*] [--rate-limit N] [--auth USER] [--name N] "
-                        "[--description T] [--json]",
-                        "Creates a share link for an HTTP tunnel (given by id or name) and\n"
-                        "prints it. The hub checks every request against the share's rules:\n"
-                        "410 after expiry or revocation, 405 for other methods, 403 for other\n"
-                        "paths, 429 over the per-minute limit, 401 without the password.\n"
-                        "The link is shown once; revoke it with the API (DELETE\n"
-                        "/api/v1/shares/ID). 'connect link' is the same command.",
-                        opts);
+    int rc = cn_args_parse(opts, argc, argv, pos, 0, 1, &npos, err, sizeof(err));
+    if (rc == CN_ARGS_HELP) {
+        cn_args_help(stdout, "connect", cmd,
+                     "TUNNEL [--expires 1h|24h|7d|30d|never] [--methods GET,POST] "
+                     "[--paths /api/*] [--rate-limit N] [--auth USER] [--name N] "
+                     "[--description T] [--json]",
+                     "Creates a share link for an HTTP tunnel (given by id or name) and\n"
+                     "prints it. The hub checks every request against the share's rules:\n"
+                     "410 after expiry or revocation, 405 for other methods, 403 for other\n"
+                     "paths, 429 over the per-minute limit, 401 without the password.\n"
+                     "The link is shown once; revoke it with the API (DELETE\n"
+                     "/api/v1/shares/ID). 'connect link' is the same command.",
+                     opts);
         return AGENT_EXIT_OK;
     }
     if (rc < 0)
         return cli_usage_error(cmd, "%s", err);
     if (npos != 1)
         return cli_usage_error(cmd, "which tunnel? give its id or name");
-    cli_logging(CN_LOG_WARN);
+    cli_logging(c.log_level, CN_LOG_WARN);
     agent_config_t cfg;
     if (agent_config_resolve(&c, AGENT_NEED_HUB | AGENT_NEED_TOKEN, &cfg, err, sizeof(err)) < 0)
         return cli_fail("%s", err);

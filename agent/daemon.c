@@ -5,12 +5,16 @@
 #include "backoff.h"
 #include "cn_api.h"
 #include "config.h"
+#include "health.h"
 #include "cn_err.h"
+#include "cn_errmsg.h"
 #include "cn_frame.h"
 #include "cn_log.h"
 #include "cn_mux.h"
 #include "cn_pipe.h"
-#include "parse.h"
+#include "cn_time.h"
+#include "cn_tls.h"
+#include "cn_id.h"
 
 #include <jansson.h>
 #include <limits.h>
@@ -22,6 +26,7 @@
 #include <time.h>
 
 #define HEARTBEAT_US (250 * LWS_US_PER_MS)
+#define HEALTH_TICK_US (10 * LWS_US_PER_MS)
 #define PAYLOAD_MAX 4096
 
 typedef struct agent_conn agent_conn_t;
@@ -53,6 +58,8 @@ struct agent_daemon {
     bool enrolling;
     char serve[AGENT_DAEMON_MAX_SERVE][AGENT_TUNNEL_ID_LEN + 1];
     size_t nserve;
+    char ca_file[PATH_MAX]; /* "" = the system CA store (https hubs) */
+    cn_tls_ctx_t *tls;      /* https hubs: the link's trust configuration */
 
     struct lws_context *context;
     struct lws_vhost *vh;
@@ -62,9 +69,8 @@ struct agent_daemon {
     cn_link_t *link;
     bool established; /* channel up on the current link */
     bool admitted;    /* hello received on the current link */
-    uint64_t admitted_at;
     bool stopping, destroying;
-    unsigned attempt;
+    agent_backoff_t backoff;
     lws_sorted_usec_list_t sul_reconnect, sul_heartbeat;
 
     agent_allowlist_t tunnels;
@@ -73,14 +79,8 @@ struct agent_daemon {
     char workspace_id[64];
     agent_conn_t *conns;
     size_t nconns;
+    agent_health_t *health; /* NULL without plugins */
 };
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void connect_now(agent_daemon_t *d);
 
@@ -327,7 +327,11 @@ static void on_control(void *ctx, const uint8_t *payload, size_t len)
         }
         json_decref(empty);
         d->admitted = true;
-        d->admitted_at = mono_ms();
+        if (d->health)
+            agent_health_reset(d->health); /* tell this link afresh */
+        /* The whole handshake worked: if this link dies, retry at once
+         * (the rate cap still bounds a link that keeps dying). */
+        agent_backoff_reset(&d->backoff);
         cn_log_info("%s: connected to %s (%s, %zu tunnel%s)", d->who, d->hub_url,
                     cn_link_cipher(link) ? cn_link_cipher(link) : "?", d->tunnels.count,
                     d->tunnels.count == 1 ? "" : "s");
@@ -361,11 +365,45 @@ static void on_goaway(void *ctx, uint32_t code, const char *msg, size_t msg_len)
 
 /* ---- link lifecycle --------------------------------------------------- */
 
+/* Health probes: this link's open tunnels whose target the policy allows. */
+static bool health_wanted(void *ctx, const agent_tunnel_t *t)
+{
+    agent_daemon_t *d = ctx;
+    return (!d->nserve || serves(d, t->id)) && agent_tunnel_open(t) &&
+           (!d->policy_config[0] || agent_policy_allows(&d->policy, t->host, t->port));
+}
+
+/* {"type":"tunnel_health","tunnelId":ID,"ok":BOOL,"error":TEXT?} */
+static void health_report(void *ctx, const agent_tunnel_t *t, bool ok, const char *why)
+{
+    agent_daemon_t *d = ctx;
+    if (!d->link)
+        return;
+    if (ok)
+        cn_log_info("%s: tunnel %s: target %s:%u is healthy again", d->who,
+                    t->name[0] ? t->name : t->id, t->host, (unsigned)t->port);
+    else
+        cn_log_warn("%s: tunnel %s: target %s:%u is down: %s", d->who, t->name[0] ? t->name : t->id,
+                    t->host, (unsigned)t->port, why);
+    json_t *msg = json_pack("{s:s,s:s,s:b}", "type", "tunnel_health", "tunnelId", t->id, "ok", ok);
+    if (msg && !ok)
+        json_object_set_new(msg, "error", json_string(why));
+    if (!msg || cn_mux_send_control(cn_link_mux(d->link), msg) < 0)
+        cn_log_warn("%s: could not report tunnel %s's health to the hub", d->who, t->id);
+    json_decref(msg);
+    cn_link_flush(d->link);
+}
+
 static void heartbeat(lws_sorted_usec_list_t *sul)
 {
     agent_daemon_t *d = lws_container_of(sul, agent_daemon_t, sul_heartbeat);
+    if (d->health && d->link && d->admitted && !d->stopping && !d->destroying)
+        agent_health_tick(d->health, d->tunnels.items, d->tunnels.count, health_wanted,
+                          health_report, d);
+    /* Probes in flight advance on every tick: tick often until they end. */
+    lws_usec_t next = d->health && agent_health_busy(d->health) ? HEALTH_TICK_US : HEARTBEAT_US;
     if (!d->destroying)
-        lws_sul_schedule(d->context, 0, &d->sul_heartbeat, heartbeat, HEARTBEAT_US);
+        lws_sul_schedule(d->context, 0, &d->sul_heartbeat, heartbeat, next);
 }
 
 static void reconnect_cb(lws_sorted_usec_list_t *sul)
@@ -375,10 +413,20 @@ static void reconnect_cb(lws_sorted_usec_list_t *sul)
         connect_now(d);
 }
 
-static void link_down(agent_daemon_t *d, int err, const char *why)
+static void link_down(agent_daemon_t *d, int err, cn_link_reason_t reason, const char *why)
 {
     bool admitted = d->admitted, established = d->established;
-    uint64_t up_ms = admitted ? mono_ms() - d->admitted_at : 0;
+    /* A stream still being dialed is pending in the mux, which cannot tell
+     * its pipe that the link is gone (no user pointer yet): abort it here,
+     * while the mux still exists, so it never touches the freed link when
+     * its connect() finishes. The target gets a reset. Accepted streams
+     * already ended through the mux; aborting them again is harmless. */
+    agent_conn_t *next;
+    for (agent_conn_t *c = d->conns; c; c = next) {
+        next = c->next;
+        if (c->pipe)
+            cn_pipe_abort(c->pipe, CN_RST_GONE);
+    }
     d->link = NULL;
     d->admitted = d->established = false;
     if (d->destroying)
@@ -392,18 +440,13 @@ static void link_down(agent_daemon_t *d, int err, const char *why)
                     d->hub_url, why);
     else if (!d->stopping)
         cn_log_warn("%s: cannot connect to %s: %s", d->who, d->hub_url, why);
-    if (d->cfg.on_down)
-        d->cfg.on_down(d->cfg.ctx, d, err, why, established, admitted);
+    if (d->cfg.on_down) {
+        agent_down_t down = {err, reason, why, established, admitted};
+        d->cfg.on_down(d->cfg.ctx, d, &down);
+    }
     if (d->stopping || d->enrolling)
         return;
-    uint32_t stable = d->cfg.stable_ms ? d->cfg.stable_ms : AGENT_BACKOFF_STABLE_MS;
-    if (admitted && up_ms >= stable)
-        d->attempt = 0;
-    uint32_t delay = agent_backoff_delay(
-        d->attempt, d->cfg.backoff_base_ms ? d->cfg.backoff_base_ms : AGENT_BACKOFF_BASE_MS,
-        d->cfg.backoff_cap_ms ? d->cfg.backoff_cap_ms : AGENT_BACKOFF_CAP_MS, randombytes_random());
-    if (d->attempt < 64)
-        d->attempt++;
+    uint32_t delay = agent_backoff_next(&d->backoff, cn_time_mono_ms(), randombytes_random());
     cn_log_info("%s: reconnecting in %.1f s", d->who, delay / 1000.0);
     lws_sul_schedule(d->context, 0, &d->sul_reconnect, reconnect_cb,
                      (lws_usec_t)delay * LWS_US_PER_MS);
@@ -422,7 +465,7 @@ static void on_closed(cn_link_t *link, void *ctx, int err, const char *why)
 {
     agent_daemon_t *d = ctx;
     if (d->link == link)
-        link_down(d, err, why);
+        link_down(d, err, cn_link_close_reason(link), why);
 }
 
 static void connect_now(agent_daemon_t *d)
@@ -432,6 +475,7 @@ static void connect_now(agent_daemon_t *d)
         .port = d->url.port,
         .host_header = d->host_header,
         .path = d->path,
+        .tls = d->tls,
         .binding = "",
         .static_sk = d->sk,
         .hub_pk = d->hub_pk,
@@ -443,12 +487,13 @@ static void connect_now(agent_daemon_t *d)
         .user = d,
         .timing = d->cfg.timing,
     };
-    int err = 0;
+    char why[160];
     d->established = d->admitted = false;
-    cn_link_t *l = cn_link_connect(d->context, d->vh, &cc, &err);
+    agent_backoff_started(&d->backoff, cn_time_mono_ms());
+    cn_link_t *l = cn_link_connect(d->context, d->vh, &cc, why, sizeof(why));
     if (!l) {
         d->link = NULL;
-        link_down(d, err, "could not start connecting");
+        link_down(d, CN_EIO, CN_LINK_CONNECT_FAILED, why);
         return;
     }
     d->link = l;
@@ -468,14 +513,28 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
     json_t *p = NULL;
     char *text = NULL;
     if (!d) {
-        snprintf(err, errlen, "out of memory");
+        cn_errf(CN_ENOMEM, err, errlen, "out of memory");
         return NULL;
     }
     d->cfg = *cfg;
+    agent_backoff_init(&d->backoff, cfg->backoff_base_ms, cfg->backoff_cap_ms,
+                       cfg->reconnects_per_min, cfg->reconnect_burst);
     if (!cfg->hub_url || strlen(cfg->hub_url) >= sizeof(d->hub_url) ||
         cn_api_parse_url(cfg->hub_url, &d->url, err, errlen) < 0)
         goto fail;
     snprintf(d->hub_url, sizeof(d->hub_url), "%s", cfg->hub_url);
+    /* The enroll secret and the link's metadata must not cross a network
+     * without TLS unless the user said so (the Noise channel would still
+     * protect them, but the rule is one rule for every hub connection). */
+    if (cn_tls_check_scheme(d->url.tls, d->url.host, cfg->allow_insecure, err, errlen) < 0)
+        goto fail;
+    if (cfg->ca_file && strlen(cfg->ca_file) >= sizeof(d->ca_file)) {
+        cn_errf(CN_EINVAL, err, errlen, "the CA file path is too long");
+        goto fail;
+    }
+    snprintf(d->ca_file, sizeof(d->ca_file), "%s", cfg->ca_file ? cfg->ca_file : "");
+    if (d->url.tls && !(d->tls = cn_tls_ctx_new(d->ca_file, err, errlen)))
+        goto fail;
     if (d->url.ipv6)
         snprintf(d->host_header, sizeof(d->host_header), "[%s]:%d", d->url.host, d->url.port);
     else
@@ -489,21 +548,21 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
         snprintf(d->who, sizeof(d->who), "enrollment");
     } else {
         if (!cfg->agent_id || strlen(cfg->agent_id) >= sizeof(d->agent_id)) {
-            snprintf(err, errlen, "no agent id");
+            cn_errf(CN_EINVAL, err, errlen, "no agent id");
             goto fail;
         }
         snprintf(d->agent_id, sizeof(d->agent_id), "%s", cfg->agent_id);
         snprintf(d->who, sizeof(d->who), "agent %.8s", cfg->agent_id);
         p = json_pack("{s:i,s:s}", "v", 1, "agentId", cfg->agent_id);
         if (cfg->nserve > AGENT_DAEMON_MAX_SERVE) {
-            snprintf(err, errlen, "too many tunnels for one link");
+            cn_errf(CN_EINVAL, err, errlen, "too many tunnels for one link");
             goto fail;
         }
         json_t *ids = cfg->nserve ? json_array() : NULL;
         for (size_t i = 0; i < cfg->nserve; i++) {
-            if (!agent_is_uuid(cfg->serve[i])) {
+            if (!cn_id_is_uuid(cfg->serve[i])) {
                 json_decref(ids);
-                snprintf(err, errlen, "not a tunnel id: %.40s", cfg->serve[i]);
+                cn_errf(CN_EINVAL, err, errlen, "not a tunnel id: %.40s", cfg->serve[i]);
                 goto fail;
             }
             snprintf(d->serve[d->nserve++], sizeof(d->serve[0]), "%s", cfg->serve[i]);
@@ -525,7 +584,7 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
     }
     text = p ? json_dumps(p, JSON_COMPACT) : NULL;
     if (!text || strlen(text) > sizeof(d->payload)) {
-        snprintf(err, errlen, "cannot build the handshake payload");
+        cn_errf(CN_ENOMEM, err, errlen, "cannot build the handshake payload");
         goto fail;
     }
     d->payload_len = strlen(text);
@@ -543,6 +602,7 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
     d->cfg.policy_config = NULL;
     d->cfg.agent_sk = d->sk;
     d->cfg.hub_pk = d->hub_pk;
+    d->cfg.ca_file = d->ca_file;
 
     cn_stream_dispatch_callbacks(&d->mux_cb);
     d->mux_cb.on_open = on_open;
@@ -561,12 +621,17 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
     info.pt_serv_buf_size = CN_LINK_LWS_BUF;
     d->context = lws_create_context(&info);
     if (!d->context) {
-        snprintf(err, errlen, "cannot create the event loop");
+        cn_errf(CN_EIO, err, errlen, "cannot create the event loop");
         goto fail;
     }
     d->vh = lws_get_vhost_by_name(d->context, "default");
     if (!d->vh) {
-        snprintf(err, errlen, "cannot create the event loop (no vhost)");
+        cn_errf(CN_EIO, err, errlen, "cannot create the event loop (no vhost)");
+        goto fail;
+    }
+    if (cfg->plugins && !d->enrolling &&
+        !(d->health = agent_health_new(cfg->plugins, agent_health_interval_from_env()))) {
+        cn_errf(CN_ENOMEM, err, errlen, "out of memory");
         goto fail;
     }
     lws_sul_schedule(d->context, 0, &d->sul_heartbeat, heartbeat, HEARTBEAT_US);
@@ -615,16 +680,32 @@ void agent_daemon_free(agent_daemon_t *d)
         lws_sul_cancel(&d->sul_heartbeat);
         lws_context_destroy(d->context);
     }
-    while (d->conns) {
-        agent_conn_t *c = d->conns;
-        conn_unlink(d, c);
+    /* Connections lws did not close (no context): freed in one walk. */
+    for (agent_conn_t *c = d->conns, *next; c; c = next) {
+        next = c->next;
         free(c);
     }
+    agent_health_free(d->health);
     agent_allowlist_free(&d->tunnels);
     agent_policy_free(&d->policy);
+    cn_tls_ctx_free(d->tls); /* after the context: its links used it */
     sodium_memzero(d->sk, sizeof(d->sk));
     sodium_memzero(d->payload, sizeof(d->payload));
     free(d);
+}
+
+int agent_daemon_shutdown(agent_daemon_t *d, unsigned ms, const volatile sig_atomic_t *cut_short)
+{
+    if (!d)
+        return 0;
+    agent_daemon_stop(d);
+    uint64_t until = cn_time_mono_ms() + ms;
+    while (!agent_daemon_idle(d) && cn_time_mono_ms() < until && !(cut_short && *cut_short))
+        if (agent_daemon_service(d) < 0)
+            break;
+    int rc = agent_daemon_idle(d) ? 0 : CN_ETIMEOUT;
+    agent_daemon_free(d);
+    return rc;
 }
 
 void agent_daemon_wake(agent_daemon_t *d)

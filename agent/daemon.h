@@ -7,9 +7,11 @@
  * target of the tunnel the stream names (allowlist.h), and only when the
  * agent-local policy allows that target; everything else is refused. A
  * listed tunnel whose target the policy refuses is reported to the hub
- * (CONTROL "tunnel_error"), which puts it in error. When the link dies it reconnects after
- * agent_backoff_delay() (reset once a connection stayed up AGENT_BACKOFF_STABLE_MS), unless it is
- * stopping or enrolling.
+ * (CONTROL "tunnel_error"), which puts it in error. When the link dies it
+ * reconnects after a backoff delay (backoff.h), unless it is stopping or
+ * enrolling. The hub's hello resets the backoff, so a link that was
+ * admitted and then died comes back within the base delay; a cap on
+ * attempts a minute keeps a flapping link from hammering the hub.
  *
  * The caller runs the loop: agent_daemon_service() returns at least every
  * 250 ms (and when a signal interrupts the poll), so the caller can check
@@ -18,13 +20,12 @@
  *
  *   d = agent_daemon_new(&cfg, err, sizeof(err));
  *   while (!stop) agent_daemon_service(d);
- *   agent_daemon_stop(d);
- *   while (!agent_daemon_idle(d) && time left) agent_daemon_service(d);
- *   agent_daemon_free(d);
+ *   agent_daemon_shutdown(d, AGENT_DAEMON_DRAIN_MS, &second_ctrl_c);
  */
 #ifndef AGENT_DAEMON_H
 #define AGENT_DAEMON_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,8 +39,21 @@ typedef struct agent_daemon agent_daemon_t;
 
 #define AGENT_DAEMON_MAX_SERVE 64
 
+/* Why a link went down, for on_down (borrowed for the call). */
+typedef struct agent_down {
+    int err;                 /* CN_E*, 0 after a local close */
+    cn_link_reason_t reason; /* what to branch on */
+    const char *why;         /* words for a log line or message */
+    bool established;        /* the secure channel had come up (the hub holds the pinned key) */
+    bool admitted;           /* a hello had arrived */
+} agent_down_t;
+
 typedef struct agent_daemon_config {
-    const char *hub_url;     /* http://HOST:PORT[/BASE]; the link goes to BASE/agent */
+    const char *hub_url;     /* http[s]://HOST:PORT[/BASE]; the link goes to BASE/agent,
+                              * over verified TLS (wss) for https */
+    const char *ca_file;     /* https: verify the hub against this PEM file only; NULL = the
+                              * system CA store */
+    bool allow_insecure;     /* permit http:// to a host that is not loopback */
     const uint8_t *agent_sk; /* the agent's static X25519 private key (32 bytes) */
     const uint8_t *hub_pk;   /* the pinned hub public key (32 bytes) */
     const char *agent_id;    /* payload {"v":1,"agentId":ID}; also names log lines */
@@ -56,22 +70,24 @@ typedef struct agent_daemon_config {
      * from the hub. NULL: no local policy, every target the hub lists may
      * be dialled (tests and embedders that check targets themselves). */
     const char *policy_config;
-    uint32_t backoff_base_ms; /* 0 = AGENT_BACKOFF_BASE_MS */
-    uint32_t backoff_cap_ms;  /* 0 = AGENT_BACKOFF_CAP_MS */
-    uint32_t stable_ms;       /* 0 = AGENT_BACKOFF_STABLE_MS */
+    uint32_t backoff_base_ms;    /* 0 = AGENT_BACKOFF_BASE_MS */
+    uint32_t backoff_cap_ms;     /* 0 = AGENT_BACKOFF_CAP_MS */
+    uint32_t reconnects_per_min; /* 0 = AGENT_BACKOFF_PER_MIN (on average) */
+    uint32_t reconnect_burst;    /* 0 = AGENT_BACKOFF_BURST (at once, before the cap) */
     cn_link_timing_t timing;
+    /* Protocol plugins for health probes of served targets (borrowed,
+     * outlives the daemon; agent/health.h). NULL: no health probes. The
+     * interval is CONNECT_HEALTH_INTERVAL_MS, else 10 s. */
+    const struct plugins *plugins;
 
     /* The hub admitted us: its `hello` (borrowed for the call) arrived and
      * the allow-list is set. */
     void (*on_hello)(void *ctx, agent_daemon_t *d, const struct json_t *hello);
     /* The allow-list changed (after hello too). */
     void (*on_tunnels)(void *ctx, agent_daemon_t *d);
-    /* The link closed (or could not be opened). `established` says whether
-     * the secure channel had come up (so the hub holds the pinned key),
-     * `admitted` whether a hello had arrived. A reconnect is scheduled
-     * unless stopping or enrolling. */
-    void (*on_down)(void *ctx, agent_daemon_t *d, int err, const char *why, bool established,
-                    bool admitted);
+    /* The link closed (or could not be opened); see agent_down_t. A
+     * reconnect is scheduled unless stopping or enrolling. */
+    void (*on_down)(void *ctx, agent_daemon_t *d, const agent_down_t *down);
     void *ctx;
 } agent_daemon_config_t;
 
@@ -86,6 +102,20 @@ void agent_daemon_stop(agent_daemon_t *d);
 bool agent_daemon_idle(const agent_daemon_t *d);
 /* Destroys the context (closing what is still open) and frees. NULL ok. */
 void agent_daemon_free(agent_daemon_t *d);
+/* How long a command waits, after stopping, for the link's close handshake
+ * to finish: the hub then logs a clean "agent stopping" close at once
+ * instead of finding a dead link by pings seconds later. Pipes are aborted
+ * (RST), not drained, so what is left is one close frame and its answer: a
+ * round trip or two. 2 s covers slow links several times over, and an
+ * impatient user cuts it short with a second Ctrl-C. */
+#define AGENT_DAEMON_DRAIN_MS 2000
+
+/* The one way a command ends a daemon: agent_daemon_stop(), service rounds
+ * until idle, at most `ms` or until *cut_short (optional) is set, then
+ * agent_daemon_free(). 0 when it drained, CN_ETIMEOUT when it gave up
+ * waiting (everything is freed either way). NULL d is fine. */
+int agent_daemon_shutdown(agent_daemon_t *d, unsigned ms, const volatile sig_atomic_t *cut_short);
+
 /* Wakes a service round in progress (safe from a signal handler? no: from
  * another thread only, via lws_cancel_service). */
 void agent_daemon_wake(agent_daemon_t *d);

@@ -1,6 +1,7 @@
 /* connect: the agent CLI. A table of subcommands, each in its own cmd_*.c. */
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -35,30 +36,50 @@ static void usage(FILE *out)
         if (commands[i].args)
             fprintf(out, "  %-10s %-26s %s\n", commands[i].name, commands[i].args,
                     commands[i].what);
-    fputs("\nEvery command takes --help and --json. The hub URL and API token come from\n"
-          "--hub/--token, CONNECT_HUB/CONNECT_TOKEN, or the config file written by\n"
-          "'connect enroll' (--config FILE or CONNECT_CONFIG chooses it).\n"
-          "CONNECT_LOG=debug|info|warn|error sets the log level.\n",
+    fputs("\nglobal options (before or after the command):\n"
+          "  --config FILE      config file (default: $CONNECT_CONFIG, else\n"
+          "                     ~/.config/connect/config.json)\n"
+          "  --hub URL          hub URL (default: $CONNECT_HUB, else the config)\n"
+          "  --token TOKEN      API token (default: $CONNECT_TOKEN, else the config)\n"
+          "  --json             print JSON instead of text\n"
+          "  --log-level LEVEL  error|warn|info|debug (default: $CONNECT_LOG)\n"
+          "\nEvery command takes --help. 'connect enroll' writes the config file.\n",
           out);
+}
+
+static int run(int argc, char **argv)
+{
+    if (!strcmp(argv[0], "help")) {
+        usage(stdout);
+        return AGENT_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (!strcmp(argv[0], commands[i].name))
+            return commands[i].run(argc, argv);
+    fprintf(stderr, "connect: unknown command '%s' (try 'connect --help')\n", argv[0]);
+    return AGENT_EXIT_USAGE;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fputs("connect: missing command (try 'connect --help')\n", stderr);
-        return AGENT_EXIT_USAGE;
-    }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-        usage(stdout);
-        return AGENT_EXIT_OK;
-    }
     if (sodium_init() < 0) {
         fputs("connect: cannot initialise libsodium\n", stderr);
         return AGENT_EXIT_FAIL;
     }
-    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        if (!strcmp(argv[1], commands[i].name))
-            return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "connect: unknown command '%s' (try 'connect --help')\n", argv[1]);
-    return AGENT_EXIT_USAGE;
+    char **v = NULL, err[512];
+    int n = 0;
+    int rc = cli_hoist_global_options(argc, argv, &v, &n, err, sizeof(err));
+    if (rc == CN_ARGS_HELP) {
+        usage(stdout);
+        return AGENT_EXIT_OK;
+    }
+    if (rc == CN_ARGS_ERROR) {
+        fprintf(stderr, "connect: %s (try 'connect --help')\n", err);
+        return AGENT_EXIT_USAGE;
+    }
+    if (rc < 0)
+        return cli_fail("%s", err);
+    int status = run(n, v);
+    free(v);
+    return status;
 }

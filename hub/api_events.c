@@ -30,6 +30,7 @@ static void event_list(hub_api_call_t *c)
     if (after) {
         if (!hub_parse_uint(after, (unsigned long long)INT64_MAX, &n))
             hub_api_invalid(c, "after", "must be an event id (a non-negative integer)");
+        f.has_after = true; /* after=0 is a cursor too: from the first event */
         f.after_id = (int64_t)n;
     }
     if (limit) {

@@ -12,7 +12,6 @@
  * created in one transaction. */
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,48 +25,6 @@
 #include "store.h"
 
 #define PATH_BUF (PATH_MAX + 16)
-
-static void usage(FILE *out)
-{
-    fputs("usage: connect-hub init --db PATH [--json]\n"
-          "\n"
-          "Creates the hub database at PATH with a first workspace (\"default\") and an\n"
-          "operator API token (admin of it, and the only token that may create\n"
-          "workspaces), plus two private files beside it: PATH.secret (the key that\n"
-          "token hashes are made with) and PATH.key (the hub's key pair for agents).\n"
-          "The token is printed once and never stored: keep it. Fails, changing\n"
-          "nothing, if PATH already holds a workspace.\n"
-          "\n"
-          "options:\n"
-          "  --db PATH   the database file to create (its directory must exist)\n"
-          "  --json      print {\"workspaceId\": ..., \"token\": ...} on one line\n"
-          "  -h, --help  show this help\n",
-          out);
-}
-
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("connect-hub init: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return HUB_EXIT_FAIL;
-}
-
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("connect-hub init: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputs(" (try 'connect-hub init --help')\n", stderr);
-    va_end(ap);
-    return HUB_EXIT_USAGE;
-}
 
 static bool file_exists(const char *path)
 {
@@ -85,36 +42,44 @@ int hub_cmd_init(int argc, char **argv)
 {
     const char *db = NULL;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return HUB_EXIT_OK;
-        } else if (!strcmp(a, "--json")) {
-            json = true;
-        } else if (!strcmp(a, "--db")) {
-            if (i + 1 >= argc)
-                return usage_error("%s needs a value", a);
-            db = argv[++i];
-        } else if (!strncmp(a, "--db=", 5)) {
-            db = a + 5;
-        } else if (a[0] == '-') {
-            return usage_error("unknown option '%s'", a);
-        } else {
-            return usage_error("unexpected argument '%s'", a);
-        }
-    }
-    if (!db || !*db)
-        return usage_error("--db PATH is required");
+    int log_level = 0;
+    const cn_opt_t opts[] = {
+        {"db", CN_OPT_STRING | CN_OPT_ONCE, &db, 0, 0, "PATH",
+         "the database file to create (its directory must exist)"},
+        {"json", CN_OPT_FLAG, &json, 0, 0, NULL,
+         "print {\"workspaceId\": ..., \"token\": ...} on one line"},
+        {"log-level", CN_OPT_CHOICE, &log_level, 0, 0, HUB_LOG_LEVELS,
+         "log threshold on stderr (default: $CONNECT_LOG, else info)"},
+        CN_OPT_END,
+    };
+    const cn_args_cmd_t cmd = {
+        .prog = "connect-hub",
+        .name = "init",
+        .synopsis = "--db PATH [--json]",
+        .description =
+            "Creates the hub database at PATH with a first workspace (\"default\") and an\n"
+            "operator API token (admin of it, and the only token that may create\n"
+            "workspaces), plus two private files beside it: PATH.secret (the key that\n"
+            "token hashes are made with) and PATH.key (the hub's key pair for agents).\n"
+            "The token is printed once and never stored: keep it. Fails, changing\n"
+            "nothing, if PATH already holds a workspace.",
+        .opts = opts,
+    };
+    int rc = cn_args_front(&cmd, argc, argv, NULL, NULL);
+    if (rc != CN_ARGS_OK)
+        return cn_args_exit(rc);
+    if (!db)
+        return cn_args_usage_error("connect-hub", "init", "--db PATH is required");
+    hub_cmd_logging(log_level);
 
     char secret_path[PATH_BUF], key_path[PATH_BUF], err[PATH_BUF + 256] = "";
     if (hub_secret_path(db, HUB_SECRET_SUFFIX, secret_path, sizeof(secret_path)) < 0 ||
         hub_secret_path(db, HUB_KEYPAIR_SUFFIX, key_path, sizeof(key_path)) < 0)
-        return fail("database path is too long");
+        return hub_cmd_fail("init", "database path is too long");
     if (hub_secrets_init() < 0)
-        return fail("cannot initialise libsodium");
+        return hub_cmd_fail("init", "cannot initialise libsodium");
 
-    int status = HUB_EXIT_FAIL, rc;
+    int status = HUB_EXIT_FAIL;
     uint8_t secret[HUB_KEY_BYTES];
     hub_keypair_t kp = {0};
     hub_store_t *st = NULL;
@@ -135,40 +100,41 @@ int hub_cmd_init(int argc, char **argv)
         rc = hub_secret_key_create(secret_path, secret, err, sizeof(err));
     }
     if (rc < 0) {
-        fail("%s", err);
+        hub_cmd_fail("init", "%s", err);
         goto out;
     }
 
     hub_store_options_t opt = {.path = db, .secret_key = secret, .create = true};
-    if ((rc = hub_store_open(&opt, &st, err, sizeof(err))) < 0) {
-        fail("%s", err);
+    if (hub_store_open(&opt, &st, err, sizeof(err)) < 0) {
+        hub_cmd_fail("init", "%s", err);
         goto out;
     }
     hub_workspace_list_t existing;
-    if ((rc = hub_store_workspace_list(st, &existing)) < 0) {
-        fail("%s: %s", db, hub_store_errmsg(st));
+    if (hub_store_workspace_list(st, &existing) < 0) {
+        hub_cmd_fail("init", "%s: %s", db, hub_store_errmsg(st));
         goto out;
     }
     size_t n = existing.count;
     hub_workspace_list_free(&existing);
     if (n > 0) {
-        fail("%s is already initialised (%zu workspace%s); nothing was changed", db, n,
-             n == 1 ? "" : "s");
+        hub_cmd_fail("init", "%s is already initialised (%zu workspace%s); nothing was changed", db,
+                     n, n == 1 ? "" : "s");
         goto out;
     }
 
     rc = file_exists(key_path) ? hub_keypair_load(key_path, &kp, err, sizeof(err))
                                : hub_keypair_create(key_path, &kp, err, sizeof(err));
     if (rc < 0) {
-        fail("%s", err);
+        hub_cmd_fail("init", "%s", err);
         goto out;
     }
 
-    if ((rc = hub_store_bootstrap(st, "default", token, &ws)) < 0) {
+    rc = hub_store_bootstrap(st, "default", token, &ws);
+    if (rc < 0) {
         if (rc == HUB_ECONFLICT)
-            fail("%s is already initialised; nothing was changed", db);
+            hub_cmd_fail("init", "%s is already initialised; nothing was changed", db);
         else
-            fail("%s: %s", db, hub_store_errmsg(st));
+            hub_cmd_fail("init", "%s: %s", db, hub_store_errmsg(st));
         goto out;
     }
 
@@ -190,7 +156,7 @@ int hub_cmd_init(int argc, char **argv)
                db, ws.name, ws.id, token, pub, secret_path, key_path);
     }
     if (fflush(stdout) != 0 || ferror(stdout)) {
-        fail("could not write the token to standard output (%s)", strerror(errno));
+        hub_cmd_fail("init", "could not write the token to standard output (%s)", strerror(errno));
         goto out;
     }
     status = HUB_EXIT_OK;

@@ -12,53 +12,107 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <sodium.h>
 
 #include "api.h"
+#include "cn_args.h"
+#include "plugins.h"
+#include "cn_errmsg.h"
+#include "cn_target.h"
+#include "runtime.h"
 #include "cn_err.h"
 #include "cn_log.h"
-#include "runtime.h"
+#include "events.h"
 #include "secrets.h"
 #include "server.h"
 #include "store.h"
 #include "tunnels.h"
 #include "validate.h"
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+#define SERVE_SYNOPSIS "--db PATH [--listen HOST:PORT] [options]"
+#define SERVE_ABOUT                                                                                \
+    "Serves the REST API (and, on the same port, the agent endpoint) and the\n"                    \
+    "HTTP edge (public HTTP tunnels and shares, on --http-port) until\n"                           \
+    "SIGINT/SIGTERM. With --json, prints one JSON line on stdout once listening."
+
+/* --http-port not given: the edge takes the API's port + 1. */
+#define HTTP_PORT_UNSET ((unsigned long)-1)
+
+/* Rows of serve_table(), the end marker included. */
+#define SERVE_OPTS 17
+
+/* What the table parses before the checks turn it into options. */
+typedef struct serve_raw {
+    const char *listen, *tcp_ports;
+    unsigned long http_port; /* HTTP_PORT_UNSET: not given */
+    unsigned long http_timeout, rate_limit, max_tunnels, max_agents, event_days, event_max;
+    bool json;
+    int log_level;
+} serve_raw_t;
+
+/* The table of `serve`'s options; each may be given once. */
+static void serve_table(hub_serve_options_t *o, serve_raw_t *r, cn_opt_t t[static SERVE_OPTS])
+{
+    const cn_opt_t table[] = {
+        {"db", CN_OPT_STRING | CN_OPT_ONCE, &o->db, 0, 0, "PATH",
+         "database created by 'connect-hub init' (required)"},
+        {"listen", CN_OPT_STRING | CN_OPT_ONCE, &r->listen, 0, 0, "HOST:PORT",
+         "address to listen on (default 127.0.0.1:8080; port 0 picks a free port)"},
+        {"public-domain", CN_OPT_STRING | CN_OPT_ONCE, &o->public_domain, 0, 0, "DOMAIN",
+         "domain of public tunnel URLs, NAME.DOMAIN (default localhost)"},
+        {"http-port", CN_OPT_UINT | CN_OPT_ONCE, &r->http_port, 0, 65535, "N",
+         "port of the HTTP edge (public HTTP tunnels and shares at NAME.DOMAIN:N); "
+         "default: the listen port + 1; 0 picks a free port"},
+        {"http-timeout", CN_OPT_UINT | CN_OPT_ONCE, &r->http_timeout, 1, 3600, "S",
+         "seconds a target may take to answer before the edge answers 504 (default " STR(
+             HUB_HTTP_TIMEOUT_DEFAULT_S) ")"},
+        {"tcp-ports", CN_OPT_STRING | CN_OPT_ONCE, &r->tcp_ports, 0, 0, "A-B",
+         "range of hub ports for public TCP tunnels (default " STR(
+             HUB_API_TCP_PORTS_DEFAULT_LO) "-" STR(HUB_API_TCP_PORTS_DEFAULT_HI) ")"},
+        {"tls-cert", CN_OPT_STRING | CN_OPT_ONCE, &o->tls_cert, 0, 0, "FILE",
+         "TLS certificate (PEM); needs --tls-key"},
+        {"tls-key", CN_OPT_STRING | CN_OPT_ONCE, &o->tls_key, 0, 0, "FILE",
+         "TLS private key (PEM); needs --tls-cert"},
+        {"rate-limit", CN_OPT_UINT | CN_OPT_ONCE, &r->rate_limit, 0, 1000000, "N",
+         "API requests per token per minute, 0 = unlimited (default " STR(
+             HUB_API_RATE_LIMIT_DEFAULT) ")"},
+        {"max-tunnels", CN_OPT_UINT | CN_OPT_ONCE, &r->max_tunnels, 0, 1000000, "N",
+         "tunnels per workspace, 0 = unlimited (default " STR(HUB_API_MAX_TUNNELS_DEFAULT) ")"},
+        {"max-agents", CN_OPT_UINT | CN_OPT_ONCE, &r->max_agents, 0, 1000000, "N",
+         "agents per workspace, 0 = unlimited (default " STR(HUB_API_MAX_AGENTS_DEFAULT) ")"},
+        {"plugin-dir", CN_OPT_STRING | CN_OPT_ONCE, &o->plugin_dir, 0, 0, "DIR",
+         "protocol plugins (*.so) to load (default: the install directory)"},
+        {"event-retention", CN_OPT_UINT | CN_OPT_ONCE, &r->event_days, 0, 36500, "DAYS",
+         "drop events older than this, 0 = keep them (default " STR(
+             HUB_EVENT_RETENTION_DAYS_DEFAULT) ")"},
+        {"event-max", CN_OPT_UINT | CN_OPT_ONCE, &r->event_max, 0, 100000000, "N",
+         "keep at most N events per workspace, newest first, 0 = no cap (default " STR(
+             HUB_EVENT_MAX_DEFAULT) ")"},
+        {"json", CN_OPT_FLAG, &r->json, 0, 0, NULL, "print one JSON line once listening"},
+        {"log-level", CN_OPT_CHOICE, &r->log_level, 0, 0, HUB_LOG_LEVELS,
+         "log threshold on stderr (default: $CONNECT_LOG, else info)"},
+        CN_OPT_END,
+    };
+    _Static_assert(sizeof(table) / sizeof(table[0]) == SERVE_OPTS, "serve_table size");
+    memcpy(t, table, sizeof(table));
+}
+
 void hub_serve_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: connect-hub serve --db PATH [options]\n"
-            "\n"
-            "Serves the REST API (and, on the same port, the agent endpoint).\n"
-            "\n"
-            "options:\n"
-            "  --db PATH              database created by 'connect-hub init' (required)\n"
-            "  --listen HOST:PORT     address to listen on (default 127.0.0.1:8080;\n"
-            "                         port 0 picks a free port)\n"
-            "  --public-domain DOMAIN domain of public tunnel URLs, NAME.DOMAIN\n"
-            "                         (default localhost)\n"
-            "  --http-port N          port of the HTTP edge (public HTTP tunnels and\n"
-            "                         shares at NAME.DOMAIN:N); default: the listen\n"
-            "                         port + 1; 0 picks a free port\n"
-            "  --http-timeout S       seconds a target may take to answer before the\n"
-            "                         edge answers 504 (default 30)\n"
-            "  --tcp-ports A-B        range of hub ports for public TCP tunnels\n"
-            "                         (default %u-%u)\n"
-            "  --tls-cert FILE        TLS certificate (PEM); needs --tls-key\n"
-            "  --tls-key FILE         TLS private key (PEM); needs --tls-cert\n"
-            "  --rate-limit N         API requests per token per minute, 0 = unlimited\n"
-            "                         (default %u)\n"
-            "  --max-tunnels N        tunnels per workspace, 0 = unlimited (default %u)\n"
-            "  --max-agents N         agents per workspace, 0 = unlimited (default %u)\n"
-            "  -h, --help             show this help\n",
-            HUB_API_TCP_PORTS_DEFAULT_LO, HUB_API_TCP_PORTS_DEFAULT_HI, HUB_API_RATE_LIMIT_DEFAULT,
-            HUB_API_MAX_TUNNELS_DEFAULT, HUB_API_MAX_AGENTS_DEFAULT);
+    hub_serve_options_t o;
+    serve_raw_t r;
+    cn_opt_t t[SERVE_OPTS];
+    serve_table(&o, &r, t);
+    cn_args_help(out, "connect-hub", "serve", SERVE_SYNOPSIS, SERVE_ABOUT, t);
 }
 
 static int usage_error(char *err, size_t errlen, const char *opt, const char *what)
 {
-    snprintf(err, errlen, "%s: %s", opt, what);
-    return -1;
+    return cn_errf(CN_ARGS_ERROR, err, errlen, "%s: %s", opt, what);
 }
 
 static bool readable_file(const char *path)
@@ -66,135 +120,58 @@ static bool readable_file(const char *path)
     return access(path, R_OK) == 0;
 }
 
-int hub_serve_parse_args(int argc, char **argv, hub_serve_options_t *o, char *err, size_t errlen)
+static void set_defaults(hub_serve_options_t *o, serve_raw_t *r)
 {
     memset(o, 0, sizeof(*o));
-    snprintf(o->listen_host, sizeof(o->listen_host), "127.0.0.1");
-    o->listen_port = 8080;
+    memset(r, 0, sizeof(*r));
     o->public_domain = "localhost";
-    o->tcp_port_lo = HUB_API_TCP_PORTS_DEFAULT_LO;
-    o->tcp_port_hi = HUB_API_TCP_PORTS_DEFAULT_HI;
-    o->rate_limit = HUB_API_RATE_LIMIT_DEFAULT;
-    o->max_tunnels = HUB_API_MAX_TUNNELS_DEFAULT;
-    o->max_agents = HUB_API_MAX_AGENTS_DEFAULT;
-    bool seen_db = false, seen_listen = false, seen_domain = false, seen_http = false,
-         seen_tcp = false, seen_rate = false, seen_max = false, seen_max_agents = false;
+    r->listen = "127.0.0.1:8080";
+    r->http_port = HTTP_PORT_UNSET;
+    r->http_timeout = HUB_HTTP_TIMEOUT_DEFAULT_S;
+    r->rate_limit = HUB_API_RATE_LIMIT_DEFAULT;
+    r->max_tunnels = HUB_API_MAX_TUNNELS_DEFAULT;
+    r->max_agents = HUB_API_MAX_AGENTS_DEFAULT;
+    r->event_days = HUB_EVENT_RETENTION_DAYS_DEFAULT;
+    r->event_max = HUB_EVENT_MAX_DEFAULT;
+}
 
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (!strcmp(arg, "-h") || !strcmp(arg, "--help"))
-            return 1;
-        if (strncmp(arg, "--", 2) != 0)
-            return usage_error(err, errlen, arg, "unexpected argument");
-        /* --opt=value or --opt value */
-        char opt[32];
-        const char *val = NULL;
-        const char *eq = strchr(arg, '=');
-        size_t on = eq ? (size_t)(eq - arg) : strlen(arg);
-        if (on >= sizeof(opt))
-            return usage_error(err, errlen, "option", "unknown option (try --help)");
-        memcpy(opt, arg, on);
-        opt[on] = '\0';
-        static const char *const known[] = {"--db",         "--listen",      "--public-domain",
-                                            "--http-port",  "--tcp-ports",   "--tls-cert",
-                                            "--tls-key",    "--rate-limit",  "--max-tunnels",
-                                            "--max-agents", "--http-timeout"};
-        bool is_known = false;
-        for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
-            if (!strcmp(opt, known[k]))
-                is_known = true;
-        if (!is_known) {
-            snprintf(err, errlen, "%s: unknown option (try --help)", opt);
-            return -1;
-        }
-        if (eq) {
-            val = eq + 1;
-        } else {
-            if (i + 1 >= argc)
-                return usage_error(err, errlen, opt, "needs a value");
-            val = argv[++i];
-        }
-        const char *why = NULL;
-        unsigned long long n = 0;
-        if (!strcmp(opt, "--db")) {
-            if (seen_db)
-                return usage_error(err, errlen, opt, "given twice");
-            if (!*val)
-                return usage_error(err, errlen, opt, "must not be empty");
-            o->db = val;
-            seen_db = true;
-        } else if (!strcmp(opt, "--listen")) {
-            if (seen_listen)
-                return usage_error(err, errlen, opt, "given twice");
-            if (!hub_parse_listen(val, o->listen_host, sizeof(o->listen_host), &o->listen_port,
-                                  &why))
-                return usage_error(err, errlen, opt, why);
-            seen_listen = true;
-        } else if (!strcmp(opt, "--public-domain")) {
-            if (seen_domain)
-                return usage_error(err, errlen, opt, "given twice");
-            if (!hub_valid_host(val, &why) || strchr(val, ':'))
-                return usage_error(err, errlen, opt, "must be a DNS name such as example.com");
-            for (const char *p = val; *p; p++)
-                if (*p >= 'A' && *p <= 'Z')
-                    return usage_error(err, errlen, opt, "must be lowercase");
-            if (strlen(val) > 190)
-                return usage_error(err, errlen, opt, "is too long (at most 190 characters)");
-            o->public_domain = val;
-            seen_domain = true;
-        } else if (!strcmp(opt, "--http-port")) {
-            if (seen_http)
-                return usage_error(err, errlen, opt, "given twice");
-            if (!hub_parse_uint(val, 65535, &n))
-                return usage_error(err, errlen, opt, "must be a port between 0 and 65535");
-            o->http_port = (uint16_t)n;
-            seen_http = true;
-            o->http_port_set = true;
-        } else if (!strcmp(opt, "--tcp-ports")) {
-            if (seen_tcp)
-                return usage_error(err, errlen, opt, "given twice");
-            if (!hub_parse_port_range(val, &o->tcp_port_lo, &o->tcp_port_hi, &why))
-                return usage_error(err, errlen, opt, why);
-            seen_tcp = true;
-        } else if (!strcmp(opt, "--tls-cert")) {
-            if (o->tls_cert)
-                return usage_error(err, errlen, opt, "given twice");
-            o->tls_cert = val;
-        } else if (!strcmp(opt, "--tls-key")) {
-            if (o->tls_key)
-                return usage_error(err, errlen, opt, "given twice");
-            o->tls_key = val;
-        } else if (!strcmp(opt, "--rate-limit")) {
-            if (seen_rate)
-                return usage_error(err, errlen, opt, "given twice");
-            if (!hub_parse_uint(val, 1000000, &n))
-                return usage_error(err, errlen, opt, "must be a number from 0 to 1000000");
-            o->rate_limit = (unsigned)n;
-            seen_rate = true;
-        } else if (!strcmp(opt, "--max-tunnels")) {
-            if (seen_max)
-                return usage_error(err, errlen, opt, "given twice");
-            if (!hub_parse_uint(val, 1000000, &n))
-                return usage_error(err, errlen, opt, "must be a number from 0 to 1000000");
-            o->max_tunnels = (size_t)n;
-            seen_max = true;
-        } else if (!strcmp(opt, "--http-timeout")) {
-            if (o->http_timeout_s)
-                return usage_error(err, errlen, opt, "given twice");
-            if (!hub_parse_uint(val, 3600, &n) || n < 1)
-                return usage_error(err, errlen, opt, "must be 1 to 3600 seconds");
-            o->http_timeout_s = (unsigned)n;
-        } else if (!strcmp(opt, "--max-agents")) {
-            if (seen_max_agents)
-                return usage_error(err, errlen, opt, "given twice");
-            if (!hub_parse_uint(val, 1000000, &n))
-                return usage_error(err, errlen, opt, "must be a number from 0 to 1000000");
-            o->max_agents = (size_t)n;
-            seen_max_agents = true;
-        }
-    }
+static bool valid_public_domain(const char *d, const char **why)
+{
+    if (!hub_valid_host(d, why) || strchr(d, ':'))
+        return cn_why(why, "must be a DNS name such as example.com");
+    for (const char *p = d; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            return cn_why(why, "must be lowercase");
+    if (strlen(d) > 190)
+        return cn_why(why, "is too long (at most 190 characters)");
+    return true;
+}
+
+/* Checks what the table parsed, alone and together, and fills the rest of
+ * the options. */
+static int check_options(hub_serve_options_t *o, const serve_raw_t *r, char *err, size_t errlen)
+{
+    const char *why = NULL;
     if (!o->db)
         return usage_error(err, errlen, "--db", "is required");
+    if (!hub_parse_listen(r->listen, o->listen_host, sizeof(o->listen_host), &o->listen_port, &why))
+        return usage_error(err, errlen, "--listen", why);
+    if (!valid_public_domain(o->public_domain, &why))
+        return usage_error(err, errlen, "--public-domain", why);
+    o->tcp_port_lo = HUB_API_TCP_PORTS_DEFAULT_LO;
+    o->tcp_port_hi = HUB_API_TCP_PORTS_DEFAULT_HI;
+    if (r->tcp_ports && !hub_parse_port_range(r->tcp_ports, &o->tcp_port_lo, &o->tcp_port_hi, &why))
+        return usage_error(err, errlen, "--tcp-ports", why);
+    o->http_port_set = r->http_port != HTTP_PORT_UNSET;
+    o->http_port = o->http_port_set ? (uint16_t)r->http_port : 0;
+    o->http_timeout_s = (unsigned)r->http_timeout;
+    o->rate_limit = (unsigned)r->rate_limit;
+    o->max_tunnels = (size_t)r->max_tunnels;
+    o->max_agents = (size_t)r->max_agents;
+    o->event_days = (unsigned)r->event_days;
+    o->event_max = (size_t)r->event_max;
+    o->json = r->json;
+    o->log_level = r->log_level;
     if (!o->tls_cert != !o->tls_key)
         return usage_error(err, errlen, o->tls_cert ? "--tls-key" : "--tls-cert",
                            "is required with the other TLS option");
@@ -206,7 +183,19 @@ int hub_serve_parse_args(int argc, char **argv, hub_serve_options_t *o, char *er
         return usage_error(err, errlen, "--http-port", "lies inside the --tcp-ports range");
     if (o->listen_port && o->listen_port >= o->tcp_port_lo && o->listen_port <= o->tcp_port_hi)
         return usage_error(err, errlen, "--listen", "port lies inside the --tcp-ports range");
-    return 0;
+    return CN_ARGS_OK;
+}
+
+int hub_serve_parse_args(int argc, char **argv, hub_serve_options_t *o, char *err, size_t errlen)
+{
+    serve_raw_t r;
+    cn_opt_t table[SERVE_OPTS];
+    set_defaults(o, &r);
+    serve_table(o, &r, table);
+    int rc = cn_args_parse(table, argc, argv, NULL, 0, 0, NULL, err, errlen);
+    if (rc != CN_ARGS_OK)
+        return rc;
+    return check_options(o, &r, err, errlen);
 }
 
 /* ---- running ------------------------------------------------------------ */
@@ -257,154 +246,202 @@ static void raise_fd_limit(void)
     }
 }
 
-static int load_keys(const char *db, uint8_t secret[static HUB_KEY_BYTES], hub_keypair_t *kp)
+/* Everything `serve` holds while it runs, freed by serve_close(). */
+typedef struct serve {
+    hub_serve_options_t o;
+    hub_keypair_t kp;
+    hub_store_t *store;
+    hub_runtime_t *runtime; /* the live side: agent links, public listeners */
+    hub_api_t *api;
+    hub_server_t *server;
+    plugins_t *plugins; /* built-ins and --plugin-dir */
+} serve_t;
+
+static int load_key_file(const char *db, const char *suffix, uint8_t *secret /* or NULL */,
+                         hub_keypair_t *kp)
 {
     char path[4096], err[256];
-    if (hub_secret_path(db, HUB_SECRET_SUFFIX, path, sizeof(path)) < 0) {
-        fprintf(stderr, "connect-hub serve: --db: path is too long\n");
-        return -1;
-    }
-    int rc = hub_secret_key_load(path, secret, err, sizeof(err));
-    if (rc < 0) {
-        fprintf(stderr, "connect-hub serve: %s%s\n", err,
-                rc == CN_ENOTFOUND ? " (run 'connect-hub init --db PATH' first)" : "");
-        return -1;
-    }
-    if (hub_secret_path(db, HUB_KEYPAIR_SUFFIX, path, sizeof(path)) < 0) {
-        fprintf(stderr, "connect-hub serve: --db: path is too long\n");
-        return -1;
-    }
-    rc = hub_keypair_load(path, kp, err, sizeof(err));
-    if (rc < 0) {
-        fprintf(stderr, "connect-hub serve: %s%s\n", err,
-                rc == CN_ENOTFOUND ? " (run 'connect-hub init --db PATH' first)" : "");
-        return -1;
-    }
+    if (hub_secret_path(db, suffix, path, sizeof(path)) < 0)
+        return hub_cmd_fail("serve", "--db: path is too long");
+    int rc = secret ? hub_secret_key_load(path, secret, err, sizeof(err))
+                    : hub_keypair_load(path, kp, err, sizeof(err));
+    if (rc < 0)
+        return hub_cmd_fail("serve", "%s%s", err,
+                            rc == CN_ENOTFOUND ? " (run 'connect-hub init --db PATH' first)" : "");
     return 0;
+}
+
+/* Step 1: the key files `init` wrote, then the store they unlock. */
+static int open_store(serve_t *s)
+{
+    uint8_t secret[HUB_KEY_BYTES];
+    char err[512];
+    if (load_key_file(s->o.db, HUB_SECRET_SUFFIX, secret, NULL) != 0 ||
+        load_key_file(s->o.db, HUB_KEYPAIR_SUFFIX, NULL, &s->kp) != 0)
+        return HUB_EXIT_FAIL;
+    hub_store_options_t so = {.path = s->o.db, .secret_key = secret};
+    int rc = hub_store_open(&so, &s->store, err, sizeof(err));
+    sodium_memzero(secret, sizeof(secret));
+    if (rc < 0)
+        return hub_cmd_fail("serve", "%s%s", err,
+                            rc == CN_ENOTFOUND ? " (run 'connect-hub init --db PATH' first)" : "");
+    if (hub_tunnels_reset_links(s->store) < 0)
+        return hub_cmd_fail("serve", "database: %s", hub_store_errmsg(s->store));
+    return 0;
+}
+
+static void plugin_error(void *user, const char *line)
+{
+    cn_log_warn("plugin skipped: %s", line);
+}
+
+/* Step 2: the protocol plugins: the built-ins, then the plugin directory.
+ * Each file that cannot be loaded is one warning and is skipped; a
+ * --plugin-dir that cannot be opened is an error, a missing install
+ * directory is not. */
+static int load_plugins(serve_t *s)
+{
+    s->plugins = plugins_new();
+    if (!s->plugins)
+        return hub_cmd_fail("serve", "out of memory");
+    const char *dir = s->o.plugin_dir ? s->o.plugin_dir : plugins_default_dir();
+    if (!s->o.plugin_dir && access(dir, F_OK) != 0)
+        return 0; /* nothing installed there: the built-ins alone */
+    if (access(dir, R_OK | X_OK) != 0)
+        return hub_cmd_fail("serve", "--plugin-dir: cannot open %s", dir);
+    int n = plugins_load_dir(s->plugins, dir, plugin_error, NULL);
+    if (n < 0)
+        return hub_cmd_fail("serve", "--plugin-dir: cannot read %s", dir);
+    cn_log_info("plugins: %d loaded from %s, %zu known", n, dir, plugins_count(s->plugins));
+    return 0;
+}
+
+/* Step 3: the live side, the API (which tells the live side about changes)
+ * and the server that listens for both. */
+static int start_server(serve_t *s)
+{
+    const hub_serve_options_t *o = &s->o;
+    char err[512];
+    hub_api_config_t ac = {
+        .public_domain = o->public_domain,
+        .tls = o->tls_cert != NULL,
+        .tcp_port_lo = o->tcp_port_lo,
+        .tcp_port_hi = o->tcp_port_hi,
+        .rate_limit = o->rate_limit,
+        .max_tunnels = o->max_tunnels,
+        .max_agents = o->max_agents,
+        .plugins = s->plugins,
+    };
+    hub_key_to_b64(s->kp.public_key, ac.hub_public_key);
+    /* The HTTP edge: --http-port, else the port after the API's (the
+     * kernel's choice when the API's is, or when that one is taken). */
+    int edge_port = o->http_port_set ? (int)o->http_port
+                    : o->listen_port ? (o->listen_port < 65535 ? o->listen_port + 1 : 0)
+                                     : 0;
+    hub_runtime_config_t rc_live = {
+        .store = s->store,
+        .keypair = &s->kp,
+        .tcp_host = o->listen_host,
+        .http_port = edge_port,
+        .http_port_fallback = !o->http_port_set,
+        .public_domain = o->public_domain,
+        .http_timeout_ms = o->http_timeout_s * 1000u,
+    };
+    s->runtime = hub_runtime_new(&rc_live, err, sizeof(err));
+    if (!s->runtime)
+        return hub_cmd_fail("serve", "%s", err);
+    hub_runtime_live(s->runtime, &ac.live);
+    /* The public URL port is only known once listening (port 0); the API
+     * learns it afterwards. */
+    s->api = hub_api_new(s->store, &ac);
+    if (!s->api)
+        return hub_cmd_fail("serve", "out of memory");
+    hub_server_config_t sc = {
+        .listen_host = o->listen_host,
+        .listen_port = o->listen_port,
+        .tls_cert = o->tls_cert,
+        .tls_key = o->tls_key,
+        .retention = {.days = o->event_days, .max_per_ws = o->event_max},
+        .store = s->store,
+        .runtime = s->runtime,
+        .api = s->api,
+    };
+    raise_fd_limit();
+    s->server = hub_server_new(&sc, err, sizeof(err));
+    if (!s->server)
+        return hub_cmd_fail("serve", "%s", err);
+    int port = hub_server_port(s->server);
+    int http_port = hub_runtime_http_port(s->runtime);
+    hub_api_set_public_http_port(s->api, (uint16_t)(http_port > 0 ? http_port : port));
+    return 0;
+}
+
+/* Step 4: say where it listens: one line on stderr, and with --json one
+ * JSON line on stdout (as the agent's long-running commands do). */
+static void announce(const serve_t *s)
+{
+    int port = hub_server_port(s->server);
+    int http_port = hub_runtime_http_port(s->runtime);
+    char addr[CN_TARGET_TEXT_MAX + 1], url[CN_TARGET_TEXT_MAX + 16];
+    cn_target_format(s->o.listen_host, (unsigned)port, addr, sizeof(addr));
+    snprintf(url, sizeof(url), "%s://%s", s->o.tls_cert ? "https" : "http", addr);
+    fprintf(stderr, "connect-hub: listening on %s (public domain %s, HTTP edge port %d)\n", url,
+            s->o.public_domain, http_port);
+    fflush(stderr);
+    if (s->o.json) {
+        json_t *j = json_pack("{s:s, s:i, s:s, s:i}", "url", url, "port", port, "publicDomain",
+                              s->o.public_domain, "httpPort", http_port);
+        char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        if (text)
+            printf("%s\n", text);
+        fflush(stdout);
+        free(text);
+        json_decref(j);
+    }
+}
+
+static void serve_close(serve_t *s)
+{
+    running_server = NULL;
+    hub_server_free(s->server);
+    hub_runtime_free(s->runtime); /* after the context that used it */
+    hub_api_free(s->api);
+    plugins_free(s->plugins); /* after the API that borrowed it */
+    hub_store_close(s->store);
+    hub_keypair_wipe(&s->kp);
 }
 
 int hub_cmd_serve(int argc, char **argv)
 {
-    hub_serve_options_t o;
+    serve_t s = {0};
     char err[512];
-    int rc = hub_serve_parse_args(argc, argv, &o, err, sizeof(err));
-    if (rc == 1) {
+    int rc = hub_serve_parse_args(argc, argv, &s.o, err, sizeof(err));
+    if (rc == CN_ARGS_HELP) {
         hub_serve_usage(stdout);
         return HUB_EXIT_OK;
     }
-    if (rc < 0) {
-        fprintf(stderr, "connect-hub serve: %s\n", err);
-        return HUB_EXIT_USAGE;
-    }
-    if (hub_secrets_init() < 0) {
-        fprintf(stderr, "connect-hub serve: libsodium failed to initialise\n");
-        return HUB_EXIT_FAIL;
-    }
+    if (rc < 0)
+        return cn_args_usage_error("connect-hub", "serve", "%s", err);
+    hub_cmd_logging(s.o.log_level);
+    if (hub_secrets_init() < 0)
+        return hub_cmd_fail("serve", "libsodium failed to initialise");
 
-    int status = HUB_EXIT_FAIL;
-    uint8_t secret[HUB_KEY_BYTES];
-    hub_keypair_t kp;
-    hub_store_t *store = NULL;
-    hub_api_t *api = NULL;
-    hub_runtime_t *runtime = NULL;
-    hub_server_t *server = NULL;
-    memset(&kp, 0, sizeof(kp));
-
-    if (load_keys(o.db, secret, &kp) < 0)
-        goto out;
-    hub_store_options_t so = {.path = o.db, .secret_key = secret};
-    rc = hub_store_open(&so, &store, err, sizeof(err));
-    sodium_memzero(secret, sizeof(secret));
-    if (rc < 0) {
-        fprintf(stderr, "connect-hub serve: %s%s\n", err,
-                rc == CN_ENOTFOUND ? " (run 'connect-hub init --db PATH' first)" : "");
-        goto out;
+    int status = open_store(&s);
+    if (status == 0)
+        status = load_plugins(&s);
+    if (status == 0)
+        status = start_server(&s);
+    if (status == 0) {
+        running_server = s.server;
+        install_signals();
+        announce(&s);
+        if (hub_server_run(s.server, &stop_flag) < 0) {
+            cn_log_error("serve: the event loop failed");
+            status = HUB_EXIT_FAIL;
+        } else {
+            cn_log_info("serve: shutting down");
+        }
     }
-    if (hub_tunnels_reset_links(store) < 0) {
-        fprintf(stderr, "connect-hub serve: database: %s\n", hub_store_errmsg(store));
-        goto out;
-    }
-
-    hub_api_config_t ac = {
-        .public_domain = o.public_domain,
-        .tls = o.tls_cert != NULL,
-        .tcp_port_lo = o.tcp_port_lo,
-        .tcp_port_hi = o.tcp_port_hi,
-        .rate_limit = o.rate_limit,
-        .max_tunnels = o.max_tunnels,
-        .max_agents = o.max_agents,
-    };
-    hub_key_to_b64(kp.public_key, ac.hub_public_key);
-
-    /* The live side first: the API tells it about changes (ac.live). */
-    /* The HTTP edge: --http-port, else the port after the API's (the
-     * kernel's choice when the API's is). */
-    int edge_port = o.http_port_set ? (int)o.http_port
-                    : o.listen_port ? (o.listen_port < 65535 ? o.listen_port + 1 : 0)
-                                    : 0;
-    hub_runtime_config_t rc_live = {
-        .store = store,
-        .keypair = &kp,
-        .tcp_host = o.listen_host,
-        .http_port = edge_port,
-        .http_port_fallback = !o.http_port_set,
-        .public_domain = o.public_domain,
-        .http_timeout_ms = o.http_timeout_s * 1000u,
-    };
-    runtime = hub_runtime_new(&rc_live, err, sizeof(err));
-    if (!runtime) {
-        fprintf(stderr, "connect-hub serve: %s\n", err);
-        goto out;
-    }
-    hub_runtime_live(runtime, &ac.live);
-
-    hub_server_config_t sc = {
-        .listen_host = o.listen_host,
-        .listen_port = o.listen_port,
-        .tls_cert = o.tls_cert,
-        .tls_key = o.tls_key,
-        .store = store,
-        .runtime = runtime,
-    };
-    /* The public URL port is only known once listening (port 0); create the
-     * API with it afterwards. */
-    api = hub_api_new(store, &ac);
-    if (!api) {
-        fprintf(stderr, "connect-hub serve: out of memory\n");
-        goto out;
-    }
-    sc.api = api;
-    raise_fd_limit();
-    server = hub_server_new(&sc, err, sizeof(err));
-    if (!server) {
-        fprintf(stderr, "connect-hub serve: %s\n", err);
-        goto out;
-    }
-    int port = hub_server_port(server);
-    int http_port = hub_runtime_http_port(runtime);
-    hub_api_set_public_http_port(api, (uint16_t)(http_port > 0 ? http_port : port));
-
-    running_server = server;
-    install_signals();
-    const char *scheme = o.tls_cert ? "https" : "http";
-    bool v6 = strchr(o.listen_host, ':') != NULL;
-    fprintf(stderr,
-            "connect-hub: listening on %s://%s%s%s:%d (public domain %s, HTTP edge port %d)\n",
-            scheme, v6 ? "[" : "", o.listen_host, v6 ? "]" : "", port, o.public_domain, http_port);
-    fflush(stderr);
-
-    if (hub_server_run(server, &stop_flag) < 0) {
-        cn_log_error("serve: the event loop failed");
-        goto out;
-    }
-    cn_log_info("serve: shutting down");
-    status = HUB_EXIT_OK;
-out:
-    running_server = NULL;
-    hub_server_free(server);
-    hub_runtime_free(runtime); /* after the context that used it */
-    hub_api_free(api);
-    hub_store_close(store);
-    hub_keypair_wipe(&kp);
+    serve_close(&s);
     return status;
 }

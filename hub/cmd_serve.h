@@ -9,6 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Seconds a target may take to start answering before the edge answers 504. */
+#define HUB_HTTP_TIMEOUT_DEFAULT_S 30
+
 typedef struct hub_serve_options {
     const char *db;
     char listen_host[64];
@@ -16,17 +19,24 @@ typedef struct hub_serve_options {
     const char *public_domain;
     uint16_t http_port;      /* the HTTP edge's port when http_port_set */
     bool http_port_set;      /* --http-port given (0 = the kernel picks) */
-    unsigned http_timeout_s; /* 0 = not given (30) */
+    unsigned http_timeout_s; /* --http-timeout, HUB_HTTP_TIMEOUT_DEFAULT_S when not given */
     uint16_t tcp_port_lo, tcp_port_hi;
     const char *tls_cert;
     const char *tls_key;
     unsigned rate_limit;
     size_t max_tunnels;
     size_t max_agents;
+    const char *plugin_dir; /* NULL: the install directory, if it exists */
+    unsigned event_days;    /* --event-retention, 0 = keep */
+    size_t event_max;       /* --event-max per workspace, 0 = no cap */
+    bool json;              /* one JSON line on stdout once listening */
+    int log_level;          /* 0: not given, else 1 + CN_LOG_* */
 } hub_serve_options_t;
 
-/* Parses `serve`'s arguments (argv[0] is "serve"). Returns 0, 1 when --help
- * was asked for, or -1 with one line in `err`. Strings point into argv. */
+/* Parses `serve`'s arguments (argv[0] is "serve") with cn_args and checks
+ * them, alone and together. Returns CN_ARGS_OK (0), CN_ARGS_HELP (1) when
+ * --help was asked for, or CN_ARGS_ERROR (-1) with one line in `err` that
+ * names the option. Strings point into argv. */
 int hub_serve_parse_args(int argc, char **argv, hub_serve_options_t *out, char *err, size_t errlen);
 
 /* Prints `serve`'s usage. */

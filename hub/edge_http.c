@@ -18,6 +18,7 @@
  * into a byte pipe (WebSockets). */
 #include "runtime_internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <libwebsockets.h>
 #include <netinet/in.h>
@@ -390,6 +391,21 @@ static void linger_cb(lws_sorted_usec_list_t *sul)
     }
 }
 
+/* Drops what the target still sends on a stream no client reads any more,
+ * so that its window stays open; a stream whose credit cannot be returned
+ * would stall the target, so it is reset instead. */
+static void drain_stream(edge_req_t *r)
+{
+    const uint8_t *p;
+    size_t n;
+    while (cn_mux_peek(r->mux, r->id, &p, &n) > 0) {
+        if (cn_mux_consume(r->mux, r->id, n) < 0) {
+            cn_mux_reset(r->mux, r->id, CN_RST_CANCEL, "credit not returned");
+            return;
+        }
+    }
+}
+
 /* The connection is done with its request: the stream finishes on its own
  * (our FIN; the target closes after its response) or is reset when the
  * request did not finish. */
@@ -405,15 +421,11 @@ static void req_detach(edge_req_t *r, bool abort_stream)
         req_free(r);
         return;
     }
-    if (abort_stream || !r->accepted) {
+    /* Without our FIN the target would wait for more request: reset. */
+    if (abort_stream || !r->accepted || cn_mux_shutdown(r->mux, r->id) < 0) {
         cn_mux_reset(r->mux, r->id, CN_RST_CANCEL, "client done");
     } else {
-        cn_mux_shutdown(r->mux, r->id);
-        /* Drop what the target still sends, so its window stays open. */
-        const uint8_t *p;
-        size_t n;
-        while (cn_mux_peek(r->mux, r->id, &p, &n) > 0)
-            cn_mux_consume(r->mux, r->id, n);
+        drain_stream(r);
         lws_sul_schedule(r->rt->ctx, 0, &r->timer, linger_cb,
                          (lws_usec_t)LINGER_MS * LWS_US_PER_MS);
     }
@@ -502,10 +514,7 @@ static void op_readable(void *self)
 {
     edge_req_t *r = self;
     if (!r->conn) {
-        const uint8_t *p;
-        size_t n;
-        while (cn_mux_peek(r->mux, r->id, &p, &n) > 0)
-            cn_mux_consume(r->mux, r->id, n);
+        drain_stream(r);
         cn_link_flush(r->link);
         return;
     }
@@ -548,11 +557,9 @@ static void op_closed(void *self)
                                   : "the connection to the target was lost");
     } else if (r->rstate == R_BODY && r->rbody.done) {
         request_finished(c, false);
-    } else if (r->rstate == R_BODY && r->rbody.kind == HUB_H1_BODY_CLOSE) {
-        c->close_after = true;
-        request_finished(c, false);
     } else {
-        /* Truncated body or the end of an upgraded connection. */
+        /* A body framed by the end of the stream, a truncated body, or the
+         * end of an upgraded connection: the client connection ends too. */
         c->close_after = true;
         request_finished(c, false);
     }
@@ -604,6 +611,15 @@ static bool push_buffered_body(edge_conn_t *c)
     return true;
 }
 
+/* Gives back the send space cn_mux_write_space() lent when nothing goes
+ * into it. Abandoning an outstanding space cannot fail (cn_mux.h). */
+static void abandon_space(edge_req_t *r)
+{
+    int rc = cn_mux_write_commit(r->mux, r->id, 0);
+    assert(rc == 0);
+    (void)rc;
+}
+
 static void pump_request(edge_conn_t *c)
 {
     edge_req_t *r = c->req;
@@ -648,11 +664,17 @@ static void pump_request(edge_conn_t *c)
         if (c->state == C_BODY && r->reqbody.kind == HUB_H1_BODY_LENGTH && space > r->reqbody.left)
             space = (size_t)r->reqbody.left;
         ssize_t n = recv(fd, dst, space, 0);
+        if (n <= 0)
+            abandon_space(r);
         if (n == 0) {
-            cn_mux_write_commit(r->mux, r->id, 0);
             if (c->state == C_TUNNEL) {
-                cn_mux_shutdown(r->mux, r->id);
                 set_rx(c, false);
+                if (cn_mux_shutdown(r->mux, r->id) < 0) { /* the target would wait forever */
+                    c->close_after = true;
+                    cn_link_flush(r->link);
+                    request_finished(c, true);
+                    return;
+                }
                 break;
             }
             c->close_after = true;
@@ -661,7 +683,6 @@ static void pump_request(edge_conn_t *c)
             return;
         }
         if (n < 0) {
-            cn_mux_write_commit(r->mux, r->id, 0);
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK) {
@@ -677,16 +698,26 @@ static void pump_request(edge_conn_t *c)
         if (c->state == C_BODY) {
             hub_h1_body_t trial = r->reqbody;
             if (hub_h1_body_feed(&trial, dst, (size_t)n, &used) < 0) {
-                cn_mux_write_commit(r->mux, r->id, 0);
+                abandon_space(r);
                 cn_link_flush(r->link);
                 fail_request(c, 400, "malformed chunked request body");
                 return;
             }
-            if (used < (size_t)n) /* the next request, pipelined */
-                cn_buf_append(&c->in, dst + used, (size_t)n - used);
+            /* The next request, pipelined; more than the input buffer
+             * holds is dropped and the connection closes after this
+             * response (a pipelining client retries what was not answered). */
+            if (used < (size_t)n && cn_buf_append(&c->in, dst + used, (size_t)n - used) < 0) {
+                cn_log_info("http %s: pipelined requests beyond %u bytes dropped", c->client,
+                            (unsigned)IN_MAX);
+                c->close_after = true;
+            }
             r->reqbody = trial;
         }
-        cn_mux_write_commit(r->mux, r->id, used);
+        if (cn_mux_write_commit(r->mux, r->id, used) < 0) {
+            cn_link_flush(r->link);
+            fail_request(c, 502, "the connection to the target was lost");
+            return;
+        }
         if (c->state == C_BODY && r->reqbody.done) {
             c->state = C_WAIT;
             set_rx(c, false);
@@ -757,8 +788,13 @@ static bool response_head(edge_conn_t *c, const hub_h1_head_t *h)
 static bool response_head_bytes(edge_conn_t *c, const uint8_t *p, size_t n)
 {
     edge_req_t *r = c->req;
+    /* Copied before the stream's bytes are consumed: p lives until then. */
     if (cn_buf_append(&r->rhead, p, n) < 0) {
         fail_request(c, 502, "the target sent a response head that is too large");
+        return false;
+    }
+    if (cn_mux_consume(r->mux, r->id, n) < 0) {
+        fail_request(c, 502, "the connection to the target was lost");
         return false;
     }
     for (;;) {
@@ -840,7 +876,6 @@ static void pump_response(edge_conn_t *c)
         if (rc < 0)
             break;
         if (r->rstate == R_HEAD) {
-            cn_mux_consume(r->mux, r->id, len);
             if (!response_head_bytes(c, src, len))
                 return;
             continue;
@@ -853,8 +888,9 @@ static void pump_response(edge_conn_t *c)
                 request_finished(c, true);
                 return;
             }
-            if (!want) {
-                cn_mux_consume(r->mux, r->id, len); /* bytes after the body */
+            if (!want) { /* bytes after the body */
+                if (cn_mux_consume(r->mux, r->id, len) < 0)
+                    goto lost;
                 continue;
             }
         }
@@ -874,7 +910,8 @@ static void pump_response(edge_conn_t *c)
             size_t u = 0;
             hub_h1_body_feed(&r->rbody, src, (size_t)n, &u);
         }
-        cn_mux_consume(r->mux, r->id, (size_t)n);
+        if (cn_mux_consume(r->mux, r->id, (size_t)n) < 0)
+            goto lost;
         if ((size_t)n < want) {
             want_write(c);
             break;
@@ -882,6 +919,10 @@ static void pump_response(edge_conn_t *c)
     }
     if (c->req)
         cn_link_flush(c->req->link);
+    return;
+lost: /* the credit cannot go back, so the target would stall: end it */
+    c->close_after = true;
+    request_finished(c, true);
 }
 
 /* ---- routing and policy ------------------------------------------------------------- */
@@ -1178,11 +1219,10 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
         msg = "this tunnel has expired";
         goto refuse_body;
     }
-    if (t.status == HUB_TUNNEL_ERROR) {
-        status = 502;
-        msg = "this tunnel is in error on its agent";
-        goto refuse_body;
-    }
+    /* A tunnel in error (its target failed a health probe, say) is still
+     * tried while a link serves it, as the TCP edge's listeners do: the
+     * answer then says what happens now (the target refusing: 502), and a
+     * target that is back is served before the next probe notices. */
     session_t *s = hub_agents_route(rt, t.agent_id, t.id);
     if (!s) {
         status = 502;
@@ -1436,7 +1476,8 @@ static void accept_one(hub_runtime_t *rt, int fd, const struct sockaddr_storage 
         hub_edge_refuse(fd);
         return;
     }
-    edge_conn_t *c = calloc(1, sizeof(*c));
+    /* A blocking socket would stall the event loop. */
+    edge_conn_t *c = cn_sock_tune(fd) == 0 ? calloc(1, sizeof(*c)) : NULL;
     if (!c) {
         close(fd);
         return;
@@ -1449,7 +1490,6 @@ static void accept_one(hub_runtime_t *rt, int fd, const struct sockaddr_storage 
     snprintf(c->client, sizeof(c->client), "%s:%d", addr, port);
     cn_buf_init(&c->in, IN_MAX, 0);
     cn_buf_init(&c->out, OUT_MAX, 0);
-    cn_sock_tune(fd);
     lws_sock_file_fd_type u;
     u.filefd = fd;
     c->wsi = lws_adopt_descriptor_vhost(rt->vh, LWS_ADOPT_RAW_FILE_DESC, u, CONN_PROTOCOL, NULL);

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cn_err.h"
+#include "cn_time.h"
 
 #define MS_PER_DAY 86400000LL
 /* 10000-01-01T00:00:00Z: the first instant that needs five year digits. */
@@ -15,9 +16,7 @@
 int64_t hub_time_now_ms(void *ctx)
 {
     (void)ctx;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return cn_time_wall_ms();
 }
 
 /* Days from 1970-01-01 to y-m-d (H. Hinnant's days_from_civil). */

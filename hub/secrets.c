@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,6 +13,8 @@
 
 #include "cn_err.h"
 #include "hub_err.h"
+#include "cn_errmsg.h"
+#include "cn_id.h"
 
 _Static_assert(HUB_PASSWORD_HASH_SIZE == crypto_pwhash_STRBYTES, "pwhash string size");
 _Static_assert(HUB_KEY_BYTES == crypto_generichash_BYTES, "token hash size");
@@ -21,6 +22,8 @@ _Static_assert(HUB_KEY_BYTES >= crypto_generichash_KEYBYTES_MIN &&
                    HUB_KEY_BYTES <= crypto_generichash_KEYBYTES_MAX,
                "secret key size");
 _Static_assert(HUB_KEY_BYTES == crypto_scalarmult_BYTES, "X25519 key size");
+_Static_assert(HUB_KEY_B64_SIZE == CN_ID_KEY_B64URL_SIZE && HUB_UUID_LEN == CN_ID_UUID_LEN,
+               "cn_id sizes");
 _Static_assert(HUB_KEY_B64_SIZE ==
                    sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
                "base64url size");
@@ -31,18 +34,6 @@ _Static_assert(HUB_TOKEN_STR_SIZE ==
 
 #define B64URL sodium_base64_VARIANT_URLSAFE_NO_PADDING
 #define PASSWORD_INPUT_MAX 1024
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 int hub_secrets_init(void)
 {
@@ -160,7 +151,9 @@ void hub_uuid_v4(char out[static HUB_UUID_SIZE])
 {
     static const char hex[] = "0123456789abcdef";
     uint8_t b[16];
-    (void)hub_secrets_init(); /* randombytes works (from the OS) even if it failed */
+    /* randombytes works (from the OS) even when the init failed: nothing to do. */
+    if (hub_secrets_init() < 0) {
+    }
     randombytes_buf(b, sizeof(b));
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* variant 10xx */
@@ -176,18 +169,7 @@ void hub_uuid_v4(char out[static HUB_UUID_SIZE])
 
 bool hub_uuid_valid(const char *s)
 {
-    if (!s)
-        return false;
-    for (size_t i = 0; i < HUB_UUID_LEN; i++) {
-        char c = s[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (c != '-')
-                return false;
-        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-            return false;
-        }
-    }
-    return s[HUB_UUID_LEN] == '\0';
+    return cn_id_is_uuid_lower(s);
 }
 
 int hub_secret_path(const char *db_path, const char *suffix, char *out, size_t outlen)
@@ -212,14 +194,13 @@ static int write_private_file(const char *path, const uint8_t *p, size_t n, char
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
         int e = errno;
-        set_err(err, errlen, "cannot create %s: %s", path, strerror(e));
-        return e == EEXIST ? HUB_ECONFLICT : CN_EIO;
+        return cn_errf(e == EEXIST ? HUB_ECONFLICT : CN_EIO, err, errlen, "cannot create %s: %s",
+                       path, strerror(e));
     }
     size_t off = 0;
     int rc = 0;
     if (fchmod(fd, 0600) != 0) {
-        set_err(err, errlen, "cannot chmod %s: %s", path, strerror(errno));
-        rc = CN_EIO;
+        rc = cn_errf(CN_EIO, err, errlen, "cannot chmod %s: %s", path, strerror(errno));
         goto fail;
     }
     while (off < n) {
@@ -227,21 +208,18 @@ static int write_private_file(const char *path, const uint8_t *p, size_t n, char
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
-            set_err(err, errlen, "cannot write %s: %s", path, strerror(errno));
-            rc = CN_EIO;
+            rc = cn_errf(CN_EIO, err, errlen, "cannot write %s: %s", path, strerror(errno));
             goto fail;
         }
         off += (size_t)w;
     }
     if (fsync(fd) != 0) {
-        set_err(err, errlen, "cannot sync %s: %s", path, strerror(errno));
-        rc = CN_EIO;
+        rc = cn_errf(CN_EIO, err, errlen, "cannot sync %s: %s", path, strerror(errno));
         goto fail;
     }
     if (close(fd) != 0) {
         fd = -1;
-        set_err(err, errlen, "cannot close %s: %s", path, strerror(errno));
-        rc = CN_EIO;
+        rc = cn_errf(CN_EIO, err, errlen, "cannot close %s: %s", path, strerror(errno));
         goto fail;
     }
     return 0;
@@ -260,37 +238,34 @@ static int read_private_file(const char *path, uint8_t *p, size_t n, char *err, 
     if (fd < 0) {
         int e = errno;
         if (e == ENOENT) {
-            set_err(err, errlen, "%s does not exist (run 'connect-hub init')", path);
-            return CN_ENOTFOUND;
+            return cn_errf(CN_ENOTFOUND, err, errlen, "%s does not exist (run 'connect-hub init')",
+                           path);
         }
         if (e == ELOOP) {
-            set_err(err, errlen, "%s is a symbolic link; refusing to use it as a key file", path);
-            return CN_EREFUSED;
+            return cn_errf(CN_EREFUSED, err, errlen,
+                           "%s is a symbolic link; refusing to use it as a key file", path);
         }
-        set_err(err, errlen, "cannot open %s: %s", path, strerror(e));
-        return CN_EIO;
+        return cn_errf(CN_EIO, err, errlen, "cannot open %s: %s", path, strerror(e));
     }
     int rc = 0;
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
-        set_err(err, errlen, "cannot stat %s: %s", path, strerror(errno));
-        rc = CN_EIO;
+        rc = cn_errf(CN_EIO, err, errlen, "cannot stat %s: %s", path, strerror(errno));
         goto done;
     }
     if (!S_ISREG(sb.st_mode)) {
-        set_err(err, errlen, "%s is not a regular file", path);
-        rc = CN_EREFUSED;
+        rc = cn_errf(CN_EREFUSED, err, errlen, "%s is not a regular file", path);
         goto done;
     }
     if (sb.st_mode & 077) {
-        set_err(err, errlen, "%s is accessible by group or others (mode %04o); run: chmod 600 %s",
-                path, (unsigned)(sb.st_mode & 07777), path);
-        rc = CN_EREFUSED;
+        rc = cn_errf(CN_EREFUSED, err, errlen,
+                     "%s is accessible by group or others (mode %04o); run: chmod 600 %s", path,
+                     (unsigned)(sb.st_mode & 07777), path);
         goto done;
     }
     if (sb.st_size != (off_t)n) {
-        set_err(err, errlen, "%s holds %lld bytes, expected %zu", path, (long long)sb.st_size, n);
-        rc = CN_EINVAL;
+        rc = cn_errf(CN_EINVAL, err, errlen, "%s holds %lld bytes, expected %zu", path,
+                     (long long)sb.st_size, n);
         goto done;
     }
     size_t off = 0;
@@ -299,9 +274,8 @@ static int read_private_file(const char *path, uint8_t *p, size_t n, char *err, 
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
-            set_err(err, errlen, "cannot read %s: %s", path,
-                    r < 0 ? strerror(errno) : "short file");
-            rc = CN_EIO;
+            rc = cn_errf(CN_EIO, err, errlen, "cannot read %s: %s", path,
+                         r < 0 ? strerror(errno) : "short file");
             goto done;
         }
         off += (size_t)r;
@@ -353,8 +327,7 @@ int hub_keypair_create(const char *path, hub_keypair_t *kp, char *err, size_t er
     randombytes_buf(kp->secret_key, sizeof(kp->secret_key));
     int rc = derive_public(kp);
     if (rc < 0) {
-        set_err(err, errlen, "cannot derive the hub public key");
-        return rc;
+        return cn_errf(rc, err, errlen, "cannot derive the hub public key");
     }
     rc = write_private_file(path, kp->secret_key, sizeof(kp->secret_key), err, errlen);
     if (rc < 0)
@@ -375,7 +348,7 @@ int hub_keypair_load(const char *path, hub_keypair_t *kp, char *err, size_t errl
     }
     rc = derive_public(kp);
     if (rc < 0)
-        set_err(err, errlen, "%s does not hold a usable X25519 key", path);
+        cn_errf(CN_OK, err, errlen, "%s does not hold a usable X25519 key", path);
     return rc;
 }
 
@@ -387,5 +360,5 @@ void hub_keypair_wipe(hub_keypair_t *kp)
 
 void hub_key_to_b64(const uint8_t key[static HUB_KEY_BYTES], char out[static HUB_KEY_B64_SIZE])
 {
-    sodium_bin2base64(out, HUB_KEY_B64_SIZE, key, HUB_KEY_BYTES, B64URL);
+    cn_id_key_to_b64url(key, out);
 }

@@ -2,13 +2,18 @@
  * timers (see server.h). */
 #include "server.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <libwebsockets.h>
 
+#include "cn_err.h"
 #include "cn_log.h"
+#include "cn_pipe.h"
 #include "http.h"
 #include "runtime.h"
 #include "tunnels.h"
@@ -16,6 +21,10 @@
 /* Room in the protocols array for everything the hub will serve on this
  * port (HTTP, the agent endpoint, more later) plus the terminator. */
 #define MAX_PROTOCOLS 8
+/* The API/agent port's own listening socket (see open_listener()). */
+#define LISTEN_PROTOCOL "hub-api-listen"
+#define LISTEN_BACKLOG 1024
+#define ACCEPTS_PER_EVENT 64
 
 struct hub_server {
     struct lws_context *ctx;
@@ -25,6 +34,8 @@ struct hub_server {
     struct lws_protocols protocols[MAX_PROTOCOLS];
     hub_runtime_t *rt; /* borrowed: agent endpoint and public TCP edge */
     lws_sorted_usec_list_t expiry_sul;
+    lws_sorted_usec_list_t retention_sul;
+    struct lws *listen_wsi;
     int port;
 };
 
@@ -43,6 +54,64 @@ static void lws_log_emit(int level, const char *line)
     cn_log_debug("lws: %s", buf);
 }
 
+/* Accepts on the hub's own listening socket and hands each connection to
+ * lws as if its listener had accepted it (HTTP, upgrades, TLS alike). */
+static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                           size_t len)
+{
+    hub_server_t *s = lws_get_opaque_user_data(wsi);
+    if (reason != LWS_CALLBACK_RAW_RX_FILE || !s)
+        return 0;
+    int lfd = lws_get_socket_fd(wsi);
+    for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE)
+                cn_log_warn("api: out of file descriptors, connection left queued");
+            break;
+        }
+        /* Closes fd itself on failure. */
+        if (!lws_adopt_socket_vhost(s->vhost, fd))
+            cn_log_debug("api: could not adopt a connection");
+    }
+    return 0;
+}
+
+static const struct lws_protocols listen_protocol = {
+    .name = LISTEN_PROTOCOL,
+    .callback = listen_callback,
+};
+
+/* lws 4.1 binds a vhost's port on every interface (dual-stack `::`) when
+ * given an IPv4 literal, and silently listens nowhere for an address this
+ * host does not have. So the hub binds the socket itself, exactly on the
+ * address asked for (IPv6 only for an IPv6 address), fails loudly when it
+ * cannot, and lets the vhost serve what it accepts. */
+static int open_listener(hub_server_t *s, char *err, size_t errlen)
+{
+    int bound = 0;
+    int fd = cn_sock_listen(s->cfg.listen_host, s->cfg.listen_port, LISTEN_BACKLOG, &bound);
+    if (fd < 0) {
+        snprintf(err, errlen, "could not listen on %s:%u: %s", s->cfg.listen_host,
+                 (unsigned)s->cfg.listen_port,
+                 fd == CN_EIO ? strerror(errno) : "not a usable address");
+        return fd;
+    }
+    lws_sock_file_fd_type u;
+    u.filefd = fd;
+    s->listen_wsi =
+        lws_adopt_descriptor_vhost(s->vhost, LWS_ADOPT_RAW_FILE_DESC, u, LISTEN_PROTOCOL, NULL);
+    if (!s->listen_wsi) {
+        close(fd);
+        snprintf(err, errlen, "could not listen on %s:%u: out of memory", s->cfg.listen_host,
+                 (unsigned)s->cfg.listen_port);
+        return -1;
+    }
+    lws_set_opaque_user_data(s->listen_wsi, s);
+    s->port = bound;
+    return 0;
+}
+
 /* The ONE place the vhost's protocols array is built. protocols[0] gets
  * every plain HTTP request; WebSocket upgrades are matched by subprotocol
  * name against the entries after it. */
@@ -57,7 +126,10 @@ static void build_protocols(hub_server_t *s)
     /* [1..] The agent WebSocket endpoint (upgrades on /agent with
      * subprotocol "connect.v1"), public-connection pipes and the public
      * TCP listeners. */
-    hub_runtime_protocols(s->rt, s->protocols, &n, MAX_PROTOCOLS - 1);
+    hub_runtime_protocols(s->rt, s->protocols, &n, MAX_PROTOCOLS - 2);
+
+    /* The listening socket of this port. */
+    s->protocols[n++] = listen_protocol;
 
     /* Terminator: already zeroed. */
 }
@@ -72,6 +144,26 @@ static void expiry_tick(lws_sorted_usec_list_t *sul)
         cn_log_warn("ttl: could not list expired tunnels: %s", hub_store_errmsg(s->cfg.store));
     lws_sul_schedule(s->ctx, 0, &s->expiry_sul, expiry_tick,
                      (lws_usec_t)HUB_SERVER_EXPIRY_PERIOD_MS * LWS_US_PER_MS);
+}
+
+/* Events are pruned on a timer, not per write: one DELETE every few
+ * minutes costs nothing on the write path, and a reconnect loop between
+ * two runs adds at most a few minutes of rows. */
+static void retention_run(hub_server_t *s)
+{
+    size_t n = 0;
+    if (hub_event_retain(s->cfg.store, &s->cfg.retention, &n) < 0)
+        cn_log_warn("events: could not prune: %s", hub_store_errmsg(s->cfg.store));
+    else if (n)
+        cn_log_info("events: pruned %zu past the retention", n);
+}
+
+static void retention_tick(lws_sorted_usec_list_t *sul)
+{
+    hub_server_t *s = lws_container_of(sul, hub_server_t, retention_sul);
+    retention_run(s);
+    lws_sul_schedule(s->ctx, 0, &s->retention_sul, retention_tick,
+                     (lws_usec_t)HUB_EVENT_PRUNE_PERIOD_MS * LWS_US_PER_MS);
 }
 
 hub_server_t *hub_server_new(const hub_server_config_t *cfg, char *err, size_t errlen)
@@ -112,8 +204,8 @@ hub_server_t *hub_server_new(const hub_server_config_t *cfg, char *err, size_t e
     struct lws_context_creation_info vh;
     memset(&vh, 0, sizeof(vh));
     vh.vhost_name = "hub";
-    vh.iface = cfg->listen_host;
-    vh.port = cfg->listen_port;
+    /* No lws listener: open_listener() binds the socket. */
+    vh.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     vh.protocols = s->protocols;
     vh.keepalive_timeout = 30;
     vh.timeout_secs_ah_idle = 10;
@@ -126,18 +218,22 @@ hub_server_t *hub_server_new(const hub_server_config_t *cfg, char *err, size_t e
     }
     s->vhost = lws_create_vhost(s->ctx, &vh);
     if (!s->vhost) {
-        snprintf(err, errlen, "could not listen on %s:%u (address in use or not available%s)",
-                 cfg->listen_host, (unsigned)cfg->listen_port,
-                 cfg->tls_cert ? ", or unusable TLS certificate/key" : "");
+        snprintf(err, errlen, "could not set up %s:%u%s", cfg->listen_host,
+                 (unsigned)cfg->listen_port,
+                 cfg->tls_cert ? " (unusable TLS certificate/key?)" : "");
         goto fail;
     }
-    s->port = lws_get_vhost_listen_port(s->vhost);
+    if (open_listener(s, err, errlen) < 0)
+        goto fail;
     if (hub_runtime_start(s->rt, s->ctx, s->vhost) < 0) {
         snprintf(err, errlen, "could not open the public tunnel ports");
         goto fail;
     }
     lws_sul_schedule(s->ctx, 0, &s->expiry_sul, expiry_tick,
                      (lws_usec_t)HUB_SERVER_EXPIRY_PERIOD_MS * LWS_US_PER_MS);
+    retention_run(s);
+    lws_sul_schedule(s->ctx, 0, &s->retention_sul, retention_tick,
+                     (lws_usec_t)HUB_EVENT_PRUNE_PERIOD_MS * LWS_US_PER_MS);
     return s;
 fail:
     hub_server_free(s);
@@ -170,6 +266,7 @@ void hub_server_free(hub_server_t *s)
         return;
     if (s->ctx) {
         lws_sul_cancel(&s->expiry_sul);
+        lws_sul_cancel(&s->retention_sul);
         lws_context_destroy(s->ctx);
     }
     free(s);

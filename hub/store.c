@@ -13,6 +13,8 @@
 #include <sodium.h>
 
 #include "cn_err.h"
+#include "cn_errmsg.h"
+#include "cn_utf8.h"
 #include "router.h"
 
 /* ---- handle ------------------------------------------------------------ */
@@ -33,15 +35,9 @@ int hub_store_fail(hub_store_t *st, int rc, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(st->errmsg, sizeof(st->errmsg), fmt, ap);
+    rc = cn_verrf(rc, st->errmsg, sizeof(st->errmsg), fmt, ap);
     va_end(ap);
     return rc;
-}
-
-static void set_err(char *err, size_t errlen, const char *msg)
-{
-    if (err && errlen)
-        snprintf(err, errlen, "%s", msg);
 }
 
 int hub_store_open(const hub_store_options_t *opt, hub_store_t **out, char *err, size_t errlen)
@@ -49,20 +45,17 @@ int hub_store_open(const hub_store_options_t *opt, hub_store_t **out, char *err,
     if (out)
         *out = NULL;
     if (!opt || !out || !opt->path || !*opt->path || !opt->secret_key) {
-        set_err(err, errlen, "hub_store_open: path and secret key are required");
-        return CN_EINVAL;
+        return cn_errf(CN_EINVAL, err, errlen, "hub_store_open: path and secret key are required");
     }
     if (hub_secrets_init() < 0) {
-        set_err(err, errlen, "cannot initialise libsodium");
-        return CN_ECRYPTO;
+        return cn_errf(CN_ECRYPTO, err, errlen, "cannot initialise libsodium");
     }
     if (!strncmp(opt->path, "postgres://", 11) || !strncmp(opt->path, "postgresql://", 13)) {
-        set_err(err, errlen, "PostgreSQL is not supported by this build; use a SQLite file path");
-        return CN_EUNKNOWN;
+        return cn_errf(CN_EUNKNOWN, err, errlen,
+                       "PostgreSQL is not supported by this build; use a SQLite file path");
     }
     if (!strcmp(opt->path, ":memory:") || !strncmp(opt->path, "file:", 5)) {
-        set_err(err, errlen, "the hub database must be a plain file path");
-        return CN_EINVAL;
+        return cn_errf(CN_EINVAL, err, errlen, "the hub database must be a plain file path");
     }
     hub_store_t *st = NULL;
     int rc = hub_store_sqlite_open(opt, &st, err, errlen);
@@ -120,40 +113,6 @@ int64_t hub_store_now(const hub_store_t *st)
 
 /* ---- validation helpers ----------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 when invalid
- * (overlong, surrogate, above U+10FFFF, truncated). */
-static size_t utf8_seq(const unsigned char *p, size_t left)
-{
-    unsigned char c = p[0];
-    if (c < 0x80)
-        return 1;
-    size_t n;
-    uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (left < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
 /* Valid UTF-8, min..max bytes, no control characters. */
 static bool text_ok(const char *s, size_t min, size_t max)
 {
@@ -166,7 +125,7 @@ static bool text_ok(const char *s, size_t min, size_t max)
     for (size_t i = 0; i < len;) {
         if (p[i] < 0x20 || p[i] == 0x7f)
             return false;
-        size_t n = utf8_seq(p + i, len - i);
+        size_t n = cn_utf8_seq(p + i, len - i);
         if (!n)
             return false;
         i += n;
@@ -212,7 +171,7 @@ static char *sanitize_text(const char *s, size_t max, bool *oom)
     const unsigned char *p = (const unsigned char *)s;
     size_t o = 0;
     for (size_t i = 0; i < len;) {
-        size_t n = utf8_seq(p + i, len - i);
+        size_t n = cn_utf8_seq(p + i, len - i);
         if (n == 0 || (n == 1 && (p[i] < 0x20 || p[i] == 0x7f))) {
             if (o + 1 > max)
                 break;
@@ -757,9 +716,11 @@ static int keyed_password_hash(hub_store_t *st, const char *password,
     int rc = hub_token_hash(st->secret_key, password, h);
     if (rc < 0)
         return rc;
-    memcpy(out, KEYED_PREFIX, 4);
-    sodium_bin2hex(out + 4, HUB_PASSWORD_HASH_SIZE - 4, h, sizeof(h));
+    char hex[2 * HUB_KEY_BYTES + 1];
+    sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+    snprintf(out, HUB_PASSWORD_HASH_SIZE, KEYED_PREFIX "%s", hex);
     sodium_memzero(h, sizeof(h));
+    sodium_memzero(hex, sizeof(hex));
     return 0;
 }
 
@@ -782,6 +743,19 @@ int hub_store_password_check(hub_store_t *st, const char *stored, const char *pa
 static int64_t held_after(hub_store_t *st, int64_t now)
 {
     return now - st->release_hold_ms;
+}
+
+/* A plugin name as connect/plugin.h defines it: [a-z][a-z0-9_-]{0,30}. */
+static bool plugin_name_ok(const char *s)
+{
+    size_t n = 0;
+    if (!s || !(s[0] >= 'a' && s[0] <= 'z'))
+        return false;
+    for (; s[n]; n++)
+        if (n >= HUB_PLUGIN_MAX || !((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') ||
+                                     s[n] == '_' || s[n] == '-'))
+            return false;
+    return true;
 }
 
 int hub_store_tunnel_create(hub_store_t *st, const char *workspace_id,
@@ -810,6 +784,8 @@ int hub_store_tunnel_create(hub_store_t *st, const char *workspace_id,
     if (!text_ok(spec->connection_string, 0, HUB_CONNSTR_MAX))
         return hub_store_fail(st, CN_EINVAL, "connectionString: at most %d bytes of text",
                               HUB_CONNSTR_MAX);
+    if (!empty(spec->plugin) && !plugin_name_ok(spec->plugin))
+        return hub_store_fail(st, CN_EINVAL, "protocol: not a plugin name");
     bool with_auth = !empty(spec->http_user);
     if (with_auth && !ascii_ok(spec->http_user, 1, HUB_USER_MAX, ":"))
         return hub_store_fail(
@@ -836,6 +812,7 @@ int hub_store_tunnel_create(hub_store_t *st, const char *workspace_id,
     copy_str(t.agent_id, sizeof(t.agent_id), spec->agent_id);
     copy_str(t.name, sizeof(t.name), spec->name);
     copy_str(t.target_host, sizeof(t.target_host), spec->target_host);
+    copy_str(t.plugin, sizeof(t.plugin), spec->plugin ? spec->plugin : "");
     t.target_port = spec->target_port;
     t.protocol = spec->protocol;
     t.is_public = spec->is_public;
@@ -933,6 +910,8 @@ int hub_store_tunnel_update(hub_store_t *st, const char *workspace_id, const cha
                               HUB_CONNSTR_MAX);
     if ((p.fields & HUB_TUNNEL_SET_CONNECTED_AT) && p.connected_at < 0)
         return hub_store_fail(st, CN_EINVAL, "connectedAt: out of range");
+    if ((p.fields & HUB_TUNNEL_SET_PLUGIN) && !empty(p.plugin) && !plugin_name_ok(p.plugin))
+        return hub_store_fail(st, CN_EINVAL, "protocol: not a plugin name");
     if ((p.fields & HUB_TUNNEL_SET_CONNECTION_STRING) && empty(p.connection_string))
         p.connection_string = NULL;
     if (p.fields & HUB_TUNNEL_SET_METADATA) {
@@ -1085,6 +1064,16 @@ int hub_store_event_list(hub_store_t *st, const char *workspace_id,
     if (!hub_uuid_valid(workspace_id) || (q.tunnel_id && !hub_uuid_valid(q.tunnel_id)))
         return 0;
     return st->ops->event_list(st, workspace_id, &q, out);
+}
+
+int hub_store_event_cap(hub_store_t *st, size_t keep, size_t *count)
+{
+    CHECK_ST(st);
+    size_t n = 0;
+    int rc = keep ? st->ops->event_cap(st, keep, &n) : CN_EINVAL;
+    if (count)
+        *count = rc == 0 ? n : 0;
+    return rc;
 }
 
 int hub_store_event_prune(hub_store_t *st, int64_t before, size_t *count)

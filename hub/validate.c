@@ -2,21 +2,22 @@
  * the unit tests can table-drive it. */
 #include "validate.h"
 
-#include <arpa/inet.h>
+#include "cn_target.h"
+#include "cn_errmsg.h"
+
 #include <stdio.h>
 #include <string.h>
-
-static bool fail(const char **why, const char *msg)
-{
-    if (why)
-        *why = msg;
-    return false;
-}
 
 static bool is_digit(char c)
 {
     return c >= '0' && c <= '9';
 }
+
+/* The two sides are equal today, which is what this compile-time check wants
+ * to keep true: the analyser's "equivalent operands" is the point here. */
+/* NOLINTNEXTLINE(misc-redundant-expression) */
+_Static_assert(HUB_HOST_MAX == CN_TARGET_HOST_MAX && HUB_TARGET_TEXT_MAX == CN_TARGET_TEXT_MAX,
+               "cn_target sizes");
 
 static bool is_lower_alnum(char c)
 {
@@ -45,140 +46,42 @@ bool hub_parse_uint(const char *s, unsigned long long max, unsigned long long *o
     return true;
 }
 
-static bool is_ip_literal(const char *s)
-{
-    unsigned char buf[16];
-    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
-}
-
 bool hub_valid_host(const char *host, const char **why)
 {
-    if (!host || !*host)
-        return fail(why, "host must not be empty");
-    size_t n = strnlen(host, HUB_HOST_MAX + 1);
-    if (n > HUB_HOST_MAX)
-        return fail(why, "host must be at most 253 characters");
-    if (strchr(host, ':'))
-        return is_ip_literal(host) ? true : fail(why, "host is not a valid IPv6 address");
-    size_t label = 0;
-    bool all_numeric = true;
-    for (size_t i = 0; i < n; i++) {
-        char c = host[i];
-        if (c == '.') {
-            if (label == 0)
-                return fail(why, "host has an empty label");
-            if (host[i - 1] == '-')
-                return fail(why, "host labels must not end with '-'");
-            label = 0;
-            continue;
-        }
-        if (!(is_alnum(c) || c == '-' || c == '_'))
-            return fail(why, "host must be a hostname or an IP address");
-        if (c == '-' && label == 0)
-            return fail(why, "host labels must not start with '-'");
-        if (!is_digit(c))
-            all_numeric = false;
-        if (++label > HUB_DNS_LABEL_MAX)
-            return fail(why, "host labels must be at most 63 characters");
-    }
-    /* A trailing dot (FQDN) is fine; an empty last label otherwise is not. */
-    if (label == 0 && n > 0 && host[n - 1] != '.')
-        return fail(why, "host has an empty label");
-    if (host[n - 1] == '-')
-        return fail(why, "host labels must not end with '-'");
-    /* "1.2.3" or "999.1.1.1" look like broken IPv4, not like names. */
-    if (all_numeric && !is_ip_literal(host))
-        return fail(why, "host is not a valid IPv4 address");
-    return true;
+    return cn_target_host_valid(host, why);
 }
 
 bool hub_valid_port(long long v, const char **why)
 {
     if (v < 1 || v > 65535)
-        return fail(why, "port must be between 1 and 65535");
+        return cn_why(why, "port must be between 1 and 65535");
     return true;
 }
 
 bool hub_parse_target(const char *s, char host[static HUB_HOST_SIZE], uint16_t *port,
                       const char **why)
 {
-    host[0] = '\0';
-    if (!s || !*s)
-        return fail(why, "target must be \"host:port\"");
-    size_t n = strnlen(s, HUB_TARGET_TEXT_MAX + 1);
-    if (n > HUB_TARGET_TEXT_MAX)
-        return fail(why, "target is too long");
-    const char *port_text;
-    char h[HUB_HOST_SIZE];
-    if (s[0] == '[') {
-        const char *end = strchr(s, ']');
-        if (!end || end[1] != ':')
-            return fail(why, "target must be \"[ipv6]:port\"");
-        size_t hl = (size_t)(end - s - 1);
-        if (hl == 0 || hl > HUB_HOST_MAX)
-            return fail(why, "target host is empty or too long");
-        memcpy(h, s + 1, hl);
-        h[hl] = '\0';
-        unsigned char buf[16];
-        if (inet_pton(AF_INET6, h, buf) != 1)
-            return fail(why, "target host is not a valid IPv6 address");
-        port_text = end + 2;
-    } else {
-        const char *colon = strrchr(s, ':');
-        if (!colon) {
-            /* A bare port means a service on the agent's own machine. */
-            if (!is_digit(s[0]))
-                return fail(why, "target must be \"host:port\"");
-            snprintf(h, sizeof(h), "localhost");
-            port_text = s;
-        } else {
-            if (memchr(s, ':', (size_t)(colon - s)))
-                return fail(why, "IPv6 targets must be written \"[address]:port\"");
-            size_t hl = (size_t)(colon - s);
-            if (hl == 0)
-                return fail(why, "target host must not be empty");
-            if (hl > HUB_HOST_MAX)
-                return fail(why, "host must be at most 253 characters");
-            memcpy(h, s, hl);
-            h[hl] = '\0';
-            port_text = colon + 1;
-        }
-        if (!hub_valid_host(h, why))
-            return false;
-    }
-    unsigned long long p = 0;
-    if (!*port_text)
-        return fail(why, "target port is missing");
-    if (!hub_parse_uint(port_text, 1000000, &p))
-        return fail(why, "target port must be a number");
-    if (!hub_valid_port((long long)p, why))
-        return false;
-    memcpy(host, h, strlen(h) + 1);
-    *port = (uint16_t)p;
-    return true;
+    return cn_target_parse(s, CN_TARGET_BARE_PORT, host, port, why);
 }
 
 void hub_format_target(const char *host, uint16_t port, char *out, size_t outlen)
 {
-    if (strchr(host, ':'))
-        snprintf(out, outlen, "[%s]:%u", host, (unsigned)port);
-    else
-        snprintf(out, outlen, "%s:%u", host, (unsigned)port);
+    cn_target_format(host, port, out, outlen);
 }
 
 bool hub_valid_name(const char *name, const char **why)
 {
     if (!name || !*name)
-        return fail(why, "name must be 1-100 characters");
+        return cn_why(why, "name must be 1-100 characters");
     size_t n = strnlen(name, HUB_NAME_MAX + 1);
     if (n > HUB_NAME_MAX)
-        return fail(why, "name must be 1-100 characters");
+        return cn_why(why, "name must be 1-100 characters");
     if (!is_alnum(name[0]))
-        return fail(why, "name must start with a letter or digit");
+        return cn_why(why, "name must start with a letter or digit");
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
         if (!(is_alnum(c) || c == '-' || c == '_' || c == '.'))
-            return fail(why, "name may contain only letters, digits, '-', '_' and '.'");
+            return cn_why(why, "name may contain only letters, digits, '-', '_' and '.'");
     }
     return true;
 }
@@ -186,31 +89,31 @@ bool hub_valid_name(const char *name, const char **why)
 bool hub_valid_dns_label(const char *name, const char **why)
 {
     if (!name || !*name)
-        return fail(why, "name must not be empty");
+        return cn_why(why, "name must not be empty");
     size_t n = strnlen(name, HUB_DNS_LABEL_MAX + 1);
     if (n > HUB_DNS_LABEL_MAX)
-        return fail(why, "a public HTTP tunnel's name becomes a hostname: at most 63 characters");
+        return cn_why(why, "a public HTTP tunnel's name becomes a hostname: at most 63 characters");
     for (size_t i = 0; i < n; i++) {
         if (!(is_lower_alnum(name[i]) || name[i] == '-'))
-            return fail(why, "a public HTTP tunnel's name becomes a hostname: use only "
-                             "lowercase letters, digits and '-'");
+            return cn_why(why, "a public HTTP tunnel's name becomes a hostname: use only "
+                               "lowercase letters, digits and '-'");
     }
     if (name[0] == '-' || name[n - 1] == '-')
-        return fail(why, "a public HTTP tunnel's name must not start or end with '-'");
+        return cn_why(why, "a public HTTP tunnel's name must not start or end with '-'");
     return true;
 }
 
 bool hub_valid_label(const char *label, const char **why)
 {
     if (!label || !*label)
-        return fail(why, "must be 1-100 characters");
+        return cn_why(why, "must be 1-100 characters");
     size_t n = strnlen(label, HUB_NAME_MAX + 1);
     if (n > HUB_NAME_MAX)
-        return fail(why, "must be 1-100 characters");
+        return cn_why(why, "must be 1-100 characters");
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)label[i];
         if (c < 0x20 || c == 0x7f)
-            return fail(why, "must not contain control characters");
+            return cn_why(why, "must not contain control characters");
     }
     return true;
 }
@@ -218,14 +121,14 @@ bool hub_valid_label(const char *label, const char **why)
 bool hub_valid_http_user(const char *user, const char **why)
 {
     if (!user || !*user)
-        return fail(why, "httpUser must be 1-64 characters");
+        return cn_why(why, "httpUser must be 1-64 characters");
     size_t n = strnlen(user, HUB_USER_MAX + 1);
     if (n > HUB_USER_MAX)
-        return fail(why, "httpUser must be 1-64 characters");
+        return cn_why(why, "httpUser must be 1-64 characters");
     for (size_t i = 0; i < n; i++) {
         char c = user[i];
         if (!(is_alnum(c) || c == '.' || c == '_' || c == '-' || c == '@'))
-            return fail(why, "httpUser may contain only letters, digits, '.', '_', '-' and '@'");
+            return cn_why(why, "httpUser may contain only letters, digits, '.', '_', '-' and '@'");
     }
     return true;
 }
@@ -233,7 +136,7 @@ bool hub_valid_http_user(const char *user, const char **why)
 bool hub_valid_ttl(long long seconds, const char **why)
 {
     if (seconds < 1 || seconds > HUB_TTL_MAX_SECONDS)
-        return fail(why, "ttl must be between 1 and 2592000 seconds (30 days)");
+        return cn_why(why, "ttl must be between 1 and 2592000 seconds (30 days)");
     return true;
 }
 
@@ -260,21 +163,21 @@ void hub_generate_name(uint32_t rnd, char out[static HUB_NAME_SIZE])
 bool hub_parse_port_range(const char *s, uint16_t *lo, uint16_t *hi, const char **why)
 {
     if (!s)
-        return fail(why, "port range must be \"A-B\"");
+        return cn_why(why, "port range must be \"A-B\"");
     const char *dash = strchr(s, '-');
     char a[8], b[8];
     if (!dash || dash == s || (size_t)(dash - s) >= sizeof(a) || strlen(dash + 1) >= sizeof(b))
-        return fail(why, "port range must be \"A-B\"");
+        return cn_why(why, "port range must be \"A-B\"");
     memcpy(a, s, (size_t)(dash - s));
     a[dash - s] = '\0';
     snprintf(b, sizeof(b), "%s", dash + 1);
     unsigned long long x = 0, y = 0;
     if (!hub_parse_uint(a, 65535, &x) || !hub_parse_uint(b, 65535, &y))
-        return fail(why, "port range must be two numbers \"A-B\" between 1 and 65535");
+        return cn_why(why, "port range must be two numbers \"A-B\" between 1 and 65535");
     if (x < 1 || y < 1)
-        return fail(why, "port range must be between 1 and 65535");
+        return cn_why(why, "port range must be between 1 and 65535");
     if (x > y)
-        return fail(why, "port range start must not exceed its end");
+        return cn_why(why, "port range start must not exceed its end");
     *lo = (uint16_t)x;
     *hi = (uint16_t)y;
     return true;
@@ -282,39 +185,13 @@ bool hub_parse_port_range(const char *s, uint16_t *lo, uint16_t *hi, const char 
 
 bool hub_parse_listen(const char *s, char *host, size_t hostlen, uint16_t *port, const char **why)
 {
-    if (!s || !*s)
-        return fail(why, "listen address must be HOST:PORT");
-    const char *colon = strrchr(s, ':');
-    if (!colon || colon == s)
-        return fail(why, "listen address must be HOST:PORT");
-    char h[64];
-    size_t hl = (size_t)(colon - s);
-    if (hl >= sizeof(h))
-        return fail(why, "listen host is too long");
-    memcpy(h, s, hl);
-    h[hl] = '\0';
-    unsigned long long p = 0;
-    if (!hub_parse_uint(colon + 1, 65535, &p))
-        return fail(why, "listen port must be a number between 0 and 65535");
-    unsigned char buf[16];
-    char addr[64];
-    if (h[0] == '[') {
-        if (hl < 3 || h[hl - 1] != ']')
-            return fail(why, "IPv6 listen addresses must be written [ADDRESS]:PORT");
-        memcpy(addr, h + 1, hl - 2);
-        addr[hl - 2] = '\0';
-        if (inet_pton(AF_INET6, addr, buf) != 1)
-            return fail(why, "listen host is not a valid IPv6 address");
-    } else if (!strcmp(h, "localhost")) {
-        snprintf(addr, sizeof(addr), "127.0.0.1");
-    } else {
-        if (inet_pton(AF_INET, h, buf) != 1)
-            return fail(why, "listen host must be an IP address or localhost");
-        snprintf(addr, sizeof(addr), "%s", h);
-    }
+    char h[CN_TARGET_HOST_SIZE];
+    if (!cn_target_parse(s, CN_TARGET_PORT_ZERO | CN_TARGET_ADDRESS_ONLY, h, port, why))
+        return false;
+    /* lws binds to an address, not a name. */
+    const char *addr = strcmp(h, "localhost") ? h : "127.0.0.1";
     if (strlen(addr) >= hostlen)
-        return fail(why, "listen host is too long");
+        return cn_why(why, "the listen host is too long");
     snprintf(host, hostlen, "%s", addr);
-    *port = (uint16_t)p;
     return true;
 }

@@ -18,13 +18,15 @@
 /* "host:port" text: a bracketed IPv6 literal or a 253-byte name plus port. */
 #define HUB_TARGET_TEXT_MAX (HUB_HOST_MAX + 8)
 
-/* A host a tunnel may target: a DNS name (labels of letters, digits, '-'
- * and '_', 1-63 bytes each, not starting or ending with '-', at most 253
- * bytes in all) or an IPv4 / IPv6 literal (IPv6 without brackets here). */
+/* Targets are HOST:PORT text, checked by the SDK's one parser (cn_target.h);
+ * these three are its hub spellings. */
+
+/* A host a tunnel may target: cn_target_host_valid(). */
 bool hub_valid_host(const char *host, const char **why);
 
 /* Parses a target "host:port", "[v6]:port" or a bare "port" (meaning
- * localhost) into host (without brackets) and port 1-65535. */
+ * localhost) into host (without brackets) and port 1-65535:
+ * cn_target_parse() with CN_TARGET_BARE_PORT. */
 bool hub_parse_target(const char *s, char host[static HUB_HOST_SIZE], uint16_t *port,
                       const char **why);
 
@@ -61,7 +63,7 @@ bool hub_parse_port_range(const char *s, uint16_t *lo, uint16_t *hi, const char 
 
 /* "HOST:PORT" where HOST is an IPv4 literal, "[IPv6]" or "localhost" and
  * PORT 0-65535 (0: the kernel picks). `host` gets the bare address
- * ("localhost" becomes 127.0.0.1). */
+ * ("localhost" becomes 127.0.0.1). cn_target_parse() does the parsing. */
 bool hub_parse_listen(const char *s, char *host, size_t hostlen, uint16_t *port, const char **why);
 
 /* Parses a decimal integer with no sign, spaces or leading junk, at most

@@ -4,13 +4,16 @@
 
 #include "cn_buf.h"
 #include "cn_err.h"
+#include "cn_errmsg.h"
+#include "cn_time.h"
+#include "cn_tls.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <jansson.h>
+#include <limits.h>
 #include <libwebsockets.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +30,10 @@ struct cn_api {
     char host_header[CN_API_HOST_MAX + 16];
     char token[CN_API_TOKEN_MAX + 1];
     unsigned timeout_ms;
-    const volatile sig_atomic_t *cancel;
+    cn_api_cancel_fn cancel;
+    void *cancel_arg;
+    char ca_file[PATH_MAX]; /* "" = the system CA store */
+    bool allow_insecure;    /* http:// to a host that is not loopback */
 };
 
 /* One call in flight; lives on cn_api_call()'s stack. */
@@ -43,28 +49,10 @@ typedef struct api_req {
     unsigned retry_after;
     int finished; /* the connection is done with, one way or another */
     int completed;
-    int err; /* transport failure: CN_EIO, CN_ETOOBIG, CN_ETIMEOUT, CN_ECLOSED */
-    char why[160];
+    int err; /* transport failure: CN_EIO, CN_EAUTH (TLS), CN_ETOOBIG, CN_ETIMEOUT, CN_ECLOSED */
+    bool tls_failed; /* why is cn_tls's line about the hub's certificate or handshake */
+    char why[256];
 } api_req_t;
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- URLs ------------------------------------------------------------- */
 
@@ -83,26 +71,22 @@ int cn_api_parse_url(const char *url, cn_api_url_t *out, char *err, size_t errle
 {
     memset(out, 0, sizeof(*out));
     if (!url || !*url) {
-        set_err(err, errlen, "the hub URL is empty");
-        return CN_EINVAL;
+        return cn_errf(CN_EINVAL, err, errlen, "the hub URL is empty");
     }
     if (!strncasecmp(url, "https://", 8)) {
-        set_err(err, errlen, "https hub URLs are not supported yet (use http://HOST:PORT)");
-        return CN_EINVAL;
+        out->tls = true;
+    } else if (strncasecmp(url, "http://", 7) != 0) {
+        return cn_errf(CN_EINVAL, err, errlen,
+                       "the hub URL must look like https://HOST[:PORT] or http://HOST:PORT");
     }
-    if (strncasecmp(url, "http://", 7) != 0) {
-        set_err(err, errlen, "the hub URL must look like http://HOST:PORT");
-        return CN_EINVAL;
-    }
-    const char *p = url + 7;
+    const char *p = url + (out->tls ? 8 : 7);
     const char *auth_end = p + strcspn(p, "/?#");
     if (*auth_end == '?' || *auth_end == '#' || strpbrk(auth_end, "?#")) {
-        set_err(err, errlen, "the hub URL must not have a query or fragment");
-        return CN_EINVAL;
+        return cn_errf(CN_EINVAL, err, errlen, "the hub URL must not have a query or fragment");
     }
     if (memchr(p, '@', (size_t)(auth_end - p))) {
-        set_err(err, errlen, "the hub URL must not carry credentials (user@host)");
-        return CN_EINVAL;
+        return cn_errf(CN_EINVAL, err, errlen,
+                       "the hub URL must not carry credentials (user@host)");
     }
     const char *host = p, *host_end;
     const char *port_at = NULL;
@@ -110,17 +94,24 @@ int cn_api_parse_url(const char *url, cn_api_url_t *out, char *err, size_t errle
         host = p + 1;
         host_end = memchr(host, ']', (size_t)(auth_end - host));
         if (!host_end) {
-            set_err(err, errlen, "the hub URL has an unterminated [IPv6] address");
-            return CN_EINVAL;
+            return cn_errf(CN_EINVAL, err, errlen,
+                           "the hub URL has an unterminated [IPv6] address");
         }
         if (host_end + 1 < auth_end) {
             if (host_end[1] != ':') {
-                set_err(err, errlen, "the hub URL has junk after the [IPv6] address");
-                return CN_EINVAL;
+                return cn_errf(CN_EINVAL, err, errlen,
+                               "the hub URL has junk after the [IPv6] address");
             }
             port_at = host_end + 2;
         }
         out->ipv6 = true;
+        if (out->tls) {
+            /* lws names the peer for the certificate check by cutting the
+             * host at its first ':', which an IPv6 literal cannot survive. */
+            return cn_errf(CN_EINVAL, err, errlen,
+                           "an https hub URL needs a host name or IPv4 address, not an [IPv6] "
+                           "literal (the certificate check cannot name it)");
+        }
     } else {
         host_end = memchr(host, ':', (size_t)(auth_end - host));
         if (host_end)
@@ -130,47 +121,44 @@ int cn_api_parse_url(const char *url, cn_api_url_t *out, char *err, size_t errle
     }
     size_t hlen = (size_t)(host_end - host);
     if (hlen == 0) {
-        set_err(err, errlen, "the hub URL has no host");
-        return CN_EINVAL;
+        return cn_errf(CN_EINVAL, err, errlen, "the hub URL has no host");
     }
     if (hlen > CN_API_HOST_MAX) {
-        set_err(err, errlen, "the hub URL's host is too long");
-        return CN_EINVAL;
+        return cn_errf(CN_EINVAL, err, errlen, "the hub URL's host is too long");
     }
     memcpy(out->host, host, hlen);
     out->host[hlen] = '\0';
     if (out->ipv6) {
         struct in6_addr a6;
         if (inet_pton(AF_INET6, out->host, &a6) != 1) {
-            set_err(err, errlen, "the hub URL's [IPv6] address is not valid");
-            return CN_EINVAL;
+            return cn_errf(CN_EINVAL, err, errlen, "the hub URL's [IPv6] address is not valid");
         }
     } else {
         for (size_t i = 0; i < hlen; i++) {
             if (!host_char(out->host[i])) {
-                set_err(err, errlen, "the hub URL's host has a character that is not allowed");
-                return CN_EINVAL;
+                return cn_errf(CN_EINVAL, err, errlen,
+                               "the hub URL's host has a character that is not allowed");
             }
         }
     }
-    out->port = 80;
+    out->port = out->tls ? 443 : 80;
     if (port_at) {
         size_t plen = (size_t)(auth_end - port_at);
         long v = 0;
         if (plen == 0 || plen > 5) {
-            set_err(err, errlen, "the hub URL's port must be between 1 and 65535");
-            return CN_EINVAL;
+            return cn_errf(CN_EINVAL, err, errlen,
+                           "the hub URL's port must be between 1 and 65535");
         }
         for (size_t i = 0; i < plen; i++) {
             if (!isdigit((unsigned char)port_at[i])) {
-                set_err(err, errlen, "the hub URL's port must be between 1 and 65535");
-                return CN_EINVAL;
+                return cn_errf(CN_EINVAL, err, errlen,
+                               "the hub URL's port must be between 1 and 65535");
             }
             v = v * 10 + (port_at[i] - '0');
         }
         if (v < 1 || v > 65535) {
-            set_err(err, errlen, "the hub URL's port must be between 1 and 65535");
-            return CN_EINVAL;
+            return cn_errf(CN_EINVAL, err, errlen,
+                           "the hub URL's port must be between 1 and 65535");
         }
         out->port = (int)v;
     }
@@ -179,13 +167,12 @@ int cn_api_parse_url(const char *url, cn_api_url_t *out, char *err, size_t errle
     while (blen && auth_end[blen - 1] == '/')
         blen--;
     if (blen >= sizeof(out->base)) {
-        set_err(err, errlen, "the hub URL's path is too long");
-        return CN_EINVAL;
+        return cn_errf(CN_EINVAL, err, errlen, "the hub URL's path is too long");
     }
     for (size_t i = 0; i < blen; i++) {
         if (!path_char(auth_end[i])) {
-            set_err(err, errlen, "the hub URL's path has a character that is not allowed");
-            return CN_EINVAL;
+            return cn_errf(CN_EINVAL, err, errlen,
+                           "the hub URL's path has a character that is not allowed");
         }
     }
     memcpy(out->base, auth_end, blen);
@@ -225,11 +212,11 @@ cn_api_t *cn_api_new(const char *hub_url, const char *token, char *err, size_t e
 {
     cn_api_t *api = calloc(1, sizeof(*api));
     if (!api) {
-        set_err(err, errlen, "out of memory");
+        cn_errf(CN_ENOMEM, err, errlen, "out of memory");
         return NULL;
     }
     if (!hub_url || strlen(hub_url) >= sizeof(api->url)) {
-        set_err(err, errlen, "the hub URL is too long");
+        cn_errf(CN_EINVAL, err, errlen, "the hub URL is too long");
         goto fail;
     }
     if (cn_api_parse_url(hub_url, &api->u, err, errlen) < 0)
@@ -242,12 +229,13 @@ cn_api_t *cn_api_new(const char *hub_url, const char *token, char *err, size_t e
     if (token) {
         size_t n = strlen(token);
         if (n > CN_API_TOKEN_MAX) {
-            set_err(err, errlen, "the API token is too long");
+            cn_errf(CN_EINVAL, err, errlen, "the API token is too long");
             goto fail;
         }
         for (size_t i = 0; i < n; i++) {
             if (token[i] < 0x21 || token[i] > 0x7e) {
-                set_err(err, errlen, "the API token has a character that is not allowed");
+                cn_errf(CN_EINVAL, err, errlen,
+                        "the API token has a character that is not allowed");
                 goto fail;
             }
         }
@@ -273,14 +261,36 @@ void cn_api_set_timeout(cn_api_t *api, unsigned timeout_ms)
     api->timeout_ms = timeout_ms ? timeout_ms : CN_API_DEFAULT_TIMEOUT_MS;
 }
 
-void cn_api_set_cancel(cn_api_t *api, const volatile sig_atomic_t *flag)
+void cn_api_set_cancel(cn_api_t *api, cn_api_cancel_fn fn, void *arg)
 {
-    api->cancel = flag;
+    api->cancel = fn;
+    api->cancel_arg = arg;
 }
 
 const char *cn_api_url(const cn_api_t *api)
 {
     return api->url;
+}
+
+int cn_api_set_ca_file(cn_api_t *api, const char *path, char *err, size_t errlen)
+{
+    if (!path || !*path) {
+        api->ca_file[0] = '\0';
+        return 0;
+    }
+    if (strlen(path) >= sizeof(api->ca_file))
+        return cn_errf(CN_EINVAL, err, errlen, "the CA file path is too long");
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return cn_errf(CN_EINVAL, err, errlen, "cannot read the CA file %s", path);
+    fclose(f);
+    snprintf(api->ca_file, sizeof(api->ca_file), "%s", path);
+    return 0;
+}
+
+void cn_api_set_allow_insecure(cn_api_t *api, bool allow)
+{
+    api->allow_insecure = allow;
 }
 
 /* ---- errors ----------------------------------------------------------- */
@@ -426,9 +436,9 @@ static void req_fail(api_req_t *r, int err, const char *why)
 static void tick(lws_sorted_usec_list_t *sul)
 {
     api_req_t *r = lws_container_of(sul, api_req_t, sul);
-    if (r->api->cancel && *r->api->cancel)
+    if (r->api->cancel && r->api->cancel(r->api->cancel_arg))
         req_fail(r, CN_ECLOSED, "interrupted");
-    else if (mono_ms() >= r->deadline_ms)
+    else if (cn_time_mono_ms() >= r->deadline_ms)
         req_fail(r, CN_ETIMEOUT, "timed out");
     /* Suls run at the start of a service round, before the poll: wake the
      * poll so the loop sees the failure now, not at lws's next timer. */
@@ -495,13 +505,20 @@ static int api_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 {
     api_req_t *r = lws_get_opaque_user_data(wsi);
     switch (reason) {
-    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
         if (!r)
             return 0;
+        char line[sizeof(r->why)];
+        if (r->api->u.tls && !r->err &&
+            cn_tls_describe(wsi, r->api->u.host, line, sizeof(line)) != CN_TLS_OK) {
+            req_fail(r, CN_EAUTH, line);
+            r->tls_failed = true;
+        }
         req_fail(r, CN_EIO, in && len ? (const char *)in : "connection failed");
         r->finished = 1;
         lws_set_opaque_user_data(wsi, NULL);
         return 0;
+    }
     case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
         if (!r)
             return -1;
@@ -604,12 +621,14 @@ static int run_request(api_req_t *r, const char *method, const char *full_path)
     info.pt_serv_buf_size = LWS_BUF;
     info.timeout_secs = (api->timeout_ms + 999) / 1000;
     info.connect_timeout_secs = info.timeout_secs;
+    if (api->u.tls)
+        cn_tls_client_context(&info, api->ca_file);
     r->context = lws_create_context(&info);
     if (!r->context) {
         req_fail(r, CN_ENOMEM, "could not create an HTTP client");
         return r->err;
     }
-    r->deadline_ms = mono_ms() + api->timeout_ms;
+    r->deadline_ms = cn_time_mono_ms() + api->timeout_ms;
     lws_sul_schedule(r->context, 0, &r->sul, tick, TICK_US);
 
     struct lws_client_connect_info ci;
@@ -622,6 +641,10 @@ static int run_request(api_req_t *r, const char *method, const char *full_path)
     ci.method = method;
     ci.alpn = "http/1.1";
     ci.ssl_connection = LCCSCF_HTTP_NO_FOLLOW_REDIRECT;
+    /* Verified: no LCCSCF_ALLOW_SELFSIGNED/_EXPIRED/_INSECURE, no
+     * LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK. */
+    if (api->u.tls)
+        ci.ssl_connection |= LCCSCF_USE_SSL;
     ci.local_protocol_name = API_PROTOCOL;
     ci.opaque_user_data = r;
     struct lws *wsi = lws_client_connect_via_info(&ci);
@@ -645,6 +668,83 @@ static int run_request(api_req_t *r, const char *method, const char *full_path)
     return r->completed ? 0 : CN_EIO;
 }
 
+/* Step 1: the request line. The base path of the hub URL plus `path`, into
+ * full; 0 or CN_EINVAL with err. */
+static int build_target(const cn_api_t *api, const char *method, const char *path,
+                        char full[static CN_API_PATH_MAX + 1], char *err, size_t errlen)
+{
+    if (!api || !method_ok(method) || !request_path_ok(path))
+        return cn_errf(CN_EINVAL, err, errlen, "invalid API request");
+    if ((size_t)snprintf(full, CN_API_PATH_MAX + 1, "%s%s", api->u.base, path) > CN_API_PATH_MAX)
+        return cn_errf(CN_EINVAL, err, errlen, "API request path too long");
+    return 0;
+}
+
+/* Step 2: the body, compact JSON, into the request buffer (bounded by
+ * CN_API_MAX_REQUEST). 0 or a negative code with err. */
+static int encode_body(api_req_t *r, const json_t *body, char *err, size_t errlen)
+{
+    if (!body)
+        return 0;
+    char *text = json_dumps(body, JSON_COMPACT);
+    if (!text)
+        return cn_errf(CN_EINVAL, err, errlen, "could not encode the request as JSON");
+    int rc = cn_buf_append(&r->body, text, strlen(text));
+    free(text);
+    if (rc < 0)
+        return cn_errf(rc, err, errlen, "the request is too large");
+    return 0;
+}
+
+/* Step 3 (after run_request): a transport failure in words. Returns the
+ * code callers see: CN_ETIMEOUT, CN_ECLOSED, CN_ETOOBIG, CN_ENOMEM or
+ * CN_EIO. */
+static int describe_failure(const api_req_t *r, int rc, char *err, size_t errlen)
+{
+    const cn_api_t *api = r->api;
+    switch (rc) {
+    case CN_ETIMEOUT:
+        return cn_errf(rc, err, errlen, "the hub at %s did not answer within %u s", api->url,
+                       (api->timeout_ms + 999) / 1000);
+    case CN_ECLOSED:
+        return cn_errf(rc, err, errlen, "interrupted");
+    case CN_ETOOBIG:
+        return cn_errf(rc, err, errlen, "the hub's answer is larger than %u MiB",
+                       CN_API_MAX_RESPONSE >> 20);
+    case CN_EAUTH:
+        if (r->tls_failed)
+            return cn_errf(rc, err, errlen, "cannot reach the hub at %s: %s", api->url, r->why);
+        return cn_errf(CN_EIO, err, errlen, "cannot reach the hub at %s (%s)", api->url, r->why);
+    default:
+        rc = rc == CN_ENOMEM ? rc : CN_EIO;
+        if (r->status)
+            return cn_errf(rc, err, errlen, "the hub at %s: %s", api->url, r->why);
+        return cn_errf(rc, err, errlen, "cannot reach the hub at %s (%s)", api->url, r->why);
+    }
+}
+
+/* Step 4: the answer. Parses the JSON body into *doc (NULL when empty),
+ * maps the status to a code and, for an error status, the API's errors to
+ * one line. */
+static int read_answer(const api_req_t *r, json_t **doc, char *err, size_t errlen)
+{
+    *doc = NULL;
+    if (r->resp.len) {
+        json_error_t jerr;
+        *doc = json_loadb((const char *)cn_buf_data(&r->resp), r->resp.len, JSON_REJECT_DUPLICATES,
+                          &jerr);
+    }
+    int rc = cn_api_status_error(r->status);
+    if (rc < 0) {
+        cn_api_format_errors(r->status, *doc, r->retry_after, err, errlen);
+        return rc;
+    }
+    if (r->resp.len && !*doc)
+        return cn_errf(CN_EPROTO, err, errlen,
+                       "the hub at %s answered with something that is not JSON", r->api->url);
+    return 0;
+}
+
 int cn_api_call(cn_api_t *api, const char *method, const char *path, const struct json_t *body,
                 int *status, struct json_t **response, char *err, size_t errlen)
 {
@@ -654,80 +754,34 @@ int cn_api_call(cn_api_t *api, const char *method, const char *path, const struc
         *response = NULL;
     if (err && errlen)
         err[0] = '\0';
-    if (!api || !method_ok(method) || !request_path_ok(path)) {
-        set_err(err, errlen, "invalid API request");
-        return CN_EINVAL;
-    }
     char full[CN_API_PATH_MAX + 1];
-    if ((size_t)snprintf(full, sizeof(full), "%s%s", api->u.base, path) >= sizeof(full)) {
-        set_err(err, errlen, "API request path too long");
-        return CN_EINVAL;
-    }
-
+    int rc = build_target(api, method, path, full, err, errlen);
+    if (rc < 0)
+        return rc;
+    /* Before any byte is sent: the token must not cross a network in
+     * cleartext unless the caller said so. */
+    rc = cn_tls_check_scheme(api->u.tls, api->u.host, api->allow_insecure, err, errlen);
+    if (rc < 0)
+        return rc;
     api_req_t r;
     memset(&r, 0, sizeof(r));
     r.api = api;
     cn_buf_init(&r.body, CN_API_MAX_REQUEST, LWS_PRE);
     cn_buf_init(&r.resp, CN_API_MAX_RESPONSE, 0);
     json_t *doc = NULL;
-    int rc;
-    if (body) {
-        char *text = json_dumps(body, JSON_COMPACT);
-        if (!text) {
-            set_err(err, errlen, "could not encode the request as JSON");
-            rc = CN_EINVAL;
-            goto out;
-        }
-        rc = cn_buf_append(&r.body, text, strlen(text));
-        free(text);
-        if (rc < 0) {
-            set_err(err, errlen, "the request is too large");
-            goto out;
-        }
-    }
-
+    rc = encode_body(&r, body, err, errlen);
+    if (rc < 0)
+        goto out;
     rc = run_request(&r, method, full);
     if (rc < 0) {
-        switch (rc) {
-        case CN_ETIMEOUT:
-            set_err(err, errlen, "the hub at %s did not answer within %u s", api->url,
-                    (api->timeout_ms + 999) / 1000);
-            break;
-        case CN_ECLOSED:
-            set_err(err, errlen, "interrupted");
-            break;
-        case CN_ETOOBIG:
-            set_err(err, errlen, "the hub's answer is larger than %u MiB",
-                    CN_API_MAX_RESPONSE >> 20);
-            break;
-        default:
-            if (r.status)
-                set_err(err, errlen, "the hub at %s: %s", api->url, r.why);
-            else
-                set_err(err, errlen, "cannot reach the hub at %s (%s)", api->url, r.why);
-            rc = rc == CN_ENOMEM ? rc : CN_EIO;
-            break;
-        }
+        rc = describe_failure(&r, rc, err, errlen);
         goto out;
     }
     if (status)
         *status = r.status;
-    if (r.resp.len) {
-        json_error_t jerr;
-        doc = json_loadb((const char *)cn_buf_data(&r.resp), r.resp.len, JSON_REJECT_DUPLICATES,
-                         &jerr);
-    }
-    rc = cn_api_status_error(r.status);
-    if (rc == 0) {
-        if (r.resp.len && !doc) {
-            set_err(err, errlen, "the hub at %s answered with something that is not JSON",
-                    api->url);
-            rc = CN_EPROTO;
-            goto out;
-        }
-    } else {
-        cn_api_format_errors(r.status, doc, r.retry_after, err, errlen);
-    }
+    rc = read_answer(&r, &doc, err, errlen);
+    /* An error answer hands its body over too: the caller may want more
+     * than the one line. (A body that is not JSON left doc NULL.) */
     if (response) {
         *response = doc;
         doc = NULL;
@@ -747,7 +801,8 @@ static int take_member(json_t **doc, const char *key, bool array, json_t **out, 
 {
     json_t *v = json_object_get(*doc, key);
     if (array ? !json_is_array(v) : !json_is_object(v)) {
-        set_err(err, errlen, "unexpected answer from the hub at %s (no \"%s\")", api->url, key);
+        cn_errf(CN_EPROTO, err, errlen, "unexpected answer from the hub at %s (no \"%s\")",
+                api->url, key);
         json_decref(*doc);
         *doc = NULL;
         return CN_EPROTO;
@@ -772,8 +827,8 @@ static int call_object(cn_api_t *api, const char *method, const char *path, cons
         json_decref(doc);
         if (!out)
             return 0;
-        set_err(err, errlen, "unexpected answer from the hub at %s (not a JSON object)", api->url);
-        return CN_EPROTO;
+        return cn_errf(CN_EPROTO, err, errlen,
+                       "unexpected answer from the hub at %s (not a JSON object)", api->url);
     }
     if (out)
         *out = doc;
@@ -798,12 +853,10 @@ static int item_path(const char *coll, const char *id, char *out, size_t outlen,
 {
     char esc[256];
     if (!id || !*id || cn_api_escape(id, esc, sizeof(esc)) < 0) {
-        set_err(err, errlen, "invalid id");
-        return CN_EINVAL;
+        return cn_errf(CN_EINVAL, err, errlen, "invalid id");
     }
     if ((size_t)snprintf(out, outlen, "/api/v1/%s/%s", coll, esc) >= outlen) {
-        set_err(err, errlen, "invalid id");
-        return CN_EINVAL;
+        return cn_errf(CN_EINVAL, err, errlen, "invalid id");
     }
     return 0;
 }
@@ -818,8 +871,7 @@ static int add_query(char *path, size_t cap, const char *k, const char *v, char 
     if (cn_api_escape(v, esc, sizeof(esc)) < 0 ||
         (size_t)snprintf(path + len, cap - len, "%c%s=%s", strchr(path, '?') ? '&' : '?', k, esc) >=
             cap - len) {
-        set_err(err, errlen, "query value for %s is too long", k);
-        return CN_EINVAL;
+        return cn_errf(CN_EINVAL, err, errlen, "query value for %s is too long", k);
     }
     return 0;
 }
@@ -882,8 +934,7 @@ int cn_api_agent_create(cn_api_t *api, const char *name, json_t **out, char *err
 {
     json_t *body = name ? json_pack("{s:s}", "name", name) : json_object();
     if (!body) {
-        set_err(err, errlen, "out of memory");
-        return CN_ENOMEM;
+        return cn_errf(CN_ENOMEM, err, errlen, "out of memory");
     }
     int rc = call_object(api, "POST", "/api/v1/agents", body, out, err, errlen);
     json_decref(body);

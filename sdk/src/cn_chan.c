@@ -5,6 +5,7 @@
 #include "cn_chan.h"
 #include "cn_err.h"
 #include "cn_noise.h"
+#include "cn_errmsg.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -91,7 +92,7 @@ static bool aes_available(void)
     return crypto_aead_aes256gcm_is_available() != 0;
 }
 
-cn_chan_t *cn_chan_new(const cn_chan_config_t *cfg, int *err)
+cn_chan_t *cn_chan_new(const cn_chan_config_t *cfg, char *err, size_t errlen)
 {
     int rc = CN_EINVAL;
     cn_chan_t *c = NULL;
@@ -159,20 +160,18 @@ cn_chan_t *cn_chan_new(const cn_chan_config_t *cfg, int *err)
         .local_private = cfg->local_private,
         .remote_public = cfg->remote_public,
     };
-    c->hs = cn_noise_new(&nc, &rc);
+    rc = CN_EINVAL; /* the configuration checked above leaves no other cause */
+    c->hs = cn_noise_new(&nc, NULL, 0);
     if (!c->hs)
         goto fail;
     if (cfg->remote_public) {
         memcpy(c->rs, cfg->remote_public, CN_CHAN_KEY_LEN);
         c->has_rs = true;
     }
-    if (err)
-        *err = 0;
     return c;
 
 fail:
-    if (err)
-        *err = rc;
+    cn_errf(rc, err, errlen, "secure channel: %s", cn_strerror(rc));
     cn_chan_free(c);
     return NULL;
 }

@@ -9,6 +9,9 @@
 #include "cn_frame.h"
 #include "cn_log.h"
 #include "cn_wsc.h"
+#include "cn_time.h"
+#include "cn_tls.h"
+#include "cn_errmsg.h"
 
 #include <libwebsockets.h>
 #include <netinet/in.h>
@@ -19,8 +22,9 @@
 #include <string.h>
 #include <time.h>
 
-#define DEF_PING_MS 2500u
-#define DEF_DEAD_MS 8000u
+#define DEF_PING_MS 1000u
+#define DEF_PROBE_MS 500u
+#define DEF_DEAD_MS 3000u
 #define DEF_HANDSHAKE_MS 5000u
 /* Above this many bytes buffered in the mux (received, not yet read by the
  * application) stop reading the WebSocket; resume below half of it. Stream
@@ -28,6 +32,12 @@
 #define RX_HIGH_WATER (64u * 1024 * 1024)
 /* Headroom in the tx buffer: lws's own, then room for our WebSocket header. */
 #define TX_HEAD (LWS_PRE + CN_WSC_MAX_HEADER)
+/* Over TLS, plaintext per write is this much smaller than CN_LINK_TX_MAX so
+ * that its records (at most ~30 bytes of framing per 16 KiB) still fit one
+ * lws_write of CN_LINK_TX_MAX. */
+#define TLS_ROOM 4096u
+/* Plaintext decrypted per SSL_read on the receive path. */
+#define TLS_RX_CHUNK (64u * 1024)
 
 enum link_state {
     LINK_CONNECTING, /* client: TCP connect pending */
@@ -80,26 +90,27 @@ struct cn_link {
     int counted_pending;
     char peer[64]; /* server links: the peer address, for the per-address cap */
     int close_err;
-    const char *close_why;
+    cn_link_reason_t close_reason;
+    const char *close_why; /* cn_link_close()'s text, else the reason's name */
+    cn_tls_ctx_t *tls_ctx; /* client links over TLS: the trust configuration (borrowed) */
+    cn_tls_t *tls;         /* ... and the session, from TCP connect on */
+    uint8_t *tls_buf;      /* LWS_PRE + CN_LINK_TX_MAX: ciphertext out, plaintext in */
+    char host[256];        /* client links: the hub's name, for TLS */
+    char tls_why[256];     /* the TLS failure line close_why points to */
     int closed_reported;
-    uint64_t last_rx_ms, last_tx_ms;
+    uint64_t last_rx_ms, last_tx_ms, last_ping_ms;
     uint64_t bytes_in, bytes_out;
     uint64_t ping_seq;
 
     lws_sorted_usec_list_t sul_tick;
 };
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void timing_defaults(cn_link_timing_t *t)
 {
     if (!t->ping_interval_ms)
         t->ping_interval_ms = DEF_PING_MS;
+    if (!t->probe_interval_ms)
+        t->probe_interval_ms = DEF_PROBE_MS;
     if (!t->dead_after_ms)
         t->dead_after_ms = DEF_DEAD_MS;
     if (!t->handshake_ms)
@@ -112,10 +123,12 @@ static void tick_cb(lws_sorted_usec_list_t *sul);
 
 static void schedule_tick(cn_link_t *l)
 {
-    /* One timer does pings, the dead-peer check and the handshake deadline;
-     * a quarter of the ping interval keeps all three accurate enough. */
-    lws_sul_schedule(l->context, 0, &l->sul_tick, tick_cb,
-                     (lws_usec_t)l->timing.ping_interval_ms * 250);
+    /* One timer does pings, probes, the dead-peer check and the handshake
+     * deadline; half the shorter interval keeps them accurate enough. */
+    uint32_t every = l->timing.probe_interval_ms < l->timing.ping_interval_ms
+                         ? l->timing.probe_interval_ms
+                         : l->timing.ping_interval_ms;
+    lws_sul_schedule(l->context, 0, &l->sul_tick, tick_cb, (lws_usec_t)every * 500);
 }
 
 static cn_link_t *link_new(struct lws_context *context, int is_client)
@@ -131,7 +144,7 @@ static cn_link_t *link_new(struct lws_context *context, int is_client)
      * plaintext than it carried; the frame remainder is below one frame. */
     cn_buf_init(&l->plain, CN_LINK_LWS_BUF + CN_FRAME_HEADER + CN_FRAME_MAX_PAYLOAD, 0);
     cn_buf_init(&l->hs_out, 16 * 1024, 0);
-    l->last_rx_ms = l->last_tx_ms = now_ms();
+    l->last_rx_ms = l->last_tx_ms = cn_time_mono_ms();
     if (!l->tx || !l->dec) {
         free(l->tx);
         cn_frame_decoder_free(l->dec);
@@ -145,6 +158,8 @@ static void link_free(cn_link_t *l)
 {
     lws_sul_cancel(&l->sul_tick);
     cn_wsc_free(l->wsc);
+    cn_tls_free(l->tls);
+    free(l->tls_buf);
     cn_chan_free(l->chan);
     cn_mux_free(l->mux);
     cn_frame_decoder_free(l->dec);
@@ -173,14 +188,59 @@ static void link_finish(cn_link_t *l)
     link_free(l);
 }
 
+const char *cn_link_reason_name(cn_link_reason_t reason)
+{
+    switch (reason) {
+    case CN_LINK_CLOSED_LOCALLY:
+        return "closed locally";
+    case CN_LINK_CONNECT_FAILED:
+        return "could not connect to the hub";
+    case CN_LINK_LOST:
+        return "connection lost";
+    case CN_LINK_PEER_CLOSED:
+        return "the peer closed the WebSocket";
+    case CN_LINK_WEBSOCKET_FAILED:
+        return "WebSocket failure";
+    case CN_LINK_HANDSHAKE_TIMEOUT:
+        return "handshake deadline passed";
+    case CN_LINK_PEER_SILENT:
+        return "peer silent, link presumed dead";
+    case CN_LINK_CHANNEL_FAILED:
+        return "secure channel failure";
+    case CN_LINK_SESSION_EXHAUSTED:
+        return "session too old, reconnecting";
+    case CN_LINK_BAD_FRAME:
+        return "malformed frame";
+    case CN_LINK_STREAM_VIOLATION:
+        return "stream protocol violation";
+    case CN_LINK_REFUSED:
+        return "refused by application";
+    case CN_LINK_TLS_FAILED:
+        return "TLS verification of the hub failed";
+    }
+    return "closed";
+}
+
+cn_link_reason_t cn_link_close_reason(const cn_link_t *link)
+{
+    return link->close_reason;
+}
+
+/* Records why the link ends: the code, the reason and its words. */
+static void set_reason(cn_link_t *l, int err, cn_link_reason_t reason)
+{
+    l->close_err = err;
+    l->close_reason = reason;
+    l->close_why = cn_link_reason_name(reason);
+}
+
 /* Marks the link failed and asks lws to close it from the event loop. */
-static void link_fail(cn_link_t *l, int err, const char *why)
+static void link_fail(cn_link_t *l, int err, cn_link_reason_t reason)
 {
     if (l->state == LINK_CLOSING)
         return;
     l->state = LINK_CLOSING;
-    l->close_err = err;
-    l->close_why = why;
+    set_reason(l, err, reason);
     if (l->wsi)
         lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
@@ -192,7 +252,9 @@ void cn_link_close(cn_link_t *link, const char *why)
     if (link->state == LINK_ESTABLISHED && link->mux) {
         cn_mux_goaway(link->mux, CN_RST_NONE, "closing");
     }
-    link_fail(link, 0, why ? why : "closed locally");
+    link_fail(link, 0, CN_LINK_CLOSED_LOCALLY);
+    if (why) /* link_fail() just set the reason; the caller's words name it */
+        link->close_why = why;
 }
 
 static pending_addr_t *addr_slot(cn_link_server_t *srv, const char *addr, int create)
@@ -242,7 +304,7 @@ static int pump_frames(cn_link_t *l)
         left -= used;
         if (rc < 0) {
             cn_log_warn("link: bad frame from peer: %s", cn_strerror(rc));
-            link_fail(l, CN_EPROTO, "malformed frame");
+            link_fail(l, CN_EPROTO, CN_LINK_BAD_FRAME);
             return rc;
         }
         if (rc == 0)
@@ -251,7 +313,7 @@ static int pump_frames(cn_link_t *l)
         if (rc < 0) {
             cn_log_warn("link: peer broke the stream protocol (%s frame): %s",
                         cn_frame_type_name(f.type), cn_strerror(rc));
-            link_fail(l, CN_EPROTO, "stream protocol violation");
+            link_fail(l, CN_EPROTO, CN_LINK_STREAM_VIOLATION);
             return rc;
         }
     }
@@ -264,7 +326,7 @@ static void became_established(cn_link_t *l)
     l->state = LINK_ESTABLISHED;
     pending_done(l);
     if (l->cb.on_established && l->cb.on_established(l, l->ctx) < 0) {
-        link_fail(l, CN_EREFUSED, "refused by application");
+        link_fail(l, CN_EREFUSED, CN_LINK_REFUSED);
         return;
     }
     cn_link_flush(l);
@@ -275,13 +337,13 @@ static int link_rx(cn_link_t *l, const uint8_t *in, size_t len)
 {
     if (l->state != LINK_HANDSHAKE && l->state != LINK_ESTABLISHED)
         return 0;
-    l->last_rx_ms = now_ms();
+    l->last_rx_ms = cn_time_mono_ms();
     size_t before = l->plain.len;
     cn_chan_set_now(l->chan, l->last_rx_ms);
     int rc = cn_chan_feed(l->chan, in, len, &l->plain, &l->hs_out);
     if (rc < 0) {
         cn_log_warn("link: channel failure: %s", cn_strerror(rc));
-        link_fail(l, rc == CN_EAUTH ? CN_EAUTH : CN_EPROTO, "secure channel failure");
+        link_fail(l, rc == CN_EAUTH ? CN_EAUTH : CN_EPROTO, CN_LINK_CHANNEL_FAILED);
         return rc;
     }
     l->bytes_in += l->plain.len - before;
@@ -327,10 +389,10 @@ static int wsc_event(void *user, const cn_wsc_event_t *ev)
         return ev->len ? link_rx(l, ev->data, ev->len) : 0;
     case CN_WSC_EV_PING:
     case CN_WSC_EV_PONG:
-        l->last_rx_ms = now_ms();
+        l->last_rx_ms = cn_time_mono_ms();
         return 0;
     case CN_WSC_EV_CLOSE:
-        link_fail(l, CN_ECLOSED, "hub closed the WebSocket");
+        link_fail(l, CN_ECLOSED, CN_LINK_PEER_CLOSED);
         return 0;
     }
     return 0;
@@ -351,7 +413,7 @@ static size_t fill_records(cn_link_t *l, uint8_t *out, size_t cap)
     }
     if (l->state != LINK_ESTABLISHED)
         return 0;
-    cn_chan_set_now(l->chan, now_ms());
+    cn_chan_set_now(l->chan, cn_time_mono_ms());
     while (cap - off > CN_CHAN_HEADER + CN_CHAN_TAG + CN_FRAME_HEADER + 64) {
         size_t room = cap - off - CN_CHAN_HEADER - CN_CHAN_TAG;
         if (room > CN_CHAN_MAX_PLAINTEXT)
@@ -362,14 +424,40 @@ static size_t fill_records(cn_link_t *l, uint8_t *out, size_t cap)
         int rec = cn_chan_seal(l->chan, out + off, (size_t)n);
         if (rec < 0) {
             link_fail(l, rec,
-                      rec == CN_EEXHAUSTED ? "session too old, reconnecting"
-                                           : "secure channel failure");
+                      rec == CN_EEXHAUSTED ? CN_LINK_SESSION_EXHAUSTED : CN_LINK_CHANNEL_FAILED);
             return 0;
         }
         l->bytes_out += (uint64_t)n;
         off += (size_t)rec;
     }
     return off;
+}
+
+/* Client over TLS: sends one lws_write of the ciphertext waiting, if any.
+ * 1 when it wrote (the caller's turn is over), 0 when none waits, -1 on a
+ * write failure. */
+static int tls_flush(cn_link_t *l)
+{
+    if (!cn_tls_pending(l->tls))
+        return 0;
+    size_t n = cn_tls_take(l->tls, l->tls_buf + LWS_PRE, CN_LINK_TX_MAX);
+    if (lws_write(l->wsi, l->tls_buf + LWS_PRE, n, LWS_WRITE_RAW) < (int)n)
+        return -1;
+    l->last_tx_ms = cn_time_mono_ms();
+    lws_callback_on_writable(l->wsi);
+    return 1;
+}
+
+/* Client: n bytes of the WebSocket byte stream at buf (LWS_PRE headroom
+ * before it) onto the socket, through TLS when the link has it. */
+static int client_write(cn_link_t *l, uint8_t *buf, size_t n)
+{
+    l->last_tx_ms = cn_time_mono_ms();
+    if (!l->tls)
+        return lws_write(l->wsi, buf, n, LWS_WRITE_RAW) < (int)n ? -1 : 0;
+    if (cn_tls_write(l->tls, buf, n) < 0)
+        return -1;
+    return tls_flush(l) < 0 ? -1 : 0;
 }
 
 static int link_writeable(cn_link_t *l)
@@ -382,24 +470,31 @@ static int link_writeable(cn_link_t *l)
     }
     uint8_t *payload = l->tx + TX_HEAD;
     if (l->is_client) {
+        if (l->tls) {
+            /* TLS handshake records first, and ciphertext left over. */
+            int rc = tls_flush(l);
+            if (rc)
+                return rc < 0 ? -1 : 0;
+            if (!cn_tls_ready(l->tls))
+                return 0;
+        }
         if (l->state == LINK_UPGRADING && !l->upgrade_sent) {
             size_t n;
             const uint8_t *req = cn_wsc_request(l->wsc, &n);
             memcpy(l->tx + LWS_PRE, req, n);
             l->upgrade_sent = 1;
-            l->last_tx_ms = now_ms();
-            return lws_write(l->wsi, l->tx + LWS_PRE, n, LWS_WRITE_RAW) < (int)n ? -1 : 0;
+            return client_write(l, l->tx + LWS_PRE, n);
         }
         if (cn_wsc_pending_len(l->wsc)) {
             /* Control frames go alone, never inside a data frame. */
             size_t n = cn_wsc_take_pending(l->wsc, l->tx + LWS_PRE, CN_LINK_TX_MAX);
-            if (lws_write(l->wsi, l->tx + LWS_PRE, n, LWS_WRITE_RAW) < (int)n)
+            if (client_write(l, l->tx + LWS_PRE, n) < 0)
                 return -1;
             lws_callback_on_writable(l->wsi);
             return 0;
         }
     }
-    size_t n = fill_records(l, payload, CN_LINK_TX_MAX);
+    size_t n = fill_records(l, payload, l->tls ? CN_LINK_TX_MAX - TLS_ROOM : CN_LINK_TX_MAX);
     if (l->state == LINK_CLOSING)
         return -1;
     if (n) {
@@ -409,13 +504,13 @@ static int link_writeable(cn_link_t *l)
             size_t flen;
             if (cn_wsc_wrap(payload, n, CN_WSC_MAX_HEADER, CN_WSC_OP_BINARY, &frame, &flen) < 0)
                 return -1;
-            rc = lws_write(l->wsi, frame, flen, LWS_WRITE_RAW) < (int)flen ? -1 : 0;
+            rc = client_write(l, frame, flen);
         } else {
             rc = lws_write(l->wsi, payload, n, LWS_WRITE_BINARY) < (int)n ? -1 : 0;
         }
         if (rc < 0)
             return -1;
-        l->last_tx_ms = now_ms();
+        l->last_tx_ms = cn_time_mono_ms();
     }
     if (l->hs_out.len || (l->state == LINK_ESTABLISHED && cn_mux_has_output(l->mux)))
         lws_callback_on_writable(l->wsi);
@@ -439,30 +534,115 @@ void cn_link_flush(cn_link_t *link)
 static void tick_cb(lws_sorted_usec_list_t *sul)
 {
     cn_link_t *l = lws_container_of(sul, cn_link_t, sul_tick);
-    uint64_t now = now_ms();
+    uint64_t now = cn_time_mono_ms();
     if (l->state == LINK_CLOSING)
         return;
     if (l->state != LINK_ESTABLISHED) {
         if (now - l->last_tx_ms > l->timing.handshake_ms &&
             now - l->last_rx_ms > l->timing.handshake_ms) {
-            link_fail(l, CN_ETIMEOUT, "handshake deadline passed");
+            link_fail(l, CN_ETIMEOUT, CN_LINK_HANDSHAKE_TIMEOUT);
             return;
         }
     } else {
-        if (now - l->last_rx_ms > l->timing.dead_after_ms) {
-            link_fail(l, CN_ETIMEOUT, "peer silent, link presumed dead");
+        switch (cn_link_liveness(&l->timing, now, l->last_rx_ms, l->last_tx_ms, l->last_ping_ms,
+                                 l->rx_paused)) {
+        case CN_LINK_DEAD:
+            cn_log_warn("link: peer silent for %llu ms, link presumed dead",
+                        (unsigned long long)(now - l->last_rx_ms));
+            link_fail(l, CN_ETIMEOUT, CN_LINK_PEER_SILENT);
             return;
-        }
-        if (now - l->last_tx_ms >= l->timing.ping_interval_ms ||
-            now - l->last_rx_ms >= l->timing.ping_interval_ms) {
-            cn_mux_ping(l->mux, ++l->ping_seq);
+        case CN_LINK_PING:
+            if (cn_mux_ping(l->mux, ++l->ping_seq) == 0)
+                l->last_ping_ms = now;
             lws_callback_on_writable(l->wsi);
+            break;
+        case CN_LINK_ALIVE:
+            break;
         }
     }
     schedule_tick(l);
 }
 
+enum cn_link_liveness cn_link_liveness(const cn_link_timing_t *timing, uint64_t now,
+                                       uint64_t last_rx, uint64_t last_tx, uint64_t last_ping,
+                                       int rx_paused)
+{
+    cn_link_timing_t t = *timing;
+    timing_defaults(&t);
+    uint64_t silent = now > last_rx ? now - last_rx : 0;
+    /* We stopped reading (the application is slow): the peer's silence is
+     * ours, not its death. Keep the keepalive going only. */
+    if (!rx_paused) {
+        if (silent > t.dead_after_ms)
+            return CN_LINK_DEAD;
+        /* Missed traffic: a live peer would have sent something by now
+         * (its own keepalive). Probe it, tightly, until it answers. */
+        if (silent >= t.ping_interval_ms && (!last_ping || now - last_ping >= t.probe_interval_ms))
+            return CN_LINK_PING;
+    }
+    if (now - last_tx >= t.ping_interval_ms)
+        return CN_LINK_PING;
+    return CN_LINK_ALIVE;
+}
+
 /* ---- client ------------------------------------------------------------ */
+
+/* WebSocket bytes from the hub (after TLS, when there is TLS). */
+static void client_ws_rx(cn_link_t *l, const uint8_t *in, size_t len)
+{
+    if (cn_wsc_feed(l->wsc, in, len, wsc_event, l) < 0) {
+        cn_log_warn("link: WebSocket failure: %s", cn_wsc_error_detail(l->wsc));
+        link_fail(l,
+                  cn_wsc_state(l->wsc) == CN_WSC_FAILED && l->state == LINK_UPGRADING ? CN_EREFUSED
+                                                                                      : CN_EPROTO,
+                  CN_LINK_WEBSOCKET_FAILED);
+        return;
+    }
+    if (cn_wsc_pending_len(l->wsc))
+        lws_callback_on_writable(l->wsi);
+}
+
+/* The TLS session failed: the reason, with cn_tls's line as its words. */
+static void tls_failed(cn_link_t *l)
+{
+    if (l->state == LINK_CLOSING)
+        return;
+    cn_tls_failure(l->tls, l->tls_why, sizeof(l->tls_why));
+    link_fail(l, CN_EAUTH, CN_LINK_TLS_FAILED);
+    l->close_why = l->tls_why;
+}
+
+/* Ciphertext from the hub: advance the handshake, then hand what decrypts
+ * to the WebSocket parser, a buffer at a time. */
+static void client_tls_rx(cn_link_t *l, const uint8_t *in, size_t len)
+{
+    bool was_ready = cn_tls_ready(l->tls);
+    l->last_rx_ms = cn_time_mono_ms();
+    if (cn_tls_feed(l->tls, in, len) < 0) {
+        link_fail(l, CN_ENOMEM, CN_LINK_LOST);
+        return;
+    }
+    while (l->state != LINK_CLOSING) {
+        int n = cn_tls_read(l->tls, l->tls_buf, CN_LINK_TX_MAX);
+        if (n == CN_ECLOSED) {
+            link_fail(l, CN_ECLOSED, CN_LINK_PEER_CLOSED);
+            return;
+        }
+        if (n < 0) {
+            tls_failed(l);
+            return;
+        }
+        if (!was_ready && cn_tls_ready(l->tls)) {
+            was_ready = true; /* verified: the upgrade request may go */
+            lws_callback_on_writable(l->wsi);
+        }
+        if (n == 0)
+            break;
+        client_ws_rx(l, l->tls_buf, (size_t)n);
+    }
+    if (cn_tls_pending(l->tls))
+        lws_callback_on_writable(l->wsi);
+}
 
 static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                            size_t len)
@@ -478,10 +658,8 @@ static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
             l->sync_failed = 1;
             return 0;
         }
-        if (!l->close_err) {
-            l->close_err = CN_EIO;
-            l->close_why = "could not connect to the hub";
-        }
+        if (!l->close_err)
+            set_reason(l, CN_EIO, CN_LINK_CONNECT_FAILED);
         l->wsi = NULL;
         link_finish(l);
         return 0;
@@ -491,23 +669,21 @@ static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
             return -1;
         set_nodelay(wsi);
         l->state = LINK_UPGRADING;
-        l->last_rx_ms = l->last_tx_ms = now_ms();
+        l->last_rx_ms = l->last_tx_ms = cn_time_mono_ms();
+        /* Over TLS the handshake goes first; the upgrade waits for it. */
+        if (l->tls_ctx && !l->tls && !(l->tls = cn_tls_new(l->tls_ctx, l->host))) {
+            link_fail(l, CN_ENOMEM, CN_LINK_CONNECT_FAILED);
+            return 0;
+        }
         lws_callback_on_writable(wsi);
         return 0;
     case LWS_CALLBACK_RAW_RX:
         if (!l || l->state == LINK_CLOSING)
             return 0;
-        if (cn_wsc_feed(l->wsc, in, len, wsc_event, l) < 0) {
-            cn_log_warn("link: WebSocket failure: %s", cn_wsc_error_detail(l->wsc));
-            link_fail(l,
-                      cn_wsc_state(l->wsc) == CN_WSC_FAILED && l->state == LINK_UPGRADING
-                          ? CN_EREFUSED
-                          : CN_EPROTO,
-                      "WebSocket failure");
-            return 0;
-        }
-        if (cn_wsc_pending_len(l->wsc))
-            lws_callback_on_writable(wsi);
+        if (l->tls)
+            client_tls_rx(l, in, len);
+        else
+            client_ws_rx(l, in, len);
         return 0;
     case LWS_CALLBACK_RAW_WRITEABLE:
         if (!l)
@@ -517,10 +693,15 @@ static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         if (!l)
             return 0;
         lws_set_opaque_user_data(wsi, NULL);
-        if (!l->close_err && l->state != LINK_CLOSING) {
-            l->close_err = CN_EIO;
-            l->close_why = "connection to the hub lost";
+        if (!l->close_err && l->state != LINK_CLOSING && l->tls && !cn_tls_ready(l->tls)) {
+            /* Closed in the middle of the TLS handshake: a plain-HTTP
+             * port, or a peer that refused our hello. */
+            cn_tls_failure_line(CN_TLS_HANDSHAKE, l->host, NULL, l->tls_why, sizeof(l->tls_why));
+            set_reason(l, CN_EAUTH, CN_LINK_TLS_FAILED);
+            l->close_why = l->tls_why;
         }
+        if (!l->close_err && l->state != LINK_CLOSING)
+            set_reason(l, CN_EIO, CN_LINK_LOST);
         l->wsi = NULL;
         link_finish(l);
         return 0;
@@ -543,15 +724,17 @@ const struct lws_protocols *cn_link_client_protocol(void)
 }
 
 cn_link_t *cn_link_connect(struct lws_context *context, struct lws_vhost *vh,
-                           const cn_link_client_config_t *cfg, int *err)
+                           const cn_link_client_config_t *cfg, char *err, size_t errlen)
 {
     int rc = CN_EINVAL;
+    const char *why = "invalid configuration";
     char hostport[300];
     cn_link_t *l = NULL;
     if (!context || !vh || !cfg || !cfg->host || !cfg->path || cfg->port <= 0 ||
         cfg->port > 65535 || !cfg->static_sk || !cfg->hub_pk)
         goto fail;
     rc = CN_ENOMEM;
+    why = "out of memory";
     l = link_new(context, 1);
     if (!l)
         goto fail;
@@ -560,6 +743,10 @@ cn_link_t *cn_link_connect(struct lws_context *context, struct lws_vhost *vh,
     l->user = cfg->user;
     l->timing = cfg->timing;
     timing_defaults(&l->timing);
+    l->tls_ctx = cfg->tls;
+    snprintf(l->host, sizeof(l->host), "%s", cfg->host);
+    if (l->tls_ctx && !(l->tls_buf = malloc(LWS_PRE + CN_LINK_TX_MAX)))
+        goto fail;
 
     snprintf(hostport, sizeof(hostport), "%s:%d", cfg->host, cfg->port);
     cn_wsc_config_t wc = {
@@ -567,9 +754,9 @@ cn_link_t *cn_link_connect(struct lws_context *context, struct lws_vhost *vh,
         .path = cfg->path,
         .subprotocol = CN_LINK_SUBPROTOCOL,
     };
-    l->wsc = cn_wsc_new(&wc, &rc);
+    l->wsc = cn_wsc_new(&wc, err, errlen);
     if (!l->wsc)
-        goto fail;
+        goto fail_reported;
 
     cn_chan_config_t cc = {
         .role = CN_CHAN_INITIATOR,
@@ -581,17 +768,17 @@ cn_link_t *cn_link_connect(struct lws_context *context, struct lws_vhost *vh,
         .cipher = cfg->cipher,
         .rekey_bytes = cfg->rekey_bytes,
         .rekey_seconds = cfg->rekey_seconds,
-        .now_ms = now_ms(),
+        .now_ms = cn_time_mono_ms(),
     };
-    l->chan = cn_chan_new(&cc, &rc);
+    l->chan = cn_chan_new(&cc, err, errlen);
     if (!l->chan)
-        goto fail;
+        goto fail_reported;
 
     cn_mux_config_t mc = cfg->mux;
     mc.initiator = 1;
     if (cfg->mux_cb)
         l->mux_cb = *cfg->mux_cb;
-    rc = CN_EINVAL;
+    why = "invalid multiplexer configuration";
     l->mux = cn_mux_new(&mc, &l->mux_cb, l);
     if (!l->mux)
         goto fail;
@@ -616,15 +803,15 @@ cn_link_t *cn_link_connect(struct lws_context *context, struct lws_vhost *vh,
     struct lws *w = lws_client_connect_via_info(&ci);
     l->connecting_sync = 0;
     if (!w || l->sync_failed) {
-        rc = CN_EIO;
+        why = cn_link_reason_name(CN_LINK_CONNECT_FAILED);
         goto fail;
     }
     return l;
 fail:
+    cn_errf(rc, err, errlen, "link: %s", why);
+fail_reported:
     if (l)
         link_free(l);
-    if (err)
-        *err = rc;
     return NULL;
 }
 
@@ -660,7 +847,6 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         return 0;
     }
     case LWS_CALLBACK_ESTABLISHED: {
-        int rc = CN_ENOMEM;
         if (!srv || !slot)
             return -1;
         l = link_new(lws_get_context(wsi), 0);
@@ -677,9 +863,9 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
             .local_private = srv->sk,
             .binding = srv->binding,
             .cipher = srv->cfg.cipher,
-            .now_ms = now_ms(),
+            .now_ms = cn_time_mono_ms(),
         };
-        l->chan = cn_chan_new(&cc, &rc);
+        l->chan = cn_chan_new(&cc, NULL, 0);
         cn_mux_config_t mc = srv->cfg.mux;
         mc.initiator = 0;
         l->mux_cb = srv->mux_cb;
@@ -715,10 +901,8 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         if (!l)
             return 0;
         *slot = NULL;
-        if (!l->close_err && l->state != LINK_CLOSING) {
-            l->close_err = CN_EIO;
-            l->close_why = "agent connection lost";
-        }
+        if (!l->close_err && l->state != LINK_CLOSING)
+            set_reason(l, CN_EIO, CN_LINK_LOST);
         l->wsi = NULL;
         link_finish(l);
         return 0;
@@ -727,7 +911,7 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
     }
 }
 
-cn_link_server_t *cn_link_server_new(const cn_link_server_config_t *cfg, int *err)
+cn_link_server_t *cn_link_server_new(const cn_link_server_config_t *cfg, char *err, size_t errlen)
 {
     cn_link_server_t *s = NULL;
     int rc = CN_EINVAL;
@@ -759,8 +943,7 @@ cn_link_server_t *cn_link_server_new(const cn_link_server_config_t *cfg, int *er
     return s;
 fail:
     cn_link_server_free(s);
-    if (err)
-        *err = rc;
+    cn_errf(rc, err, errlen, "link server: %s", cn_strerror(rc));
     return NULL;
 }
 

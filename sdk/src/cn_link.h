@@ -21,6 +21,8 @@
 #ifndef CN_LINK_H
 #define CN_LINK_H
 
+#include "cn_defs.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +45,29 @@ typedef struct cn_link_server cn_link_server_t;
 /* lws buffer size to configure (pt_serv_buf_size, rx_buffer_size, tx_packet_size). */
 #define CN_LINK_LWS_BUF (CN_LINK_TX_MAX + 64)
 
+/* Why a link closed, as a value a caller can branch on (on_closed's `why`
+ * is cn_link_reason_name() of it, or cn_link_close()'s text). */
+typedef enum cn_link_reason {
+    CN_LINK_CLOSED_LOCALLY = 0, /* cn_link_close() (err 0) */
+    CN_LINK_CONNECT_FAILED,     /* no TCP connection to the hub (CN_EIO) */
+    CN_LINK_LOST,               /* the TCP connection dropped (CN_EIO) */
+    CN_LINK_PEER_CLOSED,        /* the peer closed the WebSocket (CN_ECLOSED) */
+    CN_LINK_WEBSOCKET_FAILED,   /* upgrade refused (CN_EREFUSED) or bad framing (CN_EPROTO) */
+    CN_LINK_HANDSHAKE_TIMEOUT,  /* upgrade + channel handshake too slow (CN_ETIMEOUT) */
+    CN_LINK_PEER_SILENT,        /* nothing received for dead_after_ms (CN_ETIMEOUT) */
+    CN_LINK_CHANNEL_FAILED,     /* Noise handshake or record failure (CN_EAUTH, CN_EPROTO) */
+    CN_LINK_SESSION_EXHAUSTED,  /* the channel's nonces ran out: reconnect (CN_EEXHAUSTED) */
+    CN_LINK_BAD_FRAME,          /* a frame that does not decode (CN_EPROTO) */
+    CN_LINK_STREAM_VIOLATION,   /* the peer broke the stream protocol (CN_EPROTO) */
+    CN_LINK_REFUSED,            /* on_established refused the peer (CN_EREFUSED) */
+    CN_LINK_TLS_FAILED,         /* the hub's certificate failed verification, or the TLS
+                                 * handshake did (CN_EAUTH); on_closed's `why` is cn_tls's
+                                 * line naming the check */
+} cn_link_reason_t;
+
+/* A short static description ("could not connect to the hub"); never NULL. */
+const char *cn_link_reason_name(cn_link_reason_t reason);
+
 typedef struct cn_link_callbacks {
     /* The channel handshake completed. On the server, inspect
      * cn_link_peer_key() / cn_link_peer_payload() and return 0 to admit the
@@ -51,18 +76,43 @@ typedef struct cn_link_callbacks {
     int (*on_established)(cn_link_t *link, void *ctx);
     /* The link is gone. `err` is 0 after cn_link_close(), else why it died
      * (CN_ETIMEOUT for a dead peer, CN_EAUTH, CN_EPROTO, CN_EIO, ...), with a
-     * short static description. Before this call every open stream got
+     * short static description; cn_link_close_reason() gives the reason as
+     * an enum, for callers that branch on it. Before this call every open stream got
      * on_reset (CN_RST_GONE) and on_closed through the mux callbacks; the mux
      * is freed after it returns. */
     void (*on_closed)(cn_link_t *link, void *ctx, int err, const char *why);
 } cn_link_callbacks_t;
 
-/* Settings shared by both roles. Zero means "default". */
+/* Settings shared by both roles. Zero means "default".
+ *
+ * Liveness: each side sends a PING when it has sent nothing for
+ * ping_interval_ms, so a live peer is never silent much longer than that.
+ * Once nothing was received for ping_interval_ms ("missed traffic"), probes
+ * (PINGs) go out every probe_interval_ms; a peer silent for dead_after_ms
+ * while probed is declared dead. Any received byte counts as life, so a
+ * busy link whose PONGs queue behind data is never dropped; nor is one we
+ * stopped reading ourselves (backpressure). */
 typedef struct cn_link_timing {
-    uint32_t ping_interval_ms; /* default 2500: a PING when nothing was sent for this long */
-    uint32_t dead_after_ms;    /* default 8000: close when nothing was received for this long */
-    uint32_t handshake_ms;     /* default 5000: deadline for upgrade + channel handshake */
+    uint32_t ping_interval_ms;  /* default 1000: a PING when nothing was sent for this long */
+    uint32_t probe_interval_ms; /* default 500: PINGs this often while the peer is silent */
+    uint32_t dead_after_ms;     /* default 3000: close when nothing was received for this long */
+    uint32_t handshake_ms;      /* default 5000: deadline for upgrade + channel handshake */
 } cn_link_timing_t;
+
+/* What the liveness timer should do now (sans-IO, see cn_link_liveness()). */
+enum cn_link_liveness {
+    CN_LINK_ALIVE = 0, /* nothing to do */
+    CN_LINK_PING = 1,  /* send a PING (keepalive or probe) */
+    CN_LINK_DEAD = 2,  /* close: the peer is presumed dead */
+};
+
+/* The liveness rule for an established link, given the last time anything
+ * was received, sent, and the last PING sent (0 = none), all in ms on one
+ * monotonic clock, and whether we paused reading. Timing fields left 0 take
+ * their defaults. Pure: exposed for tests. */
+enum cn_link_liveness cn_link_liveness(const cn_link_timing_t *t, uint64_t now_ms,
+                                       uint64_t last_rx_ms, uint64_t last_tx_ms,
+                                       uint64_t last_ping_ms, int rx_paused);
 
 /* Client (agent) side. Strings and keys are copied. */
 typedef struct cn_link_client_config {
@@ -70,6 +120,10 @@ typedef struct cn_link_client_config {
     int port;
     const char *host_header;  /* Host header; NULL = "host:port" */
     const char *path;         /* WebSocket path, e.g. "/agent" */
+    struct cn_tls_ctx *tls;   /* wss://: TLS under the WebSocket, verified with this trust
+                               * configuration (borrowed; outlives the link) and `host` as
+                               * the name; NULL = plain ws://. The Noise channel runs inside
+                               * either way. */
     const char *binding;      /* hub URL bound into the channel prologue */
     const uint8_t *static_sk; /* the agent's X25519 private key (32 bytes) */
     const uint8_t *hub_pk;    /* pinned hub public key (32 bytes) */
@@ -106,13 +160,16 @@ typedef struct cn_link_server_config {
 const struct lws_protocols *cn_link_client_protocol(void);
 
 /* Starts connecting. Returns the link (owned by lws: see above) or NULL with
- * *err set; on NULL no callback fires. Failures after this call arrive as
- * on_closed. */
-cn_link_t *cn_link_connect(struct lws_context *context, struct lws_vhost *vh,
-                           const cn_link_client_config_t *cfg, int *err);
+ * one line in err (optional); on NULL no callback fires. Failures after this
+ * call arrive as on_closed. */
+CN_WARN_UNUSED cn_link_t *cn_link_connect(struct lws_context *context, struct lws_vhost *vh,
+                                          const cn_link_client_config_t *cfg, char *err,
+                                          size_t errlen);
 
-/* Server: creates the state behind the lws WebSocket protocol entry. */
-cn_link_server_t *cn_link_server_new(const cn_link_server_config_t *cfg, int *err);
+/* Server: creates the state behind the lws WebSocket protocol entry, or
+ * NULL with one line in err (optional). */
+CN_WARN_UNUSED cn_link_server_t *cn_link_server_new(const cn_link_server_config_t *cfg, char *err,
+                                                    size_t errlen);
 /* Frees the server; call after the lws context is destroyed. NULL is fine. */
 void cn_link_server_free(cn_link_server_t *srv);
 /* The lws protocol entry (name CN_LINK_SUBPROTOCOL) for this server; copy it
@@ -129,6 +186,10 @@ void cn_link_flush(cn_link_t *link);
 /* Closes the link (GOAWAY is attempted when established); on_closed follows
  * from the event loop with err 0. Safe inside any callback, idempotent. */
 void cn_link_close(cn_link_t *link, const char *why);
+
+/* Why the link closed: valid inside on_closed (CN_LINK_CLOSED_LOCALLY
+ * before). */
+cn_link_reason_t cn_link_close_reason(const cn_link_t *link);
 
 int cn_link_is_established(const cn_link_t *link);
 /* The peer's static public key (32 bytes) once established, else NULL. */

@@ -1,6 +1,8 @@
 /* stderr logger with a level threshold and UTC timestamps. */
 #include "cn_log.h"
 
+#include "cn_time.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,17 +42,17 @@ void cn_log(int level, const char *fmt, ...)
     static const char *names[] = {"error", "warn", "info", "debug"};
     if (level > cn_log_get_level())
         return;
-    struct timespec ts;
+    int64_t now = cn_time_wall_ms();
+    time_t sec = (time_t)(now / 1000);
     struct tm tm;
     char when[32];
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
+    gmtime_r(&sec, &tm);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
     char line[2048];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%s.%03ldZ %s %s\n", when, ts.tv_nsec / 1000000L,
+    fprintf(stderr, "%s.%03dZ %s %s\n", when, (int)(now % 1000),
             names[level < 0 ? 0 : (level > 3 ? 3 : level)], line);
 }

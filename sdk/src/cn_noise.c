@@ -4,6 +4,7 @@
  * exactly as the Noise specification defines it. */
 #include "cn_noise.h"
 #include "cn_err.h"
+#include "cn_errmsg.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -318,7 +319,7 @@ static int fail(cn_noise_t *hs, int err)
     return err;
 }
 
-cn_noise_t *cn_noise_new(const cn_noise_config_t *cfg, int *err)
+cn_noise_t *cn_noise_new(const cn_noise_config_t *cfg, char *err, size_t errlen)
 {
     int rc = CN_EINVAL;
     cn_noise_t *hs = NULL;
@@ -382,13 +383,10 @@ cn_noise_t *cn_noise_new(const cn_noise_config_t *cfg, int *err)
         mix_hash(hs, initiator ? hs->s_pub : hs->rs, 32);
     if (p->pre_r_s)
         mix_hash(hs, initiator ? hs->rs : hs->s_pub, 32);
-    if (err)
-        *err = 0;
     return hs;
 
 fail:
-    if (err)
-        *err = rc;
+    cn_errf(rc, err, errlen, "Noise handshake: %s", cn_strerror(rc));
     cn_noise_free(hs);
     return NULL;
 }

@@ -8,7 +8,10 @@
  * is carried both ways (socket EOF -> FIN, FIN -> shutdown(SHUT_WR)).
  *
  * The socket is an lws raw-file wsi (lws polls, the pipe does recv/send), so
- * EOF, half-close and backpressure are ours to control. Put
+ * EOF, half-close and backpressure are ours to control. A stream that ends
+ * without the peer's FIN (reset, refused, link lost, cn_pipe_abort) closes
+ * the socket with RST (SO_LINGER 0), so the far end never mistakes a cut
+ * transfer for a complete one. Put
  * cn_pipe_protocol() in the vhost's protocols.
  *
  * Stream dispatch: every stream user pointer (cn_mux_open()/cn_mux_accept())
@@ -22,6 +25,8 @@
  * before. The application must not touch it after that. */
 #ifndef CN_PIPE_H
 #define CN_PIPE_H
+
+#include "cn_defs.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -54,9 +59,17 @@ typedef struct cn_pipe cn_pipe_t;
  * freed right after. */
 typedef void (*cn_pipe_done_fn)(void *ctx, cn_pipe_t *pipe, int err);
 
+/* How long cn_pipe_open() waits for the agent to accept its stream. */
+#define CN_PIPE_OPEN_TIMEOUT_MS 2000u
+
 typedef struct cn_pipe_config {
     cn_pipe_done_fn done; /* optional */
     void *ctx;
+    /* cn_pipe_open(): when the peer has not accepted (or refused) the stream
+     * within this many ms, the stream is reset and the socket closed with
+     * RST (done gets CN_ETIMEOUT), so a frozen agent never holds clients.
+     * 0 = CN_PIPE_OPEN_TIMEOUT_MS. */
+    uint32_t open_timeout_ms;
 } cn_pipe_config_t;
 
 /* The lws protocol entry for pipe sockets (raw-file role). */
@@ -65,18 +78,22 @@ const struct lws_protocols *cn_pipe_protocol(void);
 /* Hub side: takes ownership of a connected socket `fd` (closed on failure
  * too), opens a stream of `kind` with reference `ref` and metadata `meta` on
  * `link`, and starts moving bytes once the agent accepts. Reading from the
- * socket waits until then. Returns NULL with *err on failure (no callback). */
-cn_pipe_t *cn_pipe_open(struct lws_vhost *vh, int fd, cn_link_t *link, uint8_t kind,
-                        const uint8_t *ref, size_t ref_len, const uint8_t *meta, size_t meta_len,
-                        const cn_pipe_config_t *cfg, int *err);
+ * socket waits until then, at most cfg->open_timeout_ms. Returns NULL with
+ * *err on failure (no callback). */
+CN_WARN_UNUSED cn_pipe_t *cn_pipe_open(struct lws_vhost *vh, int fd, cn_link_t *link, uint8_t kind,
+                                       const uint8_t *ref, size_t ref_len, const uint8_t *meta,
+                                       size_t meta_len, const cn_pipe_config_t *cfg, int *err);
 
 /* Agent side: for a stream `id` the peer opened (announced by on_open and
  * not yet accepted), connects to host:port (an IP literal, or a name resolved
  * with a blocking getaddrinfo()), then accepts the stream on success or
  * rejects it with CN_RST_UNREACHABLE. Returns NULL with *err when it cannot
- * even start (then the caller rejects the stream). */
-cn_pipe_t *cn_pipe_dial(struct lws_vhost *vh, cn_link_t *link, uint32_t id, const char *host,
-                        int port, const cn_pipe_config_t *cfg, int *err);
+ * even start (then the caller rejects the stream). While it dials, the
+ * stream is pending and the mux cannot reach the pipe: when the link closes
+ * first, the caller must cn_pipe_abort() it from the link's on_closed. */
+CN_WARN_UNUSED cn_pipe_t *cn_pipe_dial(struct lws_vhost *vh, cn_link_t *link, uint32_t id,
+                                       const char *host, int port, const cn_pipe_config_t *cfg,
+                                       int *err);
 
 /* Closes the socket and resets the stream (code, e.g. CN_RST_PAUSED or
  * CN_RST_GONE). Safe to call more than once; done follows. */
@@ -88,10 +105,12 @@ uint64_t cn_pipe_bytes_down(const cn_pipe_t *pipe);
 
 /* Socket helpers shared by listeners: non-blocking, close-on-exec,
  * TCP_NODELAY. 0 or CN_EIO. */
-int cn_sock_tune(int fd);
+CN_WARN_UNUSED int cn_sock_tune(int fd);
 /* A non-blocking listening TCP socket on host:port (port 0 = any) with
- * SO_REUSEADDR and the given backlog; returns the fd or a negative CN_E*.
+ * SO_REUSEADDR and the given backlog, bound to exactly that address (an
+ * IPv6 address with IPV6_V6ONLY); returns the fd or a negative CN_E*
+ * (CN_EINVAL: not an address; CN_EIO: errno says why).
  * *bound_port (optional) receives the actual port. */
-int cn_sock_listen(const char *host, int port, int backlog, int *bound_port);
+CN_WARN_UNUSED int cn_sock_listen(const char *host, int port, int backlog, int *bound_port);
 
 #endif

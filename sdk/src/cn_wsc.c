@@ -6,6 +6,8 @@
  * data payload over as slices of the caller's input. */
 #include "cn_wsc.h"
 #include "cn_err.h"
+#include "cn_utf8.h"
+#include "cn_errmsg.h"
 
 #include <libwebsockets.h>
 #include <sodium.h>
@@ -168,45 +170,6 @@ static const char *find_crlf(const char *s, size_t n, int crlfs)
     return NULL;
 }
 
-/* Strict UTF-8 (no overlongs, surrogates or values above U+10FFFF), as close
- * reasons must be. */
-static bool utf8_valid(const uint8_t *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = p[i];
-        size_t more;
-        uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            more = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            more = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            more = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (n - i <= more)
-            return false;
-        for (size_t k = 1; k <= more; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i + k] & 0x3f);
-        }
-        if ((more == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (more == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-            return false;
-        i += more + 1;
-    }
-    return true;
-}
-
 /* Codes an endpoint may put on the wire (RFC 6455 7.4 and the IANA registry):
  * 1004-1006 and 1015 are reserved for local use, 1016-2999 unassigned. */
 static bool close_code_valid(uint16_t code)
@@ -342,7 +305,7 @@ size_t cn_wsc_close_frame(uint8_t out[static CN_WSC_MAX_CONTROL], uint16_t code,
         return reason_len ? 0 : control_frame(out, CN_WSC_OP_CLOSE, NULL, 0);
     if (!close_code_valid(code) || reason_len > MAX_CLOSE_REASON)
         return 0;
-    if (reason_len && (!reason || !utf8_valid((const uint8_t *)reason, reason_len)))
+    if (reason_len && (!reason || !cn_utf8_valid(reason, reason_len)))
         return 0;
     body[0] = (uint8_t)(code >> 8);
     body[1] = (uint8_t)code;
@@ -488,8 +451,9 @@ static bool extra_header_valid(const char *line)
 static void put(char *dst, size_t *off, const char *s)
 {
     size_t n = strlen(s);
+    /* The request is bytes with a length, never read as a C string: no NUL. */
     if (dst)
-        memcpy(dst + *off, s, n);
+        memcpy(dst + *off, s, n); /* NOLINT(bugprone-not-null-terminated-result) */
     *off += n;
 }
 
@@ -546,7 +510,7 @@ static int check_config(const cn_wsc_config_t *cfg)
     return 0;
 }
 
-cn_wsc_t *cn_wsc_new(const cn_wsc_config_t *cfg, int *err)
+cn_wsc_t *cn_wsc_new(const cn_wsc_config_t *cfg, char *err, size_t errlen)
 {
     int rc = check_config(cfg);
     cn_wsc_t *ws = NULL;
@@ -587,8 +551,7 @@ cn_wsc_t *cn_wsc_new(const cn_wsc_config_t *cfg, int *err)
     return ws;
 fail:
     cn_wsc_free(ws);
-    if (err)
-        *err = rc;
+    cn_errf(rc, err, errlen, "WebSocket client: %s", cn_strerror(rc));
     return NULL;
 }
 
@@ -791,7 +754,7 @@ static int on_close(cn_wsc_t *ws, cn_wsc_event_cb cb, void *user)
             return fail(ws, CN_EPROTO, "close frame with an invalid code", 1002);
         ev.data = ws->ctrl + 2;
         ev.len = ws->ctrl_have - 2;
-        if (!utf8_valid(ev.data, ev.len))
+        if (!cn_utf8_valid(ev.data, ev.len))
             return fail(ws, CN_EPROTO, "close reason is not UTF-8", 1002);
     }
     /* Echo the code (RFC 6455 5.5.1) unless our close already went out. */

@@ -92,7 +92,7 @@ static cn_chan_t *make(int role)
         .rekey_bytes = 4096, /* so that seeds and mutations meet key updates */
         .now_ms = 1,
     };
-    cn_chan_t *ch = cn_chan_new(&c, NULL);
+    cn_chan_t *ch = cn_chan_new(&c, NULL, 0);
     if (!ch)
         abort();
     return ch;

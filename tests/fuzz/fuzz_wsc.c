@@ -119,7 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                            .path = "/v1/agent",
                            .subprotocol = (mode & 2) ? "connect.v1" : NULL,
                            .max_message = (mode & 4) ? 4096 : 0};
-    cn_wsc_t *ws = cn_wsc_new(&cfg, NULL);
+    cn_wsc_t *ws = cn_wsc_new(&cfg, NULL, 0);
     if (!ws || cn_wsc_set_key_for_test(ws, test_key) != 0)
         abort();
     struct ctx c = {0};

@@ -3,13 +3,22 @@
 what comes back. Every run is bounded in bytes and time.
 
   tcptool.py server PORT          threaded server; each connection starts with
-                                  one line: "SINK", "ECHO" or "SOURCE N SEED"
+                                  one line: "SINK", "ECHO", "SOURCE N SEED" or
+                                  "WATCH NAME" (write "open" to $CN_TCPTOOL_DIR/NAME,
+                                  read until the peer ends, then write "reset" or "eof")
   tcptool.py sink HOST PORT N SEED     send N bytes, half-close, expect their SHA-256
   tcptool.py source HOST PORT N SEED   receive N bytes, check their SHA-256
   tcptool.py echo HOST PORT N SEED     send N bytes, half-close, read the echo to EOF
   tcptool.py many HOST PORT CONNS N    CONNS concurrent echo connections of N bytes each
   tcptool.py garbage HOST PORT N       N random bytes, then close
   tcptool.py refused HOST PORT         exit 0 when the connection is refused or reset at once
+  tcptool.py cut HOST PORT N SEED AFTER READY GO
+                                       download N bytes; after AFTER bytes stop reading, create
+                                       READY and wait for GO to exist; then read to the end:
+                                       exit 0 on ECONNRESET, 1 on a clean EOF (truncation hidden)
+  tcptool.py hold HOST PORT LINE       send LINE, then wait (bounded) until the connection ends
+  tcptool.py rst HOST PORT SECS        exit 0 when a new connection is reset (or refused) within
+                                       SECS; 1 when it hangs longer or ends with a clean close
 """
 import hashlib
 import os
@@ -75,6 +84,21 @@ def handle(conn):
         elif cmd[0] == "SOURCE":
             for c in stream(int(cmd[1]), int(cmd[2])):
                 conn.sendall(c)
+        elif cmd[0] == "WATCH" and len(cmd) == 2:
+            path = os.path.join(os.environ.get("CN_TCPTOOL_DIR", "."), os.path.basename(cmd[1]))
+            with open(path, "w") as f:
+                f.write("open\n")
+            how = "eof"
+            try:
+                while conn.recv(65536):
+                    pass
+            except ConnectionResetError:
+                how = "reset"
+            except OSError as e:
+                how = f"error {e}"
+            with open(path, "w") as f:
+                f.write(how + "\n")
+            return
         conn.shutdown(socket.SHUT_WR)
         # Wait for the client to close, so the half-close is observed in order.
         while conn.recv(65536):
@@ -215,6 +239,74 @@ def refused(host, port):
         return True
 
 
+def cut(host, port, n, seed, after, ready, go):
+    """A download cut mid-way: the test kills something while we hold."""
+    s = connect(host, port)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
+    s.sendall(f"SOURCE {n} {seed}\n".encode())
+    got = 0
+    try:
+        while got < after:
+            d = s.recv(min(CHUNK, after - got))
+            if not d:
+                print(f"cut: clean EOF after {got} bytes, before the cut")
+                return False
+            got += len(d)
+        open(ready, "w").close()
+        end = time.time() + DEADLINE
+        while not os.path.exists(go) and time.time() < end:
+            time.sleep(0.05)
+        while True:
+            d = s.recv(CHUNK)
+            if not d:
+                break
+            got += len(d)
+    except ConnectionResetError:
+        print(f"cut: connection reset after {got} of {n} bytes")
+        return True
+    finally:
+        s.close()
+    print(f"cut: clean EOF after {got} of {n} bytes: a truncated transfer looks complete")
+    return False
+
+
+def hold(host, port, line):
+    s = connect(host, port)
+    s.sendall(line.encode() + b"\n")
+    try:
+        while s.recv(65536):
+            pass
+    except OSError:
+        pass
+    s.close()
+    return True
+
+
+def rst(host, port, secs):
+    t0 = time.time()
+    how = "hung"
+    try:
+        s = socket.create_connection((host, port), secs)
+        s.settimeout(secs)
+        try:
+            s.sendall(b"SINK\n")
+            how = "clean close" if s.recv(1) == b"" else "served"
+        except (ConnectionResetError, BrokenPipeError):
+            how = "reset"
+        except socket.timeout:
+            how = "hung"
+        s.close()
+    except ConnectionRefusedError:
+        how = "refused"
+    except ConnectionResetError:
+        how = "reset"
+    except socket.timeout:
+        how = "hung"
+    dt = time.time() - t0
+    print(f"rst: {how} after {dt:.2f}s")
+    return how in ("reset", "refused") and dt <= secs
+
+
 def main(a):
     if a[0] == "server":
         server(int(a[1]))
@@ -227,6 +319,9 @@ def main(a):
         "many": lambda: many(host, port, int(a[3]), int(a[4])),
         "garbage": lambda: garbage(host, port, int(a[3])),
         "refused": lambda: refused(host, port),
+        "cut": lambda: cut(host, port, int(a[3]), int(a[4]), int(a[5]), a[6], a[7]),
+        "hold": lambda: hold(host, port, a[3]),
+        "rst": lambda: rst(host, port, float(a[3])),
     }
     return 0 if fns[a[0]]() else 1
 

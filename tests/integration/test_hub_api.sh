@@ -48,9 +48,9 @@ free_port() {
 # Starts the hub in the background on $PORT with extra options; waits for
 # health.
 start_hub() {
-    local log="$WORK/hub$1.log"
+    local log="$WORK/hub$1.log" out="$WORK/hub$1.out"
     shift
-    "$HUB" serve --db "$DB" --listen "127.0.0.1:$PORT" --http-port "$EDGE_PORT" "$@" 2>"$log" &
+    "$HUB" serve --db "$DB" --listen "127.0.0.1:$PORT" --http-port "$EDGE_PORT" "$@" >"$out" 2>"$log" &
     HUB_PID=$!
     for _ in $(seq 1 100); do
         if curl -s -o /dev/null -m 1 "http://127.0.0.1:$PORT/api/v1/health"; then
@@ -145,12 +145,25 @@ set +e
 set -e
 [ $rc -eq 2 ] && [ $rc2 -eq 2 ] && [ $rc3 -eq 2 ] && [ $rc4 -eq 1 ] ||
     fail "option errors: $rc $rc2 $rc3 $rc4: $(cat "$WORK/err")"
+# Usage errors read as the agent's do: the command, the reason, where to look.
+grep -qx "connect-hub: serve: unknown option '--frobnicate' (try 'connect-hub serve --help')" \
+    "$WORK/err" || fail "usage error line: $(cat "$WORK/err")"
 
 PORT=$(free_port)
 EDGE_PORT=$(free_port) # the HTTP edge: the port in public HTTP URLs
 BASE="http://127.0.0.1:$PORT/api/v1"
 step "serve on port $PORT"
-start_hub 1 --max-tunnels 10 --tcp-ports 21000-21002 --rate-limit 100000
+start_hub 1 --max-tunnels 10 --tcp-ports 21000-21002 --rate-limit 100000 --json
+# --json: one JSON line on stdout once listening, as connect's long-running commands print.
+[ "$(wc -l <"$WORK/hub1.out")" -eq 1 ] || fail "serve --json printed: $(cat "$WORK/hub1.out")"
+"$PY" - "$WORK/hub1.out" "$PORT" "$EDGE_PORT" <<'EOF' || fail "serve --json line: $(cat "$WORK/hub1.out")"
+import json, sys
+doc = json.loads(open(sys.argv[1]).read())
+port = int(sys.argv[2])
+edge = int(sys.argv[3])
+assert doc == {"url": "http://127.0.0.1:%d" % port, "port": port, "publicDomain": "localhost",
+               "httpPort": edge}, doc
+EOF
 
 step "health without a token"
 req GET /health "" -
@@ -445,6 +458,17 @@ jget '[e["type"] for e in b["events"]]' | grep -q agent.created || fail "agent.c
 req GET "/events?since=2000-01-01T00:00:00Z&limit=2"
 expect 200
 [ "$(jget 'len(b["events"])')" = 2 ] || fail "since+limit"
+# after=0 is a cursor from the very first event, not "the latest page".
+req GET "/events?limit=1"
+expect 200
+LATEST_EV=$(jget 'b["events"][0]["id"]')
+req GET "/events?after=0&limit=1"
+expect 200
+FIRST_EV=$(jget 'b["events"][0]["id"]')
+[ "$FIRST_EV" -lt "$LATEST_EV" ] || fail "after=0 gave event $FIRST_EV, the latest is $LATEST_EV"
+req GET "/events?after=$FIRST_EV&limit=1"
+expect 200
+[ "$(jget 'b["events"][0]["id"]')" -gt "$FIRST_EV" ] || fail "after=$FIRST_EV"
 req GET "/events?since=yesterday"
 expect 422 since
 req GET "/events?limit=0"

@@ -217,10 +217,10 @@ static int run(struct peer *p, int port)
     char host[32];
     snprintf(host, sizeof(host), "127.0.0.1:%d", port);
     cn_wsc_config_t cfg = {.host = host, .path = "/echo", .subprotocol = "connect.v1"};
-    int err = 0;
-    p->ws = cn_wsc_new(&cfg, &err);
+    char err[128] = "";
+    p->ws = cn_wsc_new(&cfg, err, sizeof(err));
     if (!p->ws) {
-        fprintf(stderr, "wsc_interop: cn_wsc_new: %s\n", cn_strerror(err));
+        fprintf(stderr, "wsc_interop: %s\n", err);
         return -1;
     }
     size_t req_len;

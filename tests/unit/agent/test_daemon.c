@@ -18,6 +18,7 @@
 #include "cn_log.h"
 #include "cn_mux.h"
 #include "daemon.h"
+#include "cn_time.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -34,13 +35,6 @@
 #define T2 "22222222-2222-4222-8222-222222222222"
 #define T3 "33333333-3333-4333-8333-333333333333"
 #define AGENT_ID "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* ---- echo target ------------------------------------------------------ */
 
@@ -78,14 +72,25 @@ static void *echo_main(void *arg)
     }
 }
 
+/* A TCP socket bound to a free loopback port (*sa), listening with
+ * `backlog` unless it is negative. */
+static int loopback_socket(int backlog, struct sockaddr_in *sa)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    *sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(*sa);
+    assert_int_equal(bind(fd, (struct sockaddr *)sa, sizeof(*sa)), 0);
+    if (backlog >= 0)
+        assert_int_equal(listen(fd, backlog), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)sa, &sl), 0);
+    return fd;
+}
+
 static void echo_start(void)
 {
-    E.fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof(sa);
-    assert_int_equal(bind(E.fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(listen(E.fd, 8), 0);
-    assert_int_equal(getsockname(E.fd, (struct sockaddr *)&sa, &sl), 0);
+    struct sockaddr_in sa;
+    E.fd = loopback_socket(8, &sa);
     E.port = ntohs(sa.sin_port);
     E.served = 0;
     assert_int_equal(pthread_create(&E.th, NULL, echo_main, NULL), 0);
@@ -174,7 +179,7 @@ static void pump(cn_link_t *l, hub_stream_t *s)
                 s->tx_off += (size_t)n;
         }
         if (s->tx_off == strlen(s->tx)) {
-            cn_mux_shutdown(m, s->id);
+            assert_int_equal(cn_mux_shutdown(m, s->id), 0);
             s->fin_sent = 1;
         }
     }
@@ -329,8 +334,7 @@ static void hub_start(json_t *tunnels)
         .mux_cb = &hub_mux_cb,
         .cb = {.on_established = h_established, .on_closed = h_closed_link},
     };
-    int err = 0;
-    H.srv = cn_link_server_new(&sc, &err);
+    H.srv = cn_link_server_new(&sc, NULL, 0);
     assert_non_null(H.srv);
     H.protocols[0].name = "http";
     H.protocols[0].callback = h_http;
@@ -365,7 +369,9 @@ static void hub_stop(void)
 
 typedef struct obs {
     int hellos, tunnel_updates, downs;
+    int want_hellos; /* for hellos_reached() */
     int last_admitted;
+    cn_link_reason_t last_reason;
     char api_token[64];
 } obs_t;
 
@@ -383,12 +389,14 @@ static void on_tunnels(void *ctx, agent_daemon_t *d)
     ((obs_t *)ctx)->tunnel_updates++;
 }
 
-static void on_down(void *ctx, agent_daemon_t *d, int err, const char *why, bool established,
-                    bool admitted)
+static void on_down(void *ctx, agent_daemon_t *d, const agent_down_t *down)
 {
     obs_t *o = ctx;
     o->downs++;
-    o->last_admitted = admitted;
+    o->last_admitted = down->admitted;
+    o->last_reason = down->reason;
+    if (down->reason != CN_LINK_CLOSED_LOCALLY) /* else the closer's own words */
+        assert_non_null(strstr(down->why, cn_link_reason_name(down->reason)));
 }
 
 static json_t *tunnel(const char *id, const char *name, int port, const char *status)
@@ -400,8 +408,8 @@ static json_t *tunnel(const char *id, const char *name, int port, const char *st
 /* Runs the daemon until cond() or the deadline. */
 static int run_until(agent_daemon_t *d, int (*cond)(void *), void *arg, uint64_t ms)
 {
-    uint64_t end = mono_ms() + ms;
-    while (!cond(arg) && mono_ms() < end)
+    uint64_t end = cn_time_mono_ms() + ms;
+    while (!cond(arg) && cn_time_mono_ms() < end)
         agent_daemon_service(d);
     return cond(arg);
 }
@@ -474,6 +482,9 @@ static hub_stream_t *open_stream(agent_daemon_t *d, uint8_t kind, const char *re
     return s;
 }
 
+/* Backoff settings of the agents the tests start: quick, so tests are. */
+static uint32_t backoff_base_ms = 100, backoff_cap_ms = 300;
+
 static agent_daemon_t *start_agent_serving(obs_t *o, uint8_t sk[32], const char *enroll,
                                            const char *const *serve, size_t nserve)
 {
@@ -487,8 +498,8 @@ static agent_daemon_t *start_agent_serving(obs_t *o, uint8_t sk[32], const char 
         .hub_pk = H.pk,
         .agent_id = enroll ? NULL : AGENT_ID,
         .enroll = enroll,
-        .backoff_base_ms = 100,
-        .backoff_cap_ms = 300,
+        .backoff_base_ms = backoff_base_ms,
+        .backoff_cap_ms = backoff_cap_ms,
         .serve = serve,
         .nserve = nserve,
         .on_hello = on_hello,
@@ -505,6 +516,36 @@ static agent_daemon_t *start_agent_serving(obs_t *o, uint8_t sk[32], const char 
 static agent_daemon_t *start_agent(obs_t *o, uint8_t sk[32], const char *enroll)
 {
     return start_agent_serving(o, sk, enroll, NULL, 0);
+}
+
+/* A hub with no tunnels and an agent it has admitted. */
+static agent_daemon_t *admitted_agent(obs_t *o, uint8_t sk[32])
+{
+    hub_start(json_array());
+    agent_daemon_t *d = start_agent(o, sk, NULL);
+    assert_true(run_until(d, first_hello, o, 10000));
+    return d;
+}
+
+/* A hub whose allow-list is one active tunnel T1 to 127.0.0.1:port, and an
+ * agent it has admitted. */
+static agent_daemon_t *admitted_with_tunnel(const char *name, int port, obs_t *o, uint8_t sk[32])
+{
+    json_t *tl = json_array();
+    json_array_append_new(tl, tunnel(T1, name, port, "active"));
+    hub_start(tl);
+    agent_daemon_t *d = start_agent(o, sk, NULL);
+    assert_true(run_until(d, first_hello, o, 10000));
+    return d;
+}
+
+/* A port where a hub was and no longer is: connects fail from now on. */
+static void hub_gone(void)
+{
+    hub_start(json_array());
+    int port = H.port;
+    hub_stop();
+    H.port = port;
 }
 
 static void stop_agent(agent_daemon_t *d)
@@ -530,7 +571,7 @@ static void test_serves_only_its_tunnels(void **state)
     assert_int_equal(agent_daemon_tunnels(d)->count, 2);
     assert_string_equal(H.payload, "{\"v\":1,\"agentId\":\"" AGENT_ID "\"}");
     uint8_t pk[32];
-    cn_chan_public_key(sk, pk);
+    assert_int_equal(cn_chan_public_key(sk, pk), 0);
     assert_memory_equal(H.agent_pk, pk, 32);
 
     /* An exposed tunnel: bytes reach the target and come back, both FINs. */
@@ -618,19 +659,11 @@ static void test_named_tunnels_only(void **state)
 static void test_target_down_is_unreachable(void **state)
 {
     /* A port nobody listens on. */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof(sa);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-    close(fd);
-    json_t *tl = json_array();
-    json_array_append_new(tl, tunnel(T1, "down", ntohs(sa.sin_port), "active"));
-    hub_start(tl);
+    struct sockaddr_in sa;
+    close(loopback_socket(-1, &sa));
     obs_t o = {0};
     uint8_t sk[32];
-    agent_daemon_t *d = start_agent(&o, sk, NULL);
-    assert_true(run_until(d, first_hello, &o, 10000));
+    agent_daemon_t *d = admitted_with_tunnel("down", ntohs(sa.sin_port), &o, sk);
     hub_stream_t *s = open_stream(d, CN_KIND_TCP, T1, "x");
     assert_true(s->reset);
     assert_int_equal(s->reset_code, CN_RST_UNREACHABLE);
@@ -641,24 +674,102 @@ static void test_target_down_is_unreachable(void **state)
 
 static void test_reconnects_after_link_loss(void **state)
 {
-    hub_start(json_array());
     obs_t o = {0};
     uint8_t sk[32];
-    agent_daemon_t *d = start_agent(&o, sk, NULL);
-    assert_true(run_until(d, first_hello, &o, 10000));
-    uint64_t t0 = mono_ms();
+    agent_daemon_t *d = admitted_agent(&o, sk);
+    uint64_t t0 = cn_time_mono_ms();
     hub_cmd(d, CMD_KICK, 0, NULL, NULL, NULL);
     assert_true(run_until(d, hellos_at_least, &o, 10000));
     /* Backoff: at least half of the 100 ms base, well under the cap. */
-    uint64_t took = mono_ms() - t0;
+    uint64_t took = cn_time_mono_ms() - t0;
     assert_true(took >= 50);
     assert_true(took < 5000);
     assert_int_equal(o.downs, 1);
     assert_true(o.last_admitted);
+    /* The hub closed it: a close from the peer, not a failed connect. */
+    assert_true(o.last_reason == CN_LINK_PEER_CLOSED || o.last_reason == CN_LINK_LOST);
     lock();
     int admitted = H.admitted;
     unlock();
     assert_int_equal(admitted, 2);
+    stop_agent(d);
+    hub_stop();
+}
+
+static int hellos_reached(void *arg)
+{
+    obs_t *o = arg;
+    return o->hellos >= o->want_hellos;
+}
+
+/* A link that the hub admits and that then dies (a noisy path, a hub that
+ * drops it) is back within the base delay every time: the backoff resets
+ * on admission instead of growing towards its 30 s cap. */
+static void test_admitted_link_reconnects_quickly_every_time(void **state)
+{
+    hub_start(json_array());
+    backoff_base_ms = 400;
+    backoff_cap_ms = 30000;
+    obs_t o = {0};
+    uint8_t sk[32];
+    agent_daemon_t *d = start_agent(&o, sk, NULL);
+    backoff_base_ms = 100;
+    backoff_cap_ms = 300;
+    assert_true(run_until(d, first_hello, &o, 10000));
+    for (int i = 0; i < 5; i++) {
+        uint64_t t0 = cn_time_mono_ms();
+        o.want_hellos = o.hellos + 1;
+        hub_cmd(d, CMD_KICK, 0, NULL, NULL, NULL);
+        assert_true(run_until(d, hellos_reached, &o, 10000));
+        uint64_t took = cn_time_mono_ms() - t0;
+        /* Without the reset: 0.2-0.4, 0.4-0.8, 0.8-1.6, 1.6-3.2, 3.2-6.4 s. */
+        if (took >= 1000)
+            fail_msg("reconnect %d took %llu ms", i + 1, (unsigned long long)took);
+        assert_int_equal(o.downs, i + 1);
+    }
+    stop_agent(d);
+    hub_stop();
+}
+
+/* The link dies while the agent is still dialing a target (its connect()
+ * hangs: the target's accept queue is full, so SYNs are dropped). When the
+ * dial finally completes, the pipe must not touch the dead link; the target
+ * connection is dropped and the agent reconnects. ASan catches a
+ * use-after-free here. */
+static void test_link_loss_while_dialing(void **state)
+{
+    struct sockaddr_in sa;
+    int lfd = loopback_socket(0, &sa);
+    /* Fill the accept queue: later SYNs are dropped and retried. */
+    int filler[2];
+    for (int i = 0; i < 2; i++) {
+        filler[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(filler[i], (struct sockaddr *)&sa, sizeof(sa));
+    }
+    usleep(100 * 1000);
+    obs_t o = {0};
+    uint8_t sk[32];
+    agent_daemon_t *d = admitted_with_tunnel("stuck", ntohs(sa.sin_port), &o, sk);
+    hub_cmd(d, CMD_OPEN, CN_KIND_TCP, T1, "x", NULL);
+    uint64_t end = cn_time_mono_ms() + 300;
+    while (cn_time_mono_ms() < end)
+        agent_daemon_service(d);
+    assert_int_equal(agent_daemon_streams(d), 1); /* dialing */
+    o.want_hellos = 2;
+    hub_cmd(d, CMD_KICK, 0, NULL, NULL, NULL);
+    /* Let the queued connections in, so the dial's next SYN succeeds. */
+    for (int i = 0; i < 2; i++) {
+        int a = accept(lfd, NULL, NULL);
+        if (a >= 0)
+            close(a);
+        close(filler[i]);
+    }
+    close(lfd);
+    end = cn_time_mono_ms() + 3500; /* past the first SYN retransmission (1 s) */
+    while (cn_time_mono_ms() < end)
+        agent_daemon_service(d);
+    assert_int_equal(agent_daemon_streams(d), 0);
+    assert_true(run_until(d, hellos_reached, &o, 5000));
     stop_agent(d);
     hub_stop();
 }
@@ -687,8 +798,8 @@ static void test_refused_enrollment_does_not_retry(void **state)
     assert_false(o.last_admitted);
     /* No second attempt: the daemon is idle and stays so. */
     assert_true(run_until(d, is_idle, d, 2000));
-    uint64_t end = mono_ms() + 600;
-    while (mono_ms() < end)
+    uint64_t end = cn_time_mono_ms() + 600;
+    while (cn_time_mono_ms() < end)
         agent_daemon_service(d);
     assert_int_equal(o.downs, 1);
     assert_int_equal(o.hellos, 0);
@@ -696,20 +807,51 @@ static void test_refused_enrollment_does_not_retry(void **state)
     hub_stop();
 }
 
+/* agent_daemon_shutdown: drains within the time given and the hub sees the
+ * link close; a cut-short flag ends the wait at once. */
+static void test_shutdown_drains_then_frees(void **state)
+{
+    obs_t o = {0};
+    uint8_t sk[32];
+    agent_daemon_t *d = admitted_agent(&o, sk);
+    uint64_t t0 = cn_time_mono_ms();
+    assert_int_equal(agent_daemon_shutdown(d, AGENT_DAEMON_DRAIN_MS, NULL), 0);
+    assert_true(cn_time_mono_ms() - t0 < AGENT_DAEMON_DRAIN_MS);
+    /* The hub saw a close, not a dead link (give its thread a moment). */
+    int closed = 0;
+    for (int i = 0; i < 100 && !closed; i++) {
+        lock();
+        closed = H.closed;
+        unlock();
+        if (!closed)
+            usleep(10000);
+    }
+    assert_int_equal(closed, 1);
+    hub_stop();
+
+    /* Cut short: no hub, the link never comes up; the flag wins over ms. */
+    hub_gone();
+    obs_t o2 = {0};
+    d = start_agent(&o2, sk, NULL);
+    volatile sig_atomic_t cut = 1;
+    t0 = cn_time_mono_ms();
+    agent_daemon_shutdown(d, 60000, &cut);
+    assert_true(cn_time_mono_ms() - t0 < 5000);
+    assert_int_equal(agent_daemon_shutdown(NULL, 10, NULL), 0);
+}
+
 static void test_stop_while_hub_unreachable(void **state)
 {
     /* No hub at all: the daemon keeps retrying with backoff; stop ends it. */
-    hub_start(json_array());
-    int port = H.port;
-    hub_stop();
-    H.port = port;
+    hub_gone();
     obs_t o = {0};
     uint8_t sk[32];
     agent_daemon_t *d = start_agent(&o, sk, NULL);
-    uint64_t end = mono_ms() + 800;
-    while (mono_ms() < end)
+    uint64_t end = cn_time_mono_ms() + 800;
+    while (cn_time_mono_ms() < end)
         agent_daemon_service(d);
     assert_true(o.downs >= 2);
+    assert_int_equal(o.last_reason, CN_LINK_CONNECT_FAILED);
     assert_false(agent_daemon_connected(d));
     stop_agent(d);
 }
@@ -726,9 +868,12 @@ int main(void)
         cmocka_unit_test(test_named_tunnels_only),
         cmocka_unit_test(test_target_down_is_unreachable),
         cmocka_unit_test(test_reconnects_after_link_loss),
+        cmocka_unit_test(test_admitted_link_reconnects_quickly_every_time),
+        cmocka_unit_test(test_link_loss_while_dialing),
         cmocka_unit_test(test_enrollment),
         cmocka_unit_test(test_refused_enrollment_does_not_retry),
         cmocka_unit_test(test_stop_while_hub_unreachable),
+        cmocka_unit_test(test_shutdown_drains_then_frees),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,7 @@
 
 #include "api.h"
 #include "cmd_serve.h"
+#include "events.h"
 
 /* Parses "serve" followed by the NULL-terminated `args`. */
 static int parse_v(hub_serve_options_t *o, char *err, const char *const *args)
@@ -28,11 +29,15 @@ static void test_defaults(void **state)
     assert_int_equal(o.listen_port, 8080);
     assert_string_equal(o.public_domain, "localhost");
     assert_int_equal(o.http_port, 0);
+    assert_false(o.http_port_set); /* the edge takes the listen port + 1 */
+    assert_int_equal(o.http_timeout_s, HUB_HTTP_TIMEOUT_DEFAULT_S);
     assert_int_equal(o.tcp_port_lo, HUB_API_TCP_PORTS_DEFAULT_LO);
     assert_int_equal(o.tcp_port_hi, HUB_API_TCP_PORTS_DEFAULT_HI);
     assert_int_equal(o.rate_limit, HUB_API_RATE_LIMIT_DEFAULT);
     assert_int_equal(o.max_tunnels, HUB_API_MAX_TUNNELS_DEFAULT);
     assert_int_equal(o.max_agents, HUB_API_MAX_AGENTS_DEFAULT);
+    assert_int_equal(o.event_days, HUB_EVENT_RETENTION_DAYS_DEFAULT);
+    assert_int_equal(o.event_max, HUB_EVENT_MAX_DEFAULT);
     assert_null(o.tls_cert);
 }
 
@@ -57,6 +62,11 @@ static void test_values(void **state)
     assert_int_equal(o.max_agents, 7);
     assert_int_equal(parse(&o, err, "--db", "/d", "--max-agents", "x"), -1);
     assert_non_null(strstr(err, "--max-agents"));
+    assert_int_equal(parse(&o, err, "--db", "/d", "--event-retention", "0", "--event-max=5"), 0);
+    assert_int_equal(o.event_days, 0);
+    assert_int_equal(o.event_max, 5);
+    assert_int_equal(parse(&o, err, "--db", "/d", "--event-retention", "36501"), -1);
+    assert_non_null(strstr(err, "--event-retention"));
     assert_int_equal(parse(&o, err, "--db", "/d", "--http-port", "8081"), 0);
     assert_int_equal(o.http_port, 8081);
     assert_true(o.http_port_set);
@@ -67,12 +77,51 @@ static void test_values(void **state)
     assert_int_equal(o.http_timeout_s, 5);
     assert_int_equal(parse(&o, err, "--db", "/d", "--help"), 1);
     assert_int_equal(parse(&o, err, "-h"), 1);
+    assert_int_equal(parse(&o, err, "--db", "/d"), 0);
+    assert_false(o.json);
+    assert_int_equal(o.log_level, 0);
+    assert_int_equal(parse(&o, err, "--db", "/d", "--json", "--log-level=debug"), 0);
+    assert_true(o.json);
+    assert_int_equal(o.log_level, 1 + 3); /* 1 + CN_LOG_DEBUG */
+    assert_int_equal(parse(&o, err, "--listen=localhost:9", "--db", "/d"), 0);
+    assert_string_equal(o.listen_host, "127.0.0.1");
+    assert_int_equal(o.listen_port, 9);
+}
+
+/* --help lists every option the parser takes, from the same table. */
+static void test_usage_lists_every_option(void **state)
+{
+    char buf[4096] = "";
+    FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
+    hub_serve_usage(f);
+    fclose(f);
+    static const char *const want[] = {
+        "usage: connect-hub serve --db PATH",
+        "--db PATH",
+        "--listen HOST:PORT",
+        "--public-domain DOMAIN",
+        "--http-port N",
+        "--http-timeout S",
+        "--tcp-ports A-B",
+        "--tls-cert FILE",
+        "--tls-key FILE",
+        "--rate-limit N",
+        "--max-tunnels N",
+        "--max-agents N",
+        "--json",
+        "--log-level error|warn|info|debug",
+        "-h, --help",
+        "(default 20000-29999)",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        if (!strstr(buf, want[i]))
+            fail_msg("serve --help lacks '%s'", want[i]);
 }
 
 static void test_errors(void **state)
 {
     static const struct {
-        const char *a[6];
+        const char *a[7];
         const char *names;
     } bad[] = {
         {{NULL}, "--db"},
@@ -96,6 +145,10 @@ static void test_errors(void **state)
         {{"--db", "/d", "--what", NULL}, "--what"},
         {{"--db", "/d", "stray", NULL}, "stray"},
         {{"--db", "/d", "--listen", "127.0.0.1:20001", NULL}, "--listen"},
+        {{"--db", "/d", "--listen", "127.0.0.1:1", "--listen", "127.0.0.1:2", NULL}, "--listen"},
+        {{"--db", "/d", "--rate-limit", "1000001", NULL}, "--rate-limit"},
+        {{"--db", "/d", "--log-level", "loud", NULL}, "--log-level"},
+        {{"--db", "/d", "--json=yes", NULL}, "--json"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         hub_serve_options_t o;
@@ -115,6 +168,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_usage_lists_every_option),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

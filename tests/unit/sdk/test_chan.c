@@ -65,10 +65,10 @@ static cn_chan_t *side_new(struct side *s, int role, const struct keys *k, const
         .verify = role == CN_CHAN_RESPONDER ? o->verify : NULL,
         .verify_arg = o->verify_arg,
     };
-    int err = 1;
-    s->c = cn_chan_new(&cfg, &err);
-    assert_non_null(s->c);
-    assert_int_equal(err, 0);
+    char err[128] = "";
+    s->c = cn_chan_new(&cfg, err, sizeof(err));
+    if (!s->c)
+        fail_msg("cn_chan_new: %s", err);
     cn_buf_init(&s->out, 1u << 20, 0);
     cn_buf_init(&s->plain, PLAIN_MAX, 0);
     return s->c;
@@ -759,18 +759,18 @@ static void test_limits(void **state)
                           .remote_public = k.hub_pub,
                           .app_payload = big,
                           .app_payload_len = sizeof(big)};
-    int err = 0;
-    assert_null(cn_chan_new(&c, &err));
-    assert_int_equal(err, CN_EINVAL);
+    char err[128] = "";
+    assert_null(cn_chan_new(&c, err, sizeof(err)));
+    assert_string_equal(err, "secure channel: invalid argument or malformed input");
     c.app_payload_len = CN_CHAN_MAX_APP_PAYLOAD;
-    cn_chan_t *ch = cn_chan_new(&c, &err);
+    cn_chan_t *ch = cn_chan_new(&c, err, sizeof(err));
     assert_non_null(ch);
     cn_chan_free(ch);
     c.remote_public = NULL; /* the agent must pin the hub */
-    assert_null(cn_chan_new(&c, &err));
+    assert_null(cn_chan_new(&c, NULL, 0));
     c.remote_public = k.hub_pub;
     c.cipher = 3;
-    assert_null(cn_chan_new(&c, &err));
+    assert_null(cn_chan_new(&c, NULL, 0));
     cn_chan_free(NULL);
 }
 
@@ -789,8 +789,8 @@ static void test_app_payload_max(void **state)
     struct pair p;
     memset(&p, 0, sizeof(p));
     p.k = k;
-    p.s[0].c = cn_chan_new(&ic, NULL);
-    p.s[1].c = cn_chan_new(&rc, NULL);
+    p.s[0].c = cn_chan_new(&ic, NULL, 0);
+    p.s[1].c = cn_chan_new(&rc, NULL, 0);
     for (int s = 0; s < 2; s++) {
         assert_non_null(p.s[s].c);
         cn_buf_init(&p.s[s].out, 1u << 20, 0);

@@ -8,6 +8,7 @@
 #include "cn_frame.h"
 #include "cn_link.h"
 #include "cn_mux.h"
+#include "cn_time.h"
 
 #include <libwebsockets.h>
 #include <sodium.h>
@@ -35,6 +36,8 @@ struct side {
     cn_link_t *link;
     int established, closed;
     int close_err;
+    cn_link_reason_t reason;
+    char why[80];
     xfer_t *x[256];
     int nx;
     int n_closed;
@@ -55,13 +58,6 @@ typedef struct world {
 } world_t;
 
 static world_t *W;
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static side_t *side_of(cn_link_t *l)
 {
@@ -213,6 +209,8 @@ static void server_closed(cn_link_t *l, void *ctx, int err, const char *why)
     world_t *w = ctx;
     w->server.closed = 1;
     w->server.close_err = err;
+    w->server.reason = cn_link_close_reason(l);
+    snprintf(w->server.why, sizeof(w->server.why), "%s", why);
     w->server.link = NULL;
 }
 
@@ -240,6 +238,8 @@ static void client_closed(cn_link_t *l, void *ctx, int err, const char *why)
     world_t *w = ctx;
     w->client.closed = 1;
     w->client.close_err = err;
+    w->client.reason = cn_link_close_reason(l);
+    snprintf(w->client.why, sizeof(w->client.why), "%s", why);
     w->client.link = NULL;
 }
 
@@ -279,8 +279,7 @@ static void world_start(world_t *w, int nstreams, uint64_t per_stream)
         .cb = {.on_established = server_established, .on_closed = server_closed},
         .ctx = w,
     };
-    int err = 0;
-    w->srv = cn_link_server_new(&sc, &err);
+    w->srv = cn_link_server_new(&sc, NULL, 0);
     assert_non_null(w->srv);
 
     memset(protocols, 0, sizeof(protocols));
@@ -310,7 +309,7 @@ static void world_start(world_t *w, int nstreams, uint64_t per_stream)
 static void world_connect(world_t *w)
 {
     uint8_t wrong_pk[32], wrong_sk[32];
-    cn_chan_keypair(wrong_pk, wrong_sk);
+    assert_int_equal(cn_chan_keypair(wrong_pk, wrong_sk), 0);
     cn_link_client_config_t cc = {
         .host = "127.0.0.1",
         .port = w->port,
@@ -325,16 +324,17 @@ static void world_connect(world_t *w)
         .ctx = w,
         .user = &w->client,
     };
-    int err = 0;
-    w->client.link = cn_link_connect(w->ctx, w->vh, &cc, &err);
-    assert_non_null(w->client.link);
+    char err[160] = "";
+    w->client.link = cn_link_connect(w->ctx, w->vh, &cc, err, sizeof(err));
+    if (!w->client.link)
+        fail_msg("cn_link_connect: %s", err);
 }
 
 /* Services the loop until done() or the deadline; returns done(). */
 static int run_until(world_t *w, int (*done)(world_t *), uint64_t ms)
 {
-    uint64_t end = mono_ms() + ms;
-    while (!done(w) && mono_ms() < end)
+    uint64_t end = cn_time_mono_ms() + ms;
+    while (!done(w) && cn_time_mono_ms() < end)
         lws_service(w->ctx, 50);
     return done(w);
 }
@@ -408,6 +408,8 @@ static void test_100mib_64_streams(void **state)
     cn_link_close(w.client.link, "done");
     assert_true(run_until(&w, links_gone, 10000));
     assert_int_equal(w.client.close_err, 0);
+    assert_int_equal(w.client.reason, CN_LINK_CLOSED_LOCALLY);
+    assert_string_equal(w.client.why, "done"); /* the caller's words */
     world_stop(&w);
 }
 
@@ -435,6 +437,7 @@ static void test_wrong_pin(void **state)
     assert_false(w.client.established);
     assert_false(w.server.established);
     assert_int_not_equal(w.client.close_err, 0);
+    assert_int_equal(w.server.reason, CN_LINK_CHANNEL_FAILED);
     world_stop(&w);
 }
 
@@ -449,7 +452,121 @@ static void test_connect_refused(void **state)
     world_connect(&w);
     assert_true(run_until(&w, client_gone, 10000));
     assert_int_equal(w.client.close_err, CN_EIO);
+    assert_int_equal(w.client.reason, CN_LINK_CONNECT_FAILED);
+    assert_string_equal(w.client.why, "could not connect to the hub");
     world_stop(&w);
+}
+
+/* Every reason has its own words. */
+static void test_reason_names(void **state)
+{
+    for (int a = CN_LINK_CLOSED_LOCALLY; a <= CN_LINK_REFUSED; a++) {
+        const char *na = cn_link_reason_name((cn_link_reason_t)a);
+        assert_non_null(na);
+        assert_string_not_equal(na, "closed");
+        for (int b = a + 1; b <= CN_LINK_REFUSED; b++)
+            assert_string_not_equal(na, cn_link_reason_name((cn_link_reason_t)b));
+    }
+}
+
+/* ---- liveness rule (sans-IO) ---- */
+
+/* Simulates the link's timer (every 250 ms) against a peer described by
+ * `rx_at(now)`: the last time anything arrived. Returns when the rule
+ * declares the peer dead (its time), or 0 if it never did within `ms`.
+ * Counts the PINGs sent; we send nothing else. */
+typedef uint64_t (*rx_model_fn)(uint64_t now, uint64_t last_ping);
+
+static uint64_t simulate(rx_model_fn rx_at, uint64_t ms, int *pings)
+{
+    const cn_link_timing_t t = {0}; /* the defaults */
+    uint64_t t0 = 1000000, last_tx = t0, last_ping = 0;
+    *pings = 0;
+    for (uint64_t now = t0; now <= t0 + ms; now += 250) {
+        uint64_t last_rx = rx_at(now - t0, last_ping ? last_ping - t0 : 0) + t0;
+        switch (cn_link_liveness(&t, now, last_rx, last_tx, last_ping, 0)) {
+        case CN_LINK_DEAD:
+            return now - t0;
+        case CN_LINK_PING:
+            (*pings)++;
+            last_ping = last_tx = now;
+            break;
+        case CN_LINK_ALIVE:
+            break;
+        }
+    }
+    return 0;
+}
+
+/* Frozen at 0 (kill -STOP): nothing ever arrives again. */
+static uint64_t rx_frozen(uint64_t now, uint64_t last_ping)
+{
+    return 0;
+}
+
+/* A busy peer: records every 300 ms, and it never answers a PING (its
+ * PONGs are stuck behind data). */
+static uint64_t rx_busy(uint64_t now, uint64_t last_ping)
+{
+    return now - now % 300;
+}
+
+/* An idle live peer: its keepalive every 1.25 s (1 s plus timer slack),
+ * and a PONG 50 ms after each of our PINGs. */
+static uint64_t rx_idle(uint64_t now, uint64_t last_ping)
+{
+    uint64_t keepalive = now - now % 1250;
+    uint64_t pong = last_ping && now >= last_ping + 50 ? last_ping + 50 : 0;
+    return pong > keepalive ? pong : keepalive;
+}
+
+/* A frozen peer is declared dead within about 3 s of its last byte, after
+ * tight probes; a busy or idle live peer is never dropped. */
+static void test_liveness_rule(void **state)
+{
+    int pings = 0;
+    uint64_t dead = simulate(rx_frozen, 20000, &pings);
+    assert_true(dead > 3000);
+    assert_true(dead <= 3500);
+    assert_true(pings >= 4); /* probes every 0.5 s from 1 s of silence */
+    assert_int_equal(simulate(rx_busy, 120000, &pings), 0);
+    assert_int_equal(simulate(rx_idle, 120000, &pings), 0);
+    assert_true(pings <= 120 * 2 + 1); /* idle cost: about one PING a second each way */
+
+    /* Table: now 10000 and the last byte `silent` ms ago. */
+    const cn_link_timing_t t = {0};
+    const struct {
+        uint64_t silent, since_tx, since_ping; /* since_ping 0: never pinged */
+        int rx_paused;
+        enum cn_link_liveness want;
+    } v[] = {
+        {100, 100, 0, 0, CN_LINK_ALIVE},     /* traffic both ways */
+        {100, 1000, 0, 0, CN_LINK_PING},     /* keepalive: we sent nothing for 1 s */
+        {999, 100, 0, 0, CN_LINK_ALIVE},     /* not yet missed */
+        {1000, 100, 0, 0, CN_LINK_PING},     /* missed traffic: first probe */
+        {1400, 100, 400, 0, CN_LINK_ALIVE},  /* probed 400 ms ago */
+        {1500, 100, 500, 0, CN_LINK_PING},   /* the next probe */
+        {3000, 100, 100, 0, CN_LINK_ALIVE},  /* at the bound: not yet */
+        {3001, 100, 100, 0, CN_LINK_DEAD},   /* past it */
+        {60000, 100, 100, 1, CN_LINK_ALIVE}, /* we stopped reading: never dead */
+        {60000, 1000, 100, 1, CN_LINK_PING}, /* ... but keepalive goes on */
+    };
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        uint64_t now = 10000;
+        enum cn_link_liveness got =
+            cn_link_liveness(&t, now, now - v[i].silent, now - v[i].since_tx,
+                             v[i].since_ping ? now - v[i].since_ping : 0, v[i].rx_paused);
+        if (got != v[i].want)
+            fail_msg("case %zu: got %d, want %d", i, (int)got, (int)v[i].want);
+    }
+    /* Configured timings are honoured. */
+    const cn_link_timing_t slow = {.ping_interval_ms = 5000, .dead_after_ms = 20000};
+    assert_int_equal(cn_link_liveness(&slow, 100000, 100000 - 4000, 100000 - 100, 0, 0),
+                     CN_LINK_ALIVE);
+    assert_int_equal(cn_link_liveness(&slow, 100000, 100000 - 19000, 100000 - 100, 0, 0),
+                     CN_LINK_PING);
+    assert_int_equal(cn_link_liveness(&slow, 100000, 100000 - 20001, 100000 - 100, 0, 0),
+                     CN_LINK_DEAD);
 }
 
 int main(void)
@@ -457,10 +574,9 @@ int main(void)
     if (sodium_init() < 0)
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_100mib_64_streams),
-        cmocka_unit_test(test_refused_agent),
-        cmocka_unit_test(test_wrong_pin),
-        cmocka_unit_test(test_connect_refused),
+        cmocka_unit_test(test_liveness_rule),   cmocka_unit_test(test_100mib_64_streams),
+        cmocka_unit_test(test_refused_agent),   cmocka_unit_test(test_wrong_pin),
+        cmocka_unit_test(test_connect_refused), cmocka_unit_test(test_reason_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

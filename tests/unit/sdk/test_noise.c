@@ -109,10 +109,9 @@ static void run_vector(json_t *v, int pattern, int cipher)
                             .remote_public = rrs,
                             .psk = rpsk,
                             .fixed_ephemeral = re};
-    int err = 0;
-    cn_noise_t *hi = cn_noise_new(&ic, &err);
+    cn_noise_t *hi = cn_noise_new(&ic, NULL, 0);
     assert_non_null(hi);
-    cn_noise_t *hr = cn_noise_new(&rc, &err);
+    cn_noise_t *hr = cn_noise_new(&rc, NULL, 0);
     assert_non_null(hr);
     assert_string_equal(cn_noise_protocol_name(hi), name);
 
@@ -182,7 +181,17 @@ static void test_vectors(void **state)
 {
     char *path = cn_test_shared_path("noise-vectors.json");
     if (!path) {
-        print_message("skipping: ../shared/noise-vectors.json not found\n");
+        /* The known-answer test is what ties our Noise to the spec: it may
+         * not pass by running nothing. Under CI its absence fails; elsewhere
+         * it skips with one line nobody can miss. */
+        if (cn_test_in_ci())
+            fail_msg("noise vectors absent (%s/noise-vectors.json) and CI is set: the Noise "
+                     "known-answer test must run",
+                     cn_test_shared_dir());
+        fprintf(stderr,
+                "SKIP test_noise: noise vectors absent (%s/noise-vectors.json): the Noise "
+                "known-answer test did NOT run\n",
+                cn_test_shared_dir());
         skip();
     }
     json_error_t jerr;
@@ -238,10 +247,10 @@ static cn_noise_t *xk(int role, const struct keys *k, const uint8_t *pinned)
                            .prologue_len = sizeof(prologue),
                            .local_private = role == CN_NOISE_INITIATOR ? k->i_priv : k->r_priv,
                            .remote_public = role == CN_NOISE_INITIATOR ? pinned : NULL};
-    int err = 1;
-    cn_noise_t *hs = cn_noise_new(&c, &err);
-    assert_non_null(hs);
-    assert_int_equal(err, 0);
+    char err[128] = "";
+    cn_noise_t *hs = cn_noise_new(&c, err, sizeof(err));
+    if (!hs)
+        fail_msg("cn_noise_new: %s", err);
     return hs;
 }
 
@@ -249,25 +258,25 @@ static void test_config_refused(void **state)
 {
     struct keys k;
     make_keys(&k);
-    int err = 0;
+    char err[128] = "";
     cn_noise_config_t c = {.role = CN_NOISE_INITIATOR, .pattern = CN_NOISE_XK, .cipher = 0};
     c.local_private = k.i_priv; /* XK initiator without the responder's key */
-    assert_null(cn_noise_new(&c, &err));
-    assert_int_equal(err, CN_EINVAL);
+    assert_null(cn_noise_new(&c, err, sizeof(err)));
+    assert_string_equal(err, "Noise handshake: invalid argument or malformed input");
     c.remote_public = k.r_pub;
     c.psk = k.r_priv; /* psk on a pattern without one */
-    assert_null(cn_noise_new(&c, &err));
-    assert_int_equal(err, CN_EINVAL);
+    assert_null(cn_noise_new(&c, err, sizeof(err)));
+    assert_string_equal(err, "Noise handshake: invalid argument or malformed input");
     c.psk = NULL;
     c.pattern = 99;
-    assert_null(cn_noise_new(&c, &err));
+    assert_null(cn_noise_new(&c, err, sizeof(err)));
     c.pattern = CN_NOISE_NN; /* NN uses no static keys */
-    assert_null(cn_noise_new(&c, &err));
+    assert_null(cn_noise_new(&c, err, sizeof(err)));
     c.pattern = CN_NOISE_XK;
     c.cipher = 7;
-    assert_null(cn_noise_new(&c, &err));
-    assert_int_equal(err, CN_EINVAL);
-    assert_null(cn_noise_new(NULL, NULL));
+    assert_null(cn_noise_new(&c, err, sizeof(err)));
+    assert_string_equal(err, "Noise handshake: invalid argument or malformed input");
+    assert_null(cn_noise_new(NULL, NULL, 0));
     cn_noise_free(NULL);
 }
 
@@ -385,7 +394,7 @@ static void test_psk_mismatch(void **state)
                             .pattern = CN_NOISE_XKPSK3,
                             .local_private = k.r_priv,
                             .psk = psk2};
-    cn_noise_t *hs[2] = {cn_noise_new(&ic, NULL), cn_noise_new(&rc, NULL)};
+    cn_noise_t *hs[2] = {cn_noise_new(&ic, NULL, 0), cn_noise_new(&rc, NULL, 0)};
     assert_non_null(hs[0]);
     assert_non_null(hs[1]);
     uint8_t msg[256], pl[16];

@@ -8,9 +8,12 @@
 #include "cn_frame.h"
 #include "cn_link.h"
 #include "cn_pipe.h"
+#include "cn_time.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <libwebsockets.h>
+#include <netinet/in.h>
 #include <sodium.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -28,18 +31,13 @@ typedef struct world {
     uint8_t echo_buf[65536];
     size_t echo_have;
     int echo_eof;
+    int echo_err; /* errno of the target socket's failed recv/send, 0 if none */
     int pipes_done, last_err;
+    int agent_silent; /* the agent leaves OPENs unanswered (a frozen agent) */
 } world_t;
 
 static world_t w;
 static uint32_t g_window; /* 0 = default stream windows */
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void pipe_done(void *ctx, cn_pipe_t *p, int err)
 {
@@ -58,6 +56,8 @@ static void agent_on_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *r
 {
     cn_link_t *l = ctx;
     int err;
+    if (w.agent_silent)
+        return; /* neither accept nor reject */
     if (!cn_pipe_dial(w.vh, l, id, "127.0.0.1", w.target_port, &pcfg, &err))
         cn_mux_reject(cn_link_mux(l), id, CN_RST_UNREACHABLE, "dial failed");
 }
@@ -107,7 +107,7 @@ static void echo_service(void)
     if (w.echo_fd < 0 && w.echo_lfd >= 0) {
         int fd = accept(w.echo_lfd, NULL, NULL);
         if (fd >= 0) {
-            cn_sock_tune(fd);
+            assert_int_equal(cn_sock_tune(fd), 0);
             w.echo_fd = fd;
         }
     }
@@ -133,6 +133,8 @@ static void echo_service(void)
             w.echo_eof = 1;
             shutdown(w.echo_fd, SHUT_WR);
         }
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            w.echo_err = errno;
         break;
     }
 }
@@ -148,8 +150,8 @@ static void world_start(void)
     uint8_t hpk[32], hsk[32], apk[32], ask[32];
     memset(&w, 0, sizeof(w));
     w.echo_fd = -1;
-    cn_chan_keypair(hpk, hsk);
-    cn_chan_keypair(apk, ask);
+    assert_int_equal(cn_chan_keypair(hpk, hsk), 0);
+    assert_int_equal(cn_chan_keypair(apk, ask), 0);
     memset(&hub_cb, 0, sizeof(hub_cb));
     memset(&agent_cb, 0, sizeof(agent_cb));
     cn_stream_dispatch_callbacks(&hub_cb);
@@ -159,7 +161,7 @@ static void world_start(void)
                                   .static_sk = hsk,
                                   .mux_cb = &hub_cb,
                                   .cb = {.on_established = hub_est, .on_closed = hub_closed}};
-    w.srv = cn_link_server_new(&sc, NULL);
+    w.srv = cn_link_server_new(&sc, NULL, 0);
     assert_non_null(w.srv);
     memset(protos, 0, sizeof(protos));
     protos[0].name = "http";
@@ -191,10 +193,10 @@ static void world_start(void)
                                   .hub_pk = hpk,
                                   .mux_cb = &agent_cb,
                                   .cb = {.on_established = agent_est, .on_closed = agent_closed}};
-    w.agent_link = cn_link_connect(w.ctx, w.vh, &cc, NULL);
+    w.agent_link = cn_link_connect(w.ctx, w.vh, &cc, NULL, 0);
     assert_non_null(w.agent_link);
-    uint64_t end = mono_ms() + 10000;
-    while (!(w.hub_link && cn_link_is_established(w.agent_link)) && mono_ms() < end)
+    uint64_t end = cn_time_mono_ms() + 10000;
+    while (!(w.hub_link && cn_link_is_established(w.agent_link)) && cn_time_mono_ms() < end)
         service();
     assert_non_null(w.hub_link);
 }
@@ -203,8 +205,8 @@ static void world_stop(void)
 {
     if (w.agent_link)
         cn_link_close(w.agent_link, "test over");
-    uint64_t end = mono_ms() + 5000;
-    while ((!w.agent_closed || !w.hub_closed) && mono_ms() < end)
+    uint64_t end = cn_time_mono_ms() + 5000;
+    while ((!w.agent_closed || !w.hub_closed) && cn_time_mono_ms() < end)
         service();
     lws_sul_cancel(&ticker);
     lws_context_destroy(w.ctx);
@@ -213,6 +215,25 @@ static void world_stop(void)
         close(w.echo_fd);
     if (w.echo_lfd >= 0)
         close(w.echo_lfd);
+}
+
+/* Sends `msg` on the client socket and services the loop until its echo
+ * is back (or 5 s pass): the stream is up end to end. */
+static void echo_roundtrip(int fd, const char *msg)
+{
+    size_t len = strlen(msg), got = 0;
+    char b[64];
+    assert_true(len <= sizeof(b));
+    send(fd, msg, len, MSG_NOSIGNAL);
+    uint64_t end = cn_time_mono_ms() + 5000;
+    while (got < len && cn_time_mono_ms() < end) {
+        ssize_t n = recv(fd, b + got, sizeof(b) - got, 0);
+        if (n > 0)
+            got += (size_t)n;
+        service();
+    }
+    assert_int_equal(got, len);
+    assert_memory_equal(b, msg, len);
 }
 
 /* A client on the hub side sends 8 MiB, half-closes, and gets every byte back
@@ -232,8 +253,8 @@ static void test_echo_half_close(void **state)
     cn_test_fill(out, total, 42);
     size_t sent = 0, got = 0;
     int shut = 0, eof = 0;
-    uint64_t end = mono_ms() + 60000;
-    while (!eof && mono_ms() < end) {
+    uint64_t end = cn_time_mono_ms() + 60000;
+    while (!eof && cn_time_mono_ms() < end) {
         if (sent < total) {
             ssize_t n = send(sv[1], out + sent, total - sent, MSG_NOSIGNAL);
             if (n > 0)
@@ -258,8 +279,8 @@ static void test_echo_half_close(void **state)
     assert_int_equal(got, total);
     assert_memory_equal(in, out, total);
     /* Both pipes finish cleanly once both directions are closed. */
-    end = mono_ms() + 5000;
-    while (w.pipes_done < 2 && mono_ms() < end)
+    end = cn_time_mono_ms() + 5000;
+    while (w.pipes_done < 2 && cn_time_mono_ms() < end)
         service();
     assert_int_equal(w.pipes_done, 2);
     assert_int_equal(w.last_err, 0);
@@ -288,8 +309,8 @@ static void test_hup_while_paused(void **state)
     uint8_t *out = malloc(total), *in = malloc(total);
     cn_test_fill(out, total, 7);
     size_t sent = 0, got = 0;
-    uint64_t end = mono_ms() + 30000;
-    while (sent < total && mono_ms() < end) {
+    uint64_t end = cn_time_mono_ms() + 30000;
+    while (sent < total && cn_time_mono_ms() < end) {
         ssize_t n = send(sv[1], out + sent, total - sent, MSG_NOSIGNAL);
         if (n > 0)
             sent += (size_t)n;
@@ -298,14 +319,14 @@ static void test_hup_while_paused(void **state)
     }
     shutdown(sv[1], SHUT_WR);
     /* Let the target echo all it can and shut down while nobody reads. */
-    while (!(w.echo_eof && w.echo_have == 0) && mono_ms() < end)
+    while (!(w.echo_eof && w.echo_have == 0) && cn_time_mono_ms() < end)
         service();
     assert_true(w.echo_eof);
     for (int i = 0; i < 50; i++)
         service();
     int eof = 0;
-    end = mono_ms() + 30000;
-    while (!eof && mono_ms() < end) {
+    end = cn_time_mono_ms() + 30000;
+    while (!eof && cn_time_mono_ms() < end) {
         ssize_t n = recv(sv[1], in + got, total - got, 0);
         if (n > 0)
             got += (size_t)n;
@@ -337,9 +358,9 @@ static void test_target_refused(void **state)
     int err = 0;
     assert_non_null(cn_pipe_open(w.vh, sv[0], w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1,
                                  NULL, 0, &pcfg, &err));
-    uint64_t end = mono_ms() + 10000;
+    uint64_t end = cn_time_mono_ms() + 10000;
     int eof = 0;
-    while (!eof && mono_ms() < end) {
+    while (!eof && cn_time_mono_ms() < end) {
         char b[16];
         ssize_t n = recv(sv[1], b, sizeof(b), 0);
         if (n == 0 || (n < 0 && errno != EAGAIN))
@@ -347,8 +368,8 @@ static void test_target_refused(void **state)
         service();
     }
     assert_true(eof);
-    end = mono_ms() + 5000;
-    while (w.pipes_done < 2 && mono_ms() < end)
+    end = cn_time_mono_ms() + 5000;
+    while (w.pipes_done < 2 && cn_time_mono_ms() < end)
         service();
     /* The agent's dial pipe and the hub's pipe both report the refusal. */
     assert_int_equal(w.pipes_done, 2);
@@ -366,25 +387,16 @@ static void test_link_loss(void **state)
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
     assert_non_null(cn_pipe_open(w.vh, sv[0], w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1,
                                  NULL, 0, &pcfg, NULL));
-    send(sv[1], "ping", 4, MSG_NOSIGNAL);
-    uint64_t end = mono_ms() + 5000;
+    echo_roundtrip(sv[1], "ping");
     char b[8];
-    size_t got = 0;
-    while (got < 4 && mono_ms() < end) {
-        ssize_t n = recv(sv[1], b + got, sizeof(b) - got, 0);
-        if (n > 0)
-            got += (size_t)n;
-        service();
-    }
-    assert_int_equal(got, 4);
     cn_link_close(w.agent_link, "simulated loss");
-    end = mono_ms() + 5000;
-    while (w.pipes_done < 2 && mono_ms() < end)
+    uint64_t end = cn_time_mono_ms() + 5000;
+    while (w.pipes_done < 2 && cn_time_mono_ms() < end)
         service();
     assert_int_equal(w.pipes_done, 2);
     int eof = 0;
-    end = mono_ms() + 2000;
-    while (!eof && mono_ms() < end) {
+    end = cn_time_mono_ms() + 2000;
+    while (!eof && cn_time_mono_ms() < end) {
         ssize_t n = recv(sv[1], b, sizeof(b), 0);
         if (n == 0 || (n < 0 && errno != EAGAIN))
             eof = 1;
@@ -392,6 +404,158 @@ static void test_link_loss(void **state)
     }
     assert_true(eof);
     close(sv[1]);
+    world_stop();
+}
+
+/* A connected TCP pair on loopback (SO_LINGER, unlike a socketpair, turns
+ * a close into a real RST): *client is ours, *server goes into a pipe. */
+static void tcp_pair(int *client, int *server)
+{
+    int port = 0;
+    int lfd = cn_sock_listen("127.0.0.1", 0, 4, &port);
+    assert_true(lfd >= 0);
+    *client = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(*client, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    uint64_t end = cn_time_mono_ms() + 2000;
+    do
+        *server = accept(lfd, NULL, NULL);
+    while (*server < 0 && errno == EAGAIN && cn_time_mono_ms() < end);
+    assert_true(*server >= 0);
+    close(lfd);
+    assert_int_equal(cn_sock_tune(*client), 0);
+}
+
+/* Reads the client socket until it ends; returns 0 for a clean EOF, else
+ * the errno it failed with (-1: still open at the deadline). */
+static int client_end(int fd, uint64_t ms)
+{
+    uint64_t end = cn_time_mono_ms() + ms;
+    char b[65536];
+    while (cn_time_mono_ms() < end) {
+        ssize_t n = recv(fd, b, sizeof(b), 0);
+        if (n == 0)
+            return 0;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return errno;
+        service();
+    }
+    return -1;
+}
+
+/* The link dies in the middle of a transfer: the client must not see a
+ * clean EOF (that would make a truncated download look complete), and
+ * neither must the target: both sockets end with RST. */
+static void test_link_loss_resets_both_sockets(void **state)
+{
+    world_start();
+    int c, sfd;
+    tcp_pair(&c, &sfd);
+    assert_non_null(cn_pipe_open(w.vh, sfd, w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1, NULL,
+                                 0, &pcfg, NULL));
+    /* Some bytes go both ways, and the target keeps its side open. */
+    echo_roundtrip(c, "ping");
+    assert_true(w.echo_fd >= 0);
+
+    cn_link_close(w.hub_link, "simulated hub death");
+    uint64_t end = cn_time_mono_ms() + 5000;
+    while (w.pipes_done < 2 && cn_time_mono_ms() < end)
+        service();
+    assert_int_equal(w.pipes_done, 2);
+    assert_int_equal(client_end(c, 3000), ECONNRESET);
+    end = cn_time_mono_ms() + 3000;
+    while (!w.echo_err && !w.echo_eof && cn_time_mono_ms() < end)
+        service();
+    assert_false(w.echo_eof);
+    assert_int_equal(w.echo_err, ECONNRESET);
+    close(c);
+    world_stop();
+}
+
+/* The clean counterpart: the target ends with its own FIN, the client gets
+ * every byte and a plain EOF, no reset. */
+static void test_clean_end_is_fin(void **state)
+{
+    world_start();
+    int c, sfd;
+    tcp_pair(&c, &sfd);
+    assert_non_null(cn_pipe_open(w.vh, sfd, w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1, NULL,
+                                 0, &pcfg, NULL));
+    send(c, "hello", 5, MSG_NOSIGNAL);
+    shutdown(c, SHUT_WR);
+    uint64_t end = cn_time_mono_ms() + 5000;
+    char b[16];
+    size_t got = 0;
+    int rc = -1;
+    while (cn_time_mono_ms() < end) {
+        ssize_t n = recv(c, b + got, sizeof(b) - got, 0);
+        if (n > 0) {
+            got += (size_t)n;
+            continue;
+        }
+        if (n == 0 || errno != EAGAIN) {
+            rc = n == 0 ? 0 : errno;
+            break;
+        }
+        service();
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(got, 5);
+    end = cn_time_mono_ms() + 5000;
+    while (w.pipes_done < 2 && cn_time_mono_ms() < end)
+        service();
+    assert_int_equal(w.last_err, 0);
+    assert_int_equal(w.echo_err, 0);
+    close(c);
+    world_stop();
+}
+
+/* The agent never answers an OPEN (frozen, or its link half dead): the
+ * client is refused with RST once the open deadline passes, instead of
+ * hanging until pings declare the link dead; the link itself stays up. */
+static void test_unanswered_open_is_refused(void **state)
+{
+    world_start();
+    w.agent_silent = 1;
+    int c, sfd;
+    tcp_pair(&c, &sfd);
+    cn_pipe_config_t quick = {.done = pipe_done, .open_timeout_ms = 300};
+    uint64_t t0 = cn_time_mono_ms();
+    assert_non_null(cn_pipe_open(w.vh, sfd, w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1, NULL,
+                                 0, &quick, NULL));
+    send(c, "waiting", 7, MSG_NOSIGNAL);
+    assert_int_equal(client_end(c, 5000), ECONNRESET);
+    uint64_t took = cn_time_mono_ms() - t0;
+    assert_true(took >= 250);
+    assert_true(took < 2000);
+    uint64_t end = cn_time_mono_ms() + 2000;
+    while (w.pipes_done < 1 && cn_time_mono_ms() < end)
+        service();
+    assert_int_equal(w.pipes_done, 1);
+    assert_int_equal(w.last_err, CN_ETIMEOUT);
+    assert_non_null(w.hub_link);
+    assert_true(cn_link_is_established(w.agent_link));
+    close(c);
+    world_stop();
+}
+
+/* An answered open does not trip the deadline, however long the transfer. */
+static void test_open_deadline_only_until_accept(void **state)
+{
+    world_start();
+    int c, sfd;
+    tcp_pair(&c, &sfd);
+    cn_pipe_config_t quick = {.done = pipe_done, .open_timeout_ms = 200};
+    assert_non_null(cn_pipe_open(w.vh, sfd, w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1, NULL,
+                                 0, &quick, NULL));
+    echo_roundtrip(c, "ping");
+    uint64_t end = cn_time_mono_ms() + 600; /* well past the deadline */
+    while (cn_time_mono_ms() < end)
+        service();
+    assert_int_equal(w.pipes_done, 0);
+    echo_roundtrip(c, "pong");
+    close(c);
     world_stop();
 }
 
@@ -404,6 +568,10 @@ int main(void)
         cmocka_unit_test(test_hup_while_paused),
         cmocka_unit_test(test_target_refused),
         cmocka_unit_test(test_link_loss),
+        cmocka_unit_test(test_link_loss_resets_both_sockets),
+        cmocka_unit_test(test_clean_end_is_fin),
+        cmocka_unit_test(test_unanswered_open_is_refused),
+        cmocka_unit_test(test_open_deadline_only_until_accept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,8 +30,7 @@ static cn_wsc_t *new_client(const char *subprotocol, uint64_t max_message)
                            .path = "/v1/agent",
                            .subprotocol = subprotocol,
                            .max_message = max_message};
-    int err = 1;
-    cn_wsc_t *ws = cn_wsc_new(&cfg, &err);
+    cn_wsc_t *ws = cn_wsc_new(&cfg, NULL, 0);
     assert_non_null(ws);
     assert_int_equal(cn_wsc_set_key_for_test(ws, rfc_key), 0);
     return ws;
@@ -244,7 +243,7 @@ static void test_request_format(void **state)
                            .subprotocol = "connect.v1",
                            .headers = hdrs,
                            .n_headers = 2};
-    cn_wsc_t *ws = cn_wsc_new(&cfg, NULL);
+    cn_wsc_t *ws = cn_wsc_new(&cfg, NULL, 0);
     assert_non_null(ws);
     assert_int_equal(cn_wsc_set_key_for_test(ws, rfc_key), 0);
     size_t n;
@@ -267,7 +266,7 @@ static void test_request_format(void **state)
 
     /* Without a subprotocol the header is absent. */
     cn_wsc_config_t plain = {.host = "h", .path = "/"};
-    ws = cn_wsc_new(&plain, NULL);
+    ws = cn_wsc_new(&plain, NULL, 0);
     assert_non_null(ws);
     req = cn_wsc_request(ws, &n);
     assert_null(memmem(req, n, "Protocol", 8));
@@ -280,7 +279,7 @@ static void test_request_key_is_random(void **state)
     cn_wsc_config_t cfg = {.host = "h", .path = "/"};
     char keys[2][25];
     for (int i = 0; i < 2; i++) {
-        cn_wsc_t *ws = cn_wsc_new(&cfg, NULL);
+        cn_wsc_t *ws = cn_wsc_new(&cfg, NULL, 0);
         assert_non_null(ws);
         size_t n;
         const char *req = (const char *)cn_wsc_request(ws, &n);
@@ -337,16 +336,16 @@ static void test_config_rejected(void **state)
                                .subprotocol = bad[i].sub,
                                .headers = bad[i].hdr ? hdrs : NULL,
                                .n_headers = bad[i].hdr ? 1 : 0};
-        int err = 0;
-        cn_wsc_t *ws = cn_wsc_new(&cfg, &err);
+        char err[128] = "";
+        cn_wsc_t *ws = cn_wsc_new(&cfg, err, sizeof(err));
         if (ws)
             print_error("case %zu accepted\n", i);
         assert_null(ws);
-        assert_int_equal(err, CN_EINVAL);
+        assert_string_equal(err, "WebSocket client: invalid argument or malformed input");
     }
-    int err = 0;
-    assert_null(cn_wsc_new(NULL, &err));
-    assert_int_equal(err, CN_EINVAL);
+    char err[128] = "";
+    assert_null(cn_wsc_new(NULL, err, sizeof(err)));
+    assert_string_equal(err, "WebSocket client: invalid argument or malformed input");
 
     /* A request over the bound. */
     char *big = malloc(CN_WSC_MAX_REQUEST + 1);
@@ -356,8 +355,8 @@ static void test_config_rejected(void **state)
     big[CN_WSC_MAX_REQUEST] = 0;
     const char *hdrs[1] = {big};
     cn_wsc_config_t cfg = {.host = "h", .path = "/", .headers = hdrs, .n_headers = 1};
-    assert_null(cn_wsc_new(&cfg, &err));
-    assert_int_equal(err, CN_ETOOBIG);
+    assert_null(cn_wsc_new(&cfg, err, sizeof(err)));
+    assert_string_equal(err, "WebSocket client: length above limit");
     free(big);
 }
 
