@@ -510,6 +510,38 @@ static void test_ttl_expiry(void **state)
     EXPECT(f, 422, "status");
 }
 
+/* GET /events?after=N is a cursor from event N, and after=0 starts at the
+ * first event (not the latest page, which is what no cursor means). */
+static void test_events_cursor(void **state)
+{
+    fx_t *f = *state;
+    char agent[HUB_ID_SIZE];
+    for (int i = 0; i < 4; i++)
+        make_agent(f, f->admin, agent); /* one agent.created event each */
+    call(f, HUB_GET, "/api/v1/events", "limit=2", f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    json_t *ev = json_object_get(f->body, "events");
+    assert_int_equal(json_array_size(ev), 2);
+    json_int_t latest = json_integer_value(json_object_get(json_array_get(ev, 0), "id"));
+
+    call(f, HUB_GET, "/api/v1/events", "after=0&limit=2", f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    ev = json_object_get(f->body, "events");
+    assert_int_equal(json_array_size(ev), 2);
+    json_int_t first = json_integer_value(json_object_get(json_array_get(ev, 0), "id"));
+    json_int_t second = json_integer_value(json_object_get(json_array_get(ev, 1), "id"));
+    assert_true(first < second);
+    assert_true(first < latest);
+
+    char q[64];
+    snprintf(q, sizeof(q), "after=%lld&limit=1", (long long)first);
+    call(f, HUB_GET, "/api/v1/events", q, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    ev = json_object_get(f->body, "events");
+    assert_int_equal(json_array_size(ev), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(ev, 0), "id")), second);
+}
+
 static void test_agents(void **state)
 {
     fx_t *f = *state;
@@ -630,6 +662,60 @@ static void test_agent_token_acts_only_for_its_agent(void **state)
     EXPECT(f, 200, NULL);
     call(f, HUB_GET, "/api/v1/tunnels", NULL, ta, NULL);
     EXPECT(f, 401, "Authorization");
+}
+
+/* Shares by scope, as tunnels: an agent token shares and revokes only its
+ * own agent's tunnels (403 naming the tunnel's or share's id otherwise) and
+ * reads the workspace's; an admin manages every share. */
+static void test_agent_token_shares_only_its_tunnels(void **state)
+{
+    fx_t *f = *state;
+    char a[HUB_ID_SIZE], b[HUB_ID_SIZE], ta[HUB_TOKEN_STR_SIZE], path[160];
+    char mine[HUB_ID_SIZE], theirs[HUB_ID_SIZE], my_share[HUB_ID_SIZE], their_share[HUB_ID_SIZE];
+    make_agent(f, f->admin, a);
+    make_agent(f, f->admin, b);
+    agent_token(f, a, ta);
+    make_tunnel(f, a, "\"name\":\"mine\",\"protocol\":\"http\",\"public\":true", mine);
+    make_tunnel(f, b, "\"name\":\"theirs\",\"protocol\":\"http\",\"public\":true", theirs);
+
+    /* Creating: another agent's tunnel is 403 and makes nothing. */
+    snprintf(path, sizeof(path), "/api/v1/tunnels/%s/shares", theirs);
+    call(f, HUB_POST, path, NULL, ta, "{\"expiresIn\":\"1h\"}");
+    EXPECT(f, 403, "id");
+    call(f, HUB_GET, "/api/v1/shares", NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    assert_int_equal(json_array_size(json_object_get(f->body, "shares")), 0);
+    call(f, HUB_POST, path, NULL, f->admin, "{\"expiresIn\":\"1h\"}");
+    EXPECT(f, 201, NULL);
+    snprintf(their_share, sizeof(their_share), "%s", str(f, "id"));
+    snprintf(path, sizeof(path), "/api/v1/tunnels/%s/shares", mine);
+    call(f, HUB_POST, path, NULL, ta, "{\"expiresIn\":\"1h\"}");
+    EXPECT(f, 201, NULL);
+    snprintf(my_share, sizeof(my_share), "%s", str(f, "id"));
+    assert_string_equal(str(f, "tunnelId"), mine);
+    assert_true(!strncmp(str(f, "shareUrl"), "http://share-", 13));
+
+    /* Reading: the workspace's shares, as for tunnels. */
+    call(f, HUB_GET, "/api/v1/shares", NULL, ta, NULL);
+    EXPECT(f, 200, NULL);
+    assert_int_equal(json_array_size(json_object_get(f->body, "shares")), 2);
+    snprintf(path, sizeof(path), "/api/v1/shares/%s", their_share);
+    call(f, HUB_GET, path, NULL, ta, NULL);
+    EXPECT(f, 200, NULL);
+
+    /* Revoking: its own only; the other share stays active. */
+    call(f, HUB_DELETE, path, NULL, ta, NULL);
+    EXPECT(f, 403, "id");
+    call(f, HUB_GET, path, NULL, f->admin, NULL);
+    assert_string_equal(str(f, "status"), "active");
+    snprintf(path, sizeof(path), "/api/v1/shares/%s", my_share);
+    call(f, HUB_DELETE, path, NULL, ta, NULL);
+    EXPECT(f, 200, NULL);
+    assert_string_equal(str(f, "status"), "revoked");
+    snprintf(path, sizeof(path), "/api/v1/shares/%s", their_share);
+    call(f, HUB_DELETE, path, NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    assert_string_equal(str(f, "status"), "revoked");
 }
 
 static void test_roles(void **state)
@@ -929,8 +1015,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_cursor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_token_acts_only_for_its_agent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_token_shares_only_its_tunnels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_list_and_revoke, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_cap, setup, teardown),
