@@ -120,4 +120,10 @@ bool hub_api_acts_for_agent(hub_api_call_t *c, const char *agent_id, const char 
  * the store. True when `id` looks valid. */
 bool hub_api_check_id(hub_api_call_t *c, const char *id, const char *what);
 
+/* A URL on the HTTP edge: SCHEME://PREFIX LABEL.DOMAIN[:PORT]/ (the port
+ * left out when it is the scheme's default). Tunnels' publicUrl and shares'
+ * shareUrl are both this. */
+void hub_api_edge_url(const hub_api_t *api, const char *prefix, const char *label, char *out,
+                      size_t outlen);
+
 #endif

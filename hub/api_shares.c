@@ -27,11 +27,7 @@ static const char *share_status(const hub_api_t *api, const hub_share_t *s)
 
 static void share_url(const hub_api_t *api, const char *token, char *out, size_t n)
 {
-    uint16_t port = api->cfg.public_http_port;
-    if (!port || port == 80)
-        snprintf(out, n, "http://share-%s.%s/", token, api->cfg.public_domain);
-    else
-        snprintf(out, n, "http://share-%s.%s:%u/", token, api->cfg.public_domain, (unsigned)port);
+    hub_api_edge_url(api, "share-", token, out, n);
 }
 
 static json_t *share_json(const hub_api_t *api, const hub_share_t *s)
@@ -187,7 +183,7 @@ static void share_create(hub_api_call_t *c)
     create_req_t r = {0};
     if (!hub_api_acts_for_agent(c, t.agent_id, "id") || !create_parse(c, body, &r))
         goto out;
-    if (t.protocol != HUB_PROTO_HTTP && t.protocol != HUB_PROTO_HTTPS) {
+    if (!hub_protocol_on_http_edge(t.protocol)) {
         hub_api_fail(c, 422, "id",
                      "only HTTP tunnels can be shared yet (TCP shares arrive with reach)");
         goto out;

@@ -324,7 +324,6 @@ static int start_server(serve_t *s)
     char err[512];
     hub_api_config_t ac = {
         .public_domain = o->public_domain,
-        .tls = o->tls_cert != NULL,
         .tcp_port_lo = o->tcp_port_lo,
         .tcp_port_hi = o->tcp_port_hi,
         .rate_limit = o->rate_limit,

@@ -1131,7 +1131,7 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
         }
     } else {
         int rc = hub_store_tunnel_find_public(st, host, &t);
-        if (rc == 0 && t.protocol != HUB_PROTO_HTTP && t.protocol != HUB_PROTO_HTTPS)
+        if (rc == 0 && !hub_protocol_on_http_edge(t.protocol))
             rc = CN_ENOTFOUND;
         if (rc < 0) {
             status = rc == CN_ENOTFOUND ? 404 : 503;

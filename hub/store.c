@@ -265,6 +265,11 @@ const char *hub_protocol_name(int protocol)
                                                                      : "?";
 }
 
+bool hub_protocol_on_http_edge(int protocol)
+{
+    return protocol == HUB_PROTO_HTTP || protocol == HUB_PROTO_HTTPS;
+}
+
 int hub_protocol_parse(const char *s, enum hub_protocol *out)
 {
     for (size_t i = 0; s && i < COUNT(protocol_names); i++) {

@@ -304,6 +304,13 @@ enum hub_tunnel_status {
  * CN_EINVAL. */
 const char *hub_protocol_name(int protocol);
 int hub_protocol_parse(const char *s, enum hub_protocol *out);
+/* Whether tunnels of this protocol live on the HTTP edge (http, https):
+ * public ones are reached by name (NAME.DOMAIN) instead of a hub port, and
+ * only they can be shared. The one rule the API (publicUrl, hub ports,
+ * shares) and the edge (which tunnels it serves) both ask. A plugin's name
+ * given as the protocol ("postgresql", ...) is stored as a tcp tunnel with
+ * that plugin; "http" always parses as the protocol, never as a plugin. */
+bool hub_protocol_on_http_edge(int protocol);
 const char *hub_tunnel_status_name(int status);
 int hub_tunnel_status_parse(const char *s, enum hub_tunnel_status *out);
 
