@@ -54,6 +54,17 @@ assert h["connection"] == ["close"], h["connection"]
 EOF
 echo "forwarded headers set, client ones dropped, hop-by-hop removed"
 
+step "protocol auto: an HTTP target becomes an HTTP tunnel on the edge (no hub port)"
+expose dev "127.0.0.1:$WEB_PORT" --public --name autoweb
+line=$(grep -m1 '^{' "$EXPOSE_OUT")
+[ "$(echo "$line" | json_get protocol)" = http ] || fail "auto did not choose http: $line"
+[ -z "$(echo "$line" | json_get hubPort)" ] || fail "an auto HTTP tunnel got a hub port: $line"
+[ "$(echo "$line" | json_get publicUrl)" = "http://autoweb.localhost:$EDGE_PORT/" ] ||
+    fail "auto HTTP tunnel's publicUrl: $line"
+[ "$(code "http://autoweb.localhost:$EDGE_PORT/auto")" = 200 ] || fail "GET through the auto tunnel"
+grep -q '^ok /auto$' "$WORK/resp" || fail "auto tunnel body: $(cat "$WORK/resp")"
+stop_pid "$EXPOSE_PID"
+
 step "keep-alive and pipelining"
 "$PY" "$HTTPTOOL" keepalive "$EDGE_PORT" "web.localhost:$EDGE_PORT" \
     "GET /a 200" "POST /b 200" "GET /source?n=100000 200" "GET /chunked?n=300000 200" \
