@@ -1722,6 +1722,43 @@ static void test_tunnel_plugin(void **state)
     hub_tunnel_clear(&t);
 }
 
+/* A database of schema 3 (tunnels.plugin, before shares) migrates to 4:
+ * its tunnels keep their plugin, and they can be shared. The version-3 file
+ * is this build's database with migration 4's objects taken out again. */
+static void test_migration_3_to_shares(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    hub_agent_t a;
+    hub_tunnel_t t = {0};
+    mk_ws(f, "old", &ws);
+    mk_agent(f, &ws, &a);
+    hub_tunnel_spec_t sp = spec_for(a.id, "db");
+    sp.plugin = "postgresql";
+    assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &sp, &t, NULL), 0);
+    char id[HUB_ID_SIZE];
+    memcpy(id, t.id, sizeof(id));
+    hub_tunnel_clear(&t);
+    hub_store_close(f->st);
+    f->st = NULL;
+    hub_test_sql(f->db, "DROP TABLE share_access_log; DROP TABLE shares;"
+                        "DROP INDEX tunnels_workspace_id; PRAGMA user_version = 3;");
+
+    fx_reopen(f);
+    int v = 0;
+    assert_int_equal(hub_store_db_version(f->st, &v), 0);
+    assert_int_equal(v, 4);
+    assert_int_equal(hub_store_schema_version(), 4);
+    assert_int_equal(hub_store_tunnel_get(f->st, ws.id, id, &t), 0);
+    assert_string_equal(t.plugin, "postgresql");
+    hub_tunnel_clear(&t);
+    hub_share_spec_t ss = {.tunnel_id = id, .name = "s", .description = "", .rate_limit = 10};
+    static hub_share_t sh;
+    char token[HUB_SHARE_TOKEN_SIZE], pw[HUB_PASSWORD_SIZE];
+    assert_int_equal(hub_store_share_create(f->st, ws.id, &ss, &sh, token, pw), 0);
+    assert_string_equal(sh.tunnel_id, id);
+}
+
 /* Shares: the token is shown once and found by its keyed hash only; other
  * workspaces see nothing; revocation and expiry are recorded; the access
  * log pages newest first and is kept bounded. */
@@ -1878,6 +1915,7 @@ int main(void)
         T(test_change_and_event_commit_together),
         T(test_transactions_nest),
         T(test_shares),
+        T(test_migration_3_to_shares),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
