@@ -11,6 +11,7 @@
 #include "cn_err.h"
 #include "cn_log.h"
 #include "router.h"
+#include "shares.h"
 #include "store.h"
 #include "tunnels.h"
 
@@ -934,6 +935,64 @@ static void test_write_fails_with_its_event(void **state)
     assert_int_equal(tunnel_count(f), 0);
 }
 
+static size_t share_count(fx_t *f)
+{
+    call(f, HUB_GET, "/api/v1/shares", NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    return json_array_size(json_object_get(f->body, "shares"));
+}
+
+/* Shares too: creating, revoking and the expiry sweep commit with their
+ * share.created, share.revoked and share.expired, or not at all. */
+static void test_share_change_fails_with_its_event(void **state)
+{
+    fx_t *f = *state;
+    char agent[HUB_ID_SIZE], tun[HUB_ID_SIZE], share[HUB_ID_SIZE], path[160];
+    make_agent(f, f->admin, agent);
+    make_tunnel(f, agent, "\"name\":\"web\",\"protocol\":\"http\",\"public\":true", tun);
+    snprintf(path, sizeof(path), "/api/v1/tunnels/%s/shares", tun);
+    call(f, HUB_POST, path, NULL, f->admin, "{\"expiresIn\":\"1h\"}");
+    EXPECT(f, 201, NULL);
+    snprintf(share, sizeof(share), "%s", str(f, "id"));
+    hub_test_sql(f->db, FAIL_EVENTS);
+
+    call(f, HUB_POST, path, NULL, f->admin, "{\"expiresIn\":\"1h\"}");
+    assert_true(f->status >= 400);
+    assert_int_equal(share_count(f), 1);
+    snprintf(path, sizeof(path), "/api/v1/shares/%s", share);
+    call(f, HUB_DELETE, path, NULL, f->admin, NULL);
+    assert_true(f->status >= 400);
+    call(f, HUB_GET, path, NULL, f->admin, NULL);
+    assert_string_equal(str(f, "status"), "active");
+    /* Past its expiry, the sweep cannot mark it without its event. */
+    f->clock.now += 3600000;
+    size_t n = 0;
+    assert_true(hub_shares_expire_due(f->st, &n) < 0);
+    assert_int_equal(n, 0);
+
+    hub_test_sql(f->db, "DROP TRIGGER test_fail_events");
+    assert_int_equal(hub_shares_expire_due(f->st, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(hub_shares_expire_due(f->st, &n), 0);
+    assert_int_equal(n, 0); /* once */
+    call(f, HUB_DELETE, path, NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    call(f, HUB_GET, "/api/v1/events", NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    size_t created = 0, expired = 0, revoked = 0, i;
+    json_t *e;
+    json_array_foreach(json_object_get(f->body, "events"), i, e)
+    {
+        const char *type = json_string_value(json_object_get(e, "type"));
+        created += !strcmp(type, "share.created");
+        expired += !strcmp(type, "share.expired");
+        revoked += !strcmp(type, "share.revoked");
+    }
+    assert_int_equal(created, 1);
+    assert_int_equal(expired, 1);
+    assert_int_equal(revoked, 1);
+}
+
 static void live_changed(void *ctx, const char *ws, const char *agent_id)
 {
     fx_t *f = ctx;
@@ -1023,6 +1082,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_token_list_and_revoke, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_fails_with_its_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_share_change_fails_with_its_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_side_from_config, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
