@@ -28,6 +28,7 @@ const hub_api_table_t hub_api_tables[] = {
     {hub_api_tunnels_routes, &hub_api_tunnels_nroutes},
     {hub_api_events_routes, &hub_api_events_nroutes},
     {hub_api_tokens_routes, &hub_api_tokens_nroutes},
+    {hub_api_shares_routes, &hub_api_shares_nroutes},
 };
 const size_t hub_api_ntables = sizeof(hub_api_tables) / sizeof(hub_api_tables[0]);
 
@@ -358,6 +359,18 @@ bool hub_api_acts_for_agent(hub_api_call_t *c, const char *agent_id, const char 
         return true;
     hub_api_fail(c, 403, param, "an agent token may only act for its own agent");
     return false;
+}
+
+void hub_api_edge_url(const hub_api_t *api, const char *prefix, const char *label, char *out,
+                      size_t outlen)
+{
+    const char *scheme = api->cfg.tls ? "https" : "http";
+    uint16_t port = api->cfg.public_http_port;
+    if (port == 0 || port == (api->cfg.tls ? 443 : 80))
+        snprintf(out, outlen, "%s://%s%s.%s/", scheme, prefix, label, api->cfg.public_domain);
+    else
+        snprintf(out, outlen, "%s://%s%s.%s:%u/", scheme, prefix, label, api->cfg.public_domain,
+                 (unsigned)port);
 }
 
 bool hub_api_check_id(hub_api_call_t *c, const char *id, const char *what)

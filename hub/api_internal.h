@@ -77,6 +77,8 @@ extern const hub_api_route_t hub_api_events_routes[];
 extern const size_t hub_api_events_nroutes;
 extern const hub_api_route_t hub_api_tokens_routes[];
 extern const size_t hub_api_tokens_nroutes;
+extern const hub_api_route_t hub_api_shares_routes[];
+extern const size_t hub_api_shares_nroutes;
 
 /* All of them, in the order the dispatcher searches them. */
 typedef struct hub_api_table {
@@ -133,5 +135,11 @@ bool hub_api_acts_for_agent(hub_api_call_t *c, const char *agent_id, const char 
 /* A path id that is not a canonical UUID cannot exist: 404 without asking
  * the store. True when `id` looks valid. */
 bool hub_api_check_id(hub_api_call_t *c, const char *id, const char *what);
+
+/* A URL on the HTTP edge: SCHEME://PREFIX LABEL.DOMAIN[:PORT]/ (the port
+ * left out when it is the scheme's default). Tunnels' publicUrl and shares'
+ * shareUrl are both this. */
+void hub_api_edge_url(const hub_api_t *api, const char *prefix, const char *label, char *out,
+                      size_t outlen);
 
 #endif

@@ -9,12 +9,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Seconds a target may take to start answering before the edge answers 504. */
+#define HUB_HTTP_TIMEOUT_DEFAULT_S 30
+
 typedef struct hub_serve_options {
     const char *db;
     char listen_host[64];
     uint16_t listen_port;
     const char *public_domain;
-    uint16_t http_port; /* 0 = not given */
+    uint16_t http_port;      /* the HTTP edge's port when http_port_set */
+    bool http_port_set;      /* --http-port given (0 = the kernel picks) */
+    unsigned http_timeout_s; /* --http-timeout, HUB_HTTP_TIMEOUT_DEFAULT_S when not given */
     uint16_t tcp_port_lo, tcp_port_hi;
     const char *tls_cert;
     const char *tls_key;

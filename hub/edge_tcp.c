@@ -106,21 +106,35 @@ static void conn_done(void *ctx, cn_pipe_t *p, int err)
     free(c);
 }
 
+void hub_edge_peer(const struct sockaddr_storage *ss, char *ip, size_t iplen, int *port)
+{
+    snprintf(ip, iplen, "?");
+    *port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, ip, (socklen_t)iplen);
+        *port = ntohs(a->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, ip, (socklen_t)iplen);
+        *port = ntohs(a->sin6_port);
+    }
+}
+
+/* Refuses a connection at once: RST, so a client never hangs on a tunnel
+ * that is paused, offline or over its limits. */
+void hub_edge_refuse(int fd)
+{
+    cn_sock_reset(fd);
+}
+
 static void accept_one(listener_t *l, int fd, const struct sockaddr_storage *ss)
 {
     hub_runtime_t *rt = l->rt;
     session_t *s = hub_agents_route(rt, l->agent_id, l->tunnel_id);
-    char addr[INET6_ADDRSTRLEN] = "?";
+    char addr[INET6_ADDRSTRLEN];
     int port = 0;
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &a->sin_addr, addr, sizeof(addr));
-        port = ntohs(a->sin_port);
-    } else if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, addr, sizeof(addr));
-        port = ntohs(a->sin6_port);
-    }
+    hub_edge_peer(ss, addr, sizeof(addr), &port);
     char client[CN_LINK_ADDR_KEY_SIZE];
     cn_link_addr_key(addr, client);
     static const char *const reasons[] = {
@@ -149,14 +163,14 @@ static void accept_one(listener_t *l, int fd, const struct sockaddr_storage *ss)
             rt->refused_log_at[why] = now;
             rt->refused[why] = 0;
         }
-        cn_sock_reset(fd);
+        hub_edge_refuse(fd);
         return;
     }
     char meta[128];
     int mlen = snprintf(meta, sizeof(meta), "{\"client\":\"%s:%d\"}", addr, port);
     conn_t *c = calloc(1, sizeof(*c));
     if (!c) {
-        cn_sock_reset(fd);
+        hub_edge_refuse(fd);
         return;
     }
     c->rt = rt;

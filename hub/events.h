@@ -15,6 +15,9 @@
 #define HUB_EV_AGENT_DELETED "agent.deleted"
 #define HUB_EV_AGENT_CONNECTED "agent.connected"
 #define HUB_EV_AGENT_DISCONNECTED "agent.disconnected"
+#define HUB_EV_SHARE_CREATED "share.created"
+#define HUB_EV_SHARE_REVOKED "share.revoked"
+#define HUB_EV_SHARE_EXPIRED "share.expired"
 
 /* Appends an event; `data` (a JSON object, may be NULL) is consumed.
  * `tunnel_id` / `agent_id` may be NULL. Record it inside the transaction

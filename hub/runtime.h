@@ -12,6 +12,7 @@
 #ifndef HUB_RUNTIME_H
 #define HUB_RUNTIME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +54,12 @@ typedef struct hub_runtime_config {
     unsigned tcp_idle_timeout_s;   /* idle public connections are closed; 0 = never */
     unsigned max_links;            /* agent links at once, any state; default 1024 */
     unsigned max_links_per_agent;  /* admitted links of one agent; default 16 */
+    /* The HTTP edge (edge_http.c) listens on tcp_host:http_port; 0 lets the
+     * kernel pick (hub_runtime_http_port() says which), -1 means no edge. */
+    int http_port;
+    bool http_port_fallback;   /* http_port taken: let the kernel pick instead */
+    const char *public_domain; /* NAME.DOMAIN routing; default "localhost" */
+    unsigned http_timeout_ms;  /* 504 when a target has not answered; default 30000 */
 } hub_runtime_config_t;
 
 hub_runtime_t *hub_runtime_new(const hub_runtime_config_t *cfg, char *err, size_t errlen);
@@ -68,6 +75,8 @@ void hub_runtime_agent_changed(hub_runtime_t *rt, const char *workspace_id, cons
 /* The runtime as the lifecycle's live side (tunnels.h): hand it to the
  * API's configuration and to the TTL reaper. Valid while rt lives. */
 void hub_runtime_live(hub_runtime_t *rt, hub_live_t *out);
+/* The port the HTTP edge listens on, -1 when it does not. */
+int hub_runtime_http_port(const hub_runtime_t *rt);
 /* Agents connected right now. */
 unsigned hub_runtime_agents_online(const hub_runtime_t *rt);
 /* Closes every link and listener (before the context is destroyed). */

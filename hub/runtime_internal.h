@@ -45,9 +45,13 @@ typedef struct listener {
     struct edge_conn *conn_head; /* its live public connections */
 } listener_t;
 
+struct hub_edge_http;
+
 struct hub_runtime {
     hub_runtime_config_t cfg;
     char *tcp_host;
+    char *public_domain;
+    struct hub_edge_http *edge; /* edge_http.c's state */
     struct lws_context *ctx;
     struct lws_vhost *vh;
     cn_link_server_t *links;
@@ -94,6 +98,26 @@ void hub_edge_tcp_sync_agent(hub_runtime_t *rt, const char *agent_id,
 void hub_edge_tcp_close_all(hub_runtime_t *rt);
 /* Public connections open to the workspace's tunnels. */
 unsigned hub_edge_tcp_ws_conns(const hub_runtime_t *rt, const char *workspace_id);
+/* Both edges: a peer's address as text and port; closing a socket with an
+ * RST (SO_LINGER 0) so that a refused client never hangs. */
+struct sockaddr_storage;
+void hub_edge_peer(const struct sockaddr_storage *ss, char *ip, size_t iplen, int *port);
+void hub_edge_refuse(int fd);
 void hub_edge_tcp_free_all(hub_runtime_t *rt);
+
+/* ---- edge_http.c: the public HTTP edge and shares' data path ---- */
+
+/* The lws protocols of the edge's listener and its client connections. */
+extern const struct lws_protocols hub_edge_http_listen_protocol;
+extern const struct lws_protocols hub_edge_http_conn_protocol;
+/* Allocates the edge's state into rt->edge. 0 or CN_ENOMEM. */
+int hub_edge_http_init(hub_runtime_t *rt);
+/* Opens the listener (unless cfg.http_port < 0) and starts the periodic
+ * work (access-log batches, share expiry sweep). 0 or CN_EIO. */
+int hub_edge_http_start(hub_runtime_t *rt);
+int hub_edge_http_port(const hub_runtime_t *rt);
+/* Closes the listener and every client connection; flushes the log. */
+void hub_edge_http_close_all(hub_runtime_t *rt);
+void hub_edge_http_free(hub_runtime_t *rt);
 
 #endif
