@@ -5,6 +5,7 @@
  * from its receive buffer: no copy here. */
 #include "cn_pipe.h"
 
+#include "cn_e2e.h"
 #include "cn_err.h"
 #include "cn_frame.h"
 #include "cn_log.h"
@@ -45,6 +46,12 @@ struct cn_pipe {
     lws_sorted_usec_list_t sul_open;  /* hub: deadline for the peer's answer to our OPEN */
     int err;
     uint64_t up, down;
+    /* Reach streams: the end-to-end layer between the two agents (NULL
+     * otherwise). Socket bytes are sealed into records and records opened
+     * back into bytes; the stream carries only records. */
+    cn_e2e_t *e2e;
+    int e2e_fin;      /* socket EOF: CLOSE record queued, FIN follows the wire */
+    int e2e_fin_sent; /* that FIN is queued on the stream */
 };
 
 /* ---- lifetime ---------------------------------------------------------- */
@@ -57,6 +64,7 @@ static void maybe_free(cn_pipe_t *p)
     lws_sul_cancel(&p->sul_open);
     if (p->cfg.done)
         p->cfg.done(p->cfg.ctx, p, p->err);
+    cn_e2e_free(p->e2e);
     free(p);
 }
 
@@ -129,12 +137,106 @@ static void drain_fail(cn_pipe_t *p)
     cn_link_flush(link);
 }
 
+/* ---- end-to-end layer (reach streams) ----------------------------------- */
+
+/* Moves what the layer holds for the stream (records, handshake messages)
+ * into it as far as credit allows, then the FIN that waits behind them.
+ * True when nothing is left. */
+static bool e2e_flush(cn_pipe_t *p)
+{
+    cn_buf_t *w = cn_e2e_wire(p->e2e);
+    if (!p->attached || p->stream_done)
+        return false;
+    while (w->len) {
+        int n = cn_mux_write(p->mux, p->id, cn_buf_data(w), w->len);
+        if (n <= 0)
+            return false; /* no credit: on_writable brings us back */
+        cn_buf_consume(w, (size_t)n);
+    }
+    if (p->e2e_fin && !p->e2e_fin_sent) {
+        p->e2e_fin_sent = 1;
+        cn_mux_shutdown(p->mux, p->id);
+    }
+    return true;
+}
+
+/* The other agent (or a hub in the middle) failed the handshake or a
+ * record: nothing more is trusted. The stream is reset and the socket closed
+ * with RST, so the client never takes a cut stream for a clean end. */
+static void e2e_fail(cn_pipe_t *p, int rc)
+{
+    cn_log_warn("pipe %u: end-to-end %s failed (%s): connection closed", p->id,
+                cn_e2e_ready(p->e2e) ? "channel" : "handshake", cn_strerror(rc));
+    if (!p->err)
+        p->err = rc;
+    p->aborted = 1;
+    set_rx(p, 0);
+    cn_mux_reset(p->mux, p->id, CN_RST_PROTOCOL, "end-to-end authentication failed");
+    cn_link_flush(p->link);
+}
+
+/* Socket -> stream through the layer: recv straight into the record being
+ * built, seal it in place, push it onto the stream. One record waits at
+ * most: reading stops until it is on the stream. */
+static int pipe_read_e2e(cn_pipe_t *p)
+{
+    int fd = pipe_fd(p);
+    for (int i = 0; p->drain_fd >= 0 || i < READS_PER_EVENT; i++) {
+        size_t cap = 0;
+        uint8_t *dst = e2e_flush(p) ? cn_e2e_seal_space(p->e2e, &cap) : NULL;
+        if (!dst) {
+            set_rx(p, 0); /* resumed by the stream's writable event */
+            break;
+        }
+        ssize_t n = recv(fd, dst, cap, 0);
+        if (n > 0) {
+            int rc = cn_e2e_seal_commit(p->e2e, (size_t)n);
+            if (rc) {
+                e2e_fail(p, rc);
+                return 0;
+            }
+            p->up += (uint64_t)n;
+            e2e_flush(p);
+            if ((size_t)n < cap && p->drain_fd < 0)
+                break;
+            continue;
+        }
+        cn_e2e_seal_commit(p->e2e, 0);
+        if (n == 0) {
+            p->rd_eof = 1;
+            set_rx(p, 0);
+            int rc = cn_e2e_close(p->e2e);
+            if (rc) {
+                e2e_fail(p, rc);
+                return 0;
+            }
+            p->e2e_fin = 1;
+            e2e_flush(p);
+            if (p->drain_fd >= 0)
+                drain_done(p);
+            break;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            break;
+        cn_log_debug("pipe %u: recv: %s", p->id, strerror(errno));
+        p->err = CN_EIO;
+        cn_link_flush(p->link);
+        return -1;
+    }
+    cn_link_flush(p->link);
+    return 0;
+}
+
 static int pipe_read(cn_pipe_t *p)
 {
-    if (!p->attached || p->stream_done || p->rd_eof) {
+    if (!p->attached || p->stream_done || p->rd_eof || (p->e2e && !cn_e2e_ready(p->e2e))) {
         set_rx(p, 0);
         return 0;
     }
+    if (p->e2e)
+        return pipe_read_e2e(p);
     int fd = pipe_fd(p);
     /* Polled sockets yield after a few reads; a drained one is never polled
      * again, so it reads until EOF or until the stream has no credit. */
@@ -176,8 +278,76 @@ static int pipe_read(cn_pipe_t *p)
 
 /* ---- stream -> socket -------------------------------------------------- */
 
+/* Stream -> socket through the layer: records are opened into the plain
+ * buffer, which is sent before more of the stream is read, so it holds at
+ * most one slice's worth. Handshake messages are answered on the way, and
+ * once the handshake is done the socket may be read. */
+static int pipe_write_e2e(cn_pipe_t *p)
+{
+    int fd = lws_get_socket_fd(p->wsi);
+    cn_buf_t *plain = cn_e2e_plain(p->e2e);
+    int ret = 0;
+    while (!p->stream_done && !p->wr_shut && p->attached && !cn_e2e_error(p->e2e)) {
+        if (plain->len) {
+            ssize_t n = send(fd, cn_buf_data(plain), plain->len, MSG_NOSIGNAL);
+            if (n > 0) {
+                p->down += (uint64_t)n;
+                cn_buf_consume(plain, (size_t)n);
+                if (plain->len) {
+                    want_write(p);
+                    break;
+                }
+                continue;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                want_write(p);
+                break;
+            }
+            cn_log_debug("pipe %u: send: %s", p->id, n < 0 ? strerror(errno) : "wrote nothing");
+            p->err = CN_EIO;
+            ret = -1;
+            break;
+        }
+        const uint8_t *src;
+        size_t len;
+        int rc = cn_mux_peek(p->mux, p->id, &src, &len);
+        if (rc == 0) {
+            /* The FIN: a clean end only behind the peer's authenticated
+             * close; otherwise someone cut the stream. */
+            rc = cn_e2e_eof(p->e2e);
+            if (rc) {
+                e2e_fail(p, rc);
+                break;
+            }
+            p->wr_shut = 1;
+            shutdown(fd, SHUT_WR);
+            break;
+        }
+        if (rc < 0)
+            break;
+        if (len > CN_E2E_MAX_FEED)
+            len = CN_E2E_MAX_FEED;
+        rc = cn_e2e_feed(p->e2e, src, len);
+        cn_mux_consume(p->mux, p->id, len);
+        if (rc) {
+            e2e_fail(p, rc);
+            break;
+        }
+        e2e_flush(p); /* a handshake answer, if any */
+        if (cn_e2e_ready(p->e2e) && !p->rd_eof)
+            set_rx(p, 1);
+    }
+    if (!p->stream_done)
+        cn_link_flush(p->link);
+    return ret;
+}
+
 static int pipe_write(cn_pipe_t *p)
 {
+    if (p->e2e)
+        return pipe_write_e2e(p);
     int fd = lws_get_socket_fd(p->wsi);
     int ret = 0;
     while (!p->stream_done && !p->wr_shut && p->attached) {
@@ -237,7 +407,8 @@ static int dial_finished(cn_pipe_t *p)
         return -1;
     }
     p->attached = 1;
-    set_rx(p, 1);
+    /* A reach stream reads its socket only once the handshake is done. */
+    set_rx(p, !p->e2e);
     cn_link_flush(p->link);
     return 0;
 }
@@ -327,7 +498,17 @@ static void op_accepted(void *self)
     cn_pipe_t *p = self;
     lws_sul_cancel(&p->sul_open);
     p->attached = 1;
-    set_rx(p, 1);
+    if (!p->e2e) {
+        set_rx(p, 1);
+        return;
+    }
+    /* Reach: the first handshake message; the socket waits for the last. */
+    int rc = cn_e2e_start(p->e2e);
+    if (rc) {
+        e2e_fail(p, rc);
+        return;
+    }
+    e2e_flush(p);
 }
 
 static void op_readable(void *self)
@@ -345,6 +526,10 @@ static void op_readable(void *self)
 static void op_writable(void *self)
 {
     cn_pipe_t *p = self;
+    if (p->e2e && !e2e_flush(p))
+        return; /* a record still waits for credit: reading stays off */
+    if (p->e2e && !cn_e2e_ready(p->e2e))
+        return;
     if (p->drain_fd >= 0) {
         if (pipe_read(p) < 0)
             drain_fail(p);
@@ -444,12 +629,22 @@ static cn_pipe_t *pipe_new(cn_link_t *link, const cn_pipe_config_t *cfg)
     cn_pipe_t *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
+    if (cfg && cfg->e2e) {
+        char why[128];
+        p->e2e = cn_e2e_new(cfg->e2e, why, sizeof(why));
+        if (!p->e2e) {
+            cn_log_warn("pipe: %s", why);
+            free(p);
+            return NULL;
+        }
+    }
     p->ops = &pipe_ops;
     p->link = link;
     p->mux = cn_link_mux(link);
     if (cfg)
         p->cfg = *cfg;
-    p->rx_on = 1; /* lws starts with POLLIN on */
+    p->cfg.e2e = NULL; /* borrowed for the call only; the layer holds copies */
+    p->rx_on = 1;      /* lws starts with POLLIN on */
     p->drain_fd = -1;
     return p;
 }
@@ -537,6 +732,8 @@ cn_pipe_t *cn_pipe_open(struct lws_vhost *vh, int fd, cn_link_t *link, uint8_t k
     cn_link_flush(link);
     return p;
 fail:
+    if (p)
+        cn_e2e_free(p->e2e);
     free(p);
     close(fd);
     if (err)
@@ -587,6 +784,8 @@ cn_pipe_t *cn_pipe_dial(struct lws_vhost *vh, cn_link_t *link, uint32_t id, cons
     lws_callback_on_writable(p->wsi); /* POLLOUT = connect() finished */
     return p;
 fail:
+    if (p)
+        cn_e2e_free(p->e2e);
     free(p);
     if (fd >= 0)
         close(fd);

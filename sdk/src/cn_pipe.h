@@ -34,6 +34,7 @@
 
 struct lws_vhost;
 struct lws_protocols;
+struct cn_e2e_config;
 
 typedef struct cn_stream_ops {
     void (*accepted)(void *self);
@@ -68,6 +69,13 @@ typedef struct cn_pipe_config {
      * RST (done gets CN_ETIMEOUT), so a frozen agent never holds clients.
      * 0 = CN_PIPE_OPEN_TIMEOUT_MS. */
     uint32_t open_timeout_ms;
+    /* Reach streams (CN_KIND_RELAY): the end-to-end layer between the two
+     * agents (cn_e2e.h), borrowed for the call; NULL for plain streams. The
+     * stream then carries only sealed records: the pipe reads its socket
+     * once the handshake is done, passes a FIN on as a clean end only
+     * behind the peer's authenticated close, and closes the socket with RST
+     * when the handshake or a record fails. */
+    const struct cn_e2e_config *e2e;
 } cn_pipe_config_t;
 
 /* The lws protocol entry for pipe sockets (raw-file role). */

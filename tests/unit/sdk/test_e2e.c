@@ -29,7 +29,7 @@ struct tap {
 
 struct world {
     struct keys k;
-    cn_e2e_t *e[2]; /* [0] reaching agent (initiator), [1] exposing agent (responder) */
+    cn_e2e_t *e[2];  /* [0] reaching agent (initiator), [1] exposing agent (responder) */
     cn_buf_t got[2]; /* plaintext each side received */
     struct tap tap;
     int tamper_at; /* >= 0: flip the byte at this relayed offset */
