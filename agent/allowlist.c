@@ -117,7 +117,8 @@ uint32_t agent_allowlist_check(const agent_allowlist_t *l, uint8_t kind, const u
                                size_t ref_len, const agent_tunnel_t **t, const char **why)
 {
     *t = NULL;
-    if (kind != CN_KIND_TCP) {
+    /* TCP from the public edge, RELAY from an agent reaching the tunnel. */
+    if (kind != CN_KIND_TCP && kind != CN_KIND_RELAY) {
         *why = "stream kind not served by this agent";
         return CN_RST_REFUSED;
     }

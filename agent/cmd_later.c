@@ -10,8 +10,6 @@ static const struct {
     const char *synopsis;
     const char *what;
 } later[] = {
-    {"reach", "TUNNEL|SHARE_URL [--port N] [--json]",
-     "Reaches another agent's tunnel (or a TCP share) on a local port."},
     {"share", "TUNNEL [--expires 1h|24h|7d|30d|never] [--methods GET,POST] [--paths /api/*] ...",
      "Creates a share link for a tunnel."},
     {"link", "TUNNEL [options]", "An alias of 'connect share'."},

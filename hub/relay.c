@@ -30,6 +30,7 @@ struct hub_relay {
     uint32_t code;     /* the RST code that ended the relay, 0 if none */
     uint64_t moved[2]; /* bytes read from this side and written to the other */
     hub_relay_done_fn done;
+    void (*tap)(void *ctx, int dir, const uint8_t *bytes, size_t len);
     void *ctx;
 };
 
@@ -72,18 +73,19 @@ static void pump(hub_relay_t *r, int s)
         }
         if (rc < 0)
             break;
-        int n;
+        uint8_t bounce[16384];
+        const uint8_t *src = ptr;
         if (ms == mo) {
-            uint8_t bounce[16384];
             if (len > sizeof(bounce))
                 len = sizeof(bounce);
             memcpy(bounce, ptr, len);
-            n = cn_mux_write(mo, r->id[o], bounce, len);
-        } else {
-            n = cn_mux_write(mo, r->id[o], ptr, len);
+            src = bounce;
         }
+        int n = cn_mux_write(mo, r->id[o], src, len);
         if (n <= 0)
             break; /* no credit on `o`: its writable event resumes */
+        if (r->tap)
+            r->tap(r->ctx, s, src, (size_t)n);
         cn_mux_consume(ms, r->id[s], (size_t)n);
         r->moved[s] += (uint64_t)n;
         moved = true;
@@ -187,6 +189,7 @@ hub_relay_t *hub_relay_start(const hub_relay_config_t *cfg, int *err)
     r->link[TO] = cfg->to;
     r->id[FROM] = cfg->from_id;
     r->done = cfg->done;
+    r->tap = cfg->tap;
     r->ctx = cfg->ctx;
     int rc = cn_mux_open(cfg->to.mux, cfg->kind, cfg->ref, cfg->ref_len, cfg->meta, cfg->meta_len,
                          &r->end[TO], &r->id[TO]);

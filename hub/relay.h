@@ -45,6 +45,9 @@ typedef struct hub_relay_config {
     const uint8_t *ref, *meta; /* its OPEN reference and metadata (copied by the mux) */
     size_t ref_len, meta_len;
     hub_relay_done_fn done; /* optional */
+    /* Optional, for tests and debugging: sees every byte relayed (dir 0:
+     * reaching -> exposing agent, 1: back), borrowed for the call. */
+    void (*tap)(void *ctx, int dir, const uint8_t *bytes, size_t len);
     void *ctx;
 } hub_relay_config_t;
 

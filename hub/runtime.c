@@ -30,6 +30,7 @@ void hub_runtime_agent_changed(hub_runtime_t *rt, const char *ws, const char *ag
         return;
     }
     hub_edge_tcp_sync_agent(rt, agent_id, &list);
+    hub_reach_sync_agent(rt, agent_id, &list);
     hub_tunnel_list_free(&list);
     hub_agents_changed(rt, ws, agent_id, gone);
 }
@@ -117,6 +118,7 @@ void hub_runtime_free(hub_runtime_t *rt)
     /* Links and listeners died with the context; whatever is left was never
      * handed to lws. */
     hub_edge_tcp_free_all(rt);
+    hub_reach_free_all(rt);
     hub_agents_free_all(rt);
     cn_link_server_free(rt->links);
     free(rt->tcp_host);

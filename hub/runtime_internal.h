@@ -44,6 +44,19 @@ typedef struct listener {
     unsigned conns;
 } listener_t;
 
+struct hub_relay;
+
+/* One reach stream relayed between two agents (edge_reach.c): owned by the
+ * runtime's list, freed when its relay is done. */
+typedef struct reach {
+    struct reach *next;
+    hub_runtime_t *rt;
+    struct hub_relay *relay;
+    char tunnel_id[HUB_ID_SIZE];
+    char to_agent[HUB_ID_SIZE];   /* the exposing agent */
+    char from_agent[HUB_ID_SIZE]; /* the reaching agent */
+} reach_t;
+
 struct hub_runtime {
     hub_runtime_config_t cfg;
     char *tcp_host;
@@ -53,6 +66,7 @@ struct hub_runtime {
     cn_mux_callbacks_t mux_cb;
     session_t *sessions;
     listener_t *listeners;
+    reach_t *reaches;
     unsigned online;
     unsigned conns;
 };
@@ -88,5 +102,17 @@ void hub_edge_tcp_sync_agent(hub_runtime_t *rt, const char *agent_id,
 /* Closes every listener (shutdown); frees listeners lws never closed. */
 void hub_edge_tcp_close_all(hub_runtime_t *rt);
 void hub_edge_tcp_free_all(hub_runtime_t *rt);
+
+/* ---- edge_reach.c: reach streams between agents ---- */
+
+/* An agent (session `s`) opened stream `id` of kind CN_KIND_RELAY naming a
+ * tunnel: checks workspace, status and the exposing agent's link, then
+ * relays, or refuses the stream at once with one log line. */
+void hub_reach_open(hub_runtime_t *rt, session_t *s, uint32_t id, const uint8_t *ref,
+                    size_t ref_len);
+/* Ends the reaches of the agent's tunnels that left `list` (deleted). */
+void hub_reach_sync_agent(hub_runtime_t *rt, const char *agent_id, const hub_tunnel_list_t *list);
+/* Frees what is left after the links died with the context. */
+void hub_reach_free_all(hub_runtime_t *rt);
 
 #endif

@@ -50,8 +50,9 @@ struct cn_pipe {
      * otherwise). Socket bytes are sealed into records and records opened
      * back into bytes; the stream carries only records. */
     cn_e2e_t *e2e;
-    int e2e_fin;      /* socket EOF: CLOSE record queued, FIN follows the wire */
-    int e2e_fin_sent; /* that FIN is queued on the stream */
+    int e2e_fin;         /* socket EOF: CLOSE record queued, FIN follows the wire */
+    int e2e_fin_sent;    /* that FIN is queued on the stream */
+    uint32_t reset_code; /* the peer's RST code, 0 if none came */
 };
 
 /* ---- lifetime ---------------------------------------------------------- */
@@ -543,6 +544,8 @@ static void op_reset(void *self, uint32_t code, const char *msg, size_t len)
 {
     cn_pipe_t *p = self;
     p->aborted = 1;
+    if (!p->reset_code)
+        p->reset_code = code ? code : CN_RST_CANCEL;
     if (!p->err)
         p->err = p->attached ? CN_ECLOSED : CN_EREFUSED;
 }
@@ -829,6 +832,11 @@ uint64_t cn_pipe_bytes_up(const cn_pipe_t *p)
 uint64_t cn_pipe_bytes_down(const cn_pipe_t *p)
 {
     return p->down;
+}
+
+uint32_t cn_pipe_reset_code(const cn_pipe_t *p)
+{
+    return p->reset_code;
 }
 
 int cn_sock_listen(const char *host, int port, int backlog, int *bound_port)

@@ -107,6 +107,9 @@ void cn_pipe_abort(cn_pipe_t *pipe, uint32_t code);
 /* Bytes moved socket->stream and stream->socket. */
 uint64_t cn_pipe_bytes_up(const cn_pipe_t *pipe);
 uint64_t cn_pipe_bytes_down(const cn_pipe_t *pipe);
+/* The code of the RST that refused or ended the stream (CN_RST_*), 0 when
+ * none came: for the done callback's log line. */
+uint32_t cn_pipe_reset_code(const cn_pipe_t *pipe);
 
 /* Socket helpers shared by listeners: non-blocking, close-on-exec,
  * TCP_NODELAY. 0 or CN_EIO. */
