@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end benchmark of a public TCP tunnel on loopback, side by side with
-# direct loopback, socat -b 131072 and ssh -L (aes128-gcm@openssh.com):
+# reach (a second agent's `connect reach` of the same targets: two agents and
+# the hub's relay, end-to-end encrypted between the agents), direct loopback,
+# socat -b 131072 and ssh -L (aes128-gcm@openssh.com):
 # iperf3 single stream both ways, 64-byte ping-pong at 1 and 50 connections,
 # wrk keep-alive c=50 against nginx (1 KiB file), new connections per second,
 # PSS per idle connection and CPU seconds per GB. Prints a markdown table.
@@ -13,7 +15,7 @@
 #                       ping-pong (950 + 50 stays under the hub's default
 #                       1,024 connections per tunnel); 0 skips it
 #   BENCH_RATE_PAR="1 16"  parallel slots for the connection-rate runs
-#   BENCH_PATHS="direct connect socat ssh"
+#   BENCH_PATHS="direct connect reach socat ssh" (reach needs connect before it)
 #   BENCH_PERF=DIR      also record perf profiles of the hub and the agent
 #                       during the Connect runs and write top-function reports
 #   BENCH_OUT=FILE      also write the table there
@@ -34,7 +36,7 @@ SECS=${BENCH_SECS:-10}
 IDLE=${BENCH_IDLE:-1000}
 IDLE_PP=${BENCH_IDLE_PP:-950}
 RATE_PAR=${BENCH_RATE_PAR:-1 16}
-PATHS=${BENCH_PATHS:-direct connect socat ssh}
+PATHS=${BENCH_PATHS:-direct connect reach socat ssh}
 PERF_DIR=${BENCH_PERF:-}
 PP=$CN_BUILD_DIR/bench/bench_pingpong
 
@@ -152,6 +154,7 @@ EOF
 declare -A PORT FWD_PIDS LABEL
 LABEL[direct]="direct"
 LABEL[connect]="Connect tunnel"
+LABEL[reach]="Connect reach (E2E)"
 LABEL[socat]="socat -b 131072"
 LABEL[ssh]="ssh -L aes128-gcm"
 
@@ -188,7 +191,25 @@ setup_connect() {
         fi
     fi
 }
-declare -A AGENT_PID
+declare -A AGENT_PID REACH_PID
+
+# A second agent reaches the three tunnels of setup_connect: its local ports
+# are what clients use; hub and both agents forward.
+setup_reach() {
+    [ -n "${HUB_PID:-}" ] || fail "reach needs the connect path set up first (BENCH_PATHS)"
+    agent_enroll bench-reacher
+    local t out line
+    for t in iperf echo http; do
+        out=$WORK/reach-$t.out
+        "$CLI_BIN" reach "bench-$t" --config "$WORK/bench-reacher.json" --json \
+            >"$out" 2>"$WORK/reach-$t.log" &
+        PIDS+=($!)
+        REACH_PID[$t]=$!
+        wait_for 15 "reach bench-$t" grep -q '"localPort"' "$out"
+        line=$(grep -m1 '^{' "$out")
+        PORT[reach:$t]=$(echo "$line" | json_get localPort)
+    done
+}
 
 setup_socat() {
     local t p
@@ -261,6 +282,7 @@ EOF
 fwd_pids() {
     case $1 in
     connect) echo "$HUB_PID ${AGENT_PID[$2]}" ;;
+    reach) echo "$HUB_PID ${AGENT_PID[$2]} ${REACH_PID[$2]}" ;;
     socat) echo "${FWD_PIDS[socat:$2]}" ;;
     ssh) echo "$SSH_PID $SSHD_PID" ;;
     *) echo "" ;;
@@ -357,6 +379,36 @@ print("%.2f (hub %.2f + agent %.2f)" % ((h+a)/c/gb, h/c/gb, a/c/gb))' "$((h1 - h
     log "iperf3 connect $tag: $gbps Gbit/s (${R[cpu-$tag:connect]} CPU s/GB)"
 }
 
+# Reach: hub, exposing agent and reaching agent CPU separately (the two
+# agents carry the end-to-end layer, the hub only relays).
+iperf_reach() { # iperf_reach [-R]
+    local rev=${1:-} tag=up out h0 h1 e0 e1 r0 r1 bytes gbps
+    [ -n "$rev" ] && tag=down
+    h0=$(cpu_ticks "$HUB_PID")
+    e0=$(cpu_ticks "${AGENT_PID[iperf]}")
+    r0=$(cpu_ticks "${REACH_PID[iperf]}")
+    out=$WORK/iperf-reach-$tag.json
+    if ! timeout $((SECS + 30)) iperf3 -c 127.0.0.1 -p "${PORT[reach:iperf]}" -t "$SECS" -J $rev >"$out" 2>&1; then
+        log "iperf3 reach $tag failed: $(tail -3 "$out")"
+        R[iperf-$tag:reach]="failed"
+        return 0
+    fi
+    sleep 1
+    h1=$(cpu_ticks "$HUB_PID")
+    e1=$(cpu_ticks "${AGENT_PID[iperf]}")
+    r1=$(cpu_ticks "${REACH_PID[iperf]}")
+    read -r bytes gbps < <(python3 -c 'import json,sys
+e=json.load(open(sys.argv[1]))["end"]["sum_received"]
+print(e["bytes"], "%.2f" % (e["bits_per_second"]/1e9))' "$out")
+    R[iperf-$tag:reach]="$gbps"
+    R[cpu-$tag:reach]=$(python3 -c 'import sys
+h,e,r,c,b=(int(x) for x in sys.argv[1:6])
+gb=b/1e9
+print("%.2f (hub %.2f + exposing %.2f + reaching %.2f)" % ((h+e+r)/c/gb, h/c/gb, e/c/gb, r/c/gb))' \
+        "$((h1 - h0))" "$((e1 - e0))" "$((r1 - r0))" "$CLK" "$bytes")
+    log "iperf3 reach $tag: $gbps Gbit/s (${R[cpu-$tag:reach]} CPU s/GB)"
+}
+
 pingpong_run() { # pingpong_run PATH CONNS
     local path=$1 n=$2 line
     [ "$path" = connect ] && perf_start "pingpong-c$n" echo
@@ -430,7 +482,8 @@ idle_run() { # idle_run PATH
     local cell="" i name
     for i in "${!pids[@]}"; do
         case $path:$i in
-        connect:0) name=hub ;; connect:1) name=agent ;; ssh:0) name=ssh ;; ssh:1) name=sshd ;; *) name=$path ;;
+        connect:0) name=hub ;; connect:1) name=agent ;; ssh:0) name=ssh ;; ssh:1) name=sshd ;;
+        reach:0) name=hub ;; reach:1) name=exposing ;; reach:2) name=reaching ;; *) name=$path ;;
         esac
         cell+="${cell:+, }$name $(python3 -c 'import sys; print("%.1f" % ((int(sys.argv[2])-int(sys.argv[1]))/int(sys.argv[3])))' "${before[$i]}" "${after[$i]}" "$IDLE")"
         MEM[$path:$name:before]=${before[$i]}
@@ -492,10 +545,10 @@ fi
 for p in $PATHS; do [ "$p" = direct ] || idle_run "$p"; done
 
 for p in $PATHS; do
-    if [ "$p" = connect ]; then iperf_connect; else iperf_run "$p"; fi
+    case $p in connect) iperf_connect ;; reach) iperf_reach ;; *) iperf_run "$p" ;; esac
 done
 for p in $PATHS; do
-    if [ "$p" = connect ]; then iperf_connect -R; else iperf_run "$p" -R; fi
+    case $p in connect) iperf_connect -R ;; reach) iperf_reach -R ;; *) iperf_run "$p" -R ;; esac
 done
 for p in $PATHS; do pingpong_run "$p" 1; done
 for p in $PATHS; do pingpong_run "$p" 50; done
