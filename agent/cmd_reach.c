@@ -112,6 +112,7 @@ static int bind_port(reach_t *r, agent_daemon_t *d)
         .peer_key = r->peer_key,
         .host = REACH_HOST,
         .port = r->port ? (int)r->port : (int)want,
+        .udp = !strcmp(jstr(r->answer, "protocol", ""), "udp"),
     };
     if (agent_daemon_reach(d, &rc, &r->bound, err, sizeof(err)) == 0)
         return 0;
@@ -130,15 +131,17 @@ static void print_ready(const reach_t *r)
 {
     const char *cs = jstr(r->answer, "connectionString", "");
     if (r->c.json) {
-        json_t *line = json_pack("{s:i,s:s,s:s,s:s}", "localPort", r->bound, "connectionString", cs,
-                                 "tunnelId", jstr(r->tunnel, "id", ""), "name", r->name);
+        json_t *line = json_pack("{s:i,s:s,s:s,s:s,s:s}", "localPort", r->bound, "connectionString",
+                                 cs, "tunnelId", jstr(r->tunnel, "id", ""), "name", r->name,
+                                 "protocol", jstr(r->answer, "protocol", "tcp"));
         out_json(line);
         json_decref(line);
         return;
     }
     char safe[256];
     out_sanitize(cs, safe, sizeof(safe), 200);
-    printf("Reaching tunnel %s on %s:%d\n", r->name, REACH_HOST, r->bound);
+    printf("Reaching tunnel %s on %s%s:%d\n", r->name,
+           !strcmp(jstr(r->answer, "protocol", ""), "udp") ? "UDP " : "", REACH_HOST, r->bound);
     printf("  connection string: %s\n", safe);
     printf("Forwarding until Ctrl-C (end-to-end encrypted to the exposing agent).\n");
     fflush(stdout);

@@ -14,6 +14,7 @@
 #include "cn_pipe.h"
 #include "cn_time.h"
 #include "cn_id.h"
+#include "cn_udp.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -79,7 +80,7 @@ struct agent_daemon {
 
     struct lws_context *context;
     struct lws_vhost *vh;
-    struct lws_protocols protocols[5];
+    struct lws_protocols protocols[6];
     cn_mux_callbacks_t mux_cb;
 
     cn_link_t *link;
@@ -96,6 +97,8 @@ struct agent_daemon {
     agent_conn_t *conns;
     size_t nconns;
     agent_reach_t *reaches;
+    cn_udp_listener_t *udp_reaches[AGENT_DAEMON_MAX_SERVE];
+    size_t nudp_reaches;
 };
 
 static void connect_now(agent_daemon_t *d);
@@ -221,6 +224,32 @@ static void ref_text(const uint8_t *ref, size_t len, char *out, size_t outlen)
     out[o] = '\0';
 }
 
+/* A UDP flow (public, or a reach with its end-to-end layer when
+ * reacher_key is set): a connected socket to the target, accepted at once;
+ * it frees itself when the stream ends (cn_udp.h). */
+static void serve_udp(agent_daemon_t *d, cn_link_t *link, uint32_t id, uint8_t kind,
+                      const agent_tunnel_t *t, const uint8_t *reacher_key, const char *reacher,
+                      const uint8_t *meta, size_t meta_len)
+{
+    char client[80], label[256];
+    if (kind == CN_KIND_RELAY)
+        snprintf(client, sizeof(client), "agent %.36s (reach)", reacher);
+    else
+        meta_client(meta, meta_len, client, sizeof(client));
+    snprintf(label, sizeof(label), "%s tunnel %s flow %u", d->who, t->name[0] ? t->name : t->id,
+             id);
+    cn_e2e_config_t e2e = {CN_E2E_RESPONDER, d->sk, reacher_key, t->id};
+    int rc = cn_udp_dial(d->vh, link, id, t->host, t->port, reacher_key ? &e2e : NULL, label);
+    if (rc < 0) {
+        cn_log_warn("%s: cannot open UDP to %s:%u: %s", label, t->host, (unsigned)t->port,
+                    cn_strerror(rc));
+        cn_mux_reject(cn_link_mux(link), id, CN_RST_UNREACHABLE, "cannot reach the target");
+    } else {
+        cn_log_info("%s: client %s, UDP to %s:%u", label, client, t->host, (unsigned)t->port);
+    }
+    cn_link_flush(link);
+}
+
 static bool serves(const agent_daemon_t *d, const char *tunnel_id)
 {
     for (size_t i = 0; i < d->nserve; i++)
@@ -265,6 +294,11 @@ static void on_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref, si
         cn_log_warn("%s stream %u: refused (kind %u, ref '%s'): %s", d->who, id, kind, r, why);
         cn_mux_reject(mux, id, code, why);
         cn_link_flush(link);
+        return;
+    }
+    if (!strcmp(t->protocol, "udp")) {
+        serve_udp(d, link, id, kind, t, kind == CN_KIND_RELAY ? reacher_key : NULL, reacher, meta,
+                  meta_len);
         return;
     }
     agent_conn_t *c = calloc(1, sizeof(*c));
@@ -636,12 +670,52 @@ static int reach_listen_callback(struct lws *wsi, enum lws_callback_reasons reas
     }
 }
 
+/* Reach of a UDP tunnel: flows go out on the daemon's link while it is
+ * up; while it is down datagrams are dropped with a log line. */
+static cn_link_t *udp_reach_route(void *ctx, const char **why)
+{
+    agent_daemon_t *d = ctx;
+    if (!d->link || !d->admitted || d->stopping) {
+        *why = "not connected to the hub";
+        return NULL;
+    }
+    return d->link;
+}
+
+static int reach_udp(agent_daemon_t *d, const agent_reach_config_t *cfg, int *bound_port, char *err,
+                     size_t errlen)
+{
+    if (d->nudp_reaches >= AGENT_DAEMON_MAX_SERVE)
+        return cn_errf(CN_EINVAL, err, errlen, "too many UDP reaches");
+    cn_e2e_config_t e2e = {CN_E2E_INITIATOR, d->sk, cfg->peer_key, cfg->tunnel_id};
+    cn_udp_listener_config_t lc = {
+        .kind = CN_KIND_RELAY,
+        .ref = cfg->tunnel_id,
+        .name = cfg->name,
+        .e2e = &e2e,
+        .route = udp_reach_route,
+        .ctx = d,
+    };
+    int port = 0;
+    cn_udp_listener_t *l = cn_udp_listen(d->vh, cfg->host, cfg->port, &lc, &port, err, errlen);
+    if (!l)
+        return CN_EIO;
+    d->udp_reaches[d->nudp_reaches++] = l;
+    if (bound_port)
+        *bound_port = port;
+    cn_log_info("%s reach %s: listening on UDP %s:%d", d->who,
+                cfg->name ? cfg->name : cfg->tunnel_id, cfg->host, port);
+    return 0;
+}
+
 int agent_daemon_reach(agent_daemon_t *d, const agent_reach_config_t *cfg, int *bound_port,
                        char *err, size_t errlen)
 {
     if (!cfg || !cfg->tunnel_id || !cn_id_is_uuid(cfg->tunnel_id) || !cfg->peer_key || !cfg->host ||
         cfg->port < 0 || cfg->port > 65535)
         return cn_errf(CN_EINVAL, err, errlen, "reach: bad configuration");
+    if (cfg->udp)
+        return reach_udp(d, cfg, bound_port, err, errlen);
     int port = 0;
     int fd = cn_sock_listen(cfg->host, cfg->port, REACH_BACKLOG, &port);
     if (fd < 0)
@@ -778,6 +852,7 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
     d->protocols[2] = *cn_pipe_protocol();
     d->protocols[3].name = REACH_PROTOCOL;
     d->protocols[3].callback = reach_listen_callback;
+    d->protocols[4] = *cn_udp_protocol();
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
@@ -815,6 +890,9 @@ void agent_daemon_stop(agent_daemon_t *d)
         return;
     d->stopping = true;
     lws_sul_cancel(&d->sul_reconnect);
+    for (size_t i = 0; i < d->nudp_reaches; i++)
+        cn_udp_listener_close(d->udp_reaches[i], CN_RST_GONE);
+    d->nudp_reaches = 0;
     agent_conn_t *next;
     for (agent_conn_t *c = d->conns; c; c = next) {
         next = c->next;

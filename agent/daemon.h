@@ -127,6 +127,7 @@ typedef struct agent_reach_config {
     const uint8_t *peer_key; /* the exposing agent's static public key (32 bytes) */
     const char *host;        /* the local address to bind, e.g. "127.0.0.1" */
     int port;                /* 0 = any free port */
+    bool udp;                /* a UDP tunnel: bind a UDP port, one flow per sender */
 } agent_reach_config_t;
 
 /* Binds the listener. 0 with *bound_port (optional), or a negative CN_E*

@@ -80,10 +80,6 @@ static void tunnel_connect(hub_api_call_t *c)
         hub_api_store_fail(c, rc, "tunnel", "id");
         goto out;
     }
-    if (t.protocol == HUB_PROTO_UDP) {
-        hub_api_fail(c, 422, "id", "UDP tunnels cannot be reached yet");
-        goto out;
-    }
     if (!exposer.enrolled || !reacher.enrolled) {
         hub_api_fail(c, 409, exposer.enrolled ? "agentId" : "id",
                      "the agent has not enrolled yet: it has no key");

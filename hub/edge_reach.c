@@ -76,8 +76,6 @@ static const char *check(hub_runtime_t *rt, session_t *s, const uint8_t *ref, si
         *code = CN_RST_GONE;
         return "tunnel expired";
     }
-    if (t->protocol == HUB_PROTO_UDP)
-        return "UDP tunnels cannot be reached yet";
     *to = hub_agents_route(rt, t->agent_id, t->id);
     if (!*to) {
         *code = CN_RST_GONE;

@@ -45,6 +45,19 @@ typedef struct listener {
 } listener_t;
 
 struct hub_relay;
+struct cn_udp_listener;
+
+/* One public UDP port (edge_udp.c): owned by the runtime's list; its
+ * cn_udp listener frees itself once closed. */
+typedef struct udp_port {
+    struct udp_port *next;
+    hub_runtime_t *rt;
+    struct cn_udp_listener *l;
+    char tunnel_id[HUB_ID_SIZE];
+    char agent_id[HUB_ID_SIZE];
+    uint16_t port;
+    int paused;
+} udp_port_t;
 
 /* One reach stream relayed between two agents (edge_reach.c): owned by the
  * runtime's list, freed when its relay is done. */
@@ -67,6 +80,7 @@ struct hub_runtime {
     session_t *sessions;
     listener_t *listeners;
     reach_t *reaches;
+    udp_port_t *udp_ports;
     unsigned online;
     unsigned conns;
 };
@@ -102,6 +116,18 @@ void hub_edge_tcp_sync_agent(hub_runtime_t *rt, const char *agent_id,
 /* Closes every listener (shutdown); frees listeners lws never closed. */
 void hub_edge_tcp_close_all(hub_runtime_t *rt);
 void hub_edge_tcp_free_all(hub_runtime_t *rt);
+
+/* ---- edge_udp.c: public UDP ports ---- */
+
+/* Opens a UDP port for every public UDP tunnel of the list (start-up). */
+void hub_edge_udp_open_all(hub_runtime_t *rt, const hub_tunnel_list_t *list);
+/* Brings the agent's UDP ports in line with its tunnels: closes those of
+ * tunnels gone or changed, ends the flows of paused ones, opens new ones. */
+void hub_edge_udp_sync_agent(hub_runtime_t *rt, const char *agent_id,
+                             const hub_tunnel_list_t *list);
+/* Closes every UDP port (shutdown); frees what the context left. */
+void hub_edge_udp_close_all(hub_runtime_t *rt);
+void hub_edge_udp_free_all(hub_runtime_t *rt);
 
 /* ---- edge_reach.c: reach streams between agents ---- */
 

@@ -204,7 +204,7 @@ wait_for 10 "the target to see the end" grep -q "reset\|eof" "$WORK/held"
 echo "deleted: the open connection ended ($(tail -1 "$WORK/held")), new ones refused"
 
 step "an expired tunnel refuses new connections"
-expose dev "127.0.0.1:$TOOL_PORT" --protocol tcp --name ttl-staging --ttl 4
+expose dev "127.0.0.1:$TOOL_PORT" --protocol tcp --name ttl-staging --ttl 4 --keep
 TTL_TUNNEL=$TUNNEL_ID
 reach ttl-staging
 TTL_REACH=$REACH_PORT

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# User story: a team runs a DNS server and a UDP service on a staging
+# machine. A public UDP tunnel serves them on a hub UDP port, and a teammate's
+# laptop reaches them on a local UDP port (end to end encrypted between the
+# two agents). dig gets the answers dnsmasq gives directly; a socat UDP echo
+# returns 10,000 datagrams with no loss on loopback, and one of 60,000 bytes
+# intact; each sender is its own flow; a paused tunnel drops datagrams.
+source "$(dirname "$0")/lib.sh"
+UDPTOOL=$SRC/tests/integration/udptool.py
+
+command -v dnsmasq >/dev/null || fail "dnsmasq is not installed (scripts/install-deps.sh)"
+command -v dig >/dev/null || fail "dig is not installed (dnsutils, scripts/install-deps.sh)"
+
+free_udp_port() {
+    "$PY" -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+hub_init
+hub_start
+agent_enroll dev
+agent_enroll laptop
+
+step "a DNS server (dnsmasq) and a UDP echo (socat) on the staging machine"
+DNS_PORT=$(free_udp_port)
+bg dnsmasq dnsmasq --keep-in-foreground --conf-file=/dev/null --port="$DNS_PORT" \
+    --listen-address=127.0.0.1 --bind-interfaces --no-resolv --no-hosts --user="$(id -un)" \
+    --pid-file="$WORK/dnsmasq.pid" --address=/example.test/10.1.2.3 \
+    --host-record=db.staging.test,10.9.8.7 --log-facility=-
+ECHO_PORT=$(free_udp_port)
+bg socat socat -b 65536 "UDP4-LISTEN:$ECHO_PORT,bind=127.0.0.1,fork,reuseaddr" PIPE
+wait_for 10 "dnsmasq answers" sh -c "dig @127.0.0.1 -p $DNS_PORT +short +tries=1 +time=1 db.staging.test | grep -q 10.9.8.7"
+[ "$(dig @127.0.0.1 -p "$DNS_PORT" +short example.test)" = 10.1.2.3 ] || fail "dnsmasq direct"
+
+step "dig through a public UDP tunnel"
+expose dev "127.0.0.1:$DNS_PORT" --public --protocol udp --name dns-staging
+DNS_TUNNEL=$TUNNEL_ID
+DNS_HUB=$TUNNEL_PORT
+[ -n "$DNS_HUB" ] || fail "the UDP tunnel has no hub port"
+[ "$(dig @127.0.0.1 -p "$DNS_HUB" +short +tries=1 +time=2 example.test)" = 10.1.2.3 ] ||
+    fail "dig example.test through the public UDP tunnel"
+[ "$(dig @127.0.0.1 -p "$DNS_HUB" +short +tries=1 +time=2 db.staging.test)" = 10.9.8.7 ] ||
+    fail "dig db.staging.test through the public UDP tunnel"
+dig @127.0.0.1 -p "$DNS_HUB" +tries=1 +time=2 nonexistent.invalid | grep -q "status: NXDOMAIN\|status: REFUSED" ||
+    fail "an error answer through the tunnel"
+echo "dig: answers through hub UDP port $DNS_HUB"
+
+step "dig through reach (a local UDP port, end-to-end encrypted)"
+"$CLI_BIN" reach dns-staging --config "$WORK/laptop.json" --json >"$WORK/reach-dns.out" 2>"$WORK/reach-dns.log" &
+PIDS+=($!)
+wait_for 15 "reach to print its JSON line" grep -q '"localPort"' "$WORK/reach-dns.out"
+DNS_REACH=$(grep -m1 '^{' "$WORK/reach-dns.out" | json_get localPort)
+[ "$(grep -m1 '^{' "$WORK/reach-dns.out" | json_get protocol)" = udp ] || fail "reach did not say udp"
+[ "$(dig @127.0.0.1 -p "$DNS_REACH" +short +tries=1 +time=2 example.test)" = 10.1.2.3 ] ||
+    fail "dig through reach"
+[ "$(dig @127.0.0.1 -p "$DNS_REACH" +short +tries=1 +time=2 db.staging.test)" = 10.9.8.7 ] ||
+    fail "dig db.staging.test through reach"
+echo "dig: answers through reach on UDP port $DNS_REACH"
+
+step "socat UDP echo: 10,000 datagrams, no loss, through the public tunnel and through reach"
+expose dev "127.0.0.1:$ECHO_PORT" --public --protocol udp --name echo-staging
+ECHO_HUB=$TUNNEL_PORT
+"$CLI_BIN" reach echo-staging --config "$WORK/laptop.json" --json >"$WORK/reach-echo.out" 2>"$WORK/reach-echo.log" &
+PIDS+=($!)
+wait_for 15 "reach to print its JSON line" grep -q '"localPort"' "$WORK/reach-echo.out"
+ECHO_REACH=$(grep -m1 '^{' "$WORK/reach-echo.out" | json_get localPort)
+"$PY" "$UDPTOOL" echo 127.0.0.1 "$ECHO_PORT" 10000 || fail "direct echo lost datagrams"
+"$PY" "$UDPTOOL" echo 127.0.0.1 "$ECHO_HUB" 10000 || fail "datagrams lost through the public UDP tunnel"
+"$PY" "$UDPTOOL" echo 127.0.0.1 "$ECHO_REACH" 10000 || fail "datagrams lost through reach"
+"$PY" "$UDPTOOL" big 127.0.0.1 "$ECHO_HUB" 60000 || fail "a 60,000-byte datagram through the public tunnel"
+"$PY" "$UDPTOOL" big 127.0.0.1 "$ECHO_REACH" 60000 || fail "a 60,000-byte datagram through reach"
+
+step "each sender is its own flow"
+"$PY" "$UDPTOOL" echo 127.0.0.1 "$ECHO_HUB" 200 &
+A=$!
+"$PY" "$UDPTOOL" echo 127.0.0.1 "$ECHO_HUB" 200 &
+B=$!
+wait "$A" || fail "first concurrent sender"
+wait "$B" || fail "second concurrent sender"
+[ "$(grep -c "udp echo-staging flow 127.0.0.1:.*: opened" "$WORK/hub.log")" -ge 4 ] ||
+    fail "expected a flow per sender in the hub log"
+
+step "a paused tunnel drops datagrams; resumed, it serves again"
+api PATCH "/api/v1/tunnels/$DNS_TUNNEL" '{"status":"paused"}'
+wait_for 10 "paused" status_is "$DNS_TUNNEL" paused
+if dig @127.0.0.1 -p "$DNS_HUB" +short +tries=1 +time=1 example.test | grep -q 10.1.2.3; then
+    fail "a paused UDP tunnel answered"
+fi
+grep -q "dropped: tunnel paused" "$WORK/hub.log" || fail "no log line for datagrams to a paused tunnel"
+api PATCH "/api/v1/tunnels/$DNS_TUNNEL" '{"status":"active"}'
+wait_for 10 "active" status_is "$DNS_TUNNEL" active
+wait_for 10 "dig after resume" sh -c "dig @127.0.0.1 -p $DNS_HUB +short +tries=1 +time=1 example.test | grep -q 10.1.2.3"
+
+kill -0 "$HUB_PID" || fail "hub died"
+echo "test_udp: all checks passed"
