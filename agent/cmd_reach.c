@@ -12,25 +12,20 @@
 #include "cn_id.h"
 #include "cn_log.h"
 #include "daemon.h"
+#include "reach.h"
 
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
-#define REACH_HOST "127.0.0.1"
-
-/* Everything one `connect reach` holds; released by reach_close(). */
+/* Everything one `connect reach` holds; released by cmd_reach(). */
 typedef struct reach {
     agent_common_t c;
     const char *ref;
     unsigned long port; /* --port, 0 = choose */
     agent_config_t cfg;
     cn_api_t *api;
-    json_t *tunnel; /* GET answer */
-    json_t *answer; /* POST .../connect answer for the bound port */
-    char name[128]; /* the tunnel's name, sanitised */
-    uint8_t peer_key[32];
-    int bound;
+    agent_reach_info_t info;
 } reach_t;
 
 /* Step 1: the options. -1 to go on, else the exit status. */
@@ -65,84 +60,20 @@ static int parse_args(reach_t *r, int argc, char **argv)
     return -1;
 }
 
-/* POST /api/v1/tunnels/{id}/connect for this agent and `port` (0: let the
- * hub suggest one). Replaces r->answer. 0 or the exit status. */
-static int ask_hub(reach_t *r, int port)
-{
-    char err[512], path[128];
-    const char *id = jstr(r->tunnel, "id", "");
-    snprintf(path, sizeof(path), "/api/v1/tunnels/%s/connect", id);
-    json_t *body = json_pack("{s:s}", "agentId", r->cfg.agent_id);
-    if (body && port)
-        json_object_set_new(body, "localPort", json_integer(port));
-    json_t *out = NULL;
-    int rc = cn_api_call(r->api, "POST", path, body, NULL, &out, err, sizeof(err));
-    json_decref(body);
-    if (rc < 0) {
-        json_decref(out);
-        return cli_fail("cannot reach tunnel %s: %s", r->name, err);
-    }
-    json_decref(r->answer);
-    r->answer = out;
-    const char *key = jstr(out, "peerKey", "");
-    if (cn_id_key_from_b64url(key, r->peer_key) < 0)
-        return cli_fail("the hub answered without the exposing agent's key");
-    return 0;
-}
-
-/* Step 2: find the tunnel and ask the hub for its reach. */
-static int lookup(reach_t *r)
-{
-    char err[512];
-    if (cli_find_tunnel(r->api, r->ref, &r->tunnel, err, sizeof(err)) < 0)
-        return cli_fail("%s", err);
-    out_sanitize(jstr(r->tunnel, "name", r->ref), r->name, sizeof(r->name), 100);
-    return ask_hub(r, (int)r->port);
-}
-
-/* Step 3: the local port: --port exactly, else the hub's suggestion when
- * free, else any free port (and say so). */
-static int bind_port(reach_t *r, agent_daemon_t *d)
-{
-    char err[256];
-    json_int_t want = json_integer_value(json_object_get(r->answer, "localPort"));
-    agent_reach_config_t rc = {
-        .tunnel_id = jstr(r->tunnel, "id", ""),
-        .name = r->name,
-        .peer_key = r->peer_key,
-        .host = REACH_HOST,
-        .port = r->port ? (int)r->port : (int)want,
-        .udp = !strcmp(jstr(r->answer, "protocol", ""), "udp"),
-    };
-    if (agent_daemon_reach(d, &rc, &r->bound, err, sizeof(err)) == 0)
-        return 0;
-    if (r->port || !want)
-        return cli_fail("%s", err);
-    rc.port = 0;
-    if (agent_daemon_reach(d, &rc, &r->bound, err, sizeof(err)) < 0)
-        return cli_fail("%s", err);
-    cn_log_warn("%s:%d is taken; reaching %s on %s:%d instead", REACH_HOST, (int)want, r->name,
-                REACH_HOST, r->bound);
-    /* The connection string names the port: ask again for this one. */
-    return ask_hub(r, r->bound);
-}
-
 static void print_ready(const reach_t *r)
 {
-    const char *cs = jstr(r->answer, "connectionString", "");
+    const agent_reach_info_t *i = &r->info;
     if (r->c.json) {
-        json_t *line = json_pack("{s:i,s:s,s:s,s:s,s:s}", "localPort", r->bound, "connectionString",
-                                 cs, "tunnelId", jstr(r->tunnel, "id", ""), "name", r->name,
-                                 "protocol", jstr(r->answer, "protocol", "tcp"));
+        json_t *line = json_pack("{s:i,s:s,s:s,s:s,s:s}", "localPort", i->port, "connectionString",
+                                 i->connection_string, "tunnelId", i->tunnel_id, "name", i->name,
+                                 "protocol", i->protocol);
         out_json(line);
         json_decref(line);
         return;
     }
-    char safe[256];
-    out_sanitize(cs, safe, sizeof(safe), 200);
-    printf("Reaching tunnel %s on %s%s:%d\n", r->name,
-           !strcmp(jstr(r->answer, "protocol", ""), "udp") ? "UDP " : "", REACH_HOST, r->bound);
-    printf("  connection string: %s\n", safe);
+    printf("Reaching tunnel %s on %s%s:%d\n", i->name, !strcmp(i->protocol, "udp") ? "UDP " : "",
+           AGENT_REACH_HOST, i->port);
+    printf("  connection string: %s\n", i->connection_string);
     printf("Forwarding until Ctrl-C (end-to-end encrypted to the exposing agent).\n");
     fflush(stdout);
 }
@@ -161,7 +92,9 @@ static int serve(reach_t *r)
     agent_daemon_t *d = agent_daemon_new(&dc, err, sizeof(err));
     if (!d)
         return cli_fail("%s", err);
-    int status = bind_port(r, d);
+    int status = 0;
+    if (agent_reach_open(r->api, d, &r->cfg, r->ref, (int)r->port, &r->info, err, sizeof(err)) < 0)
+        status = cli_fail("cannot reach %s: %s", r->ref, err);
     bool printed = false;
     while (status == 0 && !cli_stop) {
         if (agent_daemon_service(d) < 0) {
@@ -191,12 +124,8 @@ int cmd_reach(int argc, char **argv)
                              err, sizeof(err)) < 0)
         return cli_fail("%s", err);
     r.api = cli_api(&r.cfg, true);
-    status = r.api ? lookup(&r) : AGENT_EXIT_FAIL;
-    if (status == 0)
-        status = serve(&r);
+    status = r.api ? serve(&r) : AGENT_EXIT_FAIL;
     cn_api_free(r.api);
-    json_decref(r.tunnel);
-    json_decref(r.answer);
     agent_config_wipe(&r.cfg);
     return status;
 }

@@ -109,6 +109,37 @@ MYC=(mariadb --no-defaults -h 127.0.0.1 -P "$REACH_PORT" -u root --protocol=TCP 
     -e "select count(*) from shop.items")" = 2 ] || fail "rows not stored in MariaDB"
 echo "mariadb: create, insert, select"
 
+step "connect agent keeps the config's reach list bound"
+AGENT_REACH_PORT=$(free_port)
+"$PY" - "$WORK/laptop.json" "$AGENT_REACH_PORT" <<'EOF2'
+import json, sys
+p, port = sys.argv[1], int(sys.argv[2])
+c = json.load(open(p))
+c["reach"] = [{"tunnel": "redis-staging", "port": port}, {"tunnel": "web-staging"}]
+with open(p, "w") as f:  # in place: the file keeps its 0600 mode
+    json.dump(c, f)
+EOF2
+"$CLI_BIN" agent --config "$WORK/laptop.json" --json >"$WORK/laptop-agent.out" 2>"$WORK/laptop-agent.log" &
+PIDS+=($!)
+LAPTOP_AGENT_PID=$!
+wait_for 15 "connect agent to print its JSON line" grep -q '"reach"' "$WORK/laptop-agent.out"
+[ "$(grep -m1 '^{' "$WORK/laptop-agent.out" | json_get reach.0.localPort)" = "$AGENT_REACH_PORT" ] ||
+    fail "the reach list's port: $(cat "$WORK/laptop-agent.out")"
+[ "$(redis-cli -h 127.0.0.1 -p "$AGENT_REACH_PORT" GET secret)" = "$MARKER" ] ||
+    fail "GET through the daemon's reach"
+WEB_AGENT_PORT=$(grep -m1 '^{' "$WORK/laptop-agent.out" | json_get reach.1.localPort)
+[ "$(curl -sf "http://127.0.0.1:$WEB_AGENT_PORT/index.html")" = "hello $MARKER" ] ||
+    fail "curl through the daemon's reach"
+stop_pid "$LAPTOP_AGENT_PID"
+"$PY" - "$WORK/laptop.json" <<'EOF2'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c.pop("reach", None)
+with open(sys.argv[1], "w") as f:
+    json.dump(c, f)
+EOF2
+echo "connect agent: redis on $AGENT_REACH_PORT, web on $WEB_AGENT_PORT"
+
 step "the hub relayed only end-to-end records: no plaintext in what it saw"
 DUMP_BYTES=$(stat -c %s "$CONNECT_HUB_RELAY_DUMP")
 [ "$DUMP_BYTES" -gt $((2 << 20)) ] || fail "the relay dump is too small ($DUMP_BYTES bytes): nothing captured?"
