@@ -19,6 +19,7 @@
 #include "cn_args.h"
 #include "cn_errmsg.h"
 #include "cn_target.h"
+#include "cn_udp.h"
 #include "runtime.h"
 #include "cn_err.h"
 #include "cn_log.h"
@@ -37,12 +38,12 @@
     "SIGINT/SIGTERM. With --json, prints one JSON line on stdout once listening."
 
 /* Rows of serve_table(), the end marker included. */
-#define SERVE_OPTS 13
+#define SERVE_OPTS 14
 
 /* What the table parses before the checks turn it into options. */
 typedef struct serve_raw {
     const char *listen, *tcp_ports;
-    unsigned long http_port, rate_limit, max_tunnels, max_agents;
+    unsigned long http_port, rate_limit, max_tunnels, max_agents, udp_idle;
     bool json;
     int log_level;
 } serve_raw_t;
@@ -73,6 +74,8 @@ static void serve_table(hub_serve_options_t *o, serve_raw_t *r, cn_opt_t t[stati
          "tunnels per workspace, 0 = unlimited (default " STR(HUB_API_MAX_TUNNELS_DEFAULT) ")"},
         {"max-agents", CN_OPT_UINT | CN_OPT_ONCE, &r->max_agents, 0, 1000000, "N",
          "agents per workspace, 0 = unlimited (default " STR(HUB_API_MAX_AGENTS_DEFAULT) ")"},
+        {"udp-idle", CN_OPT_UINT | CN_OPT_ONCE, &r->udp_idle, 1, 86400, "S",
+         "end a UDP flow after S seconds without a datagram (default 60)"},
         {"json", CN_OPT_FLAG, &r->json, 0, 0, NULL, "print one JSON line once listening"},
         {"log-level", CN_OPT_CHOICE, &r->log_level, 0, 0, HUB_LOG_LEVELS,
          "log threshold on stderr (default: $CONNECT_LOG, else info)"},
@@ -110,6 +113,7 @@ static void set_defaults(hub_serve_options_t *o, serve_raw_t *r)
     r->rate_limit = HUB_API_RATE_LIMIT_DEFAULT;
     r->max_tunnels = HUB_API_MAX_TUNNELS_DEFAULT;
     r->max_agents = HUB_API_MAX_AGENTS_DEFAULT;
+    r->udp_idle = CN_UDP_DEFAULT_IDLE_MS / 1000;
 }
 
 static bool valid_public_domain(const char *d, const char **why)
@@ -143,6 +147,7 @@ static int check_options(hub_serve_options_t *o, const serve_raw_t *r, char *err
     o->rate_limit = (unsigned)r->rate_limit;
     o->max_tunnels = (size_t)r->max_tunnels;
     o->max_agents = (size_t)r->max_agents;
+    o->udp_idle_ms = (uint32_t)r->udp_idle * 1000u;
     o->json = r->json;
     o->log_level = r->log_level;
     if (!o->tls_cert != !o->tls_key)
@@ -282,6 +287,7 @@ static int start_server(serve_t *s)
         .store = s->store,
         .keypair = &s->kp,
         .tcp_host = o->listen_host,
+        .udp_idle_ms = o->udp_idle_ms,
     };
     s->runtime = hub_runtime_new(&rc_live, err, sizeof(err));
     if (!s->runtime)

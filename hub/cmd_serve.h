@@ -21,8 +21,9 @@ typedef struct hub_serve_options {
     unsigned rate_limit;
     size_t max_tunnels;
     size_t max_agents;
-    bool json;     /* one JSON line on stdout once listening */
-    int log_level; /* 0: not given, else 1 + CN_LOG_* */
+    uint32_t udp_idle_ms; /* a UDP flow ends after this long without a datagram */
+    bool json;            /* one JSON line on stdout once listening */
+    int log_level;        /* 0: not given, else 1 + CN_LOG_* */
 } hub_serve_options_t;
 
 /* Parses `serve`'s arguments (argv[0] is "serve") with cn_args and checks

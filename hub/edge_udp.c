@@ -71,6 +71,7 @@ static void port_open(hub_runtime_t *rt, const hub_tunnel_t *t)
         .kind = CN_KIND_UDP,
         .ref = t->id,
         .name = t->name,
+        .idle_ms = rt->cfg.udp_idle_ms,
         .route = route,
         .ctx = u,
     };

@@ -31,6 +31,7 @@ typedef struct hub_runtime_config {
     const char *tcp_host;          /* address public TCP ports bind to */
     unsigned max_conns;            /* public connections at once, all tunnels; default 3000 */
     unsigned max_conns_per_tunnel; /* default 1024 */
+    uint32_t udp_idle_ms;          /* UDP flow idle expiry; 0 = CN_UDP_DEFAULT_IDLE_MS */
 } hub_runtime_config_t;
 
 hub_runtime_t *hub_runtime_new(const hub_runtime_config_t *cfg, char *err, size_t errlen);

@@ -16,7 +16,7 @@ free_udp_port() {
 }
 
 hub_init
-hub_start
+hub_start --udp-idle 2
 agent_enroll dev
 agent_enroll laptop
 
@@ -78,6 +78,10 @@ wait "$A" || fail "first concurrent sender"
 wait "$B" || fail "second concurrent sender"
 [ "$(grep -c "udp echo-staging flow 127.0.0.1:.*: opened" "$WORK/hub.log")" -ge 4 ] ||
     fail "expected a flow per sender in the hub log"
+
+step "an idle flow ends (--udp-idle 2); the sender's next datagram opens a new one"
+wait_for 10 "a flow to end for idleness" grep -q "idle for 2 s, closed" "$WORK/hub.log"
+"$PY" "$UDPTOOL" echo 127.0.0.1 "$ECHO_HUB" 10 || fail "echo after the idle expiry"
 
 step "a paused tunnel drops datagrams; resumed, it serves again"
 api PATCH "/api/v1/tunnels/$DNS_TUNNEL" '{"status":"paused"}'
