@@ -65,6 +65,12 @@ void cli_logging(int given, int level);
  * `cancellable`. NULL after printing the error (returns via *status). */
 struct cn_api *cli_api(const agent_config_t *cfg, bool cancellable);
 
+/* The start of a long-running command that talks to the hub: logging
+ * (default info), signals, the config with `need` (AGENT_NEED_*), and a
+ * REST client cancelled by Ctrl-C. -1 to go on, with *cfg and *api set
+ * (the caller wipes and frees them); else the exit status, nothing held. */
+int cli_begin(const agent_common_t *c, unsigned need, agent_config_t *cfg, struct cn_api **api);
+
 /* Finds a tunnel by id (UUID) or exact name. 0 and *out, or a negative
  * CN_E* with err. */
 int cli_find_tunnel(struct cn_api *api, const char *ref, struct json_t **out, char *err,

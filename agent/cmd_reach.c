@@ -117,14 +117,10 @@ int cmd_reach(int argc, char **argv)
     int status = parse_args(&r, argc, argv);
     if (status >= 0)
         return status;
-    cli_logging(r.c.log_level, CN_LOG_INFO);
-    cli_signals();
-    char err[512];
-    if (agent_config_resolve(&r.c, AGENT_NEED_AGENT | AGENT_NEED_HUB | AGENT_NEED_TOKEN, &r.cfg,
-                             err, sizeof(err)) < 0)
-        return cli_fail("%s", err);
-    r.api = cli_api(&r.cfg, true);
-    status = r.api ? serve(&r) : AGENT_EXIT_FAIL;
+    status = cli_begin(&r.c, AGENT_NEED_AGENT | AGENT_NEED_HUB | AGENT_NEED_TOKEN, &r.cfg, &r.api);
+    if (status >= 0)
+        return status;
+    status = serve(&r);
     cn_api_free(r.api);
     agent_config_wipe(&r.cfg);
     return status;

@@ -198,16 +198,11 @@ declare -A AGENT_PID REACH_PID
 setup_reach() {
     [ -n "${HUB_PID:-}" ] || fail "reach needs the connect path set up first (BENCH_PATHS)"
     agent_enroll bench-reacher
-    local t out line
+    local t
     for t in iperf echo http; do
-        out=$WORK/reach-$t.out
-        "$CLI_BIN" reach "bench-$t" --config "$WORK/bench-reacher.json" --json \
-            >"$out" 2>"$WORK/reach-$t.log" &
-        PIDS+=($!)
-        REACH_PID[$t]=$!
-        wait_for 15 "reach bench-$t" grep -q '"localPort"' "$out"
-        line=$(grep -m1 '^{' "$out")
-        PORT[reach:$t]=$(echo "$line" | json_get localPort)
+        reach bench-reacher "bench-$t"
+        REACH_PID[$t]=$REACH_PID
+        PORT[reach:$t]=$REACH_PORT
     done
 }
 
@@ -350,63 +345,49 @@ print("%.2f" % (t/c/(b/1e9)))' "$((t1 - t0))" "$CLK" "$bytes")
     log "iperf3 $path $tag: $gbps Gbit/s (${R[cpu-$tag:$path]:-} CPU s/GB)"
 }
 
-# Connect: hub and agent CPU separately.
-iperf_connect() { # iperf_connect [-R]
-    local rev=${1:-} tag=up out h0 h1 a0 a1 bytes gbps
-    [ -n "$rev" ] && tag=down
-    h0=$(cpu_ticks "$HUB_PID")
-    a0=$(cpu_ticks "${AGENT_PID[iperf]}")
-    perf_start "iperf-$tag" iperf
-    out=$WORK/iperf-connect-$tag.json
-    if ! timeout $((SECS + 30)) iperf3 -c 127.0.0.1 -p "${PORT[connect:iperf]}" -t "$SECS" -J $rev >"$out" 2>&1; then
-        perf_stop
-        log "iperf3 connect $tag failed: $(tail -3 "$out")"
-        R[iperf-$tag:connect]="failed"
-        return 0
-    fi
-    perf_stop
-    sleep 1
-    h1=$(cpu_ticks "$HUB_PID")
-    a1=$(cpu_ticks "${AGENT_PID[iperf]}")
-    read -r bytes gbps < <(python3 -c 'import json,sys
-e=json.load(open(sys.argv[1]))["end"]["sum_received"]
-print(e["bytes"], "%.2f" % (e["bits_per_second"]/1e9))' "$out")
-    R[iperf-$tag:connect]="$gbps"
-    R[cpu-$tag:connect]=$(python3 -c 'import sys
-h,a,c,b=int(sys.argv[1]),int(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4])
-gb=b/1e9
-print("%.2f (hub %.2f + agent %.2f)" % ((h+a)/c/gb, h/c/gb, a/c/gb))' "$((h1 - h0))" "$((a1 - a0))" "$CLK" "$bytes")
-    log "iperf3 connect $tag: $gbps Gbit/s (${R[cpu-$tag:connect]} CPU s/GB)"
+# The forwarding processes of a Connect path, named, for the CPU split:
+# the public tunnel's hub and agent; reach's hub, exposing and reaching
+# agent (the two agents carry the end-to-end layer, the hub only relays).
+split_pids() { # split_pids PATH
+    case $1 in
+    connect) echo "hub:$HUB_PID agent:${AGENT_PID[iperf]}" ;;
+    reach) echo "hub:$HUB_PID exposing:${AGENT_PID[iperf]} reaching:${REACH_PID[iperf]}" ;;
+    esac
 }
 
-# Reach: hub, exposing agent and reaching agent CPU separately (the two
-# agents carry the end-to-end layer, the hub only relays).
-iperf_reach() { # iperf_reach [-R]
-    local rev=${1:-} tag=up out h0 h1 e0 e1 r0 r1 bytes gbps
+# Connect paths: each forwarding process's CPU separately.
+iperf_split() { # iperf_split PATH [-R]
+    local path=$1 rev=${2:-} tag=up out bytes gbps np
+    local -a names pids t0 t1
     [ -n "$rev" ] && tag=down
-    h0=$(cpu_ticks "$HUB_PID")
-    e0=$(cpu_ticks "${AGENT_PID[iperf]}")
-    r0=$(cpu_ticks "${REACH_PID[iperf]}")
-    out=$WORK/iperf-reach-$tag.json
-    if ! timeout $((SECS + 30)) iperf3 -c 127.0.0.1 -p "${PORT[reach:iperf]}" -t "$SECS" -J $rev >"$out" 2>&1; then
-        log "iperf3 reach $tag failed: $(tail -3 "$out")"
-        R[iperf-$tag:reach]="failed"
+    for np in $(split_pids "$path"); do
+        names+=("${np%%:*}")
+        pids+=("${np#*:}")
+        t0+=("$(cpu_ticks "${np#*:}")")
+    done
+    [ "$path" = connect ] && perf_start "iperf-$tag" iperf
+    out=$WORK/iperf-$path-$tag.json
+    if ! timeout $((SECS + 30)) iperf3 -c 127.0.0.1 -p "${PORT[$path:iperf]}" -t "$SECS" -J $rev >"$out" 2>&1; then
+        [ "$path" = connect ] && perf_stop
+        log "iperf3 $path $tag failed: $(tail -3 "$out")"
+        R[iperf-$tag:$path]="failed"
         return 0
     fi
+    [ "$path" = connect ] && perf_stop
     sleep 1
-    h1=$(cpu_ticks "$HUB_PID")
-    e1=$(cpu_ticks "${AGENT_PID[iperf]}")
-    r1=$(cpu_ticks "${REACH_PID[iperf]}")
+    for np in "${pids[@]}"; do t1+=("$(cpu_ticks "$np")"); done
     read -r bytes gbps < <(python3 -c 'import json,sys
 e=json.load(open(sys.argv[1]))["end"]["sum_received"]
 print(e["bytes"], "%.2f" % (e["bits_per_second"]/1e9))' "$out")
-    R[iperf-$tag:reach]="$gbps"
-    R[cpu-$tag:reach]=$(python3 -c 'import sys
-h,e,r,c,b=(int(x) for x in sys.argv[1:6])
-gb=b/1e9
-print("%.2f (hub %.2f + exposing %.2f + reaching %.2f)" % ((h+e+r)/c/gb, h/c/gb, e/c/gb, r/c/gb))' \
-        "$((h1 - h0))" "$((e1 - e0))" "$((r1 - r0))" "$CLK" "$bytes")
-    log "iperf3 reach $tag: $gbps Gbit/s (${R[cpu-$tag:reach]} CPU s/GB)"
+    R[iperf-$tag:$path]="$gbps"
+    local args=() i
+    for i in "${!pids[@]}"; do args+=("${names[$i]}" "$((t1[i] - t0[i]))"); done
+    R[cpu-$tag:$path]=$(python3 -c 'import sys
+c, b = int(sys.argv[1]), int(sys.argv[2]) / 1e9
+parts = list(zip(sys.argv[3::2], (int(x) / c / b for x in sys.argv[4::2])))
+print("%.2f (%s)" % (sum(v for _, v in parts), " + ".join("%s %.2f" % p for p in parts)))' \
+        "$CLK" "$bytes" "${args[@]}")
+    log "iperf3 $path $tag: $gbps Gbit/s (${R[cpu-$tag:$path]} CPU s/GB)"
 }
 
 pingpong_run() { # pingpong_run PATH CONNS
@@ -545,10 +526,10 @@ fi
 for p in $PATHS; do [ "$p" = direct ] || idle_run "$p"; done
 
 for p in $PATHS; do
-    case $p in connect) iperf_connect ;; reach) iperf_reach ;; *) iperf_run "$p" ;; esac
+    case $p in connect | reach) iperf_split "$p" ;; *) iperf_run "$p" ;; esac
 done
 for p in $PATHS; do
-    case $p in connect) iperf_connect -R ;; reach) iperf_reach -R ;; *) iperf_run "$p" -R ;; esac
+    case $p in connect | reach) iperf_split "$p" -R ;; *) iperf_run "$p" -R ;; esac
 done
 for p in $PATHS; do pingpong_run "$p" 1; done
 for p in $PATHS; do pingpong_run "$p" 50; done

@@ -159,10 +159,7 @@ void hub_reach_sync_agent(hub_runtime_t *rt, const char *agent_id, const hub_tun
     for (reach_t *r = rt->reaches; r; r = r->next) {
         if (strcmp(r->to_agent, agent_id))
             continue;
-        bool found = false;
-        for (size_t i = 0; list && i < list->count && !found; i++)
-            found = !strcmp(list->items[i].id, r->tunnel_id);
-        if (!found && r->relay) {
+        if (!hub_tunnel_list_find(list, r->tunnel_id) && r->relay) {
             /* Deleted: open reach connections end now. */
             cn_log_info("tunnel %s deleted: closing a reach from agent %s", r->tunnel_id,
                         r->from_agent);

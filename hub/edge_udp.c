@@ -100,10 +100,7 @@ void hub_edge_udp_sync_agent(hub_runtime_t *rt, const char *agent_id, const hub_
         next = u->next;
         if (strcmp(u->agent_id, agent_id))
             continue;
-        const hub_tunnel_t *t = NULL;
-        for (size_t i = 0; list && i < list->count; i++)
-            if (!strcmp(list->items[i].id, u->tunnel_id))
-                t = &list->items[i];
+        const hub_tunnel_t *t = hub_tunnel_list_find(list, u->tunnel_id);
         if (!t || !wants_port(t) || t->hub_port != u->port) {
             port_close(rt, u);
             continue;

@@ -17,6 +17,14 @@
 
 /* ---- reconciliation ----------------------------------------------------- */
 
+const hub_tunnel_t *hub_tunnel_list_find(const hub_tunnel_list_t *list, const char *id)
+{
+    for (size_t i = 0; list && i < list->count; i++)
+        if (!strcmp(list->items[i].id, id))
+            return &list->items[i];
+    return NULL;
+}
+
 void hub_runtime_agent_changed(hub_runtime_t *rt, const char *ws, const char *agent_id)
 {
     if (!rt || !rt->vh)

@@ -85,6 +85,11 @@ struct hub_runtime {
     unsigned conns;
 };
 
+/* ---- runtime.c ---- */
+
+/* The tunnel `id` of `list` (NULL list allowed), or NULL. */
+const hub_tunnel_t *hub_tunnel_list_find(const hub_tunnel_list_t *list, const char *id);
+
 /* ---- agents.c: the agent endpoint and the registry of links ---- */
 
 /* Creates the link server (the /agent endpoint) into rt->links. 0 or a

@@ -138,6 +138,36 @@ static void drain_fail(cn_pipe_t *p)
     cn_link_flush(link);
 }
 
+/* ---- sending to the socket ----------------------------------------------- */
+
+/* Sends what the socket takes of src[0..len): 1 when all of it went, 0
+ * when the socket is full (a writeable callback is asked for), -1 on an
+ * error (p->err set). *sent says how much went. */
+static int sock_send(cn_pipe_t *p, int fd, const uint8_t *src, size_t len, size_t *sent)
+{
+    *sent = 0;
+    for (;;) {
+        ssize_t n = send(fd, src, len, MSG_NOSIGNAL);
+        if (n > 0) {
+            p->down += (uint64_t)n;
+            *sent = (size_t)n;
+            if ((size_t)n == len)
+                return 1;
+            want_write(p);
+            return 0;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            want_write(p);
+            return 0;
+        }
+        cn_log_debug("pipe %u: send: %s", p->id, n < 0 ? strerror(errno) : "wrote nothing");
+        p->err = CN_EIO;
+        return -1;
+    }
+}
+
 /* ---- end-to-end layer (reach streams) ----------------------------------- */
 
 /* Moves what the layer holds for the stream (records, handshake messages)
@@ -290,25 +320,12 @@ static int pipe_write_e2e(cn_pipe_t *p)
     int ret = 0;
     while (!p->stream_done && !p->wr_shut && p->attached && !cn_e2e_error(p->e2e)) {
         if (plain->len) {
-            ssize_t n = send(fd, cn_buf_data(plain), plain->len, MSG_NOSIGNAL);
-            if (n > 0) {
-                p->down += (uint64_t)n;
-                cn_buf_consume(plain, (size_t)n);
-                if (plain->len) {
-                    want_write(p);
-                    break;
-                }
+            size_t sent;
+            int r = sock_send(p, fd, cn_buf_data(plain), plain->len, &sent);
+            cn_buf_consume(plain, sent);
+            if (r > 0)
                 continue;
-            }
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                want_write(p);
-                break;
-            }
-            cn_log_debug("pipe %u: send: %s", p->id, n < 0 ? strerror(errno) : "wrote nothing");
-            p->err = CN_EIO;
-            ret = -1;
+            ret = r;
             break;
         }
         const uint8_t *src;
@@ -363,25 +380,13 @@ static int pipe_write(cn_pipe_t *p)
         }
         if (rc < 0)
             break;
-        ssize_t n = send(fd, src, len, MSG_NOSIGNAL);
-        if (n > 0) {
-            p->down += (uint64_t)n;
-            cn_mux_consume(p->mux, p->id, (size_t)n);
-            if ((size_t)n < len) {
-                want_write(p);
-                break;
-            }
+        size_t sent;
+        int r = sock_send(p, fd, src, len, &sent);
+        if (sent)
+            cn_mux_consume(p->mux, p->id, sent);
+        if (r > 0)
             continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            want_write(p);
-            break;
-        }
-        cn_log_debug("pipe %u: send: %s", p->id, n < 0 ? strerror(errno) : "wrote nothing");
-        p->err = CN_EIO;
-        ret = -1;
+        ret = r;
         break;
     }
     if (!p->stream_done)

@@ -22,30 +22,11 @@ DEV_ID=$AGENT_ID
 agent_enroll laptop
 LAPTOP_ID=$AGENT_ID
 
-# reach NAME_OR_ID [args]: `connect reach` as the laptop in the background;
-# waits for its JSON line; sets REACH_PID, REACH_PORT, REACH_CS, REACH_LOG.
-REACHES=0
-reach() {
-    local ref=$1
-    shift
-    REACHES=$((REACHES + 1))
-    local out=$WORK/reach-$REACHES.out
-    REACH_LOG=$WORK/reach-$REACHES.log
-    "$CLI_BIN" reach "$ref" --config "$WORK/laptop.json" --json "$@" >"$out" 2>"$REACH_LOG" &
-    PIDS+=($!)
-    REACH_PID=$!
-    wait_for 15 "reach to print its JSON line" grep -q '"localPort"' "$out"
-    local line
-    line=$(grep -m1 '^{' "$out")
-    REACH_PORT=$(echo "$line" | json_get localPort)
-    REACH_CS=$(echo "$line" | json_get connectionString)
-}
-
 step "redis-cli through reach"
 redis_start
 expose dev "127.0.0.1:$REDIS_PORT" --protocol tcp --name redis-staging
 REDIS_TUNNEL=$TUNNEL_ID
-reach redis-staging
+reach laptop redis-staging
 [ "$REACH_PORT" = $((REDIS_PORT + 10000)) ] || [ $((REDIS_PORT + 10000)) -gt 65535 ] ||
     grep -q "is taken" "$REACH_LOG" || fail "reach bound $REACH_PORT, not the target's port + 10000"
 [ "$REACH_CS" = "127.0.0.1:$REACH_PORT" ] || fail "connection string '$REACH_CS'"
@@ -69,14 +50,14 @@ HTTP_PORT=$(free_port)
 bg http "$PY" -m http.server "$HTTP_PORT" --bind 127.0.0.1 --directory "$WORK/www"
 wait_port 127.0.0.1 "$HTTP_PORT"
 expose dev "127.0.0.1:$HTTP_PORT" --protocol tcp --name web-staging
-reach web-staging
+reach laptop web-staging
 [ "$(curl -sf "http://127.0.0.1:$REACH_PORT/index.html")" = "hello $MARKER" ] || fail "curl through reach"
 echo "curl: page intact"
 
 step "psql through reach: 100k rows identical to direct"
 pg_start
 expose dev "127.0.0.1:$PG_PORT" --protocol tcp --name pg-staging
-reach pg-staging
+reach laptop pg-staging
 Q="select g, md5(g::text) from generate_series(1,100000) g"
 psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -At -c "$Q" >"$WORK/direct.txt" || fail "psql direct"
 psql -h 127.0.0.1 -p "$REACH_PORT" -U postgres -At -c "$Q" >"$WORK/reach.txt" || fail "psql through reach"
@@ -99,7 +80,7 @@ bg mariadb "$MARIADBD" --no-defaults --datadir="$MY_DATA" --user=mysql --port="$
     --pid-file="$MY_DATA/mysqld.pid" --log-error="$WORK/mariadb-error.log"
 wait_port 127.0.0.1 "$MY_PORT" 30
 expose dev "127.0.0.1:$MY_PORT" --protocol tcp --name mariadb-staging
-reach mariadb-staging
+reach laptop mariadb-staging
 MYC=(mariadb --no-defaults -h 127.0.0.1 -P "$REACH_PORT" -u root --protocol=TCP -N -B)
 "${MYC[@]}" -e "create database shop; create table shop.items (id int primary key, name text);
     insert into shop.items values (1, '$MARKER'), (2, 'second');" || fail "mariadb create/insert through reach"
@@ -201,7 +182,7 @@ wait_port 127.0.0.1 "$TOOL_PORT"
 expose dev "127.0.0.1:$TOOL_PORT" --protocol tcp --name bulk-staging --keep
 BULK_TUNNEL=$TUNNEL_ID
 BULK_EXPOSE_PID=$EXPOSE_PID
-reach bulk-staging
+reach laptop bulk-staging
 BULK_REACH=$REACH_PORT
 BULK_LOG=$REACH_LOG
 "$PY" "$TCPTOOL" echo 127.0.0.1 "$BULK_REACH" $((8 << 20)) 4 || fail "half-close echo through reach"
@@ -221,7 +202,7 @@ echo "offline: refused at once with one line: $(grep 'connection refused' "$BULK
 step "deleting the tunnel closes open reach connections"
 expose dev "127.0.0.1:$TOOL_PORT" --protocol tcp --name watch-staging --keep
 WATCH_TUNNEL=$TUNNEL_ID
-reach watch-staging
+reach laptop watch-staging
 WATCH_REACH=$REACH_PORT
 "$PY" "$TCPTOOL" hold 127.0.0.1 "$WATCH_REACH" "WATCH held" &
 HOLD_PID=$!
@@ -237,7 +218,7 @@ echo "deleted: the open connection ended ($(tail -1 "$WORK/held")), new ones ref
 step "an expired tunnel refuses new connections"
 expose dev "127.0.0.1:$TOOL_PORT" --protocol tcp --name ttl-staging --ttl 4 --keep
 TTL_TUNNEL=$TUNNEL_ID
-reach ttl-staging
+reach laptop ttl-staging
 TTL_REACH=$REACH_PORT
 "$PY" "$TCPTOOL" echo 127.0.0.1 "$TTL_REACH" 65536 5 || fail "echo before expiry"
 wait_for 15 "expired" status_is "$TTL_TUNNEL" expired

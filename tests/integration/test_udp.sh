@@ -45,11 +45,9 @@ dig @127.0.0.1 -p "$DNS_HUB" +tries=1 +time=2 nonexistent.invalid | grep -q "sta
 echo "dig: answers through hub UDP port $DNS_HUB"
 
 step "dig through reach (a local UDP port, end-to-end encrypted)"
-"$CLI_BIN" reach dns-staging --config "$WORK/laptop.json" --json >"$WORK/reach-dns.out" 2>"$WORK/reach-dns.log" &
-PIDS+=($!)
-wait_for 15 "reach to print its JSON line" grep -q '"localPort"' "$WORK/reach-dns.out"
-DNS_REACH=$(grep -m1 '^{' "$WORK/reach-dns.out" | json_get localPort)
-[ "$(grep -m1 '^{' "$WORK/reach-dns.out" | json_get protocol)" = udp ] || fail "reach did not say udp"
+reach laptop dns-staging
+DNS_REACH=$REACH_PORT
+grep -q '"protocol":"udp"' "$WORK/reach-laptop-$REACHES.out" || fail "reach did not say udp"
 [ "$(dig @127.0.0.1 -p "$DNS_REACH" +short +tries=1 +time=2 example.test)" = 10.1.2.3 ] ||
     fail "dig through reach"
 [ "$(dig @127.0.0.1 -p "$DNS_REACH" +short +tries=1 +time=2 db.staging.test)" = 10.9.8.7 ] ||
@@ -59,10 +57,8 @@ echo "dig: answers through reach on UDP port $DNS_REACH"
 step "socat UDP echo: 10,000 datagrams, no loss, through the public tunnel and through reach"
 expose dev "127.0.0.1:$ECHO_PORT" --public --protocol udp --name echo-staging
 ECHO_HUB=$TUNNEL_PORT
-"$CLI_BIN" reach echo-staging --config "$WORK/laptop.json" --json >"$WORK/reach-echo.out" 2>"$WORK/reach-echo.log" &
-PIDS+=($!)
-wait_for 15 "reach to print its JSON line" grep -q '"localPort"' "$WORK/reach-echo.out"
-ECHO_REACH=$(grep -m1 '^{' "$WORK/reach-echo.out" | json_get localPort)
+reach laptop echo-staging
+ECHO_REACH=$REACH_PORT
 "$PY" "$UDPTOOL" echo 127.0.0.1 "$ECHO_PORT" 10000 || fail "direct echo lost datagrams"
 "$PY" "$UDPTOOL" echo 127.0.0.1 "$ECHO_HUB" 10000 || fail "datagrams lost through the public UDP tunnel"
 "$PY" "$UDPTOOL" echo 127.0.0.1 "$ECHO_REACH" 10000 || fail "datagrams lost through reach"
