@@ -206,57 +206,48 @@ static void e2e_fail(cn_pipe_t *p, int rc)
     cn_link_flush(p->link);
 }
 
-/* Socket -> stream through the layer: recv straight into the record being
- * built, seal it in place, push it onto the stream. One record waits at
- * most: reading stops until it is on the stream. */
-static int pipe_read_e2e(cn_pipe_t *p)
+/* Where the next recv() goes: straight into the stream's send queue, or
+ * (reach) into the record being built, sealed in place after the recv. One
+ * record waits at most: no space until it is on the stream. NULL when
+ * there is no room (the stream's writable event resumes reading). */
+static uint8_t *read_space(cn_pipe_t *p, size_t *cap)
 {
-    int fd = pipe_fd(p);
-    for (int i = 0; p->drain_fd >= 0 || i < READS_PER_EVENT; i++) {
-        size_t cap = 0;
-        uint8_t *dst = e2e_flush(p) ? cn_e2e_seal_space(p->e2e, &cap) : NULL;
-        if (!dst) {
-            set_rx(p, 0); /* resumed by the stream's writable event */
-            break;
-        }
-        ssize_t n = recv(fd, dst, cap, 0);
-        if (n > 0) {
-            int rc = cn_e2e_seal_commit(p->e2e, (size_t)n);
-            if (rc) {
-                e2e_fail(p, rc);
-                return 0;
-            }
-            p->up += (uint64_t)n;
-            e2e_flush(p);
-            if ((size_t)n < cap && p->drain_fd < 0)
-                break;
-            continue;
-        }
-        cn_e2e_seal_commit(p->e2e, 0);
-        if (n == 0) {
-            p->rd_eof = 1;
-            set_rx(p, 0);
-            int rc = cn_e2e_close(p->e2e);
-            if (rc) {
-                e2e_fail(p, rc);
-                return 0;
-            }
-            p->e2e_fin = 1;
-            e2e_flush(p);
-            if (p->drain_fd >= 0)
-                drain_done(p);
-            break;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            break;
-        cn_log_debug("pipe %u: recv: %s", p->id, strerror(errno));
-        p->err = CN_EIO;
-        cn_link_flush(p->link);
-        return -1;
+    uint8_t *dst = NULL;
+    *cap = 0;
+    if (p->e2e)
+        return e2e_flush(p) ? cn_e2e_seal_space(p->e2e, cap) : NULL;
+    if (cn_mux_write_space(p->mux, p->id, &dst, cap) < 0 || *cap == 0)
+        return NULL;
+    return dst;
+}
+
+/* Queues the n bytes recv() put into the space (0: it put none). 0, or the
+ * end-to-end layer's failure. */
+static int read_commit(cn_pipe_t *p, size_t n)
+{
+    if (!p->e2e) {
+        cn_mux_write_commit(p->mux, p->id, n);
+        return 0;
     }
-    cn_link_flush(p->link);
+    int rc = cn_e2e_seal_commit(p->e2e, n);
+    if (rc == 0 && n)
+        e2e_flush(p);
+    return rc;
+}
+
+/* The socket's EOF becomes the stream's FIN; for reach, behind the
+ * authenticated close record, which the peer needs to tell it from a cut. */
+static int read_eof(cn_pipe_t *p)
+{
+    if (!p->e2e) {
+        cn_mux_shutdown(p->mux, p->id);
+        return 0;
+    }
+    int rc = cn_e2e_close(p->e2e);
+    if (rc)
+        return rc;
+    p->e2e_fin = 1;
+    e2e_flush(p);
     return 0;
 }
 
@@ -266,39 +257,44 @@ static int pipe_read(cn_pipe_t *p)
         set_rx(p, 0);
         return 0;
     }
-    if (p->e2e)
-        return pipe_read_e2e(p);
     int fd = pipe_fd(p);
     /* Polled sockets yield after a few reads; a drained one is never polled
      * again, so it reads until EOF or until the stream has no credit. */
     for (int i = 0; p->drain_fd >= 0 || i < READS_PER_EVENT; i++) {
-        uint8_t *dst;
-        size_t space = 0;
-        if (cn_mux_write_space(p->mux, p->id, &dst, &space) < 0 || space == 0) {
+        size_t space;
+        uint8_t *dst = read_space(p, &space);
+        if (!dst) {
             set_rx(p, 0); /* resumed by the stream's writable event */
             break;
         }
         ssize_t n = recv(fd, dst, space, 0);
+        int err = errno;
+        int rc = read_commit(p, n > 0 ? (size_t)n : 0);
+        if (rc == 0 && n == 0) {
+            p->rd_eof = 1;
+            set_rx(p, 0);
+            rc = read_eof(p);
+        }
+        if (rc) {
+            e2e_fail(p, rc);
+            return 0;
+        }
         if (n > 0) {
-            cn_mux_write_commit(p->mux, p->id, (size_t)n);
             p->up += (uint64_t)n;
             if ((size_t)n < space && p->drain_fd < 0)
                 break; /* drained for now; POLLIN says when there is more */
             continue;
         }
         if (n == 0) {
-            p->rd_eof = 1;
-            set_rx(p, 0);
-            cn_mux_shutdown(p->mux, p->id);
             if (p->drain_fd >= 0)
                 drain_done(p); /* freed once the stream finishes */
             break;
         }
-        if (errno == EINTR)
+        if (err == EINTR)
             continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
+        if (err == EAGAIN || err == EWOULDBLOCK)
             break;
-        cn_log_debug("pipe %u: recv: %s", p->id, strerror(errno));
+        cn_log_debug("pipe %u: recv: %s", p->id, strerror(err));
         p->err = CN_EIO;
         cn_link_flush(p->link);
         return -1;
