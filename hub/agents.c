@@ -209,6 +209,7 @@ static void link_closed(cn_link_t *link, void *ctx, int err, const char *why)
 {
     hub_runtime_t *rt = ctx;
     session_t *s = cn_link_user(link);
+    hub_reach_link_down(rt, link);
     if (!s)
         return;
     for (session_t **pp = &rt->sessions; *pp; pp = &(*pp)->next)

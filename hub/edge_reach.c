@@ -168,6 +168,15 @@ void hub_reach_sync_agent(hub_runtime_t *rt, const char *agent_id, const hub_tun
     }
 }
 
+void hub_reach_link_down(hub_runtime_t *rt, cn_link_t *link)
+{
+    reach_t *next;
+    for (reach_t *r = rt->reaches; r; r = next) {
+        next = r->next; /* r may be freed by its relay's done */
+        hub_relay_mux_gone(r->relay, cn_link_mux(link));
+    }
+}
+
 void hub_reach_free_all(hub_runtime_t *rt)
 {
     while (rt->reaches) {

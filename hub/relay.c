@@ -225,6 +225,22 @@ void hub_relay_abort(hub_relay_t *r, uint32_t code)
     /* The closed events free r (from the next pump calls). */
 }
 
+void hub_relay_mux_gone(hub_relay_t *r, const cn_mux_t *mux)
+{
+    if (!r || r->open[FROM] || r->closed[FROM] || r->link[FROM].mux != mux)
+        return;
+    /* Pending: the mux dropped it without telling anyone. */
+    r->closed[FROM] = true;
+    if (!r->code)
+        r->code = CN_RST_GONE;
+    if (!r->closed[TO]) {
+        cn_mux_reset(r->link[TO].mux, r->id[TO], CN_RST_GONE, "reaching agent gone");
+        flush(r, TO);
+        return; /* TO's closed event frees r */
+    }
+    maybe_free(r);
+}
+
 uint64_t hub_relay_bytes_up(const hub_relay_t *r)
 {
     return r->moved[FROM];

@@ -61,6 +61,14 @@ hub_relay_t *hub_relay_start(const hub_relay_config_t *cfg, int *err);
  * deleted). done follows from the muxes' closed events. Idempotent. */
 void hub_relay_abort(hub_relay_t *r, uint32_t code);
 
+/* The link of `mux` is going away (call it from the link's closed event,
+ * while the mux still exists). Streams already announced to the relay
+ * learnt it from the mux; this covers the reaching agent's stream while it
+ * still waits for the exposing agent, which the mux cannot tell the relay
+ * about: the relay forgets it and resets the other stream. May free the
+ * relay (done fires). */
+void hub_relay_mux_gone(hub_relay_t *r, const cn_mux_t *mux);
+
 /* Bytes moved from the reaching agent to the exposing one, and back. */
 uint64_t hub_relay_bytes_up(const hub_relay_t *r);
 uint64_t hub_relay_bytes_down(const hub_relay_t *r);

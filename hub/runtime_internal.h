@@ -143,6 +143,8 @@ void hub_reach_open(hub_runtime_t *rt, session_t *s, uint32_t id, const uint8_t 
                     size_t ref_len);
 /* Ends the reaches of the agent's tunnels that left `list` (deleted). */
 void hub_reach_sync_agent(hub_runtime_t *rt, const char *agent_id, const hub_tunnel_list_t *list);
+/* The link is closing: reaches still waiting on it let go of it. */
+void hub_reach_link_down(hub_runtime_t *rt, cn_link_t *link);
 /* Frees what is left after the links died with the context. */
 void hub_reach_free_all(hub_runtime_t *rt);
 

@@ -251,6 +251,18 @@ static void settle(world_t *w)
     fail_msg("the relay did not settle");
 }
 
+/* Only the exposing agent's link (the reaching one is gone). */
+static void settle_b(world_t *w)
+{
+    for (int round = 0; round < 1000; round++) {
+        bool any = wire(w->hb, w->b, w->dec[2]);
+        any |= wire(w->b, w->hb, w->dec[3]);
+        if (!any && !cn_mux_has_output(w->b) && !cn_mux_has_output(w->hb))
+            return;
+    }
+    fail_msg("the exposing side did not settle");
+}
+
 static void open_a(world_t *w)
 {
     assert_int_equal(cn_mux_open(w->a, CN_KIND_RELAY, (const uint8_t *)TUNNEL, strlen(TUNNEL), NULL,
@@ -415,6 +427,40 @@ static void a_reacher_that_gave_up_resets_the_exposers_stream(void **state)
     world_free(&w);
 }
 
+static void the_reachers_link_dying_before_the_answer_is_let_go(void **state)
+{
+    (void)state;
+    world_t w;
+    world_init(&w);
+    w.rb.stall = true;
+    open_a(&w);
+    wire(w.a, w.ha, w.dec[0]);
+    wire(w.hb, w.b, w.dec[2]);
+    assert_non_null(w.relay);
+    /* The reaching agent's link dies: its mux aborts (the pending stream is
+     * not the relay's yet, so nothing reaches it), the glue says so, and
+     * the mux is freed. The relay must never touch it again. */
+    cn_mux_abort(w.ha, CN_RST_GONE);
+    hub_relay_mux_gone(w.relay, w.hb); /* another link: nothing happens */
+    assert_non_null(w.relay);
+    hub_relay_mux_gone(w.relay, w.ha);
+    cn_mux_free(w.ha);
+    w.ha = mux_new(&w, 0, ha_open); /* a fresh link for world_free */
+    cn_mux_abort(w.a, CN_RST_GONE);
+    /* The exposing agent answers now, unless the relay's reset came first. */
+    wire(w.hb, w.b, w.dec[2]);
+    if (cn_mux_accept(w.b, w.b_pending, &w.rb) == 0)
+        w.rb.accepted = true;
+    settle_b(&w);
+    /* The exposing agent's pending stream was reset before it answered,
+     * and the relay is done. */
+    assert_int_equal(cn_mux_stream_count(w.hb), 0);
+    assert_int_equal(cn_mux_stream_count(w.b), 0);
+    assert_int_equal(w.relays_done, 1);
+    assert_int_equal(w.done_code, CN_RST_GONE);
+    world_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -425,6 +471,7 @@ int main(void)
         cmocka_unit_test(aborting_resets_both_streams),
         cmocka_unit_test(aborting_before_the_exposer_answers_refuses_the_reacher),
         cmocka_unit_test(a_reacher_that_gave_up_resets_the_exposers_stream),
+        cmocka_unit_test(the_reachers_link_dying_before_the_answer_is_let_go),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
