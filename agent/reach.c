@@ -72,13 +72,15 @@ int agent_reach_open(struct cn_api *api, agent_daemon_t *d, const agent_config_t
         /* The suggestion is taken: any free port, and say which. */
         rcfg.port = 0;
         rc = agent_daemon_reach(d, &rcfg, &bound, err, errlen);
-        if (rc == 0) {
+        if (rc == 0)
             cn_log_warn("%s:%d is taken; reaching %s on %s:%d instead", AGENT_REACH_HOST, (int)want,
                         info->name, AGENT_REACH_HOST, bound);
-            /* The connection string names the port: ask again for this one. */
-            json_decref(answer);
-            rc = ask_hub(api, cfg, info->tunnel_id, bound, &answer, key, err, errlen);
-        }
+    }
+    if (rc == 0 && bound != rcfg.port && bound != want) {
+        /* Any free port (taken or out-of-range suggestion): the connection
+         * string names the port, so ask again for this one. */
+        json_decref(answer);
+        rc = ask_hub(api, cfg, info->tunnel_id, bound, &answer, key, err, errlen);
     }
     if (rc == 0)
         fill_info(info, answer, bound);

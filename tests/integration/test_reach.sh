@@ -199,6 +199,24 @@ after=$(grep -c "connection refused" "$BULK_LOG" || true)
 grep "connection refused" "$BULK_LOG" | tail -1 | grep -q "offline" || fail "the log line does not say the agent is offline"
 echo "offline: refused at once with one line: $(grep 'connection refused' "$BULK_LOG" | tail -1 | cut -c1-160)"
 
+step "a target port above 55535 (no port + 10000): any free port, and the string names it"
+HIGH_PORT=$("$PY" -c 'import random, socket
+for _ in range(200):
+    p = random.randint(55600, 64000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); print(p); break
+    except OSError:
+        pass
+    finally:
+        s.close()')
+bg high-tool "$PY" "$TCPTOOL" server "$HIGH_PORT"
+wait_port 127.0.0.1 "$HIGH_PORT"
+expose dev "127.0.0.1:$HIGH_PORT" --protocol tcp --name high-staging
+reach laptop high-staging
+[ "$REACH_CS" = "127.0.0.1:$REACH_PORT" ] || fail "connection string '$REACH_CS' for port $REACH_PORT"
+"$PY" "$TCPTOOL" echo 127.0.0.1 "$REACH_PORT" 65536 6 || fail "echo through the high-port reach"
+
 step "deleting the tunnel closes open reach connections"
 expose dev "127.0.0.1:$TOOL_PORT" --protocol tcp --name watch-staging --keep
 WATCH_TUNNEL=$TUNNEL_ID
