@@ -83,7 +83,7 @@ struct flow {
     bool ending; /* reset by us (idle, paused, closing): its closed event follows */
     uint64_t last_ms;
     uint64_t dropped;
-    char label[160];
+    char label[256];
 };
 
 static void flow_free(flow_t *f)
