@@ -13,6 +13,8 @@
 #ifndef AGENT_ALLOWLIST_H
 #define AGENT_ALLOWLIST_H
 
+#include "cn_defs.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,7 +32,7 @@ typedef struct agent_tunnel {
     char name[AGENT_TUNNEL_NAME_MAX + 1];
     char host[CN_TARGET_HOST_SIZE];
     uint16_t port;
-    char protocol[16];
+    char protocol[32]; /* "tcp", "http", ... or a plugin name (at most 31) */
     char status[16];
 } agent_tunnel_t;
 
@@ -44,7 +46,8 @@ typedef struct agent_allowlist {
  * skipped and counted in *skipped (optional): an entry we cannot read is an
  * entry we do not dial. Returns 0, CN_EINVAL when `tunnels` is not an
  * array, CN_ENOMEM. *out is replaced only on success. */
-int agent_allowlist_parse(const struct json_t *tunnels, agent_allowlist_t *out, size_t *skipped);
+CN_WARN_UNUSED int agent_allowlist_parse(const struct json_t *tunnels, agent_allowlist_t *out,
+                                         size_t *skipped);
 void agent_allowlist_free(agent_allowlist_t *l);
 
 const agent_tunnel_t *agent_allowlist_find(const agent_allowlist_t *l, const char *id,

@@ -6,15 +6,27 @@
 #include "cn_errmsg.h"
 #include "cn_log.h"
 #include "cn_id.h"
+#include "plugins.h"
 
 #include <jansson.h>
 #include <libwebsockets.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 volatile sig_atomic_t cli_stop;
 volatile sig_atomic_t cli_force;
+
+int cli_stop_raised(void *unused)
+{
+    return cli_stop != 0;
+}
+
+int cli_force_raised(void *unused)
+{
+    return cli_force != 0;
+}
 
 int cli_fail(const char *fmt, ...)
 {
@@ -109,8 +121,14 @@ struct cn_api *cli_api(const agent_config_t *cfg, bool cancellable)
         cli_fail("%s", err);
         return NULL;
     }
+    cn_api_set_allow_insecure(api, cfg->allow_insecure);
+    if (cn_api_set_ca_file(api, cfg->ca_file, err, sizeof(err)) < 0) {
+        cn_api_free(api);
+        cli_fail("%s", err);
+        return NULL;
+    }
     if (cancellable)
-        cn_api_set_cancel(api, &cli_stop);
+        cn_api_set_cancel(api, cli_stop_raised, NULL);
     return api;
 }
 
@@ -374,4 +392,18 @@ int cli_tunnel_command(const char *cmd, const char *about, int argc, char **argv
         return 0;
     }
     return 1;
+}
+
+static void plugin_skipped(void *user, const char *line)
+{
+    cn_log_warn("plugin skipped: %s", line);
+}
+
+struct plugins *cli_plugins(const char *dir)
+{
+    plugins_t *ps = plugins_new();
+    const char *d = dir ? dir : plugins_default_dir();
+    if (ps && (dir || access(d, F_OK) == 0))
+        plugins_load_dir(ps, d, plugin_skipped, NULL);
+    return ps;
 }

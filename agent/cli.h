@@ -25,6 +25,10 @@ struct cn_api;
 /* Raised by SIGINT/SIGTERM; cli_force by a second one. */
 extern volatile sig_atomic_t cli_stop;
 extern volatile sig_atomic_t cli_force;
+/* cn_api cancel checks (cn_api_cancel_fn): nonzero once cli_stop,
+ * respectively cli_force, is raised. The argument is unused. */
+int cli_stop_raised(void *unused);
+int cli_force_raised(void *unused);
 
 int cmd_enroll(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
@@ -107,5 +111,10 @@ void out_table_free(out_table_t *t);
 /* Copies s into out, replacing control characters and cutting at max
  * characters (with ".." at the end). */
 void out_sanitize(const char *s, char *out, size_t outlen, size_t max);
+
+/* The protocol plugins: the built-ins, then the *.so files of `dir` (NULL:
+ * the install directory, when it exists); each file skipped is one warning.
+ * NULL when out of memory; free with plugins_free(). */
+struct plugins *cli_plugins(const char *dir);
 
 #endif

@@ -8,6 +8,7 @@
 #include "cn_log.h"
 #include "cn_time.h"
 #include "daemon.h"
+#include "plugins.h"
 #include "reach.h"
 
 /* A reach of the list the hub could not answer yet is tried again. */
@@ -77,7 +78,10 @@ static void on_hello(void *ctx, agent_daemon_t *d, const json_t *hello)
 int cmd_agent(int argc, char **argv)
 {
     agent_common_t c = {0};
+    const char *plugin_dir = NULL;
     const cn_opt_t opts[] = {
+        {"plugin-dir", CN_OPT_STRING, &plugin_dir, 0, 0, "DIR",
+         "protocol plugins (*.so) for health probes (default: the install directory)"},
         AGENT_COMMON_OPTIONS(&c),
         {NULL, 0, NULL, 0, 0, NULL, NULL},
     };
@@ -126,18 +130,24 @@ int cmd_agent(int argc, char **argv)
             return AGENT_EXIT_FAIL;
         }
     }
+    /* Health probes of the targets use the protocol plugins. */
+    plugins_t *plugins = cli_plugins(plugin_dir);
     agent_daemon_config_t dc = {
         .hub_url = cfg.hub,
+        .ca_file = cfg.ca_file,
+        .allow_insecure = cfg.allow_insecure,
         .agent_sk = cfg.agent_sk,
         .hub_pk = cfg.hub_pk,
         .agent_id = cfg.agent_id,
         .policy_config = cfg.path,
+        .plugins = plugins,
         .on_hello = on_hello,
         .ctx = &st,
     };
     agent_daemon_t *d = agent_daemon_new(&dc, err, sizeof(err));
     if (!d) {
         cn_api_free(api);
+        plugins_free(plugins);
         agent_config_wipe(&cfg);
         return cli_fail("%s", err);
     }
@@ -159,6 +169,7 @@ int cmd_agent(int argc, char **argv)
                 agent_daemon_streams(d) == 1 ? "" : "s");
     agent_daemon_shutdown(d, AGENT_DAEMON_DRAIN_MS, &cli_force);
     cn_api_free(api);
+    plugins_free(plugins);
     agent_config_wipe(&cfg);
     return status;
 }

@@ -6,10 +6,12 @@
 
 #include "cn_api.h"
 #include "cn_err.h"
+#include "cn_errmsg.h"
 #include "cn_log.h"
 #include "daemon.h"
 #include "cn_id.h"
 #include "cn_target.h"
+#include "plugins.h"
 
 #include <jansson.h>
 #include <string.h>
@@ -87,7 +89,9 @@ static void report_status(cn_api_t *api, const expose_state_t *s, const char *tn
 /* Everything one `connect expose` holds; released by expose_close(). */
 typedef struct expose {
     agent_common_t c;
-    const char *name, *protocol, *auth, *target;
+    const char *name, *protocol, *auth, *target, *plugin_dir;
+    char chosen[CN_PLUGIN_NAME_MAX + 1]; /* what protocol auto chose */
+    plugins_t *plugins;
     bool is_public, keep;
     unsigned long ttl;
     char host[CN_TARGET_HOST_SIZE];
@@ -106,7 +110,10 @@ static int parse_args(expose_t *e, int argc, char **argv)
         {"name", CN_OPT_STRING, &e->name, 0, 0, "NAME",
          "tunnel name, 1-100 characters (default: generated)"},
         {"protocol", CN_OPT_STRING, &e->protocol, 0, 0, "P",
-         "auto, tcp, udp, http or https (default: auto)"},
+         "auto, tcp, udp, http, https or a plugin: postgresql, mysql, redis, mongodb, ... "
+         "(default: auto, chosen by probing the target)"},
+        {"plugin-dir", CN_OPT_STRING, &e->plugin_dir, 0, 0, "DIR",
+         "protocol plugins (*.so) to load (default: the install directory)"},
         {"public", CN_OPT_FLAG, &e->is_public, 0, 0, NULL,
          "reachable from outside: a hub port (tcp) or NAME.DOMAIN (http)"},
         {"ttl", CN_OPT_UINT, &e->ttl, 1, 2592000, "S", "expire the tunnel after S seconds"},
@@ -143,7 +150,82 @@ static int parse_args(expose_t *e, int argc, char **argv)
     return -1;
 }
 
-/* Step 2: record the target as this machine's, then POST /api/v1/tunnels
+/* Whether tunnel object `t` is what this command would have created: this
+ * agent's, the same target, the same public flag, and the same protocol
+ * (an unset or "auto" protocol accepts the one the hub recorded). NULL, or
+ * why not. */
+static const char *adoption_mismatch(const expose_t *e, const json_t *t)
+{
+    char host[CN_TARGET_HOST_SIZE];
+    uint16_t port = 0;
+    const char *why = NULL;
+    if (strcmp(jstr(t, "agentId", ""), e->cfg.agent_id) != 0)
+        return "it belongs to another agent";
+    if (!cn_target_parse(jstr(t, "target", ""), 0, host, &port, &why) || strcmp(host, e->host) ||
+        port != e->port)
+        return "its target differs";
+    if (json_is_true(json_object_get(t, "public")) != e->is_public)
+        return e->is_public ? "it is not public" : "it is public";
+    if (e->protocol && strcmp(e->protocol, "auto") && !e->chosen[0] &&
+        strcmp(e->protocol, jstr(t, "protocol", "")))
+        return "its protocol differs";
+    if (!strcmp(jstr(t, "status", ""), "expired"))
+        return "it has expired";
+    return NULL;
+}
+
+/* The name is taken: adopt the tunnel when it is the one this command
+ * would create (a re-run after a crash keeps its id and hub port), else
+ * refuse with one line saying what differs. 0 or a CN_E* code. */
+static int adopt_tunnel(expose_t *e, char *err, size_t errlen)
+{
+    json_t *t = NULL;
+    int rc = cli_find_tunnel(e->api, e->name, &t, err, errlen);
+    if (rc < 0)
+        return rc;
+    const char *why = adoption_mismatch(e, t);
+    if (why) {
+        char safe[128], target[160];
+        out_sanitize(e->name, safe, sizeof(safe), 100);
+        out_sanitize(jstr(t, "target", "?"), target, sizeof(target), 150);
+        rc = cn_errf(CN_ESTATE, err, errlen,
+                     "a tunnel named '%s' already exists (%s %s, %s): %s; "
+                     "choose another --name or remove it with 'connect rm %s'",
+                     safe, jstr(t, "protocol", "?"), target, jstr(t, "status", "?"), why, safe);
+        json_decref(t);
+        return rc;
+    }
+    cn_log_info("tunnel '%s' exists with this target: adopting it (%s)", e->name,
+                jstr(t, "id", ""));
+    e->created = t;
+    return 0;
+}
+
+/* Step 2: the protocol plugins (for protocol auto and health probes), and
+ * protocol auto itself: probes the target before anything runs (bounded:
+ * half a second for a greeting, two for the probes) and names the plugin it
+ * found. An HTTP target stays a TCP tunnel until the hub's HTTP edge serves
+ * public HTTP tunnels by name. 0, or the exit status. */
+static int choose_protocol(expose_t *e)
+{
+    e->plugins = cli_plugins(e->plugin_dir);
+    if (!e->plugins)
+        return cli_fail("out of memory");
+    if (e->protocol && strcmp(e->protocol, "auto") != 0)
+        return 0;
+    plugins_choice_t c;
+    int rc = plugins_choose(e->plugins, e->host, e->port, 500, 2000, &c);
+    if (rc < 0)
+        return cli_fail("protocol auto: %s", cn_strerror(rc));
+    cn_log_info("protocol auto: %s (%s: %s)", c.plugin->name, c.how, c.why);
+    if (strcmp(c.plugin->name, "http") != 0) {
+        snprintf(e->chosen, sizeof(e->chosen), "%s", c.plugin->name);
+        e->protocol = e->chosen;
+    }
+    return 0;
+}
+
+/* Step 3: record the target as this machine's, then POST /api/v1/tunnels
  * for this agent. 0, or the exit status. */
 static int create_tunnel(expose_t *e)
 {
@@ -166,8 +248,14 @@ static int create_tunnel(expose_t *e)
         json_object_set_new(spec, "httpUser", json_string(e->auth));
     int rc = cn_api_tunnel_create(e->api, spec, &e->created, err, sizeof(err));
     json_decref(spec);
-    if (rc < 0)
+    if (rc == CN_ESTATE && e->name) {
+        /* 409: the name is taken. After a crash it is our own tunnel. */
+        rc = adopt_tunnel(e, err, sizeof(err));
+        if (rc < 0)
+            return cli_fail("%s", err);
+    } else if (rc < 0) {
         return cli_fail("cannot create the tunnel: %s", err);
+    }
     const char *id = jstr(e->created, "id", "");
     if (!cn_id_is_uuid(id))
         return cli_fail("the hub answered the tunnel creation without an id");
@@ -177,7 +265,7 @@ static int create_tunnel(expose_t *e)
     return 0;
 }
 
-/* Step 3: serve the tunnel in-process until Ctrl-C, expiry or deletion,
+/* Step 4: serve the tunnel in-process until Ctrl-C, expiry or deletion,
  * printing it once active and reporting status changes. The exit status. */
 static int serve_tunnel(expose_t *e)
 {
@@ -188,12 +276,15 @@ static int serve_tunnel(expose_t *e)
     const char *serve[1] = {st->id};
     agent_daemon_config_t dc = {
         .hub_url = e->cfg.hub,
+        .ca_file = e->cfg.ca_file,
+        .allow_insecure = e->cfg.allow_insecure,
         .agent_sk = e->cfg.agent_sk,
         .hub_pk = e->cfg.hub_pk,
         .agent_id = e->cfg.agent_id,
         .serve = serve,
         .nserve = 1,
         .policy_config = e->cfg.path,
+        .plugins = e->plugins,
         .on_tunnels = on_tunnels,
         .ctx = st,
     };
@@ -238,7 +329,7 @@ static int serve_tunnel(expose_t *e)
     return status;
 }
 
-/* Step 4: delete the tunnel unless --keep (or it is gone). The exit
+/* Step 5: delete the tunnel unless --keep (or it is gone). The exit
  * status, given the one serving ended with. */
 static int remove_tunnel(expose_t *e, int status)
 {
@@ -249,7 +340,7 @@ static int remove_tunnel(expose_t *e, int status)
         return status;
     }
     /* A first Ctrl-C got us here; a second one cancels the delete. */
-    cn_api_set_cancel(e->api, &cli_force);
+    cn_api_set_cancel(e->api, cli_force_raised, NULL);
     int rc = cn_api_tunnel_delete(e->api, e->st.id, NULL, err, sizeof(err));
     if (rc < 0 && rc != CN_ENOTFOUND)
         return cli_fail("could not delete tunnel %s: %s (remove it with 'connect rm %s')", e->tname,
@@ -262,6 +353,7 @@ static void expose_close(expose_t *e)
 {
     cn_api_free(e->api);
     json_decref(e->created);
+    plugins_free(e->plugins); /* after the daemon that borrowed it */
     agent_config_wipe(&e->cfg);
 }
 
@@ -275,7 +367,9 @@ int cmd_expose(int argc, char **argv)
     status = cli_begin(&e.c, AGENT_NEED_AGENT | AGENT_NEED_HUB | AGENT_NEED_TOKEN, &e.cfg, &e.api);
     if (status >= 0)
         return status;
-    status = create_tunnel(&e);
+    status = choose_protocol(&e);
+    if (status == 0)
+        status = create_tunnel(&e);
     if (status == 0)
         status = remove_tunnel(&e, serve_tunnel(&e));
     expose_close(&e);

@@ -6,6 +6,7 @@
 #include "cn_api.h"
 #include "cn_e2e.h"
 #include "config.h"
+#include "health.h"
 #include "cn_err.h"
 #include "cn_errmsg.h"
 #include "cn_frame.h"
@@ -13,6 +14,7 @@
 #include "cn_mux.h"
 #include "cn_pipe.h"
 #include "cn_time.h"
+#include "cn_tls.h"
 #include "cn_id.h"
 #include "cn_udp.h"
 
@@ -29,6 +31,7 @@
 #include <unistd.h>
 
 #define HEARTBEAT_US (250 * LWS_US_PER_MS)
+#define HEALTH_TICK_US (10 * LWS_US_PER_MS)
 #define PAYLOAD_MAX 4096
 #define REACH_PROTOCOL "connect-reach-listen"
 #define REACH_BACKLOG 512
@@ -77,6 +80,8 @@ struct agent_daemon {
     bool serve_none;
     char serve[AGENT_DAEMON_MAX_SERVE][AGENT_TUNNEL_ID_LEN + 1];
     size_t nserve;
+    char ca_file[PATH_MAX]; /* "" = the system CA store (https hubs) */
+    cn_tls_ctx_t *tls;      /* https hubs: the link's trust configuration */
 
     struct lws_context *context;
     struct lws_vhost *vh;
@@ -99,6 +104,7 @@ struct agent_daemon {
     agent_reach_t *reaches;
     cn_udp_listener_t *udp_reaches[AGENT_DAEMON_MAX_SERVE];
     size_t nudp_reaches;
+    agent_health_t *health; /* NULL without plugins */
 };
 
 static void connect_now(agent_daemon_t *d);
@@ -451,6 +457,8 @@ static void on_control(void *ctx, const uint8_t *payload, size_t len)
         }
         json_decref(empty);
         d->admitted = true;
+        if (d->health)
+            agent_health_reset(d->health); /* tell this link afresh */
         /* The whole handshake worked: if this link dies, retry at once
          * (the rate cap still bounds a link that keeps dying). */
         agent_backoff_reset(&d->backoff);
@@ -487,11 +495,45 @@ static void on_goaway(void *ctx, uint32_t code, const char *msg, size_t msg_len)
 
 /* ---- link lifecycle --------------------------------------------------- */
 
+/* Health probes: this link's open tunnels whose target the policy allows. */
+static bool health_wanted(void *ctx, const agent_tunnel_t *t)
+{
+    agent_daemon_t *d = ctx;
+    return (!d->nserve || serves(d, t->id)) && agent_tunnel_open(t) &&
+           (!d->policy_config[0] || agent_policy_allows(&d->policy, t->host, t->port));
+}
+
+/* {"type":"tunnel_health","tunnelId":ID,"ok":BOOL,"error":TEXT?} */
+static void health_report(void *ctx, const agent_tunnel_t *t, bool ok, const char *why)
+{
+    agent_daemon_t *d = ctx;
+    if (!d->link)
+        return;
+    if (ok)
+        cn_log_info("%s: tunnel %s: target %s:%u is healthy again", d->who,
+                    t->name[0] ? t->name : t->id, t->host, (unsigned)t->port);
+    else
+        cn_log_warn("%s: tunnel %s: target %s:%u is down: %s", d->who, t->name[0] ? t->name : t->id,
+                    t->host, (unsigned)t->port, why);
+    json_t *msg = json_pack("{s:s,s:s,s:b}", "type", "tunnel_health", "tunnelId", t->id, "ok", ok);
+    if (msg && !ok)
+        json_object_set_new(msg, "error", json_string(why));
+    if (!msg || cn_mux_send_control(cn_link_mux(d->link), msg) < 0)
+        cn_log_warn("%s: could not report tunnel %s's health to the hub", d->who, t->id);
+    json_decref(msg);
+    cn_link_flush(d->link);
+}
+
 static void heartbeat(lws_sorted_usec_list_t *sul)
 {
     agent_daemon_t *d = lws_container_of(sul, agent_daemon_t, sul_heartbeat);
+    if (d->health && d->link && d->admitted && !d->stopping && !d->destroying)
+        agent_health_tick(d->health, d->tunnels.items, d->tunnels.count, health_wanted,
+                          health_report, d);
+    /* Probes in flight advance on every tick: tick often until they end. */
+    lws_usec_t next = d->health && agent_health_busy(d->health) ? HEALTH_TICK_US : HEARTBEAT_US;
     if (!d->destroying)
-        lws_sul_schedule(d->context, 0, &d->sul_heartbeat, heartbeat, HEARTBEAT_US);
+        lws_sul_schedule(d->context, 0, &d->sul_heartbeat, heartbeat, next);
 }
 
 static void reconnect_cb(lws_sorted_usec_list_t *sul)
@@ -563,6 +605,7 @@ static void connect_now(agent_daemon_t *d)
         .port = d->url.port,
         .host_header = d->host_header,
         .path = d->path,
+        .tls = d->tls,
         .binding = "",
         .static_sk = d->sk,
         .hub_pk = d->hub_pk,
@@ -772,6 +815,18 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
         cn_api_parse_url(cfg->hub_url, &d->url, err, errlen) < 0)
         goto fail;
     snprintf(d->hub_url, sizeof(d->hub_url), "%s", cfg->hub_url);
+    /* The enroll secret and the link's metadata must not cross a network
+     * without TLS unless the user said so (the Noise channel would still
+     * protect them, but the rule is one rule for every hub connection). */
+    if (cn_tls_check_scheme(d->url.tls, d->url.host, cfg->allow_insecure, err, errlen) < 0)
+        goto fail;
+    if (cfg->ca_file && strlen(cfg->ca_file) >= sizeof(d->ca_file)) {
+        cn_errf(CN_EINVAL, err, errlen, "the CA file path is too long");
+        goto fail;
+    }
+    snprintf(d->ca_file, sizeof(d->ca_file), "%s", cfg->ca_file ? cfg->ca_file : "");
+    if (d->url.tls && !(d->tls = cn_tls_ctx_new(d->ca_file, err, errlen)))
+        goto fail;
     if (d->url.ipv6)
         snprintf(d->host_header, sizeof(d->host_header), "[%s]:%d", d->url.host, d->url.port);
     else
@@ -840,6 +895,7 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
     d->cfg.policy_config = NULL;
     d->cfg.agent_sk = d->sk;
     d->cfg.hub_pk = d->hub_pk;
+    d->cfg.ca_file = d->ca_file;
 
     cn_stream_dispatch_callbacks(&d->mux_cb);
     d->mux_cb.on_open = on_open;
@@ -867,6 +923,11 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
     d->vh = lws_get_vhost_by_name(d->context, "default");
     if (!d->vh) {
         cn_errf(CN_EIO, err, errlen, "cannot create the event loop (no vhost)");
+        goto fail;
+    }
+    if (cfg->plugins && !d->enrolling &&
+        !(d->health = agent_health_new(cfg->plugins, agent_health_interval_from_env()))) {
+        cn_errf(CN_ENOMEM, err, errlen, "out of memory");
         goto fail;
     }
     lws_sul_schedule(d->context, 0, &d->sul_heartbeat, heartbeat, HEARTBEAT_US);
@@ -918,9 +979,9 @@ void agent_daemon_free(agent_daemon_t *d)
         lws_sul_cancel(&d->sul_heartbeat);
         lws_context_destroy(d->context);
     }
-    while (d->conns) {
-        agent_conn_t *c = d->conns;
-        conn_unlink(d, c);
+    /* Connections lws did not close (no context): freed in one walk. */
+    for (agent_conn_t *c = d->conns, *next; c; c = next) {
+        next = c->next;
         free(c);
     }
     while (d->reaches) {
@@ -928,8 +989,10 @@ void agent_daemon_free(agent_daemon_t *d)
         d->reaches = r->next;
         free(r);
     }
+    agent_health_free(d->health);
     agent_allowlist_free(&d->tunnels);
     agent_policy_free(&d->policy);
+    cn_tls_ctx_free(d->tls); /* after the context: its links used it */
     sodium_memzero(d->sk, sizeof(d->sk));
     sodium_memzero(d->payload, sizeof(d->payload));
     free(d);

@@ -49,7 +49,11 @@ typedef struct agent_down {
 } agent_down_t;
 
 typedef struct agent_daemon_config {
-    const char *hub_url;     /* http://HOST:PORT[/BASE]; the link goes to BASE/agent */
+    const char *hub_url;     /* http[s]://HOST:PORT[/BASE]; the link goes to BASE/agent,
+                              * over verified TLS (wss) for https */
+    const char *ca_file;     /* https: verify the hub against this PEM file only; NULL = the
+                              * system CA store */
+    bool allow_insecure;     /* permit http:// to a host that is not loopback */
     const uint8_t *agent_sk; /* the agent's static X25519 private key (32 bytes) */
     const uint8_t *hub_pk;   /* the pinned hub public key (32 bytes) */
     const char *agent_id;    /* payload {"v":1,"agentId":ID}; also names log lines */
@@ -74,6 +78,10 @@ typedef struct agent_daemon_config {
     uint32_t reconnects_per_min; /* 0 = AGENT_BACKOFF_PER_MIN (on average) */
     uint32_t reconnect_burst;    /* 0 = AGENT_BACKOFF_BURST (at once, before the cap) */
     cn_link_timing_t timing;
+    /* Protocol plugins for health probes of served targets (borrowed,
+     * outlives the daemon; agent/health.h). NULL: no health probes. The
+     * interval is CONNECT_HEALTH_INTERVAL_MS, else 10 s. */
+    const struct plugins *plugins;
 
     /* The hub admitted us: its `hello` (borrowed for the call) arrived and
      * the allow-list is set. */

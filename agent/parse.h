@@ -4,6 +4,8 @@
 #ifndef AGENT_PARSE_H
 #define AGENT_PARSE_H
 
+#include "cn_defs.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,7 +15,8 @@
 /* Splits an enrollment token "<secret>.<hubkey>" at its last '.': the secret
  * (cne_ followed by base64url characters) and the hub's X25519 public key
  * (43 base64url characters). */
-int agent_split_enroll_token(const char *token, char secret[static AGENT_ENROLL_SECRET_MAX + 1],
-                             uint8_t hub_pk[static 32], char *err, size_t errlen);
+CN_WARN_UNUSED int agent_split_enroll_token(const char *token,
+                                            char secret[static AGENT_ENROLL_SECRET_MAX + 1],
+                                            uint8_t hub_pk[static 32], char *err, size_t errlen);
 
 #endif

@@ -5,6 +5,7 @@
  * cn_mux_peek/consume (as the glue would write() from them) and its WINDOW
  * frames flow back. Stops after 1 GiB or ~3 s; prints MB/s and CPU s/GB.
  * usage: bench_mux [streams] [MiB] */
+#include "bench.h"
 #include "cn_err.h"
 #include "cn_frame.h"
 #include "cn_mux.h"
@@ -46,7 +47,7 @@ static void fill(bench_t *b, uint32_t id)
         if (space > b->to_send - b->queued)
             space = (size_t)(b->to_send - b->queued);
         memcpy(p, source, space);
-        cn_mux_write_commit(b->a, id, space);
+        bench_check(cn_mux_write_commit(b->a, id, space), "cn_mux_write_commit");
         b->queued += space;
     }
 }
@@ -65,7 +66,7 @@ static void b_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref, siz
                    const uint8_t *meta, size_t meta_len)
 {
     bench_t *b = ctx;
-    cn_mux_accept(b->b, id, NULL);
+    bench_check(cn_mux_accept(b->b, id, NULL), "cn_mux_accept");
 }
 
 static void b_readable(void *ctx, uint32_t id, void *user)
@@ -76,7 +77,7 @@ static void b_readable(void *ctx, uint32_t id, void *user)
     while (cn_mux_peek(b->b, id, &p, &len) > 0) {
         b->sum += p[0] + p[len - 1];
         b->received += len;
-        cn_mux_consume(b->b, id, len);
+        bench_check(cn_mux_consume(b->b, id, len), "cn_mux_consume");
     }
 }
 

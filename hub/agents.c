@@ -44,7 +44,8 @@ static json_t *tunnel_json(const hub_tunnel_t *t)
 {
     return json_pack("{s:s,s:s,s:{s:s,s:i},s:s,s:s}", "id", t->id, "name", t->name, "target",
                      "host", t->target_host, "port", (int)t->target_port, "protocol",
-                     hub_protocol_name(t->protocol), "status", hub_tunnel_status_name(t->status));
+                     t->plugin[0] ? t->plugin : hub_protocol_name(t->protocol), "status",
+                     hub_tunnel_status_name(t->status));
 }
 
 /* The agent's allow-list as a JSON array (NULL on store failure). */
@@ -269,13 +270,61 @@ static void agent_tunnel_error(session_t *s, const json_t *msg)
         hub_runtime_agent_changed(s->rt, ws, agent_id);
 }
 
+/* lastError of a tunnel whose target failed its health probe. */
+#define HEALTH_ERROR_PREFIX "target unhealthy: "
+
+/* {"type":"tunnel_health","tunnelId":ID,"ok":BOOL,"error":TEXT}: the
+ * agent's periodic probe of the target changed its verdict. Down moves an
+ * active (or connecting) tunnel to error with lastError "target unhealthy:
+ * TEXT"; up moves a tunnel back to active only from an error that a probe
+ * caused. Each change is a tunnel.status_changed event. Only for tunnels of
+ * this agent that this link serves. */
+static void agent_tunnel_health(session_t *s, const json_t *msg)
+{
+    const char *id = json_string_value(json_object_get(msg, "tunnelId"));
+    const json_t *ok = json_object_get(msg, "ok");
+    const char *why = json_string_value(json_object_get(msg, "error"));
+    hub_tunnel_t t = {0};
+    if (!id || !json_is_boolean(ok) || !hub_uuid_valid(id) || !serves(s, id) ||
+        hub_store_tunnel_get(s->rt->cfg.store, s->workspace_id, id, &t) < 0)
+        return;
+    bool changed = false;
+    int rc = 0;
+    if (strcmp(t.agent_id, s->agent_id) != 0) {
+        /* not this agent's */
+    } else if (!json_is_true(ok) &&
+               (t.status == HUB_TUNNEL_ACTIVE || t.status == HUB_TUNNEL_CONNECTING)) {
+        char err[HUB_LAST_ERROR_MAX];
+        snprintf(err, sizeof(err), HEALTH_ERROR_PREFIX "%.900s", why ? why : "no reason given");
+        cn_log_warn("tunnel %s (%s): %s", t.id, t.name, err);
+        rc = hub_tunnels_set_status(s->rt->cfg.store, s->workspace_id, t.id, HUB_TUNNEL_ERROR,
+                                    "target unhealthy", err, NULL, &changed);
+    } else if (json_is_true(ok) && t.status == HUB_TUNNEL_ERROR && t.last_error &&
+               !strncmp(t.last_error, HEALTH_ERROR_PREFIX, strlen(HEALTH_ERROR_PREFIX))) {
+        cn_log_info("tunnel %s (%s): target healthy again", t.id, t.name);
+        rc = hub_tunnels_set_status(s->rt->cfg.store, s->workspace_id, t.id, HUB_TUNNEL_ACTIVE,
+                                    "target healthy", NULL, NULL, &changed);
+    }
+    if (rc < 0)
+        cn_log_warn("tunnel %s: cannot record the agent's health report: %s", t.id,
+                    hub_store_errmsg(s->rt->cfg.store));
+    char ws[HUB_ID_SIZE], agent_id[HUB_ID_SIZE];
+    memcpy(ws, s->workspace_id, sizeof(ws));
+    memcpy(agent_id, s->agent_id, sizeof(agent_id));
+    hub_tunnel_clear(&t);
+    if (changed)
+        hub_runtime_agent_changed(s->rt, ws, agent_id);
+}
+
 static void agent_control(void *ctx, const uint8_t *payload, size_t len)
 {
     session_t *s = cn_link_user(ctx);
     json_t *msg = s ? json_loadb((const char *)payload, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
     const char *type = json_string_value(json_object_get(msg, "type"));
-    if (type && !strcmp(type, "tunnel_error"))
+    if (s && type && !strcmp(type, "tunnel_error"))
         agent_tunnel_error(s, msg);
+    else if (s && type && !strcmp(type, "tunnel_health"))
+        agent_tunnel_health(s, msg);
     else
         cn_log_debug("agent %s: control message (%zu bytes) ignored", s ? s->agent_id : "?", len);
     json_decref(msg);

@@ -2,6 +2,7 @@
  * URL, bearer authentication, per-token rate limits (429), admin checks
  * (403), then the resource's handler; plus the helpers handlers share. */
 #include "api_internal.h"
+#include "plugins.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -45,10 +46,19 @@ hub_api_t *hub_api_new(hub_store_t *store, const hub_api_config_t *cfg)
     api->cfg.public_domain = api->public_domain;
     if (!api->cfg.clock)
         api->cfg.clock = hub_time_now_ms;
+    if (!api->cfg.plugins) {
+        api->own_plugins = plugins_new();
+        if (!api->own_plugins) {
+            free(api);
+            return NULL;
+        }
+        api->cfg.plugins = api->own_plugins;
+    }
     if (cfg->rate_limit) {
         /* Keys are token ids; one slot per live token is plenty. */
         api->limiter = hub_ratelimit_new(65536, HUB_RATELIMIT_WINDOW_MS);
         if (!api->limiter) {
+            plugins_free(api->own_plugins);
             free(api);
             return NULL;
         }
@@ -61,6 +71,7 @@ void hub_api_free(hub_api_t *api)
     if (!api)
         return;
     hub_ratelimit_free(api->limiter);
+    plugins_free(api->own_plugins);
     free(api);
 }
 
@@ -232,7 +243,7 @@ bool hub_api_only_fields(hub_api_call_t *c, json_t *obj, const char *const allow
 static json_t *field(json_t *obj, const char *key, bool *present)
 {
     json_t *v = json_object_get(obj, key);
-    if (v && json_is_null(v))
+    if (json_is_null(v)) /* json_is_null() tests v for NULL itself */
         v = NULL;
     if (present)
         *present = v != NULL;

@@ -42,6 +42,9 @@ typedef struct hub_api_config {
      * agent's tunnels, and asked whether a link serves a tunnel. Zeroed:
      * none (a tunnel counts as served while its agent is connected). */
     hub_live_t live;
+    /* The protocol plugins (borrowed; outlives the API) that name tunnel
+     * protocols and build connection strings. NULL: the built-ins. */
+    const struct plugins *plugins;
     /* Time source for rate limits (ms); NULL = hub_time_now_ms. */
     hub_clock_fn clock;
     void *clock_ctx;

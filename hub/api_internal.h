@@ -22,6 +22,7 @@ struct hub_api {
     hub_api_config_t cfg;
     char public_domain[256];
     hub_ratelimit_t *limiter;
+    struct plugins *own_plugins; /* the built-ins, when cfg.plugins was NULL */
 };
 
 /* One request being answered. */

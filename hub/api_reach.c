@@ -9,25 +9,47 @@
 #include <string.h>
 
 #include "cn_id.h"
+#include "plugins.h"
 #include "secrets.h"
 #include "store.h"
 
-/* The local port `connect reach` binds when none is asked for: the
- * target's port plus 10000 (5432 -> 15432), or 0 (any free port) when that
- * is out of range. */
-static int default_local_port(const hub_tunnel_t *t)
+/* The tunnel's protocol plugin: the one named at creation or chosen by
+ * protocol auto, else tcp (udp tunnels too: their string is HOST:PORT). */
+static const cn_plugin_t *reach_plugin(const hub_api_t *api, const hub_tunnel_t *t)
 {
-    int p = (int)t->target_port + 10000;
-    return p <= 65535 ? p : 0;
+    const cn_plugin_t *p = t->plugin[0] ? plugins_find(api->cfg.plugins, t->plugin) : NULL;
+    return p ? p : plugins_find(api->cfg.plugins, "tcp");
 }
 
-/* The connection string a client pastes to use the reach. The one place to
- * switch to the protocol plugins' strings once they land; until then the
- * TCP form of the contract. */
-static void reach_connection_string(const hub_tunnel_t *t, int port, char *out, size_t len)
+/* The local port `connect reach` binds when none is asked for: the usual
+ * port of the target's protocol plus 10000 (PostgreSQL: 15432), the
+ * target's own port plus 10000 for plain TCP, or 0 (any free port) when
+ * that is out of range. */
+static int default_local_port(const cn_plugin_t *p, const hub_tunnel_t *t)
 {
-    (void)t;
-    snprintf(out, len, "127.0.0.1:%d", port);
+    int base = p && strcmp(p->name, "tcp") != 0 && p->default_ports[0] ? p->default_ports[0]
+                                                                       : t->target_port;
+    return base + 10000 <= 65535 ? base + 10000 : 0;
+}
+
+/* The connection string a client pastes to use the reach: the plugin's,
+ * for 127.0.0.1 and the local port, with the tunnel's metadata (user,
+ * database, tls, options); HOST:PORT when the plugin cannot make one. */
+static void reach_connection_string(const cn_plugin_t *p, const hub_tunnel_t *t, int port,
+                                    char *out, size_t len)
+{
+    json_t *meta = t->metadata ? json_loads(t->metadata, 0, NULL) : NULL;
+    if (!p || !json_is_object(meta) ||
+        plugins_connection_string(p, "127.0.0.1", (uint16_t)port, meta, out, len) != 0)
+        snprintf(out, len, "127.0.0.1:%d", port);
+    json_decref(meta);
+}
+
+/* The protocol an answer shows: the plugin's name when the tunnel has
+ * one, else the stored protocol (tcp, udp, ...). */
+static const char *shown_protocol(const hub_tunnel_t *t)
+{
+    return t->plugin[0] ? t->plugin : hub_protocol_name(t->protocol);
 }
 
 static void tunnel_connect(hub_api_call_t *c)
@@ -85,13 +107,14 @@ static void tunnel_connect(hub_api_call_t *c)
                      "the agent has not enrolled yet: it has no key");
         goto out;
     }
-    int local = has_port ? (int)port : default_local_port(&t);
-    char cs[64], key[CN_ID_KEY_B64URL_SIZE];
-    reach_connection_string(&t, local, cs, sizeof(cs));
+    const cn_plugin_t *plugin = reach_plugin(c->api, &t);
+    int local = has_port ? (int)port : default_local_port(plugin, &t);
+    char cs[CN_PLUGIN_CONNSTR_MAX], key[CN_ID_KEY_B64URL_SIZE];
+    reach_connection_string(plugin, &t, local, cs, sizeof(cs));
     cn_id_key_to_b64url(exposer.public_key, key);
     hub_api_reply(c, 200,
                   json_pack("{s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:s,s:s}", "tunnelId", t.id, "name",
-                            t.name, "protocol", hub_protocol_name(t.protocol), "status",
+                            t.name, "protocol", shown_protocol(&t), "status",
                             hub_tunnel_status_name(t.status), "localPort", local,
                             "connectionString", cs, "agentId", reacher.id, "exposingAgentId",
                             exposer.id, "peerKey", key));

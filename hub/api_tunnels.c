@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "plugins.h"
 #include "tunnels.h"
 #include "validate.h"
 
@@ -40,36 +41,60 @@ static json_t *str_or_null(const char *s)
     return s && *s ? json_string(s) : json_null();
 }
 
+/* The protocol a tunnel object shows: its plugin's name when it has one
+ * (named at creation or chosen by protocol auto), else the stored protocol. */
+static const char *shown_protocol(const hub_tunnel_t *t)
+{
+    return t->plugin[0] ? t->plugin : hub_protocol_name(t->protocol);
+}
+
+/* The connection string clients use through the hub: the public URL of a
+ * tunnel reached by name; for one with a hub port, its plugin's string (tcp
+ * when it has none) for the public domain and that port, with the tunnel's
+ * metadata (user, database, tls, options). */
+static void connection_string(const hub_api_t *api, const hub_tunnel_t *t, const char *url,
+                              const json_t *meta, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    if (url[0] && by_name(t->protocol)) {
+        snprintf(out, outlen, "%s", url);
+        return;
+    }
+    if (!t->hub_port)
+        return;
+    const cn_plugin_t *p = plugins_find(api->cfg.plugins, t->plugin[0] ? t->plugin : "tcp");
+    if (!p ||
+        plugins_connection_string(p, api->cfg.public_domain, t->hub_port, meta, out, outlen) != 0)
+        snprintf(out, outlen, "%s:%u", api->cfg.public_domain, (unsigned)t->hub_port);
+}
+
 static json_t *tunnel_json(const hub_api_t *api, const hub_tunnel_t *t)
 {
     char target[HUB_TARGET_TEXT_MAX + 1];
     hub_format_target(t->target_host, t->target_port, target, sizeof(target));
     char url[512];
     public_url(api, t, url, sizeof(url));
-    char conn[512] = "";
-    const char *conn_str = t->connection_string;
-    if (!conn_str || !*conn_str) {
-        if (url[0] && by_name(t->protocol))
-            snprintf(conn, sizeof(conn), "%s", url);
-        else if (t->hub_port)
-            snprintf(conn, sizeof(conn), "%s:%u", api->cfg.public_domain, (unsigned)t->hub_port);
-        conn_str = conn;
-    }
     json_t *meta = t->metadata ? json_loads(t->metadata, 0, NULL) : NULL;
     if (!json_is_object(meta)) {
         json_decref(meta);
         meta = json_object();
     }
-    return json_pack(
-        "{s:s,s:s,s:s,s:s,s:s,s:b,s:o,s:o,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "id", t->id,
-        "name", t->name, "agentId", t->agent_id, "target", target, "protocol",
-        hub_protocol_name(t->protocol), "public", t->is_public, "publicUrl", str_or_null(url),
-        "hubPort", t->hub_port ? json_integer(t->hub_port) : json_null(), "status",
-        hub_tunnel_status_name(t->status), "metadata", meta, "connectionString",
-        str_or_null(conn_str), "createdAt", hub_json_time(t->created_at), "connectedAt",
-        hub_json_time(t->connected_at), "expiresAt", hub_json_time(t->expires_at), "updatedAt",
-        hub_json_time(t->updated_at), "lastError", str_or_null(t->last_error), "httpUser",
-        str_or_null(t->http_user));
+    char conn[CN_PLUGIN_CONNSTR_MAX];
+    const char *conn_str = t->connection_string;
+    if (!conn_str || !*conn_str) {
+        connection_string(api, t, url, meta, conn, sizeof(conn));
+        conn_str = conn;
+    }
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:o,s:o,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "id",
+                     t->id, "name", t->name, "agentId", t->agent_id, "target", target, "protocol",
+                     shown_protocol(t), "public", t->is_public, "publicUrl", str_or_null(url),
+                     "hubPort", t->hub_port ? json_integer(t->hub_port) : json_null(), "status",
+                     hub_tunnel_status_name(t->status), "metadata", meta, "connectionString",
+                     str_or_null(conn_str), "createdAt", hub_json_time(t->created_at),
+                     "connectedAt", hub_json_time(t->connected_at), "expiresAt",
+                     hub_json_time(t->expires_at), "updatedAt", hub_json_time(t->updated_at),
+                     "lastError", str_or_null(t->last_error), "httpUser",
+                     str_or_null(t->http_user));
 }
 
 /* Checks a "metadata" value: a JSON object of bounded size. Returns its
@@ -218,6 +243,7 @@ typedef struct create_req {
     uint16_t port;
     const char *agent_id;
     enum hub_protocol proto;
+    const char *plugin; /* a plugin name given as the protocol, or NULL */
     bool is_public;
     const char *name; /* NULL: generate one */
     char generated[HUB_NAME_SIZE];
@@ -252,8 +278,22 @@ static bool create_parse(hub_api_call_t *c, json_t *body, create_req_t *r)
     const char *proto_text = NULL;
     bool have_proto = false;
     if (hub_api_get_string(c, body, "protocol", false, &proto_text, &have_proto) && have_proto &&
-        hub_protocol_parse(proto_text, &r->proto) < 0)
-        hub_api_invalid(c, "protocol", "must be one of auto, tcp, udp, http, https");
+        hub_protocol_parse(proto_text, &r->proto) < 0) {
+        /* A plugin's name (postgresql, redis, ...): a TCP tunnel that
+         * protocol auto or the user named; "tcp" and "http" parse above. */
+        if (plugins_find(api->cfg.plugins, proto_text)) {
+            r->proto = HUB_PROTO_TCP;
+            r->plugin = proto_text;
+        } else {
+            char msg[512];
+            size_t n = (size_t)snprintf(msg, sizeof(msg),
+                                        "must be one of auto, tcp, udp, http, https or a plugin");
+            for (size_t i = 0; i < plugins_count(api->cfg.plugins) && n < sizeof(msg); i++)
+                n += (size_t)snprintf(msg + n, sizeof(msg) - n, "%s %s", i ? "," : ":",
+                                      plugins_at(api->cfg.plugins, i)->name);
+            hub_api_invalid(c, "protocol", msg);
+        }
+    }
 
     hub_api_get_bool(c, body, "public", &r->is_public, NULL);
 
@@ -387,6 +427,7 @@ static int create_persist(hub_api_call_t *c, const create_req_t *r, const hub_ag
         .target_host = r->host,
         .target_port = r->port,
         .protocol = r->proto,
+        .plugin = r->plugin,
         .is_public = r->is_public,
         .hub_port = (uint16_t)r->hub_port,
         .ttl_ms = r->ttl * 1000,
@@ -401,7 +442,7 @@ static int create_persist(hub_api_call_t *c, const create_req_t *r, const hub_ag
     if (rc == 0)
         rc = hub_event_record(st, ws, HUB_EV_TUNNEL_CREATED, t->id, t->agent_id,
                               json_pack("{s:s,s:s,s:b}", "name", t->name, "protocol",
-                                        hub_protocol_name(t->protocol), "public", t->is_public));
+                                        shown_protocol(t), "public", t->is_public));
     /* Active at once only when a live link of the agent serves it (a
      * `connect expose` process serves only the tunnel it names). */
     if (rc == 0 && hub_live_served(&api->cfg.live, t->agent_id, t->id, agent->connected)) {

@@ -105,12 +105,12 @@ int hub_cmd_init(int argc, char **argv)
     }
 
     hub_store_options_t opt = {.path = db, .secret_key = secret, .create = true};
-    if ((rc = hub_store_open(&opt, &st, err, sizeof(err))) < 0) {
+    if (hub_store_open(&opt, &st, err, sizeof(err)) < 0) {
         hub_cmd_fail("init", "%s", err);
         goto out;
     }
     hub_workspace_list_t existing;
-    if ((rc = hub_store_workspace_list(st, &existing)) < 0) {
+    if (hub_store_workspace_list(st, &existing) < 0) {
         hub_cmd_fail("init", "%s: %s", db, hub_store_errmsg(st));
         goto out;
     }
@@ -129,7 +129,8 @@ int hub_cmd_init(int argc, char **argv)
         goto out;
     }
 
-    if ((rc = hub_store_bootstrap(st, "default", token, &ws)) < 0) {
+    rc = hub_store_bootstrap(st, "default", token, &ws);
+    if (rc < 0) {
         if (rc == HUB_ECONFLICT)
             hub_cmd_fail("init", "%s is already initialised; nothing was changed", db);
         else

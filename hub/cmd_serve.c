@@ -17,12 +17,14 @@
 
 #include "api.h"
 #include "cn_args.h"
+#include "plugins.h"
 #include "cn_errmsg.h"
 #include "cn_target.h"
 #include "cn_udp.h"
 #include "runtime.h"
 #include "cn_err.h"
 #include "cn_log.h"
+#include "events.h"
 #include "secrets.h"
 #include "server.h"
 #include "store.h"
@@ -38,12 +40,12 @@
     "SIGINT/SIGTERM. With --json, prints one JSON line on stdout once listening."
 
 /* Rows of serve_table(), the end marker included. */
-#define SERVE_OPTS 14
+#define SERVE_OPTS 17
 
 /* What the table parses before the checks turn it into options. */
 typedef struct serve_raw {
     const char *listen, *tcp_ports;
-    unsigned long http_port, rate_limit, max_tunnels, max_agents, udp_idle;
+    unsigned long http_port, rate_limit, max_tunnels, max_agents, udp_idle, event_days, event_max;
     bool json;
     int log_level;
 } serve_raw_t;
@@ -74,6 +76,14 @@ static void serve_table(hub_serve_options_t *o, serve_raw_t *r, cn_opt_t t[stati
          "tunnels per workspace, 0 = unlimited (default " STR(HUB_API_MAX_TUNNELS_DEFAULT) ")"},
         {"max-agents", CN_OPT_UINT | CN_OPT_ONCE, &r->max_agents, 0, 1000000, "N",
          "agents per workspace, 0 = unlimited (default " STR(HUB_API_MAX_AGENTS_DEFAULT) ")"},
+        {"plugin-dir", CN_OPT_STRING | CN_OPT_ONCE, &o->plugin_dir, 0, 0, "DIR",
+         "protocol plugins (*.so) to load (default: the install directory)"},
+        {"event-retention", CN_OPT_UINT | CN_OPT_ONCE, &r->event_days, 0, 36500, "DAYS",
+         "drop events older than this, 0 = keep them (default " STR(
+             HUB_EVENT_RETENTION_DAYS_DEFAULT) ")"},
+        {"event-max", CN_OPT_UINT | CN_OPT_ONCE, &r->event_max, 0, 100000000, "N",
+         "keep at most N events per workspace, newest first, 0 = no cap (default " STR(
+             HUB_EVENT_MAX_DEFAULT) ")"},
         {"udp-idle", CN_OPT_UINT | CN_OPT_ONCE, &r->udp_idle, 1, 86400, "S",
          "end a UDP flow after S seconds without a datagram (default 60)"},
         {"json", CN_OPT_FLAG, &r->json, 0, 0, NULL, "print one JSON line once listening"},
@@ -113,6 +123,8 @@ static void set_defaults(hub_serve_options_t *o, serve_raw_t *r)
     r->rate_limit = HUB_API_RATE_LIMIT_DEFAULT;
     r->max_tunnels = HUB_API_MAX_TUNNELS_DEFAULT;
     r->max_agents = HUB_API_MAX_AGENTS_DEFAULT;
+    r->event_days = HUB_EVENT_RETENTION_DAYS_DEFAULT;
+    r->event_max = HUB_EVENT_MAX_DEFAULT;
     r->udp_idle = CN_UDP_DEFAULT_IDLE_MS / 1000;
 }
 
@@ -147,6 +159,8 @@ static int check_options(hub_serve_options_t *o, const serve_raw_t *r, char *err
     o->rate_limit = (unsigned)r->rate_limit;
     o->max_tunnels = (size_t)r->max_tunnels;
     o->max_agents = (size_t)r->max_agents;
+    o->event_days = (unsigned)r->event_days;
+    o->event_max = (size_t)r->event_max;
     o->udp_idle_ms = (uint32_t)r->udp_idle * 1000u;
     o->json = r->json;
     o->log_level = r->log_level;
@@ -232,6 +246,7 @@ typedef struct serve {
     hub_runtime_t *runtime; /* the live side: agent links, public listeners */
     hub_api_t *api;
     hub_server_t *server;
+    plugins_t *plugins; /* built-ins and --plugin-dir */
 } serve_t;
 
 static int load_key_file(const char *db, const char *suffix, uint8_t *secret /* or NULL */,
@@ -267,7 +282,33 @@ static int open_store(serve_t *s)
     return 0;
 }
 
-/* Step 2: the live side, the API (which tells the live side about changes)
+static void plugin_error(void *user, const char *line)
+{
+    cn_log_warn("plugin skipped: %s", line);
+}
+
+/* Step 2: the protocol plugins: the built-ins, then the plugin directory.
+ * Each file that cannot be loaded is one warning and is skipped; a
+ * --plugin-dir that cannot be opened is an error, a missing install
+ * directory is not. */
+static int load_plugins(serve_t *s)
+{
+    s->plugins = plugins_new();
+    if (!s->plugins)
+        return hub_cmd_fail("serve", "out of memory");
+    const char *dir = s->o.plugin_dir ? s->o.plugin_dir : plugins_default_dir();
+    if (!s->o.plugin_dir && access(dir, F_OK) != 0)
+        return 0; /* nothing installed there: the built-ins alone */
+    if (access(dir, R_OK | X_OK) != 0)
+        return hub_cmd_fail("serve", "--plugin-dir: cannot open %s", dir);
+    int n = plugins_load_dir(s->plugins, dir, plugin_error, NULL);
+    if (n < 0)
+        return hub_cmd_fail("serve", "--plugin-dir: cannot read %s", dir);
+    cn_log_info("plugins: %d loaded from %s, %zu known", n, dir, plugins_count(s->plugins));
+    return 0;
+}
+
+/* Step 3: the live side, the API (which tells the live side about changes)
  * and the server that listens for both. */
 static int start_server(serve_t *s)
 {
@@ -281,6 +322,7 @@ static int start_server(serve_t *s)
         .rate_limit = o->rate_limit,
         .max_tunnels = o->max_tunnels,
         .max_agents = o->max_agents,
+        .plugins = s->plugins,
     };
     hub_key_to_b64(s->kp.public_key, ac.hub_public_key);
     hub_runtime_config_t rc_live = {
@@ -303,6 +345,7 @@ static int start_server(serve_t *s)
         .listen_port = o->listen_port,
         .tls_cert = o->tls_cert,
         .tls_key = o->tls_key,
+        .retention = {.days = o->event_days, .max_per_ws = o->event_max},
         .store = s->store,
         .runtime = s->runtime,
         .api = s->api,
@@ -316,7 +359,7 @@ static int start_server(serve_t *s)
     return 0;
 }
 
-/* Step 3: say where it listens: one line on stderr, and with --json one
+/* Step 4: say where it listens: one line on stderr, and with --json one
  * JSON line on stdout (as the agent's long-running commands do). */
 static void announce(const serve_t *s)
 {
@@ -344,6 +387,7 @@ static void serve_close(serve_t *s)
     hub_server_free(s->server);
     hub_runtime_free(s->runtime); /* after the context that used it */
     hub_api_free(s->api);
+    plugins_free(s->plugins); /* after the API that borrowed it */
     hub_store_close(s->store);
     hub_keypair_wipe(&s->kp);
 }
@@ -364,6 +408,8 @@ int hub_cmd_serve(int argc, char **argv)
         return hub_cmd_fail("serve", "libsodium failed to initialise");
 
     int status = open_store(&s);
+    if (status == 0)
+        status = load_plugins(&s);
     if (status == 0)
         status = start_server(&s);
     if (status == 0) {

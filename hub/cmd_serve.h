@@ -21,9 +21,12 @@ typedef struct hub_serve_options {
     unsigned rate_limit;
     size_t max_tunnels;
     size_t max_agents;
-    uint32_t udp_idle_ms; /* a UDP flow ends after this long without a datagram */
-    bool json;            /* one JSON line on stdout once listening */
-    int log_level;        /* 0: not given, else 1 + CN_LOG_* */
+    uint32_t udp_idle_ms;   /* a UDP flow ends after this long without a datagram */
+    const char *plugin_dir; /* NULL: the install directory, if it exists */
+    unsigned event_days;    /* --event-retention, 0 = keep */
+    size_t event_max;       /* --event-max per workspace, 0 = no cap */
+    bool json;              /* one JSON line on stdout once listening */
+    int log_level;          /* 0: not given, else 1 + CN_LOG_* */
 } hub_serve_options_t;
 
 /* Parses `serve`'s arguments (argv[0] is "serve") with cn_args and checks

@@ -120,7 +120,7 @@ static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
             return 0;
         int lfd = lws_get_socket_fd(wsi);
         for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
-            struct sockaddr_storage ss;
+            struct sockaddr_storage ss = {0};
             socklen_t sl = sizeof(ss);
             int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (fd < 0) {

@@ -5,6 +5,8 @@
 #ifndef HUB_TIME_H
 #define HUB_TIME_H
 
+#include "cn_defs.h"
+
 #include <stdint.h>
 
 /* "Never" / "not set" in timestamp fields. Real clocks never return it. */
@@ -25,6 +27,6 @@ int hub_time_format(int64_t ms, char out[static HUB_TIME_ISO_SIZE]);
 
 /* Parses RFC 3339 / ISO-8601 "YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)"
  * (fraction truncated to ms). 0 or CN_EINVAL; *ms untouched on error. */
-int hub_time_parse(const char *s, int64_t *ms);
+CN_WARN_UNUSED int hub_time_parse(const char *s, int64_t *ms);
 
 #endif

@@ -67,7 +67,10 @@ static void pump(hub_relay_t *r, int s)
         int rc = cn_mux_peek(ms, r->id[s], &ptr, &len);
         if (rc == 0) {
             r->fin_fwd[s] = true;
-            cn_mux_shutdown(mo, r->id[o]);
+            if (cn_mux_shutdown(mo, r->id[o]) < 0) {
+                hub_relay_abort(r, CN_RST_INTERNAL); /* the FIN cannot pass: end both */
+                return;
+            }
             moved = true;
             break;
         }
@@ -86,7 +89,10 @@ static void pump(hub_relay_t *r, int s)
             break; /* no credit on `o`: its writable event resumes */
         if (r->tap)
             r->tap(r->ctx, s, src, (size_t)n);
-        cn_mux_consume(ms, r->id[s], (size_t)n);
+        if (cn_mux_consume(ms, r->id[s], (size_t)n) < 0) {
+            hub_relay_abort(r, CN_RST_INTERNAL); /* credit cannot go back: end both */
+            return;
+        }
         r->moved[s] += (uint64_t)n;
         moved = true;
     }

@@ -151,7 +151,9 @@ void hub_uuid_v4(char out[static HUB_UUID_SIZE])
 {
     static const char hex[] = "0123456789abcdef";
     uint8_t b[16];
-    (void)hub_secrets_init(); /* randombytes works (from the OS) even if it failed */
+    /* randombytes works (from the OS) even when the init failed: nothing to do. */
+    if (hub_secrets_init() < 0) {
+    }
     randombytes_buf(b, sizeof(b));
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* variant 10xx */

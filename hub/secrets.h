@@ -16,6 +16,8 @@
 #ifndef HUB_SECRETS_H
 #define HUB_SECRETS_H
 
+#include "cn_defs.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,27 +38,27 @@
 #define HUB_KEYPAIR_SUFFIX ".key"
 
 /* Initialises libsodium; 0 or CN_ECRYPTO. Every function below calls it. */
-int hub_secrets_init(void);
+CN_WARN_UNUSED int hub_secrets_init(void);
 
 /* Writes a fresh token "<prefix><base64url(32 random bytes)>"; `prefix`
  * is one of HUB_TOKEN_PREFIX_*. 0 or CN_EINVAL / CN_ECRYPTO. */
-int hub_token_generate(const char *prefix, char out[static HUB_TOKEN_STR_SIZE]);
+CN_WARN_UNUSED int hub_token_generate(const char *prefix, char out[static HUB_TOKEN_STR_SIZE]);
 /* Whether `token` has the exact shape of a token with `prefix` (length,
  * prefix, alphabet, canonical base64url). Cheap pre-check before hashing. */
 bool hub_token_well_formed(const char *prefix, const char *token);
 /* out = BLAKE2b-256 keyed with `key` over the token string. 0 or
  * CN_EINVAL (NULL / overlong token) / CN_ECRYPTO. */
-int hub_token_hash(const uint8_t key[static HUB_KEY_BYTES], const char *token,
-                   uint8_t out[static HUB_KEY_BYTES]);
+CN_WARN_UNUSED int hub_token_hash(const uint8_t key[static HUB_KEY_BYTES], const char *token,
+                                  uint8_t out[static HUB_KEY_BYTES]);
 /* Constant-time comparison of two 32-byte hashes (crypto_verify_32). */
 bool hub_hash_equal(const uint8_t a[static HUB_KEY_BYTES], const uint8_t b[static HUB_KEY_BYTES]);
 
 /* A random password of HUB_PASSWORD_LEN characters from [A-Za-z0-9]. */
-int hub_password_generate(char out[static HUB_PASSWORD_SIZE]);
+CN_WARN_UNUSED int hub_password_generate(char out[static HUB_PASSWORD_SIZE]);
 /* Argon2id (crypto_pwhash_str, interactive limits). Slow and 64 MiB of
  * memory by design: the caller caps how many run at once. 0, CN_EINVAL
  * (empty or over 1024 bytes) or CN_ENOMEM. */
-int hub_password_hash(const char *password, char out[static HUB_PASSWORD_HASH_SIZE]);
+CN_WARN_UNUSED int hub_password_hash(const char *password, char out[static HUB_PASSWORD_HASH_SIZE]);
 /* 0 when `password` matches `hash`, else CN_EAUTH (also for a malformed
  * hash or NULLs). Same cost as hashing. */
 int hub_password_verify(const char *hash, const char *password);
@@ -70,18 +72,19 @@ bool hub_uuid_valid(const char *s);
 
 /* out = db_path + suffix (HUB_SECRET_SUFFIX or HUB_KEYPAIR_SUFFIX).
  * 0 or CN_ETOOBIG / CN_EINVAL. */
-int hub_secret_path(const char *db_path, const char *suffix, char *out, size_t outlen);
+CN_WARN_UNUSED int hub_secret_path(const char *db_path, const char *suffix, char *out,
+                                   size_t outlen);
 
 /* Creates `path` (O_EXCL, no symlinks, mode 0600, fsynced) holding a fresh
  * 32-byte hub secret key, also returned in `key`. HUB_ECONFLICT if the file
  * exists; CN_EIO otherwise. `err` (optional) receives one line. */
-int hub_secret_key_create(const char *path, uint8_t key[static HUB_KEY_BYTES], char *err,
-                          size_t errlen);
+CN_WARN_UNUSED int hub_secret_key_create(const char *path, uint8_t key[static HUB_KEY_BYTES],
+                                         char *err, size_t errlen);
 /* Loads a hub secret key. CN_ENOTFOUND (missing), CN_EREFUSED (group/other
  * permission bits set, not a regular file, or a symlink), CN_EINVAL (not 32
  * bytes), CN_EIO. */
-int hub_secret_key_load(const char *path, uint8_t key[static HUB_KEY_BYTES], char *err,
-                        size_t errlen);
+CN_WARN_UNUSED int hub_secret_key_load(const char *path, uint8_t key[static HUB_KEY_BYTES],
+                                       char *err, size_t errlen);
 
 /* The hub's static X25519 keypair for the agent channel. */
 typedef struct hub_keypair {
@@ -89,8 +92,9 @@ typedef struct hub_keypair {
     uint8_t secret_key[HUB_KEY_BYTES];
 } hub_keypair_t;
 /* Same rules as the secret key file; the file holds the private key. */
-int hub_keypair_create(const char *path, hub_keypair_t *kp, char *err, size_t errlen);
-int hub_keypair_load(const char *path, hub_keypair_t *kp, char *err, size_t errlen);
+CN_WARN_UNUSED int hub_keypair_create(const char *path, hub_keypair_t *kp, char *err,
+                                      size_t errlen);
+CN_WARN_UNUSED int hub_keypair_load(const char *path, hub_keypair_t *kp, char *err, size_t errlen);
 /* Wipes both halves. NULL is fine. */
 void hub_keypair_wipe(hub_keypair_t *kp);
 /* The public key as unpadded base64url (43 characters), the form agents

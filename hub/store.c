@@ -708,6 +708,19 @@ static int64_t held_after(hub_store_t *st, int64_t now)
     return now - st->release_hold_ms;
 }
 
+/* A plugin name as connect/plugin.h defines it: [a-z][a-z0-9_-]{0,30}. */
+static bool plugin_name_ok(const char *s)
+{
+    size_t n = 0;
+    if (!s || !(s[0] >= 'a' && s[0] <= 'z'))
+        return false;
+    for (; s[n]; n++)
+        if (n >= HUB_PLUGIN_MAX || !((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') ||
+                                     s[n] == '_' || s[n] == '-'))
+            return false;
+    return true;
+}
+
 int hub_store_tunnel_create(hub_store_t *st, const char *workspace_id,
                             const hub_tunnel_spec_t *spec, hub_tunnel_t *out,
                             char password_out[HUB_PASSWORD_SIZE])
@@ -734,6 +747,8 @@ int hub_store_tunnel_create(hub_store_t *st, const char *workspace_id,
     if (!text_ok(spec->connection_string, 0, HUB_CONNSTR_MAX))
         return hub_store_fail(st, CN_EINVAL, "connectionString: at most %d bytes of text",
                               HUB_CONNSTR_MAX);
+    if (!empty(spec->plugin) && !plugin_name_ok(spec->plugin))
+        return hub_store_fail(st, CN_EINVAL, "protocol: not a plugin name");
     bool with_auth = !empty(spec->http_user);
     if (with_auth && !ascii_ok(spec->http_user, 1, HUB_USER_MAX, ":"))
         return hub_store_fail(
@@ -760,6 +775,7 @@ int hub_store_tunnel_create(hub_store_t *st, const char *workspace_id,
     copy_str(t.agent_id, sizeof(t.agent_id), spec->agent_id);
     copy_str(t.name, sizeof(t.name), spec->name);
     copy_str(t.target_host, sizeof(t.target_host), spec->target_host);
+    copy_str(t.plugin, sizeof(t.plugin), spec->plugin ? spec->plugin : "");
     t.target_port = spec->target_port;
     t.protocol = spec->protocol;
     t.is_public = spec->is_public;
@@ -857,6 +873,8 @@ int hub_store_tunnel_update(hub_store_t *st, const char *workspace_id, const cha
                               HUB_CONNSTR_MAX);
     if ((p.fields & HUB_TUNNEL_SET_CONNECTED_AT) && p.connected_at < 0)
         return hub_store_fail(st, CN_EINVAL, "connectedAt: out of range");
+    if ((p.fields & HUB_TUNNEL_SET_PLUGIN) && !empty(p.plugin) && !plugin_name_ok(p.plugin))
+        return hub_store_fail(st, CN_EINVAL, "protocol: not a plugin name");
     if ((p.fields & HUB_TUNNEL_SET_CONNECTION_STRING) && empty(p.connection_string))
         p.connection_string = NULL;
     if (p.fields & HUB_TUNNEL_SET_METADATA) {
@@ -1009,6 +1027,16 @@ int hub_store_event_list(hub_store_t *st, const char *workspace_id,
     if (!hub_uuid_valid(workspace_id) || (q.tunnel_id && !hub_uuid_valid(q.tunnel_id)))
         return 0;
     return st->ops->event_list(st, workspace_id, &q, out);
+}
+
+int hub_store_event_cap(hub_store_t *st, size_t keep, size_t *count)
+{
+    CHECK_ST(st);
+    size_t n = 0;
+    int rc = keep ? st->ops->event_cap(st, keep, &n) : CN_EINVAL;
+    if (count)
+        *count = rc == 0 ? n : 0;
+    return rc;
 }
 
 int hub_store_event_prune(hub_store_t *st, int64_t before, size_t *count)

@@ -61,10 +61,12 @@ typedef struct hub_store hub_store_t;
 #define HUB_USER_SIZE (HUB_USER_MAX + 1)
 #define HUB_EVENT_TYPE_MAX 64 /* "tunnel.created", [a-z0-9._]+ */
 #define HUB_EVENT_TYPE_SIZE (HUB_EVENT_TYPE_MAX + 1)
-#define HUB_METADATA_MAX 16384                       /* tunnel metadata JSON text */
-#define HUB_EVENT_DATA_MAX 16384                     /* event data JSON text */
-#define HUB_LAST_ERROR_MAX 1024                      /* tunnel lastError text */
-#define HUB_CONNSTR_MAX 2048                         /* tunnel connectionString */
+#define HUB_METADATA_MAX 16384   /* tunnel metadata JSON text */
+#define HUB_EVENT_DATA_MAX 16384 /* event data JSON text */
+#define HUB_LAST_ERROR_MAX 1024  /* tunnel lastError text */
+#define HUB_CONNSTR_MAX 2048     /* tunnel connectionString */
+#define HUB_PLUGIN_MAX 31        /* protocol plugin name, [a-z][a-z0-9_-]* (connect/plugin.h) */
+#define HUB_PLUGIN_SIZE (HUB_PLUGIN_MAX + 1)
 #define HUB_LIST_MAX 10000                           /* most rows any list call returns */
 #define HUB_EVENTS_DEFAULT 100                       /* events returned when no limit is given */
 #define HUB_EVENTS_MAX 1000                          /* most events one call returns */
@@ -315,9 +317,12 @@ typedef struct hub_tunnel {
     bool is_public;
     uint16_t hub_port; /* 0 = none */
     enum hub_tunnel_status status;
-    char *metadata;                /* owned; JSON object text, "{}" by default */
-    char *connection_string;       /* owned; NULL until known */
-    char *last_error;              /* owned; NULL unless set */
+    char *metadata;          /* owned; JSON object text, "{}" by default */
+    char *connection_string; /* owned; NULL until known */
+    char *last_error;        /* owned; NULL unless set */
+    /* The protocol plugin behind the tunnel ("postgresql", ...), named at
+     * creation or reported by the agent for protocol auto; "" = none. */
+    char plugin[HUB_PLUGIN_SIZE];
     char http_user[HUB_USER_SIZE]; /* "" = no basic auth */
     /* Argon2id string for http_user's password ("" if none). For the edge's
      * check (hub_password_verify) only: never serialise it. */
@@ -347,6 +352,7 @@ typedef struct hub_tunnel_spec {
     int64_t ttl_ms;                /* 0 = none; else expires_at = now + ttl_ms */
     const char *metadata;          /* JSON object text; NULL = "{}" */
     const char *connection_string; /* NULL = unknown yet */
+    const char *plugin;            /* NULL/"" = none */
     const char *http_user;         /* NULL/"" = no basic auth; else a password is generated */
     /* Per-workspace tunnel cap, checked atomically with the insert
      * (CN_EEXHAUSTED when the workspace already has this many); 0 = none. */
@@ -385,6 +391,7 @@ enum {
     HUB_TUNNEL_SET_LAST_ERROR = 1u << 3, /* NULL clears */
     HUB_TUNNEL_SET_CONNECTED_AT = 1u << 4,
     HUB_TUNNEL_SET_CONNECTION_STRING = 1u << 5, /* NULL clears */
+    HUB_TUNNEL_SET_PLUGIN = 1u << 6,            /* NULL or "" clears */
 };
 typedef struct hub_tunnel_update {
     unsigned fields; /* HUB_TUNNEL_SET_* */
@@ -394,6 +401,7 @@ typedef struct hub_tunnel_update {
     const char *last_error;
     int64_t connected_at;
     const char *connection_string;
+    const char *plugin;
 } hub_tunnel_update_t;
 /* Applies the selected fields and sets updated_at = now, in one transaction.
  * Renaming a public tunnel releases its old public name (held for the
@@ -463,5 +471,9 @@ int hub_store_event_list(hub_store_t *st, const char *workspace_id,
 /* Drops events older than `before` (retention), every workspace. `count`
  * (may be NULL) gets how many. */
 int hub_store_event_prune(hub_store_t *st, int64_t before, size_t *count);
+/* Keeps only the newest `keep` events of each workspace (keep > 0), so a
+ * reconnect loop cannot fill the disk. `count` (optional) gets how many
+ * were dropped. */
+int hub_store_event_cap(hub_store_t *st, size_t keep, size_t *count);
 
 #endif

@@ -99,6 +99,7 @@ struct hub_store_ops {
     int (*event_list)(hub_store_t *st, const char *workspace_id, const hub_event_filter_t *q,
                       hub_event_list_t *out);
     int (*event_prune)(hub_store_t *st, int64_t before, size_t *count);
+    int (*event_cap)(hub_store_t *st, size_t keep, size_t *count);
 
     /* hub_store_tx_begin/end (store.h): nesting levels; every operation
      * above joins the open transaction. tx_end commits the innermost level

@@ -171,6 +171,10 @@ static const char *const migrations[] = {
     "CREATE INDEX api_tokens_agent ON api_tokens(workspace_id, agent_id) "
     "WHERE agent_id IS NOT NULL;\n"
     "PRAGMA user_version = 2;\n",
+    /* 3: the protocol plugin of a tunnel (protocol auto, plugin names) */
+    "ALTER TABLE tunnels ADD COLUMN plugin TEXT\n"
+    "  CHECK (plugin IS NULL OR length(plugin) BETWEEN 1 AND 31);\n"
+    "PRAGMA user_version = 3;\n",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -182,7 +186,7 @@ static const char *const migrations[] = {
 #define T_COLS                                                                                     \
     "id, workspace_id, agent_id, name, target_host, target_port, protocol, public, hub_port, "     \
     "status, metadata, connection_string, last_error, http_user, http_password_hash, created_at, " \
-    "connected_at, expires_at, updated_at"
+    "connected_at, expires_at, updated_at, plugin"
 #define E_COLS "id, workspace_id, type, tunnel_id, agent_id, data, created_at"
 #define K_COLS "id, workspace_id, name, scope, agent_id, created_at, last_used_at"
 
@@ -246,6 +250,7 @@ enum q {
     Q_EV_LATEST,
     Q_EV_LATEST_TUNNEL,
     Q_EV_PRUNE,
+    Q_EV_CAP,
     Q_COUNT
 };
 
@@ -306,7 +311,7 @@ static const char *const sql[Q_COUNT] = {
         "WHERE workspace_id = ?1 AND agent_id = ?2 AND hub_port IS NOT NULL",
 
     [Q_TUN_INSERT] = "INSERT INTO tunnels (" T_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-                     "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                     "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
     [Q_TUN_LIST] = "SELECT " T_COLS " FROM tunnels WHERE workspace_id = ?1 "
                    "AND (?2 IS NULL OR agent_id = ?2) AND (?3 IS NULL OR status = ?3) "
                    "ORDER BY created_at, rowid LIMIT ?4",
@@ -319,7 +324,7 @@ static const char *const sql[Q_COUNT] = {
                       "AND expires_at <= ?1 AND status <> 'expired' "
                       "ORDER BY expires_at, rowid LIMIT ?2",
     [Q_TUN_UPDATE] = "UPDATE tunnels SET name = ?3, status = ?4, metadata = ?5, last_error = ?6, "
-                     "connected_at = ?7, connection_string = ?8, updated_at = ?9 "
+                     "connected_at = ?7, connection_string = ?8, updated_at = ?9, plugin = ?10 "
                      "WHERE workspace_id = ?1 AND id = ?2",
     [Q_TUN_DELETE] = "DELETE FROM tunnels WHERE workspace_id = ?1 AND id = ?2",
     [Q_NAME_USED_WS] = "SELECT 1 FROM tunnels WHERE workspace_id = ?1 AND name = ?2 AND id <> ?3",
@@ -351,6 +356,9 @@ static const char *const sql[Q_COUNT] = {
     [Q_EV_LATEST_TUNNEL] = "SELECT " E_COLS " FROM events WHERE workspace_id = ?1 "
                            "AND tunnel_id = ?5 ORDER BY id DESC LIMIT ?4",
     [Q_EV_PRUNE] = "DELETE FROM events WHERE created_at < ?1",
+    /* Keeps the newest ?1 of each workspace. */
+    [Q_EV_CAP] = "DELETE FROM events WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER "
+                 "(PARTITION BY workspace_id ORDER BY id DESC) AS n FROM events) WHERE n > ?1)",
 };
 
 typedef struct sqlite_store {
@@ -696,6 +704,10 @@ static int read_tunnel(sqlite_store_t *s, sqlite3_stmt *q, hub_tunnel_t *t)
     t->connected_at = col_time(q, 16);
     t->expires_at = col_time(q, 17);
     t->updated_at = col_time(q, 18);
+    if (!col_str(q, 19, t->plugin, sizeof(t->plugin))) {
+        hub_tunnel_clear(t);
+        return corrupt(s, "tunnel");
+    }
     return 0;
 }
 
@@ -1415,17 +1427,23 @@ static int sqlite_agent_set_connected(hub_store_t *st, const char *ws, const cha
     return rc;
 }
 
-static int sqlite_agent_reset_connections(hub_store_t *st, int64_t now, size_t *count)
+/* Runs statement `which` with one integer parameter; *count gets the rows
+ * it changed. */
+static int run_int_count(sqlite_store_t *s, enum q which, int64_t v, size_t *count)
 {
-    sqlite_store_t *s = S(st);
     int rc = 0, b = SQLITE_OK;
-    sqlite3_stmt *q = prep(s, Q_AGENT_RESET, &rc);
+    sqlite3_stmt *q = prep(s, which, &rc);
     if (!q)
         return rc;
-    b_int(q, 1, now, &b);
+    b_int(q, 1, v, &b);
     rc = run(s, q, b);
     *count = rc == 0 ? (size_t)sqlite3_changes(s->db) : 0;
     return rc;
+}
+
+static int sqlite_agent_reset_connections(hub_store_t *st, int64_t now, size_t *count)
+{
+    return run_int_count(S(st), Q_AGENT_RESET, now, count);
 }
 
 /* ---- tunnels ----------------------------------------------------------- */
@@ -1581,6 +1599,7 @@ static int insert_tunnel_row(sqlite_store_t *s, const hub_tunnel_t *t)
     b_time(q, 17, t->connected_at, &b);
     b_time(q, 18, t->expires_at, &b);
     b_int(q, 19, t->updated_at, &b);
+    b_text(q, 20, t->plugin, &b);
     return run(s, q, b);
 }
 
@@ -1728,6 +1747,8 @@ static int sqlite_tunnel_update(hub_store_t *st, const char *ws, const char *id,
         ((p->fields & HUB_TUNNEL_SET_CONNECTION_STRING) &&
          (rc = set_dup(s, &t.connection_string, p->connection_string)) < 0))
         goto out;
+    if (p->fields & HUB_TUNNEL_SET_PLUGIN)
+        snprintf(t.plugin, sizeof(t.plugin), "%s", p->plugin ? p->plugin : "");
     t.updated_at = now;
 
     sqlite3_stmt *q = prep(s, Q_TUN_UPDATE, &rc);
@@ -1743,6 +1764,7 @@ static int sqlite_tunnel_update(hub_store_t *st, const char *ws, const char *id,
     b_time(q, 7, t.connected_at, &b);
     b_text(q, 8, t.connection_string, &b);
     b_int(q, 9, now, &b);
+    b_text(q, 10, t.plugin, &b);
     rc = run(s, q, b);
     if (rc == HUB_ECONFLICT)
         hub_store_fail(st, rc, "name: a tunnel with this name already exists");
@@ -1892,15 +1914,12 @@ static int sqlite_event_list(hub_store_t *st, const char *ws, const hub_event_fi
 
 static int sqlite_event_prune(hub_store_t *st, int64_t before, size_t *count)
 {
-    sqlite_store_t *s = S(st);
-    int rc = 0, b = SQLITE_OK;
-    sqlite3_stmt *q = prep(s, Q_EV_PRUNE, &rc);
-    if (!q)
-        return rc;
-    b_int(q, 1, before, &b);
-    rc = run(s, q, b);
-    *count = rc == 0 ? (size_t)sqlite3_changes(s->db) : 0;
-    return rc;
+    return run_int_count(S(st), Q_EV_PRUNE, before, count);
+}
+
+static int sqlite_event_cap(hub_store_t *st, size_t keep, size_t *count)
+{
+    return run_int_count(S(st), Q_EV_CAP, (int64_t)keep, count);
 }
 
 static const struct hub_store_ops sqlite_ops = {
@@ -1940,6 +1959,7 @@ static const struct hub_store_ops sqlite_ops = {
     .event_insert = sqlite_event_insert,
     .event_list = sqlite_event_list,
     .event_prune = sqlite_event_prune,
+    .event_cap = sqlite_event_cap,
     .tx_begin = sqlite_tx_begin,
     .tx_end = sqlite_tx_end,
 };

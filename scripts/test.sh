@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs dependencies, builds with ASan+UBSan and -Werror, runs every unit and
-# integration test, then builds the libFuzzer harnesses and runs each briefly
-# plus a replay of the committed corpus.
+# Installs dependencies, checks the format, builds with ASan+UBSan and -Werror,
+# runs the static analyser (clang-tidy, scripts/tidy.sh), builds the libFuzzer
+# harnesses and runs each briefly plus a replay of the committed corpus, then
+# runs every unit and integration test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -17,6 +18,9 @@ find sdk hub agent plugins tests bench -name '*.[ch]' -print0 | xargs -0 clang-f
 echo "== build (ASan+UBSan, -Werror)"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCN_ASAN=ON -DCN_WERROR=ON >/dev/null
 cmake --build build-asan -j"$jobs"
+
+echo "== static analysis (clang-tidy, .clang-tidy; bounded in time)"
+CN_TIDY_JOBS=$jobs bash scripts/tidy.sh build-asan
 
 echo "== fuzz harnesses (clang + libFuzzer)"
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCN_FUZZ=ON -DCN_TESTS=ON >/dev/null

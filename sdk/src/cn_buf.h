@@ -3,6 +3,8 @@
 #ifndef CN_BUF_H
 #define CN_BUF_H
 
+#include "cn_defs.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,11 +36,11 @@ static inline uint8_t *cn_buf_data(const cn_buf_t *b)
 }
 /* Makes room for `n` more bytes after the data; returns a pointer to it or
  * NULL (CN_ETOOBIG / CN_ENOMEM via *err when err is not NULL). */
-uint8_t *cn_buf_reserve(cn_buf_t *b, size_t n, int *err);
+CN_WARN_UNUSED uint8_t *cn_buf_reserve(cn_buf_t *b, size_t n, int *err);
 /* Marks `n` reserved bytes as data. */
 void cn_buf_commit(cn_buf_t *b, size_t n);
 /* Appends bytes; 0 or a negative CN_E* code. */
-int cn_buf_append(cn_buf_t *b, const void *p, size_t n);
+CN_WARN_UNUSED int cn_buf_append(cn_buf_t *b, const void *p, size_t n);
 /* Drops `n` bytes from the front (n <= len). */
 void cn_buf_consume(cn_buf_t *b, size_t n);
 /* Empties the buffer, keeping its memory. */

@@ -15,6 +15,8 @@
 #ifndef CN_CHAN_H
 #define CN_CHAN_H
 
+#include "cn_defs.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -101,14 +103,14 @@ typedef struct cn_chan cn_chan_t;
  * the cause: cn_strerror() of CN_EINVAL for a bad config (missing key,
  * payload or binding too long, AES-256-GCM required but not available),
  * CN_ECRYPTO, CN_ENOMEM. */
-cn_chan_t *cn_chan_new(const cn_chan_config_t *cfg, char *err, size_t errlen);
+CN_WARN_UNUSED cn_chan_t *cn_chan_new(const cn_chan_config_t *cfg, char *err, size_t errlen);
 /* Wipes keys and frees; NULL is fine. */
 void cn_chan_free(cn_chan_t *chan);
 
 /* Initiator: appends handshake message 1 (a HANDSHAKE record) to send_out.
  * Responder: does nothing. Call once, before the first cn_chan_feed().
  * 0, CN_ESTATE when called twice, or an error that fails the channel. */
-int cn_chan_start(cn_chan_t *chan, cn_buf_t *send_out);
+CN_WARN_UNUSED int cn_chan_start(cn_chan_t *chan, cn_buf_t *send_out);
 
 /* Consumes all `len` bytes received from the peer, split anywhere. Handshake
  * records advance the handshake and may append the next handshake record to
@@ -123,13 +125,13 @@ int cn_chan_start(cn_chan_t *chan, cn_buf_t *send_out);
  * (length header above the limit, refused before reading the body, or
  * plain_out full), CN_EVERSION, CN_EREFUSED (no common cipher, or the verify
  * callback said no), CN_EEXHAUSTED (session too old), CN_ECLOSED (after eof). */
-int cn_chan_feed(cn_chan_t *chan, const uint8_t *in, size_t len, cn_buf_t *plain_out,
-                 cn_buf_t *send_out);
+CN_WARN_UNUSED int cn_chan_feed(cn_chan_t *chan, const uint8_t *in, size_t len, cn_buf_t *plain_out,
+                                cn_buf_t *send_out);
 
 /* The byte stream from the peer has ended. Returns 0 when the peer had sent
  * an authenticated CLOSE; otherwise fails the channel and returns CN_EPROTO
  * (a record was cut short) or CN_ECLOSED (ended without CLOSE). */
-int cn_chan_eof(cn_chan_t *chan);
+CN_WARN_UNUSED int cn_chan_eof(cn_chan_t *chan);
 
 /* Sets the caller's clock (milliseconds, same epoch as config.now_ms). Rekey
  * by time and the session age are measured with it; nothing else reads time. */
@@ -143,10 +145,10 @@ void cn_chan_set_now(cn_chan_t *chan, uint64_t now_ms);
  * channel stays usable), CN_EEXHAUSTED (session older than max_age_seconds or
  * nonces used up: reconnect), or the channel's failure code. When a rekey
  * threshold has passed the record goes out as DATA_KEY_UPDATE. */
-int cn_chan_seal(cn_chan_t *chan, uint8_t *rec, size_t plain_len);
+CN_WARN_UNUSED int cn_chan_seal(cn_chan_t *chan, uint8_t *rec, size_t plain_len);
 /* Seals an authenticated CLOSE record into rec[0..CN_CHAN_HEADER + CN_CHAN_TAG)
  * and returns its length; nothing can be sealed after it. */
-int cn_chan_seal_close(cn_chan_t *chan, uint8_t *rec);
+CN_WARN_UNUSED int cn_chan_seal_close(cn_chan_t *chan, uint8_t *rec);
 
 int cn_chan_state(const cn_chan_t *chan);           /* enum cn_chan_state */
 int cn_chan_error(const cn_chan_t *chan);           /* why it failed, or 0 */
@@ -167,9 +169,10 @@ const uint8_t *cn_chan_handshake_hash(const cn_chan_t *chan);
 void cn_chan_get_stats(const cn_chan_t *chan, cn_chan_stats_t *out);
 
 /* Key helpers. A fresh static key pair: 0 or CN_ECRYPTO. */
-int cn_chan_keypair(uint8_t pub[CN_CHAN_KEY_LEN], uint8_t priv[CN_CHAN_KEY_LEN]);
+CN_WARN_UNUSED int cn_chan_keypair(uint8_t pub[CN_CHAN_KEY_LEN], uint8_t priv[CN_CHAN_KEY_LEN]);
 /* The public key of a private key: 0 or CN_ECRYPTO. */
-int cn_chan_public_key(const uint8_t priv[CN_CHAN_KEY_LEN], uint8_t pub[CN_CHAN_KEY_LEN]);
+CN_WARN_UNUSED int cn_chan_public_key(const uint8_t priv[CN_CHAN_KEY_LEN],
+                                      uint8_t pub[CN_CHAN_KEY_LEN]);
 /* A short printable name of a public key for logs: base64url (no padding) of
  * the first 16 bytes of SHA-256(pub). 0 or CN_EINVAL. */
 int cn_chan_fingerprint(const uint8_t pub[CN_CHAN_KEY_LEN], char out[CN_CHAN_FINGERPRINT_SIZE]);

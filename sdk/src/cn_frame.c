@@ -187,7 +187,9 @@ int cn_frame_encode(const cn_frame_t *f, uint8_t *out, size_t cap)
     if (total > cap)
         return CN_EAGAIN;
     uint32_t n = (uint32_t)(total - CN_FRAME_HEADER);
-    cn_frame_write_header(out, f->type, f->stream, n);
+    int rc = cn_frame_write_header(out, f->type, f->stream, n);
+    if (rc < 0)
+        return rc;
     uint8_t *p = out + CN_FRAME_HEADER;
     switch (f->type) {
     case CN_FRAME_OPEN:
@@ -348,7 +350,9 @@ int cn_frame_encode_control(const struct json_t *obj, uint8_t *out, size_t cap)
         return CN_EAGAIN;
     if (json_dumpb(obj, (char *)out + CN_FRAME_HEADER, n, JSON_COMPACT) != n)
         return CN_EINVAL;
-    cn_frame_write_header(out, CN_FRAME_CONTROL, 0, (uint32_t)n);
+    int rc = cn_frame_write_header(out, CN_FRAME_CONTROL, 0, (uint32_t)n);
+    if (rc < 0)
+        return rc;
     return (int)(CN_FRAME_HEADER + n);
 }
 

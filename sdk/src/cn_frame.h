@@ -14,6 +14,8 @@
 #ifndef CN_FRAME_H
 #define CN_FRAME_H
 
+#include "cn_defs.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -94,17 +96,17 @@ size_t cn_frame_size(const cn_frame_t *f);
  * invalid frame, CN_EAGAIN when cap is too small. Uses the type-specific
  * fields (u.open, u.window, u.reason, u.ping) or payload/len for DATA,
  * DATAGRAM and CONTROL. */
-int cn_frame_encode(const cn_frame_t *f, uint8_t *out, size_t cap);
+CN_WARN_UNUSED int cn_frame_encode(const cn_frame_t *f, uint8_t *out, size_t cap);
 /* Writes just a header, for frames whose payload the caller places right after
  * it (DATA built in place). Returns CN_FRAME_HEADER or CN_EINVAL. */
-int cn_frame_write_header(uint8_t out[static CN_FRAME_HEADER], uint8_t type, uint32_t stream,
-                          uint32_t len);
+CN_WARN_UNUSED int cn_frame_write_header(uint8_t out[static CN_FRAME_HEADER], uint8_t type,
+                                         uint32_t stream, uint32_t len);
 
 /* Incremental decoder. Feed any split of the byte stream; frames come out
  * whole. At most one maximum payload is buffered (allocated once, lazily). */
 typedef struct cn_frame_decoder cn_frame_decoder_t;
 
-cn_frame_decoder_t *cn_frame_decoder_new(void);
+CN_WARN_UNUSED cn_frame_decoder_t *cn_frame_decoder_new(void);
 void cn_frame_decoder_free(cn_frame_decoder_t *d);
 /* Consumes bytes from in[0..len) and sets *used to how many. Returns 1 when
  * *out holds a frame (call again with the rest of the input), 0 when all of
@@ -112,8 +114,8 @@ void cn_frame_decoder_free(cn_frame_decoder_t *d);
  * CN_EVERSION, CN_EUNKNOWN (frame type), CN_ETOOBIG, CN_EPROTO (bad flags,
  * stream id or payload layout), CN_ENOMEM. Errors are sticky. Zero copy when
  * a whole frame is inside `in`. */
-int cn_frame_decode(cn_frame_decoder_t *d, const uint8_t *in, size_t len, size_t *used,
-                    cn_frame_t *out);
+CN_WARN_UNUSED int cn_frame_decode(cn_frame_decoder_t *d, const uint8_t *in, size_t len,
+                                   size_t *used, cn_frame_t *out);
 /* True when the decoder holds a partial frame (a stream ending here is truncated). */
 int cn_frame_decoder_pending(const cn_frame_decoder_t *d);
 
@@ -121,10 +123,10 @@ int cn_frame_decoder_pending(const cn_frame_decoder_t *d);
  * a CONTROL frame into out[0..cap); returns bytes, CN_EINVAL when `obj` is not
  * an object, CN_ETOOBIG above the payload limit, CN_EAGAIN when cap is short. */
 struct json_t;
-int cn_frame_encode_control(const struct json_t *obj, uint8_t *out, size_t cap);
+CN_WARN_UNUSED int cn_frame_encode_control(const struct json_t *obj, uint8_t *out, size_t cap);
 /* Parses a CONTROL frame's payload; *obj is a new reference the caller
  * releases with json_decref(). CN_EPROTO unless it is a JSON object. */
-int cn_frame_parse_control(const cn_frame_t *f, struct json_t **obj);
+CN_WARN_UNUSED int cn_frame_parse_control(const cn_frame_t *f, struct json_t **obj);
 
 /* Name of a frame type for logs, "?" when unknown. */
 const char *cn_frame_type_name(uint8_t type);

@@ -9,6 +9,7 @@
 #include "cn_err.h"
 #include "cn_frame.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -194,11 +195,14 @@ static size_t cq_append(cn_mux_t *m, struct chunkq *q, const uint8_t *src, size_
 }
 
 /* Drops n bytes from the front (copying them to dst when not NULL); fully
- * read chunks go back to the cache so an idle queue holds no memory. */
+ * read chunks go back to the cache so an idle queue holds no memory.
+ * n <= q->len: every caller bounds it by what the queue holds. */
 static void cq_take(cn_mux_t *m, struct chunkq *q, uint8_t *dst, size_t n)
 {
+    assert(n <= q->len);
     while (n) {
         struct chunk *c = q->head;
+        assert(c); /* q->len counts bytes in chunks, so n > 0 means one is left */
         size_t k = min_sz(c->end - c->off, n);
         if (dst) {
             memcpy(dst, c->data + c->off, k);
@@ -253,7 +257,7 @@ static int table_grow(cn_mux_t *m)
     size_t n = m->nslots * 2;
     struct stream **old = m->slots;
     size_t oldn = m->nslots;
-    struct stream **slots = calloc(n, sizeof(*slots));
+    struct stream **slots = calloc(n, sizeof(struct stream *));
     if (!slots)
         return CN_ENOMEM;
     m->slots = slots;
@@ -395,7 +399,9 @@ static int frameq_push(struct frameq *q, const cn_frame_t *f)
     uint8_t *p = cn_buf_reserve(&q->b, n, &err);
     if (!p)
         return err;
-    cn_frame_encode(f, p, n);
+    err = cn_frame_encode(f, p, n);
+    if (err < 0)
+        return err; /* reserved, not committed: the queue is unchanged */
     cn_buf_commit(&q->b, n);
     return 0;
 }
@@ -650,7 +656,7 @@ cn_mux_t *cn_mux_new(const cn_mux_config_t *cfg, const cn_mux_callbacks_t *cb, v
     m->next_id = m->initiator ? 1 : 2;
     randombytes_buf(&m->hash_key, sizeof(m->hash_key));
     m->nslots = 16;
-    m->slots = calloc(m->nslots, sizeof(*m->slots));
+    m->slots = calloc(m->nslots, sizeof(struct stream *));
     if (!m->slots) {
         free(m);
         return NULL;
@@ -917,7 +923,8 @@ static size_t output_data(cn_mux_t *m, uint8_t *out, size_t room, size_t written
         size_t n = min_sz(want, room - pos - CN_FRAME_HEADER);
         if (n < want && n < MIN_DATA && written + pos > 0)
             break; /* no runt frame to top up a record; it leads the next one */
-        cn_frame_write_header(out + pos, CN_FRAME_DATA, s->id, (uint32_t)n);
+        if (cn_frame_write_header(out + pos, CN_FRAME_DATA, s->id, (uint32_t)n) < 0)
+            break; /* not reached: n <= CN_FRAME_MAX_PAYLOAD and s->id != 0 */
         cq_take(m, &s->tx, out + pos + CN_FRAME_HEADER, n);
         pos += CN_FRAME_HEADER + n;
         s->tx_credit -= (uint32_t)n;

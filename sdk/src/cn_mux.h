@@ -35,6 +35,8 @@
 #ifndef CN_MUX_H
 #define CN_MUX_H
 
+#include "cn_defs.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -107,7 +109,8 @@ typedef struct cn_mux_callbacks {
 
 /* Creates a multiplexer. cfg may be NULL (defaults, responder); cb is copied
  * and may be NULL. Returns NULL on an invalid configuration or no memory. */
-cn_mux_t *cn_mux_new(const cn_mux_config_t *cfg, const cn_mux_callbacks_t *cb, void *ctx);
+CN_WARN_UNUSED cn_mux_t *cn_mux_new(const cn_mux_config_t *cfg, const cn_mux_callbacks_t *cb,
+                                    void *ctx);
 /* Frees the mux and every stream and buffer, WITHOUT callbacks (call
  * cn_mux_abort() first when user pointers own resources). NULL is fine. Never
  * from inside a callback. */
@@ -123,7 +126,7 @@ void cn_mux_free(cn_mux_t *mux);
  * GOAWAY(CN_RST_PROTOCOL) for the glue to flush before it closes the link.
  * CN_ECLOSED after cn_mux_abort(). Stream-level violations reset just that
  * stream and return 0. */
-int cn_mux_input(cn_mux_t *mux, const struct cn_frame *f);
+CN_WARN_UNUSED int cn_mux_input(cn_mux_t *mux, const struct cn_frame *f);
 /* Fills out[0..cap) with whole encoded frames: first the queued control
  * frames in order (OPEN, OPEN_ACK, WINDOW, RST, FIN without data, PING, PONG,
  * CONTROL, GOAWAY), then datagrams, then DATA from streams in round-robin,
@@ -132,7 +135,7 @@ int cn_mux_input(cn_mux_t *mux, const struct cn_frame *f);
  * decoder reassembles). Returns bytes written, 0 when there is nothing to
  * send, CN_EINVAL when cap < CN_MUX_MIN_OUTPUT. Also delivers deferred
  * events. */
-int cn_mux_output(cn_mux_t *mux, uint8_t *out, size_t cap);
+CN_WARN_UNUSED int cn_mux_output(cn_mux_t *mux, uint8_t *out, size_t cap);
 /* Nonzero when cn_mux_output() would write bytes or deliver deferred events:
  * the glue asks for a writeable callback when this is true. */
 int cn_mux_has_output(const cn_mux_t *mux);
@@ -151,11 +154,11 @@ void cn_mux_abort(cn_mux_t *mux, uint32_t code);
  * Errors: CN_EEXHAUSTED (ids used up: reconnect), CN_EAGAIN (max_streams
  * live, or the control queue is full), CN_ECLOSED (GOAWAY sent or received,
  * link failed or aborted), CN_EINVAL, CN_ENOMEM. */
-int cn_mux_open(cn_mux_t *mux, uint8_t kind, const uint8_t *ref, size_t ref_len,
-                const uint8_t *meta, size_t meta_len, void *user, uint32_t *id);
+CN_WARN_UNUSED int cn_mux_open(cn_mux_t *mux, uint8_t kind, const uint8_t *ref, size_t ref_len,
+                               const uint8_t *meta, size_t meta_len, void *user, uint32_t *id);
 /* Accepts a stream announced by on_open (queues OPEN_ACK with our window).
  * `user` is borrowed. CN_ESTATE when it is not pending. */
-int cn_mux_accept(cn_mux_t *mux, uint32_t id, void *user);
+CN_WARN_UNUSED int cn_mux_accept(cn_mux_t *mux, uint32_t id, void *user);
 /* Refuses a stream announced by on_open: RST with `code` (e.g.
  * CN_RST_REFUSED) and msg (NUL-terminated or NULL, truncated to
  * CN_FRAME_MAX_REASON). on_closed(id, NULL) follows. CN_ESTATE when it is
@@ -165,35 +168,38 @@ int cn_mux_reject(cn_mux_t *mux, uint32_t id, uint32_t code, const char *msg);
 /* Copies up to cap received bytes into buf. Returns the count, 0 at EOF (the
  * peer's FIN, after all its data), CN_EAGAIN when nothing is buffered,
  * CN_ESTATE before accept. Consuming returns credit to the peer. */
-int cn_mux_read(cn_mux_t *mux, uint32_t id, uint8_t *buf, size_t cap);
+CN_WARN_UNUSED int cn_mux_read(cn_mux_t *mux, uint32_t id, uint8_t *buf, size_t cap);
 /* Zero-copy read: points *ptr at the next contiguous received bytes (valid
  * until the next call on this mux) and sets *len. Returns *len (> 0), 0 at
  * EOF, or the errors of cn_mux_read(). Follow with cn_mux_consume(). */
-int cn_mux_peek(cn_mux_t *mux, uint32_t id, const uint8_t **ptr, size_t *len);
+CN_WARN_UNUSED int cn_mux_peek(cn_mux_t *mux, uint32_t id, const uint8_t **ptr, size_t *len);
 /* Drops n received bytes (n <= what is buffered, else CN_EINVAL). */
-int cn_mux_consume(cn_mux_t *mux, uint32_t id, size_t n);
+CN_WARN_UNUSED int cn_mux_consume(cn_mux_t *mux, uint32_t id, size_t n);
 
 /* Queues up to len bytes for sending. Accepts at most the peer's remaining
  * credit minus what is already queued (and at most send_buffer queued), so
  * buffering is bounded by windows. Returns the count accepted (> 0; 0 when
  * len is 0), CN_EAGAIN when nothing fits (on_writable follows), CN_ECLOSED
  * after cn_mux_shutdown(), CN_ESTATE before accept. */
-int cn_mux_write(cn_mux_t *mux, uint32_t id, const uint8_t *data, size_t len);
+CN_WARN_UNUSED int cn_mux_write(cn_mux_t *mux, uint32_t id, const uint8_t *data, size_t len);
 /* Zero-copy write: points *ptr at free send space of *space bytes (> 0) that
  * the caller fills (e.g. recv() into it) and then commits. Errors as
  * cn_mux_write(). The space is valid only until the next call on this mux
  * other than cn_mux_write_commit(). */
-int cn_mux_write_space(cn_mux_t *mux, uint32_t id, uint8_t **ptr, size_t *space);
+CN_WARN_UNUSED int cn_mux_write_space(cn_mux_t *mux, uint32_t id, uint8_t **ptr, size_t *space);
 /* Queues n bytes written into the space from cn_mux_write_space(). CN_EINVAL
  * when n exceeds it, CN_ESTATE when no space is outstanding (another call
  * intervened). n = 0 abandons the space. */
-int cn_mux_write_commit(cn_mux_t *mux, uint32_t id, size_t n);
+CN_WARN_UNUSED int cn_mux_write_commit(cn_mux_t *mux, uint32_t id, size_t n);
 /* Half-close: a FIN follows the queued data; the other direction keeps
  * working. Idempotent. CN_ESTATE before accept. */
-int cn_mux_shutdown(cn_mux_t *mux, uint32_t id);
+CN_WARN_UNUSED int cn_mux_shutdown(cn_mux_t *mux, uint32_t id);
 /* Aborts the stream: queues RST(code, msg) at once, drops both buffers; the
  * id is dead on return and on_closed fires from the next pump call. msg as
- * in cn_mux_reject(). On a stream pending accept this is cn_mux_reject(). */
+ * in cn_mux_reject(). On a stream pending accept this is cn_mux_reject().
+ * Neither is must-check (CN_WARN_UNUSED): the stream is closed on return
+ * whatever the result, which only says whether the RST could be queued, and
+ * a caller tearing a stream down has nothing else to do. */
 int cn_mux_reset(cn_mux_t *mux, uint32_t id, uint32_t code, const char *msg);
 
 /* ---- connection level ---- */
@@ -201,17 +207,19 @@ int cn_mux_reset(cn_mux_t *mux, uint32_t id, uint32_t code, const char *msg);
 /* Queues a CONTROL frame with `obj` (a JSON object, borrowed). CN_EAGAIN when
  * the control queue is full, CN_ETOOBIG above the payload limit, CN_EINVAL
  * when obj is not an object. */
-int cn_mux_send_control(cn_mux_t *mux, const struct json_t *obj);
+CN_WARN_UNUSED int cn_mux_send_control(cn_mux_t *mux, const struct json_t *obj);
 /* Queues one datagram on a stream (accepted or opened by us). Like UDP, it
  * is dropped with CN_EAGAIN when the datagram queue is full. CN_ETOOBIG above
  * CN_FRAME_MAX_DATAGRAM. */
-int cn_mux_send_datagram(cn_mux_t *mux, uint32_t id, const uint8_t *data, size_t len);
+CN_WARN_UNUSED int cn_mux_send_datagram(cn_mux_t *mux, uint32_t id, const uint8_t *data,
+                                        size_t len);
 /* Queues a PING carrying `value` (e.g. the caller's now_ms); on_pong returns
  * it. The peer's PINGs are answered automatically. CN_EAGAIN when full. */
-int cn_mux_ping(cn_mux_t *mux, uint64_t value);
+CN_WARN_UNUSED int cn_mux_ping(cn_mux_t *mux, uint64_t value);
 /* Queues GOAWAY(code, msg): no new streams either way from now on (our
  * cn_mux_open fails, the peer's OPENs are refused with CN_RST_GONE); live
- * streams continue. CN_ESTATE when already sent. */
+ * streams continue. CN_ESTATE when already sent. Not must-check: a courtesy
+ * on the way out, the link closes after it whatever it returns. */
 int cn_mux_goaway(cn_mux_t *mux, uint32_t code, const char *msg);
 
 /* ---- stats ---- */
@@ -222,7 +230,7 @@ size_t cn_mux_stream_count(const cn_mux_t *mux);
 size_t cn_mux_buffered_bytes(const cn_mux_t *mux);
 /* One stream's unread received bytes and queued send bytes (NULLs allowed).
  * CN_ENOTFOUND for a dead id. */
-int cn_mux_stream_buffered(const cn_mux_t *mux, uint32_t id, size_t *rx, size_t *tx);
+CN_WARN_UNUSED int cn_mux_stream_buffered(const cn_mux_t *mux, uint32_t id, size_t *rx, size_t *tx);
 /* Bytes waiting for cn_mux_output(): queued frames plus queued stream data. */
 size_t cn_mux_pending_bytes(const cn_mux_t *mux);
 

@@ -10,6 +10,8 @@
 #ifndef CN_NOISE_H
 #define CN_NOISE_H
 
+#include "cn_defs.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -69,7 +71,7 @@ typedef struct cn_noise_cs {
  * the cause: cn_strerror() of CN_EINVAL for a missing/superfluous key or
  * unknown pattern/cipher/role, CN_ECRYPTO when libsodium cannot start or
  * AESGCM is unavailable, CN_ENOMEM. */
-cn_noise_t *cn_noise_new(const cn_noise_config_t *cfg, char *err, size_t errlen);
+CN_WARN_UNUSED cn_noise_t *cn_noise_new(const cn_noise_config_t *cfg, char *err, size_t errlen);
 /* Wipes and frees; NULL is fine. */
 void cn_noise_free(cn_noise_t *hs);
 
@@ -85,22 +87,25 @@ bool cn_noise_is_complete(const cn_noise_t *hs);
  * *out_len gets its length. Errors: CN_ESTATE (not our turn, complete or
  * failed before), CN_ETOOBIG (message above CN_NOISE_MAX_MSG or above out_cap),
  * CN_ECRYPTO. Every error fails the handshake. */
-int cn_noise_write_message(cn_noise_t *hs, const uint8_t *payload, size_t payload_len, uint8_t *out,
-                           size_t out_cap, size_t *out_len);
+CN_WARN_UNUSED int cn_noise_write_message(cn_noise_t *hs, const uint8_t *payload,
+                                          size_t payload_len, uint8_t *out, size_t out_cap,
+                                          size_t *out_len);
 /* Reads the peer's next handshake message; its decrypted payload goes to
  * payload_out[0..payload_cap) and its length to *payload_len. Errors: CN_ESTATE,
  * CN_EPROTO (malformed or short), CN_ETOOBIG (above CN_NOISE_MAX_MSG or
  * payload_cap), CN_EAUTH (bad tag or invalid public key). Every error fails the
  * handshake. */
-int cn_noise_read_message(cn_noise_t *hs, const uint8_t *in, size_t in_len, uint8_t *payload_out,
-                          size_t payload_cap, size_t *payload_len);
+CN_WARN_UNUSED int cn_noise_read_message(cn_noise_t *hs, const uint8_t *in, size_t in_len,
+                                         uint8_t *payload_out, size_t payload_cap,
+                                         size_t *payload_len);
 
 /* After completion, once: derives this side's sending and receiving transport
  * states (Noise Split(), ordered by role) and wipes the chaining key, cipher key
  * and private keys. `transport_cipher` is normally the handshake's cipher; a
  * protocol that negotiates its transport cipher inside the (authenticated)
  * handshake passes the chosen one. Errors: CN_ESTATE, CN_EINVAL, CN_ECRYPTO. */
-int cn_noise_split(cn_noise_t *hs, int transport_cipher, cn_noise_cs_t *send, cn_noise_cs_t *recv);
+CN_WARN_UNUSED int cn_noise_split(cn_noise_t *hs, int transport_cipher, cn_noise_cs_t *send,
+                                  cn_noise_cs_t *recv);
 
 /* The handshake hash h (32 bytes, for channel binding), or NULL until complete. */
 const uint8_t *cn_noise_handshake_hash(const cn_noise_t *hs);
@@ -109,20 +114,21 @@ const uint8_t *cn_noise_remote_static(const cn_noise_t *hs);
 
 /* Transport cipher states. */
 /* Sets key and cipher and resets the nonce (Noise InitializeKey). 0 or CN_EINVAL/CN_ECRYPTO. */
-int cn_noise_cs_init(cn_noise_cs_t *cs, int cipher, const uint8_t key[CN_NOISE_KEY_LEN]);
+CN_WARN_UNUSED int cn_noise_cs_init(cn_noise_cs_t *cs, int cipher,
+                                    const uint8_t key[CN_NOISE_KEY_LEN]);
 /* Encrypts buf[0..len) in place with associated data `ad` and writes the tag at
  * buf[len..len+16); the caller owns len + CN_NOISE_TAG_LEN bytes at buf.
  * CN_EEXHAUSTED once the nonce would reach 2^64-1; CN_ESTATE without a key. */
-int cn_noise_cs_encrypt(cn_noise_cs_t *cs, const uint8_t *ad, size_t ad_len, uint8_t *buf,
-                        size_t len);
+CN_WARN_UNUSED int cn_noise_cs_encrypt(cn_noise_cs_t *cs, const uint8_t *ad, size_t ad_len,
+                                       uint8_t *buf, size_t len);
 /* Authenticates and decrypts in[0..in_len) (ciphertext then tag) into
  * out[0..in_len-16); out may equal in. CN_EAUTH on a bad tag (nonce not
  * advanced), CN_EPROTO when in_len < 16, CN_EEXHAUSTED, CN_ESTATE. */
-int cn_noise_cs_decrypt(cn_noise_cs_t *cs, const uint8_t *ad, size_t ad_len, const uint8_t *in,
-                        size_t in_len, uint8_t *out);
+CN_WARN_UNUSED int cn_noise_cs_decrypt(cn_noise_cs_t *cs, const uint8_t *ad, size_t ad_len,
+                                       const uint8_t *in, size_t in_len, uint8_t *out);
 /* Noise Rekey(): the key becomes the first 32 bytes of ENCRYPT(k, 2^64-1, "", 0^32);
  * the nonce counter is kept. 0, CN_ESTATE or CN_ECRYPTO. */
-int cn_noise_cs_rekey(cn_noise_cs_t *cs);
+CN_WARN_UNUSED int cn_noise_cs_rekey(cn_noise_cs_t *cs);
 /* Wipes the key material; NULL is fine. */
 void cn_noise_cs_wipe(cn_noise_cs_t *cs);
 

@@ -170,6 +170,8 @@ static int sock_send(cn_pipe_t *p, int fd, const uint8_t *src, size_t len, size_
 
 /* ---- end-to-end layer (reach streams) ----------------------------------- */
 
+static void stream_fail(cn_pipe_t *p, int rc);
+
 /* Moves what the layer holds for the stream (records, handshake messages)
  * into it as far as credit allows, then the FIN that waits behind them.
  * True when nothing is left. */
@@ -186,7 +188,11 @@ static bool e2e_flush(cn_pipe_t *p)
     }
     if (p->e2e_fin && !p->e2e_fin_sent) {
         p->e2e_fin_sent = 1;
-        cn_mux_shutdown(p->mux, p->id);
+        int rc = cn_mux_shutdown(p->mux, p->id);
+        if (rc < 0) {
+            stream_fail(p, rc);
+            return false;
+        }
     }
     return true;
 }
@@ -203,6 +209,20 @@ static void e2e_fail(cn_pipe_t *p, int rc)
     p->aborted = 1;
     set_rx(p, 0);
     cn_mux_reset(p->mux, p->id, CN_RST_PROTOCOL, "end-to-end authentication failed");
+    cn_link_flush(p->link);
+}
+
+/* A mux call that must succeed did not (the FIN or returned credit could
+ * not be queued): the peer would wait forever, so the stream is reset and
+ * the socket closed with RST. */
+static void stream_fail(cn_pipe_t *p, int rc)
+{
+    cn_log_debug("pipe %u: stream call failed (%s): connection closed", p->id, cn_strerror(rc));
+    if (!p->err)
+        p->err = rc;
+    p->aborted = 1;
+    set_rx(p, 0);
+    cn_mux_reset(p->mux, p->id, CN_RST_INTERNAL, "stream failure");
     cn_link_flush(p->link);
 }
 
@@ -225,10 +245,8 @@ static uint8_t *read_space(cn_pipe_t *p, size_t *cap)
  * end-to-end layer's failure. */
 static int read_commit(cn_pipe_t *p, size_t n)
 {
-    if (!p->e2e) {
-        cn_mux_write_commit(p->mux, p->id, n);
-        return 0;
-    }
+    if (!p->e2e)
+        return cn_mux_write_commit(p->mux, p->id, n);
     int rc = cn_e2e_seal_commit(p->e2e, n);
     if (rc == 0 && n)
         e2e_flush(p);
@@ -239,10 +257,8 @@ static int read_commit(cn_pipe_t *p, size_t n)
  * authenticated close record, which the peer needs to tell it from a cut. */
 static int read_eof(cn_pipe_t *p)
 {
-    if (!p->e2e) {
-        cn_mux_shutdown(p->mux, p->id);
-        return 0;
-    }
+    if (!p->e2e)
+        return cn_mux_shutdown(p->mux, p->id);
     int rc = cn_e2e_close(p->e2e);
     if (rc)
         return rc;
@@ -275,9 +291,13 @@ static int pipe_read(cn_pipe_t *p)
             set_rx(p, 0);
             rc = read_eof(p);
         }
-        if (rc) {
+        if (rc && p->e2e) {
             e2e_fail(p, rc);
             return 0;
+        }
+        if (rc) { /* not queued (data or FIN): the peer would wait forever */
+            p->err = rc;
+            return -1;
         }
         if (n > 0) {
             p->up += (uint64_t)n;
@@ -344,9 +364,13 @@ static int pipe_write_e2e(cn_pipe_t *p)
         if (len > CN_E2E_MAX_FEED)
             len = CN_E2E_MAX_FEED;
         rc = cn_e2e_feed(p->e2e, src, len);
-        cn_mux_consume(p->mux, p->id, len);
         if (rc) {
             e2e_fail(p, rc);
+            break;
+        }
+        rc = cn_mux_consume(p->mux, p->id, len);
+        if (rc < 0) {
+            stream_fail(p, rc);
             break;
         }
         e2e_flush(p); /* a handshake answer, if any */
@@ -378,8 +402,14 @@ static int pipe_write(cn_pipe_t *p)
             break;
         size_t sent;
         int r = sock_send(p, fd, src, len, &sent);
-        if (sent)
-            cn_mux_consume(p->mux, p->id, sent);
+        if (sent) {
+            rc = cn_mux_consume(p->mux, p->id, sent);
+            if (rc < 0) { /* credit not returned: the peer would stall */
+                p->err = rc;
+                ret = -1;
+                break;
+            }
+        }
         if (r > 0)
             continue;
         ret = r;
@@ -767,8 +797,8 @@ cn_pipe_t *cn_pipe_dial(struct lws_vhost *vh, cn_link_t *link, uint32_t id, cons
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0)
             continue;
-        cn_sock_tune(fd);
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS)
+        if (cn_sock_tune(fd) == 0 &&
+            (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS))
             break;
         close(fd);
         fd = -1;
@@ -867,6 +897,8 @@ int cn_sock_listen(const char *host, int port, int backlog, int *bound_port)
         socklen_t sl = sizeof(ss);
         if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
             goto fail;
+        /* getsockname() filled ss; the analyser does not model it. */
+        /* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult) */
         *bound_port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                                                : ntohs(((struct sockaddr_in *)&ss)->sin_port);
     }

@@ -26,6 +26,8 @@
 #ifndef CN_PIPE_H
 #define CN_PIPE_H
 
+#include "cn_defs.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -86,9 +88,9 @@ const struct lws_protocols *cn_pipe_protocol(void);
  * `link`, and starts moving bytes once the agent accepts. Reading from the
  * socket waits until then, at most cfg->open_timeout_ms. Returns NULL with
  * *err on failure (no callback). */
-cn_pipe_t *cn_pipe_open(struct lws_vhost *vh, int fd, cn_link_t *link, uint8_t kind,
-                        const uint8_t *ref, size_t ref_len, const uint8_t *meta, size_t meta_len,
-                        const cn_pipe_config_t *cfg, int *err);
+CN_WARN_UNUSED cn_pipe_t *cn_pipe_open(struct lws_vhost *vh, int fd, cn_link_t *link, uint8_t kind,
+                                       const uint8_t *ref, size_t ref_len, const uint8_t *meta,
+                                       size_t meta_len, const cn_pipe_config_t *cfg, int *err);
 
 /* Agent side: for a stream `id` the peer opened (announced by on_open and
  * not yet accepted), connects to host:port (an IP literal, or a name resolved
@@ -97,8 +99,9 @@ cn_pipe_t *cn_pipe_open(struct lws_vhost *vh, int fd, cn_link_t *link, uint8_t k
  * even start (then the caller rejects the stream). While it dials, the
  * stream is pending and the mux cannot reach the pipe: when the link closes
  * first, the caller must cn_pipe_abort() it from the link's on_closed. */
-cn_pipe_t *cn_pipe_dial(struct lws_vhost *vh, cn_link_t *link, uint32_t id, const char *host,
-                        int port, const cn_pipe_config_t *cfg, int *err);
+CN_WARN_UNUSED cn_pipe_t *cn_pipe_dial(struct lws_vhost *vh, cn_link_t *link, uint32_t id,
+                                       const char *host, int port, const cn_pipe_config_t *cfg,
+                                       int *err);
 
 /* Closes the socket and resets the stream (code, e.g. CN_RST_PAUSED or
  * CN_RST_GONE). Safe to call more than once; done follows. */
@@ -113,12 +116,12 @@ uint32_t cn_pipe_reset_code(const cn_pipe_t *pipe);
 
 /* Socket helpers shared by listeners: non-blocking, close-on-exec,
  * TCP_NODELAY. 0 or CN_EIO. */
-int cn_sock_tune(int fd);
+CN_WARN_UNUSED int cn_sock_tune(int fd);
 /* A non-blocking listening TCP socket on host:port (port 0 = any) with
  * SO_REUSEADDR and the given backlog, bound to exactly that address (an
  * IPv6 address with IPV6_V6ONLY); returns the fd or a negative CN_E*
  * (CN_EINVAL: not an address; CN_EIO: errno says why).
  * *bound_port (optional) receives the actual port. */
-int cn_sock_listen(const char *host, int port, int backlog, int *bound_port);
+CN_WARN_UNUSED int cn_sock_listen(const char *host, int port, int backlog, int *bound_port);
 
 #endif

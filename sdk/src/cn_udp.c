@@ -183,6 +183,16 @@ static void deliver(flow_t *f, const uint8_t *data, size_t len)
         cn_log_info("%s: datagram not delivered: %s", f->label, strerror(errno));
 }
 
+/* A mux call that must succeed did not: the flow ends (its closed event
+ * frees it). */
+static void flow_end(flow_t *f, int rc)
+{
+    cn_log_debug("%s: stream call failed (%s): flow ended", f->label, cn_strerror(rc));
+    f->ending = true;
+    cn_mux_reset(f->mux, f->id, CN_RST_INTERNAL, "stream failure");
+    cn_link_flush(f->link);
+}
+
 static void flow_fail(flow_t *f, int rc)
 {
     cn_log_warn("%s: end-to-end %s failed (%s): flow closed", f->label,
@@ -200,7 +210,9 @@ static void e2e_pump(flow_t *f)
         size_t len;
         int rc = cn_mux_peek(f->mux, f->id, &src, &len);
         if (rc == 0) {
-            cn_mux_shutdown(f->mux, f->id); /* the peer ended the flow */
+            rc = cn_mux_shutdown(f->mux, f->id); /* the peer ended the flow */
+            if (rc < 0)
+                flow_end(f, rc);
             break;
         }
         if (rc < 0)
@@ -208,9 +220,13 @@ static void e2e_pump(flow_t *f)
         if (len > CN_E2E_MAX_FEED)
             len = CN_E2E_MAX_FEED;
         rc = cn_e2e_feed(f->e2e, src, len);
-        cn_mux_consume(f->mux, f->id, len);
         if (rc) {
             flow_fail(f, rc);
+            return;
+        }
+        rc = cn_mux_consume(f->mux, f->id, len);
+        if (rc < 0) {
+            flow_end(f, rc);
             return;
         }
         while (plain->len >= MSG_HDR) {
@@ -259,10 +275,15 @@ static void op_readable(void *self)
     const uint8_t *src;
     size_t len;
     int rc;
-    while ((rc = cn_mux_peek(f->mux, f->id, &src, &len)) > 0)
-        cn_mux_consume(f->mux, f->id, len);
-    if (rc == 0)
-        cn_mux_shutdown(f->mux, f->id);
+    while ((rc = cn_mux_peek(f->mux, f->id, &src, &len)) > 0) {
+        rc = cn_mux_consume(f->mux, f->id, len);
+        if (rc < 0) {
+            flow_end(f, rc);
+            return;
+        }
+    }
+    if (rc == 0 && (rc = cn_mux_shutdown(f->mux, f->id)) < 0)
+        flow_end(f, rc);
 }
 
 static void op_writable(void *self)

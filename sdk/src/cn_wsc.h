@@ -25,6 +25,8 @@
 #ifndef CN_WSC_H
 #define CN_WSC_H
 
+#include "cn_defs.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -123,7 +125,7 @@ typedef int (*cn_wsc_event_cb)(void *user, const cn_wsc_event_t *ev);
  * (optional) naming the cause: cn_strerror() of CN_EINVAL for a bad config,
  * CN_ETOOBIG for a request longer than CN_WSC_MAX_REQUEST, CN_ENOMEM,
  * CN_ECRYPTO. The config is borrowed. */
-cn_wsc_t *cn_wsc_new(const cn_wsc_config_t *cfg, char *err, size_t errlen);
+CN_WARN_UNUSED cn_wsc_t *cn_wsc_new(const cn_wsc_config_t *cfg, char *err, size_t errlen);
 /* Frees the client; NULL is fine. */
 void cn_wsc_free(cn_wsc_t *ws);
 
@@ -144,7 +146,8 @@ const uint8_t *cn_wsc_request(const cn_wsc_t *ws, size_t *len);
  * cn_wsc_error_detail() says what exactly was wrong. On a frame-level error a
  * close frame (1002, 1009 or 1011) is queued that the glue may flush before
  * dropping the connection. Bytes after the server's close are discarded. */
-int cn_wsc_feed(cn_wsc_t *ws, const uint8_t *in, size_t len, cn_wsc_event_cb cb, void *user);
+CN_WARN_UNUSED int cn_wsc_feed(cn_wsc_t *ws, const uint8_t *in, size_t len, cn_wsc_event_cb cb,
+                               void *user);
 
 /* Bytes of control frames (pongs, our ping, our close) waiting to be written. */
 size_t cn_wsc_pending_len(const cn_wsc_t *ws);
@@ -156,11 +159,11 @@ size_t cn_wsc_take_pending(cn_wsc_t *ws, uint8_t *out, size_t cap);
 /* Queues a masked ping (payload <= 125 bytes; borrowed), e.g. as a keepalive.
  * CN_ESTATE unless OPEN, CN_EAGAIN while an earlier ping is still pending,
  * CN_EINVAL for a long payload. */
-int cn_wsc_ping(cn_wsc_t *ws, const uint8_t *payload, size_t len);
+CN_WARN_UNUSED int cn_wsc_ping(cn_wsc_t *ws, const uint8_t *payload, size_t len);
 /* Queues our close (code 1000-1003, 1007-1014 or 3000-4999, or 0 for an empty
  * body; reason UTF-8, <= 123 bytes, may be NULL) and moves OPEN to CLOSING. No data frame may be
  * sent after it. CN_ESTATE unless OPEN, CN_EINVAL for a bad code or reason. */
-int cn_wsc_close(cn_wsc_t *ws, uint16_t code, const char *reason, size_t reason_len);
+CN_WARN_UNUSED int cn_wsc_close(cn_wsc_t *ws, uint16_t code, const char *reason, size_t reason_len);
 
 int cn_wsc_state(const cn_wsc_t *ws);
 /* The status code of the response, 0 before one was parsed. */
@@ -188,8 +191,8 @@ void cn_wsc_mask(uint8_t *p, size_t len, const uint8_t mask[static 4], size_t of
  * whole frame. `headroom` >= CN_WSC_MAX_HEADER always suffices (fewer is fine
  * when the header is shorter). CN_EINVAL for a bad opcode/length or too little
  * headroom, with nothing changed. */
-int cn_wsc_wrap(uint8_t *payload, size_t len, size_t headroom, int opcode, uint8_t **frame,
-                size_t *frame_len);
+CN_WARN_UNUSED int cn_wsc_wrap(uint8_t *payload, size_t len, size_t headroom, int opcode,
+                               uint8_t **frame, size_t *frame_len);
 
 /* A masked pong echoing a ping's payload (<= 125 bytes); returns its length,
  * or 0 when the payload is too long. Fresh random mask. */
@@ -203,6 +206,6 @@ size_t cn_wsc_close_frame(uint8_t out[static CN_WSC_MAX_CONTROL], uint16_t code,
 
 /* Test hook: replaces the random Sec-WebSocket-Key (16 raw bytes) and rebuilds
  * the request. CN_ESTATE once feeding has started. Not for production use. */
-int cn_wsc_set_key_for_test(cn_wsc_t *ws, const uint8_t key[static 16]);
+CN_WARN_UNUSED int cn_wsc_set_key_for_test(cn_wsc_t *ws, const uint8_t key[static 16]);
 
 #endif

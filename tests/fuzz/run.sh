@@ -1,15 +1,30 @@
 #!/usr/bin/env bash
 # Runs every fuzz harness: a replay of its committed corpus, then a short bounded
 # run from that corpus. usage: run.sh BUILD_DIR SECONDS
+# Fails unless it finds every harness CMake declared (BUILD_DIR/tests/
+# fuzz_harnesses.txt, written by a -DCN_FUZZ=ON configure): a build that
+# lost its harnesses must not pass by running none.
 set -euo pipefail
 build=$(cd "$1" && pwd) # absolute: the fuzz run below changes directory
 secs=${2:-20}
 here=$(cd "$(dirname "$0")" && pwd)
 artifacts="$here/artifacts" # crash/leak/timeout inputs land here (git-ignored)
+list="$build/tests/fuzz_harnesses.txt"
+[ -f "$list" ] || { echo "run.sh: FAIL: $list absent: not a -DCN_FUZZ=ON build" >&2; exit 1; }
+declared=() found=()
+while read -r name; do
+  [ -n "$name" ] || continue
+  declared+=("$name")
+  if [ -x "$build/tests/$name" ]; then found+=("$name"); else echo "run.sh: $name declared, not built" >&2; fi
+done <"$list"
+echo "-- fuzz harnesses: ${#found[@]} found of ${#declared[@]} declared"
+if [ ${#declared[@]} -eq 0 ] || [ ${#found[@]} -lt ${#declared[@]} ]; then
+  echo "run.sh: FAIL: found ${#found[@]} harnesses, CMake declares ${#declared[@]}" >&2
+  exit 1
+fi
 mkdir -p "$artifacts"
-shopt -s nullglob
-for bin in "$build"/tests/fuzz_*; do
-  name=$(basename "$bin")
+for name in "${found[@]}"; do
+  bin="$build/tests/$name"
   corpus="$here/corpus/${name#fuzz_}"
   mkdir -p "$corpus"
   work=$(mktemp -d)

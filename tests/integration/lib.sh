@@ -172,7 +172,7 @@ agent_enroll() {
     [ "$HTTP_STATUS" = 201 ] || fail "create agent: $HTTP_STATUS $BODY"
     et=$(echo "$BODY" | json_get enrollToken)
     AGENT_ID=$(echo "$BODY" | json_get id)
-    "$CLI_BIN" enroll --hub "$HUB_URL" --token "$et" --config "$WORK/$name.json" --json \
+    "$CLI_BIN" enroll --hub "$HUB_URL" --token - --config "$WORK/$name.json" --json <<<"$et" \
         >"$WORK/$name-enroll.out" 2>"$WORK/$name-enroll.log" || fail "connect enroll: $(cat "$WORK/$name-enroll.log")"
 }
 
@@ -245,4 +245,38 @@ pg_start() {
     su postgres -s /bin/sh -c "$PG_BIN/pg_ctl -D $PG_DATA -l $PG_DATA/server.log -w -o '-p $PG_PORT -k $PG_DATA -c listen_addresses=127.0.0.1' start" \
         >"$WORK/pg-ctl.log" 2>&1 || { cat "$PG_DATA/server.log" >>"$WORK/pg-ctl.log" 2>/dev/null; fail "pg_ctl start"; }
     wait_port 127.0.0.1 "$PG_PORT"
+}
+
+# mariadb_start: a throwaway MariaDB in $WORK/my (runs as mysql, root over
+# TCP without a password); sets MY_PORT.
+mariadb_start() {
+    MY_PORT=$(free_port)
+    local d=$WORK/my
+    mkdir -p "$d" && chown mysql "$d"
+    mariadb-install-db --no-defaults --user=mysql --datadir="$d/data" --skip-test-db \
+        --auth-root-authentication-method=normal >"$WORK/my-install.log" 2>&1 || fail "mariadb-install-db"
+    bg mariadb mariadbd --no-defaults --user=mysql --datadir="$d/data" --socket="$d/sock" \
+        --port="$MY_PORT" --bind-address=127.0.0.1 --skip-log-bin --pid-file="$d/pid" \
+        --innodb-buffer-pool-size=16M --log-error="$WORK/mariadb.log"
+    wait_port 127.0.0.1 "$MY_PORT" 30
+}
+
+# http_start: python3's http.server on 127.0.0.1 serving $WORK/www; sets HTTP_PORT.
+http_start() {
+    HTTP_PORT=$(free_port)
+    mkdir -p "$WORK/www" && echo hello >"$WORK/www/index.html"
+    bg http "$PY" -m http.server "$HTTP_PORT" --bind 127.0.0.1 --directory "$WORK/www"
+    wait_port 127.0.0.1 "$HTTP_PORT"
+}
+
+# sshd_start: OpenSSH's sshd on 127.0.0.1 with a host key in $WORK (no
+# logins are made); sets SSH_PORT.
+sshd_start() {
+    SSH_PORT=$(free_port)
+    ssh-keygen -q -t ed25519 -N '' -f "$WORK/ssh_host_key" || fail "ssh-keygen"
+    mkdir -p /run/sshd # privilege separation directory sshd insists on
+    printf 'Port %s\nListenAddress 127.0.0.1\nHostKey %s\nPidFile %s\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n' \
+        "$SSH_PORT" "$WORK/ssh_host_key" "$WORK/sshd.pid" >"$WORK/sshd_config"
+    bg sshd /usr/sbin/sshd -D -e -f "$WORK/sshd_config"
+    wait_port 127.0.0.1 "$SSH_PORT"
 }

@@ -7,8 +7,9 @@
 # agent as a daemon that reconnects and stops cleanly. Every failure is one
 # line on stderr and a non-zero exit; secrets stay out of argv and stdout.
 #
-# Runs the REAL hub (connect-hub serve). Skips (exit 77) while the build has
-# no `serve`. CN_HUB_BIN overrides the hub binary.
+# Runs the REAL hub (connect-hub serve); a hub whose `serve --help` fails is a
+# broken build and fails the test (it never skips). CN_HUB_BIN overrides the
+# hub binary.
 set -uo pipefail
 
 build=${CN_BUILD_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/build-asan}
@@ -17,8 +18,8 @@ cli=$build/agent/connect
 [ -x "$cli" ] || { echo "test_agent_cli: $cli not built" >&2; exit 1; }
 [ -x "$hub" ] || { echo "test_agent_cli: $hub not built" >&2; exit 1; }
 if ! "$hub" serve --help >/dev/null 2>&1; then
-  echo "test_agent_cli: SKIP: $hub has no 'serve' command yet"
-  exit 77
+  echo "test_agent_cli: FAIL: '$hub serve --help' failed: the hub cannot serve" >&2
+  exit 1
 fi
 py=$(command -v python3 || echo /usr/bin/python3)
 
@@ -135,8 +136,8 @@ fails_cleanly "enroll with a used token" env CONNECT_ENROLL_TOKEN="$enroll_token
   --hub "$hub_url" "${key_args[@]}" --config "$tmp/other.json" --timeout 5
 fails_cleanly "enroll over an existing agent" env CONNECT_ENROLL_TOKEN="$enroll_token" "$cli" \
   enroll --hub "$hub_url" "${key_args[@]}" --config "$cfg"
-fails_cleanly "enroll with an API token" "$cli" enroll --hub "$hub_url" --token "$admin" \
-  --config "$tmp/other.json"
+fails_cleanly "enroll with an API token" env CONNECT_ENROLL_TOKEN="$admin" "$cli" enroll \
+  --hub "$hub_url" --config "$tmp/other.json"
 fails_cleanly "enroll against nothing" env CONNECT_ENROLL_TOKEN="$enroll_token" "$cli" enroll \
   --hub "http://127.0.0.1:$(free_port)" "${key_args[@]}" --config "$tmp/other.json"
 # Classified by the link's close reason (an enum), not by its words.
@@ -187,7 +188,7 @@ check "resume exits 0" quiet "$cli" resume "$tunnel_id" --json
 check "status shows active again" wait_for 5 bash -c "'$cli' status web --json | jq -e '.status == \"active\"'"
 check "data flows after resume" wait_for 10 through
 fails_cleanly "status of an unknown tunnel" "$cli" status nope
-fails_cleanly "ls with a bad token" "$cli" ls --token cnt_wrong
+fails_cleanly "ls with a bad token" env CONNECT_TOKEN=cnt_wrong "$cli" ls
 # Global options before or after the command, as with git or kubectl: the
 # config file is named on the command line, not taken from CONNECT_CONFIG.
 check "connect --config F ls --json" test "$(env -u CONNECT_CONFIG HOME="$tmp/nohome" \

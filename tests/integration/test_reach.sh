@@ -24,12 +24,14 @@ LAPTOP_ID=$AGENT_ID
 
 step "redis-cli through reach"
 redis_start
-expose dev "127.0.0.1:$REDIS_PORT" --protocol tcp --name redis-staging
+expose dev "127.0.0.1:$REDIS_PORT" --protocol redis --name redis-staging
 REDIS_TUNNEL=$TUNNEL_ID
 reach laptop redis-staging
-[ "$REACH_PORT" = $((REDIS_PORT + 10000)) ] || [ $((REDIS_PORT + 10000)) -gt 65535 ] ||
-    grep -q "is taken" "$REACH_LOG" || fail "reach bound $REACH_PORT, not the target's port + 10000"
-[ "$REACH_CS" = "127.0.0.1:$REACH_PORT" ] || fail "connection string '$REACH_CS'"
+# Redis's usual port + 10000, unless another process holds it (then it says so).
+[ "$REACH_PORT" = 16379 ] || grep -q "16379 is taken" "$REACH_LOG" ||
+    fail "reach bound $REACH_PORT, not 6379 + 10000"
+case $REACH_CS in redis://127.0.0.1:"$REACH_PORT"*) ;; *) fail "connection string '$REACH_CS'" ;; esac
+[ "$(redis-cli -u "$REACH_CS" PING)" = PONG ] || fail "redis-cli -u with the connection string"
 REDIS_REACH=$REACH_PORT
 REDIS_REACH_PID=$REACH_PID
 REDIS_REACH_LOG=$REACH_LOG
@@ -56,16 +58,21 @@ echo "curl: page intact"
 
 step "psql through reach: 100k rows identical to direct"
 pg_start
-expose dev "127.0.0.1:$PG_PORT" --protocol tcp --name pg-staging
+expose dev "127.0.0.1:$PG_PORT" --protocol postgresql --name pg-staging
+api PATCH "/api/v1/tunnels/$TUNNEL_ID" '{"metadata":{"user":"postgres","database":"postgres"}}'
+[ "$HTTP_STATUS" = 200 ] || fail "metadata: $HTTP_STATUS $BODY"
 reach laptop pg-staging
+# The plugin's connection string, pasted into psql as the user would.
+case $REACH_CS in postgresql://postgres@127.0.0.1:"$REACH_PORT"/postgres*) ;;
+*) fail "connection string '$REACH_CS'" ;; esac
 Q="select g, md5(g::text) from generate_series(1,100000) g"
 psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -At -c "$Q" >"$WORK/direct.txt" || fail "psql direct"
-psql -h 127.0.0.1 -p "$REACH_PORT" -U postgres -At -c "$Q" >"$WORK/reach.txt" || fail "psql through reach"
+psql "$REACH_CS" -At -c "$Q" >"$WORK/reach.txt" || fail "psql through reach"
 [ "$(wc -l <"$WORK/reach.txt")" -eq 100000 ] || fail "expected 100000 rows"
 cmp -s "$WORK/direct.txt" "$WORK/reach.txt" || fail "rows through reach differ from direct"
 psql -h 127.0.0.1 -p "$REACH_PORT" -U postgres -At -c "select '$MARKER'" | grep -q "$MARKER" ||
     fail "psql marker query"
-echo "postgres: 100000 rows identical to direct"
+echo "postgres: $REACH_CS, 100000 rows identical to direct"
 
 step "the MariaDB client through reach: create, insert, select"
 MARIADBD=$(command -v mariadbd || command -v mysqld || true)
@@ -79,8 +86,9 @@ bg mariadb "$MARIADBD" --no-defaults --datadir="$MY_DATA" --user=mysql --port="$
     --bind-address=127.0.0.1 --socket="$MY_DATA/mysql.sock" --skip-grant-tables=0 \
     --pid-file="$MY_DATA/mysqld.pid" --log-error="$WORK/mariadb-error.log"
 wait_port 127.0.0.1 "$MY_PORT" 30
-expose dev "127.0.0.1:$MY_PORT" --protocol tcp --name mariadb-staging
+expose dev "127.0.0.1:$MY_PORT" --protocol mysql --name mariadb-staging
 reach laptop mariadb-staging
+case $REACH_CS in mysql://127.0.0.1:"$REACH_PORT"/*) ;; *) fail "connection string '$REACH_CS'" ;; esac
 MYC=(mariadb --no-defaults -h 127.0.0.1 -P "$REACH_PORT" -u root --protocol=TCP -N -B)
 "${MYC[@]}" -e "create database shop; create table shop.items (id int primary key, name text);
     insert into shop.items values (1, '$MARKER'), (2, 'second');" || fail "mariadb create/insert through reach"

@@ -51,6 +51,26 @@ wait_for 5 "port $P3 closed after delete" port_closed "$P3"
 api GET "/api/v1/tunnels/$T3"
 [ "$HTTP_STATUS" = 404 ] || fail "deleted tunnel still answers $HTTP_STATUS"
 
+step "a re-run of expose after a crash adopts its tunnel and port; another target is refused"
+expose ops "127.0.0.1:$SVC" --public --protocol tcp --name crashy
+T4=$TUNNEL_ID P4=$TUNNEL_PORT
+kill -9 "$EXPOSE_PID"
+wait "$EXPOSE_PID" 2>/dev/null || true
+expose ops "127.0.0.1:$SVC" --public --protocol tcp --name crashy
+[ "$TUNNEL_ID" = "$T4" ] || fail "re-run created tunnel $TUNNEL_ID instead of adopting $T4"
+[ "$TUNNEL_PORT" = "$P4" ] || fail "re-run moved the hub port from $P4 to $TUNNEL_PORT"
+wait_for 5 "adopted tunnel serving on its port $P4" works "$P4"
+OTHER=$(free_port)
+if "$CLI_BIN" expose "127.0.0.1:$OTHER" --public --protocol tcp --name crashy \
+    --config "$WORK/ops.json" >/dev/null 2>"$WORK/adopt-refused.log"; then
+    fail "expose of another target under a taken name succeeded"
+fi
+[ "$(wc -l <"$WORK/adopt-refused.log")" = 1 ] || fail "refusal is not one line: $(cat "$WORK/adopt-refused.log")"
+grep -q "already exists.*its target differs" "$WORK/adopt-refused.log" ||
+    fail "refusal does not say why: $(cat "$WORK/adopt-refused.log")"
+stop_pid "$EXPOSE_PID"
+wait_for 5 "port $P4 closed after the adopting expose exited" port_closed "$P4"
+
 step "hub kill -9 and restart: the agent reconnects and the same port serves within 10 s"
 kill -9 "$HUB_PID"
 wait "$HUB_PID" 2>/dev/null || true

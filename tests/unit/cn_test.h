@@ -13,13 +13,26 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Path of a file in ../shared, or NULL when the directory is absent. The
+/* The shared directory (noise vectors): $CN_SHARED_DIR, else ../shared. */
+static inline const char *cn_test_shared_dir(void)
+{
+    const char *dir = getenv("CN_SHARED_DIR");
+    return dir ? dir : "../shared";
+}
+
+/* True when running under CI ($CI set, non-empty, not "0" or "false"), where
+ * a test must not skip for want of an input file. */
+static inline int cn_test_in_ci(void)
+{
+    const char *ci = getenv("CI");
+    return ci && ci[0] && strcmp(ci, "0") != 0 && strcmp(ci, "false") != 0;
+}
+
+/* Path of a file in the shared directory, or NULL when it is absent. The
  * caller frees the result. */
 static inline char *cn_test_shared_path(const char *name)
 {
-    const char *dir = getenv("CN_SHARED_DIR");
-    if (!dir)
-        dir = "../shared";
+    const char *dir = cn_test_shared_dir();
     size_t n = strlen(dir) + strlen(name) + 2;
     char *p = malloc(n);
     if (!p)

@@ -5,6 +5,8 @@
 #ifndef CN_ERR_H
 #define CN_ERR_H
 
+#include "cn_defs.h"
+
 enum cn_err {
     CN_OK = 0,
     CN_EINVAL = -1,      /* invalid argument or malformed input */
@@ -27,6 +29,6 @@ enum cn_err {
 };
 
 /* A static, human-readable name for an error code; never NULL. */
-const char *cn_strerror(int err);
+CN_EXTERN const char *cn_strerror(int err);
 
 #endif

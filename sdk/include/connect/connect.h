@@ -5,7 +5,9 @@
  *
  * Today it offers the error codes and the REST client for every hub API
  * call the CLI uses (cn_api.h). The embeddable tunnel API arrives with the
- * SDK issue. */
+ * SDK issue. Only what these headers declare CN_EXTERN is exported
+ * (docs/sdk.md lists it); the headers need nothing but the C library and
+ * jansson, which connect.pc names under Requires:. */
 #ifndef CONNECT_CONNECT_H
 #define CONNECT_CONNECT_H
 
@@ -14,7 +16,8 @@
 #define CONNECT_VERSION_PATCH 0
 #define CONNECT_VERSION "0.1.0"
 
-#include <connect/cn_api.h>
-#include <connect/cn_err.h>
+#include "cn_api.h"
+#include "cn_defs.h"
+#include "cn_err.h"
 
 #endif

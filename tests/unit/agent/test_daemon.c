@@ -179,7 +179,7 @@ static void pump(cn_link_t *l, hub_stream_t *s)
                 s->tx_off += (size_t)n;
         }
         if (s->tx_off == strlen(s->tx)) {
-            cn_mux_shutdown(m, s->id);
+            assert_int_equal(cn_mux_shutdown(m, s->id), 0);
             s->fin_sent = 1;
         }
     }
@@ -571,7 +571,7 @@ static void test_serves_only_its_tunnels(void **state)
     assert_int_equal(agent_daemon_tunnels(d)->count, 2);
     assert_string_equal(H.payload, "{\"v\":1,\"agentId\":\"" AGENT_ID "\"}");
     uint8_t pk[32];
-    cn_chan_public_key(sk, pk);
+    assert_int_equal(cn_chan_public_key(sk, pk), 0);
     assert_memory_equal(H.agent_pk, pk, 32);
 
     /* An exposed tunnel: bytes reach the target and come back, both FINs. */

@@ -4,6 +4,7 @@
 
 #include "api.h"
 #include "cmd_serve.h"
+#include "events.h"
 
 /* Parses "serve" followed by the NULL-terminated `args`. */
 static int parse_v(hub_serve_options_t *o, char *err, const char *const *args)
@@ -33,6 +34,8 @@ static void test_defaults(void **state)
     assert_int_equal(o.rate_limit, HUB_API_RATE_LIMIT_DEFAULT);
     assert_int_equal(o.max_tunnels, HUB_API_MAX_TUNNELS_DEFAULT);
     assert_int_equal(o.max_agents, HUB_API_MAX_AGENTS_DEFAULT);
+    assert_int_equal(o.event_days, HUB_EVENT_RETENTION_DAYS_DEFAULT);
+    assert_int_equal(o.event_max, HUB_EVENT_MAX_DEFAULT);
     assert_null(o.tls_cert);
 }
 
@@ -57,6 +60,11 @@ static void test_values(void **state)
     assert_int_equal(o.max_agents, 7);
     assert_int_equal(parse(&o, err, "--db", "/d", "--max-agents", "x"), -1);
     assert_non_null(strstr(err, "--max-agents"));
+    assert_int_equal(parse(&o, err, "--db", "/d", "--event-retention", "0", "--event-max=5"), 0);
+    assert_int_equal(o.event_days, 0);
+    assert_int_equal(o.event_max, 5);
+    assert_int_equal(parse(&o, err, "--db", "/d", "--event-retention", "36501"), -1);
+    assert_non_null(strstr(err, "--event-retention"));
     assert_int_equal(parse(&o, err, "--db", "/d", "--http-port", "8081"), 0);
     assert_int_equal(o.http_port, 8081);
     assert_int_equal(parse(&o, err, "--db", "/d", "--help"), 1);

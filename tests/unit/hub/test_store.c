@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 
 #include "cn_err.h"
+#include "events.h"
 #include "store.h"
 
 #define T0 1795442400000LL /* 2026-11-23T14:00:00.000Z */
@@ -1484,6 +1485,48 @@ static void test_events_filters(void **state)
     hub_event_list_free(&l);
 }
 
+/* Retention, on the store's (fake) clock: events past the age go, then
+ * each workspace keeps its newest max_per_ws, so a reconnect loop that
+ * writes an event per attempt cannot fill the disk. */
+static void test_event_retention(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t a, b;
+    mk_ws(f, "a", &a);
+    mk_ws(f, "b", &b);
+    const hub_event_spec_t ev = {.type = "agent.connected"};
+    for (int i = 0; i < 3; i++) /* old: 3 in a */
+        assert_int_equal(hub_store_event_append(f->st, a.id, &ev, NULL), 0);
+    f->clock.now = T0 + 31LL * 24 * HOUR;
+    int64_t newest = 0;
+    for (int i = 0; i < 5; i++) /* recent: 5 in a, 2 in b */
+        assert_int_equal(hub_store_event_append(f->st, a.id, &ev, &newest), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(hub_store_event_append(f->st, b.id, &ev, NULL), 0);
+
+    size_t pruned = 99;
+    hub_event_retention_t keep_all = {0};
+    assert_int_equal(hub_event_retain(f->st, &keep_all, &pruned), 0);
+    assert_int_equal(pruned, 0);
+    hub_event_retention_t r = {.days = 30, .max_per_ws = 3};
+    assert_int_equal(hub_event_retain(f->st, &r, &pruned), 0);
+    assert_int_equal(pruned, 3 + 2); /* the 3 old ones, then 2 over the cap in a */
+    hub_event_list_t l;
+    assert_int_equal(hub_store_event_list(f->st, a.id, NULL, &l), 0);
+    assert_int_equal(l.count, 3);
+    assert_int_equal(l.items[2].id, newest); /* the newest are the ones kept */
+    for (size_t i = 0; i < l.count; i++)
+        assert_true(l.items[i].created_at == T0 + 31LL * 24 * HOUR);
+    hub_event_list_free(&l);
+    assert_int_equal(hub_store_event_list(f->st, b.id, NULL, &l), 0);
+    assert_int_equal(l.count, 2); /* under the cap: untouched */
+    hub_event_list_free(&l);
+    /* Idempotent. */
+    assert_int_equal(hub_event_retain(f->st, &r, &pruned), 0);
+    assert_int_equal(pruned, 0);
+    assert_int_equal(hub_store_event_cap(f->st, 0, NULL), CN_EINVAL);
+}
+
 static void test_events_bounded_and_validated(void **state)
 {
     fx_t *f = *state;
@@ -1628,6 +1671,52 @@ static void test_transactions_nest(void **state)
     assert_int_equal(hub_store_tx_end(f->st, 0), CN_EINVAL);
 }
 
+/* The protocol plugin of a tunnel: set at creation, reported later
+ * (protocol auto), cleared, kept across a reopen; bad names refused. */
+static void test_tunnel_plugin(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    hub_agent_t a;
+    hub_tunnel_t t = {0};
+    mk_ws(f, "plugins", &ws);
+    mk_agent(f, &ws, &a);
+    hub_tunnel_spec_t sp = spec_for(a.id, "db");
+    sp.plugin = "postgresql";
+    assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &sp, &t, NULL), 0);
+    assert_string_equal(t.plugin, "postgresql");
+    char id[HUB_ID_SIZE];
+    memcpy(id, t.id, sizeof(id));
+    hub_tunnel_clear(&t);
+
+    mk_tunnel(f, &ws, &a, "auto", &t);
+    assert_string_equal(t.plugin, "");
+    hub_tunnel_update_t u = {.fields = HUB_TUNNEL_SET_PLUGIN, .plugin = "my_proto-2"};
+    char auto_id[HUB_ID_SIZE];
+    memcpy(auto_id, t.id, sizeof(auto_id));
+    hub_tunnel_clear(&t);
+    assert_int_equal(hub_store_tunnel_update(f->st, ws.id, auto_id, &u, &t), 0);
+    assert_string_equal(t.plugin, "my_proto-2");
+    hub_tunnel_clear(&t);
+
+    const char *bad[] = {"Postgres", "1x", "a b", "abcdefghijklmnopqrstuvwxyz0123456"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        u.plugin = bad[i];
+        assert_int_equal(hub_store_tunnel_update(f->st, ws.id, auto_id, &u, NULL), CN_EINVAL);
+        sp.name = "bad";
+        sp.plugin = bad[i];
+        assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &sp, NULL, NULL), CN_EINVAL);
+    }
+    fx_reopen(f);
+    assert_int_equal(hub_store_tunnel_get(f->st, ws.id, id, &t), 0);
+    assert_string_equal(t.plugin, "postgresql");
+    hub_tunnel_clear(&t);
+    u.plugin = NULL;
+    assert_int_equal(hub_store_tunnel_update(f->st, ws.id, auto_id, &u, &t), 0);
+    assert_string_equal(t.plugin, "");
+    hub_tunnel_clear(&t);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1658,10 +1747,12 @@ int main(void)
         T(test_tunnel_cap),
         T(test_tunnel_list_filters),
         T(test_tunnel_update_fields),
+        T(test_tunnel_plugin),
         T(test_tunnels_due_to_expire),
         T(test_edge_lookups),
         T(test_events_filters),
         T(test_events_bounded_and_validated),
+        T(test_event_retention),
         T(test_change_and_event_commit_together),
         T(test_transactions_nest),
     };

@@ -309,7 +309,7 @@ static void world_start(world_t *w, int nstreams, uint64_t per_stream)
 static void world_connect(world_t *w)
 {
     uint8_t wrong_pk[32], wrong_sk[32];
-    cn_chan_keypair(wrong_pk, wrong_sk);
+    assert_int_equal(cn_chan_keypair(wrong_pk, wrong_sk), 0);
     cn_link_client_config_t cc = {
         .host = "127.0.0.1",
         .port = w->port,

@@ -107,7 +107,7 @@ static void echo_service(void)
     if (w.echo_fd < 0 && w.echo_lfd >= 0) {
         int fd = accept(w.echo_lfd, NULL, NULL);
         if (fd >= 0) {
-            cn_sock_tune(fd);
+            assert_int_equal(cn_sock_tune(fd), 0);
             w.echo_fd = fd;
         }
     }
@@ -150,8 +150,8 @@ static void world_start(void)
     uint8_t hpk[32], hsk[32], apk[32], ask[32];
     memset(&w, 0, sizeof(w));
     w.echo_fd = -1;
-    cn_chan_keypair(hpk, hsk);
-    cn_chan_keypair(apk, ask);
+    assert_int_equal(cn_chan_keypair(hpk, hsk), 0);
+    assert_int_equal(cn_chan_keypair(apk, ask), 0);
     memset(&hub_cb, 0, sizeof(hub_cb));
     memset(&agent_cb, 0, sizeof(agent_cb));
     cn_stream_dispatch_callbacks(&hub_cb);
@@ -424,7 +424,7 @@ static void tcp_pair(int *client, int *server)
     while (*server < 0 && errno == EAGAIN && cn_time_mono_ms() < end);
     assert_true(*server >= 0);
     close(lfd);
-    cn_sock_tune(*client);
+    assert_int_equal(cn_sock_tune(*client), 0);
 }
 
 /* Reads the client socket until it ends; returns 0 for a clean EOF, else
