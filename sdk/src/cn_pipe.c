@@ -870,6 +870,18 @@ uint32_t cn_pipe_reset_code(const cn_pipe_t *p)
     return p->reset_code;
 }
 
+int cn_sock_bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+        return CN_EIO;
+    /* getsockname() filled ss; the analyser does not model it. */
+    /* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult) */
+    return ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                    : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
 int cn_sock_listen(const char *host, int port, int backlog, int *bound_port)
 {
     struct addrinfo hints, *res = NULL;
@@ -893,14 +905,9 @@ int cn_sock_listen(const char *host, int port, int backlog, int *bound_port)
     if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, backlog) < 0)
         goto fail;
     if (bound_port) {
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof(ss);
-        if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+        *bound_port = cn_sock_bound_port(fd);
+        if (*bound_port < 0)
             goto fail;
-        /* getsockname() filled ss; the analyser does not model it. */
-        /* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult) */
-        *bound_port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-                                               : ntohs(((struct sockaddr_in *)&ss)->sin_port);
     }
     freeaddrinfo(res);
     return fd;

@@ -123,5 +123,7 @@ CN_WARN_UNUSED int cn_sock_tune(int fd);
  * (CN_EINVAL: not an address; CN_EIO: errno says why).
  * *bound_port (optional) receives the actual port. */
 CN_WARN_UNUSED int cn_sock_listen(const char *host, int port, int backlog, int *bound_port);
+/* The local port a bound socket (TCP or UDP) has, or CN_EIO. */
+int cn_sock_bound_port(int fd);
 
 #endif

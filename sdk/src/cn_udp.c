@@ -477,7 +477,7 @@ static void listener_rx(sockh_t *h, struct lws *wsi)
     cn_udp_listener_t *l = CONTAINER(h, cn_udp_listener_t, h);
     static uint8_t buf[65536];
     for (int i = 0; i < READS_PER_EVENT; i++) {
-        struct sockaddr_storage ss;
+        struct sockaddr_storage ss = {0};
         socklen_t alen = sizeof(ss);
         ssize_t n = recvfrom(l->fd, buf, sizeof(buf), MSG_TRUNC | MSG_DONTWAIT,
                              (struct sockaddr *)&ss, &alen);
@@ -566,11 +566,14 @@ cn_udp_listener_t *cn_udp_listen(struct lws_vhost *vh, const char *host, int por
     /* Bursts (a DNS client's retries, a benchmark) wait in the kernel. */
     int rcv = 4 << 20;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && bound_port)
-        *bound_port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-                                               : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    int bound = cn_sock_bound_port(fd);
+    if (bound < 0) {
+        close(fd);
+        cn_errf(CN_EIO, err, errlen, "cannot read the UDP socket's port: %s", strerror(errno));
+        return NULL;
+    }
+    if (bound_port)
+        *bound_port = bound;
     cn_udp_listener_t *l = calloc(1, sizeof(*l));
     if (!l) {
         close(fd);
