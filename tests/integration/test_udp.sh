@@ -15,6 +15,7 @@ free_udp_port() {
     "$PY" -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+SENDERS=()
 hub_init
 hub_start --udp-idle 2
 agent_enroll dev
@@ -27,7 +28,9 @@ bg dnsmasq dnsmasq --keep-in-foreground --conf-file=/dev/null --port="$DNS_PORT"
     --pid-file="$WORK/dnsmasq.pid" --address=/example.test/10.1.2.3 \
     --host-record=db.staging.test,10.9.8.7 --log-facility=-
 ECHO_PORT=$(free_udp_port)
-bg socat socat -b 65536 "UDP4-LISTEN:$ECHO_PORT,bind=127.0.0.1,fork,reuseaddr" PIPE
+# -T 3: socat forks a child per sender, which would otherwise outlive the test.
+bg socat socat -T 3 -b 65536 "UDP4-LISTEN:$ECHO_PORT,bind=127.0.0.1,fork,reuseaddr" PIPE
+SOCAT_PID=$LAST_PID
 wait_for 10 "dnsmasq answers" sh -c "dig @127.0.0.1 -p $DNS_PORT +short +tries=1 +time=1 db.staging.test | grep -q 10.9.8.7"
 [ "$(dig @127.0.0.1 -p "$DNS_PORT" +short example.test)" = 10.1.2.3 ] || fail "dnsmasq direct"
 
@@ -66,14 +69,21 @@ ECHO_REACH=$REACH_PORT
 "$PY" "$UDPTOOL" big 127.0.0.1 "$ECHO_REACH" 60000 || fail "a 60,000-byte datagram through reach"
 
 step "each sender is its own flow"
-"$PY" "$UDPTOOL" echo 127.0.0.1 "$ECHO_HUB" 200 &
-A=$!
-"$PY" "$UDPTOOL" echo 127.0.0.1 "$ECHO_HUB" 200 &
-B=$!
-wait "$A" || fail "first concurrent sender"
-wait "$B" || fail "second concurrent sender"
-[ "$(grep -c "udp echo-staging flow 127.0.0.1:.*: opened" "$WORK/hub.log")" -ge 4 ] ||
+# A one-socket echo server: socat's fork per sender can hand a new sender's
+# first datagram to another sender's child, which would blame the tunnel.
+MULTI_PORT=$(free_udp_port)
+bg multi-echo "$PY" "$UDPTOOL" server "$MULTI_PORT" 300
+expose dev "127.0.0.1:$MULTI_PORT" --public --protocol udp --name multi-staging
+MULTI_HUB=$TUNNEL_PORT
+"$PY" "$UDPTOOL" echo 127.0.0.1 "$MULTI_HUB" 5 || fail "echo server through the tunnel"
+for i in 1 2 3 4; do
+    "$PY" "$UDPTOOL" echo 127.0.0.1 "$MULTI_HUB" 500 8 >"$WORK/multi-$i.out" 2>&1 &
+    SENDERS+=($!)
+done
+for p in "${SENDERS[@]}"; do wait "$p" || fail "a concurrent sender: $(cat "$WORK"/multi-*.out)"; done
+[ "$(grep -c "udp multi-staging flow 127.0.0.1:.*: opened" "$WORK/hub.log")" -ge 5 ] ||
     fail "expected a flow per sender in the hub log"
+echo "4 concurrent senders, 500 datagrams each (8 in flight), each got its own back"
 
 step "an idle flow ends (--udp-idle 2); the sender's next datagram opens a new one"
 wait_for 10 "a flow to end for idleness" grep -q "idle for 2 s, closed" "$WORK/hub.log"
@@ -90,5 +100,7 @@ api PATCH "/api/v1/tunnels/$DNS_TUNNEL" '{"status":"active"}'
 wait_for 10 "active" status_is "$DNS_TUNNEL" active
 wait_for 10 "dig after resume" sh -c "dig @127.0.0.1 -p $DNS_HUB +short +tries=1 +time=1 example.test | grep -q 10.1.2.3"
 
+# socat's per-sender children are not in PIDS: end them by their parent.
+for c in $(pgrep -P "$SOCAT_PID" || true); do PIDS+=("$c"); done
 kill -0 "$HUB_PID" || fail "hub died"
 echo "test_udp: all checks passed"

@@ -9,6 +9,9 @@
                                          and exits 0 only when every echo came back
                                          intact
   udptool.py big HOST PORT SIZE          one datagram of SIZE bytes, expects it echoed
+  udptool.py server PORT [SECS]          echo server: every datagram goes back to its sender
+                                         (one socket, so senders can never be mixed up),
+                                         for SECS seconds at most (default 600)
 """
 import os
 import random
@@ -72,9 +75,26 @@ def big(host, port, size):
     return d == p
 
 
+def server(port, secs):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    s.bind(("127.0.0.1", port))
+    end = time.time() + secs
+    s.settimeout(1.0)
+    while time.time() < end:
+        try:
+            d, peer = s.recvfrom(65536)
+        except socket.timeout:
+            continue
+        s.sendto(d, peer)
+    return True
+
+
 def main(a):
     if a[0] == "echo":
         return 0 if echo(a[1], int(a[2]), int(a[3]), int(a[4]) if len(a) > 4 else 1) else 1
+    if a[0] == "server":
+        return 0 if server(int(a[1]), int(a[2]) if len(a) > 2 else 600) else 1
     if a[0] == "big":
         return 0 if big(a[1], int(a[2]), int(a[3])) else 1
     print(__doc__)
