@@ -26,6 +26,7 @@ static const struct {
     {hub_api_events_routes, &hub_api_events_nroutes},
     {hub_api_tokens_routes, &hub_api_tokens_nroutes},
     {hub_api_shares_routes, &hub_api_shares_nroutes},
+    {hub_api_reach_routes, &hub_api_reach_nroutes},
 };
 
 /* Query keys that would carry a credential: refused so that no client gets
