@@ -29,6 +29,7 @@ const hub_api_table_t hub_api_tables[] = {
     {hub_api_events_routes, &hub_api_events_nroutes},
     {hub_api_tokens_routes, &hub_api_tokens_nroutes},
     {hub_api_shares_routes, &hub_api_shares_nroutes},
+    {hub_api_reach_routes, &hub_api_reach_nroutes},
 };
 const size_t hub_api_ntables = sizeof(hub_api_tables) / sizeof(hub_api_tables[0]);
 

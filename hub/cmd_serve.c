@@ -20,6 +20,7 @@
 #include "plugins.h"
 #include "cn_errmsg.h"
 #include "cn_target.h"
+#include "cn_udp.h"
 #include "runtime.h"
 #include "cn_err.h"
 #include "cn_log.h"
@@ -43,13 +44,14 @@
 #define HTTP_PORT_UNSET ((unsigned long)-1)
 
 /* Rows of serve_table(), the end marker included. */
-#define SERVE_OPTS 26
+#define SERVE_OPTS 27
 
 /* What the table parses before the checks turn it into options. */
 typedef struct serve_raw {
     const char *listen, *tcp_ports;
     unsigned long http_port; /* HTTP_PORT_UNSET: not given */
-    unsigned long http_timeout, rate_limit, max_tunnels, max_agents, event_days, event_max;
+    unsigned long http_timeout, rate_limit, max_tunnels, max_agents, udp_idle, event_days,
+        event_max;
     const char *public_bind;
     unsigned long max_links, max_links_per_agent, conn_rate, auth_fail_rate, max_conns,
         max_conns_per_ws, max_conns_per_client, tcp_idle_timeout;
@@ -95,6 +97,8 @@ static void serve_table(hub_serve_options_t *o, serve_raw_t *r, cn_opt_t t[stati
         {"event-max", CN_OPT_UINT | CN_OPT_ONCE, &r->event_max, 0, 100000000, "N",
          "keep at most N events per workspace, newest first, 0 = no cap (default " STR(
              HUB_EVENT_MAX_DEFAULT) ")"},
+        {"udp-idle", CN_OPT_UINT | CN_OPT_ONCE, &r->udp_idle, 1, 86400, "S",
+         "end a UDP flow after S seconds without a datagram (default 60)"},
         {"public-bind", CN_OPT_STRING | CN_OPT_ONCE, &r->public_bind, 0, 0, "ADDR",
          "address public TCP tunnel ports bind to (default: the --listen address)"},
         /* Abuse bounds: docs/security.md argues each default. */
@@ -170,6 +174,7 @@ static void set_defaults(hub_serve_options_t *o, serve_raw_t *r)
     r->tcp_idle_timeout = HUB_RUNTIME_TCP_IDLE_TIMEOUT_DEFAULT;
     r->event_days = HUB_EVENT_RETENTION_DAYS_DEFAULT;
     r->event_max = HUB_EVENT_MAX_DEFAULT;
+    r->udp_idle = CN_UDP_DEFAULT_IDLE_MS / 1000;
 }
 
 static bool valid_public_domain(const char *d, const char **why)
@@ -207,6 +212,7 @@ static int check_options(hub_serve_options_t *o, const serve_raw_t *r, char *err
     o->max_agents = (size_t)r->max_agents;
     o->event_days = (unsigned)r->event_days;
     o->event_max = (size_t)r->event_max;
+    o->udp_idle_ms = (uint32_t)r->udp_idle * 1000u;
     o->json = r->json;
     o->log_level = r->log_level;
     o->max_links = (unsigned)r->max_links;
@@ -409,6 +415,7 @@ static int start_server(serve_t *s)
         .http_port_fallback = !o->http_port_set,
         .public_domain = o->public_domain,
         .http_timeout_ms = o->http_timeout_s * 1000u,
+        .udp_idle_ms = o->udp_idle_ms,
     };
     s->runtime = hub_runtime_new(&rc_live, err, sizeof(err));
     if (!s->runtime)

@@ -49,11 +49,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The secrets grep of a work directory (tests/integration/secrets.py): one
+# The secrets grep of a work directory (tests/integration/secrets_grep.py): one
 # report per test run under $BUILD/tests/secrets for the run's summary
 # (the integration/secrets_grep test). usage: secrets_grep DIR NAME [SECRET...]
 secrets_grep() {
-    "$PY" "$SRC/tests/integration/secrets.py" check "$1" "$2" "$BUILD/tests/secrets" "${@:3}"
+    "$PY" "$SRC/tests/integration/secrets_grep.py" check "$1" "$2" "$BUILD/tests/secrets" "${@:3}"
 }
 
 # Remembers a secret the test used that no file of $WORK holds (the grep
@@ -221,6 +221,26 @@ expose() {
     line=$(grep -m1 '^{' "$EXPOSE_OUT")
     TUNNEL_ID=$(echo "$line" | json_get id)
     TUNNEL_PORT=$(echo "$line" | json_get hubPort)
+}
+
+# reach NAME TUNNEL [args]: runs `connect reach TUNNEL` as agent NAME in the
+# background, waits for its JSON line; sets REACH_PID, REACH_PORT, REACH_CS
+# (connection string), REACH_LOG (its stderr).
+REACHES=0
+reach() {
+    local name=$1 ref=$2
+    shift 2
+    REACHES=$((REACHES + 1))
+    local out=$WORK/reach-$name-$REACHES.out
+    REACH_LOG=$WORK/reach-$name-$REACHES.log
+    "$CLI_BIN" reach "$ref" --config "$WORK/$name.json" --json "$@" >"$out" 2>"$REACH_LOG" &
+    PIDS+=($!)
+    REACH_PID=$!
+    wait_for 15 "reach to print its JSON line" grep -q '"localPort"' "$out"
+    local line
+    line=$(grep -m1 '^{' "$out")
+    REACH_PORT=$(echo "$line" | json_get localPort)
+    REACH_CS=$(echo "$line" | json_get connectionString)
 }
 
 tunnel_status() {
