@@ -112,9 +112,12 @@ static pre_conn_t *pre_claim(hub_server_t *s, const char *key, int64_t now)
 static int http_gate(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                      size_t len)
 {
-    const struct lws_protocols *proto = lws_get_protocol(wsi);
-    hub_server_t *s =
-        proto && proto->user ? lws_container_of(proto->user, hub_server_t, http_cfg) : NULL;
+    /* From the vhost, not from the wsi's protocol: lws calls protocols[0]
+     * for some events of connections bound to other protocols too (the
+     * WSI_DESTROY of an upgraded agent link over TLS), whose `user` is not
+     * ours. */
+    struct lws_vhost *vh = lws_get_vhost(wsi);
+    hub_server_t *s = vh ? lws_get_vhost_user(vh) : NULL;
     switch (reason) {
     case LWS_CALLBACK_HTTP:
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
@@ -387,6 +390,7 @@ hub_server_t *hub_server_new(const hub_server_config_t *cfg, char *err, size_t e
     struct lws_context_creation_info vh;
     memset(&vh, 0, sizeof(vh));
     vh.vhost_name = "hub";
+    vh.user = s; /* http_gate() finds the server here */
     /* No lws listener: open_listener() binds the socket. */
     vh.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     vh.protocols = s->protocols;
