@@ -3,6 +3,8 @@
 #ifndef HUB_EVENTS_H
 #define HUB_EVENTS_H
 
+#include <stdbool.h>
+
 #include <jansson.h>
 
 #include "store.h"
@@ -15,6 +17,16 @@
 #define HUB_EV_AGENT_DELETED "agent.deleted"
 #define HUB_EV_AGENT_CONNECTED "agent.connected"
 #define HUB_EV_AGENT_DISCONNECTED "agent.disconnected"
+#define HUB_EV_SHARE_CREATED "share.created"
+#define HUB_EV_SHARE_REVOKED "share.revoked"
+#define HUB_EV_SHARE_EXPIRED "share.expired"
+#define HUB_EV_WEBHOOK_DISABLED "webhook.disabled"
+
+/* Every event type the hub records (NULL-terminated): what a webhook's
+ * filter may name. */
+extern const char *const hub_event_types[];
+/* Whether `type` is one of them. */
+bool hub_event_type_known(const char *type);
 
 /* Appends an event; `data` (a JSON object, may be NULL) is consumed.
  * `tunnel_id` / `agent_id` may be NULL. Record it inside the transaction
