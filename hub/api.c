@@ -25,6 +25,8 @@ static const struct {
     {hub_api_tunnels_routes, &hub_api_tunnels_nroutes},
     {hub_api_events_routes, &hub_api_events_nroutes},
     {hub_api_tokens_routes, &hub_api_tokens_nroutes},
+    {hub_api_webhooks_routes, &hub_api_webhooks_nroutes},
+    {hub_api_metrics_routes, &hub_api_metrics_nroutes},
 };
 
 /* Query keys that would carry a credential: refused so that no client gets
@@ -355,9 +357,7 @@ bool hub_api_check_id(hub_api_call_t *c, const char *id, const char *what)
 
 /* ---- dispatch ----------------------------------------------------------- */
 
-/* Extracts the token from "Bearer <token>"; NULL when the header is not of
- * that form. Writes into `buf`. */
-static const char *bearer_token(const char *header, char *buf, size_t buflen)
+const char *hub_api_bearer_token(const char *header, char *buf, size_t buflen)
 {
     if (!header)
         return NULL;
@@ -412,7 +412,7 @@ static bool authenticate(hub_api_call_t *c, enum hub_api_auth need)
 {
     hub_api_t *api = c->api;
     char buf[256];
-    const char *token = bearer_token(c->req->authorization, buf, sizeof(buf));
+    const char *token = hub_api_bearer_token(c->req->authorization, buf, sizeof(buf));
     if (!c->req->authorization) {
         hub_api_fail(c, 401, "Authorization", "missing Authorization: Bearer token");
         return false;

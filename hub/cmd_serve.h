@@ -21,9 +21,13 @@ typedef struct hub_serve_options {
     unsigned rate_limit;
     size_t max_tunnels;
     size_t max_agents;
-    const char *plugin_dir; /* NULL: the install directory, if it exists */
-    bool json;              /* one JSON line on stdout once listening */
-    int log_level;          /* 0: not given, else 1 + CN_LOG_* */
+    const char *plugin_dir;         /* NULL: the install directory, if it exists */
+    int metrics_access;             /* enum hub_metrics_access (api.h) */
+    const char *metrics_token_file; /* --metrics token: the file holding it */
+    uint32_t webhook_retry_base_ms; /* 0 = HUB_WEBHOOK_RETRY_BASE_MS */
+    unsigned webhook_disable_after; /* 0 = HUB_WEBHOOK_DISABLE_AFTER */
+    bool json;                      /* one JSON line on stdout once listening */
+    int log_level;                  /* 0: not given, else 1 + CN_LOG_* */
 } hub_serve_options_t;
 
 /* Parses `serve`'s arguments (argv[0] is "serve") with cn_args and checks

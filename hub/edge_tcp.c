@@ -23,12 +23,6 @@
 #define ACCEPTS_PER_EVENT 64
 #define LISTEN_BACKLOG 4096
 
-/* A public connection's bookkeeping, for the connection caps. */
-typedef struct conn {
-    hub_runtime_t *rt;
-    char tunnel_id[HUB_ID_SIZE];
-} conn_t;
-
 static listener_t *find_listener(hub_runtime_t *rt, const char *tunnel_id)
 {
     for (listener_t *l = rt->listeners; l; l = l->next)
@@ -47,6 +41,14 @@ static void conn_done(void *ctx, cn_pipe_t *p, int err)
 {
     conn_t *c = ctx;
     hub_runtime_t *rt = c->rt;
+    hub_metrics_tunnel_bytes(rt->cfg.metrics, c->tunnel_id, cn_pipe_bytes_up(p),
+                             cn_pipe_bytes_down(p));
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        rt->conn_list = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
     rt->conns--;
     listener_t *l = find_listener(rt, c->tunnel_id);
     if (l && l->conns)
@@ -100,12 +102,17 @@ static void accept_one(listener_t *l, int fd, const struct sockaddr_storage *ss)
     cn_pipe_config_t pc = {.done = conn_done, .ctx = c};
     int err = 0;
     /* cn_pipe_open owns fd from here, on failure too. */
-    if (!cn_pipe_open(rt->vh, fd, s->link, CN_KIND_TCP, (const uint8_t *)l->tunnel_id,
-                      strlen(l->tunnel_id), (const uint8_t *)meta, (size_t)mlen, &pc, &err)) {
+    c->pipe = cn_pipe_open(rt->vh, fd, s->link, CN_KIND_TCP, (const uint8_t *)l->tunnel_id,
+                           strlen(l->tunnel_id), (const uint8_t *)meta, (size_t)mlen, &pc, &err);
+    if (!c->pipe) {
         cn_log_warn("tunnel %s: could not open a stream: %s", l->tunnel_id, cn_strerror(err));
         free(c);
         return;
     }
+    c->next = rt->conn_list;
+    if (c->next)
+        c->next->prev = c;
+    rt->conn_list = c;
     rt->conns++;
     l->conns++;
 }

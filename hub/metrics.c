@@ -25,7 +25,7 @@ struct hub_metrics {
     uint64_t handshake[HUB_HS_COUNT];
     uint64_t http[STATUS_MAX - STATUS_MIN + 1];
     uint64_t share_reject[HUB_SHARE_REJ_COUNT];
-    uint64_t delivery[HUB_DELIVERY_COUNT];
+    uint64_t delivery[HUB_WH_COUNT];
     /* Kept short by rendering, which forgets deleted tunnels; a linear scan
      * per finished connection is cheap at the tunnel caps. */
     tunnel_bytes_t *bytes;
@@ -55,8 +55,8 @@ const char *hub_metrics_share_reject_name(enum hub_metrics_share_reject r)
 
 const char *hub_metrics_delivery_name(enum hub_metrics_delivery r)
 {
-    static const char *const names[HUB_DELIVERY_COUNT] = {"delivered", "failed", "dropped"};
-    return (unsigned)r < HUB_DELIVERY_COUNT ? names[r] : "?";
+    static const char *const names[HUB_WH_COUNT] = {"delivered", "failed", "dropped"};
+    return (unsigned)r < HUB_WH_COUNT ? names[r] : "?";
 }
 
 hub_metrics_t *hub_metrics_new(void)
@@ -94,7 +94,7 @@ void hub_metrics_share_rejection(hub_metrics_t *m, enum hub_metrics_share_reject
 
 void hub_metrics_webhook_delivery(hub_metrics_t *m, enum hub_metrics_delivery result)
 {
-    if (m && (unsigned)result < HUB_DELIVERY_COUNT)
+    if (m && (unsigned)result < HUB_WH_COUNT)
         m->delivery[result]++;
 }
 
@@ -297,7 +297,7 @@ int hub_metrics_render(hub_metrics_t *m, const hub_metrics_snapshot_t *s, char *
 
     render_bytes(&o, m, s);
 
-    static const uint64_t zeros[HUB_SHARE_REJ_COUNT + HUB_HS_COUNT + HUB_DELIVERY_COUNT];
+    static const uint64_t zeros[HUB_SHARE_REJ_COUNT + HUB_HS_COUNT + HUB_WH_COUNT];
     family(&o, "connect_http_requests_total", "counter",
            "Requests the HTTP edge answered, by status code.");
     for (int c = STATUS_MIN; m && c <= STATUS_MAX; c++)
@@ -305,7 +305,7 @@ int hub_metrics_render(hub_metrics_t *m, const hub_metrics_snapshot_t *s, char *
             put(&o, "connect_http_requests_total{code=\"%d\"} %llu\n", c,
                 (unsigned long long)m->http[c - STATUS_MIN]);
 
-    const char *names[HUB_SHARE_REJ_COUNT + HUB_HS_COUNT + HUB_DELIVERY_COUNT];
+    const char *names[HUB_SHARE_REJ_COUNT + HUB_HS_COUNT + HUB_WH_COUNT];
     family(&o, "connect_share_rejections_total", "counter",
            "Requests or connections a share refused, by reason.");
     for (int i = 0; i < HUB_SHARE_REJ_COUNT; i++)
@@ -315,10 +315,10 @@ int hub_metrics_render(hub_metrics_t *m, const hub_metrics_snapshot_t *s, char *
 
     family(&o, "connect_webhook_deliveries_total", "counter",
            "Webhook delivery attempts, by result.");
-    for (int i = 0; i < HUB_DELIVERY_COUNT; i++)
+    for (int i = 0; i < HUB_WH_COUNT; i++)
         names[i] = hub_metrics_delivery_name((enum hub_metrics_delivery)i);
     labelled(&o, "connect_webhook_deliveries_total", "result", names, m ? m->delivery : zeros,
-             HUB_DELIVERY_COUNT);
+             HUB_WH_COUNT);
     family(&o, "connect_webhook_deliveries_pending", "gauge",
            "Webhook deliveries queued in the store.");
     put(&o, "connect_webhook_deliveries_pending %zu\n", s->webhook_pending);

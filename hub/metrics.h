@@ -51,10 +51,10 @@ enum hub_metrics_share_reject {
 
 /* The outcome of one webhook delivery attempt. */
 enum hub_metrics_delivery {
-    HUB_DELIVERY_DELIVERED = 0, /* the receiver answered 2xx */
-    HUB_DELIVERY_FAILED,        /* any other answer, a timeout or no connection */
-    HUB_DELIVERY_DROPPED,       /* given up without sending (event gone, queue cap) */
-    HUB_DELIVERY_COUNT
+    HUB_WH_DELIVERED = 0, /* the receiver answered 2xx */
+    HUB_WH_FAILED,        /* any other answer, a timeout or no connection */
+    HUB_WH_DROPPED,       /* given up without sending (event gone, queue cap) */
+    HUB_WH_COUNT
 };
 
 /* Label values, for rendering and for tests. Never NULL ("?" out of range). */

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "secrets.h"
 #include "store.h"
 #include "tunnels.h"
@@ -31,6 +32,7 @@ typedef struct hub_runtime_config {
     const char *tcp_host;          /* address public TCP ports bind to */
     unsigned max_conns;            /* public connections at once, all tunnels; default 3000 */
     unsigned max_conns_per_tunnel; /* default 1024 */
+    hub_metrics_t *metrics;        /* borrowed; NULL = none (handshake failures, bytes) */
 } hub_runtime_config_t;
 
 hub_runtime_t *hub_runtime_new(const hub_runtime_config_t *cfg, char *err, size_t errlen);
@@ -46,6 +48,11 @@ void hub_runtime_agent_changed(hub_runtime_t *rt, const char *workspace_id, cons
 /* The runtime as the lifecycle's live side (tunnels.h): hand it to the
  * API's configuration and to the TTL reaper. Valid while rt lives. */
 void hub_runtime_live(hub_runtime_t *rt, hub_live_t *out);
+/* The live gauges for /metrics (hub_metrics_source_t.collect with the
+ * runtime as ctx): links, open streams, and the bytes of each tunnel's
+ * open public connections. */
+void hub_runtime_metrics(void *rt, hub_metrics_snapshot_t *snap, hub_metrics_tunnel_t *tunnels,
+                         size_t ntunnels);
 /* Agents connected right now. */
 unsigned hub_runtime_agents_online(const hub_runtime_t *rt);
 /* Closes every link and listener (before the context is destroyed). */

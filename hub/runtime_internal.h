@@ -44,6 +44,14 @@ typedef struct listener {
     unsigned conns;
 } listener_t;
 
+/* One open public connection (edge_tcp.c), for the caps and the metrics. */
+typedef struct conn {
+    struct conn *next, *prev;
+    hub_runtime_t *rt;
+    struct cn_pipe *pipe;
+    char tunnel_id[HUB_ID_SIZE];
+} conn_t;
+
 struct hub_runtime {
     hub_runtime_config_t cfg;
     char *tcp_host;
@@ -55,6 +63,7 @@ struct hub_runtime {
     listener_t *listeners;
     unsigned online;
     unsigned conns;
+    conn_t *conn_list;
 };
 
 /* ---- agents.c: the agent endpoint and the registry of links ---- */

@@ -16,6 +16,7 @@
 #include "runtime.h"
 #include "secrets.h"
 #include "store.h"
+#include "webhooks.h"
 
 /* How often the TTL reaper looks for expired tunnels. */
 #define HUB_SERVER_EXPIRY_PERIOD_MS 1000
@@ -30,6 +31,9 @@ typedef struct hub_server_config {
     /* The agent endpoint and public TCP edge, whose protocols the vhost
      * serves. Borrowed; freed by the caller after hub_server_free(). */
     hub_runtime_t *runtime;
+    /* The webhook delivery worker, started on the context and stopped
+     * before it is destroyed. Borrowed; NULL = none. */
+    hub_webhooks_t *webhooks;
 } hub_server_config_t;
 
 typedef struct hub_server hub_server_t;

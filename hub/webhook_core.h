@@ -68,11 +68,11 @@ json_t *hub_webhook_payload(const hub_event_t *e);
 
 /* ---- retries ------------------------------------------------------------ */
 
-#define HUB_WEBHOOK_RETRY_BASE_MS 2000u
+#define HUB_WEBHOOK_RETRY_BASE_MS 2000
 #define HUB_WEBHOOK_RETRY_CAP_MS (3600u * 1000)
 /* Consecutive failed attempts after which a webhook is disabled: with the
  * default base that is about 8 hours of retrying. */
-#define HUB_WEBHOOK_DISABLE_AFTER 20u
+#define HUB_WEBHOOK_DISABLE_AFTER 20
 
 /* The delay after the n-th consecutive failure (n >= 1): exponential from
  * `base_ms` (0 = HUB_WEBHOOK_RETRY_BASE_MS) up to HUB_WEBHOOK_RETRY_CAP_MS,

@@ -45,9 +45,9 @@ static void test_full_rendering(void **state)
     hub_metrics_http_request(m, 200);
     hub_metrics_http_request(m, 503);
     hub_metrics_share_rejection(m, HUB_SHARE_REJ_PATH);
-    hub_metrics_webhook_delivery(m, HUB_DELIVERY_DELIVERED);
-    hub_metrics_webhook_delivery(m, HUB_DELIVERY_FAILED);
-    hub_metrics_webhook_delivery(m, HUB_DELIVERY_FAILED);
+    hub_metrics_webhook_delivery(m, HUB_WH_DELIVERED);
+    hub_metrics_webhook_delivery(m, HUB_WH_FAILED);
+    hub_metrics_webhook_delivery(m, HUB_WH_FAILED);
     hub_metrics_tunnel_bytes(m, "t1", 100, 2000);
     hub_metrics_tunnel_bytes(m, "t1", 1, 2);
 
@@ -189,7 +189,7 @@ static void test_every_family_from_the_start(void **state)
     hub_metrics_tunnel_bytes(NULL, "t", 1, 1);
     hub_metrics_handshake_failure(NULL, HUB_HS_TIMEOUT);
     hub_metrics_share_rejection(NULL, HUB_SHARE_REJ_AUTH);
-    hub_metrics_webhook_delivery(NULL, HUB_DELIVERY_DROPPED);
+    hub_metrics_webhook_delivery(NULL, HUB_WH_DROPPED);
     /* Out-of-range inputs are ignored rather than counted somewhere. */
     hub_metrics_http_request(m, 99);
     hub_metrics_http_request(m, 600);
