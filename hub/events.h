@@ -1,5 +1,6 @@
-/* Lifecycle events: the one place that records them (so webhooks can hook
- * in here later) and renders them for the API. */
+/* Lifecycle events: the one place that records them and renders them for
+ * the API. Recording one also queues its webhook deliveries (the store does
+ * that in the same transaction, store.h). */
 #ifndef HUB_EVENTS_H
 #define HUB_EVENTS_H
 

@@ -36,7 +36,8 @@
  * plaintext, and stored only as keyed BLAKE2b hashes under the hub secret
  * key handed to hub_store_open() (which lives outside the database, see
  * secrets.h). Basic-auth passwords are generated here and stored as Argon2id
- * strings. */
+ * strings. Webhook secrets, which the hub must use to sign, are stored
+ * sealed under a key derived from the hub secret key (see "webhooks"). */
 #ifndef HUB_STORE_H
 #define HUB_STORE_H
 

@@ -27,7 +27,7 @@ if ! command -v promtool >/dev/null 2>&1; then
     own_policy=1
   fi
   apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-  [ "$own_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+  if [ "$own_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     systemctl disable --now prometheus >/dev/null 2>&1 || true
     systemctl mask prometheus >/dev/null 2>&1 || true
