@@ -95,7 +95,8 @@ static int gauges_read(hub_api_t *api, gauges_t *g, hub_metrics_snapshot_t *snap
     size_t ntunnels = 0;
     for (size_t w = 0; w < g->ws.count; w++) {
         hub_agent_list_t al = {0};
-        if ((rc = hub_store_agent_list(st, g->ws.items[w].id, &al)) < 0)
+        rc = hub_store_agent_list(st, g->ws.items[w].id, &al);
+        if (rc < 0)
             return rc;
         for (size_t i = 0; i < al.count; i++) {
             const hub_agent_t *a = &al.items[i];
@@ -107,7 +108,8 @@ static int gauges_read(hub_api_t *api, gauges_t *g, hub_metrics_snapshot_t *snap
                 snap->agents_disconnected++;
         }
         hub_agent_list_free(&al);
-        if ((rc = hub_store_tunnel_list(st, g->ws.items[w].id, NULL, &g->tunnels[w])) < 0)
+        rc = hub_store_tunnel_list(st, g->ws.items[w].id, NULL, &g->tunnels[w]);
+        if (rc < 0)
             return rc;
         ntunnels += g->tunnels[w].count;
     }
@@ -127,7 +129,8 @@ static int gauges_read(hub_api_t *api, gauges_t *g, hub_metrics_snapshot_t *snap
         }
     snap->tunnels = g->rows;
     snap->ntunnels = n;
-    if ((rc = hub_store_delivery_pending_count(st, &snap->webhook_pending)) < 0)
+    rc = hub_store_delivery_pending_count(st, &snap->webhook_pending);
+    if (rc < 0)
         return rc;
     if (api->cfg.metrics_source.collect)
         api->cfg.metrics_source.collect(api->cfg.metrics_source.ctx, snap, g->rows, n);

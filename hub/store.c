@@ -1120,7 +1120,7 @@ static int make_secret(char out[static HUB_WEBHOOK_SECRET_SIZE])
 {
     uint8_t raw[32];
     randombytes_buf(raw, sizeof(raw));
-    memcpy(out, HUB_WEBHOOK_SECRET_PREFIX, 6);
+    snprintf(out, HUB_WEBHOOK_SECRET_SIZE, "%s", HUB_WEBHOOK_SECRET_PREFIX);
     sodium_bin2base64(out + 6, HUB_WEBHOOK_SECRET_SIZE - 6, raw, sizeof(raw),
                       sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     sodium_memzero(raw, sizeof(raw));

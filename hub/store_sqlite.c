@@ -1334,6 +1334,32 @@ static int sqlite_bootstrap(hub_store_t *st, const hub_workspace_t *ws, const hu
 
 /* ---- agents ------------------------------------------------------------ */
 
+/* A per-workspace cap (0 = none), counted with `count_q` (bound to the
+ * workspace). Call it inside the creating transaction, so two creates
+ * cannot both slip under. CN_EEXHAUSTED names `what` ("agents"). */
+static int workspace_cap(sqlite_store_t *s, enum q count_q, const char *ws, size_t max,
+                         const char *what)
+{
+    int rc = 0, b = SQLITE_OK;
+    if (!max)
+        return 0;
+    sqlite3_stmt *q = prep(s, count_q, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, ws, &b);
+    int one = step_one(s, q, b);
+    if (one < 0)
+        return one;
+    size_t n = one ? (size_t)sqlite3_column_int64(q, 0) : 0;
+    if (one)
+        done(q);
+    if (n >= max)
+        return hub_store_fail(&s->base, CN_EEXHAUSTED,
+                              "%s: this workspace already has the maximum of %zu %s", what, max,
+                              what);
+    return 0;
+}
+
 static int sqlite_agent_insert(hub_store_t *st, const hub_agent_t *a, size_t max_agents,
                                const uint8_t enroll_hash[static HUB_KEY_BYTES])
 {
@@ -1342,27 +1368,9 @@ static int sqlite_agent_insert(hub_store_t *st, const hub_agent_t *a, size_t max
     if (rc < 0)
         return rc;
     sqlite3_stmt *q;
-    if (max_agents) {
-        /* Inside the transaction, so two creates cannot both slip under. */
-        if (!(q = prep(s, Q_AGENT_COUNT, &rc)))
-            goto out;
-        b_text0(q, 1, a->workspace_id, &b);
-        int one = step_one(s, q, b);
-        if (one < 0) {
-            rc = one;
-            goto out;
-        }
-        size_t n = one ? (size_t)sqlite3_column_int64(q, 0) : 0;
-        if (one)
-            done(q);
-        if (n >= max_agents) {
-            rc = hub_store_fail(st, CN_EEXHAUSTED,
-                                "agents: this workspace already has the "
-                                "maximum of %zu agents",
-                                max_agents);
-            goto out;
-        }
-    }
+    rc = workspace_cap(s, Q_AGENT_COUNT, a->workspace_id, max_agents, "agents");
+    if (rc < 0)
+        goto out;
     if (!(q = prep(s, Q_AGENT_INSERT, &rc)))
         goto out;
     b = SQLITE_OK;
@@ -2079,29 +2087,11 @@ static int sqlite_webhook_insert(hub_store_t *st, const hub_webhook_t *w, const 
     if (rc < 0)
         return rc;
     sqlite3_stmt *q;
-    if (max_webhooks) {
-        if (!(q = prep(s, Q_WH_COUNT, &rc)))
-            goto out;
-        b_text0(q, 1, w->workspace_id, &b);
-        int one = step_one(s, q, b);
-        if (one < 0) {
-            rc = one;
-            goto out;
-        }
-        size_t n = one ? (size_t)sqlite3_column_int64(q, 0) : 0;
-        if (one)
-            done(q);
-        if (n >= max_webhooks) {
-            rc = hub_store_fail(st, CN_EEXHAUSTED,
-                                "webhooks: this workspace already has the maximum of %zu "
-                                "webhooks",
-                                max_webhooks);
-            goto out;
-        }
-    }
+    rc = workspace_cap(s, Q_WH_COUNT, w->workspace_id, max_webhooks, "webhooks");
+    if (rc < 0)
+        goto out;
     if (!(q = prep(s, Q_WH_INSERT, &rc)))
         goto out;
-    b = SQLITE_OK;
     b_text0(q, 1, w->id, &b);
     b_text0(q, 2, w->workspace_id, &b);
     b_text0(q, 3, w->url, &b);

@@ -269,7 +269,6 @@ static void connect_now(hub_webhooks_t *wh, attempt_t *a)
     ci.port = a->url.port;
     ci.path = a->url.path;
     ci.host = a->host_header;
-    ci.origin = a->host_header;
     ci.method = "POST";
     ci.protocol = PROTOCOL_NAME;
     ci.alpn = "http/1.1";
