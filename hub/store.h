@@ -586,9 +586,10 @@ int hub_store_delivery_list(hub_store_t *st, const char *workspace_id, const cha
 /* Enabled webhooks with a pending delivery whose retry_at has passed, at
  * most `limit` (0 = HUB_LIST_MAX), longest waiting first. */
 int hub_store_webhook_due(hub_store_t *st, size_t limit, hub_webhook_list_t *out);
-/* The oldest pending delivery of the webhook and its event (`event` is
- * cleared first; its id is 0 when the event no longer exists, e.g. pruned).
- * CN_ENOTFOUND when nothing is pending. */
+/* The oldest pending delivery of the webhook and its event (both outputs
+ * are overwritten; release the event with hub_event_clear()). The event's
+ * id is 0 when it no longer exists (pruned). CN_ENOTFOUND when nothing is
+ * pending. */
 int hub_store_delivery_next(hub_store_t *st, const char *webhook_id, hub_delivery_t *out,
                             hub_event_t *event);
 
