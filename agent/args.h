@@ -12,6 +12,9 @@ typedef struct agent_common {
     const char *config;
     const char *hub;
     const char *token;
+    const char *token_file;
+    const char *ca_file;
+    bool allow_insecure;
     bool json;
     int log_level; /* 0: not given, else 1 + CN_LOG_* */
 } agent_common_t;
@@ -35,12 +38,35 @@ typedef struct agent_common {
          "URL",                                                                                    \
          "hub URL, e.g. http://127.0.0.1:8080 (default: $CONNECT_HUB, else the config)"},          \
         {"token",                                                                                  \
-         CN_OPT_STRING,                                                                            \
+         CN_OPT_STRING | CN_OPT_SECRET,                                                            \
          &(c)->token,                                                                              \
          0,                                                                                        \
          0,                                                                                        \
          "TOKEN",                                                                                  \
-         "API token (default: $CONNECT_TOKEN, else the config; argv is visible to other users)"},  \
+         "API token, '-' to read it from stdin (default: $CONNECT_TOKEN, else the config's for "   \
+         "its hub; argv is visible to other users)"},                                              \
+        {"token-file",                                                                             \
+         CN_OPT_STRING,                                                                            \
+         &(c)->token_file,                                                                         \
+         0,                                                                                        \
+         0,                                                                                        \
+         "FILE",                                                                                   \
+         "read the API token from the first line of FILE"},                                        \
+        {"ca-file",                                                                                \
+         CN_OPT_STRING,                                                                            \
+         &(c)->ca_file,                                                                            \
+         0,                                                                                        \
+         0,                                                                                        \
+         "FILE",                                                                                   \
+         "verify an https hub against these CA certificates (PEM) instead of the system's "        \
+         "(default: $CONNECT_CA_FILE, else the config)"},                                          \
+        {"allow-insecure",                                                                         \
+         CN_OPT_FLAG,                                                                              \
+         &(c)->allow_insecure,                                                                     \
+         0,                                                                                        \
+         0,                                                                                        \
+         NULL,                                                                                     \
+         "permit a plain http:// hub that is not on loopback (secrets cross in cleartext)"},       \
         {"json", CN_OPT_FLAG, &(c)->json, 0, 0, NULL, "print JSON instead of text"},               \
     {                                                                                              \
         "log-level", CN_OPT_CHOICE, &(c)->log_level, 0, 0, AGENT_LOG_LEVELS,                       \

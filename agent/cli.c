@@ -121,6 +121,12 @@ struct cn_api *cli_api(const agent_config_t *cfg, bool cancellable)
         cli_fail("%s", err);
         return NULL;
     }
+    cn_api_set_allow_insecure(api, cfg->allow_insecure);
+    if (cn_api_set_ca_file(api, cfg->ca_file, err, sizeof(err)) < 0) {
+        cn_api_free(api);
+        cli_fail("%s", err);
+        return NULL;
+    }
     if (cancellable)
         cn_api_set_cancel(api, cli_stop_raised, NULL);
     return api;

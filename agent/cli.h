@@ -39,6 +39,7 @@ int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_events(int argc, char **argv);
+int cmd_share(int argc, char **argv);
 int cmd_not_yet(int argc, char **argv);
 
 /* `connect [GLOBAL OPTIONS] COMMAND [ARGS]`, as git, docker and kubectl

@@ -66,6 +66,8 @@ int cmd_agent(int argc, char **argv)
     plugins_t *plugins = cli_plugins(plugin_dir);
     agent_daemon_config_t dc = {
         .hub_url = cfg.hub,
+        .ca_file = cfg.ca_file,
+        .allow_insecure = cfg.allow_insecure,
         .agent_sk = cfg.agent_sk,
         .hub_pk = cfg.hub_pk,
         .agent_id = cfg.agent_id,

@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 #include <sodium.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -64,20 +65,11 @@ static void on_down(void *ctx, agent_daemon_t *d, const agent_down_t *down)
     snprintf(s->why, sizeof(s->why), "%s", down->why ? down->why : "connection closed");
 }
 
-/* Reads the token from stdin ("--token -"): one line, at most what fits. */
-static bool read_token_stdin(char *out, size_t outlen)
-{
-    if (!fgets(out, (int)outlen, stdin))
-        return false;
-    out[strcspn(out, "\r\n")] = '\0';
-    return out[0] != '\0';
-}
-
 /* Everything one enrollment holds; wiped by enroll_close(). */
 typedef struct enroll {
     /* options */
-    const char *config, *hub, *token, *hub_key;
-    bool json, force;
+    const char *config, *hub, *token, *token_file, *hub_key, *ca_file;
+    bool json, force, allow_insecure;
     unsigned long timeout;
     int log_level;
     /* inputs, checked */
@@ -97,13 +89,20 @@ static int parse_args(enroll_t *e, int argc, char **argv)
 {
     const cn_opt_t opts[] = {
         {"hub", CN_OPT_STRING, &e->hub, 0, 0, "URL", "the hub, e.g. http://127.0.0.1:8080"},
-        {"token", CN_OPT_STRING, &e->token, 0, 0, "ENROLL",
+        {"token", CN_OPT_STRING | CN_OPT_SECRET, &e->token, 0, 0, "ENROLL",
          "the enrollment token from POST /api/v1/agents ('-': read it from stdin; default: "
          "$CONNECT_ENROLL_TOKEN)"},
+        {"token-file", CN_OPT_STRING, &e->token_file, 0, 0, "FILE",
+         "read the enrollment token from the first line of FILE"},
         {"hub-key", CN_OPT_STRING, &e->hub_key, 0, 0, "KEY",
          "the hub's public key (base64url), for a token without '.KEY' at its end"},
         {"config", CN_OPT_STRING, &e->config, 0, 0, "FILE",
          "config file to write (default: $CONNECT_CONFIG, else ~/.config/connect/config.json)"},
+        {"ca-file", CN_OPT_STRING, &e->ca_file, 0, 0, "FILE",
+         "verify an https hub against these CA certificates (PEM) instead of the system's, "
+         "and remember it in the config (default: $CONNECT_CA_FILE)"},
+        {"allow-insecure", CN_OPT_FLAG, &e->allow_insecure, 0, 0, NULL,
+         "permit a plain http:// hub that is not on loopback, and remember it in the config"},
         {"force", CN_OPT_FLAG, &e->force, 0, 0, NULL, "replace a config that holds another agent"},
         {"timeout", CN_OPT_UINT, &e->timeout, 1, 300, "S",
          "give up after this many seconds (default 15)"},
@@ -136,9 +135,13 @@ static int resolve_inputs(enroll_t *e)
         e->hub = env_hub;
     if (!e->hub)
         return cli_usage_error("enroll", "--hub URL is required");
-    if (e->token && !strcmp(e->token, "-")) {
-        if (!read_token_stdin(e->token_buf, sizeof(e->token_buf)))
-            return cli_fail("no enrollment token on standard input");
+    if (e->token && e->token_file)
+        return cli_usage_error("enroll", "give --token or --token-file, not both");
+    if (e->token_file || (e->token && !strcmp(e->token, "-"))) {
+        char err[512];
+        if (agent_read_secret(e->token_file ? e->token_file : "-", e->token_buf,
+                              sizeof(e->token_buf), err, sizeof(err)) < 0)
+            return cli_fail("%s", err);
         e->token = e->token_buf;
     }
     const char *env_token = getenv("CONNECT_ENROLL_TOKEN");
@@ -146,6 +149,9 @@ static int resolve_inputs(enroll_t *e)
         e->token = env_token;
     if (!e->token)
         return cli_usage_error("enroll", "--token ENROLL is required");
+    const char *env_ca = getenv("CONNECT_CA_FILE");
+    if (!e->ca_file && env_ca && *env_ca)
+        e->ca_file = env_ca;
     return -1;
 }
 
@@ -184,6 +190,12 @@ static int check_inputs(enroll_t *e)
     memcpy(e->cfg.hub_pk, e->hub_pk, 32);
     e->cfg.have_keys = true;
     snprintf(e->cfg.hub, sizeof(e->cfg.hub), "%s", e->hub);
+    if (e->ca_file) {
+        /* Stored absolute, so the agent finds it from any directory. */
+        if (!realpath(e->ca_file, e->cfg.ca_file))
+            return cli_fail("cannot read the CA file %s", e->ca_file);
+    }
+    e->cfg.allow_insecure = e->allow_insecure;
     return 0;
 }
 
@@ -194,6 +206,8 @@ static int redeem(enroll_t *e)
     char err[512];
     agent_daemon_config_t dc = {
         .hub_url = e->hub,
+        .ca_file = e->cfg.ca_file,
+        .allow_insecure = e->allow_insecure,
         .agent_sk = e->cfg.agent_sk,
         .hub_pk = e->hub_pk,
         .enroll = e->secret,
@@ -257,6 +271,8 @@ static int explain_failure(const enroll_t *e)
         return cli_fail("the hub at %s did not answer within %lu s", e->hub, e->timeout);
     if (st->reason == CN_LINK_CONNECT_FAILED)
         return cli_fail("cannot reach the hub at %s", e->hub);
+    if (st->reason == CN_LINK_TLS_FAILED)
+        return cli_fail("cannot reach the hub at %s: %s", e->hub, st->why);
     if (!st->established && st->err == CN_ETIMEOUT)
         return cli_fail("the hub at %s did not complete the handshake in time", e->hub);
     if (!st->established)

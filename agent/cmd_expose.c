@@ -204,8 +204,8 @@ static int adopt_tunnel(expose_t *e, char *err, size_t errlen)
 /* Step 2: the protocol plugins (for protocol auto and health probes), and
  * protocol auto itself: probes the target before anything runs (bounded:
  * half a second for a greeting, two for the probes) and names the plugin it
- * found. An HTTP target stays a TCP tunnel until the hub's HTTP edge serves
- * public HTTP tunnels by name. 0, or the exit status. */
+ * found, which becomes the tunnel's protocol: "http" makes an HTTP tunnel,
+ * served by name on the hub's HTTP edge. 0, or the exit status. */
 static int choose_protocol(expose_t *e)
 {
     e->plugins = cli_plugins(e->plugin_dir);
@@ -218,10 +218,8 @@ static int choose_protocol(expose_t *e)
     if (rc < 0)
         return cli_fail("protocol auto: %s", cn_strerror(rc));
     cn_log_info("protocol auto: %s (%s: %s)", c.plugin->name, c.how, c.why);
-    if (strcmp(c.plugin->name, "http") != 0) {
-        snprintf(e->chosen, sizeof(e->chosen), "%s", c.plugin->name);
-        e->protocol = e->chosen;
-    }
+    snprintf(e->chosen, sizeof(e->chosen), "%s", c.plugin->name);
+    e->protocol = e->chosen;
     return 0;
 }
 
@@ -276,6 +274,8 @@ static int serve_tunnel(expose_t *e)
     const char *serve[1] = {st->id};
     agent_daemon_config_t dc = {
         .hub_url = e->cfg.hub,
+        .ca_file = e->cfg.ca_file,
+        .allow_insecure = e->cfg.allow_insecure,
         .agent_sk = e->cfg.agent_sk,
         .hub_pk = e->cfg.hub_pk,
         .agent_id = e->cfg.agent_id,

@@ -12,9 +12,6 @@ static const struct {
 } later[] = {
     {"reach", "TUNNEL|SHARE_URL [--port N] [--json]",
      "Reaches another agent's tunnel (or a TCP share) on a local port."},
-    {"share", "TUNNEL [--expires 1h|24h|7d|30d|never] [--methods GET,POST] [--paths /api/*] ...",
-     "Creates a share link for a tunnel."},
-    {"link", "TUNNEL [options]", "An alias of 'connect share'."},
     {"app-server", "[--host 127.0.0.1] [--port 7778] [--token T]",
      "Runs the local control plane for process-owned tunnels."},
 };

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -64,6 +65,25 @@ static bool get_str(json_t *doc, const char *key, char *out, size_t outlen, cons
     const char *s = json_string_value(v);
     if (!s || strlen(s) >= outlen || !printable(s)) {
         cn_errf(CN_EINVAL, err, errlen, "%s: \"%s\" is not a valid value", path, key);
+        return false;
+    }
+    memcpy(out, s, strlen(s) + 1);
+    return true;
+}
+
+/* Copies an optional path member: any characters but control ones. */
+static bool get_path(json_t *doc, const char *key, char *out, size_t outlen, const char *path,
+                     char *err, size_t errlen)
+{
+    json_t *v = json_object_get(doc, key);
+    if (!v || json_is_null(v))
+        return true;
+    const char *s = json_string_value(v);
+    bool ok = s && *s && strlen(s) < outlen;
+    for (const char *c = s; ok && *c; c++)
+        ok = (unsigned char)*c >= 0x20 && *c != 0x7f;
+    if (!ok) {
+        cn_errf(CN_EINVAL, err, errlen, "%s: \"%s\" is not a valid path", path, key);
         return false;
     }
     memcpy(out, s, strlen(s) + 1);
@@ -174,8 +194,15 @@ int agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t e
                  errlen) ||
         !get_str(doc, "token", cfg->token, sizeof(cfg->token), path, err, errlen) ||
         !get_str(doc, "agentKey", agent_key, sizeof(agent_key), path, err, errlen) ||
-        !get_str(doc, "hubKey", hub_key, sizeof(hub_key), path, err, errlen))
+        !get_str(doc, "hubKey", hub_key, sizeof(hub_key), path, err, errlen) ||
+        !get_path(doc, "caFile", cfg->ca_file, sizeof(cfg->ca_file), path, err, errlen))
         goto bad;
+    json_t *insecure = json_object_get(doc, "allowInsecure");
+    if (insecure && !json_is_boolean(insecure)) {
+        cn_errf(CN_EINVAL, err, errlen, "%s: \"allowInsecure\" must be true or false", path);
+        goto bad;
+    }
+    cfg->allow_insecure = json_is_true(insecure);
     if (cfg->hub[0] && cn_api_parse_url(cfg->hub, &u, why, sizeof(why)) < 0) {
         cn_errf(CN_EINVAL, err, errlen, "%s: \"hub\": %s", path, why);
         goto bad;
@@ -259,6 +286,10 @@ int agent_config_save(const char *path, const agent_config_t *cfg, char *err, si
             json_object_set_new(doc, "hubKey", json_string(hub_key)))
             goto nomem;
     }
+    if (cfg->ca_file[0] && json_object_set_new(doc, "caFile", json_string(cfg->ca_file)))
+        goto nomem;
+    if (cfg->allow_insecure && json_object_set_new(doc, "allowInsecure", json_true()))
+        goto nomem;
     text = json_dumps(doc, JSON_INDENT(2));
     if (!text)
         goto nomem;
@@ -309,6 +340,48 @@ out:
     return rc;
 }
 
+int agent_read_secret(const char *path, char *out, size_t outlen, char *err, size_t errlen)
+{
+    bool is_stdin = !strcmp(path, "-");
+    const char *what = is_stdin ? "standard input" : path;
+    FILE *f = is_stdin ? stdin : fopen(path, "r");
+    if (!f)
+        return cn_errf(CN_EIO, err, errlen, "cannot read %s: %s", path, strerror(errno));
+    char line[1024];
+    bool got = fgets(line, sizeof(line), f) != NULL;
+    if (!is_stdin)
+        fclose(f);
+    int rc = 0;
+    char *p = line, *end;
+    if (!got) {
+        rc = cn_errf(CN_EINVAL, err, errlen, "no token in %s", what);
+        goto out;
+    }
+    while (*p == ' ' || *p == '\t')
+        p++;
+    end = p + strlen(p);
+    while (end > p && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
+        *--end = '\0';
+    if (!*p)
+        rc = cn_errf(CN_EINVAL, err, errlen, "no token in %s", what);
+    else if ((size_t)(end - p) >= outlen || !printable(p))
+        rc = cn_errf(CN_EINVAL, err, errlen, "the token in %s is not valid", what);
+    else
+        memcpy(out, p, (size_t)(end - p) + 1);
+out:
+    sodium_memzero(line, sizeof(line));
+    return rc;
+}
+
+bool agent_config_same_hub(const char *a, const char *b)
+{
+    cn_api_url_t ua, ub;
+    if (!a || !b || cn_api_parse_url(a, &ua, NULL, 0) < 0 || cn_api_parse_url(b, &ub, NULL, 0) < 0)
+        return false;
+    return ua.tls == ub.tls && ua.port == ub.port && !strcasecmp(ua.host, ub.host) &&
+           !strcmp(ua.base, ub.base);
+}
+
 int agent_config_resolve(const agent_common_t *c, unsigned need, agent_config_t *cfg, char *err,
                          size_t errlen)
 {
@@ -318,6 +391,16 @@ int agent_config_resolve(const agent_common_t *c, unsigned need, agent_config_t 
         return rc;
     const char *hub = c->hub && *c->hub ? c->hub : getenv("CONNECT_HUB");
     const char *token = c->token && *c->token ? c->token : getenv("CONNECT_TOKEN");
+    char given[AGENT_TOKEN_MAX + 1] = "";
+    if (c->token && c->token_file)
+        return cn_errf(CN_EINVAL, err, errlen, "give --token or --token-file, not both");
+    if (c->token_file || (c->token && !strcmp(c->token, "-"))) {
+        rc = agent_read_secret(c->token_file ? c->token_file : "-", given, sizeof(given), err,
+                               errlen);
+        if (rc < 0)
+            return rc;
+        token = given;
+    }
     if (hub && !*hub)
         hub = NULL;
     if (token && !*token)
@@ -335,12 +418,29 @@ int agent_config_resolve(const agent_common_t *c, unsigned need, agent_config_t 
     if (hub) {
         if (strlen(hub) > AGENT_URL_MAX)
             return cn_errf(CN_EINVAL, err, errlen, "the hub URL is too long");
+        /* The file's token was issued by its hub: never send it to
+         * another one (nor trust another with its CA or consent). */
+        if (cfg->hub[0] && !agent_config_same_hub(cfg->hub, hub)) {
+            snprintf(cfg->other_hub, sizeof(cfg->other_hub), "%s", cfg->hub);
+            sodium_memzero(cfg->token, sizeof(cfg->token));
+            cfg->ca_file[0] = '\0';
+            cfg->allow_insecure = false;
+        }
         snprintf(cfg->hub, sizeof(cfg->hub), "%s", hub);
     }
+    const char *ca = c->ca_file && *c->ca_file ? c->ca_file : getenv("CONNECT_CA_FILE");
+    if (ca && *ca) {
+        if (strlen(ca) >= sizeof(cfg->ca_file))
+            return cn_errf(CN_EINVAL, err, errlen, "the CA file path is too long");
+        snprintf(cfg->ca_file, sizeof(cfg->ca_file), "%s", ca);
+    }
+    if (c->allow_insecure)
+        cfg->allow_insecure = true;
     if (token) {
         if (strlen(token) > AGENT_TOKEN_MAX || !printable(token))
             return cn_errf(CN_EINVAL, err, errlen, "the API token is not valid");
         snprintf(cfg->token, sizeof(cfg->token), "%s", token);
+        sodium_memzero(given, sizeof(given));
     }
     if (cfg->hub[0]) {
         cn_api_url_t u;
@@ -359,6 +459,13 @@ int agent_config_resolve(const agent_common_t *c, unsigned need, agent_config_t 
         agent_config_wipe(cfg);
         return cn_errf(CN_ENOTFOUND, err, errlen,
                        "no hub URL: pass --hub URL, set CONNECT_HUB, or run 'connect enroll'");
+    }
+    if ((need & AGENT_NEED_TOKEN) && !cfg->token[0] && cfg->other_hub[0]) {
+        agent_config_wipe(cfg);
+        return cn_errf(CN_ENOTFOUND, err, errlen,
+                       "no API token for %s: the token in %s was issued by %s and is never sent "
+                       "to another hub; pass --token-file FILE or set CONNECT_TOKEN",
+                       cfg->hub, cfg->path, cfg->other_hub);
     }
     if ((need & AGENT_NEED_TOKEN) && !cfg->token[0]) {
         agent_config_wipe(cfg);

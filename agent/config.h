@@ -3,13 +3,20 @@
  *   {"version":1, "hub":"http://127.0.0.1:8080", "agentId":"<uuid>",
  *    "workspaceId":"<uuid>", "token":"cnt_...",
  *    "agentKey":"<X25519 private key, base64>",
- *    "hubKey":"<hub X25519 public key, base64url without padding>"}
+ *    "hubKey":"<hub X25519 public key, base64url without padding>",
+ *    "caFile":"/path/ca.pem", "allowInsecure":false}
  *
  * Path: --config FILE, else $CONNECT_CONFIG, else
  * ~/.config/connect/config.json. A file readable or writable by group or
  * others, or owned by another user, is refused. Hub URL and API token may
- * also come from --hub/--token and CONNECT_HUB/CONNECT_TOKEN: flags win over
- * the environment, the environment over the file.
+ * also come from --hub/--token and CONNECT_HUB/CONNECT_TOKEN, the CA file
+ * from --ca-file and CONNECT_CA_FILE: flags win over the environment, the
+ * environment over the file.
+ *
+ * What the file holds for its hub (token, caFile, allowInsecure) is bound
+ * to the hub URL it was written with: when --hub or CONNECT_HUB names
+ * another hub, none of it is used, so the stored token is never sent
+ * anywhere else.
  *
  * The agent-local target policy (allowlist.h) comes from two places beside
  * it, never from the hub:
@@ -47,6 +54,11 @@ typedef struct agent_config {
     bool have_keys;
     uint8_t agent_sk[32];
     uint8_t hub_pk[32];
+    char ca_file[PATH_MAX]; /* "" = the system CA store */
+    bool allow_insecure;    /* plain http:// to a hub that is not loopback */
+    /* resolve: the file's hub when its token (and TLS settings) were left
+     * out because another hub was named, else "" */
+    char other_hub[AGENT_URL_MAX + 1];
 } agent_config_t;
 
 /* What a command needs resolved. */
@@ -77,6 +89,16 @@ CN_WARN_UNUSED int agent_config_save(const char *path, const agent_config_t *cfg
  * there; err says how to provide what is missing. */
 CN_WARN_UNUSED int agent_config_resolve(const agent_common_t *c, unsigned need, agent_config_t *cfg,
                                         char *err, size_t errlen);
+
+/* Reads a secret (token) from the first line of `path`, or of stdin when
+ * path is "-": surrounding blanks and the line end dropped, at most
+ * outlen - 1 bytes, printable ASCII only. 0, or CN_EINVAL/CN_EIO with err
+ * ("... is empty", "cannot read ..."). */
+int agent_read_secret(const char *path, char *out, size_t outlen, char *err, size_t errlen);
+
+/* True when two hub URLs name the same hub: scheme, host (any case), port
+ * (defaults included) and base path. False when either does not parse. */
+bool agent_config_same_hub(const char *a, const char *b);
 
 /* Wipes the secrets. */
 void agent_config_wipe(agent_config_t *cfg);

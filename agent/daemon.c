@@ -13,6 +13,7 @@
 #include "cn_mux.h"
 #include "cn_pipe.h"
 #include "cn_time.h"
+#include "cn_tls.h"
 #include "cn_id.h"
 
 #include <jansson.h>
@@ -57,6 +58,8 @@ struct agent_daemon {
     bool enrolling;
     char serve[AGENT_DAEMON_MAX_SERVE][AGENT_TUNNEL_ID_LEN + 1];
     size_t nserve;
+    char ca_file[PATH_MAX]; /* "" = the system CA store (https hubs) */
+    cn_tls_ctx_t *tls;      /* https hubs: the link's trust configuration */
 
     struct lws_context *context;
     struct lws_vhost *vh;
@@ -472,6 +475,7 @@ static void connect_now(agent_daemon_t *d)
         .port = d->url.port,
         .host_header = d->host_header,
         .path = d->path,
+        .tls = d->tls,
         .binding = "",
         .static_sk = d->sk,
         .hub_pk = d->hub_pk,
@@ -519,6 +523,18 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
         cn_api_parse_url(cfg->hub_url, &d->url, err, errlen) < 0)
         goto fail;
     snprintf(d->hub_url, sizeof(d->hub_url), "%s", cfg->hub_url);
+    /* The enroll secret and the link's metadata must not cross a network
+     * without TLS unless the user said so (the Noise channel would still
+     * protect them, but the rule is one rule for every hub connection). */
+    if (cn_tls_check_scheme(d->url.tls, d->url.host, cfg->allow_insecure, err, errlen) < 0)
+        goto fail;
+    if (cfg->ca_file && strlen(cfg->ca_file) >= sizeof(d->ca_file)) {
+        cn_errf(CN_EINVAL, err, errlen, "the CA file path is too long");
+        goto fail;
+    }
+    snprintf(d->ca_file, sizeof(d->ca_file), "%s", cfg->ca_file ? cfg->ca_file : "");
+    if (d->url.tls && !(d->tls = cn_tls_ctx_new(d->ca_file, err, errlen)))
+        goto fail;
     if (d->url.ipv6)
         snprintf(d->host_header, sizeof(d->host_header), "[%s]:%d", d->url.host, d->url.port);
     else
@@ -586,6 +602,7 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
     d->cfg.policy_config = NULL;
     d->cfg.agent_sk = d->sk;
     d->cfg.hub_pk = d->hub_pk;
+    d->cfg.ca_file = d->ca_file;
 
     cn_stream_dispatch_callbacks(&d->mux_cb);
     d->mux_cb.on_open = on_open;
@@ -671,6 +688,7 @@ void agent_daemon_free(agent_daemon_t *d)
     agent_health_free(d->health);
     agent_allowlist_free(&d->tunnels);
     agent_policy_free(&d->policy);
+    cn_tls_ctx_free(d->tls); /* after the context: its links used it */
     sodium_memzero(d->sk, sizeof(d->sk));
     sodium_memzero(d->payload, sizeof(d->payload));
     free(d);

@@ -49,7 +49,11 @@ typedef struct agent_down {
 } agent_down_t;
 
 typedef struct agent_daemon_config {
-    const char *hub_url;     /* http://HOST:PORT[/BASE]; the link goes to BASE/agent */
+    const char *hub_url;     /* http[s]://HOST:PORT[/BASE]; the link goes to BASE/agent,
+                              * over verified TLS (wss) for https */
+    const char *ca_file;     /* https: verify the hub against this PEM file only; NULL = the
+                              * system CA store */
+    bool allow_insecure;     /* permit http:// to a host that is not loopback */
     const uint8_t *agent_sk; /* the agent's static X25519 private key (32 bytes) */
     const uint8_t *hub_pk;   /* the pinned hub public key (32 bytes) */
     const char *agent_id;    /* payload {"v":1,"agentId":ID}; also names log lines */

@@ -23,8 +23,9 @@ static const struct command {
     {"rm", cmd_rm, "ID|NAME", "delete a tunnel"},
     {"events", cmd_events, "[--follow] [--tunnel ID]", "lifecycle events"},
     {"reach", cmd_not_yet, "TUNNEL|SHARE_URL", "not yet available"},
-    {"share", cmd_not_yet, "TUNNEL [options]", "not yet available (alias: link)"},
-    {"link", cmd_not_yet, NULL, NULL},
+    {"share", cmd_share, "TUNNEL [options]",
+     "create a share link for an HTTP tunnel (alias: link)"},
+    {"link", cmd_share, NULL, NULL},
     {"app-server", cmd_not_yet, "[options]", "not yet available"},
 };
 

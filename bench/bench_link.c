@@ -3,7 +3,10 @@
  * another, moving bytes through the Noise channel and the multiplexer.
  *
  * usage: bench_link [--dir up|down] [--streams N] [--mib M] [--cipher auto|aes|chacha]
+ *                   [--tls DIR]
  * up = agent -> hub (the agent masks), down = hub -> agent (the agent parses).
+ * --tls: wss, the hub serving DIR/hub.pem + DIR/hub.key, the agent verifying
+ * against DIR/ca.pem (certificate for 127.0.0.1): the double layer's cost.
  * Prints wall time, throughput and CPU seconds per GB for each process. */
 #include "bench.h"
 #include "cn_chan.h"
@@ -11,6 +14,7 @@
 #include "cn_frame.h"
 #include "cn_link.h"
 #include "cn_mux.h"
+#include "cn_tls.h"
 
 #include <libwebsockets.h>
 #include <signal.h>
@@ -33,6 +37,8 @@ static int streams_done;
 static int link_closed;
 static struct lws_context *ctx;
 static cn_link_t *the_link;
+static const char *tls_dir;
+static char tls_cert[512], tls_key[512], tls_ca[512];
 
 typedef struct st {
     uint32_t id;
@@ -176,6 +182,11 @@ static struct lws_context *make_ctx(int port, cn_link_server_t *srv)
     info.protocols = protos;
     info.pt_serv_buf_size = CN_LINK_LWS_BUF;
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (srv && tls_dir) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = tls_cert;
+        info.ssl_private_key_filepath = tls_key;
+    }
     lws_set_log_level(LLL_ERR, NULL);
     return lws_create_context(&info);
 }
@@ -196,10 +207,17 @@ int main(int argc, char **argv)
             cipher = !strcmp(argv[i + 1], "aes")      ? CN_CHAN_CIPHER_AES256GCM
                      : !strcmp(argv[i + 1], "chacha") ? CN_CHAN_CIPHER_CHACHA20POLY1305
                                                       : CN_CHAN_CIPHER_AUTO;
+        else if (!strcmp(argv[i], "--tls"))
+            tls_dir = argv[i + 1];
+    }
+    if (tls_dir) {
+        snprintf(tls_cert, sizeof(tls_cert), "%s/hub.pem", tls_dir);
+        snprintf(tls_key, sizeof(tls_key), "%s/hub.key", tls_dir);
+        snprintf(tls_ca, sizeof(tls_ca), "%s/ca.pem", tls_dir);
     }
     if (nstreams < 1 || nstreams > 4000 || mib < 1) {
         fprintf(stderr, "usage: bench_link [--dir up|down] [--streams N] [--mib M] "
-                        "[--cipher auto|aes|chacha] [--window-kib K]\n");
+                        "[--cipher auto|aes|chacha] [--window-kib K] [--tls DIR]\n");
         return 2;
     }
     if (sodium_init() < 0)
@@ -232,7 +250,14 @@ int main(int argc, char **argv)
         cn_link_server_free(srv);
         streams_done = 0;
         ctx = make_ctx(0, NULL);
+        char terr[256] = "";
+        cn_tls_ctx_t *tls = tls_dir ? cn_tls_ctx_new(tls_ca, terr, sizeof(terr)) : NULL;
+        if (tls_dir && !tls) {
+            fprintf(stderr, "bench_link: %s\n", terr);
+            _exit(1);
+        }
         cn_link_client_config_t cc = {.host = "127.0.0.1",
+                                      .tls = tls,
                                       .port = port,
                                       .path = "/agent",
                                       .binding = "bench",
@@ -250,9 +275,9 @@ int main(int argc, char **argv)
             lws_service(ctx, 100);
         double wall = now_s() - t0, cpu = cpu_s() - c0;
         const char *cname = cn_link_cipher(l);
-        printf("%-5s %-18s streams=%-4d %6.2f GiB in %6.2f s: %7.1f MB/s %6.2f Gbit/s | "
+        printf("%-5s %s%-18s streams=%-4d %6.2f GiB in %6.2f s: %7.1f MB/s %6.2f Gbit/s | "
                "agent CPU %.2f s/GB",
-               up ? "up" : "down", cname ? cname : "?", nstreams,
+               up ? "up" : "down", tls ? "wss+" : "ws+", cname ? cname : "?", nstreams,
                (double)(per_stream * (uint64_t)nstreams) / (1 << 30), wall,
                (double)(per_stream * (uint64_t)nstreams) / wall / 1e6,
                (double)(per_stream * (uint64_t)nstreams) * 8 / wall / 1e9,
@@ -262,6 +287,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < 20 && !link_closed; i++)
             lws_service(ctx, 50);
         lws_context_destroy(ctx);
+        cn_tls_ctx_free(tls);
         _exit(streams_done == nstreams ? 0 : 1);
     }
     double c0 = cpu_s();

@@ -27,6 +27,7 @@ static const struct {
     {hub_api_tokens_routes, &hub_api_tokens_nroutes},
     {hub_api_webhooks_routes, &hub_api_webhooks_nroutes},
     {hub_api_metrics_routes, &hub_api_metrics_nroutes},
+    {hub_api_shares_routes, &hub_api_shares_nroutes},
 };
 
 /* Query keys that would carry a credential: refused so that no client gets
@@ -345,6 +346,18 @@ bool hub_api_acts_for_agent(hub_api_call_t *c, const char *agent_id, const char 
         return true;
     hub_api_fail(c, 403, param, "an agent token may only act for its own agent");
     return false;
+}
+
+void hub_api_edge_url(const hub_api_t *api, const char *prefix, const char *label, char *out,
+                      size_t outlen)
+{
+    const char *scheme = api->cfg.tls ? "https" : "http";
+    uint16_t port = api->cfg.public_http_port;
+    if (port == 0 || port == (api->cfg.tls ? 443 : 80))
+        snprintf(out, outlen, "%s://%s%s.%s/", scheme, prefix, label, api->cfg.public_domain);
+    else
+        snprintf(out, outlen, "%s://%s%s.%s:%u/", scheme, prefix, label, api->cfg.public_domain,
+                 (unsigned)port);
 }
 
 bool hub_api_check_id(hub_api_call_t *c, const char *id, const char *what)

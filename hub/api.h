@@ -42,7 +42,9 @@ typedef struct hub_api_config {
     const char *public_domain;
     /* Port in public URLs (0: none, i.e. the scheme's default). */
     uint16_t public_http_port;
-    /* Public URLs use https. */
+    /* URLs on the HTTP edge (publicUrl, shareUrl) use https: for an edge
+     * that serves TLS, which it does not yet, so `serve` leaves it false
+     * whatever the API's own certificate. */
     bool tls;
     /* Range hub ports are allocated from (and requested ones must lie in). */
     uint16_t tcp_port_lo, tcp_port_hi;

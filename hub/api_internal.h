@@ -74,6 +74,8 @@ extern const hub_api_route_t hub_api_webhooks_routes[];
 extern const size_t hub_api_webhooks_nroutes;
 extern const hub_api_route_t hub_api_metrics_routes[];
 extern const size_t hub_api_metrics_nroutes;
+extern const hub_api_route_t hub_api_shares_routes[];
+extern const size_t hub_api_shares_nroutes;
 
 /* ---- answering ---- */
 /* 200/201 with `body` (consumed). */
@@ -125,5 +127,11 @@ const char *hub_api_bearer_token(const char *header, char *buf, size_t buflen);
 /* A path id that is not a canonical UUID cannot exist: 404 without asking
  * the store. True when `id` looks valid. */
 bool hub_api_check_id(hub_api_call_t *c, const char *id, const char *what);
+
+/* A URL on the HTTP edge: SCHEME://PREFIX LABEL.DOMAIN[:PORT]/ (the port
+ * left out when it is the scheme's default). Tunnels' publicUrl and shares'
+ * shareUrl are both this. */
+void hub_api_edge_url(const hub_api_t *api, const char *prefix, const char *label, char *out,
+                      size_t outlen);
 
 #endif

@@ -10,11 +10,11 @@
 #include "tunnels.h"
 #include "validate.h"
 
-/* Public tunnels of these protocols are reached by name (NAME.DOMAIN);
- * every other public tunnel gets a hub port. */
+/* Public tunnels of the HTTP edge's protocols are reached by name
+ * (NAME.DOMAIN); every other public tunnel gets a hub port. */
 static bool by_name(enum hub_protocol p)
 {
-    return p == HUB_PROTO_HTTP || p == HUB_PROTO_HTTPS;
+    return hub_protocol_on_http_edge(p);
 }
 
 static void public_url(const hub_api_t *api, const hub_tunnel_t *t, char *out, size_t outlen)
@@ -23,14 +23,7 @@ static void public_url(const hub_api_t *api, const hub_tunnel_t *t, char *out, s
     if (!t->is_public)
         return;
     if (by_name(t->protocol)) {
-        const char *scheme = api->cfg.tls ? "https" : "http";
-        uint16_t port = api->cfg.public_http_port;
-        bool default_port = port == 0 || (api->cfg.tls ? port == 443 : port == 80);
-        if (default_port)
-            snprintf(out, outlen, "%s://%s.%s/", scheme, t->name, api->cfg.public_domain);
-        else
-            snprintf(out, outlen, "%s://%s.%s:%u/", scheme, t->name, api->cfg.public_domain,
-                     (unsigned)port);
+        hub_api_edge_url(api, "", t->name, out, outlen);
     } else if (t->hub_port) {
         snprintf(out, outlen, "tcp://%s:%u", api->cfg.public_domain, (unsigned)t->hub_port);
     }

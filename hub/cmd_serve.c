@@ -25,6 +25,7 @@
 #include "runtime.h"
 #include "cn_err.h"
 #include "cn_log.h"
+#include "events.h"
 #include "secrets.h"
 #include "server.h"
 #include "store.h"
@@ -38,16 +39,21 @@
 
 #define SERVE_SYNOPSIS "--db PATH [--listen HOST:PORT] [options]"
 #define SERVE_ABOUT                                                                                \
-    "Serves the REST API (and, on the same port, the agent endpoint) until\n"                      \
+    "Serves the REST API (and, on the same port, the agent endpoint) and the\n"                    \
+    "HTTP edge (public HTTP tunnels and shares, on --http-port) until\n"                           \
     "SIGINT/SIGTERM. With --json, prints one JSON line on stdout once listening."
 
+/* --http-port not given: the edge takes the API's port + 1. */
+#define HTTP_PORT_UNSET ((unsigned long)-1)
+
 /* Rows of serve_table(), the end marker included. */
-#define SERVE_OPTS 18
+#define SERVE_OPTS 21
 
 /* What the table parses before the checks turn it into options. */
 typedef struct serve_raw {
     const char *listen, *tcp_ports;
-    unsigned long http_port, rate_limit, max_tunnels, max_agents;
+    unsigned long http_port; /* HTTP_PORT_UNSET: not given */
+    unsigned long http_timeout, rate_limit, max_tunnels, max_agents, event_days, event_max;
     unsigned long webhook_retry_base, webhook_disable_after;
     int metrics;
     bool json;
@@ -64,8 +70,12 @@ static void serve_table(hub_serve_options_t *o, serve_raw_t *r, cn_opt_t t[stati
          "address to listen on (default 127.0.0.1:8080; port 0 picks a free port)"},
         {"public-domain", CN_OPT_STRING | CN_OPT_ONCE, &o->public_domain, 0, 0, "DOMAIN",
          "domain of public tunnel URLs, NAME.DOMAIN (default localhost)"},
-        {"http-port", CN_OPT_UINT | CN_OPT_ONCE, &r->http_port, 1, 65535, "N",
-         "port of public HTTP URLs (default: the listen port)"},
+        {"http-port", CN_OPT_UINT | CN_OPT_ONCE, &r->http_port, 0, 65535, "N",
+         "port of the HTTP edge (public HTTP tunnels and shares at NAME.DOMAIN:N); "
+         "default: the listen port + 1; 0 picks a free port"},
+        {"http-timeout", CN_OPT_UINT | CN_OPT_ONCE, &r->http_timeout, 1, 3600, "S",
+         "seconds a target may take to answer before the edge answers 504 (default " STR(
+             HUB_HTTP_TIMEOUT_DEFAULT_S) ")"},
         {"tcp-ports", CN_OPT_STRING | CN_OPT_ONCE, &r->tcp_ports, 0, 0, "A-B",
          "range of hub ports for public TCP tunnels (default " STR(
              HUB_API_TCP_PORTS_DEFAULT_LO) "-" STR(HUB_API_TCP_PORTS_DEFAULT_HI) ")"},
@@ -93,6 +103,12 @@ static void serve_table(hub_serve_options_t *o, serve_raw_t *r, cn_opt_t t[stati
          "N",
          "failed attempts in a row that disable a webhook (default " STR(
              HUB_WEBHOOK_DISABLE_AFTER) ")"},
+        {"event-retention", CN_OPT_UINT | CN_OPT_ONCE, &r->event_days, 0, 36500, "DAYS",
+         "drop events older than this, 0 = keep them (default " STR(
+             HUB_EVENT_RETENTION_DAYS_DEFAULT) ")"},
+        {"event-max", CN_OPT_UINT | CN_OPT_ONCE, &r->event_max, 0, 100000000, "N",
+         "keep at most N events per workspace, newest first, 0 = no cap (default " STR(
+             HUB_EVENT_MAX_DEFAULT) ")"},
         {"json", CN_OPT_FLAG, &r->json, 0, 0, NULL, "print one JSON line once listening"},
         {"log-level", CN_OPT_CHOICE, &r->log_level, 0, 0, HUB_LOG_LEVELS,
          "log threshold on stderr (default: $CONNECT_LOG, else info)"},
@@ -127,9 +143,13 @@ static void set_defaults(hub_serve_options_t *o, serve_raw_t *r)
     memset(r, 0, sizeof(*r));
     o->public_domain = "localhost";
     r->listen = "127.0.0.1:8080";
+    r->http_port = HTTP_PORT_UNSET;
+    r->http_timeout = HUB_HTTP_TIMEOUT_DEFAULT_S;
     r->rate_limit = HUB_API_RATE_LIMIT_DEFAULT;
     r->max_tunnels = HUB_API_MAX_TUNNELS_DEFAULT;
     r->max_agents = HUB_API_MAX_AGENTS_DEFAULT;
+    r->event_days = HUB_EVENT_RETENTION_DAYS_DEFAULT;
+    r->event_max = HUB_EVENT_MAX_DEFAULT;
 }
 
 static bool valid_public_domain(const char *d, const char **why)
@@ -159,10 +179,14 @@ static int check_options(hub_serve_options_t *o, const serve_raw_t *r, char *err
     o->tcp_port_hi = HUB_API_TCP_PORTS_DEFAULT_HI;
     if (r->tcp_ports && !hub_parse_port_range(r->tcp_ports, &o->tcp_port_lo, &o->tcp_port_hi, &why))
         return usage_error(err, errlen, "--tcp-ports", why);
-    o->http_port = (uint16_t)r->http_port;
+    o->http_port_set = r->http_port != HTTP_PORT_UNSET;
+    o->http_port = o->http_port_set ? (uint16_t)r->http_port : 0;
+    o->http_timeout_s = (unsigned)r->http_timeout;
     o->rate_limit = (unsigned)r->rate_limit;
     o->max_tunnels = (size_t)r->max_tunnels;
     o->max_agents = (size_t)r->max_agents;
+    o->event_days = (unsigned)r->event_days;
+    o->event_max = (size_t)r->event_max;
     o->json = r->json;
     o->log_level = r->log_level;
     /* CHOICE values are 1 + the index in "loopback|token|public"; the enum
@@ -369,7 +393,6 @@ static int start_server(serve_t *s)
     char err[512];
     hub_api_config_t ac = {
         .public_domain = o->public_domain,
-        .tls = o->tls_cert != NULL,
         .tcp_port_lo = o->tcp_port_lo,
         .tcp_port_hi = o->tcp_port_hi,
         .rate_limit = o->rate_limit,
@@ -393,11 +416,20 @@ static int start_server(serve_t *s)
     if (!s->webhooks)
         return hub_cmd_fail("serve", "out of memory");
     ac.metrics = s->metrics;
+    /* The HTTP edge: --http-port, else the port after the API's (the
+     * kernel's choice when the API's is, or when that one is taken). */
+    int edge_port = o->http_port_set ? (int)o->http_port
+                    : o->listen_port ? (o->listen_port < 65535 ? o->listen_port + 1 : 0)
+                                     : 0;
     hub_runtime_config_t rc_live = {
         .store = s->store,
         .keypair = &s->kp,
         .tcp_host = o->listen_host,
         .metrics = s->metrics,
+        .http_port = edge_port,
+        .http_port_fallback = !o->http_port_set,
+        .public_domain = o->public_domain,
+        .http_timeout_ms = o->http_timeout_s * 1000u,
     };
     s->runtime = hub_runtime_new(&rc_live, err, sizeof(err));
     if (!s->runtime)
@@ -414,6 +446,7 @@ static int start_server(serve_t *s)
         .listen_port = o->listen_port,
         .tls_cert = o->tls_cert,
         .tls_key = o->tls_key,
+        .retention = {.days = o->event_days, .max_per_ws = o->event_max},
         .store = s->store,
         .runtime = s->runtime,
         .api = s->api,
@@ -424,7 +457,8 @@ static int start_server(serve_t *s)
     if (!s->server)
         return hub_cmd_fail("serve", "%s", err);
     int port = hub_server_port(s->server);
-    hub_api_set_public_http_port(s->api, o->http_port ? o->http_port : (uint16_t)port);
+    int http_port = hub_runtime_http_port(s->runtime);
+    hub_api_set_public_http_port(s->api, (uint16_t)(http_port > 0 ? http_port : port));
     return 0;
 }
 
@@ -433,14 +467,16 @@ static int start_server(serve_t *s)
 static void announce(const serve_t *s)
 {
     int port = hub_server_port(s->server);
+    int http_port = hub_runtime_http_port(s->runtime);
     char addr[CN_TARGET_TEXT_MAX + 1], url[CN_TARGET_TEXT_MAX + 16];
     cn_target_format(s->o.listen_host, (unsigned)port, addr, sizeof(addr));
     snprintf(url, sizeof(url), "%s://%s", s->o.tls_cert ? "https" : "http", addr);
-    fprintf(stderr, "connect-hub: listening on %s (public domain %s)\n", url, s->o.public_domain);
+    fprintf(stderr, "connect-hub: listening on %s (public domain %s, HTTP edge port %d)\n", url,
+            s->o.public_domain, http_port);
     fflush(stderr);
     if (s->o.json) {
-        json_t *j = json_pack("{s:s, s:i, s:s}", "url", url, "port", port, "publicDomain",
-                              s->o.public_domain);
+        json_t *j = json_pack("{s:s, s:i, s:s, s:i}", "url", url, "port", port, "publicDomain",
+                              s->o.public_domain, "httpPort", http_port);
         char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
         if (text)
             printf("%s\n", text);

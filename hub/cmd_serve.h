@@ -9,12 +9,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Seconds a target may take to start answering before the edge answers 504. */
+#define HUB_HTTP_TIMEOUT_DEFAULT_S 30
+
 typedef struct hub_serve_options {
     const char *db;
     char listen_host[64];
     uint16_t listen_port;
     const char *public_domain;
-    uint16_t http_port; /* 0 = not given */
+    uint16_t http_port;      /* the HTTP edge's port when http_port_set */
+    bool http_port_set;      /* --http-port given (0 = the kernel picks) */
+    unsigned http_timeout_s; /* --http-timeout, HUB_HTTP_TIMEOUT_DEFAULT_S when not given */
     uint16_t tcp_port_lo, tcp_port_hi;
     const char *tls_cert;
     const char *tls_key;
@@ -22,6 +27,8 @@ typedef struct hub_serve_options {
     size_t max_tunnels;
     size_t max_agents;
     const char *plugin_dir;         /* NULL: the install directory, if it exists */
+    unsigned event_days;            /* --event-retention, 0 = keep */
+    size_t event_max;               /* --event-max per workspace, 0 = no cap */
     int metrics_access;             /* enum hub_metrics_access (api.h) */
     const char *metrics_token_file; /* --metrics token: the file holding it */
     uint32_t webhook_retry_base_ms; /* 0 = HUB_WEBHOOK_RETRY_BASE_MS */

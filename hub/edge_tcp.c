@@ -56,9 +56,24 @@ static void conn_done(void *ctx, cn_pipe_t *p, int err)
     free(c);
 }
 
+void hub_edge_peer(const struct sockaddr_storage *ss, char *ip, size_t iplen, int *port)
+{
+    snprintf(ip, iplen, "?");
+    *port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, ip, (socklen_t)iplen);
+        *port = ntohs(a->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, ip, (socklen_t)iplen);
+        *port = ntohs(a->sin6_port);
+    }
+}
+
 /* Refuses a connection at once: RST, so a client never hangs on a tunnel
  * that is paused, offline or over its limits. */
-static void refuse(int fd)
+void hub_edge_refuse(int fd)
 {
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -76,25 +91,17 @@ static void accept_one(listener_t *l, int fd, const struct sockaddr_storage *ss)
                                                                  : NULL;
     if (why) {
         cn_log_info("tunnel %s: connection refused: %s", l->tunnel_id, why);
-        refuse(fd);
+        hub_edge_refuse(fd);
         return;
     }
-    char addr[INET6_ADDRSTRLEN] = "?";
+    char addr[INET6_ADDRSTRLEN];
     int port = 0;
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &a->sin_addr, addr, sizeof(addr));
-        port = ntohs(a->sin_port);
-    } else if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, addr, sizeof(addr));
-        port = ntohs(a->sin6_port);
-    }
+    hub_edge_peer(ss, addr, sizeof(addr), &port);
     char meta[128];
     int mlen = snprintf(meta, sizeof(meta), "{\"client\":\"%s:%d\"}", addr, port);
     conn_t *c = calloc(1, sizeof(*c));
     if (!c) {
-        refuse(fd);
+        hub_edge_refuse(fd);
         return;
     }
     c->rt = rt;

@@ -76,3 +76,16 @@ json_t *hub_event_to_json(const hub_event_t *e)
                      "tunnelId", id_or_null(e->tunnel_id), "agentId", id_or_null(e->agent_id),
                      "data", data, "createdAt", hub_json_time(e->created_at));
 }
+
+int hub_event_retain(hub_store_t *st, const hub_event_retention_t *r, size_t *pruned)
+{
+    size_t old = 0, over = 0;
+    int rc = 0;
+    if (r->days)
+        rc = hub_store_event_prune(st, hub_store_now(st) - (int64_t)r->days * 86400 * 1000, &old);
+    if (rc == 0 && r->max_per_ws)
+        rc = hub_store_event_cap(st, r->max_per_ws, &over);
+    if (pruned)
+        *pruned = old + over;
+    return rc;
+}

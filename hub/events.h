@@ -41,6 +41,20 @@ int hub_event_record(hub_store_t *st, const char *workspace_id, const char *type
  * failure. */
 json_t *hub_event_to_json(const hub_event_t *e);
 
+/* How long events are kept. 0 in a field = no limit of that kind. */
+typedef struct hub_event_retention {
+    unsigned days;     /* drop events older than this */
+    size_t max_per_ws; /* keep at most this many per workspace, newest first */
+} hub_event_retention_t;
+#define HUB_EVENT_RETENTION_DAYS_DEFAULT 30
+#define HUB_EVENT_MAX_DEFAULT 100000
+/* How often the hub applies it (and once at start). */
+#define HUB_EVENT_PRUNE_PERIOD_MS (10 * 60 * 1000)
+
+/* Applies the retention now (the store's clock): age first, then the cap.
+ * *pruned (optional) gets the events dropped. 0 or a store error. */
+int hub_event_retain(hub_store_t *st, const hub_event_retention_t *r, size_t *pruned);
+
 /* An ISO-8601 string, or JSON null for HUB_TIME_NONE. */
 json_t *hub_json_time(int64_t ms);
 

@@ -171,6 +171,10 @@ const char *hub_http_reason(int status)
         return "Length Required";
     case 413:
         return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 431:
+        return "Request Header Fields Too Large";
     case 422:
         return "Unprocessable Content";
     case 429:
@@ -181,6 +185,8 @@ const char *hub_http_reason(int status)
         return "Bad Gateway";
     case 503:
         return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
     default:
         return status >= 500 ? "Error" : "Status";
     }

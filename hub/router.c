@@ -89,6 +89,14 @@ const char *hub_method_name(unsigned method)
     return "?";
 }
 
+unsigned hub_method_parse(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof(method_names) / sizeof(method_names[0]); i++)
+        if (strlen(method_names[i].name) == len && !memcmp(method_names[i].name, name, len))
+            return method_names[i].bit;
+    return 0;
+}
+
 int hub_allow_format(unsigned mask, char *out, size_t outlen)
 {
     size_t len = 0;

@@ -57,6 +57,10 @@ int hub_route_lookup(const void *table, size_t n, size_t stride, unsigned method
 /* "GET", "POST", ...; "?" for anything else. */
 const char *hub_method_name(unsigned method);
 
+/* The bit of the method spelled exactly `name[0..len)` (methods are
+ * case-sensitive), or 0 for one this table does not know. */
+unsigned hub_method_parse(const char *name, size_t len);
+
 /* Formats a method mask as an Allow header value ("GET, POST"), in a fixed
  * order. Returns the length written, or -1 when it does not fit. */
 int hub_allow_format(unsigned mask, char *out, size_t outlen);

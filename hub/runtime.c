@@ -58,9 +58,16 @@ hub_runtime_t *hub_runtime_new(const hub_runtime_config_t *cfg, char *err, size_
         rt->cfg.max_conns = 3000;
     if (!rt->cfg.max_conns_per_tunnel)
         rt->cfg.max_conns_per_tunnel = 1024;
+    if (!rt->cfg.http_timeout_ms)
+        rt->cfg.http_timeout_ms = 30000;
     rt->tcp_host = strdup(cfg->tcp_host ? cfg->tcp_host : "127.0.0.1");
+    rt->public_domain =
+        strdup(cfg->public_domain && *cfg->public_domain ? cfg->public_domain : "localhost");
+    rt->cfg.public_domain = rt->public_domain;
     int e = hub_agents_init(rt);
-    if (!rt->tcp_host || !rt->links) {
+    if (e == 0)
+        e = hub_edge_http_init(rt);
+    if (!rt->tcp_host || !rt->public_domain || !rt->links || !rt->edge) {
         snprintf(err, errlen, "cannot set up the agent endpoint: %s", cn_strerror(e));
         hub_runtime_free(rt);
         return NULL;
@@ -70,11 +77,13 @@ hub_runtime_t *hub_runtime_new(const hub_runtime_config_t *cfg, char *err, size_
 
 int hub_runtime_protocols(hub_runtime_t *rt, struct lws_protocols *protos, size_t *n, size_t cap)
 {
-    if (*n + 3 > cap)
+    if (*n + 5 > cap)
         return CN_ETOOBIG;
     protos[(*n)++] = cn_link_server_protocol(rt->links);
     protos[(*n)++] = *cn_pipe_protocol();
     protos[(*n)++] = hub_edge_tcp_protocol;
+    protos[(*n)++] = hub_edge_http_listen_protocol;
+    protos[(*n)++] = hub_edge_http_conn_protocol;
     return 0;
 }
 
@@ -94,7 +103,12 @@ int hub_runtime_start(hub_runtime_t *rt, struct lws_context *ctx, struct lws_vho
         hub_tunnel_list_free(&tl);
     }
     hub_workspace_list_free(&wl);
-    return 0;
+    return hub_edge_http_start(rt);
+}
+
+int hub_runtime_http_port(const hub_runtime_t *rt)
+{
+    return hub_edge_http_port(rt);
 }
 
 void hub_runtime_metrics(void *ctx, hub_metrics_snapshot_t *snap, hub_metrics_tunnel_t *tunnels,
@@ -125,6 +139,7 @@ void hub_runtime_stop(hub_runtime_t *rt)
         return;
     hub_agents_close_all(rt);
     hub_edge_tcp_close_all(rt);
+    hub_edge_http_close_all(rt);
 }
 
 void hub_runtime_free(hub_runtime_t *rt)
@@ -134,8 +149,10 @@ void hub_runtime_free(hub_runtime_t *rt)
     /* Links and listeners died with the context; whatever is left was never
      * handed to lws. */
     hub_edge_tcp_free_all(rt);
+    hub_edge_http_free(rt);
     hub_agents_free_all(rt);
     cn_link_server_free(rt->links);
     free(rt->tcp_host);
+    free(rt->public_domain);
     free(rt);
 }

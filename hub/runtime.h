@@ -12,6 +12,7 @@
 #ifndef HUB_RUNTIME_H
 #define HUB_RUNTIME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,12 @@ typedef struct hub_runtime_config {
     unsigned max_conns;            /* public connections at once, all tunnels; default 3000 */
     unsigned max_conns_per_tunnel; /* default 1024 */
     hub_metrics_t *metrics;        /* borrowed; NULL = none (handshake failures, bytes) */
+    /* The HTTP edge (edge_http.c) listens on tcp_host:http_port; 0 lets the
+     * kernel pick (hub_runtime_http_port() says which), -1 means no edge. */
+    int http_port;
+    bool http_port_fallback;   /* http_port taken: let the kernel pick instead */
+    const char *public_domain; /* NAME.DOMAIN routing; default "localhost" */
+    unsigned http_timeout_ms;  /* 504 when a target has not answered; default 30000 */
 } hub_runtime_config_t;
 
 hub_runtime_t *hub_runtime_new(const hub_runtime_config_t *cfg, char *err, size_t errlen);
@@ -53,6 +60,8 @@ void hub_runtime_live(hub_runtime_t *rt, hub_live_t *out);
  * open public connections. */
 void hub_runtime_metrics(void *rt, hub_metrics_snapshot_t *snap, hub_metrics_tunnel_t *tunnels,
                          size_t ntunnels);
+/* The port the HTTP edge listens on, -1 when it does not. */
+int hub_runtime_http_port(const hub_runtime_t *rt);
 /* Agents connected right now. */
 unsigned hub_runtime_agents_online(const hub_runtime_t *rt);
 /* Closes every link and listener (before the context is destroyed). */

@@ -52,9 +52,13 @@ typedef struct conn {
     char tunnel_id[HUB_ID_SIZE];
 } conn_t;
 
+struct hub_edge_http;
+
 struct hub_runtime {
     hub_runtime_config_t cfg;
     char *tcp_host;
+    char *public_domain;
+    struct hub_edge_http *edge; /* edge_http.c's state */
     struct lws_context *ctx;
     struct lws_vhost *vh;
     cn_link_server_t *links;
@@ -96,6 +100,26 @@ void hub_edge_tcp_sync_agent(hub_runtime_t *rt, const char *agent_id,
                              const hub_tunnel_list_t *list);
 /* Closes every listener (shutdown); frees listeners lws never closed. */
 void hub_edge_tcp_close_all(hub_runtime_t *rt);
+/* Both edges: a peer's address as text and port; closing a socket with an
+ * RST (SO_LINGER 0) so that a refused client never hangs. */
+struct sockaddr_storage;
+void hub_edge_peer(const struct sockaddr_storage *ss, char *ip, size_t iplen, int *port);
+void hub_edge_refuse(int fd);
 void hub_edge_tcp_free_all(hub_runtime_t *rt);
+
+/* ---- edge_http.c: the public HTTP edge and shares' data path ---- */
+
+/* The lws protocols of the edge's listener and its client connections. */
+extern const struct lws_protocols hub_edge_http_listen_protocol;
+extern const struct lws_protocols hub_edge_http_conn_protocol;
+/* Allocates the edge's state into rt->edge. 0 or CN_ENOMEM. */
+int hub_edge_http_init(hub_runtime_t *rt);
+/* Opens the listener (unless cfg.http_port < 0) and starts the periodic
+ * work (access-log batches, share expiry sweep). 0 or CN_EIO. */
+int hub_edge_http_start(hub_runtime_t *rt);
+int hub_edge_http_port(const hub_runtime_t *rt);
+/* Closes the listener and every client connection; flushes the log. */
+void hub_edge_http_close_all(hub_runtime_t *rt);
+void hub_edge_http_free(hub_runtime_t *rt);
 
 #endif

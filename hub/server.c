@@ -34,6 +34,7 @@ struct hub_server {
     struct lws_protocols protocols[MAX_PROTOCOLS];
     hub_runtime_t *rt; /* borrowed: agent endpoint and public TCP edge */
     lws_sorted_usec_list_t expiry_sul;
+    lws_sorted_usec_list_t retention_sul;
     struct lws *listen_wsi;
     int port;
 };
@@ -145,6 +146,26 @@ static void expiry_tick(lws_sorted_usec_list_t *sul)
                      (lws_usec_t)HUB_SERVER_EXPIRY_PERIOD_MS * LWS_US_PER_MS);
 }
 
+/* Events are pruned on a timer, not per write: one DELETE every few
+ * minutes costs nothing on the write path, and a reconnect loop between
+ * two runs adds at most a few minutes of rows. */
+static void retention_run(hub_server_t *s)
+{
+    size_t n = 0;
+    if (hub_event_retain(s->cfg.store, &s->cfg.retention, &n) < 0)
+        cn_log_warn("events: could not prune: %s", hub_store_errmsg(s->cfg.store));
+    else if (n)
+        cn_log_info("events: pruned %zu past the retention", n);
+}
+
+static void retention_tick(lws_sorted_usec_list_t *sul)
+{
+    hub_server_t *s = lws_container_of(sul, hub_server_t, retention_sul);
+    retention_run(s);
+    lws_sul_schedule(s->ctx, 0, &s->retention_sul, retention_tick,
+                     (lws_usec_t)HUB_EVENT_PRUNE_PERIOD_MS * LWS_US_PER_MS);
+}
+
 hub_server_t *hub_server_new(const hub_server_config_t *cfg, char *err, size_t errlen)
 {
     hub_server_t *s = calloc(1, sizeof(*s));
@@ -214,6 +235,9 @@ hub_server_t *hub_server_new(const hub_server_config_t *cfg, char *err, size_t e
     }
     lws_sul_schedule(s->ctx, 0, &s->expiry_sul, expiry_tick,
                      (lws_usec_t)HUB_SERVER_EXPIRY_PERIOD_MS * LWS_US_PER_MS);
+    retention_run(s);
+    lws_sul_schedule(s->ctx, 0, &s->retention_sul, retention_tick,
+                     (lws_usec_t)HUB_EVENT_PRUNE_PERIOD_MS * LWS_US_PER_MS);
     return s;
 fail:
     hub_server_free(s);
@@ -247,6 +271,7 @@ void hub_server_free(hub_server_t *s)
     if (s->ctx) {
         lws_sul_cancel(&s->expiry_sul);
         hub_webhooks_stop(s->cfg.webhooks);
+        lws_sul_cancel(&s->retention_sul);
         lws_context_destroy(s->ctx);
     }
     free(s);

@@ -2,7 +2,7 @@
  * vhost on the listen address that serves the REST API over HTTP/1.1 and,
  * on the same port, WebSocket upgrades for protocols appended to its
  * protocols array (built in one place, server.c). Also the periodic
- * timers (TTL expiry). Everything runs on the thread that calls
+ * timers (TTL expiry, event retention). Everything runs on the thread that calls
  * hub_server_run(). */
 #ifndef HUB_SERVER_H
 #define HUB_SERVER_H
@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "api.h"
+#include "events.h"
 #include "runtime.h"
 #include "secrets.h"
 #include "store.h"
@@ -26,8 +27,9 @@ typedef struct hub_server_config {
     uint16_t listen_port;    /* 0: the kernel picks; see hub_server_port() */
     const char *tls_cert;    /* both or neither */
     const char *tls_key;
-    hub_store_t *store; /* borrowed, outlives the server */
-    hub_api_t *api;     /* borrowed, outlives the server */
+    hub_event_retention_t retention; /* applied at start and every HUB_EVENT_PRUNE_PERIOD_MS */
+    hub_store_t *store;              /* borrowed, outlives the server */
+    hub_api_t *api;                  /* borrowed, outlives the server */
     /* The agent endpoint and public TCP edge, whose protocols the vhost
      * serves. Borrowed; freed by the caller after hub_server_free(). */
     hub_runtime_t *runtime;

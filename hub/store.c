@@ -16,6 +16,7 @@
 #include "cn_errmsg.h"
 #include "cn_utf8.h"
 #include "webhook_core.h"
+#include "router.h"
 
 /* ---- handle ------------------------------------------------------------ */
 
@@ -263,6 +264,11 @@ const char *hub_protocol_name(int protocol)
 {
     return protocol >= 0 && (size_t)protocol < COUNT(protocol_names) ? protocol_names[protocol]
                                                                      : "?";
+}
+
+bool hub_protocol_on_http_edge(int protocol)
+{
+    return protocol == HUB_PROTO_HTTP || protocol == HUB_PROTO_HTTPS;
 }
 
 int hub_protocol_parse(const char *s, enum hub_protocol *out)
@@ -702,6 +708,42 @@ int hub_store_agent_reset_connections(hub_store_t *st, size_t *count)
     return rc;
 }
 
+/* ---- basic-auth passwords ------------------------------------------------ */
+
+#define KEYED_PREFIX "b2k$"
+
+/* "b2k$" + hex(BLAKE2b-256 keyed with the hub secret key): generated
+ * passwords carry ~142 bits, so a slow hash buys nothing and would stall
+ * the event loop on every request. */
+static int keyed_password_hash(hub_store_t *st, const char *password,
+                               char out[static HUB_PASSWORD_HASH_SIZE])
+{
+    uint8_t h[HUB_KEY_BYTES];
+    int rc = hub_token_hash(st->secret_key, password, h);
+    if (rc < 0)
+        return rc;
+    char hex[2 * HUB_KEY_BYTES + 1];
+    sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+    snprintf(out, HUB_PASSWORD_HASH_SIZE, KEYED_PREFIX "%s", hex);
+    sodium_memzero(h, sizeof(h));
+    sodium_memzero(hex, sizeof(hex));
+    return 0;
+}
+
+int hub_store_password_check(hub_store_t *st, const char *stored, const char *password)
+{
+    if (!st || !stored || !password || strncmp(stored, KEYED_PREFIX, 4) != 0 ||
+        strlen(stored) != 4 + 2 * HUB_KEY_BYTES || strlen(password) > 1024)
+        return CN_EAUTH;
+    uint8_t want[HUB_KEY_BYTES], got[HUB_KEY_BYTES];
+    if (sodium_hex2bin(want, sizeof(want), stored + 4, 2 * HUB_KEY_BYTES, NULL, NULL, NULL) != 0 ||
+        hub_token_hash(st->secret_key, password, got) < 0)
+        return CN_EAUTH;
+    bool ok = hub_hash_equal(want, got);
+    sodium_memzero(got, sizeof(got));
+    return ok ? 0 : CN_EAUTH;
+}
+
 /* ---- tunnels ----------------------------------------------------------- */
 
 static int64_t held_after(hub_store_t *st, int64_t now)
@@ -786,7 +828,7 @@ int hub_store_tunnel_create(hub_store_t *st, const char *workspace_id,
         copy_str(t.http_user, sizeof(t.http_user), spec->http_user);
         rc = hub_password_generate(password);
         if (rc == 0)
-            rc = hub_password_hash(password, t.http_password_hash);
+            rc = keyed_password_hash(st, password, t.http_password_hash);
         if (rc < 0) {
             hub_store_fail(st, rc, "cannot hash the basic-auth password");
             goto done;
@@ -1048,6 +1090,16 @@ int hub_store_event_list(hub_store_t *st, const char *workspace_id,
     if (!hub_uuid_valid(workspace_id) || (q.tunnel_id && !hub_uuid_valid(q.tunnel_id)))
         return 0;
     return st->ops->event_list(st, workspace_id, &q, out);
+}
+
+int hub_store_event_cap(hub_store_t *st, size_t keep, size_t *count)
+{
+    CHECK_ST(st);
+    size_t n = 0;
+    int rc = keep ? st->ops->event_cap(st, keep, &n) : CN_EINVAL;
+    if (count)
+        *count = rc == 0 ? n : 0;
+    return rc;
 }
 
 int hub_store_event_prune(hub_store_t *st, int64_t before, size_t *count)
@@ -1339,4 +1391,305 @@ int hub_store_delivery_pending_count(hub_store_t *st, size_t *count)
     if (!count)
         return CN_EINVAL;
     return st->ops->delivery_pending_count(st, count);
+}
+
+/* ---- shares ------------------------------------------------------------ */
+
+void hub_share_list_free(hub_share_list_t *l)
+{
+    if (!l)
+        return;
+    if (l->items)
+        sodium_memzero(l->items, l->count * sizeof(*l->items));
+    free(l->items);
+    l->items = NULL;
+    l->count = 0;
+}
+
+void hub_share_log_list_free(hub_share_log_list_t *l)
+{
+    if (!l)
+        return;
+    free(l->items);
+    l->items = NULL;
+    l->count = 0;
+}
+
+static const char *const share_methods[] = {"GET",   "HEAD",   "POST",   "PUT",
+                                            "PATCH", "DELETE", "OPTIONS"};
+
+char *hub_store_share_methods_json(unsigned mask)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < COUNT(share_methods); i++) {
+        unsigned bit = hub_method_parse(share_methods[i], strlen(share_methods[i]));
+        if (mask & bit)
+            json_array_append_new(a, json_string(share_methods[i]));
+    }
+    char *t = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    json_decref(a);
+    return t;
+}
+
+char *hub_store_share_paths_json(const char *const *paths, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(a, json_string(paths[i]));
+    char *t = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    json_decref(a);
+    return t;
+}
+
+int hub_store_share_rules_from_json(hub_share_t *s, const char *methods, const char *paths)
+{
+    json_t *m = json_loads(methods ? methods : "[]", 0, NULL);
+    json_t *p = json_loads(paths ? paths : "[]", 0, NULL);
+    int rc = json_is_array(m) && json_is_array(p) ? 0 : CN_EPROTO;
+    size_t i;
+    json_t *v;
+    s->methods = 0;
+    s->npaths = 0;
+    json_array_foreach(m, i, v)
+    {
+        const char *name = json_string_value(v);
+        unsigned bit = name ? hub_method_parse(name, strlen(name)) : 0;
+        if (!bit)
+            rc = CN_EPROTO;
+        s->methods |= bit;
+    }
+    json_array_foreach(p, i, v)
+    {
+        const char *pat = json_string_value(v);
+        if (!pat || i >= HUB_SHARE_PATHS_MAX || strlen(pat) > HUB_SHARE_PATTERN_MAX) {
+            rc = CN_EPROTO;
+            break;
+        }
+        copy_str(s->paths[s->npaths++], sizeof(s->paths[0]), pat);
+    }
+    json_decref(m);
+    json_decref(p);
+    return rc;
+}
+
+/* 20 random bytes in lowercase base32 (RFC 4648 alphabet): a DNS label. */
+static void share_token(char out[static HUB_SHARE_TOKEN_SIZE])
+{
+    static const char alpha[] = "abcdefghijklmnopqrstuvwxyz234567";
+    uint8_t raw[20];
+    randombytes_buf(raw, sizeof(raw));
+    for (size_t i = 0; i < HUB_SHARE_TOKEN_LEN; i++) {
+        size_t bit = i * 5, byte = bit / 8, off = bit % 8;
+        unsigned v = (unsigned)raw[byte] << 8 | (byte + 1 < sizeof(raw) ? raw[byte + 1] : 0);
+        out[i] = alpha[(v >> (11 - off)) & 31];
+    }
+    out[HUB_SHARE_TOKEN_LEN] = '\0';
+    sodium_memzero(raw, sizeof(raw));
+}
+
+static bool share_token_well_formed(const char *t)
+{
+    if (!t || strnlen(t, HUB_SHARE_TOKEN_LEN + 1) != HUB_SHARE_TOKEN_LEN)
+        return false;
+    for (size_t i = 0; i < HUB_SHARE_TOKEN_LEN; i++)
+        if (!((t[i] >= 'a' && t[i] <= 'z') || (t[i] >= '2' && t[i] <= '7')))
+            return false;
+    return true;
+}
+
+int hub_store_share_create(hub_store_t *st, const char *workspace_id, const hub_share_spec_t *spec,
+                           hub_share_t *out, char token_out[static HUB_SHARE_TOKEN_SIZE],
+                           char password_out[HUB_PASSWORD_SIZE])
+{
+    CHECK_ST(st);
+    if (!spec || !token_out)
+        return CN_EINVAL;
+    token_out[0] = '\0';
+    if (password_out)
+        password_out[0] = '\0';
+    CHECK_ID(st, workspace_id, "workspace");
+    if (!hub_uuid_valid(spec->tunnel_id))
+        return hub_store_fail(st, CN_ENOTFOUND, "tunnel not found");
+    if (!text_ok(spec->name, 1, HUB_NAME_MAX))
+        return hub_store_fail(st, CN_EINVAL, "name: must be 1-%d bytes of text", HUB_NAME_MAX);
+    if (!text_ok(spec->description, 0, HUB_DESCRIPTION_MAX))
+        return hub_store_fail(st, CN_EINVAL, "description: at most %d bytes of text",
+                              HUB_DESCRIPTION_MAX);
+    if (spec->rate_limit < HUB_SHARE_RATE_MIN || spec->rate_limit > HUB_SHARE_RATE_MAX)
+        return hub_store_fail(st, CN_EINVAL, "rateLimitPerMinute: must be 1-1000");
+    if (spec->npaths > HUB_SHARE_PATHS_MAX)
+        return hub_store_fail(st, CN_EINVAL, "allowedPaths: at most %d", HUB_SHARE_PATHS_MAX);
+    for (size_t i = 0; i < spec->npaths; i++)
+        if (!hub_path_pattern_valid(spec->paths[i], NULL))
+            return hub_store_fail(st, CN_EINVAL, "allowedPaths: invalid pattern");
+    if (spec->ttl_ms < 0 || spec->ttl_ms > 100LL * 366 * 86400 * 1000)
+        return hub_store_fail(st, CN_EINVAL, "expiresIn: out of range");
+    bool with_auth = !empty(spec->http_user);
+    if (with_auth && (!ascii_ok(spec->http_user, 1, HUB_USER_MAX, ":") || !password_out))
+        return hub_store_fail(
+            st, CN_EINVAL, "httpUser: must be 1-%d printable characters without ':'", HUB_USER_MAX);
+
+    hub_share_t *sh = calloc(1, sizeof(*sh));
+    char token[HUB_SHARE_TOKEN_SIZE], password[HUB_PASSWORD_SIZE] = "";
+    uint8_t hash[HUB_KEY_BYTES];
+    char *mj = hub_store_share_methods_json(spec->methods);
+    char *pj = hub_store_share_paths_json(spec->paths, spec->npaths);
+    int rc = 0;
+    if (!sh || !mj || !pj) {
+        rc = hub_store_fail(st, CN_ENOMEM, "out of memory");
+        goto done;
+    }
+    hub_uuid_v4(sh->id);
+    copy_str(sh->workspace_id, sizeof(sh->workspace_id), workspace_id);
+    copy_str(sh->tunnel_id, sizeof(sh->tunnel_id), spec->tunnel_id);
+    copy_str(sh->name, sizeof(sh->name), spec->name);
+    copy_str(sh->description, sizeof(sh->description), spec->description);
+    sh->methods = spec->methods;
+    sh->npaths = spec->npaths;
+    for (size_t i = 0; i < spec->npaths; i++)
+        copy_str(sh->paths[i], sizeof(sh->paths[i]), spec->paths[i]);
+    sh->rate_limit = spec->rate_limit;
+    if (with_auth) {
+        copy_str(sh->http_user, sizeof(sh->http_user), spec->http_user);
+        rc = hub_password_generate(password);
+        if (rc == 0)
+            rc = keyed_password_hash(st, password, sh->http_password_hash);
+        if (rc < 0) {
+            hub_store_fail(st, rc, "cannot hash the basic-auth password");
+            goto done;
+        }
+    }
+    share_token(token);
+    rc = hub_token_hash(st->secret_key, token, hash);
+    if (rc < 0) {
+        hub_store_fail(st, rc, "cannot hash the share token");
+        goto done;
+    }
+    int64_t now = hub_store_now(st);
+    sh->created_at = now;
+    sh->expires_at = spec->ttl_ms ? now + spec->ttl_ms : HUB_TIME_NONE;
+    rc = st->ops->share_insert(st, sh, mj, pj, hash);
+    if (rc == 0) {
+        memcpy(token_out, token, HUB_SHARE_TOKEN_SIZE);
+        if (with_auth)
+            memcpy(password_out, password, HUB_PASSWORD_SIZE);
+        if (out)
+            *out = *sh;
+    }
+done:
+    sodium_memzero(token, sizeof(token));
+    sodium_memzero(password, sizeof(password));
+    sodium_memzero(hash, sizeof(hash));
+    if (sh)
+        sodium_memzero(sh, sizeof(*sh));
+    free(sh);
+    free(mj);
+    free(pj);
+    return rc;
+}
+
+int hub_store_share_list(hub_store_t *st, const char *workspace_id, const char *tunnel_id,
+                         hub_share_list_t *out)
+{
+    CHECK_ST(st);
+    if (!out)
+        return CN_EINVAL;
+    *out = (hub_share_list_t){0};
+    if (!hub_uuid_valid(workspace_id) || (tunnel_id && !hub_uuid_valid(tunnel_id)))
+        return 0;
+    return st->ops->share_list(st, workspace_id, tunnel_id, out);
+}
+
+int hub_store_share_get(hub_store_t *st, const char *workspace_id, const char *id, hub_share_t *out)
+{
+    CHECK_ST(st);
+    if (!out)
+        return CN_EINVAL;
+    CHECK_ID(st, workspace_id, "share");
+    CHECK_ID(st, id, "share");
+    return st->ops->share_get(st, workspace_id, id, out);
+}
+
+int hub_store_share_revoke(hub_store_t *st, const char *workspace_id, const char *id,
+                           hub_share_t *out, bool *changed)
+{
+    CHECK_ST(st);
+    CHECK_ID(st, workspace_id, "share");
+    CHECK_ID(st, id, "share");
+    bool ch = false;
+    int rc = st->ops->share_revoke(st, workspace_id, id, hub_store_now(st), &ch);
+    if (rc == 0 && out)
+        rc = st->ops->share_get(st, workspace_id, id, out);
+    if (changed)
+        *changed = rc == 0 && ch;
+    return rc;
+}
+
+int hub_store_share_find_by_token(hub_store_t *st, const char *token, hub_share_t *out)
+{
+    CHECK_ST(st);
+    if (!out)
+        return CN_EINVAL;
+    if (!share_token_well_formed(token))
+        return hub_store_fail(st, CN_ENOTFOUND, "share not found");
+    uint8_t hash[HUB_KEY_BYTES];
+    int rc = hub_token_hash(st->secret_key, token, hash);
+    if (rc == 0)
+        rc = st->ops->share_find(st, hash, out);
+    sodium_memzero(hash, sizeof(hash));
+    return rc;
+}
+
+int hub_store_share_list_expired(hub_store_t *st, size_t limit, hub_share_list_t *out)
+{
+    CHECK_ST(st);
+    if (!out)
+        return CN_EINVAL;
+    *out = (hub_share_list_t){0};
+    if (!limit || limit > HUB_LIST_MAX)
+        limit = HUB_LIST_MAX;
+    return st->ops->share_list_expired(st, hub_store_now(st), limit, out);
+}
+
+int hub_store_share_mark_expired(hub_store_t *st, const char *workspace_id, const char *id)
+{
+    CHECK_ST(st);
+    CHECK_ID(st, workspace_id, "share");
+    CHECK_ID(st, id, "share");
+    return st->ops->share_mark_expired(st, workspace_id, id);
+}
+
+int hub_store_share_log_append(hub_store_t *st, const char *share_id,
+                               const hub_share_log_entry_t *e)
+{
+    CHECK_ST(st);
+    if (!e)
+        return CN_EINVAL;
+    CHECK_ID(st, share_id, "share");
+    return st->ops->share_log_insert(st, share_id, e);
+}
+
+int hub_store_share_log_list(hub_store_t *st, const char *workspace_id, const char *share_id,
+                             int64_t before, size_t limit, hub_share_log_list_t *out)
+{
+    CHECK_ST(st);
+    if (!out)
+        return CN_EINVAL;
+    *out = (hub_share_log_list_t){0};
+    CHECK_ID(st, workspace_id, "share");
+    CHECK_ID(st, share_id, "share");
+    if (!limit || limit > HUB_SHARE_LOG_PAGE_MAX)
+        limit = HUB_SHARE_LOG_PAGE_MAX;
+    return st->ops->share_log_list(st, workspace_id, share_id, before > 0 ? before : INT64_MAX,
+                                   limit, out);
+}
+
+int hub_store_share_log_prune(hub_store_t *st, int64_t before, size_t *count)
+{
+    CHECK_ST(st);
+    size_t n = 0;
+    int rc = st->ops->share_log_prune(st, before, HUB_SHARE_LOG_KEEP, &n);
+    if (count)
+        *count = rc == 0 ? n : 0;
+    return rc;
 }

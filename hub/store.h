@@ -48,6 +48,7 @@
 #include "hub_err.h"
 #include "hub_time.h"
 #include "secrets.h"
+#include "share_policy.h"
 
 typedef struct hub_store hub_store_t;
 
@@ -304,6 +305,13 @@ enum hub_tunnel_status {
  * CN_EINVAL. */
 const char *hub_protocol_name(int protocol);
 int hub_protocol_parse(const char *s, enum hub_protocol *out);
+/* Whether tunnels of this protocol live on the HTTP edge (http, https):
+ * public ones are reached by name (NAME.DOMAIN) instead of a hub port, and
+ * only they can be shared. The one rule the API (publicUrl, hub ports,
+ * shares) and the edge (which tunnels it serves) both ask. A plugin's name
+ * given as the protocol ("postgresql", ...) is stored as a tcp tunnel with
+ * that plugin; "http" always parses as the protocol, never as a plugin. */
+bool hub_protocol_on_http_edge(int protocol);
 const char *hub_tunnel_status_name(int status);
 int hub_tunnel_status_parse(const char *s, enum hub_tunnel_status *out);
 
@@ -427,6 +435,114 @@ int hub_store_hub_port_available(hub_store_t *st, const char *workspace_id, uint
 int hub_store_tunnel_find_public(hub_store_t *st, const char *name, hub_tunnel_t *out);
 int hub_store_tunnel_find_by_hub_port(hub_store_t *st, uint16_t hub_port, hub_tunnel_t *out);
 
+/* ---- basic-auth passwords ---------------------------------------------- */
+/* Generated basic-auth passwords (tunnels' httpUser, shares' httpUser) are
+ * high-entropy (HUB_PASSWORD_LEN random characters), so they are stored
+ * like tokens: "b2k$" + hex(BLAKE2b-256 keyed with the hub secret key),
+ * and checked with one keyed hash, never a slow hash on the event loop.
+ * 0 when `password` matches `stored`, else CN_EAUTH (also for the Argon2id
+ * strings of tunnels created before schema 3, which the edge refuses: give
+ * such a tunnel a new httpUser by recreating it). */
+int hub_store_password_check(hub_store_t *st, const char *stored, const char *password);
+
+/* ---- shares ------------------------------------------------------------ */
+/* A share token is HUB_SHARE_TOKEN_LEN characters of lowercase base32
+ * (160 random bits), a valid DNS label part so that the share answers at
+ * share-TOKEN.DOMAIN; only its keyed hash is stored. */
+#define HUB_SHARE_TOKEN_LEN 32
+#define HUB_SHARE_TOKEN_SIZE (HUB_SHARE_TOKEN_LEN + 1)
+#define HUB_DESCRIPTION_MAX 500
+#define HUB_SHARE_LOG_PATH_MAX 512 /* longer logged paths are cut */
+#define HUB_SHARE_LOG_KEEP 10000   /* newest access-log rows kept per share */
+#define HUB_SHARE_LOG_RETENTION_MS (7LL * 24 * 3600 * 1000)
+#define HUB_SHARE_LOG_PAGE_MAX 1000
+
+typedef struct hub_share {
+    char id[HUB_ID_SIZE];
+    char workspace_id[HUB_ID_SIZE];
+    char tunnel_id[HUB_ID_SIZE];
+    char name[HUB_NAME_SIZE];
+    char description[HUB_DESCRIPTION_MAX + 1];
+    unsigned methods; /* router.h HUB_* mask; 0 = any */
+    size_t npaths;    /* 0 = any path */
+    char paths[HUB_SHARE_PATHS_MAX][HUB_SHARE_PATTERN_MAX + 1];
+    uint32_t rate_limit; /* per minute, 1..1000 */
+    char http_user[HUB_USER_SIZE];
+    char http_password_hash[HUB_PASSWORD_HASH_SIZE]; /* never serialise */
+    int64_t created_at;
+    int64_t expires_at; /* NONE = never */
+    int64_t revoked_at; /* NONE = live */
+} hub_share_t;
+
+typedef struct hub_share_list {
+    hub_share_t *items;
+    size_t count;
+} hub_share_list_t;
+void hub_share_list_free(hub_share_list_t *l);
+
+typedef struct hub_share_spec {
+    const char *tunnel_id; /* a tunnel of the workspace */
+    const char *name;      /* 1..100 bytes */
+    const char *description;
+    unsigned methods;
+    const char *const *paths; /* valid patterns (hub_path_pattern_valid) */
+    size_t npaths;
+    uint32_t rate_limit;
+    int64_t ttl_ms;        /* 0 = never expires */
+    const char *http_user; /* NULL/"" = none; else a password is generated */
+} hub_share_spec_t;
+
+/* Creates a share; its token goes to `token_out` and, with http_user, its
+ * password to `password_out` (required then), both shown once. `out` may
+ * be NULL. CN_ENOTFOUND (tunnel not in the workspace), CN_EINVAL. */
+int hub_store_share_create(hub_store_t *st, const char *workspace_id, const hub_share_spec_t *spec,
+                           hub_share_t *out, char token_out[static HUB_SHARE_TOKEN_SIZE],
+                           char password_out[HUB_PASSWORD_SIZE]);
+/* Shares of a workspace (of one tunnel when tunnel_id is not NULL),
+ * revoked ones included, oldest first. */
+int hub_store_share_list(hub_store_t *st, const char *workspace_id, const char *tunnel_id,
+                         hub_share_list_t *out);
+int hub_store_share_get(hub_store_t *st, const char *workspace_id, const char *id,
+                        hub_share_t *out);
+/* Revokes a share (revoked_at = now; the row and its log stay). *changed
+ * (may be NULL) says whether it was live. */
+int hub_store_share_revoke(hub_store_t *st, const char *workspace_id, const char *id,
+                           hub_share_t *out, bool *changed);
+/* Edge routing, hub-wide by nature: the share whose token this is (revoked
+ * and expired ones too: the edge answers 410 for them). CN_ENOTFOUND. */
+int hub_store_share_find_by_token(hub_store_t *st, const char *token, hub_share_t *out);
+/* Live shares whose expiry passed and whose share.expired event is not yet
+ * recorded, at most `limit` (0 = HUB_LIST_MAX); and the mark that it is. */
+int hub_store_share_list_expired(hub_store_t *st, size_t limit, hub_share_list_t *out);
+int hub_store_share_mark_expired(hub_store_t *st, const char *workspace_id, const char *id);
+
+typedef struct hub_share_log_entry {
+    int64_t id;
+    int64_t at;
+    char method[24];
+    char path[HUB_SHARE_LOG_PATH_MAX + 1];
+    int status;
+    int64_t latency_ms;
+    char client[64];
+} hub_share_log_entry_t;
+
+typedef struct hub_share_log_list {
+    hub_share_log_entry_t *items;
+    size_t count;
+} hub_share_log_list_t;
+void hub_share_log_list_free(hub_share_log_list_t *l);
+
+/* Appends access-log rows for a share (hub-wide: the edge's batch). */
+int hub_store_share_log_append(hub_store_t *st, const char *share_id,
+                               const hub_share_log_entry_t *e);
+/* A share's log, newest first: rows with id < before (0 = from the newest),
+ * at most `limit` (1..HUB_SHARE_LOG_PAGE_MAX). */
+int hub_store_share_log_list(hub_store_t *st, const char *workspace_id, const char *share_id,
+                             int64_t before, size_t limit, hub_share_log_list_t *out);
+/* Retention: drops rows older than `before` and all but the newest
+ * HUB_SHARE_LOG_KEEP of each share. */
+int hub_store_share_log_prune(hub_store_t *st, int64_t before, size_t *count);
+
 /* ---- events ------------------------------------------------------------ */
 typedef struct hub_event {
     int64_t id; /* increasing; a cursor for "after" */
@@ -472,6 +588,10 @@ int hub_store_event_list(hub_store_t *st, const char *workspace_id,
 /* Drops events older than `before` (retention), every workspace. `count`
  * (may be NULL) gets how many. */
 int hub_store_event_prune(hub_store_t *st, int64_t before, size_t *count);
+/* Keeps only the newest `keep` events of each workspace (keep > 0), so a
+ * reconnect loop cannot fill the disk. `count` (optional) gets how many
+ * were dropped. */
+int hub_store_event_cap(hub_store_t *st, size_t keep, size_t *count);
 
 /* ---- webhooks ----------------------------------------------------------
  * A webhook is a URL of a workspace that receives the workspace's events

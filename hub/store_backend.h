@@ -94,11 +94,32 @@ struct hub_store_ops {
     int (*tunnel_find_public)(hub_store_t *st, const char *name, hub_tunnel_t *out);
     int (*tunnel_find_by_hub_port)(hub_store_t *st, uint16_t port, hub_tunnel_t *out);
 
+    /* Checks that the tunnel is in the workspace, then inserts; methods
+     * and paths arrive as JSON array text. */
+    int (*share_insert)(hub_store_t *st, const hub_share_t *s, const char *methods_json,
+                        const char *paths_json, const uint8_t token_hash[static HUB_KEY_BYTES]);
+    int (*share_list)(hub_store_t *st, const char *workspace_id, const char *tunnel_id,
+                      hub_share_list_t *out);
+    int (*share_get)(hub_store_t *st, const char *workspace_id, const char *id, hub_share_t *out);
+    int (*share_find)(hub_store_t *st, const uint8_t token_hash[static HUB_KEY_BYTES],
+                      hub_share_t *out);
+    int (*share_revoke)(hub_store_t *st, const char *workspace_id, const char *id, int64_t now,
+                        bool *changed);
+    int (*share_list_expired)(hub_store_t *st, int64_t now, size_t limit, hub_share_list_t *out);
+    int (*share_mark_expired)(hub_store_t *st, const char *workspace_id, const char *id);
+    /* A row for a share that no longer exists is dropped silently. */
+    int (*share_log_insert)(hub_store_t *st, const char *share_id, const hub_share_log_entry_t *e);
+    /* Newest first, id < before. */
+    int (*share_log_list)(hub_store_t *st, const char *workspace_id, const char *share_id,
+                          int64_t before, size_t limit, hub_share_log_list_t *out);
+    int (*share_log_prune)(hub_store_t *st, int64_t before, size_t keep, size_t *count);
+
     int (*event_insert)(hub_store_t *st, const hub_event_t *e, int64_t *id_out);
     /* q->limit is in 1..HUB_EVENTS_MAX. */
     int (*event_list)(hub_store_t *st, const char *workspace_id, const hub_event_filter_t *q,
                       hub_event_list_t *out);
     int (*event_prune)(hub_store_t *st, int64_t before, size_t *count);
+    int (*event_cap)(hub_store_t *st, size_t keep, size_t *count);
 
     /* Webhooks. `sealed` is the secret as store.c sealed it (opaque here).
      * max_webhooks: 0 = no cap, else CN_EEXHAUSTED at the cap (atomic). */
@@ -144,6 +165,12 @@ void hub_store_base_init(hub_store_t *st, const struct hub_store_ops *ops,
 /* Records a one-line message for hub_store_errmsg() and returns `rc`. */
 int hub_store_fail(hub_store_t *st, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* A share's methods and paths as JSON array text (malloc'd; NULL when out
+ * of memory), and back into a record (CN_EPROTO for anything unexpected). */
+char *hub_store_share_methods_json(unsigned mask);
+char *hub_store_share_paths_json(const char *const *paths, size_t n);
+int hub_store_share_rules_from_json(hub_share_t *s, const char *methods, const char *paths);
 
 /* Backends. */
 int hub_store_sqlite_open(const hub_store_options_t *opt, hub_store_t **out, char *err,

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include <sqlite3.h>
+#include <sodium.h>
 
 #include "cn_err.h"
 #include "cn_errmsg.h"
@@ -174,9 +175,46 @@ static const char *const migrations[] = {
     "ALTER TABLE tunnels ADD COLUMN plugin TEXT\n"
     "  CHECK (plugin IS NULL OR length(plugin) BETWEEN 1 AND 31);\n"
     "PRAGMA user_version = 3;\n",
-    /* 4: reserved for shares and their access log (helper "httpedge"
-     *    brings that migration; at merge it takes this slot and the
-     *    webhooks below stay self-contained at 5). */
+    /* 4: shares of tunnels and their access log. Tokens are stored as keyed
+     *    hashes; a share belongs to a tunnel of its own workspace (the
+     *    composite key needs a unique index on tunnels(workspace_id, id)).
+     *    expired_event records that share.expired was written. */
+    "CREATE UNIQUE INDEX tunnels_workspace_id ON tunnels(workspace_id, id);\n"
+    "CREATE TABLE shares (\n"
+    "  id TEXT PRIMARY KEY NOT NULL,\n"
+    "  workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,\n"
+    "  tunnel_id TEXT NOT NULL,\n"
+    "  token_hash BLOB NOT NULL UNIQUE CHECK (length(token_hash) = 32),\n"
+    "  name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 100),\n"
+    "  description TEXT NOT NULL DEFAULT '',\n"
+    "  allowed_methods TEXT NOT NULL DEFAULT '[]',\n"
+    "  allowed_paths TEXT NOT NULL DEFAULT '[]',\n"
+    "  rate_limit_per_minute INTEGER NOT NULL\n"
+    "    CHECK (rate_limit_per_minute BETWEEN 1 AND 1000),\n"
+    "  http_user TEXT,\n"
+    "  http_password_hash TEXT,\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  expires_at INTEGER,\n"
+    "  revoked_at INTEGER,\n"
+    "  expired_event INTEGER NOT NULL DEFAULT 0 CHECK (expired_event IN (0, 1)),\n"
+    "  FOREIGN KEY (workspace_id, tunnel_id) REFERENCES tunnels(workspace_id, id)\n"
+    "    ON DELETE CASCADE\n"
+    ") STRICT;\n"
+    "CREATE INDEX shares_tunnel ON shares(workspace_id, tunnel_id);\n"
+    "CREATE INDEX shares_expiry ON shares(expires_at)\n"
+    "  WHERE expires_at IS NOT NULL AND revoked_at IS NULL AND expired_event = 0;\n"
+    "CREATE TABLE share_access_log (\n"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "  share_id TEXT NOT NULL REFERENCES shares(id) ON DELETE CASCADE,\n"
+    "  at INTEGER NOT NULL,\n"
+    "  method TEXT NOT NULL,\n"
+    "  path TEXT NOT NULL,\n"
+    "  status INTEGER NOT NULL,\n"
+    "  latency_ms INTEGER NOT NULL,\n"
+    "  client TEXT NOT NULL\n"
+    ") STRICT;\n"
+    "CREATE INDEX share_access_log_share ON share_access_log(share_id, id);\n"
+    "CREATE INDEX share_access_log_at ON share_access_log(at);\n"
     "PRAGMA user_version = 4;\n",
     /* 5: webhooks (sealed secrets, event filters, failure state) and their
      *    delivery queue and log. Deliveries name their workspace for the
@@ -237,6 +275,9 @@ static const char *const migrations[] = {
 #define D_COLS                                                                                     \
     "id, webhook_id, workspace_id, event_id, event_type, state, attempts, last_status, "           \
     "last_error, created_at, last_attempt_at, delivered_at"
+#define S_COLS                                                                                     \
+    "id, workspace_id, tunnel_id, name, description, allowed_methods, allowed_paths, "             \
+    "rate_limit_per_minute, http_user, http_password_hash, created_at, expires_at, revoked_at"
 
 enum q {
     Q_BEGIN,
@@ -316,6 +357,21 @@ enum q {
     Q_DL_PRUNE_LOG,
     Q_DL_PRUNE_PENDING,
     Q_DL_PENDING,
+    Q_EV_CAP,
+    Q_TUN_IN_WS,
+    Q_SHARE_INSERT,
+    Q_SHARE_LIST,
+    Q_SHARE_LIST_TUNNEL,
+    Q_SHARE_GET,
+    Q_SHARE_FIND,
+    Q_SHARE_REVOKE,
+    Q_SHARE_EXPIRED,
+    Q_SHARE_MARK,
+    Q_SLOG_INSERT,
+    Q_SLOG_LIST,
+    Q_SLOG_PRUNE_AGE,
+    Q_SLOG_SHARES,
+    Q_SLOG_PRUNE_KEEP,
     Q_COUNT
 };
 
@@ -468,6 +524,38 @@ static const char *const sql[Q_COUNT] = {
         "row_number() OVER (PARTITION BY webhook_id ORDER BY id DESC) AS n "
         "FROM webhook_deliveries WHERE state = 'pending') WHERE n > ?1)",
     [Q_DL_PENDING] = "SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'",
+    /* Keeps the newest ?1 of each workspace. */
+    [Q_EV_CAP] = "DELETE FROM events WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER "
+                 "(PARTITION BY workspace_id ORDER BY id DESC) AS n FROM events) WHERE n > ?1)",
+
+    [Q_TUN_IN_WS] = "SELECT 1 FROM tunnels WHERE workspace_id = ?1 AND id = ?2",
+    [Q_SHARE_INSERT] = "INSERT INTO shares (" S_COLS ", token_hash) VALUES (?1, ?2, ?3, ?4, ?5, "
+                       "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    [Q_SHARE_LIST] = "SELECT " S_COLS " FROM shares WHERE workspace_id = ?1 "
+                     "ORDER BY created_at, rowid LIMIT ?2",
+    [Q_SHARE_LIST_TUNNEL] = "SELECT " S_COLS " FROM shares WHERE workspace_id = ?1 "
+                            "AND tunnel_id = ?3 ORDER BY created_at, rowid LIMIT ?2",
+    [Q_SHARE_GET] = "SELECT " S_COLS " FROM shares WHERE workspace_id = ?1 AND id = ?2",
+    [Q_SHARE_FIND] = "SELECT " S_COLS ", token_hash FROM shares WHERE token_hash = ?1",
+    [Q_SHARE_REVOKE] = "UPDATE shares SET revoked_at = ?3 WHERE workspace_id = ?1 AND id = ?2 "
+                       "AND revoked_at IS NULL",
+    [Q_SHARE_EXPIRED] = "SELECT " S_COLS " FROM shares WHERE expires_at IS NOT NULL "
+                        "AND expires_at <= ?1 AND revoked_at IS NULL AND expired_event = 0 "
+                        "ORDER BY expires_at, rowid LIMIT ?2",
+    [Q_SHARE_MARK] = "UPDATE shares SET expired_event = 1 WHERE workspace_id = ?1 AND id = ?2",
+    [Q_SLOG_INSERT] = "INSERT INTO share_access_log (share_id, at, method, path, status, "
+                      "latency_ms, client) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 "
+                      "WHERE EXISTS (SELECT 1 FROM shares WHERE id = ?1)",
+    [Q_SLOG_LIST] = "SELECT l.id, l.at, l.method, l.path, l.status, l.latency_ms, l.client "
+                    "FROM share_access_log l JOIN shares s ON s.id = l.share_id "
+                    "WHERE s.workspace_id = ?1 AND l.share_id = ?2 AND l.id < ?3 "
+                    "ORDER BY l.id DESC LIMIT ?4",
+    [Q_SLOG_PRUNE_AGE] = "DELETE FROM share_access_log WHERE at < ?1",
+    [Q_SLOG_SHARES] = "SELECT share_id FROM share_access_log GROUP BY share_id "
+                      "HAVING count(*) > ?1",
+    [Q_SLOG_PRUNE_KEEP] = "DELETE FROM share_access_log WHERE share_id = ?1 AND id <= "
+                          "(SELECT id FROM share_access_log WHERE share_id = ?1 "
+                          "ORDER BY id DESC LIMIT 1 OFFSET ?2)",
 };
 
 typedef struct sqlite_store {
@@ -1544,17 +1632,23 @@ static int sqlite_agent_set_connected(hub_store_t *st, const char *ws, const cha
     return rc;
 }
 
-static int sqlite_agent_reset_connections(hub_store_t *st, int64_t now, size_t *count)
+/* Runs statement `which` with one integer parameter; *count gets the rows
+ * it changed. */
+static int run_int_count(sqlite_store_t *s, enum q which, int64_t v, size_t *count)
 {
-    sqlite_store_t *s = S(st);
     int rc = 0, b = SQLITE_OK;
-    sqlite3_stmt *q = prep(s, Q_AGENT_RESET, &rc);
+    sqlite3_stmt *q = prep(s, which, &rc);
     if (!q)
         return rc;
-    b_int(q, 1, now, &b);
+    b_int(q, 1, v, &b);
     rc = run(s, q, b);
     *count = rc == 0 ? (size_t)sqlite3_changes(s->db) : 0;
     return rc;
+}
+
+static int sqlite_agent_reset_connections(hub_store_t *st, int64_t now, size_t *count)
+{
+    return run_int_count(S(st), Q_AGENT_RESET, now, count);
 }
 
 /* ---- tunnels ----------------------------------------------------------- */
@@ -2025,14 +2119,281 @@ static int sqlite_event_list(hub_store_t *st, const char *ws, const hub_event_fi
 
 static int sqlite_event_prune(hub_store_t *st, int64_t before, size_t *count)
 {
+    return run_int_count(S(st), Q_EV_PRUNE, before, count);
+}
+
+static int sqlite_event_cap(hub_store_t *st, size_t keep, size_t *count)
+{
+    return run_int_count(S(st), Q_EV_CAP, (int64_t)keep, count);
+}
+
+/* ---- shares -------------------------------------------------------------- */
+
+static int read_share(sqlite_store_t *s, sqlite3_stmt *q, hub_share_t *sh)
+{
+    memset(sh, 0, sizeof(*sh));
+    int64_t rate = sqlite3_column_int64(q, 7);
+    if (!col_str(q, 0, sh->id, sizeof(sh->id)) ||
+        !col_str(q, 1, sh->workspace_id, sizeof(sh->workspace_id)) ||
+        !col_str(q, 2, sh->tunnel_id, sizeof(sh->tunnel_id)) ||
+        !col_str(q, 3, sh->name, sizeof(sh->name)) ||
+        !col_str(q, 4, sh->description, sizeof(sh->description)) ||
+        !col_str(q, 8, sh->http_user, sizeof(sh->http_user)) ||
+        !col_str(q, 9, sh->http_password_hash, sizeof(sh->http_password_hash)) || rate < 1 ||
+        rate > 1000 ||
+        hub_store_share_rules_from_json(sh, (const char *)sqlite3_column_text(q, 5),
+                                        (const char *)sqlite3_column_text(q, 6)) < 0)
+        return corrupt(s, "share");
+    sh->rate_limit = (uint32_t)rate;
+    sh->created_at = col_time(q, 10);
+    sh->expires_at = col_time(q, 11);
+    sh->revoked_at = col_time(q, 12);
+    return 0;
+}
+
+static void share_clear(hub_share_t *sh)
+{
+    sodium_memzero(sh, sizeof(*sh));
+}
+
+static int fetch_share(sqlite_store_t *s, sqlite3_stmt *q, int b, hub_share_t *out)
+{
+    int one = step_one(s, q, b);
+    if (one <= 0)
+        return one < 0 ? one : hub_store_fail(&s->base, CN_ENOTFOUND, "share not found");
+    int rc = read_share(s, q, out);
+    done(q);
+    return rc;
+}
+
+static int sqlite_share_insert(hub_store_t *st, const hub_share_t *sh, const char *mj,
+                               const char *pj, const uint8_t hash[static HUB_KEY_BYTES])
+{
+    sqlite_store_t *s = S(st);
+    int rc = tx_begin(s), b = SQLITE_OK;
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *q = prep(s, Q_TUN_IN_WS, &rc);
+    if (!q)
+        goto out;
+    b_text0(q, 1, sh->workspace_id, &b);
+    b_text0(q, 2, sh->tunnel_id, &b);
+    if ((rc = exists(s, q, b)) <= 0) {
+        if (rc == 0)
+            rc = hub_store_fail(st, CN_ENOTFOUND, "tunnel not found");
+        goto out;
+    }
+    rc = 0;
+    b = SQLITE_OK;
+    if (!(q = prep(s, Q_SHARE_INSERT, &rc)))
+        goto out;
+    b_text0(q, 1, sh->id, &b);
+    b_text0(q, 2, sh->workspace_id, &b);
+    b_text0(q, 3, sh->tunnel_id, &b);
+    b_text0(q, 4, sh->name, &b);
+    b_text0(q, 5, sh->description, &b);
+    b_text0(q, 6, mj, &b);
+    b_text0(q, 7, pj, &b);
+    b_int(q, 8, sh->rate_limit, &b);
+    b_text(q, 9, sh->http_user, &b);
+    b_text(q, 10, sh->http_password_hash, &b);
+    b_int(q, 11, sh->created_at, &b);
+    b_time(q, 12, sh->expires_at, &b);
+    b_time(q, 13, sh->revoked_at, &b);
+    b_key(q, 14, hash, &b);
+    rc = run(s, q, b);
+out:
+    return tx_end(s, rc);
+}
+
+static int sqlite_share_list(hub_store_t *st, const char *ws, const char *tunnel_id,
+                             hub_share_list_t *out)
+{
     sqlite_store_t *s = S(st);
     int rc = 0, b = SQLITE_OK;
-    sqlite3_stmt *q = prep(s, Q_EV_PRUNE, &rc);
+    sqlite3_stmt *q = prep(s, tunnel_id ? Q_SHARE_LIST_TUNNEL : Q_SHARE_LIST, &rc);
     if (!q)
         return rc;
-    b_int(q, 1, before, &b);
+    b_text0(q, 1, ws, &b);
+    b_int(q, 2, HUB_LIST_MAX, &b);
+    if (tunnel_id)
+        b_text0(q, 3, tunnel_id, &b);
+    COLLECT(rc, s, q, b, out, hub_share_t, read_share, share_clear);
+    return rc;
+}
+
+static int sqlite_share_get(hub_store_t *st, const char *ws, const char *id, hub_share_t *out)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_SHARE_GET, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, ws, &b);
+    b_text0(q, 2, id, &b);
+    return fetch_share(s, q, b, out);
+}
+
+static int sqlite_share_find(hub_store_t *st, const uint8_t hash[static HUB_KEY_BYTES],
+                             hub_share_t *out)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_SHARE_FIND, &rc);
+    if (!q)
+        return rc;
+    b_key(q, 1, hash, &b);
+    int one = step_one(s, q, b);
+    if (one <= 0)
+        return one < 0 ? one : hub_store_fail(st, CN_ENOTFOUND, "share not found");
+    uint8_t stored[HUB_KEY_BYTES];
+    bool present = false;
+    rc = read_share(s, q, out);
+    if (rc == 0 && (!col_key(q, 13, stored, &present) || !present || !hub_hash_equal(stored, hash)))
+        rc = hub_store_fail(st, CN_ENOTFOUND, "share not found");
+    done(q);
+    return rc;
+}
+
+static int sqlite_share_revoke(hub_store_t *st, const char *ws, const char *id, int64_t now,
+                               bool *changed)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_SHARE_GET, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, ws, &b);
+    b_text0(q, 2, id, &b);
+    if ((rc = exists(s, q, b)) <= 0)
+        return rc < 0 ? rc : hub_store_fail(st, CN_ENOTFOUND, "share not found");
+    b = SQLITE_OK;
+    rc = 0;
+    if (!(q = prep(s, Q_SHARE_REVOKE, &rc)))
+        return rc;
+    b_text0(q, 1, ws, &b);
+    b_text0(q, 2, id, &b);
+    b_int(q, 3, now, &b);
     rc = run(s, q, b);
-    *count = rc == 0 ? (size_t)sqlite3_changes(s->db) : 0;
+    *changed = rc == 0 && sqlite3_changes(s->db) > 0;
+    return rc;
+}
+
+static int sqlite_share_list_expired(hub_store_t *st, int64_t now, size_t limit,
+                                     hub_share_list_t *out)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_SHARE_EXPIRED, &rc);
+    if (!q)
+        return rc;
+    b_int(q, 1, now, &b);
+    b_int(q, 2, (int64_t)limit, &b);
+    COLLECT(rc, s, q, b, out, hub_share_t, read_share, share_clear);
+    return rc;
+}
+
+static int sqlite_share_mark_expired(hub_store_t *st, const char *ws, const char *id)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_SHARE_MARK, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, ws, &b);
+    b_text0(q, 2, id, &b);
+    return run(s, q, b);
+}
+
+static int sqlite_share_log_insert(hub_store_t *st, const char *share_id,
+                                   const hub_share_log_entry_t *e)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_SLOG_INSERT, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, share_id, &b);
+    b_int(q, 2, e->at, &b);
+    b_text0(q, 3, e->method, &b);
+    b_text0(q, 4, e->path, &b);
+    b_int(q, 5, e->status, &b);
+    b_int(q, 6, e->latency_ms, &b);
+    b_text0(q, 7, e->client, &b);
+    return run(s, q, b);
+}
+
+static int read_log(sqlite_store_t *s, sqlite3_stmt *q, hub_share_log_entry_t *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->id = sqlite3_column_int64(q, 0);
+    e->at = sqlite3_column_int64(q, 1);
+    e->status = sqlite3_column_int(q, 4);
+    e->latency_ms = sqlite3_column_int64(q, 5);
+    if (!col_str(q, 2, e->method, sizeof(e->method)) || !col_str(q, 3, e->path, sizeof(e->path)) ||
+        !col_str(q, 6, e->client, sizeof(e->client)))
+        return corrupt(s, "share access log");
+    return 0;
+}
+
+static int sqlite_share_log_list(hub_store_t *st, const char *ws, const char *share_id,
+                                 int64_t before, size_t limit, hub_share_log_list_t *out)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_SLOG_LIST, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, ws, &b);
+    b_text0(q, 2, share_id, &b);
+    b_int(q, 3, before, &b);
+    b_int(q, 4, (int64_t)limit, &b);
+    COLLECT(rc, s, q, b, out, hub_share_log_entry_t, read_log, no_clear);
+    return rc;
+}
+
+static int sqlite_share_log_prune(hub_store_t *st, int64_t before, size_t keep, size_t *count)
+{
+    sqlite_store_t *s = S(st);
+    int rc = tx_begin(s), b = SQLITE_OK;
+    size_t n = 0;
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *q = prep(s, Q_SLOG_PRUNE_AGE, &rc);
+    if (!q)
+        goto out;
+    b_int(q, 1, before, &b);
+    if ((rc = run(s, q, b)) < 0)
+        goto out;
+    n += (size_t)sqlite3_changes(s->db);
+    /* Shares over the cap, then each trimmed to its newest `keep`. */
+    char ids[64][HUB_ID_SIZE];
+    size_t nids = 0;
+    b = SQLITE_OK;
+    if (!(q = prep(s, Q_SLOG_SHARES, &rc)))
+        goto out;
+    b_int(q, 1, (int64_t)keep, &b);
+    if (b != SQLITE_OK) {
+        rc = db_fail(s, b);
+        done(q);
+        goto out;
+    }
+    while (nids < 64 && sqlite3_step(q) == SQLITE_ROW)
+        if (col_str(q, 0, ids[nids], sizeof(ids[nids])))
+            nids++;
+    done(q);
+    for (size_t i = 0; i < nids && rc == 0; i++) {
+        b = SQLITE_OK;
+        if (!(q = prep(s, Q_SLOG_PRUNE_KEEP, &rc)))
+            break;
+        b_text0(q, 1, ids[i], &b);
+        b_int(q, 2, (int64_t)keep, &b);
+        rc = run(s, q, b);
+        n += rc == 0 ? (size_t)sqlite3_changes(s->db) : 0;
+    }
+out:
+    rc = tx_end(s, rc);
+    *count = rc == 0 ? n : 0;
     return rc;
 }
 
@@ -2384,6 +2745,16 @@ static const struct hub_store_ops sqlite_ops = {
     .hub_port_available = sqlite_hub_port_available,
     .tunnel_find_public = sqlite_tunnel_find_public,
     .tunnel_find_by_hub_port = sqlite_tunnel_find_by_hub_port,
+    .share_insert = sqlite_share_insert,
+    .share_list = sqlite_share_list,
+    .share_get = sqlite_share_get,
+    .share_find = sqlite_share_find,
+    .share_revoke = sqlite_share_revoke,
+    .share_list_expired = sqlite_share_list_expired,
+    .share_mark_expired = sqlite_share_mark_expired,
+    .share_log_insert = sqlite_share_log_insert,
+    .share_log_list = sqlite_share_log_list,
+    .share_log_prune = sqlite_share_log_prune,
     .event_insert = sqlite_event_insert,
     .event_list = sqlite_event_list,
     .event_prune = sqlite_event_prune,
@@ -2400,6 +2771,7 @@ static const struct hub_store_ops sqlite_ops = {
     .delivery_list = sqlite_delivery_list,
     .delivery_prune = sqlite_delivery_prune,
     .delivery_pending_count = sqlite_delivery_pending_count,
+    .event_cap = sqlite_event_cap,
     .tx_begin = sqlite_tx_begin,
     .tx_end = sqlite_tx_end,
 };

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on its embedded defaults: builds Connect, starts a hub on
 # SQLite in ./.demo (loopback only), registers and enrolls an agent, exposes a
-# small demo web service through a public TCP tunnel, prints what to try, and
+# small demo web service through a public HTTP tunnel, prints its URL and a
+# share link, what to try, and
 # stops everything it started on Ctrl-C.
 #
 #   CN_SKIP_DEPS=1   skip apt-get (packages already installed)
@@ -58,8 +59,9 @@ if [ ! -f "$demo/hub.db" ]; then
 fi
 token=$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["token"])' "$demo/admin.json")
 port=$(free_port 8080)
-"$hub" serve --db "$demo/hub.db" --listen "127.0.0.1:$port" --tcp-ports 20000-20099 \
-    >"$demo/hub.log" 2>&1 &
+edge=$(free_port $((port + 1)))
+"$hub" serve --db "$demo/hub.db" --listen "127.0.0.1:$port" --http-port "$edge" \
+    --tcp-ports 20000-20099 >"$demo/hub.log" 2>&1 &
 pids+=($!)
 url=http://127.0.0.1:$port
 wait_ok 10 curl -sf "$url/api/v1/health" || { tail "$demo/hub.log"; echo "demo: the hub did not start" >&2; exit 1; }
@@ -80,17 +82,23 @@ if [ ! -f "$demo/agent.json" ]; then
     "$cli" enroll --hub "$url" --token "$et" --config "$demo/agent.json" >/dev/null
 fi
 
-# 4. Expose the service through a public TCP tunnel.
-"$cli" expose "127.0.0.1:$svc" --public --protocol tcp --config "$demo/agent.json" --json \
+# 4. Expose the service through a public HTTP tunnel (NAME.localhost, no DNS
+#    needed), and share it: a link with its own rules, for someone else.
+"$cli" expose "127.0.0.1:$svc" --public --protocol http --config "$demo/agent.json" --json \
     >"$demo/expose.json" 2>"$demo/expose.log" &
 pids+=($!)
-wait_ok 15 grep -q '"hubPort"' "$demo/expose.json" || { cat "$demo/expose.log"; echo "demo: expose failed" >&2; exit 1; }
-hp=$("$py" -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["hubPort"])' "$demo/expose.json")
+wait_ok 15 grep -q '"publicUrl"' "$demo/expose.json" || { cat "$demo/expose.log"; echo "demo: expose failed" >&2; exit 1; }
+public=$("$py" -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["publicUrl"])' "$demo/expose.json")
 name=$("$py" -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["name"])' "$demo/expose.json")
+"$cli" share "$name" --expires 24h --methods GET,HEAD --rate-limit 60 --config "$demo/agent.json" \
+    --json >"$demo/share.json" 2>"$demo/share.log" || { cat "$demo/share.log"; echo "demo: share failed" >&2; exit 1; }
+share=$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["shareUrl"])' "$demo/share.json")
 
 if [ "${CN_DEMO_CHECK:-0}" = 1 ]; then
-    curl -sf "http://127.0.0.1:$hp/" | grep -q "Hello through Connect"
-    echo "demo: ok (tunnel $name on port $hp)"
+    curl -sf "$public" | grep -q "Hello through Connect"
+    curl -sf "$share" | grep -q "Hello through Connect"
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$share")" = 405 ]
+    echo "demo: ok (tunnel $name at $public, share link $share)"
     exit 0
 fi
 
@@ -98,14 +106,17 @@ cat <<EOF
 
 Connect is running (state in $demo, logs *.log there).
 
-  hub        $url   (admin token in $demo/admin.json)
-  tunnel     $name: public TCP port $hp -> demo web service 127.0.0.1:$svc
+  hub         $url   (admin token in $demo/admin.json)
+  public URL  $public -> demo web service 127.0.0.1:$svc
+  share link  $share   (GET/HEAD only, 60 requests a minute, 24 h)
 
 Try:
-  curl http://127.0.0.1:$hp/
+  curl $public
+  curl $share
+  curl -X POST $share              # 405: the share allows GET and HEAD only
   $cli ls --config $demo/agent.json
   $cli events --config $demo/agent.json
-  $cli pause $name --config $demo/agent.json    # then curl again: refused at once
+  $cli pause $name --config $demo/agent.json    # then curl again: 503 at once
 
 Ctrl-C stops the hub, the agent and the demo service.
 EOF

@@ -6,10 +6,12 @@
 #include "cn_err.h"
 #include "cn_errmsg.h"
 #include "cn_time.h"
+#include "cn_tls.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <jansson.h>
+#include <limits.h>
 #include <libwebsockets.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -30,6 +32,8 @@ struct cn_api {
     unsigned timeout_ms;
     cn_api_cancel_fn cancel;
     void *cancel_arg;
+    char ca_file[PATH_MAX]; /* "" = the system CA store */
+    bool allow_insecure;    /* http:// to a host that is not loopback */
 };
 
 /* One call in flight; lives on cn_api_call()'s stack. */
@@ -45,8 +49,9 @@ typedef struct api_req {
     unsigned retry_after;
     int finished; /* the connection is done with, one way or another */
     int completed;
-    int err; /* transport failure: CN_EIO, CN_ETOOBIG, CN_ETIMEOUT, CN_ECLOSED */
-    char why[160];
+    int err; /* transport failure: CN_EIO, CN_EAUTH (TLS), CN_ETOOBIG, CN_ETIMEOUT, CN_ECLOSED */
+    bool tls_failed; /* why is cn_tls's line about the hub's certificate or handshake */
+    char why[256];
 } api_req_t;
 
 /* ---- URLs ------------------------------------------------------------- */
@@ -69,13 +74,12 @@ int cn_api_parse_url(const char *url, cn_api_url_t *out, char *err, size_t errle
         return cn_errf(CN_EINVAL, err, errlen, "the hub URL is empty");
     }
     if (!strncasecmp(url, "https://", 8)) {
+        out->tls = true;
+    } else if (strncasecmp(url, "http://", 7) != 0) {
         return cn_errf(CN_EINVAL, err, errlen,
-                       "https hub URLs are not supported yet (use http://HOST:PORT)");
+                       "the hub URL must look like https://HOST[:PORT] or http://HOST:PORT");
     }
-    if (strncasecmp(url, "http://", 7) != 0) {
-        return cn_errf(CN_EINVAL, err, errlen, "the hub URL must look like http://HOST:PORT");
-    }
-    const char *p = url + 7;
+    const char *p = url + (out->tls ? 8 : 7);
     const char *auth_end = p + strcspn(p, "/?#");
     if (*auth_end == '?' || *auth_end == '#' || strpbrk(auth_end, "?#")) {
         return cn_errf(CN_EINVAL, err, errlen, "the hub URL must not have a query or fragment");
@@ -101,6 +105,13 @@ int cn_api_parse_url(const char *url, cn_api_url_t *out, char *err, size_t errle
             port_at = host_end + 2;
         }
         out->ipv6 = true;
+        if (out->tls) {
+            /* lws names the peer for the certificate check by cutting the
+             * host at its first ':', which an IPv6 literal cannot survive. */
+            return cn_errf(CN_EINVAL, err, errlen,
+                           "an https hub URL needs a host name or IPv4 address, not an [IPv6] "
+                           "literal (the certificate check cannot name it)");
+        }
     } else {
         host_end = memchr(host, ':', (size_t)(auth_end - host));
         if (host_end)
@@ -130,7 +141,7 @@ int cn_api_parse_url(const char *url, cn_api_url_t *out, char *err, size_t errle
             }
         }
     }
-    out->port = 80;
+    out->port = out->tls ? 443 : 80;
     if (port_at) {
         size_t plen = (size_t)(auth_end - port_at);
         long v = 0;
@@ -259,6 +270,27 @@ void cn_api_set_cancel(cn_api_t *api, cn_api_cancel_fn fn, void *arg)
 const char *cn_api_url(const cn_api_t *api)
 {
     return api->url;
+}
+
+int cn_api_set_ca_file(cn_api_t *api, const char *path, char *err, size_t errlen)
+{
+    if (!path || !*path) {
+        api->ca_file[0] = '\0';
+        return 0;
+    }
+    if (strlen(path) >= sizeof(api->ca_file))
+        return cn_errf(CN_EINVAL, err, errlen, "the CA file path is too long");
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return cn_errf(CN_EINVAL, err, errlen, "cannot read the CA file %s", path);
+    fclose(f);
+    snprintf(api->ca_file, sizeof(api->ca_file), "%s", path);
+    return 0;
+}
+
+void cn_api_set_allow_insecure(cn_api_t *api, bool allow)
+{
+    api->allow_insecure = allow;
 }
 
 /* ---- errors ----------------------------------------------------------- */
@@ -473,13 +505,20 @@ static int api_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 {
     api_req_t *r = lws_get_opaque_user_data(wsi);
     switch (reason) {
-    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
         if (!r)
             return 0;
+        char line[sizeof(r->why)];
+        if (r->api->u.tls && !r->err &&
+            cn_tls_describe(wsi, r->api->u.host, line, sizeof(line)) != CN_TLS_OK) {
+            req_fail(r, CN_EAUTH, line);
+            r->tls_failed = true;
+        }
         req_fail(r, CN_EIO, in && len ? (const char *)in : "connection failed");
         r->finished = 1;
         lws_set_opaque_user_data(wsi, NULL);
         return 0;
+    }
     case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
         if (!r)
             return -1;
@@ -582,6 +621,8 @@ static int run_request(api_req_t *r, const char *method, const char *full_path)
     info.pt_serv_buf_size = LWS_BUF;
     info.timeout_secs = (api->timeout_ms + 999) / 1000;
     info.connect_timeout_secs = info.timeout_secs;
+    if (api->u.tls)
+        cn_tls_client_context(&info, api->ca_file);
     r->context = lws_create_context(&info);
     if (!r->context) {
         req_fail(r, CN_ENOMEM, "could not create an HTTP client");
@@ -600,6 +641,10 @@ static int run_request(api_req_t *r, const char *method, const char *full_path)
     ci.method = method;
     ci.alpn = "http/1.1";
     ci.ssl_connection = LCCSCF_HTTP_NO_FOLLOW_REDIRECT;
+    /* Verified: no LCCSCF_ALLOW_SELFSIGNED/_EXPIRED/_INSECURE, no
+     * LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK. */
+    if (api->u.tls)
+        ci.ssl_connection |= LCCSCF_USE_SSL;
     ci.local_protocol_name = API_PROTOCOL;
     ci.opaque_user_data = r;
     struct lws *wsi = lws_client_connect_via_info(&ci);
@@ -666,6 +711,10 @@ static int describe_failure(const api_req_t *r, int rc, char *err, size_t errlen
     case CN_ETOOBIG:
         return cn_errf(rc, err, errlen, "the hub's answer is larger than %u MiB",
                        CN_API_MAX_RESPONSE >> 20);
+    case CN_EAUTH:
+        if (r->tls_failed)
+            return cn_errf(rc, err, errlen, "cannot reach the hub at %s: %s", api->url, r->why);
+        return cn_errf(CN_EIO, err, errlen, "cannot reach the hub at %s (%s)", api->url, r->why);
     default:
         rc = rc == CN_ENOMEM ? rc : CN_EIO;
         if (r->status)
@@ -707,6 +756,11 @@ int cn_api_call(cn_api_t *api, const char *method, const char *path, const struc
         err[0] = '\0';
     char full[CN_API_PATH_MAX + 1];
     int rc = build_target(api, method, path, full, err, errlen);
+    if (rc < 0)
+        return rc;
+    /* Before any byte is sent: the token must not cross a network in
+     * cleartext unless the caller said so. */
+    rc = cn_tls_check_scheme(api->u.tls, api->u.host, api->allow_insecure, err, errlen);
     if (rc < 0)
         return rc;
     api_req_t r;

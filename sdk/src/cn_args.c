@@ -3,6 +3,7 @@
 
 #include "cn_errmsg.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
@@ -56,12 +57,30 @@ static int choice_index(const char *choices, const char *v)
     return -1;
 }
 
+/* One warning per process, however many secrets or parses (a global
+ * option is parsed twice: before and after the command). */
+static bool warned_secret;
+
+static void warn_secret(const char *name)
+{
+    if (warned_secret)
+        return;
+    warned_secret = true;
+    fflush(stdout);
+    fprintf(stderr,
+            "%s: warning: --%s on the command line is visible to other users of this machine "
+            "(ps); use --%s-file FILE or --%s - (standard input)\n",
+            program_invocation_short_name, name, name, name);
+}
+
 static int set_value(const cn_opt_t *o, const char *v, char *err, size_t errlen)
 {
     switch (o->kind & CN_OPT_KIND_MASK) {
     case CN_OPT_STRING:
         if (!*v)
             return cn_errf(CN_ARGS_ERROR, err, errlen, "--%s needs a non-empty value", o->name);
+        if ((o->kind & CN_OPT_SECRET) && strcmp(v, "-") != 0)
+            warn_secret(o->name);
         *(const char **)o->dest = v;
         return 0;
     case CN_OPT_UINT:

@@ -32,6 +32,11 @@ enum cn_opt_kind {
                       words (so a zeroed int means "not given") */
     CN_OPT_KIND_MASK = 0xff,
     CN_OPT_ONCE = 0x100, /* or'ed into kind: giving the option twice is an error */
+    /* or'ed into a CN_OPT_STRING: the value is a secret, which other users
+     * of the machine can read in argv (ps, /proc/PID/cmdline). Giving it
+     * (other than "-", read from stdin) prints one warning on stderr, once
+     * per process, naming --NAME-file and "--NAME -" instead. */
+    CN_OPT_SECRET = 0x200,
 };
 
 typedef struct cn_opt {

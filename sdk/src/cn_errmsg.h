@@ -16,7 +16,8 @@
 #include <stddef.h>
 
 /* Formats into err (when err && errlen; truncated, always terminated) and
- * returns rc unchanged. */
+ * returns rc unchanged. Control bytes (newlines, escapes) in the result,
+ * which can only come from quoted input, become '?': one line, always. */
 int cn_errf(int rc, char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 int cn_verrf(int rc, char *err, size_t errlen, const char *fmt, va_list ap)

@@ -10,6 +10,7 @@
 #include "cn_log.h"
 #include "cn_wsc.h"
 #include "cn_time.h"
+#include "cn_tls.h"
 #include "cn_errmsg.h"
 
 #include <libwebsockets.h>
@@ -31,6 +32,12 @@
 #define RX_HIGH_WATER (64u * 1024 * 1024)
 /* Headroom in the tx buffer: lws's own, then room for our WebSocket header. */
 #define TX_HEAD (LWS_PRE + CN_WSC_MAX_HEADER)
+/* Over TLS, plaintext per write is this much smaller than CN_LINK_TX_MAX so
+ * that its records (at most ~30 bytes of framing per 16 KiB) still fit one
+ * lws_write of CN_LINK_TX_MAX. */
+#define TLS_ROOM 4096u
+/* Plaintext decrypted per SSL_read on the receive path. */
+#define TLS_RX_CHUNK (64u * 1024)
 
 enum link_state {
     LINK_CONNECTING, /* client: TCP connect pending */
@@ -85,6 +92,11 @@ struct cn_link {
     int close_err;
     cn_link_reason_t close_reason;
     const char *close_why; /* cn_link_close()'s text, else the reason's name */
+    cn_tls_ctx_t *tls_ctx; /* client links over TLS: the trust configuration (borrowed) */
+    cn_tls_t *tls;         /* ... and the session, from TCP connect on */
+    uint8_t *tls_buf;      /* LWS_PRE + CN_LINK_TX_MAX: ciphertext out, plaintext in */
+    char host[256];        /* client links: the hub's name, for TLS */
+    char tls_why[256];     /* the TLS failure line close_why points to */
     int closed_reported;
     uint64_t last_rx_ms, last_tx_ms, last_ping_ms;
     uint64_t bytes_in, bytes_out;
@@ -146,6 +158,8 @@ static void link_free(cn_link_t *l)
 {
     lws_sul_cancel(&l->sul_tick);
     cn_wsc_free(l->wsc);
+    cn_tls_free(l->tls);
+    free(l->tls_buf);
     cn_chan_free(l->chan);
     cn_mux_free(l->mux);
     cn_frame_decoder_free(l->dec);
@@ -201,6 +215,8 @@ const char *cn_link_reason_name(cn_link_reason_t reason)
         return "stream protocol violation";
     case CN_LINK_REFUSED:
         return "refused by application";
+    case CN_LINK_TLS_FAILED:
+        return "TLS verification of the hub failed";
     }
     return "closed";
 }
@@ -417,6 +433,33 @@ static size_t fill_records(cn_link_t *l, uint8_t *out, size_t cap)
     return off;
 }
 
+/* Client over TLS: sends one lws_write of the ciphertext waiting, if any.
+ * 1 when it wrote (the caller's turn is over), 0 when none waits, -1 on a
+ * write failure. */
+static int tls_flush(cn_link_t *l)
+{
+    if (!cn_tls_pending(l->tls))
+        return 0;
+    size_t n = cn_tls_take(l->tls, l->tls_buf + LWS_PRE, CN_LINK_TX_MAX);
+    if (lws_write(l->wsi, l->tls_buf + LWS_PRE, n, LWS_WRITE_RAW) < (int)n)
+        return -1;
+    l->last_tx_ms = cn_time_mono_ms();
+    lws_callback_on_writable(l->wsi);
+    return 1;
+}
+
+/* Client: n bytes of the WebSocket byte stream at buf (LWS_PRE headroom
+ * before it) onto the socket, through TLS when the link has it. */
+static int client_write(cn_link_t *l, uint8_t *buf, size_t n)
+{
+    l->last_tx_ms = cn_time_mono_ms();
+    if (!l->tls)
+        return lws_write(l->wsi, buf, n, LWS_WRITE_RAW) < (int)n ? -1 : 0;
+    if (cn_tls_write(l->tls, buf, n) < 0)
+        return -1;
+    return tls_flush(l) < 0 ? -1 : 0;
+}
+
 static int link_writeable(cn_link_t *l)
 {
     if (l->state == LINK_CLOSING)
@@ -427,24 +470,31 @@ static int link_writeable(cn_link_t *l)
     }
     uint8_t *payload = l->tx + TX_HEAD;
     if (l->is_client) {
+        if (l->tls) {
+            /* TLS handshake records first, and ciphertext left over. */
+            int rc = tls_flush(l);
+            if (rc)
+                return rc < 0 ? -1 : 0;
+            if (!cn_tls_ready(l->tls))
+                return 0;
+        }
         if (l->state == LINK_UPGRADING && !l->upgrade_sent) {
             size_t n;
             const uint8_t *req = cn_wsc_request(l->wsc, &n);
             memcpy(l->tx + LWS_PRE, req, n);
             l->upgrade_sent = 1;
-            l->last_tx_ms = cn_time_mono_ms();
-            return lws_write(l->wsi, l->tx + LWS_PRE, n, LWS_WRITE_RAW) < (int)n ? -1 : 0;
+            return client_write(l, l->tx + LWS_PRE, n);
         }
         if (cn_wsc_pending_len(l->wsc)) {
             /* Control frames go alone, never inside a data frame. */
             size_t n = cn_wsc_take_pending(l->wsc, l->tx + LWS_PRE, CN_LINK_TX_MAX);
-            if (lws_write(l->wsi, l->tx + LWS_PRE, n, LWS_WRITE_RAW) < (int)n)
+            if (client_write(l, l->tx + LWS_PRE, n) < 0)
                 return -1;
             lws_callback_on_writable(l->wsi);
             return 0;
         }
     }
-    size_t n = fill_records(l, payload, CN_LINK_TX_MAX);
+    size_t n = fill_records(l, payload, l->tls ? CN_LINK_TX_MAX - TLS_ROOM : CN_LINK_TX_MAX);
     if (l->state == LINK_CLOSING)
         return -1;
     if (n) {
@@ -454,7 +504,7 @@ static int link_writeable(cn_link_t *l)
             size_t flen;
             if (cn_wsc_wrap(payload, n, CN_WSC_MAX_HEADER, CN_WSC_OP_BINARY, &frame, &flen) < 0)
                 return -1;
-            rc = lws_write(l->wsi, frame, flen, LWS_WRITE_RAW) < (int)flen ? -1 : 0;
+            rc = client_write(l, frame, flen);
         } else {
             rc = lws_write(l->wsi, payload, n, LWS_WRITE_BINARY) < (int)n ? -1 : 0;
         }
@@ -537,6 +587,63 @@ enum cn_link_liveness cn_link_liveness(const cn_link_timing_t *timing, uint64_t 
 
 /* ---- client ------------------------------------------------------------ */
 
+/* WebSocket bytes from the hub (after TLS, when there is TLS). */
+static void client_ws_rx(cn_link_t *l, const uint8_t *in, size_t len)
+{
+    if (cn_wsc_feed(l->wsc, in, len, wsc_event, l) < 0) {
+        cn_log_warn("link: WebSocket failure: %s", cn_wsc_error_detail(l->wsc));
+        link_fail(l,
+                  cn_wsc_state(l->wsc) == CN_WSC_FAILED && l->state == LINK_UPGRADING ? CN_EREFUSED
+                                                                                      : CN_EPROTO,
+                  CN_LINK_WEBSOCKET_FAILED);
+        return;
+    }
+    if (cn_wsc_pending_len(l->wsc))
+        lws_callback_on_writable(l->wsi);
+}
+
+/* The TLS session failed: the reason, with cn_tls's line as its words. */
+static void tls_failed(cn_link_t *l)
+{
+    if (l->state == LINK_CLOSING)
+        return;
+    cn_tls_failure(l->tls, l->tls_why, sizeof(l->tls_why));
+    link_fail(l, CN_EAUTH, CN_LINK_TLS_FAILED);
+    l->close_why = l->tls_why;
+}
+
+/* Ciphertext from the hub: advance the handshake, then hand what decrypts
+ * to the WebSocket parser, a buffer at a time. */
+static void client_tls_rx(cn_link_t *l, const uint8_t *in, size_t len)
+{
+    bool was_ready = cn_tls_ready(l->tls);
+    l->last_rx_ms = cn_time_mono_ms();
+    if (cn_tls_feed(l->tls, in, len) < 0) {
+        link_fail(l, CN_ENOMEM, CN_LINK_LOST);
+        return;
+    }
+    while (l->state != LINK_CLOSING) {
+        int n = cn_tls_read(l->tls, l->tls_buf, CN_LINK_TX_MAX);
+        if (n == CN_ECLOSED) {
+            link_fail(l, CN_ECLOSED, CN_LINK_PEER_CLOSED);
+            return;
+        }
+        if (n < 0) {
+            tls_failed(l);
+            return;
+        }
+        if (!was_ready && cn_tls_ready(l->tls)) {
+            was_ready = true; /* verified: the upgrade request may go */
+            lws_callback_on_writable(l->wsi);
+        }
+        if (n == 0)
+            break;
+        client_ws_rx(l, l->tls_buf, (size_t)n);
+    }
+    if (cn_tls_pending(l->tls))
+        lws_callback_on_writable(l->wsi);
+}
+
 static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                            size_t len)
 {
@@ -563,22 +670,20 @@ static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         set_nodelay(wsi);
         l->state = LINK_UPGRADING;
         l->last_rx_ms = l->last_tx_ms = cn_time_mono_ms();
+        /* Over TLS the handshake goes first; the upgrade waits for it. */
+        if (l->tls_ctx && !l->tls && !(l->tls = cn_tls_new(l->tls_ctx, l->host))) {
+            link_fail(l, CN_ENOMEM, CN_LINK_CONNECT_FAILED);
+            return 0;
+        }
         lws_callback_on_writable(wsi);
         return 0;
     case LWS_CALLBACK_RAW_RX:
         if (!l || l->state == LINK_CLOSING)
             return 0;
-        if (cn_wsc_feed(l->wsc, in, len, wsc_event, l) < 0) {
-            cn_log_warn("link: WebSocket failure: %s", cn_wsc_error_detail(l->wsc));
-            link_fail(l,
-                      cn_wsc_state(l->wsc) == CN_WSC_FAILED && l->state == LINK_UPGRADING
-                          ? CN_EREFUSED
-                          : CN_EPROTO,
-                      CN_LINK_WEBSOCKET_FAILED);
-            return 0;
-        }
-        if (cn_wsc_pending_len(l->wsc))
-            lws_callback_on_writable(wsi);
+        if (l->tls)
+            client_tls_rx(l, in, len);
+        else
+            client_ws_rx(l, in, len);
         return 0;
     case LWS_CALLBACK_RAW_WRITEABLE:
         if (!l)
@@ -588,6 +693,13 @@ static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         if (!l)
             return 0;
         lws_set_opaque_user_data(wsi, NULL);
+        if (!l->close_err && l->state != LINK_CLOSING && l->tls && !cn_tls_ready(l->tls)) {
+            /* Closed in the middle of the TLS handshake: a plain-HTTP
+             * port, or a peer that refused our hello. */
+            cn_tls_failure_line(CN_TLS_HANDSHAKE, l->host, NULL, l->tls_why, sizeof(l->tls_why));
+            set_reason(l, CN_EAUTH, CN_LINK_TLS_FAILED);
+            l->close_why = l->tls_why;
+        }
         if (!l->close_err && l->state != LINK_CLOSING)
             set_reason(l, CN_EIO, CN_LINK_LOST);
         l->wsi = NULL;
@@ -631,6 +743,10 @@ cn_link_t *cn_link_connect(struct lws_context *context, struct lws_vhost *vh,
     l->user = cfg->user;
     l->timing = cfg->timing;
     timing_defaults(&l->timing);
+    l->tls_ctx = cfg->tls;
+    snprintf(l->host, sizeof(l->host), "%s", cfg->host);
+    if (l->tls_ctx && !(l->tls_buf = malloc(LWS_PRE + CN_LINK_TX_MAX)))
+        goto fail;
 
     snprintf(hostport, sizeof(hostport), "%s:%d", cfg->host, cfg->port);
     cn_wsc_config_t wc = {

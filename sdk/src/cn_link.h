@@ -60,6 +60,9 @@ typedef enum cn_link_reason {
     CN_LINK_BAD_FRAME,          /* a frame that does not decode (CN_EPROTO) */
     CN_LINK_STREAM_VIOLATION,   /* the peer broke the stream protocol (CN_EPROTO) */
     CN_LINK_REFUSED,            /* on_established refused the peer (CN_EREFUSED) */
+    CN_LINK_TLS_FAILED,         /* the hub's certificate failed verification, or the TLS
+                                 * handshake did (CN_EAUTH); on_closed's `why` is cn_tls's
+                                 * line naming the check */
 } cn_link_reason_t;
 
 /* A short static description ("could not connect to the hub"); never NULL. */
@@ -117,6 +120,10 @@ typedef struct cn_link_client_config {
     int port;
     const char *host_header;  /* Host header; NULL = "host:port" */
     const char *path;         /* WebSocket path, e.g. "/agent" */
+    struct cn_tls_ctx *tls;   /* wss://: TLS under the WebSocket, verified with this trust
+                               * configuration (borrowed; outlives the link) and `host` as
+                               * the name; NULL = plain ws://. The Noise channel runs inside
+                               * either way. */
     const char *binding;      /* hub URL bound into the channel prologue */
     const uint8_t *static_sk; /* the agent's X25519 private key (32 bytes) */
     const uint8_t *hub_pk;    /* pinned hub public key (32 bytes) */

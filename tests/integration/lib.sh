@@ -33,6 +33,9 @@ cleanup() {
     if [ -n "${PG_DATA:-}" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
         su postgres -s /bin/sh -c "$PG_BIN/pg_ctl -D $PG_DATA -m immediate stop" >/dev/null 2>&1 || true
     fi
+    # Every process is gone and its files complete: no token or password
+    # the test used may be in a database, log or core file it left.
+    secrets_grep "$WORK" "$(basename "$0" .sh)" "${ADMIN_TOKEN:-}" || rc=1
     if [ $rc -ne 0 ]; then
         echo "== logs (last lines)" >&2
         for f in "$WORK"/*.log; do
@@ -45,6 +48,17 @@ cleanup() {
     exit $rc
 }
 trap cleanup EXIT
+
+# The secrets grep of a work directory (tests/integration/secrets.py): one
+# report per test run under $BUILD/tests/secrets for the run's summary
+# (the integration/secrets_grep test). usage: secrets_grep DIR NAME [SECRET...]
+secrets_grep() {
+    "$PY" "$SRC/tests/integration/secrets.py" check "$1" "$2" "$BUILD/tests/secrets" "${@:3}"
+}
+
+# Remembers a secret the test used that no file of $WORK holds (the grep
+# also finds tokens and passwords in the files by their shape).
+secret() { printf '%s\n' "$1" >>"$WORK/.secrets"; }
 
 step() { echo "-- $*"; }
 fail() {
@@ -60,6 +74,14 @@ bg() {
     "$@" >"$WORK/$name.log" 2>&1 &
     PIDS+=($!)
     LAST_PID=$!
+}
+
+# Drops a PID the test stopped (or saw die) from the cleanup list, so that
+# cleanup never signals a recycled PID.
+forget_pid() {
+    local keep=() p
+    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
 }
 
 stop_pid() {
@@ -128,6 +150,7 @@ hub_init() {
     local out
     out=$("$HUB_BIN" init --db "$WORK/hub.db" --json) || fail "connect-hub init"
     ADMIN_TOKEN=$(echo "$out" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+    secret "$ADMIN_TOKEN"
     WS_ID=$(echo "$out" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["workspaceId"])')
 }
 
@@ -152,6 +175,10 @@ api() {
     if [ -n "$body" ]; then args+=(-H 'Content-Type: application/json' --data "$body"); fi
     HTTP_STATUS=$(curl "${args[@]}" "$HUB_URL$path")
     BODY=$(cat "$WORK/api.out")
+    # Answers that mint secrets are overwritten by the next call: keep them
+    # for the secrets grep.
+    grep -oE 'cn[a-z]_[A-Za-z0-9_-]{32,}|"(httpPassword|password)" *: *"[^"]{8,}"' "$WORK/api.out" \
+        >>"$WORK/.secrets" 2>/dev/null || true
 }
 
 json_get() { # json_get FIELD < json
@@ -172,7 +199,7 @@ agent_enroll() {
     [ "$HTTP_STATUS" = 201 ] || fail "create agent: $HTTP_STATUS $BODY"
     et=$(echo "$BODY" | json_get enrollToken)
     AGENT_ID=$(echo "$BODY" | json_get id)
-    "$CLI_BIN" enroll --hub "$HUB_URL" --token "$et" --config "$WORK/$name.json" --json \
+    "$CLI_BIN" enroll --hub "$HUB_URL" --token - --config "$WORK/$name.json" --json <<<"$et" \
         >"$WORK/$name-enroll.out" 2>"$WORK/$name-enroll.log" || fail "connect enroll: $(cat "$WORK/$name-enroll.log")"
 }
 
@@ -204,6 +231,19 @@ tunnel_status() {
 status_is() { [ "$(tunnel_status "$1")" = "$2" ]; }
 
 # ---- servers ----------------------------------------------------------------
+
+# tcptool_start: tcptool.py's target server on a free port, its files in
+# $WORK; sets SVC.
+tcptool_start() {
+    SVC=$(free_port)
+    export CN_TCPTOOL_DIR=$WORK
+    bg svc "$PY" "$TCPTOOL" server "$SVC"
+    wait_port 127.0.0.1 "$SVC"
+}
+
+# serves PORT: a 64 KiB upload through a public TCP tunnel comes back with
+# its SHA-256.
+serves() { "$PY" "$TCPTOOL" sink 127.0.0.1 "$1" 65536 9 >/dev/null 2>&1; }
 
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
 

@@ -5,7 +5,10 @@ what comes back. Every run is bounded in bytes and time.
   tcptool.py server PORT          threaded server; each connection starts with
                                   one line: "SINK", "ECHO", "SOURCE N SEED" or
                                   "WATCH NAME" (write "open" to $CN_TCPTOOL_DIR/NAME,
-                                  read until the peer ends, then write "reset" or "eof")
+                                  read until the peer ends, then write "reset" or "eof"),
+                                  "VERIFY SEED" (compare every byte received with the
+                                  stream of SEED; append "verify SEED ok|CORRUPT BYTES
+                                  eof|reset" to $CN_TCPTOOL_DIR/verify.log)
   tcptool.py sink HOST PORT N SEED     send N bytes, half-close, expect their SHA-256
   tcptool.py source HOST PORT N SEED   receive N bytes, check their SHA-256
   tcptool.py echo HOST PORT N SEED     send N bytes, half-close, read the echo to EOF
@@ -19,8 +22,13 @@ what comes back. Every run is bounded in bytes and time.
   tcptool.py hold HOST PORT LINE       send LINE, then wait (bounded) until the connection ends
   tcptool.py rst HOST PORT SECS        exit 0 when a new connection is reset (or refused) within
                                        SECS; 1 when it hangs longer or ends with a clean close
+  tcptool.py soak HOST PORT STOP SECS  until the file STOP exists (at most SECS): uploads to
+                                       VERIFY and downloads from SOURCE, reconnecting after every
+                                       cut, each download compared byte by byte; prints one JSON
+                                       line of counts; exit 1 if any downloaded byte differs
 """
 import hashlib
+import json
 import os
 import random
 import socket
@@ -47,6 +55,27 @@ def digest(n, seed):
     for c in stream(n, seed):
         h.update(c)
     return h.hexdigest()
+
+
+class Expected:
+    """The stream of a seed, consumed piece by piece for comparison."""
+
+    def __init__(self, seed):
+        self.gen = stream(1 << 40, seed)
+        self.buf = b""
+        self.pos = 0
+
+    def matches(self, data):
+        """Whether data is the next part of the stream; -1 if so, else the
+        offset of the first difference."""
+        while len(self.buf) < len(data):
+            self.buf += next(self.gen)
+        exp, self.buf = self.buf[:len(data)], self.buf[len(data):]
+        start = self.pos
+        self.pos += len(data)
+        if exp == data:
+            return -1
+        return start + next(k for k in range(len(data)) if exp[k] != data[k])
 
 
 def readline(sock):
@@ -98,6 +127,26 @@ def handle(conn):
                 how = f"error {e}"
             with open(path, "w") as f:
                 f.write(how + "\n")
+            return
+        elif cmd[0] == "VERIFY" and len(cmd) == 2:
+            exp, got, bad, how = Expected(int(cmd[1])), 0, -1, "eof"
+            try:
+                while True:
+                    d = conn.recv(CHUNK)
+                    if not d:
+                        break
+                    off = exp.matches(d)
+                    if off >= 0 and bad < 0:
+                        bad = off
+                    got += len(d)
+            except ConnectionResetError:
+                how = "reset"
+            except OSError as e:
+                how = f"error-{e.errno}"
+            path = os.path.join(os.environ.get("CN_TCPTOOL_DIR", "."), "verify.log")
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            os.write(fd, f"verify {cmd[1]} {'ok' if bad < 0 else 'CORRUPT@' + str(bad)} {got} {how}\n".encode())
+            os.close(fd)
             return
         conn.shutdown(socket.SHUT_WR)
         # Wait for the client to close, so the half-close is observed in order.
@@ -307,6 +356,65 @@ def rst(host, port, secs):
     return how in ("reset", "refused") and dt <= secs
 
 
+def soak(host, port, stop, secs):
+    end = time.time() + secs
+    counts = {"up_conns": 0, "up_bytes": 0, "down_conns": 0, "down_bytes": 0, "down_corrupt": 0,
+              "refused": 0}
+    lock = threading.Lock()
+
+    def add(k, n=1):
+        with lock:
+            counts[k] += n
+
+    def running():
+        return not os.path.exists(stop) and time.time() < end
+
+    def loop(name, base, one):
+        """Connections one after the other until stopped, each cut when the
+        link dies; `one` moves the data of one connection."""
+        k = 0
+        while running():
+            k += 1
+            try:
+                s = connect(host, port)
+                add(name + "_conns")
+                one(s, base + k)
+                s.close()
+            except OSError:
+                add("refused")
+                time.sleep(0.05)
+
+    def up(s, seed):
+        s.sendall(f"VERIFY {seed}\n".encode())
+        for c in stream(1 << 30, seed):
+            if not running():
+                break
+            s.sendall(c)
+            add("up_bytes", len(c))
+
+    def down(s, seed):
+        s.sendall(f"SOURCE {1 << 30} {seed}\n".encode())
+        exp = Expected(seed)
+        while running():
+            d = s.recv(CHUNK)
+            if not d:
+                break
+            if exp.matches(d) >= 0:
+                add("down_corrupt")
+                print(f"soak: download {seed} differs from its stream", file=sys.stderr)
+                break
+            add("down_bytes", len(d))
+
+    ts = [threading.Thread(target=loop, args=("up", 100000, up)),
+          threading.Thread(target=loop, args=("down", 200000, down))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    print(json.dumps(counts))
+    return counts["down_corrupt"] == 0
+
+
 def main(a):
     if a[0] == "server":
         server(int(a[1]))
@@ -322,6 +430,7 @@ def main(a):
         "cut": lambda: cut(host, port, int(a[3]), int(a[4]), int(a[5]), a[6], a[7]),
         "hold": lambda: hold(host, port, a[3]),
         "rst": lambda: rst(host, port, float(a[3])),
+        "soak": lambda: soak(host, port, a[3], float(a[4])),
     }
     return 0 if fns[a[0]]() else 1
 

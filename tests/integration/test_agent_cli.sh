@@ -37,7 +37,11 @@ cleanup() {
       [ -s "$f" ] && { echo "---- $f"; tail -n 20 "$f"; }
     done
   fi
+  # The secrets grep (tests/integration/secrets.py, as lib.sh does).
+  "$py" "$(dirname "$0")/secrets.py" check "$tmp" test_agent_cli "$build/tests/secrets" \
+    "${enroll_token:-}" || secrets_leaked=1
   [ -n "${CN_KEEP_TMP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
+  [ -z "${secrets_leaked:-}" ] || exit 1
 }
 trap cleanup EXIT
 
@@ -136,8 +140,8 @@ fails_cleanly "enroll with a used token" env CONNECT_ENROLL_TOKEN="$enroll_token
   --hub "$hub_url" "${key_args[@]}" --config "$tmp/other.json" --timeout 5
 fails_cleanly "enroll over an existing agent" env CONNECT_ENROLL_TOKEN="$enroll_token" "$cli" \
   enroll --hub "$hub_url" "${key_args[@]}" --config "$cfg"
-fails_cleanly "enroll with an API token" "$cli" enroll --hub "$hub_url" --token "$admin" \
-  --config "$tmp/other.json"
+fails_cleanly "enroll with an API token" env CONNECT_ENROLL_TOKEN="$admin" "$cli" enroll \
+  --hub "$hub_url" --config "$tmp/other.json"
 fails_cleanly "enroll against nothing" env CONNECT_ENROLL_TOKEN="$enroll_token" "$cli" enroll \
   --hub "http://127.0.0.1:$(free_port)" "${key_args[@]}" --config "$tmp/other.json"
 # Classified by the link's close reason (an enum), not by its words.
@@ -188,7 +192,7 @@ check "resume exits 0" quiet "$cli" resume "$tunnel_id" --json
 check "status shows active again" wait_for 5 bash -c "'$cli' status web --json | jq -e '.status == \"active\"'"
 check "data flows after resume" wait_for 10 through
 fails_cleanly "status of an unknown tunnel" "$cli" status nope
-fails_cleanly "ls with a bad token" "$cli" ls --token cnt_wrong
+fails_cleanly "ls with a bad token" env CONNECT_TOKEN=cnt_wrong "$cli" ls
 # Global options before or after the command, as with git or kubectl: the
 # config file is named on the command line, not taken from CONNECT_CONFIG.
 check "connect --config F ls --json" test "$(env -u CONNECT_CONFIG HOME="$tmp/nohome" \

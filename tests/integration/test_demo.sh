@@ -3,6 +3,14 @@
 # service through the tunnel it prints.
 set -euo pipefail
 dir=$(mktemp -d /tmp/cn-demo.XXXXXX)
-trap 'rm -rf "$dir"' EXIT
+# The secrets grep (tests/integration/secrets.py, as lib.sh does) before
+# the directory goes.
+cleanup() {
+  local rc=$?
+  python3 "$(dirname "$0")/secrets.py" check "$dir" test_demo "$CN_BUILD_DIR/tests/secrets" || rc=1
+  rm -rf "$dir"
+  exit $rc
+}
+trap cleanup EXIT
 CN_DEMO_DIR=$dir CN_DEMO_CHECK=1 CN_BUILD_DIR=${CN_BUILD_DIR:?} \
     timeout 120 bash "$(dirname "$0")/../../scripts/demo.sh"

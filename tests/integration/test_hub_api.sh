@@ -32,6 +32,9 @@ cleanup() {
         echo "--- hub log (tail):" >&2
         tail -n 40 "$WORK"/hub*.log 2>/dev/null >&2 || true
     fi
+    # The secrets grep (tests/integration/secrets.py, as lib.sh does).
+    "$PY" "$(dirname "$0")/secrets.py" check "$WORK" test_hub_api "$BUILD/tests/secrets" \
+        "${TOKEN:-}" "${TOKEN2:-}" || rc=1
     rm -rf "$WORK"
     exit $rc
 }
@@ -50,7 +53,7 @@ free_port() {
 start_hub() {
     local log="$WORK/hub$1.log" out="$WORK/hub$1.out"
     shift
-    "$HUB" serve --db "$DB" --listen "127.0.0.1:$PORT" "$@" >"$out" 2>"$log" &
+    "$HUB" serve --db "$DB" --listen "127.0.0.1:$PORT" --http-port "$EDGE_PORT" "$@" >"$out" 2>"$log" &
     HUB_PID=$!
     for _ in $(seq 1 100); do
         if curl -s -o /dev/null -m 1 "http://127.0.0.1:$PORT/api/v1/health"; then
@@ -90,6 +93,9 @@ req() {
     STATUS=$(curl "${args[@]}" "$BASE$path") || STATUS="curl-error"
     BODY=$(cat "$WORK/body")
     HEADERS=$(tr -d '\r' <"$WORK/headers")
+    # Minted secrets, kept for the secrets grep (the next call overwrites body).
+    grep -oE 'cn[a-z]_[A-Za-z0-9_-]{32,}|"(httpPassword|password)" *: *"[^"]{8,}"' "$WORK/body" \
+        >>"$WORK/.secrets" 2>/dev/null || true
 }
 
 # jget EXPR: evaluates a Python expression over the JSON body `b`.
@@ -150,16 +156,19 @@ grep -qx "connect-hub: serve: unknown option '--frobnicate' (try 'connect-hub se
     "$WORK/err" || fail "usage error line: $(cat "$WORK/err")"
 
 PORT=$(free_port)
+EDGE_PORT=$(free_port) # the HTTP edge: the port in public HTTP URLs
 BASE="http://127.0.0.1:$PORT/api/v1"
 step "serve on port $PORT"
 start_hub 1 --max-tunnels 10 --tcp-ports 21000-21002 --rate-limit 100000 --json
 # --json: one JSON line on stdout once listening, as connect's long-running commands print.
 [ "$(wc -l <"$WORK/hub1.out")" -eq 1 ] || fail "serve --json printed: $(cat "$WORK/hub1.out")"
-"$PY" - "$WORK/hub1.out" "$PORT" <<'EOF' || fail "serve --json line: $(cat "$WORK/hub1.out")"
+"$PY" - "$WORK/hub1.out" "$PORT" "$EDGE_PORT" <<'EOF' || fail "serve --json line: $(cat "$WORK/hub1.out")"
 import json, sys
 doc = json.loads(open(sys.argv[1]).read())
 port = int(sys.argv[2])
-assert doc == {"url": "http://127.0.0.1:%d" % port, "port": port, "publicDomain": "localhost"}, doc
+edge = int(sys.argv[3])
+assert doc == {"url": "http://127.0.0.1:%d" % port, "port": port, "publicDomain": "localhost",
+               "httpPort": edge}, doc
 EOF
 
 step "health without a token"
@@ -348,7 +357,7 @@ step "tunnels: create with every field"
 req POST /tunnels "{\"target\":{\"host\":\"127.0.0.1\",\"port\":8000},$A,\"name\":\"web\",\"protocol\":\"http\",\"public\":true,\"httpUser\":\"alice\",\"metadata\":{\"team\":\"a\"}}"
 expect 201
 TUN=$(jget 'b["id"]')
-"$PY" - "$BODY" "$PORT" <<'EOF' || fail "tunnel object: $BODY"
+"$PY" - "$BODY" "$EDGE_PORT" <<'EOF' || fail "tunnel object: $BODY"
 import json, sys
 t = json.loads(sys.argv[1]); port = sys.argv[2]
 for k in ["id", "name", "agentId", "target", "protocol", "public", "publicUrl", "hubPort",
@@ -408,7 +417,7 @@ step "tunnels: patch name, status, metadata"
 req PATCH "/tunnels/$TUN" '{"name":"web2","metadata":{"team":"b","n":[1,2]}}'
 expect 200
 [ "$(jget 'b["name"]')" = web2 ] && [ "$(jget 'b["metadata"]["team"]')" = b ] || fail "patch result"
-[ "$(jget 'b["publicUrl"]')" = "http://web2.localhost:$PORT/" ] || fail "publicUrl after rename"
+[ "$(jget 'b["publicUrl"]')" = "http://web2.localhost:$EDGE_PORT/" ] || fail "publicUrl after rename"
 req PATCH "/tunnels/$TUN" '{"status":"paused"}'
 expect 200
 [ "$(jget 'b["status"]')" = paused ] || fail "pause"

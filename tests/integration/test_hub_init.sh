@@ -10,7 +10,16 @@ hub=$build/hub/connect-hub
 [ -x "$hub" ] || { echo "test_hub_init: $hub not built" >&2; exit 1; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/cn-hub-init-XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+# The secrets grep (tests/integration/secrets.py, as lib.sh does) before
+# the directory goes.
+cleanup() {
+  local rc=$?
+  python3 "$(dirname "$0")/secrets.py" check "$tmp" test_hub_init "$build/tests/secrets" \
+    "${token:-}" || rc=1
+  rm -rf "$tmp"
+  exit $rc
+}
+trap cleanup EXIT
 db=$tmp/hub.db
 fails=0
 check() { # check DESCRIPTION COMMAND...

@@ -62,8 +62,8 @@ api POST /api/v1/tunnels "{\"target\":\"127.0.0.1:9\",\"agentId\":\"$AGENT_ID\",
 PUB_PORT=$(echo "$BODY" | json_get hubPort)
 wait_port 127.0.0.1 "$PUB_PORT"
 only_on "$HUB_PID" 127.0.0.1 "IPv4 loopback"
-listening "$HUB_PID" | grep -q "^127.0.0.1 $HUB_PORT\$" || fail "the API port is not among the sockets"
-listening "$HUB_PID" | grep -q "^127.0.0.1 $PUB_PORT\$" || fail "the tunnel port is not among the sockets"
+listening "$HUB_PID" | grep "^127.0.0.1 $HUB_PORT\$" >/dev/null || fail "the API port is not among the sockets"
+listening "$HUB_PID" | grep "^127.0.0.1 $PUB_PORT\$" >/dev/null || fail "the tunnel port is not among the sockets"
 stop_pid "$HUB_PID"
 
 if grep -q ' lo$' /proc/net/if_inet6 2>/dev/null; then

@@ -9,9 +9,12 @@
  * with its Content-Type and Content-Length, a bound on the response size,
  * and turns the API's error shape into one human line.
  *
- * Scope: plain http:// hub URLs. https:// is refused with a clear error for
- * now (the agent link has no TLS yet either); redirects are not followed, so
- * the token never travels to another host.
+ * Transport: https:// hub URLs are verified (the chain against the system
+ * CA store, or only against cn_api_set_ca_file()'s file; the host name or
+ * IPv4 address against the certificate). Plain http:// is refused, before
+ * anything is sent, to a host that is not loopback (127.0.0.0/8, ::1,
+ * localhost) unless cn_api_set_allow_insecure(). Redirects are not
+ * followed, so the token never travels to another host.
  *
  * Not thread-safe: one client belongs to one thread. */
 #ifndef CN_API_H
@@ -42,19 +45,20 @@
 
 typedef struct cn_api cn_api_t;
 
-/* A parsed hub URL "http://HOST[:PORT][/BASE]". host has no brackets
- * (an IPv6 literal is bare); base is "" or "/prefix" without a trailing
- * slash. */
+/* A parsed hub URL "http[s]://HOST[:PORT][/BASE]". host has no brackets
+ * (an IPv6 literal is bare); port defaults to 443 for https, 80 for http;
+ * base is "" or "/prefix" without a trailing slash. */
 typedef struct cn_api_url {
     char host[CN_API_HOST_MAX + 1];
     int port;
     bool ipv6;
     char base[256];
+    bool tls; /* https:// */
 } cn_api_url_t;
 
 /* Parses a hub URL. Returns 0, or CN_EINVAL with a sentence in err
- * ("https is not supported yet", "port must be between 1 and 65535", ...).
- * No query, fragment or user-info is accepted. */
+ * ("port must be between 1 and 65535", ...). No query, fragment or
+ * user-info is accepted, nor an https URL with an [IPv6] literal host. */
 CN_EXTERN CN_WARN_UNUSED int cn_api_parse_url(const char *url, cn_api_url_t *out, char *err,
                                               size_t errlen);
 
@@ -80,6 +84,15 @@ typedef int (*cn_api_cancel_fn)(void *arg);
 CN_EXTERN void cn_api_set_cancel(cn_api_t *api, cn_api_cancel_fn fn, void *arg);
 /* The hub URL as given (for messages). */
 CN_EXTERN const char *cn_api_url(const cn_api_t *api);
+/* Verify an https hub against this PEM file of CA certificates only,
+ * instead of the system store (NULL or "" restores the system store). The
+ * path is copied. 0, or CN_EINVAL with err when it is unreadable or too
+ * long. */
+CN_EXTERN CN_WARN_UNUSED int cn_api_set_ca_file(cn_api_t *api, const char *path, char *err,
+                                                size_t errlen);
+/* Permit plain http:// to a host that is not loopback (default: refused,
+ * every call answers CN_EREFUSED). */
+CN_EXTERN void cn_api_set_allow_insecure(cn_api_t *api, bool allow);
 
 /* One call: `method` ("GET", "POST", "PATCH", "DELETE"), `path` starting
  * with '/' (already percent-encoded; the URL's base path is prepended),
@@ -91,6 +104,9 @@ CN_EXTERN const char *cn_api_url(const cn_api_t *api);
  *   - err gets one human line on failure.
  * Returns 0 for a 2xx answer. Otherwise a negative code:
  *   CN_EIO       the hub could not be reached or the connection failed
+ *   CN_EAUTH     TLS: the hub's certificate failed verification (untrusted
+ *                CA, wrong name, expired) or the TLS handshake failed
+ *   CN_EREFUSED  plain http:// to a host that is not loopback, not allowed
  *   CN_ETIMEOUT  the deadline passed
  *   CN_ECLOSED   the cancel flag was raised
  *   CN_ETOOBIG   the response body was larger than CN_API_MAX_RESPONSE

@@ -149,7 +149,7 @@ static void test_rejects_malformed(void **state)
         {"{\"a\":1,\"a\":2}", "not valid JSON"},
         {"{\"version\":2}", "unsupported config version"},
         {"{\"hub\":5}", "\"hub\""},
-        {"{\"hub\":\"https://x\"}", "https"},
+        {"{\"hub\":\"https://[::1]\"}", "IPv6"},
         {"{\"hub\":\"http://x y\"}", "\"hub\""},
         {"{\"agentId\":\"nope\"}", "not a UUID"},
         {"{\"token\":\"has space\"}", "\"token\""},
@@ -245,7 +245,7 @@ static void test_precedence(void **state)
     assert_int_equal(agent_config_resolve(&flags, AGENT_NEED_AGENT, &r, err, sizeof(err)),
                      CN_EAUTH);
     assert_int_equal(chmod(path, 0600), 0);
-    flags.hub = "https://nope";
+    flags.hub = "ftp://nope";
     assert_int_equal(agent_config_resolve(&flags, AGENT_NEED_HUB, &r, err, sizeof(err)), CN_EINVAL);
     unsetenv("CONNECT_HUB");
     unsetenv("CONNECT_TOKEN");
@@ -276,6 +276,113 @@ static void test_missing_settings_say_how(void **state)
                      CN_ENOTFOUND);
 }
 
+/* The stored token (and CA file, and consent to plain http) belong to the
+ * hub the config was written for: another --hub never gets them. */
+static void test_token_bound_to_its_hub(void **state)
+{
+    char path[512], err[512];
+    path_in(path, sizeof(path), "bound.json");
+    agent_config_t c;
+    sample(&c);
+    snprintf(c.hub, sizeof(c.hub), "https://hub.example.com");
+    snprintf(c.ca_file, sizeof(c.ca_file), "/etc/connect/ca.pem");
+    c.allow_insecure = true;
+    assert_int_equal(agent_config_save(path, &c, err, sizeof(err)), 0);
+    agent_config_wipe(&c);
+    unsetenv("CONNECT_HUB");
+    unsetenv("CONNECT_TOKEN");
+    unsetenv("CONNECT_CA_FILE");
+
+    /* The same hub, spelt differently: the stored settings apply. */
+    static const char *const same[] = {"https://hub.example.com", "HTTPS://Hub.Example.COM:443/",
+                                       NULL};
+    agent_config_t r;
+    for (size_t i = 0; same[i]; i++) {
+        agent_common_t flags = {.config = path, .hub = same[i]};
+        assert_int_equal(
+            agent_config_resolve(&flags, AGENT_NEED_HUB | AGENT_NEED_TOKEN, &r, err, sizeof(err)),
+            0);
+        assert_string_equal(r.token, "cnt_secret");
+        assert_string_equal(r.ca_file, "/etc/connect/ca.pem");
+        assert_true(r.allow_insecure);
+        agent_config_wipe(&r);
+    }
+    /* Another scheme, host, port or base path: none of it. */
+    static const char *const other[] = {"http://hub.example.com:443", "https://evil.example.com",
+                                        "https://hub.example.com:8443", "https://hub.example.com/x",
+                                        NULL};
+    for (size_t i = 0; other[i]; i++) {
+        agent_common_t flags = {.config = path, .hub = other[i]};
+        err[0] = '\0';
+        assert_int_equal(
+            agent_config_resolve(&flags, AGENT_NEED_HUB | AGENT_NEED_TOKEN, &r, err, sizeof(err)),
+            CN_ENOTFOUND);
+        if (!strstr(err, "never sent") || !strstr(err, "https://hub.example.com"))
+            fail_msg("%s: '%s'", other[i], err);
+        assert_int_equal(agent_config_resolve(&flags, AGENT_NEED_HUB, &r, err, sizeof(err)), 0);
+        assert_string_equal(r.token, "");
+        assert_string_equal(r.ca_file, "");
+        assert_false(r.allow_insecure);
+        agent_config_wipe(&r);
+    }
+    /* CONNECT_HUB counts as naming another hub too. */
+    setenv("CONNECT_HUB", "https://evil.example.com", 1);
+    agent_common_t env_flags = {.config = path};
+    assert_int_equal(
+        agent_config_resolve(&env_flags, AGENT_NEED_HUB | AGENT_NEED_TOKEN, &r, err, sizeof(err)),
+        CN_ENOTFOUND);
+    unsetenv("CONNECT_HUB");
+    /* A token given for the other hub is used for it. */
+    agent_common_t given = {.config = path, .hub = "https://evil.example.com", .token = "cnt_x"};
+    assert_int_equal(
+        agent_config_resolve(&given, AGENT_NEED_HUB | AGENT_NEED_TOKEN, &r, err, sizeof(err)), 0);
+    assert_string_equal(r.token, "cnt_x");
+    agent_config_wipe(&r);
+}
+
+/* --token-file FILE and --token - (stdin) keep the token out of argv. */
+static void test_token_from_file_or_stdin(void **state)
+{
+    char path[512], tok[512], err[512];
+    path_in(path, sizeof(path), "none.json");
+    path_in(tok, sizeof(tok), "token.txt");
+    unsetenv("CONNECT_TOKEN");
+    write_file(tok, "  cnt_from_file \r\nsecond line\n", 0600);
+    agent_common_t flags = {.config = path, .hub = "http://127.0.0.1:1", .token_file = tok};
+    agent_config_t r;
+    assert_int_equal(
+        agent_config_resolve(&flags, AGENT_NEED_HUB | AGENT_NEED_TOKEN, &r, err, sizeof(err)), 0);
+    assert_string_equal(r.token, "cnt_from_file");
+    agent_config_wipe(&r);
+    /* Both at once is a mistake worth saying. */
+    flags.token = "cnt_arg";
+    assert_int_equal(agent_config_resolve(&flags, AGENT_NEED_TOKEN, &r, err, sizeof(err)),
+                     CN_EINVAL);
+    assert_non_null(strstr(err, "not both"));
+    /* Standard input. */
+    flags.token_file = NULL;
+    flags.token = "-";
+    write_file(tok, "cnt_from_stdin\n", 0600);
+    assert_non_null(freopen(tok, "r", stdin));
+    assert_int_equal(
+        agent_config_resolve(&flags, AGENT_NEED_HUB | AGENT_NEED_TOKEN, &r, err, sizeof(err)), 0);
+    assert_string_equal(r.token, "cnt_from_stdin");
+    agent_config_wipe(&r);
+    /* Empty, missing, or not a token: one line each. */
+    write_file(tok, "\n", 0600);
+    flags.token = NULL;
+    flags.token_file = tok;
+    assert_int_equal(agent_config_resolve(&flags, AGENT_NEED_TOKEN, &r, err, sizeof(err)),
+                     CN_EINVAL);
+    assert_non_null(strstr(err, "no token in"));
+    write_file(tok, "has space\n", 0600);
+    assert_int_equal(agent_config_resolve(&flags, AGENT_NEED_TOKEN, &r, err, sizeof(err)),
+                     CN_EINVAL);
+    flags.token_file = "/nonexistent/token";
+    assert_int_equal(agent_config_resolve(&flags, AGENT_NEED_TOKEN, &r, err, sizeof(err)), CN_EIO);
+    assert_non_null(strstr(err, "/nonexistent/token"));
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -287,6 +394,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_path_choice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_settings_say_how, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_bound_to_its_hub, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_from_file_or_stdin, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

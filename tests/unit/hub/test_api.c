@@ -11,6 +11,7 @@
 #include "cn_err.h"
 #include "cn_log.h"
 #include "router.h"
+#include "shares.h"
 #include "store.h"
 #include "tunnels.h"
 
@@ -664,6 +665,60 @@ static void test_agent_token_acts_only_for_its_agent(void **state)
     EXPECT(f, 401, "Authorization");
 }
 
+/* Shares by scope, as tunnels: an agent token shares and revokes only its
+ * own agent's tunnels (403 naming the tunnel's or share's id otherwise) and
+ * reads the workspace's; an admin manages every share. */
+static void test_agent_token_shares_only_its_tunnels(void **state)
+{
+    fx_t *f = *state;
+    char a[HUB_ID_SIZE], b[HUB_ID_SIZE], ta[HUB_TOKEN_STR_SIZE], path[160];
+    char mine[HUB_ID_SIZE], theirs[HUB_ID_SIZE], my_share[HUB_ID_SIZE], their_share[HUB_ID_SIZE];
+    make_agent(f, f->admin, a);
+    make_agent(f, f->admin, b);
+    agent_token(f, a, ta);
+    make_tunnel(f, a, "\"name\":\"mine\",\"protocol\":\"http\",\"public\":true", mine);
+    make_tunnel(f, b, "\"name\":\"theirs\",\"protocol\":\"http\",\"public\":true", theirs);
+
+    /* Creating: another agent's tunnel is 403 and makes nothing. */
+    snprintf(path, sizeof(path), "/api/v1/tunnels/%s/shares", theirs);
+    call(f, HUB_POST, path, NULL, ta, "{\"expiresIn\":\"1h\"}");
+    EXPECT(f, 403, "id");
+    call(f, HUB_GET, "/api/v1/shares", NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    assert_int_equal(json_array_size(json_object_get(f->body, "shares")), 0);
+    call(f, HUB_POST, path, NULL, f->admin, "{\"expiresIn\":\"1h\"}");
+    EXPECT(f, 201, NULL);
+    snprintf(their_share, sizeof(their_share), "%s", str(f, "id"));
+    snprintf(path, sizeof(path), "/api/v1/tunnels/%s/shares", mine);
+    call(f, HUB_POST, path, NULL, ta, "{\"expiresIn\":\"1h\"}");
+    EXPECT(f, 201, NULL);
+    snprintf(my_share, sizeof(my_share), "%s", str(f, "id"));
+    assert_string_equal(str(f, "tunnelId"), mine);
+    assert_true(!strncmp(str(f, "shareUrl"), "http://share-", 13));
+
+    /* Reading: the workspace's shares, as for tunnels. */
+    call(f, HUB_GET, "/api/v1/shares", NULL, ta, NULL);
+    EXPECT(f, 200, NULL);
+    assert_int_equal(json_array_size(json_object_get(f->body, "shares")), 2);
+    snprintf(path, sizeof(path), "/api/v1/shares/%s", their_share);
+    call(f, HUB_GET, path, NULL, ta, NULL);
+    EXPECT(f, 200, NULL);
+
+    /* Revoking: its own only; the other share stays active. */
+    call(f, HUB_DELETE, path, NULL, ta, NULL);
+    EXPECT(f, 403, "id");
+    call(f, HUB_GET, path, NULL, f->admin, NULL);
+    assert_string_equal(str(f, "status"), "active");
+    snprintf(path, sizeof(path), "/api/v1/shares/%s", my_share);
+    call(f, HUB_DELETE, path, NULL, ta, NULL);
+    EXPECT(f, 200, NULL);
+    assert_string_equal(str(f, "status"), "revoked");
+    snprintf(path, sizeof(path), "/api/v1/shares/%s", their_share);
+    call(f, HUB_DELETE, path, NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    assert_string_equal(str(f, "status"), "revoked");
+}
+
 static void test_roles(void **state)
 {
     fx_t *f = *state;
@@ -880,6 +935,64 @@ static void test_write_fails_with_its_event(void **state)
     assert_int_equal(tunnel_count(f), 0);
 }
 
+static size_t share_count(fx_t *f)
+{
+    call(f, HUB_GET, "/api/v1/shares", NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    return json_array_size(json_object_get(f->body, "shares"));
+}
+
+/* Shares too: creating, revoking and the expiry sweep commit with their
+ * share.created, share.revoked and share.expired, or not at all. */
+static void test_share_change_fails_with_its_event(void **state)
+{
+    fx_t *f = *state;
+    char agent[HUB_ID_SIZE], tun[HUB_ID_SIZE], share[HUB_ID_SIZE], path[160];
+    make_agent(f, f->admin, agent);
+    make_tunnel(f, agent, "\"name\":\"web\",\"protocol\":\"http\",\"public\":true", tun);
+    snprintf(path, sizeof(path), "/api/v1/tunnels/%s/shares", tun);
+    call(f, HUB_POST, path, NULL, f->admin, "{\"expiresIn\":\"1h\"}");
+    EXPECT(f, 201, NULL);
+    snprintf(share, sizeof(share), "%s", str(f, "id"));
+    hub_test_sql(f->db, FAIL_EVENTS);
+
+    call(f, HUB_POST, path, NULL, f->admin, "{\"expiresIn\":\"1h\"}");
+    assert_true(f->status >= 400);
+    assert_int_equal(share_count(f), 1);
+    snprintf(path, sizeof(path), "/api/v1/shares/%s", share);
+    call(f, HUB_DELETE, path, NULL, f->admin, NULL);
+    assert_true(f->status >= 400);
+    call(f, HUB_GET, path, NULL, f->admin, NULL);
+    assert_string_equal(str(f, "status"), "active");
+    /* Past its expiry, the sweep cannot mark it without its event. */
+    f->clock.now += 3600000;
+    size_t n = 0;
+    assert_true(hub_shares_expire_due(f->st, &n) < 0);
+    assert_int_equal(n, 0);
+
+    hub_test_sql(f->db, "DROP TRIGGER test_fail_events");
+    assert_int_equal(hub_shares_expire_due(f->st, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(hub_shares_expire_due(f->st, &n), 0);
+    assert_int_equal(n, 0); /* once */
+    call(f, HUB_DELETE, path, NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    call(f, HUB_GET, "/api/v1/events", NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    size_t created = 0, expired = 0, revoked = 0, i;
+    json_t *e;
+    json_array_foreach(json_object_get(f->body, "events"), i, e)
+    {
+        const char *type = json_string_value(json_object_get(e, "type"));
+        created += !strcmp(type, "share.created");
+        expired += !strcmp(type, "share.expired");
+        revoked += !strcmp(type, "share.revoked");
+    }
+    assert_int_equal(created, 1);
+    assert_int_equal(expired, 1);
+    assert_int_equal(revoked, 1);
+}
+
 static void live_changed(void *ctx, const char *ws, const char *agent_id)
 {
     fx_t *f = ctx;
@@ -1043,10 +1156,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_events_cursor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_token_acts_only_for_its_agent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_token_shares_only_its_tunnels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_list_and_revoke, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_fails_with_its_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_share_change_fails_with_its_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_side_from_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_access, setup, teardown),
     };

@@ -4,6 +4,7 @@
 
 #include "api.h"
 #include "cmd_serve.h"
+#include "events.h"
 
 /* Parses "serve" followed by the NULL-terminated `args`. */
 static int parse_v(hub_serve_options_t *o, char *err, const char *const *args)
@@ -28,11 +29,15 @@ static void test_defaults(void **state)
     assert_int_equal(o.listen_port, 8080);
     assert_string_equal(o.public_domain, "localhost");
     assert_int_equal(o.http_port, 0);
+    assert_false(o.http_port_set); /* the edge takes the listen port + 1 */
+    assert_int_equal(o.http_timeout_s, HUB_HTTP_TIMEOUT_DEFAULT_S);
     assert_int_equal(o.tcp_port_lo, HUB_API_TCP_PORTS_DEFAULT_LO);
     assert_int_equal(o.tcp_port_hi, HUB_API_TCP_PORTS_DEFAULT_HI);
     assert_int_equal(o.rate_limit, HUB_API_RATE_LIMIT_DEFAULT);
     assert_int_equal(o.max_tunnels, HUB_API_MAX_TUNNELS_DEFAULT);
     assert_int_equal(o.max_agents, HUB_API_MAX_AGENTS_DEFAULT);
+    assert_int_equal(o.event_days, HUB_EVENT_RETENTION_DAYS_DEFAULT);
+    assert_int_equal(o.event_max, HUB_EVENT_MAX_DEFAULT);
     assert_null(o.tls_cert);
 }
 
@@ -57,8 +62,19 @@ static void test_values(void **state)
     assert_int_equal(o.max_agents, 7);
     assert_int_equal(parse(&o, err, "--db", "/d", "--max-agents", "x"), -1);
     assert_non_null(strstr(err, "--max-agents"));
+    assert_int_equal(parse(&o, err, "--db", "/d", "--event-retention", "0", "--event-max=5"), 0);
+    assert_int_equal(o.event_days, 0);
+    assert_int_equal(o.event_max, 5);
+    assert_int_equal(parse(&o, err, "--db", "/d", "--event-retention", "36501"), -1);
+    assert_non_null(strstr(err, "--event-retention"));
     assert_int_equal(parse(&o, err, "--db", "/d", "--http-port", "8081"), 0);
     assert_int_equal(o.http_port, 8081);
+    assert_true(o.http_port_set);
+    /* 0: the kernel picks the HTTP edge's port. */
+    assert_int_equal(parse(&o, err, "--db", "/d", "--http-port", "0", "--http-timeout", "5"), 0);
+    assert_true(o.http_port_set);
+    assert_int_equal(o.http_port, 0);
+    assert_int_equal(o.http_timeout_s, 5);
     assert_int_equal(parse(&o, err, "--db", "/d", "--help"), 1);
     assert_int_equal(parse(&o, err, "-h"), 1);
     assert_int_equal(parse(&o, err, "--db", "/d"), 0);
@@ -85,6 +101,7 @@ static void test_usage_lists_every_option(void **state)
         "--listen HOST:PORT",
         "--public-domain DOMAIN",
         "--http-port N",
+        "--http-timeout S",
         "--tcp-ports A-B",
         "--tls-cert FILE",
         "--tls-key FILE",
@@ -116,7 +133,7 @@ static void test_errors(void **state)
         {{"--db", "/d", "--listen", "127.0.0.1:70000", NULL}, "--listen"},
         {{"--db", "/d", "--public-domain", "bad domain", NULL}, "--public-domain"},
         {{"--db", "/d", "--public-domain", "Example.com", NULL}, "--public-domain"},
-        {{"--db", "/d", "--http-port", "0", NULL}, "--http-port"},
+        {{"--db", "/d", "--http-timeout", "0", NULL}, "--http-timeout"},
         {{"--db", "/d", "--http-port", "x", NULL}, "--http-port"},
         {{"--db", "/d", "--http-port", "20005", NULL}, "--http-port"},
         {{"--db", "/d", "--tcp-ports", "5", NULL}, "--tcp-ports"},

@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 
 #include "cn_err.h"
+#include "events.h"
+#include "router.h"
 #include "store.h"
 
 #define T0 1795442400000LL /* 2026-11-23T14:00:00.000Z */
@@ -948,8 +950,12 @@ static void test_tunnel_create_all_fields(void **state)
     assert_null(t.last_error);
     assert_string_equal(t.http_user, "tester");
     assert_int_equal(strlen(pw), HUB_PASSWORD_LEN);
-    assert_int_equal(hub_password_verify(t.http_password_hash, pw), 0);
-    assert_int_equal(hub_password_verify(t.http_password_hash, "guess"), CN_EAUTH);
+    /* High-entropy generated passwords: a keyed BLAKE2b hash, one hash per
+     * check (no slow hash on the event loop). */
+    assert_memory_equal(t.http_password_hash, "b2k$", 4);
+    assert_int_equal(hub_store_password_check(f->st, t.http_password_hash, pw), 0);
+    assert_int_equal(hub_store_password_check(f->st, t.http_password_hash, "guess"), CN_EAUTH);
+    assert_int_equal(hub_store_password_check(f->st, "$argon2id$v=19$x", pw), CN_EAUTH);
     assert_int_equal(t.created_at, T0);
     assert_int_equal(t.updated_at, T0);
     assert_int_equal(t.connected_at, HUB_TIME_NONE);
@@ -1484,6 +1490,48 @@ static void test_events_filters(void **state)
     hub_event_list_free(&l);
 }
 
+/* Retention, on the store's (fake) clock: events past the age go, then
+ * each workspace keeps its newest max_per_ws, so a reconnect loop that
+ * writes an event per attempt cannot fill the disk. */
+static void test_event_retention(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t a, b;
+    mk_ws(f, "a", &a);
+    mk_ws(f, "b", &b);
+    const hub_event_spec_t ev = {.type = "agent.connected"};
+    for (int i = 0; i < 3; i++) /* old: 3 in a */
+        assert_int_equal(hub_store_event_append(f->st, a.id, &ev, NULL), 0);
+    f->clock.now = T0 + 31LL * 24 * HOUR;
+    int64_t newest = 0;
+    for (int i = 0; i < 5; i++) /* recent: 5 in a, 2 in b */
+        assert_int_equal(hub_store_event_append(f->st, a.id, &ev, &newest), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(hub_store_event_append(f->st, b.id, &ev, NULL), 0);
+
+    size_t pruned = 99;
+    hub_event_retention_t keep_all = {0};
+    assert_int_equal(hub_event_retain(f->st, &keep_all, &pruned), 0);
+    assert_int_equal(pruned, 0);
+    hub_event_retention_t r = {.days = 30, .max_per_ws = 3};
+    assert_int_equal(hub_event_retain(f->st, &r, &pruned), 0);
+    assert_int_equal(pruned, 3 + 2); /* the 3 old ones, then 2 over the cap in a */
+    hub_event_list_t l;
+    assert_int_equal(hub_store_event_list(f->st, a.id, NULL, &l), 0);
+    assert_int_equal(l.count, 3);
+    assert_int_equal(l.items[2].id, newest); /* the newest are the ones kept */
+    for (size_t i = 0; i < l.count; i++)
+        assert_true(l.items[i].created_at == T0 + 31LL * 24 * HOUR);
+    hub_event_list_free(&l);
+    assert_int_equal(hub_store_event_list(f->st, b.id, NULL, &l), 0);
+    assert_int_equal(l.count, 2); /* under the cap: untouched */
+    hub_event_list_free(&l);
+    /* Idempotent. */
+    assert_int_equal(hub_event_retain(f->st, &r, &pruned), 0);
+    assert_int_equal(pruned, 0);
+    assert_int_equal(hub_store_event_cap(f->st, 0, NULL), CN_EINVAL);
+}
+
 static void test_events_bounded_and_validated(void **state)
 {
     fx_t *f = *state;
@@ -1950,6 +1998,205 @@ static void test_webhook_bounds(void **state)
     assert_int_equal(log_count(f, &ws, &w, HUB_DELIVERY_PENDING), 4);
 }
 
+/* A database of schema 3 (tunnels.plugin, before shares) migrates through 4
+ * and 5: its tunnels keep their plugin, and they can be shared. The
+ * version-3 file is this build's database with migrations 4 and 5's objects
+ * taken out again. */
+static void test_migration_3_to_shares(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    hub_agent_t a;
+    hub_tunnel_t t = {0};
+    mk_ws(f, "old", &ws);
+    mk_agent(f, &ws, &a);
+    hub_tunnel_spec_t sp = spec_for(a.id, "db");
+    sp.plugin = "postgresql";
+    assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &sp, &t, NULL), 0);
+    char id[HUB_ID_SIZE];
+    memcpy(id, t.id, sizeof(id));
+    hub_tunnel_clear(&t);
+    hub_store_close(f->st);
+    f->st = NULL;
+    hub_test_sql(f->db, "DROP TABLE webhook_deliveries; DROP TABLE webhooks;"
+                        "DROP TABLE share_access_log; DROP TABLE shares;"
+                        "DROP INDEX tunnels_workspace_id; PRAGMA user_version = 3;");
+
+    fx_reopen(f);
+    int v = 0;
+    assert_int_equal(hub_store_db_version(f->st, &v), 0);
+    assert_int_equal(v, 5);
+    assert_int_equal(hub_store_schema_version(), 5);
+    assert_int_equal(hub_store_tunnel_get(f->st, ws.id, id, &t), 0);
+    assert_string_equal(t.plugin, "postgresql");
+    hub_tunnel_clear(&t);
+    hub_share_spec_t ss = {.tunnel_id = id, .name = "s", .description = "", .rate_limit = 10};
+    static hub_share_t sh;
+    char token[HUB_SHARE_TOKEN_SIZE], pw[HUB_PASSWORD_SIZE];
+    assert_int_equal(hub_store_share_create(f->st, ws.id, &ss, &sh, token, pw), 0);
+    assert_string_equal(sh.tunnel_id, id);
+}
+
+/* A database of schema 4 (shares, before webhooks) migrates to 5: its
+ * shares and their access log stay, and a new webhook receives the share
+ * events that follow. The version-4 file is this build's database with
+ * migration 5's tables taken out again. */
+static void test_migration_4_to_webhooks(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    hub_agent_t a;
+    hub_tunnel_t t = {0};
+    mk_ws(f, "old", &ws);
+    mk_agent(f, &ws, &a);
+    hub_tunnel_spec_t sp = spec_for(a.id, "web");
+    assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &sp, &t, NULL), 0);
+    hub_share_spec_t ss = {.tunnel_id = t.id, .name = "s", .description = "", .rate_limit = 10};
+    static hub_share_t sh, found;
+    char token[HUB_SHARE_TOKEN_SIZE], pw[HUB_PASSWORD_SIZE];
+    assert_int_equal(hub_store_share_create(f->st, ws.id, &ss, &sh, token, pw), 0);
+    hub_tunnel_clear(&t);
+    hub_store_close(f->st);
+    f->st = NULL;
+    hub_test_sql(f->db, "DROP TABLE webhook_deliveries; DROP TABLE webhooks;"
+                        "PRAGMA user_version = 4;");
+
+    fx_reopen(f);
+    int v = 0;
+    assert_int_equal(hub_store_db_version(f->st, &v), 0);
+    assert_int_equal(v, 5);
+    assert_int_equal(hub_store_share_get(f->st, ws.id, sh.id, &found), 0);
+    assert_string_equal(found.name, "s");
+
+    hub_webhook_t w;
+    char secret[HUB_WEBHOOK_SECRET_SIZE];
+    mk_webhook(f, &ws, "[\"share.*\"]", &w, secret);
+    event(f, &ws, "tunnel.updated");
+    event(f, &ws, "share.revoked");
+    hub_delivery_t d;
+    hub_event_t e = {0};
+    assert_int_equal(hub_store_delivery_next(f->st, w.id, &d, &e), 0);
+    assert_string_equal(d.event_type, "share.revoked");
+    hub_event_clear(&e);
+}
+
+/* Shares: the token is shown once and found by its keyed hash only; other
+ * workspaces see nothing; revocation and expiry are recorded; the access
+ * log pages newest first and is kept bounded. */
+static void test_shares(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws, other;
+    mk_ws(f, "default", &ws);
+    mk_ws(f, "other", &other);
+    hub_agent_t a;
+    mk_agent(f, &ws, &a);
+    hub_tunnel_spec_t sp = {.name = "web",
+                            .agent_id = a.id,
+                            .target_host = "127.0.0.1",
+                            .target_port = 8080,
+                            .protocol = HUB_PROTO_HTTP,
+                            .is_public = true};
+    hub_tunnel_t t;
+    assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &sp, &t, NULL), 0);
+
+    const char *paths[] = {"/api/*", "/health"};
+    hub_share_spec_t ss = {.tunnel_id = t.id,
+                           .name = "tester",
+                           .description = "d",
+                           .methods = HUB_GET | HUB_POST,
+                           .paths = paths,
+                           .npaths = 2,
+                           .rate_limit = 60,
+                           .ttl_ms = HOUR,
+                           .http_user = "bob"};
+    static hub_share_t s, g;
+    char token[HUB_SHARE_TOKEN_SIZE], pw[HUB_PASSWORD_SIZE];
+    assert_int_equal(hub_store_share_create(f->st, ws.id, &ss, &s, token, pw), 0);
+    assert_int_equal(strlen(token), HUB_SHARE_TOKEN_LEN);
+    assert_int_equal(strspn(token, "abcdefghijklmnopqrstuvwxyz234567"), HUB_SHARE_TOKEN_LEN);
+    assert_int_equal(s.expires_at, T0 + HOUR);
+    assert_false(db_files_contain(f, token, strlen(token)));
+    assert_false(db_files_contain(f, pw, strlen(pw)));
+    assert_int_equal(hub_store_password_check(f->st, s.http_password_hash, pw), 0);
+
+    assert_int_equal(hub_store_share_find_by_token(f->st, token, &g), 0);
+    assert_string_equal(g.id, s.id);
+    assert_int_equal(g.methods, HUB_GET | HUB_POST);
+    assert_int_equal(g.npaths, 2);
+    assert_string_equal(g.paths[1], "/health");
+    token[0] = token[0] == 'a' ? 'b' : 'a';
+    assert_int_equal(hub_store_share_find_by_token(f->st, token, &g), CN_ENOTFOUND);
+    assert_int_equal(hub_store_share_find_by_token(f->st, "short", &g), CN_ENOTFOUND);
+    assert_int_equal(hub_store_share_get(f->st, other.id, s.id, &g), CN_ENOTFOUND);
+    hub_share_list_t l = {0};
+    assert_int_equal(hub_store_share_list(f->st, other.id, NULL, &l), 0);
+    assert_int_equal(l.count, 0);
+    assert_int_equal(hub_store_share_list(f->st, ws.id, t.id, &l), 0);
+    assert_int_equal(l.count, 1);
+    hub_share_list_free(&l);
+
+    /* A share of another workspace's tunnel cannot be made. */
+    assert_int_equal(hub_store_share_create(f->st, other.id, &ss, NULL, token, pw), CN_ENOTFOUND);
+    /* Bad patterns and limits are refused. */
+    const char *bad[] = {"/api/../x"};
+    hub_share_spec_t sb = ss;
+    sb.paths = bad;
+    sb.npaths = 1;
+    assert_int_equal(hub_store_share_create(f->st, ws.id, &sb, NULL, token, pw), CN_EINVAL);
+    sb = ss;
+    sb.rate_limit = 1001;
+    assert_int_equal(hub_store_share_create(f->st, ws.id, &sb, NULL, token, pw), CN_EINVAL);
+
+    /* Expiry: listed once, until marked. */
+    f->clock.now = T0 + HOUR;
+    assert_int_equal(hub_store_share_list_expired(f->st, 0, &l), 0);
+    assert_int_equal(l.count, 1);
+    hub_share_list_free(&l);
+    assert_int_equal(hub_store_share_mark_expired(f->st, ws.id, s.id), 0);
+    assert_int_equal(hub_store_share_list_expired(f->st, 0, &l), 0);
+    assert_int_equal(l.count, 0);
+
+    /* Revocation, once. */
+    bool changed = false;
+    assert_int_equal(hub_store_share_revoke(f->st, ws.id, s.id, &g, &changed), 0);
+    assert_true(changed);
+    assert_int_equal(g.revoked_at, T0 + HOUR);
+    assert_int_equal(hub_store_share_revoke(f->st, ws.id, s.id, NULL, &changed), 0);
+    assert_false(changed);
+    assert_int_equal(hub_store_share_revoke(f->st, other.id, s.id, NULL, &changed), CN_ENOTFOUND);
+
+    /* The access log: newest first, paged by id, workspace-scoped. */
+    for (int i = 0; i < 5; i++) {
+        hub_share_log_entry_t e = {.at = T0 + i, .status = 200 + i, .latency_ms = i};
+        snprintf(e.method, sizeof(e.method), "GET");
+        snprintf(e.path, sizeof(e.path), "/api/%d", i);
+        snprintf(e.client, sizeof(e.client), "127.0.0.1:%d", 1000 + i);
+        assert_int_equal(hub_store_share_log_append(f->st, s.id, &e), 0);
+    }
+    hub_share_log_list_t lg = {0};
+    assert_int_equal(hub_store_share_log_list(f->st, ws.id, s.id, 0, 2, &lg), 0);
+    assert_int_equal(lg.count, 2);
+    assert_int_equal(lg.items[0].status, 204);
+    assert_string_equal(lg.items[1].path, "/api/3");
+    int64_t before = lg.items[1].id;
+    hub_share_log_list_free(&lg);
+    assert_int_equal(hub_store_share_log_list(f->st, ws.id, s.id, before, 10, &lg), 0);
+    assert_int_equal(lg.count, 3);
+    assert_string_equal(lg.items[2].client, "127.0.0.1:1000");
+    hub_share_log_list_free(&lg);
+    assert_int_equal(hub_store_share_log_list(f->st, other.id, s.id, 0, 10, &lg), 0);
+    assert_int_equal(lg.count, 0);
+    /* Retention by age. */
+    size_t pruned = 0;
+    assert_int_equal(hub_store_share_log_prune(f->st, T0 + 2, &pruned), 0);
+    assert_int_equal(pruned, 2);
+    /* The share goes with its tunnel, its log with it. */
+    assert_int_equal(hub_store_tunnel_delete(f->st, ws.id, t.id), 0);
+    assert_int_equal(hub_store_share_get(f->st, ws.id, s.id, &g), CN_ENOTFOUND);
+    hub_tunnel_clear(&t);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1985,12 +2232,16 @@ int main(void)
         T(test_edge_lookups),
         T(test_events_filters),
         T(test_events_bounded_and_validated),
+        T(test_event_retention),
         T(test_change_and_event_commit_together),
         T(test_transactions_nest),
         T(test_webhook_secret_sealed),
         T(test_webhook_fanout),
         T(test_webhook_delivery_cycle),
         T(test_webhook_bounds),
+        T(test_shares),
+        T(test_migration_3_to_shares),
+        T(test_migration_4_to_webhooks),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -418,6 +418,33 @@ static void test_unreachable(void **state)
     cn_api_free(api);
 }
 
+/* Plain http:// to a host that is not loopback: refused before anything
+ * is sent (192.0.2.1 is TEST-NET-1: a call that went out would time out,
+ * not answer CN_EREFUSED), unless the caller allows it. */
+static void test_plain_http_needs_loopback_or_consent(void **state)
+{
+    char err[256] = "";
+    cn_api_t *api = cn_api_new("http://192.0.2.1:8080", "tok", err, sizeof(err));
+    assert_non_null(api);
+    cn_api_set_timeout(api, 300);
+    assert_int_equal(cn_api_health(api, NULL, err, sizeof(err)), CN_EREFUSED);
+    assert_non_null(strstr(err, "--allow-insecure"));
+    assert_null(strchr(err, '\n'));
+    cn_api_set_allow_insecure(api, true);
+    int rc = cn_api_health(api, NULL, err, sizeof(err));
+    assert_true(rc == CN_ETIMEOUT || rc == CN_EIO);
+    cn_api_free(api);
+    /* Loopback needs no consent: the echo server answers. */
+    api = client("tok");
+    json_t *out = NULL;
+    assert_int_equal(cn_api_call(api, "GET", "/echo", NULL, NULL, &out, err, sizeof(err)), 0);
+    json_decref(out);
+    /* A CA file that cannot be read is refused when set. */
+    assert_int_equal(cn_api_set_ca_file(api, "/nonexistent/ca.pem", err, sizeof(err)), CN_EINVAL);
+    assert_non_null(strstr(err, "/nonexistent/ca.pem"));
+    cn_api_free(api);
+}
+
 static void test_bad_requests_refused_locally(void **state)
 {
     cn_api_t *api = client("tok");
@@ -465,7 +492,10 @@ static void test_parse_url(void **state)
         {"HTTP://Hub:1/connect/", 1, "Hub", 1, "/connect", NULL},
         {"http://[::1]:9000", 1, "::1", 9000, "", NULL},
         {"http://[::1]", 1, "::1", 80, "", NULL},
-        {"https://hub:443", 0, NULL, 0, NULL, "https"},
+        {"https://hub", 1, "hub", 443, "", NULL},
+        {"HTTPS://hub.example.com:8443/c", 1, "hub.example.com", 8443, "/c", NULL},
+        {"https://127.0.0.1:9443", 1, "127.0.0.1", 9443, "", NULL},
+        {"https://[::1]:9443", 0, NULL, 0, NULL, "IPv6"},
         {"ftp://hub", 0, NULL, 0, NULL, "http://HOST:PORT"},
         {"hub:8080", 0, NULL, 0, NULL, "http://HOST:PORT"},
         {"http://:8080", 0, NULL, 0, NULL, "no host"},
@@ -489,6 +519,7 @@ static void test_parse_url(void **state)
             assert_string_equal(u.host, cases[i].host);
             assert_int_equal(u.port, cases[i].port);
             assert_string_equal(u.base, cases[i].base);
+            assert_int_equal(u.tls, !strncasecmp(cases[i].url, "https", 5));
         } else {
             assert_int_equal(rc, CN_EINVAL);
             if (!strstr(err, cases[i].why))
@@ -571,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_timeout_and_cancel),
         cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_bad_requests_refused_locally),
+        cmocka_unit_test(test_plain_http_needs_loopback_or_consent),
         cmocka_unit_test(test_typed_helpers_paths),
     };
     int rc = cmocka_run_group_tests_name("pure", pure, NULL, NULL);

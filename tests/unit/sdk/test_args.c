@@ -248,13 +248,43 @@ static void test_front(void **state)
     assert_string_equal(errbuf, "prog: thing: unknown option '--nope' (try 'prog thing --help')\n");
 }
 
+/* A secret option warns once per process, however often it is parsed (a
+ * global option is parsed before and after the command), and not for "-". */
+static void test_secret_warns_once(void **state)
+{
+    const char *token = NULL;
+    const cn_opt_t opts[] = {
+        {"token", CN_OPT_STRING | CN_OPT_SECRET, &token, 0, 0, "T", "secret"},
+        CN_OPT_END,
+    };
+    char err[256], out[64], errout[512];
+    cn_test_capture_t cap;
+    char cmd[] = "cmd", opt[] = "--token", dash[] = "-", joined[] = "--token=s3cret";
+    char *stdin_form[] = {cmd, opt, dash, NULL};
+    char *arg_form[] = {cmd, joined, NULL};
+    cn_test_capture_begin(&cap);
+    assert_int_equal(cn_args_parse(opts, 3, stdin_form, NULL, 0, 0, NULL, err, sizeof(err)), 0);
+    cn_test_capture_end(&cap, out, sizeof(out), errout, sizeof(errout));
+    assert_string_equal(errout, "");
+    assert_string_equal(token, "-");
+    cn_test_capture_begin(&cap);
+    assert_int_equal(cn_args_parse(opts, 2, arg_form, NULL, 0, 0, NULL, err, sizeof(err)), 0);
+    assert_int_equal(cn_args_parse(opts, 2, arg_form, NULL, 0, 0, NULL, err, sizeof(err)), 0);
+    cn_test_capture_end(&cap, out, sizeof(out), errout, sizeof(errout));
+    assert_string_equal(token, "s3cret");
+    assert_non_null(strstr(errout, "warning: --token on the command line is visible"));
+    assert_non_null(strstr(errout, "--token-file FILE"));
+    assert_null(strstr(errout, "s3cret"));
+    assert_int_equal(strchr(errout, '\n') - errout + 1, (long)strlen(errout)); /* one line */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accepted_forms),  cmocka_unit_test(test_help_wins),
         cmocka_unit_test(test_usage_errors),    cmocka_unit_test(test_help_lists_options),
         cmocka_unit_test(test_choice_and_once), cmocka_unit_test(test_leading),
-        cmocka_unit_test(test_front),
+        cmocka_unit_test(test_front),           cmocka_unit_test(test_secret_warns_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

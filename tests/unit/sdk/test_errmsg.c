@@ -27,6 +27,18 @@ static void test_formats_and_returns(void **state)
     }
 }
 
+/* Found by fuzz_config: an "allow" pattern with a newline in the config
+ * file turned the CLI's one-line error into two lines. */
+static void test_quoted_input_stays_one_line(void **state)
+{
+    (void)state;
+    char buf[64];
+    assert_int_equal(
+        cn_errf(CN_EINVAL, buf, sizeof(buf), "allow pattern '%s': bad", "*.i\nt\x1b[2J\x7f"),
+        CN_EINVAL);
+    assert_string_equal(buf, "allow pattern '*.i?t?[2J?': bad");
+}
+
 static void test_no_buffer(void **state)
 {
     (void)state;
@@ -40,6 +52,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_formats_and_returns),
+        cmocka_unit_test(test_quoted_input_stays_one_line),
         cmocka_unit_test(test_no_buffer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,1664 @@
+/* The public HTTP edge (docs/http-edge.md): one listening socket; each
+ * client connection is read by the hub (raw socket, our sans-IO HTTP/1.1
+ * parser in http1.c), routed by Host (NAME.DOMAIN for a public HTTP
+ * tunnel, share-TOKEN.DOMAIN for a share), checked (tunnel status, basic
+ * auth, the share's policy) on every request, and each request becomes one
+ * mux stream to the exposing agent, which dials the target as for TCP.
+ *
+ * Request boundaries: the hub parses every request head and frames its
+ * body (Content-Length or chunked), so requests on a keep-alive connection,
+ * pipelined ones included, are routed and checked one by one. Toward the
+ * target each request carries "Connection: close": the target's response
+ * ends at the latest with the stream's FIN, and the hub frames it (the same
+ * parser) to keep the client's connection alive when the response has a
+ * length. Bodies stream both ways through the stream's window: the hub
+ * reads from a socket only while the stream has credit and gives credit
+ * back only as fast as the client takes the bytes, so a slow client never
+ * grows a buffer. A 101 answer to an Upgrade request turns the connection
+ * into a byte pipe (WebSockets). */
+#include "runtime_internal.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <libwebsockets.h>
+#include <netinet/in.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "cn_buf.h"
+#include "cn_err.h"
+#include "cn_frame.h"
+#include "cn_log.h"
+#include "cn_pipe.h"
+#include "events.h"
+#include "http.h"
+#include "http1.h"
+#include "router.h"
+#include "share_policy.h"
+#include "shares.h"
+
+#define LISTEN_PROTOCOL "hub-http-listen"
+#define CONN_PROTOCOL "hub-http-conn"
+#define ACCEPTS_PER_EVENT 64
+#define LISTEN_BACKLOG 4096
+#define IN_MAX (HUB_H1_HEAD_MAX + 16384) /* a head plus what came with it */
+#define OUT_MAX (HUB_H1_HEAD_MAX + 8192) /* generated heads and error pages */
+#define HEAD_TIMEOUT_MS 10000            /* a client has this long to send a head */
+#define IDLE_TIMEOUT_MS 60000            /* keep-alive idle */
+#define LINGER_MS 10000                  /* a finished stream still open is reset */
+#define LOG_QUEUE_MAX 8192
+#define TICK_MS 1000
+#define WINDOWS_PRUNE_AT 1024
+
+enum conn_state {
+    C_HEAD = 0, /* reading a request head */
+    C_BODY,     /* streaming a request body to the stream */
+    C_WAIT,     /* request sent; waiting for the response to finish */
+    C_TUNNEL,   /* upgraded: bytes both ways */
+    C_CLOSING,  /* close once `out` is flushed */
+};
+
+enum resp_state {
+    R_HEAD = 0,
+    R_BODY,
+    R_TUNNEL,
+    R_DONE,
+};
+
+typedef struct edge_conn edge_conn_t;
+
+/* One request's stream. Owned by itself: freed when the stream is
+ * finished and no connection points at it. */
+typedef struct edge_req {
+    const cn_stream_ops_t *ops; /* first: stream dispatch */
+    edge_conn_t *conn;          /* NULL once detached */
+    hub_runtime_t *rt;
+    cn_link_t *link;
+    cn_mux_t *mux;
+    uint32_t id;
+    bool opened, accepted, stream_done;
+    uint32_t reset_code;
+    cn_buf_t pending; /* the rewritten head, until the stream takes it */
+    hub_h1_body_t reqbody;
+    bool upgrade, head_request;
+    enum resp_state rstate;
+    cn_buf_t rhead; /* the response head as it arrives */
+    hub_h1_body_t rbody;
+    bool sent_any;                /* response bytes went to the client */
+    lws_sorted_usec_list_t timer; /* 504 while waiting; linger once detached */
+} edge_req_t;
+
+/* What the access log needs about the request being answered. */
+typedef struct req_info {
+    char share_id[HUB_ID_SIZE]; /* "" when not a share */
+    char method[24];
+    char path[HUB_SHARE_LOG_PATH_MAX + 1];
+    int64_t started;
+    int status;
+} req_info_t;
+
+struct edge_conn {
+    edge_conn_t *next;
+    hub_runtime_t *rt;
+    struct lws *wsi;
+    char client[64];    /* "IP:PORT" */
+    char client_ip[48]; /* "IP" */
+    enum conn_state state;
+    bool rx_on, close_after, json_errors;
+    cn_buf_t in, out;
+    edge_req_t *req;
+    req_info_t info;
+    lws_sorted_usec_list_t sul_write, deadline;
+};
+
+/* A share's per-minute window, kept in memory by share id. */
+typedef struct share_window {
+    struct share_window *next;
+    char share_id[HUB_ID_SIZE];
+    hub_share_window_t w;
+} share_window_t;
+
+typedef struct log_item {
+    char share_id[HUB_ID_SIZE];
+    hub_share_log_entry_t e;
+} log_item_t;
+
+struct hub_edge_http {
+    hub_runtime_t *rt;
+    struct lws *listen_wsi;
+    int port;
+    edge_conn_t *conns;
+    share_window_t *windows;
+    size_t nwindows;
+    log_item_t *log;
+    size_t nlog;
+    uint64_t log_dropped;
+    lws_sorted_usec_list_t tick;
+    int64_t last_prune;
+};
+
+static int64_t now_ms(const hub_runtime_t *rt)
+{
+    return hub_store_now(rt->cfg.store);
+}
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void conn_want_write_cb(lws_sorted_usec_list_t *sul)
+{
+    edge_conn_t *c = lws_container_of(sul, edge_conn_t, sul_write);
+    if (c->wsi)
+        lws_callback_on_writable(c->wsi);
+}
+
+/* The raw-file role clears POLLOUT after a writeable callback returns, so
+ * a request made inside it is made again from a zero-delay timer. */
+static void want_write(edge_conn_t *c)
+{
+    if (c->wsi)
+        lws_sul_schedule(lws_get_context(c->wsi), 0, &c->sul_write, conn_want_write_cb, 1);
+}
+
+static void set_rx(edge_conn_t *c, bool on)
+{
+    if (c->rx_on == on || !c->wsi)
+        return;
+    c->rx_on = on;
+    lws_rx_flow_control(c->wsi, on);
+}
+
+static void conn_kill(edge_conn_t *c)
+{
+    if (c->wsi)
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+static void deadline_cb(lws_sorted_usec_list_t *sul)
+{
+    edge_conn_t *c = lws_container_of(sul, edge_conn_t, deadline);
+    if (c->state == C_HEAD && !c->req) {
+        cn_log_debug("http %s: idle or slow head, closing", c->client);
+        conn_kill(c);
+    }
+}
+
+static void arm_deadline(edge_conn_t *c, int ms)
+{
+    if (c->wsi)
+        lws_sul_schedule(lws_get_context(c->wsi), 0, &c->deadline, deadline_cb,
+                         (lws_usec_t)ms * LWS_US_PER_MS);
+}
+
+static bool flush_out(edge_conn_t *c)
+{
+    int fd = lws_get_socket_fd(c->wsi);
+    while (c->out.len) {
+        ssize_t n = send(fd, cn_buf_data(&c->out), c->out.len, MSG_NOSIGNAL);
+        if (n > 0) {
+            cn_buf_consume(&c->out, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            want_write(c);
+            return false;
+        }
+        conn_kill(c);
+        return false;
+    }
+    return true;
+}
+
+static void out_printf(edge_conn_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out_printf(edge_conn_t *c, const char *fmt, ...)
+{
+    char tmp[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(tmp) || cn_buf_append(&c->out, tmp, (size_t)n) < 0)
+        c->close_after = true; /* cannot happen with our bounds; never send half */
+}
+
+static void out_bytes(edge_conn_t *c, const void *p, size_t n)
+{
+    if (cn_buf_append(&c->out, p, n) < 0)
+        c->close_after = true;
+}
+
+/* One line of text, escaped for HTML or JSON. */
+static void escape(char *dst, size_t cap, const char *src, bool json)
+{
+    size_t j = 0;
+    for (const char *p = src; *p && j + 7 < cap; p++) {
+        unsigned char ch = (unsigned char)*p;
+        const char *rep = NULL;
+        char hex[8];
+        if (json && (ch == '"' || ch == '\\')) {
+            hex[0] = '\\';
+            hex[1] = (char)ch;
+            hex[2] = 0;
+            rep = hex;
+        } else if (ch < 0x20 || ch == 0x7f) {
+            snprintf(hex, sizeof(hex), json ? "\\u%04x" : "?", ch);
+            rep = hex;
+        } else if (!json && ch == '<') {
+            rep = "&lt;";
+        } else if (!json && ch == '>') {
+            rep = "&gt;";
+        } else if (!json && ch == '&') {
+            rep = "&amp;";
+        } else if (!json && ch == '"') {
+            rep = "&quot;";
+        }
+        if (rep) {
+            size_t rl = strlen(rep);
+            if (j + rl >= cap)
+                break;
+            memcpy(dst + j, rep, rl);
+            j += rl;
+        } else {
+            dst[j++] = (char)ch;
+        }
+    }
+    dst[j] = '\0';
+}
+
+/* Extra headers an error answer may carry. */
+typedef struct err_extra {
+    const char *allow;          /* 405 */
+    uint32_t retry_after;       /* 429 */
+    const char *www_auth_realm; /* 401 */
+} err_extra_t;
+
+/* Queues a complete error answer: status, one line saying what happened,
+ * as JSON or HTML by the request's Accept. */
+static void respond_error(edge_conn_t *c, int status, const char *msg, const err_extra_t *x)
+{
+    char esc[512], body[1024];
+    const char *reason = hub_http_reason(status);
+    escape(esc, sizeof(esc), msg, c->json_errors);
+    int bl;
+    if (c->json_errors)
+        bl = snprintf(body, sizeof(body), "{\"status\":%d,\"error\":\"%s\",\"message\":\"%s\"}\n",
+                      status, reason, esc);
+    else
+        bl = snprintf(body, sizeof(body),
+                      "<!DOCTYPE html><html><head><title>%d %s</title></head><body><h1>%d "
+                      "%s</h1><p>%s</p><hr><p>connect-hub</p></body></html>\n",
+                      status, reason, status, reason, esc);
+    if (bl < 0 || (size_t)bl >= sizeof(body))
+        bl = 0;
+    out_printf(c,
+               "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+               "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n",
+               status, reason, c->json_errors ? "application/json" : "text/html; charset=utf-8",
+               bl);
+    if (x && x->allow)
+        out_printf(c, "Allow: %s\r\n", x->allow);
+    if (x && x->retry_after)
+        out_printf(c, "Retry-After: %u\r\n", (unsigned)x->retry_after);
+    if (x && x->www_auth_realm) {
+        char realm[128];
+        escape(realm, sizeof(realm), x->www_auth_realm, true);
+        out_printf(c, "WWW-Authenticate: Basic realm=\"%s\", charset=\"UTF-8\"\r\n", realm);
+    }
+    if (c->close_after)
+        out_printf(c, "Connection: close\r\n");
+    out_printf(c, "\r\n");
+    if (strcmp(c->info.method, "HEAD") != 0)
+        out_bytes(c, body, (size_t)bl);
+    c->info.status = status;
+}
+
+/* ---- access log and windows ------------------------------------------------ */
+
+static void log_request(edge_conn_t *c)
+{
+    struct hub_edge_http *e = c->rt->edge;
+    if (!c->info.share_id[0] || !c->info.status)
+        return;
+    if (e->nlog == LOG_QUEUE_MAX) {
+        e->log_dropped++;
+        return;
+    }
+    log_item_t *it = &e->log[e->nlog++];
+    memcpy(it->share_id, c->info.share_id, sizeof(it->share_id));
+    memset(&it->e, 0, sizeof(it->e));
+    it->e.at = c->info.started;
+    snprintf(it->e.method, sizeof(it->e.method), "%s", c->info.method);
+    snprintf(it->e.path, sizeof(it->e.path), "%s", c->info.path);
+    it->e.status = c->info.status;
+    it->e.latency_ms = now_ms(c->rt) - c->info.started;
+    snprintf(it->e.client, sizeof(it->e.client), "%s", c->client);
+    c->info.share_id[0] = '\0';
+}
+
+static hub_share_window_t *share_window(hub_runtime_t *rt, const char *share_id)
+{
+    struct hub_edge_http *e = rt->edge;
+    for (share_window_t *w = e->windows; w; w = w->next)
+        if (!strcmp(w->share_id, share_id))
+            return &w->w;
+    if (e->nwindows >= WINDOWS_PRUNE_AT) {
+        /* Forget windows that ended: their next request starts a new one. */
+        int64_t now = now_ms(rt);
+        for (share_window_t **pp = &e->windows; *pp;) {
+            share_window_t *w = *pp;
+            if (now - w->w.start_ms >= HUB_SHARE_WINDOW_MS) {
+                *pp = w->next;
+                free(w);
+                e->nwindows--;
+            } else {
+                pp = &w->next;
+            }
+        }
+    }
+    share_window_t *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    snprintf(w->share_id, sizeof(w->share_id), "%s", share_id);
+    w->next = e->windows;
+    e->windows = w;
+    e->nwindows++;
+    return &w->w;
+}
+
+/* ---- the request's stream ---------------------------------------------------- */
+
+static void req_free(edge_req_t *r)
+{
+    lws_sul_cancel(&r->timer);
+    cn_buf_free(&r->pending);
+    cn_buf_free(&r->rhead);
+    free(r);
+}
+
+static void linger_cb(lws_sorted_usec_list_t *sul)
+{
+    edge_req_t *r = lws_container_of(sul, edge_req_t, timer);
+    if (!r->conn && !r->stream_done) {
+        cn_mux_reset(r->mux, r->id, CN_RST_CANCEL, "response finished");
+        cn_link_flush(r->link);
+    }
+}
+
+/* Drops what the target still sends on a stream no client reads any more,
+ * so that its window stays open; a stream whose credit cannot be returned
+ * would stall the target, so it is reset instead. */
+static void drain_stream(edge_req_t *r)
+{
+    const uint8_t *p;
+    size_t n;
+    while (cn_mux_peek(r->mux, r->id, &p, &n) > 0) {
+        if (cn_mux_consume(r->mux, r->id, n) < 0) {
+            cn_mux_reset(r->mux, r->id, CN_RST_CANCEL, "credit not returned");
+            return;
+        }
+    }
+}
+
+/* The connection is done with its request: the stream finishes on its own
+ * (our FIN; the target closes after its response) or is reset when the
+ * request did not finish. */
+static void req_detach(edge_req_t *r, bool abort_stream)
+{
+    if (!r)
+        return;
+    if (r->conn && r->conn->req == r)
+        r->conn->req = NULL;
+    r->conn = NULL;
+    lws_sul_cancel(&r->timer);
+    if (!r->opened || r->stream_done) {
+        req_free(r);
+        return;
+    }
+    /* Without our FIN the target would wait for more request: reset. */
+    if (abort_stream || !r->accepted || cn_mux_shutdown(r->mux, r->id) < 0) {
+        cn_mux_reset(r->mux, r->id, CN_RST_CANCEL, "client done");
+    } else {
+        drain_stream(r);
+        lws_sul_schedule(r->rt->ctx, 0, &r->timer, linger_cb,
+                         (lws_usec_t)LINGER_MS * LWS_US_PER_MS);
+    }
+    cn_link_flush(r->link);
+}
+
+static void process_input(edge_conn_t *c);
+static void pump_response(edge_conn_t *c);
+static void pump_request(edge_conn_t *c);
+
+/* The response is complete (or the request ended with an error answer):
+ * log it, let the stream go, and read the next request. */
+static void request_finished(edge_conn_t *c, bool abort_stream)
+{
+    log_request(c);
+    if (c->req)
+        req_detach(c->req, abort_stream);
+    c->req = NULL;
+    memset(&c->info, 0, sizeof(c->info));
+    if (c->close_after || c->state == C_TUNNEL || c->state == C_CLOSING) {
+        c->state = C_CLOSING;
+        set_rx(c, false);
+        if (flush_out(c))
+            conn_kill(c);
+        return;
+    }
+    c->state = C_HEAD;
+    arm_deadline(c, IDLE_TIMEOUT_MS);
+    set_rx(c, true);
+    if (c->out.len && !flush_out(c))
+        return; /* the rest once the client reads; conn_writable goes on */
+    if (c->in.len)
+        process_input(c);
+}
+
+/* Answers an error for the request in flight (before any response byte
+ * went out) and ends it; a request whose body was not read to its end
+ * leaves the connection closing. */
+static void fail_request(edge_conn_t *c, int status, const char *msg)
+{
+    edge_req_t *r = c->req;
+    if (r && r->sent_any) {
+        c->close_after = true;
+        request_finished(c, true);
+        return;
+    }
+    if (c->state != C_WAIT)
+        c->close_after = true; /* the request body is not all read */
+    respond_error(c, status, msg, NULL);
+    request_finished(c, true);
+}
+
+static void req_timeout_cb(lws_sorted_usec_list_t *sul)
+{
+    edge_req_t *r = lws_container_of(sul, edge_req_t, timer);
+    edge_conn_t *c = r->conn;
+    if (!c || r->rstate != R_HEAD)
+        return;
+    cn_log_info("http %s: target of tunnel timed out", c->client);
+    c->close_after = true;
+    fail_request(c, 504, "the target did not answer in time");
+}
+
+/* The target's time to answer runs from the end of the request: an upload
+ * takes as long as the client takes. */
+static void arm_response_timer(edge_conn_t *c)
+{
+    edge_req_t *r = c->req;
+    if (r && c->wsi)
+        lws_sul_schedule(lws_get_context(c->wsi), 0, &r->timer, req_timeout_cb,
+                         (lws_usec_t)c->rt->cfg.http_timeout_ms * LWS_US_PER_MS);
+}
+
+static void op_accepted(void *self)
+{
+    edge_req_t *r = self;
+    r->accepted = true;
+    edge_conn_t *c = r->conn;
+    if (!c)
+        return;
+    if (c->state == C_BODY || c->state == C_WAIT)
+        pump_request(c);
+}
+
+static void op_readable(void *self)
+{
+    edge_req_t *r = self;
+    if (!r->conn) {
+        drain_stream(r);
+        cn_link_flush(r->link);
+        return;
+    }
+    pump_response(r->conn);
+}
+
+static void op_writable(void *self)
+{
+    edge_req_t *r = self;
+    if (r->conn)
+        pump_request(r->conn);
+}
+
+static void op_reset(void *self, uint32_t code, const char *msg, size_t len)
+{
+    edge_req_t *r = self;
+    if (!r->reset_code)
+        r->reset_code = code ? code : CN_RST_INTERNAL;
+}
+
+static void op_closed(void *self)
+{
+    edge_req_t *r = self;
+    r->stream_done = true;
+    edge_conn_t *c = r->conn;
+    if (!c) {
+        req_free(r);
+        return;
+    }
+    /* The stream ended before the response did. */
+    if (!r->accepted) {
+        const char *why = r->reset_code == CN_RST_UNREACHABLE ? "the target refused the connection"
+                          : r->reset_code == CN_RST_REFUSED
+                              ? "the agent refused to serve this tunnel"
+                              : "the agent did not open a connection to the target";
+        fail_request(c, 502, why);
+    } else if (r->rstate == R_HEAD) {
+        fail_request(c, 502,
+                     r->rhead.len ? "the target sent an incomplete response"
+                                  : "the connection to the target was lost");
+    } else if (r->rstate == R_BODY && r->rbody.done) {
+        request_finished(c, false);
+    } else {
+        /* A body framed by the end of the stream, a truncated body, or the
+         * end of an upgraded connection: the client connection ends too. */
+        c->close_after = true;
+        request_finished(c, false);
+    }
+}
+
+static const cn_stream_ops_t req_ops = {
+    .accepted = op_accepted,
+    .readable = op_readable,
+    .writable = op_writable,
+    .reset = op_reset,
+    .closed = op_closed,
+};
+
+/* ---- client -> stream ------------------------------------------------------------ */
+
+/* Moves the rewritten head into the stream; false while it does not fit. */
+static bool push_pending(edge_req_t *r)
+{
+    while (r->pending.len) {
+        int n = cn_mux_write(r->mux, r->id, cn_buf_data(&r->pending), r->pending.len);
+        if (n <= 0)
+            return false;
+        cn_buf_consume(&r->pending, (size_t)n);
+    }
+    return true;
+}
+
+/* Body bytes the request still has in c->in go first. */
+static bool push_buffered_body(edge_conn_t *c)
+{
+    edge_req_t *r = c->req;
+    while (c->in.len && (c->state == C_TUNNEL || !r->reqbody.done)) {
+        size_t used = c->in.len;
+        if (c->state != C_TUNNEL) {
+            hub_h1_body_t trial = r->reqbody;
+            if (hub_h1_body_feed(&trial, cn_buf_data(&c->in), c->in.len, &used) < 0)
+                return false;
+        }
+        if (!used)
+            break;
+        int n = cn_mux_write(r->mux, r->id, cn_buf_data(&c->in), used);
+        if (n <= 0)
+            return true; /* no credit: on_writable resumes */
+        size_t u2 = 0;
+        if (c->state != C_TUNNEL)
+            hub_h1_body_feed(&r->reqbody, cn_buf_data(&c->in), (size_t)n, &u2);
+        cn_buf_consume(&c->in, (size_t)n);
+    }
+    return true;
+}
+
+/* Gives back the send space cn_mux_write_space() lent when nothing goes
+ * into it. Abandoning an outstanding space cannot fail (cn_mux.h). */
+static void abandon_space(edge_req_t *r)
+{
+    int rc = cn_mux_write_commit(r->mux, r->id, 0);
+    assert(rc == 0);
+    (void)rc;
+}
+
+static void pump_request(edge_conn_t *c)
+{
+    edge_req_t *r = c->req;
+    if (!r || !r->accepted || r->stream_done)
+        return;
+    if (!push_pending(r)) {
+        cn_link_flush(r->link);
+        return;
+    }
+    if (r->upgrade && c->state == C_WAIT) {
+        cn_link_flush(r->link);
+        return; /* nothing more until the 101 */
+    }
+    if (!push_buffered_body(c)) {
+        cn_link_flush(r->link);
+        fail_request(c, 400, "malformed chunked request body");
+        return;
+    }
+    if (c->state == C_BODY && r->reqbody.done) {
+        c->state = C_WAIT;
+        set_rx(c, false);
+        arm_response_timer(c);
+    }
+    if (c->state != C_BODY && c->state != C_TUNNEL) {
+        cn_link_flush(r->link);
+        return;
+    }
+    if (c->in.len) {
+        set_rx(c, false); /* still buffered bytes: no credit for more */
+        cn_link_flush(r->link);
+        return;
+    }
+    int fd = lws_get_socket_fd(c->wsi);
+    int i;
+    for (i = 0; i < 8; i++) {
+        uint8_t *dst;
+        size_t space = 0;
+        if (cn_mux_write_space(r->mux, r->id, &dst, &space) < 0 || !space) {
+            set_rx(c, false); /* resumed by on_writable */
+            break;
+        }
+        if (c->state == C_BODY && r->reqbody.kind == HUB_H1_BODY_LENGTH && space > r->reqbody.left)
+            space = (size_t)r->reqbody.left;
+        ssize_t n = recv(fd, dst, space, 0);
+        if (n <= 0)
+            abandon_space(r);
+        if (n == 0) {
+            if (c->state == C_TUNNEL) {
+                set_rx(c, false);
+                if (cn_mux_shutdown(r->mux, r->id) < 0) { /* the target would wait forever */
+                    c->close_after = true;
+                    cn_link_flush(r->link);
+                    request_finished(c, true);
+                    return;
+                }
+                break;
+            }
+            c->close_after = true;
+            cn_link_flush(r->link);
+            request_finished(c, true);
+            return;
+        }
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                c->close_after = true;
+                cn_link_flush(r->link);
+                request_finished(c, true);
+                return;
+            }
+            set_rx(c, true);
+            break;
+        }
+        size_t used = (size_t)n;
+        if (c->state == C_BODY) {
+            hub_h1_body_t trial = r->reqbody;
+            if (hub_h1_body_feed(&trial, dst, (size_t)n, &used) < 0) {
+                abandon_space(r);
+                cn_link_flush(r->link);
+                fail_request(c, 400, "malformed chunked request body");
+                return;
+            }
+            /* The next request, pipelined; more than the input buffer
+             * holds is dropped and the connection closes after this
+             * response (a pipelining client retries what was not answered). */
+            if (used < (size_t)n && cn_buf_append(&c->in, dst + used, (size_t)n - used) < 0) {
+                cn_log_info("http %s: pipelined requests beyond %u bytes dropped", c->client,
+                            (unsigned)IN_MAX);
+                c->close_after = true;
+            }
+            r->reqbody = trial;
+        }
+        if (cn_mux_write_commit(r->mux, r->id, used) < 0) {
+            cn_link_flush(r->link);
+            fail_request(c, 502, "the connection to the target was lost");
+            return;
+        }
+        if (c->state == C_BODY && r->reqbody.done) {
+            c->state = C_WAIT;
+            set_rx(c, false);
+            arm_response_timer(c);
+            break;
+        }
+        if ((size_t)n < space) {
+            set_rx(c, true); /* drained for now: POLLIN says when there is more */
+            break;
+        }
+    }
+    if (i == 8)
+        set_rx(c, true); /* more to read: yield to other sockets, come back on POLLIN */
+    cn_link_flush(r->link);
+}
+
+/* ---- stream -> client --------------------------------------------------------------- */
+
+static bool hop_or_forwarded(const hub_h1_head_t *h, const hub_h1_header_t *hd)
+{
+    return hub_h1_hop_by_hop(hd) || hub_h1_connection_names(h, hd);
+}
+
+/* The target's head is complete: pass it on (rewritten), or swallow an
+ * interim 1xx. Returns false when the request was failed. */
+static bool response_head(edge_conn_t *c, const hub_h1_head_t *h)
+{
+    edge_req_t *r = c->req;
+    const char *raw = (const char *)cn_buf_data(&r->rhead);
+    if (h->status == 101 && r->upgrade) {
+        out_bytes(c, raw, h->head_len);
+        r->rstate = R_TUNNEL;
+        c->state = C_TUNNEL;
+        c->info.status = 101;
+        lws_sul_cancel(&r->timer);
+        set_rx(c, true); /* bytes both ways from now on */
+        return true;
+    }
+    if (h->status < 200)
+        return true; /* interim (we answered 100 Continue ourselves) */
+    lws_sul_cancel(&r->timer);
+    if (hub_h1_response_body(h, r->head_request, &r->rbody) < 0) {
+        fail_request(c, 502, "the target sent a response with a malformed length");
+        return false;
+    }
+    if (r->rbody.kind == HUB_H1_BODY_CLOSE || r->upgrade)
+        c->close_after = true;
+    const char *eol = memchr(raw, '\r', h->head_len);
+    out_printf(c, "HTTP/1.1 %.*s\r\n", (int)(eol - raw - 9), raw + 9);
+    for (size_t i = 0; i < h->nheaders; i++) {
+        const hub_h1_header_t *hd = &h->headers[i];
+        if (hop_or_forwarded(h, hd))
+            continue;
+        out_bytes(c, hd->name, hd->name_len);
+        out_bytes(c, ": ", 2);
+        out_bytes(c, hd->value, hd->value_len);
+        out_bytes(c, "\r\n", 2);
+    }
+    if (c->close_after)
+        out_printf(c, "Connection: close\r\n");
+    out_bytes(c, "\r\n", 2);
+    c->info.status = h->status;
+    r->rstate = R_BODY;
+    return true;
+}
+
+/* Feeds bytes of the response head; false when the request ended. */
+static bool response_head_bytes(edge_conn_t *c, const uint8_t *p, size_t n)
+{
+    edge_req_t *r = c->req;
+    /* Copied before the stream's bytes are consumed: p lives until then. */
+    if (cn_buf_append(&r->rhead, p, n) < 0) {
+        fail_request(c, 502, "the target sent a response head that is too large");
+        return false;
+    }
+    if (cn_mux_consume(r->mux, r->id, n) < 0) {
+        fail_request(c, 502, "the connection to the target was lost");
+        return false;
+    }
+    for (;;) {
+        hub_h1_head_t *h = malloc(sizeof(*h));
+        if (!h) {
+            fail_request(c, 502, "out of memory");
+            return false;
+        }
+        int rc = hub_h1_parse_response((const char *)cn_buf_data(&r->rhead), r->rhead.len, h);
+        if (rc == 0) {
+            free(h);
+            return true;
+        }
+        if (rc < 0) {
+            free(h);
+            fail_request(c, 502, "the target sent a malformed response");
+            return false;
+        }
+        size_t hl = h->head_len;
+        bool ok = response_head(c, h);
+        free(h);
+        if (!ok)
+            return false;
+        cn_buf_consume(&r->rhead, hl);
+        if (r->rstate == R_HEAD)
+            continue; /* after an interim response */
+        /* Body bytes that came with the head. */
+        size_t rest = r->rhead.len, used = rest;
+        if (r->rstate == R_BODY && rest) {
+            if (hub_h1_body_feed(&r->rbody, cn_buf_data(&r->rhead), rest, &used) < 0) {
+                c->close_after = true;
+                request_finished(c, true);
+                return false;
+            }
+        }
+        out_bytes(c, cn_buf_data(&r->rhead), used);
+        cn_buf_reset(&r->rhead);
+        r->sent_any = true;
+        return true;
+    }
+}
+
+static void pump_response(edge_conn_t *c)
+{
+    edge_req_t *r = c->req;
+    if (!r)
+        return;
+    int fd = lws_get_socket_fd(c->wsi);
+    for (;;) {
+        if (c->out.len && !flush_out(c))
+            break;
+        if (r->rstate == R_BODY && r->rbody.done) {
+            request_finished(c, false);
+            return;
+        }
+        const uint8_t *src;
+        size_t len = 0;
+        int rc = cn_mux_peek(r->mux, r->id, &src, &len);
+        if (rc == 0) {
+            /* The target's FIN. */
+            if (r->rstate == R_HEAD) {
+                fail_request(c, 502,
+                             r->rhead.len ? "the target sent an incomplete response"
+                                          : "the target closed the connection without "
+                                            "answering");
+                return;
+            }
+            if (r->rstate == R_TUNNEL) {
+                c->close_after = true;
+                request_finished(c, false);
+                return;
+            }
+            if (r->rbody.kind != HUB_H1_BODY_CLOSE)
+                cn_log_debug("http %s: response truncated by the target", c->client);
+            c->close_after = true;
+            request_finished(c, false);
+            return;
+        }
+        if (rc < 0)
+            break;
+        if (r->rstate == R_HEAD) {
+            if (!response_head_bytes(c, src, len))
+                return;
+            continue;
+        }
+        size_t want = len;
+        if (r->rstate == R_BODY) {
+            hub_h1_body_t trial = r->rbody;
+            if (hub_h1_body_feed(&trial, src, len, &want) < 0) {
+                c->close_after = true;
+                request_finished(c, true);
+                return;
+            }
+            if (!want) { /* bytes after the body */
+                if (cn_mux_consume(r->mux, r->id, len) < 0)
+                    goto lost;
+                continue;
+            }
+        }
+        ssize_t n = send(fd, src, want, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            want_write(c);
+            break;
+        }
+        if (n <= 0) {
+            conn_kill(c);
+            break;
+        }
+        r->sent_any = true;
+        if (r->rstate == R_BODY) {
+            size_t u = 0;
+            hub_h1_body_feed(&r->rbody, src, (size_t)n, &u);
+        }
+        if (cn_mux_consume(r->mux, r->id, (size_t)n) < 0)
+            goto lost;
+        if ((size_t)n < want) {
+            want_write(c);
+            break;
+        }
+    }
+    if (c->req)
+        cn_link_flush(c->req->link);
+    return;
+lost: /* the credit cannot go back, so the target would stall: end it */
+    c->close_after = true;
+    request_finished(c, true);
+}
+
+/* ---- routing and policy ------------------------------------------------------------- */
+
+/* Basic credentials "user:password" from an Authorization header. */
+static bool basic_credentials(const hub_h1_head_t *h, char *user, size_t ulen, char *pass,
+                              size_t plen)
+{
+    const hub_h1_header_t *a = hub_h1_find(h, "authorization");
+    if (!a || a->value_len < 7 || strncasecmp(a->value, "basic ", 6) != 0)
+        return false;
+    const char *b64 = a->value + 6;
+    size_t bl = a->value_len - 6;
+    while (bl && *b64 == ' ') {
+        b64++;
+        bl--;
+    }
+    unsigned char dec[256];
+    size_t dl = 0;
+    if (bl > 340 || sodium_base642bin(dec, sizeof(dec) - 1, b64, bl, NULL, &dl, NULL,
+                                      sodium_base64_VARIANT_ORIGINAL) != 0)
+        return false;
+    dec[dl] = 0;
+    unsigned char *colon = memchr(dec, ':', dl);
+    if (!colon || (size_t)(colon - dec) >= ulen || dl - (size_t)(colon - dec) - 1 >= plen) {
+        sodium_memzero(dec, sizeof(dec));
+        return false;
+    }
+    memcpy(user, dec, (size_t)(colon - dec));
+    user[colon - dec] = 0;
+    memcpy(pass, colon + 1, dl - (size_t)(colon - dec) - 1);
+    pass[dl - (size_t)(colon - dec) - 1] = 0;
+    sodium_memzero(dec, sizeof(dec));
+    return true;
+}
+
+static bool auth_ok(hub_runtime_t *rt, const hub_h1_head_t *h, const char *want_user,
+                    const char *hash)
+{
+    char user[HUB_USER_SIZE + 1], pass[256];
+    if (!basic_credentials(h, user, sizeof(user), pass, sizeof(pass)))
+        return false;
+    bool ok = !strcmp(user, want_user) && hub_store_password_check(rt->cfg.store, hash, pass) == 0;
+    sodium_memzero(pass, sizeof(pass));
+    return ok;
+}
+
+/* The Host header's name, lowercase, without port; false if unusable. */
+static bool host_name(const hub_h1_head_t *h, char *out, size_t cap)
+{
+    const hub_h1_header_t *hd = hub_h1_find(h, "host");
+    if (!hd || !hd->value_len || hd->value_len >= cap)
+        return false;
+    size_t n = hd->value_len;
+    const char *colon = memchr(hd->value, ':', n);
+    if (colon)
+        n = (size_t)(colon - hd->value);
+    for (size_t i = 0; i < n; i++) {
+        char ch = hd->value[i];
+        if (ch >= 'A' && ch <= 'Z')
+            ch = (char)(ch - 'A' + 'a');
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.'))
+            return false;
+        out[i] = ch;
+    }
+    out[n] = 0;
+    return n > 0;
+}
+
+/* Writes the request as the target gets it into r->pending. */
+static int build_head(edge_conn_t *c, const hub_h1_head_t *h, edge_req_t *r, const char *host,
+                      const char *target, size_t target_len, bool strip_auth)
+{
+    cn_buf_t *b = &r->pending;
+    char line[512];
+    int rc = 0;
+#define PUT(p, n)                                                                                  \
+    do {                                                                                           \
+        if (rc == 0)                                                                               \
+            rc = cn_buf_append(b, (p), (n));                                                       \
+    } while (0)
+#define PUTS(s) PUT((s), strlen(s))
+    PUT(h->method, h->method_len);
+    PUTS(" ");
+    PUT(target, target_len);
+    PUTS(" HTTP/1.1\r\n");
+    for (size_t i = 0; i < h->nheaders; i++) {
+        const hub_h1_header_t *hd = &h->headers[i];
+        if (hop_or_forwarded(h, hd) || hub_h1_header_is(hd, "x-forwarded-for") ||
+            hub_h1_header_is(hd, "x-forwarded-proto") || hub_h1_header_is(hd, "x-forwarded-host") ||
+            hub_h1_header_is(hd, "forwarded") || hub_h1_header_is(hd, "x-real-ip") ||
+            hub_h1_header_is(hd, "expect") || (strip_auth && hub_h1_header_is(hd, "authorization")))
+            continue;
+        PUT(hd->name, hd->name_len);
+        PUTS(": ");
+        PUT(hd->value, hd->value_len);
+        PUTS("\r\n");
+    }
+    const hub_h1_header_t *hosthd = hub_h1_find(h, "host");
+    snprintf(line, sizeof(line), "X-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\n",
+             c->client_ip);
+    PUTS(line);
+    PUTS("X-Forwarded-Host: ");
+    if (hosthd)
+        PUT(hosthd->value, hosthd->value_len);
+    else
+        PUTS(host);
+    PUTS("\r\n");
+    if (r->upgrade) {
+        const hub_h1_header_t *up = hub_h1_find(h, "upgrade");
+        PUTS("Connection: Upgrade\r\nUpgrade: ");
+        PUT(up->value, up->value_len);
+        PUTS("\r\n\r\n");
+    } else {
+        PUTS("Connection: close\r\n\r\n");
+    }
+#undef PUT
+#undef PUTS
+    return rc;
+}
+
+/* Routes one complete request head (in c->in) and starts it, or answers
+ * it. The head's bytes are consumed here. */
+static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
+{
+    hub_runtime_t *rt = c->rt;
+    hub_store_t *st = rt->cfg.store;
+    size_t head_len = h->head_len;
+    hub_tunnel_t t = {0};
+    hub_share_t *share = NULL;
+    edge_req_t *r = NULL;
+    char host[256], norm[HUB_PATH_MAX + 1], enc[HUB_PATH_MAX + 1];
+    size_t nlen = 0;
+    int status = 0;
+    const char *msg = NULL;
+    err_extra_t extra = {0};
+    char allow[96] = "", realm[HUB_NAME_SIZE] = ""; /* outlive t and share */
+
+    memset(&c->info, 0, sizeof(c->info));
+    c->info.started = now_ms(rt);
+    snprintf(c->info.method, sizeof(c->info.method), "%.*s",
+             (int)(h->method_len < 20 ? h->method_len : 20), h->method);
+    const hub_h1_header_t *acc = hub_h1_find(h, "accept");
+    c->json_errors = acc && (memmem(acc->value, acc->value_len, "json", 4) != NULL) &&
+                     !memmem(acc->value, acc->value_len, "text/html", 9);
+    bool keep = h->minor >= 1 ? !hub_h1_has_token(h, "connection", "close")
+                              : hub_h1_has_token(h, "connection", "keep-alive");
+    if (!keep)
+        c->close_after = true;
+    unsigned method = hub_method_parse(h->method, h->method_len);
+
+    hub_h1_body_t body;
+    if (hub_h1_request_body(h, &body) < 0) {
+        c->close_after = true;
+        status = 400;
+        msg = "the request's length is ambiguous or malformed";
+        goto answer;
+    }
+
+    size_t plen = h->target_len;
+    const char *q = memchr(h->target, '?', plen);
+    if (q)
+        plen = (size_t)(q - h->target);
+    if (h->target[0] != '/') {
+        status = 400;
+        msg = "only origin-form request targets (/path) are served";
+        goto refuse_body;
+    }
+    snprintf(c->info.path, sizeof(c->info.path), "%.*s", (int)(plen < 512 ? plen : 512), h->target);
+    if (!host_name(h, host, sizeof(host))) {
+        status = 400;
+        msg = "a Host header naming the tunnel is required";
+        goto refuse_body;
+    }
+    size_t hl = strlen(host), dl = strlen(rt->cfg.public_domain);
+    if (hl <= dl + 1 || host[hl - dl - 1] != '.' || strcmp(host + hl - dl, rt->cfg.public_domain)) {
+        status = 404;
+        msg = "this hub serves no such host";
+        goto refuse_body;
+    }
+    host[hl - dl - 1] = 0; /* the label */
+    if (strchr(host, '.')) {
+        status = 404;
+        msg = "this hub serves no such host";
+        goto refuse_body;
+    }
+    if (!strncmp(host, "share-", 6)) {
+        share = calloc(1, sizeof(*share));
+        if (!share) {
+            status = 503;
+            msg = "out of memory";
+            goto refuse_body;
+        }
+        int rc = hub_store_share_find_by_token(st, host + 6, share);
+        if (rc < 0) {
+            status = rc == CN_ENOTFOUND ? 404 : 503;
+            msg = rc == CN_ENOTFOUND ? "no such share" : "the hub cannot read its database";
+            goto refuse_body;
+        }
+        snprintf(c->info.share_id, sizeof(c->info.share_id), "%s", share->id);
+        rc = hub_store_tunnel_get(st, share->workspace_id, share->tunnel_id, &t);
+        if (rc < 0) {
+            status = rc == CN_ENOTFOUND ? 404 : 503;
+            msg = "the shared tunnel no longer exists";
+            goto refuse_body;
+        }
+    } else {
+        int rc = hub_store_tunnel_find_public(st, host, &t);
+        if (rc == 0 && !hub_protocol_on_http_edge(t.protocol))
+            rc = CN_ENOTFOUND;
+        if (rc < 0) {
+            status = rc == CN_ENOTFOUND ? 404 : 503;
+            msg = rc == CN_ENOTFOUND ? "no public HTTP tunnel has this name"
+                                     : "the hub cannot read its database";
+            goto refuse_body;
+        }
+    }
+
+    int nrc = hub_path_normalize(h->target, plen, norm, sizeof(norm), &nlen);
+    if (nrc < 0) {
+        status = nrc == CN_ETOOBIG ? 414 : 400;
+        msg = "malformed request path";
+        goto refuse_body;
+    }
+    /* Normalised after routing, so that a share logs malformed paths. */
+    snprintf(c->info.path, sizeof(c->info.path), "%.*s", (int)(nlen < 512 ? nlen : 512), norm);
+    /* Who asks, and for what: a share's policy, or the tunnel's own
+     * basic auth. */
+    if (share) {
+        const char *paths[HUB_SHARE_PATHS_MAX];
+        for (size_t i = 0; i < share->npaths; i++)
+            paths[i] = share->paths[i];
+        hub_share_rules_t rules = {
+            .methods = share->methods,
+            .paths = paths,
+            .npaths = share->npaths,
+            .rate_limit = share->rate_limit,
+            .expires_at = share->expires_at,
+            .revoked = share->revoked_at != HUB_TIME_NONE,
+            .needs_auth = share->http_user[0] != 0,
+        };
+        hub_share_request_t sq = {.method = method, .path = norm, .path_len = nlen};
+        sq.auth_ok =
+            !rules.needs_auth || auth_ok(rt, h, share->http_user, share->http_password_hash);
+        hub_share_window_t *w = share_window(rt, share->id);
+        hub_share_window_t scratch = {0};
+        hub_share_decision_t d = hub_share_decide(&rules, w ? w : &scratch, &sq, now_ms(rt));
+        if (d.verdict != HUB_SHARE_ALLOW) {
+            status = d.status;
+            switch (d.verdict) {
+            case HUB_SHARE_REVOKED:
+                msg = "this share link was revoked";
+                break;
+            case HUB_SHARE_EXPIRED:
+                msg = "this share link has expired";
+                break;
+            case HUB_SHARE_AUTH:
+                msg = "this share needs a user name and password";
+                snprintf(realm, sizeof(realm), "%s", share->name);
+                extra.www_auth_realm = realm;
+                break;
+            case HUB_SHARE_METHOD:
+                msg = "this share does not allow this method";
+                hub_allow_format(hub_share_allowed_mask(&rules), allow, sizeof(allow));
+                extra.allow = allow;
+                break;
+            case HUB_SHARE_PATH:
+                msg = "this share does not allow this path";
+                break;
+            case HUB_SHARE_LIMIT:
+                msg = "this share's rate limit is reached; retry later";
+                extra.retry_after = d.retry_after_s;
+                break;
+            default:
+                msg = "refused";
+            }
+            goto refuse_body;
+        }
+    } else if (t.http_user[0] && !auth_ok(rt, h, t.http_user, t.http_password_hash)) {
+        status = 401;
+        msg = "this tunnel needs a user name and password";
+        snprintf(realm, sizeof(realm), "%s", t.name);
+        extra.www_auth_realm = realm;
+        goto refuse_body;
+    }
+
+    if (t.status == HUB_TUNNEL_PAUSED) {
+        status = 503;
+        msg = "this tunnel is paused";
+        goto refuse_body;
+    }
+    if (t.status == HUB_TUNNEL_EXPIRED) {
+        status = 410;
+        msg = "this tunnel has expired";
+        goto refuse_body;
+    }
+    /* A tunnel in error (its target failed a health probe, say) is still
+     * tried while a link serves it, as the TCP edge's listeners do: the
+     * answer then says what happens now (the target refusing: 502), and a
+     * target that is back is served before the next probe notices. */
+    session_t *s = hub_agents_route(rt, t.agent_id, t.id);
+    if (!s) {
+        status = 502;
+        msg = "the agent serving this tunnel is offline";
+        goto refuse_body;
+    }
+    if (rt->conns > rt->cfg.max_conns) {
+        status = 503;
+        msg = "the hub is at its connection limit";
+        goto refuse_body;
+    }
+
+    /* Start the request: its head, rewritten, goes first on a new stream. */
+    r = calloc(1, sizeof(*r));
+    if (!r) {
+        status = 503;
+        msg = "out of memory";
+        goto refuse_body;
+    }
+    r->ops = &req_ops;
+    r->rt = rt;
+    r->conn = c;
+    r->link = s->link;
+    r->mux = cn_link_mux(s->link);
+    r->reqbody = body;
+    r->head_request = method == HUB_HEAD;
+    r->upgrade = hub_h1_find(h, "upgrade") && hub_h1_has_token(h, "connection", "upgrade");
+    cn_buf_init(&r->pending, HUB_H1_HEAD_MAX + 1024, 0);
+    cn_buf_init(&r->rhead, HUB_H1_HEAD_MAX, 0);
+    const char *target = h->target;
+    size_t target_len = h->target_len;
+    if (share && share->npaths) {
+        /* What was checked is what the target gets. */
+        size_t el = 0;
+        if (hub_path_encode(norm, nlen, enc, sizeof(enc), &el) < 0) {
+            status = 414;
+            msg = "malformed request path";
+            goto refuse_body;
+        }
+        if (q && el + (h->target_len - plen) < sizeof(enc)) {
+            memcpy(enc + el, q, h->target_len - plen);
+            el += h->target_len - plen;
+        }
+        target = enc;
+        target_len = el;
+    }
+    bool strip_auth = share ? share->http_user[0] != 0 : t.http_user[0] != 0;
+    if (build_head(c, h, r, host, target, target_len, strip_auth) < 0) {
+        status = 431;
+        msg = "the request head is too large";
+        goto refuse_body;
+    }
+    bool expect = hub_h1_has_token(h, "expect", "100-continue");
+    char meta[128];
+    int mlen = snprintf(meta, sizeof(meta), "{\"client\":\"%s\"}", c->client);
+    int rc = cn_mux_open(r->mux, CN_KIND_TCP, (const uint8_t *)t.id, strlen(t.id),
+                         (const uint8_t *)meta, (size_t)mlen, r, &r->id);
+    if (rc < 0) {
+        status = 503;
+        msg = "the agent's link cannot take another request now";
+        goto refuse_body;
+    }
+    r->opened = true;
+    cn_buf_consume(&c->in, head_len);
+    c->req = r;
+    c->state = body.done ? C_WAIT : C_BODY;
+    set_rx(c, false); /* until the agent accepts the stream */
+    lws_sul_cancel(&c->deadline);
+    if (expect && !body.done && h->minor >= 1)
+        out_printf(c, "HTTP/1.1 100 Continue\r\n\r\n"); /* we checked; send the body */
+    if (body.done)
+        arm_response_timer(c);
+    cn_link_flush(r->link);
+    if (c->out.len)
+        flush_out(c);
+    hub_tunnel_clear(&t);
+    free(share);
+    return;
+
+refuse_body:
+    /* An unread body would be taken for the next request. */
+    if (body.kind != HUB_H1_BODY_NONE && !body.done)
+        c->close_after = true;
+answer:
+    if (r) {
+        cn_buf_free(&r->pending);
+        cn_buf_free(&r->rhead);
+        free(r);
+    }
+    cn_buf_consume(&c->in, head_len);
+    hub_tunnel_clear(&t);
+    free(share);
+    cn_log_debug("http %s: %d %s", c->client, status, msg);
+    respond_error(c, status, msg, &extra);
+    request_finished(c, false);
+}
+
+/* Parses what c->in holds while the connection waits for a head. */
+static void process_input(edge_conn_t *c)
+{
+    while (c->state == C_HEAD && c->in.len) {
+        if (c->out.len > OUT_MAX / 2) {
+            set_rx(c, false); /* many pipelined answers: let the client read */
+            want_write(c);
+            return;
+        }
+        hub_h1_head_t *h = malloc(sizeof(*h));
+        if (!h) {
+            conn_kill(c);
+            return;
+        }
+        int rc = hub_h1_parse_request((const char *)cn_buf_data(&c->in), c->in.len, h);
+        if (rc == 0) {
+            free(h);
+            if (c->in.len >= HUB_H1_HEAD_MAX) {
+                c->close_after = true;
+                respond_error(c, 431, "the request head is too large", NULL);
+                request_finished(c, false);
+            }
+            return;
+        }
+        if (rc < 0) {
+            free(h);
+            c->close_after = true;
+            memset(&c->info, 0, sizeof(c->info));
+            respond_error(c, rc == CN_ETOOBIG ? 431 : 400,
+                          rc == CN_ETOOBIG ? "the request head is too large"
+                                           : "malformed HTTP request",
+                          NULL);
+            request_finished(c, false);
+            return;
+        }
+        handle_request(c, h);
+        free(h);
+        if (c->state == C_BODY || c->state == C_WAIT)
+            return;
+    }
+}
+
+/* ---- the client socket -------------------------------------------------------------- */
+
+static void conn_read(edge_conn_t *c)
+{
+    if (c->state == C_BODY || c->state == C_TUNNEL) {
+        pump_request(c);
+        return;
+    }
+    if (c->state != C_HEAD) {
+        set_rx(c, false);
+        return;
+    }
+    int fd = lws_get_socket_fd(c->wsi);
+    for (;;) {
+        int err = 0;
+        size_t room = IN_MAX - c->in.len;
+        if (!room) {
+            set_rx(c, false);
+            break;
+        }
+        uint8_t *dst = cn_buf_reserve(&c->in, room > 16384 ? 16384 : room, &err);
+        if (!dst) {
+            conn_kill(c);
+            return;
+        }
+        ssize_t n = recv(fd, dst, room > 16384 ? 16384 : room, 0);
+        if (n > 0) {
+            cn_buf_commit(&c->in, (size_t)n);
+            process_input(c);
+            if (c->state != C_HEAD)
+                return;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        conn_kill(c); /* EOF or error between requests */
+        return;
+    }
+}
+
+static void conn_writable(edge_conn_t *c)
+{
+    if (c->out.len && !flush_out(c))
+        return;
+    if (c->state == C_CLOSING) {
+        conn_kill(c);
+        return;
+    }
+    if (c->req && c->req->rstate != R_HEAD)
+        pump_response(c);
+    else if (c->state == C_HEAD) {
+        set_rx(c, true);
+        if (c->in.len)
+            process_input(c);
+    }
+}
+
+static void conn_closed(edge_conn_t *c)
+{
+    hub_runtime_t *rt = c->rt;
+    struct hub_edge_http *e = rt->edge;
+    lws_sul_cancel(&c->sul_write);
+    lws_sul_cancel(&c->deadline);
+    c->wsi = NULL;
+    if (c->req) {
+        if (!c->info.status)
+            c->info.status = 499; /* the client went away first */
+        log_request(c);
+        req_detach(c->req, true);
+    }
+    for (edge_conn_t **pp = &e->conns; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    cn_buf_free(&c->in);
+    cn_buf_free(&c->out);
+    rt->conns--;
+    free(c);
+}
+
+static int conn_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
+{
+    edge_conn_t *c = lws_get_opaque_user_data(wsi);
+    switch (reason) {
+    case LWS_CALLBACK_RAW_RX_FILE:
+        if (c)
+            conn_read(c);
+        return 0;
+    case LWS_CALLBACK_RAW_WRITEABLE_FILE:
+        if (c)
+            conn_writable(c);
+        return 0;
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        if (c) {
+            lws_set_opaque_user_data(wsi, NULL);
+            conn_closed(c);
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static void accept_one(hub_runtime_t *rt, int fd, const struct sockaddr_storage *ss)
+{
+    struct hub_edge_http *e = rt->edge;
+    if (rt->conns >= rt->cfg.max_conns) {
+        hub_edge_refuse(fd);
+        return;
+    }
+    /* A blocking socket would stall the event loop. */
+    edge_conn_t *c = cn_sock_tune(fd) == 0 ? calloc(1, sizeof(*c)) : NULL;
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->rt = rt;
+    char addr[INET6_ADDRSTRLEN];
+    int port = 0;
+    hub_edge_peer(ss, addr, sizeof(addr), &port);
+    snprintf(c->client_ip, sizeof(c->client_ip), "%s", addr);
+    snprintf(c->client, sizeof(c->client), "%s:%d", addr, port);
+    cn_buf_init(&c->in, IN_MAX, 0);
+    cn_buf_init(&c->out, OUT_MAX, 0);
+    lws_sock_file_fd_type u;
+    u.filefd = fd;
+    c->wsi = lws_adopt_descriptor_vhost(rt->vh, LWS_ADOPT_RAW_FILE_DESC, u, CONN_PROTOCOL, NULL);
+    if (!c->wsi) {
+        close(fd);
+        cn_buf_free(&c->in);
+        cn_buf_free(&c->out);
+        free(c);
+        return;
+    }
+    lws_set_opaque_user_data(c->wsi, c);
+    c->rx_on = true;
+    c->next = e->conns;
+    e->conns = c;
+    rt->conns++;
+    arm_deadline(c, HEAD_TIMEOUT_MS);
+}
+
+static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                           size_t len)
+{
+    hub_runtime_t *rt = lws_get_opaque_user_data(wsi);
+    if (reason != LWS_CALLBACK_RAW_RX_FILE || !rt)
+        return 0;
+    int lfd = lws_get_socket_fd(wsi);
+    for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            break;
+        accept_one(rt, fd, &ss);
+    }
+    return 0;
+}
+
+const struct lws_protocols hub_edge_http_listen_protocol = {
+    .name = LISTEN_PROTOCOL,
+    .callback = listen_callback,
+};
+const struct lws_protocols hub_edge_http_conn_protocol = {
+    .name = CONN_PROTOCOL,
+    .callback = conn_callback,
+};
+
+/* ---- the periodic work: the access log, share expiry -------------------------------- */
+
+static void flush_log(struct hub_edge_http *e)
+{
+    hub_store_t *st = e->rt->cfg.store;
+    if (!e->nlog)
+        return;
+    int rc = hub_store_tx_begin(st);
+    for (size_t i = 0; rc == 0 && i < e->nlog; i++)
+        rc = hub_store_share_log_append(st, e->log[i].share_id, &e->log[i].e);
+    rc = hub_store_tx_end(st, rc);
+    if (rc < 0)
+        cn_log_warn("share access log: %zu rows lost: %s", e->nlog, hub_store_errmsg(st));
+    e->nlog = 0;
+    if (e->log_dropped) {
+        cn_log_warn("share access log: %llu rows dropped (queue full)",
+                    (unsigned long long)e->log_dropped);
+        e->log_dropped = 0;
+    }
+}
+
+static void tick_cb(lws_sorted_usec_list_t *sul)
+{
+    struct hub_edge_http *e = lws_container_of(sul, struct hub_edge_http, tick);
+    hub_store_t *st = e->rt->cfg.store;
+    flush_log(e);
+    size_t n = 0;
+    hub_shares_expire_due(st, &n);
+    int64_t now = now_ms(e->rt);
+    if (now - e->last_prune > 60000) {
+        e->last_prune = now;
+        hub_store_share_log_prune(st, now - HUB_SHARE_LOG_RETENTION_MS, NULL);
+    }
+    lws_sul_schedule(e->rt->ctx, 0, &e->tick, tick_cb, (lws_usec_t)TICK_MS * LWS_US_PER_MS);
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------- */
+
+int hub_edge_http_init(hub_runtime_t *rt)
+{
+    struct hub_edge_http *e = calloc(1, sizeof(*e));
+    if (!e)
+        return CN_ENOMEM;
+    e->rt = rt;
+    e->log = calloc(LOG_QUEUE_MAX, sizeof(*e->log));
+    if (!e->log) {
+        free(e);
+        return CN_ENOMEM;
+    }
+    e->port = -1;
+    rt->edge = e;
+    return 0;
+}
+
+int hub_edge_http_start(hub_runtime_t *rt)
+{
+    struct hub_edge_http *e = rt->edge;
+    lws_sul_schedule(rt->ctx, 0, &e->tick, tick_cb, (lws_usec_t)TICK_MS * LWS_US_PER_MS);
+    if (rt->cfg.http_port < 0)
+        return 0;
+    int bound = 0;
+    int fd = cn_sock_listen(rt->tcp_host, rt->cfg.http_port, LISTEN_BACKLOG, &bound);
+    if (fd < 0 && rt->cfg.http_port_fallback && rt->cfg.http_port) {
+        cn_log_warn("http edge: port %d is taken; letting the kernel pick one", rt->cfg.http_port);
+        fd = cn_sock_listen(rt->tcp_host, 0, LISTEN_BACKLOG, &bound);
+    }
+    if (fd < 0) {
+        cn_log_error("http edge: cannot listen on %s:%d: %s", rt->tcp_host, rt->cfg.http_port,
+                     strerror(errno));
+        return CN_EIO;
+    }
+    lws_sock_file_fd_type u;
+    u.filefd = fd;
+    e->listen_wsi =
+        lws_adopt_descriptor_vhost(rt->vh, LWS_ADOPT_RAW_FILE_DESC, u, LISTEN_PROTOCOL, NULL);
+    if (!e->listen_wsi) {
+        close(fd);
+        return CN_ENOMEM;
+    }
+    lws_set_opaque_user_data(e->listen_wsi, rt);
+    e->port = bound;
+    cn_log_info("http edge: listening on %s:%d for *.%s", rt->tcp_host, bound,
+                rt->cfg.public_domain);
+    return 0;
+}
+
+int hub_edge_http_port(const hub_runtime_t *rt)
+{
+    return rt && rt->edge ? rt->edge->port : -1;
+}
+
+void hub_edge_http_close_all(hub_runtime_t *rt)
+{
+    struct hub_edge_http *e = rt->edge;
+    if (!e)
+        return;
+    lws_sul_cancel(&e->tick);
+    flush_log(e);
+    if (e->listen_wsi) {
+        lws_set_opaque_user_data(e->listen_wsi, NULL);
+        lws_set_timeout(e->listen_wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
+    for (edge_conn_t *c = e->conns; c; c = c->next)
+        conn_kill(c);
+}
+
+void hub_edge_http_free(hub_runtime_t *rt)
+{
+    struct hub_edge_http *e = rt->edge;
+    if (!e)
+        return;
+    while (e->conns) {
+        edge_conn_t *c = e->conns;
+        e->conns = c->next;
+        cn_buf_free(&c->in);
+        cn_buf_free(&c->out);
+        free(c);
+    }
+    while (e->windows) {
+        share_window_t *w = e->windows;
+        e->windows = w->next;
+        free(w);
+    }
+    free(e->log);
+    free(e);
+    rt->edge = NULL;
+}
