@@ -49,11 +49,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The secrets grep of a work directory (tests/integration/secrets.py): one
+# The secrets grep of a work directory (tests/integration/secrets_grep.py): one
 # report per test run under $BUILD/tests/secrets for the run's summary
 # (the integration/secrets_grep test). usage: secrets_grep DIR NAME [SECRET...]
 secrets_grep() {
-    "$PY" "$SRC/tests/integration/secrets.py" check "$1" "$2" "$BUILD/tests/secrets" "${@:3}"
+    "$PY" "$SRC/tests/integration/secrets_grep.py" check "$1" "$2" "$BUILD/tests/secrets" "${@:3}"
 }
 
 # Remembers a secret the test used that no file of $WORK holds (the grep

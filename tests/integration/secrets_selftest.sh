@@ -5,7 +5,7 @@
 # of a run that collected no secret fails.
 set -euo pipefail
 PY=$(command -v /usr/bin/python3 || command -v python3)
-GREP=$(cd "$(dirname "$0")" && pwd)/secrets.py
+GREP=$(cd "$(dirname "$0")" && pwd)/secrets_grep.py
 dir=$(mktemp -d /tmp/cn-secrets-selftest.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }

@@ -37,8 +37,8 @@ cleanup() {
       [ -s "$f" ] && { echo "---- $f"; tail -n 20 "$f"; }
     done
   fi
-  # The secrets grep (tests/integration/secrets.py, as lib.sh does).
-  "$py" "$(dirname "$0")/secrets.py" check "$tmp" test_agent_cli "$build/tests/secrets" \
+  # The secrets grep (tests/integration/secrets_grep.py, as lib.sh does).
+  "$py" "$(dirname "$0")/secrets_grep.py" check "$tmp" test_agent_cli "$build/tests/secrets" \
     "${enroll_token:-}" || secrets_leaked=1
   [ -n "${CN_KEEP_TMP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
   [ -z "${secrets_leaked:-}" ] || exit 1

@@ -3,11 +3,11 @@
 # service through the tunnel it prints.
 set -euo pipefail
 dir=$(mktemp -d /tmp/cn-demo.XXXXXX)
-# The secrets grep (tests/integration/secrets.py, as lib.sh does) before
+# The secrets grep (tests/integration/secrets_grep.py, as lib.sh does) before
 # the directory goes.
 cleanup() {
   local rc=$?
-  python3 "$(dirname "$0")/secrets.py" check "$dir" test_demo "$CN_BUILD_DIR/tests/secrets" || rc=1
+  python3 "$(dirname "$0")/secrets_grep.py" check "$dir" test_demo "$CN_BUILD_DIR/tests/secrets" || rc=1
   rm -rf "$dir"
   exit $rc
 }

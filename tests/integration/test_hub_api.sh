@@ -32,8 +32,8 @@ cleanup() {
         echo "--- hub log (tail):" >&2
         tail -n 40 "$WORK"/hub*.log 2>/dev/null >&2 || true
     fi
-    # The secrets grep (tests/integration/secrets.py, as lib.sh does).
-    "$PY" "$(dirname "$0")/secrets.py" check "$WORK" test_hub_api "$BUILD/tests/secrets" \
+    # The secrets grep (tests/integration/secrets_grep.py, as lib.sh does).
+    "$PY" "$(dirname "$0")/secrets_grep.py" check "$WORK" test_hub_api "$BUILD/tests/secrets" \
         "${TOKEN:-}" "${TOKEN2:-}" || rc=1
     rm -rf "$WORK"
     exit $rc

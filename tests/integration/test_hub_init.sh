@@ -10,11 +10,11 @@ hub=$build/hub/connect-hub
 [ -x "$hub" ] || { echo "test_hub_init: $hub not built" >&2; exit 1; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/cn-hub-init-XXXXXX")
-# The secrets grep (tests/integration/secrets.py, as lib.sh does) before
+# The secrets grep (tests/integration/secrets_grep.py, as lib.sh does) before
 # the directory goes.
 cleanup() {
   local rc=$?
-  python3 "$(dirname "$0")/secrets.py" check "$tmp" test_hub_init "$build/tests/secrets" \
+  python3 "$(dirname "$0")/secrets_grep.py" check "$tmp" test_hub_init "$build/tests/secrets" \
     "${token:-}" || rc=1
   rm -rf "$tmp"
   exit $rc

@@ -2,7 +2,7 @@
 """The secrets grep: no token or password a test used may appear in plaintext
 in a database, a log or a core file.
 
-  secrets.py check DIR NAME REPORT_DIR [SECRET...]
+  secrets_grep.py check DIR NAME REPORT_DIR [SECRET...]
       Collects the secrets of one test run: every API or enroll token
       (cn?_ followed by 32+ base64url characters; the part after the prefix
       is what is searched, so a token logged without its prefix is found
@@ -14,7 +14,7 @@ in a database, a log or a core file.
       Writes REPORT_DIR/NAME.PID.report ("NAME SECRETS FILES HITS") and
       REPORT_DIR/NAME.PID.secrets (one per line, mode 0600) for the final
       summary. Prints one line per hit; exits 1 on any hit.
-  secrets.py summary REPORT_DIR [CORE_DIR...]
+  secrets_grep.py summary REPORT_DIR [CORE_DIR...]
       Adds up every report of the run, searches the core files of each
       CORE_DIR (where crashed processes would leave them) for every secret
       collected, prints the totals; exits 1 on any hit, or when no secret
