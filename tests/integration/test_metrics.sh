@@ -2,7 +2,8 @@
 # User story: an operator scrapes GET /metrics with Prometheus: the text
 # passes `promtool check metrics` before and after traffic; agents, links,
 # tunnels, open streams, per-tunnel bytes and handshake failures move as
-# the hub works; access is loopback-only by default, and can require a
+# the hub works; the HTTP edge counts its answers by status and share
+# refusals by reason; access is loopback-only by default, and can require a
 # scrape token of its own (refused without a private token file) or be
 # public.
 source "$(dirname "$0")/lib.sh"
@@ -15,7 +16,8 @@ command -v promtool >/dev/null 2>&1 || {
 
 hub_init
 HUB_PORT=$(free_port)
-hub_start
+EDGE_PORT=$(free_port)
+hub_start --http-port "$EDGE_PORT"
 
 scrape() { curl -sf "$HUB_URL/metrics" -o "$WORK/metrics.txt" "$@"; }
 # metric SERIES: the value of one series in the last scrape ("" if absent).
@@ -116,6 +118,80 @@ api DELETE "/api/v1/tunnels/$TUNNEL_ID"
 [ "$HTTP_STATUS" = 200 ] || fail "delete tunnel: $HTTP_STATUS $BODY"
 scrape
 grep -q "$TUNNEL_ID" "$WORK/metrics.txt" && fail "deleted tunnel still in the metrics"
+promcheck
+
+step "the HTTP edge counts its answers by status, and share refusals by reason"
+HTTPTOOL=$SRC/tests/integration/httptool.py
+WEB=$(free_port)
+bg web "$PY" "$HTTPTOOL" server "$WEB"
+wait_port 127.0.0.1 "$WEB"
+expose ops "127.0.0.1:$WEB" --public --protocol http --name web
+WEB_TUNNEL=$TUNNEL_ID
+mkshare() { # mkshare BODY: creates a share of the web tunnel; SHARE_HOST, SHARE_ID
+    api POST "/api/v1/tunnels/$WEB_TUNNEL/shares" "$1"
+    [ "$HTTP_STATUS" = 201 ] || fail "create share: $HTTP_STATUS $BODY"
+    SHARE_ID=$(echo "$BODY" | json_get id)
+    SHARE_HOST=$(echo "$BODY" | json_get shareUrl)
+    SHARE_HOST=${SHARE_HOST#http://}
+    SHARE_HOST=${SHARE_HOST%%:*}
+}
+mkshare '{"allowedMethods":["GET"],"allowedPaths":["/api/*"],"rateLimitPerMinute":3}'
+LIMITED=$SHARE_HOST
+mkshare '{"httpUser":"tester"}'
+AUTHED=$SHARE_HOST
+mkshare '{}'
+REVOKED=$SHARE_HOST
+api DELETE "/api/v1/shares/$SHARE_ID"
+[ "$HTTP_STATUS" = 200 ] || fail "revoke: $HTTP_STATUS $BODY"
+scrape
+declare -A BEFORE
+for s in 'connect_http_requests_total{code="200"}' 'connect_http_requests_total{code="401"}' \
+    'connect_http_requests_total{code="403"}' 'connect_http_requests_total{code="404"}' \
+    'connect_http_requests_total{code="405"}' 'connect_http_requests_total{code="410"}' \
+    'connect_http_requests_total{code="429"}' 'connect_share_rejections_total{reason="method"}' \
+    'connect_share_rejections_total{reason="path"}' 'connect_share_rejections_total{reason="rate_limit"}' \
+    'connect_share_rejections_total{reason="auth"}' 'connect_share_rejections_total{reason="revoked"}' \
+    'connect_share_rejections_total{reason="expired"}'; do
+    v=$(metric "$s")
+    BEFORE[$s]=${v:-0}
+done
+edge() { # edge HOST PATH WANT [curl args]: one request to the HTTP edge
+    local got
+    got=$(curl -s -o /dev/null -m 10 -w '%{http_code}' --resolve "$1:$EDGE_PORT:127.0.0.1" \
+        "${@:4}" "http://$1:$EDGE_PORT$2")
+    [ "$got" = "$3" ] || fail "edge $1$2: got $got, want $3"
+}
+edge web.localhost /x 200
+edge web.localhost /y 200
+edge nosuch.localhost / 404
+edge "$LIMITED" /api/a 200
+edge "$LIMITED" /admin 403
+edge "$LIMITED" /api/b 405 -X DELETE
+edge "$LIMITED" /api/c 200
+edge "$LIMITED" /api/d 200
+edge "$LIMITED" /api/e 429
+edge "$AUTHED" / 401
+edge "$REVOKED" / 410
+scrape
+moved() { # moved SERIES N: the series grew by exactly N since BEFORE
+    local v
+    v=$(metric "$1")
+    [ "$((${v:-0} - ${BEFORE[$1]}))" = "$2" ] || fail "$1: ${BEFORE[$1]} -> ${v:-absent}, want +$2"
+}
+moved 'connect_http_requests_total{code="200"}' 5
+moved 'connect_http_requests_total{code="401"}' 1
+moved 'connect_http_requests_total{code="403"}' 1
+moved 'connect_http_requests_total{code="404"}' 1
+moved 'connect_http_requests_total{code="405"}' 1
+moved 'connect_http_requests_total{code="410"}' 1
+moved 'connect_http_requests_total{code="429"}' 1
+moved 'connect_share_rejections_total{reason="method"}' 1
+moved 'connect_share_rejections_total{reason="path"}' 1
+moved 'connect_share_rejections_total{reason="rate_limit"}' 1
+moved 'connect_share_rejections_total{reason="auth"}' 1
+moved 'connect_share_rejections_total{reason="revoked"}' 1
+moved 'connect_share_rejections_total{reason="expired"}' 0
+grep -E '^connect_(http_requests|share_rejections)_total' "$WORK/metrics.txt" | grep -v ' 0$'
 promcheck
 
 step "--metrics token: a private token file is required, and the token opens it"
