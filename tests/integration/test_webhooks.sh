@@ -4,7 +4,8 @@
 # receiver is down the hub retries with growing delays, and delivers once it
 # is back; a delivery pending when the hub is killed with -9 arrives after
 # the restart; a receiver that always fails gets its webhook disabled (with
-# a webhook.disabled event), and re-enabling it resets it.
+# a webhook.disabled event), and re-enabling it resets it; share events
+# reach a share.* webhook like the others.
 source "$(dirname "$0")/lib.sh"
 
 RECEIVER=$SRC/tests/integration/webhook_receiver.py
@@ -128,6 +129,37 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 # X-Connect-Delivery header).
 assert all(r["valid"] for r in rows if r["delivery"]), rows
 EOF
+
+step "share events reach webhooks like the others (share.* filter)"
+SPORT=$(free_port)
+api POST /api/v1/webhooks "{\"url\":\"http://127.0.0.1:$SPORT/\",\"events\":[\"share.*\"]}"
+[ "$HTTP_STATUS" = 201 ] || fail "create share webhook: $HTTP_STATUS $BODY"
+WS_HOOK=$(echo "$BODY" | json_get id)
+echo "$BODY" | json_get secret >"$WORK/secret-share"
+receiver_start recvshare "$SPORT" "$WORK/secret-share" "$WORK/share.jsonl"
+RS=$RECEIVER_PID
+api POST /api/v1/agents '{"name":"sharer"}'
+SAGENT=$(echo "$BODY" | json_get id)
+api POST /api/v1/tunnels "{\"agentId\":\"$SAGENT\",\"target\":\"127.0.0.1:9\",\"protocol\":\"http\",\"public\":true,\"name\":\"shared\"}"
+[ "$HTTP_STATUS" = 201 ] || fail "create http tunnel: $HTTP_STATUS $BODY"
+STUN=$(echo "$BODY" | json_get id)
+api POST "/api/v1/tunnels/$STUN/shares" '{"name":"for-a-tester"}'
+[ "$HTTP_STATUS" = 201 ] || fail "create share: $HTTP_STATUS $BODY"
+SHARE=$(echo "$BODY" | json_get id)
+api DELETE "/api/v1/shares/$SHARE"
+[ "$HTTP_STATUS" = 200 ] || fail "revoke share: $HTTP_STATUS $BODY"
+wait_for 10 "share.created delivered and verified" received "$WORK/share.jsonl" share.created
+wait_for 10 "share.revoked delivered and verified" received "$WORK/share.jsonl" share.revoked
+"$PY" - "$WORK/share.jsonl" "$SHARE" "$STUN" <<'PYEOF' || fail "share deliveries: $(cat "$WORK/share.jsonl")"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+# The filter held (no agent.* or tunnel.* here), and each names its share.
+assert rows and all(r["type"].startswith("share.") for r in rows), rows
+assert [r["type"] for r in rows] == ["share.created", "share.revoked"], rows
+assert all(r["valid"] and r["shareId"] == sys.argv[2] for r in rows), rows
+PYEOF
+[ "$(webhook "$WS_HOOK" consecutiveFailures)" = 0 ] || fail "share webhook failures: $BODY"
+stop_pid "$RS"
 
 step "a receiver that always fails gets its webhook disabled, with an event"
 FPORT=$(free_port)

@@ -62,6 +62,7 @@ def main():
                 "type": event.get("type"),
                 "eventId": event.get("id"),
                 "workspaceId": event.get("workspaceId"),
+                "shareId": (event.get("data") or {}).get("shareId"),
             }
             with open(args.log, "a") as f:
                 f.write(json.dumps(rec) + "\n")
