@@ -117,7 +117,9 @@ uint32_t agent_allowlist_check(const agent_allowlist_t *l, uint8_t kind, const u
                                size_t ref_len, const agent_tunnel_t **t, const char **why)
 {
     *t = NULL;
-    if (kind != CN_KIND_TCP) {
+    /* TCP or UDP from the public edge, RELAY from an agent reaching the
+     * tunnel. */
+    if (kind != CN_KIND_TCP && kind != CN_KIND_UDP && kind != CN_KIND_RELAY) {
         *why = "stream kind not served by this agent";
         return CN_RST_REFUSED;
     }
@@ -134,8 +136,10 @@ uint32_t agent_allowlist_check(const agent_allowlist_t *l, uint8_t kind, const u
         *why = "tunnel not active";
         return CN_RST_REFUSED;
     }
-    if (!strcmp(found->protocol, "udp")) {
-        *why = "UDP tunnels are not served yet";
+    /* A public stream's kind must match the tunnel: UDP flows only for
+     * udp tunnels, TCP connections only for the others. */
+    if (kind != CN_KIND_RELAY && (kind == CN_KIND_UDP) != !strcmp(found->protocol, "udp")) {
+        *why = "stream kind does not match the tunnel's protocol";
         return CN_RST_REFUSED;
     }
     *t = found;

@@ -132,6 +132,22 @@ struct cn_api *cli_api(const agent_config_t *cfg, bool cancellable)
     return api;
 }
 
+int cli_begin(const agent_common_t *c, unsigned need, agent_config_t *cfg, struct cn_api **api)
+{
+    char err[512];
+    *api = NULL;
+    cli_logging(c->log_level, CN_LOG_INFO);
+    cli_signals();
+    if (agent_config_resolve(c, need, cfg, err, sizeof(err)) < 0)
+        return cli_fail("%s", err);
+    *api = cli_api(cfg, true);
+    if (!*api) {
+        agent_config_wipe(cfg);
+        return AGENT_EXIT_FAIL;
+    }
+    return -1;
+}
+
 int cli_find_tunnel(struct cn_api *api, const char *ref, json_t **out, char *err, size_t errlen)
 {
     *out = NULL;

@@ -40,6 +40,7 @@ int cmd_resume(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_events(int argc, char **argv);
 int cmd_share(int argc, char **argv);
+int cmd_reach(int argc, char **argv);
 int cmd_not_yet(int argc, char **argv);
 
 /* `connect [GLOBAL OPTIONS] COMMAND [ARGS]`, as git, docker and kubectl
@@ -68,6 +69,12 @@ void cli_logging(int given, int level);
 /* A REST client for cfg's hub and token, cancelled by cli_stop when
  * `cancellable`. NULL after printing the error (returns via *status). */
 struct cn_api *cli_api(const agent_config_t *cfg, bool cancellable);
+
+/* The start of a long-running command that talks to the hub: logging
+ * (default info), signals, the config with `need` (AGENT_NEED_*), and a
+ * REST client cancelled by Ctrl-C. -1 to go on, with *cfg and *api set
+ * (the caller wipes and frees them); else the exit status, nothing held. */
+int cli_begin(const agent_common_t *c, unsigned need, agent_config_t *cfg, struct cn_api **api);
 
 /* Finds a tunnel by id (UUID) or exact name. 0 and *out, or a negative
  * CN_E* with err. */

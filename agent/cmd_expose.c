@@ -362,14 +362,10 @@ int cmd_expose(int argc, char **argv)
     int status = parse_args(&e, argc, argv);
     if (status >= 0)
         return status;
-    cli_logging(e.c.log_level, CN_LOG_INFO);
-    cli_signals();
-    char err[512];
-    if (agent_config_resolve(&e.c, AGENT_NEED_AGENT | AGENT_NEED_HUB | AGENT_NEED_TOKEN, &e.cfg,
-                             err, sizeof(err)) < 0)
-        return cli_fail("%s", err);
-    e.api = cli_api(&e.cfg, true);
-    status = e.api ? choose_protocol(&e) : AGENT_EXIT_FAIL;
+    status = cli_begin(&e.c, AGENT_NEED_AGENT | AGENT_NEED_HUB | AGENT_NEED_TOKEN, &e.cfg, &e.api);
+    if (status >= 0)
+        return status;
+    status = choose_protocol(&e);
     if (status == 0)
         status = create_tunnel(&e);
     if (status == 0)

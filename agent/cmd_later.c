@@ -10,8 +10,6 @@ static const struct {
     const char *synopsis;
     const char *what;
 } later[] = {
-    {"reach", "TUNNEL|SHARE_URL [--port N] [--json]",
-     "Reaches another agent's tunnel (or a TCP share) on a local port."},
     {"app-server", "[--host 127.0.0.1] [--port 7778] [--token T]",
      "Runs the local control plane for process-owned tunnels."},
 };

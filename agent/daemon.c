@@ -4,6 +4,7 @@
 
 #include "backoff.h"
 #include "cn_api.h"
+#include "cn_e2e.h"
 #include "config.h"
 #include "health.h"
 #include "cn_err.h"
@@ -15,7 +16,9 @@
 #include "cn_time.h"
 #include "cn_tls.h"
 #include "cn_id.h"
+#include "cn_udp.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <libwebsockets.h>
@@ -23,11 +26,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #define HEARTBEAT_US (250 * LWS_US_PER_MS)
 #define HEALTH_TICK_US (10 * LWS_US_PER_MS)
 #define PAYLOAD_MAX 4096
+#define REACH_PROTOCOL "connect-reach-listen"
+#define REACH_BACKLOG 512
+#define ACCEPTS_PER_EVENT 64
 
 typedef struct agent_conn agent_conn_t;
 
@@ -39,10 +47,23 @@ struct agent_conn {
     uint32_t stream;
     bool dialing;  /* inside cn_pipe_dial() */
     bool finished; /* done fired while dialing */
+    bool reaching; /* a local connection of ours to another agent's tunnel (reach) */
     char tunnel_id[AGENT_TUNNEL_ID_LEN + 1];
     char label[256]; /* "agent 1234abcd tunnel NAME stream N" for logs */
     agent_conn_t *prev, *next;
 };
+
+/* A reach listener: owned by the daemon's list, freed when lws closes it. */
+typedef struct agent_reach {
+    struct agent_reach *next;
+    agent_daemon_t *d;
+    struct lws *wsi;
+    char tunnel_id[AGENT_TUNNEL_ID_LEN + 1];
+    char name[128];
+    uint8_t peer_key[32];
+    int port;
+    unsigned accepted;
+} agent_reach_t;
 
 struct agent_daemon {
     agent_daemon_config_t cfg;
@@ -56,6 +77,7 @@ struct agent_daemon {
     uint8_t payload[PAYLOAD_MAX];
     size_t payload_len;
     bool enrolling;
+    bool serve_none;
     char serve[AGENT_DAEMON_MAX_SERVE][AGENT_TUNNEL_ID_LEN + 1];
     size_t nserve;
     char ca_file[PATH_MAX]; /* "" = the system CA store (https hubs) */
@@ -63,7 +85,7 @@ struct agent_daemon {
 
     struct lws_context *context;
     struct lws_vhost *vh;
-    struct lws_protocols protocols[4];
+    struct lws_protocols protocols[6];
     cn_mux_callbacks_t mux_cb;
 
     cn_link_t *link;
@@ -79,6 +101,9 @@ struct agent_daemon {
     char workspace_id[64];
     agent_conn_t *conns;
     size_t nconns;
+    agent_reach_t *reaches;
+    cn_udp_listener_t *udp_reaches[AGENT_DAEMON_MAX_SERVE];
+    size_t nudp_reaches;
     agent_health_t *health; /* NULL without plugins */
 };
 
@@ -98,13 +123,17 @@ static void conn_unlink(agent_daemon_t *d, agent_conn_t *c)
     d->nconns--;
 }
 
+static void reach_conn_log(const agent_conn_t *c, cn_pipe_t *pipe, int err);
+
 static void conn_done(void *ctx, cn_pipe_t *pipe, int err)
 {
     agent_conn_t *c = ctx;
     agent_daemon_t *d = c->d;
     /* up: target -> hub, down: hub -> target */
     unsigned long long up = cn_pipe_bytes_up(pipe), down = cn_pipe_bytes_down(pipe);
-    if (err == CN_EREFUSED)
+    if (c->reaching)
+        reach_conn_log(c, pipe, err);
+    else if (err == CN_EREFUSED)
         cn_log_info("%s: the target refused the connection", c->label);
     else if (err && err != CN_ECLOSED)
         cn_log_info("%s: closed (%s), %llu bytes to the target, %llu back", c->label,
@@ -117,6 +146,62 @@ static void conn_done(void *ctx, cn_pipe_t *pipe, int err)
     }
     conn_unlink(d, c);
     free(c);
+}
+
+/* Why the hub or the exposing agent refused a reach connection, in words. */
+static const char *reach_refusal(uint32_t code)
+{
+    switch (code) {
+    case CN_RST_GONE:
+        return "the exposing agent is offline, or the tunnel expired or was deleted";
+    case CN_RST_PAUSED:
+        return "the tunnel is paused";
+    case CN_RST_UNREACHABLE:
+        return "the exposing agent cannot reach the target";
+    case CN_RST_LIMIT:
+        return "a connection limit was reached";
+    case CN_RST_PROTOCOL:
+        return "the end-to-end handshake failed";
+    default:
+        return "unknown tunnel, or not allowed";
+    }
+}
+
+/* One line per reach connection: how it ended. */
+static void reach_conn_log(const agent_conn_t *c, cn_pipe_t *pipe, int err)
+{
+    unsigned long long up = cn_pipe_bytes_up(pipe), down = cn_pipe_bytes_down(pipe);
+    if (err == CN_EREFUSED)
+        cn_log_warn("%s: connection refused: %s", c->label,
+                    reach_refusal(cn_pipe_reset_code(pipe)));
+    else if (err == CN_ETIMEOUT)
+        cn_log_warn("%s: connection refused: no answer from the hub in time", c->label);
+    else if (err && err != CN_ECLOSED)
+        cn_log_info("%s: closed (%s), %llu bytes sent, %llu received", c->label, cn_strerror(err),
+                    up, down);
+    else
+        cn_log_info("%s: closed, %llu bytes sent, %llu received", c->label, up, down);
+}
+
+/* The reaching agent as the hub vouches for it, from a RELAY stream's
+ * metadata {"reach":{"agentId","workspaceId","key"}}. False when absent or
+ * malformed, or from another workspace than ours. */
+static bool reach_meta(const agent_daemon_t *d, const uint8_t *meta, size_t len, uint8_t key[32],
+                       char *agent, size_t agent_len)
+{
+    bool ok = false;
+    json_t *j = meta && len && len <= 4096 ? json_loadb((const char *)meta, len, 0, NULL) : NULL;
+    json_t *r = json_object_get(j, "reach");
+    const char *aid = json_string_value(json_object_get(r, "agentId"));
+    const char *ws = json_string_value(json_object_get(r, "workspaceId"));
+    const char *k = json_string_value(json_object_get(r, "key"));
+    if (aid && cn_id_is_uuid(aid) && k && cn_id_key_from_b64url(k, key) == 0 &&
+        (!d->workspace_id[0] || (ws && !strcasecmp(ws, d->workspace_id)))) {
+        snprintf(agent, agent_len, "%s", aid);
+        ok = true;
+    }
+    json_decref(j);
+    return ok;
 }
 
 /* Copies the client address out of the OPEN metadata, for logs only. */
@@ -145,6 +230,32 @@ static void ref_text(const uint8_t *ref, size_t len, char *out, size_t outlen)
     out[o] = '\0';
 }
 
+/* A UDP flow (public, or a reach with its end-to-end layer when
+ * reacher_key is set): a connected socket to the target, accepted at once;
+ * it frees itself when the stream ends (cn_udp.h). */
+static void serve_udp(agent_daemon_t *d, cn_link_t *link, uint32_t id, uint8_t kind,
+                      const agent_tunnel_t *t, const uint8_t *reacher_key, const char *reacher,
+                      const uint8_t *meta, size_t meta_len)
+{
+    char client[80], label[256];
+    if (kind == CN_KIND_RELAY)
+        snprintf(client, sizeof(client), "agent %.36s (reach)", reacher);
+    else
+        meta_client(meta, meta_len, client, sizeof(client));
+    snprintf(label, sizeof(label), "%s tunnel %s flow %u", d->who, t->name[0] ? t->name : t->id,
+             id);
+    cn_e2e_config_t e2e = {CN_E2E_RESPONDER, d->sk, reacher_key, t->id};
+    int rc = cn_udp_dial(d->vh, link, id, t->host, t->port, reacher_key ? &e2e : NULL, label);
+    if (rc < 0) {
+        cn_log_warn("%s: cannot open UDP to %s:%u: %s", label, t->host, (unsigned)t->port,
+                    cn_strerror(rc));
+        cn_mux_reject(cn_link_mux(link), id, CN_RST_UNREACHABLE, "cannot reach the target");
+    } else {
+        cn_log_info("%s: client %s, UDP to %s:%u", label, client, t->host, (unsigned)t->port);
+    }
+    cn_link_flush(link);
+}
+
 static bool serves(const agent_daemon_t *d, const char *tunnel_id)
 {
     for (size_t i = 0; i < d->nserve; i++)
@@ -164,7 +275,7 @@ static void on_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref, si
     uint32_t code = CN_RST_GONE;
     if (!d->stopping)
         code = agent_allowlist_check(&d->tunnels, kind, ref, ref_len, &t, &why);
-    if (!code && d->nserve && !serves(d, t->id)) {
+    if (!code && (d->serve_none || (d->nserve && !serves(d, t->id)))) {
         code = CN_RST_REFUSED;
         why = "tunnel not served by this link";
         t = NULL;
@@ -175,12 +286,25 @@ static void on_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref, si
         why = AGENT_POLICY_REFUSED;
         t = NULL;
     }
+    uint8_t reacher_key[32];
+    char reacher[AGENT_TUNNEL_ID_LEN + 8] = "";
+    if (!code && kind == CN_KIND_RELAY &&
+        !reach_meta(d, meta, meta_len, reacher_key, reacher, sizeof(reacher))) {
+        code = CN_RST_REFUSED;
+        why = "reach without the reaching agent's key from this workspace";
+        t = NULL;
+    }
     if (code) {
         char r[48];
         ref_text(ref, ref_len, r, sizeof(r));
         cn_log_warn("%s stream %u: refused (kind %u, ref '%s'): %s", d->who, id, kind, r, why);
         cn_mux_reject(mux, id, code, why);
         cn_link_flush(link);
+        return;
+    }
+    if (!strcmp(t->protocol, "udp")) {
+        serve_udp(d, link, id, kind, t, kind == CN_KIND_RELAY ? reacher_key : NULL, reacher, meta,
+                  meta_len);
         return;
     }
     agent_conn_t *c = calloc(1, sizeof(*c));
@@ -195,7 +319,10 @@ static void on_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref, si
     snprintf(c->label, sizeof(c->label), "%s tunnel %s stream %u", d->who,
              t->name[0] ? t->name : t->id, id);
     char client[80];
-    meta_client(meta, meta_len, client, sizeof(client));
+    if (kind == CN_KIND_RELAY)
+        snprintf(client, sizeof(client), "agent %.36s (reach)", reacher);
+    else
+        meta_client(meta, meta_len, client, sizeof(client));
     cn_log_info("%s: client %s, dialing %s:%u", c->label, client, t->host, (unsigned)t->port);
 
     c->next = d->conns;
@@ -204,7 +331,10 @@ static void on_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref, si
     d->conns = c;
     d->nconns++;
 
-    cn_pipe_config_t pc = {.done = conn_done, .ctx = c};
+    /* A reach stream carries the agents' end-to-end records: only the
+     * key the hub vouched for may complete the handshake. */
+    cn_e2e_config_t e2e = {CN_E2E_RESPONDER, d->sk, reacher_key, t->id};
+    cn_pipe_config_t pc = {.done = conn_done, .ctx = c, .e2e = kind == CN_KIND_RELAY ? &e2e : NULL};
     int err = 0;
     c->dialing = true;
     cn_pipe_t *pipe = cn_pipe_dial(d->vh, link, id, t->host, t->port, &pc, &err);
@@ -229,8 +359,8 @@ static void prune_conns(agent_daemon_t *d)
     agent_conn_t *next;
     for (agent_conn_t *c = d->conns; c; c = next) {
         next = c->next;
-        if (!c->pipe)
-            continue;
+        if (!c->pipe || c->reaching)
+            continue; /* reach connections end by the hub's word */
         const agent_tunnel_t *t =
             agent_allowlist_find(&d->tunnels, c->tunnel_id, strlen(c->tunnel_id));
         if (t && agent_tunnel_open(t))
@@ -499,6 +629,168 @@ static void connect_now(agent_daemon_t *d)
     d->link = l;
 }
 
+/* ---- reach listeners ---------------------------------------------------- */
+
+static void refuse_socket(int fd)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);
+}
+
+/* A local connection: a stream to the exposing agent, through the hub,
+ * or RST at once when there is no link to carry it. */
+static void reach_accept(agent_reach_t *r, int fd)
+{
+    agent_daemon_t *d = r->d;
+    if (!d->link || !d->admitted || d->stopping) {
+        cn_log_warn("%s reach %s: connection refused: not connected to the hub", d->who, r->name);
+        refuse_socket(fd);
+        return;
+    }
+    agent_conn_t *c = calloc(1, sizeof(*c));
+    if (!c) {
+        refuse_socket(fd);
+        return;
+    }
+    c->d = d;
+    c->reaching = true;
+    memcpy(c->tunnel_id, r->tunnel_id, sizeof(c->tunnel_id));
+    snprintf(c->label, sizeof(c->label), "%s reach %s connection %u", d->who, r->name,
+             ++r->accepted);
+    c->next = d->conns;
+    if (d->conns)
+        d->conns->prev = c;
+    d->conns = c;
+    d->nconns++;
+    cn_e2e_config_t e2e = {CN_E2E_INITIATOR, d->sk, r->peer_key, r->tunnel_id};
+    cn_pipe_config_t pc = {.done = conn_done, .ctx = c, .e2e = &e2e};
+    int err = 0;
+    /* cn_pipe_open owns fd from here, on failure too. */
+    c->pipe = cn_pipe_open(d->vh, fd, d->link, CN_KIND_RELAY, (const uint8_t *)r->tunnel_id,
+                           strlen(r->tunnel_id), NULL, 0, &pc, &err);
+    if (!c->pipe) {
+        cn_log_warn("%s: cannot open a stream: %s", c->label, cn_strerror(err));
+        conn_unlink(d, c);
+        free(c);
+        return;
+    }
+    cn_log_debug("%s: opened", c->label);
+}
+
+static int reach_listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                                 void *in, size_t len)
+{
+    agent_reach_t *r = lws_get_opaque_user_data(wsi);
+    switch (reason) {
+    case LWS_CALLBACK_RAW_RX_FILE:
+        if (!r)
+            return 0;
+        for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+            int fd = accept4(lws_get_socket_fd(wsi), NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0) {
+                if (errno == EMFILE || errno == ENFILE)
+                    cn_log_warn("reach %s: out of file descriptors, connection left queued",
+                                r->name);
+                break;
+            }
+            reach_accept(r, fd);
+        }
+        return 0;
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        if (!r)
+            return 0;
+        lws_set_opaque_user_data(wsi, NULL);
+        for (agent_reach_t **pp = &r->d->reaches; *pp; pp = &(*pp)->next)
+            if (*pp == r) {
+                *pp = r->next;
+                break;
+            }
+        free(r);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* Reach of a UDP tunnel: flows go out on the daemon's link while it is
+ * up; while it is down datagrams are dropped with a log line. */
+static cn_link_t *udp_reach_route(void *ctx, const char **why)
+{
+    agent_daemon_t *d = ctx;
+    if (!d->link || !d->admitted || d->stopping) {
+        *why = "not connected to the hub";
+        return NULL;
+    }
+    return d->link;
+}
+
+static int reach_udp(agent_daemon_t *d, const agent_reach_config_t *cfg, int *bound_port, char *err,
+                     size_t errlen)
+{
+    if (d->nudp_reaches >= AGENT_DAEMON_MAX_SERVE)
+        return cn_errf(CN_EINVAL, err, errlen, "too many UDP reaches");
+    cn_e2e_config_t e2e = {CN_E2E_INITIATOR, d->sk, cfg->peer_key, cfg->tunnel_id};
+    cn_udp_listener_config_t lc = {
+        .kind = CN_KIND_RELAY,
+        .ref = cfg->tunnel_id,
+        .name = cfg->name,
+        .e2e = &e2e,
+        .route = udp_reach_route,
+        .ctx = d,
+    };
+    int port = 0;
+    cn_udp_listener_t *l = cn_udp_listen(d->vh, cfg->host, cfg->port, &lc, &port, err, errlen);
+    if (!l)
+        return CN_EIO;
+    d->udp_reaches[d->nudp_reaches++] = l;
+    if (bound_port)
+        *bound_port = port;
+    cn_log_info("%s reach %s: listening on UDP %s:%d", d->who,
+                cfg->name ? cfg->name : cfg->tunnel_id, cfg->host, port);
+    return 0;
+}
+
+int agent_daemon_reach(agent_daemon_t *d, const agent_reach_config_t *cfg, int *bound_port,
+                       char *err, size_t errlen)
+{
+    if (!cfg || !cfg->tunnel_id || !cn_id_is_uuid(cfg->tunnel_id) || !cfg->peer_key || !cfg->host ||
+        cfg->port < 0 || cfg->port > 65535)
+        return cn_errf(CN_EINVAL, err, errlen, "reach: bad configuration");
+    if (cfg->udp)
+        return reach_udp(d, cfg, bound_port, err, errlen);
+    int port = 0;
+    int fd = cn_sock_listen(cfg->host, cfg->port, REACH_BACKLOG, &port);
+    if (fd < 0)
+        return cn_errf(fd, err, errlen, "cannot listen on %s:%d: %s", cfg->host, cfg->port,
+                       fd == CN_EIO ? strerror(errno) : "not a local address");
+    agent_reach_t *r = calloc(1, sizeof(*r));
+    if (!r) {
+        close(fd);
+        return cn_errf(CN_ENOMEM, err, errlen, "out of memory");
+    }
+    r->d = d;
+    r->port = port;
+    snprintf(r->tunnel_id, sizeof(r->tunnel_id), "%s", cfg->tunnel_id);
+    snprintf(r->name, sizeof(r->name), "%s", cfg->name ? cfg->name : cfg->tunnel_id);
+    memcpy(r->peer_key, cfg->peer_key, sizeof(r->peer_key));
+    lws_sock_file_fd_type u;
+    u.filefd = fd;
+    r->wsi = lws_adopt_descriptor_vhost(d->vh, LWS_ADOPT_RAW_FILE_DESC, u, REACH_PROTOCOL, NULL);
+    if (!r->wsi) {
+        close(fd);
+        free(r);
+        return cn_errf(CN_EIO, err, errlen, "cannot watch the reach listener");
+    }
+    lws_set_opaque_user_data(r->wsi, r);
+    r->next = d->reaches;
+    d->reaches = r;
+    if (bound_port)
+        *bound_port = port;
+    cn_log_info("%s reach %s: listening on %s:%d", d->who, r->name, cfg->host, port);
+    return 0;
+}
+
 /* ---- public ----------------------------------------------------------- */
 
 static int http_dummy(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -558,7 +850,8 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
             cn_errf(CN_EINVAL, err, errlen, "too many tunnels for one link");
             goto fail;
         }
-        json_t *ids = cfg->nserve ? json_array() : NULL;
+        d->serve_none = cfg->serve_none;
+        json_t *ids = cfg->nserve || cfg->serve_none ? json_array() : NULL;
         for (size_t i = 0; i < cfg->nserve; i++) {
             if (!cn_id_is_uuid(cfg->serve[i])) {
                 json_decref(ids);
@@ -613,6 +906,9 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
     d->protocols[0].callback = http_dummy;
     d->protocols[1] = *cn_link_client_protocol();
     d->protocols[2] = *cn_pipe_protocol();
+    d->protocols[3].name = REACH_PROTOCOL;
+    d->protocols[3].callback = reach_listen_callback;
+    d->protocols[4] = *cn_udp_protocol();
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
@@ -655,6 +951,9 @@ void agent_daemon_stop(agent_daemon_t *d)
         return;
     d->stopping = true;
     lws_sul_cancel(&d->sul_reconnect);
+    for (size_t i = 0; i < d->nudp_reaches; i++)
+        cn_udp_listener_close(d->udp_reaches[i], CN_RST_GONE);
+    d->nudp_reaches = 0;
     agent_conn_t *next;
     for (agent_conn_t *c = d->conns; c; c = next) {
         next = c->next;
@@ -684,6 +983,11 @@ void agent_daemon_free(agent_daemon_t *d)
     for (agent_conn_t *c = d->conns, *next; c; c = next) {
         next = c->next;
         free(c);
+    }
+    while (d->reaches) {
+        agent_reach_t *r = d->reaches;
+        d->reaches = r->next;
+        free(r);
     }
     agent_health_free(d->health);
     agent_allowlist_free(&d->tunnels);

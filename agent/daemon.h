@@ -65,6 +65,9 @@ typedef struct agent_daemon_config {
      * refused. At most AGENT_DAEMON_MAX_SERVE. */
     const char *const *serve;
     size_t nserve;
+    /* This link serves no tunnel at all (a `connect reach` process): the
+     * hub routes none of the agent's streams here. */
+    bool serve_none;
     /* The config file whose "allow" list and exposed-target record form the
      * agent-local target policy (config.h), re-read with every tunnel list
      * from the hub. NULL: no local policy, every target the hub lists may
@@ -119,6 +122,27 @@ int agent_daemon_shutdown(agent_daemon_t *d, unsigned ms, const volatile sig_ato
 /* Wakes a service round in progress (safe from a signal handler? no: from
  * another thread only, via lws_cancel_service). */
 void agent_daemon_wake(agent_daemon_t *d);
+
+/* A local listener for reach: every connection it accepts becomes a
+ * stream (CN_KIND_RELAY) through the hub to the agent that exposes the
+ * tunnel, end-to-end encrypted (cn_e2e.h) with that agent's static key as
+ * the hub vouched for it. While the link is down, connections are refused
+ * at once (RST, one log line); the listener stays bound and serves again
+ * after the reconnect. Strings and the key are copied. */
+typedef struct agent_reach_config {
+    const char *tunnel_id;   /* the tunnel reached */
+    const char *name;        /* its name, for log lines (optional) */
+    const uint8_t *peer_key; /* the exposing agent's static public key (32 bytes) */
+    const char *host;        /* the local address to bind, e.g. "127.0.0.1" */
+    int port;                /* 0 = any free port */
+    bool udp;                /* a UDP tunnel: bind a UDP port, one flow per sender */
+} agent_reach_config_t;
+
+/* Binds the listener. 0 with *bound_port (optional), or a negative CN_E*
+ * with err: CN_EIO when the port cannot be bound (errno says why),
+ * CN_EINVAL for a bad configuration. */
+int agent_daemon_reach(agent_daemon_t *d, const agent_reach_config_t *cfg, int *bound_port,
+                       char *err, size_t errlen);
 
 /* The current allow-list (empty before the first hello). */
 const agent_allowlist_t *agent_daemon_tunnels(const agent_daemon_t *d);

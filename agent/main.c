@@ -22,7 +22,7 @@ static const struct command {
     {"resume", cmd_resume, "ID|NAME", "resume a paused tunnel"},
     {"rm", cmd_rm, "ID|NAME", "delete a tunnel"},
     {"events", cmd_events, "[--follow] [--tunnel ID]", "lifecycle events"},
-    {"reach", cmd_not_yet, "TUNNEL|SHARE_URL", "not yet available"},
+    {"reach", cmd_reach, "TUNNEL [--port N]", "reach a tunnel of the workspace on a local port"},
     {"share", cmd_share, "TUNNEL [options]",
      "create a share link for an HTTP tunnel (alias: link)"},
     {"link", cmd_share, NULL, NULL},

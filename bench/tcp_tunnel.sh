@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end benchmark of a public TCP tunnel on loopback, side by side with
-# direct loopback, socat -b 131072 and ssh -L (aes128-gcm@openssh.com):
+# reach (a second agent's `connect reach` of the same targets: two agents and
+# the hub's relay, end-to-end encrypted between the agents), direct loopback,
+# socat -b 131072 and ssh -L (aes128-gcm@openssh.com):
 # iperf3 single stream both ways, 64-byte ping-pong at 1 and 50 connections,
 # wrk keep-alive c=50 against nginx (1 KiB file), new connections per second,
 # PSS per idle connection and CPU seconds per GB. Prints a markdown table.
@@ -13,7 +15,7 @@
 #                       ping-pong (950 + 50 stays under the hub's default
 #                       1,024 connections per tunnel); 0 skips it
 #   BENCH_RATE_PAR="1 16"  parallel slots for the connection-rate runs
-#   BENCH_PATHS="direct connect socat ssh"
+#   BENCH_PATHS="direct connect reach socat ssh" (reach needs connect before it)
 #   BENCH_PERF=DIR      also record perf profiles of the hub and the agent
 #                       during the Connect runs and write top-function reports
 #   BENCH_OUT=FILE      also write the table there
@@ -34,7 +36,7 @@ SECS=${BENCH_SECS:-10}
 IDLE=${BENCH_IDLE:-1000}
 IDLE_PP=${BENCH_IDLE_PP:-950}
 RATE_PAR=${BENCH_RATE_PAR:-1 16}
-PATHS=${BENCH_PATHS:-direct connect socat ssh}
+PATHS=${BENCH_PATHS:-direct connect reach socat ssh}
 PERF_DIR=${BENCH_PERF:-}
 PP=$CN_BUILD_DIR/bench/bench_pingpong
 
@@ -152,6 +154,7 @@ EOF
 declare -A PORT FWD_PIDS LABEL
 LABEL[direct]="direct"
 LABEL[connect]="Connect tunnel"
+LABEL[reach]="Connect reach (E2E)"
 LABEL[socat]="socat -b 131072"
 LABEL[ssh]="ssh -L aes128-gcm"
 
@@ -188,7 +191,20 @@ setup_connect() {
         fi
     fi
 }
-declare -A AGENT_PID
+declare -A AGENT_PID REACH_PID
+
+# A second agent reaches the three tunnels of setup_connect: its local ports
+# are what clients use; hub and both agents forward.
+setup_reach() {
+    [ -n "${HUB_PID:-}" ] || fail "reach needs the connect path set up first (BENCH_PATHS)"
+    agent_enroll bench-reacher
+    local t
+    for t in iperf echo http; do
+        reach bench-reacher "bench-$t"
+        REACH_PID[$t]=$REACH_PID
+        PORT[reach:$t]=$REACH_PORT
+    done
+}
 
 setup_socat() {
     local t p
@@ -261,6 +277,7 @@ EOF
 fwd_pids() {
     case $1 in
     connect) echo "$HUB_PID ${AGENT_PID[$2]}" ;;
+    reach) echo "$HUB_PID ${AGENT_PID[$2]} ${REACH_PID[$2]}" ;;
     socat) echo "${FWD_PIDS[socat:$2]}" ;;
     ssh) echo "$SSH_PID $SSHD_PID" ;;
     *) echo "" ;;
@@ -328,33 +345,49 @@ print("%.2f" % (t/c/(b/1e9)))' "$((t1 - t0))" "$CLK" "$bytes")
     log "iperf3 $path $tag: $gbps Gbit/s (${R[cpu-$tag:$path]:-} CPU s/GB)"
 }
 
-# Connect: hub and agent CPU separately.
-iperf_connect() { # iperf_connect [-R]
-    local rev=${1:-} tag=up out h0 h1 a0 a1 bytes gbps
+# The forwarding processes of a Connect path, named, for the CPU split:
+# the public tunnel's hub and agent; reach's hub, exposing and reaching
+# agent (the two agents carry the end-to-end layer, the hub only relays).
+split_pids() { # split_pids PATH
+    case $1 in
+    connect) echo "hub:$HUB_PID agent:${AGENT_PID[iperf]}" ;;
+    reach) echo "hub:$HUB_PID exposing:${AGENT_PID[iperf]} reaching:${REACH_PID[iperf]}" ;;
+    esac
+}
+
+# Connect paths: each forwarding process's CPU separately.
+iperf_split() { # iperf_split PATH [-R]
+    local path=$1 rev=${2:-} tag=up out bytes gbps np
+    local -a names pids t0 t1
     [ -n "$rev" ] && tag=down
-    h0=$(cpu_ticks "$HUB_PID")
-    a0=$(cpu_ticks "${AGENT_PID[iperf]}")
-    perf_start "iperf-$tag" iperf
-    out=$WORK/iperf-connect-$tag.json
-    if ! timeout $((SECS + 30)) iperf3 -c 127.0.0.1 -p "${PORT[connect:iperf]}" -t "$SECS" -J $rev >"$out" 2>&1; then
-        perf_stop
-        log "iperf3 connect $tag failed: $(tail -3 "$out")"
-        R[iperf-$tag:connect]="failed"
+    for np in $(split_pids "$path"); do
+        names+=("${np%%:*}")
+        pids+=("${np#*:}")
+        t0+=("$(cpu_ticks "${np#*:}")")
+    done
+    [ "$path" = connect ] && perf_start "iperf-$tag" iperf
+    out=$WORK/iperf-$path-$tag.json
+    if ! timeout $((SECS + 30)) iperf3 -c 127.0.0.1 -p "${PORT[$path:iperf]}" -t "$SECS" -J $rev >"$out" 2>&1; then
+        [ "$path" = connect ] && perf_stop
+        log "iperf3 $path $tag failed: $(tail -3 "$out")"
+        R[iperf-$tag:$path]="failed"
         return 0
     fi
-    perf_stop
+    [ "$path" = connect ] && perf_stop
     sleep 1
-    h1=$(cpu_ticks "$HUB_PID")
-    a1=$(cpu_ticks "${AGENT_PID[iperf]}")
+    for np in "${pids[@]}"; do t1+=("$(cpu_ticks "$np")"); done
     read -r bytes gbps < <(python3 -c 'import json,sys
 e=json.load(open(sys.argv[1]))["end"]["sum_received"]
 print(e["bytes"], "%.2f" % (e["bits_per_second"]/1e9))' "$out")
-    R[iperf-$tag:connect]="$gbps"
-    R[cpu-$tag:connect]=$(python3 -c 'import sys
-h,a,c,b=int(sys.argv[1]),int(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4])
-gb=b/1e9
-print("%.2f (hub %.2f + agent %.2f)" % ((h+a)/c/gb, h/c/gb, a/c/gb))' "$((h1 - h0))" "$((a1 - a0))" "$CLK" "$bytes")
-    log "iperf3 connect $tag: $gbps Gbit/s (${R[cpu-$tag:connect]} CPU s/GB)"
+    R[iperf-$tag:$path]="$gbps"
+    local args=() i
+    for i in "${!pids[@]}"; do args+=("${names[$i]}" "$((t1[i] - t0[i]))"); done
+    R[cpu-$tag:$path]=$(python3 -c 'import sys
+c, b = int(sys.argv[1]), int(sys.argv[2]) / 1e9
+parts = list(zip(sys.argv[3::2], (int(x) / c / b for x in sys.argv[4::2])))
+print("%.2f (%s)" % (sum(v for _, v in parts), " + ".join("%s %.2f" % p for p in parts)))' \
+        "$CLK" "$bytes" "${args[@]}")
+    log "iperf3 $path $tag: $gbps Gbit/s (${R[cpu-$tag:$path]} CPU s/GB)"
 }
 
 pingpong_run() { # pingpong_run PATH CONNS
@@ -430,7 +463,8 @@ idle_run() { # idle_run PATH
     local cell="" i name
     for i in "${!pids[@]}"; do
         case $path:$i in
-        connect:0) name=hub ;; connect:1) name=agent ;; ssh:0) name=ssh ;; ssh:1) name=sshd ;; *) name=$path ;;
+        connect:0) name=hub ;; connect:1) name=agent ;; ssh:0) name=ssh ;; ssh:1) name=sshd ;;
+        reach:0) name=hub ;; reach:1) name=exposing ;; reach:2) name=reaching ;; *) name=$path ;;
         esac
         cell+="${cell:+, }$name $(python3 -c 'import sys; print("%.1f" % ((int(sys.argv[2])-int(sys.argv[1]))/int(sys.argv[3])))' "${before[$i]}" "${after[$i]}" "$IDLE")"
         MEM[$path:$name:before]=${before[$i]}
@@ -492,10 +526,10 @@ fi
 for p in $PATHS; do [ "$p" = direct ] || idle_run "$p"; done
 
 for p in $PATHS; do
-    if [ "$p" = connect ]; then iperf_connect; else iperf_run "$p"; fi
+    case $p in connect | reach) iperf_split "$p" ;; *) iperf_run "$p" ;; esac
 done
 for p in $PATHS; do
-    if [ "$p" = connect ]; then iperf_connect -R; else iperf_run "$p" -R; fi
+    case $p in connect | reach) iperf_split "$p" -R ;; *) iperf_run "$p" -R ;; esac
 done
 for p in $PATHS; do pingpong_run "$p" 1; done
 for p in $PATHS; do pingpong_run "$p" 50; done

@@ -227,6 +227,7 @@ static void link_closed(cn_link_t *link, void *ctx, int err, const char *why)
 {
     hub_runtime_t *rt = ctx;
     session_t *s = cn_link_user(link);
+    hub_reach_link_down(rt, link);
     if (!s) {
         cn_link_reason_t r = cn_link_close_reason(link);
         if (r != CN_LINK_CLOSED_LOCALLY) /* not the hub shutting down */
@@ -247,10 +248,15 @@ static void link_closed(cn_link_t *link, void *ctx, int err, const char *why)
     free(s);
 }
 
-/* Agents may not open streams to the hub yet (reach arrives later). */
+/* Agents open streams only to reach a tunnel (edge_reach.c). */
 static void agent_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref, size_t ref_len,
                        const uint8_t *meta, size_t meta_len)
 {
+    session_t *s = cn_link_user(ctx);
+    if (s && s->admitted && kind == CN_KIND_RELAY) {
+        hub_reach_open(s->rt, s, id, ref, ref_len);
+        return;
+    }
     cn_mux_reject(cn_link_mux(ctx), id, CN_RST_REFUSED, "not supported");
     cn_link_flush(ctx);
 }

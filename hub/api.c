@@ -28,6 +28,7 @@ static const struct {
     {hub_api_webhooks_routes, &hub_api_webhooks_nroutes},
     {hub_api_metrics_routes, &hub_api_metrics_nroutes},
     {hub_api_shares_routes, &hub_api_shares_nroutes},
+    {hub_api_reach_routes, &hub_api_reach_nroutes},
 };
 
 /* Query keys that would carry a credential: refused so that no client gets

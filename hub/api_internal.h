@@ -76,6 +76,8 @@ extern const hub_api_route_t hub_api_metrics_routes[];
 extern const size_t hub_api_metrics_nroutes;
 extern const hub_api_route_t hub_api_shares_routes[];
 extern const size_t hub_api_shares_nroutes;
+extern const hub_api_route_t hub_api_reach_routes[];
+extern const size_t hub_api_reach_nroutes;
 
 /* ---- answering ---- */
 /* 200/201 with `body` (consumed). */

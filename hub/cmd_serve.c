@@ -22,6 +22,7 @@
 #include "plugins.h"
 #include "cn_errmsg.h"
 #include "cn_target.h"
+#include "cn_udp.h"
 #include "runtime.h"
 #include "cn_err.h"
 #include "cn_log.h"
@@ -47,13 +48,14 @@
 #define HTTP_PORT_UNSET ((unsigned long)-1)
 
 /* Rows of serve_table(), the end marker included. */
-#define SERVE_OPTS 21
+#define SERVE_OPTS 22
 
 /* What the table parses before the checks turn it into options. */
 typedef struct serve_raw {
     const char *listen, *tcp_ports;
     unsigned long http_port; /* HTTP_PORT_UNSET: not given */
-    unsigned long http_timeout, rate_limit, max_tunnels, max_agents, event_days, event_max;
+    unsigned long http_timeout, rate_limit, max_tunnels, max_agents, udp_idle, event_days,
+        event_max;
     unsigned long webhook_retry_base, webhook_disable_after;
     int metrics;
     bool json;
@@ -109,6 +111,8 @@ static void serve_table(hub_serve_options_t *o, serve_raw_t *r, cn_opt_t t[stati
         {"event-max", CN_OPT_UINT | CN_OPT_ONCE, &r->event_max, 0, 100000000, "N",
          "keep at most N events per workspace, newest first, 0 = no cap (default " STR(
              HUB_EVENT_MAX_DEFAULT) ")"},
+        {"udp-idle", CN_OPT_UINT | CN_OPT_ONCE, &r->udp_idle, 1, 86400, "S",
+         "end a UDP flow after S seconds without a datagram (default 60)"},
         {"json", CN_OPT_FLAG, &r->json, 0, 0, NULL, "print one JSON line once listening"},
         {"log-level", CN_OPT_CHOICE, &r->log_level, 0, 0, HUB_LOG_LEVELS,
          "log threshold on stderr (default: $CONNECT_LOG, else info)"},
@@ -150,6 +154,7 @@ static void set_defaults(hub_serve_options_t *o, serve_raw_t *r)
     r->max_agents = HUB_API_MAX_AGENTS_DEFAULT;
     r->event_days = HUB_EVENT_RETENTION_DAYS_DEFAULT;
     r->event_max = HUB_EVENT_MAX_DEFAULT;
+    r->udp_idle = CN_UDP_DEFAULT_IDLE_MS / 1000;
 }
 
 static bool valid_public_domain(const char *d, const char **why)
@@ -187,6 +192,7 @@ static int check_options(hub_serve_options_t *o, const serve_raw_t *r, char *err
     o->max_agents = (size_t)r->max_agents;
     o->event_days = (unsigned)r->event_days;
     o->event_max = (size_t)r->event_max;
+    o->udp_idle_ms = (uint32_t)r->udp_idle * 1000u;
     o->json = r->json;
     o->log_level = r->log_level;
     /* CHOICE values are 1 + the index in "loopback|token|public"; the enum
@@ -430,6 +436,7 @@ static int start_server(serve_t *s)
         .http_port_fallback = !o->http_port_set,
         .public_domain = o->public_domain,
         .http_timeout_ms = o->http_timeout_s * 1000u,
+        .udp_idle_ms = o->udp_idle_ms,
     };
     s->runtime = hub_runtime_new(&rc_live, err, sizeof(err));
     if (!s->runtime)

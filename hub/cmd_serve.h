@@ -26,6 +26,7 @@ typedef struct hub_serve_options {
     unsigned rate_limit;
     size_t max_tunnels;
     size_t max_agents;
+    uint32_t udp_idle_ms;           /* a UDP flow ends after this long without a datagram */
     const char *plugin_dir;         /* NULL: the install directory, if it exists */
     unsigned event_days;            /* --event-retention, 0 = keep */
     size_t event_max;               /* --event-max per workspace, 0 = no cap */

@@ -228,10 +228,7 @@ void hub_edge_tcp_sync_agent(hub_runtime_t *rt, const char *agent_id, const hub_
     for (listener_t *l = rt->listeners; l; l = l->next) {
         if (l->closing || strcmp(l->agent_id, agent_id))
             continue;
-        const hub_tunnel_t *t = NULL;
-        for (size_t i = 0; i < list->count; i++)
-            if (!strcmp(list->items[i].id, l->tunnel_id))
-                t = &list->items[i];
+        const hub_tunnel_t *t = hub_tunnel_list_find(list, l->tunnel_id);
         if (!t || !wants_listener(t) || t->hub_port != l->port)
             listener_close(l);
         else

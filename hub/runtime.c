@@ -11,10 +11,19 @@
 #include "cn_err.h"
 #include "cn_log.h"
 #include "cn_pipe.h"
+#include "cn_udp.h"
 #include "runtime_internal.h"
 #include "tunnels.h"
 
 /* ---- reconciliation ----------------------------------------------------- */
+
+const hub_tunnel_t *hub_tunnel_list_find(const hub_tunnel_list_t *list, const char *id)
+{
+    for (size_t i = 0; list && i < list->count; i++)
+        if (!strcmp(list->items[i].id, id))
+            return &list->items[i];
+    return NULL;
+}
 
 void hub_runtime_agent_changed(hub_runtime_t *rt, const char *ws, const char *agent_id)
 {
@@ -30,6 +39,8 @@ void hub_runtime_agent_changed(hub_runtime_t *rt, const char *ws, const char *ag
         return;
     }
     hub_edge_tcp_sync_agent(rt, agent_id, &list);
+    hub_edge_udp_sync_agent(rt, agent_id, &list);
+    hub_reach_sync_agent(rt, agent_id, &list);
     hub_tunnel_list_free(&list);
     hub_agents_changed(rt, ws, agent_id, gone);
 }
@@ -77,10 +88,11 @@ hub_runtime_t *hub_runtime_new(const hub_runtime_config_t *cfg, char *err, size_
 
 int hub_runtime_protocols(hub_runtime_t *rt, struct lws_protocols *protos, size_t *n, size_t cap)
 {
-    if (*n + 5 > cap)
+    if (*n + 6 > cap)
         return CN_ETOOBIG;
     protos[(*n)++] = cn_link_server_protocol(rt->links);
     protos[(*n)++] = *cn_pipe_protocol();
+    protos[(*n)++] = *cn_udp_protocol();
     protos[(*n)++] = hub_edge_tcp_protocol;
     protos[(*n)++] = hub_edge_http_listen_protocol;
     protos[(*n)++] = hub_edge_http_conn_protocol;
@@ -100,6 +112,7 @@ int hub_runtime_start(hub_runtime_t *rt, struct lws_context *ctx, struct lws_vho
         if (hub_store_tunnel_list(rt->cfg.store, wl.items[w].id, NULL, &tl) < 0)
             continue;
         hub_edge_tcp_open_all(rt, &tl);
+        hub_edge_udp_open_all(rt, &tl);
         hub_tunnel_list_free(&tl);
     }
     hub_workspace_list_free(&wl);
@@ -140,6 +153,7 @@ void hub_runtime_stop(hub_runtime_t *rt)
     hub_agents_close_all(rt);
     hub_edge_tcp_close_all(rt);
     hub_edge_http_close_all(rt);
+    hub_edge_udp_close_all(rt);
 }
 
 void hub_runtime_free(hub_runtime_t *rt)
@@ -150,6 +164,8 @@ void hub_runtime_free(hub_runtime_t *rt)
      * handed to lws. */
     hub_edge_tcp_free_all(rt);
     hub_edge_http_free(rt);
+    hub_reach_free_all(rt);
+    hub_edge_udp_free_all(rt);
     hub_agents_free_all(rt);
     cn_link_server_free(rt->links);
     free(rt->tcp_host);

@@ -40,6 +40,7 @@ typedef struct hub_runtime_config {
     bool http_port_fallback;   /* http_port taken: let the kernel pick instead */
     const char *public_domain; /* NAME.DOMAIN routing; default "localhost" */
     unsigned http_timeout_ms;  /* 504 when a target has not answered; default 30000 */
+    uint32_t udp_idle_ms;      /* UDP flow idle expiry; 0 = CN_UDP_DEFAULT_IDLE_MS */
 } hub_runtime_config_t;
 
 hub_runtime_t *hub_runtime_new(const hub_runtime_config_t *cfg, char *err, size_t errlen);

@@ -53,6 +53,31 @@ typedef struct conn {
 } conn_t;
 
 struct hub_edge_http;
+struct hub_relay;
+struct cn_udp_listener;
+
+/* One public UDP port (edge_udp.c): owned by the runtime's list; its
+ * cn_udp listener frees itself once closed. */
+typedef struct udp_port {
+    struct udp_port *next;
+    hub_runtime_t *rt;
+    struct cn_udp_listener *l;
+    char tunnel_id[HUB_ID_SIZE];
+    char agent_id[HUB_ID_SIZE];
+    uint16_t port;
+    int paused;
+} udp_port_t;
+
+/* One reach stream relayed between two agents (edge_reach.c): owned by the
+ * runtime's list, freed when its relay is done. */
+typedef struct reach {
+    struct reach *next;
+    hub_runtime_t *rt;
+    struct hub_relay *relay;
+    char tunnel_id[HUB_ID_SIZE];
+    char to_agent[HUB_ID_SIZE];   /* the exposing agent */
+    char from_agent[HUB_ID_SIZE]; /* the reaching agent */
+} reach_t;
 
 struct hub_runtime {
     hub_runtime_config_t cfg;
@@ -65,10 +90,17 @@ struct hub_runtime {
     cn_mux_callbacks_t mux_cb;
     session_t *sessions;
     listener_t *listeners;
+    reach_t *reaches;
+    udp_port_t *udp_ports;
     unsigned online;
     unsigned conns;
     conn_t *conn_list;
 };
+
+/* ---- runtime.c ---- */
+
+/* The tunnel `id` of `list` (NULL list allowed), or NULL. */
+const hub_tunnel_t *hub_tunnel_list_find(const hub_tunnel_list_t *list, const char *id);
 
 /* ---- agents.c: the agent endpoint and the registry of links ---- */
 
@@ -121,5 +153,30 @@ int hub_edge_http_port(const hub_runtime_t *rt);
 /* Closes the listener and every client connection; flushes the log. */
 void hub_edge_http_close_all(hub_runtime_t *rt);
 void hub_edge_http_free(hub_runtime_t *rt);
+/* ---- edge_udp.c: public UDP ports ---- */
+
+/* Opens a UDP port for every public UDP tunnel of the list (start-up). */
+void hub_edge_udp_open_all(hub_runtime_t *rt, const hub_tunnel_list_t *list);
+/* Brings the agent's UDP ports in line with its tunnels: closes those of
+ * tunnels gone or changed, ends the flows of paused ones, opens new ones. */
+void hub_edge_udp_sync_agent(hub_runtime_t *rt, const char *agent_id,
+                             const hub_tunnel_list_t *list);
+/* Closes every UDP port (shutdown); frees what the context left. */
+void hub_edge_udp_close_all(hub_runtime_t *rt);
+void hub_edge_udp_free_all(hub_runtime_t *rt);
+
+/* ---- edge_reach.c: reach streams between agents ---- */
+
+/* An agent (session `s`) opened stream `id` of kind CN_KIND_RELAY naming a
+ * tunnel: checks workspace, status and the exposing agent's link, then
+ * relays, or refuses the stream at once with one log line. */
+void hub_reach_open(hub_runtime_t *rt, session_t *s, uint32_t id, const uint8_t *ref,
+                    size_t ref_len);
+/* Ends the reaches of the agent's tunnels that left `list` (deleted). */
+void hub_reach_sync_agent(hub_runtime_t *rt, const char *agent_id, const hub_tunnel_list_t *list);
+/* The link is closing: reaches still waiting on it let go of it. */
+void hub_reach_link_down(hub_runtime_t *rt, cn_link_t *link);
+/* Frees what is left after the links died with the context. */
+void hub_reach_free_all(hub_runtime_t *rt);
 
 #endif

@@ -2,6 +2,8 @@
  * timers (see server.h). */
 #include "server.h"
 
+#include <assert.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +22,7 @@
 
 /* Room in the protocols array for everything the hub will serve on this
  * port (HTTP, the agent endpoint, more later) plus the terminator. */
-#define MAX_PROTOCOLS 8
+#define MAX_PROTOCOLS 12
 /* The API/agent port's own listening socket (see open_listener()). */
 #define LISTEN_PROTOCOL "hub-api-listen"
 #define LISTEN_BACKLOG 1024
@@ -126,7 +128,13 @@ static void build_protocols(hub_server_t *s)
     /* [1..] The agent WebSocket endpoint (upgrades on /agent with
      * subprotocol "connect.v1"), public-connection pipes and the public
      * TCP listeners. */
-    hub_runtime_protocols(s->rt, s->protocols, &n, MAX_PROTOCOLS - 2);
+    int rc = hub_runtime_protocols(s->rt, s->protocols, &n, MAX_PROTOCOLS - 2);
+    if (rc < 0) {
+        /* A table too small is a build mistake: the hub would serve no
+         * agent. Stop at once rather than run without the endpoint. */
+        cn_log_error("server: protocol table too small (%s)", cn_strerror(rc));
+        abort();
+    }
 
     /* The listening socket of this port. */
     s->protocols[n++] = listen_protocol;

@@ -11,7 +11,8 @@ apt-get install -y -qq --no-install-recommends \
   build-essential cmake pkg-config clang clang-format clang-tidy libclang-rt-14-dev \
   libwebsockets-dev libssl-dev openssl libsodium-dev libjansson-dev libsqlite3-dev libcmocka-dev \
   python3 python3-websockets curl jq socat sqlite3 procps iproute2 \
-  redis-server redis-tools postgresql postgresql-client mariadb-server mariadb-client >/dev/null
+  redis-server redis-tools postgresql postgresql-client mariadb-server mariadb-client \
+  dnsmasq dnsutils >/dev/null
 
 # promtool (tests/integration/test_metrics.sh) comes with Debian's prometheus
 # package, whose postinst would start a Prometheus server (on :9090) where

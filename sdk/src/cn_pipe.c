@@ -5,6 +5,7 @@
  * from its receive buffer: no copy here. */
 #include "cn_pipe.h"
 
+#include "cn_e2e.h"
 #include "cn_err.h"
 #include "cn_frame.h"
 #include "cn_log.h"
@@ -45,6 +46,13 @@ struct cn_pipe {
     lws_sorted_usec_list_t sul_open;  /* hub: deadline for the peer's answer to our OPEN */
     int err;
     uint64_t up, down;
+    /* Reach streams: the end-to-end layer between the two agents (NULL
+     * otherwise). Socket bytes are sealed into records and records opened
+     * back into bytes; the stream carries only records. */
+    cn_e2e_t *e2e;
+    int e2e_fin;         /* socket EOF: CLOSE record queued, FIN follows the wire */
+    int e2e_fin_sent;    /* that FIN is queued on the stream */
+    uint32_t reset_code; /* the peer's RST code, 0 if none came */
 };
 
 /* ---- lifetime ---------------------------------------------------------- */
@@ -57,6 +65,7 @@ static void maybe_free(cn_pipe_t *p)
     lws_sul_cancel(&p->sul_open);
     if (p->cfg.done)
         p->cfg.done(p->cfg.ctx, p, p->err);
+    cn_e2e_free(p->e2e);
     free(p);
 }
 
@@ -129,9 +138,138 @@ static void drain_fail(cn_pipe_t *p)
     cn_link_flush(link);
 }
 
+/* ---- sending to the socket ----------------------------------------------- */
+
+/* Sends what the socket takes of src[0..len): 1 when all of it went, 0
+ * when the socket is full (a writeable callback is asked for), -1 on an
+ * error (p->err set). *sent says how much went. */
+static int sock_send(cn_pipe_t *p, int fd, const uint8_t *src, size_t len, size_t *sent)
+{
+    *sent = 0;
+    for (;;) {
+        ssize_t n = send(fd, src, len, MSG_NOSIGNAL);
+        if (n > 0) {
+            p->down += (uint64_t)n;
+            *sent = (size_t)n;
+            if ((size_t)n == len)
+                return 1;
+            want_write(p);
+            return 0;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            want_write(p);
+            return 0;
+        }
+        cn_log_debug("pipe %u: send: %s", p->id, n < 0 ? strerror(errno) : "wrote nothing");
+        p->err = CN_EIO;
+        return -1;
+    }
+}
+
+/* ---- end-to-end layer (reach streams) ----------------------------------- */
+
+static void stream_fail(cn_pipe_t *p, int rc);
+
+/* Moves what the layer holds for the stream (records, handshake messages)
+ * into it as far as credit allows, then the FIN that waits behind them.
+ * True when nothing is left. */
+static bool e2e_flush(cn_pipe_t *p)
+{
+    cn_buf_t *w = cn_e2e_wire(p->e2e);
+    if (!p->attached || p->stream_done)
+        return false;
+    while (w->len) {
+        int n = cn_mux_write(p->mux, p->id, cn_buf_data(w), w->len);
+        if (n <= 0)
+            return false; /* no credit: on_writable brings us back */
+        cn_buf_consume(w, (size_t)n);
+    }
+    if (p->e2e_fin && !p->e2e_fin_sent) {
+        p->e2e_fin_sent = 1;
+        int rc = cn_mux_shutdown(p->mux, p->id);
+        if (rc < 0) {
+            stream_fail(p, rc);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The other agent (or a hub in the middle) failed the handshake or a
+ * record: nothing more is trusted. The stream is reset and the socket closed
+ * with RST, so the client never takes a cut stream for a clean end. */
+static void e2e_fail(cn_pipe_t *p, int rc)
+{
+    cn_log_warn("pipe %u: end-to-end %s failed (%s): connection closed", p->id,
+                cn_e2e_ready(p->e2e) ? "channel" : "handshake", cn_strerror(rc));
+    if (!p->err)
+        p->err = rc;
+    p->aborted = 1;
+    set_rx(p, 0);
+    cn_mux_reset(p->mux, p->id, CN_RST_PROTOCOL, "end-to-end authentication failed");
+    cn_link_flush(p->link);
+}
+
+/* A mux call that must succeed did not (the FIN or returned credit could
+ * not be queued): the peer would wait forever, so the stream is reset and
+ * the socket closed with RST. */
+static void stream_fail(cn_pipe_t *p, int rc)
+{
+    cn_log_debug("pipe %u: stream call failed (%s): connection closed", p->id, cn_strerror(rc));
+    if (!p->err)
+        p->err = rc;
+    p->aborted = 1;
+    set_rx(p, 0);
+    cn_mux_reset(p->mux, p->id, CN_RST_INTERNAL, "stream failure");
+    cn_link_flush(p->link);
+}
+
+/* Where the next recv() goes: straight into the stream's send queue, or
+ * (reach) into the record being built, sealed in place after the recv. One
+ * record waits at most: no space until it is on the stream. NULL when
+ * there is no room (the stream's writable event resumes reading). */
+static uint8_t *read_space(cn_pipe_t *p, size_t *cap)
+{
+    uint8_t *dst = NULL;
+    *cap = 0;
+    if (p->e2e)
+        return e2e_flush(p) ? cn_e2e_seal_space(p->e2e, cap) : NULL;
+    if (cn_mux_write_space(p->mux, p->id, &dst, cap) < 0 || *cap == 0)
+        return NULL;
+    return dst;
+}
+
+/* Queues the n bytes recv() put into the space (0: it put none). 0, or the
+ * end-to-end layer's failure. */
+static int read_commit(cn_pipe_t *p, size_t n)
+{
+    if (!p->e2e)
+        return cn_mux_write_commit(p->mux, p->id, n);
+    int rc = cn_e2e_seal_commit(p->e2e, n);
+    if (rc == 0 && n)
+        e2e_flush(p);
+    return rc;
+}
+
+/* The socket's EOF becomes the stream's FIN; for reach, behind the
+ * authenticated close record, which the peer needs to tell it from a cut. */
+static int read_eof(cn_pipe_t *p)
+{
+    if (!p->e2e)
+        return cn_mux_shutdown(p->mux, p->id);
+    int rc = cn_e2e_close(p->e2e);
+    if (rc)
+        return rc;
+    p->e2e_fin = 1;
+    e2e_flush(p);
+    return 0;
+}
+
 static int pipe_read(cn_pipe_t *p)
 {
-    if (!p->attached || p->stream_done || p->rd_eof) {
+    if (!p->attached || p->stream_done || p->rd_eof || (p->e2e && !cn_e2e_ready(p->e2e))) {
         set_rx(p, 0);
         return 0;
     }
@@ -139,41 +277,44 @@ static int pipe_read(cn_pipe_t *p)
     /* Polled sockets yield after a few reads; a drained one is never polled
      * again, so it reads until EOF or until the stream has no credit. */
     for (int i = 0; p->drain_fd >= 0 || i < READS_PER_EVENT; i++) {
-        uint8_t *dst;
-        size_t space = 0;
-        if (cn_mux_write_space(p->mux, p->id, &dst, &space) < 0 || space == 0) {
+        size_t space;
+        uint8_t *dst = read_space(p, &space);
+        if (!dst) {
             set_rx(p, 0); /* resumed by the stream's writable event */
             break;
         }
         ssize_t n = recv(fd, dst, space, 0);
+        int err = errno;
+        int rc = read_commit(p, n > 0 ? (size_t)n : 0);
+        if (rc == 0 && n == 0) {
+            p->rd_eof = 1;
+            set_rx(p, 0);
+            rc = read_eof(p);
+        }
+        if (rc && p->e2e) {
+            e2e_fail(p, rc);
+            return 0;
+        }
+        if (rc) { /* not queued (data or FIN): the peer would wait forever */
+            p->err = rc;
+            return -1;
+        }
         if (n > 0) {
-            int rc = cn_mux_write_commit(p->mux, p->id, (size_t)n);
-            if (rc < 0) {
-                p->err = rc;
-                return -1;
-            }
             p->up += (uint64_t)n;
             if ((size_t)n < space && p->drain_fd < 0)
                 break; /* drained for now; POLLIN says when there is more */
             continue;
         }
         if (n == 0) {
-            p->rd_eof = 1;
-            set_rx(p, 0);
-            int rc = cn_mux_shutdown(p->mux, p->id);
-            if (rc < 0) { /* the FIN could not be queued: the peer would wait forever */
-                p->err = rc;
-                return -1;
-            }
             if (p->drain_fd >= 0)
                 drain_done(p); /* freed once the stream finishes */
             break;
         }
-        if (errno == EINTR)
+        if (err == EINTR)
             continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
+        if (err == EAGAIN || err == EWOULDBLOCK)
             break;
-        cn_log_debug("pipe %u: recv: %s", p->id, strerror(errno));
+        cn_log_debug("pipe %u: recv: %s", p->id, strerror(err));
         p->err = CN_EIO;
         cn_link_flush(p->link);
         return -1;
@@ -184,8 +325,67 @@ static int pipe_read(cn_pipe_t *p)
 
 /* ---- stream -> socket -------------------------------------------------- */
 
+/* Stream -> socket through the layer: records are opened into the plain
+ * buffer, which is sent before more of the stream is read, so it holds at
+ * most one slice's worth. Handshake messages are answered on the way, and
+ * once the handshake is done the socket may be read. */
+static int pipe_write_e2e(cn_pipe_t *p)
+{
+    int fd = lws_get_socket_fd(p->wsi);
+    cn_buf_t *plain = cn_e2e_plain(p->e2e);
+    int ret = 0;
+    while (!p->stream_done && !p->wr_shut && p->attached && !cn_e2e_error(p->e2e)) {
+        if (plain->len) {
+            size_t sent;
+            int r = sock_send(p, fd, cn_buf_data(plain), plain->len, &sent);
+            cn_buf_consume(plain, sent);
+            if (r > 0)
+                continue;
+            ret = r;
+            break;
+        }
+        const uint8_t *src;
+        size_t len;
+        int rc = cn_mux_peek(p->mux, p->id, &src, &len);
+        if (rc == 0) {
+            /* The FIN: a clean end only behind the peer's authenticated
+             * close; otherwise someone cut the stream. */
+            rc = cn_e2e_eof(p->e2e);
+            if (rc) {
+                e2e_fail(p, rc);
+                break;
+            }
+            p->wr_shut = 1;
+            shutdown(fd, SHUT_WR);
+            break;
+        }
+        if (rc < 0)
+            break;
+        if (len > CN_E2E_MAX_FEED)
+            len = CN_E2E_MAX_FEED;
+        rc = cn_e2e_feed(p->e2e, src, len);
+        if (rc) {
+            e2e_fail(p, rc);
+            break;
+        }
+        rc = cn_mux_consume(p->mux, p->id, len);
+        if (rc < 0) {
+            stream_fail(p, rc);
+            break;
+        }
+        e2e_flush(p); /* a handshake answer, if any */
+        if (cn_e2e_ready(p->e2e) && !p->rd_eof)
+            set_rx(p, 1);
+    }
+    if (!p->stream_done)
+        cn_link_flush(p->link);
+    return ret;
+}
+
 static int pipe_write(cn_pipe_t *p)
 {
+    if (p->e2e)
+        return pipe_write_e2e(p);
     int fd = lws_get_socket_fd(p->wsi);
     int ret = 0;
     while (!p->stream_done && !p->wr_shut && p->attached) {
@@ -200,30 +400,19 @@ static int pipe_write(cn_pipe_t *p)
         }
         if (rc < 0)
             break;
-        ssize_t n = send(fd, src, len, MSG_NOSIGNAL);
-        if (n > 0) {
-            p->down += (uint64_t)n;
-            rc = cn_mux_consume(p->mux, p->id, (size_t)n);
+        size_t sent;
+        int r = sock_send(p, fd, src, len, &sent);
+        if (sent) {
+            rc = cn_mux_consume(p->mux, p->id, sent);
             if (rc < 0) { /* credit not returned: the peer would stall */
                 p->err = rc;
                 ret = -1;
                 break;
             }
-            if ((size_t)n < len) {
-                want_write(p);
-                break;
-            }
-            continue;
         }
-        if (n < 0 && errno == EINTR)
+        if (r > 0)
             continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            want_write(p);
-            break;
-        }
-        cn_log_debug("pipe %u: send: %s", p->id, n < 0 ? strerror(errno) : "wrote nothing");
-        p->err = CN_EIO;
-        ret = -1;
+        ret = r;
         break;
     }
     if (!p->stream_done)
@@ -250,7 +439,8 @@ static int dial_finished(cn_pipe_t *p)
         return -1;
     }
     p->attached = 1;
-    set_rx(p, 1);
+    /* A reach stream reads its socket only once the handshake is done. */
+    set_rx(p, !p->e2e);
     cn_link_flush(p->link);
     return 0;
 }
@@ -340,7 +530,17 @@ static void op_accepted(void *self)
     cn_pipe_t *p = self;
     lws_sul_cancel(&p->sul_open);
     p->attached = 1;
-    set_rx(p, 1);
+    if (!p->e2e) {
+        set_rx(p, 1);
+        return;
+    }
+    /* Reach: the first handshake message; the socket waits for the last. */
+    int rc = cn_e2e_start(p->e2e);
+    if (rc) {
+        e2e_fail(p, rc);
+        return;
+    }
+    e2e_flush(p);
 }
 
 static void op_readable(void *self)
@@ -358,6 +558,10 @@ static void op_readable(void *self)
 static void op_writable(void *self)
 {
     cn_pipe_t *p = self;
+    if (p->e2e && !e2e_flush(p))
+        return; /* a record still waits for credit: reading stays off */
+    if (p->e2e && !cn_e2e_ready(p->e2e))
+        return;
     if (p->drain_fd >= 0) {
         if (pipe_read(p) < 0)
             drain_fail(p);
@@ -371,6 +575,8 @@ static void op_reset(void *self, uint32_t code, const char *msg, size_t len)
 {
     cn_pipe_t *p = self;
     p->aborted = 1;
+    if (!p->reset_code)
+        p->reset_code = code ? code : CN_RST_CANCEL;
     if (!p->err)
         p->err = p->attached ? CN_ECLOSED : CN_EREFUSED;
 }
@@ -457,12 +663,22 @@ static cn_pipe_t *pipe_new(cn_link_t *link, const cn_pipe_config_t *cfg)
     cn_pipe_t *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
+    if (cfg && cfg->e2e) {
+        char why[128];
+        p->e2e = cn_e2e_new(cfg->e2e, why, sizeof(why));
+        if (!p->e2e) {
+            cn_log_warn("pipe: %s", why);
+            free(p);
+            return NULL;
+        }
+    }
     p->ops = &pipe_ops;
     p->link = link;
     p->mux = cn_link_mux(link);
     if (cfg)
         p->cfg = *cfg;
-    p->rx_on = 1; /* lws starts with POLLIN on */
+    p->cfg.e2e = NULL; /* borrowed for the call only; the layer holds copies */
+    p->rx_on = 1;      /* lws starts with POLLIN on */
     p->drain_fd = -1;
     return p;
 }
@@ -550,6 +766,8 @@ cn_pipe_t *cn_pipe_open(struct lws_vhost *vh, int fd, cn_link_t *link, uint8_t k
     cn_link_flush(link);
     return p;
 fail:
+    if (p)
+        cn_e2e_free(p->e2e);
     free(p);
     close(fd);
     if (err)
@@ -600,6 +818,8 @@ cn_pipe_t *cn_pipe_dial(struct lws_vhost *vh, cn_link_t *link, uint32_t id, cons
     lws_callback_on_writable(p->wsi); /* POLLOUT = connect() finished */
     return p;
 fail:
+    if (p)
+        cn_e2e_free(p->e2e);
     free(p);
     if (fd >= 0)
         close(fd);
@@ -645,6 +865,23 @@ uint64_t cn_pipe_bytes_down(const cn_pipe_t *p)
     return p->down;
 }
 
+uint32_t cn_pipe_reset_code(const cn_pipe_t *p)
+{
+    return p->reset_code;
+}
+
+int cn_sock_bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+        return CN_EIO;
+    /* getsockname() filled ss; the analyser does not model it. */
+    /* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult) */
+    return ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                    : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
 int cn_sock_listen(const char *host, int port, int backlog, int *bound_port)
 {
     struct addrinfo hints, *res = NULL;
@@ -668,14 +905,9 @@ int cn_sock_listen(const char *host, int port, int backlog, int *bound_port)
     if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, backlog) < 0)
         goto fail;
     if (bound_port) {
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof(ss);
-        if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+        *bound_port = cn_sock_bound_port(fd);
+        if (*bound_port < 0)
             goto fail;
-        /* getsockname() filled ss; the analyser does not model it. */
-        /* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult) */
-        *bound_port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-                                               : ntohs(((struct sockaddr_in *)&ss)->sin_port);
     }
     freeaddrinfo(res);
     return fd;

@@ -36,6 +36,7 @@
 
 struct lws_vhost;
 struct lws_protocols;
+struct cn_e2e_config;
 
 typedef struct cn_stream_ops {
     void (*accepted)(void *self);
@@ -70,6 +71,13 @@ typedef struct cn_pipe_config {
      * RST (done gets CN_ETIMEOUT), so a frozen agent never holds clients.
      * 0 = CN_PIPE_OPEN_TIMEOUT_MS. */
     uint32_t open_timeout_ms;
+    /* Reach streams (CN_KIND_RELAY): the end-to-end layer between the two
+     * agents (cn_e2e.h), borrowed for the call; NULL for plain streams. The
+     * stream then carries only sealed records: the pipe reads its socket
+     * once the handshake is done, passes a FIN on as a clean end only
+     * behind the peer's authenticated close, and closes the socket with RST
+     * when the handshake or a record fails. */
+    const struct cn_e2e_config *e2e;
 } cn_pipe_config_t;
 
 /* The lws protocol entry for pipe sockets (raw-file role). */
@@ -102,6 +110,9 @@ void cn_pipe_abort(cn_pipe_t *pipe, uint32_t code);
 /* Bytes moved socket->stream and stream->socket. */
 uint64_t cn_pipe_bytes_up(const cn_pipe_t *pipe);
 uint64_t cn_pipe_bytes_down(const cn_pipe_t *pipe);
+/* The code of the RST that refused or ended the stream (CN_RST_*), 0 when
+ * none came: for the done callback's log line. */
+uint32_t cn_pipe_reset_code(const cn_pipe_t *pipe);
 
 /* Socket helpers shared by listeners: non-blocking, close-on-exec,
  * TCP_NODELAY. 0 or CN_EIO. */
@@ -112,5 +123,7 @@ CN_WARN_UNUSED int cn_sock_tune(int fd);
  * (CN_EINVAL: not an address; CN_EIO: errno says why).
  * *bound_port (optional) receives the actual port. */
 CN_WARN_UNUSED int cn_sock_listen(const char *host, int port, int backlog, int *bound_port);
+/* The local port a bound socket (TCP or UDP) has, or CN_EIO. */
+int cn_sock_bound_port(int fd);
 
 #endif

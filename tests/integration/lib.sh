@@ -223,6 +223,26 @@ expose() {
     TUNNEL_PORT=$(echo "$line" | json_get hubPort)
 }
 
+# reach NAME TUNNEL [args]: runs `connect reach TUNNEL` as agent NAME in the
+# background, waits for its JSON line; sets REACH_PID, REACH_PORT, REACH_CS
+# (connection string), REACH_LOG (its stderr).
+REACHES=0
+reach() {
+    local name=$1 ref=$2
+    shift 2
+    REACHES=$((REACHES + 1))
+    local out=$WORK/reach-$name-$REACHES.out
+    REACH_LOG=$WORK/reach-$name-$REACHES.log
+    "$CLI_BIN" reach "$ref" --config "$WORK/$name.json" --json "$@" >"$out" 2>"$REACH_LOG" &
+    PIDS+=($!)
+    REACH_PID=$!
+    wait_for 15 "reach to print its JSON line" grep -q '"localPort"' "$out"
+    local line
+    line=$(grep -m1 '^{' "$out")
+    REACH_PORT=$(echo "$line" | json_get localPort)
+    REACH_CS=$(echo "$line" | json_get connectionString)
+}
+
 tunnel_status() {
     api GET "/api/v1/tunnels/$1"
     echo "$BODY" | json_get status

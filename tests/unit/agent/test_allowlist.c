@@ -95,12 +95,15 @@ static void test_admission(void **state)
         int port;
     } cases[] = {
         {CN_KIND_TCP, ID1, 36, 0, 5432},
-        {CN_KIND_TCP, ID2, 36, CN_RST_REFUSED, 0},  /* paused */
-        {CN_KIND_TCP, ID3, 36, CN_RST_REFUSED, 0},  /* expired */
-        {CN_KIND_TCP, ID4, 36, CN_RST_REFUSED, 0},  /* udp tunnel: not served yet */
-        {CN_KIND_UDP, ID1, 36, CN_RST_REFUSED, 0},  /* wrong kind */
-        {CN_KIND_HTTP, ID1, 36, CN_RST_REFUSED, 0}, /* wrong kind */
-        {CN_KIND_RELAY, ID1, 36, CN_RST_REFUSED, 0},
+        {CN_KIND_TCP, ID2, 36, CN_RST_REFUSED, 0}, /* paused */
+        {CN_KIND_TCP, ID3, 36, CN_RST_REFUSED, 0}, /* expired */
+        {CN_KIND_TCP, ID4, 36, CN_RST_REFUSED, 0}, /* a TCP stream for a udp tunnel */
+        {CN_KIND_UDP, ID1, 36, CN_RST_REFUSED, 0}, /* a UDP flow for a tcp tunnel */
+        {CN_KIND_UDP, ID4, 36, 0, 53},
+        {CN_KIND_HTTP, ID1, 36, CN_RST_REFUSED, 0},  /* wrong kind */
+        {CN_KIND_RELAY, ID1, 36, 0, 5432},           /* reach: the same tunnel, the same target */
+        {CN_KIND_RELAY, ID2, 36, CN_RST_REFUSED, 0}, /* reach of a paused tunnel */
+        {CN_KIND_RELAY, ID4, 36, 0, 53},             /* reach of a udp tunnel */
         {0, ID1, 36, CN_RST_REFUSED, 0},
         {CN_KIND_TCP, "33333333-0000-4333-8333-333333333333", 36, CN_RST_REFUSED, 0}, /* unknown */
         {CN_KIND_TCP, ID1, 10, CN_RST_REFUSED, 0},                                    /* prefix */

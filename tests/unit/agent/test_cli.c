@@ -72,7 +72,7 @@ static void test_every_command(void **state)
         {"ls", cmd_ls, 0},         {"status", cmd_status, 1},
         {"pause", cmd_pause, 1},   {"resume", cmd_resume, 1},
         {"rm", cmd_rm, 1},         {"events", cmd_events, 0},
-        {"reach", cmd_not_yet, 0}, {"share", cmd_share, 1},
+        {"reach", cmd_reach, 1},   {"share", cmd_share, 1},
         {"link", cmd_share, 1},    {"app-server", cmd_not_yet, 0},
     };
     cn_test_capture_t cap;

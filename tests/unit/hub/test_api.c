@@ -6,9 +6,11 @@
 #include "hub_test.h"
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "api.h"
 #include "cn_err.h"
+#include "cn_id.h"
 #include "cn_log.h"
 #include "router.h"
 #include "shares.h"
@@ -1141,6 +1143,108 @@ static void test_metrics_access(void **state)
     hub_metrics_free(m);
 }
 
+/* An agent with a static key bound, as enrollment leaves it. */
+static void make_enrolled_agent(fx_t *f, const char *token, char id[static HUB_ID_SIZE],
+                                uint8_t pk[static 32])
+{
+    call(f, HUB_POST, "/api/v1/agents", NULL, token, "{\"name\":\"a\"}");
+    EXPECT(f, 201, NULL);
+    snprintf(id, HUB_ID_SIZE, "%s", str(f, "id"));
+    char secret[256];
+    snprintf(secret, sizeof(secret), "%s", str(f, "enrollToken"));
+    *strrchr(secret, '.') = '\0'; /* SECRET.HUBKEY */
+    randombytes_buf(pk, 32);
+    hub_agent_t a;
+    assert_int_equal(hub_store_agent_enroll(f->st, secret, pk, &a), 0);
+}
+
+/* POST /api/v1/tunnels/{id}/connect: who may reach what, the local port and
+ * connection string, and the exposing agent's key. */
+static void test_reach_connect(void **state)
+{
+    fx_t *f = *state;
+    char exp[HUB_ID_SIZE], lap[HUB_ID_SIZE], bare[HUB_ID_SIZE], tun[HUB_ID_SIZE];
+    char high[HUB_ID_SIZE], path[128], body[256], ta[HUB_TOKEN_STR_SIZE];
+    uint8_t exp_pk[32], lap_pk[32];
+    make_enrolled_agent(f, f->admin, exp, exp_pk);
+    make_enrolled_agent(f, f->admin, lap, lap_pk);
+    make_agent(f, f->admin, bare); /* never enrolled */
+    make_tunnel(f, exp, "\"name\":\"db\"", tun);
+    snprintf(path, sizeof(path), "/api/v1/tunnels/%s/connect", tun);
+
+    /* An admin names the reaching agent. */
+    call(f, HUB_POST, path, NULL, f->admin, "{}");
+    EXPECT(f, 422, "agentId");
+    snprintf(body, sizeof(body), "{\"agentId\":\"%s\"}", lap);
+    call(f, HUB_POST, path, NULL, f->admin, body);
+    EXPECT(f, 200, NULL);
+    assert_string_equal(str(f, "tunnelId"), tun);
+    assert_string_equal(str(f, "agentId"), lap);
+    assert_string_equal(str(f, "exposingAgentId"), exp);
+    assert_int_equal(json_integer_value(json_object_get(f->body, "localPort")), 10080);
+    assert_string_equal(str(f, "connectionString"), "127.0.0.1:10080");
+    char want_key[CN_ID_KEY_B64URL_SIZE];
+    cn_id_key_to_b64url(exp_pk, want_key);
+    assert_string_equal(str(f, "peerKey"), want_key);
+    /* A port of its choice. */
+    snprintf(body, sizeof(body), "{\"agentId\":\"%s\",\"localPort\":15432}", lap);
+    call(f, HUB_POST, path, NULL, f->admin, body);
+    EXPECT(f, 200, NULL);
+    assert_string_equal(str(f, "connectionString"), "127.0.0.1:15432");
+    static const char *const bad_ports[] = {"0", "65536", "\"x\"", "-1"};
+    for (size_t i = 0; i < sizeof(bad_ports) / sizeof(bad_ports[0]); i++) {
+        snprintf(body, sizeof(body), "{\"agentId\":\"%s\",\"localPort\":%s}", lap, bad_ports[i]);
+        call(f, HUB_POST, path, NULL, f->admin, body);
+        EXPECT(f, 422, "localPort");
+    }
+    snprintf(body, sizeof(body), "{\"agentId\":\"%s\",\"port\":1}", lap);
+    call(f, HUB_POST, path, NULL, f->admin, body);
+    EXPECT(f, 422, "port");
+    /* No port + 10000 above 65535: 0, any free port. */
+    snprintf(body, sizeof(body), "{\"target\":\"localhost:60000\",\"agentId\":\"%s\"}", exp);
+    call(f, HUB_POST, "/api/v1/tunnels", NULL, f->admin, body);
+    EXPECT(f, 201, NULL);
+    snprintf(high, sizeof(high), "%s", str(f, "id"));
+    char hpath[128];
+    snprintf(hpath, sizeof(hpath), "/api/v1/tunnels/%s/connect", high);
+    snprintf(body, sizeof(body), "{\"agentId\":\"%s\"}", lap);
+    call(f, HUB_POST, hpath, NULL, f->admin, body);
+    EXPECT(f, 200, NULL);
+    assert_int_equal(json_integer_value(json_object_get(f->body, "localPort")), 0);
+
+    /* An agent token reaches for its own agent only. */
+    agent_token(f, lap, ta);
+    call(f, HUB_POST, path, NULL, ta, "{}");
+    EXPECT(f, 200, NULL);
+    assert_string_equal(str(f, "agentId"), lap);
+    snprintf(body, sizeof(body), "{\"agentId\":\"%s\"}", exp);
+    call(f, HUB_POST, path, NULL, ta, body);
+    EXPECT(f, 403, "agentId");
+
+    /* An agent without a key cannot take part yet. */
+    snprintf(body, sizeof(body), "{\"agentId\":\"%s\"}", bare);
+    call(f, HUB_POST, path, NULL, f->admin, body);
+    EXPECT(f, 409, "agentId");
+
+    /* Other workspaces: their tunnels and their agents do not exist here. */
+    call(f, HUB_POST, "/api/v1/workspaces", NULL, f->admin, "{\"name\":\"other\"}");
+    EXPECT(f, 201, NULL);
+    char ws2[HUB_ID_SIZE], tok2[HUB_TOKEN_STR_SIZE], tok2id[HUB_ID_SIZE], stranger[HUB_ID_SIZE];
+    uint8_t spk[32];
+    snprintf(ws2, sizeof(ws2), "%s", str(f, "id"));
+    mint(f, f->admin, ws2, "{\"scope\":\"admin\"}", tok2, tok2id);
+    make_enrolled_agent(f, tok2, stranger, spk);
+    snprintf(body, sizeof(body), "{\"agentId\":\"%s\"}", stranger);
+    call(f, HUB_POST, path, NULL, tok2, body);
+    EXPECT(f, 404, "id");
+    call(f, HUB_POST, path, NULL, f->admin, body);
+    EXPECT(f, 404, "id");
+    snprintf(body, sizeof(body), "{\"agentId\":\"%s\"}", lap);
+    call(f, HUB_POST, "/api/v1/tunnels/00000000-0000-4000-8000-000000000000/connect", NULL,
+         f->admin, body);
+    EXPECT(f, 404, "id");
+}
+
 int main(void)
 {
     cn_log_set_level(CN_LOG_ERROR);
@@ -1164,6 +1268,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_share_change_fails_with_its_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_side_from_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_access, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reach_connect, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -108,6 +108,7 @@ static void test_usage_lists_every_option(void **state)
         "--rate-limit N",
         "--max-tunnels N",
         "--max-agents N",
+        "--udp-idle S",
         "--json",
         "--log-level error|warn|info|debug",
         "-h, --help",

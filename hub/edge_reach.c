@@ -1,0 +1,187 @@
+/* Reach on the hub: an agent opens a stream (CN_KIND_RELAY) naming a tunnel
+ * of its workspace; the hub checks it, opens a stream on the newest link
+ * that serves the tunnel, tells the exposing agent who is reaching (agent
+ * id and static key: the hub vouches for the key from enrollment), and
+ * relays the two streams (relay.h). The bytes are the agents' end-to-end
+ * records; the hub cannot read them (docs/protocol.md). */
+#include "runtime_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cn_err.h"
+#include "cn_frame.h"
+#include "cn_id.h"
+#include "cn_link.h"
+#include "cn_log.h"
+#include "relay.h"
+
+static void link_flush(void *link)
+{
+    cn_link_flush(link);
+}
+
+/* CONNECT_HUB_RELAY_DUMP=FILE: every relayed byte is appended to FILE, so
+ * a test can check what the hub could see (the agents' records, never the
+ * client's bytes). Debugging only. */
+static void dump_tap(void *ctx, int dir, const uint8_t *bytes, size_t len)
+{
+    reach_t *r = ctx;
+    const char *path = getenv("CONNECT_HUB_RELAY_DUMP");
+    FILE *f = path && *path ? fopen(path, "ab") : NULL;
+    if (!f)
+        return;
+    if (fwrite(bytes, 1, len, f) != len)
+        cn_log_warn("tunnel %s: relay dump: short write", r->tunnel_id);
+    fclose(f);
+}
+
+static void reach_done(void *ctx, hub_relay_t *relay, uint32_t code)
+{
+    reach_t *r = ctx;
+    hub_runtime_t *rt = r->rt;
+    for (reach_t **pp = &rt->reaches; *pp; pp = &(*pp)->next)
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    rt->conns--;
+    cn_log_debug("tunnel %s: reach from agent %s ended (%s), %llu bytes up, %llu down",
+                 r->tunnel_id, r->from_agent, code ? "reset" : "clean",
+                 (unsigned long long)hub_relay_bytes_up(relay),
+                 (unsigned long long)hub_relay_bytes_down(relay));
+    free(r);
+}
+
+/* Why a reach of tunnel `ref` from session `s` is refused (and the code),
+ * or NULL with *t filled and *to set to the exposing agent's link. */
+static const char *check(hub_runtime_t *rt, session_t *s, const uint8_t *ref, size_t ref_len,
+                         hub_tunnel_t *t, session_t **to, uint32_t *code)
+{
+    char id[HUB_ID_SIZE];
+    *code = CN_RST_REFUSED;
+    if (!ref || ref_len != HUB_ID_SIZE - 1)
+        return "unknown tunnel";
+    memcpy(id, ref, ref_len);
+    id[ref_len] = '\0';
+    /* Another workspace's tunnel is as unknown as a missing one. */
+    if (!hub_uuid_valid(id) || hub_store_tunnel_get(rt->cfg.store, s->workspace_id, id, t) < 0)
+        return "unknown tunnel";
+    if (t->status == HUB_TUNNEL_PAUSED) {
+        *code = CN_RST_PAUSED;
+        return "tunnel paused";
+    }
+    if (t->status == HUB_TUNNEL_EXPIRED) {
+        *code = CN_RST_GONE;
+        return "tunnel expired";
+    }
+    *to = hub_agents_route(rt, t->agent_id, t->id);
+    if (!*to) {
+        *code = CN_RST_GONE;
+        return "exposing agent offline";
+    }
+    if (rt->conns >= rt->cfg.max_conns) {
+        *code = CN_RST_LIMIT;
+        return "hub connection limit";
+    }
+    return NULL;
+}
+
+void hub_reach_open(hub_runtime_t *rt, session_t *s, uint32_t id, const uint8_t *ref,
+                    size_t ref_len)
+{
+    cn_mux_t *mux = cn_link_mux(s->link);
+    hub_tunnel_t t = {0};
+    session_t *to = NULL;
+    uint32_t code;
+    const char *why = check(rt, s, ref, ref_len, &t, &to, &code);
+    reach_t *r = NULL;
+    if (why)
+        goto refuse;
+    const uint8_t *key = cn_link_peer_key(s->link);
+    char b64[CN_ID_KEY_B64URL_SIZE];
+    char meta[256];
+    code = CN_RST_INTERNAL;
+    why = "out of memory";
+    r = calloc(1, sizeof(*r));
+    if (!key || !r)
+        goto refuse;
+    cn_id_key_to_b64url(key, b64);
+    /* The exposing agent's end-to-end handshake accepts only this key. */
+    int mlen = snprintf(meta, sizeof(meta),
+                        "{\"reach\":{\"agentId\":\"%s\",\"workspaceId\":\"%s\",\"key\":\"%s\"}}",
+                        s->agent_id, s->workspace_id, b64);
+    r->rt = rt;
+    snprintf(r->tunnel_id, sizeof(r->tunnel_id), "%s", t.id);
+    snprintf(r->to_agent, sizeof(r->to_agent), "%s", t.agent_id);
+    snprintf(r->from_agent, sizeof(r->from_agent), "%s", s->agent_id);
+    hub_relay_config_t rc = {
+        .from = {.mux = mux, .flush = link_flush, .link = s->link},
+        .from_id = id,
+        .to = {.mux = cn_link_mux(to->link), .flush = link_flush, .link = to->link},
+        .kind = CN_KIND_RELAY,
+        .ref = (const uint8_t *)t.id,
+        .ref_len = strlen(t.id),
+        .meta = (const uint8_t *)meta,
+        .meta_len = (size_t)mlen,
+        .done = reach_done,
+        .tap = getenv("CONNECT_HUB_RELAY_DUMP") ? dump_tap : NULL,
+        .ctx = r,
+    };
+    int err = 0;
+    r->relay = hub_relay_start(&rc, &err);
+    if (!r->relay) {
+        code = CN_RST_LIMIT;
+        why = "the exposing agent's link takes no new stream";
+        cn_log_warn("tunnel %s: reach from agent %s: cannot open a stream: %s", t.id, s->agent_id,
+                    cn_strerror(err));
+        goto refuse;
+    }
+    r->next = rt->reaches;
+    rt->reaches = r;
+    rt->conns++;
+    cn_log_info("tunnel %s (%s): reach from agent %s", t.id, t.name, s->agent_id);
+    hub_tunnel_clear(&t);
+    return;
+refuse:
+    /* One line per refused connection, naming tunnel and agent. */
+    cn_log_info("tunnel %s: reach from agent %s refused: %s", t.id[0] ? t.id : "(unknown)",
+                s->agent_id, why);
+    free(r);
+    hub_tunnel_clear(&t);
+    cn_mux_reject(mux, id, code, why);
+    cn_link_flush(s->link);
+}
+
+void hub_reach_sync_agent(hub_runtime_t *rt, const char *agent_id, const hub_tunnel_list_t *list)
+{
+    for (reach_t *r = rt->reaches; r; r = r->next) {
+        if (strcmp(r->to_agent, agent_id))
+            continue;
+        if (!hub_tunnel_list_find(list, r->tunnel_id) && r->relay) {
+            /* Deleted: open reach connections end now. */
+            cn_log_info("tunnel %s deleted: closing a reach from agent %s", r->tunnel_id,
+                        r->from_agent);
+            hub_relay_abort(r->relay, CN_RST_GONE);
+        }
+    }
+}
+
+void hub_reach_link_down(hub_runtime_t *rt, cn_link_t *link)
+{
+    reach_t *next;
+    for (reach_t *r = rt->reaches; r; r = next) {
+        next = r->next; /* r may be freed by its relay's done */
+        hub_relay_mux_gone(r->relay, cn_link_mux(link));
+    }
+}
+
+void hub_reach_free_all(hub_runtime_t *rt)
+{
+    while (rt->reaches) {
+        reach_t *r = rt->reaches;
+        rt->reaches = r->next;
+        free(r);
+    }
+}
