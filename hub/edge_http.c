@@ -1292,7 +1292,13 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
             msg = "malformed request path";
             goto refuse_body;
         }
-        if (q && el + (h->target_len - plen) < sizeof(enc)) {
+        if (q && el + (h->target_len - plen) >= sizeof(enc)) {
+            /* Never forward the path without its query. */
+            status = 414;
+            msg = "request target too long once re-encoded";
+            goto refuse_body;
+        }
+        if (q) {
             memcpy(enc + el, q, h->target_len - plen);
             el += h->target_len - plen;
         }
