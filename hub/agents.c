@@ -219,13 +219,34 @@ static int link_established(cn_link_t *link, void *ctx)
     return 0;
 }
 
+/* A link that ends before the hub admitted it failed its handshake. */
+static enum hub_metrics_handshake handshake_failure(cn_link_reason_t r)
+{
+    switch (r) {
+    case CN_LINK_HANDSHAKE_TIMEOUT:
+        return HUB_HS_TIMEOUT;
+    case CN_LINK_CHANNEL_FAILED:
+        return HUB_HS_CHANNEL;
+    case CN_LINK_REFUSED:
+        return HUB_HS_REFUSED;
+    case CN_LINK_WEBSOCKET_FAILED:
+        return HUB_HS_WEBSOCKET;
+    default:
+        return HUB_HS_OTHER;
+    }
+}
+
 static void link_closed(cn_link_t *link, void *ctx, int err, const char *why)
 {
     hub_runtime_t *rt = ctx;
     session_t *s = cn_link_user(link);
     hub_reach_link_down(rt, link);
-    if (!s)
+    if (!s) {
+        cn_link_reason_t r = cn_link_close_reason(link);
+        if (r != CN_LINK_CLOSED_LOCALLY) /* not the hub shutting down */
+            hub_metrics_handshake_failure(rt->cfg.metrics, handshake_failure(r));
         return;
+    }
     for (session_t **pp = &rt->sessions; *pp; pp = &(*pp)->next)
         if (*pp == s) {
             *pp = s->next;

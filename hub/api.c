@@ -28,6 +28,8 @@ const hub_api_table_t hub_api_tables[] = {
     {hub_api_tunnels_routes, &hub_api_tunnels_nroutes},
     {hub_api_events_routes, &hub_api_events_nroutes},
     {hub_api_tokens_routes, &hub_api_tokens_nroutes},
+    {hub_api_webhooks_routes, &hub_api_webhooks_nroutes},
+    {hub_api_metrics_routes, &hub_api_metrics_nroutes},
     {hub_api_shares_routes, &hub_api_shares_nroutes},
     {hub_api_reach_routes, &hub_api_reach_nroutes},
 };
@@ -384,9 +386,7 @@ bool hub_api_check_id(hub_api_call_t *c, const char *id, const char *what)
 
 /* ---- dispatch ----------------------------------------------------------- */
 
-/* Extracts the token from "Bearer <token>"; NULL when the header is not of
- * that form. Writes into `buf`. */
-static const char *bearer_token(const char *header, char *buf, size_t buflen)
+const char *hub_api_bearer_token(const char *header, char *buf, size_t buflen)
 {
     if (!header)
         return NULL;
@@ -483,7 +483,7 @@ static bool authenticate(hub_api_call_t *c, enum hub_api_auth need)
     char buf[256];
     if (auth_throttled(c))
         return false;
-    const char *token = bearer_token(c->req->authorization, buf, sizeof(buf));
+    const char *token = hub_api_bearer_token(c->req->authorization, buf, sizeof(buf));
     if (!c->req->authorization) {
         auth_failed(c, "missing Authorization: Bearer token");
         return false;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "http.h"
+#include "metrics.h"
 #include "secrets.h"
 #include "store.h"
 #include "tunnels.h"
@@ -21,6 +22,21 @@
 #define HUB_API_MAX_AGENTS_DEFAULT 100
 #define HUB_API_TCP_PORTS_DEFAULT_LO 20000
 #define HUB_API_TCP_PORTS_DEFAULT_HI 29999
+
+/* Who may read GET /metrics (`connect-hub serve --metrics`). */
+enum hub_metrics_access {
+    HUB_METRICS_LOOPBACK = 0, /* clients on this host only (the default) */
+    HUB_METRICS_TOKEN,        /* a bearer token of its own (--metrics-token-file) */
+    HUB_METRICS_PUBLIC,       /* anyone who reaches the API port */
+};
+
+/* What /metrics reads from the live side: fills links, streams_open and
+ * each tunnel's live_in/live_out (snap->tunnels, by id). */
+typedef struct hub_metrics_source {
+    void (*collect)(void *ctx, hub_metrics_snapshot_t *snap, hub_metrics_tunnel_t *tunnels,
+                    size_t ntunnels);
+    void *ctx;
+} hub_metrics_source_t;
 
 typedef struct hub_api_config {
     /* Public domain for tunnel URLs (NAME.DOMAIN); "localhost" by default. */
@@ -52,6 +68,15 @@ typedef struct hub_api_config {
     /* The protocol plugins (borrowed; outlives the API) that name tunnel
      * protocols and build connection strings. NULL: the built-ins. */
     const struct plugins *plugins;
+    /* Webhooks per workspace; 0 = unlimited. */
+    size_t max_webhooks;
+    /* GET /metrics: the registry (borrowed; NULL renders zeros), who may
+     * read it, the keyed hash of the metrics token (HUB_METRICS_TOKEN;
+     * hub_metrics_token_hash()), and the live side's gauges. */
+    hub_metrics_t *metrics;
+    enum hub_metrics_access metrics_access;
+    uint8_t metrics_token_hash[HUB_KEY_BYTES];
+    hub_metrics_source_t metrics_source;
     /* Time source for rate limits (ms); NULL = hub_time_now_ms. */
     hub_clock_fn clock;
     void *clock_ctx;
@@ -65,6 +90,11 @@ hub_api_t *hub_api_new(hub_store_t *store, const hub_api_config_t *cfg);
 void hub_api_free(hub_api_t *api);
 /* Sets the port shown in public HTTP URLs (known once listening). */
 void hub_api_set_public_http_port(hub_api_t *api, uint16_t port);
+
+/* The hash /metrics compares a presented token with (BLAKE2b-256 of the
+ * token; the comparison is constant-time). 0 or CN_EINVAL (shorter than
+ * 32 characters). */
+int hub_metrics_token_hash(const char *token, uint8_t out[static HUB_KEY_BYTES]);
 
 /* The hub_http_handler_fn: `ctx` is the hub_api_t. */
 void hub_api_handle(void *ctx, const hub_http_req_t *req, hub_http_resp_t *resp);

@@ -77,6 +77,10 @@ extern const hub_api_route_t hub_api_events_routes[];
 extern const size_t hub_api_events_nroutes;
 extern const hub_api_route_t hub_api_tokens_routes[];
 extern const size_t hub_api_tokens_nroutes;
+extern const hub_api_route_t hub_api_webhooks_routes[];
+extern const size_t hub_api_webhooks_nroutes;
+extern const hub_api_route_t hub_api_metrics_routes[];
+extern const size_t hub_api_metrics_nroutes;
 extern const hub_api_route_t hub_api_shares_routes[];
 extern const size_t hub_api_shares_nroutes;
 extern const hub_api_route_t hub_api_reach_routes[];
@@ -133,6 +137,10 @@ bool hub_api_only_query(hub_api_call_t *c, const char *const allowed[]);
  * delete its tunnels): every scope but agent may, an agent token only for
  * its own agent. False after answering 403 naming `param`. */
 bool hub_api_acts_for_agent(hub_api_call_t *c, const char *agent_id, const char *param);
+
+/* Extracts the token from "Bearer <token>"; NULL when the header is not of
+ * that form. Writes into `buf`. */
+const char *hub_api_bearer_token(const char *header, char *buf, size_t buflen);
 
 /* A path id that is not a canonical UUID cannot exist: 404 without asking
  * the store. True when `id` looks valid. */

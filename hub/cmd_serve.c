@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -30,6 +32,8 @@
 #include "store.h"
 #include "tunnels.h"
 #include "validate.h"
+#include "webhook_core.h"
+#include "webhooks.h"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -44,7 +48,7 @@
 #define HTTP_PORT_UNSET ((unsigned long)-1)
 
 /* Rows of serve_table(), the end marker included. */
-#define SERVE_OPTS 27
+#define SERVE_OPTS 31
 
 /* What the table parses before the checks turn it into options. */
 typedef struct serve_raw {
@@ -55,6 +59,8 @@ typedef struct serve_raw {
     const char *public_bind;
     unsigned long max_links, max_links_per_agent, conn_rate, auth_fail_rate, max_conns,
         max_conns_per_ws, max_conns_per_client, tcp_idle_timeout;
+    unsigned long webhook_retry_base, webhook_disable_after;
+    int metrics;
     bool json;
     int log_level;
 } serve_raw_t;
@@ -91,6 +97,17 @@ static void serve_table(hub_serve_options_t *o, serve_raw_t *r, cn_opt_t t[stati
          "agents per workspace, 0 = unlimited (default " STR(HUB_API_MAX_AGENTS_DEFAULT) ")"},
         {"plugin-dir", CN_OPT_STRING | CN_OPT_ONCE, &o->plugin_dir, 0, 0, "DIR",
          "protocol plugins (*.so) to load (default: the install directory)"},
+        {"metrics", CN_OPT_CHOICE | CN_OPT_ONCE, &r->metrics, 0, 0, "loopback|token|public",
+         "who may read GET /metrics (default loopback: clients on this host)"},
+        {"metrics-token-file", CN_OPT_STRING | CN_OPT_ONCE, &o->metrics_token_file, 0, 0, "FILE",
+         "with --metrics token: file (mode 0600) holding the scrape token, 32+ characters"},
+        {"webhook-retry-base", CN_OPT_UINT | CN_OPT_ONCE, &r->webhook_retry_base, 10, 3600000, "MS",
+         "first webhook retry delay, doubling to an hour (default " STR(
+             HUB_WEBHOOK_RETRY_BASE_MS) ")"},
+        {"webhook-disable-after", CN_OPT_UINT | CN_OPT_ONCE, &r->webhook_disable_after, 1, 1000,
+         "N",
+         "failed attempts in a row that disable a webhook (default " STR(
+             HUB_WEBHOOK_DISABLE_AFTER) ")"},
         {"event-retention", CN_OPT_UINT | CN_OPT_ONCE, &r->event_days, 0, 36500, "DAYS",
          "drop events older than this, 0 = keep them (default " STR(
              HUB_EVENT_RETENTION_DAYS_DEFAULT) ")"},
@@ -234,6 +251,17 @@ static int check_options(hub_serve_options_t *o, const serve_raw_t *r, char *err
             return usage_error(err, errlen, "--public-bind",
                                "must be an IP address such as 0.0.0.0 or ::");
     }
+    /* CHOICE values are 1 + the index in "loopback|token|public"; the enum
+     * follows the same order. */
+    o->metrics_access = r->metrics ? r->metrics - 1 : HUB_METRICS_LOOPBACK;
+    o->webhook_retry_base_ms = (uint32_t)r->webhook_retry_base;
+    o->webhook_disable_after = (unsigned)r->webhook_disable_after;
+    if (o->metrics_access == HUB_METRICS_TOKEN && !o->metrics_token_file)
+        return usage_error(err, errlen, "--metrics token", "needs --metrics-token-file");
+    if (o->metrics_access != HUB_METRICS_TOKEN && o->metrics_token_file)
+        return usage_error(err, errlen, "--metrics-token-file", "is only for --metrics token");
+    if (o->metrics_token_file && !readable_file(o->metrics_token_file))
+        return usage_error(err, errlen, "--metrics-token-file", "cannot read the file");
     if (!o->tls_cert != !o->tls_key)
         return usage_error(err, errlen, o->tls_cert ? "--tls-key" : "--tls-cert",
                            "is required with the other TLS option");
@@ -316,7 +344,9 @@ typedef struct serve {
     hub_runtime_t *runtime; /* the live side: agent links, public listeners */
     hub_api_t *api;
     hub_server_t *server;
-    plugins_t *plugins; /* built-ins and --plugin-dir */
+    plugins_t *plugins;       /* built-ins and --plugin-dir */
+    hub_metrics_t *metrics;   /* counters behind GET /metrics */
+    hub_webhooks_t *webhooks; /* the delivery worker */
 } serve_t;
 
 static int load_key_file(const char *db, const char *suffix, uint8_t *secret /* or NULL */,
@@ -378,6 +408,45 @@ static int load_plugins(serve_t *s)
     return 0;
 }
 
+/* --metrics-token-file: a private regular file (like the key files) with
+ * one token of 32+ printable characters; only its hash is kept. Without a
+ * usable token `serve` refuses to start rather than serve metrics openly
+ * or not at all. */
+static int load_metrics_token(const char *path, uint8_t hash[static HUB_KEY_BYTES])
+{
+    struct stat sb;
+    char buf[512];
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return hub_cmd_fail("serve", "--metrics-token-file: cannot open %s: %s", path,
+                            strerror(errno));
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (sb.st_mode & 077)) {
+        close(fd);
+        return hub_cmd_fail("serve",
+                            "--metrics-token-file: %s must be a regular file readable by its "
+                            "owner only (chmod 600 %s)",
+                            path, path);
+    }
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n < 0)
+        n = 0;
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        n--;
+    buf[n] = '\0';
+    bool printable = true;
+    for (ssize_t i = 0; i < n; i++)
+        printable &= buf[i] > 0x20 && buf[i] < 0x7f;
+    int rc = printable ? hub_metrics_token_hash(buf, hash) : CN_EINVAL;
+    sodium_memzero(buf, sizeof(buf));
+    if (rc < 0)
+        return hub_cmd_fail("serve",
+                            "--metrics-token-file: %s must hold one token of at least 32 "
+                            "printable characters",
+                            path);
+    return 0;
+}
+
 /* Step 3: the live side, the API (which tells the live side about changes)
  * and the server that listens for both. */
 static int start_server(serve_t *s)
@@ -392,9 +461,24 @@ static int start_server(serve_t *s)
         .max_tunnels = o->max_tunnels,
         .max_agents = o->max_agents,
         .auth_fail_rate = o->auth_fail_rate,
+        .max_webhooks = HUB_WEBHOOKS_PER_WORKSPACE,
         .plugins = s->plugins,
+        .metrics_access = (enum hub_metrics_access)o->metrics_access,
     };
     hub_key_to_b64(s->kp.public_key, ac.hub_public_key);
+    if (o->metrics_token_file && load_metrics_token(o->metrics_token_file, ac.metrics_token_hash))
+        return HUB_EXIT_FAIL;
+    s->metrics = hub_metrics_new();
+    hub_webhooks_config_t wc = {
+        .store = s->store,
+        .metrics = s->metrics,
+        .retry_base_ms = o->webhook_retry_base_ms,
+        .disable_after = o->webhook_disable_after,
+    };
+    s->webhooks = s->metrics ? hub_webhooks_new(&wc) : NULL;
+    if (!s->webhooks)
+        return hub_cmd_fail("serve", "out of memory");
+    ac.metrics = s->metrics;
     /* The HTTP edge: --http-port, else the port after the API's (the
      * kernel's choice when the API's is, or when that one is taken). */
     int edge_port = o->http_port_set ? (int)o->http_port
@@ -411,6 +495,7 @@ static int start_server(serve_t *s)
         .tcp_idle_timeout_s = o->tcp_idle_timeout,
         .max_links = o->max_links,
         .max_links_per_agent = o->max_links_per_agent,
+        .metrics = s->metrics,
         .http_port = edge_port,
         .http_port_fallback = !o->http_port_set,
         .public_domain = o->public_domain,
@@ -421,6 +506,7 @@ static int start_server(serve_t *s)
     if (!s->runtime)
         return hub_cmd_fail("serve", "%s", err);
     hub_runtime_live(s->runtime, &ac.live);
+    ac.metrics_source = (hub_metrics_source_t){.collect = hub_runtime_metrics, .ctx = s->runtime};
     /* The public URL port is only known once listening (port 0); the API
      * learns it afterwards. */
     s->api = hub_api_new(s->store, &ac);
@@ -436,6 +522,7 @@ static int start_server(serve_t *s)
         .runtime = s->runtime,
         .api = s->api,
         .conn_rate = o->conn_rate,
+        .webhooks = s->webhooks,
     };
     raise_fd_limit();
     s->server = hub_server_new(&sc, err, sizeof(err));
@@ -475,9 +562,11 @@ static void serve_close(serve_t *s)
 {
     running_server = NULL;
     hub_server_free(s->server);
-    hub_runtime_free(s->runtime); /* after the context that used it */
+    hub_runtime_free(s->runtime);   /* after the context that used it */
+    hub_webhooks_free(s->webhooks); /* likewise */
     hub_api_free(s->api);
     plugins_free(s->plugins); /* after the API that borrowed it */
+    hub_metrics_free(s->metrics);
     hub_store_close(s->store);
     hub_keypair_wipe(&s->kp);
 }

@@ -34,14 +34,18 @@ typedef struct hub_serve_options {
     int log_level;          /* 0: not given, else 1 + CN_LOG_* */
     char public_bind[64];   /* public TCP listeners' address; "" = the --listen host */
     /* Abuse bounds (docs/security.md argues each default). */
-    unsigned max_links;            /* agent links at once */
-    unsigned max_links_per_agent;  /* links of one agent */
-    unsigned conn_rate;            /* new API/agent connections per address per minute, 0 = off */
-    unsigned auth_fail_rate;       /* 401s per address per minute before 429, 0 = off */
-    unsigned max_conns;            /* public TCP connections, hub-wide */
-    unsigned max_conns_per_ws;     /* ... of one workspace's tunnels */
-    unsigned max_conns_per_client; /* ... from one client address (IPv6 /64), per tunnel */
-    unsigned tcp_idle_timeout;     /* seconds a public TCP connection may stay idle, 0 = never */
+    unsigned max_links;             /* agent links at once */
+    unsigned max_links_per_agent;   /* links of one agent */
+    unsigned conn_rate;             /* new API/agent connections per address per minute, 0 = off */
+    unsigned auth_fail_rate;        /* 401s per address per minute before 429, 0 = off */
+    unsigned max_conns;             /* public TCP connections, hub-wide */
+    unsigned max_conns_per_ws;      /* ... of one workspace's tunnels */
+    unsigned max_conns_per_client;  /* ... from one client address (IPv6 /64), per tunnel */
+    unsigned tcp_idle_timeout;      /* seconds a public TCP connection may stay idle, 0 = never */
+    int metrics_access;             /* enum hub_metrics_access (api.h) */
+    const char *metrics_token_file; /* --metrics token: the file holding it */
+    uint32_t webhook_retry_base_ms; /* 0 = HUB_WEBHOOK_RETRY_BASE_MS */
+    unsigned webhook_disable_after; /* 0 = HUB_WEBHOOK_DISABLE_AFTER */
 } hub_serve_options_t;
 
 /* Parses `serve`'s arguments (argv[0] is "serve") with cn_args and checks

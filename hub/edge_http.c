@@ -39,6 +39,7 @@
 #include "events.h"
 #include "http.h"
 #include "http1.h"
+#include "metrics.h"
 #include "router.h"
 #include "share_policy.h"
 #include "shares.h"
@@ -279,6 +280,14 @@ typedef struct err_extra {
     const char *www_auth_realm; /* 401 */
 } err_extra_t;
 
+/* A final answer's status went out (interim 1xx excluded): kept for the
+ * access log and counted for /metrics, once per answered request. */
+static void answered(edge_conn_t *c, int status)
+{
+    c->info.status = status;
+    hub_metrics_http_request(c->rt->cfg.metrics, status);
+}
+
 /* Queues a complete error answer: status, one line saying what happened,
  * as JSON or HTML by the request's Accept. */
 static void respond_error(edge_conn_t *c, int status, const char *msg, const err_extra_t *x)
@@ -316,7 +325,27 @@ static void respond_error(edge_conn_t *c, int status, const char *msg, const err
     out_printf(c, "\r\n");
     if (strcmp(c->info.method, "HEAD") != 0)
         out_bytes(c, body, (size_t)bl);
-    c->info.status = status;
+    answered(c, status);
+}
+
+/* The /metrics label of a share's refusal. */
+static enum hub_metrics_share_reject share_reject_reason(enum hub_share_verdict v)
+{
+    switch (v) {
+    case HUB_SHARE_REVOKED:
+        return HUB_SHARE_REJ_REVOKED;
+    case HUB_SHARE_EXPIRED:
+        return HUB_SHARE_REJ_EXPIRED;
+    case HUB_SHARE_AUTH:
+        return HUB_SHARE_REJ_AUTH;
+    case HUB_SHARE_METHOD:
+        return HUB_SHARE_REJ_METHOD;
+    case HUB_SHARE_PATH:
+        return HUB_SHARE_REJ_PATH;
+    case HUB_SHARE_LIMIT:
+    default:
+        return HUB_SHARE_REJ_RATE_LIMIT;
+    }
 }
 
 /* ---- access log and windows ------------------------------------------------ */
@@ -751,7 +780,7 @@ static bool response_head(edge_conn_t *c, const hub_h1_head_t *h)
         out_bytes(c, raw, h->head_len);
         r->rstate = R_TUNNEL;
         c->state = C_TUNNEL;
-        c->info.status = 101;
+        answered(c, 101);
         lws_sul_cancel(&r->timer);
         set_rx(c, true); /* bytes both ways from now on */
         return true;
@@ -779,7 +808,7 @@ static bool response_head(edge_conn_t *c, const hub_h1_head_t *h)
     if (c->close_after)
         out_printf(c, "Connection: close\r\n");
     out_bytes(c, "\r\n", 2);
-    c->info.status = h->status;
+    answered(c, h->status);
     r->rstate = R_BODY;
     return true;
 }
@@ -1172,6 +1201,7 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
         hub_share_decision_t d = hub_share_decide(&rules, w ? w : &scratch, &sq, now_ms(rt));
         if (d.verdict != HUB_SHARE_ALLOW) {
             status = d.status;
+            hub_metrics_share_rejection(rt->cfg.metrics, share_reject_reason(d.verdict));
             switch (d.verdict) {
             case HUB_SHARE_REVOKED:
                 msg = "this share link was revoked";
@@ -1262,7 +1292,13 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
             msg = "malformed request path";
             goto refuse_body;
         }
-        if (q && el + (h->target_len - plen) < sizeof(enc)) {
+        if (q && el + (h->target_len - plen) >= sizeof(enc)) {
+            /* Never forward the path without its query. */
+            status = 414;
+            msg = "request target too long once re-encoded";
+            goto refuse_body;
+        }
+        if (q) {
             memcpy(enc + el, q, h->target_len - plen);
             el += h->target_len - plen;
         }

@@ -25,17 +25,6 @@
 #define ACCEPTS_PER_EVENT 64
 #define LISTEN_BACKLOG 4096
 
-/* A public connection's bookkeeping: the caps count these, and pause or
- * delete of its tunnel aborts them (listener->conn_head). */
-typedef struct edge_conn {
-    struct edge_conn *next, *prev;
-    hub_runtime_t *rt;
-    listener_t *l; /* NULL once its listener is gone */
-    cn_pipe_t *pipe;
-    char tunnel_id[HUB_ID_SIZE];
-    char client[CN_LINK_ADDR_KEY_SIZE]; /* address key (IPv6: /64) */
-} conn_t;
-
 static void conn_unlink(conn_t *c)
 {
     if (!c->l)
@@ -101,7 +90,10 @@ static int wants_listener(const hub_tunnel_t *t)
 static void conn_done(void *ctx, cn_pipe_t *p, int err)
 {
     conn_t *c = ctx;
-    c->rt->conns--;
+    hub_runtime_t *rt = c->rt;
+    hub_metrics_tunnel_bytes(rt->cfg.metrics, c->tunnel_id, cn_pipe_bytes_up(p),
+                             cn_pipe_bytes_down(p));
+    rt->conns--;
     conn_unlink(c);
     free(c);
 }

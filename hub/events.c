@@ -7,6 +7,30 @@
 #include "cn_err.h"
 #include "cn_log.h"
 
+const char *const hub_event_types[] = {
+    HUB_EV_TUNNEL_CREATED,
+    HUB_EV_TUNNEL_UPDATED,
+    HUB_EV_TUNNEL_DELETED,
+    HUB_EV_TUNNEL_STATUS,
+    HUB_EV_AGENT_CREATED,
+    HUB_EV_AGENT_DELETED,
+    HUB_EV_AGENT_CONNECTED,
+    HUB_EV_AGENT_DISCONNECTED,
+    HUB_EV_SHARE_CREATED,
+    HUB_EV_SHARE_REVOKED,
+    HUB_EV_SHARE_EXPIRED,
+    HUB_EV_WEBHOOK_DISABLED,
+    NULL,
+};
+
+bool hub_event_type_known(const char *type)
+{
+    for (size_t i = 0; type && hub_event_types[i]; i++)
+        if (!strcmp(type, hub_event_types[i]))
+            return true;
+    return false;
+}
+
 json_t *hub_json_time(int64_t ms)
 {
     char iso[HUB_TIME_ISO_SIZE];

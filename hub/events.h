@@ -1,7 +1,10 @@
-/* Lifecycle events: the one place that records them (so webhooks can hook
- * in here later) and renders them for the API. */
+/* Lifecycle events: the one place that records them and renders them for
+ * the API. Recording one also queues its webhook deliveries (the store does
+ * that in the same transaction, store.h). */
 #ifndef HUB_EVENTS_H
 #define HUB_EVENTS_H
+
+#include <stdbool.h>
 
 #include <jansson.h>
 
@@ -18,6 +21,13 @@
 #define HUB_EV_SHARE_CREATED "share.created"
 #define HUB_EV_SHARE_REVOKED "share.revoked"
 #define HUB_EV_SHARE_EXPIRED "share.expired"
+#define HUB_EV_WEBHOOK_DISABLED "webhook.disabled"
+
+/* Every event type the hub records (NULL-terminated): what a webhook's
+ * filter may name. */
+extern const char *const hub_event_types[];
+/* Whether `type` is one of them. */
+bool hub_event_type_known(const char *type);
 
 /* Appends an event; `data` (a JSON object, may be NULL) is consumed.
  * `tunnel_id` / `agent_id` may be NULL. Record it inside the transaction

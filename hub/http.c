@@ -72,6 +72,7 @@ static void resp_set_500(hub_http_resp_t *resp)
         free(resp->body);
     }
     resp->status = 500;
+    resp->content_type = NULL;
     resp->body = strdup(text);
     resp->body_len = resp->body ? sizeof(text) - 1 : 0;
 }
@@ -91,6 +92,25 @@ int hub_resp_json(hub_http_resp_t *resp, int status, json_t *body)
     resp->status = status;
     resp->body = text;
     resp->body_len = strlen(text);
+    resp->content_type = NULL;
+    return 0;
+}
+
+int hub_resp_text(hub_http_resp_t *resp, int status, char *text, size_t len,
+                  const char *content_type)
+{
+    if (!text) {
+        resp_set_500(resp);
+        return CN_EINVAL;
+    }
+    if (resp->body) {
+        sodium_memzero(resp->body, resp->body_len);
+        free(resp->body);
+    }
+    resp->status = status;
+    resp->body = text;
+    resp->body_len = len;
+    resp->content_type = content_type;
     return 0;
 }
 
@@ -310,7 +330,8 @@ static int add_headers(struct lws *wsi, const hub_http_resp_t *r, unsigned char 
     int sl = snprintf(status_line, sizeof(status_line), "HTTP/1.1 %d %s", r->status,
                       hub_http_reason(r->status));
     if (lws_add_http_header_by_name(wsi, NULL, (const unsigned char *)status_line, sl, p, end) ||
-        add_header(wsi, "content-type:", "application/json", p, end) ||
+        add_header(wsi, "content-type:", r->content_type ? r->content_type : "application/json", p,
+                   end) ||
         lws_add_http_header_content_length(wsi, (lws_filepos_t)r->body_len, p, end))
         return -1;
     if (add_header(wsi, "cache-control:", "no-store", p, end) ||

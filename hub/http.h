@@ -55,7 +55,8 @@ typedef struct hub_http_req {
 /* One response, filled by the handler. Zero-initialise; hub_resp_* set it. */
 typedef struct hub_http_resp {
     int status;
-    char *body; /* owned JSON text (malloc'd) */
+    char *body;               /* owned text (malloc'd): JSON unless content_type says otherwise */
+    const char *content_type; /* static string; NULL = application/json */
     size_t body_len;
     char allow[96];            /* Allow header value, "" for none */
     unsigned retry_after;      /* seconds; 0 for none */
@@ -85,6 +86,11 @@ void hub_http_protocol(struct lws_protocols *out, const hub_http_config_t *cfg);
 /* Sets status and body to the JSON serialisation of `body`, which the call
  * consumes (decref) in every case. 0 or CN_ENOMEM (then resp is a 500). */
 int hub_resp_json(hub_http_resp_t *resp, int status, json_t *body);
+/* Sets status and body to `text` (len bytes, malloc'd; the call takes it
+ * in every case) served as `content_type` (a static string). 0, or
+ * CN_EINVAL for a NULL text (then resp is a 500). */
+int hub_resp_text(hub_http_resp_t *resp, int status, char *text, size_t len,
+                  const char *content_type);
 /* {"errors":[{"param":param,"details":details}]} with `status`. `param` may
  * be NULL (serialised as the empty string). */
 int hub_resp_error(hub_http_resp_t *resp, int status, const char *param, const char *details);

@@ -132,6 +132,24 @@ int hub_runtime_http_port(const hub_runtime_t *rt)
     return hub_edge_http_port(rt);
 }
 
+void hub_runtime_metrics(void *ctx, hub_metrics_snapshot_t *snap, hub_metrics_tunnel_t *tunnels,
+                         size_t ntunnels)
+{
+    hub_runtime_t *rt = ctx;
+    snap->links = rt->online;
+    for (session_t *s = rt->sessions; s; s = s->next)
+        if (s->admitted && s->link)
+            snap->streams_open += cn_mux_stream_count(cn_link_mux(s->link));
+    for (listener_t *l = rt->listeners; l; l = l->next)
+        for (conn_t *c = l->conn_head; c; c = c->next)
+            for (size_t i = 0; i < ntunnels; i++)
+                if (!strcmp(tunnels[i].id, c->tunnel_id)) {
+                    tunnels[i].live_in += cn_pipe_bytes_up(c->pipe);
+                    tunnels[i].live_out += cn_pipe_bytes_down(c->pipe);
+                    break;
+                }
+}
+
 unsigned hub_runtime_agents_online(const hub_runtime_t *rt)
 {
     return rt ? rt->online : 0;

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "secrets.h"
 #include "store.h"
 #include "tunnels.h"
@@ -54,6 +55,7 @@ typedef struct hub_runtime_config {
     unsigned tcp_idle_timeout_s;   /* idle public connections are closed; 0 = never */
     unsigned max_links;            /* agent links at once, any state; default 1024 */
     unsigned max_links_per_agent;  /* admitted links of one agent; default 16 */
+    hub_metrics_t *metrics;        /* borrowed; NULL = none (handshake failures, bytes) */
     /* The HTTP edge (edge_http.c) listens on tcp_host:http_port; 0 lets the
      * kernel pick (hub_runtime_http_port() says which), -1 means no edge. */
     int http_port;
@@ -76,6 +78,11 @@ void hub_runtime_agent_changed(hub_runtime_t *rt, const char *workspace_id, cons
 /* The runtime as the lifecycle's live side (tunnels.h): hand it to the
  * API's configuration and to the TTL reaper. Valid while rt lives. */
 void hub_runtime_live(hub_runtime_t *rt, hub_live_t *out);
+/* The live gauges for /metrics (hub_metrics_source_t.collect with the
+ * runtime as ctx): links, open streams, and the bytes of each tunnel's
+ * open public connections. */
+void hub_runtime_metrics(void *rt, hub_metrics_snapshot_t *snap, hub_metrics_tunnel_t *tunnels,
+                         size_t ntunnels);
 /* The port the HTTP edge listens on, -1 when it does not. */
 int hub_runtime_http_port(const hub_runtime_t *rt);
 /* Agents connected right now. */

@@ -42,8 +42,20 @@ typedef struct listener {
     int paused;
     int closing;
     unsigned conns;
-    struct edge_conn *conn_head; /* its live public connections */
+    struct conn *conn_head; /* its live public connections */
 } listener_t;
+
+/* One open public connection (edge_tcp.c), on its listener's list: the
+ * caps count these, pause or delete of its tunnel aborts them, and the
+ * metrics read their live byte counts. */
+typedef struct conn {
+    struct conn *next, *prev;
+    hub_runtime_t *rt;
+    listener_t *l; /* NULL once its listener is gone */
+    struct cn_pipe *pipe;
+    char tunnel_id[HUB_ID_SIZE];
+    char client[CN_LINK_ADDR_KEY_SIZE]; /* address key (IPv6: /64) */
+} conn_t;
 
 struct hub_edge_http;
 struct hub_relay;

@@ -369,9 +369,9 @@ hub_server_t *hub_server_new(const hub_server_config_t *cfg, char *err, size_t e
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
-    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
-    if (cfg->tls_cert)
-        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    /* TLS is initialised even without a certificate: webhook deliveries
+     * to https receivers are TLS clients. */
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.pt_serv_buf_size = 256 * 1024;
     /* Bounded header parsing: 8 KiB of headers per request, HEADER_POOL
      * requests parsing headers at once (the gate keeps the pre-header ones
@@ -416,6 +416,10 @@ hub_server_t *hub_server_new(const hub_server_config_t *cfg, char *err, size_t e
         snprintf(err, errlen, "could not open the public tunnel ports");
         goto fail;
     }
+    if (cfg->webhooks && hub_webhooks_start(cfg->webhooks, s->ctx) < 0) {
+        snprintf(err, errlen, "could not start the webhook deliveries");
+        goto fail;
+    }
     lws_sul_schedule(s->ctx, 0, &s->expiry_sul, expiry_tick,
                      (lws_usec_t)HUB_SERVER_EXPIRY_PERIOD_MS * LWS_US_PER_MS);
     retention_run(s);
@@ -453,6 +457,7 @@ void hub_server_free(hub_server_t *s)
         return;
     if (s->ctx) {
         lws_sul_cancel(&s->expiry_sul);
+        hub_webhooks_stop(s->cfg.webhooks);
         lws_sul_cancel(&s->retention_sul);
         lws_context_destroy(s->ctx);
     }

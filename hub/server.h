@@ -17,6 +17,7 @@
 #include "runtime.h"
 #include "secrets.h"
 #include "store.h"
+#include "webhooks.h"
 
 /* How often the TTL reaper looks for expired tunnels. */
 #define HUB_SERVER_EXPIRY_PERIOD_MS 1000
@@ -39,6 +40,9 @@ typedef struct hub_server_config {
     /* New connections per address per minute (0 = unlimited): over it the
      * connection is reset at accept, before lws sees a byte. */
     unsigned conn_rate;
+    /* The webhook delivery worker, started on the context and stopped
+     * before it is destroyed. Borrowed; NULL = none. */
+    hub_webhooks_t *webhooks;
 } hub_server_config_t;
 
 typedef struct hub_server hub_server_t;

@@ -57,7 +57,7 @@ int hub_path_normalize(const char *raw, size_t len, char *out, size_t cap, size_
 {
     if (!raw || !out || cap < 2)
         return CN_EINVAL;
-    if (len == 0 || len > HUB_PATH_MAX || (raw[0] != '/' && raw[0] != '\\'))
+    if (len == 0 || len > HUB_PATH_RAW_MAX || (raw[0] != '/' && raw[0] != '\\'))
         return CN_EINVAL;
     size_t pos = 0, seg;
     out[pos++] = '/';

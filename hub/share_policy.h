@@ -37,8 +37,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Longest request path the edge accepts (before and after decoding). */
+/* Longest decoded path; the raw form may be three times as long, since
+ * each decoded byte is at most one "%XX": so any normalised path, written
+ * back by hub_path_encode(), normalises again to itself (a path of 3,000
+ * '"' bytes is 9,000 bytes encoded). */
 #define HUB_PATH_MAX 8192
+#define HUB_PATH_RAW_MAX (3 * HUB_PATH_MAX)
 /* Most allowedPaths patterns one share may have, and their length. */
 #define HUB_SHARE_PATHS_MAX 32
 #define HUB_SHARE_PATTERN_MAX 256

@@ -15,6 +15,7 @@
 #include "cn_err.h"
 #include "cn_errmsg.h"
 #include "cn_utf8.h"
+#include "webhook_core.h"
 #include "router.h"
 
 /* ---- handle ------------------------------------------------------------ */
@@ -1015,6 +1016,19 @@ int hub_store_tunnel_find_by_hub_port(hub_store_t *st, uint16_t hub_port, hub_tu
 
 /* ---- events ------------------------------------------------------------ */
 
+/* One pending delivery per enabled webhook of the event's workspace whose
+ * filter selects it. */
+static int enqueue_deliveries(hub_store_t *st, const hub_event_t *e, int64_t event_id)
+{
+    hub_webhook_list_t l = {0};
+    int rc = st->ops->webhook_list(st, e->workspace_id, true, &l);
+    for (size_t i = 0; rc == 0 && i < l.count; i++)
+        if (hub_webhook_events_match(l.items[i].events, e->type))
+            rc = st->ops->delivery_insert(st, l.items[i].id, e, event_id);
+    hub_webhook_list_free(&l);
+    return rc;
+}
+
 int hub_store_event_append(hub_store_t *st, const char *workspace_id, const hub_event_spec_t *spec,
                            int64_t *id_out)
 {
@@ -1041,7 +1055,14 @@ int hub_store_event_append(hub_store_t *st, const char *workspace_id, const hub_
     copy_str(e.agent_id, sizeof(e.agent_id), spec->agent_id);
     e.created_at = hub_store_now(st);
     int64_t id = 0;
-    rc = st->ops->event_insert(st, &e, &id);
+    /* The event and its webhook deliveries commit together. */
+    rc = hub_store_tx_begin(st);
+    if (rc == 0) {
+        rc = st->ops->event_insert(st, &e, &id);
+        if (rc == 0)
+            rc = enqueue_deliveries(st, &e, id);
+        rc = hub_store_tx_end(st, rc);
+    }
     hub_event_clear(&e);
     if (rc == 0 && id_out)
         *id_out = id;
@@ -1089,6 +1110,287 @@ int hub_store_event_prune(hub_store_t *st, int64_t before, size_t *count)
     if (count)
         *count = rc == 0 ? n : 0;
     return rc;
+}
+
+/* ---- webhooks ---------------------------------------------------------- */
+
+/* Sealed secret: nonce || XChaCha20-Poly1305(secret), associated data the
+ * webhook id, under a key derived from the hub secret key for this one
+ * purpose (so it is never the key that hashes tokens). */
+#define SEAL_NONCE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define SEAL_SIZE (SEAL_NONCE + HUB_WEBHOOK_SECRET_LEN + crypto_aead_xchacha20poly1305_ietf_ABYTES)
+#define SEAL_KDF_CONTEXT "cnwhsec1" /* 8 bytes, crypto_kdf_CONTEXTBYTES */
+#define SEAL_KDF_ID 1
+
+static int seal_key(const hub_store_t *st, uint8_t key[static HUB_KEY_BYTES])
+{
+    return crypto_kdf_derive_from_key(key, HUB_KEY_BYTES, SEAL_KDF_ID, SEAL_KDF_CONTEXT,
+                                      st->secret_key) == 0
+               ? 0
+               : CN_ECRYPTO;
+}
+
+static int seal_secret(const hub_store_t *st, const char *id, const char *secret,
+                       uint8_t out[static SEAL_SIZE])
+{
+    uint8_t key[HUB_KEY_BYTES];
+    int rc = seal_key(st, key);
+    if (rc == 0) {
+        randombytes_buf(out, SEAL_NONCE);
+        unsigned long long clen = 0;
+        if (crypto_aead_xchacha20poly1305_ietf_encrypt(
+                out + SEAL_NONCE, &clen, (const uint8_t *)secret, HUB_WEBHOOK_SECRET_LEN,
+                (const uint8_t *)id, strlen(id), NULL, out, key) != 0 ||
+            clen != SEAL_SIZE - SEAL_NONCE)
+            rc = CN_ECRYPTO;
+    }
+    sodium_memzero(key, sizeof(key));
+    return rc;
+}
+
+static int open_secret(const hub_store_t *st, const char *id, const uint8_t *sealed, size_t len,
+                       char out[static HUB_WEBHOOK_SECRET_SIZE])
+{
+    uint8_t key[HUB_KEY_BYTES];
+    out[0] = '\0';
+    if (len != SEAL_SIZE)
+        return CN_EAUTH;
+    int rc = seal_key(st, key);
+    unsigned long long mlen = 0;
+    if (rc == 0 && (crypto_aead_xchacha20poly1305_ietf_decrypt(
+                        (uint8_t *)out, &mlen, NULL, sealed + SEAL_NONCE, len - SEAL_NONCE,
+                        (const uint8_t *)id, strlen(id), sealed, key) != 0 ||
+                    mlen != HUB_WEBHOOK_SECRET_LEN))
+        rc = CN_EAUTH;
+    out[rc == 0 ? HUB_WEBHOOK_SECRET_LEN : 0] = '\0';
+    sodium_memzero(key, sizeof(key));
+    return rc;
+}
+
+/* "whsec_" + base64url(32 random bytes). */
+static int make_secret(char out[static HUB_WEBHOOK_SECRET_SIZE])
+{
+    uint8_t raw[32];
+    randombytes_buf(raw, sizeof(raw));
+    snprintf(out, HUB_WEBHOOK_SECRET_SIZE, "%s", HUB_WEBHOOK_SECRET_PREFIX);
+    sodium_bin2base64(out + 6, HUB_WEBHOOK_SECRET_SIZE - 6, raw, sizeof(raw),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(raw, sizeof(raw));
+    return strlen(out) == HUB_WEBHOOK_SECRET_LEN ? 0 : CN_ECRYPTO;
+}
+
+/* The filter re-serialised compactly; NULL = ["*"]. */
+static int normalize_events(const char *text, char out[static HUB_WEBHOOK_EVENTS_SIZE])
+{
+    json_t *j = json_loads(text ? text : "[\"*\"]", JSON_REJECT_DUPLICATES, NULL);
+    int rc = CN_EINVAL;
+    if (hub_webhook_events_valid(j, NULL)) {
+        char *c = json_dumps(j, JSON_COMPACT);
+        rc = !c ? CN_ENOMEM : strlen(c) > HUB_WEBHOOK_EVENTS_MAX ? CN_ETOOBIG : 0;
+        if (rc == 0)
+            memcpy(out, c, strlen(c) + 1);
+        free(c);
+    }
+    json_decref(j);
+    return rc;
+}
+
+void hub_webhook_list_free(hub_webhook_list_t *l)
+{
+    if (!l)
+        return;
+    free(l->items);
+    l->items = NULL;
+    l->count = 0;
+}
+
+void hub_delivery_list_free(hub_delivery_list_t *l)
+{
+    if (!l)
+        return;
+    free(l->items);
+    l->items = NULL;
+    l->count = 0;
+}
+
+const char *hub_delivery_state_name(int state)
+{
+    static const char *const names[] = {"pending", "delivered", "dropped"};
+    return state >= 0 && (size_t)state < COUNT(names) ? names[state] : "?";
+}
+
+int hub_store_webhook_create(hub_store_t *st, const char *workspace_id, const char *url,
+                             const char *events, size_t max_webhooks,
+                             char secret_out[static HUB_WEBHOOK_SECRET_SIZE], hub_webhook_t *out)
+{
+    CHECK_ST(st);
+    secret_out[0] = '\0';
+    CHECK_ID(st, workspace_id, "workspace");
+    if (!ascii_ok(url, 1, HUB_WEBHOOK_URL_MAX, NULL))
+        return hub_store_fail(st, CN_EINVAL, "url: must be 1-%d printable characters",
+                              HUB_WEBHOOK_URL_MAX);
+    hub_webhook_t w = {0};
+    int rc = normalize_events(events, w.events);
+    if (rc < 0)
+        return hub_store_fail(st, rc, "events: must be an array of known event patterns");
+    hub_uuid_v4(w.id);
+    copy_str(w.workspace_id, sizeof(w.workspace_id), workspace_id);
+    copy_str(w.url, sizeof(w.url), url);
+    w.enabled = true;
+    w.created_at = w.updated_at = hub_store_now(st);
+
+    char secret[HUB_WEBHOOK_SECRET_SIZE];
+    uint8_t sealed[SEAL_SIZE];
+    rc = make_secret(secret);
+    if (rc == 0)
+        rc = seal_secret(st, w.id, secret, sealed);
+    if (rc < 0) {
+        rc = hub_store_fail(st, rc, "cannot generate a webhook secret");
+        goto done;
+    }
+    rc = st->ops->webhook_insert(st, &w, sealed, sizeof(sealed), max_webhooks);
+    if (rc == 0) {
+        memcpy(secret_out, secret, HUB_WEBHOOK_SECRET_SIZE);
+        if (out)
+            *out = w;
+    }
+done:
+    sodium_memzero(secret, sizeof(secret));
+    return rc;
+}
+
+int hub_store_webhook_list(hub_store_t *st, const char *workspace_id, hub_webhook_list_t *out)
+{
+    CHECK_ST(st);
+    if (!out)
+        return CN_EINVAL;
+    *out = (hub_webhook_list_t){0};
+    if (!hub_uuid_valid(workspace_id))
+        return 0;
+    return st->ops->webhook_list(st, workspace_id, false, out);
+}
+
+int hub_store_webhook_get(hub_store_t *st, const char *workspace_id, const char *id,
+                          hub_webhook_t *out)
+{
+    CHECK_ST(st);
+    if (!out)
+        return CN_EINVAL;
+    CHECK_ID(st, workspace_id, "webhook");
+    CHECK_ID(st, id, "webhook");
+    return st->ops->webhook_get(st, workspace_id, id, out);
+}
+
+int hub_store_webhook_delete(hub_store_t *st, const char *workspace_id, const char *id)
+{
+    CHECK_ST(st);
+    CHECK_ID(st, workspace_id, "webhook");
+    CHECK_ID(st, id, "webhook");
+    return st->ops->webhook_delete(st, workspace_id, id);
+}
+
+int hub_store_webhook_set_enabled(hub_store_t *st, const char *workspace_id, const char *id,
+                                  bool enabled, hub_webhook_t *out)
+{
+    CHECK_ST(st);
+    CHECK_ID(st, workspace_id, "webhook");
+    CHECK_ID(st, id, "webhook");
+    int rc = st->ops->webhook_set_enabled(st, workspace_id, id, enabled, hub_store_now(st));
+    if (rc == 0 && out)
+        rc = st->ops->webhook_get(st, workspace_id, id, out);
+    return rc;
+}
+
+int hub_store_webhook_secret(hub_store_t *st, const char *workspace_id, const char *id,
+                             char out[static HUB_WEBHOOK_SECRET_SIZE])
+{
+    CHECK_ST(st);
+    out[0] = '\0';
+    CHECK_ID(st, workspace_id, "webhook");
+    CHECK_ID(st, id, "webhook");
+    uint8_t sealed[SEAL_SIZE + 16];
+    size_t len = 0;
+    int rc = st->ops->webhook_sealed(st, workspace_id, id, sealed, sizeof(sealed), &len);
+    if (rc == 0 && open_secret(st, id, sealed, len, out) < 0)
+        rc = hub_store_fail(st, CN_EAUTH, "webhook secret does not open with this hub's key");
+    return rc;
+}
+
+int hub_store_delivery_list(hub_store_t *st, const char *workspace_id, const char *webhook_id,
+                            size_t limit, hub_delivery_list_t *out)
+{
+    CHECK_ST(st);
+    if (!out)
+        return CN_EINVAL;
+    *out = (hub_delivery_list_t){0};
+    CHECK_ID(st, workspace_id, "webhook");
+    CHECK_ID(st, webhook_id, "webhook");
+    if (limit == 0)
+        limit = HUB_EVENTS_DEFAULT;
+    if (limit > HUB_EVENTS_MAX)
+        limit = HUB_EVENTS_MAX;
+    hub_webhook_t w;
+    int rc = st->ops->webhook_get(st, workspace_id, webhook_id, &w);
+    if (rc == 0)
+        rc = st->ops->delivery_list(st, workspace_id, webhook_id, limit, out);
+    return rc;
+}
+
+int hub_store_webhook_due(hub_store_t *st, size_t limit, hub_webhook_list_t *out)
+{
+    CHECK_ST(st);
+    if (!out)
+        return CN_EINVAL;
+    *out = (hub_webhook_list_t){0};
+    return st->ops->webhook_due(st, hub_store_now(st), limit ? limit : HUB_LIST_MAX, out);
+}
+
+int hub_store_delivery_next(hub_store_t *st, const char *webhook_id, hub_delivery_t *out,
+                            hub_event_t *event)
+{
+    CHECK_ST(st);
+    if (!out || !event)
+        return CN_EINVAL;
+    *event = (hub_event_t){0};
+    *out = (hub_delivery_t){0};
+    CHECK_ID(st, webhook_id, "webhook");
+    return st->ops->delivery_next(st, webhook_id, out, event);
+}
+
+int hub_store_delivery_record(hub_store_t *st, const char *webhook_id, int64_t delivery_id,
+                              const hub_delivery_outcome_t *o)
+{
+    CHECK_ST(st);
+    if (!o || (unsigned)o->state > HUB_DELIVERY_DROPPED || delivery_id <= 0)
+        return CN_EINVAL;
+    CHECK_ID(st, webhook_id, "webhook");
+    bool oom = false;
+    char *err = sanitize_text(o->error, HUB_DELIVERY_ERROR_MAX, &oom);
+    if (oom)
+        return CN_ENOMEM;
+    hub_delivery_outcome_t clean = *o;
+    clean.error = err;
+    int rc = st->ops->delivery_record(st, webhook_id, delivery_id, &clean, hub_store_now(st));
+    free(err);
+    return rc;
+}
+
+int hub_store_delivery_prune(hub_store_t *st, size_t keep_log, size_t max_pending, size_t *dropped)
+{
+    CHECK_ST(st);
+    size_t n = 0;
+    int rc = st->ops->delivery_prune(st, keep_log, max_pending, hub_store_now(st), &n);
+    if (dropped)
+        *dropped = rc == 0 ? n : 0;
+    return rc;
+}
+
+int hub_store_delivery_pending_count(hub_store_t *st, size_t *count)
+{
+    CHECK_ST(st);
+    if (!count)
+        return CN_EINVAL;
+    return st->ops->delivery_pending_count(st, count);
 }
 
 /* ---- shares ------------------------------------------------------------ */

@@ -36,7 +36,8 @@
  * plaintext, and stored only as keyed BLAKE2b hashes under the hub secret
  * key handed to hub_store_open() (which lives outside the database, see
  * secrets.h). Basic-auth passwords are generated here and stored as Argon2id
- * strings. */
+ * strings. Webhook secrets, which the hub must use to sign, are stored
+ * sealed under a key derived from the hub secret key (see "webhooks"). */
 #ifndef HUB_STORE_H
 #define HUB_STORE_H
 
@@ -591,5 +592,149 @@ int hub_store_event_prune(hub_store_t *st, int64_t before, size_t *count);
  * reconnect loop cannot fill the disk. `count` (optional) gets how many
  * were dropped. */
 int hub_store_event_cap(hub_store_t *st, size_t keep, size_t *count);
+
+/* ---- webhooks ----------------------------------------------------------
+ * A webhook is a URL of a workspace that receives the workspace's events
+ * matching its filter as signed POSTs (docs/api.md#webhooks). Its secret is
+ * the HMAC key: the hub must use it on every delivery, so unlike tokens it
+ * cannot be hashed. It is stored sealed (XChaCha20-Poly1305 under a key
+ * derived from the hub secret key, with the webhook id as associated data),
+ * so a copy of the database without PATH.secret does not reveal it, and a
+ * sealed secret moved to another row does not open.
+ *
+ * The delivery queue lives in the store: hub_store_event_append() enqueues
+ * one delivery per enabled webhook of the workspace whose filter matches,
+ * in the event's own transaction, so an event is never recorded without
+ * its deliveries (and a crash loses neither). Deliveries of one webhook go
+ * out oldest first, one at a time; a failure delays the webhook's whole
+ * queue by its backoff (retry_at), so a receiver that is down costs one
+ * attempt per backoff step, not one per queued event, and receives events
+ * in order once it is back. */
+#define HUB_WEBHOOK_URL_MAX 2048
+#define HUB_WEBHOOK_URL_SIZE (HUB_WEBHOOK_URL_MAX + 1)
+#define HUB_WEBHOOK_EVENTS_MAX 2048 /* the filter as JSON text */
+#define HUB_WEBHOOK_EVENTS_SIZE (HUB_WEBHOOK_EVENTS_MAX + 1)
+#define HUB_WEBHOOK_SECRET_PREFIX "whsec_"
+#define HUB_WEBHOOK_SECRET_LEN (6 + 43) /* prefix + base64url(32 random bytes) */
+#define HUB_WEBHOOK_SECRET_SIZE (HUB_WEBHOOK_SECRET_LEN + 1)
+#define HUB_DELIVERY_ERROR_MAX 255
+#define HUB_DELIVERY_ERROR_SIZE (HUB_DELIVERY_ERROR_MAX + 1)
+
+typedef struct hub_webhook {
+    char id[HUB_ID_SIZE];
+    char workspace_id[HUB_ID_SIZE];
+    char url[HUB_WEBHOOK_URL_SIZE];
+    char events[HUB_WEBHOOK_EVENTS_SIZE]; /* JSON array of patterns (webhook_core.h) */
+    bool enabled;
+    unsigned failures; /* consecutive failed attempts; 0 after a success */
+    int64_t retry_at;  /* no attempt before this; NONE = at once */
+    int64_t disabled_at;
+    char last_error[HUB_DELIVERY_ERROR_SIZE]; /* of the last failed attempt, "" if none */
+    int64_t last_success_at;
+    int64_t created_at;
+    int64_t updated_at;
+} hub_webhook_t;
+
+typedef struct hub_webhook_list {
+    hub_webhook_t *items;
+    size_t count;
+} hub_webhook_list_t;
+void hub_webhook_list_free(hub_webhook_list_t *l);
+
+/* Registers a webhook for `url` (validated by the caller, 1..2048 bytes)
+ * with the filter `events` (a JSON array of strings, normalised; NULL =
+ * ["*"]). A secret is generated, stored sealed, and written once to
+ * `secret_out`: show it once, then wipe it. `max_webhooks` caps the
+ * workspace's webhooks atomically (CN_EEXHAUSTED); 0 = no cap. `out` may
+ * be NULL. */
+int hub_store_webhook_create(hub_store_t *st, const char *workspace_id, const char *url,
+                             const char *events, size_t max_webhooks,
+                             char secret_out[static HUB_WEBHOOK_SECRET_SIZE], hub_webhook_t *out);
+/* The workspace's webhooks, oldest first. */
+int hub_store_webhook_list(hub_store_t *st, const char *workspace_id, hub_webhook_list_t *out);
+int hub_store_webhook_get(hub_store_t *st, const char *workspace_id, const char *id,
+                          hub_webhook_t *out);
+/* Deletes a webhook with its queue and delivery log. */
+int hub_store_webhook_delete(hub_store_t *st, const char *workspace_id, const char *id);
+/* Disables a webhook (no new deliveries are queued for it; the queued ones
+ * wait) or enables it again (failures and retry_at reset, so its queue goes
+ * out at once). `out` may be NULL. */
+int hub_store_webhook_set_enabled(hub_store_t *st, const char *workspace_id, const char *id,
+                                  bool enabled, hub_webhook_t *out);
+/* Opens the webhook's sealed secret into `out` (wipe it after use).
+ * CN_EAUTH when it does not open (a different hub secret key, a row
+ * tampered with). */
+int hub_store_webhook_secret(hub_store_t *st, const char *workspace_id, const char *id,
+                             char out[static HUB_WEBHOOK_SECRET_SIZE]);
+
+enum hub_delivery_state {
+    HUB_DELIVERY_PENDING = 0, /* queued, or being retried */
+    HUB_DELIVERY_SENT,        /* the receiver answered 2xx */
+    HUB_DELIVERY_DROPPED,     /* given up: its event is gone, or the queue overflowed */
+};
+/* "pending", "delivered", "dropped"; never NULL. */
+const char *hub_delivery_state_name(int state);
+
+typedef struct hub_delivery {
+    int64_t id; /* increasing; the X-Connect-Delivery header */
+    char webhook_id[HUB_ID_SIZE];
+    char workspace_id[HUB_ID_SIZE];
+    int64_t event_id;
+    char event_type[HUB_EVENT_TYPE_SIZE];
+    enum hub_delivery_state state;
+    unsigned attempts;
+    int last_status; /* HTTP status of the last attempt; 0 = none (no answer) */
+    char last_error[HUB_DELIVERY_ERROR_SIZE];
+    int64_t created_at;
+    int64_t last_attempt_at;
+    int64_t delivered_at;
+} hub_delivery_t;
+
+typedef struct hub_delivery_list {
+    hub_delivery_t *items;
+    size_t count;
+} hub_delivery_list_t;
+void hub_delivery_list_free(hub_delivery_list_t *l);
+
+/* The delivery log of a webhook, newest first, at most `limit` (0 =
+ * HUB_EVENTS_DEFAULT, capped at HUB_EVENTS_MAX). CN_ENOTFOUND when the
+ * webhook is not in the workspace. */
+int hub_store_delivery_list(hub_store_t *st, const char *workspace_id, const char *webhook_id,
+                            size_t limit, hub_delivery_list_t *out);
+
+/* The delivery worker's calls; hub-wide by nature. */
+/* Enabled webhooks with a pending delivery whose retry_at has passed, at
+ * most `limit` (0 = HUB_LIST_MAX), longest waiting first. */
+int hub_store_webhook_due(hub_store_t *st, size_t limit, hub_webhook_list_t *out);
+/* The oldest pending delivery of the webhook and its event (both outputs
+ * are overwritten; release the event with hub_event_clear()). The event's
+ * id is 0 when it no longer exists (pruned). CN_ENOTFOUND when nothing is
+ * pending. */
+int hub_store_delivery_next(hub_store_t *st, const char *webhook_id, hub_delivery_t *out,
+                            hub_event_t *event);
+
+/* What became of one attempt (or of a delivery given up unsent). */
+typedef struct hub_delivery_outcome {
+    enum hub_delivery_state state; /* SENT, DROPPED, or PENDING: failed, to be retried */
+    int status;                    /* HTTP status, 0 = no answer */
+    const char *error;             /* NULL/"" = none; cut at HUB_DELIVERY_ERROR_MAX */
+    bool attempted;                /* counts as an attempt (false for a drop unsent) */
+    /* PENDING only: when the webhook may try again, and whether this failure
+     * disables it. */
+    int64_t retry_at;
+    bool disable;
+} hub_delivery_outcome_t;
+/* Records the outcome on the delivery and its webhook in one transaction:
+ * SENT resets the webhook's failures and retry_at; PENDING counts a
+ * failure and sets retry_at (and disables the webhook when asked). */
+int hub_store_delivery_record(hub_store_t *st, const char *webhook_id, int64_t delivery_id,
+                              const hub_delivery_outcome_t *o);
+/* Housekeeping, hub-wide: keeps the newest `keep_log` finished deliveries
+ * of each webhook, and drops pending ones beyond the newest `max_pending`
+ * per webhook (a receiver down for long must not grow the queue without
+ * bound). `dropped` (may be NULL) gets how many pending ones were dropped. */
+int hub_store_delivery_prune(hub_store_t *st, size_t keep_log, size_t max_pending, size_t *dropped);
+/* Pending deliveries, hub-wide (metrics). */
+int hub_store_delivery_pending_count(hub_store_t *st, size_t *count);
 
 #endif

@@ -121,6 +121,37 @@ struct hub_store_ops {
     int (*event_prune)(hub_store_t *st, int64_t before, size_t *count);
     int (*event_cap)(hub_store_t *st, size_t keep, size_t *count);
 
+    /* Webhooks. `sealed` is the secret as store.c sealed it (opaque here).
+     * max_webhooks: 0 = no cap, else CN_EEXHAUSTED at the cap (atomic). */
+    int (*webhook_insert)(hub_store_t *st, const hub_webhook_t *w, const uint8_t *sealed,
+                          size_t sealed_len, size_t max_webhooks);
+    int (*webhook_list)(hub_store_t *st, const char *workspace_id, bool enabled_only,
+                        hub_webhook_list_t *out);
+    int (*webhook_get)(hub_store_t *st, const char *workspace_id, const char *id,
+                       hub_webhook_t *out);
+    int (*webhook_delete)(hub_store_t *st, const char *workspace_id, const char *id);
+    int (*webhook_set_enabled)(hub_store_t *st, const char *workspace_id, const char *id,
+                               bool enabled, int64_t now);
+    /* Copies the sealed secret into buf (at most cap bytes); *len gets its
+     * length. */
+    int (*webhook_sealed)(hub_store_t *st, const char *workspace_id, const char *id, uint8_t *buf,
+                          size_t cap, size_t *len);
+    int (*webhook_due)(hub_store_t *st, int64_t now, size_t limit, hub_webhook_list_t *out);
+    /* Queues one pending delivery of event `e` for webhook `webhook_id`. */
+    int (*delivery_insert)(hub_store_t *st, const char *webhook_id, const hub_event_t *e,
+                           int64_t event_id);
+    int (*delivery_next)(hub_store_t *st, const char *webhook_id, hub_delivery_t *out,
+                         hub_event_t *event);
+    /* o->error is sanitised, at most HUB_DELIVERY_ERROR_MAX bytes. */
+    int (*delivery_record)(hub_store_t *st, const char *webhook_id, int64_t delivery_id,
+                           const hub_delivery_outcome_t *o, int64_t now);
+    /* limit is in 1..HUB_EVENTS_MAX. */
+    int (*delivery_list)(hub_store_t *st, const char *workspace_id, const char *webhook_id,
+                         size_t limit, hub_delivery_list_t *out);
+    int (*delivery_prune)(hub_store_t *st, size_t keep_log, size_t max_pending, int64_t now,
+                          size_t *dropped);
+    int (*delivery_pending_count)(hub_store_t *st, size_t *count);
+
     /* hub_store_tx_begin/end (store.h): nesting levels; every operation
      * above joins the open transaction. tx_end commits the innermost level
      * when rc == 0, else rolls it back, and returns the outcome. */

@@ -41,8 +41,7 @@
  * migrations[i] takes a database from user_version i to i + 1 and sets it.
  * Steps are only ever appended; a released step is never edited. They run
  * in one transaction with the version bump, so a crash mid-way leaves the
- * old version. The next one (shares, share access log, webhooks) is
- * designed in docs/store.md. */
+ * old version. docs/store.md describes each. */
 static const char *const migrations[] = {
     /* 1: meta, workspaces, API tokens, agents, tunnels, name/port releases,
      *    events */
@@ -217,6 +216,45 @@ static const char *const migrations[] = {
     "CREATE INDEX share_access_log_share ON share_access_log(share_id, id);\n"
     "CREATE INDEX share_access_log_at ON share_access_log(at);\n"
     "PRAGMA user_version = 4;\n",
+    /* 5: webhooks (sealed secrets, event filters, failure state) and their
+     *    delivery queue and log. Deliveries name their workspace for the
+     *    log's scoping; event ids are not foreign keys (events are pruned,
+     *    a delivery whose event is gone is dropped). */
+    "CREATE TABLE webhooks (\n"
+    "  id TEXT PRIMARY KEY NOT NULL,\n"
+    "  workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,\n"
+    "  url TEXT NOT NULL CHECK (length(url) BETWEEN 1 AND 2048),\n"
+    "  secret BLOB NOT NULL CHECK (length(secret) > 32),\n"
+    "  events TEXT NOT NULL DEFAULT '[\"*\"]',\n"
+    "  enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),\n"
+    "  failures INTEGER NOT NULL DEFAULT 0 CHECK (failures >= 0),\n"
+    "  retry_at INTEGER,\n"
+    "  disabled_at INTEGER,\n"
+    "  last_error TEXT,\n"
+    "  last_success_at INTEGER,\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  updated_at INTEGER NOT NULL\n"
+    ") STRICT;\n"
+    "CREATE INDEX webhooks_workspace ON webhooks(workspace_id, created_at);\n"
+    "CREATE TABLE webhook_deliveries (\n"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "  webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,\n"
+    "  workspace_id TEXT NOT NULL,\n"
+    "  event_id INTEGER NOT NULL,\n"
+    "  event_type TEXT NOT NULL,\n"
+    "  state TEXT NOT NULL DEFAULT 'pending'\n"
+    "    CHECK (state IN ('pending', 'delivered', 'dropped')),\n"
+    "  attempts INTEGER NOT NULL DEFAULT 0,\n"
+    "  last_status INTEGER,\n"
+    "  last_error TEXT,\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  last_attempt_at INTEGER,\n"
+    "  delivered_at INTEGER\n"
+    ") STRICT;\n"
+    "CREATE INDEX webhook_deliveries_log ON webhook_deliveries(webhook_id, id);\n"
+    "CREATE INDEX webhook_deliveries_queue ON webhook_deliveries(webhook_id, id)\n"
+    "  WHERE state = 'pending';\n"
+    "PRAGMA user_version = 5;\n",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -231,6 +269,12 @@ static const char *const migrations[] = {
     "connected_at, expires_at, updated_at, plugin"
 #define E_COLS "id, workspace_id, type, tunnel_id, agent_id, data, created_at"
 #define K_COLS "id, workspace_id, name, scope, agent_id, created_at, last_used_at"
+#define W_COLS                                                                                     \
+    "id, workspace_id, url, events, enabled, failures, retry_at, disabled_at, last_error, "        \
+    "last_success_at, created_at, updated_at"
+#define D_COLS                                                                                     \
+    "id, webhook_id, workspace_id, event_id, event_type, state, attempts, last_status, "           \
+    "last_error, created_at, last_attempt_at, delivered_at"
 #define S_COLS                                                                                     \
     "id, workspace_id, tunnel_id, name, description, allowed_methods, allowed_paths, "             \
     "rate_limit_per_minute, http_user, http_password_hash, created_at, expires_at, revoked_at"
@@ -295,6 +339,24 @@ enum q {
     Q_EV_LATEST,
     Q_EV_LATEST_TUNNEL,
     Q_EV_PRUNE,
+    Q_WH_COUNT,
+    Q_WH_INSERT,
+    Q_WH_LIST,
+    Q_WH_GET,
+    Q_WH_DELETE,
+    Q_WH_ENABLE,
+    Q_WH_DISABLE,
+    Q_WH_SEALED,
+    Q_WH_DUE,
+    Q_WH_SUCCESS,
+    Q_WH_FAILURE,
+    Q_DL_INSERT,
+    Q_DL_NEXT,
+    Q_DL_RECORD,
+    Q_DL_LIST,
+    Q_DL_PRUNE_LOG,
+    Q_DL_PRUNE_PENDING,
+    Q_DL_PENDING,
     Q_EV_CAP,
     Q_TUN_IN_WS,
     Q_SHARE_INSERT,
@@ -415,6 +477,53 @@ static const char *const sql[Q_COUNT] = {
     [Q_EV_LATEST_TUNNEL] = "SELECT " E_COLS " FROM events WHERE workspace_id = ?1 "
                            "AND tunnel_id = ?5 ORDER BY id DESC LIMIT ?4",
     [Q_EV_PRUNE] = "DELETE FROM events WHERE created_at < ?1",
+
+    [Q_WH_COUNT] = "SELECT count(*) FROM webhooks WHERE workspace_id = ?1",
+    [Q_WH_INSERT] = "INSERT INTO webhooks (id, workspace_id, url, secret, events, created_at, "
+                    "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+    [Q_WH_LIST] = "SELECT " W_COLS " FROM webhooks WHERE workspace_id = ?1 "
+                  "AND (?2 = 0 OR enabled = 1) ORDER BY created_at, rowid LIMIT ?3",
+    [Q_WH_GET] = "SELECT " W_COLS " FROM webhooks WHERE workspace_id = ?1 AND id = ?2",
+    [Q_WH_DELETE] = "DELETE FROM webhooks WHERE workspace_id = ?1 AND id = ?2",
+    [Q_WH_ENABLE] = "UPDATE webhooks SET enabled = 1, failures = 0, retry_at = NULL, "
+                    "disabled_at = NULL, updated_at = ?3 WHERE workspace_id = ?1 AND id = ?2",
+    [Q_WH_DISABLE] = "UPDATE webhooks SET enabled = 0, disabled_at = coalesce(disabled_at, ?3), "
+                     "updated_at = ?3 WHERE workspace_id = ?1 AND id = ?2",
+    [Q_WH_SEALED] = "SELECT secret FROM webhooks WHERE workspace_id = ?1 AND id = ?2",
+    [Q_WH_DUE] = "SELECT " W_COLS " FROM webhooks w WHERE enabled = 1 "
+                 "AND (retry_at IS NULL OR retry_at <= ?1) AND EXISTS (SELECT 1 FROM "
+                 "webhook_deliveries d WHERE d.webhook_id = w.id AND d.state = 'pending') "
+                 "ORDER BY coalesce(retry_at, 0), created_at, rowid LIMIT ?2",
+    [Q_WH_SUCCESS] = "UPDATE webhooks SET failures = 0, retry_at = NULL, last_success_at = ?2 "
+                     "WHERE id = ?1",
+    [Q_WH_FAILURE] = "UPDATE webhooks SET failures = failures + 1, retry_at = ?2, last_error = ?3, "
+                     "enabled = CASE WHEN ?4 THEN 0 ELSE enabled END, "
+                     "disabled_at = CASE WHEN ?4 THEN ?5 ELSE disabled_at END, "
+                     "updated_at = CASE WHEN ?4 THEN ?5 ELSE updated_at END WHERE id = ?1",
+    [Q_DL_INSERT] = "INSERT INTO webhook_deliveries (webhook_id, workspace_id, event_id, "
+                    "event_type, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [Q_DL_NEXT] = "SELECT d.id, d.webhook_id, d.workspace_id, d.event_id, d.event_type, d.state, "
+                  "d.attempts, d.last_status, d.last_error, d.created_at, d.last_attempt_at, "
+                  "d.delivered_at, e.id, e.workspace_id, e.type, e.tunnel_id, e.agent_id, e.data, "
+                  "e.created_at FROM webhook_deliveries d LEFT JOIN events e "
+                  "ON e.id = d.event_id AND e.workspace_id = d.workspace_id "
+                  "WHERE d.webhook_id = ?1 AND d.state = 'pending' ORDER BY d.id LIMIT 1",
+    [Q_DL_RECORD] = "UPDATE webhook_deliveries SET state = ?3, attempts = attempts + ?4, "
+                    "last_status = ?5, last_error = ?6, "
+                    "last_attempt_at = CASE WHEN ?4 > 0 THEN ?7 ELSE last_attempt_at END, "
+                    "delivered_at = CASE WHEN ?3 = 'delivered' THEN ?7 ELSE delivered_at END "
+                    "WHERE webhook_id = ?1 AND id = ?2 AND state = 'pending'",
+    [Q_DL_LIST] = "SELECT " D_COLS " FROM webhook_deliveries WHERE workspace_id = ?1 "
+                  "AND webhook_id = ?2 ORDER BY id DESC LIMIT ?3",
+    [Q_DL_PRUNE_LOG] = "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM (SELECT id, "
+                       "row_number() OVER (PARTITION BY webhook_id ORDER BY id DESC) AS n "
+                       "FROM webhook_deliveries WHERE state <> 'pending') WHERE n > ?1)",
+    [Q_DL_PRUNE_PENDING] =
+        "UPDATE webhook_deliveries SET state = 'dropped', last_error = 'dropped: the queue of "
+        "this webhook was full', last_attempt_at = ?2 WHERE id IN (SELECT id FROM (SELECT id, "
+        "row_number() OVER (PARTITION BY webhook_id ORDER BY id DESC) AS n "
+        "FROM webhook_deliveries WHERE state = 'pending') WHERE n > ?1)",
+    [Q_DL_PENDING] = "SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'",
     /* Keeps the newest ?1 of each workspace. */
     [Q_EV_CAP] = "DELETE FROM events WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER "
                  "(PARTITION BY workspace_id ORDER BY id DESC) AS n FROM events) WHERE n > ?1)",
@@ -1313,6 +1422,32 @@ static int sqlite_bootstrap(hub_store_t *st, const hub_workspace_t *ws, const hu
 
 /* ---- agents ------------------------------------------------------------ */
 
+/* A per-workspace cap (0 = none), counted with `count_q` (bound to the
+ * workspace). Call it inside the creating transaction, so two creates
+ * cannot both slip under. CN_EEXHAUSTED names `what` ("agents"). */
+static int workspace_cap(sqlite_store_t *s, enum q count_q, const char *ws, size_t max,
+                         const char *what)
+{
+    int rc = 0, b = SQLITE_OK;
+    if (!max)
+        return 0;
+    sqlite3_stmt *q = prep(s, count_q, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, ws, &b);
+    int one = step_one(s, q, b);
+    if (one < 0)
+        return one;
+    size_t n = one ? (size_t)sqlite3_column_int64(q, 0) : 0;
+    if (one)
+        done(q);
+    if (n >= max)
+        return hub_store_fail(&s->base, CN_EEXHAUSTED,
+                              "%s: this workspace already has the maximum of %zu %s", what, max,
+                              what);
+    return 0;
+}
+
 static int sqlite_agent_insert(hub_store_t *st, const hub_agent_t *a, size_t max_agents,
                                const uint8_t enroll_hash[static HUB_KEY_BYTES])
 {
@@ -1321,27 +1456,9 @@ static int sqlite_agent_insert(hub_store_t *st, const hub_agent_t *a, size_t max
     if (rc < 0)
         return rc;
     sqlite3_stmt *q;
-    if (max_agents) {
-        /* Inside the transaction, so two creates cannot both slip under. */
-        if (!(q = prep(s, Q_AGENT_COUNT, &rc)))
-            goto out;
-        b_text0(q, 1, a->workspace_id, &b);
-        int one = step_one(s, q, b);
-        if (one < 0) {
-            rc = one;
-            goto out;
-        }
-        size_t n = one ? (size_t)sqlite3_column_int64(q, 0) : 0;
-        if (one)
-            done(q);
-        if (n >= max_agents) {
-            rc = hub_store_fail(st, CN_EEXHAUSTED,
-                                "agents: this workspace already has the "
-                                "maximum of %zu agents",
-                                max_agents);
-            goto out;
-        }
-    }
+    rc = workspace_cap(s, Q_AGENT_COUNT, a->workspace_id, max_agents, "agents");
+    if (rc < 0)
+        goto out;
     if (!(q = prep(s, Q_AGENT_INSERT, &rc)))
         goto out;
     b = SQLITE_OK;
@@ -2280,6 +2397,320 @@ out:
     return rc;
 }
 
+/* ---- webhooks ----------------------------------------------------------- */
+
+static int read_webhook(sqlite_store_t *s, sqlite3_stmt *q, hub_webhook_t *w)
+{
+    memset(w, 0, sizeof(*w));
+    if (!col_str(q, 0, w->id, sizeof(w->id)) ||
+        !col_str(q, 1, w->workspace_id, sizeof(w->workspace_id)) ||
+        !col_str(q, 2, w->url, sizeof(w->url)) || !col_str(q, 3, w->events, sizeof(w->events)) ||
+        !col_str(q, 8, w->last_error, sizeof(w->last_error)))
+        return corrupt(s, "webhook");
+    w->enabled = sqlite3_column_int(q, 4) != 0;
+    w->failures = (unsigned)sqlite3_column_int(q, 5);
+    w->retry_at = col_time(q, 6);
+    w->disabled_at = col_time(q, 7);
+    w->last_success_at = col_time(q, 9);
+    w->created_at = col_time(q, 10);
+    w->updated_at = col_time(q, 11);
+    return 0;
+}
+
+static int read_delivery(sqlite_store_t *s, sqlite3_stmt *q, hub_delivery_t *d)
+{
+    memset(d, 0, sizeof(*d));
+    char state[16];
+    d->id = sqlite3_column_int64(q, 0);
+    if (!col_str(q, 1, d->webhook_id, sizeof(d->webhook_id)) ||
+        !col_str(q, 2, d->workspace_id, sizeof(d->workspace_id)) ||
+        !col_str(q, 4, d->event_type, sizeof(d->event_type)) ||
+        !col_str(q, 5, state, sizeof(state)) ||
+        !col_str(q, 8, d->last_error, sizeof(d->last_error)))
+        return corrupt(s, "delivery");
+    d->event_id = sqlite3_column_int64(q, 3);
+    d->state = !strcmp(state, "delivered") ? HUB_DELIVERY_SENT
+               : !strcmp(state, "dropped") ? HUB_DELIVERY_DROPPED
+                                           : HUB_DELIVERY_PENDING;
+    d->attempts = (unsigned)sqlite3_column_int(q, 6);
+    d->last_status = sqlite3_column_int(q, 7);
+    d->created_at = col_time(q, 9);
+    d->last_attempt_at = col_time(q, 10);
+    d->delivered_at = col_time(q, 11);
+    return 0;
+}
+
+static int sqlite_webhook_insert(hub_store_t *st, const hub_webhook_t *w, const uint8_t *sealed,
+                                 size_t sealed_len, size_t max_webhooks)
+{
+    sqlite_store_t *s = S(st);
+    int rc = tx_begin(s), b = SQLITE_OK;
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *q;
+    rc = workspace_cap(s, Q_WH_COUNT, w->workspace_id, max_webhooks, "webhooks");
+    if (rc < 0)
+        goto out;
+    if (!(q = prep(s, Q_WH_INSERT, &rc)))
+        goto out;
+    b_text0(q, 1, w->id, &b);
+    b_text0(q, 2, w->workspace_id, &b);
+    b_text0(q, 3, w->url, &b);
+    if (b == SQLITE_OK)
+        b = sqlite3_bind_blob(q, 4, sealed, (int)sealed_len, SQLITE_STATIC);
+    b_text0(q, 5, w->events, &b);
+    b_int(q, 6, w->created_at, &b);
+    rc = run(s, q, b);
+    if (rc == CN_ENOTFOUND)
+        hub_store_fail(st, rc, "workspace not found");
+out:
+    return tx_end(s, rc);
+}
+
+static int sqlite_webhook_list(hub_store_t *st, const char *ws, bool enabled_only,
+                               hub_webhook_list_t *out)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_WH_LIST, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, ws, &b);
+    b_int(q, 2, enabled_only, &b);
+    b_int(q, 3, HUB_LIST_MAX, &b);
+    COLLECT(rc, s, q, b, out, hub_webhook_t, read_webhook, no_clear);
+    return rc;
+}
+
+static int sqlite_webhook_get(hub_store_t *st, const char *ws, const char *id, hub_webhook_t *out)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_WH_GET, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, ws, &b);
+    b_text0(q, 2, id, &b);
+    int one = step_one(s, q, b);
+    if (one <= 0)
+        return one < 0 ? one : hub_store_fail(st, CN_ENOTFOUND, "webhook not found");
+    rc = read_webhook(s, q, out);
+    done(q);
+    return rc;
+}
+
+/* Runs a statement bound (ws, id[, now]) that must change one row. */
+static int change_webhook(sqlite_store_t *s, enum q which, const char *ws, const char *id,
+                          int64_t now, bool with_now)
+{
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, which, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, ws, &b);
+    b_text0(q, 2, id, &b);
+    if (with_now)
+        b_int(q, 3, now, &b);
+    rc = run(s, q, b);
+    if (rc == 0 && sqlite3_changes(s->db) == 0)
+        rc = hub_store_fail(&s->base, CN_ENOTFOUND, "webhook not found");
+    return rc;
+}
+
+static int sqlite_webhook_delete(hub_store_t *st, const char *ws, const char *id)
+{
+    return change_webhook(S(st), Q_WH_DELETE, ws, id, 0, false);
+}
+
+static int sqlite_webhook_set_enabled(hub_store_t *st, const char *ws, const char *id, bool enabled,
+                                      int64_t now)
+{
+    return change_webhook(S(st), enabled ? Q_WH_ENABLE : Q_WH_DISABLE, ws, id, now, true);
+}
+
+static int sqlite_webhook_sealed(hub_store_t *st, const char *ws, const char *id, uint8_t *buf,
+                                 size_t cap, size_t *len)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_WH_SEALED, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, ws, &b);
+    b_text0(q, 2, id, &b);
+    int one = step_one(s, q, b);
+    if (one <= 0)
+        return one < 0 ? one : hub_store_fail(st, CN_ENOTFOUND, "webhook not found");
+    const void *blob = sqlite3_column_blob(q, 0);
+    size_t n = (size_t)sqlite3_column_bytes(q, 0);
+    if (!blob || n > cap) {
+        rc = corrupt(s, "webhook");
+    } else {
+        memcpy(buf, blob, n);
+        *len = n;
+    }
+    done(q);
+    return rc;
+}
+
+static int sqlite_webhook_due(hub_store_t *st, int64_t now, size_t limit, hub_webhook_list_t *out)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_WH_DUE, &rc);
+    if (!q)
+        return rc;
+    b_int(q, 1, now, &b);
+    b_int(q, 2, (int64_t)limit, &b);
+    COLLECT(rc, s, q, b, out, hub_webhook_t, read_webhook, no_clear);
+    return rc;
+}
+
+static int sqlite_delivery_insert(hub_store_t *st, const char *webhook_id, const hub_event_t *e,
+                                  int64_t event_id)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_DL_INSERT, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, webhook_id, &b);
+    b_text0(q, 2, e->workspace_id, &b);
+    b_int(q, 3, event_id, &b);
+    b_text0(q, 4, e->type, &b);
+    b_int(q, 5, e->created_at, &b);
+    return run(s, q, b);
+}
+
+static int sqlite_delivery_next(hub_store_t *st, const char *webhook_id, hub_delivery_t *out,
+                                hub_event_t *event)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_DL_NEXT, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, webhook_id, &b);
+    int one = step_one(s, q, b);
+    if (one <= 0)
+        return one < 0 ? one : hub_store_fail(st, CN_ENOTFOUND, "no pending delivery");
+    rc = read_delivery(s, q, out);
+    if (rc == 0 && sqlite3_column_type(q, 12) != SQLITE_NULL) {
+        event->id = sqlite3_column_int64(q, 12);
+        if (!col_str(q, 13, event->workspace_id, sizeof(event->workspace_id)) ||
+            !col_str(q, 14, event->type, sizeof(event->type)) ||
+            !col_str(q, 15, event->tunnel_id, sizeof(event->tunnel_id)) ||
+            !col_str(q, 16, event->agent_id, sizeof(event->agent_id)))
+            rc = corrupt(s, "event");
+        else if (!col_dup(q, 17, &event->data))
+            rc = hub_store_fail(st, CN_ENOMEM, "out of memory");
+        event->created_at = col_time(q, 18);
+        if (rc < 0)
+            hub_event_clear(event);
+    }
+    done(q);
+    return rc;
+}
+
+static int sqlite_delivery_record(hub_store_t *st, const char *webhook_id, int64_t delivery_id,
+                                  const hub_delivery_outcome_t *o, int64_t now)
+{
+    sqlite_store_t *s = S(st);
+    int rc = tx_begin(s), b = SQLITE_OK;
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *q = prep(s, Q_DL_RECORD, &rc);
+    if (!q)
+        goto out;
+    b_text0(q, 1, webhook_id, &b);
+    b_int(q, 2, delivery_id, &b);
+    b_text0(q, 3, hub_delivery_state_name(o->state), &b);
+    b_int(q, 4, o->attempted ? 1 : 0, &b);
+    if (b == SQLITE_OK)
+        b = o->status ? sqlite3_bind_int(q, 5, o->status) : sqlite3_bind_null(q, 5);
+    b_text(q, 6, o->error, &b);
+    b_int(q, 7, now, &b);
+    rc = run(s, q, b);
+    if (rc == 0 && sqlite3_changes(s->db) == 0)
+        rc = hub_store_fail(st, CN_ENOTFOUND, "no such pending delivery");
+    if (rc < 0 || !o->attempted)
+        goto out;
+    b = SQLITE_OK;
+    if (o->state == HUB_DELIVERY_SENT) {
+        if (!(q = prep(s, Q_WH_SUCCESS, &rc)))
+            goto out;
+        b_text0(q, 1, webhook_id, &b);
+        b_int(q, 2, now, &b);
+    } else {
+        if (!(q = prep(s, Q_WH_FAILURE, &rc)))
+            goto out;
+        b_text0(q, 1, webhook_id, &b);
+        b_time(q, 2, o->retry_at, &b);
+        b_text(q, 3, o->error, &b);
+        b_int(q, 4, o->disable ? 1 : 0, &b);
+        b_int(q, 5, now, &b);
+    }
+    rc = run(s, q, b);
+out:
+    return tx_end(s, rc);
+}
+
+static int sqlite_delivery_list(hub_store_t *st, const char *ws, const char *webhook_id,
+                                size_t limit, hub_delivery_list_t *out)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0, b = SQLITE_OK;
+    sqlite3_stmt *q = prep(s, Q_DL_LIST, &rc);
+    if (!q)
+        return rc;
+    b_text0(q, 1, ws, &b);
+    b_text0(q, 2, webhook_id, &b);
+    b_int(q, 3, (int64_t)limit, &b);
+    COLLECT(rc, s, q, b, out, hub_delivery_t, read_delivery, no_clear);
+    return rc;
+}
+
+static int sqlite_delivery_prune(hub_store_t *st, size_t keep_log, size_t max_pending, int64_t now,
+                                 size_t *dropped)
+{
+    sqlite_store_t *s = S(st);
+    int rc = tx_begin(s), b = SQLITE_OK;
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *q = prep(s, Q_DL_PRUNE_PENDING, &rc);
+    if (!q)
+        goto out;
+    b_int(q, 1, (int64_t)max_pending, &b);
+    b_int(q, 2, now, &b);
+    rc = run(s, q, b);
+    if (rc < 0)
+        goto out;
+    *dropped = (size_t)sqlite3_changes(s->db);
+    if (!(q = prep(s, Q_DL_PRUNE_LOG, &rc)))
+        goto out;
+    b = SQLITE_OK;
+    b_int(q, 1, (int64_t)keep_log, &b);
+    rc = run(s, q, b);
+out:
+    return tx_end(s, rc);
+}
+
+static int sqlite_delivery_pending_count(hub_store_t *st, size_t *count)
+{
+    sqlite_store_t *s = S(st);
+    int rc = 0;
+    sqlite3_stmt *q = prep(s, Q_DL_PENDING, &rc);
+    if (!q)
+        return rc;
+    int one = step_one(s, q, SQLITE_OK);
+    if (one < 0)
+        return one;
+    *count = one ? (size_t)sqlite3_column_int64(q, 0) : 0;
+    if (one)
+        done(q);
+    return 0;
+}
+
 static const struct hub_store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sqlite_close,
@@ -2327,6 +2758,19 @@ static const struct hub_store_ops sqlite_ops = {
     .event_insert = sqlite_event_insert,
     .event_list = sqlite_event_list,
     .event_prune = sqlite_event_prune,
+    .webhook_insert = sqlite_webhook_insert,
+    .webhook_list = sqlite_webhook_list,
+    .webhook_get = sqlite_webhook_get,
+    .webhook_delete = sqlite_webhook_delete,
+    .webhook_set_enabled = sqlite_webhook_set_enabled,
+    .webhook_sealed = sqlite_webhook_sealed,
+    .webhook_due = sqlite_webhook_due,
+    .delivery_insert = sqlite_delivery_insert,
+    .delivery_next = sqlite_delivery_next,
+    .delivery_record = sqlite_delivery_record,
+    .delivery_list = sqlite_delivery_list,
+    .delivery_prune = sqlite_delivery_prune,
+    .delivery_pending_count = sqlite_delivery_pending_count,
     .event_cap = sqlite_event_cap,
     .tx_begin = sqlite_tx_begin,
     .tx_end = sqlite_tx_end,

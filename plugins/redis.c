@@ -86,9 +86,12 @@ static int redis_probe_reply(const uint8_t *reply, size_t len, char *why, size_t
     char text[160];
     if (len && reply[0] != '+' && reply[0] != '-')
         return plug_down(why, cap, "not a Redis server (answer starts 0x%02x)", reply[0]);
+    /* A reply line longer than 512 bytes is refused whether or not its end
+     * has arrived yet, so that a prefix and the whole reply agree. */
+    if (eol ? (size_t)(eol - reply) > 512 : len > 512)
+        return plug_down(why, cap, "not a Redis server (no line end)");
     if (!eol)
-        return len > 512 ? plug_down(why, cap, "not a Redis server (no line end)")
-                         : CN_PLUGIN_PARTIAL;
+        return CN_PLUGIN_PARTIAL;
     size_t line = (size_t)(eol - reply) + 1;
     if (line < 3 || reply[line - 2] != '\r')
         return plug_down(why, cap, "not a Redis server (malformed line)");

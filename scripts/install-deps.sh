@@ -13,3 +13,24 @@ apt-get install -y -qq --no-install-recommends \
   python3 python3-websockets curl jq socat sqlite3 procps iproute2 \
   redis-server redis-tools postgresql postgresql-client mariadb-server mariadb-client \
   dnsmasq dnsutils >/dev/null
+
+# promtool (tests/integration/test_metrics.sh) comes with Debian's prometheus
+# package, whose postinst would start a Prometheus server (on :9090) where
+# an init system runs. Nothing here needs that server: a policy-rc.d that
+# denies service starts is in place for the install (the one already there,
+# as in Debian's container images, or a temporary one), and the package's
+# systemd unit is masked so no later boot starts it either.
+if ! command -v promtool >/dev/null 2>&1; then
+  own_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  if [ "$own_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+    systemctl mask prometheus >/dev/null 2>&1 || true
+  fi
+fi

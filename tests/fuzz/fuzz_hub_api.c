@@ -13,18 +13,22 @@
  *           "-" (no header), or the raw Authorization value
  *   line 3  path, with an optional "?k=v&k2" query
  *   rest    the body
- * In the path, query and body, "$W" "$X" "$A" "$T" "$U" "$K" expand to the
- * first workspace's id, the second's, the agent's, a tunnel of the first
- * workspace, one of the second, and the member token's id, so that the
- * fuzzer reaches handlers past their lookups.
+ * In the path, query and body, "$W" "$X" "$A" "$T" "$U" "$K" "$H" expand to
+ * the first workspace's id, the second's, the agent's, a tunnel of the first
+ * workspace, one of the second, the member token's id and a webhook of the
+ * first workspace, so that the fuzzer reaches handlers past their lookups.
  *
  * Invariants that abort the run: the status is 200, 201 or an error status
  * the contract names (400..429; never 500, which no input may cause with
  * a healthy store); the body is a JSON object; every
  * error answer has the shape {"errors":[{"param":string,"details":string},
  * ...]} with at least one entry; 405 carries Allow, 429 Retry-After; a
- * request without a valid credential never succeeds past health; and the
- * store stays usable (the rollback succeeds). CN_FUZZ_VERBOSE=1 prints
+ * request without a valid credential never succeeds past health; a route
+ * for admins (webhooks, agents, ...) or the operator answers 401 without a
+ * valid credential and 403 (401 for a credential in the query) to a valid
+ * one of a lower scope; GET /metrics, whose access is not an API token's
+ * to grant, answers 403 to this non-loopback peer whatever the token; and
+ * the store stays usable (the rollback succeeds). CN_FUZZ_VERBOSE=1 prints
  * each answer (to see what the seeds reach). */
 #include <stdbool.h>
 #include <stdint.h>
@@ -36,6 +40,7 @@
 #include <jansson.h>
 
 #include "api.h"
+#include "api_internal.h"
 #include "cn_err.h"
 #include "cn_log.h"
 #include "router.h"
@@ -49,7 +54,7 @@ static hub_store_t *st;
 static hub_api_t *api;
 static int64_t now_ms = 1795442400000LL;
 static char ws1[HUB_ID_SIZE], ws2[HUB_ID_SIZE], agent_id[HUB_ID_SIZE], tun1[HUB_ID_SIZE],
-    tun2[HUB_ID_SIZE], member_id[HUB_ID_SIZE];
+    tun2[HUB_ID_SIZE], member_id[HUB_ID_SIZE], hook1[HUB_ID_SIZE];
 static char tok_operator[HUB_TOKEN_STR_SIZE], tok_admin[HUB_TOKEN_STR_SIZE],
     tok_member[HUB_TOKEN_STR_SIZE], tok_agent[HUB_TOKEN_STR_SIZE], tok_revoked[HUB_TOKEN_STR_SIZE];
 
@@ -202,6 +207,15 @@ static void setup(void)
     copy_field(j, "id", tun2, sizeof(tun2));
     json_decref(j);
 
+    /* A webhook of the first workspace (every event), for the routes on one. */
+    bearer(auth, tok_admin);
+    j = call(HUB_POST, "/api/v1/webhooks", auth, "{\"url\":\"https://hooks.example.test/c\"}",
+             &status);
+    if (status != 201)
+        die("webhook");
+    copy_field(j, "id", hook1, sizeof(hook1));
+    json_decref(j);
+
     /* A revoked token: presented, it must be refused like an unknown one. */
     hub_token_info_t rinfo;
     if (hub_store_token_authenticate(st, tok_revoked, &rinfo) != 0 ||
@@ -235,6 +249,9 @@ static void expand(const char *src, size_t n, char *out, size_t cap)
                 break;
             case 'K':
                 rep = member_id;
+                break;
+            case 'H':
+                rep = hook1;
                 break;
             default:
                 break;
@@ -293,6 +310,53 @@ static bool is_error_shape(json_t *j)
     return true;
 }
 
+/* The route (method, path) reaches, NULL when none: the dispatcher's tables,
+ * listed again here so that the harness checks the scopes they declare. */
+static const hub_api_route_t *route_of(unsigned method, const char *path)
+{
+    static const struct {
+        const hub_api_route_t *routes;
+        const size_t *n;
+    } tables[] = {
+        {hub_api_health_routes, &hub_api_health_nroutes},
+        {hub_api_workspaces_routes, &hub_api_workspaces_nroutes},
+        {hub_api_agents_routes, &hub_api_agents_nroutes},
+        {hub_api_tunnels_routes, &hub_api_tunnels_nroutes},
+        {hub_api_events_routes, &hub_api_events_nroutes},
+        {hub_api_tokens_routes, &hub_api_tokens_nroutes},
+        {hub_api_webhooks_routes, &hub_api_webhooks_nroutes},
+        {hub_api_metrics_routes, &hub_api_metrics_nroutes},
+        {hub_api_shares_routes, &hub_api_shares_nroutes},
+    };
+    if (method == HUB_HEAD)
+        method = HUB_GET;
+    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+        size_t idx = 0;
+        unsigned allow = 0;
+        hub_route_params_t params;
+        if (hub_route_lookup(tables[t].routes, *tables[t].n, sizeof(hub_api_route_t), method, path,
+                             &idx, &params, &allow) == HUB_ROUTE_FOUND)
+            return &tables[t].routes[idx];
+    }
+    return NULL;
+}
+
+/* Whether a route that needs `need` was refused as it must be: 401 without
+ * a valid credential, 403 (or 401 for a credential in the query) with one
+ * of a scope below it. */
+static bool scope_held(enum hub_api_auth need, bool valid_credential, int scope, int status)
+{
+    if (need == HUB_AUTH_NONE)
+        return true;
+    if (!valid_credential)
+        return status == 401;
+    bool enough =
+        need == HUB_AUTH_TOKEN ||
+        (need == HUB_AUTH_ADMIN && (scope == HUB_SCOPE_ADMIN || scope == HUB_SCOPE_OPERATOR)) ||
+        (need == HUB_AUTH_OPERATOR && scope == HUB_SCOPE_OPERATOR);
+    return enough || status == 403 || status == 401;
+}
+
 static bool known_status(int s)
 {
     switch (s) {
@@ -333,15 +397,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s = next_line(&p, end, &n);
     const char *authz = auth;
     bool valid_credential = true;
-    if (n == 8 && !memcmp(s, "operator", 8))
+    int scope = -1;
+    if (n == 8 && !memcmp(s, "operator", 8)) {
         bearer(auth, tok_operator);
-    else if (n == 5 && !memcmp(s, "admin", 5))
+        scope = HUB_SCOPE_OPERATOR;
+    } else if (n == 5 && !memcmp(s, "admin", 5)) {
         bearer(auth, tok_admin);
-    else if (n == 6 && !memcmp(s, "member", 6))
+        scope = HUB_SCOPE_ADMIN;
+    } else if (n == 6 && !memcmp(s, "member", 6)) {
         bearer(auth, tok_member);
-    else if (n == 5 && !memcmp(s, "agent", 5))
+        scope = HUB_SCOPE_MEMBER;
+    } else if (n == 5 && !memcmp(s, "agent", 5)) {
         bearer(auth, tok_agent);
-    else if (n == 7 && !memcmp(s, "revoked", 7)) {
+        scope = HUB_SCOPE_AGENT;
+    } else if (n == 7 && !memcmp(s, "revoked", 7)) {
         bearer(auth, tok_revoked);
         valid_credential = false;
     } else if (n == 1 && s[0] == '-') {
@@ -412,6 +481,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     /* Only health answers without a credential. */
     if (!valid_credential && resp.status < 300 && strncmp(path, "/api/v1/health", 14) != 0)
+        abort();
+    const hub_api_route_t *route = route_of(method, path);
+    if (route && !scope_held(route->auth, valid_credential, scope, resp.status))
+        abort();
+    /* Webhooks make the hub send requests where they say: admins only,
+     * whatever the route table declares. */
+    if (!strncmp(path, "/api/v1/webhooks", 16) &&
+        (scope == HUB_SCOPE_MEMBER || scope == HUB_SCOPE_AGENT) && resp.status < 400)
+        abort();
+    if (route && !strcmp(route->route.pattern, "/metrics") && resp.status != 403 &&
+        resp.status != 401)
         abort();
     json_decref(j);
     hub_resp_clear(&resp);

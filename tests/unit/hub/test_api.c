@@ -1153,6 +1153,85 @@ static void test_live_side_from_config(void **state)
     assert_int_equal(f->changed_calls, 8);
 }
 
+/* GET /metrics without the JSON decoding of call(): status and body. */
+static int scrape(fx_t *f, const char *peer, const char *auth)
+{
+    hub_http_req_t req = {.method = HUB_GET, .path = "/metrics", .peer = peer};
+    req.authorization = auth;
+    hub_resp_clear(&f->resp);
+    hub_api_handle(f->api, &req, &f->resp);
+    return f->resp.status;
+}
+
+static void fake_collect(void *ctx, hub_metrics_snapshot_t *snap, hub_metrics_tunnel_t *t, size_t n)
+{
+    snap->links = 7;
+    for (size_t i = 0; i < n; i++)
+        t[i].live_in = 42;
+}
+
+/* /metrics: loopback peers only by default; a token of its own (no API
+ * token opens it); or public. Text in the Prometheus format, with the
+ * store's agents and tunnels and the live side's numbers. */
+static void test_metrics_access(void **state)
+{
+    fx_t *f = *state;
+    char agent[HUB_ID_SIZE], tun[HUB_ID_SIZE];
+    make_agent(f, f->admin, agent);
+    make_tunnel(f, agent, "\"name\":\"web\"", tun);
+    hub_api_free(f->api);
+    hub_metrics_t *m = hub_metrics_new();
+    hub_metrics_handshake_failure(m, HUB_HS_REFUSED);
+    hub_api_config_t cfg = {
+        .metrics = m,
+        .metrics_source = {.collect = fake_collect},
+        .clock = hub_test_clock_read,
+        .clock_ctx = &f->clock,
+    };
+    f->api = hub_api_new(f->st, &cfg);
+
+    assert_int_equal(scrape(f, "127.0.0.1", NULL), 200);
+    assert_string_equal(f->resp.content_type, HUB_METRICS_CONTENT_TYPE);
+    const char *text = f->resp.body;
+    assert_non_null(strstr(text, "connect_agents{state=\"pending\"} 1\n"));
+    assert_non_null(strstr(text, "connect_agent_links 7\n"));
+    assert_non_null(strstr(text, "connect_tunnels{status=\"connecting\",protocol=\"auto\"} 1\n"));
+    assert_non_null(strstr(text, "tunnel_name=\"web\"} 42\n"));
+    assert_non_null(strstr(text, "connect_handshake_failures_total{reason=\"refused\"} 1\n"));
+    assert_int_equal(scrape(f, "127.8.9.10", NULL), 200);
+    assert_int_equal(scrape(f, "::1", NULL), 200);
+    assert_int_equal(scrape(f, "::ffff:127.0.0.1", NULL), 200);
+    assert_int_equal(scrape(f, "10.0.0.5", NULL), 403);
+    assert_int_equal(scrape(f, "::ffff:10.0.0.5", NULL), 403);
+    assert_int_equal(scrape(f, "2001:db8::1", NULL), 403);
+    assert_int_equal(scrape(f, "?", NULL), 403);
+    char bearer[128];
+    snprintf(bearer, sizeof(bearer), "Bearer %s", f->admin);
+    assert_int_equal(scrape(f, "10.0.0.5", bearer), 403); /* an API token does not open it */
+
+    static const char token[] = "metrics-scrape-token-0123456789abcdef";
+    hub_api_free(f->api);
+    cfg.metrics_access = HUB_METRICS_TOKEN;
+    assert_int_equal(hub_metrics_token_hash(token, cfg.metrics_token_hash), 0);
+    uint8_t unused[HUB_KEY_BYTES];
+    assert_int_equal(hub_metrics_token_hash("short", unused), CN_EINVAL);
+    assert_int_equal(hub_metrics_token_hash(token, cfg.metrics_token_hash), 0);
+    f->api = hub_api_new(f->st, &cfg);
+    assert_int_equal(scrape(f, "127.0.0.1", NULL), 401);
+    assert_int_equal(scrape(f, "127.0.0.1", bearer), 401);
+    assert_int_equal(scrape(f, "127.0.0.1", "Bearer metrics-scrape-token-0123456789abcdeX"), 401);
+    assert_int_equal(scrape(f, "10.0.0.5", "Bearer metrics-scrape-token-0123456789abcdef"), 200);
+
+    hub_api_free(f->api);
+    cfg.metrics_access = HUB_METRICS_PUBLIC;
+    f->api = hub_api_new(f->st, &cfg);
+    assert_int_equal(scrape(f, "10.0.0.5", NULL), 200);
+    /* Not under /api/v1, and only GET (HEAD is GET without the body). */
+    call(f, HUB_POST, "/metrics", NULL, NULL, NULL);
+    EXPECT(f, 405, "method");
+    hub_metrics_free(m);
+}
+
 /* An agent with a static key bound, as enrollment leaves it. */
 static void make_enrolled_agent(fx_t *f, const char *token, char id[static HUB_ID_SIZE],
                                 uint8_t pk[static 32])
@@ -1279,6 +1358,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_live_side_from_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_failures_limited_per_address, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_query_every_route, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_access, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reach_connect, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -103,6 +103,29 @@ static void test_encode_round_trip(void **state)
     }
 }
 
+/* A longest normal path whose every byte re-encodes as "%XX" normalises
+ * again to itself (fuzz_share_policy found the raw limit refusing it). */
+static void test_encode_round_trip_longest(void **state)
+{
+    static char raw[HUB_PATH_MAX + 1], norm[HUB_PATH_MAX + 1], enc[HUB_PATH_RAW_MAX + 2],
+        back[HUB_PATH_MAX + 1];
+    raw[0] = '/';
+    memset(raw + 1, '"', HUB_PATH_MAX - 1);
+    size_t n = 0, e = 0, m = 0;
+    assert_int_equal(hub_path_normalize(raw, HUB_PATH_MAX, norm, sizeof(norm), &n), 0);
+    assert_int_equal(n, HUB_PATH_MAX);
+    assert_int_equal(hub_path_encode(norm, n, enc, sizeof(enc), &e), 0);
+    assert_int_equal(e, 1 + 3 * (HUB_PATH_MAX - 1));
+    assert_int_equal(hub_path_normalize(enc, e, back, sizeof(back), &m), 0);
+    assert_int_equal(m, n);
+    assert_memory_equal(back, norm, n);
+    /* Past three bytes per decoded byte the raw form is refused unread. */
+    memset(enc, 'a', sizeof(enc) - 1);
+    enc[0] = '/';
+    assert_int_equal(hub_path_normalize(enc, HUB_PATH_RAW_MAX + 1, back, sizeof(back), &m),
+                     CN_EINVAL);
+}
+
 /* ---- patterns ---- */
 
 typedef struct {
@@ -284,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_normalize_matrix),
         cmocka_unit_test(test_normalize_bounds),
         cmocka_unit_test(test_encode_round_trip),
+        cmocka_unit_test(test_encode_round_trip_longest),
         cmocka_unit_test(test_match_table),
         cmocka_unit_test(test_traversal_never_slips_through),
         cmocka_unit_test(test_pattern_validity),

@@ -1722,9 +1722,286 @@ static void test_tunnel_plugin(void **state)
     hub_tunnel_clear(&t);
 }
 
-/* A database of schema 3 (tunnels.plugin, before shares) migrates to 4:
- * its tunnels keep their plugin, and they can be shared. The version-3 file
- * is this build's database with migration 4's objects taken out again. */
+/* ---- webhooks ------------------------------------------------------------ */
+
+static void mk_webhook(fx_t *f, const hub_workspace_t *ws, const char *events, hub_webhook_t *w,
+                       char secret[static HUB_WEBHOOK_SECRET_SIZE])
+{
+    int rc =
+        hub_store_webhook_create(f->st, ws->id, "http://127.0.0.1:9/hook", events, 0, secret, w);
+    if (rc != 0)
+        fail_msg("webhook_create: %s", hub_store_errmsg(f->st));
+}
+
+static void event(fx_t *f, const hub_workspace_t *ws, const char *type)
+{
+    hub_event_spec_t sp = {.type = type};
+    assert_int_equal(hub_store_event_append(f->st, ws->id, &sp, NULL), 0);
+}
+
+static size_t log_count(fx_t *f, const hub_workspace_t *ws, const hub_webhook_t *w,
+                        enum hub_delivery_state state)
+{
+    hub_delivery_list_t l = {0};
+    assert_int_equal(hub_store_delivery_list(f->st, ws->id, w->id, HUB_EVENTS_MAX, &l), 0);
+    size_t n = 0;
+    for (size_t i = 0; i < l.count; i++)
+        n += l.items[i].state == state;
+    hub_delivery_list_free(&l);
+    return n;
+}
+
+/* The secret is shown once, stored sealed (not in plaintext anywhere in the
+ * files), opens with the hub key, and does not open in another row. */
+static void test_webhook_secret_sealed(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    hub_webhook_t a, b;
+    char sa[HUB_WEBHOOK_SECRET_SIZE], sb[HUB_WEBHOOK_SECRET_SIZE], out[HUB_WEBHOOK_SECRET_SIZE];
+    mk_ws(f, "w", &ws);
+    mk_webhook(f, &ws, NULL, &a, sa);
+    mk_webhook(f, &ws, NULL, &b, sb);
+    assert_int_equal(strlen(sa), HUB_WEBHOOK_SECRET_LEN);
+    assert_int_equal(strncmp(sa, HUB_WEBHOOK_SECRET_PREFIX, 6), 0);
+    assert_string_not_equal(sa, sb);
+    assert_string_equal(a.events, "[\"*\"]");
+    assert_true(a.enabled);
+
+    fx_reopen(f);
+    assert_int_equal(hub_store_webhook_secret(f->st, ws.id, a.id, out), 0);
+    assert_string_equal(out, sa);
+    assert_false(db_files_contain(f, sa + 6, 43));
+    assert_false(db_files_contain(f, sb + 6, 43));
+
+    /* A sealed secret copied into another row does not open there. */
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "UPDATE webhooks SET secret = (SELECT secret FROM webhooks WHERE id = '%s') "
+             "WHERE id = '%s'",
+             a.id, b.id);
+    hub_test_sql(f->db, sql);
+    assert_int_equal(hub_store_webhook_secret(f->st, ws.id, b.id, out), CN_EAUTH);
+    assert_string_equal(out, "");
+
+    /* Another workspace sees none of it. */
+    hub_workspace_t other;
+    hub_webhook_t w;
+    mk_ws(f, "other", &other);
+    assert_int_equal(hub_store_webhook_secret(f->st, other.id, a.id, out), CN_ENOTFOUND);
+    assert_int_equal(hub_store_webhook_get(f->st, other.id, a.id, &w), CN_ENOTFOUND);
+    assert_int_equal(hub_store_webhook_delete(f->st, other.id, a.id), CN_ENOTFOUND);
+    hub_webhook_list_t l = {0};
+    assert_int_equal(hub_store_webhook_list(f->st, other.id, &l), 0);
+    assert_int_equal(l.count, 0);
+    assert_int_equal(hub_store_webhook_list(f->st, ws.id, &l), 0);
+    assert_int_equal(l.count, 2);
+    hub_webhook_list_free(&l);
+}
+
+/* Each event queues one delivery per enabled webhook whose filter selects
+ * it, in the event's transaction: a rolled-back event queues nothing. */
+static void test_webhook_fanout(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws, other;
+    hub_webhook_t all, tunnels, one, off, elsewhere;
+    char s[HUB_WEBHOOK_SECRET_SIZE];
+    mk_ws(f, "w", &ws);
+    mk_ws(f, "other", &other);
+    mk_webhook(f, &ws, "[\"*\"]", &all, s);
+    mk_webhook(f, &ws, "[\"tunnel.*\"]", &tunnels, s);
+    mk_webhook(f, &ws, "[\"agent.connected\", \"tunnel.deleted\"]", &one, s);
+    mk_webhook(f, &ws, NULL, &off, s);
+    mk_webhook(f, &other, NULL, &elsewhere, s);
+    assert_int_equal(hub_store_webhook_set_enabled(f->st, ws.id, off.id, false, &off), 0);
+    assert_false(off.enabled);
+    assert_true(off.disabled_at > 0);
+
+    event(f, &ws, "tunnel.created");
+    event(f, &ws, "agent.connected");
+    event(f, &ws, "agent.created");
+    event(f, &ws, "tunnel.deleted");
+    /* Rolled back with its caller's transaction: no deliveries either. */
+    assert_int_equal(hub_store_tx_begin(f->st), 0);
+    event(f, &ws, "tunnel.updated");
+    assert_int_equal(hub_store_tx_end(f->st, CN_EIO), CN_EIO);
+
+    assert_int_equal(log_count(f, &ws, &all, HUB_DELIVERY_PENDING), 4);
+    assert_int_equal(log_count(f, &ws, &tunnels, HUB_DELIVERY_PENDING), 2);
+    assert_int_equal(log_count(f, &ws, &one, HUB_DELIVERY_PENDING), 2);
+    assert_int_equal(log_count(f, &ws, &off, HUB_DELIVERY_PENDING), 0);
+    assert_int_equal(log_count(f, &other, &elsewhere, HUB_DELIVERY_PENDING), 0);
+    size_t pending = 0;
+    assert_int_equal(hub_store_delivery_pending_count(f->st, &pending), 0);
+    assert_int_equal(pending, 8);
+    hub_delivery_list_t l = {0};
+    assert_int_equal(hub_store_delivery_list(f->st, other.id, all.id, 0, &l), CN_ENOTFOUND);
+
+    /* The queue survives a restart; oldest first, with its event. */
+    fx_reopen(f);
+    hub_delivery_t d;
+    hub_event_t e = {0};
+    assert_int_equal(hub_store_delivery_next(f->st, tunnels.id, &d, &e), 0);
+    assert_string_equal(d.event_type, "tunnel.created");
+    assert_string_equal(e.type, "tunnel.created");
+    assert_int_equal(e.id, d.event_id);
+    assert_string_equal(e.workspace_id, ws.id);
+    assert_non_null(e.data);
+    hub_event_clear(&e);
+
+    /* Deleting a webhook takes its queue and log. */
+    assert_int_equal(hub_store_webhook_delete(f->st, ws.id, one.id), 0);
+    assert_int_equal(hub_store_delivery_pending_count(f->st, &pending), 0);
+    assert_int_equal(pending, 6);
+    assert_int_equal(hub_store_webhook_get(f->st, ws.id, one.id, &one), CN_ENOTFOUND);
+}
+
+/* The worker's cycle: due webhooks, the next delivery, outcomes; failures
+ * delay the webhook and can disable it; a success resets it; re-enabling
+ * clears the failures. */
+static void test_webhook_delivery_cycle(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    hub_webhook_t w, got;
+    char s[HUB_WEBHOOK_SECRET_SIZE];
+    mk_ws(f, "w", &ws);
+    mk_webhook(f, &ws, NULL, &w, s);
+    hub_webhook_list_t due = {0};
+    assert_int_equal(hub_store_webhook_due(f->st, 0, &due), 0);
+    assert_int_equal(due.count, 0); /* nothing queued */
+    event(f, &ws, "tunnel.created");
+    event(f, &ws, "tunnel.deleted");
+    assert_int_equal(hub_store_webhook_due(f->st, 0, &due), 0);
+    assert_int_equal(due.count, 1);
+    assert_string_equal(due.items[0].id, w.id);
+    hub_webhook_list_free(&due);
+
+    hub_delivery_t d;
+    hub_event_t e = {0};
+    assert_int_equal(hub_store_delivery_next(f->st, w.id, &d, &e), 0);
+    hub_event_clear(&e);
+    hub_delivery_outcome_t fail = {.state = HUB_DELIVERY_PENDING,
+                                   .status = 503,
+                                   .error = "HTTP 503\nfrom receiver",
+                                   .attempted = true,
+                                   .retry_at = T0 + MINUTE};
+    assert_int_equal(hub_store_delivery_record(f->st, w.id, d.id, &fail), 0);
+    assert_int_equal(hub_store_webhook_get(f->st, ws.id, w.id, &got), 0);
+    assert_int_equal(got.failures, 1);
+    assert_int_equal(got.retry_at, T0 + MINUTE);
+    assert_string_equal(got.last_error, "HTTP 503 from receiver");
+    assert_true(got.enabled);
+    /* Not due before retry_at, due after. */
+    assert_int_equal(hub_store_webhook_due(f->st, 0, &due), 0);
+    assert_int_equal(due.count, 0);
+    f->clock.now = T0 + MINUTE;
+    assert_int_equal(hub_store_webhook_due(f->st, 0, &due), 0);
+    assert_int_equal(due.count, 1);
+    hub_webhook_list_free(&due);
+
+    /* The same delivery comes next again (order is kept). */
+    hub_delivery_t d2;
+    assert_int_equal(hub_store_delivery_next(f->st, w.id, &d2, &e), 0);
+    hub_event_clear(&e);
+    assert_int_equal(d2.id, d.id);
+    assert_int_equal(d2.attempts, 1);
+    assert_int_equal(d2.last_status, 503);
+    hub_delivery_outcome_t ok = {.state = HUB_DELIVERY_SENT, .status = 200, .attempted = true};
+    assert_int_equal(hub_store_delivery_record(f->st, w.id, d.id, &ok), 0);
+    assert_int_equal(hub_store_webhook_get(f->st, ws.id, w.id, &got), 0);
+    assert_int_equal(got.failures, 0);
+    assert_int_equal(got.retry_at, HUB_TIME_NONE);
+    assert_int_equal(got.last_success_at, T0 + MINUTE);
+    /* A finished delivery cannot be recorded again. */
+    assert_int_equal(hub_store_delivery_record(f->st, w.id, d.id, &ok), CN_ENOTFOUND);
+
+    /* The second one fails and disables the webhook: nothing is due, new
+     * events are not queued, the queued one waits. */
+    assert_int_equal(hub_store_delivery_next(f->st, w.id, &d, &e), 0);
+    hub_event_clear(&e);
+    fail.disable = true;
+    fail.status = 0;
+    fail.error = "connection refused";
+    assert_int_equal(hub_store_delivery_record(f->st, w.id, d.id, &fail), 0);
+    assert_int_equal(hub_store_webhook_get(f->st, ws.id, w.id, &got), 0);
+    assert_false(got.enabled);
+    assert_int_equal(got.disabled_at, T0 + MINUTE);
+    event(f, &ws, "tunnel.updated");
+    f->clock.now = T0 + HOUR;
+    assert_int_equal(hub_store_webhook_due(f->st, 0, &due), 0);
+    assert_int_equal(due.count, 0);
+    assert_int_equal(log_count(f, &ws, &w, HUB_DELIVERY_PENDING), 1);
+    assert_int_equal(log_count(f, &ws, &w, HUB_DELIVERY_SENT), 1);
+
+    /* Enabled again: due at once, failures cleared. */
+    assert_int_equal(hub_store_webhook_set_enabled(f->st, ws.id, w.id, true, &got), 0);
+    assert_true(got.enabled);
+    assert_int_equal(got.failures, 0);
+    assert_int_equal(got.disabled_at, HUB_TIME_NONE);
+    assert_int_equal(hub_store_webhook_due(f->st, 0, &due), 0);
+    assert_int_equal(due.count, 1);
+    hub_webhook_list_free(&due);
+
+    /* A delivery whose event was pruned comes with no event and is dropped
+     * without counting as an attempt. */
+    hub_test_sql(f->db, "DELETE FROM events");
+    assert_int_equal(hub_store_delivery_next(f->st, w.id, &d, &e), 0);
+    assert_int_equal(e.id, 0);
+    assert_null(e.data);
+    hub_delivery_outcome_t drop = {.state = HUB_DELIVERY_DROPPED, .error = "event gone"};
+    assert_int_equal(hub_store_delivery_record(f->st, w.id, d.id, &drop), 0);
+    assert_int_equal(hub_store_delivery_next(f->st, w.id, &d, &e), CN_ENOTFOUND);
+    hub_delivery_list_t l = {0};
+    assert_int_equal(hub_store_delivery_list(f->st, ws.id, w.id, 1, &l), 0);
+    assert_int_equal(l.count, 1); /* newest first, bounded by the limit */
+    assert_int_equal(l.items[0].state, HUB_DELIVERY_DROPPED);
+    assert_int_equal(l.items[0].attempts, 1); /* the failure before, not the drop */
+    assert_string_equal(l.items[0].last_error, "event gone");
+    hub_delivery_list_free(&l);
+}
+
+/* Bounds: a cap per workspace, invalid filters refused, a queue that
+ * cannot grow without bound, a log that keeps only the newest rows. */
+static void test_webhook_bounds(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    hub_webhook_t w;
+    char s[HUB_WEBHOOK_SECRET_SIZE];
+    mk_ws(f, "w", &ws);
+    assert_int_equal(hub_store_webhook_create(f->st, ws.id, "http://h/", "[\"nope\"]", 0, s, &w),
+                     CN_EINVAL);
+    assert_string_equal(s, "");
+    assert_int_equal(hub_store_webhook_create(f->st, ws.id, "http://h/", "{}", 0, s, &w),
+                     CN_EINVAL);
+    assert_int_equal(hub_store_webhook_create(f->st, ws.id, "", NULL, 0, s, &w), CN_EINVAL);
+    assert_int_equal(hub_store_webhook_create(f->st, ws.id, "http://h/", NULL, 2, s, &w), 0);
+    assert_int_equal(hub_store_webhook_create(f->st, ws.id, "http://h/", NULL, 2, s, NULL), 0);
+    assert_int_equal(hub_store_webhook_create(f->st, ws.id, "http://h/", NULL, 2, s, NULL),
+                     CN_EEXHAUSTED);
+
+    for (int i = 0; i < 10; i++)
+        event(f, &ws, "tunnel.created");
+    size_t dropped = 0, pending = 0;
+    /* Per webhook: the newest 4 pending stay, the 6 older are dropped. */
+    assert_int_equal(hub_store_delivery_prune(f->st, 100, 4, &dropped), 0);
+    assert_int_equal(dropped, 12);
+    assert_int_equal(hub_store_delivery_pending_count(f->st, &pending), 0);
+    assert_int_equal(pending, 8);
+    assert_int_equal(log_count(f, &ws, &w, HUB_DELIVERY_DROPPED), 6);
+    /* The log keeps the newest 2 finished rows per webhook. */
+    assert_int_equal(hub_store_delivery_prune(f->st, 2, 4, &dropped), 0);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(log_count(f, &ws, &w, HUB_DELIVERY_DROPPED), 2);
+    assert_int_equal(log_count(f, &ws, &w, HUB_DELIVERY_PENDING), 4);
+}
+
+/* A database of schema 3 (tunnels.plugin, before shares) migrates through 4
+ * and 5: its tunnels keep their plugin, and they can be shared. The
+ * version-3 file is this build's database with migrations 4 and 5's objects
+ * taken out again. */
 static void test_migration_3_to_shares(void **state)
 {
     fx_t *f = *state;
@@ -1741,14 +2018,15 @@ static void test_migration_3_to_shares(void **state)
     hub_tunnel_clear(&t);
     hub_store_close(f->st);
     f->st = NULL;
-    hub_test_sql(f->db, "DROP TABLE share_access_log; DROP TABLE shares;"
+    hub_test_sql(f->db, "DROP TABLE webhook_deliveries; DROP TABLE webhooks;"
+                        "DROP TABLE share_access_log; DROP TABLE shares;"
                         "DROP INDEX tunnels_workspace_id; PRAGMA user_version = 3;");
 
     fx_reopen(f);
     int v = 0;
     assert_int_equal(hub_store_db_version(f->st, &v), 0);
-    assert_int_equal(v, 4);
-    assert_int_equal(hub_store_schema_version(), 4);
+    assert_int_equal(v, 5);
+    assert_int_equal(hub_store_schema_version(), 5);
     assert_int_equal(hub_store_tunnel_get(f->st, ws.id, id, &t), 0);
     assert_string_equal(t.plugin, "postgresql");
     hub_tunnel_clear(&t);
@@ -1757,6 +2035,49 @@ static void test_migration_3_to_shares(void **state)
     char token[HUB_SHARE_TOKEN_SIZE], pw[HUB_PASSWORD_SIZE];
     assert_int_equal(hub_store_share_create(f->st, ws.id, &ss, &sh, token, pw), 0);
     assert_string_equal(sh.tunnel_id, id);
+}
+
+/* A database of schema 4 (shares, before webhooks) migrates to 5: its
+ * shares and their access log stay, and a new webhook receives the share
+ * events that follow. The version-4 file is this build's database with
+ * migration 5's tables taken out again. */
+static void test_migration_4_to_webhooks(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    hub_agent_t a;
+    hub_tunnel_t t = {0};
+    mk_ws(f, "old", &ws);
+    mk_agent(f, &ws, &a);
+    hub_tunnel_spec_t sp = spec_for(a.id, "web");
+    assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &sp, &t, NULL), 0);
+    hub_share_spec_t ss = {.tunnel_id = t.id, .name = "s", .description = "", .rate_limit = 10};
+    static hub_share_t sh, found;
+    char token[HUB_SHARE_TOKEN_SIZE], pw[HUB_PASSWORD_SIZE];
+    assert_int_equal(hub_store_share_create(f->st, ws.id, &ss, &sh, token, pw), 0);
+    hub_tunnel_clear(&t);
+    hub_store_close(f->st);
+    f->st = NULL;
+    hub_test_sql(f->db, "DROP TABLE webhook_deliveries; DROP TABLE webhooks;"
+                        "PRAGMA user_version = 4;");
+
+    fx_reopen(f);
+    int v = 0;
+    assert_int_equal(hub_store_db_version(f->st, &v), 0);
+    assert_int_equal(v, 5);
+    assert_int_equal(hub_store_share_get(f->st, ws.id, sh.id, &found), 0);
+    assert_string_equal(found.name, "s");
+
+    hub_webhook_t w;
+    char secret[HUB_WEBHOOK_SECRET_SIZE];
+    mk_webhook(f, &ws, "[\"share.*\"]", &w, secret);
+    event(f, &ws, "tunnel.updated");
+    event(f, &ws, "share.revoked");
+    hub_delivery_t d;
+    hub_event_t e = {0};
+    assert_int_equal(hub_store_delivery_next(f->st, w.id, &d, &e), 0);
+    assert_string_equal(d.event_type, "share.revoked");
+    hub_event_clear(&e);
 }
 
 /* Shares: the token is shown once and found by its keyed hash only; other
@@ -1914,8 +2235,13 @@ int main(void)
         T(test_event_retention),
         T(test_change_and_event_commit_together),
         T(test_transactions_nest),
+        T(test_webhook_secret_sealed),
+        T(test_webhook_fanout),
+        T(test_webhook_delivery_cycle),
+        T(test_webhook_bounds),
         T(test_shares),
         T(test_migration_3_to_shares),
+        T(test_migration_4_to_webhooks),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
