@@ -87,6 +87,8 @@ static void report_status(cn_api_t *api, const expose_state_t *s, const char *tn
 }
 
 /* Everything one `connect expose` holds; released by expose_close(). */
+#define IDLE_UNSET ((unsigned long)-1)
+
 typedef struct expose {
     agent_common_t c;
     const char *name, *protocol, *auth, *target, *plugin_dir;
@@ -94,6 +96,7 @@ typedef struct expose {
     plugins_t *plugins;
     bool is_public, keep;
     unsigned long ttl;
+    unsigned long idle_timeout; /* IDLE_UNSET: the hub's default */
     char host[CN_TARGET_HOST_SIZE];
     uint16_t port;
     agent_config_t cfg;
@@ -117,6 +120,8 @@ static int parse_args(expose_t *e, int argc, char **argv)
         {"public", CN_OPT_FLAG, &e->is_public, 0, 0, NULL,
          "reachable from outside: a hub port (tcp) or NAME.DOMAIN (http)"},
         {"ttl", CN_OPT_UINT, &e->ttl, 1, 2592000, "S", "expire the tunnel after S seconds"},
+        {"idle-timeout", CN_OPT_UINT | CN_OPT_ONCE, &e->idle_timeout, 0, 604800, "S",
+         "reset a public TCP connection idle for S seconds; 0 = never (default: the hub's)"},
         {"auth", CN_OPT_STRING, &e->auth, 0, 0, "USER",
          "basic auth for HTTP tunnels; the password is generated and shown once"},
         {"keep", CN_OPT_FLAG, &e->keep, 0, 0, NULL, "keep the tunnel when this command exits"},
@@ -127,7 +132,7 @@ static int parse_args(expose_t *e, int argc, char **argv)
         .prog = "connect",
         .name = "expose",
         .synopsis = "HOST:PORT|PORT [--name N] [--protocol P] [--public] [--ttl S] "
-                    "[--auth USER] [--keep] [--json]",
+                    "[--idle-timeout S] [--auth USER] [--keep] [--json]",
         .description = "Exposes a local service through the hub: creates a tunnel for this\n"
                        "agent, connects to the hub, prints the tunnel (URL or hub port and\n"
                        "connection string) once it is active, and forwards connections until\n"
@@ -242,6 +247,8 @@ static int create_tunnel(expose_t *e)
         json_object_set_new(spec, "protocol", json_string(e->protocol));
     if (e->ttl)
         json_object_set_new(spec, "ttl", json_integer((json_int_t)e->ttl));
+    if (e->idle_timeout != IDLE_UNSET)
+        json_object_set_new(spec, "idleTimeout", json_integer((json_int_t)e->idle_timeout));
     if (e->auth)
         json_object_set_new(spec, "httpUser", json_string(e->auth));
     int rc = cn_api_tunnel_create(e->api, spec, &e->created, err, sizeof(err));
@@ -359,6 +366,7 @@ int cmd_expose(int argc, char **argv)
 {
     expose_t e;
     memset(&e, 0, sizeof(e));
+    e.idle_timeout = IDLE_UNSET;
     int status = parse_args(&e, argc, argv);
     if (status >= 0)
         return status;

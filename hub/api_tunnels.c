@@ -78,16 +78,37 @@ static json_t *tunnel_json(const hub_api_t *api, const hub_tunnel_t *t)
         connection_string(api, t, url, meta, conn, sizeof(conn));
         conn_str = conn;
     }
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:o,s:o,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "id",
-                     t->id, "name", t->name, "agentId", t->agent_id, "target", target, "protocol",
-                     shown_protocol(t), "public", t->is_public, "publicUrl", str_or_null(url),
-                     "hubPort", t->hub_port ? json_integer(t->hub_port) : json_null(), "status",
-                     hub_tunnel_status_name(t->status), "metadata", meta, "connectionString",
-                     str_or_null(conn_str), "createdAt", hub_json_time(t->created_at),
-                     "connectedAt", hub_json_time(t->connected_at), "expiresAt",
-                     hub_json_time(t->expires_at), "updatedAt", hub_json_time(t->updated_at),
-                     "lastError", str_or_null(t->last_error), "httpUser",
-                     str_or_null(t->http_user));
+    return json_pack(
+        "{s:s,s:s,s:s,s:s,s:s,s:b,s:o,s:o,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "id", t->id,
+        "name", t->name, "agentId", t->agent_id, "target", target, "protocol", shown_protocol(t),
+        "public", t->is_public, "publicUrl", str_or_null(url), "hubPort",
+        t->hub_port ? json_integer(t->hub_port) : json_null(), "status",
+        hub_tunnel_status_name(t->status), "metadata", meta, "connectionString",
+        str_or_null(conn_str), "createdAt", hub_json_time(t->created_at), "connectedAt",
+        hub_json_time(t->connected_at), "expiresAt", hub_json_time(t->expires_at), "updatedAt",
+        hub_json_time(t->updated_at), "lastError", str_or_null(t->last_error), "httpUser",
+        str_or_null(t->http_user), "idleTimeout",
+        t->idle_timeout_s >= 0 ? json_integer(t->idle_timeout_s) : json_null());
+}
+
+/* Reads "idleTimeout": seconds 0..HUB_IDLE_TIMEOUT_MAX (0 = never), or null
+ * for the hub's --tcp-idle-timeout. *present: the key was given, null
+ * included (a PATCH with null goes back to the hub's default). */
+static void read_idle_timeout(hub_api_call_t *c, json_t *body, int32_t *out, bool *present)
+{
+    json_t *v = json_object_get(body, "idleTimeout");
+    *present = v != NULL;
+    *out = HUB_IDLE_TIMEOUT_DEFAULT;
+    if (!v || json_is_null(v))
+        return;
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        json_integer_value(v) > HUB_IDLE_TIMEOUT_MAX) {
+        hub_api_invalid(c, "idleTimeout",
+                        "must be an integer number of seconds between 0 (never) and 604800 "
+                        "(7 days), or null for the hub's default");
+        return;
+    }
+    *out = (int32_t)json_integer_value(v);
 }
 
 /* Checks a "metadata" value: a JSON object of bounded size. Returns its
@@ -245,14 +266,16 @@ typedef struct create_req {
     long long ttl;
     const char *http_user; /* NULL: no basic auth */
     char *metadata;        /* owned: JSON text or NULL */
+    int32_t idle_timeout;  /* HUB_IDLE_TIMEOUT_DEFAULT: the hub's */
 } create_req_t;
 
 /* Step 1: reads every field, collecting a 422 per bad one. False when the
  * request was answered. */
 static bool create_parse(hub_api_call_t *c, json_t *body, create_req_t *r)
 {
-    static const char *const fields[] = {"target",  "agentId", "name",     "protocol", "public",
-                                         "hubPort", "ttl",     "httpUser", "metadata", NULL};
+    static const char *const fields[] = {"target",   "agentId",     "name", "protocol",
+                                         "public",   "hubPort",     "ttl",  "httpUser",
+                                         "metadata", "idleTimeout", NULL};
     hub_api_t *api = c->api;
     const char *why = NULL;
     hub_api_only_fields(c, body, fields);
@@ -326,6 +349,9 @@ static bool create_parse(hub_api_call_t *c, json_t *body, create_req_t *r)
     json_t *meta_v = json_object_get(body, "metadata");
     if (meta_v && !json_is_null(meta_v))
         r->metadata = metadata_text(c, meta_v);
+
+    bool have_idle = false;
+    read_idle_timeout(c, body, &r->idle_timeout, &have_idle);
 
     return !hub_api_failed_validation(c) && hub_api_acts_for_agent(c, r->agent_id, "agentId");
 }
@@ -426,6 +452,8 @@ static int create_persist(hub_api_call_t *c, const create_req_t *r, const hub_ag
         .ttl_ms = r->ttl * 1000,
         .metadata = r->metadata,
         .http_user = r->http_user,
+        .idle_timeout_set = r->idle_timeout >= 0,
+        .idle_timeout_s = r->idle_timeout >= 0 ? (uint32_t)r->idle_timeout : 0,
         .max_tunnels = api->cfg.max_tunnels,
     };
     int rc = hub_store_tx_begin(st);
@@ -544,13 +572,15 @@ typedef struct patch_req {
     bool have_status;
     enum hub_tunnel_status want; /* active or paused */
     char *metadata;              /* owned: JSON text, NULL: unchanged */
+    bool have_idle;
+    int32_t idle_timeout; /* HUB_IDLE_TIMEOUT_DEFAULT: back to the hub's */
 } patch_req_t;
 
 /* Step 1: reads name, status and metadata, collecting a 422 per bad one.
  * False when the request was answered. */
 static bool patch_parse(hub_api_call_t *c, json_t *body, const hub_tunnel_t *t, patch_req_t *r)
 {
-    static const char *const fields[] = {"name", "status", "metadata", NULL};
+    static const char *const fields[] = {"name", "status", "metadata", "idleTimeout", NULL};
     hub_api_only_fields(c, body, fields);
     const char *status_text = NULL;
     bool have_name = false;
@@ -572,8 +602,9 @@ static bool patch_parse(hub_api_call_t *c, json_t *body, const hub_tunnel_t *t, 
     bool have_meta = meta_v && !json_is_null(meta_v);
     if (have_meta)
         r->metadata = metadata_text(c, meta_v);
-    if (!c->errors && !have_name && !r->have_status && !have_meta)
-        hub_api_invalid(c, "body", "nothing to update: give name, status or metadata");
+    read_idle_timeout(c, body, &r->idle_timeout, &r->have_idle);
+    if (!c->errors && !have_name && !r->have_status && !have_meta && !r->have_idle)
+        hub_api_invalid(c, "body", "nothing to update: give name, status, metadata or idleTimeout");
     return !hub_api_failed_validation(c);
 }
 
@@ -607,6 +638,11 @@ static int patch_fields_tx(hub_api_call_t *c, const patch_req_t *r, hub_tunnel_t
         upd.fields |= HUB_TUNNEL_SET_METADATA;
         upd.metadata = r->metadata;
         json_array_append_new(changed, json_string("metadata"));
+    }
+    if (r->have_idle) {
+        upd.fields |= HUB_TUNNEL_SET_IDLE_TIMEOUT;
+        upd.idle_timeout_s = r->idle_timeout;
+        json_array_append_new(changed, json_string("idleTimeout"));
     }
     hub_tunnel_t res = {0};
     int rc = hub_store_tunnel_update(st, ws, t->id, &upd, &res);
@@ -657,8 +693,8 @@ static int patch_persist(hub_api_call_t *c, const patch_req_t *r, hub_tunnel_t *
     int rc = hub_store_tx_begin(st);
     if (rc < 0)
         return rc;
-    if (r->name || r->metadata) {
-        *param = r->name ? "name" : "metadata";
+    if (r->name || r->metadata || r->have_idle) {
+        *param = r->name ? "name" : r->metadata ? "metadata" : "idleTimeout";
         rc = patch_fields_tx(c, r, t);
     }
     if (rc == 0 && r->have_status) {
@@ -695,7 +731,7 @@ static void tunnel_patch(hub_api_call_t *c)
         hub_api_store_fail(c, rc, "tunnel", param);
         goto out;
     }
-    if (r.name || r.metadata || t.status != before)
+    if (r.name || r.metadata || r.have_idle || t.status != before)
         hub_live_changed(&c->api->cfg.live, ws, t.agent_id);
     /* Step 4: the answer. */
     hub_api_reply(c, 200, tunnel_json(c->api, &t));

@@ -171,7 +171,7 @@ static void accept_one(listener_t *l, int fd, const struct sockaddr_storage *ss)
     cn_pipe_config_t pc = {
         .done = conn_done,
         .ctx = c,
-        .idle_timeout_ms = rt->cfg.tcp_idle_timeout_s * 1000u,
+        .idle_timeout_ms = l->idle_timeout_s * 1000u,
     };
     int err = 0;
     /* cn_pipe_open owns fd from here, on failure too. */
@@ -251,6 +251,12 @@ static void listener_close(listener_t *l)
     }
 }
 
+/* A tunnel's own idle timeout, else the hub's --tcp-idle-timeout. */
+static unsigned idle_timeout_s(const hub_runtime_t *rt, const hub_tunnel_t *t)
+{
+    return t->idle_timeout_s >= 0 ? (unsigned)t->idle_timeout_s : rt->cfg.tcp_idle_timeout_s;
+}
+
 static void listener_open(hub_runtime_t *rt, const hub_tunnel_t *t)
 {
     int bound = 0;
@@ -278,6 +284,7 @@ static void listener_open(hub_runtime_t *rt, const hub_tunnel_t *t)
     snprintf(l->workspace_id, sizeof(l->workspace_id), "%s", t->workspace_id);
     snprintf(l->agent_id, sizeof(l->agent_id), "%s", t->agent_id);
     l->paused = t->status == HUB_TUNNEL_PAUSED;
+    l->idle_timeout_s = idle_timeout_s(rt, t);
     lws_sock_file_fd_type u;
     u.filefd = fd;
     l->wsi = lws_adopt_descriptor_vhost(rt->vh, LWS_ADOPT_RAW_FILE_DESC, u, LISTEN_PROTOCOL, NULL);
@@ -305,6 +312,13 @@ void hub_edge_tcp_sync_agent(hub_runtime_t *rt, const char *agent_id, const hub_
         } else {
             int was = l->paused;
             l->paused = t->status == HUB_TUNNEL_PAUSED;
+            unsigned idle = idle_timeout_s(rt, t);
+            if (idle != l->idle_timeout_s) {
+                /* Open connections follow a changed timeout too. */
+                l->idle_timeout_s = idle;
+                for (conn_t *c = l->conn_head; c; c = c->next)
+                    cn_pipe_set_idle_timeout(c->pipe, idle * 1000u);
+            }
             if (l->paused && !was && l->conn_head) {
                 cn_log_info("tunnel %s: paused, closing its %u connection(s)", l->tunnel_id,
                             l->conns);

@@ -42,7 +42,8 @@ typedef struct listener {
     int paused;
     int closing;
     unsigned conns;
-    struct conn *conn_head; /* its live public connections */
+    unsigned idle_timeout_s; /* the tunnel's, else the hub's; 0 = never */
+    struct conn *conn_head;  /* its live public connections */
 } listener_t;
 
 /* One open public connection (edge_tcp.c), on its listener's list: the

@@ -792,6 +792,8 @@ int hub_store_tunnel_create(hub_store_t *st, const char *workspace_id,
                               HUB_CONNSTR_MAX);
     if (!empty(spec->plugin) && !plugin_name_ok(spec->plugin))
         return hub_store_fail(st, CN_EINVAL, "protocol: not a plugin name");
+    if (spec->idle_timeout_set && spec->idle_timeout_s > HUB_IDLE_TIMEOUT_MAX)
+        return hub_store_fail(st, CN_EINVAL, "idleTimeout: out of range");
     bool with_auth = !empty(spec->http_user);
     if (with_auth && !ascii_ok(spec->http_user, 1, HUB_USER_MAX, ":"))
         return hub_store_fail(
@@ -824,6 +826,8 @@ int hub_store_tunnel_create(hub_store_t *st, const char *workspace_id,
     t.is_public = spec->is_public;
     t.hub_port = spec->hub_port;
     t.status = HUB_TUNNEL_CONNECTING;
+    t.idle_timeout_s =
+        spec->idle_timeout_set ? (int32_t)spec->idle_timeout_s : HUB_IDLE_TIMEOUT_DEFAULT;
     if (with_auth) {
         copy_str(t.http_user, sizeof(t.http_user), spec->http_user);
         rc = hub_password_generate(password);
@@ -918,6 +922,9 @@ int hub_store_tunnel_update(hub_store_t *st, const char *workspace_id, const cha
         return hub_store_fail(st, CN_EINVAL, "connectedAt: out of range");
     if ((p.fields & HUB_TUNNEL_SET_PLUGIN) && !empty(p.plugin) && !plugin_name_ok(p.plugin))
         return hub_store_fail(st, CN_EINVAL, "protocol: not a plugin name");
+    if ((p.fields & HUB_TUNNEL_SET_IDLE_TIMEOUT) &&
+        (p.idle_timeout_s < HUB_IDLE_TIMEOUT_DEFAULT || p.idle_timeout_s > HUB_IDLE_TIMEOUT_MAX))
+        return hub_store_fail(st, CN_EINVAL, "idleTimeout: out of range");
     if ((p.fields & HUB_TUNNEL_SET_CONNECTION_STRING) && empty(p.connection_string))
         p.connection_string = NULL;
     if (p.fields & HUB_TUNNEL_SET_METADATA) {

@@ -340,6 +340,10 @@ typedef struct hub_tunnel {
     int64_t connected_at; /* NONE until first active */
     int64_t expires_at;   /* NONE = no TTL */
     int64_t updated_at;
+    /* Seconds a public TCP connection of this tunnel may stay idle before
+     * the edge resets it; HUB_IDLE_TIMEOUT_DEFAULT = the hub's
+     * --tcp-idle-timeout; 0 = never. */
+    int32_t idle_timeout_s;
 } hub_tunnel_t;
 /* Frees the owned strings and zeroes the record. NULL is fine. */
 void hub_tunnel_clear(hub_tunnel_t *t);
@@ -349,6 +353,10 @@ typedef struct hub_tunnel_list {
     size_t count;
 } hub_tunnel_list_t;
 void hub_tunnel_list_free(hub_tunnel_list_t *l);
+
+/* A tunnel's idle timeout: the hub's default, or 0..HUB_IDLE_TIMEOUT_MAX s. */
+#define HUB_IDLE_TIMEOUT_DEFAULT (-1)
+#define HUB_IDLE_TIMEOUT_MAX (7 * 24 * 3600)
 
 typedef struct hub_tunnel_spec {
     const char *name;     /* required, 1..100 bytes; unique per workspace */
@@ -363,6 +371,10 @@ typedef struct hub_tunnel_spec {
     const char *connection_string; /* NULL = unknown yet */
     const char *plugin;            /* NULL/"" = none */
     const char *http_user;         /* NULL/"" = no basic auth; else a password is generated */
+    /* The idle timeout in seconds when idle_timeout_set (0 = never), else
+     * the hub's default. */
+    bool idle_timeout_set;
+    uint32_t idle_timeout_s;
     /* Per-workspace tunnel cap, checked atomically with the insert
      * (CN_EEXHAUSTED when the workspace already has this many); 0 = none. */
     size_t max_tunnels;
@@ -401,6 +413,7 @@ enum {
     HUB_TUNNEL_SET_CONNECTED_AT = 1u << 4,
     HUB_TUNNEL_SET_CONNECTION_STRING = 1u << 5, /* NULL clears */
     HUB_TUNNEL_SET_PLUGIN = 1u << 6,            /* NULL or "" clears */
+    HUB_TUNNEL_SET_IDLE_TIMEOUT = 1u << 7,      /* HUB_IDLE_TIMEOUT_DEFAULT: the hub's */
 };
 typedef struct hub_tunnel_update {
     unsigned fields; /* HUB_TUNNEL_SET_* */
@@ -411,6 +424,7 @@ typedef struct hub_tunnel_update {
     int64_t connected_at;
     const char *connection_string;
     const char *plugin;
+    int32_t idle_timeout_s;
 } hub_tunnel_update_t;
 /* Applies the selected fields and sets updated_at = now, in one transaction.
  * Renaming a public tunnel releases its old public name (held for the

@@ -255,6 +255,11 @@ static const char *const migrations[] = {
     "CREATE INDEX webhook_deliveries_queue ON webhook_deliveries(webhook_id, id)\n"
     "  WHERE state = 'pending';\n"
     "PRAGMA user_version = 5;\n",
+    /* 6: a tunnel's own idle timeout for public TCP connections (NULL: the
+     *    hub's --tcp-idle-timeout). */
+    "ALTER TABLE tunnels ADD COLUMN idle_timeout INTEGER\n"
+    "  CHECK (idle_timeout IS NULL OR idle_timeout BETWEEN 0 AND 604800);\n"
+    "PRAGMA user_version = 6;\n",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -266,7 +271,7 @@ static const char *const migrations[] = {
 #define T_COLS                                                                                     \
     "id, workspace_id, agent_id, name, target_host, target_port, protocol, public, hub_port, "     \
     "status, metadata, connection_string, last_error, http_user, http_password_hash, created_at, " \
-    "connected_at, expires_at, updated_at, plugin"
+    "connected_at, expires_at, updated_at, plugin, idle_timeout"
 #define E_COLS "id, workspace_id, type, tunnel_id, agent_id, data, created_at"
 #define K_COLS "id, workspace_id, name, scope, agent_id, created_at, last_used_at"
 #define W_COLS                                                                                     \
@@ -432,7 +437,7 @@ static const char *const sql[Q_COUNT] = {
         "WHERE workspace_id = ?1 AND agent_id = ?2 AND hub_port IS NOT NULL",
 
     [Q_TUN_INSERT] = "INSERT INTO tunnels (" T_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-                     "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+                     "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
     [Q_TUN_LIST] = "SELECT " T_COLS " FROM tunnels WHERE workspace_id = ?1 "
                    "AND (?2 IS NULL OR agent_id = ?2) AND (?3 IS NULL OR status = ?3) "
                    "ORDER BY created_at, rowid LIMIT ?4",
@@ -445,7 +450,8 @@ static const char *const sql[Q_COUNT] = {
                       "AND expires_at <= ?1 AND status <> 'expired' "
                       "ORDER BY expires_at, rowid LIMIT ?2",
     [Q_TUN_UPDATE] = "UPDATE tunnels SET name = ?3, status = ?4, metadata = ?5, last_error = ?6, "
-                     "connected_at = ?7, connection_string = ?8, updated_at = ?9, plugin = ?10 "
+                     "connected_at = ?7, connection_string = ?8, updated_at = ?9, plugin = ?10, "
+                     "idle_timeout = ?11 "
                      "WHERE workspace_id = ?1 AND id = ?2",
     [Q_TUN_DELETE] = "DELETE FROM tunnels WHERE workspace_id = ?1 AND id = ?2",
     [Q_NAME_USED_WS] = "SELECT 1 FROM tunnels WHERE workspace_id = ?1 AND name = ?2 AND id <> ?3",
@@ -904,6 +910,15 @@ static int read_tunnel(sqlite_store_t *s, sqlite3_stmt *q, hub_tunnel_t *t)
     if (!col_str(q, 19, t->plugin, sizeof(t->plugin))) {
         hub_tunnel_clear(t);
         return corrupt(s, "tunnel");
+    }
+    t->idle_timeout_s = HUB_IDLE_TIMEOUT_DEFAULT;
+    if (sqlite3_column_type(q, 20) != SQLITE_NULL) {
+        sqlite3_int64 idle = sqlite3_column_int64(q, 20);
+        if (idle < 0 || idle > HUB_IDLE_TIMEOUT_MAX) {
+            hub_tunnel_clear(t);
+            return corrupt(s, "tunnel");
+        }
+        t->idle_timeout_s = (int32_t)idle;
     }
     return 0;
 }
@@ -1805,6 +1820,8 @@ static int insert_tunnel_row(sqlite_store_t *s, const hub_tunnel_t *t)
     b_time(q, 18, t->expires_at, &b);
     b_int(q, 19, t->updated_at, &b);
     b_text(q, 20, t->plugin, &b);
+    if (t->idle_timeout_s >= 0)
+        b_int(q, 21, t->idle_timeout_s, &b);
     return run(s, q, b);
 }
 
@@ -1954,6 +1971,8 @@ static int sqlite_tunnel_update(hub_store_t *st, const char *ws, const char *id,
         goto out;
     if (p->fields & HUB_TUNNEL_SET_PLUGIN)
         snprintf(t.plugin, sizeof(t.plugin), "%s", p->plugin ? p->plugin : "");
+    if (p->fields & HUB_TUNNEL_SET_IDLE_TIMEOUT)
+        t.idle_timeout_s = p->idle_timeout_s;
     t.updated_at = now;
 
     sqlite3_stmt *q = prep(s, Q_TUN_UPDATE, &rc);
@@ -1970,6 +1989,8 @@ static int sqlite_tunnel_update(hub_store_t *st, const char *ws, const char *id,
     b_text(q, 8, t.connection_string, &b);
     b_int(q, 9, now, &b);
     b_text(q, 10, t.plugin, &b);
+    if (t.idle_timeout_s >= 0)
+        b_int(q, 11, t.idle_timeout_s, &b);
     rc = run(s, q, b);
     if (rc == HUB_ECONFLICT)
         hub_store_fail(st, rc, "name: a tunnel with this name already exists");

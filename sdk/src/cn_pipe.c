@@ -50,6 +50,7 @@ struct cn_pipe {
     lws_sorted_usec_list_t sul_write; /* deferred writable request, see want_write() */
     lws_sorted_usec_list_t sul_open;  /* hub: deadline for the peer's answer to our OPEN */
     lws_sorted_usec_list_t sul_idle;  /* idle timeout, see cn_pipe_config_t */
+    bool idle_started;                /* the idle clock runs (bytes may flow) */
     uint64_t last_active_ms;          /* last byte moved either way */
     int err;
     uint64_t up, down;
@@ -96,10 +97,23 @@ static void idle_check(lws_sorted_usec_list_t *sul)
 /* Starts the idle clock once bytes may flow. */
 static void idle_start(cn_pipe_t *p)
 {
+    p->idle_started = true;
     p->last_active_ms = cn_time_mono_ms();
     if (p->cfg.idle_timeout_ms && p->wsi)
         lws_sul_schedule(lws_get_context(p->wsi), 0, &p->sul_idle, idle_check,
                          (lws_usec_t)p->cfg.idle_timeout_ms * LWS_US_PER_MS);
+}
+
+void cn_pipe_set_idle_timeout(cn_pipe_t *p, uint32_t ms)
+{
+    if (!p || p->cfg.idle_timeout_ms == ms)
+        return;
+    p->cfg.idle_timeout_ms = ms;
+    if (!p->idle_started || !p->wsi)
+        return;
+    lws_sul_cancel(&p->sul_idle);
+    if (ms) /* idle_check measures from the last byte and re-arms itself */
+        lws_sul_schedule(lws_get_context(p->wsi), 0, &p->sul_idle, idle_check, LWS_US_PER_MS);
 }
 
 /* Makes the next close() of fd send RST instead of FIN. */

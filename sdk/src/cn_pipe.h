@@ -114,6 +114,9 @@ CN_WARN_UNUSED cn_pipe_t *cn_pipe_dial(struct lws_vhost *vh, cn_link_t *link, ui
 void cn_pipe_abort(cn_pipe_t *pipe, uint32_t code);
 
 /* Bytes moved socket->stream and stream->socket. */
+/* Changes the idle timeout of a live pipe (0 = never), measured from its
+ * last byte: a pipe already idle for longer is aborted on the next turn. */
+void cn_pipe_set_idle_timeout(cn_pipe_t *pipe, uint32_t ms);
 uint64_t cn_pipe_bytes_up(const cn_pipe_t *pipe);
 uint64_t cn_pipe_bytes_down(const cn_pipe_t *pipe);
 /* The code of the RST that refused or ended the stream (CN_RST_*), 0 when

@@ -3,7 +3,8 @@
 # own address (--public-bind), apart from the API. One client address cannot
 # take a tunnel's connections, one team cannot fill the hub-wide cap, a
 # paused or deleted tunnel drops its clients at once (RST, without waiting
-# for the agent), and an idle connection is closed after --tcp-idle-timeout.
+# for the agent), and an idle connection is closed after --tcp-idle-timeout
+# or the tunnel's own idleTimeout (which an open connection follows too).
 source "$(dirname "$0")/lib.sh"
 AT=$SRC/tests/integration/abusetool.py
 PUB=127.0.0.2 # public listeners; the API stays on 127.0.0.1
@@ -95,4 +96,34 @@ read -r MS HOW < <("$PY" "$AT" idle "$PUB" "$P2" 10)
 echo "   idle: closed after $MS ms ($HOW)"
 [ "$MS" -ge 1900 ] && [ "$MS" -le 3500 ] && [ "$HOW" = reset ] || fail "idle timeout: $MS $HOW"
 "$PY" "$TCPTOOL" echo "$PUB" "$P2" 1000000 7 >/dev/null || fail "a busy connection was cut"
+
+step "a tunnel's own idleTimeout overrides the hub's, on open connections too"
+api PATCH "/api/v1/tunnels/$T2" '{"idleTimeout":0}'
+[ "$HTTP_STATUS" = 200 ] && [ "$(echo "$BODY" | json_get idleTimeout)" = 0 ] ||
+    fail "patch idleTimeout 0: $HTTP_STATUS $BODY"
+bg idle_never "$PY" "$AT" watch "$PUB" "$P2" 10
+sleep 3.5 # past the hub's 2 s: the tunnel's "never" holds
+grep -q " " "$WORK/idle_never.log" && fail "idleTimeout 0 still closed: $(cat "$WORK/idle_never.log")"
+api PATCH "/api/v1/tunnels/$T2" '{"idleTimeout":1}'
+[ "$HTTP_STATUS" = 200 ] || fail "patch idleTimeout 1: $HTTP_STATUS $BODY"
+wait_for 5 "the idle watcher ends" grep -q " " "$WORK/idle_never.log"
+read -r MS HOW <"$WORK/idle_never.log"
+echo "   idleTimeout 0 then 1: the open connection ended ($HOW) $MS ms into the watch, the patch ~3.5 s in"
+[ "$HOW" = reset ] && [ "$MS" -ge 3000 ] && [ "$MS" -le 5500 ] || fail "live idle change: $MS $HOW"
+
+step "connect expose --idle-timeout sets it at creation; null goes back to the hub's"
+expose team1 "127.0.0.1:$SVC" --public --protocol tcp --name four --idle-timeout 1
+T4=$TUNNEL_ID
+P4=$TUNNEL_PORT
+api GET "/api/v1/tunnels/$T4"
+[ "$(echo "$BODY" | json_get idleTimeout)" = 1 ] || fail "expose --idle-timeout: $BODY"
+read -r MS HOW < <("$PY" "$AT" idle "$PUB" "$P4" 10)
+echo "   expose --idle-timeout 1: closed after $MS ms ($HOW)"
+[ "$MS" -ge 900 ] && [ "$MS" -le 2000 ] && [ "$HOW" = reset ] || fail "tunnel idle timeout: $MS $HOW"
+api PATCH "/api/v1/tunnels/$T4" '{"idleTimeout":null}'
+[ "$HTTP_STATUS" = 200 ] && [ -z "$(echo "$BODY" | json_get idleTimeout)" ] ||
+    fail "patch idleTimeout null: $HTTP_STATUS $BODY"
+read -r MS HOW < <("$PY" "$AT" idle "$PUB" "$P4" 10)
+echo "   back to the hub's 2 s: closed after $MS ms ($HOW)"
+[ "$MS" -ge 1900 ] && [ "$MS" -le 3500 ] && [ "$HOW" = reset ] || fail "hub default again: $MS $HOW"
 echo PASS

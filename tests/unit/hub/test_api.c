@@ -256,6 +256,10 @@ static void test_tunnel_validation(void **state)
         {"\"hubPort\":29999", "hubPort"},
         {"\"ttl\":-5", "ttl"},
         {"\"ttl\":2592001", "ttl"},
+        {"\"idleTimeout\":-1", "idleTimeout"},
+        {"\"idleTimeout\":604801", "idleTimeout"},
+        {"\"idleTimeout\":\"60\"", "idleTimeout"},
+        {"\"idleTimeout\":1.5", "idleTimeout"},
         {"\"httpUser\":\"\"", "httpUser"},
         {"\"httpUser\":\"u\",\"protocol\":\"tcp\"", "httpUser"},
         {"\"metadata\":\"m\"", "metadata"},
@@ -296,11 +300,9 @@ static void test_tunnel_object_and_conflicts(void **state)
     make_agent(f, f->admin, agent);
     make_tunnel(f, agent, "\"name\":\"app\",\"protocol\":\"http\",\"public\":true,\"ttl\":60", id);
     static const char *const fields[] = {
-        "id",          "name",      "agentId",          "target",
-        "protocol",    "public",    "publicUrl",        "hubPort",
-        "status",      "metadata",  "connectionString", "createdAt",
-        "connectedAt", "expiresAt", "updatedAt",        "lastError",
-        NULL,
+        "id",          "name",      "agentId",   "target",    "protocol",         "public",
+        "publicUrl",   "hubPort",   "status",    "metadata",  "connectionString", "createdAt",
+        "connectedAt", "expiresAt", "updatedAt", "lastError", "idleTimeout",      NULL,
     };
     for (size_t i = 0; fields[i]; i++)
         if (!json_object_get(f->body, fields[i]))
@@ -309,6 +311,8 @@ static void test_tunnel_object_and_conflicts(void **state)
     assert_string_equal(str(f, "status"), "connecting");
     assert_string_equal(str(f, "expiresAt"), "2026-11-23T14:01:00.000Z");
     assert_string_equal(str(f, "target"), "localhost:80");
+    /* No idle timeout of its own: the hub's. */
+    assert_true(json_is_null(json_object_get(f->body, "idleTimeout")));
 
     char body[300];
     snprintf(body, sizeof(body), "{\"target\":\"h:1\",\"agentId\":\"%s\",\"name\":\"app\"}", agent);
@@ -320,8 +324,9 @@ static void test_tunnel_object_and_conflicts(void **state)
     make_tunnel(f, agent, "\"protocol\":\"tcp\",\"public\":true", t1);
     assert_int_equal(json_integer_value(json_object_get(f->body, "hubPort")), 30000);
     assert_string_equal(str(f, "publicUrl"), "tcp://example.test:30000");
-    make_tunnel(f, agent, "\"protocol\":\"tcp\",\"public\":true", t2);
+    make_tunnel(f, agent, "\"protocol\":\"tcp\",\"public\":true,\"idleTimeout\":90", t2);
     assert_int_equal(json_integer_value(json_object_get(f->body, "hubPort")), 30001);
+    assert_int_equal(json_integer_value(json_object_get(f->body, "idleTimeout")), 90);
     snprintf(body, sizeof(body),
              "{\"target\":\"h:1\",\"agentId\":\"%s\",\"protocol\":\"tcp\",\"public\":true}", agent);
     call(f, HUB_POST, "/api/v1/tunnels", NULL, f->admin, body);
@@ -553,15 +558,27 @@ static void test_lifecycle(void **state)
     EXPECT(f, 422, "metadata");
     call(f, HUB_PATCH, path, NULL, f->admin, "{}");
     EXPECT(f, 422, "body");
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"idleTimeout\":604801}");
+    EXPECT(f, 422, "idleTimeout");
     call(f, HUB_PATCH, path, NULL, f->admin, "{\"name\":\"renamed\",\"metadata\":{\"k\":[1]}}");
     EXPECT(f, 200, NULL);
     assert_string_equal(str(f, "name"), "renamed");
+    /* A tunnel's own idle timeout, kept by the store, and back to the
+     * hub's with null. */
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"idleTimeout\":0}");
+    EXPECT(f, 200, NULL);
+    call(f, HUB_GET, path, NULL, f->admin, NULL);
+    assert_int_equal(json_integer_value(json_object_get(f->body, "idleTimeout")), 0);
+    assert_true(json_is_integer(json_object_get(f->body, "idleTimeout")));
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"idleTimeout\":null}");
+    EXPECT(f, 200, NULL);
+    assert_true(json_is_null(json_object_get(f->body, "idleTimeout")));
 
     event_types(f, tun, types, sizeof(types));
     assert_string_equal(types, "tunnel.created tunnel.status_changed:active "
                                "tunnel.status_changed:paused tunnel.status_changed:connecting "
                                "tunnel.status_changed:active tunnel.status_changed:connecting "
-                               "tunnel.updated");
+                               "tunnel.updated tunnel.updated tunnel.updated");
 
     call(f, HUB_DELETE, path, NULL, f->admin, NULL);
     EXPECT(f, 200, NULL);

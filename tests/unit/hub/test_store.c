@@ -2020,13 +2020,14 @@ static void test_migration_3_to_shares(void **state)
     f->st = NULL;
     hub_test_sql(f->db, "DROP TABLE webhook_deliveries; DROP TABLE webhooks;"
                         "DROP TABLE share_access_log; DROP TABLE shares;"
-                        "DROP INDEX tunnels_workspace_id; PRAGMA user_version = 3;");
+                        "DROP INDEX tunnels_workspace_id;"
+                        "ALTER TABLE tunnels DROP COLUMN idle_timeout; PRAGMA user_version = 3;");
 
     fx_reopen(f);
     int v = 0;
     assert_int_equal(hub_store_db_version(f->st, &v), 0);
-    assert_int_equal(v, 5);
-    assert_int_equal(hub_store_schema_version(), 5);
+    assert_int_equal(v, 6);
+    assert_int_equal(hub_store_schema_version(), 6);
     assert_int_equal(hub_store_tunnel_get(f->st, ws.id, id, &t), 0);
     assert_string_equal(t.plugin, "postgresql");
     hub_tunnel_clear(&t);
@@ -2059,12 +2060,12 @@ static void test_migration_4_to_webhooks(void **state)
     hub_store_close(f->st);
     f->st = NULL;
     hub_test_sql(f->db, "DROP TABLE webhook_deliveries; DROP TABLE webhooks;"
-                        "PRAGMA user_version = 4;");
+                        "ALTER TABLE tunnels DROP COLUMN idle_timeout; PRAGMA user_version = 4;");
 
     fx_reopen(f);
     int v = 0;
     assert_int_equal(hub_store_db_version(f->st, &v), 0);
-    assert_int_equal(v, 5);
+    assert_int_equal(v, 6);
     assert_int_equal(hub_store_share_get(f->st, ws.id, sh.id, &found), 0);
     assert_string_equal(found.name, "s");
 
@@ -2078,6 +2079,54 @@ static void test_migration_4_to_webhooks(void **state)
     assert_int_equal(hub_store_delivery_next(f->st, w.id, &d, &e), 0);
     assert_string_equal(d.event_type, "share.revoked");
     hub_event_clear(&e);
+}
+
+/* Migration 6: tunnels of a version-5 database keep the hub's idle timeout
+ * (NULL), and take one of their own afterwards; out-of-range values are
+ * refused by the store and by the column's CHECK. */
+static void test_migration_5_to_idle_timeout(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    hub_agent_t a;
+    hub_tunnel_t t = {0};
+    mk_ws(f, "old", &ws);
+    mk_agent(f, &ws, &a);
+    hub_tunnel_spec_t sp = spec_for(a.id, "db");
+    sp.idle_timeout_set = true;
+    sp.idle_timeout_s = HUB_IDLE_TIMEOUT_MAX + 1;
+    assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &sp, &t, NULL), CN_EINVAL);
+    sp.idle_timeout_set = false;
+    assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &sp, &t, NULL), 0);
+    assert_int_equal(t.idle_timeout_s, HUB_IDLE_TIMEOUT_DEFAULT);
+    char id[HUB_ID_SIZE];
+    memcpy(id, t.id, sizeof(id));
+    hub_tunnel_clear(&t);
+    hub_store_close(f->st);
+    f->st = NULL;
+    hub_test_sql(f->db, "ALTER TABLE tunnels DROP COLUMN idle_timeout; PRAGMA user_version = 5;");
+
+    fx_reopen(f);
+    int v = 0;
+    assert_int_equal(hub_store_db_version(f->st, &v), 0);
+    assert_int_equal(v, 6);
+    assert_int_equal(hub_store_tunnel_get(f->st, ws.id, id, &t), 0);
+    assert_int_equal(t.idle_timeout_s, HUB_IDLE_TIMEOUT_DEFAULT);
+    hub_tunnel_clear(&t);
+    hub_tunnel_update_t upd = {.fields = HUB_TUNNEL_SET_IDLE_TIMEOUT, .idle_timeout_s = 30};
+    assert_int_equal(hub_store_tunnel_update(f->st, ws.id, id, &upd, &t), 0);
+    assert_int_equal(t.idle_timeout_s, 30);
+    hub_tunnel_clear(&t);
+    fx_reopen(f);
+    assert_int_equal(hub_store_tunnel_get(f->st, ws.id, id, &t), 0);
+    assert_int_equal(t.idle_timeout_s, 30);
+    hub_tunnel_clear(&t);
+    upd.idle_timeout_s = -2;
+    assert_int_equal(hub_store_tunnel_update(f->st, ws.id, id, &upd, &t), CN_EINVAL);
+    upd.idle_timeout_s = HUB_IDLE_TIMEOUT_DEFAULT;
+    assert_int_equal(hub_store_tunnel_update(f->st, ws.id, id, &upd, &t), 0);
+    assert_int_equal(t.idle_timeout_s, HUB_IDLE_TIMEOUT_DEFAULT);
+    hub_tunnel_clear(&t);
 }
 
 /* Shares: the token is shown once and found by its keyed hash only; other
@@ -2242,6 +2291,7 @@ int main(void)
         T(test_shares),
         T(test_migration_3_to_shares),
         T(test_migration_4_to_webhooks),
+        T(test_migration_5_to_idle_timeout),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
