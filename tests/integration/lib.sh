@@ -98,22 +98,33 @@ free_port() {
     "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# A base port with N consecutive free ports after it.
+# A base port with N consecutive ports after it free for TCP and UDP alike
+# (a UDP tunnel binds its hub port for both), taken below the kernel's
+# ephemeral range, so that no client socket of a concurrent test is handed
+# one of them after the check.
 free_range() {
     "$PY" - "$1" <<'EOF'
 import random, socket, sys
 n = int(sys.argv[1])
+try:
+    lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except OSError:
+    lo = 32768
+top = max(lo, 10000 + 2 * n) - n - 1
 for _ in range(200):
-    base = random.randint(20000, 60000 - n)
+    base = random.randint(10000, top)
     socks = []
     try:
         for p in range(base, base + n):
-            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
+            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                s = socket.socket(socket.AF_INET, kind); socks.append(s); s.bind(("127.0.0.1", p))
     except OSError:
         continue
     finally:
         for s in socks: s.close()
     print(base); break
+else:
+    sys.exit("free_range: no %d free ports in a row" % n)
 EOF
 }
 
