@@ -30,19 +30,19 @@ typedef struct hub_runtime hub_runtime_t;
 /* Agent links: each holds two 256 KiB buffers (the link's and lws's) and at
  * most ~1.3 MiB of queued replies before it stops reading (docs/security.md
  * has the arithmetic), so the total cap bounds their memory. */
-#define HUB_RUNTIME_MAX_LINKS_DEFAULT 1024u
-#define HUB_RUNTIME_MAX_LINKS_PER_AGENT_DEFAULT 16u
+#define HUB_RUNTIME_MAX_LINKS_DEFAULT 1024
+#define HUB_RUNTIME_MAX_LINKS_PER_AGENT_DEFAULT 16
 /* Public TCP connections: hub-wide (fits the 8,192 descriptors `serve`
  * sets, two per connection on a hub whose agents run elsewhere: the client
  * socket, plus lws's share), per tunnel, per workspace (a third of the hub,
  * so one tenant cannot fill it), per client address per tunnel (half a
  * tunnel: a client address is often a NAT or a load generator). */
-#define HUB_RUNTIME_MAX_CONNS_DEFAULT 3000u
-#define HUB_RUNTIME_MAX_CONNS_PER_TUNNEL_DEFAULT 1024u
-#define HUB_RUNTIME_MAX_CONNS_PER_WS_DEFAULT 1000u
-#define HUB_RUNTIME_MAX_CONNS_PER_CLIENT_DEFAULT 512u
+#define HUB_RUNTIME_MAX_CONNS_DEFAULT 3000
+#define HUB_RUNTIME_MAX_CONNS_PER_TUNNEL_DEFAULT 1024
+#define HUB_RUNTIME_MAX_CONNS_PER_WS_DEFAULT 1000
+#define HUB_RUNTIME_MAX_CONNS_PER_CLIENT_DEFAULT 512
 /* Seconds a public TCP connection may stay idle (no byte either way). */
-#define HUB_RUNTIME_TCP_IDLE_TIMEOUT_DEFAULT 3600u
+#define HUB_RUNTIME_TCP_IDLE_TIMEOUT_DEFAULT 3600
 
 typedef struct hub_runtime_config {
     hub_store_t *store;            /* borrowed */

@@ -24,7 +24,7 @@
 /* New connections per client address (IPv6: per /64) per minute on the
  * API/agent port: a CLI or an agent opens a few; 600 with GCRA's burst
  * leaves any script room while one address cannot churn sockets. */
-#define HUB_SERVER_CONN_RATE_DEFAULT 600u
+#define HUB_SERVER_CONN_RATE_DEFAULT 600
 
 typedef struct hub_server_config {
     const char *listen_host; /* IP literal */

@@ -124,7 +124,7 @@ static void test_abuse_bounds(void **state)
 
 static void test_usage_lists_every_option(void **state)
 {
-    char buf[4096] = "";
+    char buf[16384] = "";
     FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
     hub_serve_usage(f);
     fclose(f);
@@ -150,6 +150,16 @@ static void test_usage_lists_every_option(void **state)
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         if (!strstr(buf, want[i]))
             fail_msg("serve --help lacks '%s'", want[i]);
+    assert_true(strlen(buf) < sizeof(buf) - 2); /* nothing cut off */
+    /* Defaults are stringified macros: a C suffix must not show ("1024u"). */
+    for (const char *d = buf; (d = strstr(d, "(default ")) != NULL; d++) {
+        const char *v = d + strlen("(default ");
+        while (*v >= '0' && *v <= '9')
+            v++;
+        if (v > d + strlen("(default ") && (*v == 'u' || *v == 'U' || *v == 'l' || *v == 'L'))
+            fail_msg("serve --help shows a C literal: %.24s", d);
+    }
+    assert_non_null(strstr(buf, "agent links at once (default 1024)"));
 }
 
 static void test_errors(void **state)
