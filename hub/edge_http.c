@@ -91,8 +91,10 @@ typedef struct edge_req {
     enum resp_state rstate;
     cn_buf_t rhead; /* the response head as it arrives */
     hub_h1_body_t rbody;
-    bool sent_any;                /* response bytes went to the client */
-    lws_sorted_usec_list_t timer; /* 504 while waiting; linger once detached */
+    bool sent_any;                 /* response bytes went to the client */
+    lws_sorted_usec_list_t timer;  /* 504 while waiting; linger once detached */
+    char tunnel_id[HUB_ID_SIZE];   /* for the per-tunnel byte counts of /metrics */
+    uint64_t bytes_up, bytes_down; /* into the stream (request), out of it (response) */
 } edge_req_t;
 
 /* What the access log needs about the request being answered. */
@@ -403,8 +405,27 @@ static hub_share_window_t *share_window(hub_runtime_t *rt, const char *share_id)
 
 /* ---- the request's stream ---------------------------------------------------- */
 
+/* The stream's bytes go through these two, so that /metrics counts every
+ * byte of a tunnel's HTTP traffic both ways. */
+static int req_consume(edge_req_t *r, size_t n)
+{
+    int rc = cn_mux_consume(r->mux, r->id, n);
+    if (rc >= 0)
+        r->bytes_down += n;
+    return rc;
+}
+static int req_write(edge_req_t *r, const void *p, size_t n)
+{
+    int w = cn_mux_write(r->mux, r->id, p, n);
+    if (w > 0)
+        r->bytes_up += (uint64_t)w;
+    return w;
+}
+
 static void req_free(edge_req_t *r)
 {
+    if (r->tunnel_id[0] && (r->bytes_up || r->bytes_down))
+        hub_metrics_tunnel_bytes(r->rt->cfg.metrics, r->tunnel_id, r->bytes_up, r->bytes_down);
     lws_sul_cancel(&r->timer);
     cn_buf_free(&r->pending);
     cn_buf_free(&r->rhead);
@@ -428,7 +449,7 @@ static void drain_stream(edge_req_t *r)
     const uint8_t *p;
     size_t n;
     while (cn_mux_peek(r->mux, r->id, &p, &n) > 0) {
-        if (cn_mux_consume(r->mux, r->id, n) < 0) {
+        if (req_consume(r, n) < 0) {
             cn_mux_reset(r->mux, r->id, CN_RST_CANCEL, "credit not returned");
             return;
         }
@@ -608,7 +629,7 @@ static const cn_stream_ops_t req_ops = {
 static bool push_pending(edge_req_t *r)
 {
     while (r->pending.len) {
-        int n = cn_mux_write(r->mux, r->id, cn_buf_data(&r->pending), r->pending.len);
+        int n = req_write(r, cn_buf_data(&r->pending), r->pending.len);
         if (n <= 0)
             return false;
         cn_buf_consume(&r->pending, (size_t)n);
@@ -629,7 +650,7 @@ static bool push_buffered_body(edge_conn_t *c)
         }
         if (!used)
             break;
-        int n = cn_mux_write(r->mux, r->id, cn_buf_data(&c->in), used);
+        int n = req_write(r, cn_buf_data(&c->in), used);
         if (n <= 0)
             return true; /* no credit: on_writable resumes */
         size_t u2 = 0;
@@ -747,6 +768,7 @@ static void pump_request(edge_conn_t *c)
             fail_request(c, 502, "the connection to the target was lost");
             return;
         }
+        r->bytes_up += used;
         if (c->state == C_BODY && r->reqbody.done) {
             c->state = C_WAIT;
             set_rx(c, false);
@@ -822,7 +844,7 @@ static bool response_head_bytes(edge_conn_t *c, const uint8_t *p, size_t n)
         fail_request(c, 502, "the target sent a response head that is too large");
         return false;
     }
-    if (cn_mux_consume(r->mux, r->id, n) < 0) {
+    if (req_consume(r, n) < 0) {
         fail_request(c, 502, "the connection to the target was lost");
         return false;
     }
@@ -918,7 +940,7 @@ static void pump_response(edge_conn_t *c)
                 return;
             }
             if (!want) { /* bytes after the body */
-                if (cn_mux_consume(r->mux, r->id, len) < 0)
+                if (req_consume(r, len) < 0)
                     goto lost;
                 continue;
             }
@@ -939,7 +961,7 @@ static void pump_response(edge_conn_t *c)
             size_t u = 0;
             hub_h1_body_feed(&r->rbody, src, (size_t)n, &u);
         }
-        if (cn_mux_consume(r->mux, r->id, (size_t)n) < 0)
+        if (req_consume(r, (size_t)n) < 0)
             goto lost;
         if ((size_t)n < want) {
             want_write(c);
@@ -1274,6 +1296,7 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
     }
     r->ops = &req_ops;
     r->rt = rt;
+    snprintf(r->tunnel_id, sizeof(r->tunnel_id), "%s", t.id);
     r->conn = c;
     r->link = s->link;
     r->mux = cn_link_mux(s->link);

@@ -194,6 +194,21 @@ moved 'connect_share_rejections_total{reason="expired"}' 0
 grep -E '^connect_(http_requests|share_rejections)_total' "$WORK/metrics.txt" | grep -v ' 0$'
 promcheck
 
+step "an HTTP tunnel's bytes count both ways (request bodies in, responses out)"
+WRX="connect_tunnel_received_bytes_total{tunnel_id=\"$WEB_TUNNEL\",tunnel_name=\"web\"}"
+WTX="connect_tunnel_sent_bytes_total{tunnel_id=\"$WEB_TUNNEL\",tunnel_name=\"web\"}"
+rx0=$(metric "$WRX")
+tx0=$(metric "$WTX")
+head -c 300000 /dev/urandom >"$WORK/up.bin"
+edge web.localhost /sink 200 --data-binary @"$WORK/up.bin"
+edge web.localhost "/source?n=500000" 200
+bytes_moved() {
+    scrape && [ "$(($(metric "$WRX") - ${rx0:-0}))" -ge 300000 ] &&
+        [ "$(($(metric "$WTX") - ${tx0:-0}))" -ge 500000 ]
+}
+wait_for 10 "HTTP bytes counted" bytes_moved
+echo "   web tunnel: +$(($(metric "$WRX") - ${rx0:-0})) bytes in, +$(($(metric "$WTX") - ${tx0:-0})) out"
+
 step "--metrics token: a private token file is required, and the token opens it"
 stop_pid "$HUB_PID"
 printf 'scrape-%s\n' "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$WORK/metrics.token"
