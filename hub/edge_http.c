@@ -100,6 +100,7 @@ typedef struct edge_req {
 /* What the access log needs about the request being answered. */
 typedef struct req_info {
     char share_id[HUB_ID_SIZE]; /* "" when not a share */
+    char share_ws[HUB_ID_SIZE]; /* its workspace */
     char method[24];
     char path[HUB_SHARE_LOG_PATH_MAX + 1];
     int64_t started;
@@ -1174,6 +1175,7 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
             goto refuse_body;
         }
         snprintf(c->info.share_id, sizeof(c->info.share_id), "%s", share->id);
+        snprintf(c->info.share_ws, sizeof(c->info.share_ws), "%s", share->workspace_id);
         rc = hub_store_tunnel_get(st, share->workspace_id, share->tunnel_id, &t);
         if (rc < 0) {
             status = rc == CN_ENOTFOUND ? 404 : 503;
@@ -1615,6 +1617,38 @@ static void flush_log(struct hub_edge_http *e)
     }
 }
 
+/* Revocation and expiry end a share's requests in flight too (a long
+ * download, an upgraded WebSocket), not only the next request: once a
+ * second each share in use is read again, and the connections of one that
+ * is gone are reset (RST: the client must not take a cut response for a
+ * whole one). */
+static void cut_dead_shares(struct hub_edge_http *e, int64_t now)
+{
+    hub_share_t *sh = NULL;
+    for (edge_conn_t *c = e->conns; c; c = c->next) {
+        if (!c->req || !c->info.share_id[0] || !c->wsi)
+            continue;
+        if (!sh && !(sh = malloc(sizeof(*sh))))
+            return;
+        int rc = hub_store_share_get(e->rt->cfg.store, c->info.share_ws, c->info.share_id, sh);
+        if (rc < 0 && rc != CN_ENOTFOUND)
+            continue; /* a store error is not a revocation */
+        if (rc == 0 && sh->revoked_at == HUB_TIME_NONE &&
+            (sh->expires_at == HUB_TIME_NONE || sh->expires_at > now))
+            continue;
+        cn_log_info("http %s: share %s %s, its request in flight is cut", c->client,
+                    c->info.share_id,
+                    rc < 0 || sh->revoked_at != HUB_TIME_NONE ? "revoked" : "expired");
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        int fd = lws_get_socket_fd(c->wsi);
+        if (fd >= 0)
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        c->info.status = 410;
+        conn_kill(c);
+    }
+    free(sh);
+}
+
 static void tick_cb(lws_sorted_usec_list_t *sul)
 {
     struct hub_edge_http *e = lws_container_of(sul, struct hub_edge_http, tick);
@@ -1623,6 +1657,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     size_t n = 0;
     hub_shares_expire_due(st, &n);
     int64_t now = now_ms(e->rt);
+    cut_dead_shares(e, now);
     if (now - e->last_prune > 60000) {
         e->last_prune = now;
         hub_store_share_log_prune(st, now - HUB_SHARE_LOG_RETENTION_MS, NULL);

@@ -161,6 +161,44 @@ api GET "/api/v1/events?limit=100"
 echo "$BODY" | grep -q '"share.revoked"' || fail "no share.revoked event"
 echo "$BODY" | grep -q '"share.created"' || fail "no share.created event"
 
+step "revocation cuts a download in flight: the client sees a reset, not a clean end"
+"$CLI_BIN" share web "${CFG[@]}" --expires 1h --json >"$WORK/cut.json" || fail "share for the cut"
+CHOST=$(json_get shareUrl <"$WORK/cut.json")
+CHOST=${CHOST#http://}
+CHOST=${CHOST%/}
+CID=$(json_get id <"$WORK/cut.json")
+"$PY" - "$EDGE_PORT" "${CHOST%%:*}" "$HUB_URL" "$ADMIN_TOKEN" "$CID" <<'EOF' || fail "revocation of a download in flight"
+import socket, sys, time, urllib.request
+port, host, hub, token, sid = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+total = 4 << 30  # far more than a slow reader takes in the test's time
+s = socket.create_connection(("127.0.0.1", port), 10)
+s.sendall(("GET /source?n=%d HTTP/1.1\r\nHost: %s\r\n\r\n" % (total, host)).encode())
+got = 0
+while got < (1 << 20):
+    d = s.recv(65536)
+    assert d, "ended early"
+    got += len(d)
+req = urllib.request.Request(hub + "/api/v1/shares/" + sid, method="DELETE",
+                             headers={"Authorization": "Bearer " + token})
+assert urllib.request.urlopen(req).status == 200
+t0 = time.monotonic()
+s.settimeout(10)
+how = "open"
+try:
+    while time.monotonic() - t0 < 10:
+        d = s.recv(65536)
+        if not d:
+            how = "eof"
+            break
+        got += len(d)
+        time.sleep(0.01)  # a slow reader: the response is still far from done
+except ConnectionResetError:
+    how = "reset"
+ms = int((time.monotonic() - t0) * 1000)
+print("   revoked mid-download: %s after %d ms, %d of %d bytes read" % (how, ms, got, total))
+assert how == "reset" and got < total, how
+EOF
+
 step "expiry: 410 in the data path, then swept into a share.expired event"
 "$CLI_BIN" share web "${CFG[@]}" --expires 1h --json >"$WORK/exp.json" || fail "share --expires 1h"
 EHOST=$(json_get shareUrl <"$WORK/exp.json")
