@@ -118,6 +118,9 @@ struct edge_conn {
     cn_buf_t in, out;
     edge_req_t *req;
     req_info_t info;
+    /* The share of the connection's last request, kept between requests,
+     * so that revoking it closes idle keep-alive connections as well. */
+    char share_id[HUB_ID_SIZE], share_ws[HUB_ID_SIZE];
     lws_sorted_usec_list_t sul_write, deadline;
 };
 
@@ -1176,6 +1179,8 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
         }
         snprintf(c->info.share_id, sizeof(c->info.share_id), "%s", share->id);
         snprintf(c->info.share_ws, sizeof(c->info.share_ws), "%s", share->workspace_id);
+        memcpy(c->share_id, c->info.share_id, sizeof(c->share_id));
+        memcpy(c->share_ws, c->info.share_ws, sizeof(c->share_ws));
         rc = hub_store_tunnel_get(st, share->workspace_id, share->tunnel_id, &t);
         if (rc < 0) {
             status = rc == CN_ENOTFOUND ? 404 : 503;
@@ -1183,6 +1188,7 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
             goto refuse_body;
         }
     } else {
+        c->share_id[0] = '\0'; /* this connection no longer follows a share */
         int rc = hub_store_tunnel_find_public(st, host, &t);
         if (rc == 0 && !hub_protocol_on_http_edge(t.protocol))
             rc = CN_ENOTFOUND;
@@ -1621,29 +1627,35 @@ static void flush_log(struct hub_edge_http *e)
  * download, an upgraded WebSocket), not only the next request: once a
  * second each share in use is read again, and the connections of one that
  * is gone are reset (RST: the client must not take a cut response for a
- * whole one). */
+ * whole one); its idle keep-alive connections are closed. */
 static void cut_dead_shares(struct hub_edge_http *e, int64_t now)
 {
     hub_share_t *sh = NULL;
     for (edge_conn_t *c = e->conns; c; c = c->next) {
-        if (!c->req || !c->info.share_id[0] || !c->wsi)
+        if (!c->share_id[0] || !c->wsi || c->state == C_CLOSING)
             continue;
         if (!sh && !(sh = malloc(sizeof(*sh))))
             return;
-        int rc = hub_store_share_get(e->rt->cfg.store, c->info.share_ws, c->info.share_id, sh);
+        int rc = hub_store_share_get(e->rt->cfg.store, c->share_ws, c->share_id, sh);
         if (rc < 0 && rc != CN_ENOTFOUND)
             continue; /* a store error is not a revocation */
         if (rc == 0 && sh->revoked_at == HUB_TIME_NONE &&
             (sh->expires_at == HUB_TIME_NONE || sh->expires_at > now))
             continue;
-        cn_log_info("http %s: share %s %s, its request in flight is cut", c->client,
-                    c->info.share_id,
-                    rc < 0 || sh->revoked_at != HUB_TIME_NONE ? "revoked" : "expired");
-        struct linger lg = {.l_onoff = 1, .l_linger = 0};
-        int fd = lws_get_socket_fd(c->wsi);
-        if (fd >= 0)
-            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-        c->info.status = 410;
+        const char *why = rc < 0 || sh->revoked_at != HUB_TIME_NONE ? "revoked" : "expired";
+        if (c->req) {
+            cn_log_info("http %s: share %s %s, its request in flight is cut", c->client,
+                        c->share_id, why);
+            struct linger lg = {.l_onoff = 1, .l_linger = 0};
+            int fd = lws_get_socket_fd(c->wsi);
+            if (fd >= 0)
+                setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+            c->info.status = 410;
+        } else {
+            cn_log_debug("http %s: share %s %s, its idle connection is closed", c->client,
+                         c->share_id, why);
+        }
+        c->share_id[0] = '\0';
         conn_kill(c);
     }
     free(sh);
