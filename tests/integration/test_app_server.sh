@@ -26,6 +26,7 @@ WEB_PORT=$(free_port)
 bg web "$PY" "$HTTPTOOL" server "$WEB_PORT"
 wait_port 127.0.0.1 "$WEB_PORT"
 tcptool_start
+SVC_PID=$LAST_PID
 
 step "refuses to listen off loopback without a token"
 set +e
@@ -40,7 +41,8 @@ grep -q "refusing to listen on 0.0.0.0 without a token" "$WORK/refuse.err" ||
 step "starts on loopback with a token, prints one JSON line"
 APP_PORT=$(free_port)
 APP=http://127.0.0.1:$APP_PORT
-CONNECT_APP_SERVER_TOKEN=$APP_TOKEN bg app "$CLI_BIN" app-server --port "$APP_PORT" --json
+CONNECT_APP_SERVER_TOKEN=$APP_TOKEN CONNECT_HEALTH_INTERVAL_MS=300 \
+    bg app "$CLI_BIN" app-server --port "$APP_PORT" --json
 APP_PID=$LAST_PID
 wait_for 15 "the app-server's JSON line" grep -q '"url"' "$WORK/app.log"
 [ "$(grep -m1 '^{' "$WORK/app.log" | json_get url)" = "$APP" ] || fail "ready line: $(cat "$WORK/app.log")"
@@ -219,6 +221,40 @@ assert t == ["started", "unhealthy", "reconnected"], t' || fail "events after th
 got_reconnected() { grep -c '"event": "reconnected"' "$CB_LOG" | grep -qx 2; }
 wait_for 20 "the reconnected callbacks" got_reconnected
 [ "$(curl -s -m 10 "${HTTP_URL}again")" = "ok /again" ] || fail "GET after the hub restart"
+
+step "the tcp target stops answering its probe: unhealthy; back: reconnected"
+stop_pid "$SVC_PID"
+forget_pid "$SVC_PID"
+wait_for 20 "the tcp tunnel unhealthy" is_status "$TCP_ID" unhealthy
+call GET "/api/v1/tunnels/$TCP_ID"
+echo "$RESP" | json_get last_error | grep -q "target" || fail "unhealthy target, last_error: $RESP"
+bg svc2 "$PY" "$TCPTOOL" server "$SVC"
+wait_port 127.0.0.1 "$SVC"
+wait_for 20 "the tcp tunnel running again" is_status "$TCP_ID" running
+serves "$TCP_PORT" || fail "64 KiB through $TCP_URL after the target came back"
+call GET "/api/v1/events?tunnel_id=$TCP_ID"
+echo "$RESP" | "$PY" -c '
+import json, sys
+t = [e["type"] for e in json.load(sys.stdin)["events"]]
+assert t == ["started", "unhealthy", "reconnected", "unhealthy", "reconnected"], t' ||
+    fail "events of the tcp tunnel: $RESP"
+
+step "a tunnel deleted on the hub behind the app-server's back: failed"
+call POST /api/v1/tunnels "{\"type\":\"tcp\",\"port\":$SVC}"
+expect 201
+DOOMED_ID=$(echo "$RESP" | json_get id)
+wait_for 20 "the tunnel running" is_status "$DOOMED_ID" running
+api DELETE "/api/v1/tunnels/$(echo "$RESP" | json_get hub_tunnel_id)"
+[ "$HTTP_STATUS" = 204 ] || [ "$HTTP_STATUS" = 200 ] || fail "hub delete: $HTTP_STATUS $BODY"
+wait_for 20 "the tunnel failed" is_status "$DOOMED_ID" failed
+call GET "/api/v1/events?tunnel_id=$DOOMED_ID"
+echo "$RESP" | "$PY" -c '
+import json, sys
+ev = json.load(sys.stdin)["events"]
+assert [e["type"] for e in ev] == ["started", "failed"], ev
+assert "deleted on the hub" in ev[-1]["message"], ev' || fail "events of the doomed tunnel: $RESP"
+call DELETE "/api/v1/tunnels/$DOOMED_ID"
+expect 200
 
 step "shutdown keeps the record (stopped), and the hub tunnel is deleted"
 call POST "/api/v1/tunnels/$HTTP_ID/shutdown"
