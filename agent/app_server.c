@@ -283,7 +283,7 @@ static void enqueue_callback(as_server_t *as, const char *url, const json_t *bod
                         as->callbacks[i]->url);
             callback_free(as->callbacks[i]);
             memmove(&as->callbacks[i], &as->callbacks[i + 1],
-                    (as->ncallbacks - i - 1) * sizeof(as->callbacks[0]));
+                    (as->ncallbacks - i - 1) * sizeof(as_callback_t *));
             as->ncallbacks--;
             break;
         }
@@ -379,7 +379,7 @@ bool as_callback_done(as_server_t *as, uint64_t seq, bool ok, int64_t mono_ms, u
         }
         callback_free(cb);
         memmove(&as->callbacks[i], &as->callbacks[i + 1],
-                (as->ncallbacks - i - 1) * sizeof(as->callbacks[0]));
+                (as->ncallbacks - i - 1) * sizeof(as_callback_t *));
         as->ncallbacks--;
         return true;
     }
