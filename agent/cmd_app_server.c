@@ -31,12 +31,14 @@
 #include "cn_err.h"
 #include "cn_errmsg.h"
 #include "cn_log.h"
+#include "cn_pipe.h"
 #include "cn_time.h"
 #include "cn_target.h"
 #include "daemon.h"
 #include "plugins.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <jansson.h>
 #include <libwebsockets.h>
 #include <pthread.h>
@@ -46,8 +48,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define HTTP_PROTOCOL "http"
+#define LISTEN_PROTOCOL "connect-app-listen"
+#define LISTEN_BACKLOG 128
+#define ACCEPTS_PER_EVENT 32
 #define CALLBACK_PROTOCOL "connect-app-callback"
 #define DISCARD_MAX (1024 * 1024) /* 413 bodies read and dropped up to this size */
 #define HEADER_BUF 2048
@@ -106,7 +113,7 @@ struct app {
     as_server_t *as;
     struct lws_context *ctx;
     struct lws_vhost *vh;
-    struct lws_protocols protocols[3];
+    struct lws_protocols protocols[4]; /* http, callbacks, listener, end */
     lws_sorted_usec_list_t tick;
     pthread_mutex_t mu; /* the message queue */
     msg_t *msgs, *msgs_tail;
@@ -426,7 +433,7 @@ typedef struct session {
     bool has_tunnel_arg;
     char *auth;
     char *body;
-    size_t body_len;
+    size_t body_len, body_cap; /* body_cap: the Content-Length */
     time_t started;
     char waiting_for[CN_ID_UUID_SIZE]; /* PH_DEFERRED: the tunnel being created */
     /* the answer */
@@ -599,6 +606,9 @@ static int dispatch(struct lws *wsi, app_t *app, session_t *s)
         w->pending = wsi;
         snprintf(s->waiting_for, sizeof(s->waiting_for), "%s", a.tunnel_id);
         s->phase = PH_DEFERRED;
+        /* The hub answers within cn_api's deadline (15 s); lws's own idle
+         * timeout must not cut the wait short meanwhile. */
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, 2 * CN_API_DEFAULT_TIMEOUT_MS / 1000);
         as_answer_clear(&a);
         return 0;
     }
@@ -633,7 +643,11 @@ static int on_http(struct lws *wsi, app_t *app, session_t *s, const char *uri)
     session_reset(s);
     s->started = time(NULL);
     method_of(wsi, s);
-    snprintf(s->path, sizeof(s->path), "%s", uri ? uri : "/");
+    /* No route is this long: a path that does not fit answers 404. */
+    snprintf(s->path, sizeof(s->path), "%s",
+             !uri                            ? "/"
+             : strlen(uri) < sizeof(s->path) ? uri
+                                             : "/(too long)");
     char arg[96];
     const char *v = lws_get_urlarg_by_name(wsi, "tunnel_id=", arg, (int)sizeof(arg));
     if (v) {
@@ -687,6 +701,7 @@ static int on_http(struct lws *wsi, app_t *app, session_t *s, const char *uri)
         s->body = malloc((size_t)clen + 1);
         if (!s->body)
             return -1;
+        s->body_cap = (size_t)clen;
         s->phase = PH_BODY;
         if (expect_continue) {
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -713,12 +728,10 @@ static int on_body(session_t *s, const void *in, size_t len)
         return -1;
     if (s->phase == PH_DISCARD || !len)
         return 0;
-    if (s->body_len + len > AS_MAX_BODY) {
+    if (!s->body || len > s->body_cap - s->body_len) {
         s->phase = PH_DISCARD; /* more than its Content-Length said */
         return 0;
     }
-    if (!s->body && !(s->body = malloc(AS_MAX_BODY + 1)))
-        return -1;
     memcpy(s->body + s->body_len, in, len);
     s->body_len += len;
     return 0;
@@ -1095,6 +1108,29 @@ static int parse_args(app_t *app, int argc, char **argv)
     return -1;
 }
 
+/* Accepts on our own listening socket and hands each connection to the
+ * HTTP vhost as if lws had accepted it. */
+static int listen_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                     size_t len)
+{
+    app_t *app = lws_get_opaque_user_data(wsi);
+    if (reason != LWS_CALLBACK_RAW_RX_FILE || !app)
+        return 0;
+    int lfd = lws_get_socket_fd(wsi);
+    for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            break;
+        if (!lws_adopt_socket_vhost(app->vh, fd)) /* closes fd on failure */
+            cn_log_debug("app-server: could not adopt a connection");
+    }
+    return 0;
+}
+
+/* The context, its vhost and the listener. lws 4.1 binds a vhost's port on
+ * every interface when given an IPv4 literal (and leaks on failure), so,
+ * as the hub does, we bind exactly the address asked for ourselves and
+ * fail loudly when we cannot: "loopback only" must mean it. */
 static int start_server(app_t *app)
 {
     memset(app->protocols, 0, sizeof(app->protocols));
@@ -1103,20 +1139,41 @@ static int start_server(app_t *app)
     app->protocols[0].per_session_data_size = sizeof(session_t);
     app->protocols[1].name = CALLBACK_PROTOCOL;
     app->protocols[1].callback = callback_cb;
+    app->protocols[2].name = LISTEN_PROTOCOL;
+    app->protocols[2].callback = listen_cb;
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
-    info.port = (int)app->port;
-    info.iface = app->host;
-    info.protocols = app->protocols;
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
     info.user = app;
-    info.vhost_name = "app-server";
-    info.options = LWS_SERVER_OPTION_DISABLE_IPV6 * (strchr(app->host, ':') == NULL);
+    info.max_http_header_data = 8192;
+    info.timeout_secs = 10;
     app->ctx = lws_create_context(&info);
     if (!app->ctx)
-        return cli_fail("app-server: cannot listen on %s:%lu (in use?)", app->host, app->port);
-    app->vh = lws_get_vhost_by_name(app->ctx, "app-server");
+        return cli_fail("app-server: cannot create the event loop");
+    struct lws_context_creation_info vh;
+    memset(&vh, 0, sizeof(vh));
+    vh.vhost_name = "app-server";
+    vh.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    vh.protocols = app->protocols;
+    vh.keepalive_timeout = 30;
+    vh.alpn = "http/1.1";
+    app->vh = lws_create_vhost(app->ctx, &vh);
     if (!app->vh)
         return cli_fail("app-server: cannot create the event loop");
+    const char *bind_host = strcasecmp(app->host, "localhost") ? app->host : "127.0.0.1";
+    int fd = cn_sock_listen(bind_host, (int)app->port, LISTEN_BACKLOG, NULL);
+    if (fd < 0)
+        return cli_fail("app-server: cannot listen on %s:%lu: %s", app->host, app->port,
+                        fd == CN_EIO ? strerror(errno) : "not a usable address");
+    lws_sock_file_fd_type u;
+    u.filefd = fd;
+    struct lws *lw =
+        lws_adopt_descriptor_vhost(app->vh, LWS_ADOPT_RAW_FILE_DESC, u, LISTEN_PROTOCOL, NULL);
+    if (!lw) {
+        close(fd);
+        return cli_fail("app-server: cannot listen on %s:%lu: out of memory", app->host, app->port);
+    }
+    lws_set_opaque_user_data(lw, app);
     lws_sul_schedule(app->ctx, 0, &app->tick, tick, TICK_MS * LWS_US_PER_MS);
     return -1;
 }

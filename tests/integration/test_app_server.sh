@@ -47,6 +47,28 @@ APP_PID=$LAST_PID
 wait_for 15 "the app-server's JSON line" grep -q '"url"' "$WORK/app.log"
 [ "$(grep -m1 '^{' "$WORK/app.log" | json_get url)" = "$APP" ] || fail "ready line: $(cat "$WORK/app.log")"
 
+step "it listens on 127.0.0.1 only"
+"$PY" - "$APP_PORT" <<'EOF' || fail "listening sockets on port $APP_PORT"
+import sys
+port = int(sys.argv[1])
+found = []
+for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+    for line in open(f).read().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        addr, p = local.split(":")
+        if int(p, 16) == port and state == "0A":  # LISTEN
+            found.append(addr)
+assert found == ["0100007F"], found  # 127.0.0.1, and nothing else
+EOF
+
+step "a second app-server on the same port fails with one line"
+set +e
+"$CLI_BIN" app-server --port "$APP_PORT" >"$WORK/busy.out" 2>"$WORK/busy.err"
+rc=$?
+set -e
+[ "$rc" = 1 ] || fail "app-server on a busy port exited $rc: $(cat "$WORK/busy.err")"
+grep -q "cannot listen on 127.0.0.1:$APP_PORT" "$WORK/busy.err" || fail "busy port: $(cat "$WORK/busy.err")"
+
 # call METHOD PATH [BODY] [curl args]: sets CODE and RESP (the body), with the token.
 call() {
     local method=$1 path=$2 body=${3:-}
