@@ -99,7 +99,7 @@ typedef struct worker {
     agent_daemon_t *d;
     struct lws *pending; /* the create request waiting for its answer */
     /* worker-thread state */
-    bool seen, gone, expired;
+    bool seen; /* our tunnel was in a list from the hub */
     char hub_status[16];
     char down_why[256];
 } worker_t;
