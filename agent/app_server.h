@@ -38,8 +38,8 @@ typedef struct as_server as_server_t;
 #define AS_EVENTS_MAX 1000        /* the event ring: the oldest go first */
 #define AS_CALLBACK_URLS_MAX 8    /* callback_url + callback_urls of one tunnel */
 #define AS_CALLBACK_URL_MAX 2048  /* bytes of one callback URL */
-#define AS_CALLBACK_ATTEMPTS 4    /* one delivery and three retries */
-#define AS_CALLBACK_BASE_MS 1000  /* retry backoff: about 1, 2, 4 s */
+#define AS_CALLBACK_ATTEMPTS 5    /* one delivery and four retries */
+#define AS_CALLBACK_BASE_MS 1000  /* retry backoff: about 1, 2, 4, 8 s */
 #define AS_CALLBACK_QUEUE_MAX 256 /* deliveries waiting; beyond, the oldest is dropped */
 
 typedef enum as_status {

@@ -349,6 +349,36 @@ static void test_status_machine_and_events(void **state)
     as_free(as);
 }
 
+/* A DELETE while the hub is still creating the tunnel: the worker is told
+ * to stop at once, the create is still answered (201, stopped), and the
+ * tunnel is forgotten when the worker is done (after deleting it). */
+static void test_delete_while_starting(void **state)
+{
+    as_server_t *as = server(NULL);
+    as_answer_t a;
+    req(as, "POST", "/api/v1/tunnels", "{\"type\":\"tcp\",\"port\":80}", NULL, &a);
+    char id[CN_ID_UUID_SIZE], path[128];
+    snprintf(id, sizeof(id), "%s", a.tunnel_id);
+    as_answer_clear(&a);
+    snprintf(path, sizeof(path), "/api/v1/tunnels/%s", id);
+    assert_int_equal(req(as, "DELETE", path, NULL, NULL, &a), 200);
+    assert_int_equal(a.action, AS_ACT_STOP);
+    as_answer_clear(&a);
+    as_tunnel_created(as, id, "11111111-2222-4333-8444-555555555555", NULL, 20001, T0 + 1, &a);
+    assert_int_equal(a.status, 201);
+    assert_string_equal(json_string_value(json_object_get(a.body, "status")), "stopped");
+    assert_int_equal(json_integer_value(json_object_get(a.body, "remote_port")), 20001);
+    as_answer_clear(&a);
+    as_tunnel_state(as, id, AS_RUNNING, NULL, T0 + 2, 0); /* too late: ignored */
+    assert_int_equal(as_tunnel_count(as), 1);
+    as_tunnel_finished(as, id, NULL, T0 + 3, 0);
+    assert_int_equal(as_tunnel_count(as), 0);
+    char types[64];
+    event_types(as, id, types, sizeof(types));
+    assert_string_equal(types, "stopped");
+    as_free(as);
+}
+
 static void collect(void *ctx, const char *id)
 {
     (*(int *)ctx)++;
@@ -530,6 +560,7 @@ int main(void)
         cmocka_unit_test(test_create_spec_and_json),
         cmocka_unit_test(test_create_failure_forgets),
         cmocka_unit_test(test_status_machine_and_events),
+        cmocka_unit_test(test_delete_while_starting),
         cmocka_unit_test(test_stop_all),
         cmocka_unit_test(test_event_ring_bounded),
         cmocka_unit_test(test_callbacks_retry_then_give_up),
