@@ -34,3 +34,16 @@ if ! command -v promtool >/dev/null 2>&1; then
     systemctl mask prometheus >/dev/null 2>&1 || true
   fi
 fi
+
+# The OpenAPI validator (tests/integration/test_openapi.sh lints
+# docs/openapi.json with it), pinned, into the work tree's .tools/
+# (git-ignored) rather than system-wide. Node.js and npm come with this
+# kind of machine; Debian's own are the fallback.
+REDOCLY_VERSION=2.77.0
+tools_dir=$(cd "$(dirname "$0")/.." && pwd)/.tools
+if ! command -v npm >/dev/null 2>&1; then
+  apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+if [ "$("$tools_dir/node_modules/.bin/redocly" --version 2>/dev/null | head -1)" != "$REDOCLY_VERSION" ]; then
+  npm install --prefix "$tools_dir" --no-audit --no-fund --silent "@redocly/cli@$REDOCLY_VERSION" >/dev/null
+fi
