@@ -12,7 +12,7 @@ apt-get install -y -qq --no-install-recommends \
   libwebsockets-dev libssl-dev openssl libsodium-dev libjansson-dev libsqlite3-dev libcmocka-dev \
   python3 python3-websockets curl jq socat sqlite3 procps iproute2 \
   redis-server redis-tools postgresql postgresql-client mariadb-server mariadb-client \
-  dnsmasq dnsutils >/dev/null
+  dnsmasq dnsutils groff-base man-db >/dev/null
 
 # promtool (tests/integration/test_metrics.sh) comes with Debian's prometheus
 # package, whose postinst would start a Prometheus server (on :9090) where
