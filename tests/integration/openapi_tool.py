@@ -9,6 +9,10 @@ and test_api_docs.sh (standard library only).
       schema (a JSON Schema subset; a keyword this checker does not know is
       an error, so the document cannot use one it silently skips). Prints
       "METHOD TEMPLATE STATUS" for the operation it checked.
+  openapi_tool.py request SPEC METHOD PATH BODY_FILE
+      A request body the hub accepted is valid against the operation's
+      documented request schema (so the schema is not stricter than the
+      hub), and an operation that takes no body documents none.
   openapi_tool.py apimd SPEC API_MD
       docs/api.md's headings name exactly the document's operations, both
       ways, and a heading's "[?a=..&b=..]" exactly the query arguments.
@@ -27,6 +31,15 @@ FORMATS = {
     "date-time": re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$"),
     "uri": re.compile(r"^[a-z][a-z0-9+.-]*://\S+$"),
 }
+# Bounds: keyword, to which values it applies, what is measured, lower?
+BOUNDS = (
+    ("minLength", lambda v, num: isinstance(v, str), "length", True),
+    ("maxLength", lambda v, num: isinstance(v, str), "length", False),
+    ("minimum", lambda v, num: num, "value", True),
+    ("maximum", lambda v, num: num, "value", False),
+    ("minItems", lambda v, num: isinstance(v, list), "items", True),
+    ("maxItems", lambda v, num: isinstance(v, list), "items", False),
+)
 METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
 
 
@@ -70,26 +83,19 @@ def validate(spec, schema, v, where, errs):
         errs.append(f"{where}: {json.dumps(v)[:80]} is not {json.dumps(schema['const'])}")
     if "enum" in schema and v not in schema["enum"]:
         errs.append(f"{where}: {json.dumps(v)[:80]} is not one of {schema['enum']}")
+    is_num = isinstance(v, (int, float)) and not isinstance(v, bool)
+    for kw, applies, size, low in BOUNDS:
+        if kw in schema and applies(v, is_num):
+            n = v if is_num else len(v)
+            if (n < schema[kw]) if low else (n > schema[kw]):
+                errs.append(f"{where}: {kw} {schema[kw]} not met ({size} {n})")
     if isinstance(v, str):
-        if "minLength" in schema and len(v) < schema["minLength"]:
-            errs.append(f"{where}: shorter than {schema['minLength']}")
-        if "maxLength" in schema and len(v) > schema["maxLength"]:
-            errs.append(f"{where}: longer than {schema['maxLength']}")
         if "pattern" in schema and not re.search(schema["pattern"], v):
             errs.append(f"{where}: {v!r} does not match {schema['pattern']}")
         fmt = schema.get("format")
         if fmt in FORMATS and not FORMATS[fmt].match(v):
             errs.append(f"{where}: {v!r} is not a {fmt}")
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        if "minimum" in schema and v < schema["minimum"]:
-            errs.append(f"{where}: {v} < {schema['minimum']}")
-        if "maximum" in schema and v > schema["maximum"]:
-            errs.append(f"{where}: {v} > {schema['maximum']}")
     if isinstance(v, list):
-        if "minItems" in schema and len(v) < schema["minItems"]:
-            errs.append(f"{where}: fewer than {schema['minItems']} items")
-        if "maxItems" in schema and len(v) > schema["maxItems"]:
-            errs.append(f"{where}: more than {schema['maxItems']} items")
         if "items" in schema:
             for i, item in enumerate(v):
                 validate(spec, schema["items"], item, f"{where}/{i}", errs)
@@ -155,6 +161,25 @@ def cmd_response(spec, method, path, status, body_file, ctype):
     return errs
 
 
+def cmd_request(spec, method, path, body_file):
+    path = path.split("?", 1)[0]
+    tpl, op = find_operation(spec, method, path)
+    if not op:
+        return [f"{method} {path}: no documented operation"]
+    rb = op.get("requestBody")
+    if rb is None:
+        return [f"{method} {tpl}: the hub accepted a body, the document has no requestBody"]
+    rb = resolve(spec, rb)
+    media = rb.get("content", {}).get("application/json")
+    if not media:
+        return [f"{method} {tpl}: the request body is not documented as application/json"]
+    with open(body_file, "rb") as f:
+        body = json.loads(f.read())
+    errs = []
+    validate(spec, media["schema"], body, f"{method} {tpl} request", errs)
+    return errs
+
+
 HEADING_OP = re.compile(r"^(GET|PUT|POST|DELETE|PATCH|OPTIONS|HEAD|TRACE) (/[^\s\[?]*)(\[\?([^\]]*)\])?$")
 
 
@@ -210,6 +235,8 @@ def main(argv):
         spec = json.load(f)
     if argv[1] == "response" and len(argv) == 8:
         errs = cmd_response(spec, argv[3], argv[4], argv[5], argv[6], argv[7])
+    elif argv[1] == "request" and len(argv) == 6:
+        errs = cmd_request(spec, argv[3], argv[4], argv[5])
     elif argv[1] == "apimd" and len(argv) == 4:
         errs = cmd_apimd(spec, argv[3])
     else:

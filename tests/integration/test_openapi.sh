@@ -6,7 +6,8 @@
 # agents, and every answer (successes and the usual errors alike) is one
 # the document promises: its status among the operation's responses, its
 # content type, and its body valid against the response's schema
-# (openapi_tool.py response). The tour must have called every operation
+# (openapi_tool.py response); every body the hub took fits the documented
+# request schema (openapi_tool.py request). The tour must have called every operation
 # the document lists, so a new operation needs its place here too.
 source "$(dirname "$0")/lib.sh"
 TOOL=$SRC/tests/integration/openapi_tool.py
@@ -30,6 +31,12 @@ call() {
     ctype=${res#* }
     "$PY" "$TOOL" response "$SPEC" "$method" "$path" "$STATUS" "$OUT" "$ctype" >>"$WORK/seen" ||
         fail "$method $path answered $STATUS, not as documented: $("$PY" "$TOOL" response "$SPEC" "$method" "$path" "$STATUS" "$OUT" "$ctype" | tail -5)"
+    # A body the hub took must fit the documented request schema.
+    if [ -n "$body" ] && [ "${STATUS:0:1}" = 2 ]; then
+        printf '%s' "$body" >"$WORK/req-$N.json"
+        "$PY" "$TOOL" request "$SPEC" "$method" "$path" "$WORK/req-$N.json" ||
+            fail "$method $path took a body its documented schema refuses (above)"
+    fi
 }
 # expect METHOD PATH STATUS [BODY] [TOKEN]
 expect() {
@@ -96,6 +103,7 @@ expect GET /api/v1/agents/00000000-0000-4000-8000-000000000000 404
 step "tunnels and reach"
 expect POST /api/v1/tunnels 201 "{\"target\":\"127.0.0.1:9\",\"agentId\":\"$EXPOSER\",\"name\":\"web\",\"protocol\":\"http\",\"public\":true,\"httpUser\":\"bob\",\"ttl\":3600,\"metadata\":{\"team\":\"a\"}}"
 WEB=$(field id)
+CREATE_REQ=$WORK/req-$N.json
 expect POST /api/v1/tunnels 201 "{\"target\":{\"host\":\"127.0.0.1\",\"port\":5432},\"agentId\":\"$EXPOSER\",\"protocol\":\"postgresql\",\"public\":true}"
 DB=$(field id)
 expect POST /api/v1/tunnels 409 "{\"target\":\"127.0.0.1:9\",\"agentId\":\"$EXPOSER\",\"name\":\"web\"}"
@@ -113,7 +121,7 @@ expect POST "/api/v1/tunnels/$DB/connect" 422 '{"localPort":70000}'
 step "shares"
 expect POST "/api/v1/tunnels/$WEB/shares" 201 '{"name":"tester","expiresIn":"7d","allowedMethods":["GET"],"allowedPaths":["/api/*"],"rateLimitPerMinute":30,"httpUser":"eve"}'
 SHARE=$(field id)
-expect POST "/api/v1/tunnels/$DB/shares" 422 '{}'
+expect POST "/api/v1/tunnels/$WEB/shares" 422 '{"expiresIn":"1y","rateLimitPerMinute":0}'
 expect GET "/api/v1/tunnels/$WEB/shares" 200
 expect GET /api/v1/shares 200
 expect GET "/api/v1/shares/$SHARE" 200
@@ -152,19 +160,24 @@ PY
 )
 [ -z "$missing" ] || fail "the tour did not call: $missing"
 step "the check refuses an answer the document does not promise"
-# A document whose Tunnel lost a field, or whose status enum lost one.
+# A document whose Tunnel lost a field, and whose TunnelCreate lost one.
 "$PY" - "$SPEC" "$WORK/doctored.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 t = d["components"]["schemas"]["Tunnel"]
 del t["properties"]["httpUser"]
 t["required"].remove("httpUser")
+del d["components"]["schemas"]["TunnelCreate"]["properties"]["ttl"]
 json.dump(d, open(sys.argv[2], "w"))
 PY
 if out=$("$PY" "$TOOL" response "$WORK/doctored.json" GET "/api/v1/tunnels/$WEB" 200 "$TUNNEL_OUT" application/json); then
     fail "a tunnel with an undocumented field passed"
 fi
 grep -q 'field httpUser is not documented' <<<"$out" || fail "refused for another reason: $out"
+if out=$("$PY" "$TOOL" request "$WORK/doctored.json" POST /api/v1/tunnels "$CREATE_REQ"); then
+    fail "a request with an undocumented field passed"
+fi
+grep -q 'field ttl is not documented' <<<"$out" || fail "request refused for another reason: $out"
 if "$PY" "$TOOL" response "$SPEC" GET "/api/v1/tunnels/$WEB" 418 "$TUNNEL_OUT" application/json >/dev/null; then
     fail "an undocumented status passed"
 fi
