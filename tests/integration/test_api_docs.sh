@@ -38,4 +38,14 @@ must_fail extra-heading 's/^#### `GET \/api\/v1\/tokens`/#### `GET \/api\/v1\/to
     'PUT /api/v1/tokens is not in the OpenAPI document'
 must_fail other-query 's/\[?tunnelId=ID&since=TIME&after=EVENT_ID&limit=N\]/[?tunnelId=ID\&since=TIME]/' \
     'GET /api/v1/events shows query arguments'
+echo "-- every option of connect-hub serve --help has its row in api.md's serve options"
+HUB_BIN=${CN_BUILD_DIR:?set CN_BUILD_DIR to the build directory}/hub/connect-hub
+help=$("$HUB_BIN" serve --help)
+opts=$(grep -oE '^  --[a-z-]+' <<<"$help" | sed 's/^  //' | grep -v -- '--help')
+[ "$(wc -l <<<"$opts")" -ge 20 ] || fail "serve --help lists too few options: $opts"
+missing=()
+while read -r opt; do
+    grep -q -- "^| \`[^|]*$opt[ \`]" "$MD" || missing+=("$opt")
+done <<<"$opts"
+[ ${#missing[@]} -eq 0 ] || fail "serve options without a row in docs/api.md: ${missing[*]}"
 echo "PASS test_api_docs"
