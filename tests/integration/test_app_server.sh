@@ -239,7 +239,11 @@ call GET "/api/v1/events?tunnel_id=$HTTP_ID"
 echo "$RESP" | "$PY" -c '
 import json, sys
 t = [e["type"] for e in json.load(sys.stdin)["events"]]
-assert t == ["started", "unhealthy", "reconnected"], t' || fail "events after the hub restart: $RESP"
+# started, then unhealthy/reconnected pairs ending reconnected: on a loaded
+# machine a slow probe right after the link came back may add a pair.
+pairs = t[1:]
+assert t[0] == "started" and len(pairs) >= 2 and len(pairs) % 2 == 0, t
+assert pairs == ["unhealthy", "reconnected"] * (len(pairs) // 2), t' || fail "events after the hub restart: $RESP"
 got_reconnected() { grep -c '"event": "reconnected"' "$CB_LOG" | grep -qx 2; }
 wait_for 20 "the reconnected callbacks" got_reconnected
 [ "$(curl -s -m 10 "${HTTP_URL}again")" = "ok /again" ] || fail "GET after the hub restart"
@@ -258,7 +262,9 @@ call GET "/api/v1/events?tunnel_id=$TCP_ID"
 echo "$RESP" | "$PY" -c '
 import json, sys
 t = [e["type"] for e in json.load(sys.stdin)["events"]]
-assert t == ["started", "unhealthy", "reconnected", "unhealthy", "reconnected"], t' ||
+pairs = t[1:]  # as above: at least the two outages, each unhealthy then reconnected
+assert t[0] == "started" and len(pairs) >= 4 and len(pairs) % 2 == 0, t
+assert pairs == ["unhealthy", "reconnected"] * (len(pairs) // 2), t' ||
     fail "events of the tcp tunnel: $RESP"
 
 step "a tunnel deleted on the hub behind the app-server's back: failed"
