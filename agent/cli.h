@@ -41,7 +41,7 @@ int cmd_rm(int argc, char **argv);
 int cmd_events(int argc, char **argv);
 int cmd_share(int argc, char **argv);
 int cmd_reach(int argc, char **argv);
-int cmd_not_yet(int argc, char **argv);
+int cmd_app_server(int argc, char **argv);
 
 /* `connect [GLOBAL OPTIONS] COMMAND [ARGS]`, as git, docker and kubectl
  * read it: every command's table takes the common options, so those given

@@ -26,7 +26,7 @@ static const struct command {
     {"share", cmd_share, "TUNNEL [options]",
      "create a share link for an HTTP tunnel (alias: link)"},
     {"link", cmd_share, NULL, NULL},
-    {"app-server", cmd_not_yet, "[options]", "not yet available"},
+    {"app-server", cmd_app_server, "[--host H] [--port N]", "local control plane for tunnels"},
 };
 
 static void usage(FILE *out)

@@ -85,6 +85,13 @@ extern const hub_api_route_t hub_api_shares_routes[];
 extern const size_t hub_api_shares_nroutes;
 extern const hub_api_route_t hub_api_reach_routes[];
 extern const size_t hub_api_reach_nroutes;
+extern const hub_api_route_t hub_api_openapi_routes[];
+extern const size_t hub_api_openapi_nroutes;
+
+/* docs/openapi.json as compiled in (hub/embed.cmake): hub_openapi_doc_len
+ * bytes, followed by a NUL that is not counted. */
+extern const unsigned char hub_openapi_doc[];
+extern const size_t hub_openapi_doc_len;
 
 /* All of them, in the order the dispatcher searches them. */
 typedef struct hub_api_table {

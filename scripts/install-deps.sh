@@ -12,7 +12,7 @@ apt-get install -y -qq --no-install-recommends \
   libwebsockets-dev libssl-dev openssl libsodium-dev libjansson-dev libsqlite3-dev libcmocka-dev \
   python3 python3-websockets curl jq socat sqlite3 procps iproute2 \
   redis-server redis-tools postgresql postgresql-client mariadb-server mariadb-client \
-  dnsmasq dnsutils systemd >/dev/null
+  dnsmasq dnsutils systemd groff-base man-db >/dev/null
 
 # promtool (tests/integration/test_metrics.sh) comes with Debian's prometheus
 # package, whose postinst would start a Prometheus server (on :9090) where
@@ -33,4 +33,17 @@ if ! command -v promtool >/dev/null 2>&1; then
     systemctl disable --now prometheus >/dev/null 2>&1 || true
     systemctl mask prometheus >/dev/null 2>&1 || true
   fi
+fi
+
+# The OpenAPI validator (tests/integration/test_openapi.sh lints
+# docs/openapi.json with it), pinned, into the work tree's .tools/
+# (git-ignored) rather than system-wide. Node.js and npm come with this
+# kind of machine; Debian's own are the fallback.
+REDOCLY_VERSION=2.77.0
+tools_dir=$(cd "$(dirname "$0")/.." && pwd)/.tools
+if ! command -v npm >/dev/null 2>&1; then
+  apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+if [ "$("$tools_dir/node_modules/.bin/redocly" --version 2>/dev/null | head -1)" != "$REDOCLY_VERSION" ]; then
+  npm install --prefix "$tools_dir" --no-audit --no-fund --silent "@redocly/cli@$REDOCLY_VERSION" >/dev/null
 fi

@@ -191,10 +191,12 @@ def ended(s, secs):
     return -1, "open"
 
 
-def idle(host, port, secs):
+def idle(host, port, secs, announce=False):
     s = socket.create_connection((host, port), 5)
     if not echo_ok(s):
         raise SystemExit("the tunnel does not echo")
+    if announce:  # watch: say when the connection is live, for the caller to act
+        print("open", flush=True)
     ms, how = ended(s, secs)
     print(ms, how)
 
@@ -210,7 +212,7 @@ def main():
     elif cmd == "conns":
         conns(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
     elif cmd in ("idle", "watch"):
-        idle(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+        idle(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), cmd == "watch")
     elif cmd == "slowhdr":
         slowhdr(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
     else:

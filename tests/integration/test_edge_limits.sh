@@ -71,11 +71,12 @@ stop_pid "$C1"
 # once when the API call is made.
 drops_live() {
     bg "$1" "$PY" "$AT" watch "$PUB" "$P1" 10
+    wait_for 10 "the watcher's connection" grep -q "^open" "$WORK/$1.log"
     sleep 0.5
     api "$2" "/api/v1/tunnels/$T1" "$3"
     [ "$HTTP_STATUS" = 200 ] || fail "$1: $HTTP_STATUS $BODY"
     wait_for 5 "the watcher ends" grep -q " " "$WORK/$1.log"
-    read -r MS HOW <"$WORK/$1.log"
+    read -r MS HOW < <(grep " " "$WORK/$1.log")
     echo "   $1: the live connection ended ($HOW) $MS ms into the watch, the call ~0.5 s in"
     [ "$HOW" = reset ] && [ "$MS" -lt 2000 ] || fail "$1 left the connection: $MS $HOW"
 }
@@ -102,12 +103,13 @@ api PATCH "/api/v1/tunnels/$T2" '{"idleTimeout":0}'
 [ "$HTTP_STATUS" = 200 ] && [ "$(echo "$BODY" | json_get idleTimeout)" = 0 ] ||
     fail "patch idleTimeout 0: $HTTP_STATUS $BODY"
 bg idle_never "$PY" "$AT" watch "$PUB" "$P2" 10
+wait_for 10 "the watcher's connection" grep -q "^open" "$WORK/idle_never.log"
 sleep 3.5 # past the hub's 2 s: the tunnel's "never" holds
 grep -q " " "$WORK/idle_never.log" && fail "idleTimeout 0 still closed: $(cat "$WORK/idle_never.log")"
 api PATCH "/api/v1/tunnels/$T2" '{"idleTimeout":1}'
 [ "$HTTP_STATUS" = 200 ] || fail "patch idleTimeout 1: $HTTP_STATUS $BODY"
 wait_for 5 "the idle watcher ends" grep -q " " "$WORK/idle_never.log"
-read -r MS HOW <"$WORK/idle_never.log"
+read -r MS HOW < <(grep " " "$WORK/idle_never.log")
 echo "   idleTimeout 0 then 1: the open connection ended ($HOW) $MS ms into the watch, the patch ~3.5 s in"
 [ "$HOW" = reset ] && [ "$MS" -ge 3000 ] && [ "$MS" -le 5500 ] || fail "live idle change: $MS $HOW"
 
