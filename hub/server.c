@@ -399,7 +399,10 @@ hub_server_t *hub_server_new(const hub_server_config_t *cfg, char *err, size_t e
      * limit at start. */
     s->ctx = lws_create_context(&info);
     if (!s->ctx) {
-        snprintf(err, errlen, "could not create the network context");
+        snprintf(err, errlen, "could not create the network context%s",
+                 cfg->epoll ? " (the epoll loop needs lws's libev plugin, package "
+                              "libwebsockets-evlib-ev; or --event-loop poll)"
+                            : "");
         goto fail;
     }
 

@@ -42,7 +42,8 @@ typedef struct hub_server_config {
     unsigned conn_rate;
     /* Run lws on an epoll loop (libev through lws's event-library plugin)
      * instead of its poll() loop: poll() scans every descriptor on every
-     * turn, so idle connections slow the busy ones (docs/performance.md). */
+     * turn, so idle connections slow the busy ones (docs/performance.md).
+     * `serve` sets it unless --event-loop poll. */
     bool epoll;
     /* The webhook delivery worker, started on the context and stopped
      * before it is destroyed. Borrowed; NULL = none. */

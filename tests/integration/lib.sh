@@ -171,7 +171,7 @@ hub_start() {
     HUB_PORT=${HUB_PORT:-$(free_port)}
     TCP_BASE=${TCP_BASE:-$(free_range 40)}
     HUB_URL=http://127.0.0.1:$HUB_PORT
-    # CN_HUB_EVENT_LOOP=epoll runs a test against the hub's epoll loop.
+    # CN_HUB_EVENT_LOOP=poll|epoll picks the hub's event loop (default: serve's, epoll).
     local loop=()
     [ -z "${CN_HUB_EVENT_LOOP:-}" ] || loop=(--event-loop "$CN_HUB_EVENT_LOOP")
     bg hub "$HUB_BIN" serve --db "$WORK/hub.db" --listen "127.0.0.1:$HUB_PORT" \
