@@ -166,7 +166,9 @@ setup_direct() {
 
 setup_connect() {
     hub_init
-    hub_start
+    # One client address opens all the idle connections: lift the
+    # per-client and per-workspace caps (512 and 1,000 by default).
+    hub_start --max-conns-per-client 4096 --max-conns-per-workspace 4096
     local t
     for t in iperf echo http; do
         agent_enroll "bench-$t"

@@ -48,7 +48,7 @@
 #define HTTP_PORT_UNSET ((unsigned long)-1)
 
 /* Rows of serve_table(), the end marker included. */
-#define SERVE_OPTS 31
+#define SERVE_OPTS 32
 
 /* What the table parses before the checks turn it into options. */
 typedef struct serve_raw {
@@ -61,6 +61,7 @@ typedef struct serve_raw {
         max_conns_per_ws, max_conns_per_client, tcp_idle_timeout;
     unsigned long webhook_retry_base, webhook_disable_after;
     int metrics;
+    int event_loop; /* 0: not given, 1: epoll, 2: poll */
     bool json;
     int log_level;
 } serve_raw_t;
@@ -97,6 +98,9 @@ static void serve_table(hub_serve_options_t *o, serve_raw_t *r, cn_opt_t t[stati
          "agents per workspace, 0 = unlimited (default " STR(HUB_API_MAX_AGENTS_DEFAULT) ")"},
         {"plugin-dir", CN_OPT_STRING | CN_OPT_ONCE, &o->plugin_dir, 0, 0, "DIR",
          "protocol plugins (*.so) to load (default: the install directory)"},
+        {"event-loop", CN_OPT_CHOICE | CN_OPT_ONCE, &r->event_loop, 0, 0, "epoll|poll",
+         "epoll (libev) wakes for the sockets that are ready; poll() scans every descriptor each "
+         "turn, so idle connections slow the busy ones (default epoll)"},
         {"metrics", CN_OPT_CHOICE | CN_OPT_ONCE, &r->metrics, 0, 0, "loopback|token|public",
          "who may read GET /metrics (default loopback: clients on this host)"},
         {"metrics-token-file", CN_OPT_STRING | CN_OPT_ONCE, &o->metrics_token_file, 0, 0, "FILE",
@@ -254,6 +258,7 @@ static int check_options(hub_serve_options_t *o, const serve_raw_t *r, char *err
     /* CHOICE values are 1 + the index in "loopback|token|public"; the enum
      * follows the same order. */
     o->metrics_access = r->metrics ? r->metrics - 1 : HUB_METRICS_LOOPBACK;
+    o->epoll = r->event_loop != 2; /* CHOICE: 1 + the index in "epoll|poll" */
     o->webhook_retry_base_ms = (uint32_t)r->webhook_retry_base;
     o->webhook_disable_after = (unsigned)r->webhook_disable_after;
     if (o->metrics_access == HUB_METRICS_TOKEN && !o->metrics_token_file)
@@ -522,6 +527,7 @@ static int start_server(serve_t *s)
         .runtime = s->runtime,
         .api = s->api,
         .conn_rate = o->conn_rate,
+        .epoll = o->epoll,
         .webhooks = s->webhooks,
     };
     raise_fd_limit();

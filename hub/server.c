@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <ev.h>
 #include <libwebsockets.h>
 
 #include "cn_err.h"
@@ -50,6 +51,7 @@
 
 struct hub_server {
     struct lws_context *ctx;
+    struct ev_loop *loop; /* cfg.epoll: ours, lws runs on it as a foreign loop */
     struct lws_vhost *vhost;
     hub_server_config_t cfg;
     hub_http_config_t http_cfg;
@@ -379,11 +381,28 @@ hub_server_t *hub_server_new(const hub_server_config_t *cfg, char *err, size_t e
     info.max_http_header_data = 8192;
     info.max_http_header_pool = HEADER_POOL;
     info.timeout_secs = 10;
+    /* With epoll the loop is ours (foreign to lws), so hub_server_run()
+     * keeps turning it once per event and checking `stop` in between, as
+     * with lws_service(); lws loads its libev plugin for it. */
+    void *loops[1] = {NULL};
+    if (cfg->epoll) {
+        s->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+        if (!s->loop) {
+            snprintf(err, errlen, "could not create an epoll event loop");
+            goto fail;
+        }
+        loops[0] = s->loop;
+        info.options |= LWS_SERVER_OPTION_LIBEV;
+        info.foreign_loops = loops;
+    }
     /* fd tables follow RLIMIT_NOFILE, which `serve` raises to its hard
      * limit at start. */
     s->ctx = lws_create_context(&info);
     if (!s->ctx) {
-        snprintf(err, errlen, "could not create the network context");
+        snprintf(err, errlen, "could not create the network context%s",
+                 cfg->epoll ? " (the epoll loop needs lws's libev plugin, package "
+                              "libwebsockets-evlib-ev; or --event-loop poll)"
+                            : "");
         goto fail;
     }
 
@@ -439,8 +458,13 @@ int hub_server_port(const hub_server_t *s)
 int hub_server_run(hub_server_t *s, volatile sig_atomic_t *stop)
 {
     while (!*stop) {
-        if (lws_service(s->ctx, 0) < 0)
+        if (s->loop) {
+            /* One turn: returns after the events it waited for (a signal
+             * wakes it through hub_server_wake()). */
+            ev_run(s->loop, EVRUN_ONCE);
+        } else if (lws_service(s->ctx, 0) < 0) {
             return -1;
+        }
     }
     return 0;
 }
@@ -461,6 +485,8 @@ void hub_server_free(hub_server_t *s)
         lws_sul_cancel(&s->retention_sul);
         lws_context_destroy(s->ctx);
     }
+    if (s->loop)
+        ev_loop_destroy(s->loop);
     hub_ratelimit_free(s->conn_limiter);
     free(s->pre);
     free(s);

@@ -64,6 +64,12 @@ wait_port 127.0.0.1 "$PUB_PORT"
 only_on "$HUB_PID" 127.0.0.1 "IPv4 loopback"
 listening "$HUB_PID" | grep "^127.0.0.1 $HUB_PORT\$" >/dev/null || fail "the API port is not among the sockets"
 listening "$HUB_PID" | grep "^127.0.0.1 $PUB_PORT\$" >/dev/null || fail "the tunnel port is not among the sockets"
+if [ -z "${CN_HUB_EVENT_LOOP:-}" ]; then
+    step "the default event loop is epoll (lws's libev plugin), not poll()"
+    fds=$(ls -l "/proc/$HUB_PID/fd") # not piped into grep -q: SIGPIPE under pipefail
+    grep -q 'anon_inode:\[eventpoll\]' <<<"$fds" || fail "the hub holds no epoll descriptor"
+    grep -q 'libwebsockets-evlib_ev' "/proc/$HUB_PID/maps" || fail "lws's libev plugin is not loaded"
+fi
 stop_pid "$HUB_PID"
 
 if grep -q ' lo$' /proc/net/if_inet6 2>/dev/null; then

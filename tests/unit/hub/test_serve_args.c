@@ -122,6 +122,21 @@ static void test_abuse_bounds(void **state)
     assert_int_equal(parse(&o, err, "--db", "/d", "--max-conns-per-client", "x"), -1);
 }
 
+/* --event-loop: epoll unless poll is asked for; nothing else. */
+static void test_event_loop(void **state)
+{
+    hub_serve_options_t o;
+    char err[256];
+    assert_int_equal(parse(&o, err, "--db", "/d"), 0);
+    assert_true(o.epoll);
+    assert_int_equal(parse(&o, err, "--db", "/d", "--event-loop", "poll"), 0);
+    assert_false(o.epoll);
+    assert_int_equal(parse(&o, err, "--db", "/d", "--event-loop=epoll"), 0);
+    assert_true(o.epoll);
+    assert_int_equal(parse(&o, err, "--db", "/d", "--event-loop", "select"), -1);
+    assert_non_null(strstr(err, "event-loop"));
+}
+
 static void test_usage_lists_every_option(void **state)
 {
     char buf[16384] = "";
@@ -211,7 +226,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),     cmocka_unit_test(test_values),
         cmocka_unit_test(test_errors),       cmocka_unit_test(test_usage_lists_every_option),
-        cmocka_unit_test(test_abuse_bounds),
+        cmocka_unit_test(test_abuse_bounds), cmocka_unit_test(test_event_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
