@@ -134,8 +134,9 @@ CN_EXTERN void cn_tunnel_free(cn_tunnel_t *t);
 
 /* The current status. */
 CN_EXTERN cn_tunnel_status_t cn_tunnel_status(const cn_tunnel_t *t);
-/* The public URL ("http://NAME.localhost:8081/"); NULL when the tunnel has
- * none (private, or a TCP/UDP tunnel: see hub_port). */
+/* The public URL as the hub gives it: "http://NAME.localhost:8081/" for
+ * an HTTP tunnel, "tcp://HOST:PORT" for a TCP one; NULL when it has none
+ * (a private tunnel). */
 CN_EXTERN const char *cn_tunnel_url(const cn_tunnel_t *t);
 /* The tunnel's id (a UUID, the REST API's {id}). */
 CN_EXTERN const char *cn_tunnel_id(const cn_tunnel_t *t);
