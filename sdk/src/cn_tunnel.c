@@ -346,8 +346,10 @@ static int follow(cn_tunnel_t *t, cn_api_t *api, char *why, size_t whylen)
         return 0;
     }
     if (!strcmp(s->status, "active")) {
-        if (!ready)
-            return become_ready(t, api, why, whylen) < 0 ? CN_EIO : 1;
+        if (!ready) {
+            int rc = become_ready(t, api, why, whylen);
+            return rc < 0 ? rc : 1;
+        }
         set_status(t, CN_TUNNEL_ACTIVE, NULL);
     } else if (!strcmp(s->status, "paused")) {
         set_status(t, CN_TUNNEL_PAUSED, "paused on the hub");
@@ -415,9 +417,15 @@ static void delete_tunnel(cn_tunnel_t *t, cn_api_t *api)
         cn_log_warn("tunnel %s: could not delete it on the hub: %s", t->id, t->delete_err);
 }
 
+/* The tunnel whose thread this is (NULL on every other thread): how stop
+ * and free recognise a call from a callback, without reading anything the
+ * starting thread may still be writing. */
+static _Thread_local const cn_tunnel_t *current_tunnel;
+
 static void *tunnel_main(void *arg)
 {
     cn_tunnel_t *t = arg;
+    current_tunnel = t;
     char why[TUNNEL_WHY_MAX] = "";
     cn_api_t *api = NULL;
     set_status(t, CN_TUNNEL_CONNECTING, NULL);
@@ -459,7 +467,7 @@ static void *tunnel_main(void *arg)
 
 static bool on_own_thread(const cn_tunnel_t *t)
 {
-    return t->started && pthread_equal(pthread_self(), t->thread);
+    return current_tunnel == t;
 }
 
 int cn_tunnel_start_async(cn_tunnel_t *t, cn_tunnel_ready_fn ready, void *ctx)
@@ -529,10 +537,10 @@ int cn_tunnel_start(cn_tunnel_t *t, unsigned timeout_ms, char *err, size_t errle
 
 int cn_tunnel_stop(cn_tunnel_t *t, char *err, size_t errlen)
 {
+    if (t && on_own_thread(t)) /* first: `started` is the starting thread's */
+        return cn_errf(CN_ESTATE, err, errlen, "cn_tunnel_stop() from the tunnel's own callback");
     if (!t || !t->started)
         return 0;
-    if (on_own_thread(t))
-        return cn_errf(CN_ESTATE, err, errlen, "cn_tunnel_stop() from the tunnel's own callback");
     bool first = !t->joined;
     join(t);
     if (first && t->delete_rc < 0)

@@ -37,11 +37,10 @@ static void on_status(void *ctx, cn_tunnel_t *t, cn_tunnel_status_t s, const cha
 
 static void print_tunnel(cn_tunnel_t *t)
 {
-    json_t *o = json_pack("{s:s?,s:s?,s:i,s:s?,s:s?,s:s}", "id", cn_tunnel_id(t), "url",
-                          cn_tunnel_url(t), "hubPort", cn_tunnel_hub_port(t), "connectionString",
-                          cn_tunnel_connection_string(t), "httpPassword",
-                          cn_tunnel_http_password(t), "status",
-                          cn_tunnel_status_name(cn_tunnel_status(t)));
+    json_t *o = json_pack(
+        "{s:s?,s:s?,s:i,s:s?,s:s?,s:s}", "id", cn_tunnel_id(t), "url", cn_tunnel_url(t), "hubPort",
+        cn_tunnel_hub_port(t), "connectionString", cn_tunnel_connection_string(t), "httpPassword",
+        cn_tunnel_http_password(t), "status", cn_tunnel_status_name(cn_tunnel_status(t)));
     char *s = json_dumps(o, JSON_COMPACT);
     say("%s%s\n", s ? s : "{}", "");
     free(s);

@@ -4,9 +4,10 @@
  *   cc app.c $(pkg-config --cflags --libs connect)
  *
  * It offers the error codes, the REST client for every hub API call the
- * CLI uses (cn_api.h) and the embeddable tunnel (tunnel.h). Only what these headers declare CN_EXTERN is exported
- * (docs/sdk.md lists it); the headers need nothing but the C library and
- * jansson, which connect.pc names under Requires:. */
+ * CLI uses (cn_api.h) and the embeddable tunnel (tunnel.h). Only what these
+ * headers declare CN_EXTERN is exported (docs/sdk.md lists it); the headers
+ * need nothing but the C library and jansson, which connect.pc names under
+ * Requires:. */
 #ifndef CONNECT_CONNECT_H
 #define CONNECT_CONNECT_H
 
