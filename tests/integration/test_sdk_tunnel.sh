@@ -8,7 +8,8 @@
 # (connecting, active, reconnecting across a hub restart, active again), the
 # getters (URL, id, generated basic-auth password), TTL (a killed process's
 # tunnel expires), the API's errors with their field, a start that times out
-# (and leaves nothing behind), and the asynchronous start.
+# (and leaves nothing behind), the asynchronous start, and the REST client's
+# typed share and reach calls.
 source "$(dirname "$0")/lib.sh"
 
 hub_init
@@ -120,6 +121,27 @@ step "stop deletes the tunnel on the hub"
 stop_gracefully "$WEB_PID" "the check program"
 grep -q '^stopped 0$' "$WORK/web.out" || fail "stop: $(tail -3 "$WORK/web.out")"
 ! tunnels | grep -q "$WEB_ID" || fail "tunnel $WEB_ID is still on the hub"
+
+step "the REST client's typed share and reach calls on the started tunnel"
+run_check shared "$HTTP_PORT" name=shared share
+SH_PID=$LAST_PID
+wait_for 20 "the share and the reach" grep -q '"localPort"' "$WORK/shared.out"
+SHARE_URL=$(grep -m1 '"shareUrl"' "$WORK/shared.out" | json_get shareUrl)
+case "$SHARE_URL" in
+http://share-*.localhost:"$EDGE_PORT"/) ;;
+*) fail "shareUrl: $(cat "$WORK/shared.out")" ;;
+esac
+[ "$(curl -s -m 10 "$SHARE_URL")" = hello ] || fail "GET through the share"
+[ "$(curl -s -o /dev/null -m 10 -w '%{http_code}' -X POST "$SHARE_URL")" = 405 ] || fail "POST through a GET share"
+line=$(grep -m1 '"localPort"' "$WORK/shared.out")
+[ "$(echo "$line" | json_get localPort)" -gt 0 ] && [ -n "$(echo "$line" | json_get connectionString)" ] \
+    || fail "reach: $line"
+stop_gracefully "$SH_PID" "the share check"
+grep -Eq '^share-logs [1-9]' "$WORK/shared.out" || fail "share logs: $(cat "$WORK/shared.out")"
+grep -q '^share-status revoked$' "$WORK/shared.out" || fail "revoke: $(cat "$WORK/shared.out")"
+grep -q '^shares 1$' "$WORK/shared.out" || fail "share list: $(cat "$WORK/shared.out")"
+grep -q '^stopped 0$' "$WORK/shared.out" || fail "stop: $(cat "$WORK/shared.out")"
+[ "$(curl -s -o /dev/null -m 10 -w '%{http_code}' "$SHARE_URL")" != 200 ] || fail "the share outlived its revocation"
 
 step "a killed process's tunnel expires by its TTL"
 run_check crash "$HTTP_PORT" name=crashing ttl=2

@@ -172,6 +172,35 @@ CN_EXTERN CN_WARN_UNUSED int cn_api_events_list(cn_api_t *api, const char *tunne
                                                 const char *since, json_t **out, char *err,
                                                 size_t errlen);
 
+/* POST /api/v1/tunnels/{id}/connect (reach): the receiving agent
+ * `agent_id`, `local_port` (0: the hub picks) -> {localPort,
+ * connectionString, ...}. */
+CN_EXTERN CN_WARN_UNUSED int cn_api_tunnel_connect(cn_api_t *api, const char *tunnel_id,
+                                                   const char *agent_id, int local_port,
+                                                   json_t **out, char *err, size_t errlen);
+
+/* POST /api/v1/tunnels/{id}/shares with `spec` (name, description,
+ * expiresIn, allowedMethods, allowedPaths, rateLimitPerMinute, httpUser)
+ * -> the share with its shareUrl (shown this once). */
+CN_EXTERN CN_WARN_UNUSED int cn_api_share_create(cn_api_t *api, const char *tunnel_id,
+                                                 const json_t *spec, json_t **out, char *err,
+                                                 size_t errlen);
+/* GET /api/v1/tunnels/{id}/shares, or /api/v1/shares when tunnel_id is
+ * NULL -> the array of shares (revoked and expired ones too). */
+CN_EXTERN CN_WARN_UNUSED int cn_api_share_list(cn_api_t *api, const char *tunnel_id, json_t **out,
+                                               char *err, size_t errlen);
+/* GET /api/v1/shares/{id} -> the share object. */
+CN_EXTERN CN_WARN_UNUSED int cn_api_share_get(cn_api_t *api, const char *id, json_t **out,
+                                              char *err, size_t errlen);
+/* DELETE /api/v1/shares/{id}: revokes it at once -> the share. out may be
+ * NULL. */
+CN_EXTERN CN_WARN_UNUSED int cn_api_share_revoke(cn_api_t *api, const char *id, json_t **out,
+                                                 char *err, size_t errlen);
+/* GET /api/v1/shares/{id}/logs -> the array of access-log rows, newest
+ * first (the first page). */
+CN_EXTERN CN_WARN_UNUSED int cn_api_share_logs(cn_api_t *api, const char *id, json_t **out,
+                                               char *err, size_t errlen);
+
 /* POST /api/v1/agents {name?} -> {id, enrollToken, ...}. */
 CN_EXTERN CN_WARN_UNUSED int cn_api_agent_create(cn_api_t *api, const char *name, json_t **out,
                                                  char *err, size_t errlen);
