@@ -1028,3 +1028,73 @@ int cn_api_share_logs(cn_api_t *api, const char *id, json_t **out, char *err, si
     int rc = sub_path("shares", id, "/logs", path, sizeof(path), err, errlen);
     return rc < 0 ? rc : call_list(api, path, "logs", out, err, errlen);
 }
+
+int cn_api_workspace_create(cn_api_t *api, const json_t *spec, json_t **out, char *err,
+                            size_t errlen)
+{
+    return call_object(api, "POST", "/api/v1/workspaces", spec, out, err, errlen);
+}
+
+int cn_api_workspace_list(cn_api_t *api, json_t **out, char *err, size_t errlen)
+{
+    return call_list(api, "/api/v1/workspaces", "workspaces", out, err, errlen);
+}
+
+int cn_api_token_create(cn_api_t *api, const char *workspace_id, const json_t *spec, json_t **out,
+                        char *err, size_t errlen)
+{
+    char path[CN_API_PATH_MAX];
+    int rc = sub_path("workspaces", workspace_id, "/tokens", path, sizeof(path), err, errlen);
+    return rc < 0 ? rc : call_object(api, "POST", path, spec, out, err, errlen);
+}
+
+int cn_api_token_list(cn_api_t *api, json_t **out, char *err, size_t errlen)
+{
+    return call_list(api, "/api/v1/tokens", "tokens", out, err, errlen);
+}
+
+int cn_api_token_delete(cn_api_t *api, const char *id, json_t **out, char *err, size_t errlen)
+{
+    char path[CN_API_PATH_MAX];
+    int rc = item_path("tokens", id, path, sizeof(path), err, errlen);
+    return rc < 0 ? rc : call_object(api, "DELETE", path, NULL, out, err, errlen);
+}
+
+int cn_api_webhook_create(cn_api_t *api, const json_t *spec, json_t **out, char *err, size_t errlen)
+{
+    return call_object(api, "POST", "/api/v1/webhooks", spec, out, err, errlen);
+}
+
+int cn_api_webhook_list(cn_api_t *api, json_t **out, char *err, size_t errlen)
+{
+    return call_list(api, "/api/v1/webhooks", "webhooks", out, err, errlen);
+}
+
+int cn_api_webhook_get(cn_api_t *api, const char *id, json_t **out, char *err, size_t errlen)
+{
+    char path[CN_API_PATH_MAX];
+    int rc = item_path("webhooks", id, path, sizeof(path), err, errlen);
+    return rc < 0 ? rc : call_object(api, "GET", path, NULL, out, err, errlen);
+}
+
+int cn_api_webhook_patch(cn_api_t *api, const char *id, const json_t *changes, json_t **out,
+                         char *err, size_t errlen)
+{
+    char path[CN_API_PATH_MAX];
+    int rc = item_path("webhooks", id, path, sizeof(path), err, errlen);
+    return rc < 0 ? rc : call_object(api, "PATCH", path, changes, out, err, errlen);
+}
+
+int cn_api_webhook_delete(cn_api_t *api, const char *id, json_t **out, char *err, size_t errlen)
+{
+    char path[CN_API_PATH_MAX];
+    int rc = item_path("webhooks", id, path, sizeof(path), err, errlen);
+    return rc < 0 ? rc : call_object(api, "DELETE", path, NULL, out, err, errlen);
+}
+
+int cn_api_webhook_deliveries(cn_api_t *api, const char *id, json_t **out, char *err, size_t errlen)
+{
+    char path[CN_API_PATH_MAX];
+    int rc = sub_path("webhooks", id, "/deliveries", path, sizeof(path), err, errlen);
+    return rc < 0 ? rc : call_list(api, path, "deliveries", out, err, errlen);
+}

@@ -14,6 +14,9 @@
  *                                   rows, its status once revoked, and the
  *                                   tunnel's shares
  *
+ * and, as `sdk_tunnel_check admin` (CONNECT_HUB and an admin CONNECT_TOKEN),
+ * the administration calls, one line each: "ok CALL" or "fail CALL: ERROR".
+ *
  * usage: sdk_tunnel_check PORT [name=N] [protocol=P] [user=U] [ttl=S]
  *                         [timeout=MS] [config=FILE] [hub=URL] [share] [async] */
 #define _POSIX_C_SOURCE 200809L
@@ -168,8 +171,77 @@ static const char *opt(int argc, char **argv, const char *key)
     return NULL;
 }
 
+static int admin_step(const char *call, int rc, const char *err)
+{
+    say(rc < 0 ? "fail %s: %s\n" : "ok %s%s\n", call, rc < 0 ? err : "");
+    return rc;
+}
+
+/* The workspace, token and webhook calls against the hub, with what they
+ * must return. The exit status counts the failures. */
+static int admin(void)
+{
+    char err[512] = "";
+    cn_api_t *api = cn_api_new(getenv("CONNECT_HUB"), getenv("CONNECT_TOKEN"), err, sizeof(err));
+    if (!api)
+        return admin_step("new", CN_EINVAL, err) < 0;
+    int bad = 0, rc;
+    json_t *v = NULL, *hook = NULL, *tok = NULL;
+    rc = cn_api_workspace_list(api, &v, err, sizeof(err));
+    bad += admin_step("workspace_list", rc == 0 && json_array_size(v) >= 1 ? 0 : -1, err) < 0;
+    const char *ws = json_string_value(json_object_get(json_array_get(v, 0), "id"));
+    json_t *spec = json_pack("{s:s}", "name", "sdk-check");
+    rc = cn_api_token_create(api, ws ? ws : "", spec, &tok, err, sizeof(err));
+    json_decref(spec);
+    const char *tok_id = json_string_value(json_object_get(tok, "id"));
+    bad += admin_step("token_create", rc == 0 && tok_id ? 0 : -1, err) < 0;
+    json_decref(v);
+    v = NULL;
+    rc = cn_api_token_list(api, &v, err, sizeof(err));
+    bad += admin_step("token_list", rc == 0 && json_array_size(v) >= 2 ? 0 : -1, err) < 0;
+    rc = cn_api_token_delete(api, tok_id ? tok_id : "", NULL, err, sizeof(err));
+    bad += admin_step("token_delete", rc, err) < 0;
+    spec = json_pack("{s:s,s:[s]}", "url", "http://127.0.0.1:9/hook", "events", "tunnel.*");
+    rc = cn_api_webhook_create(api, spec, &hook, err, sizeof(err));
+    json_decref(spec);
+    const char *hook_id = json_string_value(json_object_get(hook, "id"));
+    bad += admin_step("webhook_create", rc == 0 && hook_id ? 0 : -1, err) < 0;
+    hook_id = hook_id ? hook_id : "";
+    json_decref(v);
+    v = NULL;
+    rc = cn_api_webhook_get(api, hook_id, &v, err, sizeof(err));
+    bad += admin_step("webhook_get", rc == 0 && json_object_get(v, "secret") == NULL ? 0 : -1,
+                      err) < 0;
+    json_decref(v);
+    v = NULL;
+    spec = json_pack("{s:b}", "enabled", 0);
+    rc = cn_api_webhook_patch(api, hook_id, spec, &v, err, sizeof(err));
+    json_decref(spec);
+    bad += admin_step("webhook_patch",
+                      rc == 0 && json_is_false(json_object_get(v, "enabled")) ? 0 : -1, err) < 0;
+    json_decref(v);
+    v = NULL;
+    rc = cn_api_webhook_list(api, &v, err, sizeof(err));
+    bad += admin_step("webhook_list", rc == 0 && json_array_size(v) == 1 ? 0 : -1, err) < 0;
+    json_decref(v);
+    v = NULL;
+    rc = cn_api_webhook_deliveries(api, hook_id, &v, err, sizeof(err));
+    bad += admin_step("webhook_deliveries", rc == 0 && json_is_array(v) ? 0 : -1, err) < 0;
+    rc = cn_api_webhook_delete(api, hook_id, NULL, err, sizeof(err));
+    bad += admin_step("webhook_delete", rc, err) < 0;
+    rc = cn_api_webhook_get(api, hook_id, NULL, err, sizeof(err));
+    bad += admin_step("webhook_gone", rc == CN_ENOTFOUND ? 0 : -1, err) < 0;
+    json_decref(v);
+    json_decref(hook);
+    json_decref(tok);
+    cn_api_free(api);
+    return bad;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 2 && !strcmp(argv[1], "admin"))
+        return admin();
     if (argc < 2) {
         fprintf(stderr, "usage: sdk_tunnel_check PORT [key=value...] [async]\n");
         return 64;

@@ -9,7 +9,7 @@
 # getters (URL, id, generated basic-auth password), TTL (a killed process's
 # tunnel expires), the API's errors with their field, a start that times out
 # (and leaves nothing behind), the asynchronous start, and the REST client's
-# typed share and reach calls.
+# typed calls (shares, reach, workspaces, tokens, webhooks).
 source "$(dirname "$0")/lib.sh"
 
 hub_init
@@ -134,14 +134,20 @@ esac
 [ "$(curl -s -m 10 "$SHARE_URL")" = hello ] || fail "GET through the share"
 [ "$(curl -s -o /dev/null -m 10 -w '%{http_code}' -X POST "$SHARE_URL")" = 405 ] || fail "POST through a GET share"
 line=$(grep -m1 '"localPort"' "$WORK/shared.out")
-[ "$(echo "$line" | json_get localPort)" -gt 0 ] && [ -n "$(echo "$line" | json_get connectionString)" ] \
-    || fail "reach: $line"
+SH_ID=$(grep -m1 '"id"' "$WORK/shared.out" | json_get id)
+[ "$(echo "$line" | json_get tunnelId)" = "$SH_ID" ] && [ -n "$(echo "$line" | json_get peerKey)" ] \
+    && [ -n "$(echo "$line" | json_get connectionString)" ] || fail "reach: $line"
 stop_gracefully "$SH_PID" "the share check"
 grep -Eq '^share-logs [1-9]' "$WORK/shared.out" || fail "share logs: $(cat "$WORK/shared.out")"
 grep -q '^share-status revoked$' "$WORK/shared.out" || fail "revoke: $(cat "$WORK/shared.out")"
 grep -q '^shares 1$' "$WORK/shared.out" || fail "share list: $(cat "$WORK/shared.out")"
 grep -q '^stopped 0$' "$WORK/shared.out" || fail "stop: $(cat "$WORK/shared.out")"
 [ "$(curl -s -o /dev/null -m 10 -w '%{http_code}' "$SHARE_URL")" != 200 ] || fail "the share outlived its revocation"
+
+step "the REST client's administration calls: workspaces, tokens, webhooks"
+CONNECT_HUB=$HUB_URL CONNECT_TOKEN=$ADMIN_TOKEN "$WORK/check" admin >"$WORK/admin.out" 2>"$WORK/admin.log" \
+    || fail "admin calls: $(grep -v '^ok' "$WORK/admin.out")"
+[ "$(grep -c '^ok ' "$WORK/admin.out")" = 11 ] || fail "admin calls: $(cat "$WORK/admin.out")"
 
 step "a killed process's tunnel expires by its TTL"
 run_check crash "$HTTP_PORT" name=crashing ttl=2
