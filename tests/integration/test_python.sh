@@ -49,7 +49,7 @@ pyrun() {
         "$SYSPY" "$@"
     fi
 }
-cd "$WORK" # so that `import connect` finds the installed copy, not the source
+cd "$WORK" || fail "cd $WORK" # so that `import connect` finds the installed copy, not the source
 [ "$(pyrun -m connect --version)" = "connect 0.1.0" ] || fail "python3 -m connect --version"
 
 step "pytest (sdk/python/tests) against the hub and python3 -m http.server"
