@@ -2,8 +2,10 @@
 #include "plugins.h"
 
 #include "cn_err.h"
+#include "probe.h"
 
 #include <dirent.h>
+#include <stddef.h>
 #include <dlfcn.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -25,9 +27,12 @@ typedef struct entry {
 } entry_t;
 
 struct plugins {
+    probe_registry_t registry; /* first: the SDK's health probes look plugins up through it */
     entry_t e[PLUGINS_MAX];
     size_t n;
 };
+
+_Static_assert(offsetof(struct plugins, registry) == 0, "probe.h: the registry comes first");
 
 static const cn_plugin_t *const builtins[] = {
     &cn_plugin_postgresql, &cn_plugin_mysql, &cn_plugin_redis,
@@ -39,6 +44,7 @@ plugins_t *plugins_new(void)
     plugins_t *ps = calloc(1, sizeof(*ps));
     if (!ps)
         return NULL;
+    ps->registry.find = plugins_find;
     for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++)
         ps->e[ps->n++].p = builtins[i];
     return ps;

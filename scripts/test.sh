@@ -13,7 +13,7 @@ if [ "${CN_SKIP_DEPS:-0}" != 1 ]; then
 fi
 
 echo "== format (clang-format, the project's .clang-format)"
-find sdk hub agent plugins tests bench -name '*.[ch]' -print0 | xargs -0 clang-format --dry-run --Werror
+find sdk hub agent plugins tests bench examples -name '*.[ch]' -print0 | xargs -0 clang-format --dry-run --Werror
 
 echo "== build (ASan+UBSan, -Werror)"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCN_ASAN=ON -DCN_WERROR=ON >/dev/null

@@ -959,3 +959,142 @@ int cn_api_agent_delete(cn_api_t *api, const char *id, json_t **out, char *err, 
     int rc = item_path("agents", id, path, sizeof(path), err, errlen);
     return rc < 0 ? rc : call_object(api, "DELETE", path, NULL, out, err, errlen);
 }
+
+/* "/api/v1/<coll>/<escaped id><tail>", for a resource's sub-collections. */
+static int sub_path(const char *coll, const char *id, const char *tail, char *out, size_t outlen,
+                    char *err, size_t errlen)
+{
+    int rc = item_path(coll, id, out, outlen, err, errlen);
+    if (rc < 0)
+        return rc;
+    size_t len = strlen(out);
+    if ((size_t)snprintf(out + len, outlen - len, "%s", tail) >= outlen - len)
+        return cn_errf(CN_EINVAL, err, errlen, "invalid id");
+    return 0;
+}
+
+int cn_api_tunnel_connect(cn_api_t *api, const char *tunnel_id, const char *agent_id,
+                          int local_port, json_t **out, char *err, size_t errlen)
+{
+    char path[CN_API_PATH_MAX];
+    int rc = sub_path("tunnels", tunnel_id, "/connect", path, sizeof(path), err, errlen);
+    if (rc < 0)
+        return rc;
+    if (!agent_id || local_port < 0 || local_port > 65535)
+        return cn_errf(CN_EINVAL, err, errlen, "reach: an agent id and a port 0-65535 are needed");
+    json_t *body = json_pack("{s:s}", "agentId", agent_id);
+    if (body && local_port)
+        json_object_set_new(body, "localPort", json_integer(local_port));
+    if (!body)
+        return cn_errf(CN_ENOMEM, err, errlen, "out of memory");
+    rc = call_object(api, "POST", path, body, out, err, errlen);
+    json_decref(body);
+    return rc;
+}
+
+int cn_api_share_create(cn_api_t *api, const char *tunnel_id, const json_t *spec, json_t **out,
+                        char *err, size_t errlen)
+{
+    char path[CN_API_PATH_MAX];
+    int rc = sub_path("tunnels", tunnel_id, "/shares", path, sizeof(path), err, errlen);
+    return rc < 0 ? rc : call_object(api, "POST", path, spec, out, err, errlen);
+}
+
+int cn_api_share_list(cn_api_t *api, const char *tunnel_id, json_t **out, char *err, size_t errlen)
+{
+    char path[CN_API_PATH_MAX] = "/api/v1/shares";
+    int rc =
+        tunnel_id ? sub_path("tunnels", tunnel_id, "/shares", path, sizeof(path), err, errlen) : 0;
+    return rc < 0 ? rc : call_list(api, path, "shares", out, err, errlen);
+}
+
+int cn_api_share_get(cn_api_t *api, const char *id, json_t **out, char *err, size_t errlen)
+{
+    char path[CN_API_PATH_MAX];
+    int rc = item_path("shares", id, path, sizeof(path), err, errlen);
+    return rc < 0 ? rc : call_object(api, "GET", path, NULL, out, err, errlen);
+}
+
+int cn_api_share_revoke(cn_api_t *api, const char *id, json_t **out, char *err, size_t errlen)
+{
+    char path[CN_API_PATH_MAX];
+    int rc = item_path("shares", id, path, sizeof(path), err, errlen);
+    return rc < 0 ? rc : call_object(api, "DELETE", path, NULL, out, err, errlen);
+}
+
+int cn_api_share_logs(cn_api_t *api, const char *id, json_t **out, char *err, size_t errlen)
+{
+    char path[CN_API_PATH_MAX];
+    int rc = sub_path("shares", id, "/logs", path, sizeof(path), err, errlen);
+    return rc < 0 ? rc : call_list(api, path, "logs", out, err, errlen);
+}
+
+int cn_api_workspace_create(cn_api_t *api, const json_t *spec, json_t **out, char *err,
+                            size_t errlen)
+{
+    return call_object(api, "POST", "/api/v1/workspaces", spec, out, err, errlen);
+}
+
+int cn_api_workspace_list(cn_api_t *api, json_t **out, char *err, size_t errlen)
+{
+    return call_list(api, "/api/v1/workspaces", "workspaces", out, err, errlen);
+}
+
+int cn_api_token_create(cn_api_t *api, const char *workspace_id, const json_t *spec, json_t **out,
+                        char *err, size_t errlen)
+{
+    char path[CN_API_PATH_MAX];
+    int rc = sub_path("workspaces", workspace_id, "/tokens", path, sizeof(path), err, errlen);
+    return rc < 0 ? rc : call_object(api, "POST", path, spec, out, err, errlen);
+}
+
+int cn_api_token_list(cn_api_t *api, json_t **out, char *err, size_t errlen)
+{
+    return call_list(api, "/api/v1/tokens", "tokens", out, err, errlen);
+}
+
+int cn_api_token_delete(cn_api_t *api, const char *id, json_t **out, char *err, size_t errlen)
+{
+    char path[CN_API_PATH_MAX];
+    int rc = item_path("tokens", id, path, sizeof(path), err, errlen);
+    return rc < 0 ? rc : call_object(api, "DELETE", path, NULL, out, err, errlen);
+}
+
+int cn_api_webhook_create(cn_api_t *api, const json_t *spec, json_t **out, char *err, size_t errlen)
+{
+    return call_object(api, "POST", "/api/v1/webhooks", spec, out, err, errlen);
+}
+
+int cn_api_webhook_list(cn_api_t *api, json_t **out, char *err, size_t errlen)
+{
+    return call_list(api, "/api/v1/webhooks", "webhooks", out, err, errlen);
+}
+
+int cn_api_webhook_get(cn_api_t *api, const char *id, json_t **out, char *err, size_t errlen)
+{
+    char path[CN_API_PATH_MAX];
+    int rc = item_path("webhooks", id, path, sizeof(path), err, errlen);
+    return rc < 0 ? rc : call_object(api, "GET", path, NULL, out, err, errlen);
+}
+
+int cn_api_webhook_patch(cn_api_t *api, const char *id, const json_t *changes, json_t **out,
+                         char *err, size_t errlen)
+{
+    char path[CN_API_PATH_MAX];
+    int rc = item_path("webhooks", id, path, sizeof(path), err, errlen);
+    return rc < 0 ? rc : call_object(api, "PATCH", path, changes, out, err, errlen);
+}
+
+int cn_api_webhook_delete(cn_api_t *api, const char *id, json_t **out, char *err, size_t errlen)
+{
+    char path[CN_API_PATH_MAX];
+    int rc = item_path("webhooks", id, path, sizeof(path), err, errlen);
+    return rc < 0 ? rc : call_object(api, "DELETE", path, NULL, out, err, errlen);
+}
+
+int cn_api_webhook_deliveries(cn_api_t *api, const char *id, json_t **out, char *err, size_t errlen)
+{
+    char path[CN_API_PATH_MAX];
+    int rc = sub_path("webhooks", id, "/deliveries", path, sizeof(path), err, errlen);
+    return rc < 0 ? rc : call_list(api, path, "deliveries", out, err, errlen);
+}

@@ -172,6 +172,35 @@ CN_EXTERN CN_WARN_UNUSED int cn_api_events_list(cn_api_t *api, const char *tunne
                                                 const char *since, json_t **out, char *err,
                                                 size_t errlen);
 
+/* POST /api/v1/tunnels/{id}/connect (reach): the receiving agent
+ * `agent_id`, `local_port` (0: the hub picks) -> {localPort,
+ * connectionString, ...}. */
+CN_EXTERN CN_WARN_UNUSED int cn_api_tunnel_connect(cn_api_t *api, const char *tunnel_id,
+                                                   const char *agent_id, int local_port,
+                                                   json_t **out, char *err, size_t errlen);
+
+/* POST /api/v1/tunnels/{id}/shares with `spec` (name, description,
+ * expiresIn, allowedMethods, allowedPaths, rateLimitPerMinute, httpUser)
+ * -> the share with its shareUrl (shown this once). */
+CN_EXTERN CN_WARN_UNUSED int cn_api_share_create(cn_api_t *api, const char *tunnel_id,
+                                                 const json_t *spec, json_t **out, char *err,
+                                                 size_t errlen);
+/* GET /api/v1/tunnels/{id}/shares, or /api/v1/shares when tunnel_id is
+ * NULL -> the array of shares (revoked and expired ones too). */
+CN_EXTERN CN_WARN_UNUSED int cn_api_share_list(cn_api_t *api, const char *tunnel_id, json_t **out,
+                                               char *err, size_t errlen);
+/* GET /api/v1/shares/{id} -> the share object. */
+CN_EXTERN CN_WARN_UNUSED int cn_api_share_get(cn_api_t *api, const char *id, json_t **out,
+                                              char *err, size_t errlen);
+/* DELETE /api/v1/shares/{id}: revokes it at once -> the share. out may be
+ * NULL. */
+CN_EXTERN CN_WARN_UNUSED int cn_api_share_revoke(cn_api_t *api, const char *id, json_t **out,
+                                                 char *err, size_t errlen);
+/* GET /api/v1/shares/{id}/logs -> the array of access-log rows, newest
+ * first (the first page). */
+CN_EXTERN CN_WARN_UNUSED int cn_api_share_logs(cn_api_t *api, const char *id, json_t **out,
+                                               char *err, size_t errlen);
+
 /* POST /api/v1/agents {name?} -> {id, enrollToken, ...}. */
 CN_EXTERN CN_WARN_UNUSED int cn_api_agent_create(cn_api_t *api, const char *name, json_t **out,
                                                  char *err, size_t errlen);
@@ -184,5 +213,48 @@ CN_EXTERN CN_WARN_UNUSED int cn_api_agent_get(cn_api_t *api, const char *id, jso
 /* DELETE /api/v1/agents/{id}. out may be NULL. */
 CN_EXTERN CN_WARN_UNUSED int cn_api_agent_delete(cn_api_t *api, const char *id, json_t **out,
                                                  char *err, size_t errlen);
+
+/* ---- administration (operator and workspace-admin tokens) ---- */
+
+/* POST /api/v1/workspaces {name} -> the workspace with its first admin
+ * token (shown this once). */
+CN_EXTERN CN_WARN_UNUSED int cn_api_workspace_create(cn_api_t *api, const json_t *spec,
+                                                     json_t **out, char *err, size_t errlen);
+/* GET /api/v1/workspaces -> the array of workspaces. */
+CN_EXTERN CN_WARN_UNUSED int cn_api_workspace_list(cn_api_t *api, json_t **out, char *err,
+                                                   size_t errlen);
+/* POST /api/v1/workspaces/{id}/tokens {name, scope} -> the token object
+ * with its secret (shown this once). */
+CN_EXTERN CN_WARN_UNUSED int cn_api_token_create(cn_api_t *api, const char *workspace_id,
+                                                 const json_t *spec, json_t **out, char *err,
+                                                 size_t errlen);
+/* GET /api/v1/tokens -> the array of the workspace's tokens (never their
+ * secrets). */
+CN_EXTERN CN_WARN_UNUSED int cn_api_token_list(cn_api_t *api, json_t **out, char *err,
+                                               size_t errlen);
+/* DELETE /api/v1/tokens/{id}: revokes it. out may be NULL. */
+CN_EXTERN CN_WARN_UNUSED int cn_api_token_delete(cn_api_t *api, const char *id, json_t **out,
+                                                 char *err, size_t errlen);
+/* POST /api/v1/webhooks {url, events} -> the webhook with its signing
+ * secret (shown this once). */
+CN_EXTERN CN_WARN_UNUSED int cn_api_webhook_create(cn_api_t *api, const json_t *spec, json_t **out,
+                                                   char *err, size_t errlen);
+/* GET /api/v1/webhooks -> the array of webhooks. */
+CN_EXTERN CN_WARN_UNUSED int cn_api_webhook_list(cn_api_t *api, json_t **out, char *err,
+                                                 size_t errlen);
+/* GET /api/v1/webhooks/{id} -> the webhook. */
+CN_EXTERN CN_WARN_UNUSED int cn_api_webhook_get(cn_api_t *api, const char *id, json_t **out,
+                                                char *err, size_t errlen);
+/* PATCH /api/v1/webhooks/{id} with `changes` ({"enabled": bool}, ...) ->
+ * the webhook. */
+CN_EXTERN CN_WARN_UNUSED int cn_api_webhook_patch(cn_api_t *api, const char *id,
+                                                  const json_t *changes, json_t **out, char *err,
+                                                  size_t errlen);
+/* DELETE /api/v1/webhooks/{id}. out may be NULL. */
+CN_EXTERN CN_WARN_UNUSED int cn_api_webhook_delete(cn_api_t *api, const char *id, json_t **out,
+                                                   char *err, size_t errlen);
+/* GET /api/v1/webhooks/{id}/deliveries -> the array of its deliveries. */
+CN_EXTERN CN_WARN_UNUSED int cn_api_webhook_deliveries(cn_api_t *api, const char *id, json_t **out,
+                                                       char *err, size_t errlen);
 
 #endif

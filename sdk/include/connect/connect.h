@@ -3,11 +3,11 @@
  *   #include <connect/connect.h>
  *   cc app.c $(pkg-config --cflags --libs connect)
  *
- * Today it offers the error codes and the REST client for every hub API
- * call the CLI uses (cn_api.h). The embeddable tunnel API arrives with the
- * SDK issue. Only what these headers declare CN_EXTERN is exported
- * (docs/sdk.md lists it); the headers need nothing but the C library and
- * jansson, which connect.pc names under Requires:. */
+ * It offers the error codes, the REST client for every hub API call the
+ * CLI uses (cn_api.h) and the embeddable tunnel (tunnel.h). Only what these
+ * headers declare CN_EXTERN is exported (docs/sdk.md lists it); the headers
+ * need nothing but the C library and jansson, which connect.pc names under
+ * Requires:. */
 #ifndef CONNECT_CONNECT_H
 #define CONNECT_CONNECT_H
 
@@ -19,5 +19,6 @@
 #include "cn_api.h"
 #include "cn_defs.h"
 #include "cn_err.h"
+#include "tunnel.h"
 
 #endif

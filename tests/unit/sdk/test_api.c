@@ -471,6 +471,18 @@ static void test_typed_helpers_paths(void **state)
     assert_int_equal(cn_api_tunnel_get(api, "../echo", &out, err, sizeof(err)), CN_ENOTFOUND);
     assert_string_equal(err, "path: no such route");
     assert_int_equal(cn_api_tunnel_list(api, NULL, NULL, &out, err, sizeof(err)), CN_ENOTFOUND);
+    /* Shares and reach: ids escaped into sub-paths, arguments checked first. */
+    assert_int_equal(cn_api_share_get(api, "../echo", &out, err, sizeof(err)), CN_ENOTFOUND);
+    assert_int_equal(cn_api_share_logs(api, "../echo", &out, err, sizeof(err)), CN_ENOTFOUND);
+    assert_int_equal(cn_api_share_list(api, NULL, &out, err, sizeof(err)), CN_ENOTFOUND);
+    assert_int_equal(cn_api_share_list(api, "t/1", &out, err, sizeof(err)), CN_ENOTFOUND);
+    assert_int_equal(cn_api_share_revoke(api, "", NULL, err, sizeof(err)), CN_EINVAL);
+    assert_int_equal(cn_api_share_create(api, NULL, NULL, &out, err, sizeof(err)), CN_EINVAL);
+    assert_int_equal(cn_api_tunnel_connect(api, "t", NULL, 0, &out, err, sizeof(err)), CN_EINVAL);
+    assert_int_equal(cn_api_tunnel_connect(api, "t", "a", 70000, &out, err, sizeof(err)),
+                     CN_EINVAL);
+    assert_int_equal(cn_api_tunnel_connect(api, "t", "a", 0, &out, err, sizeof(err)), CN_ENOTFOUND);
+    assert_null(out);
     cn_api_free(api);
 }
 

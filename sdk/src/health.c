@@ -1,9 +1,8 @@
-/* Health probes of served targets (see health.h), on the plugin library's
- * non-blocking probe runner. */
+/* Health probes of served targets (see health.h), on the non-blocking probe
+ * runner (probe.h), with the plugins of the caller's registry. */
 #include "health.h"
 
 #include "cn_time.h"
-#include "plugins.h"
 #include "probe.h"
 
 #include <stdio.h>
@@ -23,14 +22,14 @@ typedef struct entry {
 } entry_t;
 
 struct agent_health {
-    const plugins_t *plugins;
+    const struct plugins *plugins;
     probe_runner_t *runner;
     unsigned interval_ms, timeout_ms;
     entry_t *e;
     size_t n, cap;
 };
 
-agent_health_t *agent_health_new(const plugins_t *plugins, unsigned interval_ms)
+agent_health_t *agent_health_new(const struct plugins *plugins, unsigned interval_ms)
 {
     agent_health_t *h = calloc(1, sizeof(*h));
     if (!h)
@@ -117,8 +116,9 @@ static const cn_plugin_t *plugin_for(const agent_health_t *h, const char *protoc
 {
     if (!strcmp(protocol, "udp"))
         return NULL;
-    const cn_plugin_t *p = strcmp(protocol, "https") ? plugins_find(h->plugins, protocol) : NULL;
-    return p ? p : plugins_find(h->plugins, "tcp");
+    const cn_plugin_t *p =
+        strcmp(protocol, "https") ? probe_registry_find(h->plugins, protocol) : NULL;
+    return p ? p : probe_registry_find(h->plugins, "tcp");
 }
 
 void agent_health_tick(agent_health_t *h, const agent_tunnel_t *tunnels, size_t n,

@@ -29,6 +29,25 @@
 
 typedef struct probe_runner probe_runner_t;
 
+/* The plugin registry (plugins/plugins.h) as the SDK sees it. The registry
+ * lives in plugins/, which the SDK may not know (layers point one way), yet
+ * the agent daemon here probes targets with the registry's plugins. So
+ * struct plugins begins with this member (plugins.c checks it at compile
+ * time), and a pointer to a registry is, converted, a pointer to its lookup
+ * (C11 6.7.2.1p15): callers keep passing a plugins_t. */
+struct plugins;
+typedef struct probe_registry {
+    /* A plugin by name, NULL when none has it; plugins_find(). */
+    const cn_plugin_t *(*find)(const struct plugins *ps, const char *name);
+} probe_registry_t;
+
+/* The lookup of registry `ps` (borrowed). */
+static inline const cn_plugin_t *probe_registry_find(const struct plugins *ps, const char *name)
+{
+    const probe_registry_t *r = (const probe_registry_t *)(const void *)ps;
+    return r->find(ps, name);
+}
+
 #define PROBE_KEY_MAX 63
 
 typedef struct probe_result {

@@ -79,7 +79,7 @@ typedef struct agent_daemon_config {
     uint32_t reconnect_burst;    /* 0 = AGENT_BACKOFF_BURST (at once, before the cap) */
     cn_link_timing_t timing;
     /* Protocol plugins for health probes of served targets (borrowed,
-     * outlives the daemon; agent/health.h). NULL: no health probes. The
+     * outlives the daemon; health.h, probe.h). NULL: no health probes. The
      * interval is CONNECT_HEALTH_INTERVAL_MS, else 10 s. */
     const struct plugins *plugins;
 
