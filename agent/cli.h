@@ -40,6 +40,8 @@ int cmd_resume(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_events(int argc, char **argv);
 int cmd_share(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
 int cmd_reach(int argc, char **argv);
 int cmd_not_yet(int argc, char **argv);
 

@@ -85,6 +85,8 @@ extern const hub_api_route_t hub_api_shares_routes[];
 extern const size_t hub_api_shares_nroutes;
 extern const hub_api_route_t hub_api_reach_routes[];
 extern const size_t hub_api_reach_nroutes;
+extern const hub_api_route_t hub_api_requests_routes[];
+extern const size_t hub_api_requests_nroutes;
 
 /* All of them, in the order the dispatcher searches them. */
 typedef struct hub_api_table {
