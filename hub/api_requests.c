@@ -53,7 +53,7 @@ static json_t *headers_json(const char *text)
             size_t nlen = (size_t)(colon - p), voff = nlen + (nlen + 1 < ll ? 2 : 1);
             json_t *name = json_stringn(p, nlen);
             json_t *value = json_stringn(p + voff, voff <= ll ? ll - voff : 0);
-            /* Bytes that are not UTF-8 come out as U+FFFD-free base64. */
+            /* A header value that is not UTF-8 cannot be a JSON string. */
             if (!value)
                 value = json_string("(not UTF-8)");
             if (name && value)
