@@ -78,6 +78,10 @@ struct cn_api *cli_api(const agent_config_t *cfg, bool cancellable);
  * (the caller wipes and frees them); else the exit status, nothing held. */
 int cli_begin(const agent_common_t *c, unsigned need, agent_config_t *cfg, struct cn_api **api);
 
+/* Sleeps ms in slices of 100 ms, returning early on Ctrl-C (cli_stop):
+ * the pause between polls of --follow. */
+void cli_nap(unsigned ms);
+
 /* Finds a tunnel by id (UUID) or exact name. 0 and *out, or a negative
  * CN_E* with err. */
 int cli_find_tunnel(struct cn_api *api, const char *ref, struct json_t **out, char *err,

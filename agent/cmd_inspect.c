@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static void print_request(const json_t *r, bool json)
 {
@@ -36,14 +35,6 @@ static void print_request(const json_t *r, bool json)
              (long long)json_integer_value(json_object_get(r, "durationMs")), note);
     out_sanitize(line, safe, sizeof(safe), 300);
     puts(safe);
-}
-
-static void nap(unsigned ms)
-{
-    for (unsigned t = 0; t < ms && !cli_stop; t += 100) {
-        struct timespec ts = {0, 100 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
 }
 
 /* One page of GET /api/v1/tunnels/ID/requests into *out (the object). */
@@ -102,15 +93,12 @@ int cmd_inspect(int argc, char **argv)
         return cli_usage_error("inspect", "%s", err);
     if (npos != 1)
         return cli_usage_error("inspect", "which tunnel? give its id or name");
-    cli_logging(c.log_level, CN_LOG_WARN);
-    cli_signals();
     agent_config_t cfg;
-    if (agent_config_resolve(&c, AGENT_NEED_HUB | AGENT_NEED_TOKEN, &cfg, err, sizeof(err)) < 0)
-        return cli_fail("%s", err);
-    cn_api_t *api = cli_api(&cfg, true);
+    cn_api_t *api = NULL;
+    rc = cli_begin(&c, AGENT_NEED_HUB | AGENT_NEED_TOKEN, &cfg, &api);
+    if (rc >= 0)
+        return rc;
     agent_config_wipe(&cfg);
-    if (!api)
-        return AGENT_EXIT_FAIL;
     json_t *t = NULL;
     if (cli_find_tunnel(api, pos[0], &t, err, sizeof(err)) < 0) {
         cn_api_free(api);
@@ -146,7 +134,7 @@ int cmd_inspect(int argc, char **argv)
     json_decref(page);
     fflush(stdout);
     while (follow && !cli_stop) {
-        nap((unsigned)interval * 1000);
+        cli_nap((unsigned)interval * 1000);
         if (cli_stop)
             break;
         rc = list_page(api, tid, 1000, last, &page, err, sizeof(err));
@@ -205,15 +193,12 @@ int cmd_replay(int argc, char **argv)
     long long rid = npos == 1 ? strtoll(pos[0], &end, 10) : 0;
     if (npos != 1 || rid < 1 || !end || *end)
         return cli_usage_error("replay", "give the id of a recorded request (connect inspect)");
-    cli_logging(c.log_level, CN_LOG_WARN);
-    cli_signals();
     agent_config_t cfg;
-    if (agent_config_resolve(&c, AGENT_NEED_HUB | AGENT_NEED_TOKEN, &cfg, err, sizeof(err)) < 0)
-        return cli_fail("%s", err);
-    cn_api_t *api = cli_api(&cfg, true);
+    cn_api_t *api = NULL;
+    rc = cli_begin(&c, AGENT_NEED_HUB | AGENT_NEED_TOKEN, &cfg, &api);
+    if (rc >= 0)
+        return rc;
     agent_config_wipe(&cfg);
-    if (!api)
-        return AGENT_EXIT_FAIL;
     char path[128];
     json_t *out = NULL;
     snprintf(path, sizeof(path), "/api/v1/requests/%lld/replay", rid);
@@ -245,8 +230,7 @@ int cmd_replay(int argc, char **argv)
             out = NULL;
             break;
         }
-        struct timespec ts = {0, 200 * 1000000L};
-        nanosleep(&ts, NULL);
+        cli_nap(200);
     }
     if (out)
         print_request(out, c.json);
