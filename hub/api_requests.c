@@ -137,11 +137,7 @@ static void requests_list(hub_api_call_t *c)
         hub_api_store_fail(c, rc, "tunnel", "id");
         return;
     }
-    const hub_inspect_rec_t **items = calloc((size_t)lim, sizeof(*items));
-    if (!items) {
-        hub_api_fail(c, 500, "", "out of memory");
-        return;
-    }
+    const hub_inspect_rec_t *items[HUB_INSPECT_PAGE_MAX];
     bool forward = after != NULL;
     size_t n = hub_inspect_list(c->api->cfg.inspect, c->token.workspace_id, tid, (uint64_t)bef,
                                 forward, (uint64_t)aft, (size_t)lim, items);
@@ -153,7 +149,6 @@ static void requests_list(hub_api_call_t *c)
         cursor = json_integer((json_int_t)(n ? items[n - 1]->id : aft));
     else if (n == lim)
         cursor = json_integer((json_int_t)items[n - 1]->id);
-    free(items);
     hub_api_reply(c, 200,
                   json_pack("{s:o,s:o,s:b}", "requests", arr, forward ? "nextAfter" : "nextBefore",
                             cursor, "recording", hub_inspect_enabled(c->api->cfg.inspect)));

@@ -164,43 +164,45 @@ size_t hub_inspect_mask_header(const char *name, size_t name_len, const char *va
  * a share's Host label masked; at most HUB_INSPECT_HEAD_MAX bytes. */
 static char *record_headers(const hub_h1_head_t *h, bool share, size_t *len, bool *cut)
 {
-    char *out = malloc(HUB_INSPECT_HEAD_MAX + 1);
-    char val[HUB_INSPECT_HEAD_MAX];
+    /* Built on the stack, then copied once at its size: the record is
+     * kept for an hour and should hold what the headers take, not the bound. */
+    char tmp[HUB_INSPECT_HEAD_MAX + 1];
     size_t j = 0;
     *cut = false;
-    if (!out)
-        return NULL;
     for (size_t i = 0; i < h->nheaders; i++) {
         const hub_h1_header_t *hd = &h->headers[i];
         if (hub_h1_hop_by_hop(hd) || hub_h1_connection_names(h, hd))
             continue;
-        size_t vl;
+        /* name ": " value "\n", the value masked straight into place */
+        size_t room = HUB_INSPECT_HEAD_MAX - j; /* bytes left before the NUL */
+        if (hd->name_len + 3 >= room) {
+            *cut = true;
+            break;
+        }
+        char *v = tmp + j + hd->name_len + 2;
+        size_t vcap = room - hd->name_len - 2, vl; /* with the value's NUL, in place of "\n" */
         if (share && hub_h1_header_is(hd, "host") && hd->value_len > 6 &&
             !strncasecmp(hd->value, "share-", 6)) {
             const char *dot = memchr(hd->value, '.', hd->value_len);
             size_t rest = dot ? hd->value_len - (size_t)(dot - hd->value) : 0;
-            vl = (size_t)snprintf(val, sizeof(val), "share-%s%.*s", HUB_INSPECT_MASK, (int)rest,
-                                  dot ? dot : "");
-            if (vl >= sizeof(val))
-                vl = sizeof(val) - 1;
+            int n = snprintf(v, vcap, "share-%s%.*s", HUB_INSPECT_MASK, (int)rest, dot ? dot : "");
+            vl = n < 0 ? vcap : (size_t)n;
         } else {
-            vl = hub_inspect_mask_header(hd->name, hd->name_len, hd->value, hd->value_len, val,
-                                         sizeof(val));
+            vl = hub_inspect_mask_header(hd->name, hd->name_len, hd->value, hd->value_len, v, vcap);
         }
-        size_t need = hd->name_len + 2 + vl + 1;
-        if (j + need > HUB_INSPECT_HEAD_MAX) {
+        if (vl + 1 >= vcap) {
             *cut = true;
             break;
         }
-        memcpy(out + j, hd->name, hd->name_len);
-        j += hd->name_len;
-        memcpy(out + j, ": ", 2);
-        j += 2;
-        memcpy(out + j, val, vl);
-        j += vl;
-        out[j++] = '\n';
+        memcpy(tmp + j, hd->name, hd->name_len);
+        memcpy(tmp + j + hd->name_len, ": ", 2);
+        j += hd->name_len + 2 + vl;
+        tmp[j++] = '\n';
     }
-    out[j] = '\0';
+    tmp[j] = '\0';
+    char *out = malloc(j + 1);
+    if (out)
+        memcpy(out, tmp, j + 1);
     *len = j;
     return out;
 }
@@ -255,14 +257,23 @@ void hub_inspect_body(hub_inspect_rec_t *r, enum hub_inspect_side side, const vo
         return;
     hub_inspect_body_t *b = side == HUB_INSPECT_REQ ? &r->req_body : &r->resp_body;
     if (b->len < r->body_max && b->seen == b->len) {
-        if (!b->data) {
-            b->data = malloc(r->body_max);
-            if (!b->data) {
+        size_t take = r->body_max - b->len < n ? r->body_max - b->len : n;
+        if (b->len + take > b->cap) {
+            /* Grown as bytes come (doubling, up to the cap): a short body
+             * costs what it is, not body_max. */
+            size_t cap = b->cap ? b->cap * 2 : 1024;
+            if (cap < b->len + take)
+                cap = b->len + take;
+            if (cap > r->body_max)
+                cap = r->body_max;
+            uint8_t *d = realloc(b->data, cap);
+            if (!d) {
                 b->seen += n; /* counted, not kept: the record says it was cut */
                 return;
             }
+            b->data = d;
+            b->cap = cap;
         }
-        size_t take = r->body_max - b->len < n ? r->body_max - b->len : n;
         memcpy(b->data + b->len, p, take);
         b->len += take;
     }
@@ -282,24 +293,24 @@ static bucket_t *bucket_find(const hub_inspect_t *in, const char *tunnel_id)
 static void drop(hub_inspect_t *in, hub_inspect_rec_t *r)
 {
     bucket_t *b = r->bucket;
-    /* hub-wide list */
-    if (r->older)
-        r->older->newer = r->newer;
-    else
+    /* hub-wide list; an end is one whose pointer names it */
+    if (in->oldest == r)
         in->oldest = r->newer;
-    if (r->newer)
-        r->newer->older = r->older;
     else
+        r->older->newer = r->newer;
+    if (in->newest == r)
         in->newest = r->older;
+    else
+        r->newer->older = r->older;
     /* its tunnel's */
-    if (r->t_older)
-        r->t_older->t_newer = r->t_newer;
-    else
+    if (b->oldest == r)
         b->oldest = r->t_newer;
-    if (r->t_newer)
-        r->t_newer->t_older = r->t_older;
     else
+        r->t_older->t_newer = r->t_newer;
+    if (b->newest == r)
         b->newest = r->t_older;
+    else
+        r->t_newer->t_older = r->t_older;
     in->bytes -= r->bytes;
     if (--b->count == 0) {
         for (bucket_t **pp = &in->buckets; *pp; pp = &(*pp)->next)
@@ -337,7 +348,7 @@ void hub_inspect_commit(hub_inspect_t *in, hub_inspect_rec_t *r, int status, int
     if (!r->id)
         r->id = in->next_id++;
     r->bytes = sizeof(*r) + strlen(r->target) + r->req_head_len + r->resp_head_len +
-               (r->req_body.data ? r->body_max : 0) + (r->resp_body.data ? r->body_max : 0);
+               r->req_body.cap + r->resp_body.cap;
     r->bucket = b;
     r->older = in->newest;
     r->newer = NULL;
@@ -442,15 +453,12 @@ int hub_inspect_replay_request(const hub_inspect_rec_t *r, const char *host, cha
         const char *colon = memchr(p, ':', ll);
         size_t nlen = colon ? (size_t)(colon - p) : ll;
         if (colon && !hub_inspect_masked_name(p, nlen) && !name_is(p, nlen, "host")) {
-            memcpy(buf + j, p, ll);
-            j += ll;
-            memcpy(buf + j, "\r\n", 2);
-            j += 2;
+            put(buf, cap, &j, p, ll);
+            put(buf, cap, &j, "\r\n", 2);
         }
         p = nl ? nl + 1 : p + ll;
     }
-    memcpy(buf + j, "\r\n", 2);
-    j += 2;
+    put(buf, cap, &j, "\r\n", 2);
     /* The body must be what the recorded framing promises, no less. */
     hub_h1_head_t *h = malloc(sizeof(*h));
     hub_h1_body_t body;

@@ -60,6 +60,7 @@ typedef struct hub_inspect_config {
 typedef struct hub_inspect_body {
     uint8_t *data; /* owned; NULL when len is 0 */
     size_t len;
+    size_t cap; /* bytes allocated at data */
     uint64_t seen;
 } hub_inspect_body_t;
 

@@ -381,6 +381,33 @@ static void test_replay_refuses_cut_target(void **state)
     hub_inspect_free(in);
 }
 
+static void test_headers_cut_at_bound(void **state)
+{
+    /* Two headers of 5,000 bytes: the first fits the 8,192-byte bound, the
+     * second does not and is left out whole (never half a value). */
+    hub_inspect_t *in = store(16, 10);
+    size_t vl = 5000;
+    char *head = malloc(2 * vl + 128);
+    size_t j = (size_t)sprintf(head, "GET / HTTP/1.1\r\nHost: a.localhost\r\nX-A: ");
+    memset(head + j, 'a', vl);
+    j += vl;
+    j += (size_t)sprintf(head + j, "\r\nX-B: ");
+    memset(head + j, 'b', vl);
+    j += vl;
+    strcpy(head + j, "\r\n\r\n");
+    hub_inspect_rec_t *r = begin(in, head, WS, T1, "", 1);
+    free(head);
+    assert_true(r->req_head_cut);
+    assert_int_equal(r->req_head_len, strlen("Host: a.localhost\nX-A: \n") + vl);
+    assert_null(strchr(r->req_head, 'b'));
+    char *out = NULL;
+    size_t len = 0;
+    const char *why = NULL;
+    assert_int_equal(hub_inspect_replay_request(r, "a", &out, &len, &why), CN_EINVAL);
+    hub_inspect_rec_free(r);
+    hub_inspect_free(in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -398,6 +425,7 @@ int main(void)
         cmocka_unit_test(test_reserved_id),
         cmocka_unit_test(test_replay_request_table),
         cmocka_unit_test(test_replay_refuses_cut_target),
+        cmocka_unit_test(test_headers_cut_at_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
