@@ -64,6 +64,11 @@ req() { # req PATH [curl args]: a request through the public URL
     curl -s -o /dev/null -m 10 -w '%{http_code}' -H "Host: $HOST" "$@" "$URL$p"
 }
 seen() { grep -c " $1 " "$APP_LOG" || true; } # times the app saw PATH
+listed() { # listed PATTERN: a record of the tunnel matches (grep -q)
+    curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "$HUB_URL/api/v1/tunnels/$TID/requests" |
+        grep -q "$1"
+}
+kept() { curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$HUB_URL/api/v1/requests/$1"; }
 newest_id() {
     api GET "/api/v1/tunnels/$TID/requests?limit=1"
     echo "$BODY" | json_get requests.0.id
@@ -72,8 +77,7 @@ newest_id() {
 step "a request with credentials and cookies is recorded, its secrets masked"
 [ "$(req '/hello?x=1' -H 'Authorization: Bearer AUTHSECRET42' \
     -H 'Cookie: sid=COOKIESECRET42; theme=dark')" = 200 ] || fail "GET /hello"
-wait_for 5 "the record" sh -c "curl -s -H 'Authorization: Bearer $ADMIN_TOKEN' \
-    $HUB_URL/api/v1/tunnels/$TID/requests | grep -q hello"
+wait_for 5 "the record" listed hello
 RID=$(newest_id)
 api GET "/api/v1/requests/$RID"
 [ "$HTTP_STATUS" = 200 ] || fail "GET request: $HTTP_STATUS $BODY"
@@ -99,8 +103,7 @@ EOF
 step "bodies are kept up to --inspect-body-max; such a request cannot be replayed"
 BIG=$(printf 'b%.0s' $(seq 1 200))
 [ "$(req /upload -X POST --data "$BIG")" = 200 ] || fail "POST /upload"
-wait_for 5 "the upload record" sh -c "curl -s -H 'Authorization: Bearer $ADMIN_TOKEN' \
-    $HUB_URL/api/v1/tunnels/$TID/requests | grep -q upload"
+wait_for 5 "the upload record" listed upload
 BIG_RID=$(newest_id)
 api GET "/api/v1/requests/$BIG_RID"
 echo "$BODY" >"$WORK/big.json"
@@ -115,8 +118,7 @@ echo "$BODY" | grep -q "not recorded whole" || fail "409 message: $BODY"
 
 step "paging: limit, before, after; unknown arguments are refused"
 for i in 1 2 3 4 5; do req "/page$i" >/dev/null; done
-wait_for 5 "page5" sh -c "curl -s -H 'Authorization: Bearer $ADMIN_TOKEN' \
-    $HUB_URL/api/v1/tunnels/$TID/requests | grep -q page5"
+wait_for 5 "page5" listed page5
 api GET "/api/v1/tunnels/$TID/requests?limit=2"
 [ "$(echo "$BODY" | json_get requests.0.path)" = /page5 ] || fail "newest first: $BODY"
 [ "$(echo "$BODY" | json_get requests.1.path)" = /page4 ] || fail "second: $BODY"
@@ -135,15 +137,13 @@ api GET "/api/v1/requests/999999"
 step "replay: the app sees the request again, body included, credentials left out"
 [ "$(req /echo -X POST -H 'Authorization: Bearer AUTHSECRET42' --data 'hello=world')" = 200 ] ||
     fail "POST /echo"
-wait_for 5 "the echo record" sh -c "curl -s -H 'Authorization: Bearer $ADMIN_TOKEN' \
-    $HUB_URL/api/v1/tunnels/$TID/requests | grep -q echo"
+wait_for 5 "the echo record" listed echo
 ECHO_RID=$(newest_id)
 [ "$(seen /echo)" = 1 ] || fail "app saw /echo $(seen /echo) times"
 api POST "/api/v1/requests/$ECHO_RID/replay"
 [ "$HTTP_STATUS" = 202 ] || fail "replay: $HTTP_STATUS $BODY"
 NEW=$(echo "$BODY" | json_get id)
-wait_for 10 "the replay's record" sh -c "curl -sf -H 'Authorization: Bearer $ADMIN_TOKEN' \
-    $HUB_URL/api/v1/requests/$NEW"
+wait_for 10 "the replay's record" kept "$NEW"
 api GET "/api/v1/requests/$NEW"
 [ "$(echo "$BODY" | json_get status)" = 200 ] || fail "replay status: $BODY"
 [ "$(echo "$BODY" | json_get replayOf)" = "$ECHO_RID" ] || fail "replayOf: $BODY"
@@ -172,8 +172,7 @@ SHOST=${SHARE_URL#http://}
 SHOST=${SHOST%/}
 [ "$(curl -s -o /dev/null -m 10 -w '%{http_code}' -H "Host: $SHOST" -u "tester:$SHARE_PW" \
     "$URL/shared")" = 200 ] || fail "GET through the share"
-wait_for 5 "the share record" sh -c "curl -s -H 'Authorization: Bearer $ADMIN_TOKEN' \
-    $HUB_URL/api/v1/tunnels/$TID/requests | grep -q shared"
+wait_for 5 "the share record" listed shared
 S_RID=$(newest_id)
 api GET "/api/v1/requests/$S_RID"
 [ "$(echo "$BODY" | json_get shareId)" = "$SHARE_ID" ] || fail "shareId: $BODY"
@@ -183,8 +182,7 @@ echo "$BODY" | grep -q '"Basic \*\*\*"' || fail "masked basic auth: $BODY"
 api POST "/api/v1/requests/$S_RID/replay"
 [ "$HTTP_STATUS" = 202 ] || fail "share replay: $HTTP_STATUS $BODY"
 NEW=$(echo "$BODY" | json_get id)
-wait_for 10 "the share replay's record" sh -c "curl -sf -H 'Authorization: Bearer $ADMIN_TOKEN' \
-    $HUB_URL/api/v1/requests/$NEW"
+wait_for 10 "the share replay's record" kept "$NEW"
 api GET "/api/v1/requests/$NEW"
 [ "$(echo "$BODY" | json_get status)" = 200 ] || fail "share replay status: $BODY"
 [ "$(seen /shared)" = 2 ] || fail "app saw /shared $(seen /shared) times"
@@ -193,8 +191,7 @@ api DELETE "/api/v1/shares/$SHARE_ID"
 api POST "/api/v1/requests/$S_RID/replay"
 [ "$HTTP_STATUS" = 202 ] || fail "replay after revocation: $HTTP_STATUS $BODY"
 NEW=$(echo "$BODY" | json_get id)
-wait_for 10 "the refused replay's record" sh -c "curl -sf -H 'Authorization: Bearer \
-    $ADMIN_TOKEN' $HUB_URL/api/v1/requests/$NEW"
+wait_for 10 "the refused replay's record" kept "$NEW"
 api GET "/api/v1/requests/$NEW"
 [ "$(echo "$BODY" | json_get status)" = 410 ] || fail "replay through a revoked share: $BODY"
 [ "$(seen /shared)" = 2 ] || fail "a refused replay reached the app"
@@ -217,8 +214,7 @@ forget_pid "$FOLLOW_PID"
 
 step "retention: $KEEP+10 requests leave the newest $KEEP"
 for i in $(seq 1 $((KEEP + 10))); do req "/bulk$i" >/dev/null; done
-wait_for 10 "the last bulk record" sh -c "curl -s -H 'Authorization: Bearer $ADMIN_TOKEN' \
-    $HUB_URL/api/v1/tunnels/$TID/requests | grep -q '/bulk$((KEEP + 10))\"'"
+wait_for 10 "the last bulk record" listed "/bulk$((KEEP + 10))\""
 api GET "/api/v1/tunnels/$TID/requests?limit=1000"
 COUNT=$(echo "$BODY" | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["requests"]))')
 [ "$COUNT" = "$KEEP" ] || fail "kept $COUNT records, want $KEEP"
