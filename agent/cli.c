@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 volatile sig_atomic_t cli_stop;
@@ -146,6 +147,14 @@ int cli_begin(const agent_common_t *c, unsigned need, agent_config_t *cfg, struc
         return AGENT_EXIT_FAIL;
     }
     return -1;
+}
+
+void cli_nap(unsigned ms)
+{
+    for (unsigned t = 0; t < ms && !cli_stop; t += 100) {
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
 }
 
 int cli_find_tunnel(struct cn_api *api, const char *ref, json_t **out, char *err, size_t errlen)

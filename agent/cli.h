@@ -40,6 +40,8 @@ int cmd_resume(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_events(int argc, char **argv);
 int cmd_share(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
 int cmd_reach(int argc, char **argv);
 int cmd_app_server(int argc, char **argv);
 
@@ -75,6 +77,10 @@ struct cn_api *cli_api(const agent_config_t *cfg, bool cancellable);
  * REST client cancelled by Ctrl-C. -1 to go on, with *cfg and *api set
  * (the caller wipes and frees them); else the exit status, nothing held. */
 int cli_begin(const agent_common_t *c, unsigned need, agent_config_t *cfg, struct cn_api **api);
+
+/* Sleeps ms in slices of 100 ms, returning early on Ctrl-C (cli_stop):
+ * the pause between polls of --follow. */
+void cli_nap(unsigned ms);
 
 /* Finds a tunnel by id (UUID) or exact name. 0 and *out, or a negative
  * CN_E* with err. */

@@ -10,7 +10,6 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* "k=v k=v" from an event's data object. */
 static void details(const json_t *data, char *out, size_t outlen)
@@ -56,15 +55,6 @@ static void print_event(const json_t *e, bool json)
     char safe[1024];
     out_sanitize(line, safe, sizeof(safe), 300);
     puts(safe);
-}
-
-/* Sleeps ms in slices, returning early on Ctrl-C. */
-static void nap(unsigned ms)
-{
-    for (unsigned t = 0; t < ms && !cli_stop; t += 100) {
-        struct timespec ts = {0, 100 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
 }
 
 int cmd_events(int argc, char **argv)
@@ -134,7 +124,7 @@ int cmd_events(int argc, char **argv)
             /* A hub that went away while following: say so and keep trying. */
             if (follow && (rc == CN_EIO || rc == CN_ETIMEOUT || rc == CN_EAGAIN)) {
                 cn_log_warn("events: %s", err);
-                nap((unsigned)interval * 1000);
+                cli_nap((unsigned)interval * 1000);
                 if (cli_stop)
                     break;
                 continue;
@@ -164,7 +154,7 @@ int cmd_events(int argc, char **argv)
         fflush(stdout);
         if (!follow || cli_stop)
             break;
-        nap((unsigned)interval * 1000);
+        cli_nap((unsigned)interval * 1000);
         if (cli_stop)
             break;
     }

@@ -26,6 +26,8 @@ static const struct command {
     {"share", cmd_share, "TUNNEL [options]",
      "create a share link for an HTTP tunnel (alias: link)"},
     {"link", cmd_share, NULL, NULL},
+    {"inspect", cmd_inspect, "TUNNEL [--follow]", "recorded HTTP requests of a tunnel"},
+    {"replay", cmd_replay, "RID", "send a recorded HTTP request again"},
     {"app-server", cmd_app_server, "[--host H] [--port N]", "local control plane for tunnels"},
 };
 

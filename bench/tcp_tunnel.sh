@@ -115,33 +115,7 @@ HTTP_PORT=$(free_port)
 start_targets() {
     bg iperf3-server iperf3 -s -B 127.0.0.1 -p "$IPERF_PORT"
     bg echo-server "$PP" server "$ECHO_PORT" --host 127.0.0.1 --secs 7200
-    mkdir -p "$WORK/nginx/www" "$WORK/nginx/tmp"
-    head -c 1024 /dev/urandom >"$WORK/nginx/www/1k.bin"
-    chmod -R a+rX "$WORK/nginx"
-    cat >"$WORK/nginx/nginx.conf" <<EOF
-daemon off;
-master_process on;
-worker_processes 1;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/nginx/tmp/body;
-    proxy_temp_path $WORK/nginx/tmp/proxy;
-    fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
-    uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
-    scgi_temp_path $WORK/nginx/tmp/scgi;
-    keepalive_requests 10000000;
-    keepalive_timeout 75s;
-    default_type application/octet-stream;
-    server {
-        listen 127.0.0.1:$HTTP_PORT;
-        root $WORK/nginx/www;
-    }
-}
-EOF
-    bg nginx nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf"
+    nginx_start "$HTTP_PORT"
     wait_port 127.0.0.1 "$IPERF_PORT"
     wait_port 127.0.0.1 "$ECHO_PORT"
     wait_port 127.0.0.1 "$HTTP_PORT"

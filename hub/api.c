@@ -33,6 +33,7 @@ const hub_api_table_t hub_api_tables[] = {
     {hub_api_shares_routes, &hub_api_shares_nroutes},
     {hub_api_reach_routes, &hub_api_reach_nroutes},
     {hub_api_openapi_routes, &hub_api_openapi_nroutes},
+    {hub_api_requests_routes, &hub_api_requests_nroutes},
 };
 const size_t hub_api_ntables = sizeof(hub_api_tables) / sizeof(hub_api_tables[0]);
 

@@ -77,6 +77,13 @@ typedef struct hub_api_config {
     enum hub_metrics_access metrics_access;
     uint8_t metrics_token_hash[HUB_KEY_BYTES];
     hub_metrics_source_t metrics_source;
+    /* Request inspection (inspect.h): the edge's records (borrowed; NULL:
+     * the routes answer 404) and the live side's replay
+     * (hub_runtime_replay with the runtime as replay_ctx). */
+    struct hub_inspect *inspect;
+    int (*replay)(void *ctx, const char *workspace_id, uint64_t rid, uint64_t *new_id,
+                  const char **why);
+    void *replay_ctx;
     /* Time source for rate limits (ms); NULL = hub_time_now_ms. */
     hub_clock_fn clock;
     void *clock_ctx;

@@ -92,6 +92,8 @@ extern const size_t hub_api_openapi_nroutes;
  * bytes, followed by a NUL that is not counted. */
 extern const unsigned char hub_openapi_doc[];
 extern const size_t hub_openapi_doc_len;
+extern const hub_api_route_t hub_api_requests_routes[];
+extern const size_t hub_api_requests_nroutes;
 
 /* All of them, in the order the dispatcher searches them. */
 typedef struct hub_api_table {

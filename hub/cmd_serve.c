@@ -27,6 +27,7 @@
 #include "cn_err.h"
 #include "cn_log.h"
 #include "events.h"
+#include "inspect.h"
 #include "secrets.h"
 #include "server.h"
 #include "store.h"
@@ -48,7 +49,7 @@
 #define HTTP_PORT_UNSET ((unsigned long)-1)
 
 /* Rows of serve_table(), the end marker included. */
-#define SERVE_OPTS 32
+#define SERVE_OPTS 36
 
 /* What the table parses before the checks turn it into options. */
 typedef struct serve_raw {
@@ -60,7 +61,8 @@ typedef struct serve_raw {
     unsigned long max_links, max_links_per_agent, conn_rate, auth_fail_rate, max_conns,
         max_conns_per_ws, max_conns_per_client, tcp_idle_timeout;
     unsigned long webhook_retry_base, webhook_disable_after;
-    int metrics;
+    unsigned long inspect_body_max, inspect_keep, inspect_retention;
+    int metrics, inspect;
     int event_loop; /* 0: not given, 1: epoll, 2: poll */
     bool json;
     int log_level;
@@ -146,6 +148,18 @@ static void serve_table(hub_serve_options_t *o, serve_raw_t *r, cn_opt_t t[stati
         {"tcp-idle-timeout", CN_OPT_UINT | CN_OPT_ONCE, &r->tcp_idle_timeout, 0, 7 * 24 * 3600, "S",
          "close a public TCP connection idle for S seconds, 0 = never (default " STR(
              HUB_RUNTIME_TCP_IDLE_TIMEOUT_DEFAULT) ")"},
+        /* Request inspection (inspect.h argues the bounds). */
+        {"inspect", CN_OPT_CHOICE | CN_OPT_ONCE, &r->inspect, 0, 0, "on|off",
+         "record the HTTP edge's requests for GET /api/v1/tunnels/ID/requests (default on)"},
+        {"inspect-body-max", CN_OPT_UINT | CN_OPT_ONCE, &r->inspect_body_max, 0,
+         HUB_INSPECT_BODY_MAX_LIMIT, "BYTES",
+         "body bytes recorded per request and per response, 0 = none (default " STR(
+             HUB_INSPECT_BODY_MAX_DEFAULT) ")"},
+        {"inspect-keep", CN_OPT_UINT | CN_OPT_ONCE, &r->inspect_keep, 1, HUB_INSPECT_KEEP_MAX, "N",
+         "recorded requests kept per tunnel, newest first (default " STR(
+             HUB_INSPECT_KEEP_DEFAULT) ")"},
+        {"inspect-retention", CN_OPT_UINT | CN_OPT_ONCE, &r->inspect_retention, 1, 7 * 24 * 3600,
+         "S", "drop recorded requests older than S seconds (default 3600)"},
         {"json", CN_OPT_FLAG, &r->json, 0, 0, NULL, "print one JSON line once listening"},
         {"log-level", CN_OPT_CHOICE, &r->log_level, 0, 0, HUB_LOG_LEVELS,
          "log threshold on stderr (default: $CONNECT_LOG, else info)"},
@@ -196,6 +210,9 @@ static void set_defaults(hub_serve_options_t *o, serve_raw_t *r)
     r->event_days = HUB_EVENT_RETENTION_DAYS_DEFAULT;
     r->event_max = HUB_EVENT_MAX_DEFAULT;
     r->udp_idle = CN_UDP_DEFAULT_IDLE_MS / 1000;
+    r->inspect_body_max = HUB_INSPECT_BODY_MAX_DEFAULT;
+    r->inspect_keep = HUB_INSPECT_KEEP_DEFAULT;
+    r->inspect_retention = HUB_INSPECT_RETENTION_DEFAULT_MS / 1000;
 }
 
 static bool valid_public_domain(const char *d, const char **why)
@@ -261,6 +278,10 @@ static int check_options(hub_serve_options_t *o, const serve_raw_t *r, char *err
     o->epoll = r->event_loop != 2; /* CHOICE: 1 + the index in "epoll|poll" */
     o->webhook_retry_base_ms = (uint32_t)r->webhook_retry_base;
     o->webhook_disable_after = (unsigned)r->webhook_disable_after;
+    o->inspect = r->inspect != 2; /* "on|off": 1 or 2, 0 when not given */
+    o->inspect_body_max = (size_t)r->inspect_body_max;
+    o->inspect_keep = (size_t)r->inspect_keep;
+    o->inspect_retention_s = (unsigned)r->inspect_retention;
     if (o->metrics_access == HUB_METRICS_TOKEN && !o->metrics_token_file)
         return usage_error(err, errlen, "--metrics token", "needs --metrics-token-file");
     if (o->metrics_access != HUB_METRICS_TOKEN && o->metrics_token_file)
@@ -352,6 +373,7 @@ typedef struct serve {
     plugins_t *plugins;       /* built-ins and --plugin-dir */
     hub_metrics_t *metrics;   /* counters behind GET /metrics */
     hub_webhooks_t *webhooks; /* the delivery worker */
+    hub_inspect_t *inspect;   /* the edge's request records */
 } serve_t;
 
 static int load_key_file(const char *db, const char *suffix, uint8_t *secret /* or NULL */,
@@ -484,6 +506,15 @@ static int start_server(serve_t *s)
     if (!s->webhooks)
         return hub_cmd_fail("serve", "out of memory");
     ac.metrics = s->metrics;
+    hub_inspect_config_t ic = {
+        .enabled = o->inspect,
+        .body_max = o->inspect_body_max,
+        .keep = o->inspect_keep,
+        .retention_ms = (int64_t)o->inspect_retention_s * 1000,
+    };
+    s->inspect = hub_inspect_new(&ic);
+    if (!s->inspect)
+        return hub_cmd_fail("serve", "out of memory");
     /* The HTTP edge: --http-port, else the port after the API's (the
      * kernel's choice when the API's is, or when that one is taken). */
     int edge_port = o->http_port_set ? (int)o->http_port
@@ -506,11 +537,15 @@ static int start_server(serve_t *s)
         .public_domain = o->public_domain,
         .http_timeout_ms = o->http_timeout_s * 1000u,
         .udp_idle_ms = o->udp_idle_ms,
+        .inspect = s->inspect,
     };
     s->runtime = hub_runtime_new(&rc_live, err, sizeof(err));
     if (!s->runtime)
         return hub_cmd_fail("serve", "%s", err);
     hub_runtime_live(s->runtime, &ac.live);
+    ac.inspect = s->inspect;
+    ac.replay = hub_runtime_replay;
+    ac.replay_ctx = s->runtime;
     ac.metrics_source = (hub_metrics_source_t){.collect = hub_runtime_metrics, .ctx = s->runtime};
     /* The public URL port is only known once listening (port 0); the API
      * learns it afterwards. */
@@ -573,6 +608,7 @@ static void serve_close(serve_t *s)
     hub_api_free(s->api);
     plugins_free(s->plugins); /* after the API that borrowed it */
     hub_metrics_free(s->metrics);
+    hub_inspect_free(s->inspect); /* after the runtime and API that borrowed it */
     hub_store_close(s->store);
     hub_keypair_wipe(&s->kp);
 }

@@ -47,6 +47,10 @@ typedef struct hub_serve_options {
     const char *metrics_token_file; /* --metrics token: the file holding it */
     uint32_t webhook_retry_base_ms; /* 0 = HUB_WEBHOOK_RETRY_BASE_MS */
     unsigned webhook_disable_after; /* 0 = HUB_WEBHOOK_DISABLE_AFTER */
+    bool inspect;                   /* --inspect on|off: the edge records requests */
+    size_t inspect_body_max;        /* body bytes recorded per direction */
+    size_t inspect_keep;            /* records per tunnel */
+    unsigned inspect_retention_s;   /* records older than this are dropped */
 } hub_serve_options_t;
 
 /* Parses `serve`'s arguments (argv[0] is "serve") with cn_args and checks

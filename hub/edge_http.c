@@ -39,6 +39,7 @@
 #include "events.h"
 #include "http.h"
 #include "http1.h"
+#include "inspect.h"
 #include "metrics.h"
 #include "router.h"
 #include "share_policy.h"
@@ -46,6 +47,7 @@
 
 #define LISTEN_PROTOCOL "hub-http-listen"
 #define CONN_PROTOCOL "hub-http-conn"
+#define SINK_PROTOCOL "hub-http-replay-sink"
 #define ACCEPTS_PER_EVENT 64
 #define LISTEN_BACKLOG 4096
 #define IN_MAX (HUB_H1_HEAD_MAX + 16384) /* a head plus what came with it */
@@ -121,8 +123,18 @@ struct edge_conn {
     /* The share of the connection's last request, kept between requests,
      * so that revoking it closes idle keep-alive connections as well. */
     char share_id[HUB_ID_SIZE], share_ws[HUB_ID_SIZE];
+    hub_inspect_rec_t *rec;     /* the request being recorded (inspect.h) */
+    struct edge_replay *replay; /* owned; set on a replay's connection */
     lws_sorted_usec_list_t sul_write, deadline;
 };
+
+/* What a replay's connection routes to, instead of its Host header. */
+typedef struct edge_replay {
+    char workspace_id[HUB_ID_SIZE];
+    char tunnel_id[HUB_ID_SIZE];
+    char share_id[HUB_ID_SIZE];
+    uint64_t of, id;
+} edge_replay_t;
 
 /* A share's per-minute window, kept in memory by share id. */
 typedef struct share_window {
@@ -359,6 +371,11 @@ static enum hub_metrics_share_reject share_reject_reason(enum hub_share_verdict 
 static void log_request(edge_conn_t *c)
 {
     struct hub_edge_http *e = c->rt->edge;
+    if (c->rec) { /* the inspection record ends with the access-log line */
+        hub_inspect_commit(c->rt->cfg.inspect, c->rec, c->info.status ? c->info.status : 499,
+                           now_ms(c->rt));
+        c->rec = NULL;
+    }
     if (!c->info.share_id[0] || !c->info.status)
         return;
     if (e->nlog == LOG_QUEUE_MAX) {
@@ -658,8 +675,10 @@ static bool push_buffered_body(edge_conn_t *c)
         if (n <= 0)
             return true; /* no credit: on_writable resumes */
         size_t u2 = 0;
-        if (c->state != C_TUNNEL)
+        if (c->state != C_TUNNEL) {
             hub_h1_body_feed(&r->reqbody, cn_buf_data(&c->in), (size_t)n, &u2);
+            hub_inspect_body(c->rec, HUB_INSPECT_REQ, cn_buf_data(&c->in), (size_t)n);
+        }
         cn_buf_consume(&c->in, (size_t)n);
     }
     return true;
@@ -766,6 +785,7 @@ static void pump_request(edge_conn_t *c)
                 c->close_after = true;
             }
             r->reqbody = trial;
+            hub_inspect_body(c->rec, HUB_INSPECT_REQ, dst, used);
         }
         if (cn_mux_write_commit(r->mux, r->id, used) < 0) {
             cn_link_flush(r->link);
@@ -807,6 +827,7 @@ static bool response_head(edge_conn_t *c, const hub_h1_head_t *h)
         r->rstate = R_TUNNEL;
         c->state = C_TUNNEL;
         answered(c, 101);
+        hub_inspect_response(c->rec, h, now_ms(c->rt));
         lws_sul_cancel(&r->timer);
         set_rx(c, true); /* bytes both ways from now on */
         return true;
@@ -835,6 +856,7 @@ static bool response_head(edge_conn_t *c, const hub_h1_head_t *h)
         out_printf(c, "Connection: close\r\n");
     out_bytes(c, "\r\n", 2);
     answered(c, h->status);
+    hub_inspect_response(c->rec, h, now_ms(c->rt));
     r->rstate = R_BODY;
     return true;
 }
@@ -886,6 +908,8 @@ static bool response_head_bytes(edge_conn_t *c, const uint8_t *p, size_t n)
             }
         }
         out_bytes(c, cn_buf_data(&r->rhead), used);
+        if (r->rstate == R_BODY)
+            hub_inspect_body(c->rec, HUB_INSPECT_RESP, cn_buf_data(&r->rhead), used);
         cn_buf_reset(&r->rhead);
         r->sent_any = true;
         return true;
@@ -964,6 +988,7 @@ static void pump_response(edge_conn_t *c)
         if (r->rstate == R_BODY) {
             size_t u = 0;
             hub_h1_body_feed(&r->rbody, src, (size_t)n, &u);
+            hub_inspect_body(c->rec, HUB_INSPECT_RESP, src, (size_t)n);
         }
         if (req_consume(r, (size_t)n) < 0)
             goto lost;
@@ -1125,8 +1150,8 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
                      !memmem(acc->value, acc->value_len, "text/html", 9);
     bool keep = h->minor >= 1 ? !hub_h1_has_token(h, "connection", "close")
                               : hub_h1_has_token(h, "connection", "keep-alive");
-    if (!keep)
-        c->close_after = true;
+    if (!keep || c->replay)
+        c->close_after = true; /* a replay's connection carries one request */
     unsigned method = hub_method_parse(h->method, h->method_len);
 
     hub_h1_body_t body;
@@ -1171,7 +1196,10 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
             msg = "out of memory";
             goto refuse_body;
         }
-        int rc = hub_store_share_find_by_token(st, host + 6, share);
+        /* A replay names its share by id: its token is not kept. */
+        int rc = c->replay
+                     ? hub_store_share_get(st, c->replay->workspace_id, c->replay->share_id, share)
+                     : hub_store_share_find_by_token(st, host + 6, share);
         if (rc < 0) {
             status = rc == CN_ENOTFOUND ? 404 : 503;
             msg = rc == CN_ENOTFOUND ? "no such share" : "the hub cannot read its database";
@@ -1200,6 +1228,16 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
         }
     }
 
+    if (c->replay && strcmp(t.id, c->replay->tunnel_id)) {
+        status = 404;
+        msg = "the replayed request's tunnel no longer answers on the HTTP edge";
+        goto refuse_body;
+    }
+    c->rec = hub_inspect_begin(rt->cfg.inspect, h, t.workspace_id, t.id, share ? share->id : "",
+                               c->client, c->info.started);
+    if (c->replay)
+        hub_inspect_set_replay(c->rec, c->replay->of, c->replay->id);
+
     int nrc = hub_path_normalize(h->target, plen, norm, sizeof(norm), &nlen);
     if (nrc < 0) {
         status = nrc == CN_ETOOBIG ? 414 : 400;
@@ -1224,8 +1262,10 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
             .needs_auth = share->http_user[0] != 0,
         };
         hub_share_request_t sq = {.method = method, .path = norm, .path_len = nlen};
-        sq.auth_ok =
-            !rules.needs_auth || auth_ok(rt, h, share->http_user, share->http_password_hash);
+        /* A replay was asked for by an API token of the workspace, and the
+         * recorded credentials were masked: the rest of the policy holds. */
+        sq.auth_ok = !rules.needs_auth || c->replay ||
+                     auth_ok(rt, h, share->http_user, share->http_password_hash);
         hub_share_window_t *w = share_window(rt, share->id);
         hub_share_window_t scratch = {0};
         hub_share_decision_t d = hub_share_decide(&rules, w ? w : &scratch, &sq, now_ms(rt));
@@ -1261,7 +1301,7 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
             }
             goto refuse_body;
         }
-    } else if (t.http_user[0] && !auth_ok(rt, h, t.http_user, t.http_password_hash)) {
+    } else if (t.http_user[0] && !c->replay && !auth_ok(rt, h, t.http_user, t.http_password_hash)) {
         status = 401;
         msg = "this tunnel needs a user name and password";
         snprintf(realm, sizeof(realm), "%s", t.name);
@@ -1501,6 +1541,8 @@ static void conn_closed(edge_conn_t *c)
         log_request(c);
         req_detach(c->req, true);
     }
+    hub_inspect_rec_free(c->rec);
+    free(c->replay);
     for (edge_conn_t **pp = &e->conns; *pp; pp = &(*pp)->next)
         if (*pp == c) {
             *pp = c->next;
@@ -1536,25 +1578,19 @@ static int conn_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     }
 }
 
-static void accept_one(hub_runtime_t *rt, int fd, const struct sockaddr_storage *ss)
+/* A client connection on non-blocking socket `fd`, which it takes (closed
+ * on failure); NULL on failure. */
+static edge_conn_t *conn_adopt(hub_runtime_t *rt, int fd, const char *ip, const char *client)
 {
     struct hub_edge_http *e = rt->edge;
-    if (rt->conns >= rt->cfg.max_conns) {
-        hub_edge_refuse(fd);
-        return;
-    }
-    /* A blocking socket would stall the event loop. */
-    edge_conn_t *c = cn_sock_tune(fd) == 0 ? calloc(1, sizeof(*c)) : NULL;
+    edge_conn_t *c = calloc(1, sizeof(*c));
     if (!c) {
         close(fd);
-        return;
+        return NULL;
     }
     c->rt = rt;
-    char addr[INET6_ADDRSTRLEN];
-    int port = 0;
-    hub_edge_peer(ss, addr, sizeof(addr), &port);
-    snprintf(c->client_ip, sizeof(c->client_ip), "%s", addr);
-    snprintf(c->client, sizeof(c->client), "%s:%d", addr, port);
+    snprintf(c->client_ip, sizeof(c->client_ip), "%s", ip);
+    snprintf(c->client, sizeof(c->client), "%s", client);
     cn_buf_init(&c->in, IN_MAX, 0);
     cn_buf_init(&c->out, OUT_MAX, 0);
     lws_sock_file_fd_type u;
@@ -1565,7 +1601,7 @@ static void accept_one(hub_runtime_t *rt, int fd, const struct sockaddr_storage 
         cn_buf_free(&c->in);
         cn_buf_free(&c->out);
         free(c);
-        return;
+        return NULL;
     }
     lws_set_opaque_user_data(c->wsi, c);
     c->rx_on = true;
@@ -1573,6 +1609,129 @@ static void accept_one(hub_runtime_t *rt, int fd, const struct sockaddr_storage 
     e->conns = c;
     rt->conns++;
     arm_deadline(c, HEAD_TIMEOUT_MS);
+    return c;
+}
+
+static void accept_one(hub_runtime_t *rt, int fd, const struct sockaddr_storage *ss)
+{
+    if (rt->conns >= rt->cfg.max_conns) {
+        hub_edge_refuse(fd);
+        return;
+    }
+    /* A blocking socket would stall the event loop. */
+    if (cn_sock_tune(fd) != 0) {
+        close(fd);
+        return;
+    }
+    char addr[INET6_ADDRSTRLEN], client[64];
+    int port = 0;
+    hub_edge_peer(ss, addr, sizeof(addr), &port);
+    snprintf(client, sizeof(client), "%s:%d", addr, port);
+    conn_adopt(rt, fd, addr, client);
+}
+
+/* ---- replay: a recorded request sent again through the edge ------------------------- */
+
+/* The replay's client end: reads and drops the answer (the record has
+ * it), and closes once the edge's end closes. */
+static int sink_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
+{
+    if (reason != LWS_CALLBACK_RAW_RX_FILE)
+        return 0;
+    int fd = lws_get_socket_fd(wsi);
+    char buf[16384];
+    for (;;) {
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return 0;
+    }
+}
+
+const struct lws_protocols hub_edge_http_sink_protocol = {
+    .name = SINK_PROTOCOL,
+    .callback = sink_callback,
+};
+
+int hub_runtime_replay(void *ctx, const char *workspace_id, uint64_t rid, uint64_t *new_id,
+                       const char **why)
+{
+    hub_runtime_t *rt = ctx;
+    hub_inspect_t *in = rt->cfg.inspect;
+    const hub_inspect_rec_t *rec = hub_inspect_get(in, workspace_id, rid);
+    char host[HUB_NAME_SIZE + 256], *req = NULL;
+    size_t len = 0;
+    int sv[2] = {-1, -1}, rc;
+    if (!rec) {
+        *why = "no such request (records are kept in memory for a while, see docs/guide.md)";
+        return CN_ENOTFOUND;
+    }
+    if (!rt->edge || rt->edge->port < 0 || !rt->vh) {
+        *why = "this hub runs no HTTP edge";
+        return CN_EIO;
+    }
+    if (rec->share_id[0]) {
+        snprintf(host, sizeof(host), "share-replay.%s", rt->cfg.public_domain);
+    } else {
+        hub_tunnel_t t = {0};
+        rc = hub_store_tunnel_get(rt->cfg.store, workspace_id, rec->tunnel_id, &t);
+        if (rc == 0)
+            snprintf(host, sizeof(host), "%s.%s", t.name, rt->cfg.public_domain);
+        hub_tunnel_clear(&t);
+        if (rc < 0) {
+            *why = "the request's tunnel no longer exists";
+            return rc;
+        }
+    }
+    rc = hub_inspect_replay_request(rec, host, &req, &len, why);
+    if (rc < 0)
+        return rc;
+    edge_replay_t *rp = calloc(1, sizeof(*rp));
+    rc = CN_EIO;
+    *why = "the hub cannot open a connection to its own edge";
+    if (!rp || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+        goto fail;
+    /* The request goes in whole before the edge reads it: a socket's
+     * buffer holds a head and a body of at most HUB_INSPECT_BODY_MAX_LIMIT. */
+    if (send(sv[1], req, len, MSG_NOSIGNAL) != (ssize_t)len)
+        goto fail;
+    lws_sock_file_fd_type u;
+    u.filefd = sv[1];
+    struct lws *sink =
+        lws_adopt_descriptor_vhost(rt->vh, LWS_ADOPT_RAW_FILE_DESC, u, SINK_PROTOCOL, NULL);
+    if (!sink)
+        goto fail;
+    sv[1] = -1; /* lws's now */
+    snprintf(rp->workspace_id, sizeof(rp->workspace_id), "%s", workspace_id);
+    snprintf(rp->tunnel_id, sizeof(rp->tunnel_id), "%s", rec->tunnel_id);
+    snprintf(rp->share_id, sizeof(rp->share_id), "%s", rec->share_id);
+    rp->of = rec->id;
+    rp->id = hub_inspect_reserve(in);
+    edge_conn_t *c = conn_adopt(rt, sv[0], "127.0.0.1", "replay");
+    sv[0] = -1; /* conn_adopt took it */
+    if (!c) {
+        lws_set_timeout(sink, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        goto fail;
+    }
+    c->replay = rp;
+    *new_id = rp->id;
+    free(req);
+    /* The bytes are already there: POLLIN says so on the next turn. */
+    return 0;
+fail:
+    if (sv[0] >= 0)
+        close(sv[0]);
+    if (sv[1] >= 0)
+        close(sv[1]);
+    free(rp);
+    free(req);
+    return rc;
 }
 
 static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -1670,6 +1829,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     hub_shares_expire_due(st, &n);
     int64_t now = now_ms(e->rt);
     cut_dead_shares(e, now);
+    hub_inspect_sweep(e->rt->cfg.inspect, now);
     if (now - e->last_prune > 60000) {
         e->last_prune = now;
         hub_store_share_log_prune(st, now - HUB_SHARE_LOG_RETENTION_MS, NULL);
@@ -1757,6 +1917,8 @@ void hub_edge_http_free(hub_runtime_t *rt)
         e->conns = c->next;
         cn_buf_free(&c->in);
         cn_buf_free(&c->out);
+        hub_inspect_rec_free(c->rec);
+        free(c->replay);
         free(c);
     }
     while (e->windows) {

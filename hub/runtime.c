@@ -96,7 +96,7 @@ hub_runtime_t *hub_runtime_new(const hub_runtime_config_t *cfg, char *err, size_
 
 int hub_runtime_protocols(hub_runtime_t *rt, struct lws_protocols *protos, size_t *n, size_t cap)
 {
-    if (*n + 6 > cap)
+    if (*n + 7 > cap)
         return CN_ETOOBIG;
     protos[(*n)++] = cn_link_server_protocol(rt->links);
     protos[(*n)++] = *cn_pipe_protocol();
@@ -104,6 +104,7 @@ int hub_runtime_protocols(hub_runtime_t *rt, struct lws_protocols *protos, size_
     protos[(*n)++] = hub_edge_tcp_protocol;
     protos[(*n)++] = hub_edge_http_listen_protocol;
     protos[(*n)++] = hub_edge_http_conn_protocol;
+    protos[(*n)++] = hub_edge_http_sink_protocol;
     return 0;
 }
 

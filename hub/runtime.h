@@ -59,10 +59,11 @@ typedef struct hub_runtime_config {
     /* The HTTP edge (edge_http.c) listens on tcp_host:http_port; 0 lets the
      * kernel pick (hub_runtime_http_port() says which), -1 means no edge. */
     int http_port;
-    bool http_port_fallback;   /* http_port taken: let the kernel pick instead */
-    const char *public_domain; /* NAME.DOMAIN routing; default "localhost" */
-    unsigned http_timeout_ms;  /* 504 when a target has not answered; default 30000 */
-    uint32_t udp_idle_ms;      /* UDP flow idle expiry; 0 = CN_UDP_DEFAULT_IDLE_MS */
+    bool http_port_fallback;     /* http_port taken: let the kernel pick instead */
+    const char *public_domain;   /* NAME.DOMAIN routing; default "localhost" */
+    unsigned http_timeout_ms;    /* 504 when a target has not answered; default 30000 */
+    uint32_t udp_idle_ms;        /* UDP flow idle expiry; 0 = CN_UDP_DEFAULT_IDLE_MS */
+    struct hub_inspect *inspect; /* borrowed; the edge's request records; NULL = none */
 } hub_runtime_config_t;
 
 hub_runtime_t *hub_runtime_new(const hub_runtime_config_t *cfg, char *err, size_t errlen);
@@ -85,6 +86,16 @@ void hub_runtime_metrics(void *rt, hub_metrics_snapshot_t *snap, hub_metrics_tun
                          size_t ntunnels);
 /* The port the HTTP edge listens on, -1 when it does not. */
 int hub_runtime_http_port(const hub_runtime_t *rt);
+/* Sends recorded request `rid` of the workspace again through the HTTP
+ * edge (the same routing and policy as any request, a share's basic auth
+ * aside: a replay is asked for by an API token of the workspace, and the
+ * recorded credentials are masked). Returns at once with the id the
+ * replay's record will have in *new_id; the record appears once the
+ * response is complete. CN_ENOTFOUND (no such record or tunnel),
+ * CN_EINVAL (not replayable: the body was not captured whole), CN_EIO
+ * (no edge), each with one line in *why. `ctx` is the runtime. */
+int hub_runtime_replay(void *ctx, const char *workspace_id, uint64_t rid, uint64_t *new_id,
+                       const char **why);
 /* Agents connected right now. */
 unsigned hub_runtime_agents_online(const hub_runtime_t *rt);
 /* Closes every link and listener (before the context is destroyed). */

@@ -155,6 +155,8 @@ void hub_edge_tcp_free_all(hub_runtime_t *rt);
 /* The lws protocols of the edge's listener and its client connections. */
 extern const struct lws_protocols hub_edge_http_listen_protocol;
 extern const struct lws_protocols hub_edge_http_conn_protocol;
+/* The client end of replays (hub_runtime_replay): reads and drops. */
+extern const struct lws_protocols hub_edge_http_sink_protocol;
 /* Allocates the edge's state into rt->edge. 0 or CN_ENOMEM. */
 int hub_edge_http_init(hub_runtime_t *rt);
 /* Opens the listener (unless cfg.http_port < 0) and starts the periodic
