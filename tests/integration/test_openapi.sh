@@ -55,7 +55,8 @@ enroll() {
 }
 
 hub_init
-hub_start
+EDGE_PORT=$(free_port)
+hub_start --http-port "$EDGE_PORT"
 
 step "GET /api/v1/openapi.json: the file's bytes, no token, application/json"
 expect GET /api/v1/openapi.json 200 "" -
@@ -128,6 +129,21 @@ expect GET "/api/v1/shares/$SHARE" 200
 expect GET "/api/v1/shares/$SHARE/logs?limit=10" 200
 expect GET "/api/v1/shares/$SHARE/logs?before=0" 422
 expect DELETE "/api/v1/shares/$SHARE" 200
+
+step "recorded requests and replay"
+# A request to the public HTTP tunnel: the edge answers it (401: the tunnel
+# has basic auth) and records it.
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: web.localhost:$EDGE_PORT" "http://127.0.0.1:$EDGE_PORT/api/x?y=1")
+[ "$code" = 401 ] || fail "the edge answered $code to a request without credentials"
+wait_for 10 "the request recorded" sh -c "curl -sf -H 'Authorization: Bearer $ADMIN_TOKEN' '$HUB_URL/api/v1/tunnels/$WEB/requests' | grep -q '\"id\"'"
+expect GET "/api/v1/tunnels/$WEB/requests?limit=5" 200
+RID=$(json_get requests.0.id <"$OUT")
+expect GET "/api/v1/tunnels/$WEB/requests?after=0" 200
+expect GET "/api/v1/tunnels/$WEB/requests?before=1&after=0" 422
+expect GET "/api/v1/requests/$RID" 200
+expect GET /api/v1/requests/999999 404
+expect POST "/api/v1/requests/$RID/replay" 202 '{}'
+expect POST "/api/v1/requests/$RID/replay" 422 '{"x":1}'
 
 step "events and webhooks"
 expect GET "/api/v1/events?limit=50&tunnelId=$WEB" 200
