@@ -123,8 +123,15 @@ static int admit(hub_runtime_t *rt, cn_link_t *link, session_t *s, char *api_tok
     hub_agent_t agent;
     const char *enroll = json_string_value(json_object_get(hello, "enroll"));
     const char *want_id = json_string_value(json_object_get(hello, "agentId"));
+    const char *share = json_string_value(json_object_get(hello, "share"));
     if (!pk || !json_is_object(hello))
         goto out;
+    if (share) {
+        /* A share redeemer: its key is its own fresh one, vouched for by
+         * nothing but the share token (docs/security.md). */
+        rc = hub_reach_share_admit(rt, s, share);
+        goto out;
+    }
     if (enroll) {
         rc = hub_store_agent_enroll(rt->cfg.store, enroll, pk, &agent);
         if (rc < 0) {
@@ -183,6 +190,19 @@ static int link_established(cn_link_t *link, void *ctx)
     if (rc < 0) {
         free(s);
         return rc;
+    }
+    if (s->share) {
+        /* Not an agent: not counted, routed or reconciled; it may only open
+         * reach streams to the shared tunnel. */
+        s->next = rt->sessions;
+        rt->sessions = s;
+        cn_link_set_user(link, s);
+        cn_log_info("share %s: redeemer connected (%s) for tunnel %s", s->agent_id,
+                    cn_link_cipher(link), s->share_tunnel);
+        send_control(s, json_pack("{s:s,s:s,s:s,s:[]}", "type", "hello", "shareId", s->agent_id,
+                                  "workspaceId", s->workspace_id, "tunnels"));
+        s->hello_sent = 1;
+        return 0;
     }
     unsigned mine = 0;
     for (const session_t *o = rt->sessions; o; o = o->next)
@@ -252,7 +272,8 @@ static void link_closed(cn_link_t *link, void *ctx, int err, const char *why)
             *pp = s->next;
             break;
         }
-    cn_log_info("agent %s disconnected: %s", s->agent_id, why);
+    cn_log_info("%s %s disconnected: %s", s->share ? "share redeemer of" : "agent", s->agent_id,
+                why);
     if (s->admitted) {
         rt->online--;
         /* s has left the registry: the agent's other links decide. */
@@ -266,7 +287,7 @@ static void agent_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref,
                        const uint8_t *meta, size_t meta_len)
 {
     session_t *s = cn_link_user(ctx);
-    if (s && s->admitted && kind == CN_KIND_RELAY) {
+    if (s && (s->admitted || s->share) && kind == CN_KIND_RELAY) {
         hub_reach_open(s->rt, s, id, ref, ref_len);
         return;
     }

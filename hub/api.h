@@ -90,6 +90,9 @@ hub_api_t *hub_api_new(hub_store_t *store, const hub_api_config_t *cfg);
 void hub_api_free(hub_api_t *api);
 /* Sets the port shown in public HTTP URLs (known once listening). */
 void hub_api_set_public_http_port(hub_api_t *api, uint16_t port);
+/* Sets the hub's own URL (scheme://HOST:PORT of the API and agent
+ * endpoint, known once listening): TCP shares' shareUrl starts with it. */
+void hub_api_set_hub_url(hub_api_t *api, const char *url);
 
 /* The hash /metrics compares a presented token with (BLAKE2b-256 of the
  * token; the comparison is constant-time). 0 or CN_EINVAL (shorter than

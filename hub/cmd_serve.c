@@ -531,6 +531,14 @@ static int start_server(serve_t *s)
     int port = hub_server_port(s->server);
     int http_port = hub_runtime_http_port(s->runtime);
     hub_api_set_public_http_port(s->api, (uint16_t)(http_port > 0 ? http_port : port));
+    /* A wildcard listen address names no host a redeemer can dial: the
+     * public domain does. */
+    char addr[CN_TARGET_TEXT_MAX + 1], url[CN_TARGET_TEXT_MAX + 16];
+    bool wildcard = !strcmp(o->listen_host, "0.0.0.0") || !strcmp(o->listen_host, "::");
+    cn_target_format(wildcard ? o->public_domain : o->listen_host, (unsigned)port, addr,
+                     sizeof(addr));
+    snprintf(url, sizeof(url), "%s://%s", o->tls_cert ? "https" : "http", addr);
+    hub_api_set_hub_url(s->api, url);
     return 0;
 }
 

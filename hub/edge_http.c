@@ -1599,6 +1599,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     flush_log(e);
     size_t n = 0;
     hub_shares_expire_due(st, &n);
+    hub_reach_share_sweep(e->rt); /* TCP shares end within a tick too */
     int64_t now = now_ms(e->rt);
     if (now - e->last_prune > 60000) {
         e->last_prune = now;
