@@ -169,6 +169,8 @@ int hub_edge_http_init(hub_runtime_t *rt);
  * work (access-log batches, share expiry sweep). 0 or CN_EIO. */
 int hub_edge_http_start(hub_runtime_t *rt);
 int hub_edge_http_port(const hub_runtime_t *rt);
+/* The HTTPS port (TLS), -1 when the edge serves none. */
+int hub_edge_http_tls_port(const hub_runtime_t *rt);
 /* Closes the listener and every client connection; flushes the log. */
 void hub_edge_http_close_all(hub_runtime_t *rt);
 void hub_edge_http_free(hub_runtime_t *rt);
