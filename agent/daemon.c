@@ -338,6 +338,16 @@ static void on_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref, si
      * key the hub vouched for may complete the handshake. */
     cn_e2e_config_t e2e = {CN_E2E_RESPONDER, d->sk, reacher_key, t->id};
     cn_pipe_config_t pc = {.done = conn_done, .ctx = c, .e2e = kind == CN_KIND_RELAY ? &e2e : NULL};
+    /* An https target speaks TLS: the edge's requests are re-encrypted to
+     * it (a reach client speaks TLS itself, end to end). */
+    if (kind != CN_KIND_RELAY && !strcmp(t->protocol, "https")) {
+        pc.tls = true;
+        pc.tls_ca_file = t->tls_ca_file[0] ? t->tls_ca_file : NULL;
+        pc.tls_name = t->tls_name[0] ? t->tls_name : NULL;
+        pc.tls_insecure = t->tls_insecure;
+        if (t->tls_insecure)
+            cn_log_warn("%s: the target's certificate is not verified (tls.insecure)", c->label);
+    }
     int err = 0;
     c->dialing = true;
     cn_pipe_t *pipe = cn_pipe_dial(d->vh, link, id, t->host, t->port, &pc, &err);

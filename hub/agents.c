@@ -42,10 +42,19 @@ session_t *hub_agents_route(hub_runtime_t *rt, const char *agent_id, const char 
 
 static json_t *tunnel_json(const hub_tunnel_t *t)
 {
-    return json_pack("{s:s,s:s,s:{s:s,s:i},s:s,s:s}", "id", t->id, "name", t->name, "target",
-                     "host", t->target_host, "port", (int)t->target_port, "protocol",
-                     t->plugin[0] ? t->plugin : hub_protocol_name(t->protocol), "status",
-                     hub_tunnel_status_name(t->status));
+    json_t *j = json_pack("{s:s,s:s,s:{s:s,s:i},s:s,s:s}", "id", t->id, "name", t->name, "target",
+                          "host", t->target_host, "port", (int)t->target_port, "protocol",
+                          t->plugin[0] ? t->plugin : hub_protocol_name(t->protocol), "status",
+                          hub_tunnel_status_name(t->status));
+    if (j && t->protocol == HUB_PROTO_HTTPS && t->metadata) {
+        /* How the agent verifies an https target (docs/http-edge.md). */
+        json_t *meta = json_loads(t->metadata, 0, NULL);
+        json_t *tls = json_object_get(meta, "tls");
+        if (json_is_object(tls))
+            json_object_set(j, "tls", tls);
+        json_decref(meta);
+    }
+    return j;
 }
 
 /* The agent's allow-list as a JSON array (NULL on store failure). */
