@@ -1,6 +1,7 @@
 /* `connect share TUNNEL [options]` (alias `connect link`): creates a share
  * link for an HTTP tunnel and prints it once; the hub enforces its rules
  * (expiry, methods, paths, per-minute limit, basic auth) on every request.
+ * A TCP tunnel's link is redeemed with `connect reach SHARE_URL`.
  * The link's token exists only in this output: the hub keeps its hash. */
 #include "cli.h"
 
@@ -67,6 +68,8 @@ int cmd_share(int argc, char **argv)
                      "prints it. The hub checks every request against the share's rules:\n"
                      "410 after expiry or revocation, 405 for other methods, 403 for other\n"
                      "paths, 429 over the per-minute limit, 401 without the password.\n"
+                     "A TCP tunnel's link (HUB/share/TOKEN) is redeemed with 'connect reach\n"
+                     "SHARE_URL', no enrollment needed; its limit counts new connections.\n"
                      "The link is shown once; revoke it with the API (DELETE\n"
                      "/api/v1/shares/ID). 'connect link' is the same command.",
                      opts);

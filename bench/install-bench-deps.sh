@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what bench/tcp_tunnel.sh needs on Debian 12 (run as root), on top
-# of scripts/install-deps.sh (the build): iperf3, socat, wrk, nginx-light,
-# openssh-server/-client and linux-perf (optional, for BENCH_PERF).
+# Installs what bench/tcp_tunnel.sh and bench/http_edge.sh need on Debian 12
+# (run as root), on top of scripts/install-deps.sh (the build): iperf3, socat,
+# wrk, nginx-light, openssh-server/-client and linux-perf (optional, for
+# BENCH_PERF).
 #
 # The benchmark starts its own nginx and sshd on free loopback ports with
 # temporary configs; it never uses the system services these packages

@@ -42,10 +42,19 @@ session_t *hub_agents_route(hub_runtime_t *rt, const char *agent_id, const char 
 
 static json_t *tunnel_json(const hub_tunnel_t *t)
 {
-    return json_pack("{s:s,s:s,s:{s:s,s:i},s:s,s:s}", "id", t->id, "name", t->name, "target",
-                     "host", t->target_host, "port", (int)t->target_port, "protocol",
-                     t->plugin[0] ? t->plugin : hub_protocol_name(t->protocol), "status",
-                     hub_tunnel_status_name(t->status));
+    json_t *j = json_pack("{s:s,s:s,s:{s:s,s:i},s:s,s:s}", "id", t->id, "name", t->name, "target",
+                          "host", t->target_host, "port", (int)t->target_port, "protocol",
+                          t->plugin[0] ? t->plugin : hub_protocol_name(t->protocol), "status",
+                          hub_tunnel_status_name(t->status));
+    if (j && t->protocol == HUB_PROTO_HTTPS && t->metadata) {
+        /* How the agent verifies an https target (docs/http-edge.md). */
+        json_t *meta = json_loads(t->metadata, 0, NULL);
+        json_t *tls = json_object_get(meta, "tls");
+        if (json_is_object(tls))
+            json_object_set(j, "tls", tls);
+        json_decref(meta);
+    }
+    return j;
 }
 
 /* The agent's allow-list as a JSON array (NULL on store failure). */
@@ -123,8 +132,15 @@ static int admit(hub_runtime_t *rt, cn_link_t *link, session_t *s, char *api_tok
     hub_agent_t agent;
     const char *enroll = json_string_value(json_object_get(hello, "enroll"));
     const char *want_id = json_string_value(json_object_get(hello, "agentId"));
+    const char *share = json_string_value(json_object_get(hello, "share"));
     if (!pk || !json_is_object(hello))
         goto out;
+    if (share) {
+        /* A share redeemer: its key is its own fresh one, vouched for by
+         * nothing but the share token (docs/security.md). */
+        rc = hub_reach_share_admit(rt, s, share);
+        goto out;
+    }
     if (enroll) {
         rc = hub_store_agent_enroll(rt->cfg.store, enroll, pk, &agent);
         if (rc < 0) {
@@ -183,6 +199,19 @@ static int link_established(cn_link_t *link, void *ctx)
     if (rc < 0) {
         free(s);
         return rc;
+    }
+    if (s->share) {
+        /* Not an agent: not counted, routed or reconciled; it may only open
+         * reach streams to the shared tunnel. */
+        s->next = rt->sessions;
+        rt->sessions = s;
+        cn_link_set_user(link, s);
+        cn_log_info("share %s: redeemer connected (%s) for tunnel %s", s->agent_id,
+                    cn_link_cipher(link), s->share_tunnel);
+        send_control(s, json_pack("{s:s,s:s,s:s,s:[]}", "type", "hello", "shareId", s->agent_id,
+                                  "workspaceId", s->workspace_id, "tunnels"));
+        s->hello_sent = 1;
+        return 0;
     }
     unsigned mine = 0;
     for (const session_t *o = rt->sessions; o; o = o->next)
@@ -252,7 +281,8 @@ static void link_closed(cn_link_t *link, void *ctx, int err, const char *why)
             *pp = s->next;
             break;
         }
-    cn_log_info("agent %s disconnected: %s", s->agent_id, why);
+    cn_log_info("%s %s disconnected: %s", s->share ? "share redeemer of" : "agent", s->agent_id,
+                why);
     if (s->admitted) {
         rt->online--;
         /* s has left the registry: the agent's other links decide. */
@@ -266,7 +296,7 @@ static void agent_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref,
                        const uint8_t *meta, size_t meta_len)
 {
     session_t *s = cn_link_user(ctx);
-    if (s && s->admitted && kind == CN_KIND_RELAY) {
+    if (s && (s->admitted || s->share) && kind == CN_KIND_RELAY) {
         hub_reach_open(s->rt, s, id, ref, ref_len);
         return;
     }

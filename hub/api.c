@@ -100,6 +100,17 @@ void hub_api_set_public_http_port(hub_api_t *api, uint16_t port)
     api->cfg.public_http_port = port;
 }
 
+void hub_api_set_public_tls(hub_api_t *api, uint16_t port)
+{
+    api->cfg.tls = true;
+    api->cfg.public_http_port = port;
+}
+
+void hub_api_set_hub_url(hub_api_t *api, const char *url)
+{
+    snprintf(api->hub_url, sizeof(api->hub_url), "%s", url);
+}
+
 /* ---- answering ---------------------------------------------------------- */
 
 void hub_api_reply(hub_api_call_t *c, int status, json_t *body)

@@ -43,9 +43,8 @@ typedef struct hub_api_config {
     const char *public_domain;
     /* Port in public URLs (0: none, i.e. the scheme's default). */
     uint16_t public_http_port;
-    /* URLs on the HTTP edge (publicUrl, shareUrl) use https: for an edge
-     * that serves TLS, which it does not yet, so `serve` leaves it false
-     * whatever the API's own certificate. */
+    /* URLs on the HTTP edge (publicUrl, shareUrl) use https: and the edge's
+     * HTTPS port (hub_api_set_public_tls, once it listens). */
     bool tls;
     /* Range hub ports are allocated from (and requested ones must lie in). */
     uint16_t tcp_port_lo, tcp_port_hi;
@@ -97,6 +96,11 @@ hub_api_t *hub_api_new(hub_store_t *store, const hub_api_config_t *cfg);
 void hub_api_free(hub_api_t *api);
 /* Sets the port shown in public HTTP URLs (known once listening). */
 void hub_api_set_public_http_port(hub_api_t *api, uint16_t port);
+/* The edge answers TLS on `port`: public URLs say https:// and name it. */
+void hub_api_set_public_tls(hub_api_t *api, uint16_t port);
+/* Sets the hub's own URL (scheme://HOST:PORT of the API and agent
+ * endpoint, known once listening): TCP shares' shareUrl starts with it. */
+void hub_api_set_hub_url(hub_api_t *api, const char *url);
 
 /* The hash /metrics compares a presented token with (BLAKE2b-256 of the
  * token; the comparison is constant-time). 0 or CN_EINVAL (shorter than

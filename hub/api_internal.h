@@ -21,6 +21,7 @@ struct hub_api {
     hub_store_t *store;
     hub_api_config_t cfg;
     char public_domain[256];
+    char hub_url[300]; /* scheme://HOST:PORT of this API; "" until listening */
     hub_ratelimit_t *limiter;
     hub_ratelimit_t *auth_fails; /* per client address; NULL = unlimited */
     hub_ratelimit_t *auth_log;   /* one key: 401 log lines a second */

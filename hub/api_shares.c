@@ -1,6 +1,8 @@
-/* Shares of HTTP tunnels (= connect share): create, list, show, revoke,
- * and each share's access log. The link answers at share-TOKEN.DOMAIN on
- * the HTTP edge; the token is shown once, in shareUrl. */
+/* Shares (= connect share): create, list, show, revoke, and each share's
+ * access log. A share of an HTTP tunnel answers at share-TOKEN.DOMAIN on
+ * the HTTP edge; a share of a TCP tunnel is redeemed with `connect reach
+ * HUB/share/TOKEN` (api_reach.c, edge_reach.c). The token is shown once,
+ * in shareUrl. */
 #include "api_internal.h"
 
 #include <sodium.h>
@@ -183,10 +185,21 @@ static void share_create(hub_api_call_t *c)
     create_req_t r = {0};
     if (!hub_api_acts_for_agent(c, t.agent_id, "id") || !create_parse(c, body, &r))
         goto out;
-    if (!hub_protocol_on_http_edge(t.protocol)) {
-        hub_api_fail(c, 422, "id",
-                     "only HTTP tunnels can be shared yet (TCP shares arrive with reach)");
+    bool tcp = !hub_protocol_on_http_edge(t.protocol);
+    if (t.protocol == HUB_PROTO_UDP) {
+        hub_api_fail(c, 422, "id", "UDP tunnels cannot be shared");
         goto out;
+    }
+    if (tcp) {
+        /* Requests, paths and basic auth mean nothing to a TCP stream. */
+        if (r.methods)
+            hub_api_invalid(c, "allowedMethods", "only for HTTP tunnels");
+        if (r.npaths)
+            hub_api_invalid(c, "allowedPaths", "only for HTTP tunnels");
+        if (r.http_user)
+            hub_api_invalid(c, "httpUser", "only for HTTP tunnels");
+        if (hub_api_failed_validation(c))
+            goto out;
     }
     char defname[HUB_NAME_SIZE];
     if (!r.name) {
@@ -223,7 +236,10 @@ static void share_create(hub_api_call_t *c)
     } else {
         cn_log_info("share %s (%s) of tunnel %s created", s->id, s->name, t.id);
         char url[512];
-        share_url(api, token, url, sizeof(url));
+        if (tcp)
+            snprintf(url, sizeof(url), "%s/share/%s", api->hub_url, token);
+        else
+            share_url(api, token, url, sizeof(url));
         json_t *j = share_json(api, s);
         if (j) {
             json_object_set_new(j, "shareUrl", json_string(url));

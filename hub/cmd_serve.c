@@ -49,12 +49,13 @@
 #define HTTP_PORT_UNSET ((unsigned long)-1)
 
 /* Rows of serve_table(), the end marker included. */
-#define SERVE_OPTS 36
+#define SERVE_OPTS 37
 
 /* What the table parses before the checks turn it into options. */
 typedef struct serve_raw {
     const char *listen, *tcp_ports;
-    unsigned long http_port; /* HTTP_PORT_UNSET: not given */
+    unsigned long http_port;  /* HTTP_PORT_UNSET: not given */
+    unsigned long https_port; /* HTTP_PORT_UNSET: not given */
     unsigned long http_timeout, rate_limit, max_tunnels, max_agents, udp_idle, event_days,
         event_max;
     const char *public_bind;
@@ -81,6 +82,9 @@ static void serve_table(hub_serve_options_t *o, serve_raw_t *r, cn_opt_t t[stati
         {"http-port", CN_OPT_UINT | CN_OPT_ONCE, &r->http_port, 0, 65535, "N",
          "port of the HTTP edge (public HTTP tunnels and shares at NAME.DOMAIN:N); "
          "default: the listen port + 1; 0 picks a free port"},
+        {"https-port", CN_OPT_UINT | CN_OPT_ONCE, &r->https_port, 0, 65535, "N",
+         "port where the HTTP edge answers TLS, with --tls-cert (publicUrl and shareUrl then "
+         "say https://NAME.DOMAIN:N/); default: the HTTP edge port + 1; 0 picks a free port"},
         {"http-timeout", CN_OPT_UINT | CN_OPT_ONCE, &r->http_timeout, 1, 3600, "S",
          "seconds a target may take to answer before the edge answers 504 (default " STR(
              HUB_HTTP_TIMEOUT_DEFAULT_S) ")"},
@@ -195,6 +199,7 @@ static void set_defaults(hub_serve_options_t *o, serve_raw_t *r)
     o->public_domain = "localhost";
     r->listen = "127.0.0.1:8080";
     r->http_port = HTTP_PORT_UNSET;
+    r->https_port = HTTP_PORT_UNSET;
     r->http_timeout = HUB_HTTP_TIMEOUT_DEFAULT_S;
     r->rate_limit = HUB_API_RATE_LIMIT_DEFAULT;
     r->max_tunnels = HUB_API_MAX_TUNNELS_DEFAULT;
@@ -244,6 +249,8 @@ static int check_options(hub_serve_options_t *o, const serve_raw_t *r, char *err
         return usage_error(err, errlen, "--tcp-ports", why);
     o->http_port_set = r->http_port != HTTP_PORT_UNSET;
     o->http_port = o->http_port_set ? (uint16_t)r->http_port : 0;
+    o->https_port_set = r->https_port != HTTP_PORT_UNSET;
+    o->https_port = o->https_port_set ? (uint16_t)r->https_port : 0;
     o->http_timeout_s = (unsigned)r->http_timeout;
     o->rate_limit = (unsigned)r->rate_limit;
     o->max_tunnels = (size_t)r->max_tunnels;
@@ -520,6 +527,11 @@ static int start_server(serve_t *s)
     int edge_port = o->http_port_set ? (int)o->http_port
                     : o->listen_port ? (o->listen_port < 65535 ? o->listen_port + 1 : 0)
                                      : 0;
+    /* The HTTPS edge: --https-port, else the port after the HTTP edge's. */
+    int tls_port = !o->tls_cert        ? -1
+                   : o->https_port_set ? (int)o->https_port
+                   : edge_port         ? (edge_port < 65535 ? edge_port + 1 : 0)
+                                       : 0;
     hub_runtime_config_t rc_live = {
         .store = s->store,
         .keypair = &s->kp,
@@ -534,6 +546,10 @@ static int start_server(serve_t *s)
         .metrics = s->metrics,
         .http_port = edge_port,
         .http_port_fallback = !o->http_port_set,
+        .tls_cert = o->tls_cert,
+        .tls_key = o->tls_key,
+        .https_port = tls_port,
+        .https_port_fallback = !o->https_port_set,
         .public_domain = o->public_domain,
         .http_timeout_ms = o->http_timeout_s * 1000u,
         .udp_idle_ms = o->udp_idle_ms,
@@ -571,7 +587,20 @@ static int start_server(serve_t *s)
         return hub_cmd_fail("serve", "%s", err);
     int port = hub_server_port(s->server);
     int http_port = hub_runtime_http_port(s->runtime);
-    hub_api_set_public_http_port(s->api, (uint16_t)(http_port > 0 ? http_port : port));
+    int https_port = hub_runtime_https_port(s->runtime);
+    /* Public URLs name the HTTPS port when there is one. */
+    if (https_port > 0)
+        hub_api_set_public_tls(s->api, (uint16_t)https_port);
+    else
+        hub_api_set_public_http_port(s->api, (uint16_t)(http_port > 0 ? http_port : port));
+    /* A wildcard listen address names no host a redeemer can dial: the
+     * public domain does. */
+    char addr[CN_TARGET_TEXT_MAX + 1], url[CN_TARGET_TEXT_MAX + 16];
+    bool wildcard = !strcmp(o->listen_host, "0.0.0.0") || !strcmp(o->listen_host, "::");
+    cn_target_format(wildcard ? o->public_domain : o->listen_host, (unsigned)port, addr,
+                     sizeof(addr));
+    snprintf(url, sizeof(url), "%s://%s", o->tls_cert ? "https" : "http", addr);
+    hub_api_set_hub_url(s->api, url);
     return 0;
 }
 
@@ -581,15 +610,21 @@ static void announce(const serve_t *s)
 {
     int port = hub_server_port(s->server);
     int http_port = hub_runtime_http_port(s->runtime);
+    int https_port = hub_runtime_https_port(s->runtime);
     char addr[CN_TARGET_TEXT_MAX + 1], url[CN_TARGET_TEXT_MAX + 16];
     cn_target_format(s->o.listen_host, (unsigned)port, addr, sizeof(addr));
     snprintf(url, sizeof(url), "%s://%s", s->o.tls_cert ? "https" : "http", addr);
-    fprintf(stderr, "connect-hub: listening on %s (public domain %s, HTTP edge port %d)\n", url,
-            s->o.public_domain, http_port);
+    char https[48] = "";
+    if (https_port > 0)
+        snprintf(https, sizeof(https), ", HTTPS edge port %d", https_port);
+    fprintf(stderr, "connect-hub: listening on %s (public domain %s, HTTP edge port %d%s)\n", url,
+            s->o.public_domain, http_port, https);
     fflush(stderr);
     if (s->o.json) {
         json_t *j = json_pack("{s:s, s:i, s:s, s:i}", "url", url, "port", port, "publicDomain",
                               s->o.public_domain, "httpPort", http_port);
+        if (j && https_port > 0)
+            json_object_set_new(j, "httpsPort", json_integer(https_port));
         char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
         if (text)
             printf("%s\n", text);

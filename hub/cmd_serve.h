@@ -19,6 +19,8 @@ typedef struct hub_serve_options {
     const char *public_domain;
     uint16_t http_port;      /* the HTTP edge's port when http_port_set */
     bool http_port_set;      /* --http-port given (0 = the kernel picks) */
+    uint16_t https_port;     /* the HTTPS edge's port when https_port_set */
+    bool https_port_set;     /* --https-port given (0 = the kernel picks) */
     unsigned http_timeout_s; /* --http-timeout, HUB_HTTP_TIMEOUT_DEFAULT_S when not given */
     uint16_t tcp_port_lo, tcp_port_hi;
     const char *tls_cert;

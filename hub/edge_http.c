@@ -15,13 +15,22 @@
  * reads from a socket only while the stream has credit and gives credit
  * back only as fast as the client takes the bytes, so a slow client never
  * grows a buffer. A 101 answer to an Upgrade request turns the connection
- * into a byte pipe (WebSockets). */
+ * into a byte pipe (WebSockets).
+ *
+ * TLS (serve --tls-cert/--tls-key): a second listening socket, the HTTPS
+ * port, whose connections run OpenSSL directly on the non-blocking socket
+ * (conn_recv/conn_send are the only places bytes meet the socket, so the
+ * rest of the edge does not know). Decrypted bytes OpenSSL still holds make
+ * no POLLIN, so whenever reading is (re)enabled with such bytes pending, a
+ * zero-delay timer reads them. */
 #include "runtime_internal.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <libwebsockets.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +135,9 @@ struct edge_conn {
     hub_inspect_rec_t *rec;     /* the request being recorded (inspect.h) */
     struct edge_replay *replay; /* owned; set on a replay's connection */
     lws_sorted_usec_list_t sul_write, deadline;
+    SSL *ssl;               /* NULL on the plain HTTP port */
+    bool ssl_read_on_write; /* a TLS read waits for the socket to take bytes */
+    lws_sorted_usec_list_t sul_read;
 };
 
 /* What a replay's connection routes to, instead of its Host header. */
@@ -152,6 +164,9 @@ struct hub_edge_http {
     hub_runtime_t *rt;
     struct lws *listen_wsi;
     int port;
+    struct lws *tls_listen_wsi; /* the HTTPS port, when the hub has a certificate */
+    int tls_port;
+    SSL_CTX *ssl_ctx;
     edge_conn_t *conns;
     share_window_t *windows;
     size_t nwindows;
@@ -184,8 +199,20 @@ static void want_write(edge_conn_t *c)
         lws_sul_schedule(lws_get_context(c->wsi), 0, &c->sul_write, conn_want_write_cb, 1);
 }
 
+static void conn_read(edge_conn_t *c);
+
+static void conn_read_cb(lws_sorted_usec_list_t *sul)
+{
+    edge_conn_t *c = lws_container_of(sul, edge_conn_t, sul_read);
+    if (c->wsi && c->rx_on)
+        conn_read(c);
+}
+
 static void set_rx(edge_conn_t *c, bool on)
 {
+    /* Bytes OpenSSL already holds make no POLLIN: read them from a timer. */
+    if (on && c->wsi && c->ssl && SSL_has_pending(c->ssl))
+        lws_sul_schedule(lws_get_context(c->wsi), 0, &c->sul_read, conn_read_cb, 1);
     if (c->rx_on == on || !c->wsi)
         return;
     c->rx_on = on;
@@ -214,11 +241,55 @@ static void arm_deadline(edge_conn_t *c, int ms)
                          (lws_usec_t)ms * LWS_US_PER_MS);
 }
 
+/* recv(2) and send(2) of the client socket, through TLS on the HTTPS
+ * port, with their return and errno conventions (EAGAIN: try again on the
+ * next POLLIN or writeable callback; 0 from conn_recv: the client ended). */
+static ssize_t tls_result(edge_conn_t *c, int n, bool reading)
+{
+    if (n > 0)
+        return n;
+    int e = SSL_get_error(c->ssl, n);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        if (e == SSL_ERROR_WANT_WRITE && reading) {
+            c->ssl_read_on_write = true;
+            want_write(c);
+        }
+        errno = EAGAIN;
+        return -1;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN)
+        return 0;
+    if (e == SSL_ERROR_SSL || e == SSL_ERROR_SYSCALL) {
+        unsigned long why = ERR_peek_error();
+        cn_log_debug("http %s: TLS: %s", c->client,
+                     why ? ERR_reason_error_string(why) : "connection closed");
+    }
+    ERR_clear_error();
+    errno = ECONNRESET;
+    return -1;
+}
+
+static ssize_t conn_recv(edge_conn_t *c, int fd, void *buf, size_t len)
+{
+    if (!c->ssl)
+        return recv(fd, buf, len, 0);
+    return tls_result(c, SSL_read(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len), true);
+}
+
+static ssize_t conn_send(edge_conn_t *c, int fd, const void *buf, size_t len)
+{
+    if (!c->ssl)
+        return send(fd, buf, len, MSG_NOSIGNAL);
+    if (!len)
+        return 0;
+    return tls_result(c, SSL_write(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len), false);
+}
+
 static bool flush_out(edge_conn_t *c)
 {
     int fd = lws_get_socket_fd(c->wsi);
     while (c->out.len) {
-        ssize_t n = send(fd, cn_buf_data(&c->out), c->out.len, MSG_NOSIGNAL);
+        ssize_t n = conn_send(c, fd, cn_buf_data(&c->out), c->out.len);
         if (n > 0) {
             cn_buf_consume(&c->out, (size_t)n);
             continue;
@@ -736,7 +807,7 @@ static void pump_request(edge_conn_t *c)
         }
         if (c->state == C_BODY && r->reqbody.kind == HUB_H1_BODY_LENGTH && space > r->reqbody.left)
             space = (size_t)r->reqbody.left;
-        ssize_t n = recv(fd, dst, space, 0);
+        ssize_t n = conn_recv(c, fd, dst, space);
         if (n <= 0)
             abandon_space(r);
         if (n == 0) {
@@ -973,7 +1044,7 @@ static void pump_response(edge_conn_t *c)
                 continue;
             }
         }
-        ssize_t n = send(fd, src, want, MSG_NOSIGNAL);
+        ssize_t n = conn_send(c, fd, src, want);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -1102,8 +1173,8 @@ static int build_head(edge_conn_t *c, const hub_h1_head_t *h, edge_req_t *r, con
         PUTS("\r\n");
     }
     const hub_h1_header_t *hosthd = hub_h1_find(h, "host");
-    snprintf(line, sizeof(line), "X-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\n",
-             c->client_ip);
+    snprintf(line, sizeof(line), "X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\n", c->client_ip,
+             c->ssl ? "https" : "http");
     PUTS(line);
     PUTS("X-Forwarded-Host: ");
     if (hosthd)
@@ -1494,7 +1565,7 @@ static void conn_read(edge_conn_t *c)
             conn_kill(c);
             return;
         }
-        ssize_t n = recv(fd, dst, room > 16384 ? 16384 : room, 0);
+        ssize_t n = conn_recv(c, fd, dst, room > 16384 ? 16384 : room);
         if (n > 0) {
             cn_buf_commit(&c->in, (size_t)n);
             process_input(c);
@@ -1513,6 +1584,10 @@ static void conn_read(edge_conn_t *c)
 
 static void conn_writable(edge_conn_t *c)
 {
+    if (c->ssl_read_on_write) { /* a TLS handshake step could not be sent */
+        c->ssl_read_on_write = false;
+        lws_sul_schedule(lws_get_context(c->wsi), 0, &c->sul_read, conn_read_cb, 1);
+    }
     if (c->out.len && !flush_out(c))
         return;
     if (c->state == C_CLOSING) {
@@ -1534,6 +1609,9 @@ static void conn_closed(edge_conn_t *c)
     struct hub_edge_http *e = rt->edge;
     lws_sul_cancel(&c->sul_write);
     lws_sul_cancel(&c->deadline);
+    lws_sul_cancel(&c->sul_read);
+    SSL_free(c->ssl);
+    c->ssl = NULL;
     c->wsi = NULL;
     if (c->req) {
         if (!c->info.status)
@@ -1579,8 +1657,10 @@ static int conn_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 }
 
 /* A client connection on non-blocking socket `fd`, which it takes (closed
- * on failure); NULL on failure. */
-static edge_conn_t *conn_adopt(hub_runtime_t *rt, int fd, const char *ip, const char *client)
+ * on failure); with `tls`, the TLS handshake runs inside its first reads.
+ * NULL on failure. */
+static edge_conn_t *conn_adopt(hub_runtime_t *rt, int fd, const char *ip, const char *client,
+                               bool tls)
 {
     struct hub_edge_http *e = rt->edge;
     edge_conn_t *c = calloc(1, sizeof(*c));
@@ -1593,10 +1673,22 @@ static edge_conn_t *conn_adopt(hub_runtime_t *rt, int fd, const char *ip, const 
     snprintf(c->client, sizeof(c->client), "%s", client);
     cn_buf_init(&c->in, IN_MAX, 0);
     cn_buf_init(&c->out, OUT_MAX, 0);
+    /* The handshake runs inside the first reads, under the head deadline. */
+    if (tls && (!(c->ssl = SSL_new(e->ssl_ctx)) || SSL_set_fd(c->ssl, fd) != 1)) {
+        SSL_free(c->ssl);
+        hub_edge_refuse(fd);
+        cn_buf_free(&c->in);
+        cn_buf_free(&c->out);
+        free(c);
+        return NULL;
+    }
+    if (tls)
+        SSL_set_accept_state(c->ssl);
     lws_sock_file_fd_type u;
     u.filefd = fd;
     c->wsi = lws_adopt_descriptor_vhost(rt->vh, LWS_ADOPT_RAW_FILE_DESC, u, CONN_PROTOCOL, NULL);
     if (!c->wsi) {
+        SSL_free(c->ssl);
         close(fd);
         cn_buf_free(&c->in);
         cn_buf_free(&c->out);
@@ -1612,7 +1704,7 @@ static edge_conn_t *conn_adopt(hub_runtime_t *rt, int fd, const char *ip, const 
     return c;
 }
 
-static void accept_one(hub_runtime_t *rt, int fd, const struct sockaddr_storage *ss)
+static void accept_one(hub_runtime_t *rt, int fd, const struct sockaddr_storage *ss, bool tls)
 {
     if (rt->conns >= rt->cfg.max_conns) {
         hub_edge_refuse(fd);
@@ -1627,7 +1719,7 @@ static void accept_one(hub_runtime_t *rt, int fd, const struct sockaddr_storage 
     int port = 0;
     hub_edge_peer(ss, addr, sizeof(addr), &port);
     snprintf(client, sizeof(client), "%s:%d", addr, port);
-    conn_adopt(rt, fd, addr, client);
+    conn_adopt(rt, fd, addr, client, tls);
 }
 
 /* ---- replay: a recorded request sent again through the edge ------------------------- */
@@ -1713,7 +1805,7 @@ int hub_runtime_replay(void *ctx, const char *workspace_id, uint64_t rid, uint64
     snprintf(rp->share_id, sizeof(rp->share_id), "%s", rec->share_id);
     rp->of = rec->id;
     rp->id = hub_inspect_reserve(in);
-    edge_conn_t *c = conn_adopt(rt, sv[0], "127.0.0.1", "replay");
+    edge_conn_t *c = conn_adopt(rt, sv[0], "127.0.0.1", "replay", false);
     sv[0] = -1; /* conn_adopt took it */
     if (!c) {
         lws_set_timeout(sink, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
@@ -1740,6 +1832,7 @@ static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
     hub_runtime_t *rt = lws_get_opaque_user_data(wsi);
     if (reason != LWS_CALLBACK_RAW_RX_FILE || !rt)
         return 0;
+    bool tls = wsi == rt->edge->tls_listen_wsi;
     int lfd = lws_get_socket_fd(wsi);
     for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
         struct sockaddr_storage ss;
@@ -1747,7 +1840,7 @@ static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             break;
-        accept_one(rt, fd, &ss);
+        accept_one(rt, fd, &ss, tls);
     }
     return 0;
 }
@@ -1827,6 +1920,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     flush_log(e);
     size_t n = 0;
     hub_shares_expire_due(st, &n);
+    hub_reach_share_sweep(e->rt); /* TCP shares end within a tick too */
     int64_t now = now_ms(e->rt);
     cut_dead_shares(e, now);
     hub_inspect_sweep(e->rt->cfg.inspect, now);
@@ -1855,36 +1949,78 @@ int hub_edge_http_init(hub_runtime_t *rt)
     return 0;
 }
 
+/* The HTTPS port's TLS configuration: TLS 1.2 or later, the certificate
+ * chain and key serve --tls-cert/--tls-key name (the API's own), writes
+ * that may return early and move between calls, as send(2) does. */
+static SSL_CTX *server_ssl_ctx(const char *cert, const char *key)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
+        SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        unsigned long why = ERR_get_error();
+        cn_log_error("https edge: cannot load the certificate and key: %s",
+                     why ? ERR_reason_error_string(why) : "out of memory");
+        ERR_clear_error();
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+    return ctx;
+}
+
+/* Opens one listening socket of the edge (the HTTP or the HTTPS port). */
+static int open_listener(hub_runtime_t *rt, const char *what, int want, bool fallback,
+                         struct lws **wsi, int *port)
+{
+    int bound = 0;
+    int fd = cn_sock_listen(rt->tcp_host, want, LISTEN_BACKLOG, &bound);
+    if (fd < 0 && fallback && want) {
+        cn_log_warn("%s edge: port %d is taken; letting the kernel pick one", what, want);
+        fd = cn_sock_listen(rt->tcp_host, 0, LISTEN_BACKLOG, &bound);
+    }
+    if (fd < 0) {
+        cn_log_error("%s edge: cannot listen on %s:%d: %s", what, rt->tcp_host, want,
+                     strerror(errno));
+        return CN_EIO;
+    }
+    lws_sock_file_fd_type u;
+    u.filefd = fd;
+    *wsi = lws_adopt_descriptor_vhost(rt->vh, LWS_ADOPT_RAW_FILE_DESC, u, LISTEN_PROTOCOL, NULL);
+    if (!*wsi) {
+        close(fd);
+        return CN_ENOMEM;
+    }
+    lws_set_opaque_user_data(*wsi, rt);
+    *port = bound;
+    cn_log_info("%s edge: listening on %s:%d for *.%s", what, rt->tcp_host, bound,
+                rt->cfg.public_domain);
+    return 0;
+}
+
 int hub_edge_http_start(hub_runtime_t *rt)
 {
     struct hub_edge_http *e = rt->edge;
     lws_sul_schedule(rt->ctx, 0, &e->tick, tick_cb, (lws_usec_t)TICK_MS * LWS_US_PER_MS);
     if (rt->cfg.http_port < 0)
         return 0;
-    int bound = 0;
-    int fd = cn_sock_listen(rt->tcp_host, rt->cfg.http_port, LISTEN_BACKLOG, &bound);
-    if (fd < 0 && rt->cfg.http_port_fallback && rt->cfg.http_port) {
-        cn_log_warn("http edge: port %d is taken; letting the kernel pick one", rt->cfg.http_port);
-        fd = cn_sock_listen(rt->tcp_host, 0, LISTEN_BACKLOG, &bound);
-    }
-    if (fd < 0) {
-        cn_log_error("http edge: cannot listen on %s:%d: %s", rt->tcp_host, rt->cfg.http_port,
-                     strerror(errno));
+    int rc = open_listener(rt, "http", rt->cfg.http_port, rt->cfg.http_port_fallback,
+                           &e->listen_wsi, &e->port);
+    if (rc < 0 || !rt->cfg.tls_cert || rt->cfg.https_port < 0)
+        return rc;
+    e->ssl_ctx = server_ssl_ctx(rt->cfg.tls_cert, rt->cfg.tls_key);
+    if (!e->ssl_ctx)
         return CN_EIO;
-    }
-    lws_sock_file_fd_type u;
-    u.filefd = fd;
-    e->listen_wsi =
-        lws_adopt_descriptor_vhost(rt->vh, LWS_ADOPT_RAW_FILE_DESC, u, LISTEN_PROTOCOL, NULL);
-    if (!e->listen_wsi) {
-        close(fd);
-        return CN_ENOMEM;
-    }
-    lws_set_opaque_user_data(e->listen_wsi, rt);
-    e->port = bound;
-    cn_log_info("http edge: listening on %s:%d for *.%s", rt->tcp_host, bound,
-                rt->cfg.public_domain);
-    return 0;
+    return open_listener(rt, "https", rt->cfg.https_port, rt->cfg.https_port_fallback,
+                         &e->tls_listen_wsi, &e->tls_port);
+}
+
+int hub_edge_http_tls_port(const hub_runtime_t *rt)
+{
+    return rt && rt->edge && rt->edge->tls_listen_wsi ? rt->edge->tls_port : -1;
 }
 
 int hub_edge_http_port(const hub_runtime_t *rt)
@@ -1903,6 +2039,10 @@ void hub_edge_http_close_all(hub_runtime_t *rt)
         lws_set_opaque_user_data(e->listen_wsi, NULL);
         lws_set_timeout(e->listen_wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
     }
+    if (e->tls_listen_wsi) {
+        lws_set_opaque_user_data(e->tls_listen_wsi, NULL);
+        lws_set_timeout(e->tls_listen_wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
     for (edge_conn_t *c = e->conns; c; c = c->next)
         conn_kill(c);
 }
@@ -1915,6 +2055,7 @@ void hub_edge_http_free(hub_runtime_t *rt)
     while (e->conns) {
         edge_conn_t *c = e->conns;
         e->conns = c->next;
+        SSL_free(c->ssl);
         cn_buf_free(&c->in);
         cn_buf_free(&c->out);
         hub_inspect_rec_free(c->rec);
@@ -1926,6 +2067,7 @@ void hub_edge_http_free(hub_runtime_t *rt)
         e->windows = w->next;
         free(w);
     }
+    SSL_CTX_free(e->ssl_ctx);
     free(e->log);
     free(e);
     rt->edge = NULL;

@@ -16,6 +16,7 @@
 #include "cn_link.h"
 #include "cn_log.h"
 #include "relay.h"
+#include "share_policy.h"
 
 static void link_flush(void *link)
 {
@@ -54,6 +55,79 @@ static void reach_done(void *ctx, hub_relay_t *relay, uint32_t code)
     free(r);
 }
 
+/* A TCP share's count of new connections in its current minute (one per
+ * share, not per redeemer link: the share's limit is the share's). */
+typedef struct reach_share_window {
+    struct reach_share_window *next;
+    char share_id[HUB_ID_SIZE];
+    hub_share_window_t w;
+} reach_share_window_t;
+
+static hub_share_window_t *share_window(hub_runtime_t *rt, const char *share_id, int64_t now)
+{
+    reach_share_window_t **pp = &rt->share_windows;
+    while (*pp) {
+        reach_share_window_t *w = *pp;
+        if (!strcmp(w->share_id, share_id))
+            return &w->w;
+        if (now - w->w.start_ms >= 2 * HUB_SHARE_WINDOW_MS) { /* stale: forget it */
+            *pp = w->next;
+            free(w);
+            continue;
+        }
+        pp = &w->next;
+    }
+    reach_share_window_t *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    snprintf(w->share_id, sizeof(w->share_id), "%s", share_id);
+    w->next = rt->share_windows;
+    rt->share_windows = w;
+    return &w->w;
+}
+
+/* Whether tunnel protocol `p` is shared through reach (TCP-like) rather
+ * than on the HTTP edge; UDP tunnels are not shared. */
+static bool shared_by_reach(int p)
+{
+    return p != HUB_PROTO_UDP && !hub_protocol_on_http_edge(p);
+}
+
+/* Why share `s` (just read) admits nothing now, or NULL. */
+static const char *share_dead(hub_runtime_t *rt, const hub_share_t *s, uint32_t *code)
+{
+    *code = CN_RST_GONE;
+    if (s->revoked_at != HUB_TIME_NONE)
+        return "share revoked";
+    if (s->expires_at != HUB_TIME_NONE && hub_store_now(rt->cfg.store) >= s->expires_at)
+        return "share expired";
+    return NULL;
+}
+
+/* A share redeemer reaches its one tunnel (checked first, in check()) while
+ * the share lives, within its new connections per minute. Why not (and
+ * the code), or NULL. */
+static const char *share_check(hub_runtime_t *rt, session_t *s, uint32_t *code)
+{
+    hub_share_t *sh = calloc(1, sizeof(*sh));
+    const char *why = "out of memory";
+    if (!sh)
+        return why;
+    if (hub_store_share_get(rt->cfg.store, s->workspace_id, s->agent_id, sh) < 0) {
+        *code = CN_RST_GONE;
+        why = "share gone";
+    } else if (!(why = share_dead(rt, sh, code))) {
+        int64_t now = hub_store_now(rt->cfg.store);
+        hub_share_window_t *w = share_window(rt, sh->id, now);
+        if (!w || !hub_share_window_take(w, sh->rate_limit, now, NULL)) {
+            *code = CN_RST_LIMIT;
+            why = "share rate limit: new connections per minute";
+        }
+    }
+    free(sh);
+    return why;
+}
+
 /* Why a reach of tunnel `ref` from session `s` is refused (and the code),
  * or NULL with *t filled and *to set to the exposing agent's link. */
 static const char *check(hub_runtime_t *rt, session_t *s, const uint8_t *ref, size_t ref_len,
@@ -65,8 +139,13 @@ static const char *check(hub_runtime_t *rt, session_t *s, const uint8_t *ref, si
         return "unknown tunnel";
     memcpy(id, ref, ref_len);
     id[ref_len] = '\0';
-    /* Another workspace's tunnel is as unknown as a missing one. */
+    /* A share names one tunnel; any other is as unknown as a missing one,
+     * and so is another workspace's. */
+    if (s->share && strcmp(id, s->share_tunnel) != 0)
+        return "unknown tunnel";
     if (!hub_uuid_valid(id) || hub_store_tunnel_get(rt->cfg.store, s->workspace_id, id, t) < 0)
+        return "unknown tunnel";
+    if (s->share && !shared_by_reach(t->protocol))
         return "unknown tunnel";
     if (t->status == HUB_TUNNEL_PAUSED) {
         *code = CN_RST_PAUSED;
@@ -85,7 +164,9 @@ static const char *check(hub_runtime_t *rt, session_t *s, const uint8_t *ref, si
         *code = CN_RST_LIMIT;
         return "hub connection limit";
     }
-    return NULL;
+    /* Last, so that only connections that would open count against the
+     * share's limit. */
+    return s->share ? share_check(rt, s, code) : NULL;
 }
 
 void hub_reach_open(hub_runtime_t *rt, session_t *s, uint32_t id, const uint8_t *ref,
@@ -110,12 +191,14 @@ void hub_reach_open(hub_runtime_t *rt, session_t *s, uint32_t id, const uint8_t 
     cn_id_key_to_b64url(key, b64);
     /* The exposing agent's end-to-end handshake accepts only this key. */
     int mlen = snprintf(meta, sizeof(meta),
-                        "{\"reach\":{\"agentId\":\"%s\",\"workspaceId\":\"%s\",\"key\":\"%s\"}}",
-                        s->agent_id, s->workspace_id, b64);
+                        "{\"reach\":{\"agentId\":\"%s\",\"workspaceId\":\"%s\",\"key\":\"%s\"%s}}",
+                        s->agent_id, s->workspace_id, b64, s->share ? ",\"share\":true" : "");
     r->rt = rt;
     snprintf(r->tunnel_id, sizeof(r->tunnel_id), "%s", t.id);
     snprintf(r->to_agent, sizeof(r->to_agent), "%s", t.agent_id);
     snprintf(r->from_agent, sizeof(r->from_agent), "%s", s->agent_id);
+    if (s->share)
+        snprintf(r->share_id, sizeof(r->share_id), "%s", s->agent_id);
     hub_relay_config_t rc = {
         .from = {.mux = mux, .flush = link_flush, .link = s->link},
         .from_id = id,
@@ -177,8 +260,96 @@ void hub_reach_link_down(hub_runtime_t *rt, cn_link_t *link)
     }
 }
 
+int hub_reach_share_admit(hub_runtime_t *rt, session_t *s, const char *token)
+{
+    hub_share_t *sh = calloc(1, sizeof(*sh));
+    hub_tunnel_t t = {0};
+    uint32_t code;
+    const char *why = "out of memory";
+    int rc = CN_EREFUSED;
+    if (!sh)
+        goto out;
+    why = "unknown share token";
+    if (strlen(token) >= HUB_SHARE_TOKEN_SIZE ||
+        hub_store_share_find_by_token(rt->cfg.store, token, sh) < 0)
+        goto out;
+    if ((why = share_dead(rt, sh, &code)))
+        goto out;
+    why = "the shared tunnel is not a TCP tunnel";
+    if (hub_store_tunnel_get(rt->cfg.store, sh->workspace_id, sh->tunnel_id, &t) < 0 ||
+        !shared_by_reach(t.protocol))
+        goto out;
+    s->share = 1;
+    s->serve_all = 0;
+    s->nserved = 0;
+    snprintf(s->agent_id, sizeof(s->agent_id), "%s", sh->id);
+    snprintf(s->workspace_id, sizeof(s->workspace_id), "%s", sh->workspace_id);
+    snprintf(s->share_tunnel, sizeof(s->share_tunnel), "%s", t.id);
+    unsigned links = 0;
+    for (const session_t *o = rt->sessions; o; o = o->next)
+        links += o->share && !strcmp(o->agent_id, sh->id);
+    why = "the share already holds its cap of redeemer links";
+    if (links >= rt->cfg.max_links_per_agent)
+        goto out;
+    why = NULL;
+    rc = 0;
+out:
+    if (why)
+        cn_log_warn("agent endpoint: share redemption refused%s%s: %s",
+                    sh && sh->id[0] ? " for share " : "", sh && sh->id[0] ? sh->id : "", why);
+    hub_tunnel_clear(&t);
+    free(sh);
+    return rc;
+}
+
+void hub_reach_share_sweep(hub_runtime_t *rt)
+{
+    /* Each live share is read once per sweep, however many streams and
+     * links it holds: they are few, and the sweep runs once a second. */
+    char dead[16][HUB_ID_SIZE];
+    size_t ndead = 0;
+    hub_share_t *sh = calloc(1, sizeof(*sh));
+    if (!sh)
+        return;
+    for (session_t *s = rt->sessions; s && ndead < 16; s = s->next) {
+        if (!s->share)
+            continue;
+        bool seen = false;
+        for (size_t i = 0; i < ndead && !seen; i++)
+            seen = !strcmp(dead[i], s->agent_id);
+        uint32_t code;
+        if (!seen &&
+            (hub_store_share_get(rt->cfg.store, s->workspace_id, s->agent_id, sh) == CN_ENOTFOUND ||
+             (sh->id[0] && share_dead(rt, sh, &code))))
+            snprintf(dead[ndead++], HUB_ID_SIZE, "%s", s->agent_id);
+        memset(sh->id, 0, sizeof(sh->id));
+    }
+    free(sh);
+    for (size_t i = 0; i < ndead; i++) {
+        reach_t *next;
+        for (reach_t *r = rt->reaches; r; r = next) {
+            next = r->next; /* r may be freed by its relay's done */
+            if (!strcmp(r->share_id, dead[i]) && r->relay) {
+                cn_log_info("share %s ended: closing a reach of tunnel %s", dead[i], r->tunnel_id);
+                hub_relay_abort(r->relay, CN_RST_GONE);
+            }
+        }
+        session_t *snext;
+        for (session_t *s = rt->sessions; s; s = snext) {
+            snext = s->next; /* in case the close is synchronous */
+            if (s->share && !strcmp(s->agent_id, dead[i]))
+                cn_link_close(s->link, "share revoked or expired");
+        }
+    }
+}
+
 void hub_reach_free_all(hub_runtime_t *rt)
 {
+    while (rt->share_windows) {
+        reach_share_window_t *w = rt->share_windows;
+        rt->share_windows = w->next;
+        free(w);
+    }
     while (rt->reaches) {
         reach_t *r = rt->reaches;
         rt->reaches = r->next;

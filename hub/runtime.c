@@ -133,6 +133,11 @@ int hub_runtime_http_port(const hub_runtime_t *rt)
     return hub_edge_http_port(rt);
 }
 
+int hub_runtime_https_port(const hub_runtime_t *rt)
+{
+    return hub_edge_http_tls_port(rt);
+}
+
 void hub_runtime_metrics(void *ctx, hub_metrics_snapshot_t *snap, hub_metrics_tunnel_t *tunnels,
                          size_t ntunnels)
 {

@@ -59,7 +59,13 @@ typedef struct hub_runtime_config {
     /* The HTTP edge (edge_http.c) listens on tcp_host:http_port; 0 lets the
      * kernel pick (hub_runtime_http_port() says which), -1 means no edge. */
     int http_port;
-    bool http_port_fallback;     /* http_port taken: let the kernel pick instead */
+    bool http_port_fallback; /* http_port taken: let the kernel pick instead */
+    /* With a certificate (the API's --tls-cert/--tls-key, PEM files), the
+     * edge also answers TLS on tcp_host:https_port (0: the kernel picks;
+     * -1: no HTTPS port). */
+    const char *tls_cert, *tls_key;
+    int https_port;
+    bool https_port_fallback;
     const char *public_domain;   /* NAME.DOMAIN routing; default "localhost" */
     unsigned http_timeout_ms;    /* 504 when a target has not answered; default 30000 */
     uint32_t udp_idle_ms;        /* UDP flow idle expiry; 0 = CN_UDP_DEFAULT_IDLE_MS */
@@ -96,6 +102,8 @@ int hub_runtime_http_port(const hub_runtime_t *rt);
  * (no edge), each with one line in *why. `ctx` is the runtime. */
 int hub_runtime_replay(void *ctx, const char *workspace_id, uint64_t rid, uint64_t *new_id,
                        const char **why);
+/* The edge's HTTPS port, -1 when it has none. */
+int hub_runtime_https_port(const hub_runtime_t *rt);
 /* Agents connected right now. */
 unsigned hub_runtime_agents_online(const hub_runtime_t *rt);
 /* Closes every link and listener (before the context is destroyed). */

@@ -26,6 +26,11 @@ typedef struct session {
     int admitted;   /* counted as one of the agent's live links */
     int hello_sent; /* "tunnels" updates only follow "hello" */
     int serve_all;
+    /* A share redeemer (`connect reach SHARE_URL`), not an agent: agent_id
+     * holds the share's id, the link may only open reach streams to
+     * share_tunnel, and only while the share is live (edge_reach.c). */
+    int share;
+    char share_tunnel[HUB_ID_SIZE];
     size_t nserved;
     char served[MAX_SERVED][HUB_ID_SIZE];
 } session_t;
@@ -82,8 +87,11 @@ typedef struct reach {
     struct hub_relay *relay;
     char tunnel_id[HUB_ID_SIZE];
     char to_agent[HUB_ID_SIZE];   /* the exposing agent */
-    char from_agent[HUB_ID_SIZE]; /* the reaching agent */
+    char from_agent[HUB_ID_SIZE]; /* the reaching agent (or share id) */
+    char share_id[HUB_ID_SIZE];   /* "" unless redeemed through a share */
 } reach_t;
+
+struct reach_share_window;
 
 struct hub_runtime {
     hub_runtime_config_t cfg;
@@ -97,6 +105,7 @@ struct hub_runtime {
     session_t *sessions;
     listener_t *listeners;
     reach_t *reaches;
+    struct reach_share_window *share_windows; /* TCP shares' new connections per minute */
     udp_port_t *udp_ports;
     unsigned online;
     unsigned conns;
@@ -163,6 +172,8 @@ int hub_edge_http_init(hub_runtime_t *rt);
  * work (access-log batches, share expiry sweep). 0 or CN_EIO. */
 int hub_edge_http_start(hub_runtime_t *rt);
 int hub_edge_http_port(const hub_runtime_t *rt);
+/* The HTTPS port (TLS), -1 when the edge serves none. */
+int hub_edge_http_tls_port(const hub_runtime_t *rt);
 /* Closes the listener and every client connection; flushes the log. */
 void hub_edge_http_close_all(hub_runtime_t *rt);
 void hub_edge_http_free(hub_runtime_t *rt);
@@ -191,5 +202,12 @@ void hub_reach_sync_agent(hub_runtime_t *rt, const char *agent_id, const hub_tun
 void hub_reach_link_down(hub_runtime_t *rt, cn_link_t *link);
 /* Frees what is left after the links died with the context. */
 void hub_reach_free_all(hub_runtime_t *rt);
+/* Admits a share redeemer's link: `token` names a live share of a TCP
+ * tunnel. Fills s (share, agent_id = the share id, workspace, tunnel). 0 or
+ * CN_EREFUSED (logged without the token). */
+int hub_reach_share_admit(hub_runtime_t *rt, session_t *s, const char *token);
+/* Ends what revoked or expired shares still hold: their open reach streams
+ * are reset and their redeemers' links closed. Called every second. */
+void hub_reach_share_sweep(hub_runtime_t *rt);
 
 #endif

@@ -26,6 +26,19 @@ static bool copy_str(const json_t *v, char *out, size_t outlen, bool required)
     return true;
 }
 
+/* The optional "tls" object of an https tunnel. */
+static bool read_tls(const json_t *v, agent_tunnel_t *t)
+{
+    if (!v)
+        return true;
+    const json_t *insecure = json_object_get(v, "insecure");
+    if (!json_is_object(v) || (insecure && !json_is_boolean(insecure)))
+        return false;
+    t->tls_insecure = json_is_true(insecure);
+    return copy_str(json_object_get(v, "caFile"), t->tls_ca_file, sizeof(t->tls_ca_file), false) &&
+           copy_str(json_object_get(v, "serverName"), t->tls_name, sizeof(t->tls_name), false);
+}
+
 static bool read_target(const json_t *v, agent_tunnel_t *t)
 {
     if (json_is_object(v)) {
@@ -75,6 +88,7 @@ int agent_allowlist_parse(const json_t *tunnels, agent_allowlist_t *out, size_t 
             copy_str(json_object_get(e, "protocol"), t->protocol, sizeof(t->protocol), false) &&
             copy_str(json_object_get(e, "status"), t->status, sizeof(t->status), false) &&
             read_target(json_object_get(e, "target"), t) &&
+            read_tls(json_object_get(e, "tls"), t) &&
             !agent_allowlist_find(&l, t->id, strlen(t->id));
         if (!ok) {
             if (skipped)

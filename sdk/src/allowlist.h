@@ -34,6 +34,11 @@ typedef struct agent_tunnel {
     uint16_t port;
     char protocol[32]; /* "tcp", "http", ... or a plugin name (at most 31) */
     char status[16];
+    /* protocol https: how the target's certificate is checked, from the
+     * tunnel's metadata "tls": {"caFile", "serverName", "insecure"}. */
+    char tls_ca_file[256]; /* "" = the system CA store */
+    char tls_name[256];    /* "" = the target host */
+    bool tls_insecure;     /* no verification at all (opt-in, logged) */
 } agent_tunnel_t;
 
 typedef struct agent_allowlist {

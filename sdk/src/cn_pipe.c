@@ -15,6 +15,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libwebsockets.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -61,6 +64,12 @@ struct cn_pipe {
     int e2e_fin;         /* socket EOF: CLOSE record queued, FIN follows the wire */
     int e2e_fin_sent;    /* that FIN is queued on the stream */
     uint32_t reset_code; /* the peer's RST code, 0 if none came */
+    /* Agent, protocol https: TLS to the target on the socket itself. */
+    SSL_CTX *ssl_ctx;
+    SSL *ssl;
+    int tls_hs;                      /* handshake under way: the stream waits */
+    char tls_name[256];              /* the name verified ("" = none) */
+    lws_sorted_usec_list_t sul_read; /* decrypted bytes pending: read them */
 };
 
 /* ---- lifetime ---------------------------------------------------------- */
@@ -72,9 +81,12 @@ static void maybe_free(cn_pipe_t *p)
     lws_sul_cancel(&p->sul_write);
     lws_sul_cancel(&p->sul_open);
     lws_sul_cancel(&p->sul_idle);
+    lws_sul_cancel(&p->sul_read);
     if (p->cfg.done)
         p->cfg.done(p->cfg.ctx, p, p->err);
     cn_e2e_free(p->e2e);
+    SSL_free(p->ssl);
+    SSL_CTX_free(p->ssl_ctx);
     free(p);
 }
 
@@ -137,8 +149,21 @@ static void close_socket(cn_pipe_t *p)
     }
 }
 
+static int pipe_read(cn_pipe_t *p);
+
+static void read_again(lws_sorted_usec_list_t *sul)
+{
+    cn_pipe_t *p = lws_container_of(sul, cn_pipe_t, sul_read);
+    if (p->wsi && !p->sock_done && p->rx_on && pipe_read(p) < 0)
+        lws_set_timeout(p->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
 static void set_rx(cn_pipe_t *p, int on)
 {
+    /* Bytes OpenSSL already decrypted make no POLLIN: read them from a
+     * zero-delay timer. */
+    if (on && p->ssl && !p->tls_hs && p->wsi && !p->sock_done && SSL_has_pending(p->ssl))
+        lws_sul_schedule(lws_get_context(p->wsi), 0, &p->sul_read, read_again, 1);
     if (p->rx_on == on || !p->wsi || p->sock_done)
         return;
     p->rx_on = on;
@@ -185,6 +210,54 @@ static void drain_fail(cn_pipe_t *p)
     cn_link_flush(link);
 }
 
+/* ---- the socket, through TLS for https targets --------------------------- */
+
+/* recv(2)/send(2) on the socket, or SSL_read/SSL_write with the same
+ * conventions: -1 with errno EAGAIN when nothing can move now, 0 from
+ * sock_recv at the end (a close_notify, or a plain EOF: many servers skip
+ * the close_notify, and the HTTP edge frames responses itself). */
+static ssize_t tls_result(cn_pipe_t *p, int n)
+{
+    if (n > 0)
+        return n;
+    int e = SSL_get_error(p->ssl, n);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        if (e == SSL_ERROR_WANT_WRITE)
+            want_write(p);
+        errno = EAGAIN;
+        return -1;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN)
+        return 0;
+    unsigned long why = ERR_get_error();
+    ERR_clear_error();
+    cn_log_debug("pipe %u: TLS: %s", p->id, why ? ERR_reason_error_string(why) : "I/O error");
+    errno = ECONNRESET;
+    return -1;
+}
+
+static ssize_t sock_recv(cn_pipe_t *p, int fd, void *buf, size_t len)
+{
+    if (!p->ssl)
+        return recv(fd, buf, len, 0);
+    return tls_result(p, SSL_read(p->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len));
+}
+
+static ssize_t sock_write(cn_pipe_t *p, int fd, const void *buf, size_t len)
+{
+    if (!p->ssl)
+        return send(fd, buf, len, MSG_NOSIGNAL);
+    return tls_result(p, SSL_write(p->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len));
+}
+
+/* The stream's FIN: half-close the socket (after a close_notify on TLS). */
+static void sock_shut_wr(cn_pipe_t *p, int fd)
+{
+    if (p->ssl)
+        SSL_shutdown(p->ssl);
+    shutdown(fd, SHUT_WR);
+}
+
 /* ---- sending to the socket ----------------------------------------------- */
 
 /* Sends what the socket takes of src[0..len): 1 when all of it went, 0
@@ -194,7 +267,7 @@ static int sock_send(cn_pipe_t *p, int fd, const uint8_t *src, size_t len, size_
 {
     *sent = 0;
     for (;;) {
-        ssize_t n = send(fd, src, len, MSG_NOSIGNAL);
+        ssize_t n = sock_write(p, fd, src, len);
         if (n > 0) {
             p->down += (uint64_t)n;
             *sent = (size_t)n;
@@ -330,7 +403,7 @@ static int pipe_read(cn_pipe_t *p)
             set_rx(p, 0); /* resumed by the stream's writable event */
             break;
         }
-        ssize_t n = recv(fd, dst, space, 0);
+        ssize_t n = sock_recv(p, fd, dst, space);
         int err = errno;
         int rc = read_commit(p, n > 0 ? (size_t)n : 0);
         if (rc == 0 && n == 0) {
@@ -349,7 +422,7 @@ static int pipe_read(cn_pipe_t *p)
         if (n > 0) {
             p->up += (uint64_t)n;
             p->last_active_ms = cn_time_mono_ms();
-            if ((size_t)n < space && p->drain_fd < 0)
+            if ((size_t)n < space && p->drain_fd < 0 && !(p->ssl && SSL_has_pending(p->ssl)))
                 break; /* drained for now; POLLIN says when there is more */
             continue;
         }
@@ -404,7 +477,7 @@ static int pipe_write_e2e(cn_pipe_t *p)
                 break;
             }
             p->wr_shut = 1;
-            shutdown(fd, SHUT_WR);
+            sock_shut_wr(p, fd);
             break;
         }
         if (rc < 0)
@@ -443,7 +516,7 @@ static int pipe_write(cn_pipe_t *p)
         if (rc == 0) {
             /* The peer's FIN, after all its data: pass the half-close on. */
             p->wr_shut = 1;
-            shutdown(fd, SHUT_WR);
+            sock_shut_wr(p, fd);
             break;
         }
         if (rc < 0)
@@ -469,19 +542,90 @@ static int pipe_write(cn_pipe_t *p)
     return ret;
 }
 
+/* Agent: the target cannot be used (refused, TLS failed): the stream is
+ * refused and the socket closed. -1 for the lws callback. */
+static int dial_refuse(cn_pipe_t *p, int err, const char *why)
+{
+    p->err = err;
+    cn_mux_reject(p->mux, p->id, CN_RST_UNREACHABLE, why);
+    p->stream_done = 1;
+    cn_link_flush(p->link);
+    return -1;
+}
+
+static int stream_accept(cn_pipe_t *p);
+
+/* Agent, https target: one step of the TLS handshake; the stream is
+ * accepted once it verified the target. 0 to go on, -1 when refused. */
+static int tls_step(cn_pipe_t *p)
+{
+    ERR_clear_error();
+    int rc = SSL_do_handshake(p->ssl);
+    if (rc == 1) {
+        p->tls_hs = 0;
+        set_rx(p, 0);
+        cn_log_debug("pipe %u: TLS to the target (%s)", p->id, SSL_get_version(p->ssl));
+        return stream_accept(p);
+    }
+    int e = SSL_get_error(p->ssl, rc);
+    if (e == SSL_ERROR_WANT_READ) {
+        set_rx(p, 1);
+        return 0;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        want_write(p);
+        return 0;
+    }
+    long v = SSL_get_verify_result(p->ssl);
+    unsigned long why = ERR_get_error();
+    ERR_clear_error();
+    cn_log_warn("pipe %u: TLS to the target %s failed: %s", p->id,
+                p->tls_name[0] ? p->tls_name : "(not verified)",
+                v != X509_V_OK ? X509_verify_cert_error_string(v)
+                : why          ? ERR_reason_error_string(why)
+                               : "the connection closed");
+    return dial_refuse(p, CN_EAUTH, "target TLS handshake failed");
+}
+
+/* Agent, https target: a TLS session on the connected socket, verifying
+ * the target's name (an IP literal: its address). */
+static int tls_begin(cn_pipe_t *p)
+{
+    struct in6_addr a6;
+    struct in_addr a4;
+    p->ssl = SSL_new(p->ssl_ctx);
+    if (!p->ssl || SSL_set_fd(p->ssl, lws_get_socket_fd(p->wsi)) != 1)
+        return dial_refuse(p, CN_ENOMEM, "out of memory");
+    SSL_set_connect_state(p->ssl);
+    if (p->tls_name[0]) {
+        bool ip =
+            inet_pton(AF_INET, p->tls_name, &a4) == 1 || inet_pton(AF_INET6, p->tls_name, &a6) == 1;
+        X509_VERIFY_PARAM *vp = SSL_get0_param(p->ssl);
+        if ((ip && X509_VERIFY_PARAM_set1_ip_asc(vp, p->tls_name) != 1) ||
+            (!ip && (SSL_set1_host(p->ssl, p->tls_name) != 1 ||
+                     SSL_set_tlsext_host_name(p->ssl, p->tls_name) != 1)))
+            return dial_refuse(p, CN_EINVAL, "bad TLS name for the target");
+    }
+    p->tls_hs = 1;
+    return tls_step(p);
+}
+
 /* Agent: the non-blocking connect() finished one way or the other. */
 static int dial_finished(cn_pipe_t *p)
 {
     int soerr = 0;
     socklen_t sl = sizeof(soerr);
     p->dialing = 0;
-    if (getsockopt(lws_get_socket_fd(p->wsi), SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr) {
-        p->err = CN_EREFUSED;
-        cn_mux_reject(p->mux, p->id, CN_RST_UNREACHABLE, "target refused the connection");
-        p->stream_done = 1;
-        cn_link_flush(p->link);
-        return -1;
-    }
+    if (getsockopt(lws_get_socket_fd(p->wsi), SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr)
+        return dial_refuse(p, CN_EREFUSED, "target refused the connection");
+    if (p->ssl_ctx)
+        return tls_begin(p);
+    return stream_accept(p);
+}
+
+/* Agent: the target is connected (and verified): bytes may flow. */
+static int stream_accept(cn_pipe_t *p)
+{
     if (cn_mux_accept(p->mux, p->id, p) < 0) {
         p->stream_done = 1;
         p->err = CN_ECLOSED;
@@ -507,12 +651,16 @@ static int pipe_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_RAW_RX_FILE:
         if (!p)
             return -1;
+        if (p->tls_hs)
+            return tls_step(p);
         return pipe_read(p);
     case LWS_CALLBACK_RAW_WRITEABLE_FILE:
         if (!p)
             return -1;
         if (p->dialing && dial_finished(p) < 0)
             return -1;
+        if (p->tls_hs)
+            return tls_step(p);
         return pipe_write(p);
     case LWS_CALLBACK_RAW_CLOSE_FILE:
         if (!p)
@@ -530,7 +678,7 @@ static int pipe_callback(struct lws *wsi, enum lws_callback_reasons reason, void
              * credit comes back; no polling is needed any more. */
             int fd = dup(lws_get_socket_fd(wsi));
             cn_log_debug("pipe %u: hang-up while paused, draining the socket", p->id);
-            if (fd >= 0) {
+            if (fd >= 0 && (!p->ssl || SSL_set_fd(p->ssl, fd) == 1)) {
                 p->drain_fd = fd;
                 if (pipe_read(p) < 0)
                     drain_fail(p);
@@ -549,7 +697,7 @@ static int pipe_callback(struct lws *wsi, enum lws_callback_reasons reason, void
              * frees the pipe, so p is not touched after this. */
             if (!p->err)
                 p->err = CN_EIO;
-            if (p->dialing) {
+            if (p->dialing || p->tls_hs) {
                 p->stream_done = 1;
                 cn_mux_reject(p->mux, p->id, CN_RST_UNREACHABLE, "target connection failed");
                 cn_link_flush(p->link);
@@ -733,8 +881,10 @@ static cn_pipe_t *pipe_new(cn_link_t *link, const cn_pipe_config_t *cfg)
     p->mux = cn_link_mux(link);
     if (cfg)
         p->cfg = *cfg;
-    p->cfg.e2e = NULL; /* borrowed for the call only; the layer holds copies */
-    p->rx_on = 1;      /* lws starts with POLLIN on */
+    p->cfg.e2e = NULL;         /* borrowed for the call only; the layer holds copies */
+    p->cfg.tls_ca_file = NULL; /* likewise: read by tls_config() during the call */
+    p->cfg.tls_name = NULL;
+    p->rx_on = 1; /* lws starts with POLLIN on */
     p->drain_fd = -1;
     return p;
 }
@@ -897,6 +1047,41 @@ static void dial_resolved(void *arg, int err, struct addrinfo *res)
         dial_failed(p, rc, "out of memory");
 }
 
+/* The TLS client configuration of an https target: TLS 1.2 or later, the
+ * chain verified (system store, or only the given CA file) unless told
+ * not to, the name to check. 0, or CN_EINVAL (logged) for an unreadable
+ * CA file, CN_ENOMEM. */
+static int tls_config(cn_pipe_t *p, const cn_pipe_config_t *cfg, const char *host)
+{
+    p->ssl_ctx = SSL_CTX_new(TLS_client_method());
+    if (!p->ssl_ctx || !SSL_CTX_set_min_proto_version(p->ssl_ctx, TLS1_2_VERSION))
+        return CN_ENOMEM;
+    SSL_CTX_set_mode(p->ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                     SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                     SSL_MODE_RELEASE_BUFFERS);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+    /* A target that closes without close_notify ends its response: the
+     * edge frames HTTP responses itself, as it does for plain targets. */
+    SSL_CTX_set_options(p->ssl_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
+    if (cfg->tls_insecure) {
+        SSL_CTX_set_verify(p->ssl_ctx, SSL_VERIFY_NONE, NULL);
+        return 0;
+    }
+    SSL_CTX_set_verify(p->ssl_ctx, SSL_VERIFY_PEER, NULL);
+    int ok = cfg->tls_ca_file && *cfg->tls_ca_file
+                 ? SSL_CTX_load_verify_locations(p->ssl_ctx, cfg->tls_ca_file, NULL)
+                 : SSL_CTX_set_default_verify_paths(p->ssl_ctx);
+    if (ok != 1) {
+        ERR_clear_error();
+        cn_log_warn("pipe: cannot load the target's CA file %s", cfg->tls_ca_file);
+        return CN_EINVAL;
+    }
+    const char *name = cfg->tls_name && *cfg->tls_name ? cfg->tls_name : host;
+    snprintf(p->tls_name, sizeof(p->tls_name), "%s", name);
+    return 0;
+}
+
 cn_pipe_t *cn_pipe_dial(struct lws_vhost *vh, cn_link_t *link, uint32_t id, const char *host,
                         int port, const cn_pipe_config_t *cfg, int *err)
 {
@@ -910,6 +1095,11 @@ cn_pipe_t *cn_pipe_dial(struct lws_vhost *vh, cn_link_t *link, uint32_t id, cons
     p = pipe_new(link, cfg);
     if (!p)
         goto fail;
+    if (cfg && cfg->tls) {
+        rc = tls_config(p, cfg, host);
+        if (rc < 0)
+            goto fail;
+    }
     p->id = id;
     p->vh = vh;
     p->dialing = 1;
@@ -940,8 +1130,10 @@ cn_pipe_t *cn_pipe_dial(struct lws_vhost *vh, cn_link_t *link, uint32_t id, cons
         goto fail;
     return p;
 fail:
-    if (p)
+    if (p) {
         cn_e2e_free(p->e2e);
+        SSL_CTX_free(p->ssl_ctx);
+    }
     free(p);
     if (err)
         *err = rc;

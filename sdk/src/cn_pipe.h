@@ -82,6 +82,17 @@ typedef struct cn_pipe_config {
      * behind the peer's authenticated close, and closes the socket with RST
      * when the handshake or a record fails. */
     const struct cn_e2e_config *e2e;
+    /* cn_pipe_dial(): speak TLS to the target (tunnels of protocol https).
+     * The stream is accepted only once the handshake verified the target:
+     * against the system CA store, or only tls_ca_file when given (PEM),
+     * for the name tls_name (NULL: the dialled host; an IP literal is
+     * checked against the certificate's addresses). tls_insecure skips
+     * verification. A failed handshake refuses the stream with
+     * CN_RST_UNREACHABLE and one log line saying why. Strings are copied. */
+    bool tls;
+    const char *tls_ca_file;
+    const char *tls_name;
+    bool tls_insecure;
 } cn_pipe_config_t;
 
 /* The lws protocol entry for pipe sockets (raw-file role). */

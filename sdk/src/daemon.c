@@ -184,7 +184,8 @@ static void reach_conn_log(const agent_conn_t *c, cn_pipe_t *pipe, int err)
 }
 
 /* The reaching agent as the hub vouches for it, from a RELAY stream's
- * metadata {"reach":{"agentId","workspaceId","key"}}. False when absent or
+ * metadata {"reach":{"agentId","workspaceId","key"[,"share":true]}}, as
+ * "agent ID" or "share ID" (a share redeemer). False when absent or
  * malformed, or from another workspace than ours. */
 static bool reach_meta(const agent_daemon_t *d, const uint8_t *meta, size_t len, uint8_t key[32],
                        char *agent, size_t agent_len)
@@ -197,7 +198,9 @@ static bool reach_meta(const agent_daemon_t *d, const uint8_t *meta, size_t len,
     const char *k = json_string_value(json_object_get(r, "key"));
     if (aid && cn_id_is_uuid(aid) && k && cn_id_key_from_b64url(k, key) == 0 &&
         (!d->workspace_id[0] || (ws && !strcasecmp(ws, d->workspace_id)))) {
-        snprintf(agent, agent_len, "%s", aid);
+        /* A share redeemer: the id is the share's, the key its own. */
+        bool share = json_is_true(json_object_get(r, "share"));
+        snprintf(agent, agent_len, "%s %s", share ? "share" : "agent", aid);
         ok = true;
     }
     json_decref(j);
@@ -239,7 +242,7 @@ static void serve_udp(agent_daemon_t *d, cn_link_t *link, uint32_t id, uint8_t k
 {
     char client[80], label[256];
     if (kind == CN_KIND_RELAY)
-        snprintf(client, sizeof(client), "agent %.36s (reach)", reacher);
+        snprintf(client, sizeof(client), "%.42s (reach)", reacher);
     else
         meta_client(meta, meta_len, client, sizeof(client));
     snprintf(label, sizeof(label), "%s tunnel %s flow %u", d->who, t->name[0] ? t->name : t->id,
@@ -320,7 +323,7 @@ static void on_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref, si
              t->name[0] ? t->name : t->id, id);
     char client[80];
     if (kind == CN_KIND_RELAY)
-        snprintf(client, sizeof(client), "agent %.36s (reach)", reacher);
+        snprintf(client, sizeof(client), "%.42s (reach)", reacher);
     else
         meta_client(meta, meta_len, client, sizeof(client));
     cn_log_info("%s: client %s, dialing %s:%u", c->label, client, t->host, (unsigned)t->port);
@@ -335,6 +338,16 @@ static void on_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref, si
      * key the hub vouched for may complete the handshake. */
     cn_e2e_config_t e2e = {CN_E2E_RESPONDER, d->sk, reacher_key, t->id};
     cn_pipe_config_t pc = {.done = conn_done, .ctx = c, .e2e = kind == CN_KIND_RELAY ? &e2e : NULL};
+    /* An https target speaks TLS: the edge's requests are re-encrypted to
+     * it (a reach client speaks TLS itself, end to end). */
+    if (kind != CN_KIND_RELAY && !strcmp(t->protocol, "https")) {
+        pc.tls = true;
+        pc.tls_ca_file = t->tls_ca_file[0] ? t->tls_ca_file : NULL;
+        pc.tls_name = t->tls_name[0] ? t->tls_name : NULL;
+        pc.tls_insecure = t->tls_insecure;
+        if (t->tls_insecure)
+            cn_log_warn("%s: the target's certificate is not verified (tls.insecure)", c->label);
+    }
     int err = 0;
     c->dialing = true;
     cn_pipe_t *pipe = cn_pipe_dial(d->vh, link, id, t->host, t->port, &pc, &err);
@@ -838,6 +851,10 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
     if (d->enrolling) {
         p = json_pack("{s:i,s:s}", "v", 1, "enroll", cfg->enroll);
         snprintf(d->who, sizeof(d->who), "enrollment");
+    } else if (cfg->share) {
+        p = json_pack("{s:i,s:s}", "v", 1, "share", cfg->share);
+        snprintf(d->who, sizeof(d->who), "share redeemer");
+        d->serve_none = true;
     } else {
         if (!cfg->agent_id || strlen(cfg->agent_id) >= sizeof(d->agent_id)) {
             cn_errf(CN_EINVAL, err, errlen, "no agent id");
@@ -890,6 +907,7 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
     d->cfg.hub_url = d->hub_url;
     d->cfg.agent_id = d->agent_id;
     d->cfg.enroll = NULL;
+    d->cfg.share = NULL;
     d->cfg.serve = NULL;
     d->cfg.nserve = 0;
     d->cfg.policy_config = NULL;

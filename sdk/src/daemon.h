@@ -58,6 +58,8 @@ typedef struct agent_daemon_config {
     const uint8_t *hub_pk;   /* the pinned hub public key (32 bytes) */
     const char *agent_id;    /* payload {"v":1,"agentId":ID}; also names log lines */
     const char *enroll;      /* instead: payload {"v":1,"enroll":SECRET}, and no reconnect */
+    const char *share;       /* instead: payload {"v":1,"share":TOKEN}: a share redeemer
+                              * (`connect reach SHARE_URL`) that serves nothing */
     /* When set, this link serves only these tunnels: their ids go in the
      * payload ("tunnels":[...]) so the hub routes only their streams here
      * (several links may share one agent identity: a daemon and some

@@ -298,11 +298,11 @@ t0=$(date +%s)
     fail "download through the share"
 echo "bulk: $(($(date +%s) - t0)) s for both"
 
-step "TCP tunnels cannot be shared yet"
-api POST /api/v1/tunnels "{\"target\":\"127.0.0.1:9\",\"agentId\":\"$AGENT_ID\",\"protocol\":\"tcp\"}"
-TCP_ID=$(echo "$BODY" | json_get id)
-api POST "/api/v1/tunnels/$TCP_ID/shares" '{}'
-[ "$HTTP_STATUS" = 422 ] || fail "share of a TCP tunnel: $HTTP_STATUS $BODY"
+step "UDP tunnels cannot be shared (TCP shares: test_tcp_share.sh)"
+api POST /api/v1/tunnels "{\"target\":\"127.0.0.1:9\",\"agentId\":\"$AGENT_ID\",\"protocol\":\"udp\"}"
+UDP_ID=$(echo "$BODY" | json_get id)
+api POST "/api/v1/tunnels/$UDP_ID/shares" '{}'
+[ "$HTTP_STATUS" = 422 ] || fail "share of a UDP tunnel: $HTTP_STATUS $BODY"
 
 kill -0 "$HUB_PID" || fail "hub died"
 echo "test_shares: all checks passed"

@@ -9,7 +9,16 @@
  *   Stops when the hub drops the connection or after SECONDS. Prints one
  *   JSON line: {"opens":N,"bytes":B,"closed":true|false,"ms":T}, where ms
  *   is when the hub closed (or the run ended). Exit 0 when the run went as
- *   far as the handshake, 1 otherwise. */
+ *   far as the handshake, 1 otherwise.
+ *
+ * usage: abuse_agent share-open HOST PORT SHARE_TOKEN HUB_KEY TUNNEL_ID...
+ *   Logs in as a share redeemer (a fresh key, payload {"share":TOKEN}) and
+ *   opens one reach stream (CN_KIND_RELAY) per tunnel id, in turn. Prints
+ *   one line per id: "ID open" when the hub relayed it (OPEN_ACK), "ID rst
+ *   CODE" when it refused, "ID closed" when the hub dropped the link (it
+ *   refused the login: the client's side of Noise_XK completes before the
+ *   hub has read the payload). Exit 0 when every stream got an answer, 1
+ *   otherwise. */
 #define _GNU_SOURCE 1 /* POLLRDHUP */
 
 #include "cn_buf.h"
@@ -28,6 +37,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +55,10 @@ typedef struct agent {
     cn_buf_t plain, hs;
     int open;
     int failed;
+    /* share-open: the stream waited for and how the hub answered it. */
+    cn_frame_decoder_t *dec;
+    uint32_t want;
+    int acked, rst_code;
 } agent_t;
 
 static int die(const char *what)
@@ -98,6 +112,19 @@ static int on_ws(void *user, const cn_wsc_event_t *ev)
     } else if (ev->type == CN_WSC_EV_DATA && ev->len) {
         if (cn_chan_feed(a->chan, ev->data, ev->len, &a->plain, &a->hs) < 0)
             a->failed = 1;
+        const uint8_t *p = cn_buf_data(&a->plain);
+        size_t left = a->plain.len, used = 0;
+        cn_frame_t f;
+        while (a->dec && left && cn_frame_decode(a->dec, p, left, &used, &f) >= 0) {
+            p += used;
+            left -= used;
+            if (f.stream == a->want && a->want && f.type == CN_FRAME_OPEN_ACK)
+                a->acked = 1;
+            else if (f.stream == a->want && a->want && f.type == CN_FRAME_RST)
+                a->rst_code = (int)f.u.reason.code;
+            if (!used)
+                break;
+        }
         cn_buf_reset(&a->plain);
     } else if (ev->type == CN_WSC_EV_CLOSE) {
         a->failed = 1;
@@ -118,23 +145,11 @@ static int key_from(const char *s, uint8_t key[32])
     return -1;
 }
 
-/* Connects, upgrades and runs the Noise handshake as the config's agent. */
-static int login(agent_t *a, const char *host, int port, const char *config)
+/* Connects, upgrades and runs the Noise handshake with key `sk`, pinning
+ * `hub_pk`, sending `payload` (taken: freed here). */
+static int login_with(agent_t *a, const char *host, int port, uint8_t sk[32],
+                      const uint8_t hub_pk[32], char *payload)
 {
-    json_error_t jerr;
-    json_t *cfg = json_load_file(config, 0, &jerr);
-    uint8_t sk[32], hub_pk[32];
-    if (!cfg || key_from(json_string_value(json_object_get(cfg, "agentKey")), sk) < 0 ||
-        key_from(json_string_value(json_object_get(cfg, "hubKey")), hub_pk) < 0) {
-        json_decref(cfg);
-        return die("cannot read the agent config");
-    }
-    json_t *hello = json_pack("{s:i,s:s}", "v", 1, "agentId",
-                              json_string_value(json_object_get(cfg, "agentId")));
-    char *payload = json_dumps(hello, JSON_COMPACT);
-    json_decref(hello);
-    json_decref(cfg);
-
     a->fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, host, &sa.sin_addr);
@@ -160,7 +175,7 @@ static int login(agent_t *a, const char *host, int port, const char *config)
         .now_ms = cn_time_mono_ms(),
     };
     a->chan = cn_chan_new(&cc, why, sizeof(why));
-    sodium_memzero(sk, sizeof(sk));
+    sodium_memzero(sk, 32);
     free(payload);
     if (!a->ws || !a->chan)
         return die("cannot set up the client");
@@ -199,6 +214,84 @@ static int login(agent_t *a, const char *host, int port, const char *config)
     if (!cn_chan_is_established(a->chan))
         return die("handshake failed");
     return 0;
+}
+
+/* Logs in as the config's agent. */
+static int login(agent_t *a, const char *host, int port, const char *config)
+{
+    json_error_t jerr;
+    json_t *cfg = json_load_file(config, 0, &jerr);
+    uint8_t sk[32], hub_pk[32];
+    if (!cfg || key_from(json_string_value(json_object_get(cfg, "agentKey")), sk) < 0 ||
+        key_from(json_string_value(json_object_get(cfg, "hubKey")), hub_pk) < 0) {
+        json_decref(cfg);
+        return die("cannot read the agent config");
+    }
+    json_t *hello = json_pack("{s:i,s:s}", "v", 1, "agentId",
+                              json_string_value(json_object_get(cfg, "agentId")));
+    char *payload = json_dumps(hello, JSON_COMPACT);
+    json_decref(hello);
+    json_decref(cfg);
+    return login_with(a, host, port, sk, hub_pk, payload);
+}
+
+/* Logs in as a share redeemer: a fresh key, the share token as payload. */
+static int login_share(agent_t *a, const char *host, int port, const char *token,
+                       const char *hub_key)
+{
+    uint8_t sk[32], pk[32], hub_pk[32];
+    if (key_from(hub_key, hub_pk) < 0 || cn_chan_keypair(pk, sk) < 0)
+        return die("bad hub key");
+    json_t *hello = json_pack("{s:i,s:s}", "v", 1, "share", token);
+    char *payload = json_dumps(hello, JSON_COMPACT);
+    json_decref(hello);
+    return login_with(a, host, port, sk, hub_pk, payload);
+}
+
+/* One reach stream per tunnel id; prints how the hub answered each. */
+static int share_open(agent_t *a, char **ids, int n)
+{
+    uint8_t rec[CN_CHAN_HEADER + 4096 + CN_CHAN_TAG], rbuf[RBUF];
+    a->dec = cn_frame_decoder_new();
+    if (!a->dec)
+        return die("out of memory");
+    for (int i = 0; i < n; i++) {
+        a->want = (uint32_t)(2 * i + 1);
+        a->acked = 0;
+        a->rst_code = -1;
+        cn_frame_t f = {.type = CN_FRAME_OPEN, .stream = a->want};
+        f.u.open.kind = CN_KIND_RELAY;
+        f.u.open.window = 65536;
+        f.u.open.ref = (const uint8_t *)ids[i];
+        f.u.open.ref_len = strlen(ids[i]);
+        int len = cn_frame_encode(&f, rec + CN_CHAN_HEADER, 4096);
+        uint64_t deadline = cn_time_mono_ms() + 5000;
+        cn_chan_set_now(a->chan, cn_time_mono_ms());
+        int rlen = len > 0 ? cn_chan_seal(a->chan, rec, (size_t)len) : -1;
+        if (rlen < 0 || send_ws(a, rec, (size_t)rlen, deadline) < 0) {
+            a->failed = 1;
+            break;
+        }
+        while (!a->acked && a->rst_code < 0 && !a->failed && cn_time_mono_ms() < deadline) {
+            ssize_t r = recv(a->fd, rbuf, sizeof(rbuf), 0);
+            if (r == 0)
+                a->failed = 1;
+            if (r > 0 && cn_wsc_feed(a->ws, rbuf, (size_t)r, on_ws, a) < 0)
+                a->failed = 1;
+        }
+        if (a->acked)
+            printf("%s open\n", ids[i]);
+        else if (a->rst_code >= 0)
+            printf("%s rst %d\n", ids[i], a->rst_code);
+        else
+            printf("%s %s\n", ids[i], a->failed ? "closed" : "none");
+        fflush(stdout);
+        if (a->failed)
+            break;
+    }
+    cn_frame_decoder_free(a->dec);
+    a->dec = NULL;
+    return a->failed ? die("the hub closed the link") : 0;
 }
 
 /* OPEN frames, never reading: one record of them at a time. */
@@ -254,14 +347,24 @@ int main(int argc, char **argv)
     if (sodium_init() < 0)
         return 1;
     signal(SIGPIPE, SIG_IGN);
-    if (argc != 6 || strcmp(argv[1], "flood")) {
-        fprintf(stderr, "usage: abuse_agent flood HOST PORT CONFIG SECONDS\n");
+    bool share = argc >= 7 && !strcmp(argv[1], "share-open");
+    if (!share && (argc != 6 || strcmp(argv[1], "flood"))) {
+        fprintf(stderr,
+                "usage: abuse_agent flood HOST PORT CONFIG SECONDS\n"
+                "       abuse_agent share-open HOST PORT SHARE_TOKEN HUB_KEY TUNNEL_ID...\n");
         return 2;
     }
     agent_t a = {.fd = -1};
-    int rc = login(&a, argv[2], atoi(argv[3]), argv[4]);
-    if (rc == 0)
-        rc = flood(&a, atoi(argv[5]));
+    int rc;
+    if (share) {
+        rc = login_share(&a, argv[2], atoi(argv[3]), argv[4], argv[5]);
+        if (rc == 0)
+            rc = share_open(&a, argv + 6, argc - 6);
+    } else {
+        rc = login(&a, argv[2], atoi(argv[3]), argv[4]);
+        if (rc == 0)
+            rc = flood(&a, atoi(argv[5]));
+    }
     if (a.fd >= 0)
         close(a.fd);
     cn_wsc_free(a.ws);

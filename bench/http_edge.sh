@@ -1,0 +1,251 @@
+#!/usr/bin/env bash
+# HTTP edge benchmark on loopback, side by side in one run: wrk against a
+# fast target (nginx serving a 1 KiB file) directly, through nginx as a
+# reverse proxy, through a public HTTP tunnel of Connect (hub edge, agent),
+# and through a share of that tunnel with its policy on (methods, paths,
+# per-minute limit, checked on every request). Two loads: keep-alive
+# (wrk -t2 -c50) and a new connection per request (the same with
+# "Connection: close"). Each load runs BENCH_RUNS times per path, the paths
+# interleaved run by run, and the table shows the median req/s with every
+# run and the median p99.
+#
+# usage: bench/http_edge.sh            (after a RelWithDebInfo build in build-rel)
+#   CN_BUILD_DIR=DIR   build directory (default: build-rel next to bench/)
+#   BENCH_SECS=10      length of each wrk run
+#   BENCH_RUNS=3       runs per path and load
+#   BENCH_PERF=DIR     also record perf profiles of the hub and the agent during
+#                      the tunnel and share keep-alive runs (top functions)
+#   BENCH_OUT=FILE     also write the table there
+#   CONNECT_LOG=warn   log level of hub and agent (default warn: the edge logs
+#                      nothing per request at warn)
+#
+# The share's limit: the API allows at most 1,000 requests a minute per
+# share, far below what wrk sends, so the bench creates BENCH_SHARES shares
+# (default 300) of the tunnel, each with GET only, paths /1k.bin and /x/*,
+# and 1,000 a minute, and a wrk script sends each request to the next share
+# (Host share-TOKEN.localhost). Every request is checked against its share's
+# full policy; none may be refused (the table flags non-2xx answers).
+#
+# Everything listens on 127.0.0.1; every process is started in the
+# background by PID and stopped by the EXIT trap of tests/integration/lib.sh.
+# Needs wrk and nginx (bench/install-bench-deps.sh).
+set -euo pipefail
+
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export CN_SOURCE_DIR=$SRC
+export CN_BUILD_DIR=${CN_BUILD_DIR:-$SRC/build-rel}
+export CONNECT_LOG=${CONNECT_LOG:-warn}
+SECS=${BENCH_SECS:-10}
+RUNS=${BENCH_RUNS:-3}
+NSHARES=${BENCH_SHARES:-300}
+PERF_DIR=${BENCH_PERF:-}
+
+for tool in wrk nginx python3 curl; do
+    command -v "$tool" >/dev/null 2>&1 || {
+        echo "http_edge.sh: $tool is missing (bench/install-bench-deps.sh)" >&2
+        exit 2
+    }
+done
+[ -x "$CN_BUILD_DIR/hub/connect-hub" ] || {
+    echo "http_edge.sh: build first: cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build build-rel -j2" >&2
+    exit 2
+}
+if [ -n "$PERF_DIR" ]; then
+    command -v perf >/dev/null 2>&1 || { echo "http_edge.sh: BENCH_PERF needs perf" >&2; exit 2; }
+    mkdir -p "$PERF_DIR"
+    PERF_DIR=$(cd "$PERF_DIR" && pwd)
+fi
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# shellcheck source=../tests/integration/lib.sh
+source "$SRC/tests/integration/lib.sh"
+log() { echo "[$(date +%T)] $*" >&2; }
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- nginx: the target, and a reverse proxy in front of it --------------------------
+TARGET_PORT=$(free_port)
+PROXY_PORT=$(free_port)
+# nginx_start NAME SERVER_BLOCK: one nginx with its own prefix under $WORK.
+nginx_start() {
+    local d=$WORK/$1
+    mkdir -p "$d/www" "$d/tmp"
+    head -c 1024 /dev/urandom >"$d/www/1k.bin"
+    chmod -R a+rX "$d"
+    cat >"$d/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $d/tmp/body;
+    proxy_temp_path $d/tmp/proxy;
+    fastcgi_temp_path $d/tmp/fastcgi;
+    uwsgi_temp_path $d/tmp/uwsgi;
+    scgi_temp_path $d/tmp/scgi;
+    keepalive_requests 10000000;
+    keepalive_timeout 75s;
+    default_type application/octet-stream;
+    $2
+}
+EOF
+    bg "$1" nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf"
+}
+nginx_start target "server { listen 127.0.0.1:$TARGET_PORT; root $WORK/target/www; }"
+# The usual reverse-proxy set-up: HTTP/1.1 to the upstream with a pool of
+# kept-alive connections, X-Forwarded-* headers as the edge sets them.
+nginx_start proxy "upstream target { server 127.0.0.1:$TARGET_PORT; keepalive 64; }
+    server {
+        listen 127.0.0.1:$PROXY_PORT;
+        location / {
+            proxy_pass http://target;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Forwarded-For \$remote_addr;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+        }
+    }"
+wait_port 127.0.0.1 "$TARGET_PORT"
+wait_port 127.0.0.1 "$PROXY_PORT"
+curl -sf "http://127.0.0.1:$PROXY_PORT/1k.bin" -o /dev/null || fail "the nginx proxy does not serve 1k.bin"
+
+# ---- Connect: a hub, an agent exposing the target, shares -----------------------------
+hub_init
+EDGE_PORT=$(free_port)
+hub_start --http-port "$EDGE_PORT" --rate-limit 0
+agent_enroll bench
+expose bench "127.0.0.1:$TARGET_PORT" --public --protocol http --name web
+WEB_ID=$TUNNEL_ID
+AGENT_PID=$EXPOSE_PID
+curl -sf -H "Host: web.localhost" "http://127.0.0.1:$EDGE_PORT/1k.bin" -o /dev/null ||
+    fail "the tunnel does not serve 1k.bin"
+log "creating $NSHARES shares"
+"$PY" - "$HUB_URL" "$ADMIN_TOKEN" "$WEB_ID" "$NSHARES" >"$WORK/share-hosts.txt" <<'EOF'
+import http.client, json, sys, urllib.parse
+url, token, tid, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+u = urllib.parse.urlparse(url)
+c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+body = json.dumps({"allowedMethods": ["GET"], "allowedPaths": ["/1k.bin", "/x/*"],
+                   "rateLimitPerMinute": 1000, "expiresIn": "1h"})
+for i in range(n):
+    c.request("POST", f"/api/v1/tunnels/{tid}/shares", body=body,
+              headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+    r = c.getresponse()
+    d = json.loads(r.read())
+    assert r.status == 201, (r.status, d)
+    print(urllib.parse.urlparse(d["shareUrl"]).hostname)
+EOF
+FIRST_SHARE=$(head -1 "$WORK/share-hosts.txt")
+curl -sf -H "Host: $FIRST_SHARE" "http://127.0.0.1:$EDGE_PORT/1k.bin" -o /dev/null ||
+    fail "a share does not serve 1k.bin"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Host: $FIRST_SHARE" \
+    "http://127.0.0.1:$EDGE_PORT/1k.bin")" = 405 ] || fail "the share's policy is not on"
+
+# The wrk script: HOSTS (one per line) round-robin in the Host header, from
+# a random start per thread; CLOSE=1 adds "Connection: close".
+cat >"$WORK/hosts.lua" <<'EOF'
+local hosts, i = {}, 0
+local close = os.getenv("CLOSE") == "1"
+for line in io.lines(os.getenv("HOSTS")) do hosts[#hosts + 1] = line end
+function init(args) i = math.random(#hosts) end
+function request()
+    i = i % #hosts + 1
+    local h = { ["Host"] = hosts[i] }
+    if close then h["Connection"] = "close" end
+    return wrk.format("GET", "/1k.bin", h)
+end
+EOF
+echo web.localhost >"$WORK/tunnel-hosts.txt"
+echo 127.0.0.1 >"$WORK/plain-hosts.txt"
+
+declare -A URL HOSTS R P99 NON2XX
+URL[direct]=http://127.0.0.1:$TARGET_PORT
+URL[nginx]=http://127.0.0.1:$PROXY_PORT
+URL[tunnel]=http://127.0.0.1:$EDGE_PORT
+URL[share]=http://127.0.0.1:$EDGE_PORT
+HOSTS[direct]=$WORK/plain-hosts.txt
+HOSTS[nginx]=$WORK/plain-hosts.txt
+HOSTS[tunnel]=$WORK/tunnel-hosts.txt
+HOSTS[share]=$WORK/share-hosts.txt
+PATHS="direct nginx tunnel share"
+declare -A LABEL=([direct]="direct to nginx" [nginx]="nginx reverse proxy"
+    [tunnel]="Connect public HTTP tunnel" [share]="Connect share (policy on)")
+
+PERF_PID=
+perf_start() { # perf_start NAME: the hub and the agent
+    [ -n "$PERF_DIR" ] || return 0
+    perf record -q -g -o "$PERF_DIR/$1.data" -p "$HUB_PID,$AGENT_PID" >/dev/null 2>&1 &
+    PERF_PID=$!
+    sleep 0.5
+}
+perf_stop() {
+    [ -n "$PERF_PID" ] || return 0
+    kill -INT "$PERF_PID" 2>/dev/null || true
+    wait "$PERF_PID" 2>/dev/null || true
+    PERF_PID=
+}
+
+# wrk_run PATH MODE RUN: one run; MODE keep or close.
+wrk_run() {
+    local path=$1 mode=$2 run=$3 out rps p99 bad
+    out=$WORK/wrk-$path-$mode-$run.txt
+    [ "$run" = 1 ] && [ "$mode" = keep ] && case $path in tunnel | share) perf_start "$path" ;; esac
+    HOSTS=${HOSTS[$path]} CLOSE=$([ "$mode" = close ] && echo 1 || echo 0) \
+        timeout $((SECS + 30)) wrk -t2 -c50 -d"${SECS}s" --latency -s "$WORK/hosts.lua" \
+        "${URL[$path]}/1k.bin" >"$out" 2>&1 || true
+    perf_stop
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+    p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.2f", v}' "$out")
+    bad=$(awk '/Non-2xx or 3xx responses:/ {print $NF} /Socket errors/ {print "sock"}' "$out" | paste -sd' ')
+    log "wrk $path $mode run $run: ${rps:-?} req/s, p99 ${p99:-?} ms ${bad}"
+    R[$path:$mode]+="${rps:-0} "
+    P99[$path:$mode]+="${p99:-0} "
+    [ -n "$bad" ] && NON2XX[$path:$mode]+="$bad "
+    return 0
+}
+
+for mode in keep close; do
+    for run in $(seq 1 "$RUNS"); do
+        for p in $PATHS; do wrk_run "$p" "$mode" "$run"; done
+    done
+done
+kill -0 "$HUB_PID" || fail "the hub died"
+
+if [ -n "$PERF_DIR" ]; then
+    for p in tunnel share; do
+        [ -f "$PERF_DIR/$p.data" ] || continue
+        perf report -i "$PERF_DIR/$p.data" --no-children --sort comm,dso,symbol --stdio 2>/dev/null |
+            grep -v '^#' | grep '%' | head -40 >"$PERF_DIR/$p-top.txt" || true
+    done
+fi
+
+# ---- table --------------------------------------------------------------------------------
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : 0)}'; }
+fmt_int() { awk -v v="${1:-0}" 'BEGIN { printf "%.0f", v }' | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf (b > 0 ? "%.2f" : "–"), a / b }'; }
+{
+    echo
+    echo "Loopback, $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), wrk -t2 -c50 -d${SECS}s, $RUNS runs per cell interleaved, load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg); hub and agent at CONNECT_LOG=$CONNECT_LOG."
+    echo
+    echo "| path | keep-alive req/s: median (runs) | p99 ms | new connection per request req/s: median (runs) | p99 ms |"
+    echo "| --- | ---: | ---: | ---: | ---: |"
+    for p in $PATHS; do
+        line="| ${LABEL[$p]} |"
+        for mode in keep close; do
+            m=$(median <<<"${R[$p:$mode]}")
+            runs=$(for v in ${R[$p:$mode]}; do fmt_int "$v" && echo; done | paste -sd'/')
+            line+=" **$(fmt_int "$m")** ($runs)${NON2XX[$p:$mode]:+ ⚠ non-2xx/errors: ${NON2XX[$p:$mode]}} | $(median <<<"${P99[$p:$mode]}") |"
+        done
+        echo "$line"
+    done
+    echo
+    for mode in keep close; do
+        t=$(median <<<"${R[tunnel:$mode]}")
+        s=$(median <<<"${R[share:$mode]}")
+        n=$(median <<<"${R[nginx:$mode]}")
+        echo "- $([ "$mode" = keep ] && echo keep-alive || echo "new connections"): share / tunnel = $(ratio "$s" "$t") (goal ≥ 0.90), tunnel / nginx proxy = $(ratio "$t" "$n") (goal ≥ 0.80)"
+    done
+} | tee ${BENCH_OUT:+"$BENCH_OUT"}
