@@ -129,6 +129,16 @@ expect GET "/api/v1/shares/$SHARE" 200
 expect GET "/api/v1/shares/$SHARE/logs?limit=10" 200
 expect GET "/api/v1/shares/$SHARE/logs?before=0" 422
 expect DELETE "/api/v1/shares/$SHARE" 200
+# A TCP share, redeemed with its token alone (connect reach SHARE_URL).
+expect POST "/api/v1/tunnels/$DB/shares" 201 '{"name":"outsider","expiresIn":"1h","rateLimitPerMinute":10}'
+TCP_SHARE=$(field id)
+TCP_TOKEN=$(field shareUrl)
+TCP_TOKEN=${TCP_TOKEN##*/}
+expect POST /api/v1/share-redemptions 200 "{\"token\":\"$TCP_TOKEN\",\"localPort\":16543}" -
+expect POST /api/v1/share-redemptions 404 '{"token":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}' -
+expect POST /api/v1/share-redemptions 422 '{"token":"x","extra":1}' -
+expect DELETE "/api/v1/shares/$TCP_SHARE" 200
+expect POST /api/v1/share-redemptions 410 "{\"token\":\"$TCP_TOKEN\"}" -
 
 step "recorded requests and replay"
 # A request to the public HTTP tunnel: the edge answers it (401: the tunnel
