@@ -5,7 +5,7 @@
  * Seal and open are timed apart, so each column is one direction's cost on one
  * core. Prints MB/s of plaintext, ns per record and CPU seconds per GB of
  * seal + open (CLOCK_PROCESS_CPUTIME_ID). Each case runs for `seconds`.
- * usage: bench_chan [seconds_per_case] */
+ * usage: bench_chan [seconds_per_case [record_bytes...]]   (default 64 1024 16384 65536) */
 #include "bench.h"
 #include "cn_buf.h"
 #include "cn_chan.h"
@@ -124,7 +124,19 @@ int main(int argc, char **argv)
         seconds = 2.0;
     if (sodium_init() < 0)
         bench_check(CN_ECRYPTO, "sodium_init");
-    static const size_t sizes[] = {64, 1024, 16 * 1024, 64 * 1024};
+    size_t sizes[16] = {64, 1024, 16 * 1024, 64 * 1024}, nsizes = 4;
+    if (argc > 2) {
+        nsizes = 0;
+        for (int i = 2; i < argc && nsizes < 16; i++) {
+            long v = strtol(argv[i], NULL, 10);
+            if (v < 0 || v > CN_CHAN_MAX_PLAINTEXT) {
+                fprintf(stderr, "bench_chan: record sizes are 0..%d bytes\n",
+                        CN_CHAN_MAX_PLAINTEXT);
+                return 2;
+            }
+            sizes[nsizes++] = (size_t)v;
+        }
+    }
     bool aes = crypto_aead_aes256gcm_is_available() != 0;
     printf("cn_chan seal and open, one thread, %.1f s per case, batches of ~256 KiB\n\n", seconds);
     printf(
@@ -133,7 +145,7 @@ int main(int argc, char **argv)
     printf(
         "| ----------------- | --------- | ------- | --------- | --------- | -------- | -------- "
         "| -------- |\n");
-    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+    for (size_t i = 0; i < nsizes; i++) {
         if (aes) {
             run_case(CN_CHAN_CIPHER_AES256GCM, CN_CHAN_AES_SODIUM, sizes[i], seconds);
             run_case(CN_CHAN_CIPHER_AES256GCM, CN_CHAN_AES_EVP, sizes[i], seconds);

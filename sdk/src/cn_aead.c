@@ -99,7 +99,7 @@ static int evp_tag(EVP_CIPHER_CTX *ctx, uint8_t tag[CN_NOISE_TAG_LEN], bool set)
 
 int cn_aead_encrypt(cn_aead_t *a, const uint8_t *ad, size_t ad_len, uint8_t *buf, size_t len)
 {
-    if (!a || !a->evp)
+    if (!a || !a->evp || len < CN_AEAD_EVP_MIN)
         return cn_noise_cs_encrypt(a ? &a->cs : NULL, ad, ad_len, buf, len);
     if (!buf || (!ad && ad_len) || a->dir != CN_AEAD_SEAL)
         return CN_EINVAL;
@@ -116,13 +116,14 @@ int cn_aead_encrypt(cn_aead_t *a, const uint8_t *ad, size_t ad_len, uint8_t *buf
         EVP_EncryptFinal_ex(a->evp, buf + len, &n) != 1 || !evp_tag(a->evp, buf + len, false))
         return CN_ECRYPTO;
     a->cs.n++;
+    a->evp_records++;
     return 0;
 }
 
 int cn_aead_decrypt(cn_aead_t *a, const uint8_t *ad, size_t ad_len, const uint8_t *in,
                     size_t in_len, uint8_t *out)
 {
-    if (!a || !a->evp)
+    if (!a || !a->evp || in_len < CN_NOISE_TAG_LEN + CN_AEAD_EVP_MIN)
         return cn_noise_cs_decrypt(a ? &a->cs : NULL, ad, ad_len, in, in_len, out);
     if (!in || !out || (!ad && ad_len) || a->dir != CN_AEAD_OPEN)
         return CN_EINVAL;
@@ -153,6 +154,7 @@ int cn_aead_decrypt(cn_aead_t *a, const uint8_t *ad, size_t ad_len, const uint8_
         return rc;
     }
     a->cs.n++;
+    a->evp_records++;
     return 0;
 }
 
@@ -175,4 +177,5 @@ void cn_aead_wipe(cn_aead_t *a)
     cn_aead_use_sodium(a);
     cn_noise_cs_wipe(&a->cs);
     a->dir = 0;
+    a->evp_records = 0;
 }

@@ -7,7 +7,9 @@
  * ciphertext and tag layout, so a peer using either engine reads the other's
  * records byte for byte. libcrypto is linked for TLS anyway, and on this
  * project's CPUs its AES-GCM is ~2.5x libsodium 1.0.18's (docs/performance.md).
- * ChaCha20-Poly1305 always uses libsodium.
+ * ChaCha20-Poly1305 always uses libsodium, and so do AES-256-GCM records
+ * under CN_AEAD_EVP_MIN bytes, where libsodium measured faster (EVP's
+ * per-call dispatch costs more than its faster bulk path saves).
  *
  * Conventions: functions return 0 or a negative CN_E* code; cn_aead_t is plain
  * data owned by its embedder, which must call cn_aead_wipe() before dropping it
@@ -24,6 +26,11 @@
 
 struct evp_cipher_ctx_st; /* OpenSSL's EVP_CIPHER_CTX */
 
+/* Plaintext bytes from which OpenSSL does a record once it is set up:
+ * bench_chan, AES-NI EPYC, per record seal / open: 256 B libsodium 172/203 ns,
+ * OpenSSL 203/206; 512 B 274/329 vs 312/306; 1 KiB 739/847 vs 729/622. */
+#define CN_AEAD_EVP_MIN 512
+
 /* Which implementation seals and opens AES-256-GCM records. */
 enum cn_aead_impl {
     CN_AEAD_IMPL_DEFAULT = 0, /* OpenSSL EVP, unless env CN_CHAN_AES=sodium */
@@ -38,6 +45,7 @@ typedef struct cn_aead {
     cn_noise_cs_t cs;              /* key, counter, cipher; what cn_noise_split() fills */
     struct evp_cipher_ctx_st *evp; /* NULL: libsodium does the records */
     uint8_t dir;                   /* enum cn_aead_dir */
+    uint64_t evp_records;          /* records OpenSSL sealed or opened (tests, stats) */
 } cn_aead_t;
 
 /* CN_AEAD_IMPL_DEFAULT resolved: env CN_CHAN_AES "sodium" or "evp" (other
