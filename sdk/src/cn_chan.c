@@ -3,6 +3,7 @@
  * straight from the caller's input when whole; only a record split across
  * calls is copied, into one buffer bounded by the largest legal record. */
 #include "cn_chan.h"
+#include "cn_aead.h"
 #include "cn_err.h"
 #include "cn_noise.h"
 #include "cn_errmsg.h"
@@ -21,12 +22,18 @@ static const char prologue_prefix[] = "connect/1"; /* sent with its NUL */
 
 #define MASK(cipher) (1u << (cipher))
 
+_Static_assert((int)CN_CHAN_AES_DEFAULT == (int)CN_AEAD_IMPL_DEFAULT &&
+                   (int)CN_CHAN_AES_SODIUM == (int)CN_AEAD_IMPL_SODIUM &&
+                   (int)CN_CHAN_AES_EVP == (int)CN_AEAD_IMPL_EVP,
+               "cn_chan_aes_impl values are cn_aead_impl values");
+
 struct cn_chan {
-    cn_noise_cs_t tx, rx; /* transport keys, one per direction */
-    cn_noise_t *hs;       /* freed once established */
+    cn_aead_t tx, rx; /* transport keys and engines, one per direction */
+    cn_noise_t *hs;   /* freed once established */
     uint8_t role;
-    uint8_t offer;  /* mask of ciphers this side accepts */
-    uint8_t cipher; /* negotiated cipher, 0 until then */
+    uint8_t offer;    /* mask of ciphers this side accepts */
+    uint8_t cipher;   /* negotiated cipher, 0 until then */
+    uint8_t aes_impl; /* enum cn_aead_impl for AES-256-GCM records, resolved */
     bool established, peer_closed, sent_close, ended;
     int err;
     /* initiator: payload to send in message 3; responder: payload received */
@@ -51,8 +58,8 @@ static int fail(cn_chan_t *c, int err)
 {
     if (!c->err) {
         c->err = err;
-        cn_noise_cs_wipe(&c->tx);
-        cn_noise_cs_wipe(&c->rx);
+        cn_aead_wipe(&c->tx);
+        cn_aead_wipe(&c->rx);
         cn_noise_free(c->hs);
         c->hs = NULL;
         cn_buf_free(&c->partial);
@@ -128,12 +135,16 @@ cn_chan_t *cn_chan_new(const cn_chan_config_t *cfg, char *err, size_t errlen)
     default:
         goto fail;
     }
+    if (cfg->aes_impl != CN_CHAN_AES_DEFAULT && cfg->aes_impl != CN_CHAN_AES_SODIUM &&
+        cfg->aes_impl != CN_CHAN_AES_EVP)
+        goto fail;
     rc = CN_ENOMEM;
     c = calloc(1, sizeof(*c));
     if (!c)
         goto fail;
     c->role = (uint8_t)cfg->role;
     c->offer = (uint8_t)offer;
+    c->aes_impl = (uint8_t)cn_aead_impl_resolve(cfg->aes_impl);
     c->now_ms = cfg->now_ms;
     c->rekey_bytes = cfg->rekey_bytes ? cfg->rekey_bytes : CN_CHAN_DEFAULT_REKEY_BYTES;
     c->rekey_ms =
@@ -182,6 +193,8 @@ void cn_chan_free(cn_chan_t *c)
         return;
     cn_noise_free(c->hs);
     cn_buf_free(&c->partial);
+    cn_aead_wipe(&c->tx);
+    cn_aead_wipe(&c->rx);
     sodium_memzero(c, sizeof(*c));
     free(c);
 }
@@ -211,9 +224,27 @@ static int noise_cipher(int cipher)
     return cipher == CN_CHAN_CIPHER_AES256GCM ? CN_NOISE_AESGCM : CN_NOISE_CHACHAPOLY;
 }
 
+/* OpenSSL for AES-256-GCM records unless told otherwise; should libcrypto
+ * refuse the cipher, libsodium (which negotiated AES-256-GCM) does them. */
+static int setup_engines(cn_chan_t *c)
+{
+    int rc = cn_aead_setup(&c->tx, CN_AEAD_SEAL, c->aes_impl);
+    if (rc == 0)
+        rc = cn_aead_setup(&c->rx, CN_AEAD_OPEN, c->aes_impl);
+    if (rc == CN_ECRYPTO) {
+        cn_aead_use_sodium(&c->tx);
+        cn_aead_use_sodium(&c->rx);
+        c->aes_impl = CN_AEAD_IMPL_SODIUM;
+        rc = 0;
+    }
+    return rc;
+}
+
 static int establish(cn_chan_t *c)
 {
-    int rc = cn_noise_split(c->hs, noise_cipher(c->cipher), &c->tx, &c->rx);
+    int rc = cn_noise_split(c->hs, noise_cipher(c->cipher), &c->tx.cs, &c->rx.cs);
+    if (rc == 0)
+        rc = setup_engines(c);
     if (rc)
         return rc;
     memcpy(c->hh, cn_noise_handshake_hash(c->hs), CN_CHAN_HASH_LEN);
@@ -377,7 +408,7 @@ static int on_record(cn_chan_t *c, const uint8_t *rec, size_t body_len, cn_buf_t
             return rc;
     }
     /* The header is the associated data: type and length are authenticated. */
-    rc = cn_noise_cs_decrypt(&c->rx, rec, CN_CHAN_HEADER, body, body_len, dst);
+    rc = cn_aead_decrypt(&c->rx, rec, CN_CHAN_HEADER, body, body_len, dst);
     if (rc)
         return rc;
     if (rec[0] == CN_CHAN_REC_CLOSE) {
@@ -388,7 +419,7 @@ static int on_record(cn_chan_t *c, const uint8_t *rec, size_t body_len, cn_buf_t
     c->stats.rx_records++;
     c->stats.rx_bytes += plain_len;
     if (rec[0] == CN_CHAN_REC_DATA_KEY_UPDATE) {
-        rc = cn_noise_cs_rekey(&c->rx);
+        rc = cn_aead_rekey(&c->rx);
         c->stats.rx_rekeys++;
     }
     return rc;
@@ -515,9 +546,9 @@ static int seal(cn_chan_t *c, int type, uint8_t *rec, size_t plain_len)
     if (rekey)
         type = CN_CHAN_REC_DATA_KEY_UPDATE;
     put_header(rec, type, plain_len + CN_CHAN_TAG);
-    rc = cn_noise_cs_encrypt(&c->tx, rec, CN_CHAN_HEADER, rec + CN_CHAN_HEADER, plain_len);
+    rc = cn_aead_encrypt(&c->tx, rec, CN_CHAN_HEADER, rec + CN_CHAN_HEADER, plain_len);
     if (rc == 0 && rekey)
-        rc = cn_noise_cs_rekey(&c->tx);
+        rc = cn_aead_rekey(&c->tx);
     if (rc)
         return fail(c, rc);
     if (type == CN_CHAN_REC_CLOSE) {
@@ -598,6 +629,13 @@ const char *cn_chan_cipher_name(const cn_chan_t *c)
         return "ChaCha20-Poly1305";
     }
     return NULL;
+}
+
+const char *cn_chan_cipher_impl(const cn_chan_t *c)
+{
+    if (!cn_chan_is_established(c))
+        return NULL;
+    return cn_aead_uses_evp(&c->tx) ? "OpenSSL" : "libsodium";
 }
 
 const uint8_t *cn_chan_handshake_hash(const cn_chan_t *c)

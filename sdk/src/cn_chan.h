@@ -54,6 +54,14 @@ enum cn_chan_cipher {
     CN_CHAN_CIPHER_AES256GCM = 2,        /* offer only AES-256-GCM (needs CPU support) */
 };
 
+/* Which implementation seals and opens AES-256-GCM records (the wire format is
+ * the same: either side may use either). ChaCha20-Poly1305 is always libsodium. */
+enum cn_chan_aes_impl {
+    CN_CHAN_AES_DEFAULT = 0, /* OpenSSL EVP, or what env CN_CHAN_AES=sodium|evp says */
+    CN_CHAN_AES_SODIUM = 1,  /* libsodium (the fallback, and the reference) */
+    CN_CHAN_AES_EVP = 2,     /* OpenSSL libcrypto's EVP AES-256-GCM (faster) */
+};
+
 enum cn_chan_state {
     CN_CHAN_HANDSHAKING = 0,
     CN_CHAN_ESTABLISHED = 1,
@@ -82,6 +90,7 @@ typedef struct cn_chan_config {
     const uint8_t *app_payload;
     size_t app_payload_len;   /* <= CN_CHAN_MAX_APP_PAYLOAD */
     int cipher;               /* enum cn_chan_cipher */
+    int aes_impl;             /* enum cn_chan_aes_impl */
     uint64_t rekey_bytes;     /* rekey after this many sent plaintext bytes; 0 = 1 GiB */
     uint32_t rekey_seconds;   /* rekey the sending key after this long; 0 = 600 */
     uint32_t max_age_seconds; /* session lifetime after establishment; 0 = 24 h */
@@ -163,6 +172,9 @@ const uint8_t *cn_chan_remote_static(const cn_chan_t *chan);
 const uint8_t *cn_chan_app_payload(const cn_chan_t *chan, size_t *len);
 /* "AES-256-GCM" or "ChaCha20-Poly1305" once negotiated, else NULL. */
 const char *cn_chan_cipher_name(const cn_chan_t *chan);
+/* "OpenSSL" or "libsodium": what seals and opens this channel's records,
+ * once established (else NULL). */
+const char *cn_chan_cipher_impl(const cn_chan_t *chan);
 /* The Noise handshake hash (CN_CHAN_HASH_LEN bytes) for channel binding, or
  * NULL until established. Owned by the channel. */
 const uint8_t *cn_chan_handshake_hash(const cn_chan_t *chan);

@@ -66,7 +66,7 @@ static bool cipher_valid(int cipher)
 
 /* Noise nonce encodings: 32 zero bits, then the counter little-endian for
  * ChaChaPoly and big-endian for AESGCM. */
-static void make_nonce(int cipher, uint64_t n, uint8_t nonce[12])
+void cn_noise_nonce(int cipher, uint64_t n, uint8_t nonce[CN_NOISE_NONCE_LEN])
 {
     memset(nonce, 0, 4);
     for (int i = 0; i < 8; i++) {
@@ -83,7 +83,7 @@ static int cs_seal(cn_noise_cs_t *cs, uint64_t n, const uint8_t *ad, size_t ad_l
 {
     uint8_t nonce[12];
     int rc;
-    make_nonce(cs->cipher, n, nonce);
+    cn_noise_nonce(cs->cipher, n, nonce);
     if (cs->cipher == CN_NOISE_AESGCM)
         rc = crypto_aead_aes256gcm_encrypt_detached_afternm(buf, buf + len, NULL, buf, len, ad,
                                                             ad_len, NULL, nonce, &cs->aes);
@@ -147,7 +147,7 @@ int cn_noise_cs_decrypt(cn_noise_cs_t *cs, const uint8_t *ad, size_t ad_len, con
         return CN_ETOOBIG;
     uint8_t nonce[12];
     int rc;
-    make_nonce(cs->cipher, cs->n, nonce);
+    cn_noise_nonce(cs->cipher, cs->n, nonce);
     if (cs->cipher == CN_NOISE_AESGCM)
         rc = crypto_aead_aes256gcm_decrypt_detached_afternm(out, NULL, in, clen, in + clen, ad,
                                                             ad_len, nonce, &cs->aes);

@@ -21,6 +21,7 @@
 #define CN_NOISE_KEY_LEN 32    /* X25519 keys, cipher keys, psk */
 #define CN_NOISE_HASH_LEN 32   /* SHA256 */
 #define CN_NOISE_TAG_LEN 16    /* AEAD tag */
+#define CN_NOISE_NONCE_LEN 12  /* AEAD nonce */
 #define CN_NOISE_MAX_MSG 65535 /* Noise's limit on one message, tags included */
 
 enum cn_noise_role { CN_NOISE_INITIATOR = 0, CN_NOISE_RESPONDER = 1 };
@@ -131,5 +132,9 @@ CN_WARN_UNUSED int cn_noise_cs_decrypt(cn_noise_cs_t *cs, const uint8_t *ad, siz
 CN_WARN_UNUSED int cn_noise_cs_rekey(cn_noise_cs_t *cs);
 /* Wipes the key material; NULL is fine. */
 void cn_noise_cs_wipe(cn_noise_cs_t *cs);
+/* The 12-byte AEAD nonce of message counter n: 4 zero bytes, then n little-endian
+ * (ChaChaPoly) or big-endian (AESGCM). For a record layer that drives another
+ * implementation of the same cipher (cn_aead). */
+void cn_noise_nonce(int cipher, uint64_t n, uint8_t nonce[CN_NOISE_NONCE_LEN]);
 
 #endif

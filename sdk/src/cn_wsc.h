@@ -185,12 +185,13 @@ size_t cn_wsc_frame_header(uint8_t out[static CN_WSC_MAX_HEADER], int opcode, ui
  * p needs no alignment. Unmasking is the same call. */
 void cn_wsc_mask(uint8_t *p, size_t len, const uint8_t mask[static 4], size_t offset);
 
-/* Frames a payload in place for one lws_write(LWS_WRITE_RAW): draws a fresh
- * random mask (libsodium), writes the header into the `headroom` bytes just
- * before `payload`, masks the payload and sets *frame / *frame_len to the
- * whole frame. `headroom` >= CN_WSC_MAX_HEADER always suffices (fewer is fine
- * when the header is shorter). CN_EINVAL for a bad opcode/length or too little
- * headroom, with nothing changed. */
+/* Frames a payload in place for one lws_write(LWS_WRITE_RAW): takes a fresh
+ * random mask (libsodium output, fetched 256 masks at a time per thread),
+ * writes the header into the `headroom` bytes just before `payload`, masks
+ * the payload and sets *frame / *frame_len to the whole frame. `headroom` >=
+ * CN_WSC_MAX_HEADER always suffices (fewer is fine when the header is shorter).
+ * CN_EINVAL for a bad opcode/length or too little headroom, with nothing
+ * changed. */
 CN_WARN_UNUSED int cn_wsc_wrap(uint8_t *payload, size_t len, size_t headroom, int opcode,
                                uint8_t **frame, size_t *frame_len);
 

@@ -1,10 +1,14 @@
 /* cn_chan: the agent <-> hub channel as a specification. Handshake and cipher
  * negotiation, delivery in any split, the pinned hub key, tampering, replay,
- * reordering and truncation, rekeying, session age and the size limits. */
+ * reordering and truncation, rekeying, session age and the size limits; and
+ * AES-256-GCM records sealed by libsodium and opened by OpenSSL, and back. */
 #include "cn_test.h"
 
+#include "cn_aead.h"
 #include "cn_chan.h"
 #include "cn_err.h"
+
+#include <stdlib.h>
 
 #include <sodium.h>
 
@@ -17,7 +21,8 @@ struct keys {
 
 struct opts {
     int agent_cipher, hub_cipher;
-    const uint8_t *pin; /* NULL: the real hub key */
+    int agent_aes, hub_aes; /* enum cn_chan_aes_impl */
+    const uint8_t *pin;     /* NULL: the real hub key */
     const char *agent_binding, *hub_binding;
     uint64_t rekey_bytes;
     uint32_t rekey_seconds, max_age_seconds;
@@ -58,6 +63,7 @@ static cn_chan_t *side_new(struct side *s, int role, const struct keys *k, const
         .app_payload = role == CN_CHAN_INITIATOR ? app_payload : NULL,
         .app_payload_len = role == CN_CHAN_INITIATOR ? sizeof(app_payload) : 0,
         .cipher = role == CN_CHAN_INITIATOR ? o->agent_cipher : o->hub_cipher,
+        .aes_impl = role == CN_CHAN_INITIATOR ? o->agent_aes : o->hub_aes,
         .rekey_bytes = o->rekey_bytes,
         .rekey_seconds = o->rekey_seconds,
         .max_age_seconds = o->max_age_seconds,
@@ -380,9 +386,9 @@ static void expect_detected(struct pair *p, int to, const uint8_t *bytes, size_t
  * alternating directions, with rekeying every couple of records. Record
  * `victim` gets one bit flipped in byte class `cls` (0 header, 1 ciphertext
  * or handshake body, 2 tag / last byte). */
-static void flip_session(int victim, int cls)
+static void flip_session(int victim, int cls, int agent_aes, int hub_aes)
 {
-    struct opts o = {.rekey_bytes = 1500};
+    struct opts o = {.rekey_bytes = 1500, .agent_aes = agent_aes, .hub_aes = hub_aes};
     struct pair p;
     pair_new(&p, &o);
     assert_int_equal(cn_chan_start(p.s[0].c, &p.s[0].out), 0);
@@ -429,11 +435,27 @@ static void flip_session(int victim, int cls)
     pair_free(&p);
 }
 
+/* Every pair of AES-256-GCM engines (agent, hub) when the CPU has AES-GCM;
+ * the default pair is OpenSSL on both sides. */
+static const int engines[][2] = {
+    {CN_CHAN_AES_DEFAULT, CN_CHAN_AES_DEFAULT},
+    {CN_CHAN_AES_SODIUM, CN_CHAN_AES_EVP},
+    {CN_CHAN_AES_EVP, CN_CHAN_AES_SODIUM},
+    {CN_CHAN_AES_SODIUM, CN_CHAN_AES_SODIUM},
+};
+#define NENGINES (sizeof(engines) / sizeof(engines[0]))
+
+static size_t engine_pairs(void)
+{
+    return sodium_init() >= 0 && crypto_aead_aes256gcm_is_available() ? NENGINES : 1;
+}
+
 static void test_any_flip_in_first_64_records(void **state)
 {
-    for (int victim = 0; victim < 64; victim++)
-        for (int cls = 0; cls < 3; cls++)
-            flip_session(victim, cls);
+    for (size_t e = 0; e < engine_pairs(); e++)
+        for (int victim = 0; victim < 64; victim++)
+            for (int cls = 0; cls < 3; cls++)
+                flip_session(victim, cls, engines[e][0], engines[e][1]);
 }
 
 static void test_replay_to_new_responder(void **state)
@@ -804,6 +826,258 @@ static void test_app_payload_max(void **state)
     pair_free(&p);
 }
 
+/* ---- AES-256-GCM engines: libsodium and OpenSSL ---- */
+
+static bool have_aes(void)
+{
+    if (sodium_init() >= 0 && crypto_aead_aes256gcm_is_available())
+        return true;
+    print_message("this CPU has no AES-GCM: the AES engine cases do not run\n");
+    return false;
+}
+
+/* A libsodium side and an OpenSSL side (and the same-engine pairs) exchange
+ * every record size both ways, through key updates, and each opens exactly
+ * what the other sealed. Each side must report the engine it was given, so
+ * a silent fall back to one engine on both sides cannot pass as a cross test. */
+static void test_aes_engines_interoperate(void **state)
+{
+    if (!have_aes())
+        return;
+    static const char *names[] = {"OpenSSL", "libsodium", "OpenSSL"}; /* by cn_chan_aes_impl */
+    unsetenv("CN_CHAN_AES");
+    for (size_t e = 0; e < NENGINES; e++) {
+        struct opts o = {.agent_cipher = CN_CHAN_CIPHER_AES256GCM,
+                         .hub_cipher = CN_CHAN_CIPHER_AES256GCM,
+                         .agent_aes = engines[e][0],
+                         .hub_aes = engines[e][1],
+                         .rekey_bytes = 50000};
+        struct pair p;
+        established_pair(&p, &o);
+        for (int s = 0; s < 2; s++) {
+            assert_string_equal(cn_chan_cipher_name(p.s[s].c), "AES-256-GCM");
+            assert_string_equal(cn_chan_cipher_impl(p.s[s].c), names[engines[e][s]]);
+        }
+        for (int round = 0; round < 3; round++) {
+            for (int from = 0; from < 2; from++) {
+                size_t before = p.s[1 - from].plain.len;
+                send_sizes(&p, from, (uint64_t)(100 * round + 10 * from + 1));
+                assert_int_equal(move(&p, from, round == 1 && from == 1), 0);
+                expect_sizes(&p.s[1 - from].plain, before, (uint64_t)(100 * round + 10 * from + 1));
+            }
+        }
+        cn_chan_stats_t a, b;
+        cn_chan_get_stats(p.s[0].c, &a);
+        cn_chan_get_stats(p.s[1].c, &b);
+        assert_true(a.tx_rekeys >= 3); /* 132 KiB per round, a key update every ~50 KB */
+        assert_int_equal(a.tx_rekeys, b.rx_rekeys);
+        assert_int_equal(b.tx_rekeys, a.rx_rekeys);
+        assert_int_equal(a.tx_records, 3 * NSIZES);
+        assert_int_equal(b.rx_records, 3 * NSIZES);
+        /* CLOSE, sealed by one engine and opened by the other. */
+        uint8_t rec[CN_CHAN_HEADER + CN_CHAN_TAG];
+        assert_int_equal(cn_chan_seal_close(p.s[1].c, rec), (int)sizeof(rec));
+        assert_int_equal(deliver(&p, 0, rec, sizeof(rec)), 0);
+        assert_int_equal(cn_chan_state(p.s[0].c), CN_CHAN_CLOSED);
+        assert_int_equal(cn_chan_eof(p.s[0].c), 0);
+        pair_free(&p);
+    }
+    /* The default is OpenSSL; CN_CHAN_AES=sodium switches it, an explicit
+     * choice in the config wins over the environment. */
+    for (int env = 0; env < 3; env++) {
+        if (env == 1)
+            setenv("CN_CHAN_AES", "sodium", 1);
+        if (env == 2)
+            setenv("CN_CHAN_AES", "bogus", 1);
+        struct opts o = {.hub_aes = CN_CHAN_AES_EVP};
+        struct pair p;
+        established_pair(&p, &o);
+        assert_string_equal(cn_chan_cipher_impl(p.s[0].c), env == 1 ? "libsodium" : "OpenSSL");
+        assert_string_equal(cn_chan_cipher_impl(p.s[1].c), "OpenSSL");
+        pair_free(&p);
+    }
+    unsetenv("CN_CHAN_AES");
+    /* ChaCha20-Poly1305 is libsodium whatever is asked for AES. */
+    struct opts o = {.agent_cipher = CN_CHAN_CIPHER_CHACHA20POLY1305,
+                     .agent_aes = CN_CHAN_AES_EVP,
+                     .hub_aes = CN_CHAN_AES_EVP};
+    struct pair p;
+    established_pair(&p, &o);
+    assert_string_equal(cn_chan_cipher_impl(p.s[0].c), "libsodium");
+    pair_free(&p);
+    /* An engine that is not one of the three is a bad config. */
+    cn_chan_config_t bad = {
+        .role = CN_CHAN_RESPONDER, .local_private = p.k.hub_priv, .aes_impl = 3};
+    assert_null(cn_chan_new(&bad, NULL, 0));
+}
+
+/* Two engines on the same key, as a sealer and an opener each. */
+struct engines {
+    cn_aead_t seal[2], open[2]; /* [0] libsodium, [1] OpenSSL */
+};
+
+static void engines_new(struct engines *g, const uint8_t key[32], uint64_t n)
+{
+    for (int i = 0; i < 2; i++) {
+        int impl = i ? CN_AEAD_IMPL_EVP : CN_AEAD_IMPL_SODIUM;
+        cn_aead_t *both[2] = {&g->seal[i], &g->open[i]};
+        for (int d = 0; d < 2; d++) {
+            memset(both[d], 0, sizeof(*both[d]));
+            assert_int_equal(cn_noise_cs_init(&both[d]->cs, CN_NOISE_AESGCM, key), 0);
+            both[d]->cs.n = n;
+            assert_int_equal(cn_aead_setup(both[d], d ? CN_AEAD_OPEN : CN_AEAD_SEAL, impl), 0);
+            assert_int_equal(cn_aead_uses_evp(both[d]), i == 1);
+        }
+    }
+}
+
+static void engines_free(struct engines *g)
+{
+    for (int i = 0; i < 2; i++) {
+        cn_aead_wipe(&g->seal[i]);
+        cn_aead_wipe(&g->open[i]);
+    }
+}
+
+/* The strongest form of "the wire format stays identical": for the same key
+ * and counter both engines produce the same bytes, record after record,
+ * through rekeys and at counters whose nonce uses every byte (the big-endian
+ * AESGCM encoding), up to the last usable counter. The OpenSSL side hands
+ * records under CN_AEAD_EVP_MIN to libsodium and does the rest itself,
+ * counted, so the comparison is really between the two libraries. */
+static void test_aes_engines_same_bytes(void **state)
+{
+    if (!have_aes())
+        return;
+    static const uint64_t starts[] = {0,
+                                      250,
+                                      65530,
+                                      0xfffffffaull,
+                                      0x00fffffffffffffaull,
+                                      0x0123456789abcdefull,
+                                      UINT64_MAX - 30};
+    static const size_t lens[] = {0,   1,   15,  16,   17,   31,    64,   100,
+                                  511, 512, 513, 1024, 4096, 16384, 65536};
+    const size_t nlens = sizeof(lens) / sizeof(lens[0]);
+    uint8_t key[32];
+    uint8_t *buf[2], *back = malloc(65536 + 16);
+    buf[0] = malloc(CN_CHAN_HEADER + 65536 + 16);
+    buf[1] = malloc(CN_CHAN_HEADER + 65536 + 16);
+    assert_true(buf[0] && buf[1] && back);
+    for (size_t si = 0; si < sizeof(starts) / sizeof(starts[0]); si++) {
+        cn_test_fill(key, sizeof(key), 77 + si);
+        struct engines g;
+        engines_new(&g, key, starts[si]);
+        uint64_t large = 0; /* records OpenSSL must have done */
+        for (size_t r = 0; r < 3 * nlens && g.seal[0].cs.n < UINT64_MAX; r++) {
+            size_t len = lens[r % nlens];
+            large += len >= CN_AEAD_EVP_MIN;
+            uint8_t ad[CN_CHAN_HEADER] = {CN_CHAN_REC_DATA, (uint8_t)(len >> 16),
+                                          (uint8_t)(len >> 8), (uint8_t)len};
+            for (int i = 0; i < 2; i++) {
+                cn_test_fill(buf[i], len, r + 1);
+                assert_int_equal(cn_aead_encrypt(&g.seal[i], ad, sizeof(ad), buf[i], len), 0);
+            }
+            assert_memory_equal(buf[0], buf[1], len + 16);
+            assert_int_equal(g.seal[0].cs.n, g.seal[1].cs.n);
+            /* Each opener opens the other engine's record (into a separate
+             * buffer or in place). */
+            for (int i = 0; i < 2; i++) {
+                uint8_t *out = i ? buf[1 - i] : back;
+                assert_int_equal(
+                    cn_aead_decrypt(&g.open[i], ad, sizeof(ad), buf[1 - i], len + 16, out), 0);
+                uint8_t *want = malloc(len ? len : 1);
+                assert_non_null(want);
+                cn_test_fill(want, len, r + 1);
+                assert_memory_equal(out, want, len);
+                free(want);
+            }
+            if (r % 5 == 4) {
+                for (int i = 0; i < 2; i++) {
+                    assert_int_equal(cn_aead_rekey(&g.seal[i]), 0);
+                    assert_int_equal(cn_aead_rekey(&g.open[i]), 0);
+                }
+                assert_memory_equal(g.seal[0].cs.key, g.seal[1].cs.key, 32);
+            }
+        }
+        assert_true(large > 0);
+        assert_int_equal(g.seal[1].evp_records, large);
+        assert_int_equal(g.open[1].evp_records, large);
+        assert_int_equal(g.seal[0].evp_records + g.open[0].evp_records, 0);
+        if (starts[si] == UINT64_MAX - 30) { /* both stop at the same counter */
+            assert_int_equal(g.seal[0].cs.n, UINT64_MAX);
+            for (int i = 0; i < 2; i++) {
+                for (size_t len = 8; len < 2 * CN_AEAD_EVP_MIN; len += CN_AEAD_EVP_MIN) {
+                    assert_int_equal(cn_aead_encrypt(&g.seal[i], NULL, 0, buf[i], len),
+                                     CN_EEXHAUSTED);
+                    assert_int_equal(cn_aead_decrypt(&g.open[i], NULL, 0, buf[i], len + 16, buf[i]),
+                                     CN_EEXHAUSTED);
+                }
+            }
+        }
+        engines_free(&g);
+    }
+    free(buf[0]);
+    free(buf[1]);
+    free(back);
+}
+
+/* A flipped bit anywhere in the ciphertext, the tag or the associated data
+ * (the header) is refused by both engines, whichever engine sealed: the
+ * counter stays, nothing of the forgery is left in the output, and the
+ * genuine record still opens afterwards. */
+static void test_aes_engines_refuse_tampering(void **state)
+{
+    if (!have_aes())
+        return;
+    uint8_t key[32];
+    cn_test_fill(key, sizeof(key), 5);
+    enum { MAXLEN = CN_AEAD_EVP_MIN + 88 };
+    /* Under and over CN_AEAD_EVP_MIN: the OpenSSL engine's own checks. */
+    static const size_t lens[] = {40, MAXLEN};
+    uint8_t rec[MAXLEN + 16], bad[MAXLEN + 16], out[MAXLEN + 16], want[MAXLEN];
+    for (size_t li = 0; li < 2; li++) {
+        size_t len = lens[li], rlen = len + 16;
+        for (int sealer = 0; sealer < 2; sealer++) {
+            for (int opener = 0; opener < 2; opener++) {
+                struct engines g;
+                engines_new(&g, key, 7);
+                uint8_t ad[CN_CHAN_HEADER] = {CN_CHAN_REC_DATA, 0, (uint8_t)(rlen >> 8),
+                                              (uint8_t)rlen};
+                cn_test_fill(rec, len, 9);
+                assert_int_equal(cn_aead_encrypt(&g.seal[sealer], ad, sizeof(ad), rec, len), 0);
+                for (size_t bit = 0; bit < 8 * (rlen + sizeof(ad)); bit++) {
+                    uint8_t ad2[CN_CHAN_HEADER];
+                    memcpy(bad, rec, rlen);
+                    memcpy(ad2, ad, sizeof(ad));
+                    uint8_t *b = bit / 8 < rlen ? &bad[bit / 8] : &ad2[bit / 8 - rlen];
+                    *b ^= (uint8_t)(1u << (bit % 8));
+                    memset(out, 0xee, sizeof(out));
+                    assert_int_equal(
+                        cn_aead_decrypt(&g.open[opener], ad2, sizeof(ad2), bad, rlen, out),
+                        CN_EAUTH);
+                    for (size_t k = 0; k < len; k++)
+                        assert_int_equal(out[k], 0);
+                    assert_int_equal(g.open[opener].cs.n, 7);
+                }
+                /* The right record under another counter (a replay). */
+                g.open[opener].cs.n = 8;
+                assert_int_equal(cn_aead_decrypt(&g.open[opener], ad, sizeof(ad), rec, rlen, out),
+                                 CN_EAUTH);
+                g.open[opener].cs.n = 7;
+                assert_int_equal(cn_aead_decrypt(&g.open[opener], ad, sizeof(ad), rec, rlen, out),
+                                 0);
+                cn_test_fill(want, len, 9);
+                assert_memory_equal(out, want, len);
+                bool evp_sized = len >= CN_AEAD_EVP_MIN;
+                assert_int_equal(g.seal[sealer].evp_records, sealer == 1 && evp_sized);
+                assert_int_equal(g.open[opener].evp_records, opener == 1 && evp_sized);
+                engines_free(&g);
+            }
+        }
+    }
+}
+
 static void test_keys_and_fingerprint(void **state)
 {
     uint8_t pub[32], priv[32], pub2[32];
@@ -842,6 +1116,9 @@ int main(void)
         cmocka_unit_test(test_rekey_by_time_and_max_age),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_app_payload_max),
+        cmocka_unit_test(test_aes_engines_interoperate),
+        cmocka_unit_test(test_aes_engines_same_bytes),
+        cmocka_unit_test(test_aes_engines_refuse_tampering),
         cmocka_unit_test(test_keys_and_fingerprint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

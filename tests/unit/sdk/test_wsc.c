@@ -7,6 +7,9 @@
 #include "cn_err.h"
 #include "cn_wsc.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 /* RFC 6455 section 1.3: the key "dGhlIHNhbXBsZSBub25jZQ==" is base64 of these
  * 16 bytes, and its accept value is "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" (checked
  * against sha1sum: SHA-1 b37a4f2cc0624f1690f64606cf385945b2bec4ea). */
@@ -792,6 +795,60 @@ static void test_wrap_writes_header_before_payload(void **state)
     assert_memory_not_equal(f1 + 10, f2 + 10, 8);
 }
 
+/* The mask of an empty binary frame from cn_wsc_wrap(). */
+static void wrap_mask(uint8_t mask[4])
+{
+    uint8_t buf[CN_WSC_MAX_HEADER], *frame;
+    size_t flen;
+    assert_int_equal(
+        cn_wsc_wrap(buf + CN_WSC_MAX_HEADER, 0, CN_WSC_MAX_HEADER, CN_WSC_OP_BINARY, &frame, &flen),
+        0);
+    assert_int_equal(flen, 6);
+    memcpy(mask, frame + 2, 4);
+}
+
+/* Masks are drawn from the CSPRNG in batches of 256 per thread: every batch
+ * is new (a pool that wrapped around instead of refilling would resend the
+ * same 256 masks), masks within a batch are distinct, and a forked child
+ * does not send the masks its parent is about to use. */
+static void test_masks_fresh_across_batches_and_fork(void **state)
+{
+    enum { BATCH = 256, ROUNDS = 4 };
+    static uint8_t m[ROUNDS * BATCH][4];
+    for (size_t i = 0; i < ROUNDS * BATCH; i++)
+        wrap_mask(m[i]);
+    /* A pool that wrapped around instead of refilling makes the sequence
+     * periodic: windows one batch apart would match, whatever its phase. */
+    for (size_t r = 1; r < ROUNDS; r++)
+        assert_memory_not_equal(m[(r - 1) * BATCH], m[r * BATCH], sizeof(m[0]) * BATCH);
+    /* 1,024 draws of 32 random bits: a repeat has odds ~1e-4 per run, so
+     * allow a couple; a broken pool (reused or constant) repeats hundreds. */
+    size_t repeats = 0;
+    for (size_t i = 0; i < ROUNDS * BATCH; i++)
+        for (size_t j = i + 1; j < ROUNDS * BATCH; j++)
+            repeats += memcmp(m[i], m[j], 4) == 0;
+    assert_true(repeats <= 2);
+
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        uint8_t child[4];
+        wrap_mask(child);
+        _exit(write(fds[1], child, 4) == 4 ? 0 : 1);
+    }
+    uint8_t parent[4], child[4];
+    wrap_mask(parent);
+    assert_int_equal(read(fds[0], child, 4), 4);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(fds[0]);
+    close(fds[1]);
+    assert_memory_not_equal(parent, child, 4);
+}
+
 static void test_pong_and_close_frames(void **state)
 {
     uint8_t f[CN_WSC_MAX_CONTROL], body[CN_WSC_MAX_CONTROL], ping[126];
@@ -1268,6 +1325,7 @@ int main(void)
         cmocka_unit_test(test_frame_header_encoding),
         cmocka_unit_test(test_mask_pieces_match_reference),
         cmocka_unit_test(test_wrap_writes_header_before_payload),
+        cmocka_unit_test(test_masks_fresh_across_batches_and_fork),
         cmocka_unit_test(test_pong_and_close_frames),
         cmocka_unit_test(test_lengths_7_16_64),
         cmocka_unit_test(test_bytewise_equals_oneshot),
