@@ -1098,3 +1098,58 @@ int cn_api_webhook_deliveries(cn_api_t *api, const char *id, json_t **out, char 
     int rc = sub_path("webhooks", id, "/deliveries", path, sizeof(path), err, errlen);
     return rc < 0 ? rc : call_list(api, path, "deliveries", out, err, errlen);
 }
+
+int cn_api_requests_list(cn_api_t *api, const char *tunnel_id, json_t **out, char *err,
+                         size_t errlen)
+{
+    char path[CN_API_PATH_MAX];
+    int rc = sub_path("tunnels", tunnel_id, "/requests", path, sizeof(path), err, errlen);
+    return rc < 0 ? rc : call_list(api, path, "requests", out, err, errlen);
+}
+
+/* /api/v1/requests/RID[TAIL]: ids of recorded requests are integers. */
+static int request_path(uint64_t rid, const char *tail, char *out, size_t outlen, char *err,
+                        size_t errlen)
+{
+    if (rid == 0)
+        return cn_errf(CN_EINVAL, err, errlen, "a recorded request's id is a positive integer");
+    snprintf(out, outlen, "/api/v1/requests/%llu%s", (unsigned long long)rid, tail);
+    return 0;
+}
+
+int cn_api_request_get(cn_api_t *api, uint64_t rid, json_t **out, char *err, size_t errlen)
+{
+    char path[CN_API_PATH_MAX];
+    int rc = request_path(rid, "", path, sizeof(path), err, errlen);
+    return rc < 0 ? rc : call_object(api, "GET", path, NULL, out, err, errlen);
+}
+
+int cn_api_request_replay(cn_api_t *api, uint64_t rid, json_t **out, char *err, size_t errlen)
+{
+    char path[CN_API_PATH_MAX];
+    int rc = request_path(rid, "/replay", path, sizeof(path), err, errlen);
+    if (rc < 0)
+        return rc;
+    json_t *body = json_object();
+    if (!body)
+        return cn_errf(CN_ENOMEM, err, errlen, "out of memory");
+    rc = call_object(api, "POST", path, body, out, err, errlen);
+    json_decref(body);
+    return rc;
+}
+
+int cn_api_share_redeem(cn_api_t *api, const char *token, int local_port, json_t **out, char *err,
+                        size_t errlen)
+{
+    if (!token || !*token || local_port < 0 || local_port > 65535)
+        return cn_errf(CN_EINVAL, err, errlen,
+                       "redeem: a share token and a port 0-65535 are needed");
+    json_t *body = json_pack("{s:s}", "token", token);
+    if (body && local_port)
+        json_object_set_new(body, "localPort", json_integer(local_port));
+    if (!body)
+        return cn_errf(CN_ENOMEM, err, errlen, "out of memory");
+    int rc = call_object(api, "POST", "/api/v1/share-redemptions", body, out, err, errlen);
+    json_decref(body);
+    return rc;
+}

@@ -201,6 +201,25 @@ CN_EXTERN CN_WARN_UNUSED int cn_api_share_revoke(cn_api_t *api, const char *id, 
 CN_EXTERN CN_WARN_UNUSED int cn_api_share_logs(cn_api_t *api, const char *id, json_t **out,
                                                char *err, size_t errlen);
 
+/* POST /api/v1/share-redemptions {token, localPort?} -> what `connect reach
+ * SHARE_URL` needs for a TCP share (the tunnel, the exposing agent's key,
+ * the hub's key). Needs no API token: `api` may be made with token NULL.
+ * local_port 0: the hub's default. */
+CN_EXTERN CN_WARN_UNUSED int cn_api_share_redeem(cn_api_t *api, const char *token, int local_port,
+                                                 json_t **out, char *err, size_t errlen);
+
+/* GET /api/v1/tunnels/{id}/requests -> the array of recorded HTTP requests,
+ * newest first (the first page). */
+CN_EXTERN CN_WARN_UNUSED int cn_api_requests_list(cn_api_t *api, const char *tunnel_id,
+                                                  json_t **out, char *err, size_t errlen);
+/* GET /api/v1/requests/{rid} -> one recorded request in full. */
+CN_EXTERN CN_WARN_UNUSED int cn_api_request_get(cn_api_t *api, uint64_t rid, json_t **out,
+                                                char *err, size_t errlen);
+/* POST /api/v1/requests/{rid}/replay -> {id, replayOf, ...}: the replay's
+ * record appears under id once its response is complete. */
+CN_EXTERN CN_WARN_UNUSED int cn_api_request_replay(cn_api_t *api, uint64_t rid, json_t **out,
+                                                   char *err, size_t errlen);
+
 /* POST /api/v1/agents {name?} -> {id, enrollToken, ...}. */
 CN_EXTERN CN_WARN_UNUSED int cn_api_agent_create(cn_api_t *api, const char *name, json_t **out,
                                                  char *err, size_t errlen);

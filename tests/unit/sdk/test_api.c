@@ -482,6 +482,15 @@ static void test_typed_helpers_paths(void **state)
     assert_int_equal(cn_api_tunnel_connect(api, "t", "a", 70000, &out, err, sizeof(err)),
                      CN_EINVAL);
     assert_int_equal(cn_api_tunnel_connect(api, "t", "a", 0, &out, err, sizeof(err)), CN_ENOTFOUND);
+    /* Recorded requests and share redemption. */
+    assert_int_equal(cn_api_requests_list(api, "../echo", &out, err, sizeof(err)), CN_ENOTFOUND);
+    assert_int_equal(cn_api_request_get(api, 0, &out, err, sizeof(err)), CN_EINVAL);
+    assert_int_equal(cn_api_request_get(api, 7, &out, err, sizeof(err)), CN_ENOTFOUND);
+    assert_int_equal(cn_api_request_replay(api, 0, &out, err, sizeof(err)), CN_EINVAL);
+    assert_int_equal(cn_api_request_replay(api, 7, &out, err, sizeof(err)), CN_ENOTFOUND);
+    assert_int_equal(cn_api_share_redeem(api, "", 0, &out, err, sizeof(err)), CN_EINVAL);
+    assert_int_equal(cn_api_share_redeem(api, "t", 70000, &out, err, sizeof(err)), CN_EINVAL);
+    assert_int_equal(cn_api_share_redeem(api, "t", 0, &out, err, sizeof(err)), CN_ENOTFOUND);
     assert_null(out);
     cn_api_free(api);
 }
