@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The hub's event loop, poll() against epoll (`serve --event-loop`), on the
+# The event loops of the hub and the agent, poll() against epoll (`serve
+# --event-loop`, CONNECT_EVENT_LOOP), on the
 # measure poll() is worst at: 64-byte ping-pong at c=50 through a public TCP
 # tunnel, alone and with BENCH_IDLE_PP idle connections held open through the
 # same tunnel. Each loop gets a fresh hub and agent; the loops alternate
@@ -34,6 +35,7 @@ one_round() { # LOOP ROUND: appends "LOOP ALONE IDLE HELD P99" to $WORK/rows
     hub_init
     # One client address opens all 1,000 connections: lift the per-client cap.
     hub_start --event-loop "$loop" --max-conns-per-client 4096 --max-conns-per-workspace 4096
+    export CONNECT_EVENT_LOOP=$loop # the exposing agent's loop too
     agent_enroll "$name"
     expose "$name" "127.0.0.1:$ECHO_PORT" --public --protocol tcp --name "$name"
     local port=$TUNNEL_PORT agent=$EXPOSE_PID

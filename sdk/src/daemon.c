@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <ev.h>
 #include <libwebsockets.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -67,6 +68,10 @@ typedef struct agent_reach {
 
 struct agent_daemon {
     agent_daemon_config_t cfg;
+    /* The epoll loop lws runs on (ours, foreign to lws; libev through lws's
+     * plugin), NULL on lws's poll() loop: CONNECT_EVENT_LOOP=poll. poll()
+     * scans every socket each turn, so idle streams slowed busy ones. */
+    struct ev_loop *loop;
     char hub_url[CN_API_PATH_MAX];
     cn_api_url_t url;
     char host_header[CN_API_HOST_MAX + 16];
@@ -933,9 +938,24 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = d->protocols;
     info.pt_serv_buf_size = CN_LINK_LWS_BUF;
+    const char *loop_env = getenv("CONNECT_EVENT_LOOP");
+    void *loops[1] = {NULL};
+    if (!loop_env || strcmp(loop_env, "poll") != 0) {
+        d->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+        if (!d->loop) {
+            cn_errf(CN_EIO, err, errlen, "cannot create an epoll event loop");
+            goto fail;
+        }
+        loops[0] = d->loop;
+        info.options |= LWS_SERVER_OPTION_LIBEV;
+        info.foreign_loops = loops;
+    }
     d->context = lws_create_context(&info);
     if (!d->context) {
-        cn_errf(CN_EIO, err, errlen, "cannot create the event loop");
+        cn_errf(CN_EIO, err, errlen,
+                d->loop ? "cannot create the event loop (the epoll loop needs lws's libev plugin, "
+                          "package libwebsockets-evlib-ev; or CONNECT_EVENT_LOOP=poll)"
+                        : "cannot create the event loop");
         goto fail;
     }
     d->vh = lws_get_vhost_by_name(d->context, "default");
@@ -960,6 +980,12 @@ fail:
 
 int agent_daemon_service(agent_daemon_t *d)
 {
+    if (d->loop) {
+        /* One turn: returns after the events it waited for; the 250 ms
+         * heartbeat timer, a wake-up or a signal (EINTR) bound the wait. */
+        ev_run(d->loop, EVRUN_ONCE);
+        return 0;
+    }
     return lws_service(d->context, 0) < 0 ? CN_EIO : 0;
 }
 
@@ -997,6 +1023,8 @@ void agent_daemon_free(agent_daemon_t *d)
         lws_sul_cancel(&d->sul_heartbeat);
         lws_context_destroy(d->context);
     }
+    if (d->loop)
+        ev_loop_destroy(d->loop);
     /* Connections lws did not close (no context): freed in one walk. */
     for (agent_conn_t *c = d->conns, *next; c; c = next) {
         next = c->next;
