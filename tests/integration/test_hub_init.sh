@@ -31,7 +31,8 @@ quiet() { "$@" >/dev/null; }
 # --help works everywhere and exits 0.
 check "connect-hub --help" quiet "$hub" --help
 check "connect-hub init --help" quiet "$hub" init --help
-"$hub" init --help | grep -q -- '--db PATH' || { echo "FAIL init --help text"; fails=$((fails + 1)); }
+init_help=$("$hub" init --help) # not piped into grep -q (SIGPIPE under pipefail)
+grep -q -- '--db PATH' <<<"$init_help" || { echo "FAIL init --help text"; fails=$((fails + 1)); }
 
 # Usage errors: non-zero, exactly one line on stderr.
 set +e
