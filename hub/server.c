@@ -366,8 +366,9 @@ hub_server_t *hub_server_new(const hub_server_config_t *cfg, char *err, size_t e
     }
     build_protocols(s);
 
-    lws_set_log_level(cn_log_get_level() >= CN_LOG_DEBUG ? LLL_ERR | LLL_WARN | LLL_NOTICE : 0,
-                      lws_log_emit);
+    /* Not LLL_NOTICE even at debug: on the epoll loop lws's libev plugin
+     * logs a notice for every socket event. */
+    lws_set_log_level(cn_log_get_level() >= CN_LOG_DEBUG ? LLL_ERR | LLL_WARN : 0, lws_log_emit);
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));

@@ -379,6 +379,7 @@ static int serve(cn_tunnel_t *t, cn_api_t *api, char *why, size_t whylen)
         .on_tunnels = on_tunnels,
         .on_down = on_down,
         .ctx = t,
+        .poll_loop = true, /* one tunnel; and no per-event notices in the host's stderr */
     };
     agent_daemon_t *d = agent_daemon_new(&dc, why, whylen);
     if (!d)

@@ -940,7 +940,7 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
     info.pt_serv_buf_size = CN_LINK_LWS_BUF;
     const char *loop_env = getenv("CONNECT_EVENT_LOOP");
     void *loops[1] = {NULL};
-    if (!loop_env || strcmp(loop_env, "poll") != 0) {
+    if (!cfg->poll_loop && (!loop_env || strcmp(loop_env, "poll") != 0)) {
         d->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
         if (!d->loop) {
             cn_errf(CN_EIO, err, errlen, "cannot create an epoll event loop");

@@ -80,6 +80,11 @@ typedef struct agent_daemon_config {
     uint32_t reconnects_per_min; /* 0 = AGENT_BACKOFF_PER_MIN (on average) */
     uint32_t reconnect_burst;    /* 0 = AGENT_BACKOFF_BURST (at once, before the cap) */
     cn_link_timing_t timing;
+    /* Run on lws's poll() loop rather than the epoll one (CONNECT_EVENT_LOOP
+     * =poll does the same): the embedded tunnel does, since lws's libev
+     * plugin logs a notice per socket event and an embedding process keeps
+     * lws's default log level, which shows notices. */
+    bool poll_loop;
     /* Protocol plugins for health probes of served targets (borrowed,
      * outlives the daemon; health.h, probe.h). NULL: no health probes. The
      * interval is CONNECT_HEALTH_INTERVAL_MS, else 10 s. */
