@@ -30,6 +30,7 @@
 #include "cn_api.h"
 #include "cn_err.h"
 #include "cn_errmsg.h"
+#include "cn_hpost.h"
 #include "cn_log.h"
 #include "cn_pipe.h"
 #include "cn_time.h"
@@ -802,113 +803,34 @@ static void drain_messages(app_t *app)
 
 /* ---- callbacks ---------------------------------------------------------------- */
 
+/* One callback POST in flight; freed when its cn_hpost is done. */
 typedef struct delivery {
     app_t *app;
     uint64_t seq;
     char url_text[AS_CALLBACK_URL_MAX + 1];
-    as_url_t url;
-    char host_header[80];
-    unsigned char *buf; /* LWS_PRE + body */
-    size_t body_len;
-    bool body_sent, done;
-    bool connecting;     /* inside lws_client_connect_via_info() */
-    bool closed_in_call; /* ... and lws reported the failure there */
-    int status;
 } delivery_t;
 
-static void delivery_done(delivery_t *dl, bool ok, const char *why)
+static void delivery_done(void *user, int status, const char *error)
 {
-    if (dl->done)
-        return;
-    dl->done = true;
+    delivery_t *dl = user;
     uint32_t retry = 0;
+    char why[48];
+    if (!error) {
+        snprintf(why, sizeof(why), "HTTP %d", status);
+        error = why;
+    }
+    bool ok = status >= 200 && status < 300;
     bool over = as_callback_done(dl->app->as, dl->seq, ok, (int64_t)cn_time_mono_ms(),
                                  randombytes_random(), &retry);
     if (ok)
-        cn_log_info("app-server: callback to %s delivered (HTTP %d)", dl->url_text, dl->status);
+        cn_log_info("app-server: callback to %s delivered (HTTP %d)", dl->url_text, status);
     else if (over)
         cn_log_warn("app-server: callback to %s failed: %s; giving up after %d attempts",
-                    dl->url_text, why, AS_CALLBACK_ATTEMPTS);
+                    dl->url_text, error, AS_CALLBACK_ATTEMPTS);
     else
-        cn_log_warn("app-server: callback to %s failed: %s; retrying in %u ms", dl->url_text, why,
+        cn_log_warn("app-server: callback to %s failed: %s; retrying in %u ms", dl->url_text, error,
                     (unsigned)retry);
-}
-
-static int callback_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                       size_t len)
-{
-    delivery_t *dl = user;
-    switch (reason) {
-    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
-        if (!dl)
-            return -1;
-        unsigned char **p = (unsigned char **)in, *end = *p + len;
-        char num[32];
-        snprintf(num, sizeof(num), "%zu", dl->body_len);
-        if (add_header(wsi, "content-type:", "application/json", p, end) ||
-            add_header(wsi, "content-length:", num, p, end) ||
-            add_header(wsi, "user-agent:", "connect-app-server/1", p, end))
-            return -1;
-        lws_client_http_body_pending(wsi, 1);
-        lws_callback_on_writable(wsi);
-        return 0;
-    }
-    case LWS_CALLBACK_CLIENT_HTTP_WRITEABLE:
-        if (!dl || dl->body_sent)
-            return 0;
-        dl->body_sent = true;
-        lws_client_http_body_pending(wsi, 0);
-        if (lws_write(wsi, dl->buf + LWS_PRE, dl->body_len, LWS_WRITE_HTTP_FINAL) <
-            (int)dl->body_len)
-            return -1;
-        return 0;
-    case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP:
-        if (dl)
-            dl->status = (int)lws_http_client_http_response(wsi);
-        return 0;
-    case LWS_CALLBACK_RECEIVE_CLIENT_HTTP: {
-        char buf[LWS_PRE + 1024];
-        char *p = buf + LWS_PRE;
-        int n = (int)sizeof(buf) - LWS_PRE;
-        return lws_http_client_read(wsi, &p, &n) < 0 ? -1 : 0;
-    }
-    case LWS_CALLBACK_RECEIVE_CLIENT_HTTP_READ:
-        return 0;
-    case LWS_CALLBACK_COMPLETED_CLIENT_HTTP:
-        if (dl && !dl->done) {
-            char why[48];
-            snprintf(why, sizeof(why), "HTTP %d", dl->status);
-            delivery_done(dl, dl->status >= 200 && dl->status < 300, why);
-        }
-        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-        return 0;
-    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-    case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
-        if (!dl)
-            return 0;
-        if (!dl->done) {
-            char why[160];
-            if (reason == LWS_CALLBACK_CLIENT_CONNECTION_ERROR)
-                snprintf(why, sizeof(why), "%.150s",
-                         in && len ? (const char *)in : "could not connect");
-            else if (dl->status)
-                snprintf(why, sizeof(why), "HTTP %d", dl->status);
-            else
-                snprintf(why, sizeof(why), "connection closed before an answer");
-            delivery_done(dl, dl->status >= 200 && dl->status < 300, why);
-        }
-        lws_set_wsi_user(wsi, NULL);
-        if (dl->connecting) {
-            dl->closed_in_call = true; /* deliver_due() frees it */
-            return 0;
-        }
-        free(dl->buf);
-        free(dl);
-        return 0;
-    default:
-        break;
-    }
-    return 0;
+    free(dl);
 }
 
 /* Starts every delivery that is due. */
@@ -919,7 +841,8 @@ static void deliver_due(app_t *app)
     while ((cb = as_callback_take(app->as, now, NULL))) {
         delivery_t *dl = calloc(1, sizeof(*dl));
         const char *why = NULL;
-        if (!dl || !(dl->buf = malloc(LWS_PRE + cb->body_len))) {
+        as_url_t url;
+        if (!dl || !as_url_parse(cb->url, &url, &why)) { /* checked at create */
             free(dl);
             as_callback_done(app->as, cb->seq, false, now, randombytes_random(), NULL);
             continue;
@@ -927,45 +850,33 @@ static void deliver_due(app_t *app)
         dl->app = app;
         dl->seq = cb->seq;
         snprintf(dl->url_text, sizeof(dl->url_text), "%s", cb->url);
-        if (!as_url_parse(cb->url, &dl->url, &why)) { /* checked at create: cannot happen */
-            free(dl->buf);
-            free(dl);
-            as_callback_done(app->as, cb->seq, false, now, 0, NULL);
-            continue;
-        }
-        memcpy(dl->buf + LWS_PRE, cb->body, cb->body_len);
-        dl->body_len = cb->body_len;
-        if (!strcasecmp(dl->url.host, "localhost"))
-            snprintf(dl->url.host, sizeof(dl->url.host), "127.0.0.1");
-        bool v6 = strchr(dl->url.host, ':') != NULL;
-        snprintf(dl->host_header, sizeof(dl->host_header), "%s%s%s:%u", v6 ? "[" : "", dl->url.host,
-                 v6 ? "]" : "", (unsigned)dl->url.port);
-        struct lws_client_connect_info ci;
-        memset(&ci, 0, sizeof(ci));
-        ci.context = app->ctx;
-        ci.vhost = app->vh;
-        ci.address = dl->url.host;
-        ci.port = dl->url.port;
-        ci.path = dl->url.path;
-        ci.host = dl->host_header;
-        ci.origin = dl->host_header;
-        ci.method = "POST";
-        ci.protocol = CALLBACK_PROTOCOL;
-        ci.alpn = "http/1.1";
-        ci.userdata = dl;
-        dl->connecting = true;
-        struct lws *wsi = lws_client_connect_via_info(&ci);
-        dl->connecting = false;
-        if (!wsi || dl->closed_in_call) {
-            /* Failed inside the call, reported there or not (lws 4.1 may
-             * return NULL without CONNECTION_ERROR). */
-            if (!dl->done)
-                delivery_done(dl, false, "could not start the connection");
-            free(dl->buf);
-            free(dl);
-            continue;
-        }
-        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, CALLBACK_TIMEOUT_S);
+        if (!strcasecmp(url.host, "localhost"))
+            snprintf(url.host, sizeof(url.host), "127.0.0.1");
+        bool v6 = strchr(url.host, ':') != NULL;
+        char host[80];
+        snprintf(host, sizeof(host), "%s%s%s:%u", v6 ? "[" : "", url.host, v6 ? "]" : "",
+                 (unsigned)url.port);
+        const char *headers[] = {"content-type:", "application/json",
+                                 "user-agent:", "connect-app-server/1", NULL};
+        cn_hpost_opts_t o = {
+            .ctx = app->ctx,
+            .vhost = app->vh,
+            .protocol = CALLBACK_PROTOCOL,
+            .address = url.host,
+            .port = url.port,
+            .path = url.path,
+            .host = host,
+            .headers = headers,
+            .body = cb->body,
+            .body_len = cb->body_len,
+            .timeout_s = CALLBACK_TIMEOUT_S,
+            .done = delivery_done,
+            .user = dl,
+        };
+        cn_hpost_t *post;
+        char err[96];
+        if (cn_hpost_start(&o, &post, err, sizeof(err)) < 0)
+            delivery_done(dl, 0, err);
     }
 }
 
@@ -1138,7 +1049,7 @@ static int start_server(app_t *app)
     app->protocols[0].callback = http_cb;
     app->protocols[0].per_session_data_size = sizeof(session_t);
     app->protocols[1].name = CALLBACK_PROTOCOL;
-    app->protocols[1].callback = callback_cb;
+    app->protocols[1].callback = cn_hpost_callback;
     app->protocols[2].name = LISTEN_PROTOCOL;
     app->protocols[2].callback = listen_cb;
     struct lws_context_creation_info info;

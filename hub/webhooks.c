@@ -4,9 +4,8 @@
  * progress, ends attempts past their deadline, trims the queue now and
  * then, and starts an attempt for each due webhook that has none in flight.
  * An attempt is a small state machine: RESOLVING (getaddrinfo_a, polled),
- * CONNECTING (an lws client connection to the checked address, POST with
- * the signed body), then its outcome is recorded in the store and it is
- * freed once lws has let go of its connection. */
+ * CONNECTING (a cn_hpost to the checked address: POST with the signed
+ * body), then its outcome is recorded in the store and it is freed. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* getaddrinfo_a */
 #endif
@@ -25,6 +24,7 @@
 #include <sodium.h>
 
 #include "cn_err.h"
+#include "cn_hpost.h"
 #include "cn_log.h"
 #include "cn_time.h"
 #include "events.h"
@@ -41,9 +41,8 @@ typedef struct attempt {
     struct attempt *next;
     hub_webhooks_t *wh;
     enum phase phase;
-    bool done;       /* the outcome is recorded (or abandoned) */
-    bool connecting; /* inside lws_client_connect_via_info() */
-    struct lws *wsi;
+    bool done;            /* the outcome is recorded (or abandoned) */
+    cn_hpost_t *post;     /* CONNECTING: until its done is called */
     uint64_t deadline_ms; /* monotonic */
     char webhook_id[HUB_ID_SIZE];
     char workspace_id[HUB_ID_SIZE];
@@ -55,9 +54,8 @@ typedef struct attempt {
     char addr[INET6_ADDRSTRLEN];
     char host_header[HUB_HOST_SIZE + 16];
     char sig[HUB_WEBHOOK_SIG_SIZE];
-    uint8_t *buf; /* LWS_PRE + body */
+    uint8_t *buf; /* the body */
     size_t body_len;
-    bool body_sent;
     int status;
     /* RESOLVING */
     struct gaicb gai;
@@ -172,120 +170,55 @@ static void finish(hub_webhooks_t *wh, attempt_t *a, const char *error)
 
 /* ---- the lws client ----------------------------------------------------- */
 
-static int add_header(struct lws *wsi, const char *name, const char *value, unsigned char **p,
-                      unsigned char *end)
-{
-    return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
-                                       (const unsigned char *)value, (int)strlen(value), p, end);
-}
-
-static int append_headers(struct lws *wsi, attempt_t *a, unsigned char **p, unsigned char *end)
-{
-    char num[32], id[32];
-    snprintf(num, sizeof(num), "%zu", a->body_len);
-    snprintf(id, sizeof(id), "%lld", (long long)a->delivery_id);
-    if (add_header(wsi, "content-type:", "application/json", p, end) ||
-        add_header(wsi, "content-length:", num, p, end) ||
-        add_header(wsi, "user-agent:", "connect-hub-webhooks/1", p, end) ||
-        add_header(wsi, "x-connect-signature:", a->sig, p, end) ||
-        add_header(wsi, "x-connect-event:", a->event_type, p, end) ||
-        add_header(wsi, "x-connect-delivery:", id, p, end) ||
-        add_header(wsi, "x-connect-webhook:", a->webhook_id, p, end))
-        return -1;
-    lws_client_http_body_pending(wsi, 1);
-    lws_callback_on_writable(wsi);
-    return 0;
-}
-
-static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                    size_t len)
+/* The POST ended: done is called at most once, and never at stop (the
+ * attempt stays pending in the store and hub_webhooks_free frees it). */
+static void post_done(void *user, int status, const char *error)
 {
     attempt_t *a = user;
-    switch (reason) {
-    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
-        if (!a || a->done)
-            return -1;
-        return append_headers(wsi, a, (unsigned char **)in, *(unsigned char **)in + len);
-    case LWS_CALLBACK_CLIENT_HTTP_WRITEABLE:
-        if (!a || a->done || a->body_sent)
-            return 0;
-        a->body_sent = true;
-        lws_client_http_body_pending(wsi, 0);
-        if (lws_write(wsi, a->buf + LWS_PRE, a->body_len, LWS_WRITE_HTTP_FINAL) < (int)a->body_len)
-            return -1;
-        return 0;
-    case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP:
-        if (a)
-            a->status = (int)lws_http_client_http_response(wsi);
-        return 0;
-    case LWS_CALLBACK_RECEIVE_CLIENT_HTTP: {
-        /* The answer's body is read and thrown away. */
-        char buf[LWS_PRE + 1024];
-        char *p = buf + LWS_PRE;
-        int n = (int)sizeof(buf) - LWS_PRE;
-        return lws_http_client_read(wsi, &p, &n) < 0 ? -1 : 0;
-    }
-    case LWS_CALLBACK_RECEIVE_CLIENT_HTTP_READ:
-        return 0;
-    case LWS_CALLBACK_COMPLETED_CLIENT_HTTP:
-        if (a && !a->done && a->wh->running)
-            finish(a->wh, a, NULL);
-        /* One request per connection: let it go. */
-        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-        return 0;
-    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-    case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
-        if (!a)
-            return 0;
-        a->wsi = NULL;
-        if (!a->done && a->wh->running) {
-            if (reason == LWS_CALLBACK_CLOSED_CLIENT_HTTP && a->status)
-                finish(a->wh, a, NULL); /* answered, then closed without a length */
-            else
-                finish(a->wh, a,
-                       reason == LWS_CALLBACK_CLIENT_CONNECTION_ERROR
-                           ? (in && len ? "connection failed" : "could not connect")
-                           : "connection closed before an answer");
-        }
-        if (a->done && !a->connecting)
-            attempt_free(a);
-        else
-            a->done = true; /* freed by the caller of connect, or at stop */
-        lws_set_wsi_user(wsi, NULL);
-        return 0;
-    default:
-        break;
-    }
-    return 0;
+    a->post = NULL;
+    a->status = status;
+    if (!a->wh->running)
+        return;
+    finish(a->wh, a, error);
+    attempt_free(a);
 }
 
 static void connect_now(hub_webhooks_t *wh, attempt_t *a)
 {
-    struct lws_client_connect_info ci;
-    memset(&ci, 0, sizeof(ci));
-    ci.context = wh->ctx;
-    ci.vhost = wh->vh;
-    ci.address = a->addr;
-    ci.port = a->url.port;
-    ci.path = a->url.path;
-    ci.host = a->host_header;
-    ci.method = "POST";
-    ci.protocol = PROTOCOL_NAME;
-    ci.alpn = "http/1.1";
-    ci.ssl_connection = a->url.tls ? LCCSCF_USE_SSL : 0;
-    ci.userdata = a;
-    ci.pwsi = &a->wsi;
+    char num[32];
+    snprintf(num, sizeof(num), "%lld", (long long)a->delivery_id);
+    const char *headers[] = {"content-type:",
+                             "application/json",
+                             "user-agent:",
+                             "connect-hub-webhooks/1",
+                             "x-connect-signature:",
+                             a->sig,
+                             "x-connect-event:",
+                             a->event_type,
+                             "x-connect-delivery:",
+                             num,
+                             "x-connect-webhook:",
+                             a->webhook_id,
+                             NULL};
+    cn_hpost_opts_t o = {
+        .ctx = wh->ctx,
+        .vhost = wh->vh,
+        .protocol = PROTOCOL_NAME,
+        .address = a->addr,
+        .port = a->url.port,
+        .path = a->url.path,
+        .host = a->host_header,
+        .tls = a->url.tls,
+        .headers = headers,
+        .body = a->buf,
+        .body_len = a->body_len,
+        .done = post_done,
+        .user = a,
+    };
+    char err[96];
     a->phase = PH_CONNECTING;
-    a->connecting = true;
-    struct lws *wsi = lws_client_connect_via_info(&ci);
-    a->connecting = false;
-    if (a->done && !wsi) {
-        /* Reported and closed inside the call. */
-        attempt_free(a);
-        return;
-    }
-    if (!wsi) {
-        finish(wh, a, "could not start the connection");
+    if (cn_hpost_start(&o, &a->post, err, sizeof(err)) < 0) {
+        finish(wh, a, err);
         attempt_free(a);
     }
 }
@@ -418,10 +351,10 @@ static bool start_next(hub_webhooks_t *wh, const hub_webhook_t *w)
     a->failures = w->failures;
     a->deadline_ms = cn_time_mono_ms() + wh->cfg.timeout_ms;
     a->body_len = strlen(text);
-    a->buf = malloc(LWS_PRE + a->body_len + 1);
+    a->buf = malloc(a->body_len + 1);
     if (!a->buf)
         goto fail;
-    memcpy(a->buf + LWS_PRE, text, a->body_len);
+    memcpy(a->buf, text, a->body_len);
     a->next = wh->attempts;
     wh->attempts = a;
     wh->in_flight++;
@@ -431,8 +364,7 @@ static bool start_next(hub_webhooks_t *wh, const hub_webhook_t *w)
         finish(wh, a, "the webhook's secret does not open with this hub's key");
         goto failed;
     }
-    if (hub_webhook_sign(secret, hub_store_now(st) / 1000, a->buf + LWS_PRE, a->body_len, a->sig) <
-        0) {
+    if (hub_webhook_sign(secret, hub_store_now(st) / 1000, a->buf, a->body_len, a->sig) < 0) {
         finish(wh, a, "cannot sign");
         goto failed;
     }
@@ -508,9 +440,9 @@ static void tick(lws_sorted_usec_list_t *sul)
                 resolving = true;
             }
         } else {
+            cn_hpost_cancel(a->post);
             finish(wh, a, "timed out");
-            if (a->wsi)
-                lws_set_timeout(a->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            attempt_free(a);
         }
     }
     if (now - wh->last_prune_ms >= PRUNE_EVERY_MS) {
@@ -544,7 +476,7 @@ hub_webhooks_t *hub_webhooks_new(const hub_webhooks_config_t *cfg)
     if (!wh->cfg.timeout_ms)
         wh->cfg.timeout_ms = HUB_WEBHOOK_TIMEOUT_MS_DEFAULT;
     wh->protocols[0].name = PROTOCOL_NAME;
-    wh->protocols[0].callback = callback;
+    wh->protocols[0].callback = cn_hpost_callback;
     return wh;
 }
 
@@ -574,10 +506,15 @@ void hub_webhooks_stop(hub_webhooks_t *wh)
     wh->running = false;
     lws_sul_cancel(&wh->tick);
     /* In-flight deliveries stay pending in the store: the next start sends
-     * them again. Connections are closed by the context's destruction. */
-    for (attempt_t *a = wh->attempts; a; a = a->next)
+     * them again. Their connections close with the context; cancelled
+     * first, they no longer call back into attempts that
+     * hub_webhooks_free() frees. */
+    for (attempt_t *a = wh->attempts; a; a = a->next) {
         if (a->phase == PH_RESOLVING && gai_cancel(&a->gai) != EAI_CANCELED)
             gai_suspend((const struct gaicb *const *)a->gai_list, 1, NULL);
+        cn_hpost_cancel(a->post);
+        a->post = NULL;
+    }
 }
 
 void hub_webhooks_free(hub_webhooks_t *wh)

@@ -187,6 +187,25 @@ api PATCH "/api/v1/webhooks/$WF" '{"enabled":true}'
 [ "$(echo "$BODY" | json_get consecutiveFailures)" = 0 ] || fail "failures not reset: $BODY"
 wait_for 10 "the queued delivery is retried once enabled" sh -c "[ \$(wc -l <'$WORK/fail.jsonl') -ge 4 ]"
 
+step "a receiver that never answers: the attempt times out and is retried"
+HPORT=$(free_port)
+receiver_start hang-receiver "$HPORT" "$WORK/hang-secret" "$WORK/hang.jsonl" hang
+HANG_PID=$RECEIVER_PID
+api POST /api/v1/webhooks "{\"url\":\"http://127.0.0.1:$HPORT/\",\"events\":[\"agent.created\"]}"
+[ "$HTTP_STATUS" = 201 ] || fail "create webhook: $HTTP_STATUS $BODY"
+WH=$(echo "$BODY" | json_get id)
+echo "$BODY" | json_get secret >"$WORK/hang-secret"
+api POST /api/v1/agents '{"name":"sixth"}'
+# The hub's lws context gives a peer 10 s to answer (server.c timeout_secs).
+timed_out() { case "$(delivery error)" in "connection closed before an answer, after "1[0-9].*" s") ;; *) false ;; esac; }
+wait_for 25 "the hanging delivery ended after 10 s without an answer" timed_out
+[ "$(webhook "$WH" consecutiveFailures)" -ge 1 ] || fail "no failure counted: $BODY"
+wait_for 10 "the timed-out delivery retried" sh -c "[ \$(wc -l <'$WORK/hang.jsonl') -ge 2 ]"
+grep -q '"valid": true' "$WORK/hang.jsonl" || fail "the hanging receiver saw no valid signature"
+stop_pid "$HANG_PID"
+api DELETE "/api/v1/webhooks/$WH"
+[ "$HTTP_STATUS" = 200 ] || fail "delete: $HTTP_STATUS $BODY"
+
 step "webhook deliveries in /metrics; delete"
 curl -s "$HUB_URL/metrics" >"$WORK/metrics.txt"
 grep -Eq '^connect_webhook_deliveries_total\{result="delivered"\} [1-9]' "$WORK/metrics.txt" ||

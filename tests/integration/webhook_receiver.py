@@ -3,10 +3,11 @@
 checks each delivery's X-Connect-Signature the way docs/guide.md tells
 users to (HMAC-SHA256 over "TIMESTAMP.BODY", constant-time comparison,
 timestamp within 5 minutes), records every request as one JSON line, and
-answers 204 (--mode ok) or 500 (--mode fail). A request whose signature does
+answers 204 (--mode ok) or 500 (--mode fail), or logs and never answers
+(--mode hang). A request whose signature does
 not verify is answered 401 and recorded with "valid": false.
 
-usage: webhook_receiver.py --port N --secret-file F --log F [--mode ok|fail]
+usage: webhook_receiver.py --port N --secret-file F --log F [--mode ok|fail|hang]
 The secret file is read on every request (the test writes it once the hub
 has shown the secret)."""
 import argparse
@@ -34,7 +35,7 @@ def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--secret-file", required=True)
     ap.add_argument("--log", required=True)
-    ap.add_argument("--mode", choices=["ok", "fail"], default="ok")
+    ap.add_argument("--mode", choices=["ok", "fail", "hang"], default="ok")
     args = ap.parse_args()
 
     class Handler(BaseHTTPRequestHandler):
@@ -66,6 +67,9 @@ def main():
             }
             with open(args.log, "a") as f:
                 f.write(json.dumps(rec) + "\n")
+            if args.mode == "hang":
+                time.sleep(60)  # the test stops the receiver long before
+                return
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
