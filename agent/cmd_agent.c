@@ -132,18 +132,11 @@ int cmd_agent(int argc, char **argv)
     }
     /* Health probes of the targets use the protocol plugins. */
     plugins_t *plugins = cli_plugins(plugin_dir);
-    agent_daemon_config_t dc = {
-        .hub_url = cfg.hub,
-        .ca_file = cfg.ca_file,
-        .allow_insecure = cfg.allow_insecure,
-        .agent_sk = cfg.agent_sk,
-        .hub_pk = cfg.hub_pk,
-        .agent_id = cfg.agent_id,
-        .policy_config = cfg.path,
-        .plugins = plugins,
-        .on_hello = on_hello,
-        .ctx = &st,
-    };
+    agent_daemon_config_t dc;
+    agent_daemon_config_from(&dc, &cfg);
+    dc.plugins = plugins;
+    dc.on_hello = on_hello;
+    dc.ctx = &st;
     agent_daemon_t *d = agent_daemon_new(&dc, err, sizeof(err));
     if (!d) {
         cn_api_free(api);

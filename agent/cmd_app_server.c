@@ -183,20 +183,13 @@ static void worker_serve(worker_t *w, cn_api_t *api, const char *hub_id)
     char err[512];
     plugins_t *plugins = cli_plugins(NULL); /* one per thread: plugins.h */
     const char *serve[1] = {hub_id};
-    agent_daemon_config_t dc = {
-        .hub_url = app->cfg.hub,
-        .ca_file = app->cfg.ca_file,
-        .allow_insecure = app->cfg.allow_insecure,
-        .agent_sk = app->cfg.agent_sk,
-        .hub_pk = app->cfg.hub_pk,
-        .agent_id = app->cfg.agent_id,
-        .serve = serve,
-        .nserve = 1,
-        .policy_config = app->cfg.path,
-        .plugins = plugins,
-        .on_down = on_down,
-        .ctx = w,
-    };
+    agent_daemon_config_t dc;
+    agent_daemon_config_from(&dc, &app->cfg);
+    dc.serve = serve;
+    dc.nserve = 1;
+    dc.plugins = plugins;
+    dc.on_down = on_down;
+    dc.ctx = w;
     agent_daemon_t *d = agent_daemon_new(&dc, err, sizeof(err));
     if (!d) {
         post_simple(w, MSG_STATE, AS_FAILED, err);

@@ -279,20 +279,13 @@ static int serve_tunnel(expose_t *e)
     /* This link serves only this tunnel, so a `connect agent` running with
      * the same identity keeps serving the others. */
     const char *serve[1] = {st->id};
-    agent_daemon_config_t dc = {
-        .hub_url = e->cfg.hub,
-        .ca_file = e->cfg.ca_file,
-        .allow_insecure = e->cfg.allow_insecure,
-        .agent_sk = e->cfg.agent_sk,
-        .hub_pk = e->cfg.hub_pk,
-        .agent_id = e->cfg.agent_id,
-        .serve = serve,
-        .nserve = 1,
-        .policy_config = e->cfg.path,
-        .plugins = e->plugins,
-        .on_tunnels = on_tunnels,
-        .ctx = st,
-    };
+    agent_daemon_config_t dc;
+    agent_daemon_config_from(&dc, &e->cfg);
+    dc.serve = serve;
+    dc.nserve = 1;
+    dc.plugins = e->plugins;
+    dc.on_tunnels = on_tunnels;
+    dc.ctx = st;
     agent_daemon_t *d = agent_daemon_new(&dc, err, sizeof(err));
     if (!d)
         return cli_fail("%s", err);

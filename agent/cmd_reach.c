@@ -216,13 +216,10 @@ static int serve(reach_t *r)
             return cli_fail("cannot redeem the share: %s", err);
         goto run;
     }
-    agent_daemon_config_t dc = {
-        .hub_url = r->cfg.hub,
-        .agent_sk = r->cfg.agent_sk,
-        .hub_pk = r->cfg.hub_pk,
-        .agent_id = r->cfg.agent_id,
-        .serve_none = true, /* this process only reaches */
-    };
+    agent_daemon_config_t dc;
+    agent_daemon_config_from(&dc, &r->cfg);
+    dc.policy_config = NULL; /* serves nothing, dials nothing */
+    dc.serve_none = true;    /* this process only reaches */
     d = agent_daemon_new(&dc, err, sizeof(err));
     if (!d)
         return cli_fail("%s", err);

@@ -366,21 +366,14 @@ static int follow(cn_tunnel_t *t, cn_api_t *api, char *why, size_t whylen)
 static int serve(cn_tunnel_t *t, cn_api_t *api, char *why, size_t whylen)
 {
     const char *serve_ids[1] = {t->id};
-    agent_daemon_config_t dc = {
-        .hub_url = t->cfg.hub,
-        .ca_file = t->cfg.ca_file,
-        .allow_insecure = t->cfg.allow_insecure,
-        .agent_sk = t->cfg.agent_sk,
-        .hub_pk = t->cfg.hub_pk,
-        .agent_id = t->cfg.agent_id,
-        .serve = serve_ids,
-        .nserve = 1,
-        .policy_config = t->cfg.path,
-        .on_tunnels = on_tunnels,
-        .on_down = on_down,
-        .ctx = t,
-        .poll_loop = true, /* one tunnel; and no per-event notices in the host's stderr */
-    };
+    agent_daemon_config_t dc;
+    agent_daemon_config_from(&dc, &t->cfg);
+    dc.serve = serve_ids;
+    dc.nserve = 1;
+    dc.on_tunnels = on_tunnels;
+    dc.on_down = on_down;
+    dc.ctx = t;
+    dc.poll_loop = true; /* one tunnel; and no per-event notices in the host's stderr */
     agent_daemon_t *d = agent_daemon_new(&dc, why, whylen);
     if (!d)
         return CN_EIO;

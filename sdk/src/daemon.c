@@ -817,6 +817,18 @@ static int http_dummy(struct lws *wsi, enum lws_callback_reasons reason, void *u
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
+void agent_daemon_config_from(agent_daemon_config_t *dc, const agent_config_t *cfg)
+{
+    memset(dc, 0, sizeof(*dc));
+    dc->hub_url = cfg->hub;
+    dc->ca_file = cfg->ca_file[0] ? cfg->ca_file : NULL;
+    dc->allow_insecure = cfg->allow_insecure;
+    dc->agent_sk = cfg->agent_sk;
+    dc->hub_pk = cfg->hub_pk;
+    dc->agent_id = cfg->agent_id;
+    dc->policy_config = cfg->path;
+}
+
 agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, size_t errlen)
 {
     agent_daemon_t *d = calloc(1, sizeof(*d));

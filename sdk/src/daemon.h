@@ -101,6 +101,15 @@ typedef struct agent_daemon_config {
     void *ctx;
 } agent_daemon_config_t;
 
+struct agent_config;
+
+/* Zeroes dc and fills in what every link of an enrolled agent takes from
+ * its config file: the hub URL, its CA file and the plain-http consent,
+ * the keys, the agent id and the local target policy. The caller adds the
+ * rest (what it serves, callbacks). dc borrows cfg's strings and keys:
+ * cfg must outlive agent_daemon_new(). */
+void agent_daemon_config_from(agent_daemon_config_t *dc, const struct agent_config *cfg);
+
 /* Creates the context and starts the first connection. NULL with err. The
  * config's strings and keys are copied. */
 agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, size_t errlen);

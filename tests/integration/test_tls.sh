@@ -119,6 +119,20 @@ grep -q "connected to https://127.0.0.1:$HUB_PORT" "$WORK"/expose-dev-*.log ||
 "$PY" "$TCPTOOL" echo 127.0.0.1 "$TUNNEL_PORT" $((1 << 20)) 3 || fail "echo through wss"
 stop_pid "$EXPOSE_PID"
 
+step "reach over wss: the reaching agent's link verifies the hub with the config's CA"
+api POST /api/v1/agents '{"name":"ops"}'
+[ "$HTTP_STATUS" = 201 ] || fail "create agent: $HTTP_STATUS $BODY"
+"$CLI_BIN" enroll --hub "$HUB_URL" --token - --ca-file "$PKI/ca.pem" --config "$WORK/ops.json" \
+    --json <<<"$(echo "$BODY" | json_get enrollToken)" >/dev/null 2>"$WORK/ops-enroll.log" ||
+    fail "enroll ops: $(cat "$WORK/ops-enroll.log")"
+expose dev "127.0.0.1:$TOOL_PORT" --protocol tcp --name private-tool
+wait_for 10 "tunnel active" status_is "$TUNNEL_ID" active
+reach ops "$TUNNEL_ID" --port "$(free_port)"
+"$PY" "$TCPTOOL" echo 127.0.0.1 "$REACH_PORT" $((1 << 20)) 3 ||
+    fail "echo through reach over wss: $(tail -3 "$REACH_LOG")"
+stop_pid "$REACH_PID"
+stop_pid "$EXPOSE_PID"
+
 step "a public HTTP tunnel of a TLS hub: publicUrl is the HTTPS edge's, served there over TLS"
 http_start
 expose dev "127.0.0.1:$HTTP_PORT" --public --protocol http --name web
