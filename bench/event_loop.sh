@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The event loops of the hub and the agent, poll() against epoll (`serve
-# --event-loop`, CONNECT_EVENT_LOOP), on the
+# The event loops of the hub and the agent, poll() against epoll (libev) and
+# uv (libuv) (`serve --event-loop`, CONNECT_EVENT_LOOP), on the
 # measure poll() is worst at: 64-byte ping-pong at c=50 through a public TCP
 # tunnel, alone and with BENCH_IDLE_PP idle connections held open through the
 # same tunnel. Each loop gets a fresh hub and agent; the loops alternate
@@ -8,6 +8,7 @@
 #
 # usage: bench/event_loop.sh   (after a RelWithDebInfo build in build-rel)
 #   CN_BUILD_DIR=DIR  BENCH_SECS=8  BENCH_IDLE_PP=950  BENCH_ROUNDS=3
+#   BENCH_LOOPS="poll epoll uv"
 # Everything listens on 127.0.0.1; processes are stopped by PID (lib.sh).
 set -euo pipefail
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -57,7 +58,7 @@ one_round() { # LOOP ROUND: appends "LOOP ALONE IDLE HELD P99" to $WORK/rows
 echo "| round | loop | c=50 req/s | c=50 + $IDLE_PP idle req/s | idle/alone | p99 µs with idle |"
 echo "| --- | --- | --- | --- | --- | --- |"
 for r in $(seq 1 "$ROUNDS"); do
-    for loop in poll epoll; do
+    for loop in ${BENCH_LOOPS:-poll epoll uv}; do
         one_round "$loop" "$r"
         read -r l a i held p99 <"$WORK/row"
         echo "| $r | $l | $a | $i (${held:-0} held) | $(awk -v a="$a" -v i="$i" 'BEGIN { if (a > 0) printf "%.2f", i / a }') | $p99 |"

@@ -3,6 +3,7 @@
 #include "cmd_serve.h"
 
 #include "cmd.h"
+#include "cn_loop.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -64,7 +65,7 @@ typedef struct serve_raw {
     unsigned long webhook_retry_base, webhook_disable_after;
     unsigned long inspect_body_max, inspect_keep, inspect_retention;
     int metrics, inspect;
-    int event_loop; /* 0: not given, 1: epoll, 2: poll */
+    int event_loop; /* 0: not given, else 1 + the index in CN_LOOP_CHOICES */
     bool json;
     int log_level;
 } serve_raw_t;
@@ -104,9 +105,9 @@ static void serve_table(hub_serve_options_t *o, serve_raw_t *r, cn_opt_t t[stati
          "agents per workspace, 0 = unlimited (default " STR(HUB_API_MAX_AGENTS_DEFAULT) ")"},
         {"plugin-dir", CN_OPT_STRING | CN_OPT_ONCE, &o->plugin_dir, 0, 0, "DIR",
          "protocol plugins (*.so) to load (default: the install directory)"},
-        {"event-loop", CN_OPT_CHOICE | CN_OPT_ONCE, &r->event_loop, 0, 0, "epoll|poll",
-         "epoll (libev) wakes for the sockets that are ready; poll() scans every descriptor each "
-         "turn, so idle connections slow the busy ones (default epoll)"},
+        {"event-loop", CN_OPT_CHOICE | CN_OPT_ONCE, &r->event_loop, 0, 0, CN_LOOP_CHOICES,
+         "epoll (libev) and uv (libuv) wake for the sockets that are ready; poll() scans every "
+         "descriptor each turn, so idle connections slow the busy ones (default epoll)"},
         {"metrics", CN_OPT_CHOICE | CN_OPT_ONCE, &r->metrics, 0, 0, "loopback|token|public",
          "who may read GET /metrics (default loopback: clients on this host)"},
         {"metrics-token-file", CN_OPT_STRING | CN_OPT_ONCE, &o->metrics_token_file, 0, 0, "FILE",
@@ -282,7 +283,7 @@ static int check_options(hub_serve_options_t *o, const serve_raw_t *r, char *err
     /* CHOICE values are 1 + the index in "loopback|token|public"; the enum
      * follows the same order. */
     o->metrics_access = r->metrics ? r->metrics - 1 : HUB_METRICS_LOOPBACK;
-    o->epoll = r->event_loop != 2; /* CHOICE: 1 + the index in "epoll|poll" */
+    o->event_loop = r->event_loop ? r->event_loop - 1 : CN_LOOP_EPOLL;
     o->webhook_retry_base_ms = (uint32_t)r->webhook_retry_base;
     o->webhook_disable_after = (unsigned)r->webhook_disable_after;
     o->inspect = r->inspect != 2; /* "on|off": 1 or 2, 0 when not given */
@@ -578,7 +579,7 @@ static int start_server(serve_t *s)
         .runtime = s->runtime,
         .api = s->api,
         .conn_rate = o->conn_rate,
-        .epoll = o->epoll,
+        .event_loop = o->event_loop,
         .webhooks = s->webhooks,
     };
     raise_fd_limit();

@@ -44,7 +44,7 @@ typedef struct hub_serve_options {
     unsigned max_conns_per_ws;      /* ... of one workspace's tunnels */
     unsigned max_conns_per_client;  /* ... from one client address (IPv6 /64), per tunnel */
     unsigned tcp_idle_timeout;      /* seconds a public TCP connection may stay idle, 0 = never */
-    bool epoll;                     /* --event-loop epoll */
+    int event_loop;                 /* --event-loop: cn_loop_kind_t */
     int metrics_access;             /* enum hub_metrics_access (api.h) */
     const char *metrics_token_file; /* --metrics token: the file holding it */
     uint32_t webhook_retry_base_ms; /* 0 = HUB_WEBHOOK_RETRY_BASE_MS */

@@ -13,11 +13,11 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include <ev.h>
 #include <libwebsockets.h>
 
 #include "cn_err.h"
 #include "cn_link.h"
+#include "cn_loop.h"
 #include "cn_log.h"
 #include "cn_pipe.h"
 #include "http.h"
@@ -51,7 +51,7 @@
 
 struct hub_server {
     struct lws_context *ctx;
-    struct ev_loop *loop; /* cfg.epoll: ours, lws runs on it as a foreign loop */
+    cn_loop_t *loop; /* what lws runs on */
     struct lws_vhost *vhost;
     hub_server_config_t cfg;
     hub_http_config_t http_cfg;
@@ -382,28 +382,17 @@ hub_server_t *hub_server_new(const hub_server_config_t *cfg, char *err, size_t e
     info.max_http_header_data = 8192;
     info.max_http_header_pool = HEADER_POOL;
     info.timeout_secs = 10;
-    /* With epoll the loop is ours (foreign to lws), so hub_server_run()
-     * keeps turning it once per event and checking `stop` in between, as
-     * with lws_service(); lws loads its libev plugin for it. */
-    void *loops[1] = {NULL};
-    if (cfg->epoll) {
-        s->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
-        if (!s->loop) {
-            snprintf(err, errlen, "could not create an epoll event loop");
-            goto fail;
-        }
-        loops[0] = s->loop;
-        info.options |= LWS_SERVER_OPTION_LIBEV;
-        info.foreign_loops = loops;
-    }
+    /* With epoll or uv the loop is ours (foreign to lws), so
+     * hub_server_run() keeps turning it once per event and checking `stop`
+     * in between, as with lws_service(). */
+    s->loop = cn_loop_new((cn_loop_kind_t)cfg->event_loop, &info, err, errlen);
+    if (!s->loop)
+        goto fail;
     /* fd tables follow RLIMIT_NOFILE, which `serve` raises to its hard
      * limit at start. */
     s->ctx = lws_create_context(&info);
     if (!s->ctx) {
-        snprintf(err, errlen, "could not create the network context%s",
-                 cfg->epoll ? " (the epoll loop needs lws's libev plugin, package "
-                              "libwebsockets-evlib-ev; or --event-loop poll)"
-                            : "");
+        snprintf(err, errlen, "could not create the network context%s", cn_loop_hint(s->loop));
         goto fail;
     }
 
@@ -459,13 +448,10 @@ int hub_server_port(const hub_server_t *s)
 int hub_server_run(hub_server_t *s, volatile sig_atomic_t *stop)
 {
     while (!*stop) {
-        if (s->loop) {
-            /* One turn: returns after the events it waited for (a signal
-             * wakes it through hub_server_wake()). */
-            ev_run(s->loop, EVRUN_ONCE);
-        } else if (lws_service(s->ctx, 0) < 0) {
+        /* One turn: returns after the events it waited for (a signal
+         * wakes it through hub_server_wake()). */
+        if (cn_loop_run_once(s->loop, s->ctx) < 0)
             return -1;
-        }
     }
     return 0;
 }
@@ -484,10 +470,9 @@ void hub_server_free(hub_server_t *s)
         lws_sul_cancel(&s->expiry_sul);
         hub_webhooks_stop(s->cfg.webhooks);
         lws_sul_cancel(&s->retention_sul);
-        lws_context_destroy(s->ctx);
+        cn_loop_context_destroy(s->loop, s->ctx);
     }
-    if (s->loop)
-        ev_loop_destroy(s->loop);
+    cn_loop_free(s->loop);
     hub_ratelimit_free(s->conn_limiter);
     free(s->pre);
     free(s);

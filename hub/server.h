@@ -40,11 +40,10 @@ typedef struct hub_server_config {
     /* New connections per address per minute (0 = unlimited): over it the
      * connection is reset at accept, before lws sees a byte. */
     unsigned conn_rate;
-    /* Run lws on an epoll loop (libev through lws's event-library plugin)
-     * instead of its poll() loop: poll() scans every descriptor on every
-     * turn, so idle connections slow the busy ones (docs/performance.md).
-     * `serve` sets it unless --event-loop poll. */
-    bool epoll;
+    /* The loop lws runs on (cn_loop.h): epoll (libev, the default), uv
+     * (libuv) or lws's poll(), which scans every descriptor on every turn,
+     * so idle connections slow the busy ones (docs/performance.md). */
+    int event_loop; /* cn_loop_kind_t */
     /* The webhook delivery worker, started on the context and stopped
      * before it is destroyed. Borrowed; NULL = none. */
     hub_webhooks_t *webhooks;

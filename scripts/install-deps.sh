@@ -9,7 +9,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   build-essential cmake pkg-config clang clang-format clang-tidy libclang-rt-14-dev \
-  libwebsockets-dev libwebsockets-evlib-ev libev-dev libssl-dev openssl libsodium-dev libjansson-dev libsqlite3-dev libcmocka-dev \
+  libwebsockets-dev libwebsockets-evlib-ev libev-dev libwebsockets-evlib-uv libuv1-dev libssl-dev openssl libsodium-dev libjansson-dev libsqlite3-dev libcmocka-dev \
   python3 python3-websockets python3-pytest python3-pip python3-setuptools \
   curl jq socat sqlite3 procps iproute2 \
   redis-server redis-tools postgresql postgresql-client mariadb-server mariadb-client \

@@ -21,7 +21,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
-#include <ev.h>
+#include "cn_loop.h"
 #include <libwebsockets.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -68,10 +68,10 @@ typedef struct agent_reach {
 
 struct agent_daemon {
     agent_daemon_config_t cfg;
-    /* The epoll loop lws runs on (ours, foreign to lws; libev through lws's
-     * plugin), NULL on lws's poll() loop: CONNECT_EVENT_LOOP=poll. poll()
-     * scans every socket each turn, so idle streams slowed busy ones. */
-    struct ev_loop *loop;
+    /* The loop lws runs on (cn_loop.h): epoll unless cfg.poll_loop or
+     * CONNECT_EVENT_LOOP=poll|uv. poll() scans every socket each turn, so
+     * idle streams slowed busy ones. */
+    cn_loop_t *loop;
     char hub_url[CN_API_PATH_MAX];
     cn_api_url_t url;
     char host_header[CN_API_HOST_MAX + 16];
@@ -951,23 +951,22 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
     info.protocols = d->protocols;
     info.pt_serv_buf_size = CN_LINK_LWS_BUF;
     const char *loop_env = getenv("CONNECT_EVENT_LOOP");
-    void *loops[1] = {NULL};
-    if (!cfg->poll_loop && (!loop_env || strcmp(loop_env, "poll") != 0)) {
-        d->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
-        if (!d->loop) {
-            cn_errf(CN_EIO, err, errlen, "cannot create an epoll event loop");
-            goto fail;
-        }
-        loops[0] = d->loop;
-        info.options |= LWS_SERVER_OPTION_LIBEV;
-        info.foreign_loops = loops;
+    cn_loop_kind_t kind = CN_LOOP_EPOLL;
+    if (cfg->poll_loop)
+        kind = CN_LOOP_POLL;
+    else if (loop_env && *loop_env && !cn_loop_kind_parse(loop_env, &kind)) {
+        cn_errf(CN_EINVAL, err, errlen, "CONNECT_EVENT_LOOP must be %s, not '%.32s'",
+                CN_LOOP_CHOICES, loop_env);
+        goto fail;
+    }
+    char lerr[96];
+    if (!(d->loop = cn_loop_new(kind, &info, lerr, sizeof(lerr)))) {
+        cn_errf(CN_EIO, err, errlen, "%s", lerr);
+        goto fail;
     }
     d->context = lws_create_context(&info);
     if (!d->context) {
-        cn_errf(CN_EIO, err, errlen,
-                d->loop ? "cannot create the event loop (the epoll loop needs lws's libev plugin, "
-                          "package libwebsockets-evlib-ev; or CONNECT_EVENT_LOOP=poll)"
-                        : "cannot create the event loop");
+        cn_errf(CN_EIO, err, errlen, "cannot create the event loop%s", cn_loop_hint(d->loop));
         goto fail;
     }
     d->vh = lws_get_vhost_by_name(d->context, "default");
@@ -992,13 +991,9 @@ fail:
 
 int agent_daemon_service(agent_daemon_t *d)
 {
-    if (d->loop) {
-        /* One turn: returns after the events it waited for; the 250 ms
-         * heartbeat timer, a wake-up or a signal (EINTR) bound the wait. */
-        ev_run(d->loop, EVRUN_ONCE);
-        return 0;
-    }
-    return lws_service(d->context, 0) < 0 ? CN_EIO : 0;
+    /* One turn: returns after the events it waited for; the 250 ms
+     * heartbeat timer, a wake-up or a signal (EINTR) bound the wait. */
+    return cn_loop_run_once(d->loop, d->context);
 }
 
 void agent_daemon_stop(agent_daemon_t *d)
@@ -1033,10 +1028,9 @@ void agent_daemon_free(agent_daemon_t *d)
     if (d->context) {
         lws_sul_cancel(&d->sul_reconnect);
         lws_sul_cancel(&d->sul_heartbeat);
-        lws_context_destroy(d->context);
+        cn_loop_context_destroy(d->loop, d->context);
     }
-    if (d->loop)
-        ev_loop_destroy(d->loop);
+    cn_loop_free(d->loop);
     /* Connections lws did not close (no context): freed in one walk. */
     for (agent_conn_t *c = d->conns, *next; c; c = next) {
         next = c->next;

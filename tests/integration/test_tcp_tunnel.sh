@@ -16,13 +16,18 @@ step "Redis through a public TCP tunnel"
 redis_start
 expose dev "127.0.0.1:$REDIS_PORT" --public --protocol tcp --name redis-dev
 REDIS_TUNNEL=$TUNNEL_PORT
-# The event loops in use: epoll by default (lws's libev plugin), poll() when
-# asked for (the test_tcp_tunnel_poll entry runs this script on both).
+# The event loops in use: epoll by default (lws's libev plugin), poll() or
+# libuv when asked for (the test_tcp_tunnel_poll and _uv entries run this
+# script on both the hub and the agent).
 for who in "hub $HUB_PID ${CN_HUB_EVENT_LOOP:-epoll}" "agent $EXPOSE_PID ${CONNECT_EVENT_LOOP:-epoll}"; do
     read -r name pid loop <<<"$who"
     fds=$(ls -l "/proc/$pid/fd") # not piped into grep -q: SIGPIPE under pipefail
     if grep -q 'anon_inode:\[eventpoll\]' <<<"$fds"; then has=epoll; else has=poll; fi
-    [ "$has" = "$loop" ] || fail "the $name runs on $has, expected $loop"
+    [ "$has" = "$([ "$loop" = poll ] && echo poll || echo epoll)" ] ||
+        fail "the $name runs on $has, expected $loop"
+    case $loop in epoll) plugin=ev ;; uv) plugin=uv ;; *) plugin= ;; esac
+    [ -z "$plugin" ] || grep -q "libwebsockets-evlib_$plugin" "/proc/$pid/maps" ||
+        fail "the $name has not loaded lws's $loop plugin (evlib_$plugin)"
 done
 [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_TUNNEL" PING)" = PONG ] || fail "redis-cli PING"
 "$PY" -c 'import random; print(random.Random(7).randbytes(1<<20).hex()[:1<<20], end="")' >"$WORK/value"

@@ -3,6 +3,7 @@
 #include "cn_test.h"
 
 #include "api.h"
+#include "cn_loop.h"
 #include "cmd_serve.h"
 #include "events.h"
 #include "runtime.h"
@@ -122,17 +123,19 @@ static void test_abuse_bounds(void **state)
     assert_int_equal(parse(&o, err, "--db", "/d", "--max-conns-per-client", "x"), -1);
 }
 
-/* --event-loop: epoll unless poll is asked for; nothing else. */
+/* --event-loop: epoll unless poll or uv is asked for; nothing else. */
 static void test_event_loop(void **state)
 {
     hub_serve_options_t o;
     char err[256];
     assert_int_equal(parse(&o, err, "--db", "/d"), 0);
-    assert_true(o.epoll);
+    assert_int_equal(o.event_loop, CN_LOOP_EPOLL);
     assert_int_equal(parse(&o, err, "--db", "/d", "--event-loop", "poll"), 0);
-    assert_false(o.epoll);
+    assert_int_equal(o.event_loop, CN_LOOP_POLL);
+    assert_int_equal(parse(&o, err, "--db", "/d", "--event-loop", "uv"), 0);
+    assert_int_equal(o.event_loop, CN_LOOP_UV);
     assert_int_equal(parse(&o, err, "--db", "/d", "--event-loop=epoll"), 0);
-    assert_true(o.epoll);
+    assert_int_equal(o.event_loop, CN_LOOP_EPOLL);
     assert_int_equal(parse(&o, err, "--db", "/d", "--event-loop", "select"), -1);
     assert_non_null(strstr(err, "event-loop"));
 }

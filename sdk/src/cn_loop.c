@@ -1,0 +1,154 @@
+/* cn_loop: the event loop an lws context runs on (cn_loop.h). */
+#include "cn_loop.h"
+
+#include <ev.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "cn_err.h"
+
+/* Turns allowed for libuv to close lws's handles at the end. */
+#define UV_CLOSE_TURNS 64
+
+struct cn_loop {
+    cn_loop_kind_t kind;
+    struct ev_loop *ev; /* epoll */
+    uv_loop_t uv;       /* uv */
+    bool uv_ready;
+    void *foreign[1]; /* what info->foreign_loops points at */
+    /* lws writes NULL here once a context on a foreign loop is destroyed
+     * completely (info.pcontext): with libuv that ends on later turns. */
+    struct lws_context *ctx;
+};
+
+static const char *const names[] = {"epoll", "poll", "uv"};
+
+bool cn_loop_kind_parse(const char *s, cn_loop_kind_t *out)
+{
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (s && !strcmp(s, names[i])) {
+            *out = (cn_loop_kind_t)i;
+            return true;
+        }
+    return false;
+}
+
+const char *cn_loop_kind_name(cn_loop_kind_t kind)
+{
+    return (unsigned)kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "?";
+}
+
+cn_loop_t *cn_loop_new(cn_loop_kind_t kind, struct lws_context_creation_info *info, char *err,
+                       size_t errlen)
+{
+    cn_loop_t *l = calloc(1, sizeof(*l));
+    if (!l) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    l->kind = kind;
+    switch (kind) {
+    case CN_LOOP_POLL:
+        return l;
+    case CN_LOOP_EPOLL:
+        l->ev = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+        if (!l->ev) {
+            snprintf(err, errlen, "could not create an epoll event loop");
+            free(l);
+            return NULL;
+        }
+        l->foreign[0] = l->ev;
+        info->options |= LWS_SERVER_OPTION_LIBEV;
+        break;
+    case CN_LOOP_UV:
+        if (uv_loop_init(&l->uv) != 0) {
+            snprintf(err, errlen, "could not create a libuv event loop");
+            free(l);
+            return NULL;
+        }
+        l->uv_ready = true;
+        l->foreign[0] = &l->uv;
+        info->options |= LWS_SERVER_OPTION_LIBUV;
+        break;
+    default:
+        snprintf(err, errlen, "unknown event loop");
+        free(l);
+        return NULL;
+    }
+    info->foreign_loops = l->foreign;
+    l->ctx = (struct lws_context *)l; /* anything but NULL until lws says */
+    info->pcontext = &l->ctx;
+    return l;
+}
+
+const char *cn_loop_hint(const cn_loop_t *l)
+{
+    switch (l->kind) {
+    case CN_LOOP_EPOLL:
+        return " (the epoll loop needs lws's libev plugin, package libwebsockets-evlib-ev)";
+    case CN_LOOP_UV:
+        return " (the uv loop needs lws's libuv plugin, package libwebsockets-evlib-uv)";
+    default:
+        return "";
+    }
+}
+
+cn_loop_kind_t cn_loop_kind(const cn_loop_t *l)
+{
+    return l->kind;
+}
+
+int cn_loop_run_once(cn_loop_t *l, struct lws_context *ctx)
+{
+    switch (l->kind) {
+    case CN_LOOP_EPOLL:
+        ev_run(l->ev, EVRUN_ONCE);
+        return 0;
+    case CN_LOOP_UV:
+        uv_run(&l->uv, UV_RUN_ONCE);
+        return 0;
+    default:
+        return lws_service(ctx, 0) < 0 ? CN_EIO : 0;
+    }
+}
+
+static void close_handle(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+void cn_loop_context_destroy(cn_loop_t *l, struct lws_context *ctx)
+{
+    if (!ctx)
+        return;
+    lws_context_destroy(ctx);
+    if (!l || !l->uv_ready)
+        return;
+    /* On a foreign libuv loop lws 4.1.6 destroys in three steps (see its
+     * context.c): the call above starts closing its handles; their close
+     * callbacks, on later turns, run the second step; when that cannot
+     * finish inside the loop it waits for lws_context_destroy() once more.
+     * The end is signalled through info.pcontext (l->ctx goes NULL), and
+     * ctx may be touched only until then. */
+    for (int i = 0; i < UV_CLOSE_TURNS && l->ctx; i++)
+        if (uv_run(&l->uv, UV_RUN_NOWAIT) == 0 && l->ctx)
+            lws_context_destroy(ctx);
+}
+
+void cn_loop_free(cn_loop_t *l)
+{
+    if (!l)
+        return;
+    if (l->ev)
+        ev_loop_destroy(l->ev);
+    if (l->uv_ready) {
+        uv_walk(&l->uv, close_handle, NULL);
+        uv_run(&l->uv, UV_RUN_DEFAULT);
+        uv_loop_close(&l->uv);
+    }
+    free(l);
+}
