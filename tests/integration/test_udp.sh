@@ -21,23 +21,11 @@ hub_start --udp-idle 2
 agent_enroll dev
 agent_enroll laptop
 
-# dnsmasq binds the port for both UDP and TCP (DNS over TCP): both must be free.
-free_dns_port() {
-    "$PY" -c 'import socket
-for _ in range(100):
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
-    p = u.getsockname()[1]
-    t = socket.socket()
-    try:
-        t.bind(("127.0.0.1", p)); print(p); break
-    except OSError:
-        pass
-    finally:
-        t.close(); u.close()'
-}
-
 step "a DNS server (dnsmasq) and a UDP echo (socat) on the staging machine"
-DNS_PORT=$(free_dns_port)
+# dnsmasq binds the port for both UDP and TCP (DNS over TCP): both free, and
+# below the ephemeral range, where a concurrent test's client socket cannot
+# take it between the check and dnsmasq's bind (seen in a CI-like run).
+DNS_PORT=$(free_range 1)
 bg dnsmasq dnsmasq --keep-in-foreground --conf-file=/dev/null --port="$DNS_PORT" \
     --listen-address=127.0.0.1 --bind-interfaces --no-resolv --no-hosts --user="$(id -un)" \
     --pid-file="$WORK/dnsmasq.pid" --address=/example.test/10.1.2.3 \
