@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -616,6 +617,18 @@ static void on_closed(cn_link_t *link, void *ctx, int err, const char *why)
         link_down(d, err, cn_link_close_reason(link), why);
 }
 
+/* Streams the hub may open on our link: each costs a descriptor here (the
+ * target's socket), so the fd limit bounds them, not the mux's default
+ * 4,096 (a tunnel with 10,000 clients needs a `ulimit -n` above 10,000,
+ * and then its streams fit). */
+static uint32_t max_streams(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur <= CN_MUX_DEFAULT_MAX_STREAMS)
+        return CN_MUX_DEFAULT_MAX_STREAMS;
+    return rl.rlim_cur > (1u << 20) ? 1u << 20 : (uint32_t)rl.rlim_cur;
+}
+
 static void connect_now(agent_daemon_t *d)
 {
     cn_link_client_config_t cc = {
@@ -634,6 +647,7 @@ static void connect_now(agent_daemon_t *d)
         .ctx = d,
         .user = d,
         .timing = d->cfg.timing,
+        .mux = {.max_streams = max_streams()},
     };
     char why[160];
     d->established = d->admitted = false;
