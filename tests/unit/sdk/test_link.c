@@ -457,6 +457,124 @@ static void test_connect_refused(void **state)
     world_stop(&w);
 }
 
+/* Many links in one context: one lws timer for all of them (not one each,
+ * which cost O(N^2) a second in lws's sorted timer list), and every link
+ * still gets its ticks: pings flow and nobody is declared dead. */
+#define MANY 150
+static int many_up, many_down, many_server_up;
+static int many_server_established(cn_link_t *l, void *ctx)
+{
+    (void)l;
+    (void)ctx;
+    many_server_up++;
+    return 0;
+}
+static int many_client_established(cn_link_t *l, void *ctx)
+{
+    (void)l;
+    (void)ctx;
+    many_up++;
+    return 0;
+}
+static void many_closed(cn_link_t *l, void *ctx, int err, const char *why)
+{
+    (void)l;
+    (void)ctx;
+    (void)err;
+    (void)why;
+    many_down++;
+}
+static int many_established(world_t *w)
+{
+    (void)w;
+    return many_up == MANY && many_server_up == MANY;
+}
+static int many_gone(world_t *w)
+{
+    (void)w;
+    return many_down == 2 * MANY;
+}
+
+static void test_many_links_one_timer(void **state)
+{
+    (void)state;
+    world_t w;
+    world_start(&w, 0, 0);
+    many_up = many_down = many_server_up = 0;
+    /* This world's server callbacks count; short intervals make the ticks
+     * matter within the test. */
+    cn_link_server_free(w.srv);
+    lws_context_destroy(w.ctx);
+    lws_sul_cancel(&ticker);
+    cn_link_timing_t fast = {
+        .ping_interval_ms = 100, .probe_interval_ms = 50, .dead_after_ms = 400};
+    cn_link_server_config_t sc = {
+        .path = "/agent",
+        .binding = "ws://127.0.0.1/agent",
+        .static_sk = w.hub_sk,
+        .mux_cb = &mux_cb,
+        .cb = {.on_established = many_server_established, .on_closed = many_closed},
+        .ctx = &w,
+        .timing = fast,
+    };
+    w.srv = cn_link_server_new(&sc, NULL, 0);
+    assert_non_null(w.srv);
+    protocols[1] = cn_link_server_protocol(w.srv);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.port = 0;
+    info.iface = "127.0.0.1";
+    info.protocols = protocols;
+    info.pt_serv_buf_size = CN_LINK_LWS_BUF;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    w.ctx = lws_create_context(&info);
+    assert_non_null(w.ctx);
+    memset(&ticker, 0, sizeof(ticker));
+    tick(&ticker);
+    w.vh = lws_get_vhost_by_name(w.ctx, "default");
+    w.port = lws_get_vhost_listen_port(w.vh);
+    assert_int_equal(cn_link_timer_count(w.ctx), 0);
+
+    cn_link_t *links[MANY];
+    for (int i = 0; i < MANY; i++) {
+        cn_link_client_config_t cc = {
+            .host = "127.0.0.1",
+            .port = w.port,
+            .path = "/agent",
+            .binding = "ws://127.0.0.1/agent",
+            .static_sk = w.agent_sk,
+            .hub_pk = w.hub_pk,
+            .payload = (const uint8_t *)"hello",
+            .payload_len = 5,
+            .mux_cb = &mux_cb,
+            .cb = {.on_established = many_client_established, .on_closed = many_closed},
+            .ctx = &w,
+            .timing = fast,
+        };
+        links[i] = cn_link_connect(w.ctx, w.vh, &cc, NULL, 0);
+        assert_non_null(links[i]);
+        /* The pending-handshake cap (16 per address) admits them in waves. */
+        if (i % 8 == 7)
+            run_until(&w, many_established, 20);
+    }
+    assert_true(run_until(&w, many_established, 20000));
+    /* 2 x MANY links, one timer. */
+    assert_int_equal(cn_link_timer_count(w.ctx), 1);
+    /* Ten dead-after periods: links that missed their ticks would neither
+     * ping nor be pinged, and die as silent. */
+    uint64_t in0 = cn_link_bytes_in(links[0]);
+    uint64_t end = cn_time_mono_ms() + 4000;
+    while (cn_time_mono_ms() < end)
+        lws_service(w.ctx, 50);
+    assert_int_equal(many_down, 0);
+    assert_true(cn_link_bytes_in(links[0]) > in0); /* the hub's pings arrived */
+    for (int i = 0; i < MANY; i++)
+        cn_link_close(links[i], "done");
+    assert_true(run_until(&w, many_gone, 10000));
+    assert_int_equal(cn_link_timer_count(w.ctx), 0);
+    world_stop(&w);
+}
+
 /* Every reason has its own words. */
 static void test_reason_names(void **state)
 {
@@ -682,11 +800,12 @@ int main(void)
     if (sodium_init() < 0)
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_liveness_rule),   cmocka_unit_test(test_100mib_64_streams),
-        cmocka_unit_test(test_refused_agent),   cmocka_unit_test(test_wrong_pin),
-        cmocka_unit_test(test_connect_refused), cmocka_unit_test(test_reason_names),
-        cmocka_unit_test(test_handshake_rule),  cmocka_unit_test(test_stall_rule),
-        cmocka_unit_test(test_rx_pause_rule),   cmocka_unit_test(test_addr_key),
+        cmocka_unit_test(test_liveness_rule),        cmocka_unit_test(test_100mib_64_streams),
+        cmocka_unit_test(test_refused_agent),        cmocka_unit_test(test_wrong_pin),
+        cmocka_unit_test(test_connect_refused),      cmocka_unit_test(test_reason_names),
+        cmocka_unit_test(test_handshake_rule),       cmocka_unit_test(test_stall_rule),
+        cmocka_unit_test(test_rx_pause_rule),        cmocka_unit_test(test_addr_key),
+        cmocka_unit_test(test_many_links_one_timer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
