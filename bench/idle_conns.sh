@@ -99,12 +99,7 @@ for n in $COUNTS; do
     H_RSS=$(rss_kb "$HUB_PID")
     A_PSS=$(pss_kb "$AGENT")
     A_RSS=$(rss_kb "$AGENT")
-    T0H=$(cpu_ticks "$HUB_PID")
-    T0A=$(cpu_ticks "$AGENT")
-    sleep "$SECS"
-    T1H=$(cpu_ticks "$HUB_PID")
-    T1A=$(cpu_ticks "$AGENT")
-    CPU="$(awk -v d=$((T1H - T0H)) -v c="$CLK" -v s="$SECS" 'BEGIN { printf "%.1f", 100 * d / c / s }') / $(awk -v d=$((T1A - T0A)) -v c="$CLK" -v s="$SECS" 'BEGIN { printf "%.1f", 100 * d / c / s }')"
+    CPU=$(cpu_pct "$SECS" "$HUB_PID" "$AGENT" | sed 's| | / |')
     PERFS=()
     if [ -n "${BENCH_PERF:-}" ]; then
         mkdir -p "$BENCH_PERF"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell helpers the end-to-end benchmarks share (bench/tcp_tunnel.sh,
 # bench/many_agents.sh, bench/idle_conns.sh): process accounting from /proc,
 # key=value parsing, number formatting, and holding idle connections open.
@@ -42,15 +43,21 @@ pss_kb() {
 # RSS in KB of one PID.
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-# CPU of the given PIDs (and descendants) over SECS seconds, in percent of
-# one core. usage: cpu_pct SECS PID...
+# CPU of each given PID (and its descendants) over the same SECS seconds,
+# in percent of one core, space-separated in order. usage: cpu_pct SECS PID...
 cpu_pct() {
-    local secs=$1 t0 t1
+    local secs=$1 p
     shift
-    t0=$(cpu_ticks "$@")
+    local -a t0=()
+    for p in "$@"; do t0+=("$(cpu_ticks "$p")"); done
     sleep "$secs"
-    t1=$(cpu_ticks "$@")
-    awk -v d=$((t1 - t0)) -v c="$CLK" -v s="$secs" 'BEGIN { printf "%.1f", 100 * d / c / s }'
+    local i=0 out=""
+    for p in "$@"; do
+        out+="${out:+ }$(awk -v d=$(($(cpu_ticks "$p") - t0[i])) -v c="$CLK" -v s="$secs" \
+            'BEGIN { printf "%.1f", 100 * d / c / s }')"
+        i=$((i + 1))
+    done
+    echo "$out"
 }
 
 kv() { # kv KEY < "k=v k=v" line
@@ -69,7 +76,7 @@ hold_start() {
     local out=$5
     "$PP" hold "$1" "$2" --conns "$3" --secs "$4" >"$out" 2>&1 &
     HOLD_PID=$!
-    PIDS+=($HOLD_PID)
+    PIDS+=("$HOLD_PID")
     for _ in $(seq 1 1200); do
         grep -q '^ready' "$out" && break
         kill -0 "$HOLD_PID" 2>/dev/null || break

@@ -130,7 +130,7 @@ MA_OUT=$WORK/many_agents.out
 "$MA" --port "$HUB_PORT" --tokens "$TOKENS" --rate "$RATE" --inflight "$INFLIGHT" --secs 600 \
     >"$MA_OUT" 2>"$WORK/many_agents.log" &
 MA_PID=$!
-PIDS+=($MA_PID)
+PIDS+=("$MA_PID")
 wait_for 600 "many_agents to enroll" grep -q '^enrolled' "$MA_OUT"
 rm -f "$TOKENS"
 log "$(grep '^enrolled' "$MA_OUT")"
@@ -143,13 +143,7 @@ sleep 3
 RSS1=$(rss_kb "$HUB_PID")
 PSS1=$(pss_kb "$HUB_PID")
 # Idle: N links pinging once a second each way, nothing else.
-T0H=$(cpu_ticks "$HUB_PID")
-T0M=$(cpu_ticks "$MA_PID")
-sleep "$SECS"
-T1H=$(cpu_ticks "$HUB_PID")
-T1M=$(cpu_ticks "$MA_PID")
-CPU_HUB=$(awk -v d=$((T1H - T0H)) -v c="$CLK" -v s="$SECS" 'BEGIN { printf "%.1f", 100 * d / c / s }')
-CPU_MA=$(awk -v d=$((T1M - T0M)) -v c="$CLK" -v s="$SECS" 'BEGIN { printf "%.1f", 100 * d / c / s }')
+read -r CPU_HUB CPU_MA < <(cpu_pct "$SECS" "$HUB_PID" "$MA_PID")
 PP1_N=$(pingpong 1)
 PP50_N=$(pingpong 50)
 stop_pid "$MA_PID"
@@ -158,7 +152,7 @@ kill -0 "$HUB_PID" || fail "the hub died"
 DROPPED=$(awk -F= '/^dropped=/ {print $2}' "$MA_OUT")
 
 # Bucket durations (ms): first, median, last.
-BUCKETS=$(awk '/^admit / { for (i = 1; i <= NF; i++) if ($i ~ /^ms=/) { sub(/ms=/, "", $i); v[n++] = $i } }
+BUCKETS=$(awk '/^admit / { for (i = 1; i <= NF; i++) if ($i ~ /^ms=/) { sub(/ms=/, "", $i); v[n++] = $i + 0 } }
     END { if (!n) { print "-"; exit }
           for (i = 0; i < n; i++) s[i] = v[i]
           for (i = 1; i < n; i++) { x = s[i]; j = i; while (j > 0 && s[j-1] > x) { s[j] = s[j-1]; j-- } s[j] = x }

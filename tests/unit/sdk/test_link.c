@@ -259,7 +259,10 @@ static void tick(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(W->ctx, 0, &ticker, tick, 10 * LWS_US_PER_MS);
 }
 
-static void world_start(world_t *w, int nstreams, uint64_t per_stream)
+/* Starts a world: keys, the hub-side server (`custom`, else this file's
+ * callbacks), the context listening on a free port. */
+static void world_start_with(world_t *w, int nstreams, uint64_t per_stream,
+                             const cn_link_server_config_t *custom)
 {
     memset(w, 0, sizeof(*w));
     W = w;
@@ -279,6 +282,10 @@ static void world_start(world_t *w, int nstreams, uint64_t per_stream)
         .cb = {.on_established = server_established, .on_closed = server_closed},
         .ctx = w,
     };
+    if (custom) {
+        sc = *custom;
+        sc.static_sk = w->hub_sk;
+    }
     w->srv = cn_link_server_new(&sc, NULL, 0);
     assert_non_null(w->srv);
 
@@ -306,10 +313,14 @@ static void world_start(world_t *w, int nstreams, uint64_t per_stream)
     assert_true(w->port > 0);
 }
 
-static void world_connect(world_t *w)
+static void world_start(world_t *w, int nstreams, uint64_t per_stream)
 {
-    uint8_t wrong_pk[32], wrong_sk[32];
-    assert_int_equal(cn_chan_keypair(wrong_pk, wrong_sk), 0);
+    world_start_with(w, nstreams, per_stream, NULL);
+}
+
+/* The agent side's config for this world (wrong_pk: the pin when bad_pin). */
+static cn_link_client_config_t client_config(world_t *w, const uint8_t *wrong_pk)
+{
     cn_link_client_config_t cc = {
         .host = "127.0.0.1",
         .port = w->port,
@@ -324,6 +335,14 @@ static void world_connect(world_t *w)
         .ctx = w,
         .user = &w->client,
     };
+    return cc;
+}
+
+static void world_connect(world_t *w)
+{
+    uint8_t wrong_pk[32], wrong_sk[32];
+    assert_int_equal(cn_chan_keypair(wrong_pk, wrong_sk), 0);
+    cn_link_client_config_t cc = client_config(w, wrong_pk);
     char err[160] = "";
     w->client.link = cn_link_connect(w->ctx, w->vh, &cc, err, sizeof(err));
     if (!w->client.link)
@@ -499,58 +518,28 @@ static void test_many_links_one_timer(void **state)
 {
     (void)state;
     world_t w;
-    world_start(&w, 0, 0);
     many_up = many_down = many_server_up = 0;
-    /* This world's server callbacks count; short intervals make the ticks
-     * matter within the test. */
-    cn_link_server_free(w.srv);
-    lws_context_destroy(w.ctx);
-    lws_sul_cancel(&ticker);
+    /* Counting callbacks; short intervals make the ticks matter within the
+     * test. */
     cn_link_timing_t fast = {
         .ping_interval_ms = 100, .probe_interval_ms = 50, .dead_after_ms = 400};
     cn_link_server_config_t sc = {
         .path = "/agent",
         .binding = "ws://127.0.0.1/agent",
-        .static_sk = w.hub_sk,
         .mux_cb = &mux_cb,
         .cb = {.on_established = many_server_established, .on_closed = many_closed},
-        .ctx = &w,
         .timing = fast,
     };
-    w.srv = cn_link_server_new(&sc, NULL, 0);
-    assert_non_null(w.srv);
-    protocols[1] = cn_link_server_protocol(w.srv);
-    struct lws_context_creation_info info;
-    memset(&info, 0, sizeof(info));
-    info.port = 0;
-    info.iface = "127.0.0.1";
-    info.protocols = protocols;
-    info.pt_serv_buf_size = CN_LINK_LWS_BUF;
-    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
-    w.ctx = lws_create_context(&info);
-    assert_non_null(w.ctx);
-    memset(&ticker, 0, sizeof(ticker));
-    tick(&ticker);
-    w.vh = lws_get_vhost_by_name(w.ctx, "default");
-    w.port = lws_get_vhost_listen_port(w.vh);
+    world_start_with(&w, 0, 0, &sc);
     assert_int_equal(cn_link_timer_count(w.ctx), 0);
 
     cn_link_t *links[MANY];
     for (int i = 0; i < MANY; i++) {
-        cn_link_client_config_t cc = {
-            .host = "127.0.0.1",
-            .port = w.port,
-            .path = "/agent",
-            .binding = "ws://127.0.0.1/agent",
-            .static_sk = w.agent_sk,
-            .hub_pk = w.hub_pk,
-            .payload = (const uint8_t *)"hello",
-            .payload_len = 5,
-            .mux_cb = &mux_cb,
-            .cb = {.on_established = many_client_established, .on_closed = many_closed},
-            .ctx = &w,
-            .timing = fast,
-        };
+        cn_link_client_config_t cc = client_config(&w, w.hub_pk);
+        cc.cb = (cn_link_callbacks_t){.on_established = many_client_established,
+                                      .on_closed = many_closed};
+        cc.user = NULL;
+        cc.timing = fast;
         links[i] = cn_link_connect(w.ctx, w.vh, &cc, NULL, 0);
         assert_non_null(links[i]);
         /* The pending-handshake cap (16 per address) admits them in waves. */
