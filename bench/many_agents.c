@@ -326,10 +326,11 @@ static int load_tokens(const char *path)
 int main(int argc, char **argv)
 {
     const char *tokens = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v)
-            goto usage;
+    /* Options come in pairs: --name value. */
+    if (argc % 2 == 0)
+        goto usage;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const char *a = argv[i], *v = argv[i + 1];
         if (!strcmp(a, "--port"))
             port = atoi(v);
         else if (!strcmp(a, "--host"))
@@ -346,7 +347,6 @@ int main(int argc, char **argv)
             hold_secs = atof(v);
         else
             goto usage;
-        i++;
     }
     if (!tokens || port <= 0 || !max_inflight || !bucket)
         goto usage;

@@ -14,7 +14,7 @@
 /* The descriptor given up to shed a connection at EMFILE; -1 until the
  * first call opens it (or while it could not be reopened). */
 static int reserve = -1;
-static unsigned long refused_total, refused_unlogged;
+static unsigned long refused_unlogged;
 static uint64_t logged_at;
 
 static void reserve_open(void)
@@ -38,7 +38,6 @@ int hub_accept(int lfd, struct sockaddr_storage *ss, socklen_t *sl, const char *
             cn_sock_reset(shed);
         reserve_open();
     }
-    refused_total += shed >= 0;
     refused_unlogged += shed >= 0;
     uint64_t now = cn_time_mono_ms();
     if (!logged_at || now - logged_at >= 1000) {
@@ -50,9 +49,4 @@ int hub_accept(int lfd, struct sockaddr_storage *ss, socklen_t *sl, const char *
         refused_unlogged = 0;
     }
     return -1;
-}
-
-unsigned long hub_accept_refused(void)
-{
-    return refused_total;
 }

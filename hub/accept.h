@@ -22,7 +22,4 @@
  * `who` names the listener in the log line ("api", "tunnel ID"). */
 int hub_accept(int lfd, struct sockaddr_storage *ss, socklen_t *sl, const char *who);
 
-/* Connections refused for want of descriptors since the hub started. */
-unsigned long hub_accept_refused(void);
-
 #endif
