@@ -60,51 +60,8 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # shellcheck source=../tests/integration/lib.sh
 source "$SRC/tests/integration/lib.sh"
 
-log() { echo "[$(date +%T)] $*" >&2; }
-CLK=$(getconf CLK_TCK)
-
-# ---- process accounting -----------------------------------------------------
-
-# PID and all its descendants.
-tree_pids() {
-    ps -e -o pid=,ppid= | awk -v root="$1" '
-        { parent[$1] = $2 }
-        END { for (p in parent) { x = p; n = 0
-                while (x != root && (x in parent) && n++ < 64) x = parent[x]
-                if (x == root) print p } }'
-}
-
-# Clock ticks (user+system, with reaped children) of the given PIDs and
-# their descendants.
-cpu_ticks() {
-    local total=0 pid s
-    for pid in $(for r in "$@"; do tree_pids "$r"; done | sort -u); do
-        s=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
-        s=${s##*) }
-        # shellcheck disable=SC2086
-        set -- $s
-        total=$((total + ${12} + ${13} + ${14} + ${15}))
-    done
-    echo "$total"
-}
-
-# PSS in KB of the given PIDs and their descendants.
-pss_kb() {
-    local total=0 pid v
-    for pid in $(for r in "$@"; do tree_pids "$r"; done | sort -u); do
-        v=$(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup" 2>/dev/null) || continue
-        total=$((total + ${v:-0}))
-    done
-    echo "$total"
-}
-
-kv() { # kv KEY < "k=v k=v" line
-    tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2; exit }'
-}
-
-fmt_int() { # 12345.6 -> 12,346
-    awk -v v="${1:-0}" 'BEGIN { printf "%.0f", v }' | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'
-}
+# shellcheck source=lib.sh
+source "$SRC/bench/lib.sh"
 
 # ---- targets --------------------------------------------------------------------
 
@@ -421,15 +378,9 @@ idle_run() { # idle_run PATH
     before=()
     for pid in "${pids[@]}"; do before+=("$(pss_kb "$pid")"); done
     out=$WORK/hold-$path.out
-    "$PP" hold 127.0.0.1 "${PORT[$path:echo]}" --conns "$IDLE" --secs 120 >"$out" 2>&1 &
-    local hold=$!
-    PIDS+=($hold)
-    for _ in $(seq 1 600); do
-        grep -q '^ready' "$out" && break
-        kill -0 "$hold" 2>/dev/null || break
-        sleep 0.1
-    done
-    ready=$(awk '/^ready/ {print $2}' "$out")
+    hold_start 127.0.0.1 "${PORT[$path:echo]}" "$IDLE" 120 "$out"
+    local hold=$HOLD_PID
+    ready=$HOLD_READY
     sleep 2
     after=()
     for pid in "${pids[@]}"; do after+=("$(pss_kb "$pid")"); done
@@ -456,15 +407,9 @@ declare -A MEM
 pingpong_idle_run() { # pingpong_idle_run PATH
     local path=$1 out line hold
     out=$WORK/hold-pp-$path.out
-    "$PP" hold 127.0.0.1 "${PORT[$path:echo]}" --conns "$IDLE_PP" --secs $((SECS + 120)) >"$out" 2>&1 &
-    hold=$!
-    PIDS+=($hold)
-    for _ in $(seq 1 600); do
-        grep -q '^ready' "$out" && break
-        kill -0 "$hold" 2>/dev/null || break
-        sleep 0.1
-    done
-    if [ "$(awk '/^ready/ {print $2}' "$out")" != "$IDLE_PP" ]; then
+    hold_start 127.0.0.1 "${PORT[$path:echo]}" "$IDLE_PP" $((SECS + 120)) "$out"
+    hold=$HOLD_PID
+    if [ "$HOLD_READY" != "$IDLE_PP" ]; then
         log "ping-pong $path c=50 +idle: could not open $IDLE_PP idle connections: $(cat "$out")"
         R[pp50idle:$path]="idle open failed"
         stop_pid "$hold"

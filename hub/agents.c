@@ -422,6 +422,12 @@ int hub_agents_init(hub_runtime_t *rt)
         .cb = {.on_established = link_established, .on_closed = link_closed},
         .ctx = rt,
         .max_links = rt->cfg.max_links,
+        /* Every public connection to an agent's tunnels may be a stream on
+         * one link: the mux's default (4,096) must not cap the tunnel below
+         * --max-conns. The 1,024 more are reach and HTTP edge streams. */
+        .mux = {.max_streams = rt->cfg.max_conns + 1024 > CN_MUX_DEFAULT_MAX_STREAMS
+                                   ? rt->cfg.max_conns + 1024
+                                   : CN_MUX_DEFAULT_MAX_STREAMS},
     };
     /* The configuration is ours and complete: only memory can run out. */
     rt->links = cn_link_server_new(&lc, NULL, 0);

@@ -50,7 +50,7 @@
 #define HTTP_PORT_UNSET ((unsigned long)-1)
 
 /* Rows of serve_table(), the end marker included. */
-#define SERVE_OPTS 37
+#define SERVE_OPTS 38
 
 /* What the table parses before the checks turn it into options. */
 typedef struct serve_raw {
@@ -61,7 +61,7 @@ typedef struct serve_raw {
         event_max;
     const char *public_bind;
     unsigned long max_links, max_links_per_agent, conn_rate, auth_fail_rate, max_conns,
-        max_conns_per_ws, max_conns_per_client, tcp_idle_timeout;
+        max_conns_per_tunnel, max_conns_per_ws, max_conns_per_client, tcp_idle_timeout;
     unsigned long webhook_retry_base, webhook_disable_after;
     unsigned long inspect_body_max, inspect_keep, inspect_retention;
     int metrics, inspect;
@@ -142,6 +142,10 @@ static void serve_table(hub_serve_options_t *o, serve_raw_t *r, cn_opt_t t[stati
          "(default " STR(HUB_API_AUTH_FAIL_RATE_DEFAULT) ")"},
         {"max-conns", CN_OPT_UINT | CN_OPT_ONCE, &r->max_conns, 1, 1000000, "N",
          "public TCP connections at once (default " STR(HUB_RUNTIME_MAX_CONNS_DEFAULT) ")"},
+        {"max-conns-per-tunnel", CN_OPT_UINT | CN_OPT_ONCE, &r->max_conns_per_tunnel, 1, 1000000,
+         "N",
+         "public TCP connections to one tunnel (default " STR(
+             HUB_RUNTIME_MAX_CONNS_PER_TUNNEL_DEFAULT) ")"},
         {"max-conns-per-workspace", CN_OPT_UINT | CN_OPT_ONCE, &r->max_conns_per_ws, 1, 1000000,
          "N",
          "public TCP connections to one workspace's tunnels (default " STR(
@@ -210,6 +214,7 @@ static void set_defaults(hub_serve_options_t *o, serve_raw_t *r)
     r->conn_rate = HUB_SERVER_CONN_RATE_DEFAULT;
     r->auth_fail_rate = HUB_API_AUTH_FAIL_RATE_DEFAULT;
     r->max_conns = HUB_RUNTIME_MAX_CONNS_DEFAULT;
+    r->max_conns_per_tunnel = HUB_RUNTIME_MAX_CONNS_PER_TUNNEL_DEFAULT;
     r->max_conns_per_ws = HUB_RUNTIME_MAX_CONNS_PER_WS_DEFAULT;
     r->max_conns_per_client = HUB_RUNTIME_MAX_CONNS_PER_CLIENT_DEFAULT;
     r->tcp_idle_timeout = HUB_RUNTIME_TCP_IDLE_TIMEOUT_DEFAULT;
@@ -266,6 +271,7 @@ static int check_options(hub_serve_options_t *o, const serve_raw_t *r, char *err
     o->conn_rate = (unsigned)r->conn_rate;
     o->auth_fail_rate = (unsigned)r->auth_fail_rate;
     o->max_conns = (unsigned)r->max_conns;
+    o->max_conns_per_tunnel = (unsigned)r->max_conns_per_tunnel;
     o->max_conns_per_ws = (unsigned)r->max_conns_per_ws;
     o->max_conns_per_client = (unsigned)r->max_conns_per_client;
     o->tcp_idle_timeout = (unsigned)r->tcp_idle_timeout;
@@ -348,22 +354,26 @@ static void install_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-/* More connections before accept() fails: the soft fd limit up to the hard
- * one (bounded; lws sizes its tables from it). */
-/* Sets the soft open-file limit to what the hub's caps need (3,000 public
- * connections by default, agents, API clients, listeners) with room to
- * spare: 8,192. Not higher: lws sizes its fd table from this limit and
- * Debian's lws 4.1.6 (built with _DEBUG) scans the whole table on every
- * socket close, so a huge limit costs time per connection. */
-#define HUB_FD_LIMIT 8192
+/* Sets the soft open-file limit to what the hub's caps need, up to the
+ * hard limit: one descriptor per public connection (--max-conns) and per
+ * agent link (--max-links), plus 1,024 for API clients, listeners and the
+ * database; never below 8,192 (the defaults: 3,000 + 1,024 + 1,024 with room
+ * to spare). Not higher than that: lws sizes its fd table from this limit
+ * and Debian's lws 4.1.6 (built with _DEBUG) scans the whole table on every
+ * socket close, so a limit far above the caps costs time per connection. */
+#define HUB_FD_LIMIT_MIN 8192
+#define HUB_FD_SPARE 1024
 
-static void raise_fd_limit(void)
+static void raise_fd_limit(const hub_serve_options_t *o)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return;
-    rlim_t want =
-        rl.rlim_max != RLIM_INFINITY && rl.rlim_max < HUB_FD_LIMIT ? rl.rlim_max : HUB_FD_LIMIT;
+    rlim_t want = (rlim_t)o->max_conns + o->max_links + HUB_FD_SPARE;
+    if (want < HUB_FD_LIMIT_MIN)
+        want = HUB_FD_LIMIT_MIN;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
+        want = rl.rlim_max;
     if (rl.rlim_cur != want) {
         rl.rlim_cur = want;
         setrlimit(RLIMIT_NOFILE, &rl);
@@ -538,7 +548,7 @@ static int start_server(serve_t *s)
         .keypair = &s->kp,
         .tcp_host = o->public_bind[0] ? o->public_bind : o->listen_host,
         .max_conns = o->max_conns,
-        .max_conns_per_tunnel = HUB_RUNTIME_MAX_CONNS_PER_TUNNEL_DEFAULT,
+        .max_conns_per_tunnel = o->max_conns_per_tunnel,
         .max_conns_per_ws = o->max_conns_per_ws,
         .max_conns_per_client = o->max_conns_per_client,
         .tcp_idle_timeout_s = o->tcp_idle_timeout,
@@ -582,7 +592,7 @@ static int start_server(serve_t *s)
         .event_loop = o->event_loop,
         .webhooks = s->webhooks,
     };
-    raise_fd_limit();
+    raise_fd_limit(o);
     s->server = hub_server_new(&sc, err, sizeof(err));
     if (!s->server)
         return hub_cmd_fail("serve", "%s", err);

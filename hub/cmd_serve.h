@@ -41,6 +41,7 @@ typedef struct hub_serve_options {
     unsigned conn_rate;             /* new API/agent connections per address per minute, 0 = off */
     unsigned auth_fail_rate;        /* 401s per address per minute before 429, 0 = off */
     unsigned max_conns;             /* public TCP connections, hub-wide */
+    unsigned max_conns_per_tunnel;  /* ... to one tunnel */
     unsigned max_conns_per_ws;      /* ... of one workspace's tunnels */
     unsigned max_conns_per_client;  /* ... from one client address (IPv6 /64), per tunnel */
     unsigned tcp_idle_timeout;      /* seconds a public TCP connection may stay idle, 0 = never */

@@ -25,6 +25,8 @@
  * zero-delay timer reads them. */
 #include "runtime_internal.h"
 
+#include "accept.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <libwebsockets.h>
@@ -1858,7 +1860,7 @@ static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
     for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
-        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = hub_accept(lfd, &ss, &sl, "http edge");
         if (fd < 0)
             break;
         accept_one(rt, fd, &ss, tls);

@@ -3,6 +3,8 @@
  * runtime.h). */
 #include "runtime_internal.h"
 
+#include "accept.h"
+
 #include <errno.h>
 #include <libwebsockets.h>
 #include <netinet/in.h>
@@ -203,13 +205,11 @@ static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
             struct sockaddr_storage ss = {0};
             socklen_t sl = sizeof(ss);
-            int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (fd < 0) {
-                if (errno == EMFILE || errno == ENFILE)
-                    cn_log_warn("tunnel %s: out of file descriptors, connection left queued",
-                                l->tunnel_id);
+            char who[64];
+            snprintf(who, sizeof(who), "tunnel %s", l->tunnel_id);
+            int fd = hub_accept(lfd, &ss, &sl, who);
+            if (fd < 0)
                 break;
-            }
             accept_one(l, fd, &ss);
         }
         return 0;

@@ -32,11 +32,11 @@ typedef struct hub_runtime hub_runtime_t;
  * has the arithmetic), so the total cap bounds their memory. */
 #define HUB_RUNTIME_MAX_LINKS_DEFAULT 1024
 #define HUB_RUNTIME_MAX_LINKS_PER_AGENT_DEFAULT 16
-/* Public TCP connections: hub-wide (fits the 8,192 descriptors `serve`
- * sets, two per connection on a hub whose agents run elsewhere: the client
- * socket, plus lws's share), per tunnel, per workspace (a third of the hub,
- * so one tenant cannot fill it), per client address per tunnel (half a
- * tunnel: a client address is often a NAT or a load generator). */
+/* Public TCP connections: hub-wide (`serve` sets its descriptor limit from
+ * this cap: one per connection, the client socket), per tunnel, per
+ * workspace (a third of the hub, so one tenant cannot fill it), per client
+ * address per tunnel (half a tunnel: a client address is often a NAT or a
+ * load generator). */
 #define HUB_RUNTIME_MAX_CONNS_DEFAULT 3000
 #define HUB_RUNTIME_MAX_CONNS_PER_TUNNEL_DEFAULT 1024
 #define HUB_RUNTIME_MAX_CONNS_PER_WS_DEFAULT 1000

@@ -2,6 +2,8 @@
  * timers (see server.h). */
 #include "server.h"
 
+#include "accept.h"
+
 #include <assert.h>
 
 #include <errno.h>
@@ -212,12 +214,9 @@ static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
     for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
         struct sockaddr_storage ss = {0}; /* the analyser cannot see accept4() fill it */
         socklen_t sl = sizeof(ss);
-        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE)
-                cn_log_warn("api: out of file descriptors, connection left queued");
+        int fd = hub_accept(lfd, &ss, &sl, "api");
+        if (fd < 0)
             break;
-        }
         pre_conn_t *slot = conn_allowed(s, &ss);
         if (!slot) {
             cn_sock_reset(fd); /* RST: no lws state, no half-open socket left behind */

@@ -14,6 +14,7 @@
 #include "cn_errmsg.h"
 
 #include <libwebsockets.h>
+#include <pthread.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -111,7 +112,9 @@ struct cn_link {
     uint64_t bytes_in, bytes_out;
     uint64_t ping_seq;
 
-    lws_sorted_usec_list_t sul_tick;
+    /* The context's ticker (see below) and this link's place in its list. */
+    struct link_ticker *ticker;
+    struct cn_link *tick_prev, *tick_next;
 };
 
 static void timing_defaults(cn_link_timing_t *t)
@@ -134,16 +137,131 @@ static void timing_defaults(cn_link_timing_t *t)
 
 /* ---- lifecycle --------------------------------------------------------- */
 
-static void tick_cb(lws_sorted_usec_list_t *sul);
+/* Timers. Every link needs a tick (pings, probes, the dead-peer check, the
+ * handshake deadline), but not a timer of its own: lws 4.1 keeps timers in
+ * one sorted list per context and inserts by walking it from the head, and a
+ * periodic timer always goes to the end, so N links with their own timers
+ * cost O(N) per tick and O(N^2) a second. At 4,000-5,000 links that was the
+ * whole event loop: admission slowed from 40 ms per 100 agents to 1-15 s and
+ * links died of missed pings (docs/scaling.md). So the links of a context
+ * share one timer, a ticker, that walks them: O(N) a tick.
+ *
+ * Tickers are found by context in a short global list (one per lws
+ * context; a process with tunnels on several threads has several), under a
+ * lock; a ticker's own list is only touched on its context's service
+ * thread. */
+typedef struct link_ticker {
+    struct lws_context *context;
+    lws_sorted_usec_list_t sul;
+    cn_link_t *head;
+    cn_link_t *walk_next; /* the walk's next link; tick_leave() moves it on */
+    int walking;
+    uint32_t every_ms;
+    struct link_ticker *next;
+} link_ticker_t;
 
+static pthread_mutex_t tickers_lock = PTHREAD_MUTEX_INITIALIZER;
+static link_ticker_t *tickers;
+
+static void link_tick(cn_link_t *l);
+
+static void ticker_free(link_ticker_t *t)
+{
+    lws_sul_cancel(&t->sul);
+    pthread_mutex_lock(&tickers_lock);
+    for (link_ticker_t **pp = &tickers; *pp; pp = &(*pp)->next)
+        if (*pp == t) {
+            *pp = t->next;
+            break;
+        }
+    pthread_mutex_unlock(&tickers_lock);
+    free(t);
+}
+
+static void ticker_cb(lws_sorted_usec_list_t *sul)
+{
+    link_ticker_t *t = lws_container_of(sul, link_ticker_t, sul);
+    t->walking = 1;
+    for (cn_link_t *l = t->head; l; l = t->walk_next) {
+        t->walk_next = l->tick_next;
+        link_tick(l);
+    }
+    t->walking = 0;
+    t->walk_next = NULL;
+    if (!t->head)
+        ticker_free(t);
+    else
+        lws_sul_schedule(t->context, 0, &t->sul, ticker_cb, (lws_usec_t)t->every_ms * 1000);
+}
+
+/* Puts the link on its context's ticker (once; later calls do nothing). */
 static void schedule_tick(cn_link_t *l)
 {
-    /* One timer does pings, probes, the dead-peer check and the handshake
-     * deadline; half the shorter interval keeps them accurate enough. */
-    uint32_t every = l->timing.probe_interval_ms < l->timing.ping_interval_ms
-                         ? l->timing.probe_interval_ms
-                         : l->timing.ping_interval_ms;
-    lws_sul_schedule(l->context, 0, &l->sul_tick, tick_cb, (lws_usec_t)every * 500);
+    if (l->ticker)
+        return;
+    /* Half the shorter interval keeps pings, probes and deadlines accurate
+     * enough; the ticker runs at the shortest of its links. */
+    uint32_t every =
+        (l->timing.probe_interval_ms < l->timing.ping_interval_ms ? l->timing.probe_interval_ms
+                                                                  : l->timing.ping_interval_ms) /
+        2;
+    if (!every)
+        every = 1;
+    pthread_mutex_lock(&tickers_lock);
+    link_ticker_t *t = tickers;
+    while (t && t->context != l->context)
+        t = t->next;
+    if (!t && (t = calloc(1, sizeof(*t)))) {
+        t->context = l->context;
+        t->next = tickers;
+        tickers = t;
+    }
+    pthread_mutex_unlock(&tickers_lock);
+    if (!t) {
+        cn_log_warn("link: out of memory for its timer");
+        return;
+    }
+    l->ticker = t;
+    l->tick_prev = NULL;
+    l->tick_next = t->head;
+    if (t->head)
+        t->head->tick_prev = l;
+    t->head = l;
+    if (!t->every_ms || every < t->every_ms) {
+        t->every_ms = every;
+        if (!t->walking)
+            lws_sul_schedule(t->context, 0, &t->sul, ticker_cb, (lws_usec_t)every * 1000);
+    }
+}
+
+size_t cn_link_timer_count(const struct lws_context *context)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&tickers_lock);
+    for (const link_ticker_t *t = tickers; t; t = t->next)
+        n += t->context == context && t->head;
+    pthread_mutex_unlock(&tickers_lock);
+    return n;
+}
+
+/* Takes the link off its ticker; the last link out frees the ticker. */
+static void tick_leave(cn_link_t *l)
+{
+    link_ticker_t *t = l->ticker;
+    if (!t)
+        return;
+    if (t->walk_next == l)
+        t->walk_next = l->tick_next;
+    if (l->tick_prev)
+        l->tick_prev->tick_next = l->tick_next;
+    else
+        t->head = l->tick_next;
+    if (l->tick_next)
+        l->tick_next->tick_prev = l->tick_prev;
+    l->ticker = NULL;
+    l->tick_prev = l->tick_next = NULL;
+    if (!t->head && !t->walking)
+        ticker_free(t);
 }
 
 static cn_link_t *link_new(struct lws_context *context, int is_client)
@@ -171,7 +289,7 @@ static cn_link_t *link_new(struct lws_context *context, int is_client)
 
 static void link_free(cn_link_t *l)
 {
-    lws_sul_cancel(&l->sul_tick);
+    tick_leave(l);
     cn_wsc_free(l->wsc);
     cn_tls_free(l->tls);
     free(l->tls_buf);
@@ -589,9 +707,9 @@ void cn_link_flush(cn_link_t *link)
 
 /* ---- timers ------------------------------------------------------------- */
 
-static void tick_cb(lws_sorted_usec_list_t *sul)
+/* One tick of one link, from its ticker. */
+static void link_tick(cn_link_t *l)
 {
-    cn_link_t *l = lws_container_of(sul, cn_link_t, sul_tick);
     uint64_t now = cn_time_mono_ms();
     if (l->state == LINK_CLOSING)
         return;
@@ -638,7 +756,6 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
             break;
         }
     }
-    schedule_tick(l);
 }
 
 enum cn_link_handshake cn_link_handshake_check(const cn_link_timing_t *timing, uint64_t now,

@@ -232,6 +232,12 @@ struct lws_protocols cn_link_server_protocol(cn_link_server_t *srv);
 /* Links currently open on this server (any state). */
 unsigned cn_link_server_count(const cn_link_server_t *srv);
 
+/* lws timers the links of `context` hold: 1 while any link exists there
+ * (they share one ticker, whatever their number: lws 4.1 inserts timers in
+ * O(timers), so one timer per link made N links cost O(N^2) a second), 0
+ * when none does. For tests. */
+size_t cn_link_timer_count(const struct lws_context *context);
+
 /* The lws context the link runs on. */
 struct lws_context *cn_link_context(const cn_link_t *link);
 /* The link's multiplexer (valid from creation until on_closed returns). */

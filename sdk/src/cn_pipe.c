@@ -68,7 +68,7 @@ struct cn_pipe {
     SSL_CTX *ssl_ctx;
     SSL *ssl;
     int tls_hs;                      /* handshake under way: the stream waits */
-    char tls_name[256];              /* the name verified ("" = none) */
+    char *tls_name;                  /* the name verified (NULL = none); owned */
     lws_sorted_usec_list_t sul_read; /* decrypted bytes pending: read them */
 };
 
@@ -87,6 +87,7 @@ static void maybe_free(cn_pipe_t *p)
     cn_e2e_free(p->e2e);
     SSL_free(p->ssl);
     SSL_CTX_free(p->ssl_ctx);
+    free(p->tls_name);
     free(p);
 }
 
@@ -580,7 +581,7 @@ static int tls_step(cn_pipe_t *p)
     unsigned long why = ERR_get_error();
     ERR_clear_error();
     cn_log_warn("pipe %u: TLS to the target %s failed: %s", p->id,
-                p->tls_name[0] ? p->tls_name : "(not verified)",
+                p->tls_name ? p->tls_name : "(not verified)",
                 v != X509_V_OK ? X509_verify_cert_error_string(v)
                 : why          ? ERR_reason_error_string(why)
                                : "the connection closed");
@@ -597,7 +598,7 @@ static int tls_begin(cn_pipe_t *p)
     if (!p->ssl || SSL_set_fd(p->ssl, lws_get_socket_fd(p->wsi)) != 1)
         return dial_refuse(p, CN_ENOMEM, "out of memory");
     SSL_set_connect_state(p->ssl);
-    if (p->tls_name[0]) {
+    if (p->tls_name) {
         bool ip =
             inet_pton(AF_INET, p->tls_name, &a4) == 1 || inet_pton(AF_INET6, p->tls_name, &a6) == 1;
         X509_VERIFY_PARAM *vp = SSL_get0_param(p->ssl);
@@ -1078,7 +1079,10 @@ static int tls_config(cn_pipe_t *p, const cn_pipe_config_t *cfg, const char *hos
         return CN_EINVAL;
     }
     const char *name = cfg->tls_name && *cfg->tls_name ? cfg->tls_name : host;
-    snprintf(p->tls_name, sizeof(p->tls_name), "%s", name);
+    /* Allocated: a char[256] in every pipe cost 256 bytes per connection
+     * on the hub and the agent for the few that speak TLS to the target. */
+    if (*name && !(p->tls_name = strdup(name)))
+        return CN_ENOMEM;
     return 0;
 }
 
@@ -1133,6 +1137,7 @@ fail:
     if (p) {
         cn_e2e_free(p->e2e);
         SSL_CTX_free(p->ssl_ctx);
+        free(p->tls_name);
     }
     free(p);
     if (err)

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,9 +51,21 @@ struct agent_conn {
     bool finished; /* done fired while dialing */
     bool reaching; /* a local connection of ours to another agent's tunnel (reach) */
     char tunnel_id[AGENT_TUNNEL_ID_LEN + 1];
-    char label[256]; /* "agent 1234abcd tunnel NAME stream N" for logs */
     agent_conn_t *prev, *next;
+    /* "agent 1234abcd tunnel NAME stream N" for logs, allocated to its
+     * length: one per connection, and a tunnel may hold 10,000. */
+    char label[];
 };
+
+/* A zeroed connection carrying `label`, or NULL. */
+static agent_conn_t *conn_new(const char *label)
+{
+    size_t n = strlen(label) + 1;
+    agent_conn_t *c = calloc(1, sizeof(*c) + n);
+    if (c)
+        memcpy(c->label, label, n);
+    return c;
+}
 
 /* A reach listener: owned by the daemon's list, freed when lws closes it. */
 typedef struct agent_reach {
@@ -315,7 +328,10 @@ static void on_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref, si
                   meta_len);
         return;
     }
-    agent_conn_t *c = calloc(1, sizeof(*c));
+    char label[256];
+    snprintf(label, sizeof(label), "%s tunnel %s stream %u", d->who, t->name[0] ? t->name : t->id,
+             id);
+    agent_conn_t *c = conn_new(label);
     if (!c) {
         cn_mux_reject(mux, id, CN_RST_INTERNAL, "out of memory");
         cn_link_flush(link);
@@ -324,8 +340,6 @@ static void on_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref, si
     c->d = d;
     c->stream = id;
     memcpy(c->tunnel_id, t->id, sizeof(c->tunnel_id));
-    snprintf(c->label, sizeof(c->label), "%s tunnel %s stream %u", d->who,
-             t->name[0] ? t->name : t->id, id);
     char client[80];
     if (kind == CN_KIND_RELAY)
         snprintf(client, sizeof(client), "%.42s (reach)", reacher);
@@ -616,6 +630,18 @@ static void on_closed(cn_link_t *link, void *ctx, int err, const char *why)
         link_down(d, err, cn_link_close_reason(link), why);
 }
 
+/* Streams the hub may open on our link: each costs a descriptor here (the
+ * target's socket), so the fd limit bounds them, not the mux's default
+ * 4,096 (a tunnel with 10,000 clients needs a `ulimit -n` above 10,000,
+ * and then its streams fit). */
+static uint32_t max_streams(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur <= CN_MUX_DEFAULT_MAX_STREAMS)
+        return CN_MUX_DEFAULT_MAX_STREAMS;
+    return rl.rlim_cur > (1u << 20) ? 1u << 20 : (uint32_t)rl.rlim_cur;
+}
+
 static void connect_now(agent_daemon_t *d)
 {
     cn_link_client_config_t cc = {
@@ -634,6 +660,7 @@ static void connect_now(agent_daemon_t *d)
         .ctx = d,
         .user = d,
         .timing = d->cfg.timing,
+        .mux = {.max_streams = max_streams()},
     };
     char why[160];
     d->established = d->admitted = false;
@@ -666,7 +693,9 @@ static void reach_accept(agent_reach_t *r, int fd)
         refuse_socket(fd);
         return;
     }
-    agent_conn_t *c = calloc(1, sizeof(*c));
+    char label[256];
+    snprintf(label, sizeof(label), "%s reach %s connection %u", d->who, r->name, ++r->accepted);
+    agent_conn_t *c = conn_new(label);
     if (!c) {
         refuse_socket(fd);
         return;
@@ -674,8 +703,6 @@ static void reach_accept(agent_reach_t *r, int fd)
     c->d = d;
     c->reaching = true;
     memcpy(c->tunnel_id, r->tunnel_id, sizeof(c->tunnel_id));
-    snprintf(c->label, sizeof(c->label), "%s reach %s connection %u", d->who, r->name,
-             ++r->accepted);
     c->next = d->conns;
     if (d->conns)
         d->conns->prev = c;

@@ -259,7 +259,10 @@ static void tick(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(W->ctx, 0, &ticker, tick, 10 * LWS_US_PER_MS);
 }
 
-static void world_start(world_t *w, int nstreams, uint64_t per_stream)
+/* Starts a world: keys, the hub-side server (`custom`, else this file's
+ * callbacks), the context listening on a free port. */
+static void world_start_with(world_t *w, int nstreams, uint64_t per_stream,
+                             const cn_link_server_config_t *custom)
 {
     memset(w, 0, sizeof(*w));
     W = w;
@@ -279,6 +282,10 @@ static void world_start(world_t *w, int nstreams, uint64_t per_stream)
         .cb = {.on_established = server_established, .on_closed = server_closed},
         .ctx = w,
     };
+    if (custom) {
+        sc = *custom;
+        sc.static_sk = w->hub_sk;
+    }
     w->srv = cn_link_server_new(&sc, NULL, 0);
     assert_non_null(w->srv);
 
@@ -306,10 +313,14 @@ static void world_start(world_t *w, int nstreams, uint64_t per_stream)
     assert_true(w->port > 0);
 }
 
-static void world_connect(world_t *w)
+static void world_start(world_t *w, int nstreams, uint64_t per_stream)
 {
-    uint8_t wrong_pk[32], wrong_sk[32];
-    assert_int_equal(cn_chan_keypair(wrong_pk, wrong_sk), 0);
+    world_start_with(w, nstreams, per_stream, NULL);
+}
+
+/* The agent side's config for this world (wrong_pk: the pin when bad_pin). */
+static cn_link_client_config_t client_config(world_t *w, const uint8_t *wrong_pk)
+{
     cn_link_client_config_t cc = {
         .host = "127.0.0.1",
         .port = w->port,
@@ -324,6 +335,14 @@ static void world_connect(world_t *w)
         .ctx = w,
         .user = &w->client,
     };
+    return cc;
+}
+
+static void world_connect(world_t *w)
+{
+    uint8_t wrong_pk[32], wrong_sk[32];
+    assert_int_equal(cn_chan_keypair(wrong_pk, wrong_sk), 0);
+    cn_link_client_config_t cc = client_config(w, wrong_pk);
     char err[160] = "";
     w->client.link = cn_link_connect(w->ctx, w->vh, &cc, err, sizeof(err));
     if (!w->client.link)
@@ -454,6 +473,94 @@ static void test_connect_refused(void **state)
     assert_int_equal(w.client.close_err, CN_EIO);
     assert_int_equal(w.client.reason, CN_LINK_CONNECT_FAILED);
     assert_string_equal(w.client.why, "could not connect to the hub");
+    world_stop(&w);
+}
+
+/* Many links in one context: one lws timer for all of them (not one each,
+ * which cost O(N^2) a second in lws's sorted timer list), and every link
+ * still gets its ticks: pings flow and nobody is declared dead. */
+#define MANY 150
+static int many_up, many_down, many_server_up;
+static int many_server_established(cn_link_t *l, void *ctx)
+{
+    (void)l;
+    (void)ctx;
+    many_server_up++;
+    return 0;
+}
+static int many_client_established(cn_link_t *l, void *ctx)
+{
+    (void)l;
+    (void)ctx;
+    many_up++;
+    return 0;
+}
+static void many_closed(cn_link_t *l, void *ctx, int err, const char *why)
+{
+    (void)l;
+    (void)ctx;
+    (void)err;
+    (void)why;
+    many_down++;
+}
+static int many_established(world_t *w)
+{
+    (void)w;
+    return many_up == MANY && many_server_up == MANY;
+}
+static int many_gone(world_t *w)
+{
+    (void)w;
+    return many_down == 2 * MANY;
+}
+
+static void test_many_links_one_timer(void **state)
+{
+    (void)state;
+    world_t w;
+    many_up = many_down = many_server_up = 0;
+    /* Counting callbacks; short intervals make the ticks matter within the
+     * test. */
+    cn_link_timing_t fast = {
+        .ping_interval_ms = 100, .probe_interval_ms = 50, .dead_after_ms = 400};
+    cn_link_server_config_t sc = {
+        .path = "/agent",
+        .binding = "ws://127.0.0.1/agent",
+        .mux_cb = &mux_cb,
+        .cb = {.on_established = many_server_established, .on_closed = many_closed},
+        .timing = fast,
+    };
+    world_start_with(&w, 0, 0, &sc);
+    assert_int_equal(cn_link_timer_count(w.ctx), 0);
+
+    cn_link_t *links[MANY];
+    for (int i = 0; i < MANY; i++) {
+        cn_link_client_config_t cc = client_config(&w, w.hub_pk);
+        cc.cb = (cn_link_callbacks_t){.on_established = many_client_established,
+                                      .on_closed = many_closed};
+        cc.user = NULL;
+        cc.timing = fast;
+        links[i] = cn_link_connect(w.ctx, w.vh, &cc, NULL, 0);
+        assert_non_null(links[i]);
+        /* The pending-handshake cap (16 per address) admits them in waves. */
+        if (i % 8 == 7)
+            run_until(&w, many_established, 20);
+    }
+    assert_true(run_until(&w, many_established, 20000));
+    /* 2 x MANY links, one timer. */
+    assert_int_equal(cn_link_timer_count(w.ctx), 1);
+    /* Ten dead-after periods: links that missed their ticks would neither
+     * ping nor be pinged, and die as silent. */
+    uint64_t in0 = cn_link_bytes_in(links[0]);
+    uint64_t end = cn_time_mono_ms() + 4000;
+    while (cn_time_mono_ms() < end)
+        lws_service(w.ctx, 50);
+    assert_int_equal(many_down, 0);
+    assert_true(cn_link_bytes_in(links[0]) > in0); /* the hub's pings arrived */
+    for (int i = 0; i < MANY; i++)
+        cn_link_close(links[i], "done");
+    assert_true(run_until(&w, many_gone, 10000));
+    assert_int_equal(cn_link_timer_count(w.ctx), 0);
     world_stop(&w);
 }
 
@@ -682,11 +789,12 @@ int main(void)
     if (sodium_init() < 0)
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_liveness_rule),   cmocka_unit_test(test_100mib_64_streams),
-        cmocka_unit_test(test_refused_agent),   cmocka_unit_test(test_wrong_pin),
-        cmocka_unit_test(test_connect_refused), cmocka_unit_test(test_reason_names),
-        cmocka_unit_test(test_handshake_rule),  cmocka_unit_test(test_stall_rule),
-        cmocka_unit_test(test_rx_pause_rule),   cmocka_unit_test(test_addr_key),
+        cmocka_unit_test(test_liveness_rule),        cmocka_unit_test(test_100mib_64_streams),
+        cmocka_unit_test(test_refused_agent),        cmocka_unit_test(test_wrong_pin),
+        cmocka_unit_test(test_connect_refused),      cmocka_unit_test(test_reason_names),
+        cmocka_unit_test(test_handshake_rule),       cmocka_unit_test(test_stall_rule),
+        cmocka_unit_test(test_rx_pause_rule),        cmocka_unit_test(test_addr_key),
+        cmocka_unit_test(test_many_links_one_timer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
