@@ -401,7 +401,23 @@ int hub_store_tx_end(hub_store_t *st, int rc)
      * caused it. */
     if (rc == 0)
         st->errmsg[0] = '\0';
+    /* Rows read inside the transaction may be rolled back now: the
+     * generation moves, so a cache filled meanwhile is not trusted. */
+    st->tx_ends++;
     return st->ops->tx_end(st, rc);
+}
+
+uint64_t hub_store_generation(hub_store_t *st)
+{
+    if (!st)
+        return 0;
+    uint64_t g = 0;
+    /* A failed read moves the generation every time: a cache then reads
+     * the store, which reports the trouble, instead of trusting itself. */
+    if (st->ops->generation(st, &g) < 0)
+        st->gen_failures++;
+    /* Every term only grows, so the sum moves whenever one does. */
+    return g + st->tx_ends + st->gen_failures;
 }
 
 /* ---- workspaces --------------------------------------------------------- */

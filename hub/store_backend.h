@@ -26,6 +26,10 @@ struct hub_store {
     hub_clock_fn clock;
     void *clock_ctx;
     int64_t release_hold_ms;
+    /* hub_store_tx_end() calls, and failures to read the backend's
+     * generation, so far: terms of hub_store_generation(). */
+    uint64_t tx_ends;
+    uint64_t gen_failures;
     char errmsg[HUB_STORE_ERRMSG_SIZE];
 };
 
@@ -157,6 +161,10 @@ struct hub_store_ops {
      * when rc == 0, else rolls it back, and returns the outcome. */
     int (*tx_begin)(hub_store_t *st);
     int (*tx_end)(hub_store_t *st, int rc);
+    /* A number that never goes down and moves with every row written
+     * through this handle (rolled back or not) and every commit of another
+     * connection to the same database (hub_store_generation()). */
+    int (*generation)(hub_store_t *st, uint64_t *out);
 };
 
 /* Fills the common part of a backend's handle. */

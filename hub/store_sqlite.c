@@ -292,6 +292,7 @@ enum q {
     Q_SAVEPOINT_RELEASE,
     Q_SAVEPOINT_ROLLBACK,
     Q_USER_VERSION,
+    Q_DATA_VERSION,
     Q_META_GET,
     Q_META_INIT,
     Q_WS_INSERT,
@@ -388,6 +389,7 @@ static const char *const sql[Q_COUNT] = {
     [Q_SAVEPOINT_RELEASE] = "RELEASE cn",
     [Q_SAVEPOINT_ROLLBACK] = "ROLLBACK TO cn",
     [Q_USER_VERSION] = "PRAGMA user_version",
+    [Q_DATA_VERSION] = "PRAGMA data_version",
     [Q_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [Q_META_INIT] = "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
 
@@ -779,6 +781,27 @@ static int tx_end(sqlite_store_t *s, int rc)
 static int sqlite_tx_begin(hub_store_t *st)
 {
     return tx_begin(S(st));
+}
+
+static int sqlite_generation(hub_store_t *st, uint64_t *out)
+{
+    /* total_changes counts every row an INSERT, UPDATE or DELETE of this
+     * connection touched, in any table (foreign-key cascades follow from a
+     * counted DELETE of their parent), and no rollback lowers it;
+     * data_version moves when another connection (another process) has
+     * committed. Both only grow, so their sum moves when either does. */
+    sqlite_store_t *s = S(st);
+    int rc = 0;
+    sqlite3_stmt *q = prep(s, Q_DATA_VERSION, &rc);
+    if (!q)
+        return rc;
+    int one = step_one(s, q, SQLITE_OK);
+    if (one < 0)
+        return one;
+    uint64_t dv = one ? (uint64_t)sqlite3_column_int64(q, 0) : 0;
+    done(q);
+    *out = (uint64_t)sqlite3_total_changes64(s->db) + dv;
+    return 0;
 }
 
 static int sqlite_tx_end(hub_store_t *st, int rc)
@@ -2795,4 +2818,5 @@ static const struct hub_store_ops sqlite_ops = {
     .event_cap = sqlite_event_cap,
     .tx_begin = sqlite_tx_begin,
     .tx_end = sqlite_tx_end,
+    .generation = sqlite_generation,
 };
