@@ -401,9 +401,6 @@ int hub_store_tx_end(hub_store_t *st, int rc)
      * caused it. */
     if (rc == 0)
         st->errmsg[0] = '\0';
-    /* Rows read inside the transaction may be rolled back now: the
-     * generation moves, so a cache filled meanwhile is not trusted. */
-    st->tx_ends++;
     return st->ops->tx_end(st, rc);
 }
 
@@ -411,14 +408,36 @@ uint64_t hub_store_generation(hub_store_t *st)
 {
     if (!st)
         return 0;
-    uint64_t g = 0;
-    /* A failed read moves the generation every time: a cache then reads
-     * the store, which reports the trouble, instead of trusting itself. */
-    if (st->ops->generation(st, &g) < 0)
-        st->gen_failures++;
-    /* Every term only grows, so the sum moves whenever one does. */
-    return g + st->tx_ends + st->gen_failures;
+    uint64_t others = 0;
+    if (st->ops->data_version(st, &others) < 0) {
+        /* A cache then reads the store, which reports the trouble, rather
+         * than trusting itself: the value is new every time. */
+        st->gen_bumps++;
+    } else if (st->ops->in_tx(st)) {
+        /* What is read now may be rolled back: a new value on every call,
+         * and once more after the transaction, so that nothing filled
+         * inside it is trusted afterwards. */
+        st->gen_bumps++;
+        st->gen_in_tx = true;
+    } else if (st->gen_in_tx) {
+        st->gen_bumps++;
+        st->gen_in_tx = false;
+    }
+    /* Every term only grows (quiet_rows never passes rows_written), so the
+     * sum moves whenever one does. */
+    return st->ops->rows_written(st) - st->quiet_rows + others + st->gen_bumps;
 }
+
+/* Runs a write that changes no share, tunnel, agent or workspace (the
+ * access log, retention, a token's lastUsedAt): its rows do not move the
+ * generation, so that the edge's own access-log batches, every 100 ms under
+ * load, do not empty the caches that rely on it. */
+#define QUIET_WRITE(st, call)                                                                      \
+    do {                                                                                           \
+        uint64_t quiet_before_ = (st)->ops->rows_written(st);                                      \
+        rc = (call);                                                                               \
+        (st)->quiet_rows += (st)->ops->rows_written(st) - quiet_before_;                           \
+    } while (0)
 
 /* ---- workspaces --------------------------------------------------------- */
 
@@ -569,7 +588,7 @@ int hub_store_token_authenticate(hub_store_t *st, const char *token, hub_token_i
     int64_t now = hub_store_now(st);
     int64_t stale_before = now - HUB_TOKEN_LAST_USED_EVERY_MS;
     if (out->last_used_at == HUB_TIME_NONE || out->last_used_at <= stale_before) {
-        rc = st->ops->token_touch(st, out->id, now, stale_before);
+        QUIET_WRITE(st, st->ops->token_touch(st, out->id, now, stale_before));
         if (rc < 0)
             return rc;
         out->last_used_at = now;
@@ -1689,7 +1708,9 @@ int hub_store_share_log_append(hub_store_t *st, const char *share_id,
     if (!e)
         return CN_EINVAL;
     CHECK_ID(st, share_id, "share");
-    return st->ops->share_log_insert(st, share_id, e);
+    int rc;
+    QUIET_WRITE(st, st->ops->share_log_insert(st, share_id, e));
+    return rc;
 }
 
 int hub_store_share_log_list(hub_store_t *st, const char *workspace_id, const char *share_id,
@@ -1711,7 +1732,8 @@ int hub_store_share_log_prune(hub_store_t *st, int64_t before, size_t *count)
 {
     CHECK_ST(st);
     size_t n = 0;
-    int rc = st->ops->share_log_prune(st, before, HUB_SHARE_LOG_KEEP, &n);
+    int rc;
+    QUIET_WRITE(st, st->ops->share_log_prune(st, before, HUB_SHARE_LOG_KEEP, &n));
     if (count)
         *count = rc == 0 ? n : 0;
     return rc;

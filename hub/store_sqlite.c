@@ -783,13 +783,17 @@ static int sqlite_tx_begin(hub_store_t *st)
     return tx_begin(S(st));
 }
 
-static int sqlite_generation(hub_store_t *st, uint64_t *out)
+/* Every row an INSERT, UPDATE or DELETE of this connection touched, in any
+ * table (foreign-key cascades follow from a counted DELETE of their parent);
+ * no rollback lowers it. */
+static uint64_t sqlite_rows_written(const hub_store_t *st)
 {
-    /* total_changes counts every row an INSERT, UPDATE or DELETE of this
-     * connection touched, in any table (foreign-key cascades follow from a
-     * counted DELETE of their parent), and no rollback lowers it;
-     * data_version moves when another connection (another process) has
-     * committed. Both only grow, so their sum moves when either does. */
+    return (uint64_t)sqlite3_total_changes64(((const sqlite_store_t *)st)->db);
+}
+
+/* Moves when another connection (another process) has committed. */
+static int sqlite_data_version(hub_store_t *st, uint64_t *out)
+{
     sqlite_store_t *s = S(st);
     int rc = 0;
     sqlite3_stmt *q = prep(s, Q_DATA_VERSION, &rc);
@@ -798,10 +802,14 @@ static int sqlite_generation(hub_store_t *st, uint64_t *out)
     int one = step_one(s, q, SQLITE_OK);
     if (one < 0)
         return one;
-    uint64_t dv = one ? (uint64_t)sqlite3_column_int64(q, 0) : 0;
+    *out = one ? (uint64_t)sqlite3_column_int64(q, 0) : 0;
     done(q);
-    *out = (uint64_t)sqlite3_total_changes64(s->db) + dv;
     return 0;
+}
+
+static bool sqlite_in_tx(const hub_store_t *st)
+{
+    return !sqlite3_get_autocommit(((const sqlite_store_t *)st)->db);
 }
 
 static int sqlite_tx_end(hub_store_t *st, int rc)
@@ -2818,5 +2826,7 @@ static const struct hub_store_ops sqlite_ops = {
     .event_cap = sqlite_event_cap,
     .tx_begin = sqlite_tx_begin,
     .tx_end = sqlite_tx_end,
-    .generation = sqlite_generation,
+    .rows_written = sqlite_rows_written,
+    .data_version = sqlite_data_version,
+    .in_tx = sqlite_in_tx,
 };
