@@ -271,15 +271,14 @@ int hub_reach_share_admit(hub_runtime_t *rt, session_t *s, const char *token)
     if (!sh)
         goto out;
     why = "unknown share token";
+    int trc = 0;
     if (strlen(token) >= HUB_SHARE_TOKEN_SIZE ||
-        hub_share_cache_share_by_token(rt->cache, rt->cfg.store, token, sh) < 0)
+        hub_share_cache_share_route(rt->cache, rt->cfg.store, token, sh, &t, &trc) < 0)
         goto out;
     if ((why = share_dead(rt, sh, &code)))
         goto out;
     why = "the shared tunnel is not a TCP tunnel";
-    if (hub_share_cache_tunnel_get(rt->cache, rt->cfg.store, sh->workspace_id, sh->tunnel_id, &t) <
-            0 ||
-        !shared_by_reach(t.protocol))
+    if (trc < 0 || !shared_by_reach(t.protocol))
         goto out;
     s->share = 1;
     s->serve_all = 0;

@@ -134,9 +134,10 @@ static void make_key(const hub_share_cache_t *c, enum kind kind, const char *a, 
     crypto_generichash_final(&s, key, KEY_BYTES);
 }
 
-/* The live entry for `key`, moved to the front, or NULL. Everything goes
- * first when the store wrote since the entries were read. */
-static entry_t *find(hub_share_cache_t *c, hub_store_t *st, const uint8_t key[static KEY_BYTES])
+/* Empties the cache when the store's generation moved since it was read:
+ * the one check that makes every entry current. It costs a small SQLite
+ * statement, so a lookup of several records checks once. */
+static void sync_gen(hub_share_cache_t *c, hub_store_t *st)
 {
     uint64_t gen = hub_store_generation(st);
     if (!c->gen_known || gen != c->gen) {
@@ -145,8 +146,12 @@ static entry_t *find(hub_share_cache_t *c, hub_store_t *st, const uint8_t key[st
         drop_all(c);
         c->gen = gen;
         c->gen_known = true;
-        return NULL;
     }
+}
+
+/* The live entry for `key`, moved to the front, or NULL; sync_gen() first. */
+static entry_t *find(hub_share_cache_t *c, hub_store_t *st, const uint8_t key[static KEY_BYTES])
+{
     entry_t *e = c->buckets[bucket_of(c, key)];
     while (e && sodium_memcmp(e->key, key, KEY_BYTES) != 0)
         e = e->hnext;
@@ -224,6 +229,7 @@ static int share_lookup(hub_share_cache_t *c, hub_store_t *st, enum kind kind, c
 {
     uint8_t key[KEY_BYTES];
     make_key(c, kind, a, b, key);
+    sync_gen(c, st);
     entry_t *e = find(c, st, key);
     if (e) {
         c->stats.hits++;
@@ -238,11 +244,14 @@ static int share_lookup(hub_share_cache_t *c, hub_store_t *st, enum kind kind, c
     return rc;
 }
 
+/* `synced`: sync_gen() ran just before, with no store call since. */
 static int tunnel_lookup(hub_share_cache_t *c, hub_store_t *st, enum kind kind, const char *a,
-                         const char *b, hub_tunnel_t *out)
+                         const char *b, hub_tunnel_t *out, bool synced)
 {
     uint8_t key[KEY_BYTES];
     make_key(c, kind, a, b, key);
+    if (!synced)
+        sync_gen(c, st);
     entry_t *e = find(c, st, key);
     if (e) {
         c->stats.hits++;
@@ -284,7 +293,7 @@ int hub_share_cache_tunnel_get(hub_share_cache_t *c, hub_store_t *st, const char
             tunnel_strip(out);
         return rc;
     }
-    return tunnel_lookup(c, st, K_TUNNEL_ID, workspace_id, id, out);
+    return tunnel_lookup(c, st, K_TUNNEL_ID, workspace_id, id, out, false);
 }
 
 int hub_share_cache_tunnel_public(hub_share_cache_t *c, hub_store_t *st, const char *name,
@@ -296,5 +305,19 @@ int hub_share_cache_tunnel_public(hub_share_cache_t *c, hub_store_t *st, const c
             tunnel_strip(out);
         return rc;
     }
-    return tunnel_lookup(c, st, K_TUNNEL_PUBLIC, name, NULL, out);
+    return tunnel_lookup(c, st, K_TUNNEL_PUBLIC, name, NULL, out, false);
+}
+
+int hub_share_cache_share_route(hub_share_cache_t *c, hub_store_t *st, const char *token,
+                                hub_share_t *share, hub_tunnel_t *tunnel, int *tunnel_rc)
+{
+    int rc = hub_share_cache_share_by_token(c, st, token, share);
+    if (rc < 0)
+        return rc;
+    /* A store read in between (a miss) moves no generation: reads never do,
+     * so the check share_lookup() made still holds. */
+    *tunnel_rc =
+        c ? tunnel_lookup(c, st, K_TUNNEL_ID, share->workspace_id, share->tunnel_id, tunnel, true)
+          : hub_share_cache_tunnel_get(NULL, st, share->workspace_id, share->tunnel_id, tunnel);
+    return 0;
 }

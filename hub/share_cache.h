@@ -80,6 +80,14 @@ int hub_share_cache_tunnel_get(hub_share_cache_t *c, hub_store_t *st, const char
 int hub_share_cache_tunnel_public(hub_share_cache_t *c, hub_store_t *st, const char *name,
                                   hub_tunnel_t *out);
 
+/* A share request's two reads at once, with one check of the store's
+ * generation instead of two (that check is most of a hit's cost): the
+ * share whose token this is, as hub_share_cache_share_by_token() returns
+ * it, and then, when that succeeded, its tunnel into `tunnel` with the
+ * result in *tunnel_rc (as hub_share_cache_tunnel_get()). */
+int hub_share_cache_share_route(hub_share_cache_t *c, hub_store_t *st, const char *token,
+                                hub_share_t *share, hub_tunnel_t *tunnel, int *tunnel_rc);
+
 typedef struct hub_share_cache_stats {
     uint64_t hits;
     uint64_t misses;    /* store reads, found or not */

@@ -186,6 +186,37 @@ static void test_miss_is_not_cached(void **state)
     assert_int_equal(stats(f).hits, 0);
 }
 
+static void test_share_route_reads_both(void **state)
+{
+    fx_t *f = *state;
+    static hub_share_t s;
+    hub_tunnel_t t = {0};
+    int trc = -1;
+    assert_int_equal(hub_share_cache_share_route(f->c, f->st, f->token, &s, &t, &trc), 0);
+    assert_int_equal(trc, 0);
+    assert_string_equal(s.id, f->share.id);
+    assert_string_equal(t.id, f->web.id);
+    uint64_t hits = stats(f).hits;
+    assert_int_equal(hub_share_cache_share_route(f->c, f->st, f->token, &s, &t, &trc), 0);
+    assert_int_equal(stats(f).hits, hits + 2); /* both from memory */
+    /* A change to the tunnel is seen through the share at once. */
+    hub_tunnel_update_t u = {.fields = HUB_TUNNEL_SET_STATUS, .status = HUB_TUNNEL_PAUSED};
+    assert_int_equal(hub_store_tunnel_update(f->st, f->ws.id, f->web.id, &u, NULL), 0);
+    assert_int_equal(hub_share_cache_share_route(f->c, f->st, f->token, &s, &t, &trc), 0);
+    assert_int_equal(trc, 0);
+    assert_int_equal(t.status, HUB_TUNNEL_PAUSED);
+    /* An unknown token: the share's error, the tunnel untouched. */
+    trc = 42;
+    assert_int_equal(hub_share_cache_share_route(f->c, f->st, "nope", &s, &t, &trc), CN_ENOTFOUND);
+    assert_int_equal(trc, 42);
+    /* Without a cache: the store, the same answers. */
+    assert_int_equal(hub_share_cache_share_route(NULL, f->st, f->token, &s, &t, &trc), 0);
+    assert_int_equal(trc, 0);
+    assert_int_equal(t.status, HUB_TUNNEL_PAUSED);
+    assert_null(t.metadata);
+    hub_tunnel_clear(&t);
+}
+
 static void test_null_cache_reads_the_store(void **state)
 {
     fx_t *f = *state;
@@ -445,6 +476,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_hit_returns_what_the_store_returns),
         T(test_miss_is_not_cached),
+        T(test_share_route_reads_both),
         T(test_null_cache_reads_the_store),
         T(test_share_revoke_is_seen),
         T(test_share_expiry_mark_is_seen),
