@@ -1292,10 +1292,16 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
         /* A replay names its share by id: its token is not kept. The share
          * and its tunnel come from the cache, which every change to either
          * empties (share_cache.h). */
-        int trc = 0;
-        int rc = c->replay ? hub_share_cache_share_get(rt->cache, st, c->replay->workspace_id,
-                                                       c->replay->share_id, share)
-                           : hub_share_cache_share_route(rt->cache, st, host + 6, share, &t, &trc);
+        int rc, trc = CN_ENOTFOUND;
+        if (c->replay) {
+            rc = hub_share_cache_share_get(rt->cache, st, c->replay->workspace_id,
+                                           c->replay->share_id, share);
+            if (rc == 0)
+                trc = hub_share_cache_tunnel_get(rt->cache, st, share->workspace_id,
+                                                 share->tunnel_id, &t);
+        } else {
+            rc = hub_share_cache_share_route(rt->cache, st, host + 6, share, &t, &trc);
+        }
         if (rc < 0) {
             status = rc == CN_ENOTFOUND ? 404 : 503;
             msg = rc == CN_ENOTFOUND ? "no such share" : "the hub cannot read its database";
@@ -1305,9 +1311,6 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
         snprintf(c->info.share_ws, sizeof(c->info.share_ws), "%s", share->workspace_id);
         memcpy(c->share_id, c->info.share_id, sizeof(c->share_id));
         memcpy(c->share_ws, c->info.share_ws, sizeof(c->share_ws));
-        if (c->replay)
-            trc = hub_share_cache_tunnel_get(rt->cache, st, share->workspace_id, share->tunnel_id,
-                                             &t);
         if (trc < 0) {
             status = trc == CN_ENOTFOUND ? 404 : 503;
             msg = "the shared tunnel no longer exists";

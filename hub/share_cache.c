@@ -53,7 +53,8 @@ hub_share_cache_t *hub_share_cache_new(const hub_share_cache_options_t *opt)
     c->nbuckets = 16;
     while (c->nbuckets < c->max_entries && c->nbuckets < (1u << 20))
         c->nbuckets <<= 1;
-    c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
+    /* An array of pointers. NOLINTNEXTLINE(bugprone-sizeof-expression) */
+    c->buckets = calloc(c->nbuckets, sizeof(entry_t *));
     if (!c->buckets) {
         free(c);
         return NULL;
@@ -79,11 +80,11 @@ static void drop(hub_share_cache_t *c, entry_t *e)
         }
     if (e->prev)
         e->prev->next = e->next;
-    else
-        c->head = e->next;
     if (e->next)
         e->next->prev = e->prev;
-    else
+    if (c->head == e)
+        c->head = e->next;
+    if (c->tail == e)
         c->tail = e->prev;
     c->stats.entries--;
     c->stats.bytes -= e->bytes;
@@ -125,7 +126,7 @@ static void make_key(const hub_share_cache_t *c, enum kind kind, const char *a, 
     uint8_t k = (uint8_t)kind;
     crypto_generichash_init(&s, c->hash_key, sizeof(c->hash_key), KEY_BYTES);
     crypto_generichash_update(&s, &k, 1);
-    const char *parts[2] = {a, b ? b : ""};
+    const char *parts[2] = {a ? a : "", b ? b : ""};
     for (size_t i = 0; i < 2; i++) {
         uint64_t n = strlen(parts[i]);
         crypto_generichash_update(&s, (const uint8_t *)&n, sizeof(n));
