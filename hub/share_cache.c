@@ -150,8 +150,9 @@ static void sync_gen(hub_share_cache_t *c, hub_store_t *st)
     }
 }
 
-/* The live entry for `key`, moved to the front, or NULL; sync_gen() first. */
-static entry_t *find(hub_share_cache_t *c, hub_store_t *st, const uint8_t key[static KEY_BYTES])
+/* The entry for `key`, unchecked against the generation; NULL if none or
+ * too old. */
+static entry_t *probe(hub_share_cache_t *c, hub_store_t *st, const uint8_t key[static KEY_BYTES])
 {
     entry_t *e = c->buckets[bucket_of(c, key)];
     while (e && sodium_memcmp(e->key, key, KEY_BYTES) != 0)
@@ -175,6 +176,20 @@ static entry_t *find(hub_share_cache_t *c, hub_store_t *st, const uint8_t key[st
         c->head = e;
     }
     return e;
+}
+
+/* The live entry for `key`, moved to the front, or NULL. Only an entry
+ * found is checked against the generation (sync_gen, once per `*synced`):
+ * a miss costs no check until there is something to keep. */
+static entry_t *find(hub_share_cache_t *c, hub_store_t *st, const uint8_t key[static KEY_BYTES],
+                     bool *synced)
+{
+    entry_t *e = probe(c, st, key);
+    if (!e || *synced)
+        return e;
+    sync_gen(c, st);
+    *synced = true;
+    return probe(c, st, key); /* gone if the generation moved */
 }
 
 /* Keeps a copy of `rec`, read at the cache's generation, making room under
@@ -225,48 +240,60 @@ static void tunnel_strip(hub_tunnel_t *t)
     t->metadata = t->connection_string = t->last_error = NULL;
 }
 
+/* `synced`: whether sync_gen() ran with no store call since (in, out). */
 static int share_lookup(hub_share_cache_t *c, hub_store_t *st, enum kind kind, const char *a,
-                        const char *b, hub_share_t *out)
+                        const char *b, hub_share_t *out, bool *synced)
 {
     uint8_t key[KEY_BYTES];
     make_key(c, kind, a, b, key);
-    sync_gen(c, st);
-    entry_t *e = find(c, st, key);
+    entry_t *e = find(c, st, key, synced);
     if (e) {
         c->stats.hits++;
         memcpy(out, e->rec, sizeof(*out));
         return 0;
     }
     c->stats.misses++;
-    int rc = kind == K_SHARE_TOKEN ? hub_store_share_find_by_token(st, a, out)
-                                   : hub_store_share_get(st, a, b, out);
-    if (rc == 0)
-        insert(c, st, key, out, sizeof(*out));
-    return rc;
+    for (;;) {
+        int rc = kind == K_SHARE_TOKEN ? hub_store_share_find_by_token(st, a, out)
+                                       : hub_store_share_get(st, a, b, out);
+        if (rc < 0 || *synced) {
+            if (rc == 0)
+                insert(c, st, key, out, sizeof(*out));
+            return rc;
+        }
+        /* Found, to be kept: the check, then the record again, so that
+         * what is kept is no older than the generation it is kept at. An
+         * unknown token never gets here, and costs no check. */
+        sync_gen(c, st);
+        *synced = true;
+    }
 }
 
-/* `synced`: sync_gen() ran just before, with no store call since. */
 static int tunnel_lookup(hub_share_cache_t *c, hub_store_t *st, enum kind kind, const char *a,
-                         const char *b, hub_tunnel_t *out, bool synced)
+                         const char *b, hub_tunnel_t *out, bool *synced)
 {
     uint8_t key[KEY_BYTES];
     make_key(c, kind, a, b, key);
-    if (!synced)
-        sync_gen(c, st);
-    entry_t *e = find(c, st, key);
+    entry_t *e = find(c, st, key, synced);
     if (e) {
         c->stats.hits++;
         memcpy(out, e->rec, sizeof(*out));
         return 0;
     }
     c->stats.misses++;
-    int rc = kind == K_TUNNEL_PUBLIC ? hub_store_tunnel_find_public(st, a, out)
-                                     : hub_store_tunnel_get(st, a, b, out);
-    if (rc == 0) {
-        tunnel_strip(out); /* what a hit returns, a miss returns too */
-        insert(c, st, key, out, sizeof(*out));
+    for (;;) {
+        int rc = kind == K_TUNNEL_PUBLIC ? hub_store_tunnel_find_public(st, a, out)
+                                         : hub_store_tunnel_get(st, a, b, out);
+        if (rc == 0)
+            tunnel_strip(out); /* what a hit returns, a miss returns too */
+        if (rc < 0 || *synced) {
+            if (rc == 0)
+                insert(c, st, key, out, sizeof(*out));
+            return rc;
+        }
+        sync_gen(c, st); /* as in share_lookup() */
+        *synced = true;
     }
-    return rc;
 }
 
 int hub_share_cache_share_by_token(hub_share_cache_t *c, hub_store_t *st, const char *token,
@@ -274,7 +301,8 @@ int hub_share_cache_share_by_token(hub_share_cache_t *c, hub_store_t *st, const 
 {
     if (!c || !token)
         return hub_store_share_find_by_token(st, token, out);
-    return share_lookup(c, st, K_SHARE_TOKEN, token, NULL, out);
+    bool synced = false;
+    return share_lookup(c, st, K_SHARE_TOKEN, token, NULL, out, &synced);
 }
 
 int hub_share_cache_share_get(hub_share_cache_t *c, hub_store_t *st, const char *workspace_id,
@@ -282,7 +310,8 @@ int hub_share_cache_share_get(hub_share_cache_t *c, hub_store_t *st, const char 
 {
     if (!c || !workspace_id || !id)
         return hub_store_share_get(st, workspace_id, id, out);
-    return share_lookup(c, st, K_SHARE_ID, workspace_id, id, out);
+    bool synced = false;
+    return share_lookup(c, st, K_SHARE_ID, workspace_id, id, out, &synced);
 }
 
 int hub_share_cache_tunnel_get(hub_share_cache_t *c, hub_store_t *st, const char *workspace_id,
@@ -294,7 +323,8 @@ int hub_share_cache_tunnel_get(hub_share_cache_t *c, hub_store_t *st, const char
             tunnel_strip(out);
         return rc;
     }
-    return tunnel_lookup(c, st, K_TUNNEL_ID, workspace_id, id, out, false);
+    bool synced = false;
+    return tunnel_lookup(c, st, K_TUNNEL_ID, workspace_id, id, out, &synced);
 }
 
 int hub_share_cache_tunnel_public(hub_share_cache_t *c, hub_store_t *st, const char *name,
@@ -306,19 +336,26 @@ int hub_share_cache_tunnel_public(hub_share_cache_t *c, hub_store_t *st, const c
             tunnel_strip(out);
         return rc;
     }
-    return tunnel_lookup(c, st, K_TUNNEL_PUBLIC, name, NULL, out, false);
+    bool synced = false;
+    return tunnel_lookup(c, st, K_TUNNEL_PUBLIC, name, NULL, out, &synced);
 }
 
 int hub_share_cache_share_route(hub_share_cache_t *c, hub_store_t *st, const char *token,
                                 hub_share_t *share, hub_tunnel_t *tunnel, int *tunnel_rc)
 {
-    int rc = hub_share_cache_share_by_token(c, st, token, share);
-    if (rc < 0)
+    if (!c || !token) {
+        int rc = hub_share_cache_share_by_token(NULL, st, token, share);
+        if (rc == 0)
+            *tunnel_rc =
+                hub_share_cache_tunnel_get(NULL, st, share->workspace_id, share->tunnel_id, tunnel);
         return rc;
-    /* A store read in between (a miss) moves no generation: reads never do,
-     * so the check share_lookup() made still holds. */
-    *tunnel_rc =
-        c ? tunnel_lookup(c, st, K_TUNNEL_ID, share->workspace_id, share->tunnel_id, tunnel, true)
-          : hub_share_cache_tunnel_get(NULL, st, share->workspace_id, share->tunnel_id, tunnel);
-    return 0;
+    }
+    /* One check for both: a store read in between (the share's miss) moves
+     * no generation, reads never do. */
+    bool synced = false;
+    int rc = share_lookup(c, st, K_SHARE_TOKEN, token, NULL, share, &synced);
+    if (rc == 0)
+        *tunnel_rc = tunnel_lookup(c, st, K_TUNNEL_ID, share->workspace_id, share->tunnel_id,
+                                   tunnel, &synced);
+    return rc;
 }
