@@ -240,58 +240,55 @@ static void tunnel_strip(hub_tunnel_t *t)
     t->metadata = t->connection_string = t->last_error = NULL;
 }
 
-/* `synced`: whether sync_gen() ran with no store call since (in, out). */
-static int share_lookup(hub_share_cache_t *c, hub_store_t *st, enum kind kind, const char *a,
-                        const char *b, hub_share_t *out, bool *synced)
+/* The store call a lookup stands for, into `out` (a hub_share_t or a
+ * hub_tunnel_t by kind; a tunnel without its heap strings). */
+static int store_read(hub_store_t *st, enum kind kind, const char *a, const char *b, void *out)
+{
+    int rc;
+    switch (kind) {
+    case K_SHARE_TOKEN:
+        return hub_store_share_find_by_token(st, a, out);
+    case K_SHARE_ID:
+        return hub_store_share_get(st, a, b, out);
+    case K_TUNNEL_ID:
+        rc = hub_store_tunnel_get(st, a, b, out);
+        break;
+    default:
+        rc = hub_store_tunnel_find_public(st, a, out);
+        break;
+    }
+    if (rc == 0)
+        tunnel_strip(out); /* what a hit returns, a miss returns too */
+    return rc;
+}
+
+/* One lookup into `out` (`size` bytes). `synced`: whether sync_gen() ran
+ * with no store call since (in, out). */
+static int lookup(hub_share_cache_t *c, hub_store_t *st, enum kind kind, const char *a,
+                  const char *b, void *out, size_t size, bool *synced)
 {
     uint8_t key[KEY_BYTES];
     make_key(c, kind, a, b, key);
     entry_t *e = find(c, st, key, synced);
     if (e) {
         c->stats.hits++;
-        memcpy(out, e->rec, sizeof(*out));
+        memcpy(out, e->rec, size);
         return 0;
     }
     c->stats.misses++;
     for (;;) {
-        int rc = kind == K_SHARE_TOKEN ? hub_store_share_find_by_token(st, a, out)
-                                       : hub_store_share_get(st, a, b, out);
+        int rc = store_read(st, kind, a, b, out);
         if (rc < 0 || *synced) {
             if (rc == 0)
-                insert(c, st, key, out, sizeof(*out));
+                insert(c, st, key, out, size);
             return rc;
         }
         /* Found, to be kept: the check, then the record again, so that
          * what is kept is no older than the generation it is kept at. An
          * unknown token never gets here, and costs no check. */
+        if (kind == K_TUNNEL_ID || kind == K_TUNNEL_PUBLIC)
+            hub_tunnel_clear(out);
         sync_gen(c, st);
-        *synced = true;
-    }
-}
-
-static int tunnel_lookup(hub_share_cache_t *c, hub_store_t *st, enum kind kind, const char *a,
-                         const char *b, hub_tunnel_t *out, bool *synced)
-{
-    uint8_t key[KEY_BYTES];
-    make_key(c, kind, a, b, key);
-    entry_t *e = find(c, st, key, synced);
-    if (e) {
-        c->stats.hits++;
-        memcpy(out, e->rec, sizeof(*out));
-        return 0;
-    }
-    c->stats.misses++;
-    for (;;) {
-        int rc = kind == K_TUNNEL_PUBLIC ? hub_store_tunnel_find_public(st, a, out)
-                                         : hub_store_tunnel_get(st, a, b, out);
-        if (rc == 0)
-            tunnel_strip(out); /* what a hit returns, a miss returns too */
-        if (rc < 0 || *synced) {
-            if (rc == 0)
-                insert(c, st, key, out, sizeof(*out));
-            return rc;
-        }
-        sync_gen(c, st); /* as in share_lookup() */
         *synced = true;
     }
 }
@@ -302,7 +299,7 @@ int hub_share_cache_share_by_token(hub_share_cache_t *c, hub_store_t *st, const 
     if (!c || !token)
         return hub_store_share_find_by_token(st, token, out);
     bool synced = false;
-    return share_lookup(c, st, K_SHARE_TOKEN, token, NULL, out, &synced);
+    return lookup(c, st, K_SHARE_TOKEN, token, NULL, out, sizeof(*out), &synced);
 }
 
 int hub_share_cache_share_get(hub_share_cache_t *c, hub_store_t *st, const char *workspace_id,
@@ -311,7 +308,7 @@ int hub_share_cache_share_get(hub_share_cache_t *c, hub_store_t *st, const char 
     if (!c || !workspace_id || !id)
         return hub_store_share_get(st, workspace_id, id, out);
     bool synced = false;
-    return share_lookup(c, st, K_SHARE_ID, workspace_id, id, out, &synced);
+    return lookup(c, st, K_SHARE_ID, workspace_id, id, out, sizeof(*out), &synced);
 }
 
 int hub_share_cache_tunnel_get(hub_share_cache_t *c, hub_store_t *st, const char *workspace_id,
@@ -324,7 +321,7 @@ int hub_share_cache_tunnel_get(hub_share_cache_t *c, hub_store_t *st, const char
         return rc;
     }
     bool synced = false;
-    return tunnel_lookup(c, st, K_TUNNEL_ID, workspace_id, id, out, &synced);
+    return lookup(c, st, K_TUNNEL_ID, workspace_id, id, out, sizeof(*out), &synced);
 }
 
 int hub_share_cache_tunnel_public(hub_share_cache_t *c, hub_store_t *st, const char *name,
@@ -337,7 +334,7 @@ int hub_share_cache_tunnel_public(hub_share_cache_t *c, hub_store_t *st, const c
         return rc;
     }
     bool synced = false;
-    return tunnel_lookup(c, st, K_TUNNEL_PUBLIC, name, NULL, out, &synced);
+    return lookup(c, st, K_TUNNEL_PUBLIC, name, NULL, out, sizeof(*out), &synced);
 }
 
 int hub_share_cache_share_route(hub_share_cache_t *c, hub_store_t *st, const char *token,
@@ -353,9 +350,9 @@ int hub_share_cache_share_route(hub_share_cache_t *c, hub_store_t *st, const cha
     /* One check for both: a store read in between (the share's miss) moves
      * no generation, reads never do. */
     bool synced = false;
-    int rc = share_lookup(c, st, K_SHARE_TOKEN, token, NULL, share, &synced);
+    int rc = lookup(c, st, K_SHARE_TOKEN, token, NULL, share, sizeof(*share), &synced);
     if (rc == 0)
-        *tunnel_rc = tunnel_lookup(c, st, K_TUNNEL_ID, share->workspace_id, share->tunnel_id,
-                                   tunnel, &synced);
+        *tunnel_rc = lookup(c, st, K_TUNNEL_ID, share->workspace_id, share->tunnel_id, tunnel,
+                            sizeof(*tunnel), &synced);
     return rc;
 }

@@ -791,20 +791,28 @@ static uint64_t sqlite_rows_written(const hub_store_t *st)
     return (uint64_t)sqlite3_total_changes64(((const sqlite_store_t *)st)->db);
 }
 
-/* Moves when another connection (another process) has committed. */
-static int sqlite_data_version(hub_store_t *st, uint64_t *out)
+/* The integer a statement of the table answers (0 without a row). */
+static int stmt_int(sqlite_store_t *s, enum q which, int64_t *out)
 {
-    sqlite_store_t *s = S(st);
     int rc = 0;
-    sqlite3_stmt *q = prep(s, Q_DATA_VERSION, &rc);
+    sqlite3_stmt *q = prep(s, which, &rc);
     if (!q)
         return rc;
     int one = step_one(s, q, SQLITE_OK);
     if (one < 0)
         return one;
-    *out = one ? (uint64_t)sqlite3_column_int64(q, 0) : 0;
+    *out = one ? sqlite3_column_int64(q, 0) : 0;
     done(q);
     return 0;
+}
+
+/* Moves when another connection (another process) has committed. */
+static int sqlite_data_version(hub_store_t *st, uint64_t *out)
+{
+    int64_t v = 0;
+    int rc = stmt_int(S(st), Q_DATA_VERSION, &v);
+    *out = (uint64_t)v;
+    return rc;
 }
 
 static bool sqlite_in_tx(const hub_store_t *st)
@@ -1226,17 +1234,11 @@ fail:
 
 static int sqlite_db_version(hub_store_t *st, int *version)
 {
-    sqlite_store_t *s = S(st);
-    int rc = 0;
-    sqlite3_stmt *q = prep(s, Q_USER_VERSION, &rc);
-    if (!q)
-        return rc;
-    int one = step_one(s, q, SQLITE_OK);
-    if (one < 0)
-        return one;
-    *version = one ? sqlite3_column_int(q, 0) : 0;
-    done(q);
-    return 0;
+    int64_t v = 0;
+    int rc = stmt_int(S(st), Q_USER_VERSION, &v);
+    if (rc == 0)
+        *version = (int)v;
+    return rc;
 }
 
 static int sqlite_key_check(hub_store_t *st, const uint8_t check[static HUB_KEY_BYTES])
