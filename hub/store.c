@@ -428,16 +428,15 @@ uint64_t hub_store_generation(hub_store_t *st)
     return st->ops->rows_written(st) - st->quiet_rows + others + st->gen_bumps;
 }
 
-/* Runs a write that changes no share, tunnel, agent or workspace (the
- * access log, retention, a token's lastUsedAt): its rows do not move the
- * generation, so that the edge's own access-log batches, every 100 ms under
- * load, do not empty the caches that rely on it. */
-#define QUIET_WRITE(st, call)                                                                      \
-    do {                                                                                           \
-        uint64_t quiet_before_ = (st)->ops->rows_written(st);                                      \
-        rc = (call);                                                                               \
-        (st)->quiet_rows += (st)->ops->rows_written(st) - quiet_before_;                           \
-    } while (0)
+/* Makes the rows written since `before` (rows_written() then) quiet: the
+ * writes that change no share, tunnel, agent or workspace (the access log,
+ * its retention, a token's lastUsedAt) do not move the generation, so that
+ * the edge's own access-log batches, every 100 ms under load, do not empty
+ * the caches that rely on it. */
+static void quiet_since(hub_store_t *st, uint64_t before)
+{
+    st->quiet_rows += st->ops->rows_written(st) - before;
+}
 
 /* ---- workspaces --------------------------------------------------------- */
 
@@ -588,7 +587,9 @@ int hub_store_token_authenticate(hub_store_t *st, const char *token, hub_token_i
     int64_t now = hub_store_now(st);
     int64_t stale_before = now - HUB_TOKEN_LAST_USED_EVERY_MS;
     if (out->last_used_at == HUB_TIME_NONE || out->last_used_at <= stale_before) {
-        QUIET_WRITE(st, st->ops->token_touch(st, out->id, now, stale_before));
+        uint64_t before = st->ops->rows_written(st);
+        rc = st->ops->token_touch(st, out->id, now, stale_before);
+        quiet_since(st, before);
         if (rc < 0)
             return rc;
         out->last_used_at = now;
@@ -1708,8 +1709,9 @@ int hub_store_share_log_append(hub_store_t *st, const char *share_id,
     if (!e)
         return CN_EINVAL;
     CHECK_ID(st, share_id, "share");
-    int rc;
-    QUIET_WRITE(st, st->ops->share_log_insert(st, share_id, e));
+    uint64_t before = st->ops->rows_written(st);
+    int rc = st->ops->share_log_insert(st, share_id, e);
+    quiet_since(st, before);
     return rc;
 }
 
@@ -1732,8 +1734,9 @@ int hub_store_share_log_prune(hub_store_t *st, int64_t before, size_t *count)
 {
     CHECK_ST(st);
     size_t n = 0;
-    int rc;
-    QUIET_WRITE(st, st->ops->share_log_prune(st, before, HUB_SHARE_LOG_KEEP, &n));
+    uint64_t rows = st->ops->rows_written(st);
+    int rc = st->ops->share_log_prune(st, before, HUB_SHARE_LOG_KEEP, &n);
+    quiet_since(st, rows);
     if (count)
         *count = rc == 0 ? n : 0;
     return rc;
