@@ -6,28 +6,33 @@
  * parsed again), a plain tunnel request one.
  *
  * Why it never serves a stale record
- * - Invalidation lives in one place, the store: every lookup first compares
- *   hub_store_generation() (store.h) with the generation the cache was
- *   filled at, and drops every entry when it moved. The generation moves on
- *   every row the store writes - share create, revoke and expiry mark,
- *   tunnel update (pause, resume, rename, PATCH, status), tunnel delete and
- *   the shares its delete cascades to, agent delete and its tunnels - and
- *   on every transaction end, so no API handler, reaper or sweep calls the
- *   cache, and a write path added later is covered without knowing of it.
- *   The price: any write (an access-log batch, an event) empties the cache,
- *   and the next request of each share or tunnel reads the store once more.
- * - Other processes: the store's generation also moves when another
- *   connection commits to the database file (SQLite's data_version: a
- *   second hub on the same file, an operator's sqlite3), so their writes
- *   are seen by the next request too. That check is one small statement
- *   per lookup, far cheaper than the indexed read and JSON it replaces.
+ * - Invalidation lives in one place, the store: before an entry is trusted
+ *   the cache compares hub_store_generation() (store.h) with the generation
+ *   it last saw, and drops every entry when it moved. The generation moves
+ *   on every row the store writes to a share, tunnel, agent or workspace -
+ *   share create, revoke and expiry mark, tunnel update (pause, resume,
+ *   rename, PATCH, status), tunnel delete and the shares its delete cascades
+ *   to, agent delete and its tunnels - so no API handler, reaper or sweep
+ *   calls the cache, and a write path added later is covered unless store.c
+ *   makes it quiet on purpose (only the access log, its retention and a
+ *   token's lastUsedAt are). Reads inside a transaction are never trusted
+ *   after it (a rollback).
+ * - Other processes: the generation also moves when another connection
+ *   commits to the database file (SQLite's data_version: a second hub on
+ *   the same file, an operator's sqlite3), so their writes are seen by the
+ *   next request too. That check is one small statement (no table read),
+ *   run once per lookup that finds an entry - hub_share_cache_share_route()
+ *   checks once for its two records - and it is most of a hit's cost. A
+ *   record read from the store is checked once, then read again, before it
+ *   is kept, so nothing kept is older than the generation it is kept at.
  *   As a last bound, an entry is read again once it is max_age_ms old.
  * - Expiry is a time, not a write: the record comes back whatever its
  *   expires_at, and the caller checks it on every request against the
  *   store's clock (hub_share_decide, share_dead in edge_reach.c).
  * - Misses are not cached: an unknown token or name costs one indexed store
- *   read, as before, and no memory, so a flood of random share hosts cannot
- *   grow the cache. Store errors are not cached either.
+ *   read, as before, no generation check and no memory, so a flood of
+ *   random share hosts cannot grow the cache. Store errors are not cached
+ *   either.
  * - Bounded: at most max_entries entries and max_bytes bytes (records
  *   included); the least recently used entry goes first.
  *
