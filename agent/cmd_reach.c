@@ -10,7 +10,9 @@
  * enrollment or workspace token; the share token buys the same answer
  * (POST /api/v1/share-redemptions, with the hub's key) and a link made
  * with a fresh key of this process that may reach only the shared tunnel
- * (docs/security.md). */
+ * (docs/security.md). When the share is revoked or expires the hub closes
+ * that link; the process then exits non-zero with the hub's words, while a
+ * link merely lost (a hub restart, the network) is reconnected as ever. */
 #include "cli.h"
 
 #include "cn_api.h"
@@ -39,6 +41,9 @@ typedef struct reach {
     bool share;
     char token[128];
     uint8_t share_sk[32];
+    /* The share's link went down in a way the hub may have chosen (not a
+     * failed connect): ask the hub whether the share still lives. */
+    bool share_check;
 } reach_t;
 
 /* Step 1: the options. -1 to go on, else the exit status. */
@@ -128,6 +133,30 @@ static void fill_share_info(reach_t *r, const json_t *a, int port)
                  sizeof(i->connection_string), 200);
 }
 
+/* The link of a share went down. The hub closes it when the share is
+ * revoked or expires, and refuses a reconnect then; a lost connection or a
+ * hub restart looks the same from here, so the answer comes from asking
+ * (share_gone()). A connect that failed says nothing: retry quietly. */
+static void share_down(void *ctx, agent_daemon_t *d, const agent_down_t *down)
+{
+    (void)d;
+    reach_t *r = ctx;
+    if (down->reason != CN_LINK_CONNECT_FAILED && down->reason != CN_LINK_CLOSED_LOCALLY)
+        r->share_check = true;
+}
+
+/* Whether the hub says the share is gone (404: no such share any more,
+ * 410: revoked or expired; both CN_ENOTFOUND), with its words in `why`.
+ * Anything else (the hub unreachable, restarting, busy) is no answer: the
+ * daemon keeps reconnecting. */
+static bool share_gone(reach_t *r, char *why, size_t whylen)
+{
+    json_t *resp = NULL;
+    int rc = cn_api_share_redeem(r->api, r->token, 0, &resp, why, whylen);
+    json_decref(resp);
+    return rc == CN_ENOTFOUND;
+}
+
 /* Redeems the share and binds its local port in a fresh daemon. */
 static int share_open(reach_t *r, agent_daemon_t **dp, char *err, size_t errlen)
 {
@@ -149,6 +178,8 @@ static int share_open(reach_t *r, agent_daemon_t **dp, char *err, size_t errlen)
         .agent_sk = r->share_sk,
         .hub_pk = r->cfg.hub_pk,
         .share = r->token,
+        .on_down = share_down,
+        .ctx = r,
     };
     d = agent_daemon_new(&dc, err, errlen);
     if (!d) {
@@ -235,6 +266,13 @@ run:;
         if (!printed && agent_daemon_connected(d)) {
             printed = true;
             print_ready(r);
+        }
+        if (r->share_check) {
+            r->share_check = false;
+            if (share_gone(r, err, sizeof(err))) {
+                status = cli_fail("the share is no longer valid: %s", err);
+                break;
+            }
         }
     }
     agent_daemon_shutdown(d, AGENT_DAEMON_DRAIN_MS, &cli_force);

@@ -54,6 +54,7 @@
 #include "inspect.h"
 #include "metrics.h"
 #include "router.h"
+#include "share_cache.h"
 #include "share_policy.h"
 #include "shares.h"
 
@@ -1290,10 +1291,19 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
             msg = "out of memory";
             goto refuse_body;
         }
-        /* A replay names its share by id: its token is not kept. */
-        int rc = c->replay
-                     ? hub_store_share_get(st, c->replay->workspace_id, c->replay->share_id, share)
-                     : hub_store_share_find_by_token(st, host + 6, share);
+        /* A replay names its share by id: its token is not kept. The share
+         * and its tunnel come from the cache, which every change to either
+         * empties (share_cache.h). */
+        int rc, trc = CN_ENOTFOUND;
+        if (c->replay) {
+            rc = hub_share_cache_share_get(rt->cache, st, c->replay->workspace_id,
+                                           c->replay->share_id, share);
+            if (rc == 0)
+                trc = hub_share_cache_tunnel_get(rt->cache, st, share->workspace_id,
+                                                 share->tunnel_id, &t);
+        } else {
+            rc = hub_share_cache_share_route(rt->cache, st, host + 6, share, &t, &trc);
+        }
         if (rc < 0) {
             status = rc == CN_ENOTFOUND ? 404 : 503;
             msg = rc == CN_ENOTFOUND ? "no such share" : "the hub cannot read its database";
@@ -1303,15 +1313,14 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
         snprintf(c->info.share_ws, sizeof(c->info.share_ws), "%s", share->workspace_id);
         memcpy(c->share_id, c->info.share_id, sizeof(c->share_id));
         memcpy(c->share_ws, c->info.share_ws, sizeof(c->share_ws));
-        rc = hub_store_tunnel_get(st, share->workspace_id, share->tunnel_id, &t);
-        if (rc < 0) {
-            status = rc == CN_ENOTFOUND ? 404 : 503;
+        if (trc < 0) {
+            status = trc == CN_ENOTFOUND ? 404 : 503;
             msg = "the shared tunnel no longer exists";
             goto refuse_body;
         }
     } else {
         c->share_id[0] = '\0'; /* this connection no longer follows a share */
-        int rc = hub_store_tunnel_find_public(st, host, &t);
+        int rc = hub_share_cache_tunnel_public(rt->cache, st, host, &t);
         if (rc == 0 && !hub_protocol_on_http_edge(t.protocol))
             rc = CN_ENOTFOUND;
         if (rc < 0) {
@@ -1916,7 +1925,8 @@ static void cut_dead_shares(struct hub_edge_http *e, int64_t now)
             continue;
         if (!sh && !(sh = malloc(sizeof(*sh))))
             return;
-        int rc = hub_store_share_get(e->rt->cfg.store, c->share_ws, c->share_id, sh);
+        int rc =
+            hub_share_cache_share_get(e->rt->cache, e->rt->cfg.store, c->share_ws, c->share_id, sh);
         if (rc < 0 && rc != CN_ENOTFOUND)
             continue; /* a store error is not a revocation */
         if (rc == 0 && sh->revoked_at == HUB_TIME_NONE &&

@@ -16,6 +16,7 @@
 #include "cn_link.h"
 #include "cn_log.h"
 #include "relay.h"
+#include "share_cache.h"
 #include "share_policy.h"
 
 static void link_flush(void *link)
@@ -113,7 +114,7 @@ static const char *share_check(hub_runtime_t *rt, session_t *s, uint32_t *code)
     const char *why = "out of memory";
     if (!sh)
         return why;
-    if (hub_store_share_get(rt->cfg.store, s->workspace_id, s->agent_id, sh) < 0) {
+    if (hub_share_cache_share_get(rt->cache, rt->cfg.store, s->workspace_id, s->agent_id, sh) < 0) {
         *code = CN_RST_GONE;
         why = "share gone";
     } else if (!(why = share_dead(rt, sh, code))) {
@@ -270,14 +271,14 @@ int hub_reach_share_admit(hub_runtime_t *rt, session_t *s, const char *token)
     if (!sh)
         goto out;
     why = "unknown share token";
+    int trc = 0;
     if (strlen(token) >= HUB_SHARE_TOKEN_SIZE ||
-        hub_store_share_find_by_token(rt->cfg.store, token, sh) < 0)
+        hub_share_cache_share_route(rt->cache, rt->cfg.store, token, sh, &t, &trc) < 0)
         goto out;
     if ((why = share_dead(rt, sh, &code)))
         goto out;
     why = "the shared tunnel is not a TCP tunnel";
-    if (hub_store_tunnel_get(rt->cfg.store, sh->workspace_id, sh->tunnel_id, &t) < 0 ||
-        !shared_by_reach(t.protocol))
+    if (trc < 0 || !shared_by_reach(t.protocol))
         goto out;
     s->share = 1;
     s->serve_all = 0;
@@ -318,9 +319,9 @@ void hub_reach_share_sweep(hub_runtime_t *rt)
         for (size_t i = 0; i < ndead && !seen; i++)
             seen = !strcmp(dead[i], s->agent_id);
         uint32_t code;
-        if (!seen &&
-            (hub_store_share_get(rt->cfg.store, s->workspace_id, s->agent_id, sh) == CN_ENOTFOUND ||
-             (sh->id[0] && share_dead(rt, sh, &code))))
+        if (!seen && (hub_share_cache_share_get(rt->cache, rt->cfg.store, s->workspace_id,
+                                                s->agent_id, sh) == CN_ENOTFOUND ||
+                      (sh->id[0] && share_dead(rt, sh, &code))))
             snprintf(dead[ndead++], HUB_ID_SIZE, "%s", s->agent_id);
         memset(sh->id, 0, sizeof(sh->id));
     }

@@ -13,6 +13,7 @@
 #include "cn_pipe.h"
 #include "cn_udp.h"
 #include "runtime_internal.h"
+#include "share_cache.h"
 #include "tunnels.h"
 
 /* ---- reconciliation ----------------------------------------------------- */
@@ -83,7 +84,8 @@ hub_runtime_t *hub_runtime_new(const hub_runtime_config_t *cfg, char *err, size_
     rt->public_domain =
         strdup(cfg->public_domain && *cfg->public_domain ? cfg->public_domain : "localhost");
     rt->cfg.public_domain = rt->public_domain;
-    int e = hub_agents_init(rt);
+    rt->cache = hub_share_cache_new(NULL);
+    int e = rt->cache ? hub_agents_init(rt) : CN_ENOMEM;
     if (e == 0)
         e = hub_edge_http_init(rt);
     if (!rt->tcp_host || !rt->public_domain || !rt->links || !rt->edge) {
@@ -183,6 +185,7 @@ void hub_runtime_free(hub_runtime_t *rt)
     hub_edge_udp_free_all(rt);
     hub_agents_free_all(rt);
     cn_link_server_free(rt->links);
+    hub_share_cache_free(rt->cache);
     free(rt->tcp_host);
     free(rt->public_domain);
     free(rt);

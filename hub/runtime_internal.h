@@ -92,6 +92,7 @@ typedef struct reach {
 } reach_t;
 
 struct reach_share_window;
+struct hub_share_cache;
 
 struct hub_runtime {
     hub_runtime_config_t cfg;
@@ -106,6 +107,8 @@ struct hub_runtime {
     listener_t *listeners;
     reach_t *reaches;
     struct reach_share_window *share_windows; /* TCP shares' new connections per minute */
+    /* The edges' per-request reads of shares and tunnels (share_cache.h). */
+    struct hub_share_cache *cache;
     udp_port_t *udp_ports;
     unsigned online;
     unsigned conns;

@@ -404,6 +404,40 @@ int hub_store_tx_end(hub_store_t *st, int rc)
     return st->ops->tx_end(st, rc);
 }
 
+uint64_t hub_store_generation(hub_store_t *st)
+{
+    if (!st)
+        return 0;
+    uint64_t others = 0;
+    if (st->ops->data_version(st, &others) < 0) {
+        /* A cache then reads the store, which reports the trouble, rather
+         * than trusting itself: the value is new every time. */
+        st->gen_bumps++;
+    } else if (st->ops->in_tx(st)) {
+        /* What is read now may be rolled back: a new value on every call,
+         * and once more after the transaction, so that nothing filled
+         * inside it is trusted afterwards. */
+        st->gen_bumps++;
+        st->gen_in_tx = true;
+    } else if (st->gen_in_tx) {
+        st->gen_bumps++;
+        st->gen_in_tx = false;
+    }
+    /* Every term only grows (quiet_rows never passes rows_written), so the
+     * sum moves whenever one does. */
+    return st->ops->rows_written(st) - st->quiet_rows + others + st->gen_bumps;
+}
+
+/* Makes the rows written since `before` (rows_written() then) quiet: the
+ * writes that change no share, tunnel, agent or workspace (the access log,
+ * its retention, a token's lastUsedAt) do not move the generation, so that
+ * the edge's own access-log batches, every 100 ms under load, do not empty
+ * the caches that rely on it. */
+static void quiet_since(hub_store_t *st, uint64_t before)
+{
+    st->quiet_rows += st->ops->rows_written(st) - before;
+}
+
 /* ---- workspaces --------------------------------------------------------- */
 
 int hub_store_workspace_create(hub_store_t *st, const char *name, hub_workspace_t *out)
@@ -553,7 +587,9 @@ int hub_store_token_authenticate(hub_store_t *st, const char *token, hub_token_i
     int64_t now = hub_store_now(st);
     int64_t stale_before = now - HUB_TOKEN_LAST_USED_EVERY_MS;
     if (out->last_used_at == HUB_TIME_NONE || out->last_used_at <= stale_before) {
+        uint64_t before = st->ops->rows_written(st);
         rc = st->ops->token_touch(st, out->id, now, stale_before);
+        quiet_since(st, before);
         if (rc < 0)
             return rc;
         out->last_used_at = now;
@@ -1673,7 +1709,10 @@ int hub_store_share_log_append(hub_store_t *st, const char *share_id,
     if (!e)
         return CN_EINVAL;
     CHECK_ID(st, share_id, "share");
-    return st->ops->share_log_insert(st, share_id, e);
+    uint64_t before = st->ops->rows_written(st);
+    int rc = st->ops->share_log_insert(st, share_id, e);
+    quiet_since(st, before);
+    return rc;
 }
 
 int hub_store_share_log_list(hub_store_t *st, const char *workspace_id, const char *share_id,
@@ -1695,7 +1734,9 @@ int hub_store_share_log_prune(hub_store_t *st, int64_t before, size_t *count)
 {
     CHECK_ST(st);
     size_t n = 0;
+    uint64_t rows = st->ops->rows_written(st);
     int rc = st->ops->share_log_prune(st, before, HUB_SHARE_LOG_KEEP, &n);
+    quiet_since(st, rows);
     if (count)
         *count = rc == 0 ? n : 0;
     return rc;

@@ -133,6 +133,21 @@ int64_t hub_store_now(const hub_store_t *st);
 int hub_store_tx_begin(hub_store_t *st);
 int hub_store_tx_end(hub_store_t *st, int rc);
 
+/* ---- change generation -------------------------------------------------
+ * A number that moves whenever what a read of a workspace, agent, tunnel or
+ * share returns may have changed: every row written through this handle
+ * (committed or later rolled back, in any table, cascades included) except
+ * by the few calls that touch none of those (the share access log and its
+ * retention, a token's lastUsedAt); every commit of another process to the
+ * same database file (SQLite's data_version: a second hub, an operator's
+ * sqlite3); and every call while a transaction is open, and once after it.
+ * Reads never move it; it never goes back. Caches of store reads
+ * (share_cache.h) keep the generation they were filled at and drop
+ * everything when it moved, so invalidation needs no hook in any write
+ * path, present or future: a new write is loud unless it is made quiet
+ * here on purpose. It costs one small statement (no table is read). */
+uint64_t hub_store_generation(hub_store_t *st);
+
 /* ---- workspaces -------------------------------------------------------- */
 typedef struct hub_workspace {
     char id[HUB_ID_SIZE];

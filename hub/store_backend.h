@@ -26,6 +26,13 @@ struct hub_store {
     hub_clock_fn clock;
     void *clock_ctx;
     int64_t release_hold_ms;
+    /* hub_store_generation()'s own terms (store.c): rows written by the
+     * calls that cannot change a share, tunnel, agent or workspace, and
+     * the bumps that keep values read inside a transaction or after a
+     * failure from ever being seen again. */
+    uint64_t quiet_rows;
+    uint64_t gen_bumps;
+    bool gen_in_tx;
     char errmsg[HUB_STORE_ERRMSG_SIZE];
 };
 
@@ -157,6 +164,14 @@ struct hub_store_ops {
      * when rc == 0, else rolls it back, and returns the outcome. */
     int (*tx_begin)(hub_store_t *st);
     int (*tx_end)(hub_store_t *st, int rc);
+    /* The terms of hub_store_generation(). rows_written: rows inserted,
+     * updated or deleted through this handle since it opened, rolled back
+     * or not (never goes down). data_version: a number that moves when
+     * another connection to the database has committed. in_tx: whether a
+     * transaction is open on the handle. */
+    uint64_t (*rows_written)(const hub_store_t *st);
+    int (*data_version)(hub_store_t *st, uint64_t *out);
+    bool (*in_tx)(const hub_store_t *st);
 };
 
 /* Fills the common part of a backend's handle. */

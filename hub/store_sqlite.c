@@ -292,6 +292,7 @@ enum q {
     Q_SAVEPOINT_RELEASE,
     Q_SAVEPOINT_ROLLBACK,
     Q_USER_VERSION,
+    Q_DATA_VERSION,
     Q_META_GET,
     Q_META_INIT,
     Q_WS_INSERT,
@@ -388,6 +389,7 @@ static const char *const sql[Q_COUNT] = {
     [Q_SAVEPOINT_RELEASE] = "RELEASE cn",
     [Q_SAVEPOINT_ROLLBACK] = "ROLLBACK TO cn",
     [Q_USER_VERSION] = "PRAGMA user_version",
+    [Q_DATA_VERSION] = "PRAGMA data_version",
     [Q_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [Q_META_INIT] = "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
 
@@ -779,6 +781,43 @@ static int tx_end(sqlite_store_t *s, int rc)
 static int sqlite_tx_begin(hub_store_t *st)
 {
     return tx_begin(S(st));
+}
+
+/* Every row an INSERT, UPDATE or DELETE of this connection touched, in any
+ * table (foreign-key cascades follow from a counted DELETE of their parent);
+ * no rollback lowers it. */
+static uint64_t sqlite_rows_written(const hub_store_t *st)
+{
+    return (uint64_t)sqlite3_total_changes64(((const sqlite_store_t *)st)->db);
+}
+
+/* The integer a statement of the table answers (0 without a row). */
+static int stmt_int(sqlite_store_t *s, enum q which, int64_t *out)
+{
+    int rc = 0;
+    sqlite3_stmt *q = prep(s, which, &rc);
+    if (!q)
+        return rc;
+    int one = step_one(s, q, SQLITE_OK);
+    if (one < 0)
+        return one;
+    *out = one ? sqlite3_column_int64(q, 0) : 0;
+    done(q);
+    return 0;
+}
+
+/* Moves when another connection (another process) has committed. */
+static int sqlite_data_version(hub_store_t *st, uint64_t *out)
+{
+    int64_t v = 0;
+    int rc = stmt_int(S(st), Q_DATA_VERSION, &v);
+    *out = (uint64_t)v;
+    return rc;
+}
+
+static bool sqlite_in_tx(const hub_store_t *st)
+{
+    return !sqlite3_get_autocommit(((const sqlite_store_t *)st)->db);
 }
 
 static int sqlite_tx_end(hub_store_t *st, int rc)
@@ -1195,17 +1234,11 @@ fail:
 
 static int sqlite_db_version(hub_store_t *st, int *version)
 {
-    sqlite_store_t *s = S(st);
-    int rc = 0;
-    sqlite3_stmt *q = prep(s, Q_USER_VERSION, &rc);
-    if (!q)
-        return rc;
-    int one = step_one(s, q, SQLITE_OK);
-    if (one < 0)
-        return one;
-    *version = one ? sqlite3_column_int(q, 0) : 0;
-    done(q);
-    return 0;
+    int64_t v = 0;
+    int rc = stmt_int(S(st), Q_USER_VERSION, &v);
+    if (rc == 0)
+        *version = (int)v;
+    return rc;
 }
 
 static int sqlite_key_check(hub_store_t *st, const uint8_t check[static HUB_KEY_BYTES])
@@ -2795,4 +2828,7 @@ static const struct hub_store_ops sqlite_ops = {
     .event_cap = sqlite_event_cap,
     .tx_begin = sqlite_tx_begin,
     .tx_end = sqlite_tx_end,
+    .rows_written = sqlite_rows_written,
+    .data_version = sqlite_data_version,
+    .in_tx = sqlite_in_tx,
 };

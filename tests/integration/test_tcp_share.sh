@@ -175,16 +175,47 @@ con.commit()
 EOF
 }
 
+# reach_exits WORD: the `connect reach` of the share just ended (REACH_PID)
+# stops by itself within 10 s, non-zero, with one line naming WORD, instead
+# of reconnecting forever.
+reach_exits() {
+    local pid=$REACH_PID rc=0
+    wait_for 10 "connect reach to stop once its share is $1" \
+        sh -c "! kill -0 $pid 2>/dev/null"
+    wait "$pid" || rc=$?
+    forget_pid "$pid"
+    [ "$rc" -ne 0 ] || fail "connect reach exited 0 after its share was $1"
+    grep -q "^connect: the share is no longer valid: .*$1" "$REACH_LOG" ||
+        fail "connect reach's message: $(tail -3 "$REACH_LOG")"
+    echo "connect reach stopped (exit $rc): $(grep '^connect: ' "$REACH_LOG")"
+}
+
 step "revoke closes an open connection at once and refuses new ones"
 ends_open revoke-me revoke
 REVOKE_ID=$SHARE_ID
 api POST /api/v1/share-redemptions "{\"token\":\"$SHARE_TOKEN\"}"
 [ "$HTTP_STATUS" = 410 ] || fail "redeeming a revoked share: $HTTP_STATUS $BODY"
+reach_exits revoked
 
 step "expiry closes an open connection at once and refuses new ones"
 ends_open expire-me expire
 api POST /api/v1/share-redemptions "{\"token\":\"$SHARE_TOKEN\"}"
 [ "$HTTP_STATUS" = 410 ] || fail "redeeming an expired share: $HTTP_STATUS $BODY"
+reach_exits expired
+
+step "a lost link is not the end of a live share: connect reach retries through a hub restart"
+share "$REDIS_TUNNEL" '{"name":"survivor","expiresIn":"1h","rateLimitPerMinute":100}'
+redeem "$SHARE_URL"
+stop_pid "$HUB_PID"
+forget_pid "$HUB_PID"
+sleep 2
+kill -0 "$REACH_PID" 2>/dev/null || fail "connect reach gave up while the hub was down: $(tail -3 "$REACH_LOG")"
+mv "$WORK/hub.log" "$WORK/hub-before-restart.log"
+hub_start
+redis_through() { [ "$(redis-cli -h 127.0.0.1 -p "$REACH_PORT" GET greeting 2>/dev/null)" = shared-hello ]; }
+wait_for 40 "a GET through the share after the hub restart" redis_through
+kill -0 "$REACH_PID" 2>/dev/null || fail "connect reach is gone: $(tail -3 "$REACH_LOG")"
+echo "connect reach survived the hub restart and serves again"
 
 step "the exposing agent served the redeemers; the share tokens are in no log (cleanup's grep)"
 grep -q "client share $REVOKE_ID (reach)" "$WORK"/expose-dev-1.log || fail "the exposing agent's log"

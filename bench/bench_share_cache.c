@@ -1,0 +1,164 @@
+/* What the HTTP edge pays per request to find its share and tunnel, store
+ * against cache (hub/share_cache.h), measured in-process on a real SQLite
+ * file so that the figure does not depend on the load of the machine the way
+ * a wrk run does: a share request (the share by its token, then its tunnel),
+ * a plain tunnel request (the public tunnel by name), and an unknown token.
+ * Shares are set up as bench/http_edge.sh does (300, GET only, two paths),
+ * and looked up round-robin.
+ *
+ * usage: bench_share_cache [ITERATIONS]   (default 200000) */
+#include "bench.h"
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "router.h"
+#include "share_cache.h"
+#include "store.h"
+
+#define NSHARES 300
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static char tokens[NSHARES][HUB_SHARE_TOKEN_SIZE];
+static hub_share_t share;
+
+/* One share request's lookups; `c` NULL: the store, as before the cache. */
+static void share_request(hub_share_cache_t *c, hub_store_t *st, size_t i)
+{
+    hub_tunnel_t t = {0};
+    if (c) {
+        int trc = 0;
+        bench_check(hub_share_cache_share_route(c, st, tokens[i % NSHARES], &share, &t, &trc),
+                    "share");
+        bench_check(trc, "tunnel");
+    } else {
+        bench_check(hub_store_share_find_by_token(st, tokens[i % NSHARES], &share), "share");
+        bench_check(hub_store_tunnel_get(st, share.workspace_id, share.tunnel_id, &t), "tunnel");
+    }
+    hub_tunnel_clear(&t);
+}
+
+static void tunnel_request(hub_share_cache_t *c, hub_store_t *st, size_t i)
+{
+    (void)i;
+    hub_tunnel_t t = {0};
+    bench_check(c ? hub_share_cache_tunnel_public(c, st, "web", &t)
+                  : hub_store_tunnel_find_public(st, "web", &t),
+                "public tunnel");
+    hub_tunnel_clear(&t);
+}
+
+static void unknown_request(hub_share_cache_t *c, hub_store_t *st, size_t i)
+{
+    char tok[HUB_SHARE_TOKEN_SIZE];
+    static const char alpha[] = "abcdefghijklmnopqrstuvwxyz234567";
+    size_t v = i * 2654435761u;
+    for (size_t k = 0; k < HUB_SHARE_TOKEN_LEN; k++, v = v * 31 + 7)
+        tok[k] = alpha[(v >> 7) % 32];
+    tok[HUB_SHARE_TOKEN_LEN] = '\0';
+    int rc = c ? hub_share_cache_share_by_token(c, st, tok, &share)
+               : hub_store_share_find_by_token(st, tok, &share);
+    if (rc != CN_ENOTFOUND)
+        bench_check(rc < 0 ? rc : CN_EPROTO, "unknown token");
+}
+
+typedef void (*request_fn)(hub_share_cache_t *c, hub_store_t *st, size_t i);
+
+static double run(request_fn fn, hub_share_cache_t *c, hub_store_t *st, size_t n)
+{
+    for (size_t i = 0; i < NSHARES * 2; i++) /* warm: the cache full, SQLite's pages read */
+        fn(c, st, i);
+    double t0 = now_s();
+    for (size_t i = 0; i < n; i++)
+        fn(c, st, i);
+    return (now_s() - t0) / (double)n * 1e6;
+}
+
+int main(int argc, char **argv)
+{
+    size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 200000;
+    char dir[] = "/tmp/cn-bench-cache-XXXXXX", db[PATH_MAX];
+    if (!mkdtemp(dir))
+        return 1;
+    snprintf(db, sizeof(db), "%s/hub.db", dir);
+    uint8_t key[HUB_KEY_BYTES] = {7};
+    hub_store_options_t so = {.path = db, .secret_key = key, .create = true};
+    hub_store_t *st = NULL;
+    char err[256] = "";
+    if (hub_store_open(&so, &st, err, sizeof(err)) < 0) {
+        fprintf(stderr, "bench: open: %s\n", err);
+        return 1;
+    }
+    hub_workspace_t ws;
+    hub_agent_t agent;
+    hub_tunnel_t web = {0};
+    char tok[HUB_TOKEN_STR_SIZE], pw[HUB_PASSWORD_SIZE];
+    bench_check(hub_store_workspace_create(st, "bench", &ws), "workspace");
+    bench_check(hub_store_agent_create(st, ws.id, "bench", 0, 0, tok, &agent), "agent");
+    hub_tunnel_spec_t sp = {.name = "web",
+                            .agent_id = agent.id,
+                            .target_host = "127.0.0.1",
+                            .target_port = 8080,
+                            .protocol = HUB_PROTO_HTTP,
+                            .is_public = true};
+    bench_check(hub_store_tunnel_create(st, ws.id, &sp, &web, NULL), "tunnel");
+    const char *paths[] = {"/1k.bin", "/x/*"};
+    bench_check(hub_store_tx_begin(st), "begin");
+    for (size_t i = 0; i < NSHARES; i++) {
+        hub_share_spec_t ss = {.tunnel_id = web.id,
+                               .name = "bench",
+                               .description = "",
+                               .methods = HUB_GET,
+                               .paths = paths,
+                               .npaths = 2,
+                               .rate_limit = 1000,
+                               .ttl_ms = 3600000};
+        bench_check(hub_store_share_create(st, ws.id, &ss, NULL, tokens[i], pw), "share");
+    }
+    bench_check(hub_store_tx_end(st, 0), "commit");
+
+    hub_share_cache_t *c = hub_share_cache_new(NULL);
+    if (!c)
+        return 1;
+    static const struct {
+        const char *what;
+        request_fn fn;
+    } cases[] = {
+        {"share request (share by token + its tunnel)", share_request},
+        {"tunnel request (public tunnel by name)", tunnel_request},
+        {"unknown share token (a miss, never kept)", unknown_request},
+    };
+    printf("| lookups per request | store µs | cache µs | store / cache |\n");
+    printf("| --- | ---: | ---: | ---: |\n");
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        double s = run(cases[k].fn, NULL, st, n);
+        double m = run(cases[k].fn, c, st, n);
+        printf("| %s | %.2f | %.2f | %.1f |\n", cases[k].what, s, m, s / m);
+    }
+    hub_share_cache_stats_t cs;
+    hub_share_cache_stats(c, &cs);
+    printf("\n%zu iterations each; cache: %llu hits, %llu misses, %zu entries, %zu bytes\n", n,
+           (unsigned long long)cs.hits, (unsigned long long)cs.misses, cs.entries, cs.bytes);
+    hub_share_cache_free(c);
+    hub_tunnel_clear(&web);
+    hub_store_close(st);
+    unlink(db);
+    char side[PATH_MAX + 8];
+    snprintf(side, sizeof(side), "%s-wal", db);
+    unlink(side);
+    snprintf(side, sizeof(side), "%s-shm", db);
+    unlink(side);
+    rmdir(dir);
+    return 0;
+}

@@ -1,0 +1,358 @@
+/* The edge's cache of share and tunnel records (share_cache.h): a hash
+ * table of keyed digests with chaining, and one LRU list for the bounds. */
+#include "share_cache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "cn_err.h"
+
+#define KEY_BYTES 32
+
+enum kind {
+    K_SHARE_TOKEN = 1,
+    K_SHARE_ID,
+    K_TUNNEL_ID,
+    K_TUNNEL_PUBLIC,
+};
+
+typedef struct entry {
+    struct entry *hnext;       /* bucket chain */
+    struct entry *prev, *next; /* LRU list, most recent first */
+    uint8_t key[KEY_BYTES];
+    int64_t filled_at;
+    size_t bytes;
+    void *rec; /* hub_share_t or hub_tunnel_t, by the kind in the key */
+    size_t rec_size;
+} entry_t;
+
+struct hub_share_cache {
+    uint8_t hash_key[crypto_generichash_KEYBYTES];
+    entry_t **buckets;
+    size_t nbuckets; /* a power of two */
+    entry_t *head, *tail;
+    size_t max_entries, max_bytes;
+    int64_t max_age_ms;
+    uint64_t gen; /* the store's generation the entries were read at */
+    bool gen_known;
+    hub_share_cache_stats_t stats;
+};
+
+hub_share_cache_t *hub_share_cache_new(const hub_share_cache_options_t *opt)
+{
+    if (sodium_init() < 0)
+        return NULL;
+    hub_share_cache_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->max_entries = opt && opt->max_entries ? opt->max_entries : HUB_SHARE_CACHE_ENTRIES_DEFAULT;
+    c->max_bytes = opt && opt->max_bytes ? opt->max_bytes : HUB_SHARE_CACHE_BYTES_DEFAULT;
+    c->max_age_ms = opt && opt->max_age_ms > 0 ? opt->max_age_ms : HUB_SHARE_CACHE_AGE_DEFAULT_MS;
+    c->nbuckets = 16;
+    while (c->nbuckets < c->max_entries && c->nbuckets < (1u << 20))
+        c->nbuckets <<= 1;
+    /* An array of pointers. NOLINTNEXTLINE(bugprone-sizeof-expression) */
+    c->buckets = calloc(c->nbuckets, sizeof(entry_t *));
+    if (!c->buckets) {
+        free(c);
+        return NULL;
+    }
+    randombytes_buf(c->hash_key, sizeof(c->hash_key));
+    return c;
+}
+
+static size_t bucket_of(const hub_share_cache_t *c, const uint8_t key[static KEY_BYTES])
+{
+    uint64_t h;
+    memcpy(&h, key, sizeof(h)); /* a keyed digest: uniform already */
+    return (size_t)(h & (c->nbuckets - 1));
+}
+
+/* Unlinks `e` from its bucket and the LRU list and frees it. */
+static void drop(hub_share_cache_t *c, entry_t *e)
+{
+    for (entry_t **pp = &c->buckets[bucket_of(c, e->key)]; *pp; pp = &(*pp)->hnext)
+        if (*pp == e) {
+            *pp = e->hnext;
+            break;
+        }
+    if (e->prev)
+        e->prev->next = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    if (c->head == e)
+        c->head = e->next;
+    if (c->tail == e)
+        c->tail = e->prev;
+    c->stats.entries--;
+    c->stats.bytes -= e->bytes;
+    sodium_memzero(e->rec, e->rec_size); /* shares hold auth hashes */
+    free(e->rec);
+    free(e);
+}
+
+static void drop_all(hub_share_cache_t *c)
+{
+    while (c->head)
+        drop(c, c->head);
+}
+
+void hub_share_cache_free(hub_share_cache_t *c)
+{
+    if (!c)
+        return;
+    drop_all(c);
+    free(c->buckets);
+    sodium_memzero(c->hash_key, sizeof(c->hash_key));
+    free(c);
+}
+
+void hub_share_cache_stats(const hub_share_cache_t *c, hub_share_cache_stats_t *out)
+{
+    if (c)
+        *out = c->stats;
+    else
+        memset(out, 0, sizeof(*out));
+}
+
+/* The digest of (kind, a, b): the parts are length-prefixed, so no two
+ * different lookups share a key. */
+static void make_key(const hub_share_cache_t *c, enum kind kind, const char *a, const char *b,
+                     uint8_t key[static KEY_BYTES])
+{
+    crypto_generichash_state s;
+    uint8_t k = (uint8_t)kind;
+    crypto_generichash_init(&s, c->hash_key, sizeof(c->hash_key), KEY_BYTES);
+    crypto_generichash_update(&s, &k, 1);
+    const char *parts[2] = {a ? a : "", b ? b : ""};
+    for (size_t i = 0; i < 2; i++) {
+        uint64_t n = strlen(parts[i]);
+        crypto_generichash_update(&s, (const uint8_t *)&n, sizeof(n));
+        crypto_generichash_update(&s, (const uint8_t *)parts[i], n);
+    }
+    crypto_generichash_final(&s, key, KEY_BYTES);
+}
+
+/* Empties the cache when the store's generation moved since it was read:
+ * the one check that makes every entry current. It costs a small SQLite
+ * statement, so a lookup of several records checks once. */
+static void sync_gen(hub_share_cache_t *c, hub_store_t *st)
+{
+    uint64_t gen = hub_store_generation(st);
+    if (!c->gen_known || gen != c->gen) {
+        if (c->head)
+            c->stats.flushes++;
+        drop_all(c);
+        c->gen = gen;
+        c->gen_known = true;
+    }
+}
+
+/* The entry for `key`, unchecked against the generation; NULL if none or
+ * too old. */
+static entry_t *probe(hub_share_cache_t *c, hub_store_t *st, const uint8_t key[static KEY_BYTES])
+{
+    entry_t *e = c->buckets[bucket_of(c, key)];
+    while (e && sodium_memcmp(e->key, key, KEY_BYTES) != 0)
+        e = e->hnext;
+    if (!e)
+        return NULL;
+    if (hub_store_now(st) - e->filled_at >= c->max_age_ms) {
+        c->stats.evictions++;
+        drop(c, e);
+        return NULL;
+    }
+    if (e != c->head) { /* to the front of the LRU list */
+        e->prev->next = e->next;
+        if (e->next)
+            e->next->prev = e->prev;
+        else
+            c->tail = e->prev;
+        e->prev = NULL;
+        e->next = c->head;
+        c->head->prev = e;
+        c->head = e;
+    }
+    return e;
+}
+
+/* The live entry for `key`, moved to the front, or NULL. Only an entry
+ * found is checked against the generation (sync_gen, once per `*synced`):
+ * a miss costs no check until there is something to keep. */
+static entry_t *find(hub_share_cache_t *c, hub_store_t *st, const uint8_t key[static KEY_BYTES],
+                     bool *synced)
+{
+    entry_t *e = probe(c, st, key);
+    if (!e || *synced)
+        return e;
+    sync_gen(c, st);
+    *synced = true;
+    return probe(c, st, key); /* gone if the generation moved */
+}
+
+/* Keeps a copy of `rec`, read at the cache's generation, making room under
+ * the bounds. Out of memory or a record past max_bytes: not kept. */
+static void insert(hub_share_cache_t *c, hub_store_t *st, const uint8_t key[static KEY_BYTES],
+                   const void *rec, size_t rec_size)
+{
+    size_t bytes = sizeof(entry_t) + rec_size;
+    if (bytes > c->max_bytes)
+        return;
+    while (c->tail &&
+           (c->stats.entries >= c->max_entries || c->stats.bytes + bytes > c->max_bytes)) {
+        c->stats.evictions++;
+        drop(c, c->tail);
+    }
+    entry_t *e = calloc(1, sizeof(*e));
+    void *copy = malloc(rec_size);
+    if (!e || !copy) {
+        free(e);
+        free(copy);
+        return;
+    }
+    memcpy(copy, rec, rec_size);
+    memcpy(e->key, key, KEY_BYTES);
+    e->rec = copy;
+    e->rec_size = rec_size;
+    e->bytes = bytes;
+    e->filled_at = hub_store_now(st);
+    size_t b = bucket_of(c, key);
+    e->hnext = c->buckets[b];
+    c->buckets[b] = e;
+    e->next = c->head;
+    if (c->head)
+        c->head->prev = e;
+    c->head = e;
+    if (!c->tail)
+        c->tail = e;
+    c->stats.entries++;
+    c->stats.bytes += bytes;
+}
+
+/* A tunnel as the cache keeps it: the fixed fields only. */
+static void tunnel_strip(hub_tunnel_t *t)
+{
+    free(t->metadata);
+    free(t->connection_string);
+    free(t->last_error);
+    t->metadata = t->connection_string = t->last_error = NULL;
+}
+
+/* The store call a lookup stands for, into `out` (a hub_share_t or a
+ * hub_tunnel_t by kind; a tunnel without its heap strings). */
+static int store_read(hub_store_t *st, enum kind kind, const char *a, const char *b, void *out)
+{
+    int rc;
+    switch (kind) {
+    case K_SHARE_TOKEN:
+        return hub_store_share_find_by_token(st, a, out);
+    case K_SHARE_ID:
+        return hub_store_share_get(st, a, b, out);
+    case K_TUNNEL_ID:
+        rc = hub_store_tunnel_get(st, a, b, out);
+        break;
+    default:
+        rc = hub_store_tunnel_find_public(st, a, out);
+        break;
+    }
+    if (rc == 0)
+        tunnel_strip(out); /* what a hit returns, a miss returns too */
+    return rc;
+}
+
+/* One lookup into `out` (`size` bytes). `synced`: whether sync_gen() ran
+ * with no store call since (in, out). */
+static int lookup(hub_share_cache_t *c, hub_store_t *st, enum kind kind, const char *a,
+                  const char *b, void *out, size_t size, bool *synced)
+{
+    uint8_t key[KEY_BYTES];
+    make_key(c, kind, a, b, key);
+    entry_t *e = find(c, st, key, synced);
+    if (e) {
+        c->stats.hits++;
+        memcpy(out, e->rec, size);
+        return 0;
+    }
+    c->stats.misses++;
+    for (;;) {
+        int rc = store_read(st, kind, a, b, out);
+        if (rc < 0 || *synced) {
+            if (rc == 0)
+                insert(c, st, key, out, size);
+            return rc;
+        }
+        /* Found, to be kept: the check, then the record again, so that
+         * what is kept is no older than the generation it is kept at. An
+         * unknown token never gets here, and costs no check. */
+        if (kind == K_TUNNEL_ID || kind == K_TUNNEL_PUBLIC)
+            hub_tunnel_clear(out);
+        sync_gen(c, st);
+        *synced = true;
+    }
+}
+
+int hub_share_cache_share_by_token(hub_share_cache_t *c, hub_store_t *st, const char *token,
+                                   hub_share_t *out)
+{
+    if (!c || !token)
+        return hub_store_share_find_by_token(st, token, out);
+    bool synced = false;
+    return lookup(c, st, K_SHARE_TOKEN, token, NULL, out, sizeof(*out), &synced);
+}
+
+int hub_share_cache_share_get(hub_share_cache_t *c, hub_store_t *st, const char *workspace_id,
+                              const char *id, hub_share_t *out)
+{
+    if (!c || !workspace_id || !id)
+        return hub_store_share_get(st, workspace_id, id, out);
+    bool synced = false;
+    return lookup(c, st, K_SHARE_ID, workspace_id, id, out, sizeof(*out), &synced);
+}
+
+int hub_share_cache_tunnel_get(hub_share_cache_t *c, hub_store_t *st, const char *workspace_id,
+                               const char *id, hub_tunnel_t *out)
+{
+    if (!c || !workspace_id || !id) {
+        int rc = hub_store_tunnel_get(st, workspace_id, id, out);
+        if (rc == 0)
+            tunnel_strip(out);
+        return rc;
+    }
+    bool synced = false;
+    return lookup(c, st, K_TUNNEL_ID, workspace_id, id, out, sizeof(*out), &synced);
+}
+
+int hub_share_cache_tunnel_public(hub_share_cache_t *c, hub_store_t *st, const char *name,
+                                  hub_tunnel_t *out)
+{
+    if (!c || !name) {
+        int rc = hub_store_tunnel_find_public(st, name, out);
+        if (rc == 0)
+            tunnel_strip(out);
+        return rc;
+    }
+    bool synced = false;
+    return lookup(c, st, K_TUNNEL_PUBLIC, name, NULL, out, sizeof(*out), &synced);
+}
+
+int hub_share_cache_share_route(hub_share_cache_t *c, hub_store_t *st, const char *token,
+                                hub_share_t *share, hub_tunnel_t *tunnel, int *tunnel_rc)
+{
+    if (!c || !token) {
+        int rc = hub_share_cache_share_by_token(NULL, st, token, share);
+        if (rc == 0)
+            *tunnel_rc =
+                hub_share_cache_tunnel_get(NULL, st, share->workspace_id, share->tunnel_id, tunnel);
+        return rc;
+    }
+    /* One check for both: a store read in between (the share's miss) moves
+     * no generation, reads never do. */
+    bool synced = false;
+    int rc = lookup(c, st, K_SHARE_TOKEN, token, NULL, share, sizeof(*share), &synced);
+    if (rc == 0)
+        *tunnel_rc = lookup(c, st, K_TUNNEL_ID, share->workspace_id, share->tunnel_id, tunnel,
+                            sizeof(*tunnel), &synced);
+    return rc;
+}
