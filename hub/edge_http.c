@@ -2,20 +2,34 @@
  * client connection is read by the hub (raw socket, our sans-IO HTTP/1.1
  * parser in http1.c), routed by Host (NAME.DOMAIN for a public HTTP
  * tunnel, share-TOKEN.DOMAIN for a share), checked (tunnel status, basic
- * auth, the share's policy) on every request, and each request becomes one
+ * auth, the share's policy) on every request, and each request goes on a
  * mux stream to the exposing agent, which dials the target as for TCP.
  *
  * Request boundaries: the hub parses every request head and frames its
  * body (Content-Length or chunked), so requests on a keep-alive connection,
- * pipelined ones included, are routed and checked one by one. Toward the
- * target each request carries "Connection: close": the target's response
- * ends at the latest with the stream's FIN, and the hub frames it (the same
- * parser) to keep the client's connection alive when the response has a
- * length. Bodies stream both ways through the stream's window: the hub
- * reads from a socket only while the stream has credit and gives credit
- * back only as fast as the client takes the bytes, so a slow client never
- * grows a buffer. A 101 answer to an Upgrade request turns the connection
- * into a byte pipe (WebSockets).
+ * pipelined ones included, are routed and checked one by one; it frames
+ * each response with the same parser, so it knows where a response ends
+ * without the target closing.
+ *
+ * Upstream keep-alive (docs/http-edge.md): toward the target requests are
+ * HTTP/1.1 keep-alive, and a stream whose exchange ended cleanly (framed
+ * response, no Connection: close, request sent whole, nothing left over)
+ * waits idle in a pool per tunnel and agent link (edge_pool_t, LIFO,
+ * bounded by --http-pool and --http-pool-idle) for the next request of the
+ * tunnel from any client: no OPEN round trip, no new target connection
+ * (that set-up and teardown was most of the CPU before). The agent stays a
+ * byte pipe. Only requests that are safe to send twice and carry no body
+ * take a pooled stream, so the pool's race (the target closing an idle
+ * connection as a request goes out) is met by sending such a request once
+ * more on a new stream (retry_fresh). Tunnel changes, pause, delete and the
+ * link's end drop the pool. With --http-pool 0 every request carries
+ * "Connection: close" and gets its own stream.
+ *
+ * Bodies stream both ways through the stream's window: the hub reads from
+ * a socket only while the stream has credit and gives credit back only as
+ * fast as the client takes the bytes, so a slow client never grows a
+ * buffer. A 101 answer to an Upgrade request turns the connection into a
+ * byte pipe (WebSockets).
  *
  * TLS (serve --tls-cert/--tls-key): a second listening socket, the HTTPS
  * port, whose connections run OpenSSL directly on the non-blocking socket
