@@ -14,7 +14,7 @@
 /* The HTTP edge's upstream keep-alive pool (docs/http-edge.md): idle
  * streams kept per tunnel and agent link, and how long (below common
  * targets' keep-alive timeouts: nginx 75 s, Node.js 5 s). */
-#define HUB_HTTP_POOL_DEFAULT 32
+#define HUB_HTTP_POOL_DEFAULT 64
 #define HUB_HTTP_POOL_IDLE_DEFAULT_S 4
 
 typedef struct hub_serve_options {

@@ -94,6 +94,12 @@
  * pooled stream, so the one retry after the pool's race never repeats a
  * POST or PATCH. */
 #define POOL_METHODS (HUB_GET | HUB_HEAD | HUB_PUT | HUB_DELETE | HUB_OPTIONS)
+/* Public tunnels by name, remembered this long: every change the hub makes
+ * (API, expiry sweep, agent links) clears the cache at once through
+ * hub_edge_http_sync_agent; the bound is for anything else. A store read
+ * per request was two fcntl() locks and a query on the event loop. */
+#define TUNNEL_CACHE_MS 1000
+#define TUNNEL_CACHE_MAX 256
 
 enum conn_state {
     C_HEAD = 0, /* reading a request head */
@@ -229,7 +235,17 @@ struct hub_edge_http {
     int64_t last_prune;
     edge_pool_t *pools;
     size_t npooled; /* idle streams in all pools */
+    struct tunnel_cache *tcache;
+    size_t ntcache;
 };
+
+/* A public tunnel found by name: its record without the owned strings
+ * (metadata and the like, which the edge does not read). */
+typedef struct tunnel_cache {
+    struct tunnel_cache *next;
+    hub_tunnel_t t;
+    int64_t at;
+} tunnel_cache_t;
 
 static int64_t now_ms(const hub_runtime_t *rt)
 {
@@ -1448,6 +1464,51 @@ static bool host_name(const hub_h1_head_t *h, char *out, size_t cap)
     return n > 0;
 }
 
+static void tunnel_cache_clear(struct hub_edge_http *e)
+{
+    while (e->tcache) {
+        tunnel_cache_t *tc = e->tcache;
+        e->tcache = tc->next;
+        free(tc);
+    }
+    e->ntcache = 0;
+}
+
+/* hub_store_tunnel_find_public() through the cache (TUNNEL_CACHE_MS). */
+static int find_public_tunnel(hub_runtime_t *rt, const char *name, hub_tunnel_t *t)
+{
+    struct hub_edge_http *e = rt->edge;
+    int64_t now = now_ms(rt);
+    for (tunnel_cache_t **pp = &e->tcache; *pp; pp = &(*pp)->next) {
+        tunnel_cache_t *tc = *pp;
+        if (strcmp(tc->t.name, name))
+            continue;
+        if (now - tc->at >= 0 && now - tc->at < TUNNEL_CACHE_MS) {
+            *t = tc->t;
+            return 0;
+        }
+        *pp = tc->next;
+        free(tc);
+        e->ntcache--;
+        break;
+    }
+    int rc = hub_store_tunnel_find_public(rt->cfg.store, name, t);
+    if (rc < 0)
+        return rc;
+    if (e->ntcache >= TUNNEL_CACHE_MAX)
+        tunnel_cache_clear(e);
+    tunnel_cache_t *tc = malloc(sizeof(*tc));
+    if (tc) {
+        tc->t = *t;
+        tc->t.metadata = tc->t.connection_string = tc->t.last_error = NULL;
+        tc->at = now;
+        tc->next = e->tcache;
+        e->tcache = tc;
+        e->ntcache++;
+    }
+    return 0;
+}
+
 /* Writes the request as the target gets it into r->pending: HTTP/1.1
  * keep-alive when the edge pools streams, else with Connection: close. */
 static int build_head(edge_conn_t *c, const hub_h1_head_t *h, edge_req_t *r, const char *host,
@@ -1596,7 +1657,7 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
         }
     } else {
         c->share_id[0] = '\0'; /* this connection no longer follows a share */
-        int rc = hub_store_tunnel_find_public(st, host, &t);
+        int rc = find_public_tunnel(rt, host, &t);
         if (rc == 0 && !hub_protocol_on_http_edge(t.protocol))
             rc = CN_ENOTFOUND;
         if (rc < 0) {
@@ -1775,7 +1836,9 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
         cn_buf_consume(&c->in, head_len);
         c->req = r;
         c->state = C_WAIT;
-        set_rx(c, false);
+        /* Reading stays on: a client waiting for its answer sends nothing,
+         * and conn_read turns it off if it does (pipelining); toggling it
+         * costs an epoll_ctl per request. */
         lws_sul_cancel(&c->deadline);
         arm_response_timer(c);
         pump_request(c);
@@ -1797,7 +1860,8 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
     cn_buf_consume(&c->in, head_len);
     c->req = r;
     c->state = body.done ? C_WAIT : C_BODY;
-    set_rx(c, false); /* until the agent accepts the stream */
+    if (!body.done)
+        set_rx(c, false); /* until the agent accepts the stream (else as above) */
     lws_sul_cancel(&c->deadline);
     if (expect && !body.done && h->minor >= 1)
         out_printf(c, "HTTP/1.1 100 Continue\r\n\r\n"); /* we checked; send the body */
@@ -2366,6 +2430,7 @@ void hub_edge_http_sync_agent(hub_runtime_t *rt, const char *agent_id,
     struct hub_edge_http *e = rt->edge;
     if (!e)
         return;
+    tunnel_cache_clear(e); /* a change of any tunnel: read them again */
     for (edge_pool_t *p = e->pools, *next; p; p = next) {
         next = p->next; /* pool_drop frees p */
         if (strcmp(p->agent_id, agent_id))
@@ -2428,6 +2493,12 @@ void hub_edge_http_free(hub_runtime_t *rt)
         share_window_t *w = e->windows;
         e->windows = w->next;
         free(w);
+    }
+    tunnel_cache_clear(e);
+    while (e->pools) { /* close_all emptied them; their streams are the links' */
+        edge_pool_t *p = e->pools;
+        e->pools = p->next;
+        free(p);
     }
     SSL_CTX_free(e->ssl_ctx);
     free(e->log);
