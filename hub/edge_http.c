@@ -90,6 +90,10 @@
  * keepalive_requests default): a target's per-connection state, leaks
  * included, does not live for ever. */
 #define POOL_MAX_REQUESTS 1000
+/* Idle streams on one agent link, all its tunnels together: a quarter of
+ * the streams a link may have open (CN_MUX_DEFAULT_MAX_STREAMS), so that
+ * idle ones never starve the link of streams for requests. */
+#define POOL_LINK_MAX (CN_MUX_DEFAULT_MAX_STREAMS / 4)
 /* Requests that may be sent twice (RFC 9110 9.2.2): only these take a
  * pooled stream, so the one retry after the pool's race never repeats a
  * POST or PATCH. */
@@ -792,7 +796,11 @@ static bool pool_put(edge_conn_t *c, edge_req_t *r)
     e->npooled++;
     lws_sul_schedule(c->rt->ctx, 0, &r->timer, pool_idle_cb,
                      (lws_usec_t)c->rt->cfg.http_pool_idle_ms * LWS_US_PER_MS);
-    if (p->n > max)
+    size_t on_link = 0;
+    for (edge_pool_t *q = e->pools; q; q = q->next)
+        if (q->link == r->link)
+            on_link += q->n;
+    if (p->n > max || on_link > POOL_LINK_MAX)
         pool_discard(p->bottom, "the pool is full"); /* the longest idle */
     return true;
 }
