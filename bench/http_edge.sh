@@ -18,6 +18,10 @@
 #   BENCH_OUT=FILE     also write the table there
 #   CONNECT_LOG=warn   log level of hub and agent (default warn: the edge logs
 #                      nothing per request at warn)
+#   BENCH_HUB_ARGS=... extra `connect-hub serve` options, e.g. "--http-pool 0"
+#                      (no upstream keep-alive pool: a target connection per
+#                      request, the edge before the pool)
+#   BENCH_PATHS=...    the paths to measure (default "direct nginx tunnel share")
 #
 # The share's limit: the API allows at most 1,000 requests a minute per
 # share, far below what wrk sends, so the bench creates BENCH_SHARES shares
@@ -115,7 +119,8 @@ curl -sf "http://127.0.0.1:$PROXY_PORT/1k.bin" -o /dev/null || fail "the nginx p
 # ---- Connect: a hub, an agent exposing the target, shares -----------------------------
 hub_init
 EDGE_PORT=$(free_port)
-hub_start --http-port "$EDGE_PORT" --rate-limit 0
+# shellcheck disable=SC2086 # BENCH_HUB_ARGS is a list of words
+hub_start --http-port "$EDGE_PORT" --rate-limit 0 ${BENCH_HUB_ARGS:-}
 agent_enroll bench
 expose bench "127.0.0.1:$TARGET_PORT" --public --protocol http --name web
 WEB_ID=$TUNNEL_ID
@@ -170,7 +175,7 @@ HOSTS[direct]=$WORK/plain-hosts.txt
 HOSTS[nginx]=$WORK/plain-hosts.txt
 HOSTS[tunnel]=$WORK/tunnel-hosts.txt
 HOSTS[share]=$WORK/share-hosts.txt
-PATHS="direct nginx tunnel share"
+PATHS=${BENCH_PATHS:-direct nginx tunnel share}
 declare -A LABEL=([direct]="direct to nginx" [nginx]="nginx reverse proxy"
     [tunnel]="Connect public HTTP tunnel" [share]="Connect share (policy on)")
 
@@ -228,7 +233,7 @@ fmt_int() { awk -v v="${1:-0}" 'BEGIN { printf "%.0f", v }' | sed ':a;s/\B[0-9]\
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf (b > 0 ? "%.2f" : "–"), a / b }'; }
 {
     echo
-    echo "Loopback, $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), wrk -t2 -c50 -d${SECS}s, $RUNS runs per cell interleaved, load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg); hub and agent at CONNECT_LOG=$CONNECT_LOG."
+    echo "Loopback, $(nproc) cores${BENCH_HUB_ARGS:+, hub with $BENCH_HUB_ARGS} ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), wrk -t2 -c50 -d${SECS}s, $RUNS runs per cell interleaved, load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg); hub and agent at CONNECT_LOG=$CONNECT_LOG."
     echo
     echo "| path | keep-alive req/s: median (runs) | p99 ms | new connection per request req/s: median (runs) | p99 ms |"
     echo "| --- | ---: | ---: | ---: | ---: |"
@@ -243,8 +248,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf (b > 0 ? "%.2f" : "–"), a / 
     done
     echo
     for mode in keep close; do
+        [ -n "${R[tunnel:$mode]:-}" ] && [ -n "${R[nginx:$mode]:-}" ] || continue
         t=$(median <<<"${R[tunnel:$mode]}")
-        s=$(median <<<"${R[share:$mode]}")
+        s=$(median <<<"${R[share:$mode]:-}")
         n=$(median <<<"${R[nginx:$mode]}")
         echo "- $([ "$mode" = keep ] && echo keep-alive || echo "new connections"): share / tunnel = $(ratio "$s" "$t") (goal ≥ 0.90), tunnel / nginx proxy = $(ratio "$t" "$n") (goal ≥ 0.80)"
     done

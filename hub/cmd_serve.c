@@ -50,15 +50,15 @@
 #define HTTP_PORT_UNSET ((unsigned long)-1)
 
 /* Rows of serve_table(), the end marker included. */
-#define SERVE_OPTS 38
+#define SERVE_OPTS 40
 
 /* What the table parses before the checks turn it into options. */
 typedef struct serve_raw {
     const char *listen, *tcp_ports;
     unsigned long http_port;  /* HTTP_PORT_UNSET: not given */
     unsigned long https_port; /* HTTP_PORT_UNSET: not given */
-    unsigned long http_timeout, rate_limit, max_tunnels, max_agents, udp_idle, event_days,
-        event_max;
+    unsigned long http_timeout, http_pool, http_pool_idle, rate_limit, max_tunnels, max_agents,
+        udp_idle, event_days, event_max;
     const char *public_bind;
     unsigned long max_links, max_links_per_agent, conn_rate, auth_fail_rate, max_conns,
         max_conns_per_tunnel, max_conns_per_ws, max_conns_per_client, tcp_idle_timeout;
@@ -89,6 +89,13 @@ static void serve_table(hub_serve_options_t *o, serve_raw_t *r, cn_opt_t t[stati
         {"http-timeout", CN_OPT_UINT | CN_OPT_ONCE, &r->http_timeout, 1, 3600, "S",
          "seconds a target may take to answer before the edge answers 504 (default " STR(
              HUB_HTTP_TIMEOUT_DEFAULT_S) ")"},
+        {"http-pool", CN_OPT_UINT | CN_OPT_ONCE, &r->http_pool, 0, 1024, "N",
+         "idle keep-alive streams to a tunnel's target the HTTP edge keeps for the next "
+         "requests, per tunnel and agent link; 0 = a new target connection per request "
+         "(default " STR(HUB_HTTP_POOL_DEFAULT) ")"},
+        {"http-pool-idle", CN_OPT_UINT | CN_OPT_ONCE, &r->http_pool_idle, 1, 3600, "S",
+         "seconds an idle pooled stream is kept; keep it below the targets' own keep-alive "
+         "timeout (default " STR(HUB_HTTP_POOL_IDLE_DEFAULT_S) ")"},
         {"tcp-ports", CN_OPT_STRING | CN_OPT_ONCE, &r->tcp_ports, 0, 0, "A-B",
          "range of hub ports for public TCP tunnels (default " STR(
              HUB_API_TCP_PORTS_DEFAULT_LO) "-" STR(HUB_API_TCP_PORTS_DEFAULT_HI) ")"},
@@ -206,6 +213,8 @@ static void set_defaults(hub_serve_options_t *o, serve_raw_t *r)
     r->http_port = HTTP_PORT_UNSET;
     r->https_port = HTTP_PORT_UNSET;
     r->http_timeout = HUB_HTTP_TIMEOUT_DEFAULT_S;
+    r->http_pool = HUB_HTTP_POOL_DEFAULT;
+    r->http_pool_idle = HUB_HTTP_POOL_IDLE_DEFAULT_S;
     r->rate_limit = HUB_API_RATE_LIMIT_DEFAULT;
     r->max_tunnels = HUB_API_MAX_TUNNELS_DEFAULT;
     r->max_agents = HUB_API_MAX_AGENTS_DEFAULT;
@@ -258,6 +267,8 @@ static int check_options(hub_serve_options_t *o, const serve_raw_t *r, char *err
     o->https_port_set = r->https_port != HTTP_PORT_UNSET;
     o->https_port = o->https_port_set ? (uint16_t)r->https_port : 0;
     o->http_timeout_s = (unsigned)r->http_timeout;
+    o->http_pool = (unsigned)r->http_pool;
+    o->http_pool_idle_s = (unsigned)r->http_pool_idle;
     o->rate_limit = (unsigned)r->rate_limit;
     o->max_tunnels = (size_t)r->max_tunnels;
     o->max_agents = (size_t)r->max_agents;
@@ -563,6 +574,8 @@ static int start_server(serve_t *s)
         .https_port_fallback = !o->https_port_set,
         .public_domain = o->public_domain,
         .http_timeout_ms = o->http_timeout_s * 1000u,
+        .http_pool_max = o->http_pool,
+        .http_pool_idle_ms = o->http_pool_idle_s * 1000u,
         .udp_idle_ms = o->udp_idle_ms,
         .inspect = s->inspect,
     };

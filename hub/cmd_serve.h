@@ -11,17 +11,24 @@
 
 /* Seconds a target may take to start answering before the edge answers 504. */
 #define HUB_HTTP_TIMEOUT_DEFAULT_S 30
+/* The HTTP edge's upstream keep-alive pool (docs/http-edge.md): idle
+ * streams kept per tunnel and agent link, and how long (below common
+ * targets' keep-alive timeouts: nginx 75 s, Node.js 5 s). */
+#define HUB_HTTP_POOL_DEFAULT 64
+#define HUB_HTTP_POOL_IDLE_DEFAULT_S 4
 
 typedef struct hub_serve_options {
     const char *db;
     char listen_host[64];
     uint16_t listen_port;
     const char *public_domain;
-    uint16_t http_port;      /* the HTTP edge's port when http_port_set */
-    bool http_port_set;      /* --http-port given (0 = the kernel picks) */
-    uint16_t https_port;     /* the HTTPS edge's port when https_port_set */
-    bool https_port_set;     /* --https-port given (0 = the kernel picks) */
-    unsigned http_timeout_s; /* --http-timeout, HUB_HTTP_TIMEOUT_DEFAULT_S when not given */
+    uint16_t http_port;        /* the HTTP edge's port when http_port_set */
+    bool http_port_set;        /* --http-port given (0 = the kernel picks) */
+    uint16_t https_port;       /* the HTTPS edge's port when https_port_set */
+    bool https_port_set;       /* --https-port given (0 = the kernel picks) */
+    unsigned http_timeout_s;   /* --http-timeout, HUB_HTTP_TIMEOUT_DEFAULT_S when not given */
+    unsigned http_pool;        /* --http-pool: idle streams per tunnel, 0 = no pool */
+    unsigned http_pool_idle_s; /* --http-pool-idle */
     uint16_t tcp_port_lo, tcp_port_hi;
     const char *tls_cert;
     const char *tls_key;

@@ -2,20 +2,34 @@
  * client connection is read by the hub (raw socket, our sans-IO HTTP/1.1
  * parser in http1.c), routed by Host (NAME.DOMAIN for a public HTTP
  * tunnel, share-TOKEN.DOMAIN for a share), checked (tunnel status, basic
- * auth, the share's policy) on every request, and each request becomes one
+ * auth, the share's policy) on every request, and each request goes on a
  * mux stream to the exposing agent, which dials the target as for TCP.
  *
  * Request boundaries: the hub parses every request head and frames its
  * body (Content-Length or chunked), so requests on a keep-alive connection,
- * pipelined ones included, are routed and checked one by one. Toward the
- * target each request carries "Connection: close": the target's response
- * ends at the latest with the stream's FIN, and the hub frames it (the same
- * parser) to keep the client's connection alive when the response has a
- * length. Bodies stream both ways through the stream's window: the hub
- * reads from a socket only while the stream has credit and gives credit
- * back only as fast as the client takes the bytes, so a slow client never
- * grows a buffer. A 101 answer to an Upgrade request turns the connection
- * into a byte pipe (WebSockets).
+ * pipelined ones included, are routed and checked one by one; it frames
+ * each response with the same parser, so it knows where a response ends
+ * without the target closing.
+ *
+ * Upstream keep-alive (docs/http-edge.md): toward the target requests are
+ * HTTP/1.1 keep-alive, and a stream whose exchange ended cleanly (framed
+ * response, no Connection: close, request sent whole, nothing left over)
+ * waits idle in a pool per tunnel and agent link (edge_pool_t, LIFO,
+ * bounded by --http-pool and --http-pool-idle) for the next request of the
+ * tunnel from any client: no OPEN round trip, no new target connection
+ * (that set-up and teardown was most of the CPU before). The agent stays a
+ * byte pipe. Only requests that are safe to send twice and carry no body
+ * take a pooled stream, so the pool's race (the target closing an idle
+ * connection as a request goes out) is met by sending such a request once
+ * more on a new stream (retry_fresh). Tunnel changes, pause, delete and the
+ * link's end drop the pool. With --http-pool 0 every request carries
+ * "Connection: close" and gets its own stream.
+ *
+ * Bodies stream both ways through the stream's window: the hub reads from
+ * a socket only while the stream has credit and gives credit back only as
+ * fast as the client takes the bytes, so a slow client never grows a
+ * buffer. A 101 answer to an Upgrade request turns the connection into a
+ * byte pipe (WebSockets).
  *
  * TLS (serve --tls-cert/--tls-key): a second listening socket, the HTTPS
  * port, whose connections run OpenSSL directly on the non-blocking socket
@@ -75,6 +89,18 @@
 #define LOG_FLUSH_MS 100
 #define TICK_MS 1000
 #define WINDOWS_PRUNE_AT 1024
+/* Requests one pooled stream carries before it is closed (nginx's
+ * keepalive_requests default): a target's per-connection state, leaks
+ * included, does not live for ever. */
+#define POOL_MAX_REQUESTS 1000
+/* Idle streams on one agent link, all its tunnels together: a quarter of
+ * the streams a link may have open (CN_MUX_DEFAULT_MAX_STREAMS), so that
+ * idle ones never starve the link of streams for requests. */
+#define POOL_LINK_MAX (CN_MUX_DEFAULT_MAX_STREAMS / 4)
+/* Requests that may be sent twice (RFC 9110 9.2.2): only these take a
+ * pooled stream, so the one retry after the pool's race never repeats a
+ * POST or PATCH. */
+#define POOL_METHODS (HUB_GET | HUB_HEAD | HUB_PUT | HUB_DELETE | HUB_OPTIONS)
 
 enum conn_state {
     C_HEAD = 0, /* reading a request head */
@@ -92,6 +118,7 @@ enum resp_state {
 };
 
 typedef struct edge_conn edge_conn_t;
+struct edge_pool;
 
 /* One request's stream. Owned by itself: freed when the stream is
  * finished and no connection points at it. */
@@ -114,7 +141,29 @@ typedef struct edge_req {
     lws_sorted_usec_list_t timer;  /* 504 while waiting; linger once detached */
     char tunnel_id[HUB_ID_SIZE];   /* for the per-tunnel byte counts of /metrics */
     uint64_t bytes_up, bytes_down; /* into the stream (request), out of it (response) */
+    /* The upstream keep-alive pool: a stream whose exchange ended cleanly
+     * waits idle in its tunnel's pool for the next request. */
+    char agent_id[HUB_ID_SIZE];
+    int64_t version;                /* the tunnel's updated_at when the request was routed */
+    struct edge_pool *pool;         /* non-NULL while idle in a pool */
+    struct edge_req *pnext, *pprev; /* the pool's list, newest first */
+    unsigned nreq;                  /* requests this stream carried */
+    bool from_pool;                 /* this request went out on a pooled stream */
+    bool resp_keep;                 /* the response lets the connection be reused */
+    cn_buf_t resend;                /* from_pool: the head, to send it again once */
 } edge_req_t;
+
+/* The idle streams of one tunnel on one agent link (a share and its
+ * tunnel reach the same target, so they share it). */
+typedef struct edge_pool {
+    struct edge_pool *next;
+    char tunnel_id[HUB_ID_SIZE];
+    char agent_id[HUB_ID_SIZE];
+    cn_link_t *link;
+    int64_t version;          /* the tunnel's updated_at: a PATCH makes a new pool */
+    edge_req_t *top, *bottom; /* newest first; taken from the top (LIFO) */
+    size_t n;
+} edge_pool_t;
 
 /* What the access log needs about the request being answered. */
 typedef struct req_info {
@@ -185,6 +234,8 @@ struct hub_edge_http {
     lws_sorted_usec_list_t log_sul; /* the next flush of the access log, while rows wait */
     bool log_pending;
     int64_t last_prune;
+    edge_pool_t *pools;
+    size_t npooled; /* idle streams in all pools */
 };
 
 static int64_t now_ms(const hub_runtime_t *rt)
@@ -538,14 +589,207 @@ static int req_write(edge_req_t *r, const void *p, size_t n)
     return w;
 }
 
-static void req_free(edge_req_t *r)
+static const cn_stream_ops_t req_ops;
+
+/* Adds the request's bytes to its tunnel's counts (once per request: a
+ * pooled stream carries many). */
+static void req_account(edge_req_t *r)
 {
     if (r->tunnel_id[0] && (r->bytes_up || r->bytes_down))
         hub_metrics_tunnel_bytes(r->rt->cfg.metrics, r->tunnel_id, r->bytes_up, r->bytes_down);
+    r->bytes_up = r->bytes_down = 0;
+}
+
+static void req_free(edge_req_t *r)
+{
+    req_account(r);
     lws_sul_cancel(&r->timer);
     cn_buf_free(&r->pending);
     cn_buf_free(&r->rhead);
+    cn_buf_free(&r->resend);
     free(r);
+}
+
+/* A request's stream object, not opened yet, for the tunnel served by
+ * session `s`. NULL when out of memory. */
+static edge_req_t *req_new(edge_conn_t *c, session_t *s, const char *tunnel_id,
+                           const char *agent_id, int64_t version)
+{
+    edge_req_t *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->ops = &req_ops;
+    r->rt = c->rt;
+    r->conn = c;
+    r->link = s->link;
+    r->mux = cn_link_mux(s->link);
+    snprintf(r->tunnel_id, sizeof(r->tunnel_id), "%s", tunnel_id);
+    snprintf(r->agent_id, sizeof(r->agent_id), "%s", agent_id);
+    r->version = version;
+    r->nreq = 1;
+    cn_buf_init(&r->pending, HUB_H1_HEAD_MAX + 1024, 0);
+    cn_buf_init(&r->rhead, HUB_H1_HEAD_MAX, 0);
+    cn_buf_init(&r->resend, HUB_H1_HEAD_MAX + 1024, 0);
+    return r;
+}
+
+/* Opens the request's stream to the agent (the agent dials the target as
+ * for a TCP tunnel). 0 or the CN_E* of cn_mux_open(). */
+static int req_open(edge_req_t *r, const edge_conn_t *c)
+{
+    char meta[128];
+    int mlen = snprintf(meta, sizeof(meta), "{\"client\":\"%s\"}", c->client);
+    int rc = cn_mux_open(r->mux, CN_KIND_TCP, (const uint8_t *)r->tunnel_id, strlen(r->tunnel_id),
+                         (const uint8_t *)meta, (size_t)mlen, r, &r->id);
+    if (rc == 0)
+        r->opened = true;
+    return rc;
+}
+
+/* ---- the upstream keep-alive pool ----------------------------------------------- */
+
+static edge_pool_t *pool_find(struct hub_edge_http *e, const char *tunnel_id, const cn_link_t *link)
+{
+    for (edge_pool_t *p = e->pools; p; p = p->next)
+        if (p->link == link && !strcmp(p->tunnel_id, tunnel_id))
+            return p;
+    return NULL;
+}
+
+/* Takes r out of its pool; frees the pool once it is empty. */
+static void pool_unlink(edge_req_t *r)
+{
+    edge_pool_t *p = r->pool;
+    struct hub_edge_http *e = r->rt->edge;
+    if (!p)
+        return;
+    if (r->pprev)
+        r->pprev->pnext = r->pnext;
+    else
+        p->top = r->pnext;
+    if (r->pnext)
+        r->pnext->pprev = r->pprev;
+    else
+        p->bottom = r->pprev;
+    r->pnext = r->pprev = NULL;
+    r->pool = NULL;
+    lws_sul_cancel(&r->timer);
+    p->n--;
+    e->npooled--;
+    if (!p->n) {
+        for (edge_pool_t **pp = &e->pools; *pp; pp = &(*pp)->next)
+            if (*pp == p) {
+                *pp = p->next;
+                break;
+            }
+        free(p);
+    }
+}
+
+/* Ends an idle pooled stream: the agent closes the target connection on
+ * the reset, and op_closed frees the object. */
+static void pool_discard(edge_req_t *r, const char *why)
+{
+    cn_log_debug("http: pooled stream %u of tunnel %s closed: %s", (unsigned)r->id, r->tunnel_id,
+                 why);
+    pool_unlink(r);
+    cn_mux_reset(r->mux, r->id, CN_RST_CANCEL, why);
+    cn_link_flush(r->link);
+}
+
+static void pool_drop(edge_pool_t *p, const char *why)
+{
+    for (size_t n = p->n; n; n--) /* the last discard frees p */
+        pool_discard(p->top, why);
+}
+
+static void pool_idle_cb(lws_sorted_usec_list_t *sul)
+{
+    edge_req_t *r = lws_container_of(sul, edge_req_t, timer);
+    if (r->pool)
+        pool_discard(r, "idle in the pool");
+}
+
+/* An idle stream for a request of the tunnel (at `version`) on `link`,
+ * out of its pool, or NULL. */
+static edge_req_t *pool_take(struct hub_edge_http *e, const char *tunnel_id, const cn_link_t *link,
+                             int64_t version)
+{
+    edge_pool_t *p = pool_find(e, tunnel_id, link);
+    if (!p)
+        return NULL;
+    if (p->version != version) {
+        pool_drop(p, "the tunnel changed");
+        return NULL;
+    }
+    edge_req_t *r = p->top;
+    pool_unlink(r);
+    return r;
+}
+
+/* The exchange on c's stream r ended: keeps the stream for the next
+ * request when both sides left the connection reusable. The target's
+ * connection is reusable when its response ended by its own framing (not
+ * by the close), it did not say Connection: close (HTTP/1.1, or 1.0 with
+ * keep-alive), the request went out whole, and nothing came after the
+ * response. True when r went to the pool (c no longer has it). */
+static bool pool_put(edge_conn_t *c, edge_req_t *r)
+{
+    struct hub_edge_http *e = c->rt->edge;
+    unsigned max = c->rt->cfg.http_pool_max;
+    const uint8_t *rest;
+    size_t restn;
+    if (!max || !r->opened || !r->accepted || r->stream_done || r->reset_code || r->upgrade ||
+        r->rstate != R_BODY || !r->rbody.done || r->rbody.kind == HUB_H1_BODY_CLOSE ||
+        !r->resp_keep || !r->reqbody.done || r->pending.len || c->state != C_WAIT ||
+        r->nreq >= POOL_MAX_REQUESTS || cn_mux_peek(r->mux, r->id, &rest, &restn) != CN_EAGAIN)
+        return false;
+    edge_pool_t *p = pool_find(e, r->tunnel_id, r->link);
+    if (p && p->version != r->version) {
+        if (p->version > r->version)
+            return false; /* routed before the tunnel changed */
+        pool_drop(p, "the tunnel changed");
+        p = NULL;
+    }
+    if (!p) {
+        if (!(p = calloc(1, sizeof(*p))))
+            return false;
+        snprintf(p->tunnel_id, sizeof(p->tunnel_id), "%s", r->tunnel_id);
+        snprintf(p->agent_id, sizeof(p->agent_id), "%s", r->agent_id);
+        p->link = r->link;
+        p->version = r->version;
+        p->next = e->pools;
+        e->pools = p;
+    }
+    req_account(r);
+    if (c->req == r)
+        c->req = NULL;
+    r->conn = NULL;
+    lws_sul_cancel(&r->timer);
+    r->rstate = R_HEAD;
+    cn_buf_reset(&r->rhead);
+    memset(&r->rbody, 0, sizeof(r->rbody));
+    r->sent_any = r->from_pool = r->resp_keep = false;
+    cn_buf_reset(&r->resend);
+    r->pool = p;
+    r->pprev = NULL;
+    r->pnext = p->top;
+    if (p->top)
+        p->top->pprev = r;
+    else
+        p->bottom = r;
+    p->top = r;
+    p->n++;
+    e->npooled++;
+    lws_sul_schedule(c->rt->ctx, 0, &r->timer, pool_idle_cb,
+                     (lws_usec_t)c->rt->cfg.http_pool_idle_ms * LWS_US_PER_MS);
+    size_t on_link = 0;
+    for (edge_pool_t *q = e->pools; q; q = q->next)
+        if (q->link == r->link)
+            on_link += q->n;
+    if (p->n > max || on_link > POOL_LINK_MAX)
+        pool_discard(p->bottom, "the pool is full"); /* the longest idle */
+    return true;
 }
 
 static void linger_cb(lws_sorted_usec_list_t *sul)
@@ -607,7 +851,7 @@ static void pump_request(edge_conn_t *c);
 static void request_finished(edge_conn_t *c, bool abort_stream)
 {
     log_request(c);
-    if (c->req)
+    if (c->req && (abort_stream || !pool_put(c, c->req)))
         req_detach(c->req, abort_stream);
     c->req = NULL;
     memset(&c->info, 0, sizeof(c->info));
@@ -665,6 +909,42 @@ static void arm_response_timer(edge_conn_t *c)
                          (lws_usec_t)c->rt->cfg.http_timeout_ms * LWS_US_PER_MS);
 }
 
+/* The race every keep-alive pool has: the target closed an idle
+ * connection just as a request went out on it. A request sent on a pooled
+ * stream that ended (FIN or reset) before any response byte is sent once
+ * more on a new stream; only requests that are safe to repeat, with no
+ * body, take pooled streams (POOL_METHODS), so this never runs a POST
+ * twice (nginx's proxy_next_upstream retries the same way, and never
+ * non-idempotent requests). True when the request was restarted. */
+static bool retry_fresh(edge_conn_t *c)
+{
+    edge_req_t *old = c->req;
+    if (!old || !old->from_pool || old->rstate != R_HEAD || old->rhead.len || !old->resend.len ||
+        c->state != C_WAIT)
+        return false;
+    session_t *s = hub_agents_route(c->rt, old->agent_id, old->tunnel_id);
+    if (!s)
+        return false;
+    edge_req_t *r = req_new(c, s, old->tunnel_id, old->agent_id, old->version);
+    if (!r)
+        return false;
+    r->reqbody = old->reqbody;
+    r->head_request = old->head_request;
+    if (cn_buf_append(&r->pending, cn_buf_data(&old->resend), old->resend.len) < 0 ||
+        req_open(r, c) < 0) {
+        req_free(r);
+        return false;
+    }
+    cn_log_debug("http %s: the target closed a pooled connection of tunnel %s as the request "
+                 "went out; sending it again on a new one",
+                 c->client, old->tunnel_id);
+    req_detach(old, true);
+    c->req = r;
+    arm_response_timer(c);
+    cn_link_flush(r->link);
+    return true;
+}
+
 static void op_accepted(void *self)
 {
     edge_req_t *r = self;
@@ -679,6 +959,10 @@ static void op_accepted(void *self)
 static void op_readable(void *self)
 {
     edge_req_t *r = self;
+    if (r->pool) { /* an idle target says something: it closed, or talks out of turn */
+        pool_discard(r, "the target closed its idle connection");
+        return;
+    }
     if (!r->conn) {
         drain_stream(r);
         cn_link_flush(r->link);
@@ -705,6 +989,8 @@ static void op_closed(void *self)
 {
     edge_req_t *r = self;
     r->stream_done = true;
+    if (r->pool)
+        pool_unlink(r);
     edge_conn_t *c = r->conn;
     if (!c) {
         req_free(r);
@@ -718,6 +1004,8 @@ static void op_closed(void *self)
                               : "the agent did not open a connection to the target";
         fail_request(c, 502, why);
     } else if (r->rstate == R_HEAD) {
+        if (retry_fresh(c))
+            return;
         fail_request(c, 502,
                      r->rhead.len ? "the target sent an incomplete response"
                                   : "the connection to the target was lost");
@@ -936,6 +1224,8 @@ static bool response_head(edge_conn_t *c, const hub_h1_head_t *h)
     }
     if (r->rbody.kind == HUB_H1_BODY_CLOSE || r->upgrade)
         c->close_after = true;
+    r->resp_keep = h->minor >= 1 ? !hub_h1_has_token(h, "connection", "close")
+                                 : hub_h1_has_token(h, "connection", "keep-alive");
     const char *eol = memchr(raw, '\r', h->head_len);
     out_printf(c, "HTTP/1.1 %.*s\r\n", (int)(eol - raw - 9), raw + 9);
     for (size_t i = 0; i < h->nheaders; i++) {
@@ -1030,6 +1320,8 @@ static void pump_response(edge_conn_t *c)
         if (rc == 0) {
             /* The target's FIN. */
             if (r->rstate == R_HEAD) {
+                if (retry_fresh(c))
+                    return;
                 fail_request(c, 502,
                              r->rhead.len ? "the target sent an incomplete response"
                                           : "the target closed the connection without "
@@ -1167,7 +1459,8 @@ static bool host_name(const hub_h1_head_t *h, char *out, size_t cap)
     return n > 0;
 }
 
-/* Writes the request as the target gets it into r->pending. */
+/* Writes the request as the target gets it into r->pending: HTTP/1.1
+ * keep-alive when the edge pools streams, else with Connection: close. */
 static int build_head(edge_conn_t *c, const hub_h1_head_t *h, edge_req_t *r, const char *host,
                       const char *target, size_t target_len, bool strip_auth)
 {
@@ -1211,6 +1504,8 @@ static int build_head(edge_conn_t *c, const hub_h1_head_t *h, edge_req_t *r, con
         PUTS("Connection: Upgrade\r\nUpgrade: ");
         PUT(up->value, up->value_len);
         PUTS("\r\n\r\n");
+    } else if (c->rt->cfg.http_pool_max) {
+        PUTS("\r\n");
     } else {
         PUTS("Connection: close\r\n\r\n");
     }
@@ -1438,24 +1733,16 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
         goto refuse_body;
     }
 
-    /* Start the request: its head, rewritten, goes first on a new stream. */
-    r = calloc(1, sizeof(*r));
+    /* Start the request: its head, rewritten, goes first on a stream. */
+    r = req_new(c, s, t.id, t.agent_id, t.updated_at);
     if (!r) {
         status = 503;
         msg = "out of memory";
         goto refuse_body;
     }
-    r->ops = &req_ops;
-    r->rt = rt;
-    snprintf(r->tunnel_id, sizeof(r->tunnel_id), "%s", t.id);
-    r->conn = c;
-    r->link = s->link;
-    r->mux = cn_link_mux(s->link);
     r->reqbody = body;
     r->head_request = method == HUB_HEAD;
     r->upgrade = hub_h1_find(h, "upgrade") && hub_h1_has_token(h, "connection", "upgrade");
-    cn_buf_init(&r->pending, HUB_H1_HEAD_MAX + 1024, 0);
-    cn_buf_init(&r->rhead, HUB_H1_HEAD_MAX, 0);
     const char *target = h->target;
     size_t target_len = h->target_len;
     if (share && share->npaths) {
@@ -1486,20 +1773,53 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
         goto refuse_body;
     }
     bool expect = hub_h1_has_token(h, "expect", "100-continue");
-    char meta[128];
-    int mlen = snprintf(meta, sizeof(meta), "{\"client\":\"%s\"}", c->client);
-    int rc = cn_mux_open(r->mux, CN_KIND_TCP, (const uint8_t *)t.id, strlen(t.id),
-                         (const uint8_t *)meta, (size_t)mlen, r, &r->id);
+    /* A request that is safe to send twice and has no body takes an idle
+     * stream of the tunnel's pool, when there is one: no OPEN round trip,
+     * no new target connection. */
+    edge_req_t *pooled = NULL;
+    if (rt->cfg.http_pool_max && body.done && !r->upgrade && (method & POOL_METHODS))
+        pooled = pool_take(rt->edge, t.id, s->link, t.updated_at);
+    if (pooled && cn_buf_append(&pooled->resend, cn_buf_data(&r->pending), r->pending.len) == 0) {
+        cn_buf_t fresh = r->pending;
+        r->pending = pooled->pending;
+        pooled->pending = fresh;
+        pooled->conn = c;
+        pooled->reqbody = body;
+        pooled->head_request = r->head_request;
+        pooled->version = t.updated_at;
+        pooled->from_pool = true;
+        pooled->nreq++;
+        req_free(r);
+        r = pooled;
+        cn_buf_consume(&c->in, head_len);
+        c->req = r;
+        c->state = C_WAIT;
+        /* Reading stays on: a client waiting for its answer sends nothing,
+         * and conn_read turns it off if it does (pipelining); toggling it
+         * costs an epoll_ctl per request. */
+        lws_sul_cancel(&c->deadline);
+        arm_response_timer(c);
+        pump_request(c);
+        hub_tunnel_clear(&t);
+        free(share);
+        return;
+    }
+    if (pooled) { /* out of memory for the copy: a new stream instead */
+        pooled->conn = NULL;
+        cn_buf_reset(&pooled->resend);
+        cn_mux_reset(pooled->mux, pooled->id, CN_RST_CANCEL, "out of memory");
+    }
+    int rc = req_open(r, c);
     if (rc < 0) {
         status = 503;
         msg = "the agent's link cannot take another request now";
         goto refuse_body;
     }
-    r->opened = true;
     cn_buf_consume(&c->in, head_len);
     c->req = r;
     c->state = body.done ? C_WAIT : C_BODY;
-    set_rx(c, false); /* until the agent accepts the stream */
+    if (!body.done)
+        set_rx(c, false); /* until the agent accepts the stream (else as above) */
     lws_sul_cancel(&c->deadline);
     if (expect && !body.done && h->minor >= 1)
         out_printf(c, "HTTP/1.1 100 Continue\r\n\r\n"); /* we checked; send the body */
@@ -1517,11 +1837,8 @@ refuse_body:
     if (body.kind != HUB_H1_BODY_NONE && !body.done)
         c->close_after = true;
 answer:
-    if (r) {
-        cn_buf_free(&r->pending);
-        cn_buf_free(&r->rhead);
-        free(r);
-    }
+    if (r)
+        req_free(r);
     cn_buf_consume(&c->in, head_len);
     hub_tunnel_clear(&t);
     free(share);
@@ -2066,11 +2383,39 @@ int hub_edge_http_port(const hub_runtime_t *rt)
     return rt && rt->edge ? rt->edge->port : -1;
 }
 
+void hub_edge_http_sync_agent(hub_runtime_t *rt, const char *agent_id,
+                              const hub_tunnel_list_t *list)
+{
+    struct hub_edge_http *e = rt->edge;
+    if (!e)
+        return;
+    for (edge_pool_t *p = e->pools, *next; p; p = next) {
+        next = p->next; /* pool_drop frees p */
+        if (strcmp(p->agent_id, agent_id))
+            continue;
+        const hub_tunnel_t *t = hub_tunnel_list_find(list, p->tunnel_id);
+        if (t && t->status != HUB_TUNNEL_PAUSED && t->status != HUB_TUNNEL_EXPIRED &&
+            t->updated_at == p->version)
+            continue;
+        pool_drop(p, !t                                ? "the tunnel was deleted"
+                     : t->status == HUB_TUNNEL_PAUSED  ? "the tunnel was paused"
+                     : t->status == HUB_TUNNEL_EXPIRED ? "the tunnel expired"
+                                                       : "the tunnel changed");
+    }
+}
+
+size_t hub_edge_http_pooled(const hub_runtime_t *rt)
+{
+    return rt && rt->edge ? rt->edge->npooled : 0;
+}
+
 void hub_edge_http_close_all(hub_runtime_t *rt)
 {
     struct hub_edge_http *e = rt->edge;
     if (!e)
         return;
+    while (e->pools)
+        pool_drop(e->pools, "the hub is stopping");
     lws_sul_cancel(&e->tick);
     lws_sul_cancel(&e->log_sul);
     e->log_pending = false;
@@ -2106,6 +2451,11 @@ void hub_edge_http_free(hub_runtime_t *rt)
         share_window_t *w = e->windows;
         e->windows = w->next;
         free(w);
+    }
+    while (e->pools) { /* close_all emptied them; their streams are the links' */
+        edge_pool_t *p = e->pools;
+        e->pools = p->next;
+        free(p);
     }
     SSL_CTX_free(e->ssl_ctx);
     free(e->log);

@@ -294,6 +294,10 @@ int hub_metrics_render(hub_metrics_t *m, const hub_metrics_snapshot_t *s, char *
 
     family(&o, "connect_streams_open", "gauge", "Multiplexed streams open on all agent links.");
     put(&o, "connect_streams_open %zu\n", s->streams_open);
+    family(&o, "connect_http_pooled_streams", "gauge",
+           "Idle streams the HTTP edge keeps open to targets for the next requests (included in "
+           "connect_streams_open).");
+    put(&o, "connect_http_pooled_streams %zu\n", s->streams_pooled);
 
     render_bytes(&o, m, s);
 

@@ -98,6 +98,7 @@ typedef struct hub_metrics_snapshot {
     size_t agents_pending;      /* created, not enrolled yet */
     size_t links;               /* live agent links (an agent may hold several) */
     size_t streams_open;        /* multiplexed streams open on all links */
+    size_t streams_pooled;      /* of those, idle in the HTTP edge's keep-alive pools */
     size_t webhook_pending;     /* webhook deliveries waiting in the store */
     const hub_metrics_tunnel_t *tunnels;
     size_t ntunnels;

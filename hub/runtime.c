@@ -42,6 +42,7 @@ void hub_runtime_agent_changed(hub_runtime_t *rt, const char *ws, const char *ag
     hub_edge_tcp_sync_agent(rt, agent_id, &list);
     hub_edge_udp_sync_agent(rt, agent_id, &list);
     hub_reach_sync_agent(rt, agent_id, &list);
+    hub_edge_http_sync_agent(rt, agent_id, &list);
     hub_tunnel_list_free(&list);
     hub_agents_changed(rt, ws, agent_id, gone);
 }
@@ -80,6 +81,8 @@ hub_runtime_t *hub_runtime_new(const hub_runtime_config_t *cfg, char *err, size_
         rt->cfg.max_links_per_agent = HUB_RUNTIME_MAX_LINKS_PER_AGENT_DEFAULT;
     if (!rt->cfg.http_timeout_ms)
         rt->cfg.http_timeout_ms = 30000;
+    if (!rt->cfg.http_pool_idle_ms)
+        rt->cfg.http_pool_idle_ms = 4000;
     rt->tcp_host = strdup(cfg->tcp_host ? cfg->tcp_host : "127.0.0.1");
     rt->public_domain =
         strdup(cfg->public_domain && *cfg->public_domain ? cfg->public_domain : "localhost");
@@ -148,6 +151,7 @@ void hub_runtime_metrics(void *ctx, hub_metrics_snapshot_t *snap, hub_metrics_tu
     for (session_t *s = rt->sessions; s; s = s->next)
         if (s->admitted && s->link)
             snap->streams_open += cn_mux_stream_count(cn_link_mux(s->link));
+    snap->streams_pooled = hub_edge_http_pooled(rt);
     for (listener_t *l = rt->listeners; l; l = l->next)
         for (conn_t *c = l->conn_head; c; c = c->next)
             for (size_t i = 0; i < ntunnels; i++)

@@ -66,8 +66,13 @@ typedef struct hub_runtime_config {
     const char *tls_cert, *tls_key;
     int https_port;
     bool https_port_fallback;
-    const char *public_domain;   /* NAME.DOMAIN routing; default "localhost" */
-    unsigned http_timeout_ms;    /* 504 when a target has not answered; default 30000 */
+    const char *public_domain; /* NAME.DOMAIN routing; default "localhost" */
+    unsigned http_timeout_ms;  /* 504 when a target has not answered; default 30000 */
+    /* Idle keep-alive streams the edge keeps per tunnel and agent link for
+     * the next requests (0 = none: a target connection per request), and
+     * how long one stays idle (0 = 4000). */
+    unsigned http_pool_max;
+    unsigned http_pool_idle_ms;
     uint32_t udp_idle_ms;        /* UDP flow idle expiry; 0 = CN_UDP_DEFAULT_IDLE_MS */
     struct hub_inspect *inspect; /* borrowed; the edge's request records; NULL = none */
 } hub_runtime_config_t;

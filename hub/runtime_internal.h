@@ -180,6 +180,13 @@ int hub_edge_http_tls_port(const hub_runtime_t *rt);
 /* Closes the listener and every client connection; flushes the log. */
 void hub_edge_http_close_all(hub_runtime_t *rt);
 void hub_edge_http_free(hub_runtime_t *rt);
+/* Drops the idle keep-alive streams of the agent's tunnels that left
+ * `list`, were paused or expired, or changed (a PATCH): a pooled stream
+ * belongs to the tunnel as it was. */
+void hub_edge_http_sync_agent(hub_runtime_t *rt, const char *agent_id,
+                              const hub_tunnel_list_t *list);
+/* Idle keep-alive streams in the edge's pools (/metrics). */
+size_t hub_edge_http_pooled(const hub_runtime_t *rt);
 /* ---- edge_udp.c: public UDP ports ---- */
 
 /* Opens a UDP port for every public UDP tunnel of the list (start-up). */

@@ -61,6 +61,7 @@ static void test_full_rendering(void **state)
         .agents_pending = 3,
         .links = 4,
         .streams_open = 5,
+        .streams_pooled = 7,
         .webhook_pending = 6,
         .tunnels = tunnels,
         .ntunnels = 2,
@@ -105,6 +106,10 @@ static void test_full_rendering(void **state)
         "# HELP connect_streams_open Multiplexed streams open on all agent links.\n"
         "# TYPE connect_streams_open gauge\n"
         "connect_streams_open 5\n"
+        "# HELP connect_http_pooled_streams Idle streams the HTTP edge keeps open to targets for "
+        "the next requests (included in connect_streams_open).\n"
+        "# TYPE connect_http_pooled_streams gauge\n"
+        "connect_http_pooled_streams 7\n"
         "# HELP connect_tunnel_received_bytes_total Bytes public clients sent into the tunnel "
         "(toward its target).\n"
         "# TYPE connect_tunnel_received_bytes_total counter\n"
@@ -158,6 +163,7 @@ static void test_every_family_from_the_start(void **state)
         "connect_agent_links",
         "connect_tunnels",
         "connect_streams_open",
+        "connect_http_pooled_streams",
         "connect_tunnel_received_bytes_total",
         "connect_tunnel_sent_bytes_total",
         "connect_http_requests_total",
