@@ -422,6 +422,7 @@ int hub_agents_init(hub_runtime_t *rt)
         .cb = {.on_established = link_established, .on_closed = link_closed},
         .ctx = rt,
         .max_links = rt->cfg.max_links,
+        .flush_after_turn = 1, /* hub_server_run() calls cn_link_flush_turn() */
     };
     /* The configuration is ours and complete: only memory can run out. */
     rt->links = cn_link_server_new(&lc, NULL, 0);

@@ -466,6 +466,7 @@ int hub_server_run(hub_server_t *s, volatile sig_atomic_t *stop)
         } else if (lws_service(s->ctx, 0) < 0) {
             return -1;
         }
+        cn_link_flush_turn(); /* the agents' links: their output of this turn */
     }
     return 0;
 }

@@ -634,6 +634,7 @@ static void connect_now(agent_daemon_t *d)
         .ctx = d,
         .user = d,
         .timing = d->cfg.timing,
+        .flush_after_turn = 1, /* agent_daemon_service() calls cn_link_flush_turn() */
     };
     char why[160];
     d->established = d->admitted = false;
@@ -984,9 +985,11 @@ int agent_daemon_service(agent_daemon_t *d)
         /* One turn: returns after the events it waited for; the 250 ms
          * heartbeat timer, a wake-up or a signal (EINTR) bound the wait. */
         ev_run(d->loop, EVRUN_ONCE);
-        return 0;
+    } else if (lws_service(d->context, 0) < 0) {
+        return CN_EIO;
     }
-    return lws_service(d->context, 0) < 0 ? CN_EIO : 0;
+    cn_link_flush_turn(); /* the hub link's output of this turn */
+    return 0;
 }
 
 void agent_daemon_stop(agent_daemon_t *d)
