@@ -466,7 +466,7 @@ int hub_server_run(hub_server_t *s, volatile sig_atomic_t *stop)
         } else if (lws_service(s->ctx, 0) < 0) {
             return -1;
         }
-        cn_link_flush_turn(); /* the agents' links: their output of this turn */
+        cn_pipe_flush_turn(); /* sockets, then the agents' links: this turn's output */
     }
     return 0;
 }

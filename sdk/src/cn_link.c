@@ -621,6 +621,11 @@ void cn_link_flush(cn_link_t *link)
     update_rx_pause(link);
 }
 
+int cn_link_flushes_after_turn(const cn_link_t *link)
+{
+    return link && link->flush_after_turn;
+}
+
 void cn_link_flush_turn(void)
 {
     while (turn_head) {

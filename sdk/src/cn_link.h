@@ -251,6 +251,9 @@ void cn_link_flush(cn_link_t *link);
  * the streams that became ready in one turn still share records. A link
  * that fails here is closed through lws as from a callback. */
 void cn_link_flush_turn(void);
+/* Nonzero for a link created with flush_after_turn (its loop owner ends
+ * every turn with cn_link_flush_turn()). */
+int cn_link_flushes_after_turn(const cn_link_t *link);
 /* Closes the link (GOAWAY is attempted when established); on_closed follows
  * from the event loop with err 0. Safe inside any callback, idempotent. */
 void cn_link_close(cn_link_t *link, const char *why);

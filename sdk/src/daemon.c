@@ -988,7 +988,7 @@ int agent_daemon_service(agent_daemon_t *d)
     } else if (lws_service(d->context, 0) < 0) {
         return CN_EIO;
     }
-    cn_link_flush_turn(); /* the hub link's output of this turn */
+    cn_pipe_flush_turn(); /* sockets, then the hub link: this turn's output */
     return 0;
 }
 
