@@ -113,8 +113,8 @@ struct cn_link {
 
     lws_sorted_usec_list_t sul_tick;
 
-    int flush_after_turn;   /* the config's flag: see cn_link_flush_turn() */
-    int turn_queued;        /* on this thread's turn list */
+    int flush_after_turn; /* the config's flag: see cn_link_flush_turn() */
+    int turn_queued;      /* on this thread's turn list */
     cn_link_t *turn_next;
 };
 

@@ -143,8 +143,8 @@ static void pump_write(rec_t *r)
             /* Vectored: fill the spans in order as readv() would, k bytes. */
             struct iovec iov[CN_MUX_MAX_IOV];
             size_t space;
-            int n = cn_mux_write_spacev(p->mux, r->id, iov, 1 + (int)(rnd(p) % CN_MUX_MAX_IOV),
-                                        &space);
+            int n =
+                cn_mux_write_spacev(p->mux, r->id, iov, 1 + (int)(rnd(p) % CN_MUX_MAX_IOV), &space);
             if (n == CN_EAGAIN)
                 return;
             assert_true(n > 0);
@@ -1564,7 +1564,7 @@ static void test_vectored_spans(void **state)
     run(&w, 10);
     assert_true(r->accepted);
     rec_t *rb = w.b.recs[0];
-    rb->stall = 1;      /* we read b's side by hand */
+    rb->stall = 1; /* we read b's side by hand */
     rb->no_shutdown = 1;
 
     struct iovec iov[CN_MUX_MAX_IOV + 1];
