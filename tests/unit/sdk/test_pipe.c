@@ -618,6 +618,35 @@ static void test_open_deadline_only_until_accept(void **state)
     world_stop();
 }
 
+/* Link loss and a clean end behave the same with the turn lists in use. */
+static void test_ends_with_turns(void **state)
+{
+    g_turns = 1;
+    test_link_loss(state);
+    test_link_loss_resets_both_sockets(state);
+    test_clean_end_is_fin(state);
+    g_turns = 0;
+}
+
+/* A link queued for the end of the turn and freed before it (its context
+ * destroyed) must leave the list: the next cn_link_flush_turn() would use
+ * it after free (ASan). */
+static void test_link_freed_while_queued(void **state)
+{
+    g_turns = 1;
+    world_start();
+    assert_int_equal(cn_mux_ping(cn_link_mux(w.hub_link), 1), 0);
+    assert_int_equal(cn_mux_ping(cn_link_mux(w.agent_link), 2), 0);
+    cn_link_flush(w.hub_link);
+    cn_link_flush(w.agent_link);
+    lws_sul_cancel(&ticker);
+    lws_context_destroy(w.ctx); /* frees both links, queued */
+    cn_link_flush_turn();       /* must find nothing */
+    cn_link_server_free(w.srv);
+    close(w.echo_lfd);
+    g_turns = 0;
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -632,6 +661,8 @@ int main(void)
         cmocka_unit_test(test_clean_end_is_fin),
         cmocka_unit_test(test_unanswered_open_is_refused),
         cmocka_unit_test(test_open_deadline_only_until_accept),
+        cmocka_unit_test(test_ends_with_turns),
+        cmocka_unit_test(test_link_freed_while_queued),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
