@@ -1320,22 +1320,12 @@ int cn_mux_write_spacev(cn_mux_t *m, uint32_t id, struct iovec *iov, int max, si
 
 int cn_mux_write_space(cn_mux_t *m, uint32_t id, uint8_t **ptr, size_t *space)
 {
-    int rc;
-    size_t lim;
+    struct iovec v;
     *ptr = NULL;
-    *space = 0;
-    resv_release(m);
-    struct stream *s = send_target(m, id, &lim, &rc);
-    if (!s)
-        return rc;
-    size_t avail;
-    uint8_t *p = cq_space(m, &s->tx, &avail);
-    if (!p)
-        return CN_ENOMEM;
-    *ptr = p;
-    *space = min_sz(lim, avail);
-    m->resv = s;
-    m->resv_len = *space;
+    int n = cn_mux_write_spacev(m, id, &v, 1, space);
+    if (n < 0)
+        return n;
+    *ptr = v.iov_base;
     return 0;
 }
 
