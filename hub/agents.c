@@ -428,6 +428,7 @@ int hub_agents_init(hub_runtime_t *rt)
         .mux = {.max_streams = rt->cfg.max_conns + 1024 > CN_MUX_DEFAULT_MAX_STREAMS
                                    ? rt->cfg.max_conns + 1024
                                    : CN_MUX_DEFAULT_MAX_STREAMS},
+        .flush_after_turn = 1, /* hub_server_run() calls cn_link_flush_turn() */
     };
     /* The configuration is ours and complete: only memory can run out. */
     rt->links = cn_link_server_new(&lc, NULL, 0);

@@ -451,6 +451,7 @@ int hub_server_run(hub_server_t *s, volatile sig_atomic_t *stop)
          * wakes it through hub_server_wake()). */
         if (cn_loop_run_once(s->loop, s->ctx) < 0)
             return -1;
+        cn_pipe_flush_turn(); /* sockets, then the agents' links: this turn's output */
     }
     return 0;
 }

@@ -115,7 +115,16 @@ struct cn_link {
     /* The context's ticker (see below) and this link's place in its list. */
     struct link_ticker *ticker;
     struct cn_link *tick_prev, *tick_next;
+
+    int flush_after_turn; /* the config's flag: see cn_link_flush_turn() */
+    int turn_queued;      /* on this thread's turn list */
+    cn_link_t *turn_next;
 };
+
+/* Links whose output waits for the end of this thread's loop turn
+ * (cn_link_flush_turn()). A link lives on the thread of its lws context, so
+ * the list is per thread; it is short (the links that got output this turn). */
+static _Thread_local cn_link_t *turn_head;
 
 static void timing_defaults(cn_link_timing_t *t)
 {
@@ -287,9 +296,23 @@ static cn_link_t *link_new(struct lws_context *context, int is_client)
     return l;
 }
 
+static void turn_remove(cn_link_t *l)
+{
+    for (cn_link_t **pp = &turn_head; *pp; pp = &(*pp)->turn_next) {
+        if (*pp == l) {
+            *pp = l->turn_next;
+            break;
+        }
+    }
+    l->turn_queued = 0;
+    l->turn_next = NULL;
+}
+
 static void link_free(cn_link_t *l)
 {
     tick_leave(l);
+    if (l->turn_queued)
+        turn_remove(l);
     cn_wsc_free(l->wsc);
     cn_tls_free(l->tls);
     free(l->tls_buf);
@@ -700,9 +723,47 @@ void cn_link_flush(cn_link_t *link)
         link_fail(link, err, CN_LINK_STREAM_VIOLATION); /* out of memory for a reply */
         return;
     }
-    if (cn_mux_has_output(link->mux))
-        lws_callback_on_writable(link->wsi);
+    if (cn_mux_has_output(link->mux)) {
+        if (link->flush_after_turn && !link->tls) {
+            /* Written at the end of this loop turn (cn_link_flush_turn()),
+             * with whatever else the turn queued: no POLLOUT round. */
+            if (!link->turn_queued) {
+                link->turn_queued = 1;
+                link->turn_next = turn_head;
+                turn_head = link;
+            }
+        } else {
+            lws_callback_on_writable(link->wsi);
+        }
+    }
     update_rx_pause(link);
+}
+
+int cn_link_flushes_after_turn(const cn_link_t *link)
+{
+    return link && link->flush_after_turn;
+}
+
+void cn_link_flush_turn(void)
+{
+    while (turn_head) {
+        cn_link_t *l = turn_head;
+        turn_head = l->turn_next;
+        l->turn_queued = 0;
+        l->turn_next = NULL;
+        if (l->state != LINK_ESTABLISHED || !l->wsi || !cn_mux_has_output(l->mux))
+            continue;
+        /* lws_write() outside the writeable callback is safe while nothing
+         * of ours is buffered in lws (a partial write): then wait for POLLOUT
+         * as usual. link_writeable() asks for POLLOUT itself when more
+         * output is left than one write takes. */
+        if (lws_partial_buffered(l->wsi)) {
+            lws_callback_on_writable(l->wsi);
+            continue;
+        }
+        if (link_writeable(l) < 0)
+            link_fail(l, CN_EIO, CN_LINK_LOST);
+    }
 }
 
 /* ---- timers ------------------------------------------------------------- */
@@ -977,6 +1038,7 @@ cn_link_t *cn_link_connect(struct lws_context *context, struct lws_vhost *vh,
     l->ctx = cfg->ctx;
     l->user = cfg->user;
     l->timing = cfg->timing;
+    l->flush_after_turn = cfg->flush_after_turn;
     timing_defaults(&l->timing);
     l->tls_ctx = cfg->tls;
     snprintf(l->host, sizeof(l->host), "%s", cfg->host);
@@ -1097,6 +1159,7 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         l->cb = srv->cfg.cb;
         l->ctx = srv->cfg.ctx;
         l->timing = srv->cfg.timing;
+        l->flush_after_turn = srv->cfg.flush_after_turn;
         timing_defaults(&l->timing);
         cn_chan_config_t cc = {
             .role = CN_CHAN_RESPONDER,

@@ -190,6 +190,8 @@ typedef struct cn_link_client_config {
     void *ctx;  /* for cb */
     void *user; /* initial cn_link_user() */
     cn_link_timing_t timing;
+    int flush_after_turn; /* nonzero: the loop owner calls cn_link_flush_turn() after
+                           * every service turn (see there) */
 } cn_link_client_config_t;
 
 /* Server (hub) side: one per vhost. Strings and keys are copied. */
@@ -207,6 +209,7 @@ typedef struct cn_link_server_config {
     cn_link_callbacks_t cb;
     void *ctx;
     cn_link_timing_t timing;
+    int flush_after_turn; /* as in cn_link_client_config_t */
 } cn_link_server_config_t;
 
 /* The lws protocol entry for the raw client role; put a copy in the
@@ -245,6 +248,18 @@ cn_mux_t *cn_link_mux(cn_link_t *link);
 /* Asks for a writeable callback when the mux has output, and resumes reading
  * when the application drained enough buffered data. Cheap; call freely. */
 void cn_link_flush(cn_link_t *link);
+/* Writes the output of the links created with flush_after_turn that
+ * cn_link_flush() queued on this thread since the last call, each link's
+ * records in one write, and asks for a writeable callback only for what
+ * does not fit or cannot go now. The loop owner calls it after every
+ * service turn (lws_service(), ev_run(EVRUN_ONCE)): a round trip then
+ * costs no POLLOUT round (an epoll_ctl pair and a wake-up per hop) while
+ * the streams that became ready in one turn still share records. A link
+ * that fails here is closed through lws as from a callback. */
+void cn_link_flush_turn(void);
+/* Nonzero for a link created with flush_after_turn (its loop owner ends
+ * every turn with cn_link_flush_turn()). */
+int cn_link_flushes_after_turn(const cn_link_t *link);
 /* Closes the link (GOAWAY is attempted when established); on_closed follows
  * from the event loop with err 0. Safe inside any callback, idempotent. */
 void cn_link_close(cn_link_t *link, const char *why);

@@ -102,6 +102,11 @@ struct cn_mux {
 
     struct stream *resv; /* stream with outstanding cn_mux_write_space() */
     size_t resv_len;
+    /* cn_mux_write_spacev(): chunks lent beyond the stream's tail, linked in
+     * by the commit as far as it fills them; the rest go back to the cache
+     * at the next space call, or at free when the reservation was dropped. */
+    struct chunk *resv_extra[CN_MUX_MAX_IOV];
+    int resv_nextra;
 
     int depth; /* > 0 while inside a pump call or callback: defer the pump */
     int fatal; /* sticky link error */
@@ -695,6 +700,8 @@ void cn_mux_free(cn_mux_t *m)
         m->zombie_head = s->all_next;
         stream_free(m, s);
     }
+    while (m->resv_nextra)
+        free(m->resv_extra[--m->resv_nextra]);
     while (m->chunk_cache) {
         struct chunk *c = m->chunk_cache;
         m->chunk_cache = c->next;
@@ -1185,6 +1192,29 @@ int cn_mux_peek(cn_mux_t *m, uint32_t id, const uint8_t **ptr, size_t *len)
     return (int)*len;
 }
 
+int cn_mux_peekv(cn_mux_t *m, uint32_t id, struct iovec *iov, int max, size_t *len)
+{
+    int rc;
+    struct stream *s = lookup(m, id, &rc);
+    *len = 0;
+    if (!s)
+        return rc;
+    if (max <= 0)
+        return CN_EINVAL;
+    if (s->rx.len == 0)
+        return rx_empty(m, s);
+    int n = 0;
+    for (struct chunk *c = s->rx.head; c && n < max; c = c->next) {
+        if (c->end == c->off)
+            continue;
+        iov[n].iov_base = c->data + c->off;
+        iov[n].iov_len = c->end - c->off;
+        *len += iov[n].iov_len;
+        n++;
+    }
+    return n;
+}
+
 int cn_mux_consume(cn_mux_t *m, uint32_t id, size_t n)
 {
     int rc;
@@ -1246,12 +1276,21 @@ int cn_mux_write(cn_mux_t *m, uint32_t id, const uint8_t *data, size_t len)
     return got ? (int)got : CN_ENOMEM;
 }
 
-int cn_mux_write_space(cn_mux_t *m, uint32_t id, uint8_t **ptr, size_t *space)
+/* Chunks lent by an earlier cn_mux_write_spacev() and not committed. */
+static void resv_release(cn_mux_t *m)
+{
+    while (m->resv_nextra)
+        chunk_put(m, m->resv_extra[--m->resv_nextra]);
+}
+
+int cn_mux_write_spacev(cn_mux_t *m, uint32_t id, struct iovec *iov, int max, size_t *space)
 {
     int rc;
     size_t lim;
-    *ptr = NULL;
     *space = 0;
+    if (max <= 0 || max > CN_MUX_MAX_IOV)
+        return CN_EINVAL;
+    resv_release(m);
     struct stream *s = send_target(m, id, &lim, &rc);
     if (!s)
         return rc;
@@ -1259,10 +1298,34 @@ int cn_mux_write_space(cn_mux_t *m, uint32_t id, uint8_t **ptr, size_t *space)
     uint8_t *p = cq_space(m, &s->tx, &avail);
     if (!p)
         return CN_ENOMEM;
-    *ptr = p;
-    *space = min_sz(lim, avail);
+    size_t total = min_sz(lim, avail);
+    iov[0].iov_base = p;
+    iov[0].iov_len = total;
+    int n = 1;
+    while (total < lim && n < max) {
+        struct chunk *c = chunk_get(m);
+        if (!c)
+            break; /* what there is will do */
+        m->resv_extra[m->resv_nextra++] = c;
+        iov[n].iov_base = c->data;
+        iov[n].iov_len = min_sz(lim - total, CHUNK_SIZE);
+        total += iov[n].iov_len;
+        n++;
+    }
     m->resv = s;
-    m->resv_len = *space;
+    m->resv_len = total;
+    *space = total;
+    return n;
+}
+
+int cn_mux_write_space(cn_mux_t *m, uint32_t id, uint8_t **ptr, size_t *space)
+{
+    struct iovec v;
+    *ptr = NULL;
+    int n = cn_mux_write_spacev(m, id, &v, 1, space);
+    if (n < 0)
+        return n;
+    *ptr = v.iov_base;
     return 0;
 }
 
@@ -1282,9 +1345,27 @@ int cn_mux_write_commit(cn_mux_t *m, uint32_t id, size_t n)
             s->tx.head = s->tx.tail = NULL; /* abandoned: idle streams hold no chunk */
             chunk_put(m, c);
         }
+        resv_release(m);
         return 0;
     }
-    cq_commit(&s->tx, n);
+    /* The tail's space first, then the lent chunks in order, each linked
+     * only when bytes landed in it. */
+    size_t first = min_sz(n, CHUNK_SIZE - s->tx.tail->end);
+    cq_commit(&s->tx, first);
+    size_t rest = n - first;
+    int used = 0;
+    while (rest) {
+        assert(used < m->resv_nextra); /* n <= resv_len covers the lent chunks */
+        struct chunk *c = m->resv_extra[used++];
+        size_t k = min_sz(rest, CHUNK_SIZE);
+        s->tx.tail->next = c;
+        s->tx.tail = c;
+        cq_commit(&s->tx, k);
+        rest -= k;
+    }
+    for (int i = used; i < m->resv_nextra; i++)
+        chunk_put(m, m->resv_extra[i]);
+    m->resv_nextra = 0;
     tx_queued(m, s, n);
     return 0;
 }

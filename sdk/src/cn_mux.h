@@ -39,6 +39,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 struct json_t;
 struct cn_frame;
@@ -49,6 +50,7 @@ struct cn_frame;
 #define CN_MUX_DEFAULT_QUANTUM (16u * 1024u)     /* round-robin DATA bytes per turn */
 #define CN_MUX_DEFAULT_QUEUE_MAX (1024u * 1024u) /* CONTROL+OPEN+PING bytes; DATAGRAM bytes */
 #define CN_MUX_MIN_OUTPUT 64u                    /* smallest `cap` cn_mux_output() accepts */
+#define CN_MUX_MAX_IOV 8                         /* most spans of cn_mux_write_spacev() */
 
 typedef struct cn_mux cn_mux_t;
 
@@ -176,6 +178,13 @@ CN_WARN_UNUSED int cn_mux_read(cn_mux_t *mux, uint32_t id, uint8_t *buf, size_t 
  * until the next call on this mux) and sets *len. Returns *len (> 0), 0 at
  * EOF, or the errors of cn_mux_read(). Follow with cn_mux_consume(). */
 CN_WARN_UNUSED int cn_mux_peek(cn_mux_t *mux, uint32_t id, const uint8_t **ptr, size_t *len);
+/* Vectored zero-copy read, for readv()/writev(): points iov[0..n) at the
+ * received bytes in order (one span per buffer chunk, at most max spans) and
+ * sets *len to their total. Returns n (> 0), 0 at EOF, CN_EINVAL when max
+ * <= 0, or the errors of cn_mux_read(). Valid until the next call on this
+ * mux; follow with cn_mux_consume() of what was used. */
+CN_WARN_UNUSED int cn_mux_peekv(cn_mux_t *mux, uint32_t id, struct iovec *iov, int max,
+                                size_t *len);
 /* Drops n received bytes (n <= what is buffered, else CN_EINVAL). */
 CN_WARN_UNUSED int cn_mux_consume(cn_mux_t *mux, uint32_t id, size_t n);
 
@@ -190,7 +199,15 @@ CN_WARN_UNUSED int cn_mux_write(cn_mux_t *mux, uint32_t id, const uint8_t *data,
  * cn_mux_write(). The space is valid only until the next call on this mux
  * other than cn_mux_write_commit(). */
 CN_WARN_UNUSED int cn_mux_write_space(cn_mux_t *mux, uint32_t id, uint8_t **ptr, size_t *space);
-/* Queues n bytes written into the space from cn_mux_write_space(). CN_EINVAL
+/* Vectored cn_mux_write_space(), for readv(): points iov[0..n) at free send
+ * space, up to the stream's whole send space in at most max spans (max <=
+ * CN_MUX_MAX_IOV, else CN_EINVAL), sets *space to their total and returns n
+ * (> 0). The caller fills the spans in order (as readv() does) and commits
+ * the total with cn_mux_write_commit(); spans past the committed bytes are
+ * given back. Errors and validity as cn_mux_write_space(). */
+CN_WARN_UNUSED int cn_mux_write_spacev(cn_mux_t *mux, uint32_t id, struct iovec *iov, int max,
+                                       size_t *space);
+/* Queues n bytes written into the space from cn_mux_write_space[v](). CN_EINVAL
  * when n exceeds it, CN_ESTATE when no space is outstanding (another call
  * intervened). n = 0 abandons the space. */
 CN_WARN_UNUSED int cn_mux_write_commit(cn_mux_t *mux, uint32_t id, size_t n);

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define PIPE_PROTOCOL "cn-pipe"
@@ -70,7 +71,27 @@ struct cn_pipe {
     int tls_hs;                      /* handshake under way: the stream waits */
     char *tls_name;                  /* the name verified (NULL = none); owned */
     lws_sorted_usec_list_t sul_read; /* decrypted bytes pending: read them */
+    int turn_queued;                 /* on this thread's turn list: see cn_pipe_flush_turn() */
+    cn_pipe_t *turn_next;
 };
+
+/* Pipes with stream bytes for their socket, written at the end of the loop
+ * turn (cn_pipe_flush_turn()): one link read brings many DATA frames for a
+ * stream, and each would otherwise cost its own send(). Per thread, as the
+ * links are (cn_link_flush_turn()). */
+static _Thread_local cn_pipe_t *turn_head;
+
+static void turn_remove(cn_pipe_t *p)
+{
+    for (cn_pipe_t **pp = &turn_head; *pp; pp = &(*pp)->turn_next) {
+        if (*pp == p) {
+            *pp = p->turn_next;
+            break;
+        }
+    }
+    p->turn_queued = 0;
+    p->turn_next = NULL;
+}
 
 /* ---- lifetime ---------------------------------------------------------- */
 
@@ -82,6 +103,8 @@ static void maybe_free(cn_pipe_t *p)
     lws_sul_cancel(&p->sul_open);
     lws_sul_cancel(&p->sul_idle);
     lws_sul_cancel(&p->sul_read);
+    if (p->turn_queued)
+        turn_remove(p);
     if (p->cfg.done)
         p->cfg.done(p->cfg.ctx, p, p->err);
     cn_e2e_free(p->e2e);
@@ -261,14 +284,17 @@ static void sock_shut_wr(cn_pipe_t *p, int fd)
 
 /* ---- sending to the socket ----------------------------------------------- */
 
-/* Sends what the socket takes of src[0..len): 1 when all of it went, 0
- * when the socket is full (a writeable callback is asked for), -1 on an
- * error (p->err set). *sent says how much went. */
-static int sock_send(cn_pipe_t *p, int fd, const uint8_t *src, size_t len, size_t *sent)
+/* Sends what the socket takes of iov[0..k) (len bytes in all; one span
+ * through TLS): 1 when all of it went, 0 when the socket is full (a
+ * writeable callback is asked for), -1 on an error (p->err set). *sent says
+ * how much went. */
+static int sock_sendv(cn_pipe_t *p, int fd, struct iovec *iov, int k, size_t len, size_t *sent)
 {
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)k};
     *sent = 0;
     for (;;) {
-        ssize_t n = sock_write(p, fd, src, len);
+        ssize_t n = p->ssl ? sock_write(p, fd, iov[0].iov_base, iov[0].iov_len)
+                           : sendmsg(fd, &mh, MSG_NOSIGNAL);
         if (n > 0) {
             p->down += (uint64_t)n;
             *sent = (size_t)n;
@@ -287,6 +313,12 @@ static int sock_send(cn_pipe_t *p, int fd, const uint8_t *src, size_t len, size_
         p->err = CN_EIO;
         return -1;
     }
+}
+
+static int sock_send(cn_pipe_t *p, int fd, const uint8_t *src, size_t len, size_t *sent)
+{
+    struct iovec iov = {.iov_base = (void *)src, .iov_len = len};
+    return sock_sendv(p, fd, &iov, 1, len, sent);
 }
 
 /* ---- end-to-end layer (reach streams) ----------------------------------- */
@@ -388,6 +420,36 @@ static int read_eof(cn_pipe_t *p)
     return 0;
 }
 
+/* One receive into the stream's send space: readv() over all of it (up to
+ * CN_MUX_MAX_IOV chunks) for a plain socket, else one recv() into one
+ * contiguous space (TLS reads one record at a time anyway; reach seals one
+ * record per space). Returns what the socket call returned (errno set on
+ * -1), or -2 with *rc set when no space was given (*rc == 0: none left, or
+ * the queueing failed). *space says how much was offered. */
+static ssize_t read_into_stream(cn_pipe_t *p, int fd, size_t *space, int *rc)
+{
+    *rc = 0;
+    if (p->e2e || p->ssl) {
+        uint8_t *dst = read_space(p, space);
+        if (!dst)
+            return -2;
+        ssize_t n = sock_recv(p, fd, dst, *space);
+        int err = errno;
+        *rc = read_commit(p, n > 0 ? (size_t)n : 0);
+        errno = err;
+        return n;
+    }
+    struct iovec iov[CN_MUX_MAX_IOV];
+    int k = cn_mux_write_spacev(p->mux, p->id, iov, CN_MUX_MAX_IOV, space);
+    if (k <= 0 || *space == 0)
+        return -2;
+    ssize_t n = readv(fd, iov, k);
+    int err = errno;
+    *rc = cn_mux_write_commit(p->mux, p->id, n > 0 ? (size_t)n : 0);
+    errno = err;
+    return n;
+}
+
 static int pipe_read(cn_pipe_t *p)
 {
     if (!p->attached || p->stream_done || p->rd_eof || (p->e2e && !cn_e2e_ready(p->e2e))) {
@@ -399,14 +461,13 @@ static int pipe_read(cn_pipe_t *p)
      * again, so it reads until EOF or until the stream has no credit. */
     for (int i = 0; p->drain_fd >= 0 || i < READS_PER_EVENT; i++) {
         size_t space;
-        uint8_t *dst = read_space(p, &space);
-        if (!dst) {
+        int rc;
+        ssize_t n = read_into_stream(p, fd, &space, &rc);
+        int err = errno;
+        if (n == -2) {
             set_rx(p, 0); /* resumed by the stream's writable event */
             break;
         }
-        ssize_t n = sock_recv(p, fd, dst, space);
-        int err = errno;
-        int rc = read_commit(p, n > 0 ? (size_t)n : 0);
         if (rc == 0 && n == 0) {
             p->rd_eof = 1;
             set_rx(p, 0);
@@ -504,6 +565,22 @@ static int pipe_write_e2e(cn_pipe_t *p)
     return ret;
 }
 
+/* Sends what the socket takes of the stream's received bytes: sendmsg()
+ * over all of its chunks (up to CN_MUX_MAX_IOV) for a plain socket, one
+ * chunk through TLS. Returns as sock_sendv(), or 2 when the stream has
+ * nothing to send (*eof set at its end). */
+static int send_from_stream(cn_pipe_t *p, int fd, size_t *sent, int *eof)
+{
+    struct iovec iov[CN_MUX_MAX_IOV];
+    size_t len;
+    *sent = 0;
+    int k = cn_mux_peekv(p->mux, p->id, iov, p->ssl ? 1 : CN_MUX_MAX_IOV, &len);
+    *eof = k == 0;
+    if (k <= 0)
+        return 2;
+    return sock_sendv(p, fd, iov, k, len, sent);
+}
+
 static int pipe_write(cn_pipe_t *p)
 {
     if (p->e2e)
@@ -511,19 +588,18 @@ static int pipe_write(cn_pipe_t *p)
     int fd = lws_get_socket_fd(p->wsi);
     int ret = 0;
     while (!p->stream_done && !p->wr_shut && p->attached) {
-        const uint8_t *src;
-        size_t len;
-        int rc = cn_mux_peek(p->mux, p->id, &src, &len);
-        if (rc == 0) {
-            /* The peer's FIN, after all its data: pass the half-close on. */
-            p->wr_shut = 1;
-            sock_shut_wr(p, fd);
+        size_t sent;
+        int eof;
+        int r = send_from_stream(p, fd, &sent, &eof);
+        if (r == 2) {
+            if (eof) {
+                /* The peer's FIN, after all its data: pass the half-close on. */
+                p->wr_shut = 1;
+                sock_shut_wr(p, fd);
+            }
             break;
         }
-        if (rc < 0)
-            break;
-        size_t sent;
-        int r = sock_send(p, fd, src, len, &sent);
+        int rc;
         if (sent) {
             p->last_active_ms = cn_time_mono_ms();
             rc = cn_mux_consume(p->mux, p->id, sent);
@@ -753,11 +829,36 @@ static void op_readable(void *self)
     cn_pipe_t *p = self;
     if (!p->wsi || p->sock_done)
         return;
-    /* Write at once: waiting for a POLLOUT round would add a poll() per hop
-     * to every request. pipe_write() asks for POLLOUT itself when the socket
-     * is full; a failed socket is closed through lws. */
-    if (p->attached && pipe_write(p) < 0)
+    if (!p->attached)
+        return;
+    /* Write in this loop turn: waiting for a POLLOUT round would add a poll()
+     * per hop to every request. When the loop owner flushes turns, at its
+     * end, so that all the frames one link read brought go in one send;
+     * else at once. pipe_write() asks for POLLOUT itself when the socket is
+     * full; a failed socket is closed through lws. */
+    if (cn_link_flushes_after_turn(p->link)) {
+        if (!p->turn_queued) {
+            p->turn_queued = 1;
+            p->turn_next = turn_head;
+            turn_head = p;
+        }
+        return;
+    }
+    if (pipe_write(p) < 0)
         lws_set_timeout(p->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+void cn_pipe_flush_turn(void)
+{
+    while (turn_head) {
+        cn_pipe_t *p = turn_head;
+        turn_head = p->turn_next;
+        p->turn_queued = 0;
+        p->turn_next = NULL;
+        if (p->wsi && !p->sock_done && p->attached && pipe_write(p) < 0)
+            lws_set_timeout(p->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
+    cn_link_flush_turn(); /* the credit and replies the writes queued */
 }
 
 static void op_writable(void *self)

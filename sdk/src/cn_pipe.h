@@ -123,6 +123,12 @@ CN_WARN_UNUSED cn_pipe_t *cn_pipe_dial(struct lws_vhost *vh, cn_link_t *link, ui
 /* Closes the socket and resets the stream (code, e.g. CN_RST_PAUSED or
  * CN_RST_GONE). Safe to call more than once; done follows. */
 void cn_pipe_abort(cn_pipe_t *pipe, uint32_t code);
+/* End of a loop turn, for loop owners whose links were created with
+ * flush_after_turn: sends the stream bytes that arrived this turn to the
+ * sockets of their pipes (one send for all the DATA frames of a link read,
+ * not one each), then cn_link_flush_turn(). Pipes of other links write at
+ * once. */
+void cn_pipe_flush_turn(void);
 
 /* Bytes moved socket->stream and stream->socket. */
 /* Changes the idle timeout of a live pipe (0 = never), measured from its

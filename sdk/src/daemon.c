@@ -661,6 +661,7 @@ static void connect_now(agent_daemon_t *d)
         .user = d,
         .timing = d->cfg.timing,
         .mux = {.max_streams = max_streams()},
+        .flush_after_turn = 1, /* agent_daemon_service() calls cn_link_flush_turn() */
     };
     char why[160];
     d->established = d->admitted = false;
@@ -1020,7 +1021,10 @@ int agent_daemon_service(agent_daemon_t *d)
 {
     /* One turn: returns after the events it waited for; the 250 ms
      * heartbeat timer, a wake-up or a signal (EINTR) bound the wait. */
-    return cn_loop_run_once(d->loop, d->context);
+    if (cn_loop_run_once(d->loop, d->context) < 0)
+        return CN_EIO;
+    cn_pipe_flush_turn(); /* sockets, then the hub link: this turn's output */
+    return 0;
 }
 
 void agent_daemon_stop(agent_daemon_t *d)

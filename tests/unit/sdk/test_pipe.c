@@ -38,6 +38,10 @@ typedef struct world {
 
 static world_t w;
 static uint32_t g_window; /* 0 = default stream windows */
+/* Links with flush_after_turn, and service() ends each turn with
+ * cn_pipe_flush_turn(), as the hub's and the agent's loops do. */
+static int g_turns;
+static int g_small_bufs; /* tiny socket buffers: short reads, partial sends */
 
 static void pipe_done(void *ctx, cn_pipe_t *p, int err)
 {
@@ -142,6 +146,8 @@ static void echo_service(void)
 static void service(void)
 {
     lws_service(w.ctx, 5);
+    if (g_turns)
+        cn_pipe_flush_turn();
     echo_service();
 }
 
@@ -160,7 +166,9 @@ static void world_start(void)
     cn_link_server_config_t sc = {.path = "/agent",
                                   .static_sk = hsk,
                                   .mux_cb = &hub_cb,
-                                  .cb = {.on_established = hub_est, .on_closed = hub_closed}};
+                                  .mux = {.window = g_window},
+                                  .cb = {.on_established = hub_est, .on_closed = hub_closed},
+                                  .flush_after_turn = g_turns};
     w.srv = cn_link_server_new(&sc, NULL, 0);
     assert_non_null(w.srv);
     memset(protos, 0, sizeof(protos));
@@ -185,6 +193,13 @@ static void world_start(void)
     w.port = lws_get_vhost_listen_port(w.vh);
     w.echo_lfd = cn_sock_listen("127.0.0.1", 0, 16, &w.target_port);
     assert_true(w.echo_lfd >= 0);
+    if (g_small_bufs) {
+        /* The agent's sendmsg() stops mid-iovec. On the listener, so that
+         * the accepted socket has it from its SYN on: shrunk later, TCP
+         * stalls in retransmission backoff. */
+        int sz = 4096;
+        setsockopt(w.echo_lfd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+    }
 
     cn_link_client_config_t cc = {.host = "127.0.0.1",
                                   .port = w.port,
@@ -192,7 +207,9 @@ static void world_start(void)
                                   .static_sk = ask,
                                   .hub_pk = hpk,
                                   .mux_cb = &agent_cb,
-                                  .cb = {.on_established = agent_est, .on_closed = agent_closed}};
+                                  .mux = {.window = g_window},
+                                  .cb = {.on_established = agent_est, .on_closed = agent_closed},
+                                  .flush_after_turn = g_turns};
     w.agent_link = cn_link_connect(w.ctx, w.vh, &cc, NULL, 0);
     assert_non_null(w.agent_link);
     uint64_t end = cn_time_mono_ms() + 10000;
@@ -238,11 +255,22 @@ static void echo_roundtrip(int fd, const char *msg)
 
 /* A client on the hub side sends 8 MiB, half-closes, and gets every byte back
  * followed by EOF: integrity and half-close through both pipes. */
-static void test_echo_half_close(void **state)
+static void tcp_pair(int *client, int *server);
+
+static void echo_half_close(void)
 {
     world_start();
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    if (g_small_bufs) {
+        /* TCP with small buffers and a slow reader: the hub's sendmsg()
+         * fills the socket and stops in the middle of its iovec, and the
+         * stream's unsent bytes span several chunks. */
+        tcp_pair(&sv[1], &sv[0]);
+        int sz = 4096;
+        setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+    } else {
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    }
     int err = 0;
     cn_pipe_t *p = cn_pipe_open(w.vh, sv[0], w.hub_link, CN_KIND_TCP, (const uint8_t *)"t", 1, NULL,
                                 0, &pcfg, &err);
@@ -254,9 +282,16 @@ static void test_echo_half_close(void **state)
     size_t sent = 0, got = 0;
     int shut = 0, eof = 0;
     uint64_t end = cn_time_mono_ms() + 60000;
+    uint64_t rng = 7;
     while (!eof && cn_time_mono_ms() < end) {
         if (sent < total) {
-            ssize_t n = send(sv[1], out + sent, total - sent, MSG_NOSIGNAL);
+            size_t want = total - sent;
+            if (g_small_bufs) { /* odd sizes: reads end anywhere inside a chunk */
+                rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+                size_t k = 1 + (size_t)(rng >> 33) % 70000;
+                want = k < want ? k : want;
+            }
+            ssize_t n = send(sv[1], out + sent, want, MSG_NOSIGNAL);
             if (n > 0)
                 sent += (size_t)n;
         } else if (!shut) {
@@ -264,6 +299,9 @@ static void test_echo_half_close(void **state)
             shut = 1;
         }
         for (;;) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            if (g_small_bufs && (rng >> 40) % 4)
+                break; /* a slow reader: reads one turn in four */
             ssize_t n = recv(sv[1], in + got, total - got, 0);
             if (n > 0) {
                 got += (size_t)n;
@@ -288,6 +326,27 @@ static void test_echo_half_close(void **state)
     free(out);
     free(in);
     world_stop();
+}
+
+static void test_echo_half_close(void **state)
+{
+    echo_half_close();
+}
+
+/* The same through the hub's and the agent's way of running: sockets
+ * written at the end of each loop turn (cn_pipe_flush_turn()), with socket
+ * buffers so small that every readv() is short and sendmsg() stops in the
+ * middle of its iovec (and of a chunk), and small windows so that the turn
+ * often ends with a stream out of credit. Every byte must arrive in order. */
+static void test_echo_vectored_turns(void **state)
+{
+    g_turns = 1;
+    g_small_bufs = 1;
+    g_window = 48 * 1024;
+    echo_half_close();
+    g_window = 0;
+    g_small_bufs = 0;
+    g_turns = 0;
 }
 
 /* The client half-closes and reads nothing until the target has echoed
@@ -559,12 +618,42 @@ static void test_open_deadline_only_until_accept(void **state)
     world_stop();
 }
 
+/* Link loss and a clean end behave the same with the turn lists in use. */
+static void test_ends_with_turns(void **state)
+{
+    g_turns = 1;
+    test_link_loss(state);
+    test_link_loss_resets_both_sockets(state);
+    test_clean_end_is_fin(state);
+    g_turns = 0;
+}
+
+/* A link queued for the end of the turn and freed before it (its context
+ * destroyed) must leave the list: the next cn_link_flush_turn() would use
+ * it after free (ASan). */
+static void test_link_freed_while_queued(void **state)
+{
+    g_turns = 1;
+    world_start();
+    assert_int_equal(cn_mux_ping(cn_link_mux(w.hub_link), 1), 0);
+    assert_int_equal(cn_mux_ping(cn_link_mux(w.agent_link), 2), 0);
+    cn_link_flush(w.hub_link);
+    cn_link_flush(w.agent_link);
+    lws_sul_cancel(&ticker);
+    lws_context_destroy(w.ctx); /* frees both links, queued */
+    cn_link_flush_turn();       /* must find nothing */
+    cn_link_server_free(w.srv);
+    close(w.echo_lfd);
+    g_turns = 0;
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_echo_half_close),
+        cmocka_unit_test(test_echo_vectored_turns),
         cmocka_unit_test(test_hup_while_paused),
         cmocka_unit_test(test_target_refused),
         cmocka_unit_test(test_link_loss),
@@ -572,6 +661,8 @@ int main(void)
         cmocka_unit_test(test_clean_end_is_fin),
         cmocka_unit_test(test_unanswered_open_is_refused),
         cmocka_unit_test(test_open_deadline_only_until_accept),
+        cmocka_unit_test(test_ends_with_turns),
+        cmocka_unit_test(test_link_freed_while_queued),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
