@@ -88,6 +88,13 @@ typedef struct hub_store_options {
     /* synchronous=FULL instead of NORMAL: also survive power loss / OS crash
      * for the last commits, at the cost of an fsync per commit. */
     bool sync_full;
+    /* Checkpoint the WAL from a thread of the store's own (serve): the
+     * hub's event-loop connection then never runs one. A checkpoint writes
+     * the WAL's pages into the database and fsyncs both, which took
+     * 350-480 ms under a busy disk, on the loop, in whichever commit
+     * crossed SQLite's 1000-page mark (the share access log's batches,
+     * mostly). Without it SQLite checkpoints in those commits, as before. */
+    bool checkpoint_thread;
     /* Time source; NULL means hub_time_now_ms. */
     hub_clock_fn clock;
     void *clock_ctx;

@@ -192,4 +192,8 @@ int hub_store_sqlite_open(const hub_store_options_t *opt, hub_store_t **out, cha
                           size_t errlen);
 int hub_store_sqlite_schema_version(void);
 
+/* With hub_store_options_t.checkpoint_thread: how many checkpoints the
+ * thread has run, and in *frames how many WAL frames they copied (tests). */
+uint64_t hub_store_sqlite_checkpoints(hub_store_t *st, uint64_t *frames);
+
 #endif

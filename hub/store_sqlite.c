@@ -21,10 +21,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -566,11 +568,26 @@ static const char *const sql[Q_COUNT] = {
                           "ORDER BY id DESC LIMIT 1 OFFSET ?2)",
 };
 
+/* The WAL checkpointer (hub_store_options_t.checkpoint_thread): a thread
+ * with a connection of its own that runs a PASSIVE checkpoint (it never
+ * waits for, nor blocks, the hub's connection) every CKPT_PERIOD_MS. */
+#define CKPT_PERIOD_MS 500
+
+typedef struct checkpointer {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stop;
+    sqlite3 *db;
+    uint64_t runs, frames; /* checkpoints run, WAL frames copied (tests) */
+} checkpointer_t;
+
 typedef struct sqlite_store {
     hub_store_t base; /* first: the handle callers hold */
     sqlite3 *db;
     sqlite3_stmt *stmt[Q_COUNT];
     unsigned depth; /* open transaction levels: BEGIN, then savepoints */
+    checkpointer_t *ckpt;
 } sqlite_store_t;
 
 static sqlite_store_t *S(hub_store_t *st)
@@ -1132,9 +1149,106 @@ out:
     return tx_end(s, rc);
 }
 
+static void *checkpoint_main(void *arg)
+{
+    checkpointer_t *c = arg;
+    pthread_mutex_lock(&c->lock);
+    while (!c->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += (long)CKPT_PERIOD_MS * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&c->wake, &c->lock, &until);
+        if (c->stop)
+            break;
+        pthread_mutex_unlock(&c->lock);
+        int log = 0, done = 0;
+        /* BUSY (a checkpoint elsewhere) or a partial copy (a reader holds
+         * old pages) are tried again next period. */
+        int r = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+        pthread_mutex_lock(&c->lock);
+        c->runs++;
+        if (r == SQLITE_OK && done > 0)
+            c->frames += (uint64_t)done;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return NULL;
+}
+
+static void checkpointer_stop(sqlite_store_t *s)
+{
+    checkpointer_t *c = s->ckpt;
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->lock);
+    c->stop = true;
+    pthread_cond_signal(&c->wake);
+    pthread_mutex_unlock(&c->lock);
+    pthread_join(c->thread, NULL);
+    sqlite3_close(c->db);
+    pthread_cond_destroy(&c->wake);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+    s->ckpt = NULL;
+}
+
+/* Turns off SQLite's checkpoints in the hub's commits and starts the
+ * thread that does them instead. */
+static int checkpointer_start(sqlite_store_t *s, const char *path)
+{
+    checkpointer_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return hub_store_fail(&s->base, CN_ENOMEM, "out of memory");
+    int r = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (r != SQLITE_OK) {
+        sqlite3_close(c->db);
+        free(c);
+        return open_fail(s, r, "cannot open the database for checkpoints");
+    }
+    sqlite3_busy_timeout(c->db, 0);
+    /* A connection learns the journal mode on its first read; until then
+     * a checkpoint finds no WAL. */
+    char mode[16];
+    if ((r = pragma_text(c->db, "PRAGMA journal_mode", mode, sizeof(mode))) != SQLITE_OK ||
+        strcmp(mode, "wal") != 0) {
+        sqlite3_close(c->db);
+        free(c);
+        return open_fail(s, r, "cannot open the database for checkpoints");
+    }
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->wake, NULL);
+    if (pthread_create(&c->thread, NULL, checkpoint_main, c) != 0) {
+        sqlite3_close(c->db);
+        pthread_cond_destroy(&c->wake);
+        pthread_mutex_destroy(&c->lock);
+        free(c);
+        return hub_store_fail(&s->base, CN_EIO, "cannot start the checkpoint thread");
+    }
+    s->ckpt = c;
+    if ((r = sqlite3_exec(s->db, "PRAGMA wal_autocheckpoint = 0", NULL, NULL, NULL)) != SQLITE_OK)
+        return open_fail(s, r, "cannot open database");
+    return 0;
+}
+
+uint64_t hub_store_sqlite_checkpoints(hub_store_t *st, uint64_t *frames)
+{
+    checkpointer_t *c = S(st)->ckpt;
+    uint64_t runs = 0;
+    *frames = 0;
+    if (c) {
+        pthread_mutex_lock(&c->lock);
+        runs = c->runs;
+        *frames = c->frames;
+        pthread_mutex_unlock(&c->lock);
+    }
+    return runs;
+}
+
 static void sqlite_close(hub_store_t *st)
 {
     sqlite_store_t *s = S(st);
+    checkpointer_stop(s);
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(s->stmt[i]);
     /* The last connection to close checkpoints the WAL into the database. */
@@ -1222,6 +1336,8 @@ int hub_store_sqlite_open(const hub_store_options_t *opt, hub_store_t **out, cha
         goto fail;
     }
     if ((rc = migrate(s)) < 0)
+        goto fail;
+    if (opt->checkpoint_thread && (rc = checkpointer_start(s, path)) < 0)
         goto fail;
     *out = &s->base;
     return 0;

@@ -1,0 +1,132 @@
+/* The store's checkpoint thread (hub_store_options_t.checkpoint_thread, as
+ * `serve` opens it): the WAL the hub's writes grow is copied into the
+ * database by the thread, not in one of the hub's commits; the copies are
+ * not changes (the share cache's generation stays put); without the option
+ * SQLite keeps checkpointing in commits and no thread runs. */
+#include "hub_test.h"
+
+#include <sys/stat.h>
+#include <time.h>
+
+#include "router.h"
+#include "store.h"
+#include "store_backend.h"
+
+typedef struct fx {
+    char dir[PATH_MAX];
+    char db[PATH_MAX + 16];
+    char wal[PATH_MAX + 32];
+    uint8_t key[HUB_KEY_BYTES];
+    hub_store_t *st;
+    hub_share_t share;
+} fx_t;
+
+static void open_store(fx_t *f, bool thread)
+{
+    hub_test_tmpdir(f->dir);
+    snprintf(f->db, sizeof(f->db), "%s/hub.db", f->dir);
+    snprintf(f->wal, sizeof(f->wal), "%s-wal", f->db);
+    cn_test_fill(f->key, sizeof(f->key), 3);
+    hub_store_options_t so = {
+        .path = f->db, .secret_key = f->key, .create = true, .checkpoint_thread = thread};
+    char err[256] = "";
+    if (hub_store_open(&so, &f->st, err, sizeof(err)) != 0)
+        fail_msg("open: %s", err);
+    hub_workspace_t ws;
+    hub_agent_t agent;
+    hub_tunnel_t t;
+    char tok[HUB_TOKEN_STR_SIZE], token[HUB_SHARE_TOKEN_SIZE], pw[HUB_PASSWORD_SIZE];
+    assert_int_equal(hub_store_workspace_create(f->st, "ws", &ws), 0);
+    assert_int_equal(hub_store_agent_create(f->st, ws.id, "a", 0, 0, tok, &agent), 0);
+    hub_tunnel_spec_t sp = {.name = "web",
+                            .agent_id = agent.id,
+                            .target_host = "127.0.0.1",
+                            .target_port = 8080,
+                            .protocol = HUB_PROTO_HTTP,
+                            .is_public = true};
+    assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &sp, &t, NULL), 0);
+    hub_share_spec_t ss = {.tunnel_id = t.id,
+                           .name = "s",
+                           .description = "",
+                           .methods = HUB_GET,
+                           .rate_limit = 60,
+                           .ttl_ms = 3600000};
+    assert_int_equal(hub_store_share_create(f->st, ws.id, &ss, &f->share, token, pw), 0);
+    hub_tunnel_clear(&t);
+}
+
+static void close_store(fx_t *f)
+{
+    hub_store_close(f->st);
+    hub_test_rmtree(f->dir);
+}
+
+/* The edge's pattern: small transactions of access-log rows, well past
+ * SQLite's 1000-page autocheckpoint mark (about 4 MB of WAL). */
+static void write_log(fx_t *f, int batches)
+{
+    hub_share_log_entry_t e = {.at = 1, .status = 200, .latency_ms = 3};
+    snprintf(e.method, sizeof(e.method), "GET");
+    snprintf(e.client, sizeof(e.client), "127.0.0.1");
+    memset(e.path, 'p', sizeof(e.path) - 1);
+    e.path[0] = '/';
+    for (int b = 0; b < batches; b++) {
+        assert_int_equal(hub_store_tx_begin(f->st), 0);
+        for (int i = 0; i < 50; i++)
+            assert_int_equal(hub_store_share_log_append(f->st, f->share.id, &e), 0);
+        assert_int_equal(hub_store_tx_end(f->st, 0), 0);
+    }
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? sb.st_size : -1;
+}
+
+static void test_thread_checkpoints_off_the_commits(void **state)
+{
+    (void)state;
+    fx_t f = {0};
+    open_store(&f, true);
+    uint64_t frames = 0;
+    write_log(&f, 200); /* 10,000 rows of ~0.6 KB */
+    /* The hub's connection did not checkpoint: the whole run is still in
+     * the WAL (an autocheckpoint would have restarted it near 4 MB). */
+    assert_true(file_size(f.wal) > 5 * 1024 * 1024);
+    uint64_t gen = hub_store_generation(f.st);
+    struct timespec nap = {0, 50 * 1000000L};
+    for (int i = 0; i < 100 && (hub_store_sqlite_checkpoints(f.st, &frames), frames == 0); i++)
+        nanosleep(&nap, NULL);
+    assert_true(frames > 1000);
+    /* A checkpoint is not a change of shares or tunnels. */
+    assert_int_equal(hub_store_generation(f.st), gen);
+    /* The next writes start the WAL over instead of growing it. */
+    off_t before = file_size(f.wal);
+    write_log(&f, 10);
+    assert_int_equal(file_size(f.wal), before);
+    close_store(&f);
+}
+
+static void test_without_the_option_sqlite_checkpoints(void **state)
+{
+    (void)state;
+    fx_t f = {0};
+    open_store(&f, false);
+    write_log(&f, 200);
+    uint64_t frames = 1;
+    assert_int_equal(hub_store_sqlite_checkpoints(f.st, &frames), 0);
+    assert_int_equal(frames, 0);
+    /* SQLite's own checkpoints in the commits kept the WAL near 4 MB. */
+    assert_true(file_size(f.wal) < 5 * 1024 * 1024);
+    close_store(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_thread_checkpoints_off_the_commits),
+        cmocka_unit_test(test_without_the_option_sqlite_checkpoints),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
