@@ -89,6 +89,7 @@
 #define LOG_FLUSH_MS 100
 #define TICK_MS 1000
 #define WINDOWS_PRUNE_AT 1024
+#define WINDOW_BUCKETS 1024 /* a power of two */
 /* Requests one pooled stream carries before it is closed (nginx's
  * keepalive_requests default): a target's per-connection state, leaks
  * included, does not live for ever. */
@@ -205,7 +206,8 @@ typedef struct edge_replay {
     uint64_t of, id;
 } edge_replay_t;
 
-/* A share's per-minute window, kept in memory by share id. */
+/* A share's per-minute window, kept in memory by share id, in a hash table
+ * (a list walked per request cost O(shares in use) on every share request). */
 typedef struct share_window {
     struct share_window *next;
     char share_id[HUB_ID_SIZE];
@@ -225,8 +227,9 @@ struct hub_edge_http {
     int tls_port;
     SSL_CTX *ssl_ctx;
     edge_conn_t *conns;
-    share_window_t *windows;
+    share_window_t *windows[WINDOW_BUCKETS];
     size_t nwindows;
+    size_t windows_prune_at; /* prune ended windows when nwindows reaches it */
     log_item_t *log;
     size_t nlog;
     uint64_t log_dropped;
@@ -543,29 +546,38 @@ static void log_request(edge_conn_t *c)
 static hub_share_window_t *share_window(hub_runtime_t *rt, const char *share_id)
 {
     struct hub_edge_http *e = rt->edge;
-    for (share_window_t *w = e->windows; w; w = w->next)
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *p = share_id; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    share_window_t **bucket = &e->windows[h & (WINDOW_BUCKETS - 1)];
+    for (share_window_t *w = *bucket; w; w = w->next)
         if (!strcmp(w->share_id, share_id))
             return &w->w;
-    if (e->nwindows >= WINDOWS_PRUNE_AT) {
-        /* Forget windows that ended: their next request starts a new one. */
+    if (e->nwindows >= e->windows_prune_at) {
+        /* Forget windows that ended: their next request starts a new one.
+         * When most are live, wait for twice as many before the next walk. */
         int64_t now = now_ms(rt);
-        for (share_window_t **pp = &e->windows; *pp;) {
-            share_window_t *w = *pp;
-            if (now - w->w.start_ms >= HUB_SHARE_WINDOW_MS) {
-                *pp = w->next;
-                free(w);
-                e->nwindows--;
-            } else {
-                pp = &w->next;
+        for (size_t b = 0; b < WINDOW_BUCKETS; b++) {
+            for (share_window_t **pp = &e->windows[b]; *pp;) {
+                share_window_t *w = *pp;
+                if (now - w->w.start_ms >= HUB_SHARE_WINDOW_MS) {
+                    *pp = w->next;
+                    free(w);
+                    e->nwindows--;
+                } else {
+                    pp = &w->next;
+                }
             }
         }
+        e->windows_prune_at =
+            e->nwindows * 2 > WINDOWS_PRUNE_AT ? e->nwindows * 2 : WINDOWS_PRUNE_AT;
     }
     share_window_t *w = calloc(1, sizeof(*w));
     if (!w)
         return NULL;
     snprintf(w->share_id, sizeof(w->share_id), "%s", share_id);
-    w->next = e->windows;
-    e->windows = w;
+    w->next = *bucket;
+    *bucket = w;
     e->nwindows++;
     return &w->w;
 }
@@ -2300,6 +2312,7 @@ int hub_edge_http_init(hub_runtime_t *rt)
         return CN_ENOMEM;
     }
     e->port = -1;
+    e->windows_prune_at = WINDOWS_PRUNE_AT;
     rt->edge = e;
     return 0;
 }
@@ -2447,11 +2460,12 @@ void hub_edge_http_free(hub_runtime_t *rt)
         free(c->replay);
         free(c);
     }
-    while (e->windows) {
-        share_window_t *w = e->windows;
-        e->windows = w->next;
-        free(w);
-    }
+    for (size_t b = 0; b < WINDOW_BUCKETS; b++)
+        while (e->windows[b]) {
+            share_window_t *w = e->windows[b];
+            e->windows[b] = w->next;
+            free(w);
+        }
     while (e->pools) { /* close_all emptied them; their streams are the links' */
         edge_pool_t *p = e->pools;
         e->pools = p->next;
