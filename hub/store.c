@@ -14,6 +14,7 @@
 
 #include "cn_err.h"
 #include "cn_errmsg.h"
+#include "cn_time.h"
 #include "cn_utf8.h"
 #include "webhook_core.h"
 #include "router.h"
@@ -30,6 +31,7 @@ void hub_store_base_init(hub_store_t *st, const struct hub_store_ops *ops,
     st->release_hold_ms =
         opt->release_hold_ms > 0 ? opt->release_hold_ms : HUB_RELEASE_HOLD_DEFAULT_MS;
     st->errmsg[0] = '\0';
+    st->external_check_ms = opt->external_check_ms;
 }
 
 int hub_store_fail(hub_store_t *st, int rc, const char *fmt, ...)
@@ -408,8 +410,11 @@ uint64_t hub_store_generation(hub_store_t *st)
 {
     if (!st)
         return 0;
-    uint64_t others = 0;
-    if (st->ops->data_version(st, &others) < 0) {
+    uint64_t others = st->external_version;
+    uint64_t now = st->external_check_ms ? cn_time_mono_ms() : 0;
+    bool ask = !st->external_check_ms || st->ops->in_tx(st) || st->gen_in_tx ||
+               now - st->external_checked_ms >= st->external_check_ms;
+    if (ask && st->ops->data_version(st, &others) < 0) {
         /* A cache then reads the store, which reports the trouble, rather
          * than trusting itself: the value is new every time. */
         st->gen_bumps++;
@@ -422,6 +427,10 @@ uint64_t hub_store_generation(hub_store_t *st)
     } else if (st->gen_in_tx) {
         st->gen_bumps++;
         st->gen_in_tx = false;
+    }
+    if (ask) {
+        st->external_version = others;
+        st->external_checked_ms = now;
     }
     /* Every term only grows (quiet_rows never passes rows_written), so the
      * sum moves whenever one does. */

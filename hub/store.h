@@ -95,6 +95,12 @@ typedef struct hub_store_options {
      * crossed SQLite's 1000-page mark (the share access log's batches,
      * mostly). Without it SQLite checkpoints in those commits, as before. */
     bool checkpoint_thread;
+    /* Ask SQLite whether another process committed (PRAGMA data_version,
+     * two fcntl() calls) at most once per this many milliseconds of the
+     * monotonic clock when the generation is read; 0 = on every read.
+     * `serve` uses 1: the edge reads the generation on every request, and
+     * this process's own writes are counted at once either way. */
+    unsigned external_check_ms;
     /* Time source; NULL means hub_time_now_ms. */
     hub_clock_fn clock;
     void *clock_ctx;

@@ -33,6 +33,8 @@ struct hub_store {
     uint64_t quiet_rows;
     uint64_t gen_bumps;
     bool gen_in_tx;
+    unsigned external_check_ms; /* hub_store_options_t */
+    uint64_t external_checked_ms, external_version;
     char errmsg[HUB_STORE_ERRMSG_SIZE];
 };
 

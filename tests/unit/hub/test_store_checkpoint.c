@@ -1,4 +1,4 @@
-/* The store's checkpoint thread (hub_store_options_t.checkpoint_thread, as
+/* Two store options `serve` sets. The checkpoint thread (hub_store_options_t.checkpoint_thread, as
  * `serve` opens it): the WAL the hub's writes grow is copied into the
  * database by the thread, not in one of the hub's commits; the copies are
  * not changes (the share cache's generation stays put); without the option
@@ -21,14 +21,19 @@ typedef struct fx {
     hub_share_t share;
 } fx_t;
 
-static void open_store(fx_t *f, bool thread)
+static void open_store_opts(fx_t *f, bool thread, unsigned external_check_ms)
 {
     hub_test_tmpdir(f->dir);
     snprintf(f->db, sizeof(f->db), "%s/hub.db", f->dir);
     snprintf(f->wal, sizeof(f->wal), "%s-wal", f->db);
     cn_test_fill(f->key, sizeof(f->key), 3);
     hub_store_options_t so = {
-        .path = f->db, .secret_key = f->key, .create = true, .checkpoint_thread = thread};
+        .path = f->db,
+        .secret_key = f->key,
+        .create = true,
+        .checkpoint_thread = thread,
+        .external_check_ms = external_check_ms,
+    };
     char err[256] = "";
     if (hub_store_open(&so, &f->st, err, sizeof(err)) != 0)
         fail_msg("open: %s", err);
@@ -53,6 +58,11 @@ static void open_store(fx_t *f, bool thread)
                            .ttl_ms = 3600000};
     assert_int_equal(hub_store_share_create(f->st, ws.id, &ss, &f->share, token, pw), 0);
     hub_tunnel_clear(&t);
+}
+
+static void open_store(fx_t *f, bool thread)
+{
+    open_store_opts(f, thread, 0);
 }
 
 static void close_store(fx_t *f)
@@ -122,11 +132,44 @@ static void test_without_the_option_sqlite_checkpoints(void **state)
     close_store(&f);
 }
 
+/* external_check_ms: another process's commit is seen at most that late;
+ * this process's own writes and anything inside a transaction at once. */
+static void test_external_check_throttled(void **state)
+{
+    (void)state;
+    fx_t f = {0};
+    open_store_opts(&f, false, 60000);
+    uint64_t g0 = hub_store_generation(f.st);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "UPDATE shares SET revoked_at = 5 WHERE id = '%s'", f.share.id);
+    hub_test_sql(f.db, sql);
+    assert_int_equal(hub_store_generation(f.st), g0); /* not asked again yet */
+    assert_int_equal(hub_store_tx_begin(f.st), 0);
+    uint64_t in_tx = hub_store_generation(f.st);
+    assert_int_not_equal(in_tx, g0); /* inside a transaction: always asked */
+    assert_int_equal(hub_store_tx_end(f.st, 0), 0);
+    uint64_t g1 = hub_store_generation(f.st);
+    hub_workspace_t ws2;
+    assert_int_equal(hub_store_workspace_create(f.st, "ws2", &ws2), 0);
+    assert_int_not_equal(hub_store_generation(f.st), g1); /* own write: at once */
+    close_store(&f);
+
+    /* 0: every read asks. */
+    fx_t e = {0};
+    open_store_opts(&e, false, 0);
+    g0 = hub_store_generation(e.st);
+    snprintf(sql, sizeof(sql), "UPDATE shares SET revoked_at = 5 WHERE id = '%s'", e.share.id);
+    hub_test_sql(e.db, sql);
+    assert_int_not_equal(hub_store_generation(e.st), g0);
+    close_store(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_thread_checkpoints_off_the_commits),
         cmocka_unit_test(test_without_the_option_sqlite_checkpoints),
+        cmocka_unit_test(test_external_check_throttled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
