@@ -87,6 +87,9 @@
  * one a second (7,000-8,000 rows took 50-118 ms at 8k req/s, a stall of
  * every connection on the loop, and rows beyond the queue were dropped). */
 #define LOG_FLUSH_MS 100
+/* Rows per transaction: a larger queue is written over several loop turns,
+ * so no single write holds every connection for long. */
+#define LOG_CHUNK 256
 #define TICK_MS 1000
 #define WINDOWS_PRUNE_AT 1024
 #define WINDOW_BUCKETS 1024 /* a power of two */
@@ -503,13 +506,13 @@ static enum hub_metrics_share_reject share_reject_reason(enum hub_share_verdict 
 
 /* ---- access log and windows ------------------------------------------------ */
 
-static void flush_log(struct hub_edge_http *e);
+static void flush_log(struct hub_edge_http *e, bool all);
 
 static void log_flush_cb(lws_sorted_usec_list_t *sul)
 {
     struct hub_edge_http *e = lws_container_of(sul, struct hub_edge_http, log_sul);
     e->log_pending = false;
-    flush_log(e);
+    flush_log(e, false);
 }
 
 static void log_request(edge_conn_t *c)
@@ -2217,23 +2220,31 @@ const struct lws_protocols hub_edge_http_conn_protocol = {
 
 /* ---- the periodic work: the access log, share expiry -------------------------------- */
 
-static void flush_log(struct hub_edge_http *e)
+static void flush_log(struct hub_edge_http *e, bool all)
 {
     hub_store_t *st = e->rt->cfg.store;
-    if (!e->nlog)
-        return;
-    uint64_t t0 = cn_time_mono_ms();
-    int rc = hub_store_tx_begin(st);
-    for (size_t i = 0; rc == 0 && i < e->nlog; i++)
-        rc = hub_store_share_log_append(st, e->log[i].share_id, &e->log[i].e);
-    rc = hub_store_tx_end(st, rc);
-    if (rc < 0)
-        cn_log_warn("share access log: %zu rows lost: %s", e->nlog, hub_store_errmsg(st));
-    uint64_t ms = cn_time_mono_ms() - t0;
-    if (ms >= 50) /* the event loop, every connection on it, waited that long */
-        cn_log_warn("share access log: writing %zu rows took %llu ms", e->nlog,
-                    (unsigned long long)ms);
-    e->nlog = 0;
+    while (e->nlog) {
+        size_t n = e->nlog < LOG_CHUNK ? e->nlog : LOG_CHUNK;
+        uint64_t t0 = cn_time_mono_ms();
+        int rc = hub_store_tx_begin(st);
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            rc = hub_store_share_log_append(st, e->log[i].share_id, &e->log[i].e);
+        rc = hub_store_tx_end(st, rc);
+        if (rc < 0)
+            cn_log_warn("share access log: %zu rows lost: %s", n, hub_store_errmsg(st));
+        uint64_t ms = cn_time_mono_ms() - t0;
+        if (ms >= 50) /* the event loop, every connection on it, waited that long */
+            cn_log_warn("share access log: writing %zu rows took %llu ms", n,
+                        (unsigned long long)ms);
+        e->nlog -= n;
+        memmove(e->log, e->log + n, e->nlog * sizeof(*e->log));
+        if (!all && e->nlog) {
+            /* The rest on the next turn, after the connections' events. */
+            e->log_pending = true;
+            lws_sul_schedule(e->rt->ctx, 0, &e->log_sul, log_flush_cb, 1);
+            break;
+        }
+    }
     if (e->log_dropped) {
         cn_log_warn("share access log: %llu rows dropped (queue full)",
                     (unsigned long long)e->log_dropped);
@@ -2284,7 +2295,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
 {
     struct hub_edge_http *e = lws_container_of(sul, struct hub_edge_http, tick);
     hub_store_t *st = e->rt->cfg.store;
-    flush_log(e);
+    flush_log(e, false);
     size_t n = 0;
     hub_shares_expire_due(st, &n);
     hub_reach_share_sweep(e->rt); /* TCP shares end within a tick too */
@@ -2432,7 +2443,7 @@ void hub_edge_http_close_all(hub_runtime_t *rt)
     lws_sul_cancel(&e->tick);
     lws_sul_cancel(&e->log_sul);
     e->log_pending = false;
-    flush_log(e);
+    flush_log(e, true);
     if (e->listen_wsi) {
         lws_set_opaque_user_data(e->listen_wsi, NULL);
         lws_set_timeout(e->listen_wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
