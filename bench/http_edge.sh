@@ -44,63 +44,24 @@ RUNS=${BENCH_RUNS:-3}
 NSHARES=${BENCH_SHARES:-300}
 PERF_DIR=${BENCH_PERF:-}
 
-for tool in wrk nginx python3 curl; do
-    command -v "$tool" >/dev/null 2>&1 || {
-        echo "http_edge.sh: $tool is missing (bench/install-bench-deps.sh)" >&2
-        exit 2
-    }
-done
-[ -x "$CN_BUILD_DIR/hub/connect-hub" ] || {
-    echo "http_edge.sh: build first: cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build build-rel -j2" >&2
-    exit 2
-}
-if [ -n "$PERF_DIR" ]; then
-    command -v perf >/dev/null 2>&1 || { echo "http_edge.sh: BENCH_PERF needs perf" >&2; exit 2; }
-    mkdir -p "$PERF_DIR"
-    PERF_DIR=$(cd "$PERF_DIR" && pwd)
-fi
+# shellcheck source=lib.sh
+source "$SRC/bench/lib.sh"
+bench_need_tools wrk nginx python3 curl
+bench_need_build "$CN_BUILD_DIR/hub/connect-hub"
+bench_need_perf
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # shellcheck source=../tests/integration/lib.sh
 source "$SRC/tests/integration/lib.sh"
-log() { echo "[$(date +%T)] $*" >&2; }
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- nginx: the target, and a reverse proxy in front of it --------------------------
 TARGET_PORT=$(free_port)
 PROXY_PORT=$(free_port)
-# nginx_start NAME SERVER_BLOCK: one nginx with its own prefix under $WORK.
-nginx_start() {
-    local d=$WORK/$1
-    mkdir -p "$d/www" "$d/tmp"
-    head -c 1024 /dev/urandom >"$d/www/1k.bin"
-    chmod -R a+rX "$d"
-    cat >"$d/nginx.conf" <<EOF
-daemon off;
-master_process on;
-worker_processes 1;
-pid $d/nginx.pid;
-error_log $d/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $d/tmp/body;
-    proxy_temp_path $d/tmp/proxy;
-    fastcgi_temp_path $d/tmp/fastcgi;
-    uwsgi_temp_path $d/tmp/uwsgi;
-    scgi_temp_path $d/tmp/scgi;
-    keepalive_requests 10000000;
-    keepalive_timeout 75s;
-    default_type application/octet-stream;
-    $2
-}
-EOF
-    bg "$1" nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf"
-}
-nginx_start target "server { listen 127.0.0.1:$TARGET_PORT; root $WORK/target/www; }"
+nginx_serve target "server { listen 127.0.0.1:$TARGET_PORT; root $WORK/target/www; }"
 # The usual reverse-proxy set-up: HTTP/1.1 to the upstream with a pool of
 # kept-alive connections, X-Forwarded-* headers as the edge sets them.
-nginx_start proxy "upstream target { server 127.0.0.1:$TARGET_PORT; keepalive 64; }
+nginx_serve proxy "upstream target { server 127.0.0.1:$TARGET_PORT; keepalive 64; }
     server {
         listen 127.0.0.1:$PROXY_PORT;
         location / {
@@ -202,8 +163,8 @@ wrk_run() {
         timeout $((SECS + 30)) wrk -t2 -c50 -d"${SECS}s" --latency -s "$WORK/hosts.lua" \
         "${URL[$path]}/1k.bin" >"$out" 2>&1 || true
     perf_stop
-    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
-    p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.2f", v}' "$out")
+    rps=$(wrk_rps "$out")
+    p99=$(wrk_p99_ms "$out")
     bad=$(awk '/Non-2xx or 3xx responses:/ {print $NF} /Socket errors/ {print "sock"}' "$out" | paste -sd' ')
     log "wrk $path $mode run $run: ${rps:-?} req/s, p99 ${p99:-?} ms ${bad}"
     R[$path:$mode]+="${rps:-0} "
@@ -228,8 +189,6 @@ if [ -n "$PERF_DIR" ]; then
 fi
 
 # ---- table --------------------------------------------------------------------------------
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : 0)}'; }
-fmt_int() { awk -v v="${1:-0}" 'BEGIN { printf "%.0f", v }' | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf (b > 0 ? "%.2f" : "–"), a / b }'; }
 {
     echo
