@@ -362,6 +362,29 @@ nginx_start() {
     wait_port 127.0.0.1 "$1"
 }
 
+# pool_target NAME [args]: tests/integration/pooltarget.py (an HTTP/1.1
+# target that counts its connections) on a free port, its files in
+# $WORK/NAME; sets TPORT.
+pool_target() {
+    local name=$1
+    shift
+    TPORT=$(free_port)
+    mkdir -p "$WORK/$name"
+    bg "$name" "$PY" "$SRC/tests/integration/pooltarget.py" "$TPORT" "$WORK/$name" "$@"
+    wait_for 10 "target $name" test -f "$WORK/$name/ready"
+}
+# conns_of NAME REGEX: the pool_target's connections that carried requests
+# whose path matches (the agent's own probe of the target, HEAD /, has its own).
+conns_of() { awk -v re="$2" '$2 ~ re { print $3 }' "$WORK/$1/requests" | sort -u; }
+# closed_of NAME REGEX: how many of those connections the target saw end.
+closed_of() { conns_of "$1" "$2" | grep -cxFf - "$WORK/$1/closed" || true; }
+# http_pooled: the hub's idle streams in the HTTP edge's keep-alive pools
+# (connect_http_pooled_streams); http_pooled_is N: whether that is N.
+http_pooled() {
+    curl -sf "$HUB_URL/metrics" | awk '$1 == "connect_http_pooled_streams" { print $2 }'
+}
+http_pooled_is() { [ "$(http_pooled)" = "$1" ]; }
+
 # sshd_start: OpenSSH's sshd on 127.0.0.1 with a host key in $WORK (no
 # logins are made); sets SSH_PORT.
 sshd_start() {
