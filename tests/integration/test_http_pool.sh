@@ -62,6 +62,23 @@ step "idle pooled streams expire (--http-pool-idle 4) and close the target's con
 wait_for 8 "the pool to empty" http_pooled_is 0
 wait_for 3 "the target to see its connection closed" test "$(closed_of keep '^/[ab][0-9]')" = 1
 
+step "each pooled stream expires after its own idle time, the longest idle first"
+pids=()
+for i in 1 2; do
+    curl -s -o /dev/null -m 10 "http://keep.localhost:$EDGE_PORT/slow?ms=500" & # two streams
+    pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p"; done
+[ "$(nconns keep '^/slow[?]ms=500$')" = 2 ] || fail "2 concurrent requests took $(nconns keep '^/slow[?]ms=500$') connections"
+http_pooled_is 2 || fail "connect_http_pooled_streams is $(http_pooled), want 2"
+sleep 2
+get keep /e3 # takes the newest stream and puts it back: its idle time starts again
+wait_for 4 "the stream idle longest to expire" http_pooled_is 1
+sleep 0.5
+http_pooled_is 1 || fail "the stream used 2 s later expired with the other"
+wait_for 4 "the other stream to expire" http_pooled_is 0
+echo "one expired at 4 s, the other 2 s later"
+
 step "the pool is bounded (--http-pool 4): 8 concurrent requests, 4 streams kept"
 pids=()
 for i in $(seq 1 8); do
@@ -71,9 +88,9 @@ for i in $(seq 1 8); do
 done
 for p in "${pids[@]}"; do wait "$p"; done
 for i in $(seq 1 8); do [ "$(cat "$WORK/par$i")" = 200 ] || fail "concurrent request $i: $(cat "$WORK/par$i")"; done
-[ "$(nconns keep '^/slow')" = 8 ] || fail "8 concurrent requests took $(nconns keep '^/slow') connections, want 8"
+[ "$(nconns keep '^/slow[?]ms=800$')" = 8 ] || fail "8 concurrent requests took $(nconns keep '^/slow[?]ms=800$') connections, want 8"
 http_pooled_is 4 || fail "connect_http_pooled_streams is $(http_pooled) after 8 concurrent requests, want 4"
-wait_for 3 "the 4 streams beyond the bound to close" test "$(closed_of keep '^/slow')" = 4
+wait_for 3 "the 4 streams beyond the bound to close" test "$(closed_of keep '^/slow[?]ms=800$')" = 4
 echo "4 kept, 4 closed"
 
 step "the race: the target closes a pooled connection as a request goes out on it"
