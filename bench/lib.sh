@@ -1,11 +1,12 @@
 # shellcheck shell=bash
 # Shell helpers the end-to-end benchmarks share (bench/tcp_tunnel.sh,
-# bench/http_edge.sh, bench/many_agents.sh, bench/idle_conns.sh): the checks
-# before a run (tools, build, perf), process accounting from /proc, key=value
-# parsing, wrk's figures, number formatting, and holding idle connections
-# open. The functions that start processes use tests/integration/lib.sh
-# (PIDS, WORK, stop_pid) when called; the bench_need* checks do not, so a
-# bench may run them before sourcing that file (nothing started yet).
+# bench/http_edge.sh, bench/http_inspect.sh, bench/many_agents.sh,
+# bench/idle_conns.sh): the checks before a run (tools, build, perf),
+# process accounting from /proc, key=value parsing, wrk's figures, number
+# formatting, and holding idle connections open. The functions that start
+# processes use tests/integration/lib.sh (PIDS, WORK, stop_pid) when called;
+# the bench_need* checks do not, so a bench may run them before sourcing
+# that file (nothing started yet).
 
 log() { echo "[$(date +%T)] $*" >&2; }
 CLK=$(getconf CLK_TCK)
