@@ -1509,6 +1509,15 @@ int cn_mux_stream_buffered(const cn_mux_t *m, uint32_t id, size_t *rx, size_t *t
     return 0;
 }
 
+int cn_mux_stream_credit(const cn_mux_t *m, uint32_t id, size_t *credit)
+{
+    const struct stream *s = id ? table_find(m, id) : NULL;
+    if (!s)
+        return CN_ENOTFOUND;
+    *credit = s->tx_credit;
+    return 0;
+}
+
 size_t cn_mux_reply_bytes(const cn_mux_t *m)
 {
     return m->ctlq.b.len > m->ctl_app ? m->ctlq.b.len - m->ctl_app : 0;

@@ -261,6 +261,10 @@ size_t cn_mux_buffered_bytes(const cn_mux_t *mux);
 /* One stream's unread received bytes and queued send bytes (NULLs allowed).
  * CN_ENOTFOUND for a dead id. */
 CN_WARN_UNUSED int cn_mux_stream_buffered(const cn_mux_t *mux, uint32_t id, size_t *rx, size_t *tx);
+/* The bytes stream `id` may still send before the peer returns credit:
+ * right after its OPEN or OPEN_ACK, the window the peer announced.
+ * CN_ENOTFOUND for an unknown id. */
+CN_WARN_UNUSED int cn_mux_stream_credit(const cn_mux_t *mux, uint32_t id, size_t *credit);
 /* Bytes waiting for cn_mux_output(): queued frames plus queued stream data. */
 size_t cn_mux_pending_bytes(const cn_mux_t *mux);
 /* Bytes of queued replies the peer provoked (PONG, OPEN_ACK, RST, WINDOW)

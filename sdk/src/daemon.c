@@ -346,6 +346,9 @@ static void on_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref, si
     else
         meta_client(meta, meta_len, client, sizeof(client));
     cn_log_info("%s: client %s, dialing %s:%u", c->label, client, t->host, (unsigned)t->port);
+    size_t credit = 0;
+    if (cn_mux_stream_credit(mux, id, &credit) == 0)
+        cn_log_debug("%s: the hub's window for this stream: %zu bytes", c->label, credit);
 
     c->next = d->conns;
     if (d->conns)

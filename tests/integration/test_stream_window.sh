@@ -40,13 +40,21 @@ for bad in "CONNECT_STREAM_WINDOW=100" "CONNECT_STREAM_WINDOW=64k" "CONNECT_WIND
 done
 
 step "a 4 KiB window both ways carries 10 MiB each way intact"
-CONNECT_STREAM_WINDOW=4096 CONNECT_WINDOW_UPDATE=1024 \
+# At debug, the agent logs the window the hub granted each stream it opens.
+CONNECT_STREAM_WINDOW=4096 CONNECT_WINDOW_UPDATE=1024 CONNECT_LOG=debug \
     expose dev "127.0.0.1:$TOOL_PORT" --public --protocol tcp --name small-window
 grep -q "stream window 4096 bytes, credit returned every 1024 bytes" "$WORK/expose-dev-$EXPOSES.log" ||
     fail "the agent does not report its window"
 "$PY" "$TCPTOOL" sink 127.0.0.1 "$TUNNEL_PORT" $((10 << 20)) 11 || fail "10 MiB upload"
 "$PY" "$TCPTOOL" source 127.0.0.1 "$TUNNEL_PORT" $((10 << 20)) 12 || fail "10 MiB download"
 "$PY" "$TCPTOOL" many 127.0.0.1 "$TUNNEL_PORT" 32 262144 || fail "32 concurrent connections"
+# The hub's --stream-window reached its end of the link: every stream it
+# opened announced 4096 bytes.
+log=$WORK/expose-dev-$EXPOSES.log
+granted=$(grep -c "the hub's window for this stream: 4096 bytes" "$log" || true)
+[ "$granted" -ge 34 ] || fail "the hub's window: $granted streams announced 4096 bytes: $(grep -m3 "hub's window" "$log")"
+! grep "the hub's window for this stream:" "$log" | grep -qv ": 4096 bytes" ||
+    fail "a stream with another window: $(grep "hub's window" "$log" | grep -v ': 4096 bytes' | head -2)"
 
 kill -0 "$HUB_PID" || fail "hub died"
 echo "test_stream_window: all checks passed"

@@ -1708,6 +1708,27 @@ static void test_window_valid(void **state)
     assert_false(cn_mux_window_valid(100, 0, NULL)); /* why may be NULL */
 }
 
+/* A stream's credit, as the agent logs it: the window its peer announced
+ * in the OPEN, until bytes are sent. */
+static void test_stream_credit(void **state)
+{
+    pair_t w;
+    cn_mux_config_t ca = {.window = 8192}, cb = {.window = 20000};
+    pair_init(&w, &ca, &cb);
+    w.b.accept = ACCEPT_DEFER;
+    payload_make(0, 0, 0);
+    payload_make(0, 1, 0);
+    rec_t *r = open_rec(&w.a, 0);
+    round_trip(&w);
+    assert_int_equal(w.b.opens, 1);
+    size_t credit = 0;
+    assert_int_equal(cn_mux_stream_credit(w.b.mux, r->id, &credit), 0);
+    assert_int_equal(credit, 8192);
+    assert_int_equal(cn_mux_stream_credit(w.b.mux, r->id + 2, &credit), CN_ENOTFOUND);
+    assert_int_equal(cn_mux_stream_credit(w.b.mux, 0, &credit), CN_ENOTFOUND);
+    pair_free(&w);
+}
+
 static void test_config_and_args(void **state)
 {
     cn_mux_config_t c = {.window = 100};
@@ -1887,6 +1908,7 @@ int main(void)
         cmocka_unit_test(test_window_updates_batch),
         cmocka_unit_test(test_vectored_spans),
         cmocka_unit_test(test_window_valid),
+        cmocka_unit_test(test_stream_credit),
         cmocka_unit_test(test_config_and_args),
         cmocka_unit_test(test_reply_flood_fails_link),
         cmocka_unit_test(test_open_flood_rejected_by_app_fails_link),
