@@ -366,7 +366,11 @@ int cmd_expose(int argc, char **argv)
     status = cli_begin(&e.c, AGENT_NEED_AGENT | AGENT_NEED_HUB | AGENT_NEED_TOKEN, &e.cfg, &e.api);
     if (status >= 0)
         return status;
-    status = choose_protocol(&e);
+    char err[160];
+    if (agent_daemon_check_env(err, sizeof(err)) < 0)
+        status = cli_fail("%s", err);
+    else
+        status = choose_protocol(&e);
     if (status == 0)
         status = create_tunnel(&e);
     if (status == 0)

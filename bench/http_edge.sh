@@ -151,18 +151,12 @@ declare -A LABEL=([direct]="direct to nginx" [nginx]="nginx reverse proxy"
     [tunnel]="Connect public HTTP tunnel" [share]="Connect share (policy on)")
 
 PERF_PID=
-# CPU accounting: the nginx workers (the masters only wait), ticks of
-# user + system time summed over PIDs, and µs per request.
+# CPU accounting (bench/lib.sh cpu_ticks): the nginx workers (the masters
+# only wait), the hub and the agent, in µs per request.
 PROXY_WORKER=$(pgrep -P "$(cat "$WORK/proxy/nginx.pid")" | head -1)
 TARGET_WORKER=$(pgrep -P "$(cat "$WORK/target/nginx.pid")" | head -1)
 [ -n "$PROXY_WORKER" ] && [ -n "$TARGET_WORKER" ] || fail "no nginx worker found"
-HZ=$(getconf CLK_TCK)
-cpu_ticks() {
-    local t=0 q
-    for q in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$q/stat"))); done
-    echo "$t"
-}
-us_per() { awk -v t="$1" -v n="$2" -v hz="$HZ" 'BEGIN { printf "%.1f", (n > 0 ? t * 1e6 / hz / n : 0) }'; }
+us_per() { awk -v t="$1" -v n="$2" -v hz="$CLK" 'BEGIN { printf "%.1f", (n > 0 ? t * 1e6 / hz / n : 0) }'; }
 declare -A FWUS TGUS
 perf_start() { # perf_start NAME: the hub and the agent (BENCH_PERF_ALL: everything)
     [ -n "$PERF_DIR" ] || return 0

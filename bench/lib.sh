@@ -1,12 +1,13 @@
 # shellcheck shell=bash
 # Shell helpers the end-to-end benchmarks share (bench/tcp_tunnel.sh,
 # bench/http_edge.sh, bench/http_inspect.sh, bench/many_agents.sh,
-# bench/idle_conns.sh): the checks before a run (tools, build, perf),
-# process accounting from /proc, key=value parsing, wrk's figures, number
-# formatting, and holding idle connections open. The functions that start
-# processes use tests/integration/lib.sh (PIDS, WORK, stop_pid) when called;
-# the bench_need* checks do not, so a bench may run them before sourcing
-# that file (nothing started yet).
+# bench/idle_conns.sh, bench/tcp_window.sh): the checks before a run (tools,
+# build, perf), process accounting from /proc, key=value parsing, wrk's
+# figures, number formatting, holding idle connections open, and the ssh -L
+# reference path. The functions that start processes use
+# tests/integration/lib.sh (PIDS, WORK, stop_pid) when called; the
+# bench_need* checks do not, so a bench may run them before sourcing that
+# file (nothing started yet).
 
 log() { echo "[$(date +%T)] $*" >&2; }
 CLK=$(getconf CLK_TCK)
@@ -130,4 +131,74 @@ hold_start() {
     done
     HOLD_READY=$(awk '/^ready/ {print $2}' "$out")
     HOLD_READY=${HOLD_READY:-0}
+}
+
+# Jiffies of the whole machine from /proc/stat: "IDLE TOTAL" (idle counts
+# idle + iowait), for the idle share of an interval: machine_idle_pct BEFORE AFTER.
+machine_jiffies() {
+    awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print $5 + $6, t; exit }' /proc/stat
+}
+machine_idle_pct() { # machine_idle_pct "IDLE0 TOTAL0" "IDLE1 TOTAL1"
+    awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " ")
+        d = y[2] - x[2]; printf "%.1f", (d > 0 ? 100 * (y[1] - x[1]) / d : 0) }'
+}
+
+# ssh -L with aes128-gcm@openssh.com through an sshd of our own on a free
+# port (its config, host key, authorized key and known_hosts in $WORK/ssh):
+# the reference path of bench/tcp_tunnel.sh and bench/tcp_window.sh.
+# usage: ssh_forward_start LOCALPORT:TARGETPORT...   (all on 127.0.0.1);
+# sets SSH_PID, SSHD_PID and SSHD_PORT.
+ssh_forward_start() {
+    local d=$WORK/ssh
+    mkdir -p "$d" && chmod 700 "$d"
+    ssh-keygen -q -t ed25519 -N '' -f "$d/host_key" -C bench-host
+    ssh-keygen -q -t ed25519 -N '' -f "$d/client_key" -C bench-client
+    cp "$d/client_key.pub" "$d/authorized_keys"
+    SSHD_PORT=$(free_port)
+    cat >"$d/sshd_config" <<EOF
+Port $SSHD_PORT
+ListenAddress 127.0.0.1
+HostKey $d/host_key
+PidFile none
+AuthorizedKeysFile $d/authorized_keys
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+AllowTcpForwarding yes
+AllowAgentForwarding no
+X11Forwarding no
+UsePAM no
+StrictModes no
+UseDNS no
+Compression no
+Ciphers aes128-gcm@openssh.com
+LogLevel ERROR
+EOF
+    # sshd's privilege separation needs its empty directory (as the
+    # openssh-server package would create it at boot).
+    [ -d /run/sshd ] || mkdir -p /run/sshd
+    bg sshd /usr/sbin/sshd -D -e -f "$d/sshd_config"
+    SSHD_PID=$LAST_PID
+    wait_port 127.0.0.1 "$SSHD_PORT"
+    local fw=() f
+    for f in "$@"; do fw+=(-L "127.0.0.1:${f%%:*}:127.0.0.1:${f#*:}"); done
+    bg ssh ssh -N -F /dev/null -i "$d/client_key" -o IdentitiesOnly=yes -o BatchMode=yes \
+        -o StrictHostKeyChecking=no -o UserKnownHostsFile="$d/known_hosts" \
+        -o GlobalKnownHostsFile=/dev/null -o ExitOnForwardFailure=yes -o Compression=no \
+        -o ControlMaster=no -o ControlPath=none -c aes128-gcm@openssh.com -p "$SSHD_PORT" \
+        "${fw[@]}" "$(id -un)@127.0.0.1"
+    SSH_PID=$LAST_PID
+    for f in "$@"; do wait_port 127.0.0.1 "${f%%:*}" 15; done
+}
+
+# The event-loop (main) thread of PID from /proc/PID/schedstat: "RUN WAIT"
+# in ns, time on a CPU and time runnable but waiting for one. Over an
+# interval, the rest of the wall time the thread slept (waited for I/O or
+# for credit): sched_split BEFORE AFTER WALL_NS prints "run% wait% sleep%".
+sched_ns() { awk '{ print $1, $2 }' "/proc/$1/schedstat" 2>/dev/null || echo "0 0"; }
+sched_split() {
+    awk -v a="$1" -v b="$2" -v w="$3" 'BEGIN { split(a, x, " "); split(b, y, " ")
+        r = 100 * (y[1] - x[1]) / w; q = 100 * (y[2] - x[2]) / w
+        printf "%.0f/%.0f/%.0f", r, q, 100 - r - q }'
 }

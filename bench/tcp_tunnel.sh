@@ -19,6 +19,11 @@
 #   BENCH_PERF=DIR      also record perf profiles of the hub and the agent
 #                       during the Connect runs and write top-function reports
 #   BENCH_OUT=FILE      also write the table there
+#   BENCH_WINDOW=BYTES  stream window of the hub (serve --stream-window) and the
+#                       agents (CONNECT_STREAM_WINDOW); default: theirs (512 KiB)
+#   BENCH_WINDOW_UPDATE=BYTES  credit-return threshold of both (--window-update,
+#                       CONNECT_WINDOW_UPDATE); default: a quarter of the window
+#   (bench/tcp_window.sh runs the iperf3 rows over a list of windows)
 #   CONNECT_LOG=info    log level of the hub and agents (the default; the agent
 #                       logs one line per stream, at no measurable cost)
 #
@@ -99,7 +104,10 @@ setup_connect() {
     hub_init
     # One client address opens all the idle connections: lift the
     # per-client and per-workspace caps (512 and 1,000 by default).
-    hub_start --max-conns-per-client 4096 --max-conns-per-workspace 4096
+    local win=()
+    [ -z "${BENCH_WINDOW:-}" ] || { win+=(--stream-window "$BENCH_WINDOW"); export CONNECT_STREAM_WINDOW=$BENCH_WINDOW; }
+    [ -z "${BENCH_WINDOW_UPDATE:-}" ] || { win+=(--window-update "$BENCH_WINDOW_UPDATE"); export CONNECT_WINDOW_UPDATE=$BENCH_WINDOW_UPDATE; }
+    hub_start --max-conns-per-client 4096 --max-conns-per-workspace 4096 "${win[@]}"
     local t
     for t in iperf echo http; do
         agent_enroll "bench-$t"
@@ -153,54 +161,11 @@ setup_socat() {
 }
 
 setup_ssh() {
-    local d=$WORK/ssh
-    mkdir -p "$d" && chmod 700 "$d"
-    ssh-keygen -q -t ed25519 -N '' -f "$d/host_key" -C bench-host
-    ssh-keygen -q -t ed25519 -N '' -f "$d/client_key" -C bench-client
-    cp "$d/client_key.pub" "$d/authorized_keys"
-    SSHD_PORT=$(free_port)
-    cat >"$d/sshd_config" <<EOF
-Port $SSHD_PORT
-ListenAddress 127.0.0.1
-HostKey $d/host_key
-PidFile none
-AuthorizedKeysFile $d/authorized_keys
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-AllowTcpForwarding yes
-AllowAgentForwarding no
-X11Forwarding no
-UsePAM no
-StrictModes no
-UseDNS no
-Compression no
-Ciphers aes128-gcm@openssh.com
-LogLevel ERROR
-EOF
-    # sshd's privilege separation needs its empty directory (as the
-    # openssh-server package would create it at boot).
-    [ -d /run/sshd ] || mkdir -p /run/sshd
-    bg sshd /usr/sbin/sshd -D -e -f "$d/sshd_config"
-    SSHD_PID=$LAST_PID
-    wait_port 127.0.0.1 "$SSHD_PORT"
     local lp_iperf lp_echo lp_http
     lp_iperf=$(free_port)
     lp_echo=$(free_port)
     lp_http=$(free_port)
-    bg ssh ssh -N -F /dev/null -i "$d/client_key" -o IdentitiesOnly=yes -o BatchMode=yes \
-        -o StrictHostKeyChecking=no -o UserKnownHostsFile="$d/known_hosts" \
-        -o GlobalKnownHostsFile=/dev/null -o ExitOnForwardFailure=yes -o Compression=no \
-        -o ControlMaster=no -o ControlPath=none -c aes128-gcm@openssh.com -p "$SSHD_PORT" \
-        -L "127.0.0.1:$lp_iperf:127.0.0.1:$IPERF_PORT" \
-        -L "127.0.0.1:$lp_echo:127.0.0.1:$ECHO_PORT" \
-        -L "127.0.0.1:$lp_http:127.0.0.1:$HTTP_PORT" \
-        "$(id -un)@127.0.0.1"
-    SSH_PID=$LAST_PID
-    wait_port 127.0.0.1 "$lp_iperf" 15
-    wait_port 127.0.0.1 "$lp_echo" 15
-    wait_port 127.0.0.1 "$lp_http" 15
+    ssh_forward_start "$lp_iperf:$IPERF_PORT" "$lp_echo:$ECHO_PORT" "$lp_http:$HTTP_PORT"
     PORT[ssh:iperf]=$lp_iperf
     PORT[ssh:echo]=$lp_echo
     PORT[ssh:http]=$lp_http
@@ -262,8 +227,11 @@ iperf_run() { # iperf_run PATH [-R]
     pids=$(fwd_pids "$path" iperf)
     [ -n "$pids" ] && t0=$(cpu_ticks $pids)
     out=$WORK/iperf-$path-$tag.json
+    local j0
+    j0=$(machine_jiffies)
     timeout $((SECS + 30)) iperf3 -c 127.0.0.1 -p "${PORT[$path:iperf]}" -t "$SECS" -J $rev \
         >"$out" 2>&1 || { log "iperf3 $path $tag failed: $(tail -3 "$out")"; R[iperf-$tag:$path]="failed"; return 0; }
+    R[idle-$tag:$path]=$(machine_idle_pct "$j0" "$(machine_jiffies)")
     sleep 1 # socat's children exit and are reaped
     read -r bytes gbps < <(python3 -c 'import json,sys
 e=json.load(open(sys.argv[1]))["end"]["sum_received"]
@@ -275,7 +243,7 @@ print(e["bytes"], "%.2f" % (e["bits_per_second"]/1e9))' "$out")
 t,c,b=int(sys.argv[1]),int(sys.argv[2]),int(sys.argv[3])
 print("%.2f" % (t/c/(b/1e9)))' "$((t1 - t0))" "$CLK" "$bytes")
     fi
-    log "iperf3 $path $tag: $gbps Gbit/s (${R[cpu-$tag:$path]:-} CPU s/GB)"
+    log "iperf3 $path $tag: $gbps Gbit/s (${R[cpu-$tag:$path]:-} CPU s/GB, machine ${R[idle-$tag:$path]}% idle)"
 }
 
 # The forwarding processes of a Connect path, named, for the CPU split:
@@ -300,6 +268,8 @@ iperf_split() { # iperf_split PATH [-R]
     done
     [ "$path" = connect ] && perf_start "iperf-$tag" iperf
     out=$WORK/iperf-$path-$tag.json
+    local j0
+    j0=$(machine_jiffies)
     if ! timeout $((SECS + 30)) iperf3 -c 127.0.0.1 -p "${PORT[$path:iperf]}" -t "$SECS" -J $rev >"$out" 2>&1; then
         [ "$path" = connect ] && perf_stop
         log "iperf3 $path $tag failed: $(tail -3 "$out")"
@@ -307,6 +277,7 @@ iperf_split() { # iperf_split PATH [-R]
         return 0
     fi
     [ "$path" = connect ] && perf_stop
+    R[idle-$tag:$path]=$(machine_idle_pct "$j0" "$(machine_jiffies)")
     sleep 1
     for np in "${pids[@]}"; do t1+=("$(cpu_ticks "$np")"); done
     read -r bytes gbps < <(python3 -c 'import json,sys
@@ -320,7 +291,7 @@ c, b = int(sys.argv[1]), int(sys.argv[2]) / 1e9
 parts = list(zip(sys.argv[3::2], (int(x) / c / b for x in sys.argv[4::2])))
 print("%.2f (%s)" % (sum(v for _, v in parts), " + ".join("%s %.2f" % p for p in parts)))' \
         "$CLK" "$bytes" "${args[@]}")
-    log "iperf3 $path $tag: $gbps Gbit/s (${R[cpu-$tag:$path]} CPU s/GB)"
+    log "iperf3 $path $tag: $gbps Gbit/s (${R[cpu-$tag:$path]} CPU s/GB, machine ${R[idle-$tag:$path]}% idle)"
 }
 
 pingpong_run() { # pingpong_run PATH CONNS
@@ -495,6 +466,8 @@ done
     done
     row cpu-up "forwarder CPU s per GB, iperf3 →"
     row cpu-down "forwarder CPU s per GB, iperf3 -R"
+    row idle-up "machine idle % during iperf3 → (both cores)"
+    row idle-down "machine idle % during iperf3 -R"
     row idle "PSS per idle open connection (KB), $IDLE connections"
     if [ -n "${IDLE_AGENT_PSS:-}" ]; then
         echo

@@ -427,10 +427,18 @@ int hub_agents_init(hub_runtime_t *rt)
          * --max-conns. The 1,024 more are reach and HTTP edge streams. */
         .mux = {.max_streams = rt->cfg.max_conns + 1024 > CN_MUX_DEFAULT_MAX_STREAMS
                                    ? rt->cfg.max_conns + 1024
-                                   : CN_MUX_DEFAULT_MAX_STREAMS},
+                                   : CN_MUX_DEFAULT_MAX_STREAMS,
+                .window = rt->cfg.stream_window,
+                .window_update = rt->cfg.window_update},
         .flush_after_turn = 1, /* hub_server_run() calls cn_link_flush_turn() */
     };
-    /* The configuration is ours and complete: only memory can run out. */
+    if (lc.mux.window || lc.mux.window_update) {
+        uint32_t w = lc.mux.window ? lc.mux.window : CN_MUX_DEFAULT_WINDOW;
+        cn_log_info("agent links: stream window %u bytes, credit returned every %u bytes", w,
+                    lc.mux.window_update ? lc.mux.window_update : w / 4);
+    }
+    /* The configuration is ours and complete (the window checked by
+     * cn_mux_window_valid() before): only memory can run out. */
     rt->links = cn_link_server_new(&lc, NULL, 0);
     return rt->links ? 0 : CN_ENOMEM;
 }

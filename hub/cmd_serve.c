@@ -3,7 +3,9 @@
 #include "cmd_serve.h"
 
 #include "cmd.h"
+#include "cn_frame.h"
 #include "cn_loop.h"
+#include "cn_mux.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -50,7 +52,7 @@
 #define HTTP_PORT_UNSET ((unsigned long)-1)
 
 /* Rows of serve_table(), the end marker included. */
-#define SERVE_OPTS 40
+#define SERVE_OPTS 42
 
 /* What the table parses before the checks turn it into options. */
 typedef struct serve_raw {
@@ -62,6 +64,7 @@ typedef struct serve_raw {
     const char *public_bind;
     unsigned long max_links, max_links_per_agent, conn_rate, auth_fail_rate, max_conns,
         max_conns_per_tunnel, max_conns_per_ws, max_conns_per_client, tcp_idle_timeout;
+    unsigned long stream_window, window_update; /* 0: the multiplexer's defaults */
     unsigned long webhook_retry_base, webhook_disable_after;
     unsigned long inspect_body_max, inspect_keep, inspect_retention;
     int metrics, inspect;
@@ -164,6 +167,16 @@ static void serve_table(hub_serve_options_t *o, serve_raw_t *r, cn_opt_t t[stati
         {"tcp-idle-timeout", CN_OPT_UINT | CN_OPT_ONCE, &r->tcp_idle_timeout, 0, 7 * 24 * 3600, "S",
          "close a public TCP connection idle for S seconds, 0 = never (default " STR(
              HUB_RUNTIME_TCP_IDLE_TIMEOUT_DEFAULT) ")"},
+        /* Flow control of every stream on an agent link (docs/performance.md,
+         * "Windows: bandwidth x RTT"). */
+        {"stream-window", CN_OPT_UINT | CN_OPT_ONCE, &r->stream_window, CN_MUX_MIN_WINDOW,
+         CN_FRAME_MAX_WINDOW, "BYTES",
+         "receive window the hub grants each stream on an agent link: the bytes one stream may "
+         "have in flight towards the hub (default " STR(CN_MUX_DEFAULT_WINDOW_KIB) " KiB)"},
+        {"window-update", CN_OPT_UINT | CN_OPT_ONCE, &r->window_update, 1, CN_FRAME_MAX_WINDOW,
+         "BYTES",
+         "return a stream's credit once this many bytes were consumed, at most the window "
+         "(default: a quarter of the window)"},
         /* Request inspection (inspect.h argues the bounds). */
         {"inspect", CN_OPT_CHOICE | CN_OPT_ONCE, &r->inspect, 0, 0, "on|off",
          "record the HTTP edge's requests for GET /api/v1/tunnels/ID/requests (default on)"},
@@ -286,6 +299,10 @@ static int check_options(hub_serve_options_t *o, const serve_raw_t *r, char *err
     o->max_conns_per_ws = (unsigned)r->max_conns_per_ws;
     o->max_conns_per_client = (unsigned)r->max_conns_per_client;
     o->tcp_idle_timeout = (unsigned)r->tcp_idle_timeout;
+    if (!cn_mux_window_valid(r->stream_window, r->window_update, &why))
+        return usage_error(err, errlen, "--window-update", why);
+    o->stream_window = (uint32_t)r->stream_window;
+    o->window_update = (uint32_t)r->window_update;
     if (r->public_bind) {
         /* An address literal, as --listen takes it, without a port. */
         char probe[96];
@@ -566,6 +583,8 @@ static int start_server(serve_t *s)
         .tcp_idle_timeout_s = o->tcp_idle_timeout,
         .max_links = o->max_links,
         .max_links_per_agent = o->max_links_per_agent,
+        .stream_window = o->stream_window,
+        .window_update = o->window_update,
         .metrics = s->metrics,
         .http_port = edge_port,
         .http_port_fallback = !o->http_port_set,

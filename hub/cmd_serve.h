@@ -52,6 +52,8 @@ typedef struct hub_serve_options {
     unsigned max_conns_per_ws;      /* ... of one workspace's tunnels */
     unsigned max_conns_per_client;  /* ... from one client address (IPv6 /64), per tunnel */
     unsigned tcp_idle_timeout;      /* seconds a public TCP connection may stay idle, 0 = never */
+    uint32_t stream_window;         /* --stream-window, 0 = CN_MUX_DEFAULT_WINDOW */
+    uint32_t window_update;         /* --window-update, 0 = a quarter of the window */
     int event_loop;                 /* --event-loop: cn_loop_kind_t */
     int metrics_access;             /* enum hub_metrics_access (api.h) */
     const char *metrics_token_file; /* --metrics token: the file holding it */

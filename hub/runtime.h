@@ -55,7 +55,12 @@ typedef struct hub_runtime_config {
     unsigned tcp_idle_timeout_s;   /* idle public connections are closed; 0 = never */
     unsigned max_links;            /* agent links at once, any state; default 1024 */
     unsigned max_links_per_agent;  /* admitted links of one agent; default 16 */
-    hub_metrics_t *metrics;        /* borrowed; NULL = none (handshake failures, bytes) */
+    /* Receive window granted to each stream on an agent link and the
+     * consumed bytes after which its credit goes back (cn_mux_config_t);
+     * 0 = the multiplexer's defaults. Checked by the caller
+     * (cn_mux_window_valid()): bad values fail hub_runtime_new(). */
+    uint32_t stream_window, window_update;
+    hub_metrics_t *metrics; /* borrowed; NULL = none (handshake failures, bytes) */
     /* The HTTP edge (edge_http.c) listens on tcp_host:http_port; 0 lets the
      * kernel pick (hub_runtime_http_port() says which), -1 means no edge. */
     int http_port;

@@ -631,6 +631,21 @@ static void pump(cn_mux_t *m)
 
 /* ---- creation ---- */
 
+bool cn_mux_window_valid(uint64_t window, uint64_t update, const char **why)
+{
+    _Static_assert(CN_MUX_MIN_WINDOW == 1024u && CN_FRAME_MAX_WINDOW == 1073741824u,
+                   "the messages below name the bounds");
+    const char *w = NULL;
+    uint64_t in_effect = window ? window : CN_MUX_DEFAULT_WINDOW;
+    if (window && (window < CN_MUX_MIN_WINDOW || window > CN_FRAME_MAX_WINDOW))
+        w = "the stream window must be between 1024 and 1073741824 bytes";
+    else if (update > in_effect)
+        w = "the window update threshold must not exceed the stream window";
+    if (w && why)
+        *why = w;
+    return !w;
+}
+
 cn_mux_t *cn_mux_new(const cn_mux_config_t *cfg, const cn_mux_callbacks_t *cb, void *ctx)
 {
     cn_mux_config_t c = {0};
@@ -1491,6 +1506,15 @@ int cn_mux_stream_buffered(const cn_mux_t *m, uint32_t id, size_t *rx, size_t *t
         *rx = s->rx.len;
     if (tx)
         *tx = s->tx.len;
+    return 0;
+}
+
+int cn_mux_stream_credit(const cn_mux_t *m, uint32_t id, size_t *credit)
+{
+    const struct stream *s = id ? table_find(m, id) : NULL;
+    if (!s)
+        return CN_ENOTFOUND;
+    *credit = s->tx_credit;
     return 0;
 }
 

@@ -37,6 +37,7 @@
 
 #include "cn_defs.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -44,8 +45,9 @@
 struct json_t;
 struct cn_frame;
 
-#define CN_MUX_DEFAULT_WINDOW (512u * 1024u)     /* per-stream receive window */
-#define CN_MUX_MIN_WINDOW 1024u                  /* smallest configurable window */
+#define CN_MUX_DEFAULT_WINDOW_KIB 512 /* the same in KiB, for help texts */
+#define CN_MUX_DEFAULT_WINDOW (CN_MUX_DEFAULT_WINDOW_KIB * 1024u) /* per-stream receive window */
+#define CN_MUX_MIN_WINDOW 1024u                                   /* smallest configurable window */
 #define CN_MUX_DEFAULT_MAX_STREAMS 4096u         /* concurrent streams, both sides together */
 #define CN_MUX_DEFAULT_QUANTUM (16u * 1024u)     /* round-robin DATA bytes per turn */
 #define CN_MUX_DEFAULT_QUEUE_MAX (1024u * 1024u) /* CONTROL+OPEN+PING bytes; DATAGRAM bytes */
@@ -108,6 +110,14 @@ typedef struct cn_mux_callbacks {
     /* The peer is closing the link: cn_mux_open() fails from now on. */
     void (*on_goaway)(void *ctx, uint32_t code, const char *msg, size_t msg_len);
 } cn_mux_callbacks_t;
+
+/* Checks a stream window and its update threshold as a user gives them
+ * (`connect-hub serve --stream-window/--window-update`, the agent's
+ * CONNECT_STREAM_WINDOW/CONNECT_WINDOW_UPDATE), with cn_mux_new()'s rules:
+ * window 0 (default) or CN_MUX_MIN_WINDOW..CN_FRAME_MAX_WINDOW; update 0
+ * (window / 4) or 1..the window in effect. False with *why (static text)
+ * naming the fault. */
+bool cn_mux_window_valid(uint64_t window, uint64_t update, const char **why);
 
 /* Creates a multiplexer. cfg may be NULL (defaults, responder); cb is copied
  * and may be NULL. Returns NULL on an invalid configuration or no memory. */
@@ -251,6 +261,10 @@ size_t cn_mux_buffered_bytes(const cn_mux_t *mux);
 /* One stream's unread received bytes and queued send bytes (NULLs allowed).
  * CN_ENOTFOUND for a dead id. */
 CN_WARN_UNUSED int cn_mux_stream_buffered(const cn_mux_t *mux, uint32_t id, size_t *rx, size_t *tx);
+/* The bytes stream `id` may still send before the peer returns credit:
+ * right after its OPEN or OPEN_ACK, the window the peer announced.
+ * CN_ENOTFOUND for an unknown id. */
+CN_WARN_UNUSED int cn_mux_stream_credit(const cn_mux_t *mux, uint32_t id, size_t *credit);
 /* Bytes waiting for cn_mux_output(): queued frames plus queued stream data. */
 size_t cn_mux_pending_bytes(const cn_mux_t *mux);
 /* Bytes of queued replies the peer provoked (PONG, OPEN_ACK, RST, WINDOW)

@@ -346,6 +346,9 @@ static void on_open(void *ctx, uint32_t id, uint8_t kind, const uint8_t *ref, si
     else
         meta_client(meta, meta_len, client, sizeof(client));
     cn_log_info("%s: client %s, dialing %s:%u", c->label, client, t->host, (unsigned)t->port);
+    size_t credit = 0;
+    if (cn_mux_stream_credit(mux, id, &credit) == 0)
+        cn_log_debug("%s: the hub's window for this stream: %zu bytes", c->label, credit);
 
     c->next = d->conns;
     if (d->conns)
@@ -660,7 +663,9 @@ static void connect_now(agent_daemon_t *d)
         .ctx = d,
         .user = d,
         .timing = d->cfg.timing,
-        .mux = {.max_streams = max_streams()},
+        .mux = {.max_streams = max_streams(),
+                .window = d->cfg.stream_window,
+                .window_update = d->cfg.window_update},
         .flush_after_turn = 1, /* agent_daemon_service() calls cn_link_flush_turn() */
     };
     char why[160];
@@ -857,6 +862,50 @@ void agent_daemon_config_from(agent_daemon_config_t *dc, const agent_config_t *c
     dc->policy_config = cfg->path;
 }
 
+/* A window setting from the config, else from the environment variable
+ * `name` (decimal bytes; empty or unset: 0, the default). */
+static int window_setting(uint32_t from_cfg, const char *name, uint32_t *out, char *err,
+                          size_t errlen)
+{
+    *out = from_cfg;
+    const char *s = getenv(name);
+    if (from_cfg || !s || !*s)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*s < '0' || *s > '9' || *end || errno || v > CN_FRAME_MAX_WINDOW)
+        return cn_errf(CN_EINVAL, err, errlen, "%s must be a number of bytes up to %u, not '%.32s'",
+                       name, CN_FRAME_MAX_WINDOW, s);
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* Fills the window settings (config, else environment) and checks them
+ * together. */
+static int window_settings(agent_daemon_config_t *c, char *err, size_t errlen)
+{
+    const char *why = NULL;
+    if (window_setting(c->stream_window, "CONNECT_STREAM_WINDOW", &c->stream_window, err, errlen) ||
+        window_setting(c->window_update, "CONNECT_WINDOW_UPDATE", &c->window_update, err, errlen))
+        return CN_EINVAL;
+    if (!cn_mux_window_valid(c->stream_window, c->window_update, &why))
+        return cn_errf(CN_EINVAL, err, errlen, "CONNECT_STREAM_WINDOW/CONNECT_WINDOW_UPDATE: %s",
+                       why);
+    return 0;
+}
+
+int agent_daemon_check_env(char *err, size_t errlen)
+{
+    agent_daemon_config_t c = {0};
+    cn_loop_kind_t kind;
+    const char *loop_env = getenv("CONNECT_EVENT_LOOP");
+    if (loop_env && *loop_env && !cn_loop_kind_parse(loop_env, &kind))
+        return cn_errf(CN_EINVAL, err, errlen, "CONNECT_EVENT_LOOP must be %s, not '%.32s'",
+                       CN_LOOP_CHOICES, loop_env);
+    return window_settings(&c, err, errlen);
+}
+
 agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, size_t errlen)
 {
     agent_daemon_t *d = calloc(1, sizeof(*d));
@@ -867,6 +916,13 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
         return NULL;
     }
     d->cfg = *cfg;
+    if (window_settings(&d->cfg, err, errlen) < 0)
+        goto fail;
+    if (d->cfg.stream_window || d->cfg.window_update) {
+        uint32_t w = d->cfg.stream_window ? d->cfg.stream_window : CN_MUX_DEFAULT_WINDOW;
+        cn_log_info("link: stream window %u bytes, credit returned every %u bytes", w,
+                    d->cfg.window_update ? d->cfg.window_update : w / 4);
+    }
     agent_backoff_init(&d->backoff, cfg->backoff_base_ms, cfg->backoff_cap_ms,
                        cfg->reconnects_per_min, cfg->reconnect_burst);
     if (!cfg->hub_url || strlen(cfg->hub_url) >= sizeof(d->hub_url) ||

@@ -80,6 +80,13 @@ typedef struct agent_daemon_config {
     uint32_t reconnects_per_min; /* 0 = AGENT_BACKOFF_PER_MIN (on average) */
     uint32_t reconnect_burst;    /* 0 = AGENT_BACKOFF_BURST (at once, before the cap) */
     cn_link_timing_t timing;
+    /* Receive window this agent grants each stream of its link, and the
+     * consumed bytes after which the credit goes back (cn_mux_config_t).
+     * 0 = CONNECT_STREAM_WINDOW / CONNECT_WINDOW_UPDATE (bytes) from the
+     * environment, else the multiplexer's defaults (512 KiB, a quarter of
+     * the window). agent_daemon_new() refuses bad values with a message
+     * naming the variable. */
+    uint32_t stream_window, window_update;
     /* Run on lws's poll() loop rather than the epoll one (CONNECT_EVENT_LOOP
      * =poll does the same): the embedded tunnel does, since lws's libev
      * plugin logs a notice per socket event and an embedding process keeps
@@ -109,6 +116,12 @@ struct agent_config;
  * rest (what it serves, callbacks). dc borrows cfg's strings and keys:
  * cfg must outlive agent_daemon_new(). */
 void agent_daemon_config_from(agent_daemon_config_t *dc, const struct agent_config *cfg);
+
+/* Checks the environment variables every link reads (CONNECT_EVENT_LOOP,
+ * CONNECT_STREAM_WINDOW, CONNECT_WINDOW_UPDATE), as agent_daemon_new()
+ * will, so that a command can refuse a bad one before it changes anything
+ * (`connect expose` creates its tunnel first). 0, or CN_EINVAL with err. */
+int agent_daemon_check_env(char *err, size_t errlen);
 
 /* Creates the context and starts the first connection. NULL with err. The
  * config's strings and keys are copied. */

@@ -108,6 +108,7 @@ static void echo_stop(void)
 typedef struct hub_stream {
     uint32_t id;
     int accepted, reset, closed, eof, fin_sent;
+    size_t credit; /* send space the hub has after the OPEN_ACK: the agent's window (capped) */
     uint32_t reset_code;
     char rx[256];
     size_t rx_len;
@@ -203,7 +204,13 @@ static void pump(cn_link_t *l, hub_stream_t *s)
 static void h_accepted(void *ctx, uint32_t id, void *user)
 {
     lock();
-    ((hub_stream_t *)user)->accepted = 1;
+    hub_stream_t *s = user;
+    s->accepted = 1;
+    /* The send space, given back at once; CN_MUX_MAX_IOV chunks cap it, so
+     * it tells small windows exactly and large ones as "more than 64 KiB". */
+    struct iovec iov[CN_MUX_MAX_IOV];
+    assert_true(cn_mux_write_spacev(cn_link_mux(ctx), id, iov, CN_MUX_MAX_IOV, &s->credit) > 0);
+    assert_int_equal(cn_mux_write_commit(cn_link_mux(ctx), id, 0), 0);
     pump(ctx, user);
     unlock();
 }
@@ -484,6 +491,8 @@ static hub_stream_t *open_stream(agent_daemon_t *d, uint8_t kind, const char *re
 
 /* Backoff settings of the agents the tests start: quick, so tests are. */
 static uint32_t backoff_base_ms = 100, backoff_cap_ms = 300;
+/* Window settings of the agents the tests start (0: environment, default). */
+static uint32_t agent_window, agent_window_update;
 
 static agent_daemon_t *start_agent_serving(obs_t *o, uint8_t sk[32], const char *enroll,
                                            const char *const *serve, size_t nserve)
@@ -500,6 +509,8 @@ static agent_daemon_t *start_agent_serving(obs_t *o, uint8_t sk[32], const char 
         .enroll = enroll,
         .backoff_base_ms = backoff_base_ms,
         .backoff_cap_ms = backoff_cap_ms,
+        .stream_window = agent_window,
+        .window_update = agent_window_update,
         .serve = serve,
         .nserve = nserve,
         .on_hello = on_hello,
@@ -654,6 +665,86 @@ static void test_named_tunnels_only(void **state)
     };
     assert_null(agent_daemon_new(&dc, err, sizeof(err)));
     assert_non_null(strstr(err, "not a tunnel id"));
+}
+
+/* The stream window the agent grants (config, else CONNECT_STREAM_WINDOW,
+ * else 512 KiB) is what the hub may send on a stream before credit comes
+ * back; bad settings are refused with the variable named. */
+static void test_stream_window(void **state)
+{
+    static const struct {
+        uint32_t cfg;
+        const char *env;
+        size_t credit;
+    } v[] = {
+        {0, NULL, 0}, /* 0: more than 64 KiB (the default, 512 KiB) */
+        {4096, NULL, 4096},
+        {0, "8192", 8192},
+        {2u << 20, "8192", 0}, /* the config wins over the environment */
+    };
+    echo_start();
+    json_t *tl = json_array();
+    json_array_append_new(tl, tunnel(T1, "echo", E.port, "active"));
+    hub_start(tl);
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        if (v[i].env)
+            setenv("CONNECT_STREAM_WINDOW", v[i].env, 1);
+        agent_window = v[i].cfg;
+        obs_t o = {0};
+        uint8_t sk[32];
+        agent_daemon_t *d = start_agent(&o, sk, NULL);
+        assert_true(run_until(d, first_hello, &o, 10000));
+        hub_stream_t *s = open_stream(d, CN_KIND_TCP, T1, "windowed");
+        assert_false(s->reset);
+        assert_int_equal(s->rx_len, strlen("windowed"));
+        if (v[i].credit ? s->credit != v[i].credit : s->credit <= 65536)
+            fail_msg("case %zu: credit %zu, expected %zu", i, s->credit, v[i].credit);
+        stop_agent(d);
+        unsetenv("CONNECT_STREAM_WINDOW");
+    }
+    agent_window = 0;
+    hub_stop();
+    echo_stop();
+
+    static const struct {
+        const char *window, *update;
+        uint32_t cfg_window, cfg_update;
+        const char *says;
+    } bad[] = {
+        {"100", NULL, 0, 0, "CONNECT_STREAM_WINDOW"},
+        {"1073741825", NULL, 0, 0, "CONNECT_STREAM_WINDOW"},
+        {"64k", NULL, 0, 0, "CONNECT_STREAM_WINDOW must be a number of bytes"},
+        {"-4096", NULL, 0, 0, "CONNECT_STREAM_WINDOW must be a number of bytes"},
+        {"4096", "4097", 0, 0, "must not exceed the stream window"},
+        {NULL, "x", 0, 0, "CONNECT_WINDOW_UPDATE must be a number of bytes"},
+        {NULL, NULL, 1000, 0, "between 1024 and 1073741824"},
+        {NULL, NULL, 0, 600000, "must not exceed the stream window"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (bad[i].window)
+            setenv("CONNECT_STREAM_WINDOW", bad[i].window, 1);
+        if (bad[i].update)
+            setenv("CONNECT_WINDOW_UPDATE", bad[i].update, 1);
+        uint8_t sk[32] = {1};
+        char err[160] = "";
+        agent_daemon_config_t dc = {
+            .hub_url = "http://127.0.0.1:1",
+            .agent_sk = sk,
+            .hub_pk = sk,
+            .agent_id = AGENT_ID,
+            .stream_window = bad[i].cfg_window,
+            .window_update = bad[i].cfg_update,
+        };
+        agent_daemon_t *d = agent_daemon_new(&dc, err, sizeof(err));
+        unsetenv("CONNECT_STREAM_WINDOW");
+        unsetenv("CONNECT_WINDOW_UPDATE");
+        if (d) {
+            agent_daemon_free(d);
+            fail_msg("case %zu accepted", i);
+        }
+        if (!strstr(err, bad[i].says))
+            fail_msg("case %zu: '%s' does not say '%s'", i, err, bad[i].says);
+    }
 }
 
 static void test_target_down_is_unreachable(void **state)
@@ -866,6 +957,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_serves_only_its_tunnels),
         cmocka_unit_test(test_named_tunnels_only),
+        cmocka_unit_test(test_stream_window),
         cmocka_unit_test(test_target_down_is_unreachable),
         cmocka_unit_test(test_reconnects_after_link_loss),
         cmocka_unit_test(test_admitted_link_reconnects_quickly_every_time),

@@ -140,6 +140,51 @@ static void test_event_loop(void **state)
     assert_non_null(strstr(err, "event-loop"));
 }
 
+/* --stream-window and --window-update: the multiplexer's defaults unless
+ * given; the window within CN_MUX_MIN_WINDOW..CN_FRAME_MAX_WINDOW, the
+ * update threshold within 1..the window in effect. */
+static void test_stream_window(void **state)
+{
+    hub_serve_options_t o;
+    char err[256];
+    assert_int_equal(parse(&o, err, "--db", "/d"), 0);
+    assert_int_equal(o.stream_window, 0); /* cn_mux: CN_MUX_DEFAULT_WINDOW */
+    assert_int_equal(o.window_update, 0); /* cn_mux: a quarter of the window */
+    assert_int_equal(
+        parse(&o, err, "--db", "/d", "--stream-window", "2097152", "--window-update", "1048576"),
+        0);
+    assert_int_equal(o.stream_window, 2097152);
+    assert_int_equal(o.window_update, 1048576);
+    assert_int_equal(parse(&o, err, "--db", "/d", "--stream-window=1024", "--window-update=1024"),
+                     0);
+    assert_int_equal(o.stream_window, 1024);
+    assert_int_equal(o.window_update, 1024);
+    assert_int_equal(parse(&o, err, "--db", "/d", "--stream-window", "1073741824"), 0);
+    assert_int_equal(o.stream_window, 1073741824u);
+    /* The threshold alone is checked against the default window. */
+    assert_int_equal(parse(&o, err, "--db", "/d", "--window-update", "524288"), 0);
+    assert_int_equal(o.window_update, 524288);
+    static const struct {
+        const char *a[7];
+        const char *names;
+    } bad[] = {
+        {{"--db", "/d", "--stream-window", "1023", NULL}, "--stream-window"},
+        {{"--db", "/d", "--stream-window", "1073741825", NULL}, "--stream-window"},
+        {{"--db", "/d", "--stream-window", "1M", NULL}, "--stream-window"},
+        {{"--db", "/d", "--window-update", "0", NULL}, "--window-update"},
+        {{"--db", "/d", "--window-update", "524289", NULL}, "--window-update"},
+        {{"--db", "/d", "--stream-window", "4096", "--window-update", "4097", NULL},
+         "must not exceed the stream window"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = parse_v(&o, err, bad[i].a);
+        if (rc != -1)
+            fail_msg("case %zu accepted", i);
+        if (!strstr(err, bad[i].names))
+            fail_msg("case %zu: '%s' does not name %s", i, err, bad[i].names);
+    }
+}
+
 static void test_usage_lists_every_option(void **state)
 {
     char buf[16384] = "";
@@ -227,9 +272,10 @@ static void test_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),     cmocka_unit_test(test_values),
-        cmocka_unit_test(test_errors),       cmocka_unit_test(test_usage_lists_every_option),
-        cmocka_unit_test(test_abuse_bounds), cmocka_unit_test(test_event_loop),
+        cmocka_unit_test(test_defaults),      cmocka_unit_test(test_values),
+        cmocka_unit_test(test_errors),        cmocka_unit_test(test_usage_lists_every_option),
+        cmocka_unit_test(test_abuse_bounds),  cmocka_unit_test(test_event_loop),
+        cmocka_unit_test(test_stream_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

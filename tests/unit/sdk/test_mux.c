@@ -1668,6 +1668,67 @@ static void test_window_updates_batch(void **state)
     pair_free(&w);
 }
 
+/* The user-facing check of a window setting agrees with cn_mux_new() on
+ * every case, and says what is wrong. */
+static void test_window_valid(void **state)
+{
+    static const struct {
+        uint64_t window, update;
+        bool ok;
+        const char *why;
+    } v[] = {
+        {0, 0, true, NULL},
+        {CN_MUX_MIN_WINDOW, 0, true, NULL},
+        {CN_MUX_MIN_WINDOW, CN_MUX_MIN_WINDOW, true, NULL},
+        {CN_FRAME_MAX_WINDOW, CN_FRAME_MAX_WINDOW, true, NULL},
+        {0, CN_MUX_DEFAULT_WINDOW, true, NULL},
+        {4u << 20, 1, true, NULL},
+        {CN_MUX_MIN_WINDOW - 1, 0, false, "between 1024 and 1073741824"},
+        {(uint64_t)CN_FRAME_MAX_WINDOW + 1, 0, false, "between 1024 and 1073741824"},
+        {1ull << 40, 0, false, "between"},
+        {0, CN_MUX_DEFAULT_WINDOW + 1, false, "must not exceed"},
+        {4096, 4097, false, "must not exceed"},
+    };
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        const char *why = NULL;
+        bool ok = cn_mux_window_valid(v[i].window, v[i].update, &why);
+        if (ok != v[i].ok)
+            fail_msg("case %zu: %s", i, ok ? "accepted" : why);
+        if (!ok && !strstr(why, v[i].why))
+            fail_msg("case %zu: '%s' does not say '%s'", i, why, v[i].why);
+        if (v[i].window > UINT32_MAX || v[i].update > UINT32_MAX)
+            continue;
+        cn_mux_config_t c = {.window = (uint32_t)v[i].window,
+                             .window_update = (uint32_t)v[i].update};
+        cn_mux_t *m = cn_mux_new(&c, NULL, NULL);
+        if (!m != !ok)
+            fail_msg("case %zu: cn_mux_new() disagrees", i);
+        cn_mux_free(m);
+    }
+    assert_false(cn_mux_window_valid(100, 0, NULL)); /* why may be NULL */
+}
+
+/* A stream's credit, as the agent logs it: the window its peer announced
+ * in the OPEN, until bytes are sent. */
+static void test_stream_credit(void **state)
+{
+    pair_t w;
+    cn_mux_config_t ca = {.window = 8192}, cb = {.window = 20000};
+    pair_init(&w, &ca, &cb);
+    w.b.accept = ACCEPT_DEFER;
+    payload_make(0, 0, 0);
+    payload_make(0, 1, 0);
+    rec_t *r = open_rec(&w.a, 0);
+    round_trip(&w);
+    assert_int_equal(w.b.opens, 1);
+    size_t credit = 0;
+    assert_int_equal(cn_mux_stream_credit(w.b.mux, r->id, &credit), 0);
+    assert_int_equal(credit, 8192);
+    assert_int_equal(cn_mux_stream_credit(w.b.mux, r->id + 2, &credit), CN_ENOTFOUND);
+    assert_int_equal(cn_mux_stream_credit(w.b.mux, 0, &credit), CN_ENOTFOUND);
+    pair_free(&w);
+}
+
 static void test_config_and_args(void **state)
 {
     cn_mux_config_t c = {.window = 100};
@@ -1846,6 +1907,8 @@ int main(void)
         cmocka_unit_test(test_write_backpressure),
         cmocka_unit_test(test_window_updates_batch),
         cmocka_unit_test(test_vectored_spans),
+        cmocka_unit_test(test_window_valid),
+        cmocka_unit_test(test_stream_credit),
         cmocka_unit_test(test_config_and_args),
         cmocka_unit_test(test_reply_flood_fails_link),
         cmocka_unit_test(test_open_flood_rejected_by_app_fails_link),
