@@ -242,6 +242,6 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf (b > 0 ? "%.2f" : "–"), a / 
         t=$(median <<<"${R[tunnel:$mode]}")
         s=$(median <<<"${R[share:$mode]:-}")
         n=$(median <<<"${R[nginx:$mode]}")
-        echo "- $([ "$mode" = keep ] && echo keep-alive || echo "new connections"): share / tunnel = $(ratio "$s" "$t") (goal ≥ 0.90), tunnel / nginx proxy = $(ratio "$t" "$n") (goal ≥ 0.80)"
+        echo "- $([ "$mode" = keep ] && echo keep-alive || echo "new connections"):${R[share:$mode]:+ share / tunnel = $(ratio "$s" "$t") (goal ≥ 0.90),} tunnel / nginx proxy = $(ratio "$t" "$n") (goal ≥ 0.80)"
     done
 } | tee ${BENCH_OUT:+"$BENCH_OUT"}

@@ -109,7 +109,7 @@ wrk_p99_ms() {
 
 # The middle of the numbers on stdin (space- or line-separated; the lower
 # middle of an even count); 0 for none.
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : 0)}'; }
+median() { tr ' ' '\n' | awk NF | sort -g | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : 0)}'; }
 
 fmt_int() { # 12345.6 -> 12,346
     awk -v v="${1:-0}" 'BEGIN { printf "%.0f", v }' | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'
