@@ -561,17 +561,18 @@ static int check_schema(hub_slog_t *l, char *err, size_t errlen)
         sqlite3_finalize(q);
         q = NULL;
     }
+    bool foreign = (version > 0 && app != LOG_APPLICATION_ID) ||
+                   (version == 0 && (tables > 0 || (app != 0 && app != LOG_APPLICATION_ID)));
+    if (r == SQLITE_OK && version == 0 && !foreign)
+        r = sqlite3_exec(l->db, schema, NULL, NULL, NULL);
     if (r != SQLITE_OK)
         rc = cn_errf(CN_EIO, err, errlen, "%s: %s", l->path, sqlite3_errmsg(l->db));
     else if (version > LOG_SCHEMA_VERSION)
         rc = cn_errf(CN_EVERSION, err, errlen,
                      "%s: access log schema version %d is newer than this connect-hub supports",
                      l->path, version);
-    else if ((version > 0 && app != LOG_APPLICATION_ID) ||
-             (version == 0 && (tables > 0 || (app != 0 && app != LOG_APPLICATION_ID))))
+    else if (foreign)
         rc = cn_errf(CN_EPROTO, err, errlen, "%s: not a connect-hub access log", l->path);
-    else if (version == 0 && (r = sqlite3_exec(l->db, schema, NULL, NULL, NULL)) != SQLITE_OK)
-        rc = cn_errf(CN_EIO, err, errlen, "%s: %s", l->path, sqlite3_errmsg(l->db));
     if (rc == 0 && sqlite3_exec(l->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         rc = cn_errf(CN_EIO, err, errlen, "%s: %s", l->path, sqlite3_errmsg(l->db));
     if (!sqlite3_get_autocommit(l->db))
