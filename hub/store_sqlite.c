@@ -561,7 +561,7 @@ static const char *const sql[Q_COUNT] = {
                         "AND expires_at <= ?1 AND revoked_at IS NULL AND expired_event = 0 "
                         "ORDER BY expires_at, rowid LIMIT ?2",
     [Q_SHARE_MARK] = "UPDATE shares SET expired_event = 1 WHERE workspace_id = ?1 AND id = ?2",
-    /* alog: the access log file, attached read-only (open_log). */
+    /* alog: the access log file, attached read-only (attach_log). */
     [Q_SLOG_LIST] = "SELECT l.id, l.at, l.method, l.path, l.status, l.latency_ms, l.client "
                     "FROM alog.share_access_log l JOIN main.shares s ON s.id = l.share_id "
                     "WHERE s.workspace_id = ?1 AND l.share_id = ?2 AND l.id < ?3 "
