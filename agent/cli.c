@@ -133,6 +133,21 @@ struct cn_api *cli_api(const agent_config_t *cfg, bool cancellable)
     return api;
 }
 
+struct cn_api *cli_hub_api(const agent_common_t *c, int *exit_status)
+{
+    char err[512];
+    agent_config_t cfg;
+    if (agent_config_resolve(c, AGENT_NEED_HUB | AGENT_NEED_TOKEN, &cfg, err, sizeof(err)) < 0) {
+        *exit_status = cli_fail("%s", err);
+        return NULL;
+    }
+    cn_api_t *api = cli_api(&cfg, true);
+    agent_config_wipe(&cfg); /* the client holds its own copies */
+    if (!api)
+        *exit_status = AGENT_EXIT_FAIL;
+    return api;
+}
+
 int cli_begin(const agent_common_t *c, unsigned need, agent_config_t *cfg, struct cn_api **api)
 {
     char err[512];
@@ -383,17 +398,8 @@ int cli_tunnel_command(const char *cmd, const char *about, int argc, char **argv
         return 0;
     }
     cli_logging(c->log_level, CN_LOG_WARN);
-    agent_config_t cfg;
-    if (agent_config_resolve(c, AGENT_NEED_HUB | AGENT_NEED_TOKEN, &cfg, err, sizeof(err)) < 0) {
-        *exit_status = cli_fail("%s", err);
+    if (!(*api = cli_hub_api(c, exit_status)))
         return 0;
-    }
-    *api = cli_api(&cfg, true);
-    agent_config_wipe(&cfg);
-    if (!*api) {
-        *exit_status = AGENT_EXIT_FAIL;
-        return 0;
-    }
     if (cli_find_tunnel(*api, pos[0], tunnel, err, sizeof(err)) < 0) {
         cn_api_free(*api);
         *api = NULL;

@@ -72,6 +72,11 @@ void cli_logging(int given, int level);
  * `cancellable`. NULL after printing the error (returns via *status). */
 struct cn_api *cli_api(const agent_config_t *cfg, bool cancellable);
 
+/* A REST client, cancelled by cli_stop, for the hub and token of the
+ * config `c` names (both needed); the config itself is wiped at once. NULL
+ * after printing the error, with the exit status in *exit_status. */
+struct cn_api *cli_hub_api(const agent_common_t *c, int *exit_status);
+
 /* The start of a long-running command that talks to the hub: logging
  * (default info), signals, the config with `need` (AGENT_NEED_*), and a
  * REST client cancelled by Ctrl-C. -1 to go on, with *cfg and *api set

@@ -89,13 +89,10 @@ int cmd_events(int argc, char **argv)
     cli_logging(c.log_level, CN_LOG_WARN);
     cli_signals();
 
-    agent_config_t cfg;
-    if (agent_config_resolve(&c, AGENT_NEED_HUB | AGENT_NEED_TOKEN, &cfg, err, sizeof(err)) < 0)
-        return cli_fail("%s", err);
-    cn_api_t *api = cli_api(&cfg, true);
-    agent_config_wipe(&cfg);
+    int fail_status;
+    cn_api_t *api = cli_hub_api(&c, &fail_status);
     if (!api)
-        return AGENT_EXIT_FAIL;
+        return fail_status;
 
     char tunnel_id[64] = "";
     if (tunnel) {

@@ -29,13 +29,10 @@ int cmd_ls(int argc, char **argv)
         return cli_usage_error("ls", "%s", err);
     cli_logging(c.log_level, CN_LOG_WARN);
 
-    agent_config_t cfg;
-    if (agent_config_resolve(&c, AGENT_NEED_HUB | AGENT_NEED_TOKEN, &cfg, err, sizeof(err)) < 0)
-        return cli_fail("%s", err);
-    cn_api_t *api = cli_api(&cfg, true);
-    agent_config_wipe(&cfg);
+    int fail_status;
+    cn_api_t *api = cli_hub_api(&c, &fail_status);
     if (!api)
-        return AGENT_EXIT_FAIL;
+        return fail_status;
     json_t *list = NULL;
     rc = cn_api_tunnel_list(api, agent, status, &list, err, sizeof(err));
     cn_api_free(api);

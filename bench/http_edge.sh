@@ -22,6 +22,16 @@
 #                      (no upstream keep-alive pool: a target connection per
 #                      request, the edge before the pool)
 #   BENCH_PATHS=...    the paths to measure (default "direct nginx tunnel share")
+#   BENCH_PERF_MODE=keep  which load BENCH_PERF profiles (keep or close)
+#   BENCH_PERF_PATHS="tunnel share"  which paths BENCH_PERF profiles
+#   BENCH_PERF_ALL=1   profile the whole machine (perf record -a), not only
+#                      the hub and the agent
+#
+# Beside req/s, each cell gives the CPU time per request of the forwarding
+# processes (from /proc/PID/stat before and after the run): the nginx
+# proxy's worker, or the hub and the agent; and of the target nginx's
+# worker. On two cores shared with wrk, a path's rate follows its CPU per
+# request as much as its latency.
 #
 # The share's limit: the API allows at most 1,000 requests a minute per
 # share, far below what wrk sends, so the bench creates BENCH_SHARES shares
@@ -44,63 +54,24 @@ RUNS=${BENCH_RUNS:-3}
 NSHARES=${BENCH_SHARES:-300}
 PERF_DIR=${BENCH_PERF:-}
 
-for tool in wrk nginx python3 curl; do
-    command -v "$tool" >/dev/null 2>&1 || {
-        echo "http_edge.sh: $tool is missing (bench/install-bench-deps.sh)" >&2
-        exit 2
-    }
-done
-[ -x "$CN_BUILD_DIR/hub/connect-hub" ] || {
-    echo "http_edge.sh: build first: cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build build-rel -j2" >&2
-    exit 2
-}
-if [ -n "$PERF_DIR" ]; then
-    command -v perf >/dev/null 2>&1 || { echo "http_edge.sh: BENCH_PERF needs perf" >&2; exit 2; }
-    mkdir -p "$PERF_DIR"
-    PERF_DIR=$(cd "$PERF_DIR" && pwd)
-fi
+# shellcheck source=lib.sh
+source "$SRC/bench/lib.sh"
+bench_need_tools wrk nginx python3 curl
+bench_need_build "$CN_BUILD_DIR/hub/connect-hub"
+bench_need_perf
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # shellcheck source=../tests/integration/lib.sh
 source "$SRC/tests/integration/lib.sh"
-log() { echo "[$(date +%T)] $*" >&2; }
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- nginx: the target, and a reverse proxy in front of it --------------------------
 TARGET_PORT=$(free_port)
 PROXY_PORT=$(free_port)
-# nginx_start NAME SERVER_BLOCK: one nginx with its own prefix under $WORK.
-nginx_start() {
-    local d=$WORK/$1
-    mkdir -p "$d/www" "$d/tmp"
-    head -c 1024 /dev/urandom >"$d/www/1k.bin"
-    chmod -R a+rX "$d"
-    cat >"$d/nginx.conf" <<EOF
-daemon off;
-master_process on;
-worker_processes 1;
-pid $d/nginx.pid;
-error_log $d/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $d/tmp/body;
-    proxy_temp_path $d/tmp/proxy;
-    fastcgi_temp_path $d/tmp/fastcgi;
-    uwsgi_temp_path $d/tmp/uwsgi;
-    scgi_temp_path $d/tmp/scgi;
-    keepalive_requests 10000000;
-    keepalive_timeout 75s;
-    default_type application/octet-stream;
-    $2
-}
-EOF
-    bg "$1" nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf"
-}
-nginx_start target "server { listen 127.0.0.1:$TARGET_PORT; root $WORK/target/www; }"
+nginx_serve target "server { listen 127.0.0.1:$TARGET_PORT; root $WORK/target/www; }"
 # The usual reverse-proxy set-up: HTTP/1.1 to the upstream with a pool of
 # kept-alive connections, X-Forwarded-* headers as the edge sets them.
-nginx_start proxy "upstream target { server 127.0.0.1:$TARGET_PORT; keepalive 64; }
+nginx_serve proxy "upstream target { server 127.0.0.1:$TARGET_PORT; keepalive 64; }
     server {
         listen 127.0.0.1:$PROXY_PORT;
         location / {
@@ -180,9 +151,24 @@ declare -A LABEL=([direct]="direct to nginx" [nginx]="nginx reverse proxy"
     [tunnel]="Connect public HTTP tunnel" [share]="Connect share (policy on)")
 
 PERF_PID=
-perf_start() { # perf_start NAME: the hub and the agent
+# CPU accounting: the nginx workers (the masters only wait), ticks of
+# user + system time summed over PIDs, and µs per request.
+PROXY_WORKER=$(pgrep -P "$(cat "$WORK/proxy/nginx.pid")" | head -1)
+TARGET_WORKER=$(pgrep -P "$(cat "$WORK/target/nginx.pid")" | head -1)
+[ -n "$PROXY_WORKER" ] && [ -n "$TARGET_WORKER" ] || fail "no nginx worker found"
+HZ=$(getconf CLK_TCK)
+cpu_ticks() {
+    local t=0 q
+    for q in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$q/stat"))); done
+    echo "$t"
+}
+us_per() { awk -v t="$1" -v n="$2" -v hz="$HZ" 'BEGIN { printf "%.1f", (n > 0 ? t * 1e6 / hz / n : 0) }'; }
+declare -A FWUS TGUS
+perf_start() { # perf_start NAME: the hub and the agent (BENCH_PERF_ALL: everything)
     [ -n "$PERF_DIR" ] || return 0
-    perf record -q -g -o "$PERF_DIR/$1.data" -p "$HUB_PID,$AGENT_PID" >/dev/null 2>&1 &
+    local who=(-p "$HUB_PID,$AGENT_PID")
+    [ -n "${BENCH_PERF_ALL:-}" ] && who=(-a)
+    perf record -q -g -o "$PERF_DIR/$1.data" "${who[@]}" >/dev/null 2>&1 &
     PERF_PID=$!
     sleep 0.5
 }
@@ -197,13 +183,24 @@ perf_stop() {
 wrk_run() {
     local path=$1 mode=$2 run=$3 out rps p99 bad
     out=$WORK/wrk-$path-$mode-$run.txt
-    [ "$run" = 1 ] && [ "$mode" = keep ] && case $path in tunnel | share) perf_start "$path" ;; esac
+    [ "$run" = 1 ] && [ "$mode" = "${BENCH_PERF_MODE:-keep}" ] &&
+        [[ " ${BENCH_PERF_PATHS:-tunnel share} " == *" $path "* ]] && perf_start "$path"
+    local fw=() q
+    case $path in
+    nginx) fw=("$PROXY_WORKER") ;;
+    tunnel | share) fw=("$HUB_PID" "$AGENT_PID") ;;
+    esac
+    local fw0=$(cpu_ticks "${fw[@]}") tg0=$(cpu_ticks "$TARGET_WORKER")
     HOSTS=${HOSTS[$path]} CLOSE=$([ "$mode" = close ] && echo 1 || echo 0) \
         timeout $((SECS + 30)) wrk -t2 -c50 -d"${SECS}s" --latency -s "$WORK/hosts.lua" \
         "${URL[$path]}/1k.bin" >"$out" 2>&1 || true
+    local fw1=$(cpu_ticks "${fw[@]}") tg1=$(cpu_ticks "$TARGET_WORKER")
     perf_stop
-    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
-    p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.2f", v}' "$out")
+    local n=$(awk '/requests in/ {print $1}' "$out")
+    FWUS[$path:$mode]+="$(us_per "$((fw1 - fw0))" "${n:-0}") "
+    TGUS[$path:$mode]+="$(us_per "$((tg1 - tg0))" "${n:-0}") "
+    rps=$(wrk_rps "$out")
+    p99=$(wrk_p99_ms "$out")
     bad=$(awk '/Non-2xx or 3xx responses:/ {print $NF} /Socket errors/ {print "sock"}' "$out" | paste -sd' ')
     log "wrk $path $mode run $run: ${rps:-?} req/s, p99 ${p99:-?} ms ${bad}"
     R[$path:$mode]+="${rps:-0} "
@@ -228,21 +225,20 @@ if [ -n "$PERF_DIR" ]; then
 fi
 
 # ---- table --------------------------------------------------------------------------------
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : 0)}'; }
-fmt_int() { awk -v v="${1:-0}" 'BEGIN { printf "%.0f", v }' | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf (b > 0 ? "%.2f" : "–"), a / b }'; }
 {
     echo
     echo "Loopback, $(nproc) cores${BENCH_HUB_ARGS:+, hub with $BENCH_HUB_ARGS} ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), wrk -t2 -c50 -d${SECS}s, $RUNS runs per cell interleaved, load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg); hub and agent at CONNECT_LOG=$CONNECT_LOG."
     echo
-    echo "| path | keep-alive req/s: median (runs) | p99 ms | new connection per request req/s: median (runs) | p99 ms |"
-    echo "| --- | ---: | ---: | ---: | ---: |"
+    echo "| path | keep-alive req/s: median (runs) | p99 ms | CPU µs/req: forwarder, target | new connection per request req/s: median (runs) | p99 ms | CPU µs/req: forwarder, target |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     for p in $PATHS; do
         line="| ${LABEL[$p]} |"
         for mode in keep close; do
             m=$(median <<<"${R[$p:$mode]}")
             runs=$(for v in ${R[$p:$mode]}; do fmt_int "$v" && echo; done | paste -sd'/')
-            line+=" **$(fmt_int "$m")** ($runs)${NON2XX[$p:$mode]:+ ⚠ non-2xx/errors: ${NON2XX[$p:$mode]}} | $(median <<<"${P99[$p:$mode]}") |"
+            fwus=$([ "$p" = direct ] && echo – || median <<<"${FWUS[$p:$mode]}")
+            line+=" **$(fmt_int "$m")** ($runs)${NON2XX[$p:$mode]:+ ⚠ non-2xx/errors: ${NON2XX[$p:$mode]}} | $(median <<<"${P99[$p:$mode]}") | $fwus, $(median <<<"${TGUS[$p:$mode]}") |"
         done
         echo "$line"
     done

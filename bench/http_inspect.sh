@@ -34,6 +34,8 @@ MODE=$2
 SECS=$3
 # shellcheck source=../tests/integration/lib.sh
 source "$SRC/tests/integration/lib.sh"
+# shellcheck source=lib.sh
+source "$SRC/bench/lib.sh"
 export CONNECT_LOG=warn
 
 hub_init
@@ -52,7 +54,7 @@ cpu0=$(cpu)
 timeout $((SECS + 30)) wrk -t2 -c50 -d"${SECS}s" --latency -H "Host: $HOST" \
     "http://127.0.0.1:$EDGE_PORT/1k.bin" >"$WORK/wrk.txt" 2>&1 || true
 rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$WORK/wrk.txt")
-p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.1f", v}' "$WORK/wrk.txt")
+p99=$(wrk_p99_ms "$WORK/wrk.txt" 1)
 cpu1=$(cpu)
 reqs=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
 us=$(awk -v t=$((cpu1 - cpu0)) -v hz="$(getconf CLK_TCK)" -v n="${reqs:-0}" \

@@ -1,11 +1,44 @@
 # shellcheck shell=bash
 # Shell helpers the end-to-end benchmarks share (bench/tcp_tunnel.sh,
-# bench/many_agents.sh, bench/idle_conns.sh): process accounting from /proc,
-# key=value parsing, number formatting, and holding idle connections open.
-# Source it after tests/integration/lib.sh (PIDS, WORK, stop_pid).
+# bench/http_edge.sh, bench/http_inspect.sh, bench/many_agents.sh,
+# bench/idle_conns.sh): the checks before a run (tools, build, perf),
+# process accounting from /proc, key=value parsing, wrk's figures, number
+# formatting, and holding idle connections open. The functions that start
+# processes use tests/integration/lib.sh (PIDS, WORK, stop_pid) when called;
+# the bench_need* checks do not, so a bench may run them before sourcing
+# that file (nothing started yet).
 
 log() { echo "[$(date +%T)] $*" >&2; }
 CLK=$(getconf CLK_TCK)
+BENCH_NAME=${0##*/}
+
+# Exits 2 naming the first missing tool. usage: bench_need_tools TOOL...
+bench_need_tools() {
+    local tool
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null 2>&1 || {
+            echo "$BENCH_NAME: $tool is missing (bench/install-bench-deps.sh)" >&2
+            exit 2
+        }
+    done
+}
+
+# Exits 2 unless FILE, a program of the RelWithDebInfo build, is there.
+bench_need_build() {
+    [ -x "$1" ] || {
+        echo "$BENCH_NAME: $1 is missing: cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build build-rel -j2" >&2
+        exit 2
+    }
+}
+
+# With PERF_DIR set (BENCH_PERF), needs perf, makes the directory and makes
+# PERF_DIR absolute; with it empty, does nothing.
+bench_need_perf() {
+    [ -n "${PERF_DIR:-}" ] || return 0
+    command -v perf >/dev/null 2>&1 || { echo "$BENCH_NAME: BENCH_PERF needs perf" >&2; exit 2; }
+    mkdir -p "$PERF_DIR"
+    PERF_DIR=$(cd "$PERF_DIR" && pwd)
+}
 
 # PID and all its descendants.
 tree_pids() {
@@ -63,6 +96,19 @@ cpu_pct() {
 kv() { # kv KEY < "k=v k=v" line
     tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2; exit }'
 }
+
+# wrk's requests per second in its output FILE (empty when it has none).
+wrk_rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
+
+# wrk's 99th percentile latency in ms, with DECIMALS (default 2) places, from
+# its --latency output FILE (empty when it has none). usage: wrk_p99_ms FILE [DECIMALS]
+wrk_p99_ms() {
+    awk -v d="${2:-2}" '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf ("%." d "f"), v}' "$1"
+}
+
+# The middle of the numbers on stdin (space- or line-separated; the lower
+# middle of an even count); 0 for none.
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : 0)}'; }
 
 fmt_int() { # 12345.6 -> 12,346
     awk -v v="${1:-0}" 'BEGIN { printf "%.0f", v }' | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'

@@ -1012,15 +1012,20 @@ void cn_sock_reset(int fd)
 
 int cn_sock_tune(int fd)
 {
-    int one = 1;
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
         return CN_EIO;
     if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
         return CN_EIO;
+    cn_sock_nodelay(fd);
+    return 0;
+}
+
+void cn_sock_nodelay(int fd)
+{
+    int one = 1;
     /* Not an error on non-TCP sockets (Unix sockets in tests). */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    return 0;
 }
 
 /* Hub: the agent neither accepted nor refused our OPEN in time (frozen,
@@ -1098,8 +1103,8 @@ static int connect_any(const struct addrinfo *res)
             socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0)
             continue;
-        if (cn_sock_tune(fd) == 0 &&
-            (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS))
+        cn_sock_nodelay(fd);
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS)
             return fd;
         close(fd);
     }

@@ -143,6 +143,10 @@ uint32_t cn_pipe_reset_code(const cn_pipe_t *pipe);
 /* Socket helpers shared by listeners: non-blocking, close-on-exec,
  * TCP_NODELAY. 0 or CN_EIO. */
 CN_WARN_UNUSED int cn_sock_tune(int fd);
+/* TCP_NODELAY alone, for a socket created non-blocking and close-on-exec
+ * (accept4 or socket with SOCK_NONBLOCK | SOCK_CLOEXEC): the three fcntl
+ * calls of cn_sock_tune() are saved on every new connection. */
+void cn_sock_nodelay(int fd);
 /* Closes fd with RST (SO_LINGER 0): a refused client learns at once and
  * no TIME_WAIT or half-open state stays behind. */
 void cn_sock_reset(int fd);

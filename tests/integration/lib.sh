@@ -323,40 +323,67 @@ http_start() {
     wait_port 127.0.0.1 "$HTTP_PORT"
 }
 
-# nginx_start PORT: nginx (one worker, no access log, keep-alive without a
-# request cap) on 127.0.0.1:PORT serving $WORK/nginx/www, which holds a
-# random 1 KiB file 1k.bin (the benchmarks' target).
-nginx_start() {
-    local port=$1
-    mkdir -p "$WORK/nginx/www" "$WORK/nginx/tmp"
-    head -c 1024 /dev/urandom >"$WORK/nginx/www/1k.bin"
-    chmod -R a+rX "$WORK/nginx"
-    cat >"$WORK/nginx/nginx.conf" <<EOF
+# nginx_serve NAME HTTP_BLOCKS: nginx (one worker, no access log, keep-alive
+# without a request cap) with its prefix in $WORK/NAME and the given http{}
+# contents (server and upstream blocks); $WORK/NAME/www holds a random 1 KiB
+# file 1k.bin (the benchmarks' target). Does not wait for its ports.
+nginx_serve() {
+    local d=$WORK/$1
+    mkdir -p "$d/www" "$d/tmp"
+    head -c 1024 /dev/urandom >"$d/www/1k.bin"
+    chmod -R a+rX "$d"
+    cat >"$d/nginx.conf" <<EOF
 daemon off;
 master_process on;
 worker_processes 1;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
-    client_body_temp_path $WORK/nginx/tmp/body;
-    proxy_temp_path $WORK/nginx/tmp/proxy;
-    fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
-    uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
-    scgi_temp_path $WORK/nginx/tmp/scgi;
+    client_body_temp_path $d/tmp/body;
+    proxy_temp_path $d/tmp/proxy;
+    fastcgi_temp_path $d/tmp/fastcgi;
+    uwsgi_temp_path $d/tmp/uwsgi;
+    scgi_temp_path $d/tmp/scgi;
     keepalive_requests 10000000;
     keepalive_timeout 75s;
     default_type application/octet-stream;
-    server {
-        listen 127.0.0.1:$port;
-        root $WORK/nginx/www;
-    }
+    $2
 }
 EOF
-    bg nginx nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf"
-    wait_port 127.0.0.1 "$port"
+    bg "$1" nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf"
 }
+
+# nginx_start PORT: nginx_serve serving $WORK/nginx/www (1k.bin) on
+# 127.0.0.1:PORT, once it listens.
+nginx_start() {
+    nginx_serve nginx "server { listen 127.0.0.1:$1; root $WORK/nginx/www; }"
+    wait_port 127.0.0.1 "$1"
+}
+
+# pool_target NAME [args]: tests/integration/pooltarget.py (an HTTP/1.1
+# target that counts its connections) on a free port, its files in
+# $WORK/NAME; sets TPORT.
+pool_target() {
+    local name=$1
+    shift
+    TPORT=$(free_port)
+    mkdir -p "$WORK/$name"
+    bg "$name" "$PY" "$SRC/tests/integration/pooltarget.py" "$TPORT" "$WORK/$name" "$@"
+    wait_for 10 "target $name" test -f "$WORK/$name/ready"
+}
+# conns_of NAME REGEX: the pool_target's connections that carried requests
+# whose path matches (the agent's own probe of the target, HEAD /, has its own).
+conns_of() { awk -v re="$2" '$2 ~ re { print $3 }' "$WORK/$1/requests" | sort -u; }
+# closed_of NAME REGEX: how many of those connections the target saw end.
+closed_of() { conns_of "$1" "$2" | grep -cxFf - "$WORK/$1/closed" || true; }
+# http_pooled: the hub's idle streams in the HTTP edge's keep-alive pools
+# (connect_http_pooled_streams); http_pooled_is N: whether that is N.
+http_pooled() {
+    curl -sf "$HUB_URL/metrics" | awk '$1 == "connect_http_pooled_streams" { print $2 }'
+}
+http_pooled_is() { [ "$(http_pooled)" = "$1" ]; }
 
 # sshd_start: OpenSSH's sshd on 127.0.0.1 with a host key in $WORK (no
 # logins are made); sets SSH_PORT.

@@ -90,7 +90,7 @@ def main():
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(("127.0.0.1", PORT))
-    ls.listen(128)
+    ls.listen(1024)  # test_http_pool_link.sh: 600 connections at once
     open(os.path.join(DIR, "ready"), "w").close()  # no probe connection is counted
     while True:
         s, _ = ls.accept()

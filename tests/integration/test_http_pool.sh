@@ -9,34 +9,14 @@
 # pooled stream, so it runs exactly once); the pool is bounded, idle
 # streams expire, and pause, PATCH, delete and an agent restart drop it.
 source "$(dirname "$0")/lib.sh"
-TARGET=$SRC/tests/integration/pooltarget.py
 
 hub_init
 EDGE_PORT=$(free_port)
 hub_start --http-port "$EDGE_PORT" --http-pool 4 --http-pool-idle 4
 agent_enroll dev
 
-# target NAME [args]: pooltarget.py on a free port, its files in $WORK/NAME;
-# sets TPORT.
-target() {
-    local name=$1
-    shift
-    TPORT=$(free_port)
-    mkdir -p "$WORK/$name"
-    bg "$name" "$PY" "$TARGET" "$TPORT" "$WORK/$name" "$@"
-    wait_for 10 "target $name" test -f "$WORK/$name/ready"
-}
 lines() { wc -l <"$WORK/$1"; }
-# conns NAME REGEX: the target connections that carried requests whose path
-# matches (the agent's own probe of the target, HEAD /, has its own).
-conns_of() { awk -v re="$2" '$2 ~ re { print $3 }' "$WORK/$1/requests" | sort -u; }
 nconns() { conns_of "$1" "$2" | wc -l; }
-# closed_of NAME REGEX: how many of those connections the target saw end.
-closed_of() { conns_of "$1" "$2" | grep -cxFf - "$WORK/$1/closed" || true; }
-pooled() {
-    curl -sf "$HUB_URL/metrics" | awk '$1 == "connect_http_pooled_streams" { print $2 }'
-}
-pooled_is() { [ "$(pooled)" = "$1" ]; }
 # get NAME PATH...: one curl (one client connection, keep-alive) per call;
 # every answer must be 200.
 get() {
@@ -49,16 +29,16 @@ get() {
     [ "$codes" = "200 " ] || fail "GET $name $*: status $codes"
 }
 
-target keep
+pool_target keep
 expose dev "127.0.0.1:$TPORT" --public --protocol http --name keep
 KEEP_EXPOSE=$EXPOSE_PID
 KEEP_ID=$TUNNEL_ID
 KEEP_PORT=$TPORT
-target close --close
+pool_target close --close
 expose dev "127.0.0.1:$TPORT" --public --protocol http --name close
-target drop --drop-second
+pool_target drop --drop-second
 expose dev "127.0.0.1:$TPORT" --public --protocol http --name drop
-target idle --idle-close 200
+pool_target idle --idle-close 200
 expose dev "127.0.0.1:$TPORT" --public --protocol http --name idle
 IDLE_ID=$TUNNEL_ID
 IDLE_EXPOSE=$EXPOSE_PID
@@ -68,7 +48,7 @@ for i in $(seq 1 10); do get keep "/a$i"; done
 get keep /b1 /b2 /b3 /b4 /b5 /b6 /b7 /b8 /b9 /b10
 [ "$(grep -c ' /[ab][0-9]' "$WORK/keep/requests")" = 20 ] || fail "the target saw: $(cat "$WORK/keep/requests")"
 [ "$(nconns keep '^/[ab][0-9]')" = 1 ] || fail "20 requests took $(nconns keep '^/[ab][0-9]') target connections, want 1"
-pooled_is 1 || fail "connect_http_pooled_streams is $(pooled), want 1"
+http_pooled_is 1 || fail "connect_http_pooled_streams is $(http_pooled), want 1"
 [ "$(closed_of keep '^/[ab][0-9]')" = 0 ] || fail "the pooled connection was closed"
 echo "1 target connection for 20 requests; 1 stream pooled"
 
@@ -79,8 +59,25 @@ get close /d1 /d2 /d3 /d4 /d5
 echo "10 connections for 10 requests"
 
 step "idle pooled streams expire (--http-pool-idle 4) and close the target's connection"
-wait_for 8 "the pool to empty" pooled_is 0
+wait_for 8 "the pool to empty" http_pooled_is 0
 wait_for 3 "the target to see its connection closed" test "$(closed_of keep '^/[ab][0-9]')" = 1
+
+step "each pooled stream expires after its own idle time, the longest idle first"
+pids=()
+for i in 1 2; do
+    curl -s -o /dev/null -m 10 "http://keep.localhost:$EDGE_PORT/slow?ms=500" & # two streams
+    pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p"; done
+[ "$(nconns keep '^/slow[?]ms=500$')" = 2 ] || fail "2 concurrent requests took $(nconns keep '^/slow[?]ms=500$') connections"
+http_pooled_is 2 || fail "connect_http_pooled_streams is $(http_pooled), want 2"
+sleep 2
+get keep /e3 # takes the newest stream and puts it back: its idle time starts again
+wait_for 4 "the stream idle longest to expire" http_pooled_is 1
+sleep 0.5
+http_pooled_is 1 || fail "the stream used 2 s later expired with the other"
+wait_for 4 "the other stream to expire" http_pooled_is 0
+echo "one expired at 4 s, the other 2 s later"
 
 step "the pool is bounded (--http-pool 4): 8 concurrent requests, 4 streams kept"
 pids=()
@@ -91,9 +88,9 @@ for i in $(seq 1 8); do
 done
 for p in "${pids[@]}"; do wait "$p"; done
 for i in $(seq 1 8); do [ "$(cat "$WORK/par$i")" = 200 ] || fail "concurrent request $i: $(cat "$WORK/par$i")"; done
-[ "$(nconns keep '^/slow')" = 8 ] || fail "8 concurrent requests took $(nconns keep '^/slow') connections, want 8"
-pooled_is 4 || fail "connect_http_pooled_streams is $(pooled) after 8 concurrent requests, want 4"
-wait_for 3 "the 4 streams beyond the bound to close" test "$(closed_of keep '^/slow')" = 4
+[ "$(nconns keep '^/slow[?]ms=800$')" = 8 ] || fail "8 concurrent requests took $(nconns keep '^/slow[?]ms=800$') connections, want 8"
+http_pooled_is 4 || fail "connect_http_pooled_streams is $(http_pooled) after 8 concurrent requests, want 4"
+wait_for 3 "the 4 streams beyond the bound to close" test "$(closed_of keep '^/slow[?]ms=800$')" = 4
 echo "4 kept, 4 closed"
 
 step "the race: the target closes a pooled connection as a request goes out on it"
@@ -121,26 +118,26 @@ done
 echo "8 of 8 answered"
 
 step "pause, PATCH and delete drop the tunnel's pool at once"
-wait_for 8 "the pool to empty" pooled_is 0
+wait_for 8 "the pool to empty" http_pooled_is 0
 get keep /p1
-pooled_is 1 || fail "not pooled: $(pooled)"
+http_pooled_is 1 || fail "not pooled: $(http_pooled)"
 api PATCH "/api/v1/tunnels/$KEEP_ID" '{"status":"paused"}'
 [ "$HTTP_STATUS" = 200 ] || fail "pause: $HTTP_STATUS $BODY"
-wait_for 2 "pause to drop the pool" pooled_is 0
+wait_for 2 "pause to drop the pool" http_pooled_is 0
 wait_for 2 "the target's connection to close" test "$(closed_of keep '^/p1$')" = 1
 api PATCH "/api/v1/tunnels/$KEEP_ID" '{"status":"active"}'
 [ "$HTTP_STATUS" = 200 ] || fail "resume: $HTTP_STATUS $BODY"
 get keep /p2
-pooled_is 1 || fail "not pooled after resume: $(pooled)"
+http_pooled_is 1 || fail "not pooled after resume: $(http_pooled)"
 api PATCH "/api/v1/tunnels/$KEEP_ID" '{"metadata":{"team":"qa"}}'
 [ "$HTTP_STATUS" = 200 ] || fail "PATCH metadata: $HTTP_STATUS $BODY"
-wait_for 2 "PATCH to drop the pool" pooled_is 0
+wait_for 2 "PATCH to drop the pool" http_pooled_is 0
 get keep /p3
 get idle /p4
-pooled_is 2 || fail "pooled: $(pooled), want 2"
+http_pooled_is 2 || fail "pooled: $(http_pooled), want 2"
 api DELETE "/api/v1/tunnels/$IDLE_ID"
 [ "$HTTP_STATUS" = 200 ] || fail "delete: $HTTP_STATUS $BODY"
-wait_for 2 "delete to drop its pool" pooled_is 1
+wait_for 2 "delete to drop its pool" http_pooled_is 1
 stop_pid "$IDLE_EXPOSE" # it leaves once its tunnel is deleted
 forget_pid "$IDLE_EXPOSE"
 echo "pause, PATCH and delete each dropped the pool"
@@ -148,7 +145,7 @@ echo "pause, PATCH and delete each dropped the pool"
 step "an agent restart drops the pool; requests still work"
 stop_pid "$KEEP_EXPOSE"
 forget_pid "$KEEP_EXPOSE"
-wait_for 5 "the link's pool to go" pooled_is 0
+wait_for 5 "the link's pool to go" http_pooled_is 0
 expose dev "127.0.0.1:$KEEP_PORT" --public --protocol http --name keep
 get keep /r1 /r2
 get keep /r3

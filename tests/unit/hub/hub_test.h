@@ -1,6 +1,7 @@
 /* Helpers shared by the hub's unit tests: scratch directories, file bytes,
  * raw SQL on a database file (to set up what the store would refuse, or to
- * inject failures), and a clock the test moves by hand. */
+ * inject failures), a clock the test moves by hand, and a store on a fresh
+ * file read by that clock. */
 #ifndef HUB_TEST_H
 #define HUB_TEST_H
 
@@ -14,6 +15,8 @@
 #include <unistd.h>
 
 #include <sqlite3.h>
+
+#include "store.h"
 
 /* Creates a fresh private directory; the caller removes it with
  * hub_test_rmtree(). */
@@ -91,6 +94,66 @@ typedef struct hub_test_clock {
 static inline int64_t hub_test_clock_read(void *ctx)
 {
     return ((hub_test_clock_t *)ctx)->now;
+}
+
+/* A store on a fresh database file in a scratch directory, with a key of
+ * the test's and the hand-driven clock: the fixture of the store-backed
+ * tests. Prepare it with hub_test_store_init(), open it with
+ * hub_test_store_open() (or _try_open() where the failure is the point),
+ * and end it with hub_test_store_fini(). A copy (`g = *s`) may open a
+ * database of its own: the clock it reads is the copy's. */
+typedef struct hub_test_store {
+    char dir[PATH_MAX];
+    char db[PATH_MAX + 16]; /* dir/hub.db */
+    uint8_t key[HUB_KEY_BYTES];
+    hub_test_clock_t clock;
+    hub_store_t *st; /* NULL until opened */
+} hub_test_store_t;
+
+/* Makes the directory, names the file in it (not created yet), fills the
+ * key from `key_seed` (cn_test_fill) and sets the clock to `now`. */
+static inline void hub_test_store_init(hub_test_store_t *s, uint64_t key_seed, int64_t now)
+{
+    memset(s, 0, sizeof(*s));
+    hub_test_tmpdir(s->dir);
+    snprintf(s->db, sizeof(s->db), "%s/hub.db", s->dir);
+    cn_test_fill(s->key, sizeof(s->key), key_seed);
+    s->clock.now = now;
+}
+
+/* Opens s->db into s->st with s->key, creating the file when `create`.
+ * `opt` (NULL = none) gives the other options; its path, secret_key and
+ * create are replaced, and its clock only when it names none (then the
+ * store reads s->clock). Returns hub_store_open()'s code; `err` as there. */
+static inline int hub_test_store_try_open(hub_test_store_t *s, const hub_store_options_t *opt,
+                                          bool create, char *err, size_t errlen)
+{
+    hub_store_options_t so = opt ? *opt : (hub_store_options_t){0};
+    so.path = s->db;
+    so.secret_key = s->key;
+    so.create = create;
+    if (!so.clock) {
+        so.clock = hub_test_clock_read;
+        so.clock_ctx = &s->clock;
+    }
+    return hub_store_open(&so, &s->st, err, errlen);
+}
+
+/* hub_test_store_try_open() that fails the test with the store's message. */
+static inline void hub_test_store_open(hub_test_store_t *s, const hub_store_options_t *opt,
+                                       bool create)
+{
+    char err[256] = "";
+    if (hub_test_store_try_open(s, opt, create, err, sizeof(err)) != 0)
+        fail_msg("open %s: %s", s->db, err);
+}
+
+/* Closes the store (NULL is fine) and removes the directory and its files. */
+static inline void hub_test_store_fini(hub_test_store_t *s)
+{
+    hub_store_close(s->st);
+    s->st = NULL;
+    hub_test_rmtree(s->dir);
 }
 
 #endif

@@ -21,11 +21,7 @@
 #define T0 1795442400000LL
 
 typedef struct fx {
-    char dir[PATH_MAX];
-    char db[PATH_MAX + 16];
-    uint8_t key[HUB_KEY_BYTES];
-    hub_test_clock_t clock;
-    hub_store_t *st;
+    hub_test_store_t s; /* the clock at T0 */
     hub_api_t *api;
     char admin[HUB_TOKEN_STR_SIZE];
     char ws[HUB_ID_SIZE];
@@ -54,9 +50,9 @@ static void open_api(fx_t *f, unsigned rate_limit, size_t max_tunnels, size_t ma
         .max_agents = max_agents,
         .live = f->live,
         .clock = hub_test_clock_read,
-        .clock_ctx = &f->clock,
+        .clock_ctx = &f->s.clock,
     };
-    f->api = hub_api_new(f->st, &cfg);
+    f->api = hub_api_new(f->s.st, &cfg);
     assert_non_null(f->api);
 }
 
@@ -64,22 +60,10 @@ static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    hub_test_tmpdir(f->dir);
-    snprintf(f->db, sizeof(f->db), "%s/hub.db", f->dir);
-    cn_test_fill(f->key, sizeof(f->key), 11);
-    f->clock.now = T0;
-    hub_store_options_t opt = {
-        .path = f->db,
-        .secret_key = f->key,
-        .create = true,
-        .clock = hub_test_clock_read,
-        .clock_ctx = &f->clock,
-    };
-    char err[256];
-    if (hub_store_open(&opt, &f->st, err, sizeof(err)) != 0)
-        fail_msg("open: %s", err);
+    hub_test_store_init(&f->s, 11, T0);
+    hub_test_store_open(&f->s, NULL, true);
     hub_workspace_t w;
-    assert_int_equal(hub_store_bootstrap(f->st, "default", f->admin, &w), 0);
+    assert_int_equal(hub_store_bootstrap(f->s.st, "default", f->admin, &w), 0);
     memcpy(f->ws, w.id, sizeof(f->ws));
     open_api(f, 0, 5, 0);
     *state = f;
@@ -92,8 +76,7 @@ static int teardown(void **state)
     json_decref(f->body);
     hub_resp_clear(&f->resp);
     hub_api_free(f->api);
-    hub_store_close(f->st);
-    hub_test_rmtree(f->dir);
+    hub_test_store_fini(&f->s);
     free(f);
     return 0;
 }
@@ -399,7 +382,7 @@ static void test_rate_limit(void **state)
     /* Health is not limited; other tokens are not affected. */
     call(f, HUB_GET, "/api/v1/health", NULL, NULL, NULL);
     EXPECT(f, 200, NULL);
-    f->clock.now += 60 * 1000;
+    f->s.clock.now += 60 * 1000;
     call(f, HUB_GET, "/api/v1/agents", NULL, f->admin, NULL);
     EXPECT(f, 200, NULL);
 }
@@ -415,9 +398,9 @@ static void test_auth_failures_limited_per_address(void **state)
     hub_api_config_t cfg = {
         .auth_fail_rate = 3,
         .clock = hub_test_clock_read,
-        .clock_ctx = &f->clock,
+        .clock_ctx = &f->s.clock,
     };
-    f->api = hub_api_new(f->st, &cfg);
+    f->api = hub_api_new(f->s.st, &cfg);
     assert_non_null(f->api);
     f->peer = "2001:db8:1:2::10";
     for (int i = 0; i < 3; i++) {
@@ -438,7 +421,7 @@ static void test_auth_failures_limited_per_address(void **state)
     f->peer = "2001:db8:1:2::10";
     call(f, HUB_GET, "/api/v1/health", NULL, NULL, NULL);
     EXPECT(f, 200, NULL);
-    f->clock.now += 60 * 1000;
+    f->s.clock.now += 60 * 1000;
     call(f, HUB_GET, "/api/v1/agents", NULL, f->admin, NULL);
     EXPECT(f, 200, NULL);
     f->peer = NULL;
@@ -523,8 +506,8 @@ static void test_lifecycle(void **state)
     snprintf(path, sizeof(path), "/api/v1/tunnels/%s", tun);
 
     /* Agent comes online: connecting -> active. */
-    f->clock.now += 1000;
-    assert_int_equal(hub_tunnels_on_agent_online(f->st, NULL, f->ws, agent), 0);
+    f->s.clock.now += 1000;
+    assert_int_equal(hub_tunnels_on_agent_online(f->s.st, NULL, f->ws, agent), 0);
     call(f, HUB_GET, path, NULL, f->admin, NULL);
     assert_string_equal(str(f, "status"), "active");
     assert_string_equal(str(f, "connectedAt"), "2026-11-23T14:00:01.000Z");
@@ -533,19 +516,19 @@ static void test_lifecycle(void **state)
     call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"paused\"}");
     EXPECT(f, 200, NULL);
     assert_string_equal(str(f, "status"), "paused");
-    assert_int_equal(hub_tunnels_on_agent_offline(f->st, NULL, f->ws, agent), 0);
+    assert_int_equal(hub_tunnels_on_agent_offline(f->s.st, NULL, f->ws, agent), 0);
     call(f, HUB_GET, path, NULL, f->admin, NULL);
     assert_string_equal(str(f, "status"), "paused");
     call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"active\"}");
     assert_string_equal(str(f, "status"), "connecting");
-    assert_int_equal(hub_tunnels_on_agent_online(f->st, NULL, f->ws, agent), 0);
+    assert_int_equal(hub_tunnels_on_agent_online(f->s.st, NULL, f->ws, agent), 0);
     call(f, HUB_GET, path, NULL, f->admin, NULL);
     assert_string_equal(str(f, "status"), "active");
     /* A new tunnel of an online agent is active at once. */
     char tun2[HUB_ID_SIZE];
     make_tunnel(f, agent, NULL, tun2);
     assert_string_equal(str(f, "status"), "active");
-    assert_int_equal(hub_tunnels_on_agent_offline(f->st, NULL, f->ws, agent), 0);
+    assert_int_equal(hub_tunnels_on_agent_offline(f->s.st, NULL, f->ws, agent), 0);
     call(f, HUB_GET, path, NULL, f->admin, NULL);
     assert_string_equal(str(f, "status"), "connecting");
 
@@ -596,13 +579,13 @@ static void test_ttl_expiry(void **state)
     make_tunnel(f, agent, "\"ttl\":5", tun);
     make_tunnel(f, agent, NULL, keep);
     size_t n = 99;
-    f->clock.now += 4000;
-    assert_int_equal(hub_tunnels_expire_due(f->st, NULL, &n), 0);
+    f->s.clock.now += 4000;
+    assert_int_equal(hub_tunnels_expire_due(f->s.st, NULL, &n), 0);
     assert_int_equal(n, 0);
-    f->clock.now += 1000;
-    assert_int_equal(hub_tunnels_expire_due(f->st, NULL, &n), 0);
+    f->s.clock.now += 1000;
+    assert_int_equal(hub_tunnels_expire_due(f->s.st, NULL, &n), 0);
     assert_int_equal(n, 1);
-    assert_int_equal(hub_tunnels_expire_due(f->st, NULL, &n), 0);
+    assert_int_equal(hub_tunnels_expire_due(f->s.st, NULL, &n), 0);
     assert_int_equal(n, 0);
     snprintf(path, sizeof(path), "/api/v1/tunnels/%s", tun);
     call(f, HUB_GET, path, NULL, f->admin, NULL);
@@ -686,7 +669,7 @@ static void test_agents(void **state)
 static void agent_token(fx_t *f, const char *agent, char tok[static HUB_TOKEN_STR_SIZE])
 {
     assert_int_equal(
-        hub_store_token_create(f->st, f->ws, "agent", HUB_SCOPE_AGENT, agent, tok, NULL), 0);
+        hub_store_token_create(f->s.st, f->ws, "agent", HUB_SCOPE_AGENT, agent, tok, NULL), 0);
 }
 
 /* Mints a token in workspace `ws` with `body`, as `as`; returns its id. */
@@ -902,7 +885,7 @@ static void test_token_list_and_revoke(void **state)
     char path[128], adm[HUB_TOKEN_STR_SIZE], adm_id[HUB_ID_SIZE], ci[HUB_TOKEN_STR_SIZE];
     char ci_id[HUB_ID_SIZE], agent[HUB_ID_SIZE], ta[HUB_TOKEN_STR_SIZE];
     mint(f, f->admin, f->ws, "{\"name\":\"ops\",\"scope\":\"admin\"}", adm, adm_id);
-    f->clock.now += 1000;
+    f->s.clock.now += 1000;
     mint(f, f->admin, f->ws, "{\"name\":\"ci\"}", ci, ci_id);
     make_agent(f, f->admin, agent);
     agent_token(f, agent, ta);
@@ -994,7 +977,7 @@ static void test_agent_cap(void **state)
 static size_t tunnel_count(fx_t *f)
 {
     size_t n = 0;
-    assert_int_equal(hub_store_tunnel_count(f->st, f->ws, &n), 0);
+    assert_int_equal(hub_store_tunnel_count(f->s.st, f->ws, &n), 0);
     return n;
 }
 
@@ -1008,7 +991,7 @@ static void test_write_fails_with_its_event(void **state)
     make_agent(f, f->admin, agent);
     make_tunnel(f, agent, "\"name\":\"svc\"", tun);
     snprintf(path, sizeof(path), "/api/v1/tunnels/%s", tun);
-    hub_test_sql(f->db, FAIL_EVENTS);
+    hub_test_sql(f->s.db, FAIL_EVENTS);
 
     char body[256];
     snprintf(body, sizeof(body), "{\"target\":\"localhost:81\",\"agentId\":\"%s\"}", agent);
@@ -1037,7 +1020,7 @@ static void test_write_fails_with_its_event(void **state)
     assert_true(f->status >= 400);
 
     /* Once events can be written again, so can everything else. */
-    hub_test_sql(f->db, "DROP TRIGGER test_fail_events");
+    hub_test_sql(f->s.db, "DROP TRIGGER test_fail_events");
     call(f, HUB_DELETE, path, NULL, f->admin, NULL);
     EXPECT(f, 200, NULL);
     assert_int_equal(tunnel_count(f), 0);
@@ -1062,7 +1045,7 @@ static void test_share_change_fails_with_its_event(void **state)
     call(f, HUB_POST, path, NULL, f->admin, "{\"expiresIn\":\"1h\"}");
     EXPECT(f, 201, NULL);
     snprintf(share, sizeof(share), "%s", str(f, "id"));
-    hub_test_sql(f->db, FAIL_EVENTS);
+    hub_test_sql(f->s.db, FAIL_EVENTS);
 
     call(f, HUB_POST, path, NULL, f->admin, "{\"expiresIn\":\"1h\"}");
     assert_true(f->status >= 400);
@@ -1073,15 +1056,15 @@ static void test_share_change_fails_with_its_event(void **state)
     call(f, HUB_GET, path, NULL, f->admin, NULL);
     assert_string_equal(str(f, "status"), "active");
     /* Past its expiry, the sweep cannot mark it without its event. */
-    f->clock.now += 3600000;
+    f->s.clock.now += 3600000;
     size_t n = 0;
-    assert_true(hub_shares_expire_due(f->st, &n) < 0);
+    assert_true(hub_shares_expire_due(f->s.st, &n) < 0);
     assert_int_equal(n, 0);
 
-    hub_test_sql(f->db, "DROP TRIGGER test_fail_events");
-    assert_int_equal(hub_shares_expire_due(f->st, &n), 0);
+    hub_test_sql(f->s.db, "DROP TRIGGER test_fail_events");
+    assert_int_equal(hub_shares_expire_due(f->s.st, &n), 0);
     assert_int_equal(n, 1);
-    assert_int_equal(hub_shares_expire_due(f->st, &n), 0);
+    assert_int_equal(hub_shares_expire_due(f->s.st, &n), 0);
     assert_int_equal(n, 0); /* once */
     call(f, HUB_DELETE, path, NULL, f->admin, NULL);
     EXPECT(f, 200, NULL);
@@ -1146,11 +1129,11 @@ static void test_live_side_from_config(void **state)
     assert_int_equal(f->changed_calls, 3);
 
     /* A failed write tells nobody. */
-    hub_test_sql(f->db, FAIL_EVENTS);
+    hub_test_sql(f->s.db, FAIL_EVENTS);
     call(f, HUB_DELETE, path, NULL, f->admin, NULL);
     assert_true(f->status >= 400);
     assert_int_equal(f->changed_calls, 3);
-    hub_test_sql(f->db, "DROP TRIGGER test_fail_events");
+    hub_test_sql(f->s.db, "DROP TRIGGER test_fail_events");
     call(f, HUB_DELETE, path, NULL, f->admin, NULL);
     EXPECT(f, 200, NULL);
     assert_int_equal(f->changed_calls, 4);
@@ -1158,15 +1141,15 @@ static void test_live_side_from_config(void **state)
     /* The reaper and the link hooks tell the same live side. */
     make_tunnel(f, agent, "\"ttl\":1", tun);
     assert_int_equal(f->changed_calls, 5);
-    f->clock.now += 1000;
+    f->s.clock.now += 1000;
     size_t n = 0;
-    assert_int_equal(hub_tunnels_expire_due(f->st, &f->live, &n), 0);
+    assert_int_equal(hub_tunnels_expire_due(f->s.st, &f->live, &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(f->changed_calls, 6);
     make_tunnel(f, agent, NULL, tun);
-    assert_int_equal(hub_tunnels_on_agent_online(f->st, &f->live, f->ws, agent), 0);
+    assert_int_equal(hub_tunnels_on_agent_online(f->s.st, &f->live, f->ws, agent), 0);
     assert_int_equal(f->changed_calls, 8);
-    assert_int_equal(hub_tunnels_on_agent_online(f->st, &f->live, f->ws, agent), 0);
+    assert_int_equal(hub_tunnels_on_agent_online(f->s.st, &f->live, f->ws, agent), 0);
     assert_int_equal(f->changed_calls, 8);
 }
 
@@ -1203,9 +1186,9 @@ static void test_metrics_access(void **state)
         .metrics = m,
         .metrics_source = {.collect = fake_collect},
         .clock = hub_test_clock_read,
-        .clock_ctx = &f->clock,
+        .clock_ctx = &f->s.clock,
     };
-    f->api = hub_api_new(f->st, &cfg);
+    f->api = hub_api_new(f->s.st, &cfg);
 
     assert_int_equal(scrape(f, "127.0.0.1", NULL), 200);
     assert_string_equal(f->resp.content_type, HUB_METRICS_CONTENT_TYPE);
@@ -1233,7 +1216,7 @@ static void test_metrics_access(void **state)
     uint8_t unused[HUB_KEY_BYTES];
     assert_int_equal(hub_metrics_token_hash("short", unused), CN_EINVAL);
     assert_int_equal(hub_metrics_token_hash(token, cfg.metrics_token_hash), 0);
-    f->api = hub_api_new(f->st, &cfg);
+    f->api = hub_api_new(f->s.st, &cfg);
     assert_int_equal(scrape(f, "127.0.0.1", NULL), 401);
     assert_int_equal(scrape(f, "127.0.0.1", bearer), 401);
     assert_int_equal(scrape(f, "127.0.0.1", "Bearer metrics-scrape-token-0123456789abcdeX"), 401);
@@ -1241,7 +1224,7 @@ static void test_metrics_access(void **state)
 
     hub_api_free(f->api);
     cfg.metrics_access = HUB_METRICS_PUBLIC;
-    f->api = hub_api_new(f->st, &cfg);
+    f->api = hub_api_new(f->s.st, &cfg);
     assert_int_equal(scrape(f, "10.0.0.5", NULL), 200);
     /* Not under /api/v1, and only GET (HEAD is GET without the body). */
     call(f, HUB_POST, "/metrics", NULL, NULL, NULL);
@@ -1261,7 +1244,7 @@ static void make_enrolled_agent(fx_t *f, const char *token, char id[static HUB_I
     *strrchr(secret, '.') = '\0'; /* SECRET.HUBKEY */
     randombytes_buf(pk, 32);
     hub_agent_t a;
-    assert_int_equal(hub_store_agent_enroll(f->st, secret, pk, &a), 0);
+    assert_int_equal(hub_store_agent_enroll(f->s.st, secret, pk, &a), 0);
 }
 
 /* POST /api/v1/tunnels/{id}/connect: who may reach what, the local port and

@@ -15,11 +15,7 @@
 #define HOUR (60 * MINUTE)
 
 typedef struct fx {
-    char dir[PATH_MAX];
-    char db[PATH_MAX + 16];
-    uint8_t key[HUB_KEY_BYTES];
-    hub_test_clock_t clock;
-    hub_store_t *st;
+    hub_test_store_t s; /* the clock at T0 */
     hub_share_cache_t *c;
     hub_workspace_t ws;
     hub_agent_t agent;
@@ -38,31 +34,19 @@ static void mk_share(fx_t *f, const char *name, int64_t ttl_ms, hub_share_t *out
                            .rate_limit = 60,
                            .ttl_ms = ttl_ms};
     char pw[HUB_PASSWORD_SIZE];
-    if (hub_store_share_create(f->st, f->ws.id, &ss, out, token, pw) != 0)
-        fail_msg("share_create: %s", hub_store_errmsg(f->st));
+    if (hub_store_share_create(f->s.st, f->ws.id, &ss, out, token, pw) != 0)
+        fail_msg("share_create: %s", hub_store_errmsg(f->s.st));
 }
 
 static int setup_opts(void **state, const hub_share_cache_options_t *opt)
 {
     fx_t *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    hub_test_tmpdir(f->dir);
-    snprintf(f->db, sizeof(f->db), "%s/hub.db", f->dir);
-    cn_test_fill(f->key, sizeof(f->key), 7);
-    f->clock.now = T0;
-    hub_store_options_t so = {
-        .path = f->db,
-        .secret_key = f->key,
-        .create = true,
-        .clock = hub_test_clock_read,
-        .clock_ctx = &f->clock,
-    };
-    char err[256] = "";
-    if (hub_store_open(&so, &f->st, err, sizeof(err)) != 0)
-        fail_msg("open: %s", err);
-    assert_int_equal(hub_store_workspace_create(f->st, "ws", &f->ws), 0);
+    hub_test_store_init(&f->s, 7, T0);
+    hub_test_store_open(&f->s, NULL, true);
+    assert_int_equal(hub_store_workspace_create(f->s.st, "ws", &f->ws), 0);
     char tok[HUB_TOKEN_STR_SIZE];
-    assert_int_equal(hub_store_agent_create(f->st, f->ws.id, "laptop", 0, 0, tok, &f->agent), 0);
+    assert_int_equal(hub_store_agent_create(f->s.st, f->ws.id, "laptop", 0, 0, tok, &f->agent), 0);
     hub_tunnel_spec_t sp = {.name = "web",
                             .agent_id = f->agent.id,
                             .target_host = "127.0.0.1",
@@ -70,8 +54,8 @@ static int setup_opts(void **state, const hub_share_cache_options_t *opt)
                             .protocol = HUB_PROTO_HTTP,
                             .is_public = true,
                             .metadata = "{\"team\":\"a\"}"};
-    if (hub_store_tunnel_create(f->st, f->ws.id, &sp, &f->web, NULL) != 0)
-        fail_msg("tunnel_create: %s", hub_store_errmsg(f->st));
+    if (hub_store_tunnel_create(f->s.st, f->ws.id, &sp, &f->web, NULL) != 0)
+        fail_msg("tunnel_create: %s", hub_store_errmsg(f->s.st));
     mk_share(f, "s", HOUR, &f->share, f->token);
     f->c = hub_share_cache_new(opt);
     assert_non_null(f->c);
@@ -95,8 +79,7 @@ static int teardown(void **state)
     fx_t *f = *state;
     hub_share_cache_free(f->c);
     hub_tunnel_clear(&f->web);
-    hub_store_close(f->st);
-    hub_test_rmtree(f->dir);
+    hub_test_store_fini(&f->s);
     free(f);
     return 0;
 }
@@ -113,21 +96,21 @@ static hub_share_cache_stats_t stats(const fx_t *f)
 static bool by_token(fx_t *f, const char *token, int want_rc, hub_share_t *out)
 {
     uint64_t hits = stats(f).hits;
-    assert_int_equal(hub_share_cache_share_by_token(f->c, f->st, token, out), want_rc);
+    assert_int_equal(hub_share_cache_share_by_token(f->c, f->s.st, token, out), want_rc);
     return stats(f).hits > hits;
 }
 
 static bool tunnel_by_id(fx_t *f, int want_rc, hub_tunnel_t *out)
 {
     uint64_t hits = stats(f).hits;
-    assert_int_equal(hub_share_cache_tunnel_get(f->c, f->st, f->ws.id, f->web.id, out), want_rc);
+    assert_int_equal(hub_share_cache_tunnel_get(f->c, f->s.st, f->ws.id, f->web.id, out), want_rc);
     return stats(f).hits > hits;
 }
 
 static bool tunnel_public(fx_t *f, const char *name, int want_rc, hub_tunnel_t *out)
 {
     uint64_t hits = stats(f).hits;
-    assert_int_equal(hub_share_cache_tunnel_public(f->c, f->st, name, out), want_rc);
+    assert_int_equal(hub_share_cache_tunnel_public(f->c, f->s.st, name, out), want_rc);
     return stats(f).hits > hits;
 }
 
@@ -139,13 +122,13 @@ static void test_hit_returns_what_the_store_returns(void **state)
     static hub_share_t a, b, direct;
     assert_false(by_token(f, f->token, 0, &a)); /* first: read from the store */
     assert_true(by_token(f, f->token, 0, &b));  /* then from memory */
-    assert_int_equal(hub_store_share_find_by_token(f->st, f->token, &direct), 0);
+    assert_int_equal(hub_store_share_find_by_token(f->s.st, f->token, &direct), 0);
     assert_memory_equal(&a, &direct, sizeof(direct));
     assert_memory_equal(&b, &direct, sizeof(direct));
 
     static hub_share_t byid;
-    assert_int_equal(hub_share_cache_share_get(f->c, f->st, f->ws.id, f->share.id, &byid), 0);
-    assert_int_equal(hub_share_cache_share_get(f->c, f->st, f->ws.id, f->share.id, &byid), 0);
+    assert_int_equal(hub_share_cache_share_get(f->c, f->s.st, f->ws.id, f->share.id, &byid), 0);
+    assert_int_equal(hub_share_cache_share_get(f->c, f->s.st, f->ws.id, f->share.id, &byid), 0);
     assert_memory_equal(&byid, &direct, sizeof(direct));
 
     hub_tunnel_t t1 = {0}, t2 = {0};
@@ -192,25 +175,26 @@ static void test_share_route_reads_both(void **state)
     static hub_share_t s;
     hub_tunnel_t t = {0};
     int trc = -1;
-    assert_int_equal(hub_share_cache_share_route(f->c, f->st, f->token, &s, &t, &trc), 0);
+    assert_int_equal(hub_share_cache_share_route(f->c, f->s.st, f->token, &s, &t, &trc), 0);
     assert_int_equal(trc, 0);
     assert_string_equal(s.id, f->share.id);
     assert_string_equal(t.id, f->web.id);
     uint64_t hits = stats(f).hits;
-    assert_int_equal(hub_share_cache_share_route(f->c, f->st, f->token, &s, &t, &trc), 0);
+    assert_int_equal(hub_share_cache_share_route(f->c, f->s.st, f->token, &s, &t, &trc), 0);
     assert_int_equal(stats(f).hits, hits + 2); /* both from memory */
     /* A change to the tunnel is seen through the share at once. */
     hub_tunnel_update_t u = {.fields = HUB_TUNNEL_SET_STATUS, .status = HUB_TUNNEL_PAUSED};
-    assert_int_equal(hub_store_tunnel_update(f->st, f->ws.id, f->web.id, &u, NULL), 0);
-    assert_int_equal(hub_share_cache_share_route(f->c, f->st, f->token, &s, &t, &trc), 0);
+    assert_int_equal(hub_store_tunnel_update(f->s.st, f->ws.id, f->web.id, &u, NULL), 0);
+    assert_int_equal(hub_share_cache_share_route(f->c, f->s.st, f->token, &s, &t, &trc), 0);
     assert_int_equal(trc, 0);
     assert_int_equal(t.status, HUB_TUNNEL_PAUSED);
     /* An unknown token: the share's error, the tunnel untouched. */
     trc = 42;
-    assert_int_equal(hub_share_cache_share_route(f->c, f->st, "nope", &s, &t, &trc), CN_ENOTFOUND);
+    assert_int_equal(hub_share_cache_share_route(f->c, f->s.st, "nope", &s, &t, &trc),
+                     CN_ENOTFOUND);
     assert_int_equal(trc, 42);
     /* Without a cache: the store, the same answers. */
-    assert_int_equal(hub_share_cache_share_route(NULL, f->st, f->token, &s, &t, &trc), 0);
+    assert_int_equal(hub_share_cache_share_route(NULL, f->s.st, f->token, &s, &t, &trc), 0);
     assert_int_equal(trc, 0);
     assert_int_equal(t.status, HUB_TUNNEL_PAUSED);
     assert_null(t.metadata);
@@ -222,9 +206,9 @@ static void test_null_cache_reads_the_store(void **state)
     fx_t *f = *state;
     static hub_share_t s;
     hub_tunnel_t t = {0};
-    assert_int_equal(hub_share_cache_share_by_token(NULL, f->st, f->token, &s), 0);
+    assert_int_equal(hub_share_cache_share_by_token(NULL, f->s.st, f->token, &s), 0);
     assert_string_equal(s.id, f->share.id);
-    assert_int_equal(hub_share_cache_tunnel_public(NULL, f->st, "web", &t), 0);
+    assert_int_equal(hub_share_cache_tunnel_public(NULL, f->s.st, "web", &t), 0);
     assert_null(t.metadata);
     hub_tunnel_clear(&t);
     hub_share_cache_stats_t z;
@@ -242,10 +226,10 @@ static void test_share_revoke_is_seen(void **state)
     by_token(f, f->token, 0, &s);
     assert_true(by_token(f, f->token, 0, &s));
     assert_int_equal(s.revoked_at, HUB_TIME_NONE);
-    assert_int_equal(hub_store_share_revoke(f->st, f->ws.id, f->share.id, NULL, NULL), 0);
+    assert_int_equal(hub_store_share_revoke(f->s.st, f->ws.id, f->share.id, NULL, NULL), 0);
     assert_false(by_token(f, f->token, 0, &s));
     assert_int_not_equal(s.revoked_at, HUB_TIME_NONE);
-    assert_int_equal(hub_share_cache_share_get(f->c, f->st, f->ws.id, f->share.id, &s), 0);
+    assert_int_equal(hub_share_cache_share_get(f->c, f->s.st, f->ws.id, f->share.id, &s), 0);
     assert_int_not_equal(s.revoked_at, HUB_TIME_NONE);
 }
 
@@ -256,7 +240,7 @@ static void test_share_expiry_mark_is_seen(void **state)
     by_token(f, f->token, 0, &s);
     assert_true(by_token(f, f->token, 0, &s));
     uint64_t flushes = stats(f).flushes;
-    assert_int_equal(hub_store_share_mark_expired(f->st, f->ws.id, f->share.id), 0);
+    assert_int_equal(hub_store_share_mark_expired(f->s.st, f->ws.id, f->share.id), 0);
     assert_false(by_token(f, f->token, 0, &s));
     assert_int_equal(stats(f).flushes, flushes + 1);
 }
@@ -271,7 +255,7 @@ static void test_tunnel_pause_rename_patch_are_seen(void **state)
 
     /* pause */
     hub_tunnel_update_t u = {.fields = HUB_TUNNEL_SET_STATUS, .status = HUB_TUNNEL_PAUSED};
-    assert_int_equal(hub_store_tunnel_update(f->st, f->ws.id, f->web.id, &u, NULL), 0);
+    assert_int_equal(hub_store_tunnel_update(f->s.st, f->ws.id, f->web.id, &u, NULL), 0);
     assert_false(tunnel_by_id(f, 0, &t));
     assert_int_equal(t.status, HUB_TUNNEL_PAUSED);
     assert_false(tunnel_public(f, "web", 0, &t));
@@ -280,7 +264,7 @@ static void test_tunnel_pause_rename_patch_are_seen(void **state)
 
     /* rename: the old name answers no more, the new one does */
     u = (hub_tunnel_update_t){.fields = HUB_TUNNEL_SET_NAME, .name = "web2"};
-    assert_int_equal(hub_store_tunnel_update(f->st, f->ws.id, f->web.id, &u, NULL), 0);
+    assert_int_equal(hub_store_tunnel_update(f->s.st, f->ws.id, f->web.id, &u, NULL), 0);
     assert_false(tunnel_public(f, "web", CN_ENOTFOUND, &t));
     assert_false(tunnel_public(f, "web2", 0, &t));
     assert_false(tunnel_by_id(f, 0, &t)); /* flushed with the rest */
@@ -288,11 +272,11 @@ static void test_tunnel_pause_rename_patch_are_seen(void **state)
 
     /* PATCH (metadata, idle timeout): updated_at moves */
     int64_t before = t.updated_at;
-    f->clock.now += 5;
+    f->s.clock.now += 5;
     u = (hub_tunnel_update_t){.fields = HUB_TUNNEL_SET_METADATA | HUB_TUNNEL_SET_IDLE_TIMEOUT,
                               .metadata = "{\"team\":\"b\"}",
                               .idle_timeout_s = 9};
-    assert_int_equal(hub_store_tunnel_update(f->st, f->ws.id, f->web.id, &u, NULL), 0);
+    assert_int_equal(hub_store_tunnel_update(f->s.st, f->ws.id, f->web.id, &u, NULL), 0);
     assert_false(tunnel_by_id(f, 0, &t));
     assert_int_equal(t.idle_timeout_s, 9);
     assert_true(t.updated_at > before);
@@ -308,7 +292,7 @@ static void test_tunnel_delete_is_seen(void **state)
     tunnel_by_id(f, 0, &t);
     tunnel_public(f, "web", 0, &t);
     assert_true(by_token(f, f->token, 0, &s));
-    assert_int_equal(hub_store_tunnel_delete(f->st, f->ws.id, f->web.id), 0);
+    assert_int_equal(hub_store_tunnel_delete(f->s.st, f->ws.id, f->web.id), 0);
     /* Its shares go with it (a cascade in the database). */
     assert_false(by_token(f, f->token, CN_ENOTFOUND, &s));
     assert_false(tunnel_by_id(f, CN_ENOTFOUND, &t));
@@ -323,7 +307,7 @@ static void test_agent_delete_is_seen(void **state)
     by_token(f, f->token, 0, &s);
     tunnel_public(f, "web", 0, &t);
     assert_true(tunnel_public(f, "web", 0, &t));
-    assert_int_equal(hub_store_agent_delete(f->st, f->ws.id, f->agent.id), 0);
+    assert_int_equal(hub_store_agent_delete(f->s.st, f->ws.id, f->agent.id), 0);
     assert_false(tunnel_public(f, "web", CN_ENOTFOUND, &t));
     assert_false(by_token(f, f->token, CN_ENOTFOUND, &s));
 }
@@ -337,7 +321,7 @@ static void test_another_process_is_seen(void **state)
     /* A second writer on the WAL file, as a second hub or sqlite3 would be. */
     char sql[256];
     snprintf(sql, sizeof(sql), "UPDATE shares SET revoked_at = 5 WHERE id = '%s'", f->share.id);
-    hub_test_sql(f->db, sql);
+    hub_test_sql(f->s.db, sql);
     assert_false(by_token(f, f->token, 0, &s));
     assert_int_equal(s.revoked_at, 5);
 }
@@ -347,12 +331,12 @@ static void test_rolled_back_reads_are_not_kept(void **state)
     fx_t *f = *state;
     static hub_share_t s;
     by_token(f, f->token, 0, &s);
-    assert_int_equal(hub_store_tx_begin(f->st), 0);
-    assert_int_equal(hub_store_share_revoke(f->st, f->ws.id, f->share.id, NULL, NULL), 0);
+    assert_int_equal(hub_store_tx_begin(f->s.st), 0);
+    assert_int_equal(hub_store_share_revoke(f->s.st, f->ws.id, f->share.id, NULL, NULL), 0);
     assert_false(by_token(f, f->token, 0, &s)); /* inside: the uncommitted row */
     assert_int_not_equal(s.revoked_at, HUB_TIME_NONE);
-    assert_false(by_token(f, f->token, 0, &s));                /* never trusted inside */
-    assert_int_equal(hub_store_tx_end(f->st, CN_EIO), CN_EIO); /* rolled back */
+    assert_false(by_token(f, f->token, 0, &s));                  /* never trusted inside */
+    assert_int_equal(hub_store_tx_end(f->s.st, CN_EIO), CN_EIO); /* rolled back */
     assert_false(by_token(f, f->token, 0, &s));
     assert_int_equal(s.revoked_at, HUB_TIME_NONE);
     assert_true(by_token(f, f->token, 0, &s));
@@ -365,11 +349,11 @@ static void test_access_log_does_not_empty_it(void **state)
     by_token(f, f->token, 0, &s);
     /* The edge's batch: a transaction of access-log rows, then retention. */
     hub_share_log_row_t e = {.at = T0, .method = "GET", .path = "/", .status = 200};
-    assert_int_equal(hub_store_tx_begin(f->st), 0);
+    assert_int_equal(hub_store_tx_begin(f->s.st), 0);
     for (int i = 0; i < 3; i++)
-        assert_int_equal(hub_store_share_log_append(f->st, f->share.id, &e), 0);
-    assert_int_equal(hub_store_tx_end(f->st, 0), 0);
-    assert_int_equal(hub_store_share_log_prune(f->st, T0 + 1, NULL), 0);
+        assert_int_equal(hub_store_share_log_append(f->s.st, f->share.id, &e), 0);
+    assert_int_equal(hub_store_tx_end(f->s.st, 0), 0);
+    assert_int_equal(hub_store_share_log_prune(f->s.st, T0 + 1, NULL), 0);
     assert_true(by_token(f, f->token, 0, &s));
     /* A share created meanwhile is a write that counts. */
     static hub_share_t s2;
@@ -390,10 +374,10 @@ static void test_expiry_is_a_time_checked_by_the_caller(void **state)
     assert_int_equal(s.expires_at, T0 + HOUR);
     /* Past its expiry, no write happened: the record still says when it
      * expired, so the edge's per-request check refuses it (410). */
-    f->clock.now = T0 + HOUR + 1;
+    f->s.clock.now = T0 + HOUR + 1;
     assert_false(by_token(f, f->token, 0, &s)); /* and entries age out */
     assert_int_equal(s.expires_at, T0 + HOUR);
-    assert_true(f->clock.now >= s.expires_at);
+    assert_true(f->s.clock.now >= s.expires_at);
 }
 
 static void test_entries_age_out(void **state)
@@ -401,9 +385,9 @@ static void test_entries_age_out(void **state)
     fx_t *f = *state;
     static hub_share_t s;
     by_token(f, f->token, 0, &s);
-    f->clock.now += HUB_SHARE_CACHE_AGE_DEFAULT_MS - 1;
+    f->s.clock.now += HUB_SHARE_CACHE_AGE_DEFAULT_MS - 1;
     assert_true(by_token(f, f->token, 0, &s));
-    f->clock.now += 1;
+    f->s.clock.now += 1;
     uint64_t ev = stats(f).evictions;
     assert_false(by_token(f, f->token, 0, &s));
     assert_int_equal(stats(f).evictions, ev + 1);

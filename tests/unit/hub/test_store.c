@@ -16,47 +16,22 @@
 #define MINUTE 60000LL
 #define HOUR (60 * MINUTE)
 
-typedef struct fx {
-    char dir[PATH_MAX];
-    char db[PATH_MAX + 16];
-    uint8_t key[HUB_KEY_BYTES];
-    hub_test_clock_t clock;
-    hub_store_t *st;
-} fx_t;
-
-static int fx_open(fx_t *f, bool create, char *err, size_t errlen)
-{
-    hub_store_options_t opt = {
-        .path = f->db,
-        .secret_key = f->key,
-        .create = create,
-        .clock = hub_test_clock_read,
-        .clock_ctx = &f->clock,
-    };
-    return hub_store_open(&opt, &f->st, err, errlen);
-}
+/* The fixture is hub_test.h's: a store on a fresh file, the clock at T0. */
+typedef hub_test_store_t fx_t;
 
 static void fx_reopen(fx_t *f)
 {
-    char err[256] = "";
     hub_store_close(f->st);
     f->st = NULL;
-    int rc = fx_open(f, false, err, sizeof(err));
-    if (rc != 0)
-        fail_msg("reopen: %s", err);
+    hub_test_store_open(f, NULL, false);
 }
 
 static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    hub_test_tmpdir(f->dir);
-    snprintf(f->db, sizeof(f->db), "%s/hub.db", f->dir);
-    cn_test_fill(f->key, sizeof(f->key), 7);
-    f->clock.now = T0;
-    char err[256] = "";
-    if (fx_open(f, true, err, sizeof(err)) != 0)
-        fail_msg("open: %s", err);
+    hub_test_store_init(f, 7, T0);
+    hub_test_store_open(f, NULL, true);
     *state = f;
     return 0;
 }
@@ -64,8 +39,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx_t *f = *state;
-    hub_store_close(f->st);
-    hub_test_rmtree(f->dir);
+    hub_test_store_fini(f);
     free(f);
     return 0;
 }
@@ -176,12 +150,12 @@ static void test_missing_db_needs_init(void **state)
     snprintf(g.db, sizeof(g.db), "%s/absent.db", f->dir);
     g.st = NULL;
     char err[256] = "";
-    assert_int_equal(fx_open(&g, false, err, sizeof(err)), CN_ENOTFOUND);
+    assert_int_equal(hub_test_store_try_open(&g, NULL, false, err, sizeof(err)), CN_ENOTFOUND);
     assert_null(g.st);
     assert_non_null(strstr(err, "connect-hub init"));
     assert_int_equal(access(g.db, F_OK), -1); /* nothing was created */
     snprintf(g.db, sizeof(g.db), ":memory:");
-    assert_int_equal(fx_open(&g, true, err, sizeof(err)), CN_EINVAL);
+    assert_int_equal(hub_test_store_try_open(&g, NULL, true, err, sizeof(err)), CN_EINVAL);
     assert_int_equal(access(":memory:", F_OK), -1);
 }
 
@@ -192,7 +166,7 @@ static void test_newer_schema_refused(void **state)
     f->st = NULL;
     hub_test_sql(f->db, "PRAGMA user_version = 99");
     char err[256] = "";
-    assert_int_equal(fx_open(f, false, err, sizeof(err)), CN_EVERSION);
+    assert_int_equal(hub_test_store_try_open(f, NULL, false, err, sizeof(err)), CN_EVERSION);
     assert_null(f->st);
     assert_non_null(strstr(err, "newer"));
     assert_non_null(strstr(err, "99"));
@@ -207,7 +181,7 @@ static void test_foreign_db_refused(void **state)
 
     snprintf(g.db, sizeof(g.db), "%s/other.db", f->dir);
     hub_test_sql(g.db, "CREATE TABLE notes (x TEXT)");
-    assert_int_equal(fx_open(&g, true, err, sizeof(err)), CN_EPROTO);
+    assert_int_equal(hub_test_store_try_open(&g, NULL, true, err, sizeof(err)), CN_EPROTO);
     assert_non_null(strstr(err, "not a connect-hub database"));
 
     snprintf(g.db, sizeof(g.db), "%s/garbage.db", f->dir);
@@ -216,7 +190,7 @@ static void test_foreign_db_refused(void **state)
     for (int i = 0; i < 200; i++)
         fputs("this is not sqlite ", fp);
     fclose(fp);
-    assert_int_equal(fx_open(&g, false, err, sizeof(err)), CN_EPROTO);
+    assert_int_equal(hub_test_store_try_open(&g, NULL, false, err, sizeof(err)), CN_EPROTO);
     assert_null(g.st);
 }
 
@@ -288,7 +262,7 @@ static void test_kill9_loses_nothing_committed(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         char err[256];
-        if (fx_open(f, false, err, sizeof(err)) != 0)
+        if (hub_test_store_try_open(f, NULL, false, err, sizeof(err)) != 0)
             _exit(3);
         hub_tunnel_spec_t sp = spec_for(a.id, "survivor");
         if (hub_store_tunnel_create(f->st, ws.id, &sp, NULL, NULL) != 0)
@@ -461,7 +435,7 @@ static void test_api_token_hashing(void **state)
     f->st = NULL;
     f->key[0] ^= 1;
     char err[256] = "";
-    assert_int_equal(fx_open(f, false, err, sizeof(err)), CN_EAUTH);
+    assert_int_equal(hub_test_store_try_open(f, NULL, false, err, sizeof(err)), CN_EAUTH);
     assert_null(f->st);
     assert_non_null(strstr(err, "secret key"));
     f->key[0] ^= 1;

@@ -17,11 +17,8 @@
 #define T0 1795442400000LL
 
 typedef struct fx {
-    char dir[PATH_MAX];
-    char db[PATH_MAX + 16];
+    hub_test_store_t s;
     char logf[PATH_MAX + 32];
-    uint8_t key[HUB_KEY_BYTES];
-    hub_store_t *st;
     hub_workspace_t ws;
     hub_tunnel_t tunnel;
     hub_share_t share;
@@ -29,49 +26,38 @@ typedef struct fx {
 
 static void fx_open(fx_t *f, bool thread, size_t queue_bytes)
 {
-    hub_store_options_t so = {
-        .path = f->db,
-        .secret_key = f->key,
-        .create = true,
-        .log_thread = thread,
-        .log_queue_bytes = queue_bytes,
-    };
-    char err[256] = "";
-    if (hub_store_open(&so, &f->st, err, sizeof(err)) != 0)
-        fail_msg("open: %s", err);
+    hub_store_options_t so = {.log_thread = thread, .log_queue_bytes = queue_bytes};
+    hub_test_store_open(&f->s, &so, true);
 }
 
 static fx_t *fx_new(bool thread, size_t queue_bytes)
 {
     fx_t *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    hub_test_tmpdir(f->dir);
-    snprintf(f->db, sizeof(f->db), "%s/hub.db", f->dir);
-    snprintf(f->logf, sizeof(f->logf), "%s-log", f->db);
-    cn_test_fill(f->key, sizeof(f->key), 5);
+    hub_test_store_init(&f->s, 5, T0);
+    snprintf(f->logf, sizeof(f->logf), "%s-log", f->s.db);
     fx_open(f, thread, queue_bytes);
     hub_agent_t agent;
     char tok[HUB_TOKEN_STR_SIZE], token[HUB_SHARE_TOKEN_SIZE], pw[HUB_PASSWORD_SIZE];
-    assert_int_equal(hub_store_workspace_create(f->st, "ws", &f->ws), 0);
-    assert_int_equal(hub_store_agent_create(f->st, f->ws.id, "a", 0, 0, tok, &agent), 0);
+    assert_int_equal(hub_store_workspace_create(f->s.st, "ws", &f->ws), 0);
+    assert_int_equal(hub_store_agent_create(f->s.st, f->ws.id, "a", 0, 0, tok, &agent), 0);
     hub_tunnel_spec_t sp = {.name = "web",
                             .agent_id = agent.id,
                             .target_host = "127.0.0.1",
                             .target_port = 8080,
                             .protocol = HUB_PROTO_HTTP,
                             .is_public = true};
-    assert_int_equal(hub_store_tunnel_create(f->st, f->ws.id, &sp, &f->tunnel, NULL), 0);
+    assert_int_equal(hub_store_tunnel_create(f->s.st, f->ws.id, &sp, &f->tunnel, NULL), 0);
     hub_share_spec_t ss = {
         .tunnel_id = f->tunnel.id, .name = "s", .description = "", .rate_limit = 60};
-    assert_int_equal(hub_store_share_create(f->st, f->ws.id, &ss, &f->share, token, pw), 0);
+    assert_int_equal(hub_store_share_create(f->s.st, f->ws.id, &ss, &f->share, token, pw), 0);
     return f;
 }
 
 static void fx_free(fx_t *f)
 {
-    hub_store_close(f->st);
     hub_tunnel_clear(&f->tunnel);
-    hub_test_rmtree(f->dir);
+    hub_test_store_fini(&f->s);
     free(f);
 }
 
@@ -85,7 +71,7 @@ static int append(fx_t *f, const char *share_id, int64_t at, int i)
                              .status = 200,
                              .latency_ms = 1,
                              .client = "127.0.0.1:5000"};
-    return hub_store_share_log_append(f->st, share_id, &r);
+    return hub_store_share_log_append(f->s.st, share_id, &r);
 }
 
 /* Rows in the log file, read by a connection of the test's own. */
@@ -106,7 +92,8 @@ static int64_t log_rows(const fx_t *f)
 static size_t listed(fx_t *f, int64_t before, size_t limit, int64_t *first, int64_t *last)
 {
     hub_share_log_list_t l = {0};
-    assert_int_equal(hub_store_share_log_list(f->st, f->ws.id, f->share.id, before, limit, &l), 0);
+    assert_int_equal(hub_store_share_log_list(f->s.st, f->ws.id, f->share.id, before, limit, &l),
+                     0);
     size_t n = l.count;
     if (first)
         *first = n ? l.items[0].id : 0;
@@ -136,7 +123,7 @@ static void test_rows_reach_the_list(void **state)
     assert_int_equal(listed(f, 0, 100, NULL, NULL), 50);
     assert_true(waited < 1000); /* HUB_SLOG_FLUSH_MS is 100 */
     hub_share_log_list_t l = {0};
-    assert_int_equal(hub_store_share_log_list(f->st, f->ws.id, f->share.id, 0, 1, &l), 0);
+    assert_int_equal(hub_store_share_log_list(f->s.st, f->ws.id, f->share.id, 0, 1, &l), 0);
     assert_int_equal(l.count, 1);
     assert_string_equal(l.items[0].path, "/r/49");
     assert_string_equal(l.items[0].method, "GET");
@@ -153,19 +140,19 @@ static void test_log_commits_do_not_move_the_generation(void **state)
 {
     (void)state;
     fx_t *f = fx_new(true, 0);
-    uint64_t gen = hub_store_generation(f->st);
+    uint64_t gen = hub_store_generation(f->s.st);
     for (int round = 0; round < 5; round++) {
         for (int i = 0; i < 200; i++)
             assert_int_equal(append(f, f->share.id, T0 + i, i), 0);
-        hub_store_share_log_sync(f->st);
-        assert_int_equal(hub_store_share_log_prune(f->st, T0 + 100, NULL), 0);
-        hub_store_share_log_sync(f->st);
-        assert_int_equal(hub_store_generation(f->st), gen);
+        hub_store_share_log_sync(f->s.st);
+        assert_int_equal(hub_store_share_log_prune(f->s.st, T0 + 100, NULL), 0);
+        hub_store_share_log_sync(f->s.st);
+        assert_int_equal(hub_store_generation(f->s.st), gen);
     }
     assert_int_equal(log_rows(f), 5 * 100);
     /* A write of the main file still counts. */
-    assert_int_equal(hub_store_share_revoke(f->st, f->ws.id, f->share.id, NULL, NULL), 0);
-    assert_true(hub_store_generation(f->st) != gen);
+    assert_int_equal(hub_store_share_revoke(f->s.st, f->ws.id, f->share.id, NULL, NULL), 0);
+    assert_true(hub_store_generation(f->s.st) != gen);
     fx_free(f);
 }
 
@@ -176,8 +163,8 @@ static void test_close_writes_the_queue(void **state)
     fx_t *f = fx_new(true, 0);
     for (int i = 0; i < 1000; i++)
         assert_int_equal(append(f, f->share.id, T0 + i, i), 0);
-    hub_store_close(f->st);
-    f->st = NULL;
+    hub_store_close(f->s.st);
+    f->s.st = NULL;
     assert_int_equal(log_rows(f), 1000);
     fx_open(f, false, 0);
     int64_t first = 0, last = 0;
@@ -201,21 +188,21 @@ static void test_paging_across_retention(void **state)
     assert_int_equal(first, 10);
     assert_int_equal(last, 7);
     size_t n = 0;
-    assert_int_equal(hub_store_share_log_prune(f->st, T0 + 6, &n), 0); /* ids 1-5 */
+    assert_int_equal(hub_store_share_log_prune(f->s.st, T0 + 6, &n), 0); /* ids 1-5 */
     assert_int_equal(n, 5);
     assert_int_equal(listed(f, last, 4, &first, NULL), 1);
     assert_int_equal(first, 6);
-    assert_int_equal(hub_store_share_log_prune(f->st, T0 + 1000, &n), 0);
+    assert_int_equal(hub_store_share_log_prune(f->s.st, T0 + 1000, &n), 0);
     assert_int_equal(n, 5);
     assert_int_equal(listed(f, 0, 10, NULL, NULL), 0);
     assert_int_equal(append(f, f->share.id, T0 + 2000, 11), 0);
     assert_int_equal(listed(f, 0, 10, &first, NULL), 1);
     assert_int_equal(first, 11);
     /* ... and after a restart too. */
-    hub_store_close(f->st);
+    hub_store_close(f->s.st);
     fx_open(f, true, 0);
     assert_int_equal(append(f, f->share.id, T0 + 2001, 12), 0);
-    hub_store_share_log_sync(f->st);
+    hub_store_share_log_sync(f->s.st);
     assert_int_equal(listed(f, 0, 10, &first, NULL), 2);
     assert_int_equal(first, 12);
     fx_free(f);
@@ -229,20 +216,20 @@ static void test_rows_of_deleted_shares_go(void **state)
     (void)state;
     fx_t *f = fx_new(true, 0);
     hub_workspace_t other;
-    assert_int_equal(hub_store_workspace_create(f->st, "other", &other), 0);
+    assert_int_equal(hub_store_workspace_create(f->s.st, "other", &other), 0);
     for (int i = 0; i < 20; i++)
         assert_int_equal(append(f, f->share.id, T0 + i, i), 0);
-    hub_store_share_log_sync(f->st);
+    hub_store_share_log_sync(f->s.st);
     hub_share_log_list_t l = {0};
-    assert_int_equal(hub_store_share_log_list(f->st, other.id, f->share.id, 0, 10, &l), 0);
+    assert_int_equal(hub_store_share_log_list(f->s.st, other.id, f->share.id, 0, 10, &l), 0);
     assert_int_equal(l.count, 0);
-    assert_int_equal(hub_store_tunnel_delete(f->st, f->ws.id, f->tunnel.id), 0);
+    assert_int_equal(hub_store_tunnel_delete(f->s.st, f->ws.id, f->tunnel.id), 0);
     /* A row of the share that arrives after it is gone. */
     assert_int_equal(append(f, f->share.id, T0 + 100, 100), 0);
-    hub_store_share_log_sync(f->st);
+    hub_store_share_log_sync(f->s.st);
     assert_int_equal(log_rows(f), 21);
-    assert_int_equal(hub_store_share_log_prune(f->st, T0, NULL), 0);
-    hub_store_share_log_sync(f->st);
+    assert_int_equal(hub_store_share_log_prune(f->s.st, T0, NULL), 0);
+    hub_store_share_log_sync(f->s.st);
     assert_int_equal(log_rows(f), 0);
     fx_free(f);
 }
@@ -261,9 +248,9 @@ static void test_full_queue_drops_and_counts(void **state)
         else
             assert_int_equal(rc, 0);
     }
-    hub_store_share_log_sync(f->st);
+    hub_store_share_log_sync(f->s.st);
     assert_true(refused > 0);
-    assert_int_equal(hub_store_share_log_dropped(f->st), refused);
+    assert_int_equal(hub_store_share_log_dropped(f->s.st), refused);
     assert_int_equal(log_rows(f), 5000 - (int64_t)refused);
     fx_free(f);
 }
