@@ -129,6 +129,7 @@ static int gauges_read(hub_api_t *api, gauges_t *g, hub_metrics_snapshot_t *snap
         }
     snap->tunnels = g->rows;
     snap->ntunnels = n;
+    snap->share_log_dropped = hub_store_share_log_dropped(st);
     rc = hub_store_delivery_pending_count(st, &snap->webhook_pending);
     if (rc < 0)
         return rc;

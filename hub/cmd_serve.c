@@ -444,8 +444,11 @@ static int open_store(serve_t *s)
     if (load_key_file(s->o.db, HUB_SECRET_SUFFIX, secret, NULL) != 0 ||
         load_key_file(s->o.db, HUB_KEYPAIR_SUFFIX, NULL, &s->kp) != 0)
         return HUB_EXIT_FAIL;
-    hub_store_options_t so = {
-        .path = s->o.db, .secret_key = secret, .checkpoint_thread = true, .external_check_ms = 1};
+    hub_store_options_t so = {.path = s->o.db,
+                              .secret_key = secret,
+                              .checkpoint_thread = true,
+                              .log_thread = true,
+                              .external_check_ms = 1};
     int rc = hub_store_open(&so, &s->store, err, sizeof(err));
     sodium_memzero(secret, sizeof(secret));
     if (rc < 0)

@@ -82,14 +82,6 @@
 #define HEAD_TIMEOUT_MS 10000            /* a client has this long to send a head */
 #define IDLE_TIMEOUT_MS 60000            /* keep-alive idle */
 #define LINGER_MS 10000                  /* a finished stream still open is reset */
-#define LOG_QUEUE_MAX 8192
-/* Rows wait at most this long: small transactions often, not one large
- * one a second (7,000-8,000 rows took 50-118 ms at 8k req/s, a stall of
- * every connection on the loop, and rows beyond the queue were dropped). */
-#define LOG_FLUSH_MS 100
-/* Rows per transaction: a larger queue is written over several loop turns,
- * so no single write holds every connection for long. */
-#define LOG_CHUNK 256
 #define TICK_MS 1000
 #define WINDOWS_PRUNE_AT 1024
 #define WINDOW_BUCKETS 1024 /* a power of two */
@@ -240,11 +232,6 @@ typedef struct share_window {
     hub_share_window_t w;
 } share_window_t;
 
-typedef struct log_item {
-    char share_id[HUB_ID_SIZE];
-    hub_share_log_entry_t e;
-} log_item_t;
-
 struct hub_edge_http {
     hub_runtime_t *rt;
     struct lws *listen_wsi;
@@ -256,12 +243,7 @@ struct hub_edge_http {
     share_window_t *windows[WINDOW_BUCKETS];
     size_t nwindows;
     size_t windows_prune_at; /* prune ended windows when nwindows reaches it */
-    log_item_t *log;
-    size_t nlog;
-    uint64_t log_dropped;
     lws_sorted_usec_list_t tick;
-    lws_sorted_usec_list_t log_sul; /* the next flush of the access log, while rows wait */
-    bool log_pending;
     int64_t last_prune;
     edge_pool_t *pools;
     size_t npooled;                                    /* idle streams in all pools */
@@ -566,18 +548,10 @@ static enum hub_metrics_share_reject share_reject_reason(enum hub_share_verdict 
 
 /* ---- access log and windows ------------------------------------------------ */
 
-static void flush_log(struct hub_edge_http *e, bool all);
-
-static void log_flush_cb(lws_sorted_usec_list_t *sul)
-{
-    struct hub_edge_http *e = lws_container_of(sul, struct hub_edge_http, log_sul);
-    e->log_pending = false;
-    flush_log(e, false);
-}
-
+/* The access-log row goes to the store's writer thread: a copy of its
+ * few short strings into a queue, no SQLite on the loop. */
 static void log_request(edge_conn_t *c)
 {
-    struct hub_edge_http *e = c->rt->edge;
     if (c->rec) { /* the inspection record ends with the access-log line */
         hub_inspect_commit(c->rt->cfg.inspect, c->rec, c->info.status ? c->info.status : 499,
                            now_ms(c->rt));
@@ -585,25 +559,17 @@ static void log_request(edge_conn_t *c)
     }
     if (!c->info.share_id[0] || !c->info.status)
         return;
-    if (e->nlog == LOG_QUEUE_MAX) {
-        e->log_dropped++;
-        return;
-    }
-    log_item_t *it = &e->log[e->nlog++];
-    memcpy(it->share_id, c->info.share_id, sizeof(it->share_id));
-    memset(&it->e, 0, sizeof(it->e));
-    it->e.at = c->info.started;
-    snprintf(it->e.method, sizeof(it->e.method), "%s", c->info.method);
-    snprintf(it->e.path, sizeof(it->e.path), "%s", c->info.path);
-    it->e.status = c->info.status;
-    it->e.latency_ms = now_ms(c->rt) - c->info.started;
-    snprintf(it->e.client, sizeof(it->e.client), "%s", c->client);
+    int64_t now = now_ms(c->rt);
+    hub_share_log_row_t row = {.at = c->info.started,
+                               .method = c->info.method,
+                               .path = c->info.path,
+                               .status = c->info.status,
+                               .latency_ms = now - c->info.started,
+                               .client = c->client};
+    /* A full queue is counted by the store (metrics) and logged by its
+     * writer at most once a second. */
+    (void)hub_store_share_log_append(c->rt->cfg.store, c->info.share_id, &row);
     c->info.share_id[0] = '\0';
-    if (!e->log_pending) {
-        e->log_pending = true;
-        lws_sul_schedule(c->rt->ctx, 0, &e->log_sul, log_flush_cb,
-                         (lws_usec_t)LOG_FLUSH_MS * LWS_US_PER_MS);
-    }
 }
 
 static hub_share_window_t *share_window(hub_runtime_t *rt, const char *share_id)
@@ -2339,38 +2305,6 @@ const struct lws_protocols hub_edge_http_conn_protocol = {
 
 /* ---- the periodic work: the access log, share expiry -------------------------------- */
 
-static void flush_log(struct hub_edge_http *e, bool all)
-{
-    hub_store_t *st = e->rt->cfg.store;
-    while (e->nlog) {
-        size_t n = e->nlog < LOG_CHUNK ? e->nlog : LOG_CHUNK;
-        uint64_t t0 = cn_time_mono_ms();
-        int rc = hub_store_tx_begin(st);
-        for (size_t i = 0; rc == 0 && i < n; i++)
-            rc = hub_store_share_log_append(st, e->log[i].share_id, &e->log[i].e);
-        rc = hub_store_tx_end(st, rc);
-        if (rc < 0)
-            cn_log_warn("share access log: %zu rows lost: %s", n, hub_store_errmsg(st));
-        uint64_t ms = cn_time_mono_ms() - t0;
-        if (ms >= 50) /* the event loop, every connection on it, waited that long */
-            cn_log_warn("share access log: writing %zu rows took %llu ms", n,
-                        (unsigned long long)ms);
-        e->nlog -= n;
-        memmove(e->log, e->log + n, e->nlog * sizeof(*e->log));
-        if (!all && e->nlog) {
-            /* The rest on the next turn, after the connections' events. */
-            e->log_pending = true;
-            lws_sul_schedule(e->rt->ctx, 0, &e->log_sul, log_flush_cb, 1);
-            break;
-        }
-    }
-    if (e->log_dropped) {
-        cn_log_warn("share access log: %llu rows dropped (queue full)",
-                    (unsigned long long)e->log_dropped);
-        e->log_dropped = 0;
-    }
-}
-
 /* Revocation and expiry end a share's requests in flight too (a long
  * download, an upgraded WebSocket), not only the next request: once a
  * second each share in use is read again, and the connections of one that
@@ -2414,7 +2348,6 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
 {
     struct hub_edge_http *e = lws_container_of(sul, struct hub_edge_http, tick);
     hub_store_t *st = e->rt->cfg.store;
-    flush_log(e, false);
     size_t n = 0;
     hub_shares_expire_due(st, &n);
     hub_reach_share_sweep(e->rt); /* TCP shares end within a tick too */
@@ -2436,11 +2369,6 @@ int hub_edge_http_init(hub_runtime_t *rt)
     if (!e)
         return CN_ENOMEM;
     e->rt = rt;
-    e->log = calloc(LOG_QUEUE_MAX, sizeof(*e->log));
-    if (!e->log) {
-        free(e);
-        return CN_ENOMEM;
-    }
     e->port = -1;
     e->windows_prune_at = WINDOWS_PRUNE_AT;
     rt->edge = e;
@@ -2560,9 +2488,6 @@ void hub_edge_http_close_all(hub_runtime_t *rt)
     while (e->pools)
         pool_drop(e->pools, "the hub is stopping");
     lws_sul_cancel(&e->tick);
-    lws_sul_cancel(&e->log_sul);
-    e->log_pending = false;
-    flush_log(e, true);
     if (e->listen_wsi) {
         lws_set_opaque_user_data(e->listen_wsi, NULL);
         lws_set_timeout(e->listen_wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
@@ -2599,7 +2524,6 @@ void hub_edge_http_free(hub_runtime_t *rt)
     while (e->pools) /* close_all emptied them; their streams are the links' */
         pool_free(e, e->pools);
     SSL_CTX_free(e->ssl_ctx);
-    free(e->log);
     free(e);
     rt->edge = NULL;
 }

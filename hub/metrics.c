@@ -316,6 +316,9 @@ int hub_metrics_render(hub_metrics_t *m, const hub_metrics_snapshot_t *s, char *
         names[i] = hub_metrics_share_reject_name((enum hub_metrics_share_reject)i);
     labelled(&o, "connect_share_rejections_total", "reason", names, m ? m->share_reject : zeros,
              HUB_SHARE_REJ_COUNT);
+    family(&o, "connect_share_log_dropped_total", "counter",
+           "Share access-log rows dropped because the log writer fell behind.");
+    put(&o, "connect_share_log_dropped_total %llu\n", (unsigned long long)s->share_log_dropped);
 
     family(&o, "connect_webhook_deliveries_total", "counter",
            "Webhook delivery attempts, by result.");

@@ -100,6 +100,7 @@ typedef struct hub_metrics_snapshot {
     size_t streams_open;        /* multiplexed streams open on all links */
     size_t streams_pooled;      /* of those, idle in the HTTP edge's keep-alive pools */
     size_t webhook_pending;     /* webhook deliveries waiting in the store */
+    uint64_t share_log_dropped; /* access-log rows the store's queue dropped (a counter) */
     const hub_metrics_tunnel_t *tunnels;
     size_t ntunnels;
 } hub_metrics_snapshot_t;

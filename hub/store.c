@@ -438,10 +438,9 @@ uint64_t hub_store_generation(hub_store_t *st)
 }
 
 /* Makes the rows written since `before` (rows_written() then) quiet: the
- * writes that change no share, tunnel, agent or workspace (the access log,
- * its retention, a token's lastUsedAt) do not move the generation, so that
- * the edge's own access-log batches, every 100 ms under load, do not empty
- * the caches that rely on it. */
+ * writes that change no share, tunnel, agent or workspace (a token's
+ * lastUsedAt) do not move the generation, so that they do not empty the
+ * caches that rely on it. */
 static void quiet_since(hub_store_t *st, uint64_t before)
 {
     st->quiet_rows += st->ops->rows_written(st) - before;
@@ -1711,17 +1710,13 @@ int hub_store_share_mark_expired(hub_store_t *st, const char *workspace_id, cons
     return st->ops->share_mark_expired(st, workspace_id, id);
 }
 
-int hub_store_share_log_append(hub_store_t *st, const char *share_id,
-                               const hub_share_log_entry_t *e)
+int hub_store_share_log_append(hub_store_t *st, const char *share_id, const hub_share_log_row_t *r)
 {
     CHECK_ST(st);
-    if (!e)
+    if (!r)
         return CN_EINVAL;
     CHECK_ID(st, share_id, "share");
-    uint64_t before = st->ops->rows_written(st);
-    int rc = st->ops->share_log_insert(st, share_id, e);
-    quiet_since(st, before);
-    return rc;
+    return st->ops->share_log_append(st, share_id, r);
 }
 
 int hub_store_share_log_list(hub_store_t *st, const char *workspace_id, const char *share_id,
@@ -1743,10 +1738,19 @@ int hub_store_share_log_prune(hub_store_t *st, int64_t before, size_t *count)
 {
     CHECK_ST(st);
     size_t n = 0;
-    uint64_t rows = st->ops->rows_written(st);
     int rc = st->ops->share_log_prune(st, before, HUB_SHARE_LOG_KEEP, &n);
-    quiet_since(st, rows);
     if (count)
         *count = rc == 0 ? n : 0;
     return rc;
+}
+
+void hub_store_share_log_sync(hub_store_t *st)
+{
+    if (st)
+        st->ops->share_log_sync(st);
+}
+
+uint64_t hub_store_share_log_dropped(hub_store_t *st)
+{
+    return st ? st->ops->share_log_dropped(st) : 0;
 }

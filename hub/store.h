@@ -95,6 +95,13 @@ typedef struct hub_store_options {
      * crossed SQLite's 1000-page mark (the share access log's batches,
      * mostly). Without it SQLite checkpoints in those commits, as before. */
     bool checkpoint_thread;
+    /* Write the share access log from a thread of its own (serve): the
+     * edge's append is then a copy into a queue (see
+     * hub_store_share_log_append), not a SQLite write on the event loop. */
+    bool log_thread;
+    /* The bound of that queue in bytes (0 = HUB_SLOG_QUEUE_BYTES, 4 MiB:
+     * store_sqlite_log.h); tests set a small one. */
+    size_t log_queue_bytes;
     /* Ask SQLite whether another process committed (PRAGMA data_version,
      * two fcntl() calls) at most once per this many milliseconds of the
      * monotonic clock when the generation is read; 0 = on every read.
@@ -150,10 +157,12 @@ int hub_store_tx_end(hub_store_t *st, int rc);
  * A number that moves whenever what a read of a workspace, agent, tunnel or
  * share returns may have changed: every row written through this handle
  * (committed or later rolled back, in any table, cascades included) except
- * by the few calls that touch none of those (the share access log and its
- * retention, a token's lastUsedAt); every commit of another process to the
- * same database file (SQLite's data_version: a second hub, an operator's
- * sqlite3); and every call while a transaction is open, and once after it.
+ * by the few calls that touch none of those (a token's lastUsedAt); every
+ * commit of another process to the same database file (SQLite's
+ * data_version of the main file: a second hub, an operator's sqlite3); and
+ * every call while a transaction is open, and once after it. The share
+ * access log is in a file of its own: its commits, by any connection, are
+ * none of these.
  * Reads never move it; it never goes back. Caches of store reads
  * (share_cache.h) keep the generation they were filled at and drop
  * everything when it moved, so invalidation needs no hook in any write
@@ -558,14 +567,17 @@ int hub_store_share_find_by_token(hub_store_t *st, const char *token, hub_share_
 int hub_store_share_list_expired(hub_store_t *st, size_t limit, hub_share_list_t *out);
 int hub_store_share_mark_expired(hub_store_t *st, const char *workspace_id, const char *id);
 
+#define HUB_SHARE_LOG_METHOD_MAX 23 /* longer logged methods are cut */
+#define HUB_SHARE_LOG_CLIENT_MAX 63 /* "ADDRESS:PORT" */
+
 typedef struct hub_share_log_entry {
     int64_t id;
     int64_t at;
-    char method[24];
+    char method[HUB_SHARE_LOG_METHOD_MAX + 1];
     char path[HUB_SHARE_LOG_PATH_MAX + 1];
     int status;
     int64_t latency_ms;
-    char client[64];
+    char client[HUB_SHARE_LOG_CLIENT_MAX + 1];
 } hub_share_log_entry_t;
 
 typedef struct hub_share_log_list {
@@ -574,16 +586,41 @@ typedef struct hub_share_log_list {
 } hub_share_log_list_t;
 void hub_share_log_list_free(hub_share_log_list_t *l);
 
-/* Appends access-log rows for a share (hub-wide: the edge's batch). */
-int hub_store_share_log_append(hub_store_t *st, const char *share_id,
-                               const hub_share_log_entry_t *e);
+/* One request to log, as the edge has it: strings are borrowed for the
+ * call (NULL = "") and cut at their maxima. */
+typedef struct hub_share_log_row {
+    int64_t at; /* the request's start */
+    const char *method;
+    const char *path;
+    int status;
+    int64_t latency_ms;
+    const char *client;
+} hub_share_log_row_t;
+
+/* The share access log lives in a database file of its own beside the main
+ * one (PATH-log; docs/store.md says why), written by a thread of its own
+ * with hub_store_options_t.log_thread, else at once by the caller. */
+
+/* Appends one access-log row for a share (hub-wide: the edge's requests).
+ * With log_thread it is a copy of the row into a bounded queue (the writer
+ * commits every HUB_SLOG_FLUSH_MS, ~100 ms); a full queue drops the row
+ * and counts it (hub_store_share_log_dropped) with CN_EEXHAUSTED. The row
+ * of a share deleted meanwhile is removed by the next prune. */
+int hub_store_share_log_append(hub_store_t *st, const char *share_id, const hub_share_log_row_t *r);
 /* A share's log, newest first: rows with id < before (0 = from the newest),
- * at most `limit` (1..HUB_SHARE_LOG_PAGE_MAX). */
+ * at most `limit` (1..HUB_SHARE_LOG_PAGE_MAX). Ids only ever grow. */
 int hub_store_share_log_list(hub_store_t *st, const char *workspace_id, const char *share_id,
                              int64_t before, size_t limit, hub_share_log_list_t *out);
-/* Retention: drops rows older than `before` and all but the newest
- * HUB_SHARE_LOG_KEEP of each share. */
+/* Retention: drops rows older than `before`, all but the newest
+ * HUB_SHARE_LOG_KEEP of each share, and the rows of shares that no longer
+ * exist. With log_thread it runs on the writer thread (queued; `count`
+ * gets 0), else at once (`count`, may be NULL, gets how many rows). */
 int hub_store_share_log_prune(hub_store_t *st, int64_t before, size_t *count);
+/* Returns once every row appended and every prune asked for before the call
+ * is handled (written or lost). At once without log_thread. */
+void hub_store_share_log_sync(hub_store_t *st);
+/* Rows dropped because the queue was full since the store opened. */
+uint64_t hub_store_share_log_dropped(hub_store_t *st);
 
 /* ---- events ------------------------------------------------------------ */
 typedef struct hub_event {

@@ -116,12 +116,16 @@ struct hub_store_ops {
                         bool *changed);
     int (*share_list_expired)(hub_store_t *st, int64_t now, size_t limit, hub_share_list_t *out);
     int (*share_mark_expired)(hub_store_t *st, const char *workspace_id, const char *id);
-    /* A row for a share that no longer exists is dropped silently. */
-    int (*share_log_insert)(hub_store_t *st, const char *share_id, const hub_share_log_entry_t *e);
+    /* The access log (store_sqlite_log.h for SQLite): rows of shares that
+     * no longer exist may be written; the list never shows them (it joins
+     * the shares) and the prune removes them. */
+    int (*share_log_append)(hub_store_t *st, const char *share_id, const hub_share_log_row_t *r);
     /* Newest first, id < before. */
     int (*share_log_list)(hub_store_t *st, const char *workspace_id, const char *share_id,
                           int64_t before, size_t limit, hub_share_log_list_t *out);
     int (*share_log_prune)(hub_store_t *st, int64_t before, size_t keep, size_t *count);
+    void (*share_log_sync)(hub_store_t *st);
+    uint64_t (*share_log_dropped)(hub_store_t *st);
 
     int (*event_insert)(hub_store_t *st, const hub_event_t *e, int64_t *id_out);
     /* q->limit is in 1..HUB_EVENTS_MAX. */

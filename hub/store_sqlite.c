@@ -18,6 +18,7 @@
  * consistent (never corrupt). hub_store_options_t.sync_full selects
  * synchronous=FULL for deployments that want those too. */
 #include "store_backend.h"
+#include "store_sqlite_log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -262,7 +263,16 @@ static const char *const migrations[] = {
     "ALTER TABLE tunnels ADD COLUMN idle_timeout INTEGER\n"
     "  CHECK (idle_timeout IS NULL OR idle_timeout BETWEEN 0 AND 604800);\n"
     "PRAGMA user_version = 6;\n",
+    /* 7: the share access log moved to a file of its own (PATH-log,
+     *    store_sqlite_log.c); migrate() copies the rows there, keeping their
+     *    ids, right before this step drops the table. */
+    "DROP TABLE share_access_log;\n"
+    "DELETE FROM sqlite_sequence WHERE name = 'share_access_log';\n"
+    "PRAGMA user_version = 7;\n",
 };
+/* The step that drops the main file's share_access_log (index into
+ * migrations[]): the rows are copied into the log file before it runs. */
+#define MIGRATION_LOG_MOVED 6
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 /* ---- statements -------------------------------------------------------- */
@@ -375,11 +385,7 @@ enum q {
     Q_SHARE_REVOKE,
     Q_SHARE_EXPIRED,
     Q_SHARE_MARK,
-    Q_SLOG_INSERT,
     Q_SLOG_LIST,
-    Q_SLOG_PRUNE_AGE,
-    Q_SLOG_SHARES,
-    Q_SLOG_PRUNE_KEEP,
     Q_COUNT
 };
 
@@ -391,7 +397,9 @@ static const char *const sql[Q_COUNT] = {
     [Q_SAVEPOINT_RELEASE] = "RELEASE cn",
     [Q_SAVEPOINT_ROLLBACK] = "ROLLBACK TO cn",
     [Q_USER_VERSION] = "PRAGMA user_version",
-    [Q_DATA_VERSION] = "PRAGMA data_version",
+    /* The main file's only: the access log's commits (alog) are not
+     * changes of shares or tunnels. */
+    [Q_DATA_VERSION] = "PRAGMA main.data_version",
     [Q_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [Q_META_INIT] = "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
 
@@ -553,19 +561,11 @@ static const char *const sql[Q_COUNT] = {
                         "AND expires_at <= ?1 AND revoked_at IS NULL AND expired_event = 0 "
                         "ORDER BY expires_at, rowid LIMIT ?2",
     [Q_SHARE_MARK] = "UPDATE shares SET expired_event = 1 WHERE workspace_id = ?1 AND id = ?2",
-    [Q_SLOG_INSERT] = "INSERT INTO share_access_log (share_id, at, method, path, status, "
-                      "latency_ms, client) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 "
-                      "WHERE EXISTS (SELECT 1 FROM shares WHERE id = ?1)",
+    /* alog: the access log file, attached read-only (attach_log). */
     [Q_SLOG_LIST] = "SELECT l.id, l.at, l.method, l.path, l.status, l.latency_ms, l.client "
-                    "FROM share_access_log l JOIN shares s ON s.id = l.share_id "
+                    "FROM alog.share_access_log l JOIN main.shares s ON s.id = l.share_id "
                     "WHERE s.workspace_id = ?1 AND l.share_id = ?2 AND l.id < ?3 "
                     "ORDER BY l.id DESC LIMIT ?4",
-    [Q_SLOG_PRUNE_AGE] = "DELETE FROM share_access_log WHERE at < ?1",
-    [Q_SLOG_SHARES] = "SELECT share_id FROM share_access_log GROUP BY share_id "
-                      "HAVING count(*) > ?1",
-    [Q_SLOG_PRUNE_KEEP] = "DELETE FROM share_access_log WHERE share_id = ?1 AND id <= "
-                          "(SELECT id FROM share_access_log WHERE share_id = ?1 "
-                          "ORDER BY id DESC LIMIT 1 OFFSET ?2)",
 };
 
 /* The WAL checkpointer (hub_store_options_t.checkpoint_thread): a thread
@@ -588,6 +588,8 @@ typedef struct sqlite_store {
     sqlite3_stmt *stmt[Q_COUNT];
     unsigned depth; /* open transaction levels: BEGIN, then savepoints */
     checkpointer_t *ckpt;
+    hub_slog_t *slog;            /* the access log file and its writer */
+    hub_slog_options_t slog_opt; /* main_path borrowed for the open only */
 } sqlite_store_t;
 
 static sqlite_store_t *S(hub_store_t *st)
@@ -1104,6 +1106,19 @@ static int check_identity(sqlite_store_t *s, int version)
     return 0;
 }
 
+/* Opens the access log file (once) and, with `import`, copies the main
+ * file's old share_access_log rows into it. */
+static int open_log(sqlite_store_t *s, bool import)
+{
+    char err[HUB_STORE_ERRMSG_SIZE] = "";
+    int rc = 0;
+    if (!s->slog && (rc = hub_slog_open(&s->slog_opt, &s->slog, err, sizeof(err))) < 0)
+        return hub_store_fail(&s->base, rc, "%s", err);
+    if (import && (rc = hub_slog_import(s->slog, err, sizeof(err))) < 0)
+        return hub_store_fail(&s->base, rc, "%s", err);
+    return 0;
+}
+
 static int migrate(sqlite_store_t *s)
 {
     int version = 0, r, rc;
@@ -1125,6 +1140,11 @@ static int migrate(sqlite_store_t *s)
         goto out;
     for (int v = version; v < SCHEMA_VERSION; v++) {
         char *msg = NULL;
+        /* The log's rows first: while this transaction holds the main
+         * file's write lock, no old hub can add any after the copy. A crash
+         * after the copy repeats it, which changes nothing (same ids). */
+        if (v == MIGRATION_LOG_MOVED && (rc = open_log(s, true)) < 0)
+            goto out;
         r = sqlite3_exec(s->db, migrations[v], NULL, NULL, &msg);
         if (r != SQLITE_OK) {
             rc = hub_store_fail(&s->base, map_rc(r), "migration to schema version %d failed: %s",
@@ -1251,12 +1271,33 @@ static void sqlite_close(hub_store_t *st)
     checkpointer_stop(s);
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(s->stmt[i]);
-    /* The last connection to close checkpoints the WAL into the database. */
+    /* The last connection to close a file checkpoints its WAL into it: the
+     * writer's for the log (so it goes before), ours for the main file. */
+    if (s->db)
+        sqlite3_exec(s->db, "DETACH DATABASE alog", NULL, NULL, NULL);
+    hub_slog_close(s->slog);
     sqlite3_close(s->db);
     free(s);
 }
 
 static const struct hub_store_ops sqlite_ops;
+
+/* The log file as schema `alog` of the hub's connection, read-only: the
+ * list reads it joined with main.shares; BEGIN IMMEDIATE takes write locks
+ * on every attached database that is not read-only. */
+static int attach_log(sqlite_store_t *s)
+{
+    sqlite3_stmt *q = NULL;
+    int r = sqlite3_prepare_v2(s->db, "ATTACH DATABASE ?1 AS alog", -1, &q, NULL);
+    if (r == SQLITE_OK)
+        r = sqlite3_bind_text(q, 1, hub_slog_ro_uri(s->slog), -1, SQLITE_STATIC);
+    if (r == SQLITE_OK)
+        r = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (r != SQLITE_DONE)
+        return open_fail(s, r, "cannot attach the access log");
+    return 0;
+}
 
 int hub_store_sqlite_schema_version(void)
 {
@@ -1301,7 +1342,10 @@ int hub_store_sqlite_open(const hub_store_options_t *opt, hub_store_t **out, cha
     hub_store_base_init(&s->base, &sqlite_ops, opt);
     int rc = 0, r;
     char mode[16];
-    r = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    /* URI names for ATTACH of the log read-only; `path` is never one
+     * (hub_store_open refuses "file:"). */
+    r = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI,
+                        NULL);
     if (r != SQLITE_OK) {
         rc = s->db ? open_fail(s, r, "cannot open database")
                    : hub_store_fail(&s->base, CN_ENOMEM, "out of memory");
@@ -1335,7 +1379,11 @@ int hub_store_sqlite_open(const hub_store_options_t *opt, hub_store_t **out, cha
         rc = open_fail(s, r, "cannot open database");
         goto fail;
     }
-    if ((rc = migrate(s)) < 0)
+    s->slog_opt = (hub_slog_options_t){.main_path = path,
+                                       .thread = opt->log_thread,
+                                       .sync_full = opt->sync_full,
+                                       .queue_bytes = opt->log_queue_bytes};
+    if ((rc = migrate(s)) < 0 || (rc = open_log(s, false)) < 0 || (rc = attach_log(s)) < 0)
         goto fail;
     if (opt->checkpoint_thread && (rc = checkpointer_start(s, path)) < 0)
         goto fail;
@@ -2475,22 +2523,13 @@ static int sqlite_share_mark_expired(hub_store_t *st, const char *ws, const char
     return run(s, q, b);
 }
 
-static int sqlite_share_log_insert(hub_store_t *st, const char *share_id,
-                                   const hub_share_log_entry_t *e)
+static int sqlite_share_log_append(hub_store_t *st, const char *share_id,
+                                   const hub_share_log_row_t *r)
 {
-    sqlite_store_t *s = S(st);
-    int rc = 0, b = SQLITE_OK;
-    sqlite3_stmt *q = prep(s, Q_SLOG_INSERT, &rc);
-    if (!q)
-        return rc;
-    b_text0(q, 1, share_id, &b);
-    b_int(q, 2, e->at, &b);
-    b_text0(q, 3, e->method, &b);
-    b_text0(q, 4, e->path, &b);
-    b_int(q, 5, e->status, &b);
-    b_int(q, 6, e->latency_ms, &b);
-    b_text0(q, 7, e->client, &b);
-    return run(s, q, b);
+    int rc = hub_slog_append(S(st)->slog, share_id, r);
+    if (rc == CN_EEXHAUSTED)
+        hub_store_fail(st, rc, "share access log: the queue is full, the row is dropped");
+    return rc;
 }
 
 static int read_log(sqlite_store_t *s, sqlite3_stmt *q, hub_share_log_entry_t *e)
@@ -2524,47 +2563,20 @@ static int sqlite_share_log_list(hub_store_t *st, const char *ws, const char *sh
 
 static int sqlite_share_log_prune(hub_store_t *st, int64_t before, size_t keep, size_t *count)
 {
-    sqlite_store_t *s = S(st);
-    int rc = tx_begin(s), b = SQLITE_OK;
-    size_t n = 0;
+    int rc = hub_slog_prune(S(st)->slog, before, keep, count);
     if (rc < 0)
-        return rc;
-    sqlite3_stmt *q = prep(s, Q_SLOG_PRUNE_AGE, &rc);
-    if (!q)
-        goto out;
-    b_int(q, 1, before, &b);
-    if ((rc = run(s, q, b)) < 0)
-        goto out;
-    n += (size_t)sqlite3_changes(s->db);
-    /* Shares over the cap, then each trimmed to its newest `keep`. */
-    char ids[64][HUB_ID_SIZE];
-    size_t nids = 0;
-    b = SQLITE_OK;
-    if (!(q = prep(s, Q_SLOG_SHARES, &rc)))
-        goto out;
-    b_int(q, 1, (int64_t)keep, &b);
-    if (b != SQLITE_OK) {
-        rc = db_fail(s, b);
-        done(q);
-        goto out;
-    }
-    while (nids < 64 && sqlite3_step(q) == SQLITE_ROW)
-        if (col_str(q, 0, ids[nids], sizeof(ids[nids])))
-            nids++;
-    done(q);
-    for (size_t i = 0; i < nids && rc == 0; i++) {
-        b = SQLITE_OK;
-        if (!(q = prep(s, Q_SLOG_PRUNE_KEEP, &rc)))
-            break;
-        b_text0(q, 1, ids[i], &b);
-        b_int(q, 2, (int64_t)keep, &b);
-        rc = run(s, q, b);
-        n += rc == 0 ? (size_t)sqlite3_changes(s->db) : 0;
-    }
-out:
-    rc = tx_end(s, rc);
-    *count = rc == 0 ? n : 0;
+        hub_store_fail(st, rc, "share access log: retention failed");
     return rc;
+}
+
+static void sqlite_share_log_sync(hub_store_t *st)
+{
+    hub_slog_sync(S(st)->slog);
+}
+
+static uint64_t sqlite_share_log_dropped(hub_store_t *st)
+{
+    return hub_slog_dropped(S(st)->slog);
 }
 
 /* ---- webhooks ----------------------------------------------------------- */
@@ -2922,9 +2934,11 @@ static const struct hub_store_ops sqlite_ops = {
     .share_revoke = sqlite_share_revoke,
     .share_list_expired = sqlite_share_list_expired,
     .share_mark_expired = sqlite_share_mark_expired,
-    .share_log_insert = sqlite_share_log_insert,
+    .share_log_append = sqlite_share_log_append,
     .share_log_list = sqlite_share_log_list,
     .share_log_prune = sqlite_share_log_prune,
+    .share_log_sync = sqlite_share_log_sync,
+    .share_log_dropped = sqlite_share_log_dropped,
     .event_insert = sqlite_event_insert,
     .event_list = sqlite_event_list,
     .event_prune = sqlite_event_prune,

@@ -9,7 +9,8 @@ in a database, a log or a core file.
       too) and every generated password ("password"/"httpPassword" fields)
       found in any file under DIR (API answers, config files, command
       output), plus the SECRETs given and the lines of DIR/.secrets. Then
-      searches every database (*.db, *-wal, *-shm, *-journal, *.sqlite),
+      searches every database (*.db, *-wal, *-shm, *-journal, *.sqlite,
+      the access logs *.db-log),
       log (*.log) and core file (core, core.*) under DIR for each of them.
       Writes REPORT_DIR/NAME.PID.report ("NAME SECRETS FILES HITS") and
       REPORT_DIR/NAME.PID.secrets (one per line, mode 0600) for the final
@@ -48,7 +49,8 @@ def files(top):
 
 def is_target(path):
     n = os.path.basename(path)
-    return (n.endswith((".db", ".db-wal", ".db-shm", ".db-journal", ".sqlite", ".log"))
+    return (n.endswith((".db", ".db-wal", ".db-shm", ".db-journal", ".sqlite", ".log",
+                        ".db-log", ".db-log-wal", ".db-log-shm"))
             or n == "core" or n.startswith("core."))
 
 

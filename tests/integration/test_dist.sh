@@ -64,8 +64,10 @@ api POST /api/v1/tunnels "{\"agentId\":\"$AID\",\"target\":\"127.0.0.1:9\",\"nam
 [ "$HTTP_STATUS" = 201 ] || fail "create tunnel: $HTTP_STATUS $BODY"
 mkdir -p "$WORK/restore"
 sqlite3 "$WORK/hubstate/hub.db" ".backup '$WORK/restore/hub.db'" || fail "sqlite3 .backup"
+sqlite3 "$WORK/hubstate/hub.db-log" ".backup '$WORK/restore/hub.db-log'" || fail "sqlite3 .backup of the log"
 cp -p "$WORK/hubstate/hub.db.secret" "$WORK/hubstate/hub.db.key" "$WORK/restore/"
 [ "$(sqlite3 "$WORK/restore/hub.db" 'PRAGMA integrity_check')" = ok ] || fail "backup integrity"
+[ "$(sqlite3 "$WORK/restore/hub.db-log" 'PRAGMA integrity_check')" = ok ] || fail "log backup integrity"
 R_PORT=$(free_port)
 bg restored "$HUB_BIN" serve --db "$WORK/restore/hub.db" --listen "127.0.0.1:$R_PORT" --http-port 0 \
     --tcp-ports "$((TCP_BASE + 5))-$((TCP_BASE + 9))"

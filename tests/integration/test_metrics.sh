@@ -39,7 +39,7 @@ curl -s -D - -o /dev/null "$HUB_URL/metrics" | grep -qi '^content-type: text/pla
 promcheck
 for fam in connect_agents connect_agent_links connect_tunnels connect_streams_open \
     connect_tunnel_received_bytes_total connect_tunnel_sent_bytes_total \
-    connect_http_requests_total connect_share_rejections_total \
+    connect_http_requests_total connect_share_rejections_total connect_share_log_dropped_total \
     connect_webhook_deliveries_total connect_webhook_deliveries_pending \
     connect_handshake_failures_total; do
     grep -q "^# TYPE $fam " "$WORK/metrics.txt" || fail "family $fam missing"

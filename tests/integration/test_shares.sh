@@ -351,5 +351,20 @@ UDP_ID=$(echo "$BODY" | json_get id)
 api POST "/api/v1/tunnels/$UDP_ID/shares" '{}'
 [ "$HTTP_STATUS" = 422 ] || fail "share of a UDP tunnel: $HTTP_STATUS $BODY"
 
+step "the access log in a file of its own: hub.db-log (0600), none in hub.db; a restart keeps the rows"
+[ -f "$WORK/hub.db-log" ] || fail "no $WORK/hub.db-log"
+[ "$(stat -c %a "$WORK/hub.db-log")" = 600 ] || fail "mode of hub.db-log: $(stat -c %a "$WORK/hub.db-log")"
+"$PY" - "$WORK/hub.db" <<'EOF' || fail "hub.db still has share_access_log"
+import sqlite3, sys
+con = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
+n = con.execute("SELECT count(*) FROM sqlite_master WHERE name = 'share_access_log'").fetchone()[0]
+sys.exit(1 if n else 0)
+EOF
+kill -0 "$HUB_PID" || fail "hub died"
+stop_pid "$HUB_PID"
+forget_pid "$HUB_PID"
+hub_start --http-port "$EDGE_PORT"
+burst_logged || fail "the burst's 1,000 rows after a restart"
+
 kill -0 "$HUB_PID" || fail "hub died"
 echo "test_shares: all checks passed"

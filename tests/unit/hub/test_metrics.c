@@ -63,6 +63,7 @@ static void test_full_rendering(void **state)
         .streams_open = 5,
         .streams_pooled = 7,
         .webhook_pending = 6,
+        .share_log_dropped = 8,
         .tunnels = tunnels,
         .ntunnels = 2,
     };
@@ -133,6 +134,10 @@ static void test_full_rendering(void **state)
         "connect_share_rejections_total{reason=\"path\"} 1\n"
         "connect_share_rejections_total{reason=\"rate_limit\"} 0\n"
         "connect_share_rejections_total{reason=\"auth\"} 0\n"
+        "# HELP connect_share_log_dropped_total Share access-log rows dropped because the log "
+        "writer fell behind.\n"
+        "# TYPE connect_share_log_dropped_total counter\n"
+        "connect_share_log_dropped_total 8\n"
         "# HELP connect_webhook_deliveries_total Webhook delivery attempts, by result.\n"
         "# TYPE connect_webhook_deliveries_total counter\n"
         "connect_webhook_deliveries_total{result=\"delivered\"} 1\n"
@@ -168,6 +173,7 @@ static void test_every_family_from_the_start(void **state)
         "connect_tunnel_sent_bytes_total",
         "connect_http_requests_total",
         "connect_share_rejections_total",
+        "connect_share_log_dropped_total",
         "connect_webhook_deliveries_total",
         "connect_webhook_deliveries_pending",
         "connect_handshake_failures_total",

@@ -348,7 +348,7 @@ static void test_access_log_does_not_empty_it(void **state)
     static hub_share_t s;
     by_token(f, f->token, 0, &s);
     /* The edge's batch: a transaction of access-log rows, then retention. */
-    hub_share_log_entry_t e = {.at = T0, .method = "GET", .path = "/", .status = 200};
+    hub_share_log_row_t e = {.at = T0, .method = "GET", .path = "/", .status = 200};
     assert_int_equal(hub_store_tx_begin(f->s.st), 0);
     for (int i = 0; i < 3; i++)
         assert_int_equal(hub_store_share_log_append(f->s.st, f->share.id, &e), 0);

@@ -1972,6 +1972,16 @@ static void test_webhook_bounds(void **state)
     assert_int_equal(log_count(f, &ws, &w, HUB_DELIVERY_PENDING), 4);
 }
 
+/* The main file's share_access_log as migration 4 created it (migration 7
+ * moved the log into a file of its own), for the fixtures of versions 4-6. */
+#define OLD_LOG_TABLE                                                                              \
+    "CREATE TABLE share_access_log (id INTEGER PRIMARY KEY AUTOINCREMENT,"                         \
+    " share_id TEXT NOT NULL REFERENCES shares(id) ON DELETE CASCADE, at INTEGER NOT NULL,"        \
+    " method TEXT NOT NULL, path TEXT NOT NULL, status INTEGER NOT NULL,"                          \
+    " latency_ms INTEGER NOT NULL, client TEXT NOT NULL) STRICT;"                                  \
+    "CREATE INDEX share_access_log_share ON share_access_log(share_id, id);"                       \
+    "CREATE INDEX share_access_log_at ON share_access_log(at);"
+
 /* A database of schema 3 (tunnels.plugin, before shares) migrates through 4
  * and 5: its tunnels keep their plugin, and they can be shared. The
  * version-3 file is this build's database with migrations 4 and 5's objects
@@ -1993,15 +2003,15 @@ static void test_migration_3_to_shares(void **state)
     hub_store_close(f->st);
     f->st = NULL;
     hub_test_sql(f->db, "DROP TABLE webhook_deliveries; DROP TABLE webhooks;"
-                        "DROP TABLE share_access_log; DROP TABLE shares;"
+                        "DROP TABLE shares;"
                         "DROP INDEX tunnels_workspace_id;"
                         "ALTER TABLE tunnels DROP COLUMN idle_timeout; PRAGMA user_version = 3;");
 
     fx_reopen(f);
     int v = 0;
     assert_int_equal(hub_store_db_version(f->st, &v), 0);
-    assert_int_equal(v, 6);
-    assert_int_equal(hub_store_schema_version(), 6);
+    assert_int_equal(v, 7);
+    assert_int_equal(hub_store_schema_version(), 7);
     assert_int_equal(hub_store_tunnel_get(f->st, ws.id, id, &t), 0);
     assert_string_equal(t.plugin, "postgresql");
     hub_tunnel_clear(&t);
@@ -2033,13 +2043,13 @@ static void test_migration_4_to_webhooks(void **state)
     hub_tunnel_clear(&t);
     hub_store_close(f->st);
     f->st = NULL;
-    hub_test_sql(f->db, "DROP TABLE webhook_deliveries; DROP TABLE webhooks;"
+    hub_test_sql(f->db, "DROP TABLE webhook_deliveries; DROP TABLE webhooks;" OLD_LOG_TABLE
                         "ALTER TABLE tunnels DROP COLUMN idle_timeout; PRAGMA user_version = 4;");
 
     fx_reopen(f);
     int v = 0;
     assert_int_equal(hub_store_db_version(f->st, &v), 0);
-    assert_int_equal(v, 6);
+    assert_int_equal(v, 7);
     assert_int_equal(hub_store_share_get(f->st, ws.id, sh.id, &found), 0);
     assert_string_equal(found.name, "s");
 
@@ -2078,12 +2088,13 @@ static void test_migration_5_to_idle_timeout(void **state)
     hub_tunnel_clear(&t);
     hub_store_close(f->st);
     f->st = NULL;
-    hub_test_sql(f->db, "ALTER TABLE tunnels DROP COLUMN idle_timeout; PRAGMA user_version = 5;");
+    hub_test_sql(f->db, OLD_LOG_TABLE "ALTER TABLE tunnels DROP COLUMN idle_timeout;"
+                                      "PRAGMA user_version = 5;");
 
     fx_reopen(f);
     int v = 0;
     assert_int_equal(hub_store_db_version(f->st, &v), 0);
-    assert_int_equal(v, 6);
+    assert_int_equal(v, 7);
     assert_int_equal(hub_store_tunnel_get(f->st, ws.id, id, &t), 0);
     assert_int_equal(t.idle_timeout_s, HUB_IDLE_TIMEOUT_DEFAULT);
     hub_tunnel_clear(&t);
@@ -2101,6 +2112,85 @@ static void test_migration_5_to_idle_timeout(void **state)
     assert_int_equal(hub_store_tunnel_update(f->st, ws.id, id, &upd, &t), 0);
     assert_int_equal(t.idle_timeout_s, HUB_IDLE_TIMEOUT_DEFAULT);
     hub_tunnel_clear(&t);
+}
+
+/* Whether the main file has a table of that name. */
+static bool main_has_table(const fx_t *f, const char *name)
+{
+    sqlite3 *h = NULL;
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_open_v2(f->db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(h, "SELECT count(*) FROM sqlite_master WHERE name = ?1", -1, &q, NULL),
+        SQLITE_OK);
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    bool has = sqlite3_column_int(q, 0) > 0;
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+    return has;
+}
+
+/* Migration 7: the access log of a version-6 database moves into PATH-log
+ * with its ids (pages and cursors stay right), the main file's table goes;
+ * a copy repeated (a crash between the copy and the drop) adds nothing;
+ * new rows are numbered after every id the old table handed out. */
+static void test_migration_6_to_log_file(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    hub_agent_t a;
+    hub_tunnel_t t = {0};
+    mk_ws(f, "old", &ws);
+    mk_agent(f, &ws, &a);
+    hub_tunnel_spec_t sp = spec_for(a.id, "web");
+    assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &sp, &t, NULL), 0);
+    hub_share_spec_t ss = {.tunnel_id = t.id, .name = "s", .description = "", .rate_limit = 10};
+    static hub_share_t sh;
+    char token[HUB_SHARE_TOKEN_SIZE], pw[HUB_PASSWORD_SIZE];
+    assert_int_equal(hub_store_share_create(f->st, ws.id, &ss, &sh, token, pw), 0);
+    hub_tunnel_clear(&t);
+    hub_store_close(f->st);
+    f->st = NULL;
+    char old[1024], logf[PATH_MAX + 32];
+    snprintf(old, sizeof(old),
+             OLD_LOG_TABLE "INSERT INTO share_access_log VALUES (5, '%s', %lld, 'GET', '/a', 200, "
+                           "1, '10.0.0.1:1'), (9, '%s', %lld, 'POST', '/b', 201, 2, '10.0.0.2:2');"
+                           "UPDATE sqlite_sequence SET seq = 12 WHERE name = 'share_access_log';"
+                           "PRAGMA user_version = 6;",
+             sh.id, (long long)T0, sh.id, (long long)T0 + 1);
+    snprintf(logf, sizeof(logf), "%s-log", f->db);
+    for (int round = 0; round < 2; round++) {
+        /* Round 1: the copy already happened, the drop did not. */
+        hub_test_sql(f->db, old);
+        if (round == 0)
+            assert_int_equal(unlink(logf), 0);
+        fx_reopen(f);
+        int v = 0;
+        assert_int_equal(hub_store_db_version(f->st, &v), 0);
+        assert_int_equal(v, 7);
+        assert_false(main_has_table(f, "share_access_log"));
+        assert_int_equal(hub_test_mode(logf), 0600);
+        hub_share_log_list_t lg = {0};
+        assert_int_equal(hub_store_share_log_list(f->st, ws.id, sh.id, 0, 10, &lg), 0);
+        assert_int_equal(lg.count, 2);
+        assert_int_equal(lg.items[0].id, 9);
+        assert_string_equal(lg.items[0].path, "/b");
+        assert_string_equal(lg.items[0].client, "10.0.0.2:2");
+        assert_int_equal(lg.items[1].id, 5);
+        assert_int_equal(lg.items[1].at, T0);
+        hub_share_log_list_free(&lg);
+        hub_store_close(f->st);
+        f->st = NULL;
+    }
+    fx_reopen(f);
+    hub_share_log_row_t r = {.at = T0 + 2, .method = "GET", .path = "/c", .status = 204};
+    assert_int_equal(hub_store_share_log_append(f->st, sh.id, &r), 0);
+    hub_share_log_list_t lg = {0};
+    assert_int_equal(hub_store_share_log_list(f->st, ws.id, sh.id, 0, 10, &lg), 0);
+    assert_int_equal(lg.count, 3);
+    assert_int_equal(lg.items[0].id, 13); /* after AUTOINCREMENT's mark, 12 */
+    hub_share_log_list_free(&lg);
 }
 
 /* Shares: the token is shown once and found by its keyed hash only; other
@@ -2191,10 +2281,15 @@ static void test_shares(void **state)
 
     /* The access log: newest first, paged by id, workspace-scoped. */
     for (int i = 0; i < 5; i++) {
-        hub_share_log_entry_t e = {.at = T0 + i, .status = 200 + i, .latency_ms = i};
-        snprintf(e.method, sizeof(e.method), "GET");
-        snprintf(e.path, sizeof(e.path), "/api/%d", i);
-        snprintf(e.client, sizeof(e.client), "127.0.0.1:%d", 1000 + i);
+        char path[32], client[32];
+        snprintf(path, sizeof(path), "/api/%d", i);
+        snprintf(client, sizeof(client), "127.0.0.1:%d", 1000 + i);
+        hub_share_log_row_t e = {.at = T0 + i,
+                                 .method = "GET",
+                                 .path = path,
+                                 .status = 200 + i,
+                                 .latency_ms = i,
+                                 .client = client};
         assert_int_equal(hub_store_share_log_append(f->st, s.id, &e), 0);
     }
     hub_share_log_list_t lg = {0};
@@ -2266,6 +2361,7 @@ int main(void)
         T(test_migration_3_to_shares),
         T(test_migration_4_to_webhooks),
         T(test_migration_5_to_idle_timeout),
+        T(test_migration_6_to_log_file),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,672 @@
+/* The share access log's file and its writer (store_sqlite_log.h).
+ *
+ * Ids: rows have INTEGER PRIMARY KEY ids without AUTOINCREMENT (no
+ * sqlite_sequence row to update per insert). SQLite would hand out
+ * max(id) + 1, which goes back when retention deletes the newest row (an
+ * idle week, a deleted share's rows); a page cursor (`before`) and a
+ * client watching for new rows must never see ids go back, so each batch
+ * reads the high-water mark once (meta.last_id, or max(id) after an
+ * import), numbers its rows after it, and stores the new mark: one read
+ * and one write per batch, under the file's write lock, so two hubs on one
+ * database still never share an id. */
+#include "store_sqlite_log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "cn_buf.h"
+#include "cn_err.h"
+#include "cn_errmsg.h"
+#include "cn_log.h"
+#include "cn_time.h"
+
+/* "CNHL" in the header's application_id: a connect-hub access log. */
+#define LOG_APPLICATION_ID 1129203788
+#define LOG_SCHEMA_VERSION 1
+#define BUSY_TIMEOUT_MS 5000
+#define DROP_LOG_EVERY_MS 1000
+
+static const char schema[] =
+    "PRAGMA application_id = 1129203788;\n"
+    "CREATE TABLE share_access_log (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  share_id TEXT NOT NULL,\n"
+    "  at INTEGER NOT NULL,\n"
+    "  method TEXT NOT NULL,\n"
+    "  path TEXT NOT NULL,\n"
+    "  status INTEGER NOT NULL,\n"
+    "  latency_ms INTEGER NOT NULL,\n"
+    "  client TEXT NOT NULL\n"
+    ") STRICT;\n"
+    /* The list's page (and the per-share retention); retention by age. */
+    "CREATE INDEX share_access_log_share ON share_access_log(share_id, id);\n"
+    "CREATE INDEX share_access_log_at ON share_access_log(at);\n"
+    "CREATE TABLE meta (\n"
+    "  key TEXT PRIMARY KEY NOT NULL,\n"
+    "  value INTEGER NOT NULL\n"
+    ") STRICT;\n"
+    "PRAGMA user_version = 1;\n";
+
+enum lq {
+    L_BEGIN,
+    L_COMMIT,
+    L_ROLLBACK,
+    L_LAST_ID,
+    L_SET_LAST_ID,
+    L_INSERT,
+    L_PRUNE_AGE,
+    L_NEXT_SHARE,
+    L_SHARE_EXISTS,
+    L_PRUNE_SHARE,
+    L_PRUNE_KEEP,
+    L_COUNT
+};
+
+static const char *const lsql[L_COUNT] = {
+    [L_BEGIN] = "BEGIN IMMEDIATE",
+    [L_COMMIT] = "COMMIT",
+    [L_ROLLBACK] = "ROLLBACK",
+    [L_LAST_ID] = "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'last_id'), 0), "
+                  "coalesce((SELECT max(id) FROM share_access_log), 0))",
+    [L_SET_LAST_ID] = "INSERT INTO meta (key, value) VALUES ('last_id', ?1) "
+                      "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    [L_INSERT] = "INSERT INTO share_access_log (id, share_id, at, method, path, status, "
+                 "latency_ms, client) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [L_PRUNE_AGE] = "DELETE FROM share_access_log WHERE at < ?1",
+    /* Distinct shares by a skip along the (share_id, id) index: one seek
+     * per share, not a scan of every row. */
+    [L_NEXT_SHARE] = "SELECT share_id FROM share_access_log WHERE share_id > ?1 "
+                     "ORDER BY share_id LIMIT 1",
+    [L_SHARE_EXISTS] = "SELECT 1 FROM hub.shares WHERE id = ?1",
+    [L_PRUNE_SHARE] = "DELETE FROM share_access_log WHERE share_id = ?1",
+    [L_PRUNE_KEEP] = "DELETE FROM share_access_log WHERE share_id = ?1 AND id <= "
+                     "(SELECT id FROM share_access_log WHERE share_id = ?1 "
+                     "ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+};
+
+/* One queued row: this header, then the method, path and client bytes
+ * (lengths in the header, no NULs). Copied in and out with memcpy: the
+ * buffer has no alignment. */
+typedef struct rec {
+    int64_t at;
+    int64_t latency_ms;
+    int32_t status;
+    uint16_t path_len;
+    uint8_t method_len;
+    uint8_t client_len;
+    char share_id[HUB_ID_LEN];
+} rec_t;
+
+struct hub_slog {
+    char path[PATH_MAX + 8];
+    char main_uri[3 * PATH_MAX + 32]; /* file:MAIN?mode=ro, for ATTACH ... AS hub */
+    char uri[3 * PATH_MAX + 48];      /* file:LOG?mode=ro, for the main connection */
+    sqlite3 *db;                      /* the writer's connection */
+    sqlite3_stmt *stmt[L_COUNT];
+    bool threaded;
+    size_t half; /* the front buffer's high watermark: wake the writer */
+
+    /* Under `lock`. */
+    pthread_mutex_t lock;
+    pthread_cond_t wake; /* to the writer: rows, a prune, a sync, stop */
+    pthread_cond_t done; /* to hub_slog_sync(): a turn finished */
+    cn_buf_t front;
+    size_t front_rows;
+    bool urgent, stop;
+    uint64_t queued, handled; /* rows accepted into the queue, rows written or lost */
+    bool prune_wanted;
+    int64_t prune_before;
+    size_t prune_keep;
+    uint64_t prunes_asked, prunes_done;
+    uint64_t dropped;
+
+    /* The writer's own. */
+    pthread_t thread;
+    bool thread_started;
+    cn_buf_t back;
+    uint64_t dropped_logged;
+    uint64_t drop_logged_ms;
+};
+
+/* ---- statements (the writer's connection) --------------------------------- */
+
+static sqlite3_stmt *lprep(hub_slog_t *l, enum lq q)
+{
+    if (!l->stmt[q] && sqlite3_prepare_v3(l->db, lsql[q], -1, SQLITE_PREPARE_PERSISTENT,
+                                          &l->stmt[q], NULL) != SQLITE_OK)
+        return NULL;
+    return l->stmt[q];
+}
+
+/* Runs a statement without rows to the end; SQLITE_DONE or the error. */
+static int lrun(sqlite3_stmt *q)
+{
+    int r = sqlite3_step(q);
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return r == SQLITE_ROW ? SQLITE_DONE : r;
+}
+
+static int lexec(hub_slog_t *l, enum lq which)
+{
+    sqlite3_stmt *q = lprep(l, which);
+    return q ? lrun(q) : sqlite3_errcode(l->db);
+}
+
+/* `file:` URI of a path, for ATTACH with ?mode=ro (RFC 3986 escapes). */
+static int path_uri(const char *path, char *out, size_t size)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    const char *pre = "file:";
+    for (const char *p = pre; *p; p++)
+        out[o++] = *p;
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if (o + 4 >= size)
+            return CN_ETOOBIG;
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr("/._~-", *p)) {
+            out[o++] = (char)*p;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        }
+    }
+    static const char ro[] = "?mode=ro";
+    if (o + sizeof(ro) > size)
+        return CN_ETOOBIG;
+    memcpy(out + o, ro, sizeof(ro));
+    return 0;
+}
+
+/* The main file, read-only, as schema `hub` of the writer's connection,
+ * for the import and retention only (a batch then reads nothing there).
+ * Reads from this connection never move the main file's data_version. */
+static int attach_main(hub_slog_t *l)
+{
+    sqlite3_stmt *q = NULL;
+    int r = sqlite3_prepare_v2(l->db, "ATTACH DATABASE ?1 AS hub", -1, &q, NULL);
+    if (r == SQLITE_OK)
+        r = sqlite3_bind_text(q, 1, l->main_uri, -1, SQLITE_STATIC);
+    if (r == SQLITE_OK)
+        r = sqlite3_step(q);
+    sqlite3_finalize(q);
+    return r == SQLITE_DONE ? SQLITE_OK : r;
+}
+
+static void detach_main(hub_slog_t *l)
+{
+    /* Statements that read `hub` hold it until finalized. */
+    sqlite3_finalize(l->stmt[L_SHARE_EXISTS]);
+    l->stmt[L_SHARE_EXISTS] = NULL;
+    sqlite3_exec(l->db, "DETACH DATABASE hub", NULL, NULL, NULL);
+}
+
+/* ---- writing ----------------------------------------------------------------- */
+
+/* Writes the queued rows of `b` (rows of rec_t + strings) in one
+ * transaction. Rows are lost (and counted as such in the log line) when
+ * it fails: the hub keeps serving. */
+static void write_batch(hub_slog_t *l, const cn_buf_t *b, size_t rows)
+{
+    if (!rows)
+        return;
+    const uint8_t *p = cn_buf_data(b), *end = p + b->len;
+    int64_t id = 0;
+    int r = lexec(l, L_BEGIN);
+    if (r == SQLITE_DONE) {
+        sqlite3_stmt *q = lprep(l, L_LAST_ID);
+        r = q ? sqlite3_step(q) : sqlite3_errcode(l->db);
+        if (r == SQLITE_ROW) {
+            id = sqlite3_column_int64(q, 0);
+            r = SQLITE_DONE;
+        }
+        if (q)
+            sqlite3_reset(q);
+    }
+    sqlite3_stmt *ins = r == SQLITE_DONE ? lprep(l, L_INSERT) : NULL;
+    if (r == SQLITE_DONE && !ins)
+        r = sqlite3_errcode(l->db);
+    while (r == SQLITE_DONE && p < end) {
+        rec_t h;
+        memcpy(&h, p, sizeof(h));
+        const char *m = (const char *)p + sizeof(h), *path = m + h.method_len,
+                   *client = path + h.path_len;
+        p = (const uint8_t *)client + h.client_len;
+        sqlite3_bind_int64(ins, 1, ++id);
+        sqlite3_bind_text(ins, 2, h.share_id, HUB_ID_LEN, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 3, h.at);
+        sqlite3_bind_text(ins, 4, m, h.method_len, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 5, path, h.path_len, SQLITE_STATIC);
+        sqlite3_bind_int(ins, 6, h.status);
+        sqlite3_bind_int64(ins, 7, h.latency_ms);
+        sqlite3_bind_text(ins, 8, client, h.client_len, SQLITE_STATIC);
+        r = lrun(ins);
+    }
+    if (r == SQLITE_DONE) {
+        sqlite3_stmt *q = lprep(l, L_SET_LAST_ID);
+        if (q) {
+            sqlite3_bind_int64(q, 1, id);
+            r = lrun(q);
+        } else {
+            r = sqlite3_errcode(l->db);
+        }
+    }
+    if (r == SQLITE_DONE)
+        r = lexec(l, L_COMMIT);
+    if (r != SQLITE_DONE) {
+        cn_log_warn("share access log: %zu rows lost: %s", rows, sqlite3_errmsg(l->db));
+        if (!sqlite3_get_autocommit(l->db))
+            lexec(l, L_ROLLBACK);
+    }
+}
+
+/* Steps a one-text-parameter statement; SQLITE_DONE/ROW or the error. */
+static int step_text(sqlite3_stmt *q, const char *v, int64_t n, bool *row)
+{
+    sqlite3_bind_text(q, 1, v, -1, SQLITE_TRANSIENT);
+    if (n >= 0)
+        sqlite3_bind_int64(q, 2, n);
+    int r = sqlite3_step(q);
+    *row = r == SQLITE_ROW;
+    return r == SQLITE_ROW ? SQLITE_DONE : r;
+}
+
+/* Retention in one transaction (see hub_slog_prune). */
+static int run_prune(hub_slog_t *l, int64_t before, size_t keep, size_t *count)
+{
+    size_t n = 0;
+    int r = attach_main(l);
+    if (r == SQLITE_OK)
+        r = lexec(l, L_BEGIN);
+    else
+        r = r == SQLITE_DONE ? SQLITE_ERROR : r;
+    sqlite3_stmt *q = r == SQLITE_DONE ? lprep(l, L_PRUNE_AGE) : NULL;
+    if (q) {
+        sqlite3_bind_int64(q, 1, before);
+        if ((r = lrun(q)) == SQLITE_DONE)
+            n += (size_t)sqlite3_changes(l->db);
+    } else if (r == SQLITE_DONE) {
+        r = sqlite3_errcode(l->db);
+    }
+    char cur[HUB_ID_SIZE] = "";
+    while (r == SQLITE_DONE) {
+        bool row = false, exists = false;
+        sqlite3_stmt *nx = lprep(l, L_NEXT_SHARE), *ex = lprep(l, L_SHARE_EXISTS);
+        if (!nx || !ex) {
+            r = sqlite3_errcode(l->db);
+            break;
+        }
+        r = step_text(nx, cur, -1, &row);
+        if (row) {
+            const unsigned char *t = sqlite3_column_text(nx, 0);
+            snprintf(cur, sizeof(cur), "%s", t ? (const char *)t : "");
+        }
+        sqlite3_reset(nx);
+        sqlite3_clear_bindings(nx);
+        if (r != SQLITE_DONE || !row)
+            break;
+        r = step_text(ex, cur, -1, &exists);
+        sqlite3_reset(ex);
+        sqlite3_clear_bindings(ex);
+        if (r != SQLITE_DONE)
+            break;
+        /* A share that is gone (revoked ones stay) takes its rows along. */
+        sqlite3_stmt *del = lprep(l, exists ? L_PRUNE_KEEP : L_PRUNE_SHARE);
+        if (!del) {
+            r = sqlite3_errcode(l->db);
+            break;
+        }
+        r = step_text(del, cur, exists ? (int64_t)keep : -1, &row);
+        sqlite3_reset(del);
+        sqlite3_clear_bindings(del);
+        if (r == SQLITE_DONE)
+            n += (size_t)sqlite3_changes(l->db);
+    }
+    if (r == SQLITE_DONE)
+        r = lexec(l, L_COMMIT);
+    if (r != SQLITE_DONE && !sqlite3_get_autocommit(l->db))
+        lexec(l, L_ROLLBACK);
+    detach_main(l);
+    *count = r == SQLITE_DONE ? n : 0;
+    return r == SQLITE_DONE ? 0 : CN_EIO;
+}
+
+/* ---- the writer thread --------------------------------------------------------- */
+
+static void log_drops(hub_slog_t *l, uint64_t dropped)
+{
+    uint64_t now = cn_time_mono_ms();
+    if (dropped == l->dropped_logged || now - l->drop_logged_ms < DROP_LOG_EVERY_MS)
+        return;
+    cn_log_warn("share access log: %llu rows dropped (queue full; %llu since the start)",
+                (unsigned long long)(dropped - l->dropped_logged), (unsigned long long)dropped);
+    l->dropped_logged = dropped;
+    l->drop_logged_ms = now;
+}
+
+/* One turn: takes the front buffer and a prune request (l->lock held on
+ * entry and exit), writes them without the lock, and reports. */
+static void turn(hub_slog_t *l)
+{
+    cn_buf_t t = l->front;
+    l->front = l->back;
+    l->back = t;
+    size_t rows = l->front_rows;
+    l->front_rows = 0;
+    bool prune = l->prune_wanted;
+    int64_t before = l->prune_before;
+    size_t keep = l->prune_keep;
+    uint64_t asked = l->prunes_asked;
+    l->prune_wanted = false;
+    l->urgent = false;
+    pthread_mutex_unlock(&l->lock);
+
+    write_batch(l, &l->back, rows);
+    cn_buf_reset(&l->back);
+    if (prune) {
+        size_t n = 0;
+        if (run_prune(l, before, keep, &n) < 0)
+            cn_log_warn("share access log: retention failed: %s", sqlite3_errmsg(l->db));
+    }
+
+    pthread_mutex_lock(&l->lock);
+    l->handled += rows;
+    if (prune)
+        l->prunes_done = asked;
+    pthread_cond_broadcast(&l->done);
+}
+
+static void *writer_main(void *arg)
+{
+    hub_slog_t *l = arg;
+    pthread_mutex_lock(&l->lock);
+    for (;;) {
+        while (!l->stop && !l->urgent && !l->front_rows && !l->prune_wanted)
+            pthread_cond_wait(&l->wake, &l->lock);
+        /* Gather for a while: a transaction per HUB_SLOG_FLUSH_MS, not per
+         * row, unless the buffer fills, a caller waits, or we stop. */
+        if (!l->stop && !l->urgent) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += (long)HUB_SLOG_FLUSH_MS * 1000000L;
+            until.tv_sec += until.tv_nsec / 1000000000L;
+            until.tv_nsec %= 1000000000L;
+            while (!l->stop && !l->urgent && l->front.len < l->half)
+                if (pthread_cond_timedwait(&l->wake, &l->lock, &until) == ETIMEDOUT)
+                    break;
+        }
+        bool stopping = l->stop;
+        turn(l);
+        log_drops(l, l->dropped);
+        if (stopping && !l->front_rows && !l->prune_wanted)
+            break;
+    }
+    pthread_mutex_unlock(&l->lock);
+    return NULL;
+}
+
+/* ---- the interface -------------------------------------------------------------- */
+
+int hub_slog_append(hub_slog_t *l, const char *share_id, const hub_share_log_row_t *r)
+{
+    const char *m = r->method ? r->method : "", *p = r->path ? r->path : "",
+               *c = r->client ? r->client : "";
+    rec_t h = {
+        .at = r->at,
+        .latency_ms = r->latency_ms,
+        .status = r->status,
+        .method_len = (uint8_t)strnlen(m, HUB_SHARE_LOG_METHOD_MAX),
+        .path_len = (uint16_t)strnlen(p, HUB_SHARE_LOG_PATH_MAX),
+        .client_len = (uint8_t)strnlen(c, HUB_SHARE_LOG_CLIENT_MAX),
+    };
+    memcpy(h.share_id, share_id, HUB_ID_LEN);
+    size_t n = sizeof(h) + h.method_len + h.path_len + h.client_len;
+    int rc = 0;
+    pthread_mutex_lock(&l->lock);
+    uint8_t *dst = cn_buf_reserve(&l->front, n, &rc);
+    if (!dst) {
+        l->dropped++;
+        pthread_mutex_unlock(&l->lock);
+        return CN_EEXHAUSTED;
+    }
+    memcpy(dst, &h, sizeof(h));
+    memcpy(dst + sizeof(h), m, h.method_len);
+    memcpy(dst + sizeof(h) + h.method_len, p, h.path_len);
+    memcpy(dst + sizeof(h) + h.method_len + h.path_len, c, h.client_len);
+    cn_buf_commit(&l->front, n);
+    l->queued++;
+    /* Wake the writer for the first row (it then gathers) and when the
+     * buffer crosses its watermark; not for every row. */
+    bool wake = ++l->front_rows == 1 || (l->front.len >= l->half && l->front.len - n < l->half);
+    if (l->threaded) {
+        if (wake)
+            pthread_cond_signal(&l->wake);
+    } else {
+        turn(l);
+    }
+    pthread_mutex_unlock(&l->lock);
+    return 0;
+}
+
+int hub_slog_prune(hub_slog_t *l, int64_t before, size_t keep, size_t *count)
+{
+    *count = 0;
+    if (!l->threaded)
+        return run_prune(l, before, keep, count);
+    pthread_mutex_lock(&l->lock);
+    l->prune_wanted = true;
+    l->prune_before = before;
+    l->prune_keep = keep;
+    l->prunes_asked++;
+    pthread_cond_signal(&l->wake);
+    pthread_mutex_unlock(&l->lock);
+    return 0;
+}
+
+void hub_slog_sync(hub_slog_t *l)
+{
+    if (!l || !l->threaded)
+        return;
+    pthread_mutex_lock(&l->lock);
+    uint64_t rows = l->queued, prunes = l->prunes_asked;
+    l->urgent = true;
+    pthread_cond_signal(&l->wake);
+    while (l->handled < rows || l->prunes_done < prunes)
+        pthread_cond_wait(&l->done, &l->lock);
+    pthread_mutex_unlock(&l->lock);
+}
+
+uint64_t hub_slog_dropped(hub_slog_t *l)
+{
+    if (!l)
+        return 0;
+    pthread_mutex_lock(&l->lock);
+    uint64_t n = l->dropped;
+    pthread_mutex_unlock(&l->lock);
+    return n;
+}
+
+const char *hub_slog_path(const hub_slog_t *l)
+{
+    return l->path;
+}
+
+const char *hub_slog_ro_uri(const hub_slog_t *l)
+{
+    return l->uri;
+}
+
+int hub_slog_import(hub_slog_t *l, char *err, size_t errlen)
+{
+    int tables = 0;
+    int r = attach_main(l);
+    sqlite3_stmt *q = NULL;
+    if (r == SQLITE_OK)
+        r = sqlite3_prepare_v2(l->db,
+                               "SELECT count(*) FROM hub.sqlite_master WHERE type = 'table' "
+                               "AND name = 'share_access_log'",
+                               -1, &q, NULL);
+    if (r == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+        tables = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    if (r == SQLITE_OK && tables == 1)
+        r = sqlite3_exec(l->db,
+                         "BEGIN IMMEDIATE;"
+                         "INSERT OR IGNORE INTO share_access_log (id, share_id, at, method, path, "
+                         "status, latency_ms, client) SELECT id, share_id, at, method, path, "
+                         "status, latency_ms, client FROM hub.share_access_log;"
+                         /* AUTOINCREMENT's mark too: ids above the newest
+                          * row may have been handed out already. */
+                         "INSERT INTO meta (key, value) SELECT 'last_id', "
+                         "max(coalesce((SELECT max(id) FROM share_access_log), 0), "
+                         "coalesce((SELECT seq FROM hub.sqlite_sequence "
+                         "WHERE name = 'share_access_log'), 0)) WHERE true "
+                         "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value);"
+                         "COMMIT;",
+                         NULL, NULL, NULL);
+    int rc = r == SQLITE_OK ? 0
+                            : cn_errf(CN_EIO, err, errlen, "copying the access log into %s: %s",
+                                      l->path, sqlite3_errmsg(l->db));
+    if (!sqlite3_get_autocommit(l->db))
+        sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+    detach_main(l);
+    return rc;
+}
+
+/* Checks the file's header and creates the schema on first use. */
+static int check_schema(hub_slog_t *l, char *err, size_t errlen)
+{
+    int app = 0, version = 0, tables = 0, rc = 0;
+    sqlite3_stmt *q = NULL;
+    int r = sqlite3_exec(l->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    static const char *const reads[] = {"PRAGMA application_id", "PRAGMA user_version",
+                                        "SELECT count(*) FROM sqlite_master"};
+    int *outs[] = {&app, &version, &tables};
+    for (int i = 0; i < 3 && r == SQLITE_OK; i++) {
+        r = sqlite3_prepare_v2(l->db, reads[i], -1, &q, NULL);
+        if (r == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+            *outs[i] = sqlite3_column_int(q, 0);
+        sqlite3_finalize(q);
+        q = NULL;
+    }
+    bool foreign = (version > 0 && app != LOG_APPLICATION_ID) ||
+                   (version == 0 && (tables > 0 || (app != 0 && app != LOG_APPLICATION_ID)));
+    if (r == SQLITE_OK && version == 0 && !foreign)
+        r = sqlite3_exec(l->db, schema, NULL, NULL, NULL);
+    if (r != SQLITE_OK)
+        rc = cn_errf(CN_EIO, err, errlen, "%s: %s", l->path, sqlite3_errmsg(l->db));
+    else if (version > LOG_SCHEMA_VERSION)
+        rc = cn_errf(CN_EVERSION, err, errlen,
+                     "%s: access log schema version %d is newer than this connect-hub supports",
+                     l->path, version);
+    else if (foreign)
+        rc = cn_errf(CN_EPROTO, err, errlen, "%s: not a connect-hub access log", l->path);
+    if (rc == 0 && sqlite3_exec(l->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        rc = cn_errf(CN_EIO, err, errlen, "%s: %s", l->path, sqlite3_errmsg(l->db));
+    if (!sqlite3_get_autocommit(l->db))
+        sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+int hub_slog_open(const hub_slog_options_t *opt, hub_slog_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    hub_slog_t *l = calloc(1, sizeof(*l));
+    if (!l)
+        return cn_errf(CN_ENOMEM, err, errlen, "out of memory");
+    pthread_mutex_init(&l->lock, NULL);
+    pthread_cond_init(&l->wake, NULL);
+    pthread_cond_init(&l->done, NULL);
+    size_t cap = opt->queue_bytes ? opt->queue_bytes : HUB_SLOG_QUEUE_BYTES;
+    cn_buf_init(&l->front, cap, 0);
+    cn_buf_init(&l->back, cap, 0);
+    l->half = cap / 2;
+    int rc = 0;
+    if ((size_t)snprintf(l->path, sizeof(l->path), "%s-log", opt->main_path) >= sizeof(l->path) ||
+        path_uri(opt->main_path, l->main_uri, sizeof(l->main_uri)) < 0 ||
+        path_uri(l->path, l->uri, sizeof(l->uri)) < 0) {
+        rc = cn_errf(CN_EINVAL, err, errlen, "%s: path too long", opt->main_path);
+        goto fail;
+    }
+    /* 0600 like the main file (SQLite would use 0644; -wal and -shm copy
+     * the file's mode): it holds client addresses and paths. */
+    int fd = open(l->path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = cn_errf(CN_EIO, err, errlen, "cannot create %s: %s", l->path, strerror(errno));
+        goto fail;
+    }
+    close(fd);
+    int r = sqlite3_open_v2(l->path, &l->db,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, NULL);
+    char mode[16] = "";
+    sqlite3_stmt *q = NULL;
+    if (r == SQLITE_OK) {
+        sqlite3_busy_timeout(l->db, BUSY_TIMEOUT_MS);
+        r = sqlite3_prepare_v2(l->db, "PRAGMA journal_mode = WAL", -1, &q, NULL);
+    }
+    if (r == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+        snprintf(mode, sizeof(mode), "%s", (const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    if (r == SQLITE_OK)
+        r = sqlite3_exec(
+            l->db, opt->sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+            NULL, NULL, NULL);
+    if (r != SQLITE_OK || strcmp(mode, "wal") != 0) {
+        rc = cn_errf(CN_EIO, err, errlen, "cannot open %s: %s", l->path,
+                     l->db ? sqlite3_errmsg(l->db) : "out of memory");
+        goto fail;
+    }
+    if ((rc = check_schema(l, err, errlen)) < 0)
+        goto fail;
+    if (opt->thread) {
+        l->threaded = true;
+        if (pthread_create(&l->thread, NULL, writer_main, l) != 0) {
+            l->threaded = false;
+            rc = cn_errf(CN_EIO, err, errlen, "cannot start the access log thread");
+            goto fail;
+        }
+        l->thread_started = true;
+    }
+    *out = l;
+    return 0;
+fail:
+    hub_slog_close(l);
+    return rc;
+}
+
+void hub_slog_close(hub_slog_t *l)
+{
+    if (!l)
+        return;
+    if (l->thread_started) {
+        pthread_mutex_lock(&l->lock);
+        l->stop = true;
+        pthread_cond_signal(&l->wake);
+        pthread_mutex_unlock(&l->lock);
+        pthread_join(l->thread, NULL);
+    }
+    if (l->dropped != l->dropped_logged)
+        cn_log_warn("share access log: %llu rows dropped (queue full)",
+                    (unsigned long long)(l->dropped - l->dropped_logged));
+    for (int i = 0; i < L_COUNT; i++)
+        sqlite3_finalize(l->stmt[i]);
+    sqlite3_close(l->db);
+    cn_buf_free(&l->front);
+    cn_buf_free(&l->back);
+    pthread_cond_destroy(&l->done);
+    pthread_cond_destroy(&l->wake);
+    pthread_mutex_destroy(&l->lock);
+    free(l);
+}

@@ -1,0 +1,80 @@
+/* Private to hub/store_sqlite*.c: the share access log in a SQLite file of
+ * its own (`<database>-log`), written by a thread of its own.
+ *
+ * Why a second file: every share request appends a row. Written into the
+ * main database on the event loop (as before), the rows cost the loop a
+ * SQLite transaction per few hundred requests (10% of a share run's
+ * samples); written by another connection to the main file, each commit
+ * would take the main file's write lock (the loop's API writes would wait)
+ * and move its PRAGMA data_version (the share cache empties when it moves).
+ * Commits to another file do neither. docs/store.md has the schema.
+ *
+ * Conventions
+ * - The handle is used by the thread that owns the hub_store_t; the writer
+ *   thread (log_thread) has its own connection, which no other thread
+ *   touches once it runs. The queue between them is two byte buffers under
+ *   one mutex: an append copies one compact record into the front buffer;
+ *   the writer swaps the buffers (O(1)) and writes the back one in one
+ *   transaction without holding the mutex.
+ * - Without the thread, every call writes at once on the caller's thread
+ *   (tools, unit tests): one code path either way.
+ * - Functions return 0 or a negative CN_E* code; `err` gets one line. */
+#ifndef HUB_STORE_SQLITE_LOG_H
+#define HUB_STORE_SQLITE_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/* Bytes of queued rows the front buffer holds at most (a row is 64 bytes
+ * plus its method, path and client: 100-150 bytes for most requests, 670
+ * at most), so at most twice this is queued in memory; rows beyond it are
+ * dropped and counted. 4 MiB is 6,000 of the longest rows, ~35,000
+ * typical ones: about a second of a busy hub's share requests, ten writer
+ * turns. */
+#define HUB_SLOG_QUEUE_BYTES (4u << 20)
+/* A row waits at most about this long before the writer commits it. */
+#define HUB_SLOG_FLUSH_MS 100
+
+typedef struct hub_slog hub_slog_t;
+
+typedef struct hub_slog_options {
+    const char *main_path; /* the main database; the log is main_path + "-log" */
+    bool thread;           /* a writer thread (serve) */
+    bool sync_full;        /* synchronous=FULL, as the main file */
+    size_t queue_bytes;    /* 0 = HUB_SLOG_QUEUE_BYTES */
+} hub_slog_options_t;
+
+/* Opens (creating it 0600 when missing) the log file, creates its schema,
+ * attaches the main file read-only (for import and retention). */
+int hub_slog_open(const hub_slog_options_t *opt, hub_slog_t **out, char *err, size_t errlen);
+/* Copies the rows of the main file's old share_access_log table, when it
+ * has one, into the log file, keeping their ids (again: nothing happens
+ * twice). Called by the main migration right before the step that drops
+ * that table, while it holds the main file's write lock. */
+int hub_slog_import(hub_slog_t *l, char *err, size_t errlen);
+/* Queues one row (with the thread) or writes it at once. CN_EEXHAUSTED
+ * when the queue is full (the row is dropped and counted). */
+int hub_slog_append(hub_slog_t *l, const char *share_id, const hub_share_log_row_t *r);
+/* Retention, on the writer's connection: drops rows older than `before`,
+ * all but the newest `keep` of each share, and every row of a share that
+ * is no longer in the main file's shares. With the thread it is queued
+ * (the next turn runs it) and *count gets 0. */
+int hub_slog_prune(hub_slog_t *l, int64_t before, size_t keep, size_t *count);
+/* Returns once every row appended and every prune asked for before the
+ * call has been handled. */
+void hub_slog_sync(hub_slog_t *l);
+/* Rows dropped because the queue was full, since open. */
+uint64_t hub_slog_dropped(hub_slog_t *l);
+/* The log file's path (main_path + "-log"). */
+const char *hub_slog_path(const hub_slog_t *l);
+/* "file:PATH-log?mode=ro": what the main connection ATTACHes to read the
+ * log (read-only, so its BEGIN IMMEDIATE never takes the log's write lock;
+ * the connection needs SQLITE_OPEN_URI). */
+const char *hub_slog_ro_uri(const hub_slog_t *l);
+/* Writes what is queued, stops the thread, closes. NULL is fine. */
+void hub_slog_close(hub_slog_t *l);
+
+#endif
