@@ -24,6 +24,7 @@
 #   BENCH_PATHS=...    the paths to measure (default "direct nginx tunnel share")
 #   BENCH_PERF_MODE=keep  which load BENCH_PERF profiles (keep or close)
 #   BENCH_PERF_PATHS="tunnel share"  which paths BENCH_PERF profiles
+#   BENCH_PERF_CG="--call-graph dwarf"  perf record's call-graph option (default -g)
 #   BENCH_PERF_ALL=1   profile the whole machine (perf record -a), not only
 #                      the hub and the agent
 #
@@ -162,7 +163,8 @@ perf_start() { # perf_start NAME: the hub and the agent (BENCH_PERF_ALL: everyth
     [ -n "$PERF_DIR" ] || return 0
     local who=(-p "$HUB_PID,$AGENT_PID")
     [ -n "${BENCH_PERF_ALL:-}" ] && who=(-a)
-    perf record -q -g -o "$PERF_DIR/$1.data" "${who[@]}" >/dev/null 2>&1 &
+    # shellcheck disable=SC2086 # BENCH_PERF_CG is a list of words
+    perf record -q ${BENCH_PERF_CG:--g} -o "$PERF_DIR/$1.data" "${who[@]}" >/dev/null 2>&1 &
     PERF_PID=$!
     sleep 0.5
 }
