@@ -84,8 +84,7 @@ static int send_control(session_t *s, json_t *msg)
     return rc;
 }
 
-#define LIST_COALESCE_MS 20 /* changes within this send one list */
-#define LIST_RETRY_MS 250   /* a list that found the queue full goes again */
+#define LIST_RETRY_MS 250 /* a list that found the queue full goes again */
 
 static int send_tunnels(session_t *s, json_t *hello);
 
@@ -96,16 +95,20 @@ static void list_due_cb(lws_sorted_usec_list_t *sul)
     send_tunnels(s, NULL);
 }
 
-/* Sends the tunnel list after LIST_COALESCE_MS (or `ms`), once however
- * many changes come meanwhile: a burst of changes (a script making
- * tunnels, health verdicts of many targets) would otherwise queue a whole
- * list per change, O(N^2) bytes for N tunnels. */
+/* Sends the tunnel list after `ms`, once however many changes come
+ * meanwhile: the changes of one loop turn (health verdicts of many targets
+ * read at once) would otherwise queue a whole list each, O(N^2) bytes for N
+ * tunnels. With ms 0 it goes at the start of the next turn, before any
+ * new request is read, so a stream opened for a request that follows an
+ * API answer still comes behind the list on the link (a resumed tunnel is
+ * open at the agent when its first connection arrives). */
 static void list_due(session_t *s, unsigned ms)
 {
     if (s->list_due)
         return;
     s->list_due = 1;
-    lws_sul_schedule(s->rt->ctx, 0, &s->sul_list, list_due_cb, (lws_usec_t)ms * LWS_US_PER_MS);
+    lws_sul_schedule(s->rt->ctx, 0, &s->sul_list, list_due_cb,
+                     ms ? (lws_usec_t)ms * LWS_US_PER_MS : 1);
 }
 
 /* Sends the agent's tunnel list: on `hello` (when given, which this sends
@@ -499,7 +502,7 @@ void hub_agents_changed(hub_runtime_t *rt, const char *ws, const char *agent_id,
             cn_log_info("agent %s deleted: closing its link", agent_id);
             cn_link_close(s->link, "agent deleted");
         } else if (s->hello_sent) {
-            list_due(s, LIST_COALESCE_MS);
+            list_due(s, 0);
         }
     }
 }
