@@ -95,20 +95,18 @@ static void list_due_cb(lws_sorted_usec_list_t *sul)
     send_tunnels(s, NULL);
 }
 
-/* Sends the tunnel list after `ms`, once however many changes come
- * meanwhile: the changes of one loop turn (health verdicts of many targets
- * read at once) would otherwise queue a whole list each, O(N^2) bytes for N
- * tunnels. With ms 0 it goes at the start of the next turn, before any
- * new request is read, so a stream opened for a request that follows an
- * API answer still comes behind the list on the link (a resumed tunnel is
- * open at the agent when its first connection arrives). */
+/* Sends the tunnel list again after `ms` (a list the link's queue had no
+ * room for), once however many changes come meanwhile. Changes themselves
+ * send at once, so a stream opened for a request that follows an API
+ * answer comes behind the list on the link (a resumed tunnel is open at
+ * the agent when its first connection arrives); coalescing them (tried:
+ * to the next loop turn) let a resumed tunnel's first requests fail. */
 static void list_due(session_t *s, unsigned ms)
 {
     if (s->list_due)
         return;
     s->list_due = 1;
-    lws_sul_schedule(s->rt->ctx, 0, &s->sul_list, list_due_cb,
-                     ms ? (lws_usec_t)ms * LWS_US_PER_MS : 1);
+    lws_sul_schedule(s->rt->ctx, 0, &s->sul_list, list_due_cb, (lws_usec_t)ms * LWS_US_PER_MS);
 }
 
 /* Sends the agent's tunnel list: on `hello` (when given, which this sends
@@ -502,7 +500,7 @@ void hub_agents_changed(hub_runtime_t *rt, const char *ws, const char *agent_id,
             cn_log_info("agent %s deleted: closing its link", agent_id);
             cn_link_close(s->link, "agent deleted");
         } else if (s->hello_sent) {
-            list_due(s, 0);
+            send_tunnels(s, NULL);
         }
     }
 }

@@ -62,7 +62,7 @@ for i in 0 1 2 $(seq 7 97 $((N - 1))) $((N - 1)); do
 done
 wait_for 10 "the agent's paged list" grep -q "$N tunnels (paged list)" "$WORK/agent.log"
 grep -q "tunnel list to follow in pages" "$WORK/agent.log" || fail "the hello did not announce pages"
-! grep -q "could not queue" "$WORK/hub.log" || fail "the hub could not queue a control message"
+! grep -q "could not queue control message" "$WORK/hub.log" || fail "the hub could not queue a control message"
 echo "   $N active; a sample of $(($(seq 7 97 $((N - 1)) | wc -l) + 4)) answered end to end"
 
 step "a change reaches the agent as a whole list again"
@@ -74,12 +74,15 @@ wait_for 15 "the agent's new list" grep -q "$((N - 1)) tunnels (paged list)" "$W
 [ "$(curl -s -o /dev/null -w '%{http_code}' -m 10 -H "Host: t1.localhost" \
     "http://127.0.0.1:$EDGE_PORT/")" = 404 ] || fail "deleted tunnel t1 still answers"
 probe "t$((N - 1))" || fail "tunnel t$((N - 1)) stopped answering after the change"
-! grep -q "tunnel.*removed, closing\|malformed\|bad tunnel list page" "$WORK/agent.log" ||
-    fail "the agent acted on a partial or malformed list"
+# Only t1's own pooled stream may close as removed (the hub's pool or the
+# agent's list, whichever comes first); any other would be a half list.
+! grep "removed, closing" "$WORK/agent.log" | grep -qv " tunnel t1 stream " ||
+    fail "the agent acted on a partial list"
+! grep -q "malformed\|bad tunnel list page" "$WORK/agent.log" || fail "a malformed list"
 step "200 more made while the agent is online: each change sends the whole list again"
 create "$N" $((N + 200))
 wait_for 30 "the agent's list of $((N + 199))" grep -q "$((N + 199)) tunnels (paged list)" "$WORK/agent.log"
-! grep -q "could not queue" "$WORK/hub.log" || fail "the hub could not queue a control message"
+! grep -q "could not queue control message" "$WORK/hub.log" || fail "the hub could not queue a control message"
 probe "t$((N + 199))" || fail "the newest tunnel t$((N + 199)) does not answer"
 echo "   the agent holds $((N + 199)) tunnels; the newest answers"
 stop_pid "$AGENT_PID"
