@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cn_ctlpage.h"
 #include "cn_err.h"
 #include "cn_frame.h"
 #include "cn_link.h"
@@ -71,15 +72,109 @@ static json_t *agent_tunnels(hub_runtime_t *rt, const char *ws, const char *agen
     return arr;
 }
 
-static void send_control(session_t *s, json_t *msg)
+static int send_control(session_t *s, json_t *msg)
 {
     if (!msg)
-        return;
+        return CN_ENOMEM;
     int rc = cn_mux_send_control(cn_link_mux(s->link), msg);
     if (rc < 0)
         cn_log_warn("agent %s: could not queue control message: %s", s->agent_id, cn_strerror(rc));
     json_decref(msg);
     cn_link_flush(s->link);
+    return rc;
+}
+
+#define LIST_RETRY_MS 250 /* a list that found the queue full goes again */
+
+static int send_tunnels(session_t *s, json_t *hello);
+
+static void list_due_cb(lws_sorted_usec_list_t *sul)
+{
+    session_t *s = lws_container_of(sul, session_t, sul_list);
+    s->list_due = 0;
+    send_tunnels(s, NULL);
+}
+
+/* Sends the tunnel list again after `ms` (a list the link's queue had no
+ * room for), once however many changes come meanwhile. Changes themselves
+ * send at once, so a stream opened for a request that follows an API
+ * answer comes behind the list on the link (a resumed tunnel is open at
+ * the agent when its first connection arrives); coalescing them (tried:
+ * to the next loop turn) let a resumed tunnel's first requests fail. */
+static void list_due(session_t *s, unsigned ms)
+{
+    if (s->list_due)
+        return;
+    s->list_due = 1;
+    lws_sul_schedule(s->rt->ctx, 0, &s->sul_list, list_due_cb, (lws_usec_t)ms * LWS_US_PER_MS);
+}
+
+/* Sends the agent's tunnel list: on `hello` (when given, which this sends
+ * too) or as a "tunnels" message. A list too long for one frame goes as
+ * tunnels_page messages right behind (docs/agent-protocol.md, "Long tunnel
+ * lists"); the hello then says so with "tunnelsPaged" and carries none.
+ * A list the link's queue had no room for is sent again later (the agent
+ * keeps its previous list meanwhile). */
+static int send_tunnels(session_t *s, json_t *hello)
+{
+    json_t *arr = agent_tunnels(s->rt, s->workspace_id, s->agent_id);
+    if (!arr) {
+        cn_log_warn("agent %s: could not read its tunnels: %s", s->agent_id,
+                    hub_store_errmsg(s->rt->cfg.store));
+        return send_control(s, hello);
+    }
+    int rc = 0;
+    if (json_dumpb(arr, NULL, 0, JSON_COMPACT) <= CN_CTLPAGE_BUDGET) {
+        if (hello) {
+            json_object_set_new(hello, "tunnels", arr);
+            rc = send_control(s, hello);
+        } else {
+            rc = send_control(s, json_pack("{s:s,s:o}", "type", "tunnels", "tunnels", arr));
+        }
+        if (rc == CN_EAGAIN && !hello)
+            list_due(s, LIST_RETRY_MS);
+        return rc;
+    }
+    if (hello) {
+        json_object_set_new(hello, "tunnelsPaged", json_true());
+        rc = send_control(s, hello);
+        if (rc < 0) {
+            json_decref(arr);
+            return rc;
+        }
+    }
+    size_t n = json_array_size(arr), page = 0;
+    for (size_t i = 0; i < n;) {
+        size_t k = cn_ctlpage_take(arr, i, CN_CTLPAGE_BUDGET);
+        if (!k) {
+            /* Cannot happen with the API's field limits; never a page
+             * that could not be sent. */
+            cn_log_warn("agent %s: tunnel entry %zu too long for a page, left out", s->agent_id, i);
+            json_array_remove(arr, i);
+            n--;
+            continue;
+        }
+        json_t *msg = cn_ctlpage_msg(arr, i, k, page++, i + k < n);
+        i += k;
+        if (!msg) {
+            cn_log_warn("agent %s: out of memory sending its tunnel list", s->agent_id);
+            break;
+        }
+        rc = cn_mux_send_control(cn_link_mux(s->link), msg);
+        json_decref(msg);
+        if (rc < 0) {
+            /* The agent keeps its previous list until a whole one arrives;
+             * the next list starts at page 0 again. */
+            cn_log_warn("agent %s: could not queue tunnel list page %zu: %s%s", s->agent_id,
+                        page - 1, cn_strerror(rc), rc == CN_EAGAIN ? " (sent again soon)" : "");
+            if (rc == CN_EAGAIN)
+                list_due(s, LIST_RETRY_MS);
+            break;
+        }
+    }
+    cn_link_flush(s->link);
+    json_decref(arr);
+    return rc;
 }
 
 /* Brings the agent's state and tunnels in line with its live links (all
@@ -237,13 +332,13 @@ static int link_established(cn_link_t *link, void *ctx)
                 s->serve_all ? "all its tunnels" : "named tunnels");
     reconcile(rt, s->workspace_id, s->agent_id);
 
-    json_t *hello =
-        json_pack("{s:s,s:s,s:s,s:o*}", "type", "hello", "agentId", s->agent_id, "workspaceId",
-                  s->workspace_id, "tunnels", agent_tunnels(rt, s->workspace_id, s->agent_id));
+    json_t *hello = json_pack("{s:s,s:s,s:s}", "type", "hello", "agentId", s->agent_id,
+                              "workspaceId", s->workspace_id);
     if (hello && api_token[0])
         json_object_set_new(hello, "apiToken", json_string(api_token));
     sodium_memzero(api_token, sizeof(api_token));
-    send_control(s, hello);
+    if (hello)
+        send_tunnels(s, hello);
     s->hello_sent = 1;
     return 0;
 }
@@ -288,6 +383,7 @@ static void link_closed(cn_link_t *link, void *ctx, int err, const char *why)
         /* s has left the registry: the agent's other links decide. */
         reconcile(rt, s->workspace_id, s->agent_id);
     }
+    lws_sul_cancel(&s->sul_list);
     free(s);
 }
 
@@ -396,6 +492,7 @@ static void agent_control(void *ctx, const uint8_t *payload, size_t len)
 
 void hub_agents_changed(hub_runtime_t *rt, const char *ws, const char *agent_id, bool gone)
 {
+    (void)ws; /* the session knows its workspace */
     for (session_t *s = rt->sessions; s; s = s->next) {
         if (!s->admitted || strcmp(s->agent_id, agent_id))
             continue;
@@ -403,8 +500,7 @@ void hub_agents_changed(hub_runtime_t *rt, const char *ws, const char *agent_id,
             cn_log_info("agent %s deleted: closing its link", agent_id);
             cn_link_close(s->link, "agent deleted");
         } else if (s->hello_sent) {
-            send_control(s, json_pack("{s:s,s:o*}", "type", "tunnels", "tunnels",
-                                      agent_tunnels(rt, ws, agent_id)));
+            send_tunnels(s, NULL);
         }
     }
 }
@@ -454,6 +550,7 @@ void hub_agents_free_all(hub_runtime_t *rt)
     while (rt->sessions) {
         session_t *s = rt->sessions;
         rt->sessions = s->next;
+        lws_sul_cancel(&s->sul_list);
         free(s);
     }
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "allowlist.h"
 #include "plugins.h"
 #include "tunnels.h"
 #include "validate.h"
@@ -251,6 +252,27 @@ static void fail_cap(hub_api_call_t *c)
     hub_api_fail(c, 409, "tunnels", msg);
 }
 
+_Static_assert(HUB_API_TUNNELS_PER_AGENT <= AGENT_ALLOWLIST_MAX,
+               "an agent must keep every tunnel the API lets it have");
+
+/* 409: the agent already has HUB_API_TUNNELS_PER_AGENT tunnels. */
+static bool agent_full(hub_api_call_t *c, const char *agent_id)
+{
+    hub_tunnel_filter_t f = {.agent_id = agent_id};
+    hub_tunnel_list_t list = {0};
+    if (hub_store_tunnel_list(c->api->store, c->token.workspace_id, &f, &list) < 0)
+        return false; /* the insert reports a store failure itself */
+    size_t n = list.count;
+    hub_tunnel_list_free(&list);
+    if (n < HUB_API_TUNNELS_PER_AGENT)
+        return false;
+    char msg[96];
+    snprintf(msg, sizeof(msg), "this agent already has the maximum of %d tunnels",
+             HUB_API_TUNNELS_PER_AGENT);
+    hub_api_fail(c, 409, "agentId", msg);
+    return true;
+}
+
 /* A create request once parsed. Strings point into the request body. */
 typedef struct create_req {
     char host[HUB_HOST_SIZE];
@@ -382,6 +404,8 @@ static bool create_check(hub_api_call_t *c, create_req_t *r, hub_agent_t *agent)
         fail_cap(c);
         return false;
     }
+    if (agent_full(c, r->agent_id))
+        return false;
 
     bool taken = false;
     if (r->name) {

@@ -4,6 +4,7 @@
 #ifndef HUB_RUNTIME_INTERNAL_H
 #define HUB_RUNTIME_INTERNAL_H
 
+#include <libwebsockets.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -33,6 +34,10 @@ typedef struct session {
     char share_tunnel[HUB_ID_SIZE];
     size_t nserved;
     char served[MAX_SERVED][HUB_ID_SIZE];
+    /* The tunnel list is due again (agents.c): changes in a burst send one
+     * list, and one that found the link's queue full is sent again. */
+    int list_due;
+    lws_sorted_usec_list_t sul_list;
 } session_t;
 
 /* One public TCP port: owned by the runtime, freed when lws closes it. */

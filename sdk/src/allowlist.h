@@ -1,6 +1,6 @@
 /* The agent's allow-list: the tunnels the hub says this agent exposes,
- * replaced whole by every `hello` and `tunnels` CONTROL message
- * (docs/agent-protocol.md), and the one decision that guards the agent
+ * replaced whole by every `hello` and `tunnels` CONTROL message or a whole
+ * paged list (docs/agent-protocol.md), and the one decision that guards the agent
  * against being used as a proxy: a stream the hub opens is dialed only when
  * it is a TCP stream whose ref is the id of a listed, not paused, tunnel,
  * and then only to that tunnel's target.

@@ -4,6 +4,7 @@
 
 #include "backoff.h"
 #include "cn_api.h"
+#include "cn_ctlpage.h"
 #include "cn_e2e.h"
 #include "config.h"
 #include "health.h"
@@ -114,6 +115,7 @@ struct agent_daemon {
     lws_sorted_usec_list_t sul_reconnect, sul_heartbeat;
 
     agent_allowlist_t tunnels;
+    cn_ctlpage_t pages; /* a long tunnel list being gathered on this link */
     char policy_config[PATH_MAX];
     agent_policy_t policy; /* used when policy_config[0] */
     char workspace_id[64];
@@ -476,6 +478,10 @@ static void on_control(void *ctx, const uint8_t *payload, size_t len)
         goto out;
     }
     if (!strcmp(type, "hello")) {
+        /* A long list follows in tunnels_page messages: until the last
+         * one, the previous list stays in force (never half of one). */
+        bool paged = json_is_true(json_object_get(msg, "tunnelsPaged"));
+        cn_ctlpage_reset(&d->pages);
         const char *aid = json_string_value(json_object_get(msg, "agentId"));
         const char *ws = json_string_value(json_object_get(msg, "workspaceId"));
         if (d->agent_id[0] && aid && strcasecmp(aid, d->agent_id) != 0)
@@ -484,7 +490,7 @@ static void on_control(void *ctx, const uint8_t *payload, size_t len)
             snprintf(d->workspace_id, sizeof(d->workspace_id), "%s", ws);
         json_t *tl = json_object_get(msg, "tunnels");
         json_t *empty = tl ? NULL : json_array();
-        if (set_tunnels(d, link, tl ? tl : empty) < 0) {
+        if (!paged && set_tunnels(d, link, tl ? tl : empty) < 0) {
             json_decref(empty);
             cn_log_warn("%s: malformed hello from the hub; reconnecting", d->who);
             cn_link_close(link, "malformed hello");
@@ -497,11 +503,37 @@ static void on_control(void *ctx, const uint8_t *payload, size_t len)
         /* The whole handshake worked: if this link dies, retry at once
          * (the rate cap still bounds a link that keeps dying). */
         agent_backoff_reset(&d->backoff);
-        cn_log_info("%s: connected to %s (%s, %zu tunnel%s)", d->who, d->hub_url,
-                    cn_link_cipher(link) ? cn_link_cipher(link) : "?", d->tunnels.count,
-                    d->tunnels.count == 1 ? "" : "s");
+        if (paged)
+            cn_log_info("%s: connected to %s (%s, tunnel list to follow in pages)", d->who,
+                        d->hub_url, cn_link_cipher(link) ? cn_link_cipher(link) : "?");
+        else
+            cn_log_info("%s: connected to %s (%s, %zu tunnel%s)", d->who, d->hub_url,
+                        cn_link_cipher(link) ? cn_link_cipher(link) : "?", d->tunnels.count,
+                        d->tunnels.count == 1 ? "" : "s");
         if (d->cfg.on_hello)
             d->cfg.on_hello(d->cfg.ctx, d, msg);
+        if (d->cfg.on_tunnels && !paged)
+            d->cfg.on_tunnels(d->cfg.ctx, d);
+    } else if (!strcmp(type, "tunnels_page")) {
+        json_t *whole = NULL;
+        int rc = cn_ctlpage_add(&d->pages, msg, &whole);
+        if (rc < 0) {
+            cn_log_warn("%s: bad tunnel list page from the hub (%s); reconnecting", d->who,
+                        cn_strerror(rc));
+            cn_link_close(link, "malformed tunnel list");
+            goto out;
+        }
+        if (rc == 0)
+            goto out; /* more pages are due */
+        rc = set_tunnels(d, link, whole);
+        json_decref(whole);
+        if (rc < 0) {
+            cn_log_warn("%s: malformed tunnel list from the hub; reconnecting", d->who);
+            cn_link_close(link, "malformed tunnel list");
+            goto out;
+        }
+        cn_log_info("%s: %zu tunnel%s (paged list)", d->who, d->tunnels.count,
+                    d->tunnels.count == 1 ? "" : "s");
         if (d->cfg.on_tunnels)
             d->cfg.on_tunnels(d->cfg.ctx, d);
     } else if (!strcmp(type, "tunnels")) {
@@ -594,6 +626,7 @@ static void link_down(agent_daemon_t *d, int err, cn_link_reason_t reason, const
     }
     d->link = NULL;
     d->admitted = d->established = false;
+    cn_ctlpage_reset(&d->pages); /* a list cut short is never used */
     if (d->destroying)
         return;
     if (d->stopping)
@@ -909,6 +942,8 @@ int agent_daemon_check_env(char *err, size_t errlen)
 agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, size_t errlen)
 {
     agent_daemon_t *d = calloc(1, sizeof(*d));
+    if (d)
+        d->pages.max_items = AGENT_ALLOWLIST_MAX;
     json_t *p = NULL;
     char *text = NULL;
     if (!d) {
@@ -1130,6 +1165,7 @@ void agent_daemon_free(agent_daemon_t *d)
     }
     agent_health_free(d->health);
     agent_allowlist_free(&d->tunnels);
+    cn_ctlpage_reset(&d->pages);
     agent_policy_free(&d->policy);
     cn_tls_ctx_free(d->tls); /* after the context: its links used it */
     sodium_memzero(d->sk, sizeof(d->sk));

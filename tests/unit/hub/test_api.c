@@ -328,6 +328,55 @@ static void test_tunnel_object_and_conflicts(void **state)
     EXPECT(f, 409, "tunnels");
 }
 
+/* An agent holds at most HUB_API_TUNNELS_PER_AGENT tunnels, whatever the
+ * workspace's cap: what the agent keeps (AGENT_ALLOWLIST_MAX), so that it
+ * serves every tunnel it is given. */
+static void test_tunnels_per_agent_cap(void **state)
+{
+    fx_t *f = *state;
+    open_api(f, 0, 0, 0); /* no per-workspace cap */
+    char agent[HUB_ID_SIZE], other[HUB_ID_SIZE], id[HUB_ID_SIZE];
+    make_agent(f, f->admin, agent);
+    make_agent(f, f->admin, other);
+    /* All but one straight through the store (one transaction): the API
+     * makes the last that fits. */
+    assert_int_equal(hub_store_tx_begin(f->s.st), 0);
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < HUB_API_TUNNELS_PER_AGENT - 1; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "t%d", i);
+        hub_tunnel_spec_t spec = {.name = name,
+                                  .agent_id = agent,
+                                  .target_host = "localhost",
+                                  .target_port = 80,
+                                  .protocol = HUB_PROTO_TCP};
+        rc = hub_store_tunnel_create(f->s.st, f->ws, &spec, NULL, NULL);
+    }
+    assert_int_equal(hub_store_tx_end(f->s.st, rc), 0);
+    make_tunnel(f, agent, NULL, id);
+    char body[300];
+    snprintf(body, sizeof(body), "{\"target\":\"h:1\",\"agentId\":\"%s\"}", agent);
+    call(f, HUB_POST, "/api/v1/tunnels", NULL, f->admin, body);
+    EXPECT(f, 409, "agentId");
+    char want[96];
+    snprintf(want, sizeof(want), "this agent already has the maximum of %d tunnels",
+             HUB_API_TUNNELS_PER_AGENT);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(f->body, "errors"), 0), "details")),
+                        want);
+    /* Another agent of the workspace still gets tunnels; one deleted makes
+     * room again. */
+    make_tunnel(f, other, NULL, id);
+    char path[128];
+    hub_tunnel_t t;
+    assert_int_equal(hub_store_tunnel_get_by_name(f->s.st, f->ws, "t0", &t), 0);
+    snprintf(path, sizeof(path), "/api/v1/tunnels/%s", t.id);
+    hub_tunnel_clear(&t);
+    call(f, HUB_DELETE, path, NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    make_tunnel(f, agent, NULL, id);
+}
+
 static void test_isolation_and_admin(void **state)
 {
     fx_t *f = *state;
@@ -1342,6 +1391,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tunnel_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tunnel_object_and_conflicts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tunnels_per_agent_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_isolation_and_admin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),

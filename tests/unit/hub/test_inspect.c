@@ -205,6 +205,70 @@ static void test_keep_per_tunnel(void **state)
     hub_inspect_free(in);
 }
 
+/* Many tunnels recording (more than the index has slots, so they share
+ * slots): each keeps its own newest, the hub's oldest go first across
+ * tunnels, and buckets emptied by a sweep leave their slots sound. */
+#define MANY 3000
+
+static const char *tunnel_n(int i)
+{
+    static char ids[MANY][HUB_ID_SIZE];
+    snprintf(ids[i], sizeof(ids[i]), "%08x-0000-4000-8000-%012x", (unsigned)i, (unsigned)i * 7u);
+    return ids[i];
+}
+
+static void test_many_tunnels(void **state)
+{
+    hub_inspect_config_t cfg = {.enabled = true, .body_max = 4, .keep = 3, .retention_ms = 10000};
+    hub_inspect_t *in = hub_inspect_new(&cfg);
+    /* Four rounds over all tunnels: record id = round * MANY + i + 1. */
+    for (int round = 0; round < 4; round++)
+        for (int i = 0; i < MANY; i++)
+            add(in, WS, tunnel_n(i), round * 1000);
+    const hub_inspect_rec_t *out[8];
+    for (int i = 0; i < MANY; i++) {
+        size_t n = hub_inspect_list(in, WS, tunnel_n(i), 0, false, 0, 8, out);
+        assert_int_equal(n, 3); /* keep = 3: round 0 dropped */
+        for (int k = 0; k < 3; k++)
+            assert_int_equal(out[k]->id, (uint64_t)((3 - k) * MANY + i + 1));
+        assert_null(hub_inspect_get(in, WS, (uint64_t)i + 1));
+    }
+    /* Retention: rounds 1 and 2 (t = 1000, 2000) age out at 12,001. */
+    hub_inspect_sweep(in, 12001);
+    for (int i = 0; i < MANY; i++) {
+        assert_int_equal(hub_inspect_list(in, WS, tunnel_n(i), 0, false, 0, 8, out), 1);
+        assert_int_equal(out[0]->id, (uint64_t)(3 * MANY + i + 1));
+    }
+    /* All gone, every bucket freed; tunnels record again from nothing. */
+    hub_inspect_sweep(in, 20000);
+    for (int i = 0; i < MANY; i += 7)
+        assert_int_equal(hub_inspect_list(in, WS, tunnel_n(i), 0, false, 0, 8, out), 0);
+    for (int i = MANY - 1; i >= 0; i -= 3)
+        add(in, WS, tunnel_n(i), 20000);
+    for (int i = 0; i < MANY; i++)
+        assert_int_equal(hub_inspect_list(in, WS, tunnel_n(i), 0, false, 0, 8, out),
+                         (MANY - 1 - i) % 3 == 0 ? 1 : 0);
+    hub_inspect_free(in);
+
+    /* The bytes bound drops the hub's oldest, whichever tunnel they are of. */
+    cfg = (hub_inspect_config_t){.enabled = true, .body_max = 4, .keep = 100};
+    in = hub_inspect_new(&cfg);
+    add(in, WS, tunnel_n(0), 0);
+    size_t one = hub_inspect_get(in, WS, 1)->bytes; /* every record here is this size */
+    hub_inspect_free(in);
+    cfg.bytes_max = 500 * one;
+    in = hub_inspect_new(&cfg);
+    for (int i = 0; i < MANY; i++)
+        add(in, WS, tunnel_n(i), i);
+    for (int i = 0; i < MANY; i++) {
+        size_t n = hub_inspect_list(in, WS, tunnel_n(i), 0, false, 0, 8, out);
+        assert_int_equal(n, i >= MANY - 500 ? 1 : 0);
+    }
+    assert_null(hub_inspect_get(in, WS, MANY - 500));
+    assert_non_null(hub_inspect_get(in, WS, MANY - 499));
+    hub_inspect_free(in);
+}
+
 static void test_paging(void **state)
 {
     hub_inspect_t *in = store(16, 100);
@@ -419,6 +483,7 @@ int main(void)
         cmocka_unit_test(test_body_cap),
         cmocka_unit_test(test_keep_per_tunnel),
         cmocka_unit_test(test_paging),
+        cmocka_unit_test(test_many_tunnels),
         cmocka_unit_test(test_workspace_isolation),
         cmocka_unit_test(test_retention_sweep),
         cmocka_unit_test(test_bytes_bound),

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# User story: one agent serves a thousand tunnels (docs/scaling.md). Its
+# tunnel list is far longer than one CONTROL frame (64 KiB): the hub sends
+# it in tunnels_page messages and the agent takes it whole
+# (docs/agent-protocol.md, "Long tunnel lists"). Every tunnel goes active,
+# a sample answers end to end, a change is seen, and the API refuses an
+# agent's tunnel past HUB_API_TUNNELS_PER_AGENT... (checked in the hub's
+# unit tests, test_api.c, which need not create 4,096 tunnels here).
+source "$(dirname "$0")/lib.sh"
+N=${CN_MANY_TUNNELS:-1000}
+
+hub_init
+# The target: nginx with a deep accept queue, since the agent's health
+# probes reach it for every tunnel at once (python's http.server queues 5).
+HTTP_PORT=$(free_port)
+nginx_serve nginx "server { listen 127.0.0.1:$HTTP_PORT backlog=4096; root $WORK/nginx/www; }"
+wait_port 127.0.0.1 "$HTTP_PORT"
+EDGE_PORT=$(free_port)
+hub_start --http-port "$EDGE_PORT" --max-tunnels 0 --rate-limit 0
+agent_enroll dev
+
+step "$N public HTTP tunnels of one agent"
+# `expose --keep` records the target in the agent's local policy and
+# leaves the first tunnel behind; the API makes the others.
+expose dev "127.0.0.1:$HTTP_PORT" --public --protocol http --name t0 --keep
+stop_pid "$EXPOSE_PID"
+forget_pid "$EXPOSE_PID"
+# create FROM TO: tunnels tFROM..tTO-1 of agent dev, all to the same target.
+create() {
+    "$PY" - "$HUB_PORT" "$ADMIN_TOKEN" "$AGENT_ID" "$HTTP_PORT" "$1" "$2" <<'PYEOF' || fail "creating tunnels $1-$2"
+import http.client, json, sys
+port, token, agent, target = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+c = http.client.HTTPConnection("127.0.0.1", int(port), timeout=30)
+for i in range(int(sys.argv[5]), int(sys.argv[6])):
+    body = json.dumps({"agentId": agent, "target": "127.0.0.1:" + target, "protocol": "http",
+                       "public": True, "name": "t%d" % i})
+    c.request("POST", "/api/v1/tunnels", body,
+              {"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    if r.status != 201:
+        sys.exit("tunnel %d: %d %s" % (i, r.status, data[:200]))
+PYEOF
+}
+create 1 "$N"
+active() {
+    api GET "/api/v1/tunnels?agentId=$AGENT_ID&status=active"
+    echo "$BODY" | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["tunnels"]))'
+}
+active_is() { [ "$(active)" = "$1" ]; }
+echo "   $N tunnels created"
+
+step "the agent gets all $N in one paged list and serves them"
+bg agent "$CLI_BIN" agent --config "$WORK/dev.json"
+AGENT_PID=$LAST_PID
+wait_for 30 "$N tunnels active" active_is "$N"
+probe() { # probe NAME: 200 and the target's page through the edge
+    curl -s -m 10 -H "Host: $1.localhost" "http://127.0.0.1:$EDGE_PORT/1k.bin" | cmp -s - "$WORK/nginx/www/1k.bin"
+}
+for i in 0 1 2 $(seq 7 97 $((N - 1))) $((N - 1)); do
+    probe "t$i" || fail "tunnel t$i does not answer through the edge"
+done
+wait_for 10 "the agent's paged list" grep -q "$N tunnels (paged list)" "$WORK/agent.log"
+grep -q "tunnel list to follow in pages" "$WORK/agent.log" || fail "the hello did not announce pages"
+! grep -q "could not queue control message" "$WORK/hub.log" || fail "the hub could not queue a control message"
+echo "   $N active; a sample of $(($(seq 7 97 $((N - 1)) | wc -l) + 4)) answered end to end"
+
+step "a change reaches the agent as a whole list again"
+api DELETE "/api/v1/tunnels/$(api GET "/api/v1/tunnels?agentId=$AGENT_ID" >/dev/null
+    echo "$BODY" | "$PY" -c 'import json,sys
+print([t["id"] for t in json.load(sys.stdin)["tunnels"] if t["name"] == "t1"][0])')"
+[ "$HTTP_STATUS" = 200 ] || fail "delete t1: $HTTP_STATUS $BODY"
+wait_for 15 "the agent's new list" grep -q "$((N - 1)) tunnels (paged list)" "$WORK/agent.log"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -m 10 -H "Host: t1.localhost" \
+    "http://127.0.0.1:$EDGE_PORT/")" = 404 ] || fail "deleted tunnel t1 still answers"
+probe "t$((N - 1))" || fail "tunnel t$((N - 1)) stopped answering after the change"
+# Only t1's own pooled stream may close as removed (the hub's pool or the
+# agent's list, whichever comes first); any other would be a half list.
+! grep "removed, closing" "$WORK/agent.log" | grep -qv " tunnel t1 stream " ||
+    fail "the agent acted on a partial list"
+! grep -q "malformed\|bad tunnel list page" "$WORK/agent.log" || fail "a malformed list"
+step "200 more made while the agent is online: each change sends the whole list again"
+create "$N" $((N + 200))
+wait_for 30 "the agent's list of $((N + 199))" grep -q "$((N + 199)) tunnels (paged list)" "$WORK/agent.log"
+! grep -q "could not queue control message" "$WORK/hub.log" || fail "the hub could not queue a control message"
+probe "t$((N + 199))" || fail "the newest tunnel t$((N + 199)) does not answer"
+echo "   the agent holds $((N + 199)) tunnels; the newest answers"
+stop_pid "$AGENT_PID"
+forget_pid "$AGENT_PID"
+echo "PASS"
