@@ -660,7 +660,7 @@ cn_mux_t *cn_mux_new(const cn_mux_config_t *cfg, const cn_mux_callbacks_t *cb, v
     if (c.window_update > c.window)
         return NULL;
     if (!c.send_buffer)
-        c.send_buffer = CN_MUX_DEFAULT_WINDOW;
+        c.send_buffer = CN_MUX_DEFAULT_SEND_BUFFER;
     if (!c.max_streams)
         c.max_streams = CN_MUX_DEFAULT_MAX_STREAMS;
     if (!c.max_stream_id)

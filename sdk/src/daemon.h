@@ -83,7 +83,7 @@ typedef struct agent_daemon_config {
     /* Receive window this agent grants each stream of its link, and the
      * consumed bytes after which the credit goes back (cn_mux_config_t).
      * 0 = CONNECT_STREAM_WINDOW / CONNECT_WINDOW_UPDATE (bytes) from the
-     * environment, else the multiplexer's defaults (512 KiB, a quarter of
+     * environment, else the multiplexer's defaults (2 MiB, a quarter of
      * the window). agent_daemon_new() refuses bad values with a message
      * naming the variable. */
     uint32_t stream_window, window_update;

@@ -29,7 +29,7 @@ TOOL_PORT=$(free_port)
 bg tool "$PY" "$TCPTOOL" server "$TOOL_PORT"
 wait_port 127.0.0.1 "$TOOL_PORT"
 
-for bad in "CONNECT_STREAM_WINDOW=100" "CONNECT_STREAM_WINDOW=64k" "CONNECT_WINDOW_UPDATE=600000"; do
+for bad in "CONNECT_STREAM_WINDOW=100" "CONNECT_STREAM_WINDOW=64k" "CONNECT_WINDOW_UPDATE=3000000"; do
     if env "$bad" timeout 20 "$CLI_BIN" expose "127.0.0.1:$TOOL_PORT" --config "$WORK/dev.json" \
         --public --protocol tcp --name never >"$WORK/bad.out" 2>"$WORK/bad.err"; then
         fail "expose accepted $bad"

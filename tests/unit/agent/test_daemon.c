@@ -668,7 +668,7 @@ static void test_named_tunnels_only(void **state)
 }
 
 /* The stream window the agent grants (config, else CONNECT_STREAM_WINDOW,
- * else 512 KiB) is what the hub may send on a stream before credit comes
+ * else 2 MiB) is what the hub may send on a stream before credit comes
  * back; bad settings are refused with the variable named. */
 static void test_stream_window(void **state)
 {
@@ -677,7 +677,7 @@ static void test_stream_window(void **state)
         const char *env;
         size_t credit;
     } v[] = {
-        {0, NULL, 0}, /* 0: more than 64 KiB (the default, 512 KiB) */
+        {0, NULL, 0}, /* 0: more than 64 KiB (the default, 2 MiB) */
         {4096, NULL, 4096},
         {0, "8192", 8192},
         {2u << 20, "8192", 0}, /* the config wins over the environment */
@@ -718,7 +718,7 @@ static void test_stream_window(void **state)
         {"4096", "4097", 0, 0, "must not exceed the stream window"},
         {NULL, "x", 0, 0, "CONNECT_WINDOW_UPDATE must be a number of bytes"},
         {NULL, NULL, 1000, 0, "between 1024 and 1073741824"},
-        {NULL, NULL, 0, 600000, "must not exceed the stream window"},
+        {NULL, NULL, 0, 3000000, "must not exceed the stream window"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (bad[i].window)

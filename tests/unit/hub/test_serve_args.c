@@ -172,7 +172,7 @@ static void test_stream_window(void **state)
         {{"--db", "/d", "--stream-window", "1073741825", NULL}, "--stream-window"},
         {{"--db", "/d", "--stream-window", "1M", NULL}, "--stream-window"},
         {{"--db", "/d", "--window-update", "0", NULL}, "--window-update"},
-        {{"--db", "/d", "--window-update", "524289", NULL}, "--window-update"},
+        {{"--db", "/d", "--window-update", "2097153", NULL}, "--window-update"},
         {{"--db", "/d", "--stream-window", "4096", "--window-update", "4097", NULL},
          "must not exceed the stream window"},
     };
