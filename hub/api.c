@@ -591,6 +591,8 @@ void hub_api_handle(void *ctx, const hub_http_req_t *req, hub_http_resp_t *resp)
         goto done;
     if (route->auth != HUB_AUTH_NONE && !authenticate(&c, route->auth))
         goto done;
+    if (route->gate && !route->gate(&c))
+        goto done;
     static const char *const no_query[] = {NULL};
     if (!hub_api_only_query(&c, route->query ? route->query : no_query)) {
         hub_api_failed_validation(&c);

@@ -162,10 +162,10 @@ static void agent_delete(hub_api_call_t *c)
 }
 
 const hub_api_route_t hub_api_agents_routes[] = {
-    {{HUB_POST, "/api/v1/agents"}, agent_create, HUB_AUTH_ADMIN, NULL},
-    {{HUB_GET, "/api/v1/agents"}, agent_list, HUB_AUTH_TOKEN, NULL},
-    {{HUB_GET, "/api/v1/agents/{id}"}, agent_get, HUB_AUTH_TOKEN, NULL},
-    {{HUB_DELETE, "/api/v1/agents/{id}"}, agent_delete, HUB_AUTH_ADMIN, NULL},
+    {{HUB_POST, "/api/v1/agents"}, agent_create, HUB_AUTH_ADMIN, NULL, NULL},
+    {{HUB_GET, "/api/v1/agents"}, agent_list, HUB_AUTH_TOKEN, NULL, NULL},
+    {{HUB_GET, "/api/v1/agents/{id}"}, agent_get, HUB_AUTH_TOKEN, NULL, NULL},
+    {{HUB_DELETE, "/api/v1/agents/{id}"}, agent_delete, HUB_AUTH_ADMIN, NULL, NULL},
 };
 const size_t hub_api_agents_nroutes =
     sizeof(hub_api_agents_routes) / sizeof(hub_api_agents_routes[0]);

@@ -54,7 +54,7 @@ static void event_list(hub_api_call_t *c)
 static const char *const event_query[] = {"tunnelId", "since", "after", "limit", NULL};
 
 const hub_api_route_t hub_api_events_routes[] = {
-    {{HUB_GET, "/api/v1/events"}, event_list, HUB_AUTH_TOKEN, event_query},
+    {{HUB_GET, "/api/v1/events"}, event_list, HUB_AUTH_TOKEN, event_query, NULL},
 };
 const size_t hub_api_events_nroutes =
     sizeof(hub_api_events_routes) / sizeof(hub_api_events_routes[0]);

@@ -16,7 +16,7 @@ static void health(hub_api_call_t *c)
 }
 
 const hub_api_route_t hub_api_health_routes[] = {
-    {{HUB_GET, "/api/v1/health"}, health, HUB_AUTH_NONE, NULL},
+    {{HUB_GET, "/api/v1/health"}, health, HUB_AUTH_NONE, NULL, NULL},
 };
 const size_t hub_api_health_nroutes =
     sizeof(hub_api_health_routes) / sizeof(hub_api_health_routes[0]);

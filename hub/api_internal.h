@@ -63,6 +63,10 @@ typedef struct hub_api_route {
      * The dispatcher answers 422 for any other, and for one given twice,
      * before the handler runs: no endpoint can forget the check. */
     const char *const *query;
+    /* For a route whose access is not an API token's to grant (metrics):
+     * checked before the query, so that a refused client learns nothing
+     * from validation. Answers and returns false to refuse; NULL for none. */
+    bool (*gate)(hub_api_call_t *c);
 } hub_api_route_t;
 
 /* One table per resource file. */

@@ -22,7 +22,7 @@ static void openapi_get(hub_api_call_t *c)
 }
 
 const hub_api_route_t hub_api_openapi_routes[] = {
-    {{HUB_GET, "/api/v1/openapi.json"}, openapi_get, HUB_AUTH_NONE, NULL},
+    {{HUB_GET, "/api/v1/openapi.json"}, openapi_get, HUB_AUTH_NONE, NULL, NULL},
 };
 const size_t hub_api_openapi_nroutes =
     sizeof(hub_api_openapi_routes) / sizeof(hub_api_openapi_routes[0]);

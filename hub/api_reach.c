@@ -197,7 +197,7 @@ out:
 }
 
 const hub_api_route_t hub_api_reach_routes[] = {
-    {{HUB_POST, "/api/v1/tunnels/{id}/connect"}, tunnel_connect, HUB_AUTH_TOKEN, NULL},
-    {{HUB_POST, "/api/v1/share-redemptions"}, share_redeem, HUB_AUTH_NONE, NULL},
+    {{HUB_POST, "/api/v1/tunnels/{id}/connect"}, tunnel_connect, HUB_AUTH_TOKEN, NULL, NULL},
+    {{HUB_POST, "/api/v1/share-redemptions"}, share_redeem, HUB_AUTH_NONE, NULL, NULL},
 };
 const size_t hub_api_reach_nroutes = sizeof(hub_api_reach_routes) / sizeof(hub_api_reach_routes[0]);

@@ -221,9 +221,9 @@ static void request_replay(hub_api_call_t *c)
 static const char *const list_query[] = {"limit", "before", "after", NULL};
 
 const hub_api_route_t hub_api_requests_routes[] = {
-    {{HUB_GET, "/api/v1/tunnels/{id}/requests"}, requests_list, HUB_AUTH_TOKEN, list_query},
-    {{HUB_GET, "/api/v1/requests/{rid}"}, request_get, HUB_AUTH_TOKEN, NULL},
-    {{HUB_POST, "/api/v1/requests/{rid}/replay"}, request_replay, HUB_AUTH_TOKEN, NULL},
+    {{HUB_GET, "/api/v1/tunnels/{id}/requests"}, requests_list, HUB_AUTH_TOKEN, list_query, NULL},
+    {{HUB_GET, "/api/v1/requests/{rid}"}, request_get, HUB_AUTH_TOKEN, NULL, NULL},
+    {{HUB_POST, "/api/v1/requests/{rid}/replay"}, request_replay, HUB_AUTH_TOKEN, NULL, NULL},
 };
 const size_t hub_api_requests_nroutes =
     sizeof(hub_api_requests_routes) / sizeof(hub_api_requests_routes[0]);

@@ -400,12 +400,12 @@ static void share_logs(hub_api_call_t *c)
 static const char *const share_log_query[] = {"limit", "before", NULL};
 
 const hub_api_route_t hub_api_shares_routes[] = {
-    {{HUB_POST, "/api/v1/tunnels/{id}/shares"}, share_create, HUB_AUTH_TOKEN, NULL},
-    {{HUB_GET, "/api/v1/tunnels/{id}/shares"}, share_list_tunnel, HUB_AUTH_TOKEN, NULL},
-    {{HUB_GET, "/api/v1/shares"}, share_list_all, HUB_AUTH_TOKEN, NULL},
-    {{HUB_GET, "/api/v1/shares/{id}"}, share_get, HUB_AUTH_TOKEN, NULL},
-    {{HUB_DELETE, "/api/v1/shares/{id}"}, share_revoke, HUB_AUTH_TOKEN, NULL},
-    {{HUB_GET, "/api/v1/shares/{id}/logs"}, share_logs, HUB_AUTH_TOKEN, share_log_query},
+    {{HUB_POST, "/api/v1/tunnels/{id}/shares"}, share_create, HUB_AUTH_TOKEN, NULL, NULL},
+    {{HUB_GET, "/api/v1/tunnels/{id}/shares"}, share_list_tunnel, HUB_AUTH_TOKEN, NULL, NULL},
+    {{HUB_GET, "/api/v1/shares"}, share_list_all, HUB_AUTH_TOKEN, NULL, NULL},
+    {{HUB_GET, "/api/v1/shares/{id}"}, share_get, HUB_AUTH_TOKEN, NULL, NULL},
+    {{HUB_DELETE, "/api/v1/shares/{id}"}, share_revoke, HUB_AUTH_TOKEN, NULL, NULL},
+    {{HUB_GET, "/api/v1/shares/{id}/logs"}, share_logs, HUB_AUTH_TOKEN, share_log_query, NULL},
 };
 const size_t hub_api_shares_nroutes =
     sizeof(hub_api_shares_routes) / sizeof(hub_api_shares_routes[0]);

@@ -113,9 +113,9 @@ static void token_delete(hub_api_call_t *c)
 }
 
 const hub_api_route_t hub_api_tokens_routes[] = {
-    {{HUB_POST, "/api/v1/workspaces/{id}/tokens"}, token_create, HUB_AUTH_ADMIN, NULL},
-    {{HUB_GET, "/api/v1/tokens"}, token_list, HUB_AUTH_ADMIN, NULL},
-    {{HUB_DELETE, "/api/v1/tokens/{id}"}, token_delete, HUB_AUTH_ADMIN, NULL},
+    {{HUB_POST, "/api/v1/workspaces/{id}/tokens"}, token_create, HUB_AUTH_ADMIN, NULL, NULL},
+    {{HUB_GET, "/api/v1/tokens"}, token_list, HUB_AUTH_ADMIN, NULL, NULL},
+    {{HUB_DELETE, "/api/v1/tokens/{id}"}, token_delete, HUB_AUTH_ADMIN, NULL, NULL},
 };
 const size_t hub_api_tokens_nroutes =
     sizeof(hub_api_tokens_routes) / sizeof(hub_api_tokens_routes[0]);

@@ -802,11 +802,11 @@ static void tunnel_delete(hub_api_call_t *c)
 static const char *const tunnel_query[] = {"agentId", "status", NULL};
 
 const hub_api_route_t hub_api_tunnels_routes[] = {
-    {{HUB_POST, "/api/v1/tunnels"}, tunnel_create, HUB_AUTH_TOKEN, NULL},
-    {{HUB_GET, "/api/v1/tunnels"}, tunnel_list, HUB_AUTH_TOKEN, tunnel_query},
-    {{HUB_GET, "/api/v1/tunnels/{id}"}, tunnel_get, HUB_AUTH_TOKEN, NULL},
-    {{HUB_PATCH, "/api/v1/tunnels/{id}"}, tunnel_patch, HUB_AUTH_TOKEN, NULL},
-    {{HUB_DELETE, "/api/v1/tunnels/{id}"}, tunnel_delete, HUB_AUTH_TOKEN, NULL},
+    {{HUB_POST, "/api/v1/tunnels"}, tunnel_create, HUB_AUTH_TOKEN, NULL, NULL},
+    {{HUB_GET, "/api/v1/tunnels"}, tunnel_list, HUB_AUTH_TOKEN, tunnel_query, NULL},
+    {{HUB_GET, "/api/v1/tunnels/{id}"}, tunnel_get, HUB_AUTH_TOKEN, NULL, NULL},
+    {{HUB_PATCH, "/api/v1/tunnels/{id}"}, tunnel_patch, HUB_AUTH_TOKEN, NULL, NULL},
+    {{HUB_DELETE, "/api/v1/tunnels/{id}"}, tunnel_delete, HUB_AUTH_TOKEN, NULL, NULL},
 };
 const size_t hub_api_tunnels_nroutes =
     sizeof(hub_api_tunnels_routes) / sizeof(hub_api_tunnels_routes[0]);

@@ -184,12 +184,16 @@ static const char *const delivery_query[] = {"limit", NULL};
 
 /* The dispatcher answers 422 to any query argument a route does not list. */
 const hub_api_route_t hub_api_webhooks_routes[] = {
-    {{HUB_POST, "/api/v1/webhooks"}, webhook_create, HUB_AUTH_ADMIN, NULL},
-    {{HUB_GET, "/api/v1/webhooks"}, webhook_list, HUB_AUTH_ADMIN, NULL},
-    {{HUB_GET, "/api/v1/webhooks/{id}"}, webhook_get, HUB_AUTH_ADMIN, NULL},
-    {{HUB_PATCH, "/api/v1/webhooks/{id}"}, webhook_update, HUB_AUTH_ADMIN, NULL},
-    {{HUB_DELETE, "/api/v1/webhooks/{id}"}, webhook_delete, HUB_AUTH_ADMIN, NULL},
-    {{HUB_GET, "/api/v1/webhooks/{id}/deliveries"}, delivery_list, HUB_AUTH_ADMIN, delivery_query},
+    {{HUB_POST, "/api/v1/webhooks"}, webhook_create, HUB_AUTH_ADMIN, NULL, NULL},
+    {{HUB_GET, "/api/v1/webhooks"}, webhook_list, HUB_AUTH_ADMIN, NULL, NULL},
+    {{HUB_GET, "/api/v1/webhooks/{id}"}, webhook_get, HUB_AUTH_ADMIN, NULL, NULL},
+    {{HUB_PATCH, "/api/v1/webhooks/{id}"}, webhook_update, HUB_AUTH_ADMIN, NULL, NULL},
+    {{HUB_DELETE, "/api/v1/webhooks/{id}"}, webhook_delete, HUB_AUTH_ADMIN, NULL, NULL},
+    {{HUB_GET, "/api/v1/webhooks/{id}/deliveries"},
+     delivery_list,
+     HUB_AUTH_ADMIN,
+     delivery_query,
+     NULL},
 };
 const size_t hub_api_webhooks_nroutes =
     sizeof(hub_api_webhooks_routes) / sizeof(hub_api_webhooks_routes[0]);

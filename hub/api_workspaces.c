@@ -54,8 +54,8 @@ static void workspace_list(hub_api_call_t *c)
 }
 
 const hub_api_route_t hub_api_workspaces_routes[] = {
-    {{HUB_POST, "/api/v1/workspaces"}, workspace_create, HUB_AUTH_OPERATOR, NULL},
-    {{HUB_GET, "/api/v1/workspaces"}, workspace_list, HUB_AUTH_OPERATOR, NULL},
+    {{HUB_POST, "/api/v1/workspaces"}, workspace_create, HUB_AUTH_OPERATOR, NULL, NULL},
+    {{HUB_GET, "/api/v1/workspaces"}, workspace_list, HUB_AUTH_OPERATOR, NULL, NULL},
 };
 const size_t hub_api_workspaces_nroutes =
     sizeof(hub_api_workspaces_routes) / sizeof(hub_api_workspaces_routes[0]);

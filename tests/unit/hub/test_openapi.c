@@ -297,13 +297,21 @@ static void test_undocumented_route_fails(void **state)
     static const char *const limit_only[] = {"limit", NULL};
     static const char *const extra_query[] = {"limit", "cursor", NULL};
     const hub_api_route_t cases[][1] = {
-        {{{HUB_GET, "/api/v1/tunnels/{id}/requests"}, handler, HUB_AUTH_TOKEN, NULL}},
-        {{{HUB_PUT, "/api/v1/tunnels/{id}"}, handler, HUB_AUTH_TOKEN, NULL}},
-        {{{HUB_GET, "/api/v1/webhooks/{id}/deliveries"}, handler, HUB_AUTH_ADMIN, extra_query}},
-        {{{HUB_GET, "/api/v1/webhooks/{id}/deliveries"}, handler, HUB_AUTH_ADMIN, NULL}},
-        {{{HUB_GET, "/api/v1/webhooks/{id}/deliveries"}, handler, HUB_AUTH_TOKEN, limit_only}},
-        {{{HUB_GET, "/api/v1/tokens"}, handler, HUB_AUTH_NONE, NULL}},
-        {{{HUB_POST, "/api/v1/workspaces"}, handler, HUB_AUTH_ADMIN, NULL}},
+        {{{HUB_GET, "/api/v1/tunnels/{id}/requests"}, handler, HUB_AUTH_TOKEN, NULL, NULL}},
+        {{{HUB_PUT, "/api/v1/tunnels/{id}"}, handler, HUB_AUTH_TOKEN, NULL, NULL}},
+        {{{HUB_GET, "/api/v1/webhooks/{id}/deliveries"},
+          handler,
+          HUB_AUTH_ADMIN,
+          extra_query,
+          NULL}},
+        {{{HUB_GET, "/api/v1/webhooks/{id}/deliveries"}, handler, HUB_AUTH_ADMIN, NULL, NULL}},
+        {{{HUB_GET, "/api/v1/webhooks/{id}/deliveries"},
+          handler,
+          HUB_AUTH_TOKEN,
+          limit_only,
+          NULL}},
+        {{{HUB_GET, "/api/v1/tokens"}, handler, HUB_AUTH_NONE, NULL, NULL}},
+        {{{HUB_POST, "/api/v1/workspaces"}, handler, HUB_AUTH_ADMIN, NULL, NULL}},
     };
     const size_t one = 1;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -314,7 +322,7 @@ static void test_undocumented_route_fails(void **state)
     }
     /* ... while the documented form of the same route passes. */
     const hub_api_route_t good[] = {
-        {{HUB_GET, "/api/v1/webhooks/{id}/deliveries"}, handler, HUB_AUTH_ADMIN, limit_only},
+        {{HUB_GET, "/api/v1/webhooks/{id}/deliveries"}, handler, HUB_AUTH_ADMIN, limit_only, NULL},
     };
     const hub_api_table_t t[] = {{good, &one}};
     assert_int_equal(check_routes(t, 1, doc), 0);
