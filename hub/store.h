@@ -603,12 +603,16 @@ typedef struct hub_share_log_row {
 
 /* Appends one access-log row for a share (hub-wide: the edge's requests).
  * With log_thread it is a copy of the row into a bounded queue (the writer
- * commits every HUB_SLOG_FLUSH_MS, ~100 ms); a full queue drops the row
- * and counts it (hub_store_share_log_dropped) with CN_EEXHAUSTED. The row
- * of a share deleted meanwhile is removed by the next prune. */
+ * commits within HUB_SLOG_FLUSH_MS, ~1 s, or sooner when the list asks); a
+ * full queue drops the row and counts it (hub_store_share_log_dropped) with
+ * CN_EEXHAUSTED. The row of a share deleted meanwhile is removed by the
+ * next prune. */
 int hub_store_share_log_append(hub_store_t *st, const char *share_id, const hub_share_log_row_t *r);
 /* A share's log, newest first: rows with id < before (0 = from the newest),
- * at most `limit` (1..HUB_SHARE_LOG_PAGE_MAX). Ids only ever grow. */
+ * at most `limit` (1..HUB_SHARE_LOG_PAGE_MAX). Ids only ever grow. With
+ * log_thread it first has the writer commit the rows appended before the
+ * call, waiting for that at most HUB_SLOG_READ_WAIT_MS (250 ms; a writer
+ * further behind shows them in a later list). */
 int hub_store_share_log_list(hub_store_t *st, const char *workspace_id, const char *share_id,
                              int64_t before, size_t limit, hub_share_log_list_t *out);
 /* Retention: drops rows older than `before`, all but the newest

@@ -35,6 +35,7 @@
 
 #include "cn_err.h"
 #include "cn_errmsg.h"
+#include "cn_log.h"
 
 /* "CNHB" in the header's application_id: marks a connect-hub database. */
 #define APPLICATION_ID 1129203778
@@ -1379,10 +1380,8 @@ int hub_store_sqlite_open(const hub_store_options_t *opt, hub_store_t **out, cha
         rc = open_fail(s, r, "cannot open database");
         goto fail;
     }
-    s->slog_opt = (hub_slog_options_t){.main_path = path,
-                                       .thread = opt->log_thread,
-                                       .sync_full = opt->sync_full,
-                                       .queue_bytes = opt->log_queue_bytes};
+    s->slog_opt = (hub_slog_options_t){
+        .main_path = path, .thread = opt->log_thread, .queue_bytes = opt->log_queue_bytes};
     if ((rc = migrate(s)) < 0 || (rc = open_log(s, false)) < 0 || (rc = attach_log(s)) < 0)
         goto fail;
     if (opt->checkpoint_thread && (rc = checkpointer_start(s, path)) < 0)
@@ -2549,6 +2548,12 @@ static int sqlite_share_log_list(hub_store_t *st, const char *ws, const char *sh
                                  int64_t before, size_t limit, hub_share_log_list_t *out)
 {
     sqlite_store_t *s = S(st);
+    /* The writer commits about once a second under load: rows queued before
+     * this read are committed first, so the API shows every request made
+     * before it. Bounded (this runs on the event loop): past the deadline
+     * the list shows what is committed and the rest follows. */
+    if (hub_slog_flush(s->slog, HUB_SLOG_READ_WAIT_MS) == CN_ETIMEOUT)
+        cn_log_debug("share access log: the writer is behind; the list may miss the newest rows");
     int rc = 0, b = SQLITE_OK;
     sqlite3_stmt *q = prep(s, Q_SLOG_LIST, &rc);
     if (!q)

@@ -35,15 +35,23 @@
  * typical ones: about a second of a busy hub's share requests, ten writer
  * turns. */
 #define HUB_SLOG_QUEUE_BYTES (4u << 20)
-/* A row waits at most about this long before the writer commits it. */
-#define HUB_SLOG_FLUSH_MS 100
+/* A row waits at most about this long before the writer commits it (less
+ * when the front buffer passes half full, a reader asks with
+ * hub_slog_flush(), or the log closes). Each commit dirties about one
+ * index page per share in use (share_id, id), so the interval sets the
+ * writer's page I/O on a busy edge: 100 ms cost a share request ~3 us of
+ * CPU more than 1 s (docs/performance.md). Visibility does not depend on
+ * it: the list asks the writer to commit first. */
+#define HUB_SLOG_FLUSH_MS 1000
+/* How long a read of the log (the list, on the event loop) waits at most
+ * for the writer to commit the rows queued before it. */
+#define HUB_SLOG_READ_WAIT_MS 250
 
 typedef struct hub_slog hub_slog_t;
 
 typedef struct hub_slog_options {
     const char *main_path; /* the main database; the log is main_path + "-log" */
     bool thread;           /* a writer thread (serve) */
-    bool sync_full;        /* synchronous=FULL, as the main file */
     size_t queue_bytes;    /* 0 = HUB_SLOG_QUEUE_BYTES */
 } hub_slog_options_t;
 
@@ -66,6 +74,12 @@ int hub_slog_prune(hub_slog_t *l, int64_t before, size_t keep, size_t *count);
 /* Returns once every row appended and every prune asked for before the
  * call has been handled. */
 void hub_slog_sync(hub_slog_t *l);
+/* Asks the writer to commit the rows appended before the call now, and
+ * waits for that at most timeout_ms (prunes are not waited for): 0 when
+ * they are handled (written or lost), CN_ETIMEOUT when some were still
+ * queued at the deadline (they follow in the writer's next turns). At once
+ * without the thread or with NULL. */
+int hub_slog_flush(hub_slog_t *l, unsigned timeout_ms);
 /* Rows dropped because the queue was full, since open. */
 uint64_t hub_slog_dropped(hub_slog_t *l);
 /* The log file's path (main_path + "-log"). */
