@@ -1684,8 +1684,9 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
         goto refuse_body;
     }
     if (!strncmp(host, "share-", 6)) {
-        /* Not zeroed: a found share is copied over all of it (~9 KB, its
-         * 32 path patterns), and nothing reads it when none was found. */
+        /* Not zeroed (~9 KB, its 32 path slots): a found share is copied
+         * over all of it but its unused path slots, which nothing reads,
+         * and nothing reads it when none was found. */
         share = malloc(sizeof(*share));
         if (!share) {
             status = 503;
@@ -1710,8 +1711,9 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
             msg = rc == CN_ENOTFOUND ? "no such share" : "the hub cannot read its database";
             goto refuse_body;
         }
-        snprintf(c->info.share_id, sizeof(c->info.share_id), "%s", share->id);
-        snprintf(c->info.share_ws, sizeof(c->info.share_ws), "%s", share->workspace_id);
+        /* Ids of the same fixed size (a memcpy: snprintf showed per request). */
+        memcpy(c->info.share_id, share->id, sizeof(c->info.share_id));
+        memcpy(c->info.share_ws, share->workspace_id, sizeof(c->info.share_ws));
         memcpy(c->share_id, c->info.share_id, sizeof(c->share_id));
         memcpy(c->share_ws, c->info.share_ws, sizeof(c->share_ws));
         if (trc < 0) {

@@ -2,6 +2,7 @@
  * table of keyed digests with chaining, and one LRU list for the bounds. */
 #include "share_cache.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -277,6 +278,26 @@ static int store_read(hub_store_t *st, enum kind kind, const char *a, const char
     return rc;
 }
 
+/* A hit's copy into `out`. A share is ~9 KB, nearly all of it its
+ * HUB_SHARE_PATHS_MAX path slots, and a share request looked it up each
+ * time (0.8 us of memmove per request with a few paths): only its npaths
+ * slots are copied, the slots past them are left as they were (they mean
+ * nothing, share_cache.h). */
+static void copy_out(enum kind kind, void *out, const void *rec, size_t size)
+{
+    if (kind != K_SHARE_TOKEN && kind != K_SHARE_ID) {
+        memcpy(out, rec, size);
+        return;
+    }
+    const hub_share_t *s = rec;
+    hub_share_t *d = out;
+    size_t np = s->npaths < HUB_SHARE_PATHS_MAX ? s->npaths : HUB_SHARE_PATHS_MAX;
+    size_t head = offsetof(hub_share_t, paths), tail = offsetof(hub_share_t, rate_limit);
+    memcpy(d, s, head);
+    memcpy(d->paths, s->paths, np * sizeof(s->paths[0]));
+    memcpy((char *)d + tail, (const char *)s + tail, sizeof(*s) - tail);
+}
+
 /* One lookup into `out` (`size` bytes). `synced`: whether sync_gen() ran
  * with no store call since (in, out). */
 static int lookup(hub_share_cache_t *c, hub_store_t *st, enum kind kind, const char *a,
@@ -288,7 +309,7 @@ static int lookup(hub_share_cache_t *c, hub_store_t *st, enum kind kind, const c
     entry_t *e = find(c, st, key, synced);
     if (e) {
         c->stats.hits++;
-        memcpy(out, e->rec, size);
+        copy_out(kind, out, e->rec, size);
         return 0;
     }
     c->stats.misses++;

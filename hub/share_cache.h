@@ -43,7 +43,9 @@
  * Ownership: the caller owns the cache (hub_share_cache_free()); lookups
  * copy records into caller-owned structs. A tunnel comes back without its
  * heap strings (metadata, connection_string and last_error are NULL): the
- * edges use none of them; hub_tunnel_clear() on it is still fine.
+ * edges use none of them; hub_tunnel_clear() on it is still fine. A hit
+ * leaves a share's paths[] slots past npaths as they were (most of its
+ * ~9 KB): nothing may read them.
  * Threading: one thread (the hub's event loop), like the store. */
 #ifndef HUB_SHARE_CACHE_H
 #define HUB_SHARE_CACHE_H

@@ -116,6 +116,51 @@ static bool tunnel_public(fx_t *f, const char *name, int want_rc, hub_tunnel_t *
 
 /* ---- hits and misses ---------------------------------------------------- */
 
+/* A hit copies a share's every field and its npaths path slots, and leaves
+ * the slots past them alone (the ~8 KB a share request need not copy). */
+static void test_hit_copies_the_used_part_of_a_share(void **state)
+{
+    fx_t *f = *state;
+    const char *paths[] = {"/api/*", "/health"};
+    hub_share_spec_t ss = {.tunnel_id = f->web.id,
+                           .name = "p",
+                           .description = "with paths",
+                           .methods = HUB_GET | HUB_POST,
+                           .paths = paths,
+                           .npaths = 2,
+                           .rate_limit = 120,
+                           .ttl_ms = HOUR,
+                           .http_user = "alice"};
+    static hub_share_t created, direct, a, b;
+    char token[HUB_SHARE_TOKEN_SIZE], pw[HUB_PASSWORD_SIZE];
+    assert_int_equal(hub_store_share_create(f->s.st, f->ws.id, &ss, &created, token, pw), 0);
+    assert_int_equal(hub_store_share_find_by_token(f->s.st, token, &direct), 0);
+    assert_false(by_token(f, token, 0, &a));
+    memset(&b, 0xa5, sizeof(b));
+    assert_true(by_token(f, token, 0, &b));
+    size_t head = offsetof(hub_share_t, paths), tail = offsetof(hub_share_t, rate_limit);
+    assert_memory_equal(&b, &direct, head);
+    assert_memory_equal(b.paths, direct.paths, 2 * sizeof(direct.paths[0]));
+    assert_memory_equal((char *)&b + tail, (char *)&direct + tail, sizeof(b) - tail);
+    assert_int_equal(b.npaths, 2);
+    assert_string_equal(b.paths[1], "/health");
+    assert_int_equal(b.rate_limit, 120);
+    assert_string_equal(b.http_user, "alice");
+    assert_true(b.http_password_hash[0] != 0);
+    assert_int_equal(b.expires_at, direct.expires_at);
+    for (size_t i = 2; i < HUB_SHARE_PATHS_MAX; i++)
+        assert_int_equal((unsigned char)b.paths[i][0], 0xa5);
+    /* By id too. */
+    assert_int_equal(hub_share_cache_share_get(f->c, f->s.st, f->ws.id, created.id, &a), 0);
+    uint64_t hits = stats(f).hits;
+    memset(&b, 0xa5, sizeof(b));
+    assert_int_equal(hub_share_cache_share_get(f->c, f->s.st, f->ws.id, created.id, &b), 0);
+    assert_true(stats(f).hits > hits);
+    assert_memory_equal(&b, &direct, head);
+    assert_memory_equal(b.paths, direct.paths, 2 * sizeof(direct.paths[0]));
+    assert_memory_equal((char *)&b + tail, (char *)&direct + tail, sizeof(b) - tail);
+}
+
 static void test_hit_returns_what_the_store_returns(void **state)
 {
     fx_t *f = *state;
@@ -458,6 +503,7 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
+        T(test_hit_copies_the_used_part_of_a_share),
         T(test_hit_returns_what_the_store_returns),
         T(test_miss_is_not_cached),
         T(test_share_route_reads_both),
