@@ -22,6 +22,8 @@
 #                      (no upstream keep-alive pool: a target connection per
 #                      request, the edge before the pool)
 #   BENCH_PATHS=...    the paths to measure (default "direct nginx tunnel share")
+#   BENCH_MODES=keep   the loads to run (default "keep close"); a load not run
+#                      shows 0 in the table
 #   BENCH_PERF_MODE=keep  which load BENCH_PERF profiles (keep or close)
 #   BENCH_PERF_PATHS="tunnel share"  which paths BENCH_PERF profiles
 #   BENCH_PERF_CG="--call-graph dwarf"  perf record's call-graph option (default -g)
@@ -198,14 +200,14 @@ wrk_run() {
     rps=$(wrk_rps "$out")
     p99=$(wrk_p99_ms "$out")
     bad=$(awk '/Non-2xx or 3xx responses:/ {print $NF} /Socket errors/ {print "sock"}' "$out" | paste -sd' ')
-    log "wrk $path $mode run $run: ${rps:-?} req/s, p99 ${p99:-?} ms ${bad}"
+    log "wrk $path $mode run $run: ${rps:-?} req/s, p99 ${p99:-?} ms, $(us_per "$((fw1 - fw0))" "${n:-0}") µs/req ${bad}"
     R[$path:$mode]+="${rps:-0} "
     P99[$path:$mode]+="${p99:-0} "
     [ -n "$bad" ] && NON2XX[$path:$mode]+="$bad "
     return 0
 }
 
-for mode in keep close; do
+for mode in ${BENCH_MODES:-keep close}; do
     for run in $(seq 1 "$RUNS"); do
         for p in $PATHS; do wrk_run "$p" "$mode" "$run"; done
     done
@@ -231,19 +233,19 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf (b > 0 ? "%.2f" : "–"), a / 
     for p in $PATHS; do
         line="| ${LABEL[$p]} |"
         for mode in keep close; do
-            m=$(median <<<"${R[$p:$mode]}")
-            runs=$(for v in ${R[$p:$mode]}; do fmt_int "$v" && echo; done | paste -sd'/')
-            fwus=$([ "$p" = direct ] && echo – || median <<<"${FWUS[$p:$mode]}")
-            line+=" **$(fmt_int "$m")** ($runs)${NON2XX[$p:$mode]:+ ⚠ non-2xx/errors: ${NON2XX[$p:$mode]}} | $(median <<<"${P99[$p:$mode]}") | $fwus, $(median <<<"${TGUS[$p:$mode]}") |"
+            m=$(median <<<"${R[$p:$mode]:-}")
+            runs=$(for v in ${R[$p:$mode]:-}; do fmt_int "$v" && echo; done | paste -sd'/')
+            fwus=$([ "$p" = direct ] && echo – || median <<<"${FWUS[$p:$mode]:-}")
+            line+=" **$(fmt_int "$m")** ($runs)${NON2XX[$p:$mode]:+ ⚠ non-2xx/errors: ${NON2XX[$p:$mode]:-}} | $(median <<<"${P99[$p:$mode]:-}") | $fwus, $(median <<<"${TGUS[$p:$mode]:-}") |"
         done
         echo "$line"
     done
     echo
     for mode in keep close; do
-        [ -n "${R[tunnel:$mode]:-}" ] && [ -n "${R[nginx:$mode]:-}" ] || continue
+        [ -n "${R[tunnel:$mode]:-}" ] || continue
         t=$(median <<<"${R[tunnel:$mode]}")
         s=$(median <<<"${R[share:$mode]:-}")
-        n=$(median <<<"${R[nginx:$mode]}")
-        echo "- $([ "$mode" = keep ] && echo keep-alive || echo "new connections"):${R[share:$mode]:+ share / tunnel = $(ratio "$s" "$t") (goal ≥ 0.90),} tunnel / nginx proxy = $(ratio "$t" "$n") (goal ≥ 0.80)"
+        n=$(median <<<"${R[nginx:$mode]:-}")
+        echo "- $([ "$mode" = keep ] && echo keep-alive || echo "new connections"):${R[share:$mode]:+ share / tunnel = $(ratio "$s" "$t") (goal ≥ 0.90)}${R[nginx:$mode]:+, tunnel / nginx proxy = $(ratio "$t" "$n") (goal ≥ 0.80)}"
     done
 } | tee ${BENCH_OUT:+"$BENCH_OUT"}
