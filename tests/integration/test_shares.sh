@@ -295,8 +295,8 @@ BURST_HOST=$(json_get shareUrl <"$WORK/burst.json")
 BURST_HOST=${BURST_HOST#http://}
 BURST_HOST=${BURST_HOST%%:*}
 # 1,000 pipelined requests (the most a share takes a minute) on one connection: the edge answers them one by
-# one in well under a second, so a 100 ms batch holds more rows than the
-# 256 one transaction takes.
+# one in well under a second, so the writer gets them in one or two batches
+# (about a second each), and the list right after has it commit them first.
 "$PY" - "$EDGE_PORT" "$BURST_HOST" <<'EOF' || fail "the pipelined burst"
 import socket, sys, threading
 port, host = int(sys.argv[1]), sys.argv[2]
