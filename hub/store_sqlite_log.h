@@ -32,16 +32,18 @@
  * plus its method, path and client: 100-150 bytes for most requests, 670
  * at most), so at most twice this is queued in memory; rows beyond it are
  * dropped and counted. 4 MiB is 6,000 of the longest rows, ~35,000
- * typical ones: about a second of a busy hub's share requests, ten writer
- * turns. */
+ * typical ones: about a second of a busy hub's share requests; the writer
+ * takes the buffer when it is half full if its second is not over, so a
+ * turn has the other half's time to write. */
 #define HUB_SLOG_QUEUE_BYTES (4u << 20)
 /* A row waits at most about this long before the writer commits it (less
  * when the front buffer passes half full, a reader asks with
  * hub_slog_flush(), or the log closes). Each commit dirties about one
  * index page per share in use (share_id, id), so the interval sets the
  * writer's page I/O on a busy edge: with 1,000 shares in use, 100 ms cost
- * a share request ~3 us of CPU more than 1 s (docs/performance.md). Visibility does not depend on
- * it: the list asks the writer to commit first. */
+ * a share request ~3 us of CPU more than 1 s (docs/performance.md).
+ * Visibility does not depend on it: the list asks the writer to commit
+ * first. */
 #define HUB_SLOG_FLUSH_MS 1000
 /* How long a read of the log (the list, on the event loop) waits at most
  * for the writer to commit the rows queued before it. */
