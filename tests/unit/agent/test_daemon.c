@@ -471,6 +471,11 @@ static int updates_2(void *arg)
     return ((obs_t *)arg)->tunnel_updates >= 2;
 }
 
+static int updates_3(void *arg)
+{
+    return ((obs_t *)arg)->tunnel_updates >= 3;
+}
+
 static int is_idle(void *arg)
 {
     return agent_daemon_idle(arg);
@@ -541,16 +546,22 @@ static agent_daemon_t *admitted_agent(obs_t *o, uint8_t sk[32])
     return d;
 }
 
+/* A hub whose hello lists `tl` (taken), and an agent it has admitted. */
+static agent_daemon_t *admitted_with(json_t *tl, obs_t *o, uint8_t sk[32])
+{
+    hub_start(tl);
+    agent_daemon_t *d = start_agent(o, sk, NULL);
+    assert_true(run_until(d, first_hello, o, 10000));
+    return d;
+}
+
 /* A hub whose allow-list is one active tunnel T1 to 127.0.0.1:port, and an
  * agent it has admitted. */
 static agent_daemon_t *admitted_with_tunnel(const char *name, int port, obs_t *o, uint8_t sk[32])
 {
     json_t *tl = json_array();
     json_array_append_new(tl, tunnel(T1, name, port, "active"));
-    hub_start(tl);
-    agent_daemon_t *d = start_agent(o, sk, NULL);
-    assert_true(run_until(d, first_hello, o, 10000));
-    return d;
+    return admitted_with(tl, o, sk);
 }
 
 /* A port where a hub was and no longer is: connects fail from now on. */
@@ -575,11 +586,9 @@ static void test_serves_only_its_tunnels(void **state)
     json_t *tl = json_array();
     json_array_append_new(tl, tunnel(T1, "echo", E.port, "active"));
     json_array_append_new(tl, tunnel(T2, "sleepy", E.port, "paused"));
-    hub_start(tl);
     obs_t o = {0};
     uint8_t sk[32];
-    agent_daemon_t *d = start_agent(&o, sk, NULL);
-    assert_true(run_until(d, first_hello, &o, 10000));
+    agent_daemon_t *d = admitted_with(tl, &o, sk);
     assert_true(agent_daemon_connected(d));
     assert_string_equal(agent_daemon_workspace(d), "ws-1");
     assert_int_equal(agent_daemon_tunnels(d)->count, 2);
@@ -629,16 +638,6 @@ static void test_serves_only_its_tunnels(void **state)
     echo_stop();
 }
 
-static int updates_at_least(obs_t *o, int n)
-{
-    return o->tunnel_updates >= n;
-}
-
-static int updates_3(void *arg)
-{
-    return updates_at_least(arg, 3);
-}
-
 /* The hub tells one tunnel's new status (a health verdict) with a
  * tunnel_status message rather than the whole list: the agent changes that
  * entry alone, tells its owner (on_tunnels), keeps serving it (error is not
@@ -650,11 +649,9 @@ static void test_tunnel_status_changes_one_entry(void **state)
     json_t *tl = json_array();
     json_array_append_new(tl, tunnel(T1, "echo", E.port, "active"));
     json_array_append_new(tl, tunnel(T2, "other", E.port, "active"));
-    hub_start(tl);
     obs_t o = {0};
     uint8_t sk[32];
-    agent_daemon_t *d = start_agent(&o, sk, NULL);
-    assert_true(run_until(d, first_hello, &o, 10000));
+    agent_daemon_t *d = admitted_with(tl, &o, sk);
     assert_int_equal(o.tunnel_updates, 1);
 
     hub_cmd(d, CMD_CONTROL, 0, NULL, NULL,
