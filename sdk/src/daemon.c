@@ -550,7 +550,7 @@ static void on_control(void *ctx, const uint8_t *payload, size_t len)
             cn_link_close(link, "malformed tunnel status");
             goto out;
         }
-        if (rc == 0)
+        if (rc == 0 || !t)
             goto out; /* not listed, or no change */
         cn_log_debug("%s: tunnel %s is %s", d->who, t->name[0] ? t->name : t->id, t->status);
         if (was_open != agent_tunnel_open(t))
