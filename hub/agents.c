@@ -124,13 +124,17 @@ static int send_tunnels(session_t *s, json_t *hello)
         return send_control(s, hello);
     }
     int rc = 0;
+    hub_metrics_t *metrics = s->rt->cfg.metrics;
     if (json_dumpb(arr, NULL, 0, JSON_COMPACT) <= CN_CTLPAGE_BUDGET) {
+        size_t n = json_array_size(arr);
         if (hello) {
             json_object_set_new(hello, "tunnels", arr);
             rc = send_control(s, hello);
         } else {
             rc = send_control(s, json_pack("{s:s,s:o}", "type", "tunnels", "tunnels", arr));
         }
+        if (rc == 0)
+            hub_metrics_tunnel_entries_sent(metrics, HUB_TM_LIST, n);
         if (rc == CN_EAGAIN && !hello)
             list_due(s, LIST_RETRY_MS);
         return rc;
@@ -162,6 +166,8 @@ static int send_tunnels(session_t *s, json_t *hello)
         }
         rc = cn_mux_send_control(cn_link_mux(s->link), msg);
         json_decref(msg);
+        if (rc == 0)
+            hub_metrics_tunnel_entries_sent(metrics, HUB_TM_LIST, k);
         if (rc < 0) {
             /* The agent keeps its previous list until a whole one arrives;
              * the next list starts at page 0 again. */
@@ -262,6 +268,8 @@ static int admit(hub_runtime_t *rt, cn_link_t *link, session_t *s, char *api_tok
     }
     memcpy(s->agent_id, agent.id, sizeof(s->agent_id));
     memcpy(s->workspace_id, agent.workspace_id, sizeof(s->workspace_id));
+    /* A newer agent applies one tunnel's status change by itself. */
+    s->tunnel_status = json_is_true(json_object_get(hello, "tunnelStatus"));
     /* "tunnels": [ids] narrows what this link serves; absent = all. */
     json_t *only = json_object_get(hello, "tunnels");
     s->serve_all = !json_is_array(only);
@@ -413,21 +421,19 @@ static void agent_tunnel_error(session_t *s, const json_t *msg)
         hub_store_tunnel_get(s->rt->cfg.store, s->workspace_id, id, &t) < 0)
         return;
     bool changed = false;
+    hub_tunnel_t now = {0};
     if (!strcmp(t.agent_id, s->agent_id) &&
         (t.status == HUB_TUNNEL_ACTIVE || t.status == HUB_TUNNEL_CONNECTING)) {
         cn_log_warn("agent %s refuses tunnel %s (%s): %.200s", s->agent_id, t.id, t.name, why);
         if (hub_tunnels_set_status(s->rt->cfg.store, s->workspace_id, t.id, HUB_TUNNEL_ERROR,
-                                   "refused by agent", why, NULL, &changed) < 0)
+                                   "refused by agent", why, &now, &changed) < 0)
             cn_log_warn("tunnel %s: cannot record the agent's refusal: %s", t.id,
                         hub_store_errmsg(s->rt->cfg.store));
     }
-    /* Copy before clearing: the live side lists the agent's tunnels again. */
-    char ws[HUB_ID_SIZE], agent_id[HUB_ID_SIZE];
-    memcpy(ws, s->workspace_id, sizeof(ws));
-    memcpy(agent_id, s->agent_id, sizeof(agent_id));
     hub_tunnel_clear(&t);
     if (changed)
-        hub_runtime_agent_changed(s->rt, ws, agent_id);
+        hub_runtime_tunnel_status_changed(s->rt, &now);
+    hub_tunnel_clear(&now);
 }
 
 /* lastError of a tunnel whose target failed its health probe. */
@@ -450,6 +456,7 @@ static void agent_tunnel_health(session_t *s, const json_t *msg)
         return;
     bool changed = false;
     int rc = 0;
+    hub_tunnel_t now = {0};
     if (strcmp(t.agent_id, s->agent_id) != 0) {
         /* not this agent's */
     } else if (!json_is_true(ok) &&
@@ -458,22 +465,23 @@ static void agent_tunnel_health(session_t *s, const json_t *msg)
         snprintf(err, sizeof(err), HEALTH_ERROR_PREFIX "%.900s", why ? why : "no reason given");
         cn_log_warn("tunnel %s (%s): %s", t.id, t.name, err);
         rc = hub_tunnels_set_status(s->rt->cfg.store, s->workspace_id, t.id, HUB_TUNNEL_ERROR,
-                                    "target unhealthy", err, NULL, &changed);
+                                    "target unhealthy", err, &now, &changed);
     } else if (json_is_true(ok) && t.status == HUB_TUNNEL_ERROR && t.last_error &&
                !strncmp(t.last_error, HEALTH_ERROR_PREFIX, strlen(HEALTH_ERROR_PREFIX))) {
         cn_log_info("tunnel %s (%s): target healthy again", t.id, t.name);
         rc = hub_tunnels_set_status(s->rt->cfg.store, s->workspace_id, t.id, HUB_TUNNEL_ACTIVE,
-                                    "target healthy", NULL, NULL, &changed);
+                                    "target healthy", NULL, &now, &changed);
     }
     if (rc < 0)
         cn_log_warn("tunnel %s: cannot record the agent's health report: %s", t.id,
                     hub_store_errmsg(s->rt->cfg.store));
-    char ws[HUB_ID_SIZE], agent_id[HUB_ID_SIZE];
-    memcpy(ws, s->workspace_id, sizeof(ws));
-    memcpy(agent_id, s->agent_id, sizeof(agent_id));
     hub_tunnel_clear(&t);
+    /* A verdict neither opens nor closes the tunnel for streams: the agent
+     * needs its new status, not its whole list again (O(tunnels) per
+     * verdict, O(tunnels^2) when a target behind them all flaps). */
     if (changed)
-        hub_runtime_agent_changed(s->rt, ws, agent_id);
+        hub_runtime_tunnel_status_changed(s->rt, &now);
+    hub_tunnel_clear(&now);
 }
 
 static void agent_control(void *ctx, const uint8_t *payload, size_t len)
@@ -502,6 +510,29 @@ void hub_agents_changed(hub_runtime_t *rt, const char *ws, const char *agent_id,
         } else if (s->hello_sent) {
             send_tunnels(s, NULL);
         }
+    }
+}
+
+void hub_agents_tunnel_status(hub_runtime_t *rt, const char *agent_id, const char *tunnel_id,
+                              enum hub_tunnel_status status)
+{
+    for (session_t *s = rt->sessions; s; s = s->next) {
+        if (!s->admitted || !s->hello_sent || strcmp(s->agent_id, agent_id))
+            continue;
+        if (!s->tunnel_status) {
+            send_tunnels(s, NULL); /* an older agent knows whole lists only */
+            continue;
+        }
+        if (s->list_due)
+            continue; /* a whole list goes soon, read from the store then */
+        /* On the same ordered CONTROL stream as the lists, so it always
+         * applies to the list sent before it. */
+        int rc = send_control(s, json_pack("{s:s,s:s,s:s}", "type", "tunnel_status", "tunnelId",
+                                           tunnel_id, "status", hub_tunnel_status_name(status)));
+        if (rc == 0)
+            hub_metrics_tunnel_entries_sent(rt->cfg.metrics, HUB_TM_STATUS, 1);
+        else if (rc == CN_EAGAIN)
+            list_due(s, LIST_RETRY_MS); /* the whole list then carries it */
     }
 }
 

@@ -20,10 +20,9 @@
 #define HUB_API_RATE_LIMIT_DEFAULT 600    /* requests per token per 60 s */
 #define HUB_API_MAX_TUNNELS_DEFAULT 100
 #define HUB_API_MAX_AGENTS_DEFAULT 100
-/* Tunnels per agent, whatever --max-tunnels allows: what an agent keeps
- * (AGENT_ALLOWLIST_MAX), so that it serves every tunnel it is given
- * (docs/scaling.md). */
-#define HUB_API_TUNNELS_PER_AGENT 4096
+/* Tunnels per agent, whatever --max-tunnels allows: the store's own cap
+ * (store.h), which every path that makes a tunnel meets. */
+#define HUB_API_TUNNELS_PER_AGENT HUB_TUNNELS_PER_AGENT_MAX
 #define HUB_API_TCP_PORTS_DEFAULT_LO 20000
 #define HUB_API_TCP_PORTS_DEFAULT_HI 29999
 

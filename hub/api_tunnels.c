@@ -255,17 +255,14 @@ static void fail_cap(hub_api_call_t *c)
 _Static_assert(HUB_API_TUNNELS_PER_AGENT <= AGENT_ALLOWLIST_MAX,
                "an agent must keep every tunnel the API lets it have");
 
-/* 409: the agent already has HUB_API_TUNNELS_PER_AGENT tunnels. */
+/* 409: the agent already has HUB_API_TUNNELS_PER_AGENT tunnels. A count
+ * (the store's insert checks it again, exactly). */
 static bool agent_full(hub_api_call_t *c, const char *agent_id)
 {
-    hub_tunnel_filter_t f = {.agent_id = agent_id};
-    hub_tunnel_list_t list = {0};
-    if (hub_store_tunnel_list(c->api->store, c->token.workspace_id, &f, &list) < 0)
+    size_t n = 0;
+    if (hub_store_tunnel_count_agent(c->api->store, c->token.workspace_id, agent_id, &n) < 0 ||
+        n < HUB_API_TUNNELS_PER_AGENT)
         return false; /* the insert reports a store failure itself */
-    size_t n = list.count;
-    hub_tunnel_list_free(&list);
-    if (n < HUB_API_TUNNELS_PER_AGENT)
-        return false;
     char msg[96];
     snprintf(msg, sizeof(msg), "this agent already has the maximum of %d tunnels",
              HUB_API_TUNNELS_PER_AGENT);
@@ -396,8 +393,8 @@ static bool create_check(hub_api_call_t *c, create_req_t *r, hub_agent_t *agent)
         return false;
     }
 
-    /* The store enforces the cap atomically; checking first spares an
-     * Argon2id hash (httpUser) on requests that cannot succeed. */
+    /* The store enforces both caps atomically with the insert; checking
+     * first answers before a name or a port is chosen for nothing. */
     size_t count = 0;
     if (api->cfg.max_tunnels && hub_store_tunnel_count(st, ws, &count) == 0 &&
         count >= api->cfg.max_tunnels) {
@@ -479,6 +476,7 @@ static int create_persist(hub_api_call_t *c, const create_req_t *r, const hub_ag
         .idle_timeout_set = r->idle_timeout >= 0,
         .idle_timeout_s = r->idle_timeout >= 0 ? (uint32_t)r->idle_timeout : 0,
         .max_tunnels = api->cfg.max_tunnels,
+        .max_per_agent = HUB_API_TUNNELS_PER_AGENT,
     };
     int rc = hub_store_tx_begin(st);
     if (rc < 0)
@@ -521,12 +519,10 @@ static void tunnel_create(hub_api_call_t *c)
     char password[HUB_PASSWORD_SIZE] = "";
     hub_tunnel_t t = {0};
     int rc = create_persist(c, &r, &agent, &t, password);
-    if (rc == CN_EEXHAUSTED) {
-        fail_cap(c);
-        goto out;
-    }
     if (rc < 0) {
-        /* The store names the field: "name: ...", "hubPort: ...". */
+        /* The store names the field: "name: ...", "hubPort: ...", and for
+         * a cap met since create_check() (another hub on the database)
+         * "tunnels: ..." or "agentId: ...". */
         hub_api_store_fail(c, rc, "tunnel", "name");
         goto out;
     }

@@ -2459,14 +2459,14 @@ int hub_edge_http_port(const hub_runtime_t *rt)
 }
 
 void hub_edge_http_sync_agent(hub_runtime_t *rt, const char *agent_id,
-                              const hub_tunnel_list_t *list)
+                              const hub_tunnel_list_t *list, const char *only)
 {
     struct hub_edge_http *e = rt->edge;
     if (!e)
         return;
     for (edge_pool_t *p = e->pools, *next; p; p = next) {
         next = p->next; /* pool_drop frees p */
-        if (strcmp(p->agent_id, agent_id))
+        if (strcmp(p->agent_id, agent_id) || (only && strcmp(p->tunnel_id, only)))
             continue;
         const hub_tunnel_t *t = hub_tunnel_list_find(list, p->tunnel_id);
         if (t && t->status != HUB_TUNNEL_PAUSED && t->status != HUB_TUNNEL_EXPIRED &&

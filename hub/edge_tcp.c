@@ -300,11 +300,12 @@ static void listener_open(hub_runtime_t *rt, const hub_tunnel_t *t)
                 (unsigned)t->hub_port);
 }
 
-void hub_edge_tcp_sync_agent(hub_runtime_t *rt, const char *agent_id, const hub_tunnel_list_t *list)
+void hub_edge_tcp_sync_agent(hub_runtime_t *rt, const char *agent_id, const hub_tunnel_list_t *list,
+                             const char *only)
 {
     /* Close listeners whose tunnel is gone or no longer public TCP. */
     for (listener_t *l = rt->listeners; l; l = l->next) {
-        if (l->closing || strcmp(l->agent_id, agent_id))
+        if (l->closing || strcmp(l->agent_id, agent_id) || (only && strcmp(l->tunnel_id, only)))
             continue;
         const hub_tunnel_t *t = hub_tunnel_list_find(list, l->tunnel_id);
         if (!t || !wants_listener(t) || t->hub_port != l->port) {

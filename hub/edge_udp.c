@@ -93,12 +93,13 @@ static void port_open(hub_runtime_t *rt, const hub_tunnel_t *t)
                 (unsigned)t->hub_port);
 }
 
-void hub_edge_udp_sync_agent(hub_runtime_t *rt, const char *agent_id, const hub_tunnel_list_t *list)
+void hub_edge_udp_sync_agent(hub_runtime_t *rt, const char *agent_id, const hub_tunnel_list_t *list,
+                             const char *only)
 {
     udp_port_t *next;
     for (udp_port_t *u = rt->udp_ports; u; u = next) {
         next = u->next;
-        if (strcmp(u->agent_id, agent_id))
+        if (strcmp(u->agent_id, agent_id) || (only && strcmp(u->tunnel_id, only)))
             continue;
         const hub_tunnel_t *t = hub_tunnel_list_find(list, u->tunnel_id);
         if (!t || !wants_port(t) || t->hub_port != u->port) {

@@ -26,6 +26,7 @@ struct hub_metrics {
     uint64_t http[STATUS_MAX - STATUS_MIN + 1];
     uint64_t share_reject[HUB_SHARE_REJ_COUNT];
     uint64_t delivery[HUB_WH_COUNT];
+    uint64_t tunnel_entries[HUB_TM_COUNT];
     /* Kept short by rendering, which forgets deleted tunnels; a linear scan
      * per finished connection is cheap at the tunnel caps. */
     tunnel_bytes_t *bytes;
@@ -57,6 +58,12 @@ const char *hub_metrics_delivery_name(enum hub_metrics_delivery r)
 {
     static const char *const names[HUB_WH_COUNT] = {"delivered", "failed", "dropped"};
     return (unsigned)r < HUB_WH_COUNT ? names[r] : "?";
+}
+
+const char *hub_metrics_tunnel_msg_name(enum hub_metrics_tunnel_msg r)
+{
+    static const char *const names[HUB_TM_COUNT] = {"list", "status"};
+    return (unsigned)r < HUB_TM_COUNT ? names[r] : "?";
 }
 
 hub_metrics_t *hub_metrics_new(void)
@@ -96,6 +103,12 @@ void hub_metrics_webhook_delivery(hub_metrics_t *m, enum hub_metrics_delivery re
 {
     if (m && (unsigned)result < HUB_WH_COUNT)
         m->delivery[result]++;
+}
+
+void hub_metrics_tunnel_entries_sent(hub_metrics_t *m, enum hub_metrics_tunnel_msg how, size_t n)
+{
+    if (m && (unsigned)how < HUB_TM_COUNT)
+        m->tunnel_entries[how] += n;
 }
 
 static tunnel_bytes_t *find_bytes(hub_metrics_t *m, const char *id)
@@ -301,7 +314,7 @@ int hub_metrics_render(hub_metrics_t *m, const hub_metrics_snapshot_t *s, char *
 
     render_bytes(&o, m, s);
 
-    static const uint64_t zeros[HUB_SHARE_REJ_COUNT + HUB_HS_COUNT + HUB_WH_COUNT];
+    static const uint64_t zeros[HUB_SHARE_REJ_COUNT + HUB_HS_COUNT + HUB_WH_COUNT + HUB_TM_COUNT];
     family(&o, "connect_http_requests_total", "counter",
            "Requests the HTTP edge answered, by status code.");
     for (int c = STATUS_MIN; m && c <= STATUS_MAX; c++)
@@ -309,7 +322,7 @@ int hub_metrics_render(hub_metrics_t *m, const hub_metrics_snapshot_t *s, char *
             put(&o, "connect_http_requests_total{code=\"%d\"} %llu\n", c,
                 (unsigned long long)m->http[c - STATUS_MIN]);
 
-    const char *names[HUB_SHARE_REJ_COUNT + HUB_HS_COUNT + HUB_WH_COUNT];
+    const char *names[HUB_SHARE_REJ_COUNT + HUB_HS_COUNT + HUB_WH_COUNT + HUB_TM_COUNT];
     family(&o, "connect_share_rejections_total", "counter",
            "Requests or connections a share refused, by reason.");
     for (int i = 0; i < HUB_SHARE_REJ_COUNT; i++)
@@ -336,6 +349,14 @@ int hub_metrics_render(hub_metrics_t *m, const hub_metrics_snapshot_t *s, char *
         names[i] = hub_metrics_handshake_name((enum hub_metrics_handshake)i);
     labelled(&o, "connect_handshake_failures_total", "reason", names, m ? m->handshake : zeros,
              HUB_HS_COUNT);
+
+    family(&o, "connect_agent_tunnel_entries_sent_total", "counter",
+           "Tunnel entries sent to agent links: in whole lists (list) or as one tunnel's new "
+           "status (status).");
+    for (int i = 0; i < HUB_TM_COUNT; i++)
+        names[i] = hub_metrics_tunnel_msg_name((enum hub_metrics_tunnel_msg)i);
+    labelled(&o, "connect_agent_tunnel_entries_sent_total", "message", names,
+             m ? m->tunnel_entries : zeros, HUB_TM_COUNT);
 
     if (!o.err) {
         uint8_t *nul = cn_buf_reserve(&o.buf, 1, &o.err);

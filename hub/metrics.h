@@ -57,10 +57,18 @@ enum hub_metrics_delivery {
     HUB_WH_COUNT
 };
 
+/* How tunnel entries reached an agent (docs/agent-protocol.md). */
+enum hub_metrics_tunnel_msg {
+    HUB_TM_LIST = 0, /* whole lists: hello, tunnels, tunnels_page */
+    HUB_TM_STATUS,   /* one tunnel's new status: tunnel_status */
+    HUB_TM_COUNT
+};
+
 /* Label values, for rendering and for tests. Never NULL ("?" out of range). */
 const char *hub_metrics_handshake_name(enum hub_metrics_handshake r);
 const char *hub_metrics_share_reject_name(enum hub_metrics_share_reject r);
 const char *hub_metrics_delivery_name(enum hub_metrics_delivery r);
+const char *hub_metrics_tunnel_msg_name(enum hub_metrics_tunnel_msg r);
 
 /* NULL on allocation failure. */
 hub_metrics_t *hub_metrics_new(void);
@@ -74,6 +82,8 @@ void hub_metrics_handshake_failure(hub_metrics_t *m, enum hub_metrics_handshake 
 void hub_metrics_http_request(hub_metrics_t *m, int status);
 void hub_metrics_share_rejection(hub_metrics_t *m, enum hub_metrics_share_reject reason);
 void hub_metrics_webhook_delivery(hub_metrics_t *m, enum hub_metrics_delivery result);
+/* `n` tunnel entries queued to an agent link in messages of kind `how`. */
+void hub_metrics_tunnel_entries_sent(hub_metrics_t *m, enum hub_metrics_tunnel_msg how, size_t n);
 /* Adds the bytes of a finished connection of tunnel `tunnel_id`: `in` came
  * from the public client toward the target, `out` went back to the client.
  * Connections still open are reported in the snapshot instead. */

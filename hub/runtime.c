@@ -39,12 +39,27 @@ void hub_runtime_agent_changed(hub_runtime_t *rt, const char *ws, const char *ag
         cn_log_warn("agent %s: cannot list tunnels: %s", agent_id, hub_store_errmsg(rt->cfg.store));
         return;
     }
-    hub_edge_tcp_sync_agent(rt, agent_id, &list);
-    hub_edge_udp_sync_agent(rt, agent_id, &list);
+    hub_edge_tcp_sync_agent(rt, agent_id, &list, NULL);
+    hub_edge_udp_sync_agent(rt, agent_id, &list, NULL);
     hub_reach_sync_agent(rt, agent_id, &list);
-    hub_edge_http_sync_agent(rt, agent_id, &list);
+    hub_edge_http_sync_agent(rt, agent_id, &list, NULL);
     hub_tunnel_list_free(&list);
     hub_agents_changed(rt, ws, agent_id, gone);
+}
+
+void hub_runtime_tunnel_status_changed(hub_runtime_t *rt, const hub_tunnel_t *t)
+{
+    if (!rt || !rt->vh)
+        return;
+    /* The tunnel alone: reading and walking all of the agent's tunnels
+     * for each verdict made a burst of them (a target behind many tunnels
+     * going down) O(tunnels^2), long enough to stall the loop. Reaches end
+     * only on a delete, so they have nothing to do here. */
+    hub_tunnel_list_t one = {.items = (hub_tunnel_t *)t, .count = 1};
+    hub_edge_tcp_sync_agent(rt, t->agent_id, &one, t->id);
+    hub_edge_udp_sync_agent(rt, t->agent_id, &one, t->id);
+    hub_edge_http_sync_agent(rt, t->agent_id, &one, t->id);
+    hub_agents_tunnel_status(rt, t->agent_id, t->id, t->status);
 }
 
 static void live_changed(void *ctx, const char *ws, const char *agent_id)

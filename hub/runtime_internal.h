@@ -38,6 +38,9 @@ typedef struct session {
      * list, and one that found the link's queue full is sent again. */
     int list_due;
     lws_sorted_usec_list_t sul_list;
+    /* The agent takes tunnel_status messages (its handshake payload said
+     * "tunnelStatus":true); else every change sends the whole list. */
+    int tunnel_status;
 } session_t;
 
 /* One public TCP port: owned by the runtime, freed when lws closes it. */
@@ -127,6 +130,12 @@ struct hub_runtime {
 
 /* The tunnel `id` of `list` (NULL list allowed), or NULL. */
 const hub_tunnel_t *hub_tunnel_list_find(const hub_tunnel_list_t *list, const char *id);
+/* hub_runtime_agent_changed() for a change of one tunnel's status that
+ * neither opens nor closes it for streams (connecting, active, error: a
+ * health verdict, an agent's refusal), `t` as it now is (borrowed): the
+ * edges are synced for that tunnel alone, and the agent's links get only
+ * its new status when they take it (hub_agents_tunnel_status). */
+void hub_runtime_tunnel_status_changed(hub_runtime_t *rt, const hub_tunnel_t *t);
 
 /* ---- agents.c: the agent endpoint and the registry of links ---- */
 
@@ -139,6 +148,11 @@ session_t *hub_agents_route(hub_runtime_t *rt, const char *agent_id, const char 
 /* Tells the agent's links about a change: closes them when the agent is
  * `gone`, else pushes the agent's current tunnels. */
 void hub_agents_changed(hub_runtime_t *rt, const char *ws, const char *agent_id, bool gone);
+/* Tells the agent's links one tunnel's new status: a tunnel_status message
+ * to a link that said it takes them (handshake "tunnelStatus"), the whole
+ * list to any other (docs/agent-protocol.md). */
+void hub_agents_tunnel_status(hub_runtime_t *rt, const char *agent_id, const char *tunnel_id,
+                              enum hub_tunnel_status status);
 /* Whether a live link serves the tunnel (`ctx` is the runtime). */
 bool hub_agents_served_probe(void *ctx, const char *agent_id, const char *tunnel_id);
 /* Closes every link (shutdown); frees sessions lws never closed. */
@@ -153,9 +167,12 @@ extern const struct lws_protocols hub_edge_tcp_protocol;
  * none (start-up). */
 void hub_edge_tcp_open_all(hub_runtime_t *rt, const hub_tunnel_list_t *list);
 /* Brings the agent's listeners in line with its tunnels (`list`): closes
- * those whose tunnel is gone or changed, updates pauses, opens new ones. */
-void hub_edge_tcp_sync_agent(hub_runtime_t *rt, const char *agent_id,
-                             const hub_tunnel_list_t *list);
+ * those whose tunnel is gone or changed, updates pauses, opens new ones.
+ * `only` NULL: `list` is all of the agent's tunnels; else it is the one
+ * tunnel `only` names and the agent's other listeners stay as they are
+ * (so does the `only` of the other edges' syncs). */
+void hub_edge_tcp_sync_agent(hub_runtime_t *rt, const char *agent_id, const hub_tunnel_list_t *list,
+                             const char *only);
 /* Closes every listener (shutdown); frees listeners lws never closed. */
 void hub_edge_tcp_close_all(hub_runtime_t *rt);
 /* Public connections open to the workspace's tunnels. */
@@ -189,7 +206,7 @@ void hub_edge_http_free(hub_runtime_t *rt);
  * `list`, were paused or expired, or changed (a PATCH): a pooled stream
  * belongs to the tunnel as it was. */
 void hub_edge_http_sync_agent(hub_runtime_t *rt, const char *agent_id,
-                              const hub_tunnel_list_t *list);
+                              const hub_tunnel_list_t *list, const char *only);
 /* Idle keep-alive streams in the edge's pools (/metrics). */
 size_t hub_edge_http_pooled(const hub_runtime_t *rt);
 /* ---- edge_udp.c: public UDP ports ---- */
@@ -198,8 +215,8 @@ size_t hub_edge_http_pooled(const hub_runtime_t *rt);
 void hub_edge_udp_open_all(hub_runtime_t *rt, const hub_tunnel_list_t *list);
 /* Brings the agent's UDP ports in line with its tunnels: closes those of
  * tunnels gone or changed, ends the flows of paused ones, opens new ones. */
-void hub_edge_udp_sync_agent(hub_runtime_t *rt, const char *agent_id,
-                             const hub_tunnel_list_t *list);
+void hub_edge_udp_sync_agent(hub_runtime_t *rt, const char *agent_id, const hub_tunnel_list_t *list,
+                             const char *only);
 /* Closes every UDP port (shutdown); frees what the context left. */
 void hub_edge_udp_close_all(hub_runtime_t *rt);
 void hub_edge_udp_free_all(hub_runtime_t *rt);

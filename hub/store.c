@@ -886,7 +886,10 @@ int hub_store_tunnel_create(hub_store_t *st, const char *workspace_id,
     t.created_at = t.updated_at = now;
     t.expires_at = spec->ttl_ms ? now + spec->ttl_ms : HUB_TIME_NONE;
 
-    rc = st->ops->tunnel_insert(st, &t, spec->max_tunnels, held_after(st, now));
+    size_t per_agent = spec->max_per_agent && spec->max_per_agent < HUB_TUNNELS_PER_AGENT_MAX
+                           ? spec->max_per_agent
+                           : HUB_TUNNELS_PER_AGENT_MAX;
+    rc = st->ops->tunnel_insert(st, &t, spec->max_tunnels, per_agent, held_after(st, now));
     if (rc == 0) {
         if (with_auth)
             memcpy(password_out, password, HUB_PASSWORD_SIZE);
@@ -1017,7 +1020,19 @@ int hub_store_tunnel_count(hub_store_t *st, const char *workspace_id, size_t *co
     *count = 0;
     if (!hub_uuid_valid(workspace_id))
         return 0;
-    return st->ops->tunnel_count(st, workspace_id, count);
+    return st->ops->tunnel_count(st, workspace_id, NULL, count);
+}
+
+int hub_store_tunnel_count_agent(hub_store_t *st, const char *workspace_id, const char *agent_id,
+                                 size_t *count)
+{
+    CHECK_ST(st);
+    if (!count)
+        return CN_EINVAL;
+    *count = 0;
+    if (!hub_uuid_valid(workspace_id) || !hub_uuid_valid(agent_id))
+        return 0;
+    return st->ops->tunnel_count(st, workspace_id, agent_id, count);
 }
 
 int hub_store_tunnel_list_expired(hub_store_t *st, size_t limit, hub_tunnel_list_t *out)

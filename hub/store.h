@@ -74,6 +74,10 @@ typedef struct hub_store hub_store_t;
 #define HUB_EVENTS_MAX 1000                          /* most events one call returns */
 #define HUB_ENROLL_TTL_DEFAULT_MS (60LL * 60 * 1000) /* 1 hour */
 #define HUB_RELEASE_HOLD_DEFAULT_MS (24LL * 3600 * 1000) /* 24 hours */
+/* Tunnels one agent may hold, however they are made: what an agent keeps
+ * (AGENT_ALLOWLIST_MAX), so that it serves every tunnel it is given
+ * (docs/scaling.md). hub_store_tunnel_create() refuses more. */
+#define HUB_TUNNELS_PER_AGENT_MAX 4096
 
 /* ---- opening ------------------------------------------------------------ */
 typedef struct hub_store_options {
@@ -415,6 +419,10 @@ typedef struct hub_tunnel_spec {
     /* Per-workspace tunnel cap, checked atomically with the insert
      * (CN_EEXHAUSTED when the workspace already has this many); 0 = none. */
     size_t max_tunnels;
+    /* Per-agent cap, checked the same way: 0 or anything above
+     * HUB_TUNNELS_PER_AGENT_MAX is HUB_TUNNELS_PER_AGENT_MAX, which no
+     * caller can lift. */
+    size_t max_per_agent;
 } hub_tunnel_spec_t;
 
 /* Creates a tunnel in state "connecting". With spec->http_user a password is
@@ -422,7 +430,8 @@ typedef struct hub_tunnel_spec {
  * must then be non-NULL). `out` may be NULL.
  * Errors: CN_ENOTFOUND (agent not in this workspace), HUB_ECONFLICT (name
  * taken in the workspace; public name or hub port in use or held by another
- * workspace), CN_EEXHAUSTED (cap), CN_EINVAL. */
+ * workspace), CN_EEXHAUSTED (a cap: the message names the workspace's,
+ * "tunnels: ...", or the agent's, "agentId: ..."), CN_EINVAL. */
 int hub_store_tunnel_create(hub_store_t *st, const char *workspace_id,
                             const hub_tunnel_spec_t *spec, hub_tunnel_t *out,
                             char password_out[HUB_PASSWORD_SIZE]);
@@ -473,6 +482,9 @@ int hub_store_tunnel_update(hub_store_t *st, const char *workspace_id, const cha
 int hub_store_tunnel_delete(hub_store_t *st, const char *workspace_id, const char *id);
 /* Number of tunnels in a workspace (for the cap and metrics). */
 int hub_store_tunnel_count(hub_store_t *st, const char *workspace_id, size_t *count);
+/* Number of tunnels of one agent of a workspace (0 for an unknown one). */
+int hub_store_tunnel_count_agent(hub_store_t *st, const char *workspace_id, const char *agent_id,
+                                 size_t *count);
 /* Tunnels of every workspace whose expires_at <= now and whose status is
  * not yet "expired", soonest first, at most `limit` (0 = HUB_LIST_MAX): the
  * reaper's work list. */

@@ -83,8 +83,11 @@ struct hub_store_ops {
     int (*agent_reset_connections)(hub_store_t *st, int64_t now, size_t *count);
 
     /* `held_after`: releases at or before it are stale (now - hold). */
+    /* Refuses with CN_EEXHAUSTED, in the insert's own transaction, a tunnel
+     * past `max_tunnels` in the workspace (0 = no cap) or `max_per_agent`
+     * of its agent (always > 0). */
     int (*tunnel_insert)(hub_store_t *st, const hub_tunnel_t *t, size_t max_tunnels,
-                         int64_t held_after);
+                         size_t max_per_agent, int64_t held_after);
     int (*tunnel_list)(hub_store_t *st, const char *workspace_id, const hub_tunnel_filter_t *f,
                        hub_tunnel_list_t *out);
     int (*tunnel_get)(hub_store_t *st, const char *workspace_id, const char *id, hub_tunnel_t *out);
@@ -96,7 +99,9 @@ struct hub_store_ops {
                          const hub_tunnel_update_t *p, int64_t now, int64_t held_after,
                          hub_tunnel_t *out);
     int (*tunnel_delete)(hub_store_t *st, const char *workspace_id, const char *id, int64_t now);
-    int (*tunnel_count)(hub_store_t *st, const char *workspace_id, size_t *count);
+    /* agent_id NULL: the whole workspace. */
+    int (*tunnel_count)(hub_store_t *st, const char *workspace_id, const char *agent_id,
+                        size_t *count);
     int (*tunnel_list_expired)(hub_store_t *st, int64_t now, size_t limit, hub_tunnel_list_t *out);
     int (*hub_port_available)(hub_store_t *st, const char *workspace_id, uint16_t port,
                               int64_t held_after, bool *available);

@@ -340,6 +340,7 @@ enum q {
     Q_TUN_PUBLIC,
     Q_TUN_BY_PORT,
     Q_TUN_COUNT,
+    Q_TUN_COUNT_AGENT,
     Q_TUN_EXPIRED,
     Q_TUN_UPDATE,
     Q_TUN_DELETE,
@@ -459,6 +460,7 @@ static const char *const sql[Q_COUNT] = {
     [Q_TUN_PUBLIC] = "SELECT " T_COLS " FROM tunnels WHERE name = ?1 AND public = 1",
     [Q_TUN_BY_PORT] = "SELECT " T_COLS " FROM tunnels WHERE hub_port = ?1",
     [Q_TUN_COUNT] = "SELECT count(*) FROM tunnels WHERE workspace_id = ?1",
+    [Q_TUN_COUNT_AGENT] = "SELECT count(*) FROM tunnels WHERE workspace_id = ?1 AND agent_id = ?2",
     [Q_TUN_EXPIRED] = "SELECT " T_COLS " FROM tunnels WHERE expires_at IS NOT NULL "
                       "AND expires_at <= ?1 AND status <> 'expired' "
                       "ORDER BY expires_at, rowid LIMIT ?2",
@@ -1885,13 +1887,17 @@ static int get_tunnel(sqlite_store_t *s, const char *ws, const char *id, hub_tun
     return fetch_tunnel(s, q, b, out);
 }
 
-static int count_tunnels(sqlite_store_t *s, const char *ws, size_t *count)
+/* The tunnels of a workspace, or of one of its agents (agent_id not
+ * NULL; the tunnels_agent index answers both). */
+static int count_tunnels(sqlite_store_t *s, const char *ws, const char *agent_id, size_t *count)
 {
     int rc = 0, b = SQLITE_OK;
-    sqlite3_stmt *q = prep(s, Q_TUN_COUNT, &rc);
+    sqlite3_stmt *q = prep(s, agent_id ? Q_TUN_COUNT_AGENT : Q_TUN_COUNT, &rc);
     if (!q)
         return rc;
     b_text0(q, 1, ws, &b);
+    if (agent_id)
+        b_text0(q, 2, agent_id, &b);
     int one = step_one(s, q, b);
     if (one < 0)
         return one;
@@ -2022,7 +2028,7 @@ static int insert_tunnel_row(sqlite_store_t *s, const hub_tunnel_t *t)
 }
 
 static int sqlite_tunnel_insert(hub_store_t *st, const hub_tunnel_t *t, size_t max_tunnels,
-                                int64_t held_after)
+                                size_t max_per_agent, int64_t held_after)
 {
     sqlite_store_t *s = S(st);
     int rc = tx_begin(s), b = SQLITE_OK;
@@ -2041,13 +2047,25 @@ static int sqlite_tunnel_insert(hub_store_t *st, const hub_tunnel_t *t, size_t m
     rc = 0;
     if (max_tunnels) {
         size_t n = 0;
-        if ((rc = count_tunnels(s, t->workspace_id, &n)) < 0)
+        if ((rc = count_tunnels(s, t->workspace_id, NULL, &n)) < 0)
             goto out;
         if (n >= max_tunnels) {
-            rc = hub_store_fail(st, CN_EEXHAUSTED, "tunnel limit reached (%zu per workspace)",
+            rc = hub_store_fail(st, CN_EEXHAUSTED,
+                                "tunnels: this workspace already has the maximum of %zu tunnels",
                                 max_tunnels);
             goto out;
         }
+    }
+    /* Counted in the insert's transaction, so the cap holds exactly
+     * whoever inserts (another hub on the same database included). */
+    size_t mine = 0;
+    if ((rc = count_tunnels(s, t->workspace_id, t->agent_id, &mine)) < 0)
+        goto out;
+    if (mine >= max_per_agent) {
+        rc = hub_store_fail(st, CN_EEXHAUSTED,
+                            "agentId: this agent already has the maximum of %zu tunnels",
+                            max_per_agent);
+        goto out;
     }
     if ((rc = check_name_in_ws(s, t->workspace_id, t->name, "")) < 0)
         goto out;
@@ -2219,9 +2237,9 @@ static int sqlite_tunnel_delete(hub_store_t *st, const char *ws, const char *id,
     return tx_end(s, rc);
 }
 
-static int sqlite_tunnel_count(hub_store_t *st, const char *ws, size_t *count)
+static int sqlite_tunnel_count(hub_store_t *st, const char *ws, const char *agent_id, size_t *count)
 {
-    return count_tunnels(S(st), ws, count);
+    return count_tunnels(S(st), ws, agent_id, count);
 }
 
 static int sqlite_tunnel_list_expired(hub_store_t *st, int64_t now, size_t limit,

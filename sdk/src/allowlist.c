@@ -122,6 +122,18 @@ const agent_tunnel_t *agent_allowlist_find(const agent_allowlist_t *l, const cha
     return NULL;
 }
 
+int agent_allowlist_set_status(agent_allowlist_t *l, const char *id, const char *status)
+{
+    size_t n = status ? strlen(status) : 0;
+    if (!id || !n || n >= sizeof(l->items[0].status))
+        return CN_EINVAL;
+    agent_tunnel_t *t = (agent_tunnel_t *)agent_allowlist_find(l, id, strlen(id));
+    if (!t || !strcmp(t->status, status))
+        return 0;
+    memcpy(t->status, status, n + 1);
+    return 1;
+}
+
 bool agent_tunnel_open(const agent_tunnel_t *t)
 {
     return strcmp(t->status, "paused") != 0 && strcmp(t->status, "expired") != 0;

@@ -1,6 +1,7 @@
 /* The agent's allow-list: the tunnels the hub says this agent exposes,
  * replaced whole by every `hello` and `tunnels` CONTROL message or a whole
- * paged list (docs/agent-protocol.md), and the one decision that guards the agent
+ * paged list, one entry's status changed by a `tunnel_status` message
+ * (docs/agent-protocol.md), and the one decision that guards the agent
  * against being used as a proxy: a stream the hub opens is dialed only when
  * it is a TCP stream whose ref is the id of a listed, not paused, tunnel,
  * and then only to that tunnel's target.
@@ -57,6 +58,13 @@ void agent_allowlist_free(agent_allowlist_t *l);
 
 const agent_tunnel_t *agent_allowlist_find(const agent_allowlist_t *l, const char *id,
                                            size_t id_len);
+
+/* Applies one tunnel's new status (CONTROL "tunnel_status"): the rest of
+ * the list stands. Returns 1 when the listed tunnel `id` changed status,
+ * 0 when it is not listed (a list under way will say) or already had it,
+ * CN_EINVAL for a status that is empty or too long. */
+CN_WARN_UNUSED int agent_allowlist_set_status(agent_allowlist_t *l, const char *id,
+                                              const char *status);
 
 /* May a tunnel in this status carry streams? Not when paused or expired. */
 bool agent_tunnel_open(const agent_tunnel_t *t);

@@ -536,6 +536,27 @@ static void on_control(void *ctx, const uint8_t *payload, size_t len)
                     d->tunnels.count == 1 ? "" : "s");
         if (d->cfg.on_tunnels)
             d->cfg.on_tunnels(d->cfg.ctx, d);
+    } else if (!strcmp(type, "tunnel_status")) {
+        /* One tunnel's new status (a health verdict, a refusal): the hub
+         * sends it instead of the whole list, behind the list it applies
+         * to, since we asked ("tunnelStatus" in the handshake payload). */
+        const char *id = json_string_value(json_object_get(msg, "tunnelId"));
+        const char *st = json_string_value(json_object_get(msg, "status"));
+        const agent_tunnel_t *t = id ? agent_allowlist_find(&d->tunnels, id, strlen(id)) : NULL;
+        bool was_open = t && agent_tunnel_open(t);
+        int rc = id && st ? agent_allowlist_set_status(&d->tunnels, id, st) : CN_EINVAL;
+        if (rc < 0) {
+            cn_log_warn("%s: malformed tunnel status from the hub; reconnecting", d->who);
+            cn_link_close(link, "malformed tunnel status");
+            goto out;
+        }
+        if (rc == 0 || !t)
+            goto out; /* not listed, or no change */
+        cn_log_debug("%s: tunnel %s is %s", d->who, t->name[0] ? t->name : t->id, t->status);
+        if (was_open != agent_tunnel_open(t))
+            prune_conns(d); /* the hub sends no such change this way, but be exact */
+        if (d->cfg.on_tunnels)
+            d->cfg.on_tunnels(d->cfg.ctx, d);
     } else if (!strcmp(type, "tunnels")) {
         if (set_tunnels(d, link, json_object_get(msg, "tunnels")) < 0) {
             cn_log_warn("%s: malformed tunnel list from the hub; reconnecting", d->who);
@@ -998,7 +1019,9 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
         }
         snprintf(d->agent_id, sizeof(d->agent_id), "%s", cfg->agent_id);
         snprintf(d->who, sizeof(d->who), "agent %.8s", cfg->agent_id);
-        p = json_pack("{s:i,s:s}", "v", 1, "agentId", cfg->agent_id);
+        /* tunnelStatus: this agent applies tunnel_status messages, so the
+         * hub need not send the whole list for one tunnel's new status. */
+        p = json_pack("{s:i,s:s,s:b}", "v", 1, "agentId", cfg->agent_id, "tunnelStatus", 1);
         if (cfg->nserve > AGENT_DAEMON_MAX_SERVE) {
             cn_errf(CN_EINVAL, err, errlen, "too many tunnels for one link");
             goto fail;

@@ -3,7 +3,8 @@
  *
  * It owns an lws context (no listening port) holding the link (cn_link) and
  * a pipe (cn_pipe) per stream. It keeps the allow-list from the hub's
- * `hello` and `tunnels` messages and dials, for each stream, only the
+ * `hello` and `tunnels` messages (one tunnel's status from `tunnel_status`)
+ * and dials, for each stream, only the
  * target of the tunnel the stream names (allowlist.h), and only when the
  * agent-local policy allows that target; everything else is refused. A
  * listed tunnel whose target the policy refuses is reported to the hub

@@ -3,7 +3,8 @@
 # tunnel list is far longer than one CONTROL frame (64 KiB): the hub sends
 # it in tunnels_page messages and the agent takes it whole
 # (docs/agent-protocol.md, "Long tunnel lists"). Every tunnel goes active,
-# a sample answers end to end, a change is seen, and the API refuses an
+# a sample answers end to end, a change is seen, health verdicts on them all
+# send one tunnel's status each (not the list), and the API refuses an
 # agent's tunnel past HUB_API_TUNNELS_PER_AGENT... (checked in the hub's
 # unit tests, test_api.c, which need not create 4,096 tunnels here).
 source "$(dirname "$0")/lib.sh"
@@ -13,7 +14,9 @@ hub_init
 # The target: nginx with a deep accept queue, since the agent's health
 # probes reach it for every tunnel at once (python's http.server queues 5).
 HTTP_PORT=$(free_port)
-nginx_serve nginx "server { listen 127.0.0.1:$HTTP_PORT backlog=4096; root $WORK/nginx/www; }"
+NGINX_CONF="server { listen 127.0.0.1:$HTTP_PORT backlog=4096; root $WORK/nginx/www; }"
+nginx_serve nginx "$NGINX_CONF"
+NGINX_PID=$LAST_PID
 wait_port 127.0.0.1 "$HTTP_PORT"
 EDGE_PORT=$(free_port)
 hub_start --http-port "$EDGE_PORT" --max-tunnels 0 --rate-limit 0
@@ -51,7 +54,8 @@ active_is() { [ "$(active)" = "$1" ]; }
 echo "   $N tunnels created"
 
 step "the agent gets all $N in one paged list and serves them"
-bg agent "$CLI_BIN" agent --config "$WORK/dev.json"
+# Health probes every 4 s (10 s by default), for the verdicts at the end.
+CONNECT_HEALTH_INTERVAL_MS=4000 bg agent "$CLI_BIN" agent --config "$WORK/dev.json"
 AGENT_PID=$LAST_PID
 wait_for 30 "$N tunnels active" active_is "$N"
 probe() { # probe NAME: 200 and the target's page through the edge
@@ -85,6 +89,46 @@ wait_for 30 "the agent's list of $((N + 199))" grep -q "$((N + 199)) tunnels (pa
 ! grep -q "could not queue control message" "$WORK/hub.log" || fail "the hub could not queue a control message"
 probe "t$((N + 199))" || fail "the newest tunnel t$((N + 199)) does not answer"
 echo "   the agent holds $((N + 199)) tunnels; the newest answers"
+
+M=$((N + 199))
+step "$M health verdicts each way: one tunnel's status each, never the whole list again"
+# What the hub sent the agent, in tunnel entries: whole lists or one
+# tunnel's status (docs/agent-protocol.md, tunnel_status). Before, each
+# verdict sent the whole list: M verdicts cost M*M entries.
+entries() {
+    curl -s -m 10 "http://127.0.0.1:$HUB_PORT/metrics" |
+        awk -v k="connect_agent_tunnel_entries_sent_total{message=\"$1\"}" '$1 == k { print $2 }'
+}
+in_status() { # in_status STATUS COUNT
+    api GET "/api/v1/tunnels?agentId=$AGENT_ID&status=$1"
+    [ "$(echo "$BODY" | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["tunnels"]))')" = "$2" ]
+}
+downs() { grep -c "is down:" "$WORK/agent.log" || true; }
+list0=$(entries list) status0=$(entries status) downs0=$(downs)
+[ -n "$list0" ] && [ -n "$status0" ] || fail "no connect_agent_tunnel_entries_sent_total in /metrics"
+stop_pid "$NGINX_PID"
+forget_pid "$NGINX_PID"
+wait_for 120 "all $M tunnels in error (target unhealthy)" in_status error "$M"
+list1=$(entries list) status1=$(entries status)
+echo "   down: $((status1 - status0)) status updates, $((list1 - list0)) list entries sent"
+[ $((status1 - status0)) = "$M" ] || fail "$((status1 - status0)) status updates for $M verdicts"
+[ $((list1 - list0)) -lt "$M" ] || fail "the verdicts sent $((list1 - list0)) list entries"
+# Two more probe rounds: an agent that had not taken the new status would
+# report each tunnel down again every round (until the hub lists it in error).
+sleep 9
+[ $(($(downs) - downs0)) = "$M" ] ||
+    fail "$(($(downs) - downs0)) down reports for $M tunnels: the agent missed statuses"
+nginx_serve nginx "$NGINX_CONF"
+NGINX_PID=$LAST_PID
+wait_port 127.0.0.1 "$HTTP_PORT"
+wait_for 120 "all $M tunnels active again (target healthy)" in_status active "$M"
+list2=$(entries list) status2=$(entries status)
+echo "   up: $((status2 - status1)) status updates, $((list2 - list1)) list entries sent"
+[ $((status2 - status1)) = "$M" ] || fail "$((status2 - status1)) status updates for $M verdicts"
+[ $((list2 - list1)) -lt "$M" ] || fail "the verdicts sent $((list2 - list1)) list entries"
+probe "t$((M - 1))" || fail "tunnel t$((M - 1)) does not answer once healthy again"
+! grep -q "could not queue control message" "$WORK/hub.log" || fail "a control message was lost"
+! grep -q "malformed" "$WORK/agent.log" || fail "a malformed control message"
 stop_pid "$AGENT_PID"
 forget_pid "$AGENT_PID"
 echo "PASS"

@@ -41,7 +41,7 @@ for fam in connect_agents connect_agent_links connect_tunnels connect_streams_op
     connect_tunnel_received_bytes_total connect_tunnel_sent_bytes_total \
     connect_http_requests_total connect_share_rejections_total connect_share_log_dropped_total \
     connect_webhook_deliveries_total connect_webhook_deliveries_pending \
-    connect_handshake_failures_total; do
+    connect_handshake_failures_total connect_agent_tunnel_entries_sent_total; do
     grep -q "^# TYPE $fam " "$WORK/metrics.txt" || fail "family $fam missing"
 done
 [ "$(metric 'connect_agent_links')" = 0 ] || fail "links on a fresh hub"

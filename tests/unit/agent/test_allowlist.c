@@ -76,6 +76,49 @@ static void test_parse_keeps_good_entries(void **state)
     json_decref(empty);
 }
 
+/* A tunnel_status message changes one listed entry's status and nothing
+ * else; an unlisted id (a list under way will say) and a repeat change
+ * nothing; a status that cannot be stored is refused whole. */
+static void test_set_status(void **state)
+{
+    (void)state;
+    json_t *j = load("["
+                     "{\"id\":\"" ID1 "\",\"name\":\"db\",\"target\":\"127.0.0.1:5432\","
+                     "\"protocol\":\"postgresql\",\"status\":\"active\"},"
+                     "{\"id\":\"" ID2 "\",\"name\":\"web\",\"target\":\"127.0.0.1:80\","
+                     "\"protocol\":\"http\",\"status\":\"active\"}]");
+    agent_allowlist_t l = {0};
+    assert_int_equal(agent_allowlist_parse(j, &l, NULL), 0);
+    json_decref(j);
+    agent_tunnel_t before = l.items[0];
+
+    assert_int_equal(agent_allowlist_set_status(&l, ID1, "error"), 1);
+    assert_string_equal(l.items[0].status, "error");
+    assert_string_equal(l.items[1].status, "active");
+    /* Everything else of the entry stays as listed. */
+    memcpy(before.status, "error", sizeof("error"));
+    assert_memory_equal(&l.items[0], &before, sizeof(before));
+    assert_int_equal(agent_allowlist_set_status(&l, ID1, "error"), 0); /* no change */
+    /* Case-insensitive like every lookup. */
+    assert_int_equal(
+        agent_allowlist_set_status(&l, "11111111-1111-4111-8111-111111111111", "active"), 1);
+    assert_string_equal(l.items[0].status, "active");
+    assert_int_equal(agent_allowlist_set_status(&l, ID3, "error"), 0); /* not listed */
+    assert_int_equal(agent_allowlist_set_status(&l, "short", "error"), 0);
+    assert_int_equal(l.count, 2);
+
+    assert_int_equal(agent_allowlist_set_status(&l, ID2, ""), CN_EINVAL);
+    assert_int_equal(agent_allowlist_set_status(&l, ID2, "a-status-far-too-long"), CN_EINVAL);
+    assert_int_equal(agent_allowlist_set_status(&l, ID2, NULL), CN_EINVAL);
+    assert_int_equal(agent_allowlist_set_status(&l, NULL, "error"), CN_EINVAL);
+    assert_string_equal(l.items[1].status, "active");
+
+    /* A status that closes the tunnel reads as closed at once. */
+    assert_int_equal(agent_allowlist_set_status(&l, ID2, "paused"), 1);
+    assert_false(agent_tunnel_open(&l.items[1]));
+    agent_allowlist_free(&l);
+}
+
 static void test_admission(void **state)
 {
     json_t *j = load("["
@@ -257,6 +300,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_keeps_good_entries),
+        cmocka_unit_test(test_set_status),
         cmocka_unit_test(test_admission),
         cmocka_unit_test(test_policy_patterns),
         cmocka_unit_test(test_policy_bad_patterns),

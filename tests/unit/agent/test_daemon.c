@@ -116,7 +116,7 @@ typedef struct hub_stream {
     size_t tx_off;
 } hub_stream_t;
 
-enum { CMD_NONE, CMD_OPEN, CMD_TUNNELS, CMD_KICK };
+enum { CMD_NONE, CMD_OPEN, CMD_TUNNELS, CMD_CONTROL, CMD_KICK };
 
 static struct {
     pthread_mutex_t mu;
@@ -298,6 +298,9 @@ static void run_cmd(void)
         cn_link_flush(l);
     } else if (H.cmd == CMD_TUNNELS && l) {
         send_tunnels(l, "tunnels", H.cmd_tunnels);
+    } else if (H.cmd == CMD_CONTROL && l) {
+        assert_int_equal(cn_mux_send_control(cn_link_mux(l), H.cmd_tunnels), 0);
+        cn_link_flush(l);
     } else if (H.cmd == CMD_KICK && l) {
         cn_link_close(l, "kicked by the test");
     }
@@ -468,6 +471,11 @@ static int updates_2(void *arg)
     return ((obs_t *)arg)->tunnel_updates >= 2;
 }
 
+static int updates_3(void *arg)
+{
+    return ((obs_t *)arg)->tunnel_updates >= 3;
+}
+
 static int is_idle(void *arg)
 {
     return agent_daemon_idle(arg);
@@ -538,16 +546,22 @@ static agent_daemon_t *admitted_agent(obs_t *o, uint8_t sk[32])
     return d;
 }
 
+/* A hub whose hello lists `tl` (taken), and an agent it has admitted. */
+static agent_daemon_t *admitted_with(json_t *tl, obs_t *o, uint8_t sk[32])
+{
+    hub_start(tl);
+    agent_daemon_t *d = start_agent(o, sk, NULL);
+    assert_true(run_until(d, first_hello, o, 10000));
+    return d;
+}
+
 /* A hub whose allow-list is one active tunnel T1 to 127.0.0.1:port, and an
  * agent it has admitted. */
 static agent_daemon_t *admitted_with_tunnel(const char *name, int port, obs_t *o, uint8_t sk[32])
 {
     json_t *tl = json_array();
     json_array_append_new(tl, tunnel(T1, name, port, "active"));
-    hub_start(tl);
-    agent_daemon_t *d = start_agent(o, sk, NULL);
-    assert_true(run_until(d, first_hello, o, 10000));
-    return d;
+    return admitted_with(tl, o, sk);
 }
 
 /* A port where a hub was and no longer is: connects fail from now on. */
@@ -572,15 +586,13 @@ static void test_serves_only_its_tunnels(void **state)
     json_t *tl = json_array();
     json_array_append_new(tl, tunnel(T1, "echo", E.port, "active"));
     json_array_append_new(tl, tunnel(T2, "sleepy", E.port, "paused"));
-    hub_start(tl);
     obs_t o = {0};
     uint8_t sk[32];
-    agent_daemon_t *d = start_agent(&o, sk, NULL);
-    assert_true(run_until(d, first_hello, &o, 10000));
+    agent_daemon_t *d = admitted_with(tl, &o, sk);
     assert_true(agent_daemon_connected(d));
     assert_string_equal(agent_daemon_workspace(d), "ws-1");
     assert_int_equal(agent_daemon_tunnels(d)->count, 2);
-    assert_string_equal(H.payload, "{\"v\":1,\"agentId\":\"" AGENT_ID "\"}");
+    assert_string_equal(H.payload, "{\"v\":1,\"agentId\":\"" AGENT_ID "\",\"tunnelStatus\":true}");
     uint8_t pk[32];
     assert_int_equal(cn_chan_public_key(sk, pk), 0);
     assert_memory_equal(H.agent_pk, pk, 32);
@@ -626,6 +638,58 @@ static void test_serves_only_its_tunnels(void **state)
     echo_stop();
 }
 
+/* The hub tells one tunnel's new status (a health verdict) with a
+ * tunnel_status message rather than the whole list: the agent changes that
+ * entry alone, tells its owner (on_tunnels), keeps serving it (error is not
+ * closed), ignores a tunnel it does not list, and takes a malformed one as
+ * a broken link (it reconnects and gets its list afresh). */
+static void test_tunnel_status_changes_one_entry(void **state)
+{
+    echo_start();
+    json_t *tl = json_array();
+    json_array_append_new(tl, tunnel(T1, "echo", E.port, "active"));
+    json_array_append_new(tl, tunnel(T2, "other", E.port, "active"));
+    obs_t o = {0};
+    uint8_t sk[32];
+    agent_daemon_t *d = admitted_with(tl, &o, sk);
+    assert_int_equal(o.tunnel_updates, 1);
+
+    hub_cmd(d, CMD_CONTROL, 0, NULL, NULL,
+            json_pack("{s:s,s:s,s:s}", "type", "tunnel_status", "tunnelId", T1, "status", "error"));
+    assert_true(run_until(d, updates_2, &o, 5000));
+    const agent_allowlist_t *l = agent_daemon_tunnels(d);
+    assert_int_equal(l->count, 2);
+    assert_string_equal(agent_allowlist_find(l, T1, 36)->status, "error");
+    assert_string_equal(agent_allowlist_find(l, T2, 36)->status, "active");
+    hub_stream_t *s = open_stream(d, CN_KIND_TCP, T1, "still served");
+    assert_false(s->reset);
+    assert_int_equal(s->rx_len, strlen("still served"));
+
+    /* Not listed, or no change: nothing happens; the next change counts. */
+    hub_cmd(d, CMD_CONTROL, 0, NULL, NULL,
+            json_pack("{s:s,s:s,s:s}", "type", "tunnel_status", "tunnelId", T3, "status", "error"));
+    hub_cmd(d, CMD_CONTROL, 0, NULL, NULL,
+            json_pack("{s:s,s:s,s:s}", "type", "tunnel_status", "tunnelId", T1, "status", "error"));
+    hub_cmd(d, CMD_CONTROL, 0, NULL, NULL,
+            json_pack("{s:s,s:s,s:s}", "type", "tunnel_status", "tunnelId", T2, "status", "error"));
+    assert_true(run_until(d, updates_3, &o, 5000));
+    assert_int_equal(o.tunnel_updates, 3);
+    assert_int_equal(l->count, 2);
+    assert_string_equal(agent_allowlist_find(l, T2, 36)->status, "error");
+    assert_int_equal(o.downs, 0);
+
+    /* A status the agent cannot hold: the link goes, and comes back. */
+    hub_cmd(d, CMD_CONTROL, 0, NULL, NULL,
+            json_pack("{s:s,s:s,s:i}", "type", "tunnel_status", "tunnelId", T1, "status", 7));
+    assert_true(run_until(d, got_down, &o, 5000));
+    assert_true(run_until(d, hellos_at_least, &o, 10000));
+    assert_string_equal(agent_allowlist_find(agent_daemon_tunnels(d), T1, 36)->status, "active");
+
+    stop_agent(d);
+    hub_stop();
+    echo_stop();
+}
+
 /* A `connect expose` link names its tunnel: the hub learns it from the
  * payload, and the link refuses the agent's other tunnels. */
 static void test_named_tunnels_only(void **state)
@@ -640,8 +704,8 @@ static void test_named_tunnels_only(void **state)
     const char *serve[] = {T1};
     agent_daemon_t *d = start_agent_serving(&o, sk, NULL, serve, 1);
     assert_true(run_until(d, first_hello, &o, 10000));
-    assert_string_equal(H.payload,
-                        "{\"v\":1,\"agentId\":\"" AGENT_ID "\",\"tunnels\":[\"" T1 "\"]}");
+    assert_string_equal(H.payload, "{\"v\":1,\"agentId\":\"" AGENT_ID
+                                   "\",\"tunnelStatus\":true,\"tunnels\":[\"" T1 "\"]}");
     hub_stream_t *s = open_stream(d, CN_KIND_TCP, T1, "mine");
     assert_false(s->reset);
     assert_int_equal(s->rx_len, 4);
@@ -956,6 +1020,7 @@ int main(void)
     cn_log_set_level(getenv("CONNECT_LOG") ? cn_log_get_level() : CN_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_serves_only_its_tunnels),
+        cmocka_unit_test(test_tunnel_status_changes_one_entry),
         cmocka_unit_test(test_named_tunnels_only),
         cmocka_unit_test(test_stream_window),
         cmocka_unit_test(test_target_down_is_unreachable),

@@ -364,10 +364,18 @@ static void test_tunnels_per_agent_cap(void **state)
     assert_string_equal(json_string_value(json_object_get(
                             json_array_get(json_object_get(f->body, "errors"), 0), "details")),
                         want);
-    /* Another agent of the workspace still gets tunnels; one deleted makes
-     * room again. */
+    /* Another agent of the workspace still gets tunnels, and none can be
+     * moved over to the full agent: PATCH knows no agentId. */
     make_tunnel(f, other, NULL, id);
     char path[128];
+    snprintf(path, sizeof(path), "/api/v1/tunnels/%s", id);
+    snprintf(body, sizeof(body), "{\"agentId\":\"%s\"}", agent);
+    call(f, HUB_PATCH, path, NULL, f->admin, body);
+    EXPECT(f, 422, "agentId");
+    size_t n = 0;
+    assert_int_equal(hub_store_tunnel_count_agent(f->s.st, f->ws, agent, &n), 0);
+    assert_int_equal(n, HUB_API_TUNNELS_PER_AGENT);
+    /* One deleted makes room again. */
     hub_tunnel_t t;
     assert_int_equal(hub_store_tunnel_get_by_name(f->s.st, f->ws, "t0", &t), 0);
     snprintf(path, sizeof(path), "/api/v1/tunnels/%s", t.id);

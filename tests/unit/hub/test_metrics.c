@@ -50,6 +50,9 @@ static void test_full_rendering(void **state)
     hub_metrics_webhook_delivery(m, HUB_WH_FAILED);
     hub_metrics_tunnel_bytes(m, "t1", 100, 2000);
     hub_metrics_tunnel_bytes(m, "t1", 1, 2);
+    hub_metrics_tunnel_entries_sent(m, HUB_TM_LIST, 1000);
+    hub_metrics_tunnel_entries_sent(m, HUB_TM_LIST, 999);
+    hub_metrics_tunnel_entries_sent(m, HUB_TM_STATUS, 1);
 
     hub_metrics_tunnel_t tunnels[] = {
         {"t1", "web", "active", "tcp", 10, 20},
@@ -153,7 +156,12 @@ static void test_full_rendering(void **state)
         "connect_handshake_failures_total{reason=\"channel\"} 2\n"
         "connect_handshake_failures_total{reason=\"refused\"} 1\n"
         "connect_handshake_failures_total{reason=\"websocket\"} 0\n"
-        "connect_handshake_failures_total{reason=\"other\"} 0\n";
+        "connect_handshake_failures_total{reason=\"other\"} 0\n"
+        "# HELP connect_agent_tunnel_entries_sent_total Tunnel entries sent to agent links: in "
+        "whole lists (list) or as one tunnel's new status (status).\n"
+        "# TYPE connect_agent_tunnel_entries_sent_total counter\n"
+        "connect_agent_tunnel_entries_sent_total{message=\"list\"} 1999\n"
+        "connect_agent_tunnel_entries_sent_total{message=\"status\"} 1\n";
     assert_string_equal(text, expected);
     free(text);
     hub_metrics_free(m);
@@ -177,6 +185,7 @@ static void test_every_family_from_the_start(void **state)
         "connect_webhook_deliveries_total",
         "connect_webhook_deliveries_pending",
         "connect_handshake_failures_total",
+        "connect_agent_tunnel_entries_sent_total",
     };
     hub_metrics_t *m = hub_metrics_new();
     char *fresh = render(m, NULL);
@@ -192,6 +201,8 @@ static void test_every_family_from_the_start(void **state)
     assert_int_equal(value(fresh, "connect_share_rejections_total{reason=\"rate_limit\"}"), 0);
     assert_int_equal(value(fresh, "connect_webhook_deliveries_total{result=\"dropped\"}"), 0);
     assert_int_equal(value(fresh, "connect_handshake_failures_total{reason=\"timeout\"}"), 0);
+    assert_int_equal(value(fresh, "connect_agent_tunnel_entries_sent_total{message=\"status\"}"),
+                     0);
     assert_int_equal(value(fresh, "connect_tunnels{status=\"error\",protocol=\"https\"}"), 0);
     free(fresh);
     free(none);
@@ -202,11 +213,15 @@ static void test_every_family_from_the_start(void **state)
     hub_metrics_handshake_failure(NULL, HUB_HS_TIMEOUT);
     hub_metrics_share_rejection(NULL, HUB_SHARE_REJ_AUTH);
     hub_metrics_webhook_delivery(NULL, HUB_WH_DROPPED);
+    hub_metrics_tunnel_entries_sent(NULL, HUB_TM_LIST, 1);
     /* Out-of-range inputs are ignored rather than counted somewhere. */
     hub_metrics_http_request(m, 99);
     hub_metrics_http_request(m, 600);
     hub_metrics_handshake_failure(m, HUB_HS_COUNT);
+    hub_metrics_tunnel_entries_sent(m, HUB_TM_COUNT, 5);
     char *after = render(m, NULL);
+    assert_int_equal(value(after, "connect_agent_tunnel_entries_sent_total{message=\"list\"}"), 0);
+    assert_string_equal(hub_metrics_tunnel_msg_name(HUB_TM_COUNT), "?");
     assert_null(strstr(after, "connect_http_requests_total{"));
     assert_string_equal(hub_metrics_handshake_name(HUB_HS_COUNT), "?");
     free(after);

@@ -1146,9 +1146,65 @@ static void test_tunnel_cap(void **state)
         assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &sp, NULL, NULL),
                          i < 2 ? 0 : CN_EEXHAUSTED);
     }
+    assert_string_equal(hub_store_errmsg(f->st),
+                        "tunnels: this workspace already has the maximum of 2 tunnels");
     size_t n = 0;
     assert_int_equal(hub_store_tunnel_count(f->st, ws.id, &n), 0);
     assert_int_equal(n, 2);
+}
+
+/* An agent holds at most HUB_TUNNELS_PER_AGENT_MAX tunnels, whoever makes
+ * them: the store counts them in the insert's own transaction, so no caller
+ * (the API, another hub on the database, a future import) gets past it, and
+ * a caller's max_per_agent can lower the cap but never lift it. */
+static void test_tunnel_cap_per_agent(void **state)
+{
+    fx_t *f = *state;
+    hub_workspace_t ws;
+    mk_ws(f, "default", &ws);
+    hub_agent_t a, b;
+    mk_agent(f, &ws, &a);
+    mk_agent(f, &ws, &b);
+    assert_int_equal(hub_store_tx_begin(f->st), 0);
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < HUB_TUNNELS_PER_AGENT_MAX; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "t%d", i);
+        hub_tunnel_spec_t sp = spec_for(a.id, name);
+        rc = hub_store_tunnel_create(f->st, ws.id, &sp, NULL, NULL);
+    }
+    assert_int_equal(hub_store_tx_end(f->st, rc), 0);
+    size_t n = 0;
+    assert_int_equal(hub_store_tunnel_count_agent(f->st, ws.id, a.id, &n), 0);
+    assert_int_equal(n, HUB_TUNNELS_PER_AGENT_MAX);
+
+    hub_tunnel_spec_t sp = spec_for(a.id, "one-more");
+    assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &sp, NULL, NULL), CN_EEXHAUSTED);
+    char want[96];
+    snprintf(want, sizeof(want), "agentId: this agent already has the maximum of %d tunnels",
+             HUB_TUNNELS_PER_AGENT_MAX);
+    assert_string_equal(hub_store_errmsg(f->st), want);
+    sp.max_per_agent = 2 * HUB_TUNNELS_PER_AGENT_MAX; /* cannot lift it */
+    assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &sp, NULL, NULL), CN_EEXHAUSTED);
+    assert_int_equal(hub_store_tunnel_count_agent(f->st, ws.id, a.id, &n), 0);
+    assert_int_equal(n, HUB_TUNNELS_PER_AGENT_MAX);
+
+    /* Another agent of the workspace is counted on its own; a lower cap
+     * holds for it. */
+    for (int i = 0; i < 3; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "b%d", i);
+        hub_tunnel_spec_t bs = spec_for(b.id, name);
+        bs.max_per_agent = 2;
+        assert_int_equal(hub_store_tunnel_create(f->st, ws.id, &bs, NULL, NULL),
+                         i < 2 ? 0 : CN_EEXHAUSTED);
+    }
+    assert_int_equal(hub_store_tunnel_count_agent(f->st, ws.id, b.id, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(hub_store_tunnel_count_agent(f->st, ws.id, "not-a-uuid", &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(hub_store_tunnel_count(f->st, ws.id, &n), 0);
+    assert_int_equal(n, HUB_TUNNELS_PER_AGENT_MAX + 2);
 }
 
 static void test_tunnel_list_filters(void **state)
@@ -2343,6 +2399,7 @@ int main(void)
         T(test_tunnel_names_unique),
         T(test_released_names_and_ports_are_held),
         T(test_tunnel_cap),
+        T(test_tunnel_cap_per_agent),
         T(test_tunnel_list_filters),
         T(test_tunnel_update_fields),
         T(test_tunnel_plugin),
