@@ -59,6 +59,29 @@ static bool read_target(const json_t *v, agent_tunnel_t *t)
     return false;
 }
 
+/* Orders indexes by their entries' ids, ties by position: the first of a
+ * repeated id sorts first. qsort has no context argument, hence the
+ * pointer; per thread, as embedded tunnels may parse on several. */
+static _Thread_local const agent_tunnel_t *sort_items;
+
+static int by_id_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    int c = strncasecmp(sort_items[x].id, sort_items[y].id, AGENT_TUNNEL_ID_LEN);
+    return c ? c : (x > y) - (x < y);
+}
+
+static void sort_by_id(agent_allowlist_t *l)
+{
+    for (size_t i = 0; i < l->count; i++)
+        l->by_id[i] = (uint32_t)i;
+    if (l->count < 2)
+        return;
+    sort_items = l->items;
+    qsort(l->by_id, l->count, sizeof(*l->by_id), by_id_cmp);
+    sort_items = NULL;
+}
+
 int agent_allowlist_parse(const json_t *tunnels, agent_allowlist_t *out, size_t *skipped)
 {
     if (skipped)
@@ -71,11 +94,14 @@ int agent_allowlist_parse(const json_t *tunnels, agent_allowlist_t *out, size_t 
             *skipped += n - AGENT_ALLOWLIST_MAX;
         n = AGENT_ALLOWLIST_MAX;
     }
-    agent_allowlist_t l = {NULL, 0};
+    agent_allowlist_t l = {0};
     if (n) {
         l.items = calloc(n, sizeof(*l.items));
-        if (!l.items)
+        l.by_id = calloc(n, sizeof(*l.by_id));
+        if (!l.items || !l.by_id) {
+            agent_allowlist_free(&l);
             return CN_ENOMEM;
+        }
     }
     for (size_t i = 0; i < n; i++) {
         const json_t *e = json_array_get(tunnels, i);
@@ -87,15 +113,36 @@ int agent_allowlist_parse(const json_t *tunnels, agent_allowlist_t *out, size_t 
             copy_str(json_object_get(e, "name"), t->name, sizeof(t->name), false) &&
             copy_str(json_object_get(e, "protocol"), t->protocol, sizeof(t->protocol), false) &&
             copy_str(json_object_get(e, "status"), t->status, sizeof(t->status), false) &&
-            read_target(json_object_get(e, "target"), t) &&
-            read_tls(json_object_get(e, "tls"), t) &&
-            !agent_allowlist_find(&l, t->id, strlen(t->id));
+            read_target(json_object_get(e, "target"), t) && read_tls(json_object_get(e, "tls"), t);
         if (!ok) {
             if (skipped)
                 (*skipped)++;
             continue;
         }
         l.count++;
+    }
+    /* A repeated id keeps its first entry: in the sorted order the others
+     * follow it; they are dropped and what is left sorted again. */
+    sort_by_id(&l);
+    size_t repeated = 0;
+    for (size_t i = 1, head = 0; i < l.count; i++) {
+        agent_tunnel_t *t = &l.items[l.by_id[i]];
+        if (strncasecmp(t->id, l.items[l.by_id[head]].id, AGENT_TUNNEL_ID_LEN) != 0) {
+            head = i;
+            continue;
+        }
+        t->id[0] = '\0'; /* not a UUID: marks it for the sweep below */
+        repeated++;
+    }
+    if (repeated) {
+        size_t kept = 0;
+        for (size_t k = 0; k < l.count; k++)
+            if (l.items[k].id[0])
+                l.items[kept++] = l.items[k];
+        l.count = kept;
+        if (skipped)
+            *skipped += repeated;
+        sort_by_id(&l);
     }
     agent_allowlist_free(out);
     *out = l;
@@ -107,18 +154,29 @@ void agent_allowlist_free(agent_allowlist_t *l)
     if (!l)
         return;
     free(l->items);
+    free(l->by_id);
     l->items = NULL;
+    l->by_id = NULL;
     l->count = 0;
 }
 
 const agent_tunnel_t *agent_allowlist_find(const agent_allowlist_t *l, const char *id,
                                            size_t id_len)
 {
-    if (id_len != AGENT_TUNNEL_ID_LEN)
+    if (id_len != AGENT_TUNNEL_ID_LEN || !l->count)
         return NULL;
-    for (size_t i = 0; i < l->count; i++)
-        if (!strncasecmp(l->items[i].id, id, AGENT_TUNNEL_ID_LEN))
-            return &l->items[i];
+    size_t lo = 0, hi = l->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const agent_tunnel_t *t = &l->items[l->by_id[mid]];
+        int c = strncasecmp(t->id, id, AGENT_TUNNEL_ID_LEN);
+        if (c == 0)
+            return t;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return NULL;
 }
 

@@ -43,8 +43,12 @@ typedef struct agent_tunnel {
 } agent_tunnel_t;
 
 typedef struct agent_allowlist {
-    agent_tunnel_t *items;
+    agent_tunnel_t *items; /* in the hub's order */
     size_t count;
+    /* items' indexes sorted by id, case-insensitively: a lookup (every
+     * stream the hub opens) is a binary search, not a walk of up to 4,096
+     * entries, and a list's repeated ids are found in one sort. */
+    uint32_t *by_id;
 } agent_allowlist_t;
 
 /* Builds a list from the JSON array `tunnels` (T objects: id, name, target

@@ -448,7 +448,7 @@ static void report_refused(agent_daemon_t *d, cn_link_t *link)
 
 static int set_tunnels(agent_daemon_t *d, cn_link_t *link, json_t *list)
 {
-    agent_allowlist_t l = {NULL, 0};
+    agent_allowlist_t l = {0};
     size_t skipped = 0;
     int rc = agent_allowlist_parse(list, &l, &skipped);
     if (rc < 0)

@@ -7,6 +7,7 @@
 #include "cn_err.h"
 #include "cn_frame.h"
 
+#include <ctype.h>
 #include <jansson.h>
 
 #define ID1 "11111111-1111-4111-8111-111111111111"
@@ -74,6 +75,53 @@ static void test_parse_keeps_good_entries(void **state)
     json_decref(j);
     json_decref(notarray);
     json_decref(empty);
+}
+
+/* A full list (AGENT_ALLOWLIST_MAX entries, in no order, with repeats that
+ * differ only in case): every listed id is found, whatever its case, the
+ * first entry of a repeated id is the one kept, and ids not listed are not
+ * found. The lookup is a binary search over a sorted index. */
+static void test_many_ids_and_repeats(void **state)
+{
+    (void)state;
+    json_t *arr = json_array();
+    char id[40], name[16];
+    /* ids in a scattered order: i * 2,654,435,761 mod 2^32 */
+    for (unsigned i = 0; i < AGENT_ALLOWLIST_MAX - 4; i++) {
+        snprintf(id, sizeof(id), "%08x-1111-4111-8111-%012u", i * 2654435761u, i);
+        snprintf(name, sizeof(name), "t%u", i);
+        json_array_append_new(
+            arr, json_pack("{s:s,s:s,s:s}", "id", id, "target", "127.0.0.1:1", "name", name));
+    }
+    /* Repeats of entry 7, one upper-case: skipped, entry 7 stays. */
+    snprintf(id, sizeof(id), "%08x-1111-4111-8111-%012u", 7 * 2654435761u, 7u);
+    json_array_append_new(arr, json_pack("{s:s,s:s}", "id", id, "target", "127.0.0.1:2"));
+    for (char *c = id; *c; c++)
+        *c = (char)toupper((unsigned char)*c);
+    json_array_append_new(arr, json_pack("{s:s,s:s}", "id", id, "target", "127.0.0.1:3"));
+    agent_allowlist_t l = {0};
+    size_t skipped = 0;
+    assert_int_equal(agent_allowlist_parse(arr, &l, &skipped), 0);
+    assert_int_equal(l.count, AGENT_ALLOWLIST_MAX - 4);
+    assert_int_equal(skipped, 2);
+    for (unsigned i = 0; i < AGENT_ALLOWLIST_MAX - 4; i++) {
+        snprintf(id, sizeof(id), "%08x-1111-4111-8111-%012u", i * 2654435761u, i);
+        const agent_tunnel_t *t = agent_allowlist_find(&l, id, 36);
+        assert_non_null(t);
+        snprintf(name, sizeof(name), "t%u", i);
+        assert_string_equal(t->name, name);
+        assert_int_equal(t->port, 1);     /* the first of entry 7's three */
+        assert_ptr_equal(&l.items[i], t); /* the hub's order kept */
+        for (char *c = id; *c; c++)
+            *c = (char)toupper((unsigned char)*c);
+        assert_ptr_equal(agent_allowlist_find(&l, id, 36), t);
+        snprintf(id, sizeof(id), "%08x-1111-4111-8111-%012u", i * 2654435761u + 1, i);
+        assert_null(agent_allowlist_find(&l, id, 36)); /* its suffix is i's alone */
+    }
+    assert_null(agent_allowlist_find(&l, "00000000-0000-4000-8000-000000000000", 36));
+    assert_null(agent_allowlist_find(&l, "ffffffff-ffff-4fff-8fff-ffffffffffff", 36));
+    agent_allowlist_free(&l);
+    json_decref(arr);
 }
 
 /* A tunnel_status message changes one listed entry's status and nothing
@@ -300,6 +348,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_keeps_good_entries),
+        cmocka_unit_test(test_many_ids_and_repeats),
         cmocka_unit_test(test_set_status),
         cmocka_unit_test(test_admission),
         cmocka_unit_test(test_policy_patterns),
