@@ -385,20 +385,29 @@ static ssize_t conn_recv(edge_conn_t *c, int fd, void *buf, size_t len)
     return tls_result(c, SSL_read(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len), true);
 }
 
-static ssize_t conn_send(edge_conn_t *c, int fd, const void *buf, size_t len)
+/* `more`: the caller ends the connection right after these bytes
+ * (conn_finish), so the kernel may hold the tail of a plaintext send
+ * (MSG_MORE) for the FIN to ride on: one segment for the last response and
+ * the FIN instead of two, each a wake-up of the client and a trip through
+ * both TCP stacks. */
+static ssize_t conn_send(edge_conn_t *c, int fd, const void *buf, size_t len, bool more)
 {
     if (!c->ssl)
-        return send(fd, buf, len, MSG_NOSIGNAL);
+        return send(fd, buf, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
     if (!len)
         return 0;
     return tls_result(c, SSL_write(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len), false);
 }
 
-static bool flush_out(edge_conn_t *c)
+/* Sends what `out` holds; true once it is all sent. `last`: conn_finish
+ * follows at once when it is (see conn_send's `more`); a send that stops
+ * short is pushed by the next one, which the writeable callback makes
+ * without `last`. */
+static bool flush_out_as(edge_conn_t *c, bool last)
 {
     int fd = lws_get_socket_fd(c->wsi);
     while (c->out.len) {
-        ssize_t n = conn_send(c, fd, cn_buf_data(&c->out), c->out.len);
+        ssize_t n = conn_send(c, fd, cn_buf_data(&c->out), c->out.len, last);
         if (n > 0) {
             cn_buf_consume(&c->out, (size_t)n);
             continue;
@@ -413,6 +422,11 @@ static bool flush_out(edge_conn_t *c)
         return false;
     }
     return true;
+}
+
+static bool flush_out(edge_conn_t *c)
+{
+    return flush_out_as(c, false);
 }
 
 static void out_printf(edge_conn_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -946,6 +960,12 @@ static void req_detach(edge_req_t *r, bool abort_stream)
     cn_link_flush(r->link);
 }
 
+/* The connection closes once its request in flight is finished. */
+static bool ends_after_request(const edge_conn_t *c)
+{
+    return c->close_after || c->state == C_TUNNEL || c->state == C_CLOSING;
+}
+
 static void process_input(edge_conn_t *c);
 static void pump_response(edge_conn_t *c);
 static void pump_request(edge_conn_t *c);
@@ -959,10 +979,10 @@ static void request_finished(edge_conn_t *c, bool abort_stream)
         req_detach(c->req, abort_stream);
     c->req = NULL;
     memset(&c->info, 0, sizeof(c->info));
-    if (c->close_after || c->state == C_TUNNEL || c->state == C_CLOSING) {
+    if (ends_after_request(c)) {
         c->state = C_CLOSING;
         set_rx(c, false);
-        if (flush_out(c))
+        if (flush_out_as(c, true))
             conn_finish(c);
         return;
     }
@@ -1412,9 +1432,12 @@ static void pump_response(edge_conn_t *c)
         return;
     int fd = lws_get_socket_fd(c->wsi);
     for (;;) {
-        if (c->out.len && !flush_out(c))
+        bool done = r->rstate == R_BODY && r->rbody.done;
+        /* A whole response on a closing connection goes out with the FIN
+         * (request_finished). */
+        if (c->out.len && !(done && ends_after_request(c)) && !flush_out(c))
             break;
-        if (r->rstate == R_BODY && r->rbody.done) {
+        if (done) {
             request_finished(c, false);
             return;
         }
@@ -1451,6 +1474,7 @@ static void pump_response(edge_conn_t *c)
             continue;
         }
         size_t want = len;
+        bool last = false; /* the body's end on a closing connection: the FIN follows */
         if (r->rstate == R_BODY) {
             hub_h1_body_t trial = r->rbody;
             if (hub_h1_body_feed(&trial, src, len, &want) < 0) {
@@ -1463,8 +1487,9 @@ static void pump_response(edge_conn_t *c)
                     goto lost;
                 continue;
             }
+            last = trial.done && ends_after_request(c);
         }
-        ssize_t n = conn_send(c, fd, src, want);
+        ssize_t n = conn_send(c, fd, src, want, last);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -2043,7 +2068,7 @@ static void conn_writable(edge_conn_t *c)
         c->ssl_read_on_write = false;
         lws_sul_schedule(lws_get_context(c->wsi), 0, &c->sul_read, conn_read_cb, 1);
     }
-    if (c->out.len && !flush_out(c))
+    if (c->out.len && !flush_out_as(c, c->state == C_CLOSING))
         return;
     if (c->state == C_CLOSING) {
         conn_finish(c);

@@ -17,11 +17,16 @@ that check what comes back. Bounded in bytes and time.
   httptool.py pipeline PORT HOST N        N GETs written at once, N responses read in order
   httptool.py upload PORT HOST PATH MIB [chunked]   streams MIB MiB, checks the SHA-256 echoed
   httptool.py download PORT HOST PATH MIB           reads MIB MiB, checks the SHA-256
+  httptool.py closefin PORT HOST PATH N   N requests with "Connection: close", each on a new
+                                          connection read to its end: fails unless each is a
+                                          200 with "Connection: close" whose FIN came in the
+                                          segment of the last response bytes (Linux TCP_INFO)
 """
 import hashlib
 import http.client
 import json
 import socket
+import struct
 import sys
 import threading
 import time
@@ -260,6 +265,30 @@ def main():
         if r.status != 200 or total != n or h.hexdigest() != pattern_sha(n):
             fail("download: status %d, %d bytes of %d, digest %s" % (r.status, total, n, h.hexdigest()))
         print("download: %d MiB, SHA-256 equal" % mib)
+    elif cmd == "closefin":
+        port, host, path, n = int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+        for i in range(n):
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            s.sendall(b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                      % (path.encode(), host.encode()))
+            data = b""
+            while True:
+                d = s.recv(1 << 20)
+                if not d:
+                    break
+                data += d
+            # struct tcp_info: tcpi_segs_in at byte 140, tcpi_data_segs_in at 152.
+            ti = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+            segs, data_segs = struct.unpack_from("I", ti, 140)[0], struct.unpack_from("I", ti, 152)[0]
+            s.close()
+            head, _, body = data.partition(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 200 ") or b"\r\nConnection: close" not in head:
+                fail("closefin %d: %r" % (i, head[:200]))
+            # Without payload: the SYN-ACK and at most one ACK of the request;
+            # a third is a FIN sent on its own.
+            if segs - data_segs > 2:
+                fail("closefin %d: %d segments without payload of %d (a lone FIN)" % (i, segs - data_segs, segs))
+        print("closefin: %d responses, each with its FIN in its last segment (%d bytes)" % (n, len(body)))
     else:
         fail("unknown command " + cmd)
 

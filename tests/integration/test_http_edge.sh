@@ -71,6 +71,11 @@ step "keep-alive and pipelining"
     "HEAD /c 200" "DELETE /d 200" || fail "keep-alive"
 "$PY" "$HTTPTOOL" pipeline "$EDGE_PORT" "web.localhost:$EDGE_PORT" 20 || fail "pipelining"
 
+step "Connection: close: the last response bytes and the FIN in one segment"
+"$PY" "$HTTPTOOL" closefin "$EDGE_PORT" "web.localhost:$EDGE_PORT" /hello 5 || fail "closing responses"
+"$PY" "$HTTPTOOL" closefin "$EDGE_PORT" "web.localhost:$EDGE_PORT" /source?n=300000 2 ||
+    fail "closing responses, 300 kB"
+
 step "request and response bodies: Content-Length, chunked, 100-continue, 64 MiB both ways"
 "$PY" "$HTTPTOOL" upload "$EDGE_PORT" "web.localhost:$EDGE_PORT" /sink 64 || fail "upload"
 "$PY" "$HTTPTOOL" upload "$EDGE_PORT" "web.localhost:$EDGE_PORT" /sink 16 chunked || fail "chunked upload"
