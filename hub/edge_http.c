@@ -2190,7 +2190,8 @@ static void accept_one(hub_runtime_t *rt, int fd, const struct sockaddr_storage 
         hub_edge_refuse(fd);
         return;
     }
-    cn_sock_nodelay(fd); /* hub_accept made it non-blocking and close-on-exec */
+    /* Nothing to set: hub_accept made it non-blocking and close-on-exec,
+     * and it has TCP_NODELAY from the listener (cn_sock_listen). */
     char addr[INET6_ADDRSTRLEN], client[64];
     int port = 0;
     hub_edge_peer(ss, addr, sizeof(addr), &port);
