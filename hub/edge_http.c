@@ -675,8 +675,8 @@ static edge_req_t *req_new(edge_conn_t *c, session_t *s, const char *tunnel_id,
     r->conn = c;
     r->link = s->link;
     r->mux = cn_link_mux(s->link);
-    snprintf(r->tunnel_id, sizeof(r->tunnel_id), "%s", tunnel_id);
-    snprintf(r->agent_id, sizeof(r->agent_id), "%s", agent_id);
+    cn_buf_strcpy(r->tunnel_id, sizeof(r->tunnel_id), tunnel_id, SIZE_MAX);
+    cn_buf_strcpy(r->agent_id, sizeof(r->agent_id), agent_id, SIZE_MAX);
     r->version = version;
     r->nreq = 1;
     cn_buf_init(&r->pending, HUB_H1_HEAD_MAX + 1024, 0);
@@ -737,8 +737,8 @@ static edge_pool_t *pool_new(struct hub_edge_http *e, const edge_req_t *r)
     lp->npools++;
     p->lp = lp;
     p->rt = r->rt;
-    snprintf(p->tunnel_id, sizeof(p->tunnel_id), "%s", r->tunnel_id);
-    snprintf(p->agent_id, sizeof(p->agent_id), "%s", r->agent_id);
+    cn_buf_strcpy(p->tunnel_id, sizeof(p->tunnel_id), r->tunnel_id, SIZE_MAX);
+    cn_buf_strcpy(p->agent_id, sizeof(p->agent_id), r->agent_id, SIZE_MAX);
     p->link = r->link;
     p->version = r->version;
     p->next = e->pools;
@@ -1662,8 +1662,8 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
 
     memset(&c->info, 0, sizeof(c->info));
     c->info.started = now_ms(rt);
-    snprintf(c->info.method, sizeof(c->info.method), "%.*s",
-             (int)(h->method_len < 20 ? h->method_len : 20), h->method);
+    cn_buf_strcpy(c->info.method, sizeof(c->info.method), h->method,
+                  h->method_len < 20 ? h->method_len : 20);
     const hub_h1_header_t *acc = hub_h1_find(h, "accept");
     c->json_errors = acc && (memmem(acc->value, acc->value_len, "json", 4) != NULL) &&
                      !memmem(acc->value, acc->value_len, "text/html", 9);
@@ -1690,7 +1690,7 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
         msg = "only origin-form request targets (/path) are served";
         goto refuse_body;
     }
-    snprintf(c->info.path, sizeof(c->info.path), "%.*s", (int)(plen < 512 ? plen : 512), h->target);
+    cn_buf_strcpy(c->info.path, sizeof(c->info.path), h->target, plen < 512 ? plen : 512);
     if (!host_name(h, host, sizeof(host))) {
         status = 400;
         msg = "a Host header naming the tunnel is required";
@@ -1774,7 +1774,7 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
         goto refuse_body;
     }
     /* Normalised after routing, so that a share logs malformed paths. */
-    snprintf(c->info.path, sizeof(c->info.path), "%.*s", (int)(nlen < 512 ? nlen : 512), norm);
+    cn_buf_strcpy(c->info.path, sizeof(c->info.path), norm, nlen < 512 ? nlen : 512);
     /* Who asks, and for what: a share's policy, or the tunnel's own
      * basic auth. */
     if (share) {
@@ -2149,8 +2149,8 @@ static edge_conn_t *conn_adopt(hub_runtime_t *rt, int fd, const char *ip, const 
         return NULL;
     }
     c->rt = rt;
-    snprintf(c->client_ip, sizeof(c->client_ip), "%s", ip);
-    snprintf(c->client, sizeof(c->client), "%s", client);
+    cn_buf_strcpy(c->client_ip, sizeof(c->client_ip), ip, SIZE_MAX);
+    cn_buf_strcpy(c->client, sizeof(c->client), client, SIZE_MAX);
     cn_buf_init(&c->in, IN_MAX, 0);
     cn_buf_init(&c->out, OUT_MAX, 0);
     /* The handshake runs inside the first reads, under the head deadline. */
