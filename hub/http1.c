@@ -59,17 +59,15 @@ static size_t head_end(const char *buf, size_t len, size_t from)
  * or LF shows up. */
 static bool line_at(const char *p, const char *end, const char **eol)
 {
-    for (const char *q = p; q + 1 < end; q++) {
-        if (*q == '\r') {
-            if (q[1] != '\n')
-                return false;
-            *eol = q;
-            return true;
-        }
-        if (*q == '\n')
-            return false;
-    }
-    return false;
+    if (end - p < 2)
+        return false;
+    /* The first CR (before the last byte), and no LF before it: memchr
+     * rather than a loop over every byte of every head. */
+    const char *cr = memchr(p, '\r', (size_t)(end - 1 - p));
+    if (!cr || memchr(p, '\n', (size_t)(cr - p)) || cr[1] != '\n')
+        return false;
+    *eol = cr;
+    return true;
 }
 
 static int parse_headers(const char *p, const char *end, hub_h1_head_t *h)

@@ -65,6 +65,9 @@ static void test_request_malformed(void **state)
         "GET / HTTP/1.1\r\n: empty\r\n\r\n",
         "GET / HTTP/1.1\nHost: x\n\n",        /* bare LF */
         "GET / HTTP/1.1\r\nX: a\rb\r\n\r\n",  /* bare CR */
+        "GET / HTTP/1.1\r\nX: a\nb\r\n\r\n",  /* bare LF in a line */
+        "GET / HTTP/1.1\r\nX: a\n\r\n\r\n",   /* bare LF just before the CR */
+        "GET / HTTP/1.1\nX: a\r\n\r\n",       /* bare LF ending the request line */
         "GET / HTTP/1.1\r\nX: a\x01\r\n\r\n", /* control byte */
     };
     hub_h1_head_t h;
