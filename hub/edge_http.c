@@ -210,7 +210,9 @@ struct edge_conn {
     char share_id[HUB_ID_SIZE], share_ws[HUB_ID_SIZE];
     hub_inspect_rec_t *rec;     /* the request being recorded (inspect.h) */
     struct edge_replay *replay; /* owned; set on a replay's connection */
-    lws_sorted_usec_list_t sul_write, deadline;
+    lws_sorted_usec_list_t sul_write;
+    lws_dll2_t deadline;    /* in a deadline queue while armed */
+    lws_usec_t due;         /* when, by lws_now_usecs() */
     SSL *ssl;               /* NULL on the plain HTTP port */
     bool ssl_read_on_write; /* a TLS read waits for the socket to take bytes */
     lws_sorted_usec_list_t sul_read;
@@ -232,8 +234,23 @@ typedef struct share_window {
     hub_share_window_t w;
 } share_window_t;
 
+/* The connections whose deadline has one length, in arming order, which
+ * is deadline order, and one timer for the first: arming one is O(1). A
+ * timer per connection was an insertion into lws's sorted timer list, a
+ * walk past every timer due earlier (every other connection's), on every
+ * new connection and every request. */
+typedef struct deadline_queue {
+    lws_dll2_owner_t conns;
+    lws_sorted_usec_list_t sul;
+    lws_usec_t len_us;
+    hub_runtime_t *rt;
+} deadline_queue_t;
+
+enum { DEADLINE_HEAD, DEADLINE_IDLE, DEADLINE_QUEUES };
+
 struct hub_edge_http {
     hub_runtime_t *rt;
+    deadline_queue_t deadlines[DEADLINE_QUEUES];
     struct lws *listen_wsi;
     int port;
     struct lws *tls_listen_wsi; /* the HTTPS port, when the hub has a certificate */
@@ -334,20 +351,44 @@ static void conn_finish(edge_conn_t *c)
     conn_kill(c);
 }
 
+/* Closes the connections of the queue whose deadline passed waiting for
+ * a head, and sets the timer for the next. */
 static void deadline_cb(lws_sorted_usec_list_t *sul)
 {
-    edge_conn_t *c = lws_container_of(sul, edge_conn_t, deadline);
-    if (c->state == C_HEAD && !c->req) {
-        cn_log_debug("http %s: idle or slow head, closing", c->client);
-        conn_kill(c);
+    deadline_queue_t *q = lws_container_of(sul, deadline_queue_t, sul);
+    lws_usec_t now = lws_now_usecs();
+    while (q->conns.head) {
+        edge_conn_t *c = lws_container_of(q->conns.head, edge_conn_t, deadline);
+        if (c->due > now) {
+            lws_sul_schedule(q->rt->ctx, 0, &q->sul, deadline_cb, c->due - now);
+            return;
+        }
+        lws_dll2_remove(&c->deadline);
+        if (c->state == C_HEAD && !c->req) {
+            cn_log_debug("http %s: idle or slow head, closing", c->client);
+            conn_kill(c);
+        }
     }
 }
 
-static void arm_deadline(edge_conn_t *c, int ms)
+static void cancel_deadline(edge_conn_t *c)
 {
-    if (c->wsi)
-        lws_sul_schedule(lws_get_context(c->wsi), 0, &c->deadline, deadline_cb,
-                         (lws_usec_t)ms * LWS_US_PER_MS);
+    lws_dll2_remove(&c->deadline); /* the queue's timer finds it gone */
+}
+
+/* which: DEADLINE_HEAD or DEADLINE_IDLE, from now. */
+static void arm_deadline(edge_conn_t *c, int which)
+{
+    if (!c->wsi)
+        return;
+    deadline_queue_t *q = &c->rt->edge->deadlines[which];
+    cancel_deadline(c);
+    c->due = lws_now_usecs() + q->len_us;
+    lws_dll2_add_tail(&c->deadline, &q->conns);
+    /* A queue with connections has its timer set, at or before its first
+     * one's deadline (deadline_cb sets the next; a removal leaves it). */
+    if (q->conns.count == 1)
+        lws_sul_schedule(q->rt->ctx, 0, &q->sul, deadline_cb, q->len_us);
 }
 
 /* recv(2) and send(2) of the client socket, through TLS on the HTTPS
@@ -987,7 +1028,7 @@ static void request_finished(edge_conn_t *c, bool abort_stream)
         return;
     }
     c->state = C_HEAD;
-    arm_deadline(c, IDLE_TIMEOUT_MS);
+    arm_deadline(c, DEADLINE_IDLE);
     set_rx(c, true);
     if (c->out.len && !flush_out(c))
         return; /* the rest once the client reads; conn_writable goes on */
@@ -1928,7 +1969,7 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
         /* Reading stays on: a client waiting for its answer sends nothing,
          * and conn_read turns it off if it does (pipelining); toggling it
          * costs an epoll_ctl per request. */
-        lws_sul_cancel(&c->deadline);
+        cancel_deadline(c);
         arm_response_timer(c);
         pump_request(c);
         hub_tunnel_clear(&t);
@@ -1951,7 +1992,7 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
     c->state = body.done ? C_WAIT : C_BODY;
     if (!body.done)
         set_rx(c, false); /* until the agent accepts the stream (else as above) */
-    lws_sul_cancel(&c->deadline);
+    cancel_deadline(c);
     if (expect && !body.done && h->minor >= 1)
         out_printf(c, "HTTP/1.1 100 Continue\r\n\r\n"); /* we checked; send the body */
     if (body.done)
@@ -2088,7 +2129,7 @@ static void conn_closed(edge_conn_t *c)
     hub_runtime_t *rt = c->rt;
     struct hub_edge_http *e = rt->edge;
     lws_sul_cancel(&c->sul_write);
-    lws_sul_cancel(&c->deadline);
+    cancel_deadline(c);
     lws_sul_cancel(&c->sul_read);
     SSL_free(c->ssl);
     c->ssl = NULL;
@@ -2180,7 +2221,7 @@ static edge_conn_t *conn_adopt(hub_runtime_t *rt, int fd, const char *ip, const 
     c->next = e->conns;
     e->conns = c;
     rt->conns++;
-    arm_deadline(c, HEAD_TIMEOUT_MS);
+    arm_deadline(c, DEADLINE_HEAD);
     return c;
 }
 
@@ -2398,6 +2439,10 @@ int hub_edge_http_init(hub_runtime_t *rt)
         return CN_ENOMEM;
     e->rt = rt;
     e->port = -1;
+    e->deadlines[DEADLINE_HEAD].len_us = (lws_usec_t)HEAD_TIMEOUT_MS * LWS_US_PER_MS;
+    e->deadlines[DEADLINE_IDLE].len_us = (lws_usec_t)IDLE_TIMEOUT_MS * LWS_US_PER_MS;
+    for (int i = 0; i < DEADLINE_QUEUES; i++)
+        e->deadlines[i].rt = rt;
     e->windows_prune_at = WINDOWS_PRUNE_AT;
     rt->edge = e;
     return 0;
@@ -2516,6 +2561,8 @@ void hub_edge_http_close_all(hub_runtime_t *rt)
     while (e->pools)
         pool_drop(e->pools, "the hub is stopping");
     lws_sul_cancel(&e->tick);
+    for (int i = 0; i < DEADLINE_QUEUES; i++)
+        lws_sul_cancel(&e->deadlines[i].sul);
     if (e->listen_wsi) {
         lws_set_opaque_user_data(e->listen_wsi, NULL);
         lws_set_timeout(e->listen_wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
