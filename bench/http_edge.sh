@@ -33,7 +33,8 @@
 # processes (from /proc/PID/stat before and after the run): the nginx
 # proxy's worker, or the hub and the agent; and of the target nginx's
 # worker. On two cores shared with wrk, a path's rate follows its CPU per
-# request as much as its latency.
+# request as much as its latency. Below the table, a line per tunnel or
+# share load gives every run's figure and the hub's part of it.
 #
 # The share's limit: the API allows at most 1,000 requests a minute per
 # share, far below what wrk sends, so the bench creates BENCH_SHARES shares
