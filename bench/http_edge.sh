@@ -23,7 +23,7 @@
 #                      request, the edge before the pool)
 #   BENCH_PATHS=...    the paths to measure (default "direct nginx tunnel share")
 #   BENCH_MODES=keep   the loads to run (default "keep close"); a load not run
-#                      shows 0 in the table
+#                      shows – in the table
 #   BENCH_PERF_MODE=keep  which load BENCH_PERF profiles (keep or close)
 #   BENCH_PERF_PATHS="tunnel share"  which paths BENCH_PERF profiles
 #   BENCH_PERF_CG="--call-graph dwarf"  perf record's call-graph option (default -g)
@@ -34,7 +34,8 @@
 # processes (from /proc/PID/stat before and after the run): the nginx
 # proxy's worker, or the hub and the agent; and of the target nginx's
 # worker. On two cores shared with wrk, a path's rate follows its CPU per
-# request as much as its latency.
+# request as much as its latency. Below the table, a line per tunnel or
+# share load gives every run's figure and the hub's part of it.
 #
 # The share's limit: the API allows at most 1,000 requests a minute per
 # share, far below what wrk sends, so the bench creates BENCH_SHARES shares
@@ -160,7 +161,7 @@ PROXY_WORKER=$(pgrep -P "$(cat "$WORK/proxy/nginx.pid")" | head -1)
 TARGET_WORKER=$(pgrep -P "$(cat "$WORK/target/nginx.pid")" | head -1)
 [ -n "$PROXY_WORKER" ] && [ -n "$TARGET_WORKER" ] || fail "no nginx worker found"
 us_per() { awk -v t="$1" -v n="$2" -v hz="$CLK" 'BEGIN { printf "%.1f", (n > 0 ? t * 1e6 / hz / n : 0) }'; }
-declare -A FWUS TGUS
+declare -A FWUS TGUS HUBUS
 perf_start() { # perf_start NAME: the hub and the agent (BENCH_PERF_ALL: everything)
     [ -n "$PERF_DIR" ] || return 0
     local who=(-p "$HUB_PID,$AGENT_PID")
@@ -188,15 +189,16 @@ wrk_run() {
     nginx) fw=("$PROXY_WORKER") ;;
     tunnel | share) fw=("$HUB_PID" "$AGENT_PID") ;;
     esac
-    local fw0=$(cpu_ticks "${fw[@]}") tg0=$(cpu_ticks "$TARGET_WORKER")
+    local fw0=$(cpu_ticks "${fw[@]}") tg0=$(cpu_ticks "$TARGET_WORKER") hub0=$(cpu_ticks "$HUB_PID")
     HOSTS=${HOSTS[$path]} CLOSE=$([ "$mode" = close ] && echo 1 || echo 0) \
         timeout $((SECS + 30)) wrk -t2 -c50 -d"${SECS}s" --latency -s "$WORK/hosts.lua" \
         "${URL[$path]}/1k.bin" >"$out" 2>&1 || true
-    local fw1=$(cpu_ticks "${fw[@]}") tg1=$(cpu_ticks "$TARGET_WORKER")
+    local fw1=$(cpu_ticks "${fw[@]}") tg1=$(cpu_ticks "$TARGET_WORKER") hub1=$(cpu_ticks "$HUB_PID")
     perf_stop
     local n=$(awk '/requests in/ {print $1}' "$out")
     FWUS[$path:$mode]+="$(us_per "$((fw1 - fw0))" "${n:-0}") "
     TGUS[$path:$mode]+="$(us_per "$((tg1 - tg0))" "${n:-0}") "
+    HUBUS[$path:$mode]+="$(us_per "$((hub1 - hub0))" "${n:-0}") "
     rps=$(wrk_rps "$out")
     p99=$(wrk_p99_ms "$out")
     bad=$(awk '/Non-2xx or 3xx responses:/ {print $NF} /Socket errors/ {print "sock"}' "$out" | paste -sd' ')
@@ -207,7 +209,8 @@ wrk_run() {
     return 0
 }
 
-for mode in ${BENCH_MODES:-keep close}; do
+MODES=${BENCH_MODES:-keep close}
+for mode in $MODES; do
     for run in $(seq 1 "$RUNS"); do
         for p in $PATHS; do wrk_run "$p" "$mode" "$run"; done
     done
@@ -233,14 +236,24 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf (b > 0 ? "%.2f" : "–"), a / 
     for p in $PATHS; do
         line="| ${LABEL[$p]} |"
         for mode in keep close; do
-            m=$(median <<<"${R[$p:$mode]:-}")
-            runs=$(for v in ${R[$p:$mode]:-}; do fmt_int "$v" && echo; done | paste -sd'/')
-            fwus=$([ "$p" = direct ] && echo – || median <<<"${FWUS[$p:$mode]:-}")
-            line+=" **$(fmt_int "$m")** ($runs)${NON2XX[$p:$mode]:+ ⚠ non-2xx/errors: ${NON2XX[$p:$mode]:-}} | $(median <<<"${P99[$p:$mode]:-}") | $fwus, $(median <<<"${TGUS[$p:$mode]:-}") |"
+            if [ -z "${R[$p:$mode]:-}" ]; then # not in BENCH_MODES
+                line+=" – | – | – |"
+                continue
+            fi
+            m=$(median <<<"${R[$p:$mode]}")
+            runs=$(for v in ${R[$p:$mode]}; do fmt_int "$v" && echo; done | paste -sd'/')
+            fwus=$([ "$p" = direct ] && echo – || median <<<"${FWUS[$p:$mode]}")
+            line+=" **$(fmt_int "$m")** ($runs)${NON2XX[$p:$mode]:+ ⚠ non-2xx/errors: ${NON2XX[$p:$mode]}} | $(median <<<"${P99[$p:$mode]}") | $fwus, $(median <<<"${TGUS[$p:$mode]}") |"
         done
         echo "$line"
     done
     echo
+    for mode in $MODES; do
+        for p in tunnel share; do
+            [ -n "${HUBUS[$p:$mode]:-}" ] || continue
+            echo "- ${LABEL[$p]}, $([ "$mode" = keep ] && echo keep-alive || echo "new connections"): CPU µs/req of the hub and the agent by run ${FWUS[$p:$mode]% }, of the hub alone ${HUBUS[$p:$mode]% } (median $(median <<<"${HUBUS[$p:$mode]}"))"
+        done
+    done
     for mode in keep close; do
         [ -n "${R[tunnel:$mode]:-}" ] || continue
         t=$(median <<<"${R[tunnel:$mode]}")

@@ -210,7 +210,9 @@ struct edge_conn {
     char share_id[HUB_ID_SIZE], share_ws[HUB_ID_SIZE];
     hub_inspect_rec_t *rec;     /* the request being recorded (inspect.h) */
     struct edge_replay *replay; /* owned; set on a replay's connection */
-    lws_sorted_usec_list_t sul_write, deadline;
+    lws_sorted_usec_list_t sul_write;
+    lws_dll2_t deadline;    /* in a deadline queue while armed */
+    lws_usec_t due;         /* when, by lws_now_usecs() */
     SSL *ssl;               /* NULL on the plain HTTP port */
     bool ssl_read_on_write; /* a TLS read waits for the socket to take bytes */
     lws_sorted_usec_list_t sul_read;
@@ -232,8 +234,23 @@ typedef struct share_window {
     hub_share_window_t w;
 } share_window_t;
 
+/* The connections whose deadline has one length, in arming order, which
+ * is deadline order, and one timer for the first: arming one is O(1). A
+ * timer per connection was an insertion into lws's sorted timer list, a
+ * walk past every timer due earlier (every other connection's), on every
+ * new connection and every request. */
+typedef struct deadline_queue {
+    lws_dll2_owner_t conns;
+    lws_sorted_usec_list_t sul;
+    lws_usec_t len_us;
+    hub_runtime_t *rt;
+} deadline_queue_t;
+
+enum { DEADLINE_HEAD, DEADLINE_IDLE, DEADLINE_QUEUES };
+
 struct hub_edge_http {
     hub_runtime_t *rt;
+    deadline_queue_t deadlines[DEADLINE_QUEUES];
     struct lws *listen_wsi;
     int port;
     struct lws *tls_listen_wsi; /* the HTTPS port, when the hub has a certificate */
@@ -334,20 +351,44 @@ static void conn_finish(edge_conn_t *c)
     conn_kill(c);
 }
 
+/* Closes the connections of the queue whose deadline passed waiting for
+ * a head, and sets the timer for the next. */
 static void deadline_cb(lws_sorted_usec_list_t *sul)
 {
-    edge_conn_t *c = lws_container_of(sul, edge_conn_t, deadline);
-    if (c->state == C_HEAD && !c->req) {
-        cn_log_debug("http %s: idle or slow head, closing", c->client);
-        conn_kill(c);
+    deadline_queue_t *q = lws_container_of(sul, deadline_queue_t, sul);
+    lws_usec_t now = lws_now_usecs();
+    while (q->conns.head) {
+        edge_conn_t *c = lws_container_of(q->conns.head, edge_conn_t, deadline);
+        if (c->due > now) {
+            lws_sul_schedule(q->rt->ctx, 0, &q->sul, deadline_cb, c->due - now);
+            return;
+        }
+        lws_dll2_remove(&c->deadline);
+        if (c->state == C_HEAD && !c->req) {
+            cn_log_debug("http %s: idle or slow head, closing", c->client);
+            conn_kill(c);
+        }
     }
 }
 
-static void arm_deadline(edge_conn_t *c, int ms)
+static void cancel_deadline(edge_conn_t *c)
 {
-    if (c->wsi)
-        lws_sul_schedule(lws_get_context(c->wsi), 0, &c->deadline, deadline_cb,
-                         (lws_usec_t)ms * LWS_US_PER_MS);
+    lws_dll2_remove(&c->deadline); /* the queue's timer finds it gone */
+}
+
+/* which: DEADLINE_HEAD or DEADLINE_IDLE, from now. */
+static void arm_deadline(edge_conn_t *c, int which)
+{
+    if (!c->wsi)
+        return;
+    deadline_queue_t *q = &c->rt->edge->deadlines[which];
+    cancel_deadline(c);
+    c->due = lws_now_usecs() + q->len_us;
+    lws_dll2_add_tail(&c->deadline, &q->conns);
+    /* A queue with connections has its timer set, at or before its first
+     * one's deadline (deadline_cb sets the next; a removal leaves it). */
+    if (q->conns.count == 1)
+        lws_sul_schedule(q->rt->ctx, 0, &q->sul, deadline_cb, q->len_us);
 }
 
 /* recv(2) and send(2) of the client socket, through TLS on the HTTPS
@@ -385,20 +426,29 @@ static ssize_t conn_recv(edge_conn_t *c, int fd, void *buf, size_t len)
     return tls_result(c, SSL_read(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len), true);
 }
 
-static ssize_t conn_send(edge_conn_t *c, int fd, const void *buf, size_t len)
+/* `more`: the caller ends the connection right after these bytes
+ * (conn_finish), so the kernel may hold the tail of a plaintext send
+ * (MSG_MORE) for the FIN to ride on: one segment for the last response and
+ * the FIN instead of two, each a wake-up of the client and a trip through
+ * both TCP stacks. */
+static ssize_t conn_send(edge_conn_t *c, int fd, const void *buf, size_t len, bool more)
 {
     if (!c->ssl)
-        return send(fd, buf, len, MSG_NOSIGNAL);
+        return send(fd, buf, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
     if (!len)
         return 0;
     return tls_result(c, SSL_write(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len), false);
 }
 
-static bool flush_out(edge_conn_t *c)
+/* Sends what `out` holds; true once it is all sent. `last`: conn_finish
+ * follows at once when it is (see conn_send's `more`); a send that stops
+ * short is pushed by the next one, which the writeable callback makes
+ * without `last`. */
+static bool flush_out_as(edge_conn_t *c, bool last)
 {
     int fd = lws_get_socket_fd(c->wsi);
     while (c->out.len) {
-        ssize_t n = conn_send(c, fd, cn_buf_data(&c->out), c->out.len);
+        ssize_t n = conn_send(c, fd, cn_buf_data(&c->out), c->out.len, last);
         if (n > 0) {
             cn_buf_consume(&c->out, (size_t)n);
             continue;
@@ -413,6 +463,11 @@ static bool flush_out(edge_conn_t *c)
         return false;
     }
     return true;
+}
+
+static bool flush_out(edge_conn_t *c)
+{
+    return flush_out_as(c, false);
 }
 
 static void out_printf(edge_conn_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -661,8 +716,8 @@ static edge_req_t *req_new(edge_conn_t *c, session_t *s, const char *tunnel_id,
     r->conn = c;
     r->link = s->link;
     r->mux = cn_link_mux(s->link);
-    snprintf(r->tunnel_id, sizeof(r->tunnel_id), "%s", tunnel_id);
-    snprintf(r->agent_id, sizeof(r->agent_id), "%s", agent_id);
+    cn_buf_strcpy(r->tunnel_id, sizeof(r->tunnel_id), tunnel_id, SIZE_MAX);
+    cn_buf_strcpy(r->agent_id, sizeof(r->agent_id), agent_id, SIZE_MAX);
     r->version = version;
     r->nreq = 1;
     cn_buf_init(&r->pending, HUB_H1_HEAD_MAX + 1024, 0);
@@ -723,8 +778,8 @@ static edge_pool_t *pool_new(struct hub_edge_http *e, const edge_req_t *r)
     lp->npools++;
     p->lp = lp;
     p->rt = r->rt;
-    snprintf(p->tunnel_id, sizeof(p->tunnel_id), "%s", r->tunnel_id);
-    snprintf(p->agent_id, sizeof(p->agent_id), "%s", r->agent_id);
+    cn_buf_strcpy(p->tunnel_id, sizeof(p->tunnel_id), r->tunnel_id, SIZE_MAX);
+    cn_buf_strcpy(p->agent_id, sizeof(p->agent_id), r->agent_id, SIZE_MAX);
     p->link = r->link;
     p->version = r->version;
     p->next = e->pools;
@@ -946,6 +1001,12 @@ static void req_detach(edge_req_t *r, bool abort_stream)
     cn_link_flush(r->link);
 }
 
+/* The connection closes once its request in flight is finished. */
+static bool ends_after_request(const edge_conn_t *c)
+{
+    return c->close_after || c->state == C_TUNNEL || c->state == C_CLOSING;
+}
+
 static void process_input(edge_conn_t *c);
 static void pump_response(edge_conn_t *c);
 static void pump_request(edge_conn_t *c);
@@ -959,15 +1020,15 @@ static void request_finished(edge_conn_t *c, bool abort_stream)
         req_detach(c->req, abort_stream);
     c->req = NULL;
     memset(&c->info, 0, sizeof(c->info));
-    if (c->close_after || c->state == C_TUNNEL || c->state == C_CLOSING) {
+    if (ends_after_request(c)) {
         c->state = C_CLOSING;
         set_rx(c, false);
-        if (flush_out(c))
+        if (flush_out_as(c, true))
             conn_finish(c);
         return;
     }
     c->state = C_HEAD;
-    arm_deadline(c, IDLE_TIMEOUT_MS);
+    arm_deadline(c, DEADLINE_IDLE);
     set_rx(c, true);
     if (c->out.len && !flush_out(c))
         return; /* the rest once the client reads; conn_writable goes on */
@@ -1412,9 +1473,12 @@ static void pump_response(edge_conn_t *c)
         return;
     int fd = lws_get_socket_fd(c->wsi);
     for (;;) {
-        if (c->out.len && !flush_out(c))
+        bool done = r->rstate == R_BODY && r->rbody.done;
+        /* A whole response on a closing connection goes out with the FIN
+         * (request_finished). */
+        if (c->out.len && !(done && ends_after_request(c)) && !flush_out(c))
             break;
-        if (r->rstate == R_BODY && r->rbody.done) {
+        if (done) {
             request_finished(c, false);
             return;
         }
@@ -1451,6 +1515,7 @@ static void pump_response(edge_conn_t *c)
             continue;
         }
         size_t want = len;
+        bool last = false; /* the body's end on a closing connection: the FIN follows */
         if (r->rstate == R_BODY) {
             hub_h1_body_t trial = r->rbody;
             if (hub_h1_body_feed(&trial, src, len, &want) < 0) {
@@ -1463,8 +1528,9 @@ static void pump_response(edge_conn_t *c)
                     goto lost;
                 continue;
             }
+            last = trial.done && ends_after_request(c);
         }
-        ssize_t n = conn_send(c, fd, src, want);
+        ssize_t n = conn_send(c, fd, src, want, last);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -1637,8 +1703,8 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
 
     memset(&c->info, 0, sizeof(c->info));
     c->info.started = now_ms(rt);
-    snprintf(c->info.method, sizeof(c->info.method), "%.*s",
-             (int)(h->method_len < 20 ? h->method_len : 20), h->method);
+    cn_buf_strcpy(c->info.method, sizeof(c->info.method), h->method,
+                  h->method_len < 20 ? h->method_len : 20);
     const hub_h1_header_t *acc = hub_h1_find(h, "accept");
     c->json_errors = acc && (memmem(acc->value, acc->value_len, "json", 4) != NULL) &&
                      !memmem(acc->value, acc->value_len, "text/html", 9);
@@ -1665,7 +1731,7 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
         msg = "only origin-form request targets (/path) are served";
         goto refuse_body;
     }
-    snprintf(c->info.path, sizeof(c->info.path), "%.*s", (int)(plen < 512 ? plen : 512), h->target);
+    cn_buf_strcpy(c->info.path, sizeof(c->info.path), h->target, plen < 512 ? plen : 512);
     if (!host_name(h, host, sizeof(host))) {
         status = 400;
         msg = "a Host header naming the tunnel is required";
@@ -1751,7 +1817,7 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
         goto refuse_body;
     }
     /* Normalised after routing, so that a share logs malformed paths. */
-    snprintf(c->info.path, sizeof(c->info.path), "%.*s", (int)(nlen < 512 ? nlen : 512), norm);
+    cn_buf_strcpy(c->info.path, sizeof(c->info.path), norm, nlen < 512 ? nlen : 512);
     /* Who asks, and for what: a share's policy, or the tunnel's own
      * basic auth. */
     if (share) {
@@ -1905,7 +1971,7 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
         /* Reading stays on: a client waiting for its answer sends nothing,
          * and conn_read turns it off if it does (pipelining); toggling it
          * costs an epoll_ctl per request. */
-        lws_sul_cancel(&c->deadline);
+        cancel_deadline(c);
         arm_response_timer(c);
         pump_request(c);
         hub_tunnel_clear(&t);
@@ -1928,7 +1994,7 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
     c->state = body.done ? C_WAIT : C_BODY;
     if (!body.done)
         set_rx(c, false); /* until the agent accepts the stream (else as above) */
-    lws_sul_cancel(&c->deadline);
+    cancel_deadline(c);
     if (expect && !body.done && h->minor >= 1)
         out_printf(c, "HTTP/1.1 100 Continue\r\n\r\n"); /* we checked; send the body */
     if (body.done)
@@ -2045,7 +2111,7 @@ static void conn_writable(edge_conn_t *c)
         c->ssl_read_on_write = false;
         lws_sul_schedule(lws_get_context(c->wsi), 0, &c->sul_read, conn_read_cb, 1);
     }
-    if (c->out.len && !flush_out(c))
+    if (c->out.len && !flush_out_as(c, c->state == C_CLOSING))
         return;
     if (c->state == C_CLOSING) {
         conn_finish(c);
@@ -2065,7 +2131,7 @@ static void conn_closed(edge_conn_t *c)
     hub_runtime_t *rt = c->rt;
     struct hub_edge_http *e = rt->edge;
     lws_sul_cancel(&c->sul_write);
-    lws_sul_cancel(&c->deadline);
+    cancel_deadline(c);
     lws_sul_cancel(&c->sul_read);
     SSL_free(c->ssl);
     c->ssl = NULL;
@@ -2126,8 +2192,8 @@ static edge_conn_t *conn_adopt(hub_runtime_t *rt, int fd, const char *ip, const 
         return NULL;
     }
     c->rt = rt;
-    snprintf(c->client_ip, sizeof(c->client_ip), "%s", ip);
-    snprintf(c->client, sizeof(c->client), "%s", client);
+    cn_buf_strcpy(c->client_ip, sizeof(c->client_ip), ip, SIZE_MAX);
+    cn_buf_strcpy(c->client, sizeof(c->client), client, SIZE_MAX);
     cn_buf_init(&c->in, IN_MAX, 0);
     cn_buf_init(&c->out, OUT_MAX, 0);
     /* The handshake runs inside the first reads, under the head deadline. */
@@ -2157,7 +2223,7 @@ static edge_conn_t *conn_adopt(hub_runtime_t *rt, int fd, const char *ip, const 
     c->next = e->conns;
     e->conns = c;
     rt->conns++;
-    arm_deadline(c, HEAD_TIMEOUT_MS);
+    arm_deadline(c, DEADLINE_HEAD);
     return c;
 }
 
@@ -2167,7 +2233,8 @@ static void accept_one(hub_runtime_t *rt, int fd, const struct sockaddr_storage 
         hub_edge_refuse(fd);
         return;
     }
-    cn_sock_nodelay(fd); /* hub_accept made it non-blocking and close-on-exec */
+    /* Nothing to set: hub_accept made it non-blocking and close-on-exec,
+     * and it has TCP_NODELAY from the listener (cn_sock_listen). */
     char addr[INET6_ADDRSTRLEN], client[64];
     int port = 0;
     hub_edge_peer(ss, addr, sizeof(addr), &port);
@@ -2374,6 +2441,10 @@ int hub_edge_http_init(hub_runtime_t *rt)
         return CN_ENOMEM;
     e->rt = rt;
     e->port = -1;
+    e->deadlines[DEADLINE_HEAD].len_us = (lws_usec_t)HEAD_TIMEOUT_MS * LWS_US_PER_MS;
+    e->deadlines[DEADLINE_IDLE].len_us = (lws_usec_t)IDLE_TIMEOUT_MS * LWS_US_PER_MS;
+    for (int i = 0; i < DEADLINE_QUEUES; i++)
+        e->deadlines[i].rt = rt;
     e->windows_prune_at = WINDOWS_PRUNE_AT;
     rt->edge = e;
     return 0;
@@ -2492,6 +2563,8 @@ void hub_edge_http_close_all(hub_runtime_t *rt)
     while (e->pools)
         pool_drop(e->pools, "the hub is stopping");
     lws_sul_cancel(&e->tick);
+    for (int i = 0; i < DEADLINE_QUEUES; i++)
+        lws_sul_cancel(&e->deadlines[i].sul);
     if (e->listen_wsi) {
         lws_set_opaque_user_data(e->listen_wsi, NULL);
         lws_set_timeout(e->listen_wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);

@@ -3,6 +3,8 @@
  * why in memory and what bounds it. */
 #include "inspect.h"
 
+#include "cn_buf.h"
+
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,13 +230,11 @@ hub_inspect_rec_t *hub_inspect_begin(const hub_inspect_t *in, const hub_h1_head_
     hub_inspect_rec_t *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
-    snprintf(r->workspace_id, sizeof(r->workspace_id), "%s", workspace_id);
-    snprintf(r->tunnel_id, sizeof(r->tunnel_id), "%s", tunnel_id);
-    snprintf(r->share_id, sizeof(r->share_id), "%s", share_id ? share_id : "");
-    snprintf(r->client, sizeof(r->client), "%s", client);
-    snprintf(r->method, sizeof(r->method), "%.*s",
-             (int)(h->method_len < sizeof(r->method) - 1 ? h->method_len : sizeof(r->method) - 1),
-             h->method);
+    cn_buf_strcpy(r->workspace_id, sizeof(r->workspace_id), workspace_id, SIZE_MAX);
+    cn_buf_strcpy(r->tunnel_id, sizeof(r->tunnel_id), tunnel_id, SIZE_MAX);
+    cn_buf_strcpy(r->share_id, sizeof(r->share_id), share_id ? share_id : "", SIZE_MAX);
+    cn_buf_strcpy(r->client, sizeof(r->client), client, SIZE_MAX);
+    cn_buf_strcpy(r->method, sizeof(r->method), h->method, h->method_len);
     size_t tl = h->target_len;
     if (tl > HUB_INSPECT_TARGET_MAX) {
         tl = HUB_INSPECT_TARGET_MAX;

@@ -94,3 +94,11 @@ void cn_buf_reset(cn_buf_t *b)
     b->len = 0;
     b->head = b->headroom;
 }
+
+size_t cn_buf_strcpy(char *dst, size_t cap, const char *src, size_t n)
+{
+    size_t m = strnlen(src, n < cap - 1 ? n : cap - 1);
+    memcpy(dst, src, m);
+    dst[m] = '\0';
+    return m;
+}

@@ -46,4 +46,10 @@ void cn_buf_consume(cn_buf_t *b, size_t n);
 /* Empties the buffer, keeping its memory. */
 void cn_buf_reset(cn_buf_t *b);
 
+/* Copies at most n bytes of the string src (fewer at a NUL) into dst[cap],
+ * cut to cap - 1 bytes and NUL-terminated: snprintf(dst, cap, "%.*s", n,
+ * src) without parsing a format, for the fixed-size fields filled on every
+ * request. cap >= 1; returns the bytes copied. */
+size_t cn_buf_strcpy(char *dst, size_t cap, const char *src, size_t n);
+
 #endif

@@ -151,7 +151,8 @@ void cn_sock_nodelay(int fd);
  * no TIME_WAIT or half-open state stays behind. */
 void cn_sock_reset(int fd);
 /* A non-blocking listening TCP socket on host:port (port 0 = any) with
- * SO_REUSEADDR and the given backlog, bound to exactly that address (an
+ * SO_REUSEADDR, TCP_NODELAY (which the sockets it accepts inherit on Linux)
+ * and the given backlog, bound to exactly that address (an
  * IPv6 address with IPV6_V6ONLY); returns the fd or a negative CN_E*
  * (CN_EINVAL: not an address; CN_EIO: errno says why).
  * *bound_port (optional) receives the actual port. */

@@ -17,11 +17,20 @@ that check what comes back. Bounded in bytes and time.
   httptool.py pipeline PORT HOST N        N GETs written at once, N responses read in order
   httptool.py upload PORT HOST PATH MIB [chunked]   streams MIB MiB, checks the SHA-256 echoed
   httptool.py download PORT HOST PATH MIB           reads MIB MiB, checks the SHA-256
+  httptool.py deadlines PORT HOST SECS     the head deadline (SECS): two connections that send
+                                          half a head, 3 s apart, each closed SECS after it
+                                          opened; one with a request answered, still open
+                                          then (idle keep-alive has its own, longer deadline)
+  httptool.py closefin PORT HOST PATH N   N requests with "Connection: close", each on a new
+                                          connection read to its end: fails unless each is a
+                                          200 with "Connection: close" whose FIN came in the
+                                          segment of the last response bytes (Linux TCP_INFO)
 """
 import hashlib
 import http.client
 import json
 import socket
+import struct
 import sys
 import threading
 import time
@@ -260,6 +269,67 @@ def main():
         if r.status != 200 or total != n or h.hexdigest() != pattern_sha(n):
             fail("download: status %d, %d bytes of %d, digest %s" % (r.status, total, n, h.hexdigest()))
         print("download: %d MiB, SHA-256 equal" % mib)
+    elif cmd == "deadlines":
+        port, host, secs = int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+        t0 = time.monotonic()
+        half = b"GET /slow-head HTTP/1.1\r\nHost: %s\r\n" % host.encode()
+        a = socket.create_connection(("127.0.0.1", port), timeout=secs + 10)
+        a.sendall(half)
+        kept = socket.create_connection(("127.0.0.1", port), timeout=secs + 10)
+        kept.sendall(b"GET /kept HTTP/1.1\r\nHost: %s\r\n\r\n" % host.encode())
+        got = b""
+        while b"ok /kept" not in got:
+            d = kept.recv(65536)
+            if not d:
+                fail("deadlines: the kept connection ended before its answer: %r" % got)
+            got += d
+        time.sleep(3)
+        b_t0 = time.monotonic()
+        b = socket.create_connection(("127.0.0.1", port), timeout=secs + 10)
+        b.sendall(half)
+
+        def closed_after(s, since):
+            while s.recv(65536):
+                pass
+            return time.monotonic() - since
+
+        ta = closed_after(a, t0)
+        tb = closed_after(b, b_t0)
+        for name, t in (("first", ta), ("second", tb)):
+            if not secs - 0.5 <= t <= secs + 3:
+                fail("deadlines: the %s half head was closed after %.1f s, want %.0f" % (name, t, secs))
+        kept.setblocking(False)
+        try:
+            if kept.recv(1) == b"":
+                fail("deadlines: the keep-alive connection was closed at the head deadline")
+        except BlockingIOError:
+            pass
+        kept.close()
+        print("deadlines: half heads closed after %.1f and %.1f s, the idle one kept" % (ta, tb))
+    elif cmd == "closefin":
+        port, host, path, n = int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+        for i in range(n):
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            s.sendall(b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                      % (path.encode(), host.encode()))
+            data = b""
+            while True:
+                d = s.recv(1 << 20)
+                if not d:
+                    break
+                data += d
+            # struct tcp_info: tcpi_segs_in at byte 140, tcpi_data_segs_in at 152.
+            ti = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+            segs, data_segs = struct.unpack_from("I", ti, 140)[0], struct.unpack_from("I", ti, 152)[0]
+            s.close()
+            head, _, body = data.partition(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 200 ") or b"\r\nConnection: close" not in head:
+                fail("closefin %d: %r" % (i, head[:200]))
+            # Without payload: the SYN-ACK and at most one ACK of the request;
+            # a third is a FIN sent on its own.
+            if segs - data_segs > 2:
+                fail("closefin %d: %d segments without payload of %d (a lone FIN)" % (i, segs - data_segs, segs))
+        print("closefin: %d responses, each with its FIN in its last segment (%d bytes)" % (n, len(body)))
     else:
         fail("unknown command " + cmd)
 

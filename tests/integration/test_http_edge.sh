@@ -30,6 +30,10 @@ code() {
     curl -s -o "$WORK/resp" -m 10 -w '%{http_code}' "$@" "$url"
 }
 
+# The head deadline (10 s) runs beside the other steps; checked at the end.
+bg deadlines "$PY" "$HTTPTOOL" deadlines "$EDGE_PORT" "web.localhost:$EDGE_PORT" 10
+DEADLINES_PID=$LAST_PID
+
 step "routing by Host, forwarded headers, hop-by-hop headers"
 [ "$(code "$EDGE/hello")" = 200 ] || fail "GET through the tunnel"
 grep -q '^ok /hello$' "$WORK/resp" || fail "body: $(cat "$WORK/resp")"
@@ -70,6 +74,11 @@ step "keep-alive and pipelining"
     "GET /a 200" "POST /b 200" "GET /source?n=100000 200" "GET /chunked?n=300000 200" \
     "HEAD /c 200" "DELETE /d 200" || fail "keep-alive"
 "$PY" "$HTTPTOOL" pipeline "$EDGE_PORT" "web.localhost:$EDGE_PORT" 20 || fail "pipelining"
+
+step "Connection: close: the last response bytes and the FIN in one segment"
+"$PY" "$HTTPTOOL" closefin "$EDGE_PORT" "web.localhost:$EDGE_PORT" /hello 5 || fail "closing responses"
+"$PY" "$HTTPTOOL" closefin "$EDGE_PORT" "web.localhost:$EDGE_PORT" /source?n=300000 2 ||
+    fail "closing responses, 300 kB"
 
 step "request and response bodies: Content-Length, chunked, 100-continue, 64 MiB both ways"
 "$PY" "$HTTPTOOL" upload "$EDGE_PORT" "web.localhost:$EDGE_PORT" /sink 64 || fail "upload"
@@ -141,6 +150,11 @@ t0=$(date +%s%N)
 ms=$((($(date +%s%N) - t0) / 1000000))
 grep -q 'offline' "$WORK/resp" || fail "502 body: $(cat "$WORK/resp")"
 echo "502 (agent offline) after ${ms} ms"
+
+step "the head deadline: half heads closed after 10 s each, an idle keep-alive connection kept"
+wait "$DEADLINES_PID" || fail "head deadlines: $(cat "$WORK/deadlines.log")"
+forget_pid "$DEADLINES_PID"
+cat "$WORK/deadlines.log"
 
 kill -0 "$HUB_PID" || fail "hub died"
 echo "test_http_edge: all checks passed"

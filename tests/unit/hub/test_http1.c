@@ -65,6 +65,9 @@ static void test_request_malformed(void **state)
         "GET / HTTP/1.1\r\n: empty\r\n\r\n",
         "GET / HTTP/1.1\nHost: x\n\n",        /* bare LF */
         "GET / HTTP/1.1\r\nX: a\rb\r\n\r\n",  /* bare CR */
+        "GET / HTTP/1.1\r\nX: a\nb\r\n\r\n",  /* bare LF in a line */
+        "GET / HTTP/1.1\r\nX: a\n\r\n\r\n",   /* bare LF just before the CR */
+        "GET / HTTP/1.1\nX: a\r\n\r\n",       /* bare LF ending the request line */
         "GET / HTTP/1.1\r\nX: a\x01\r\n\r\n", /* control byte */
     };
     hub_h1_head_t h;
@@ -202,6 +205,60 @@ static void test_hop_by_hop(void **state)
     assert_true(hub_h1_hop_by_hop(&h.headers[4]));
 }
 
+/* Every hop-by-hop name in any case, and names one letter off, which a
+ * check that looks at lengths first must still tell apart. */
+static void test_hop_by_hop_names(void **state)
+{
+    static const char *const hop[] = {"Connection",          "KEEP-ALIVE", "proxy-connection",
+                                      "Proxy-Authenticate",  "te",         "Trailer",
+                                      "proxy-AUTHORIZATION", "Upgrade"};
+    static const char *const other[] = {
+        "Connectio", "Connections", "keep-alivf",       "tf",         "t",
+        "trailers",  "upgradE2",    "Proxy-Connectiom", "x-upgrade1", "Content-Type"};
+    for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++) {
+        hub_h1_header_t hd = {.name = hop[i], .name_len = strlen(hop[i])};
+        if (!hub_h1_hop_by_hop(&hd))
+            fail_msg("%s is hop-by-hop", hop[i]);
+    }
+    for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+        hub_h1_header_t hd = {.name = other[i], .name_len = strlen(other[i])};
+        if (hub_h1_hop_by_hop(&hd))
+            fail_msg("%s is not hop-by-hop", other[i]);
+    }
+}
+
+/* A header name takes exactly the tchar bytes of RFC 9110 (5.6.2), byte by
+ * byte over all 256, and the head's end is found wherever it falls. */
+static void test_name_bytes_and_head_end(void **state)
+{
+    for (int c = 0; c < 256; c++) {
+        if (c == ':')
+            continue; /* "X:Y: 1" is the header X */
+        bool want = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    (c && strchr("!#$%&'*+-.^_`|~", c));
+        char s[64];
+        int n = snprintf(s, sizeof(s), "GET / HTTP/1.1\r\nX%cY: 1\r\n\r\n", c);
+        hub_h1_head_t h;
+        int rc = hub_h1_parse_request(s, (size_t)n, &h);
+        if (want ? rc != 1 : rc == 1)
+            fail_msg("byte 0x%02x in a header name: %d", c, rc);
+    }
+    /* CRs that start no end, and the end at every offset of a buffer. */
+    char buf[96];
+    for (size_t pad = 0; pad < 40; pad++) {
+        size_t n = (size_t)snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\nA: %.*s\r\r\n\r\n",
+                                    (int)pad, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+        hub_h1_head_t h;
+        assert_int_equal(hub_h1_parse_response(buf, n, &h), CN_EPROTO); /* the bare CR */
+        n = (size_t)snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\nA: %.*s\r\n\r\nzz", (int)pad,
+                             "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+        assert_int_equal(hub_h1_parse_response(buf, n, &h), 1);
+        assert_int_equal(h.head_len, n - 2);
+        for (size_t cut = 0; cut < n - 2; cut++) /* one byte short: not yet a head */
+            assert_int_equal(hub_h1_parse_response(buf, cut, &h), 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -212,6 +269,8 @@ int main(void)
         cmocka_unit_test(test_chunked),
         cmocka_unit_test(test_response),
         cmocka_unit_test(test_hop_by_hop),
+        cmocka_unit_test(test_hop_by_hop_names),
+        cmocka_unit_test(test_name_bytes_and_head_end),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -54,12 +54,34 @@ static void test_reserve_commit(void **state)
     cn_buf_free(&b);
 }
 
+/* cn_buf_strcpy gives what snprintf(dst, cap, "%.*s", n, src) gives: cut
+ * at n, at a NUL and at cap - 1, always terminated. */
+static void test_strcpy_as_snprintf(void **state)
+{
+    (void)state;
+    static const char src[] = "abcdefgh\0ij";
+    for (size_t cap = 1; cap <= 12; cap++)
+        for (size_t n = 0; n <= sizeof(src); n++) {
+            char got[12], want[12];
+            memset(got, 'x', sizeof(got));
+            size_t m = cn_buf_strcpy(got, cap, src, n);
+            int w = snprintf(want, cap, "%.*s", (int)n, src);
+            size_t wl = (size_t)w < cap ? (size_t)w : cap - 1;
+            assert_int_equal(m, wl);
+            assert_memory_equal(got, want, wl + 1);
+        }
+    char d[4];
+    assert_int_equal(cn_buf_strcpy(d, sizeof(d), "longer", SIZE_MAX), 3);
+    assert_string_equal(d, "lon");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_within_max),
         cmocka_unit_test(test_consume_and_compact),
         cmocka_unit_test(test_reserve_commit),
+        cmocka_unit_test(test_strcpy_as_snprintf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <libwebsockets.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sodium.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -486,6 +487,32 @@ static void tcp_pair(int *client, int *server)
     assert_int_equal(cn_sock_tune(*client), 0);
 }
 
+/* A server that accepts from cn_sock_listen() need not set TCP_NODELAY on
+ * each connection (the HTTP edge does not): the listener's is inherited. */
+static void test_listener_gives_nodelay(void **state)
+{
+    (void)state;
+    int client = -1, server = -1, on = 0;
+    socklen_t len = sizeof(on);
+    int port = 0;
+    int lfd = cn_sock_listen("127.0.0.1", 0, 4, &port);
+    assert_true(lfd >= 0);
+    client = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(client, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    uint64_t end = cn_time_mono_ms() + 2000;
+    do
+        server = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    while (server < 0 && errno == EAGAIN && cn_time_mono_ms() < end);
+    assert_true(server >= 0);
+    assert_int_equal(getsockopt(server, IPPROTO_TCP, TCP_NODELAY, &on, &len), 0);
+    assert_int_equal(on, 1);
+    close(server);
+    close(client);
+    close(lfd);
+}
+
 /* Reads the client socket until it ends; returns 0 for a clean EOF, else
  * the errno it failed with (-1: still open at the deadline). */
 static int client_end(int fd, uint64_t ms)
@@ -663,6 +690,7 @@ int main(void)
         cmocka_unit_test(test_open_deadline_only_until_accept),
         cmocka_unit_test(test_ends_with_turns),
         cmocka_unit_test(test_link_freed_while_queued),
+        cmocka_unit_test(test_listener_gives_nodelay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
