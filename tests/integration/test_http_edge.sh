@@ -90,22 +90,16 @@ step "a client that stops reading a 1 GiB download grows neither the hub nor the
 # never in a buffer that follows the response: 48 MiB of headroom is room for
 # ASan's bookkeeping, not for the gigabyte. Then the client reads on and the
 # bytes continue where they stopped.
-"$PY" - "$EDGE_PORT" "web.localhost:$EDGE_PORT" "$HUB_PID" "$WEB_AGENT_PID" <<'EOF' || fail "a stalled download grew a process"
-import socket, sys, time
-port, host, pids = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+"$PY" - "$SRC/tests/integration" "$EDGE_PORT" "web.localhost:$EDGE_PORT" "$HUB_PID" "$WEB_AGENT_PID" <<'EOF' || fail "a stalled download grew a process"
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from httptool import download_started
+port, host, pids = int(sys.argv[2]), sys.argv[3], sys.argv[4:]
 def rss_kb(pid):
     for line in open("/proc/%s/status" % pid):
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
-total = 1 << 30
-s = socket.create_connection(("127.0.0.1", port), 10)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-s.sendall(("GET /source?n=%d HTTP/1.1\r\nHost: %s\r\n\r\n" % (total, host)).encode())
-got = 0
-while got < (1 << 20):
-    d = s.recv(65536)
-    assert d, "ended early"
-    got += len(d)
+s, got = download_started(port, host, 1 << 30, rcvbuf=65536)
 before = [rss_kb(p) for p in pids]
 grow = [0, 0]
 for _ in range(8):  # 4 s without reading
