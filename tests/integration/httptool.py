@@ -152,6 +152,23 @@ def conn(port, timeout=60):
     return http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
 
 
+def download_started(port, host, total, first=1 << 20, rcvbuf=0):
+    """For tests that act on a download in flight (imported from their
+    inline scripts): GET /source?n=TOTAL through the edge at 127.0.0.1:PORT
+    with Host HOST, read at least FIRST bytes; returns (socket, bytes read).
+    RCVBUF, when set, shrinks the client's socket buffer first."""
+    s = socket.create_connection(("127.0.0.1", port), 10)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.sendall(("GET /source?n=%d HTTP/1.1\r\nHost: %s\r\n\r\n" % (total, host)).encode())
+    got = 0
+    while got < first:
+        d = s.recv(65536)
+        assert d, "ended early"
+        got += len(d)
+    return s, got
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "server":

@@ -3,7 +3,8 @@
 # reaches it at http://NAME.localhost:PORT/ with curl, a keep-alive client and
 # a WebSocket client, as if it were local: forwarded headers set (client-sent
 # ones not trusted), hop-by-hop headers dropped, chunked and 100-continue
-# uploads, pipelining; and every failure answers at once with one line:
+# uploads, pipelining, a client that stops reading a download growing no
+# buffer; and every failure answers at once with one line:
 # 404 unknown name, 503 paused, 502 agent offline, 502 target refusing,
 # 504 target too slow, 401 basic auth.
 source "$(dirname "$0")/lib.sh"
@@ -19,6 +20,7 @@ WEB_PORT=$(free_port)
 bg web "$PY" "$HTTPTOOL" server "$WEB_PORT"
 wait_port 127.0.0.1 "$WEB_PORT"
 expose dev "127.0.0.1:$WEB_PORT" --public --protocol http --name web
+WEB_AGENT_PID=$EXPOSE_PID
 EDGE=http://web.localhost:$EDGE_PORT
 URL=$(grep -m1 '^{' "$EXPOSE_OUT" | json_get publicUrl)
 [ "$URL" = "$EDGE/" ] || fail "publicUrl is '$URL', want $EDGE/"
@@ -91,6 +93,37 @@ curl -s -m 20 -H 'Expect: 100-continue' --data-binary @"$WORK/blob" "$EDGE/sink"
     fail "curl with Expect: 100-continue"
 [ "$(cut -d' ' -f1 "$WORK/resp")" = "$want" ] || fail "100-continue upload differs: $(cat "$WORK/resp")"
 echo "100-continue upload intact"
+
+step "a client that stops reading a 1 GiB download grows neither the hub nor the agent"
+# What the target sends waits in the stream's window (2 MiB) and the sockets,
+# never in a buffer that follows the response: 48 MiB of headroom is room for
+# ASan's bookkeeping, not for the gigabyte. Then the client reads on and the
+# bytes continue where they stopped.
+"$PY" - "$SRC/tests/integration" "$EDGE_PORT" "web.localhost:$EDGE_PORT" "$HUB_PID" "$WEB_AGENT_PID" <<'EOF' || fail "a stalled download grew a process"
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from httptool import download_started
+port, host, pids = int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+def rss_kb(pid):
+    for line in open("/proc/%s/status" % pid):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+s, got = download_started(port, host, 1 << 30, rcvbuf=65536)
+before = [rss_kb(p) for p in pids]
+grow = [0, 0]
+for _ in range(8):  # 4 s without reading
+    time.sleep(0.5)
+    grow = [max(g, rss_kb(p) - b) for g, p, b in zip(grow, pids, before)]
+print("   stalled 4 s: hub +%d KiB, agent +%d KiB" % tuple(grow))
+assert all(g < 48 * 1024 for g in grow), grow
+s.settimeout(10)
+want = got + (8 << 20)
+while got < want:
+    d = s.recv(65536)
+    assert d, "ended after the stall"
+    got += len(d)
+s.close()
+EOF
 
 step "a WebSocket echo through the public HTTP tunnel"
 WS_PORT=$(free_port)

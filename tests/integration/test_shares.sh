@@ -201,17 +201,13 @@ CHOST=$(json_get shareUrl <"$WORK/cut.json")
 CHOST=${CHOST#http://}
 CHOST=${CHOST%/}
 CID=$(json_get id <"$WORK/cut.json")
-"$PY" - "$EDGE_PORT" "${CHOST%%:*}" "$HUB_URL" "$ADMIN_TOKEN" "$CID" <<'EOF' || fail "revocation of a download in flight"
-import socket, sys, time, urllib.request
-port, host, hub, token, sid = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+"$PY" - "$SRC/tests/integration" "$EDGE_PORT" "${CHOST%%:*}" "$HUB_URL" "$ADMIN_TOKEN" "$CID" <<'EOF' || fail "revocation of a download in flight"
+import sys, time, urllib.request
+sys.path.insert(0, sys.argv[1])
+from httptool import download_started
+port, host, hub, token, sid = int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
 total = 4 << 30  # far more than a slow reader takes in the test's time
-s = socket.create_connection(("127.0.0.1", port), 10)
-s.sendall(("GET /source?n=%d HTTP/1.1\r\nHost: %s\r\n\r\n" % (total, host)).encode())
-got = 0
-while got < (1 << 20):
-    d = s.recv(65536)
-    assert d, "ended early"
-    got += len(d)
+s, got = download_started(port, host, total)
 req = urllib.request.Request(hub + "/api/v1/shares/" + sid, method="DELETE",
                              headers={"Authorization": "Bearer " + token})
 assert urllib.request.urlopen(req).status == 200

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """A webhook receiver for the integration tests: a real HTTP server that
-checks each delivery's X-Connect-Signature the way docs/guide.md tells
-users to (HMAC-SHA256 over "TIMESTAMP.BODY", constant-time comparison,
-timestamp within 5 minutes), records every request as one JSON line, and
+checks each delivery's X-Connect-Signature with the verify() function
+docs/guide.md gives users, run from the page itself so that a wrong example
+fails the test (HMAC-SHA256 over "TIMESTAMP.BODY", constant-time
+comparison, timestamp within 5 minutes), records every request as one JSON line, and
 answers 204 (--mode ok) or 500 (--mode fail), or logs and never answers
 (--mode hang). A request whose signature does
 not verify is answered 401 and recorded with "valid": false.
@@ -11,23 +12,28 @@ usage: webhook_receiver.py --port N --secret-file F --log F [--mode ok|fail|hang
 The secret file is read on every request (the test writes it once the hub
 has shown the secret)."""
 import argparse
-import hashlib
-import hmac
 import json
+import os
+import re
+import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-def verify(secret, header, body, now=None, tolerance=300):
-    """The check from docs/guide.md."""
-    try:
-        parts = dict(p.split("=", 1) for p in header.split(","))
-        ts, got = parts["t"], parts["v1"]
-    except (ValueError, KeyError, AttributeError):
-        return False
-    want = hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
-    fresh = abs((now or time.time()) - int(ts)) <= tolerance
-    return fresh and hmac.compare_digest(want, got)
+def guide_verify():
+    """verify(secret, header, body) as the python block of docs/guide.md
+    that defines it has it."""
+    guide = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "guide.md")
+    blocks = re.findall(r"```python\n(.*?)```", open(guide).read(), re.S)
+    code = [b for b in blocks if "def verify(" in b]
+    if len(code) != 1:
+        sys.exit("webhook_receiver: docs/guide.md has %d python blocks defining verify()" % len(code))
+    scope = {}
+    exec(code[0], scope)
+    return scope["verify"]
+
+
+verify = guide_verify()
 
 
 def main():

@@ -828,12 +828,18 @@ static void test_app_payload_max(void **state)
 
 /* ---- AES-256-GCM engines: libsodium and OpenSSL ---- */
 
-static bool have_aes(void)
+/* The engine cases are what prove that a libsodium peer and an OpenSSL peer
+ * share one wire format: they may not pass by running nothing. On a CPU
+ * without AES-GCM they fail under CI and elsewhere skip with one line
+ * nobody can miss. */
+static void require_aes(void)
 {
     if (sodium_init() >= 0 && crypto_aead_aes256gcm_is_available())
-        return true;
-    print_message("this CPU has no AES-GCM: the AES engine cases do not run\n");
-    return false;
+        return;
+    if (cn_test_in_ci())
+        fail_msg("this CPU has no AES-GCM and CI is set: the AES engine cases must run");
+    fprintf(stderr, "SKIP test_chan: this CPU has no AES-GCM: the AES engine cases did NOT run\n");
+    skip();
 }
 
 /* A libsodium side and an OpenSSL side (and the same-engine pairs) exchange
@@ -842,8 +848,7 @@ static bool have_aes(void)
  * a silent fall back to one engine on both sides cannot pass as a cross test. */
 static void test_aes_engines_interoperate(void **state)
 {
-    if (!have_aes())
-        return;
+    require_aes();
     static const char *names[] = {"OpenSSL", "libsodium", "OpenSSL"}; /* by cn_chan_aes_impl */
     unsetenv("CN_CHAN_AES");
     for (size_t e = 0; e < NENGINES; e++) {
@@ -947,8 +952,7 @@ static void engines_free(struct engines *g)
  * counted, so the comparison is really between the two libraries. */
 static void test_aes_engines_same_bytes(void **state)
 {
-    if (!have_aes())
-        return;
+    require_aes();
     static const uint64_t starts[] = {0,
                                       250,
                                       65530,
@@ -1028,8 +1032,7 @@ static void test_aes_engines_same_bytes(void **state)
  * genuine record still opens afterwards. */
 static void test_aes_engines_refuse_tampering(void **state)
 {
-    if (!have_aes())
-        return;
+    require_aes();
     uint8_t key[32];
     cn_test_fill(key, sizeof(key), 5);
     enum { MAXLEN = CN_AEAD_EVP_MIN + 88 };
