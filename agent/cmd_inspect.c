@@ -1,4 +1,4 @@
-/* `connect inspect TUNNEL [--follow] [--limit N]`: the HTTP requests the hub
+/* `connect inspect TUNNEL [--follow] [--limit N] [--interval S]`: the HTTP requests the hub
  * recorded for a tunnel (and its shares), one line each, oldest first;
  * --follow polls with the `after` cursor and prints each request once.
  * `connect replay RID`: sends a recorded request again through the hub's
@@ -80,7 +80,8 @@ int cmd_inspect(int argc, char **argv)
     char err[512];
     int rc = cn_args_parse(opts, argc, argv, pos, 0, 1, &npos, err, sizeof(err));
     if (rc == CN_ARGS_HELP) {
-        cn_args_help(stdout, "connect", "inspect", "TUNNEL [--follow] [--limit N] [--json]",
+        cn_args_help(stdout, "connect", "inspect",
+                     "TUNNEL [--follow] [--limit N] [--interval S] [--json]",
                      "Lists the HTTP requests the hub recorded for a tunnel and its shares,\n"
                      "oldest first: id, time, method, path, status, duration. Secrets in\n"
                      "Authorization and cookies are masked by the hub. Details of one:\n"

@@ -387,8 +387,9 @@ hub_server_t *hub_server_new(const hub_server_config_t *cfg, char *err, size_t e
     s->loop = cn_loop_new((cn_loop_kind_t)cfg->event_loop, &info, err, errlen);
     if (!s->loop)
         goto fail;
-    /* fd tables follow RLIMIT_NOFILE, which `serve` raises to its hard
-     * limit at start. */
+    /* fd tables follow RLIMIT_NOFILE, which `serve` raises at start to
+     * what its caps need (cmd_serve.c: connections + links + HUB_FD_SPARE, at
+     * least HUB_FD_LIMIT_MIN, within the hard limit). */
     s->ctx = lws_create_context(&info);
     if (!s->ctx) {
         snprintf(err, errlen, "could not create the network context%s", cn_loop_hint(s->loop));
