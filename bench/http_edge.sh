@@ -201,7 +201,10 @@ wrk_run() {
     HUBUS[$path:$mode]+="$(us_per "$((hub1 - hub0))" "${n:-0}") "
     rps=$(wrk_rps "$out")
     p99=$(wrk_p99_ms "$out")
-    bad=$(awk '/Non-2xx or 3xx responses:/ {print $NF} /Socket errors/ {print "sock"}' "$out" | paste -sd' ')
+    # wrk's "Socket errors: connect N, read N, write N, timeout N", kept
+    # whole (as sock:connect N/read N/...): which kind says where to look.
+    bad=$(awk '/Non-2xx or 3xx responses:/ {print $NF}
+        /Socket errors/ {sub(/.*Socket errors: */, ""); gsub(/, /, "/"); print "sock:" $0}' "$out" | paste -sd' ')
     log "wrk $path $mode run $run: ${rps:-?} req/s, p99 ${p99:-?} ms, $(us_per "$((fw1 - fw0))" "${n:-0}") µs/req ${bad}"
     R[$path:$mode]+="${rps:-0} "
     P99[$path:$mode]+="${p99:-0} "

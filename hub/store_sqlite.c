@@ -1307,6 +1307,17 @@ int hub_store_sqlite_schema_version(void)
     return SCHEMA_VERSION;
 }
 
+/* Once per process, before SQLite starts: no memory statistics. With them
+ * on (the default) every allocation of every connection takes one global
+ * mutex, which the loop and the access log's writer would contend for on
+ * every request; nothing here reads them. */
+static pthread_once_t sqlite_setup_once = PTHREAD_ONCE_INIT;
+
+static void sqlite_setup(void)
+{
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); /* MISUSE when started: harmless */
+}
+
 int hub_store_sqlite_open(const hub_store_options_t *opt, hub_store_t **out, char *err,
                           size_t errlen)
 {
@@ -1338,6 +1349,7 @@ int hub_store_sqlite_open(const hub_store_options_t *opt, hub_store_t **out, cha
         return CN_EINVAL;
     }
 
+    pthread_once(&sqlite_setup_once, sqlite_setup);
     sqlite_store_t *s = calloc(1, sizeof(*s));
     if (!s) {
         return cn_errf(CN_ENOMEM, err, errlen, "out of memory");
