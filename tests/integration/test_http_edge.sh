@@ -79,7 +79,7 @@ step "keep-alive and pipelining"
 
 step "Connection: close: the last response bytes and the FIN in one segment"
 "$PY" "$HTTPTOOL" closefin "$EDGE_PORT" "web.localhost:$EDGE_PORT" /hello 5 || fail "closing responses"
-"$PY" "$HTTPTOOL" closefin "$EDGE_PORT" "web.localhost:$EDGE_PORT" /source?n=300000 2 ||
+"$PY" "$HTTPTOOL" closefin "$EDGE_PORT" "web.localhost:$EDGE_PORT" /source?n=300000 5 ||
     fail "closing responses, 300 kB"
 
 step "request and response bodies: Content-Length, chunked, 100-continue, 64 MiB both ways"
