@@ -387,7 +387,8 @@ enum q {
     Q_SHARE_REVOKE,
     Q_SHARE_EXPIRED,
     Q_SHARE_MARK,
-    Q_SLOG_LIST,
+    Q_SLOG_RUNS,
+    Q_SLOG_ROWS,
     Q_COUNT
 };
 
@@ -565,10 +566,15 @@ static const char *const sql[Q_COUNT] = {
                         "ORDER BY expires_at, rowid LIMIT ?2",
     [Q_SHARE_MARK] = "UPDATE shares SET expired_event = 1 WHERE workspace_id = ?1 AND id = ?2",
     /* alog: the access log file, attached read-only (attach_log). */
-    [Q_SLOG_LIST] = "SELECT l.id, l.at, l.method, l.path, l.status, l.latency_ms, l.client "
-                    "FROM alog.share_access_log l JOIN main.shares s ON s.id = l.share_id "
-                    "WHERE s.workspace_id = ?1 AND l.share_id = ?2 AND l.id < ?3 "
-                    "ORDER BY l.id DESC LIMIT ?4",
+    /* A page walks the share's runs from the newest and reads each run's
+     * rows by their ids (store_sqlite_log.c, RUNS_TABLE). */
+    [Q_SLOG_RUNS] = "SELECT r.first_id, r.last_id FROM alog.share_access_runs r "
+                    "JOIN main.shares s ON s.id = r.share_id "
+                    "WHERE s.workspace_id = ?1 AND r.share_id = ?2 AND r.first_id < ?3 "
+                    "ORDER BY r.first_id DESC",
+    [Q_SLOG_ROWS] = "SELECT id, at, method, path, status, latency_ms, client "
+                    "FROM alog.share_access_log WHERE id BETWEEN ?1 AND ?2 AND share_id = ?3 "
+                    "ORDER BY id DESC LIMIT ?4",
 };
 
 /* The WAL checkpointer (hub_store_options_t.checkpoint_thread): a thread
@@ -2584,15 +2590,47 @@ static int sqlite_share_log_list(hub_store_t *st, const char *ws, const char *sh
      * the list shows what is committed and the rest follows. */
     if (hub_slog_flush(s->slog, HUB_SLOG_READ_WAIT_MS) == CN_ETIMEOUT)
         cn_log_debug("share access log: the writer is behind; the list may miss the newest rows");
-    int rc = 0, b = SQLITE_OK;
-    sqlite3_stmt *q = prep(s, Q_SLOG_LIST, &rc);
-    if (!q)
+    int rc = 0, b = SQLITE_OK, r = SQLITE_DONE;
+    sqlite3_stmt *runs = prep(s, Q_SLOG_RUNS, &rc);
+    sqlite3_stmt *rows = runs ? prep(s, Q_SLOG_ROWS, &rc) : NULL;
+    if (!rows)
         return rc;
-    b_text0(q, 1, ws, &b);
-    b_text0(q, 2, share_id, &b);
-    b_int(q, 3, before, &b);
-    b_int(q, 4, (int64_t)limit, &b);
-    COLLECT(rc, s, q, b, out, hub_share_log_entry_t, read_log, no_clear);
+    b_text0(runs, 1, ws, &b);
+    b_text0(runs, 2, share_id, &b);
+    b_int(runs, 3, before, &b);
+    rc = b == SQLITE_OK ? 0 : db_fail(s, b);
+    size_t cap = 0;
+    /* Both statements read in one snapshot: the runs' stays open. */
+    while (rc == 0 && out->count < limit && (r = sqlite3_step(runs)) == SQLITE_ROW) {
+        int64_t last = sqlite3_column_int64(runs, 1);
+        b_int(rows, 1, sqlite3_column_int64(runs, 0), &b);
+        b_int(rows, 2, last < before ? last : before - 1, &b);
+        b_text0(rows, 3, share_id, &b);
+        b_int(rows, 4, (int64_t)(limit - out->count), &b);
+        if (b != SQLITE_OK) {
+            rc = db_fail(s, b);
+            break;
+        }
+        while (rc == 0 && (r = sqlite3_step(rows)) == SQLITE_ROW) {
+            rc = grow(s, (void **)&out->items, &cap, out->count, sizeof(*out->items));
+            if (rc == 0)
+                rc = read_log(s, rows, &out->items[out->count]);
+            if (rc == 0)
+                out->count++;
+        }
+        if (rc == 0 && r != SQLITE_DONE)
+            rc = db_fail(s, r);
+        done(rows);
+        r = SQLITE_DONE;
+    }
+    if (rc == 0 && r != SQLITE_DONE && r != SQLITE_ROW)
+        rc = db_fail(s, r);
+    done(runs);
+    if (rc < 0) {
+        free(out->items);
+        out->items = NULL;
+        out->count = 0;
+    }
     return rc;
 }
 

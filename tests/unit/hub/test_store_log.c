@@ -89,6 +89,71 @@ static int64_t log_rows(const fx_t *f)
     return n;
 }
 
+/* One integer from the log file, read by a connection of the test's own. */
+static int64_t log_int(const fx_t *f, const char *sql)
+{
+    sqlite3 *h = NULL;
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_open_v2(f->logf, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+    return n;
+}
+
+/* Every run counts exactly the rows of its share in its range, and starts
+ * and ends on one of them. */
+static void runs_exact(const fx_t *f)
+{
+    assert_int_equal(
+        log_int(f, "SELECT count(*) FROM share_access_runs r WHERE r.n <> (SELECT count(*) FROM "
+                   "share_access_log l WHERE l.id BETWEEN r.first_id AND r.last_id AND "
+                   "l.share_id = r.share_id) OR r.n <> (SELECT count(*) FROM share_access_log l "
+                   "WHERE l.id BETWEEN r.first_id AND r.last_id) OR NOT EXISTS (SELECT 1 FROM "
+                   "share_access_log l WHERE l.id = r.first_id) OR NOT EXISTS (SELECT 1 FROM "
+                   "share_access_log l WHERE l.id = r.last_id)"),
+        0);
+    assert_int_equal(log_int(f, "SELECT count(*) FROM share_access_log"),
+                     log_int(f, "SELECT coalesce(sum(n), 0) FROM share_access_runs"));
+}
+
+/* A second share of the fixture's tunnel. */
+static void other_share(fx_t *f, hub_share_t *out)
+{
+    char token[HUB_SHARE_TOKEN_SIZE], pw[HUB_PASSWORD_SIZE];
+    hub_share_spec_t ss = {
+        .tunnel_id = f->tunnel.id, .name = "s2", .description = "", .rate_limit = 60};
+    assert_int_equal(hub_store_share_create(f->s.st, f->ws.id, &ss, out, token, pw), 0);
+}
+
+/* Pages through a share's whole log `page` rows at a time; checks newest
+ * first and returns the paths' numbers (newest first) in `nums`. */
+static size_t page_all(fx_t *f, const char *share_id, size_t page, int *nums, size_t cap)
+{
+    size_t n = 0;
+    int64_t before = 0;
+    for (;;) {
+        hub_share_log_list_t l = {0};
+        assert_int_equal(hub_store_share_log_list(f->s.st, f->ws.id, share_id, before, page, &l),
+                         0);
+        assert_true(l.count <= page);
+        for (size_t i = 0; i < l.count; i++) {
+            assert_true(n < cap);
+            assert_true(i == 0 || l.items[i].id < l.items[i - 1].id);
+            assert_true(!before || l.items[i].id < before);
+            nums[n++] = atoi(l.items[i].path + 3); /* "/r/N" */
+        }
+        size_t got = l.count;
+        if (got)
+            before = l.items[got - 1].id;
+        hub_share_log_list_free(&l);
+        if (got < page)
+            return n;
+    }
+}
+
 static size_t listed(fx_t *f, int64_t before, size_t limit, int64_t *first, int64_t *last)
 {
     hub_share_log_list_t l = {0};
@@ -143,14 +208,16 @@ static void test_log_commits_do_not_move_the_generation(void **state)
     fx_t *f = fx_new(true, 0);
     uint64_t gen = hub_store_generation(f->s.st);
     for (int round = 0; round < 5; round++) {
+        int64_t t = T0 + round * 200;
         for (int i = 0; i < 200; i++)
-            assert_int_equal(append(f, f->share.id, T0 + i, i), 0);
+            assert_int_equal(append(f, f->share.id, t + i, i), 0);
         hub_store_share_log_sync(f->s.st);
-        assert_int_equal(hub_store_share_log_prune(f->s.st, T0 + 100, NULL), 0);
+        assert_int_equal(log_rows(f), round ? 300 : 200);
+        assert_int_equal(hub_store_share_log_prune(f->s.st, t + 100, NULL), 0);
         hub_store_share_log_sync(f->s.st);
+        assert_int_equal(log_rows(f), 100);
         assert_int_equal(hub_store_generation(f->s.st), gen);
     }
-    assert_int_equal(log_rows(f), 5 * 100);
     /* A write of the main file still counts. */
     assert_int_equal(hub_store_share_revoke(f->s.st, f->ws.id, f->share.id, NULL, NULL), 0);
     assert_true(hub_store_generation(f->s.st) != gen);
@@ -284,6 +351,169 @@ static void test_full_queue_drops_and_counts(void **state)
     fx_free(f);
 }
 
+/* A batch is written by share: one run per share per batch, whatever the
+ * interleaving of the requests; each share's list is its own rows, in
+ * arrival order, newest first, on every page size. */
+static void test_batches_are_runs_by_share(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(true, 0);
+    hub_share_t b;
+    other_share(f, &b);
+    for (int batch = 0; batch < 3; batch++) {
+        for (int i = 0; i < 90; i++) {
+            int k = batch * 90 + i;
+            assert_int_equal(append(f, (k % 3) ? f->share.id : b.id, T0 + k, k), 0);
+        }
+        hub_store_share_log_sync(f->s.st);
+    }
+    assert_int_equal(log_int(f, "SELECT count(*) FROM share_access_runs"), 6);
+    runs_exact(f);
+    static int nums[300];
+    for (size_t page = 1; page <= 61; page += 15) {
+        assert_int_equal(page_all(f, f->share.id, page, nums, 300), 180);
+        for (int i = 0, k = 269; i < 180; i++, k--) {
+            if (k % 3 == 0)
+                k--;
+            assert_int_equal(nums[i], k);
+        }
+        assert_int_equal(page_all(f, b.id, page, nums, 300), 90);
+        for (int i = 0; i < 90; i++)
+            assert_int_equal(nums[i], 267 - 3 * i);
+    }
+    fx_free(f);
+}
+
+/* Retention keeps the newest HUB_SHARE_LOG_KEEP rows of a share exactly:
+ * cutting inside a run (which then starts at its oldest kept row) and at
+ * a run's edge (the run goes); the other share keeps all its rows; age
+ * retention cuts inside a run too. */
+static void test_keep_and_age_cut_runs(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(true, 0);
+    hub_share_t b;
+    other_share(f, &b);
+    const int keep = HUB_SHARE_LOG_KEEP;
+    /* Runs of 1,000, keep + 500 (cut inside it) and 500. */
+    int k = 0;
+    int sizes[] = {1000, keep - 500 + 1000, 500};
+    for (int r = 0; r < 3; r++) {
+        for (int i = 0; i < sizes[r]; i++, k++)
+            assert_int_equal(append(f, f->share.id, T0 + k, k), 0);
+        for (int i = 0; i < 5; i++)
+            assert_int_equal(append(f, b.id, T0 + k, 100000 + r * 5 + i), 0);
+        hub_store_share_log_sync(f->s.st);
+    }
+    size_t n = 0;
+    assert_int_equal(hub_store_share_log_prune(f->s.st, T0, &n), 0);
+    hub_store_share_log_sync(f->s.st);
+    runs_exact(f);
+    static int nums[HUB_SHARE_LOG_KEEP + 100];
+    assert_int_equal(page_all(f, f->share.id, 1000, nums, HUB_SHARE_LOG_KEEP + 100), keep);
+    assert_int_equal(nums[0], k - 1);
+    assert_int_equal(nums[keep - 1], k - keep);
+    assert_int_equal(page_all(f, b.id, 7, nums, 100), 15);
+    assert_int_equal(log_int(f, "SELECT count(*) FROM share_access_runs"), 5);
+
+    /* At a run's edge: the newest two runs hold exactly `keep`. */
+    for (int i = 0; i < keep - 500; i++, k++)
+        assert_int_equal(append(f, f->share.id, T0 + k, k), 0);
+    hub_store_share_log_sync(f->s.st);
+    assert_int_equal(hub_store_share_log_prune(f->s.st, T0, &n), 0);
+    hub_store_share_log_sync(f->s.st);
+    runs_exact(f);
+    assert_int_equal(page_all(f, f->share.id, 1000, nums, HUB_SHARE_LOG_KEEP + 100), keep);
+    assert_int_equal(nums[keep - 1], k - keep);
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM share_access_runs WHERE share_id = '%s'",
+             f->share.id);
+    assert_int_equal(log_int(f, sql), 2);
+
+    /* By age, inside the newest run: its rows from T0 + k - 100 stay. */
+    assert_int_equal(hub_store_share_log_prune(f->s.st, T0 + k - 100, &n), 0);
+    hub_store_share_log_sync(f->s.st);
+    runs_exact(f);
+    assert_int_equal(page_all(f, f->share.id, 1000, nums, HUB_SHARE_LOG_KEEP + 100), 100);
+    assert_int_equal(nums[99], k - 100);
+    assert_int_equal(page_all(f, b.id, 7, nums, 100), 0); /* older */
+    assert_int_equal(log_int(f, "SELECT count(*) FROM share_access_runs"), 1);
+    fx_free(f);
+}
+
+/* A log file of version 1 (two indexes per row, no runs) is migrated on
+ * open: its rows get runs (islands of one share), the indexes go, lists
+ * and retention work on the old rows and new ones continue their ids. */
+static void test_version_1_file_is_migrated(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(false, 0);
+    hub_share_t b;
+    other_share(f, &b);
+    hub_store_close(f->s.st);
+    f->s.st = NULL;
+    char p[PATH_MAX + 40];
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof(p), "%s%s", f->logf, (const char *[]){"", "-wal", "-shm"}[i]);
+        unlink(p);
+    }
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(f->logf, &h), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(h,
+                     "PRAGMA application_id = 1129203788;"
+                     "CREATE TABLE share_access_log (id INTEGER PRIMARY KEY, share_id TEXT NOT "
+                     "NULL, at INTEGER NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, status "
+                     "INTEGER NOT NULL, latency_ms INTEGER NOT NULL, client TEXT NOT NULL) STRICT;"
+                     "CREATE INDEX share_access_log_share ON share_access_log(share_id, id);"
+                     "CREATE INDEX share_access_log_at ON share_access_log(at);"
+                     "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL) "
+                     "STRICT; INSERT INTO meta VALUES ('last_id', 40);"
+                     "PRAGMA user_version = 1;",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    /* Ids 1-30 with gaps (every 4th is gone), the shares in stretches of
+     * five ids: 4 islands of the fixture's share (11 rows), 3 of b's (12). */
+    for (int id = 1; id <= 30; id++) {
+        if (id % 4 == 0)
+            continue;
+        char sql[512];
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO share_access_log VALUES (%d, '%s', %lld, 'GET', '/r/%d', 200, 1, "
+                 "'127.0.0.1:1')",
+                 id, (id / 5) % 2 ? b.id : f->share.id, (long long)(T0 + id), id);
+        assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+    }
+    sqlite3_close(h);
+    fx_open(f, true, 0);
+    assert_int_equal(log_int(f, "PRAGMA user_version"), 2);
+    assert_int_equal(log_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
+                                "name LIKE 'share_access_log_%'"),
+                     0);
+    runs_exact(f);
+    assert_int_equal(log_int(f, "SELECT count(*) FROM share_access_runs"), 7);
+    static int nums[64];
+    assert_int_equal(page_all(f, f->share.id, 4, nums, 64), 11);
+    assert_int_equal(nums[0], 30);
+    assert_int_equal(nums[10], 1);
+    assert_int_equal(page_all(f, b.id, 4, nums, 64), 12);
+    assert_int_equal(nums[0], 29);
+    assert_int_equal(append(f, b.id, T0 + 100, 100), 0);
+    int64_t first = 0;
+    hub_share_log_list_t l = {0};
+    assert_int_equal(hub_store_share_log_list(f->s.st, f->ws.id, b.id, 0, 1, &l), 0);
+    assert_int_equal(l.count, 1);
+    first = l.items[0].id;
+    hub_share_log_list_free(&l);
+    assert_int_equal(first, 41); /* after meta.last_id */
+    size_t n = 0;
+    assert_int_equal(hub_store_share_log_prune(f->s.st, T0 + 10, &n), 0);
+    hub_store_share_log_sync(f->s.st);
+    runs_exact(f);
+    assert_int_equal(page_all(f, f->share.id, 4, nums, 64), 8); /* ids 1-9 went: 1,2,3 */
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -294,6 +524,9 @@ int main(void)
         cmocka_unit_test(test_rows_of_deleted_shares_go),
         cmocka_unit_test(test_full_queue_drops_and_counts),
         cmocka_unit_test(test_list_waits_for_a_stuck_writer_briefly),
+        cmocka_unit_test(test_batches_are_runs_by_share),
+        cmocka_unit_test(test_keep_and_age_cut_runs),
+        cmocka_unit_test(test_version_1_file_is_migrated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
