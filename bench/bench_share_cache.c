@@ -7,7 +7,7 @@
  * and looked up round-robin.
  *
  * usage: bench_share_cache [ITERATIONS]   (default 200000) */
-#include "bench.h"
+#include "bench_store.h"
 
 #include <limits.h>
 #include <stdint.h>
@@ -88,35 +88,14 @@ static double run(request_fn fn, hub_share_cache_t *c, hub_store_t *st, size_t n
 int main(int argc, char **argv)
 {
     size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 200000;
-    char dir[] = "/tmp/cn-bench-cache-XXXXXX", db[PATH_MAX];
-    if (!mkdtemp(dir))
-        return 1;
-    snprintf(db, sizeof(db), "%s/hub.db", dir);
-    uint8_t key[HUB_KEY_BYTES] = {7};
-    hub_store_options_t so = {.path = db, .secret_key = key, .create = true};
-    hub_store_t *st = NULL;
-    char err[256] = "";
-    if (hub_store_open(&so, &st, err, sizeof(err)) < 0) {
-        fprintf(stderr, "bench: open: %s\n", err);
-        return 1;
-    }
-    hub_workspace_t ws;
-    hub_agent_t agent;
-    hub_tunnel_t web = {0};
-    char tok[HUB_TOKEN_STR_SIZE], pw[HUB_PASSWORD_SIZE];
-    bench_check(hub_store_workspace_create(st, "bench", &ws), "workspace");
-    bench_check(hub_store_agent_create(st, ws.id, "bench", 0, 0, tok, &agent), "agent");
-    hub_tunnel_spec_t sp = {.name = "web",
-                            .agent_id = agent.id,
-                            .target_host = "127.0.0.1",
-                            .target_port = 8080,
-                            .protocol = HUB_PROTO_HTTP,
-                            .is_public = true};
-    bench_check(hub_store_tunnel_create(st, ws.id, &sp, &web, NULL), "tunnel");
+    bench_store_t bs;
+    bench_store_open(&bs, "cache", false);
+    hub_store_t *st = bs.st;
+    char pw[HUB_PASSWORD_SIZE];
     const char *paths[] = {"/1k.bin", "/x/*"};
     bench_check(hub_store_tx_begin(st), "begin");
     for (size_t i = 0; i < NSHARES; i++) {
-        hub_share_spec_t ss = {.tunnel_id = web.id,
+        hub_share_spec_t ss = {.tunnel_id = bs.web.id,
                                .name = "bench",
                                .description = "",
                                .methods = HUB_GET,
@@ -124,7 +103,7 @@ int main(int argc, char **argv)
                                .npaths = 2,
                                .rate_limit = 1000,
                                .ttl_ms = 3600000};
-        bench_check(hub_store_share_create(st, ws.id, &ss, NULL, tokens[i], pw), "share");
+        bench_check(hub_store_share_create(st, bs.ws.id, &ss, NULL, tokens[i], pw), "share");
     }
     bench_check(hub_store_tx_end(st, 0), "commit");
 
@@ -151,14 +130,6 @@ int main(int argc, char **argv)
     printf("\n%zu iterations each; cache: %llu hits, %llu misses, %zu entries, %zu bytes\n", n,
            (unsigned long long)cs.hits, (unsigned long long)cs.misses, cs.entries, cs.bytes);
     hub_share_cache_free(c);
-    hub_tunnel_clear(&web);
-    hub_store_close(st);
-    unlink(db);
-    char side[PATH_MAX + 8];
-    snprintf(side, sizeof(side), "%s-wal", db);
-    unlink(side);
-    snprintf(side, sizeof(side), "%s-shm", db);
-    unlink(side);
-    rmdir(dir);
+    bench_store_close(&bs);
     return 0;
 }

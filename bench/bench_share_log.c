@@ -6,33 +6,19 @@
  * minus the appending thread's. Then one list page and one retention pass.
  *
  * usage: bench_share_log [SHARES [ROWS_PER_S [SECONDS]]]   (1000 40000 10) */
-#include "bench.h"
+#include "bench_store.h"
 
-#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
-
-#include "store.h"
 
 static double clock_s(clockid_t id)
 {
     struct timespec ts;
     clock_gettime(id, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void rm_db(const char *db)
-{
-    static const char *const ext[] = {"", "-wal", "-shm", "-log", "-log-wal", "-log-shm"};
-    char p[PATH_MAX + 16];
-    for (size_t i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
-        snprintf(p, sizeof(p), "%s%s", db, ext[i]);
-        unlink(p);
-    }
 }
 
 int main(int argc, char **argv)
@@ -42,43 +28,22 @@ int main(int argc, char **argv)
     double secs = argc > 3 ? strtod(argv[3], NULL) : 10;
     if (!nshares || rate <= 0 || secs <= 0)
         return 2;
-    char dir[] = "/tmp/cn-bench-slog-XXXXXX", db[PATH_MAX];
-    if (!mkdtemp(dir))
-        return 1;
-    snprintf(db, sizeof(db), "%s/hub.db", dir);
-    uint8_t key[HUB_KEY_BYTES] = {7};
-    hub_store_options_t so = {.path = db, .secret_key = key, .create = true, .log_thread = true};
-    hub_store_t *st = NULL;
-    char err[256] = "";
-    if (hub_store_open(&so, &st, err, sizeof(err)) < 0) {
-        fprintf(stderr, "bench: open: %s\n", err);
-        return 1;
-    }
-    hub_workspace_t ws;
-    hub_agent_t agent;
-    hub_tunnel_t web = {0};
-    char tok[HUB_TOKEN_STR_SIZE], pw[HUB_PASSWORD_SIZE], stok[HUB_SHARE_TOKEN_SIZE];
-    bench_check(hub_store_workspace_create(st, "bench", &ws), "workspace");
-    bench_check(hub_store_agent_create(st, ws.id, "bench", 0, 0, tok, &agent), "agent");
-    hub_tunnel_spec_t sp = {.name = "web",
-                            .agent_id = agent.id,
-                            .target_host = "127.0.0.1",
-                            .target_port = 8080,
-                            .protocol = HUB_PROTO_HTTP,
-                            .is_public = true};
-    bench_check(hub_store_tunnel_create(st, ws.id, &sp, &web, NULL), "tunnel");
+    bench_store_t bs;
+    bench_store_open(&bs, "slog", true);
+    hub_store_t *st = bs.st;
+    char pw[HUB_PASSWORD_SIZE], stok[HUB_SHARE_TOKEN_SIZE];
     char(*ids)[HUB_ID_SIZE] = calloc(nshares, HUB_ID_SIZE);
     if (!ids)
         return 1;
     bench_check(hub_store_tx_begin(st), "begin");
     for (size_t i = 0; i < nshares; i++) {
-        hub_share_spec_t ss = {.tunnel_id = web.id,
+        hub_share_spec_t ss = {.tunnel_id = bs.web.id,
                                .name = "bench",
                                .description = "",
                                .rate_limit = 1000,
                                .ttl_ms = 3600000};
         hub_share_t s;
-        bench_check(hub_store_share_create(st, ws.id, &ss, &s, stok, pw), "share");
+        bench_check(hub_store_share_create(st, bs.ws.id, &ss, &s, stok, pw), "share");
         memcpy(ids[i], s.id, HUB_ID_SIZE);
     }
     bench_check(hub_store_tx_end(st, 0), "commit");
@@ -115,7 +80,7 @@ int main(int argc, char **argv)
     double l0 = clock_s(CLOCK_MONOTONIC);
     hub_share_log_list_t l = {0};
     for (int i = 0; i < 100; i++) {
-        bench_check(hub_store_share_log_list(st, ws.id, ids[i % nshares], 0, 100, &l), "list");
+        bench_check(hub_store_share_log_list(st, bs.ws.id, ids[i % nshares], 0, 100, &l), "list");
         hub_share_log_list_free(&l);
     }
     double list_ms = (clock_s(CLOCK_MONOTONIC) - l0) * 10;
@@ -132,9 +97,6 @@ int main(int argc, char **argv)
     printf("list page of 100 rows: %.2f ms; retention of half the rows: %.0f ms\n", list_ms,
            prune_ms);
     free(ids);
-    hub_tunnel_clear(&web);
-    hub_store_close(st);
-    rm_db(db);
-    rmdir(dir);
+    bench_store_close(&bs);
     return 0;
 }
