@@ -12,12 +12,34 @@
 /* Turns allowed for libuv to close lws's handles at the end. */
 #define UV_CLOSE_TURNS 64
 
+/* lws 4.1.6's libev glue (lib/event-libs/libev/libev.c) runs lws's timers
+ * (lws_sul: every LWS_TO_KILL_ASYNC close, every zero-delay timer, the
+ * edge's deadlines) from an ev_idle watcher, which libev runs only on a
+ * turn that brought no I/O, and from one ev_timer, armed when they run,
+ * for the earliest timer then pending. A timer scheduled after that waits
+ * for it (the hub's 1 s tick, say) for as long as every turn brings I/O:
+ * with the hub's loop kept busy by new connections, the sockets it had
+ * finished with waited to be closed, up to 3,000 of them, and at its
+ * connection limit the edge refused new ones with RST (wrk's socket errors,
+ * docs/performance.md). The pace timer is an lws timer that reschedules
+ * itself from inside lws's timer run, so the ev_timer armed there is never
+ * further away than PACE_BUSY_US while turns bring I/O; on a loop with
+ * nothing else to do its interval doubles up to PACE_IDLE_US, which then
+ * bounds how late the timers of a sudden burst run. */
+#define PACE_BUSY_US 1000
+#define PACE_IDLE_US (50 * 1000)
+
 struct cn_loop {
     cn_loop_kind_t kind;
     struct ev_loop *ev; /* epoll */
     uv_loop_t uv;       /* uv */
     bool uv_ready;
     void *foreign[1]; /* what info->foreign_loops points at */
+    /* epoll: the pace timer (see PACE_BUSY_US), on the context it runs. */
+    lws_sorted_usec_list_t pace;
+    struct lws_context *paced;
+    unsigned pace_iter; /* ev_iteration() when it last ran */
+    lws_usec_t pace_us; /* its interval */
     /* lws writes NULL here once a context on a foreign loop is destroyed
      * completely (info.pcontext): with libuv that ends on later turns. */
     struct lws_context *ctx;
@@ -100,10 +122,29 @@ cn_loop_kind_t cn_loop_kind(const cn_loop_t *l)
     return l->kind;
 }
 
+static void pace_cb(lws_sorted_usec_list_t *sul)
+{
+    cn_loop_t *l = lws_container_of(sul, cn_loop_t, pace);
+    unsigned it = ev_iteration(l->ev);
+    /* More than this wake-up's own turn since the last run: busy. */
+    bool busy = it - l->pace_iter > 1;
+    l->pace_iter = it;
+    l->pace_us = busy                            ? PACE_BUSY_US
+                 : l->pace_us * 2 > PACE_IDLE_US ? PACE_IDLE_US
+                                                 : l->pace_us * 2;
+    lws_sul_schedule(l->paced, 0, &l->pace, pace_cb, l->pace_us);
+}
+
 int cn_loop_run_once(cn_loop_t *l, struct lws_context *ctx)
 {
     switch (l->kind) {
     case CN_LOOP_EPOLL:
+        if (!l->paced) { /* it joins lws's timers at their next run */
+            l->paced = ctx;
+            l->pace_us = PACE_BUSY_US;
+            l->pace_iter = ev_iteration(l->ev);
+            lws_sul_schedule(ctx, 0, &l->pace, pace_cb, l->pace_us);
+        }
         ev_run(l->ev, EVRUN_ONCE);
         return 0;
     case CN_LOOP_UV:
@@ -125,6 +166,10 @@ void cn_loop_context_destroy(cn_loop_t *l, struct lws_context *ctx)
 {
     if (!ctx)
         return;
+    if (l && l->paced == ctx) {
+        lws_sul_cancel(&l->pace);
+        l->paced = NULL;
+    }
     lws_context_destroy(ctx);
     if (!l || !l->uv_ready)
         return;

@@ -9,7 +9,9 @@
 
 #include <pthread.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 static void test_kinds_parse(void **state)
 {
@@ -104,6 +106,88 @@ static void run_kind(cn_loop_kind_t kind)
     cn_loop_free(l);
 }
 
+/* A socket that is readable on every turn: its data is never read. */
+static int busy_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                   size_t len)
+{
+    (void)wsi, (void)reason, (void)user, (void)in, (void)len;
+    return 0;
+}
+
+/* lws's timers run while every turn brings I/O. On the libev loop lws runs
+ * them from an idle watcher, which libev never runs then, and from a timer
+ * armed for the earliest one pending when they last ran: a zero-delay timer
+ * scheduled later (an LWS_TO_KILL_ASYNC close) waited for the next lws
+ * timer due, and the hub's edge, busy with new connections, piled up
+ * thousands of sockets waiting to be closed (docs/performance.md). */
+static void busy_loop_runs_timers(cn_loop_kind_t kind)
+{
+    static const struct lws_protocols protocols[] = {{"busy", busy_cb, 0, 0, 0, NULL, 0},
+                                                     {NULL, NULL, 0, 0, 0, NULL, 0}};
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = protocols;
+    char err[128] = "";
+    cn_loop_t *l = cn_loop_new(kind, &info, err, sizeof(err));
+    assert_non_null(l);
+    struct lws_context *ctx = lws_create_context(&info);
+    assert_non_null(ctx);
+    /* Start-up: turns without I/O, until a first timer ran (lws's own
+     * timers start there too; a loop busy from its very first turn would
+     * run none). */
+    fixture_t first = {0};
+    lws_sul_schedule(ctx, 0, &first.sul, timer_cb, 5 * LWS_US_PER_MS);
+    uint64_t start = cn_time_mono_ms();
+    while (!first.fired && cn_time_mono_ms() - start < 5000)
+        assert_int_equal(cn_loop_run_once(l, ctx), 0);
+    assert_int_equal(first.fired, 1);
+
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    assert_int_equal(write(sv[1], "x", 1), 1);
+    lws_sock_file_fd_type u;
+    u.filefd = sv[0];
+    struct lws *wsi = lws_adopt_descriptor_vhost(lws_get_vhost_by_name(ctx, "default"),
+                                                 LWS_ADOPT_RAW_FILE_DESC, u, "busy", NULL);
+    assert_non_null(wsi);
+
+    /* A second of busy turns, then timers scheduled during them. */
+    start = cn_time_mono_ms();
+    unsigned turns = 0;
+    while (cn_time_mono_ms() - start < 1000) {
+        assert_int_equal(cn_loop_run_once(l, ctx), 0);
+        turns++;
+    }
+    assert_true(turns > 1000); /* every turn had I/O: it never waited */
+    for (int i = 0; i < 20; i++) {
+        fixture_t f = {0};
+        lws_sul_schedule(ctx, 0, &f.sul, timer_cb, 0);
+        start = cn_time_mono_ms();
+        while (!f.fired && cn_time_mono_ms() - start < 300)
+            assert_int_equal(cn_loop_run_once(l, ctx), 0);
+        lws_sul_cancel(&f.sul);
+        assert_int_equal(f.fired, 1);
+        assert_true(cn_time_mono_ms() - start < 100);
+    }
+
+    cn_loop_context_destroy(l, ctx); /* closes sv[0] with the connection */
+    close(sv[1]);
+    cn_loop_free(l);
+}
+
+static void test_epoll_busy_timers(void **state)
+{
+    (void)state;
+    busy_loop_runs_timers(CN_LOOP_EPOLL);
+}
+
+static void test_uv_busy_timers(void **state)
+{
+    (void)state;
+    busy_loop_runs_timers(CN_LOOP_UV);
+}
+
 static void test_epoll(void **state)
 {
     (void)state;
@@ -130,6 +214,8 @@ int main(void)
         cmocka_unit_test(test_epoll),
         cmocka_unit_test(test_poll),
         cmocka_unit_test(test_uv),
+        cmocka_unit_test(test_epoll_busy_timers),
+        cmocka_unit_test(test_uv_busy_timers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
