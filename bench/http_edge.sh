@@ -29,6 +29,11 @@
 #   BENCH_PERF_CG="--call-graph dwarf"  perf record's call-graph option (default -g)
 #   BENCH_PERF_ALL=1   profile the whole machine (perf record -a), not only
 #                      the hub and the agent
+#   BENCH_FIFO=1       run wrk, the hub, the agent and the nginx workers
+#                      SCHED_FIFO (chrt -f 1; root): on a machine shared with
+#                      other work, the nearest to a quiet one, where the hub's
+#                      loop is busy on every turn (docs/performance.md, "wrk's
+#                      socket errors: cause")
 #
 # Beside req/s, each cell gives the CPU time per request of the forwarding
 # processes (from /proc/PID/stat before and after the run): the nginx
@@ -160,6 +165,16 @@ PERF_PID=
 PROXY_WORKER=$(pgrep -P "$(cat "$WORK/proxy/nginx.pid")" | head -1)
 TARGET_WORKER=$(pgrep -P "$(cat "$WORK/target/nginx.pid")" | head -1)
 [ -n "$PROXY_WORKER" ] && [ -n "$TARGET_WORKER" ] || fail "no nginx worker found"
+WRK_PREFIX=()
+if [ -n "${BENCH_FIFO:-}" ]; then
+    for pid in "$HUB_PID" "$AGENT_PID" "$PROXY_WORKER" "$TARGET_WORKER"; do
+        chrt -f -p 1 "$pid" >/dev/null || fail "chrt -f -p 1 $pid (BENCH_FIFO needs root)"
+    done
+    WRK_PREFIX=(chrt -f 1)
+fi
+# The machine's TCP resets sent (/proc/net/snmp), read around each run: wrk's
+# socket errors come with resets, and which side sent them says why.
+tcp_out_rsts() { awk '/^Tcp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "OutRsts") c = i; h = 1 } else print $c }' /proc/net/snmp; }
 us_per() { awk -v t="$1" -v n="$2" -v hz="$CLK" 'BEGIN { printf "%.1f", (n > 0 ? t * 1e6 / hz / n : 0) }'; }
 declare -A FWUS TGUS HUBUS
 perf_start() { # perf_start NAME: the hub and the agent (BENCH_PERF_ALL: everything)
@@ -190,10 +205,12 @@ wrk_run() {
     tunnel | share) fw=("$HUB_PID" "$AGENT_PID") ;;
     esac
     local fw0=$(cpu_ticks "${fw[@]}") tg0=$(cpu_ticks "$TARGET_WORKER") hub0=$(cpu_ticks "$HUB_PID")
+    local rst0=$(tcp_out_rsts)
     HOSTS=${HOSTS[$path]} CLOSE=$([ "$mode" = close ] && echo 1 || echo 0) \
-        timeout $((SECS + 30)) wrk -t2 -c50 -d"${SECS}s" --latency -s "$WORK/hosts.lua" \
+        timeout $((SECS + 30)) "${WRK_PREFIX[@]}" wrk -t2 -c50 -d"${SECS}s" --latency -s "$WORK/hosts.lua" \
         "${URL[$path]}/1k.bin" >"$out" 2>&1 || true
     local fw1=$(cpu_ticks "${fw[@]}") tg1=$(cpu_ticks "$TARGET_WORKER") hub1=$(cpu_ticks "$HUB_PID")
+    local rsts=$(($(tcp_out_rsts) - rst0))
     perf_stop
     local n=$(awk '/requests in/ {print $1}' "$out")
     FWUS[$path:$mode]+="$(us_per "$((fw1 - fw0))" "${n:-0}") "
@@ -205,7 +222,7 @@ wrk_run() {
     # whole (as sock:connect N/read N/...): which kind says where to look.
     bad=$(awk '/Non-2xx or 3xx responses:/ {print $NF}
         /Socket errors/ {sub(/.*Socket errors: */, ""); gsub(/, /, "/"); print "sock:" $0}' "$out" | paste -sd' ')
-    log "wrk $path $mode run $run: ${rps:-?} req/s, p99 ${p99:-?} ms, $(us_per "$((fw1 - fw0))" "${n:-0}") µs/req ${bad}"
+    log "wrk $path $mode run $run: ${rps:-?} req/s, p99 ${p99:-?} ms, $(us_per "$((fw1 - fw0))" "${n:-0}") µs/req, $rsts TCP resets on the machine ${bad}"
     R[$path:$mode]+="${rps:-0} "
     P99[$path:$mode]+="${p99:-0} "
     [ -n "$bad" ] && NON2XX[$path:$mode]+="$bad "

@@ -4,7 +4,9 @@
  *   poll   lws's own loop: poll() over every descriptor on every turn, so
  *          each idle connection taxes the busy ones (docs/performance.md).
  *   epoll  (default) a libev loop with the epoll backend, ours, handed to
- *          lws as a foreign loop through its libwebsockets-evlib-ev plugin.
+ *          lws as a foreign loop through its libwebsockets-evlib-ev plugin;
+ *          a pace timer of ours keeps lws's timers running on it while
+ *          every turn brings I/O (cn_loop.c, PACE_BUSY_US).
  *   uv     the same with libuv (libwebsockets-evlib-uv), measured beside
  *          the others (bench/event_loop.sh); lws 4.1.6's libuv teardown is
  *          the fragile one (../shared/lws-notes.md), hence not the default.
