@@ -126,8 +126,10 @@ static void pace_cb(lws_sorted_usec_list_t *sul)
 {
     cn_loop_t *l = lws_container_of(sul, cn_loop_t, pace);
     unsigned it = ev_iteration(l->ev);
-    /* More than this wake-up's own turn since the last run: busy. */
-    bool busy = it - l->pace_iter > 1;
+    /* Busy: more turns since its last run than its own wake-up and the
+     * odd other timer of an idle hub or agent (each of those set it back
+     * to PACE_BUSY_US: 59 wake-ups a second instead of 9 on an idle hub). */
+    bool busy = it - l->pace_iter > 3;
     l->pace_iter = it;
     l->pace_us = busy                            ? PACE_BUSY_US
                  : l->pace_us * 2 > PACE_IDLE_US ? PACE_IDLE_US
