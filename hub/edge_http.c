@@ -2246,16 +2246,16 @@ static edge_conn_t *conn_adopt(hub_runtime_t *rt, int fd, const char *ip, const 
 
 static void accept_one(hub_runtime_t *rt, int fd, const struct sockaddr_storage *ss, bool tls)
 {
-    if (rt->conns >= rt->cfg.max_conns) {
-        hub_edge_refuse(fd);
-        return;
-    }
     /* Nothing to set: hub_accept made it non-blocking and close-on-exec,
      * and it has TCP_NODELAY from the listener (cn_sock_listen). */
     char addr[INET6_ADDRSTRLEN], client[64];
     int port = 0;
     hub_edge_peer(ss, addr, sizeof(addr), &port);
     snprintf(client, sizeof(client), "%s:%d", addr, port);
+    if (rt->conns >= rt->cfg.max_conns) {
+        hub_edge_refuse_counted(rt, fd, HUB_REF_HUB_LIMIT, "http edge", client);
+        return;
+    }
     conn_adopt(rt, fd, addr, client, tls);
 }
 

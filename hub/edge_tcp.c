@@ -122,6 +122,29 @@ void hub_edge_refuse(int fd)
     cn_sock_reset(fd);
 }
 
+void hub_edge_refuse_counted(hub_runtime_t *rt, int fd, enum hub_metrics_refusal reason,
+                             const char *what, const char *client)
+{
+    static const char *const reasons[HUB_REF_COUNT] = {
+        "tunnel paused",
+        "agent offline",
+        "hub connection limit",
+        "tunnel connection limit",
+        "workspace connection limit",
+        "client address limit",
+    };
+    hub_metrics_connection_refused(rt->cfg.metrics, reason);
+    rt->refused[reason]++;
+    uint64_t now = (uint64_t)hub_time_now_ms(NULL);
+    if (now - rt->refused_log_at[reason] >= 1000) {
+        cn_log_info("%s: connection from %s refused: %s (%llu since the last such line)", what,
+                    client, reasons[reason], (unsigned long long)rt->refused[reason]);
+        rt->refused_log_at[reason] = now;
+        rt->refused[reason] = 0;
+    }
+    hub_edge_refuse(fd);
+}
+
 static void accept_one(listener_t *l, int fd, const struct sockaddr_storage *ss)
 {
     hub_runtime_t *rt = l->rt;
@@ -131,33 +154,18 @@ static void accept_one(listener_t *l, int fd, const struct sockaddr_storage *ss)
     hub_edge_peer(ss, addr, sizeof(addr), &port);
     char client[CN_LINK_ADDR_KEY_SIZE];
     cn_link_addr_key(addr, client);
-    static const char *const reasons[] = {
-        "tunnel paused",
-        "agent offline",
-        "hub connection limit",
-        "tunnel connection limit",
-        "workspace connection limit",
-        "client address limit",
-    };
-    int why = l->paused                                                                ? 0
-              : !s                                                                     ? 1
-              : rt->conns >= rt->cfg.max_conns                                         ? 2
-              : l->conns >= rt->cfg.max_conns_per_tunnel                               ? 3
-              : hub_edge_tcp_ws_conns(rt, l->workspace_id) >= rt->cfg.max_conns_per_ws ? 4
-              : client_conns(l, client) >= rt->cfg.max_conns_per_client                ? 5
-                                                                                       : -1;
+    int why = l->paused                                  ? HUB_REF_PAUSED
+              : !s                                       ? HUB_REF_OFFLINE
+              : rt->conns >= rt->cfg.max_conns           ? HUB_REF_HUB_LIMIT
+              : l->conns >= rt->cfg.max_conns_per_tunnel ? HUB_REF_TUNNEL_LIMIT
+              : hub_edge_tcp_ws_conns(rt, l->workspace_id) >= rt->cfg.max_conns_per_ws
+                  ? HUB_REF_WS_LIMIT
+              : client_conns(l, client) >= rt->cfg.max_conns_per_client ? HUB_REF_CLIENT_LIMIT
+                                                                        : -1;
     if (why >= 0) {
-        /* Refusals come in floods by nature: one line a second per reason. */
-        rt->refused[why]++;
-        uint64_t now = (uint64_t)hub_time_now_ms(NULL);
-        if (now - rt->refused_log_at[why] >= 1000) {
-            cn_log_info("tunnel %s: connection from %s refused: %s (%llu since the last such "
-                        "line)",
-                        l->tunnel_id, client, reasons[why], (unsigned long long)rt->refused[why]);
-            rt->refused_log_at[why] = now;
-            rt->refused[why] = 0;
-        }
-        hub_edge_refuse(fd);
+        char what[64];
+        snprintf(what, sizeof(what), "tunnel %s", l->tunnel_id);
+        hub_edge_refuse_counted(rt, fd, (enum hub_metrics_refusal)why, what, client);
         return;
     }
     char meta[128];

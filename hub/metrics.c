@@ -27,6 +27,7 @@ struct hub_metrics {
     uint64_t share_reject[HUB_SHARE_REJ_COUNT];
     uint64_t delivery[HUB_WH_COUNT];
     uint64_t tunnel_entries[HUB_TM_COUNT];
+    uint64_t refused[HUB_REF_COUNT];
     /* Kept short by rendering, which forgets deleted tunnels; a linear scan
      * per finished connection is cheap at the tunnel caps. */
     tunnel_bytes_t *bytes;
@@ -64,6 +65,14 @@ const char *hub_metrics_tunnel_msg_name(enum hub_metrics_tunnel_msg r)
 {
     static const char *const names[HUB_TM_COUNT] = {"list", "status"};
     return (unsigned)r < HUB_TM_COUNT ? names[r] : "?";
+}
+
+const char *hub_metrics_refusal_name(enum hub_metrics_refusal r)
+{
+    static const char *const names[HUB_REF_COUNT] = {"tunnel_paused",   "agent_offline",
+                                                     "hub_limit",       "tunnel_limit",
+                                                     "workspace_limit", "client_limit"};
+    return (unsigned)r < HUB_REF_COUNT ? names[r] : "?";
 }
 
 hub_metrics_t *hub_metrics_new(void)
@@ -109,6 +118,12 @@ void hub_metrics_tunnel_entries_sent(hub_metrics_t *m, enum hub_metrics_tunnel_m
 {
     if (m && (unsigned)how < HUB_TM_COUNT)
         m->tunnel_entries[how] += n;
+}
+
+void hub_metrics_connection_refused(hub_metrics_t *m, enum hub_metrics_refusal reason)
+{
+    if (m && (unsigned)reason < HUB_REF_COUNT)
+        m->refused[reason]++;
 }
 
 static tunnel_bytes_t *find_bytes(hub_metrics_t *m, const char *id)
@@ -314,7 +329,8 @@ int hub_metrics_render(hub_metrics_t *m, const hub_metrics_snapshot_t *s, char *
 
     render_bytes(&o, m, s);
 
-    static const uint64_t zeros[HUB_SHARE_REJ_COUNT + HUB_HS_COUNT + HUB_WH_COUNT + HUB_TM_COUNT];
+    static const uint64_t
+        zeros[HUB_SHARE_REJ_COUNT + HUB_HS_COUNT + HUB_WH_COUNT + HUB_TM_COUNT + HUB_REF_COUNT];
     family(&o, "connect_http_requests_total", "counter",
            "Requests the HTTP edge answered, by status code.");
     for (int c = STATUS_MIN; m && c <= STATUS_MAX; c++)
@@ -322,7 +338,8 @@ int hub_metrics_render(hub_metrics_t *m, const hub_metrics_snapshot_t *s, char *
             put(&o, "connect_http_requests_total{code=\"%d\"} %llu\n", c,
                 (unsigned long long)m->http[c - STATUS_MIN]);
 
-    const char *names[HUB_SHARE_REJ_COUNT + HUB_HS_COUNT + HUB_WH_COUNT + HUB_TM_COUNT];
+    const char
+        *names[HUB_SHARE_REJ_COUNT + HUB_HS_COUNT + HUB_WH_COUNT + HUB_TM_COUNT + HUB_REF_COUNT];
     family(&o, "connect_share_rejections_total", "counter",
            "Requests or connections a share refused, by reason.");
     for (int i = 0; i < HUB_SHARE_REJ_COUNT; i++)
@@ -357,6 +374,14 @@ int hub_metrics_render(hub_metrics_t *m, const hub_metrics_snapshot_t *s, char *
         names[i] = hub_metrics_tunnel_msg_name((enum hub_metrics_tunnel_msg)i);
     labelled(&o, "connect_agent_tunnel_entries_sent_total", "message", names,
              m ? m->tunnel_entries : zeros, HUB_TM_COUNT);
+
+    family(&o, "connect_public_connections_refused_total", "counter",
+           "Public connections (TCP tunnel ports, the HTTP edge) reset right after accept, by "
+           "reason.");
+    for (int i = 0; i < HUB_REF_COUNT; i++)
+        names[i] = hub_metrics_refusal_name((enum hub_metrics_refusal)i);
+    labelled(&o, "connect_public_connections_refused_total", "reason", names,
+             m ? m->refused : zeros, HUB_REF_COUNT);
 
     if (!o.err) {
         uint8_t *nul = cn_buf_reserve(&o.buf, 1, &o.err);

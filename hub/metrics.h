@@ -64,11 +64,24 @@ enum hub_metrics_tunnel_msg {
     HUB_TM_COUNT
 };
 
+/* Why a public connection (a TCP tunnel's port, the HTTP edge) was
+ * refused right after accept() with a reset, before any byte was read. */
+enum hub_metrics_refusal {
+    HUB_REF_PAUSED = 0,   /* the tunnel is paused */
+    HUB_REF_OFFLINE,      /* its agent has no link */
+    HUB_REF_HUB_LIMIT,    /* --max-conns */
+    HUB_REF_TUNNEL_LIMIT, /* --max-conns-per-tunnel */
+    HUB_REF_WS_LIMIT,     /* --max-conns-per-workspace */
+    HUB_REF_CLIENT_LIMIT, /* --max-conns-per-client */
+    HUB_REF_COUNT
+};
+
 /* Label values, for rendering and for tests. Never NULL ("?" out of range). */
 const char *hub_metrics_handshake_name(enum hub_metrics_handshake r);
 const char *hub_metrics_share_reject_name(enum hub_metrics_share_reject r);
 const char *hub_metrics_delivery_name(enum hub_metrics_delivery r);
 const char *hub_metrics_tunnel_msg_name(enum hub_metrics_tunnel_msg r);
+const char *hub_metrics_refusal_name(enum hub_metrics_refusal r);
 
 /* NULL on allocation failure. */
 hub_metrics_t *hub_metrics_new(void);
@@ -84,6 +97,7 @@ void hub_metrics_share_rejection(hub_metrics_t *m, enum hub_metrics_share_reject
 void hub_metrics_webhook_delivery(hub_metrics_t *m, enum hub_metrics_delivery result);
 /* `n` tunnel entries queued to an agent link in messages of kind `how`. */
 void hub_metrics_tunnel_entries_sent(hub_metrics_t *m, enum hub_metrics_tunnel_msg how, size_t n);
+void hub_metrics_connection_refused(hub_metrics_t *m, enum hub_metrics_refusal reason);
 /* Adds the bytes of a finished connection of tunnel `tunnel_id`: `in` came
  * from the public client toward the target, `out` went back to the client.
  * Connections still open are reported in the snapshot instead. */

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "cn_link.h"
+#include "metrics.h"
 #include "runtime.h"
 #include "store.h"
 
@@ -122,8 +123,8 @@ struct hub_runtime {
     unsigned conns;
     /* Public connections refused since the last log line, and its time (ms),
      * per reason (edge_tcp.c's refusal reasons). */
-    uint64_t refused[8];
-    uint64_t refused_log_at[8];
+    uint64_t refused[HUB_REF_COUNT];
+    uint64_t refused_log_at[HUB_REF_COUNT];
 };
 
 /* ---- runtime.c ---- */
@@ -182,6 +183,12 @@ unsigned hub_edge_tcp_ws_conns(const hub_runtime_t *rt, const char *workspace_id
 struct sockaddr_storage;
 void hub_edge_peer(const struct sockaddr_storage *ss, char *ip, size_t iplen, int *port);
 void hub_edge_refuse(int fd);
+/* Refuses public connection `fd` (hub_edge_refuse) for `reason`: counted
+ * in /metrics, and logged at most once a second per reason with the count
+ * since the last line (refusals come in floods). `what` names where it
+ * came ("tunnel ID", "http edge") and `client` who ("IP:PORT"). */
+void hub_edge_refuse_counted(hub_runtime_t *rt, int fd, enum hub_metrics_refusal reason,
+                             const char *what, const char *client);
 void hub_edge_tcp_free_all(hub_runtime_t *rt);
 
 /* ---- edge_http.c: the public HTTP edge and shares' data path ---- */

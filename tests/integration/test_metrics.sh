@@ -41,7 +41,8 @@ for fam in connect_agents connect_agent_links connect_tunnels connect_streams_op
     connect_tunnel_received_bytes_total connect_tunnel_sent_bytes_total \
     connect_http_requests_total connect_share_rejections_total connect_share_log_dropped_total \
     connect_webhook_deliveries_total connect_webhook_deliveries_pending \
-    connect_handshake_failures_total connect_agent_tunnel_entries_sent_total; do
+    connect_handshake_failures_total connect_agent_tunnel_entries_sent_total \
+    connect_public_connections_refused_total; do
     grep -q "^# TYPE $fam " "$WORK/metrics.txt" || fail "family $fam missing"
 done
 [ "$(metric 'connect_agent_links')" = 0 ] || fail "links on a fresh hub"
@@ -208,6 +209,31 @@ bytes_moved() {
 }
 wait_for 10 "HTTP bytes counted" bytes_moved
 echo "   web tunnel: +$(($(metric "$WRX") - ${rx0:-0})) bytes in, +$(($(metric "$WTX") - ${tx0:-0})) out"
+
+step "at --max-conns the HTTP edge resets a new connection at once, counted and logged"
+stop_pid "$HUB_PID"
+hub_start --http-port "$EDGE_PORT" --max-conns 3
+"$PY" - "$EDGE_PORT" <<'EOF' || fail "the fourth connection was not refused"
+import socket, sys, time
+port = int(sys.argv[1])
+held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
+time.sleep(0.5)  # the hub accepts them (3 of --max-conns 3), heads pending
+extra = socket.create_connection(("127.0.0.1", port), timeout=5)
+try:
+    extra.sendall(b"GET / HTTP/1.1\r\nHost: web.localhost\r\n\r\n")
+    got = extra.recv(1024)
+except ConnectionResetError:
+    got = None
+if got is not None:
+    sys.exit("answered instead of reset: %r" % got[:80])
+print("   the fourth connection was reset before any answer")
+EOF
+scrape || fail "scrape after the refusal"
+at_least 'connect_public_connections_refused_total{reason="hub_limit"}' 1 ||
+    fail "refusal not counted: $(grep refused_total "$WORK/metrics.txt")"
+grep -q "http edge: connection from 127.0.0.1:[0-9]* refused: hub connection limit" "$WORK/hub.log" ||
+    fail "refusal not logged"
+promcheck
 
 step "--metrics token: a private token file is required, and the token opens it"
 stop_pid "$HUB_PID"

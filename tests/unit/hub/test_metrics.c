@@ -53,6 +53,10 @@ static void test_full_rendering(void **state)
     hub_metrics_tunnel_entries_sent(m, HUB_TM_LIST, 1000);
     hub_metrics_tunnel_entries_sent(m, HUB_TM_LIST, 999);
     hub_metrics_tunnel_entries_sent(m, HUB_TM_STATUS, 1);
+    hub_metrics_connection_refused(m, HUB_REF_HUB_LIMIT);
+    hub_metrics_connection_refused(m, HUB_REF_HUB_LIMIT);
+    hub_metrics_connection_refused(m, HUB_REF_CLIENT_LIMIT);
+    hub_metrics_connection_refused(m, HUB_REF_COUNT); /* out of range: ignored */
 
     hub_metrics_tunnel_t tunnels[] = {
         {"t1", "web", "active", "tcp", 10, 20},
@@ -161,7 +165,16 @@ static void test_full_rendering(void **state)
         "whole lists (list) or as one tunnel's new status (status).\n"
         "# TYPE connect_agent_tunnel_entries_sent_total counter\n"
         "connect_agent_tunnel_entries_sent_total{message=\"list\"} 1999\n"
-        "connect_agent_tunnel_entries_sent_total{message=\"status\"} 1\n";
+        "connect_agent_tunnel_entries_sent_total{message=\"status\"} 1\n"
+        "# HELP connect_public_connections_refused_total Public connections (TCP tunnel ports, "
+        "the HTTP edge) reset right after accept, by reason.\n"
+        "# TYPE connect_public_connections_refused_total counter\n"
+        "connect_public_connections_refused_total{reason=\"tunnel_paused\"} 0\n"
+        "connect_public_connections_refused_total{reason=\"agent_offline\"} 0\n"
+        "connect_public_connections_refused_total{reason=\"hub_limit\"} 2\n"
+        "connect_public_connections_refused_total{reason=\"tunnel_limit\"} 0\n"
+        "connect_public_connections_refused_total{reason=\"workspace_limit\"} 0\n"
+        "connect_public_connections_refused_total{reason=\"client_limit\"} 1\n";
     assert_string_equal(text, expected);
     free(text);
     hub_metrics_free(m);
@@ -186,6 +199,7 @@ static void test_every_family_from_the_start(void **state)
         "connect_webhook_deliveries_pending",
         "connect_handshake_failures_total",
         "connect_agent_tunnel_entries_sent_total",
+        "connect_public_connections_refused_total",
     };
     hub_metrics_t *m = hub_metrics_new();
     char *fresh = render(m, NULL);
