@@ -94,23 +94,21 @@ stop_pid() {
     wait "$1" 2>/dev/null || true
 }
 
-free_port() {
-    "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 # A base port with N consecutive ports after it free for TCP and UDP alike
 # (a UDP tunnel binds its hub port for both), taken below the kernel's
-# ephemeral range, so that no client socket of a concurrent test is handed
-# one of them after the check.
+# ephemeral range (and below BELOW if given), so that no client socket of a
+# concurrent test is handed one of them after the check.
+# usage: free_range N [BELOW]
 free_range() {
-    "$PY" - "$1" <<'EOF'
+    "$PY" - "$1" "${2:-65536}" <<'EOF'
 import random, socket, sys
-n = int(sys.argv[1])
+n, below = int(sys.argv[1]), int(sys.argv[2])
 try:
     lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
 except OSError:
     lo = 32768
-top = max(lo, 10000 + 2 * n) - n - 1
+top = max(min(lo, below), 10000 + 2 * n) - n - 1
 for _ in range(200):
     base = random.randint(10000, top)
     socks = []
@@ -127,6 +125,14 @@ else:
     sys.exit("free_range: no %d free ports in a row" % n)
 EOF
 }
+
+# A port free for TCP and UDP, for a server the test starts next. Taken below
+# the ephemeral range (free_range): a port the kernel hands out for bind(0)
+# is one it also hands to outgoing connections, and a concurrent test's client
+# socket took such a port before the server bound it (test_udp's dnsmasq).
+# Below 20000 too: a hub started without --tcp-ports refuses a --listen or
+# --http-port inside its default tunnel range (20000-29999).
+free_port() { free_range 1 20000; }
 
 wait_port() { # host port [seconds]
     "$PY" - "$1" "$2" "${3:-10}" <<'EOF' || fail "nothing listens on $1:$2"
