@@ -263,6 +263,22 @@ reach() {
     REACH_CS=$(echo "$line" | json_get connectionString)
 }
 
+# expire_in_db TABLE ID: moves a tunnel's or share's (TABLE tunnels or
+# shares) expiry into the past behind the hub's back, as another writer on the
+# WAL database (a second hub) would; the hub's once-a-second sweep then
+# expires it. For a test that must act before the expiry at its own pace: a
+# short TTL left a loaded machine no time to act first.
+expire_in_db() {
+    "$PY" - "$WORK/hub.db" "$1" "$2" <<'EOF' || fail "moving the expiry of $1 $2"
+import sqlite3, sys, time
+con = sqlite3.connect(sys.argv[1], timeout=10)
+n = con.execute("UPDATE %s SET expires_at = ? WHERE id = ?" % sys.argv[2],
+                (int(time.time() * 1000) - 1000, sys.argv[3])).rowcount
+con.commit()
+sys.exit(0 if n == 1 else 1)
+EOF
+}
+
 tunnel_status() {
     api GET "/api/v1/tunnels/$1"
     echo "$BODY" | json_get status

@@ -242,11 +242,15 @@ wait_for 10 "the target to see the end" grep -q "reset\|eof" "$WORK/held"
 echo "deleted: the open connection ended ($(tail -1 "$WORK/held")), new ones refused"
 
 step "an expired tunnel refuses new connections"
-expose dev "127.0.0.1:$TOOL_PORT" --protocol tcp --name ttl-staging --ttl 4 --keep
+# The TTL is made to pass once the echo went through: with --ttl 4 a loaded
+# machine spent the 4 s starting expose and reach (reach ready 8 s after the
+# tunnel's creation, the echo reset by the expiry).
+expose dev "127.0.0.1:$TOOL_PORT" --protocol tcp --name ttl-staging --ttl 3600 --keep
 TTL_TUNNEL=$TUNNEL_ID
 reach laptop ttl-staging
 TTL_REACH=$REACH_PORT
 "$PY" "$TCPTOOL" echo 127.0.0.1 "$TTL_REACH" 65536 5 || fail "echo before expiry"
+expire_in_db tunnels "$TTL_TUNNEL"
 wait_for 15 "expired" status_is "$TTL_TUNNEL" expired
 "$PY" "$TCPTOOL" rst 127.0.0.1 "$TTL_REACH" 2 || fail "a reach of an expired tunnel was not refused"
 echo "expired: refused"
