@@ -201,6 +201,11 @@ wait_for 10 "the tunnel to go offline" not_active "$BULK_TUNNEL"
 sleep 0.5
 before=$(grep -c "connection refused" "$BULK_LOG" || true)
 "$PY" "$TCPTOOL" rst 127.0.0.1 "$BULK_REACH" 1 || fail "a reach to an offline agent was not refused at once"
+# The reach logs the refusal as it resets the client, so the line may trail
+# the client's RST on a loaded machine: wait for it, then give a second line
+# the time it had before (0.3 s) to show up.
+refusal_logged() { [ "$(grep -c "connection refused" "$BULK_LOG" || true)" -gt "$before" ]; }
+wait_for 5 "the refusal's log line" refusal_logged
 sleep 0.3
 after=$(grep -c "connection refused" "$BULK_LOG" || true)
 [ $((after - before)) -eq 1 ] || fail "expected exactly one log line for the refusal, got $((after - before))"
