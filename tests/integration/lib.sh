@@ -96,21 +96,21 @@ stop_pid() {
 
 
 # A base port with N consecutive ports after it free for TCP and UDP alike
-# (a UDP tunnel binds its hub port for both), taken below the kernel's
-# ephemeral range (and below BELOW if given), so that no client socket of a
-# concurrent test is handed one of them after the check.
-# usage: free_range N [BELOW]
+# (a UDP tunnel binds its hub port for both), taken from FROM (default
+# 20000) up to BELOW and below the kernel's ephemeral range, so that no client
+# socket of a concurrent test is handed one of them after the check.
+# usage: free_range N [FROM [BELOW]]
 free_range() {
-    "$PY" - "$1" "${2:-65536}" <<'EOF'
+    "$PY" - "$1" "${2:-20000}" "${3:-65536}" <<'EOF'
 import random, socket, sys
-n, below = int(sys.argv[1]), int(sys.argv[2])
+n, start, below = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 try:
     lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
 except OSError:
     lo = 32768
-top = max(min(lo, below), 10000 + 2 * n) - n - 1
+top = max(min(lo, below), start + 2 * n) - n - 1
 for _ in range(200):
-    base = random.randint(10000, top)
+    base = random.randint(start, top)
     socks = []
     try:
         for p in range(base, base + n):
@@ -130,9 +130,10 @@ EOF
 # the ephemeral range (free_range): a port the kernel hands out for bind(0)
 # is one it also hands to outgoing connections, and a concurrent test's client
 # socket took such a port before the server bound it (test_udp's dnsmasq).
-# Below 20000 too: a hub started without --tcp-ports refuses a --listen or
-# --http-port inside its default tunnel range (20000-29999).
-free_port() { free_range 1 20000; }
+# From 10000-19999, apart from free_range's tunnel port ranges (20000 up):
+# a hub refuses a --listen or --http-port inside its --tcp-ports range, and
+# inside its default one (20000-29999) when started without it.
+free_port() { free_range 1 10000 20000; }
 
 wait_port() { # host port [seconds]
     "$PY" - "$1" "$2" "${3:-10}" <<'EOF' || fail "nothing listens on $1:$2"
