@@ -94,7 +94,6 @@ stop_pid() {
     wait "$1" 2>/dev/null || true
 }
 
-
 # A base port with N consecutive ports after it free for TCP and UDP alike
 # (a UDP tunnel binds its hub port for both), taken from FROM (default
 # 20000) up to BELOW and below the kernel's ephemeral range, so that no client
