@@ -94,25 +94,22 @@ stop_pid() {
     wait "$1" 2>/dev/null || true
 }
 
-free_port() {
-    "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 # A base port with N consecutive ports after it free for TCP and UDP alike
-# (a UDP tunnel binds its hub port for both), taken below the kernel's
-# ephemeral range, so that no client socket of a concurrent test is handed
-# one of them after the check.
+# (a UDP tunnel binds its hub port for both), taken from FROM (default
+# 20000) up to BELOW and below the kernel's ephemeral range, so that no client
+# socket of a concurrent test is handed one of them after the check.
+# usage: free_range N [FROM [BELOW]]
 free_range() {
-    "$PY" - "$1" <<'EOF'
+    "$PY" - "$1" "${2:-20000}" "${3:-65536}" <<'EOF'
 import random, socket, sys
-n = int(sys.argv[1])
+n, start, below = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 try:
     lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
 except OSError:
     lo = 32768
-top = max(lo, 10000 + 2 * n) - n - 1
+top = max(min(lo, below), start + 2 * n) - n - 1
 for _ in range(200):
-    base = random.randint(10000, top)
+    base = random.randint(start, top)
     socks = []
     try:
         for p in range(base, base + n):
@@ -127,6 +124,15 @@ else:
     sys.exit("free_range: no %d free ports in a row" % n)
 EOF
 }
+
+# A port free for TCP and UDP, for a server the test starts next. Taken below
+# the ephemeral range (free_range): a port the kernel hands out for bind(0)
+# is one it also hands to outgoing connections, and a concurrent test's client
+# socket took such a port before the server bound it (test_udp's dnsmasq).
+# From 10000-19999, apart from free_range's tunnel port ranges (20000 up):
+# a hub refuses a --listen or --http-port inside its --tcp-ports range, and
+# inside its default one (20000-29999) when started without it.
+free_port() { free_range 1 10000 20000; }
 
 wait_port() { # host port [seconds]
     "$PY" - "$1" "$2" "${3:-10}" <<'EOF' || fail "nothing listens on $1:$2"
@@ -255,6 +261,22 @@ reach() {
     line=$(grep -m1 '^{' "$out")
     REACH_PORT=$(echo "$line" | json_get localPort)
     REACH_CS=$(echo "$line" | json_get connectionString)
+}
+
+# expire_in_db TABLE ID: moves a tunnel's or share's (TABLE tunnels or
+# shares) expiry into the past behind the hub's back, as another writer on the
+# WAL database (a second hub) would; the hub's once-a-second sweep then
+# expires it. For a test that must act before the expiry at its own pace: a
+# short TTL left a loaded machine no time to act first.
+expire_in_db() {
+    "$PY" - "$WORK/hub.db" "$1" "$2" <<'EOF' || fail "moving the expiry of $1 $2"
+import sqlite3, sys, time
+con = sqlite3.connect(sys.argv[1], timeout=10)
+n = con.execute("UPDATE %s SET expires_at = ? WHERE id = ?" % sys.argv[2],
+                (int(time.time() * 1000) - 1000, sys.argv[3])).rowcount
+con.commit()
+sys.exit(0 if n == 1 else 1)
+EOF
 }
 
 tunnel_status() {

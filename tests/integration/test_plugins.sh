@@ -73,10 +73,21 @@ expect_probe down mongodb "$MY_PORT" "not a MongoDB server"
 step "a server that answers but is unhealthy is down with its own words"
 # Redis refusing clients: maxclients 1, the slot taken by a held connection.
 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" CONFIG SET maxclients 1 >/dev/null
-"$PY" -c 'import socket,sys,time; s=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); time.sleep(30)' "$REDIS_PORT" &
-HOLD=$!
-PIDS+=($HOLD)
-sleep 0.5
+# The holder says "held" once redis answered its PING, so it has the slot
+# before the probe connects (a fixed 0.5 s raced python's start-up under
+# load); it tries again while redis-cli's connection still takes the slot.
+bg holder "$PY" -c 'import socket,sys,time
+for _ in range(100):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    s.sendall(b"PING\r\n")
+    if s.recv(64).startswith(b"+PONG"):
+        print("held", flush=True)
+        time.sleep(30)
+        break
+    s.close()
+    time.sleep(0.1)' "$REDIS_PORT"
+HOLD=$LAST_PID
+wait_for 10 "a connection holding redis's one client slot" grep -qx held "$WORK/holder.log"
 expect_probe down redis "$REDIS_PORT" "max number of clients"
 stop_pid "$HOLD"
 wait_for 10 "redis to free the slot" "$TOOL" probe redis 127.0.0.1 "$REDIS_PORT" 1000

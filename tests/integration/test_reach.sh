@@ -201,6 +201,11 @@ wait_for 10 "the tunnel to go offline" not_active "$BULK_TUNNEL"
 sleep 0.5
 before=$(grep -c "connection refused" "$BULK_LOG" || true)
 "$PY" "$TCPTOOL" rst 127.0.0.1 "$BULK_REACH" 1 || fail "a reach to an offline agent was not refused at once"
+# The reach logs the refusal as it resets the client, so the line may trail
+# the client's RST on a loaded machine: wait for it, then give a second line
+# the time it had before (0.3 s) to show up.
+refusal_logged() { [ "$(grep -c "connection refused" "$BULK_LOG" || true)" -gt "$before" ]; }
+wait_for 5 "the refusal's log line" refusal_logged
 sleep 0.3
 after=$(grep -c "connection refused" "$BULK_LOG" || true)
 [ $((after - before)) -eq 1 ] || fail "expected exactly one log line for the refusal, got $((after - before))"
@@ -242,11 +247,15 @@ wait_for 10 "the target to see the end" grep -q "reset\|eof" "$WORK/held"
 echo "deleted: the open connection ended ($(tail -1 "$WORK/held")), new ones refused"
 
 step "an expired tunnel refuses new connections"
-expose dev "127.0.0.1:$TOOL_PORT" --protocol tcp --name ttl-staging --ttl 4 --keep
+# The TTL is made to pass once the echo went through: with --ttl 4 a loaded
+# machine spent the 4 s starting expose and reach (reach ready 8 s after the
+# tunnel's creation, the echo reset by the expiry).
+expose dev "127.0.0.1:$TOOL_PORT" --protocol tcp --name ttl-staging --ttl 3600 --keep
 TTL_TUNNEL=$TUNNEL_ID
 reach laptop ttl-staging
 TTL_REACH=$REACH_PORT
 "$PY" "$TCPTOOL" echo 127.0.0.1 "$TTL_REACH" 65536 5 || fail "echo before expiry"
+expire_in_db tunnels "$TTL_TUNNEL"
 wait_for 15 "expired" status_is "$TTL_TUNNEL" expired
 "$PY" "$TCPTOOL" rst 127.0.0.1 "$TTL_REACH" 2 || fail "a reach of an expired tunnel was not refused"
 echo "expired: refused"

@@ -164,16 +164,7 @@ revoke() {
     api DELETE "/api/v1/shares/$1"
     [ "$HTTP_STATUS" = 200 ] || fail "revoke: $HTTP_STATUS $BODY"
 }
-# Moves the expiry into the past behind the hub's back (another writer on
-# the WAL database, as a second hub would be).
-expire() {
-    "$PY" - "$WORK/hub.db" "$1" <<'EOF' || fail "moving the expiry"
-import sqlite3, sys, time
-con = sqlite3.connect(sys.argv[1], timeout=10)
-con.execute("UPDATE shares SET expires_at = ? WHERE id = ?", (int(time.time() * 1000) - 1000, sys.argv[2]))
-con.commit()
-EOF
-}
+expire() { expire_in_db shares "$1"; }
 
 # reach_exits WORD: the `connect reach` of the share just ended (REACH_PID)
 # stops by itself within 10 s, non-zero, with one line naming WORD, instead
