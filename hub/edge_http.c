@@ -1179,18 +1179,24 @@ static void op_closed(void *self)
         return;
     }
     /* The stream ended before the response did. */
+    /* CN_RST_GONE: the link to the agent ended (cn_link aborts its streams
+     * so), which a request routed just before the hub saw the link close
+     * meets instead of the "offline" answer of the next one. */
     if (!r->accepted) {
-        const char *why = r->reset_code == CN_RST_UNREACHABLE ? "the target refused the connection"
-                          : r->reset_code == CN_RST_REFUSED
-                              ? "the agent refused to serve this tunnel"
-                              : "the agent did not open a connection to the target";
+        const char *why =
+            r->reset_code == CN_RST_UNREACHABLE ? "the target refused the connection"
+            : r->reset_code == CN_RST_REFUSED   ? "the agent refused to serve this tunnel"
+            : r->reset_code == CN_RST_GONE      ? "the agent serving this tunnel went offline"
+                                           : "the agent did not open a connection to the target";
         fail_request(c, 502, why);
     } else if (r->rstate == R_HEAD) {
         if (retry_fresh(c))
             return;
         fail_request(c, 502,
-                     r->rhead.len ? "the target sent an incomplete response"
-                                  : "the connection to the target was lost");
+                     r->reset_code == CN_RST_GONE
+                         ? "the agent serving this tunnel went offline before the target answered"
+                     : r->rhead.len ? "the target sent an incomplete response"
+                                    : "the connection to the target was lost");
     } else if (r->rstate == R_BODY && r->rbody.done) {
         request_finished(c, false);
     } else {

@@ -184,6 +184,23 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 grep -q 'offline' "$WORK/resp" || fail "502 body: $(cat "$WORK/resp")"
 echo "502 (agent offline) after ${ms} ms"
 
+# 502 "offline" too for a request in flight when the agent vanishes (kill -9:
+# its link just ends), not "the connection to the target was lost".
+expose dev "127.0.0.1:$WEB_PORT" --public --protocol http --name vanish --keep
+[ "$(code "http://vanish.localhost:$EDGE_PORT/")" = 200 ] || fail "vanish: not up"
+bg vanish curl -s -o "$WORK/vanish.resp" -w '%{http_code}' -m 10 \
+    "http://vanish.localhost:$EDGE_PORT/slow?s=5"
+VANISH_CURL=$LAST_PID
+sleep 1 # the request waits at the target (it answers after 5 s, the hub gives it 2)
+kill -9 "$EXPOSE_PID"
+wait "$EXPOSE_PID" 2>/dev/null || true
+forget_pid "$EXPOSE_PID"
+wait "$VANISH_CURL" || true
+forget_pid "$VANISH_CURL"
+[ "$(cat "$WORK/vanish.log")" = 502 ] || fail "in flight when the agent vanished: $(cat "$WORK/vanish.log")"
+grep -q 'offline' "$WORK/vanish.resp" || fail "in-flight 502 body: $(cat "$WORK/vanish.resp")"
+echo "502 (agent vanished with a request in flight): $(cat "$WORK/vanish.resp")"
+
 step "the head deadline: half heads closed after 10 s each, an idle keep-alive connection kept"
 wait "$DEADLINES_PID" || fail "head deadlines: $(cat "$WORK/deadlines.log")"
 forget_pid "$DEADLINES_PID"
