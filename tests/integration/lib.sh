@@ -99,31 +99,7 @@ stop_pid() {
 # 20000) up to BELOW and below the kernel's ephemeral range, so that no client
 # socket of a concurrent test is handed one of them after the check.
 # usage: free_range N [FROM [BELOW]]
-free_range() {
-    "$PY" - "$1" "${2:-20000}" "${3:-65536}" <<'EOF'
-import random, socket, sys
-n, start, below = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-try:
-    lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-except OSError:
-    lo = 32768
-top = max(min(lo, below), start + 2 * n) - n - 1
-for _ in range(200):
-    base = random.randint(start, top)
-    socks = []
-    try:
-        for p in range(base, base + n):
-            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-                s = socket.socket(socket.AF_INET, kind); socks.append(s); s.bind(("127.0.0.1", p))
-    except OSError:
-        continue
-    finally:
-        for s in socks: s.close()
-    print(base); break
-else:
-    sys.exit("free_range: no %d free ports in a row" % n)
-EOF
-}
+free_range() { "$PY" "$SRC/tests/integration/freeport.py" "$1" "${2:-20000}" "${3:-65536}"; }
 
 # A port free for TCP and UDP, for a server the test starts next. Taken below
 # the ephemeral range (free_range): a port the kernel hands out for bind(0)

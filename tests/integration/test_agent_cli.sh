@@ -49,29 +49,9 @@ fails=0
 check() { # check DESCRIPTION COMMAND...
   if "${@:2}"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi
 }
-free_port() {
-  "$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-# A base port with N free ports after it, below the kernel's ephemeral range
-# (so no outgoing connection of this test can take one of them meanwhile).
-free_range() {
-  "$py" - "$1" <<'EOF'
-import random, socket, sys
-n = int(sys.argv[1])
-lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-for _ in range(200):
-    base = random.randint(10000, max(10001, lo - n - 1))
-    socks = []
-    try:
-        for p in range(base, base + n):
-            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
-    except OSError:
-        continue
-    finally:
-        for s in socks: s.close()
-    print(base); break
-EOF
-}
+# Below the kernel's ephemeral range, as lib.sh's (freeport.py says why).
+free_port() { "$py" "$(dirname "$0")/freeport.py" 1 10000 20000; }
+free_range() { "$py" "$(dirname "$0")/freeport.py" "$1"; }
 # wait_for SECONDS COMMAND...: retries every 0.1 s.
 wait_for() {
   local n=$(($1 * 10))

@@ -44,9 +44,8 @@ trap 'exit 130' INT TERM
 fail() { echo "FAIL: $STEP: $*" >&2; exit 1; }
 step() { STEP="$*"; echo "== $STEP"; }
 
-free_port() {
-    "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
+# Below the ephemeral range, as lib.sh's (freeport.py says why).
+free_port() { "$PY" "$(dirname "$0")/freeport.py" 1 10000 20000; }
 
 # Starts the hub in the background on $PORT with extra options; waits for
 # health.

@@ -32,7 +32,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+port=$("$py" "$(dirname "$0")/freeport.py" 1 10000 20000) # below the ephemeral range
 
 cat >"$work/server.py" <<'EOF'
 import asyncio
