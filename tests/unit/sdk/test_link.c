@@ -575,6 +575,49 @@ static void test_many_links_one_timer(void **state)
     world_stop(&w);
 }
 
+static int both_up(world_t *w)
+{
+    return w->client.established && w->server.established;
+}
+
+/* A stall of this process (its loop blocked for three dead-after periods:
+ * a starved machine, a stop signal) is not the peers' silence: the tick
+ * that comes late judges no link and pings, the next one judges, after the
+ * reads. Both ends are in this process, so each one's pings of the late
+ * tick reach the other before the next. Without that the first tick after
+ * the stall pronounced both peers silent. */
+static void test_own_stall_is_not_peer_silence(void **state)
+{
+    (void)state;
+    world_t w;
+    cn_link_timing_t t = {.ping_interval_ms = 400, .probe_interval_ms = 200, .dead_after_ms = 1000};
+    cn_link_server_config_t sc = {
+        .path = "/agent",
+        .binding = "ws://127.0.0.1/agent",
+        .mux_cb = &mux_cb,
+        .cb = {.on_established = server_established, .on_closed = server_closed},
+        .ctx = &w,
+        .timing = t,
+    };
+    world_start_with(&w, 0, 0, &sc);
+    cn_link_client_config_t cc = client_config(&w, w.hub_pk);
+    cc.timing = t;
+    w.client.link = cn_link_connect(w.ctx, w.vh, &cc, NULL, 0);
+    assert_non_null(w.client.link);
+    assert_true(run_until(&w, both_up, 10000));
+    for (int round = 0; round < 2; round++) {
+        usleep(3000 * 1000); /* the stall: no service at all */
+        uint64_t end = cn_time_mono_ms() + 1500;
+        while (cn_time_mono_ms() < end)
+            lws_service(w.ctx, 50);
+        if (w.client.closed || w.server.closed)
+            fail_msg("round %d: agent: %s; hub: %s", round, w.client.why, w.server.why);
+    }
+    cn_link_close(w.client.link, "done");
+    assert_true(run_until(&w, links_gone, 10000));
+    world_stop(&w);
+}
+
 /* Every reason has its own words. */
 static void test_reason_names(void **state)
 {
@@ -800,12 +843,18 @@ int main(void)
     if (sodium_init() < 0)
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_liveness_rule),        cmocka_unit_test(test_100mib_64_streams),
-        cmocka_unit_test(test_refused_agent),        cmocka_unit_test(test_wrong_pin),
-        cmocka_unit_test(test_connect_refused),      cmocka_unit_test(test_reason_names),
-        cmocka_unit_test(test_handshake_rule),       cmocka_unit_test(test_stall_rule),
-        cmocka_unit_test(test_rx_pause_rule),        cmocka_unit_test(test_addr_key),
+        cmocka_unit_test(test_liveness_rule),
+        cmocka_unit_test(test_100mib_64_streams),
+        cmocka_unit_test(test_refused_agent),
+        cmocka_unit_test(test_wrong_pin),
+        cmocka_unit_test(test_connect_refused),
+        cmocka_unit_test(test_reason_names),
+        cmocka_unit_test(test_handshake_rule),
+        cmocka_unit_test(test_stall_rule),
+        cmocka_unit_test(test_rx_pause_rule),
+        cmocka_unit_test(test_addr_key),
         cmocka_unit_test(test_many_links_one_timer),
+        cmocka_unit_test(test_own_stall_is_not_peer_silence),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
