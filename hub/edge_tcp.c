@@ -266,11 +266,7 @@ static void listener_open(hub_runtime_t *rt, const hub_tunnel_t *t)
         snprintf(why, sizeof(why), "cannot listen on %s:%u: %s", rt->tcp_host,
                  (unsigned)t->hub_port, strerror(errno));
         cn_log_warn("tunnel %s: %s", t->id, why);
-        bool changed = false;
-        if (hub_tunnels_set_status(rt->cfg.store, t->workspace_id, t->id, HUB_TUNNEL_ERROR,
-                                   "port unavailable", why, NULL, &changed) == 0 &&
-            changed)
-            hub_runtime_agent_changed(rt, t->workspace_id, t->agent_id);
+        hub_runtime_port_unavailable(rt, t, why);
         return;
     }
     listener_t *l = calloc(1, sizeof(*l));

@@ -80,11 +80,7 @@ static void port_open(hub_runtime_t *rt, const hub_tunnel_t *t)
     if (!u->l) {
         cn_log_warn("tunnel %s: %s", t->id, why);
         free(u);
-        bool changed = false;
-        if (hub_tunnels_set_status(rt->cfg.store, t->workspace_id, t->id, HUB_TUNNEL_ERROR,
-                                   "port unavailable", why, NULL, &changed) == 0 &&
-            changed)
-            hub_runtime_agent_changed(rt, t->workspace_id, t->agent_id);
+        hub_runtime_port_unavailable(rt, t, why);
         return;
     }
     u->next = rt->udp_ports;
