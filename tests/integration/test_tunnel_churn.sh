@@ -6,12 +6,14 @@
 # agent's links that tunnel's status alone (tunnel_status,
 # docs/agent-protocol.md), never the whole list again: before, each failed
 # port sent the list twice and each expiry once, N tunnels' burst N whole
-# lists (N^2 entries). Counted with connect_agent_tunnel_entries_sent_total.
+# lists (N^2 entries). A link that does not take tunnel_status (an older
+# agent's) gets at most one whole list per TTL sweep. Counted with
+# connect_agent_tunnel_entries_sent_total.
 source "$(dirname "$0")/lib.sh"
 NPORTS=30    # public TCP tunnels whose port is taken
 NTTL=150     # tunnels with a TTL that expire together
 NTTL_TCP=10  # of which public TCP, listening until they expire
-TTL=20       # seconds: all of them are made well before the first expires
+TTL=45       # seconds: all of them are made well before the first expires
 
 hub_init
 TCP_BASE=$(free_range 40)
@@ -79,9 +81,11 @@ echo "   made: $DL list entries, $DS status entries"
 [ "$DL" = $((NPORTS + NPORTS * (NPORTS + 1) / 2)) ] || fail "the creations sent $DL list entries"
 [ "$DS" = "$NPORTS" ] || fail "$DS status entries for $NPORTS failed ports"
 
-step "a second link of the agent comes up: every taken port is tried again"
+step "a second link of the agent, an older agent's, comes up: every taken port is tried again"
+# Link B does not ask for tunnel_status (CONNECT_TUNNEL_STATUS=0, as an agent
+# before it): the hub sends it whole lists only (docs/agent-protocol.md).
 l0=$(entries list) s0=$(entries status)
-bg agent_b "$CLI_BIN" agent --config "$WORK/dev.json"
+CONNECT_TUNNEL_STATUS=0 bg agent_b "$CLI_BIN" agent --config "$WORK/dev.json"
 AGENT_B=$LAST_PID
 wait_for 15 "agent link B" grep -q "connected to .*, $((NPORTS + 1)) tunnels)" "$WORK/agent_b.log"
 count_is error "$NPORTS" || fail "$(count error) tunnels in error, not $NPORTS"
@@ -108,12 +112,23 @@ for p in $(seq $((TCP_BASE + NPORTS)) $((TCP_BASE + NPORTS + NTTL_TCP - 1))); do
     serves "$p" || fail "public TCP tunnel on port $p does not serve"
 done
 wait_for $((TTL + 30)) "$NTTL tunnels expired" count_is expired "$NTTL"
+# The reaper sweeps once a second (at most 100 tunnels a sweep): over how
+# many seconds the TTLs fall, from their expiresAt.
+api GET "/api/v1/tunnels?agentId=$AGENT_ID&status=expired"
+span=$(echo "$BODY" | "$PY" -c 'import json,sys,datetime
+ts = [datetime.datetime.fromisoformat(t["expiresAt"].replace("Z", "+00:00")).timestamp()
+      for t in json.load(sys.stdin)["tunnels"]]
+print(int(max(ts) - min(ts)) + 1)')
+sleep 2 # link B's list goes on the loop's turn after the sweep
 deltas "$l0" "$s0"
-# Each expiry: its status alone to each of the two links (before: the whole
-# list of 1 + NPORTS + NTTL tunnels to each).
-echo "   expired: $DL list entries, $DS status entries"
-[ "$DL" = 0 ] || fail "the expiries sent $DL list entries"
-[ "$DS" = $((2 * NTTL)) ] || fail "$DS status entries for $NTTL expiries on 2 links"
+# Each expiry: its status alone to link A; link B, which takes whole lists
+# only, one list per sweep (before: the whole list of 1 + NPORTS + NTTL
+# tunnels to each link per expiry).
+ALL=$((1 + NPORTS + NTTL))
+echo "   expired: $DL list entries ($((DL / ALL)) lists), $DS status entries; TTLs over ${span}s"
+[ "$DS" = "$NTTL" ] || fail "$DS status entries for $NTTL expiries"
+[ $((DL % ALL)) = 0 ] && [ "$DL" -ge "$ALL" ] && [ "$DL" -le $(((span + 3) * ALL)) ] ||
+    fail "the expiries sent $DL list entries to link B: more than one list a sweep"
 for p in $(seq $((TCP_BASE + NPORTS)) $((TCP_BASE + NPORTS + NTTL_TCP - 1))); do
     "$PY" "$TCPTOOL" refused 127.0.0.1 "$p" || fail "expired tunnel's port $p still accepts"
 done
@@ -121,7 +136,22 @@ count_is active 1 || fail "$(count active) tunnels active, not t0 alone"
 ! grep -q "could not queue control message" "$WORK/hub.log" || fail "a control message was lost"
 ! grep -q "malformed" "$WORK/agent_a.log" "$WORK/agent_b.log" || fail "a malformed control message"
 
-for pid in "$AGENT_B" "$AGENT_A" "$HOLDER"; do
+step "link A goes: the taken ports are tried again, for the older link B alone"
+l0=$(entries list) s0=$(entries status)
+stop_pid "$AGENT_A"
+forget_pid "$AGENT_A"
+wait_for 10 "the ports tried again" \
+    test "$(grep -c "cannot listen on 127.0.0.1:" "$WORK/hub.log")" = $((3 * NPORTS))
+sleep 2 # link B's list goes on the loop's turn after the reconcile
+deltas "$l0" "$s0"
+# The reconcile's list, then one list on the next turn for all the ports'
+# failures (before: a list per port).
+echo "   link down: $DL list entries ($((DL / ALL)) lists), $DS status entries"
+[ "$DS" = 0 ] || fail "$DS status entries to a link that did not ask for them"
+[ "$DL" = $((2 * ALL)) ] || fail "$DL list entries to link B for $NPORTS failed ports"
+count_is error "$NPORTS" || fail "$(count error) tunnels in error, not $NPORTS"
+
+for pid in "$AGENT_B" "$HOLDER"; do
     stop_pid "$pid"
     forget_pid "$pid"
 done
