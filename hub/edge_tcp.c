@@ -323,9 +323,12 @@ void hub_edge_tcp_sync_agent(hub_runtime_t *rt, const char *agent_id, const hub_
             }
         }
     }
+    /* Not in error (a port that failed stays closed until the tunnel is
+     * active again) nor paused (a paused tunnel without its port, which
+     * failed, gets it on resume: not a bind per sync meanwhile). */
     for (size_t i = 0; i < list->count; i++)
         if (wants_listener(&list->items[i]) && !find_listener(rt, list->items[i].id) &&
-            list->items[i].status != HUB_TUNNEL_ERROR)
+            list->items[i].status != HUB_TUNNEL_ERROR && list->items[i].status != HUB_TUNNEL_PAUSED)
             listener_open(rt, &list->items[i]);
 }
 

@@ -109,7 +109,8 @@ void hub_edge_udp_sync_agent(hub_runtime_t *rt, const char *agent_id, const hub_
     }
     for (size_t i = 0; list && i < list->count; i++)
         if (wants_port(&list->items[i]) && !find_port(rt, list->items[i].id) &&
-            list->items[i].status != HUB_TUNNEL_ERROR)
+            list->items[i].status != HUB_TUNNEL_ERROR &&
+            list->items[i].status != HUB_TUNNEL_PAUSED) /* as edge_tcp.c */
             port_open(rt, &list->items[i]);
 }
 

@@ -67,6 +67,11 @@ void hub_runtime_tunnel_status_changed(hub_runtime_t *rt, const hub_tunnel_t *t)
 
 void hub_runtime_port_unavailable(hub_runtime_t *rt, const hub_tunnel_t *t, const char *why)
 {
+    /* A paused tunnel stays paused: in error, the next link of its agent
+     * to come up would make it active, a resume nobody asked for. Its port
+     * is tried again on the next sync, and on resume. */
+    if (t->status == HUB_TUNNEL_PAUSED)
+        return;
     bool changed = false;
     hub_tunnel_t now = {0};
     if (hub_tunnels_set_status(rt->cfg.store, t->workspace_id, t->id, HUB_TUNNEL_ERROR,

@@ -132,7 +132,8 @@ struct hub_runtime {
 const hub_tunnel_t *hub_tunnel_list_find(const hub_tunnel_list_t *list, const char *id);
 /* hub_runtime_agent_changed() for a change of one tunnel's status alone
  * (a health verdict, an agent's refusal, a port that cannot be bound, the
- * TTL reaper's expiry; not a resume, which the API sends as a whole list),
+ * TTL reaper's expiry, a pause; not a resume, which the API sends as a
+ * whole list),
  * `t` as it now is (borrowed): the agent's links get only its new status
  * when they take it (hub_agents_tunnel_status), and the edges are synced
  * for that tunnel alone (an expired tunnel's port and pooled streams
@@ -140,7 +141,7 @@ const hub_tunnel_t *hub_tunnel_list_find(const hub_tunnel_list_t *list, const ch
 void hub_runtime_tunnel_status_changed(hub_runtime_t *rt, const hub_tunnel_t *t);
 /* The public port of tunnel `t` (borrowed) cannot be bound (`why`): moves
  * the tunnel to error with that lastError (reason "port unavailable") and
- * tells its agent's links that status alone. Safe from inside an edge's
+ * tells its agent's links that status alone; a paused tunnel stays paused. Safe from inside an edge's
  * sync: in error the edges do not try the port again. */
 void hub_runtime_port_unavailable(hub_runtime_t *rt, const hub_tunnel_t *t, const char *why);
 

@@ -136,12 +136,45 @@ count_is active 1 || fail "$(count active) tunnels active, not t0 alone"
 ! grep -q "could not queue control message" "$WORK/hub.log" || fail "a control message was lost"
 ! grep -q "malformed" "$WORK/agent_a.log" "$WORK/agent_b.log" || fail "a malformed control message"
 
+step "the $NPORTS tunnels with a taken port paused and resumed one by one"
+ids() { # ids STATUS: the agent's tunnels in that status, one id a line
+    api GET "/api/v1/tunnels?agentId=$AGENT_ID&status=$1"
+    echo "$BODY" | "$PY" -c 'import json,sys; print("\n".join(t["id"] for t in json.load(sys.stdin)["tunnels"]))'
+}
+patch_all() { # patch_all STATUS ID...: PATCH each tunnel's status
+    local st=$1 id
+    shift
+    for id in "$@"; do
+        api PATCH "/api/v1/tunnels/$id" "{\"status\":\"$st\"}"
+        [ "$HTTP_STATUS" = 200 ] || fail "$st $id: $HTTP_STATUS $BODY"
+    done
+}
+l0=$(entries list) s0=$(entries status)
+patch_all paused $(ids error)
+count_is paused "$NPORTS" || fail "$(count paused) tunnels paused, not $NPORTS"
+sleep 2 # link B's last list goes on the loop's turn after the last pause
+deltas "$l0" "$s0"
+# A pause alone: the tunnel's status to link A, and to the older link B a
+# list a loop turn at most (before: the whole list to each, at once).
+echo "   paused: $DL list entries ($((DL / ALL)) lists), $DS status entries"
+[ "$DS" = "$NPORTS" ] || fail "$DS status entries for $NPORTS pauses"
+[ $((DL % ALL)) = 0 ] && [ "$DL" -ge "$ALL" ] && [ "$DL" -le $((NPORTS * ALL)) ] ||
+    fail "the pauses sent $DL list entries: more than link B's one list a pause"
+# A resume goes as the whole list, at once; the port, still taken, then
+# puts each tunnel back in error.
+patch_all active $(ids paused)
+count_is error "$NPORTS" || fail "$(count error) tunnels in error after the resumes, not $NPORTS"
+# Paused, a tunnel whose port failed is not bound again until its resume
+# (before: the pause put it in error, and each sync tried every such port).
+tries=$(grep -c "cannot listen on 127.0.0.1:" "$WORK/hub.log")
+[ "$tries" = $((3 * NPORTS)) ] || fail "$tries binds of $NPORTS taken ports by the resumes' end"
+
 step "link A goes: the taken ports are tried again, for the older link B alone"
 l0=$(entries list) s0=$(entries status)
 stop_pid "$AGENT_A"
 forget_pid "$AGENT_A"
 wait_for 10 "the ports tried again" \
-    test "$(grep -c "cannot listen on 127.0.0.1:" "$WORK/hub.log")" = $((3 * NPORTS))
+    test "$(grep -c "cannot listen on 127.0.0.1:" "$WORK/hub.log")" = $((4 * NPORTS))
 sleep 2 # link B's list goes on the loop's turn after the reconcile
 deltas "$l0" "$s0"
 # The reconcile's list, then one list on the next turn for all the ports'

@@ -1259,6 +1259,38 @@ static void test_ttl_sweep_tells_each_tunnel(void **state)
     assert_int_equal(f->status_calls, 40);
 }
 
+/* A pause alone tells the live side of that tunnel's status; a resume, or
+ * a pause with another change, tells the whole agent. */
+static void test_pause_tells_the_tunnel(void **state)
+{
+    fx_t *f = *state;
+    char agent[HUB_ID_SIZE], tun[HUB_ID_SIZE], path[128];
+    make_agent(f, f->admin, agent);
+    snprintf(f->changed_agent, sizeof(f->changed_agent), "%s", agent);
+    f->live = (hub_live_t){.changed = live_changed,
+                           .served = live_served,
+                           .tunnel_status = live_tunnel_status,
+                           .ctx = f};
+    open_api(f, 0, 5, 0);
+    f->serve = true;
+    make_tunnel(f, agent, NULL, tun);
+    assert_int_equal(f->changed_calls, 1);
+    snprintf(path, sizeof(path), "/api/v1/tunnels/%s", tun);
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"paused\"}");
+    EXPECT(f, 200, NULL);
+    assert_int_equal(f->status_calls, 1);
+    assert_int_equal(f->changed_calls, 1);
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"active\"}");
+    EXPECT(f, 200, NULL);
+    assert_string_equal(str(f, "status"), "active");
+    assert_int_equal(f->status_calls, 1);
+    assert_int_equal(f->changed_calls, 2);
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"paused\",\"name\":\"renamed\"}");
+    EXPECT(f, 200, NULL);
+    assert_int_equal(f->status_calls, 1);
+    assert_int_equal(f->changed_calls, 3);
+}
+
 /* GET /metrics without the JSON decoding of call(): status and body. */
 static int scrape(fx_t *f, const char *peer, const char *auth)
 {
@@ -1477,6 +1509,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_share_change_fails_with_its_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_side_from_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl_sweep_tells_each_tunnel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pause_tells_the_tunnel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_failures_limited_per_address, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_query_every_route, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_access, setup, teardown),
