@@ -141,8 +141,8 @@ const hub_tunnel_t *hub_tunnel_list_find(const hub_tunnel_list_t *list, const ch
 void hub_runtime_tunnel_status_changed(hub_runtime_t *rt, const hub_tunnel_t *t);
 /* The public port of tunnel `t` (borrowed) cannot be bound (`why`): moves
  * the tunnel to error with that lastError (reason "port unavailable") and
- * tells its agent's links that status alone; a paused tunnel stays paused. Safe from inside an edge's
- * sync: in error the edges do not try the port again. */
+ * tells its agent's links that status alone; a paused tunnel stays paused. Safe from inside an
+ * edge's sync: in error the edges do not try the port again. */
 void hub_runtime_port_unavailable(hub_runtime_t *rt, const hub_tunnel_t *t, const char *why);
 
 /* ---- agents.c: the agent endpoint and the registry of links ---- */
