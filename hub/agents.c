@@ -520,7 +520,13 @@ void hub_agents_tunnel_status(hub_runtime_t *rt, const char *agent_id, const cha
         if (!s->admitted || !s->hello_sent || strcmp(s->agent_id, agent_id))
             continue;
         if (!s->tunnel_status) {
-            send_tunnels(s, NULL); /* an older agent knows whole lists only */
+            /* An older agent knows whole lists only: one on the next loop
+             * turn carries every status changed until then (a TTL sweep,
+             * ports failing as an agent comes online), not one list per
+             * tunnel. Safe to defer: no status sent this way opens a
+             * tunnel that a stream could need at once (a resume goes as a
+             * list at once, hub_agents_changed). */
+            list_due(s, 0);
             continue;
         }
         if (s->list_due)

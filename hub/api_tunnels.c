@@ -751,8 +751,14 @@ static void tunnel_patch(hub_api_call_t *c)
         hub_api_store_fail(c, rc, "tunnel", param);
         goto out;
     }
-    if (r.name || r.metadata || r.have_idle || t.status != before)
+    if (r.name || r.metadata || r.have_idle ||
+        (t.status != before && t.status != HUB_TUNNEL_PAUSED))
         hub_live_changed(&c->api->cfg.live, ws, t.agent_id);
+    else if (t.status != before)
+        /* A pause alone closes the tunnel: its status is all the agent
+         * needs (pausing N tunnels one by one sent N whole lists). A
+         * resume still goes as the whole list, at once. */
+        hub_live_tunnel_status(&c->api->cfg.live, &t);
     /* Step 4: the answer. */
     hub_api_reply(c, 200, tunnel_json(c->api, &t));
 out:

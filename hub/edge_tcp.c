@@ -274,11 +274,7 @@ static void listener_open(hub_runtime_t *rt, const hub_tunnel_t *t)
         snprintf(why, sizeof(why), "cannot listen on %s:%u: %s", rt->tcp_host,
                  (unsigned)t->hub_port, strerror(errno));
         cn_log_warn("tunnel %s: %s", t->id, why);
-        bool changed = false;
-        if (hub_tunnels_set_status(rt->cfg.store, t->workspace_id, t->id, HUB_TUNNEL_ERROR,
-                                   "port unavailable", why, NULL, &changed) == 0 &&
-            changed)
-            hub_runtime_agent_changed(rt, t->workspace_id, t->agent_id);
+        hub_runtime_port_unavailable(rt, t, why);
         return;
     }
     listener_t *l = calloc(1, sizeof(*l));
@@ -335,9 +331,12 @@ void hub_edge_tcp_sync_agent(hub_runtime_t *rt, const char *agent_id, const hub_
             }
         }
     }
+    /* Not in error (a port that failed stays closed until the tunnel is
+     * active again) nor paused (a paused tunnel without its port, which
+     * failed, gets it on resume: not a bind per sync meanwhile). */
     for (size_t i = 0; i < list->count; i++)
         if (wants_listener(&list->items[i]) && !find_listener(rt, list->items[i].id) &&
-            list->items[i].status != HUB_TUNNEL_ERROR)
+            list->items[i].status != HUB_TUNNEL_ERROR && list->items[i].status != HUB_TUNNEL_PAUSED)
             listener_open(rt, &list->items[i]);
 }
 

@@ -80,11 +80,7 @@ static void port_open(hub_runtime_t *rt, const hub_tunnel_t *t)
     if (!u->l) {
         cn_log_warn("tunnel %s: %s", t->id, why);
         free(u);
-        bool changed = false;
-        if (hub_tunnels_set_status(rt->cfg.store, t->workspace_id, t->id, HUB_TUNNEL_ERROR,
-                                   "port unavailable", why, NULL, &changed) == 0 &&
-            changed)
-            hub_runtime_agent_changed(rt, t->workspace_id, t->agent_id);
+        hub_runtime_port_unavailable(rt, t, why);
         return;
     }
     u->next = rt->udp_ports;
@@ -113,7 +109,8 @@ void hub_edge_udp_sync_agent(hub_runtime_t *rt, const char *agent_id, const hub_
     }
     for (size_t i = 0; list && i < list->count; i++)
         if (wants_port(&list->items[i]) && !find_port(rt, list->items[i].id) &&
-            list->items[i].status != HUB_TUNNEL_ERROR)
+            list->items[i].status != HUB_TUNNEL_ERROR &&
+            list->items[i].status != HUB_TUNNEL_PAUSED) /* as edge_tcp.c */
             port_open(rt, &list->items[i]);
 }
 

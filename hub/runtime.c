@@ -56,10 +56,40 @@ void hub_runtime_tunnel_status_changed(hub_runtime_t *rt, const hub_tunnel_t *t)
      * going down) O(tunnels^2), long enough to stall the loop. Reaches end
      * only on a delete, so they have nothing to do here. */
     hub_tunnel_list_t one = {.items = (hub_tunnel_t *)t, .count = 1};
+    /* The agent first: a port that cannot be bound while the edges are
+     * synced moves the tunnel on to error and tells the agent so, which
+     * must come after this status, not before it. */
+    hub_agents_tunnel_status(rt, t->agent_id, t->id, t->status);
     hub_edge_tcp_sync_agent(rt, t->agent_id, &one, t->id);
     hub_edge_udp_sync_agent(rt, t->agent_id, &one, t->id);
     hub_edge_http_sync_agent(rt, t->agent_id, &one, t->id);
-    hub_agents_tunnel_status(rt, t->agent_id, t->id, t->status);
+}
+
+void hub_runtime_port_unavailable(hub_runtime_t *rt, const hub_tunnel_t *t, const char *why)
+{
+    /* A paused tunnel stays paused: in error, the next link of its agent
+     * to come up would make it active, a resume nobody asked for. Its port
+     * is tried again on the next sync, and on resume. */
+    if (t->status == HUB_TUNNEL_PAUSED)
+        return;
+    bool changed = false;
+    hub_tunnel_t now = {0};
+    if (hub_tunnels_set_status(rt->cfg.store, t->workspace_id, t->id, HUB_TUNNEL_ERROR,
+                               "port unavailable", why, &now, &changed) < 0)
+        cn_log_warn("tunnel %s: cannot record its port unavailable: %s", t->id,
+                    hub_store_errmsg(rt->cfg.store));
+    /* Its status alone: the whole agent per failed port (the list read,
+     * sent and the edges synced, twice when it came from an agent-wide
+     * sync) made N ports taken at once, as when an agent comes online,
+     * O(N^2). In error the edges do not try the port again. */
+    if (changed)
+        hub_runtime_tunnel_status_changed(rt, &now);
+    hub_tunnel_clear(&now);
+}
+
+static void live_tunnel_status(void *ctx, const hub_tunnel_t *t)
+{
+    hub_runtime_tunnel_status_changed(ctx, t);
 }
 
 static void live_changed(void *ctx, const char *ws, const char *agent_id)
@@ -69,7 +99,10 @@ static void live_changed(void *ctx, const char *ws, const char *agent_id)
 
 void hub_runtime_live(hub_runtime_t *rt, hub_live_t *out)
 {
-    *out = (hub_live_t){.changed = live_changed, .served = hub_agents_served_probe, .ctx = rt};
+    *out = (hub_live_t){.changed = live_changed,
+                        .served = hub_agents_served_probe,
+                        .tunnel_status = live_tunnel_status,
+                        .ctx = rt};
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */

@@ -131,12 +131,20 @@ struct hub_runtime {
 
 /* The tunnel `id` of `list` (NULL list allowed), or NULL. */
 const hub_tunnel_t *hub_tunnel_list_find(const hub_tunnel_list_t *list, const char *id);
-/* hub_runtime_agent_changed() for a change of one tunnel's status that
- * neither opens nor closes it for streams (connecting, active, error: a
- * health verdict, an agent's refusal), `t` as it now is (borrowed): the
- * edges are synced for that tunnel alone, and the agent's links get only
- * its new status when they take it (hub_agents_tunnel_status). */
+/* hub_runtime_agent_changed() for a change of one tunnel's status alone
+ * (a health verdict, an agent's refusal, a port that cannot be bound, the
+ * TTL reaper's expiry, a pause; not a resume, which the API sends as a
+ * whole list),
+ * `t` as it now is (borrowed): the agent's links get only its new status
+ * when they take it (hub_agents_tunnel_status), and the edges are synced
+ * for that tunnel alone (an expired tunnel's port and pooled streams
+ * close). Reaches end only on a delete, so they have nothing to do here. */
 void hub_runtime_tunnel_status_changed(hub_runtime_t *rt, const hub_tunnel_t *t);
+/* The public port of tunnel `t` (borrowed) cannot be bound (`why`): moves
+ * the tunnel to error with that lastError (reason "port unavailable") and
+ * tells its agent's links that status alone; a paused tunnel stays paused. Safe from inside an
+ * edge's sync: in error the edges do not try the port again. */
+void hub_runtime_port_unavailable(hub_runtime_t *rt, const hub_tunnel_t *t, const char *why);
 
 /* ---- agents.c: the agent endpoint and the registry of links ---- */
 

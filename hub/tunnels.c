@@ -17,6 +17,14 @@ void hub_live_changed(const hub_live_t *live, const char *workspace_id, const ch
         live->changed(live->ctx, workspace_id, agent_id);
 }
 
+void hub_live_tunnel_status(const hub_live_t *live, const hub_tunnel_t *t)
+{
+    if (live && live->tunnel_status)
+        live->tunnel_status(live->ctx, t);
+    else
+        hub_live_changed(live, t->workspace_id, t->agent_id);
+}
+
 bool hub_live_served(const hub_live_t *live, const char *agent_id, const char *tunnel_id,
                      bool agent_connected)
 {
@@ -201,14 +209,19 @@ int hub_tunnels_expire_due(hub_store_t *st, const hub_live_t *live, size_t *coun
     for (size_t i = 0; i < due.count; i++) {
         const hub_tunnel_t *t = &due.items[i];
         bool changed = false;
+        hub_tunnel_t now = {0};
         rc = hub_tunnels_set_status(st, t->workspace_id, t->id, HUB_TUNNEL_EXPIRED, "ttl", NULL,
-                                    NULL, &changed);
+                                    &now, &changed);
         if (rc < 0) {
             cn_log_warn("tunnel %s: could not expire: %s", t->id, hub_store_errmsg(st));
             continue;
         }
+        /* This tunnel alone: telling the whole agent (its list read, sent
+         * and its edges synced) per expiry made a sweep of N tunnels of one
+         * agent O(N^2). */
         if (changed)
-            hub_live_changed(live, t->workspace_id, t->agent_id);
+            hub_live_tunnel_status(live, &now);
+        hub_tunnel_clear(&now);
         if (count)
             (*count)++;
     }

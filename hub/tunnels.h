@@ -30,12 +30,21 @@ typedef struct hub_live {
     /* Whether a live agent link serves the tunnel right now (an agent may
      * hold links that serve only some of its tunnels). */
     bool (*served)(void *ctx, const char *agent_id, const char *tunnel_id);
+    /* Hears about a committed change of one tunnel's status alone (`t` as
+     * it now is, borrowed): the runtime brings that tunnel alone in line,
+     * and its agent's links get the new status rather than the whole list
+     * again. NULL: `changed` for the tunnel's agent instead. */
+    void (*tunnel_status)(void *ctx, const hub_tunnel_t *t);
     void *ctx;
 } hub_live_t;
 
 /* Tells the live side (if any) that the agent's tunnels changed. Call it
  * after the change committed. */
 void hub_live_changed(const hub_live_t *live, const char *workspace_id, const char *agent_id);
+/* Tells the live side (if any) that tunnel `t`'s status alone changed
+ * (hub_live_t.tunnel_status, else .changed). Call it after the change
+ * committed. */
+void hub_live_tunnel_status(const hub_live_t *live, const hub_tunnel_t *t);
 /* Whether a live link serves the tunnel; without a live side, whether the
  * agent is connected (`agent_connected`). */
 bool hub_live_served(const hub_live_t *live, const char *agent_id, const char *tunnel_id,
@@ -81,8 +90,10 @@ int hub_tunnels_on_agent_offline(hub_store_t *st, const hub_live_t *live, const 
                                  const char *agent_id);
 
 /* Marks every tunnel whose TTL has passed "expired" (with an event each,
- * each in its own transaction) and tells the live side. `count` (may be
- * NULL) gets how many. */
+ * each in its own transaction) and tells the live side of each one alone
+ * (hub_live_tunnel_status): N tunnels of one agent expiring together cost
+ * its links N status messages, not N whole lists (N^2 entries). `count`
+ * (may be NULL) gets how many. */
 int hub_tunnels_expire_due(hub_store_t *st, const hub_live_t *live, size_t *count);
 
 /* At start-up no agent link exists: marks every agent disconnected and

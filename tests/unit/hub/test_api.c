@@ -33,6 +33,8 @@ typedef struct fx {
     hub_live_t live;
     unsigned changed_calls;
     char changed_agent[HUB_ID_SIZE];
+    unsigned status_calls; /* live.tunnel_status: expired ones among them */
+    unsigned status_expired;
     bool serve;
     const char *peer; /* the caller's address; NULL = "test" */
 } fx_t;
@@ -1218,6 +1220,77 @@ static void test_live_side_from_config(void **state)
     assert_int_equal(f->changed_calls, 8);
 }
 
+static void live_tunnel_status(void *ctx, const hub_tunnel_t *t)
+{
+    fx_t *f = ctx;
+    assert_string_equal(t->workspace_id, f->ws);
+    assert_string_equal(t->agent_id, f->changed_agent);
+    f->status_calls++;
+    f->status_expired += t->status == HUB_TUNNEL_EXPIRED;
+}
+
+/* The reaper tells the live side of each expired tunnel alone, never the
+ * whole agent: N tunnels of one agent expiring in one sweep used to cost
+ * its links N whole lists (N^2 entries). */
+static void test_ttl_sweep_tells_each_tunnel(void **state)
+{
+    fx_t *f = *state;
+    open_api(f, 0, 0, 0);
+    char agent[HUB_ID_SIZE], tun[HUB_ID_SIZE];
+    make_agent(f, f->admin, agent);
+    snprintf(f->changed_agent, sizeof(f->changed_agent), "%s", agent);
+    for (int i = 0; i < 40; i++)
+        make_tunnel(f, agent, "\"ttl\":1", tun);
+    make_tunnel(f, agent, NULL, tun); /* no TTL: stays */
+    f->live = (hub_live_t){.changed = live_changed,
+                           .served = live_served,
+                           .tunnel_status = live_tunnel_status,
+                           .ctx = f};
+    f->s.clock.now += 1000;
+    size_t n = 0;
+    assert_int_equal(hub_tunnels_expire_due(f->s.st, &f->live, &n), 0);
+    assert_int_equal(n, 40);
+    assert_int_equal(f->status_calls, 40);
+    assert_int_equal(f->status_expired, 40);
+    assert_int_equal(f->changed_calls, 0);
+    /* Nothing left to expire, nobody told. */
+    assert_int_equal(hub_tunnels_expire_due(f->s.st, &f->live, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(f->status_calls, 40);
+}
+
+/* A pause alone tells the live side of that tunnel's status; a resume, or
+ * a pause with another change, tells the whole agent. */
+static void test_pause_tells_the_tunnel(void **state)
+{
+    fx_t *f = *state;
+    char agent[HUB_ID_SIZE], tun[HUB_ID_SIZE], path[128];
+    make_agent(f, f->admin, agent);
+    snprintf(f->changed_agent, sizeof(f->changed_agent), "%s", agent);
+    f->live = (hub_live_t){.changed = live_changed,
+                           .served = live_served,
+                           .tunnel_status = live_tunnel_status,
+                           .ctx = f};
+    open_api(f, 0, 5, 0);
+    f->serve = true;
+    make_tunnel(f, agent, NULL, tun);
+    assert_int_equal(f->changed_calls, 1);
+    snprintf(path, sizeof(path), "/api/v1/tunnels/%s", tun);
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"paused\"}");
+    EXPECT(f, 200, NULL);
+    assert_int_equal(f->status_calls, 1);
+    assert_int_equal(f->changed_calls, 1);
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"active\"}");
+    EXPECT(f, 200, NULL);
+    assert_string_equal(str(f, "status"), "active");
+    assert_int_equal(f->status_calls, 1);
+    assert_int_equal(f->changed_calls, 2);
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"paused\",\"name\":\"renamed\"}");
+    EXPECT(f, 200, NULL);
+    assert_int_equal(f->status_calls, 1);
+    assert_int_equal(f->changed_calls, 3);
+}
+
 /* GET /metrics without the JSON decoding of call(): status and body. */
 static int scrape(fx_t *f, const char *peer, const char *auth)
 {
@@ -1435,6 +1508,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_fails_with_its_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_share_change_fails_with_its_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_side_from_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ttl_sweep_tells_each_tunnel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pause_tells_the_tunnel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_failures_limited_per_address, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_query_every_route, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_access, setup, teardown),
