@@ -46,6 +46,11 @@ step() { STEP="$*"; echo "== $STEP"; }
 
 # Below the ephemeral range, as lib.sh's (freeport.py says why).
 free_port() { "$PY" "$(dirname "$0")/freeport.py" 1 10000 20000; }
+# The hub's TCP port range: three free ports (not fixed ones: a concurrent
+# test may hold those).
+P0=$("$PY" "$(dirname "$0")/freeport.py" 3)
+P1=$((P0 + 1))
+P2=$((P0 + 2))
 
 # Starts the hub in the background on $PORT with extra options; waits for
 # health.
@@ -161,7 +166,7 @@ PORT=$(free_port)
 EDGE_PORT=$(free_port) # the HTTP edge: the port in public HTTP URLs
 BASE="http://127.0.0.1:$PORT/api/v1"
 step "serve on port $PORT"
-start_hub 1 --max-tunnels 10 --tcp-ports 21000-21002 --rate-limit 100000 --json
+start_hub 1 --max-tunnels 10 --tcp-ports "$P0-$P2" --rate-limit 100000 --json
 # --json: one JSON line on stdout once listening, as connect's long-running commands print.
 [ "$(wc -l <"$WORK/hub1.out")" -eq 1 ] || fail "serve --json printed: $(cat "$WORK/hub1.out")"
 "$PY" - "$WORK/hub1.out" "$PORT" "$EDGE_PORT" <<'EOF' || fail "serve --json line: $(cat "$WORK/hub1.out")"
@@ -386,11 +391,11 @@ req POST /tunnels "{$T,$A,\"name\":\"web\"}"
 expect 409 name
 req POST /tunnels "{$T,$A,\"protocol\":\"tcp\",\"public\":true}"
 expect 201
-[ "$(jget 'b["hubPort"]')" = 21000 ] || fail "allocated hub port $(jget 'b["hubPort"]')"
-[ "$(jget 'b["publicUrl"]')" = "tcp://localhost:21000" ] || fail "tcp publicUrl"
-req POST /tunnels "{$T,$A,\"protocol\":\"tcp\",\"hubPort\":21000}"
+[ "$(jget 'b["hubPort"]')" = "$P0" ] || fail "allocated hub port $(jget 'b["hubPort"]')"
+[ "$(jget 'b["publicUrl"]')" = "tcp://localhost:$P0" ] || fail "tcp publicUrl"
+req POST /tunnels "{$T,$A,\"protocol\":\"tcp\",\"hubPort\":$P0}"
 expect 409 hubPort
-req POST /tunnels "{\"target\":\"[::1]:6379\",\"agentId\":\"$AGENT2\",\"protocol\":\"tcp\",\"hubPort\":21001,\"name\":\"cache\"}"
+req POST /tunnels "{\"target\":\"[::1]:6379\",\"agentId\":\"$AGENT2\",\"protocol\":\"tcp\",\"hubPort\":$P1,\"name\":\"cache\"}"
 expect 201
 CACHE=$(jget 'b["id"]')
 [ "$(jget 'b["target"]')" = "[::1]:6379" ] || fail "ipv6 target"
@@ -627,7 +632,7 @@ step "SIGTERM exits 0 promptly"
 stop_hub
 
 step "restart on the same database keeps the data"
-start_hub 2 --rate-limit 5 --tcp-ports 21000-21002
+start_hub 2 --rate-limit 5 --tcp-ports "$P0-$P2"
 req GET "/tunnels/$TUN"
 expect 200
 [ "$(jget 'b["name"]')" = web2 ] && [ "$(jget 'b["metadata"]["n"]')" = "[1, 2]" ] || fail "tunnel after restart: $BODY"
