@@ -6,24 +6,32 @@
 #include <sodium.h>
 #include <string.h>
 
+/* Hex digits by case: one table lookup a character, one pass, stopping at
+ * the first mismatch (a NUL included), so a short string is never read
+ * past its end. The edge checks an id per share request (the access log's
+ * append); the branchy version with strnlen first cost ~0.1 us there. */
+enum { HEX_LOWER = 1, HEX_UPPER = 2 };
+static const unsigned char hex_class[256] = {
+    ['0'] = 3, ['1'] = 3, ['2'] = 3, ['3'] = 3, ['4'] = 3, ['5'] = 3, ['6'] = 3, ['7'] = 3,
+    ['8'] = 3, ['9'] = 3, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+    ['A'] = 2, ['B'] = 2, ['C'] = 2, ['D'] = 2, ['E'] = 2, ['F'] = 2,
+};
+
 static bool uuid_shape(const char *s, bool lower_only)
 {
-    if (!s || strnlen(s, CN_ID_UUID_LEN + 1) != CN_ID_UUID_LEN)
+    if (!s)
         return false;
+    unsigned want = lower_only ? HEX_LOWER : HEX_LOWER | HEX_UPPER;
     for (int i = 0; i < CN_ID_UUID_LEN; i++) {
-        char c = s[i];
+        unsigned char c = (unsigned char)s[i];
         if (i == 8 || i == 13 || i == 18 || i == 23) {
             if (c != '-')
                 return false;
-            continue;
-        }
-        bool digit = c >= '0' && c <= '9';
-        bool lower = c >= 'a' && c <= 'f';
-        bool upper = c >= 'A' && c <= 'F';
-        if (!digit && !lower && (lower_only || !upper))
+        } else if (!(hex_class[c] & want)) {
             return false;
+        }
     }
-    return true;
+    return s[CN_ID_UUID_LEN] == '\0';
 }
 
 bool cn_id_is_uuid(const char *s)

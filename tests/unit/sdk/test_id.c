@@ -23,6 +23,9 @@ static void test_uuid(void **state)
         {"2da00a1a-38b5-49ea-bedf-669e3b31ccgf", false, false},
         {"2da00a1a-38b5-49ea-bedf-669e3b31cc-f", false, false},
         {"2da00a1a-38b5-49ea-bedf0669e3b31ccef", false, false},
+        {"2da00a1a-38b5-49ea-bedf-669e3b31cce\xe9", false, false},
+        {"2da00a1a-38b5-49ea-bedf-669e3b31ccE0", true, false},
+        {"2da00a1a-", false, false},
         {"redis1", false, false},
         {"", false, false},
     };
