@@ -210,9 +210,56 @@ static entry_t *find(hub_share_cache_t *c, hub_store_t *st, const uint8_t key[st
 
 /* Keeps a copy of `rec`, read at the cache's generation, making room under
  * the bounds. Out of memory or a record past max_bytes: not kept. */
-static void insert(hub_share_cache_t *c, hub_store_t *st, const uint8_t key[static KEY_BYTES],
-                   const void *rec, size_t rec_size)
+static bool is_share(enum kind kind)
 {
+    return kind == K_SHARE_TOKEN || kind == K_SHARE_ID;
+}
+
+/* A share as the cache keeps it: the fields before the path slots, its
+ * npaths slots, the fields after them. A whole hub_share_t is ~9 KB, nearly
+ * all of it HUB_SHARE_PATHS_MAX slots: kept whole, 16 MiB held ~1,700
+ * shares, and a round-robin over 2,000 (bench/http_edge.sh) missed every
+ * time, an SQLite read per request (share / tunnel 0.73). Compact, a share
+ * with a path or two is ~1.3 KB. */
+#define SHARE_HEAD offsetof(hub_share_t, paths)
+#define SHARE_TAIL offsetof(hub_share_t, rate_limit)
+#define SHARE_SLOT sizeof(((hub_share_t *)0)->paths[0])
+
+static size_t share_paths(const hub_share_t *s)
+{
+    return s->npaths < HUB_SHARE_PATHS_MAX ? s->npaths : HUB_SHARE_PATHS_MAX;
+}
+
+static size_t share_packed_size(const hub_share_t *s)
+{
+    return SHARE_HEAD + share_paths(s) * SHARE_SLOT + (sizeof(hub_share_t) - SHARE_TAIL);
+}
+
+static void share_pack(uint8_t *dst, const hub_share_t *s)
+{
+    size_t np = share_paths(s);
+    memcpy(dst, s, SHARE_HEAD);
+    memcpy(dst + SHARE_HEAD, s->paths, np * SHARE_SLOT);
+    memcpy(dst + SHARE_HEAD + np * SHARE_SLOT, (const char *)s + SHARE_TAIL,
+           sizeof(hub_share_t) - SHARE_TAIL);
+}
+
+/* The slots past npaths in `d` are left as they were (they mean nothing,
+ * share_cache.h). */
+static void share_unpack(hub_share_t *d, const uint8_t *src)
+{
+    memcpy(d, src, SHARE_HEAD);
+    size_t np = share_paths(d);
+    memcpy(d->paths, src + SHARE_HEAD, np * SHARE_SLOT);
+    memcpy((char *)d + SHARE_TAIL, src + SHARE_HEAD + np * SHARE_SLOT,
+           sizeof(hub_share_t) - SHARE_TAIL);
+}
+
+static void insert(hub_share_cache_t *c, hub_store_t *st, enum kind kind,
+                   const uint8_t key[static KEY_BYTES], const void *rec, size_t rec_size)
+{
+    if (is_share(kind))
+        rec_size = share_packed_size(rec);
     size_t bytes = sizeof(entry_t) + rec_size;
     if (bytes > c->max_bytes)
         return;
@@ -228,7 +275,10 @@ static void insert(hub_share_cache_t *c, hub_store_t *st, const uint8_t key[stat
         free(copy);
         return;
     }
-    memcpy(copy, rec, rec_size);
+    if (is_share(kind))
+        share_pack(copy, rec);
+    else
+        memcpy(copy, rec, rec_size);
     memcpy(e->key, key, KEY_BYTES);
     e->rec = copy;
     e->rec_size = rec_size;
@@ -278,24 +328,14 @@ static int store_read(hub_store_t *st, enum kind kind, const char *a, const char
     return rc;
 }
 
-/* A hit's copy into `out`. A share is ~9 KB, nearly all of it its
- * HUB_SHARE_PATHS_MAX path slots, and a share request looked it up each
- * time (0.8 us of memmove per request with a few paths): only its npaths
- * slots are copied, the slots past them are left as they were (they mean
- * nothing, share_cache.h). */
+/* A hit's copy into `out`: a share unpacked (only its npaths slots are
+ * copied: a share request looks it up each time), a tunnel as kept. */
 static void copy_out(enum kind kind, void *out, const void *rec, size_t size)
 {
-    if (kind != K_SHARE_TOKEN && kind != K_SHARE_ID) {
+    if (is_share(kind))
+        share_unpack(out, rec);
+    else
         memcpy(out, rec, size);
-        return;
-    }
-    const hub_share_t *s = rec;
-    hub_share_t *d = out;
-    size_t np = s->npaths < HUB_SHARE_PATHS_MAX ? s->npaths : HUB_SHARE_PATHS_MAX;
-    size_t head = offsetof(hub_share_t, paths), tail = offsetof(hub_share_t, rate_limit);
-    memcpy(d, s, head);
-    memcpy(d->paths, s->paths, np * sizeof(s->paths[0]));
-    memcpy((char *)d + tail, (const char *)s + tail, sizeof(*s) - tail);
 }
 
 /* One lookup into `out` (`size` bytes). `synced`: whether sync_gen() ran
@@ -317,7 +357,7 @@ static int lookup(hub_share_cache_t *c, hub_store_t *st, enum kind kind, const c
         int rc = store_read(st, kind, a, b, out);
         if (rc < 0 || *synced) {
             if (rc == 0)
-                insert(c, st, key, out, size);
+                insert(c, st, kind, key, out, size);
             return rc;
         }
         /* Found, to be kept: the check, then the record again, so that
