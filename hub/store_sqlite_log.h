@@ -39,9 +39,10 @@
 /* A row waits at most about this long before the writer commits it (less
  * when the front buffer passes half full, a reader asks with
  * hub_slog_flush(), or the log closes). Each commit dirties about one
- * index page per share in use (share_id, id), so the interval sets the
- * writer's page I/O on a busy edge: with 1,000 shares in use, 100 ms cost
- * a share request ~3 us of CPU more than 1 s (docs/performance.md).
+ * page per share in use (its run; an index page in schema version 1), so
+ * the interval sets the writer's page I/O on a busy edge: with 1,000 shares
+ * in use, 100 ms cost a share request ~3 us of CPU more than 1 s in
+ * version 1 (docs/performance.md), and a longer batch makes longer runs.
  * Visibility does not depend on it: the list asks the writer to commit
  * first. */
 #define HUB_SLOG_FLUSH_MS 1000
