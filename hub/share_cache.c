@@ -168,14 +168,14 @@ static void sync_gen(hub_share_cache_t *c, hub_store_t *st)
 
 /* The entry for `key`, unchecked against the generation; NULL if none or
  * too old. */
-static entry_t *probe(hub_share_cache_t *c, hub_store_t *st, const uint8_t key[static KEY_BYTES])
+static entry_t *probe(hub_share_cache_t *c, const uint8_t key[static KEY_BYTES], int64_t now)
 {
     entry_t *e = c->buckets[bucket_of(c, key)];
     while (e && sodium_memcmp(e->key, key, KEY_BYTES) != 0)
         e = e->hnext;
     if (!e)
         return NULL;
-    if (hub_store_now(st) - e->filled_at >= c->max_age_ms) {
+    if (now - e->filled_at >= c->max_age_ms) {
         c->stats.evictions++;
         drop(c, e);
         return NULL;
@@ -198,14 +198,14 @@ static entry_t *probe(hub_share_cache_t *c, hub_store_t *st, const uint8_t key[s
  * found is checked against the generation (sync_gen, once per `*synced`):
  * a miss costs no check until there is something to keep. */
 static entry_t *find(hub_share_cache_t *c, hub_store_t *st, const uint8_t key[static KEY_BYTES],
-                     bool *synced)
+                     int64_t now, bool *synced)
 {
-    entry_t *e = probe(c, st, key);
+    entry_t *e = probe(c, key, now);
     if (!e || *synced)
         return e;
     sync_gen(c, st);
     *synced = true;
-    return probe(c, st, key); /* gone if the generation moved */
+    return probe(c, key, now); /* gone if the generation moved */
 }
 
 /* Keeps a copy of `rec`, read at the cache's generation, making room under
@@ -255,8 +255,8 @@ static void share_unpack(hub_share_t *d, const uint8_t *src)
            sizeof(hub_share_t) - SHARE_TAIL);
 }
 
-static void insert(hub_share_cache_t *c, hub_store_t *st, enum kind kind,
-                   const uint8_t key[static KEY_BYTES], const void *rec, size_t rec_size)
+static void insert(hub_share_cache_t *c, enum kind kind, const uint8_t key[static KEY_BYTES],
+                   const void *rec, size_t rec_size, int64_t now)
 {
     if (is_share(kind))
         rec_size = share_packed_size(rec);
@@ -283,7 +283,7 @@ static void insert(hub_share_cache_t *c, hub_store_t *st, enum kind kind,
     e->rec = copy;
     e->rec_size = rec_size;
     e->bytes = bytes;
-    e->filled_at = hub_store_now(st);
+    e->filled_at = now;
     size_t b = bucket_of(c, key);
     e->hnext = c->buckets[b];
     c->buckets[b] = e;
@@ -338,36 +338,37 @@ static void copy_out(enum kind kind, void *out, const void *rec, size_t size)
         memcpy(out, rec, size);
 }
 
-/* One lookup into `out` (`size` bytes). `synced`: whether sync_gen() ran
- * with no store call since (in, out). */
+/* One lookup into `out` (`size` bytes) at store time `now`. `synced`:
+ * whether sync_gen() ran with no store call since (in, out).
+ *
+ * A miss checks the generation first and then reads the record once, so
+ * that what is kept is no older than the generation it is kept at. (It
+ * read, checked and read again, so that an unknown token cost no check;
+ * but the check is a clock read, and at most one small statement a
+ * millisecond (store.h), while every entry that ages out (max_age_ms) is
+ * a miss of a record that exists: two SQLite reads and two parses of a
+ * share's rules each time, for each share in use, every second.) */
 static int lookup(hub_share_cache_t *c, hub_store_t *st, enum kind kind, const char *a,
-                  const char *b, void *out, size_t size, bool *synced)
+                  const char *b, void *out, size_t size, int64_t now, bool *synced)
 {
     uint8_t key[KEY_BYTES];
     if (!make_key(c, kind, a, b, key))
         return store_read(st, kind, a, b, out); /* too long to be anything cached */
-    entry_t *e = find(c, st, key, synced);
+    entry_t *e = find(c, st, key, now, synced);
     if (e) {
         c->stats.hits++;
         copy_out(kind, out, e->rec, size);
         return 0;
     }
     c->stats.misses++;
-    for (;;) {
-        int rc = store_read(st, kind, a, b, out);
-        if (rc < 0 || *synced) {
-            if (rc == 0)
-                insert(c, st, kind, key, out, size);
-            return rc;
-        }
-        /* Found, to be kept: the check, then the record again, so that
-         * what is kept is no older than the generation it is kept at. An
-         * unknown token never gets here, and costs no check. */
-        if (kind == K_TUNNEL_ID || kind == K_TUNNEL_PUBLIC)
-            hub_tunnel_clear(out);
+    if (!*synced) {
         sync_gen(c, st);
         *synced = true;
     }
+    int rc = store_read(st, kind, a, b, out);
+    if (rc == 0)
+        insert(c, kind, key, out, size, now);
+    return rc;
 }
 
 int hub_share_cache_share_by_token(hub_share_cache_t *c, hub_store_t *st, const char *token,
@@ -376,7 +377,7 @@ int hub_share_cache_share_by_token(hub_share_cache_t *c, hub_store_t *st, const 
     if (!c || !token)
         return hub_store_share_find_by_token(st, token, out);
     bool synced = false;
-    return lookup(c, st, K_SHARE_TOKEN, token, NULL, out, sizeof(*out), &synced);
+    return lookup(c, st, K_SHARE_TOKEN, token, NULL, out, sizeof(*out), hub_store_now(st), &synced);
 }
 
 int hub_share_cache_share_get(hub_share_cache_t *c, hub_store_t *st, const char *workspace_id,
@@ -385,7 +386,8 @@ int hub_share_cache_share_get(hub_share_cache_t *c, hub_store_t *st, const char 
     if (!c || !workspace_id || !id)
         return hub_store_share_get(st, workspace_id, id, out);
     bool synced = false;
-    return lookup(c, st, K_SHARE_ID, workspace_id, id, out, sizeof(*out), &synced);
+    return lookup(c, st, K_SHARE_ID, workspace_id, id, out, sizeof(*out), hub_store_now(st),
+                  &synced);
 }
 
 int hub_share_cache_tunnel_get(hub_share_cache_t *c, hub_store_t *st, const char *workspace_id,
@@ -398,7 +400,8 @@ int hub_share_cache_tunnel_get(hub_share_cache_t *c, hub_store_t *st, const char
         return rc;
     }
     bool synced = false;
-    return lookup(c, st, K_TUNNEL_ID, workspace_id, id, out, sizeof(*out), &synced);
+    return lookup(c, st, K_TUNNEL_ID, workspace_id, id, out, sizeof(*out), hub_store_now(st),
+                  &synced);
 }
 
 int hub_share_cache_tunnel_public(hub_share_cache_t *c, hub_store_t *st, const char *name,
@@ -411,7 +414,8 @@ int hub_share_cache_tunnel_public(hub_share_cache_t *c, hub_store_t *st, const c
         return rc;
     }
     bool synced = false;
-    return lookup(c, st, K_TUNNEL_PUBLIC, name, NULL, out, sizeof(*out), &synced);
+    return lookup(c, st, K_TUNNEL_PUBLIC, name, NULL, out, sizeof(*out), hub_store_now(st),
+                  &synced);
 }
 
 int hub_share_cache_share_route(hub_share_cache_t *c, hub_store_t *st, const char *token,
@@ -427,9 +431,10 @@ int hub_share_cache_share_route(hub_share_cache_t *c, hub_store_t *st, const cha
     /* One check for both: a store read in between (the share's miss) moves
      * no generation, reads never do. */
     bool synced = false;
-    int rc = lookup(c, st, K_SHARE_TOKEN, token, NULL, share, sizeof(*share), &synced);
+    int64_t now = hub_store_now(st);
+    int rc = lookup(c, st, K_SHARE_TOKEN, token, NULL, share, sizeof(*share), now, &synced);
     if (rc == 0)
         *tunnel_rc = lookup(c, st, K_TUNNEL_ID, share->workspace_id, share->tunnel_id, tunnel,
-                            sizeof(*tunnel), &synced);
+                            sizeof(*tunnel), now, &synced);
     return rc;
 }

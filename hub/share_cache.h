@@ -21,23 +21,24 @@
  *   commits to the database file (SQLite's data_version: a second hub on
  *   the same file, an operator's sqlite3), so their writes are seen by the
  *   next request too. That check is one small statement (no table read),
- *   run once per lookup that finds an entry - hub_share_cache_share_route()
- *   checks once for its two records - and it is most of a hit's cost. A
- *   record read from the store is checked once, then read again, before it
- *   is kept, so nothing kept is older than the generation it is kept at.
- *   As a last bound, an entry is read again once it is max_age_ms old.
+ *   which the hub's store makes at most once a millisecond
+ *   (external_check_ms in store.h); it runs once per lookup call -
+ *   hub_share_cache_share_route() checks once for its two records. A miss
+ *   checks first and then reads the record once, so nothing kept is older
+ *   than the generation it is kept at. As a last bound, an entry is read
+ *   again once it is max_age_ms old.
  * - Expiry is a time, not a write: the record comes back whatever its
  *   expires_at, and the caller checks it on every request against the
  *   store's clock (hub_share_decide, share_dead in edge_reach.c).
- * - Misses are not cached: an unknown token or name costs one indexed store
- *   read, as before, no generation check and no memory, so a flood of
+ * - Misses are not cached: an unknown token or name costs the check and one
+ *   indexed store read, as before the cache, and no memory, so a flood of
  *   random share hosts cannot grow the cache. Store errors are not cached
  *   either.
  * - Bounded: at most max_entries entries and max_bytes bytes (records
  *   included); the least recently used entry goes first.
  *
- * Keys are BLAKE2b-256 digests, keyed with a random per-cache key, of the
- * lookup kind and its key text: the raw token is never kept, and bucket
+ * Keys are 128-bit SipHash digests, keyed with a random per-cache key, of
+ * the lookup kind and its key text: the raw token is never kept, and bucket
  * positions cannot be chosen by a client.
  *
  * Ownership: the caller owns the cache (hub_share_cache_free()); lookups
