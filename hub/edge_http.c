@@ -1715,6 +1715,11 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
     hub_store_t *st = rt->cfg.store;
     size_t head_len = h->head_len;
     hub_tunnel_t t = {0};
+    /* Not zeroed (~9 KB, its 32 path slots): a found share is copied over
+     * all of it but its unused path slots, which nothing reads, and nothing
+     * reads it when none was found. On the stack: a malloc() and free() per
+     * share request showed in its profile. */
+    hub_share_t share_rec;
     hub_share_t *share = NULL;
     edge_req_t *r = NULL;
     char host[256], norm[HUB_PATH_MAX + 1], enc[HUB_PATH_MAX + 1];
@@ -1773,15 +1778,7 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
         goto refuse_body;
     }
     if (!strncmp(host, "share-", 6)) {
-        /* Not zeroed (~9 KB, its 32 path slots): a found share is copied
-         * over all of it but its unused path slots, which nothing reads,
-         * and nothing reads it when none was found. */
-        share = malloc(sizeof(*share));
-        if (!share) {
-            status = 503;
-            msg = "out of memory";
-            goto refuse_body;
-        }
+        share = &share_rec;
         /* A replay names its share by id: its token is not kept. The share
          * and its tunnel come from the cache, which every change to either
          * empties (share_cache.h). */
@@ -1863,7 +1860,7 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
                      auth_ok(rt, h, share->http_user, share->http_password_hash);
         hub_share_window_t *w = share_window(rt, share->id);
         hub_share_window_t scratch = {0};
-        hub_share_decision_t d = hub_share_decide(&rules, w ? w : &scratch, &sq, now_ms(rt));
+        hub_share_decision_t d = hub_share_decide(&rules, w ? w : &scratch, &sq, c->info.started);
         if (d.verdict != HUB_SHARE_ALLOW) {
             status = d.status;
             hub_metrics_share_rejection(rt->cfg.metrics, share_reject_reason(d.verdict));
@@ -1998,7 +1995,6 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
         arm_response_timer(c);
         pump_request(c);
         hub_tunnel_clear(&t);
-        free(share);
         return;
     }
     if (pooled) { /* out of memory for the copy: a new stream instead */
@@ -2026,7 +2022,6 @@ static void handle_request(edge_conn_t *c, const hub_h1_head_t *h)
     if (c->out.len)
         flush_out(c);
     hub_tunnel_clear(&t);
-    free(share);
     return;
 
 refuse_body:
@@ -2038,7 +2033,6 @@ answer:
         req_free(r);
     cn_buf_consume(&c->in, head_len);
     hub_tunnel_clear(&t);
-    free(share);
     cn_log_debug("http %s: %d %s", c->client, status, msg);
     respond_error(c, status, msg, &extra);
     request_finished(c, false);
