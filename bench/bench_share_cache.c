@@ -3,10 +3,12 @@
  * file so that the figure does not depend on the load of the machine the way
  * a wrk run does: a share request (the share by its token, then its tunnel),
  * a plain tunnel request (the public tunnel by name), and an unknown token.
- * Shares are set up as bench/http_edge.sh does (300, GET only, two paths),
- * and looked up round-robin.
+ * Shares are set up as bench/http_edge.sh does (GET only, two paths), and
+ * looked up round-robin; the store is opened as `serve` opens it. Entries
+ * age out after a second (share_cache.h), so the longer a run, the more
+ * of its lookups are refills: the line below the table counts them.
  *
- * usage: bench_share_cache [ITERATIONS]   (default 200000) */
+ * usage: bench_share_cache [ITERATIONS [SHARES]]   (default 200000, 300) */
 #include "bench_store.h"
 
 #include <limits.h>
@@ -21,7 +23,7 @@
 #include "share_cache.h"
 #include "store.h"
 
-#define NSHARES 300
+static size_t nshares = 300;
 
 static double now_s(void)
 {
@@ -30,7 +32,7 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static char tokens[NSHARES][HUB_SHARE_TOKEN_SIZE];
+static char (*tokens)[HUB_SHARE_TOKEN_SIZE];
 static hub_share_t share;
 
 /* One share request's lookups; `c` NULL: the store, as before the cache. */
@@ -39,11 +41,11 @@ static void share_request(hub_share_cache_t *c, hub_store_t *st, size_t i)
     hub_tunnel_t t = {0};
     if (c) {
         int trc = 0;
-        bench_check(hub_share_cache_share_route(c, st, tokens[i % NSHARES], &share, &t, &trc),
+        bench_check(hub_share_cache_share_route(c, st, tokens[i % nshares], &share, &t, &trc),
                     "share");
         bench_check(trc, "tunnel");
     } else {
-        bench_check(hub_store_share_find_by_token(st, tokens[i % NSHARES], &share), "share");
+        bench_check(hub_store_share_find_by_token(st, tokens[i % nshares], &share), "share");
         bench_check(hub_store_tunnel_get(st, share.workspace_id, share.tunnel_id, &t), "tunnel");
     }
     hub_tunnel_clear(&t);
@@ -77,7 +79,7 @@ typedef void (*request_fn)(hub_share_cache_t *c, hub_store_t *st, size_t i);
 
 static double run(request_fn fn, hub_share_cache_t *c, hub_store_t *st, size_t n)
 {
-    for (size_t i = 0; i < NSHARES * 2; i++) /* warm: the cache full, SQLite's pages read */
+    for (size_t i = 0; i < nshares * 2; i++) /* warm: the cache full, SQLite's pages read */
         fn(c, st, i);
     double t0 = now_s();
     for (size_t i = 0; i < n; i++)
@@ -88,13 +90,17 @@ static double run(request_fn fn, hub_share_cache_t *c, hub_store_t *st, size_t n
 int main(int argc, char **argv)
 {
     size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 200000;
+    if (argc > 2)
+        nshares = strtoul(argv[2], NULL, 10);
+    if (!n || !nshares || !(tokens = calloc(nshares, sizeof(*tokens))))
+        return 1;
     bench_store_t bs;
     bench_store_open(&bs, "cache", false);
     hub_store_t *st = bs.st;
     char pw[HUB_PASSWORD_SIZE];
     const char *paths[] = {"/1k.bin", "/x/*"};
     bench_check(hub_store_tx_begin(st), "begin");
-    for (size_t i = 0; i < NSHARES; i++) {
+    for (size_t i = 0; i < nshares; i++) {
         hub_share_spec_t ss = {.tunnel_id = bs.web.id,
                                .name = "bench",
                                .description = "",
@@ -127,9 +133,12 @@ int main(int argc, char **argv)
     }
     hub_share_cache_stats_t cs;
     hub_share_cache_stats(c, &cs);
-    printf("\n%zu iterations each; cache: %llu hits, %llu misses, %zu entries, %zu bytes\n", n,
-           (unsigned long long)cs.hits, (unsigned long long)cs.misses, cs.entries, cs.bytes);
+    printf("\n%zu iterations each, %zu shares; cache: %llu hits, %llu misses, %zu entries, %zu "
+           "bytes\n",
+           n, nshares, (unsigned long long)cs.hits, (unsigned long long)cs.misses, cs.entries,
+           cs.bytes);
     hub_share_cache_free(c);
     bench_store_close(&bs);
+    free(tokens);
     return 0;
 }

@@ -35,8 +35,13 @@ static inline void bench_store_open(bench_store_t *b, const char *tag, bool log_
         bench_check(CN_EIO, "temporary directory");
     snprintf(b->db, sizeof(b->db), "%s/hub.db", b->dir);
     uint8_t key[HUB_KEY_BYTES] = {7};
-    hub_store_options_t so = {
-        .path = b->db, .secret_key = key, .create = true, .log_thread = log_thread};
+    /* external_check_ms as `serve` opens it: another process's commit is
+     * asked about at most once a millisecond. */
+    hub_store_options_t so = {.path = b->db,
+                              .secret_key = key,
+                              .create = true,
+                              .log_thread = log_thread,
+                              .external_check_ms = 1};
     char err[256] = "";
     if (hub_store_open(&so, &b->st, err, sizeof(err)) < 0) {
         fprintf(stderr, "bench: open: %s\n", err);
