@@ -140,6 +140,11 @@ grep -q '<p>no public HTTP tunnel has this name</p>' "$WORK/resp" || fail "404 b
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["status"]==404 and d["message"]' \
     "$WORK/resp" || fail "404 JSON body: $(cat "$WORK/resp")"
 [ "$(code "http://127.0.0.1:$EDGE_PORT/")" = 404 ] || fail "a host outside the domain"
+# The Host's name is case-insensitive, and only letters, digits, '-' and '.'.
+[ "$(code "$EDGE/hello" -H "Host: WeB.LocalHost:$EDGE_PORT")" = 200 ] || fail "an uppercase Host"
+for bad in "we_b.localhost" "web.localhost/" "web .localhost" "web.local%68ost"; do
+    [ "$(code "$EDGE/hello" -H "Host: $bad")" = 400 ] || fail "Host '$bad': not 400"
+done
 
 # 504: the target answers after the edge's --http-timeout (2 s).
 t0=$(date +%s%N)
