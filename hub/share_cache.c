@@ -26,6 +26,11 @@ enum kind {
     K_SHARE_ID,
     K_TUNNEL_ID,
     K_TUNNEL_PUBLIC,
+    /* A share by its token with its tunnel, for share_route(): the edge's
+     * per-request pair in one entry, one key and one probe (two of each
+     * showed in a share request's profile). Fresh the same way: the
+     * generation moves for a write to either. */
+    K_SHARE_ROUTE,
 };
 
 typedef struct entry {
@@ -34,8 +39,11 @@ typedef struct entry {
     uint8_t key[KEY_BYTES];
     int64_t filled_at;
     size_t bytes;
-    void *rec; /* hub_share_t or hub_tunnel_t, by the kind in the key */
     size_t rec_size;
+    /* The record, in the same allocation (one cache miss less a lookup):
+     * a packed share, a tunnel, or both (rec_layout()), by the kind in the
+     * key. uint64_t: aligned for the tunnel's pointers and int64_t. */
+    uint64_t rec[];
 } entry_t;
 
 struct hub_share_cache {
@@ -99,7 +107,6 @@ static void drop(hub_share_cache_t *c, entry_t *e)
     c->stats.entries--;
     c->stats.bytes -= e->bytes;
     sodium_memzero(e->rec, e->rec_size); /* shares hold auth hashes */
-    free(e->rec);
     free(e);
 }
 
@@ -255,11 +262,25 @@ static void share_unpack(hub_share_t *d, const uint8_t *src)
            sizeof(hub_share_t) - SHARE_TAIL);
 }
 
-static void insert(hub_share_cache_t *c, enum kind kind, const uint8_t key[static KEY_BYTES],
-                   const void *rec, size_t rec_size, int64_t now)
+/* The record of `kind` for a share and/or a tunnel: its size, and where
+ * the tunnel starts in it (a route's follows its packed share). */
+static size_t rec_layout(enum kind kind, const hub_share_t *share, size_t *tunnel_at)
 {
+    size_t packed = share ? share_packed_size(share) : 0;
+    *tunnel_at = kind == K_SHARE_ROUTE ? (packed + 7) & ~(size_t)7 : 0;
     if (is_share(kind))
-        rec_size = share_packed_size(rec);
+        return packed;
+    return *tunnel_at + sizeof(hub_tunnel_t);
+}
+
+/* Keeps a copy of `share` and/or `tunnel` (as `kind` needs), read at the
+ * cache's generation, making room under the bounds. Out of memory or a
+ * record past max_bytes: not kept. */
+static void insert(hub_share_cache_t *c, enum kind kind, const uint8_t key[static KEY_BYTES],
+                   const hub_share_t *share, const hub_tunnel_t *tunnel, int64_t now)
+{
+    size_t tunnel_at;
+    size_t rec_size = rec_layout(kind, share, &tunnel_at);
     size_t bytes = sizeof(entry_t) + rec_size;
     if (bytes > c->max_bytes)
         return;
@@ -268,19 +289,15 @@ static void insert(hub_share_cache_t *c, enum kind kind, const uint8_t key[stati
         c->stats.evictions++;
         drop(c, c->tail);
     }
-    entry_t *e = calloc(1, sizeof(*e));
-    void *copy = malloc(rec_size);
-    if (!e || !copy) {
-        free(e);
-        free(copy);
+    entry_t *e = calloc(1, bytes);
+    if (!e)
         return;
-    }
-    if (is_share(kind))
-        share_pack(copy, rec);
-    else
-        memcpy(copy, rec, rec_size);
+    uint8_t *rec = (uint8_t *)e->rec;
+    if (share)
+        share_pack(rec, share);
+    if (tunnel)
+        memcpy(rec + tunnel_at, tunnel, sizeof(*tunnel));
     memcpy(e->key, key, KEY_BYTES);
-    e->rec = copy;
     e->rec_size = rec_size;
     e->bytes = bytes;
     e->filled_at = now;
@@ -328,14 +345,19 @@ static int store_read(hub_store_t *st, enum kind kind, const char *a, const char
     return rc;
 }
 
-/* A hit's copy into `out`: a share unpacked (only its npaths slots are
- * copied: a share request looks it up each time), a tunnel as kept. */
-static void copy_out(enum kind kind, void *out, const void *rec, size_t size)
+/* A hit's copy into `share` and/or `tunnel`, as `kind` holds: a share
+ * unpacked (only its npaths slots are copied: a share request looks it up
+ * each time), a tunnel as kept. */
+static void copy_out(enum kind kind, const entry_t *e, hub_share_t *share, hub_tunnel_t *tunnel)
 {
-    if (is_share(kind))
-        share_unpack(out, rec);
-    else
-        memcpy(out, rec, size);
+    const uint8_t *rec = (const uint8_t *)e->rec;
+    size_t tunnel_at;
+    if (share)
+        share_unpack(share, rec);
+    if (tunnel) {
+        rec_layout(kind, share, &tunnel_at);
+        memcpy(tunnel, rec + tunnel_at, sizeof(*tunnel));
+    }
 }
 
 /* One lookup into `out` (`size` bytes) at store time `now`. `synced`:
@@ -349,15 +371,16 @@ static void copy_out(enum kind kind, void *out, const void *rec, size_t size)
  * a miss of a record that exists: two SQLite reads and two parses of a
  * share's rules each time, for each share in use, every second.) */
 static int lookup(hub_share_cache_t *c, hub_store_t *st, enum kind kind, const char *a,
-                  const char *b, void *out, size_t size, int64_t now, bool *synced)
+                  const char *b, void *out, int64_t now, bool *synced)
 {
     uint8_t key[KEY_BYTES];
     if (!make_key(c, kind, a, b, key))
         return store_read(st, kind, a, b, out); /* too long to be anything cached */
+    bool is_sh = is_share(kind);
     entry_t *e = find(c, st, key, now, synced);
     if (e) {
         c->stats.hits++;
-        copy_out(kind, out, e->rec, size);
+        copy_out(kind, e, is_sh ? out : NULL, is_sh ? NULL : out);
         return 0;
     }
     c->stats.misses++;
@@ -367,7 +390,7 @@ static int lookup(hub_share_cache_t *c, hub_store_t *st, enum kind kind, const c
     }
     int rc = store_read(st, kind, a, b, out);
     if (rc == 0)
-        insert(c, kind, key, out, size, now);
+        insert(c, kind, key, is_sh ? out : NULL, is_sh ? NULL : out, now);
     return rc;
 }
 
@@ -377,7 +400,7 @@ int hub_share_cache_share_by_token(hub_share_cache_t *c, hub_store_t *st, const 
     if (!c || !token)
         return hub_store_share_find_by_token(st, token, out);
     bool synced = false;
-    return lookup(c, st, K_SHARE_TOKEN, token, NULL, out, sizeof(*out), hub_store_now(st), &synced);
+    return lookup(c, st, K_SHARE_TOKEN, token, NULL, out, hub_store_now(st), &synced);
 }
 
 int hub_share_cache_share_get(hub_share_cache_t *c, hub_store_t *st, const char *workspace_id,
@@ -386,8 +409,7 @@ int hub_share_cache_share_get(hub_share_cache_t *c, hub_store_t *st, const char 
     if (!c || !workspace_id || !id)
         return hub_store_share_get(st, workspace_id, id, out);
     bool synced = false;
-    return lookup(c, st, K_SHARE_ID, workspace_id, id, out, sizeof(*out), hub_store_now(st),
-                  &synced);
+    return lookup(c, st, K_SHARE_ID, workspace_id, id, out, hub_store_now(st), &synced);
 }
 
 int hub_share_cache_tunnel_get(hub_share_cache_t *c, hub_store_t *st, const char *workspace_id,
@@ -400,8 +422,7 @@ int hub_share_cache_tunnel_get(hub_share_cache_t *c, hub_store_t *st, const char
         return rc;
     }
     bool synced = false;
-    return lookup(c, st, K_TUNNEL_ID, workspace_id, id, out, sizeof(*out), hub_store_now(st),
-                  &synced);
+    return lookup(c, st, K_TUNNEL_ID, workspace_id, id, out, hub_store_now(st), &synced);
 }
 
 int hub_share_cache_tunnel_public(hub_share_cache_t *c, hub_store_t *st, const char *name,
@@ -414,8 +435,7 @@ int hub_share_cache_tunnel_public(hub_share_cache_t *c, hub_store_t *st, const c
         return rc;
     }
     bool synced = false;
-    return lookup(c, st, K_TUNNEL_PUBLIC, name, NULL, out, sizeof(*out), hub_store_now(st),
-                  &synced);
+    return lookup(c, st, K_TUNNEL_PUBLIC, name, NULL, out, hub_store_now(st), &synced);
 }
 
 int hub_share_cache_share_route(hub_share_cache_t *c, hub_store_t *st, const char *token,
@@ -428,13 +448,29 @@ int hub_share_cache_share_route(hub_share_cache_t *c, hub_store_t *st, const cha
                 hub_share_cache_tunnel_get(NULL, st, share->workspace_id, share->tunnel_id, tunnel);
         return rc;
     }
-    /* One check for both: a store read in between (the share's miss) moves
-     * no generation, reads never do. */
-    bool synced = false;
+    /* One entry for both; on a miss, one check for both: a store read in
+     * between (the share's) moves no generation, reads never do. */
     int64_t now = hub_store_now(st);
-    int rc = lookup(c, st, K_SHARE_TOKEN, token, NULL, share, sizeof(*share), now, &synced);
-    if (rc == 0)
-        *tunnel_rc = lookup(c, st, K_TUNNEL_ID, share->workspace_id, share->tunnel_id, tunnel,
-                            sizeof(*tunnel), now, &synced);
-    return rc;
+    uint8_t key[KEY_BYTES];
+    bool synced = false;
+    if (!make_key(c, K_SHARE_ROUTE, token, NULL, key))
+        return hub_share_cache_share_route(NULL, st, token, share, tunnel, tunnel_rc);
+    entry_t *e = find(c, st, key, now, &synced);
+    if (e) {
+        c->stats.hits++;
+        copy_out(K_SHARE_ROUTE, e, share, tunnel);
+        *tunnel_rc = 0;
+        return 0;
+    }
+    c->stats.misses++;
+    sync_gen(c, st);
+    synced = true;
+    int rc = store_read(st, K_SHARE_TOKEN, token, NULL, share);
+    if (rc < 0)
+        return rc;
+    *tunnel_rc =
+        lookup(c, st, K_TUNNEL_ID, share->workspace_id, share->tunnel_id, tunnel, now, &synced);
+    if (*tunnel_rc == 0)
+        insert(c, K_SHARE_ROUTE, key, share, tunnel, now);
+    return 0;
 }

@@ -88,11 +88,12 @@ int hub_share_cache_tunnel_get(hub_share_cache_t *c, hub_store_t *st, const char
 int hub_share_cache_tunnel_public(hub_share_cache_t *c, hub_store_t *st, const char *name,
                                   hub_tunnel_t *out);
 
-/* A share request's two reads at once, with one check of the store's
- * generation instead of two (that check is most of a hit's cost): the
- * share whose token this is, as hub_share_cache_share_by_token() returns
- * it, and then, when that succeeded, its tunnel into `tunnel` with the
- * result in *tunnel_rc (as hub_share_cache_tunnel_get()). */
+/* A share request's two reads at once: the share whose token this is, as
+ * hub_share_cache_share_by_token() returns it, and then, when that
+ * succeeded, its tunnel into `tunnel` with the result in *tunnel_rc (as
+ * hub_share_cache_tunnel_get()). The pair is kept in one entry (one key,
+ * one probe, one generation check a request; a share whose tunnel is not
+ * found is not kept), so a hit counts once in the stats. */
 int hub_share_cache_share_route(hub_share_cache_t *c, hub_store_t *st, const char *token,
                                 hub_share_t *share, hub_tunnel_t *tunnel, int *tunnel_rc);
 
