@@ -181,6 +181,10 @@ if [ -n "${BENCH_FIFO:-}" ]; then
     done
     WRK_PREFIX=(chrt -f 1)
 fi
+# The machine's idle and busy CPU ticks (/proc/stat: idle + iowait, and the
+# rest), read around each run: on two saturated cores a path's rate follows
+# its CPU per request only while nothing waits with a core idle.
+cpu_idle_busy() { awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
 # The machine's TCP resets sent (/proc/net/snmp), read around each run: wrk's
 # socket errors come with resets, and which side sent them says why.
 tcp_out_rsts() { awk '/^Tcp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "OutRsts") c = i; h = 1 } else print $c }' /proc/net/snmp; }
@@ -219,12 +223,16 @@ wrk_run() {
     tunnel | share) fw=("$HUB_PID" "$AGENT_PID") ;;
     esac
     local fw0=$(cpu_ticks "${fw[@]}") tg0=$(cpu_ticks "$TARGET_WORKER") hub0=$(cpu_ticks "$HUB_PID")
-    local rst0=$(tcp_out_rsts)
+    local rst0=$(tcp_out_rsts) ib0 ib1
+    ib0=$(cpu_idle_busy)
     HOSTS=${HOSTS[$path]} CLOSE=$([ "$mode" = close ] && echo 1 || echo 0) \
         timeout $((SECS + 30)) "${WRK_PREFIX[@]}" wrk -t2 -c50 -d"${SECS}s" --latency -s "$WORK/hosts.lua" \
         "${URL[$path]}/1k.bin" >"$out" 2>&1 || true
     local fw1=$(cpu_ticks "${fw[@]}") tg1=$(cpu_ticks "$TARGET_WORKER") hub1=$(cpu_ticks "$HUB_PID")
     local rsts=$(($(tcp_out_rsts) - rst0))
+    ib1=$(cpu_idle_busy)
+    local idle=$(awk -v a="$ib0" -v b="$ib1" 'BEGIN { split(a, x, " "); split(b, y, " ");
+        i = y[1] - x[1]; u = y[2] - x[2]; printf "%.0f", (i + u > 0 ? 100 * i / (i + u) : 0) }')
     perf_stop
     local n=$(awk '/requests in/ {print $1}' "$out")
     FWUS[$path:$mode]+="$(us_per "$((fw1 - fw0))" "${n:-0}") "
@@ -236,7 +244,7 @@ wrk_run() {
     # whole (as sock:connect N/read N/...): which kind says where to look.
     bad=$(awk '/Non-2xx or 3xx responses:/ {print $NF}
         /Socket errors/ {sub(/.*Socket errors: */, ""); gsub(/, /, "/"); print "sock:" $0}' "$out" | paste -sd' ')
-    log "wrk $path $mode run $run: ${rps:-?} req/s, p99 ${p99:-?} ms, $(us_per "$((fw1 - fw0))" "${n:-0}") µs/req, $rsts TCP resets on the machine ${bad}"
+    log "wrk $path $mode run $run: ${rps:-?} req/s, p99 ${p99:-?} ms, $(us_per "$((fw1 - fw0))" "${n:-0}") µs/req, machine idle $idle%, $rsts TCP resets on the machine ${bad}"
     R[$path:$mode]+="${rps:-0} "
     P99[$path:$mode]+="${p99:-0} "
     [ -n "$bad" ] && NON2XX[$path:$mode]+="$bad "
