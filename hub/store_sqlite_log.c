@@ -49,10 +49,9 @@
 
 /* Runs: a batch is written grouped by share (arrival order kept within a
  * share; the order of the shares does not matter), so each share's rows
- * of a batch have consecutive ids, and one
- * row of share_access_runs finds them. The rows go to the end of the
- * table's B-tree (an append), and the only B-tree entry per share per
- * batch is its run. Before (version 1) every row also went into two
+ * of a batch have consecutive ids, and one row of share_access_runs finds
+ * them. The rows go to the end of the table's B-tree (an append), and the
+ * only B-tree entry per share per batch is its run. Before (version 1) every row also went into two
  * indexes, (share_id, id) and (at): with 1,000 shares in use, three B-tree
  * inserts per request, two of them on a page of their own per share; the
  * writer's SQLite work per request went from ~4.3 to ~1.2 us (bench in
@@ -383,9 +382,11 @@ static bool group_batch(hub_slog_t *l, const cn_buf_t *b, size_t rows)
             return false;
         l->rows_cap = rows;
     }
+    l->ngroups = 0;
     if (l->nslots)
         memset(l->slots, 0, l->nslots * sizeof(*l->slots));
-    l->ngroups = 0;
+    else if (!slots_grow(l))
+        return false;
     const uint8_t *p = cn_buf_data(b), *end = p + b->len;
     size_t i = 0;
     for (; p < end && i < rows; i++) {
@@ -393,8 +394,8 @@ static bool group_batch(hub_slog_t *l, const cn_buf_t *b, size_t rows)
         memcpy(&h, p, sizeof(h));
         const char *share = (const char *)p + offsetof(rec_t, share_id);
         uint64_t hash = id_hash(share);
-        uint32_t *s = l->nslots ? slot_of(l, share, hash) : NULL;
-        if (!s || !*s) {
+        uint32_t *s = slot_of(l, share, hash);
+        if (!*s) {
             if (2 * (l->ngroups + 1) > l->nslots) {
                 if (!slots_grow(l))
                     return false;
