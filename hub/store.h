@@ -103,7 +103,7 @@ typedef struct hub_store_options {
      * edge's append is then a copy into a queue (see
      * hub_store_share_log_append), not a SQLite write on the event loop. */
     bool log_thread;
-    /* The bound of that queue in bytes (0 = HUB_SLOG_QUEUE_BYTES, 4 MiB:
+    /* The bound of that queue in bytes (0 = HUB_SLOG_QUEUE_BYTES, 8 MiB:
      * store_sqlite_log.h); tests set a small one. */
     size_t log_queue_bytes;
     /* Ask SQLite whether another process committed (PRAGMA data_version,

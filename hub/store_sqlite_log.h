@@ -30,12 +30,17 @@
 
 /* Bytes of queued rows the front buffer holds at most (a row is 64 bytes
  * plus its method, path and client: 100-150 bytes for most requests, 670
- * at most), so at most twice this is queued in memory; rows beyond it are
- * dropped and counted. 4 MiB is 6,000 of the longest rows, ~35,000
- * typical ones: about a second of a busy hub's share requests; the writer
- * takes the buffer when it is half full if its second is not over, so a
- * turn has the other half's time to write. */
-#define HUB_SLOG_QUEUE_BYTES (4u << 20)
+ * at most), so at most twice this is queued in memory (the buffers grow
+ * to it only under such a load); rows beyond it are dropped and counted.
+ * 8 MiB is 12,000 of the longest rows, ~70,000 typical ones: about two
+ * seconds of a busy hub's share requests (40,000-50,000 a second on two
+ * cores). The writer takes the buffer when it is half full if its second
+ * is not over, so a turn has the other half's time to write, and a busy
+ * edge still commits about once a second: each commit dirties about a
+ * page per share in use (its newest run), and with 4 MiB such an edge
+ * committed twice a second (1,000 shares: 0.66-0.71 us of writer CPU a
+ * row over 40 s against 0.51-0.54, docs/performance.md). */
+#define HUB_SLOG_QUEUE_BYTES (8u << 20)
 /* A row waits at most about this long before the writer commits it (less
  * when the front buffer passes half full, a reader asks with
  * hub_slog_flush(), or the log closes). Each commit dirties about one

@@ -384,6 +384,63 @@ static void test_batches_are_runs_by_share(void **state)
     fx_free(f);
 }
 
+/* Grouping a batch by share (a hash table of the batch's shares, not a
+ * sort): rows of 300 shares (the table grows twice on the way) in a
+ * shuffled interleaving, one batch, give one run per share with exactly
+ * its rows, consecutive ids, no id twice or skipped, and each share's
+ * rows in arrival order. */
+#define MANY_SHARES 300
+#define MANY_ROWS (MANY_SHARES * 8)
+static void test_interleaved_batch_groups_by_share(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(true, 0);
+    static char ids[MANY_SHARES][HUB_ID_SIZE];
+    static hub_share_t sh;
+    char token[HUB_SHARE_TOKEN_SIZE], pw[HUB_PASSWORD_SIZE], name[16];
+    for (int s = 0; s < MANY_SHARES; s++) {
+        snprintf(name, sizeof(name), "g%d", s);
+        hub_share_spec_t ss = {
+            .tunnel_id = f->tunnel.id, .name = name, .description = "", .rate_limit = 60};
+        assert_int_equal(hub_store_share_create(f->s.st, f->ws.id, &ss, &sh, token, pw), 0);
+        memcpy(ids[s], sh.id, HUB_ID_SIZE);
+    }
+    /* Row k goes to share owner[k]: every share 8 times, shuffled. */
+    static int owner[MANY_ROWS];
+    for (int k = 0; k < MANY_ROWS; k++)
+        owner[k] = k % MANY_SHARES;
+    uint32_t x = 12345;
+    for (int k = MANY_ROWS - 1; k > 0; k--) {
+        x = x * 1103515245u + 12345u;
+        int j = (int)((x >> 8) % (uint32_t)(k + 1)), t = owner[k];
+        owner[k] = owner[j];
+        owner[j] = t;
+    }
+    for (int k = 0; k < MANY_ROWS; k++)
+        assert_int_equal(append(f, ids[owner[k]], T0 + k, k), 0);
+    hub_store_share_log_sync(f->s.st);
+
+    assert_int_equal(log_rows(f), MANY_ROWS);
+    assert_int_equal(log_int(f, "SELECT max(id) - min(id) + 1 FROM share_access_log"), MANY_ROWS);
+    assert_int_equal(log_int(f, "SELECT count(*) FROM share_access_runs"), MANY_SHARES);
+    assert_int_equal(log_int(f, "SELECT count(*) FROM share_access_runs "
+                                "WHERE n <> last_id - first_id + 1"),
+                     0);
+    runs_exact(f);
+    static int nums[MANY_ROWS];
+    for (int s = 0; s < MANY_SHARES; s++) {
+        size_t n = page_all(f, ids[s], 3, nums, MANY_ROWS);
+        size_t i = 0;
+        for (int k = MANY_ROWS - 1; k >= 0; k--) /* its rows, newest first */
+            if (owner[k] == s) {
+                assert_true(i < n);
+                assert_int_equal(nums[i++], k);
+            }
+        assert_int_equal(i, n);
+    }
+    fx_free(f);
+}
+
 /* Retention keeps the newest HUB_SHARE_LOG_KEEP rows of a share exactly:
  * cutting inside a run (which then starts at its oldest kept row) and at
  * a run's edge (the run goes); the other share keeps all its rows; age
@@ -525,6 +582,7 @@ int main(void)
         cmocka_unit_test(test_full_queue_drops_and_counts),
         cmocka_unit_test(test_list_waits_for_a_stuck_writer_briefly),
         cmocka_unit_test(test_batches_are_runs_by_share),
+        cmocka_unit_test(test_interleaved_batch_groups_by_share),
         cmocka_unit_test(test_keep_and_age_cut_runs),
         cmocka_unit_test(test_version_1_file_is_migrated),
     };
