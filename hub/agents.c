@@ -58,16 +58,22 @@ static json_t *tunnel_json(const hub_tunnel_t *t)
     return j;
 }
 
-/* The agent's allow-list as a JSON array (NULL on store failure). */
-static json_t *agent_tunnels(hub_runtime_t *rt, const char *ws, const char *agent_id)
+/* The link's allow-list as a JSON array (NULL on store failure): the
+ * agent's tunnels that the link serves. A link that named its tunnels
+ * (`connect expose`, an app-server or SDK tunnel) learns of those alone:
+ * with K such links of one agent, every tunnel made or deleted told each
+ * of them (K lists, or K entries, per change of any). */
+static json_t *agent_tunnels(const session_t *s)
 {
-    hub_tunnel_filter_t f = {.agent_id = agent_id};
+    hub_runtime_t *rt = s->rt;
+    hub_tunnel_filter_t f = {.agent_id = s->agent_id};
     hub_tunnel_list_t list = {0};
-    if (hub_store_tunnel_list(rt->cfg.store, ws, &f, &list) < 0)
+    if (hub_store_tunnel_list(rt->cfg.store, s->workspace_id, &f, &list) < 0)
         return NULL;
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < list.count; i++)
-        json_array_append_new(arr, tunnel_json(&list.items[i]));
+        if (serves(s, list.items[i].id))
+            json_array_append_new(arr, tunnel_json(&list.items[i]));
     hub_tunnel_list_free(&list);
     return arr;
 }
@@ -118,7 +124,7 @@ static void list_due(session_t *s, unsigned ms)
  * keeps its previous list meanwhile). */
 static int send_tunnels(session_t *s, json_t *hello)
 {
-    json_t *arr = agent_tunnels(s->rt, s->workspace_id, s->agent_id);
+    json_t *arr = agent_tunnels(s);
     if (!arr) {
         cn_log_warn("agent %s: could not read its tunnels: %s", s->agent_id,
                     hub_store_errmsg(s->rt->cfg.store));
@@ -531,11 +537,19 @@ static void send_status(session_t *s, const char *tunnel_id, enum hub_tunnel_sta
         list_due(s, LIST_RETRY_MS); /* the whole list then carries it */
 }
 
+/* Whether a change of tunnel `tunnel_id` of agent `agent_id` goes to link
+ * `s`: an admitted link of that agent, greeted, that serves the tunnel
+ * (its list holds only those, agent_tunnels). */
+static bool told(const session_t *s, const char *agent_id, const char *tunnel_id)
+{
+    return s->admitted && s->hello_sent && !strcmp(s->agent_id, agent_id) && serves(s, tunnel_id);
+}
+
 void hub_agents_tunnel_status(hub_runtime_t *rt, const char *agent_id, const char *tunnel_id,
                               enum hub_tunnel_status status)
 {
     for (session_t *s = rt->sessions; s; s = s->next) {
-        if (!s->admitted || !s->hello_sent || strcmp(s->agent_id, agent_id))
+        if (!told(s, agent_id, tunnel_id))
             continue;
         if (!s->tunnel_status) {
             /* An older agent knows whole lists only: one on the next loop
@@ -554,14 +568,18 @@ void hub_agents_tunnel_status(hub_runtime_t *rt, const char *agent_id, const cha
 void hub_agents_statuses(hub_runtime_t *rt, const char *agent_id, const hub_tunnel_list_t *moved)
 {
     for (session_t *s = rt->sessions; s; s = s->next) {
-        if (!s->admitted || !s->hello_sent || strcmp(s->agent_id, agent_id))
+        size_t mine = 0;
+        for (size_t i = 0; i < moved->count; i++)
+            mine += told(s, agent_id, moved->items[i].id);
+        if (!mine)
             continue;
         if (!s->tunnel_status) {
             send_tunnels(s, NULL); /* at once, as before tunnel_status */
             continue;
         }
         for (size_t i = 0; i < moved->count; i++)
-            send_status(s, moved->items[i].id, moved->items[i].status);
+            if (serves(s, moved->items[i].id))
+                send_status(s, moved->items[i].id, moved->items[i].status);
     }
 }
 
@@ -569,7 +587,7 @@ void hub_agents_tunnel_delta(hub_runtime_t *rt, const char *agent_id, const char
                              const hub_tunnel_t *t)
 {
     for (session_t *s = rt->sessions; s; s = s->next) {
-        if (!s->admitted || !s->hello_sent || strcmp(s->agent_id, agent_id))
+        if (!told(s, agent_id, tunnel_id))
             continue;
         if (!s->tunnel_delta) {
             send_tunnels(s, NULL);
