@@ -54,13 +54,6 @@ active() {
 }
 active_is() { [ "$(active)" = "$1" ]; }
 echo "   $N tunnels created"
-# What the hub sent the agent, in tunnel entries: whole lists, one tunnel's
-# status (tunnel_status) or one tunnel made or deleted (tunnel_upsert,
-# tunnel_remove; docs/agent-protocol.md).
-entries() {
-    curl -s -m 10 "http://127.0.0.1:$HUB_PORT/metrics" |
-        awk -v k="connect_agent_tunnel_entries_sent_total{message=\"$1\"}" '$1 == k { print $2 }'
-}
 
 step "the agent gets all $N in one paged list and serves them"
 # Health probes every 4 s (10 s by default), for the verdicts at the end.
@@ -79,14 +72,14 @@ grep -q "tunnel list to follow in pages" "$WORK/agent.log" || fail "the hello di
 echo "   $N active; a sample of $(($(seq 7 97 $((N - 1)) | wc -l) + 4)) answered end to end"
 
 step "a deletion reaches the agent as that entry alone"
-list0=$(entries list) delta0=$(entries delta)
+list0=$(tunnel_entries list) delta0=$(tunnel_entries delta)
 [ -n "$list0" ] && [ -n "$delta0" ] || fail "no connect_agent_tunnel_entries_sent_total in /metrics"
 api DELETE "/api/v1/tunnels/$(api GET "/api/v1/tunnels?agentId=$AGENT_ID" >/dev/null
     echo "$BODY" | "$PY" -c 'import json,sys
 print([t["id"] for t in json.load(sys.stdin)["tunnels"] if t["name"] == "t1"][0])')"
 [ "$HTTP_STATUS" = 200 ] || fail "delete t1: $HTTP_STATUS $BODY"
-[ "$(entries delta)" = $((delta0 + 1)) ] && [ "$(entries list)" = "$list0" ] ||
-    fail "the deletion sent $(($(entries list) - list0)) list and $(($(entries delta) - delta0)) delta entries"
+[ "$(tunnel_entries delta)" = $((delta0 + 1)) ] && [ "$(tunnel_entries list)" = "$list0" ] ||
+    fail "the deletion sent $(($(tunnel_entries list) - list0)) list and $(($(tunnel_entries delta) - delta0)) delta entries"
 [ "$(curl -s -o /dev/null -w '%{http_code}' -m 10 -H "Host: t1.localhost" \
     "http://127.0.0.1:$EDGE_PORT/")" = 404 ] || fail "deleted tunnel t1 still answers"
 probe "t$((N - 1))" || fail "tunnel t$((N - 1)) stopped answering after the change"
@@ -98,11 +91,11 @@ probe "t$((N - 1))" || fail "tunnel t$((N - 1)) stopped answering after the chan
 step "200 more made while the agent is online: each sends its entry alone"
 # Before: each sent the whole list again (about 140 KB in 3 pages here),
 # 200 * 1,100 entries in all.
-list0=$(entries list) delta0=$(entries delta)
+list0=$(tunnel_entries list) delta0=$(tunnel_entries delta)
 create "$N" $((N + 200))
-echo "   200 made: $(($(entries list) - list0)) list entries, $(($(entries delta) - delta0)) delta entries"
-[ "$(entries delta)" = $((delta0 + 200)) ] && [ "$(entries list)" = "$list0" ] ||
-    fail "200 tunnels made sent $(($(entries list) - list0)) list and $(($(entries delta) - delta0)) delta entries"
+echo "   200 made: $(($(tunnel_entries list) - list0)) list entries, $(($(tunnel_entries delta) - delta0)) delta entries"
+[ "$(tunnel_entries delta)" = $((delta0 + 200)) ] && [ "$(tunnel_entries list)" = "$list0" ] ||
+    fail "200 tunnels made sent $(($(tunnel_entries list) - list0)) list and $(($(tunnel_entries delta) - delta0)) delta entries"
 ! grep -q "could not queue control message" "$WORK/hub.log" || fail "the hub could not queue a control message"
 for i in $N $((N + 99)) $((N + 199)); do
     probe "t$i" || fail "the new tunnel t$i does not answer"
@@ -118,12 +111,12 @@ in_status() { # in_status STATUS COUNT
     [ "$(echo "$BODY" | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["tunnels"]))')" = "$2" ]
 }
 downs() { grep -c "is down:" "$WORK/agent.log" || true; }
-list0=$(entries list) status0=$(entries status) downs0=$(downs)
+list0=$(tunnel_entries list) status0=$(tunnel_entries status) downs0=$(downs)
 [ -n "$list0" ] && [ -n "$status0" ] || fail "no connect_agent_tunnel_entries_sent_total in /metrics"
 stop_pid "$NGINX_PID"
 forget_pid "$NGINX_PID"
 wait_for 120 "all $M tunnels in error (target unhealthy)" in_status error "$M"
-list1=$(entries list) status1=$(entries status)
+list1=$(tunnel_entries list) status1=$(tunnel_entries status)
 echo "   down: $((status1 - status0)) status updates, $((list1 - list0)) list entries sent"
 [ $((status1 - status0)) = "$M" ] || fail "$((status1 - status0)) status updates for $M verdicts"
 [ $((list1 - list0)) -lt "$M" ] || fail "the verdicts sent $((list1 - list0)) list entries"
@@ -136,7 +129,7 @@ nginx_serve nginx "$NGINX_CONF"
 NGINX_PID=$LAST_PID
 wait_port 127.0.0.1 "$HTTP_PORT"
 wait_for 120 "all $M tunnels active again (target healthy)" in_status active "$M"
-list2=$(entries list) status2=$(entries status)
+list2=$(tunnel_entries list) status2=$(tunnel_entries status)
 echo "   up: $((status2 - status1)) status updates, $((list2 - list1)) list entries sent"
 [ $((status2 - status1)) = "$M" ] || fail "$((status2 - status1)) status updates for $M verdicts"
 [ $((list2 - list1)) -lt "$M" ] || fail "the verdicts sent $((list2 - list1)) list entries"

@@ -30,10 +30,6 @@ bg agent_a "$CLI_BIN" agent --config "$WORK/dev.json"
 AGENT_A=$LAST_PID
 wait_for 15 "agent link A" grep -q "connected to .*, 1 tunnel)" "$WORK/agent_a.log"
 
-entries() { # entries list|status|delta: what the hub sent agent links, in tunnel entries
-    curl -s -m 10 "$HUB_URL/metrics" |
-        awk -v k="connect_agent_tunnel_entries_sent_total{message=\"$1\"}" '$1 == k { print $2 }'
-}
 count() { # count STATUS: the agent's tunnels in that status
     api GET "/api/v1/tunnels?agentId=$AGENT_ID&status=$1"
     echo "$BODY" | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["tunnels"]))'
@@ -52,8 +48,8 @@ create() {
     done
 }
 deltas() { # deltas LIST0 STATUS0 [DELTA0]: sets DL, DS (and DD), the entries sent since
-    DL=$(($(entries list) - $1)) DS=$(($(entries status) - $2))
-    [ -z "${3:-}" ] || DD=$(($(entries delta) - $3))
+    DL=$(($(tunnel_entries list) - $1)) DS=$(($(tunnel_entries status) - $2))
+    [ -z "${3:-}" ] || DD=$(($(tunnel_entries delta) - $3))
 }
 
 step "$NPORTS public TCP tunnels whose port is taken"
@@ -66,7 +62,7 @@ open(sys.argv[3], "w").write("ready")
 time.sleep(3600)' "$TCP_BASE" "$NPORTS" "$WORK/holder.ready"
 HOLDER=$LAST_PID
 wait_for 10 "the ports held" test -s "$WORK/holder.ready"
-l0=$(entries list) s0=$(entries status) d0=$(entries delta)
+l0=$(tunnel_entries list) s0=$(tunnel_entries status) d0=$(tunnel_entries delta)
 [ -n "$l0" ] && [ -n "$s0" ] && [ -n "$d0" ] || fail "no connect_agent_tunnel_entries_sent_total in /metrics"
 create 1 $((NPORTS + 1)) '"protocol":"tcp","public":true' "$TCP_BASE"
 wait_for 10 "$NPORTS tunnels in error" count_is error "$NPORTS"
@@ -87,7 +83,7 @@ echo "   made: $DL list entries, $DD delta entries, $DS status entries"
 step "a second link of the agent, an older agent's, comes up: every taken port is tried again"
 # Link B does not ask for tunnel_status (CONNECT_TUNNEL_STATUS=0, as an agent
 # before it): the hub sends it whole lists only (docs/agent-protocol.md).
-l0=$(entries list) s0=$(entries status)
+l0=$(tunnel_entries list) s0=$(tunnel_entries status)
 CONNECT_TUNNEL_STATUS=0 bg agent_b "$CLI_BIN" agent --config "$WORK/dev.json"
 AGENT_B=$LAST_PID
 wait_for 15 "agent link B" grep -q "connected to .*, $((NPORTS + 1)) tunnels)" "$WORK/agent_b.log"
@@ -109,7 +105,7 @@ TTL_BASE=$((NPORTS + 1))
 create "$TTL_BASE" $((TTL_BASE + NTTL_TCP)) "\"protocol\":\"tcp\",\"public\":true,\"ttl\":$TTL" \
     $((TCP_BASE + NPORTS))
 create $((TTL_BASE + NTTL_TCP)) $((TTL_BASE + NTTL)) "\"protocol\":\"tcp\",\"ttl\":$TTL"
-l0=$(entries list) s0=$(entries status)
+l0=$(tunnel_entries list) s0=$(tunnel_entries status)
 [ "$(count expired)" = 0 ] || fail "tunnels expired while they were being made: raise TTL"
 count_is active $((NTTL + 1)) || fail "$(count active) tunnels active, not $((NTTL + 1))"
 for p in $(seq $((TCP_BASE + NPORTS)) $((TCP_BASE + NPORTS + NTTL_TCP - 1))); do
@@ -153,7 +149,7 @@ patch_all() { # patch_all STATUS ID...: PATCH each tunnel's status
         [ "$HTTP_STATUS" = 200 ] || fail "$st $id: $HTTP_STATUS $BODY"
     done
 }
-l0=$(entries list) s0=$(entries status)
+l0=$(tunnel_entries list) s0=$(tunnel_entries status)
 patch_all paused $(ids error)
 count_is paused "$NPORTS" || fail "$(count paused) tunnels paused, not $NPORTS"
 sleep 2 # link B's last list goes on the loop's turn after the last pause
@@ -174,7 +170,7 @@ tries=$(grep -c "cannot listen on 127.0.0.1:" "$WORK/hub.log")
 [ "$tries" = $((3 * NPORTS)) ] || fail "$tries binds of $NPORTS taken ports by the resumes' end"
 
 step "link A goes: the taken ports are tried again, for the older link B alone"
-l0=$(entries list) s0=$(entries status)
+l0=$(tunnel_entries list) s0=$(tunnel_entries status)
 stop_pid "$AGENT_A"
 forget_pid "$AGENT_A"
 wait_for 10 "the ports tried again" \

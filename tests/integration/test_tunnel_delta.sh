@@ -22,17 +22,13 @@ expose dev "127.0.0.1:$SVC" --name t0 --keep
 stop_pid "$EXPOSE_PID"
 forget_pid "$EXPOSE_PID"
 
-entries() { # entries list|status|delta: what the hub sent agent links, in tunnel entries
-    curl -s -m 10 "$HUB_URL/metrics" |
-        awk -v k="connect_agent_tunnel_entries_sent_total{message=\"$1\"}" '$1 == k { print $2 }'
-}
 count() { # count: the agent's tunnels
     api GET "/api/v1/tunnels?agentId=$AGENT_ID"
     echo "$BODY" | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["tunnels"]))'
 }
-mark() { L0=$(entries list) S0=$(entries status) D0=$(entries delta); }
+mark() { L0=$(tunnel_entries list) S0=$(tunnel_entries status) D0=$(tunnel_entries delta); }
 since() { # sets DL, DS, DD: the entries sent since mark
-    DL=$(($(entries list) - L0)) DS=$(($(entries status) - S0)) DD=$(($(entries delta) - D0))
+    DL=$(($(tunnel_entries list) - L0)) DS=$(($(tunnel_entries status) - S0)) DD=$(($(tunnel_entries delta) - D0))
 }
 # first_stream PORT NAME: a public TCP tunnel made now on hub port PORT
 # serves a connection made right after the API's answer (the entry went
