@@ -58,16 +58,22 @@ static json_t *tunnel_json(const hub_tunnel_t *t)
     return j;
 }
 
-/* The agent's allow-list as a JSON array (NULL on store failure). */
-static json_t *agent_tunnels(hub_runtime_t *rt, const char *ws, const char *agent_id)
+/* The link's allow-list as a JSON array (NULL on store failure): the
+ * agent's tunnels that the link serves. A link that named its tunnels
+ * (`connect expose`, an app-server or SDK tunnel) learns of those alone:
+ * with K such links of one agent, every tunnel made or deleted told each
+ * of them (K lists, or K entries, per change of any). */
+static json_t *agent_tunnels(const session_t *s)
 {
-    hub_tunnel_filter_t f = {.agent_id = agent_id};
+    hub_runtime_t *rt = s->rt;
+    hub_tunnel_filter_t f = {.agent_id = s->agent_id};
     hub_tunnel_list_t list = {0};
-    if (hub_store_tunnel_list(rt->cfg.store, ws, &f, &list) < 0)
+    if (hub_store_tunnel_list(rt->cfg.store, s->workspace_id, &f, &list) < 0)
         return NULL;
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < list.count; i++)
-        json_array_append_new(arr, tunnel_json(&list.items[i]));
+        if (serves(s, list.items[i].id))
+            json_array_append_new(arr, tunnel_json(&list.items[i]));
     hub_tunnel_list_free(&list);
     return arr;
 }
@@ -96,9 +102,10 @@ static void list_due_cb(lws_sorted_usec_list_t *sul)
 }
 
 /* Sends the tunnel list again after `ms` (a list the link's queue had no
- * room for), once however many changes come meanwhile. Changes themselves
- * send at once, so a stream opened for a request that follows an API
- * answer comes behind the list on the link (a resumed tunnel is open at
+ * room for), once however many changes come meanwhile. Changes that open a
+ * tunnel (made, edited, resumed) send at once, as a list or as the entry
+ * (hub_agents_tunnel_delta), so a stream opened for a request that follows
+ * an API answer comes behind it on the link (a resumed tunnel is open at
  * the agent when its first connection arrives); coalescing them (tried:
  * to the next loop turn) let a resumed tunnel's first requests fail. */
 static void list_due(session_t *s, unsigned ms)
@@ -117,7 +124,7 @@ static void list_due(session_t *s, unsigned ms)
  * keeps its previous list meanwhile). */
 static int send_tunnels(session_t *s, json_t *hello)
 {
-    json_t *arr = agent_tunnels(s->rt, s->workspace_id, s->agent_id);
+    json_t *arr = agent_tunnels(s);
     if (!arr) {
         cn_log_warn("agent %s: could not read its tunnels: %s", s->agent_id,
                     hub_store_errmsg(s->rt->cfg.store));
@@ -270,6 +277,8 @@ static int admit(hub_runtime_t *rt, cn_link_t *link, session_t *s, char *api_tok
     memcpy(s->workspace_id, agent.workspace_id, sizeof(s->workspace_id));
     /* A newer agent applies one tunnel's status change by itself. */
     s->tunnel_status = json_is_true(json_object_get(hello, "tunnelStatus"));
+    /* ... and one tunnel made, edited or deleted. */
+    s->tunnel_delta = json_is_true(json_object_get(hello, "tunnelDelta"));
     /* "tunnels": [ids] narrows what this link serves; absent = all. */
     json_t *only = json_object_get(hello, "tunnels");
     s->serve_all = !json_is_array(only);
@@ -513,30 +522,88 @@ void hub_agents_changed(hub_runtime_t *rt, const char *ws, const char *agent_id,
     }
 }
 
+/* One tunnel's new status to a link that takes tunnel_status. */
+static void send_status(session_t *s, const char *tunnel_id, enum hub_tunnel_status status)
+{
+    if (s->list_due)
+        return; /* a whole list goes soon, read from the store then */
+    /* On the same ordered CONTROL stream as the lists, so it always
+     * applies to the list sent before it. */
+    int rc = send_control(s, json_pack("{s:s,s:s,s:s}", "type", "tunnel_status", "tunnelId",
+                                       tunnel_id, "status", hub_tunnel_status_name(status)));
+    if (rc == 0)
+        hub_metrics_tunnel_entries_sent(s->rt->cfg.metrics, HUB_TM_STATUS, 1);
+    else if (rc == CN_EAGAIN)
+        list_due(s, LIST_RETRY_MS); /* the whole list then carries it */
+}
+
+/* Whether a change of tunnel `tunnel_id` of agent `agent_id` goes to link
+ * `s`: an admitted link of that agent, greeted, that serves the tunnel
+ * (its list holds only those, agent_tunnels). */
+static bool told(const session_t *s, const char *agent_id, const char *tunnel_id)
+{
+    return s->admitted && s->hello_sent && !strcmp(s->agent_id, agent_id) && serves(s, tunnel_id);
+}
+
 void hub_agents_tunnel_status(hub_runtime_t *rt, const char *agent_id, const char *tunnel_id,
                               enum hub_tunnel_status status)
 {
     for (session_t *s = rt->sessions; s; s = s->next) {
-        if (!s->admitted || !s->hello_sent || strcmp(s->agent_id, agent_id))
+        if (!told(s, agent_id, tunnel_id))
             continue;
         if (!s->tunnel_status) {
             /* An older agent knows whole lists only: one on the next loop
              * turn carries every status changed until then (a TTL sweep,
              * ports failing as an agent comes online), not one list per
              * tunnel. Safe to defer: no status sent this way opens a
-             * tunnel that a stream could need at once (a resume goes as a
-             * list at once, hub_agents_changed). */
+             * tunnel that a stream could need at once (a resume goes
+             * at once, hub_agents_tunnel_delta). */
             list_due(s, 0);
             continue;
         }
-        if (s->list_due)
-            continue; /* a whole list goes soon, read from the store then */
-        /* On the same ordered CONTROL stream as the lists, so it always
-         * applies to the list sent before it. */
-        int rc = send_control(s, json_pack("{s:s,s:s,s:s}", "type", "tunnel_status", "tunnelId",
-                                           tunnel_id, "status", hub_tunnel_status_name(status)));
+        send_status(s, tunnel_id, status);
+    }
+}
+
+void hub_agents_statuses(hub_runtime_t *rt, const char *agent_id, const hub_tunnel_list_t *moved)
+{
+    for (session_t *s = rt->sessions; s; s = s->next) {
+        size_t mine = 0;
+        for (size_t i = 0; i < moved->count; i++)
+            mine += told(s, agent_id, moved->items[i].id);
+        if (!mine)
+            continue;
+        if (!s->tunnel_status) {
+            send_tunnels(s, NULL); /* at once, as before tunnel_status */
+            continue;
+        }
+        for (size_t i = 0; i < moved->count; i++)
+            if (serves(s, moved->items[i].id))
+                send_status(s, moved->items[i].id, moved->items[i].status);
+    }
+}
+
+void hub_agents_tunnel_delta(hub_runtime_t *rt, const char *agent_id, const char *tunnel_id,
+                             const hub_tunnel_t *t)
+{
+    for (session_t *s = rt->sessions; s; s = s->next) {
+        if (!told(s, agent_id, tunnel_id))
+            continue;
+        if (!s->tunnel_delta) {
+            send_tunnels(s, NULL);
+            continue;
+        }
+        /* At once, even with a whole list due later (a full queue): a
+         * stream opened for a request that follows the API's answer comes
+         * behind it on the ordered CONTROL stream, so a new or resumed
+         * tunnel is open at the agent when its first connection arrives.
+         * The entry is whole, so it stands on whatever list the agent
+         * holds; the list due later carries it too. */
+        json_t *msg = t ? json_pack("{s:s,s:o}", "type", "tunnel_upsert", "tunnel", tunnel_json(t))
+                        : json_pack("{s:s,s:s}", "type", "tunnel_remove", "tunnelId", tunnel_id);
+        int rc = send_control(s, msg);
         if (rc == 0)
-            hub_metrics_tunnel_entries_sent(rt->cfg.metrics, HUB_TM_STATUS, 1);
+            hub_metrics_tunnel_entries_sent(rt->cfg.metrics, HUB_TM_DELTA, 1);
         else if (rc == CN_EAGAIN)
             list_due(s, LIST_RETRY_MS); /* the whole list then carries it */
     }

@@ -527,7 +527,7 @@ static void tunnel_create(hub_api_call_t *c)
         goto out;
     }
     cn_log_info("tunnel %s (%s) created for agent %s", t.id, t.name, t.agent_id);
-    hub_live_changed(&c->api->cfg.live, ws, t.agent_id);
+    hub_live_tunnel_changed(&c->api->cfg.live, ws, t.agent_id, t.id, &t);
 
     /* Step 4: the answer, with the basic-auth password shown once. */
     json_t *outj = tunnel_json(c->api, &t);
@@ -753,11 +753,11 @@ static void tunnel_patch(hub_api_call_t *c)
     }
     if (r.name || r.metadata || r.have_idle ||
         (t.status != before && t.status != HUB_TUNNEL_PAUSED))
-        hub_live_changed(&c->api->cfg.live, ws, t.agent_id);
+        hub_live_tunnel_changed(&c->api->cfg.live, ws, t.agent_id, t.id, &t);
     else if (t.status != before)
         /* A pause alone closes the tunnel: its status is all the agent
          * needs (pausing N tunnels one by one sent N whole lists). A
-         * resume still goes as the whole list, at once. */
+         * resume goes as the whole entry, at once. */
         hub_live_tunnel_status(&c->api->cfg.live, &t);
     /* Step 4: the answer. */
     hub_api_reply(c, 200, tunnel_json(c->api, &t));
@@ -796,7 +796,7 @@ static void tunnel_delete(hub_api_call_t *c)
         return;
     }
     cn_log_info("tunnel %s (%s) deleted", id, t.name);
-    hub_live_changed(&c->api->cfg.live, ws, t.agent_id);
+    hub_live_tunnel_changed(&c->api->cfg.live, ws, t.agent_id, id, NULL);
     hub_tunnel_clear(&t);
     hub_api_reply(c, 200, json_pack("{s:s,s:b}", "id", id, "deleted", 1));
 }

@@ -238,10 +238,11 @@ refuse:
     cn_link_flush(s->link);
 }
 
-void hub_reach_sync_agent(hub_runtime_t *rt, const char *agent_id, const hub_tunnel_list_t *list)
+void hub_reach_sync_agent(hub_runtime_t *rt, const char *agent_id, const hub_tunnel_list_t *list,
+                          const char *only)
 {
     for (reach_t *r = rt->reaches; r; r = r->next) {
-        if (strcmp(r->to_agent, agent_id))
+        if (strcmp(r->to_agent, agent_id) || (only && strcmp(r->tunnel_id, only)))
             continue;
         if (!hub_tunnel_list_find(list, r->tunnel_id) && r->relay) {
             /* Deleted: open reach connections end now. */

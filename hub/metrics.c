@@ -63,7 +63,7 @@ const char *hub_metrics_delivery_name(enum hub_metrics_delivery r)
 
 const char *hub_metrics_tunnel_msg_name(enum hub_metrics_tunnel_msg r)
 {
-    static const char *const names[HUB_TM_COUNT] = {"list", "status"};
+    static const char *const names[HUB_TM_COUNT] = {"list", "status", "delta"};
     return (unsigned)r < HUB_TM_COUNT ? names[r] : "?";
 }
 
@@ -368,8 +368,8 @@ int hub_metrics_render(hub_metrics_t *m, const hub_metrics_snapshot_t *s, char *
              HUB_HS_COUNT);
 
     family(&o, "connect_agent_tunnel_entries_sent_total", "counter",
-           "Tunnel entries sent to agent links: in whole lists (list) or as one tunnel's new "
-           "status (status).");
+           "Tunnel entries sent to agent links: in whole lists (list), as one tunnel's new "
+           "status (status), or as one tunnel made, changed or deleted (delta).");
     for (int i = 0; i < HUB_TM_COUNT; i++)
         names[i] = hub_metrics_tunnel_msg_name((enum hub_metrics_tunnel_msg)i);
     labelled(&o, "connect_agent_tunnel_entries_sent_total", "message", names,

@@ -61,6 +61,7 @@ enum hub_metrics_delivery {
 enum hub_metrics_tunnel_msg {
     HUB_TM_LIST = 0, /* whole lists: hello, tunnels, tunnels_page */
     HUB_TM_STATUS,   /* one tunnel's new status: tunnel_status */
+    HUB_TM_DELTA,    /* one tunnel made, changed or deleted: tunnel_upsert, tunnel_remove */
     HUB_TM_COUNT
 };
 

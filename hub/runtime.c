@@ -26,25 +26,68 @@ const hub_tunnel_t *hub_tunnel_list_find(const hub_tunnel_list_t *list, const ch
     return NULL;
 }
 
+/* Brings the edges and reaches in line with all of the agent's tunnels;
+ * *gone: the agent itself was deleted. CN_E* when its tunnels cannot be
+ * read (nothing done). */
+static int sync_edges(hub_runtime_t *rt, const char *ws, const char *agent_id, bool *gone)
+{
+    hub_agent_t agent;
+    *gone = hub_store_agent_get(rt->cfg.store, ws, agent_id, &agent) == CN_ENOTFOUND;
+
+    hub_tunnel_filter_t f = {.agent_id = agent_id};
+    hub_tunnel_list_t list = {0};
+    int rc = *gone ? 0 : hub_store_tunnel_list(rt->cfg.store, ws, &f, &list);
+    if (rc < 0) {
+        cn_log_warn("agent %s: cannot list tunnels: %s", agent_id, hub_store_errmsg(rt->cfg.store));
+        return rc;
+    }
+    hub_edge_tcp_sync_agent(rt, agent_id, &list, NULL);
+    hub_edge_udp_sync_agent(rt, agent_id, &list, NULL);
+    hub_reach_sync_agent(rt, agent_id, &list, NULL);
+    hub_edge_http_sync_agent(rt, agent_id, &list, NULL);
+    hub_tunnel_list_free(&list);
+    return 0;
+}
+
 void hub_runtime_agent_changed(hub_runtime_t *rt, const char *ws, const char *agent_id)
 {
     if (!rt || !rt->vh)
         return;
-    hub_agent_t agent;
-    int gone = hub_store_agent_get(rt->cfg.store, ws, agent_id, &agent) == CN_ENOTFOUND;
+    bool gone;
+    if (sync_edges(rt, ws, agent_id, &gone) == 0)
+        hub_agents_changed(rt, ws, agent_id, gone);
+}
 
-    hub_tunnel_filter_t f = {.agent_id = agent_id};
-    hub_tunnel_list_t list = {0};
-    if (!gone && hub_store_tunnel_list(rt->cfg.store, ws, &f, &list) < 0) {
-        cn_log_warn("agent %s: cannot list tunnels: %s", agent_id, hub_store_errmsg(rt->cfg.store));
+void hub_runtime_tunnel_changed(hub_runtime_t *rt, const char *ws, const char *agent_id,
+                                const char *tunnel_id, const hub_tunnel_t *t)
+{
+    (void)ws;
+    if (!rt || !rt->vh)
         return;
-    }
-    hub_edge_tcp_sync_agent(rt, agent_id, &list, NULL);
-    hub_edge_udp_sync_agent(rt, agent_id, &list, NULL);
-    hub_reach_sync_agent(rt, agent_id, &list);
-    hub_edge_http_sync_agent(rt, agent_id, &list, NULL);
-    hub_tunnel_list_free(&list);
-    hub_agents_changed(rt, ws, agent_id, gone);
+    /* The tunnel alone, as for a status: the agent's whole list read, sent
+     * to each link and walked by each edge per tunnel made or deleted made
+     * N tunnels made one by one O(N^2). The agent first, as there: a port
+     * that cannot be bound moves the new tunnel on to error, which must
+     * come after it. */
+    hub_tunnel_list_t one = {.items = (hub_tunnel_t *)t, .count = t ? 1 : 0};
+    hub_agents_tunnel_delta(rt, agent_id, tunnel_id, t);
+    hub_edge_tcp_sync_agent(rt, agent_id, &one, tunnel_id);
+    hub_edge_udp_sync_agent(rt, agent_id, &one, tunnel_id);
+    hub_reach_sync_agent(rt, agent_id, &one, tunnel_id);
+    hub_edge_http_sync_agent(rt, agent_id, &one, tunnel_id);
+}
+
+void hub_runtime_statuses_changed(hub_runtime_t *rt, const char *ws, const char *agent_id,
+                                  const hub_tunnel_list_t *moved)
+{
+    if (!rt || !rt->vh)
+        return;
+    /* The statuses to the links first (a port that fails to bind in the
+     * sync below moves its tunnel on, after them); the edges as for any
+     * change of the agent, all of its tunnels at once. */
+    hub_agents_statuses(rt, agent_id, moved);
+    bool gone;
+    (void)sync_edges(rt, ws, agent_id, &gone);
 }
 
 void hub_runtime_tunnel_status_changed(hub_runtime_t *rt, const hub_tunnel_t *t)
@@ -97,11 +140,25 @@ static void live_changed(void *ctx, const char *ws, const char *agent_id)
     hub_runtime_agent_changed(ctx, ws, agent_id);
 }
 
+static void live_tunnel_changed(void *ctx, const char *ws, const char *agent_id,
+                                const char *tunnel_id, const hub_tunnel_t *t)
+{
+    hub_runtime_tunnel_changed(ctx, ws, agent_id, tunnel_id, t);
+}
+
+static void live_statuses_changed(void *ctx, const char *ws, const char *agent_id,
+                                  const hub_tunnel_list_t *moved)
+{
+    hub_runtime_statuses_changed(ctx, ws, agent_id, moved);
+}
+
 void hub_runtime_live(hub_runtime_t *rt, hub_live_t *out)
 {
     *out = (hub_live_t){.changed = live_changed,
                         .served = hub_agents_served_probe,
                         .tunnel_status = live_tunnel_status,
+                        .tunnel_changed = live_tunnel_changed,
+                        .statuses_changed = live_statuses_changed,
                         .ctx = rt};
 }
 

@@ -7,7 +7,9 @@
  * The store is the truth; the runtime reconciles with it per agent
  * (hub_runtime_agent_changed) whenever the API or a timer changed one of
  * that agent's tunnels: listeners opened/closed/paused, and the agent's
- * allow-list pushed as a CONTROL "tunnels" message (docs/agent-protocol.md).
+ * allow-list pushed as a CONTROL "tunnels" message, or only what changed
+ * (one tunnel's entry or status) to a link that takes that
+ * (docs/agent-protocol.md).
  * Everything runs on the lws service thread. */
 #ifndef HUB_RUNTIME_H
 #define HUB_RUNTIME_H

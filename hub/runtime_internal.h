@@ -42,6 +42,8 @@ typedef struct session {
     /* The agent takes tunnel_status messages (its handshake payload said
      * "tunnelStatus":true); else every change sends the whole list. */
     int tunnel_status;
+    /* Likewise tunnel_upsert and tunnel_remove ("tunnelDelta":true). */
+    int tunnel_delta;
 } session_t;
 
 /* One public TCP port: owned by the runtime, freed when lws closes it. */
@@ -133,13 +135,24 @@ struct hub_runtime {
 const hub_tunnel_t *hub_tunnel_list_find(const hub_tunnel_list_t *list, const char *id);
 /* hub_runtime_agent_changed() for a change of one tunnel's status alone
  * (a health verdict, an agent's refusal, a port that cannot be bound, the
- * TTL reaper's expiry, a pause; not a resume, which the API sends as a
- * whole list),
+ * TTL reaper's expiry, a pause; not a resume, which the API sends as the
+ * whole entry, hub_runtime_tunnel_changed),
  * `t` as it now is (borrowed): the agent's links get only its new status
  * when they take it (hub_agents_tunnel_status), and the edges are synced
  * for that tunnel alone (an expired tunnel's port and pooled streams
  * close). Reaches end only on a delete, so they have nothing to do here. */
 void hub_runtime_tunnel_status_changed(hub_runtime_t *rt, const hub_tunnel_t *t);
+/* hub_runtime_agent_changed() for one tunnel made, edited or resumed (`t`
+ * as it now is) or deleted (`t` NULL), all borrowed: the agent's links
+ * get that entry alone when they take it (hub_agents_tunnel_delta), and
+ * the edges and reaches are synced for that tunnel alone. */
+void hub_runtime_tunnel_changed(hub_runtime_t *rt, const char *ws, const char *agent_id,
+                                const char *tunnel_id, const hub_tunnel_t *t);
+/* hub_runtime_agent_changed() for statuses changed together as a link of
+ * the agent came up or went (`moved`, borrowed): the agent's links get
+ * those statuses alone when they take them (hub_agents_statuses). */
+void hub_runtime_statuses_changed(hub_runtime_t *rt, const char *ws, const char *agent_id,
+                                  const hub_tunnel_list_t *moved);
 /* The public port of tunnel `t` (borrowed) cannot be bound (`why`): moves
  * the tunnel to error with that lastError (reason "port unavailable") and
  * tells its agent's links that status alone; a paused tunnel stays paused. Safe from inside an
@@ -155,13 +168,25 @@ int hub_agents_init(hub_runtime_t *rt);
  * NULL: any link of the agent); NULL if none. */
 session_t *hub_agents_route(hub_runtime_t *rt, const char *agent_id, const char *tunnel_id);
 /* Tells the agent's links about a change: closes them when the agent is
- * `gone`, else pushes the agent's current tunnels. */
+ * `gone`, else pushes the agent's current tunnels (the whole list: for a
+ * change of many tunnels at once; one tunnel's goes by
+ * hub_agents_tunnel_delta or hub_agents_tunnel_status). */
 void hub_agents_changed(hub_runtime_t *rt, const char *ws, const char *agent_id, bool gone);
 /* Tells the agent's links one tunnel's new status: a tunnel_status message
  * to a link that said it takes them (handshake "tunnelStatus"), the whole
  * list to any other (docs/agent-protocol.md). */
 void hub_agents_tunnel_status(hub_runtime_t *rt, const char *agent_id, const char *tunnel_id,
                               enum hub_tunnel_status status);
+/* Tells the agent's links one tunnel made or edited (`t`) or deleted (`t`
+ * NULL): a tunnel_upsert or tunnel_remove at once to a link that said it
+ * takes them (handshake "tunnelDelta"), the whole list at once to any
+ * other (docs/agent-protocol.md). */
+void hub_agents_tunnel_delta(hub_runtime_t *rt, const char *agent_id, const char *tunnel_id,
+                             const hub_tunnel_t *t);
+/* Tells the agent's links the statuses of `moved` (changed together): a
+ * tunnel_status each to a link that takes them, the whole list at once to
+ * any other. */
+void hub_agents_statuses(hub_runtime_t *rt, const char *agent_id, const hub_tunnel_list_t *moved);
 /* Whether a live link serves the tunnel (`ctx` is the runtime). */
 bool hub_agents_served_probe(void *ctx, const char *agent_id, const char *tunnel_id);
 /* Closes every link (shutdown); frees sessions lws never closed. */
@@ -243,8 +268,10 @@ void hub_edge_udp_free_all(hub_runtime_t *rt);
  * relays, or refuses the stream at once with one log line. */
 void hub_reach_open(hub_runtime_t *rt, session_t *s, uint32_t id, const uint8_t *ref,
                     size_t ref_len);
-/* Ends the reaches of the agent's tunnels that left `list` (deleted). */
-void hub_reach_sync_agent(hub_runtime_t *rt, const char *agent_id, const hub_tunnel_list_t *list);
+/* Ends the reaches of the agent's tunnels that left `list` (deleted);
+ * `only` as for hub_edge_tcp_sync_agent(). */
+void hub_reach_sync_agent(hub_runtime_t *rt, const char *agent_id, const hub_tunnel_list_t *list,
+                          const char *only);
 /* The link is closing: reaches still waiting on it let go of it. */
 void hub_reach_link_down(hub_runtime_t *rt, cn_link_t *link);
 /* Frees what is left after the links died with the context. */

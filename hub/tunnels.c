@@ -25,6 +25,15 @@ void hub_live_tunnel_status(const hub_live_t *live, const hub_tunnel_t *t)
         hub_live_changed(live, t->workspace_id, t->agent_id);
 }
 
+void hub_live_tunnel_changed(const hub_live_t *live, const char *workspace_id, const char *agent_id,
+                             const char *tunnel_id, const hub_tunnel_t *t)
+{
+    if (live && live->tunnel_changed)
+        live->tunnel_changed(live->ctx, workspace_id, agent_id, tunnel_id, t);
+    else
+        hub_live_changed(live, workspace_id, agent_id);
+}
+
 bool hub_live_served(const hub_live_t *live, const char *agent_id, const char *tunnel_id,
                      bool agent_connected)
 {
@@ -143,10 +152,31 @@ static int set_connected_tx(hub_store_t *st, const char *ws, const char *agent_i
     return rc;
 }
 
-/* Applies the reconciler's verdict to the agent's tunnels. */
-static int reconcile_agent_tx(hub_store_t *st, const char *ws, const char *agent_id,
-                              const hub_reconcile_link_t *links, size_t nlinks, bool *changed)
+/* Appends `t` (taken: cleared here on failure) to `l`, whose items are
+ * allocated for `*cap`. */
+static int list_take(hub_tunnel_list_t *l, size_t *cap, hub_tunnel_t *t)
 {
+    if (l->count == *cap) {
+        size_t n = *cap ? *cap * 2 : 16;
+        hub_tunnel_t *items = realloc(l->items, n * sizeof(*items));
+        if (!items) {
+            hub_tunnel_clear(t);
+            return CN_ENOMEM;
+        }
+        l->items = items;
+        *cap = n;
+    }
+    l->items[l->count++] = *t;
+    return 0;
+}
+
+/* Applies the reconciler's verdict to the agent's tunnels; `moved` gets
+ * those whose status changed, as they now are. */
+static int reconcile_agent_tx(hub_store_t *st, const char *ws, const char *agent_id,
+                              const hub_reconcile_link_t *links, size_t nlinks,
+                              hub_tunnel_list_t *moved)
+{
+    size_t cap = 0;
     hub_tunnel_filter_t f = {.agent_id = agent_id};
     hub_tunnel_list_t list = {0};
     int rc = hub_store_tunnel_list(st, ws, &f, &list);
@@ -161,8 +191,12 @@ static int reconcile_agent_tx(hub_store_t *st, const char *ws, const char *agent
         if (v.status == t->status)
             continue;
         hub_tunnel_t res = {0};
-        rc = set_status_tx(st, ws, t->id, v.status, v.reason, NULL, &res, changed);
-        hub_tunnel_clear(&res);
+        bool one = false;
+        rc = set_status_tx(st, ws, t->id, v.status, v.reason, NULL, &res, &one);
+        if (rc == 0 && one)
+            rc = list_take(moved, &cap, &res);
+        else
+            hub_tunnel_clear(&res);
     }
     hub_tunnel_list_free(&list);
     return rc;
@@ -172,16 +206,22 @@ int hub_tunnels_reconcile_agent(hub_store_t *st, const hub_live_t *live, const c
                                 const char *agent_id, const hub_reconcile_link_t *links,
                                 size_t nlinks)
 {
-    bool changed = false;
+    hub_tunnel_list_t moved = {0};
     int rc = hub_store_tx_begin(st);
     if (rc < 0)
         return rc;
     rc = set_connected_tx(st, workspace_id, agent_id, nlinks > 0);
     if (rc == 0)
-        rc = reconcile_agent_tx(st, workspace_id, agent_id, links, nlinks, &changed);
+        rc = reconcile_agent_tx(st, workspace_id, agent_id, links, nlinks, &moved);
     rc = hub_store_tx_end(st, rc);
-    if (rc == 0 && changed)
+    /* The statuses alone: a link coming or going sent every other link of
+     * the agent its whole list again, though one `connect expose` coming
+     * up changes one tunnel's status. */
+    if (rc == 0 && moved.count && live && live->statuses_changed)
+        live->statuses_changed(live->ctx, workspace_id, agent_id, &moved);
+    else if (rc == 0 && moved.count)
         hub_live_changed(live, workspace_id, agent_id);
+    hub_tunnel_list_free(&moved);
     return rc;
 }
 

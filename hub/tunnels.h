@@ -35,6 +35,19 @@ typedef struct hub_live {
      * and its agent's links get the new status rather than the whole list
      * again. NULL: `changed` for the tunnel's agent instead. */
     void (*tunnel_status)(void *ctx, const hub_tunnel_t *t);
+    /* Hears about one tunnel made, edited or resumed (`t` as it now is) or
+     * deleted (`t` NULL), committed: the runtime brings that tunnel alone
+     * in line, and its agent's links get that one entry (tunnel_upsert,
+     * tunnel_remove) rather than the whole list again, at once. Strings
+     * and `t` are borrowed. NULL: `changed` for the agent instead. */
+    void (*tunnel_changed)(void *ctx, const char *workspace_id, const char *agent_id,
+                           const char *tunnel_id, const hub_tunnel_t *t);
+    /* Hears about the statuses that changed together as a link of the
+     * agent came up or went (`moved`: those tunnels as they now are,
+     * borrowed; at least one): the agent's links get those statuses alone
+     * (tunnel_status) rather than the whole list again. NULL: `changed`. */
+    void (*statuses_changed)(void *ctx, const char *workspace_id, const char *agent_id,
+                             const hub_tunnel_list_t *moved);
     void *ctx;
 } hub_live_t;
 
@@ -45,6 +58,12 @@ void hub_live_changed(const hub_live_t *live, const char *workspace_id, const ch
  * (hub_live_t.tunnel_status, else .changed). Call it after the change
  * committed. */
 void hub_live_tunnel_status(const hub_live_t *live, const hub_tunnel_t *t);
+/* Tells the live side (if any) that tunnel `tunnel_id` of the agent was
+ * made or edited (`t` as it now is) or deleted (`t` NULL):
+ * hub_live_t.tunnel_changed, else .changed. Call it after the change
+ * committed. */
+void hub_live_tunnel_changed(const hub_live_t *live, const char *workspace_id, const char *agent_id,
+                             const char *tunnel_id, const hub_tunnel_t *t);
 /* Whether a live link serves the tunnel; without a live side, whether the
  * agent is connected (`agent_connected`). */
 bool hub_live_served(const hub_live_t *live, const char *agent_id, const char *tunnel_id,
@@ -71,7 +90,8 @@ int hub_tunnels_resume_status(hub_store_t *st, const hub_live_t *live, const hub
  * NULL/0: none): its connected flag (with agent.connected or
  * agent.disconnected when it flips) and every tunnel's status as
  * hub_reconcile decides (with a tunnel.status_changed each), in one
- * transaction; then tells the live side if a status changed. The runtime
+ * transaction; then tells the live side the statuses that changed
+ * (hub_live_t.statuses_changed, else .changed once). The runtime
  * calls it whenever one of the agent's links comes up or goes down. */
 int hub_tunnels_reconcile_agent(hub_store_t *st, const hub_live_t *live, const char *workspace_id,
                                 const char *agent_id, const hub_reconcile_link_t *links,

@@ -59,6 +59,18 @@ static bool read_target(const json_t *v, agent_tunnel_t *t)
     return false;
 }
 
+/* One T object of a list or an upsert into *t (zeroed first). */
+static bool read_entry(const json_t *e, agent_tunnel_t *t)
+{
+    memset(t, 0, sizeof(*t));
+    return json_is_object(e) && copy_str(json_object_get(e, "id"), t->id, sizeof(t->id), true) &&
+           cn_id_is_uuid(t->id) &&
+           copy_str(json_object_get(e, "name"), t->name, sizeof(t->name), false) &&
+           copy_str(json_object_get(e, "protocol"), t->protocol, sizeof(t->protocol), false) &&
+           copy_str(json_object_get(e, "status"), t->status, sizeof(t->status), false) &&
+           read_target(json_object_get(e, "target"), t) && read_tls(json_object_get(e, "tls"), t);
+}
+
 /* Orders indexes by their entries' ids, ties by position: the first of a
  * repeated id sorts first. qsort has no context argument, hence the
  * pointer; per thread, as embedded tunnels may parse on several. */
@@ -104,17 +116,7 @@ int agent_allowlist_parse(const json_t *tunnels, agent_allowlist_t *out, size_t 
         }
     }
     for (size_t i = 0; i < n; i++) {
-        const json_t *e = json_array_get(tunnels, i);
-        agent_tunnel_t *t = &l.items[l.count];
-        memset(t, 0, sizeof(*t));
-        bool ok =
-            json_is_object(e) && copy_str(json_object_get(e, "id"), t->id, sizeof(t->id), true) &&
-            cn_id_is_uuid(t->id) &&
-            copy_str(json_object_get(e, "name"), t->name, sizeof(t->name), false) &&
-            copy_str(json_object_get(e, "protocol"), t->protocol, sizeof(t->protocol), false) &&
-            copy_str(json_object_get(e, "status"), t->status, sizeof(t->status), false) &&
-            read_target(json_object_get(e, "target"), t) && read_tls(json_object_get(e, "tls"), t);
-        if (!ok) {
+        if (!read_entry(json_array_get(tunnels, i), &l.items[l.count])) {
             if (skipped)
                 (*skipped)++;
             continue;
@@ -144,9 +146,95 @@ int agent_allowlist_parse(const json_t *tunnels, agent_allowlist_t *out, size_t 
             *skipped += repeated;
         sort_by_id(&l);
     }
+    l.cap = n;
     agent_allowlist_free(out);
     *out = l;
     return 0;
+}
+
+/* Where id sits (or would go) in l->by_id; *found whether it is there. */
+static size_t by_id_slot(const agent_allowlist_t *l, const char *id, bool *found)
+{
+    size_t lo = 0, hi = l->count;
+    *found = false;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strncasecmp(l->items[l->by_id[mid]].id, id, AGENT_TUNNEL_ID_LEN);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static bool same_entry(const agent_tunnel_t *a, const agent_tunnel_t *b)
+{
+    return !strcmp(a->id, b->id) && !strcmp(a->name, b->name) && !strcmp(a->host, b->host) &&
+           a->port == b->port && !strcmp(a->protocol, b->protocol) &&
+           !strcmp(a->status, b->status) && !strcmp(a->tls_ca_file, b->tls_ca_file) &&
+           !strcmp(a->tls_name, b->tls_name) && a->tls_insecure == b->tls_insecure;
+}
+
+int agent_allowlist_upsert(agent_allowlist_t *l, const json_t *entry)
+{
+    agent_tunnel_t t;
+    if (!read_entry(entry, &t))
+        return CN_EINVAL;
+    bool found;
+    size_t slot = by_id_slot(l, t.id, &found);
+    if (found) {
+        agent_tunnel_t *cur = &l->items[l->by_id[slot]];
+        if (same_entry(cur, &t))
+            return 0;
+        *cur = t;
+        return 1;
+    }
+    if (l->count >= AGENT_ALLOWLIST_MAX)
+        return CN_ETOOBIG;
+    if (l->count == l->cap) {
+        /* Grown by half again: N creations cost O(N) copies in all. */
+        size_t cap = l->cap < 16 ? 16 : l->cap + l->cap / 2;
+        if (cap > AGENT_ALLOWLIST_MAX)
+            cap = AGENT_ALLOWLIST_MAX;
+        agent_tunnel_t *items = realloc(l->items, cap * sizeof(*items));
+        if (!items)
+            return CN_ENOMEM;
+        l->items = items;
+        uint32_t *by_id = realloc(l->by_id, cap * sizeof(*by_id));
+        if (!by_id)
+            return CN_ENOMEM; /* items merely grew: the list stands */
+        l->by_id = by_id;
+        l->cap = cap;
+    }
+    /* Last in the hub's order, as a list read after the creation has it. */
+    l->items[l->count] = t;
+    memmove(&l->by_id[slot + 1], &l->by_id[slot], (l->count - slot) * sizeof(*l->by_id));
+    l->by_id[slot] = (uint32_t)l->count;
+    l->count++;
+    return 1;
+}
+
+int agent_allowlist_remove(agent_allowlist_t *l, const char *id)
+{
+    if (!id || !cn_id_is_uuid(id))
+        return CN_EINVAL;
+    bool found;
+    size_t slot = by_id_slot(l, id, &found);
+    if (!found)
+        return 0;
+    uint32_t at = l->by_id[slot];
+    memmove(&l->items[at], &l->items[at + 1], (l->count - at - 1) * sizeof(*l->items));
+    memmove(&l->by_id[slot], &l->by_id[slot + 1], (l->count - slot - 1) * sizeof(*l->by_id));
+    l->count--;
+    for (size_t i = 0; i < l->count; i++)
+        if (l->by_id[i] > at)
+            l->by_id[i]--;
+    return 1;
 }
 
 void agent_allowlist_free(agent_allowlist_t *l)
@@ -158,6 +246,7 @@ void agent_allowlist_free(agent_allowlist_t *l)
     l->items = NULL;
     l->by_id = NULL;
     l->count = 0;
+    l->cap = 0;
 }
 
 const agent_tunnel_t *agent_allowlist_find(const agent_allowlist_t *l, const char *id,

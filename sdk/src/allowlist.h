@@ -1,6 +1,7 @@
 /* The agent's allow-list: the tunnels the hub says this agent exposes,
  * replaced whole by every `hello` and `tunnels` CONTROL message or a whole
- * paged list, one entry's status changed by a `tunnel_status` message
+ * paged list, one entry's status changed by a `tunnel_status` message, one
+ * entry added, replaced or dropped by `tunnel_upsert` / `tunnel_remove`
  * (docs/agent-protocol.md), and the one decision that guards the agent
  * against being used as a proxy: a stream the hub opens is dialed only when
  * it is a TCP stream whose ref is the id of a listed, not paused, tunnel,
@@ -49,6 +50,7 @@ typedef struct agent_allowlist {
      * stream the hub opens) is a binary search, not a walk of up to 4,096
      * entries, and a list's repeated ids are found in one sort. */
     uint32_t *by_id;
+    size_t cap; /* room in items and by_id (upserts grow both) */
 } agent_allowlist_t;
 
 /* Builds a list from the JSON array `tunnels` (T objects: id, name, target
@@ -69,6 +71,21 @@ const agent_tunnel_t *agent_allowlist_find(const agent_allowlist_t *l, const cha
  * CN_EINVAL for a status that is empty or too long. */
 CN_WARN_UNUSED int agent_allowlist_set_status(agent_allowlist_t *l, const char *id,
                                               const char *status);
+
+/* Adds or replaces one entry (CONTROL "tunnel_upsert": a T object as in a
+ * list), as a list with it would: a new id goes last in the hub's order, a
+ * listed one is replaced in place. Returns 1 when the list changed, 0 when
+ * the entry was listed as it is, CN_EINVAL for an entry a list would skip
+ * (a malformed message), CN_ETOOBIG when a new id would take the list
+ * above AGENT_ALLOWLIST_MAX, CN_ENOMEM; the list stands on every error.
+ * Pointers into the list are invalid after it. */
+CN_WARN_UNUSED int agent_allowlist_upsert(agent_allowlist_t *l, const struct json_t *entry);
+
+/* Drops tunnel `id` (CONTROL "tunnel_remove"). Returns 1 when it was
+ * listed, 0 when not (a list under way will not have it either),
+ * CN_EINVAL for an id that is not a UUID. Pointers into the list are
+ * invalid after it. */
+CN_WARN_UNUSED int agent_allowlist_remove(agent_allowlist_t *l, const char *id);
 
 /* May a tunnel in this status carry streams? Not when paused or expired. */
 bool agent_tunnel_open(const agent_tunnel_t *t);

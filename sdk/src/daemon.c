@@ -466,6 +466,38 @@ static int set_tunnels(agent_daemon_t *d, cn_link_t *link, json_t *list)
     return 0;
 }
 
+/* {"type":"tunnel_upsert","tunnel":T} or {"type":"tunnel_remove",
+ * "tunnelId":ID}: one entry of the list added, replaced or dropped, sent
+ * instead of the whole list since we asked ("tunnelDelta"), behind the list
+ * it applies to on the ordered CONTROL stream. Applied as a list with that
+ * change would be: a removed or closed tunnel's streams end, a new or
+ * changed target meets the local policy. 1 when the list changed, 0 when
+ * not, negative after closing the link (malformed, or a list above
+ * AGENT_ALLOWLIST_MAX: the hub sends the whole list afresh after the
+ * reconnect). */
+static int apply_delta(agent_daemon_t *d, cn_link_t *link, const json_t *msg, const char *type)
+{
+    bool upsert = !strcmp(type, "tunnel_upsert");
+    int rc = upsert ? agent_allowlist_upsert(&d->tunnels, json_object_get(msg, "tunnel"))
+                    : agent_allowlist_remove(&d->tunnels,
+                                             json_string_value(json_object_get(msg, "tunnelId")));
+    if (rc < 0) {
+        cn_log_warn("%s: %s %s from the hub (%s); reconnecting", d->who,
+                    rc == CN_ETOOBIG ? "too many tunnels with an upsert" : "malformed", type,
+                    cn_strerror(rc));
+        cn_link_close(link, rc == CN_ETOOBIG ? "tunnel list too long" : "malformed tunnel delta");
+        return rc;
+    }
+    if (rc == 0)
+        return 0;
+    prune_conns(d);
+    if (upsert && d->policy_config[0]) {
+        reload_policy(d);
+        report_refused(d, link);
+    }
+    return 1;
+}
+
 static void on_control(void *ctx, const uint8_t *payload, size_t len)
 {
     cn_link_t *link = ctx;
@@ -555,6 +587,11 @@ static void on_control(void *ctx, const uint8_t *payload, size_t len)
         cn_log_debug("%s: tunnel %s is %s", d->who, t->name[0] ? t->name : t->id, t->status);
         if (was_open != agent_tunnel_open(t))
             prune_conns(d); /* the hub sends no such change this way, but be exact */
+        if (d->cfg.on_tunnels)
+            d->cfg.on_tunnels(d->cfg.ctx, d);
+    } else if (!strcmp(type, "tunnel_upsert") || !strcmp(type, "tunnel_remove")) {
+        if (apply_delta(d, link, msg, type) <= 0)
+            goto out; /* no change, or the link is closing */
         if (d->cfg.on_tunnels)
             d->cfg.on_tunnels(d->cfg.ctx, d);
     } else if (!strcmp(type, "tunnels")) {
@@ -1024,10 +1061,15 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
          * CONNECT_TUNNEL_STATUS=0 leaves it out, as an agent before it did:
          * how a hub's handling of such agents is tested. */
         const char *ts = getenv("CONNECT_TUNNEL_STATUS");
-        if (ts && !strcmp(ts, "0"))
-            p = json_pack("{s:i,s:s}", "v", 1, "agentId", cfg->agent_id);
-        else
-            p = json_pack("{s:i,s:s,s:b}", "v", 1, "agentId", cfg->agent_id, "tunnelStatus", 1);
+        p = json_pack("{s:i,s:s}", "v", 1, "agentId", cfg->agent_id);
+        if (p && !(ts && !strcmp(ts, "0")))
+            json_object_set_new(p, "tunnelStatus", json_true());
+        /* tunnelDelta: likewise tunnel_upsert and tunnel_remove, so that
+         * one tunnel made, edited or deleted costs one entry, not the
+         * whole list (CONNECT_TUNNEL_DELTA=0: an agent before them). */
+        const char *td = getenv("CONNECT_TUNNEL_DELTA");
+        if (p && !(td && !strcmp(td, "0")))
+            json_object_set_new(p, "tunnelDelta", json_true());
         if (cfg->nserve > AGENT_DAEMON_MAX_SERVE) {
             cn_errf(CN_EINVAL, err, errlen, "too many tunnels for one link");
             goto fail;

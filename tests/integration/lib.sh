@@ -255,6 +255,15 @@ sys.exit(0 if n == 1 else 1)
 EOF
 }
 
+# tunnel_entries list|status|delta: the tunnel entries the hub has sent
+# agent links in that kind of message (connect_agent_tunnel_entries_sent_total,
+# docs/api.md): whole lists, one tunnel's status, one tunnel made, edited or
+# deleted.
+tunnel_entries() {
+    curl -s -m 10 "$HUB_URL/metrics" |
+        awk -v k="connect_agent_tunnel_entries_sent_total{message=\"$1\"}" '$1 == k { print $2 }'
+}
+
 tunnel_status() {
     api GET "/api/v1/tunnels/$1"
     echo "$BODY" | json_get status

@@ -16,9 +16,13 @@ CRASHTOOL=$SRC/tests/integration/crashtool.py
 CYCLES=${CN_CRASH_CYCLES:-100}
 WRITERS=4
 
+# --event-max 0: the check reads every event ever written, and the default
+# cap (100,000 a workspace, oldest dropped first) is within reach of 100
+# cycles (a run that wrote 102,600 acknowledged writes by cycle 62 saw the
+# oldest tunnels "gone without tunnel.deleted": their events capped away).
 start_hub() {
     bg hub "$HUB_BIN" serve --db "$WORK/hub.db" --listen "127.0.0.1:$HUB_PORT" \
-        --tcp-ports "$TCP_BASE-$((TCP_BASE + 39))" --rate-limit 0 --max-tunnels 0
+        --tcp-ports "$TCP_BASE-$((TCP_BASE + 39))" --rate-limit 0 --max-tunnels 0 --event-max 0
     HUB_PID=$LAST_PID
     wait_for 20 "hub health" curl -sf "$HUB_URL/api/v1/health"
 }

@@ -3,8 +3,10 @@
 # tunnel list is far longer than one CONTROL frame (64 KiB): the hub sends
 # it in tunnels_page messages and the agent takes it whole
 # (docs/agent-protocol.md, "Long tunnel lists"). Every tunnel goes active,
-# a sample answers end to end, a change is seen, health verdicts on them all
-# send one tunnel's status each (not the list), and the API refuses an
+# a sample answers end to end, a tunnel deleted or made while the agent is
+# online sends that entry alone (tunnel_remove, tunnel_upsert; not the
+# list), health verdicts on them all send one tunnel's status each (not the
+# list), and the API refuses an
 # agent's tunnel past HUB_API_TUNNELS_PER_AGENT... (checked in the hub's
 # unit tests, test_api.c, which need not create 4,096 tunnels here).
 source "$(dirname "$0")/lib.sh"
@@ -69,47 +71,52 @@ grep -q "tunnel list to follow in pages" "$WORK/agent.log" || fail "the hello di
 ! grep -q "could not queue control message" "$WORK/hub.log" || fail "the hub could not queue a control message"
 echo "   $N active; a sample of $(($(seq 7 97 $((N - 1)) | wc -l) + 4)) answered end to end"
 
-step "a change reaches the agent as a whole list again"
+step "a deletion reaches the agent as that entry alone"
+list0=$(tunnel_entries list) delta0=$(tunnel_entries delta)
+[ -n "$list0" ] && [ -n "$delta0" ] || fail "no connect_agent_tunnel_entries_sent_total in /metrics"
 api DELETE "/api/v1/tunnels/$(api GET "/api/v1/tunnels?agentId=$AGENT_ID" >/dev/null
     echo "$BODY" | "$PY" -c 'import json,sys
 print([t["id"] for t in json.load(sys.stdin)["tunnels"] if t["name"] == "t1"][0])')"
 [ "$HTTP_STATUS" = 200 ] || fail "delete t1: $HTTP_STATUS $BODY"
-wait_for 15 "the agent's new list" grep -q "$((N - 1)) tunnels (paged list)" "$WORK/agent.log"
+[ "$(tunnel_entries delta)" = $((delta0 + 1)) ] && [ "$(tunnel_entries list)" = "$list0" ] ||
+    fail "the deletion sent $(($(tunnel_entries list) - list0)) list and $(($(tunnel_entries delta) - delta0)) delta entries"
 [ "$(curl -s -o /dev/null -w '%{http_code}' -m 10 -H "Host: t1.localhost" \
     "http://127.0.0.1:$EDGE_PORT/")" = 404 ] || fail "deleted tunnel t1 still answers"
 probe "t$((N - 1))" || fail "tunnel t$((N - 1)) stopped answering after the change"
 # Only t1's own pooled stream may close as removed (the hub's pool or the
-# agent's list, whichever comes first); any other would be a half list.
+# agent's removal, whichever comes first); any other would be a lost entry.
 ! grep "removed, closing" "$WORK/agent.log" | grep -qv " tunnel t1 stream " ||
     fail "the agent acted on a partial list"
 ! grep -q "malformed\|bad tunnel list page" "$WORK/agent.log" || fail "a malformed list"
-step "200 more made while the agent is online: each change sends the whole list again"
+step "200 more made while the agent is online: each sends its entry alone"
+# Before: each sent the whole list again (about 140 KB in 3 pages here),
+# 200 * 1,100 entries in all.
+list0=$(tunnel_entries list) delta0=$(tunnel_entries delta)
 create "$N" $((N + 200))
-wait_for 30 "the agent's list of $((N + 199))" grep -q "$((N + 199)) tunnels (paged list)" "$WORK/agent.log"
+echo "   200 made: $(($(tunnel_entries list) - list0)) list entries, $(($(tunnel_entries delta) - delta0)) delta entries"
+[ "$(tunnel_entries delta)" = $((delta0 + 200)) ] && [ "$(tunnel_entries list)" = "$list0" ] ||
+    fail "200 tunnels made sent $(($(tunnel_entries list) - list0)) list and $(($(tunnel_entries delta) - delta0)) delta entries"
 ! grep -q "could not queue control message" "$WORK/hub.log" || fail "the hub could not queue a control message"
-probe "t$((N + 199))" || fail "the newest tunnel t$((N + 199)) does not answer"
-echo "   the agent holds $((N + 199)) tunnels; the newest answers"
+for i in $N $((N + 99)) $((N + 199)); do
+    probe "t$i" || fail "the new tunnel t$i does not answer"
+done
+echo "   the agent holds $((N + 199)) tunnels; new ones answer"
 
 M=$((N + 199))
 step "$M health verdicts each way: one tunnel's status each, never the whole list again"
-# What the hub sent the agent, in tunnel entries: whole lists or one
-# tunnel's status (docs/agent-protocol.md, tunnel_status). Before, each
-# verdict sent the whole list: M verdicts cost M*M entries.
-entries() {
-    curl -s -m 10 "http://127.0.0.1:$HUB_PORT/metrics" |
-        awk -v k="connect_agent_tunnel_entries_sent_total{message=\"$1\"}" '$1 == k { print $2 }'
-}
+# Before tunnel_status, each verdict sent the whole list: M verdicts cost
+# M*M entries.
 in_status() { # in_status STATUS COUNT
     api GET "/api/v1/tunnels?agentId=$AGENT_ID&status=$1"
     [ "$(echo "$BODY" | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["tunnels"]))')" = "$2" ]
 }
 downs() { grep -c "is down:" "$WORK/agent.log" || true; }
-list0=$(entries list) status0=$(entries status) downs0=$(downs)
+list0=$(tunnel_entries list) status0=$(tunnel_entries status) downs0=$(downs)
 [ -n "$list0" ] && [ -n "$status0" ] || fail "no connect_agent_tunnel_entries_sent_total in /metrics"
 stop_pid "$NGINX_PID"
 forget_pid "$NGINX_PID"
 wait_for 120 "all $M tunnels in error (target unhealthy)" in_status error "$M"
-list1=$(entries list) status1=$(entries status)
+list1=$(tunnel_entries list) status1=$(tunnel_entries status)
 echo "   down: $((status1 - status0)) status updates, $((list1 - list0)) list entries sent"
 [ $((status1 - status0)) = "$M" ] || fail "$((status1 - status0)) status updates for $M verdicts"
 [ $((list1 - list0)) -lt "$M" ] || fail "the verdicts sent $((list1 - list0)) list entries"
@@ -122,7 +129,7 @@ nginx_serve nginx "$NGINX_CONF"
 NGINX_PID=$LAST_PID
 wait_port 127.0.0.1 "$HTTP_PORT"
 wait_for 120 "all $M tunnels active again (target healthy)" in_status active "$M"
-list2=$(entries list) status2=$(entries status)
+list2=$(tunnel_entries list) status2=$(tunnel_entries status)
 echo "   up: $((status2 - status1)) status updates, $((list2 - list1)) list entries sent"
 [ $((status2 - status1)) = "$M" ] || fail "$((status2 - status1)) status updates for $M verdicts"
 [ $((list2 - list1)) -lt "$M" ] || fail "the verdicts sent $((list2 - list1)) list entries"

@@ -6,9 +6,10 @@
 # agent's links that tunnel's status alone (tunnel_status,
 # docs/agent-protocol.md), never the whole list again: before, each failed
 # port sent the list twice and each expiry once, N tunnels' burst N whole
-# lists (N^2 entries). A link that does not take tunnel_status (an older
-# agent's) gets at most one whole list per TTL sweep. Counted with
-# connect_agent_tunnel_entries_sent_total.
+# lists (N^2 entries). A link of the agent coming up sends the others the
+# statuses that moved, not the whole list. A link that does not take
+# tunnel_status (an older agent's) gets at most one whole list per TTL
+# sweep. Counted with connect_agent_tunnel_entries_sent_total.
 source "$(dirname "$0")/lib.sh"
 NPORTS=30    # public TCP tunnels whose port is taken
 NTTL=150     # tunnels with a TTL that expire together
@@ -29,10 +30,6 @@ bg agent_a "$CLI_BIN" agent --config "$WORK/dev.json"
 AGENT_A=$LAST_PID
 wait_for 15 "agent link A" grep -q "connected to .*, 1 tunnel)" "$WORK/agent_a.log"
 
-entries() { # entries list|status: what the hub sent agent links, in tunnel entries
-    curl -s -m 10 "$HUB_URL/metrics" |
-        awk -v k="connect_agent_tunnel_entries_sent_total{message=\"$1\"}" '$1 == k { print $2 }'
-}
 count() { # count STATUS: the agent's tunnels in that status
     api GET "/api/v1/tunnels?agentId=$AGENT_ID&status=$1"
     echo "$BODY" | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["tunnels"]))'
@@ -50,8 +47,9 @@ create() {
         [ "$HTTP_STATUS" = 201 ] || fail "tunnel c$i: $HTTP_STATUS $BODY"
     done
 }
-deltas() { # deltas LIST0 STATUS0: sets DL and DS, the entries sent since
-    DL=$(($(entries list) - $1)) DS=$(($(entries status) - $2))
+deltas() { # deltas LIST0 STATUS0 [DELTA0]: sets DL, DS (and DD), the entries sent since
+    DL=$(($(tunnel_entries list) - $1)) DS=$(($(tunnel_entries status) - $2))
+    [ -z "${3:-}" ] || DD=$(($(tunnel_entries delta) - $3))
 }
 
 step "$NPORTS public TCP tunnels whose port is taken"
@@ -64,8 +62,8 @@ open(sys.argv[3], "w").write("ready")
 time.sleep(3600)' "$TCP_BASE" "$NPORTS" "$WORK/holder.ready"
 HOLDER=$LAST_PID
 wait_for 10 "the ports held" test -s "$WORK/holder.ready"
-l0=$(entries list) s0=$(entries status)
-[ -n "$l0" ] && [ -n "$s0" ] || fail "no connect_agent_tunnel_entries_sent_total in /metrics"
+l0=$(tunnel_entries list) s0=$(tunnel_entries status) d0=$(tunnel_entries delta)
+[ -n "$l0" ] && [ -n "$s0" ] && [ -n "$d0" ] || fail "no connect_agent_tunnel_entries_sent_total in /metrics"
 create 1 $((NPORTS + 1)) '"protocol":"tcp","public":true' "$TCP_BASE"
 wait_for 10 "$NPORTS tunnels in error" count_is error "$NPORTS"
 api GET "/api/v1/tunnels?agentId=$AGENT_ID&status=error"
@@ -73,18 +71,19 @@ echo "$BODY" | "$PY" -c 'import json,sys
 ts = json.load(sys.stdin)["tunnels"]
 sys.exit(any("cannot listen" not in (t.get("lastError") or "") for t in ts))' ||
     fail "a tunnel in error without its port's lastError: $BODY"
-deltas "$l0" "$s0"
-# Creation k sends the list of k+1 tunnels (t0 and c1..ck): an add goes as
-# a whole list at once. The port's failure adds that tunnel's status alone
-# (before: the whole list a second time).
-echo "   made: $DL list entries, $DS status entries"
-[ "$DL" = $((NPORTS + NPORTS * (NPORTS + 1) / 2)) ] || fail "the creations sent $DL list entries"
+deltas "$l0" "$s0" "$d0"
+# Each creation sends its tunnel alone (tunnel_upsert, at once; before: the
+# list of k+1 tunnels, t0 and c1..ck, test_tunnel_delta.sh), and the port's
+# failure then that tunnel's status alone (before: the whole list again).
+echo "   made: $DL list entries, $DD delta entries, $DS status entries"
+[ "$DL" = 0 ] || fail "the creations sent $DL list entries"
+[ "$DD" = "$NPORTS" ] || fail "the creations sent $DD delta entries"
 [ "$DS" = "$NPORTS" ] || fail "$DS status entries for $NPORTS failed ports"
 
 step "a second link of the agent, an older agent's, comes up: every taken port is tried again"
 # Link B does not ask for tunnel_status (CONNECT_TUNNEL_STATUS=0, as an agent
 # before it): the hub sends it whole lists only (docs/agent-protocol.md).
-l0=$(entries list) s0=$(entries status)
+l0=$(tunnel_entries list) s0=$(tunnel_entries status)
 CONNECT_TUNNEL_STATUS=0 bg agent_b "$CLI_BIN" agent --config "$WORK/dev.json"
 AGENT_B=$LAST_PID
 wait_for 15 "agent link B" grep -q "connected to .*, $((NPORTS + 1)) tunnels)" "$WORK/agent_b.log"
@@ -94,18 +93,19 @@ count_is error "$NPORTS" || fail "$(count error) tunnels in error, not $NPORTS"
 tries=$(grep -c "cannot listen on 127.0.0.1:" "$WORK/hub.log")
 [ "$tries" = $((2 * NPORTS)) ] || fail "$tries binds of $NPORTS taken ports, made and tried again once"
 deltas "$l0" "$s0"
-# Link B's hello and one list to A (the reconcile); each port's failure
-# again its status alone, to A (B, not yet greeted, reads it in its hello).
+# Link B's hello; to A the statuses the reconcile moved (each taken port's
+# tunnel error -> active: before, the whole list), then each port's failure
+# again its status alone (B, not yet greeted, reads them in its hello).
 echo "   link up: $DL list entries, $DS status entries"
-[ "$DL" = $((2 * (NPORTS + 1))) ] || fail "link B's arrival sent $DL list entries"
-[ "$DS" = "$NPORTS" ] || fail "$DS status entries for $NPORTS failed ports"
+[ "$DL" = $((NPORTS + 1)) ] || fail "link B's arrival sent $DL list entries"
+[ "$DS" = $((2 * NPORTS)) ] || fail "$DS status entries for $NPORTS ports retried and failed"
 
 step "$NTTL tunnels with a TTL expire together"
 TTL_BASE=$((NPORTS + 1))
 create "$TTL_BASE" $((TTL_BASE + NTTL_TCP)) "\"protocol\":\"tcp\",\"public\":true,\"ttl\":$TTL" \
     $((TCP_BASE + NPORTS))
 create $((TTL_BASE + NTTL_TCP)) $((TTL_BASE + NTTL)) "\"protocol\":\"tcp\",\"ttl\":$TTL"
-l0=$(entries list) s0=$(entries status)
+l0=$(tunnel_entries list) s0=$(tunnel_entries status)
 [ "$(count expired)" = 0 ] || fail "tunnels expired while they were being made: raise TTL"
 count_is active $((NTTL + 1)) || fail "$(count active) tunnels active, not $((NTTL + 1))"
 for p in $(seq $((TCP_BASE + NPORTS)) $((TCP_BASE + NPORTS + NTTL_TCP - 1))); do
@@ -149,7 +149,7 @@ patch_all() { # patch_all STATUS ID...: PATCH each tunnel's status
         [ "$HTTP_STATUS" = 200 ] || fail "$st $id: $HTTP_STATUS $BODY"
     done
 }
-l0=$(entries list) s0=$(entries status)
+l0=$(tunnel_entries list) s0=$(tunnel_entries status)
 patch_all paused $(ids error)
 count_is paused "$NPORTS" || fail "$(count paused) tunnels paused, not $NPORTS"
 sleep 2 # link B's last list goes on the loop's turn after the last pause
@@ -170,7 +170,7 @@ tries=$(grep -c "cannot listen on 127.0.0.1:" "$WORK/hub.log")
 [ "$tries" = $((3 * NPORTS)) ] || fail "$tries binds of $NPORTS taken ports by the resumes' end"
 
 step "link A goes: the taken ports are tried again, for the older link B alone"
-l0=$(entries list) s0=$(entries status)
+l0=$(tunnel_entries list) s0=$(tunnel_entries status)
 stop_pid "$AGENT_A"
 forget_pid "$AGENT_A"
 wait_for 10 "the ports tried again" \

@@ -9,6 +9,7 @@
 
 #include <ctype.h>
 #include <jansson.h>
+#include <strings.h>
 
 #define ID1 "11111111-1111-4111-8111-111111111111"
 #define ID2 "22222222-2222-4222-8222-222222222222"
@@ -164,6 +165,145 @@ static void test_set_status(void **state)
     /* A status that closes the tunnel reads as closed at once. */
     assert_int_equal(agent_allowlist_set_status(&l, ID2, "paused"), 1);
     assert_false(agent_tunnel_open(&l.items[1]));
+    agent_allowlist_free(&l);
+}
+
+/* Every id of the list is found where the list says, and the sorted
+ * index covers each entry once: what a parse of the same list gives. */
+static void assert_index_whole(const agent_allowlist_t *l)
+{
+    for (size_t i = 0; i < l->count; i++) {
+        assert_ptr_equal(agent_allowlist_find(l, l->items[i].id, 36), &l->items[i]);
+        if (i)
+            assert_true(strcasecmp(l->items[l->by_id[i - 1]].id, l->items[l->by_id[i]].id) < 0);
+    }
+}
+
+/* tunnel_upsert and tunnel_remove change the list as a list with that one
+ * change would: a new id last in the hub's order, a listed one replaced in
+ * place (all its fields), a removed one gone with the others in order; an
+ * entry a list would skip is refused and changes nothing. */
+static void test_upsert_and_remove(void **state)
+{
+    (void)state;
+    agent_allowlist_t l = {0};
+    json_t *e1 = load("{\"id\":\"" ID1 "\",\"name\":\"db\",\"target\":\"127.0.0.1:5432\","
+                      "\"protocol\":\"postgresql\",\"status\":\"active\"}");
+    json_t *e2 = load("{\"id\":\"" ID2 "\",\"name\":\"web\",\"target\":{\"host\":\"::1\","
+                      "\"port\":80},\"protocol\":\"https\",\"status\":\"connecting\","
+                      "\"tls\":{\"serverName\":\"web.internal\",\"insecure\":true}}");
+    json_t *e3 = load("{\"id\":\"" ID3 "\",\"name\":\"cache\",\"target\":\"localhost:6379\","
+                      "\"status\":\"active\"}");
+    /* Onto an empty list (no hello list yet), in an order the ids do not
+     * sort in. */
+    assert_int_equal(agent_allowlist_upsert(&l, e3), 1);
+    assert_int_equal(agent_allowlist_upsert(&l, e1), 1);
+    assert_int_equal(agent_allowlist_upsert(&l, e2), 1);
+    assert_int_equal(l.count, 3);
+    assert_string_equal(l.items[0].id, ID3);
+    assert_string_equal(l.items[1].id, ID1);
+    assert_string_equal(l.items[2].id, ID2);
+    assert_index_whole(&l);
+    /* The same as a parse of that list, field for field. */
+    json_t *arr = json_pack("[O,O,O]", e3, e1, e2);
+    agent_allowlist_t parsed = {0};
+    assert_int_equal(agent_allowlist_parse(arr, &parsed, NULL), 0);
+    assert_memory_equal(parsed.items, l.items, 3 * sizeof(*l.items));
+    agent_allowlist_free(&parsed);
+    json_decref(arr);
+
+    /* The same entry again changes nothing; a changed one is replaced in
+     * its place, every field (the target too). */
+    assert_int_equal(agent_allowlist_upsert(&l, e1), 0);
+    json_t *e1b = load("{\"id\":\"" ID1 "\",\"name\":\"db2\",\"target\":\"10.0.0.9:6543\","
+                       "\"protocol\":\"tcp\",\"status\":\"paused\"}");
+    assert_int_equal(agent_allowlist_upsert(&l, e1b), 1);
+    assert_int_equal(l.count, 3);
+    const agent_tunnel_t *t = agent_allowlist_find(&l, ID1, 36);
+    assert_ptr_equal(t, &l.items[1]);
+    assert_string_equal(t->name, "db2");
+    assert_string_equal(t->host, "10.0.0.9");
+    assert_int_equal(t->port, 6543);
+    assert_string_equal(t->protocol, "tcp");
+    assert_false(agent_tunnel_open(t));
+    /* Whatever a list would skip is refused, the list untouched. */
+    static const char *const bad[] = {
+        "[]",
+        "{\"id\":\"not-a-uuid\",\"target\":\"a:1\"}",
+        "{\"id\":\"" ID4 "\"}",
+        "{\"id\":\"" ID4 "\",\"target\":{\"host\":\"a\",\"port\":0}}",
+        "{\"id\":\"" ID1 "\",\"target\":\"a:1\",\"status\":\"a-status-far-too-long\"}",
+        "{\"id\":\"" ID1 "\",\"target\":\"a:1\",\"tls\":7}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *b = load(bad[i]);
+        assert_int_equal(agent_allowlist_upsert(&l, b), CN_EINVAL);
+        json_decref(b);
+    }
+    assert_int_equal(agent_allowlist_upsert(&l, NULL), CN_EINVAL);
+    assert_int_equal(l.count, 3);
+    assert_string_equal(agent_allowlist_find(&l, ID1, 36)->name, "db2");
+
+    /* Remove: the others keep their order and are all still found. */
+    assert_int_equal(agent_allowlist_remove(&l, ID3), 1);
+    assert_int_equal(l.count, 2);
+    assert_string_equal(l.items[0].id, ID1);
+    assert_string_equal(l.items[1].id, ID2);
+    assert_null(agent_allowlist_find(&l, ID3, 36));
+    assert_index_whole(&l);
+    assert_int_equal(agent_allowlist_remove(&l, ID3), 0); /* not listed */
+    assert_int_equal(agent_allowlist_remove(&l, "short"), CN_EINVAL);
+    assert_int_equal(agent_allowlist_remove(&l, NULL), CN_EINVAL);
+    /* Case-insensitive like every lookup. */
+    assert_int_equal(agent_allowlist_remove(&l, "11111111-1111-4111-8111-111111111111"), 1);
+    assert_int_equal(agent_allowlist_remove(&l, ID2), 1);
+    assert_int_equal(l.count, 0);
+    assert_null(agent_allowlist_find(&l, ID2, 36));
+    /* And it grows again after being emptied. */
+    assert_int_equal(agent_allowlist_upsert(&l, e2), 1);
+    assert_index_whole(&l);
+    agent_allowlist_free(&l);
+    json_decref(e1);
+    json_decref(e1b);
+    json_decref(e2);
+    json_decref(e3);
+}
+
+/* Upserts on top of a parsed list up to AGENT_ALLOWLIST_MAX entries; one
+ * more new id is refused (the agent closes the link, as for a list above
+ * it), a replacement still goes. Removes in a scattered order keep the
+ * index whole. */
+static void test_upsert_bound(void **state)
+{
+    (void)state;
+    agent_allowlist_t l = {0};
+    json_t *two = load("[{\"id\":\"" ID1 "\",\"target\":\"a:1\"},"
+                       "{\"id\":\"" ID2 "\",\"target\":\"a:2\"}]");
+    assert_int_equal(agent_allowlist_parse(two, &l, NULL), 0);
+    json_decref(two);
+    char id[40];
+    for (unsigned i = 0; l.count < AGENT_ALLOWLIST_MAX; i++) {
+        /* Ids that do not arrive in sorted order. */
+        snprintf(id, sizeof(id), "%08x-0000-4000-8000-000000000000", (i * 2654435761u) ^ 0x5a5a);
+        json_t *e = json_pack("{s:s,s:s}", "id", id, "target", "127.0.0.1:9");
+        assert_int_equal(agent_allowlist_upsert(&l, e), 1);
+        json_decref(e);
+    }
+    assert_index_whole(&l);
+    json_t *more = json_pack("{s:s,s:s}", "id", "ffffffff-ffff-4fff-8fff-ffffffffffff", "target",
+                             "127.0.0.1:9");
+    assert_int_equal(agent_allowlist_upsert(&l, more), CN_ETOOBIG);
+    json_decref(more);
+    assert_int_equal(l.count, AGENT_ALLOWLIST_MAX);
+    json_t *again =
+        json_pack("{s:s,s:s,s:s}", "id", ID2, "target", "127.0.0.1:9", "status", "paused");
+    assert_int_equal(agent_allowlist_upsert(&l, again), 1);
+    json_decref(again);
+    assert_string_equal(agent_allowlist_find(&l, ID2, 36)->status, "paused");
+    for (size_t k = 0; k < 1000; k++)
+        assert_int_equal(agent_allowlist_remove(&l, l.items[(k * 7919) % l.count].id), 1);
+    assert_int_equal(l.count, AGENT_ALLOWLIST_MAX - 1000);
+    assert_index_whole(&l);
     agent_allowlist_free(&l);
 }
 
@@ -350,6 +490,8 @@ int main(void)
         cmocka_unit_test(test_parse_keeps_good_entries),
         cmocka_unit_test(test_many_ids_and_repeats),
         cmocka_unit_test(test_set_status),
+        cmocka_unit_test(test_upsert_and_remove),
+        cmocka_unit_test(test_upsert_bound),
         cmocka_unit_test(test_admission),
         cmocka_unit_test(test_policy_patterns),
         cmocka_unit_test(test_policy_bad_patterns),

@@ -597,7 +597,8 @@ static void test_serves_only_its_tunnels(void **state)
     assert_true(agent_daemon_connected(d));
     assert_string_equal(agent_daemon_workspace(d), "ws-1");
     assert_int_equal(agent_daemon_tunnels(d)->count, 2);
-    assert_string_equal(H.payload, "{\"v\":1,\"agentId\":\"" AGENT_ID "\",\"tunnelStatus\":true}");
+    assert_string_equal(H.payload, "{\"v\":1,\"agentId\":\"" AGENT_ID
+                                   "\",\"tunnelStatus\":true,\"tunnelDelta\":true}");
     uint8_t pk[32];
     assert_int_equal(cn_chan_public_key(sk, pk), 0);
     assert_memory_equal(H.agent_pk, pk, 32);
@@ -695,6 +696,92 @@ static void test_tunnel_status_changes_one_entry(void **state)
     echo_stop();
 }
 
+static int updates_4(void *arg)
+{
+    return ((obs_t *)arg)->tunnel_updates >= 4;
+}
+
+/* The hub tells one tunnel made, edited or deleted with tunnel_upsert and
+ * tunnel_remove rather than the whole list: the agent adds, replaces or
+ * drops that entry alone and serves as a list with the change would (a new
+ * tunnel's stream goes through, a paused or removed one's is refused),
+ * tells its owner, ignores a repeat or an unlisted removal, and takes a
+ * malformed one as a broken link (it reconnects and gets its list
+ * afresh). */
+static void test_tunnel_delta_changes_one_entry(void **state)
+{
+    echo_start();
+    json_t *tl = json_array();
+    json_array_append_new(tl, tunnel(T1, "echo", E.port, "active"));
+    json_array_append_new(tl, tunnel(T2, "other", E.port, "active"));
+    obs_t o = {0};
+    uint8_t sk[32];
+    agent_daemon_t *d = admitted_with(tl, &o, sk);
+    assert_int_equal(o.tunnel_updates, 1);
+
+    /* A new tunnel: its first stream, right behind the upsert, is served. */
+    hub_cmd(d, CMD_CONTROL, 0, NULL, NULL,
+            json_pack("{s:s,s:o}", "type", "tunnel_upsert", "tunnel",
+                      tunnel(T3, "new", E.port, "active")));
+    hub_stream_t *s = open_stream(d, CN_KIND_TCP, T3, "new tunnel");
+    assert_false(s->reset);
+    assert_int_equal(s->rx_len, strlen("new tunnel"));
+    assert_int_equal(o.tunnel_updates, 2);
+    const agent_allowlist_t *l = agent_daemon_tunnels(d);
+    assert_int_equal(l->count, 3);
+    assert_string_equal(l->items[2].id, T3);
+
+    /* An edit replaces the entry: paused, its streams are refused. */
+    hub_cmd(d, CMD_CONTROL, 0, NULL, NULL,
+            json_pack("{s:s,s:o}", "type", "tunnel_upsert", "tunnel",
+                      tunnel(T1, "renamed", E.port, "paused")));
+    s = open_stream(d, CN_KIND_TCP, T1, "x");
+    assert_true(s->reset);
+    assert_int_equal(s->reset_code, CN_RST_REFUSED);
+    l = agent_daemon_tunnels(d);
+    assert_string_equal(agent_allowlist_find(l, T1, 36)->name, "renamed");
+    assert_int_equal(o.tunnel_updates, 3);
+
+    /* A repeat and an unlisted removal change nothing; a removal does. */
+    hub_cmd(d, CMD_CONTROL, 0, NULL, NULL,
+            json_pack("{s:s,s:o}", "type", "tunnel_upsert", "tunnel",
+                      tunnel(T1, "renamed", E.port, "paused")));
+    hub_cmd(d, CMD_CONTROL, 0, NULL, NULL,
+            json_pack("{s:s,s:s}", "type", "tunnel_remove", "tunnelId",
+                      "99999999-9999-4999-8999-999999999999"));
+    hub_cmd(d, CMD_CONTROL, 0, NULL, NULL,
+            json_pack("{s:s,s:s}", "type", "tunnel_remove", "tunnelId", T2));
+    assert_true(run_until(d, updates_4, &o, 5000));
+    assert_int_equal(o.tunnel_updates, 4);
+    s = open_stream(d, CN_KIND_TCP, T2, "x");
+    assert_true(s->reset);
+    assert_int_equal(s->reset_code, CN_RST_REFUSED);
+    l = agent_daemon_tunnels(d);
+    assert_int_equal(l->count, 2);
+    assert_null(agent_allowlist_find(l, T2, 36));
+    assert_int_equal(o.downs, 0);
+
+    /* An entry the agent cannot read: the link goes, and comes back with
+     * the hub's list (T1 active again, T2 listed). */
+    hub_cmd(d, CMD_CONTROL, 0, NULL, NULL,
+            json_pack("{s:s,s:{s:s}}", "type", "tunnel_upsert", "tunnel", "id", T2));
+    assert_true(run_until(d, got_down, &o, 5000));
+    assert_true(run_until(d, hellos_at_least, &o, 10000));
+    l = agent_daemon_tunnels(d);
+    assert_int_equal(l->count, 2);
+    assert_string_equal(agent_allowlist_find(l, T1, 36)->status, "active");
+    assert_non_null(agent_allowlist_find(l, T2, 36));
+
+    /* So does a removal without an id. */
+    hub_cmd(d, CMD_CONTROL, 0, NULL, NULL,
+            json_pack("{s:s,s:i}", "type", "tunnel_remove", "tunnelId", 7));
+    assert_true(run_until(d, got_two_downs, &o, 5000));
+
+    stop_agent(d);
+    hub_stop();
+    echo_stop();
+}
+
 /* A `connect expose` link names its tunnel: the hub learns it from the
  * payload, and the link refuses the agent's other tunnels. */
 static void test_named_tunnels_only(void **state)
@@ -709,8 +796,9 @@ static void test_named_tunnels_only(void **state)
     const char *serve[] = {T1};
     agent_daemon_t *d = start_agent_serving(&o, sk, NULL, serve, 1);
     assert_true(run_until(d, first_hello, &o, 10000));
-    assert_string_equal(H.payload, "{\"v\":1,\"agentId\":\"" AGENT_ID
-                                   "\",\"tunnelStatus\":true,\"tunnels\":[\"" T1 "\"]}");
+    assert_string_equal(H.payload,
+                        "{\"v\":1,\"agentId\":\"" AGENT_ID
+                        "\",\"tunnelStatus\":true,\"tunnelDelta\":true,\"tunnels\":[\"" T1 "\"]}");
     hub_stream_t *s = open_stream(d, CN_KIND_TCP, T1, "mine");
     assert_false(s->reset);
     assert_int_equal(s->rx_len, 4);
@@ -1029,6 +1117,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_serves_only_its_tunnels),
         cmocka_unit_test(test_tunnel_status_changes_one_entry),
+        cmocka_unit_test(test_tunnel_delta_changes_one_entry),
         cmocka_unit_test(test_named_tunnels_only),
         cmocka_unit_test(test_stream_window),
         cmocka_unit_test(test_target_down_is_unreachable),

@@ -35,6 +35,11 @@ typedef struct fx {
     char changed_agent[HUB_ID_SIZE];
     unsigned status_calls; /* live.tunnel_status: expired ones among them */
     unsigned status_expired;
+    /* live.tunnel_changed: calls, removals, the last tunnel's id and name */
+    unsigned delta_calls, delta_removed;
+    char delta_id[HUB_ID_SIZE], delta_name[128];
+    /* live.statuses_changed: calls, tunnels moved in all */
+    unsigned statuses_calls, statuses_moved;
     bool serve;
     const char *peer; /* the caller's address; NULL = "test" */
 } fx_t;
@@ -1291,6 +1296,87 @@ static void test_pause_tells_the_tunnel(void **state)
     assert_int_equal(f->changed_calls, 3);
 }
 
+static void live_tunnel_changed(void *ctx, const char *ws, const char *agent_id,
+                                const char *tunnel_id, const hub_tunnel_t *t)
+{
+    fx_t *f = ctx;
+    assert_string_equal(ws, f->ws);
+    assert_string_equal(agent_id, f->changed_agent);
+    f->delta_calls++;
+    snprintf(f->delta_id, sizeof(f->delta_id), "%s", tunnel_id);
+    if (t) {
+        assert_string_equal(t->id, tunnel_id);
+        assert_string_equal(t->agent_id, agent_id);
+        snprintf(f->delta_name, sizeof(f->delta_name), "%s", t->name);
+    } else {
+        f->delta_removed++;
+    }
+}
+
+static void live_statuses_changed(void *ctx, const char *ws, const char *agent_id,
+                                  const hub_tunnel_list_t *moved)
+{
+    fx_t *f = ctx;
+    assert_string_equal(ws, f->ws);
+    assert_string_equal(agent_id, f->changed_agent);
+    assert_true(moved->count > 0);
+    f->statuses_calls++;
+    f->statuses_moved += (unsigned)moved->count;
+}
+
+/* A tunnel made, edited, resumed or deleted tells the live side of that
+ * tunnel alone (its agent's links get one entry, not the whole list: N
+ * tunnels made one by one cost N^2/2 entries), and links coming and going
+ * tell it the statuses that moved, never the whole agent. */
+static void test_edits_tell_the_tunnel(void **state)
+{
+    fx_t *f = *state;
+    char agent[HUB_ID_SIZE], tun[HUB_ID_SIZE], other[HUB_ID_SIZE], path[128];
+    make_agent(f, f->admin, agent);
+    snprintf(f->changed_agent, sizeof(f->changed_agent), "%s", agent);
+    f->live = (hub_live_t){.changed = live_changed,
+                           .served = live_served,
+                           .tunnel_status = live_tunnel_status,
+                           .tunnel_changed = live_tunnel_changed,
+                           .statuses_changed = live_statuses_changed,
+                           .ctx = f};
+    open_api(f, 0, 5, 0);
+    make_tunnel(f, agent, NULL, tun);
+    assert_int_equal(f->delta_calls, 1);
+    assert_string_equal(f->delta_id, tun);
+    snprintf(path, sizeof(path), "/api/v1/tunnels/%s", tun);
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"name\":\"renamed\"}");
+    EXPECT(f, 200, NULL);
+    assert_int_equal(f->delta_calls, 2);
+    assert_string_equal(f->delta_name, "renamed");
+    /* A pause alone is its status; the resume is the whole entry. */
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"paused\"}");
+    EXPECT(f, 200, NULL);
+    assert_int_equal(f->status_calls, 1);
+    assert_int_equal(f->delta_calls, 2);
+    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"active\"}");
+    EXPECT(f, 200, NULL);
+    assert_int_equal(f->delta_calls, 3);
+    /* Links: the agent's first link makes both tunnels active, its last
+     * one going makes them connecting again. */
+    make_tunnel(f, agent, NULL, other);
+    assert_int_equal(f->delta_calls, 4);
+    assert_int_equal(hub_tunnels_on_agent_online(f->s.st, &f->live, f->ws, agent), 0);
+    assert_int_equal(f->statuses_calls, 1);
+    assert_int_equal(f->statuses_moved, 2);
+    assert_int_equal(hub_tunnels_on_agent_online(f->s.st, &f->live, f->ws, agent), 0);
+    assert_int_equal(f->statuses_calls, 1); /* nothing moved, nobody told */
+    assert_int_equal(hub_tunnels_on_agent_offline(f->s.st, &f->live, f->ws, agent), 0);
+    assert_int_equal(f->statuses_calls, 2);
+    assert_int_equal(f->statuses_moved, 4);
+    call(f, HUB_DELETE, path, NULL, f->admin, NULL);
+    EXPECT(f, 200, NULL);
+    assert_int_equal(f->delta_calls, 5);
+    assert_int_equal(f->delta_removed, 1);
+    assert_string_equal(f->delta_id, tun);
+    assert_int_equal(f->changed_calls, 0);
+}
+
 /* GET /metrics without the JSON decoding of call(): status and body. */
 static int scrape(fx_t *f, const char *peer, const char *auth)
 {
@@ -1510,6 +1596,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_live_side_from_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl_sweep_tells_each_tunnel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_tells_the_tunnel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_edits_tell_the_tunnel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_failures_limited_per_address, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_query_every_route, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_access, setup, teardown),

@@ -53,6 +53,7 @@ static void test_full_rendering(void **state)
     hub_metrics_tunnel_entries_sent(m, HUB_TM_LIST, 1000);
     hub_metrics_tunnel_entries_sent(m, HUB_TM_LIST, 999);
     hub_metrics_tunnel_entries_sent(m, HUB_TM_STATUS, 1);
+    hub_metrics_tunnel_entries_sent(m, HUB_TM_DELTA, 2);
     hub_metrics_connection_refused(m, HUB_REF_HUB_LIMIT);
     hub_metrics_connection_refused(m, HUB_REF_HUB_LIMIT);
     hub_metrics_connection_refused(m, HUB_REF_CLIENT_LIMIT);
@@ -162,10 +163,12 @@ static void test_full_rendering(void **state)
         "connect_handshake_failures_total{reason=\"websocket\"} 0\n"
         "connect_handshake_failures_total{reason=\"other\"} 0\n"
         "# HELP connect_agent_tunnel_entries_sent_total Tunnel entries sent to agent links: in "
-        "whole lists (list) or as one tunnel's new status (status).\n"
+        "whole lists (list), as one tunnel's new status (status), or as one tunnel made, "
+        "changed or deleted (delta).\n"
         "# TYPE connect_agent_tunnel_entries_sent_total counter\n"
         "connect_agent_tunnel_entries_sent_total{message=\"list\"} 1999\n"
         "connect_agent_tunnel_entries_sent_total{message=\"status\"} 1\n"
+        "connect_agent_tunnel_entries_sent_total{message=\"delta\"} 2\n"
         "# HELP connect_public_connections_refused_total Public connections (TCP tunnel ports, "
         "the HTTP edge) reset right after accept, by reason.\n"
         "# TYPE connect_public_connections_refused_total counter\n"
