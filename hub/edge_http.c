@@ -203,6 +203,7 @@ struct edge_conn {
     char client_ip[48]; /* "IP" */
     enum conn_state state;
     bool rx_on, close_after, json_errors;
+    bool in_input; /* process_input() is on the stack: it takes the next head */
     bool sent_any; /* bytes went to the client: their ACKs may be on the way */
     bool corked;   /* TCP_CORK set for the last response (conn_send) */
     cn_buf_t in, out;
@@ -1060,7 +1061,11 @@ static void request_finished(edge_conn_t *c, bool abort_stream)
     set_rx(c, true);
     if (c->out.len && !flush_out(c))
         return; /* the rest once the client reads; conn_writable goes on */
-    if (c->in.len)
+    /* Inside process_input() (a request answered at once), its loop takes
+     * the next head: calling it again here nested a frame of
+     * handle_request() per pipelined request, and 300 of them in one read
+     * overflowed the stack. */
+    if (c->in.len && !c->in_input)
         process_input(c);
 }
 
@@ -2063,7 +2068,7 @@ answer:
 }
 
 /* Parses what c->in holds while the connection waits for a head. */
-static void process_input(edge_conn_t *c)
+static void process_heads(edge_conn_t *c)
 {
     while (c->state == C_HEAD && c->in.len) {
         if (c->out.len > OUT_MAX / 2) {
@@ -2102,6 +2107,14 @@ static void process_input(edge_conn_t *c)
         if (c->state == C_BODY || c->state == C_WAIT)
             return;
     }
+}
+
+static void process_input(edge_conn_t *c)
+{
+    bool nested = c->in_input;
+    c->in_input = true;
+    process_heads(c);
+    c->in_input = nested;
 }
 
 /* ---- the client socket -------------------------------------------------------------- */

@@ -14,7 +14,8 @@ that check what comes back. Bounded in bytes and time.
   httptool.py keepalive PORT HOST SPEC... one connection, requests "METHOD PATH STATUS[:HEADER]";
                                           fails unless every status matches and the
                                           connection was never reopened
-  httptool.py pipeline PORT HOST N        N GETs written at once, N responses read in order
+  httptool.py pipeline PORT HOST N [STATUS]  N GETs written at once, N responses read in order
+                                          (200 "ok /pI" each, or only STATUS when given)
   httptool.py upload PORT HOST PATH MIB [chunked]   streams MIB MiB, checks the SHA-256 echoed
   httptool.py download PORT HOST PATH MIB           reads MIB MiB, checks the SHA-256
   httptool.py deadlines PORT HOST SECS     the head deadline (SECS): two connections that send
@@ -234,6 +235,7 @@ def main():
         print("keepalive: %d requests on one connection" % (len(sys.argv) - 4))
     elif cmd == "pipeline":
         port, host, n = int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+        want = sys.argv[5].encode() if len(sys.argv) > 5 else None
         s = socket.create_connection(("127.0.0.1", port), timeout=30)
         req = b"".join(b"GET /p%d HTTP/1.1\r\nHost: %s\r\n\r\n" % (i, host.encode()) for i in range(n))
         s.sendall(req)
@@ -249,7 +251,10 @@ def main():
                 if k.strip().lower() == b"content-length":
                     length = int(v)
             body = f.read(length)
-            if len(status) < 2 or status[1] != b"200" or body != b"ok /p%d" % i:
+            if want is not None:
+                if len(status) < 2 or status[1] != want:
+                    fail("pipelined response %d: %r, want %s" % (i, status, want.decode()))
+            elif len(status) < 2 or status[1] != b"200" or body != b"ok /p%d" % i:
                 fail("pipelined response %d: %r %r" % (i, status, body[:40]))
         print("pipeline: %d responses in order" % n)
     elif cmd == "upload":
