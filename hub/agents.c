@@ -277,8 +277,10 @@ static int admit(hub_runtime_t *rt, cn_link_t *link, session_t *s, char *api_tok
     memcpy(s->workspace_id, agent.workspace_id, sizeof(s->workspace_id));
     /* A newer agent applies one tunnel's status change by itself. */
     s->tunnel_status = json_is_true(json_object_get(hello, "tunnelStatus"));
-    /* ... and one tunnel made, edited or deleted. */
-    s->tunnel_delta = json_is_true(json_object_get(hello, "tunnelDelta"));
+    /* ... and one tunnel made, edited or deleted (unless the hub plays
+     * one before the deltas, hub_runtime_config_t.no_tunnel_delta). */
+    s->tunnel_delta =
+        !rt->cfg.no_tunnel_delta && json_is_true(json_object_get(hello, "tunnelDelta"));
     /* "tunnels": [ids] narrows what this link serves; absent = all. */
     json_t *only = json_object_get(hello, "tunnels");
     s->serve_all = !json_is_array(only);
@@ -573,8 +575,11 @@ void hub_agents_statuses(hub_runtime_t *rt, const char *agent_id, const hub_tunn
             mine += told(s, agent_id, moved->items[i].id);
         if (!mine)
             continue;
-        if (!s->tunnel_status) {
-            send_tunnels(s, NULL); /* at once, as before tunnel_status */
+        /* At once, as before tunnel_status; a hub playing one before the
+         * deltas (no_tunnel_delta) sends every link the list here, as
+         * those hubs did. */
+        if (!s->tunnel_status || rt->cfg.no_tunnel_delta) {
+            send_tunnels(s, NULL);
             continue;
         }
         for (size_t i = 0; i < moved->count; i++)
@@ -637,6 +642,9 @@ int hub_agents_init(hub_runtime_t *rt)
         cn_log_info("agent links: stream window %u bytes, credit returned every %u bytes", w,
                     lc.mux.window_update ? lc.mux.window_update : w / 4);
     }
+    if (rt->cfg.no_tunnel_delta)
+        cn_log_info("agent links: whole tunnel lists for every change, as a hub before "
+                    "tunnel_upsert/tunnel_remove (CONNECT_HUB_TUNNEL_DELTA=0)");
     /* The configuration is ours and complete (the window checked by
      * cn_mux_window_valid() before): only memory can run out. */
     rt->links = cn_link_server_new(&lc, NULL, 0);

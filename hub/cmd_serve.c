@@ -575,6 +575,8 @@ static int start_server(serve_t *s)
                    : o->https_port_set ? (int)o->https_port
                    : edge_port         ? (edge_port < 65535 ? edge_port + 1 : 0)
                                        : 0;
+    /* Read once: how tests make this hub one before the deltas. */
+    const char *td = getenv("CONNECT_HUB_TUNNEL_DELTA");
     hub_runtime_config_t rc_live = {
         .store = s->store,
         .keypair = &s->kp,
@@ -601,6 +603,7 @@ static int start_server(serve_t *s)
         .http_pool_idle_ms = o->http_pool_idle_s * 1000u,
         .udp_idle_ms = o->udp_idle_ms,
         .inspect = s->inspect,
+        .no_tunnel_delta = td && !strcmp(td, "0"),
     };
     s->runtime = hub_runtime_new(&rc_live, err, sizeof(err));
     if (!s->runtime)

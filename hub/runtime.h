@@ -82,6 +82,13 @@ typedef struct hub_runtime_config {
     unsigned http_pool_idle_ms;
     uint32_t udp_idle_ms;        /* UDP flow idle expiry; 0 = CN_UDP_DEFAULT_IDLE_MS */
     struct hub_inspect *inspect; /* borrowed; the edge's request records; NULL = none */
+    /* A test knob (`serve` sets it from CONNECT_HUB_TUNNEL_DELTA=0): the
+     * hub acts as one before tunnel_upsert/tunnel_remove, ignoring the
+     * handshake's "tunnelDelta" and sending the whole list for each tunnel
+     * made, edited, resumed or deleted and each link coming or going, so a
+     * newer agent's handling of an older hub is tested against the real
+     * hub (docs/agent-protocol.md). */
+    bool no_tunnel_delta;
 } hub_runtime_config_t;
 
 hub_runtime_t *hub_runtime_new(const hub_runtime_config_t *cfg, char *err, size_t errlen);

@@ -219,6 +219,27 @@ expose() {
     TUNNEL_PORT=$(echo "$line" | json_get hubPort)
 }
 
+# svc_agent NAME: agent NAME enrolled (AGENT_ID), tcptool's target started
+# (SVC) and recorded in the agent's local policy by `connect expose --keep`
+# (else the agent refuses tunnels to it), which leaves tunnel t0 behind.
+svc_agent() {
+    agent_enroll "$1"
+    tcptool_start
+    expose "$1" "127.0.0.1:$SVC" --name t0 --keep
+    stop_pid "$EXPOSE_PID"
+    forget_pid "$EXPOSE_PID"
+}
+
+# agent_daemon NAME LOG N [args]: `connect agent` for agent NAME, its output
+# in $WORK/LOG.log, until its link is up with N tunnels; sets AGENT_PID.
+agent_daemon() {
+    local name=$1 log=$2 n=$3
+    shift 3
+    bg "$log" "$CLI_BIN" agent --config "$WORK/$name.json" "$@"
+    AGENT_PID=$LAST_PID
+    wait_for 15 "agent $name's link ($log)" grep -q "connected to .*, $n tunnels\?)" "$WORK/$log.log"
+}
+
 # reach NAME TUNNEL [args]: runs `connect reach TUNNEL` as agent NAME in the
 # background, waits for its JSON line; sets REACH_PID, REACH_PORT, REACH_CS
 # (connection string), REACH_LOG (its stderr).
@@ -264,12 +285,31 @@ tunnel_entries() {
         awk -v k="connect_agent_tunnel_entries_sent_total{message=\"$1\"}" '$1 == k { print $2 }'
 }
 
+# entries_mark, then entries_since: sets DL, DS, DD, the list, status and
+# delta entries sent since the mark (L0, S0, D0).
+entries_mark() { L0=$(tunnel_entries list) S0=$(tunnel_entries status) D0=$(tunnel_entries delta); }
+entries_since() {
+    DL=$(($(tunnel_entries list) - L0)) DS=$(($(tunnel_entries status) - S0)) DD=$(($(tunnel_entries delta) - D0))
+}
+
 tunnel_status() {
     api GET "/api/v1/tunnels/$1"
     echo "$BODY" | json_get status
 }
 
 status_is() { [ "$(tunnel_status "$1")" = "$2" ]; }
+
+# first_stream PORT NAME: a public TCP tunnel of agent AGENT_ID to the
+# target SVC made now on hub port PORT serves a connection made right after
+# the API's answer (the entry or list went ahead of the stream on the link's
+# ordered CONTROL stream); sets TUNNEL_ID.
+first_stream() {
+    api POST /api/v1/tunnels \
+        "{\"agentId\":\"$AGENT_ID\",\"target\":\"127.0.0.1:$SVC\",\"name\":\"$2\",\"protocol\":\"tcp\",\"public\":true,\"hubPort\":$1}"
+    [ "$HTTP_STATUS" = 201 ] || fail "tunnel $2: $HTTP_STATUS $BODY"
+    TUNNEL_ID=$(echo "$BODY" | json_get id)
+    serves "$1" || fail "tunnel $2, made after the link came up, does not serve its first connection"
+}
 
 # ---- servers ----------------------------------------------------------------
 

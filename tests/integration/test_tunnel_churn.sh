@@ -19,16 +19,11 @@ TTL=45       # seconds: all of them are made well before the first expires
 hub_init
 TCP_BASE=$(free_range 40)
 hub_start --max-tunnels 0 --rate-limit 0
-agent_enroll dev
-tcptool_start
-# `expose --keep` records the target in the agent's local policy (else the
-# agent refuses the tunnels, a status change each) and leaves t0 behind.
-expose dev "127.0.0.1:$SVC" --name t0 --keep
-stop_pid "$EXPOSE_PID"
-forget_pid "$EXPOSE_PID"
-bg agent_a "$CLI_BIN" agent --config "$WORK/dev.json"
-AGENT_A=$LAST_PID
-wait_for 15 "agent link A" grep -q "connected to .*, 1 tunnel)" "$WORK/agent_a.log"
+# t0 to SVC, which the agent's policy allows (else each tunnel is refused, a
+# status change each).
+svc_agent dev
+agent_daemon dev agent_a 1
+AGENT_A=$AGENT_PID
 
 count() { # count STATUS: the agent's tunnels in that status
     api GET "/api/v1/tunnels?agentId=$AGENT_ID&status=$1"
@@ -84,9 +79,8 @@ step "a second link of the agent, an older agent's, comes up: every taken port i
 # Link B does not ask for tunnel_status (CONNECT_TUNNEL_STATUS=0, as an agent
 # before it): the hub sends it whole lists only (docs/agent-protocol.md).
 l0=$(tunnel_entries list) s0=$(tunnel_entries status)
-CONNECT_TUNNEL_STATUS=0 bg agent_b "$CLI_BIN" agent --config "$WORK/dev.json"
-AGENT_B=$LAST_PID
-wait_for 15 "agent link B" grep -q "connected to .*, $((NPORTS + 1)) tunnels)" "$WORK/agent_b.log"
+CONNECT_TUNNEL_STATUS=0 agent_daemon dev agent_b $((NPORTS + 1))
+AGENT_B=$AGENT_PID
 count_is error "$NPORTS" || fail "$(count error) tunnels in error, not $NPORTS"
 # Each port tried once more (before: once per port that failed before it,
 # each failure syncing all the agent's tunnels again).

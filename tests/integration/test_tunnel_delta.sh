@@ -14,30 +14,11 @@ EDITS=10 # of which renamed, then paused and resumed
 
 hub_init
 hub_start --max-tunnels 0 --rate-limit 0
-agent_enroll dev
-tcptool_start
-# `expose --keep` records the target in the agent's local policy (else the
-# agent refuses the tunnels) and leaves t0 behind.
-expose dev "127.0.0.1:$SVC" --name t0 --keep
-stop_pid "$EXPOSE_PID"
-forget_pid "$EXPOSE_PID"
+svc_agent dev # t0 to SVC, which the agent's policy allows
 
 count() { # count: the agent's tunnels
     api GET "/api/v1/tunnels?agentId=$AGENT_ID"
     echo "$BODY" | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["tunnels"]))'
-}
-mark() { L0=$(tunnel_entries list) S0=$(tunnel_entries status) D0=$(tunnel_entries delta); }
-since() { # sets DL, DS, DD: the entries sent since mark
-    DL=$(($(tunnel_entries list) - L0)) DS=$(($(tunnel_entries status) - S0)) DD=$(($(tunnel_entries delta) - D0))
-}
-# first_stream PORT NAME: a public TCP tunnel made now on hub port PORT
-# serves a connection made right after the API's answer (the entry went
-# ahead of the stream on the link's ordered CONTROL stream).
-first_stream() {
-    api POST /api/v1/tunnels \
-        "{\"agentId\":\"$AGENT_ID\",\"target\":\"127.0.0.1:$SVC\",\"name\":\"$2\",\"protocol\":\"tcp\",\"public\":true,\"hubPort\":$1}"
-    [ "$HTTP_STATUS" = 201 ] || fail "tunnel $2: $HTTP_STATUS $BODY"
-    serves "$1" || fail "tunnel $2, made after the link came up, does not serve its first connection"
 }
 # churn PREFIX: N tunnels made one by one, EDITS of them renamed, paused
 # and resumed, then all N deleted one by one.
@@ -62,21 +43,20 @@ churn() {
 }
 
 step "a new agent's link: a tunnel made after it came up serves at once"
-bg agent_a "$CLI_BIN" agent --config "$WORK/dev.json"
-AGENT_A=$LAST_PID
-wait_for 15 "agent link A" grep -q "connected to .*, 1 tunnel)" "$WORK/agent_a.log"
-mark
+agent_daemon dev agent_a 1
+AGENT_A=$AGENT_PID
+entries_mark
 [ -n "$L0" ] && [ -n "$S0" ] && [ -n "$D0" ] || fail "no connect_agent_tunnel_entries_sent_total in /metrics"
 first_stream "$TCP_BASE" p1
-since
+entries_since
 [ "$DL" = 0 ] && [ "$DD" = 1 ] || fail "the new tunnel sent $DL list and $DD delta entries"
 
 step "$N tunnels made and deleted one by one on the new agent"
 BASE=$(count) # t0 and p1
-mark
+entries_mark
 churn a
 wait_for 10 "the deletions done" test "$(count)" = "$BASE"
-since
+entries_since
 # One entry per tunnel made, edited, resumed or deleted; a pause is its
 # status alone. Before: the whole list each time, 2*N*BASE + N^2 entries.
 echo "   new agent: $DL list entries, $DD delta entries, $DS status entries"
@@ -96,7 +76,7 @@ step "two connect expose processes: the second's tunnel and link come and go"
 # time, four lists).
 expose dev "127.0.0.1:$SVC" --name e1
 E1=$EXPOSE_PID
-mark
+entries_mark
 expose dev "127.0.0.1:$SVC" --name e2
 E2=$EXPOSE_PID
 E2_LOG=$WORK/expose-dev-$EXPOSES.log
@@ -104,7 +84,7 @@ wait_for 10 "e2 active" status_is "$TUNNEL_ID" active
 stop_pid "$E2"
 forget_pid "$E2"
 wait_for 10 "e2 deleted" test "$(count)" = $((BASE + 1))
-since
+entries_since
 echo "   expose e2 up and down: $DL list entries, $DD delta entries, $DS status entries"
 # E2's hello lists its own tunnel alone.
 [ "$DL" = 1 ] || fail "$DL list entries: more than E2's hello of e2"
@@ -115,18 +95,17 @@ forget_pid "$E1"
 BASE=$(count)
 
 step "an older agent's link (CONNECT_TUNNEL_DELTA=0): whole lists, and a new tunnel serves at once"
-CONNECT_TUNNEL_DELTA=0 bg agent_b "$CLI_BIN" agent --config "$WORK/dev.json"
-AGENT_B=$LAST_PID
-wait_for 15 "agent link B" grep -q "connected to .*, $BASE tunnels)" "$WORK/agent_b.log"
-mark
+CONNECT_TUNNEL_DELTA=0 agent_daemon dev agent_b "$BASE"
+AGENT_B=$AGENT_PID
+entries_mark
 first_stream $((TCP_BASE + 1)) p2
-since
+entries_since
 [ "$DD" = 0 ] && [ "$DL" = $((BASE + 1)) ] || fail "the new tunnel sent link B $DL list and $DD delta entries"
 BASE=$(count)
-mark
+entries_mark
 churn b
 wait_for 10 "the deletions done" test "$(count)" = "$BASE"
-since
+entries_since
 # What every link got before: creation k the list of BASE+k tunnels,
 # deletion k that of BASE+N-k, each edit and resume the list of BASE+N.
 echo "   older agent: $DL list entries, $DD delta entries, $DS status entries"

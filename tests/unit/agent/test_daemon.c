@@ -644,6 +644,21 @@ static void test_serves_only_its_tunnels(void **state)
     echo_stop();
 }
 
+/* An echo target, a hub whose hello lists T1 ("echo") and T2 ("other"),
+ * both active and to it, and an agent it has admitted that took the list
+ * (one update). */
+static agent_daemon_t *admitted_with_echo_and_other(obs_t *o)
+{
+    echo_start();
+    json_t *tl = json_array();
+    json_array_append_new(tl, tunnel(T1, "echo", E.port, "active"));
+    json_array_append_new(tl, tunnel(T2, "other", E.port, "active"));
+    uint8_t sk[32];
+    agent_daemon_t *d = admitted_with(tl, o, sk);
+    assert_int_equal(o->tunnel_updates, 1);
+    return d;
+}
+
 /* The hub tells one tunnel's new status (a health verdict) with a
  * tunnel_status message rather than the whole list: the agent changes that
  * entry alone, tells its owner (on_tunnels), keeps serving it (error is not
@@ -651,14 +666,8 @@ static void test_serves_only_its_tunnels(void **state)
  * a broken link (it reconnects and gets its list afresh). */
 static void test_tunnel_status_changes_one_entry(void **state)
 {
-    echo_start();
-    json_t *tl = json_array();
-    json_array_append_new(tl, tunnel(T1, "echo", E.port, "active"));
-    json_array_append_new(tl, tunnel(T2, "other", E.port, "active"));
     obs_t o = {0};
-    uint8_t sk[32];
-    agent_daemon_t *d = admitted_with(tl, &o, sk);
-    assert_int_equal(o.tunnel_updates, 1);
+    agent_daemon_t *d = admitted_with_echo_and_other(&o);
 
     hub_cmd(d, CMD_CONTROL, 0, NULL, NULL,
             json_pack("{s:s,s:s,s:s}", "type", "tunnel_status", "tunnelId", T1, "status", "error"));
@@ -710,14 +719,8 @@ static int updates_4(void *arg)
  * afresh). */
 static void test_tunnel_delta_changes_one_entry(void **state)
 {
-    echo_start();
-    json_t *tl = json_array();
-    json_array_append_new(tl, tunnel(T1, "echo", E.port, "active"));
-    json_array_append_new(tl, tunnel(T2, "other", E.port, "active"));
     obs_t o = {0};
-    uint8_t sk[32];
-    agent_daemon_t *d = admitted_with(tl, &o, sk);
-    assert_int_equal(o.tunnel_updates, 1);
+    agent_daemon_t *d = admitted_with_echo_and_other(&o);
 
     /* A new tunnel: its first stream, right behind the upsert, is served. */
     hub_cmd(d, CMD_CONTROL, 0, NULL, NULL,

@@ -150,6 +150,13 @@ static const char *str(fx_t *f, const char *key)
                      (f)->resp.body);                                                              \
     } while (0)
 
+/* PATCH `path` as the admin with `body`, which must answer 200. */
+static void patch_ok(fx_t *f, const char *path, const char *body)
+{
+    call(f, HUB_PATCH, path, NULL, f->admin, body);
+    EXPECT(f, 200, NULL);
+}
+
 static void make_agent(fx_t *f, const char *token, char id[static HUB_ID_SIZE])
 {
     call(f, HUB_POST, "/api/v1/agents", NULL, token, "{\"name\":\"a\"}");
@@ -585,8 +592,7 @@ static void test_lifecycle(void **state)
     assert_string_equal(str(f, "connectedAt"), "2026-11-23T14:00:01.000Z");
 
     /* Pause, agent drops (paused stays), resume gives connecting. */
-    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"paused\"}");
-    EXPECT(f, 200, NULL);
+    patch_ok(f, path, "{\"status\":\"paused\"}");
     assert_string_equal(str(f, "status"), "paused");
     assert_int_equal(hub_tunnels_on_agent_offline(f->s.st, NULL, f->ws, agent), 0);
     call(f, HUB_GET, path, NULL, f->admin, NULL);
@@ -615,18 +621,15 @@ static void test_lifecycle(void **state)
     EXPECT(f, 422, "body");
     call(f, HUB_PATCH, path, NULL, f->admin, "{\"idleTimeout\":604801}");
     EXPECT(f, 422, "idleTimeout");
-    call(f, HUB_PATCH, path, NULL, f->admin, "{\"name\":\"renamed\",\"metadata\":{\"k\":[1]}}");
-    EXPECT(f, 200, NULL);
+    patch_ok(f, path, "{\"name\":\"renamed\",\"metadata\":{\"k\":[1]}}");
     assert_string_equal(str(f, "name"), "renamed");
     /* A tunnel's own idle timeout, kept by the store, and back to the
      * hub's with null. */
-    call(f, HUB_PATCH, path, NULL, f->admin, "{\"idleTimeout\":0}");
-    EXPECT(f, 200, NULL);
+    patch_ok(f, path, "{\"idleTimeout\":0}");
     call(f, HUB_GET, path, NULL, f->admin, NULL);
     assert_int_equal(json_integer_value(json_object_get(f->body, "idleTimeout")), 0);
     assert_true(json_is_integer(json_object_get(f->body, "idleTimeout")));
-    call(f, HUB_PATCH, path, NULL, f->admin, "{\"idleTimeout\":null}");
-    EXPECT(f, 200, NULL);
+    patch_ok(f, path, "{\"idleTimeout\":null}");
     assert_true(json_is_null(json_object_get(f->body, "idleTimeout")));
 
     event_types(f, tun, types, sizeof(types));
@@ -1188,16 +1191,14 @@ static void test_live_side_from_config(void **state)
     assert_string_equal(f->changed_agent, agent);
 
     snprintf(path, sizeof(path), "/api/v1/tunnels/%s", tun);
-    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"paused\"}");
-    EXPECT(f, 200, NULL);
+    patch_ok(f, path, "{\"status\":\"paused\"}");
     assert_int_equal(f->changed_calls, 2);
     f->serve = false;
     call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"active\"}");
     assert_string_equal(str(f, "status"), "connecting");
     assert_int_equal(f->changed_calls, 3);
     /* Nothing changed, nobody told. */
-    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"active\"}");
-    EXPECT(f, 200, NULL);
+    patch_ok(f, path, "{\"status\":\"active\"}");
     assert_int_equal(f->changed_calls, 3);
 
     /* A failed write tells nobody. */
@@ -1232,6 +1233,51 @@ static void live_tunnel_status(void *ctx, const hub_tunnel_t *t)
     assert_string_equal(t->agent_id, f->changed_agent);
     f->status_calls++;
     f->status_expired += t->status == HUB_TUNNEL_EXPIRED;
+}
+
+static void live_tunnel_changed(void *ctx, const char *ws, const char *agent_id,
+                                const char *tunnel_id, const hub_tunnel_t *t)
+{
+    fx_t *f = ctx;
+    assert_string_equal(ws, f->ws);
+    assert_string_equal(agent_id, f->changed_agent);
+    f->delta_calls++;
+    snprintf(f->delta_id, sizeof(f->delta_id), "%s", tunnel_id);
+    if (t) {
+        assert_string_equal(t->id, tunnel_id);
+        assert_string_equal(t->agent_id, agent_id);
+        snprintf(f->delta_name, sizeof(f->delta_name), "%s", t->name);
+    } else {
+        f->delta_removed++;
+    }
+}
+
+static void live_statuses_changed(void *ctx, const char *ws, const char *agent_id,
+                                  const hub_tunnel_list_t *moved)
+{
+    fx_t *f = ctx;
+    assert_string_equal(ws, f->ws);
+    assert_string_equal(agent_id, f->changed_agent);
+    assert_true(moved->count > 0);
+    f->statuses_calls++;
+    f->statuses_moved += (unsigned)moved->count;
+}
+
+/* Makes agent `agent` and opens the API again with a live side that counts
+ * what it is told of that agent: a tunnel's status alone, the whole agent,
+ * and with `deltas` one tunnel made, edited or deleted, and the statuses a
+ * link moved (what the runtime gives it). */
+static void live_agent(fx_t *f, bool deltas, char agent[static HUB_ID_SIZE])
+{
+    make_agent(f, f->admin, agent);
+    snprintf(f->changed_agent, sizeof(f->changed_agent), "%s", agent);
+    f->live = (hub_live_t){.changed = live_changed,
+                           .served = live_served,
+                           .tunnel_status = live_tunnel_status,
+                           .tunnel_changed = deltas ? live_tunnel_changed : NULL,
+                           .statuses_changed = deltas ? live_statuses_changed : NULL,
+                           .ctx = f};
+    open_api(f, 0, 5, 0);
 }
 
 /* The reaper tells the live side of each expired tunnel alone, never the
@@ -1270,58 +1316,21 @@ static void test_pause_tells_the_tunnel(void **state)
 {
     fx_t *f = *state;
     char agent[HUB_ID_SIZE], tun[HUB_ID_SIZE], path[128];
-    make_agent(f, f->admin, agent);
-    snprintf(f->changed_agent, sizeof(f->changed_agent), "%s", agent);
-    f->live = (hub_live_t){.changed = live_changed,
-                           .served = live_served,
-                           .tunnel_status = live_tunnel_status,
-                           .ctx = f};
-    open_api(f, 0, 5, 0);
+    live_agent(f, false, agent);
     f->serve = true;
     make_tunnel(f, agent, NULL, tun);
     assert_int_equal(f->changed_calls, 1);
     snprintf(path, sizeof(path), "/api/v1/tunnels/%s", tun);
-    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"paused\"}");
-    EXPECT(f, 200, NULL);
+    patch_ok(f, path, "{\"status\":\"paused\"}");
     assert_int_equal(f->status_calls, 1);
     assert_int_equal(f->changed_calls, 1);
-    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"active\"}");
-    EXPECT(f, 200, NULL);
+    patch_ok(f, path, "{\"status\":\"active\"}");
     assert_string_equal(str(f, "status"), "active");
     assert_int_equal(f->status_calls, 1);
     assert_int_equal(f->changed_calls, 2);
-    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"paused\",\"name\":\"renamed\"}");
-    EXPECT(f, 200, NULL);
+    patch_ok(f, path, "{\"status\":\"paused\",\"name\":\"renamed\"}");
     assert_int_equal(f->status_calls, 1);
     assert_int_equal(f->changed_calls, 3);
-}
-
-static void live_tunnel_changed(void *ctx, const char *ws, const char *agent_id,
-                                const char *tunnel_id, const hub_tunnel_t *t)
-{
-    fx_t *f = ctx;
-    assert_string_equal(ws, f->ws);
-    assert_string_equal(agent_id, f->changed_agent);
-    f->delta_calls++;
-    snprintf(f->delta_id, sizeof(f->delta_id), "%s", tunnel_id);
-    if (t) {
-        assert_string_equal(t->id, tunnel_id);
-        assert_string_equal(t->agent_id, agent_id);
-        snprintf(f->delta_name, sizeof(f->delta_name), "%s", t->name);
-    } else {
-        f->delta_removed++;
-    }
-}
-
-static void live_statuses_changed(void *ctx, const char *ws, const char *agent_id,
-                                  const hub_tunnel_list_t *moved)
-{
-    fx_t *f = ctx;
-    assert_string_equal(ws, f->ws);
-    assert_string_equal(agent_id, f->changed_agent);
-    assert_true(moved->count > 0);
-    f->statuses_calls++;
-    f->statuses_moved += (unsigned)moved->count;
 }
 
 /* A tunnel made, edited, resumed or deleted tells the live side of that
@@ -1332,30 +1341,19 @@ static void test_edits_tell_the_tunnel(void **state)
 {
     fx_t *f = *state;
     char agent[HUB_ID_SIZE], tun[HUB_ID_SIZE], other[HUB_ID_SIZE], path[128];
-    make_agent(f, f->admin, agent);
-    snprintf(f->changed_agent, sizeof(f->changed_agent), "%s", agent);
-    f->live = (hub_live_t){.changed = live_changed,
-                           .served = live_served,
-                           .tunnel_status = live_tunnel_status,
-                           .tunnel_changed = live_tunnel_changed,
-                           .statuses_changed = live_statuses_changed,
-                           .ctx = f};
-    open_api(f, 0, 5, 0);
+    live_agent(f, true, agent);
     make_tunnel(f, agent, NULL, tun);
     assert_int_equal(f->delta_calls, 1);
     assert_string_equal(f->delta_id, tun);
     snprintf(path, sizeof(path), "/api/v1/tunnels/%s", tun);
-    call(f, HUB_PATCH, path, NULL, f->admin, "{\"name\":\"renamed\"}");
-    EXPECT(f, 200, NULL);
+    patch_ok(f, path, "{\"name\":\"renamed\"}");
     assert_int_equal(f->delta_calls, 2);
     assert_string_equal(f->delta_name, "renamed");
     /* A pause alone is its status; the resume is the whole entry. */
-    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"paused\"}");
-    EXPECT(f, 200, NULL);
+    patch_ok(f, path, "{\"status\":\"paused\"}");
     assert_int_equal(f->status_calls, 1);
     assert_int_equal(f->delta_calls, 2);
-    call(f, HUB_PATCH, path, NULL, f->admin, "{\"status\":\"active\"}");
-    EXPECT(f, 200, NULL);
+    patch_ok(f, path, "{\"status\":\"active\"}");
     assert_int_equal(f->delta_calls, 3);
     /* Links: the agent's first link makes both tunnels active, its last
      * one going makes them connecting again. */
