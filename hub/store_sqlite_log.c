@@ -202,6 +202,7 @@ struct hub_slog {
     size_t prune_keep;
     uint64_t prunes_asked, prunes_done;
     uint64_t dropped;
+    hub_slog_stats_t stats;
 
     /* The writer's own. */
     pthread_t thread;
@@ -729,6 +730,44 @@ static void log_drops(hub_slog_t *l, uint64_t dropped)
     l->drop_logged_ms = now;
 }
 
+static uint64_t clock_ns(clockid_t id)
+{
+    struct timespec t;
+    clock_gettime(id, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* The page cache misses of the writer's connection since the last call. */
+static uint64_t pages_read(hub_slog_t *l)
+{
+    int cur = 0, hi = 0;
+    sqlite3_db_status(l->db, SQLITE_DBSTATUS_CACHE_MISS, &cur, &hi, 1);
+    return cur > 0 ? (uint64_t)cur : 0;
+}
+
+/* A step of a turn measured (hub_slog_stats_t): the writer's CPU, the
+ * wall time and the pages read since the mark. */
+typedef struct step_mark {
+    uint64_t cpu, wall;
+} step_mark_t;
+
+static step_mark_t step_begin(hub_slog_t *l)
+{
+    (void)pages_read(l);
+    return (step_mark_t){clock_ns(CLOCK_THREAD_CPUTIME_ID), clock_ns(CLOCK_MONOTONIC)};
+}
+
+static void step_end(hub_slog_t *l, step_mark_t m, uint64_t *cpu, uint64_t *wall,
+                     uint64_t *wall_max, uint64_t *pages)
+{
+    uint64_t w = clock_ns(CLOCK_MONOTONIC) - m.wall;
+    *cpu += clock_ns(CLOCK_THREAD_CPUTIME_ID) - m.cpu;
+    *wall += w;
+    if (w > *wall_max)
+        *wall_max = w;
+    *pages += pages_read(l);
+}
+
 /* One turn: takes the front buffer and a prune request (l->lock held on
  * entry and exit), writes them without the lock, and reports. */
 static void turn(hub_slog_t *l)
@@ -746,15 +785,47 @@ static void turn(hub_slog_t *l)
     l->urgent = false;
     pthread_mutex_unlock(&l->lock);
 
-    write_batch(l, &l->back, rows);
+    /* Counted here, added to l->stats under the lock below. */
+    hub_slog_stats_t d = {0};
+    if (rows) {
+        step_mark_t m = step_begin(l);
+        write_batch(l, &l->back, rows);
+        step_end(l, m, &d.commit_cpu_ns, &d.commit_wall_ns, &d.commit_wall_max_ns,
+                 &d.commit_pages_read);
+        d.commits = 1;
+        d.rows = rows;
+    }
     cn_buf_reset(&l->back);
     if (prune) {
         size_t n = 0;
+        step_mark_t m = step_begin(l);
         if (run_prune(l, before, keep, &n) < 0)
             cn_log_warn("share access log: retention failed: %s", sqlite3_errmsg(l->db));
+        step_end(l, m, &d.prune_cpu_ns, &d.prune_wall_ns, &d.prune_wall_max_ns,
+                 &d.prune_pages_read);
+        d.prunes = d.prune_steps = 1;
+        d.pruned = d.prune_step_rows_max = n;
     }
 
     pthread_mutex_lock(&l->lock);
+    hub_slog_stats_t *sum = &l->stats;
+    sum->commits += d.commits;
+    sum->rows += d.rows;
+    sum->commit_cpu_ns += d.commit_cpu_ns;
+    sum->commit_wall_ns += d.commit_wall_ns;
+    if (d.commit_wall_max_ns > sum->commit_wall_max_ns)
+        sum->commit_wall_max_ns = d.commit_wall_max_ns;
+    sum->commit_pages_read += d.commit_pages_read;
+    sum->prunes += d.prunes;
+    sum->prune_steps += d.prune_steps;
+    sum->prune_cpu_ns += d.prune_cpu_ns;
+    sum->prune_wall_ns += d.prune_wall_ns;
+    if (d.prune_wall_max_ns > sum->prune_wall_max_ns)
+        sum->prune_wall_max_ns = d.prune_wall_max_ns;
+    sum->prune_pages_read += d.prune_pages_read;
+    sum->pruned += d.pruned;
+    if (d.prune_step_rows_max > sum->prune_step_rows_max)
+        sum->prune_step_rows_max = d.prune_step_rows_max;
     l->handled += rows;
     if (prune)
         l->prunes_done = asked;
@@ -886,6 +957,13 @@ uint64_t hub_slog_dropped(hub_slog_t *l)
     uint64_t n = l->dropped;
     pthread_mutex_unlock(&l->lock);
     return n;
+}
+
+void hub_slog_stats(hub_slog_t *l, hub_slog_stats_t *out)
+{
+    pthread_mutex_lock(&l->lock);
+    *out = l->stats;
+    pthread_mutex_unlock(&l->lock);
 }
 
 const char *hub_slog_path(const hub_slog_t *l)

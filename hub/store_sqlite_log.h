@@ -90,6 +90,26 @@ void hub_slog_sync(hub_slog_t *l);
 int hub_slog_flush(hub_slog_t *l, unsigned timeout_ms);
 /* Rows dropped because the queue was full, since open. */
 uint64_t hub_slog_dropped(hub_slog_t *l);
+
+/* What the writer's turns cost since open (bench/bench_share_log.c reads
+ * them: a commit's time and the pages it had to read are what grows with
+ * the size of the file, docs/performance.md). CPU is the writer thread's
+ * own (CLOCK_THREAD_CPUTIME_ID); pages read are its connection's page
+ * cache misses (SQLITE_DBSTATUS_CACHE_MISS): reads from the file or its
+ * WAL, from the kernel's page cache or the disk. */
+typedef struct hub_slog_stats {
+    uint64_t commits, rows;  /* batches written, and their rows */
+    uint64_t commit_cpu_ns;  /* the writer's CPU in them */
+    uint64_t commit_wall_ns; /* their time from BEGIN to COMMIT, and the longest */
+    uint64_t commit_wall_max_ns;
+    uint64_t commit_pages_read; /* page cache misses in them */
+    uint64_t prunes;            /* retention passes (hub_slog_prune) */
+    uint64_t prune_steps;       /* their steps (one each, a transaction); the rest is per step */
+    uint64_t prune_cpu_ns, prune_wall_ns, prune_wall_max_ns, prune_pages_read;
+    uint64_t pruned; /* rows they deleted, and the most in one step */
+    uint64_t prune_step_rows_max;
+} hub_slog_stats_t;
+void hub_slog_stats(hub_slog_t *l, hub_slog_stats_t *out);
 /* The log file's path (main_path + "-log"). */
 const char *hub_slog_path(const hub_slog_t *l);
 /* "file:PATH-log?mode=ro": what the main connection ATTACHes to read the
