@@ -50,26 +50,26 @@ static void row_of(size_t i, int64_t at, char *path, size_t psize, char *client,
 /* The commits and prunes between two snapshots of the writer's counters. */
 static void report(const char *what, const hub_slog_stats_t *a, const hub_slog_stats_t *b)
 {
-    uint64_t c = b->commits - a->commits, rows = b->rows - a->rows, p = b->prunes - a->prunes;
+    const hub_slog_cost_t *c0 = &a->commits, *c1 = &b->commits;
+    uint64_t c = c1->n - c0->n, rows = b->rows - a->rows;
     if (c)
         printf("%s: %llu commits of %.0f rows: writer CPU %.2f us a row, %.1f ms a commit "
                "(longest %.1f ms), %.0f pages read a commit\n",
                what, (unsigned long long)c, (double)rows / (double)c,
-               (double)(b->commit_cpu_ns - a->commit_cpu_ns) / 1e3 / (double)rows,
-               (double)(b->commit_wall_ns - a->commit_wall_ns) / 1e6 / (double)c,
-               (double)b->commit_wall_max_ns / 1e6,
-               (double)(b->commit_pages_read - a->commit_pages_read) / (double)c);
-    uint64_t steps = b->prune_steps - a->prune_steps;
+               (double)(c1->cpu_ns - c0->cpu_ns) / 1e3 / (double)rows,
+               (double)(c1->wall_ns - c0->wall_ns) / 1e6 / (double)c, (double)c1->wall_max_ns / 1e6,
+               (double)(c1->pages_read - c0->pages_read) / (double)c);
+    const hub_slog_cost_t *p0 = &a->prune_steps, *p1 = &b->prune_steps;
+    uint64_t steps = p1->n - p0->n;
     if (steps)
-        printf("%s: %llu retention passes in %llu steps deleting %llu rows (at most %llu a step): "
-               "%.0f ms a step (longest %.0f ms, CPU %.0f ms), %.0f pages read a step\n",
-               what, (unsigned long long)p, (unsigned long long)steps,
-               (unsigned long long)(b->pruned - a->pruned),
-               (unsigned long long)b->prune_step_rows_max,
-               (double)(b->prune_wall_ns - a->prune_wall_ns) / 1e6 / (double)steps,
-               (double)b->prune_wall_max_ns / 1e6,
-               (double)(b->prune_cpu_ns - a->prune_cpu_ns) / 1e6 / (double)steps,
-               (double)(b->prune_pages_read - a->prune_pages_read) / (double)steps);
+        printf(
+            "%s: %llu retention passes in %llu steps deleting %llu rows (at most %llu a step): "
+            "%.0f ms a step (longest %.0f ms, CPU %.0f ms), %.0f pages read a step\n",
+            what, (unsigned long long)(b->prunes - a->prunes), (unsigned long long)steps,
+            (unsigned long long)(b->pruned - a->pruned), (unsigned long long)b->prune_step_rows_max,
+            (double)(p1->wall_ns - p0->wall_ns) / 1e6 / (double)steps,
+            (double)p1->wall_max_ns / 1e6, (double)(p1->cpu_ns - p0->cpu_ns) / 1e6 / (double)steps,
+            (double)(p1->pages_read - p0->pages_read) / (double)steps);
 }
 
 /* The log file's size, its pages and free pages, and the WAL's size. */
