@@ -106,6 +106,10 @@ typedef struct hub_store_options {
     /* The bound of that queue in bytes (0 = HUB_SLOG_QUEUE_BYTES, 8 MiB:
      * store_sqlite_log.h); tests set a small one. */
     size_t log_queue_bytes;
+    /* Rows a retention step deletes at most before the writer commits and
+     * writes the rows queued meanwhile (0 = HUB_SLOG_PRUNE_STEP_ROWS:
+     * store_sqlite_log.h); tests set a small one. */
+    size_t log_prune_step_rows;
     /* Ask SQLite whether another process committed (PRAGMA data_version,
      * two fcntl() calls) at most once per this many milliseconds of the
      * monotonic clock when the generation is read; 0 = on every read.

@@ -1400,8 +1400,10 @@ int hub_store_sqlite_open(const hub_store_options_t *opt, hub_store_t **out, cha
         rc = open_fail(s, r, "cannot open database");
         goto fail;
     }
-    s->slog_opt = (hub_slog_options_t){
-        .main_path = path, .thread = opt->log_thread, .queue_bytes = opt->log_queue_bytes};
+    s->slog_opt = (hub_slog_options_t){.main_path = path,
+                                       .thread = opt->log_thread,
+                                       .queue_bytes = opt->log_queue_bytes,
+                                       .prune_step_rows = opt->log_prune_step_rows};
     if ((rc = migrate(s)) < 0 || (rc = open_log(s, false)) < 0 || (rc = attach_log(s)) < 0)
         goto fail;
     if (opt->checkpoint_thread && (rc = checkpointer_start(s, path)) < 0)

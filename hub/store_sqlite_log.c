@@ -114,6 +114,8 @@ enum lq {
     L_ROWS_RANGE_DEL,
     L_ROWS_BELOW_DEL,
     L_RUNS_BELOW_DEL,
+    L_OLDEST,
+    L_RUNS_ASC,
     L_COUNT
 };
 
@@ -158,6 +160,10 @@ static const char *const lsql[L_COUNT] = {
                          "r.first_id AND r.last_id WHERE r.share_id = ?1 AND r.first_id < ?2 "
                          "AND l.share_id = ?1)",
     [L_RUNS_BELOW_DEL] = "DELETE FROM share_access_runs WHERE share_id = ?1 AND first_id < ?2",
+    [L_OLDEST] = "SELECT min(id) FROM share_access_log",
+    /* A share's runs from the oldest, below ?2 (a step's bound). */
+    [L_RUNS_ASC] = "SELECT first_id, n FROM share_access_runs WHERE share_id = ?1 "
+                   "AND first_id < ?2 ORDER BY first_id",
 };
 
 /* One queued row: this header, then the method, path and client bytes
@@ -173,6 +179,20 @@ typedef struct rec {
     char share_id[HUB_ID_LEN];
 } rec_t;
 
+/* A retention pass (hub_slog_prune) under way, in steps (prune_step):
+ * what was asked, and how far it got. The writer's own. */
+typedef struct prune_pass {
+    bool active;
+    int64_t before;
+    size_t keep;
+    uint64_t asked;        /* l->prunes_asked when it started */
+    bool age_cut_known;    /* the first step found the cut */
+    int64_t age_cut;       /* the first id young enough (none: the first id after the pass began) */
+    bool age_done;         /* the ids below the cut are gone */
+    char cur[HUB_ID_SIZE]; /* the share it is at ("": before the first) */
+    bool share_open;       /* `cur` has more to delete */
+} prune_pass_t;
+
 /* One share's rows in a batch being grouped (group_batch). */
 typedef struct slog_group {
     const char *share; /* its id, in its first row's record */
@@ -187,7 +207,8 @@ struct hub_slog {
     sqlite3 *db;                      /* the writer's connection */
     sqlite3_stmt *stmt[L_COUNT];
     bool threaded;
-    size_t half; /* the front buffer's high watermark: wake the writer */
+    size_t half;      /* the front buffer's high watermark: wake the writer */
+    size_t step_rows; /* a retention step's budget (HUB_SLOG_PRUNE_STEP_ROWS) */
 
     /* Under `lock`. */
     pthread_mutex_t lock;
@@ -202,10 +223,12 @@ struct hub_slog {
     size_t prune_keep;
     uint64_t prunes_asked, prunes_done;
     uint64_t dropped;
+    hub_slog_stats_t stats;
 
     /* The writer's own. */
     pthread_t thread;
     bool thread_started;
+    prune_pass_t pass;
     cn_buf_t back;
     sqlite3_stmt *ins_many; /* INSERT_ROWS rows a statement (prep_many) */
     /* A batch grouped by share (group_batch); grown as needed, kept. */
@@ -580,10 +603,57 @@ static int pstep(hub_slog_t *l, enum lq w, const char *share, const int64_t *arg
     return r;
 }
 
-/* Keeps the newest `keep` rows of one share: walks its runs from the
- * newest, and cuts in the run where the count passes `keep`. */
-static int prune_keep(hub_slog_t *l, const char *share, size_t keep, size_t *deleted)
+/* The bound below which a step deletes `share`'s runs: walking its runs
+ * from the oldest that start below `limit`, the first_id of the first run
+ * that would take the count past `budget`, or `limit` when all of them
+ * fit (*rows: the rows below the bound). With `one_over` the first run
+ * goes even when it alone is larger (a step with nothing deleted yet
+ * must move on). */
+static int older_bound(hub_slog_t *l, const char *share, int64_t limit, size_t budget,
+                       bool one_over, int64_t *bound, size_t *rows)
 {
+    sqlite3_stmt *q = lprep(l, L_RUNS_ASC);
+    if (!q)
+        return sqlite3_errcode(l->db);
+    sqlite3_bind_text(q, 1, share, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, limit);
+    *bound = limit;
+    int64_t sum = 0;
+    int r;
+    while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+        int64_t first = sqlite3_column_int64(q, 0), n = sqlite3_column_int64(q, 1);
+        if (sum + n > (int64_t)budget && !(one_over && sum == 0)) {
+            *bound = first;
+            break;
+        }
+        sum += n;
+    }
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    *rows = (size_t)sum;
+    return r == SQLITE_ROW || r == SQLITE_DONE ? SQLITE_DONE : r;
+}
+
+/* Deletes `share`'s runs that start below `bound`, and their rows. */
+static int drop_runs_below(hub_slog_t *l, const char *share, int64_t bound, size_t *deleted)
+{
+    int64_t b[1] = {bound};
+    int r = pstep(l, L_ROWS_BELOW_DEL, share, b, 1, NULL, NULL, deleted);
+    if (r == SQLITE_DONE)
+        r = pstep(l, L_RUNS_BELOW_DEL, share, b, 1, NULL, NULL, NULL);
+    return r;
+}
+
+/* Keeps the newest `keep` rows of one share: walks its runs from the
+ * newest, and cuts in the run where the count passes `keep`: its older
+ * rows go, and all older runs. At most `budget` rows a call (one run
+ * more when `one_over`, see older_bound), oldest first: *done says
+ * whether the share is done (false: the budget is spent, the step ends
+ * and the next one goes on). */
+static int prune_keep(hub_slog_t *l, const char *share, size_t keep, size_t budget, bool one_over,
+                      size_t *deleted, bool *done)
+{
+    *done = true;
     sqlite3_stmt *q = lprep(l, L_RUNS_DESC);
     if (!q)
         return sqlite3_errcode(l->db);
@@ -608,9 +678,20 @@ static int prune_keep(hub_slog_t *l, const char *share, size_t keep, size_t *del
     if (!cut)
         return SQLITE_DONE;
     int64_t k = (int64_t)keep - seen; /* rows of this run kept: 0 <= k < n */
+    /* The runs that go whole: the older ones, and this one when none of
+     * it is kept. */
+    int64_t whole = k > 0 ? first : first + 1, bound = whole;
+    size_t older = 0;
+    r = older_bound(l, share, whole, budget, one_over, &bound, &older);
+    /* This run's part waits for the next step too when it would take
+     * the step past its budget (unless it is the step's first work). */
+    bool part_waits = k > 0 && older + (size_t)(n - k) > budget && (older > 0 || !one_over);
+    if (r == SQLITE_DONE && (bound < whole || part_waits)) {
+        *done = false;
+        return drop_runs_below(l, share, bound, deleted);
+    }
     int64_t oldest = 0;
-    r = SQLITE_DONE;
-    if (k > 0) {
+    if (r == SQLITE_DONE && k > 0) {
         int64_t a[3] = {first, last, k - 1};
         bool row = false;
         r = pstep(l, L_RUN_NTH, share, a, 3, &row, &oldest, NULL);
@@ -619,101 +700,178 @@ static int prune_keep(hub_slog_t *l, const char *share, size_t keep, size_t *del
         int64_t d[2] = {first, oldest - 1};
         if (r == SQLITE_DONE)
             r = pstep(l, L_ROWS_RANGE_DEL, share, d, 2, NULL, NULL, deleted);
-    } else {
-        first++; /* this run goes too */
     }
     /* The older runs go first: the trim below moves this run's key, and
      * must find no other run under it. */
-    int64_t below[1] = {first};
     if (r == SQLITE_DONE)
-        r = pstep(l, L_ROWS_BELOW_DEL, share, below, 1, NULL, NULL, deleted);
-    if (r == SQLITE_DONE)
-        r = pstep(l, L_RUNS_BELOW_DEL, share, below, 1, NULL, NULL, NULL);
+        r = drop_runs_below(l, share, whole, deleted);
     int64_t t[1] = {oldest};
     if (r == SQLITE_DONE && k > 0) /* it starts at its oldest kept row now */
         r = pstep(l, L_RUN_TRIM, share, t, 1, NULL, NULL, NULL);
     return r;
 }
 
-/* Retention in one transaction (see hub_slog_prune): the rows older than
- * `before` (one range of ids), then share by share along the runs: a
- * share that is gone loses all, the others their runs below the age cut
- * and all but their newest `keep` rows. */
-static int run_prune(hub_slog_t *l, int64_t before, size_t keep, size_t *count)
+/* The next share along the runs' key after l->pass.cur into it; *found
+ * false at the end. */
+static int next_share(hub_slog_t *l, bool *found)
 {
+    *found = false;
+    sqlite3_stmt *nx = lprep(l, L_NEXT_SHARE);
+    if (!nx)
+        return sqlite3_errcode(l->db);
+    sqlite3_bind_text(nx, 1, l->pass.cur, -1, SQLITE_TRANSIENT);
+    int r = sqlite3_step(nx);
+    if (r == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(nx, 0);
+        snprintf(l->pass.cur, sizeof(l->pass.cur), "%s", t ? (const char *)t : "");
+        *found = true;
+        r = SQLITE_DONE;
+    }
+    sqlite3_reset(nx);
+    sqlite3_clear_bindings(nx);
+    return r;
+}
+
+/* The pass's age phase, a step of it: the cut (the first row young enough,
+ * once a pass), then the ids below it from the oldest, `budget` ids at
+ * most (so rows at most). */
+static int prune_age(hub_slog_t *l, size_t budget, size_t *deleted)
+{
+    prune_pass_t *p = &l->pass;
+    sqlite3_stmt *q = NULL;
+    int r = SQLITE_DONE;
+    if (!p->age_cut_known) {
+        if (!(q = lprep(l, L_AGE_CUT)))
+            return sqlite3_errcode(l->db);
+        sqlite3_bind_int64(q, 1, p->before);
+        r = sqlite3_step(q);
+        bool young = r == SQLITE_ROW;
+        p->age_cut = young ? sqlite3_column_int64(q, 0) : 0;
+        sqlite3_reset(q);
+        sqlite3_clear_bindings(q);
+        if (r != SQLITE_ROW && r != SQLITE_DONE)
+            return r;
+        /* None young enough: every row there is now goes, and not the
+         * ones the batches between the steps add. */
+        if (!young && (q = lprep(l, L_LAST_ID)) != NULL) {
+            r = sqlite3_step(q);
+            p->age_cut = r == SQLITE_ROW ? sqlite3_column_int64(q, 0) + 1 : 0;
+            sqlite3_reset(q);
+            if (r != SQLITE_ROW)
+                return r == SQLITE_DONE ? SQLITE_ERROR : r;
+        } else if (!young) {
+            return sqlite3_errcode(l->db);
+        }
+        p->age_cut_known = true;
+    }
+    if (!(q = lprep(l, L_OLDEST)))
+        return sqlite3_errcode(l->db);
+    r = sqlite3_step(q);
+    bool any = r == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL;
+    int64_t lo = any ? sqlite3_column_int64(q, 0) : 0;
+    sqlite3_reset(q);
+    if (r != SQLITE_ROW && r != SQLITE_DONE)
+        return r;
+    int64_t to = p->age_cut;
+    if (!any || lo >= p->age_cut) {
+        p->age_done = true;
+        return SQLITE_DONE;
+    }
+    if (p->age_cut - lo > (int64_t)budget)
+        to = lo + (int64_t)budget;
+    else
+        p->age_done = true;
+    if (!(q = lprep(l, L_PRUNE_AGE)))
+        return sqlite3_errcode(l->db);
+    sqlite3_bind_int64(q, 1, to);
+    if ((r = lrun(q)) == SQLITE_DONE)
+        *deleted += (size_t)sqlite3_changes(l->db);
+    return r;
+}
+
+/* One step of the retention pass in l->pass (see hub_slog_prune), in a
+ * transaction of its own: the rows older than `before` (one range of ids,
+ * from the oldest), then share by share along the runs: a share that is
+ * gone loses all, the others their runs below the age cut and all but
+ * their newest `keep` rows. It stops after the share that takes the
+ * step's deletions to `budget` rows (a share with more to delete than
+ * that goes on in the next step), so a step deletes at most about
+ * `budget` rows, or one run when a run alone is larger. *finished: the
+ * pass is over (or failed). */
+static int prune_step(hub_slog_t *l, size_t budget, size_t *count, bool *finished)
+{
+    prune_pass_t *p = &l->pass;
     size_t n = 0;
-    int64_t age_cut = INT64_MAX;
+    *finished = false;
     int r = attach_main(l);
     if (r == SQLITE_OK)
         r = lexec(l, L_BEGIN);
     else
         r = r == SQLITE_DONE ? SQLITE_ERROR : r;
-    sqlite3_stmt *q = r == SQLITE_DONE ? lprep(l, L_AGE_CUT) : NULL;
-    if (q) {
-        sqlite3_bind_int64(q, 1, before);
-        r = sqlite3_step(q);
-        if (r == SQLITE_ROW)
-            age_cut = sqlite3_column_int64(q, 0);
-        sqlite3_reset(q);
-        sqlite3_clear_bindings(q);
-        r = r == SQLITE_ROW ? SQLITE_DONE : r;
-    } else if (r == SQLITE_DONE) {
-        r = sqlite3_errcode(l->db);
-    }
-    if (r == SQLITE_DONE && (q = lprep(l, L_PRUNE_AGE)) != NULL) {
-        sqlite3_bind_int64(q, 1, age_cut);
-        if ((r = lrun(q)) == SQLITE_DONE)
-            n += (size_t)sqlite3_changes(l->db);
-    } else if (r == SQLITE_DONE) {
-        r = sqlite3_errcode(l->db);
-    }
-    char cur[HUB_ID_SIZE] = "";
-    while (r == SQLITE_DONE) {
-        bool row = false, exists = false;
-        sqlite3_stmt *nx = lprep(l, L_NEXT_SHARE);
-        if (!nx) {
-            r = sqlite3_errcode(l->db);
-            break;
-        }
-        sqlite3_bind_text(nx, 1, cur, -1, SQLITE_TRANSIENT);
-        r = sqlite3_step(nx);
-        row = r == SQLITE_ROW;
-        if (row) {
-            const unsigned char *t = sqlite3_column_text(nx, 0);
-            snprintf(cur, sizeof(cur), "%s", t ? (const char *)t : "");
-        }
-        sqlite3_reset(nx);
-        sqlite3_clear_bindings(nx);
-        if (r == SQLITE_ROW)
-            r = SQLITE_DONE;
-        if (r != SQLITE_DONE || !row)
-            break;
-        r = pstep(l, L_SHARE_EXISTS, cur, NULL, 0, &exists, NULL, NULL);
+    if (r == SQLITE_DONE && !p->age_done)
+        r = prune_age(l, budget, &n);
+    while (r == SQLITE_DONE && p->age_done && n < budget) {
+        bool found = true, exists = false;
+        if (!p->share_open)
+            r = next_share(l, &found);
         if (r != SQLITE_DONE)
             break;
-        if (!exists) { /* a share that is gone (revoked ones stay) takes its rows along */
-            int64_t all[1] = {INT64_MAX};
-            r = pstep(l, L_ROWS_BELOW_DEL, cur, all, 1, NULL, NULL, &n);
-            if (r == SQLITE_DONE)
-                r = pstep(l, L_RUNS_BELOW_DEL, cur, all, 1, NULL, NULL, NULL);
-            continue;
+        if (!found) {
+            *finished = true;
+            break;
         }
-        /* Runs wholly below the age cut go; the one across it (runs do
-         * not overlap: one at most) starts at the cut. */
-        int64_t a[1] = {age_cut};
-        r = pstep(l, L_RUNS_AGED, cur, a, 1, NULL, NULL, NULL);
-        if (r == SQLITE_DONE)
-            r = pstep(l, L_RUN_TRIM, cur, a, 1, NULL, NULL, NULL);
-        if (r == SQLITE_DONE)
-            r = prune_keep(l, cur, keep, &n);
+        r = pstep(l, L_SHARE_EXISTS, p->cur, NULL, 0, &exists, NULL, NULL);
+        if (r != SQLITE_DONE)
+            break;
+        bool done = true;
+        if (!exists) { /* a share that is gone (revoked ones stay) takes its rows along */
+            int64_t bound = INT64_MAX;
+            size_t rows = 0;
+            r = older_bound(l, p->cur, INT64_MAX, budget - n, n == 0, &bound, &rows);
+            if (r == SQLITE_DONE)
+                r = drop_runs_below(l, p->cur, bound, &n);
+            done = bound == INT64_MAX;
+        } else {
+            /* Runs wholly below the age cut go; the one across it (runs do
+             * not overlap: one at most) starts at the cut. Again in a
+             * later step of the same share: nothing is left to do then. */
+            int64_t a[1] = {p->age_cut};
+            r = pstep(l, L_RUNS_AGED, p->cur, a, 1, NULL, NULL, NULL);
+            if (r == SQLITE_DONE)
+                r = pstep(l, L_RUN_TRIM, p->cur, a, 1, NULL, NULL, NULL);
+            if (r == SQLITE_DONE)
+                r = prune_keep(l, p->cur, p->keep, budget - n, n == 0, &n, &done);
+        }
+        p->share_open = !done;
+        if (!done) /* the budget is spent */
+            break;
     }
     if (r == SQLITE_DONE)
         r = lexec(l, L_COMMIT);
     if (r != SQLITE_DONE && !sqlite3_get_autocommit(l->db))
         lexec(l, L_ROLLBACK);
     detach_main(l);
-    *count = r == SQLITE_DONE ? n : 0;
+    if (r != SQLITE_DONE) {
+        *finished = true; /* the next pass starts over */
+        n = 0;
+    }
+    *count = n;
     return r == SQLITE_DONE ? 0 : CN_EIO;
+}
+
+/* A whole pass at once (without the thread). */
+static int run_prune(hub_slog_t *l, int64_t before, size_t keep, size_t *count)
+{
+    l->pass = (prune_pass_t){.active = true, .before = before, .keep = keep};
+    bool finished = false;
+    int rc = 0;
+    while (rc == 0 && !finished) {
+        size_t n = 0;
+        rc = prune_step(l, l->step_rows, &n, &finished);
+        *count += n;
+    }
+    l->pass.active = false;
+    return rc;
 }
 
 /* ---- the writer thread --------------------------------------------------------- */
@@ -729,57 +887,139 @@ static void log_drops(hub_slog_t *l, uint64_t dropped)
     l->drop_logged_ms = now;
 }
 
-/* One turn: takes the front buffer and a prune request (l->lock held on
- * entry and exit), writes them without the lock, and reports. */
-static void turn(hub_slog_t *l)
+static uint64_t clock_ns(clockid_t id)
 {
-    cn_buf_t t = l->front;
-    l->front = l->back;
-    l->back = t;
-    size_t rows = l->front_rows;
-    l->front_rows = 0;
-    bool prune = l->prune_wanted;
-    int64_t before = l->prune_before;
-    size_t keep = l->prune_keep;
-    uint64_t asked = l->prunes_asked;
-    l->prune_wanted = false;
-    l->urgent = false;
+    struct timespec t;
+    clock_gettime(id, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* The page cache misses of the writer's connection since the last call. */
+static uint64_t pages_read(hub_slog_t *l)
+{
+    int cur = 0, hi = 0;
+    sqlite3_db_status(l->db, SQLITE_DBSTATUS_CACHE_MISS, &cur, &hi, 1);
+    return cur > 0 ? (uint64_t)cur : 0;
+}
+
+/* A step of a turn measured (hub_slog_cost_t): the writer's CPU, the
+ * wall time and the pages read since the mark. */
+typedef struct step_mark {
+    uint64_t cpu, wall;
+} step_mark_t;
+
+static step_mark_t step_begin(hub_slog_t *l)
+{
+    (void)pages_read(l);
+    return (step_mark_t){clock_ns(CLOCK_THREAD_CPUTIME_ID), clock_ns(CLOCK_MONOTONIC)};
+}
+
+static void step_end(hub_slog_t *l, step_mark_t m, hub_slog_cost_t *c)
+{
+    uint64_t w = clock_ns(CLOCK_MONOTONIC) - m.wall;
+    c->n++;
+    c->cpu_ns += clock_ns(CLOCK_THREAD_CPUTIME_ID) - m.cpu;
+    c->wall_ns += w;
+    c->wall_max_ns = w > c->wall_max_ns ? w : c->wall_max_ns;
+    c->pages_read += pages_read(l);
+}
+
+static void cost_add(hub_slog_cost_t *sum, const hub_slog_cost_t *c)
+{
+    sum->n += c->n;
+    sum->cpu_ns += c->cpu_ns;
+    sum->wall_ns += c->wall_ns;
+    sum->wall_max_ns = c->wall_max_ns > sum->wall_max_ns ? c->wall_max_ns : sum->wall_max_ns;
+    sum->pages_read += c->pages_read;
+}
+
+/* One turn: takes the front buffer when `take` and starts the retention
+ * pass asked for when none runs (l->lock held on entry and exit), writes
+ * the rows and a step of the pass without the lock, and reports. */
+static void turn(hub_slog_t *l, bool take)
+{
+    size_t rows = 0;
+    if (take) {
+        cn_buf_t t = l->front;
+        l->front = l->back;
+        l->back = t;
+        rows = l->front_rows;
+        l->front_rows = 0;
+        l->urgent = false;
+    }
+    if (!l->pass.active && l->prune_wanted) {
+        l->pass = (prune_pass_t){.active = true,
+                                 .before = l->prune_before,
+                                 .keep = l->prune_keep,
+                                 .asked = l->prunes_asked};
+        l->prune_wanted = false;
+    }
+    bool pruning = l->pass.active;
     pthread_mutex_unlock(&l->lock);
 
-    write_batch(l, &l->back, rows);
+    /* Counted here, added to l->stats under the lock below. */
+    hub_slog_stats_t d = {0};
+    if (rows) {
+        step_mark_t m = step_begin(l);
+        write_batch(l, &l->back, rows);
+        step_end(l, m, &d.commits);
+        d.rows = rows;
+    }
     cn_buf_reset(&l->back);
-    if (prune) {
+    bool finished = false;
+    if (pruning) {
         size_t n = 0;
-        if (run_prune(l, before, keep, &n) < 0)
+        step_mark_t m = step_begin(l);
+        if (prune_step(l, l->step_rows, &n, &finished) < 0)
             cn_log_warn("share access log: retention failed: %s", sqlite3_errmsg(l->db));
+        step_end(l, m, &d.prune_steps);
+        d.pruned = n;
     }
 
     pthread_mutex_lock(&l->lock);
+    hub_slog_stats_t *sum = &l->stats;
+    cost_add(&sum->commits, &d.commits);
+    sum->rows += d.rows;
+    cost_add(&sum->prune_steps, &d.prune_steps);
+    sum->prunes += finished;
+    sum->pruned += d.pruned;
+    if (d.pruned > sum->prune_step_rows_max)
+        sum->prune_step_rows_max = d.pruned;
     l->handled += rows;
-    if (prune)
-        l->prunes_done = asked;
+    if (finished) {
+        l->pass.active = false;
+        l->prunes_done = l->pass.asked;
+    }
     pthread_cond_broadcast(&l->done);
 }
 
 static void *writer_main(void *arg)
 {
     hub_slog_t *l = arg;
+    uint64_t last_take = cn_time_mono_ms();
     pthread_mutex_lock(&l->lock);
     for (;;) {
-        while (!l->stop && !l->urgent && !l->front_rows && !l->prune_wanted)
+        while (!l->stop && !l->urgent && !l->front_rows && !l->prune_wanted && !l->pass.active)
             pthread_cond_wait(&l->wake, &l->lock);
         /* Gather for a while: a transaction per HUB_SLOG_FLUSH_MS, not per
-         * row, unless the buffer fills, a caller waits, or we stop. */
-        if (!l->stop && !l->urgent) {
+         * row, unless the buffer fills, a caller waits, or we stop. While
+         * a retention pass runs, its steps fill that time instead, and the
+         * rows go between two steps on the same terms. */
+        if (!l->stop && !l->urgent && !l->pass.active) {
             struct timespec until = deadline_in(HUB_SLOG_FLUSH_MS);
             while (!l->stop && !l->urgent && l->front.len < l->half)
                 if (pthread_cond_timedwait(&l->wake, &l->lock, &until) == ETIMEDOUT)
                     break;
         }
+        uint64_t now = cn_time_mono_ms();
+        bool take = !l->pass.active || l->stop || l->urgent || l->front.len >= l->half ||
+                    now - last_take >= HUB_SLOG_FLUSH_MS;
+        if (take)
+            last_take = now;
         bool stopping = l->stop;
-        turn(l);
+        turn(l, take);
         log_drops(l, l->dropped);
-        if (stopping && !l->front_rows && !l->prune_wanted)
+        if (stopping && !l->front_rows && !l->prune_wanted && !l->pass.active)
             break;
     }
     pthread_mutex_unlock(&l->lock);
@@ -823,7 +1063,7 @@ int hub_slog_append(hub_slog_t *l, const char *share_id, const hub_share_log_row
         if (wake)
             pthread_cond_signal(&l->wake);
     } else {
-        turn(l);
+        turn(l, true);
     }
     pthread_mutex_unlock(&l->lock);
     return 0;
@@ -886,6 +1126,13 @@ uint64_t hub_slog_dropped(hub_slog_t *l)
     uint64_t n = l->dropped;
     pthread_mutex_unlock(&l->lock);
     return n;
+}
+
+void hub_slog_stats(hub_slog_t *l, hub_slog_stats_t *out)
+{
+    pthread_mutex_lock(&l->lock);
+    *out = l->stats;
+    pthread_mutex_unlock(&l->lock);
 }
 
 const char *hub_slog_path(const hub_slog_t *l)
@@ -992,6 +1239,7 @@ int hub_slog_open(const hub_slog_options_t *opt, hub_slog_t **out, char *err, si
     cn_buf_init(&l->front, cap, 0);
     cn_buf_init(&l->back, cap, 0);
     l->half = cap / 2;
+    l->step_rows = opt->prune_step_rows ? opt->prune_step_rows : HUB_SLOG_PRUNE_STEP_ROWS;
     int rc = 0;
     if ((size_t)snprintf(l->path, sizeof(l->path), "%s-log", opt->main_path) >= sizeof(l->path) ||
         path_uri(opt->main_path, l->main_uri, sizeof(l->main_uri)) < 0 ||

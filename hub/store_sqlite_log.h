@@ -55,12 +55,26 @@
  * for the writer to commit the rows queued before it. */
 #define HUB_SLOG_READ_WAIT_MS 250
 
+/* Rows a retention step deletes at most (or one run, a share's rows of
+ * one batch, when that alone is larger) before its transaction commits. A pass of
+ * retention is a series of such steps, and the writer commits the rows
+ * queued meanwhile between them about once a HUB_SLOG_FLUSH_MS as
+ * usual. In one transaction a pass held the writer for as long as it
+ * took: with 1,000 shares at 10,000 rows each (10 M) and 40,000 share
+ * requests a second, the minute's pass deleted 2.3 M rows in 6.4 s, the
+ * queue filled after ~2 s and 180,000 rows a minute were dropped (and
+ * the WAL grew to 260 MB for the one transaction: docs/performance.md).
+ * A row deleted costs the writer about as much as one written (~1.4 us
+ * of CPU, ~2.7 us in all), so a step is ~50 ms. */
+#define HUB_SLOG_PRUNE_STEP_ROWS 20000
+
 typedef struct hub_slog hub_slog_t;
 
 typedef struct hub_slog_options {
-    const char *main_path; /* the main database; the log is main_path + "-log" */
-    bool thread;           /* a writer thread (serve) */
-    size_t queue_bytes;    /* 0 = HUB_SLOG_QUEUE_BYTES */
+    const char *main_path;  /* the main database; the log is main_path + "-log" */
+    bool thread;            /* a writer thread (serve) */
+    size_t queue_bytes;     /* 0 = HUB_SLOG_QUEUE_BYTES */
+    size_t prune_step_rows; /* 0 = HUB_SLOG_PRUNE_STEP_ROWS */
 } hub_slog_options_t;
 
 /* Opens (creating it 0600 when missing) the log file, creates its schema,
@@ -76,8 +90,11 @@ int hub_slog_import(hub_slog_t *l, char *err, size_t errlen);
 int hub_slog_append(hub_slog_t *l, const char *share_id, const hub_share_log_row_t *r);
 /* Retention, on the writer's connection: drops rows older than `before`,
  * all but the newest `keep` of each share, and every row of a share that
- * is no longer in the main file's shares. With the thread it is queued
- * (the next turn runs it) and *count gets 0. */
+ * is no longer in the main file's shares, in steps of at most about
+ * HUB_SLOG_PRUNE_STEP_ROWS rows, each its own transaction. With the
+ * thread it is queued (the writer runs the steps between its batches;
+ * asked again while a pass runs, the next pass follows it) and *count
+ * gets 0. */
 int hub_slog_prune(hub_slog_t *l, int64_t before, size_t keep, size_t *count);
 /* Returns once every row appended and every prune asked for before the
  * call has been handled. */
@@ -90,6 +107,28 @@ void hub_slog_sync(hub_slog_t *l);
 int hub_slog_flush(hub_slog_t *l, unsigned timeout_ms);
 /* Rows dropped because the queue was full, since open. */
 uint64_t hub_slog_dropped(hub_slog_t *l);
+
+/* What the writer's turns cost since open (bench/bench_share_log.c reads
+ * them: a commit's time and the pages it had to read are what grows with
+ * the size of the file, docs/performance.md). CPU is the writer thread's
+ * own (CLOCK_THREAD_CPUTIME_ID); pages read are its connection's page
+ * cache misses (SQLITE_DBSTATUS_CACHE_MISS): reads from the file or its
+ * WAL, from the kernel's page cache or the disk. */
+typedef struct hub_slog_cost {
+    uint64_t n;                    /* how many */
+    uint64_t cpu_ns;               /* the writer's CPU in them */
+    uint64_t wall_ns, wall_max_ns; /* their time, and the longest */
+    uint64_t pages_read;           /* page cache misses in them */
+} hub_slog_cost_t;
+typedef struct hub_slog_stats {
+    hub_slog_cost_t commits;     /* batches written, BEGIN to COMMIT */
+    uint64_t rows;               /* their rows */
+    hub_slog_cost_t prune_steps; /* retention steps (a transaction each) */
+    uint64_t prunes;             /* retention passes finished (hub_slog_prune) */
+    uint64_t pruned;             /* rows they deleted, and the most in one step */
+    uint64_t prune_step_rows_max;
+} hub_slog_stats_t;
+void hub_slog_stats(hub_slog_t *l, hub_slog_stats_t *out);
 /* The log file's path (main_path + "-log"). */
 const char *hub_slog_path(const hub_slog_t *l);
 /* "file:PATH-log?mode=ro": what the main connection ATTACHes to read the

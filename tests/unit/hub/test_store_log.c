@@ -13,6 +13,7 @@
 #include "cn_time.h"
 #include "router.h"
 #include "store.h"
+#include "store_sqlite_log.h"
 
 #define T0 1795442400000LL
 
@@ -22,12 +23,32 @@ typedef struct fx {
     hub_workspace_t ws;
     hub_tunnel_t tunnel;
     hub_share_t share;
+    size_t step_rows; /* log_prune_step_rows of the next fx_open (0: default) */
 } fx_t;
 
 static void fx_open(fx_t *f, bool thread, size_t queue_bytes)
 {
-    hub_store_options_t so = {.log_thread = thread, .log_queue_bytes = queue_bytes};
+    hub_store_options_t so = {
+        .log_thread = thread, .log_queue_bytes = queue_bytes, .log_prune_step_rows = f->step_rows};
     hub_test_store_open(&f->s, &so, true);
+}
+
+/* A tunnel NAME of an agent of its own, with a share "s" (its agent
+ * named after it). */
+static void add_tunnel(fx_t *f, const char *name, hub_tunnel_t *t, hub_share_t *share)
+{
+    hub_agent_t agent;
+    char tok[HUB_TOKEN_STR_SIZE], token[HUB_SHARE_TOKEN_SIZE], pw[HUB_PASSWORD_SIZE];
+    assert_int_equal(hub_store_agent_create(f->s.st, f->ws.id, name, 0, 0, tok, &agent), 0);
+    hub_tunnel_spec_t sp = {.name = name,
+                            .agent_id = agent.id,
+                            .target_host = "127.0.0.1",
+                            .target_port = 8080,
+                            .protocol = HUB_PROTO_HTTP,
+                            .is_public = true};
+    assert_int_equal(hub_store_tunnel_create(f->s.st, f->ws.id, &sp, t, NULL), 0);
+    hub_share_spec_t ss = {.tunnel_id = t->id, .name = "s", .description = "", .rate_limit = 60};
+    assert_int_equal(hub_store_share_create(f->s.st, f->ws.id, &ss, share, token, pw), 0);
 }
 
 static fx_t *fx_new(bool thread, size_t queue_bytes)
@@ -37,20 +58,8 @@ static fx_t *fx_new(bool thread, size_t queue_bytes)
     hub_test_store_init(&f->s, 5, T0);
     snprintf(f->logf, sizeof(f->logf), "%s-log", f->s.db);
     fx_open(f, thread, queue_bytes);
-    hub_agent_t agent;
-    char tok[HUB_TOKEN_STR_SIZE], token[HUB_SHARE_TOKEN_SIZE], pw[HUB_PASSWORD_SIZE];
     assert_int_equal(hub_store_workspace_create(f->s.st, "ws", &f->ws), 0);
-    assert_int_equal(hub_store_agent_create(f->s.st, f->ws.id, "a", 0, 0, tok, &agent), 0);
-    hub_tunnel_spec_t sp = {.name = "web",
-                            .agent_id = agent.id,
-                            .target_host = "127.0.0.1",
-                            .target_port = 8080,
-                            .protocol = HUB_PROTO_HTTP,
-                            .is_public = true};
-    assert_int_equal(hub_store_tunnel_create(f->s.st, f->ws.id, &sp, &f->tunnel, NULL), 0);
-    hub_share_spec_t ss = {
-        .tunnel_id = f->tunnel.id, .name = "s", .description = "", .rate_limit = 60};
-    assert_int_equal(hub_store_share_create(f->s.st, f->ws.id, &ss, &f->share, token, pw), 0);
+    add_tunnel(f, "web", &f->tunnel, &f->share);
     return f;
 }
 
@@ -61,16 +70,22 @@ static void fx_free(fx_t *f)
     free(f);
 }
 
+/* Row number i (its path "/r/i", in `path`), at `at`. */
+static hub_share_log_row_t row_n(int64_t at, int i, char path[32])
+{
+    snprintf(path, 32, "/r/%d", i);
+    return (hub_share_log_row_t){.at = at,
+                                 .method = "GET",
+                                 .path = path,
+                                 .status = 200,
+                                 .latency_ms = 1,
+                                 .client = "127.0.0.1:5000"};
+}
+
 static int append(fx_t *f, const char *share_id, int64_t at, int i)
 {
     char path[32];
-    snprintf(path, sizeof(path), "/r/%d", i);
-    hub_share_log_row_t r = {.at = at,
-                             .method = "GET",
-                             .path = path,
-                             .status = 200,
-                             .latency_ms = 1,
-                             .client = "127.0.0.1:5000"};
+    hub_share_log_row_t r = row_n(at, i, path);
     return hub_store_share_log_append(f->s.st, share_id, &r);
 }
 
@@ -445,10 +460,15 @@ static void test_interleaved_batch_groups_by_share(void **state)
  * cutting inside a run (which then starts at its oldest kept row) and at
  * a run's edge (the run goes); the other share keeps all its rows; age
  * retention cuts inside a run too. */
-static void test_keep_and_age_cut_runs(void **state)
+static void keep_and_age_cut_runs(size_t step_rows)
 {
-    (void)state;
     fx_t *f = fx_new(true, 0);
+    if (step_rows) { /* reopened with retention in steps of that many rows */
+        hub_store_close(f->s.st);
+        f->s.st = NULL;
+        f->step_rows = step_rows;
+        fx_open(f, true, 0);
+    }
     hub_share_t b;
     other_share(f, &b);
     const int keep = HUB_SHARE_LOG_KEEP;
@@ -496,6 +516,20 @@ static void test_keep_and_age_cut_runs(void **state)
     assert_int_equal(page_all(f, b.id, 7, nums, 100), 0); /* older */
     assert_int_equal(log_int(f, "SELECT count(*) FROM share_access_runs"), 1);
     fx_free(f);
+}
+
+static void test_keep_and_age_cut_runs(void **state)
+{
+    (void)state;
+    keep_and_age_cut_runs(0);
+}
+
+/* The same in steps of 97 rows: cuts inside runs and at their edges land
+ * on step boundaries too, and the result is the one-step pass's. */
+static void test_keep_and_age_cut_runs_in_steps(void **state)
+{
+    (void)state;
+    keep_and_age_cut_runs(97);
 }
 
 /* A log file of version 1 (two indexes per row, no runs) is migrated on
@@ -571,6 +605,86 @@ static void test_version_1_file_is_migrated(void **state)
     fx_free(f);
 }
 
+static int slog_add(hub_slog_t *lg, const char *share_id, int64_t at, int i)
+{
+    char path[32];
+    hub_share_log_row_t r = row_n(at, i, path);
+    return hub_slog_append(lg, share_id, &r);
+}
+
+/* A retention pass runs in steps of at most about prune_step_rows rows
+ * (a transaction each, the writer's batches between them), whatever it
+ * deletes: by age (one range of ids), a share that is gone, the runs
+ * beyond a share's newest `keep`. In one transaction a pass at 10 M rows
+ * held the writer for seconds and the queue overflowed
+ * (docs/performance.md). The result is the one pass's: exact runs, the
+ * newest `keep` of each share, nothing of the share that is gone, and
+ * rows appended while it runs stay. The writer here is a log handle of
+ * the test's own (the store's is idle), for its counters. */
+static void test_retention_runs_in_bounded_steps(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(false, 0);
+    hub_share_t b, c, g;
+    other_share(f, &b);
+    other_share(f, &c);
+    /* A share on a second tunnel, deleted below: it is gone. */
+    hub_tunnel_t t2;
+    add_tunnel(f, "web2", &t2, &g);
+
+    enum { STEP = 50, BATCHES = 20, AGED = 5, KEEP = 300 };
+    static const int per[4] = {60, 20, 3, 25}; /* a batch's rows: share, b, c, g */
+    const char *ids[4] = {f->share.id, b.id, c.id, g.id};
+    char err[256] = "";
+    hub_slog_t *lg = NULL;
+    hub_slog_options_t o = {.main_path = f->s.db, .thread = true, .prune_step_rows = STEP};
+    assert_int_equal(hub_slog_open(&o, &lg, err, sizeof(err)), 0);
+    int k = 0, cut_k = 0, last_k = 0;
+    for (int bt = 0; bt < BATCHES; bt++) {
+        if (bt == AGED)
+            cut_k = k;
+        for (int s = 0; s < 4; s++)
+            for (int i = 0; i < per[s]; i++, k++) {
+                if (s == 0)
+                    last_k = k;
+                assert_int_equal(slog_add(lg, ids[s], T0 + k, k), 0);
+            }
+        hub_slog_sync(lg); /* a batch: a run per share */
+    }
+    assert_int_equal(hub_store_tunnel_delete(f->s.st, f->ws.id, t2.id), 0);
+    hub_tunnel_clear(&t2);
+
+    size_t n = 0;
+    assert_int_equal(hub_slog_prune(lg, T0 + cut_k, KEEP, &n), 0);
+    for (int i = 0; i < 40; i++) /* young rows, during the pass */
+        assert_int_equal(slog_add(lg, c.id, T0 + 1000000 + i, 1000000 + i), 0);
+    hub_slog_sync(lg);
+    hub_slog_stats_t st;
+    hub_slog_stats(lg, &st);
+    hub_slog_close(lg);
+
+    /* By age the first AGED batches; g the rest; the share all but KEEP. */
+    const int batch = per[0] + per[1] + per[2] + per[3], kept = BATCHES - AGED;
+    const uint64_t gone = (uint64_t)(AGED * batch + kept * per[3] + kept * per[0] - KEEP);
+    assert_int_equal(st.prunes, 1);
+    assert_int_equal(st.pruned, gone);
+    /* At most the budget, or one run when a run alone is larger. */
+    assert_true(st.prune_step_rows_max <= (uint64_t)per[0]);
+    assert_true(st.prune_steps.n >= gone / (uint64_t)per[0]);
+    runs_exact(f);
+    static int nums[2000];
+    assert_int_equal(page_all(f, f->share.id, 64, nums, 2000), KEEP);
+    assert_int_equal(nums[0], last_k);
+    assert_int_equal(page_all(f, b.id, 64, nums, 2000), kept * per[1]);
+    assert_int_equal(page_all(f, c.id, 64, nums, 2000), kept * per[2] + 40);
+    assert_int_equal(nums[0], 1000039);
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM share_access_log WHERE share_id = '%s'", g.id);
+    assert_int_equal(log_int(f, sql), 0);
+    assert_int_equal(log_rows(f), KEEP + kept * per[1] + kept * per[2] + 40);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -584,7 +698,9 @@ int main(void)
         cmocka_unit_test(test_batches_are_runs_by_share),
         cmocka_unit_test(test_interleaved_batch_groups_by_share),
         cmocka_unit_test(test_keep_and_age_cut_runs),
+        cmocka_unit_test(test_keep_and_age_cut_runs_in_steps),
         cmocka_unit_test(test_version_1_file_is_migrated),
+        cmocka_unit_test(test_retention_runs_in_bounded_steps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
