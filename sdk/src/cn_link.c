@@ -31,6 +31,10 @@
 #define DEF_HANDSHAKE_MS 5000u
 #define DEF_HS_GRACE_MS 2000u
 #define DEF_HS_MIN_RATE 32u
+/* A handshake pending this long has had time for a real peer's first
+ * message many times over (one round trip after the upgrade): at a full
+ * handshake cap it yields its slot to a newcomer (see evict_stale()). */
+#define HS_STALE_MS 250u
 #define DEF_STALL_MS 10000u
 #define STALL_QUIET_FACTOR 6u /* see cn_link_timing_t.stall_ms */
 #define DEF_MAX_LINKS 1024u
@@ -69,6 +73,7 @@ struct cn_link_server {
     cn_mux_callbacks_t mux_cb;
     unsigned links;
     unsigned pending;
+    cn_link_t *pending_head; /* the links counted in `pending` */
 };
 
 struct cn_link {
@@ -96,6 +101,7 @@ struct cn_link {
     int connecting_sync; /* inside lws_client_connect_via_info() */
     int sync_failed;     /* ... and it reported a connection error */
     int counted_pending;
+    cn_link_t *pend_prev, *pend_next; /* on srv->pending_head while counted_pending */
     char peer[CN_LINK_ADDR_KEY_SIZE]; /* server links: the peer's address key (IPv6: /64) */
     int close_err;
     cn_link_reason_t close_reason;
@@ -458,7 +464,59 @@ static void pending_done(cn_link_t *l)
         pending_addr_t *p = addr_slot(l->srv, l->peer, 0);
         if (p && p->count)
             p->count--;
+        if (l->pend_prev)
+            l->pend_prev->pend_next = l->pend_next;
+        else
+            l->srv->pending_head = l->pend_next;
+        if (l->pend_next)
+            l->pend_next->pend_prev = l->pend_prev;
+        l->pend_prev = l->pend_next = NULL;
     }
+}
+
+static void pending_add(cn_link_server_t *srv, cn_link_t *l)
+{
+    srv->pending++;
+    l->counted_pending = 1;
+    pending_addr_t *pa = addr_slot(srv, l->peer, 1);
+    if (pa)
+        pa->count++;
+    l->pend_prev = NULL;
+    l->pend_next = srv->pending_head;
+    if (srv->pending_head)
+        srv->pending_head->pend_prev = l;
+    srv->pending_head = l;
+}
+
+/* A handshake cap is full (the one of address `peer`, or the total when
+ * `peer` is NULL): drops the pending handshake there that is stale (older
+ * than HS_STALE_MS) with the fewest bytes received, the oldest of those,
+ * so that the newcomer takes its slot. Refusing the newcomer instead let
+ * slowloris handshakes sharing a real agent's address (a NAT) lock it out
+ * until they were cut at 2 s, and then its backoff added seconds more.
+ * A real handshake is done within a round trip or two and is never stale;
+ * a burst of real ones is refused as before. Returns whether one went. */
+static bool evict_stale(cn_link_server_t *srv, const char *peer)
+{
+    uint64_t now = cn_time_mono_ms();
+    cn_link_t *victim = NULL;
+    for (cn_link_t *l = srv->pending_head; l; l = l->pend_next) {
+        if (l->state == LINK_CLOSING || now - l->started_ms < HS_STALE_MS ||
+            (peer && strcmp(l->peer, peer)))
+            continue;
+        if (!victim || l->hs_rx_bytes < victim->hs_rx_bytes ||
+            (l->hs_rx_bytes == victim->hs_rx_bytes && l->started_ms < victim->started_ms))
+            victim = l;
+    }
+    if (!victim)
+        return false;
+    cn_log_info("link: handshake from %s dropped after %llu ms (%llu bytes) for a new "
+                "connection%s, at the cap of pending handshakes",
+                victim->peer, (unsigned long long)(now - victim->started_ms),
+                (unsigned long long)victim->hs_rx_bytes, peer ? " from there" : "");
+    link_fail(victim, CN_ETIMEOUT, CN_LINK_HANDSHAKE_TOO_SLOW);
+    pending_done(victim); /* its slot is the newcomer's now, not when lws closes it */
+    return true;
 }
 
 static void set_nodelay(struct lws *wsi)
@@ -1153,7 +1211,7 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
             return -1;
         if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, srv->path))
             return -1; /* not our endpoint */
-        if (srv->pending >= srv->cfg.max_pending) {
+        if (srv->pending >= srv->cfg.max_pending && !evict_stale(srv, NULL)) {
             cn_log_warn("link: refusing agent connection, %u handshakes pending", srv->pending);
             return -1;
         }
@@ -1165,7 +1223,7 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         lws_get_peer_simple(wsi, addr, sizeof(addr));
         cn_link_addr_key(addr, peer);
         pending_addr_t *p = addr_slot(srv, peer, 0);
-        if (p && p->count >= srv->cfg.max_pending_per_addr) {
+        if (p && p->count >= srv->cfg.max_pending_per_addr && !evict_stale(srv, peer)) {
             cn_log_warn("link: refusing agent connection from %s, %u handshakes pending there",
                         peer, p->count);
             return -1;
@@ -1204,14 +1262,10 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         }
         *slot = l;
         srv->links++;
-        srv->pending++;
-        l->counted_pending = 1;
         char addr[64] = "?";
         lws_get_peer_simple(wsi, addr, sizeof(addr));
         cn_link_addr_key(addr, l->peer);
-        pending_addr_t *pa = addr_slot(srv, l->peer, 1);
-        if (pa)
-            pa->count++;
+        pending_add(srv, l);
         set_nodelay(wsi);
         l->state = LINK_HANDSHAKE;
         schedule_tick(l);

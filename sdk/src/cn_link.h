@@ -201,7 +201,9 @@ typedef struct cn_link_server_config {
     const uint8_t *static_sk;         /* the hub's X25519 private key (32 bytes) */
     int cipher;                       /* CN_CHAN_CIPHER_* preference, 0 = auto */
     unsigned max_pending;             /* links still in handshake, default 256 */
-    unsigned max_pending_per_addr;    /* ... from one address (an IPv6 /64), default 16 */
+    unsigned max_pending_per_addr;    /* ... from one address (an IPv6 /64), default 16; at
+                                       * either cap a handshake pending 250 ms yields its
+                                       * slot to a newcomer, else the newcomer is refused */
     unsigned max_links;               /* links in any state, default 1024; each holds two
                                        * 256 KiB buffers (ours and lws's) plus its queues */
     cn_mux_config_t mux;              /* initiator is forced off */

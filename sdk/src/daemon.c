@@ -762,6 +762,9 @@ static void connect_now(agent_daemon_t *d)
     char why[160];
     d->established = d->admitted = false;
     agent_backoff_started(&d->backoff, cn_time_mono_ms());
+    /* Where a connection's time starts: with the hub's "connected" line,
+     * this splits the time to get in from the process's own start. */
+    cn_log_debug("%s: connecting to %s", d->who, d->hub_url);
     cn_link_t *l = cn_link_connect(d->context, d->vh, &cc, why, sizeof(why));
     if (!l) {
         d->link = NULL;

@@ -5,6 +5,11 @@
                                handshake record announced as 1,000 bytes and
                                trickled at BYTES_PER_S. Prints the ms until the
                                hub dropped the connection (or "-1" after 30 s).
+  slowmany HOST PORT N BYTES_PER_S SECS
+                               N such handshakes from one process, held for
+                               SECS: each one the hub drops is replaced. Prints
+                               "ready <upgraded>" once the first N are up, then
+                               "held <opened> <dropped>" at the end.
   silent HOST PORT N SRCS      N TCP connections that never send a byte, from
                                source addresses 127.0.0.2 .. 127.0.0.(1+SRCS);
                                prints "ready <open>" and holds them until killed.
@@ -87,6 +92,47 @@ def slow(host, port, rate):
             next_send += 1.0 / rate
         time.sleep(0.02)
     print(-1)
+
+
+def slowmany(host, port, n, rate, secs):
+    """slow() times N from one interpreter, held for SECS: each handshake
+    the hub drops is replaced by a new one, so N stay pending as long as
+    the hub lets them (N processes, as before, spent seconds of CPU
+    starting Python on a loaded machine just as the real agent started,
+    and their handshakes were cut at 2 s, often before it arrived)."""
+    def fresh():
+        try:
+            return [upgrade(host, port), bytes([1, 0, 0x03, 0xE8]) + bytes(1000)]
+        except (OSError, SystemExit):
+            return None
+    conns = [c for c in (fresh() for _ in range(n)) if c]
+    print("ready", len(conns), flush=True)
+    opened, dropped = len(conns), 0
+    start = next_send = time.monotonic()
+    while time.monotonic() - start < secs:
+        send = time.monotonic() >= next_send
+        if send:
+            next_send += 1.0 / rate
+        for c in list(conns):
+            ok = alive(c[0])
+            if ok and send and c[1]:
+                try:
+                    c[0].sendall(ws_frame(c[1][:1]))
+                    c[1] = c[1][1:]
+                except OSError:
+                    ok = False
+            if not ok:
+                c[0].close()
+                conns.remove(c)
+                dropped += 1
+        while len(conns) < n:
+            c = fresh()
+            if not c:
+                break
+            conns.append(c)
+            opened += 1
+        time.sleep(0.02)
+    print("held", opened, dropped, flush=True)
 
 
 def silent(host, port, n, srcs):
@@ -205,6 +251,9 @@ def main():
     cmd = sys.argv[1]
     if cmd == "slow":
         slow(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+    elif cmd == "slowmany":
+        slowmany(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]),
+                 float(sys.argv[6]))
     elif cmd == "silent":
         silent(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
     elif cmd == "burst":

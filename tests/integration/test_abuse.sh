@@ -9,8 +9,10 @@
 #    closed);
 #  - a slowloris handshake (one byte every 4 s) is cut at the minimum rate
 #    (2 s), a faster trickle at the absolute 5 s deadline;
-#  - 1,000 silent sockets plus slow-handshake and slow-header attackers: a real
-#    agent still connects (time measured and printed);
+#  - 1,000 silent sockets plus slow-header attackers and 16 slowloris
+#    handshakes from the agent's own address (its cap of pending handshakes,
+#    each replaced when cut): a real agent still gets in within 1.5 s of its
+#    first connect (main: never within 10 s);
 #  - one address opening connections too fast is refused at accept, and
 #    repeated 401s turn into 429 without a token check.
 source "$(dirname "$0")/lib.sh"
@@ -63,20 +65,33 @@ bg silent "$PY" "$AT" silent 127.0.0.1 "$HUB_PORT" 1000 10
 wait_for 30 "1,000 silent sockets" grep -q "^ready 1000" "$WORK/silent.log"
 bg slowhdr "$PY" "$AT" slowhdr 127.0.0.1 "$HUB_PORT" 200 127.0.0.20
 wait_for 10 "slow-header clients" grep -q "^ready" "$WORK/slowhdr.log"
-for i in $(seq 1 16); do
-    "$PY" "$AT" slow 127.0.0.1 "$HUB_PORT" 0.25 >/dev/null 2>&1 &
-    PIDS+=($!)
-done
-sleep 0.5
+# 16 slowloris handshakes from the agent's own address (a NAT), the cap of
+# pending handshakes per address, each replaced when the hub drops it: from
+# one process (16 Python processes starting at once starved the agent's own
+# start on a loaded machine), all up before the agent starts.
+bg slow "$PY" "$AT" slowmany 127.0.0.1 "$HUB_PORT" 16 0.25 20
+SLOWLORIS=$LAST_PID
+wait_for 10 "16 slowloris handshakes" grep -q "^ready 16" "$WORK/slow.log"
 # enroll connected once already: wait for the next "connected" line.
 N0=$(grep -c "agent $GOOD connected" "$WORK/hub.log")
 T0=$(ms)
-bg good "$CLI_BIN" agent --config "$WORK/good.json"
+CONNECT_LOG=debug bg good "$CLI_BIN" agent --config "$WORK/good.json"
 wait_for 10 "the real agent connects" \
     bash -c "[ \$(grep -c 'agent $GOOD connected' '$WORK/hub.log') -gt $N0 ]"
-T1=$(ms)
-echo "   a real agent connected in $((T1 - T0)) ms (process start included) under the attack"
-[ $((T1 - T0)) -lt 1500 ] || fail "the real agent needed $((T1 - T0)) ms to connect (main: 19 s)"
+# Timed from the agent's first connect attempt to the hub's "connected"
+# line, by the two logs' timestamps: the hub's part (accept, upgrade,
+# handshake, admission). The process's own start and this loop's polling
+# are the machine's scheduling, printed apart.
+log_ms() { date -u -d "${1%% *}" +%s%3N; }
+TC=$(log_ms "$(grep -m1 ": connecting to " "$WORK/good.log")")
+TA=$(log_ms "$(grep "agent $GOOD connected" "$WORK/hub.log" | sed -n "$((N0 + 1))p")")
+echo "   a real agent got in $((TA - TC)) ms after its first connect under the attack" \
+    "(process start before it: $((TC - T0)) ms)"
+[ $((TA - TC)) -lt 1500 ] || fail "the real agent needed $((TA - TC)) ms to get in (19 s before the pre-header gate)"
+grep -q "link: handshake from 127.0.0.1 dropped after .* for a new connection from there" \
+    "$WORK/hub.log" || fail "the slowloris handshakes never held their address's cap"
+stop_pid "$SLOWLORIS"
+forget_pid "$SLOWLORIS"
 curl -sf "$HUB_URL/api/v1/health" >/dev/null || fail "the API does not answer under the attack"
 
 step "one address opening connections too fast is refused at accept"
@@ -96,10 +111,13 @@ grep -q "new connection(s) refused: too many connections from there still sendin
     "$WORK/hub.log" || fail "the silent sockets beyond the per-address cap were not refused"
 
 step "repeated 401s from one address turn into 429, and the log stays short"
-CODES=$(for _ in $(seq 1 60); do
-    curl -s -o /dev/null -w '%{http_code}\n' --interface 127.0.0.30 \
-        -H "Authorization: Bearer cnt_nope" "$HUB_URL/api/v1/tunnels"
-done | sort | uniq -c | tr '\n' ' ')
+# From one curl process: 60 processes, one per request, took 8 s on a loaded
+# machine, slower than the log's budget of 10 lines a second, which then
+# rightly logged all 60.
+REQS=()
+for _ in $(seq 1 60); do REQS+=(-o /dev/null "$HUB_URL/api/v1/tunnels"); done
+CODES=$(curl -s -w '%{http_code}\n' --interface 127.0.0.30 \
+    -H "Authorization: Bearer cnt_nope" "${REQS[@]}" | sort | uniq -c | tr '\n' ' ')
 echo "   60 bad tokens: $CODES"
 grep -q " 429" <<<"$CODES" || fail "failed authentications are not limited: $CODES"
 grep -q " 401" <<<"$CODES" || fail "no 401 before the limit: $CODES"
