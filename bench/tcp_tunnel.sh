@@ -24,6 +24,8 @@
 #   BENCH_WINDOW_UPDATE=BYTES  credit-return threshold of both (--window-update,
 #                       CONNECT_WINDOW_UPDATE); default: a quarter of the window
 #   (bench/tcp_window.sh runs the iperf3 rows over a list of windows)
+#   BENCH_BUSY_POLL=US  the hub and the agents busy-poll (serve --busy-poll,
+#                       CONNECT_BUSY_POLL); default: off
 #   CONNECT_LOG=info    log level of the hub and agents (the default; the agent
 #                       logs one line per stream, at no measurable cost)
 #
@@ -90,6 +92,7 @@ start_targets() {
 declare -A PORT FWD_PIDS LABEL
 LABEL[direct]="direct"
 LABEL[connect]="Connect tunnel"
+[ -z "${BENCH_BUSY_POLL:-}" ] || LABEL[connect]="Connect tunnel, busy-poll $BENCH_BUSY_POLL us"
 LABEL[reach]="Connect reach (E2E)"
 LABEL[socat]="socat -b 131072"
 LABEL[ssh]="ssh -L aes128-gcm"
@@ -107,6 +110,7 @@ setup_connect() {
     local win=()
     [ -z "${BENCH_WINDOW:-}" ] || { win+=(--stream-window "$BENCH_WINDOW"); export CONNECT_STREAM_WINDOW=$BENCH_WINDOW; }
     [ -z "${BENCH_WINDOW_UPDATE:-}" ] || { win+=(--window-update "$BENCH_WINDOW_UPDATE"); export CONNECT_WINDOW_UPDATE=$BENCH_WINDOW_UPDATE; }
+    [ -z "${BENCH_BUSY_POLL:-}" ] || { win+=(--busy-poll "$BENCH_BUSY_POLL"); export CONNECT_BUSY_POLL=$BENCH_BUSY_POLL; }
     hub_start --max-conns-per-client 4096 --max-conns-per-workspace 4096 "${win[@]}"
     local t
     for t in iperf echo http; do

@@ -55,6 +55,7 @@ typedef struct hub_serve_options {
     uint32_t stream_window;         /* --stream-window, 0 = CN_MUX_DEFAULT_WINDOW */
     uint32_t window_update;         /* --window-update, 0 = a quarter of the window */
     int event_loop;                 /* --event-loop: cn_loop_kind_t */
+    unsigned busy_poll_us;          /* --busy-poll: cn_loop_set_busy_poll(), 0 = off */
     int metrics_access;             /* enum hub_metrics_access (api.h) */
     const char *metrics_token_file; /* --metrics token: the file holding it */
     uint32_t webhook_retry_base_ms; /* 0 = HUB_WEBHOOK_RETRY_BASE_MS */

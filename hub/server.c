@@ -387,6 +387,10 @@ hub_server_t *hub_server_new(const hub_server_config_t *cfg, char *err, size_t e
     s->loop = cn_loop_new((cn_loop_kind_t)cfg->event_loop, &info, err, errlen);
     if (!s->loop)
         goto fail;
+    cn_loop_set_busy_poll(s->loop, cfg->busy_poll_us);
+    if (cfg->busy_poll_us)
+        cn_log_info("event loop: busy polling up to %u us after each turn with events",
+                    cfg->busy_poll_us);
     /* fd tables follow RLIMIT_NOFILE, which `serve` raises at start to
      * what its caps need (cmd_serve.c: connections + links + HUB_FD_SPARE, at
      * least HUB_FD_LIMIT_MIN, within the hard limit). */

@@ -44,6 +44,9 @@ typedef struct hub_server_config {
      * (libuv) or lws's poll(), which scans every descriptor on every turn,
      * so idle connections slow the busy ones (docs/performance.md). */
     int event_loop; /* cn_loop_kind_t */
+    /* Microseconds a turn keeps checking for events before it sleeps
+     * (cn_loop_set_busy_poll); 0 = never. */
+    unsigned busy_poll_us;
     /* The webhook delivery worker, started on the context and stopped
      * before it is destroyed. Borrowed; NULL = none. */
     hub_webhooks_t *webhooks;

@@ -2,6 +2,9 @@
 #include "cn_loop.h"
 
 #include <ev.h>
+#include <sched.h>
+#include <stdint.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +41,18 @@ struct cn_loop {
     /* epoll: the pace timer (see PACE_BUSY_US), on the context it runs. */
     lws_sorted_usec_list_t pace;
     struct lws_context *paced;
-    unsigned pace_iter; /* ev_iteration() when it last ran */
+    /* Turns taken (cn_loop_run_once calls), and their count when the pace
+     * timer last ran. Not ev_iteration(): busy polling runs libev many
+     * times a turn, which read as a busy loop kept the pace at its fastest
+     * on an idle one, and each of its wake-ups began another spin. */
+    unsigned turns, pace_turns;
     lws_usec_t pace_us; /* its interval */
+    /* epoll: busy polling (cn_loop_set_busy_poll). handled counts the
+     * watcher callbacks run, through libev's invoke hook; spin_next says
+     * the last turn ran some, so the next one polls before it sleeps. */
+    unsigned busy_us;
+    uint64_t handled;
+    bool spin_next;
     /* lws writes NULL here once a context on a foreign loop is destroyed
      * completely (info.pcontext): with libuv that ends on later turns. */
     struct lws_context *ctx;
@@ -125,16 +138,53 @@ cn_loop_kind_t cn_loop_kind(const cn_loop_t *l)
 static void pace_cb(lws_sorted_usec_list_t *sul)
 {
     cn_loop_t *l = lws_container_of(sul, cn_loop_t, pace);
-    unsigned it = ev_iteration(l->ev);
+    unsigned it = l->turns;
     /* Busy: more turns since its last run than its own wake-up and the
      * odd other timer of an idle hub or agent (each of those set it back
      * to PACE_BUSY_US: 59 wake-ups a second instead of 9 on an idle hub). */
-    bool busy = it - l->pace_iter > 3;
-    l->pace_iter = it;
+    bool busy = it - l->pace_turns > 3;
+    l->pace_turns = it;
     l->pace_us = busy                            ? PACE_BUSY_US
                  : l->pace_us * 2 > PACE_IDLE_US ? PACE_IDLE_US
                                                  : l->pace_us * 2;
     lws_sul_schedule(l->paced, 0, &l->pace, pace_cb, l->pace_us);
+}
+
+static void count_invoke(struct ev_loop *ev)
+{
+    cn_loop_t *l = ev_userdata(ev);
+    l->handled += ev_pending_count(ev);
+    ev_invoke_pending(ev);
+}
+
+void cn_loop_set_busy_poll(cn_loop_t *l, unsigned usec)
+{
+    if (l->kind != CN_LOOP_EPOLL)
+        return;
+    l->busy_us = usec;
+    ev_set_userdata(l->ev, l);
+    ev_set_invoke_pending_cb(l->ev, usec ? count_invoke : ev_invoke_pending);
+}
+
+static uint64_t now_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+}
+
+/* Turns that do not sleep, for up to busy_us, each giving the CPU to any
+ * other task that wants it: true once one ran a watcher. */
+static bool spin(cn_loop_t *l)
+{
+    uint64_t h0 = l->handled, end = now_us() + l->busy_us;
+    do {
+        ev_run(l->ev, EVRUN_NOWAIT);
+        if (l->handled != h0)
+            return true;
+        sched_yield();
+    } while (now_us() < end);
+    return false;
 }
 
 int cn_loop_run_once(cn_loop_t *l, struct lws_context *ctx)
@@ -144,8 +194,16 @@ int cn_loop_run_once(cn_loop_t *l, struct lws_context *ctx)
         if (!l->paced) { /* it joins lws's timers at their next run */
             l->paced = ctx;
             l->pace_us = PACE_BUSY_US;
-            l->pace_iter = ev_iteration(l->ev);
+            l->pace_turns = l->turns;
             lws_sul_schedule(ctx, 0, &l->pace, pace_cb, l->pace_us);
+        }
+        l->turns++;
+        if (l->busy_us) {
+            uint64_t h0 = l->handled;
+            if (!l->spin_next || !spin(l))
+                ev_run(l->ev, EVRUN_ONCE);
+            l->spin_next = l->handled != h0;
+            return 0;
         }
         ev_run(l->ev, EVRUN_ONCE);
         return 0;

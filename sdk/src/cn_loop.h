@@ -50,6 +50,17 @@ const char *cn_loop_hint(const cn_loop_t *l);
 
 cn_loop_kind_t cn_loop_kind(const cn_loop_t *l);
 
+/* Busy polling, on the epoll loop (others ignore it): after a turn that
+ * ran callbacks, the next one checks for events without sleeping, for up
+ * to usec microseconds, yielding the CPU between checks, before it waits.
+ * Trades CPU for latency where a sleeping process wakes slowly (a VM's
+ * idle vCPU). 0, the default, never spins. */
+void cn_loop_set_busy_poll(cn_loop_t *l, unsigned usec);
+
+/* The most a busy poll is allowed, in microseconds, where it is set from
+ * outside (serve --busy-poll, CONNECT_BUSY_POLL). */
+#define CN_LOOP_BUSY_POLL_MAX 10000
+
 /* One turn of the loop that runs ctx. 0, or a negative CN_E* code when the
  * loop failed. */
 int cn_loop_run_once(cn_loop_t *l, struct lws_context *ctx);

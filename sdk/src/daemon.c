@@ -956,10 +956,10 @@ void agent_daemon_config_from(agent_daemon_config_t *dc, const agent_config_t *c
     dc->policy_config = cfg->path;
 }
 
-/* A window setting from the config, else from the environment variable
- * `name` (decimal bytes; empty or unset: 0, the default). */
-static int window_setting(uint32_t from_cfg, const char *name, uint32_t *out, char *err,
-                          size_t errlen)
+/* A setting from the config, else from the environment variable `name`
+ * (a decimal number of `unit` up to max; empty or unset: 0, the default). */
+static int env_setting(uint32_t from_cfg, const char *name, uint32_t max, const char *unit,
+                       uint32_t *out, char *err, size_t errlen)
 {
     *out = from_cfg;
     const char *s = getenv(name);
@@ -968,20 +968,24 @@ static int window_setting(uint32_t from_cfg, const char *name, uint32_t *out, ch
     char *end = NULL;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (*s < '0' || *s > '9' || *end || errno || v > CN_FRAME_MAX_WINDOW)
-        return cn_errf(CN_EINVAL, err, errlen, "%s must be a number of bytes up to %u, not '%.32s'",
-                       name, CN_FRAME_MAX_WINDOW, s);
+    if (*s < '0' || *s > '9' || *end || errno || v > max)
+        return cn_errf(CN_EINVAL, err, errlen, "%s must be a number of %s up to %u, not '%.32s'",
+                       name, unit, max, s);
     *out = (uint32_t)v;
     return 0;
 }
 
-/* Fills the window settings (config, else environment) and checks them
- * together. */
-static int window_settings(agent_daemon_config_t *c, char *err, size_t errlen)
+/* Fills the window and busy-poll settings (config, else environment) and
+ * checks them. */
+static int env_settings(agent_daemon_config_t *c, char *err, size_t errlen)
 {
     const char *why = NULL;
-    if (window_setting(c->stream_window, "CONNECT_STREAM_WINDOW", &c->stream_window, err, errlen) ||
-        window_setting(c->window_update, "CONNECT_WINDOW_UPDATE", &c->window_update, err, errlen))
+    if (env_setting(c->stream_window, "CONNECT_STREAM_WINDOW", CN_FRAME_MAX_WINDOW, "bytes",
+                    &c->stream_window, err, errlen) ||
+        env_setting(c->window_update, "CONNECT_WINDOW_UPDATE", CN_FRAME_MAX_WINDOW, "bytes",
+                    &c->window_update, err, errlen) ||
+        env_setting(c->busy_poll_us, "CONNECT_BUSY_POLL", CN_LOOP_BUSY_POLL_MAX, "microseconds",
+                    &c->busy_poll_us, err, errlen))
         return CN_EINVAL;
     if (!cn_mux_window_valid(c->stream_window, c->window_update, &why))
         return cn_errf(CN_EINVAL, err, errlen, "CONNECT_STREAM_WINDOW/CONNECT_WINDOW_UPDATE: %s",
@@ -989,15 +993,25 @@ static int window_settings(agent_daemon_config_t *c, char *err, size_t errlen)
     return 0;
 }
 
+/* Busy polling is a feature of the epoll loop. */
+static int busy_poll_check(uint32_t busy_poll_us, cn_loop_kind_t kind, char *err, size_t errlen)
+{
+    if (busy_poll_us && kind != CN_LOOP_EPOLL)
+        return cn_errf(CN_EINVAL, err, errlen, "CONNECT_BUSY_POLL needs the epoll loop, not %s",
+                       cn_loop_kind_name(kind));
+    return 0;
+}
+
 int agent_daemon_check_env(char *err, size_t errlen)
 {
     agent_daemon_config_t c = {0};
-    cn_loop_kind_t kind;
+    cn_loop_kind_t kind = CN_LOOP_EPOLL;
     const char *loop_env = getenv("CONNECT_EVENT_LOOP");
     if (loop_env && *loop_env && !cn_loop_kind_parse(loop_env, &kind))
         return cn_errf(CN_EINVAL, err, errlen, "CONNECT_EVENT_LOOP must be %s, not '%.32s'",
                        CN_LOOP_CHOICES, loop_env);
-    return window_settings(&c, err, errlen);
+    int rc = env_settings(&c, err, errlen);
+    return rc < 0 ? rc : busy_poll_check(c.busy_poll_us, kind, err, errlen);
 }
 
 agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, size_t errlen)
@@ -1012,7 +1026,7 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
         return NULL;
     }
     d->cfg = *cfg;
-    if (window_settings(&d->cfg, err, errlen) < 0)
+    if (env_settings(&d->cfg, err, errlen) < 0)
         goto fail;
     if (d->cfg.stream_window || d->cfg.window_update) {
         uint32_t w = d->cfg.stream_window ? d->cfg.stream_window : CN_MUX_DEFAULT_WINDOW;
@@ -1152,10 +1166,18 @@ agent_daemon_t *agent_daemon_new(const agent_daemon_config_t *cfg, char *err, si
                 CN_LOOP_CHOICES, loop_env);
         goto fail;
     }
+    /* An embedding process's poll loop (cfg->poll_loop) ignores it. */
+    if (!cfg->poll_loop && busy_poll_check(d->cfg.busy_poll_us, kind, err, errlen) < 0)
+        goto fail;
     char lerr[96];
     if (!(d->loop = cn_loop_new(kind, &info, lerr, sizeof(lerr)))) {
         cn_errf(CN_EIO, err, errlen, "%s", lerr);
         goto fail;
+    }
+    if (cn_loop_kind(d->loop) == CN_LOOP_EPOLL && d->cfg.busy_poll_us) {
+        cn_loop_set_busy_poll(d->loop, d->cfg.busy_poll_us);
+        cn_log_info("event loop: busy polling up to %u us after each turn with events",
+                    d->cfg.busy_poll_us);
     }
     d->context = lws_create_context(&info);
     if (!d->context) {

@@ -88,6 +88,11 @@ typedef struct agent_daemon_config {
      * the window). agent_daemon_new() refuses bad values with a message
      * naming the variable. */
     uint32_t stream_window, window_update;
+    /* Microseconds a loop turn keeps checking for events before it sleeps
+     * (cn_loop_set_busy_poll). 0 = CONNECT_BUSY_POLL from the environment,
+     * else none. The epoll loop only: refused with CONNECT_EVENT_LOOP=poll
+     * or uv, ignored with poll_loop. */
+    uint32_t busy_poll_us;
     /* Run on lws's poll() loop rather than the epoll one (CONNECT_EVENT_LOOP
      * =poll does the same): the embedded tunnel does, since lws's libev
      * plugin logs a notice per socket event and an embedding process keeps

@@ -153,9 +153,11 @@ hub_start() {
     HUB_PORT=${HUB_PORT:-$(free_port)}
     TCP_BASE=${TCP_BASE:-$(free_range 40)}
     HUB_URL=http://127.0.0.1:$HUB_PORT
-    # CN_HUB_EVENT_LOOP=poll|epoll picks the hub's event loop (default: serve's, epoll).
+    # CN_HUB_EVENT_LOOP=poll|epoll picks the hub's event loop (default: serve's, epoll);
+    # CN_HUB_BUSY_POLL=US turns on its busy polling (serve --busy-poll).
     local loop=()
     [ -z "${CN_HUB_EVENT_LOOP:-}" ] || loop=(--event-loop "$CN_HUB_EVENT_LOOP")
+    [ -z "${CN_HUB_BUSY_POLL:-}" ] || loop+=(--busy-poll "$CN_HUB_BUSY_POLL")
     bg hub "$HUB_BIN" serve --db "$WORK/hub.db" --listen "127.0.0.1:$HUB_PORT" \
         --tcp-ports "$TCP_BASE-$((TCP_BASE + 39))" "${loop[@]}" "$@"
     HUB_PID=$LAST_PID

@@ -40,6 +40,28 @@ cmp -s "$WORK/value" "$WORK/got" || fail "1 MiB value differs after GET through 
 [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" STRLEN big)" = $((1 << 20)) ] ||
     fail "the value stored in Redis has the wrong length"
 echo "redis: PING, 1 MiB SET/GET intact"
+if [ -n "${CN_HUB_BUSY_POLL:-}" ]; then
+    # Busy polling (test_tcp_tunnel_busypoll): on where asked, and round
+    # trips one at a time (the path it is for) answered; it ends with the
+    # traffic, so an idle hub and agent sleep in epoll_wait again.
+    grep -q "busy polling up to $CN_HUB_BUSY_POLL us" "$WORK/hub.log" ||
+        fail "the hub does not say it busy-polls"
+    grep -q "busy polling up to $CONNECT_BUSY_POLL us" "$WORK"/expose-dev-*.log ||
+        fail "the agent does not say it busy-polls"
+    n=$(redis-cli -h 127.0.0.1 -p "$REDIS_TUNNEL" -r 3000 PING | grep -c PONG)
+    [ "$n" = 3000 ] || fail "3,000 PINGs one at a time: $n PONGs"
+    ticks() { # user+system clock ticks of the given PIDs (names without spaces)
+        local t=0 p
+        for p; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+        echo "$t"
+    }
+    sleep 0.5
+    t0=$(ticks "$HUB_PID" "$EXPOSE_PID")
+    sleep 3
+    used=$((($(ticks "$HUB_PID" "$EXPOSE_PID") - t0) * 1000 / $(getconf CLK_TCK)))
+    echo "busy polling: 3,000 PINGs answered; idle, hub and agent used $used ms of CPU in 3 s"
+    [ "$used" -lt 300 ] || fail "idle with busy polling on, hub and agent used $used ms of CPU in 3 s"
+fi
 
 step "PostgreSQL through a public TCP tunnel"
 pg_start

@@ -907,6 +907,59 @@ static void test_stream_window(void **state)
     }
 }
 
+/* CONNECT_BUSY_POLL: microseconds up to CN_LOOP_BUSY_POLL_MAX, on the epoll
+ * loop only (refused with CONNECT_EVENT_LOOP=poll or uv, ignored by an
+ * embedding process's own poll loop); bad values name the variable. */
+static void test_busy_poll_settings(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *busy, *loop;
+        bool poll_loop;
+        const char *says; /* NULL: accepted */
+    } v[] = {
+        {"50", NULL, false, NULL},
+        {"10000", "epoll", false, NULL},
+        {"0", "poll", false, NULL},
+        {"50", NULL, true, NULL},
+        {"x", NULL, false, "CONNECT_BUSY_POLL must be a number of microseconds"},
+        {"10001", NULL, false, "CONNECT_BUSY_POLL must be a number of microseconds up to 10000"},
+        {"-1", NULL, false, "CONNECT_BUSY_POLL must be a number"},
+        {"50", "poll", false, "CONNECT_BUSY_POLL needs the epoll loop, not poll"},
+        {"50", "uv", false, "CONNECT_BUSY_POLL needs the epoll loop, not uv"},
+    };
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        setenv("CONNECT_BUSY_POLL", v[i].busy, 1);
+        if (v[i].loop)
+            setenv("CONNECT_EVENT_LOOP", v[i].loop, 1);
+        uint8_t sk[32] = {1};
+        char err[160] = "", cerr[160] = "";
+        agent_daemon_config_t dc = {
+            .hub_url = "http://127.0.0.1:1",
+            .agent_sk = sk,
+            .hub_pk = sk,
+            .agent_id = AGENT_ID,
+            .poll_loop = v[i].poll_loop,
+        };
+        int checked = v[i].poll_loop ? 0 : agent_daemon_check_env(cerr, sizeof(cerr));
+        agent_daemon_t *d = agent_daemon_new(&dc, err, sizeof(err));
+        unsetenv("CONNECT_BUSY_POLL");
+        unsetenv("CONNECT_EVENT_LOOP");
+        if (!v[i].says) {
+            if (!d || checked != 0)
+                fail_msg("case %zu refused: '%s' '%s'", i, err, cerr);
+            agent_daemon_free(d);
+            continue;
+        }
+        if (d) {
+            agent_daemon_free(d);
+            fail_msg("case %zu accepted", i);
+        }
+        if (!strstr(err, v[i].says) || !strstr(cerr, v[i].says))
+            fail_msg("case %zu: '%s' / '%s' do not say '%s'", i, err, cerr, v[i].says);
+    }
+}
+
 static void test_target_down_is_unreachable(void **state)
 {
     /* A port nobody listens on. */
@@ -1123,6 +1176,7 @@ int main(void)
         cmocka_unit_test(test_tunnel_delta_changes_one_entry),
         cmocka_unit_test(test_named_tunnels_only),
         cmocka_unit_test(test_stream_window),
+        cmocka_unit_test(test_busy_poll_settings),
         cmocka_unit_test(test_target_down_is_unreachable),
         cmocka_unit_test(test_reconnects_after_link_loss),
         cmocka_unit_test(test_admitted_link_reconnects_quickly_every_time),

@@ -140,6 +140,30 @@ static void test_event_loop(void **state)
     assert_non_null(strstr(err, "event-loop"));
 }
 
+/* --busy-poll: off unless given, up to CN_LOOP_BUSY_POLL_MAX microseconds,
+ * and only on the epoll loop. */
+static void test_busy_poll(void **state)
+{
+    (void)state;
+    hub_serve_options_t o;
+    char err[256];
+    assert_int_equal(parse(&o, err, "--db", "/d"), 0);
+    assert_int_equal(o.busy_poll_us, 0);
+    assert_int_equal(parse(&o, err, "--db", "/d", "--busy-poll", "50"), 0);
+    assert_int_equal(o.busy_poll_us, 50);
+    assert_int_equal(parse(&o, err, "--db", "/d", "--busy-poll", "10000", "--event-loop", "epoll"),
+                     0);
+    assert_int_equal(o.busy_poll_us, 10000);
+    assert_int_equal(parse(&o, err, "--db", "/d", "--busy-poll", "10001"), -1);
+    assert_non_null(strstr(err, "busy-poll"));
+    assert_int_equal(parse(&o, err, "--db", "/d", "--busy-poll", "-5"), -1);
+    assert_int_equal(parse(&o, err, "--db", "/d", "--busy-poll", "50", "--event-loop", "poll"), -1);
+    assert_non_null(strstr(err, "needs --event-loop epoll"));
+    assert_int_equal(parse(&o, err, "--db", "/d", "--event-loop", "uv", "--busy-poll", "1"), -1);
+    /* 0 is off, and fine with any loop. */
+    assert_int_equal(parse(&o, err, "--db", "/d", "--event-loop", "poll", "--busy-poll", "0"), 0);
+}
+
 /* --stream-window and --window-update: the multiplexer's defaults unless
  * given; the window within CN_MUX_MIN_WINDOW..CN_FRAME_MAX_WINDOW, the
  * update threshold within 1..the window in effect. */
@@ -272,10 +296,10 @@ static void test_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),      cmocka_unit_test(test_values),
-        cmocka_unit_test(test_errors),        cmocka_unit_test(test_usage_lists_every_option),
-        cmocka_unit_test(test_abuse_bounds),  cmocka_unit_test(test_event_loop),
-        cmocka_unit_test(test_stream_window),
+        cmocka_unit_test(test_defaults),     cmocka_unit_test(test_values),
+        cmocka_unit_test(test_errors),       cmocka_unit_test(test_usage_lists_every_option),
+        cmocka_unit_test(test_abuse_bounds), cmocka_unit_test(test_event_loop),
+        cmocka_unit_test(test_busy_poll),    cmocka_unit_test(test_stream_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

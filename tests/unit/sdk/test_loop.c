@@ -78,12 +78,17 @@ static struct lws_context *open_loop(cn_loop_kind_t kind, const struct lws_proto
     return ctx;
 }
 
-static void run_kind(cn_loop_kind_t kind)
+/* busy_us: with busy polling (cn_loop_set_busy_poll), which the epoll loop
+ * does and the others ignore; turns still end on a wake-up and on a timer,
+ * and a loop with nothing to do sleeps (test_tcp_tunnel_busypoll measures
+ * an idle hub's CPU). */
+static void run_kind(cn_loop_kind_t kind, unsigned busy_us)
 {
     static const struct lws_protocols protocols[] = {{"dummy", dummy_cb, 0, 0, 0, NULL, 0},
                                                      {NULL, NULL, 0, 0, 0, NULL, 0}};
     cn_loop_t *l;
     struct lws_context *ctx = open_loop(kind, protocols, &l);
+    cn_loop_set_busy_poll(l, busy_us);
 
     /* With nothing scheduled, a wake-up from another thread ends a turn. */
     pthread_t t;
@@ -182,19 +187,26 @@ static void test_busy_timers(void **state)
 static void test_epoll(void **state)
 {
     (void)state;
-    run_kind(CN_LOOP_EPOLL);
+    run_kind(CN_LOOP_EPOLL, 0);
 }
 
 static void test_poll(void **state)
 {
     (void)state;
-    run_kind(CN_LOOP_POLL);
+    run_kind(CN_LOOP_POLL, 0);
 }
 
 static void test_uv(void **state)
 {
     (void)state;
-    run_kind(CN_LOOP_UV);
+    run_kind(CN_LOOP_UV, 0);
+}
+
+static void test_busy_poll(void **state)
+{
+    (void)state;
+    run_kind(CN_LOOP_EPOLL, 200);
+    run_kind(CN_LOOP_POLL, 200); /* ignored */
 }
 
 int main(void)
@@ -206,6 +218,7 @@ int main(void)
         cmocka_unit_test(test_epoll),
         cmocka_unit_test(test_poll),
         cmocka_unit_test(test_uv),
+        cmocka_unit_test(test_busy_poll),
         cmocka_unit_test_prestate(test_busy_timers, &busy_kinds[0]),
         cmocka_unit_test_prestate(test_busy_timers, &busy_kinds[1]),
     };
