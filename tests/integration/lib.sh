@@ -136,6 +136,20 @@ wait_for() {
     fail "timed out after ${secs}s waiting for: $what"
 }
 
+# wait_eq SECS WHAT WANT CMD...: waits until CMD (a function or a command,
+# run again on each try) prints WANT. Not `wait_for ... test "$(CMD)" = WANT`,
+# whose $(CMD) runs once, before the wait, so it never waits.
+wait_eq() {
+    local secs=$1 what=$2 want=$3
+    shift 3
+    wait_for "$secs" "$what" output_is "$want" "$@"
+}
+output_is() {
+    local want=$1
+    shift
+    [ "$("$@" 2>/dev/null)" = "$want" ]
+}
+
 # ---- hub ------------------------------------------------------------------
 
 # hub_init: creates $WORK/hub.db, sets ADMIN_TOKEN and WS_ID.

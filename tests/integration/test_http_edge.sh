@@ -174,7 +174,7 @@ api PATCH "/api/v1/tunnels/$WEB_ID" '{"status":"paused"}'
 [ "$(code "$EDGE/")" = 503 ] || fail "paused tunnel: not 503"
 grep -q 'paused' "$WORK/resp" || fail "503 body: $(cat "$WORK/resp")"
 api PATCH "/api/v1/tunnels/$WEB_ID" '{"status":"active"}'
-wait_for 10 "resumed tunnel answers" test "$(code "$EDGE/")" = 200
+wait_eq 10 "resumed tunnel answers" 200 code "$EDGE/"
 
 # 401: basic auth on a tunnel (httpUser), the generated password shown once.
 expose dev "127.0.0.1:$WEB_PORT" --public --protocol http --name private --auth alice

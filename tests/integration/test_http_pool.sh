@@ -60,7 +60,7 @@ echo "10 connections for 10 requests"
 
 step "idle pooled streams expire (--http-pool-idle 4) and close the target's connection"
 wait_for 8 "the pool to empty" http_pooled_is 0
-wait_for 3 "the target to see its connection closed" test "$(closed_of keep '^/[ab][0-9]')" = 1
+wait_eq 3 "the target to see its connection closed" 1 closed_of keep '^/[ab][0-9]'
 
 step "each pooled stream expires after its own idle time, the longest idle first"
 pids=()
@@ -90,7 +90,7 @@ for p in "${pids[@]}"; do wait "$p"; done
 for i in $(seq 1 8); do [ "$(cat "$WORK/par$i")" = 200 ] || fail "concurrent request $i: $(cat "$WORK/par$i")"; done
 [ "$(nconns keep '^/slow[?]ms=800$')" = 8 ] || fail "8 concurrent requests took $(nconns keep '^/slow[?]ms=800$') connections, want 8"
 http_pooled_is 4 || fail "connect_http_pooled_streams is $(http_pooled) after 8 concurrent requests, want 4"
-wait_for 3 "the 4 streams beyond the bound to close" test "$(closed_of keep '^/slow[?]ms=800$')" = 4
+wait_eq 3 "the 4 streams beyond the bound to close" 4 closed_of keep '^/slow[?]ms=800$'
 echo "4 kept, 4 closed"
 
 step "the race: the target closes a pooled connection as a request goes out on it"
@@ -124,7 +124,7 @@ http_pooled_is 1 || fail "not pooled: $(http_pooled)"
 api PATCH "/api/v1/tunnels/$KEEP_ID" '{"status":"paused"}'
 [ "$HTTP_STATUS" = 200 ] || fail "pause: $HTTP_STATUS $BODY"
 wait_for 2 "pause to drop the pool" http_pooled_is 0
-wait_for 2 "the target's connection to close" test "$(closed_of keep '^/p1$')" = 1
+wait_eq 2 "the target's connection to close" 1 closed_of keep '^/p1$'
 api PATCH "/api/v1/tunnels/$KEEP_ID" '{"status":"active"}'
 [ "$HTTP_STATUS" = 200 ] || fail "resume: $HTTP_STATUS $BODY"
 get keep /p2

@@ -74,7 +74,7 @@ done
 # in all, every one of them with a /slow request.
 want_closed=$((2 * PER_TUNNEL - LINK_MAX))
 wait_for 10 "the pools to settle at $LINK_MAX" http_pooled_is "$LINK_MAX"
-wait_for 10 "the targets to see $want_closed connections close" test "$(closed_total)" = "$want_closed"
+wait_eq 10 "the targets to see $want_closed connections close" "$want_closed" closed_total
 sleep 1 # nothing more closes
 http_pooled_is "$LINK_MAX" || fail "connect_http_pooled_streams is $(http_pooled), want $LINK_MAX"
 [ "$(closed_total)" = "$want_closed" ] || fail "$(closed_total) target connections closed, want $want_closed"

@@ -55,7 +55,7 @@ step "$N tunnels made and deleted one by one on the new agent"
 BASE=$(count) # t0 and p1
 entries_mark
 churn a
-wait_for 10 "the deletions done" test "$(count)" = "$BASE"
+wait_eq 10 "the deletions done" "$BASE" count
 entries_since
 # One entry per tunnel made, edited, resumed or deleted; a pause is its
 # status alone. Before: the whole list each time, 2*N*BASE + N^2 entries.
@@ -83,7 +83,7 @@ E2_LOG=$WORK/expose-dev-$EXPOSES.log
 wait_for 10 "e2 active" status_is "$TUNNEL_ID" active
 stop_pid "$E2"
 forget_pid "$E2"
-wait_for 10 "e2 deleted" test "$(count)" = $((BASE + 1))
+wait_eq 10 "e2 deleted" $((BASE + 1)) count
 entries_since
 echo "   expose e2 up and down: $DL list entries, $DD delta entries, $DS status entries"
 # E2's hello lists its own tunnel alone.
@@ -104,7 +104,7 @@ entries_since
 BASE=$(count)
 entries_mark
 churn b
-wait_for 10 "the deletions done" test "$(count)" = "$BASE"
+wait_eq 10 "the deletions done" "$BASE" count
 entries_since
 # What every link got before: creation k the list of BASE+k tunnels,
 # deletion k that of BASE+N-k, each edit and resume the list of BASE+N.
