@@ -12,6 +12,8 @@
 #   CONNS="1 50"                   connection counts per run
 #   A_BUSY_POLL=US, B_BUSY_POLL=US that side's hub and agent busy-poll
 #                                  (serve --busy-poll, CONNECT_BUSY_POLL; 0: off)
+#   A_HUB_BUSY_POLL, A_AGENT_BUSY_POLL (and B_...) the hub's or the agent's
+#                                  alone, over the side's
 #   SOCAT=1    a socat -b 131072 forwarder to the same server, in each round
 # Both build dirs need hub/connect-hub, agent/connect and bench/bench_pingpong
 # (RelWithDebInfo). Everything listens on 127.0.0.1 and is stopped by PID by
@@ -51,10 +53,14 @@ for side in A B; do
     unset HUB_PORT TCP_BASE
     busy=${side}_BUSY_POLL
     busy=${!busy:-0}
+    hub_busy=${side}_HUB_BUSY_POLL
+    hub_busy=${!hub_busy:-$busy}
+    agent_busy=${side}_AGENT_BUSY_POLL
+    agent_busy=${!agent_busy:-$busy}
     hub_init
-    hub_start --busy-poll "$busy"
+    hub_start --busy-poll "$hub_busy"
     agent_enroll a
-    CONNECT_BUSY_POLL=$busy expose a "127.0.0.1:$ECHO" --public --protocol tcp --name echo
+    CONNECT_BUSY_POLL=$agent_busy expose a "127.0.0.1:$ECHO" --public --protocol tcp --name echo
     PORT[$side]=$TUNNEL_PORT
     PROCS[$side]="$HUB_PID $EXPOSE_PID"
 done

@@ -65,7 +65,13 @@ secrets_grep() {
 # also finds tokens and passwords in the files by their shape).
 secret() { printf '%s\n' "$1" >>"$WORK/.secrets"; }
 
-step() { echo "-- $*"; }
+# step WHAT: names the next step, with the seconds since the test began
+# (which step is slow, from any run's log).
+CN_T0_US=${EPOCHREALTIME/./}
+step() {
+    local ms=$(((${EPOCHREALTIME/./} - CN_T0_US) / 1000))
+    printf -- '-- %s (at %d.%d s)\n' "$*" $((ms / 1000)) $((ms % 1000 / 100))
+}
 fail() {
     echo "FAIL: $*" >&2
     exit 1
