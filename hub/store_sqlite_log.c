@@ -1017,6 +1017,16 @@ static void *writer_main(void *arg)
         if (take)
             last_take = now;
         bool stopping = l->stop;
+        if (stopping && (l->pass.active || l->prune_wanted)) {
+            /* Closing: the queued rows are written, a retention pass is
+             * left where it is (each step it took is committed). It could
+             * hold the hub's exit for a whole pass, about 19 s at 10 M rows
+             * (docs/performance.md); the first sweep after the next start
+             * (edge_http.c's tick) runs it again, on what is left. */
+            l->pass.active = false;
+            l->prune_wanted = false;
+            l->prunes_done = l->prunes_asked;
+        }
         turn(l, take);
         log_drops(l, l->dropped);
         if (stopping && !l->front_rows && !l->prune_wanted && !l->pass.active)

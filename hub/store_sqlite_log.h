@@ -94,7 +94,8 @@ int hub_slog_append(hub_slog_t *l, const char *share_id, const hub_share_log_row
  * HUB_SLOG_PRUNE_STEP_ROWS rows, each its own transaction. With the
  * thread it is queued (the writer runs the steps between its batches;
  * asked again while a pass runs, the next pass follows it) and *count
- * gets 0. */
+ * gets 0; hub_slog_close() writes the queued rows but does not finish a
+ * pass (the steps taken stay done). */
 int hub_slog_prune(hub_slog_t *l, int64_t before, size_t keep, size_t *count);
 /* Returns once every row appended and every prune asked for before the
  * call has been handled. */
