@@ -116,6 +116,31 @@ static void list_due(session_t *s, unsigned ms)
     lws_sul_schedule(s->rt->ctx, 0, &s->sul_list, list_due_cb, (lws_usec_t)ms * LWS_US_PER_MS);
 }
 
+/* A message to the link found its queue full and was dropped: the whole
+ * list goes LIST_RETRY_MS later and carries the change. Until a whole
+ * list has gone the link is `behind`: its agent may hold a tunnel the hub
+ * deleted (a lost tunnel_remove) besides every tunnel the hub has, and one
+ * more entry (an upsert of a new tunnel) could take it past the 4,096 it
+ * holds at most (AGENT_ALLOWLIST_MAX, the hub's cap per agent too), which
+ * closes the link and every stream on it (hub_agents_tunnel_delta). */
+static void lost(session_t *s)
+{
+    s->behind = 1;
+    list_due(s, LIST_RETRY_MS);
+}
+
+/* A whole list is queued: it was read from the store now, so the agent
+ * holds what the hub has once it arrives, and a list due later would only
+ * say the same again. */
+static void list_went(session_t *s)
+{
+    s->behind = 0;
+    if (s->list_due) {
+        lws_sul_cancel(&s->sul_list);
+        s->list_due = 0;
+    }
+}
+
 /* Sends the agent's tunnel list: on `hello` (when given, which this sends
  * too) or as a "tunnels" message. A list too long for one frame goes as
  * tunnels_page messages right behind (docs/agent-protocol.md, "Long tunnel
@@ -140,10 +165,12 @@ static int send_tunnels(session_t *s, json_t *hello)
         } else {
             rc = send_control(s, json_pack("{s:s,s:o}", "type", "tunnels", "tunnels", arr));
         }
-        if (rc == 0)
+        if (rc == 0) {
             hub_metrics_tunnel_entries_sent(metrics, HUB_TM_LIST, n);
+            list_went(s);
+        }
         if (rc == CN_EAGAIN && !hello)
-            list_due(s, LIST_RETRY_MS);
+            lost(s);
         return rc;
     }
     if (hello) {
@@ -155,6 +182,7 @@ static int send_tunnels(session_t *s, json_t *hello)
         }
     }
     size_t n = json_array_size(arr), page = 0;
+    bool msg_ok = true; /* every page could be built */
     for (size_t i = 0; i < n;) {
         size_t k = cn_ctlpage_take(arr, i, CN_CTLPAGE_BUDGET);
         if (!k) {
@@ -169,6 +197,7 @@ static int send_tunnels(session_t *s, json_t *hello)
         i += k;
         if (!msg) {
             cn_log_warn("agent %s: out of memory sending its tunnel list", s->agent_id);
+            msg_ok = false;
             break;
         }
         rc = cn_mux_send_control(cn_link_mux(s->link), msg);
@@ -181,10 +210,12 @@ static int send_tunnels(session_t *s, json_t *hello)
             cn_log_warn("agent %s: could not queue tunnel list page %zu: %s%s", s->agent_id,
                         page - 1, cn_strerror(rc), rc == CN_EAGAIN ? " (sent again soon)" : "");
             if (rc == CN_EAGAIN)
-                list_due(s, LIST_RETRY_MS);
+                lost(s);
             break;
         }
     }
+    if (rc == 0 && msg_ok)
+        list_went(s);
     cn_link_flush(s->link);
     json_decref(arr);
     return rc;
@@ -536,7 +567,7 @@ static void send_status(session_t *s, const char *tunnel_id, enum hub_tunnel_sta
     if (rc == 0)
         hub_metrics_tunnel_entries_sent(s->rt->cfg.metrics, HUB_TM_STATUS, 1);
     else if (rc == CN_EAGAIN)
-        list_due(s, LIST_RETRY_MS); /* the whole list then carries it */
+        lost(s); /* the whole list then carries it */
 }
 
 /* Whether a change of tunnel `tunnel_id` of agent `agent_id` goes to link
@@ -594,23 +625,39 @@ void hub_agents_tunnel_delta(hub_runtime_t *rt, const char *agent_id, const char
     for (session_t *s = rt->sessions; s; s = s->next) {
         if (!told(s, agent_id, tunnel_id))
             continue;
-        if (!s->tunnel_delta) {
+        /* An upsert to a link that is `behind` (a message to it was lost
+         * to a full queue, lost()) goes as the whole list instead, at
+         * once: its agent may still hold a tunnel deleted meanwhile, and
+         * at 4,096 tunnels (the cap on both sides) one more entry would
+         * make it close the link, cutting every stream on it. The list
+         * replaces whatever the agent holds and carries this tunnel: a new
+         * tunnel's first connection comes behind it, delayed by its
+         * transit (78 ms for 4,096 tunnels in a release build,
+         * test_agent_link.c), not refused. It is the list the retry would
+         * have sent 250 ms later (list_went() cancels that one), so a loss
+         * costs one list, as before, only sooner. Not chosen: holding the
+         * deltas until the retry's list went would refuse a new tunnel's
+         * connections for up to those 250 ms (the API answered, the agent
+         * does not know the tunnel); the agent going over its bound
+         * "while a list is coming" would give up AGENT_ALLOWLIST_MAX as a
+         * hard bound, and agents already out would still close. A remove
+         * goes as ever: it only shrinks. */
+        if (!s->tunnel_delta || (t && s->behind)) {
             send_tunnels(s, NULL);
             continue;
         }
-        /* At once, even with a whole list due later (a full queue): a
-         * stream opened for a request that follows the API's answer comes
-         * behind it on the ordered CONTROL stream, so a new or resumed
-         * tunnel is open at the agent when its first connection arrives.
-         * The entry is whole, so it stands on whatever list the agent
-         * holds; the list due later carries it too. */
+        /* At once: a stream opened for a request that follows the API's
+         * answer comes behind it on the ordered CONTROL stream, so a new
+         * or resumed tunnel is open at the agent when its first connection
+         * arrives. The entry is whole, so it stands on whatever list the
+         * agent holds; a list due later carries it too. */
         json_t *msg = t ? json_pack("{s:s,s:o}", "type", "tunnel_upsert", "tunnel", tunnel_json(t))
                         : json_pack("{s:s,s:s}", "type", "tunnel_remove", "tunnelId", tunnel_id);
         int rc = send_control(s, msg);
         if (rc == 0)
             hub_metrics_tunnel_entries_sent(rt->cfg.metrics, HUB_TM_DELTA, 1);
         else if (rc == CN_EAGAIN)
-            list_due(s, LIST_RETRY_MS); /* the whole list then carries it */
+            lost(s); /* the whole list then carries it */
     }
 }
 

@@ -39,6 +39,12 @@ typedef struct session {
      * list, and one that found the link's queue full is sent again. */
     int list_due;
     lws_sorted_usec_list_t sul_list;
+    /* A message to this link found its queue full since the last whole
+     * list went (agents.c, lost()): the agent's allow-list may still hold a
+     * tunnel the hub deleted, so a tunnel_upsert could take it over
+     * AGENT_ALLOWLIST_MAX. Until a whole list has gone, an upsert is sent
+     * as the whole list. */
+    int behind;
     /* The agent takes tunnel_status messages (its handshake payload said
      * "tunnelStatus":true); else every change sends the whole list. */
     int tunnel_status;
