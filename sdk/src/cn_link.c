@@ -1211,10 +1211,11 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
             return -1;
         if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, srv->path))
             return -1; /* not our endpoint */
-        if (srv->pending >= srv->cfg.max_pending && !evict_stale(srv, NULL)) {
-            cn_log_warn("link: refusing agent connection, %u handshakes pending", srv->pending);
-            return -1;
-        }
+        /* The refusals that drop nobody first, then the address's cap
+         * before the total: a handshake dropped there frees a slot of
+         * both, and the total's check dropping one elsewhere first made
+         * two go for one newcomer (a link dropped counts until lws has
+         * closed it: at the cap of links, dropping frees nothing). */
         if (srv->links >= srv->cfg.max_links) {
             cn_log_warn("link: refusing agent connection, %u links open", srv->links);
             return -1;
@@ -1226,6 +1227,10 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         if (p && p->count >= srv->cfg.max_pending_per_addr && !evict_stale(srv, peer)) {
             cn_log_warn("link: refusing agent connection from %s, %u handshakes pending there",
                         peer, p->count);
+            return -1;
+        }
+        if (srv->pending >= srv->cfg.max_pending && !evict_stale(srv, NULL)) {
+            cn_log_warn("link: refusing agent connection, %u handshakes pending", srv->pending);
             return -1;
         }
         return 0;

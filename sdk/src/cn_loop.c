@@ -53,6 +53,7 @@ struct cn_loop {
     unsigned busy_us;
     uint64_t handled;
     bool spin_next;
+    bool pace_ran; /* pace_cb ran in the callbacks count_invoke is running */
     /* lws writes NULL here once a context on a foreign loop is destroyed
      * completely (info.pcontext): with libuv that ends on later turns. */
     struct lws_context *ctx;
@@ -138,6 +139,7 @@ cn_loop_kind_t cn_loop_kind(const cn_loop_t *l)
 static void pace_cb(lws_sorted_usec_list_t *sul)
 {
     cn_loop_t *l = lws_container_of(sul, cn_loop_t, pace);
+    l->pace_ran = true;
     unsigned it = l->turns;
     /* Busy: more turns since its last run than its own wake-up and the
      * odd other timer of an idle hub or agent (each of those set it back
@@ -153,8 +155,14 @@ static void pace_cb(lws_sorted_usec_list_t *sul)
 static void count_invoke(struct ev_loop *ev)
 {
     cn_loop_t *l = ev_userdata(ev);
-    l->handled += ev_pending_count(ev);
+    unsigned n = ev_pending_count(ev);
+    l->pace_ran = false;
     ev_invoke_pending(ev);
+    /* lws's timer watcher running our pace timer, alone, is no sign of
+     * traffic: counted, each of its wake-ups on an idle loop (every
+     * PACE_IDLE_US) began a spin, a fifth of a core at the longest. */
+    if (n > 1 || !l->pace_ran)
+        l->handled += n;
 }
 
 void cn_loop_set_busy_poll(cn_loop_t *l, unsigned usec)

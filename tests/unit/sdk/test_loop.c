@@ -209,6 +209,38 @@ static void test_busy_poll(void **state)
     run_kind(CN_LOOP_POLL, 200); /* ignored */
 }
 
+/* An idle loop with busy polling at its most sleeps: the only callback it
+ * runs is its own pace timer (every PACE_IDLE_US, 50 ms), which is no sign
+ * of traffic. Counted as one, each of its wake-ups began a spin of
+ * CN_LOOP_BUSY_POLL_MAX (10 ms): a fifth of a core for an idle hub or
+ * agent (129 ms of CPU in this test's second, 2 ms without). The CPU is the
+ * thread's own, which a loaded machine only lowers. */
+static void test_busy_poll_idle_sleeps(void **state)
+{
+    (void)state;
+    static const struct lws_protocols protocols[] = {{"dummy", dummy_cb, 0, 0, 0, NULL, 0},
+                                                     {NULL, NULL, 0, 0, 0, NULL, 0}};
+    cn_loop_t *l;
+    struct lws_context *ctx = open_loop(CN_LOOP_EPOLL, protocols, &l);
+    cn_loop_set_busy_poll(l, CN_LOOP_BUSY_POLL_MAX);
+    /* The pace timer slows from 1 ms to its idle 50 ms in its first ~0.1 s. */
+    uint64_t t0 = cn_time_mono_ms();
+    while (cn_time_mono_ms() - t0 < 200)
+        assert_int_equal(cn_loop_run_once(l, ctx), 0);
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+    t0 = cn_time_mono_ms();
+    while (cn_time_mono_ms() - t0 < 1000)
+        assert_int_equal(cn_loop_run_once(l, ctx), 0);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    long long cpu_ms = (c1.tv_sec - c0.tv_sec) * 1000LL + (c1.tv_nsec - c0.tv_nsec) / 1000000;
+    print_message("idle second with busy polling at %u us: %lld ms of CPU\n", CN_LOOP_BUSY_POLL_MAX,
+                  cpu_ms);
+    assert_true(cpu_ms < 50);
+    cn_loop_context_destroy(l, ctx);
+    cn_loop_free(l);
+}
+
 int main(void)
 {
     static cn_loop_kind_t busy_kinds[] = {CN_LOOP_EPOLL, CN_LOOP_UV};
@@ -219,6 +251,7 @@ int main(void)
         cmocka_unit_test(test_poll),
         cmocka_unit_test(test_uv),
         cmocka_unit_test(test_busy_poll),
+        cmocka_unit_test(test_busy_poll_idle_sleeps),
         cmocka_unit_test_prestate(test_busy_timers, &busy_kinds[0]),
         cmocka_unit_test_prestate(test_busy_timers, &busy_kinds[1]),
     };
