@@ -114,6 +114,7 @@ struct cn_link {
     int closed_reported;
     uint64_t last_rx_ms, last_tx_ms, last_ping_ms;
     uint64_t started_ms;  /* creation: the handshake deadline counts from here */
+    uint64_t pending_ms;  /* server links: when counted pending, on the server's clock */
     uint64_t hs_rx_bytes; /* channel bytes received before the handshake completed */
     uint64_t bytes_in, bytes_out;
     uint64_t ping_seq;
@@ -474,10 +475,17 @@ static void pending_done(cn_link_t *l)
     }
 }
 
+/* The clock the eviction of stale handshakes reads (cfg.clock_ms: tests). */
+static uint64_t server_now(const cn_link_server_t *srv)
+{
+    return srv->cfg.clock_ms ? srv->cfg.clock_ms() : cn_time_mono_ms();
+}
+
 static void pending_add(cn_link_server_t *srv, cn_link_t *l)
 {
     srv->pending++;
     l->counted_pending = 1;
+    l->pending_ms = server_now(srv);
     pending_addr_t *pa = addr_slot(srv, l->peer, 1);
     if (pa)
         pa->count++;
@@ -498,21 +506,21 @@ static void pending_add(cn_link_server_t *srv, cn_link_t *l)
  * a burst of real ones is refused as before. Returns whether one went. */
 static bool evict_stale(cn_link_server_t *srv, const char *peer)
 {
-    uint64_t now = cn_time_mono_ms();
+    uint64_t now = server_now(srv);
     cn_link_t *victim = NULL;
     for (cn_link_t *l = srv->pending_head; l; l = l->pend_next) {
-        if (l->state == LINK_CLOSING || now - l->started_ms < HS_STALE_MS ||
+        if (l->state == LINK_CLOSING || now - l->pending_ms < HS_STALE_MS ||
             (peer && strcmp(l->peer, peer)))
             continue;
         if (!victim || l->hs_rx_bytes < victim->hs_rx_bytes ||
-            (l->hs_rx_bytes == victim->hs_rx_bytes && l->started_ms < victim->started_ms))
+            (l->hs_rx_bytes == victim->hs_rx_bytes && l->pending_ms < victim->pending_ms))
             victim = l;
     }
     if (!victim)
         return false;
     cn_log_info("link: handshake from %s dropped after %llu ms (%llu bytes) for a new "
                 "connection%s, at the cap of pending handshakes",
-                victim->peer, (unsigned long long)(now - victim->started_ms),
+                victim->peer, (unsigned long long)(now - victim->pending_ms),
                 (unsigned long long)victim->hs_rx_bytes, peer ? " from there" : "");
     link_fail(victim, CN_ETIMEOUT, CN_LINK_HANDSHAKE_TOO_SLOW);
     pending_done(victim); /* its slot is the newcomer's now, not when lws closes it */
@@ -1359,6 +1367,16 @@ struct lws_protocols cn_link_server_protocol(cn_link_server_t *srv)
 unsigned cn_link_server_count(const cn_link_server_t *srv)
 {
     return srv ? srv->links : 0;
+}
+
+unsigned cn_link_server_pending(const cn_link_server_t *srv, uint64_t *rx_bytes)
+{
+    uint64_t sum = 0;
+    for (const cn_link_t *l = srv ? srv->pending_head : NULL; l; l = l->pend_next)
+        sum += l->hs_rx_bytes;
+    if (rx_bytes)
+        *rx_bytes = sum;
+    return srv ? srv->pending : 0;
 }
 
 /* ---- accessors ----------------------------------------------------------- */
