@@ -1219,10 +1219,9 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
             return -1;
         if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, srv->path))
             return -1; /* not our endpoint */
-        if (srv->pending >= srv->cfg.max_pending && !evict_stale(srv, NULL)) {
-            cn_log_warn("link: refusing agent connection, %u handshakes pending", srv->pending);
-            return -1;
-        }
+        /* The link cap first: a handshake evicted below would still hold
+         * its link until lws closes it, so the newcomer would be refused
+         * anyway, for nothing. */
         if (srv->links >= srv->cfg.max_links) {
             cn_log_warn("link: refusing agent connection, %u links open", srv->links);
             return -1;
@@ -1230,10 +1229,18 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         char addr[64] = "?", peer[CN_LINK_ADDR_KEY_SIZE];
         lws_get_peer_simple(wsi, addr, sizeof(addr));
         cn_link_addr_key(addr, peer);
+        /* Then the address's cap: its victim also frees a slot of the
+         * total, so one newcomer costs one handshake, one from its own
+         * address (checking the total first dropped a stale handshake of
+         * another address, then one of this address as well). */
         pending_addr_t *p = addr_slot(srv, peer, 0);
         if (p && p->count >= srv->cfg.max_pending_per_addr && !evict_stale(srv, peer)) {
             cn_log_warn("link: refusing agent connection from %s, %u handshakes pending there",
                         peer, p->count);
+            return -1;
+        }
+        if (srv->pending >= srv->cfg.max_pending && !evict_stale(srv, NULL)) {
+            cn_log_warn("link: refusing agent connection, %u handshakes pending", srv->pending);
             return -1;
         }
         return 0;

@@ -433,6 +433,47 @@ static void test_per_address_cap(void **state)
     ev_stop(&w);
 }
 
+/* Both caps full at once, the newcomer's address being the one at its cap:
+ * one handshake yields, that address's, and the total stays at its cap. */
+static void test_both_caps_one_victim(void **state)
+{
+    (void)state;
+    ev_world_t w;
+    ev_start(&w, 4, 3, 0);
+    int x = client_open(&w, 1, 1000, 0); /* the fewest bytes and the oldest of all */
+    int a = client_open(&w, 0, 1005, 1);
+    int b = client_open(&w, 0, 1010, 1);
+    int c = client_open(&w, 0, 1015, 1);
+    assert_true(x >= 0 && a >= 0 && b >= 0 && c >= 0);
+    assert_pending(&w, 4);
+
+    assert_true(client_open(&w, 0, 1500, 0) >= 0);
+    assert_evicted(&w, a);
+    wait_closed(&w, 1);
+    assert_last_evicted(&w);
+    assert_pending(&w, 4);
+    assert_open(&w);
+    close_all(&w);
+    ev_stop(&w);
+}
+
+/* At the cap of links a newcomer is refused whatever is pending: dropping a
+ * stale handshake would not let it in. */
+static void test_links_cap_evicts_nobody(void **state)
+{
+    (void)state;
+    ev_world_t w;
+    ev_start(&w, 3, 3, 3);
+    for (int i = 0; i < 3; i++)
+        assert_true(client_open(&w, 0, 1000, 0) >= 0);
+    assert_int_equal(client_open(&w, 0, 2000, 0), -1);
+    wait_closed(&w, 0);
+    assert_pending(&w, 3);
+    assert_open(&w);
+    close_all(&w);
+    ev_stop(&w);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -440,6 +481,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_total_cap_victim),
         cmocka_unit_test(test_per_address_cap),
+        cmocka_unit_test(test_both_caps_one_victim),
+        cmocka_unit_test(test_links_cap_evicts_nobody),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
