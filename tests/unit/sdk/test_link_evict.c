@@ -334,6 +334,33 @@ static void close_all(ev_world_t *w)
     assert_int_equal(w->n_established, 0);
 }
 
+/* A newcomer at fake time `at` gets in and `victim` alone goes, as too slow;
+ * the pending count is what it was (one in, one out) and nobody else is
+ * closed. */
+static void admit_evicting(ev_world_t *w, int v6, uint64_t at, int victim)
+{
+    unsigned pending = cn_link_server_pending(w->srv, NULL);
+    int closed = w->n_closed;
+    assert_true(client_open(w, v6, at, 0) >= 0);
+    assert_evicted(w, victim);
+    wait_closed(w, closed + 1);
+    assert_last_evicted(w);
+    assert_pending(w, pending);
+    assert_open(w);
+}
+
+/* A newcomer at fake time `at` is refused (admitted = 0) or let in without
+ * an eviction (admitted = 1); either way nobody else is closed. */
+static void admit_alone(ev_world_t *w, int v6, uint64_t at, int admitted)
+{
+    unsigned pending = cn_link_server_pending(w->srv, NULL);
+    int closed = w->n_closed;
+    assert_int_equal(client_open(w, v6, at, 0) >= 0, admitted);
+    wait_closed(w, closed);
+    assert_pending(w, pending + (unsigned)admitted);
+    assert_open(w);
+}
+
 /* At the total cap a newcomer takes the slot of the stale handshake with the
  * fewest bytes received, the oldest of equals; one pending under 250 ms is
  * never taken, however few its bytes; with none stale the newcomer is
@@ -354,27 +381,14 @@ static void test_total_cap_victim(void **state)
 
     /* At 1500 all but d are stale: they go by bytes, then age, then no more. */
     const int order[] = {b, e, c, a};
-    for (int k = 0; k < 4; k++) {
-        assert_true(client_open(&w, 0, 1500, 0) >= 0);
-        assert_evicted(&w, order[k]);
-        wait_closed(&w, k + 1);
-        assert_last_evicted(&w);
-        assert_pending(&w, 5);
-        assert_open(&w);
-    }
+    for (int k = 0; k < 4; k++)
+        admit_evicting(&w, 0, 1500, order[k]);
 
     /* At 1649 the oldest left (d) is 249 ms pending: the newcomer is refused. */
-    assert_int_equal(client_open(&w, 0, 1649, 0), -1);
-    wait_closed(&w, 4);
-    assert_pending(&w, 5);
-    assert_open(&w);
+    admit_alone(&w, 0, 1649, 0);
     /* At 1650 d is 250 ms pending and goes. */
-    assert_true(client_open(&w, 0, 1650, 0) >= 0);
-    assert_evicted(&w, d);
-    wait_closed(&w, 5);
-    assert_last_evicted(&w);
+    admit_evicting(&w, 0, 1650, d);
     assert_pending(&w, 5);
-    assert_open(&w);
 
     close_all(&w);
     ev_stop(&w);
@@ -397,38 +411,20 @@ static void test_per_address_cap(void **state)
     assert_pending(&w, 4);
 
     /* None of 127.0.0.1's is 250 ms pending yet: refused. */
-    assert_int_equal(client_open(&w, 0, 1100, 0), -1);
-    assert_pending(&w, 4);
-    assert_open(&w);
-
-    assert_true(client_open(&w, 0, 1300, 0) >= 0);
-    assert_evicted(&w, b);
-    wait_closed(&w, 1);
-    assert_last_evicted(&w);
-    assert_pending(&w, 4);
-    assert_open(&w); /* x, the oldest with no bytes, is from ::1 */
-
+    admit_alone(&w, 0, 1100, 0);
+    /* b goes; x, the oldest with no bytes, stays: it is from ::1. */
+    admit_evicting(&w, 0, 1300, b);
     /* ::1 is below its cap and the total below its own: no eviction. */
-    assert_true(client_open(&w, 1, 1300, 0) >= 0);
-    wait_closed(&w, 1);
+    admit_alone(&w, 1, 1300, 1);
+    admit_evicting(&w, 0, 1300, c);
     assert_pending(&w, 5);
-    assert_open(&w);
-
-    assert_true(client_open(&w, 0, 1300, 0) >= 0);
-    assert_evicted(&w, c);
-    wait_closed(&w, 2);
-    assert_last_evicted(&w);
-    assert_pending(&w, 5);
-    assert_open(&w);
     close_all(&w);
 
     /* The counts are back where they started: three in, the fourth out. */
-    int n0 = w.n;
     for (int i = 0; i < 3; i++)
-        assert_true(client_open(&w, 0, 5000, 0) >= 0);
-    assert_int_equal(client_open(&w, 0, 5000, 0), -1);
+        admit_alone(&w, 0, 5000, 1);
+    admit_alone(&w, 0, 5000, 0);
     assert_pending(&w, 3);
-    assert_int_equal(w.n, n0 + 3);
     close_all(&w);
     ev_stop(&w);
 }
@@ -447,12 +443,8 @@ static void test_both_caps_one_victim(void **state)
     assert_true(x >= 0 && a >= 0 && b >= 0 && c >= 0);
     assert_pending(&w, 4);
 
-    assert_true(client_open(&w, 0, 1500, 0) >= 0);
-    assert_evicted(&w, a);
-    wait_closed(&w, 1);
-    assert_last_evicted(&w);
+    admit_evicting(&w, 0, 1500, a);
     assert_pending(&w, 4);
-    assert_open(&w);
     close_all(&w);
     ev_stop(&w);
 }
@@ -465,11 +457,8 @@ static void test_links_cap_evicts_nobody(void **state)
     ev_world_t w;
     ev_start(&w, 3, 3, 3);
     for (int i = 0; i < 3; i++)
-        assert_true(client_open(&w, 0, 1000, 0) >= 0);
-    assert_int_equal(client_open(&w, 0, 2000, 0), -1);
-    wait_closed(&w, 0);
-    assert_pending(&w, 3);
-    assert_open(&w);
+        admit_alone(&w, 0, 1000, 1);
+    admit_alone(&w, 0, 2000, 0); /* all three stale, none dropped */
     close_all(&w);
     ev_stop(&w);
 }
