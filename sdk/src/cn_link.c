@@ -114,6 +114,7 @@ struct cn_link {
     int closed_reported;
     uint64_t last_rx_ms, last_tx_ms, last_ping_ms;
     uint64_t started_ms;  /* creation: the handshake deadline counts from here */
+    uint64_t pending_ms;  /* server links: when counted pending, on the server's clock */
     uint64_t hs_rx_bytes; /* channel bytes received before the handshake completed */
     uint64_t bytes_in, bytes_out;
     uint64_t ping_seq;
@@ -474,10 +475,17 @@ static void pending_done(cn_link_t *l)
     }
 }
 
+/* The clock the eviction of stale handshakes reads (cfg.clock_ms: tests). */
+static uint64_t server_now(const cn_link_server_t *srv)
+{
+    return srv->cfg.clock_ms ? srv->cfg.clock_ms() : cn_time_mono_ms();
+}
+
 static void pending_add(cn_link_server_t *srv, cn_link_t *l)
 {
     srv->pending++;
     l->counted_pending = 1;
+    l->pending_ms = server_now(srv);
     pending_addr_t *pa = addr_slot(srv, l->peer, 1);
     if (pa)
         pa->count++;
@@ -498,21 +506,21 @@ static void pending_add(cn_link_server_t *srv, cn_link_t *l)
  * a burst of real ones is refused as before. Returns whether one went. */
 static bool evict_stale(cn_link_server_t *srv, const char *peer)
 {
-    uint64_t now = cn_time_mono_ms();
+    uint64_t now = server_now(srv);
     cn_link_t *victim = NULL;
     for (cn_link_t *l = srv->pending_head; l; l = l->pend_next) {
-        if (l->state == LINK_CLOSING || now - l->started_ms < HS_STALE_MS ||
+        if (l->state == LINK_CLOSING || now - l->pending_ms < HS_STALE_MS ||
             (peer && strcmp(l->peer, peer)))
             continue;
         if (!victim || l->hs_rx_bytes < victim->hs_rx_bytes ||
-            (l->hs_rx_bytes == victim->hs_rx_bytes && l->started_ms < victim->started_ms))
+            (l->hs_rx_bytes == victim->hs_rx_bytes && l->pending_ms < victim->pending_ms))
             victim = l;
     }
     if (!victim)
         return false;
     cn_log_info("link: handshake from %s dropped after %llu ms (%llu bytes) for a new "
                 "connection%s, at the cap of pending handshakes",
-                victim->peer, (unsigned long long)(now - victim->started_ms),
+                victim->peer, (unsigned long long)(now - victim->pending_ms),
                 (unsigned long long)victim->hs_rx_bytes, peer ? " from there" : "");
     link_fail(victim, CN_ETIMEOUT, CN_LINK_HANDSHAKE_TOO_SLOW);
     pending_done(victim); /* its slot is the newcomer's now, not when lws closes it */
@@ -1211,11 +1219,9 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
             return -1;
         if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, srv->path))
             return -1; /* not our endpoint */
-        /* The refusals that drop nobody first, then the address's cap
-         * before the total: a handshake dropped there frees a slot of
-         * both, and the total's check dropping one elsewhere first made
-         * two go for one newcomer (a link dropped counts until lws has
-         * closed it: at the cap of links, dropping frees nothing). */
+        /* The link cap first: a handshake evicted below would still hold
+         * its link until lws closes it, so the newcomer would be refused
+         * anyway, for nothing. */
         if (srv->links >= srv->cfg.max_links) {
             cn_log_warn("link: refusing agent connection, %u links open", srv->links);
             return -1;
@@ -1223,6 +1229,10 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         char addr[64] = "?", peer[CN_LINK_ADDR_KEY_SIZE];
         lws_get_peer_simple(wsi, addr, sizeof(addr));
         cn_link_addr_key(addr, peer);
+        /* Then the address's cap: its victim also frees a slot of the
+         * total, so one newcomer costs one handshake, one from its own
+         * address (checking the total first dropped a stale handshake of
+         * another address, then one of this address as well). */
         pending_addr_t *p = addr_slot(srv, peer, 0);
         if (p && p->count >= srv->cfg.max_pending_per_addr && !evict_stale(srv, peer)) {
             cn_log_warn("link: refusing agent connection from %s, %u handshakes pending there",
@@ -1364,6 +1374,16 @@ struct lws_protocols cn_link_server_protocol(cn_link_server_t *srv)
 unsigned cn_link_server_count(const cn_link_server_t *srv)
 {
     return srv ? srv->links : 0;
+}
+
+unsigned cn_link_server_pending(const cn_link_server_t *srv, uint64_t *rx_bytes)
+{
+    uint64_t sum = 0;
+    for (const cn_link_t *l = srv ? srv->pending_head : NULL; l; l = l->pend_next)
+        sum += l->hs_rx_bytes;
+    if (rx_bytes)
+        *rx_bytes = sum;
+    return srv ? srv->pending : 0;
 }
 
 /* ---- accessors ----------------------------------------------------------- */

@@ -211,7 +211,10 @@ typedef struct cn_link_server_config {
     cn_link_callbacks_t cb;
     void *ctx;
     cn_link_timing_t timing;
-    int flush_after_turn; /* as in cn_link_client_config_t */
+    int flush_after_turn;       /* as in cn_link_client_config_t */
+    uint64_t (*clock_ms)(void); /* the monotonic ms clock that dates pending handshakes for
+                                 * the eviction above; NULL = cn_time_mono_ms(). For tests:
+                                 * the 250 ms age without sleeping */
 } cn_link_server_config_t;
 
 /* The lws protocol entry for the raw client role; put a copy in the
@@ -236,6 +239,9 @@ void cn_link_server_free(cn_link_server_t *srv);
 struct lws_protocols cn_link_server_protocol(cn_link_server_t *srv);
 /* Links currently open on this server (any state). */
 unsigned cn_link_server_count(const cn_link_server_t *srv);
+/* Links in handshake counted against the pending caps, and (rx_bytes, optional) the
+ * channel bytes received from them so far. For tests. */
+unsigned cn_link_server_pending(const cn_link_server_t *srv, uint64_t *rx_bytes);
 
 /* lws timers the links of `context` hold: 1 while any link exists there
  * (they share one ticker, whatever their number: lws 4.1 inserts timers in

@@ -10,14 +10,9 @@
 #include "cn_mux.h"
 #include "cn_time.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
 #include <libwebsockets.h>
-#include <netinet/in.h>
 #include <sodium.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #define CHUNK (64 * 1024)
 
@@ -843,124 +838,6 @@ static void test_addr_key(void **state)
     assert_string_not_equal(a, c);
 }
 
-/* ---- the caps of pending handshakes ---------------------------------------- */
-
-/* A raw WebSocket upgrade to the world's server from source address `src`
- * (any 127.x address is ours on Linux), answered with 101 while the loop
- * turns; the socket then sends nothing: a handshake that stays pending. */
-static int raw_upgrade(world_t *w, const char *src)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    assert_int_equal(inet_pton(AF_INET, src, &a.sin_addr), 1);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    struct sockaddr_in d = {.sin_family = AF_INET, .sin_port = htons((uint16_t)w->port)};
-    assert_int_equal(inet_pton(AF_INET, "127.0.0.1", &d.sin_addr), 1);
-    assert_int_equal(connect(fd, (struct sockaddr *)&d, sizeof(d)), 0);
-    static const char req[] =
-        "GET /agent HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: " CN_LINK_SUBPROTOCOL "\r\n\r\n";
-    assert_int_equal(send(fd, req, sizeof(req) - 1, 0), (ssize_t)(sizeof(req) - 1));
-    char buf[1024];
-    size_t got = 0;
-    uint64_t end = cn_time_mono_ms() + 5000;
-    while (cn_time_mono_ms() < end && got < sizeof(buf) - 1) {
-        lws_service(w->ctx, 10);
-        ssize_t n = recv(fd, buf + got, sizeof(buf) - 1 - got, MSG_DONTWAIT);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
-            break; /* refused */
-        if (n > 0) {
-            got += (size_t)n;
-            buf[got] = 0;
-            if (strstr(buf, "\r\n\r\n"))
-                break;
-        }
-    }
-    buf[got] = 0;
-    if (strncmp(buf, "HTTP/1.1 101", 12)) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-/* Whether the server closed the connection (FIN or RST). */
-static bool raw_closed(int fd)
-{
-    char c;
-    ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT | MSG_PEEK);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
-}
-
-static void serve_ms(world_t *w, uint64_t ms)
-{
-    uint64_t end = cn_time_mono_ms() + ms;
-    while (cn_time_mono_ms() < end)
-        lws_service(w->ctx, 10);
-}
-
-/* A world whose server has these caps (0: the default). */
-static void caps_world(world_t *w, unsigned max_pending, unsigned per_addr, unsigned max_links)
-{
-    cn_link_server_config_t sc = {
-        .path = "/agent",
-        .binding = "ws://127.0.0.1/agent",
-        .mux_cb = &mux_cb,
-        .max_pending = max_pending,
-        .max_pending_per_addr = per_addr,
-        .max_links = max_links,
-    };
-    world_start_with(w, 0, 0, &sc);
-}
-
-/* At both caps (in all, and the newcomer's address's), a newcomer takes
- * the slot of one stale handshake of its own address, which frees a slot
- * of the total too: nobody else's goes. The total's check came first and
- * dropped the oldest stale handshake anywhere, then the address's check
- * dropped one of the newcomer's address as well: two gone for one. */
-static void test_pending_caps_evict_one(void **state)
-{
-    (void)state;
-    world_t w;
-    caps_world(&w, 2, 1, 0);
-    int other = raw_upgrade(&w, "127.0.0.3"); /* the oldest, of another address */
-    assert_true(other >= 0);
-    serve_ms(&w, 20); /* older by more than the clock's millisecond: no tie */
-    int mine = raw_upgrade(&w, "127.0.0.2");
-    assert_true(mine >= 0);
-    serve_ms(&w, 300); /* both stale (250 ms) */
-    int newcomer = raw_upgrade(&w, "127.0.0.2");
-    assert_true(newcomer >= 0);
-    serve_ms(&w, 100);
-    assert_true(raw_closed(mine));   /* its address's slot */
-    assert_false(raw_closed(other)); /* not this one too */
-    assert_false(raw_closed(newcomer));
-    close(other);
-    close(mine);
-    close(newcomer);
-    world_stop(&w);
-}
-
-/* At the cap of links, a newcomer is refused without dropping a pending
- * handshake whose slot it would not take (a link counts until lws has
- * closed it, so dropping one frees no link at once). */
-static void test_link_cap_refuses_without_eviction(void **state)
-{
-    (void)state;
-    world_t w;
-    caps_world(&w, 1, 0, 1);
-    int first = raw_upgrade(&w, "127.0.0.2");
-    assert_true(first >= 0);
-    serve_ms(&w, 300);
-    assert_int_equal(raw_upgrade(&w, "127.0.0.3"), -1);
-    serve_ms(&w, 100);
-    assert_false(raw_closed(first));
-    close(first);
-    world_stop(&w);
-}
-
 int main(void)
 {
     if (sodium_init() < 0)
@@ -978,8 +855,6 @@ int main(void)
         cmocka_unit_test(test_addr_key),
         cmocka_unit_test(test_many_links_one_timer),
         cmocka_unit_test(test_own_stall_is_not_peer_silence),
-        cmocka_unit_test(test_pending_caps_evict_one),
-        cmocka_unit_test(test_link_cap_refuses_without_eviction),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
